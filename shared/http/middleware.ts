@@ -1,0 +1,185 @@
+/**
+ * The handler chain every HTTP function shares (middy): request id, CORS,
+ * body parsing with the API's limits, and error mapping to API.md §6.
+ * A handler only sees a parsed HttpRequest and returns an HttpResponse.
+ */
+import { randomUUID } from 'node:crypto';
+import middy from '@middy/core';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { ApiError } from './errors.ts';
+import { storeFaultToApiError } from '../store/errors.ts';
+import { config } from '../config.ts';
+
+export const logger = new Logger({ serviceName: 'kairos' });
+
+export interface HttpRequest {
+  readonly requestId: string;
+  readonly method: string;
+  readonly routeKey: string;
+  readonly path: string;
+  /** Lower-cased header names. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly pathParameters: Readonly<Record<string, string>>;
+  readonly query: Readonly<Record<string, string>>;
+  /** Raw body text (decoded from base64 when needed). */
+  readonly rawBody: string;
+  /** Parsed JSON body when the route parses JSON, else undefined. */
+  readonly body: unknown;
+  readonly contentType: string;
+  readonly event: APIGatewayProxyEventV2;
+}
+
+export interface HttpResponse {
+  readonly status: number;
+  readonly body?: unknown;
+  readonly headers?: Record<string, string>;
+}
+
+export interface HttpOptions {
+  /** Maximum body size in bytes; larger gives 413. */
+  readonly maxBodyBytes: number;
+  /** Send CORS headers (source routes). */
+  readonly cors: boolean;
+  /**
+   * How the body is read: `json` requires JSON (415 otherwise), `json-or-yaml`
+   * leaves a YAML body unparsed for the handler, `none` ignores it.
+   */
+  readonly body: 'json' | 'json-or-yaml' | 'none';
+}
+
+const CORS_HEADERS = {
+  'access-control-allow-methods': 'GET,POST,PUT,DELETE,OPTIONS',
+  'access-control-allow-headers': 'authorization,content-type,x-request-id',
+  'access-control-max-age': '600',
+  'access-control-expose-headers': 'x-request-id,retry-after',
+};
+
+export function corsHeaders(origin: string | undefined): Record<string, string> {
+  const allowed = config.KAIROS_CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean);
+  if (allowed.includes('*')) return { 'access-control-allow-origin': '*', ...CORS_HEADERS };
+  if (origin && allowed.includes(origin)) {
+    return { 'access-control-allow-origin': origin, vary: 'Origin', ...CORS_HEADERS };
+  }
+  return {};
+}
+
+function lowerHeaders(headers: APIGatewayProxyEventV2['headers'] | undefined): Record<string, string> {
+  const out: Record<string, string> = Object.create(null);
+  for (const [k, v] of Object.entries(headers ?? {})) if (typeof v === 'string') out[k.toLowerCase()] = v;
+  return out;
+}
+
+function decodeBody(event: APIGatewayProxyEventV2): string {
+  if (event.body === undefined || event.body === null) return '';
+  return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+}
+
+function isJsonType(contentType: string): boolean {
+  const base = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
+  return base === 'application/json' || base === 'text/plain' || base.endsWith('+json');
+}
+
+function isYamlType(contentType: string): boolean {
+  const base = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
+  return base === 'application/yaml' || base === 'application/x-yaml' || base === 'text/yaml';
+}
+
+export function parseRequest(event: APIGatewayProxyEventV2, options: HttpOptions): HttpRequest {
+  const headers = lowerHeaders(event.headers);
+  const requestId = event.requestContext?.requestId || randomUUID();
+  const contentType = headers['content-type'] ?? '';
+  const byteLength = event.body
+    ? event.isBase64Encoded
+      ? Math.floor((event.body.length * 3) / 4)
+      : Buffer.byteLength(event.body, 'utf8')
+    : 0;
+  if (byteLength > options.maxBodyBytes) {
+    throw new ApiError('payload_too_large', `The body is larger than ${options.maxBodyBytes} bytes`);
+  }
+  const rawBody = options.body === 'none' ? '' : decodeBody(event);
+  let body: unknown;
+  if (options.body !== 'none' && rawBody.length > 0) {
+    if (options.body === 'json-or-yaml' && isYamlType(contentType)) {
+      body = undefined;
+    } else {
+      // Segment's SDKs and browsers' sendBeacon send text/plain; no content type is read as JSON.
+      if (contentType !== '' && !isJsonType(contentType)) {
+        throw new ApiError('unsupported_media_type', 'The body must be JSON (application/json)');
+      }
+      try {
+        body = JSON.parse(rawBody);
+      } catch {
+        throw new ApiError('invalid_json', 'The body is not valid JSON');
+      }
+    }
+  }
+  const query: Record<string, string> = Object.create(null);
+  for (const [k, v] of Object.entries(event.queryStringParameters ?? {})) if (typeof v === 'string') query[k] = v;
+  return {
+    requestId,
+    method: event.requestContext?.http?.method ?? 'GET',
+    routeKey: event.routeKey,
+    path: event.rawPath,
+    headers,
+    pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
+    query,
+    rawBody,
+    body,
+    contentType,
+    event,
+  };
+}
+
+function respond(
+  status: number,
+  body: unknown,
+  requestId: string,
+  extra: Record<string, string>,
+): APIGatewayProxyStructuredResultV2 {
+  return {
+    statusCode: status,
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      'x-request-id': requestId,
+      'cache-control': 'no-store',
+      ...extra,
+    },
+    body: body === undefined ? '' : JSON.stringify(body),
+  };
+}
+
+export function errorResponse(error: unknown, requestId: string, cors: Record<string, string>): APIGatewayProxyStructuredResultV2 {
+  const apiError = error instanceof ApiError ? error : storeFaultToApiError(error);
+  if (apiError) {
+    const extra: Record<string, string> = { ...cors, ...(apiError.headers ?? {}) };
+    if (apiError.retryAfter !== undefined) extra['retry-after'] = String(apiError.retryAfter);
+    if (apiError.status >= 500) logger.warn('request failed', { code: apiError.code, error: error as Error });
+    return respond(apiError.status, apiError.toBody(), requestId, extra);
+  }
+  logger.error('unhandled error', { error: error as Error });
+  return respond(500, { error: { code: 'internal', message: 'Internal error' } }, requestId, cors);
+}
+
+type Handler = (request: HttpRequest, context: Context) => Promise<HttpResponse>;
+
+/** Build a Lambda handler for API Gateway HTTP API (payload 2.0) events. */
+export function httpHandler(handler: Handler, options: HttpOptions) {
+  const core = async (event: APIGatewayProxyEventV2, context: Context): Promise<APIGatewayProxyStructuredResultV2> => {
+    const headers = lowerHeaders(event.headers);
+    const cors = options.cors ? corsHeaders(headers.origin) : {};
+    const requestId = event.requestContext?.requestId || randomUUID();
+    if (event.requestContext?.http?.method === 'OPTIONS') {
+      return { statusCode: 204, headers: { ...cors, 'x-request-id': requestId }, body: '' };
+    }
+    try {
+      const request = parseRequest(event, options);
+      const result = await handler(request, context);
+      return respond(result.status, result.body, request.requestId, { ...cors, ...(result.headers ?? {}) });
+    } catch (error) {
+      return errorResponse(error, requestId, cors);
+    }
+  };
+  return middy(core).use(injectLambdaContext(logger, { clearState: true }));
+}

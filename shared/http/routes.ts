@@ -1,0 +1,98 @@
+/**
+ * The one route table of the public HTTP API. The CDK stack creates an API
+ * Gateway route per entry; the local stack dispatches with it; tests walk it.
+ */
+
+export type FunctionName = 'ingest' | 'decide' | 'admin' | 'health';
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+/**
+ * - `writeKey`: a source's write key, checked in the function (Basic auth or
+ *   the body `writeKey` that Segment clients send, which an API Gateway
+ *   authorizer cannot read).
+ * - `iam`: SigV4 on the API Gateway route when deployed; the admin bearer
+ *   token on the local stack.
+ * - `none`: public (health only).
+ */
+export type RouteAuth = 'writeKey' | 'iam' | 'none';
+
+export interface Route {
+  readonly method: HttpMethod;
+  /** API Gateway path syntax, `{name}` for a path parameter. */
+  readonly path: string;
+  readonly function: FunctionName;
+  readonly auth: RouteAuth;
+  /** Browsers call it: answer preflight and send CORS headers. */
+  readonly cors: boolean;
+}
+
+const source = (method: HttpMethod, path: string, fn: FunctionName): Route => ({
+  method,
+  path,
+  function: fn,
+  auth: 'writeKey',
+  cors: true,
+});
+const admin = (method: HttpMethod, path: string): Route => ({
+  method,
+  path,
+  function: 'admin',
+  auth: 'iam',
+  cors: false,
+});
+
+export const EVENT_ROUTES = ['batch', 'track', 'identify', 'page', 'screen', 'alias', 'group'] as const;
+export type EventRoute = (typeof EVENT_ROUTES)[number];
+
+export const routes: readonly Route[] = [
+  ...EVENT_ROUTES.map((name) => source('POST', `/v1/${name}`, 'ingest')),
+  source('POST', '/v1/decide', 'decide'),
+  { method: 'GET', path: '/v1/health', function: 'health', auth: 'none', cors: true },
+  admin('GET', '/v1/admin/profiles/{userId}'),
+  admin('GET', '/v1/admin/catalog'),
+  admin('PUT', '/v1/admin/catalog'),
+  admin('POST', '/v1/admin/catalog/validate'),
+  admin('POST', '/v1/admin/simulate'),
+];
+
+/** API Gateway's route key: `POST /v1/batch`. */
+export const routeKey = (route: Pick<Route, 'method' | 'path'>): string => `${route.method} ${route.path}`;
+
+/** Match a concrete path against the table; returns the route and its path parameters. */
+export function matchRoute(
+  method: string,
+  path: string,
+): { route: Route; pathParameters: Record<string, string> } | { route: undefined; allowed: HttpMethod[] } {
+  const allowed: HttpMethod[] = [];
+  for (const route of routes) {
+    const params = matchPath(route.path, path);
+    if (!params) continue;
+    if (route.method === method) return { route, pathParameters: params };
+    allowed.push(route.method);
+  }
+  return { route: undefined, allowed };
+}
+
+function matchPath(pattern: string, path: string): Record<string, string> | undefined {
+  const want = pattern.split('/');
+  const got = path.split('/');
+  if (want.length !== got.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const w = want[i] ?? '';
+    const g = got[i] ?? '';
+    if (w.startsWith('{') && w.endsWith('}')) {
+      if (g === '') return undefined;
+      let value: string;
+      try {
+        value = decodeURIComponent(g);
+      } catch {
+        return undefined;
+      }
+      params[w.slice(1, -1)] = value;
+    } else if (w !== g) {
+      return undefined;
+    }
+  }
+  return params;
+}

@@ -1,0 +1,92 @@
+/**
+ * The one definition of every DynamoDB table. Read by the CDK stack
+ * (infra/), the store (shared/store), the local stack (local/) and the tests.
+ * Plain data: no AWS SDK or CDK import, so every reader can use it.
+ */
+
+export type AttributeType = 'S' | 'N' | 'B';
+
+export interface KeyDefinition {
+  readonly name: string;
+  readonly type: AttributeType;
+}
+
+export interface IndexDefinition {
+  readonly indexName: string;
+  readonly partitionKey: KeyDefinition;
+  readonly sortKey?: KeyDefinition;
+  /** Attributes projected besides the keys; `ALL` projects the whole item. */
+  readonly projection: 'ALL' | 'KEYS_ONLY';
+}
+
+export interface TableDefinition {
+  /** Logical id, used as the CDK construct id. */
+  readonly id: 'Events' | 'Profiles' | 'Control';
+  /** Environment variable through which functions learn the physical name. */
+  readonly envVar: 'EVENTS_TABLE' | 'PROFILES_TABLE' | 'CONTROL_TABLE';
+  /** Physical name on the local stack (prefixed by KAIROS_TABLE_PREFIX). */
+  readonly localName: string;
+  readonly partitionKey: KeyDefinition;
+  readonly sortKey?: KeyDefinition;
+  /** Epoch-seconds attribute after which DynamoDB deletes the item. */
+  readonly timeToLiveAttribute?: string;
+  /** Stream view type; only the Events table streams. */
+  readonly stream?: 'NEW_IMAGE';
+  readonly globalSecondaryIndexes?: readonly IndexDefinition[];
+}
+
+/**
+ * Events: the accepted history. One item per accepted message, keyed by
+ * `<sourceId>#<messageId>` so the conditional put that stores it is also the
+ * exactly-once check. The stream (NEW_IMAGE) feeds the profile function.
+ * Items expire (`expiresAt`) after the history retention (>= the 30-day
+ * deduplication window).
+ */
+export const eventsTable = {
+  id: 'Events',
+  envVar: 'EVENTS_TABLE',
+  localName: 'kairos-events',
+  partitionKey: { name: 'pk', type: 'S' },
+  timeToLiveAttribute: 'expiresAt',
+  stream: 'NEW_IMAGE',
+  globalSecondaryIndexes: [
+    {
+      // A customer's history, newest first: profileKey = u#<userId> | a#<anonymousId>,
+      // sortKey = <timestamp ISO>#<messageId>.
+      indexName: 'byProfile',
+      partitionKey: { name: 'profileKey', type: 'S' },
+      sortKey: { name: 'sortKey', type: 'S' },
+      projection: 'ALL',
+    },
+  ],
+} as const satisfies TableDefinition;
+
+/**
+ * Profiles: the single customer view, one item per profile key
+ * (`u#<userId>` or `a#<anonymousId>`), plus short-lived "applied" markers
+ * (`m#<event pk>`) that make stream redelivery a no-op. Markers expire after
+ * `expiresAt` (longer than the 24 h a stream record lives).
+ */
+export const profilesTable = {
+  id: 'Profiles',
+  envVar: 'PROFILES_TABLE',
+  localName: 'kairos-profiles',
+  partitionKey: { name: 'pk', type: 'S' },
+  timeToLiveAttribute: 'expiresAt',
+} as const satisfies TableDefinition;
+
+/**
+ * Control: write keys (hashed), catalog versions (chunked), learning stats.
+ */
+export const controlTable = {
+  id: 'Control',
+  envVar: 'CONTROL_TABLE',
+  localName: 'kairos-control',
+  partitionKey: { name: 'pk', type: 'S' },
+  sortKey: { name: 'sk', type: 'S' },
+  timeToLiveAttribute: 'expiresAt',
+} as const satisfies TableDefinition;
+
+export const tables = [eventsTable, profilesTable, controlTable] as const satisfies readonly TableDefinition[];
+
+export type TableName = (typeof tables)[number]['id'];
