@@ -1,0 +1,174 @@
+import { Duration } from 'aws-cdk-lib';
+import type { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
+import {
+  Alarm,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type IAlarmAction,
+  Metric,
+  SingleValueWidget,
+  Stats,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+export interface KairosMonitoringProps {
+  /** Every function, by manifest name. */
+  readonly functions: Readonly<Record<string, LambdaFunction>>;
+
+  /** The function reading the Events stream. */
+  readonly streamConsumer: LambdaFunction;
+
+  /** The stream's on-failure queue. */
+  readonly failureQueue: IQueue;
+
+  readonly httpApi: HttpApi;
+
+  /**
+   * Alarm when the stream consumer lags this far behind (age of the newest
+   * record in the last batch). Stream records live 24 h.
+   * @default Duration.minutes(5)
+   */
+  readonly iteratorAgeThreshold?: Duration;
+
+  /**
+   * Where alarms notify (for example an SNS topic action). Alarms exist and
+   * show state in the console either way.
+   * @default - no action
+   */
+  readonly alarmActions?: readonly IAlarmAction[];
+
+  /**
+   * Create the operations dashboard.
+   * @default true
+   */
+  readonly dashboard?: boolean;
+}
+
+/**
+ * Alarms for what must never go unnoticed — a record given up on, a stream
+ * falling behind, a function failing — and one dashboard of the hot paths.
+ */
+export class KairosMonitoring extends Construct {
+  public readonly failureQueueAlarm: Alarm;
+  public readonly iteratorAgeAlarm: Alarm;
+  public readonly functionErrorAlarms: Readonly<Record<string, Alarm>>;
+  public readonly dashboard?: Dashboard;
+
+  constructor(scope: Construct, id: string, props: KairosMonitoringProps) {
+    super(scope, id);
+    const actions = props.alarmActions ?? [];
+    const withActions = (alarm: Alarm): Alarm => {
+      alarm.addAlarmAction(...actions);
+      alarm.addOkAction(...actions);
+      return alarm;
+    };
+
+    this.failureQueueAlarm = withActions(
+      new Alarm(this, 'StreamFailureQueueNotEmpty', {
+        alarmDescription:
+          'Events stream records were given up on after bounded retries: some accepted events are not in any profile. Inspect the failure queue and replay.',
+        metric: props.failureQueue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(1),
+          statistic: Stats.MAXIMUM,
+        }),
+        threshold: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+    );
+
+    const iteratorAgeThreshold = props.iteratorAgeThreshold ?? Duration.minutes(5);
+    this.iteratorAgeAlarm = withActions(
+      new Alarm(this, 'StreamIteratorAge', {
+        alarmDescription: `The profile function is more than ${iteratorAgeThreshold.toHumanString()} behind the Events stream: profiles are stale and records near 24 h are lost.`,
+        metric: props.streamConsumer.metric('IteratorAge', { period: Duration.minutes(1), statistic: Stats.MAXIMUM }),
+        threshold: iteratorAgeThreshold.toMilliseconds(),
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 5,
+        datapointsToAlarm: 3,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+    );
+
+    const errorAlarms: Record<string, Alarm> = {};
+    for (const [name, fn] of Object.entries(props.functions)) {
+      errorAlarms[name] = withActions(
+        new Alarm(this, `${name}Errors`, {
+          alarmDescription: `The ${name} function failed (unhandled error, timeout or out of memory). HTTP handlers map every expected error to a response, so any Lambda error is a defect or an outage.`,
+          metric: fn.metricErrors({ period: Duration.minutes(5), statistic: Stats.SUM }),
+          threshold: 1,
+          comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
+    this.functionErrorAlarms = errorAlarms;
+
+    if (props.dashboard ?? true) {
+      const api = props.httpApi;
+      const fns = Object.entries(props.functions);
+      const apiMetric = (metricName: string, statistic: string) =>
+        new Metric({
+          namespace: 'AWS/ApiGateway',
+          metricName,
+          dimensionsMap: { ApiId: api.apiId },
+          statistic,
+          period: Duration.minutes(1),
+        });
+      this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
+      this.dashboard.addWidgets(
+        new TextWidget({ markdown: '# Kairos\nAPI, functions and the Events → Profiles stream', width: 24, height: 2 }),
+      );
+      this.dashboard.addWidgets(
+        new GraphWidget({
+          title: 'API requests and errors',
+          left: [apiMetric('Count', Stats.SUM)],
+          right: [apiMetric('4xx', Stats.SUM), apiMetric('5xx', Stats.SUM)],
+          width: 12,
+        }),
+        new GraphWidget({
+          title: 'API latency (p50, p99)',
+          left: [apiMetric('Latency', Stats.p(50)), apiMetric('Latency', Stats.p(99))],
+          width: 12,
+        }),
+      );
+      this.dashboard.addWidgets(
+        new GraphWidget({
+          title: 'Function duration p99',
+          left: fns.map(([name, fn]) =>
+            fn.metricDuration({ statistic: Stats.p(99), period: Duration.minutes(1), label: name }),
+          ),
+          width: 12,
+        }),
+        new GraphWidget({
+          title: 'Function errors and throttles',
+          left: fns.map(([name, fn]) => fn.metricErrors({ period: Duration.minutes(1), label: `${name} errors` })),
+          right: fns.map(([name, fn]) =>
+            fn.metricThrottles({ period: Duration.minutes(1), label: `${name} throttles` }),
+          ),
+          width: 12,
+        }),
+      );
+      this.dashboard.addWidgets(
+        new GraphWidget({
+          title: 'Events stream iterator age (ms)',
+          left: [this.iteratorAgeAlarm.metric],
+          leftAnnotations: [this.iteratorAgeAlarm.toAnnotation()],
+          width: 12,
+        }),
+        new SingleValueWidget({
+          title: 'Stream failure queue (records given up on)',
+          metrics: [this.failureQueueAlarm.metric],
+          width: 12,
+        }),
+      );
+    }
+  }
+}

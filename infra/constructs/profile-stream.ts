@@ -1,0 +1,105 @@
+import { Duration, Validations } from 'aws-cdk-lib';
+import { FilterCriteria, FilterRule, StartingPosition, type IFunction } from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { KairosTable } from './kairos-table.ts';
+
+export interface ProfileStreamProps {
+  /** The table whose stream is read (Events, stream NEW_IMAGE). */
+  readonly source: KairosTable;
+
+  /** The function that applies each record (the profile function). */
+  readonly target: IFunction;
+
+  /**
+   * Records per invocation.
+   * @default 100
+   */
+  readonly batchSize?: number;
+
+  /**
+   * How long Lambda may wait to fill a batch. Small: an accepted event should
+   * reach the profile within about a second.
+   * @default Duration.seconds(1)
+   */
+  readonly maxBatchingWindow?: Duration;
+
+  /**
+   * Retries of a failing batch (after bisecting) before its records go to the failure queue.
+   * @default 5
+   */
+  readonly retryAttempts?: number;
+
+  /**
+   * Records older than this go to the failure queue instead of being retried
+   * (a stream record lives 24 h; a poison record must never block its shard that long).
+   * @default Duration.hours(6)
+   */
+  readonly maxRecordAge?: Duration;
+
+  /**
+   * Concurrent batches per shard. Lambda keeps the order of records with the
+   * same partition key; events of one customer have different keys anyway, so
+   * the profile function must (and does) tolerate concurrent updates.
+   * @default 2
+   */
+  readonly parallelizationFactor?: number;
+
+  /**
+   * How long a failed record's metadata is kept in the failure queue.
+   * @default Duration.days(14) (SQS maximum)
+   */
+  readonly failureRetention?: Duration;
+}
+
+/**
+ * The Events stream → profile function event source mapping, with the
+ * failure handling that keeps "nothing accepted is lost" honest: partial batch
+ * responses (only failed records are retried, from the first failed sequence
+ * number), bisect on error, bounded retries and record age, and an encrypted
+ * on-failure queue that receives the coordinates of every record given up on.
+ * Only INSERT records reach the function: an event item is written once and
+ * never modified; REMOVE records (TTL expiry, erasure) must not touch profiles.
+ */
+export class ProfileStream extends Construct {
+  /** Receives the shard, sequence numbers and batch info of records given up on (not the records themselves). */
+  public readonly failureQueue: Queue;
+  public readonly eventSource: DynamoEventSource;
+
+  constructor(scope: Construct, id: string, props: ProfileStreamProps) {
+    super(scope, id);
+    if (!props.source.definition.stream) {
+      throw new Error(`ProfileStream: table ${props.source.definition.id} declares no stream`);
+    }
+    const retryAttempts = props.retryAttempts ?? 5;
+    if (retryAttempts < 0 || retryAttempts > 100) {
+      throw new Error(`ProfileStream: retryAttempts must be bounded (0..100), got ${retryAttempts}`);
+    }
+
+    this.failureQueue = new Queue(this, 'FailureQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: props.failureRetention ?? Duration.days(14),
+    });
+    Validations.of(this.failureQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This queue is itself the on-failure destination (dead-letter) of the Events stream mapping; it holds records to replay by hand and is watched by an alarm, so it needs no DLQ of its own.',
+    });
+
+    this.eventSource = new DynamoEventSource(props.source.table, {
+      startingPosition: StartingPosition.TRIM_HORIZON,
+      batchSize: props.batchSize ?? 100,
+      maxBatchingWindow: props.maxBatchingWindow ?? Duration.seconds(1),
+      reportBatchItemFailures: true,
+      bisectBatchOnError: true,
+      retryAttempts,
+      maxRecordAge: props.maxRecordAge ?? Duration.hours(6),
+      parallelizationFactor: props.parallelizationFactor ?? 2,
+      filters: [FilterCriteria.filter({ eventName: FilterRule.isEqual('INSERT') })],
+      onFailure: new SqsDlq(this.failureQueue),
+    });
+    props.target.addEventSource(this.eventSource);
+  }
+}

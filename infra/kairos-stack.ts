@@ -1,0 +1,122 @@
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import type { IAlarmAction } from 'aws-cdk-lib/aws-cloudwatch';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { functionDefinitions, type LambdaName } from '../shared/functions.ts';
+import { routes, type FunctionName } from '../shared/http/routes.ts';
+import { tables, type TableName } from '../shared/store/tables.ts';
+import { KairosFunction } from './constructs/kairos-function.ts';
+import { KairosHttpApi } from './constructs/kairos-http-api.ts';
+import { KairosMonitoring } from './constructs/kairos-monitoring.ts';
+import { KairosTable } from './constructs/kairos-table.ts';
+import { ProfileStream } from './constructs/profile-stream.ts';
+
+export interface KairosStackProps extends StackProps {
+  /**
+   * Retention of the functions' logs.
+   * @default RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
+
+  /**
+   * Where the alarms notify (for example an SNS topic action of the operator's).
+   * @default - no action; alarms still show their state
+   */
+  readonly alarmActions?: readonly IAlarmAction[];
+
+  /**
+   * Extra environment for every function (e.g. KAIROS_CORS_ORIGINS, KAIROS_HISTORY_DAYS).
+   * @default - none
+   */
+  readonly functionEnvironment?: Record<string, string>;
+}
+
+/**
+ * Kairos in one stack: the three tables, one function per manifest entry
+ * with exactly the manifest's table access, the HTTP API from the route
+ * table, the Events stream → profile mapping with its failure queue, alarms
+ * and a dashboard. Environment-agnostic: no lookups, no account or region.
+ */
+export class KairosStack extends Stack {
+  public readonly tables: Readonly<Record<TableName, KairosTable>>;
+  public readonly functions: Readonly<Record<LambdaName, KairosFunction>>;
+  public readonly api: KairosHttpApi;
+  public readonly profileStream: ProfileStream;
+  public readonly monitoring: KairosMonitoring;
+
+  constructor(scope: Construct, id: string, props: KairosStackProps = {}) {
+    super(scope, id, {
+      description: 'Kairos: real-time next-best-action engine (API, functions, tables, stream)',
+      ...props,
+    });
+
+    const tableById = {} as Record<TableName, KairosTable>;
+    for (const definition of tables) {
+      tableById[definition.id] = new KairosTable(this, definition.id, { definition });
+    }
+    this.tables = tableById;
+
+    const functionByName = {} as Record<LambdaName, KairosFunction>;
+    for (const [name, definition] of Object.entries(functionDefinitions) as [
+      LambdaName,
+      (typeof functionDefinitions)[LambdaName],
+    ][]) {
+      const fn = new KairosFunction(this, capitalize(name), {
+        entry: definition.entry,
+        description: definition.description,
+        memorySize: definition.memorySize,
+        timeout: Duration.seconds(definition.timeoutSeconds),
+        logRetention: props.logRetention,
+        environment: props.functionEnvironment,
+      });
+      for (const [tableId, access] of Object.entries(definition.tables) as [TableName, 'read' | 'readwrite'][]) {
+        const table = tableById[tableId];
+        if (!table) throw new Error(`Function ${name}: unknown table ${tableId} in the manifest`);
+        fn.bindTable(table, access);
+      }
+      functionByName[name] = fn;
+    }
+    this.functions = functionByName;
+
+    const streamReaders = (Object.keys(functionDefinitions) as LambdaName[]).filter(
+      (name) => (functionDefinitions[name] as { readsStream?: boolean }).readsStream,
+    );
+    if (streamReaders.length !== 1 || !streamReaders[0]) {
+      throw new Error(`Exactly one function must read the Events stream; the manifest names ${streamReaders.length}`);
+    }
+    const streamReader = functionByName[streamReaders[0]];
+    this.profileStream = new ProfileStream(this, 'ProfileStream', {
+      source: tableById.Events,
+      target: streamReader,
+    });
+
+    const httpFunctions = {} as Record<FunctionName, KairosFunction>;
+    for (const route of routes) {
+      const fn = functionByName[route.function as LambdaName];
+      if (!fn) throw new Error(`Route ${route.method} ${route.path}: no function "${route.function}" in the manifest`);
+      httpFunctions[route.function] = fn;
+    }
+    this.api = new KairosHttpApi(this, 'Api', { routes, functions: httpFunctions });
+
+    this.monitoring = new KairosMonitoring(this, 'Monitoring', {
+      functions: functionByName,
+      streamConsumer: streamReader,
+      failureQueue: this.profileStream.failureQueue,
+      httpApi: this.api.httpApi,
+      alarmActions: props.alarmActions,
+    });
+
+    new CfnOutput(this, 'ApiUrl', {
+      description: 'Base URL of the Kairos HTTP API',
+      value: this.api.url,
+    });
+    new CfnOutput(this, 'StreamFailureQueueUrl', {
+      description: 'Events stream records given up on (shard and sequence numbers to replay)',
+      value: this.profileStream.failureQueue.queueUrl,
+    });
+  }
+}
+
+function capitalize(name: string): string {
+  return name.charAt(0).toUpperCase() + name.slice(1);
+}
