@@ -1,4 +1,65 @@
-// Placeholder until this function lands; replaced by its implementation.
-export const handler = async (): Promise<never> => {
-  throw new Error('not implemented');
-};
+/**
+ * POST /v1/batch, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/alias,
+ * /v1/group — Segment-compatible ingestion (API.md §2):
+ * parse (500 KB, JSON) → write key → validate and normalise → store exactly once.
+ */
+import { randomUUID } from 'node:crypto';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { config } from '#shared/config.ts';
+import { authenticateWriteKey } from '#http/auth.ts';
+import { ApiError, formatPath } from '#http/errors.ts';
+import { httpHandler, type HttpRequest } from '#http/middleware.ts';
+import { EVENT_ROUTES, type EventRoute } from '#http/routes.ts';
+import { MAX_BODY_BYTES } from '#domain/ingest/limits.ts';
+import { isWhollyRejected, planIngest, responseBody, type Issue } from '#domain/ingest/normalise.ts';
+import { storeEvents } from '#store/events.ts';
+
+export const metrics = new Metrics({ namespace: 'Kairos', serviceName: 'ingest' });
+
+const ROUTE = new RegExp(`^/v1/(${EVENT_ROUTES.join('|')})$`);
+
+/** The event route of the request, from API Gateway's route key (or the path). */
+function eventRouteOf(request: HttpRequest): EventRoute {
+  const [method, path] = request.routeKey.includes(' ') ? request.routeKey.split(' ', 2) : [request.method, request.path];
+  const name = ROUTE.exec(path ?? '')?.[1] ?? ROUTE.exec(request.path)?.[1];
+  if (!name) throw new ApiError('not_found', 'No such route');
+  if ((method ?? request.method) !== 'POST') throw new ApiError('method_not_allowed', 'Use POST', undefined, undefined, { allow: 'POST' });
+  return name as EventRoute;
+}
+
+const invalid = (message: string, issues: readonly Issue[]) =>
+  new ApiError(
+    'validation_failed',
+    message,
+    issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message })),
+  );
+
+export const handler = httpHandler(
+  async (request) => {
+    metrics.addMetric('requests', MetricUnit.Count, 1);
+    const route = eventRouteOf(request);
+    const { sourceId } = await authenticateWriteKey(request);
+    const plan = planIngest(request.body, {
+      route,
+      sourceId,
+      receivedAt: Date.now(),
+      historyDays: config.KAIROS_HISTORY_DAYS,
+      newMessageId: randomUUID,
+    });
+    if (!plan.ok) {
+      const first = plan.issues[0];
+      throw invalid(first ? `${formatPath(first.path)}: ${first.message}` : 'The request is invalid', plan.issues);
+    }
+    metrics.addMetric('rejected', MetricUnit.Count, plan.rejections.length);
+    if (isWhollyRejected(plan)) {
+      const what = plan.rejections.length === 1 ? (plan.rejections[0]?.message ?? '') : `all ${plan.rejections.length} messages were rejected`;
+      throw invalid(what, plan.issues);
+    }
+    const stored = await storeEvents(plan.events);
+    metrics.addMetric('accepted', MetricUnit.Count, stored.accepted);
+    metrics.addMetric('duplicates', MetricUnit.Count, stored.duplicates);
+    return { status: 200, body: responseBody(plan, stored) };
+  },
+  { maxBodyBytes: MAX_BODY_BYTES, cors: true, body: 'json' },
+).use(logMetrics(metrics));

@@ -1,0 +1,116 @@
+/**
+ * The limits of API.md §2 and the structural checks that keep hostile input
+ * away from the store: nesting depth, prototype-pollution keys, and values
+ * DynamoDB (or its SDK's marshaller) would refuse with a fault instead of a
+ * clear 4xx. Everything here is iterative: a 100,000-level document cannot
+ * overflow the stack.
+ */
+
+export const MAX_MESSAGES_PER_BATCH = 500;
+export const MAX_BODY_BYTES = 500 * 1024;
+export const MAX_MESSAGE_BYTES = 32 * 1024;
+/** Levels of objects/arrays below the message itself (`properties` is level 1). */
+export const MAX_NESTING = 10;
+export const MAX_MESSAGE_ID_LENGTH = 100;
+export const MAX_ID_LENGTH = 256;
+export const MAX_EVENT_NAME_LENGTH = 200;
+export const MAX_NAME_LENGTH = 1000;
+/** A corrected timestamp further ahead of receipt than this is refused. */
+export const MAX_FUTURE_MS = 60 * 60 * 1000;
+
+/**
+ * Keys that can rewrite an object's prototype when the document is later
+ * merged or assigned by careless code (ours or a downstream consumer's).
+ */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+// DynamoDB numbers: 38 significant digits, magnitude 1e-130 .. 9.99e125. The SDK
+// marshaller additionally refuses JS numbers outside the safe-integer range (and
+// the unmarshaller would turn them into BigInt), so that range is the real one.
+const MIN_MAGNITUDE = 1e-130;
+
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+export function hasControlCharacters(value: string): boolean {
+  return CONTROL_CHARACTERS.test(value);
+}
+
+/** A string that is not valid Unicode (a lone UTF-16 surrogate) cannot be stored as UTF-8. */
+export function hasLoneSurrogate(value: string): boolean {
+  return LONE_SURROGATE.test(value);
+}
+
+export function utf8Length(value: string): number {
+  return Buffer.byteLength(value, 'utf8');
+}
+
+export interface StructureProblem {
+  /** Path below the inspected value, as zod-style parts. */
+  readonly path: PropertyKey[];
+  readonly message: string;
+}
+
+interface Frame {
+  readonly value: unknown;
+  readonly depth: number;
+  readonly parent: Frame | undefined;
+  readonly key: PropertyKey | undefined;
+}
+
+function pathOf(frame: Frame): PropertyKey[] {
+  const parts: PropertyKey[] = [];
+  for (let f: Frame | undefined = frame; f?.key !== undefined; f = f.parent) parts.push(f.key);
+  return parts.reverse();
+}
+
+function describeKey(key: string): string {
+  return key.length > 40 ? `${JSON.stringify(key.slice(0, 40))}…` : JSON.stringify(key);
+}
+
+/**
+ * Walk a parsed JSON value (no recursion) and return the first structural
+ * problem: nesting deeper than `maxNesting`, a prototype-pollution key, an
+ * empty or non-Unicode key, a non-Unicode string, or a number the store cannot
+ * hold exactly. The root is level 0. Stops at the first problem.
+ */
+export function inspectStructure(root: unknown, maxNesting = MAX_NESTING): StructureProblem | undefined {
+  const stack: Frame[] = [{ value: root, depth: 0, parent: undefined, key: undefined }];
+  while (stack.length > 0) {
+    const frame = stack.pop() as Frame;
+    const { value, depth } = frame;
+    if (typeof value === 'string') {
+      if (hasLoneSurrogate(value)) return { path: pathOf(frame), message: 'must be valid Unicode (lone surrogate)' };
+      continue;
+    }
+    if (typeof value === 'number') {
+      const magnitude = Math.abs(value);
+      if (!Number.isFinite(value) || magnitude > Number.MAX_SAFE_INTEGER || (magnitude !== 0 && magnitude < MIN_MAGNITUDE)) {
+        return { path: pathOf(frame), message: `number out of the supported range (±${Number.MAX_SAFE_INTEGER})` };
+      }
+      continue;
+    }
+    if (value === null || typeof value !== 'object') continue;
+    if (depth > maxNesting) {
+      return { path: pathOf(frame), message: `nesting deeper than ${maxNesting} levels` };
+    }
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], depth: depth + 1, parent: frame, key: i });
+      continue;
+    }
+    const keys = Object.keys(value);
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const key = keys[i] as string;
+      if (FORBIDDEN_KEYS.has(key)) return { path: [...pathOf(frame), key], message: `forbidden key ${describeKey(key)}` };
+      if (key.length === 0) return { path: pathOf(frame), message: 'empty keys are not allowed' };
+      if (hasLoneSurrogate(key)) return { path: pathOf(frame), message: 'keys must be valid Unicode (lone surrogate)' };
+      stack.push({ value: (value as Record<string, unknown>)[key], depth: depth + 1, parent: frame, key });
+    }
+  }
+  return undefined;
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}

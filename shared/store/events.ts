@@ -1,0 +1,146 @@
+/**
+ * Writes accepted messages to the Events table, exactly once per
+ * (source, messageId): every put is conditional on `attribute_not_exists(pk)`,
+ * so a message already stored is a duplicate and changes nothing.
+ *
+ * Messages go in TransactWriteItems of at most 100 (one round trip per
+ * hundred, all-or-nothing), the chunks of a request in parallel. A chunk
+ * cancelled because some of its items already exist drops those (they are
+ * duplicates) and writes the rest again. Throttling, timeouts and an
+ * unreachable store are thrown, so the caller answers 429/503 and the client
+ * retries the same messageIds, which is safe.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PutCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { config } from '../config.ts';
+import type { StoredEvent } from '../domain/stored-event.ts';
+import { documentClient } from './client.ts';
+
+/** DynamoDB's limit on actions per transaction. */
+export const TRANSACTION_MAX_ITEMS = 100;
+/** Under DynamoDB's 4 MB per transaction, with room for attribute overhead. */
+const TRANSACTION_MAX_BYTES = 3_000_000;
+/** Retries of a chunk that only conflicted with concurrent transactions. */
+const MAX_CONFLICT_RETRIES = 4;
+
+export interface StoreEventsOptions {
+  readonly client?: DynamoDBDocumentClient;
+  readonly tableName?: string;
+}
+
+export interface StoreEventsResult {
+  /** Newly written. */
+  readonly accepted: number;
+  /** Already stored, or repeated within the same request. */
+  readonly duplicates: number;
+}
+
+const CONDITION = 'attribute_not_exists(pk)';
+
+/** First occurrence of each pk wins; later ones in the same request are duplicates. */
+export function uniqueByPk(events: readonly StoredEvent[]): { unique: StoredEvent[]; repeated: number } {
+  const seen = new Set<string>();
+  const unique: StoredEvent[] = [];
+  for (const event of events) {
+    if (seen.has(event.pk)) continue;
+    seen.add(event.pk);
+    unique.push(event);
+  }
+  return { unique, repeated: events.length - unique.length };
+}
+
+/** Split into transactions of at most 100 items and ~3 MB. */
+export function chunkForTransactions(events: readonly StoredEvent[]): StoredEvent[][] {
+  const chunks: StoredEvent[][] = [];
+  let current: StoredEvent[] = [];
+  let bytes = 0;
+  for (const event of events) {
+    // JSON length over-approximates DynamoDB's item size for these string/number/map items.
+    const size = Buffer.byteLength(JSON.stringify(event), 'utf8');
+    if (current.length > 0 && (current.length >= TRANSACTION_MAX_ITEMS || bytes + size > TRANSACTION_MAX_BYTES)) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(event);
+    bytes += size;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+function cancellationCodes(error: unknown): string[] | undefined {
+  if (!(error instanceof Error) || error.name !== 'TransactionCanceledException') return undefined;
+  const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
+  return reasons?.map((reason) => reason.Code ?? 'None');
+}
+
+async function putOne(event: StoredEvent, client: DynamoDBDocumentClient, tableName: string): Promise<StoreEventsResult> {
+  try {
+    await client.send(new PutCommand({ TableName: tableName, Item: event, ConditionExpression: CONDITION }));
+    return { accepted: 1, duplicates: 0 };
+  } catch (error) {
+    if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return { accepted: 0, duplicates: 1 };
+    throw error;
+  }
+}
+
+async function writeChunk(chunk: StoredEvent[], client: DynamoDBDocumentClient, tableName: string): Promise<StoreEventsResult> {
+  // One message alone costs half as much as a plain conditional put.
+  if (chunk.length === 1) return putOne(chunk[0] as StoredEvent, client, tableName);
+  let pending = chunk;
+  let duplicates = 0;
+  let conflicts = 0;
+  while (pending.length > 0) {
+    if (pending.length === 1) {
+      const last = await putOne(pending[0] as StoredEvent, client, tableName);
+      return { accepted: last.accepted, duplicates: duplicates + last.duplicates };
+    }
+    try {
+      await client.send(
+        new TransactWriteCommand({
+          TransactItems: pending.map((Item) => ({ Put: { TableName: tableName, Item, ConditionExpression: CONDITION } })),
+        }),
+      );
+      return { accepted: pending.length, duplicates };
+    } catch (error) {
+      const codes = cancellationCodes(error);
+      if (!codes || codes.length !== pending.length) throw error;
+      // Throttled items: let the caller answer 429 (nothing of this chunk was written).
+      if (codes.some((code) => code !== 'None' && code !== 'ConditionalCheckFailed' && code !== 'TransactionConflict')) {
+        throw error;
+      }
+      const existing = codes.filter((code) => code === 'ConditionalCheckFailed').length;
+      if (existing > 0) {
+        duplicates += existing;
+        pending = pending.filter((_, i) => codes[i] !== 'ConditionalCheckFailed');
+        continue;
+      }
+      // Only conflicts with concurrent transactions on the same items: back off and try again.
+      conflicts += 1;
+      if (conflicts > MAX_CONFLICT_RETRIES) throw error;
+      await sleep(10 * 2 ** conflicts + Math.floor(Math.random() * 20));
+    }
+  }
+  return { accepted: 0, duplicates };
+}
+
+/**
+ * Store events exactly once. Resolves only when every accepted event is
+ * durably written; rejects with the store's error otherwise (some chunks may
+ * then be written: a retry counts them as duplicates).
+ */
+export async function storeEvents(events: readonly StoredEvent[], options: StoreEventsOptions = {}): Promise<StoreEventsResult> {
+  const client = options.client ?? documentClient;
+  const tableName = options.tableName ?? config.EVENTS_TABLE;
+  const { unique, repeated } = uniqueByPk(events);
+  const settled = await Promise.allSettled(chunkForTransactions(unique).map((chunk) => writeChunk(chunk, client, tableName)));
+  let accepted = 0;
+  let duplicates = repeated;
+  for (const result of settled) {
+    if (result.status === 'rejected') throw result.reason;
+    accepted += result.value.accepted;
+    duplicates += result.value.duplicates;
+  }
+  return { accepted, duplicates };
+}
