@@ -1,0 +1,403 @@
+/**
+ * The compiled catalog: what decide (and the profile function) consume.
+ *
+ * `loadCatalog(text | object, format)` (load.ts) validates an authored
+ * catalog (schema.ts) as a whole and, only when every check passes, builds a
+ * `CompiledCatalog`: every CEL expression parsed and type-checked once, every
+ * Liquid template parsed once, every reference resolved, every window turned
+ * into milliseconds, and indexes built for the hot path. A compiled catalog is
+ * immutable and shared by every decision of a version.
+ *
+ * The API a decision uses (all pure, no I/O; import from
+ * `#domain/catalog/index.ts`):
+ *
+ * ```ts
+ * // once per decision
+ * const audience = evaluateAudience(catalog, view, now, context);   // segments, persona, scores
+ * const vars = createRuleVariables({ profile: view, audience, context, channel, placement, now });
+ * const suppressed = suppressedTags(catalog, vars);                  // policies, once
+ * const where = resolvePlacement(catalog, channel, placement);       // limit, learning, weights
+ * // per candidate (catalog.actionsByChannel[channel] is pre-filtered)
+ * isWithinValidity(action, nowMs) && canServePlacement(action, channel, placement)
+ *   && matchesTargeting(action, audience) && !isSuppressed(action, suppressed)
+ *   && evaluateRule(action.eligibility, vars)                        // false on a runtime error (counted)
+ * // content of the winner(s)
+ * renderContent(contentFor(action, channel, variantId), templateScope(vars), action.fallbacks)
+ * ```
+ *
+ * A rule that throws at run time (missing field, type mismatch) is "no
+ * match": `evaluateRule` returns false, increments `rule.failures` and the
+ * process-wide counter (`takeRuleFailureCount()`, for a metric), and never
+ * throws.
+ */
+import type { Channel } from '../channels.ts';
+import type { ProfileView } from '../profile/view.ts';
+import type { CatalogDocument } from './schema.ts';
+
+// ---------------------------------------------------------------------------
+// Rules (CEL)
+
+/**
+ * The activation of every rule of one decision, built once per decision by
+ * `createRuleVariables` (rules.ts) and shared by all rules it evaluates.
+ *
+ * CEL sees `profile`, `context`, `channel`, `placement`, `now`. The `$`-keys
+ * are internal (no CEL identifier can name them) and feed the helpers
+ * `hasSegment`, `daysSince`, `aboveThreshold`, ….
+ */
+export interface RuleVariables {
+  /** The profile with this decision's segments, persona and scores. */
+  readonly profile: RuleProfile;
+  /** What the caller sent (decide's `context`), `{}` when none. */
+  readonly context: Readonly<Record<string, unknown>>;
+  /** The requested channel, `''` when evaluating outside a decision (profile enrichment). */
+  readonly channel: string;
+  /** The requested placement, `''` when none. */
+  readonly placement: string;
+  /** The decision instant, a CEL timestamp. */
+  readonly now: Date;
+  /** `profile.stats.visitsToday`, as a shorthand. */
+  readonly visitsToday: number;
+  /** Internal: `now` in epoch ms. */
+  readonly $nowMs: number;
+  /** Internal: the customer's segments (membership tests). */
+  readonly $segments: ReadonlySet<string>;
+  /** Internal: model thresholds by model id. */
+  readonly $thresholds: ReadonlyMap<string, number>;
+}
+
+/** The profile as rules see it: the view, with the audience of this decision. */
+export type RuleProfile = Omit<ProfileView, 'segments' | 'persona' | 'scores'> & {
+  readonly segments: readonly string[];
+  readonly persona?: string;
+  readonly scores: Readonly<Record<string, number>>;
+};
+
+/** A compiled CEL expression. */
+export interface CompiledRule {
+  /** The expression as written. */
+  readonly source: string;
+  /** Where it is in the catalog, e.g. `actions[3].eligibility`. */
+  readonly path: string;
+  /** Raw evaluation; may throw. Use `evaluateRule` / `evaluateNumber` instead. */
+  readonly run: (vars: RuleVariables) => unknown;
+  /** Known at load: `true`/`false` literals skip evaluation entirely. */
+  readonly constant?: boolean;
+  /** Runtime failures of this rule since the catalog was loaded (mutable counter). */
+  failures: number;
+  /** The last runtime failure message (for explanations and logs). */
+  lastError?: string;
+}
+
+// ---------------------------------------------------------------------------
+// Content (Liquid)
+
+/** A parsed Liquid template. `literal` is set when the text has no Liquid markup (rendering is a copy). */
+export interface CompiledTemplate {
+  readonly source: string;
+  readonly path: string;
+  readonly literal?: string;
+  /** Parsed liquidjs templates (opaque; render with `renderContent`). */
+  readonly parsed?: unknown;
+}
+
+/** One channel's content of an action or variant. */
+export interface CompiledContent {
+  readonly channel: Channel;
+  /** Text fields (title, body, subject, greeting, text, script, url, imageUrl, deepLink…), templates. */
+  readonly fields: Readonly<Record<string, CompiledTemplate>>;
+  /** List fields (call_center `talkingPoints`), each item a template. */
+  readonly lists: Readonly<Record<string, readonly CompiledTemplate[]>>;
+  /** Fields copied as-is (email `templateId`). */
+  readonly literals: Readonly<Record<string, string>>;
+  /** Placements this content fills; undefined = any placement of the channel. */
+  readonly placements?: ReadonlySet<string>;
+}
+
+/** Rendered content: `{title, body, imageUrl, url}`, `{title, body, deepLink}`, `{templateId, subject, greeting}`, `{text}`, `{script, talkingPoints}`. */
+export type RenderedContent = Record<string, string | string[]>;
+
+// ---------------------------------------------------------------------------
+// Actions
+
+export interface CompiledCap {
+  readonly max: number;
+  readonly windowMs: number;
+  /** As written, for explanations (`3/7d`). */
+  readonly label: string;
+}
+
+export interface CompiledVariant {
+  readonly id: string;
+  readonly name?: string;
+  /** Full content per channel: the action's content with this variant's channels replaced. */
+  readonly content: Readonly<Partial<Record<Channel, CompiledContent>>>;
+}
+
+export interface FallbackRole {
+  readonly channel: Channel;
+  /** Undefined: every placement of the channel. */
+  readonly placement?: string;
+}
+
+export interface CompiledAction {
+  /** Position in the catalog (stable order for deterministic tie-breaks). */
+  readonly index: number;
+  readonly id: string;
+  readonly name: string;
+  readonly description?: string;
+  readonly tags: readonly string[];
+  readonly tagSet: ReadonlySet<string>;
+  readonly value: number;
+  readonly priority: number;
+  /** Static score multiplier from the action itself (arbitration weights come on top). */
+  readonly weight: number;
+  /** Epoch ms; -Infinity when open. */
+  readonly validFrom: number;
+  /** Epoch ms, exclusive; +Infinity when open. */
+  readonly validTo: number;
+  /** Undefined: always eligible. */
+  readonly eligibility?: CompiledRule;
+  readonly targeting?: {
+    readonly segments?: readonly string[];
+    readonly excludeSegments?: readonly string[];
+    readonly personas?: readonly string[];
+  };
+  /** Channels the action has content for. */
+  readonly channels: ReadonlySet<Channel>;
+  /** Base content per channel. */
+  readonly content: Readonly<Partial<Record<Channel, CompiledContent>>>;
+  /** Template variable fallbacks (`firstName` → `cliente`). */
+  readonly fallbacks: Readonly<Record<string, string>>;
+  readonly caps: readonly CompiledCap[];
+  readonly fallbackRoles: readonly FallbackRole[];
+  /** Content variants; empty when the action has none. */
+  readonly variants: readonly CompiledVariant[];
+  readonly variantsById: ReadonlyMap<string, CompiledVariant>;
+  /** Model whose score is this action's propensity (instead of learning). */
+  readonly propensityModel?: string;
+  /** Running experiments this action takes part in (as an arm, or whose variants are tested). */
+  readonly experiments: readonly CompiledExperiment[];
+}
+
+// ---------------------------------------------------------------------------
+// Audience
+
+export interface CompiledSegment {
+  readonly id: string;
+  readonly name?: string;
+  readonly description?: string;
+  readonly rule: CompiledRule;
+  readonly exclude?: CompiledRule;
+  /** The exclusive group it belongs to, if any. */
+  readonly group?: string;
+  /** Position in its group (0 = first tried). */
+  readonly groupRank?: number;
+}
+
+export interface CompiledExclusiveGroup {
+  readonly id: string;
+  readonly description?: string;
+  /** In priority order. */
+  readonly segments: readonly string[];
+}
+
+export interface CompiledPersona {
+  readonly id: string;
+  readonly name: string;
+  readonly description?: string;
+  readonly ageBand?: string;
+  readonly interests?: readonly string[];
+  readonly preferredChannel?: Channel;
+  readonly valueTier?: string;
+  readonly tenure?: string;
+  readonly attributes?: Readonly<Record<string, string | number | boolean>>;
+  readonly rule: CompiledRule;
+}
+
+export interface CompiledModelFeature {
+  readonly name: string;
+  readonly expression: CompiledRule;
+  readonly weight: number;
+  /** Value used when the expression fails at run time. */
+  readonly default: number;
+}
+
+/** Logistic model: score = 1 / (1 + e^-(intercept + Σ weight·feature)). */
+export interface CompiledModel {
+  readonly id: string;
+  readonly description?: string;
+  readonly kind: 'logistic';
+  readonly intercept: number;
+  readonly features: readonly CompiledModelFeature[];
+  readonly threshold?: number;
+}
+
+/** What the profile function stores on the profile and decide re-evaluates: segments, persona, scores. */
+export interface Audience {
+  /** Segment ids in catalog evaluation order. */
+  readonly segments: readonly string[];
+  readonly segmentSet: ReadonlySet<string>;
+  readonly persona?: string;
+  readonly scores: Readonly<Record<string, number>>;
+}
+
+// ---------------------------------------------------------------------------
+// Policies, arbitration, learning, experiments
+
+export interface CompiledSuppression {
+  readonly id: string;
+  readonly description?: string;
+  readonly tags: ReadonlySet<string>;
+  readonly when: CompiledRule;
+  /** Undefined: every channel. */
+  readonly channels?: ReadonlySet<Channel>;
+}
+
+export interface CompiledChannelCap {
+  readonly id: string;
+  readonly channel: Channel;
+  readonly max: number;
+  readonly windowMs: number;
+  readonly label: string;
+}
+
+export interface CompiledQuietHours {
+  readonly id: string;
+  readonly channels: ReadonlySet<Channel>;
+  /** Minutes after local midnight. */
+  readonly fromMinute: number;
+  /** Minutes after local midnight (exclusive); may be < fromMinute (spans midnight). */
+  readonly toMinute: number;
+  /** Zone when the profile has none. */
+  readonly timezone?: string;
+}
+
+export interface CompiledPolicies {
+  readonly suppressions: readonly CompiledSuppression[];
+  readonly channelCaps: readonly CompiledChannelCap[];
+  readonly channelCapsByChannel: Readonly<Partial<Record<Channel, readonly CompiledChannelCap[]>>>;
+  readonly quietHours: readonly CompiledQuietHours[];
+  readonly consentRequired: ReadonlySet<Channel>;
+}
+
+export interface CompiledWeights {
+  readonly tags: ReadonlyMap<string, number>;
+  readonly actions: ReadonlyMap<string, number>;
+}
+
+export interface CompiledPlacementOverride {
+  readonly channel: Channel;
+  readonly placement?: string;
+  readonly weights?: CompiledWeights;
+  readonly limit?: number;
+  readonly learning?: boolean;
+}
+
+/** Arbitration settings resolved for one channel/placement (cached; see `resolvePlacement`). */
+export interface ResolvedPlacement {
+  readonly channel: Channel;
+  readonly placement: string;
+  /** Maximum actions here, if the catalog caps it. */
+  readonly limit?: number;
+  /** Learning (and exploration) on here. */
+  readonly learning: boolean;
+  /**
+   * Total score multiplier of an action here: action.weight × global tag and
+   * action weights × placement tag and action weights. Indexed by action.index.
+   */
+  readonly weights: Float64Array;
+}
+
+export interface CompiledArbitration {
+  readonly weights: CompiledWeights;
+  readonly placements: readonly CompiledPlacementOverride[];
+}
+
+export interface CompiledLearning {
+  readonly enabled: boolean;
+  readonly exploration: number;
+  readonly floor: number;
+  readonly prior: { readonly alpha: number; readonly beta: number };
+  readonly contextBy: 'none' | 'segment' | 'persona';
+}
+
+export interface CompiledExperimentArm {
+  readonly id: string;
+  /** kind `actions`: the action of the arm. */
+  readonly action?: string;
+  /** kind `variants`: the variant of `experiment.action`. */
+  readonly variant?: string;
+  readonly weight: number;
+  /** Upper bound of this arm in [0,1) of the non-holdout traffic (cumulative shares). */
+  readonly upTo: number;
+}
+
+export interface CompiledExperiment {
+  readonly id: string;
+  readonly description?: string;
+  readonly kind: 'actions' | 'variants';
+  /** kind `variants`: the action whose variants are tested. */
+  readonly action?: string;
+  readonly arms: readonly CompiledExperimentArm[];
+  /** Share of customers in the control group. */
+  readonly holdout: number;
+  readonly running: boolean;
+  readonly validFrom: number;
+  readonly validTo: number;
+}
+
+// ---------------------------------------------------------------------------
+
+export interface CompiledCatalog {
+  /** Store version (monotonic); 0 for a catalog not stored (validate, tests). */
+  readonly version: number;
+  /** SHA-256 of the canonical JSON of `document` (cache keys, learning stats scope). */
+  readonly hash: string;
+  /** The validated document (defaults applied), as served by GET /v1/admin/catalog. */
+  readonly document: CatalogDocument;
+  readonly tags: ReadonlySet<string>;
+
+  readonly actions: readonly CompiledAction[];
+  readonly actionsById: ReadonlyMap<string, CompiledAction>;
+  /** Per channel, the actions that have content for it, in catalog order (the candidates). */
+  readonly actionsByChannel: Readonly<Record<Channel, readonly CompiledAction[]>>;
+  /** Per channel, the actions with a fallback role on it, in catalog order. */
+  readonly fallbacksByChannel: Readonly<Record<Channel, readonly CompiledAction[]>>;
+
+  /** In evaluation order (dependencies of `hasSegment` first). */
+  readonly segments: readonly CompiledSegment[];
+  readonly segmentsById: ReadonlyMap<string, CompiledSegment>;
+  readonly exclusiveGroups: readonly CompiledExclusiveGroup[];
+  /** In priority order: the first that matches is the persona. */
+  readonly personas: readonly CompiledPersona[];
+  readonly personasById: ReadonlyMap<string, CompiledPersona>;
+  /** In catalog order; evaluated before segments (segment rules may read scores). */
+  readonly models: readonly CompiledModel[];
+  readonly modelsById: ReadonlyMap<string, CompiledModel>;
+  readonly thresholds: ReadonlyMap<string, number>;
+
+  readonly policies: CompiledPolicies;
+  readonly arbitration: CompiledArbitration;
+  readonly learning: CompiledLearning;
+  readonly experiments: readonly CompiledExperiment[];
+  readonly experimentsById: ReadonlyMap<string, CompiledExperiment>;
+
+  /** Every compiled rule (for failure metrics). */
+  readonly rules: readonly CompiledRule[];
+}
+
+/** A problem found while loading a catalog. */
+export interface CatalogProblem {
+  /** Where, e.g. `actions[3].eligibility` or `(root)`. */
+  readonly path: string;
+  readonly message: string;
+  /** For CEL and Liquid errors: 0-based character offset in the expression/template. */
+  readonly position?: number;
+}
+
+export type LoadResult =
+  | { readonly ok: true; readonly catalog: CompiledCatalog; readonly source: CatalogDocument }
+  | { readonly ok: false; readonly problems: readonly CatalogProblem[] };
+
+export type CatalogFormat = 'json' | 'yaml' | 'object';

@@ -1,0 +1,469 @@
+/**
+ * CEL for every rule of the catalog (@marcbachmann/cel-js).
+ *
+ * Two environments with the same variables and helpers:
+ * - the *checking* environment declares `profile` with the field types of
+ *   ProfileView, so a typo (`profile.stat.visitsToday`) or a type mismatch
+ *   (`profile.stats.visitsToday == "x"`) is refused at load with its position;
+ * - the *running* environment declares `profile` as a plain map, so the view
+ *   is read as-is (no conversion, no allocation per evaluation).
+ * Profile numbers are JSON numbers, which CEL reads as `double` in both: the
+ * two environments agree on what an expression means.
+ *
+ * Variables: `profile`, `context` (map), `channel` (string), `placement`
+ * (string), `now` (timestamp), `visitsToday` (double).
+ * Helpers (macros, so they read `now` and the audience of the decision):
+ * - `daysSince(ts)`, `hoursSince(ts)`: ts is an ISO string or a timestamp;
+ *   a missing or null ts is "never", i.e. 1e9 (so `daysSince(x) > 30` holds
+ *   for a customer who never did x); a value that is not a date is a runtime
+ *   error (no match).
+ * - `eventCount("Name", "7d")`: track events of that name in a window
+ *   (`today`/`1d`, `7d`, `30d`, `total`); 0 when never seen.
+ * - `hasSegment("id")` / `inSegment("id")`: membership of a catalog segment.
+ * - `interest("category")`: decayed behavioural interest, 0 when none.
+ * - `likes("interest")`: the customer declared it (zero-party preferences).
+ * - `aboveThreshold("model")`: the model's score is at or above its threshold.
+ */
+import { Environment } from '@marcbachmann/cel-js';
+import type { ASTNode } from '@marcbachmann/cel-js';
+import type { Channel } from '../channels.ts';
+import type { ProfileView } from '../profile/view.ts';
+import type { Audience, CompiledRule, RuleProfile, RuleVariables } from './compiled.ts';
+
+/** What `daysSince`/`hoursSince` return for a missing timestamp ("never"). */
+export const NEVER = 1e9;
+const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
+
+export const EVENT_COUNT_WINDOWS = ['today', '1d', '7d', '30d', 'total'] as const;
+const WINDOW_FIELD: Record<(typeof EVENT_COUNT_WINDOWS)[number], 'today' | 'last7d' | 'last30d' | 'total'> = {
+  today: 'today',
+  '1d': 'today',
+  '7d': 'last7d',
+  '30d': 'last30d',
+  total: 'total',
+};
+
+/** Helpers whose first argument must be a string literal naming a catalog object. */
+export const REFERENCE_HELPERS = {
+  hasSegment: 'segment',
+  inSegment: 'segment',
+  aboveThreshold: 'model',
+} as const;
+
+// The shapes below mirror ProfileView (shared/domain/profile/view.ts).
+const CONSENT = { granted: 'bool', updatedAt: 'string' } as const;
+const EVENT_COUNT = { today: 'double', last7d: 'double', last30d: 'double', total: 'double' } as const;
+const ENGAGEMENT = {
+  delivered: 'double',
+  engaged: 'double',
+  rate: 'double',
+  lastDeliveredAt: 'string',
+  lastEngagedAt: 'string',
+} as const;
+const CONTACTS = {
+  impressions: 'list<string>',
+  clicks: 'double',
+  conversions: 'double',
+  lastImpressionAt: 'string',
+} as const;
+
+type Ctx = { getValue(key: string): unknown };
+type Checker = {
+  check(node: ASTNode, ctx: unknown): unknown;
+  getType(name: string): unknown;
+  createError(code: string, message: string, node: ASTNode): Error;
+};
+type Evaluator = { run(node: ASTNode, ctx: Ctx): unknown };
+interface Macro {
+  args: ASTNode[];
+}
+
+function literalString(node: ASTNode | undefined): string | undefined {
+  return node && node.op === 'value' && typeof node.args === 'string' ? node.args : undefined;
+}
+
+/** A macro: `typeCheck` at load, `evaluate` per evaluation with access to the activation. */
+function macro(
+  returns: string,
+  typeCheck: (checker: Checker, m: Macro, ctx: unknown) => void,
+  evaluate: (ev: Evaluator, m: Macro, ctx: Ctx) => unknown,
+) {
+  return ({ args }: { args: ASTNode[] }) => ({
+    args,
+    async: false,
+    typeCheck(checker: Checker, m: Macro, ctx: unknown) {
+      typeCheck(checker, m, ctx);
+      return checker.getType(returns);
+    },
+    evaluate,
+  });
+}
+
+function requireLiteral(checker: Checker, m: Macro, fn: string, what: string): string {
+  const value = literalString(m.args[0]);
+  if (value === undefined) {
+    throw checker.createError('invalid_macro_argument', `${fn}() takes the ${what} id as a string literal`, m.args[0] ?? (m as unknown as ASTNode));
+  }
+  return value;
+}
+
+function timeOf(ev: Evaluator, node: ASTNode, ctx: Ctx): number | undefined {
+  let value: unknown;
+  try {
+    value = ev.run(node, ctx);
+  } catch (error) {
+    if ((error as { code?: string }).code === 'no_such_key') return undefined;
+    throw error;
+  }
+  if (value === null || value === undefined) return undefined;
+  const t = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(t)) throw new Error(`not a timestamp: ${typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : typeof value}`);
+  return t;
+}
+
+function sinceHelper(unitMs: number) {
+  return macro(
+    'double',
+    (checker, m, ctx) => {
+      if (m.args.length !== 1) throw checker.createError('invalid_macro_argument', 'takes one timestamp', m.args[0] as ASTNode);
+      checker.check(m.args[0] as ASTNode, ctx);
+    },
+    (ev, m, ctx) => {
+      const t = timeOf(ev, m.args[0] as ASTNode, ctx);
+      if (t === undefined) return NEVER;
+      return ((ctx.getValue('$nowMs') as number) - t) / unitMs;
+    },
+  );
+}
+
+function registerHelpers(env: Environment): Environment {
+  env.registerFunction('daysSince(ast): double', sinceHelper(DAY_MS) as never);
+  env.registerFunction('hoursSince(ast): double', sinceHelper(HOUR_MS) as never);
+  env.registerFunction(
+    'eventCount(ast, ast): double',
+    macro(
+      'double',
+      (checker, m, ctx) => {
+        checker.check(m.args[0] as ASTNode, ctx);
+        const window = literalString(m.args[1]);
+        if (window === undefined || !(EVENT_COUNT_WINDOWS as readonly string[]).includes(window)) {
+          throw checker.createError(
+            'invalid_macro_argument',
+            `eventCount() window must be one of ${EVENT_COUNT_WINDOWS.map((w) => `"${w}"`).join(', ')}`,
+            m.args[1] as ASTNode,
+          );
+        }
+      },
+      (ev, m, ctx) => {
+        const name = ev.run(m.args[0] as ASTNode, ctx);
+        if (typeof name !== 'string') throw new Error('eventCount() name must be a string');
+        const field = WINDOW_FIELD[(m.args[1] as { args: (typeof EVENT_COUNT_WINDOWS)[number] }).args];
+        const counts = (ctx.getValue('profile') as RuleProfile).stats?.eventCounts;
+        const entry = counts && Object.hasOwn(counts, name) ? counts[name] : undefined;
+        return entry ? Number(entry[field] ?? 0) : 0;
+      },
+    ) as never,
+  );
+  for (const fn of ['hasSegment', 'inSegment'] as const) {
+    env.registerFunction(
+      `${fn}(ast): bool`,
+      macro(
+        'bool',
+        (checker, m) => void requireLiteral(checker, m, fn, 'segment'),
+        (_ev, m, ctx) => (ctx.getValue('$segments') as ReadonlySet<string>).has((m.args[0] as { args: string }).args),
+      ) as never,
+    );
+  }
+  env.registerFunction(
+    'aboveThreshold(ast): bool',
+    macro(
+      'bool',
+      (checker, m) => void requireLiteral(checker, m, 'aboveThreshold', 'model'),
+      (_ev, m, ctx) => {
+        const id = (m.args[0] as { args: string }).args;
+        const threshold = (ctx.getValue('$thresholds') as ReadonlyMap<string, number>).get(id);
+        const scores = (ctx.getValue('profile') as RuleProfile).scores;
+        const score = scores && Object.hasOwn(scores, id) ? scores[id] : undefined;
+        return threshold !== undefined && typeof score === 'number' && score >= threshold;
+      },
+    ) as never,
+  );
+  env.registerFunction(
+    'interest(ast): double',
+    macro(
+      'double',
+      (checker, m, ctx) => void checker.check(m.args[0] as ASTNode, ctx),
+      (ev, m, ctx) => {
+        const category = ev.run(m.args[0] as ASTNode, ctx);
+        if (typeof category !== 'string') throw new Error('interest() takes a category string');
+        const interests = (ctx.getValue('profile') as RuleProfile).stats?.categoryInterests;
+        const value = interests && Object.hasOwn(interests, category) ? interests[category] : undefined;
+        return typeof value === 'number' ? value : 0;
+      },
+    ) as never,
+  );
+  env.registerFunction(
+    'likes(ast): bool',
+    macro(
+      'bool',
+      (checker, m, ctx) => void checker.check(m.args[0] as ASTNode, ctx),
+      (ev, m, ctx) => {
+        const interest = ev.run(m.args[0] as ASTNode, ctx);
+        if (typeof interest !== 'string') throw new Error('likes() takes an interest string');
+        const declared = (ctx.getValue('profile') as RuleProfile).preferences?.interests;
+        return Array.isArray(declared) && declared.includes(interest);
+      },
+    ) as never,
+  );
+  return env;
+}
+
+const LIMITS = { maxAstNodes: 2_000, maxDepth: 64, maxListElements: 500, maxMapEntries: 200, maxCallArguments: 16 };
+
+function baseEnvironment(): Environment {
+  return new Environment({ homogeneousAggregateLiterals: false, limits: LIMITS })
+    .registerVariable('context', 'map<string, dyn>')
+    .registerVariable('channel', 'string')
+    .registerVariable('placement', 'string')
+    .registerVariable('now', 'google.protobuf.Timestamp')
+    .registerVariable('visitsToday', 'double');
+}
+
+function createCheckingEnvironment(): Environment {
+  const env = new Environment({ homogeneousAggregateLiterals: false, limits: LIMITS });
+  env.registerType({ name: 'kairos.Consent', schema: CONSENT } as never);
+  env.registerType({ name: 'kairos.EventCount', schema: EVENT_COUNT } as never);
+  env.registerType({ name: 'kairos.Engagement', schema: ENGAGEMENT } as never);
+  env.registerType({ name: 'kairos.Contacts', schema: CONTACTS } as never);
+  env.registerVariable({
+    name: 'profile',
+    schema: {
+      userId: 'string',
+      anonymousId: 'string',
+      anonymousIds: 'list<string>',
+      identified: 'bool',
+      traits: 'map<string, dyn>',
+      timezone: 'string',
+      consent: 'map<string, kairos.Consent>',
+      preferences: { interests: 'list<string>', preferredChannel: 'string', updatedAt: 'string' },
+      stats: {
+        visitsToday: 'double',
+        visits7d: 'double',
+        visits30d: 'double',
+        visitsTotal: 'double',
+        firstSeenAt: 'string',
+        lastSeenAt: 'string',
+        orders: 'double',
+        revenue: 'double',
+        lastPurchaseAt: 'string',
+        returns: 'double',
+        lastReturnAt: 'string',
+        openComplaints: 'double',
+        categoryInterests: 'map<string, double>',
+        eventCounts: 'map<string, kairos.EventCount>',
+      },
+      engagement: 'map<string, kairos.Engagement>',
+      contacts: 'map<string, kairos.Contacts>',
+      channelContacts: 'map<string, list<string>>',
+      segments: 'list<string>',
+      persona: 'string',
+      scores: 'map<string, double>',
+      updatedAt: 'string',
+    },
+  } as never);
+  env
+    .registerVariable('context', 'map<string, dyn>')
+    .registerVariable('channel', 'string')
+    .registerVariable('placement', 'string')
+    .registerVariable('now', 'google.protobuf.Timestamp')
+    .registerVariable('visitsToday', 'double');
+  return registerHelpers(env);
+}
+
+const runningEnvironment = registerHelpers(baseEnvironment().registerVariable('profile', 'map<string, dyn>'));
+const checkingEnvironment = createCheckingEnvironment();
+
+export type RuleKind = 'bool' | 'number';
+
+export interface RuleCompileError {
+  readonly message: string;
+  /** 0-based offset in the expression. */
+  readonly position?: number;
+}
+
+/** Names of helper calls whose first argument is a literal reference, with their literal. */
+export interface RuleReference {
+  readonly kind: 'segment' | 'model';
+  readonly id: string;
+}
+
+function errorInfo(error: unknown): RuleCompileError {
+  const e = error as { summary?: string; message?: string; range?: { start: number }; node?: { pos?: number } };
+  const message = (e.summary ?? e.message ?? String(error)).split('\n')[0] ?? 'invalid expression';
+  const position = e.range?.start ?? e.node?.pos;
+  return position === undefined ? { message } : { message, position };
+}
+
+function collectReferences(node: ASTNode, out: RuleReference[]): void {
+  if (node.op === 'call') {
+    const [name, args] = node.args as [string, ASTNode[]];
+    const kind = (REFERENCE_HELPERS as Record<string, 'segment' | 'model'>)[name];
+    const literal = literalString(args[0]);
+    if (kind && literal !== undefined) out.push({ kind, id: literal });
+    for (const arg of args) collectReferences(arg, out);
+    return;
+  }
+  const args = node.args as unknown;
+  if (Array.isArray(args)) {
+    for (const a of args) {
+      if (a && typeof a === 'object' && 'op' in a) collectReferences(a as ASTNode, out);
+      else if (Array.isArray(a)) for (const b of a) if (b && typeof b === 'object' && 'op' in b) collectReferences(b as ASTNode, out);
+    }
+  } else if (args && typeof args === 'object' && 'op' in args) {
+    collectReferences(args as ASTNode, out);
+  }
+}
+
+/**
+ * Compile a CEL expression once: parse, type-check against ProfileView, and
+ * require a bool (rules) or a number/bool (model features).
+ */
+export function compileRule(
+  source: string,
+  path: string,
+  kind: RuleKind = 'bool',
+): { ok: true; rule: CompiledRule; references: RuleReference[] } | { ok: false; error: RuleCompileError } {
+  let checked: { valid: boolean; type?: string; error?: unknown };
+  try {
+    checked = checkingEnvironment.check(source);
+  } catch (error) {
+    return { ok: false, error: errorInfo(error) };
+  }
+  if (!checked.valid) return { ok: false, error: errorInfo(checked.error) };
+  const type = checked.type ?? 'dyn';
+  if (kind === 'bool' && type !== 'bool' && type !== 'dyn') {
+    return { ok: false, error: { message: `the expression must be a condition (bool), it is ${type}`, position: 0 } };
+  }
+  if (kind === 'number' && !['double', 'int', 'uint', 'bool', 'dyn'].includes(type)) {
+    return { ok: false, error: { message: `the expression must be a number or a bool, it is ${type}`, position: 0 } };
+  }
+  let parsed: ReturnType<Environment['parse']>;
+  try {
+    parsed = runningEnvironment.parse(source);
+  } catch (error) {
+    return { ok: false, error: errorInfo(error) };
+  }
+  const references: RuleReference[] = [];
+  collectReferences(parsed.ast, references);
+  const trimmed = source.trim();
+  const constant = trimmed === 'true' ? true : trimmed === 'false' ? false : undefined;
+  const rule: CompiledRule = {
+    source,
+    path,
+    run: parsed as unknown as (vars: RuleVariables) => unknown,
+    ...(constant === undefined ? {} : { constant }),
+    failures: 0,
+  };
+  return { ok: true, rule, references };
+}
+
+let failureCount = 0;
+
+function recordFailure(rule: CompiledRule, error: unknown): void {
+  rule.failures++;
+  failureCount++;
+  rule.lastError = errorInfo(error).message;
+}
+
+/** Runtime rule failures since the last call (for a metric); resets the counter. */
+export function takeRuleFailureCount(): number {
+  const n = failureCount;
+  failureCount = 0;
+  return n;
+}
+
+/**
+ * Evaluate a condition. Never throws: a runtime failure (missing field, type
+ * mismatch, non-bool result) is "no match" (false) and is counted.
+ * An absent rule (`undefined`) holds.
+ */
+export function evaluateRule(rule: CompiledRule | undefined, vars: RuleVariables): boolean {
+  if (rule === undefined) return true;
+  if (rule.constant !== undefined) return rule.constant;
+  try {
+    const result = rule.run(vars);
+    if (result === true) return true;
+    if (result === false) return false;
+    recordFailure(rule, new Error(`the condition gave ${typeof result}, not a bool`));
+    return false;
+  } catch (error) {
+    recordFailure(rule, error);
+    return false;
+  }
+}
+
+/** Evaluate a number (model features). A runtime failure gives `fallback`, counted. */
+export function evaluateNumber(rule: CompiledRule, vars: RuleVariables, fallback: number): number {
+  try {
+    const result = rule.run(vars);
+    if (typeof result === 'number' && Number.isFinite(result)) return result;
+    if (typeof result === 'bigint') return Number(result);
+    if (typeof result === 'boolean') return result ? 1 : 0;
+    recordFailure(rule, new Error(`the expression gave ${typeof result}, not a number`));
+    return fallback;
+  } catch (error) {
+    recordFailure(rule, error);
+    return fallback;
+  }
+}
+
+const EMPTY_CONTEXT: Readonly<Record<string, unknown>> = Object.freeze({});
+const EMPTY_SEGMENTS: ReadonlySet<string> = new Set();
+const EMPTY_THRESHOLDS: ReadonlyMap<string, number> = new Map();
+
+export interface RuleVariablesInput {
+  readonly profile: ProfileView;
+  /** This decision's audience (evaluateAudience); absent: the view's stored segments, persona, scores. */
+  readonly audience?: Audience;
+  readonly context?: Readonly<Record<string, unknown>>;
+  readonly channel?: Channel | '';
+  readonly placement?: string;
+  readonly now: Date;
+  /** The catalog's model thresholds (catalog.thresholds), for `aboveThreshold`. */
+  readonly thresholds?: ReadonlyMap<string, number>;
+}
+
+/**
+ * Build the activation of one decision, once: every rule of the decision
+ * reads the same object (no allocation per rule).
+ */
+export function createRuleVariables(input: RuleVariablesInput): RuleVariables {
+  const { profile, audience } = input;
+  const ruleProfile: RuleProfile = audience
+    ? {
+        ...profile,
+        segments: audience.segments,
+        scores: audience.scores,
+        ...(audience.persona === undefined ? { persona: undefined } : { persona: audience.persona }),
+      }
+    : profile;
+  // `persona: undefined` must not be visible to has(): drop the key.
+  if (ruleProfile.persona === undefined && 'persona' in ruleProfile) delete (ruleProfile as { persona?: string }).persona;
+  return {
+    profile: ruleProfile,
+    context: input.context ?? EMPTY_CONTEXT,
+    channel: input.channel ?? '',
+    placement: input.placement ?? '',
+    now: input.now,
+    visitsToday: profile.stats?.visitsToday ?? 0,
+    $nowMs: input.now.getTime(),
+    $segments: audience?.segmentSet ?? (profile.segments?.length ? new Set(profile.segments) : EMPTY_SEGMENTS),
+    $thresholds: input.thresholds ?? EMPTY_THRESHOLDS,
+  } as RuleVariables;
+}
+
+/** Same activation for another channel/placement (simulate, multi-channel), sharing the profile. */
+export function withChannel(vars: RuleVariables, channel: Channel | '', placement = ''): RuleVariables {
+  return { ...vars, channel, placement };
+}
