@@ -1,0 +1,355 @@
+/**
+ * The local stack (ARCHITECTURE.md, "The local stack"): DynamoDB Local, the
+ * tables from the shared definitions, the write key, the same handler
+ * modules the CDK stack deploys behind a local API Gateway, and the Events
+ * stream polled into the profile function like Lambda's event source mapping.
+ * Used by `npm start`, the e2e tests and the bench.
+ *
+ * Handler modules read their configuration from `process.env` when they are
+ * first imported (shared/config.ts), so this module sets the environment
+ * first and imports them dynamically afterwards; nothing here imports
+ * `#shared/config.ts` statically. One stack per process.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { functionDefinitions, type LambdaName } from '#shared/functions.ts';
+import type { FunctionName } from '#shared/http/routes.ts';
+import { eventsTable } from '#shared/store/tables.ts';
+import { loadLocalCatalog, type CatalogLoader, type CatalogLoadResult } from './catalog.ts';
+import { startDynamoLocal, type DynamoLocal } from './dynamodb.ts';
+import { FailureQueue, type OnFailureRecord } from './failure-queue.ts';
+import type { LambdaHandler, LocalFunction } from './lambda.ts';
+import { startLocalServer, type LocalServer } from './server.ts';
+import { StreamPoller, type StreamPollerOptions, type StreamPollerStats } from './stream-poller.ts';
+import { ensureTables } from './tables.ts';
+
+export const REPOSITORY_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface LocalStackOptions {
+  /** HTTP port; 0 for a free one. @default env PORT, else 3000 */
+  readonly port?: number;
+  /** @default 127.0.0.1 */
+  readonly host?: string;
+  /** Where DynamoDB Local keeps its data, plus the generated keys and the failure queue. @default env KAIROS_DATA_DIR, else `.kairos/` */
+  readonly dataDir?: string;
+  /** Keep nothing on disk (tests). @default env KAIROS_IN_MEMORY=1 */
+  readonly inMemory?: boolean;
+  /** A fixed write key instead of a generated one. @default env KAIROS_WRITE_KEY */
+  readonly writeKey?: string;
+  /** A fixed admin token instead of a generated one. @default env KAIROS_ADMIN_TOKEN */
+  readonly adminToken?: string;
+  /** A catalog file to load. @default env KAIROS_CATALOG */
+  readonly catalogFile?: string;
+  /** Prefix of the physical table names. @default env KAIROS_TABLE_PREFIX, else none */
+  readonly tablePrefix?: string;
+  /** @default env AWS_REGION, else us-east-1 */
+  readonly region?: string;
+  /** Log level of the handlers' Powertools logger. @default env POWERTOOLS_LOG_LEVEL, else WARN */
+  readonly logLevel?: string;
+  /** One line per HTTP request. */
+  readonly accessLog?: (line: string) => void;
+  /** Operator messages (stream failures, function errors). @default stderr */
+  readonly log?: (line: string) => void;
+  /** Time allowed to receive a request body. @default 30 s */
+  readonly bodyTimeoutMs?: number;
+  /** Tuning of the stream poller (batch size, retries, backoff...). */
+  readonly stream?: Partial<
+    Pick<StreamPollerOptions, 'batchSize' | 'idlePollMs' | 'maxRetryAttempts' | 'retryBackoffMs' | 'bisectOnError' | 'discoverIntervalMs'>
+  >;
+  /** Catalog loading step (local/catalog.ts by default). */
+  readonly loadCatalog?: CatalogLoader;
+  /** Where the environment settings are read from. @default process.env */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export interface LocalStack {
+  /** Base URL of the HTTP API, e.g. http://127.0.0.1:3000 */
+  readonly url: string;
+  readonly port: number;
+  readonly writeKey: string;
+  readonly adminToken: string;
+  /** Whether the write key / admin token were generated (and remembered in the data folder). */
+  readonly generated: { readonly writeKey: boolean; readonly adminToken: boolean };
+  readonly inMemory: boolean;
+  /** Absent for an in-memory stack. */
+  readonly dataDir?: string;
+  readonly dynamoEndpoint: string;
+  readonly tables: Readonly<Record<'EVENTS_TABLE' | 'PROFILES_TABLE' | 'CONTROL_TABLE', string>>;
+  readonly streamArn: string;
+  readonly catalog: CatalogLoadResult;
+  /** Records sent to the failure queue by the stream poller since start. */
+  failures(): readonly OnFailureRecord[];
+  streamStats(): StreamPollerStats;
+  /** Stop HTTP (in-flight requests finish), the poller (in-flight batch finishes), then DynamoDB Local. */
+  stop(): Promise<void>;
+}
+
+const WRITE_KEY_SHAPE = /^[\x21-\x39\x3b-\x7e]{1,200}$/; // printable ASCII, no ':' (it is a Basic user name)
+const ADMIN_TOKEN_SHAPE = /^[\x21-\x7e]{16,512}$/;
+
+export interface ResolvedLocalStackConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly inMemory: boolean;
+  readonly dataDir: string;
+  readonly writeKey?: string;
+  readonly adminToken?: string;
+  readonly catalogFile?: string;
+  readonly tablePrefix: string;
+  readonly region: string;
+  readonly logLevel: string;
+}
+
+/** Options over environment over defaults; a bad value fails with its name. */
+export function resolveLocalStackConfig(options: LocalStackOptions = {}): ResolvedLocalStackConfig {
+  const env = options.env ?? process.env;
+  const nonEmpty = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v.trim());
+  const portText = options.port ?? nonEmpty(env.PORT) ?? 3000;
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number (0-65535), got "${portText}"`);
+  const writeKey = options.writeKey ?? nonEmpty(env.KAIROS_WRITE_KEY);
+  if (writeKey !== undefined && !WRITE_KEY_SHAPE.test(writeKey)) {
+    throw new Error('KAIROS_WRITE_KEY must be 1-200 printable ASCII characters without spaces or ":"');
+  }
+  const adminToken = options.adminToken ?? nonEmpty(env.KAIROS_ADMIN_TOKEN);
+  if (adminToken !== undefined && !ADMIN_TOKEN_SHAPE.test(adminToken)) {
+    throw new Error('KAIROS_ADMIN_TOKEN must be 16-512 printable ASCII characters without spaces');
+  }
+  const inMemoryText = nonEmpty(env.KAIROS_IN_MEMORY)?.toLowerCase();
+  const catalogFile = options.catalogFile ?? nonEmpty(env.KAIROS_CATALOG);
+  return {
+    port,
+    host: options.host ?? '127.0.0.1',
+    inMemory: options.inMemory ?? (inMemoryText === '1' || inMemoryText === 'true'),
+    dataDir: resolve(options.dataDir ?? nonEmpty(env.KAIROS_DATA_DIR) ?? '.kairos'),
+    ...(writeKey !== undefined ? { writeKey } : {}),
+    ...(adminToken !== undefined ? { adminToken } : {}),
+    ...(catalogFile !== undefined ? { catalogFile: resolve(catalogFile) } : {}),
+    tablePrefix: options.tablePrefix ?? env.KAIROS_TABLE_PREFIX ?? '',
+    region: options.region ?? nonEmpty(env.AWS_REGION) ?? 'us-east-1',
+    logLevel: options.logLevel ?? nonEmpty(env.POWERTOOLS_LOG_LEVEL) ?? 'WARN',
+  };
+}
+
+interface Secrets {
+  writeKey?: string;
+  adminToken?: string;
+}
+
+const secretsFile = (dataDir: string) => join(dataDir, 'local-secrets.json');
+
+function readSecrets(dataDir: string): Secrets {
+  try {
+    const parsed = JSON.parse(readFileSync(secretsFile(dataDir), 'utf8')) as Secrets;
+    return {
+      ...(typeof parsed.writeKey === 'string' && WRITE_KEY_SHAPE.test(parsed.writeKey) ? { writeKey: parsed.writeKey } : {}),
+      ...(typeof parsed.adminToken === 'string' && ADMIN_TOKEN_SHAPE.test(parsed.adminToken) ? { adminToken: parsed.adminToken } : {}),
+    };
+  } catch {
+    return {};
+  }
+}
+
+function writeSecrets(dataDir: string, secrets: Secrets): void {
+  mkdirSync(dataDir, { recursive: true });
+  const file = secretsFile(dataDir);
+  writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { encoding: 'utf8', mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+const generateAdminToken = () => `kat_${randomBytes(24).toString('base64url')}`;
+
+let running = false;
+
+/** The environment the handler modules read at load (what the CDK stack sets on each function, plus the local endpoint). */
+function exportEnvironment(values: {
+  endpoint: string;
+  tables: Record<string, string>;
+  adminToken: string;
+  region: string;
+  logLevel: string;
+}): void {
+  const env = process.env;
+  env.DYNAMODB_ENDPOINT = values.endpoint;
+  Object.assign(env, values.tables);
+  env.KAIROS_ADMIN_TOKEN = values.adminToken;
+  env.AWS_REGION = values.region;
+  env.AWS_DEFAULT_REGION = values.region;
+  // Dummy credentials: nothing local may ever reach a real AWS account.
+  env.AWS_ACCESS_KEY_ID = 'local';
+  env.AWS_SECRET_ACCESS_KEY = 'local';
+  delete env.AWS_SESSION_TOKEN;
+  delete env.AWS_PROFILE;
+  env.POWERTOOLS_SERVICE_NAME ??= 'kairos';
+  env.POWERTOOLS_METRICS_NAMESPACE ??= 'Kairos';
+  // EMF metrics only mean something in CloudWatch; locally they would flood the console.
+  env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  env.POWERTOOLS_TRACE_ENABLED = 'false';
+  env.POWERTOOLS_LOG_LEVEL = values.logLevel;
+}
+
+async function loadFunction(name: LambdaName): Promise<LocalFunction> {
+  const definition = functionDefinitions[name];
+  const module = (await import(pathToFileURL(join(REPOSITORY_ROOT, definition.entry)).href)) as { handler?: unknown };
+  if (typeof module.handler !== 'function') {
+    throw new Error(`${definition.entry} does not export a \`handler\` function`);
+  }
+  return {
+    name,
+    handler: module.handler as LambdaHandler,
+    timeoutSeconds: definition.timeoutSeconds,
+    memorySize: definition.memorySize,
+  };
+}
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  if (running) throw new Error('A local stack is already running in this process (handler modules read their configuration once)');
+  running = true;
+  const cfg = resolveLocalStackConfig(options);
+  const log = options.log ?? ((line: string) => console.error(`[kairos] ${line}`));
+  let ready = false;
+  const functions = {} as Record<FunctionName, LocalFunction>;
+  let server: LocalServer | undefined;
+  let dynamo: DynamoLocal | undefined;
+  let poller: StreamPoller | undefined;
+  const cleanup = async () => {
+    await server?.stop().catch(() => undefined);
+    await poller?.stop().catch(() => undefined);
+    await dynamo?.stop().catch(() => undefined);
+  };
+
+  try {
+    // Claim the port first: a clash is reported before DynamoDB Local is started. Until ready: 503.
+    try {
+      server = await startLocalServer({
+        functions,
+        host: cfg.host,
+        port: cfg.port,
+        region: cfg.region,
+        isReady: () => ready,
+        ...(options.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: options.bodyTimeoutMs } : {}),
+        ...(options.accessLog ? { accessLog: options.accessLog } : {}),
+        onFunctionError: (route, error, reason) => log(`${route}: function ${reason}: ${error.stack ?? error.message}`),
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new Error(`Port ${cfg.port} is already in use on ${cfg.host}; set PORT to another port (or stop the other process)`);
+      }
+      throw error;
+    }
+
+    dynamo = await startDynamoLocal({ inMemory: cfg.inMemory, dataDir: cfg.dataDir });
+    const client = new DynamoDBClient({
+      endpoint: dynamo.endpoint,
+      region: cfg.region,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    let tables: Record<'EVENTS_TABLE' | 'PROFILES_TABLE' | 'CONTROL_TABLE', string>;
+    try {
+      tables = await ensureTables(client, cfg.tablePrefix);
+    } finally {
+      client.destroy();
+    }
+
+    const remembered = cfg.inMemory ? {} : readSecrets(cfg.dataDir);
+    let writeKey = cfg.writeKey ?? remembered.writeKey;
+    const adminToken = cfg.adminToken ?? remembered.adminToken ?? generateAdminToken();
+
+    exportEnvironment({ endpoint: dynamo.endpoint, tables, adminToken, region: cfg.region, logLevel: cfg.logLevel });
+    const { config } = await import('#shared/config.ts');
+    if (config.DYNAMODB_ENDPOINT !== dynamo.endpoint || config.EVENTS_TABLE !== tables.EVENTS_TABLE) {
+      throw new Error(
+        'shared/config.ts was loaded before the local stack set its environment: import handler modules only after startLocalStack',
+      );
+    }
+
+    const keys = await import('#store/keys.ts');
+    if (writeKey !== undefined) {
+      const existing = await keys.findWriteKey(writeKey);
+      if (existing?.revokedAt) {
+        if (cfg.writeKey !== undefined) {
+          log(`KAIROS_WRITE_KEY was revoked on ${existing.revokedAt}; events sent with it are refused. Create a key with POST /v1/admin/keys.`);
+        } else {
+          writeKey = undefined; // a generated key an operator revoked: make a new one
+        }
+      }
+    }
+    const generatedWriteKey = writeKey === undefined;
+    writeKey ??= keys.generateWriteKey();
+    if (!(await keys.findWriteKey(writeKey))) {
+      await keys.putWriteKey(writeKey, {
+        keyId: `local-${keys.hashWriteKey(writeKey).slice(0, 12)}`,
+        name: 'local stack key',
+        createdAt: new Date().toISOString(),
+      });
+    }
+    if (!cfg.inMemory && (cfg.writeKey === undefined || cfg.adminToken === undefined)) {
+      writeSecrets(cfg.dataDir, {
+        ...remembered,
+        ...(cfg.writeKey === undefined ? { writeKey } : {}),
+        ...(cfg.adminToken === undefined ? { adminToken } : {}),
+      });
+    }
+
+    const [ingest, profile, decide, admin, health] = await Promise.all(
+      (['ingest', 'profile', 'decide', 'admin', 'health'] as const).map(loadFunction),
+    );
+    Object.assign(functions, { ingest, decide, admin, health } satisfies Record<FunctionName, LocalFunction | undefined>);
+
+    const failures = new FailureQueue(cfg.inMemory ? undefined : join(cfg.dataDir, 'failures.jsonl'));
+    poller = new StreamPoller({
+      endpoint: dynamo.endpoint,
+      region: cfg.region,
+      tableName: tables[eventsTable.envVar],
+      fn: profile as LocalFunction,
+      failures,
+      ...(cfg.inMemory ? {} : { checkpointFile: join(cfg.dataDir, 'stream-checkpoints.json') }),
+      ...options.stream,
+      log: (line) => log(`stream: ${line}`),
+    });
+    await poller.start();
+
+    const catalog = await (options.loadCatalog ?? loadLocalCatalog)({
+      ...(cfg.catalogFile ? { catalogFile: cfg.catalogFile } : {}),
+      inMemory: cfg.inMemory,
+      log,
+    });
+
+    ready = true;
+    const activeServer = server;
+    const activePoller = poller;
+    const activeDynamo = dynamo;
+    let stopping: Promise<void> | undefined;
+    return {
+      url: activeServer.url,
+      port: activeServer.port,
+      writeKey,
+      adminToken,
+      generated: { writeKey: generatedWriteKey, adminToken: cfg.adminToken === undefined },
+      inMemory: cfg.inMemory,
+      ...(cfg.inMemory ? {} : { dataDir: cfg.dataDir }),
+      dynamoEndpoint: activeDynamo.endpoint,
+      tables,
+      streamArn: activePoller.streamArn,
+      catalog,
+      failures: () => failures.list(),
+      streamStats: () => activePoller.stats(),
+      stop() {
+        stopping ??= (async () => {
+          await activeServer.stop();
+          await activePoller.stop();
+          await activeDynamo.stop();
+          running = false;
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await cleanup();
+    running = false;
+    throw error;
+  }
+}
