@@ -14,15 +14,20 @@
  * ```ts
  * // once per decision
  * const audience = evaluateAudience(catalog, view, now, context);   // segments, persona, scores
- * const vars = createRuleVariables({ profile: view, audience, context, channel, placement, now });
- * const suppressed = suppressedTags(catalog, vars);                  // policies, once
- * const where = resolvePlacement(catalog, channel, placement);       // limit, learning, weights
- * // per candidate (catalog.actionsByChannel[channel] is pre-filtered)
+ * const vars = createRuleVariables({ catalog, profile: view, audience, context, channel, placement, now });
+ * const active = activeSuppressions(catalog, vars);                  // suppression policies, once
+ * consentAllows(catalog, view, channel); quietHoursFor(catalog, channel, now, view.timezone);
+ * reachedChannelCap(catalog, view, channel, nowMs);                  // channel-level, once
+ * const where = resolvePlacement(catalog, channel, placement);       // limit, learning, weights[action.index]
+ * // per candidate (catalog.actionsByChannel[channel] is pre-filtered by channel)
  * isWithinValidity(action, nowMs) && canServePlacement(action, channel, placement)
- *   && matchesTargeting(action, audience) && !isSuppressed(action, suppressed)
+ *   && matchesTargeting(action, audience) && !suppressingPolicy(action, active)
+ *   && !reachedActionCap(action, view, nowMs)
  *   && evaluateRule(action.eligibility, vars)                        // false on a runtime error (counted)
+ * // score = propensity × action.value × where.weights[action.index]; tie-break action.priority, then action.index
  * // content of the winner(s)
- * renderContent(contentFor(action, channel, variantId), templateScope(vars), action.fallbacks)
+ * renderContent(contentFor(action, channel, variantId)!, templateScope(vars), action.fallbacks)
+ * // nothing eligible: fallbacksFor(catalog, channel, placement)
  * ```
  *
  * A rule that throws at run time (missing field, type mismatch) is "no

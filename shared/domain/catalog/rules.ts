@@ -28,7 +28,7 @@ import { Environment } from '@marcbachmann/cel-js';
 import type { ASTNode } from '@marcbachmann/cel-js';
 import type { Channel } from '../channels.ts';
 import type { ProfileView } from '../profile/view.ts';
-import type { Audience, CompiledRule, RuleProfile, RuleVariables } from './compiled.ts';
+import type { Audience, CompiledCatalog, CompiledRule, RuleProfile, RuleVariables } from './compiled.ts';
 
 /** What `daysSince`/`hoursSince` return for a missing timestamp ("never"). */
 export const NEVER = 1e9;
@@ -430,8 +430,8 @@ export interface RuleVariablesInput {
   readonly channel?: Channel | '';
   readonly placement?: string;
   readonly now: Date;
-  /** The catalog's model thresholds (catalog.thresholds), for `aboveThreshold`. */
-  readonly thresholds?: ReadonlyMap<string, number>;
+  /** The catalog (its model thresholds feed `aboveThreshold`). */
+  readonly catalog?: Pick<CompiledCatalog, 'thresholds'>;
 }
 
 /**
@@ -459,7 +459,7 @@ export function createRuleVariables(input: RuleVariablesInput): RuleVariables {
     visitsToday: profile.stats?.visitsToday ?? 0,
     $nowMs: input.now.getTime(),
     $segments: audience?.segmentSet ?? (profile.segments?.length ? new Set(profile.segments) : EMPTY_SEGMENTS),
-    $thresholds: input.thresholds ?? EMPTY_THRESHOLDS,
+    $thresholds: input.catalog?.thresholds ?? EMPTY_THRESHOLDS,
   } as RuleVariables;
 }
 
