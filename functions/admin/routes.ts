@@ -1,0 +1,15 @@
+/**
+ * The admin function's dispatch table, keyed by API Gateway route key
+ * (`GET /v1/admin/profiles/{userId}`, as in shared/http/routes.ts). Each
+ * route's implementation lives in its own module; a route of the table
+ * that has no implementation here answers 404 not_found.
+ */
+import type { Context } from 'aws-lambda';
+import type { HttpRequest, HttpResponse } from '#http/middleware.ts';
+import { getProfileRoute } from './profiles.ts';
+
+export type AdminRoute = (request: HttpRequest, context: Context) => Promise<HttpResponse>;
+
+export const adminRoutes: Readonly<Record<string, AdminRoute>> = {
+  'GET /v1/admin/profiles/{userId}': getProfileRoute,
+};

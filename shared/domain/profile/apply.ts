@@ -1,0 +1,484 @@
+/**
+ * What events do to a profile (API.md §2, "What events do to a profile"):
+ * `applyEvent(state, event, settings)` folds one stored event into a profile
+ * state, `mergeProfiles(target, source)` joins an anonymous profile into a
+ * known one. Both are pure and commutative: any order of the same events,
+ * and any merge order, give the same state (floats to rounding).
+ *
+ * Exactly-once is not handled here: the store applies an event only if its
+ * "applied" marker does not exist (shared/store/profiles.ts).
+ */
+import { isChannel, type Channel } from '../channels.ts';
+import type { StoredEvent } from '../stored-event.ts';
+import {
+  canonical,
+  insertNewest,
+  isSafeKey,
+  log2Add,
+  lwwMerge,
+  lwwWins,
+  maxDefined,
+  minDefined,
+  newestTimes,
+  own,
+  windowAdd,
+  windowMerge,
+  type Lww,
+} from './counters.ts';
+import {
+  LIMITS,
+  cloneProfileState,
+  type ActionState,
+  type ChannelState,
+  type NameCounts,
+  type ProfileSettings,
+  type ProfileState,
+} from './state.ts';
+import { DAY_MS, dayOf, hourOf, isValidTimeZone } from './time.ts';
+
+/** Separator of a flattened nested trait key (`address` + `city`). */
+export const TRAIT_PATH_SEPARATOR = '\u001f';
+
+/** Segment's snake_case reserved traits, stored under their camelCase name. */
+const TRAIT_ALIASES: Readonly<Record<string, string>> = {
+  first_name: 'firstName',
+  last_name: 'lastName',
+  created_at: 'createdAt',
+};
+
+/** Weight of one observation of a category in the decayed interest. */
+const INTEREST_WEIGHT = { view: 1, purchase: 2 } as const;
+
+type Props = Readonly<Record<string, unknown>>;
+
+/** `Order Completed`, `order_completed` and `order completed` are the same semantic event. */
+export const semanticName = (name: string): string => name.trim().toLowerCase().replace(/[\s_]+/g, ' ');
+
+const text = (value: unknown, maxLength: number): string | undefined => {
+  if (typeof value !== 'string') return undefined;
+  const trimmed = value.trim();
+  return trimmed.length > 0 && trimmed.length <= maxLength && isSafeKey(trimmed) ? trimmed : undefined;
+};
+
+/** A finite number, from a number or a numeric string (Segment sends both). */
+export function amount(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (typeof value === 'string' && value.trim() !== '') {
+    const n = Number(value);
+    return Number.isFinite(n) ? n : undefined;
+  }
+  return undefined;
+}
+
+function bool(value: unknown): boolean | undefined {
+  if (typeof value === 'boolean') return value;
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  return undefined;
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/** Event time in epoch ms; the stored event schema guarantees an ISO-8601 timestamp. */
+export function eventTime(event: Pick<StoredEvent, 'timestamp'>): number {
+  const at = Date.parse(event.timestamp);
+  if (!Number.isFinite(at)) throw new Error(`Invalid event timestamp: ${event.timestamp}`);
+  return at;
+}
+
+/** Apply events in order to a copy of the state. */
+export function applyEvents(state: ProfileState, events: Iterable<StoredEvent>, settings: ProfileSettings): ProfileState {
+  const draft = cloneProfileState(state);
+  for (const event of events) applyInPlace(draft, event, settings);
+  return draft;
+}
+
+export function applyEvent(state: ProfileState, event: StoredEvent, settings: ProfileSettings): ProfileState {
+  return applyEvents(state, [event], settings);
+}
+
+/** Mutates `s`: the one place that knows what each message does. */
+export function applyInPlace(s: ProfileState, event: StoredEvent, settings: ProfileSettings): void {
+  const at = eventTime(event);
+  // An alias only joins identities (done by the store); it is not activity.
+  if (event.type === 'alias') return;
+  s.firstSeen = minDefined(s.firstSeen, at);
+  s.lastSeen = maxDefined(s.lastSeen, at);
+  const contextZone = event.context?.timezone;
+  if (isValidTimeZone(contextZone)) setLww(s, 'contextTimezone', [contextZone, at]);
+  const props: Props = event.properties ?? {};
+  switch (event.type) {
+    case 'identify':
+      if (event.traits) applyTraits(s, event.traits, at);
+      return;
+    case 'page':
+    case 'screen': {
+      s.visits = { n: s.visits.n + 1, h: windowAdd(s.visits.h, hourOf(at), LIMITS.visitHours) };
+      const category = text(props.category, LIMITS.categoryLength);
+      if (category) addInterest(s, category, INTEREST_WEIGHT.view, at, settings);
+      return;
+    }
+    case 'track':
+      if (event.event) applyTrack(s, event.event, props, at, settings);
+      return;
+    case 'group':
+      return;
+  }
+}
+
+function applyTrack(s: ProfileState, name: string, props: Props, at: number, settings: ProfileSettings): void {
+  countEvent(s, name, at);
+  const decisionId = text(props.decision_id, 200);
+  const actionId = text(props.action_id, LIMITS.actionIdLength);
+  switch (semanticName(name)) {
+    case 'product viewed': {
+      const category = text(props.category, LIMITS.categoryLength);
+      if (category) addInterest(s, category, INTEREST_WEIGHT.view, at, settings);
+      return;
+    }
+    case 'order completed': {
+      s.orders += 1;
+      s.revenue += amount(props.revenue) ?? amount(props.total) ?? 0;
+      s.lastPurchase = maxDefined(s.lastPurchase, at);
+      const categories = new Set<string>();
+      if (Array.isArray(props.products)) {
+        for (const product of props.products.slice(0, 500)) {
+          const category = isPlainObject(product) ? text(product.category, LIMITS.categoryLength) : undefined;
+          if (category) categories.add(category);
+        }
+      }
+      for (const category of [...categories].sort()) addInterest(s, category, INTEREST_WEIGHT.purchase, at, settings);
+      if (decisionId) recordConversion(s, actionId, at);
+      return;
+    }
+    case 'order refunded':
+      s.returns += 1;
+      s.lastReturn = maxDefined(s.lastReturn, at);
+      return;
+    case 'complaint opened':
+      s.complaintsOpened += 1;
+      return;
+    case 'complaint resolved':
+      s.complaintsResolved += 1;
+      return;
+    case 'consent updated': {
+      const granted = bool(props.granted);
+      if (isChannel(props.channel) && granted !== undefined) setConsent(s, props.channel, [granted, at]);
+      return;
+    }
+    case 'unsubscribed':
+      setConsent(s, isChannel(props.channel) ? props.channel : 'email', [false, at]);
+      return;
+    case 'preferences updated': {
+      if (Array.isArray(props.interests)) {
+        const interests = [
+          ...new Set(
+            props.interests
+              .map((i) => text(i, LIMITS.preferenceInterestLength))
+              .filter((i): i is string => i !== undefined),
+          ),
+        ].slice(0, LIMITS.preferenceInterests);
+        s.preferences.interests = pick(s.preferences.interests, [interests, at]);
+      }
+      const preferred = props.preferred_channel ?? props.preferredChannel;
+      if (isChannel(preferred)) s.preferences.channel = pick(s.preferences.channel, [preferred, at]);
+      return;
+    }
+  }
+  if (!decisionId) return;
+  const outcome = OUTCOMES[semanticName(name)];
+  if (!outcome) return;
+  const channel: Channel = outcome.channel ?? (isChannel(props.channel) ? props.channel : 'web');
+  if (outcome.kind === 'impression') recordImpression(s, channel, actionId, at);
+  else recordClick(s, channel, actionId, at);
+}
+
+/** Outcome events of a decision (API.md §2); `channel` absent: `properties.channel`, default web. */
+const OUTCOMES: Readonly<Record<string, { kind: 'impression' | 'click'; channel?: Channel }>> = {
+  'promotion viewed': { kind: 'impression' },
+  'promotion clicked': { kind: 'click' },
+  'push notification received': { kind: 'impression', channel: 'push' },
+  'push notification tapped': { kind: 'click', channel: 'push' },
+  'email opened': { kind: 'impression', channel: 'email' },
+  'email link clicked': { kind: 'click', channel: 'email' },
+};
+
+const pick = <T>(current: Lww<T> | undefined, candidate: Lww<T>): Lww<T> =>
+  lwwWins(candidate, current) ? candidate : (current as Lww<T>);
+
+function setLww(s: ProfileState, field: 'contextTimezone', candidate: Lww<string>): void {
+  s[field] = pick(s[field], candidate);
+}
+
+/** Consent: the latest statement wins; on a tie, the withdrawal (the safe side). */
+function consentWins(candidate: Lww<boolean>, current: Lww<boolean> | undefined): boolean {
+  if (!current) return true;
+  if (candidate[1] !== current[1]) return candidate[1] > current[1];
+  return candidate[0] === false && current[0] === true;
+}
+
+function setConsent(s: ProfileState, channel: Channel, candidate: Lww<boolean>): void {
+  if (consentWins(candidate, s.consent[channel])) s.consent[channel] = candidate;
+}
+
+function mergeConsent(a: Lww<boolean> | undefined, b: Lww<boolean> | undefined): Lww<boolean> | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return consentWins(b, a) ? b : a;
+}
+
+// ---- traits ---------------------------------------------------------------
+
+function applyTraits(s: ProfileState, traits: Props, at: number): void {
+  for (const [rawKey, value] of Object.entries(traits)) {
+    const key = own(TRAIT_ALIASES, rawKey) ?? rawKey;
+    if (!isSafeKey(key) || key.length > LIMITS.traitKeyLength || key.includes(TRAIT_PATH_SEPARATOR)) continue;
+    if (isPlainObject(value)) {
+      // Nested traits (Segment's `address`) merge per field: {city} then {country} keeps both.
+      for (const [sub, subValue] of Object.entries(value)) {
+        if (!isSafeKey(sub) || sub.length > LIMITS.traitKeyLength || sub.includes(TRAIT_PATH_SEPARATOR)) continue;
+        setTrait(s, `${key}${TRAIT_PATH_SEPARATOR}${sub}`, subValue, at);
+      }
+    } else {
+      setTrait(s, key, value, at);
+    }
+  }
+  boundTraits(s);
+}
+
+function setTrait(s: ProfileState, key: string, value: unknown, at: number): void {
+  if (value === undefined) return;
+  if (canonical(value).length > LIMITS.traitValueBytes) return;
+  const current = own(s.traits, key);
+  const candidate: Lww<unknown> = [value, at];
+  if (lwwWins(candidate, current)) s.traits[key] = candidate;
+}
+
+/** Past the bound, the traits written longest ago go first (then by key, for determinism). */
+function boundTraits(s: ProfileState): void {
+  const keys = Object.keys(s.traits);
+  if (keys.length <= LIMITS.traits) return;
+  keys.sort((a, b) => (s.traits[a]![1] - s.traits[b]![1]) || (a < b ? -1 : a > b ? 1 : 0));
+  for (const key of keys.slice(0, keys.length - LIMITS.traits)) delete s.traits[key];
+}
+
+// ---- interests ------------------------------------------------------------
+
+function addInterest(s: ProfileState, category: string, weight: number, at: number, settings: ProfileSettings): void {
+  s.halfLifeDays = settings.halfLifeDays;
+  const value = Math.log2(weight) + at / DAY_MS / settings.halfLifeDays;
+  s.interests[category] = log2Add(own(s.interests, category), value)!;
+  boundInterests(s, category);
+}
+
+/** Evict the weakest interest; decay is uniform, so the weakest now is the weakest at any time. */
+function boundInterests(s: ProfileState, keep?: string): void {
+  const keys = Object.keys(s.interests);
+  if (keys.length <= LIMITS.categories) return;
+  const victims = keys
+    .filter((k) => k !== keep)
+    .sort((a, b) => (s.interests[a]! - s.interests[b]!) || (a < b ? -1 : 1))
+    .slice(0, keys.length - LIMITS.categories);
+  for (const key of victims) delete s.interests[key];
+}
+
+// ---- event counts ---------------------------------------------------------
+
+function countEvent(s: ProfileState, name: string, at: number): void {
+  if (!isSafeKey(name) || name.length > LIMITS.eventNameLength) return;
+  const current = own(s.events, name);
+  s.events[name] = {
+    n: (current?.n ?? 0) + 1,
+    h: windowAdd(current?.h, hourOf(at), LIMITS.eventHours),
+    d: windowAdd(current?.d, dayOf(at), LIMITS.eventDays),
+    l: Math.max(current?.l ?? at, at),
+  };
+  boundEvents(s, name);
+}
+
+/** Evict the least used names (fewest, then least recent), never the one just counted. */
+function boundEvents(s: ProfileState, keep?: string): void {
+  const keys = Object.keys(s.events);
+  if (keys.length <= LIMITS.eventNames) return;
+  const victims = keys
+    .filter((k) => k !== keep)
+    .sort((a, b) => s.events[a]!.n - s.events[b]!.n || s.events[a]!.l - s.events[b]!.l || (a < b ? -1 : 1))
+    .slice(0, keys.length - LIMITS.eventNames);
+  for (const key of victims) delete s.events[key];
+}
+
+// ---- outcomes -------------------------------------------------------------
+
+function channelState(s: ProfileState, channel: Channel): ChannelState {
+  let state = s.channels[channel];
+  if (!state) {
+    state = { delivered: 0, engaged: 0, contacts: [] };
+    s.channels[channel] = state;
+  }
+  return state;
+}
+
+function actionState(s: ProfileState, actionId: string, at: number): ActionState {
+  let state = own(s.actions, actionId);
+  if (!state) {
+    state = { i: [], n: 0, clicks: 0, conversions: 0, l: at };
+    s.actions[actionId] = state;
+  }
+  state.l = Math.max(state.l, at);
+  return state;
+}
+
+function recordImpression(s: ProfileState, channel: Channel, actionId: string | undefined, at: number): void {
+  const c = channelState(s, channel);
+  c.delivered += 1;
+  c.lastDelivered = maxDefined(c.lastDelivered, at);
+  c.contacts = insertNewest(c.contacts, at, LIMITS.channelContacts);
+  if (actionId) {
+    const a = actionState(s, actionId, at);
+    a.n += 1;
+    a.i = insertNewest(a.i, at, LIMITS.actionImpressions);
+    boundActions(s, actionId);
+  }
+}
+
+function recordClick(s: ProfileState, channel: Channel, actionId: string | undefined, at: number): void {
+  const c = channelState(s, channel);
+  c.engaged += 1;
+  c.lastEngaged = maxDefined(c.lastEngaged, at);
+  if (actionId) {
+    actionState(s, actionId, at).clicks += 1;
+    boundActions(s, actionId);
+  }
+}
+
+function recordConversion(s: ProfileState, actionId: string | undefined, at: number): void {
+  if (!actionId) return;
+  actionState(s, actionId, at).conversions += 1;
+  boundActions(s, actionId);
+}
+
+/** Keep the actions with the most recent outcomes. */
+function boundActions(s: ProfileState, keep?: string): void {
+  const keys = Object.keys(s.actions);
+  if (keys.length <= LIMITS.actions) return;
+  const victims = keys
+    .filter((k) => k !== keep)
+    .sort((a, b) => s.actions[a]!.l - s.actions[b]!.l || (a < b ? -1 : 1))
+    .slice(0, keys.length - LIMITS.actions);
+  for (const key of victims) delete s.actions[key];
+}
+
+// ---- merge ----------------------------------------------------------------
+
+function mergeRecords<T>(
+  a: Readonly<Record<string, T>>,
+  b: Readonly<Record<string, T>>,
+  merge: (x: T, y: T) => T,
+): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const [k, v] of Object.entries(a)) out[k] = v;
+  for (const [k, v] of Object.entries(b)) {
+    const existing = own(out, k);
+    out[k] = existing === undefined ? v : merge(existing, v);
+  }
+  return out;
+}
+
+function mergeNameCounts(x: NameCounts, y: NameCounts): NameCounts {
+  return {
+    n: x.n + y.n,
+    h: windowMerge(x.h, y.h, LIMITS.eventHours),
+    d: windowMerge(x.d, y.d, LIMITS.eventDays),
+    l: Math.max(x.l, y.l),
+  };
+}
+
+function mergeActions(x: ActionState, y: ActionState): ActionState {
+  return {
+    i: newestTimes([...x.i, ...y.i], LIMITS.actionImpressions),
+    n: x.n + y.n,
+    clicks: x.clicks + y.clicks,
+    conversions: x.conversions + y.conversions,
+    l: Math.max(x.l, y.l),
+  };
+}
+
+function mergeChannels(x: ChannelState, y: ChannelState): ChannelState {
+  const lastDelivered = maxDefined(x.lastDelivered, y.lastDelivered);
+  const lastEngaged = maxDefined(x.lastEngaged, y.lastEngaged);
+  return {
+    delivered: x.delivered + y.delivered,
+    engaged: x.engaged + y.engaged,
+    ...(lastDelivered !== undefined ? { lastDelivered } : {}),
+    ...(lastEngaged !== undefined ? { lastEngaged } : {}),
+    contacts: newestTimes([...x.contacts, ...y.contacts], LIMITS.channelContacts),
+  };
+}
+
+const defined = <T extends object>(value: T): T =>
+  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+
+/**
+ * Join `source` (an anonymous profile) into `target`: the result is the
+ * profile of both histories. The identity (userId) is the target's; the
+ * source's anonymous id and links are recorded in `anonymousIds`.
+ */
+export function mergeProfiles(target: ProfileState, source: ProfileState): ProfileState {
+  const linked = [...target.anonymousIds];
+  for (const id of [...source.anonymousIds, ...(source.anonymousId !== undefined ? [source.anonymousId] : [])]) {
+    if (!linked.includes(id) && id !== target.anonymousId) linked.push(id);
+  }
+  const merged: ProfileState = defined({
+    sv: target.sv,
+    userId: target.userId ?? source.userId,
+    anonymousId: target.userId !== undefined ? undefined : target.anonymousId,
+    anonymousIds: linked.slice(-LIMITS.anonymousIds),
+    traits: mergeRecords(target.traits, source.traits, (x, y) => lwwMerge(x, y)!),
+    contextTimezone: lwwMerge(target.contextTimezone, source.contextTimezone),
+    firstSeen: minDefined(target.firstSeen, source.firstSeen),
+    lastSeen: maxDefined(target.lastSeen, source.lastSeen),
+    visits: defined({ n: target.visits.n + source.visits.n, h: windowMerge(target.visits.h, source.visits.h, LIMITS.visitHours) }),
+    orders: target.orders + source.orders,
+    revenue: target.revenue + source.revenue,
+    lastPurchase: maxDefined(target.lastPurchase, source.lastPurchase),
+    returns: target.returns + source.returns,
+    lastReturn: maxDefined(target.lastReturn, source.lastReturn),
+    complaintsOpened: target.complaintsOpened + source.complaintsOpened,
+    complaintsResolved: target.complaintsResolved + source.complaintsResolved,
+    interests: mergeRecords(target.interests, source.interests, (x, y) => log2Add(x, y)!),
+    halfLifeDays: target.halfLifeDays ?? source.halfLifeDays,
+    consent: defined(
+      Object.fromEntries(
+        [...new Set([...Object.keys(target.consent), ...Object.keys(source.consent)])].map((c) => [
+          c,
+          mergeConsent(target.consent[c as Channel], source.consent[c as Channel]),
+        ]),
+      ),
+    ),
+    preferences: defined({
+      interests: lwwMerge(target.preferences.interests, source.preferences.interests),
+      channel: lwwMerge(target.preferences.channel, source.preferences.channel),
+    }),
+    events: mergeRecords(target.events, source.events, mergeNameCounts),
+    actions: mergeRecords(target.actions, source.actions, mergeActions),
+    channels: mergeRecords(
+      target.channels as Record<string, ChannelState>,
+      source.channels as Record<string, ChannelState>,
+      mergeChannels,
+    ),
+    enrichment: target.enrichment,
+    updatedAt: maxDefined(target.updatedAt, source.updatedAt),
+  });
+  boundTraits(merged);
+  boundInterests(merged);
+  boundEvents(merged);
+  boundActions(merged);
+  return merged;
+}
+
+/** Record an anonymous id as linked to this profile (bounded, oldest links dropped first). */
+export function linkAnonymousId(state: ProfileState, anonymousId: string): void {
+  if (state.anonymousIds.includes(anonymousId) || anonymousId === state.anonymousId) return;
+  state.anonymousIds = [...state.anonymousIds, anonymousId].slice(-LIMITS.anonymousIds);
+}

@@ -1,0 +1,170 @@
+/**
+ * The stored profile state: what the profile function keeps per customer so
+ * that any ProfileView can be derived at any instant (`toProfileView`).
+ *
+ * Every field is a commutative aggregate (see counters.ts): sums, min/max,
+ * last-writer-wins registers ordered by event time, top-k of times, sliding
+ * window counters anchored at the newest event, and decayed sums kept in
+ * log space. Applying a set of events in any order, or merging two profiles,
+ * gives the same state (floats to rounding). Every collection is bounded
+ * (LIMITS), so a profile stays a few tens of KB whatever its history; only
+ * evictions past those bounds can depend on arrival order.
+ *
+ * Times are epoch milliseconds; the view turns them into ISO-8601.
+ */
+import type { Channel } from '../channels.ts';
+import type { Lww, WindowCounter } from './counters.ts';
+
+export const STATE_VERSION = 1;
+
+export const LIMITS = {
+  /** Traits kept (flattened keys); past it the oldest-written are dropped. */
+  traits: 100,
+  /** Serialized size of one trait value; larger values are not kept in the profile. */
+  traitValueBytes: 1_024,
+  traitKeyLength: 128,
+  /** Distinct track event names counted; past it the least used is evicted. */
+  eventNames: 100,
+  eventNameLength: 200,
+  /** Hourly buckets per event name (exact "today" in any zone). */
+  eventHours: 48,
+  /** Daily (UTC) buckets per event name (7 and 30 days). */
+  eventDays: 35,
+  /** Hourly buckets of visits: 32 days, so 30 local days are exact in any zone. */
+  visitHours: 32 * 24,
+  categories: 50,
+  categoryLength: 100,
+  actions: 50,
+  actionIdLength: 128,
+  /** Impression times kept per action (the basis of frequency caps). */
+  actionImpressions: 20,
+  /** Contact times kept per channel. */
+  channelContacts: 32,
+  anonymousIds: 50,
+  preferenceInterests: 50,
+  preferenceInterestLength: 100,
+  segments: 100,
+  scores: 50,
+} as const;
+
+/** Counts of one track event name. */
+export interface NameCounts {
+  /** All-time count. */
+  n: number;
+  /** Hourly window (LIMITS.eventHours). */
+  h?: WindowCounter;
+  /** Daily UTC window (LIMITS.eventDays). */
+  d?: WindowCounter;
+  /** Last time seen. */
+  l: number;
+}
+
+/** Contact history of one action (from outcome events carrying decision_id/action_id). */
+export interface ActionState {
+  /** Impression times, newest first, bounded. */
+  i: number[];
+  /** Impressions, all time. */
+  n: number;
+  clicks: number;
+  conversions: number;
+  /** Latest outcome of any kind (eviction order). */
+  l: number;
+}
+
+export interface ChannelState {
+  delivered: number;
+  engaged: number;
+  lastDelivered?: number;
+  lastEngaged?: number;
+  /** Delivery (contact) times, newest first, bounded. */
+  contacts: number[];
+}
+
+export interface Enrichment {
+  segments: string[];
+  persona?: string;
+  scores: Record<string, number>;
+}
+
+export interface ProfileState {
+  /** Format version of this structure. */
+  sv: typeof STATE_VERSION;
+  userId?: string;
+  /** Set on an anonymous profile. */
+  anonymousId?: string;
+  /** Anonymous ids merged into this profile, in merge order, bounded. */
+  anonymousIds: string[];
+  /** Flattened trait key (`address\u001fcity` for a nested one) → LWW value. */
+  traits: Record<string, Lww<unknown>>;
+  /** Latest `context.timezone` seen (LWW); the trait `timezone` wins over it. */
+  contextTimezone?: Lww<string>;
+  firstSeen?: number;
+  lastSeen?: number;
+  visits: { n: number; h?: WindowCounter };
+  orders: number;
+  revenue: number;
+  lastPurchase?: number;
+  returns: number;
+  lastReturn?: number;
+  complaintsOpened: number;
+  complaintsResolved: number;
+  /** Category → log2(Σ weight·2^(t/halfLife)), t in days since the epoch. */
+  interests: Record<string, number>;
+  /** The half-life (days) the interests were accumulated with; the view decays with it. */
+  halfLifeDays?: number;
+  consent: Partial<Record<Channel, Lww<boolean>>>;
+  preferences: { interests?: Lww<string[]>; channel?: Lww<Channel> };
+  events: Record<string, NameCounts>;
+  actions: Record<string, ActionState>;
+  channels: Partial<Record<Channel, ChannelState>>;
+  /** Derived by the enricher after each change (segments, persona, scores). */
+  enrichment?: Enrichment;
+  /** Processing time of the last change. */
+  updatedAt?: number;
+}
+
+export interface ProfileSettings {
+  /** Half-life of category interest, in days (config.KAIROS_INTEREST_HALF_LIFE_DAYS). */
+  readonly halfLifeDays: number;
+}
+
+export function emptyProfileState(identity: { userId?: string; anonymousId?: string } = {}): ProfileState {
+  return {
+    sv: STATE_VERSION,
+    ...(identity.userId !== undefined ? { userId: identity.userId } : {}),
+    ...(identity.anonymousId !== undefined ? { anonymousId: identity.anonymousId } : {}),
+    anonymousIds: [],
+    traits: {},
+    visits: { n: 0 },
+    orders: 0,
+    revenue: 0,
+    returns: 0,
+    complaintsOpened: 0,
+    complaintsResolved: 0,
+    interests: {},
+    consent: {},
+    preferences: {},
+    events: {},
+    actions: {},
+    channels: {},
+  };
+}
+
+/** Serialize for storage. */
+export const serializeProfileState = (state: ProfileState): string => JSON.stringify(state);
+
+/**
+ * Parse a stored state. The state is written only by the profile function,
+ * so this checks the format version and fills fields a newer writer may
+ * have added defaults for, rather than validating every field.
+ */
+export function parseProfileState(text: string): ProfileState {
+  const raw = JSON.parse(text) as Partial<ProfileState> | null;
+  if (!raw || typeof raw !== 'object' || raw.sv !== STATE_VERSION) {
+    throw new Error(`Unsupported profile state version: ${String((raw as { sv?: unknown } | null)?.sv)}`);
+  }
+  return { ...emptyProfileState(), ...raw } as ProfileState;
+}
+
+/** A deep copy that the apply functions may mutate. */
+export const cloneProfileState = (state: ProfileState): ProfileState => structuredClone(state);

@@ -1,0 +1,71 @@
+/**
+ * Calendar arithmetic in a customer's IANA time zone, with the platform's
+ * Intl data (no dependency). "Today" starts at local midnight, which moves
+ * with daylight saving time.
+ */
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+const MAX_FORMATTERS = 200;
+
+function formatter(timeZone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    if (formatters.size >= MAX_FORMATTERS) formatters.clear();
+    formatters.set(timeZone, f);
+  }
+  return f;
+}
+
+/** True for a time zone name the platform knows (IANA, e.g. `Europe/Madrid`). */
+export function isValidTimeZone(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 64) return false;
+  try {
+    formatter(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The zone's offset from UTC at an instant, in ms (Madrid in summer: +7,200,000). */
+export function offsetMs(timeZone: string, at: number): number {
+  const parts = formatter(timeZone).formatToParts(new Date(at));
+  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0);
+  const asUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
+  return asUtc - Math.floor(at / 1000) * 1000;
+}
+
+/** The local calendar date of an instant, as a UTC midnight timestamp (a day label). */
+function localDay(timeZone: string, at: number): number {
+  const local = at + offsetMs(timeZone, at);
+  return Math.floor(local / DAY_MS) * DAY_MS;
+}
+
+/** The instant of local midnight starting the local day `daysBack` days before the day of `at`. */
+export function localMidnight(timeZone: string, at: number, daysBack = 0): number {
+  const day = localDay(timeZone, at) - daysBack * DAY_MS;
+  // Local midnight = day - offset(at midnight); the offset can differ from the
+  // offset at `day`, so refine once more (a DST change near midnight).
+  let guess = day - offsetMs(timeZone, day);
+  guess = day - offsetMs(timeZone, guess);
+  return guess;
+}
+
+export const hourOf = (at: number): number => Math.floor(at / HOUR_MS);
+export const dayOf = (at: number): number => Math.floor(at / DAY_MS);
+export const hourStart = (hour: number): number => hour * HOUR_MS;
+export const dayStart = (day: number): number => day * DAY_MS;
+export { HOUR_MS, DAY_MS };

@@ -1,0 +1,56 @@
+/**
+ * A customer's event history from the Events table's `byProfile` index
+ * (profileKey = u#<userId> | a#<anonymousId>, sortKey = <timestamp>#<messageId>).
+ */
+import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { config } from '../config.ts';
+import { eventsTable } from './tables.ts';
+import { documentClient } from './client.ts';
+
+const INDEX = eventsTable.globalSecondaryIndexes[0].indexName;
+const PARALLEL_QUERIES = 10;
+
+export type HistoryItem = Record<string, unknown> & { profileKey: string; sortKey: string };
+
+/**
+ * The `limit` most recent events across several profile keys (a user and
+ * the anonymous ids merged into it), newest first.
+ */
+export async function listRecentEvents(
+  profileKeys: readonly string[],
+  limit: number,
+  options: { client?: DynamoDBDocumentClient; tableName?: string } = {},
+): Promise<HistoryItem[]> {
+  const client = options.client ?? documentClient;
+  const tableName = options.tableName ?? config.EVENTS_TABLE;
+  if (limit <= 0) return [];
+  const queue = [...new Set(profileKeys)];
+  const found: HistoryItem[] = [];
+  const query = async (profileKey: string) => {
+    let startKey: Record<string, unknown> | undefined;
+    let collected = 0;
+    do {
+      const page = await client.send(
+        new QueryCommand({
+          TableName: tableName,
+          IndexName: INDEX,
+          KeyConditionExpression: 'profileKey = :k',
+          ExpressionAttributeValues: { ':k': profileKey },
+          ScanIndexForward: false,
+          Limit: limit - collected,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) found.push(item as HistoryItem);
+      collected += page.Items?.length ?? 0;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey && collected < limit);
+  };
+  const workers = Array.from({ length: Math.min(PARALLEL_QUERIES, queue.length) }, async () => {
+    for (let key = queue.shift(); key !== undefined; key = queue.shift()) await query(key);
+  });
+  await Promise.all(workers);
+  return found
+    .sort((a, b) => (a.sortKey < b.sortKey ? 1 : a.sortKey > b.sortKey ? -1 : String(a.pk) < String(b.pk) ? 1 : -1))
+    .slice(0, limit);
+}

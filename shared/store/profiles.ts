@@ -1,0 +1,243 @@
+/**
+ * The Profiles table (shared/store/tables.ts): one item per profile key,
+ *
+ * - `u#<userId>` / `a#<anonymousId>` → a profile:
+ *   `{pk, kind: 'profile', version, state: <ProfileState JSON>, userId?, anonymousId?, updatedAt}`
+ * - `a#<anonymousId>` merged into a user → a tombstone:
+ *   `{pk, kind: 'tombstone', version, mergedInto: <userId>, mergedAt}`
+ * - `m#<event pk>` → an "applied" marker (TTL `expiresAt`), written in the
+ *   same transaction as the profile change it records.
+ *
+ * Readers (decide, admin, simulate) use `getProfileView` or, with an item in
+ * hand, the pure `profileFromItem` + `toProfileView`.
+ */
+import {
+  BatchGetCommand,
+  TransactWriteCommand,
+  type DynamoDBDocumentClient,
+  type TransactWriteCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import { config } from '../config.ts';
+import { anonymousProfileKey, userProfileKey } from '../domain/stored-event.ts';
+import { mergeProfiles } from '../domain/profile/apply.ts';
+import {
+  STATE_VERSION,
+  parseProfileState,
+  serializeProfileState,
+  type ProfileState,
+} from '../domain/profile/state.ts';
+import { toProfileView } from '../domain/profile/to-view.ts';
+import type { ProfileView } from '../domain/profile/view.ts';
+import { documentClient } from './client.ts';
+
+/** How long an "applied" marker is kept: far longer than the 24 h a stream record lives. */
+export const MARKER_TTL_SECONDS = 7 * 24 * 3600;
+
+export const markerKey = (eventPk: string): string => `m#${eventPk}`;
+
+export interface StoredProfile {
+  readonly kind: 'profile';
+  readonly key: string;
+  readonly version: number;
+  readonly state: ProfileState;
+}
+
+export interface StoredTombstone {
+  readonly kind: 'tombstone';
+  readonly key: string;
+  readonly version: number;
+  /** The userId this anonymous profile was merged into. */
+  readonly mergedInto: string;
+}
+
+export type ProfileItem = StoredProfile | StoredTombstone;
+
+/**
+ * Parse a Profiles item (as the DocumentClient returns it). Pure. Undefined
+ * for a missing item or one that is not a profile or tombstone (a marker).
+ */
+export function profileFromItem(item: Record<string, unknown> | undefined): ProfileItem | undefined {
+  if (!item || typeof item.pk !== 'string') return undefined;
+  const version = typeof item.version === 'number' ? item.version : 0;
+  if (item.kind === 'tombstone' && typeof item.mergedInto === 'string') {
+    return { kind: 'tombstone', key: item.pk, version, mergedInto: item.mergedInto };
+  }
+  if (item.kind === 'profile' && typeof item.state === 'string') {
+    return { kind: 'profile', key: item.pk, version, state: parseProfileState(item.state) };
+  }
+  return undefined;
+}
+
+/** The item that stores a profile state (version is the new version). */
+export function profileToItem(key: string, state: ProfileState, version: number): Record<string, unknown> {
+  return {
+    pk: key,
+    kind: 'profile',
+    version,
+    sv: STATE_VERSION,
+    state: serializeProfileState(state),
+    ...(state.userId !== undefined ? { userId: state.userId } : {}),
+    ...(state.anonymousId !== undefined ? { anonymousId: state.anonymousId } : {}),
+    ...(state.updatedAt !== undefined ? { updatedAt: new Date(state.updatedAt).toISOString() } : {}),
+  };
+}
+
+export function tombstoneToItem(anonymousId: string, userId: string, version: number, now: number): Record<string, unknown> {
+  return {
+    pk: anonymousProfileKey(anonymousId),
+    kind: 'tombstone',
+    version,
+    mergedInto: userId,
+    mergedAt: new Date(now).toISOString(),
+  };
+}
+
+export function markerToItem(eventPk: string, profileKey: string, now: number): Record<string, unknown> {
+  return {
+    pk: markerKey(eventPk),
+    kind: 'marker',
+    profileKey,
+    expiresAt: Math.floor(now / 1000) + MARKER_TTL_SECONDS,
+  };
+}
+
+/**
+ * Consistent BatchGetItem of any number of keys of the Profiles table,
+ * retrying unprocessed keys. Returns the items by pk.
+ */
+export async function getItems(
+  keys: readonly string[],
+  options: { consistent?: boolean; client?: DynamoDBDocumentClient; tableName?: string } = {},
+): Promise<Map<string, Record<string, unknown>>> {
+  const client = options.client ?? documentClient;
+  const tableName = options.tableName ?? config.PROFILES_TABLE;
+  const found = new Map<string, Record<string, unknown>>();
+  const unique = [...new Set(keys)];
+  for (let start = 0; start < unique.length; start += 100) {
+    let pending: Record<string, unknown>[] = unique.slice(start, start + 100).map((pk) => ({ pk }));
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > 0) {
+        if (attempt > 8) throw new Error(`BatchGetItem left ${pending.length} keys unprocessed`);
+        await sleep(Math.min(1000, 25 * 2 ** attempt) * Math.random());
+      }
+      const result = await client.send(
+        new BatchGetCommand({
+          RequestItems: { [tableName]: { Keys: pending, ConsistentRead: options.consistent ?? false } },
+        }),
+      );
+      for (const item of result.Responses?.[tableName] ?? []) found.set(String(item.pk), item);
+      pending = (result.UnprocessedKeys?.[tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
+    }
+  }
+  return found;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface ProfileWrite {
+  /** The profile item to put, with the version it was read at (0: it did not exist). */
+  readonly profile: { key: string; state: ProfileState; readVersion: number };
+  /** Anonymous ids turned into tombstones, with the version read (0: absent). */
+  readonly tombstones: readonly { anonymousId: string; readVersion: number }[];
+  /** Event pks applied by this write. */
+  readonly markers: readonly string[];
+}
+
+/** Build the one transaction that applies events: profile + tombstones + markers, all conditional. */
+export function profileWriteTransaction(
+  write: ProfileWrite,
+  userId: string | undefined,
+  now: number,
+  tableName: string = config.PROFILES_TABLE,
+): TransactWriteCommandInput {
+  const versioned = (readVersion: number) =>
+    readVersion === 0
+      ? { ConditionExpression: 'attribute_not_exists(pk)' }
+      : { ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': readVersion } };
+  const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
+    {
+      Put: {
+        TableName: tableName,
+        Item: profileToItem(write.profile.key, write.profile.state, write.profile.readVersion + 1),
+        ...versioned(write.profile.readVersion),
+      },
+    },
+  ];
+  for (const tombstone of write.tombstones) {
+    if (userId === undefined) throw new Error('Only a user profile can absorb an anonymous profile');
+    items.push({
+      Put: {
+        TableName: tableName,
+        Item: tombstoneToItem(tombstone.anonymousId, userId, tombstone.readVersion + 1, now),
+        ...versioned(tombstone.readVersion),
+      },
+    });
+  }
+  for (const eventPk of write.markers) {
+    items.push({
+      Put: {
+        TableName: tableName,
+        Item: markerToItem(eventPk, write.profile.key, now),
+        ConditionExpression: 'attribute_not_exists(pk)',
+      },
+    });
+  }
+  if (items.length > 100) throw new Error(`A profile transaction holds at most 100 items, not ${items.length}`);
+  return { TransactItems: items };
+}
+
+export async function writeProfile(
+  write: ProfileWrite,
+  userId: string | undefined,
+  now: number,
+  client: DynamoDBDocumentClient = documentClient,
+): Promise<void> {
+  await client.send(new TransactWriteCommand(profileWriteTransaction(write, userId, now)));
+}
+
+export interface ProfileLookup {
+  readonly userId?: string;
+  readonly anonymousId?: string;
+}
+
+/**
+ * The profile state of a customer as decide sees it: one BatchGetItem of
+ * `u#userId` and `a#anonymousId`. An anonymous profile not merged yet (the
+ * stream has not caught up) is merged in memory; a tombstone found for an
+ * anonymous-only lookup costs a second read (the customer has since been
+ * identified). Undefined: no profile yet (a new customer).
+ */
+export async function getProfileState(
+  lookup: ProfileLookup,
+  options: { client?: DynamoDBDocumentClient; consistent?: boolean } = {},
+): Promise<ProfileState | undefined> {
+  const userKey = lookup.userId !== undefined ? userProfileKey(lookup.userId) : undefined;
+  const anonKey = lookup.anonymousId !== undefined ? anonymousProfileKey(lookup.anonymousId) : undefined;
+  const keys = [userKey, anonKey].filter((k): k is string => k !== undefined);
+  if (keys.length === 0) return undefined;
+  const items = await getItems(keys, options);
+  const user = userKey ? profileFromItem(items.get(userKey)) : undefined;
+  const anon = anonKey ? profileFromItem(items.get(anonKey)) : undefined;
+  if (user?.kind === 'profile') {
+    return anon?.kind === 'profile' ? mergeProfiles(user.state, anon.state) : user.state;
+  }
+  if (anon?.kind === 'profile') {
+    return lookup.userId !== undefined ? { ...anon.state, userId: lookup.userId, anonymousId: undefined } : anon.state;
+  }
+  if (anon?.kind === 'tombstone' && lookup.userId === undefined) {
+    const key = userProfileKey(anon.mergedInto);
+    const merged = profileFromItem((await getItems([key], options)).get(key));
+    return merged?.kind === 'profile' ? merged.state : undefined;
+  }
+  return undefined;
+}
+
+/** The ProfileView of a customer at `now` (see getProfileState); undefined for an unknown customer. */
+export async function getProfileView(
+  lookup: ProfileLookup,
+  now: Date | number = Date.now(),
+  options: { client?: DynamoDBDocumentClient; consistent?: boolean } = {},
+): Promise<ProfileView | undefined> {
+  const state = await getProfileState(lookup, options);
+  return state ? toProfileView(state, now) : undefined;
+}
