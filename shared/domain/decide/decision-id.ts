@@ -1,0 +1,137 @@
+/**
+ * The decisionId: everything an outcome needs to be attributed, carried by
+ * the client instead of written by decide (the decide path never writes).
+ *
+ * Format (v1): `<payload>.<check>` where
+ * - payload = base64url(UTF-8 JSON array)
+ *   `[1, catalogVersion, channel, placement, issuedAtSeconds, nonce, flags, persona, actions, holdouts]`
+ *   with `actions` = `[[actionId, variant, experimentId, arm, propensity], ...]` and
+ *   `holdouts` = experiment ids whose control group the customer is in
+ *   ("" for an absent string, propensity rounded to 4 decimals),
+ *   flags: bit 0 fallback, bit 1 degraded;
+ * - check = base36 of a 32-bit hash of the payload, so a truncated or
+ *   mangled id is refused instead of attributed to the wrong action.
+ *
+ * It is not a secret and not signed: anyone holding a write key can already
+ * send outcome events. Decoding never throws on hostile input.
+ */
+import { isChannel, type Channel } from '../channels.ts';
+import { hash32 } from './random.ts';
+
+export interface DecidedAction {
+  readonly actionId: string;
+  readonly variant?: string;
+  readonly experiment?: { readonly id: string; readonly arm: string };
+  /** Propensity used to rank the action (0..1). */
+  readonly propensity: number;
+}
+
+export interface DecisionRecord {
+  readonly catalogVersion: string;
+  readonly channel: Channel;
+  readonly placement?: string;
+  /** When the decision was made (ISO-8601, second precision). */
+  readonly issuedAt: string;
+  /** Makes two decisions of the same second distinct (impression de-duplication). */
+  readonly nonce: string;
+  readonly fallback: boolean;
+  readonly degraded: boolean;
+  readonly persona?: string;
+  readonly actions: readonly DecidedAction[];
+  /** Experiments whose control group the customer is in (exposure of the holdout, for uplift). */
+  readonly holdouts: readonly string[];
+}
+
+/** Longest id accepted by the decoder (10 actions with long ids fit well under it). */
+export const MAX_DECISION_ID_LENGTH = 4096;
+const FORMAT = 1;
+
+const round4 = (n: number) => Math.round(n * 10_000) / 10_000;
+
+export function encodeDecisionId(record: DecisionRecord): string {
+  const flags = (record.fallback ? 1 : 0) | (record.degraded ? 2 : 0);
+  const issued = Math.floor(Date.parse(record.issuedAt) / 1000);
+  const actions = record.actions.map((a) => [
+    a.actionId,
+    a.variant ?? '',
+    a.experiment?.id ?? '',
+    a.experiment?.arm ?? '',
+    round4(a.propensity),
+  ]);
+  const json = JSON.stringify([
+    FORMAT,
+    record.catalogVersion,
+    record.channel,
+    record.placement ?? '',
+    Number.isFinite(issued) ? issued : 0,
+    record.nonce,
+    flags,
+    record.persona ?? '',
+    actions,
+    record.holdouts,
+  ]);
+  const payload = Buffer.from(json, 'utf8').toString('base64url');
+  return `${payload}.${hash32(payload).toString(36)}`;
+}
+
+const isString = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length <= max;
+const optional = (v: string) => (v === '' ? undefined : v);
+
+/** The decision behind an id, or undefined when the id is not one of ours (or was mangled). */
+export function decodeDecisionId(id: unknown): DecisionRecord | undefined {
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_DECISION_ID_LENGTH) return undefined;
+  const dot = id.lastIndexOf('.');
+  if (dot <= 0) return undefined;
+  const payload = id.slice(0, dot);
+  if (!/^[A-Za-z0-9_-]+$/.test(payload) || hash32(payload).toString(36) !== id.slice(dot + 1)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 10 || parsed[0] !== FORMAT) return undefined;
+  const [, version, channel, placement, issued, nonce, flags, persona, actions, holdouts] = parsed as unknown[];
+  if (!Array.isArray(holdouts) || holdouts.length > 50 || !holdouts.every((h) => isString(h) && h !== '')) return undefined;
+  if (!isString(version) || !isChannel(channel) || !isString(placement) || !isString(nonce, 64)) return undefined;
+  if (!isString(persona)) return undefined;
+  if (typeof issued !== 'number' || !Number.isSafeInteger(issued) || issued < 0) return undefined;
+  if (typeof flags !== 'number' || !Number.isInteger(flags) || flags < 0 || flags > 3) return undefined;
+  if (!Array.isArray(actions) || actions.length > 10) return undefined;
+  const decided: DecidedAction[] = [];
+  for (const entry of actions as unknown[]) {
+    if (!Array.isArray(entry) || entry.length !== 5) return undefined;
+    const [actionId, variant, experimentId, arm, propensity] = entry as unknown[];
+    if (!isString(actionId) || actionId === '' || !isString(variant) || !isString(experimentId) || !isString(arm)) {
+      return undefined;
+    }
+    if (typeof propensity !== 'number' || !(propensity >= 0 && propensity <= 1)) return undefined;
+    const v = optional(variant);
+    decided.push({
+      actionId,
+      ...(v !== undefined ? { variant: v } : {}),
+      ...(experimentId !== '' ? { experiment: { id: experimentId, arm } } : {}),
+      propensity,
+    });
+  }
+  const p = optional(placement);
+  const pe = optional(persona);
+  return {
+    catalogVersion: version,
+    channel,
+    ...(p !== undefined ? { placement: p } : {}),
+    issuedAt: new Date(issued * 1000).toISOString(),
+    nonce,
+    fallback: (flags & 1) === 1,
+    degraded: (flags & 2) === 2,
+    ...(pe !== undefined ? { persona: pe } : {}),
+    actions: decided,
+    holdouts: holdouts as string[],
+  };
+}
+
+/** The decided action an outcome event names (`properties.action_id`), or the first one. */
+export function attributedAction(record: DecisionRecord, actionId?: unknown): DecidedAction | undefined {
+  if (typeof actionId === 'string' && actionId !== '') return record.actions.find((a) => a.actionId === actionId);
+  return record.actions[0];
+}

@@ -1,0 +1,125 @@
+/**
+ * The decide request at the boundary (API.md §4), validated with zod's mini
+ * build: the decide function is latency-critical and its bundle small, and
+ * the mini build tree-shakes to a few KB.
+ */
+import * as z from 'zod/mini';
+import { CHANNELS } from '../channels.ts';
+import type { ErrorDetail } from '../../http/errors.ts';
+import type { DecideRequest } from './types.ts';
+
+/** Same shape as catalog ids (placements are declared in the catalog). */
+const PLACEMENT = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+export const CONTEXT_LIMITS = { keys: 50, keyLength: 100, bytes: 4_096, depth: 4 } as const;
+
+function depthOf(value: unknown, depth = 0): number {
+  if (value === null || typeof value !== 'object') return depth;
+  let max = depth + 1;
+  for (const child of Object.values(value)) {
+    max = Math.max(max, depthOf(child, depth + 1));
+    if (max > CONTEXT_LIMITS.depth) return max;
+  }
+  return max;
+}
+
+const identifier = z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(256, 'must be at most 256 characters'));
+
+const contextSchema = z
+  .record(
+    z.string().check(z.maxLength(CONTEXT_LIMITS.keyLength, `keys must be at most ${CONTEXT_LIMITS.keyLength} characters`)),
+    z.unknown(),
+    'must be an object',
+  )
+  .check(
+    z.refine((c) => Object.keys(c).length <= CONTEXT_LIMITS.keys, `must have at most ${CONTEXT_LIMITS.keys} keys`),
+    z.refine((c) => depthOf(c) <= CONTEXT_LIMITS.depth, `must nest at most ${CONTEXT_LIMITS.depth} levels`),
+    z.refine((c) => JSON.stringify(c).length <= CONTEXT_LIMITS.bytes, `must be at most ${CONTEXT_LIMITS.bytes} bytes of JSON`),
+  );
+
+/** Fields common to decide and simulate. */
+const decisionFields = {
+  channel: z.enum(CHANNELS, `must be one of ${CHANNELS.join(', ')}`),
+  placement: z.optional(z.string('must be a string').check(z.regex(PLACEMENT, 'must be 1-128 characters: letters, digits, "_", "-", ".", ":"'))),
+  limit: z._default(z.int('must be an integer from 1 to 10').check(z.gte(1, 'must be at least 1'), z.lte(10, 'must be at most 10')), 1),
+  context: z._default(contextSchema, {}),
+};
+
+export const decideRequestSchema = z
+  .strictObject(
+    {
+    userId: z.optional(identifier),
+    anonymousId: z.optional(identifier),
+    ...decisionFields,
+    explain: z._default(z.boolean('must be true or false'), false),
+    /** Segment clients may put the write key in the body. */
+    writeKey: z.optional(z.string('must be a string').check(z.maxLength(200))),
+    },
+    'the body must be a JSON object',
+  )
+  .check(
+    z.refine((r) => r.userId !== undefined || r.anonymousId !== undefined, {
+      message: 'userId or anonymousId is required',
+      path: ['userId'],
+    }),
+  );
+
+/** POST /v1/admin/simulate: a stored customer (`userId`/`anonymousId`) or an inline `profile`. */
+export const simulateRequestSchema = z
+  .strictObject(
+    {
+    userId: z.optional(identifier),
+    anonymousId: z.optional(identifier),
+    /** A profile to decide for, as GET /v1/admin/profiles returns it (missing fields are empty). */
+    profile: z.optional(z.record(z.string(), z.unknown(), 'must be an object')),
+    ...decisionFields,
+    /** Simulate at another instant (ISO-8601), e.g. to check quiet hours or a validity window. */
+    at: z.optional(z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time' })),
+    },
+    'the body must be a JSON object',
+  )
+  .check(
+    z.refine((r) => r.userId !== undefined || r.anonymousId !== undefined || r.profile !== undefined, {
+      message: 'profile, userId or anonymousId is required',
+      path: ['userId'],
+    }),
+  );
+
+export type SimulateRequest = z.infer<typeof simulateRequestSchema>;
+
+type Issue = { path: readonly PropertyKey[]; message: string };
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? String(part) : `.${String(part)}`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
+/** zod issues as API.md §6 details (bounded: a hostile body cannot make a huge error). */
+export function issueDetails(issues: readonly Issue[]): ErrorDetail[] {
+  return issues.slice(0, 20).map((issue) => {
+    const unknownKeys = (issue as { code?: string; keys?: string[] }).code === 'unrecognized_keys'
+      ? (issue as { keys?: string[] }).keys
+      : undefined;
+    const message = unknownKeys ? `unknown field(s): ${unknownKeys.slice(0, 5).map((k) => k.slice(0, 50)).join(', ')}` : issue.message;
+    return { path: formatPath(issue.path), message };
+  });
+}
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; details: ErrorDetail[] };
+
+export function parseDecideRequest(body: unknown): ParseResult<DecideRequest> {
+  const parsed = decideRequestSchema.safeParse(body);
+  if (!parsed.success) return { ok: false, details: issueDetails(parsed.error.issues) };
+  const { writeKey: _writeKey, ...request } = parsed.data;
+  return { ok: true, value: request as DecideRequest };
+}
+
+export function parseSimulateRequest(body: unknown): ParseResult<SimulateRequest> {
+  const parsed = simulateRequestSchema.safeParse(body);
+  if (!parsed.success) return { ok: false, details: issueDetails(parsed.error.issues) };
+  return { ok: true, value: parsed.data };
+}
