@@ -37,7 +37,6 @@ const invalid = (message: string, issues: readonly Issue[]) =>
 
 export const handler = httpHandler(
   async (request) => {
-    metrics.addMetric('requests', MetricUnit.Count, 1);
     const route = eventRouteOf(request);
     const { sourceId } = await authenticateWriteKey(request);
     const plan = planIngest(request.body, {
@@ -62,4 +61,7 @@ export const handler = httpHandler(
     return { status: 200, body: responseBody(plan, stored) };
   },
   { maxBodyBytes: MAX_BODY_BYTES, cors: true, body: 'json' },
-).use(logMetrics(metrics));
+)
+  .use(logMetrics(metrics))
+  // Counted before parsing, so refused bodies (413, invalid JSON) are counted too.
+  .use({ before: () => metrics.addMetric('requests', MetricUnit.Count, 1) });

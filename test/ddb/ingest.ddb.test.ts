@@ -1,0 +1,381 @@
+/**
+ * The ingest function end to end on a real DynamoDB Local: API Gateway v2
+ * event in, response out, and what the Events table then holds.
+ */
+import { randomUUID } from 'node:crypto';
+import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+  const endpoint = process.env.DYNAMODB_ENDPOINT ?? '';
+  if (!/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(endpoint)) {
+    throw new Error(`Refusing to run integration tests against a non-local DynamoDB endpoint: "${endpoint}"`);
+  }
+});
+
+import { handler } from '../../functions/ingest/handler.ts';
+import { config } from '#shared/config.ts';
+import { documentClient } from '#store/client.ts';
+import { putWriteKey } from '#store/keys.ts';
+import { EVENT_ROUTES } from '#http/routes.ts';
+import { storedEventSchema } from '#domain/stored-event.ts';
+import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
+
+const RUN = randomUUID().slice(0, 8);
+/** One write key (one source) per concern, so stored items can be counted per source. */
+const sources = {
+  main: { key: `wk_ingest_main_${RUN}`, id: `src-ingest-main-${RUN}` },
+  hostile: { key: `wk_ingest_hostile_${RUN}`, id: `src-ingest-hostile-${RUN}` },
+  fuzz: { key: `wk_ingest_fuzz_${RUN}`, id: `src-ingest-fuzz-${RUN}` },
+};
+
+beforeAll(async () => {
+  for (const { key, id } of Object.values(sources)) {
+    await putWriteKey(key, { keyId: id, name: `ingest test ${id}`, createdAt: new Date().toISOString() });
+  }
+});
+
+interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  body: Record<string, unknown> & { error?: { code: string; message: string; details?: unknown[] } };
+}
+
+async function post(
+  route: string,
+  body: unknown,
+  options: { key?: string | null; headers?: Record<string, string> } = {},
+): Promise<Reply> {
+  // `key: null` sends no credential at all.
+  const key = options.key === undefined ? sources.main.key : options.key;
+  const headers = options.headers ?? {};
+  const event = apiGatewayEvent({
+    method: 'POST',
+    path: `/v1/${route}`,
+    headers: { ...(key ? { authorization: basicAuth(key) } : {}), ...headers },
+    body,
+  });
+  const result = await handler(event, lambdaContext());
+  return {
+    status: result.statusCode ?? 0,
+    headers: (result.headers ?? {}) as Record<string, string>,
+    body: result.body ? JSON.parse(result.body) : {},
+  };
+}
+
+/** Every stored pk of a source (optionally below a messageId prefix). */
+async function storedPks(sourceId: string, messageIdPrefix = ''): Promise<string[]> {
+  const pks: string[] = [];
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  do {
+    const page = await documentClient.send(
+      new ScanCommand({
+        TableName: config.EVENTS_TABLE,
+        FilterExpression: 'begins_with(pk, :prefix)',
+        ExpressionAttributeValues: { ':prefix': `${sourceId}#${messageIdPrefix}` },
+        ProjectionExpression: 'pk',
+        ExclusiveStartKey,
+      }),
+    );
+    for (const item of page.Items ?? []) pks.push(String(item.pk));
+    ExclusiveStartKey = page.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  return pks.sort();
+}
+
+const track = (messageId: string, extra: Record<string, unknown> = {}) => ({
+  type: 'track',
+  messageId,
+  userId: `user-${RUN}`,
+  event: 'Product Viewed',
+  properties: { category: 'shoes', price: 42.5 },
+  timestamp: '2026-11-20T10:00:00.000Z',
+  ...extra,
+});
+
+describe('POST /v1/batch stores messages exactly once', () => {
+  it('stores a batch, then reports the same batch resent as duplicates and stores nothing new', async () => {
+    const p = `once-${RUN}-`;
+    const batch = {
+      sentAt: '2026-11-20T10:00:05.000Z',
+      context: { library: { name: 'analytics-node', version: '3.1.0' } },
+      batch: [
+        track(`${p}1`),
+        { type: 'identify', messageId: `${p}2`, userId: `user-${RUN}`, anonymousId: `anon-${RUN}`, traits: { email: 'luis@example.com' } },
+        { type: 'page', messageId: `${p}3`, anonymousId: `anon-${RUN}`, name: 'Home', properties: { category: 'home' } },
+      ],
+    };
+    const first = await post('batch', batch);
+    expect(first.status).toBe(200);
+    expect(first.body).toEqual({ success: true, accepted: 3, duplicates: 0, rejected: [] });
+    expect(first.headers['x-request-id']).toBeTruthy();
+    expect(first.headers['access-control-allow-origin']).toBe('*');
+
+    const { Item } = await documentClient.send(
+      new GetCommand({ TableName: config.EVENTS_TABLE, Key: { pk: `${sources.main.id}#${p}1` } }),
+    );
+    const stored = storedEventSchema.parse(Item);
+    expect(stored).toMatchObject({
+      profileKey: `u#user-${RUN}`,
+      event: 'Product Viewed',
+      properties: { category: 'shoes', price: 42.5 },
+      context: { library: { name: 'analytics-node', version: '3.1.0' } },
+      originalTimestamp: '2026-11-20T10:00:00.000Z',
+    });
+    // Skew-corrected: five seconds before receipt.
+    expect(Date.parse(stored.receivedAt) - Date.parse(stored.timestamp)).toBe(5_000);
+
+    const again = await post('batch', batch);
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual({ success: true, accepted: 0, duplicates: 3, rejected: [] });
+    expect(await storedPks(sources.main.id, p)).toEqual([1, 2, 3].map((i) => `${sources.main.id}#${p}${i}`));
+  });
+
+  it('accepts the valid messages of a batch and reports the others', async () => {
+    const p = `partial-${RUN}-`;
+    const hostile = JSON.parse(`{"type":"track","messageId":"${p}4","userId":"u","event":"e","properties":{"__proto__":{"admin":true}}}`);
+    const reply = await post('batch', {
+      batch: [track(`${p}1`), track(`${p}2`, { userId: undefined }), track(`${p}3`), hostile, track(`${p}1`)],
+    });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toEqual({
+      success: true,
+      accepted: 2,
+      duplicates: 1,
+      rejected: [
+        { index: 1, messageId: `${p}2`, code: 'validation_failed', message: 'batch[1].userId: userId or anonymousId is required' },
+        { index: 3, messageId: `${p}4`, code: 'validation_failed', message: 'batch[3].properties.__proto__: forbidden key "__proto__"' },
+      ],
+    });
+    expect(await storedPks(sources.main.id, p)).toEqual([`${sources.main.id}#${p}1`, `${sources.main.id}#${p}3`]);
+  });
+
+  it.each(EVENT_ROUTES.filter((r) => r !== 'batch'))('POST /v1/%s takes one message, its type implied', async (route) => {
+    const id = `single-${route}-${RUN}`;
+    const message = {
+      messageId: id,
+      userId: `user-${RUN}`,
+      event: 'Signed Up',
+      previousId: `anon-${RUN}`,
+      groupId: 'acme',
+      traits: { tier: 'gold' },
+    };
+    expect((await post(route, message)).body).toEqual({ success: true, accepted: 1, duplicates: 0, rejected: [] });
+    expect((await post(route, message)).body).toEqual({ success: true, accepted: 0, duplicates: 1, rejected: [] });
+    const { Item } = await documentClient.send(new GetCommand({ TableName: config.EVENTS_TABLE, Key: { pk: `${sources.main.id}#${id}` } }));
+    expect(Item?.type).toBe(route);
+  });
+
+  it('accepts the body writeKey that Segment SDKs send instead of Basic auth', async () => {
+    const id = `bodykey-${RUN}`;
+    const reply = await post('batch', { writeKey: sources.main.key, batch: [track(id)] }, { key: null });
+    expect(reply.body).toMatchObject({ accepted: 1 });
+  });
+
+  it('any messages, grouped in any batches, sent any number of times, concurrently: each messageId is stored once', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 150 }).chain((distinct) =>
+          fc.array(fc.array(fc.nat(distinct - 1), { minLength: 1, maxLength: 230 }), { minLength: 1, maxLength: 4 }),
+        ),
+        async (requests) => {
+          const p = `prop-${RUN}-${run++}-`;
+          const replies = await Promise.all(requests.map((ids) => post('batch', { batch: ids.map((i) => track(`${p}${i}`)) })));
+          const sentIds = new Set(requests.flat());
+          const accepted = replies.reduce((n, r) => n + Number(r.body.accepted), 0);
+          const duplicates = replies.reduce((n, r) => n + Number(r.body.duplicates), 0);
+          expect(replies.map((r) => r.status)).toEqual(requests.map(() => 200));
+          expect(accepted).toBe(sentIds.size);
+          expect(accepted + duplicates).toBe(requests.flat().length);
+          expect(await storedPks(sources.main.id, p)).toEqual([...sentIds].map((i) => `${sources.main.id}#${p}${i}`).sort());
+          // Sending everything again changes nothing.
+          const resent = await post('batch', { batch: [...sentIds].map((i) => track(`${p}${i}`)) });
+          expect(resent.body).toMatchObject({ accepted: 0, duplicates: sentIds.size });
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+});
+
+const oneMegabyte = 'x'.repeat(1024 * 1024);
+/** `{"a":{"a":…}}` as text: too deep for JSON.stringify on a worker's stack. */
+const deepText = (levels: number) => `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
+
+/** A message for the route, with `extra` merged in. */
+function messageFor(route: string, tag: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    ...(route === 'batch' ? { type: 'track' } : {}),
+    messageId: tag,
+    userId: `hostile-${RUN}`,
+    event: 'Product Viewed',
+    previousId: 'p',
+    groupId: 'g',
+    ...extra,
+  };
+}
+const wrap = (route: string, message: unknown) => (route === 'batch' ? { batch: [message] } : message);
+
+interface HostileCase {
+  readonly name: string;
+  readonly routes?: readonly string[];
+  readonly status: number;
+  readonly code: string;
+  readonly send: (route: string, tag: string) => Promise<Reply>;
+}
+
+const hostileCases: HostileCase[] = [
+  {
+    name: 'malformed JSON',
+    status: 400,
+    code: 'invalid_json',
+    send: (route) => post(route, '{"batch": [{"type": "track",', { key: sources.hostile.key, headers: { 'content-type': 'application/json' } }),
+  },
+  {
+    name: 'a body that is not JSON',
+    status: 415,
+    code: 'unsupported_media_type',
+    send: (route) => post(route, 'type=track', { key: sources.hostile.key, headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+  },
+  {
+    name: 'wrong types',
+    status: 400,
+    code: 'validation_failed',
+    send: (route, tag) =>
+      post(route, route === 'batch' ? { batch: { 0: messageFor(route, tag) } } : messageFor(route, tag, { userId: { id: 1 }, properties: 'x', traits: [] }), {
+        key: sources.hostile.key,
+      }),
+  },
+  {
+    name: 'a JSON array body',
+    status: 400,
+    code: 'validation_failed',
+    send: (route, tag) => post(route, [messageFor(route, tag)], { key: sources.hostile.key }),
+  },
+  {
+    name: 'an oversize body (600 KB)',
+    status: 413,
+    code: 'payload_too_large',
+    send: (route, tag) => post(route, wrap(route, messageFor(route, tag, { properties: { blob: 'x'.repeat(600 * 1024) } })), { key: sources.hostile.key }),
+  },
+  {
+    name: 'too many messages',
+    routes: ['batch'],
+    status: 400,
+    code: 'validation_failed',
+    send: (route, tag) =>
+      post(route, { batch: Array.from({ length: 501 }, (_, i) => messageFor(route, `${tag}-${i}`)) }, { key: sources.hostile.key }),
+  },
+  {
+    name: 'no write key',
+    status: 401,
+    code: 'unauthorized',
+    send: (route, tag) => post(route, wrap(route, messageFor(route, tag)), { key: null }),
+  },
+  {
+    name: 'an unknown write key',
+    status: 401,
+    code: 'unauthorized',
+    send: (route, tag) => post(route, wrap(route, messageFor(route, tag)), { key: `wk_unknown_${RUN}` }),
+  },
+  {
+    name: 'a malformed Authorization header',
+    status: 401,
+    code: 'unauthorized',
+    send: (route, tag) => post(route, wrap(route, messageFor(route, tag)), { key: null, headers: { authorization: 'Basic !!!' } }),
+  },
+  {
+    name: 'control characters in ids',
+    status: 400,
+    code: 'validation_failed',
+    send: (route, tag) => post(route, wrap(route, messageFor(route, tag, { userId: 'evil\u0000id', anonymousId: 'a\r\nb' })), { key: sources.hostile.key }),
+  },
+  {
+    name: 'a control character in the messageId',
+    status: 400,
+    code: 'validation_failed',
+    send: (route, tag) => post(route, wrap(route, messageFor(route, `${tag}\u001b[31m`)), { key: sources.hostile.key }),
+  },
+  {
+    name: 'a 1 MB string',
+    status: 413,
+    code: 'payload_too_large',
+    send: (route, tag) => post(route, wrap(route, messageFor(route, tag, { userId: oneMegabyte })), { key: sources.hostile.key }),
+  },
+  {
+    name: 'a message over 32 KB',
+    status: 400,
+    code: 'validation_failed',
+    send: (route, tag) => post(route, wrap(route, messageFor(route, tag, { context: { blob: 'x'.repeat(40_000) } })), { key: sources.hostile.key }),
+  },
+  {
+    name: 'nesting 5,000 levels deep',
+    status: 400,
+    code: 'validation_failed',
+    send: (route, tag) =>
+      post(route, JSON.stringify(wrap(route, messageFor(route, tag, { properties: 'DEEP' }))).replace('"DEEP"', deepText(5_000)), {
+        key: sources.hostile.key,
+        headers: { 'content-type': 'application/json' },
+      }),
+  },
+  {
+    name: '__proto__ keys',
+    status: 400,
+    code: 'validation_failed',
+    send: (route, tag) =>
+      post(route, JSON.stringify(wrap(route, messageFor(route, tag))).replace('"event"', '"__proto__":{"polluted":true},"event"'), {
+        key: sources.hostile.key,
+        headers: { 'content-type': 'application/json' },
+      }),
+  },
+  {
+    name: 'a constructor.prototype chain in the batch context',
+    routes: ['batch'],
+    status: 400,
+    code: 'validation_failed',
+    send: (route, tag) =>
+      post(route, `{"context":{"constructor":{"prototype":{"polluted":true}}},"batch":[${JSON.stringify(messageFor(route, tag))}]}`, {
+        key: sources.hostile.key,
+        headers: { 'content-type': 'application/json' },
+      }),
+  },
+  {
+    name: 'a number the store cannot hold',
+    status: 400,
+    code: 'validation_failed',
+    send: (route, tag) => post(route, wrap(route, messageFor(route, tag, { properties: { n: 1e300 } })), { key: sources.hostile.key }),
+  },
+];
+
+describe('bad input on every ingest route: a clear 4xx, never a 500, nothing stored', () => {
+  const table = EVENT_ROUTES.flatMap((route) =>
+    hostileCases.filter((c) => !c.routes || c.routes.includes(route)).map((c) => ({ route, ...c })),
+  );
+  it.each(table)('POST /v1/$route with $name → $status $code', async ({ route, name, status, code, send }) => {
+    const tag = `hostile-${RUN}-${route}-${name.replace(/\W+/g, '-')}`;
+    const reply = await send(route, tag);
+    expect(reply.status).toBe(status);
+    expect(reply.body.error).toMatchObject({ code, message: expect.any(String) });
+    expect(Object.keys(reply.body)).toEqual(['error']);
+    expect(reply.headers['x-request-id']).toMatch(/\S/);
+    // A validation failure says what and where.
+    expect(code !== 'validation_failed' || (reply.body.error?.details?.length ?? 0) > 0).toBe(true);
+    expect(await storedPks(sources.hostile.id)).toEqual([]);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('arbitrary JSON on any route never yields a 5xx, and every 4xx has the error shape', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...EVENT_ROUTES), fc.jsonValue({ maxDepth: 6 }), async (route, body) => {
+        const reply = await post(route, body ?? null, { key: sources.fuzz.key });
+        expect(reply.status).toBeLessThan(500);
+        expect(reply.headers['x-request-id']).toMatch(/\S/);
+        expect(reply.status === 200 ? reply.body.success : reply.body.error?.code).toBeTruthy();
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
