@@ -64,4 +64,9 @@ export const handler = httpHandler(
 )
   .use(logMetrics(metrics))
   // Counted before parsing, so refused bodies (413, invalid JSON) are counted too.
-  .use({ before: () => metrics.addMetric('requests', MetricUnit.Count, 1) });
+  // (A middy `before` that returns a value short-circuits the chain: return nothing.)
+  .use({
+    before: () => {
+      metrics.addMetric('requests', MetricUnit.Count, 1);
+    },
+  });
