@@ -1,0 +1,443 @@
+/**
+ * The synthesized Kairos stack, built once (with the real esbuild bundling)
+ * and checked against the shared definitions it is generated from: the table
+ * definitions, the route table and the function manifest.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { CfnElement } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import type { IConstruct } from 'constructs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ESM_REQUIRE_BANNER, PROJECT_ROOT } from '../../infra/constructs/kairos-function.ts';
+import { createKairosApp } from '../../infra/kairos-app.ts';
+import type { KairosStack } from '../../infra/kairos-stack.ts';
+import { functionDefinitions, type LambdaName } from '../../shared/functions.ts';
+import { routeKey, routes } from '../../shared/http/routes.ts';
+import { tables as tableTuple, type TableDefinition, type TableName } from '../../shared/store/tables.ts';
+import {
+  DYNAMODB_WRITE_ACTIONS,
+  asArray,
+  referencedLogicalId,
+  referencesIn,
+  resourcesOfType,
+  roleStatements,
+  tableActions,
+  type CfnResource,
+} from './support.ts';
+
+let outdir: string;
+let assemblyDir: string;
+let stack: KairosStack;
+let template: Template;
+let resources: Record<string, CfnResource>;
+
+const logicalId = (construct: IConstruct): string =>
+  stack.resolve((construct.node.defaultChild as CfnElement).logicalId) as string;
+const tableId = (name: TableName): string => stack.tables[name].logicalId;
+const functionId = (name: LambdaName): string => logicalId(stack.functions[name]);
+const roleId = (name: LambdaName): string => logicalId(stack.functions[name].executionRole);
+const queueId = (): string => logicalId(stack.profileStream.failureQueue);
+
+const tables: readonly TableDefinition[] = tableTuple;
+const manifest = Object.entries(functionDefinitions) as [LambdaName, (typeof functionDefinitions)[LambdaName]][];
+const tableAccess = (fn: LambdaName): Partial<Record<TableName, 'read' | 'readwrite'>> => functionDefinitions[fn].tables;
+const streamReaders = manifest.filter(([, d]) => (d as { readsStream?: boolean }).readsStream).map(([n]) => n);
+
+beforeAll(() => {
+  outdir = mkdtempSync(join(tmpdir(), 'kairos-infra-'));
+  const built = createKairosApp({ outdir });
+  stack = built.stack;
+  // Bundles every function with the local esbuild and runs the validation
+  // plugins (cdk-nag): a finding without an acknowledgement throws here.
+  assemblyDir = built.app.synth().directory;
+  template = Template.fromStack(stack); // reuses the assembly above
+  resources = template.toJSON().Resources as Record<string, CfnResource>;
+});
+
+afterAll(() => {
+  if (outdir) rmSync(outdir, { recursive: true, force: true });
+});
+
+describe('tables, from shared/store/tables.ts', () => {
+  const keySchema = (def: TableDefinition) => [
+    { AttributeName: def.partitionKey.name, KeyType: 'HASH' },
+    ...(def.sortKey ? [{ AttributeName: def.sortKey.name, KeyType: 'RANGE' }] : []),
+  ];
+
+  it('creates exactly one table per definition and no other', () => {
+    expect(Object.keys(resourcesOfType(template, 'AWS::DynamoDB::GlobalTable')).sort()).toEqual(
+      tables.map((t) => tableId(t.id)).sort(),
+    );
+    expect(resourcesOfType(template, 'AWS::DynamoDB::Table')).toEqual({});
+  });
+
+  it.each(tables.map((t) => [t.id, t] as const))(
+    '%s: on demand, PITR, TTL, AWS-managed encryption, deletion protection, retained',
+    (_id, def) => {
+      const single = Template.fromJSON({ Resources: { [tableId(def.id)]: resources[tableId(def.id)] } });
+      single.hasResource('AWS::DynamoDB::GlobalTable', {
+        DeletionPolicy: 'Retain',
+        UpdateReplacePolicy: 'Retain',
+        Properties: Match.objectLike({
+          KeySchema: keySchema(def),
+          BillingMode: 'PAY_PER_REQUEST',
+          TimeToLiveSpecification: { AttributeName: def.timeToLiveAttribute, Enabled: true },
+          SSESpecification: { SSEEnabled: true, SSEType: 'KMS' },
+          Replicas: [
+            Match.objectLike({
+              PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+              DeletionProtectionEnabled: true,
+            }),
+          ],
+          StreamSpecification: def.stream ? { StreamViewType: def.stream } : Match.absent(),
+        }),
+      });
+      // AWS-managed key: no customer key to manage or to grant.
+      expect(JSON.stringify(resources[tableId(def.id)]?.Properties)).not.toContain('KMSMasterKeyId');
+    },
+  );
+
+  it('Events streams NEW_IMAGE and has the byProfile index with its keys and projection', () => {
+    const events = tables.find((t) => t.id === 'Events');
+    expect(events?.globalSecondaryIndexes?.length).toBeGreaterThan(0);
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      StreamSpecification: { StreamViewType: 'NEW_IMAGE' },
+      GlobalSecondaryIndexes: (events?.globalSecondaryIndexes ?? []).map((index) => ({
+        IndexName: index.indexName,
+        KeySchema: [
+          { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
+          ...(index.sortKey ? [{ AttributeName: index.sortKey.name, KeyType: 'RANGE' }] : []),
+        ],
+        Projection: { ProjectionType: index.projection },
+      })),
+      AttributeDefinitions: Match.arrayWith([
+        { AttributeName: 'profileKey', AttributeType: 'S' },
+        { AttributeName: 'sortKey', AttributeType: 'S' },
+      ]),
+    });
+  });
+});
+
+describe('Events stream → profile function', () => {
+  it('has one mapping with partial batch responses, bisect, bounded retries and age, INSERT filter, failure queue', () => {
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: functionId('profile') },
+      EventSourceArn: { 'Fn::GetAtt': [tableId('Events'), 'StreamArn'] },
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 100,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: Match.anyValue(),
+      MaximumRecordAgeInSeconds: Match.anyValue(),
+      ParallelizationFactor: Match.anyValue(),
+      MaximumBatchingWindowInSeconds: Match.anyValue(),
+      FilterCriteria: { Filters: [{ Pattern: JSON.stringify({ eventName: ['INSERT'] }) }] },
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId(), 'Arn'] } } },
+    });
+    const mapping = Object.values(resourcesOfType(template, 'AWS::Lambda::EventSourceMapping'))[0];
+    const p = mapping?.Properties as Record<string, number>;
+    // -1 would mean "retry until the record expires": a poison record would block its shard for 24 h.
+    expect(p.MaximumRetryAttempts).toBeGreaterThanOrEqual(0);
+    expect(p.MaximumRetryAttempts).toBeLessThanOrEqual(10);
+    expect(p.MaximumRecordAgeInSeconds).toBeGreaterThanOrEqual(60);
+    expect(p.MaximumRecordAgeInSeconds).toBeLessThan(24 * 3600);
+    expect(p.MaximumBatchingWindowInSeconds).toBeLessThanOrEqual(1);
+    expect(p.ParallelizationFactor).toBeGreaterThanOrEqual(1);
+    expect(p.ParallelizationFactor).toBeLessThanOrEqual(10);
+  });
+
+  it('sends given-up records to an encrypted, TLS-only queue kept 14 days', () => {
+    expect(resources[queueId()]?.Properties).toMatchObject({
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 14 * 24 * 3600,
+    });
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: queueId() }],
+      PolicyDocument: Match.objectLike({
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      }),
+    });
+  });
+
+  it('alarms on a non-empty failure queue, on iterator age and on every function error', () => {
+    const errorAlarms = Object.values(resourcesOfType(template, 'AWS::CloudWatch::Alarm')).filter(
+      (a) => a.Properties?.MetricName === 'Errors',
+    );
+    expect(errorAlarms.map((a) => referencesIn(a.Properties?.Dimensions)[0]?.id).sort()).toEqual(
+      manifest.map(([name]) => functionId(name)).sort(),
+    );
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId(), 'QueueName'] } }],
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/Lambda',
+      MetricName: 'IteratorAge',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId('profile') } }],
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+    for (const [name] of manifest) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId(name) } }],
+        Threshold: 1,
+      });
+    }
+  });
+});
+
+describe('HTTP API, from shared/http/routes.ts', () => {
+  const routeResources = () => Object.values(resourcesOfType(template, 'AWS::ApiGatewayV2::Route'));
+  const routeByKey = (key: string) => routeResources().find((r) => r.Properties?.RouteKey === key);
+  /** The function logical id a route's integration invokes. */
+  const targetFunction = (route: CfnResource | undefined): string | undefined => {
+    const integrationId = referencesIn(route?.Properties?.Target)[0]?.id;
+    const integration = integrationId ? resources[integrationId] : undefined;
+    expect(integration?.Type).toBe('AWS::ApiGatewayV2::Integration');
+    expect(integration?.Properties).toMatchObject({ IntegrationType: 'AWS_PROXY', PayloadFormatVersion: '2.0' });
+    return referencedLogicalId(integration?.Properties?.IntegrationUri);
+  };
+  const corsPaths = [...new Set(routes.filter((r) => r.cors).map((r) => r.path))];
+
+  it.each(routes.map((r) => [routeKey(r), r] as const))('%s exists with its authorization and function', (key, route) => {
+    const resource = routeByKey(key);
+    expect(resource, `route ${key}`).toBeDefined();
+    expect(resource?.Properties?.AuthorizationType).toBe(route.auth === 'iam' ? 'AWS_IAM' : 'NONE');
+    expect(resource?.Properties?.AuthorizerId).toBeUndefined();
+    expect(targetFunction(resource)).toBe(functionId(route.function as LambdaName));
+  });
+
+  it('answers preflight (OPTIONS, no authorizer) on every CORS path, with the same function, and never on admin paths', () => {
+    for (const path of corsPaths) {
+      const resource = routeByKey(`OPTIONS ${path}`);
+      expect(resource, `OPTIONS ${path}`).toBeDefined();
+      expect(resource?.Properties?.AuthorizationType).toBe('NONE');
+      const owner = routes.find((r) => r.path === path && r.cors);
+      expect(targetFunction(resource)).toBe(functionId(owner?.function as LambdaName));
+    }
+    const optionsKeys = routeResources()
+      .map((r) => String(r.Properties?.RouteKey))
+      .filter((k) => k.startsWith('OPTIONS '));
+    expect(optionsKeys.sort()).toEqual(corsPaths.map((p) => `OPTIONS ${p}`).sort());
+    expect(optionsKeys.some((k) => k.includes('/admin/'))).toBe(false);
+  });
+
+  it('has no route beyond the table and its preflights, and no catch-all', () => {
+    template.resourceCountIs('AWS::ApiGatewayV2::Route', routes.length + corsPaths.length);
+    expect(routeResources().some((r) => String(r.Properties?.RouteKey).includes('$default'))).toBe(false);
+    expect(routeResources().some((r) => String(r.Properties?.RouteKey).startsWith('ANY '))).toBe(false);
+  });
+
+  it('only lets this API invoke the functions, each permission scoped to a route path', () => {
+    const apiId = logicalId(stack.api.httpApi);
+    const permissions = Object.values(resourcesOfType(template, 'AWS::Lambda::Permission'));
+    expect(permissions.length).toBeGreaterThan(0);
+    for (const permission of permissions) {
+      expect(permission.Properties?.Principal).toBe('apigateway.amazonaws.com');
+      const sourceArn = JSON.stringify(permission.Properties?.SourceArn);
+      expect(referencesIn(permission.Properties?.SourceArn).map((r) => r.id)).toContain(apiId);
+      expect(sourceArn).toMatch(/\/\*\/\*\/v1\//);
+    }
+  });
+
+  it('logs every request to a log group with retention, and throttles the stage', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      AutoDeploy: true,
+      AccessLogSettings: {
+        DestinationArn: { 'Fn::GetAtt': [logicalId(stack.api.accessLogGroup), 'Arn'] },
+        Format: Match.stringLikeRegexp('\\$context\\.requestId'),
+      },
+      DefaultRouteSettings: { ThrottlingRateLimit: Match.anyValue(), ThrottlingBurstLimit: Match.anyValue() },
+    });
+    expect(resources[logicalId(stack.api.accessLogGroup)]?.Properties?.RetentionInDays).toBeGreaterThan(0);
+  });
+
+  it('outputs the API URL', () => {
+    const output = template.findOutputs('ApiUrl').ApiUrl as { Value: unknown } | undefined;
+    expect(output).toBeDefined();
+    expect(referencesIn(output?.Value).map((r) => r.id)).toContain(logicalId(stack.api.httpApi));
+    expect(JSON.stringify(output?.Value)).toContain('https://');
+  });
+});
+
+describe('functions, from shared/functions.ts', () => {
+  /** The directory the function's code asset was bundled into, via the stack's asset manifest. */
+  const bundleDirectory = (name: LambdaName): string => {
+    const code = resources[functionId(name)]?.Properties?.Code as { S3Key: string };
+    const hash = code.S3Key.replace(/\.zip$/, '');
+    const assets = JSON.parse(readFileSync(join(assemblyDir, `${stack.artifactId}.assets.json`), 'utf8')) as {
+      files: Record<string, { source: { path: string; packaging?: string } }>;
+    };
+    const source = assets.files[hash]?.source;
+    expect(source?.packaging).toBe('zip');
+    return join(assemblyDir, String(source?.path));
+  };
+
+  it('creates exactly the manifest functions', () => {
+    expect(Object.keys(resourcesOfType(template, 'AWS::Lambda::Function')).sort()).toEqual(
+      manifest.map(([name]) => functionId(name)).sort(),
+    );
+  });
+
+  it.each(manifest)('%s: nodejs24.x, arm64, index.handler, tracing, JSON logs to its own log group', (name, def) => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      FunctionName: Match.absent(),
+      Description: def.description,
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      Handler: 'index.handler',
+      MemorySize: def.memorySize,
+      Timeout: def.timeoutSeconds,
+      TracingConfig: { Mode: 'Active' },
+      Role: { 'Fn::GetAtt': [roleId(name), 'Arn'] },
+      LoggingConfig: Match.objectLike({ LogFormat: 'JSON', LogGroup: { Ref: logicalId(stack.functions[name].functionLogGroup) } }),
+      Environment: {
+        Variables: Match.objectLike({
+          NODE_OPTIONS: '--enable-source-maps',
+          POWERTOOLS_SERVICE_NAME: 'kairos',
+          POWERTOOLS_METRICS_NAMESPACE: Match.anyValue(),
+        }),
+      },
+    });
+    const logGroup = resources[logicalId(stack.functions[name].functionLogGroup)];
+    expect(logGroup?.Type).toBe('AWS::Logs::LogGroup');
+    expect(logGroup?.Properties?.RetentionInDays).toBeGreaterThan(0);
+  });
+
+  it.each(manifest)('%s: learns the names of exactly the tables it may access', (name) => {
+    const variables = (resources[functionId(name)]?.Properties?.Environment as { Variables: Record<string, unknown> })
+      .Variables;
+    const observed = Object.fromEntries(tables.map((def) => [def.envVar, variables[def.envVar]]));
+    const expected = Object.fromEntries(
+      tables.map((def) => [def.envVar, tableAccess(name)[def.id] ? { Ref: tableId(def.id) } : undefined]),
+    );
+    expect(observed).toEqual(expected);
+  });
+
+  it.each(manifest)('%s: the manifest entry exports `handler`', (_name, def) => {
+    const source = readFileSync(join(PROJECT_ROOT, def.entry), 'utf8');
+    expect(source).toMatch(/export\s+(const|async\s+function|function)\s+handler\b/);
+  });
+
+  it.each(manifest)(
+    '%s: the bundle is minified ESM with the require banner, a source map, the AWS SDK inside, and exports the handler Lambda will call',
+    async (name) => {
+      const bundle = join(bundleDirectory(name), 'index.mjs');
+      expect(existsSync(bundle)).toBe(true);
+      expect(existsSync(`${bundle}.map`)).toBe(true);
+      const code = readFileSync(bundle, 'utf8');
+      expect(code.startsWith(ESM_REQUIRE_BANNER)).toBe(true);
+      expect(code).toMatch(/\/\/# sourceMappingURL=index\.mjs\.map\s*$/);
+      // Nothing left for the runtime to provide: no bare import of the AWS SDK.
+      expect(code).not.toMatch(/(from|import\()\s*["']@aws-sdk\//);
+      // "index.handler" means: index.mjs exports `handler`. Load it as Lambda would.
+      const mod = (await import(pathToFileURL(bundle).href)) as Record<string, unknown>;
+      expect(typeof mod.handler).toBe('function');
+    },
+  );
+});
+
+describe('least privilege, from the manifest', () => {
+  const tableIds = () => tables.map((t) => tableId(t.id));
+  const READ_EVIDENCE = ['dynamodb:GetItem', 'dynamodb:Query'];
+  const WRITE_EVIDENCE = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
+
+  /** What a set of DynamoDB actions amounts to, in the manifest's terms. */
+  const accessClass = (actions: ReadonlySet<string> | undefined): string => {
+    const list = [...(actions ?? [])];
+    if (list.length === 0) return 'none';
+    const reads = READ_EVIDENCE.every((a) => list.includes(a));
+    const writes = list.filter((a) => (DYNAMODB_WRITE_ACTIONS as readonly string[]).includes(a));
+    if (reads && writes.length === 0) return 'read';
+    if (reads && WRITE_EVIDENCE.every((a) => writes.includes(a))) return 'readwrite';
+    return `unexpected: ${list.sort().join(',')}`;
+  };
+
+  it.each(manifest)('%s: exactly the declared access on each table and its indexes', (name) => {
+    const { table, index } = tableActions(roleStatements(template, roleId(name)), tableIds());
+    const observed = Object.fromEntries(
+      tables.map((def) => [def.id, { table: accessClass(table.get(tableId(def.id))), index: accessClass(index.get(tableId(def.id))) }]),
+    );
+    const expected = Object.fromEntries(
+      tables.map((def) => {
+        const access = tableAccess(name)[def.id] ?? 'none';
+        return [def.id, { table: access, index: def.globalSecondaryIndexes?.length ? access : 'none' }];
+      }),
+    );
+    expect(observed).toEqual(expected);
+  });
+
+  it.each(manifest)('%s: no wildcard action, and Resource "*" only for X-Ray', (name) => {
+    const statements = roleStatements(template, roleId(name));
+    expect(statements.flatMap((s) => asArray(s.Action)).filter((a) => a.includes('*'))).toEqual([]);
+    const onAnyResource = statements
+      .filter((s) => asArray(s.Resource as unknown[]).includes('*'))
+      .flatMap((s) => asArray(s.Action));
+    expect(onAnyResource.filter((a) => !a.startsWith('xray:'))).toEqual([]);
+  });
+
+  it('only the stream reader reads the Events stream and writes to the failure queue', () => {
+    expect(streamReaders).toEqual(['profile']);
+    const observed = Object.fromEntries(
+      manifest.map(([name]) => {
+        const statements = roleStatements(template, roleId(name));
+        const { stream } = tableActions(statements, tableIds());
+        const queues = statements
+          .filter((s) => asArray(s.Action).some((a) => a.startsWith('sqs:')))
+          .flatMap((s) => referencesIn(s.Resource).map((r) => r.id));
+        return [name, { streams: [...stream.keys()], streamActions: [...(stream.get(tableId('Events')) ?? [])], queues }];
+      }),
+    );
+    const readerActions = expect.arrayContaining([
+      'dynamodb:GetRecords',
+      'dynamodb:GetShardIterator',
+      'dynamodb:DescribeStream',
+    ]) as unknown;
+    const expected = Object.fromEntries(
+      manifest.map(([name]) =>
+        streamReaders.includes(name)
+          ? [
+              name,
+              {
+                streams: [tableId('Events')],
+                streamActions: readerActions,
+                queues: [queueId()],
+              },
+            ]
+          : [name, { streams: [], streamActions: [], queues: [] }],
+      ),
+    );
+    expect(observed).toEqual(expected);
+  });
+
+  it('decide cannot change any table', () => {
+    const { table, index } = tableActions(roleStatements(template, roleId('decide')), tableIds());
+    const all = [...table.values(), ...index.values()].flatMap((s) => [...s]);
+    expect(all.length).toBeGreaterThan(0);
+    for (const action of DYNAMODB_WRITE_ACTIONS) expect(all).not.toContain(action);
+  });
+
+  it('ingest cannot read or write Profiles; health reaches no table', () => {
+    const ingest = tableActions(roleStatements(template, roleId('ingest')), tableIds());
+    expect(ingest.table.get(tableId('Profiles'))).toBeUndefined();
+    const health = tableActions(roleStatements(template, roleId('health')), tableIds());
+    expect(health.table.size + health.index.size + health.stream.size).toBe(0);
+  });
+
+  it('uses no AWS managed policy on any role', () => {
+    for (const role of Object.values(resourcesOfType(template, 'AWS::IAM::Role'))) {
+      expect(role.Properties?.ManagedPolicyArns).toBeUndefined();
+    }
+  });
+});
