@@ -257,10 +257,36 @@ function setTrait(s: ProfileState, key: string, value: unknown, at: number): voi
 
 /** Past the bound, the traits written longest ago go first (then by key, for determinism). */
 function boundTraits(s: ProfileState): void {
-  const keys = Object.keys(s.traits);
-  if (keys.length <= LIMITS.traits) return;
-  keys.sort((a, b) => (s.traits[a]![1] - s.traits[b]![1]) || (a < b ? -1 : a > b ? 1 : 0));
-  for (const key of keys.slice(0, keys.length - LIMITS.traits)) delete s.traits[key];
+  evictWhileOver(s.traits, LIMITS.traits, undefined, (a, b) => s.traits[a]![1] - s.traits[b]![1]);
+}
+
+/**
+ * Delete entries while the record holds more than `limit`, the smallest by
+ * `compare` (then by key) first, never `keep`. A linear scan per victim:
+ * usually one entry is over.
+ */
+function evictWhileOver<T>(
+  record: Record<string, T>,
+  limit: number,
+  keep: string | undefined,
+  compare: (a: string, b: string) => number,
+): void {
+  let keys = Object.keys(record);
+  while (keys.length > limit) {
+    let victim: string | undefined;
+    for (const key of keys) {
+      if (key === keep) continue;
+      if (victim === undefined) {
+        victim = key;
+        continue;
+      }
+      const order = compare(key, victim);
+      if (order < 0 || (order === 0 && key < victim)) victim = key;
+    }
+    if (victim === undefined) return;
+    delete record[victim];
+    keys = keys.filter((k) => k !== victim);
+  }
 }
 
 // ---- interests ------------------------------------------------------------
@@ -274,13 +300,7 @@ function addInterest(s: ProfileState, category: string, weight: number, at: numb
 
 /** Evict the weakest interest; decay is uniform, so the weakest now is the weakest at any time. */
 function boundInterests(s: ProfileState, keep?: string): void {
-  const keys = Object.keys(s.interests);
-  if (keys.length <= LIMITS.categories) return;
-  const victims = keys
-    .filter((k) => k !== keep)
-    .sort((a, b) => (s.interests[a]! - s.interests[b]!) || (a < b ? -1 : 1))
-    .slice(0, keys.length - LIMITS.categories);
-  for (const key of victims) delete s.interests[key];
+  evictWhileOver(s.interests, LIMITS.categories, keep, (a, b) => s.interests[a]! - s.interests[b]!);
 }
 
 // ---- event counts ---------------------------------------------------------
@@ -299,13 +319,7 @@ function countEvent(s: ProfileState, name: string, at: number): void {
 
 /** Evict the least used names (fewest, then least recent), never the one just counted. */
 function boundEvents(s: ProfileState, keep?: string): void {
-  const keys = Object.keys(s.events);
-  if (keys.length <= LIMITS.eventNames) return;
-  const victims = keys
-    .filter((k) => k !== keep)
-    .sort((a, b) => s.events[a]!.n - s.events[b]!.n || s.events[a]!.l - s.events[b]!.l || (a < b ? -1 : 1))
-    .slice(0, keys.length - LIMITS.eventNames);
-  for (const key of victims) delete s.events[key];
+  evictWhileOver(s.events, LIMITS.eventNames, keep, (a, b) => s.events[a]!.n - s.events[b]!.n || s.events[a]!.l - s.events[b]!.l);
 }
 
 // ---- outcomes -------------------------------------------------------------
@@ -360,13 +374,7 @@ function recordConversion(s: ProfileState, actionId: string | undefined, at: num
 
 /** Keep the actions with the most recent outcomes. */
 function boundActions(s: ProfileState, keep?: string): void {
-  const keys = Object.keys(s.actions);
-  if (keys.length <= LIMITS.actions) return;
-  const victims = keys
-    .filter((k) => k !== keep)
-    .sort((a, b) => s.actions[a]!.l - s.actions[b]!.l || (a < b ? -1 : 1))
-    .slice(0, keys.length - LIMITS.actions);
-  for (const key of victims) delete s.actions[key];
+  evictWhileOver(s.actions, LIMITS.actions, keep, (a, b) => s.actions[a]!.l - s.actions[b]!.l);
 }
 
 // ---- merge ----------------------------------------------------------------
