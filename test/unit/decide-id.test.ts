@@ -1,0 +1,264 @@
+/**
+ * The decisionId round trip and the pure helpers behind decide: sticky
+ * experiment assignment, the Beta sampler, request validation.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { CHANNELS } from '#domain/channels.ts';
+import {
+  MAX_DECISION_ID_LENGTH,
+  attributedAction,
+  decodeDecisionId,
+  encodeDecisionId,
+  type DecisionRecord,
+} from '#domain/decide/decision-id.ts';
+import { CONTROL_ARM, assignArm } from '#domain/decide/experiments.ts';
+import { hash32, sampleBeta, seededRandom } from '#domain/decide/random.ts';
+import { parseDecideRequest, parseSimulateRequest } from '#domain/decide/request.ts';
+
+const idText = fc.string({ minLength: 1, maxLength: 60 });
+const record: fc.Arbitrary<DecisionRecord> = fc.record(
+  {
+    catalogVersion: fc.nat().map(String),
+    channel: fc.constantFrom(...CHANNELS),
+    placement: idText,
+    issuedAt: fc.integer({ min: 0, max: 4_000_000_000 }).map((s) => new Date(s * 1000).toISOString()),
+    nonce: fc.string({ minLength: 1, maxLength: 12 }),
+    fallback: fc.boolean(),
+    degraded: fc.boolean(),
+    persona: idText,
+    actions: fc.array(
+      fc.record(
+        {
+          actionId: idText,
+          variant: idText,
+          experiment: fc.record({ id: idText, arm: idText }),
+          propensity: fc.integer({ min: 0, max: 10_000 }).map((n) => n / 10_000),
+        },
+        { requiredKeys: ['actionId', 'propensity'] },
+      ),
+      { maxLength: 10 },
+    ),
+    holdouts: fc.array(idText, { maxLength: 3 }),
+  },
+  { requiredKeys: ['catalogVersion', 'channel', 'issuedAt', 'nonce', 'fallback', 'degraded', 'actions', 'holdouts'] },
+);
+
+describe('decisionId', () => {
+  it('round-trips every decision, URL-safe and compact', () => {
+    fc.assert(
+      fc.property(record, (r) => {
+        const id = encodeDecisionId(r);
+        expect(id).toMatch(/^[A-Za-z0-9_-]+\.[0-9a-z]+$/);
+        expect(id.length).toBeLessThanOrEqual(MAX_DECISION_ID_LENGTH);
+        expect(decodeDecisionId(id)).toEqual(r);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a typical one-action decision fits in about 150 characters', () => {
+    const id = encodeDecisionId({
+      catalogVersion: '42',
+      channel: 'web',
+      placement: 'home_hero',
+      issuedAt: '2026-01-15T12:00:00.000Z',
+      nonce: 'a1B2c3D4',
+      fallback: false,
+      degraded: false,
+      persona: 'student-sport',
+      actions: [{ actionId: 'mega-offer-banner', variant: 'b', experiment: { id: 'banner-copy', arm: 'b' }, propensity: 0.3127 }],
+      holdouts: [],
+    });
+    expect(id.length).toBeLessThan(200);
+  });
+
+  it('a mangled, truncated or foreign id decodes to undefined, never throws', () => {
+    const good = encodeDecisionId({
+      catalogVersion: '1',
+      channel: 'push',
+      issuedAt: '2026-01-15T12:00:00.000Z',
+      nonce: 'x',
+      fallback: false,
+      degraded: false,
+      actions: [{ actionId: 'a', propensity: 0.5 }],
+      holdouts: [],
+    });
+    expect(decodeDecisionId(good.slice(0, -1))).toBeUndefined();
+    expect(decodeDecisionId(`A${good}`)).toBeUndefined();
+    const [payload] = good.split('.');
+    expect(decodeDecisionId(`${payload}.zzzz`)).toBeUndefined();
+    for (const value of [undefined, null, 42, {}, '', '.', 'x'.repeat(MAX_DECISION_ID_LENGTH + 1), '__proto__.0']) {
+      expect(decodeDecisionId(value)).toBeUndefined();
+    }
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), (s) => {
+        expect(() => decodeDecisionId(s)).not.toThrow();
+      }),
+    );
+  });
+
+  it('a payload with a valid checksum but a wrong shape is refused', () => {
+    const forge = (value: unknown) => {
+      const payload = Buffer.from(JSON.stringify(value)).toString('base64url');
+      return `${payload}.${hash32(payload).toString(36)}`;
+    };
+    const valid = [1, '1', 'web', '', 0, 'n', 0, '', [['a', '', '', '', 0.5]], []];
+    expect(decodeDecisionId(forge(valid))).toBeDefined();
+    const broken = [
+      [2, ...valid.slice(1)], // unknown format
+      valid.map((v, i) => (i === 2 ? 'fax' : v)), // channel
+      valid.map((v, i) => (i === 6 ? 9 : v)), // flags
+      valid.map((v, i) => (i === 8 ? [['a', '', '', '', 1.5]] : v)), // propensity
+      valid.map((v, i) => (i === 8 ? [['', '', '', '', 0.5]] : v)), // empty action id
+      valid.map((v, i) => (i === 8 ? Array.from({ length: 11 }, () => ['a', '', '', '', 0.5]) : v)), // too many
+      valid.slice(0, 9),
+      { 0: 1 },
+    ];
+    expect(broken.map((value) => decodeDecisionId(forge(value)))).toEqual(broken.map(() => undefined));
+  });
+
+  it('names the action an outcome is about', () => {
+    const r = decodeDecisionId(
+      encodeDecisionId({
+        catalogVersion: '3',
+        channel: 'web',
+        issuedAt: '2026-01-15T12:00:00.000Z',
+        nonce: 'n',
+        fallback: false,
+        degraded: false,
+        actions: [
+          { actionId: 'a', propensity: 0.2 },
+          { actionId: 'b', variant: 'v2', experiment: { id: 'e', arm: 'v2' }, propensity: 0.1 },
+        ],
+        holdouts: [],
+      }),
+    );
+    expect(r).toBeDefined();
+    expect(attributedAction(r!, 'b')).toEqual({ actionId: 'b', variant: 'v2', experiment: { id: 'e', arm: 'v2' }, propensity: 0.1 });
+    expect(attributedAction(r!, undefined)?.actionId).toBe('a');
+    expect(attributedAction(r!, 'zzz')).toBeUndefined();
+  });
+});
+
+describe('experiment assignment', () => {
+  const experiment = (holdout: number, weights: readonly number[]) => ({
+    id: 'exp',
+    holdout,
+    arms: weights.map((weight, i) => ({ id: `arm${i}`, weight })),
+  });
+
+  it('is a pure function of experiment and customer', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 40 }),
+        fc.double({ min: 0, max: 0.9, noNaN: true }),
+        fc.array(fc.double({ min: 0.1, max: 10, noNaN: true }), { minLength: 2, maxLength: 5 }),
+        (customer, holdout, weights) => {
+          const e = experiment(holdout, weights);
+          const arm = assignArm(e, customer);
+          expect(assignArm({ ...e, arms: [...e.arms] }, customer)).toBe(arm);
+          expect([CONTROL_ARM, ...e.arms.map((a) => a.id)]).toContain(arm);
+        },
+      ),
+    );
+  });
+
+  it('splits traffic in the configured shares (holdout, then weights)', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(0, 0.1, 0.25, 0.5),
+        fc.constantFrom([1, 1], [1, 3], [2, 1, 1]),
+        fc.string({ maxLength: 6 }),
+        (holdout, weights, salt) => {
+          const e = { ...experiment(holdout, weights), id: `exp-${salt}` };
+          const n = 5_000;
+          const counts = new Map<string, number>();
+          for (let i = 0; i < n; i++) {
+            const arm = assignArm(e, `c${i}`);
+            counts.set(arm, (counts.get(arm) ?? 0) + 1);
+          }
+          const total = weights.reduce((a, b) => a + b, 0);
+          expect(Math.abs((counts.get(CONTROL_ARM) ?? 0) / n - holdout)).toBeLessThan(0.03);
+          weights.forEach((w, i) => {
+            const expected = (1 - holdout) * (w / total);
+            expect(Math.abs((counts.get(`arm${i}`) ?? 0) / n - expected)).toBeLessThan(0.03);
+          });
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+
+  it('assignments in two experiments are independent', () => {
+    const a = { id: 'first', holdout: 0, arms: [{ id: 'x', weight: 1 }, { id: 'y', weight: 1 }] };
+    const b = { ...a, id: 'second' };
+    let same = 0;
+    const n = 4_000;
+    for (let i = 0; i < n; i++) if (assignArm(a, `c${i}`) === assignArm(b, `c${i}`)) same++;
+    expect(Math.abs(same / n - 0.5)).toBeLessThan(0.04);
+  });
+});
+
+describe('Beta sampling', () => {
+  it('has the mean of Beta(alpha, beta), and the same seed gives the same draws', () => {
+    for (const [alpha, beta] of [
+      [1, 1],
+      [2, 8],
+      [0.5, 0.5],
+      [151, 851],
+    ] as const) {
+      const random = seededRandom(42);
+      let sum = 0;
+      let min = 1;
+      let max = 0;
+      const n = 20_000;
+      for (let i = 0; i < n; i++) {
+        const x = sampleBeta(alpha, beta, random);
+        sum += x;
+        min = Math.min(min, x);
+        max = Math.max(max, x);
+      }
+      expect(min).toBeGreaterThanOrEqual(0);
+      expect(max).toBeLessThanOrEqual(1);
+      expect(Math.abs(sum / n - alpha / (alpha + beta))).toBeLessThan(0.01);
+    }
+    const one = seededRandom(7);
+    const two = seededRandom(7);
+    expect([sampleBeta(3, 4, one), sampleBeta(3, 4, one)]).toEqual([sampleBeta(3, 4, two), sampleBeta(3, 4, two)]);
+  });
+});
+
+describe('request validation', () => {
+  it('fills the defaults', () => {
+    expect(parseDecideRequest({ userId: 'u', channel: 'web' })).toEqual({
+      ok: true,
+      value: { userId: 'u', channel: 'web', limit: 1, context: {}, explain: false },
+    });
+  });
+
+  it('names every problem by its path', () => {
+    const result = parseDecideRequest({ userId: 7, channel: 'fax', limit: 11, explain: 'yes', context: [], extra: 1 });
+    expect(result.ok).toBe(false);
+    const paths = result.ok ? [] : result.details.map((d) => d.path);
+    expect(paths).toEqual(expect.arrayContaining(['userId', 'channel', 'limit', 'explain', 'context', '(root)']));
+  });
+
+  it('requires a customer id and bounds the context', () => {
+    expect(parseDecideRequest({ channel: 'web' }).ok).toBe(false);
+    const wide = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, i]));
+    expect(parseDecideRequest({ userId: 'u', channel: 'web', context: wide }).ok).toBe(false);
+    expect(parseDecideRequest({ userId: 'u', channel: 'web', context: { a: { b: { c: { d: { e: 1 } } } } } }).ok).toBe(false);
+    expect(parseDecideRequest({ userId: 'u', channel: 'web', context: { blob: 'x'.repeat(5_000) } }).ok).toBe(false);
+  });
+
+  it('never throws, whatever the body', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 4 }), (body) => {
+        expect(() => parseDecideRequest(body)).not.toThrow();
+        expect(() => parseSimulateRequest(body)).not.toThrow();
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
