@@ -9,6 +9,8 @@ import { startLocalStack, type LocalStack } from './stack.ts';
 const quietAccessLog = ['0', 'false', 'off'].includes((process.env.KAIROS_ACCESS_LOG ?? '').toLowerCase());
 
 function banner(stack: LocalStack): string {
+  const origin = (generated: boolean) =>
+    generated ? (stack.inMemory ? '   (generated for this run)' : '   (generated; kept in the data folder)') : '';
   const lines = [
     '',
     `Kairos is running at ${stack.url}`,
@@ -18,8 +20,8 @@ function banner(stack: LocalStack): string {
     `  decide        POST ${stack.url}/v1/decide`,
     `  operators     ${stack.url}/v1/admin/...`,
     '',
-    `  write key     ${stack.writeKey}${stack.generated.writeKey ? '   (generated; kept in the data folder)' : ''}`,
-    `  admin token   ${stack.adminToken}${stack.generated.adminToken ? '   (generated; kept in the data folder)' : ''}`,
+    `  write key     ${stack.writeKey}${origin(stack.generated.writeKey)}`,
+    `  admin token   ${stack.adminToken}${origin(stack.generated.adminToken)}`,
     `  data          ${stack.inMemory ? 'in memory (KAIROS_IN_MEMORY=1): gone when this stops' : stack.dataDir}`,
     `  catalog       ${stack.catalog.message}`,
     '',

@@ -309,7 +309,7 @@ export class StreamPoller {
         if (name === 'ExpiredIteratorException') continue;
         if (name === 'TrimmedDataAccessException') {
           // The checkpoint is older than the stream's retention: resume at the oldest record kept.
-          this.#log(`shard ${shardId}: records past retention were trimmed; resuming at the oldest record`);
+          this.#log(`shard ${shardId}: records past retention were trimmed (${(error as Error).message}); resuming at the oldest record`);
           this.#checkpoints.delete(shardId);
           this.#retries.delete(shardId);
           continue;

@@ -1,0 +1,50 @@
+/**
+ * A local stack for one e2e file: the real `startLocalStack` (the code
+ * `npm start` runs), in this worker process, in memory, on a free port, with
+ * fixed keys, and blind to the developer's own environment (PORT,
+ * KAIROS_CATALOG...). In-process keeps parity (same handler modules, same
+ * local API Gateway, same stream poller) and lets a test read the failure
+ * queue; the README walk-through test covers the `npm start` process itself.
+ *
+ * Each e2e file gets its own stack (vitest isolates files, so the handler
+ * modules and their configuration are loaded afresh after the stack has set
+ * the environment).
+ */
+import { startLocalStack as startStack, type LocalStack, type LocalStackOptions } from '#local/stack.ts';
+
+export const TEST_WRITE_KEY = 'wk_e2e_test_write_key';
+export const TEST_ADMIN_TOKEN = 'kat_e2e_test_admin_token_0123456789';
+
+export interface TestStack extends LocalStack {
+  /** Same as `url` (no trailing slash). */
+  readonly baseUrl: string;
+}
+
+function assertLocal(endpoint: string): void {
+  const host = new URL(endpoint).hostname;
+  if (host !== '127.0.0.1' && host !== 'localhost') {
+    throw new Error(`Refusing to run tests against a non-local DynamoDB endpoint: ${endpoint}`);
+  }
+}
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<TestStack> {
+  const stack = await startStack({
+    env: {},
+    inMemory: true,
+    port: 0,
+    writeKey: TEST_WRITE_KEY,
+    adminToken: TEST_ADMIN_TOKEN,
+    logLevel: 'ERROR',
+    // Function errors and dead-lettered batches are part of what some tests provoke; keep them off the console
+    // unless asked (KAIROS_TEST_LOG=1).
+    ...(process.env.KAIROS_TEST_LOG === '1' ? {} : { log: () => undefined }),
+    ...options,
+  });
+  try {
+    assertLocal(stack.dynamoEndpoint);
+  } catch (error) {
+    await stack.stop();
+    throw error;
+  }
+  return { ...stack, baseUrl: stack.url };
+}
