@@ -95,7 +95,7 @@ function toLambdaAttribute(value: SdkAttributeValue): AttributeValue {
   if (value.NULL !== undefined) return { NULL: value.NULL };
   if (value.SS !== undefined) return { SS: value.SS };
   if (value.NS !== undefined) return { NS: value.NS };
-  return {};
+  throw new Error(`Unsupported attribute value in a stream record: ${Object.keys(value).join(',')}`);
 }
 
 function toLambdaImage(image: Record<string, SdkAttributeValue>): Record<string, AttributeValue> {
