@@ -16,91 +16,11 @@ import {
 } from '#domain/profile/profile.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { storedEvent } from '#test/support/stream.ts';
-import { firstDifference } from './profile-compare.ts';
+import { draft, firstDifference } from './profile-support.ts';
 
 const settings = { halfLifeDays: 14 };
 const T0 = Date.parse('2026-03-01T00:00:00Z');
 const NOW = new Date(T0 + 41 * 86_400_000);
-
-type Draft = Omit<Parameters<typeof storedEvent>[0], 'messageId' | 'userId'>;
-
-// Second-level times over 40 days, with frequent exact ties (LWW tie-breaks must not depend on order).
-const time = fc.oneof(
-  fc.integer({ min: 0, max: 40 * 24 * 3600 }),
-  fc.constantFrom(0, 3600, 86_400, 10 * 86_400),
-).map((s) => new Date(T0 + s * 1000).toISOString());
-const channel = fc.constantFrom('web', 'app', 'push', 'email', 'sms', 'call_center');
-const category = fc.constantFrom('shoes', 'socks', 'yoga', 'tents');
-const zone = fc.constantFrom('Europe/Madrid', 'America/New_York', 'Asia/Kolkata', 'UTC');
-const outcome = (event: string) =>
-  fc.record({
-    decision_id: fc.constantFrom('d1', 'd2'),
-    action_id: fc.option(fc.constantFrom('a1', 'a2', 'a3'), { nil: undefined }),
-    channel: fc.option(channel, { nil: undefined }),
-  }).map((properties): Pick<Draft, 'type' | 'event' | 'properties'> => ({ type: 'track', event, properties }));
-
-const draft: fc.Arbitrary<Draft> = fc
-  .tuple(
-    time,
-    fc.oneof(
-      fc.record({
-        type: fc.constant('identify' as const),
-        traits: fc.record(
-          {
-            tier: fc.constantFrom('gold', 'silver'),
-            email: fc.constantFrom('a@x.es', 'b@x.es'),
-            first_name: fc.constantFrom('Luis', 'Ana'),
-            address: fc.record({ city: fc.constantFrom('Madrid', 'Lyon') }, { requiredKeys: [] }),
-            timezone: zone,
-          },
-          { requiredKeys: [] },
-        ),
-      }),
-      fc.record({
-        type: fc.constantFrom('page' as const, 'screen' as const),
-        properties: fc.record({ category }, { requiredKeys: [] }),
-        context: fc.record({ timezone: zone }, { requiredKeys: [] }),
-      }),
-      fc.record({ type: fc.constant('track' as const), event: fc.constant('Product Viewed'), properties: fc.record({ category }) }),
-      fc.record({
-        type: fc.constant('track' as const),
-        event: fc.constant('Order Completed'),
-        properties: fc.record(
-          {
-            revenue: fc.double({ min: 0, max: 500, noNaN: true }),
-            total: fc.double({ min: 0, max: 500, noNaN: true }),
-            products: fc.array(fc.record({ category }), { maxLength: 3 }),
-            decision_id: fc.constant('d1'),
-            action_id: fc.constantFrom('a1', 'a2'),
-          },
-          { requiredKeys: [] },
-        ),
-      }),
-      fc.constantFrom('Order Refunded', 'Complaint Opened', 'Complaint Resolved', 'Unsubscribed', 'Video Played', 'Search').map(
-        (event): Pick<Draft, 'type' | 'event'> => ({ type: 'track', event }),
-      ),
-      fc.record({
-        type: fc.constant('track' as const),
-        event: fc.constant('Consent Updated'),
-        properties: fc.record({ channel, granted: fc.boolean() }),
-      }),
-      fc.record({
-        type: fc.constant('track' as const),
-        event: fc.constant('Preferences Updated'),
-        properties: fc.record(
-          { interests: fc.array(category, { maxLength: 3 }), preferred_channel: channel },
-          { requiredKeys: [] },
-        ),
-      }),
-      outcome('Promotion Viewed'),
-      outcome('Promotion Clicked'),
-      outcome('Push Notification Received'),
-      outcome('Push Notification Tapped'),
-      outcome('Email Opened'),
-      outcome('Email Link Clicked'),
-    ),
-  )
-  .map(([timestamp, body]) => ({ timestamp, ...body }) as Draft);
 
 const events = fc
   .array(draft, { minLength: 1, maxLength: 40 })

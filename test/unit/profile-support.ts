@@ -1,0 +1,117 @@
+/**
+ * Shared by the profile tests (unit and ddb): a fast-check arbitrary of
+ * event drafts covering every row of the effects table, and a deep
+ * comparison of views with floats equal to 1e-9.
+ */
+import fc from 'fast-check';
+import type { storedEvent } from '#test/support/stream.ts';
+
+const T0 = Date.parse('2026-03-01T00:00:00Z');
+
+export type Draft = Omit<Parameters<typeof storedEvent>[0], 'messageId' | 'userId'>;
+
+// Second-level times over 40 days, with frequent exact ties (LWW tie-breaks must not depend on order).
+const time = fc.oneof(
+  fc.integer({ min: 0, max: 40 * 24 * 3600 }),
+  fc.constantFrom(0, 3600, 86_400, 10 * 86_400),
+).map((s) => new Date(T0 + s * 1000).toISOString());
+const channel = fc.constantFrom('web', 'app', 'push', 'email', 'sms', 'call_center');
+const category = fc.constantFrom('shoes', 'socks', 'yoga', 'tents');
+const zone = fc.constantFrom('Europe/Madrid', 'America/New_York', 'Asia/Kolkata', 'UTC');
+const outcome = (event: string) =>
+  fc.record({
+    decision_id: fc.constantFrom('d1', 'd2'),
+    action_id: fc.option(fc.constantFrom('a1', 'a2', 'a3'), { nil: undefined }),
+    channel: fc.option(channel, { nil: undefined }),
+  }).map((properties): Pick<Draft, 'type' | 'event' | 'properties'> => ({ type: 'track', event, properties }));
+
+export const draft: fc.Arbitrary<Draft> = fc
+  .tuple(
+    time,
+    fc.oneof(
+      fc.record({
+        type: fc.constant('identify' as const),
+        traits: fc.record(
+          {
+            tier: fc.constantFrom('gold', 'silver'),
+            email: fc.constantFrom('a@x.es', 'b@x.es'),
+            first_name: fc.constantFrom('Luis', 'Ana'),
+            address: fc.record({ city: fc.constantFrom('Madrid', 'Lyon') }, { requiredKeys: [] }),
+            timezone: zone,
+          },
+          { requiredKeys: [] },
+        ),
+      }),
+      fc.record({
+        type: fc.constantFrom('page' as const, 'screen' as const),
+        properties: fc.record({ category }, { requiredKeys: [] }),
+        context: fc.record({ timezone: zone }, { requiredKeys: [] }),
+      }),
+      fc.record({ type: fc.constant('track' as const), event: fc.constant('Product Viewed'), properties: fc.record({ category }) }),
+      fc.record({
+        type: fc.constant('track' as const),
+        event: fc.constant('Order Completed'),
+        properties: fc.record(
+          {
+            revenue: fc.double({ min: 0, max: 500, noNaN: true }),
+            total: fc.double({ min: 0, max: 500, noNaN: true }),
+            products: fc.array(fc.record({ category }), { maxLength: 3 }),
+            decision_id: fc.constant('d1'),
+            action_id: fc.constantFrom('a1', 'a2'),
+          },
+          { requiredKeys: [] },
+        ),
+      }),
+      fc.constantFrom('Order Refunded', 'Complaint Opened', 'Complaint Resolved', 'Unsubscribed', 'Video Played', 'Search').map(
+        (event): Pick<Draft, 'type' | 'event'> => ({ type: 'track', event }),
+      ),
+      fc.record({
+        type: fc.constant('track' as const),
+        event: fc.constant('Consent Updated'),
+        properties: fc.record({ channel, granted: fc.boolean() }),
+      }),
+      fc.record({
+        type: fc.constant('track' as const),
+        event: fc.constant('Preferences Updated'),
+        properties: fc.record(
+          { interests: fc.array(category, { maxLength: 3 }), preferred_channel: channel },
+          { requiredKeys: [] },
+        ),
+      }),
+      outcome('Promotion Viewed'),
+      outcome('Promotion Clicked'),
+      outcome('Push Notification Received'),
+      outcome('Push Notification Tapped'),
+      outcome('Email Opened'),
+      outcome('Email Link Clicked'),
+    ),
+  )
+  .map(([timestamp, body]) => ({ timestamp, ...body }) as Draft);
+
+
+/** Deep comparison of profile views with floats equal to 1e-9 (relative): the first differing path. */
+export function firstDifference(actual: unknown, expected: unknown, path = '$'): string | undefined {
+  if (typeof actual === 'number' && typeof expected === 'number') {
+    const scale = Math.max(1, Math.abs(actual), Math.abs(expected));
+    return Math.abs(actual - expected) <= 1e-9 * scale ? undefined : `${path}: ${actual} ≠ ${expected}`;
+  }
+  if (Array.isArray(actual) && Array.isArray(expected)) {
+    if (actual.length !== expected.length) return `${path}: length ${actual.length} ≠ ${expected.length}`;
+    for (let i = 0; i < actual.length; i++) {
+      const d = firstDifference(actual[i], expected[i], `${path}[${i}]`);
+      if (d) return d;
+    }
+    return undefined;
+  }
+  if (actual && expected && typeof actual === 'object' && typeof expected === 'object') {
+    const a = actual as Record<string, unknown>;
+    const e = expected as Record<string, unknown>;
+    const keys = new Set([...Object.keys(a), ...Object.keys(e)].filter((k) => a[k] !== undefined || e[k] !== undefined));
+    for (const key of keys) {
+      const d = firstDifference(a[key], e[key], `${path}.${key}`);
+      if (d) return d;
+    }
+    return undefined;
+  }
+  return Object.is(actual, expected) ? undefined : `${path}: ${JSON.stringify(actual)} ≠ ${JSON.stringify(expected)}`;
+}
