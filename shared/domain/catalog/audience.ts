@@ -34,7 +34,7 @@ export function evaluateAudience(
 ): Audience {
   // The arrays and set below are filled in place while rules read them, so a
   // segment rule sees the scores and the segments evaluated before it.
-  const scores: Record<string, number> = { ...view.scores };
+  const scores: Record<string, number> = {};
   const segments: string[] = [];
   const segmentSet = new Set<string>();
   const audience: { segments: string[]; segmentSet: Set<string>; scores: Record<string, number>; persona?: string } = {

@@ -63,6 +63,8 @@ export interface RuleVariables {
   readonly now: Date;
   /** `profile.stats.visitsToday`, as a shorthand. */
   readonly visitsToday: number;
+  /** Declared preferred channel, else the best engaged of push/email/sms/app, else "". */
+  readonly preferredChannel: string;
   /** Internal: `now` in epoch ms. */
   readonly $nowMs: number;
   /** Internal: the customer's segments (membership tests). */
@@ -74,7 +76,8 @@ export interface RuleVariables {
 /** The profile as rules see it: the view, with the audience of this decision. */
 export type RuleProfile = Omit<ProfileView, 'segments' | 'persona' | 'scores'> & {
   readonly segments: readonly string[];
-  readonly persona?: string;
+  /** "" when the customer has no persona. */
+  readonly persona: string;
   readonly scores: Readonly<Record<string, number>>;
 };
 

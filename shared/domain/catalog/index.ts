@@ -37,3 +37,4 @@ export {
   suppressingPolicy,
 } from './decision.ts';
 export { applyFallbacks, compileTemplate, renderContent, renderTemplate, templateScope, type TemplateScope } from './template.ts';
+export { createCatalogEnricher } from './enricher.ts';

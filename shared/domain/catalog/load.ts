@@ -130,7 +130,13 @@ export function parseCatalogText(
       };
     }
   }
-  const doc = parseDocument(input, { prettyErrors: false, uniqueKeys: true, strict: true });
+  let doc: ReturnType<typeof parseDocument>;
+  try {
+    doc = parseDocument(input, { prettyErrors: false, uniqueKeys: true, strict: true });
+  } catch (error) {
+    // e.g. nesting deep enough to exhaust the parser's stack
+    return { ok: false, problems: [{ path: '(root)', message: `not valid YAML: ${(error as Error).message.split('\n')[0]}` }] };
+  }
   if (doc.errors.length > 0) {
     return {
       ok: false,

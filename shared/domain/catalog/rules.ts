@@ -11,7 +11,7 @@
  * two environments agree on what an expression means.
  *
  * Variables: `profile`, `context` (map), `channel` (string), `placement`
- * (string), `now` (timestamp), `visitsToday` (double).
+ * (string), `now` (timestamp), `visitsToday` (double), `preferredChannel` (string).
  * Helpers (macros, so they read `now` and the audience of the decision):
  * - `daysSince(ts)`, `hoursSince(ts)`: ts is an ISO string or a timestamp;
  *   a missing or null ts is "never", i.e. 1e9 (so `daysSince(x) > 30` holds
@@ -23,6 +23,13 @@
  * - `interest("category")`: decayed behavioural interest, 0 when none.
  * - `likes("interest")`: the customer declared it (zero-party preferences).
  * - `aboveThreshold("model")`: the model's score is at or above its threshold.
+ * - `engagementRate("push")`: engaged / delivered on that channel, 0 when none.
+ * Variable `preferredChannel` (string): the channel the customer declared
+ * (zero-party), else the one of push, email, sms, app with the best
+ * engagement rate (at least one delivery), else "".
+ *
+ * In rules `profile.persona` is "" when the customer has none, so
+ * `profile.persona == "x"` needs no `has()` guard.
  */
 import { Environment } from '@marcbachmann/cel-js';
 import type { ASTNode } from '@marcbachmann/cel-js';
@@ -216,7 +223,40 @@ function registerHelpers(env: Environment): Environment {
       },
     ) as never,
   );
+  env.registerFunction(
+    'engagementRate(ast): double',
+    macro(
+      'double',
+      (checker, m, ctx) => void checker.check(m.args[0] as ASTNode, ctx),
+      (ev, m, ctx) => {
+        const channel = ev.run(m.args[0] as ASTNode, ctx);
+        if (typeof channel !== 'string') throw new Error('engagementRate() takes a channel string');
+        const engagement = (ctx.getValue('profile') as RuleProfile).engagement as Record<string, { rate?: number }> | undefined;
+        const rate = engagement && Object.hasOwn(engagement, channel) ? engagement[channel]?.rate : undefined;
+        return typeof rate === 'number' && Number.isFinite(rate) ? rate : 0;
+      },
+    ) as never,
+  );
   return env;
+}
+
+const ENGAGEMENT_CHANNELS = ['push', 'email', 'sms', 'app'] as const;
+
+/** Declared preferred channel, else the best engaged one (ties: push, email, sms, app), else "". */
+export function preferredChannelOf(profile: Pick<RuleProfile, 'preferences' | 'engagement'>): string {
+  const declared = profile.preferences?.preferredChannel;
+  if (declared) return declared;
+  let best = '';
+  let bestRate = -1;
+  for (const channel of ENGAGEMENT_CHANNELS) {
+    const e = profile.engagement?.[channel];
+    if (!e || !(e.delivered >= 1)) continue;
+    if (e.rate > bestRate) {
+      best = channel;
+      bestRate = e.rate;
+    }
+  }
+  return best;
 }
 
 const LIMITS = { maxAstNodes: 2_000, maxDepth: 64, maxListElements: 500, maxMapEntries: 200, maxCallArguments: 16 };
@@ -227,7 +267,8 @@ function baseEnvironment(): Environment {
     .registerVariable('channel', 'string')
     .registerVariable('placement', 'string')
     .registerVariable('now', 'google.protobuf.Timestamp')
-    .registerVariable('visitsToday', 'double');
+    .registerVariable('visitsToday', 'double')
+    .registerVariable('preferredChannel', 'string');
 }
 
 function createCheckingEnvironment(): Environment {
@@ -277,7 +318,8 @@ function createCheckingEnvironment(): Environment {
     .registerVariable('channel', 'string')
     .registerVariable('placement', 'string')
     .registerVariable('now', 'google.protobuf.Timestamp')
-    .registerVariable('visitsToday', 'double');
+    .registerVariable('visitsToday', 'double')
+    .registerVariable('preferredChannel', 'string');
   return registerHelpers(env);
 }
 
@@ -440,16 +482,10 @@ export interface RuleVariablesInput {
  */
 export function createRuleVariables(input: RuleVariablesInput): RuleVariables {
   const { profile, audience } = input;
+  // Rules see `persona` as "" when there is none (no has() guard needed).
   const ruleProfile: RuleProfile = audience
-    ? {
-        ...profile,
-        segments: audience.segments,
-        scores: audience.scores,
-        ...(audience.persona === undefined ? { persona: undefined } : { persona: audience.persona }),
-      }
-    : profile;
-  // `persona: undefined` must not be visible to has(): drop the key.
-  if (ruleProfile.persona === undefined && 'persona' in ruleProfile) delete (ruleProfile as { persona?: string }).persona;
+    ? { ...profile, segments: audience.segments, scores: audience.scores, persona: audience.persona ?? '' }
+    : { ...profile, persona: profile.persona ?? '' };
   return {
     profile: ruleProfile,
     context: input.context ?? EMPTY_CONTEXT,
@@ -457,6 +493,7 @@ export function createRuleVariables(input: RuleVariablesInput): RuleVariables {
     placement: input.placement ?? '',
     now: input.now,
     visitsToday: profile.stats?.visitsToday ?? 0,
+    preferredChannel: preferredChannelOf(profile),
     $nowMs: input.now.getTime(),
     $segments: audience?.segmentSet ?? (profile.segments?.length ? new Set(profile.segments) : EMPTY_SEGMENTS),
     $thresholds: input.catalog?.thresholds ?? EMPTY_THRESHOLDS,
