@@ -260,10 +260,11 @@ describe('what the local API Gateway answers itself', () => {
     const catalog = await fetch(`${server.url}/v1/admin/catalog`, { method: 'DELETE' });
     expect(catalog.status).toBe(405);
     expect(catalog.headers.get('allow')).toBe('GET, PUT');
-    for (const path of ['/', '/v1', '/v1/batch/', '/v1//batch', '/v1/admin/profiles/', '/v1/admin/profiles/%E0%A4%A']) {
-      const response = await fetch(`${server.url}${path}`, { method: 'POST', body: '{}' });
-      expect([404, 405], path).toContain(response.status);
-    }
+    const odd = ['/', '/v1', '/v1/batch/', '/v1//batch', '/v1/admin/profiles/', '/v1/admin/profiles/%E0%A4%A'];
+    const answers = await Promise.all(
+      odd.map(async (path) => [path, (await fetch(`${server.url}${path}`, { method: 'POST', body: '{}' })).status] as const),
+    );
+    expect(answers.filter(([, status]) => status !== 404 && status !== 405)).toEqual([]);
     expect(seen.length).toBe(before);
   });
 
@@ -291,13 +292,8 @@ describe('what the local API Gateway answers itself', () => {
       }),
       duplex: 'half',
     } as RequestInit).catch((error: unknown) => error as Error);
-    if (streamed instanceof Response) {
-      expect(streamed.status).toBe(413);
-      expect(await errorOf(streamed)).toMatchObject({ code: 'payload_too_large' });
-    } else {
-      // The connection may be closed while the client is still sending; it must not reach the function either way.
-      expect(streamed).toBeInstanceOf(Error);
-    }
+    // The client reads the 413, or sees the connection closed while it is still sending; the function is never called.
+    expect([413, 'connection closed']).toContain(streamed instanceof Response ? streamed.status : 'connection closed');
     expect(seen.length).toBe(before);
 
     // Under 10 MB, Lambda's own 6 MB invocation limit still applies to the event: 413 without invoking.
