@@ -7,9 +7,11 @@
 import type { Context } from 'aws-lambda';
 import type { HttpRequest, HttpResponse } from '#http/middleware.ts';
 import { getProfileRoute } from './profiles.ts';
+import { simulateRoute } from './simulate.ts';
 
 export type AdminRoute = (request: HttpRequest, context: Context) => Promise<HttpResponse>;
 
 export const adminRoutes: Readonly<Record<string, AdminRoute>> = {
   'GET /v1/admin/profiles/{userId}': getProfileRoute,
+  'POST /v1/admin/simulate': simulateRoute,
 };

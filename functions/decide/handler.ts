@@ -1,4 +1,47 @@
-// Placeholder until this function lands; replaced by its implementation.
-export const handler = async (): Promise<never> => {
-  throw new Error('not implemented');
-};
+/**
+ * POST /v1/decide — the next best action (API.md §4).
+ *
+ * parse (middy chain) → write key → validate → live catalog (in-memory,
+ * no read when warm) → ONE profile read under a deadline → the pure
+ * decision. No write on this path: outcomes are attributed later from the
+ * decisionId the client sends back in `properties.decision_id`.
+ * A store fault on the profile read gives a degraded decision (the
+ * catalog's fallbacks, `"degraded": true`), never an error.
+ */
+import { randomBytes } from 'node:crypto';
+import { authenticateWriteKey } from '#http/auth.ts';
+import { ApiError } from '#http/errors.ts';
+import { httpHandler, logger } from '#http/middleware.ts';
+import { getLiveCatalog } from '#store/catalog.ts';
+import { decide, emptyProfile } from '#domain/decide/decide.ts';
+import { parseDecideRequest } from '#domain/decide/request.ts';
+import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
+import { readProfile } from './profile-read.ts';
+
+/** A decide request is small: ids, a channel and a bounded context. */
+export const MAX_DECIDE_BODY_BYTES = 16 * 1024;
+
+export const handler = httpHandler(
+  async (request) => {
+    await authenticateWriteKey(request);
+    const parsed = parseDecideRequest(request.body);
+    if (!parsed.ok) throw new ApiError('validation_failed', 'The decide request is not valid', parsed.details);
+    const input = parsed.value;
+
+    const now = new Date();
+    const [catalog, profile] = await Promise.all([
+      getLiveCatalog(now.getTime()),
+      readProfile({ userId: input.userId, anonymousId: input.anonymousId }, now),
+    ]);
+    if (!profile.ok) {
+      logger.warn('profile read failed; degraded decision', { error: profile.error as Error });
+    }
+    const view = (profile.ok && profile.view) || emptyProfile(input);
+    const decision = decide(catalog ?? emptyCatalog(), view, input, now, {
+      nonce: randomBytes(6).toString('base64url'),
+      degraded: !profile.ok,
+    });
+    return { status: 200, body: decision };
+  },
+  { maxBodyBytes: MAX_DECIDE_BODY_BYTES, cors: true, body: 'json' },
+);
