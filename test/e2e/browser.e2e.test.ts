@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 import { openStack } from './fixtures/stack.ts';
-import { actionIds, decide, page, sendEvents, uniqueId, waitForProfile, type Decision, type StackAccess } from './fixtures/kairos.ts';
+import { actionIds, decide, isFallback, page, sendEvents, uniqueId, waitForProfile, type Decision, type StackAccess } from './fixtures/kairos.ts';
 
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const BANNER_PAGE = new URL('./fixtures/banner.html', import.meta.url);
@@ -89,7 +89,7 @@ afterAll(async () => {
 
 describe('a web page on another origin renders the next best action', () => {
   it('calls decide with the write key through CORS and renders the banner title', async () => {
-    // A frequent anonymous visitor today (seed scenario 3): the home hero banner is the mega offer.
+    // A frequent anonymous visitor today (seed scenario 3): the home banner is the mega offer.
     const anonymousId = uniqueId('browser-anon');
     await sendEvents(api, Array.from({ length: 12 }, () => page({ anonymousId })));
     await waitForProfile(api, anonymousId, (p) => p.stats.visitsToday >= 12);
@@ -118,7 +118,7 @@ describe('a web page on another origin renders the next best action', () => {
     url.searchParams.set('api', api.baseUrl);
     url.searchParams.set('key', api.writeKey);
     url.searchParams.set('anonymousId', anonymousId);
-    url.searchParams.set('placement', 'home_hero');
+    url.searchParams.set('placement', 'home');
     await tab.goto(url.href);
 
     const response = await decideResponse;
@@ -143,7 +143,7 @@ describe('a web page on another origin renders the next best action', () => {
     expect(await tab.locator('#hero .kairos-banner').getAttribute('data-decision-id')).toBe(decision.decisionId);
 
     // The same decision through the API directly (deterministic for the same profile and context).
-    const direct = await decide(api, { anonymousId, channel: 'web', placement: 'home_hero', context: { page: '/banner.html', device: 'desktop' } });
+    const direct = await decide(api, { anonymousId, channel: 'web', placement: 'home', context: { page: '/banner.html', device: 'desktop' } });
     expect(actionIds(direct)).toEqual(['bannerMegaOferta']);
 
     // The browser sent a CORS preflight for the Authorization header, from the page's origin.
@@ -154,19 +154,22 @@ describe('a web page on another origin renders the next best action', () => {
     await context.close();
   });
 
-  it('an unknown visitor gets the web fallback or nothing, and the page still renders without error', async () => {
+  it('a new visitor gets the home fallback banner, rendered the same way', async () => {
     const context = await browser!.newContext();
     const tab = await context.newPage();
     const url = new URL('/banner.html', siteOrigin);
     url.searchParams.set('api', api.baseUrl);
     url.searchParams.set('key', api.writeKey);
     url.searchParams.set('anonymousId', uniqueId('browser-new'));
+    url.searchParams.set('placement', 'home');
     await tab.goto(url.href);
     const hero = tab.locator('#hero');
-    await expect.poll(() => hero.getAttribute('data-state'), { timeout: 10_000 }).not.toBe('loading');
-    expect(['rendered', 'empty']).toContain(await hero.getAttribute('data-state'));
+    await expect.poll(() => hero.getAttribute('data-state'), { timeout: 10_000 }).toBe('rendered');
     const decision = (await tab.evaluate(() => (globalThis as unknown as { kairosDecision: unknown }).kairosDecision)) as Decision;
+    expect(decision.actions).toHaveLength(1);
     expect(actionIds(decision)).not.toContain('bannerMegaOferta');
+    expect(isFallback(decision, decision.actions[0])).toBe(true);
+    expect(await tab.locator('#hero .kairos-title').textContent()).toBe(decision.actions[0]?.content.title);
     await context.close();
   });
 
