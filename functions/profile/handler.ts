@@ -11,10 +11,11 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { config } from '#shared/config.ts';
-import { getProfileEnricher } from '#domain/profile/enrich.ts';
+import { getProfileEnricher, prepareProfileEnricher } from '#domain/profile/enrich.ts';
 import { storedEventSchema } from '#domain/stored-event.ts';
 import { applyStoredEvents, type ApplyInput } from './apply.ts';
 import { fromImage } from './image.ts';
+import './enrichment.ts';
 
 const logger = new Logger({ serviceName: 'kairos-profile' });
 const metrics = new Metrics({ namespace: 'Kairos', serviceName: 'profile' });
@@ -58,6 +59,14 @@ export async function processStreamEvent(event: DynamoDBStreamEvent, context?: C
     else if (decoded.kind === 'poison') outcomes.set(sequenceOf(record), decoded.error);
   }
 
+  if (inputs.length > 0) {
+    try {
+      await prepareProfileEnricher();
+    } catch (error) {
+      // Segments are derived data: a catalog that cannot be read now must not hold the customer's events back.
+      logger.warn('profile enricher not prepared; enriching with what is cached', { error: error as Error });
+    }
+  }
   const report = await applyStoredEvents(inputs, {
     settings: { halfLifeDays: config.KAIROS_INTEREST_HALF_LIFE_DAYS },
     enricher: getProfileEnricher(),

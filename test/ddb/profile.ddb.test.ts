@@ -34,7 +34,9 @@ beforeAll(() => {
   if (host !== '127.0.0.1' && host !== 'localhost') throw new Error(`Refusing a non-local DynamoDB endpoint: ${host}`);
 });
 
-const comparable = (v: ProfileView | undefined) => (v ? { ...v, updatedAt: undefined } : v);
+/** Enrichment is derived at processing time from whatever catalog is live: not part of the aggregate. */
+const comparable = (v: ProfileView | undefined) =>
+  v ? { ...v, updatedAt: undefined, segments: undefined, persona: undefined, scores: undefined } : v;
 
 async function userView(userId: string): Promise<ProfileView | undefined> {
   const state = await getProfileState({ userId }, { consistent: true });
@@ -183,5 +185,33 @@ describe('failures', () => {
       mock = undefined;
       expect(await userView(userId)).toBeUndefined();
     });
+  });
+});
+
+describe('enrichment', () => {
+  it('stores the enricher result with the profile; a failing enricher keeps the events flowing', async () => {
+    const { setProfileEnricher, getProfileEnricher } = await import('#domain/profile/enrich.ts');
+    const previous = getProfileEnricher();
+    const userId = uid('u');
+    const page = (n: number) => storedEvent({ type: 'page', userId, messageId: `e${n}`, timestamp: '2026-04-01T00:00:00Z' });
+    try {
+      setProfileEnricher((view) => ({
+        segments: view.stats.visitsTotal >= 2 ? ['frequent'] : ['new'],
+        persona: 'explorer',
+        scores: { churnRisk: 1 / (1 + view.stats.visitsTotal), bad: Number.NaN },
+      }));
+      await handler(streamEvent([page(1), page(2)].map((e, i) => streamRecord(e, { sequenceNumber: sequenceNumber(i) }))), context);
+      expect(await userView(userId)).toMatchObject({ segments: ['frequent'], persona: 'explorer', scores: { churnRisk: 1 / 3 } });
+      expect((await userView(userId))?.scores).not.toHaveProperty('bad');
+
+      setProfileEnricher(() => {
+        throw new Error('enricher bug');
+      });
+      const response = await handler(streamEvent([streamRecord(page(3), { sequenceNumber: sequenceNumber(3) })]), context);
+      expect(response.batchItemFailures).toEqual([]);
+      expect(await userView(userId)).toMatchObject({ segments: ['frequent'], stats: { visitsTotal: 3 } });
+    } finally {
+      setProfileEnricher(previous);
+    }
   });
 });

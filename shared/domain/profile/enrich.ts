@@ -3,8 +3,9 @@
  * segments, a persona and model scores from the profile view and stores them
  * with the profile, so decide reads them in its one read.
  *
- * The catalog plugs its enricher in with `setProfileEnricher` at module load
- * of the profile function; the default derives nothing.
+ * The profile function plugs the catalog's enricher in with
+ * `setProfileEnricher` (functions/profile/enrichment.ts); the default
+ * derives nothing.
  */
 import type { ProfileView } from './view.ts';
 
@@ -18,10 +19,20 @@ export type ProfileEnricher = (view: ProfileView, now: Date) => EnrichmentResult
 
 export const defaultProfileEnricher: ProfileEnricher = () => ({ segments: [], scores: {} });
 
-let current: ProfileEnricher = defaultProfileEnricher;
+/** Async work before a batch is enriched (e.g. refreshing the cached live catalog the enricher reads). */
+export type EnricherPreparation = () => Promise<void>;
 
-export function setProfileEnricher(enricher: ProfileEnricher): void {
+let current: ProfileEnricher = defaultProfileEnricher;
+let preparation: EnricherPreparation | undefined;
+
+export function setProfileEnricher(enricher: ProfileEnricher, options: { prepare?: EnricherPreparation } = {}): void {
   current = enricher;
+  preparation = options.prepare;
+}
+
+/** Run the enricher's preparation, if any; the profile function awaits it at the start of each batch. */
+export async function prepareProfileEnricher(): Promise<void> {
+  await preparation?.();
 }
 
 export function getProfileEnricher(): ProfileEnricher {
