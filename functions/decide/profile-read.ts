@@ -25,8 +25,12 @@ function envMs(name: string, fallback: number, min: number, max: number): number
   return value;
 }
 
-/** Whole budget of the profile read, retries included (KAIROS_DECIDE_PROFILE_DEADLINE_MS). */
-export const PROFILE_DEADLINE_MS = envMs('KAIROS_DECIDE_PROFILE_DEADLINE_MS', 600, 20, 4_000);
+/**
+ * Whole budget of the profile read, retries included
+ * (KAIROS_DECIDE_PROFILE_DEADLINE_MS). DynamoDB answers a GetItem in a few
+ * ms; DynamoDB Local (a JVM, cold at first) gets more room.
+ */
+export const PROFILE_DEADLINE_MS = envMs('KAIROS_DECIDE_PROFILE_DEADLINE_MS', config.DYNAMODB_ENDPOINT ? 2_000 : 600, 20, 4_000);
 
 export const decideDynamo = new DynamoDBClient({
   region: config.AWS_REGION,
@@ -37,6 +41,8 @@ export const decideDynamo = new DynamoDBClient({
   requestHandler: {
     connectionTimeout: Math.min(250, PROFILE_DEADLINE_MS),
     requestTimeout: Math.max(10, Math.floor(PROFILE_DEADLINE_MS / 2)),
+    // Abort the attempt (and let the one retry run) instead of only logging a warning.
+    throwOnRequestTimeout: true,
   },
 });
 

@@ -1,0 +1,312 @@
+/**
+ * The decide handler on DynamoDB Local: one DynamoDB call per warm
+ * decision, the profile joined from userId and anonymousId, a degraded
+ * decision when the store fails or is slow (faults injected with
+ * aws-sdk-client-mock, which DynamoDB Local cannot produce), bad input
+ * answered with a 4xx and never a 500, and simulate for operators only.
+ */
+import { InternalServerError, ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import fc from 'fast-check';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+  process.env.KAIROS_DECIDE_PROFILE_DEADLINE_MS = '300';
+  process.env.KAIROS_ADMIN_TOKEN = 'decide-test-admin-token-0123456789';
+  const endpoint = process.env.DYNAMODB_ENDPOINT ?? '';
+  if (!/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(endpoint)) {
+    throw new Error(`Refusing to run integration tests against a non-local DynamoDB endpoint: "${endpoint}"`);
+  }
+});
+
+import { handler } from '../../functions/decide/handler.ts';
+import { handler as adminHandler } from '../../functions/admin/handler.ts';
+import { decideDynamo } from '../../functions/decide/profile-read.ts';
+import { dynamo, documentClient } from '#store/client.ts';
+import { putWriteKey } from '#store/keys.ts';
+import { publishCatalog } from '#store/catalog.ts';
+import { profileToItem } from '#store/profiles.ts';
+import { config } from '#shared/config.ts';
+import { emptyProfileState, type ProfileState } from '#domain/profile/state.ts';
+import { anonymousProfileKey, userProfileKey } from '#domain/stored-event.ts';
+import { decodeDecisionId } from '#domain/decide/decision-id.ts';
+import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
+
+const KEY = 'wk_decide_ddb_test';
+const ADMIN = `Bearer ${process.env.KAIROS_ADMIN_TOKEN}`;
+const run = `r${Date.now().toString(36)}`;
+const LUIS = `luis-${run}`;
+const ANON = `anon-${run}`;
+
+const catalogDocument = {
+  segments: [
+    { id: 'vip', rule: 'profile.traits.tier == "VIP"' },
+    { id: 'frequent', rule: 'profile.stats.visitsToday > 10.0' },
+  ],
+  learning: { enabled: false, exploration: 0 },
+  actions: [
+    {
+      id: 'email-123',
+      name: 'VIP email',
+      targeting: { segments: ['vip'] },
+      content: { email: { templateId: '123', subject: 'Para ti', greeting: 'Estimado {{ firstName }}' } },
+      fallbacks: { firstName: 'cliente' },
+    },
+    {
+      id: 'mega-banner',
+      name: 'Mega offer',
+      targeting: { segments: ['frequent'] },
+      content: { web: { title: 'Hola {{ firstName | default: "visitante" }}', placements: ['home_hero'] } },
+    },
+    { id: 'welcome', name: 'Welcome', content: { web: { title: 'Bienvenido' } }, fallback: [{ channel: 'web', placement: 'home_hero' }] },
+    { id: 'push-news', name: 'Push', content: { push: { title: 'Novedades', body: 'Mira', deepLink: 'app://news' } } },
+  ],
+};
+
+function state(identity: { userId?: string; anonymousId?: string }, edit: (s: ProfileState) => void): ProfileState {
+  const s = emptyProfileState(identity);
+  edit(s);
+  return s;
+}
+
+const t0 = Date.parse('2026-01-01T00:00:00Z');
+
+/** Count every DynamoDB request sent by the shared client and decide's own. */
+const sent: string[] = [];
+for (const client of [decideDynamo, dynamo]) {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      sent.push(String(context.commandName));
+      return next(args);
+    },
+    { step: 'initialize', name: 'countRequests' },
+  );
+}
+
+beforeAll(async () => {
+  await putWriteKey(KEY, { keyId: 'src-decide', name: 'decide tests', createdAt: new Date().toISOString() });
+  const published = await publishCatalog(JSON.stringify(catalogDocument), 'json');
+  if (!published.ok) throw new Error(JSON.stringify(published.problems));
+  const luis = state({ userId: LUIS }, (s) => {
+    s.traits = { firstName: ['Luis', t0], tier: ['VIP', t0] };
+    s.consent = { email: [true, t0] };
+  });
+  // An anonymous visitor not merged yet, with many visits: decide joins it in memory.
+  const visitor = state({ anonymousId: ANON }, (s) => {
+    s.visits = { n: 0 };
+  });
+  for (const [key, item] of [
+    [userProfileKey(LUIS), luis],
+    [anonymousProfileKey(ANON), visitor],
+  ] as const) {
+    await documentClient.send(new PutCommand({ TableName: config.PROFILES_TABLE, Item: profileToItem(key, item, 1) }));
+  }
+});
+
+interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  body: Record<string, unknown> & { actions?: { actionId: string; content: Record<string, unknown> }[] };
+}
+
+async function post(body: unknown, headers: Record<string, string> = { authorization: basicAuth(KEY) }): Promise<Reply> {
+  const result = await handler(apiGatewayEvent({ method: 'POST', path: '/v1/decide', headers, body }), lambdaContext());
+  return {
+    status: result.statusCode ?? 0,
+    headers: (result.headers ?? {}) as Record<string, string>,
+    body: JSON.parse(result.body || '{}'),
+  };
+}
+
+const actionIds = (reply: Reply) => (reply.body.actions ?? []).map((a) => a.actionId);
+
+describe('decide on DynamoDB Local', () => {
+  it('a warm decision makes exactly one DynamoDB request, and writes nothing', async () => {
+    await post({ userId: LUIS, channel: 'email' }); // warms the write key cache
+    sent.length = 0;
+    const reply = await post({ userId: LUIS, channel: 'email' });
+    expect(reply.status).toBe(200);
+    expect(sent).toEqual(['BatchGetItemCommand']);
+    sent.length = 0;
+    await post({ userId: LUIS, anonymousId: ANON, channel: 'web', placement: 'home_hero' });
+    expect(sent).toEqual(['BatchGetItemCommand']);
+  });
+
+  it('decides on the stored profile: rendered content, segments, a decodable decisionId', async () => {
+    const reply = await post({ userId: LUIS, channel: 'email' });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({
+      userId: LUIS,
+      channel: 'email',
+      segments: ['vip'],
+      actions: [{ actionId: 'email-123', content: { templateId: '123', subject: 'Para ti', greeting: 'Estimado Luis' } }],
+    });
+    expect(reply.body.degraded).toBeUndefined();
+    expect(reply.headers['access-control-allow-origin']).toBe('*');
+    const decoded = decodeDecisionId(reply.body.decisionId);
+    expect(decoded).toMatchObject({ channel: 'email', degraded: false, actions: [{ actionId: 'email-123' }] });
+    expect(Number(decoded?.catalogVersion)).toBeGreaterThan(0);
+  });
+
+  it('an unknown customer is a new anonymous one: the fallback, not an error', async () => {
+    const reply = await post({ anonymousId: `nobody-${run}`, channel: 'web', placement: 'home_hero', explain: true });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({ anonymousId: `nobody-${run}`, fallback: true, actions: [{ actionId: 'welcome' }] });
+    expect((reply.body.explanation as { candidates: unknown[] }).candidates).toContainEqual(
+      expect.objectContaining({ actionId: 'mega-banner', eligible: false }),
+    );
+  });
+
+  it('consent is required for email, sms and push', async () => {
+    const push = await post({ userId: LUIS, channel: 'push' });
+    expect(push.status).toBe(200);
+    expect(push.body.actions).toEqual([]);
+  });
+});
+
+describe('decide when the store fails', () => {
+  // Installed here, not at collection: the suites above run on the real DynamoDB Local.
+  let ddb: ReturnType<typeof mockClient>;
+  beforeAll(() => {
+    ddb = mockClient(DynamoDBDocumentClient);
+  });
+  afterEach(() => ddb.reset());
+  afterAll(() => ddb.restore());
+
+  const knownKey = () =>
+    ddb.on(GetCommand).resolves({ Item: { keyId: 'src-decide', name: 'decide tests', createdAt: '2026-11-23T00:00:00.000Z' } });
+
+  it.each([
+    ['a 500', () => new InternalServerError({ message: 'boom', $metadata: { httpStatusCode: 500 } })],
+    ['throttling', () => new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: { httpStatusCode: 400 } })],
+    ['a refused connection', () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8000'), { code: 'ECONNREFUSED' })],
+  ])('%s → 200 with a degraded decision from the fallbacks', async (_what, fault) => {
+    knownKey();
+    ddb.on(BatchGetCommand).rejects(fault());
+    const web = await post({ userId: LUIS, channel: 'web', placement: 'home_hero' });
+    expect(web.status).toBe(200);
+    expect(web.body).toMatchObject({ degraded: true, fallback: true, actions: [{ actionId: 'welcome' }] });
+    expect(decodeDecisionId(web.body.decisionId)?.degraded).toBe(true);
+    // Consent cannot be checked: nothing on a consent-bound channel.
+    const email = await post({ userId: LUIS, channel: 'email' });
+    expect(email.body).toMatchObject({ degraded: true, actions: [] });
+  });
+
+  it('a profile read slower than the deadline → a degraded decision within the budget', async () => {
+    knownKey();
+    ddb.on(BatchGetCommand).callsFake(() => new Promise((resolve) => setTimeout(() => resolve({ Responses: {} }), 3_000)));
+    const started = performance.now();
+    const reply = await post({ userId: LUIS, channel: 'web', placement: 'home_hero' });
+    const elapsed = performance.now() - started;
+    expect(reply.status).toBe(200);
+    expect(reply.body.degraded).toBe(true);
+    expect(elapsed).toBeLessThan(1_500);
+  });
+});
+
+describe('decide refuses bad input with a 4xx, never a 500', () => {
+  const valid = { userId: 'u-input', channel: 'web', placement: 'home_hero' };
+
+  it('malformed JSON, non-JSON, not an object, oversize', async () => {
+    const auth = { authorization: basicAuth(KEY) };
+    expect((await post('{"channel": "web",')).body).toMatchObject({ error: { code: 'invalid_json' } });
+    expect((await post('<x/>', { ...auth, 'content-type': 'application/xml' })).status).toBe(415);
+    for (const body of ['[]', '42', 'null', '"web"', '']) {
+      const reply = await post(body, { ...auth, 'content-type': 'application/json' });
+      expect(reply.status, body).toBe(400);
+    }
+    const big = await post({ ...valid, context: { blob: 'x'.repeat(17 * 1024) } });
+    expect(big.status).toBe(413);
+    expect(big.body).toMatchObject({ error: { code: 'payload_too_large' } });
+  });
+
+  it('wrong types and values are named by their path', async () => {
+    const reply = await post({ ...valid, channel: 'fax', limit: 11, explain: 'yes', context: ['rain'], userId: { $ne: null } });
+    expect(reply.status).toBe(400);
+    const error = reply.body.error as { code: string; details: { path: string }[] };
+    expect(error.code).toBe('validation_failed');
+    expect(error.details.map((d) => d.path)).toEqual(expect.arrayContaining(['channel', 'limit', 'explain', 'context', 'userId']));
+  });
+
+  it('a missing, malformed or unknown write key is 401', async () => {
+    expect((await post(valid, {})).status).toBe(401);
+    expect((await post(valid, { authorization: 'Basic !!!' })).status).toBe(401);
+    const unknown = await post(valid, { authorization: basicAuth('wk_unknown_key') });
+    expect(unknown.status).toBe(401);
+    expect(unknown.body).toMatchObject({ error: { code: 'unauthorized' } });
+  });
+
+  it('any JSON body, hostile strings included: a 200 or a 4xx with the error shape', async () => {
+    const hostile = fc.constantFrom('__proto__', 'constructor', '{{ 7 * 7 }}', '{% raw %}', '\u0000\ud800', '<script>', '💥'.repeat(50));
+    const field = fc.oneof(hostile, fc.constantFrom('web', 'push', 'home_hero'), fc.string({ maxLength: 20 }), fc.integer(), fc.boolean(), fc.constant(null), fc.jsonValue({ maxDepth: 2 }));
+    const body = fc.oneof(
+      fc.record({ userId: field, anonymousId: field, channel: field, placement: field, limit: field, context: fc.dictionary(fc.oneof(hostile, fc.string({ maxLength: 8 })), field), explain: field }, { requiredKeys: [] }),
+      fc.jsonValue({ maxDepth: 3 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(body, async (value) => {
+        const reply = await post(JSON.stringify(value), { authorization: basicAuth(KEY), 'content-type': 'application/json' });
+        expect([200, 400, 413]).toContain(reply.status);
+        if (reply.status === 200) {
+          expect(Array.isArray(reply.body.actions)).toBe(true);
+          expect(JSON.stringify(reply.body)).not.toContain('"49"');
+        } else {
+          expect(reply.body.error).toEqual(expect.objectContaining({ code: expect.any(String), message: expect.any(String) }));
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
+describe('POST /v1/admin/simulate', () => {
+  async function simulate(body: unknown, authorization: string): Promise<Reply> {
+    const result = await adminHandler(
+      apiGatewayEvent({ method: 'POST', path: '/v1/admin/simulate', headers: { authorization }, body }),
+      lambdaContext(),
+    );
+    return { status: result.statusCode ?? 0, headers: (result.headers ?? {}) as Record<string, string>, body: JSON.parse(result.body || '{}') };
+  }
+
+  it('a write key cannot simulate (403), no credential is 401', async () => {
+    const withKey = await simulate({ userId: LUIS, channel: 'email' }, basicAuth(KEY));
+    expect(withKey.status).toBe(403);
+    expect(withKey.body).toMatchObject({ error: { code: 'forbidden' } });
+    expect((await simulate({ userId: LUIS, channel: 'email' }, '')).status).toBe(401);
+  });
+
+  it('a stored customer: the decision with every candidate explained', async () => {
+    const reply = await simulate({ userId: LUIS, channel: 'email' }, ADMIN);
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({ simulated: true, actions: [{ actionId: 'email-123' }] });
+    expect((reply.body.explanation as { candidates: { actionId: string }[] }).candidates.map((c) => c.actionId)).toEqual(['email-123']);
+  });
+
+  it('an inline profile, at another instant, with the request context', async () => {
+    const reply = await simulate(
+      {
+        profile: { traits: { firstName: 'Ana' }, stats: { visitsToday: 12 } },
+        channel: 'web',
+        placement: 'home_hero',
+        context: { weather: 'rain' },
+        at: '2026-03-01T10:00:00Z',
+      },
+      ADMIN,
+    );
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({ segments: ['frequent'], actions: [{ actionId: 'mega-banner', content: { title: 'Hola Ana' } }] });
+    expect(decodeDecisionId(reply.body.decisionId)?.issuedAt).toBe('2026-03-01T10:00:00.000Z');
+  });
+
+  it('an invalid request or profile is a 400 naming the path', async () => {
+    const bad = await simulate({ profile: { stats: { visitsToday: 'many' } }, channel: 'web' }, ADMIN);
+    expect(bad.status).toBe(400);
+    expect((bad.body.error as { details: { path: string }[] }).details.map((d) => d.path)).toContain('profile.stats.visitsToday');
+    for (const body of [{ channel: 'web' }, { userId: 'u', channel: 'fax' }, { profile: 'x', channel: 'web' }, { userId: 'u', channel: 'web', context: 'rain' }]) {
+      expect((await simulate(body, ADMIN)).status, JSON.stringify(body)).toBe(400);
+    }
+  });
+});
