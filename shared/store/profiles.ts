@@ -222,7 +222,10 @@ export async function getProfileState(
     return anon?.kind === 'profile' ? mergeProfiles(user.state, anon.state) : user.state;
   }
   if (anon?.kind === 'profile') {
-    return lookup.userId !== undefined ? { ...anon.state, userId: lookup.userId, anonymousId: undefined } : anon.state;
+    if (lookup.userId === undefined) return anon.state;
+    // Identified before the stream merged: the anonymous history, as the user's.
+    const { anonymousId: _anonymousId, ...rest } = anon.state;
+    return { ...rest, userId: lookup.userId, anonymousIds: [...anon.state.anonymousIds, lookup.anonymousId!] };
   }
   if (anon?.kind === 'tombstone' && lookup.userId === undefined) {
     const key = userProfileKey(anon.mergedInto);
