@@ -15,10 +15,11 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 import { openStack } from './fixtures/stack.ts';
-import { actionIds, decide, isFallback, page, sendEvents, uniqueId, waitForProfile, type Decision, type StackAccess } from './fixtures/kairos.ts';
+import { actionIds, decide, ensureDemoCatalog, isFallback, page, sendEvents, uniqueId, waitForProfile, type Decision, type StackAccess } from './fixtures/kairos.ts';
 
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const BANNER_PAGE = new URL('./fixtures/banner.html', import.meta.url);
+const DEMO_CATALOG = new URL('../../catalog/demo.yaml', import.meta.url);
 
 type Stack = Awaited<ReturnType<typeof openStack>>;
 let stack: Stack | undefined;
@@ -75,6 +76,7 @@ beforeAll(async () => {
   site = server;
   browser = launched;
   api = started;
+  await ensureDemoCatalog(api, await readFile(DEMO_CATALOG, 'utf8'));
   // "localhost" for the site and "127.0.0.1" for the API: two different origins
   // (host and port), so the browser applies the same-origin policy for real.
   siteOrigin = `http://localhost:${(server.address() as AddressInfo).port}`;

@@ -409,8 +409,15 @@ describe('CORS', () => {
   });
 
   it('operator routes do not allow browsers from other origins', async () => {
-    const result = await call(api, 'GET', '/v1/admin/catalog', { auth: 'admin', headers: { origin } });
-    expect(result.status).toBe(200);
-    expect(result.headers.get('access-control-allow-origin')).toBeNull();
+    const [read, preflight] = await Promise.all([
+      call(api, 'GET', `/v1/admin/profiles/${uniqueId('cors')}`, { auth: 'admin', headers: { origin } }),
+      fetch(`${api.baseUrl}/v1/admin/profiles/u-1`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+      }),
+    ]);
+    expect(read.status).toBe(404);
+    expect(read.headers.get('access-control-allow-origin')).toBeNull();
+    expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
   });
 });

@@ -18,7 +18,7 @@ import {
 import { Analytics } from '@segment/analytics-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalStack, type TestStack } from '#test/support/stack.ts';
-import { countOf, getProfile, sendEvents, track, waitForProfile, type Profile, type StackAccess } from './fixtures/kairos.ts';
+import { countOf, sendEvents, track, waitForProfile, type Profile, type StackAccess } from './fixtures/kairos.ts';
 
 let stack: TestStack;
 let api: StackAccess;
@@ -271,7 +271,7 @@ describe('identity resolution', () => {
 
     sdk.analytics.identify({ userId, anonymousId, traits: { firstName: 'Sam' }, timestamp: new Date(t0 + 10_000) });
     await sdk.analytics.flush();
-    const merged = await waitForProfile(api, userId, (p) => p.stats.visitsTotal === 3);
+    const merged = (await waitForProfile(api, userId, (p) => p.stats.visitsTotal === 3)) as Profile & { anonymousIds: string[] };
     expect(merged.anonymousIds).toContain(anonymousId);
     expect(merged.identified).toBe(true);
     expect(merged.traits.firstName).toBe('Sam');
@@ -283,7 +283,11 @@ describe('identity resolution', () => {
     sdk.analytics.track({ anonymousId, event: 'Order Completed', properties: { revenue: 99 }, timestamp: new Date(t0 + 40_000) });
     await sdk.analytics.closeAndFlush({ timeout: 30_000 });
     expect(sdk.errors).toEqual([]);
-    const later = await waitForProfile(api, userId, (p) => p.stats.orders === 1 && p.traits.tier === 'gold' && p.stats.visitsTotal >= 4);
+    const later = (await waitForProfile(
+      api,
+      userId,
+      (p) => p.stats.orders === 1 && p.traits.tier === 'gold' && p.stats.visitsTotal >= 4,
+    )) as Profile & { anonymousIds: string[] };
     expect(later.stats.visitsTotal).toBe(4);
     expect(later.stats.revenue).toBe(99);
     expect(countOf(later, 'Product Viewed')).toBe(1);
@@ -361,6 +365,3 @@ async function sequenceNumberOf(pk: string): Promise<string | undefined> {
     streams.destroy();
   }
 }
-
-// getProfile is the fixture's single read; referenced so the import documents the read path used above.
-void getProfile;

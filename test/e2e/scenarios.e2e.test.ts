@@ -22,6 +22,7 @@ import {
   countOf,
   daysAgo,
   decide,
+  ensureDemoCatalog,
   identify,
   isFallback,
   page,
@@ -51,13 +52,8 @@ interface CatalogDocument {
 
 beforeAll(async () => {
   api = await openStack();
-  // The stack loads the demo catalog; make sure it is the one in the repository (PUT is idempotent in content).
   const yaml = await readFile(DEMO_CATALOG, 'utf8');
-  const live = await call<{ version?: unknown }>(api, 'GET', '/v1/admin/catalog', { auth: 'admin' });
-  if (live.status !== 200) {
-    const put = await call(api, 'PUT', '/v1/admin/catalog', { auth: 'admin', body: yaml, headers: { 'content-type': 'application/yaml' } });
-    if (put.status !== 200) throw new Error(`PUT /v1/admin/catalog with catalog/demo.yaml answered ${put.status}: ${put.text}`);
-  }
+  await ensureDemoCatalog(api, yaml);
   const document = parseYaml(yaml) as CatalogDocument;
   promoActions = new Set(document.actions.filter((a) => a.tags?.includes('promo')).map((a) => a.id));
   vipActions = new Set(document.actions.filter((a) => a.tags?.includes('vip')).map((a) => a.id));
