@@ -6,7 +6,7 @@
  * character position inside it. Nothing partial is ever returned.
  */
 import { createHash } from 'node:crypto';
-import { parseDocument } from 'yaml';
+import { isScalar, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { CHANNELS, type Channel } from '../channels.ts';
 import type {
@@ -103,6 +103,64 @@ function zodProblems(error: z.ZodError): CatalogProblem[] {
   return out;
 }
 
+/** Deepest flow nesting (`[`/`{`) and indentation a catalog may use; deeper is refused before parsing. */
+export const MAX_YAML_FLOW_DEPTH = 64;
+export const MAX_YAML_INDENT = 512;
+
+/** A cheap scan that refuses pathological nesting before the YAML parser sees it. */
+function yamlNestingProblem(text: string): CatalogProblem | undefined {
+  let depth = 0;
+  let quote = '';
+  let indent = 0;
+  let lineStart = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\n') {
+      lineStart = true;
+      indent = 0;
+      if (quote === '') continue;
+    } else if (lineStart) {
+      if (c === ' ') {
+        if (++indent > MAX_YAML_INDENT) return { path: '(root)', message: `not valid YAML: indentation deeper than ${MAX_YAML_INDENT}`, position: i };
+        continue;
+      }
+      lineStart = false;
+    }
+    if (quote !== '') {
+      if (c === quote) quote = '';
+      else if (c === '\\' && quote === '"') i++;
+      continue;
+    }
+    if (c === '"' || c === "'") quote = c;
+    else if (c === '#' && (i === 0 || text[i - 1] === ' ' || text[i - 1] === '\n')) {
+      while (i < text.length && text[i] !== '\n') i++;
+      i--;
+    } else if (c === '[' || c === '{') {
+      if (++depth > MAX_YAML_FLOW_DEPTH) return { path: '(root)', message: `not valid YAML: nesting deeper than ${MAX_YAML_FLOW_DEPTH}`, position: i };
+    } else if (c === ']' || c === '}') depth = Math.max(0, depth - 1);
+  }
+  return undefined;
+}
+
+function duplicateKeyProblems(doc: ReturnType<typeof parseDocument>): CatalogProblem[] {
+  const problems: CatalogProblem[] = [];
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const key = String(pair.key.value);
+        if (seen.has(key) && problems.length < MAX_PROBLEMS) {
+          const position = pair.key.range?.[0];
+          problems.push({ path: '(root)', message: `not valid YAML: duplicate key "${key.slice(0, 100)}"`, ...(position === undefined ? {} : { position }) });
+        }
+        seen.add(key);
+      }
+    },
+  });
+  return problems;
+}
+
 /** Parse text (or take an object) into a plain value; problems for unparseable text. */
 export function parseCatalogText(
   input: string | unknown,
@@ -130,9 +188,12 @@ export function parseCatalogText(
       };
     }
   }
+  const tooDeep = yamlNestingProblem(input);
+  if (tooDeep) return { ok: false, problems: [tooDeep] };
   let doc: ReturnType<typeof parseDocument>;
   try {
-    doc = parseDocument(input, { prettyErrors: false, uniqueKeys: true, strict: true });
+    // Duplicate keys are checked below in one pass (the parser's own check is quadratic in a mapping's size).
+    doc = parseDocument(input, { prettyErrors: false, uniqueKeys: false, strict: true });
   } catch (error) {
     // e.g. nesting deep enough to exhaust the parser's stack
     return { ok: false, problems: [{ path: '(root)', message: `not valid YAML: ${(error as Error).message.split('\n')[0]}` }] };
@@ -147,6 +208,8 @@ export function parseCatalogText(
       })),
     };
   }
+  const duplicateKeys = duplicateKeyProblems(doc);
+  if (duplicateKeys.length > 0) return { ok: false, problems: duplicateKeys };
   try {
     return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };
   } catch (error) {

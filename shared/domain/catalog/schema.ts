@@ -22,7 +22,7 @@ export const idSchema = z
   .regex(ID_PATTERN, 'must be 1-128 characters: letters, digits, "_", "-", ".", ":" (starting with a letter or digit)');
 
 /** A CEL expression: compiled and type-checked at load. */
-export const celSchema = z.string().trim().min(1, 'must be a non-empty CEL expression').max(4_000);
+export const celSchema = z.string().max(4_000).refine((s) => s.trim().length > 0, 'must be a non-empty CEL expression');
 
 /** A Liquid template (content field). */
 const templateSchema = z.string().max(20_000);
