@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { Analytics } from '@segment/analytics-node';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 
@@ -198,6 +199,51 @@ describe('POST /v1/batch stores messages exactly once', () => {
       ),
       { numRuns: 12 },
     );
+  });
+});
+
+describe('an unmodified Segment SDK (@segment/analytics-node)', () => {
+  it('delivers every call type, and its retry after a lost response stores nothing twice', async () => {
+    const replies: Reply[] = [];
+    const sentIds: string[][] = [];
+    const analytics = new Analytics({
+      writeKey: sources.main.key,
+      host: 'https://kairos.example.com',
+      flushAt: 6,
+      maxRetries: 3,
+      // The SDK's own request (URL, headers, body), delivered as API Gateway would.
+      httpClient: async (url, init) => {
+        const event = apiGatewayEvent({ method: init.method, path: new URL(url).pathname, headers: init.headers, body: init.body });
+        const result = await handler(event, lambdaContext());
+        const reply = { status: result.statusCode ?? 0, headers: (result.headers ?? {}) as Record<string, string>, body: JSON.parse(result.body ?? '{}') };
+        replies.push(reply);
+        sentIds.push((JSON.parse(init.body) as { batch: { messageId: string }[] }).batch.map((m) => m.messageId));
+        // The first response is lost on the way back: the SDK sees a 503 and retries the same batch.
+        const status = replies.length === 1 ? 503 : reply.status;
+        return new Response(result.body, { status, headers: reply.headers });
+      },
+    });
+    const userId = `sdk-user-${RUN}`;
+    const anonymousId = `sdk-anon-${RUN}`;
+    analytics.page({ anonymousId, name: 'Home', properties: { category: 'home' } });
+    analytics.track({ anonymousId, event: 'Product Viewed', properties: { category: 'running', price: 89.9 } });
+    analytics.identify({ userId, anonymousId, traits: { email: 'luis@example.com', firstName: 'Luis' } });
+    analytics.alias({ userId, previousId: anonymousId });
+    analytics.group({ userId, groupId: 'acme', traits: { plan: 'enterprise' } });
+    analytics.screen({ userId, name: 'Cart' });
+    await analytics.closeAndFlush({ timeout: 10_000 });
+
+    expect(replies.map((r) => r.status)).toEqual([200, 200]);
+    expect(replies.map((r) => r.body)).toEqual([
+      { success: true, accepted: 6, duplicates: 0, rejected: [] },
+      { success: true, accepted: 0, duplicates: 6, rejected: [] },
+    ]);
+    expect(sentIds[1]).toEqual(sentIds[0]);
+    const ids = sentIds[0] ?? [];
+    expect(await storedPks(sources.main.id)).toEqual(expect.arrayContaining(ids.map((id) => `${sources.main.id}#${id}`)));
+    const { Item } = await documentClient.send(new GetCommand({ TableName: config.EVENTS_TABLE, Key: { pk: `${sources.main.id}#${ids[2]}` } }));
+    expect(Item).toMatchObject({ type: 'identify', userId, anonymousId, profileKey: `u#${userId}`, traits: { firstName: 'Luis' } });
+    expect(Item?.context).toMatchObject({ library: { name: expect.stringContaining('analytics-node') } });
   });
 });
 
