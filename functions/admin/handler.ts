@@ -6,10 +6,11 @@
 import { authenticateAdmin } from '#http/auth.ts';
 import { ApiError } from '#http/errors.ts';
 import { httpHandler } from '#http/middleware.ts';
+import { MAX_CATALOG_BODY_BYTES } from './catalog.ts';
 import { adminRoutes } from './routes.ts';
 
-/** Catalogs are the largest admin bodies. */
-const MAX_ADMIN_BODY_BYTES = 1_048_576;
+/** Catalogs are the largest admin bodies (functions/admin/catalog.ts). */
+const MAX_ADMIN_BODY_BYTES = MAX_CATALOG_BODY_BYTES;
 
 export const handler = httpHandler(
   async (request, context) => {

@@ -6,6 +6,7 @@
  */
 import type { Context } from 'aws-lambda';
 import type { HttpRequest, HttpResponse } from '#http/middleware.ts';
+import { catalogRoutes } from './catalog.ts';
 import { getProfileRoute } from './profiles.ts';
 import { simulateRoute } from './simulate.ts';
 
@@ -14,4 +15,5 @@ export type AdminRoute = (request: HttpRequest, context: Context) => Promise<Htt
 export const adminRoutes: Readonly<Record<string, AdminRoute>> = {
   'GET /v1/admin/profiles/{userId}': getProfileRoute,
   'POST /v1/admin/simulate': simulateRoute,
+  ...catalogRoutes,
 };

@@ -232,6 +232,8 @@ export async function readLiveCatalog(options?: CatalogStoreOptions): Promise<St
 
 interface CacheState {
   catalog?: CompiledCatalog;
+  /** The pointer was read at least once (so "no catalog published" is known, not unknown). */
+  loaded?: boolean;
   /** When the pointer was last checked (ms). */
   checkedAt: number;
   refreshing?: Promise<CompiledCatalog | undefined>;
@@ -242,6 +244,7 @@ const cache: CacheState = { checkedAt: 0 };
 /** Forget the cached catalog (tests; or to force a synchronous reload). */
 export function resetCatalogCache(): void {
   cache.catalog = undefined;
+  cache.loaded = false;
   cache.checkedAt = 0;
   cache.refreshing = undefined;
 }
@@ -259,6 +262,7 @@ export function primeCatalogCache(catalog: CompiledCatalog, now = Date.now()): v
 
 async function refresh(options?: CatalogStoreOptions): Promise<CompiledCatalog | undefined> {
   const version = await readLiveVersion(options);
+  cache.loaded = true;
   if (version === undefined) return cache.catalog;
   if (cache.catalog?.version === version) return cache.catalog;
   const stored = await readCatalogVersion(version, options);
@@ -287,10 +291,11 @@ function startRefresh(now: number, options?: CatalogStoreOptions): Promise<Compi
  * throws on a store fault. Warm: returns the cached catalog at once and, when
  * the last check is older than REFRESH_INTERVAL_MS, checks the pointer in the
  * background (a failure keeps the cached catalog and is logged).
- * Undefined when no catalog was ever published.
+ * Undefined when no catalog was ever published (also cached: checked again
+ * in the background like a version change).
  */
 export async function getLiveCatalog(now = Date.now(), options?: CatalogStoreOptions): Promise<CompiledCatalog | undefined> {
-  if (!cache.catalog) return startRefresh(now, options);
+  if (!cache.catalog && !cache.loaded) return startRefresh(now, options);
   if (now - cache.checkedAt >= REFRESH_INTERVAL_MS) {
     startRefresh(now, options).catch((error: unknown) => logger.warn('catalog refresh failed; serving the cached version', { error: error as Error }));
   }
