@@ -9,7 +9,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { config } from '#shared/config.ts';
 import { authenticateWriteKey } from '#http/auth.ts';
 import { ApiError, formatPath } from '#http/errors.ts';
-import { httpHandler, type HttpRequest } from '#http/middleware.ts';
+import { httpHandler, logger, type HttpRequest } from '#http/middleware.ts';
 import { EVENT_ROUTES, type EventRoute } from '#http/routes.ts';
 import { MAX_BODY_BYTES } from '#domain/ingest/limits.ts';
 import { isWhollyRejected, planIngest, responseBody, type Issue } from '#domain/ingest/normalise.ts';
@@ -55,7 +55,12 @@ export const handler = httpHandler(
       const what = plan.rejections.length === 1 ? (plan.rejections[0]?.message ?? '') : `all ${plan.rejections.length} messages were rejected`;
       throw invalid(what, plan.issues);
     }
-    const stored = await storeEvents(plan.events);
+    const stored = await storeEvents(plan.events).catch((error: unknown) => {
+      // Answered 429/503 (or 500 if it is a bug) by the chain; the client retries the same messageIds.
+      metrics.addMetric('storeFaults', MetricUnit.Count, 1);
+      logger.warn('events not stored', { sourceId, messages: plan.events.length, error: error as Error });
+      throw error;
+    });
     metrics.addMetric('accepted', MetricUnit.Count, stored.accepted);
     metrics.addMetric('duplicates', MetricUnit.Count, stored.duplicates);
     return { status: 200, body: responseBody(plan, stored) };

@@ -68,6 +68,8 @@ describe('planIngest: a message becomes a StoredEvent', () => {
     expect(events[0]?.messageId).not.toBe(events[1]?.messageId);
     expect(events[0]?.pk).toBe(`src-1#${events[0]?.messageId}`);
     expect(events[0]?.name).toBe('Home');
+    // Numeric ids, which some trackers send, are kept as text.
+    expect(accepted(planIngest({ batch: [track({ userId: 42 })] }, options()))[0]?.profileKey).toBe('u#42');
   });
 
   it('corrects client clock skew as Segment does: timestamp - sentAt + receivedAt', () => {
