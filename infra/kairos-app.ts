@@ -12,7 +12,20 @@ export const KAIROS_STACK_NAME = 'Kairos';
 export const KAIROS_FEATURE_FLAGS: Record<string, unknown> = {
   // One statement per action set instead of one per grant: smaller, readable policies.
   '@aws-cdk/aws-iam:minimizePolicies': true,
+  // A template CloudFormation would reject fails `cdk synth`, not the deployment.
+  '@aws-cdk/core:validateAgainstDefaultRules': true,
 };
+
+/**
+ * Deployment settings an operator passes with `-c key=value` (or in cdk.json
+ * "context"); plain values, never lookups.
+ */
+export const CONTEXT_KEYS = {
+  /** SNS topic ARN the alarms notify. */
+  alarmTopicArn: 'kairos:alarmTopicArn',
+  /** Comma-separated origins allowed on source routes (KAIROS_CORS_ORIGINS); `*` by default. */
+  corsOrigins: 'kairos:corsOrigins',
+} as const;
 
 export interface KairosAppOptions {
   /** Cloud assembly directory (tests use a temporary one). @default - CDK_OUTDIR or a temporary directory */
@@ -20,20 +33,51 @@ export interface KairosAppOptions {
   /** Extra context (tests may set it; the CLI passes cdk.json's). */
   readonly context?: Record<string, unknown>;
   readonly stackProps?: KairosStackProps;
+  /**
+   * CDK's built-in CloudFormation template validation (schemas and rules),
+   * besides cdk-nag. Tests that already check it elsewhere may turn it off:
+   * it is the slowest part of synthesis.
+   * @default true
+   */
+  readonly cloudFormationValidation?: boolean;
 }
 
 /**
- * The Kairos CDK app: one environment-agnostic stack, checked by cdk-nag's
- * AWS Solutions pack as a CDK validation plugin (cdk-nag 3): a finding that
- * is not acknowledged with a reason fails synthesis.
+ * An App with the Kairos feature flags and validation: cdk-nag's AWS
+ * Solutions pack as a CDK validation plugin (cdk-nag 3) — a finding that is
+ * not acknowledged with a reason fails synthesis — and CDK's CloudFormation
+ * template validation, with its findings as errors.
  */
-export function createKairosApp(options: KairosAppOptions = {}): { app: App; stack: KairosStack } {
+export function newValidatedApp(options: Omit<KairosAppOptions, 'stackProps'> = {}): App {
   const appProps: AppProps = {
     outdir: options.outdir,
+    builtinCloudFormationValidation: options.cloudFormationValidation ?? true,
     context: { ...KAIROS_FEATURE_FLAGS, ...options.context },
   };
   const app = new App(appProps);
-  const stack = new KairosStack(app, KAIROS_STACK_NAME, options.stackProps);
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return app;
+}
+
+/** The Kairos CDK app: one environment-agnostic stack in a validated app. */
+export function createKairosApp(options: KairosAppOptions = {}): { app: App; stack: KairosStack } {
+  const app = newValidatedApp(options);
+  const alarmTopicArn = contextString(app, CONTEXT_KEYS.alarmTopicArn);
+  const corsOrigins = contextString(app, CONTEXT_KEYS.corsOrigins);
+  const stack = new KairosStack(app, KAIROS_STACK_NAME, {
+    ...options.stackProps,
+    alarmTopicArn: options.stackProps?.alarmTopicArn ?? alarmTopicArn,
+    functionEnvironment: {
+      ...(corsOrigins ? { KAIROS_CORS_ORIGINS: corsOrigins } : {}),
+      ...options.stackProps?.functionEnvironment,
+    },
+  });
   return { app, stack };
+}
+
+function contextString(app: App, key: string): string | undefined {
+  const value: unknown = app.node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string') throw new Error(`Context ${key} must be a string, got ${JSON.stringify(value)}`);
+  return value;
 }

@@ -1,5 +1,7 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { IAlarmAction } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { functionDefinitions, type LambdaName } from '../shared/functions.ts';
@@ -20,9 +22,16 @@ export interface KairosStackProps extends StackProps {
 
   /**
    * Where the alarms notify (for example an SNS topic action of the operator's).
-   * @default - no action; alarms still show their state
+   * @default - no action, unless `alarmTopicArn` is set; alarms still show their state
    */
   readonly alarmActions?: readonly IAlarmAction[];
+
+  /**
+   * An existing SNS topic (the operator's on-call channel) every alarm notifies,
+   * in alarm and back to OK.
+   * @default - none
+   */
+  readonly alarmTopicArn?: string;
 
   /**
    * Extra environment for every function (e.g. KAIROS_CORS_ORIGINS, KAIROS_HISTORY_DAYS).
@@ -98,12 +107,19 @@ export class KairosStack extends Stack {
     }
     this.api = new KairosHttpApi(this, 'Api', { routes, functions: httpFunctions });
 
+    const alarmActions: IAlarmAction[] = [...(props.alarmActions ?? [])];
+    if (props.alarmTopicArn) {
+      if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/.test(props.alarmTopicArn)) {
+        throw new Error(`alarmTopicArn is not an SNS topic ARN: "${props.alarmTopicArn}"`);
+      }
+      alarmActions.push(new SnsAction(Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn)));
+    }
     this.monitoring = new KairosMonitoring(this, 'Monitoring', {
       functions: functionByName,
       streamConsumer: streamReader,
       failureQueue: this.profileStream.failureQueue,
       httpApi: this.api.httpApi,
-      alarmActions: props.alarmActions,
+      alarmActions,
     });
 
     new CfnOutput(this, 'ApiUrl', {

@@ -9,8 +9,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
-import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { CfnQueue } from 'aws-cdk-lib/aws-sqs';
 import { Function as LambdaFunction, Code, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
@@ -19,12 +20,14 @@ import { KairosFunction } from '../../infra/constructs/kairos-function.ts';
 import { KairosHttpApi, routeConstructId } from '../../infra/constructs/kairos-http-api.ts';
 import { KairosTable } from '../../infra/constructs/kairos-table.ts';
 import { ProfileStream } from '../../infra/constructs/profile-stream.ts';
-import { createKairosApp } from '../../infra/kairos-app.ts';
+import { CONTEXT_KEYS, createKairosApp, newValidatedApp } from '../../infra/kairos-app.ts';
 import type { KairosStack } from '../../infra/kairos-stack.ts';
 import { routes, type Route } from '../../shared/http/routes.ts';
 import { eventsTable, profilesTable } from '../../shared/store/tables.ts';
 
 const SKIP_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+const ALARM_TOPIC = 'arn:aws:sns:eu-west-1:123456789012:kairos-on-call';
+const CORS_ORIGINS = 'https://shop.example,https://m.shop.example';
 
 interface ReportViolation {
   ruleName: string;
@@ -73,7 +76,7 @@ function rawFindings(root: IConstruct): { ruleId: string; path: string }[] {
 const coversPath = (ackPath: string, resourcePath: string) =>
   resourcePath === ackPath || resourcePath.startsWith(`${ackPath}/`);
 
-describe('cdk-nag on the Kairos stack', () => {
+describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
   let outdir: string;
   let app: App;
   let stack: KairosStack;
@@ -81,7 +84,14 @@ describe('cdk-nag on the Kairos stack', () => {
 
   beforeAll(() => {
     outdir = mkdtempSync(join(tmpdir(), 'kairos-nag-'));
-    ({ app, stack } = createKairosApp({ outdir, context: SKIP_BUNDLING }));
+    ({ app, stack } = createKairosApp({
+      outdir,
+      context: {
+        ...SKIP_BUNDLING,
+        [CONTEXT_KEYS.alarmTopicArn]: ALARM_TOPIC,
+        [CONTEXT_KEYS.corsOrigins]: CORS_ORIGINS,
+      },
+    }));
     // In a test (NODE_ENV=test) CDK throws with the whole report if a plugin fails.
     assemblyDir = app.synth().directory;
   });
@@ -90,9 +100,10 @@ describe('cdk-nag on the Kairos stack', () => {
     if (outdir) rmSync(outdir, { recursive: true, force: true });
   });
 
-  it('reports no unacknowledged AwsSolutions finding, error or warning', () => {
+  it('reports no unacknowledged AwsSolutions finding, error or warning, and nothing from CDK\'s CloudFormation validation', () => {
     const report = readValidationReport(assemblyDir);
     expect(awsSolutionsViolations(report)).toEqual([]);
+    expect(report.pluginReports.flatMap((r) => r.violations.map((v) => `${r.pluginName}: ${v.ruleName}`))).toEqual([]);
     // cdk-nag 2.x reported through annotations; 3.x must not (and nothing else may either).
     expect(Annotations.fromStack(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
     expect(Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
@@ -141,6 +152,20 @@ describe('cdk-nag on the Kairos stack', () => {
     }
   });
 
+  it('takes the alarm topic and CORS origins from context: every alarm notifies, every function knows the origins', () => {
+    const template = Template.fromStack(stack);
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms.length).toBeGreaterThanOrEqual(3);
+    for (const alarm of alarms) {
+      expect(alarm.Properties).toMatchObject({ AlarmActions: [ALARM_TOPIC], OKActions: [ALARM_TOPIC] });
+    }
+    const functions = Object.values(template.findResources('AWS::Lambda::Function'));
+    expect(functions.length).toBeGreaterThan(0);
+    for (const fn of functions) {
+      expect(fn.Properties.Environment.Variables.KAIROS_CORS_ORIGINS).toBe(CORS_ORIGINS);
+    }
+  });
+
   it('the write-key exception says why a gateway authorizer cannot do the job', () => {
     const writeKeyRoutes = routes.filter((r) => r.auth === 'writeKey').map((r) => routeConstructId(r));
     const acks = acknowledgements(app).filter(
@@ -151,23 +176,33 @@ describe('cdk-nag on the Kairos stack', () => {
   });
 });
 
-describe('the cdk-nag wiring itself (negative control)', () => {
-  it('fails synthesis and names the rule when a resource breaks one', () => {
+describe('the validation wiring itself (negative control)', () => {
+  it('fails synthesis and names the rule when a resource breaks a cdk-nag rule or the CloudFormation schema', () => {
     const outdir = mkdtempSync(join(tmpdir(), 'kairos-nag-control-'));
     try {
-      const app = new App({ outdir });
+      const app = newValidatedApp({ outdir });
       const stack = new Stack(app, 'Control');
       // No point-in-time recovery: AwsSolutions-DDB3.
       new Table(stack, 'Unprotected', {
         partitionKey: { name: 'pk', type: AttributeType.STRING },
         removalPolicy: RemovalPolicy.DESTROY,
       });
-      Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+      // A property CloudFormation does not know: schema error F3002.
+      const queue = new CfnQueue(stack, 'Malformed', {});
+      queue.addPropertyOverride('RetentionDays', 14);
+      Validations.of(queue).acknowledge({ id: 'AwsSolutions-SQS3', reason: 'negative control: only schema errors matter here' });
+      Validations.of(queue).acknowledge({ id: 'AwsSolutions-SQS4', reason: 'negative control: only schema errors matter here' });
+
       expect(() => app.synth()).toThrow(/AwsSolutions-DDB3|Point-in-time Recovery/);
-      const violations = awsSolutionsViolations(readValidationReport(outdir));
+      const report = readValidationReport(outdir);
+      const violations = awsSolutionsViolations(report);
       expect(violations.map((v) => v.ruleName)).toContain('AwsSolutions-DDB3');
       expect(violations.find((v) => v.ruleName === 'AwsSolutions-DDB3')?.violatingConstructs?.[0]?.constructPath).toBe(
         'Control/Unprotected/Resource',
+      );
+      const schema = report.pluginReports.find((r) => r.pluginName === 'CloudFormation Validate');
+      expect(schema?.violations).toEqual(
+        expect.arrayContaining([expect.objectContaining({ ruleName: 'F3002', severity: 'error' })]),
       );
     } finally {
       rmSync(outdir, { recursive: true, force: true });
@@ -198,6 +233,12 @@ describe('synth-time checks of the constructs', () => {
     expect(() => fn.bindTable(profiles, 'readwrite')).toThrow(/already bound/);
     expect(() => new ProfileStream(stack, 'Stream', { source: events, target: fn, retryAttempts: -1 })).toThrow(/bounded/);
     expect(() => new ProfileStream(stack, 'NoStream', { source: profiles, target: fn })).toThrow(/declares no stream/);
+  });
+
+  it('refuses an alarm topic that is not an SNS topic ARN', () => {
+    expect(() => createKairosApp({ context: { ...SKIP_BUNDLING, [CONTEXT_KEYS.alarmTopicArn]: 'ops@example.com' } })).toThrow(
+      /not an SNS topic ARN/,
+    );
   });
 
   it('refuses an entry that is not a TypeScript module', () => {
