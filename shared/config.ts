@@ -2,7 +2,7 @@
  * Configuration, parsed once at module load with zod: a missing or malformed
  * variable fails fast with its name.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const schema = z.object({
   EVENTS_TABLE: z.string().min(1).default('kairos-events'),

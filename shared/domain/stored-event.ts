@@ -4,7 +4,7 @@
  * the profile function validates it with `storedEventSchema` (a record that
  * does not match is poison: reported, retried, dead-lettered).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const MESSAGE_TYPES = ['track', 'identify', 'page', 'screen', 'alias', 'group'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
