@@ -21,10 +21,6 @@ export default tseslint.config(
         },
       ],
     },
-          ],
-        },
-      ],
-    },
   },
   {
     files: ['local/**', 'bench/**', 'infra/**', 'scripts/**'],
