@@ -95,6 +95,8 @@ function toLambdaAttribute(value: SdkAttributeValue): AttributeValue {
   if (value.NULL !== undefined) return { NULL: value.NULL };
   if (value.SS !== undefined) return { SS: value.SS };
   if (value.NS !== undefined) return { NS: value.NS };
+  // DynamoDB Local writes an empty map as `{}` in stream records (DynamoDB writes {"M":{}}); lists keep {"L":[]}.
+  if (Object.keys(value).length === 0) return { M: {} };
   throw new Error(`Unsupported attribute value in a stream record: ${Object.keys(value).join(',')}`);
 }
 
@@ -308,10 +310,15 @@ export class StreamPoller {
         iterator = undefined;
         if (name === 'ExpiredIteratorException') continue;
         if (name === 'TrimmedDataAccessException') {
-          // The checkpoint is older than the stream's retention: resume at the oldest record kept.
-          this.#log(`shard ${shardId}: records past retention were trimmed (${(error as Error).message}); resuming at the oldest record`);
-          this.#checkpoints.delete(shardId);
-          this.#retries.delete(shardId);
+          if (this.#checkpoints.has(shardId) || this.#retries.has(shardId)) {
+            // The checkpoint is older than the stream's retention: resume at the oldest record kept.
+            this.#log(`shard ${shardId}: records past the stream's retention were trimmed; resuming at the oldest record`);
+            this.#checkpoints.delete(shardId);
+            this.#retries.delete(shardId);
+          } else {
+            // DynamoDB Local says so for a TRIM_HORIZON iterator taken on a brand-new shard; read again shortly.
+            await this.#sleep(this.#o.idlePollMs);
+          }
           continue;
         }
         if (name === 'ResourceNotFoundException') return;

@@ -39,7 +39,56 @@ interface BatchAnswer {
   readonly rejected?: readonly unknown[];
 }
 
-/** The unmodified SDK pointed at `host`, with what it sent and what it was answered. */
+interface Exchange {
+  /** Request headers as received (lower-case names). */
+  readonly headers: Record<string, string>;
+  readonly body: string;
+  /** What Kairos answered (the SDK's own events do not expose the response body). */
+  readonly answer: BatchAnswer;
+}
+
+/**
+ * A transparent proxy in front of Kairos that records every exchange; with
+ * `loseFirstAnswer`, Kairos handles the first request but the client gets a
+ * 503 instead of its answer (a response lost on the way), so it retries.
+ */
+async function recordingProxy(options: { loseFirstAnswer?: boolean } = {}) {
+  const exchanges: Exchange[] = [];
+  let lost = false;
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const headers = Object.fromEntries(
+        Object.entries(req.headers).filter(([k, v]) => typeof v === 'string' && !['host', 'content-length', 'connection'].includes(k)),
+      ) as Record<string, string>;
+      const body = Buffer.concat(chunks).toString('utf8');
+      const upstream = await fetch(`${stack.baseUrl}${req.url}`, { method: req.method, headers, body });
+      const text = await upstream.text();
+      let parsed: object = {};
+      try {
+        parsed = JSON.parse(text) as object;
+      } catch {
+        // the status says enough
+      }
+      exchanges.push({ headers, body, answer: { status: upstream.status, ...parsed } });
+      if (options.loseFirstAnswer && !lost) {
+        lost = true;
+        res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"code":"unavailable","message":"lost"}}');
+        return;
+      }
+      res.writeHead(upstream.status, { 'content-type': 'application/json' }).end(text);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    exchanges,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/** The unmodified SDK pointed at `host`. */
 function segmentClient(host: string) {
   const analytics = new Analytics({
     writeKey: stack.writeKey,
@@ -49,22 +98,12 @@ function segmentClient(host: string) {
     flushInterval: 50,
     maxRetries: 5,
   });
-  const requests: { headers: Record<string, string>; body: string }[] = [];
-  const answers: BatchAnswer[] = [];
   const errors: unknown[] = [];
-  analytics.on('http_request', (request) => requests.push({ headers: request.headers, body: request.body }));
-  analytics.on('http_response', (response) => {
-    let body: Partial<BatchAnswer> = {};
-    try {
-      body = JSON.parse(response.body) as BatchAnswer;
-    } catch {
-      // not JSON: the status says enough
-    }
-    answers.push({ ...body, status: response.status });
-  });
   analytics.on('error', (error) => errors.push(error));
-  return { analytics, requests, answers, errors };
+  return { analytics, errors };
 }
+
+const messageIds = (body: string) => (JSON.parse(body) as { batch: { messageId: string }[] }).batch.map((m) => m.messageId);
 
 /** What one customer does, and what the profile must say afterwards. */
 interface Customer {
@@ -171,79 +210,72 @@ describe('an unmodified Segment SDK feeding the profiles', () => {
   it('sends identify, page and track for several customers; every profile matches what was sent', async () => {
     const t0 = Date.now() - 10 * 60_000;
     const customers = [0, 1, 2, 3].map((i) => customer(i, t0));
-    const sdk = segmentClient(stack.baseUrl);
-    for (const c of customers) c.send(sdk.analytics);
-    await sdk.analytics.closeAndFlush({ timeout: 30_000 });
+    const proxy = await recordingProxy();
+    try {
+      const sdk = segmentClient(proxy.url);
+      for (const c of customers) c.send(sdk.analytics);
+      await sdk.analytics.closeAndFlush({ timeout: 30_000 });
 
-    expect(sdk.errors).toEqual([]);
-    const total = customers.reduce((n, c) => n + messagesOf(c), 0);
-    expect(sdk.answers.every((a) => a.status === 200 && a.duplicates === 0 && a.rejected?.length === 0)).toBe(true);
-    expect(sdk.answers.reduce((n, a) => n + (a.accepted ?? 0), 0)).toBe(total);
-    expect(sdk.requests.length).toBeGreaterThan(1); // flushAt 7: several batches
-    expect(sdk.requests.every((r) => r.headers.Authorization === `Basic ${Buffer.from(`${stack.writeKey}:`).toString('base64')}`)).toBe(true);
+      expect(sdk.errors).toEqual([]);
+      const total = customers.reduce((n, c) => n + messagesOf(c), 0);
+      const answers = proxy.exchanges.map((e) => e.answer);
+      expect(answers.filter((a) => a.status !== 200 || a.duplicates !== 0 || a.rejected?.length !== 0)).toEqual([]);
+      expect(answers.reduce((n, a) => n + (a.accepted ?? 0), 0)).toBe(total);
+      expect(proxy.exchanges.length).toBeGreaterThan(1); // flushAt 7: several batches
+      const basic = `Basic ${Buffer.from(`${stack.writeKey}:`).toString('base64')}`;
+      expect(proxy.exchanges.every((e) => e.headers.authorization === basic)).toBe(true);
+    } finally {
+      await proxy.close();
+    }
 
     for (const c of customers) expectProfileOf(c, await waitForProfile(api, c.userId, complete(c)));
   });
 
   it('a batch the SDK re-sends after a lost response (same messageIds) is reported as duplicates and changes no profile', async () => {
     // A proxy in front of Kairos loses the answer to the first batch: Kairos stored it, the SDK saw a 503 and retries.
-    let dropped = 0;
-    const upstream: BatchAnswer[] = [];
-    const proxy: Server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', async () => {
-        const headers = Object.fromEntries(
-          Object.entries(req.headers).filter(([k, v]) => typeof v === 'string' && !['host', 'content-length', 'connection'].includes(k)),
-        ) as Record<string, string>;
-        const answer = await fetch(`${stack.baseUrl}${req.url}`, { method: req.method, headers, body: Buffer.concat(chunks) });
-        const text = await answer.text();
-        upstream.push({ status: answer.status, ...(JSON.parse(text) as object) });
-        if (dropped === 0) {
-          dropped++;
-          res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"code":"unavailable","message":"lost"}}');
-          return;
-        }
-        res.writeHead(answer.status, { 'content-type': 'application/json' }).end(text);
-      });
-    });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxy = await recordingProxy({ loseFirstAnswer: true });
     try {
       const c = customer(2, Date.now() - 5 * 60_000);
-      const sdk = segmentClient(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}`);
+      const sdk = segmentClient(proxy.url);
       c.send(sdk.analytics);
       await sdk.analytics.closeAndFlush({ timeout: 30_000 });
-
       expect(sdk.errors).toEqual([]);
-      // The SDK sent the first batch twice, with the same messages.
-      const ids = (body: string) => (JSON.parse(body) as { batch: { messageId: string }[] }).batch.map((m) => m.messageId);
-      const [first, retry] = sdk.requests;
-      expect(retry?.headers['X-Retry-Count']).toBe('1');
-      expect(ids(retry?.body ?? '{"batch":[]}')).toEqual(ids(first?.body ?? ''));
-      const firstSize = ids(first?.body ?? '').length;
-      expect(upstream[0]).toMatchObject({ status: 200, accepted: firstSize, duplicates: 0 });
-      expect(upstream[1]).toMatchObject({ status: 200, accepted: 0, duplicates: firstSize });
-      expect(upstream.reduce((n, a) => n + (a.accepted ?? 0), 0)).toBe(messagesOf(c));
+
+      const [lost, ...rest] = proxy.exchanges;
+      const retry = rest.find((e) => e.headers['x-retry-count'] === '1');
+      expect(lost?.answer).toMatchObject({ status: 200, duplicates: 0 });
+      const lostIds = messageIds(lost?.body ?? '{"batch":[]}');
+      expect(lost?.answer.accepted).toBe(lostIds.length);
+      // The SDK re-sent the same messages; Kairos reports them all as duplicates.
+      expect(messageIds(retry?.body ?? '{"batch":[]}')).toEqual(lostIds);
+      expect(retry?.answer).toMatchObject({ status: 200, accepted: 0, duplicates: lostIds.length });
+      expect(proxy.exchanges.reduce((n, e) => n + (e.answer.accepted ?? 0), 0)).toBe(messagesOf(c));
 
       // A later event shows the stream has caught up; the profile counts everything exactly once.
       await sendEvents(api, [track({ userId: c.userId }, 'Sentinel Seen')]);
       const p = await waitForProfile(api, c.userId, (q) => countOf(q, 'Sentinel Seen') === 1 && complete(c)(q));
       expectProfileOf(c, p);
     } finally {
-      await new Promise<void>((r) => proxy.close(() => r()));
+      await proxy.close();
     }
   });
 
   it('re-posting an accepted batch verbatim reports every message as a duplicate and leaves the profile unchanged', async () => {
     const userId = `replay-${randomUUID().slice(0, 8)}`;
-    const sdk = segmentClient(stack.baseUrl);
-    sdk.analytics.track({ userId, event: 'Order Completed', properties: { revenue: 30 } });
-    sdk.analytics.page({ userId, name: 'Home' });
-    sdk.analytics.identify({ userId, traits: { tier: 'bronze' } });
-    await sdk.analytics.closeAndFlush({ timeout: 30_000 });
+    const proxy = await recordingProxy();
+    try {
+      const sdk = segmentClient(proxy.url);
+      sdk.analytics.track({ userId, event: 'Order Completed', properties: { revenue: 30 } });
+      sdk.analytics.page({ userId, name: 'Home' });
+      sdk.analytics.identify({ userId, traits: { tier: 'bronze' } });
+      await sdk.analytics.closeAndFlush({ timeout: 30_000 });
+    } finally {
+      await proxy.close();
+    }
     const before = await waitForProfile(api, userId, (p) => p.stats.orders === 1 && p.stats.visitsTotal === 1 && p.traits.tier === 'bronze');
 
-    const [sent] = sdk.requests;
+    const [sent] = proxy.exchanges;
+    expect(sent?.answer).toMatchObject({ status: 200, accepted: 3 });
     const replay = await fetch(`${stack.baseUrl}/v1/batch`, { method: 'POST', headers: sent?.headers, body: sent?.body });
     expect(replay.status).toBe(200);
     expect(await replay.json()).toMatchObject({ success: true, accepted: 0, duplicates: 3 });
@@ -329,8 +361,10 @@ describe('a poison record in the Events stream', () => {
     const poisonSeq = await sequenceNumberOf(poisonPk);
     expect(failures[0]).toMatchObject({
       requestContext: { condition: 'RetryAttemptsExhausted', approximateInvokeCount: 4 },
-      DDBStreamBatchInfo: { startSequenceNumber: poisonSeq, endSequenceNumber: poisonSeq, batchSize: 1, streamArn: stack.streamArn },
+      DDBStreamBatchInfo: { startSequenceNumber: poisonSeq, streamArn: stack.streamArn },
     });
+    // The records after the reported one were retried with it (Lambda re-reads from the failed record) yet counted once.
+    expect(countOf(await waitForProfile(api, userId, () => true), 'After Poison')).toBe(1);
 
     // The shard moves on.
     await sendEvents(api, [track({ userId }, 'Much Later')]);

@@ -34,7 +34,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     port: 0,
     writeKey: TEST_WRITE_KEY,
     adminToken: TEST_ADMIN_TOKEN,
-    logLevel: 'ERROR',
+    logLevel: process.env.KAIROS_TEST_LOG === '1' ? 'INFO' : 'SILENT',
     // Function errors and dead-lettered batches are part of what some tests provoke; keep them off the console
     // unless asked (KAIROS_TEST_LOG=1).
     ...(process.env.KAIROS_TEST_LOG === '1' ? {} : { log: () => undefined }),
