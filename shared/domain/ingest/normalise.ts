@@ -3,7 +3,7 @@
  * function: every message is either turned into a StoredEvent or rejected
  * with its reason; an unusable envelope rejects the whole request.
  */
-import type { z } from 'zod';
+import type { ZodError } from 'zod';
 import { formatPath } from '../../http/errors.ts';
 import type { EventRoute } from '../../http/routes.ts';
 import {
@@ -66,7 +66,7 @@ export type IngestPlan =
       readonly issues: readonly Issue[];
     };
 
-const zodIssues = (error: z.ZodError, base: readonly PropertyKey[]): Issue[] =>
+const zodIssues = (error: ZodError, base: readonly PropertyKey[]): Issue[] =>
   error.issues.map((issue) => ({ path: [...base, ...issue.path], message: issue.message }));
 
 const nonEmpty = (value: string | null | undefined): string | undefined =>

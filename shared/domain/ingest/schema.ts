@@ -4,7 +4,7 @@
  * size) run before them (limits.ts) and the cross-field rules after them
  * (normalise.ts), so a schema never walks an unbounded document.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { MESSAGE_TYPES } from '../stored-event.ts';
 import {
   MAX_EVENT_NAME_LENGTH,
