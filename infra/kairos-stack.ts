@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { IAlarmAction } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -7,7 +9,7 @@ import type { Construct } from 'constructs';
 import { functionDefinitions, type LambdaName } from '../shared/functions.ts';
 import { routes, type FunctionName } from '../shared/http/routes.ts';
 import { tables, type TableName } from '../shared/store/tables.ts';
-import { KairosFunction } from './constructs/kairos-function.ts';
+import { KairosFunction, PROJECT_ROOT } from './constructs/kairos-function.ts';
 import { KairosHttpApi } from './constructs/kairos-http-api.ts';
 import { KairosMonitoring } from './constructs/kairos-monitoring.ts';
 import { KairosTable } from './constructs/kairos-table.ts';
@@ -76,7 +78,7 @@ export class KairosStack extends Stack {
         memorySize: definition.memorySize,
         timeout: Duration.seconds(definition.timeoutSeconds),
         logRetention: props.logRetention,
-        environment: props.functionEnvironment,
+        environment: { KAIROS_VERSION: kairosVersion(), ...props.functionEnvironment },
       });
       for (const [tableId, access] of Object.entries(definition.tables) as [TableName, 'read' | 'readwrite'][]) {
         const table = tableById[tableId];
@@ -131,6 +133,13 @@ export class KairosStack extends Stack {
       value: this.profileStream.failureQueue.queueUrl,
     });
   }
+}
+
+/** The version the health route reports: the package being deployed. */
+function kairosVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version?: unknown };
+  if (typeof pkg.version !== 'string' || pkg.version === '') throw new Error('package.json has no version');
+  return pkg.version;
 }
 
 function capitalize(name: string): string {

@@ -66,7 +66,7 @@ const ACCESS_LOG_FORMAT = AccessLogFormat.custom(
 );
 
 /** Construct id of a route: `POST /v1/admin/profiles/{userId}` → `POST-v1-admin-profiles-userId`. */
-export const routeConstructId = (route: Pick<Route, 'method' | 'path'> | { method: 'OPTIONS'; path: string }): string =>
+export const routeConstructId = (route: { method: Route['method'] | 'OPTIONS'; path: string }): string =>
   `${route.method}${route.path.replace(/[{}]/g, '').replace(/\//g, '-')}`;
 
 /**
@@ -175,7 +175,7 @@ export class KairosHttpApi extends Construct {
     integration: HttpLambdaIntegration,
     authorizer: IHttpRouteAuthorizer | undefined,
   ): HttpRoute {
-    const route = new HttpRoute(this, routeConstructId({ method, path } as Route), {
+    const route = new HttpRoute(this, routeConstructId({ method, path }), {
       httpApi: this.httpApi,
       routeKey: HttpRouteKey.with(path, HttpMethod[method]),
       integration,

@@ -323,6 +323,8 @@ describe('functions, from shared/functions.ts', () => {
           NODE_OPTIONS: '--enable-source-maps',
           POWERTOOLS_SERVICE_NAME: 'kairos',
           POWERTOOLS_METRICS_NAMESPACE: Match.anyValue(),
+          KAIROS_VERSION: (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string })
+            .version,
         }),
       },
     });
