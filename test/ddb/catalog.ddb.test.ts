@@ -1,0 +1,301 @@
+/**
+ * Catalog storage and the admin catalog routes on DynamoDB Local: versioned,
+ * chunked and gzip'd storage (a 2,000-action catalog round-trips), a live
+ * pointer that only moves forward under concurrent PUTs, the process cache,
+ * and the routes' auth and refusals (nothing goes live on a bad catalog).
+ *
+ * This file uses its own Control table, so the catalogs it publishes never
+ * reach the decisions other test files make at the same time.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import fc from 'fast-check';
+import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+
+const run = `c${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
+vi.hoisted(() => {
+  const endpoint = process.env.DYNAMODB_ENDPOINT ?? '';
+  if (!/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(endpoint)) {
+    throw new Error(`Refusing to run integration tests against a non-local DynamoDB endpoint: "${endpoint}"`);
+  }
+  process.env.KAIROS_ADMIN_TOKEN = 'catalog-test-admin-token-0123456789';
+  process.env.CONTROL_TABLE = `catalog-test-${Date.now().toString(36)}-control`;
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+});
+
+import { handler } from '../../functions/admin/handler.ts';
+import { createTableInput } from '../../local/tables.ts';
+import { config } from '#shared/config.ts';
+import { controlTable } from '#shared/store/tables.ts';
+import { documentClient } from '#store/client.ts';
+import { putWriteKey } from '#store/keys.ts';
+import {
+  CATALOG_PK,
+  COUNTER_SK,
+  DEMO_CATALOG_PATH,
+  META_SK,
+  REFRESH_INTERVAL_MS,
+  ensureCatalogLoaded,
+  getLiveCatalog,
+  peekLiveCatalog,
+  publishCatalog,
+  readCatalogVersion,
+  readLiveVersion,
+  resetCatalogCache,
+  storeCatalogVersion,
+  versionPk,
+} from '#store/catalog.ts';
+import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
+
+const ADMIN = { authorization: `Bearer ${process.env.KAIROS_ADMIN_TOKEN}` };
+const WRITE_KEY = `wk_catalog_test_${run}`;
+
+const smallCatalog = (title: string) => ({
+  tags: ['promo'],
+  actions: [{ id: 'a1', name: 'A1', tags: ['promo'], content: { web: { title } } }],
+});
+
+/** A catalog of n actions with incompressible text, so its gzip is well past one 400 KB item. */
+function largeCatalog(n: number) {
+  return {
+    tags: ['promo', 'service'],
+    segments: [{ id: 'vip', rule: 'has(profile.traits.tier) && profile.traits.tier == "VIP"' }],
+    actions: Array.from({ length: n }, (_, i) => ({
+      id: `action-${i}`,
+      name: `Action ${i}`,
+      description: randomBytes(240).toString('base64'),
+      tags: [i % 2 ? 'promo' : 'service'],
+      value: i,
+      eligibility: `profile.stats.orders >= ${i % 7}.0 && hasSegment("vip")`,
+      content: { web: { title: `Hola {{ firstName | default: "cliente" }} ${i}`, url: `https://example.com/${i}` } },
+    })),
+  };
+}
+
+async function call(method: string, path: string, headers: Record<string, string>, body?: unknown) {
+  const event = apiGatewayEvent({ method, path, headers, ...(body === undefined ? {} : { body }) });
+  const res = (await handler(event, lambdaContext())) as APIGatewayProxyStructuredResultV2;
+  return { status: res.statusCode ?? 0, body: res.body ? (JSON.parse(res.body) as Record<string, any>) : undefined };
+}
+
+async function counter(): Promise<number> {
+  const { Item } = await documentClient.send(
+    new GetCommand({ TableName: config.CONTROL_TABLE, Key: { pk: CATALOG_PK, sk: COUNTER_SK }, ConsistentRead: true }),
+  );
+  return typeof Item?.next === 'number' ? Item.next : 0;
+}
+
+beforeAll(async () => {
+  const client = new DynamoDBClient({
+    endpoint: process.env.DYNAMODB_ENDPOINT,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  await client.send(new CreateTableCommand(createTableInput(controlTable, config.CONTROL_TABLE)));
+  client.destroy();
+  await putWriteKey(WRITE_KEY, { keyId: `src-${run}`, name: 'catalog test', createdAt: new Date().toISOString() });
+});
+
+beforeEach(() => resetCatalogCache());
+
+describe('versioned storage', () => {
+  it('starts empty, then loads the demo catalog once (ensureCatalogLoaded)', async () => {
+    expect(await readLiveVersion()).toBeUndefined();
+    expect(await getLiveCatalog()).toBeUndefined();
+    const first = await ensureCatalogLoaded(DEMO_CATALOG_PATH);
+    expect(first).toMatchObject({ status: 'loaded', version: 1 });
+    expect(first.actions).toBeGreaterThan(10);
+    const again = await ensureCatalogLoaded(DEMO_CATALOG_PATH);
+    expect(again).toMatchObject({ status: 'kept', version: 1 });
+    const stored = await readCatalogVersion(1);
+    expect(stored?.text).toBe(readFileSync(DEMO_CATALOG_PATH, 'utf8'));
+    expect(stored?.format).toBe('yaml');
+  });
+
+  it('round-trips a 2,000-action catalog through gzipped chunks', async () => {
+    const text = JSON.stringify(largeCatalog(2_000));
+    expect(Buffer.byteLength(text)).toBeGreaterThan(1_000_000);
+    const published = await publishCatalog(text, 'json', { principal: 'test' });
+    if (!published.ok) throw new Error(JSON.stringify(published.problems.slice(0, 3)));
+    expect(published.live).toBe(true);
+
+    const { Items = [] } = await documentClient.send(
+      new QueryCommand({
+        TableName: config.CONTROL_TABLE,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': versionPk(published.version) },
+      }),
+    );
+    const meta = Items.find((i) => i.sk === META_SK);
+    expect(meta?.chunks).toBeGreaterThanOrEqual(2);
+    const chunkSizes = Items.filter((i) => i.data instanceof Uint8Array).map((i) => (i.data as Uint8Array).byteLength);
+    expect(chunkSizes).toHaveLength(meta?.chunks);
+    for (const size of chunkSizes) expect(size).toBeLessThan(400 * 1024);
+
+    resetCatalogCache();
+    const stored = await readCatalogVersion(published.version);
+    expect(stored?.text).toBe(text);
+    const live = await getLiveCatalog();
+    expect(live?.version).toBe(published.version);
+    expect(live?.actions).toHaveLength(2_000);
+    expect(live?.actionsById.get('action-1999')?.value).toBe(1999);
+  });
+
+  it('concurrent PUTs: unique versions, and the highest is live', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => publishCatalog(JSON.stringify(smallCatalog(`concurrent ${i}`)), 'json')),
+    );
+    const versions = results.map((r) => (r.ok ? r.version : -1));
+    expect(new Set(versions).size).toBe(6);
+    const highest = Math.max(...versions);
+    expect(await readLiveVersion()).toBe(highest);
+    for (const r of results) if (r.ok && !r.live) expect(r.liveVersion).toBeGreaterThan(r.version);
+    resetCatalogCache();
+    const live = await getLiveCatalog();
+    const winner = results.find((r) => r.ok && r.version === highest);
+    expect(live?.hash).toBe(winner?.ok ? winner.catalog.hash : 'none');
+  });
+
+  it('the pointer moves forward only; onlyIfNone never replaces a live catalog', async () => {
+    const live = (await readLiveVersion()) ?? 0;
+    const older = await storeCatalogVersion(JSON.stringify(smallCatalog('late')), 'json');
+    expect(older.version).toBeGreaterThan(live);
+    expect(older.live).toBe(true);
+    const { Item } = await documentClient.send(
+      new GetCommand({ TableName: config.CONTROL_TABLE, Key: { pk: CATALOG_PK, sk: 'LIVE' }, ConsistentRead: true }),
+    );
+    expect(Item?.version).toBe(older.version);
+    const onlyIfNone = await storeCatalogVersion(JSON.stringify(smallCatalog('first only')), 'json', { onlyIfNone: true });
+    expect(onlyIfNone.live).toBe(false);
+    expect(await readLiveVersion()).toBe(older.version);
+  });
+
+  it('an invalid catalog stores nothing', async () => {
+    const before = { counter: await counter(), live: await readLiveVersion() };
+    const result = await publishCatalog(JSON.stringify({ actions: [{ id: 'x', name: 'x', content: {}, eligibility: '1 +' }] }), 'json');
+    expect(result.ok).toBe(false);
+    expect({ counter: await counter(), live: await readLiveVersion() }).toEqual(before);
+  });
+});
+
+describe('the process cache', () => {
+  it('stale-while-revalidate: a warm read never waits; a new version is served after the next check', async () => {
+    const t0 = Date.now();
+    const first = await getLiveCatalog(t0);
+    expect(first).toBeDefined();
+    // Another process publishes (this process's cache is not primed).
+    const other = await storeCatalogVersion(JSON.stringify(smallCatalog('from elsewhere')), 'json');
+    expect(await getLiveCatalog(t0 + 1_000)).toBe(first);
+    // Past the interval: the cached version is returned at once, the check runs behind.
+    const during = await getLiveCatalog(t0 + REFRESH_INTERVAL_MS + 1);
+    expect(during).toBe(first);
+    await vi.waitFor(() => expect(peekLiveCatalog()?.version).toBe(other.version));
+    expect((await getLiveCatalog(t0 + REFRESH_INTERVAL_MS + 2))?.version).toBe(other.version);
+  });
+});
+
+describe('admin routes', () => {
+  const yaml = readFileSync(DEMO_CATALOG_PATH, 'utf8');
+
+  it('401 without credentials, 403 with a write key', async () => {
+    for (const [method, path] of [
+      ['GET', '/v1/admin/catalog'],
+      ['PUT', '/v1/admin/catalog'],
+      ['POST', '/v1/admin/catalog/validate'],
+    ] as const) {
+      const none = await call(method, path, {}, smallCatalog('x'));
+      expect(none.status).toBe(401);
+      expect(none.body?.error.code).toBe('unauthorized');
+      const writeKey = await call(method, path, { authorization: basicAuth(WRITE_KEY) }, smallCatalog('x'));
+      expect(writeKey.status).toBe(403);
+      expect(writeKey.body?.error.code).toBe('forbidden');
+    }
+  });
+
+  it('PUT YAML makes a new version live; GET returns it with its source', async () => {
+    const before = (await readLiveVersion()) ?? 0;
+    const put = await call('PUT', '/v1/admin/catalog', { ...ADMIN, 'content-type': 'application/yaml' }, yaml);
+    expect(put.status).toBe(200);
+    expect(put.body).toMatchObject({ version: before + 1, live: true });
+    expect(put.body?.actions).toBeGreaterThan(10);
+    const get = await call('GET', '/v1/admin/catalog', ADMIN);
+    expect(get.status).toBe(200);
+    expect(get.body).toMatchObject({ version: before + 1, format: 'yaml', source: yaml });
+    expect(get.body?.catalog.actions.map((a: { id: string }) => a.id)).toContain('vip-winback-email-123');
+    // A GET body's catalog can be PUT back as JSON.
+    const back = await call('PUT', '/v1/admin/catalog', ADMIN, get.body?.catalog);
+    expect(back.status).toBe(200);
+    expect(back.body?.version).toBe(before + 2);
+  });
+
+  it('a bad catalog: 400 with every problem (path and CEL position), nothing goes live', async () => {
+    const live = await readLiveVersion();
+    const bad = {
+      tags: ['promo'],
+      segments: [{ id: 'vip', rule: 'profile.traits.tier == ' }],
+      actions: [
+        { id: 'a', name: 'A', tags: ['nope'], content: { web: { title: 'x' } }, targeting: { segments: ['ghost'] } },
+        { id: 'a', name: 'A again', content: { web: { title: 'x' } }, caps: ['often'] },
+      ],
+    };
+    for (const path of ['/v1/admin/catalog', '/v1/admin/catalog/validate']) {
+      const res = await call(path.endsWith('validate') ? 'POST' : 'PUT', path, ADMIN, bad);
+      expect(res.status).toBe(400);
+      expect(res.body?.error.code).toBe('validation_failed');
+      const details = res.body?.error.details as { path: string; message: string; position?: number }[];
+      expect(details.map((d) => d.path)).toEqual(expect.arrayContaining(['actions[1].caps[0]']));
+    }
+    const shapeOk = { ...bad, actions: bad.actions.map((a) => ({ ...a, caps: [] })) };
+    const res = await call('PUT', '/v1/admin/catalog', ADMIN, shapeOk);
+    expect(res.status).toBe(400);
+    const details = res.body?.error.details as { path: string; message: string; position?: number }[];
+    expect(details.map((d) => d.path).sort()).toEqual(
+      ['actions[1].id', 'segments[0].rule', 'actions[0].tags[0]', 'actions[0].targeting.segments[0]'].sort(),
+    );
+    expect(details.find((d) => d.path === 'segments[0].rule')?.position).toBe(23);
+    expect(await readLiveVersion()).toBe(live);
+  });
+
+  it('validate: {valid: true} and nothing stored', async () => {
+    const before = await counter();
+    const res = await call('POST', '/v1/admin/catalog/validate', { ...ADMIN, 'content-type': 'application/yaml' }, yaml);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ valid: true });
+    expect(await counter()).toBe(before);
+  });
+
+  it('malformed JSON or YAML, an empty body, a wrong media type, an oversized body: 4xx, nothing stored', async () => {
+    const before = await counter();
+    const cases: [Record<string, string>, string, number, string][] = [
+      [{ 'content-type': 'application/json' }, '{"actions": [', 400, 'invalid_json'],
+      [{ 'content-type': 'application/yaml' }, 'actions: [\n  - {id: a', 400, 'validation_failed'],
+      [{ 'content-type': 'application/yaml' }, '', 400, 'validation_failed'],
+      [{ 'content-type': 'application/yaml' }, '[[[[[[[[', 400, 'validation_failed'],
+      [{ 'content-type': 'text/html' }, '<html></html>', 415, 'unsupported_media_type'],
+      [{ 'content-type': 'application/yaml' }, `x: "${'a'.repeat(5 * 1024 * 1024)}"`, 413, 'payload_too_large'],
+    ];
+    for (const [headers, body, status, code] of cases) {
+      const res = await call('PUT', '/v1/admin/catalog', { ...ADMIN, ...headers }, body);
+      expect({ status: res.status, code: res.body?.error.code }).toEqual({ status, code });
+    }
+    expect(await counter()).toBe(before);
+  });
+
+  it('hostile bodies get a 4xx, never a 5xx', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(fc.string({ maxLength: 200 }), fc.json({ maxDepth: 4 })),
+        fc.constantFrom('application/json', 'application/yaml'),
+        async (body, type) => {
+          const res = await call('POST', '/v1/admin/catalog/validate', { ...ADMIN, 'content-type': type }, body);
+          expect(res.status === 200 || (res.status >= 400 && res.status < 500)).toBe(true);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
