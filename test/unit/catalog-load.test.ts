@@ -66,8 +66,7 @@ describe('a valid catalog', () => {
       ].join('\n'),
       'yaml',
     );
-    expect(json.ok && yaml.ok).toBe(true);
-    if (json.ok && yaml.ok) expect(yaml.catalog.hash).toBe(json.catalog.hash);
+    expect(json.ok && yaml.ok && yaml.catalog.hash === json.catalog.hash).toBe(true);
   });
 
   it('turns caps, windows and validity into milliseconds', () => {
@@ -308,16 +307,15 @@ describe('hostile input', () => {
     fc.assert(
       fc.property(fc.oneof(fc.string(), fc.json()), fc.constantFrom('json' as const, 'yaml' as const), (text, format) => {
         const result = loadCatalog(text, format);
-        expect(typeof result.ok).toBe('boolean');
-        if (!result.ok) expect(result.problems.length).toBeGreaterThan(0);
+        expect(result.ok || result.problems.length > 0).toBe(true);
       }),
       { numRuns: 300 },
     );
     fc.assert(
       fc.property(fc.anything(), (value) => {
         const result = loadCatalog(value, 'object');
-        if (!result.ok) expect(result.problems.length).toBeGreaterThan(0);
-        else expect(result.catalog.actions).toEqual([]);
+        // Only an empty catalog ({} or with empty lists) can be valid by chance.
+        expect(result.ok ? result.catalog.actions.length === 0 : result.problems.length > 0).toBe(true);
       }),
       { numRuns: 300 },
     );
