@@ -21,7 +21,8 @@ const ROUTE = new RegExp(`^/v1/(${EVENT_ROUTES.join('|')})$`);
 
 /** The event route of the request, from API Gateway's route key (or the path). */
 function eventRouteOf(request: HttpRequest): EventRoute {
-  const [method, path] = request.routeKey.includes(' ') ? request.routeKey.split(' ', 2) : [request.method, request.path];
+  const routeKey = request.routeKey ?? '';
+  const [method, path] = routeKey.includes(' ') ? routeKey.split(' ', 2) : [request.method, request.path];
   const name = ROUTE.exec(path ?? '')?.[1] ?? ROUTE.exec(request.path)?.[1];
   if (!name) throw new ApiError('not_found', 'No such route');
   if ((method ?? request.method) !== 'POST') throw new ApiError('method_not_allowed', 'Use POST', undefined, undefined, { allow: 'POST' });

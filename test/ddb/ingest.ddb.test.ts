@@ -169,6 +169,20 @@ describe('POST /v1/batch stores messages exactly once', () => {
     expect(Item?.type).toBe(route);
   });
 
+  it('finds the route from the path behind a $default route', async () => {
+    const id = `default-route-${RUN}`;
+    const event = apiGatewayEvent({
+      method: 'POST',
+      path: '/v1/identify',
+      routeKey: '$default',
+      headers: { authorization: basicAuth(sources.main.key) },
+      body: { messageId: id, userId: `user-${RUN}`, traits: { tier: 'gold' } },
+    });
+    expect((await handler(event, lambdaContext())).statusCode).toBe(200);
+    const { Item } = await documentClient.send(new GetCommand({ TableName: config.EVENTS_TABLE, Key: { pk: `${sources.main.id}#${id}` } }));
+    expect(Item?.type).toBe('identify');
+  });
+
   it('accepts the body writeKey that Segment SDKs send instead of Basic auth', async () => {
     const id = `bodykey-${RUN}`;
     const reply = await post('batch', { writeKey: sources.main.key, batch: [track(id)] }, { key: null });
