@@ -5,9 +5,10 @@
  * browser on another origin may call decide.
  */
 import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
 import fc from 'fast-check';
 import { openStack } from './fixtures/stack.ts';
-import { basicAuth, call, uniqueId, type CallResult, type StackAccess } from './fixtures/kairos.ts';
+import { basicAuth, call, ensureDemoCatalog, uniqueId, type CallResult, type StackAccess } from './fixtures/kairos.ts';
 
 type Stack = Awaited<ReturnType<typeof openStack>>;
 let stack: Stack;
@@ -16,6 +17,8 @@ let api: StackAccess;
 beforeAll(async () => {
   stack = await openStack();
   api = stack;
+  // The catalog routes are checked against a live catalog: the demo one.
+  await ensureDemoCatalog(api, await readFile(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8'));
 });
 
 afterAll(async () => {
@@ -48,7 +51,7 @@ function expectClientError(result: CallResult, status: number | number[], code?:
   if (body.error?.details !== undefined) {
     expect(Array.isArray(body.error.details)).toBe(true);
     for (const detail of body.error.details as unknown[]) {
-      expect(detail).toEqual({ path: expect.any(String), message: expect.any(String) });
+      expect(detail).toMatchObject({ path: expect.any(String), message: expect.any(String) });
     }
   }
   // no stack trace or internal detail leaks

@@ -1,0 +1,257 @@
+/**
+ * A walk over EVERY route of the route table (shared/http/routes.ts) on the
+ * local stack: credentials missing, of the wrong kind or unknown; malformed
+ * JSON; wrong types; oversize bodies; hostile strings (fast-check). Each
+ * answer is a 4xx with the API.md error shape and an x-request-id, never a
+ * 500 and never a hang. A route added to the table is walked automatically.
+ */
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { routes, type Route } from '#shared/http/routes.ts';
+import { startLocalStack, type TestStack } from '#test/support/stack.ts';
+import { basicAuth, call, countOf, sendEvents, track, uniqueId, waitForProfile, type CallResult, type StackAccess } from './fixtures/kairos.ts';
+
+let stack: TestStack;
+let api: StackAccess;
+
+beforeAll(async () => {
+  stack = await startLocalStack();
+  api = { baseUrl: stack.baseUrl, writeKey: stack.writeKey, adminToken: stack.adminToken };
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const concrete = (route: Route, userId = 'route-walk-user'): string => route.path.replace('{userId}', encodeURIComponent(userId));
+const label = (route: Route) => `${route.method} ${route.path}`;
+const takesBody = (route: Route) => route.method === 'POST' || route.method === 'PUT';
+const credentialOf = (route: Route) => (route.auth === 'iam' ? 'admin' : route.auth === 'writeKey' ? 'write' : 'none');
+
+const protectedRoutes = routes.filter((r) => r.auth !== 'none');
+const bodyRoutes = routes.filter(takesBody);
+const eventRoutes = routes.filter((r) => r.function === 'ingest');
+
+/** Every answer: an x-request-id; a 4xx in the error shape when it is an error; never a 5xx. */
+function expectClientError(result: CallResult, what: string): void {
+  expect(result.headers.get('x-request-id'), what).toMatch(/\S/);
+  expect(result.status, `${what}: ${result.text.slice(0, 300)}`).toBeGreaterThanOrEqual(400);
+  expect(result.status, `${what}: ${result.text.slice(0, 300)}`).toBeLessThan(500);
+  expect(result.json, what).toMatchObject({ error: { code: expect.any(String), message: expect.any(String) } });
+}
+
+function expectNoServerError(result: CallResult, what: string): void {
+  expect(result.headers.get('x-request-id'), what).toMatch(/\S/);
+  expect(result.status, `${what}: ${result.text.slice(0, 300)}`).toBeLessThan(500);
+  if (result.status >= 400) {
+    expect(result.json, what).toMatchObject({ error: { code: expect.any(String), message: expect.any(String) } });
+  }
+}
+
+describe.each(routes.map((r) => [label(r), r] as const))('%s', (_name, route) => {
+  it('without a credential: 401 unauthorized (health: 200)', async () => {
+    const result = await call(api, route.method, concrete(route), takesBody(route) ? { body: {} } : {});
+    if (route.auth === 'none') {
+      expect(result.status).toBe(200);
+      expect(result.headers.get('x-request-id')).toMatch(/\S/);
+      return;
+    }
+    expectClientError(result, label(route));
+    expect(result.status).toBe(401);
+    expect(result.json).toMatchObject({ error: { code: 'unauthorized' } });
+  });
+
+  it.runIf(route.auth !== 'none')('with an unknown or malformed credential: 401', async () => {
+    const wrong = [
+      'Basic !!!not-base64',
+      basicAuth('wk_unknown_key_0000'),
+      'Bearer not-the-admin-token-000000',
+      `Bearer ${stack.adminToken}x`,
+      'Basic ',
+      'Negotiate abc',
+      `Basic ${Buffer.from(':').toString('base64')}`,
+      `Bearer ${'a'.repeat(5000)}`,
+    ];
+    for (const authorization of wrong) {
+      const result = await call(api, route.method, concrete(route), { auth: { authorization }, ...(takesBody(route) ? { body: {} } : {}) });
+      expectClientError(result, `${label(route)} with ${authorization.slice(0, 40)}`);
+      expect(result.status, authorization.slice(0, 40)).toBe(401);
+    }
+  });
+
+  it.runIf(route.auth !== 'none')('with the wrong kind of credential: a write key on operator routes is 403, the admin token on source routes 401', async () => {
+    const result =
+      route.auth === 'iam'
+        ? await call(api, route.method, concrete(route), { auth: 'write', ...(takesBody(route) ? { body: {} } : {}) })
+        : await call(api, route.method, concrete(route), { auth: 'admin', body: {} });
+    expectClientError(result, label(route));
+    expect(result.status).toBe(route.auth === 'iam' ? 403 : 401);
+  });
+
+  it.runIf(takesBody(route))('with malformed JSON, wrong types or a non-JSON body: 4xx, never 500', async () => {
+    const auth = credentialOf(route);
+    const malformed = await call(api, route.method, concrete(route), { auth, body: '{"batch": [', headers: { 'content-type': 'application/json' } });
+    expectClientError(malformed, `${label(route)} malformed`);
+    expect(malformed.status).toBe(400);
+    expect(malformed.json).toMatchObject({ error: { code: 'invalid_json' } });
+
+    const wrongTypes: unknown[] = [[], 'text', 42, null, true, { batch: 'x' }, { batch: [42] }, { userId: { $ne: 1 }, anonymousId: ['x'], channel: 42 }, { a: { b: { c: { d: { e: { f: { g: { h: { i: { j: { k: { l: 1 } } } } } } } } } } } }];
+    for (const body of wrongTypes) {
+      const result = await call(api, route.method, concrete(route), { auth, body: JSON.stringify(body) });
+      expectClientError(result, `${label(route)} ${JSON.stringify(body).slice(0, 60)}`);
+    }
+    const notJson = await call(api, route.method, concrete(route), {
+      auth,
+      body: '<xml/>',
+      headers: { 'content-type': 'application/xml' },
+    });
+    expectClientError(notJson, `${label(route)} xml`);
+    expect(notJson.status).toBe(415);
+  });
+
+  it.runIf(takesBody(route))('with a body over API Gateway\'s 10 MB: 413 payload_too_large', async () => {
+    const big = `{"pad":"${'x'.repeat(10 * 1024 * 1024)}"}`;
+    const result = await call(api, route.method, concrete(route), { auth: credentialOf(route), body: big });
+    expectClientError(result, label(route));
+    expect(result.status).toBe(413);
+    expect(result.json).toMatchObject({ error: { code: 'payload_too_large' } });
+  });
+
+  it('with a method the route table does not have: 405 method_not_allowed', async () => {
+    const others = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'].filter((m) => !routes.some((r) => r.method === m && concrete(r) === concrete(route)));
+    for (const method of others) {
+      const result = await call(api, method, concrete(route), { auth: credentialOf(route) });
+      expectClientError(result, `${method} ${label(route)}`);
+      expect(result.status).toBe(405);
+      expect(result.json).toMatchObject({ error: { code: 'method_not_allowed' } });
+    }
+  });
+});
+
+describe('limits of the event routes', () => {
+  it.each(eventRoutes.map((r) => [label(r), r] as const))('%s refuses a body over 500 KB with 413', async (_name, route) => {
+    const big = { batch: [{ type: 'track', userId: 'u', event: 'Big', properties: { pad: 'x'.repeat(600 * 1024) } }], userId: 'u', event: 'Big' };
+    const result = await call(api, route.method, concrete(route), { auth: 'write', body: big });
+    expectClientError(result, label(route));
+    expect(result.status).toBe(413);
+  });
+
+  it('POST /v1/batch refuses a body writeKey that is the admin token', async () => {
+    const result = await call(api, 'POST', '/v1/batch', { body: { writeKey: stack.adminToken, batch: [{ type: 'track', userId: 'u', event: 'X' }] } });
+    expectClientError(result, 'batch with the admin token as writeKey');
+    expect(result.status).toBe(401);
+  });
+});
+
+describe('unknown paths', () => {
+  it.each(['/', '/v1', '/v2/batch', '/v1/batch/extra', '/v1/admin', '/v1/admin/profiles', '/v1/admin/profiles/a/b/c', '/v1/%ZZ', '/.env'])(
+    '%s: 404 not_found',
+    async (path) => {
+      const result = await call(api, 'GET', path, { auth: 'admin' });
+      expectClientError(result, path);
+      expect(result.status).toBe(404);
+      expect(result.json).toMatchObject({ error: { code: 'not_found' } });
+    },
+  );
+});
+
+const hostileString = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 200 }),
+  fc.string({ unit: 'grapheme', maxLength: 50 }),
+  fc.constantFrom(
+    '__proto__',
+    'constructor',
+    'prototype',
+    '\u0000',
+    '\ud800',
+    '\u202e',
+    '${7*7}',
+    '{{7*7}}',
+    "'; DROP TABLE events; --",
+    '<script>alert(1)</script>',
+    '../../etc/passwd',
+    '%00',
+    'u#x',
+    'a#y',
+    '#',
+    'KEY#abc',
+    ' ',
+    'x'.repeat(5_000),
+  ),
+);
+
+/** A body of the route's own shape, with hostile values where strings go. */
+function hostileBody(route: Route) {
+  const props = fc.dictionary(hostileString, fc.oneof(hostileString, fc.double(), fc.boolean(), fc.constant(null)), { maxKeys: 4 });
+  const message = fc.record(
+    {
+      type: fc.oneof(fc.constantFrom('track', 'identify', 'page', 'screen', 'alias', 'group'), hostileString),
+      messageId: hostileString,
+      userId: hostileString,
+      anonymousId: hostileString,
+      previousId: hostileString,
+      event: hostileString,
+      name: hostileString,
+      timestamp: fc.oneof(hostileString, fc.date({ noInvalidDate: true }).map((d) => d.toISOString())),
+      properties: props,
+      traits: props,
+      context: props,
+    },
+    { requiredKeys: [] },
+  );
+  if (route.function === 'ingest') {
+    return route.path === '/v1/batch'
+      ? fc.record({ batch: fc.array(message, { maxLength: 5 }), sentAt: hostileString, context: props }, { requiredKeys: ['batch'] })
+      : message;
+  }
+  if (route.function === 'decide' || route.path.endsWith('/simulate')) {
+    return fc.record(
+      {
+        userId: hostileString,
+        anonymousId: hostileString,
+        channel: fc.oneof(fc.constantFrom('web', 'app', 'push', 'email', 'sms', 'call_center'), hostileString),
+        placement: hostileString,
+        limit: fc.oneof(fc.integer({ min: -5, max: 20 }), fc.double()),
+        context: props,
+        explain: fc.boolean(),
+        profile: props,
+      },
+      { requiredKeys: [] },
+    );
+  }
+  return fc.dictionary(hostileString, fc.oneof(hostileString, props, fc.array(props, { maxLength: 3 })), { maxKeys: 6 });
+}
+
+describe('hostile input (fast-check)', () => {
+  it.each(bodyRoutes.map((r) => [label(r), r] as const))('%s never answers 5xx', async (_name, route) => {
+    await fc.assert(
+      fc.asyncProperty(hostileBody(route), async (body) => {
+        const result = await call(api, route.method, concrete(route), { auth: credentialOf(route), body });
+        expectNoServerError(result, `${label(route)} ${JSON.stringify(body).slice(0, 200)}`);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it.each(routes.filter((r) => r.path.includes('{')).map((r) => [label(r), r] as const))(
+    '%s never answers 5xx, whatever the path parameter',
+    async (_name, route) => {
+      await fc.assert(
+        fc.asyncProperty(hostileString.filter((s) => s.length > 0), async (userId) => {
+          const result = await call(api, route.method, concrete(route, userId), { auth: credentialOf(route) });
+          expectNoServerError(result, `${label(route)} ${JSON.stringify(userId).slice(0, 80)}`);
+        }),
+        { numRuns: 40 },
+      );
+    },
+  );
+
+  it('every event the API accepted above was applied by the profile function (none poisoned the stream)', async () => {
+    const userId = uniqueId('walk-sentinel');
+    await sendEvents(api, [track({ userId }, 'Walk Finished')]);
+    await waitForProfile(api, userId, (p) => countOf(p, 'Walk Finished') === 1);
+    // Records are applied in order: whatever was accepted before the sentinel has been through the function.
+    expect(stack.streamStats().failedInvocations).toBe(0);
+    expect(stack.failures()).toEqual([]);
+  });
+});
