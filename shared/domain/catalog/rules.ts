@@ -35,6 +35,7 @@ import { Environment } from '@marcbachmann/cel-js';
 import type { ASTNode } from '@marcbachmann/cel-js';
 import type { Channel } from '../channels.ts';
 import type { ProfileView } from '../profile/view.ts';
+import { compileFastPath, type FastHelpers } from './fastpath.ts';
 import type { Audience, CompiledCatalog, CompiledRule, RuleProfile, RuleVariables } from './compiled.ts';
 
 /** What `daysSince`/`hoursSince` return for a missing timestamp ("never"). */
@@ -50,6 +51,8 @@ const WINDOW_FIELD: Record<(typeof EVENT_COUNT_WINDOWS)[number], 'today' | 'last
   '30d': 'last30d',
   total: 'total',
 };
+
+const FAST_HELPERS: FastHelpers = { never: NEVER, dayMs: DAY_MS, hourMs: HOUR_MS, windowField: WINDOW_FIELD };
 
 /** Helpers whose first argument must be a string literal naming a catalog object. */
 export const REFERENCE_HELPERS = {
@@ -375,6 +378,7 @@ export function compileRule(
   source: string,
   path: string,
   kind: RuleKind = 'bool',
+  options: { fastPath?: boolean } = {},
 ): { ok: true; rule: CompiledRule; references: RuleReference[] } | { ok: false; error: RuleCompileError } {
   let checked: { valid: boolean; type?: string; error?: unknown };
   try {
@@ -400,10 +404,11 @@ export function compileRule(
   collectReferences(parsed.ast, references);
   const trimmed = source.trim();
   const constant = trimmed === 'true' ? true : trimmed === 'false' ? false : undefined;
+  const slow = parsed as unknown as (vars: RuleVariables) => unknown;
   const rule: CompiledRule = {
     source,
     path,
-    run: parsed as unknown as (vars: RuleVariables) => unknown,
+    run: (options.fastPath === false ? undefined : compileFastPath(parsed.ast, slow, FAST_HELPERS)) ?? slow,
     ...(constant === undefined ? {} : { constant }),
     failures: 0,
   };

@@ -12,7 +12,7 @@
  * `expression`) is CEL; see rules.ts for the variables and helpers it sees.
  * Every content text field is a Liquid template; see template.ts.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { CHANNELS } from '../channels.ts';
 
 /** Identifiers of actions, segments, personas, tags, groups, experiments, variants, models. */

@@ -1,0 +1,353 @@
+/**
+ * A fast path for the common shape of catalog rules: a CEL expression made
+ * only of field access, literals, comparisons of numbers, equality of
+ * primitives, `in`, `!`, `&&`, `||`, `?:`, `has()` and the catalog helpers
+ * is turned into plain JavaScript closures at load (about 10x faster than
+ * interpreting the AST, which matters with 1,000 actions per decision).
+ *
+ * It never changes a rule's meaning: the expression was parsed and
+ * type-checked by cel-js first, and whenever a value at run time is outside
+ * what the closures handle exactly (a string ordering, a timestamp, a list
+ * compared with a list, …) they throw UNSUPPORTED and the rule is evaluated
+ * by cel-js instead. `&&`/`||` keep CEL's error absorption (`false && error`
+ * is false). An expression with any other construct (arithmetic, methods,
+ * macros such as `exists`) is always evaluated by cel-js.
+ */
+import type { ASTNode } from '@marcbachmann/cel-js';
+import type { RuleProfile, RuleVariables } from './compiled.ts';
+
+/** Thrown when a value is outside the fast path: evaluate with cel-js instead. */
+export const UNSUPPORTED: unique symbol = Symbol('cel-fast-path-unsupported');
+
+class NoSuchKey extends Error {
+  readonly code = 'no_such_key';
+  constructor(key: string) {
+    super(`No such key: ${key}`);
+  }
+}
+
+type Fn = (vars: RuleVariables) => unknown;
+
+export interface FastHelpers {
+  readonly never: number;
+  readonly dayMs: number;
+  readonly hourMs: number;
+  readonly windowField: Readonly<Record<string, 'today' | 'last7d' | 'last30d' | 'total'>>;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null) return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+function field(obj: unknown, key: string): unknown {
+  if (!isPlainObject(obj)) throw UNSUPPORTED;
+  const value = Object.hasOwn(obj, key) ? obj[key] : undefined;
+  if (value === undefined) throw new NoSuchKey(key);
+  return value;
+}
+
+const isNumber = (v: unknown): v is number | bigint => typeof v === 'number' || typeof v === 'bigint';
+
+/** CEL equality for primitives of the same kind; anything else is left to cel-js. */
+function equals(a: unknown, b: unknown): boolean {
+  if (isNumber(a) && isNumber(b)) return Number(a) === Number(b);
+  if (typeof a === 'string' && typeof b === 'string') return a === b;
+  if (typeof a === 'boolean' && typeof b === 'boolean') return a === b;
+  if (a === null && b === null) return true;
+  throw UNSUPPORTED;
+}
+
+function asBool(v: unknown): boolean {
+  if (v === true || v === false) return v;
+  throw UNSUPPORTED;
+}
+
+/** CEL `&&`: false wins over an error on either side. */
+function and(l: Fn, r: Fn): Fn {
+  return (vars) => {
+    let left: boolean;
+    try {
+      left = asBool(l(vars));
+    } catch (error) {
+      if (asBool(r(vars)) === false) return false;
+      throw error;
+    }
+    return left ? asBool(r(vars)) : false;
+  };
+}
+
+/** CEL `||`: true wins over an error on either side. */
+function or(l: Fn, r: Fn): Fn {
+  return (vars) => {
+    let left: boolean;
+    try {
+      left = asBool(l(vars));
+    } catch (error) {
+      if (asBool(r(vars)) === true) return true;
+      throw error;
+    }
+    return left ? true : asBool(r(vars));
+  };
+}
+
+function literalString(node: ASTNode | undefined): string | undefined {
+  return node && node.op === 'value' && typeof node.args === 'string' ? node.args : undefined;
+}
+
+function timeOf(fn: Fn, vars: RuleVariables): number | undefined {
+  let value: unknown;
+  try {
+    value = fn(vars);
+  } catch (error) {
+    if (error instanceof NoSuchKey) return undefined;
+    throw error;
+  }
+  if (value === null) return undefined;
+  if (typeof value !== 'string') throw UNSUPPORTED;
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw UNSUPPORTED;
+  return t;
+}
+
+const profileOf = (vars: RuleVariables): RuleProfile => vars.profile;
+
+function own<T>(obj: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
+  return obj && Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
+/** Compile a node, or return undefined when the expression needs cel-js. */
+function compile(node: ASTNode, h: FastHelpers): Fn | undefined {
+  switch (node.op) {
+    case 'value': {
+      const v = node.args;
+      if (typeof v === 'bigint') {
+        if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(-Number.MAX_SAFE_INTEGER)) return undefined;
+        const n = Number(v);
+        return () => n;
+      }
+      if (typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean' || v === null) return () => v;
+      return undefined;
+    }
+    case 'id': {
+      const name = node.args;
+      if (!['profile', 'context', 'channel', 'placement', 'visitsToday', 'preferredChannel'].includes(name)) return undefined;
+      return (vars) => (vars as unknown as Record<string, unknown>)[name];
+    }
+    case '.': {
+      const [target, key] = node.args;
+      const t = compile(target, h);
+      return t && ((vars) => field(t(vars), key));
+    }
+    case '[]': {
+      const [target, index] = node.args;
+      const key = literalString(index);
+      const t = compile(target, h);
+      if (!t) return undefined;
+      if (key !== undefined) return (vars) => field(t(vars), key);
+      const i = compile(index, h);
+      return (
+        i &&
+        ((vars) => {
+          const k = i(vars);
+          if (typeof k !== 'string') throw UNSUPPORTED;
+          return field(t(vars), k);
+        })
+      );
+    }
+    case '!_': {
+      const a = compile(node.args, h);
+      return a && ((vars) => !asBool(a(vars)));
+    }
+    case '&&':
+    case '||': {
+      const l = compile(node.args[0], h);
+      const r = compile(node.args[1], h);
+      if (!l || !r) return undefined;
+      return node.op === '&&' ? and(l, r) : or(l, r);
+    }
+    case '?:': {
+      const [c, a, b] = node.args.map((n) => compile(n, h));
+      if (!c || !a || !b) return undefined;
+      return (vars) => (asBool(c(vars)) ? a(vars) : b(vars));
+    }
+    case '==':
+    case '!=': {
+      const l = compile(node.args[0], h);
+      const r = compile(node.args[1], h);
+      if (!l || !r) return undefined;
+      return node.op === '==' ? (vars) => equals(l(vars), r(vars)) : (vars) => !equals(l(vars), r(vars));
+    }
+    case '<':
+    case '<=':
+    case '>':
+    case '>=': {
+      const l = compile(node.args[0], h);
+      const r = compile(node.args[1], h);
+      if (!l || !r) return undefined;
+      const cmp =
+        node.op === '<'
+          ? (a: number, b: number) => a < b
+          : node.op === '<='
+            ? (a: number, b: number) => a <= b
+            : node.op === '>'
+              ? (a: number, b: number) => a > b
+              : (a: number, b: number) => a >= b;
+      return (vars) => {
+        const a = l(vars);
+        const b = r(vars);
+        if (typeof a !== 'number' || typeof b !== 'number' || Number.isNaN(a) || Number.isNaN(b)) throw UNSUPPORTED;
+        return cmp(a, b);
+      };
+    }
+    case 'in': {
+      const [elNode, collNode] = node.args;
+      const el = compile(elNode, h);
+      if (!el) return undefined;
+      if (collNode.op === 'list') {
+        const items = collNode.args.map((n) => compile(n, h));
+        if (items.some((i) => !i)) return undefined;
+        return (vars) => {
+          const v = el(vars);
+          for (const item of items) if (equals(v, (item as Fn)(vars))) return true;
+          return false;
+        };
+      }
+      const coll = compile(collNode, h);
+      return (
+        coll &&
+        ((vars) => {
+          const v = el(vars);
+          const c = coll(vars);
+          if (Array.isArray(c)) {
+            if (typeof v !== 'string') throw UNSUPPORTED;
+            for (const item of c) {
+              if (typeof item !== 'string') throw UNSUPPORTED;
+              if (item === v) return true;
+            }
+            return false;
+          }
+          if (isPlainObject(c) && typeof v === 'string') return Object.hasOwn(c, v) && c[v] !== undefined;
+          throw UNSUPPORTED;
+        })
+      );
+    }
+    case 'call':
+      return compileCall(node.args[0], node.args[1], h);
+    default:
+      return undefined;
+  }
+}
+
+function compileCall(name: string, args: ASTNode[], h: FastHelpers): Fn | undefined {
+  const [first, second] = args;
+  switch (name) {
+    case 'has': {
+      if (args.length !== 1 || !first || first.op !== '.') return undefined;
+      const [target, key] = first.args;
+      const t = compile(target, h);
+      return (
+        t &&
+        ((vars) => {
+          const obj = t(vars);
+          if (!isPlainObject(obj)) throw UNSUPPORTED;
+          return Object.hasOwn(obj, key) && obj[key] !== undefined;
+        })
+      );
+    }
+    case 'daysSince':
+    case 'hoursSince': {
+      const a = first && compile(first, h);
+      const unit = name === 'daysSince' ? h.dayMs : h.hourMs;
+      return (
+        a &&
+        ((vars) => {
+          const t = timeOf(a, vars);
+          return t === undefined ? h.never : (vars.$nowMs - t) / unit;
+        })
+      );
+    }
+    case 'eventCount': {
+      const n = first && compile(first, h);
+      const window = literalString(second);
+      const fieldName = window === undefined ? undefined : h.windowField[window];
+      if (!n || !fieldName) return undefined;
+      return (vars) => {
+        const eventName = n(vars);
+        if (typeof eventName !== 'string') throw UNSUPPORTED;
+        const entry = own(profileOf(vars).stats?.eventCounts, eventName);
+        return entry ? Number(entry[fieldName] ?? 0) : 0;
+      };
+    }
+    case 'hasSegment':
+    case 'inSegment': {
+      const id = literalString(first);
+      return id === undefined ? undefined : (vars) => vars.$segments.has(id);
+    }
+    case 'aboveThreshold': {
+      const id = literalString(first);
+      if (id === undefined) return undefined;
+      return (vars) => {
+        const threshold = vars.$thresholds.get(id);
+        const score = own(profileOf(vars).scores, id);
+        return threshold !== undefined && typeof score === 'number' && score >= threshold;
+      };
+    }
+    case 'interest': {
+      const c = first && compile(first, h);
+      return (
+        c &&
+        ((vars) => {
+          const category = c(vars);
+          if (typeof category !== 'string') throw UNSUPPORTED;
+          const value = own(profileOf(vars).stats?.categoryInterests, category);
+          return typeof value === 'number' ? value : 0;
+        })
+      );
+    }
+    case 'likes': {
+      const c = first && compile(first, h);
+      return (
+        c &&
+        ((vars) => {
+          const interest = c(vars);
+          if (typeof interest !== 'string') throw UNSUPPORTED;
+          const declared = profileOf(vars).preferences?.interests;
+          return Array.isArray(declared) && declared.includes(interest);
+        })
+      );
+    }
+    case 'engagementRate': {
+      const c = first && compile(first, h);
+      return (
+        c &&
+        ((vars) => {
+          const channel = c(vars);
+          if (typeof channel !== 'string') throw UNSUPPORTED;
+          const rate = own(profileOf(vars).engagement as Record<string, { rate?: number }> | undefined, channel)?.rate;
+          return typeof rate === 'number' && Number.isFinite(rate) ? rate : 0;
+        })
+      );
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * A runner for the expression: the closures with cel-js as the fallback, or
+ * undefined when the expression is not in the fast subset.
+ */
+export function compileFastPath(ast: ASTNode, slow: Fn, helpers: FastHelpers): Fn | undefined {
+  const fast = compile(ast, helpers);
+  if (!fast) return undefined;
+  return (vars) => {
+    try {
+      return fast(vars);
+    } catch (error) {
+      if (error === UNSUPPORTED) return slow(vars);
+      throw error;
+    }
+  };
+}
