@@ -40,6 +40,7 @@ import {
   contentFor,
   hasConsent,
   isWithinValidity,
+  matchesTargeting,
   quietHoursFor,
   reachedActionCap,
   reachedChannelCap,
@@ -383,31 +384,35 @@ export function decide(
   const eligible: Ranked[] = [];
   const weightOf = (action: CompiledAction) => where.weights[action.index] ?? action.weight;
 
+  const hasSuppressions = policy.suppressions.length > 0;
   if (!options.degraded && (explain || channelDrop === undefined)) {
-    for (const action of catalog.actionsByChannel[channel]) {
-      if (!canServePlacement(action, channel, placement)) continue;
-      // An action in the fallback role here is served only when nothing else is.
-      if (action.fallbackRoles.length > 0 && isFallbackHere(action, channel, placement)) continue;
-      let drop: Drop | undefined;
+    for (const action of candidatesFor(catalog, channel, placement)) {
       let outcome: ExperimentOutcome | undefined;
-      if (!isWithinValidity(action, nowMs)) drop = { reason: 'validity' };
-      else drop = policy.consent ?? suppressionOf(action, policy.suppressions) ?? policy.quietHours ?? policy.channelCap;
-      if (!drop) {
-        if (explain) {
-          drop = frequencyCapOf(action, profile, nowMs) ?? ruleDrop(action, vars) ?? targetingOf(action, audience);
-        } else {
-          // Same verdict, cheapest checks first: the CEL rule runs last.
-          drop = targetingOf(action, audience) ?? frequencyCapOf(action, profile, nowMs);
-          if (!drop && !evaluateRule(action.eligibility, vars)) drop = { reason: 'rule', detail: 'not eligible' };
+      if (explanations) {
+        let drop: Drop | undefined = !isWithinValidity(action, nowMs)
+          ? { reason: 'validity' }
+          : (policy.consent ?? suppressionOf(action, policy.suppressions) ?? policy.quietHours ?? policy.channelCap);
+        drop ??= frequencyCapOf(action, profile, nowMs) ?? ruleDrop(action, vars) ?? targetingOf(action, audience);
+        if (!drop) {
+          outcome = experimentOf(action, assignments);
+          drop = outcome?.drop;
         }
-      }
-      if (!drop) {
-        outcome = experimentOf(action, assignments);
-        drop = outcome?.drop;
-      }
-      if (drop) {
-        explanations?.push({ actionId: action.id, eligible: false, why: why(drop), reason: drop.reason });
-        continue;
+        if (drop) {
+          explanations.push({ actionId: action.id, eligible: false, why: why(drop), reason: drop.reason });
+          continue;
+        }
+      } else {
+        // Same verdict without building reasons (no allocation per dropped candidate), cheapest
+        // checks first, the CEL rule last. The channel-wide checks passed: the loop would not run.
+        if (!isWithinValidity(action, nowMs)) continue;
+        if (hasSuppressions && suppressingPolicy(action, policy.suppressions)) continue;
+        if (action.targeting && !matchesTargeting(action, audience)) continue;
+        if (action.caps.length > 0 && reachedActionCap(action, profile, nowMs)) continue;
+        if (action.eligibility && !evaluateRule(action.eligibility, vars)) continue;
+        if (action.experiments.length > 0) {
+          outcome = experimentOf(action, assignments);
+          if (outcome?.drop) continue;
+        }
       }
       const chosen =
         outcome?.variant !== undefined
@@ -534,6 +539,32 @@ export function decide(
     ...(options.degraded ? { degraded: true as const } : {}),
     ...(explanation ? { explanation } : {}),
   };
+}
+
+const candidateCache = new WeakMap<CompiledCatalog, Map<string, readonly CompiledAction[]>>();
+
+/**
+ * The actions that compete on a channel/placement: content for it, and not
+ * in the fallback role there (a fallback serves only when nothing else
+ * does). Computed once per catalog version and slot.
+ */
+function candidatesFor(catalog: CompiledCatalog, channel: Channel, placement: string | undefined): readonly CompiledAction[] {
+  let bySlot = candidateCache.get(catalog);
+  if (!bySlot) {
+    bySlot = new Map();
+    candidateCache.set(catalog, bySlot);
+  }
+  const key = `${channel}\u0000${placement ?? ''}`;
+  let list = bySlot.get(key);
+  if (!list) {
+    list = catalog.actionsByChannel[channel].filter(
+      (action) => canServePlacement(action, channel, placement) && !(action.fallbackRoles.length > 0 && isFallbackHere(action, channel, placement)),
+    );
+    // Placements are free text from callers: bound the cache.
+    if (bySlot.size >= 1_000) bySlot.clear();
+    bySlot.set(key, list);
+  }
+  return list;
 }
 
 function isFallbackHere(action: CompiledAction, channel: Channel, placement: string | undefined): boolean {

@@ -1,0 +1,599 @@
+/**
+ * Decide benchmarks, one run, against the budgets of ARCHITECTURE.md:
+ *
+ * 1. the pure decision, warm, on a GENERATED catalog of 1,000 actions,
+ *    100 segments and 20 policies: p50/p99 (budget p99 <= 1 ms);
+ * 2. the same 1,000 eligibility rules (3 clauses each) in json-rules-engine
+ *    against our compiled CEL, same profile, same run (budget >= 20x);
+ * 3. decide over HTTP on the local server against a bare GetItem of the
+ *    same profile behind the same server (budget p50 ratio <= 1.3);
+ * 4. DynamoDB requests per warm decision, counted by a middleware on the
+ *    clients (budget exactly 1);
+ * 5. the decide bundle as the CDK builds it (esbuild: ESM, minify, node24,
+ *    platform node, AWS SDK bundled) and its module load time in a fresh
+ *    node process (budgets 300 KB and 80 ms).
+ *
+ * DynamoDB Local is slower than DynamoDB: only ratios within one run mean
+ * anything for the HTTP part.
+ *
+ * Call `benchDecide(endpoint)` with DYNAMODB_ENDPOINT unset or equal to the
+ * endpoint, before anything else has loaded shared/config.ts with another
+ * one. It publishes the generated catalog as the live version for the run
+ * and then publishes the previous live catalog again (as a new version).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { CatalogInput } from '#domain/catalog/schema.ts';
+import type { ProfileView } from '#domain/profile/view.ts';
+import type { DecideRequest } from '#domain/decide/types.ts';
+import { seededRandom } from '#domain/decide/random.ts';
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const DECIDE_ENTRY = join(ROOT, 'functions/decide/handler.ts');
+const ESM_REQUIRE_BANNER = "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
+
+export const BUDGETS = {
+  domainP99Ms: 1,
+  rulesSpeedup: 20,
+  httpP50Ratio: 1.3,
+  requestsPerDecision: 1,
+  bundleBytes: 300 * 1024,
+  moduleLoadMs: 80,
+} as const;
+
+export interface DecideBenchOptions {
+  /** Measured decisions of the domain-only part. @default 5000 */
+  readonly domainIterations?: number;
+  /** Measured requests per side of the HTTP part. @default 600 */
+  readonly httpRequests?: number;
+  /** Skip the HTTP part (no DynamoDB needed). */
+  readonly skipHttp?: boolean;
+}
+
+export interface DecideBenchResult {
+  readonly domain: {
+    readonly p50Ms: number;
+    readonly p99Ms: number;
+    readonly cpuP50Ms: number;
+    readonly cpuP99Ms: number;
+    readonly explainP50Ms: number;
+  };
+  /** 1-minute load average and cores when the run started: a shared machine skews the tails. */
+  readonly machine: { readonly load1: number; readonly cores: number };
+  readonly rules: { readonly oursUs: number; readonly jsonRulesEngineUs: number; readonly speedup: number; readonly speedupVsDecide: number };
+  readonly http?: { readonly decideP50Ms: number; readonly getItemP50Ms: number; readonly ratio: number; readonly decideP99Ms: number; readonly getItemP99Ms: number };
+  readonly requestsPerDecision?: { readonly profileReads: number; readonly other: number; readonly byCommand: Record<string, number> };
+  readonly bundle: { readonly bytes: number; readonly topInputs: readonly [string, number][] };
+  readonly moduleLoadMs: number;
+  readonly withinBudget: Record<string, boolean>;
+}
+
+// ---------------------------------------------------------------------------
+// The generated catalog and profile
+
+const TAGS = ['promo', 'vip', 'service', 'content', 'retention', 'cross-sell', 'upsell', 'loyalty', 'seasonal', 'new'];
+const TIERS = ['gold', 'silver', 'bronze', 'VIP', 'basic'];
+const DEVICES = ['mobile', 'desktop', 'tablet'];
+const PLACEMENTS = ['home_hero', 'sidebar', 'cart', 'pdp'];
+const CATEGORIES = ['running', 'cycling', 'outdoor', 'kids', 'shoes', 'swim'];
+
+interface Generated {
+  readonly document: CatalogInput;
+  /** The three clauses of each action's eligibility, for json-rules-engine. */
+  readonly clauses: readonly { readonly id: string; readonly visits: number; readonly tier: string; readonly device: string }[];
+}
+
+export function generateCatalog(actions = 1_000, segments = 100, seed = 42): Generated {
+  const random = seededRandom(seed);
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)] as T;
+  const int = (max: number) => Math.floor(random() * max);
+
+  const segmentRules = [
+    (i: number) => `profile.stats.visitsToday > ${(i % 12) + 1}.0`,
+    (i: number) => `profile.traits.tier == "${TIERS[i % TIERS.length]}"`,
+    (i: number) => `likes("${CATEGORIES[i % CATEGORIES.length]}")`,
+    (i: number) => `interest("${CATEGORIES[i % CATEGORIES.length]}") > 0.${(i % 9) + 1}`,
+    (i: number) => `daysSince(profile.stats.lastPurchaseAt) > ${(i % 60) + 1}.0`,
+    (i: number) => `profile.stats.orders >= ${i % 7}.0 && profile.identified`,
+  ];
+  const segmentList = Array.from({ length: segments }, (_, i) => ({
+    id: `seg-${i}`,
+    rule: (segmentRules[i % segmentRules.length] as (i: number) => string)(i),
+    ...(i % 10 === 0 ? { exclude: 'profile.stats.openComplaints > 0.0' } : {}),
+  }));
+
+  const clauses: { id: string; visits: number; tier: string; device: string }[] = [];
+  const actionList = Array.from({ length: actions }, (_, i) => {
+    const id = `action-${i}`;
+    const clause = { id, visits: int(6), tier: pick(TIERS), device: pick(DEVICES) };
+    clauses.push(clause);
+    const templated = i % 5 === 0;
+    return {
+      id,
+      name: `Action ${i}`,
+      tags: [pick(TAGS), ...(i % 3 === 0 ? [pick(TAGS)] : [])].filter((t, k, all) => all.indexOf(t) === k),
+      value: 1 + int(100),
+      priority: int(5),
+      eligibility: `profile.stats.visitsToday > ${clause.visits}.0 && profile.traits.tier != "${clause.tier}" && context.device == "${clause.device}"`,
+      ...(i % 3 === 0 ? { targeting: { segments: [`seg-${int(segments)}`, `seg-${int(segments)}`].filter((s, k, all) => all.indexOf(s) === k) } } : {}),
+      ...(i % 4 === 0 ? { caps: ['1/day', '3/7d'] } : {}),
+      ...(i % 50 === 0 ? { validity: { from: '2020-01-01T00:00:00Z', to: '2099-01-01T00:00:00Z' } } : {}),
+      content: {
+        web: {
+          title: templated ? `Hola {{ firstName | default: "amigo" }}, oferta ${i}` : `Oferta ${i}`,
+          body: `Cuerpo ${i}`,
+          url: `https://shop.example.com/o/${i}`,
+          ...(i % 2 === 0 ? { placements: [pick(PLACEMENTS)] } : {}),
+        },
+        ...(i % 7 === 0 ? { push: { title: `Push ${i}`, body: 'b', deepLink: `app://o/${i}` } } : {}),
+        ...(i % 11 === 0 ? { email: { templateId: `t-${i}`, subject: 'Para ti', greeting: 'Estimado {{ firstName }}' } } : {}),
+      },
+      ...(templated ? { fallbacks: { firstName: 'cliente' } } : {}),
+    };
+  });
+
+  // 20 policies: 12 suppressions, 4 channel caps, 4 quiet hours.
+  const suppressions = Array.from({ length: 12 }, (_, i) => ({
+    id: `suppress-${i}`,
+    tags: [TAGS[i % TAGS.length] as string],
+    when: [
+      'profile.stats.openComplaints > 0.0',
+      'daysSince(profile.stats.lastReturnAt) < 14.0',
+      'profile.scores.churnRisk > 0.9',
+      'profile.stats.visitsToday > 50.0',
+    ][i % 4] as string,
+  }));
+  const document: CatalogInput = {
+    tags: TAGS,
+    segments: segmentList,
+    actions: actionList,
+    policies: {
+      suppressions,
+      channelCaps: [
+        { id: 'push-day', channel: 'push', max: 1, per: '1d' },
+        { id: 'email-week', channel: 'email', max: 2, per: '7d' },
+        { id: 'sms-week', channel: 'sms', max: 1, per: '7d' },
+        { id: 'web-hour', channel: 'web', max: 1_000, per: '1h' },
+      ],
+      quietHours: [
+        { id: 'night-push', channels: ['push'], from: '21:00', to: '09:00' },
+        { id: 'night-sms', channels: ['sms'], from: '20:00', to: '10:00' },
+        { id: 'night-call', channels: ['call_center'], from: '20:00', to: '09:00' },
+        { id: 'siesta-sms', channels: ['sms'], from: '14:00', to: '16:00' },
+      ],
+    },
+    arbitration: {
+      weights: { tags: { promo: 1.2, service: 0.8 } },
+      placements: [{ channel: 'web', placement: 'home_hero', limit: 3, weights: { tags: { vip: 2 } } }],
+    },
+    learning: { enabled: true, exploration: 0.1, floor: 0.01 },
+  };
+  return { document, clauses };
+}
+
+export function benchProfile(now: Date): ProfileView {
+  const hoursAgo = (h: number) => new Date(now.getTime() - h * 3_600_000).toISOString();
+  const contacts: Record<string, ProfileView['contacts'][string]> = {};
+  for (let i = 0; i < 40; i += 4) contacts[`action-${i}`] = { impressions: [hoursAgo(3), hoursAgo(30)], clicks: 1, conversions: 0 };
+  return {
+    userId: 'bench-user',
+    anonymousIds: ['bench-anon'],
+    identified: true,
+    traits: { firstName: 'Luis', tier: 'gold', age: 34, email: 'luis@example.com' },
+    timezone: 'Europe/Madrid',
+    consent: { email: { granted: true, updatedAt: hoursAgo(500) }, push: { granted: true, updatedAt: hoursAgo(500) } },
+    preferences: { interests: ['cycling', 'outdoor'] },
+    stats: {
+      visitsToday: 7,
+      visits7d: 20,
+      visits30d: 55,
+      visitsTotal: 400,
+      orders: 6,
+      revenue: 540,
+      lastPurchaseAt: hoursAgo(24 * 40),
+      returns: 1,
+      lastReturnAt: hoursAgo(24 * 90),
+      openComplaints: 0,
+      categoryInterests: { cycling: 0.8, running: 0.2 },
+      eventCounts: { 'Product Viewed': { today: 3, last7d: 12, last30d: 40, total: 300 } },
+    },
+    engagement: { email: { delivered: 10, engaged: 4, rate: 0.4 } },
+    contacts,
+    channelContacts: { web: [hoursAgo(3)], email: [hoursAgo(100)] },
+    segments: [],
+    scores: { churnRisk: 0.2 },
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+const percentile = (sorted: readonly number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
+const sortNumbers = (values: number[]) => values.sort((a, b) => a - b);
+const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`);
+const verdict = (ok: boolean) => (ok ? 'ok' : 'OVER BUDGET');
+
+function assertLocal(endpoint: string): void {
+  let host = '';
+  try {
+    host = new URL(endpoint).hostname;
+  } catch {
+    // reported below
+  }
+  if (host !== '127.0.0.1' && host !== 'localhost') {
+    throw new Error(`benchDecide only runs against a local DynamoDB (127.0.0.1/localhost), not "${endpoint}"`);
+  }
+}
+
+async function benchDomain(iterations: number) {
+  const { loadCatalog } = await import('#domain/catalog/load.ts');
+  const { decide } = await import('#domain/decide/decide.ts');
+  const { createRuleVariables, evaluateRule } = await import('#domain/catalog/rules.ts');
+  const { evaluateAudience } = await import('#domain/catalog/audience.ts');
+  const generated = generateCatalog();
+  const loaded = loadCatalog(generated.document, 'object', { version: 1 });
+  if (!loaded.ok) throw new Error(`generated catalog: ${JSON.stringify(loaded.problems.slice(0, 3))}`);
+  const catalog = loaded.catalog;
+  const now = new Date('2026-01-15T12:00:00Z');
+  const profile = benchProfile(now);
+  const request: DecideRequest = {
+    userId: 'bench-user',
+    channel: 'web',
+    placement: 'home_hero',
+    limit: 3,
+    context: { device: 'mobile', weather: 'rain', country: 'ES' },
+    explain: false,
+  };
+
+  // Wall time is the budget; CPU time of the process (GC included) shows our own cost when the
+  // machine is shared and the scheduler preempts the bench.
+  const cpu: number[] = [];
+  const time = (req: DecideRequest, n: number, cpuSamples?: number[]) => {
+    const samples: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const cpuStart = process.cpuUsage();
+      const started = performance.now();
+      decide(catalog, profile, req, now, { nonce: `n${i}` });
+      samples.push(performance.now() - started);
+      if (cpuSamples) {
+        const used = process.cpuUsage(cpuStart);
+        cpuSamples.push((used.user + used.system) / 1000);
+      }
+    }
+    return sortNumbers(samples);
+  };
+  time(request, 1_000); // warm-up (JIT)
+  const samples = time(request, iterations, cpu);
+  sortNumbers(cpu);
+  const explained = time({ ...request, explain: true }, Math.max(200, Math.floor(iterations / 10)));
+  const sample = decide(catalog, profile, request, now, { nonce: 'x' });
+
+  // The same 1,000 eligibility rules: compiled CEL, then json-rules-engine.
+  const audience = evaluateAudience(catalog, profile, now, request.context);
+  const vars = createRuleVariables({ profile, audience, context: request.context, channel: 'web', placement: 'home_hero', now, catalog });
+  const rules = catalog.actions.map((a) => a.eligibility);
+  let eligibleOurs = 0;
+  const ours = () => {
+    let n = 0;
+    for (const rule of rules) if (evaluateRule(rule, vars)) n++;
+    return n;
+  };
+  for (let i = 0; i < 200; i++) eligibleOurs = ours();
+  const oursRuns = 2_000;
+  let started = performance.now();
+  for (let i = 0; i < oursRuns; i++) ours();
+  const oursUs = ((performance.now() - started) / oursRuns) * 1000;
+
+  const { Engine } = await import('json-rules-engine');
+  const engine = new Engine([], { allowUndefinedFacts: true });
+  for (const c of generated.clauses) {
+    engine.addRule({
+      name: c.id,
+      conditions: {
+        all: [
+          { fact: 'profile', path: '$.stats.visitsToday', operator: 'greaterThan', value: c.visits },
+          { fact: 'profile', path: '$.traits.tier', operator: 'notEqual', value: c.tier },
+          { fact: 'context', path: '$.device', operator: 'equal', value: c.device },
+        ],
+      },
+      event: { type: c.id },
+    });
+  }
+  const facts = { profile, context: request.context };
+  let eligibleJre = 0;
+  for (let i = 0; i < 3; i++) eligibleJre = (await engine.run(facts)).events.length;
+  const jreRuns = 20;
+  started = performance.now();
+  for (let i = 0; i < jreRuns; i++) await engine.run(facts);
+  const jreUs = ((performance.now() - started) / jreRuns) * 1000;
+  if (eligibleJre !== eligibleOurs) {
+    throw new Error(`the two engines disagree: json-rules-engine ${eligibleJre} eligible, CEL ${eligibleOurs}`);
+  }
+
+  return {
+    catalog: generated,
+    sample,
+    eligible: eligibleOurs,
+    domain: {
+      p50Ms: percentile(samples, 0.5),
+      p99Ms: percentile(samples, 0.99),
+      cpuP50Ms: percentile(cpu, 0.5),
+      cpuP99Ms: percentile(cpu, 0.99),
+      explainP50Ms: percentile(explained, 0.5),
+    },
+    rules: {
+      oursUs,
+      jsonRulesEngineUs: jreUs,
+      speedup: jreUs / oursUs,
+      speedupVsDecide: jreUs / (percentile(samples, 0.5) * 1000),
+    },
+  };
+}
+
+async function benchBundle(): Promise<{ bytes: number; topInputs: [string, number][]; moduleLoadMs: number }> {
+  const { build } = await import('esbuild');
+  const dir = mkdtempSync(join(tmpdir(), 'kairos-decide-bundle-'));
+  try {
+    const outfile = join(dir, 'index.mjs');
+    const result = await build({
+      entryPoints: [DECIDE_ENTRY],
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node24',
+      mainFields: ['module', 'main'],
+      banner: { js: ESM_REQUIRE_BANNER },
+      outfile,
+      metafile: true,
+      logLevel: 'silent',
+    });
+    const bytes = statSync(outfile).size;
+    const byPackage = new Map<string, number>();
+    for (const output of Object.values(result.metafile.outputs)) {
+      for (const [path, input] of Object.entries(output.inputs)) {
+        const at = path.lastIndexOf('node_modules/');
+        let key: string;
+        if (at === -1) key = path.split('/').slice(0, 2).join('/');
+        else {
+          const parts = path.slice(at + 'node_modules/'.length).split('/');
+          key = parts[0]?.startsWith('@') ? `${parts[0]}/${parts[1]}` : (parts[0] ?? path);
+        }
+        byPackage.set(key, (byPackage.get(key) ?? 0) + input.bytesInOutput);
+      }
+    }
+    const topInputs = [...byPackage.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12);
+
+    // Cold start proxy: import the bundle in a fresh node process (median of 5).
+    const loads: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const child = spawnSync(
+        process.execPath,
+        ['--no-warnings', '--input-type=module', '-e', `const t = performance.now(); await import(${JSON.stringify(outfile)}); console.log(performance.now() - t);`],
+        { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', AWS_REGION: 'us-east-1', POWERTOOLS_LOG_LEVEL: 'ERROR' } },
+      );
+      const ms = Number(child.stdout.trim().split('\n').pop());
+      if (child.status !== 0 || !Number.isFinite(ms)) throw new Error(`loading the decide bundle failed: ${child.stderr.slice(0, 500)}`);
+      loads.push(ms);
+    }
+    return { bytes, topInputs, moduleLoadMs: percentile(sortNumbers(loads), 0.5) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function benchHttp(endpoint: string, document: CatalogInput, requests: number) {
+  const { config } = await import('#shared/config.ts');
+  if (config.DYNAMODB_ENDPOINT !== endpoint) {
+    throw new Error(
+      `benchDecide(${endpoint}) but the handlers were configured for ${config.DYNAMODB_ENDPOINT ?? 'AWS'}: ` +
+        'set DYNAMODB_ENDPOINT before shared/config.ts is first imported',
+    );
+  }
+  const { GetCommand, PutCommand } = await import('@aws-sdk/lib-dynamodb');
+  const { dynamo } = await import('#shared/store/client.ts');
+  const { ensureTables } = await import('#local/tables.ts');
+  const { putWriteKey } = await import('#shared/store/keys.ts');
+  const { publishCatalog, readLiveCatalog } = await import('#shared/store/catalog.ts');
+  const { profileToItem } = await import('#shared/store/profiles.ts');
+  const { emptyProfileState } = await import('#shared/domain/profile/state.ts');
+  const { userProfileKey } = await import('#shared/domain/stored-event.ts');
+  const { startLocalServer } = await import('#local/server.ts');
+  const { handler: decideHandler } = await import('../functions/decide/handler.ts');
+  const { decideDocumentClient, decideDynamo } = await import('../functions/decide/profile-read.ts');
+  const { basicAuth } = await import('../test/support/apigw.ts');
+
+  await ensureTables(dynamo);
+  const run = Date.now().toString(36);
+  const secret = `wk_bench_decide_${run}`;
+  await putWriteKey(secret, { keyId: `bench-decide-${run}`, name: 'decide bench', createdAt: new Date().toISOString() });
+
+  const previous = await readLiveCatalog();
+  const published = await publishCatalog(JSON.stringify(document), 'json', { principal: 'bench' });
+  if (!published.ok) throw new Error(`publishing the generated catalog: ${JSON.stringify(published.problems.slice(0, 3))}`);
+
+  const userId = `bench-user-${run}`;
+  const t0 = Date.now() - 86_400_000;
+  const state = emptyProfileState({ userId });
+  state.traits = { firstName: ['Luis', t0], tier: ['gold', t0] };
+  state.consent = { email: [true, t0] };
+  const pk = userProfileKey(userId);
+  await decideDocumentClient.send(new PutCommand({ TableName: config.PROFILES_TABLE, Item: profileToItem(pk, state, 1) }));
+
+  // The baseline: the same server, the same client, one GetItem of the same profile, nothing else.
+  const bareGetItem = async (_event: APIGatewayProxyEventV2) => {
+    const { Item } = await decideDocumentClient.send(new GetCommand({ TableName: config.PROFILES_TABLE, Key: { pk } }));
+    return { statusCode: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(Item ?? null) };
+  };
+  const unused = async () => ({ statusCode: 404, body: '' });
+  const fn = (name: string, handler: (event: never, context: never) => unknown) => ({ name, handler: handler as never, timeoutSeconds: 10, memorySize: 1769 });
+  const server = await startLocalServer({
+    functions: {
+      decide: fn('decide', decideHandler as never),
+      health: fn('health', bareGetItem as never), // GET /v1/health answers with the bare GetItem
+      ingest: fn('ingest', unused),
+      admin: fn('admin', unused),
+    },
+    port: 0,
+  });
+
+  const commands = new Map<string, number>();
+  let counting = false;
+  for (const client of [decideDynamo, dynamo]) {
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (counting) {
+          const input = args.input as { TableName?: string; RequestItems?: Record<string, unknown> };
+          const table = input.TableName ?? Object.keys(input.RequestItems ?? {}).join('+');
+          const key = `${String(context.commandName)} ${table}`;
+          commands.set(key, (commands.get(key) ?? 0) + 1);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: `benchCount${client === dynamo ? 'Shared' : 'Decide'}` },
+    );
+  }
+
+  const decideBody = JSON.stringify({ userId, channel: 'web', placement: 'home_hero', limit: 3, context: { device: 'mobile' } });
+  const headers = { authorization: basicAuth(secret), 'content-type': 'application/json' };
+  const callDecide = async () => {
+    const response = await fetch(`${server.url}/v1/decide`, { method: 'POST', headers, body: decideBody });
+    const body = (await response.json()) as { degraded?: boolean; actions?: unknown[] };
+    if (response.status !== 200 || body.degraded) throw new Error(`decide answered ${response.status} ${JSON.stringify(body).slice(0, 200)}`);
+  };
+  const callBare = async () => {
+    const response = await fetch(`${server.url}/v1/health`);
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`baseline answered ${response.status}`);
+  };
+
+  try {
+    for (let i = 0; i < 50; i++) {
+      await callDecide();
+      await callBare();
+    }
+    const decideSamples: number[] = [];
+    const bareSamples: number[] = [];
+    const rounds = 10;
+    const perRound = Math.max(1, Math.floor(requests / rounds));
+    let decisions = 0;
+    for (let round = 0; round < rounds; round++) {
+      // Alternate which side goes first so drift in the emulator hits both.
+      const sides: [number[], () => Promise<void>][] = [
+        [decideSamples, callDecide],
+        [bareSamples, callBare],
+      ];
+      if (round % 2 === 1) sides.reverse();
+      for (const [samples, call] of sides) {
+        counting = call === callDecide;
+        for (let i = 0; i < perRound; i++) {
+          const started = performance.now();
+          await call();
+          samples.push(performance.now() - started);
+        }
+        if (counting) decisions += perRound;
+        counting = false;
+      }
+    }
+    sortNumbers(decideSamples);
+    sortNumbers(bareSamples);
+    // On the request path: the profile read. Anything else (the catalog pointer check every 5 s,
+    // a write key re-check every 30 s) runs in the background or is amortised.
+    let profileReads = 0;
+    let other = 0;
+    for (const [name, n] of commands) {
+      if (name.endsWith(` ${config.PROFILES_TABLE}`)) profileReads += n;
+      else other += n;
+    }
+    const byCommand = Object.fromEntries([...commands.entries()].map(([k, v]) => [k, v / decisions]));
+    return {
+      http: {
+        decideP50Ms: percentile(decideSamples, 0.5),
+        getItemP50Ms: percentile(bareSamples, 0.5),
+        decideP99Ms: percentile(decideSamples, 0.99),
+        getItemP99Ms: percentile(bareSamples, 0.99),
+        ratio: percentile(decideSamples, 0.5) / percentile(bareSamples, 0.5),
+      },
+      requestsPerDecision: { profileReads: profileReads / decisions, other: other / decisions, byCommand },
+    };
+  } finally {
+    await server.stop();
+    if (previous) await publishCatalog(previous.text, previous.format === 'yaml' ? 'yaml' : 'json', { principal: 'bench (restore)' });
+  }
+}
+
+/** Run every decide benchmark and print one report. */
+export async function benchDecide(endpoint?: string, options: DecideBenchOptions = {}): Promise<DecideBenchResult> {
+  const withHttp = !options.skipHttp && endpoint !== undefined;
+  if (withHttp) {
+    assertLocal(endpoint);
+    process.env.DYNAMODB_ENDPOINT ??= endpoint;
+  }
+  process.env.AWS_REGION ??= 'us-east-1';
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
+
+  const machine = { load1: loadavg()[0] ?? 0, cores: availableParallelism() };
+  const domain = await benchDomain(options.domainIterations ?? 5_000);
+  const bundle = await benchBundle();
+  const httpPart = withHttp ? await benchHttp(endpoint, domain.catalog.document, options.httpRequests ?? 600) : undefined;
+
+  const withinBudget: Record<string, boolean> = {
+    domainP99: domain.domain.p99Ms <= BUDGETS.domainP99Ms,
+    rulesSpeedup: domain.rules.speedup >= BUDGETS.rulesSpeedup,
+    bundle: bundle.bytes <= BUDGETS.bundleBytes,
+    moduleLoad: bundle.moduleLoadMs <= BUDGETS.moduleLoadMs,
+  };
+  if (httpPart) {
+    withinBudget.httpRatio = httpPart.http.ratio <= BUDGETS.httpP50Ratio;
+    withinBudget.requestsPerDecision = Math.abs(httpPart.requestsPerDecision.profileReads - 1) < 1e-9 && httpPart.requestsPerDecision.other < 0.05;
+  }
+
+  const lines = [
+    '',
+    `decide — 1,000 actions, 100 segments, 20 policies (generated); load average ${machine.load1.toFixed(1)} on ${machine.cores} cores`,
+    `  domain only, warm            p50 ${fmt(domain.domain.p50Ms)}  p99 ${fmt(domain.domain.p99Ms)}  (budget p99 <= 1 ms: ${verdict(withinBudget.domainP99 as boolean)})` +
+      `  CPU p50 ${fmt(domain.domain.cpuP50Ms)} p99 ${fmt(domain.domain.cpuP99Ms)}  explain p50 ${fmt(domain.domain.explainP50Ms)}; ` +
+      `${domain.sample.actions.length} actions returned, ${domain.eligible} of 1,000 rules hold`,
+    `  1,000 eligibility rules      CEL ${domain.rules.oursUs.toFixed(0)} µs  json-rules-engine ${domain.rules.jsonRulesEngineUs.toFixed(0)} µs  ` +
+      `ratio ${domain.rules.speedup.toFixed(0)}x (budget >= 20x: ${verdict(withinBudget.rulesSpeedup as boolean)}); ` +
+      `vs our whole decision ${domain.rules.speedupVsDecide.toFixed(0)}x`,
+  ];
+  if (httpPart) {
+    const { http, requestsPerDecision } = httpPart;
+    lines.push(
+      `  HTTP, local server           decide p50 ${fmt(http.decideP50Ms)} p99 ${fmt(http.decideP99Ms)}  bare GetItem p50 ${fmt(http.getItemP50Ms)} p99 ${fmt(http.getItemP99Ms)}  ` +
+        `ratio ${http.ratio.toFixed(2)} (budget <= 1.3: ${verdict(withinBudget.httpRatio as boolean)})`,
+      `  DynamoDB requests / decision profile reads ${requestsPerDecision.profileReads.toFixed(3)}, other (amortised background checks) ` +
+        `${requestsPerDecision.other.toFixed(4)} ${JSON.stringify(requestsPerDecision.byCommand)} (budget exactly 1: ${verdict(withinBudget.requestsPerDecision as boolean)})`,
+    );
+  } else {
+    lines.push('  HTTP and DynamoDB requests   skipped (no DynamoDB endpoint)');
+  }
+  lines.push(
+    `  bundle (esbuild, like CDK)   ${(bundle.bytes / 1024).toFixed(0)} KB (budget 300 KB: ${verdict(withinBudget.bundle as boolean)}); ` +
+      `largest: ${bundle.topInputs.map(([k, v]) => `${k} ${(v / 1024).toFixed(0)} KB`).join(', ')}`,
+    `  module load, fresh process   ${bundle.moduleLoadMs.toFixed(1)} ms (budget 80 ms: ${verdict(withinBudget.moduleLoad as boolean)})`,
+  );
+  console.log(lines.join('\n'));
+
+  return {
+    domain: domain.domain,
+    machine,
+    rules: domain.rules,
+    ...(httpPart ? { http: httpPart.http, requestsPerDecision: httpPart.requestsPerDecision } : {}),
+    bundle: { bytes: bundle.bytes, topInputs: bundle.topInputs },
+    moduleLoadMs: bundle.moduleLoadMs,
+    withinBudget,
+  };
+}
+
+// `node --import tsx bench/decide.ts [endpoint]`: run on its own.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await benchDecide(process.argv[2], { skipHttp: process.argv[2] === undefined });
+}
