@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isScalar, parseDocument, visit } from 'yaml';
-import type { z } from 'zod';
+import type { ZodError } from 'zod';
 import { CHANNELS, type Channel } from '../channels.ts';
 import type {
   CatalogFormat,
@@ -82,7 +82,7 @@ function pathOf(parts: readonly PropertyKey[]): string {
   return out === '' ? '(root)' : out;
 }
 
-function zodProblems(error: z.ZodError): CatalogProblem[] {
+function zodProblems(error: ZodError): CatalogProblem[] {
   const out: CatalogProblem[] = [];
   for (const issue of error.issues) {
     if (issue.code === 'invalid_union' && 'errors' in issue && Array.isArray(issue.errors)) {
