@@ -262,3 +262,43 @@ describe('request validation', () => {
     );
   });
 });
+
+describe('attribution of an outcome that carries only decision_id', () => {
+  it('the profile records the impression and click for the decided action on its channel', async () => {
+    const { applyEvent } = await import('#domain/profile/apply.ts');
+    const { emptyProfileState } = await import('#domain/profile/state.ts');
+    const { toProfileView } = await import('#domain/profile/to-view.ts');
+    const decisionId = encodeDecisionId({
+      catalogVersion: '4',
+      channel: 'push',
+      issuedAt: '2026-01-15T12:00:00.000Z',
+      nonce: 'abc',
+      fallback: false,
+      degraded: false,
+      // Long ids (several actions) must be accepted too.
+      actions: Array.from({ length: 6 }, (_, i) => ({ actionId: `push-offer-number-${i}`, variant: 'b', propensity: 0.25 })),
+      holdouts: [],
+    });
+    expect(decisionId.length).toBeGreaterThan(200);
+    const event = (messageId: string, name: string) => ({
+      pk: `src#${messageId}`,
+      profileKey: 'u#u-1',
+      sortKey: `2026-01-15T12:05:00.000Z#${messageId}`,
+      sourceId: 'src',
+      messageId,
+      type: 'track' as const,
+      userId: 'u-1',
+      event: name,
+      properties: { decision_id: decisionId },
+      timestamp: '2026-01-15T12:05:00.000Z',
+      receivedAt: '2026-01-15T12:05:00.000Z',
+      expiresAt: 2_000_000_000,
+    });
+    let state = emptyProfileState({ userId: 'u-1' });
+    state = applyEvent(state, event('m1', 'Promotion Viewed'), { halfLifeDays: 14 });
+    state = applyEvent(state, event('m2', 'Promotion Clicked'), { halfLifeDays: 14 });
+    const view = toProfileView(state, Date.parse('2026-01-15T13:00:00Z'));
+    expect(view.contacts['push-offer-number-0']).toMatchObject({ impressions: ['2026-01-15T12:05:00.000Z'], clicks: 1 });
+    expect(view.channelContacts.push).toEqual(['2026-01-15T12:05:00.000Z']);
+  });
+});

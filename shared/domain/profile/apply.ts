@@ -9,6 +9,7 @@
  * "applied" marker does not exist (shared/store/profiles.ts).
  */
 import { isChannel, type Channel } from '../channels.ts';
+import { MAX_DECISION_ID_LENGTH, attributedAction, decodeDecisionId } from '../decide/decision-id.ts';
 import type { StoredEvent } from '../stored-event.ts';
 import {
   canonical,
@@ -129,8 +130,10 @@ export function applyInPlace(s: ProfileState, event: StoredEvent, settings: Prof
 
 function applyTrack(s: ProfileState, name: string, props: Props, at: number, settings: ProfileSettings): void {
   countEvent(s, name, at);
-  const decisionId = text(props.decision_id, 200);
-  const actionId = text(props.action_id, LIMITS.actionIdLength);
+  const decisionId = text(props.decision_id, MAX_DECISION_ID_LENGTH);
+  // An outcome may carry only decision_id: a Kairos decisionId names its action and channel.
+  const decided = decisionId ? decodeDecisionId(decisionId) : undefined;
+  const actionId = text(props.action_id, LIMITS.actionIdLength) ?? (decided ? attributedAction(decided)?.actionId : undefined);
   switch (semanticName(name)) {
     case 'product viewed': {
       const category = text(props.category, LIMITS.categoryLength);
@@ -189,7 +192,7 @@ function applyTrack(s: ProfileState, name: string, props: Props, at: number, set
   if (!decisionId) return;
   const outcome = OUTCOMES[semanticName(name)];
   if (!outcome) return;
-  const channel: Channel = outcome.channel ?? (isChannel(props.channel) ? props.channel : 'web');
+  const channel: Channel = outcome.channel ?? (isChannel(props.channel) ? props.channel : (decided?.channel ?? 'web'));
   if (outcome.kind === 'impression') recordImpression(s, channel, actionId, at);
   else recordClick(s, channel, actionId, at);
 }
