@@ -9,6 +9,8 @@ import { defineConfig } from 'vitest/config';
  */
 export default defineConfig({
   test: {
+    // Two cores on CI: two test files at a time across the tiers.
+    maxWorkers: 2,
     projects: [
       {
         test: {
@@ -38,6 +40,11 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/**/*.e2e.test.ts'],
+          // Each file starts its own local stack (a DynamoDB Local JVM and the handlers) in its own
+          // process: isolated modules, so the handlers read the environment that stack set.
+          pool: 'forks',
+          isolate: true,
+          maxWorkers: 2,
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },

@@ -17,8 +17,15 @@ export async function setup(): Promise<void> {
   });
   const names = await ensureTables(client);
   client.destroy();
+  const host = new URL(dynamo.endpoint).hostname;
+  if (host !== '127.0.0.1' && host !== 'localhost') throw new Error(`Refusing a non-local DynamoDB endpoint: ${dynamo.endpoint}`);
   process.env.DYNAMODB_ENDPOINT = dynamo.endpoint;
   process.env.AWS_REGION = 'us-east-1';
+  // Nothing in an integration test may reach a real AWS account.
+  process.env.AWS_ACCESS_KEY_ID = 'local';
+  process.env.AWS_SECRET_ACCESS_KEY = 'local';
+  delete process.env.AWS_SESSION_TOKEN;
+  delete process.env.AWS_PROFILE;
   Object.assign(process.env, names);
 }
 
