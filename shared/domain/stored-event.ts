@@ -45,6 +45,4 @@ export const storedEventSchema = z.object({
 
 export type StoredEvent = z.infer<typeof storedEventSchema>;
 
-export const eventPk = (sourceId: string, messageId: string): string => `${sourceId}#${messageId}`;
-export const userProfileKey = (userId: string): string => `u#${userId}`;
-export const anonymousProfileKey = (anonymousId: string): string => `a#${anonymousId}`;
+export { eventPk, userProfileKey, anonymousProfileKey } from './keys.ts';
