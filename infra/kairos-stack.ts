@@ -6,7 +6,7 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { functionDefinitions, type LambdaName } from '../shared/functions.ts';
+import { functionDefinitions, type Access, type LambdaName } from '../shared/functions.ts';
 import { routes, type FunctionName } from '../shared/http/routes.ts';
 import { tables, type TableName } from '../shared/store/tables.ts';
 import { KairosFunction, PROJECT_ROOT } from './constructs/kairos-function.ts';
@@ -80,7 +80,7 @@ export class KairosStack extends Stack {
         logRetention: props.logRetention,
         environment: { KAIROS_VERSION: kairosVersion(), ...props.functionEnvironment },
       });
-      for (const [tableId, access] of Object.entries(definition.tables) as [TableName, 'read' | 'readwrite'][]) {
+      for (const [tableId, access] of Object.entries(definition.tables) as [TableName, Access][]) {
         const table = tableById[tableId];
         if (!table) throw new Error(`Function ${name}: unknown table ${tableId} in the manifest`);
         fn.bindTable(table, access);

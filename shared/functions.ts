@@ -5,7 +5,8 @@
  */
 import type { TableName } from './store/tables.ts';
 
-export type Access = 'read' | 'readwrite';
+/** `write` puts without reading (ingest's conditional puts need no read right). */
+export type Access = 'read' | 'write' | 'readwrite';
 
 export interface FunctionDefinition {
   /** Path of the handler module from the repository root; exports `handler`. */
@@ -22,7 +23,7 @@ export const functionDefinitions = {
   ingest: {
     entry: 'functions/ingest/handler.ts',
     description: 'Segment-compatible event ingestion: validate, deduplicate, store',
-    tables: { Events: 'readwrite', Control: 'read' },
+    tables: { Events: 'write', Control: 'read' },
     memorySize: 1024,
     timeoutSeconds: 10,
   },

@@ -188,13 +188,14 @@ export class KairosFunction extends NodejsFunction {
   /**
    * Grant exactly `access` on a table (and its indexes) and tell the function
    * the table's physical name through the table definition's `envVar`.
-   * `read` never includes a write action.
+   * `read` never includes a write action; `write` never includes a read.
    */
   public bindTable(table: KairosTable, access: Access): this {
     if (this.boundTables.has(table.definition.id)) {
       throw new Error(`${this.node.id}: table ${table.definition.id} is already bound`);
     }
     if (access === 'read') table.table.grantReadData(this);
+    else if (access === 'write') table.table.grantWriteData(this);
     else if (access === 'readwrite') table.table.grantReadWriteData(this);
     else throw new Error(`${this.node.id}: unknown access "${String(access)}" on ${table.definition.id}`);
 
