@@ -7,8 +7,9 @@
  *    against our compiled CEL, same profile, same run (budget >= 20x);
  * 3. decide over HTTP on the local server against a bare GetItem of the
  *    same profile behind the same server (budget p50 ratio <= 1.3);
- * 4. DynamoDB requests per warm decision, counted by a middleware on the
- *    clients (budget exactly 1);
+ * 4. DynamoDB requests per warm decision, counted on every client (the
+ *    SDK's by a middleware, dynamo-lite's by its own counters; budget
+ *    exactly 1);
  * 5. the decide bundle as the CDK builds it (esbuild: ESM, minify, node24,
  *    platform node, AWS SDK bundled) and its module load time in a fresh
  *    node process (budgets 300 KB and 80 ms).
@@ -22,7 +23,7 @@
  * and then publishes the previous live catalog again (as a new version).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -43,6 +44,7 @@ export const BUDGETS = {
   httpP50Ratio: 1.3,
   requestsPerDecision: 1,
   bundleBytes: 300 * 1024,
+  otherBundleBytes: 500 * 1024,
   moduleLoadMs: 80,
 } as const;
 
@@ -69,6 +71,8 @@ export interface DecideBenchResult {
   readonly http?: { readonly decideP50Ms: number; readonly getItemP50Ms: number; readonly ratio: number; readonly decideP99Ms: number; readonly getItemP99Ms: number };
   readonly requestsPerDecision?: { readonly profileReads: number; readonly other: number; readonly byCommand: Record<string, number> };
   readonly bundle: { readonly bytes: number; readonly topInputs: readonly [string, number][] };
+  /** Every other function's bundle, bytes (budget 500 KB each). */
+  readonly otherBundles: Record<string, number>;
   readonly moduleLoadMs: number;
   readonly withinBudget: Record<string, boolean>;
 }
@@ -335,24 +339,48 @@ async function benchDomain(iterations: number) {
   };
 }
 
-async function benchBundle(): Promise<{ bytes: number; topInputs: [string, number][]; moduleLoadMs: number }> {
+/** The bundle of one function as the CDK builds it (infra/constructs/kairos-function.ts). */
+async function buildLikeCdk(entry: string, outfile: string) {
   const { build } = await import('esbuild');
+  return build({
+    entryPoints: [entry],
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node24',
+    mainFields: ['module', 'main'],
+    banner: { js: ESM_REQUIRE_BANNER },
+    outfile,
+    metafile: true,
+    logLevel: 'silent',
+  });
+}
+
+/** Bundle sizes of every function but decide. */
+async function benchOtherBundles(): Promise<Record<string, number>> {
+  const dir = mkdtempSync(join(tmpdir(), 'kairos-bundles-'));
+  try {
+    const sizes: Record<string, number> = {};
+    for (const name of readdirSync(join(ROOT, 'functions')).sort()) {
+      const entry = join(ROOT, 'functions', name, 'handler.ts');
+      if (name === 'decide' || !existsSync(entry)) continue;
+      const outfile = join(dir, name, 'index.mjs');
+      await buildLikeCdk(entry, outfile);
+      sizes[name] = statSync(outfile).size;
+    }
+    return sizes;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function benchBundle(): Promise<{ bytes: number; topInputs: [string, number][]; moduleLoadMs: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'kairos-decide-bundle-'));
   try {
     const outfile = join(dir, 'index.mjs');
-    const result = await build({
-      entryPoints: [DECIDE_ENTRY],
-      bundle: true,
-      minify: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node24',
-      mainFields: ['module', 'main'],
-      banner: { js: ESM_REQUIRE_BANNER },
-      outfile,
-      metafile: true,
-      logLevel: 'silent',
-    });
+    const result = await buildLikeCdk(DECIDE_ENTRY, outfile);
+    if (result.errors.length > 0) throw new Error('the decide bundle does not build');
     const bytes = statSync(outfile).size;
     const byPackage = new Map<string, number>();
     for (const output of Object.values(result.metafile.outputs)) {
@@ -395,7 +423,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
         'set DYNAMODB_ENDPOINT before shared/config.ts is first imported',
     );
   }
-  const { GetCommand, PutCommand } = await import('@aws-sdk/lib-dynamodb');
+  const { PutCommand } = await import('@aws-sdk/lib-dynamodb');
   const { dynamo } = await import('#shared/store/client.ts');
   const { ensureTables } = await import('#local/tables.ts');
   const { putWriteKey } = await import('#shared/store/keys.ts');
@@ -405,7 +433,9 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   const { userProfileKey } = await import('#shared/domain/stored-event.ts');
   const { startLocalServer } = await import('#local/server.ts');
   const { handler: decideHandler } = await import('../functions/decide/handler.ts');
-  const { decideDocumentClient, decideDynamo } = await import('../functions/decide/profile-read.ts');
+  const { decideLite } = await import('../functions/decide/profile-read.ts');
+  const { dynamoLite } = await import('#shared/store/dynamo-lite.ts');
+  const { documentClient } = await import('#shared/store/client.ts');
   const { basicAuth } = await import('../test/support/apigw.ts');
 
   await ensureTables(dynamo);
@@ -423,12 +453,12 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   state.traits = { firstName: ['Luis', t0], tier: ['gold', t0] };
   state.consent = { email: [true, t0] };
   const pk = userProfileKey(userId);
-  await decideDocumentClient.send(new PutCommand({ TableName: config.PROFILES_TABLE, Item: profileToItem(pk, state, 1) }));
+  await documentClient.send(new PutCommand({ TableName: config.PROFILES_TABLE, Item: profileToItem(pk, state, 1) }));
 
-  // The baseline: the same server, the same client, one GetItem of the same profile, nothing else.
+  // The baseline: the same server, the same client (decide's), one GetItem of the same profile, nothing else.
   const bareGetItem = async (_event: APIGatewayProxyEventV2) => {
-    const { Item } = await decideDocumentClient.send(new GetCommand({ TableName: config.PROFILES_TABLE, Key: { pk } }));
-    return { statusCode: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(Item ?? null) };
+    const item = await decideLite.getItem(config.PROFILES_TABLE, { pk });
+    return { statusCode: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(item ?? null) };
   };
   const unused = async () => ({ statusCode: 404, body: '' });
   const fn = (name: string, handler: (event: never, context: never) => unknown) => ({ name, handler: handler as never, timeoutSeconds: 10, memorySize: 1769 });
@@ -442,22 +472,27 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
     port: 0,
   });
 
+  // Requests on the decide side only: the SDK's shared client by a middleware, dynamo-lite's (decide's own, and
+  // the shared one of the write key and catalog reads) by their counters, read around each decide round.
   const commands = new Map<string, number>();
   let counting = false;
-  for (const client of [decideDynamo, dynamo]) {
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (counting) {
-          const input = args.input as { TableName?: string; RequestItems?: Record<string, unknown> };
-          const table = input.TableName ?? Object.keys(input.RequestItems ?? {}).join('+');
-          const key = `${String(context.commandName)} ${table}`;
-          commands.set(key, (commands.get(key) ?? 0) + 1);
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: `benchCount${client === dynamo ? 'Shared' : 'Decide'}` },
-    );
-  }
+  const add = (key: string, n = 1) => commands.set(key, (commands.get(key) ?? 0) + n);
+  dynamo.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (counting) {
+        const input = args.input as { TableName?: string; RequestItems?: Record<string, unknown> };
+        add(`SDK ${String(context.commandName)} ${input.TableName ?? Object.keys(input.RequestItems ?? {}).join('+')}`);
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'benchCountShared' },
+  );
+  const liteClients = [decideLite, dynamoLite()];
+  const liteSnapshot = () => liteClients.map((c) => new Map(c.counts));
+  const liteDelta = (before: Map<string, number>[]) =>
+    liteClients.forEach((c, i) => {
+      for (const [key, n] of c.counts) if (n - (before[i]?.get(key) ?? 0) > 0) add(key, n - (before[i]?.get(key) ?? 0));
+    });
 
   const decideBody = JSON.stringify({ userId, channel: 'web', placement: 'home_hero', limit: 3, context: { device: 'mobile' } });
   const headers = { authorization: basicAuth(secret), 'content-type': 'application/json' };
@@ -491,12 +526,16 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
       if (round % 2 === 1) sides.reverse();
       for (const [samples, call] of sides) {
         counting = call === callDecide;
+        const before = liteSnapshot();
         for (let i = 0; i < perRound; i++) {
           const started = performance.now();
           await call();
           samples.push(performance.now() - started);
         }
-        if (counting) decisions += perRound;
+        if (counting) {
+          liteDelta(before);
+          decisions += perRound;
+        }
         counting = false;
       }
     }
@@ -541,6 +580,7 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
   const machine = { load1: loadavg()[0] ?? 0, cores: availableParallelism() };
   const domain = await benchDomain(options.domainIterations ?? 5_000);
   const bundle = await benchBundle();
+  const otherBundles = await benchOtherBundles();
   const httpPart = withHttp ? await benchHttp(endpoint, domain.catalog.document, options.httpRequests ?? 600) : undefined;
 
   const withinBudget: Record<string, boolean> = {
@@ -548,6 +588,7 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
     rulesSpeedup: domain.rules.speedup >= BUDGETS.rulesSpeedup,
     bundle: bundle.bytes <= BUDGETS.bundleBytes,
     moduleLoad: bundle.moduleLoadMs <= BUDGETS.moduleLoadMs,
+    otherBundles: Object.values(otherBundles).every((bytes) => bytes <= BUDGETS.otherBundleBytes),
   };
   if (httpPart) {
     withinBudget.httpRatio = httpPart.http.ratio <= BUDGETS.httpP50Ratio;
@@ -579,6 +620,8 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
     `  bundle (esbuild, like CDK)   ${(bundle.bytes / 1024).toFixed(0)} KB (budget 300 KB: ${verdict(withinBudget.bundle as boolean)}); ` +
       `largest: ${bundle.topInputs.map(([k, v]) => `${k} ${(v / 1024).toFixed(0)} KB`).join(', ')}`,
     `  module load, fresh process   ${bundle.moduleLoadMs.toFixed(1)} ms (budget 80 ms: ${verdict(withinBudget.moduleLoad as boolean)})`,
+    `  other bundles                ${Object.entries(otherBundles).map(([name, bytes]) => `${name} ${(bytes / 1024).toFixed(0)} KB`).join(', ')} ` +
+      `(budget 500 KB each: ${verdict(withinBudget.otherBundles as boolean)})`,
   );
   console.log(lines.join('\n'));
 
@@ -588,6 +631,7 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
     rules: domain.rules,
     ...(httpPart ? { http: httpPart.http, requestsPerDecision: httpPart.requestsPerDecision } : {}),
     bundle: { bytes: bundle.bytes, topInputs: bundle.topInputs },
+    otherBundles,
     moduleLoadMs: bundle.moduleLoadMs,
     withinBudget,
   };

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { authenticateWriteKey } from '#http/auth.ts';
 import { ApiError } from '#http/errors.ts';
 import { httpHandler, logger } from '#http/middleware.ts';
-import { getLiveCatalog } from '#store/catalog.ts';
+import { getLiveCatalog } from '#store/catalog-live.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import { parseDecideRequest } from '#domain/decide/request.ts';
 import { emptyCatalog } from '#domain/decide/empty-catalog.ts';

@@ -1,19 +1,22 @@
 /**
- * The one read of a decision: the customer's profile (GetItem-equivalent
- * BatchGetItem of `u#userId` and `a#anonymousId`, joined in memory), under a
- * deadline. A slow or failing store must not turn into a slow or failed
- * decision: past the deadline, or on any store error, the caller decides in
- * degraded mode from the catalog's fallbacks.
+ * The one read of a decision: the customer's profile (one BatchGetItem of
+ * `u#userId` and `a#anonymousId`, joined in memory), under a deadline. A
+ * slow or failing store must not turn into a slow or failed decision: past
+ * the deadline, or on any store error, the caller decides in degraded mode
+ * from the catalog's fallbacks.
  *
- * This client is decide's own: short connection/request timeouts and a
- * single retry, where the shared client is tuned for writes that must land.
+ * It reads through dynamo-lite (shared/store/dynamo-lite.ts), not the SDK:
+ * decide's bundle and cold-start budgets. The join is the one of
+ * shared/store/profiles.ts `getProfileState` (which imports the SDK); a
+ * DynamoDB Local test holds the two to the same answers.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { config } from '#shared/config.ts';
-import { getProfileState, type ProfileLookup } from '#store/profiles.ts';
+import { anonymousProfileKey, userProfileKey } from '#domain/keys.ts';
+import { mergeProfiles } from '#domain/profile/apply.ts';
+import { parseProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
+import { DynamoLite, type Item } from '#store/dynamo-lite.ts';
 
 function envMs(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -32,31 +35,60 @@ function envMs(name: string, fallback: number, min: number, max: number): number
  */
 export const PROFILE_DEADLINE_MS = envMs('KAIROS_DECIDE_PROFILE_DEADLINE_MS', config.DYNAMODB_ENDPOINT ? 2_000 : 600, 20, 4_000);
 
-export const decideDynamo = new DynamoDBClient({
-  region: config.AWS_REGION,
-  ...(config.DYNAMODB_ENDPOINT
-    ? { endpoint: config.DYNAMODB_ENDPOINT, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
-    : {}),
-  maxAttempts: 2,
-  requestHandler: {
-    connectionTimeout: Math.min(250, PROFILE_DEADLINE_MS),
-    requestTimeout: Math.max(10, Math.floor(PROFILE_DEADLINE_MS / 2)),
-    // Abort the attempt (and let the one retry run) instead of only logging a warning.
-    throwOnRequestTimeout: true,
-  },
-});
+/** Decide's own client: the deadline above, one retry of a throttled or failed attempt within it. */
+export const decideLite = new DynamoLite({ timeoutMs: PROFILE_DEADLINE_MS, maxAttempts: 2 });
 
-export const decideDocumentClient = DynamoDBDocumentClient.from(decideDynamo, {
-  marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
-  unmarshallOptions: { wrapNumbers: false },
-});
+export interface ProfileLookup {
+  readonly userId?: string;
+  readonly anonymousId?: string;
+}
 
 export type ProfileRead =
   | { readonly ok: true; readonly view: ProfileView | undefined }
   | { readonly ok: false; readonly error: unknown };
 
-class DeadlineExceeded extends Error {
-  override readonly name = 'TimeoutError';
+type Stored = { kind: 'profile'; state: ProfileState } | { kind: 'tombstone'; mergedInto: string };
+
+/** A Profiles item as decide reads it (shared/store/profiles.ts `profileFromItem`). */
+function storedOf(item: Item | undefined): Stored | undefined {
+  if (!item || typeof item.pk !== 'string') return undefined;
+  if (item.kind === 'tombstone' && typeof item.mergedInto === 'string') return { kind: 'tombstone', mergedInto: item.mergedInto };
+  if (item.kind === 'profile' && typeof item.state === 'string') return { kind: 'profile', state: parseProfileState(item.state) };
+  return undefined;
+}
+
+/**
+ * The profile state of a customer (see shared/store/profiles.ts
+ * `getProfileState`): an anonymous profile not merged yet is merged in
+ * memory; a tombstone found for an anonymous-only lookup costs a second
+ * read. Undefined: a new customer.
+ */
+export async function readProfileState(lookup: ProfileLookup, lite: DynamoLite, deadlineMs: number): Promise<ProfileState | undefined> {
+  const deadline = Date.now() + deadlineMs;
+  const userKey = lookup.userId !== undefined ? userProfileKey(lookup.userId) : undefined;
+  const anonKey = lookup.anonymousId !== undefined ? anonymousProfileKey(lookup.anonymousId) : undefined;
+  const keys = [userKey, anonKey].filter((k): k is string => k !== undefined);
+  if (keys.length === 0) return undefined;
+  const items = await lite.batchGetItem(config.PROFILES_TABLE, [...new Set(keys)].map((pk) => ({ pk })), { timeoutMs: deadlineMs });
+  const byKey = new Map(items.map((i) => [String(i.pk), i]));
+  const user = userKey ? storedOf(byKey.get(userKey)) : undefined;
+  const anon = anonKey ? storedOf(byKey.get(anonKey)) : undefined;
+  if (user?.kind === 'profile') {
+    return anon?.kind === 'profile' ? mergeProfiles(user.state, anon.state) : user.state;
+  }
+  if (anon?.kind === 'profile') {
+    if (lookup.userId === undefined) return anon.state;
+    // Identified before the stream merged: the anonymous history, as the user's.
+    const { anonymousId: _anonymousId, ...rest } = anon.state;
+    return { ...rest, userId: lookup.userId, anonymousIds: [...anon.state.anonymousIds, lookup.anonymousId!] };
+  }
+  if (anon?.kind === 'tombstone' && lookup.userId === undefined) {
+    const key = userProfileKey(anon.mergedInto);
+    const [item] = await lite.batchGetItem(config.PROFILES_TABLE, [{ pk: key }], { timeoutMs: Math.max(1, deadline - Date.now()) });
+    const merged = storedOf(item);
+    return merged?.kind === 'profile' ? merged.state : undefined;
+  }
+  return undefined;
 }
 
 /**
@@ -68,18 +100,12 @@ export async function readProfile(
   lookup: ProfileLookup,
   now: Date,
   deadlineMs: number = PROFILE_DEADLINE_MS,
-  client: DynamoDBDocumentClient = decideDocumentClient,
+  lite: DynamoLite = decideLite,
 ): Promise<ProfileRead> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeadlineExceeded(`profile read exceeded ${deadlineMs} ms`)), deadlineMs);
-  });
   try {
-    const state = await Promise.race([getProfileState(lookup, { client }), deadline]);
+    const state = await readProfileState(lookup, lite, deadlineMs);
     return { ok: true, view: state ? toProfileView(state, now) : undefined };
   } catch (error) {
     return { ok: false, error };
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -12,7 +12,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { ApiError } from './errors.ts';
 import type { HttpRequest } from './middleware.ts';
 import { config } from '../config.ts';
-import { findWriteKey, type WriteKeyRecord } from '../store/keys.ts';
+import { findWriteKey, type WriteKeyRecord } from '../store/write-key-read.ts';
 
 export interface SourceIdentity {
   /** Stable id of the source (the write key's id): the scope of messageId deduplication. */

@@ -7,7 +7,12 @@
  *                              versions are unique and monotonic;
  * - `CATALOG#<n>`, `CHUNK#<i>` `{data: Binary}`: the gzip'd source text,
  *                              split in chunks well under DynamoDB's 400 KB;
+ * - `CATALOG#<n>`, `DOC#<i>`   `{data: Binary}`: the validated, normalised
+ *                              document (the schema's output, JSON, gzip'd),
+ *                              what the live cache compiles without parsing
+ *                              YAML or validating again (catalog-live.ts);
  * - `CATALOG#<n>`, `META`     `{version, chunks, bytes, sha256, format,
+ *                              documentChunks, documentSha256, documentFormat,
  *                              createdAt, principal, actions}`: written after
  *                              the chunks, it marks the version complete;
  * - `CATALOG`, `LIVE`         `{version, updatedAt}`: the live pointer, moved
@@ -17,15 +22,15 @@
  *                              pointer never names an incomplete version.
  *
  * Nothing is stored unless the whole catalog is valid (`publishCatalog`
- * validates before writing). The cache (`getLiveCatalog`) checks the
- * pointer at most every 5 s, stale-while-revalidate: a warm caller never
- * waits for the check; a new version is compiled once per process.
+ * validates before writing). The process cache of the live compiled catalog
+ * (`getLiveCatalog`, re-exported here) is shared/store/catalog-live.ts: it
+ * reads through dynamo-lite and compiles the stored document, so the decide
+ * function imports it without this module's SDK and validator.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { Logger } from '@aws-lambda-powertools/logger';
 import {
   BatchWriteCommand,
   GetCommand,
@@ -36,21 +41,40 @@ import {
 import { config } from '../config.ts';
 import type { CatalogProblem, CompiledCatalog } from '../domain/catalog/compiled.ts';
 import { loadCatalog } from '../domain/catalog/load.ts';
+import type { CatalogDocument } from '../domain/catalog/schema.ts';
+import {
+  CATALOG_PK,
+  COUNTER_SK,
+  DOCUMENT_FORMAT,
+  LIVE_SK,
+  META_SK,
+  chunkSk,
+  documentChunkSk,
+  primeCatalogCache,
+  versionPk,
+} from './catalog-live.ts';
 import { documentClient } from './client.ts';
 
-const logger = new Logger({ serviceName: 'kairos-catalog' });
-
-export const CATALOG_PK = 'CATALOG';
-export const LIVE_SK = 'LIVE';
-export const COUNTER_SK = 'COUNTER';
-export const META_SK = 'META';
-export const versionPk = (version: number): string => `CATALOG#${version}`;
-export const chunkSk = (index: number): string => `CHUNK#${String(index).padStart(5, '0')}`;
+export {
+  CATALOG_PK,
+  COUNTER_SK,
+  DOCUMENT_FORMAT,
+  LIVE_SK,
+  META_SK,
+  REFRESH_INTERVAL_MS,
+  chunkSk,
+  documentChunkSk,
+  getLiveCatalog,
+  peekLiveCatalog,
+  primeCatalogCache,
+  readCatalogDocument,
+  refreshLiveCatalog,
+  resetCatalogCache,
+  versionPk,
+} from './catalog-live.ts';
 
 /** Bytes of gzip'd text per chunk item (DynamoDB items are limited to 400 KB). */
 export const DEFAULT_CHUNK_BYTES = 350_000;
-/** How often a warm process checks the live pointer. */
-export const REFRESH_INTERVAL_MS = 5_000;
 /** The demo catalog of the seed scenarios. */
 export const DEMO_CATALOG_PATH = fileURLToPath(new URL('../../catalog/demo.yaml', import.meta.url));
 
@@ -129,26 +153,44 @@ async function batchPut(client: DynamoDBDocumentClient, table: string, items: Re
   }
 }
 
+/** gzip'd bytes split into `{pk, sk, data}` chunk items. */
+function chunkItems(pk: string, sk: (i: number) => string, text: string, chunkBytes: number): Record<string, unknown>[] {
+  const zipped = gzipSync(Buffer.from(text, 'utf8'), { level: 6 });
+  const items: Record<string, unknown>[] = [];
+  for (let offset = 0, i = 0; offset < zipped.length || i === 0; offset += chunkBytes, i++) {
+    items.push({ pk, sk: sk(i), data: new Uint8Array(zipped.subarray(offset, offset + chunkBytes)) });
+  }
+  return items;
+}
+
 /**
- * Store a catalog text as a new version and move the live pointer to it.
- * The caller has validated it (publishCatalog does); the pointer only moves
- * forward. With `onlyIfNone`, the pointer is set only if no catalog is live.
+ * Store a catalog text as a new version, with its normalised document, and
+ * move the live pointer to it. The caller has validated it (publishCatalog
+ * does, and passes the document); without `document` the text is validated
+ * here and an invalid one throws. The pointer only moves forward. With
+ * `onlyIfNone`, the pointer is set only if no catalog is live.
  */
 export async function storeCatalogVersion(
   text: string,
   format: 'json' | 'yaml',
-  meta: { principal?: string; actions?: number; onlyIfNone?: boolean } = {},
+  meta: { principal?: string; actions?: number; onlyIfNone?: boolean; document?: CatalogDocument } = {},
   options?: CatalogStoreOptions,
 ): Promise<{ version: number; live: boolean; liveVersion: number; chunks: number }> {
   const { client, table, chunkBytes } = resolve(options);
-  const version = await allocateVersion(client, table);
-  const zipped = gzipSync(Buffer.from(text, 'utf8'), { level: 6 });
-  const chunks: Record<string, unknown>[] = [];
-  for (let offset = 0, i = 0; offset < zipped.length || i === 0; offset += chunkBytes, i++) {
-    chunks.push({ pk: versionPk(version), sk: chunkSk(i), data: new Uint8Array(zipped.subarray(offset, offset + chunkBytes)) });
+  let document = meta.document;
+  let actions = meta.actions;
+  if (!document) {
+    const checked = loadCatalog(text, format);
+    if (!checked.ok) throw new Error(`refusing to store an invalid catalog: ${checked.problems[0]?.path}: ${checked.problems[0]?.message}`);
+    document = checked.source;
+    actions ??= checked.catalog.actions.length;
   }
+  const documentJson = JSON.stringify(document);
+  const version = await allocateVersion(client, table);
+  const chunks = chunkItems(versionPk(version), chunkSk, text, chunkBytes);
+  const documentChunks = chunkItems(versionPk(version), documentChunkSk, documentJson, chunkBytes);
   const createdAt = new Date().toISOString();
-  await batchPut(client, table, chunks);
+  await batchPut(client, table, [...chunks, ...documentChunks]);
   await batchPut(client, table, [
     {
       pk: versionPk(version),
@@ -158,9 +200,12 @@ export async function storeCatalogVersion(
       bytes: Buffer.byteLength(text, 'utf8'),
       sha256: sha256(text),
       format,
+      documentFormat: DOCUMENT_FORMAT,
+      documentChunks: documentChunks.length,
+      documentSha256: sha256(documentJson),
       createdAt,
       ...(meta.principal ? { principal: meta.principal } : {}),
-      ...(meta.actions !== undefined ? { actions: meta.actions } : {}),
+      ...(actions !== undefined ? { actions } : {}),
     },
   ]);
   try {
@@ -228,87 +273,6 @@ export async function readLiveCatalog(options?: CatalogStoreOptions): Promise<St
 }
 
 // ---------------------------------------------------------------------------
-// Process-wide cache of the live compiled catalog.
-
-interface CacheState {
-  catalog?: CompiledCatalog;
-  /** The pointer was read at least once (so "no catalog published" is known, not unknown). */
-  loaded?: boolean;
-  /** When the pointer was last checked (ms). */
-  checkedAt: number;
-  refreshing?: Promise<CompiledCatalog | undefined>;
-}
-
-const cache: CacheState = { checkedAt: 0 };
-
-/** Forget the cached catalog (tests; or to force a synchronous reload). */
-export function resetCatalogCache(): void {
-  cache.catalog = undefined;
-  cache.loaded = false;
-  cache.checkedAt = 0;
-  cache.refreshing = undefined;
-}
-
-/** The cached live catalog without any I/O (undefined before the first load). */
-export function peekLiveCatalog(): CompiledCatalog | undefined {
-  return cache.catalog;
-}
-
-/** Put a compiled catalog in this process's cache (after publishing it here). */
-export function primeCatalogCache(catalog: CompiledCatalog, now = Date.now()): void {
-  if (!cache.catalog || catalog.version >= cache.catalog.version) cache.catalog = catalog;
-  cache.checkedAt = now;
-}
-
-async function refresh(options?: CatalogStoreOptions): Promise<CompiledCatalog | undefined> {
-  const version = await readLiveVersion(options);
-  cache.loaded = true;
-  if (version === undefined) return cache.catalog;
-  if (cache.catalog?.version === version) return cache.catalog;
-  const stored = await readCatalogVersion(version, options);
-  if (!stored) throw new Error(`live catalog version ${version} is missing`);
-  const result = loadCatalog(stored.text, stored.format, { version });
-  if (!result.ok) {
-    throw new Error(`live catalog version ${version} does not compile: ${result.problems[0]?.path}: ${result.problems[0]?.message}`);
-  }
-  if (!cache.catalog || version > cache.catalog.version) cache.catalog = result.catalog;
-  logger.info('catalog loaded', { version, actions: result.catalog.actions.length });
-  return cache.catalog;
-}
-
-function startRefresh(now: number, options?: CatalogStoreOptions): Promise<CompiledCatalog | undefined> {
-  if (cache.refreshing) return cache.refreshing;
-  cache.checkedAt = now;
-  const p = refresh(options).finally(() => {
-    if (cache.refreshing === p) cache.refreshing = undefined;
-  });
-  cache.refreshing = p;
-  return p;
-}
-
-/**
- * The live compiled catalog. Cold (nothing cached): waits for the store and
- * throws on a store fault. Warm: returns the cached catalog at once and, when
- * the last check is older than REFRESH_INTERVAL_MS, checks the pointer in the
- * background (a failure keeps the cached catalog and is logged).
- * Undefined when no catalog was ever published (also cached: checked again
- * in the background like a version change).
- */
-export async function getLiveCatalog(now = Date.now(), options?: CatalogStoreOptions): Promise<CompiledCatalog | undefined> {
-  if (!cache.catalog && !cache.loaded) return startRefresh(now, options);
-  if (now - cache.checkedAt >= REFRESH_INTERVAL_MS) {
-    startRefresh(now, options).catch((error: unknown) => logger.warn('catalog refresh failed; serving the cached version', { error: error as Error }));
-  }
-  return cache.catalog;
-}
-
-/** Wait for the live catalog to be current (admin simulate, the profile function at batch start). */
-export async function refreshLiveCatalog(options?: CatalogStoreOptions): Promise<CompiledCatalog | undefined> {
-  if (cache.refreshing) await cache.refreshing.catch(() => undefined);
-  return startRefresh(Date.now(), options);
-}
-
-// ---------------------------------------------------------------------------
 
 /** Validate, then store and make live. Nothing is written for an invalid catalog. */
 export async function publishCatalog(
@@ -319,11 +283,34 @@ export async function publishCatalog(
 ): Promise<PublishResult> {
   const checked = loadCatalog(text, format);
   if (!checked.ok) return { ok: false, problems: checked.problems };
-  const stored = await storeCatalogVersion(text, format, { ...meta, actions: checked.catalog.actions.length }, options);
-  const result = loadCatalog(text, format, { version: stored.version });
-  if (!result.ok) return { ok: false, problems: result.problems };
-  if (stored.live && !options?.client) primeCatalogCache(result.catalog);
-  return { ok: true, version: stored.version, live: stored.live, liveVersion: stored.liveVersion, catalog: result.catalog };
+  const stored = await storeCatalogVersion(
+    text,
+    format,
+    { ...meta, actions: checked.catalog.actions.length, document: checked.source },
+    options,
+  );
+  const catalog: CompiledCatalog = { ...checked.catalog, version: stored.version };
+  if (stored.live && !options?.client) primeCatalogCache(catalog);
+  return { ok: true, version: stored.version, live: stored.live, liveVersion: stored.liveVersion, catalog };
+}
+
+/**
+ * A live version stored before versions kept their normalised document
+ * cannot be loaded by the live cache: store its text again (validated) as a
+ * new version. Returns the new version, or undefined when nothing was needed.
+ */
+export async function storeMissingDocument(version: number, options?: CatalogStoreOptions): Promise<number | undefined> {
+  const { client, table } = resolve(options);
+  const { Item } = await client.send(
+    new GetCommand({ TableName: table, Key: { pk: versionPk(version), sk: META_SK }, ConsistentRead: true }),
+  );
+  if (!Item || Item.documentFormat === DOCUMENT_FORMAT) return undefined;
+  const stored = await readCatalogVersion(version, options);
+  if (!stored) return undefined;
+  const principal = typeof Item.principal === 'string' ? Item.principal : 'unknown';
+  const result = await publishCatalog(stored.text, stored.format, { principal: `${principal} (document stored)` }, options);
+  if (!result.ok) throw new Error(`live catalog version ${version} no longer validates: ${result.problems[0]?.path}: ${result.problems[0]?.message}`);
+  return result.version;
 }
 
 export function formatOfPath(path: string): 'json' | 'yaml' {
@@ -342,6 +329,10 @@ export async function ensureCatalogLoaded(
 ): Promise<{ status: 'loaded' | 'kept'; version: number; actions: number; message: string }> {
   const live = await readLiveVersion(options);
   if (live !== undefined) {
+    const upgraded = await storeMissingDocument(live, options);
+    if (upgraded !== undefined) {
+      return { status: 'kept', version: upgraded, actions: -1, message: `catalog v${live} kept, stored again as v${upgraded} with its normalised document` };
+    }
     return { status: 'kept', version: live, actions: -1, message: `catalog v${live} kept (already stored)` };
   }
   const text = await readFile(path, 'utf8');

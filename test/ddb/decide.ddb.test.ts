@@ -1,15 +1,14 @@
 /**
  * The decide handler on DynamoDB Local: one DynamoDB call per warm
- * decision, the profile joined from userId and anonymousId, a degraded
- * decision when the store fails or is slow (faults injected with
- * aws-sdk-client-mock, which DynamoDB Local cannot produce), bad input
- * answered with a 4xx and never a 500, and simulate for operators only.
+ * decision, the profile joined from userId and anonymousId (as the store's
+ * getProfileState joins it), a degraded decision when the store fails or is
+ * slow (faults DynamoDB Local cannot produce, injected into decide's
+ * dynamo-lite client), bad input answered with a 4xx and never a 500, and
+ * simulate for operators only.
  */
-import { InternalServerError, ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 vi.hoisted(() => {
   process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
@@ -24,11 +23,14 @@ vi.hoisted(() => {
 
 import { handler } from '../../functions/decide/handler.ts';
 import { handler as adminHandler } from '../../functions/admin/handler.ts';
-import { decideDynamo } from '../../functions/decide/profile-read.ts';
+import { PROFILE_DEADLINE_MS, decideLite, readProfileState } from '../../functions/decide/profile-read.ts';
 import { dynamo, documentClient } from '#store/client.ts';
+import { dynamoLite } from '#store/dynamo-lite.ts';
+import { freePort } from '#local/dynamodb.ts';
+import { getProfileState } from '#store/profiles.ts';
 import { putWriteKey } from '#store/keys.ts';
 import { publishCatalog } from '#store/catalog.ts';
-import { profileToItem } from '#store/profiles.ts';
+import { profileToItem, tombstoneToItem } from '#store/profiles.ts';
 import { config } from '#shared/config.ts';
 import { emptyProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { anonymousProfileKey, userProfileKey } from '#domain/stored-event.ts';
@@ -74,16 +76,23 @@ function state(identity: { userId?: string; anonymousId?: string }, edit: (s: Pr
 
 const t0 = Date.parse('2026-01-01T00:00:00Z');
 
-/** Count every DynamoDB request sent by the shared client and decide's own. */
-const sent: string[] = [];
-for (const client of [decideDynamo, dynamo]) {
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      sent.push(String(context.commandName));
-      return next(args);
-    },
-    { step: 'initialize', name: 'countRequests' },
-  );
+/** Every DynamoDB request: the SDK's shared client, and both dynamo-lite clients (decide's, and the shared one of auth and the catalog). */
+const sdkSent: string[] = [];
+dynamo.middlewareStack.add(
+  (next, context) => async (args) => {
+    sdkSent.push(String(context.commandName));
+    return next(args);
+  },
+  { step: 'initialize', name: 'countRequests' },
+);
+function resetSent(): void {
+  sdkSent.length = 0;
+  decideLite.resetCounts();
+  dynamoLite().resetCounts();
+}
+function sent(): string[] {
+  const lite = [...decideLite.counts, ...dynamoLite().counts].flatMap(([name, n]) => Array.from({ length: n }, () => name.split(' ')[0] as string));
+  return [...sdkSent, ...lite];
 }
 
 beforeAll(async () => {
@@ -124,13 +133,14 @@ async function post(body: unknown, headers: Record<string, string> = { authoriza
 describe('decide on DynamoDB Local', () => {
   it('a warm decision makes exactly one DynamoDB request, and writes nothing', async () => {
     await post({ userId: LUIS, channel: 'email' }); // warms the write key cache
-    sent.length = 0;
+    resetSent();
     const reply = await post({ userId: LUIS, channel: 'email' });
     expect(reply.status).toBe(200);
-    expect(sent).toEqual(['BatchGetItemCommand']);
-    sent.length = 0;
+    expect(sent()).toEqual(['BatchGetItem']);
+    expect([...decideLite.counts.keys()]).toEqual([`BatchGetItem ${config.PROFILES_TABLE}`]);
+    resetSent();
     await post({ userId: LUIS, anonymousId: ANON, channel: 'web', placement: 'home_hero' });
-    expect(sent).toEqual(['BatchGetItemCommand']);
+    expect(sent()).toEqual(['BatchGetItem']);
   });
 
   it('decides on the stored profile: rendered content, segments, a decodable decisionId', async () => {
@@ -165,25 +175,51 @@ describe('decide on DynamoDB Local', () => {
   });
 });
 
-describe('decide when the store fails', () => {
-  // Installed here, not at collection: the suites above run on the real DynamoDB Local.
-  let ddb: ReturnType<typeof mockClient>;
-  beforeAll(() => {
-    ddb = mockClient(DynamoDBDocumentClient);
+describe('the profile read joins identities as the store does', () => {
+  it('user, anonymous, both, identified before the merge, merged (tombstone), unknown', async () => {
+    const merged = `merged-${run}`;
+    const owner = `owner-${run}`;
+    await documentClient.send(new PutCommand({ TableName: config.PROFILES_TABLE, Item: tombstoneToItem(merged, owner, 1, t0) }));
+    const ownerState = state({ userId: owner }, (s) => {
+      s.traits = { firstName: ['Ana', t0] };
+    });
+    await documentClient.send(new PutCommand({ TableName: config.PROFILES_TABLE, Item: profileToItem(userProfileKey(owner), ownerState, 1) }));
+    const lookups = [
+      { userId: LUIS },
+      { anonymousId: ANON },
+      { userId: LUIS, anonymousId: ANON },
+      { userId: `new-${run}`, anonymousId: ANON },
+      { anonymousId: merged },
+      { userId: owner, anonymousId: merged },
+      { userId: `nobody-${run}` },
+      {},
+    ];
+    for (const lookup of lookups) {
+      const expected = await getProfileState(lookup);
+      expect({ lookup, state: await readProfileState(lookup, decideLite, PROFILE_DEADLINE_MS) }).toEqual({ lookup, state: expected });
+    }
   });
-  afterEach(() => ddb.reset());
-  afterAll(() => ddb.restore());
+});
 
-  const knownKey = () =>
-    ddb.on(GetCommand).resolves({ Item: { keyId: 'src-decide', name: 'decide tests', createdAt: '2026-11-23T00:00:00.000Z' } });
+describe('decide when the store fails', () => {
+  // Faults go to decide's own client only: the write key is still read from DynamoDB Local.
+  afterEach(() => decideLite.setTransport(undefined));
+
+  const answer = (status: number, type: string): typeof fetch => async () =>
+    new Response(JSON.stringify({ __type: `com.amazonaws.dynamodb.v20120810#${type}`, message: 'injected' }), { status });
 
   it.each([
-    ['a 500', () => new InternalServerError({ message: 'boom', $metadata: { httpStatusCode: 500 } })],
-    ['throttling', () => new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: { httpStatusCode: 400 } })],
-    ['a refused connection', () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8000'), { code: 'ECONNREFUSED' })],
+    ['a 500', async () => answer(500, 'InternalServerError')],
+    ['throttling', async () => answer(400, 'ProvisionedThroughputExceededException')],
+    [
+      'a refused connection',
+      async (): Promise<typeof fetch> => {
+        const closed = await freePort();
+        return (_input, init) => fetch(`http://127.0.0.1:${closed}/`, init);
+      },
+    ],
   ])('%s → 200 with a degraded decision from the fallbacks', async (_what, fault) => {
-    knownKey();
-    ddb.on(BatchGetCommand).rejects(fault());
+    decideLite.setTransport(await fault());
     const web = await post({ userId: LUIS, channel: 'web', placement: 'home_hero' });
     expect(web.status).toBe(200);
     expect(web.body).toMatchObject({ degraded: true, fallback: true, actions: [{ actionId: 'welcome' }] });
@@ -194,8 +230,17 @@ describe('decide when the store fails', () => {
   });
 
   it('a profile read slower than the deadline → a degraded decision within the budget', async () => {
-    knownKey();
-    ddb.on(BatchGetCommand).callsFake(() => new Promise((resolve) => setTimeout(() => resolve({ Responses: {} }), 3_000)));
+    // Answers after 3 s unless aborted, like a store that hangs.
+    decideLite.setTransport(
+      (_input, init) =>
+        new Promise<Response>((resolve, reject) => {
+          const timer = setTimeout(() => resolve(new Response(JSON.stringify({ Responses: {} }), { status: 200 })), 3_000);
+          init?.signal?.addEventListener('abort', () => {
+            clearTimeout(timer);
+            reject(init.signal?.reason);
+          });
+        }),
+    );
     const started = performance.now();
     const reply = await post({ userId: LUIS, channel: 'web', placement: 'home_hero' });
     const elapsed = performance.now() - started;

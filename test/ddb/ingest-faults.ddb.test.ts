@@ -1,16 +1,18 @@
 /**
  * Store faults DynamoDB Local cannot produce (throttling, timeouts, 5xx,
- * refused connections), injected with aws-sdk-client-mock: the client gets
- * 429/503 with Retry-After, and never a 200 for a half-written request.
+ * refused connections), injected with aws-sdk-client-mock into the SDK
+ * (writes) and into dynamo-lite's transport (the write-key lookup): the
+ * client gets 429/503 with Retry-After, and never a 200 for a half-written
+ * request.
  */
 import {
   InternalServerError,
   ProvisionedThroughputExceededException,
   TransactionCanceledException,
 } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 vi.hoisted(() => {
   // The faults below are expected: keep their warnings out of the test output.
@@ -24,17 +26,28 @@ vi.hoisted(() => {
 
 import { handler } from '../../functions/ingest/handler.ts';
 import { clearWriteKeyCache } from '#http/auth.ts';
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { marshall } from '@aws-sdk/util-dynamodb';
+import { config } from '#shared/config.ts';
+import { dynamo } from '#store/client.ts';
+import { writeKeyItemKey } from '#store/keys.ts';
+import { dynamoLite } from '#store/dynamo-lite.ts';
+import { freePort } from '#local/dynamodb.ts';
 import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
 
 const KEY = 'wk_ingest_faults';
 const ddb = mockClient(DynamoDBDocumentClient);
 
-beforeEach(() => {
-  ddb.on(GetCommand).resolves({ Item: { keyId: 'src-faults', name: 'faults', createdAt: '2026-11-23T00:00:00.000Z' } });
+beforeAll(async () => {
+  // The key is read from DynamoDB Local (dynamo-lite); only the writes below meet injected faults.
+  // Stored with the plain client: the DocumentClient is mocked.
+  const item = { ...writeKeyItemKey(KEY), keyId: 'src-faults', name: 'faults', createdAt: '2026-11-23T00:00:00.000Z' };
+  await dynamo.send(new PutItemCommand({ TableName: config.CONTROL_TABLE, Item: marshall(item) }));
 });
 
 afterEach(() => {
   ddb.reset();
+  dynamoLite().setTransport(undefined);
   clearWriteKeyCache();
 });
 
@@ -96,7 +109,8 @@ describe('ingest when the store fails', () => {
   });
 
   it('a write-key lookup failing is a 503, not a 401', async () => {
-    ddb.on(GetCommand).rejects(refused());
+    const closed = await freePort();
+    dynamoLite().setTransport((_input, init) => fetch(`http://127.0.0.1:${closed}/`, init));
     const reply = await send('batch', { batch: [track(1)] });
     expect(reply.status).toBe(503);
   });

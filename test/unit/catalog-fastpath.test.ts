@@ -4,7 +4,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compileRule, createRuleVariables } from '../../shared/domain/catalog/rules.ts';
+import { compileRule, createRuleVariables, evaluateRule } from '../../shared/domain/catalog/rules.ts';
+import { MissingKey } from '../../shared/domain/catalog/fastpath.ts';
 import type { RuleVariables } from '../../shared/domain/catalog/compiled.ts';
 import { NOW, makeView } from './catalog-support.ts';
 
@@ -31,6 +32,8 @@ const EXPRESSIONS = [
   'visitsToday > 3.0 && preferredChannel == channel',
   'profile.stats.visitsToday > profile.traits.age',
   'profile.traits.tags == profile.traits.tags',
+  'profile.scores.churnRisk > 0.5 || !(profile.traits.absent == 1)',
+  '!(profile.traits.missing > 1.0 && profile.traits.age > 100)',
 ];
 
 const value = fc.oneof(
@@ -43,9 +46,11 @@ const value = fc.oneof(
   fc.dictionary(fc.constantFrom('k', 'j', 'VIP'), fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constant(null), fc.string({ maxLength: 2 })), { maxKeys: 2 }),
 );
 
+/** A value, or 'error' where cel-js throws (the fast path returns a missing key as a MissingKey instead). */
 function outcome(run: (vars: RuleVariables) => unknown, vars: RuleVariables): unknown {
   try {
-    return { value: run(vars) };
+    const value = run(vars);
+    return value instanceof MissingKey ? 'error' : { value };
   } catch {
     return 'error';
   }
@@ -57,7 +62,7 @@ describe('CEL fast path', () => {
       const fast = compileRule(source, 'x');
       const slow = compileRule(source, 'x', 'bool', { fastPath: false });
       if (!fast.ok || !slow.ok) throw new Error(`${source} does not compile`);
-      return { source, fast: fast.rule.run, slow: slow.rule.run };
+      return { source, fast: fast.rule, slow: slow.rule };
     });
     fc.assert(
       fc.property(
@@ -74,11 +79,24 @@ describe('CEL fast path', () => {
           });
           const vars = createRuleVariables({ profile: view, context, channel: 'push', now: NOW });
           for (const { source, fast, slow } of pairs) {
-            expect({ source, outcome: outcome(fast, vars) }).toEqual({ source, outcome: outcome(slow, vars) });
+            expect({ source, outcome: outcome(fast.run, vars) }).toEqual({ source, outcome: outcome(slow.run, vars) });
+            expect({ source, match: evaluateRule(fast, vars) }).toEqual({ source, match: evaluateRule(slow, vars) });
           }
         },
       ),
       { numRuns: 400 },
     );
+  });
+
+  it('a field the profile lacks is a no-match, returned as a value and not thrown', () => {
+    const compiled = compileRule('profile.scores.churnRisk > 0.5', 'x');
+    if (!compiled.ok) throw new Error('does not compile');
+    const vars = createRuleVariables({ profile: makeView({}), now: NOW });
+    const value = compiled.rule.run(vars);
+    expect(value).toBeInstanceOf(MissingKey);
+    expect((value as MissingKey).message).toBe('No such key: churnRisk');
+    expect(evaluateRule(compiled.rule, vars)).toBe(false);
+    expect(compiled.rule.failures).toBe(1);
+    expect(compiled.rule.lastError).toBe('No such key: churnRisk');
   });
 });

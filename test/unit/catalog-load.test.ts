@@ -335,3 +335,25 @@ describe('hostile input', () => {
     expect(refused(minimal({ actions: [action('a1', { fallbacks: { 'profile.__proto__.x': 'y' } })] }))[0]?.path).toBe('actions[0].fallbacks');
   });
 });
+
+describe('the stored normalised document', () => {
+  it('compiles, after a JSON round trip and without the validator, to the catalog the validator gave', async () => {
+    const { compileDocument } = await import('../../shared/domain/catalog/compile.ts');
+    const { readFileSync } = await import('node:fs');
+    const text = readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8');
+    const loaded = loadCatalog(text, 'yaml', { version: 3 });
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems.slice(0, 3)));
+    const compiled = compileDocument(JSON.parse(JSON.stringify(loaded.source)), { version: 3 });
+    if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems.slice(0, 3)));
+    expect(compiled.catalog.hash).toBe(loaded.catalog.hash);
+    expect(compiled.catalog.actions.map((a) => a.id)).toEqual(loaded.catalog.actions.map((a) => a.id));
+    expect(compiled.source).toEqual(loaded.source);
+  });
+
+  it("decide's empty catalog is the schema's normalised empty document", async () => {
+    const { catalogSchema } = await import('../../shared/domain/catalog/schema.ts');
+    const { EMPTY_CATALOG_DOCUMENT, emptyCatalog } = await import('../../shared/domain/decide/empty-catalog.ts');
+    expect(EMPTY_CATALOG_DOCUMENT).toEqual(catalogSchema.parse({}));
+    expect(emptyCatalog().actions).toEqual([]);
+  });
+});

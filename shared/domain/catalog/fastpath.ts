@@ -12,6 +12,14 @@
  * by cel-js instead. `&&`/`||` keep CEL's error absorption (`false && error`
  * is false). An expression with any other construct (arithmetic, methods,
  * macros such as `exists`) is always evaluated by cel-js.
+ *
+ * A field missing from the profile or context (`profile.scores.churnRisk`
+ * for a new customer) is CEL's "no such key" error. It is common — most
+ * rules meet some customer without the field — so it is not thrown (a throw
+ * costs microseconds): the closures return it as a value (`MissingKey`),
+ * which propagates like CEL's error values and is absorbed by `&&`/`||`
+ * exactly as cel-js absorbs its thrown error. The runner returns it, and
+ * evaluateRule treats it as cel-js's error: no match, counted as a failure.
  */
 import type { ASTNode } from '@marcbachmann/cel-js';
 import type { RuleProfile, RuleVariables } from './compiled.ts';
@@ -19,12 +27,19 @@ import type { RuleProfile, RuleVariables } from './compiled.ts';
 /** Thrown when a value is outside the fast path: evaluate with cel-js instead. */
 export const UNSUPPORTED: unique symbol = Symbol('cel-fast-path-unsupported');
 
-class NoSuchKey extends Error {
+/**
+ * CEL's "no such key" error as a value (no stack trace, never thrown): what
+ * a rule gives when it reads a field the profile or context does not have.
+ */
+export class MissingKey {
   readonly code = 'no_such_key';
-  constructor(key: string) {
-    super(`No such key: ${key}`);
+  constructor(readonly key: string) {}
+  get message(): string {
+    return `No such key: ${this.key}`;
   }
 }
+
+const isMissing = (v: unknown): v is MissingKey => v instanceof MissingKey;
 
 type Fn = (vars: RuleVariables) => unknown;
 
@@ -42,10 +57,10 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 function field(obj: unknown, key: string): unknown {
+  if (isMissing(obj)) return obj;
   if (!isPlainObject(obj)) throw UNSUPPORTED;
   const value = Object.hasOwn(obj, key) ? obj[key] : undefined;
-  if (value === undefined) throw new NoSuchKey(key);
-  return value;
+  return value === undefined ? new MissingKey(key) : value;
 }
 
 const isNumber = (v: unknown): v is number | bigint => typeof v === 'number' || typeof v === 'bigint';
@@ -64,31 +79,34 @@ function asBool(v: unknown): boolean {
   throw UNSUPPORTED;
 }
 
-/** CEL `&&`: false wins over an error on either side. */
+/**
+ * CEL `&&`: false wins over an error on either side. A value outside the
+ * fast path (UNSUPPORTED) on either side hands the whole rule to cel-js.
+ */
 function and(l: Fn, r: Fn): Fn {
   return (vars) => {
-    let left: boolean;
-    try {
-      left = asBool(l(vars));
-    } catch (error) {
-      if (asBool(r(vars)) === false) return false;
-      throw error;
-    }
-    return left ? asBool(r(vars)) : false;
+    const left = l(vars);
+    if (left === false) return false;
+    const right = r(vars);
+    if (left === true) return isMissing(right) ? right : asBool(right);
+    if (!isMissing(left)) throw UNSUPPORTED;
+    if (right === false) return false;
+    if (right !== true && !isMissing(right)) throw UNSUPPORTED;
+    return left;
   };
 }
 
 /** CEL `||`: true wins over an error on either side. */
 function or(l: Fn, r: Fn): Fn {
   return (vars) => {
-    let left: boolean;
-    try {
-      left = asBool(l(vars));
-    } catch (error) {
-      if (asBool(r(vars)) === true) return true;
-      throw error;
-    }
-    return left ? true : asBool(r(vars));
+    const left = l(vars);
+    if (left === true) return true;
+    const right = r(vars);
+    if (left === false) return isMissing(right) ? right : asBool(right);
+    if (!isMissing(left)) throw UNSUPPORTED;
+    if (right === true) return true;
+    if (right !== false && !isMissing(right)) throw UNSUPPORTED;
+    return left;
   };
 }
 
@@ -97,14 +115,8 @@ function literalString(node: ASTNode | undefined): string | undefined {
 }
 
 function timeOf(fn: Fn, vars: RuleVariables): number | undefined {
-  let value: unknown;
-  try {
-    value = fn(vars);
-  } catch (error) {
-    if (error instanceof NoSuchKey) return undefined;
-    throw error;
-  }
-  if (value === null) return undefined;
+  const value = fn(vars);
+  if (value === null || isMissing(value)) return undefined;
   if (typeof value !== 'string') throw UNSUPPORTED;
   const t = Date.parse(value);
   if (Number.isNaN(t)) throw UNSUPPORTED;
@@ -151,6 +163,7 @@ function compile(node: ASTNode, h: FastHelpers): Fn | undefined {
         i &&
         ((vars) => {
           const k = i(vars);
+          if (isMissing(k)) return k;
           if (typeof k !== 'string') throw UNSUPPORTED;
           return field(t(vars), k);
         })
@@ -158,7 +171,13 @@ function compile(node: ASTNode, h: FastHelpers): Fn | undefined {
     }
     case '!_': {
       const a = compile(node.args, h);
-      return a && ((vars) => !asBool(a(vars)));
+      return (
+        a &&
+        ((vars) => {
+          const v = a(vars);
+          return isMissing(v) ? v : !asBool(v);
+        })
+      );
     }
     case '&&':
     case '||': {
@@ -170,14 +189,25 @@ function compile(node: ASTNode, h: FastHelpers): Fn | undefined {
     case '?:': {
       const [c, a, b] = node.args.map((n) => compile(n, h));
       if (!c || !a || !b) return undefined;
-      return (vars) => (asBool(c(vars)) ? a(vars) : b(vars));
+      return (vars) => {
+        const cond = c(vars);
+        if (isMissing(cond)) return cond;
+        return asBool(cond) ? a(vars) : b(vars);
+      };
     }
     case '==':
     case '!=': {
       const l = compile(node.args[0], h);
       const r = compile(node.args[1], h);
       if (!l || !r) return undefined;
-      return node.op === '==' ? (vars) => equals(l(vars), r(vars)) : (vars) => !equals(l(vars), r(vars));
+      const eq = node.op === '==';
+      return (vars) => {
+        const a = l(vars);
+        if (isMissing(a)) return a;
+        const b = r(vars);
+        if (isMissing(b)) return b;
+        return equals(a, b) === eq;
+      };
     }
     case '<':
     case '<=':
@@ -196,7 +226,9 @@ function compile(node: ASTNode, h: FastHelpers): Fn | undefined {
               : (a: number, b: number) => a >= b;
       return (vars) => {
         const a = l(vars);
+        if (isMissing(a)) return a;
         const b = r(vars);
+        if (isMissing(b)) return b;
         if (typeof a !== 'number' || typeof b !== 'number' || Number.isNaN(a) || Number.isNaN(b)) throw UNSUPPORTED;
         return cmp(a, b);
       };
@@ -210,7 +242,12 @@ function compile(node: ASTNode, h: FastHelpers): Fn | undefined {
         if (items.some((i) => !i)) return undefined;
         return (vars) => {
           const v = el(vars);
-          for (const item of items) if (equals(v, (item as Fn)(vars))) return true;
+          if (isMissing(v)) return v;
+          for (const item of items) {
+            const candidate = (item as Fn)(vars);
+            if (isMissing(candidate)) return candidate;
+            if (equals(v, candidate)) return true;
+          }
           return false;
         };
       }
@@ -219,7 +256,9 @@ function compile(node: ASTNode, h: FastHelpers): Fn | undefined {
         coll &&
         ((vars) => {
           const v = el(vars);
+          if (isMissing(v)) return v;
           const c = coll(vars);
+          if (isMissing(c)) return c;
           if (Array.isArray(c)) {
             if (typeof v !== 'string') throw UNSUPPORTED;
             for (const item of c) {
@@ -251,6 +290,7 @@ function compileCall(name: string, args: ASTNode[], h: FastHelpers): Fn | undefi
         t &&
         ((vars) => {
           const obj = t(vars);
+          if (isMissing(obj)) return obj;
           if (!isPlainObject(obj)) throw UNSUPPORTED;
           return Object.hasOwn(obj, key) && obj[key] !== undefined;
         })
@@ -275,6 +315,7 @@ function compileCall(name: string, args: ASTNode[], h: FastHelpers): Fn | undefi
       if (!n || !fieldName) return undefined;
       return (vars) => {
         const eventName = n(vars);
+        if (isMissing(eventName)) return eventName;
         if (typeof eventName !== 'string') throw UNSUPPORTED;
         const entry = own(profileOf(vars).stats?.eventCounts, eventName);
         return entry ? Number(entry[fieldName] ?? 0) : 0;
@@ -300,6 +341,7 @@ function compileCall(name: string, args: ASTNode[], h: FastHelpers): Fn | undefi
         c &&
         ((vars) => {
           const category = c(vars);
+          if (isMissing(category)) return category;
           if (typeof category !== 'string') throw UNSUPPORTED;
           const value = own(profileOf(vars).stats?.categoryInterests, category);
           return typeof value === 'number' ? value : 0;
@@ -312,6 +354,7 @@ function compileCall(name: string, args: ASTNode[], h: FastHelpers): Fn | undefi
         c &&
         ((vars) => {
           const interest = c(vars);
+          if (isMissing(interest)) return interest;
           if (typeof interest !== 'string') throw UNSUPPORTED;
           const declared = profileOf(vars).preferences?.interests;
           return Array.isArray(declared) && declared.includes(interest);
@@ -324,6 +367,7 @@ function compileCall(name: string, args: ASTNode[], h: FastHelpers): Fn | undefi
         c &&
         ((vars) => {
           const channel = c(vars);
+          if (isMissing(channel)) return channel;
           if (typeof channel !== 'string') throw UNSUPPORTED;
           const rate = own(profileOf(vars).engagement as Record<string, { rate?: number }> | undefined, channel)?.rate;
           return typeof rate === 'number' && Number.isFinite(rate) ? rate : 0;
@@ -337,7 +381,8 @@ function compileCall(name: string, args: ASTNode[], h: FastHelpers): Fn | undefi
 
 /**
  * A runner for the expression: the closures with cel-js as the fallback, or
- * undefined when the expression is not in the fast subset.
+ * undefined when the expression is not in the fast subset. It returns the
+ * rule's value, or a MissingKey where cel-js would throw "no such key".
  */
 export function compileFastPath(ast: ASTNode, slow: Fn, helpers: FastHelpers): Fn | undefined {
   const fast = compile(ast, helpers);

@@ -35,7 +35,7 @@ import { Environment } from '@marcbachmann/cel-js';
 import type { ASTNode } from '@marcbachmann/cel-js';
 import type { Channel } from '../channels.ts';
 import type { ProfileView } from '../profile/view.ts';
-import { compileFastPath, type FastHelpers } from './fastpath.ts';
+import { MissingKey, compileFastPath, type FastHelpers } from './fastpath.ts';
 import type { Audience, CompiledCatalog, CompiledRule, RuleProfile, RuleVariables } from './compiled.ts';
 
 /** What `daysSince`/`hoursSince` return for a missing timestamp ("never"). */
@@ -420,7 +420,7 @@ let failureCount = 0;
 function recordFailure(rule: CompiledRule, error: unknown): void {
   rule.failures++;
   failureCount++;
-  rule.lastError = errorInfo(error).message;
+  rule.lastError = error instanceof MissingKey ? error.message : errorInfo(error).message;
 }
 
 /** Runtime rule failures since the last call (for a metric); resets the counter. */
@@ -442,7 +442,8 @@ export function evaluateRule(rule: CompiledRule | undefined, vars: RuleVariables
     const result = rule.run(vars);
     if (result === true) return true;
     if (result === false) return false;
-    recordFailure(rule, new Error(`the condition gave ${typeof result}, not a bool`));
+    // A field the customer does not have: cel-js's "no such key", returned by the fast path without a throw.
+    recordFailure(rule, result instanceof MissingKey ? result : new Error(`the condition gave ${typeof result}, not a bool`));
     return false;
   } catch (error) {
     recordFailure(rule, error);
@@ -457,7 +458,7 @@ export function evaluateNumber(rule: CompiledRule, vars: RuleVariables, fallback
     if (typeof result === 'number' && Number.isFinite(result)) return result;
     if (typeof result === 'bigint') return Number(result);
     if (typeof result === 'boolean') return result ? 1 : 0;
-    recordFailure(rule, new Error(`the expression gave ${typeof result}, not a number`));
+    recordFailure(rule, result instanceof MissingKey ? result : new Error(`the expression gave ${typeof result}, not a number`));
     return fallback;
   } catch (error) {
     recordFailure(rule, error);

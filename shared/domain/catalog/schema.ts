@@ -14,6 +14,9 @@
  */
 import * as z from 'zod';
 import { CHANNELS } from '../channels.ts';
+import { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
+
+export { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 
 /** Identifiers of actions, segments, personas, tags, groups, experiments, variants, models. */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
@@ -34,14 +37,12 @@ export const channelSchema = z.enum(CHANNELS);
  * w (weeks), e.g. `1d`, `7d`, `12h`; or the words `hour`, `day`, `week`,
  * `month` (30 days).
  */
-export const WINDOW_PATTERN = /^(?:(\d{1,4})(m|h|d|w)|hour|day|week|month)$/;
 export const windowSchema = z.string().regex(WINDOW_PATTERN, 'must be a window such as "1d", "7d", "12h", "day" or "week"');
 
 /**
  * A frequency cap: at most `max` contacts per rolling `per` window. Written
  * as an object `{max: 3, per: 7d}` or as a string `"3/week"`, `"1/1d"`.
  */
-export const CAP_STRING_PATTERN = /^\s*(\d{1,6})\s*\/\s*(\S+)\s*$/;
 export const capSchema = z.union([
   z.object({ max: z.number().int().min(1).max(1_000_000), per: windowSchema }).strict(),
   z

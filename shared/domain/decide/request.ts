@@ -1,7 +1,9 @@
 /**
  * The decide request at the boundary (API.md §4), validated with zod's mini
  * build: the decide function is latency-critical and its bundle small, and
- * the mini build tree-shakes to a few KB.
+ * the mini build tree-shakes to a few KB. The simulate schema is built on
+ * first use, so the decide bundle carries neither it nor what only it needs
+ * (ISO date-times).
  */
 import * as z from 'zod/mini';
 import { CHANNELS } from '../channels.ts';
@@ -38,19 +40,19 @@ const contextSchema = z
   );
 
 /** Fields common to decide and simulate. */
-const decisionFields = {
+const decisionFields = () => ({
   channel: z.enum(CHANNELS, `must be one of ${CHANNELS.join(', ')}`),
   placement: z.optional(z.string('must be a string').check(z.regex(PLACEMENT, 'must be 1-128 characters: letters, digits, "_", "-", ".", ":"'))),
   limit: z._default(z.int('must be an integer from 1 to 10').check(z.gte(1, 'must be at least 1'), z.lte(10, 'must be at most 10')), 1),
   context: z._default(contextSchema, {}),
-};
+});
 
 export const decideRequestSchema = z
   .strictObject(
     {
     userId: z.optional(identifier),
     anonymousId: z.optional(identifier),
-    ...decisionFields,
+    ...decisionFields(),
     explain: z._default(z.boolean('must be true or false'), false),
     /** Segment clients may put the write key in the body. */
     writeKey: z.optional(z.string('must be a string').check(z.maxLength(200))),
@@ -65,14 +67,15 @@ export const decideRequestSchema = z
   );
 
 /** POST /v1/admin/simulate: a stored customer (`userId`/`anonymousId`) or an inline `profile`. */
-export const simulateRequestSchema = z
+const buildSimulateRequestSchema = () =>
+  z
   .strictObject(
     {
     userId: z.optional(identifier),
     anonymousId: z.optional(identifier),
     /** A profile to decide for, as GET /v1/admin/profiles returns it (missing fields are empty). */
     profile: z.optional(z.record(z.string(), z.unknown(), 'must be an object')),
-    ...decisionFields,
+    ...decisionFields(),
     /** Simulate at another instant (ISO-8601), e.g. to check quiet hours or a validity window. */
     at: z.optional(z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time' })),
     },
@@ -85,7 +88,9 @@ export const simulateRequestSchema = z
     }),
   );
 
-export type SimulateRequest = z.infer<typeof simulateRequestSchema>;
+let simulateRequestSchema: ReturnType<typeof buildSimulateRequestSchema> | undefined;
+
+export type SimulateRequest = z.infer<ReturnType<typeof buildSimulateRequestSchema>>;
 
 type Issue = { path: readonly PropertyKey[]; message: string };
 
@@ -119,6 +124,7 @@ export function parseDecideRequest(body: unknown): ParseResult<DecideRequest> {
 }
 
 export function parseSimulateRequest(body: unknown): ParseResult<SimulateRequest> {
+  simulateRequestSchema ??= buildSimulateRequestSchema();
   const parsed = simulateRequestSchema.safeParse(body);
   if (!parsed.success) return { ok: false, details: issueDetails(parsed.error.issues) };
   return { ok: true, value: parsed.data };

@@ -1,0 +1,534 @@
+/**
+ * Compiling a catalog document that passed the schema (schema.ts): every
+ * reference checked, every CEL expression and Liquid template compiled, the
+ * indexes built. Nothing partial is ever returned.
+ *
+ * This module imports neither the YAML parser nor zod: the decide function
+ * compiles the live catalog from the normalised document the store keeps
+ * with each version (validated when it was published, shared/store/catalog.ts),
+ * and its bundle and cold start must not carry the validator. Parsing and
+ * validating text is load.ts.
+ */
+import { createHash } from 'node:crypto';
+import { CHANNELS, type Channel } from '../channels.ts';
+import type {
+  CatalogProblem,
+  CompiledAction,
+  CompiledCap,
+  CompiledCatalog,
+  CompiledChannelCap,
+  CompiledContent,
+  CompiledExperiment,
+  CompiledExperimentArm,
+  CompiledModel,
+  CompiledPersona,
+  CompiledPlacementOverride,
+  CompiledQuietHours,
+  CompiledRule,
+  CompiledSegment,
+  CompiledSuppression,
+  CompiledTemplate,
+  CompiledVariant,
+  CompiledWeights,
+  FallbackRole,
+  LoadResult,
+} from './compiled.ts';
+import { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
+import { compileRule, type RuleKind, type RuleReference } from './rules.ts';
+import type { ActionDocument, CapDocument, CatalogDocument, ContentDocument } from './schema.ts';
+import { compileTemplate } from './template.ts';
+
+/** At most this many problems are reported (the first ones, in document order). */
+export const MAX_PROBLEMS = 200;
+
+const MINUTE = 60_000;
+const UNIT_MS = { m: MINUTE, h: 60 * MINUTE, d: 24 * 60 * MINUTE, w: 7 * 24 * 60 * MINUTE } as const;
+const WORD_MS = { hour: UNIT_MS.h, day: UNIT_MS.d, week: UNIT_MS.w, month: 30 * UNIT_MS.d } as const;
+
+/** `7d` → ms; `day` → ms. Throws on a malformed window (the schema refuses those first). */
+export function windowToMs(window: string): number {
+  const m = WINDOW_PATTERN.exec(window);
+  if (!m) throw new Error(`invalid window ${window}`);
+  if (m[1] !== undefined && m[2] !== undefined) {
+    const n = Number(m[1]);
+    if (n < 1) throw new Error('a window must be at least 1 unit');
+    return n * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  }
+  return WORD_MS[window as keyof typeof WORD_MS];
+}
+
+function capOf(cap: CapDocument): CompiledCap {
+  if (typeof cap === 'string') {
+    const m = CAP_STRING_PATTERN.exec(cap) as RegExpExecArray;
+    return { max: Number(m[1]), windowMs: windowToMs(m[2] as string), label: `${m[1]}/${m[2]}` };
+  }
+  return { max: cap.max, windowMs: windowToMs(cap.per), label: `${cap.max}/${cap.per}` };
+}
+
+class Problems {
+  readonly list: CatalogProblem[] = [];
+  add(path: string, message: string, position?: number): void {
+    if (this.list.length >= MAX_PROBLEMS) return;
+    this.list.push(position === undefined ? { path, message } : { path, message, position });
+  }
+}
+
+function duplicates<T>(items: readonly T[], key: (t: T) => string, path: string, what: string, problems: Problems): void {
+  const seen = new Map<string, number>();
+  items.forEach((item, i) => {
+    const k = key(item);
+    const first = seen.get(k);
+    if (first !== undefined) problems.add(`${path}[${i}].id`, `duplicate ${what} id "${k}" (first at ${path}[${first}])`);
+    else seen.set(k, i);
+  });
+}
+
+const TEXT_FIELDS: Record<Channel, { fields: readonly string[]; lists: readonly string[]; literals: readonly string[] }> = {
+  web: { fields: ['title', 'body', 'imageUrl', 'url'], lists: [], literals: [] },
+  app: { fields: ['title', 'body', 'imageUrl', 'url'], lists: [], literals: [] },
+  push: { fields: ['title', 'body', 'deepLink', 'imageUrl'], lists: [], literals: [] },
+  email: { fields: ['subject', 'greeting', 'body'], lists: [], literals: ['templateId'] },
+  sms: { fields: ['text'], lists: [], literals: [] },
+  call_center: { fields: ['script'], lists: ['talkingPoints'], literals: [] },
+};
+
+function compileContent(
+  content: ContentDocument,
+  path: string,
+  problems: Problems,
+): Partial<Record<Channel, CompiledContent>> {
+  const out: Partial<Record<Channel, CompiledContent>> = {};
+  for (const channel of CHANNELS) {
+    const doc = content[channel] as Record<string, unknown> | undefined;
+    if (!doc) continue;
+    const spec = TEXT_FIELDS[channel];
+    const fields: Record<string, CompiledTemplate> = {};
+    const lists: Record<string, CompiledTemplate[]> = {};
+    const literals: Record<string, string> = {};
+    const compile = (source: string, at: string): CompiledTemplate | undefined => {
+      const r = compileTemplate(source, at);
+      if (r.ok) return r.template;
+      problems.add(at, `template error: ${r.error.message}`, r.error.position);
+      return undefined;
+    };
+    for (const name of spec.fields) {
+      const value = doc[name];
+      if (typeof value !== 'string') continue;
+      const t = compile(value, `${path}.${channel}.${name}`);
+      if (t) fields[name] = t;
+    }
+    for (const name of spec.lists) {
+      const value = doc[name];
+      if (!Array.isArray(value)) continue;
+      lists[name] = value.flatMap((item, i) => {
+        const t = compile(String(item), `${path}.${channel}.${name}[${i}]`);
+        return t ? [t] : [];
+      });
+    }
+    for (const name of spec.literals) if (typeof doc[name] === 'string') literals[name] = doc[name] as string;
+    const placements = Array.isArray(doc.placements) ? new Set(doc.placements as string[]) : undefined;
+    out[channel] = { channel, fields, lists, literals, ...(placements ? { placements } : {}) };
+  }
+  return out;
+}
+
+function weightsOf(doc: { tags?: Record<string, number>; actions?: Record<string, number> } | undefined): CompiledWeights | undefined {
+  if (!doc) return undefined;
+  return { tags: new Map(Object.entries(doc.tags ?? {})), actions: new Map(Object.entries(doc.actions ?? {})) };
+}
+
+const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+function isValidTimezone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const clockMinutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+const instant = (iso: string | undefined, fallback: number) => (iso ? Date.parse(iso) : fallback);
+
+export interface LoadOptions {
+  /** Store version to stamp on the compiled catalog (default 0: not stored). */
+  readonly version?: number;
+}
+
+/** Compile a document that already passed the schema: references, CEL, Liquid, indexes. */
+export function compileDocument(doc: CatalogDocument, options: LoadOptions = {}): LoadResult {
+  const problems = new Problems();
+  const rules: CompiledRule[] = [];
+
+  // --- ids and tags
+  const tagIds = doc.tags.map((t) => (typeof t === 'string' ? t : t.id));
+  duplicates(tagIds, (t) => t, 'tags', 'tag', problems);
+  const tags = new Set(tagIds);
+  duplicates(doc.segments, (s) => s.id, 'segments', 'segment', problems);
+  duplicates(doc.exclusiveGroups, (g) => g.id, 'exclusiveGroups', 'exclusive group', problems);
+  duplicates(doc.personas, (p) => p.id, 'personas', 'persona', problems);
+  duplicates(doc.models, (m) => m.id, 'models', 'model', problems);
+  duplicates(doc.actions, (a) => a.id, 'actions', 'action', problems);
+  duplicates(doc.experiments, (e) => e.id, 'experiments', 'experiment', problems);
+
+  const segmentIds = new Set(doc.segments.map((s) => s.id));
+  const personaIds = new Set(doc.personas.map((p) => p.id));
+  const modelIds = new Set(doc.models.map((m) => m.id));
+  const thresholds = new Map<string, number>();
+  for (const m of doc.models) if (m.threshold !== undefined) thresholds.set(m.id, m.threshold);
+  const actionDocs = new Map<string, ActionDocument>();
+  for (const a of doc.actions) if (!actionDocs.has(a.id)) actionDocs.set(a.id, a);
+
+  const checkReferences = (refs: readonly RuleReference[], path: string, allowSegments: boolean) => {
+    for (const ref of refs) {
+      if (ref.kind === 'segment') {
+        if (!allowSegments) problems.add(path, `segments are not known yet here (models are evaluated before segments): hasSegment("${ref.id}")`);
+        else if (!segmentIds.has(ref.id)) problems.add(path, `unknown segment "${ref.id}"`);
+      } else if (!modelIds.has(ref.id)) problems.add(path, `unknown model "${ref.id}"`);
+      else if (!thresholds.has(ref.id)) problems.add(path, `model "${ref.id}" has no threshold`);
+    }
+  };
+  const rule = (source: string, path: string, kind: RuleKind = 'bool', allowSegments = true): { rule: CompiledRule; references: RuleReference[] } | undefined => {
+    const r = compileRule(source, path, kind);
+    if (!r.ok) {
+      problems.add(path, `CEL error: ${r.error.message}`, r.error.position);
+      return undefined;
+    }
+    checkReferences(r.references, path, allowSegments);
+    rules.push(r.rule);
+    return r;
+  };
+
+  // --- models
+  const models: CompiledModel[] = doc.models.map((m, i) => {
+    duplicates(m.features.map((f) => ({ id: f.name })), (f) => f.id, `models[${i}].features`, 'feature', problems);
+    const features = m.features.map((f, j) => {
+      const compiled = rule(f.expression, `models[${i}].features[${j}].expression`, 'number', false);
+      return { name: f.name, expression: compiled?.rule as CompiledRule, weight: f.weight, default: f.default };
+    });
+    return {
+      id: m.id,
+      ...(m.description ? { description: m.description } : {}),
+      kind: 'logistic' as const,
+      intercept: m.intercept,
+      features,
+      ...(m.threshold === undefined ? {} : { threshold: m.threshold }),
+    };
+  });
+
+  // --- segments and exclusive groups
+  const groupOf = new Map<string, { group: string; rank: number }>();
+  doc.exclusiveGroups.forEach((g, i) => {
+    const inGroup = new Set<string>();
+    g.segments.forEach((s, j) => {
+      const at = `exclusiveGroups[${i}].segments[${j}]`;
+      if (!segmentIds.has(s)) problems.add(at, `unknown segment "${s}"`);
+      else if (inGroup.has(s)) problems.add(at, `segment "${s}" is listed twice in the group`);
+      else if (groupOf.has(s)) problems.add(at, `segment "${s}" is already in exclusive group "${groupOf.get(s)?.group}"`);
+      else groupOf.set(s, { group: g.id, rank: j });
+      inGroup.add(s);
+    });
+  });
+  const segmentDeps = new Map<string, Set<string>>();
+  const compiledSegments = new Map<string, CompiledSegment>();
+  doc.segments.forEach((s, i) => {
+    const deps = new Set<string>();
+    const r = rule(s.rule, `segments[${i}].rule`);
+    const x = s.exclude ? rule(s.exclude, `segments[${i}].exclude`) : undefined;
+    for (const ref of [...(r?.references ?? []), ...(x?.references ?? [])]) if (ref.kind === 'segment') deps.add(ref.id);
+    if (deps.has(s.id)) problems.add(`segments[${i}].rule`, `segment "${s.id}" refers to itself`);
+    const g = groupOf.get(s.id);
+    if (!compiledSegments.has(s.id)) {
+      segmentDeps.set(s.id, deps);
+      compiledSegments.set(s.id, {
+        id: s.id,
+        ...(s.name ? { name: s.name } : {}),
+        ...(s.description ? { description: s.description } : {}),
+        rule: r?.rule as CompiledRule,
+        ...(x ? { exclude: x.rule } : {}),
+        ...(g ? { group: g.group, groupRank: g.rank } : {}),
+      });
+    }
+  });
+  // Within an exclusive group, a segment is evaluated after the ones ranked before it.
+  for (const g of doc.exclusiveGroups) {
+    for (let j = 1; j < g.segments.length; j++) {
+      const deps = segmentDeps.get(g.segments[j] as string);
+      const before = g.segments[j - 1] as string;
+      if (deps && segmentIds.has(before)) deps.add(before);
+    }
+  }
+  const order: CompiledSegment[] = [];
+  {
+    const state = new Map<string, 'visiting' | 'done'>();
+    const indexOf = new Map(doc.segments.map((s, i) => [s.id, i] as const));
+    const visit = (id: string, trail: string[]): void => {
+      const st = state.get(id);
+      if (st === 'done') return;
+      if (st === 'visiting') {
+        const cycle = [...trail.slice(trail.indexOf(id)), id].join(' → ');
+        problems.add(`segments[${indexOf.get(id)}].rule`, `segments depend on each other in a cycle: ${cycle}`);
+        return;
+      }
+      state.set(id, 'visiting');
+      for (const dep of segmentDeps.get(id) ?? []) if (segmentDeps.has(dep) && dep !== id) visit(dep, [...trail, id]);
+      state.set(id, 'done');
+      const seg = compiledSegments.get(id);
+      if (seg) order.push(seg);
+    };
+    for (const s of doc.segments) visit(s.id, []);
+  }
+
+  // --- personas
+  const personas: CompiledPersona[] = doc.personas.map((p, i) => {
+    const r = rule(p.rule, `personas[${i}].rule`);
+    const { rule: _source, ...rest } = p;
+    return { ...rest, rule: r?.rule as CompiledRule };
+  });
+
+  // --- actions
+  const actions: CompiledAction[] = doc.actions.map((a, i) => compileAction(a, i));
+  function compileAction(a: ActionDocument, i: number): CompiledAction {
+    const at = `actions[${i}]`;
+    a.tags.forEach((t, j) => {
+      if (!tags.has(t)) problems.add(`${at}.tags[${j}]`, `unknown tag "${t}" (declare it under tags)`);
+    });
+    const eligibility = a.eligibility ? rule(a.eligibility, `${at}.eligibility`)?.rule : undefined;
+    const t = a.targeting;
+    t?.segments?.forEach((s, j) => !segmentIds.has(s) && problems.add(`${at}.targeting.segments[${j}]`, `unknown segment "${s}"`));
+    t?.excludeSegments?.forEach(
+      (s, j) => !segmentIds.has(s) && problems.add(`${at}.targeting.excludeSegments[${j}]`, `unknown segment "${s}"`),
+    );
+    t?.personas?.forEach((p, j) => !personaIds.has(p) && problems.add(`${at}.targeting.personas[${j}]`, `unknown persona "${p}"`));
+    if (a.propensityModel && !modelIds.has(a.propensityModel)) {
+      problems.add(`${at}.propensityModel`, `unknown model "${a.propensityModel}"`);
+    }
+    const content = compileContent(a.content, `${at}.content`, problems);
+    const channels = new Set(Object.keys(content) as Channel[]);
+    if (channels.size === 0) problems.add(`${at}.content`, 'an action needs content for at least one channel');
+    for (const key of Object.keys(a.fallbacks ?? {})) {
+      if (key.split('.').some((part) => UNSAFE_KEYS.has(part) || part === '')) {
+        problems.add(`${at}.fallbacks`, `invalid fallback variable "${key}"`);
+      }
+    }
+    let fallbackRoles: FallbackRole[] = [];
+    if (a.fallback === true) {
+      fallbackRoles = [...channels].map((channel) => ({ channel }));
+    } else if (Array.isArray(a.fallback)) {
+      fallbackRoles = a.fallback.map((r, j) => {
+        const c = content[r.channel];
+        if (!c) problems.add(`${at}.fallback[${j}].channel`, `the action has no ${r.channel} content`);
+        else if (r.placement && c.placements && !c.placements.has(r.placement)) {
+          problems.add(`${at}.fallback[${j}].placement`, `the ${r.channel} content does not fill placement "${r.placement}"`);
+        }
+        return r.placement ? { channel: r.channel, placement: r.placement } : { channel: r.channel };
+      });
+    }
+    duplicates(a.variants ?? [], (v) => v.id, `${at}.variants`, 'variant', problems);
+    const variants: CompiledVariant[] = (a.variants ?? []).map((v, j) => {
+      const own = compileContent(v.content, `${at}.variants[${j}].content`, problems);
+      for (const channel of Object.keys(own) as Channel[]) {
+        if (!channels.has(channel)) problems.add(`${at}.variants[${j}].content.${channel}`, `the action has no ${channel} content to vary`);
+      }
+      if (Object.keys(own).length === 0) problems.add(`${at}.variants[${j}].content`, 'a variant needs content for at least one channel');
+      return { id: v.id, ...(v.name ? { name: v.name } : {}), content: { ...content, ...own } };
+    });
+    return {
+      index: i,
+      id: a.id,
+      name: a.name,
+      ...(a.description ? { description: a.description } : {}),
+      tags: a.tags,
+      tagSet: new Set(a.tags),
+      value: a.value,
+      priority: a.priority,
+      weight: a.weight,
+      validFrom: instant(a.validity?.from, Number.NEGATIVE_INFINITY),
+      validTo: instant(a.validity?.to, Number.POSITIVE_INFINITY),
+      ...(eligibility ? { eligibility } : {}),
+      ...(t ? { targeting: t } : {}),
+      channels,
+      content,
+      fallbacks: a.fallbacks ?? {},
+      caps: a.caps.map(capOf),
+      fallbackRoles,
+      variants,
+      variantsById: new Map(variants.map((v) => [v.id, v])),
+      ...(a.propensityModel ? { propensityModel: a.propensityModel } : {}),
+      experiments: [],
+    };
+  }
+
+  // --- policies
+  const p = doc.policies;
+  const suppressions: CompiledSuppression[] = p.suppressions.map((s, i) => {
+    s.tags.forEach((t, j) => !tags.has(t) && problems.add(`policies.suppressions[${i}].tags[${j}]`, `unknown tag "${t}" (declare it under tags)`));
+    const when = rule(s.when, `policies.suppressions[${i}].when`)?.rule as CompiledRule;
+    return {
+      id: s.id,
+      ...(s.description ? { description: s.description } : {}),
+      tags: new Set(s.tags),
+      when,
+      ...(s.channels ? { channels: new Set(s.channels) } : {}),
+    };
+  });
+  duplicates(p.suppressions, (s) => s.id, 'policies.suppressions', 'policy', problems);
+  const channelCaps: CompiledChannelCap[] = p.channelCaps.map((c, i) => ({
+    id: c.id ?? `channel-cap-${i}`,
+    channel: c.channel,
+    max: c.max,
+    windowMs: windowToMs(c.per),
+    label: `${c.max}/${c.per}`,
+  }));
+  const channelCapsByChannel: Partial<Record<Channel, CompiledChannelCap[]>> = {};
+  for (const c of channelCaps) (channelCapsByChannel[c.channel] ??= []).push(c);
+  const quietHours: CompiledQuietHours[] = p.quietHours.map((q, i) => {
+    if (q.timezone && !isValidTimezone(q.timezone)) problems.add(`policies.quietHours[${i}].timezone`, `unknown time zone "${q.timezone}"`);
+    return {
+      id: q.id ?? `quiet-hours-${i}`,
+      channels: new Set(q.channels),
+      fromMinute: clockMinutes(q.from),
+      toMinute: clockMinutes(q.to),
+      ...(q.timezone ? { timezone: q.timezone } : {}),
+    };
+  });
+
+  // --- arbitration
+  const checkWeights = (w: { tags?: Record<string, number>; actions?: Record<string, number> } | undefined, at: string) => {
+    for (const t of Object.keys(w?.tags ?? {})) if (!tags.has(t)) problems.add(`${at}.tags.${t}`, `unknown tag "${t}"`);
+    for (const a of Object.keys(w?.actions ?? {})) if (!actionDocs.has(a)) problems.add(`${at}.actions.${a}`, `unknown action "${a}"`);
+  };
+  checkWeights(doc.arbitration.weights, 'arbitration.weights');
+  const placementKeys = new Map<string, number>();
+  const placements: CompiledPlacementOverride[] = doc.arbitration.placements.map((o, i) => {
+    checkWeights(o.weights, `arbitration.placements[${i}].weights`);
+    const key = `${o.channel}/${o.placement ?? '*'}`;
+    const first = placementKeys.get(key);
+    if (first !== undefined) problems.add(`arbitration.placements[${i}]`, `duplicate override for ${key} (first at arbitration.placements[${first}])`);
+    else placementKeys.set(key, i);
+    const weights = weightsOf(o.weights);
+    return {
+      channel: o.channel,
+      ...(o.placement ? { placement: o.placement } : {}),
+      ...(weights ? { weights } : {}),
+      ...(o.limit === undefined ? {} : { limit: o.limit }),
+      ...(o.learning === undefined ? {} : { learning: o.learning }),
+    };
+  });
+
+  // --- experiments
+  const experimentOfAction = new Map<string, string>();
+  const experiments: CompiledExperiment[] = doc.experiments.map((e, i) => {
+    const at = `experiments[${i}]`;
+    duplicates(e.arms, (a) => a.id, `${at}.arms`, 'arm', problems);
+    const involved = new Set<string>();
+    if (e.kind === 'variants') {
+      const target = e.action ? actionDocs.get(e.action) : undefined;
+      if (!e.action) problems.add(`${at}.action`, 'a variants experiment names the action whose variants it tests');
+      else if (!target) problems.add(`${at}.action`, `unknown action "${e.action}"`);
+      else involved.add(e.action);
+      const variantIds = new Set((target?.variants ?? []).map((v) => v.id));
+      e.arms.forEach((arm, j) => {
+        if (arm.action) problems.add(`${at}.arms[${j}].action`, 'arms of a variants experiment name a variant, not an action');
+        if (!arm.variant) problems.add(`${at}.arms[${j}].variant`, 'required for a variants experiment');
+        else if (target && !variantIds.has(arm.variant)) problems.add(`${at}.arms[${j}].variant`, `unknown variant "${arm.variant}" of action "${e.action}"`);
+      });
+    } else {
+      if (e.action) problems.add(`${at}.action`, 'only a variants experiment names an action; arms name theirs');
+      e.arms.forEach((arm, j) => {
+        if (arm.variant) problems.add(`${at}.arms[${j}].variant`, 'arms of an actions experiment name an action, not a variant');
+        if (!arm.action) problems.add(`${at}.arms[${j}].action`, 'required for an actions experiment');
+        else if (!actionDocs.has(arm.action)) problems.add(`${at}.arms[${j}].action`, `unknown action "${arm.action}"`);
+        else if (involved.has(arm.action)) problems.add(`${at}.arms[${j}].action`, `action "${arm.action}" is in two arms`);
+        else involved.add(arm.action);
+      });
+    }
+    for (const actionId of involved) {
+      const other = experimentOfAction.get(actionId);
+      if (other !== undefined) problems.add(at, `action "${actionId}" is already in experiment "${other}" (one experiment per action)`);
+      else experimentOfAction.set(actionId, e.id);
+    }
+    const total = e.arms.reduce((s, a) => s + a.weight, 0);
+    let cumulative = 0;
+    const arms: CompiledExperimentArm[] = e.arms.map((a) => {
+      cumulative += a.weight;
+      return {
+        id: a.id,
+        ...(a.action ? { action: a.action } : {}),
+        ...(a.variant ? { variant: a.variant } : {}),
+        weight: a.weight,
+        upTo: cumulative / total,
+      };
+    });
+    return {
+      id: e.id,
+      ...(e.description ? { description: e.description } : {}),
+      kind: e.kind,
+      ...(e.action ? { action: e.action } : {}),
+      arms,
+      holdout: e.holdout,
+      running: e.status === 'running',
+      validFrom: instant(e.validity?.from, Number.NEGATIVE_INFINITY),
+      validTo: instant(e.validity?.to, Number.POSITIVE_INFINITY),
+    };
+  });
+
+  if (problems.list.length > 0) return { ok: false, problems: problems.list };
+
+  // --- indexes (only for a valid catalog)
+  const experimentsById = new Map(experiments.map((e) => [e.id, e]));
+  const linked = actions.map((a) => {
+    const id = experimentOfAction.get(a.id);
+    const e = id === undefined ? undefined : experimentsById.get(id);
+    return e ? { ...a, experiments: [e] } : a;
+  });
+  const actionsByChannel = Object.fromEntries(CHANNELS.map((c) => [c, linked.filter((a) => a.channels.has(c))])) as Record<
+    Channel,
+    CompiledAction[]
+  >;
+  const fallbacksByChannel = Object.fromEntries(
+    CHANNELS.map((c) => [c, linked.filter((a) => a.fallbackRoles.some((r) => r.channel === c))]),
+  ) as Record<Channel, CompiledAction[]>;
+
+  const catalog: CompiledCatalog = {
+    version: options.version ?? 0,
+    hash: createHash('sha256').update(JSON.stringify(doc)).digest('hex'),
+    document: doc,
+    tags,
+    actions: linked,
+    actionsById: new Map(linked.map((a) => [a.id, a])),
+    actionsByChannel,
+    fallbacksByChannel,
+    segments: order,
+    segmentsById: new Map(order.map((s) => [s.id, s])),
+    exclusiveGroups: doc.exclusiveGroups.map((g) => ({ id: g.id, ...(g.description ? { description: g.description } : {}), segments: g.segments })),
+    personas,
+    personasById: new Map(personas.map((x) => [x.id, x])),
+    models,
+    modelsById: new Map(models.map((m) => [m.id, m])),
+    thresholds,
+    policies: {
+      suppressions,
+      channelCaps,
+      channelCapsByChannel,
+      quietHours,
+      consentRequired: new Set(p.consentRequired),
+    },
+    arbitration: {
+      weights: weightsOf(doc.arbitration.weights) ?? { tags: new Map(), actions: new Map() },
+      placements,
+    },
+    learning: {
+      enabled: doc.learning.enabled,
+      exploration: doc.learning.exploration,
+      floor: doc.learning.floor,
+      prior: { alpha: doc.learning.prior.alpha, beta: doc.learning.prior.beta },
+      contextBy: doc.learning.contextBy,
+    },
+    experiments,
+    experimentsById,
+    rules,
+  };
+  return { ok: true, catalog, source: doc };
+}

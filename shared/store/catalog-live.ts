@@ -1,0 +1,177 @@
+/**
+ * The live catalog as the functions that decide see it: a process-wide
+ * cache of the compiled live version, read from the Control table
+ * (items written by shared/store/catalog.ts) through dynamo-lite.
+ *
+ * A version is read as its normalised document — the JSON the schema
+ * produced when the version was published and validated, stored with it
+ * (`CATALOG#<n>`, `DOC#<i>` chunks, gzip'd) — and compiled with
+ * domain/catalog/compile.ts. Neither the YAML parser nor zod is on this
+ * path: the decide function's bundle and cold start stay small
+ * (ARCHITECTURE.md, Budgets). Reads: the live pointer (GetItem), then META
+ * and the first document chunk in one BatchGetItem (more chunks only for a
+ * catalog over ~350 KB gzip'd).
+ *
+ * The cache checks the pointer at most every REFRESH_INTERVAL_MS,
+ * stale-while-revalidate: a warm caller never waits for the check; a new
+ * version is compiled once per process.
+ */
+import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { config } from '../config.ts';
+import type { CompiledCatalog } from '../domain/catalog/compiled.ts';
+import { compileDocument } from '../domain/catalog/compile.ts';
+import type { CatalogDocument } from '../domain/catalog/schema.ts';
+import { dynamoLite, type DynamoLite } from './dynamo-lite.ts';
+
+export const CATALOG_PK = 'CATALOG';
+export const LIVE_SK = 'LIVE';
+export const COUNTER_SK = 'COUNTER';
+export const META_SK = 'META';
+export const versionPk = (version: number): string => `CATALOG#${version}`;
+export const chunkSk = (index: number): string => `CHUNK#${String(index).padStart(5, '0')}`;
+export const documentChunkSk = (index: number): string => `DOC#${String(index).padStart(5, '0')}`;
+/** Format of the stored normalised document (`META.documentFormat`). */
+export const DOCUMENT_FORMAT = 1;
+
+/** How often a warm process checks the live pointer. */
+export const REFRESH_INTERVAL_MS = 5_000;
+/** Deadline of one read of the catalog store (pointer, or document). */
+const READ_DEADLINE_MS = 3_000;
+
+let logger: Logger | undefined;
+const log = () => (logger ??= new Logger({ serviceName: 'kairos-catalog' }));
+
+export interface LiveCatalogOptions {
+  readonly lite?: DynamoLite;
+  readonly tableName?: string;
+}
+
+const resolve = (options: LiveCatalogOptions = {}) => ({
+  lite: options.lite ?? dynamoLite(),
+  table: options.tableName ?? config.CONTROL_TABLE,
+});
+
+const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+/** The live version number (consistent read), or undefined when no catalog was ever published. */
+export async function readLiveVersionNumber(options?: LiveCatalogOptions): Promise<number | undefined> {
+  const { lite, table } = resolve(options);
+  const item = await lite.getItem(table, { pk: CATALOG_PK, sk: LIVE_SK }, { consistent: true, timeoutMs: READ_DEADLINE_MS });
+  return typeof item?.version === 'number' ? item.version : undefined;
+}
+
+/**
+ * The normalised document of a stored version, or undefined when the
+ * version is missing or incomplete. Throws for a version stored without its
+ * document (publish it again) or one that fails its checksum.
+ */
+export async function readCatalogDocument(version: number, options?: LiveCatalogOptions): Promise<CatalogDocument | undefined> {
+  const { lite, table } = resolve(options);
+  const pk = versionPk(version);
+  const call = { consistent: true, timeoutMs: READ_DEADLINE_MS };
+  const first = await lite.batchGetItem(table, [{ pk, sk: META_SK }, { pk, sk: documentChunkSk(0) }], call);
+  const meta = first.find((i) => i.sk === META_SK);
+  if (!meta) return undefined;
+  if (meta.documentFormat !== DOCUMENT_FORMAT || typeof meta.documentChunks !== 'number') {
+    throw new Error(`catalog version ${version} was stored without its normalised document; publish it again`);
+  }
+  const chunks = new Map<string, Uint8Array>();
+  const keep = (items: readonly Record<string, unknown>[]) => {
+    for (const i of items) if (typeof i.sk === 'string' && i.sk.startsWith('DOC#') && i.data instanceof Uint8Array) chunks.set(i.sk, i.data);
+  };
+  keep(first);
+  const missing = Array.from({ length: meta.documentChunks }, (_, i) => documentChunkSk(i)).filter((sk) => !chunks.has(sk));
+  if (missing.length > 0) keep(await lite.batchGetItem(table, missing.map((sk) => ({ pk, sk })), call));
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < meta.documentChunks; i++) {
+    const part = chunks.get(documentChunkSk(i));
+    if (!part) throw new Error(`catalog version ${version} is incomplete (document chunk ${i} missing)`);
+    parts.push(part);
+  }
+  const json = gunzipSync(Buffer.concat(parts)).toString('utf8');
+  if (sha256(json) !== meta.documentSha256) throw new Error(`catalog version ${version}: the document does not match its checksum`);
+  return JSON.parse(json) as CatalogDocument;
+}
+
+// ---------------------------------------------------------------------------
+// Process-wide cache of the live compiled catalog.
+
+interface CacheState {
+  catalog?: CompiledCatalog;
+  /** The pointer was read at least once (so "no catalog published" is known, not unknown). */
+  loaded?: boolean;
+  /** When the pointer was last checked (ms). */
+  checkedAt: number;
+  refreshing?: Promise<CompiledCatalog | undefined>;
+}
+
+const cache: CacheState = { checkedAt: 0 };
+
+/** Forget the cached catalog (tests; or to force a synchronous reload). */
+export function resetCatalogCache(): void {
+  cache.catalog = undefined;
+  cache.loaded = false;
+  cache.checkedAt = 0;
+  cache.refreshing = undefined;
+}
+
+/** The cached live catalog without any I/O (undefined before the first load). */
+export function peekLiveCatalog(): CompiledCatalog | undefined {
+  return cache.catalog;
+}
+
+/** Put a compiled catalog in this process's cache (after publishing it here). */
+export function primeCatalogCache(catalog: CompiledCatalog, now = Date.now()): void {
+  if (!cache.catalog || catalog.version >= cache.catalog.version) cache.catalog = catalog;
+  cache.checkedAt = now;
+}
+
+async function refresh(options?: LiveCatalogOptions): Promise<CompiledCatalog | undefined> {
+  const version = await readLiveVersionNumber(options);
+  cache.loaded = true;
+  if (version === undefined) return cache.catalog;
+  if (cache.catalog?.version === version) return cache.catalog;
+  const document = await readCatalogDocument(version, options);
+  if (!document) throw new Error(`live catalog version ${version} is missing`);
+  const result = compileDocument(document, { version });
+  if (!result.ok) {
+    throw new Error(`live catalog version ${version} does not compile: ${result.problems[0]?.path}: ${result.problems[0]?.message}`);
+  }
+  if (!cache.catalog || version > cache.catalog.version) cache.catalog = result.catalog;
+  log().info('catalog loaded', { version, actions: result.catalog.actions.length });
+  return cache.catalog;
+}
+
+function startRefresh(now: number, options?: LiveCatalogOptions): Promise<CompiledCatalog | undefined> {
+  if (cache.refreshing) return cache.refreshing;
+  cache.checkedAt = now;
+  const p = refresh(options).finally(() => {
+    if (cache.refreshing === p) cache.refreshing = undefined;
+  });
+  cache.refreshing = p;
+  return p;
+}
+
+/**
+ * The live compiled catalog. Cold (nothing cached): waits for the store and
+ * throws on a store fault. Warm: returns the cached catalog at once and, when
+ * the last check is older than REFRESH_INTERVAL_MS, checks the pointer in the
+ * background (a failure keeps the cached catalog and is logged).
+ * Undefined when no catalog was ever published (also cached: checked again
+ * in the background like a version change).
+ */
+export async function getLiveCatalog(now = Date.now(), options?: LiveCatalogOptions): Promise<CompiledCatalog | undefined> {
+  if (!cache.catalog && !cache.loaded) return startRefresh(now, options);
+  if (now - cache.checkedAt >= REFRESH_INTERVAL_MS) {
+    startRefresh(now, options).catch((error: unknown) => log().warn('catalog refresh failed; serving the cached version', { error: error as Error }));
+  }
+  return cache.catalog;
+}
+
+/** Wait for the live catalog to be current (admin simulate, the profile function at batch start). */
+export async function refreshLiveCatalog(options?: LiveCatalogOptions): Promise<CompiledCatalog | undefined> {
+  if (cache.refreshing) await cache.refreshing.catch(() => undefined);
+  return startRefresh(Date.now(), options);
+}
