@@ -1,6 +1,7 @@
 /**
- * The one read of a decision: the customer's profile (one BatchGetItem of
- * `u#userId` and `a#anonymousId`, joined in memory), under a deadline. A
+ * The one read of a decision: the customer's profile (a GetItem of
+ * `u#userId` or `a#anonymousId`, or one BatchGetItem of both, joined in
+ * memory), under a deadline. A
  * slow or failing store must not turn into a slow or failed decision: past
  * the deadline, or on any store error, the caller decides in degraded mode
  * from the catalog's fallbacks.
@@ -69,7 +70,12 @@ export async function readProfileState(lookup: ProfileLookup, lite: DynamoLite, 
   const anonKey = lookup.anonymousId !== undefined ? anonymousProfileKey(lookup.anonymousId) : undefined;
   const keys = [userKey, anonKey].filter((k): k is string => k !== undefined);
   if (keys.length === 0) return undefined;
-  const items = await lite.batchGetItem(config.PROFILES_TABLE, [...new Set(keys)].map((pk) => ({ pk })), { timeoutMs: deadlineMs });
+  const unique = [...new Set(keys)];
+  // One key: GetItem (DynamoDB's cheapest read); two (a user and an anonymous id to join): one BatchGetItem.
+  const items =
+    unique.length === 1
+      ? [await lite.getItem(config.PROFILES_TABLE, { pk: unique[0] as string }, { timeoutMs: deadlineMs })].filter((i) => i !== undefined)
+      : await lite.batchGetItem(config.PROFILES_TABLE, unique.map((pk) => ({ pk })), { timeoutMs: deadlineMs });
   const byKey = new Map(items.map((i) => [String(i.pk), i]));
   const user = userKey ? storedOf(byKey.get(userKey)) : undefined;
   const anon = anonKey ? storedOf(byKey.get(anonKey)) : undefined;
@@ -84,8 +90,7 @@ export async function readProfileState(lookup: ProfileLookup, lite: DynamoLite, 
   }
   if (anon?.kind === 'tombstone' && lookup.userId === undefined) {
     const key = userProfileKey(anon.mergedInto);
-    const [item] = await lite.batchGetItem(config.PROFILES_TABLE, [{ pk: key }], { timeoutMs: Math.max(1, deadline - Date.now()) });
-    const merged = storedOf(item);
+    const merged = storedOf(await lite.getItem(config.PROFILES_TABLE, { pk: key }, { timeoutMs: Math.max(1, deadline - Date.now()) }));
     return merged?.kind === 'profile' ? merged.state : undefined;
   }
   return undefined;

@@ -4,8 +4,9 @@
  * `X-Amz-Target: DynamoDB_20120810.<Operation>`,
  * `Content-Type: application/x-amz-json-1.0`), signed with AWS's own SigV4
  * signer (`@smithy/signature-v4`, SHA-256/HMAC from node:crypto), sent with
- * the global fetch (keep-alive), items (un)marshalled by
- * `@aws-sdk/util-dynamodb`.
+ * the global fetch (keep-alive), items unmarshalled by
+ * `@aws-sdk/util-dynamodb` (keys, strings or numbers, are written here: its
+ * general marshaller would cost the decide bundle 3 KB it does not have).
  *
  * Why it exists: the decide function has a bundle budget of 300 KB and a
  * module-load (cold start) budget of 80 ms (ARCHITECTURE.md, Budgets). The
@@ -36,7 +37,7 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { config } from '../config.ts';
 
 export type Item = Record<string, unknown>;
@@ -174,6 +175,18 @@ function decodeBinary(value: unknown): unknown {
   return value;
 }
 
+/** A key (string, number or binary attributes) in DynamoDB JSON. */
+export function marshallKey(key: Item): Record<string, { S: string } | { N: string } | { B: Uint8Array }> {
+  const out: Record<string, { S: string } | { N: string } | { B: Uint8Array }> = {};
+  for (const [name, value] of Object.entries(key)) {
+    if (typeof value === 'string') out[name] = { S: value };
+    else if (typeof value === 'number' && Number.isFinite(value)) out[name] = { N: String(value) };
+    else if (value instanceof Uint8Array) out[name] = { B: value };
+    else throw new TypeError(`key attribute ${name} must be a string, a finite number or bytes`);
+  }
+  return out;
+}
+
 function itemFromWire(item: Record<string, unknown>): Item {
   for (const k of Object.keys(item)) item[k] = decodeBinary(item[k]);
   return unmarshall(item as never, { wrapNumbers: false }) as Item;
@@ -232,7 +245,7 @@ export class DynamoLite {
     const out = (await this.call(
       'GetItem',
       table,
-      { TableName: table, Key: marshall(key), ...(options.consistent ? { ConsistentRead: true } : {}) },
+      { TableName: table, Key: marshallKey(key), ...(options.consistent ? { ConsistentRead: true } : {}) },
       deadline,
       options.signal,
     )) as { Item?: Record<string, unknown> };
@@ -247,7 +260,7 @@ export class DynamoLite {
     const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
     const found: Item[] = [];
     for (let start = 0; start < keys.length; start += 100) {
-      let pending: unknown[] = keys.slice(start, start + 100).map((k) => marshall(k));
+      let pending: unknown[] = keys.slice(start, start + 100).map((k) => marshallKey(k));
       for (let round = 0; pending.length > 0; round++) {
         if (round > 0) {
           const pause = Math.min(500, 20 * 2 ** round) * Math.random();

@@ -136,8 +136,8 @@ describe('decide on DynamoDB Local', () => {
     resetSent();
     const reply = await post({ userId: LUIS, channel: 'email' });
     expect(reply.status).toBe(200);
-    expect(sent()).toEqual(['BatchGetItem']);
-    expect([...decideLite.counts.keys()]).toEqual([`BatchGetItem ${config.PROFILES_TABLE}`]);
+    expect(sent()).toEqual(['GetItem']);
+    expect([...decideLite.counts.keys()]).toEqual([`GetItem ${config.PROFILES_TABLE}`]);
     resetSent();
     await post({ userId: LUIS, anonymousId: ANON, channel: 'web', placement: 'home_hero' });
     expect(sent()).toEqual(['BatchGetItem']);

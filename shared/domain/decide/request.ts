@@ -1,9 +1,13 @@
 /**
- * The decide request at the boundary (API.md §4), validated with zod's mini
- * build: the decide function is latency-critical and its bundle small, and
- * the mini build tree-shakes to a few KB. The simulate schema is built on
- * first use, so the decide bundle carries neither it nor what only it needs
- * (ISO date-times).
+ * The decide request at the boundary (API.md §4).
+ *
+ * The zod (mini) schemas are the contract: `decideRequestSchema()` and the
+ * simulate schema, built on first use. The decide function itself parses
+ * with `parseDecideRequest`, a hand-written equivalent of
+ * `decideRequestSchema()` (same fields, defaults, paths and messages; a
+ * property test holds the two to the same verdicts): decide's bundle budget
+ * (300 KB) has no room for the schema machinery only this request needs,
+ * and its module load builds nothing.
  */
 import * as z from 'zod/mini';
 import { CHANNELS } from '../channels.ts';
@@ -25,9 +29,10 @@ function depthOf(value: unknown, depth = 0): number {
   return max;
 }
 
-const identifier = z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(256, 'must be at most 256 characters'));
+const identifier = () => z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(256, 'must be at most 256 characters'));
 
-const contextSchema = z
+const contextSchema = () =>
+  z
   .record(
     z.string().check(z.maxLength(CONTEXT_LIMITS.keyLength, `keys must be at most ${CONTEXT_LIMITS.keyLength} characters`)),
     z.unknown(),
@@ -44,14 +49,16 @@ const decisionFields = () => ({
   channel: z.enum(CHANNELS, `must be one of ${CHANNELS.join(', ')}`),
   placement: z.optional(z.string('must be a string').check(z.regex(PLACEMENT, 'must be 1-128 characters: letters, digits, "_", "-", ".", ":"'))),
   limit: z._default(z.int('must be an integer from 1 to 10').check(z.gte(1, 'must be at least 1'), z.lte(10, 'must be at most 10')), 1),
-  context: z._default(contextSchema, {}),
+  context: z._default(contextSchema(), {}),
 });
 
-export const decideRequestSchema = z
+/** The decide request's zod schema (the reference `parseDecideRequest` is tested against). */
+export const decideRequestSchema = () =>
+  z
   .strictObject(
     {
-    userId: z.optional(identifier),
-    anonymousId: z.optional(identifier),
+    userId: z.optional(identifier()),
+    anonymousId: z.optional(identifier()),
     ...decisionFields(),
     explain: z._default(z.boolean('must be true or false'), false),
     /** Segment clients may put the write key in the body. */
@@ -71,8 +78,8 @@ const buildSimulateRequestSchema = () =>
   z
   .strictObject(
     {
-    userId: z.optional(identifier),
-    anonymousId: z.optional(identifier),
+    userId: z.optional(identifier()),
+    anonymousId: z.optional(identifier()),
     /** A profile to decide for, as GET /v1/admin/profiles returns it (missing fields are empty). */
     profile: z.optional(z.record(z.string(), z.unknown(), 'must be an object')),
     ...decisionFields(),
@@ -116,11 +123,71 @@ export function issueDetails(issues: readonly Issue[]): ErrorDetail[] {
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; details: ErrorDetail[] };
 
+const DECIDE_KEYS = new Set(['userId', 'anonymousId', 'channel', 'placement', 'limit', 'context', 'explain', 'writeKey']);
+const CHANNEL_SET: ReadonlySet<unknown> = new Set(CHANNELS);
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/**
+ * `decideRequestSchema()` by hand: the same request, or the same issues in
+ * the same order with the same messages — including zod's: the error text
+ * given to a schema is used for all its issues (an over-long context key is
+ * "must be an object"), and the object-level check (userId or anonymousId)
+ * runs unless a field failed its type (zod's aborting issues).
+ */
 export function parseDecideRequest(body: unknown): ParseResult<DecideRequest> {
-  const parsed = decideRequestSchema.safeParse(body);
-  if (!parsed.success) return { ok: false, details: issueDetails(parsed.error.issues) };
-  const { writeKey: _writeKey, ...request } = parsed.data;
-  return { ok: true, value: request as DecideRequest };
+  if (!isObject(body)) return { ok: false, details: issueDetails([{ path: [], message: 'the body must be a JSON object' }]) };
+  const issues: (Issue & { code?: string; keys?: string[] })[] = [];
+  let aborted = false;
+  const problem = (path: PropertyKey[], message: string, typeError = false) => {
+    issues.push({ path, message });
+    if (typeError) aborted = true;
+  };
+  for (const name of ['userId', 'anonymousId'] as const) {
+    const v = body[name];
+    if (v === undefined) continue;
+    if (typeof v !== 'string') problem([name], 'must be a string', true);
+    else if (v.length < 1) problem([name], 'must not be empty');
+    else if (v.length > 256) problem([name], 'must be at most 256 characters');
+  }
+  const channel = body.channel;
+  if (!CHANNEL_SET.has(channel)) problem(['channel'], `must be one of ${CHANNELS.join(', ')}`, true);
+  const placement = body.placement;
+  if (placement !== undefined) {
+    if (typeof placement !== 'string') problem(['placement'], 'must be a string', true);
+    else if (!PLACEMENT.test(placement)) problem(['placement'], 'must be 1-128 characters: letters, digits, "_", "-", ".", ":"');
+  }
+  const limit = body.limit === undefined ? 1 : body.limit;
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit)) problem(['limit'], 'must be an integer from 1 to 10', true);
+  else if (limit < 1) problem(['limit'], 'must be at least 1');
+  else if (limit > 10) problem(['limit'], 'must be at most 10');
+  const context = body.context === undefined ? {} : body.context;
+  if (!isObject(context)) problem(['context'], 'must be an object', true);
+  else {
+    const keys = Object.keys(context);
+    const longKey = keys.find((key) => key.length > CONTEXT_LIMITS.keyLength);
+    if (longKey !== undefined) problem(['context', longKey], 'must be an object', true);
+    else {
+      if (keys.length > CONTEXT_LIMITS.keys) problem(['context'], `must have at most ${CONTEXT_LIMITS.keys} keys`);
+      if (depthOf(context) > CONTEXT_LIMITS.depth) problem(['context'], `must nest at most ${CONTEXT_LIMITS.depth} levels`);
+      if (JSON.stringify(context).length > CONTEXT_LIMITS.bytes) problem(['context'], `must be at most ${CONTEXT_LIMITS.bytes} bytes of JSON`);
+    }
+  }
+  const explain = body.explain === undefined ? false : body.explain;
+  if (typeof explain !== 'boolean') problem(['explain'], 'must be true or false', true);
+  const writeKey = body.writeKey;
+  if (writeKey !== undefined) {
+    if (typeof writeKey !== 'string') problem(['writeKey'], 'must be a string', true);
+    else if (writeKey.length > 200) problem(['writeKey'], 'must be a string');
+  }
+  const unknown = Object.keys(body).filter((k) => !DECIDE_KEYS.has(k));
+  if (unknown.length > 0) issues.push({ code: 'unrecognized_keys', keys: unknown, path: [], message: '' });
+  if (!aborted && body.userId === undefined && body.anonymousId === undefined) problem(['userId'], 'userId or anonymousId is required');
+  if (issues.length > 0) return { ok: false, details: issueDetails(issues) };
+  const { writeKey: _writeKey, ...fields } = body;
+  return { ok: true, value: { ...fields, limit, context, explain } as DecideRequest };
 }
 
 export function parseSimulateRequest(body: unknown): ParseResult<SimulateRequest> {
