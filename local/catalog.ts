@@ -7,8 +7,8 @@
  * `loadLocalCatalog` once the tables exist, the write key is stored and the
  * handler modules are loaded (so `process.env` and `#shared/config.ts` point
  * at DynamoDB Local), and before it reports ready on GET /v1/health.
- * Replace the body below with the catalog module's loader; keep the
- * signature.
+ * A catalog file that does not validate stops the start with every problem
+ * listed: nothing half-valid goes live.
  */
 
 export interface CatalogLoadContext {
@@ -31,9 +31,9 @@ export interface CatalogLoadResult {
 export type CatalogLoader = (context: CatalogLoadContext) => Promise<CatalogLoadResult>;
 
 export const loadLocalCatalog: CatalogLoader = async (context) => {
-  if (context.catalogFile) {
-    // Refuse rather than ignore a setting the operator gave.
-    throw new Error(`KAIROS_CATALOG=${context.catalogFile} is set, but catalog loading is not available in this build yet`);
-  }
-  return { status: 'none', message: 'no catalog loaded (catalog loading is not available in this build yet)' };
+  // Imported here, not at the top: the store reads its configuration at load,
+  // which must happen after the stack has pointed process.env at DynamoDB Local.
+  const { ensureCatalogLoaded, DEMO_CATALOG_PATH } = await import('#store/catalog.ts');
+  const result = await ensureCatalogLoaded(context.catalogFile ?? DEMO_CATALOG_PATH);
+  return { status: result.status, version: String(result.version), message: result.message };
 };
