@@ -25,6 +25,7 @@ import type { LambdaHandler, LocalFunction } from './lambda.ts';
 import { startLocalServer, type LocalServer } from './server.ts';
 import { StreamPoller, type StreamPollerOptions, type StreamPollerStats } from './stream-poller.ts';
 import { ensureTables } from './tables.ts';
+import { profileStreamSettings } from '#shared/functions.ts';
 
 export const REPOSITORY_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -306,6 +307,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       tableName: tables[eventsTable.envVar],
       fn: profile as LocalFunction,
       failures,
+      // The deployed mapping's settings (shared/functions.ts).
+      batchSize: profileStreamSettings.batchSize,
+      maxRetryAttempts: profileStreamSettings.retryAttempts,
+      bisectOnError: profileStreamSettings.bisectOnError,
       ...(cfg.inMemory ? {} : { checkpointFile: join(cfg.dataDir, 'stream-checkpoints.json') }),
       ...options.stream,
       log: (line) => log(`stream: ${line}`),

@@ -59,3 +59,21 @@ export const functionDefinitions = {
 } as const satisfies Record<string, FunctionDefinition>;
 
 export type LambdaName = keyof typeof functionDefinitions;
+
+/**
+ * How the Events stream reaches the profile function: the deployed event
+ * source mapping and the local stack's poller both read these, so they
+ * behave alike.
+ */
+export const profileStreamSettings = {
+  batchSize: 100,
+  /** No batching window: a lone event is applied at once (freshness budget p95 ≤ 1 s). */
+  maxBatchingWindowSeconds: 0,
+  /** Retries of a failing record (after bisecting) before it goes to the failure queue. */
+  retryAttempts: 3,
+  bisectOnError: true,
+  /** Older records go to the failure queue instead of being retried. */
+  maxRecordAgeSeconds: 6 * 60 * 60,
+  /** Lambda keeps per-key order within a shard at any factor. */
+  parallelizationFactor: 2,
+} as const;

@@ -4,6 +4,7 @@ import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources'
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { KairosTable } from './kairos-table.ts';
+import { profileStreamSettings } from '../../shared/functions.ts';
 
 export interface ProfileStreamProps {
   /** The table whose stream is read (Events, stream NEW_IMAGE). */
@@ -14,27 +15,27 @@ export interface ProfileStreamProps {
 
   /**
    * Records per invocation.
-   * @default 100
+   * @default profileStreamSettings.batchSize (100)
    */
   readonly batchSize?: number;
 
   /**
-   * How long Lambda may wait to fill a batch. Small: an accepted event should
-   * reach the profile within about a second.
-   * @default Duration.seconds(1)
+   * How long Lambda may wait to fill a batch. None by default: an accepted
+   * event should reach the profile well within a second.
+   * @default profileStreamSettings.maxBatchingWindowSeconds (0)
    */
   readonly maxBatchingWindow?: Duration;
 
   /**
    * Retries of a failing batch (after bisecting) before its records go to the failure queue.
-   * @default 5
+   * @default profileStreamSettings.retryAttempts (3)
    */
   readonly retryAttempts?: number;
 
   /**
    * Records older than this go to the failure queue instead of being retried
    * (a stream record lives 24 h; a poison record must never block its shard that long).
-   * @default Duration.hours(6)
+   * @default profileStreamSettings.maxRecordAgeSeconds (6 h)
    */
   readonly maxRecordAge?: Duration;
 
@@ -42,7 +43,7 @@ export interface ProfileStreamProps {
    * Concurrent batches per shard. Lambda keeps the order of records with the
    * same partition key; events of one customer have different keys anyway, so
    * the profile function must (and does) tolerate concurrent updates.
-   * @default 2
+   * @default profileStreamSettings.parallelizationFactor (2)
    */
   readonly parallelizationFactor?: number;
 
@@ -72,7 +73,7 @@ export class ProfileStream extends Construct {
     if (!props.source.definition.stream) {
       throw new Error(`ProfileStream: table ${props.source.definition.id} declares no stream`);
     }
-    const retryAttempts = props.retryAttempts ?? 5;
+    const retryAttempts = props.retryAttempts ?? profileStreamSettings.retryAttempts;
     if (retryAttempts < 0 || retryAttempts > 100) {
       throw new Error(`ProfileStream: retryAttempts must be bounded (0..100), got ${retryAttempts}`);
     }
@@ -90,13 +91,13 @@ export class ProfileStream extends Construct {
 
     this.eventSource = new DynamoEventSource(props.source.table, {
       startingPosition: StartingPosition.TRIM_HORIZON,
-      batchSize: props.batchSize ?? 100,
-      maxBatchingWindow: props.maxBatchingWindow ?? Duration.seconds(1),
+      batchSize: props.batchSize ?? profileStreamSettings.batchSize,
+      maxBatchingWindow: props.maxBatchingWindow ?? Duration.seconds(profileStreamSettings.maxBatchingWindowSeconds),
       reportBatchItemFailures: true,
-      bisectBatchOnError: true,
+      bisectBatchOnError: profileStreamSettings.bisectOnError,
       retryAttempts,
-      maxRecordAge: props.maxRecordAge ?? Duration.hours(6),
-      parallelizationFactor: props.parallelizationFactor ?? 2,
+      maxRecordAge: props.maxRecordAge ?? Duration.seconds(profileStreamSettings.maxRecordAgeSeconds),
+      parallelizationFactor: props.parallelizationFactor ?? profileStreamSettings.parallelizationFactor,
       filters: [FilterCriteria.filter({ eventName: FilterRule.isEqual('INSERT') })],
       onFailure: new SqsDlq(this.failureQueue),
     });

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ESM_REQUIRE_BANNER, PROJECT_ROOT } from '../../infra/constructs/kairos-function.ts';
 import { createKairosApp } from '../../infra/kairos-app.ts';
 import type { KairosStack } from '../../infra/kairos-stack.ts';
-import { functionDefinitions, type Access, type LambdaName } from '../../shared/functions.ts';
+import { functionDefinitions, profileStreamSettings, type Access, type LambdaName } from '../../shared/functions.ts';
 import { routeKey, routes } from '../../shared/http/routes.ts';
 import { tables as tableTuple, type TableDefinition, type TableName } from '../../shared/store/tables.ts';
 import {
@@ -136,7 +136,6 @@ describe('Events stream → profile function', () => {
       MaximumRetryAttempts: Match.anyValue(),
       MaximumRecordAgeInSeconds: Match.anyValue(),
       ParallelizationFactor: Match.anyValue(),
-      MaximumBatchingWindowInSeconds: Match.anyValue(),
       FilterCriteria: { Filters: [{ Pattern: JSON.stringify({ eventName: ['INSERT'] }) }] },
       DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId(), 'Arn'] } } },
     });
@@ -147,7 +146,21 @@ describe('Events stream → profile function', () => {
     expect(p.MaximumRetryAttempts).toBeLessThanOrEqual(10);
     expect(p.MaximumRecordAgeInSeconds).toBeGreaterThanOrEqual(60);
     expect(p.MaximumRecordAgeInSeconds).toBeLessThan(24 * 3600);
-    expect(p.MaximumBatchingWindowInSeconds).toBeLessThanOrEqual(1);
+    expect(p.MaximumBatchingWindowInSeconds ?? 0).toBeLessThanOrEqual(1);
+    // The local stack's poller reads the same settings (shared/functions.ts).
+    expect({
+      batchSize: p.BatchSize,
+      retryAttempts: p.MaximumRetryAttempts,
+      maxRecordAgeSeconds: p.MaximumRecordAgeInSeconds,
+      parallelizationFactor: p.ParallelizationFactor,
+      maxBatchingWindowSeconds: p.MaximumBatchingWindowInSeconds ?? 0,
+    }).toEqual({
+      batchSize: profileStreamSettings.batchSize,
+      retryAttempts: profileStreamSettings.retryAttempts,
+      maxRecordAgeSeconds: profileStreamSettings.maxRecordAgeSeconds,
+      parallelizationFactor: profileStreamSettings.parallelizationFactor,
+      maxBatchingWindowSeconds: profileStreamSettings.maxBatchingWindowSeconds,
+    });
     expect(p.ParallelizationFactor).toBeGreaterThanOrEqual(1);
     expect(p.ParallelizationFactor).toBeLessThanOrEqual(10);
   });
