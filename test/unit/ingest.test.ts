@@ -323,3 +323,11 @@ describe('planIngest: properties', () => {
     expect(Math.min(seen.events, seen.rejections, seen.refused)).toBeGreaterThan(20);
   });
 });
+
+describe('ingest schemas', () => {
+  it('know the same message types as the stored event', async () => {
+    const { MESSAGE_TYPES: stored } = await import('#domain/stored-event.ts');
+    const { MESSAGE_TYPES: ingest } = await import('#domain/ingest/schema.ts');
+    expect([...ingest]).toEqual([...stored]);
+  });
+});

@@ -3,16 +3,11 @@
  * function: every message is either turned into a StoredEvent or rejected
  * with its reason; an unusable envelope rejects the whole request.
  */
-import type { ZodError } from 'zod';
+import type { core } from 'zod/mini';
 import { formatPath } from '../../http/errors.ts';
 import type { EventRoute } from '../../http/routes.ts';
-import {
-  anonymousProfileKey,
-  eventPk,
-  userProfileKey,
-  type MessageType,
-  type StoredEvent,
-} from '../stored-event.ts';
+import { anonymousProfileKey, eventPk, userProfileKey } from '../keys.ts';
+import type { MessageType, StoredEvent } from '../stored-event.ts';
 import {
   MAX_FUTURE_MS,
   MAX_MESSAGE_BYTES,
@@ -66,7 +61,7 @@ export type IngestPlan =
       readonly issues: readonly Issue[];
     };
 
-const zodIssues = (error: ZodError, base: readonly PropertyKey[]): Issue[] =>
+const zodIssues = (error: core.$ZodError, base: readonly PropertyKey[]): Issue[] =>
   error.issues.map((issue) => ({ path: [...base, ...issue.path], message: issue.message }));
 
 const nonEmpty = (value: string | null | undefined): string | undefined =>

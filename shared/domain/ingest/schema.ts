@@ -3,9 +3,13 @@
  * check types and lengths only; the structural checks (depth, hostile keys,
  * size) run before them (limits.ts) and the cross-field rules after them
  * (normalise.ts), so a schema never walks an unbounded document.
+ *
+ * zod's mini build (tree-shakes; the ingest bundle stays under its 500 KB
+ * budget). Every issue carries its own message, so nothing depends on a
+ * locale being loaded.
  */
-import * as z from 'zod';
-import { MESSAGE_TYPES } from '../stored-event.ts';
+import * as z from 'zod/mini';
+import type { MessageType } from '../stored-event.ts';
 import {
   MAX_EVENT_NAME_LENGTH,
   MAX_ID_LENGTH,
@@ -17,6 +21,13 @@ import {
 } from './limits.ts';
 import { isIsoDateTime } from './timestamps.ts';
 
+/**
+ * The Segment message types: stored-event.ts's MESSAGE_TYPES (a unit test
+ * holds them equal), here so that ingest does not load the stored-event
+ * schema (classic zod) it never uses.
+ */
+export const MESSAGE_TYPES = ['track', 'identify', 'page', 'screen', 'alias', 'group'] as const satisfies readonly MessageType[];
+
 const NO_CONTROL = 'must not contain control characters';
 const noControl = (s: string) => !hasControlCharacters(s);
 
@@ -24,45 +35,43 @@ const jsonObject = z.custom<Record<string, unknown>>(isPlainObject, { error: 'mu
 
 const isoDateTime = z
   .string({ error: 'must be an ISO-8601 date-time string' })
-  .refine(isIsoDateTime, 'must be an ISO-8601 date-time such as 2024-05-01T10:20:30.000Z');
+  .check(z.refine(isIsoDateTime, 'must be an ISO-8601 date-time such as 2024-05-01T10:20:30.000Z'));
 
 /** A user, anonymous, previous or group id: a string (numbers are accepted and kept as text). */
-const identifier = z
-  .union([z.string(), z.number()], { error: 'must be a string' })
-  .transform((v) => (typeof v === 'number' ? String(v) : v))
-  .pipe(
-    z
-      .string()
-      .max(MAX_ID_LENGTH, `must be at most ${MAX_ID_LENGTH} characters`)
-      .refine(noControl, NO_CONTROL),
-  );
+const identifier = z.pipe(
+  z.pipe(
+    z.union([z.string(), z.number()], { error: 'must be a string' }),
+    z.transform((v: string | number) => (typeof v === 'number' ? String(v) : v)),
+  ),
+  z.string().check(z.maxLength(MAX_ID_LENGTH, `must be at most ${MAX_ID_LENGTH} characters`), z.refine(noControl, NO_CONTROL)),
+);
 
 export const messageSchema = z.object({
-  type: z.enum(MESSAGE_TYPES, { error: `must be one of ${MESSAGE_TYPES.join(', ')}` }).nullish(),
-  messageId: z
-    .string({ error: 'must be a string' })
-    .min(1, 'must not be empty')
-    .max(MAX_MESSAGE_ID_LENGTH, `must be at most ${MAX_MESSAGE_ID_LENGTH} characters`)
-    .refine(noControl, NO_CONTROL)
-    .nullish(),
-  userId: identifier.nullish(),
-  anonymousId: identifier.nullish(),
-  previousId: identifier.nullish(),
-  groupId: identifier.nullish(),
-  event: z
-    .string({ error: 'must be a string' })
-    .max(MAX_EVENT_NAME_LENGTH, `must be at most ${MAX_EVENT_NAME_LENGTH} characters`)
-    .refine(noControl, NO_CONTROL)
-    .nullish(),
-  name: z
-    .string({ error: 'must be a string' })
-    .max(MAX_NAME_LENGTH, `must be at most ${MAX_NAME_LENGTH} characters`)
-    .nullish(),
-  properties: jsonObject.nullish(),
-  traits: jsonObject.nullish(),
-  context: jsonObject.nullish(),
-  timestamp: isoDateTime.nullish(),
-  sentAt: isoDateTime.nullish(),
+  type: z.nullish(z.enum(MESSAGE_TYPES, { error: `must be one of ${MESSAGE_TYPES.join(', ')}` })),
+  messageId: z.nullish(
+    z
+      .string({ error: 'must be a string' })
+      .check(
+        z.minLength(1, 'must not be empty'),
+        z.maxLength(MAX_MESSAGE_ID_LENGTH, `must be at most ${MAX_MESSAGE_ID_LENGTH} characters`),
+        z.refine(noControl, NO_CONTROL),
+      ),
+  ),
+  userId: z.nullish(identifier),
+  anonymousId: z.nullish(identifier),
+  previousId: z.nullish(identifier),
+  groupId: z.nullish(identifier),
+  event: z.nullish(
+    z
+      .string({ error: 'must be a string' })
+      .check(z.maxLength(MAX_EVENT_NAME_LENGTH, `must be at most ${MAX_EVENT_NAME_LENGTH} characters`), z.refine(noControl, NO_CONTROL)),
+  ),
+  name: z.nullish(z.string({ error: 'must be a string' }).check(z.maxLength(MAX_NAME_LENGTH, `must be at most ${MAX_NAME_LENGTH} characters`))),
+  properties: z.nullish(jsonObject),
+  traits: z.nullish(jsonObject),
+  context: z.nullish(jsonObject),
+  timestamp: z.nullish(isoDateTime),
+  sentAt: z.nullish(isoDateTime),
 });
 
 export type ParsedMessage = z.infer<typeof messageSchema>;
@@ -71,10 +80,10 @@ export type ParsedMessage = z.infer<typeof messageSchema>;
 export const batchEnvelopeSchema = z.object({
   batch: z
     .array(z.unknown(), { error: 'is required: an array of messages' })
-    .max(MAX_MESSAGES_PER_BATCH, `too many messages: at most ${MAX_MESSAGES_PER_BATCH} per request`),
-  context: jsonObject.nullish(),
-  sentAt: isoDateTime.nullish(),
-  writeKey: z.string({ error: 'must be a string' }).nullish(),
+    .check(z.maxLength(MAX_MESSAGES_PER_BATCH, `too many messages: at most ${MAX_MESSAGES_PER_BATCH} per request`)),
+  context: z.nullish(jsonObject),
+  sentAt: z.nullish(isoDateTime),
+  writeKey: z.nullish(z.string({ error: 'must be a string' })),
 });
 
 export type BatchEnvelope = z.infer<typeof batchEnvelopeSchema>;
