@@ -86,6 +86,8 @@ export class KairosHttpApi extends Construct {
   public readonly accessLogGroup: LogGroup;
   /** Routes by route key (`POST /v1/batch`, `OPTIONS /v1/batch` …). */
   public readonly routes = new Map<string, HttpRoute>();
+  /** Catches every request no route matches (404/405 in the API's error shape). */
+  public readonly defaultRoute: HttpRoute;
 
   constructor(scope: Construct, id: string, props: KairosHttpApiProps) {
     super(scope, id);
@@ -162,6 +164,20 @@ export class KairosHttpApi extends Construct {
         reason: `CORS preflight for ${path}: browsers send OPTIONS without credentials (Fetch standard), so it cannot be authorized; the function answers only with the allowed origins, methods and headers.`,
       });
     }
+
+    // Anything no route matches: API Gateway's own answer is `{"message":"Not Found"}`
+    // and never a 405; the health function answers 404 not_found / 405
+    // method_not_allowed in the API's error shape instead, as the local stack does.
+    this.defaultRoute = new HttpRoute(this, 'DefaultRoute', {
+      httpApi: this.httpApi,
+      routeKey: HttpRouteKey.DEFAULT,
+      integration: integrationFor('health'),
+    });
+    Validations.of(this.defaultRoute).acknowledge({
+      id: 'AwsSolutions-APIG4',
+      reason:
+        'The $default route only catches paths and methods outside the route table and answers 404 not_found or 405 method_not_allowed; it reads no data, so there is nothing to authorize.',
+    });
   }
 
   /** The API's URL (https://…/), with a trailing slash. */

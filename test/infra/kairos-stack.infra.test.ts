@@ -262,21 +262,28 @@ describe('HTTP API, from shared/http/routes.ts', () => {
   });
 
   it('has no route beyond the table and its preflights, and no catch-all', () => {
-    template.resourceCountIs('AWS::ApiGatewayV2::Route', routes.length + corsPaths.length);
-    expect(routeResources().some((r) => String(r.Properties?.RouteKey).includes('$default'))).toBe(false);
+    // + 1: the $default route (404/405 in the API's error shape).
+    template.resourceCountIs('AWS::ApiGatewayV2::Route', routes.length + corsPaths.length + 1);
+    const defaults = routeResources().filter((r) => String(r.Properties?.RouteKey) === '$default');
+    expect(defaults).toHaveLength(1);
+    expect(defaults[0]?.Properties?.AuthorizationType ?? 'NONE').toBe('NONE');
+    expect(routeResources().filter((r) => String(r.Properties?.RouteKey).includes('$default'))).toHaveLength(1);
     expect(routeResources().some((r) => String(r.Properties?.RouteKey).startsWith('ANY '))).toBe(false);
   });
 
-  it('only lets this API invoke the functions, each permission scoped to a route path', () => {
+  it('only lets this API invoke the functions, each permission scoped to a route path (the $default catch-all to health only)', () => {
     const apiId = logicalId(stack.api.httpApi);
     const permissions = Object.values(resourcesOfType(template, 'AWS::Lambda::Permission'));
     expect(permissions.length).toBeGreaterThan(0);
+    const catchAll: unknown[] = [];
     for (const permission of permissions) {
       expect(permission.Properties?.Principal).toBe('apigateway.amazonaws.com');
       const sourceArn = JSON.stringify(permission.Properties?.SourceArn);
       expect(referencesIn(permission.Properties?.SourceArn).map((r) => r.id)).toContain(apiId);
-      expect(sourceArn).toMatch(/\/\*\/\*\/v1\//);
+      if (/\/\*\/\*\/v1\//.test(sourceArn)) continue;
+      catchAll.push(permission.Properties?.FunctionName);
     }
+    expect(catchAll).toEqual([{ 'Fn::GetAtt': [functionId('health'), 'Arn'] }]);
   });
 
   it('logs every request to a log group with retention, and throttles the stage', () => {

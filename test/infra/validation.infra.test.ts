@@ -139,12 +139,13 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
     );
   });
 
-  it('leaves only write-key, public and preflight routes without a gateway authorizer', () => {
+  it('leaves only write-key, public, preflight and the $default (404/405) routes without a gateway authorizer', () => {
     const apig4 = acknowledgements(app).filter((a) => a.id === 'AwsSolutions-APIG4');
     const unauthorized = new Set(apig4.map((a) => a.path.split('/').pop()));
     const expected = new Set([
       ...routes.filter((r) => r.auth !== 'iam').map((r) => routeConstructId(r)),
       ...routes.filter((r) => r.cors).map((r) => routeConstructId({ method: 'OPTIONS', path: r.path })),
+      'DefaultRoute',
     ]);
     expect(unauthorized).toEqual(expected);
     for (const route of routes.filter((r) => r.auth === 'iam')) {
