@@ -9,12 +9,13 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { config } from '#shared/config.ts';
 import { getProfileEnricher, prepareProfileEnricher } from '#domain/profile/enrich.ts';
 import { storedEventSchema } from '#domain/stored-event.ts';
 import { applyStoredEvents, type ApplyInput } from './apply.ts';
-import { fromImage } from './image.ts';
 import './enrichment.ts';
 
 const logger = new Logger({ serviceName: 'kairos-profile' });
@@ -37,7 +38,8 @@ function decode(record: DynamoDBRecord): { kind: 'event'; input: ApplyInput } | 
   if (!image) return { kind: 'poison', error: new PoisonRecordError('INSERT record without NEW_IMAGE') };
   let raw: unknown;
   try {
-    raw = fromImage(image);
+    // Lambda's stream record types and the SDK's describe the same DynamoDB JSON.
+    raw = unmarshall(image as Record<string, AttributeValue>);
   } catch (error) {
     return { kind: 'poison', error: new PoisonRecordError(`Unreadable NEW_IMAGE: ${(error as Error).message}`) };
   }
