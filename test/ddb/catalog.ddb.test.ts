@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import fc from 'fast-check';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -200,6 +200,30 @@ describe('versioned storage', () => {
     const result = await publishCatalog(JSON.stringify({ actions: [{ id: 'x', name: 'x', content: {}, eligibility: '1 +' }] }), 'json');
     expect(result.ok).toBe(false);
     expect({ counter: await counter(), live: await readLiveVersion() }).toEqual(before);
+  });
+});
+
+describe('the stored normalised document', () => {
+  it('a live version stored without it is refused by the cache, then stored again by ensureCatalogLoaded', async () => {
+    const old = await publishCatalog(JSON.stringify(smallCatalog('before documents')), 'json');
+    if (!old.ok) throw new Error('does not publish');
+    // A version as stored before versions kept their document.
+    await documentClient.send(
+      new UpdateCommand({
+        TableName: config.CONTROL_TABLE,
+        Key: { pk: versionPk(old.version), sk: META_SK },
+        UpdateExpression: 'REMOVE documentFormat, documentChunks, documentSha256',
+      }),
+    );
+    resetCatalogCache();
+    await expect(getLiveCatalog()).rejects.toThrow(/without its normalised document/);
+    const upgraded = await ensureCatalogLoaded(DEMO_CATALOG_PATH);
+    expect(upgraded).toMatchObject({ status: 'kept', version: old.version + 1 });
+    resetCatalogCache();
+    const live = await getLiveCatalog();
+    expect(live?.version).toBe(old.version + 1);
+    expect(live?.hash).toBe(old.catalog.hash);
+    expect((await readCatalogVersion(old.version + 1))?.text).toBe(JSON.stringify(smallCatalog('before documents')));
   });
 });
 
