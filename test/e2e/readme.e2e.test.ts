@@ -129,7 +129,8 @@ describe('the README walk-through', () => {
       const command = step.command.replaceAll(README_ORIGIN, origin);
       const expected = expectedOutput(step.expected);
       // Reads may run before the stream has reached the profile ("a moment later"): retry them, never writes.
-      const isRead = !/\s-d\s|\s-X\s/.test(command);
+      // A decision reads the profile and writes nothing, so it is retried like a read.
+      const isRead = /\/v1\/decide\b/.test(command) || !/\s-d\s|\s-X\s/.test(command);
       const deadline = Date.now() + (isRead ? 10_000 : 0);
       let actual: unknown;
       for (;;) {
