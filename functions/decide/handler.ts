@@ -40,6 +40,7 @@ export const handler = httpHandler(
     const decision = decide(catalog ?? emptyCatalog(), view, input, now, {
       nonce: randomBytes(6).toString('base64url'),
       degraded: !profile.ok,
+      ...(profile.ok && profile.enrichedWith !== undefined ? { enrichedWith: profile.enrichedWith } : {}),
     });
     return { status: 200, body: decision };
   },

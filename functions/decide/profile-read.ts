@@ -45,8 +45,24 @@ export interface ProfileLookup {
 }
 
 export type ProfileRead =
-  | { readonly ok: true; readonly view: ProfileView | undefined }
+  | {
+      readonly ok: true;
+      readonly view: ProfileView | undefined;
+      /**
+       * The catalog stamp of the view's segments, persona and scores when they
+       * describe this very state (enriched when it was written, not joined in
+       * memory since): decide reuses their static part.
+       */
+      readonly enrichedWith?: string;
+    }
   | { readonly ok: false; readonly error: unknown };
+
+/** A state joined or re-keyed here is not the one its enrichment was evaluated for. */
+function withoutStamp(state: ProfileState): ProfileState {
+  if (state.enrichment?.catalog === undefined) return state;
+  const { catalog: _catalog, at: _at, ...enrichment } = state.enrichment;
+  return { ...state, enrichment };
+}
 
 type Stored = { kind: 'profile'; state: ProfileState } | { kind: 'tombstone'; mergedInto: string };
 
@@ -80,12 +96,12 @@ export async function readProfileState(lookup: ProfileLookup, lite: DynamoLite, 
   const user = userKey ? storedOf(byKey.get(userKey)) : undefined;
   const anon = anonKey ? storedOf(byKey.get(anonKey)) : undefined;
   if (user?.kind === 'profile') {
-    return anon?.kind === 'profile' ? mergeProfiles(user.state, anon.state) : user.state;
+    return anon?.kind === 'profile' ? withoutStamp(mergeProfiles(user.state, anon.state)) : user.state;
   }
   if (anon?.kind === 'profile') {
     if (lookup.userId === undefined) return anon.state;
     // Identified before the stream merged: the anonymous history, as the user's.
-    const { anonymousId: _anonymousId, ...rest } = anon.state;
+    const { anonymousId: _anonymousId, ...rest } = withoutStamp(anon.state);
     return { ...rest, userId: lookup.userId, anonymousIds: [...anon.state.anonymousIds, lookup.anonymousId!] };
   }
   if (anon?.kind === 'tombstone' && lookup.userId === undefined) {
@@ -109,7 +125,10 @@ export async function readProfile(
 ): Promise<ProfileRead> {
   try {
     const state = await readProfileState(lookup, lite, deadlineMs);
-    return { ok: true, view: state ? toProfileView(state, now) : undefined };
+    if (!state) return { ok: true, view: undefined };
+    const enrichment = state.enrichment;
+    const current = enrichment?.catalog !== undefined && enrichment.at !== undefined && enrichment.at === state.updatedAt;
+    return { ok: true, view: toProfileView(state, now), ...(current ? { enrichedWith: enrichment.catalog } : {}) };
   } catch (error) {
     return { ok: false, error };
   }

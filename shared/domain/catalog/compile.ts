@@ -30,8 +30,11 @@ import type {
   CompiledTemplate,
   CompiledVariant,
   CompiledWeights,
+  AudienceReuse,
+  EligibilityIndex,
   FallbackRole,
   LoadResult,
+  RuleVariables,
 } from './compiled.ts';
 import { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 import { compileRule, type RuleKind, type RuleReference } from './rules.ts';
@@ -154,6 +157,101 @@ const instant = (iso: string | undefined, fallback: number) => (iso ? Date.parse
 export interface LoadOptions {
   /** Store version to stamp on the compiled catalog (default 0: not stored). */
   readonly version?: number;
+}
+
+/** Index the actions' eligibility rules by their distinct conjuncts (see EligibilityIndex). */
+export function eligibilityIndexOf(actions: readonly CompiledAction[]): EligibilityIndex | undefined {
+  const words = Math.ceil(actions.length / 32);
+  const byKey = new Map<string, number>();
+  const conjuncts: ((vars: RuleVariables) => unknown)[] = [];
+  const actionsOf: Uint32Array[] = [];
+  const complete = new Uint32Array(words);
+  for (const action of actions) {
+    const rule = action.eligibility;
+    if (!rule?.conjuncts || rule.constant !== undefined) continue;
+    const word = action.index >>> 5;
+    const bit = 1 << (action.index & 31);
+    for (const c of rule.conjuncts) {
+      let id = byKey.get(c.key);
+      if (id === undefined) {
+        id = conjuncts.length;
+        byKey.set(c.key, id);
+        conjuncts.push(c.run);
+        actionsOf.push(new Uint32Array(words));
+      }
+      const set = actionsOf[id] as Uint32Array;
+      set[word] = (set[word] as number) | bit;
+    }
+    if (rule.conjunctsComplete) complete[word] = (complete[word] as number) | bit;
+  }
+  return conjuncts.length > 0 ? { conjuncts, actionsOf, complete, words } : undefined;
+}
+
+/** The profile's bounds on what it stores (shared/domain/profile/enrich.ts `boundEnrichment`). */
+const STORED_SEGMENTS = 100;
+const STORED_SCORES = 50;
+const STORED_NAME = 100;
+
+/**
+ * Which models, segments and personas are static (read only what changes
+ * with the customer's events) and which are dynamic (see AudienceReuse):
+ * a rule is dynamic when it reads the request or the clock, or depends on
+ * a dynamic model or segment; a segment also when one ranked before it in
+ * its exclusive group is.
+ */
+export function audienceReuseOf(
+  stamp: string,
+  models: readonly CompiledModel[],
+  segments: readonly CompiledSegment[],
+  personas: readonly CompiledPersona[],
+): AudienceReuse {
+  const dynamicModel = new Map(models.map((m) => [m.id, false]));
+  const dynamicSegment = new Map(segments.map((s) => [s.id, false]));
+  const dependsOnDynamic = (rule: CompiledRule | undefined): boolean => {
+    if (!rule) return false;
+    const reads = rule.reads;
+    if (!reads || reads.dynamic) return true;
+    for (const id of reads.models) {
+      if (id === '*' ? [...dynamicModel.values()].some(Boolean) : dynamicModel.get(id) !== false) return true;
+    }
+    for (const id of reads.segments) {
+      if (id === '*' ? [...dynamicSegment.values()].some(Boolean) : dynamicSegment.get(id) !== false) return true;
+    }
+    return false;
+  };
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const m of models) {
+      if (!dynamicModel.get(m.id) && m.features.some((f) => dependsOnDynamic(f.expression))) {
+        dynamicModel.set(m.id, true);
+        changed = true;
+      }
+    }
+    const groupDynamic = new Set<string>();
+    for (const s of segments) {
+      const dynamic =
+        dynamicSegment.get(s.id) === true ||
+        (s.group !== undefined && groupDynamic.has(s.group)) ||
+        dependsOnDynamic(s.rule) ||
+        dependsOnDynamic(s.exclude);
+      if (dynamic && !dynamicSegment.get(s.id)) {
+        dynamicSegment.set(s.id, true);
+        changed = true;
+      }
+      if (dynamic && s.group !== undefined) groupDynamic.add(s.group);
+    }
+  }
+  const short = (id: string) => id.length > 0 && id.length <= STORED_NAME && id !== '__proto__';
+  return {
+    stamp,
+    dynamicModels: models.map((m) => dynamicModel.get(m.id) === true),
+    dynamicSegments: segments.map((s) => dynamicSegment.get(s.id) === true),
+    dynamicPersonas: personas.map((p) => dependsOnDynamic(p.rule)),
+    reusable:
+      segments.length <= STORED_SEGMENTS &&
+      models.length <= STORED_SCORES &&
+      [...models, ...segments, ...personas].every((x) => short(x.id)),
+  };
 }
 
 /** Compile a document that already passed the schema: references, CEL, Liquid, indexes. */
@@ -491,9 +589,11 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     CHANNELS.map((c) => [c, linked.filter((a) => a.fallbackRoles.some((r) => r.channel === c))]),
   ) as Record<Channel, CompiledAction[]>;
 
+  const version = options.version ?? 0;
+  const hash = createHash('sha256').update(JSON.stringify(doc)).digest('hex');
   const catalog: CompiledCatalog = {
-    version: options.version ?? 0,
-    hash: createHash('sha256').update(JSON.stringify(doc)).digest('hex'),
+    version,
+    hash,
     document: doc,
     tags,
     actions: linked,
@@ -529,6 +629,8 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     experiments,
     experimentsById,
     rules,
+    eligibilityIndex: eligibilityIndexOf(linked),
+    audienceReuse: audienceReuseOf(`${version}:${hash.slice(0, 16)}`, models, order, personas),
   };
   return { ok: true, catalog, source: doc };
 }

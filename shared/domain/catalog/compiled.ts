@@ -38,6 +38,8 @@
 import type { Channel } from '../channels.ts';
 import type { ProfileView } from '../profile/view.ts';
 import type { CatalogDocument } from './schema.ts';
+import type { RuleConjunct } from './fastpath.ts';
+import type { RuleReads } from './rules.ts';
 
 // ---------------------------------------------------------------------------
 // Rules (CEL)
@@ -91,6 +93,15 @@ export interface CompiledRule {
   readonly run: (vars: RuleVariables) => unknown;
   /** Known at load: `true`/`false` literals skip evaluation entirely. */
   readonly constant?: boolean;
+  /**
+   * Top-level conjuncts in the fast subset (fastpath.ts `compileConjuncts`):
+   * the rule is false when one is false, true when all are true and
+   * `conjunctsComplete`. Absent without the fast path.
+   */
+  readonly conjuncts?: readonly RuleConjunct[];
+  readonly conjunctsComplete?: boolean;
+  /** What it reads (rules.ts `readsOf`): static or dynamic, segments and models it depends on. */
+  readonly reads?: RuleReads;
   /** Runtime failures of this rule since the catalog was loaded (mutable counter). */
   failures: number;
   /** The last runtime failure message (for explanations and logs). */
@@ -393,6 +404,52 @@ export interface CompiledCatalog {
 
   /** Every compiled rule (for failure metrics). */
   readonly rules: readonly CompiledRule[];
+  /** The actions' eligibility rules by their distinct conjuncts (absent: evaluate every rule). */
+  readonly eligibilityIndex?: EligibilityIndex;
+  /** Which audience rules can be taken from a profile enriched with this catalog (absent: none). */
+  readonly audienceReuse?: AudienceReuse;
+}
+
+/**
+ * The eligibility rules of all actions, by their distinct top-level
+ * conjuncts. Catalog rules share most of their clauses
+ * (`profile.traits.tier == "gold"`, `context.device == "mobile"`, …): a
+ * decision evaluates each distinct conjunct once, and every action whose
+ * rule has a false conjunct is out without reading the action or its rule
+ * (CEL's `&&` is false as soon as one side is false, errors included).
+ * Bitsets hold 32 actions per word, by `action.index`.
+ */
+export interface EligibilityIndex {
+  /** The distinct conjuncts (fast-path closures; may return a MissingKey or throw for cel-js). */
+  readonly conjuncts: readonly ((vars: RuleVariables) => unknown)[];
+  /** Per conjunct, the actions whose eligibility rule has it. */
+  readonly actionsOf: readonly Uint32Array[];
+  /** The actions whose rule is made only of indexed conjuncts (true when they all are). */
+  readonly complete: Uint32Array;
+  /** Words of every bitset: ceil(actions / 32). */
+  readonly words: number;
+}
+
+/**
+ * Which of the audience's rules read only what changes with the customer's
+ * events (static) and which read the request or the clock (dynamic:
+ * `context`, `channel`, `placement`, `now`, `visitsToday`, time helpers,
+ * windowed or decayed stats, or a dynamic segment/model). The profile
+ * function stores segments, persona and scores evaluated with a catalog;
+ * decide reuses the static ones of a profile enriched with the same catalog
+ * and evaluates only the dynamic ones (audience.ts).
+ */
+export interface AudienceReuse {
+  /** The catalog identity the enricher stamps on the profile (`<version>:<hash prefix>`). */
+  readonly stamp: string;
+  /** By model, in `models` order. */
+  readonly dynamicModels: readonly boolean[];
+  /** By segment, in `segments` (evaluation) order. */
+  readonly dynamicSegments: readonly boolean[];
+  /** By persona, in `personas` order. */
+  readonly dynamicPersonas: readonly boolean[];
+  /** Ids too long to be kept by the profile's bounds: nothing can be reused. */
+  readonly reusable: boolean;
 }
 
 /** A problem found while loading a catalog. */

@@ -396,3 +396,55 @@ export function compileFastPath(ast: ASTNode, slow: Fn, helpers: FastHelpers): F
     }
   };
 }
+
+/**
+ * One top-level conjunct of a rule (`a && b && c` has three), compiled on
+ * its own. Conjuncts with the same key are the same expression: a catalog
+ * evaluates each distinct one once per decision (compile.ts, EligibilityIndex).
+ */
+export interface RuleConjunct {
+  /** Canonical form of the conjunct's AST (equal keys, equal expressions). */
+  readonly key: string;
+  /** The conjunct's value, or a MissingKey; throws UNSUPPORTED where only cel-js can tell. */
+  readonly run: Fn;
+}
+
+/** Canonical text of an AST: operators and arguments only (no positions). */
+export function astKey(node: ASTNode): string {
+  const args = node.args as unknown;
+  const part = (a: unknown): string => {
+    if (a && typeof a === 'object' && 'op' in a) return astKey(a as ASTNode);
+    if (Array.isArray(a)) return `[${a.map(part).join(',')}]`;
+    if (typeof a === 'bigint') return `${a}n`;
+    if (typeof a === 'number') return Object.is(a, -0) ? '-0d' : `${a}d`;
+    return JSON.stringify(a) ?? 'undefined';
+  };
+  return `(${node.op} ${part(args)})`;
+}
+
+/**
+ * The top-level conjuncts of a rule, each compiled by the fast path when it
+ * can be. `complete` is false when some conjunct is not in the fast subset
+ * (it is left out): the rule's verdict then needs the rule itself unless
+ * another conjunct is false.
+ *
+ * CEL's `&&` is commutative, errors included (`error && false` is false):
+ * a rule is false as soon as one conjunct is false, whatever the others
+ * give; it is true when every conjunct is true.
+ */
+export function compileConjuncts(ast: ASTNode, helpers: FastHelpers): { conjuncts: RuleConjunct[]; complete: boolean } {
+  const conjuncts: RuleConjunct[] = [];
+  let complete = true;
+  const walk = (node: ASTNode): void => {
+    if (node.op === '&&') {
+      walk(node.args[0]);
+      walk(node.args[1]);
+      return;
+    }
+    const run = compile(node, helpers);
+    if (run) conjuncts.push({ key: astKey(node), run });
+    else complete = false;
+  };
+  walk(ast);
+  return { conjuncts, complete };
+}

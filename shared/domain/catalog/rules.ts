@@ -35,7 +35,7 @@ import { Environment } from '@marcbachmann/cel-js';
 import type { ASTNode } from '@marcbachmann/cel-js';
 import type { Channel } from '../channels.ts';
 import type { ProfileView } from '../profile/view.ts';
-import { MissingKey, compileFastPath, type FastHelpers } from './fastpath.ts';
+import { MissingKey, compileConjuncts, compileFastPath, type FastHelpers } from './fastpath.ts';
 import type { Audience, CompiledCatalog, CompiledRule, RuleProfile, RuleVariables } from './compiled.ts';
 
 /** What `daysSince`/`hoursSince` return for a missing timestamp ("never"). */
@@ -405,14 +405,123 @@ export function compileRule(
   const trimmed = source.trim();
   const constant = trimmed === 'true' ? true : trimmed === 'false' ? false : undefined;
   const slow = parsed as unknown as (vars: RuleVariables) => unknown;
+  const fast = options.fastPath !== false;
+  const split = fast && kind === 'bool' ? compileConjuncts(parsed.ast, FAST_HELPERS) : undefined;
   const rule: CompiledRule = {
     source,
     path,
-    run: (options.fastPath === false ? undefined : compileFastPath(parsed.ast, slow, FAST_HELPERS)) ?? slow,
+    run: (fast ? compileFastPath(parsed.ast, slow, FAST_HELPERS) : undefined) ?? slow,
     ...(constant === undefined ? {} : { constant }),
+    ...(split && split.conjuncts.length > 0 ? { conjuncts: split.conjuncts, conjunctsComplete: split.complete } : {}),
+    reads: readsOf(parsed.ast),
     failures: 0,
   };
   return { ok: true, rule, references };
+}
+
+/**
+ * What a rule reads, for reusing stored audience results (AudienceReuse):
+ * `dynamic` when it reads the request (`context`, `channel`, `placement`)
+ * or the clock (`now`, `visitsToday`, `daysSince`, `hoursSince`,
+ * `interest`, `eventCount` over a window, the windowed and decayed stats,
+ * `updatedAt`), or the profile as a whole; the segments and models it
+ * depends on (`*`: all of them).
+ */
+export interface RuleReads {
+  readonly dynamic: boolean;
+  readonly segments: readonly string[];
+  readonly models: readonly string[];
+}
+
+const REQUEST_OR_CLOCK = new Set(['context', 'channel', 'placement', 'now', 'visitsToday']);
+/** Profile paths whose value depends on the instant of the view (windows, decay) or on the write. */
+const CLOCK_PATHS: readonly (readonly string[])[] = [
+  ['stats', 'visitsToday'],
+  ['stats', 'visits7d'],
+  ['stats', 'visits30d'],
+  ['stats', 'categoryInterests'],
+  ['stats', 'eventCounts', '*', 'today'],
+  ['stats', 'eventCounts', '*', 'last7d'],
+  ['stats', 'eventCounts', '*', 'last30d'],
+  ['updatedAt'],
+];
+
+/** `profile.a["b"].c` → root `profile`, keys [a, b, c]; undefined when a key is not a literal. */
+function pathOf(node: ASTNode): { root: string; keys: string[] } | undefined {
+  const keys: string[] = [];
+  let at: ASTNode = node;
+  for (;;) {
+    if (at.op === 'id') return { root: at.args, keys: keys.reverse() };
+    if (at.op === '.' || at.op === '.?') {
+      keys.push(at.args[1]);
+      at = at.args[0];
+      continue;
+    }
+    if (at.op === '[]' || at.op === '[?]') {
+      const key = literalString(at.args[1]);
+      if (key === undefined) return undefined;
+      keys.push(key);
+      at = at.args[0];
+      continue;
+    }
+    return undefined;
+  }
+}
+
+function clockPath(keys: readonly string[]): boolean {
+  if (keys.length === 0) return true;
+  return CLOCK_PATHS.some((d) => {
+    const n = Math.min(d.length, keys.length);
+    for (let i = 0; i < n; i++) if (d[i] !== '*' && d[i] !== keys[i]) return false;
+    return true;
+  });
+}
+
+export function readsOf(ast: ASTNode): RuleReads {
+  let dynamic = false;
+  const segments = new Set<string>();
+  const models = new Set<string>();
+  const visit = (node: ASTNode): void => {
+    if (dynamic) return;
+    const path = node.op === 'id' || node.op === '.' || node.op === '.?' || node.op === '[]' || node.op === '[?]' ? pathOf(node) : undefined;
+    if (path) {
+      if (REQUEST_OR_CLOCK.has(path.root)) dynamic = true;
+      else if (path.root === 'profile') {
+        const [first, second] = path.keys;
+        if (first === 'segments') segments.add('*');
+        else if (first === 'scores') models.add(second ?? '*');
+        else if (first !== 'persona' && clockPath(path.keys)) dynamic = true;
+      }
+      return;
+    }
+    if (node.op === 'call') {
+      const [name, args] = node.args;
+      if (name === 'daysSince' || name === 'hoursSince' || name === 'interest') {
+        dynamic = true;
+        return;
+      }
+      if (name === 'eventCount' && literalString(args[1]) !== 'total') {
+        dynamic = true;
+        return;
+      }
+      const literal = literalString(args[0]);
+      if ((name === 'hasSegment' || name === 'inSegment') && literal !== undefined) segments.add(literal);
+      if (name === 'aboveThreshold' && literal !== undefined) models.add(literal);
+      for (const arg of args) visit(arg);
+      return;
+    }
+    const args = node.args as unknown;
+    // Any other node: every AST below it (arrays, and the object arguments of comprehensions).
+    const each = (a: unknown): void => {
+      if (!a || typeof a !== 'object') return;
+      if ('op' in a) visit(a as ASTNode);
+      else if (Array.isArray(a)) a.forEach(each);
+      else Object.values(a).forEach(each);
+    };
+    each(args);
+  };
+  visit(ast);
+  return { dynamic, segments: [...segments], models: [...models] };
 }
 
 let failureCount = 0;

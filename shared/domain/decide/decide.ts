@@ -29,6 +29,7 @@ import type {
   CompiledCatalog,
   CompiledExperiment,
   CompiledSuppression,
+  EligibilityIndex,
   ResolvedPlacement,
   RuleVariables,
 } from '../catalog/compiled.ts';
@@ -75,6 +76,12 @@ export interface DecideOptions {
    * empty profile (so consent-bound channels get nothing).
    */
   readonly degraded?: boolean;
+  /**
+   * The catalog stamp of the profile's stored segments, persona and scores
+   * (the profile function's enrichment of this very profile): with this
+   * catalog's stamp, only the dynamic audience rules are evaluated.
+   */
+  readonly enrichedWith?: string;
 }
 
 /** An empty profile: an unknown customer is a new anonymous one, not an error. */
@@ -356,7 +363,7 @@ export function decide(
   const nonce = options.nonce ?? hash32(`${key}\u0000${nowMs}`).toString(36);
   const random = options.random ?? seededRandom(hash32(`${nonce}\u0000${key}`));
 
-  const audience = evaluateAudience(catalog, profile, now, request.context);
+  const audience = evaluateAudience(catalog, profile, now, request.context, options.enrichedWith);
   const vars = createRuleVariables({
     profile,
     audience,
@@ -386,7 +393,20 @@ export function decide(
 
   const hasSuppressions = policy.suppressions.length > 0;
   if (!options.degraded && (explain || channelDrop === undefined)) {
-    for (const action of candidatesFor(catalog, channel, placement)) {
+    const slot = candidatesFor(catalog, channel, placement);
+    // Without explain: every distinct conjunct of the eligibility rules once, and the actions
+    // one of them rules out are skipped without being read (same eligible set, see EligibilityIndex).
+    const verdicts = explanations || slot.list.length === 0 ? undefined : conjunctVerdicts(catalog.eligibilityIndex, vars);
+    for (let k = 0; k < slot.list.length; k++) {
+      let ruleHolds = false;
+      if (verdicts) {
+        const i = slot.indices[k] as number;
+        const word = i >>> 5;
+        const bit = 1 << (i & 31);
+        if (((verdicts.out[word] as number) & bit) !== 0) continue;
+        ruleHolds = ((verdicts.allTrue[word] as number) & bit) !== 0;
+      }
+      const action = slot.list[k] as CompiledAction;
       let outcome: ExperimentOutcome | undefined;
       if (explanations) {
         let drop: Drop | undefined = !isWithinValidity(action, nowMs)
@@ -408,7 +428,7 @@ export function decide(
         if (hasSuppressions && suppressingPolicy(action, policy.suppressions)) continue;
         if (action.targeting && !matchesTargeting(action, audience)) continue;
         if (action.caps.length > 0 && reachedActionCap(action, profile, nowMs)) continue;
-        if (action.eligibility && !evaluateRule(action.eligibility, vars)) continue;
+        if (action.eligibility && !ruleHolds && !evaluateRule(action.eligibility, vars)) continue;
         if (action.experiments.length > 0) {
           outcome = experimentOf(action, assignments);
           if (outcome?.drop) continue;
@@ -541,30 +561,75 @@ export function decide(
   };
 }
 
-const candidateCache = new WeakMap<CompiledCatalog, Map<string, readonly CompiledAction[]>>();
+/** The candidates of a slot, with their action indexes (the eligibility bitsets are by index). */
+interface Slot {
+  readonly list: readonly CompiledAction[];
+  readonly indices: Int32Array;
+}
+
+const candidateCache = new WeakMap<CompiledCatalog, Map<string, Slot>>();
 
 /**
  * The actions that compete on a channel/placement: content for it, and not
  * in the fallback role there (a fallback serves only when nothing else
  * does). Computed once per catalog version and slot.
  */
-function candidatesFor(catalog: CompiledCatalog, channel: Channel, placement: string | undefined): readonly CompiledAction[] {
+function candidatesFor(catalog: CompiledCatalog, channel: Channel, placement: string | undefined): Slot {
   let bySlot = candidateCache.get(catalog);
   if (!bySlot) {
     bySlot = new Map();
     candidateCache.set(catalog, bySlot);
   }
   const key = `${channel}\u0000${placement ?? ''}`;
-  let list = bySlot.get(key);
-  if (!list) {
-    list = catalog.actionsByChannel[channel].filter(
+  let slot = bySlot.get(key);
+  if (!slot) {
+    const list = catalog.actionsByChannel[channel].filter(
       (action) => canServePlacement(action, channel, placement) && !(action.fallbackRoles.length > 0 && isFallbackHere(action, channel, placement)),
     );
+    slot = { list, indices: Int32Array.from(list, (a) => a.index) };
     // Placements are free text from callers: bound the cache.
     if (bySlot.size >= 1_000) bySlot.clear();
-    bySlot.set(key, list);
+    bySlot.set(key, slot);
   }
-  return list;
+  return slot;
+}
+
+interface ConjunctVerdicts {
+  /** Actions whose eligibility rule has a false conjunct: not eligible. */
+  readonly out: Uint32Array;
+  /** Actions whose rule is only indexed conjuncts, all true: eligible by their rule. */
+  readonly allTrue: Uint32Array;
+}
+
+/**
+ * Every distinct conjunct of the catalog's eligibility rules, once. A
+ * conjunct that is false rules its actions out (CEL's `&&` is false when
+ * one side is, errors included); one that is true is a step towards "all
+ * true"; anything else (a missing field, a value only cel-js handles)
+ * leaves the verdict to the rule itself, evaluated as usual. Conjuncts are
+ * pure: evaluating one a rule would have short-circuited changes nothing.
+ */
+function conjunctVerdicts(index: EligibilityIndex | undefined, vars: RuleVariables): ConjunctVerdicts | undefined {
+  if (!index) return undefined;
+  const out = new Uint32Array(index.words);
+  const unsure = new Uint32Array(index.words);
+  for (let c = 0; c < index.conjuncts.length; c++) {
+    let value: unknown;
+    try {
+      value = (index.conjuncts[c] as (vars: RuleVariables) => unknown)(vars);
+    } catch {
+      value = undefined;
+    }
+    if (value === true) continue;
+    const target = value === false ? out : unsure;
+    const actions = index.actionsOf[c] as Uint32Array;
+    for (let w = 0; w < index.words; w++) target[w] = (target[w] as number) | (actions[w] as number);
+  }
+  const allTrue = new Uint32Array(index.words);
+  for (let w = 0; w < index.words; w++) {
+    allTrue[w] = (index.complete[w] as number) & ~(out[w] as number) & ~(unsure[w] as number);
+  }
+  return { out, allTrue };
 }
 
 function isFallbackHere(action: CompiledAction, channel: Channel, placement: string | undefined): boolean {

@@ -13,6 +13,10 @@ export interface EnrichmentResult {
   readonly segments: readonly string[];
   readonly persona?: string;
   readonly scores: Readonly<Record<string, number>>;
+  /** Identity of the catalog the result was evaluated with (its `audienceReuse.stamp`). */
+  readonly catalog?: string;
+  /** The instant (epoch ms) it was evaluated at: the `updatedAt` the profile is written with. */
+  readonly at?: number;
 }
 
 export type ProfileEnricher = (view: ProfileView, now: Date) => EnrichmentResult;
@@ -48,6 +52,8 @@ export function boundEnrichment(result: EnrichmentResult): {
   segments: string[];
   persona?: string;
   scores: Record<string, number>;
+  catalog?: string;
+  at?: number;
 } {
   const segments = [...new Set(result.segments.filter((s) => typeof s === 'string' && s.length > 0 && s.length <= MAX_NAME))]
     .slice(0, MAX_SEGMENTS);
@@ -61,5 +67,12 @@ export function boundEnrichment(result: EnrichmentResult): {
     typeof result.persona === 'string' && result.persona.length > 0 && result.persona.length <= MAX_NAME
       ? result.persona
       : undefined;
-  return { segments, ...(persona !== undefined ? { persona } : {}), scores };
+  const stamped =
+    typeof result.catalog === 'string' && result.catalog.length <= MAX_NAME && typeof result.at === 'number' && Number.isFinite(result.at);
+  return {
+    segments,
+    ...(persona !== undefined ? { persona } : {}),
+    scores,
+    ...(stamped ? { catalog: result.catalog, at: result.at } : {}),
+  };
 }

@@ -84,6 +84,10 @@ export interface Enrichment {
   segments: string[];
   persona?: string;
   scores: Record<string, number>;
+  /** The catalog the enricher used (`<version>:<hash prefix>`): decide reuses the static part. */
+  catalog?: string;
+  /** When it was evaluated (epoch ms); equal to `updatedAt` when it describes the stored profile. */
+  at?: number;
 }
 
 export interface ProfileState {
