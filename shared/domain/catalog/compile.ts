@@ -287,8 +287,10 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
       else if (!thresholds.has(ref.id)) problems.add(path, `model "${ref.id}" has no threshold`);
     }
   };
+  // One closure per distinct sub-expression of the whole catalog (fastpath.ts, FastHelpers.intern).
+  const intern = new Map<string, ((vars: RuleVariables) => unknown) | undefined>();
   const rule = (source: string, path: string, kind: RuleKind = 'bool', allowSegments = true): { rule: CompiledRule; references: RuleReference[] } | undefined => {
-    const r = compileRule(source, path, kind);
+    const r = compileRule(source, path, kind, { intern });
     if (!r.ok) {
       problems.add(path, `CEL error: ${r.error.message}`, r.error.position);
       return undefined;

@@ -50,9 +50,18 @@ export function matchesTargeting(action: CompiledAction, audience: Pick<Audience
  */
 export function activeSuppressions(catalog: CompiledCatalog, vars: RuleVariables): readonly CompiledSuppression[] {
   const out: CompiledSuppression[] = [];
+  // Policies often share a condition (several tags suppressed while a complaint is open): each
+  // distinct one once, unless it failed (every rule then counts its own failure).
+  const verdicts = catalog.policies.suppressions.length > 1 ? new Map<string, boolean>() : undefined;
   for (const s of catalog.policies.suppressions) {
     if (s.channels && !s.channels.has(vars.channel as Channel)) continue;
-    if (evaluateRule(s.when, vars)) out.push(s);
+    let active = verdicts?.get(s.when.source);
+    if (active === undefined) {
+      const failures = s.when.failures;
+      active = evaluateRule(s.when, vars);
+      if (s.when.failures === failures) verdicts?.set(s.when.source, active);
+    }
+    if (active) out.push(s);
   }
   return out;
 }

@@ -378,7 +378,7 @@ export function compileRule(
   source: string,
   path: string,
   kind: RuleKind = 'bool',
-  options: { fastPath?: boolean } = {},
+  options: { fastPath?: boolean; intern?: Map<string, ((vars: RuleVariables) => unknown) | undefined> } = {},
 ): { ok: true; rule: CompiledRule; references: RuleReference[] } | { ok: false; error: RuleCompileError } {
   let checked: { valid: boolean; type?: string; error?: unknown };
   try {
@@ -406,11 +406,12 @@ export function compileRule(
   const constant = trimmed === 'true' ? true : trimmed === 'false' ? false : undefined;
   const slow = parsed as unknown as (vars: RuleVariables) => unknown;
   const fast = options.fastPath !== false;
-  const split = fast && kind === 'bool' ? compileConjuncts(parsed.ast, FAST_HELPERS) : undefined;
+  const helpers = options.intern ? { ...FAST_HELPERS, intern: options.intern } : FAST_HELPERS;
+  const split = fast && kind === 'bool' ? compileConjuncts(parsed.ast, helpers) : undefined;
   const rule: CompiledRule = {
     source,
     path,
-    run: (fast ? compileFastPath(parsed.ast, slow, FAST_HELPERS) : undefined) ?? slow,
+    run: (fast ? compileFastPath(parsed.ast, slow, helpers) : undefined) ?? slow,
     ...(constant === undefined ? {} : { constant }),
     ...(split && split.conjuncts.length > 0 ? { conjuncts: split.conjuncts, conjunctsComplete: split.complete } : {}),
     reads: readsOf(parsed.ast),
