@@ -204,11 +204,27 @@ describe('faults', () => {
     expect(await lite.batchGetItem('t', [{ pk: 'a' }, { pk: 'b' }])).toEqual([{ pk: 'a' }, { pk: 'b' }]);
     expect(lite.requests).toBe(2);
 
-    const never: Answer = (_req, res) => res.writeHead(200).end(JSON.stringify({ Responses: { t: [] }, UnprocessedKeys: { t: { Keys: [wire('b')] } } }));
-    answers = Array.from({ length: 20 }, () => never);
-    const error = await failure(client({ timeoutMs: 200 }).batchGetItem('t', [{ pk: 'b' }]));
+    // The answer still leaves the key unprocessed, and by the time it arrives the call's deadline has passed.
+    // The clock is moved rather than waited for: with a real wait, whether the deadline falls between two
+    // rounds (throttling) or aborts a request in flight (a timeout) would depend on the machine's load.
+    const realNow = Date.now.bind(Date);
+    let skew = 0;
+    const clock = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + skew);
+    const late: Answer = (_req, res) => {
+      skew += 60_000;
+      res.writeHead(200).end(JSON.stringify({ Responses: { t: [] }, UnprocessedKeys: { t: { Keys: [wire('b')] } } }));
+    };
+    answers = [late, late, late];
+    const before = received;
+    let error: DynamoLiteError | undefined;
+    try {
+      error = await failure(client({ timeoutMs: 30_000 }).batchGetItem('t', [{ pk: 'b' }]));
+    } finally {
+      clock.mockRestore();
+    }
     expect(error).toMatchObject({ name: 'ThrottlingException', kind: 'throttled' });
     expect(isThrottling(error)).toBe(true);
+    expect(received - before).toBe(1); // not asked again once the deadline has passed
     answers = [];
   });
 });
