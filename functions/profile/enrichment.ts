@@ -6,7 +6,7 @@
  */
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import { setProfileEnricher } from '#domain/profile/enrich.ts';
-import { getLiveCatalog, peekLiveCatalog } from '#store/catalog.ts';
+import { getLiveCatalog, peekLiveCatalog } from '#store/catalog-live.ts';
 
 setProfileEnricher(createCatalogEnricher(peekLiveCatalog), {
   prepare: async () => {

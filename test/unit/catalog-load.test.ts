@@ -348,6 +348,33 @@ describe('the stored normalised document', () => {
     expect(compiled.catalog.hash).toBe(loaded.catalog.hash);
     expect(compiled.catalog.actions.map((a) => a.id)).toEqual(loaded.catalog.actions.map((a) => a.id));
     expect(compiled.source).toEqual(loaded.source);
+    // Its templates are parsed on first render (no Liquid at compile time) and render the same text.
+    const { renderContent } = await import('../../shared/domain/catalog/template.ts');
+    const scope = { firstName: 'Luis', traits: { firstName: 'Luis' }, profile: { traits: { firstName: 'Luis' } }, context: { city: 'Madrid' }, channel: 'web', placement: '' };
+    let templated = 0;
+    loaded.catalog.actions.forEach((action, i) => {
+      const other = compiled.catalog.actions[i]!;
+      for (const channel of action.channels) {
+        const eager = action.content[channel]!;
+        const lazy = other.content[channel]!;
+        templated += Object.values(lazy.fields).filter((t) => t.literal === undefined && t.parsed === undefined).length;
+        expect(renderContent(lazy, scope, other.fallbacks)).toEqual(renderContent(eager, scope, action.fallbacks));
+      }
+    });
+    expect(templated).toBeGreaterThan(0);
+  });
+
+  it('a deferred template that does not parse fails its render, not the compilation', async () => {
+    const { compileDocument } = await import('../../shared/domain/catalog/compile.ts');
+    const { renderContent } = await import('../../shared/domain/catalog/template.ts');
+    const loaded = loadCatalog(minimal({ actions: [action('a1')] }), 'object');
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    const doc = structuredClone(loaded.source);
+    (doc.actions[0]!.content as { web: { title: string } }).web.title = 'Hola {{ firstName ';
+    const compiled = compileDocument(doc);
+    if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems));
+    expect(() => renderContent(compiled.catalog.actions[0]!.content.web!, {})).toThrow();
+    expect(loadCatalog(doc, 'object').ok).toBe(false);
   });
 
   it("decide's empty catalog is the schema's normalised empty document", async () => {

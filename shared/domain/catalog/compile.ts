@@ -39,7 +39,7 @@ import type {
 import { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 import { compileRule, type RuleKind, type RuleReference } from './rules.ts';
 import type { ActionDocument, CapDocument, CatalogDocument, ContentDocument } from './schema.ts';
-import { compileTemplate } from './template.ts';
+import { TEMPLATE_MARKUP } from './patterns.ts';
 
 /** At most this many problems are reported (the first ones, in document order). */
 export const MAX_PROBLEMS = 200;
@@ -95,10 +95,28 @@ const TEXT_FIELDS: Record<Channel, { fields: readonly string[]; lists: readonly 
   call_center: { fields: ['script'], lists: ['talkingPoints'], literals: [] },
 };
 
+/** Parses a Liquid template (template.ts `compileTemplate`): errors are catalog problems. */
+export type TemplateCompiler = (
+  source: string,
+  path: string,
+) => { ok: true; template: CompiledTemplate } | { ok: false; error: { message: string; position?: number } };
+
+/**
+ * Without a template compiler: a template of a validated document (the
+ * stored normalised one), kept as text and parsed by template.ts on its
+ * first render; literal text is known here. So the profile function, which
+ * renders nothing, does not carry the Liquid engine.
+ */
+const deferTemplate: TemplateCompiler = (source, path) => ({
+  ok: true,
+  template: TEMPLATE_MARKUP.test(source) ? { source, path } : { source, path, literal: source },
+});
+
 function compileContent(
   content: ContentDocument,
   path: string,
   problems: Problems,
+  compileTemplate: TemplateCompiler,
 ): Partial<Record<Channel, CompiledContent>> {
   const out: Partial<Record<Channel, CompiledContent>> = {};
   for (const channel of CHANNELS) {
@@ -157,6 +175,12 @@ const instant = (iso: string | undefined, fallback: number) => (iso ? Date.parse
 export interface LoadOptions {
   /** Store version to stamp on the compiled catalog (default 0: not stored). */
   readonly version?: number;
+  /**
+   * Parse every template now, its errors reported as problems (load.ts, the
+   * validating path). Absent: templates are parsed on first render (the
+   * document was validated when it was published).
+   */
+  readonly compileTemplate?: TemplateCompiler;
 }
 
 /** Index the actions' eligibility rules by their distinct conjuncts (see EligibilityIndex). */
@@ -258,6 +282,7 @@ export function audienceReuseOf(
 export function compileDocument(doc: CatalogDocument, options: LoadOptions = {}): LoadResult {
   const problems = new Problems();
   const rules: CompiledRule[] = [];
+  const compileTemplate = options.compileTemplate ?? deferTemplate;
 
   // --- ids and tags
   const tagIds = doc.tags.map((t) => (typeof t === 'string' ? t : t.id));
@@ -404,7 +429,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     if (a.propensityModel && !modelIds.has(a.propensityModel)) {
       problems.add(`${at}.propensityModel`, `unknown model "${a.propensityModel}"`);
     }
-    const content = compileContent(a.content, `${at}.content`, problems);
+    const content = compileContent(a.content, `${at}.content`, problems, compileTemplate);
     const channels = new Set(Object.keys(content) as Channel[]);
     if (channels.size === 0) problems.add(`${at}.content`, 'an action needs content for at least one channel');
     for (const key of Object.keys(a.fallbacks ?? {})) {
@@ -427,7 +452,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     }
     duplicates(a.variants ?? [], (v) => v.id, `${at}.variants`, 'variant', problems);
     const variants: CompiledVariant[] = (a.variants ?? []).map((v, j) => {
-      const own = compileContent(v.content, `${at}.variants[${j}].content`, problems);
+      const own = compileContent(v.content, `${at}.variants[${j}].content`, problems, compileTemplate);
       for (const channel of Object.keys(own) as Channel[]) {
         if (!channels.has(channel)) problems.add(`${at}.variants[${j}].content.${channel}`, `the action has no ${channel} content to vary`);
       }

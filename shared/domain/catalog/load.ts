@@ -9,6 +9,7 @@ import { isScalar, parseDocument, visit } from 'yaml';
 import type { ZodError } from 'zod';
 import type { CatalogFormat, CatalogProblem, LoadResult } from './compiled.ts';
 import { MAX_PROBLEMS, compileDocument, type LoadOptions } from './compile.ts';
+import { compileTemplate } from './template.ts';
 import { catalogSchema } from './schema.ts';
 
 export { MAX_PROBLEMS, compileDocument, windowToMs, type LoadOptions } from './compile.ts';
@@ -173,5 +174,5 @@ export function loadCatalog(input: string | unknown, format: CatalogFormat, opti
   }
   const shape = catalogSchema.safeParse(parsed.value);
   if (!shape.success) return { ok: false, problems: zodProblems(shape.error).slice(0, MAX_PROBLEMS) };
-  return compileDocument(shape.data, options);
+  return compileDocument(shape.data, { compileTemplate, ...options });
 }

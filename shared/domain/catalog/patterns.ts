@@ -12,3 +12,6 @@ export const WINDOW_PATTERN = /^(?:(\d{1,4})(m|h|d|w)|hour|day|week|month)$/;
 
 /** A frequency cap written as a string: `"3/week"`, `"1/1d"`. */
 export const CAP_STRING_PATTERN = /^\s*(\d{1,6})\s*\/\s*(\S+)\s*$/;
+
+/** Liquid markup: a template without it is literal text. */
+export const TEMPLATE_MARKUP = /\{\{|\{%/;

@@ -16,6 +16,7 @@
  */
 import { Liquid, type Template } from 'liquidjs';
 import type { CompiledContent, CompiledTemplate, RenderedContent, RuleVariables } from './compiled.ts';
+import { TEMPLATE_MARKUP as MARKUP } from './patterns.ts';
 
 const liquid = new Liquid({
   strictFilters: true,
@@ -28,7 +29,6 @@ const liquid = new Liquid({
   cache: false,
 });
 
-const MARKUP = /\{\{|\{%/;
 
 export interface TemplateCompileError {
   readonly message: string;
@@ -106,10 +106,23 @@ export function applyFallbacks(scope: TemplateScope, fallbacks: Readonly<Record<
   return out;
 }
 
-/** Render one template; throws on a render failure (limits, filter errors). */
+/** Templates compiled without parsing (compile.ts, the stored document), parsed on first render. */
+const deferred = new WeakMap<CompiledTemplate, Template[]>();
+
+function parsedOf(template: CompiledTemplate): Template[] {
+  if (template.parsed !== undefined) return template.parsed as Template[];
+  let parsed = deferred.get(template);
+  if (!parsed) {
+    parsed = liquid.parse(template.source);
+    deferred.set(template, parsed);
+  }
+  return parsed;
+}
+
+/** Render one template; throws on a render failure (limits, filter errors, a template that does not parse). */
 export function renderTemplate(template: CompiledTemplate, scope: TemplateScope): string {
   if (template.literal !== undefined) return template.literal;
-  return String(liquid.renderSync(template.parsed as Template[], scope));
+  return String(liquid.renderSync(parsedOf(template), scope));
 }
 
 /**
