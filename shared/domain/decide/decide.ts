@@ -293,6 +293,18 @@ function chooseVariant(
   return best ?? { propensity: propensityOf(catalog, action, undefined, audience, learner, stats) };
 }
 
+/** The ranked actions best first (compareRanked's order), each found when asked for: O(n) per action taken. */
+function* inRankOrder(ranked: Ranked[]): Generator<Ranked> {
+  for (let end = ranked.length; end > 0; end--) {
+    let best = 0;
+    for (let i = 1; i < end; i++) if (compareRanked(ranked[i] as Ranked, ranked[best] as Ranked) < 0) best = i;
+    const chosen = ranked[best] as Ranked;
+    ranked[best] = ranked[end - 1] as Ranked;
+    ranked[end - 1] = chosen;
+    yield chosen;
+  }
+}
+
 function compareRanked(a: Ranked, b: Ranked): number {
   if (a.score !== b.score) return b.score - a.score;
   if (a.action.priority !== b.action.priority) return b.action.priority - a.action.priority;
@@ -390,6 +402,10 @@ export function decide(
   const explanations: CandidateExplanation[] | undefined = explain ? [] : undefined;
   const eligible: Ranked[] = [];
   const weightOf = (action: CompiledAction) => where.weights[action.index] ?? action.weight;
+  // Nothing learnt (no stats) and no exploration: every action without variants or a model has the prior's propensity.
+  const prior = catalog.learning.prior.alpha / (catalog.learning.prior.alpha + catalog.learning.prior.beta);
+  const plainPropensity =
+    options.learning !== undefined || learner.explore ? undefined : learner.on ? Math.max(catalog.learning.floor, Math.min(1, prior)) : prior;
 
   const hasSuppressions = policy.suppressions.length > 0;
   if (!options.degraded && (explain || channelDrop === undefined)) {
@@ -434,6 +450,11 @@ export function decide(
           if (outcome?.drop) continue;
         }
       }
+      if (outcome === undefined && plainPropensity !== undefined && action.variants.length === 0 && action.propensityModel === undefined) {
+        // What chooseVariant gives an action without variants or model when nothing is learnt or explored.
+        eligible.push({ action, propensity: plainPropensity, score: plainPropensity * action.value * weightOf(action) });
+        continue;
+      }
       const chosen =
         outcome?.variant !== undefined
           ? {
@@ -450,12 +471,15 @@ export function decide(
       });
     }
   }
-  eligible.sort(compareRanked);
+  // The explanation lists every eligible action in rank order; a decision needs only the first
+  // few that render (selected one at a time, same order as the sort).
+  if (explanations) eligible.sort(compareRanked);
+  const ranking = explanations ? eligible.values() : inRankOrder(eligible);
 
   const scope = templateScope(vars);
   const actions: ReturnedAction[] = [];
   const unservable = new Set<string>();
-  for (const ranked of eligible) {
+  for (const ranked of ranking) {
     if (actions.length >= limit) break;
     const content = render(ranked.action, channel, ranked.variant, scope);
     if (!content) {
