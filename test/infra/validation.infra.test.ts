@@ -212,7 +212,15 @@ describe('the validation wiring itself (negative control)', () => {
 });
 
 describe('synth-time checks of the constructs', () => {
-  const newStack = () => new Stack(new App({ context: SKIP_BUNDLING }), 'Checks');
+  // An App without an outdir makes a temporary directory of its own and never removes it: give them one.
+  let outdir: string;
+  beforeAll(() => {
+    outdir = mkdtempSync(join(tmpdir(), 'kairos-checks-'));
+  });
+  afterAll(() => {
+    if (outdir) rmSync(outdir, { recursive: true, force: true });
+  });
+  const newStack = () => new Stack(new App({ context: SKIP_BUNDLING, outdir }), 'Checks');
   const dummyFunction = (stack: Stack, id: string) =>
     new LambdaFunction(stack, id, { runtime: Runtime.NODEJS_24_X, handler: 'index.handler', code: Code.fromInline('export const handler = async () => ({});') });
 
@@ -237,7 +245,7 @@ describe('synth-time checks of the constructs', () => {
   });
 
   it('refuses an alarm topic that is not an SNS topic ARN', () => {
-    expect(() => createKairosApp({ context: { ...SKIP_BUNDLING, [CONTEXT_KEYS.alarmTopicArn]: 'ops@example.com' } })).toThrow(
+    expect(() => createKairosApp({ outdir, context: { ...SKIP_BUNDLING, [CONTEXT_KEYS.alarmTopicArn]: 'ops@example.com' } })).toThrow(
       /not an SNS topic ARN/,
     );
   });
