@@ -7,7 +7,8 @@ import type { Channel } from '../channels.ts';
 import { own, windowStart, windowSum, type Lww, type WindowCounter } from './counters.ts';
 import { TRAIT_PATH_SEPARATOR } from './apply.ts';
 import { LIMITS, type NameCounts, type ProfileState } from './state.ts';
-import { DAY_MS, HOUR_MS, dayOf, hourOf, isValidTimeZone, localMidnight } from './time.ts';
+import { DAY_MS, HOUR_MS, dayOf, hourOf, isValidTimeZone } from './time.ts';
+import { viewWindows } from './view-clock.ts';
 import type {
   ActionContacts,
   ChannelEngagement,
@@ -82,11 +83,7 @@ const hourWindow = (counter: WindowCounter | undefined, sinceMs: number, now: nu
 export function toProfileView(state: ProfileState, now: Date | number = Date.now()): ProfileView {
   const at = typeof now === 'number' ? now : now.getTime();
   const timezone = profileTimeZone(state);
-  const since = {
-    today: localMidnight(timezone, at),
-    d7: localMidnight(timezone, at, 6),
-    d30: localMidnight(timezone, at, 29),
-  };
+  const since = viewWindows(timezone, at);
 
   const halfLife = state.halfLifeDays ?? DEFAULT_HALF_LIFE_DAYS;
   const nowDays = at / DAY_MS / halfLife;
