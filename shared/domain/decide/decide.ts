@@ -501,7 +501,6 @@ export function decide(
   if (fallback && channelDrop === undefined) {
     // Fallbacks ignore targeting, rules and frequency caps, never the customer's protection:
     // validity, consent, suppression, quiet hours and channel caps (checked above) still hold.
-    const fallbackPropensity = catalog.learning.prior.alpha / (catalog.learning.prior.alpha + catalog.learning.prior.beta);
     for (const action of catalog.fallbacksByChannel[channel]) {
       if (actions.length >= limit) break;
       if (!isFallbackHere(action, channel, placement)) continue;
@@ -512,8 +511,8 @@ export function decide(
       actions.push({
         actionId: action.id,
         content,
-        score: round(fallbackPropensity * action.value * weightOf(action)),
-        propensity: round(fallbackPropensity),
+        score: round(prior * action.value * weightOf(action)),
+        propensity: round(prior),
         reasons: ['fallback'],
         fallback: true,
       });

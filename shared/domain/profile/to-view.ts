@@ -4,9 +4,9 @@
  * decayed to `now`.
  */
 import type { Channel } from '../channels.ts';
-import { own, windowStart, windowSum, type Lww, type WindowCounter } from './counters.ts';
+import { own, windowStart, windowSum, type Lww } from './counters.ts';
 import { TRAIT_PATH_SEPARATOR } from './apply.ts';
-import { LIMITS, type NameCounts, type ProfileState } from './state.ts';
+import { LIMITS, type ProfileState } from './state.ts';
 import { DAY_MS, HOUR_MS, dayOf, hourOf, isValidTimeZone } from './time.ts';
 import { viewWindows } from './view-clock.ts';
 import type {
@@ -22,7 +22,8 @@ import type {
 const DEFAULT_HALF_LIFE_DAYS = 14;
 
 const iso = (ms: number): string => new Date(ms).toISOString();
-const isoIf = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : iso(ms));
+/** `{ [key]: ISO time }`, or nothing for an absent time (spread into a view object). */
+const isoField = <K extends string>(key: K, ms: number | undefined) => (ms === undefined ? {} : { [key]: iso(ms) }) as { [P in K]?: string };
 
 /** The profile's time zone: the trait `timezone`, else the latest context.timezone, else UTC. */
 export function profileTimeZone(state: ProfileState): string {
@@ -58,28 +59,6 @@ function traitsView(traits: Readonly<Record<string, Lww<unknown>>>): Record<stri
   return out;
 }
 
-function eventCount(counts: NameCounts, now: number, since: { today: number; d7: number; d30: number }): EventCount {
-  const nowHour = hourOf(now);
-  const nowDay = dayOf(now);
-  // Days count from the first UTC day whose midpoint is inside the window:
-  // the far edge of 7/30-day windows is exact to the day, "today" to the hour.
-  const fromDay = (sinceMs: number) => Math.ceil((sinceMs - DAY_MS / 2) / DAY_MS);
-  const inWindow = (sinceMs: number) => {
-    const fromHour = Math.ceil(sinceMs / HOUR_MS);
-    if (counts.h && windowStart(counts.h, LIMITS.eventHours) <= fromHour) return windowSum(counts.h, fromHour, nowHour);
-    return windowSum(counts.d, fromDay(sinceMs), nowDay);
-  };
-  return {
-    today: inWindow(since.today),
-    last7d: windowSum(counts.d, fromDay(since.d7), nowDay),
-    last30d: windowSum(counts.d, fromDay(since.d30), nowDay),
-    total: counts.n,
-  };
-}
-
-const hourWindow = (counter: WindowCounter | undefined, sinceMs: number, now: number): number =>
-  windowSum(counter, Math.ceil(sinceMs / HOUR_MS), hourOf(now));
-
 export function toProfileView(state: ProfileState, now: Date | number = Date.now()): ProfileView {
   const at = typeof now === 'number' ? now : now.getTime();
   const timezone = profileTimeZone(state);
@@ -92,8 +71,29 @@ export function toProfileView(state: ProfileState, now: Date | number = Date.now
     categoryInterests[category] = 2 ** (log - nowDays);
   }
 
+  // Days count from the first UTC day whose midpoint is inside the window:
+  // the far edge of 7/30-day windows is exact to the day, "today" to the hour
+  // (from the daily counts when the hourly ones do not reach back to local midnight).
+  const nowHour = hourOf(at);
+  const nowDay = dayOf(at);
+  const fromDay = (sinceMs: number) => Math.ceil((sinceMs - DAY_MS / 2) / DAY_MS);
+  const todayHour = Math.ceil(since.today / HOUR_MS);
+  const todayDay = fromDay(since.today);
+  const d7Day = fromDay(since.d7);
+  const d30Day = fromDay(since.d30);
   const eventCounts: Record<string, EventCount> = {};
-  for (const name of Object.keys(state.events).sort()) eventCounts[name] = eventCount(state.events[name]!, at, since);
+  for (const name of Object.keys(state.events).sort()) {
+    const counts = state.events[name]!;
+    eventCounts[name] = {
+      today:
+        counts.h && windowStart(counts.h, LIMITS.eventHours) <= todayHour
+          ? windowSum(counts.h, todayHour, nowHour)
+          : windowSum(counts.d, todayDay, nowDay),
+      last7d: windowSum(counts.d, d7Day, nowDay),
+      last30d: windowSum(counts.d, d30Day, nowDay),
+      total: counts.n,
+    };
+  }
 
   const consent: Partial<Record<Channel, ConsentState>> = {};
   for (const [channel, entry] of Object.entries(state.consent) as [Channel, Lww<boolean>][]) {
@@ -115,8 +115,8 @@ export function toProfileView(state: ProfileState, now: Date | number = Date.now
       delivered: c.delivered,
       engaged: c.engaged,
       rate: c.delivered > 0 ? Math.min(1, c.engaged / c.delivered) : 0,
-      ...(c.lastDelivered !== undefined ? { lastDeliveredAt: iso(c.lastDelivered) } : {}),
-      ...(c.lastEngaged !== undefined ? { lastEngagedAt: iso(c.lastEngaged) } : {}),
+      ...isoField('lastDeliveredAt', c.lastDelivered),
+      ...isoField('lastEngagedAt', c.lastEngaged),
     };
     if (c.contacts.length > 0) channelContacts[channel] = c.contacts.map(iso);
   }
@@ -128,7 +128,7 @@ export function toProfileView(state: ProfileState, now: Date | number = Date.now
       impressions: a.i.map(iso),
       clicks: a.clicks,
       conversions: a.conversions,
-      ...(a.i[0] !== undefined ? { lastImpressionAt: iso(a.i[0]) } : {}),
+      ...isoField('lastImpressionAt', a.i[0]),
     };
   }
 
@@ -143,17 +143,17 @@ export function toProfileView(state: ProfileState, now: Date | number = Date.now
     consent,
     preferences,
     stats: {
-      visitsToday: hourWindow(state.visits.h, since.today, at),
-      visits7d: hourWindow(state.visits.h, since.d7, at),
-      visits30d: hourWindow(state.visits.h, since.d30, at),
+      visitsToday: windowSum(state.visits.h, todayHour, nowHour),
+      visits7d: windowSum(state.visits.h, Math.ceil(since.d7 / HOUR_MS), nowHour),
+      visits30d: windowSum(state.visits.h, Math.ceil(since.d30 / HOUR_MS), nowHour),
       visitsTotal: state.visits.n,
-      ...(state.firstSeen !== undefined ? { firstSeenAt: iso(state.firstSeen) } : {}),
-      ...(state.lastSeen !== undefined ? { lastSeenAt: iso(state.lastSeen) } : {}),
+      ...isoField('firstSeenAt', state.firstSeen),
+      ...isoField('lastSeenAt', state.lastSeen),
       orders: state.orders,
       revenue: state.revenue,
-      ...(state.lastPurchase !== undefined ? { lastPurchaseAt: iso(state.lastPurchase) } : {}),
+      ...isoField('lastPurchaseAt', state.lastPurchase),
       returns: state.returns,
-      ...(state.lastReturn !== undefined ? { lastReturnAt: iso(state.lastReturn) } : {}),
+      ...isoField('lastReturnAt', state.lastReturn),
       openComplaints: Math.max(0, state.complaintsOpened - state.complaintsResolved),
       categoryInterests,
       eventCounts,
@@ -164,6 +164,6 @@ export function toProfileView(state: ProfileState, now: Date | number = Date.now
     segments: enrichment?.segments ?? [],
     ...(enrichment?.persona !== undefined ? { persona: enrichment.persona } : {}),
     scores: enrichment?.scores ?? {},
-    ...(isoIf(state.updatedAt) !== undefined ? { updatedAt: isoIf(state.updatedAt) } : {}),
+    ...isoField('updatedAt', state.updatedAt),
   };
 }
