@@ -7,17 +7,16 @@
  * from the catalog's fallbacks.
  *
  * It reads through dynamo-lite (shared/store/dynamo-lite.ts), not the SDK:
- * decide's bundle and cold-start budgets. The join is the one of
- * shared/store/profiles.ts `getProfileState` (which imports the SDK); a
- * DynamoDB Local test holds the two to the same answers.
+ * decide's bundle and cold-start budgets. The join is the pure one both
+ * share (shared/domain/profile/stored.ts `joinProfiles`).
  */
 import { config } from '#shared/config.ts';
 import { anonymousProfileKey, userProfileKey } from '#domain/keys.ts';
-import { mergeProfiles } from '#domain/profile/apply.ts';
-import { parseProfileState, type ProfileState } from '#domain/profile/state.ts';
+import { joinProfiles, profileFromItem, type ProfileLookup } from '#domain/profile/stored.ts';
+import type { ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
-import { DynamoLite, type Item } from '#store/dynamo-lite.ts';
+import { DynamoLite } from '#store/dynamo-lite.ts';
 
 function envMs(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -39,10 +38,7 @@ export const PROFILE_DEADLINE_MS = envMs('KAIROS_DECIDE_PROFILE_DEADLINE_MS', co
 /** Decide's own client: the deadline above, one retry of a throttled or failed attempt within it. */
 export const decideLite = new DynamoLite({ timeoutMs: PROFILE_DEADLINE_MS, maxAttempts: 2 });
 
-export interface ProfileLookup {
-  readonly userId?: string;
-  readonly anonymousId?: string;
-}
+export type { ProfileLookup };
 
 export type ProfileRead =
   | {
@@ -56,23 +52,6 @@ export type ProfileRead =
       readonly enrichedWith?: string;
     }
   | { readonly ok: false; readonly error: unknown };
-
-/** A state joined or re-keyed here is not the one its enrichment was evaluated for. */
-function withoutStamp(state: ProfileState): ProfileState {
-  if (state.enrichment?.catalog === undefined) return state;
-  const { catalog: _catalog, at: _at, ...enrichment } = state.enrichment;
-  return { ...state, enrichment };
-}
-
-type Stored = { kind: 'profile'; state: ProfileState } | { kind: 'tombstone'; mergedInto: string };
-
-/** A Profiles item as decide reads it (shared/store/profiles.ts `profileFromItem`). */
-function storedOf(item: Item | undefined): Stored | undefined {
-  if (!item || typeof item.pk !== 'string') return undefined;
-  if (item.kind === 'tombstone' && typeof item.mergedInto === 'string') return { kind: 'tombstone', mergedInto: item.mergedInto };
-  if (item.kind === 'profile' && typeof item.state === 'string') return { kind: 'profile', state: parseProfileState(item.state) };
-  return undefined;
-}
 
 /**
  * The profile state of a customer (see shared/store/profiles.ts
@@ -93,23 +72,15 @@ export async function readProfileState(lookup: ProfileLookup, lite: DynamoLite, 
       ? [await lite.getItem(config.PROFILES_TABLE, { pk: unique[0] as string }, { timeoutMs: deadlineMs })].filter((i) => i !== undefined)
       : await lite.batchGetItem(config.PROFILES_TABLE, unique.map((pk) => ({ pk })), { timeoutMs: deadlineMs });
   const byKey = new Map(items.map((i) => [String(i.pk), i]));
-  const user = userKey ? storedOf(byKey.get(userKey)) : undefined;
-  const anon = anonKey ? storedOf(byKey.get(anonKey)) : undefined;
-  if (user?.kind === 'profile') {
-    return anon?.kind === 'profile' ? withoutStamp(mergeProfiles(user.state, anon.state)) : user.state;
-  }
-  if (anon?.kind === 'profile') {
-    if (lookup.userId === undefined) return anon.state;
-    // Identified before the stream merged: the anonymous history, as the user's.
-    const { anonymousId: _anonymousId, ...rest } = withoutStamp(anon.state);
-    return { ...rest, userId: lookup.userId, anonymousIds: [...anon.state.anonymousIds, lookup.anonymousId!] };
-  }
-  if (anon?.kind === 'tombstone' && lookup.userId === undefined) {
-    const key = userProfileKey(anon.mergedInto);
-    const merged = storedOf(await lite.getItem(config.PROFILES_TABLE, { pk: key }, { timeoutMs: Math.max(1, deadline - Date.now()) }));
-    return merged?.kind === 'profile' ? merged.state : undefined;
-  }
-  return undefined;
+  const joined = joinProfiles(
+    lookup,
+    userKey ? profileFromItem(byKey.get(userKey)) : undefined,
+    anonKey ? profileFromItem(byKey.get(anonKey)) : undefined,
+  );
+  if (!joined || 'state' in joined) return joined?.state;
+  const key = userProfileKey(joined.mergedInto);
+  const merged = profileFromItem(await lite.getItem(config.PROFILES_TABLE, { pk: key }, { timeoutMs: Math.max(1, deadline - Date.now()) }));
+  return merged?.kind === 'profile' ? merged.state : undefined;
 }
 
 /**

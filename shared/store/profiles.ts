@@ -19,10 +19,9 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { config } from '../config.ts';
 import { anonymousProfileKey, userProfileKey } from '../domain/stored-event.ts';
-import { mergeProfiles } from '../domain/profile/apply.ts';
+import { joinProfiles, profileFromItem, type ProfileLookup } from '../domain/profile/stored.ts';
 import {
   STATE_VERSION,
-  parseProfileState,
   serializeProfileState,
   type ProfileState,
 } from '../domain/profile/state.ts';
@@ -35,38 +34,7 @@ export const MARKER_TTL_SECONDS = 7 * 24 * 3600;
 
 export const markerKey = (eventPk: string): string => `m#${eventPk}`;
 
-export interface StoredProfile {
-  readonly kind: 'profile';
-  readonly key: string;
-  readonly version: number;
-  readonly state: ProfileState;
-}
-
-export interface StoredTombstone {
-  readonly kind: 'tombstone';
-  readonly key: string;
-  readonly version: number;
-  /** The userId this anonymous profile was merged into. */
-  readonly mergedInto: string;
-}
-
-export type ProfileItem = StoredProfile | StoredTombstone;
-
-/**
- * Parse a Profiles item (as the DocumentClient returns it). Pure. Undefined
- * for a missing item or one that is not a profile or tombstone (a marker).
- */
-export function profileFromItem(item: Record<string, unknown> | undefined): ProfileItem | undefined {
-  if (!item || typeof item.pk !== 'string') return undefined;
-  const version = typeof item.version === 'number' ? item.version : 0;
-  if (item.kind === 'tombstone' && typeof item.mergedInto === 'string') {
-    return { kind: 'tombstone', key: item.pk, version, mergedInto: item.mergedInto };
-  }
-  if (item.kind === 'profile' && typeof item.state === 'string') {
-    return { kind: 'profile', key: item.pk, version, state: parseProfileState(item.state) };
-  }
-  return undefined;
-}
+export { profileFromItem, type ProfileItem, type StoredProfile, type StoredTombstone } from '../domain/profile/stored.ts';
 
 /** The item that stores a profile state (version is the new version). */
 export function profileToItem(key: string, state: ProfileState, version: number): Record<string, unknown> {
@@ -195,10 +163,7 @@ export async function writeProfile(
   await client.send(new TransactWriteCommand(profileWriteTransaction(write, userId, now)));
 }
 
-export interface ProfileLookup {
-  readonly userId?: string;
-  readonly anonymousId?: string;
-}
+export type { ProfileLookup } from '../domain/profile/stored.ts';
 
 /**
  * The profile state of a customer as decide sees it: one BatchGetItem of
@@ -216,23 +181,15 @@ export async function getProfileState(
   const keys = [userKey, anonKey].filter((k): k is string => k !== undefined);
   if (keys.length === 0) return undefined;
   const items = await getItems(keys, options);
-  const user = userKey ? profileFromItem(items.get(userKey)) : undefined;
-  const anon = anonKey ? profileFromItem(items.get(anonKey)) : undefined;
-  if (user?.kind === 'profile') {
-    return anon?.kind === 'profile' ? mergeProfiles(user.state, anon.state) : user.state;
-  }
-  if (anon?.kind === 'profile') {
-    if (lookup.userId === undefined) return anon.state;
-    // Identified before the stream merged: the anonymous history, as the user's.
-    const { anonymousId: _anonymousId, ...rest } = anon.state;
-    return { ...rest, userId: lookup.userId, anonymousIds: [...anon.state.anonymousIds, lookup.anonymousId!] };
-  }
-  if (anon?.kind === 'tombstone' && lookup.userId === undefined) {
-    const key = userProfileKey(anon.mergedInto);
-    const merged = profileFromItem((await getItems([key], options)).get(key));
-    return merged?.kind === 'profile' ? merged.state : undefined;
-  }
-  return undefined;
+  const joined = joinProfiles(
+    lookup,
+    userKey ? profileFromItem(items.get(userKey)) : undefined,
+    anonKey ? profileFromItem(items.get(anonKey)) : undefined,
+  );
+  if (!joined || 'state' in joined) return joined?.state;
+  const key = userProfileKey(joined.mergedInto);
+  const merged = profileFromItem((await getItems([key], options)).get(key));
+  return merged?.kind === 'profile' ? merged.state : undefined;
 }
 
 /** The ProfileView of a customer at `now` (see getProfileState); undefined for an unknown customer. */
