@@ -96,6 +96,10 @@ export function storedEvent(input: EventInput): StoredEvent {
     ...(input.context !== undefined ? { context: input.context } : {}),
     timestamp: input.timestamp,
     receivedAt: input.timestamp,
-    expiresAt: Math.floor(Date.parse(input.timestamp) / 1000) + 90 * 86_400,
+    // Ingest keeps an event 90 days from when it stores it: from now, not from the event's own timestamp. Test
+    // events carry fixed past timestamps, and an item already past its TTL is one DynamoDB (and DynamoDB Local,
+    // whose deletion job runs every few seconds) deletes at any moment: a test that stores it would then depend
+    // on when that job runs.
+    expiresAt: Math.floor(Date.now() / 1000) + 90 * 86_400,
   };
 }
