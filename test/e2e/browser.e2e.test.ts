@@ -131,7 +131,7 @@ describe('a web page on another origin renders the next best action', () => {
     expect(['*', siteOrigin]).toContain((await response.allHeaders())['access-control-allow-origin']);
 
     const hero = tab.locator('#hero');
-    await expect.poll(() => hero.getAttribute('data-state'), { timeout: 10_000 }).not.toBe('loading');
+    await expect.poll(() => hero.getAttribute('data-state'), { timeout: 30_000 }).not.toBe('loading');
     const state = await hero.getAttribute('data-state');
     assert.strictEqual(state, 'rendered', `page error: ${await hero.getAttribute('data-error')}; console: ${consoleErrors.join(' | ')}`);
 
@@ -167,7 +167,7 @@ describe('a web page on another origin renders the next best action', () => {
     url.searchParams.set('placement', 'home');
     await tab.goto(url.href);
     const hero = tab.locator('#hero');
-    await expect.poll(() => hero.getAttribute('data-state'), { timeout: 10_000 }).toBe('rendered');
+    await expect.poll(() => hero.getAttribute('data-state'), { timeout: 30_000 }).toBe('rendered');
     const decision = (await tab.evaluate(() => (globalThis as unknown as { kairosDecision: unknown }).kairosDecision)) as Decision;
     expect(decision.actions).toHaveLength(1);
     expect(actionIds(decision)).not.toContain('bannerMegaOferta');
@@ -185,7 +185,7 @@ describe('a web page on another origin renders the next best action', () => {
     url.searchParams.set('anonymousId', uniqueId('browser-bad'));
     await tab.goto(url.href);
     const hero = tab.locator('#hero');
-    await expect.poll(() => hero.getAttribute('data-state'), { timeout: 10_000 }).toBe('error');
+    await expect.poll(() => hero.getAttribute('data-state'), { timeout: 30_000 }).toBe('error');
     expect(await hero.getAttribute('data-error')).toContain('401');
     await context.close();
   });
