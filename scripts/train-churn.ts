@@ -19,7 +19,7 @@ import { parseDocument } from 'yaml';
 import { loadCatalog } from '../shared/domain/catalog/load.ts';
 import { createRuleVariables, evaluateNumber } from '../shared/domain/catalog/rules.ts';
 import type { CompiledModel } from '../shared/domain/catalog/compiled.ts';
-import type { ProfileView } from '../shared/domain/profile/view.ts';
+import { emptyProfileView, type ProfileView } from '../shared/domain/profile/view.ts';
 
 export interface Example {
   readonly x: readonly number[];
@@ -92,32 +92,20 @@ export function syntheticProfiles(n: number, seed = 42): { profile: ProfileView;
     const visits30d = Math.round(churned ? random() * 3 : 2 + random() * 15);
     const returns = Math.round(churned ? random() * 3 : random() * 1.2);
     const orders = Math.round(churned ? random() * 4 : 1 + random() * 12);
-    const profile = {
-      anonymousIds: [],
-      identified: true,
-      traits: {},
-      timezone: 'UTC',
-      consent: {},
-      preferences: { interests: [] },
-      engagement: {},
-      contacts: {},
-      channelContacts: {},
-      segments: [],
-      scores: {},
+    const empty = emptyProfileView({ userId: 'synthetic' });
+    const profile: ProfileView = {
+      ...empty,
       stats: {
-        visitsToday: 0,
+        ...empty.stats,
         visits7d: Math.min(visits30d, 3),
         visits30d,
         visitsTotal: visits30d * 3,
         orders,
         revenue: orders * 40,
         returns,
-        openComplaints: 0,
         lastSeenAt: new Date(now - silentDays * 86_400_000).toISOString(),
-        categoryInterests: {},
-        eventCounts: {},
       },
-    } satisfies ProfileView;
+    };
     return { profile, churned, at: new Date(now).toISOString() };
   });
 }

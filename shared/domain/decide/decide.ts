@@ -22,7 +22,7 @@
  * exploration off the same inputs give the same decision.
  */
 import type { Channel } from '../channels.ts';
-import type { ProfileView } from '../profile/view.ts';
+import { emptyProfileView, type ProfileView } from '../profile/view.ts';
 import type {
   Audience,
   CompiledAction,
@@ -85,35 +85,7 @@ export interface DecideOptions {
 }
 
 /** An empty profile: an unknown customer is a new anonymous one, not an error. */
-export function emptyProfile(ids: { userId?: string | undefined; anonymousId?: string | undefined }): ProfileView {
-  return {
-    ...(ids.userId !== undefined ? { userId: ids.userId } : {}),
-    ...(ids.userId === undefined && ids.anonymousId !== undefined ? { anonymousId: ids.anonymousId } : {}),
-    anonymousIds: ids.userId !== undefined && ids.anonymousId !== undefined ? [ids.anonymousId] : [],
-    identified: ids.userId !== undefined,
-    traits: {},
-    timezone: 'UTC',
-    consent: {},
-    preferences: { interests: [] },
-    stats: {
-      visitsToday: 0,
-      visits7d: 0,
-      visits30d: 0,
-      visitsTotal: 0,
-      orders: 0,
-      revenue: 0,
-      returns: 0,
-      openComplaints: 0,
-      categoryInterests: {},
-      eventCounts: {},
-    },
-    engagement: {},
-    contacts: {},
-    channelContacts: {},
-    segments: [],
-    scores: {},
-  };
-}
+export const emptyProfile = emptyProfileView;
 
 /** The key experiments hash and learning seeds on: the known id, else the anonymous one. */
 export function customerKey(profile: ProfileView, request: Pick<DecideRequest, 'userId' | 'anonymousId'>): string {

@@ -94,3 +94,34 @@ export interface ProfileView {
   readonly scores: Readonly<Record<string, number>>;
   readonly updatedAt?: string;
 }
+
+/** The profile of a customer with no history: an unknown customer is a new one, not an error. */
+export function emptyProfileView(ids: { userId?: string | undefined; anonymousId?: string | undefined } = {}): ProfileView {
+  return {
+    ...(ids.userId !== undefined ? { userId: ids.userId } : {}),
+    ...(ids.userId === undefined && ids.anonymousId !== undefined ? { anonymousId: ids.anonymousId } : {}),
+    anonymousIds: ids.userId !== undefined && ids.anonymousId !== undefined ? [ids.anonymousId] : [],
+    identified: ids.userId !== undefined,
+    traits: {},
+    timezone: 'UTC',
+    consent: {},
+    preferences: { interests: [] },
+    stats: {
+      visitsToday: 0,
+      visits7d: 0,
+      visits30d: 0,
+      visitsTotal: 0,
+      orders: 0,
+      revenue: 0,
+      returns: 0,
+      openComplaints: 0,
+      categoryInterests: {},
+      eventCounts: {},
+    },
+    engagement: {},
+    contacts: {},
+    channelContacts: {},
+    segments: [],
+    scores: {},
+  };
+}
