@@ -199,47 +199,39 @@ function registerHelpers(env: Environment): Environment {
       },
     ) as never,
   );
-  env.registerFunction(
-    'interest(ast): double',
-    macro(
-      'double',
-      (checker, m, ctx) => void checker.check(m.args[0] as ASTNode, ctx),
-      (ev, m, ctx) => {
-        const category = ev.run(m.args[0] as ASTNode, ctx);
-        if (typeof category !== 'string') throw new Error('interest() takes a category string');
-        const interests = (ctx.getValue('profile') as RuleProfile).stats?.categoryInterests;
-        const value = interests && Object.hasOwn(interests, category) ? interests[category] : undefined;
-        return typeof value === 'number' ? value : 0;
-      },
-    ) as never,
-  );
-  env.registerFunction(
-    'likes(ast): bool',
-    macro(
-      'bool',
-      (checker, m, ctx) => void checker.check(m.args[0] as ASTNode, ctx),
-      (ev, m, ctx) => {
-        const interest = ev.run(m.args[0] as ASTNode, ctx);
-        if (typeof interest !== 'string') throw new Error('likes() takes an interest string');
-        const declared = (ctx.getValue('profile') as RuleProfile).preferences?.interests;
-        return Array.isArray(declared) && declared.includes(interest);
-      },
-    ) as never,
-  );
-  env.registerFunction(
-    'engagementRate(ast): double',
-    macro(
-      'double',
-      (checker, m, ctx) => void checker.check(m.args[0] as ASTNode, ctx),
-      (ev, m, ctx) => {
-        const channel = ev.run(m.args[0] as ASTNode, ctx);
-        if (typeof channel !== 'string') throw new Error('engagementRate() takes a channel string');
-        const engagement = (ctx.getValue('profile') as RuleProfile).engagement as Record<string, { rate?: number }> | undefined;
-        const rate = engagement && Object.hasOwn(engagement, channel) ? engagement[channel]?.rate : undefined;
-        return typeof rate === 'number' && Number.isFinite(rate) ? rate : 0;
-      },
-    ) as never,
-  );
+  // One-string-argument helpers that read a field of the profile.
+  const profileLookup = (
+    name: string,
+    type: 'double' | 'bool',
+    argument: string,
+    read: (profile: RuleProfile, key: string) => number | boolean,
+  ) =>
+    env.registerFunction(
+      `${name}(ast): ${type}`,
+      macro(
+        type,
+        (checker, m, ctx) => void checker.check(m.args[0] as ASTNode, ctx),
+        (ev, m, ctx) => {
+          const key = ev.run(m.args[0] as ASTNode, ctx);
+          if (typeof key !== 'string') throw new Error(`${name}() takes ${argument} string`);
+          return read(ctx.getValue('profile') as RuleProfile, key);
+        },
+      ) as never,
+    );
+  profileLookup('interest', 'double', 'a category', (profile, category) => {
+    const interests = profile.stats?.categoryInterests;
+    const value = interests && Object.hasOwn(interests, category) ? interests[category] : undefined;
+    return typeof value === 'number' ? value : 0;
+  });
+  profileLookup('likes', 'bool', 'an interest', (profile, interest) => {
+    const declared = profile.preferences?.interests;
+    return Array.isArray(declared) && declared.includes(interest);
+  });
+  profileLookup('engagementRate', 'double', 'a channel', (profile, channel) => {
+    const engagement = profile.engagement as Record<string, { rate?: number }> | undefined;
+    const rate = engagement && Object.hasOwn(engagement, channel) ? engagement[channel]?.rate : undefined;
+    return typeof rate === 'number' && Number.isFinite(rate) ? rate : 0;
+  });
   return env;
 }
 
