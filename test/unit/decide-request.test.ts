@@ -29,6 +29,7 @@ function ours(body: unknown) {
 const field = fc.oneof(
   fc.constantFrom('web', 'push', 'email', 'fax', 'home_hero', '', 'u-1', 'bad placement!', 'x'.repeat(257), 'k'.repeat(101)),
   fc.integer({ min: -2, max: 12 }),
+  fc.constantFrom(2 ** 53, -(2 ** 53), 1e300, -1e300, 1.5),
   fc.double({ noNaN: true, noDefaultInfinity: true }),
   fc.boolean(),
   fc.constant(null),

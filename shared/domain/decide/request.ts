@@ -160,7 +160,9 @@ export function parseDecideRequest(body: unknown): ParseResult<DecideRequest> {
     else if (!PLACEMENT.test(placement)) problem(['placement'], 'must be 1-128 characters: letters, digits, "_", "-", ".", ":"');
   }
   const limit = body.limit === undefined ? 1 : body.limit;
-  if (typeof limit !== 'number' || !Number.isSafeInteger(limit)) problem(['limit'], 'must be an integer from 1 to 10', true);
+  if (typeof limit !== 'number' || !Number.isInteger(limit)) problem(['limit'], 'must be an integer from 1 to 10', true);
+  // zod: an integer outside the safe range is a range issue, not a type issue (it does not abort).
+  else if (!Number.isSafeInteger(limit)) problem(['limit'], 'must be an integer from 1 to 10');
   else if (limit < 1) problem(['limit'], 'must be at least 1');
   else if (limit > 10) problem(['limit'], 'must be at most 10');
   const context = body.context === undefined ? {} : body.context;
