@@ -6,9 +6,11 @@
  * 2. the same 1,000 eligibility rules (3 clauses each) in json-rules-engine
  *    against our compiled CEL, same profile, same run (budget >= 20x);
  * 3. decide over HTTP on the local server against a bare GetItem of the
- *    same profile behind the same server, with the same client (budget p50
- *    ratio <= 1.3): requests interleaved one by one (the side that goes
- *    first alternates), after a warm-up, 2,000 per side by default. The
+ *    same profile behind the same server (a second instance of it, whose
+ *    decide route does only the GetItem, with decide's client), both sent
+ *    the same request, headers and body (budget p50 ratio <= 1.3):
+ *    requests interleaved one by one (the side that goes first
+ *    alternates), after a warm-up, 2,000 per side by default. The
  *    profile is built from events by the profile function's code and stored
  *    as that function stores it (enriched with the live catalog);
  * 4. DynamoDB requests per warm decision, counted on every client (the
@@ -419,6 +421,31 @@ async function benchBundle(): Promise<{ bytes: number; topInputs: [string, numbe
   }
 }
 
+/**
+ * KAIROS_BENCH_CPU_PROFILE=<dir>: before the timed part, 3,000 requests of each side under V8's
+ * sampling profiler, written as <dir>/decide-<side>.cpuprofile (open in Chrome DevTools or
+ * speedscope). The difference between the two profiles is what decide costs beyond its read.
+ */
+async function profileSides(dir: string, sides: Record<string, () => Promise<void>>): Promise<void> {
+  const { Session } = await import('node:inspector/promises');
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  mkdirSync(dir, { recursive: true });
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: 50 });
+    for (const [side, call] of Object.entries(sides)) {
+      await session.post('Profiler.start');
+      for (let i = 0; i < 3_000; i++) await call();
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(join(dir, `decide-${side}.cpuprofile`), JSON.stringify(profile));
+    }
+  } finally {
+    session.disconnect();
+  }
+}
+
 async function benchHttp(endpoint: string, document: CatalogInput, requests: number) {
   const { config } = await import('#shared/config.ts');
   if (config.DYNAMODB_ENDPOINT !== endpoint) {
@@ -478,22 +505,22 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   const pk = userProfileKey(userId);
   await documentClient.send(new PutCommand({ TableName: config.PROFILES_TABLE, Item: profileToItem(pk, state, 1) }));
 
-  // The baseline: the same server, the same client (decide's), one GetItem of the same profile, nothing else.
+  // The baseline: a second instance of the same server, the same route and the same request (headers and
+  // body), whose decide function is one GetItem of the same profile with decide's client and nothing else.
+  // Both sides pay the same for the HTTP exchange; the difference is what decide does beyond its read.
   const bareGetItem = async (_event: APIGatewayProxyEventV2) => {
     const item = await decideLite.getItem(config.PROFILES_TABLE, { pk });
     return { statusCode: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(item ?? null) };
   };
   const unused = async () => ({ statusCode: 404, body: '' });
   const fn = (name: string, handler: (event: never, context: never) => unknown) => ({ name, handler: handler as never, timeoutSeconds: 10, memorySize: 1769 });
-  const server = await startLocalServer({
-    functions: {
-      decide: fn('decide', decideHandler as never),
-      health: fn('health', bareGetItem as never), // GET /v1/health answers with the bare GetItem
-      ingest: fn('ingest', unused),
-      admin: fn('admin', unused),
-    },
-    port: 0,
-  });
+  const serverWith = (decideFunction: (event: never, context: never) => unknown) =>
+    startLocalServer({
+      functions: { decide: fn('decide', decideFunction), health: fn('health', unused), ingest: fn('ingest', unused), admin: fn('admin', unused) },
+      port: 0,
+    });
+  const server = await serverWith(decideHandler as never);
+  const bareServer = await serverWith(bareGetItem as never);
 
   // Requests on the decide side only: the SDK's shared client by a middleware, dynamo-lite's (decide's own, and
   // the shared one of the write key and catalog reads) by their counters, read around each decide round.
@@ -530,7 +557,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
     };
   };
   const callBare = async () => {
-    const response = await fetch(`${server.url}/v1/health`);
+    const response = await fetch(`${bareServer.url}/v1/decide`, { method: 'POST', headers, body: decideBody });
     await response.arrayBuffer();
     if (response.status !== 200) throw new Error(`baseline answered ${response.status}`);
   };
@@ -540,6 +567,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
       (await callDecide())();
       await callBare();
     }
+    if (process.env.KAIROS_BENCH_CPU_PROFILE) await profileSides(process.env.KAIROS_BENCH_CPU_PROFILE, { decide: async () => (await callDecide())(), bare: callBare });
     const decideSamples: number[] = [];
     const bareSamples: number[] = [];
     let decisions = 0;
@@ -592,7 +620,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
       requestsPerDecision: { profileReads: profileReads / decisions, other: other / decisions, byCommand },
     };
   } finally {
-    await server.stop();
+    await Promise.all([server.stop(), bareServer.stop()]);
     if (previous) await publishCatalog(previous.text, previous.format === 'yaml' ? 'yaml' : 'json', { principal: 'bench (restore)' });
   }
 }
