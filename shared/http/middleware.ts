@@ -56,10 +56,16 @@ const CORS_HEADERS = {
   'access-control-expose-headers': 'x-request-id,retry-after',
 };
 
+let allowedOrigins: { readonly source: string; readonly origins: ReadonlySet<string> } | undefined;
+
 export function corsHeaders(origin: string | undefined): Record<string, string> {
-  const allowed = config.KAIROS_CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean);
-  if (allowed.includes('*')) return { 'access-control-allow-origin': '*', ...CORS_HEADERS };
-  if (origin && allowed.includes(origin)) {
+  const source = config.KAIROS_CORS_ORIGINS;
+  if (allowedOrigins?.source !== source) {
+    allowedOrigins = { source, origins: new Set(source.split(',').map((o) => o.trim()).filter(Boolean)) };
+  }
+  const allowed = allowedOrigins.origins;
+  if (allowed.has('*')) return { 'access-control-allow-origin': '*', ...CORS_HEADERS };
+  if (origin && allowed.has(origin)) {
     return { 'access-control-allow-origin': origin, vary: 'Origin', ...CORS_HEADERS };
   }
   return {};
@@ -86,8 +92,11 @@ function isYamlType(contentType: string): boolean {
   return base === 'application/yaml' || base === 'application/x-yaml' || base === 'text/yaml';
 }
 
-export function parseRequest(event: APIGatewayProxyEventV2, options: HttpOptions): HttpRequest {
-  const headers = lowerHeaders(event.headers);
+export function parseRequest(
+  event: APIGatewayProxyEventV2,
+  options: HttpOptions,
+  headers: Record<string, string> = lowerHeaders(event.headers),
+): HttpRequest {
   const requestId = event.requestContext?.requestId || randomUUID();
   const contentType = headers['content-type'] ?? '';
   const byteLength = event.body
@@ -174,12 +183,13 @@ export function httpHandler(handler: Handler, options: HttpOptions) {
       return { statusCode: 204, headers: { ...cors, 'x-request-id': requestId }, body: '' };
     }
     try {
-      const request = parseRequest(event, options);
+      const request = parseRequest(event, options, headers);
       const result = await handler(request, context);
       return respond(result.status, result.body, request.requestId, { ...cors, ...(result.headers ?? {}) });
     } catch (error) {
       return errorResponse(error, requestId, cors);
     }
   };
-  return middy(core).use(injectLambdaContext(logger, { clearState: true }));
+  // No handler appends temporary log keys, so there is no per-invocation state to clear.
+  return middy(core).use(injectLambdaContext(logger));
 }

@@ -28,6 +28,7 @@ import type {
   CompiledAction,
   CompiledCatalog,
   CompiledExperiment,
+  CompiledRule,
   CompiledSuppression,
   EligibilityIndex,
   ResolvedPlacement,
@@ -41,7 +42,6 @@ import {
   contentFor,
   hasConsent,
   isWithinValidity,
-  matchesTargeting,
   quietHoursFor,
   reachedActionCap,
   reachedChannelCap,
@@ -50,6 +50,21 @@ import {
   suppressingPolicy,
 } from '../catalog/decision.ts';
 import { createRuleVariables, evaluateRule } from '../catalog/rules.ts';
+import {
+  F_CAPS,
+  F_EXPERIMENTS,
+  F_PLAIN,
+  F_RULE,
+  F_TAGS,
+  F_TARGETING,
+  audienceBits,
+  isFallbackHere,
+  isSuppressed,
+  matchesTargetingBits,
+  slotFor,
+  suppressedTagMask,
+  type Slot,
+} from './slot.ts';
 import { renderContent, templateScope, type TemplateScope } from '../catalog/template.ts';
 import { encodeDecisionId, type DecidedAction } from './decision-id.ts';
 import { CONTROL_ARM, assignArm } from './experiments.ts';
@@ -266,15 +281,98 @@ function chooseVariant(
 }
 
 /** The ranked actions best first (compareRanked's order), each found when asked for: O(n) per action taken. */
-function* inRankOrder(ranked: Ranked[]): Generator<Ranked> {
-  for (let end = ranked.length; end > 0; end--) {
-    let best = 0;
-    for (let i = 1; i < end; i++) if (compareRanked(ranked[i] as Ranked, ranked[best] as Ranked) < 0) best = i;
-    const chosen = ranked[best] as Ranked;
-    ranked[best] = ranked[end - 1] as Ranked;
-    ranked[end - 1] = chosen;
-    yield chosen;
+/**
+ * The eligible actions best first (compareRanked's order), selected one at a
+ * time: the ranked objects, and the plain candidates of the slot's pool,
+ * whose object is made only when it is selected.
+ */
+function* inRankOrder(ranked: Ranked[], slot: Slot, pool: PlainPool, plainPropensity: number): Generator<Ranked> {
+  let rankedEnd = ranked.length;
+  let poolEnd = pool.size;
+  while (rankedEnd + poolEnd > 0) {
+    let bestRanked = -1;
+    for (let i = 0; i < rankedEnd; i++) {
+      if (bestRanked === -1 || compareRanked(ranked[i] as Ranked, ranked[bestRanked] as Ranked) < 0) bestRanked = i;
+    }
+    let bestPlain = -1;
+    for (let i = 0; i < poolEnd; i++) {
+      if (bestPlain === -1 || comparePlain(slot, pool, i, bestPlain) < 0) bestPlain = i;
+    }
+    let plainFirst = bestPlain !== -1;
+    if (plainFirst && bestRanked !== -1) {
+      const r = ranked[bestRanked] as Ranked;
+      const k = pool.k[bestPlain] as number;
+      const score = pool.score[bestPlain] as number;
+      plainFirst =
+        score !== r.score
+          ? score > r.score
+          : slot.priority[k] !== r.action.priority
+            ? (slot.priority[k] as number) > r.action.priority
+            : (slot.indices[k] as number) < r.action.index;
+    }
+    if (plainFirst) {
+      const k = pool.k[bestPlain] as number;
+      const score = pool.score[bestPlain] as number;
+      poolEnd--;
+      pool.k[bestPlain] = pool.k[poolEnd] as number;
+      pool.score[bestPlain] = pool.score[poolEnd] as number;
+      yield { action: slot.list[k] as CompiledAction, propensity: plainPropensity, score };
+    } else {
+      const chosen = ranked[bestRanked] as Ranked;
+      rankedEnd--;
+      ranked[bestRanked] = ranked[rankedEnd] as Ranked;
+      ranked[rankedEnd] = chosen;
+      yield chosen;
+    }
   }
+}
+
+/** compareRanked for two entries of the plain pool. */
+function comparePlain(slot: Slot, pool: PlainPool, a: number, b: number): number {
+  const sa = pool.score[a] as number;
+  const sb = pool.score[b] as number;
+  if (sa !== sb) return sb - sa;
+  const ka = pool.k[a] as number;
+  const kb = pool.k[b] as number;
+  const pa = slot.priority[ka] as number;
+  const pb = slot.priority[kb] as number;
+  if (pa !== pb) return pb - pa;
+  return (slot.indices[ka] as number) - (slot.indices[kb] as number);
+}
+
+/** The eligible candidates with the plain propensity: slot positions and scores, no object each. */
+interface PlainPool {
+  readonly k: Int32Array;
+  readonly score: Float64Array;
+  size: number;
+  add(k: number, score: number): void;
+}
+
+let poolK = new Int32Array(64);
+let poolScore = new Float64Array(64);
+
+/**
+ * The pool of one decision. Its arrays are reused from one decision to the
+ * next (a decision runs to its end synchronously, and its ranking is consumed
+ * before it returns).
+ */
+function plainPool(capacity: number): PlainPool {
+  if (poolK.length < capacity) {
+    poolK = new Int32Array(capacity);
+    poolScore = new Float64Array(capacity);
+  }
+  const k = poolK;
+  const score = poolScore;
+  return {
+    k,
+    score,
+    size: 0,
+    add(position, value) {
+      k[this.size] = position;
+      score[this.size] = value;
+      this.size++;
+    },
+  };
 }
 
 function compareRanked(a: Ranked, b: Ranked): number {
@@ -379,28 +477,41 @@ export function decide(
   const plainPropensity =
     options.learning !== undefined || learner.explore ? undefined : learner.on ? Math.max(catalog.learning.floor, Math.min(1, prior)) : prior;
 
-  const hasSuppressions = policy.suppressions.length > 0;
+  // What chooseVariant gives an action without variants or model when nothing is learnt or explored.
+  const plainRanked = (action: CompiledAction, propensity: number): Ranked => ({
+    action,
+    propensity,
+    score: propensity * action.value * weightOf(action),
+  });
+  const chosenRanked = (action: CompiledAction, outcome: ExperimentOutcome | undefined): Ranked => {
+    const chosen =
+      outcome?.variant !== undefined
+        ? {
+            variant: outcome.variant,
+            propensity: propensityOf(catalog, action, outcome.variant, audience, learner, options.learning),
+          }
+        : chooseVariant(catalog, action, channel, audience, learner, options.learning);
+    return {
+      action,
+      ...(chosen.variant !== undefined ? { variant: chosen.variant } : {}),
+      ...(outcome?.experiment ? { experiment: outcome.experiment } : {}),
+      propensity: chosen.propensity,
+      score: chosen.propensity * action.value * weightOf(action),
+    };
+  };
+
+  let ranking: Iterable<Ranked> = eligible;
   if (!options.degraded && (explain || channelDrop === undefined)) {
-    const slot = candidatesFor(catalog, channel, placement);
-    // Without explain: every distinct conjunct of the eligibility rules once, and the actions
-    // one of them rules out are skipped without being read (same eligible set, see EligibilityIndex).
-    const verdicts = explanations || slot.list.length === 0 ? undefined : conjunctVerdicts(catalog.eligibilityIndex, vars);
-    for (let k = 0; k < slot.list.length; k++) {
-      let ruleHolds = false;
-      if (verdicts) {
-        const i = slot.indices[k] as number;
-        const word = i >>> 5;
-        const bit = 1 << (i & 31);
-        if (((verdicts.out[word] as number) & bit) !== 0) continue;
-        ruleHolds = ((verdicts.allTrue[word] as number) & bit) !== 0;
-      }
-      const action = slot.list[k] as CompiledAction;
-      let outcome: ExperimentOutcome | undefined;
-      if (explanations) {
+    const slot = slotFor(catalog, channel, placement);
+    const n = slot.list.length;
+    if (explanations) {
+      for (let k = 0; k < n; k++) {
+        const action = slot.list[k] as CompiledAction;
         let drop: Drop | undefined = !isWithinValidity(action, nowMs)
           ? { reason: 'validity' }
           : (policy.consent ?? suppressionOf(action, policy.suppressions) ?? policy.quietHours ?? policy.channelCap);
         drop ??= frequencyCapOf(action, profile, nowMs) ?? ruleDrop(action, vars) ?? targetingOf(action, audience);
+        let outcome: ExperimentOutcome | undefined;
         if (!drop) {
           outcome = experimentOf(action, assignments);
           drop = outcome?.drop;
@@ -409,44 +520,57 @@ export function decide(
           explanations.push({ actionId: action.id, eligible: false, why: why(drop), reason: drop.reason });
           continue;
         }
-      } else {
-        // Same verdict without building reasons (no allocation per dropped candidate), cheapest
-        // checks first, the CEL rule last. The channel-wide checks passed: the loop would not run.
-        if (!isWithinValidity(action, nowMs)) continue;
-        if (hasSuppressions && suppressingPolicy(action, policy.suppressions)) continue;
-        if (action.targeting && !matchesTargeting(action, audience)) continue;
-        if (action.caps.length > 0 && reachedActionCap(action, profile, nowMs)) continue;
-        if (action.eligibility && !ruleHolds && !evaluateRule(action.eligibility, vars)) continue;
-        if (action.experiments.length > 0) {
-          outcome = experimentOf(action, assignments);
+        const plain = outcome === undefined && plainPropensity !== undefined && action.variants.length === 0 && action.propensityModel === undefined;
+        eligible.push(plain ? plainRanked(action, plainPropensity) : chosenRanked(action, outcome));
+      }
+      // The explanation lists every eligible action in rank order.
+      eligible.sort(compareRanked);
+    } else if (n > 0) {
+      // Same verdicts as the explained path without building reasons, from the slot's columns
+      // (see slot.ts): cheapest checks first, an action object read only when its own check
+      // applies. Every distinct conjunct of the eligibility rules is evaluated once, and the
+      // actions one of them rules out are skipped (same eligible set, see EligibilityIndex).
+      // The channel-wide checks passed: the loop would not run otherwise.
+      const verdicts = conjunctVerdicts(catalog.eligibilityIndex, vars);
+      const suppressed = suppressedTagMask(slot, policy.suppressions);
+      const bits = audienceBits(slot, audience);
+      const contacts = profile.contacts;
+      let anyContacts = false;
+      for (const _ in contacts) {
+        anyContacts = true;
+        break;
+      }
+      const pool = plainPool(n);
+      for (let k = 0; k < n; k++) {
+        let ruleHolds = false;
+        if (verdicts) {
+          const i = slot.indices[k] as number;
+          const word = i >>> 5;
+          const bit = 1 << (i & 31);
+          if (((verdicts.out[word] as number) & bit) !== 0) continue;
+          ruleHolds = ((verdicts.allTrue[word] as number) & bit) !== 0;
+        }
+        if (!(nowMs >= (slot.validFrom[k] as number) && nowMs < (slot.validTo[k] as number))) continue;
+        const flags = slot.flags[k] as number;
+        if (suppressed && (flags & F_TAGS) !== 0 && isSuppressed(slot, k, suppressed)) continue;
+        if ((flags & F_TARGETING) !== 0 && !matchesTargetingBits(slot, k, flags, bits)) continue;
+        if (anyContacts && (flags & F_CAPS) !== 0 && reachedActionCap(slot.list[k] as CompiledAction, profile, nowMs)) continue;
+        if ((flags & F_RULE) !== 0 && !ruleHolds && !evaluateRule((slot.list[k] as CompiledAction).eligibility as CompiledRule, vars)) continue;
+        let outcome: ExperimentOutcome | undefined;
+        if ((flags & F_EXPERIMENTS) !== 0) {
+          outcome = experimentOf(slot.list[k] as CompiledAction, assignments);
           if (outcome?.drop) continue;
         }
+        if (outcome === undefined && plainPropensity !== undefined && (flags & F_PLAIN) !== 0) {
+          pool.add(k, plainPropensity * (slot.value[k] as number) * (slot.weight[k] as number));
+          continue;
+        }
+        eligible.push(chosenRanked(slot.list[k] as CompiledAction, outcome));
       }
-      if (outcome === undefined && plainPropensity !== undefined && action.variants.length === 0 && action.propensityModel === undefined) {
-        // What chooseVariant gives an action without variants or model when nothing is learnt or explored.
-        eligible.push({ action, propensity: plainPropensity, score: plainPropensity * action.value * weightOf(action) });
-        continue;
-      }
-      const chosen =
-        outcome?.variant !== undefined
-          ? {
-              variant: outcome.variant,
-              propensity: propensityOf(catalog, action, outcome.variant, audience, learner, options.learning),
-            }
-          : chooseVariant(catalog, action, channel, audience, learner, options.learning);
-      eligible.push({
-        action,
-        ...(chosen.variant !== undefined ? { variant: chosen.variant } : {}),
-        ...(outcome?.experiment ? { experiment: outcome.experiment } : {}),
-        propensity: chosen.propensity,
-        score: chosen.propensity * action.value * weightOf(action),
-      });
+      // A decision needs only the first few that render: selected one at a time, in the sort's order.
+      ranking = inRankOrder(eligible, slot, pool, plainPropensity ?? 0);
     }
   }
-  // The explanation lists every eligible action in rank order; a decision needs only the first
-  // few that render (selected one at a time, same order as the sort).
-  if (explanations) eligible.sort(compareRanked);
-  const ranking = explanations ? eligible.values() : inRankOrder(eligible);
 
   const scope = templateScope(vars);
   const actions: ReturnedAction[] = [];
@@ -556,39 +680,6 @@ export function decide(
   };
 }
 
-/** The candidates of a slot, with their action indexes (the eligibility bitsets are by index). */
-interface Slot {
-  readonly list: readonly CompiledAction[];
-  readonly indices: Int32Array;
-}
-
-const candidateCache = new WeakMap<CompiledCatalog, Map<string, Slot>>();
-
-/**
- * The actions that compete on a channel/placement: content for it, and not
- * in the fallback role there (a fallback serves only when nothing else
- * does). Computed once per catalog version and slot.
- */
-function candidatesFor(catalog: CompiledCatalog, channel: Channel, placement: string | undefined): Slot {
-  let bySlot = candidateCache.get(catalog);
-  if (!bySlot) {
-    bySlot = new Map();
-    candidateCache.set(catalog, bySlot);
-  }
-  const key = `${channel}\u0000${placement ?? ''}`;
-  let slot = bySlot.get(key);
-  if (!slot) {
-    const list = catalog.actionsByChannel[channel].filter(
-      (action) => canServePlacement(action, channel, placement) && !(action.fallbackRoles.length > 0 && isFallbackHere(action, channel, placement)),
-    );
-    slot = { list, indices: Int32Array.from(list, (a) => a.index) };
-    // Placements are free text from callers: bound the cache.
-    if (bySlot.size >= 1_000) bySlot.clear();
-    bySlot.set(key, slot);
-  }
-  return slot;
-}
-
 interface ConjunctVerdicts {
   /** Actions whose eligibility rule has a false conjunct: not eligible. */
   readonly out: Uint32Array;
@@ -627,9 +718,6 @@ function conjunctVerdicts(index: EligibilityIndex | undefined, vars: RuleVariabl
   return { out, allTrue };
 }
 
-function isFallbackHere(action: CompiledAction, channel: Channel, placement: string | undefined): boolean {
-  return action.fallbackRoles.some((r) => r.channel === channel && (r.placement === undefined || r.placement === placement));
-}
 
 /** The eligibility verdict with its explanation: a rule that failed on this profile says why. */
 function ruleDrop(action: CompiledAction, vars: RuleVariables): Drop | undefined {
