@@ -1,0 +1,64 @@
+/**
+ * The configuration fails fast at module load, naming the variable and what
+ * is wrong with it; with nothing set, the defaults apply.
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Load shared/config.ts in a fresh process with exactly `env` (plus PATH). */
+function load(env: Record<string, string>): { ok: true; config: Record<string, unknown> } | { ok: false; error: string } {
+  const probe = "const { config } = await import('./shared/config.ts'); process.stdout.write(JSON.stringify(config));";
+  try {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', probe], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return { ok: true, config: JSON.parse(out) as Record<string, unknown> };
+  } catch (error) {
+    return { ok: false, error: String((error as { stderr?: string }).stderr) };
+  }
+}
+
+describe('configuration', () => {
+  it('applies the defaults when nothing is set', () => {
+    expect(load({})).toEqual({
+      ok: true,
+      config: {
+        EVENTS_TABLE: 'kairos-events',
+        PROFILES_TABLE: 'kairos-profiles',
+        CONTROL_TABLE: 'kairos-control',
+        KAIROS_HISTORY_DAYS: 90,
+        KAIROS_CORS_ORIGINS: '*',
+        KAIROS_INTEREST_HALF_LIFE_DAYS: 14,
+        KAIROS_VERSION: '0.1.0',
+        AWS_REGION: 'us-east-1',
+      },
+    });
+  });
+
+  it('reads what is set', () => {
+    const loaded = load({ PROFILES_TABLE: 'p', DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000', KAIROS_HISTORY_DAYS: '45', KAIROS_ADMIN_TOKEN: 'x'.repeat(16) });
+    expect(loaded).toMatchObject({
+      ok: true,
+      config: { PROFILES_TABLE: 'p', DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000', KAIROS_HISTORY_DAYS: 45, KAIROS_ADMIN_TOKEN: 'x'.repeat(16) },
+    });
+  });
+
+  it.each([
+    [{ EVENTS_TABLE: '' }, 'EVENTS_TABLE must not be empty'],
+    [{ DYNAMODB_ENDPOINT: 'localhost:8000' }, 'DYNAMODB_ENDPOINT must be'],
+    [{ DYNAMODB_ENDPOINT: 'ftp://x' }, 'DYNAMODB_ENDPOINT must be an http or https URL'],
+    [{ KAIROS_HISTORY_DAYS: 'ninety' }, 'KAIROS_HISTORY_DAYS must be a number'],
+    [{ KAIROS_HISTORY_DAYS: '7' }, 'KAIROS_HISTORY_DAYS must be a number from 30 to 3650'],
+    [{ KAIROS_ADMIN_TOKEN: 'short' }, 'KAIROS_ADMIN_TOKEN must be at least 16 characters'],
+  ])('refuses %j: %s', (env, message) => {
+    const loaded = load(env);
+    expect(loaded.ok).toBe(false);
+    expect(loaded.ok ? '' : loaded.error).toContain(`Invalid configuration: ${message}`);
+  });
+});
