@@ -39,10 +39,10 @@ import type { CatalogInput } from '#domain/catalog/schema.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
 import type { DecideRequest } from '#domain/decide/types.ts';
 import { seededRandom } from '#domain/decide/random.ts';
+import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER } from '../infra/bundling.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const DECIDE_ENTRY = join(ROOT, 'functions/decide/handler.ts');
-const ESM_REQUIRE_BANNER = "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
 export const BUDGETS = {
   domainP99Ms: 1,
@@ -357,6 +357,7 @@ async function buildLikeCdk(entry: string, outfile: string) {
     target: 'node24',
     mainFields: ['module', 'main'],
     banner: { js: ESM_REQUIRE_BANNER },
+    alias: { ...BUNDLE_ALIASES },
     outfile,
     metafile: true,
     logLevel: 'silent',

@@ -1,44 +1,77 @@
 /**
- * Configuration, parsed once at module load with zod (its tree-shakable
- * "mini" build, so every function's bundle stays small): a missing or
- * malformed variable fails fast with its name.
+ * Configuration, read once at module load from the environment with
+ * Powertools' environment helpers: a missing or malformed variable fails
+ * fast with its name and what is wrong. (No schema library here: this module
+ * is in every bundle, and decide's has no other use for one.)
  */
-import * as z from 'zod/mini';
-import { en } from 'zod/locales';
+import { getStringFromEnv } from '@aws-lambda-powertools/commons/utils/env';
 
-// Mini ships no messages: English ones name what is wrong with a variable.
-z.config(en());
-
-const number = (min: number, max: number, fallback: number) =>
-  z._default(z.pipe(z.coerce.number(), z.number().check(z.minimum(min), z.maximum(max))), fallback);
-
-const schema = z.object({
-  EVENTS_TABLE: z._default(z.string().check(z.minLength(1)), 'kairos-events'),
-  PROFILES_TABLE: z._default(z.string().check(z.minLength(1)), 'kairos-profiles'),
-  CONTROL_TABLE: z._default(z.string().check(z.minLength(1)), 'kairos-control'),
+export interface Config {
+  readonly EVENTS_TABLE: string;
+  readonly PROFILES_TABLE: string;
+  readonly CONTROL_TABLE: string;
   /** Set only on the local stack: DynamoDB Local's URL. */
-  DYNAMODB_ENDPOINT: z.optional(z.url()),
+  readonly DYNAMODB_ENDPOINT?: string;
   /** Set only on the local stack: the operator's bearer token. Deployed, admin routes use IAM. */
-  KAIROS_ADMIN_TOKEN: z.optional(z.string().check(z.minLength(16))),
+  readonly KAIROS_ADMIN_TOKEN?: string;
   /** Days an event is kept; at least the 30-day deduplication window. */
-  KAIROS_HISTORY_DAYS: number(30, 3650, 90),
+  readonly KAIROS_HISTORY_DAYS: number;
   /** Comma-separated origins allowed on source routes; `*` by default. */
-  KAIROS_CORS_ORIGINS: z._default(z.string(), '*'),
+  readonly KAIROS_CORS_ORIGINS: string;
   /** Half-life of category interest, in days. */
-  KAIROS_INTEREST_HALF_LIFE_DAYS: number(0.001, 3650, 14),
-  KAIROS_VERSION: z._default(z.string(), '0.1.0'),
-  AWS_REGION: z._default(z.string(), 'us-east-1'),
-});
+  readonly KAIROS_INTEREST_HALF_LIFE_DAYS: number;
+  readonly KAIROS_VERSION: string;
+  readonly AWS_REGION: string;
+}
 
-export type Config = z.infer<typeof schema>;
+const invalid = (key: string, problem: string) => new Error(`Invalid configuration: ${key} ${problem}`);
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new Error(`Invalid configuration: ${problems}`);
+function text(key: string, defaultValue: string, minLength = 0): string {
+  const value = getStringFromEnv({ key, defaultValue });
+  if (value.length < minLength) throw invalid(key, minLength === 1 ? 'must not be empty' : `must be at least ${minLength} characters`);
+  return value;
+}
+
+function optionalText(key: string, minLength: number): string | undefined {
+  return process.env[key] === undefined ? undefined : text(key, '', minLength);
+}
+
+function number(key: string, min: number, max: number, defaultValue: number): number {
+  const raw = getStringFromEnv({ key, defaultValue: String(defaultValue) });
+  const value = raw === '' ? Number.NaN : Number(raw);
+  if (Number.isNaN(value)) throw invalid(key, 'must be a number');
+  if (!Number.isFinite(value) || value < min || value > max) throw invalid(key, `must be a number from ${min} to ${max}`);
+  return value;
+}
+
+function optionalUrl(key: string): string | undefined {
+  const value = optionalText(key, 1);
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalid(key, 'must be a URL (http://host:port)');
   }
-  return parsed.data;
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid(key, 'must be an http or https URL');
+  return value;
+}
+
+export function loadConfig(): Config {
+  const endpoint = optionalUrl('DYNAMODB_ENDPOINT');
+  const adminToken = optionalText('KAIROS_ADMIN_TOKEN', 16);
+  return {
+    EVENTS_TABLE: text('EVENTS_TABLE', 'kairos-events', 1),
+    PROFILES_TABLE: text('PROFILES_TABLE', 'kairos-profiles', 1),
+    CONTROL_TABLE: text('CONTROL_TABLE', 'kairos-control', 1),
+    ...(endpoint !== undefined ? { DYNAMODB_ENDPOINT: endpoint } : {}),
+    ...(adminToken !== undefined ? { KAIROS_ADMIN_TOKEN: adminToken } : {}),
+    KAIROS_HISTORY_DAYS: number('KAIROS_HISTORY_DAYS', 30, 3650, 90),
+    KAIROS_CORS_ORIGINS: text('KAIROS_CORS_ORIGINS', '*'),
+    KAIROS_INTEREST_HALF_LIFE_DAYS: number('KAIROS_INTEREST_HALF_LIFE_DAYS', 0.001, 3650, 14),
+    KAIROS_VERSION: text('KAIROS_VERSION', '0.1.0'),
+    AWS_REGION: text('AWS_REGION', 'us-east-1'),
+  };
 }
 
 export const config: Config = loadConfig();

@@ -15,6 +15,7 @@ import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lam
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { Access } from '../../shared/functions.ts';
+import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER } from '../bundling.ts';
 import type { KairosTable } from './kairos-table.ts';
 
 /** The repository root: entries in the function manifest are relative to it. */
@@ -23,11 +24,7 @@ export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The Lambda runtime every Kairos function runs on. */
 export const KAIROS_RUNTIME = Runtime.NODEJS_24_X;
 
-/**
- * esbuild banner for ESM bundles: a few CommonJS dependencies still call
- * `require()` for Node built-ins, which does not exist in an ES module.
- */
-export const ESM_REQUIRE_BANNER = "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
+export { ESM_REQUIRE_BANNER } from '../bundling.ts';
 
 export interface KairosFunctionProps {
   /**
@@ -171,6 +168,8 @@ export class KairosFunction extends NodejsFunction {
         sourcesContent: false,
         bundleAwsSDK: true,
         externalModules: [],
+        // `--alias:<package>=<path>` (CDK writes the key's value after a colon).
+        esbuildArgs: { '--alias': Object.entries(BUNDLE_ALIASES).map(([name, path]) => `${name}=${path}`) },
         forceDockerBundling: false,
       },
     });

@@ -3,15 +3,19 @@
  * and checked against the shared definitions it is generated from: the table
  * definitions, the route table and the function manifest.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import type { CfnElement } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiGatewayEvent } from '../support/apigw.ts';
 import { ESM_REQUIRE_BANNER, PROJECT_ROOT } from '../../infra/constructs/kairos-function.ts';
 import { createKairosApp } from '../../infra/kairos-app.ts';
 import type { KairosStack } from '../../infra/kairos-stack.ts';
@@ -58,6 +62,8 @@ beforeAll(() => {
   template = Template.fromStack(stack); // reuses the assembly above
   resources = template.toJSON().Resources as Record<string, CfnResource>;
 });
+
+const execFileAsync = promisify(execFile);
 
 afterAll(() => {
   if (outdir) rmSync(outdir, { recursive: true, force: true });
@@ -368,7 +374,7 @@ describe('functions, from shared/functions.ts', () => {
     expect(source).toMatch(/export\s+(const|async\s+function|function)\s+handler\b/);
   });
 
-  it.each(manifest)('%s: the bundle is minified ESM with the require banner, a source map and the AWS SDK inside', (name) => {
+  it.each(manifest)('%s: the bundle is minified ESM with the require banner, a source map and the AWS SDK inside, with environment credentials only', (name) => {
     const bundle = join(bundleDirectory(name), 'index.mjs');
     expect(existsSync(`${bundle}.map`)).toBe(true);
     const code = readFileSync(bundle, 'utf8');
@@ -376,6 +382,11 @@ describe('functions, from shared/functions.ts', () => {
     expect(code).toMatch(/\/\/# sourceMappingURL=index\.mjs\.map\s*$/);
     // Nothing left for the runtime to provide: no bare import of the AWS SDK.
     expect(code).not.toMatch(/(from|import\()\s*["']@aws-sdk\//);
+    // The SDK's default credential chain is replaced by the environment provider (infra/bundling.ts):
+    // no SSO, shared-file, process, web-identity or container credential sources.
+    for (const source of ['sso_start_url', 'credential_process', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI']) {
+      expect(code).not.toContain(source);
+    }
   });
 
   it('every bundle loads in plain Node as an ES module and exports the `handler` that "index.handler" names', () => {
@@ -394,6 +405,65 @@ describe('functions, from shared/functions.ts', () => {
       env: { PATH: process.env.PATH, AWS_REGION: 'eu-west-1', AWS_LAMBDA_FUNCTION_NAME: 'kairos-bundle-probe' },
     });
     expect(JSON.parse(stdout)).toEqual(Object.fromEntries(bundles.map((url) => [url, 'function'])));
+  });
+  it('a bundle signs its AWS SDK requests with the credentials Lambda puts in the environment', async () => {
+    // The bundles replace the SDK's default credential chain with the environment provider
+    // (infra/bundling.ts). The admin function's profile route reads through the SDK: a server
+    // standing in for DynamoDB records what the bundled client sends.
+    const seen: { target: string; authorization: string; token: string; userAgent: string }[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const target = String(req.headers['x-amz-target'] ?? '');
+        seen.push({
+          target,
+          authorization: String(req.headers.authorization ?? ''),
+          token: String(req.headers['x-amz-security-token'] ?? ''),
+          userAgent: String(req.headers['user-agent'] ?? ''),
+        });
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+        res.end(target.endsWith('.Query') ? '{"Items":[],"Count":0,"ScannedCount":0}' : '{}');
+      });
+    });
+    await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', resolveListen));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const event = apiGatewayEvent({ method: 'GET', path: '/v1/admin/profiles/u-bundle' });
+      const deployedEvent = { ...event, requestContext: { ...event.requestContext, authorizer: { iam: { userArn: 'arn:aws:iam::123456789012:user/operator' } } } };
+      const probe = `
+        const { handler } = await import(process.argv[1]);
+        const context = { awsRequestId: 'r-1', functionName: 'kairos-admin', getRemainingTimeInMillis: () => 10000 };
+        const result = await handler(JSON.parse(process.argv[2]), context);
+        process.stdout.write(JSON.stringify({ statusCode: result.statusCode }));`;
+      const { stdout } = await execFileAsync(
+        process.execPath,
+        ['--input-type=module', '-e', probe, pathToFileURL(join(bundleDirectory('admin'), 'index.mjs')).href, JSON.stringify(deployedEvent)],
+        {
+          encoding: 'utf8',
+          timeout: 60_000,
+          env: {
+            PATH: process.env.PATH,
+            AWS_REGION: 'eu-west-1',
+            AWS_LAMBDA_FUNCTION_NAME: 'kairos-admin',
+            AWS_ACCESS_KEY_ID: 'AKIAKAIROSBUNDLE',
+            AWS_SECRET_ACCESS_KEY: 'bundle-secret',
+            AWS_SESSION_TOKEN: 'bundle-session-token',
+            // As deployed (no DYNAMODB_ENDPOINT, so no local credentials): the SDK's own endpoint override.
+            AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${port}`,
+            POWERTOOLS_LOG_LEVEL: 'ERROR',
+          },
+        },
+      );
+      expect(JSON.parse(stdout)).toEqual({ statusCode: 404 });
+      const sdk = seen.filter((r) => r.userAgent.includes('aws-sdk-js'));
+      expect(sdk.map((r) => r.target)).toContain('DynamoDB_20120810.BatchGetItem');
+      for (const request of sdk) {
+        expect(request.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIAKAIROSBUNDLE\/\d{8}\/eu-west-1\/dynamodb\/aws4_request/);
+        expect(request.token).toBe('bundle-session-token');
+      }
+    } finally {
+      await new Promise((resolveClose) => server.close(resolveClose));
+    }
   });
 });
 
