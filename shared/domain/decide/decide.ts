@@ -621,7 +621,7 @@ export function decide(
     catalogVersion: String(catalog.version),
     channel,
     ...(placement !== undefined ? { placement } : {}),
-    issuedAt: now.toISOString(),
+    issuedAt: now,
     nonce,
     fallback: servedFallback,
     degraded: options.degraded === true,

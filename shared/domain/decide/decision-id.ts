@@ -48,9 +48,13 @@ const FORMAT = 1;
 
 const round4 = (n: number) => Math.round(n * 10_000) / 10_000;
 
-export function encodeDecisionId(record: DecisionRecord): string {
+/** A record to encode; `issuedAt` may be the Date itself (decide's clock, no ISO round trip). */
+export type DecisionInput = Omit<DecisionRecord, 'issuedAt'> & { readonly issuedAt: string | Date };
+
+export function encodeDecisionId(record: DecisionInput): string {
   const flags = (record.fallback ? 1 : 0) | (record.degraded ? 2 : 0);
-  const issued = Math.floor(Date.parse(record.issuedAt) / 1000);
+  const issuedMs = typeof record.issuedAt === 'string' ? Date.parse(record.issuedAt) : record.issuedAt.getTime();
+  const issued = Math.floor(issuedMs / 1000);
   const actions = record.actions.map((a) => [
     a.actionId,
     a.variant ?? '',
