@@ -151,9 +151,6 @@ export class KairosFunction extends NodejsFunction {
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: props.serviceName ?? 'kairos',
         POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace ?? 'Kairos',
-        // Responses and errors may hold personal data (profiles, traits): keep them out of traces.
-        POWERTOOLS_TRACER_CAPTURE_RESPONSE: 'false',
-        POWERTOOLS_TRACER_CAPTURE_ERROR: 'false',
         ...props.environment,
       },
       bundling: {
