@@ -44,7 +44,7 @@ export const functionDefinitions = {
   },
   admin: {
     entry: 'functions/admin/handler.ts',
-    description: 'Operator routes: catalog, simulate, profiles',
+    description: 'Operator routes: catalog, simulate, profiles, write keys',
     tables: { Profiles: 'read', Events: 'read', Control: 'readwrite' },
     memorySize: 1024,
     timeoutSeconds: 29,

@@ -7,6 +7,7 @@
 import type { Context } from 'aws-lambda';
 import type { HttpRequest, HttpResponse } from '#http/middleware.ts';
 import { catalogRoutes } from './catalog.ts';
+import { keyRoutes } from './keys.ts';
 import { getProfileRoute } from './profiles.ts';
 import { simulateRoute } from './simulate.ts';
 
@@ -16,4 +17,5 @@ export const adminRoutes: Readonly<Record<string, AdminRoute>> = {
   'GET /v1/admin/profiles/{userId}': getProfileRoute,
   'POST /v1/admin/simulate': simulateRoute,
   ...catalogRoutes,
+  ...keyRoutes,
 };

@@ -53,6 +53,9 @@ export const routes: readonly Route[] = [
   admin('PUT', '/v1/admin/catalog'),
   admin('POST', '/v1/admin/catalog/validate'),
   admin('POST', '/v1/admin/simulate'),
+  admin('POST', '/v1/admin/keys'),
+  admin('GET', '/v1/admin/keys'),
+  admin('DELETE', '/v1/admin/keys/{keyId}'),
 ];
 
 /** API Gateway's route key: `POST /v1/batch`. */

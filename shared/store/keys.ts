@@ -1,32 +1,187 @@
 /**
- * Write keys, stored hashed (SHA-256) in the Control table:
- * pk `KEY#<sha256 hex>`, sk `KEY`. The secret itself is never stored.
- * The lookup (`findWriteKey`) is write-key-read.ts (dynamo-lite, on the
- * request path of every source route); writes use the SDK.
+ * Write keys, stored hashed (SHA-256) in the Control table. The secret
+ * itself is never stored: it is shown once, when the key is created.
+ *
+ * Two items per key, written together:
+ * - pk `KEY#<sha256 hex>`, sk `KEY`: what a source route looks up by the
+ *   secret it was given (write-key-read.ts, dynamo-lite, on the request path);
+ * - pk `KEYS`, sk `<keyId>`: the operator's list, and the way from a keyId
+ *   to its hash when the key is revoked.
+ *
+ * Revoking stamps `revokedAt` on both. Source routes cache a lookup for 30 s
+ * (shared/http/auth.ts), so a revoked key is refused everywhere within that.
+ * The lookup is write-key-read.ts; everything here uses the SDK.
  */
 import { randomBytes } from 'node:crypto';
-import { PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { config } from '../config.ts';
 import { documentClient } from './client.ts';
 import { hashWriteKey, writeKeyItemKey, type WriteKeyRecord } from './write-key-read.ts';
 
 export { findWriteKey, hashWriteKey, writeKeyFromItem, writeKeyItemKey, type WriteKeyRecord } from './write-key-read.ts';
 
+/** The partition of the operator's list of keys. */
+const LIST_PK = 'KEYS';
+
+/** A key as an operator sees it: never the secret, the first 8 hex digits of its SHA-256 to match one. */
+export interface WriteKeySummary extends WriteKeyRecord {
+  readonly hashPrefix: string;
+}
+
+export interface KeyStoreOptions {
+  readonly client?: DynamoDBDocumentClient;
+  readonly tableName?: string;
+}
+
 export function generateWriteKey(): string {
   return `wk_${randomBytes(24).toString('base64url')}`;
 }
 
-/** Store a key (idempotent for the same secret). Used by the local stack and by key creation. */
-export async function putWriteKey(
-  secret: string,
-  record: Omit<WriteKeyRecord, 'revokedAt'>,
-  client: DynamoDBDocumentClient = documentClient,
-  tableName: string = config.CONTROL_TABLE,
-): Promise<void> {
-  await client.send(
-    new PutCommand({
-      TableName: tableName,
-      Item: { ...writeKeyItemKey(secret), ...record, keyHashPrefix: hashWriteKey(secret).slice(0, 8) },
+/** A new key id: `key_` and 16 hex digits (random: it says nothing about the secret). */
+export function generateKeyId(): string {
+  return `key_${randomBytes(8).toString('hex')}`;
+}
+
+const listItemKey = (keyId: string) => ({ pk: LIST_PK, sk: keyId });
+
+function summaryOf(item: Record<string, unknown>): WriteKeySummary {
+  return {
+    keyId: String(item.keyId),
+    name: String(item.name ?? ''),
+    createdAt: String(item.createdAt ?? ''),
+    ...(item.revokedAt ? { revokedAt: String(item.revokedAt) } : {}),
+    hashPrefix: String(item.keyHashPrefix ?? ''),
+  };
+}
+
+/**
+ * Store a key with a known secret (idempotent for the same secret and
+ * record): the local stack's KAIROS_WRITE_KEY, tests and benches.
+ */
+export async function putWriteKey(secret: string, record: Omit<WriteKeyRecord, 'revokedAt'>, options: KeyStoreOptions = {}): Promise<void> {
+  const tableName = options.tableName ?? config.CONTROL_TABLE;
+  const hash = hashWriteKey(secret);
+  const fields = { ...record, keyHashPrefix: hash.slice(0, 8) };
+  await (options.client ?? documentClient).send(
+    new TransactWriteCommand({
+      TransactItems: [
+        { Put: { TableName: tableName, Item: { ...writeKeyItemKey(secret), ...fields } } },
+        { Put: { TableName: tableName, Item: { ...listItemKey(record.keyId), ...fields, keyHash: hash } } },
+      ],
     }),
   );
+}
+
+/**
+ * Create a key named `name`: a new secret and key id, both items written
+ * only if neither exists (a collision of random values is refused, never
+ * overwritten). Returns the secret, which is not stored.
+ */
+export async function createWriteKey(
+  name: string,
+  now: Date = new Date(),
+  options: KeyStoreOptions = {},
+): Promise<{ readonly secret: string; readonly key: WriteKeySummary }> {
+  const tableName = options.tableName ?? config.CONTROL_TABLE;
+  const secret = generateWriteKey();
+  const hash = hashWriteKey(secret);
+  const record: WriteKeyRecord = { keyId: generateKeyId(), name, createdAt: now.toISOString() };
+  const fields = { ...record, keyHashPrefix: hash.slice(0, 8) };
+  await (options.client ?? documentClient).send(
+    new TransactWriteCommand({
+      TransactItems: [
+        {
+          Put: {
+            TableName: tableName,
+            Item: { ...writeKeyItemKey(secret), ...fields },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+        {
+          Put: {
+            TableName: tableName,
+            Item: { ...listItemKey(record.keyId), ...fields, keyHash: hash },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+      ],
+    }),
+  );
+  return { secret, key: { ...record, hashPrefix: fields.keyHashPrefix } };
+}
+
+/** Every key, oldest first (by key id order within equal creation times), without secrets. */
+export async function listWriteKeys(options: KeyStoreOptions = {}): Promise<WriteKeySummary[]> {
+  const tableName = options.tableName ?? config.CONTROL_TABLE;
+  const keys: WriteKeySummary[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await (options.client ?? documentClient).send(
+      new QueryCommand({
+        TableName: tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': LIST_PK },
+        ConsistentRead: true,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    for (const item of page.Items ?? []) keys.push(summaryOf(item));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return keys.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.keyId < b.keyId ? -1 : 1));
+}
+
+/** One key by id, or undefined. */
+export async function getWriteKey(keyId: string, options: KeyStoreOptions = {}): Promise<WriteKeySummary | undefined> {
+  const out = await (options.client ?? documentClient).send(
+    new GetCommand({ TableName: options.tableName ?? config.CONTROL_TABLE, Key: listItemKey(keyId), ConsistentRead: true }),
+  );
+  return out.Item ? summaryOf(out.Item) : undefined;
+}
+
+/**
+ * Revoke a key: `revokedAt` on both of its items, in one transaction.
+ * Revoking a revoked key changes nothing and returns it as it is;
+ * undefined when there is no such key.
+ */
+export async function revokeWriteKey(keyId: string, now: Date = new Date(), options: KeyStoreOptions = {}): Promise<WriteKeySummary | undefined> {
+  const tableName = options.tableName ?? config.CONTROL_TABLE;
+  const client = options.client ?? documentClient;
+  const found = await client.send(new GetCommand({ TableName: tableName, Key: listItemKey(keyId), ConsistentRead: true }));
+  const item = found.Item;
+  if (!item) return undefined;
+  if (item.revokedAt) return summaryOf(item);
+  const revokedAt = now.toISOString();
+  try {
+    await client.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: tableName,
+              Key: listItemKey(keyId),
+              UpdateExpression: 'SET revokedAt = :at',
+              ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(revokedAt)',
+              ExpressionAttributeValues: { ':at': revokedAt },
+            },
+          },
+          {
+            // The lookup item: stamped whatever its state, so the secret is refused from now on.
+            Update: {
+              TableName: tableName,
+              Key: { pk: `KEY#${String(item.keyHash)}`, sk: 'KEY' },
+              UpdateExpression: 'SET revokedAt = :at',
+              ExpressionAttributeValues: { ':at': revokedAt },
+            },
+          },
+        ],
+      }),
+    );
+  } catch (error) {
+    // Revoked meanwhile by another call: the key is revoked, which is what was asked.
+    if (error instanceof TransactionCanceledException) return getWriteKey(keyId, options);
+    throw error;
+  }
+  return { ...summaryOf(item), revokedAt };
 }

@@ -23,7 +23,8 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const concrete = (route: Route, userId = 'route-walk-user'): string => route.path.replace('{userId}', encodeSegment(userId));
+/** The route's path with every parameter (`{userId}`, `{keyId}`) set to `value`, percent-encoded. */
+const concrete = (route: Route, value = 'route-walk-param'): string => route.path.replace(/\{[A-Za-z]+\}/g, encodeSegment(value));
 const label = (route: Route) => `${route.method} ${route.path}`;
 const takesBody = (route: Route) => route.method === 'POST' || route.method === 'PUT';
 const credentialOf = (route: Route) => (route.auth === 'iam' ? 'admin' : route.auth === 'writeKey' ? 'write' : 'none');
@@ -259,15 +260,15 @@ describe('hostile input (fast-check)', () => {
     '%s never answers 5xx, whatever the path parameter',
     async (_name, route) => {
       await fc.assert(
-        fc.asyncProperty(hostileString.filter((s) => s.length > 0), async (userId) => {
-          const result = await call(api, route.method, concrete(route, userId), { auth: credentialOf(route) });
-          expectNoServerError(result, `${label(route)} ${JSON.stringify(userId).slice(0, 80)}`);
+        fc.asyncProperty(hostileString.filter((s) => s.length > 0), async (value) => {
+          const result = await call(api, route.method, concrete(route, value), { auth: credentialOf(route) });
+          expectNoServerError(result, `${label(route)} ${JSON.stringify(value).slice(0, 80)}`);
         }),
         { numRuns: 40 },
       );
       // Escapes that are not UTF-8 at all, as a raw client can send them.
       for (const raw of ['%ED%A0%80', '%FF', '%C0%AF', '%00', '%2F..%2F..', '%25', '%', '%E0%A4%A']) {
-        const result = await call(api, route.method, route.path.replace('{userId}', raw), { auth: credentialOf(route) });
+        const result = await call(api, route.method, route.path.replace(/\{[A-Za-z]+\}/g, raw), { auth: credentialOf(route) });
         expectNoServerError(result, `${label(route)} ${raw}`);
       }
     },

@@ -1,0 +1,101 @@
+/**
+ * The write-key store on DynamoDB Local: the two items of a key (the lookup
+ * by hashed secret and the operator's list) always agree, revoking is
+ * idempotent (the first revocation's time stays), and the secret is never
+ * stored.
+ */
+import fc from 'fast-check';
+import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+
+vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
+const keys = await import('#store/keys.ts');
+const { documentClient } = await import('#store/client.ts');
+const { config } = await import('#shared/config.ts');
+
+beforeAll(() => {
+  const host = new URL(process.env.DYNAMODB_ENDPOINT ?? 'http://unset').hostname;
+  if (host !== '127.0.0.1' && host !== 'localhost') throw new Error(`Refusing a non-local DynamoDB endpoint: ${host}`);
+});
+
+describe('write keys in the Control table', () => {
+  it('a created key is found by its secret, listed without it, and its secret is stored nowhere', async () => {
+    const { secret, key } = await keys.createWriteKey('website', new Date('2026-11-23T10:00:00Z'));
+    expect(await keys.findWriteKey(secret)).toEqual({ keyId: key.keyId, name: 'website', createdAt: '2026-11-23T10:00:00.000Z' });
+    expect((await keys.listWriteKeys()).find((k) => k.keyId === key.keyId)).toEqual(key);
+    const all = await documentClient.send(new ScanCommand({ TableName: config.CONTROL_TABLE, ConsistentRead: true }));
+    expect(JSON.stringify(all.Items)).not.toContain(secret);
+    expect(JSON.stringify(all.Items)).not.toContain(secret.slice(3, 20));
+  });
+
+  it('storing a known secret again (the local stack at each start) keeps one key', async () => {
+    const secret = keys.generateWriteKey();
+    const record = { keyId: `local-${Date.now().toString(36)}`, name: 'local stack key', createdAt: new Date().toISOString() };
+    await keys.putWriteKey(secret, record);
+    await keys.putWriteKey(secret, record);
+    const listed = await documentClient.send(
+      new QueryCommand({
+        TableName: config.CONTROL_TABLE,
+        KeyConditionExpression: 'pk = :pk AND sk = :sk',
+        ExpressionAttributeValues: { ':pk': 'KEYS', ':sk': record.keyId },
+        ConsistentRead: true,
+      }),
+    );
+    expect(listed.Items).toHaveLength(1);
+    expect(await keys.findWriteKey(secret)).toEqual(record);
+  });
+
+  it('any sequence of creations and revocations: both items agree, and a key keeps its first revocation time', async () => {
+    const operation = fc.oneof(
+      fc.record({ op: fc.constant('create' as const), name: fc.string({ minLength: 1, maxLength: 20 }) }),
+      fc.record({ op: fc.constant('revoke' as const), which: fc.nat({ max: 5 }) }),
+      fc.record({ op: fc.constant('revoke-unknown' as const) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(operation, { minLength: 1, maxLength: 12 }), async (operations) => {
+        let clock = Date.parse('2026-11-23T00:00:00Z');
+        const tick = () => new Date((clock += 1_000));
+        const created: { secret: string; keyId: string; name: string; createdAt: string }[] = [];
+        const firstRevocation = new Map<string, string>();
+        const revocations: { got: string | undefined; first: string | undefined }[] = [];
+        const unknown: unknown[] = [];
+        for (const o of operations) {
+          if (o.op === 'create') {
+            const { secret, key } = await keys.createWriteKey(o.name, tick());
+            created.push({ secret, keyId: key.keyId, name: o.name, createdAt: key.createdAt });
+          } else if (o.op === 'revoke') {
+            const target = created[o.which % Math.max(1, created.length)];
+            if (!target) continue;
+            const at = tick();
+            const revoked = await keys.revokeWriteKey(target.keyId, at);
+            if (!firstRevocation.has(target.keyId)) firstRevocation.set(target.keyId, at.toISOString());
+            revocations.push({ got: revoked?.revokedAt, first: firstRevocation.get(target.keyId) });
+          } else {
+            unknown.push(await keys.revokeWriteKey(`key_${'0'.repeat(15)}${created.length}`, tick()));
+          }
+        }
+        expect(revocations.map((r) => r.got)).toEqual(revocations.map((r) => r.first));
+        expect(unknown.every((r) => r === undefined)).toBe(true);
+        const listed = new Map((await keys.listWriteKeys()).map((k) => [k.keyId, k]));
+        for (const k of created) {
+          const revokedAt = firstRevocation.get(k.keyId);
+          const expected = { keyId: k.keyId, name: k.name, createdAt: k.createdAt, ...(revokedAt ? { revokedAt } : {}) };
+          expect(await keys.findWriteKey(k.secret)).toEqual(expected);
+          expect(listed.get(k.keyId)).toEqual({ ...expected, hashPrefix: keys.hashWriteKey(k.secret).slice(0, 8) });
+        }
+      }),
+      { numRuns: 15 },
+    );
+  });
+
+  it('two revocations racing: one time wins and both callers see it', async () => {
+    const { key } = await keys.createWriteKey('raced');
+    const [a, b] = await Promise.all([
+      keys.revokeWriteKey(key.keyId, new Date('2026-11-23T12:00:00Z')),
+      keys.revokeWriteKey(key.keyId, new Date('2026-11-23T12:00:01Z')),
+    ]);
+    expect(a?.revokedAt).toBeDefined();
+    expect(a?.revokedAt).toBe(b?.revokedAt);
+    expect((await keys.getWriteKey(key.keyId))?.revokedAt).toBe(a?.revokedAt);
+  });
+});
