@@ -30,7 +30,8 @@ export const functionDefinitions = {
   profile: {
     entry: 'functions/profile/handler.ts',
     description: 'Applies the Events stream to the customer profiles',
-    tables: { Profiles: 'readwrite', Control: 'read' },
+    // Events: deletes an event accepted before its customer's erasure that arrives after it.
+    tables: { Profiles: 'readwrite', Events: 'write', Control: 'read' },
     readsStream: true,
     memorySize: 1024,
     timeoutSeconds: 60,
@@ -44,8 +45,8 @@ export const functionDefinitions = {
   },
   admin: {
     entry: 'functions/admin/handler.ts',
-    description: 'Operator routes: catalog, simulate, profiles, write keys',
-    tables: { Profiles: 'read', Events: 'read', Control: 'readwrite' },
+    description: 'Operator routes: catalog, simulate, profiles (export, erasure), write keys',
+    tables: { Profiles: 'readwrite', Events: 'readwrite', Control: 'readwrite' },
     memorySize: 1024,
     timeoutSeconds: 29,
   },

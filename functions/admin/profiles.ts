@@ -1,13 +1,22 @@
 /**
- * GET /v1/admin/profiles/{userId}: the profile (API.md §3) and its last 50
- * events, newest first, across the user and every anonymous id merged into
- * it. An id that is only known as an anonymous visitor finds that
- * anonymous profile (or the user it was merged into).
+ * A customer's data for operators (API.md §5):
+ * - GET    /v1/admin/profiles/{userId}         the profile (API.md §3) and its last 50
+ *                                              events, newest first;
+ * - GET    /v1/admin/profiles/{userId}/export  everything held (right of access): the
+ *                                              profile, its stored state, the identity
+ *                                              links and every event, in pages;
+ * - DELETE /v1/admin/profiles/{userId}         erases it (right to erasure,
+ *                                              shared/store/erasure.ts).
+ *
+ * The customer of an id: the user, with every anonymous id merged into it;
+ * an id only known as an anonymous visitor finds that anonymous profile, or
+ * the user it was merged into.
  */
 import { ApiError } from '#http/errors.ts';
 import type { HttpRequest, HttpResponse } from '#http/middleware.ts';
 import { profileFromItem, getItems, type ProfileItem } from '#store/profiles.ts';
-import { listRecentEvents, type HistoryItem } from '#store/history.ts';
+import { listRecentEvents, pageAllEvents, type HistoryCursor, type HistoryItem } from '#store/history.ts';
+import { eraseProfileKeys } from '#store/erasure.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { anonymousProfileKey, userProfileKey } from '#domain/stored-event.ts';
 
@@ -54,16 +63,113 @@ async function findProfile(id: string): Promise<Extract<ProfileItem, { kind: 'pr
   return undefined;
 }
 
+/** Every profile key of the customer a stored profile is: itself and the anonymous ids merged into it. */
+function customerKeys(found: Extract<ProfileItem, { kind: 'profile' }>): string[] {
+  const state = found.state;
+  return [
+    ...new Set([
+      found.key,
+      ...state.anonymousIds.map(anonymousProfileKey),
+      ...(state.anonymousId !== undefined ? [anonymousProfileKey(state.anonymousId)] : []),
+    ]),
+  ];
+}
+
 export async function getProfileRoute(request: HttpRequest): Promise<HttpResponse> {
   const id = validateUserId(request.pathParameters.userId);
   const found = await findProfile(id);
   if (!found) throw new ApiError('not_found', 'No profile for this id');
   const state = found.state;
-  const keys = [
-    found.key,
-    ...state.anonymousIds.map(anonymousProfileKey),
-    ...(state.anonymousId !== undefined ? [anonymousProfileKey(state.anonymousId)] : []),
-  ];
+  const keys = customerKeys(found);
   const events = await listRecentEvents(keys, HISTORY_LIMIT);
   return { status: 200, body: { profile: toProfileView(state, Date.now()), events: events.map(publicEvent) } };
+}
+
+/** Events per export page: the default and the most a caller may ask for. */
+export const EXPORT_PAGE = { default: 500, max: 1_000 } as const;
+
+const invalidQuery = (path: string, message: string) => new ApiError('validation_failed', 'The export request is not valid', [{ path, message }]);
+
+function exportLimit(raw: string | undefined): number {
+  if (raw === undefined) return EXPORT_PAGE.default;
+  const limit = /^\d{1,4}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(limit >= 1 && limit <= EXPORT_PAGE.max)) throw invalidQuery('limit', `must be an integer from 1 to ${EXPORT_PAGE.max}`);
+  return limit;
+}
+
+/** The opaque `next` of a previous page: base64url JSON of a HistoryCursor over the same keys. */
+const encodeCursor = (cursor: HistoryCursor) => Buffer.from(JSON.stringify(cursor), 'utf8').toString('base64url');
+
+function decodeCursor(raw: string | undefined, keys: readonly string[]): HistoryCursor | undefined {
+  if (raw === undefined) return undefined;
+  const refuse = () => invalidQuery('cursor', 'is not the `next` of a page of this export');
+  if (raw.length > 2_048 || !/^[A-Za-z0-9_-]+$/.test(raw)) throw refuse();
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+  } catch {
+    throw refuse();
+  }
+  const cursor = value as { key?: unknown; start?: Record<string, unknown> };
+  if (!cursor || typeof cursor !== 'object' || !Number.isSafeInteger(cursor.key) || (cursor.key as number) < 0 || (cursor.key as number) >= keys.length) {
+    throw refuse();
+  }
+  const key = cursor.key as number;
+  if (cursor.start === undefined) return { key };
+  const start = cursor.start;
+  const fields = start && typeof start === 'object' ? Object.keys(start).sort().join(',') : '';
+  if (fields !== 'pk,profileKey,sortKey' || start.profileKey !== keys[key] || typeof start.pk !== 'string' || typeof start.sortKey !== 'string') {
+    throw refuse();
+  }
+  return { key, start: { pk: start.pk, profileKey: keys[key] as string, sortKey: start.sortKey } };
+}
+
+export async function exportProfileRoute(request: HttpRequest): Promise<HttpResponse> {
+  const id = validateUserId(request.pathParameters.userId);
+  const limit = exportLimit(request.query.limit);
+  const found = await findProfile(id);
+  if (!found) throw new ApiError('not_found', 'No profile for this id');
+  const keys = customerKeys(found);
+  const cursor = decodeCursor(request.query.cursor, keys);
+  const page = await pageAllEvents(keys, limit, cursor);
+  const state = found.state;
+  return {
+    status: 200,
+    body: {
+      exportedAt: new Date().toISOString(),
+      customer: {
+        ...(state.userId !== undefined ? { userId: state.userId } : {}),
+        ...(state.anonymousId !== undefined ? { anonymousId: state.anonymousId } : {}),
+        anonymousIds: state.anonymousIds,
+      },
+      profile: toProfileView(state, Date.now()),
+      stored: { version: found.version, state },
+      events: page.events.map(publicEvent),
+      ...(page.next ? { next: encodeCursor(page.next) } : {}),
+    },
+  };
+}
+
+export async function eraseProfileRoute(request: HttpRequest): Promise<HttpResponse> {
+  const id = validateUserId(request.pathParameters.userId);
+  const found = await findProfile(id);
+  // Without a profile, events may still be held (accepted, not yet applied): both identities of the id.
+  const keys = found ? customerKeys(found) : [userProfileKey(id), anonymousProfileKey(id)];
+  const report = await eraseProfileKeys(keys);
+  if (!found && report.events === 0) throw new ApiError('not_found', 'No profile and no events for this id');
+  const state = found?.state;
+  return {
+    status: 200,
+    body: {
+      erasedAt: report.erasedAt,
+      customer: state
+        ? {
+            ...(state.userId !== undefined ? { userId: state.userId } : {}),
+            ...(state.anonymousId !== undefined ? { anonymousId: state.anonymousId } : {}),
+            anonymousIds: state.anonymousIds,
+          }
+        : { id },
+      events: report.events,
+    },
+  };
 }

@@ -8,13 +8,15 @@ import type { Context } from 'aws-lambda';
 import type { HttpRequest, HttpResponse } from '#http/middleware.ts';
 import { catalogRoutes } from './catalog.ts';
 import { keyRoutes } from './keys.ts';
-import { getProfileRoute } from './profiles.ts';
+import { eraseProfileRoute, exportProfileRoute, getProfileRoute } from './profiles.ts';
 import { simulateRoute } from './simulate.ts';
 
 export type AdminRoute = (request: HttpRequest, context: Context) => Promise<HttpResponse>;
 
 export const adminRoutes: Readonly<Record<string, AdminRoute>> = {
   'GET /v1/admin/profiles/{userId}': getProfileRoute,
+  'GET /v1/admin/profiles/{userId}/export': exportProfileRoute,
+  'DELETE /v1/admin/profiles/{userId}': eraseProfileRoute,
   'POST /v1/admin/simulate': simulateRoute,
   ...catalogRoutes,
   ...keyRoutes,

@@ -26,7 +26,9 @@ import { emptyProfileState, type ProfileSettings, type ProfileState } from '#dom
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { anonymousProfileKey, userProfileKey, type StoredEvent } from '#domain/stored-event.ts';
 import { getItems, markerKey, profileFromItem, writeProfile, type ProfileItem } from '#store/profiles.ts';
+import { batchWrite, erasedAtOf, erasureKey } from '#store/erasure.ts';
 import { isThrottling, isUnavailable } from '#store/errors.ts';
+import { config } from '#shared/config.ts';
 
 export interface ApplyInput {
   /** Caller's id for the event (the stream record's sequence number). */
@@ -41,6 +43,8 @@ export interface ApplyOptions {
   readonly client?: DynamoDBDocumentClient;
   /** Read-modify-write attempts under contention before giving up (the records are then redelivered). */
   readonly maxAttempts?: number;
+  /** The Events table, where an event dropped by an erasure is deleted. @default config.EVENTS_TABLE */
+  readonly eventsTable?: string;
   /** Groups applied at the same time. */
   readonly concurrency?: number;
   readonly onWarning?: (message: string, details: Record<string, unknown>) => void;
@@ -53,6 +57,8 @@ export interface ApplyReport {
   /** Already applied (their marker exists): redeliveries. */
   readonly duplicates: number;
   readonly merges: number;
+  /** Accepted before their customer was erased: dropped, and their Events items deleted. */
+  readonly erased: number;
 }
 
 /** The most items DynamoDB takes in one TransactWriteItems. */
@@ -84,11 +90,12 @@ interface Counters {
   applied: number;
   duplicates: number;
   merges: number;
+  erased: number;
 }
 
 export async function applyStoredEvents(inputs: readonly ApplyInput[], options: ApplyOptions): Promise<ApplyReport> {
   const failures = new Map<string, Error>();
-  const counters: Counters = { applied: 0, duplicates: 0, merges: 0 };
+  const counters: Counters = { applied: 0, duplicates: 0, merges: 0, erased: 0 };
   const entries: Entry[] = [];
   const byPk = new Map<string, Entry>();
   for (const input of inputs) {
@@ -215,8 +222,31 @@ async function applyChunk(
     const links = [...new Set(entries.flatMap((e) => e.identity.links))].map(anonymousProfileKey);
     const homes = [...new Set(entries.map((e) => e.identity.home))];
     const markers = entries.map((e) => markerKey(e.event.pk));
-    const items = await getItems([...homes, ...links, ...markers], { consistent: true, client: options.client });
+    const erasures = [...new Set([...homes, ...links])].map(erasureKey);
+    const items = await getItems([...homes, ...links, ...markers, ...erasures], { consistent: true, client: options.client });
     const parse = (key: string): ProfileItem | undefined => profileFromItem(items.get(key));
+
+    // Right to erasure (shared/store/erasure.ts): an event accepted before one of its identities was
+    // erased is dropped, and its Events item deleted (the erasure may have run before it was stored).
+    const erasedBefore = (key: string, receivedAt: number) => {
+      const at = erasedAtOf(items.get(erasureKey(key)));
+      return at !== undefined && receivedAt <= at;
+    };
+    const dropped = entries.filter((e) => {
+      const receivedAt = Date.parse(e.event.receivedAt);
+      return erasedBefore(e.identity.home, receivedAt) || e.identity.links.some((id) => erasedBefore(anonymousProfileKey(id), receivedAt));
+    });
+    if (dropped.length > 0) {
+      await batchWrite(
+        options.eventsTable ?? config.EVENTS_TABLE,
+        dropped.map((e) => ({ DeleteRequest: { Key: { pk: e.event.pk } } })),
+        options.client,
+      );
+      counters.erased += dropped.length;
+      const rest = entries.filter((e) => !dropped.includes(e));
+      if (rest.length > 0) await applyChunk(rest, options, counters, fail);
+      return;
+    }
 
     // The target: a merged anonymous id resolves to its user (tombstones never change back).
     const targets = new Set(

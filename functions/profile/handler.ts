@@ -79,6 +79,7 @@ export async function processStreamEvent(event: DynamoDBStreamEvent, context?: C
   metrics.addMetric('EventsApplied', MetricUnit.Count, report.applied);
   metrics.addMetric('EventsAlreadyApplied', MetricUnit.Count, report.duplicates);
   metrics.addMetric('ProfilesMerged', MetricUnit.Count, report.merges);
+  metrics.addMetric('EventsDroppedByErasure', MetricUnit.Count, report.erased);
   metrics.addMetric('RecordsFailed', MetricUnit.Count, outcomes.size);
   metrics.publishStoredMetrics();
   for (const [sequenceNumber, error] of outcomes) {

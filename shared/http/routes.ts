@@ -49,6 +49,8 @@ export const routes: readonly Route[] = [
   source('POST', '/v1/decide', 'decide'),
   { method: 'GET', path: '/v1/health', function: 'health', auth: 'none', cors: true },
   admin('GET', '/v1/admin/profiles/{userId}'),
+  admin('GET', '/v1/admin/profiles/{userId}/export'),
+  admin('DELETE', '/v1/admin/profiles/{userId}'),
   admin('GET', '/v1/admin/catalog'),
   admin('PUT', '/v1/admin/catalog'),
   admin('POST', '/v1/admin/catalog/validate'),

@@ -54,3 +54,52 @@ export async function listRecentEvents(
     .sort((a, b) => (a.sortKey < b.sortKey ? 1 : a.sortKey > b.sortKey ? -1 : String(a.pk) < String(b.pk) ? 1 : -1))
     .slice(0, limit);
 }
+
+/** Where an export page stopped: the profile key's position and, inside it, DynamoDB's page key. */
+export interface HistoryCursor {
+  readonly key: number;
+  readonly start?: { readonly pk: string; readonly profileKey: string; readonly sortKey: string };
+}
+
+/**
+ * One page of EVERY event of several profile keys (an export): key by key
+ * in the order given, newest first within a key, at most `limit` events;
+ * `next` when there is more.
+ */
+export async function pageAllEvents(
+  profileKeys: readonly string[],
+  limit: number,
+  cursor: HistoryCursor = { key: 0 },
+  options: { client?: DynamoDBDocumentClient; tableName?: string } = {},
+): Promise<{ events: HistoryItem[]; next?: HistoryCursor }> {
+  const client = options.client ?? documentClient;
+  const tableName = options.tableName ?? config.EVENTS_TABLE;
+  const events: HistoryItem[] = [];
+  let key = cursor.key;
+  let start: Record<string, unknown> | undefined = cursor.start;
+  while (key < profileKeys.length) {
+    const page = await client.send(
+      new QueryCommand({
+        TableName: tableName,
+        IndexName: INDEX,
+        KeyConditionExpression: 'profileKey = :k',
+        ExpressionAttributeValues: { ':k': profileKeys[key] },
+        ScanIndexForward: false,
+        Limit: limit - events.length,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    for (const item of page.Items ?? []) events.push(item as HistoryItem);
+    start = page.LastEvaluatedKey;
+    if (!start) key++;
+    if (events.length >= limit) break;
+  }
+  if (key >= profileKeys.length) return { events };
+  const last = start as { pk?: unknown; profileKey?: unknown; sortKey?: unknown } | undefined;
+  return {
+    events,
+    next: last
+      ? { key, start: { pk: String(last.pk), profileKey: String(last.profileKey), sortKey: String(last.sortKey) } }
+      : { key },
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * Right to erasure (API.md §5, ARCHITECTURE.md "erasure removes every
+ * trace"): everything held about a customer, deleted.
+ *
+ * A customer is a set of profile keys: `u#<userId>` and the `a#<anonymousId>`
+ * merged into it (or one anonymous profile). Erasing them:
+ *
+ * 1. an erasure record per key, first: `x#<sha256 of the key>` in the
+ *    Profiles table, `{erasedAt}`, kept 8 days (TTL). The key is hashed, so
+ *    the record holds no identifier. Events accepted before `erasedAt` that
+ *    are still on their way through the stream (up to 24 h, plus retries) are
+ *    dropped by the profile function when it meets the record, and their
+ *    Events items deleted (functions/profile/apply.ts);
+ * 2. every event of every key (the `byProfile` index), with its "applied"
+ *    marker (`m#<event pk>`, which names the profile key);
+ * 3. the profile items (profiles and tombstones, the identity links), the
+ *    customer's own profile last.
+ *
+ * Each step is idempotent: a failed erasure is retried by calling it again.
+ * Events accepted after `erasedAt` start a new profile: the customer came
+ * back. Write keys, catalogs and learning statistics hold nothing about one
+ * customer.
+ */
+import { createHash } from 'node:crypto';
+import { BatchWriteCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { config } from '../config.ts';
+import { documentClient } from './client.ts';
+import { markerKey } from './profiles.ts';
+import { eventsTable } from './tables.ts';
+
+/** How long an erasure record is kept: past the stream's 24 h and the retries of a failed batch. */
+export const ERASURE_TTL_SECONDS = 8 * 24 * 3600;
+
+const INDEX = eventsTable.globalSecondaryIndexes[0].indexName;
+
+/** The erasure record's key for a profile key: hashed, so it names nobody. */
+export const erasureKey = (profileKey: string): string => `x#${createHash('sha256').update(profileKey, 'utf8').digest('hex')}`;
+
+export function erasureToItem(profileKey: string, erasedAt: number): Record<string, unknown> {
+  return {
+    pk: erasureKey(profileKey),
+    kind: 'erasure',
+    erasedAt: new Date(erasedAt).toISOString(),
+    expiresAt: Math.floor(erasedAt / 1000) + ERASURE_TTL_SECONDS,
+  };
+}
+
+/** When the profile key was erased (epoch ms), from its erasure record item; undefined when it was not. */
+export function erasedAtOf(item: Record<string, unknown> | undefined): number | undefined {
+  if (item?.kind !== 'erasure' || typeof item.erasedAt !== 'string') return undefined;
+  const at = Date.parse(item.erasedAt);
+  return Number.isNaN(at) ? undefined : at;
+}
+
+interface StoreOptions {
+  readonly client?: DynamoDBDocumentClient;
+  readonly profilesTable?: string;
+  readonly eventsTable?: string;
+}
+
+const BATCH_WRITE_MAX = 25;
+
+/** BatchWriteItem in chunks of 25, retrying unprocessed items with backoff (they are throttled writes). */
+export async function batchWrite(
+  tableName: string,
+  requests: readonly ({ PutRequest: { Item: Record<string, unknown> } } | { DeleteRequest: { Key: Record<string, unknown> } })[],
+  client: DynamoDBDocumentClient = documentClient,
+): Promise<void> {
+  for (let i = 0; i < requests.length; i += BATCH_WRITE_MAX) {
+    let pending = requests.slice(i, i + BATCH_WRITE_MAX);
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > 0) {
+        if (attempt > 8) throw new Error(`DynamoDB left ${pending.length} writes unprocessed after ${attempt} attempts`);
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(1_000, 20 * 2 ** attempt)));
+      }
+      const out = await client.send(new BatchWriteCommand({ RequestItems: { [tableName]: [...pending] } }));
+      pending = (out.UnprocessedItems?.[tableName] ?? []) as typeof pending;
+    }
+  }
+}
+
+/** The pks of every event stored under the profile key (the GSI is eventually consistent: see step 1). */
+async function eventPksOf(profileKey: string, client: DynamoDBDocumentClient, tableName: string): Promise<string[]> {
+  const pks: string[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await client.send(
+      new QueryCommand({
+        TableName: tableName,
+        IndexName: INDEX,
+        KeyConditionExpression: 'profileKey = :k',
+        ExpressionAttributeValues: { ':k': profileKey },
+        ProjectionExpression: 'pk',
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    for (const item of page.Items ?? []) pks.push(String(item.pk));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return pks;
+}
+
+export interface ErasureReport {
+  readonly erasedAt: string;
+  readonly profileKeys: number;
+  readonly events: number;
+}
+
+/**
+ * Erase the profile keys of one customer (its own profile key first): erasure
+ * records, events and their markers, then the profile items.
+ */
+export async function eraseProfileKeys(profileKeys: readonly string[], now: number = Date.now(), options: StoreOptions = {}): Promise<ErasureReport> {
+  const client = options.client ?? documentClient;
+  const profiles = options.profilesTable ?? config.PROFILES_TABLE;
+  const events = options.eventsTable ?? config.EVENTS_TABLE;
+  const keys = [...new Set(profileKeys)];
+  await batchWrite(
+    profiles,
+    keys.map((key) => ({ PutRequest: { Item: erasureToItem(key, now) } })),
+    client,
+  );
+  let erasedEvents = 0;
+  for (const key of keys) {
+    const pks = await eventPksOf(key, client, events);
+    await batchWrite(events, pks.map((pk) => ({ DeleteRequest: { Key: { pk } } })), client);
+    await batchWrite(profiles, pks.map((pk) => ({ DeleteRequest: { Key: { pk: markerKey(pk) } } })), client);
+    erasedEvents += pks.length;
+  }
+  // The first key (the customer's own profile) goes last: an erasure that fails before the end still
+  // finds the customer, and everything linked to it, when it is called again.
+  await batchWrite(profiles, keys.slice(1).map((pk) => ({ DeleteRequest: { Key: { pk } } })), client);
+  await batchWrite(profiles, keys.slice(0, 1).map((pk) => ({ DeleteRequest: { Key: { pk } } })), client);
+  return { erasedAt: new Date(now).toISOString(), profileKeys: keys.length, events: erasedEvents };
+}

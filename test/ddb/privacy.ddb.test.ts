@@ -1,0 +1,203 @@
+/**
+ * Right of access and right to erasure on DynamoDB Local, through the admin
+ * handler and the profile function:
+ * - the export pages through every event of the customer exactly once,
+ *   whatever the page size;
+ * - erasure leaves no item naming the customer in any table, later reads
+ *   find nothing, an event accepted before the erasure that is applied after
+ *   it is dropped (and deleted), and an event accepted after it starts a new
+ *   profile.
+ */
+import fc from 'fast-check';
+import { PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import type { StoredEvent } from '#domain/stored-event.ts';
+import { apiGatewayEvent } from '#test/support/apigw.ts';
+import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '#test/support/stream.ts';
+
+const ADMIN_TOKEN = 'admin-token-for-privacy-tests-01234';
+vi.stubEnv('KAIROS_ADMIN_TOKEN', ADMIN_TOKEN);
+vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
+vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
+const { handler } = await import('../../functions/admin/handler.ts');
+const { processStreamEvent } = await import('../../functions/profile/handler.ts');
+const { documentClient } = await import('#store/client.ts');
+const { config } = await import('#shared/config.ts');
+
+const context = { functionName: 'admin', awsRequestId: 'test' } as Context;
+const run = Date.now().toString(36);
+let sequence = 0;
+
+async function call(method: string, path: string, query = '') {
+  const event: APIGatewayProxyEventV2 = apiGatewayEvent({ method, path: `${path}${query}`, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  const response = (await handler(event, context)) as APIGatewayProxyStructuredResultV2;
+  return { status: response.statusCode, body: response.body ? JSON.parse(response.body) : undefined };
+}
+
+/** Store events as ingest does and apply them as the stream would. */
+async function ingest(events: readonly StoredEvent[]): Promise<void> {
+  for (const event of events) await documentClient.send(new PutCommand({ TableName: config.EVENTS_TABLE, Item: event }));
+  const response = await processStreamEvent(streamEvent(events.map((e) => streamRecord(e, { sequenceNumber: sequenceNumber(sequence++) }))));
+  if (response.batchItemFailures.length > 0) throw new Error('events were not applied');
+}
+
+const at = (minute: number) => new Date(Date.parse('2026-04-01T00:00:00Z') + minute * 60_000).toISOString();
+
+/** 12 anonymous page views, identify (merging them), 25 orders: 38 events. */
+function customerEvents(userId: string, anonymousId: string): StoredEvent[] {
+  const sourceId = `s-${run}`;
+  return [
+    ...Array.from({ length: 12 }, (_, i) => storedEvent({ type: 'page', anonymousId, messageId: `${userId}-p${i}`, timestamp: at(i), sourceId })),
+    storedEvent({ type: 'identify', userId, anonymousId, messageId: `${userId}-id`, timestamp: at(12), traits: { firstName: 'Luis', email: `${userId}@example.com` }, sourceId }),
+    ...Array.from({ length: 25 }, (_, i) =>
+      storedEvent({ type: 'track', userId, event: 'Order Completed', messageId: `${userId}-o${i}`, timestamp: at(13 + i), properties: { revenue: 3 }, sourceId }),
+    ),
+  ];
+}
+
+const scanFor = async (table: string, needle: string) => {
+  const found: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await documentClient.send(new ScanCommand({ TableName: table, ConsistentRead: true, ...(start ? { ExclusiveStartKey: start } : {}) }));
+    for (const item of page.Items ?? []) if (JSON.stringify(item).includes(needle)) found.push(item);
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return found;
+};
+
+const exportPath = (id: string) => `/v1/admin/profiles/${encodeURIComponent(id)}/export`;
+const profilePath = (id: string) => `/v1/admin/profiles/${encodeURIComponent(id)}`;
+
+beforeAll(() => {
+  const host = new URL(process.env.DYNAMODB_ENDPOINT ?? 'http://unset').hostname;
+  if (host !== '127.0.0.1' && host !== 'localhost') throw new Error(`Refusing a non-local DynamoDB endpoint: ${host}`);
+});
+
+describe('GET /v1/admin/profiles/{userId}/export', () => {
+  const userId = `export-u-${run}`;
+  const anonymousId = `export-a-${run}`;
+  const events = customerEvents(userId, anonymousId);
+
+  beforeAll(async () => {
+    await ingest(events);
+  });
+
+  it('everything held: the customer, the profile, the stored state and every event, by the user or a merged anonymous id', async () => {
+    const response = await call('GET', exportPath(userId), '?limit=1000');
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({
+      customer: { userId, anonymousIds: [anonymousId] },
+      profile: { userId, traits: { firstName: 'Luis' }, stats: { orders: 25, visitsTotal: 12 } },
+      stored: { version: expect.any(Number), state: { userId, anonymousIds: [anonymousId] } },
+    });
+    expect(response.body.next).toBeUndefined();
+    expect(response.body.events.map((e: { messageId: string }) => e.messageId).sort()).toEqual(events.map((e) => e.messageId).sort());
+    expect(response.body.events[0]).not.toHaveProperty('pk');
+    expect((await call('GET', exportPath(anonymousId), '?limit=1000')).body.customer.userId).toBe(userId);
+  });
+
+  it('pages through every event exactly once, whatever the page size', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 40 }), async (limit) => {
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        for (let pages = 0; pages < 100; pages++) {
+          const response = await call('GET', exportPath(userId), `?limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`);
+          expect(response.status).toBe(200);
+          expect(response.body.events.length).toBeLessThanOrEqual(limit);
+          seen.push(...response.body.events.map((e: { messageId: string }) => e.messageId));
+          cursor = response.body.next;
+          if (!cursor) break;
+        }
+        expect(seen.sort()).toEqual(events.map((e) => e.messageId).sort());
+      }),
+      { numRuns: 8 },
+    );
+  });
+
+  it.each([
+    ['limit=0', 'limit'],
+    ['limit=1001', 'limit'],
+    ['limit=ten', 'limit'],
+    ['cursor=not-a-cursor', 'cursor'],
+    [`cursor=${Buffer.from(JSON.stringify({ key: 9 })).toString('base64url')}`, 'cursor'],
+    [`cursor=${Buffer.from(JSON.stringify({ key: 0, start: { pk: 'x', profileKey: 'u#someone-else', sortKey: 'y' } })).toString('base64url')}`, 'cursor'],
+    [`cursor=${Buffer.from(JSON.stringify({ key: 0, start: { pk: { S: 'x' }, profileKey: `u#${userId}`, sortKey: 'y' } })).toString('base64url')}`, 'cursor'],
+  ])('400 for %s', async (query, path) => {
+    const response = await call('GET', exportPath(userId), `?${query}`);
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatchObject({ code: 'validation_failed', details: [{ path }] });
+  });
+
+  it('404 for an unknown customer', async () => {
+    expect((await call('GET', exportPath(`nobody-${run}`))).status).toBe(404);
+  });
+});
+
+describe('DELETE /v1/admin/profiles/{userId}', () => {
+  it('erases every trace: no item in any table names the customer, and later reads find nothing', async () => {
+    const userId = `erase-u-${run}`;
+    const anonymousId = `erase-a-${run}`;
+    const events = customerEvents(userId, anonymousId);
+    await ingest(events);
+    expect((await scanFor(config.PROFILES_TABLE, userId)).length).toBeGreaterThan(0);
+
+    const response = await call('DELETE', profilePath(userId));
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ customer: { userId, anonymousIds: [anonymousId] }, events: events.length, erasedAt: expect.any(String) });
+
+    for (const needle of [userId, anonymousId]) {
+      expect(await scanFor(config.PROFILES_TABLE, needle)).toEqual([]);
+      expect(await scanFor(config.EVENTS_TABLE, needle)).toEqual([]);
+    }
+    for (const path of [profilePath(userId), profilePath(anonymousId), exportPath(userId)]) {
+      expect((await call('GET', path)).status).toBe(404);
+    }
+    // Erasing again: nothing is held any more.
+    expect((await call('DELETE', profilePath(userId))).status).toBe(404);
+  });
+
+  it('an event accepted before the erasure and applied after it is dropped and deleted; one accepted after it starts a new profile', async () => {
+    const userId = `late-u-${run}`;
+    await ingest([storedEvent({ type: 'identify', userId, messageId: `${userId}-1`, timestamp: at(1), traits: { tier: 'gold' }, sourceId: `s-${run}` })]);
+    // In flight: accepted (received) before the erasure, stored, its stream record not yet applied.
+    const inFlight = storedEvent({ type: 'track', userId, event: 'Order Completed', messageId: `${userId}-late`, timestamp: at(2), sourceId: `s-${run}` });
+    expect((await call('DELETE', profilePath(userId))).status).toBe(200);
+    await ingest([inFlight]);
+    expect((await call('GET', profilePath(userId))).status).toBe(404);
+    expect(await scanFor(config.EVENTS_TABLE, userId)).toEqual([]);
+
+    // The customer comes back after the erasure: a new profile, with only what came after.
+    const now = new Date(Date.now() + 1_000).toISOString();
+    await ingest([storedEvent({ type: 'track', userId, event: 'Product Viewed', messageId: `${userId}-back`, timestamp: now, sourceId: `s-${run}` })]);
+    const back = await call('GET', profilePath(userId));
+    expect(back.status).toBe(200);
+    expect(back.body.profile.traits).toEqual({});
+    expect(back.body.events.map((e: { messageId: string }) => e.messageId)).toEqual([`${userId}-back`]);
+  });
+
+  it('erases the events of an id whose profile is not written yet', async () => {
+    const userId = `pending-u-${run}`;
+    const event = storedEvent({ type: 'track', userId, event: 'Signed Up', messageId: `${userId}-1`, timestamp: at(1), sourceId: `s-${run}` });
+    await documentClient.send(new PutCommand({ TableName: config.EVENTS_TABLE, Item: event }));
+    const response = await call('DELETE', profilePath(userId));
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ customer: { id: userId }, events: 1 });
+    const left = await documentClient.send(
+      new QueryCommand({
+        TableName: config.EVENTS_TABLE,
+        IndexName: 'byProfile',
+        KeyConditionExpression: 'profileKey = :k',
+        ExpressionAttributeValues: { ':k': `u#${userId}` },
+      }),
+    );
+    expect(left.Items).toEqual([]);
+  });
+
+  it('404 for an id nothing is held about; 400 for a malformed id', async () => {
+    expect((await call('DELETE', profilePath(`nobody-${run}`))).status).toBe(404);
+    expect((await call('DELETE', profilePath('bad\u0000id'))).status).toBe(400);
+  });
+});

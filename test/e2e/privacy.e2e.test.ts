@@ -1,0 +1,69 @@
+/**
+ * The customer's rights over HTTP on the local stack (API.md §5): an export
+ * of everything held, then an erasure after which no route finds the
+ * customer, and decide treats them as someone new. A write key can do
+ * neither.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalStack, type TestStack } from '#test/support/stack.ts';
+import { call, decide, identify, page, sendEvents, track, uniqueId, waitForProfile, type StackAccess } from './fixtures/kairos.ts';
+
+let stack: TestStack;
+let api: StackAccess;
+
+beforeAll(async () => {
+  stack = await startLocalStack();
+  api = { baseUrl: stack.baseUrl, writeKey: stack.writeKey, adminToken: stack.adminToken };
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe("a customer's data", () => {
+  it('is exported whole, then erased: every route finds nothing, and decide sees a new customer', async () => {
+    const userId = uniqueId('privacy');
+    const anonymousId = uniqueId('privacy-anon');
+    await sendEvents(api, [
+      page({ anonymousId }, { path: '/', category: 'cycling' }),
+      identify({ userId }, { firstName: 'Lucía', tier: 'VIP', email: 'lucia@example.com' }),
+      track({ userId }, 'Order Completed', { revenue: 120 }),
+    ]);
+    await sendEvents(api, [{ ...identify({ userId }, {}), anonymousId }]);
+    await waitForProfile(api, userId, (p) => p.stats.orders === 1 && p.stats.visitsTotal === 1);
+
+    const exported = await call<{ customer: unknown; profile: { traits: unknown }; events: unknown[] }>(
+      api,
+      'GET',
+      `/v1/admin/profiles/${encodeURIComponent(userId)}/export`,
+      { auth: 'admin' },
+    );
+    expect(exported.status).toBe(200);
+    expect(exported.json.customer).toEqual({ userId, anonymousIds: [anonymousId] });
+    expect(exported.json.profile.traits).toMatchObject({ firstName: 'Lucía', email: 'lucia@example.com' });
+    expect(exported.json.events).toHaveLength(4);
+
+    const before = await decide(api, { userId, channel: 'web', placement: 'home_hero' });
+    expect(before.segments?.length).toBeGreaterThan(0);
+
+    // A write key can neither export nor erase.
+    for (const method of ['GET', 'DELETE'] as const) {
+      const path = method === 'GET' ? `/v1/admin/profiles/${encodeURIComponent(userId)}/export` : `/v1/admin/profiles/${encodeURIComponent(userId)}`;
+      expect((await call(api, method, path, { auth: 'write' })).status).toBe(403);
+    }
+
+    const erased = await call<{ events: number }>(api, 'DELETE', `/v1/admin/profiles/${encodeURIComponent(userId)}`, { auth: 'admin' });
+    expect(erased.status).toBe(200);
+    expect(erased.json.events).toBe(4);
+
+    for (const id of [userId, anonymousId]) {
+      expect((await call(api, 'GET', `/v1/admin/profiles/${encodeURIComponent(id)}`, { auth: 'admin' })).status).toBe(404);
+      expect((await call(api, 'GET', `/v1/admin/profiles/${encodeURIComponent(id)}/export`, { auth: 'admin' })).status).toBe(404);
+    }
+    const after = await decide(api, { userId, channel: 'web', placement: 'home_hero' });
+    expect(after.segments).toEqual([]);
+    const simulated = await call<{ segments: string[] }>(api, 'POST', '/v1/admin/simulate', { auth: 'admin', body: { userId, channel: 'web' } });
+    expect(simulated.status).toBe(200);
+    expect(simulated.json.segments).toEqual([]);
+  });
+});
