@@ -22,16 +22,14 @@
  * customer.
  */
 import { createHash } from 'node:crypto';
-import { BatchWriteCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { config } from '../config.ts';
 import { documentClient } from './client.ts';
+import { eventPksOf } from './history.ts';
 import { markerKey } from './profiles.ts';
-import { eventsTable } from './tables.ts';
 
 /** How long an erasure record is kept: past the stream's 24 h and the retries of a failed batch. */
 export const ERASURE_TTL_SECONDS = 8 * 24 * 3600;
-
-const INDEX = eventsTable.globalSecondaryIndexes[0].indexName;
 
 /** The erasure record's key for a profile key: hashed, so it names nobody. */
 export const erasureKey = (profileKey: string): string => `x#${createHash('sha256').update(profileKey, 'utf8').digest('hex')}`;
@@ -79,27 +77,6 @@ export async function batchWrite(
   }
 }
 
-/** The pks of every event stored under the profile key (the GSI is eventually consistent: see step 1). */
-async function eventPksOf(profileKey: string, client: DynamoDBDocumentClient, tableName: string): Promise<string[]> {
-  const pks: string[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await client.send(
-      new QueryCommand({
-        TableName: tableName,
-        IndexName: INDEX,
-        KeyConditionExpression: 'profileKey = :k',
-        ExpressionAttributeValues: { ':k': profileKey },
-        ProjectionExpression: 'pk',
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
-    for (const item of page.Items ?? []) pks.push(String(item.pk));
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return pks;
-}
-
 export interface ErasureReport {
   readonly erasedAt: string;
   readonly profileKeys: number;
@@ -122,7 +99,7 @@ export async function eraseProfileKeys(profileKeys: readonly string[], now: numb
   );
   let erasedEvents = 0;
   for (const key of keys) {
-    const pks = await eventPksOf(key, client, events);
+    const pks = await eventPksOf(key, { client, tableName: events });
     await batchWrite(events, pks.map((pk) => ({ DeleteRequest: { Key: { pk } } })), client);
     await batchWrite(profiles, pks.map((pk) => ({ DeleteRequest: { Key: { pk: markerKey(pk) } } })), client);
     erasedEvents += pks.length;

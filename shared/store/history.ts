@@ -103,3 +103,32 @@ export async function pageAllEvents(
       : { key },
   };
 }
+
+/**
+ * The pks of every event stored under a profile key (an erasure). The index is
+ * eventually consistent: an event stored a moment ago may be missing (see
+ * shared/store/erasure.ts for how those are caught).
+ */
+export async function eventPksOf(
+  profileKey: string,
+  options: { client?: DynamoDBDocumentClient; tableName?: string } = {},
+): Promise<string[]> {
+  const client = options.client ?? documentClient;
+  const pks: string[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await client.send(
+      new QueryCommand({
+        TableName: options.tableName ?? config.EVENTS_TABLE,
+        IndexName: INDEX,
+        KeyConditionExpression: 'profileKey = :k',
+        ExpressionAttributeValues: { ':k': profileKey },
+        ProjectionExpression: 'pk',
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    for (const item of page.Items ?? []) pks.push(String(item.pk));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return pks;
+}
