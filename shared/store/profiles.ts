@@ -60,11 +60,11 @@ export function tombstoneToItem(anonymousId: string, userId: string, version: nu
   };
 }
 
-export function markerToItem(eventPk: string, profileKey: string, now: number): Record<string, unknown> {
+/** An "applied" marker: the event's key only (`<sourceId>#<messageId>`), nothing that names the customer. */
+export function markerToItem(eventPk: string, now: number): Record<string, unknown> {
   return {
     pk: markerKey(eventPk),
     kind: 'marker',
-    profileKey,
     expiresAt: Math.floor(now / 1000) + MARKER_TTL_SECONDS,
   };
 }
@@ -145,7 +145,7 @@ export function profileWriteTransaction(
     items.push({
       Put: {
         TableName: tableName,
-        Item: markerToItem(eventPk, write.profile.key, now),
+        Item: markerToItem(eventPk, now),
         ConditionExpression: 'attribute_not_exists(pk)',
       },
     });
