@@ -280,7 +280,6 @@ function chooseVariant(
   return best ?? { propensity: propensityOf(catalog, action, undefined, audience, learner, stats) };
 }
 
-/** The ranked actions best first (compareRanked's order), each found when asked for: O(n) per action taken. */
 /**
  * The eligible actions best first (compareRanked's order), selected one at a
  * time: the ranked objects, and the plain candidates of the slot's pool,
