@@ -22,8 +22,10 @@ import type {
 const DEFAULT_HALF_LIFE_DAYS = 14;
 
 const iso = (ms: number): string => new Date(ms).toISOString();
-/** `{ [key]: ISO time }`, or nothing for an absent time (spread into a view object). */
-const isoField = <K extends string>(key: K, ms: number | undefined) => (ms === undefined ? {} : { [key]: iso(ms) }) as { [P in K]?: string };
+/** Set `key` to the ISO time, or nothing for an absent time (assigned in place: no object per field). */
+function setIso(target: Record<string, unknown>, key: string, ms: number | undefined): void {
+  if (ms !== undefined) target[key] = iso(ms);
+}
 
 /** The profile's time zone: the trait `timezone`, else the latest context.timezone, else UTC. */
 export function profileTimeZone(state: ProfileState): string {
@@ -35,6 +37,13 @@ export function profileTimeZone(state: ProfileState): string {
 }
 
 function traitsView(traits: Readonly<Record<string, Lww<unknown>>>): Record<string, unknown> {
+  const keys = Object.keys(traits);
+  if (!keys.some((key) => key.includes(TRAIT_PATH_SEPARATOR))) {
+    // No nested traits (the common case): the values, by key.
+    const out: Record<string, unknown> = {};
+    for (const key of keys.sort()) out[key] = (traits[key] as Lww<unknown>)[0];
+    return out;
+  }
   const plain = new Map<string, Lww<unknown>>();
   const nested = new Map<string, { fields: Record<string, unknown>; at: number }>();
   for (const [key, entry] of Object.entries(traits)) {
@@ -111,59 +120,59 @@ export function toProfileView(state: ProfileState, now: Date | number = Date.now
   const engagement: Partial<Record<Channel, ChannelEngagement>> = {};
   const channelContacts: Partial<Record<Channel, readonly string[]>> = {};
   for (const [channel, c] of Object.entries(state.channels) as [Channel, NonNullable<ProfileState['channels'][Channel]>][]) {
-    engagement[channel] = {
+    const entry: ChannelEngagement = {
       delivered: c.delivered,
       engaged: c.engaged,
       rate: c.delivered > 0 ? Math.min(1, c.engaged / c.delivered) : 0,
-      ...isoField('lastDeliveredAt', c.lastDelivered),
-      ...isoField('lastEngagedAt', c.lastEngaged),
     };
+    setIso(entry as unknown as Record<string, unknown>, 'lastDeliveredAt', c.lastDelivered);
+    setIso(entry as unknown as Record<string, unknown>, 'lastEngagedAt', c.lastEngaged);
+    engagement[channel] = entry;
     if (c.contacts.length > 0) channelContacts[channel] = c.contacts.map(iso);
   }
 
   const contacts: Record<string, ActionContacts> = {};
   for (const actionId of Object.keys(state.actions).sort()) {
     const a = state.actions[actionId]!;
-    contacts[actionId] = {
-      impressions: a.i.map(iso),
-      clicks: a.clicks,
-      conversions: a.conversions,
-      ...isoField('lastImpressionAt', a.i[0]),
-    };
+    const entry: ActionContacts = { impressions: a.i.map(iso), clicks: a.clicks, conversions: a.conversions };
+    setIso(entry as unknown as Record<string, unknown>, 'lastImpressionAt', a.i[0]);
+    contacts[actionId] = entry;
   }
 
-  const enrichment = state.enrichment;
-  return {
-    ...(state.userId !== undefined ? { userId: state.userId } : {}),
-    ...(state.anonymousId !== undefined ? { anonymousId: state.anonymousId } : {}),
-    anonymousIds: [...state.anonymousIds],
-    identified: state.userId !== undefined,
-    traits: traitsView(state.traits),
-    timezone,
-    consent,
-    preferences,
-    stats: {
-      visitsToday: windowSum(state.visits.h, todayHour, nowHour),
-      visits7d: windowSum(state.visits.h, Math.ceil(since.d7 / HOUR_MS), nowHour),
-      visits30d: windowSum(state.visits.h, Math.ceil(since.d30 / HOUR_MS), nowHour),
-      visitsTotal: state.visits.n,
-      ...isoField('firstSeenAt', state.firstSeen),
-      ...isoField('lastSeenAt', state.lastSeen),
-      orders: state.orders,
-      revenue: state.revenue,
-      ...isoField('lastPurchaseAt', state.lastPurchase),
-      returns: state.returns,
-      ...isoField('lastReturnAt', state.lastReturn),
-      openComplaints: Math.max(0, state.complaintsOpened - state.complaintsResolved),
-      categoryInterests,
-      eventCounts,
-    },
-    engagement,
-    contacts,
-    channelContacts,
-    segments: enrichment?.segments ?? [],
-    ...(enrichment?.persona !== undefined ? { persona: enrichment.persona } : {}),
-    scores: enrichment?.scores ?? {},
-    ...isoField('updatedAt', state.updatedAt),
+  const stats: Record<string, unknown> = {
+    visitsToday: windowSum(state.visits.h, todayHour, nowHour),
+    visits7d: windowSum(state.visits.h, Math.ceil(since.d7 / HOUR_MS), nowHour),
+    visits30d: windowSum(state.visits.h, Math.ceil(since.d30 / HOUR_MS), nowHour),
+    visitsTotal: state.visits.n,
   };
+  setIso(stats, 'firstSeenAt', state.firstSeen);
+  setIso(stats, 'lastSeenAt', state.lastSeen);
+  stats.orders = state.orders;
+  stats.revenue = state.revenue;
+  setIso(stats, 'lastPurchaseAt', state.lastPurchase);
+  stats.returns = state.returns;
+  setIso(stats, 'lastReturnAt', state.lastReturn);
+  stats.openComplaints = Math.max(0, state.complaintsOpened - state.complaintsResolved);
+  stats.categoryInterests = categoryInterests;
+  stats.eventCounts = eventCounts;
+
+  const enrichment = state.enrichment;
+  const view: Record<string, unknown> = {};
+  if (state.userId !== undefined) view.userId = state.userId;
+  if (state.anonymousId !== undefined) view.anonymousId = state.anonymousId;
+  view.anonymousIds = [...state.anonymousIds];
+  view.identified = state.userId !== undefined;
+  view.traits = traitsView(state.traits);
+  view.timezone = timezone;
+  view.consent = consent;
+  view.preferences = preferences;
+  view.stats = stats;
+  view.engagement = engagement;
+  view.contacts = contacts;
+  view.channelContacts = channelContacts;
+  view.segments = enrichment?.segments ?? [];
+  if (enrichment?.persona !== undefined) view.persona = enrichment.persona;
+  view.scores = enrichment?.scores ?? {};
+  setIso(view, 'updatedAt', state.updatedAt);
+  return view as unknown as ProfileView;
 }
