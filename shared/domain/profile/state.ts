@@ -167,8 +167,20 @@ export function parseProfileState(text: string): ProfileState {
   if (!raw || typeof raw !== 'object' || raw.sv !== STATE_VERSION) {
     throw new Error(`Unsupported profile state version: ${String((raw as { sv?: unknown } | null)?.sv)}`);
   }
-  return { ...emptyProfileState(), ...raw } as ProfileState;
+  // Filled in place, and only when a field is missing (a state written before the field existed):
+  // the parsed object is the caller's, and a decision should not copy it.
+  for (const key of DEFAULTED_KEYS) {
+    if (!Object.hasOwn(raw, key)) {
+      const empty = emptyProfileState() as unknown as Record<string, unknown>;
+      for (const k of DEFAULTED_KEYS) if (!Object.hasOwn(raw, k)) (raw as Record<string, unknown>)[k] = empty[k];
+      break;
+    }
+  }
+  return raw as ProfileState;
 }
+
+/** The fields every state has (emptyProfileState's, without the identity). */
+const DEFAULTED_KEYS: readonly string[] = Object.keys(emptyProfileState());
 
 /** A deep copy that the apply functions may mutate. */
 export const cloneProfileState = (state: ProfileState): ProfileState => structuredClone(state);
