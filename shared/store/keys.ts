@@ -76,7 +76,8 @@ export async function putWriteKey(secret: string, record: Omit<WriteKeyRecord, '
 /**
  * Create a key named `name`: a new secret and key id, both items written
  * only if neither exists (a collision of random values is refused, never
- * overwritten). Returns the secret, which is not stored.
+ * overwritten, and new ones are drawn). Returns the secret, which is not
+ * stored.
  */
 export async function createWriteKey(
   name: string,
@@ -84,31 +85,38 @@ export async function createWriteKey(
   options: KeyStoreOptions = {},
 ): Promise<{ readonly secret: string; readonly key: WriteKeySummary }> {
   const tableName = options.tableName ?? config.CONTROL_TABLE;
-  const secret = generateWriteKey();
-  const hash = hashWriteKey(secret);
-  const record: WriteKeyRecord = { keyId: generateKeyId(), name, createdAt: now.toISOString() };
-  const fields = { ...record, keyHashPrefix: hash.slice(0, 8) };
-  await (options.client ?? documentClient).send(
-    new TransactWriteCommand({
-      TransactItems: [
-        {
-          Put: {
-            TableName: tableName,
-            Item: { ...writeKeyItemKey(secret), ...fields },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          },
-        },
-        {
-          Put: {
-            TableName: tableName,
-            Item: { ...listItemKey(record.keyId), ...fields, keyHash: hash },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          },
-        },
-      ],
-    }),
-  );
-  return { secret, key: { ...record, hashPrefix: fields.keyHashPrefix } };
+  for (let attempt = 1; ; attempt++) {
+    const secret = generateWriteKey();
+    const hash = hashWriteKey(secret);
+    const record: WriteKeyRecord = { keyId: generateKeyId(), name, createdAt: now.toISOString() };
+    const fields = { ...record, keyHashPrefix: hash.slice(0, 8) };
+    try {
+      await (options.client ?? documentClient).send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: tableName,
+                Item: { ...writeKeyItemKey(secret), ...fields },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+            {
+              Put: {
+                TableName: tableName,
+                Item: { ...listItemKey(record.keyId), ...fields, keyHash: hash },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+          ],
+        }),
+      );
+      return { secret, key: { ...record, hashPrefix: fields.keyHashPrefix } };
+    } catch (error) {
+      // A random secret or id that exists already (or a conflicting write): draw new ones.
+      if (!(error instanceof TransactionCanceledException) || attempt >= 3) throw error;
+    }
+  }
 }
 
 /** Every key, oldest first (by key id order within equal creation times), without secrets. */

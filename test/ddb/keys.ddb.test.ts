@@ -5,7 +5,8 @@
  * stored.
  */
 import fc from 'fast-check';
-import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { QueryCommand, ScanCommand, type TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 
 vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
@@ -97,5 +98,29 @@ describe('write keys in the Control table', () => {
     expect(a?.revokedAt).toBeDefined();
     expect(a?.revokedAt).toBe(b?.revokedAt);
     expect((await keys.getWriteKey(key.keyId))?.revokedAt).toBe(a?.revokedAt);
+  });
+
+  it('a new secret and id are drawn when the ones drawn exist already (a collision), three times at most', async () => {
+    // A collision of 24 random bytes cannot be produced on purpose: the first writes are refused as DynamoDB refuses
+    // a conditional put on an existing item, the others go to DynamoDB Local.
+    const cancelled = () =>
+      new TransactionCanceledException({ message: 'Transaction cancelled', CancellationReasons: [{ Code: 'ConditionalCheckFailed' }], $metadata: {} });
+    const refusing = (refusals: number) => {
+      const sent: unknown[] = [];
+      const client = {
+        send: (command: TransactWriteCommand) => {
+          sent.push(command);
+          return sent.length <= refusals ? Promise.reject(cancelled()) : documentClient.send(command);
+        },
+      } as unknown as typeof documentClient;
+      return { client, sent };
+    };
+    const once = refusing(1);
+    const { secret, key } = await keys.createWriteKey('after a collision', new Date(), { client: once.client });
+    expect(once.sent).toHaveLength(2);
+    expect(await keys.findWriteKey(secret)).toMatchObject({ keyId: key.keyId });
+    const always = refusing(10);
+    await expect(keys.createWriteKey('never', new Date(), { client: always.client })).rejects.toBeInstanceOf(TransactionCanceledException);
+    expect(always.sent).toHaveLength(3);
   });
 });
