@@ -118,10 +118,11 @@ function decodeCursor(raw: string | undefined, keys: readonly string[]): History
   if (cursor.start === undefined) return { key };
   const start = cursor.start;
   const fields = start && typeof start === 'object' ? Object.keys(start).sort().join(',') : '';
-  if (fields !== 'pk,profileKey,sortKey' || start.profileKey !== keys[key] || typeof start.pk !== 'string' || typeof start.sortKey !== 'string') {
+  const keyPart = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 1_024;
+  if (fields !== 'pk,profileKey,sortKey' || start.profileKey !== keys[key] || !keyPart(start.pk) || !keyPart(start.sortKey)) {
     throw refuse();
   }
-  return { key, start: { pk: start.pk, profileKey: keys[key] as string, sortKey: start.sortKey } };
+  return { key, start: { pk: start.pk as string, profileKey: keys[key] as string, sortKey: start.sortKey as string } };
 }
 
 export async function exportProfileRoute(request: HttpRequest): Promise<HttpResponse> {

@@ -68,7 +68,12 @@ export async function batchWrite(
     let pending = requests.slice(i, i + BATCH_WRITE_MAX);
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (attempt > 0) {
-        if (attempt > 8) throw new Error(`DynamoDB left ${pending.length} writes unprocessed after ${attempt} attempts`);
+        if (attempt > 8) {
+          // Unprocessed items are throttled writes: reported as throttling (a 429 to an operator, a retry of the stream).
+          throw Object.assign(new Error(`DynamoDB left ${pending.length} writes unprocessed after ${attempt} attempts`), {
+            name: 'ThrottlingException',
+          });
+        }
         await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(1_000, 20 * 2 ** attempt)));
       }
       const out = await client.send(new BatchWriteCommand({ RequestItems: { [tableName]: [...pending] } }));
