@@ -11,10 +11,8 @@ import * as z from 'zod/mini';
 import { ApiError } from '#http/errors.ts';
 import type { HttpRequest, HttpResponse } from '#http/middleware.ts';
 import { issueDetails } from '#domain/decide/request.ts';
+import { hasControlCharacters, hasLoneSurrogate } from '#domain/ingest/limits.ts';
 import { createWriteKey, listWriteKeys, revokeWriteKey } from '#store/keys.ts';
-
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
 const createKeySchema = z.strictObject(
   {
@@ -23,7 +21,8 @@ const createKeySchema = z.strictObject(
       .check(
         z.minLength(1, 'must not be empty'),
         z.maxLength(100, 'must be at most 100 characters'),
-        z.refine((name) => !CONTROL_CHARS.test(name), 'must not contain control characters'),
+        z.refine((name) => !hasControlCharacters(name), 'must not contain control characters'),
+        z.refine((name) => !hasLoneSurrogate(name), 'must be valid Unicode'),
         z.refine((name) => name.trim() === name, 'must not start or end with a space'),
       ),
   },

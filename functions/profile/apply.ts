@@ -26,7 +26,8 @@ import { emptyProfileState, type ProfileSettings, type ProfileState } from '#dom
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { anonymousProfileKey, userProfileKey, type StoredEvent } from '#domain/stored-event.ts';
 import { getItems, markerKey, profileFromItem, writeProfile, type ProfileItem } from '#store/profiles.ts';
-import { batchWrite, erasedAtOf, erasureKey } from '#store/erasure.ts';
+import { batchWrite } from '#store/batch-write.ts';
+import { erasedAtOf, erasureKey } from '#store/erasure.ts';
 import { isThrottling, isUnavailable } from '#store/errors.ts';
 import { config } from '#shared/config.ts';
 

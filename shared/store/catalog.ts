@@ -32,7 +32,6 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import {
-  BatchWriteCommand,
   GetCommand,
   QueryCommand,
   UpdateCommand,
@@ -53,6 +52,7 @@ import {
   primeCatalogCache,
   versionPk,
 } from './catalog-live.ts';
+import { batchWrite } from './batch-write.ts';
 import { documentClient } from './client.ts';
 
 export {
@@ -141,17 +141,7 @@ async function allocateVersion(client: DynamoDBDocumentClient, table: string): P
   return next;
 }
 
-async function batchPut(client: DynamoDBDocumentClient, table: string, items: Record<string, unknown>[]): Promise<void> {
-  for (let i = 0; i < items.length; i += 25) {
-    let pending = items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt >= 8) throw new Error('catalog chunks could not be written (unprocessed items)');
-      if (attempt > 0) await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
-      const out = await client.send(new BatchWriteCommand({ RequestItems: { [table]: pending } }));
-      pending = (out.UnprocessedItems?.[table] ?? []) as typeof pending;
-    }
-  }
-}
+const puts = (items: readonly Record<string, unknown>[]) => items.map((Item) => ({ PutRequest: { Item } }));
 
 /** gzip'd bytes split into `{pk, sk, data}` chunk items. */
 function chunkItems(pk: string, sk: (i: number) => string, text: string, chunkBytes: number): Record<string, unknown>[] {
@@ -190,24 +180,29 @@ export async function storeCatalogVersion(
   const chunks = chunkItems(versionPk(version), chunkSk, text, chunkBytes);
   const documentChunks = chunkItems(versionPk(version), documentChunkSk, documentJson, chunkBytes);
   const createdAt = new Date().toISOString();
-  await batchPut(client, table, [...chunks, ...documentChunks]);
-  await batchPut(client, table, [
-    {
-      pk: versionPk(version),
-      sk: META_SK,
-      version,
-      chunks: chunks.length,
-      bytes: Buffer.byteLength(text, 'utf8'),
-      sha256: sha256(text),
-      format,
-      documentFormat: DOCUMENT_FORMAT,
-      documentChunks: documentChunks.length,
-      documentSha256: sha256(documentJson),
-      createdAt,
-      ...(meta.principal ? { principal: meta.principal } : {}),
-      ...(actions !== undefined ? { actions } : {}),
-    },
-  ]);
+  await batchWrite(table, puts([...chunks, ...documentChunks]), client);
+  // The version's meta item, once every chunk is stored: a reader never meets a version without its chunks.
+  await batchWrite(
+    table,
+    puts([
+      {
+        pk: versionPk(version),
+        sk: META_SK,
+        version,
+        chunks: chunks.length,
+        bytes: Buffer.byteLength(text, 'utf8'),
+        sha256: sha256(text),
+        format,
+        documentFormat: DOCUMENT_FORMAT,
+        documentChunks: documentChunks.length,
+        documentSha256: sha256(documentJson),
+        createdAt,
+        ...(meta.principal ? { principal: meta.principal } : {}),
+        ...(actions !== undefined ? { actions } : {}),
+      },
+    ]),
+    client,
+  );
   try {
     await client.send(
       new UpdateCommand({

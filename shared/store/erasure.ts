@@ -22,7 +22,8 @@
  * customer.
  */
 import { createHash } from 'node:crypto';
-import { BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { batchWrite } from './batch-write.ts';
 import { config } from '../config.ts';
 import { documentClient } from './client.ts';
 import { eventPksOf } from './history.ts';
@@ -54,32 +55,6 @@ interface StoreOptions {
   readonly client?: DynamoDBDocumentClient;
   readonly profilesTable?: string;
   readonly eventsTable?: string;
-}
-
-const BATCH_WRITE_MAX = 25;
-
-/** BatchWriteItem in chunks of 25, retrying unprocessed items with backoff (they are throttled writes). */
-export async function batchWrite(
-  tableName: string,
-  requests: readonly ({ PutRequest: { Item: Record<string, unknown> } } | { DeleteRequest: { Key: Record<string, unknown> } })[],
-  client: DynamoDBDocumentClient = documentClient,
-): Promise<void> {
-  for (let i = 0; i < requests.length; i += BATCH_WRITE_MAX) {
-    let pending = requests.slice(i, i + BATCH_WRITE_MAX);
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > 0) {
-        if (attempt > 8) {
-          // Unprocessed items are throttled writes: reported as throttling (a 429 to an operator, a retry of the stream).
-          throw Object.assign(new Error(`DynamoDB left ${pending.length} writes unprocessed after ${attempt} attempts`), {
-            name: 'ThrottlingException',
-          });
-        }
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(1_000, 20 * 2 ** attempt)));
-      }
-      const out = await client.send(new BatchWriteCommand({ RequestItems: { [tableName]: [...pending] } }));
-      pending = (out.UnprocessedItems?.[tableName] ?? []) as typeof pending;
-    }
-  }
 }
 
 export interface ErasureReport {

@@ -121,6 +121,7 @@ describe('write keys', () => {
     ['a long name', { name: 'x'.repeat(101) }, 'name'],
     ['an unknown field', { name: 'web', writeKey: 'wk_chosen_by_caller' }, '(root)'],
     ['a list', [{ name: 'web' }], '(root)'],
+    ['a lone surrogate', { name: 'web \ud800' }, 'name'],
   ])('refuses %s with 400 and creates nothing', async (_what, body, path) => {
     const before = (await listKeys()).length;
     const result = await call<{ error: { code: string; details: { path: string }[] } }>(api, 'POST', '/v1/admin/keys', { auth: 'admin', body });
