@@ -17,6 +17,7 @@ import type { HttpRequest, HttpResponse } from '#http/middleware.ts';
 import { profileFromItem, getItems, type ProfileItem } from '#store/profiles.ts';
 import { listRecentEvents, pageAllEvents, type HistoryCursor, type HistoryItem } from '#store/history.ts';
 import { eraseProfileKeys } from '#store/erasure.ts';
+import type { ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { anonymousProfileKey, userProfileKey } from '#domain/stored-event.ts';
 
@@ -73,6 +74,15 @@ function customerKeys(found: Extract<ProfileItem, { kind: 'profile' }>): string[
       ...(state.anonymousId !== undefined ? [anonymousProfileKey(state.anonymousId)] : []),
     ]),
   ];
+}
+
+/** Who a stored profile is: its ids and the anonymous ids merged into it. */
+function customerOf(state: ProfileState) {
+  return {
+    ...(state.userId !== undefined ? { userId: state.userId } : {}),
+    ...(state.anonymousId !== undefined ? { anonymousId: state.anonymousId } : {}),
+    anonymousIds: state.anonymousIds,
+  };
 }
 
 export async function getProfileRoute(request: HttpRequest): Promise<HttpResponse> {
@@ -138,11 +148,7 @@ export async function exportProfileRoute(request: HttpRequest): Promise<HttpResp
     status: 200,
     body: {
       exportedAt: new Date().toISOString(),
-      customer: {
-        ...(state.userId !== undefined ? { userId: state.userId } : {}),
-        ...(state.anonymousId !== undefined ? { anonymousId: state.anonymousId } : {}),
-        anonymousIds: state.anonymousIds,
-      },
+      customer: customerOf(state),
       profile: toProfileView(state, Date.now()),
       stored: { version: found.version, state },
       events: page.events.map(publicEvent),
@@ -163,13 +169,7 @@ export async function eraseProfileRoute(request: HttpRequest): Promise<HttpRespo
     status: 200,
     body: {
       erasedAt: report.erasedAt,
-      customer: state
-        ? {
-            ...(state.userId !== undefined ? { userId: state.userId } : {}),
-            ...(state.anonymousId !== undefined ? { anonymousId: state.anonymousId } : {}),
-            anonymousIds: state.anonymousIds,
-          }
-        : { id },
+      customer: state ? customerOf(state) : { id },
       events: report.events,
     },
   };
