@@ -1,6 +1,6 @@
 /** The profile view as computed before its windows were cached: the reference of profile-view-equivalence.test.ts. */
 import type { Channel } from '#domain/channels.ts';
-import { own, windowStart, windowSum, type Lww, type WindowCounter } from '#domain/profile/counters.ts';
+import { own, visitsSince, windowStart, windowSum, type Lww, type WindowCounter } from '#domain/profile/counters.ts';
 import { TRAIT_PATH_SEPARATOR } from '#domain/profile/apply.ts';
 import { LIMITS, type NameCounts, type ProfileState } from '#domain/profile/state.ts';
 import { DAY_MS, HOUR_MS, dayOf, hourOf, isValidTimeZone, localMidnight } from '#domain/profile/time.ts';
@@ -142,7 +142,7 @@ export function referenceProfileView(state: ProfileState, now: Date | number = D
     consent,
     preferences,
     stats: {
-      visitsToday: hourWindow(state.visits.h, since.today, at),
+      visitsToday: visitsSince(state.visits, since.today, hourOf(at), LIMITS.visitQuarters),
       visits7d: hourWindow(state.visits.h, since.d7, at),
       visits30d: hourWindow(state.visits.h, since.d30, at),
       visitsTotal: state.visits.n,

@@ -79,6 +79,29 @@ describe('page and screen', () => {
   });
 });
 
+describe('visits today where local midnight falls inside an hour', () => {
+  // Asia/Kolkata is UTC+5:30: its midnight is 18:30 UTC; Asia/Kathmandu (+5:45) at 18:15 UTC.
+  it.each([
+    ['Asia/Kolkata', '2026-03-10T18:29:00Z', '2026-03-10T18:31:00Z', '2026-03-10T18:59:00Z'],
+    ['Asia/Kathmandu', '2026-03-10T18:14:00Z', '2026-03-10T18:16:00Z', '2026-03-10T18:44:00Z'],
+    // Newfoundland daylight time (from 8 March 2026): UTC−2:30, midnight at 02:30 UTC.
+    ['America/St_Johns', '2026-03-11T02:29:00Z', '2026-03-11T02:31:00Z', '2026-03-11T02:59:00Z'],
+  ])('%s: a visit just before midnight is yesterday, two just after are today', (timezone, before, after1, after2) => {
+    const events = [
+      ev({ type: 'identify', timestamp: '2026-03-01T00:00:00Z', traits: { timezone } }),
+      ev({ type: 'page', timestamp: before }),
+      ev({ type: 'page', timestamp: after1 }),
+      ev({ type: 'screen', timestamp: after2, name: 'Home' }),
+    ];
+    const now = new Date(Date.parse(after2) + 5 * 3_600_000).toISOString();
+    expect(view(events, now).stats.visitsToday).toBe(2);
+    // The same when the events come in two deliveries, the newest first.
+    const [identify, ...visits] = events;
+    const twice = apply([identify!, visits[0]!], apply(visits.slice(1)));
+    expect(toProfileView(twice, new Date(now)).stats.visitsToday).toBe(2);
+  });
+});
+
 describe('category interest', () => {
   it('decays with the configured half-life and adds Product Viewed and Order Completed products', () => {
     const events = [

@@ -35,7 +35,7 @@ import {
   type ProfileSettings,
   type ProfileState,
 } from './state.ts';
-import { DAY_MS, dayOf, hourOf, isValidTimeZone } from './time.ts';
+import { DAY_MS, dayOf, hourOf, isValidTimeZone, quarterOf } from './time.ts';
 
 /** Separator of a flattened nested trait key (`address` + `city`). */
 export const TRAIT_PATH_SEPARATOR = '\u001f';
@@ -115,7 +115,11 @@ export function applyInPlace(s: ProfileState, event: StoredEvent, settings: Prof
       return;
     case 'page':
     case 'screen': {
-      s.visits = { n: s.visits.n + 1, h: windowAdd(s.visits.h, hourOf(at), LIMITS.visitHours) };
+      s.visits = {
+        n: s.visits.n + 1,
+        h: windowAdd(s.visits.h, hourOf(at), LIMITS.visitHours),
+        q: windowAdd(s.visits.q, quarterOf(at), LIMITS.visitQuarters),
+      };
       const category = text(props.category, LIMITS.categoryLength);
       if (category) addInterest(s, category, INTEREST_WEIGHT.view, at, settings);
       return;
@@ -449,7 +453,11 @@ export function mergeProfiles(target: ProfileState, source: ProfileState): Profi
     contextTimezone: lwwMerge(target.contextTimezone, source.contextTimezone),
     firstSeen: minDefined(target.firstSeen, source.firstSeen),
     lastSeen: maxDefined(target.lastSeen, source.lastSeen),
-    visits: defined({ n: target.visits.n + source.visits.n, h: windowMerge(target.visits.h, source.visits.h, LIMITS.visitHours) }),
+    visits: defined({
+      n: target.visits.n + source.visits.n,
+      h: windowMerge(target.visits.h, source.visits.h, LIMITS.visitHours),
+      q: windowMerge(target.visits.q, source.visits.q, LIMITS.visitQuarters),
+    }),
     orders: target.orders + source.orders,
     revenue: target.revenue + source.revenue,
     lastPurchase: maxDefined(target.lastPurchase, source.lastPurchase),

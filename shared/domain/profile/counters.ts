@@ -4,6 +4,7 @@
  * out-of-order and merged histories give the same profile as in-order
  * delivery (API.md §2). Plain data, no classes: the state is stored as JSON.
  */
+import { HOUR_MS, QUARTER_MS } from './time.ts';
 
 /**
  * A last-writer-wins register: the value with the latest event time wins;
@@ -146,3 +147,26 @@ export function own<T>(record: Readonly<Record<string, T>>, key: string): T | un
 
 /** Keys the state refuses: they would touch the prototype when assigned. */
 export const isSafeKey = (key: string): boolean => key !== '__proto__' && key.length > 0;
+
+/**
+ * Visits from `sinceMs` to now, exact in any time zone: whole hours from the
+ * hourly window, and the part of an hour before the first whole one (local
+ * midnight at :15, :30 or :45 UTC) from the quarter-hour window when it
+ * reaches back that far (otherwise that part is not counted, as before the
+ * quarter-hour window existed).
+ */
+export function visitsSince(
+  visits: { readonly h?: WindowCounter; readonly q?: WindowCounter },
+  sinceMs: number,
+  nowHour: number,
+  quarterLength: number,
+): number {
+  const firstHour = Math.ceil(sinceMs / HOUR_MS);
+  let count = windowSum(visits.h, firstHour, nowHour);
+  const fromQuarter = Math.ceil(sinceMs / QUARTER_MS);
+  const toQuarter = firstHour * 4 - 1;
+  if (visits.q && fromQuarter <= toQuarter && windowStart(visits.q, quarterLength) <= fromQuarter) {
+    count += windowSum(visits.q, fromQuarter, toQuarter);
+  }
+  return count;
+}

@@ -30,8 +30,13 @@ export const LIMITS = {
   eventHours: 48,
   /** Daily (UTC) buckets per event name (7 and 30 days). */
   eventDays: 35,
-  /** Hourly buckets of visits: 32 days, so 30 local days are exact in any zone. */
+  /** Hourly buckets of visits: 32 days, so 30 local days are covered in any zone. */
   visitHours: 32 * 24,
+  /**
+   * Quarter-hour buckets of visits over the last 26 hours: "visits today" is
+   * exact where local midnight falls inside an hour (+5:30, +5:45, −3:30…).
+   */
+  visitQuarters: 26 * 4,
   categories: 50,
   categoryLength: 100,
   actions: 50,
@@ -104,7 +109,8 @@ export interface ProfileState {
   contextTimezone?: Lww<string>;
   firstSeen?: number;
   lastSeen?: number;
-  visits: { n: number; h?: WindowCounter };
+  /** Visits: all-time count, hourly window (LIMITS.visitHours), quarter-hour window (LIMITS.visitQuarters). */
+  visits: { n: number; h?: WindowCounter; q?: WindowCounter };
   orders: number;
   revenue: number;
   lastPurchase?: number;

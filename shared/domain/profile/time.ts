@@ -5,6 +5,7 @@
  */
 
 const HOUR_MS = 3_600_000;
+const QUARTER_MS = 900_000;
 const DAY_MS = 86_400_000;
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
@@ -65,7 +66,9 @@ export function localMidnight(timeZone: string, at: number, daysBack = 0): numbe
 }
 
 export const hourOf = (at: number): number => Math.floor(at / HOUR_MS);
+/** Quarter-hours: every time zone's offset is a whole number of them. */
+export const quarterOf = (at: number): number => Math.floor(at / QUARTER_MS);
 export const dayOf = (at: number): number => Math.floor(at / DAY_MS);
 export const hourStart = (hour: number): number => hour * HOUR_MS;
 export const dayStart = (day: number): number => day * DAY_MS;
-export { HOUR_MS, DAY_MS };
+export { HOUR_MS, QUARTER_MS, DAY_MS };

@@ -4,7 +4,7 @@
  * decayed to `now`.
  */
 import type { Channel } from '../channels.ts';
-import { own, windowStart, windowSum, type Lww } from './counters.ts';
+import { own, visitsSince, windowStart, windowSum, type Lww } from './counters.ts';
 import { TRAIT_PATH_SEPARATOR } from './apply.ts';
 import { LIMITS, type ProfileState } from './state.ts';
 import { DAY_MS, HOUR_MS, dayOf, hourOf, isValidTimeZone } from './time.ts';
@@ -140,7 +140,7 @@ export function toProfileView(state: ProfileState, now: Date | number = Date.now
   }
 
   const stats: Record<string, unknown> = {
-    visitsToday: windowSum(state.visits.h, todayHour, nowHour),
+    visitsToday: visitsSince(state.visits, since.today, nowHour, LIMITS.visitQuarters),
     visits7d: windowSum(state.visits.h, Math.ceil(since.d7 / HOUR_MS), nowHour),
     visits30d: windowSum(state.visits.h, Math.ceil(since.d30 / HOUR_MS), nowHour),
     visitsTotal: state.visits.n,
