@@ -16,20 +16,15 @@ import {
   GetShardIteratorCommand,
 } from '@aws-sdk/client-dynamodb-streams';
 import { Analytics } from '@segment/analytics-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalStack, type TestStack } from '#test/support/stack.ts';
+import { describe, expect, it } from 'vitest';
+import { useLocalStack, type TestStack } from '#test/support/stack.ts';
 import { countOf, sendEvents, track, waitForProfile, type Profile, type StackAccess } from './fixtures/kairos.ts';
 
 let stack: TestStack;
 let api: StackAccess;
-
-beforeAll(async () => {
-  stack = await startLocalStack();
-  api = { baseUrl: stack.baseUrl, writeKey: stack.writeKey, adminToken: stack.adminToken };
-});
-
-afterAll(async () => {
-  await stack?.stop();
+useLocalStack((started, access) => {
+  stack = started;
+  api = access;
 });
 
 interface BatchAnswer {

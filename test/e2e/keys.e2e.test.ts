@@ -3,20 +3,15 @@
  * created with the secret shown once, listed without it, revoked so that
  * every source route refuses it; a write key can do none of this.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalStack, type TestStack } from '#test/support/stack.ts';
+import { describe, expect, it } from 'vitest';
+import { useLocalStack, type TestStack } from '#test/support/stack.ts';
 import { call, track, uniqueId, type StackAccess } from './fixtures/kairos.ts';
 
 let stack: TestStack;
 let api: StackAccess;
-
-beforeAll(async () => {
-  stack = await startLocalStack();
-  api = { baseUrl: stack.baseUrl, writeKey: stack.writeKey, adminToken: stack.adminToken };
-});
-
-afterAll(async () => {
-  await stack?.stop();
+useLocalStack((started, access) => {
+  stack = started;
+  api = access;
 });
 
 /** The status, with the body in the diff when it is not the one expected. */

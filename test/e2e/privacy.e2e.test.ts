@@ -4,20 +4,13 @@
  * customer, and decide treats them as someone new. A write key can do
  * neither.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalStack, type TestStack } from '#test/support/stack.ts';
+import { describe, expect, it } from 'vitest';
+import { useLocalStack } from '#test/support/stack.ts';
 import { call, decide, identify, page, sendEvents, track, uniqueId, waitForProfile, type StackAccess } from './fixtures/kairos.ts';
 
-let stack: TestStack;
 let api: StackAccess;
-
-beforeAll(async () => {
-  stack = await startLocalStack();
-  api = { baseUrl: stack.baseUrl, writeKey: stack.writeKey, adminToken: stack.adminToken };
-});
-
-afterAll(async () => {
-  await stack?.stop();
+useLocalStack((_stack, access) => {
+  api = access;
 });
 
 describe("a customer's data", () => {

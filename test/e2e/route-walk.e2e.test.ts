@@ -6,21 +6,16 @@
  * 500 and never a hang. A route added to the table is walked automatically.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { routes, type Route } from '#shared/http/routes.ts';
-import { startLocalStack, type TestStack } from '#test/support/stack.ts';
+import { useLocalStack, type TestStack } from '#test/support/stack.ts';
 import { basicAuth, call, countOf, sendEvents, track, uniqueId, waitForProfile, type CallResult, type StackAccess } from './fixtures/kairos.ts';
 
 let stack: TestStack;
 let api: StackAccess;
-
-beforeAll(async () => {
-  stack = await startLocalStack();
-  api = { baseUrl: stack.baseUrl, writeKey: stack.writeKey, adminToken: stack.adminToken };
-});
-
-afterAll(async () => {
-  await stack?.stop();
+useLocalStack((started, access) => {
+  stack = started;
+  api = access;
 });
 
 /** The route's path with every parameter (`{userId}`, `{keyId}`) set to `value`, percent-encoded. */

@@ -10,6 +10,7 @@
  * modules and their configuration are loaded afresh after the stack has set
  * the environment).
  */
+import { afterAll, beforeAll } from 'vitest';
 import { startLocalStack as startStack, type LocalStack, type LocalStackOptions } from '#local/stack.ts';
 
 export const TEST_WRITE_KEY = 'wk_e2e_test_write_key';
@@ -47,4 +48,26 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     throw error;
   }
   return { ...stack, baseUrl: stack.url };
+}
+
+/** What the HTTP fixtures need of a stack (test/e2e/fixtures/kairos.ts `StackAccess`). */
+export interface StackCredentials {
+  readonly baseUrl: string;
+  readonly writeKey: string;
+  readonly adminToken: string;
+}
+
+/**
+ * The test file's stack: started before its tests (`onStart` gets it and
+ * its credentials), stopped after them.
+ */
+export function useLocalStack(onStart: (stack: TestStack, access: StackCredentials) => void, options: LocalStackOptions = {}): void {
+  let started: TestStack | undefined;
+  beforeAll(async () => {
+    started = await startLocalStack(options);
+    onStart(started, { baseUrl: started.baseUrl, writeKey: started.writeKey, adminToken: started.adminToken });
+  });
+  afterAll(async () => {
+    await started?.stop();
+  });
 }
