@@ -40,6 +40,7 @@ import type { ProfileView } from '#domain/profile/view.ts';
 import type { DecideRequest } from '#domain/decide/types.ts';
 import { seededRandom } from '#domain/decide/random.ts';
 import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER } from '../infra/bundling.ts';
+import { assertLocalEndpoint } from '../local/dynamodb.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const DECIDE_ENTRY = join(ROOT, 'functions/decide/handler.ts');
@@ -228,17 +229,6 @@ const sortNumbers = (values: number[]) => values.sort((a, b) => a - b);
 const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`);
 const verdict = (ok: boolean) => (ok ? 'ok' : 'OVER BUDGET');
 
-function assertLocal(endpoint: string): void {
-  let host = '';
-  try {
-    host = new URL(endpoint).hostname;
-  } catch {
-    // reported below
-  }
-  if (host !== '127.0.0.1' && host !== 'localhost') {
-    throw new Error(`benchDecide only runs against a local DynamoDB (127.0.0.1/localhost), not "${endpoint}"`);
-  }
-}
 
 async function benchDomain(iterations: number) {
   const { loadCatalog } = await import('#domain/catalog/load.ts');
@@ -630,7 +620,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
 export async function benchDecide(endpoint?: string, options: DecideBenchOptions = {}): Promise<DecideBenchResult> {
   const withHttp = !options.skipHttp && endpoint !== undefined;
   if (withHttp) {
-    assertLocal(endpoint);
+    assertLocalEndpoint(endpoint, 'benchDecide');
     process.env.DYNAMODB_ENDPOINT ??= endpoint;
   }
   process.env.AWS_REGION ??= 'us-east-1';

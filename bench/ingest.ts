@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { StoredEvent } from '#shared/domain/stored-event.ts';
+import { assertLocalEndpoint } from '../local/dynamodb.ts';
 
 const BATCH_SIZE = 500;
 const BATCHES_PER_ROUND = 4;
@@ -28,17 +29,6 @@ const HANDLER_CONCURRENCY = REQUEST_BUDGET / 5;
 const BATCH_WRITE_SIZE = 25;
 const TRANSACTION_SIZE = 100;
 
-function assertLocal(endpoint: string): void {
-  let host = '';
-  try {
-    host = new URL(endpoint).hostname;
-  } catch {
-    // reported below
-  }
-  if (host !== '127.0.0.1' && host !== 'localhost') {
-    throw new Error(`benchIngest only runs against a local DynamoDB (127.0.0.1/localhost), not "${endpoint}"`);
-  }
-}
 
 /** Run `tasks` with at most `limit` in flight. */
 async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
@@ -92,7 +82,7 @@ const median = (xs: number[]) => {
 };
 
 export async function benchIngest(endpoint: string): Promise<void> {
-  assertLocal(endpoint);
+  assertLocalEndpoint(endpoint, 'benchIngest');
   process.env.DYNAMODB_ENDPOINT ??= endpoint;
   process.env.AWS_REGION ??= 'us-east-1';
   // One EMF document per invocation would drown the report.

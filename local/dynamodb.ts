@@ -27,6 +27,23 @@ export interface DynamoLocalOptions {
 }
 
 /** Java 17+ must be on the PATH; say so plainly when it is not. */
+/**
+ * The one guard of everything that writes test or bench data: `endpoint` must
+ * be a DynamoDB on this machine (127.0.0.1 or localhost), never a real table.
+ */
+export function assertLocalEndpoint(endpoint: string | undefined, who: string): string {
+  let host = '';
+  try {
+    host = new URL(endpoint ?? '').hostname;
+  } catch {
+    // reported below
+  }
+  if (host !== '127.0.0.1' && host !== 'localhost') {
+    throw new Error(`${who} only runs against a local DynamoDB (127.0.0.1/localhost), not "${endpoint ?? ''}"`);
+  }
+  return endpoint as string;
+}
+
 export function assertJava(): void {
   const probe = spawnSync('java', ['-version'], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) {

@@ -7,6 +7,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '#test/support/stream.ts';
+import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
 vi.stubEnv('KAIROS_ADMIN_TOKEN', ADMIN_TOKEN);
@@ -57,8 +58,7 @@ async function call(event: APIGatewayProxyEventV2) {
 const profilePath = (id: string) => `/v1/admin/profiles/${encodeURIComponent(id)}`;
 
 beforeAll(async () => {
-  const host = new URL(process.env.DYNAMODB_ENDPOINT ?? 'http://unset').hostname;
-  if (host !== '127.0.0.1' && host !== 'localhost') throw new Error(`Refusing a non-local DynamoDB endpoint: ${host}`);
+  assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'This test');
   await putWriteKey(WRITE_KEY, { keyId: `key-${run}`, name: 'test', createdAt: new Date().toISOString() });
   // 40 anonymous page views, then identify, then 30 orders: 71 events, as ingest stores them.
   const events: StoredEvent[] = [];

@@ -16,11 +16,10 @@ import fc from 'fast-check';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 
 const run = `c${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
-vi.hoisted(() => {
-  const endpoint = process.env.DYNAMODB_ENDPOINT ?? '';
-  if (!/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(endpoint)) {
-    throw new Error(`Refusing to run integration tests against a non-local DynamoDB endpoint: "${endpoint}"`);
-  }
+await vi.hoisted(async () => {
+  // Before any import reads the environment (hoisted): the guard every ddb file runs.
+  const { assertLocalEndpoint } = await import('#local/dynamodb.ts');
+  assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'The ddb tests');
   process.env.KAIROS_ADMIN_TOKEN = 'catalog-test-admin-token-0123456789';
   process.env.CONTROL_TABLE = `catalog-test-${Date.now().toString(36)}-control`;
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';

@@ -12,11 +12,10 @@ import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
-vi.hoisted(() => {
-  const endpoint = process.env.DYNAMODB_ENDPOINT ?? '';
-  if (!/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(endpoint)) {
-    throw new Error(`Refusing to run integration tests against a non-local DynamoDB endpoint: "${endpoint}"`);
-  }
+await vi.hoisted(async () => {
+  // Before any import reads the environment (hoisted): the guard every ddb file runs.
+  const { assertLocalEndpoint } = await import('#local/dynamodb.ts');
+  assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'The ddb tests');
 });
 
 import { config } from '#shared/config.ts';

@@ -10,15 +10,14 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
-vi.hoisted(() => {
+await vi.hoisted(async () => {
   process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
   process.env.KAIROS_DECIDE_PROFILE_DEADLINE_MS = '300';
   process.env.KAIROS_ADMIN_TOKEN = 'decide-test-admin-token-0123456789';
-  const endpoint = process.env.DYNAMODB_ENDPOINT ?? '';
-  if (!/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(endpoint)) {
-    throw new Error(`Refusing to run integration tests against a non-local DynamoDB endpoint: "${endpoint}"`);
-  }
+  // Before any import reads the environment (hoisted): the guard every ddb file runs.
+  const { assertLocalEndpoint } = await import('#local/dynamodb.ts');
+  assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'The ddb tests');
 });
 
 import { handler } from '../../functions/decide/handler.ts';

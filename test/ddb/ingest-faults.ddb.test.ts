@@ -14,14 +14,13 @@ import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from '@aws-s
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
-vi.hoisted(() => {
+await vi.hoisted(async () => {
   // The faults below are expected: keep their warnings out of the test output.
   process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-  const endpoint = process.env.DYNAMODB_ENDPOINT ?? '';
-  if (!/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(endpoint)) {
-    throw new Error(`Refusing to run integration tests against a non-local DynamoDB endpoint: "${endpoint}"`);
-  }
+  // Before any import reads the environment (hoisted): the guard every ddb file runs.
+  const { assertLocalEndpoint } = await import('#local/dynamodb.ts');
+  assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'The ddb tests');
 });
 
 import { handler } from '../../functions/ingest/handler.ts';

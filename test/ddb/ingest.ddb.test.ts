@@ -8,12 +8,11 @@ import { Analytics } from '@segment/analytics-node';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 
-vi.hoisted(() => {
+await vi.hoisted(async () => {
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-  const endpoint = process.env.DYNAMODB_ENDPOINT ?? '';
-  if (!/^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/.test(endpoint)) {
-    throw new Error(`Refusing to run integration tests against a non-local DynamoDB endpoint: "${endpoint}"`);
-  }
+  // Before any import reads the environment (hoisted): the guard every ddb file runs.
+  const { assertLocalEndpoint } = await import('#local/dynamodb.ts');
+  assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'The ddb tests');
 });
 
 import { handler } from '../../functions/ingest/handler.ts';

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { QueryCommand, ScanCommand, type TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
 const keys = await import('#store/keys.ts');
@@ -15,8 +16,7 @@ const { documentClient } = await import('#store/client.ts');
 const { config } = await import('#shared/config.ts');
 
 beforeAll(() => {
-  const host = new URL(process.env.DYNAMODB_ENDPOINT ?? 'http://unset').hostname;
-  if (host !== '127.0.0.1' && host !== 'localhost') throw new Error(`Refusing a non-local DynamoDB endpoint: ${host}`);
+  assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'This test');
 });
 
 describe('write keys in the Control table', () => {

@@ -15,6 +15,7 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { apiGatewayEvent } from '#test/support/apigw.ts';
 import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '#test/support/stream.ts';
+import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 const ADMIN_TOKEN = 'admin-token-for-privacy-tests-01234';
 vi.stubEnv('KAIROS_ADMIN_TOKEN', ADMIN_TOKEN);
@@ -71,8 +72,7 @@ const exportPath = (id: string) => `/v1/admin/profiles/${encodeURIComponent(id)}
 const profilePath = (id: string) => `/v1/admin/profiles/${encodeURIComponent(id)}`;
 
 beforeAll(() => {
-  const host = new URL(process.env.DYNAMODB_ENDPOINT ?? 'http://unset').hostname;
-  if (host !== '127.0.0.1' && host !== 'localhost') throw new Error(`Refusing a non-local DynamoDB endpoint: ${host}`);
+  assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'This test');
 });
 
 describe('GET /v1/admin/profiles/{userId}/export', () => {

@@ -17,6 +17,7 @@ import {
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '#test/support/stream.ts';
 import { draft, firstDifference } from '../unit/profile-support.ts';
+import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -30,8 +31,7 @@ let unique = 0;
 const uid = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${++unique}`;
 
 beforeAll(() => {
-  const host = new URL(process.env.DYNAMODB_ENDPOINT ?? 'http://unset').hostname;
-  if (host !== '127.0.0.1' && host !== 'localhost') throw new Error(`Refusing a non-local DynamoDB endpoint: ${host}`);
+  assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'This test');
 });
 
 /** Enrichment is derived at processing time from whatever catalog is live: not part of the aggregate. */

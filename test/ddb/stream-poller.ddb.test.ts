@@ -17,6 +17,7 @@ import type { LocalFunction } from '#local/lambda.ts';
 import { StreamPoller, type StreamPollerOptions } from '#local/stream-poller.ts';
 import { createTableInput } from '#local/tables.ts';
 import { eventsTable } from '#shared/store/tables.ts';
+import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 const endpoint = process.env.DYNAMODB_ENDPOINT ?? '';
 const region = 'us-east-1';
@@ -24,8 +25,7 @@ let client: DynamoDBClient;
 const pollers: StreamPoller[] = [];
 
 beforeAll(() => {
-  const host = new URL(endpoint).hostname;
-  if (host !== '127.0.0.1' && host !== 'localhost') throw new Error(`Refusing a non-local DynamoDB endpoint: ${endpoint}`);
+  assertLocalEndpoint(endpoint, 'This test');
   client = new DynamoDBClient({ endpoint, region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
 });
 

@@ -3,7 +3,7 @@
  * created from the shared definitions. Workers inherit DYNAMODB_ENDPOINT.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { startDynamoLocal, type DynamoLocal } from '../../local/dynamodb.ts';
+import { assertLocalEndpoint, startDynamoLocal, type DynamoLocal } from '../../local/dynamodb.ts';
 import { ensureTables } from '../../local/tables.ts';
 
 let dynamo: DynamoLocal | undefined;
@@ -17,8 +17,7 @@ export async function setup(): Promise<void> {
   });
   const names = await ensureTables(client);
   client.destroy();
-  const host = new URL(dynamo.endpoint).hostname;
-  if (host !== '127.0.0.1' && host !== 'localhost') throw new Error(`Refusing a non-local DynamoDB endpoint: ${dynamo.endpoint}`);
+  assertLocalEndpoint(dynamo.endpoint, 'The ddb tests');
   process.env.DYNAMODB_ENDPOINT = dynamo.endpoint;
   process.env.AWS_REGION = 'us-east-1';
   // Nothing in an integration test may reach a real AWS account.

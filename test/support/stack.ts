@@ -11,6 +11,7 @@
  * the environment).
  */
 import { afterAll, beforeAll } from 'vitest';
+import { assertLocalEndpoint } from '#local/dynamodb.ts';
 import { startLocalStack as startStack, type LocalStack, type LocalStackOptions } from '#local/stack.ts';
 
 export const TEST_WRITE_KEY = 'wk_e2e_test_write_key';
@@ -21,12 +22,6 @@ export interface TestStack extends LocalStack {
   readonly baseUrl: string;
 }
 
-function assertLocal(endpoint: string): void {
-  const host = new URL(endpoint).hostname;
-  if (host !== '127.0.0.1' && host !== 'localhost') {
-    throw new Error(`Refusing to run tests against a non-local DynamoDB endpoint: ${endpoint}`);
-  }
-}
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<TestStack> {
   const stack = await startStack({
@@ -42,7 +37,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     ...options,
   });
   try {
-    assertLocal(stack.dynamoEndpoint);
+    assertLocalEndpoint(stack.dynamoEndpoint, 'The e2e tests');
   } catch (error) {
     await stack.stop();
     throw error;
