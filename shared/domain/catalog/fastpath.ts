@@ -33,10 +33,23 @@ export const UNSUPPORTED: unique symbol = Symbol('cel-fast-path-unsupported');
  */
 export class MissingKey {
   readonly code = 'no_such_key';
-  constructor(readonly key: string) {}
-  get message(): string {
-    return `No such key: ${this.key}`;
+  readonly message: string;
+  constructor(readonly key: string) {
+    this.message = `No such key: ${key}`;
   }
+}
+
+/** One MissingKey per key (they are immutable): a rule that meets a missing field allocates nothing. */
+const missingKeys = new Map<string, MissingKey>();
+
+function missing(key: string): MissingKey {
+  let value = missingKeys.get(key);
+  if (value === undefined) {
+    value = new MissingKey(key);
+    // Keys are the catalog's field names, plus any a rule computes: bounded all the same.
+    if (missingKeys.size < 1_024) missingKeys.set(key, value);
+  }
+  return value;
 }
 
 const isMissing = (v: unknown): v is MissingKey => v instanceof MissingKey;
@@ -67,7 +80,7 @@ function field(obj: unknown, key: string): unknown {
   if (isMissing(obj)) return obj;
   if (!isPlainObject(obj)) throw UNSUPPORTED;
   const value = Object.hasOwn(obj, key) ? obj[key] : undefined;
-  return value === undefined ? new MissingKey(key) : value;
+  return value === undefined ? missing(key) : value;
 }
 
 const isNumber = (v: unknown): v is number | bigint => typeof v === 'number' || typeof v === 'bigint';
