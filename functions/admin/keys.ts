@@ -14,7 +14,8 @@ import { issueDetails } from '#domain/decide/request.ts';
 import { hasControlCharacters, hasLoneSurrogate } from '#domain/ingest/limits.ts';
 import { createWriteKey, listWriteKeys, revokeWriteKey } from '#store/keys.ts';
 
-const createKeySchema = z.strictObject(
+/** `POST /v1/admin/keys` body. */
+export const createKeySchema = z.strictObject(
   {
     name: z
       .string('must be a string')
