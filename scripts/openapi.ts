@@ -14,7 +14,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import * as z from 'zod/mini';
+import type * as z from 'zod/mini';
 import * as zc from 'zod';
 import { catalogSchema } from '#domain/catalog/schema.ts';
 import { decideRequestSchema, simulateRequestSchema } from '#domain/decide/request.ts';

@@ -22,7 +22,7 @@ describe('docs/openapi.json', () => {
   });
 
   it('is a valid OpenAPI 3.1 document', async () => {
-    const result = await new Validator().validate(buildOpenApi('0.0.0') as object);
+    const result = await new Validator().validate(buildOpenApi('0.0.0') as Parameters<Validator['validate']>[0]);
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
   });
