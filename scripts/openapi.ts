@@ -21,6 +21,7 @@ import { decideRequestSchema, simulateRequestSchema } from '#domain/decide/reque
 import { batchEnvelopeSchema, messageSchema } from '#domain/ingest/schema.ts';
 import { ERROR_STATUS, type ErrorCode } from '#http/errors.ts';
 import { routeKey, routes, type Route } from '#http/routes.ts';
+import { rollbackSchema } from '../functions/admin/catalog.ts';
 import { createKeySchema } from '../functions/admin/keys.ts';
 
 type JsonSchema = Record<string, unknown>;
@@ -61,6 +62,7 @@ const bodySchemas = {
   SimulateRequest: () => inputSchema(simulateRequestSchema()),
   Catalog: () => inputSchema(catalogSchema),
   CreateKey: () => inputSchema(createKeySchema),
+  Rollback: () => inputSchema(rollbackSchema),
 } as const;
 
 const single = (type: string): Operation => ({
@@ -116,6 +118,23 @@ const operations: Readonly<Record<string, Operation>> = {
     body: 'Catalog',
     yaml: true,
     success: { status: 200, description: '`{valid: true}`' },
+  },
+  'GET /v1/admin/catalog/versions': {
+    summary: 'Every published catalog version, newest first, in pages',
+    query: [
+      { name: 'limit', description: 'versions per page, 1 to 100 (default 20)' },
+      { name: 'before', description: 'the `next` of the previous page' },
+    ],
+    success: { status: 200, description: '`{liveVersion, versions[{version, createdAt, format, bytes, sha256, principal, live, rolledBackFrom?}], next?}`' },
+  },
+  'GET /v1/admin/catalog/versions/{version}': {
+    summary: 'One catalog version: its source and document',
+    success: { status: 200, description: '`{version, live, createdAt, format, bytes, sha256, catalog, source}`' },
+  },
+  'POST /v1/admin/catalog/rollback': {
+    summary: "Make an earlier version live again (its source published as a new version)",
+    body: 'Rollback',
+    success: { status: 200, description: '`{version, rolledBackFrom, live}`' },
   },
   'POST /v1/admin/simulate': {
     summary: 'A decision with its explanation, without side effects',
