@@ -18,8 +18,8 @@
  *
  * Sandboxed: there is no file system at all (`include`, `render` and `layout`
  * are refused when the template is parsed, and the engine's `fs` has no
- * file), and a render is bounded (TEMPLATE_LIMITS): loop iterations and
- * output size, counted as it goes; allocations and time as a backstop. A
+ * file), and a render is bounded (TEMPLATE_LIMITS): loop steps (iterations
+ * weighted by the size of the body) and output size, counted as it goes; allocations and time as a backstop. A
  * render that reaches a bound stops there and fails, which decide treats as
  * "this content cannot be served" (counted, `takeTemplateFailureCount`).
  */
@@ -46,14 +46,19 @@ import { TEMPLATE_MARKUP as MARKUP } from './patterns.ts';
 
 /** Bounds of one template's render (one content field, or one item of a list field). */
 export const TEMPLATE_LIMITS = {
-  /** Passes through loop bodies (`for`, `tablerow`), every loop of the template counted together. */
-  loopIterations: 1_000,
+  /**
+   * Loop work: every pass through a loop body (`for`, `tablerow`, an empty
+   * body too) counts the tags, outputs and text of that body (at least 1; a
+   * nested loop counts its own passes), every loop of the template together.
+   * A loop with a one-output body may run 2,000 times, one with ten, 200.
+   */
+  loopSteps: 2_000,
   /** Characters a template outputs (and each `capture` inside it). */
   outputChars: 50_000,
   /** liquidjs `memoryLimit`: elements and characters allocated by ranges and filters, in total. */
   allocations: 200_000,
-  /** liquidjs `renderLimit`, ms: a backstop; the bounds above stop a hostile template first. */
-  renderMs: 100,
+  /** liquidjs `renderLimit`, ms: a backstop far above what the bounds above allow, never reached by counting first. */
+  renderMs: 1_000,
   /** liquidjs `parseLimit`: characters parsed (a content field is at most 20,000). */
   parseChars: 100_000,
 } as const;
@@ -88,32 +93,58 @@ function refusedTag(name: string) {
   };
 }
 
-const LOOP_PASSES = 'kairos:loopPasses';
+const LOOP_STEPS = 'kairos:loopSteps';
+
+type Children = (partials: boolean, sync: boolean) => Generator<unknown, Template[]>;
+
+/** The nodes a template has under it, in a flat list (iterative). */
+function childrenOf(node: Template): readonly Template[] {
+  const children = (node as { children?: Children }).children;
+  return typeof children === 'function' ? (toValueSync(children.call(node, false, true)) ?? []) : [];
+}
+
+/** What one pass through a loop body costs: its nodes, nested blocks included, a nested loop as one (it counts its own passes). */
+function bodyWeight(body: readonly Template[]): number {
+  let weight = 0;
+  const stack = [...body];
+  while (stack.length > 0) {
+    const node = stack.pop() as Template;
+    if (node instanceof LoopPass) continue;
+    weight++;
+    if (!(node instanceof BoundedFor || node instanceof BoundedTablerow)) stack.push(...childrenOf(node));
+  }
+  return Math.max(1, weight);
+}
 
 /** A node placed first in a loop's body: counts each pass (an empty body too) and stops the render past the bound. */
 class LoopPass implements Template {
-  constructor(readonly token: Token) {}
+  constructor(
+    readonly token: Token,
+    readonly weight: number,
+  ) {}
   render(ctx: Context): void {
     // A register: per-render state liquidjs keeps for tags (as `increment` does), shared by captures.
-    const passes = (ctx.getRegister(LOOP_PASSES, 0) as number) + 1;
-    if (passes > TEMPLATE_LIMITS.loopIterations) {
-      throw new Error(`more than ${TEMPLATE_LIMITS.loopIterations} loop iterations`);
-    }
-    ctx.setRegister(LOOP_PASSES, passes);
+    const steps = (ctx.getRegister(LOOP_STEPS, 0) as number) + this.weight;
+    if (steps > TEMPLATE_LIMITS.loopSteps) throw new Error(`more than ${TEMPLATE_LIMITS.loopSteps} loop steps`);
+    ctx.setRegister(LOOP_STEPS, steps);
   }
 }
 
 class BoundedFor extends ForTag {
+  readonly weight: number;
   constructor(...args: ConstructorParameters<typeof ForTag>) {
     super(...args);
-    this.templates.unshift(new LoopPass(this.token));
+    this.weight = bodyWeight(this.templates);
+    this.templates.unshift(new LoopPass(this.token, this.weight));
   }
 }
 
 class BoundedTablerow extends TablerowTag {
+  readonly weight: number;
   constructor(...args: ConstructorParameters<typeof TablerowTag>) {
     super(...args);
-    this.templates.unshift(new LoopPass(this.token));
+    this.weight = bodyWeight(this.templates);
+    this.templates.unshift(new LoopPass(this.token, this.weight));
   }
 }
 
@@ -204,7 +235,7 @@ function literalLoopSize(collection: unknown, limit: unknown): number | undefine
  * `limit` (nested ones multiply), and the literal text they repeat.
  */
 function staticBoundProblem(parsed: readonly Template[]): TemplateCompileError | undefined {
-  let iterations = 0;
+  let steps = 0;
   let output = 0;
   const stack: { node: Template; times: number }[] = parsed.map((node) => ({ node, times: 1 }));
   while (stack.length > 0) {
@@ -214,9 +245,9 @@ function staticBoundProblem(parsed: readonly Template[]): TemplateCompileError |
       const limit = node instanceof BoundedFor ? node.hash.hash.limit : node.args.hash.limit;
       const size = literalLoopSize(node.collection, limit);
       const inner = size === undefined ? times : times * size;
-      if (size !== undefined) iterations += inner;
-      if (iterations > TEMPLATE_LIMITS.loopIterations) {
-        return { message: `loops run ${iterations} times or more, over the bound of ${TEMPLATE_LIMITS.loopIterations} iterations`, position: node.token.begin };
+      if (size !== undefined) steps += inner * node.weight;
+      if (steps > TEMPLATE_LIMITS.loopSteps) {
+        return { message: `loops here take ${steps} steps or more (passes × the size of their body), over the bound of ${TEMPLATE_LIMITS.loopSteps}`, position: node.token.begin };
       }
       for (const child of node.templates) stack.push({ node: child, times: inner });
       if (node instanceof BoundedFor) for (const child of node.elseTemplates) stack.push({ node: child, times });
@@ -229,10 +260,7 @@ function staticBoundProblem(parsed: readonly Template[]): TemplateCompileError |
         return { message: `outputs ${output} characters or more, over the bound of ${TEMPLATE_LIMITS.outputChars}`, position: node.token.begin };
       }
     }
-    const children = (node as { children?: (partials: boolean, sync: boolean) => Generator<unknown, Template[]> }).children;
-    if (typeof children === 'function') {
-      for (const child of toValueSync(children.call(node, false, true)) ?? []) stack.push({ node: child, times });
-    }
+    for (const child of childrenOf(node)) stack.push({ node: child, times });
   }
   return undefined;
 }
