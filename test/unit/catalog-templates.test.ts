@@ -220,7 +220,8 @@ describe('bounded loops and output', () => {
       '{% tablerow item in items %}{{ item.touch }}{% endtablerow %}',
     ]) {
       Probe.reads = 0;
-      expect(fails(compiledText(source), { items: list, n: 500 })).toContain(`more than ${TEMPLATE_LIMITS.loopSteps} loop steps`);
+      // The step bound stops it (on a starved machine the time backstop may stop it first): never past the bound.
+      expect(fails(compiledText(source), { items: list, n: 500 })).toMatch(new RegExp(`more than ${TEMPLATE_LIMITS.loopSteps} loop steps|template render limit`));
       expect(Probe.reads).toBeLessThanOrEqual(TEMPLATE_LIMITS.loopSteps);
       expect(Probe.reads).toBeGreaterThan(0);
     }

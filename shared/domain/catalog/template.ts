@@ -57,7 +57,7 @@ export const TEMPLATE_LIMITS = {
   outputChars: 50_000,
   /** liquidjs `memoryLimit`: elements and characters allocated by ranges and filters, in total. */
   allocations: 200_000,
-  /** liquidjs `renderLimit`, ms: a backstop far above what the bounds above allow, never reached by counting first. */
+  /** liquidjs `renderLimit`, ms: a backstop; the counted bounds above stop a hostile template long before it. */
   renderMs: 1_000,
   /** liquidjs `parseLimit`: characters parsed (a content field is at most 20,000). */
   parseChars: 100_000,
@@ -344,16 +344,21 @@ export function applyFallbacks(scope: TemplateScope, fallbacks: Readonly<Record<
   return out;
 }
 
-/** Templates compiled without parsing (compile.ts, the stored document), parsed on first render. */
-const deferred = new WeakMap<CompiledTemplate, Template[]>();
+/** Templates compiled without parsing (compile.ts, the stored document), parsed on first render; a parse error is kept too. */
+const deferred = new WeakMap<CompiledTemplate, Template[] | Error>();
 
 function parsedOf(template: CompiledTemplate): Template[] {
   if (template.parsed !== undefined) return template.parsed as Template[];
   let parsed = deferred.get(template);
   if (!parsed) {
-    parsed = engines[template.kind].parse(template.source);
+    try {
+      parsed = engines[template.kind].parse(template.source);
+    } catch (error) {
+      parsed = error instanceof Error ? error : new Error(String(error));
+    }
     deferred.set(template, parsed);
   }
+  if (parsed instanceof Error) throw parsed;
   return parsed;
 }
 
