@@ -94,8 +94,9 @@ export interface NpmStart {
 async function stackProcesses(npmPid: number): Promise<{ node: ProcessInfo; java: ProcessInfo } | undefined> {
   const all = await processes();
   const below = descendants(all, npmPid);
-  const node = below.find((p) => p.args.includes('local/start.ts'));
-  const java = node && below.find((p) => p.ppid === node.pid && p.args.includes('DynamoDBLocal'));
+  // The JVM's parent is the stack's node process (npm may run it through a shell, whose args name the script too).
+  const java = below.find((p) => p.args.includes('DynamoDBLocal'));
+  const node = java && below.find((p) => p.pid === java.ppid && p.args.includes('local/start.ts'));
   return node && java ? { node, java } : undefined;
 }
 
