@@ -59,6 +59,16 @@ const MODULES: readonly BenchModule[] = [
       return Object.values(result.withinBudget).every(Boolean);
     },
   },
+  {
+    name: 'profile',
+    needs: 'dynamodb',
+    description: 'profile stream apply rate at saturation vs raw TransactWriteItems of the same items',
+    async run(target) {
+      const { benchProfile } = await import('./profile.ts');
+      const result = await benchProfile(target.endpoint);
+      return result.withinBudget;
+    },
+  },
   // A new bench module goes here: { name, needs, description, run }.
 ];
 
