@@ -60,6 +60,16 @@ const MODULES: readonly BenchModule[] = [
     },
   },
   {
+    name: 'profile',
+    needs: 'dynamodb',
+    description: 'profile stream apply rate at saturation vs raw TransactWriteItems of the same items',
+    async run(target) {
+      const { benchProfile } = await import('./profile.ts');
+      const result = await benchProfile(target.endpoint);
+      return result.withinBudget;
+    },
+  },
+  {
     name: 'load',
     needs: 'stack',
     description: 'autocannon on the local stack: decide and ingest throughput and latency under concurrent clients',

@@ -1,22 +1,30 @@
 /**
  * The profile function: applies the Events stream (NEW_IMAGE) to the
- * Profiles table. Powertools batch with ReportBatchItemFailures: a record
- * that cannot be applied (not a stored event, or its application fails) is
- * reported by sequence number while the rest of the batch is applied;
- * a store fault fails its records, so the stream redelivers them and the
- * "applied" markers make the redelivery of the others a no-op.
+ * Profiles table exactly once. For a batch it decodes the records, plans
+ * them (shared/domain/profile/plan.ts, pure), reads what the plan needs and
+ * commits its writes (shared/store/profile-batch.ts), then answers with
+ * `batchItemFailures` (ReportBatchItemFailures): a record that is not a
+ * stored event or that the aggregate refuses, and every record a store
+ * fault kept from being applied, by sequence number; the stream redelivers
+ * them and the "applied" markers make the redelivery of the others a no-op.
+ *
+ * A plain loop rather than Powertools' batch processor: the unit of work is
+ * the batch (one read, one transaction per profile), not a record.
  */
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { config } from '#shared/config.ts';
-import { getProfileEnricher, prepareProfileEnricher } from '#domain/profile/enrich.ts';
+import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
+import type { ProfileEnricher } from '#domain/profile/enrich.ts';
+import { emptyReadState, planBatch, type BatchPlan, type BatchRecord, type ReadState } from '#domain/profile/plan.ts';
+import type { ProfileSettings } from '#domain/profile/state.ts';
 import { storedEventSchema } from '#domain/stored-event.ts';
-import { applyStoredEvents, type ApplyInput } from './apply.ts';
-import './enrichment.ts';
+import { getLiveCatalog, peekLiveCatalog } from '#store/catalog-live.ts';
+import { commitTargets, deleteEvents, readForPlan } from '#store/profile-batch.ts';
 
 const logger = new Logger({ serviceName: 'kairos-profile' });
 const metrics = new Metrics({ namespace: 'Kairos', serviceName: 'profile' });
@@ -28,10 +36,51 @@ export class PoisonRecordError extends Error {
   }
 }
 
+/** The same profile was changed concurrently more times than we planned again: a transient fault. */
+export class ContentionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ContentionError';
+  }
+}
+
+/** A write DynamoDB refuses (item too large, invalid request) even with its event alone. */
+export class NonRetryableWriteError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NonRetryableWriteError';
+  }
+}
+
+export interface ProfileFunctionOptions {
+  /** Segments, persona and scores from the profile view; stored with each profile. */
+  readonly enricher: ProfileEnricher;
+  /** Awaited before a batch is planned (e.g. refreshing the cached catalog the enricher reads); a failure is logged. */
+  readonly prepare?: () => Promise<void>;
+  readonly settings?: ProfileSettings;
+  readonly client?: DynamoDBDocumentClient;
+  readonly now?: () => number;
+  /** Plans of the same records after a failed condition (a concurrent writer) before they are left to the stream. @default 10 */
+  readonly maxAttempts?: number;
+  /** Profiles committed at the same time. @default 16 */
+  readonly concurrency?: number;
+}
+
+export interface ApplyReport {
+  /** Failed record ids: the stream must redeliver them (or dead-letter a poison one). */
+  readonly failures: Map<string, Error>;
+  readonly applied: number;
+  /** Already applied (their marker exists): redeliveries. */
+  readonly duplicates: number;
+  readonly merges: number;
+  /** Accepted before their customer was erased: dropped, and their Events items deleted. */
+  readonly erased: number;
+}
+
 const sequenceOf = (record: DynamoDBRecord): string => record.dynamodb?.SequenceNumber ?? '';
 
 /** Decode a record: an INSERT's NEW_IMAGE must be a stored event; other kinds are ignored. */
-function decode(record: DynamoDBRecord): { kind: 'event'; input: ApplyInput } | { kind: 'ignore' } | { kind: 'poison'; error: Error } {
+function decode(record: DynamoDBRecord): { kind: 'event'; record: BatchRecord } | { kind: 'ignore' } | { kind: 'poison'; error: Error } {
   // MODIFY never happens to an event; REMOVE is the TTL expiring the history.
   if (record.eventName !== 'INSERT') return { kind: 'ignore' };
   const image = record.dynamodb?.NewImage;
@@ -48,55 +97,139 @@ function decode(record: DynamoDBRecord): { kind: 'event'; input: ApplyInput } | 
     const problems = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
     return { kind: 'poison', error: new PoisonRecordError(`Not a stored event: ${problems.join('; ')}`) };
   }
-  return { kind: 'event', input: { id: sequenceOf(record), event: parsed.data } };
+  return { kind: 'event', record: { id: sequenceOf(record), event: parsed.data } };
 }
 
-export async function processStreamEvent(event: DynamoDBStreamEvent, context?: Context): Promise<DynamoDBBatchResponse> {
-  const records = event.Records ?? [];
-  const outcomes = new Map<string, Error>();
-  const inputs: ApplyInput[] = [];
-  for (const record of records) {
-    const decoded = decode(record);
-    if (decoded.kind === 'event') inputs.push(decoded.input);
-    else if (decoded.kind === 'poison') outcomes.set(sequenceOf(record), decoded.error);
-  }
+const backoff = (attempt: number) => new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));
 
-  if (inputs.length > 0) {
-    try {
-      await prepareProfileEnricher();
-    } catch (error) {
-      // Segments are derived data: a catalog that cannot be read now must not hold the customer's events back.
-      logger.warn('profile enricher not prepared; enriching with what is cached', { error: error as Error });
+/**
+ * Apply decoded records exactly once: plan, read what the plan needs, commit;
+ * the records of a write that lost a race are planned again from a fresh read.
+ */
+export async function applyRecords(records: readonly BatchRecord[], options: ProfileFunctionOptions): Promise<ApplyReport> {
+  const failures = new Map<string, Error>();
+  const report = { applied: 0, duplicates: 0, merges: 0, erased: 0 };
+  const maxAttempts = options.maxAttempts ?? 10;
+  const isolate: BatchRecord[] = [];
+  let pending: readonly BatchRecord[] = records;
+  for (let attempt = 0; pending.length > 0; attempt++) {
+    if (attempt >= maxAttempts) {
+      for (const record of pending) failures.set(record.id, new ContentionError(`Profile changed concurrently ${maxAttempts} times; will be retried`));
+      break;
     }
-  }
-  const report = await applyStoredEvents(inputs, {
-    settings: { halfLifeDays: config.KAIROS_INTEREST_HALF_LIFE_DAYS },
-    enricher: getProfileEnricher(),
-    onWarning: (message, details) => logger.warn(message, details),
-  });
-  for (const [id, error] of report.failures) outcomes.set(id, error);
+    if (attempt > 0) await backoff(attempt);
+    const now = (options.now ?? Date.now)();
+    let plan: BatchPlan;
+    try {
+      plan = await planWithReads(pending, now, options);
+    } catch (error) {
+      for (const record of pending) failures.set(record.id, error as Error);
+      break;
+    }
+    for (const [id, error] of plan.failures) failures.set(id, error);
+    for (const warning of plan.warnings) logger.warn(warning);
+    report.duplicates += plan.duplicates.length;
+    if (plan.dropped.length > 0) {
+      try {
+        await deleteEvents(plan.dropped.map((d) => d.eventPk), { client: options.client });
+        report.erased += plan.dropped.length;
+      } catch (error) {
+        for (const dropped of plan.dropped) for (const id of dropped.records) failures.set(id, error as Error);
+      }
+    }
 
-  metrics.addMetric('EventsApplied', MetricUnit.Count, report.applied);
-  metrics.addMetric('EventsAlreadyApplied', MetricUnit.Count, report.duplicates);
-  metrics.addMetric('ProfilesMerged', MetricUnit.Count, report.merges);
-  metrics.addMetric('EventsDroppedByErasure', MetricUnit.Count, report.erased);
-  metrics.addMetric('RecordsFailed', MetricUnit.Count, outcomes.size);
-  metrics.publishStoredMetrics();
-  for (const [sequenceNumber, error] of outcomes) {
-    logger.error('stream record not applied', { sequenceNumber, error });
+    const outcomes = await commitTargets(plan.targets, { client: options.client, now, concurrency: options.concurrency });
+    const again = new Set<string>();
+    plan.targets.forEach((target, i) => {
+      const outcome = outcomes[i]!;
+      const done = outcome.kind === 'committed' ? target.writes : target.writes.slice(0, outcome.at);
+      for (const write of done) {
+        report.applied += write.markers.length;
+        report.merges += write.tombstones.length;
+      }
+      if (outcome.kind === 'committed') return;
+      const rest = target.writes.slice(outcome.at).flatMap((w) => w.records);
+      if (outcome.kind === 'contention') for (const id of rest) again.add(id);
+      else if (outcome.kind === 'invalid' && rest.length > 1) {
+        // Isolate the event that makes the write impossible: each event alone.
+        logger.warn('profile transaction refused; applying its events one at a time', { error: outcome.error.message });
+        for (const record of pending) if (rest.includes(record.id)) isolate.push(record);
+      } else if (outcome.kind === 'invalid') {
+        for (const id of rest) failures.set(id, new NonRetryableWriteError(`Profile ${target.key} cannot be written: ${outcome.error.message}`, { cause: outcome.error }));
+      } else {
+        // A store fault: these records are redelivered (markers make the already-applied ones no-ops).
+        for (const id of rest) failures.set(id, outcome.error);
+      }
+    });
+    pending = pending.filter((r) => again.has(r.id));
   }
-
-  // Powertools shapes the partial response: each failed record by its SequenceNumber.
-  const processor = new BatchProcessor(EventType.DynamoDBStreams);
-  const recordHandler = async (record: DynamoDBRecord): Promise<void> => {
-    const error = outcomes.get(sequenceOf(record));
-    if (error) throw error;
-  };
-  return processPartialResponse(event, recordHandler, processor, {
-    ...(context ? { context } : {}),
-    throwOnFullBatchFailure: false,
-  });
+  for (const record of isolate) {
+    const alone = await applyRecords([record], options);
+    for (const [id, error] of alone.failures) failures.set(id, error);
+    report.applied += alone.applied;
+    report.duplicates += alone.duplicates;
+    report.merges += alone.merges;
+    report.erased += alone.erased;
+  }
+  return { failures, ...report };
 }
+
+/** Plan, reading what the plan asks for (twice at most: identities, then the users tombstones point to). */
+async function planWithReads(records: readonly BatchRecord[], now: number, options: ProfileFunctionOptions): Promise<BatchPlan> {
+  let read: ReadState = emptyReadState();
+  const settings = options.settings ?? { halfLifeDays: config.KAIROS_INTEREST_HALF_LIFE_DAYS };
+  for (;;) {
+    const result = planBatch(records, read, { settings, enricher: options.enricher, now });
+    if (result.kind === 'plan') return result.plan;
+    read = await readForPlan(result.reads, read, { client: options.client });
+  }
+}
+
+/** The profile function's stream handler, with its enricher and store passed in. */
+export function createProfileHandler(options: ProfileFunctionOptions): (event: DynamoDBStreamEvent, context?: Context) => Promise<DynamoDBBatchResponse> {
+  return async (event) => {
+    const records = event.Records ?? [];
+    const failures = new Map<string, Error>();
+    const decoded: BatchRecord[] = [];
+    for (const record of records) {
+      const outcome = decode(record);
+      if (outcome.kind === 'event') decoded.push(outcome.record);
+      else if (outcome.kind === 'poison') failures.set(sequenceOf(record), outcome.error);
+    }
+    if (decoded.length > 0 && options.prepare) {
+      try {
+        await options.prepare();
+      } catch (error) {
+        // Segments are derived data: a catalog that cannot be read now must not hold the customer's events back.
+        logger.warn('profile enricher not prepared; enriching with what is cached', { error: error as Error });
+      }
+    }
+    const report = await applyRecords(decoded, options);
+    for (const [id, error] of report.failures) failures.set(id, error);
+
+    metrics.addMetric('EventsApplied', MetricUnit.Count, report.applied);
+    metrics.addMetric('EventsAlreadyApplied', MetricUnit.Count, report.duplicates);
+    metrics.addMetric('ProfilesMerged', MetricUnit.Count, report.merges);
+    metrics.addMetric('EventsDroppedByErasure', MetricUnit.Count, report.erased);
+    metrics.addMetric('RecordsFailed', MetricUnit.Count, failures.size);
+    metrics.publishStoredMetrics();
+    for (const [sequenceNumber, error] of failures) logger.error('stream record not applied', { sequenceNumber, error });
+    // In the batch's order; Lambda checkpoints before the lowest.
+    return {
+      batchItemFailures: records.filter((r) => failures.has(sequenceOf(r))).map((r) => ({ itemIdentifier: sequenceOf(r) })),
+    };
+  };
+}
+
+/** Segments, persona and scores from the live catalog, cached in the process and refreshed in the background. */
+export const catalogEnrichment = {
+  enricher: createCatalogEnricher(peekLiveCatalog),
+  prepare: async () => {
+    await getLiveCatalog();
+  },
+} as const satisfies Pick<ProfileFunctionOptions, 'enricher' | 'prepare'>;
+
+export const processStreamEvent = createProfileHandler(catalogEnrichment);
 
 export const handler = async (event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> => {
   logger.addContext(context);

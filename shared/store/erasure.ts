@@ -10,7 +10,7 @@
  *    the record holds no identifier. Events accepted before `erasedAt` that
  *    are still on their way through the stream (up to 24 h, plus retries) are
  *    dropped by the profile function when it meets the record, and their
- *    Events items deleted (functions/profile/apply.ts);
+ *    Events items deleted (shared/domain/profile/plan.ts);
  * 2. every event of every key (the `byProfile` index), with its "applied"
  *    marker (`m#<event pk>`, which names the profile key);
  * 3. the profile items (profiles and tombstones, the identity links), the

@@ -190,28 +190,27 @@ describe('failures', () => {
 
 describe('enrichment', () => {
   it('stores the enricher result with the profile; a failing enricher keeps the events flowing', async () => {
-    const { setProfileEnricher, getProfileEnricher } = await import('#domain/profile/enrich.ts');
-    const previous = getProfileEnricher();
+    const { createProfileHandler } = await import('../../functions/profile/handler.ts');
     const userId = uid('u');
     const page = (n: number) => storedEvent({ type: 'page', userId, messageId: `e${n}`, timestamp: '2026-04-01T00:00:00Z' });
-    try {
-      setProfileEnricher((view) => ({
+    const enriching = createProfileHandler({
+      enricher: (view) => ({
         segments: view.stats.visitsTotal >= 2 ? ['frequent'] : ['new'],
         persona: 'explorer',
         scores: { churnRisk: 1 / (1 + view.stats.visitsTotal), bad: Number.NaN },
-      }));
-      await handler(streamEvent([page(1), page(2)].map((e, i) => streamRecord(e, { sequenceNumber: sequenceNumber(i) }))), context);
-      expect(await userView(userId)).toMatchObject({ segments: ['frequent'], persona: 'explorer', scores: { churnRisk: 1 / 3 } });
-      expect((await userView(userId))?.scores).not.toHaveProperty('bad');
+      }),
+    });
+    await enriching(streamEvent([page(1), page(2)].map((e, i) => streamRecord(e, { sequenceNumber: sequenceNumber(i) }))), context);
+    expect(await userView(userId)).toMatchObject({ segments: ['frequent'], persona: 'explorer', scores: { churnRisk: 1 / 3 } });
+    expect((await userView(userId))?.scores).not.toHaveProperty('bad');
 
-      setProfileEnricher(() => {
+    const failing = createProfileHandler({
+      enricher: () => {
         throw new Error('enricher bug');
-      });
-      const response = await handler(streamEvent([streamRecord(page(3), { sequenceNumber: sequenceNumber(3) })]), context);
-      expect(response.batchItemFailures).toEqual([]);
-      expect(await userView(userId)).toMatchObject({ segments: ['frequent'], stats: { visitsTotal: 3 } });
-    } finally {
-      setProfileEnricher(previous);
-    }
+      },
+    });
+    const response = await failing(streamEvent([streamRecord(page(3), { sequenceNumber: sequenceNumber(3) })]), context);
+    expect(response.batchItemFailures).toEqual([]);
+    expect(await userView(userId)).toMatchObject({ segments: ['frequent'], stats: { visitsTotal: 3 } });
   });
 });

@@ -3,9 +3,8 @@
  * segments, a persona and model scores from the profile view and stores them
  * with the profile, so decide reads them in its one read.
  *
- * The profile function plugs the catalog's enricher in with
- * `setProfileEnricher` (functions/profile/enrichment.ts); the default
- * derives nothing.
+ * The enricher is an argument of the batch plan (plan.ts); the profile
+ * function passes the catalog's (domain/catalog/enricher.ts).
  */
 import type { ProfileView } from './view.ts';
 
@@ -21,27 +20,8 @@ export interface EnrichmentResult {
 
 export type ProfileEnricher = (view: ProfileView, now: Date) => EnrichmentResult;
 
-export const defaultProfileEnricher: ProfileEnricher = () => ({ segments: [], scores: {} });
-
-/** Async work before a batch is enriched (e.g. refreshing the cached live catalog the enricher reads). */
-export type EnricherPreparation = () => Promise<void>;
-
-let current: ProfileEnricher = defaultProfileEnricher;
-let preparation: EnricherPreparation | undefined;
-
-export function setProfileEnricher(enricher: ProfileEnricher, options: { prepare?: EnricherPreparation } = {}): void {
-  current = enricher;
-  preparation = options.prepare;
-}
-
-/** Run the enricher's preparation, if any; the profile function awaits it at the start of each batch. */
-export async function prepareProfileEnricher(): Promise<void> {
-  await preparation?.();
-}
-
-export function getProfileEnricher(): ProfileEnricher {
-  return current;
-}
+/** Derives nothing: a profile function without a catalog. */
+export const noEnrichment: ProfileEnricher = () => ({ segments: [], scores: {} });
 
 const MAX_SEGMENTS = 100;
 const MAX_SCORES = 50;

@@ -1,0 +1,312 @@
+/**
+ * The exactly-once plan of a batch of stream records: where each event goes
+ * and what the Profiles table must become, as a pure function of the records
+ * and of what was read. The profile function reads what the plan asks for
+ * (shared/store/profile-batch.ts), plans, and commits the plan's writes as
+ * conditional transactions; a condition that fails (a concurrent writer)
+ * makes it read again and plan the same records anew.
+ *
+ * For each event of the batch (several records of the same event share one
+ * outcome):
+ * - its identity (identity.ts): a home profile key and the anonymous ids it
+ *   links to a user (identify / alias);
+ * - dropped when one of its identity keys was erased at or after the event
+ *   was received (erasure records), so a redelivery after an erasure leaves
+ *   no trace;
+ * - a duplicate when its "applied" marker exists (a redelivery);
+ * - else applied to its target: the home, or the user a tombstone points to;
+ *   an anonymous profile that a user absorbs in this same batch sends its
+ *   events to that user too.
+ *
+ * Each linked anonymous profile is merged into the first user of the batch
+ * that links it, once: it becomes a tombstone in the same write, conditioned
+ * on the version read, like the profile itself; a tombstone read means it
+ * was merged before (into this user or another). Every write puts the
+ * applied events' markers conditioned on their absence.
+ *
+ * Writes of one target are a chain (each conditioned on the version the one
+ * before writes) of at most 100 items each (DynamoDB's transaction limit);
+ * writes of different targets touch disjoint items.
+ */
+import { anonymousProfileKey, userProfileKey, type StoredEvent } from '../stored-event.ts';
+import { applyEvents, linkAnonymousId, mergeProfiles } from './apply.ts';
+import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
+import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
+import { emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
+import type { ProfileItem } from './stored.ts';
+import { toProfileView } from './to-view.ts';
+
+/** A decoded stream record: its id (the sequence number) and its stored event. */
+export interface BatchRecord {
+  readonly id: string;
+  readonly event: StoredEvent;
+}
+
+/** What a plan needs read, in the domain's terms (the store maps them to items). */
+export interface ReadSet {
+  /** Profile keys (`u#…`, `a#…`): the profile or tombstone stored there. */
+  readonly profiles: readonly string[];
+  /** Event pks: whether the event was applied (its marker exists). */
+  readonly markers: readonly string[];
+  /** Profile keys: when they were erased, if they were. */
+  readonly erasures: readonly string[];
+}
+
+/**
+ * What was read. A key a map does not hold was not read; a key read and
+ * found missing maps to undefined (profiles, erasures) or false (markers).
+ */
+export interface ReadState {
+  readonly profiles: ReadonlyMap<string, ProfileItem | undefined>;
+  readonly applied: ReadonlyMap<string, boolean>;
+  /** Erasure instant, epoch ms. */
+  readonly erasedAt: ReadonlyMap<string, number | undefined>;
+}
+
+export const emptyReadState = (): ReadState => ({ profiles: new Map(), applied: new Map(), erasedAt: new Map() });
+
+/** One conditional transaction: the profile put at `readVersion + 1`, tombstones, markers. */
+export interface PlannedWrite {
+  readonly profile: { readonly key: string; readonly state: ProfileState; readonly readVersion: number };
+  /** The user that absorbs the tombstones (undefined for an anonymous profile, which absorbs none). */
+  readonly userId: string | undefined;
+  /** Anonymous profiles merged by this write, with the version read (0: absent). */
+  readonly tombstones: readonly { readonly anonymousId: string; readonly readVersion: number }[];
+  /** Event pks whose markers this write puts. */
+  readonly markers: readonly string[];
+  /** Record ids applied by this write. */
+  readonly records: readonly string[];
+}
+
+/** The writes of one profile key, in order: each is valid only once the one before has committed. */
+export interface TargetPlan {
+  readonly key: string;
+  readonly writes: readonly PlannedWrite[];
+}
+
+export interface BatchPlan {
+  readonly targets: readonly TargetPlan[];
+  /** Events accepted before one of their identities was erased: not applied; their Events items are deleted. */
+  readonly dropped: readonly { readonly eventPk: string; readonly records: readonly string[] }[];
+  /** Record ids of events already applied (redeliveries). */
+  readonly duplicates: readonly string[];
+  /** Record ids that cannot be applied (no identity, an event the aggregate refuses), with why. */
+  readonly failures: ReadonlyMap<string, Error>;
+  /** Anonymous profiles merged by the writes. */
+  readonly merges: number;
+  /** Things worth a log line that do not hold events back (an enricher that failed). */
+  readonly warnings: readonly string[];
+}
+
+export type PlanResult = { readonly kind: 'read'; readonly reads: ReadSet } | { readonly kind: 'plan'; readonly plan: BatchPlan };
+
+export interface PlanOptions {
+  readonly settings: ProfileSettings;
+  /** Segments, persona and scores of a profile, stored with it. */
+  readonly enricher: ProfileEnricher;
+  /** The instant of the batch, epoch ms: the profiles' `updatedAt`. */
+  readonly now: number;
+}
+
+/** The most items DynamoDB takes in one TransactWriteItems. */
+export const MAX_TRANSACTION_ITEMS = 100;
+
+interface Entry {
+  readonly records: string[];
+  readonly event: StoredEvent;
+  readonly identity: EventIdentity;
+}
+
+const identityKeys = (identity: EventIdentity): string[] => [identity.home, ...identity.links.map(anonymousProfileKey)];
+
+/**
+ * Plan a batch from what was read. Returns `{kind: 'read'}` with what is
+ * still missing (call again with it added to `read`: at most twice, the
+ * second time for the users that tombstones point to), else the plan.
+ */
+export function planBatch(records: readonly BatchRecord[], read: ReadState, options: PlanOptions): PlanResult {
+  const failures = new Map<string, Error>();
+  const entries: Entry[] = [];
+  const byPk = new Map<string, Entry>();
+  for (const record of records) {
+    const seen = byPk.get(record.event.pk);
+    if (seen) {
+      seen.records.push(record.id);
+      continue;
+    }
+    let identity: EventIdentity;
+    try {
+      identity = identityOf(record.event);
+    } catch (error) {
+      failures.set(record.id, error as Error);
+      continue;
+    }
+    const entry: Entry = { records: [record.id], event: record.event, identity };
+    byPk.set(record.event.pk, entry);
+    entries.push(entry);
+  }
+
+  const missing = { profiles: new Set<string>(), markers: new Set<string>(), erasures: new Set<string>() };
+  for (const entry of entries) {
+    for (const key of identityKeys(entry.identity)) {
+      if (!read.profiles.has(key)) missing.profiles.add(key);
+      if (!read.erasedAt.has(key)) missing.erasures.add(key);
+    }
+    if (!read.applied.has(entry.event.pk)) missing.markers.add(entry.event.pk);
+  }
+  if (missing.profiles.size + missing.markers.size + missing.erasures.size > 0) return readMore(missing);
+
+  const dropped: { eventPk: string; records: string[] }[] = [];
+  const duplicates: string[] = [];
+  const pending: Entry[] = [];
+  for (const entry of entries) {
+    const receivedAt = Date.parse(entry.event.receivedAt);
+    const erased = identityKeys(entry.identity).some((key) => {
+      const at = read.erasedAt.get(key);
+      return at !== undefined && receivedAt <= at;
+    });
+    if (erased) dropped.push({ eventPk: entry.event.pk, records: entry.records });
+    else if (read.applied.get(entry.event.pk) === true) duplicates.push(...entry.records);
+    else pending.push(entry);
+  }
+
+  // Where each event goes: its home, or the user its home was merged into (tombstones never change back).
+  const resolved = (home: string): string => {
+    const item = read.profiles.get(home);
+    return item?.kind === 'tombstone' ? userProfileKey(item.mergedInto) : home;
+  };
+  for (const entry of pending) {
+    const target = resolved(entry.identity.home);
+    if (!read.profiles.has(target)) missing.profiles.add(target);
+  }
+  if (missing.profiles.size > 0) return readMore(missing);
+
+  // The anonymous profiles users absorb in this batch: each by the first user that links it.
+  const absorbedBy = new Map<string, string>();
+  for (const entry of pending) {
+    if (entry.identity.userId === undefined || entry.identity.links.length === 0 || !appliable(entry.event, options.settings)) continue;
+    for (const anonymousId of entry.identity.links) {
+      const key = anonymousProfileKey(anonymousId);
+      if (read.profiles.get(key)?.kind === 'tombstone' || absorbedBy.has(key)) continue;
+      absorbedBy.set(key, entry.identity.home);
+    }
+  }
+  const groups = new Map<string, Entry[]>();
+  for (const entry of pending) {
+    const home = resolved(entry.identity.home);
+    const target = absorbedBy.get(home) ?? home;
+    const group = groups.get(target);
+    if (group) group.push(entry);
+    else groups.set(target, [entry]);
+  }
+
+  const warnings: string[] = [];
+  let merges = 0;
+  const targets: TargetPlan[] = [];
+  for (const [key, group] of groups) {
+    const current = read.profiles.get(key);
+    if (current?.kind === 'tombstone') {
+      // Cannot happen (a user key is never a tombstone; a tombstone is followed): refuse rather than guess.
+      for (const entry of group) for (const id of entry.records) failures.set(id, new Error(`Profile ${key} is a tombstone`));
+      continue;
+    }
+    const identity = parseProfileKey(key);
+    const userId = 'userId' in identity ? identity.userId : undefined;
+    let state: ProfileState = current?.state ?? emptyProfileState(identity);
+    let version = current?.version ?? 0;
+    const writes: PlannedWrite[] = [];
+    for (const chunk of chunks(group)) {
+      const { state: next, applied, poisoned } = applyWithIsolation(state, chunk, options.settings);
+      for (const { entry, error } of poisoned) for (const id of entry.records) failures.set(id, error);
+      if (applied.length === 0) continue;
+      state = next;
+      const tombstones: { anonymousId: string; readVersion: number }[] = [];
+      for (const entry of applied) {
+        for (const anonymousId of entry.identity.links) {
+          const anonymousKey = anonymousProfileKey(anonymousId);
+          if (absorbedBy.get(anonymousKey) !== key || tombstones.some((t) => t.anonymousId === anonymousId)) continue;
+          if (writes.some((w) => w.tombstones.some((t) => t.anonymousId === anonymousId))) continue;
+          const anonymous = read.profiles.get(anonymousKey);
+          if (anonymous?.kind === 'profile') state = mergeProfiles(state, anonymous.state);
+          linkAnonymousId(state, anonymousId);
+          tombstones.push({ anonymousId, readVersion: anonymous?.version ?? 0 });
+        }
+      }
+      try {
+        state.enrichment = boundEnrichment(options.enricher(toProfileView(state, options.now), new Date(options.now)));
+      } catch (error) {
+        // Derived data only: keep the previous enrichment rather than hold the customer's events back.
+        warnings.push(`profile enricher failed; previous enrichment kept: ${(error as Error).message}`);
+      }
+      state.updatedAt = options.now;
+      merges += tombstones.length;
+      writes.push({
+        profile: { key, state, readVersion: version },
+        userId,
+        tombstones,
+        markers: applied.map((e) => e.event.pk),
+        records: applied.flatMap((e) => e.records),
+      });
+      version += 1;
+    }
+    if (writes.length > 0) targets.push({ key, writes });
+  }
+  return { kind: 'plan', plan: { targets, dropped, duplicates, failures, merges, warnings } };
+}
+
+function readMore(missing: { profiles: Set<string>; markers: Set<string>; erasures: Set<string> }): PlanResult {
+  return { kind: 'read', reads: { profiles: [...missing.profiles], markers: [...missing.markers], erasures: [...missing.erasures] } };
+}
+
+/** Whether the aggregate accepts the event at all (a poison event links nothing). */
+function appliable(event: StoredEvent, settings: ProfileSettings): boolean {
+  try {
+    applyEvents(emptyProfileState(), [event], settings);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Split a target's events so each write fits a transaction: profile + markers + tombstones ≤ 100 items. */
+function chunks(group: readonly Entry[]): Entry[][] {
+  const out: Entry[][] = [];
+  let current: Entry[] = [];
+  let size = 1;
+  for (const entry of group) {
+    const cost = 1 + entry.identity.links.length;
+    if (current.length > 0 && size + cost > MAX_TRANSACTION_ITEMS) {
+      out.push(current);
+      current = [];
+      size = 1;
+    }
+    current.push(entry);
+    size += cost;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
+
+/** Apply the events (a copy of the state); when one throws, apply them one by one and set the poison aside. */
+function applyWithIsolation(
+  state: ProfileState,
+  entries: readonly Entry[],
+  settings: ProfileSettings,
+): { state: ProfileState; applied: Entry[]; poisoned: { entry: Entry; error: Error }[] } {
+  try {
+    return { state: applyEvents(state, entries.map((e) => e.event), settings), applied: [...entries], poisoned: [] };
+  } catch {
+    const applied: Entry[] = [];
+    const poisoned: { entry: Entry; error: Error }[] = [];
+    let next = state;
+    for (const entry of entries) {
+      try {
+        next = applyEvents(next, [entry.event], settings);
+        applied.push(entry);
+      } catch (error) {
+        poisoned.push({ entry, error: error as Error });
+      }
+    }
+    return { state: next, applied, poisoned };
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * The profile function's reads and writes around the pure batch plan
+ * (shared/domain/profile/plan.ts):
+ *
+ * - `readForPlan`: what a plan asks for (profiles, "applied" markers,
+ *   erasure records) in consistent BatchGetItem requests of 100 keys, sent
+ *   together;
+ * - `commitTargets`: the plan's writes as conditional TransactWriteItems
+ *   (profiles.ts builds each write's items), packed; a failed condition is
+ *   reported as contention (read again and plan anew), a refused request as
+ *   invalid, anything else as a fault;
+ * - `deleteEvents`: the Events items of events dropped after an erasure.
+ */
+import type { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { TransactWriteCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { config } from '../config.ts';
+import type { PlannedWrite, ReadSet, ReadState, TargetPlan } from '../domain/profile/plan.ts';
+import { profileFromItem } from '../domain/profile/stored.ts';
+import { batchWrite } from './batch-write.ts';
+import { documentClient } from './client.ts';
+import { erasedAtOf, erasureKey } from './erasure.ts';
+import { getItems, markerKey, profileWriteTransaction } from './profiles.ts';
+
+const BATCH_GET_MAX = 100;
+
+export interface ProfileBatchOptions {
+  readonly client?: DynamoDBDocumentClient;
+}
+
+/** Read what `reads` names and return `read` with it added (a new state; `read` is not changed). */
+export async function readForPlan(reads: ReadSet, read: ReadState, options: ProfileBatchOptions = {}): Promise<ReadState> {
+  const itemKeys = [...new Set([...reads.profiles, ...reads.markers.map(markerKey), ...reads.erasures.map(erasureKey)])];
+  const requests: string[][] = [];
+  for (let i = 0; i < itemKeys.length; i += BATCH_GET_MAX) requests.push(itemKeys.slice(i, i + BATCH_GET_MAX));
+  const pages = await Promise.all(requests.map((keys) => getItems(keys, { consistent: true, client: options.client ?? documentClient })));
+  const items = new Map<string, Record<string, unknown>>();
+  for (const page of pages) for (const [key, item] of page) items.set(key, item);
+
+  const profiles = new Map(read.profiles);
+  const applied = new Map(read.applied);
+  const erasedAt = new Map(read.erasedAt);
+  for (const key of reads.profiles) profiles.set(key, profileFromItem(items.get(key)));
+  for (const pk of reads.markers) applied.set(pk, items.has(markerKey(pk)));
+  for (const key of reads.erasures) erasedAt.set(key, erasedAtOf(items.get(erasureKey(key))));
+  return { profiles, applied, erasedAt };
+}
+
+/** How the chain of one target ended: every write committed, or the first that did not and why. */
+export type TargetOutcome =
+  | { readonly kind: 'committed' }
+  | { readonly kind: 'contention' | 'invalid' | 'fault'; readonly at: number; readonly error: Error };
+
+/** DynamoDB's most: 100 items and 4 MB per TransactWriteItems; packs stay under both. */
+const PACK_MAX_ITEMS = 100;
+const PACK_MAX_BYTES = 3_500_000;
+
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+/**
+ * Commit each target's chain of writes: the first write of every target, then
+ * the second of those whose first committed, and so on. The writes of one
+ * stage touch disjoint items, so they are packed into as few transactions as
+ * DynamoDB takes (a write's items stay together), up to `concurrency` in
+ * flight: a batch of a hundred customers' events is a few transactions, not
+ * a hundred. A pack commits whole or not at all: a failed condition anywhere
+ * in it is contention for each of its targets (planned again from a fresh
+ * read); a refused pack is retried a write at a time, so a refusal (an item
+ * too large) stays with its own target. Outcomes in the order of `targets`.
+ */
+export async function commitTargets(
+  targets: readonly TargetPlan[],
+  options: ProfileBatchOptions & { readonly now: number; readonly concurrency?: number },
+): Promise<TargetOutcome[]> {
+  const client = options.client ?? documentClient;
+  const outcomes: (TargetOutcome | undefined)[] = targets.map(() => undefined);
+  for (let stage = 0; ; stage++) {
+    const members = targets.flatMap((target, index) =>
+      outcomes[index] === undefined && stage < target.writes.length ? [{ index, items: writeItems(target.writes[stage]!, options.now) }] : [],
+    );
+    if (members.length === 0) break;
+    const send = async (pack: readonly { index: number; items: TransactItem[] }[]): Promise<void> => {
+      try {
+        await client.send(new TransactWriteCommand({ TransactItems: pack.flatMap((m) => m.items) }));
+      } catch (error) {
+        const kind = isContention(error) ? 'contention' : isInvalidRequest(error) ? 'invalid' : 'fault';
+        if (kind === 'invalid' && pack.length > 1) {
+          for (const member of pack) await send([member]);
+          return;
+        }
+        for (const member of pack) outcomes[member.index] = { kind, at: stage, error: error as Error };
+      }
+    };
+    await pool(packs(members), options.concurrency ?? 16, send);
+  }
+  return outcomes.map((outcome) => outcome ?? { kind: 'committed' });
+}
+
+function writeItems(write: PlannedWrite, now: number): TransactItem[] {
+  return profileWriteTransaction(write, write.userId, now).TransactItems ?? [];
+}
+
+/** Rough size of a transaction item: its profile state (the bulk) and a margin for the rest. */
+const itemBytes = (item: TransactItem): number => {
+  const state = item.Put?.Item?.state;
+  return 512 + (typeof state === 'string' ? state.length * 2 : 0);
+};
+
+function packs<T extends { items: TransactItem[] }>(members: readonly T[]): T[][] {
+  const out: T[][] = [];
+  let current: T[] = [];
+  let items = 0;
+  let bytes = 0;
+  for (const member of members) {
+    const size = member.items.reduce((sum, item) => sum + itemBytes(item), 0);
+    if (current.length > 0 && (items + member.items.length > PACK_MAX_ITEMS || bytes + size > PACK_MAX_BYTES)) {
+      out.push(current);
+      current = [];
+      items = 0;
+      bytes = 0;
+    }
+    current.push(member);
+    items += member.items.length;
+    bytes += size;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
+
+async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await task(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Delete the Events items of dropped events. */
+export async function deleteEvents(eventPks: readonly string[], options: ProfileBatchOptions & { readonly eventsTable?: string } = {}): Promise<void> {
+  if (eventPks.length === 0) return;
+  await batchWrite(
+    options.eventsTable ?? config.EVENTS_TABLE,
+    eventPks.map((pk) => ({ DeleteRequest: { Key: { pk } } })),
+    options.client ?? documentClient,
+  );
+}
+
+const cancellationReasons = (error: unknown): { Code?: string }[] =>
+  (error as Partial<TransactionCanceledException> | undefined)?.CancellationReasons ?? [];
+
+/** A condition failed (someone else wrote first) or a conflicting transaction ran: read again and plan anew. */
+export function isContention(error: unknown): boolean {
+  const name = (error as Error | undefined)?.name;
+  if (name === 'TransactionCanceledException') {
+    return cancellationReasons(error).every(
+      (r) => r.Code === undefined || r.Code === 'None' || r.Code === 'ConditionalCheckFailed' || r.Code === 'TransactionConflict',
+    );
+  }
+  return name === 'TransactionConflictException';
+}
+
+/** The request itself is refused (size, shape): the same transaction can never succeed. */
+export function isInvalidRequest(error: unknown): boolean {
+  const name = (error as Error | undefined)?.name;
+  if (name === 'ValidationException' || name === 'ItemCollectionSizeLimitExceededException') return true;
+  if (name === 'TransactionCanceledException') {
+    return cancellationReasons(error).some((r) => r.Code === 'ValidationError' || r.Code === 'ItemCollectionSizeLimitExceeded');
+  }
+  return false;
+}

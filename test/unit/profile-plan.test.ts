@@ -1,0 +1,395 @@
+/**
+ * The exactly-once plan of a stream batch (domain/profile/plan.ts), without
+ * DynamoDB: a Profiles table in memory that checks the same conditions the
+ * transactions carry (the profile's and each tombstone's version, each
+ * marker's absence) and commits a write whole or not at all, like
+ * TransactWriteItems. For any delivery a stream can make — shards running
+ * side by side (a customer's events spread over them), batches cut anywhere,
+ * a record twice in a batch, redelivery from a failed sequence number or of
+ * an earlier suffix, a write that loses a race and is planned again, a store
+ * fault on part of a batch — with identify / alias merges and an erasure in
+ * flight, the profiles equal one in-order application.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { applyEvents, emptyProfileState, toProfileView, type ProfileState } from '#domain/profile/profile.ts';
+import { boundEnrichment, type ProfileEnricher } from '#domain/profile/enrich.ts';
+import {
+  emptyReadState,
+  planBatch,
+  type BatchPlan,
+  type BatchRecord,
+  type PlannedWrite,
+  type PlanOptions,
+  type ReadSet,
+  type ReadState,
+} from '#domain/profile/plan.ts';
+import { parseProfileState, serializeProfileState } from '#domain/profile/state.ts';
+import type { ProfileItem } from '#domain/profile/stored.ts';
+import type { StoredEvent } from '#domain/stored-event.ts';
+import { storedEvent } from '#test/support/stream.ts';
+import { draft, firstDifference, type Draft } from './profile-support.ts';
+
+const settings = { halfLifeDays: 14 };
+const NOW = Date.parse('2026-04-11T00:00:00Z');
+const RECEIVED = Date.parse('2026-04-10T00:00:00Z');
+const enricher: ProfileEnricher = (view) => ({
+  segments: view.stats.visitsTotal >= 2 ? ['frequent'] : ['new'],
+  scores: { orders: view.stats.orders },
+});
+const options = { settings, enricher, now: NOW };
+
+/** The Profiles table (and the Events table's keys) in memory, with the transactions' conditions. */
+class MemoryStore {
+  readonly profiles = new Map<string, { kind: 'profile'; version: number; state: string } | { kind: 'tombstone'; version: number; mergedInto: string }>();
+  readonly markers = new Set<string>();
+  readonly erasures = new Map<string, number>();
+  readonly events = new Set<string>();
+
+  read(reads: ReadSet, read: ReadState): ReadState {
+    const profiles = new Map(read.profiles);
+    const applied = new Map(read.applied);
+    const erasedAt = new Map(read.erasedAt);
+    for (const key of reads.profiles) profiles.set(key, this.item(key));
+    for (const pk of reads.markers) applied.set(pk, this.markers.has(pk));
+    for (const key of reads.erasures) erasedAt.set(key, this.erasures.get(key));
+    return { profiles, applied, erasedAt };
+  }
+
+  item(key: string): ProfileItem | undefined {
+    const item = this.profiles.get(key);
+    if (!item) return undefined;
+    return item.kind === 'profile'
+      ? { kind: 'profile', key, version: item.version, state: parseProfileState(item.state) }
+      : { kind: 'tombstone', key, version: item.version, mergedInto: item.mergedInto };
+  }
+
+  /** One transaction: every condition holds and everything is written, or nothing is. */
+  commit(write: PlannedWrite): boolean {
+    const versionHolds = (key: string, readVersion: number) => {
+      const item = this.profiles.get(key);
+      return readVersion === 0 ? item === undefined : item?.version === readVersion;
+    };
+    if (!versionHolds(write.profile.key, write.profile.readVersion)) return false;
+    if (!write.tombstones.every((t) => versionHolds(`a#${t.anonymousId}`, t.readVersion))) return false;
+    if (write.markers.some((pk) => this.markers.has(pk))) return false;
+    if (write.tombstones.length > 0 && write.userId === undefined) throw new Error('a tombstone needs a user');
+    this.profiles.set(write.profile.key, {
+      kind: 'profile',
+      version: write.profile.readVersion + 1,
+      state: serializeProfileState(write.profile.state),
+    });
+    for (const t of write.tombstones) {
+      this.profiles.set(`a#${t.anonymousId}`, { kind: 'tombstone', version: t.readVersion + 1, mergedInto: write.userId! });
+    }
+    for (const pk of write.markers) this.markers.add(pk);
+    return true;
+  }
+
+  /** What the admin's erasure does (shared/store/erasure.ts): records first, then events, markers, profiles. */
+  erase(keys: readonly string[], at: number, events: readonly StoredEvent[]): void {
+    for (const key of keys) this.erasures.set(key, at);
+    for (const event of events) {
+      if (!keys.includes(event.profileKey)) continue;
+      this.events.delete(event.pk);
+      this.markers.delete(event.pk);
+    }
+    for (const key of keys) this.profiles.delete(key);
+  }
+}
+
+/** Plan against the store as it is now, reading what the plan asks for. */
+function planOn(store: MemoryStore, records: readonly BatchRecord[], planOptions: PlanOptions = options): BatchPlan {
+  let read = emptyReadState();
+  for (let reads = 0; reads < 3; reads++) {
+    const result = planBatch(records, read, planOptions);
+    if (result.kind === 'plan') return result.plan;
+    read = store.read(result.reads, read);
+  }
+  throw new Error('the plan kept asking for reads');
+}
+
+/**
+ * Commit a plan as the handler does: dropped events deleted, each target's
+ * chain in order, stopping at a failed condition or an injected fault.
+ * Returns the records to plan again (lost a race) and the failed ones.
+ */
+function commit(store: MemoryStore, plan: BatchPlan, faulty: (key: string) => boolean = () => false): { again: string[]; failed: string[] } {
+  for (const dropped of plan.dropped) store.events.delete(dropped.eventPk);
+  const again: string[] = [];
+  const failed = [...plan.failures.keys()];
+  for (const target of plan.targets) {
+    for (let at = 0; at < target.writes.length; at++) {
+      const rest = target.writes.slice(at).flatMap((w) => w.records);
+      if (faulty(target.key)) {
+        failed.push(...rest);
+        break;
+      }
+      if (!store.commit(target.writes[at]!)) {
+        again.push(...rest);
+        break;
+      }
+    }
+  }
+  return { again, failed };
+}
+
+/** The handler's loop on one batch: plan, commit, plan again what lost a race. Returns the failed record ids. */
+function deliver(store: MemoryStore, records: readonly BatchRecord[], faulty?: (key: string) => boolean): string[] {
+  let pending = records;
+  const failed: string[] = [];
+  for (let attempt = 0; pending.length > 0; attempt++) {
+    if (attempt > 10) throw new Error('contention that never ends with one writer');
+    const outcome = commit(store, planOn(store, pending), faulty);
+    failed.push(...outcome.failed);
+    pending = pending.filter((r) => outcome.again.includes(r.id));
+  }
+  return failed;
+}
+
+/** Every profile and tombstone of the store, as readers see them (views at NOW, without the write instant). */
+function snapshot(store: MemoryStore): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of [...store.profiles.keys()].sort()) {
+    const item = store.item(key)!;
+    out[key] = item.kind === 'tombstone' ? { mergedInto: item.mergedInto } : { ...toProfileView(item.state, NOW), updatedAt: undefined };
+  }
+  return out;
+}
+
+const comparableState = (state: ProfileState) => ({ ...toProfileView(state, NOW), updatedAt: undefined });
+
+// ---- scenarios ----------------------------------------------------------------------------------
+
+/** Who an event names: two customers, each a user and a browser's anonymous id. */
+type Who = 'anonymous' | 'user' | 'both' | 'alias';
+const who = fc.constantFrom<Who>('anonymous', 'user', 'both', 'alias');
+
+interface Scenario {
+  readonly events: StoredEvent[];
+  /** Shard of each event (in receipt order within a shard). */
+  readonly shards: number[];
+  /** Erasure of customer 0 ({u#, a#}) once events [0, erasedAfter) were received. */
+  readonly erasedAfter: number | undefined;
+}
+
+const eventOf = (d: Draft, customer: number, w: Who, i: number): StoredEvent => {
+  const userId = `u${customer}`;
+  const anonymousId = `a${customer}`;
+  const base = { ...d, messageId: `m${i}`, sourceId: 'src' };
+  const event =
+    w === 'anonymous'
+      ? storedEvent({ ...base, anonymousId })
+      : w === 'user'
+        ? storedEvent({ ...base, userId })
+        : w === 'both'
+          ? storedEvent({ ...base, userId, anonymousId })
+          : storedEvent({ type: 'alias', messageId: `m${i}`, sourceId: 'src', timestamp: d.timestamp, userId, previousId: anonymousId });
+  return { ...event, receivedAt: new Date(RECEIVED + i * 1000).toISOString() };
+};
+
+const scenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    drafts: fc.array(fc.tuple(draft, fc.nat(1), who, fc.nat(2)), { minLength: 1, maxLength: 24 }),
+    erasure: fc.option(fc.nat(), { nil: undefined }),
+  })
+  .map(({ drafts, erasure }) => ({
+    events: drafts.map(([d, customer, w], i) => eventOf(d, customer, w, i)),
+    shards: drafts.map(([, , , shard]) => shard),
+    erasedAfter: erasure === undefined ? undefined : erasure % (drafts.length + 1),
+  }));
+
+interface Move {
+  readonly size: number;
+  readonly duplicate: number | undefined;
+  readonly failAt: number | undefined;
+  readonly rewind: number | undefined;
+  readonly fault: string | undefined;
+  readonly planTogether: boolean;
+}
+
+/** Per step of the delivery, per shard: how many records, where it fails, how far back it rewinds. */
+const moves: fc.Arbitrary<Move[]> = fc.array(
+  fc.record({
+    size: fc.integer({ min: 1, max: 8 }),
+    duplicate: fc.option(fc.nat(7), { nil: undefined }),
+    failAt: fc.option(fc.nat(7), { nil: undefined }),
+    rewind: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+    fault: fc.option(fc.constantFrom('u0', 'u1', 'a0', 'a1'), { nil: undefined }),
+    planTogether: fc.boolean(),
+  }),
+  { minLength: 1, maxLength: 12 },
+);
+
+const erasedKeys = ['u#u0', 'a#a0'];
+const erasedAt = (s: Scenario) => RECEIVED + (s.erasedAfter ?? 0) * 1000 - 500;
+const record = (event: StoredEvent, index: number): BatchRecord => ({ id: `seq-${String(index).padStart(4, '0')}`, event });
+
+/** One in-order application: each event alone, in receipt order; the erasure at its moment. */
+function inOrder(s: Scenario): MemoryStore {
+  const store = new MemoryStore();
+  s.events.forEach((event, i) => {
+    if (s.erasedAfter === i) store.erase(erasedKeys, erasedAt(s), s.events);
+    store.events.add(event.pk);
+    expect(deliver(store, [record(event, i)])).toEqual([]);
+  });
+  if (s.erasedAfter === s.events.length) store.erase(erasedKeys, erasedAt(s), s.events);
+  return store;
+}
+
+/**
+ * The stream's delivery: shards side by side, each from its checkpoint, a
+ * batch cut at `size`, a record twice, a reported failure (redelivery from
+ * there), a rewind (an earlier suffix again), a store fault on a profile (its
+ * records reported failed), and either each shard planned and committed in
+ * turn or every shard planned on the same read and committed after (a race).
+ */
+function streamed(s: Scenario, plan: readonly Move[]): MemoryStore {
+  const store = new MemoryStore();
+  const received = (i: number) => s.erasedAfter === undefined || i < s.erasedAfter;
+  let erased = s.erasedAfter === undefined;
+  for (let i = 0; i < s.events.length && received(i); i++) store.events.add(s.events[i]!.pk);
+  const shards = [0, 1, 2].map((n) => s.events.map((e, i) => ({ i, record: record(e, i) })).filter(({ i }) => s.shards[i] === n));
+  const checkpoints = [0, 0, 0];
+  for (let step = 0; shards.some((records, n) => checkpoints[n]! < records.length); step++) {
+    const last = step >= plan.length;
+    const batches = shards.map((records, n) => {
+      const move = plan[(step + n) % plan.length]!;
+      const batch = records.slice(checkpoints[n]!, checkpoints[n]! + move.size);
+      if (!last && move.duplicate !== undefined && move.duplicate < batch.length) batch.splice(move.duplicate, 0, batch[move.duplicate]!);
+      return { n, move, batch };
+    });
+    // An event received after the erasure cannot be delivered before it.
+    if (!erased && batches.some(({ batch }) => batch.some(({ i }) => !received(i)))) {
+      store.erase(erasedKeys, erasedAt(s), s.events);
+      for (let i = 0; i < s.events.length; i++) if (!received(i)) store.events.add(s.events[i]!.pk);
+      erased = true;
+    }
+    const faulty = (move: Move) => (key: string) => !last && move.fault !== undefined && key.endsWith(`#${move.fault}`);
+    const failedBy = new Map<number, string[]>();
+    const together = !last && batches[0]!.move.planTogether;
+    if (together) {
+      // Every shard plans on the same read, then commits: the later commits lose their races and plan again.
+      const plans = batches.map(({ batch }) => planOn(store, batch.map((b) => b.record)));
+      batches.forEach(({ n, move, batch }, k) => {
+        const outcome = commit(store, plans[k]!, faulty(move));
+        const retried = batch.filter((b) => outcome.again.includes(b.record.id)).map((b) => b.record);
+        failedBy.set(n, [...outcome.failed, ...deliver(store, retried, faulty(move))]);
+      });
+    } else {
+      for (const { n, move, batch } of batches) failedBy.set(n, deliver(store, batch.map((b) => b.record), faulty(move)));
+    }
+    for (const { n, move, batch } of batches) {
+      if (batch.length === 0) continue;
+      const failed = failedBy.get(n)!;
+      // The stream checkpoints before the lowest reported failure; a crash (failAt) redelivers from inside the batch.
+      const firstFailed = batch.findIndex((b) => failed.includes(b.record.id));
+      const unique = batch.filter((b, k) => batch.findIndex((x) => x.i === b.i) === k);
+      let next = checkpoints[n]! + unique.length;
+      if (firstFailed !== -1) next = checkpoints[n]! + unique.findIndex((b) => b.i === batch[firstFailed]!.i);
+      else if (!last && move.failAt !== undefined && move.failAt < unique.length) next = checkpoints[n]! + move.failAt;
+      if (!last && move.rewind !== undefined) next = Math.max(0, next - move.rewind);
+      checkpoints[n] = next;
+    }
+  }
+  if (!erased) store.erase(erasedKeys, erasedAt(s), s.events);
+  return store;
+}
+
+/** The profiles of the customers, from the events alone (no plan): what one in-order application must give. */
+function expectedProfiles(s: Scenario): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const customer of [0, 1]) {
+    const userId = `u${customer}`;
+    const anonymousId = `a${customer}`;
+    const survivors = s.events.filter(
+      (e, i) => (e.userId === userId || e.anonymousId === anonymousId) && (customer !== 0 || s.erasedAfter === undefined || i >= s.erasedAfter),
+    );
+    const linked = survivors.some((e) => e.userId !== undefined && (e.anonymousId !== undefined || e.previousId !== undefined));
+    const build = (identity: { userId: string } | { anonymousId: string }, events: StoredEvent[]) => {
+      const state = applyEvents(emptyProfileState(identity), events, settings);
+      if (linked && 'userId' in identity) state.anonymousIds = [anonymousId];
+      state.enrichment = boundEnrichment(enricher(toProfileView(state, NOW), new Date(NOW)));
+      return comparableState(state);
+    };
+    if (linked) {
+      out[`u#${userId}`] = build({ userId }, survivors);
+      out[`a#${anonymousId}`] = { mergedInto: userId };
+    } else {
+      const known = survivors.filter((e) => e.userId !== undefined);
+      const unknown = survivors.filter((e) => e.userId === undefined);
+      if (known.length > 0) out[`u#${userId}`] = build({ userId }, known);
+      if (unknown.length > 0) out[`a#${anonymousId}`] = build({ anonymousId }, unknown);
+    }
+  }
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+describe('the exactly-once plan of a stream batch', () => {
+  it('one in-order application gives the profiles the events make (identify and alias merges, an erasure)', () => {
+    fc.assert(
+      fc.property(scenario, (s) => {
+        expect(firstDifference(snapshot(inOrder(s)), expectedProfiles(s))).toBeUndefined();
+      }),
+      { numRuns: 100 },
+    );
+  }, 120_000);
+
+  it('any delivery a stream can make gives the profiles of one in-order application', () => {
+    fc.assert(
+      fc.property(scenario, moves, (s, plan) => {
+        const reference = inOrder(s);
+        const store = streamed(s, plan);
+        expect(firstDifference(snapshot(store), snapshot(reference))).toBeUndefined();
+        // Nothing applied twice or lost: the same events are marked applied.
+        expect([...store.markers].sort()).toEqual([...reference.markers].sort());
+        // An event dropped after the erasure leaves no item behind.
+        expect([...store.events].sort()).toEqual([...reference.events].sort());
+      }),
+      { numRuns: 150 },
+    );
+  }, 120_000);
+
+  it('asks for what it needs: identities, markers and erasures first, then the users tombstones point to', () => {
+    const event = { ...storedEvent({ type: 'page', anonymousId: 'a1', messageId: 'm1', timestamp: '2026-04-01T00:00:00Z' }) };
+    const first = planBatch([{ id: '1', event }], emptyReadState(), options);
+    expect(first).toEqual({ kind: 'read', reads: { profiles: ['a#a1'], markers: [event.pk], erasures: ['a#a1'] } });
+    const tombstone: ProfileItem = { kind: 'tombstone', key: 'a#a1', version: 1, mergedInto: 'u1' };
+    const read: ReadState = { profiles: new Map([['a#a1', tombstone]]), applied: new Map([[event.pk, false]]), erasedAt: new Map([['a#a1', undefined]]) };
+    expect(planBatch([{ id: '1', event }], read, options)).toEqual({ kind: 'read', reads: { profiles: ['u#u1'], markers: [], erasures: [] } });
+    const plan = planBatch([{ id: '1', event }], { ...read, profiles: new Map([...read.profiles, ['u#u1', undefined]]) }, options);
+    expect(plan.kind === 'plan' && plan.plan.targets.map((t) => t.key)).toEqual(['u#u1']);
+  });
+
+  it('splits a profile\'s events into writes of at most 100 items, each conditioned on the version the one before writes', () => {
+    const store = new MemoryStore();
+    const events = Array.from({ length: 150 }, (_, i) =>
+      storedEvent({ type: 'track', userId: 'u1', anonymousId: `a${i % 3}`, messageId: `m${i}`, event: 'Search', timestamp: '2026-04-01T00:00:00Z' }),
+    );
+    const plan = planOn(store, events.map((event, i) => record(event, i)));
+    const writes = plan.targets.flatMap((t) => t.writes);
+    expect(writes.length).toBeGreaterThan(1);
+    for (const write of writes) expect(1 + write.markers.length + write.tombstones.length).toBeLessThanOrEqual(100);
+    expect(writes.map((w) => w.profile.readVersion)).toEqual(writes.map((_, i) => i));
+    expect(writes.flatMap((w) => w.tombstones.map((t) => t.anonymousId)).sort()).toEqual(['a0', 'a1', 'a2']);
+    expect(commit(store, plan)).toEqual({ again: [], failed: [] });
+    expect(toProfileView(store.item('u#u1')!.kind === 'profile' ? (store.item('u#u1') as { state: ProfileState }).state : emptyProfileState(), NOW).stats.eventCounts.Search?.total).toBe(150);
+  });
+
+  it('sets aside an event the aggregate refuses and an event without identity; the rest of the batch is planned', () => {
+    const good = storedEvent({ type: 'page', userId: 'u1', messageId: 'good', timestamp: '2026-04-01T00:00:00Z' });
+    const badTime = { ...storedEvent({ type: 'page', userId: 'u1', messageId: 'bad', timestamp: '2026-04-01T00:00:00Z' }), timestamp: 'not a time' };
+    const nobody = { ...storedEvent({ type: 'page', userId: 'u1', messageId: 'nobody', timestamp: '2026-04-01T00:00:00Z' }), userId: undefined };
+    const plan = planOn(new MemoryStore(), [record(good, 1), record(badTime, 2), record(nobody as StoredEvent, 3)]);
+    expect([...plan.failures.keys()].sort()).toEqual([record(badTime, 2).id, record(nobody as StoredEvent, 3).id]);
+    expect(plan.targets.flatMap((t) => t.writes.flatMap((w) => w.records))).toEqual([record(good, 1).id]);
+  });
+
+  it('keeps the events flowing when the enricher throws, with a warning', () => {
+    const event = storedEvent({ type: 'page', userId: 'u1', messageId: 'm1', timestamp: '2026-04-01T00:00:00Z' });
+    const throwing = { ...options, enricher: () => { throw new Error('enricher bug'); } };
+    const plan = planOn(new MemoryStore(), [record(event, 1)], throwing);
+    expect(plan.warnings).toEqual([expect.stringContaining('enricher bug')]);
+    expect(plan.targets).toHaveLength(1);
+  });
+});
