@@ -22,6 +22,18 @@ export interface Config {
   readonly KAIROS_INTEREST_HALF_LIFE_DAYS: number;
   readonly KAIROS_VERSION: string;
   readonly AWS_REGION: string;
+  /**
+   * Milliseconds within which decide answers, degraded if the store is slow
+   * or down (default 1000; at most 25000, under API Gateway's 30 s and the
+   * decide function's timeout, whichever is shorter wins).
+   */
+  readonly KAIROS_DECIDE_DEADLINE_MS: number;
+  /**
+   * Seconds a cached write key or live catalog may still be served after its
+   * last successful read, while the store is unreachable (default 3600).
+   * Past it, a key is not accepted (503) and the catalog is not used.
+   */
+  readonly KAIROS_STALE_MAX_SECONDS: number;
 }
 
 const invalid = (key: string, problem: string) => new Error(`Invalid configuration: ${key} ${problem}`);
@@ -71,6 +83,8 @@ export function loadConfig(): Config {
     KAIROS_INTEREST_HALF_LIFE_DAYS: number('KAIROS_INTEREST_HALF_LIFE_DAYS', 0.001, 3650, 14),
     KAIROS_VERSION: text('KAIROS_VERSION', '0.1.0'),
     AWS_REGION: text('AWS_REGION', 'us-east-1'),
+    KAIROS_DECIDE_DEADLINE_MS: number('KAIROS_DECIDE_DEADLINE_MS', 50, 25_000, 1_000),
+    KAIROS_STALE_MAX_SECONDS: number('KAIROS_STALE_MAX_SECONDS', 0, 7 * 86_400, 3_600),
   };
 }
 

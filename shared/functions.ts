@@ -52,8 +52,8 @@ export const functionDefinitions = {
   },
   health: {
     entry: 'functions/health/handler.ts',
-    description: 'Liveness of the API',
-    tables: {},
+    description: 'Readiness of the API: probes the store (one GetItem, cached briefly)',
+    tables: { Control: 'read' },
     memorySize: 256,
     timeoutSeconds: 3,
   },

@@ -7,16 +7,29 @@
  * decisionId the client sends back in `properties.decision_id`.
  * A store fault on the profile read gives a degraded decision (the
  * catalog's fallbacks, `"degraded": true`), never an error.
+ *
+ * One deadline per request (KAIROS_DECIDE_DEADLINE_MS, 1 s by default, and
+ * within the function's own timeout): the write key lookup, a cold catalog
+ * load and the profile read all give up by then, less the time kept to
+ * decide and answer. While the store is unreachable the write key and the
+ * catalog are served stale from cache (shared/http/auth.ts,
+ * shared/store/catalog-live.ts), counted in the `WriteKeyServedStale` and
+ * `CatalogServedStale` metrics; every degraded answer counts in
+ * `DegradedDecisions`.
  */
 import { randomBytes } from 'node:crypto';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { config } from '#shared/config.ts';
 import { authenticateWriteKey } from '#http/auth.ts';
+import { invocationDeadline } from '#http/deadline.ts';
 import { ApiError } from '#http/errors.ts';
 import { httpHandler, logger } from '#http/middleware.ts';
-import { getLiveCatalog } from '#store/catalog-live.ts';
+import { getLiveCatalog, liveCatalogStatus } from '#store/catalog-live.ts';
+import { remainingMs } from '#store/deadline.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import { parseDecideRequest } from '#domain/decide/request.ts';
 import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
-import { readProfile } from './profile-read.ts';
+import { PROFILE_DEADLINE_MS, readProfile } from './profile-read.ts';
 
 /** Random bytes for decision nonces, drawn in blocks (one crypto call per 512 decisions). */
 let entropy = Buffer.alloc(0);
@@ -37,28 +50,50 @@ function nonce(): string {
 /** A decide request is small: ids, a channel and a bounded context. */
 export const MAX_DECIDE_BODY_BYTES = 16 * 1024;
 
+/** Kept from the request's deadline for deciding, rendering and answering once the reads are done (ms). */
+export const DECIDE_RESERVE_MS = 100;
+
+export const metrics = new Metrics({ namespace: 'Kairos', serviceName: 'decide' });
+
 export const handler = httpHandler(
-  async (request) => {
-    await authenticateWriteKey(request);
+  async (request, context) => {
+    const started = Date.now();
+    const deadline = invocationDeadline(context, started, config.KAIROS_DECIDE_DEADLINE_MS);
+    const readsBy = deadline - DECIDE_RESERVE_MS;
+    const key = await authenticateWriteKey(request, { now: started, deadline: readsBy });
+    if (key.stale) metrics.addMetric('WriteKeyServedStale', MetricUnit.Count, 1);
     const parsed = parseDecideRequest(request.body);
     if (!parsed.ok) throw new ApiError('validation_failed', 'The decide request is not valid', parsed.details);
     const input = parsed.value;
 
     const now = new Date();
     const [catalog, profile] = await Promise.all([
-      getLiveCatalog(now.getTime()),
-      readProfile({ userId: input.userId, anonymousId: input.anonymousId }, now),
+      getLiveCatalog(now.getTime(), undefined, readsBy).then(
+        (value) => ({ ok: true as const, value }),
+        (error: unknown) => ({ ok: false as const, error }),
+      ),
+      readProfile({ userId: input.userId, anonymousId: input.anonymousId }, now, Math.min(PROFILE_DEADLINE_MS, remainingMs(readsBy))),
     ]);
+    if (!catalog.ok) logger.warn('live catalog unavailable; degraded decision', { error: catalog.error as Error });
+    const catalogState = liveCatalogStatus(Date.now()).state;
+    if (catalogState === 'stale') metrics.addMetric('CatalogServedStale', MetricUnit.Count, 1);
     if (!profile.ok) {
       logger.warn('profile read failed; degraded decision', { error: profile.error as Error });
     }
+    const degraded = !profile.ok || !catalog.ok || catalogState === 'unknown';
+    if (degraded) metrics.addMetric('DegradedDecisions', MetricUnit.Count, 1);
     const view = (profile.ok && profile.view) || emptyProfile(input);
-    const decision = decide(catalog ?? emptyCatalog(), view, input, now, {
+    const decision = decide((catalog.ok && catalog.value) || emptyCatalog(), view, input, now, {
       nonce: nonce(),
-      degraded: !profile.ok,
+      degraded,
       ...(profile.ok && profile.enrichedWith !== undefined ? { enrichedWith: profile.enrichedWith } : {}),
     });
     return { status: 200, body: decision };
   },
   { maxBodyBytes: MAX_DECIDE_BODY_BYTES, cors: true, body: 'json' },
-);
+).use({
+  // Metrics only when something was counted: a healthy decision emits nothing.
+  after: () => {
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+  },
+});

@@ -18,22 +18,12 @@ import { toProfileView } from '#domain/profile/to-view.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
 import { DynamoLite } from '#store/dynamo-lite.ts';
 
-function envMs(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`Invalid configuration: ${name} must be an integer from ${min} to ${max} (milliseconds)`);
-  }
-  return value;
-}
-
 /**
- * Whole budget of the profile read, retries included
- * (KAIROS_DECIDE_PROFILE_DEADLINE_MS). DynamoDB answers a GetItem in a few
- * ms; DynamoDB Local (a JVM, cold at first) gets more room.
+ * Longest budget of the profile read, retries included: the decide deadline
+ * (KAIROS_DECIDE_DEADLINE_MS). The handler gives it what remains of the
+ * request's deadline.
  */
-export const PROFILE_DEADLINE_MS = envMs('KAIROS_DECIDE_PROFILE_DEADLINE_MS', config.DYNAMODB_ENDPOINT ? 2_000 : 600, 20, 4_000);
+export const PROFILE_DEADLINE_MS = config.KAIROS_DECIDE_DEADLINE_MS;
 
 /** Decide's own client: the deadline above, one retry of a throttled or failed attempt within it. */
 export const decideLite = new DynamoLite({ timeoutMs: PROFILE_DEADLINE_MS, maxAttempts: 2 });

@@ -2,12 +2,17 @@
  * POST /v1/batch, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/alias,
  * /v1/group — Segment-compatible ingestion (API.md §2):
  * parse (500 KB, JSON) → write key → validate and normalise → store exactly once.
+ *
+ * Every store call runs under the invocation's deadline (shared/http/deadline.ts,
+ * from the Lambda context's remaining time): a slow or unreachable store is a
+ * 503 with Retry-After before the function's own timeout, never a 500.
  */
 import { randomUUID } from 'node:crypto';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { config } from '#shared/config.ts';
 import { authenticateWriteKey } from '#http/auth.ts';
+import { invocationDeadline } from '#http/deadline.ts';
 import { ApiError, formatPath } from '#http/errors.ts';
 import { httpHandler, logger, type HttpRequest } from '#http/middleware.ts';
 import { EVENT_ROUTES, type EventRoute } from '#http/routes.ts';
@@ -37,13 +42,16 @@ const invalid = (message: string, issues: readonly Issue[]) =>
   );
 
 export const handler = httpHandler(
-  async (request) => {
+  async (request, context) => {
+    const receivedAt = Date.now();
+    const deadline = invocationDeadline(context, receivedAt);
     const route = eventRouteOf(request);
-    const { sourceId } = await authenticateWriteKey(request);
+    const { sourceId, stale } = await authenticateWriteKey(request, { now: receivedAt, deadline });
+    if (stale) metrics.addMetric('WriteKeyServedStale', MetricUnit.Count, 1);
     const plan = planIngest(request.body, {
       route,
       sourceId,
-      receivedAt: Date.now(),
+      receivedAt,
       historyDays: config.KAIROS_HISTORY_DAYS,
       newMessageId: randomUUID,
     });
@@ -56,8 +64,9 @@ export const handler = httpHandler(
       const what = plan.rejections.length === 1 ? (plan.rejections[0]?.message ?? '') : `all ${plan.rejections.length} messages were rejected`;
       throw invalid(what, plan.issues);
     }
-    const stored = await storeEvents(plan.events).catch((error: unknown) => {
+    const stored = await storeEvents(plan.events, { deadline }).catch((error: unknown) => {
       // Answered 429/503 (or 500 if it is a bug) by the chain; the client retries the same messageIds.
+      // A TimeoutError here is the deadline: 503, and whatever landed is a duplicate on retry.
       metrics.addMetric('storeFaults', MetricUnit.Count, 1);
       logger.warn('events not stored', { sourceId, messages: plan.events.length, error: error as Error });
       throw error;

@@ -6,13 +6,17 @@
  *
  * Write keys are looked up hashed and cached briefly, so a revoked key is
  * refused within 60 s everywhere while a warm function does not read the
- * store for every request.
+ * store for every request. While the store is unreachable, a key it
+ * confirmed within KAIROS_STALE_MAX_SECONDS is served from cache (stale), so
+ * an outage does not turn into 401s or 503s for known sources.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { ApiError } from './errors.ts';
 import type { HttpRequest } from './middleware.ts';
 import { config } from '../config.ts';
 import { findWriteKey, type WriteKeyRecord } from '../store/write-key-read.ts';
+import { remainingMs, withDeadline } from '../store/deadline.ts';
+import { isThrottling, isUnavailable } from '../store/errors.ts';
 
 export interface SourceIdentity {
   /** Stable id of the source (the write key's id): the scope of messageId deduplication. */
@@ -22,11 +26,29 @@ export interface SourceIdentity {
 const POSITIVE_TTL_MS = 30_000;
 const NEGATIVE_TTL_MS = 5_000;
 const MAX_CACHE = 1_000;
-const cache = new Map<string, { record: WriteKeyRecord | undefined; expires: number }>();
+/** After a failed lookup, how long requests are served from the stale entry before the store is tried again. */
+const RETRY_AFTER_FAILURE_MS = 1_000;
+/** Deadline of a lookup when the caller gives none. */
+const DEFAULT_LOOKUP_MS = 2_000;
+
+interface CacheEntry {
+  readonly record: WriteKeyRecord | undefined;
+  /** Fresh until then: served without a read. */
+  readonly expires: number;
+  /** When the store last confirmed this entry. */
+  readonly confirmedAt: number;
+  /** When a lookup of this key last failed for a store fault (then the entry is being served stale). */
+  failedAt?: number;
+}
+
+const cache = new Map<string, CacheEntry>();
+/** At most one lookup per key in flight; concurrent requests share it. */
+const inFlight = new Map<string, Promise<WriteKeyRecord | undefined>>();
 
 /** Forget cached keys (tests, and after an operator revokes a key in this process). */
 export function clearWriteKeyCache(): void {
   cache.clear();
+  inFlight.clear();
 }
 
 /** The write key in `Authorization: Basic base64(key:)`, if any. */
@@ -51,23 +73,76 @@ function bodyWriteKey(body: unknown): string | undefined {
 
 const WRITE_KEY_SHAPE = /^[\x21-\x7e]{1,200}$/;
 
-async function lookup(secret: string, now: number): Promise<WriteKeyRecord | undefined> {
-  const hit = cache.get(secret);
-  if (hit && hit.expires > now) return hit.record;
-  const record = await findWriteKey(secret);
-  if (cache.size >= MAX_CACHE) cache.clear();
-  cache.set(secret, { record, expires: now + (record && !record.revokedAt ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS) });
-  return record;
+interface Lookup {
+  readonly record: WriteKeyRecord | undefined;
+  /** Served from cache past its freshness because the store is unreachable. */
+  readonly stale: boolean;
 }
 
-/** Authenticate a source; throws 401 for a missing, malformed, unknown or revoked key. */
-export async function authenticateWriteKey(request: HttpRequest, now = Date.now()): Promise<SourceIdentity> {
+const isStoreFault = (error: unknown) => isThrottling(error) || isUnavailable(error);
+
+function startLookup(secret: string, deadline: number): Promise<WriteKeyRecord | undefined> {
+  const running = inFlight.get(secret);
+  if (running) return running;
+  const lookup = findWriteKey(secret, { timeoutMs: remainingMs(deadline) }).then((record) => {
+    const confirmedAt = Date.now();
+    if (cache.size >= MAX_CACHE) cache.clear();
+    cache.set(secret, { record, confirmedAt, expires: confirmedAt + (record && !record.revokedAt ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS) });
+    return record;
+  });
+  const settled = lookup.finally(() => {
+    if (inFlight.get(secret) === settled) inFlight.delete(secret);
+  });
+  settled.catch(() => undefined);
+  inFlight.set(secret, settled);
+  return settled;
+}
+
+/**
+ * The key's record: from cache while fresh, else from the store within
+ * `deadline`. While the store is unreachable (a store fault or the
+ * deadline), the last record it confirmed is served stale for up to
+ * KAIROS_STALE_MAX_SECONDS; then a request waits for the store only once
+ * per RETRY_AFTER_FAILURE_MS, the others are answered from cache at once.
+ */
+async function lookup(secret: string, now: number, deadline: number): Promise<Lookup> {
+  const hit = cache.get(secret);
+  if (hit && hit.expires > now) return { record: hit.record, stale: false };
+  const fallback = hit && now - hit.confirmedAt <= config.KAIROS_STALE_MAX_SECONDS * 1_000 ? hit : undefined;
+  if (fallback?.failedAt !== undefined && now - fallback.failedAt < RETRY_AFTER_FAILURE_MS) {
+    return { record: fallback.record, stale: true };
+  }
+  if (fallback && inFlight.has(secret)) return { record: fallback.record, stale: true };
+  try {
+    return { record: await withDeadline(startLookup(secret, deadline), deadline, 'The write key lookup'), stale: false };
+  } catch (error) {
+    if (!fallback || !isStoreFault(error)) throw error;
+    fallback.failedAt = Date.now();
+    return { record: fallback.record, stale: true };
+  }
+}
+
+export interface AuthenticateOptions {
+  /** The request's arrival (ms). */
+  readonly now?: number;
+  /** Instant (epoch ms) by which the key lookup gives up (store fault: 503, or the stale cached key). */
+  readonly deadline?: number;
+}
+
+/**
+ * Authenticate a source; throws 401 for a missing, malformed, unknown or
+ * revoked key, or the store's fault (503/429) when the key is not cached and
+ * the store cannot say. `stale`: the key was accepted from cache because the
+ * store is unreachable (count it).
+ */
+export async function authenticateWriteKey(request: HttpRequest, options: AuthenticateOptions = {}): Promise<SourceIdentity & { readonly stale: boolean }> {
+  const now = options.now ?? Date.now();
   const secret = basicAuthKey(request.headers) ?? bodyWriteKey(request.body);
   if (!secret) throw new ApiError('unauthorized', 'A write key is required (HTTP Basic user name or body writeKey)');
   if (!WRITE_KEY_SHAPE.test(secret)) throw new ApiError('unauthorized', 'Unknown write key');
-  const record = await lookup(secret, now);
+  const { record, stale } = await lookup(secret, now, options.deadline ?? now + DEFAULT_LOOKUP_MS);
   if (!record || record.revokedAt) throw new ApiError('unauthorized', 'Unknown write key');
-  return { sourceId: record.keyId };
+  return { sourceId: record.keyId, stale };
 }
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
@@ -88,7 +163,8 @@ export async function authenticateAdmin(request: HttpRequest): Promise<{ princip
   if (bearer && token && timingSafeEqual(digest(bearer), digest(token))) return { principal: 'local-admin' };
   const writeKey = basicAuthKey(request.headers);
   if (writeKey && WRITE_KEY_SHAPE.test(writeKey)) {
-    const record = await lookup(writeKey, Date.now());
+    const now = Date.now();
+    const { record } = await lookup(writeKey, now, now + DEFAULT_LOOKUP_MS);
     if (record && !record.revokedAt) throw new ApiError('forbidden', 'A write key cannot use operator routes');
   }
   throw new ApiError('unauthorized', 'Operator credentials are required');

@@ -14,7 +14,11 @@
  *
  * The cache checks the pointer at most every REFRESH_INTERVAL_MS,
  * stale-while-revalidate: a warm caller never waits for the check; a new
- * version is compiled once per process.
+ * version is compiled once per process. While the store is unreachable the
+ * cached version is served stale for up to KAIROS_STALE_MAX_SECONDS after
+ * the last successful check (`liveCatalogStatus` says so, for a metric);
+ * past that it is not served at all. A cold caller waits no longer than its
+ * deadline.
  */
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
@@ -23,6 +27,7 @@ import { config } from '../config.ts';
 import type { CompiledCatalog } from '../domain/catalog/compiled.ts';
 import { compileDocument } from '../domain/catalog/compile.ts';
 import type { CatalogDocument } from '../domain/catalog/schema.ts';
+import { withDeadline } from './deadline.ts';
 import { dynamoLite, type DynamoLite } from './dynamo-lite.ts';
 
 export const CATALOG_PK = 'CATALOG';
@@ -104,17 +109,44 @@ interface CacheState {
   loaded?: boolean;
   /** When the pointer was last checked (ms). */
   checkedAt: number;
+  /** When a check last succeeded (ms): the age of what is cached. */
+  confirmedAt: number;
+  /** The last check failed (the store is unreachable, or the version unreadable). */
+  failing: boolean;
   refreshing?: Promise<CompiledCatalog | undefined>;
 }
 
-const cache: CacheState = { checkedAt: 0 };
+const cache: CacheState = { checkedAt: 0, confirmedAt: 0, failing: false };
 
 /** Forget the cached catalog (tests; or to force a synchronous reload). */
 export function resetCatalogCache(): void {
   cache.catalog = undefined;
   cache.loaded = false;
   cache.checkedAt = 0;
+  cache.confirmedAt = 0;
+  cache.failing = false;
   cache.refreshing = undefined;
+}
+
+export interface LiveCatalogStatus {
+  /**
+   * `fresh`: the last check succeeded; `stale`: the cached catalog is served
+   * although the last check failed; `unknown`: nothing usable is cached
+   * (never loaded, or older than KAIROS_STALE_MAX_SECONDS while failing).
+   */
+  readonly state: 'fresh' | 'stale' | 'unknown';
+  /** Milliseconds since the store last confirmed the cached catalog. */
+  readonly ageMs: number;
+}
+
+const tooOld = (now: number) => now - cache.confirmedAt > config.KAIROS_STALE_MAX_SECONDS * 1_000;
+
+/** What getLiveCatalog serves at `now`, without any I/O. */
+export function liveCatalogStatus(now = Date.now()): LiveCatalogStatus {
+  const ageMs = Math.max(0, now - cache.confirmedAt);
+  if (!cache.loaded && !cache.catalog) return { state: 'unknown', ageMs };
+  if (!cache.failing) return { state: 'fresh', ageMs };
+  return { state: tooOld(now) ? 'unknown' : 'stale', ageMs };
 }
 
 /** The cached live catalog without any I/O (undefined before the first load). */
@@ -126,13 +158,23 @@ export function peekLiveCatalog(): CompiledCatalog | undefined {
 export function primeCatalogCache(catalog: CompiledCatalog, now = Date.now()): void {
   if (!cache.catalog || catalog.version >= cache.catalog.version) cache.catalog = catalog;
   cache.checkedAt = now;
+  cache.confirmedAt = now;
+  cache.failing = false;
+}
+
+function confirmed<T>(value: T): T {
+  cache.confirmedAt = Date.now();
+  cache.failing = false;
+  return value;
 }
 
 async function refresh(options?: LiveCatalogOptions): Promise<CompiledCatalog | undefined> {
   const version = await readLiveVersionNumber(options);
-  cache.loaded = true;
-  if (version === undefined) return cache.catalog;
-  if (cache.catalog?.version === version) return cache.catalog;
+  if (version === undefined) {
+    cache.loaded = true;
+    return confirmed(cache.catalog);
+  }
+  if (cache.catalog?.version === version) return confirmed(cache.catalog);
   const document = await readCatalogDocument(version, options);
   if (!document) throw new Error(`live catalog version ${version} is missing`);
   const result = compileDocument(document, { version });
@@ -140,33 +182,46 @@ async function refresh(options?: LiveCatalogOptions): Promise<CompiledCatalog | 
     throw new Error(`live catalog version ${version} does not compile: ${result.problems[0]?.path}: ${result.problems[0]?.message}`);
   }
   if (!cache.catalog || version > cache.catalog.version) cache.catalog = result.catalog;
+  cache.loaded = true;
   log().info('catalog loaded', { version, actions: result.catalog.actions.length });
-  return cache.catalog;
+  return confirmed(cache.catalog);
 }
 
 function startRefresh(now: number, options?: LiveCatalogOptions): Promise<CompiledCatalog | undefined> {
   if (cache.refreshing) return cache.refreshing;
   cache.checkedAt = now;
-  const p = refresh(options).finally(() => {
-    if (cache.refreshing === p) cache.refreshing = undefined;
-  });
+  const p = refresh(options)
+    .catch((error: unknown) => {
+      cache.failing = true;
+      throw error;
+    })
+    .finally(() => {
+      if (cache.refreshing === p) cache.refreshing = undefined;
+    });
   cache.refreshing = p;
   return p;
 }
 
 /**
- * The live compiled catalog. Cold (nothing cached): waits for the store and
- * throws on a store fault. Warm: returns the cached catalog at once and, when
- * the last check is older than REFRESH_INTERVAL_MS, checks the pointer in the
- * background (a failure keeps the cached catalog and is logged).
- * Undefined when no catalog was ever published (also cached: checked again
- * in the background like a version change).
+ * The live compiled catalog. Cold (nothing cached): waits for the store, at
+ * most until `deadline` (epoch ms) when given, and throws on a store fault
+ * or the deadline (the read goes on in the background and fills the cache).
+ * Warm: returns the cached catalog at once and, when the last check is older
+ * than REFRESH_INTERVAL_MS, checks the pointer in the background (a failure
+ * keeps the cached catalog, served stale, and is logged). Undefined when no
+ * catalog was ever published (also cached: checked again in the background
+ * like a version change), or when the cached one is older than
+ * KAIROS_STALE_MAX_SECONDS while the store is unreachable.
  */
-export async function getLiveCatalog(now = Date.now(), options?: LiveCatalogOptions): Promise<CompiledCatalog | undefined> {
-  if (!cache.catalog && !cache.loaded) return startRefresh(now, options);
+export async function getLiveCatalog(now = Date.now(), options?: LiveCatalogOptions, deadline?: number): Promise<CompiledCatalog | undefined> {
+  if (!cache.catalog && !cache.loaded) {
+    const loading = startRefresh(now, options);
+    return deadline === undefined ? loading : withDeadline(loading, deadline, 'The live catalog');
+  }
   if (now - cache.checkedAt >= REFRESH_INTERVAL_MS) {
     startRefresh(now, options).catch((error: unknown) => log().warn('catalog refresh failed; serving the cached version', { error: error as Error }));
   }
+  if (cache.failing && tooOld(now)) return undefined;
   return cache.catalog;
 }
 

@@ -9,12 +9,19 @@
  * duplicates) and writes the rest again. Throttling, timeouts and an
  * unreachable store are thrown, so the caller answers 429/503 and the client
  * retries the same messageIds, which is safe.
+ *
+ * With a `deadline`, every request is aborted at that instant and the call
+ * rejects with a TimeoutError (503): a frozen or slow store never holds the
+ * caller past its own timeout. A transaction already sent may still land
+ * after that; it is all-or-nothing, and the client's retry with the same
+ * messageIds counts its items as duplicates.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PutCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { config } from '../config.ts';
 import type { StoredEvent } from '../domain/stored-event.ts';
 import { documentClient } from './client.ts';
+import { remainingMs, withDeadline } from './deadline.ts';
 
 /** DynamoDB's limit on actions per transaction. */
 export const TRANSACTION_MAX_ITEMS = 100;
@@ -26,6 +33,15 @@ const MAX_CONFLICT_RETRIES = 4;
 export interface StoreEventsOptions {
   readonly client?: DynamoDBDocumentClient;
   readonly tableName?: string;
+  /** Instant (epoch ms) by which to give up: requests are aborted and the call rejects with a TimeoutError. */
+  readonly deadline?: number;
+}
+
+/** How one chunk reaches the table. */
+interface Writer {
+  readonly client: DynamoDBDocumentClient;
+  readonly tableName: string;
+  readonly abortSignal?: AbortSignal;
 }
 
 export interface StoreEventsResult {
@@ -75,9 +91,11 @@ function cancellationCodes(error: unknown): string[] | undefined {
   return reasons?.map((reason) => reason.Code ?? 'None');
 }
 
-async function putOne(event: StoredEvent, client: DynamoDBDocumentClient, tableName: string): Promise<StoreEventsResult> {
+const sendOptions = (writer: Writer) => (writer.abortSignal ? { abortSignal: writer.abortSignal } : {});
+
+async function putOne(event: StoredEvent, writer: Writer): Promise<StoreEventsResult> {
   try {
-    await client.send(new PutCommand({ TableName: tableName, Item: event, ConditionExpression: CONDITION }));
+    await writer.client.send(new PutCommand({ TableName: writer.tableName, Item: event, ConditionExpression: CONDITION }), sendOptions(writer));
     return { accepted: 1, duplicates: 0 };
   } catch (error) {
     if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return { accepted: 0, duplicates: 1 };
@@ -85,15 +103,16 @@ async function putOne(event: StoredEvent, client: DynamoDBDocumentClient, tableN
   }
 }
 
-async function writeChunk(chunk: StoredEvent[], client: DynamoDBDocumentClient, tableName: string): Promise<StoreEventsResult> {
+async function writeChunk(chunk: StoredEvent[], writer: Writer): Promise<StoreEventsResult> {
+  const { client, tableName } = writer;
   // One message alone costs half as much as a plain conditional put.
-  if (chunk.length === 1) return putOne(chunk[0] as StoredEvent, client, tableName);
+  if (chunk.length === 1) return putOne(chunk[0] as StoredEvent, writer);
   let pending = chunk;
   let duplicates = 0;
   let conflicts = 0;
   while (pending.length > 0) {
     if (pending.length === 1) {
-      const last = await putOne(pending[0] as StoredEvent, client, tableName);
+      const last = await putOne(pending[0] as StoredEvent, writer);
       return { accepted: last.accepted, duplicates: duplicates + last.duplicates };
     }
     try {
@@ -101,6 +120,7 @@ async function writeChunk(chunk: StoredEvent[], client: DynamoDBDocumentClient, 
         new TransactWriteCommand({
           TransactItems: pending.map((Item) => ({ Put: { TableName: tableName, Item, ConditionExpression: CONDITION } })),
         }),
+        sendOptions(writer),
       );
       return { accepted: pending.length, duplicates };
     } catch (error) {
@@ -118,7 +138,7 @@ async function writeChunk(chunk: StoredEvent[], client: DynamoDBDocumentClient, 
       }
       // Only conflicts with concurrent transactions on the same items: back off and try again.
       conflicts += 1;
-      if (conflicts > MAX_CONFLICT_RETRIES) throw error;
+      if (conflicts > MAX_CONFLICT_RETRIES || writer.abortSignal?.aborted) throw error;
       await sleep(10 * 2 ** conflicts + Math.floor(Math.random() * 20));
     }
   }
@@ -127,14 +147,19 @@ async function writeChunk(chunk: StoredEvent[], client: DynamoDBDocumentClient, 
 
 /**
  * Store events exactly once. Resolves only when every accepted event is
- * durably written; rejects with the store's error otherwise (some chunks may
- * then be written: a retry counts them as duplicates).
+ * durably written; rejects with the store's error otherwise, or a
+ * TimeoutError past `options.deadline` (some chunks may then be written: a
+ * retry counts them as duplicates).
  */
 export async function storeEvents(events: readonly StoredEvent[], options: StoreEventsOptions = {}): Promise<StoreEventsResult> {
   const client = options.client ?? documentClient;
   const tableName = options.tableName ?? config.EVENTS_TABLE;
   const { unique, repeated } = uniqueByPk(events);
-  const settled = await Promise.allSettled(chunkForTransactions(unique).map((chunk) => writeChunk(chunk, client, tableName)));
+  const deadline = options.deadline;
+  const abortSignal = deadline === undefined ? undefined : AbortSignal.timeout(remainingMs(deadline));
+  const writer: Writer = { client, tableName, ...(abortSignal ? { abortSignal } : {}) };
+  const writing = Promise.allSettled(chunkForTransactions(unique).map((chunk) => writeChunk(chunk, writer)));
+  const settled = await (deadline === undefined ? writing : withDeadline(writing, deadline, 'The Events table'));
   let accepted = 0;
   let duplicates = repeated;
   for (const result of settled) {

@@ -34,8 +34,12 @@ export function writeKeyFromItem(item: Record<string, unknown>): WriteKeyRecord 
 /** The stored key for a secret, or undefined. Store faults throw (DynamoLiteError, see shared/store/errors.ts). */
 export async function findWriteKey(
   secret: string,
-  options: { lite?: DynamoLite; tableName?: string } = {},
+  options: { lite?: DynamoLite; tableName?: string; timeoutMs?: number } = {},
 ): Promise<WriteKeyRecord | undefined> {
-  const item = await (options.lite ?? dynamoLite()).getItem(options.tableName ?? config.CONTROL_TABLE, writeKeyItemKey(secret));
+  const item = await (options.lite ?? dynamoLite()).getItem(
+    options.tableName ?? config.CONTROL_TABLE,
+    writeKeyItemKey(secret),
+    options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs },
+  );
   return item ? writeKeyFromItem(item) : undefined;
 }

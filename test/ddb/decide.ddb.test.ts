@@ -13,7 +13,6 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 await vi.hoisted(async () => {
   process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-  process.env.KAIROS_DECIDE_PROFILE_DEADLINE_MS = '300';
   process.env.KAIROS_ADMIN_TOKEN = 'decide-test-admin-token-0123456789';
   // Before any import reads the environment (hoisted): the guard every ddb file runs.
   const { assertLocalEndpoint } = await import('#local/dynamodb.ts');

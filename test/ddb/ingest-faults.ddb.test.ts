@@ -107,6 +107,17 @@ describe('ingest when the store fails', () => {
     expect(reply.body).not.toHaveProperty('accepted');
   });
 
+  it('a store that never answers is a 503 with Retry-After before the function times out', async () => {
+    ddb.on(TransactWriteCommand).callsFake(() => new Promise(() => undefined));
+    const result = await handler(
+      apiGatewayEvent({ method: 'POST', path: '/v1/batch', headers: { authorization: basicAuth(KEY) }, body: { batch: [track(1), track(2)] } }),
+      lambdaContext({ getRemainingTimeInMillis: () => 1_500 }),
+    );
+    expect(result.statusCode).toBe(503);
+    expect(JSON.parse(result.body ?? '{}')).toEqual({ error: { code: 'unavailable', message: expect.any(String) } });
+    expect(Number((result.headers ?? {})['retry-after'])).toBeGreaterThan(0);
+  });
+
   it('a write-key lookup failing is a 503, not a 401', async () => {
     const closed = await freePort();
     dynamoLite().setTransport((_input, init) => fetch(`http://127.0.0.1:${closed}/`, init));

@@ -548,11 +548,15 @@ describe('least privilege, from the manifest', () => {
     for (const action of DYNAMODB_WRITE_ACTIONS) expect(all).not.toContain(action);
   });
 
-  it('ingest cannot read or write Profiles; health reaches no table', () => {
+  it('ingest cannot read or write Profiles; health only reads the Control table (its readiness probe)', () => {
     const ingest = tableActions(roleStatements(template, roleId('ingest')), tableIds());
     expect(ingest.table.get(tableId('Profiles'))).toBeUndefined();
     const health = tableActions(roleStatements(template, roleId('health')), tableIds());
-    expect(health.table.size + health.index.size + health.stream.size).toBe(0);
+    expect([...health.table.keys()]).toEqual([tableId('Control')]);
+    expect([...(health.table.get(tableId('Control')) ?? [])]).toContain('dynamodb:GetItem');
+    for (const action of DYNAMODB_WRITE_ACTIONS) expect([...(health.table.get(tableId('Control')) ?? [])]).not.toContain(action);
+    expect([...health.index.keys()].filter((id) => id !== tableId('Control'))).toEqual([]);
+    expect(health.stream.size).toBe(0);
   });
 
   it('uses no AWS managed policy on any role', () => {

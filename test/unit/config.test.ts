@@ -37,6 +37,8 @@ describe('configuration', () => {
         KAIROS_INTEREST_HALF_LIFE_DAYS: 14,
         KAIROS_VERSION: '0.1.0',
         AWS_REGION: 'us-east-1',
+        KAIROS_DECIDE_DEADLINE_MS: 1000,
+        KAIROS_STALE_MAX_SECONDS: 3600,
       },
     });
   });
@@ -56,6 +58,8 @@ describe('configuration', () => {
     [{ KAIROS_HISTORY_DAYS: 'ninety' }, 'KAIROS_HISTORY_DAYS must be a number'],
     [{ KAIROS_HISTORY_DAYS: '7' }, 'KAIROS_HISTORY_DAYS must be a number from 30 to 3650'],
     [{ KAIROS_ADMIN_TOKEN: 'short' }, 'KAIROS_ADMIN_TOKEN must be at least 16 characters'],
+    [{ KAIROS_DECIDE_DEADLINE_MS: '30000' }, 'KAIROS_DECIDE_DEADLINE_MS must be a number from 50 to 25000'],
+    [{ KAIROS_STALE_MAX_SECONDS: '-1' }, 'KAIROS_STALE_MAX_SECONDS must be a number from 0 to 604800'],
   ])('refuses %j: %s', (env, message) => {
     const loaded = load(env);
     expect(loaded.ok).toBe(false);

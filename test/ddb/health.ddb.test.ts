@@ -1,0 +1,81 @@
+/**
+ * GET /v1/health is a readiness check: 200 while DynamoDB answers, 503 with
+ * Retry-After while it cannot be reached, one probe at most every couple of
+ * seconds however often it is asked.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+await vi.hoisted(async () => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+  const { assertLocalEndpoint } = await import('#local/dynamodb.ts');
+  assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'The ddb tests');
+});
+
+import { handler } from '../../functions/health/handler.ts';
+import { freePort } from '#local/dynamodb.ts';
+import { dynamoLite } from '#store/dynamo-lite.ts';
+import { PROBE_CACHE_MS, resetReadiness } from '#store/readiness.ts';
+import { apiGatewayEvent, lambdaContext } from '../support/apigw.ts';
+
+const call = async (init: Parameters<typeof apiGatewayEvent>[0]) => {
+  const res = await handler(apiGatewayEvent(init), lambdaContext());
+  return { status: res.statusCode, headers: (res.headers ?? {}) as Record<string, string>, body: JSON.parse(String(res.body)) };
+};
+
+const unreachable = async (): Promise<typeof fetch> => {
+  const closed = await freePort();
+  return (_input, init) => fetch(`http://127.0.0.1:${closed}/`, init);
+};
+
+beforeEach(() => resetReadiness());
+afterEach(() => {
+  dynamoLite().setTransport(undefined);
+  vi.useRealTimers();
+});
+
+describe('health function', () => {
+  it('answers GET /v1/health with ok and the version while the store answers, without a credential', async () => {
+    const res = await call({ method: 'GET', path: '/v1/health' });
+    expect(res.body).toEqual({ ok: true, version: expect.any(String) });
+    expect(res.status).toBe(200);
+  });
+
+  it('answers 503 with ok false and Retry-After while the store cannot be reached', async () => {
+    dynamoLite().setTransport(await unreachable());
+    const res = await call({ method: 'GET', path: '/v1/health' });
+    expect(res.status).toBe(503);
+    expect(res.body).toEqual({ ok: false, version: expect.any(String), error: { code: 'unavailable', message: expect.any(String) } });
+    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+  });
+
+  it('probes the store at most once per interval, however often it is asked, and sees it recover', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const lite = dynamoLite();
+    lite.resetCounts();
+    const answers = await Promise.all(Array.from({ length: 20 }, () => call({ method: 'GET', path: '/v1/health' })));
+    expect(answers.map((a) => a.status)).toEqual(Array.from({ length: 20 }, () => 200));
+    expect(lite.requests).toBe(1);
+
+    lite.setTransport(await unreachable());
+    expect((await call({ method: 'GET', path: '/v1/health' })).status).toBe(200); // the cached answer
+    vi.setSystemTime(Date.now() + PROBE_CACHE_MS);
+    expect((await call({ method: 'GET', path: '/v1/health' })).status).toBe(503);
+    lite.setTransport(undefined);
+    vi.setSystemTime(Date.now() + PROBE_CACHE_MS);
+    expect((await call({ method: 'GET', path: '/v1/health' })).status).toBe(200);
+  });
+
+  it('answers the deployed $default route with 404 not_found for an unknown path', async () => {
+    const res = await call({ method: 'GET', path: '/v1/nowhere', routeKey: '$default' });
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe('not_found');
+    expect(res.headers['x-request-id']).toBeTruthy();
+  });
+
+  it('answers the deployed $default route with 405 and Allow for a known path under another method', async () => {
+    const res = await call({ method: 'DELETE', path: '/v1/batch', routeKey: '$default' });
+    expect(res.status).toBe(405);
+    expect(res.body.error.code).toBe('method_not_allowed');
+    expect(res.headers.allow).toBe('POST');
+  });
+});

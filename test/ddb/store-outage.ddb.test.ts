@@ -1,0 +1,105 @@
+/**
+ * Decide through a store that stops answering (requests hang until their
+ * deadline, as with a frozen DynamoDB): the write key and the live catalog
+ * are served stale from cache, for KAIROS_STALE_MAX_SECONDS at most, and
+ * every answer is a degraded decision under the request's deadline, never an
+ * error for a known key. The clock is moved with fake Date only; the
+ * requests' deadlines run on real timers.
+ */
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+
+await vi.hoisted(async () => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'CRITICAL';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+  process.env.KAIROS_DECIDE_DEADLINE_MS = '400';
+  process.env.KAIROS_STALE_MAX_SECONDS = '600';
+  const { assertLocalEndpoint } = await import('#local/dynamodb.ts');
+  assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'The ddb tests');
+});
+
+import { handler } from '../../functions/decide/handler.ts';
+import { decideLite } from '../../functions/decide/profile-read.ts';
+import { clearWriteKeyCache } from '#http/auth.ts';
+import { putWriteKey } from '#store/keys.ts';
+import { dynamoLite } from '#store/dynamo-lite.ts';
+import { liveCatalogStatus, refreshLiveCatalog } from '#store/catalog-live.ts';
+import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
+
+const KEY = `wk_outage_${Date.now().toString(36)}`;
+
+/** A transport that never answers: the request ends only when its deadline aborts it. */
+const hanging: typeof fetch = (_input, init) =>
+  new Promise((_resolve, reject) => {
+    const signal = init?.signal;
+    signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+
+function freeze(): void {
+  decideLite.setTransport(hanging);
+  dynamoLite().setTransport(hanging);
+}
+
+async function post(key = KEY) {
+  const result = await handler(
+    apiGatewayEvent({ method: 'POST', path: '/v1/decide', headers: { authorization: basicAuth(key) }, body: { userId: 'u-outage', channel: 'web' } }),
+    lambdaContext(),
+  );
+  return { status: result.statusCode ?? 0, body: JSON.parse(result.body || '{}') as Record<string, unknown> };
+}
+
+/** A decide answered 200 and not degraded (what a warm process gives while the store answers). */
+const usable = async () => {
+  const reply = await post();
+  return reply.status === 200 && reply.body.degraded === undefined;
+};
+
+beforeAll(async () => {
+  await putWriteKey(KEY, { keyId: 'src-outage', name: 'outage tests', createdAt: new Date().toISOString() });
+});
+
+afterEach(() => {
+  decideLite.setTransport(undefined);
+  dynamoLite().setTransport(undefined);
+  clearWriteKeyCache();
+  vi.useRealTimers();
+});
+
+describe('decide while the store does not answer', () => {
+  it('serves the cached write key and catalog stale, degraded, until KAIROS_STALE_MAX_SECONDS', async () => {
+    // Warm: key and catalog cached (a cold start on a loaded machine may miss the short deadline: ask again).
+    for (let attempt = 0; attempt < 30 && !(await usable()); attempt++);
+    const warm = await post();
+    expect(warm.status).toBe(200);
+    expect(warm.body).not.toHaveProperty('degraded');
+    expect(liveCatalogStatus().state).toBe('fresh');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    freeze();
+
+    vi.setSystemTime(Date.now() + 60_000); // past the key's 30 s freshness and the catalog's 5 s check
+    const stale = await post();
+    expect(stale).toMatchObject({ status: 200, body: { degraded: true } });
+    await refreshLiveCatalog().catch(() => undefined); // the background check fails under its own deadline
+    expect(liveCatalogStatus().state).toBe('stale');
+    expect(await post()).toMatchObject({ status: 200, body: { degraded: true } });
+
+    vi.setSystemTime(Date.now() + 601_000); // past KAIROS_STALE_MAX_SECONDS since the store last answered
+    expect(liveCatalogStatus().state).toBe('unknown');
+    const tooOld = await post();
+    expect(tooOld.status).toBe(503);
+    expect(tooOld.body).toEqual({ error: { code: 'unavailable', message: expect.any(String) } });
+
+    vi.useRealTimers();
+    decideLite.setTransport(undefined);
+    dynamoLite().setTransport(undefined);
+    await refreshLiveCatalog();
+    expect(liveCatalogStatus().state).toBe('fresh');
+    for (let attempt = 0; attempt < 30 && !(await usable()); attempt++);
+    expect((await post()).body).not.toHaveProperty('degraded');
+  });
+
+  it('a key the process has not seen is a 503 (not a 401) while the store cannot say', async () => {
+    freeze();
+    const reply = await post(`${KEY}_unseen`);
+    expect(reply.status).toBe(503);
+  });
+});
