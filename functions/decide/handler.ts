@@ -16,6 +16,7 @@ import { getLiveCatalog } from '#store/catalog-live.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import { parseDecideRequest } from '#domain/decide/request.ts';
 import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
+import { takeRuleDeadlineCount, takeRuleFailureCount } from '#domain/catalog/rules.ts';
 import { readProfile } from './profile-read.ts';
 
 /** Random bytes for decision nonces, drawn in blocks (one crypto call per 512 decisions). */
@@ -58,6 +59,9 @@ export const handler = httpHandler(
       degraded: !profile.ok,
       ...(profile.ok && profile.enrichedWith !== undefined ? { enrichedWith: profile.enrichedWith } : {}),
     });
+    // Rules the decision's budget left no time for (rule:error, not run), for a log metric filter.
+    const ruleDeadlineSkips = takeRuleDeadlineCount();
+    if (ruleDeadlineSkips > 0) logger.warn('rule budget ran out', { ruleDeadlineSkips, ruleFailures: takeRuleFailureCount() });
     return { status: 200, body: decision };
   },
   { maxBodyBytes: MAX_DECIDE_BODY_BYTES, cors: true, body: 'json' },

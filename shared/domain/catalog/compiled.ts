@@ -85,10 +85,12 @@ export interface RuleVariables {
  * the process-wide counter), and the decision still answers.
  */
 export interface RuleBudget {
-  /** performance.now() after which no rule runs. */
+  /** The instant (on `clock`) after which no rule runs. */
   readonly deadline: number;
   /** The budget in ms (for messages). */
   readonly budgetMs: number;
+  /** The clock the deadline is read on (ms, monotonic). */
+  readonly clock: () => number;
   /** Estimated cost run since the clock was last read. */
   spent: number;
   /** The deadline has passed. */

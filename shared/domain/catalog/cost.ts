@@ -46,6 +46,12 @@ interface Estimate {
   readonly count?: number;
   /** Elements of an element when iterated. */
   readonly elemCount?: number;
+  /**
+   * The elements share one bound (`elem` is their total size, as for a
+   * value read from input, where one 4 KB context holds them all), rather
+   * than each being up to `elem` (a list built by `map`).
+   */
+  readonly shared?: boolean;
   /** Where the largest share of the cost is (0-based offset in the expression). */
   readonly hot: { readonly pos: number; readonly cost: number };
 }
@@ -96,9 +102,9 @@ function estimate(node: ASTNode, scope: Scope): Estimate {
     case 'id': {
       const name = node.args as unknown as string;
       const bound = scope.get(name);
-      if (bound) return result(1, 0, bound.size, bound.elem, bound.count, bound.elemCount);
+      if (bound) return { ...result(1, 0, bound.size, bound.elem, bound.count, bound.elemCount), shared: bound.shared === true };
       const input = name === 'context' ? VALUE_BOUNDS.context : name === 'profile' ? VALUE_BOUNDS.profile : undefined;
-      if (input) return result(1, 0, input.chars, input.chars, input.elements, input.elements);
+      if (input) return { ...result(1, 0, input.chars, input.chars, input.elements, input.elements), shared: true };
       return result(1, 0, 1, 1);
     }
     case '.':
@@ -113,7 +119,7 @@ function estimate(node: ASTNode, scope: Scope): Estimate {
         return result(1, t.cost + (k?.cost ?? 0), VALUE_BOUNDS.segments, 256);
       }
       // A field or element of a value is at most as large as the largest value it holds.
-      return result(1, t.cost + (k?.cost ?? 0), t.elem, t.elem, t.elemCount ?? t.elem, t.elemCount ?? t.elem);
+      return { ...result(1, t.cost + (k?.cost ?? 0), t.elem, t.elem, t.elemCount ?? t.elem, t.elemCount ?? t.elem), shared: t.shared === true };
     }
     case 'list': {
       const items = (args as ASTNode[]).map((n) => add(estimate(n, scope)));
@@ -181,17 +187,28 @@ function estimateMethod(node: ASTNode, scope: Scope): Estimate {
   if (COMPREHENSIONS.has(name) && fnArgs.length >= 2 && fnArgs[0]?.op === 'id') {
     const variable = fnArgs[0].args as unknown as string;
     // The variable is an element (a list) or a key (a map) of the range.
-    const element = { size: r.elem, elem: r.elem, count: r.elemCount ?? r.elem, elemCount: r.elemCount ?? r.elem };
-    const inner = new Map(scope).set(variable, element);
-    const steps = fnArgs.slice(1).map((n) => estimate(n, inner));
-    const body = steps.reduce((s, e) => s + e.cost, 0);
+    const element = { size: r.elem, elem: r.elem, count: r.elemCount ?? r.elem, elemCount: r.elemCount ?? r.elem, shared: r.shared === true };
+    const bodyCost = (bound: typeof element) => {
+      const inner = new Map(scope).set(variable, bound);
+      const steps = fnArgs.slice(1).map((n) => estimate(n, inner));
+      return { steps, cost: steps.reduce((s, e) => s + e.cost, 0) };
+    };
+    const { steps, cost: body } = bodyCost(element);
     const iterations = r.count ?? r.size;
-    const own = 1 + iterations * (1 + body);
+    // Elements sharing one bound: at most one of them is that large, the others are as small as can be
+    // (for a body convex in its element's size, the worst case is one large element and the rest minimal).
+    const own = r.shared
+      ? (() => {
+          const small = bodyCost({ size: 1, elem: 1, count: 1, elemCount: 1, shared: true }).cost;
+          return 1 + iterations * (1 + small) + Math.max(0, body - small);
+        })()
+      : 1 + iterations * (1 + body);
     // The hot spot of a costly comprehension is the comprehension itself.
     const estimateOf: Estimate = {
       cost: r.cost + own,
       size: name === 'map' || name === 'filter' ? iterations : 1,
       elem: name === 'map' ? Math.max(1, (steps.at(-1) as Estimate).size) : name === 'filter' ? r.elem : 1,
+      ...(name === 'filter' ? { shared: r.shared === true, elemCount: r.elemCount ?? r.elem } : {}),
       hot: { pos: at, cost: own },
     };
     return r.hot.cost > own ? { ...estimateOf, hot: r.hot } : estimateOf;
@@ -203,7 +220,7 @@ function estimateMethod(node: ASTNode, scope: Scope): Estimate {
     return done((1 + per10(r.size)) * (1 + Math.ceil(arg(0).size / 4)), [r, ...parts], 1, 1);
   }
   if (TRAVERSE.has(name)) return done(1 + per10(r.size + arg(0).size), [r, ...parts], r.size, 1);
-  if (name === 'split') return done(1 + per10(r.size), [r, ...parts], r.size, r.size);
+  if (name === 'split') return { ...done(1 + per10(r.size), [r, ...parts], r.size, r.size), shared: true };
   if (name === 'join') {
     const n = r.count ?? r.size;
     const size = n * r.elem + Math.max(0, n - 1) * (fnArgs.length > 0 ? arg(0).size : 0);

@@ -598,11 +598,17 @@ export function takeRuleDeadlineCount(): number {
 /** Default per-decision budget for evaluating rules, in ms. */
 export const DEFAULT_RULE_BUDGET_MS = 50;
 /** Estimated cost units run between two reads of the clock (a fast rule costs a few). */
-const CLOCK_EVERY = 2_000;
+export const CLOCK_EVERY = 2_000;
 
-/** A decision's evaluation budget: `budgetMs` from now. */
-export function createRuleBudget(budgetMs: number = DEFAULT_RULE_BUDGET_MS, start: number = performance.now()): RuleBudget {
-  return { deadline: start + budgetMs, budgetMs, spent: 0, expired: false, skipped: 0 };
+const monotonicNow = (): number => performance.now();
+
+/**
+ * A decision's evaluation budget: `budgetMs` from now. `clock` (ms,
+ * monotonic; default performance.now) is read at the start and then once
+ * every CLOCK_EVERY estimated cost units.
+ */
+export function createRuleBudget(budgetMs: number = DEFAULT_RULE_BUDGET_MS, clock: () => number = monotonicNow): RuleBudget {
+  return { deadline: clock() + budgetMs, budgetMs, clock, spent: 0, expired: false, skipped: 0 };
 }
 
 /**
@@ -615,7 +621,7 @@ function withinBudget(budget: RuleBudget, cost: number): boolean {
   budget.spent += cost;
   if (budget.spent < CLOCK_EVERY) return true;
   budget.spent = 0;
-  if (performance.now() < budget.deadline) return true;
+  if (budget.clock() < budget.deadline) return true;
   budget.expired = true;
   return false;
 }

@@ -103,6 +103,8 @@ export interface DecideOptions {
    * run and counts as a runtime failure (`rule:error`, takeRuleDeadlineCount).
    */
   readonly ruleBudgetMs?: number;
+  /** The clock of the rule budget (ms, monotonic); default performance.now. */
+  readonly ruleClock?: () => number;
 }
 
 /** An empty profile: an unknown customer is a new anonymous one, not an error. */
@@ -450,7 +452,7 @@ export function decide(
   const nonce = options.nonce ?? hash32(`${key}\u0000${nowMs}`).toString(36);
   const random = options.random ?? seededRandom(hash32(`${nonce}\u0000${key}`));
 
-  const budget = createRuleBudget(options.ruleBudgetMs);
+  const budget = createRuleBudget(options.ruleBudgetMs, options.ruleClock);
   const audience = evaluateAudience(catalog, profile, now, request.context, options.enrichedWith, budget);
   const vars = createRuleVariables({
     profile,
