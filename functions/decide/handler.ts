@@ -16,7 +16,7 @@ import { getLiveCatalog } from '#store/catalog-live.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import { parseDecideRequest } from '#domain/decide/request.ts';
 import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
-import { takeRuleDeadlineCount, takeRuleFailureCount } from '#domain/catalog/rules.ts';
+import { DEFAULT_RULE_BUDGET_MS, takeRuleDeadlineCount, takeRuleFailureCount } from '#domain/catalog/rules.ts';
 import { readProfile } from './profile-read.ts';
 
 /** Random bytes for decision nonces, drawn in blocks (one crypto call per 512 decisions). */
@@ -56,6 +56,7 @@ export const handler = httpHandler(
     const view = (profile.ok && profile.view) || emptyProfile(input);
     const decision = decide(catalog ?? emptyCatalog(), view, input, now, {
       nonce: nonce(),
+      ruleBudgetMs: DEFAULT_RULE_BUDGET_MS,
       degraded: !profile.ok,
       ...(profile.ok && profile.enrichedWith !== undefined ? { enrichedWith: profile.enrichedWith } : {}),
     });

@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { assert, describe, expect, it } from 'vitest';
 import { loadCatalog, type CatalogInput, type CompiledCatalog } from '#domain/catalog/index.ts';
-import { CLOCK_EVERY, takeRuleDeadlineCount, takeRuleFailureCount } from '#domain/catalog/rules.ts';
+import { CLOCK_EVERY, DEFAULT_RULE_BUDGET_MS, takeRuleDeadlineCount, takeRuleFailureCount } from '#domain/catalog/rules.ts';
 import { MAX_RULE_COST } from '#domain/catalog/cost.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import type { DecideRequest, Decision } from '#domain/decide/types.ts';
@@ -109,7 +109,7 @@ describe('hostile rules', () => {
         takeRuleFailureCount();
 
         // The default budget on the real clock: the decision answers.
-        const onTime = decide(catalog, customer, request(ctx, explain), NOW, { nonce: 'n' });
+        const onTime = decide(catalog, customer, request(ctx, explain), NOW, { nonce: 'n', ruleBudgetMs: DEFAULT_RULE_BUDGET_MS });
         expect(ids(onTime)).toContain('safe');
 
         // A budget already spent: the decision still answers, and a costly rule is not run but counted.

@@ -98,12 +98,14 @@ export interface DecideOptions {
    */
   readonly enrichedWith?: string;
   /**
-   * How long the decision's rules may run, in ms (default
+   * How long the decision's rules may run, in ms (the decide function passes
    * DEFAULT_RULE_BUDGET_MS): a rule the deadline leaves no time for is not
    * run and counts as a runtime failure (`rule:error`, takeRuleDeadlineCount).
+   * Absent (and no `ruleClock`): no deadline, the decision depends on its
+   * inputs only.
    */
   readonly ruleBudgetMs?: number;
-  /** The clock of the rule budget (ms, monotonic); default performance.now. */
+  /** The clock of the rule budget (ms, monotonic); default performance.now. With it alone, the budget is DEFAULT_RULE_BUDGET_MS. */
   readonly ruleClock?: () => number;
 }
 
@@ -452,7 +454,8 @@ export function decide(
   const nonce = options.nonce ?? hash32(`${key}\u0000${nowMs}`).toString(36);
   const random = options.random ?? seededRandom(hash32(`${nonce}\u0000${key}`));
 
-  const budget = createRuleBudget(options.ruleBudgetMs, options.ruleClock);
+  const budget =
+    options.ruleBudgetMs === undefined && options.ruleClock === undefined ? undefined : createRuleBudget(options.ruleBudgetMs, options.ruleClock);
   const audience = evaluateAudience(catalog, profile, now, request.context, options.enrichedWith, budget);
   const vars = createRuleVariables({
     profile,
@@ -462,7 +465,7 @@ export function decide(
     ...(placement !== undefined ? { placement } : {}),
     now,
     catalog,
-    budget,
+    ...(budget ? { budget } : {}),
   });
   const where: ResolvedPlacement = resolvePlacement(catalog, channel, placement);
   const limit = Math.max(1, Math.min(request.limit, where.limit ?? 10, 10));
