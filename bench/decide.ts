@@ -233,7 +233,7 @@ const verdict = (ok: boolean) => (ok ? 'ok' : 'OVER BUDGET');
 async function benchDomain(iterations: number) {
   const { loadCatalog } = await import('#domain/catalog/load.ts');
   const { decide } = await import('#domain/decide/decide.ts');
-  const { createRuleVariables, evaluateRule } = await import('#domain/catalog/rules.ts');
+  const { createRuleVariables, evaluateRule, DEFAULT_RULE_BUDGET_MS } = await import('#domain/catalog/rules.ts');
   const { evaluateAudience } = await import('#domain/catalog/audience.ts');
   const generated = generateCatalog();
   const loaded = loadCatalog(generated.document, 'object', { version: 1 });
@@ -258,7 +258,8 @@ async function benchDomain(iterations: number) {
     for (let i = 0; i < n; i++) {
       const cpuStart = process.cpuUsage();
       const started = performance.now();
-      decide(catalog, profile, req, now, { nonce: `n${i}` });
+      // As the decide function calls it: with its rule budget.
+      decide(catalog, profile, req, now, { nonce: `n${i}`, ruleBudgetMs: DEFAULT_RULE_BUDGET_MS });
       samples.push(performance.now() - started);
       if (cpuSamples) {
         const used = process.cpuUsage(cpuStart);

@@ -13,6 +13,7 @@ import { refreshLiveCatalog } from '#store/catalog.ts';
 import { getProfileView } from '#store/profiles.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
+import { DEFAULT_RULE_BUDGET_MS } from '#domain/catalog/rules.ts';
 import { issueDetails, parseSimulateRequest } from '#domain/decide/request.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
 
@@ -135,7 +136,7 @@ export async function simulateRoute(request: HttpRequest): Promise<HttpResponse>
     },
     now,
     // Exploration draws are seeded by the request: the same simulation gives the same answer.
-    { nonce: 'simulated' },
+    { nonce: 'simulated', ruleBudgetMs: DEFAULT_RULE_BUDGET_MS },
   );
   return { status: 200, body: { ...decision, simulated: true } };
 }

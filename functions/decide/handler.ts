@@ -29,6 +29,7 @@ import { remainingMs } from '#store/deadline.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import { parseDecideRequest } from '#domain/decide/request.ts';
 import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
+import { DEFAULT_RULE_BUDGET_MS, takeRuleDeadlineCount, takeRuleFailureCount } from '#domain/catalog/rules.ts';
 import { PROFILE_DEADLINE_MS, readProfile } from './profile-read.ts';
 
 /** Random bytes for decision nonces, drawn in blocks (one crypto call per 512 decisions). */
@@ -85,9 +86,13 @@ export const handler = httpHandler(
     const view = (profile.ok && profile.view) || emptyProfile(input);
     const decision = decide((catalog.ok && catalog.value) || emptyCatalog(), view, input, now, {
       nonce: nonce(),
+      ruleBudgetMs: DEFAULT_RULE_BUDGET_MS,
       degraded,
       ...(profile.ok && profile.enrichedWith !== undefined ? { enrichedWith: profile.enrichedWith } : {}),
     });
+    // Rules the decision's budget left no time for (rule:error, not run), for a log metric filter.
+    const ruleDeadlineSkips = takeRuleDeadlineCount();
+    if (ruleDeadlineSkips > 0) logger.warn('rule budget ran out', { ruleDeadlineSkips, ruleFailures: takeRuleFailureCount() });
     return { status: 200, body: decision };
   },
   { maxBodyBytes: MAX_DECIDE_BODY_BYTES, cors: true, body: 'json' },

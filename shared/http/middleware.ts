@@ -82,6 +82,31 @@ function decodeBody(event: APIGatewayProxyEventV2): string {
   return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
 }
 
+/**
+ * Deepest nesting of arrays and objects a JSON body may have. Far above
+ * what any route accepts (an event's properties nest at most 10 levels
+ * below the message, a catalog a few), and low enough that no code walking
+ * a body can run out of stack.
+ */
+export const MAX_JSON_NESTING = 64;
+
+/** Whether valid JSON text nests deeper than `max` (one pass over the text, no recursion). */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
 function isJsonType(contentType: string): boolean {
   const base = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
   return base === 'application/json' || base === 'text/plain' || base.endsWith('+json');
@@ -121,6 +146,11 @@ export function parseRequest(
         body = JSON.parse(rawBody);
       } catch {
         throw new ApiError('invalid_json', 'The body is not valid JSON');
+      }
+      if (nestsDeeperThan(rawBody, MAX_JSON_NESTING)) {
+        throw new ApiError('validation_failed', `The body nests deeper than ${MAX_JSON_NESTING} levels`, [
+          { path: '(root)', message: `must nest at most ${MAX_JSON_NESTING} levels of arrays and objects` },
+        ]);
       }
     }
   }

@@ -34,10 +34,16 @@ const EXPRESSIONS = [
   'profile.traits.tags == profile.traits.tags',
   'profile.scores.churnRisk > 0.5 || !(profile.traits.absent == 1)',
   '!(profile.traits.missing > 1.0 && profile.traits.age > 100)',
+  'profile.traits.tier.matches("^V")',
+  'context.weather.matches("ra+in") || profile.traits.tier.matches("(?i)gold")',
+  'profile.traits.tier.matches("^(a+)+$") && context.x.matches("^(?P<first>[a-z])")',
+  'profile.traits.since.matches("^\\\\d{4}-") == has(profile.traits.since)',
+  'profile.traits.tier.matches(profile.traits.flag == true ? "^V" : "(")',
+  '["x", "^V"].exists(p, profile.traits.tier.matches(p))',
 ];
 
 const value = fc.oneof(
-  fc.constantFrom('VIP', 'GOLD', 'x', 'k', '', 'rain', '2026-01-01T00:00:00Z', 'not a date'),
+  fc.constantFrom('VIP', 'GOLD', 'gOlD', 'x', 'k', '', 'rain', 'raaain', 'aaaa', 'aaab', '2026-01-01T00:00:00Z', 'not a date', '(', 'V.*'),
   fc.integer({ min: -5, max: 40 }),
   fc.double({ min: -100, max: 100, noNaN: true }),
   fc.boolean(),
@@ -86,6 +92,27 @@ describe('CEL fast path', () => {
       ),
       { numRuns: 400 },
     );
+  }, 120_000);
+
+  it('matches() is RE2 on both paths: RE2-only syntax works, a catastrophic pattern on a long string completes', () => {
+    const text = `${'a'.repeat(4_000)}b`;
+    for (const fastPath of [true, false]) {
+      const named = compileRule('context.s.matches("^(?P<run>a+)b$")', 'x', 'bool', { fastPath });
+      const catastrophic = compileRule('context.s.matches("^(a+)+$")', 'x', 'bool', { fastPath });
+      if (!named.ok || !catastrophic.ok) throw new Error('does not compile');
+      const vars = createRuleVariables({ profile: makeView({}), context: { s: text }, now: NOW });
+      expect(evaluateRule(named.rule, vars)).toBe(true);
+      expect(evaluateRule(catastrophic.rule, vars)).toBe(false);
+      expect(catastrophic.rule.failures).toBe(0);
+    }
+  });
+
+  it('a literal pattern RE2 refuses is refused at load, with its position', () => {
+    const refused = compileRule('profile.traits.tier == "x" || profile.traits.tier.matches("(?=x)")', 'x');
+    expect(refused.ok).toBe(false);
+    if (refused.ok) return;
+    expect(refused.error.message).toMatch(/invalid regular expression \(RE2\)/);
+    expect(refused.error.position).toBe(30);
   });
 
   it('a field the profile lacks is a no-match, returned as a value and not thrown', () => {

@@ -65,6 +65,15 @@ describe('parseDecideRequest', () => {
     );
   });
 
+  it('a context nested 100,000 deep is refused for its depth by both, without recursing into it', () => {
+    const context = JSON.parse(`{"a":${'['.repeat(100_000)}1${']'.repeat(100_000)}}`) as Record<string, unknown>;
+    const body = { userId: 'u', channel: 'web', context };
+    const expected = [{ path: 'context', message: 'must nest at most 4 levels' }];
+    expect(parseDecideRequest(body)).toEqual({ ok: false, details: expected });
+    const parsed = decideRequestSchema().safeParse(body);
+    expect(parsed.success ? [] : issueDetails(parsed.error.issues)).toEqual(expected);
+  });
+
   it('a valid request with defaults applied; the body write key dropped', () => {
     expect(parseDecideRequest({ userId: 'u', channel: 'web', writeKey: 'wk' })).toEqual({
       ok: true,

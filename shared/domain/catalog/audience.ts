@@ -9,7 +9,7 @@
  * `hasSegment`), then personas (first match wins; rules may use segments).
  */
 import type { ProfileView } from '../profile/view.ts';
-import type { Audience, CompiledCatalog, CompiledModel, CompiledPersona, CompiledSegment, RuleVariables } from './compiled.ts';
+import type { Audience, CompiledCatalog, CompiledModel, CompiledPersona, CompiledSegment, RuleBudget, RuleVariables } from './compiled.ts';
 import { createRuleVariables, evaluateNumber, evaluateRule } from './rules.ts';
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
@@ -39,6 +39,7 @@ export function evaluateAudience(
   now: Date,
   context?: Readonly<Record<string, unknown>>,
   enrichedWith?: string,
+  budget?: RuleBudget,
 ): Audience {
   const reuse = catalog.audienceReuse;
   const stored = reuse?.reusable && enrichedWith !== undefined && enrichedWith === reuse.stamp ? reuse : undefined;
@@ -58,6 +59,7 @@ export function evaluateAudience(
     ...(context ? { context } : {}),
     now,
     catalog,
+    ...(budget ? { budget } : {}),
   });
 
   const storedScores = view.scores;

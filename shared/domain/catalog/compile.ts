@@ -184,6 +184,7 @@ export function eligibilityIndexOf(actions: readonly CompiledAction[]): Eligibil
   const words = Math.ceil(actions.length / 32);
   const byKey = new Map<string, number>();
   const conjuncts: ((vars: RuleVariables) => unknown)[] = [];
+  const costs: number[] = [];
   const actionsOf: Uint32Array[] = [];
   const complete = new Uint32Array(words);
   for (const action of actions) {
@@ -197,6 +198,7 @@ export function eligibilityIndexOf(actions: readonly CompiledAction[]): Eligibil
         id = conjuncts.length;
         byKey.set(c.key, id);
         conjuncts.push(c.run);
+        costs.push(c.cost);
         actionsOf.push(new Uint32Array(words));
       }
       const set = actionsOf[id] as Uint32Array;
@@ -204,7 +206,7 @@ export function eligibilityIndexOf(actions: readonly CompiledAction[]): Eligibil
     }
     if (rule.conjunctsComplete) complete[word] = (complete[word] as number) | bit;
   }
-  return conjuncts.length > 0 ? { conjuncts, actionsOf, complete, words } : undefined;
+  return conjuncts.length > 0 ? { conjuncts, costs, actionsOf, complete, words } : undefined;
 }
 
 /** The profile's bounds on what it stores (shared/domain/profile/enrich.ts `boundEnrichment`). */

@@ -73,6 +73,30 @@ export interface RuleVariables {
   readonly $segments: ReadonlySet<string>;
   /** Internal: model thresholds by model id. */
   readonly $thresholds: ReadonlyMap<string, number>;
+  /** Internal: the decision's evaluation deadline (rules.ts `createRuleBudget`); absent: none. */
+  readonly $budget?: RuleBudget;
+}
+
+/**
+ * The evaluation budget of one decision, shared by every rule it evaluates
+ * (segments, personas, models, policies, eligibility). Once `deadline`
+ * (performance.now() ms) has passed, no further rule runs: each one it
+ * skips is a runtime failure (`rule:error`, counted in `skipped` and in
+ * the process-wide counter), and the decision still answers.
+ */
+export interface RuleBudget {
+  /** The instant (on `clock`) after which no rule runs. */
+  readonly deadline: number;
+  /** The budget in ms (for messages). */
+  readonly budgetMs: number;
+  /** The clock the deadline is read on (ms, monotonic). */
+  readonly clock: () => number;
+  /** Estimated cost run since the clock was last read. */
+  spent: number;
+  /** The deadline has passed. */
+  expired: boolean;
+  /** Rules not evaluated because the deadline had passed. */
+  skipped: number;
 }
 
 /** The profile as rules see it: the view, with the audience of this decision. */
@@ -102,6 +126,8 @@ export interface CompiledRule {
   readonly conjunctsComplete?: boolean;
   /** What it reads (rules.ts `readsOf`): static or dynamic, segments and models it depends on. */
   readonly reads?: RuleReads;
+  /** Worst-case cost estimate (cost.ts), at most MAX_RULE_COST; absent: negligible. */
+  readonly cost?: number;
   /** Runtime failures of this rule since the catalog was loaded (mutable counter). */
   failures: number;
   /** The last runtime failure message (for explanations and logs). */
@@ -426,6 +452,8 @@ export interface CompiledCatalog {
 export interface EligibilityIndex {
   /** The distinct conjuncts (fast-path closures; may return a MissingKey or throw for cel-js). */
   readonly conjuncts: readonly ((vars: RuleVariables) => unknown)[];
+  /** Per conjunct, its worst-case cost estimate (cost.ts), for the decision's budget. */
+  readonly costs?: readonly number[];
   /** Per conjunct, the actions whose eligibility rule has it. */
   readonly actionsOf: readonly Uint32Array[];
   /** The actions whose rule is made only of indexed conjuncts (true when they all are). */

@@ -23,6 +23,8 @@
  */
 import type { ASTNode } from '@marcbachmann/cel-js';
 import type { RuleProfile, RuleVariables } from './compiled.ts';
+import { estimateCost } from './cost.ts';
+import { MATCHES_FUNCTION, re2 } from './regex.ts';
 
 /** Thrown when a value is outside the fast path: evaluate with cel-js instead. */
 export const UNSUPPORTED: unique symbol = Symbol('cel-fast-path-unsupported');
@@ -304,6 +306,28 @@ function compileNode(node: ASTNode, h: FastHelpers): Fn | undefined {
     }
     case 'call':
       return compileCall(node.args[0], node.args[1], h);
+    case 'rcall': {
+      // `text.matches("literal")` (renamed to the RE2 function by rules.ts): the program compiled once.
+      const [name, receiver, args] = node.args as unknown as [string, ASTNode, ASTNode[]];
+      const pattern = args.length === 1 ? literalString(args[0]) : undefined;
+      if (name !== MATCHES_FUNCTION || pattern === undefined) return undefined;
+      let program: ReturnType<typeof re2>;
+      try {
+        program = re2(pattern);
+      } catch {
+        return undefined;
+      }
+      const t = compile(receiver, h);
+      return (
+        t &&
+        ((vars) => {
+          const text = t(vars);
+          if (isMissing(text)) return text;
+          if (typeof text !== 'string') throw UNSUPPORTED;
+          return program.test(text);
+        })
+      );
+    }
     default:
       return undefined;
   }
@@ -437,6 +461,8 @@ export interface RuleConjunct {
   readonly key: string;
   /** The conjunct's value, or a MissingKey; throws UNSUPPORTED where only cel-js can tell. */
   readonly run: Fn;
+  /** Its worst-case cost estimate (cost.ts). */
+  readonly cost: number;
 }
 
 const keys = new WeakMap<ASTNode, string>();
@@ -483,7 +509,7 @@ export function compileConjuncts(ast: ASTNode, helpers: FastHelpers): { conjunct
       return;
     }
     const run = compile(node, helpers);
-    if (run) conjuncts.push({ key: astKey(node), run });
+    if (run) conjuncts.push({ key: astKey(node), run, cost: estimateCost(node).cost });
     else complete = false;
   };
   walk(ast);

@@ -36,7 +36,9 @@ import type { ASTNode } from '@marcbachmann/cel-js';
 import type { Channel } from '../channels.ts';
 import type { ProfileView } from '../profile/view.ts';
 import { MissingKey, compileConjuncts, compileFastPath, type FastHelpers } from './fastpath.ts';
-import type { Audience, CompiledCatalog, CompiledRule, RuleProfile, RuleVariables } from './compiled.ts';
+import { MAX_RULE_COST, estimateCost } from './cost.ts';
+import { MATCHES_FUNCTION, re2Error, re2Matches } from './regex.ts';
+import type { Audience, CompiledCatalog, CompiledRule, RuleBudget, RuleProfile, RuleVariables } from './compiled.ts';
 
 /** What `daysSince`/`hoursSince` return for a missing timestamp ("never"). */
 export const NEVER = 1e9;
@@ -148,6 +150,14 @@ function sinceHelper(unitMs: number) {
 }
 
 function registerHelpers(env: Environment): Environment {
+  // `matches()` through RE2 (regex.ts): every `matches` call of a rule is renamed to this one.
+  env.registerFunction(`string.${MATCHES_FUNCTION}(string): bool`, (text: string, pattern: string) => {
+    try {
+      return re2Matches(text, pattern);
+    } catch (error) {
+      throw new Error(re2Error(pattern) ?? (error as Error).message);
+    }
+  });
   env.registerFunction('daysSince(ast): double', sinceHelper(DAY_MS) as never);
   env.registerFunction('hoursSince(ast): double', sinceHelper(HOUR_MS) as never);
   env.registerFunction(
@@ -337,7 +347,7 @@ export interface RuleReference {
 
 function errorInfo(error: unknown): RuleCompileError {
   const e = error as { summary?: string; message?: string; range?: { start: number }; node?: { pos?: number } };
-  const message = (e.summary ?? e.message ?? String(error)).split('\n')[0] ?? 'invalid expression';
+  const message = (e.summary ?? e.message ?? String(error)).split('\n')[0]?.replaceAll(MATCHES_FUNCTION, 'matches') ?? 'invalid expression';
   const position = e.range?.start ?? e.node?.pos;
   return position === undefined ? { message } : { message, position };
 }
@@ -363,8 +373,38 @@ function collectReferences(node: ASTNode, out: RuleReference[]): void {
 }
 
 /**
- * Compile a CEL expression once: parse, type-check against ProfileView, and
- * require a bool (rules) or a number/bool (model features).
+ * Rename every `matches` call of a parsed expression to the RE2 one
+ * (regex.ts) and check its pattern when it is a literal. The AST's depth is
+ * bounded by the parser (LIMITS.maxDepth); the walk keeps its own stack.
+ */
+function useRe2(ast: ASTNode): RuleCompileError | undefined {
+  const stack: unknown[] = [ast];
+  let refused: RuleCompileError | undefined;
+  while (stack.length > 0) {
+    const item = stack.pop();
+    if (!item || typeof item !== 'object') continue;
+    if (Array.isArray(item)) {
+      for (const x of item) stack.push(x);
+      continue;
+    }
+    if (!('op' in item)) continue;
+    const node = item as ASTNode;
+    if (node.op === 'rcall' && (node.args[0] as string) === 'matches') {
+      (node.args as unknown[])[0] = MATCHES_FUNCTION;
+      const pattern = literalString((node.args[2] as ASTNode[])[0]);
+      const message = pattern === undefined ? undefined : re2Error(pattern);
+      if (message && !refused) refused = { message, position: (node as { pos?: number }).pos ?? 0 };
+    }
+    stack.push(node.args);
+  }
+  return refused;
+}
+
+/**
+ * Compile a CEL expression once: parse, type-check against ProfileView,
+ * require a bool (rules) or a number/bool (model features), and estimate its
+ * worst-case cost (cost.ts; over MAX_RULE_COST it is refused). `matches()`
+ * runs on RE2 (regex.ts); a literal pattern RE2 refuses is refused here.
  */
 export function compileRule(
   source: string,
@@ -374,7 +414,10 @@ export function compileRule(
 ): { ok: true; rule: CompiledRule; references: RuleReference[] } | { ok: false; error: RuleCompileError } {
   let checked: { valid: boolean; type?: string; error?: unknown };
   try {
-    checked = checkingEnvironment.check(source);
+    const forCheck = checkingEnvironment.parse(source);
+    const refused = useRe2(forCheck.ast);
+    if (refused) return { ok: false, error: refused };
+    checked = forCheck.check();
   } catch (error) {
     return { ok: false, error: errorInfo(error) };
   }
@@ -392,6 +435,17 @@ export function compileRule(
   } catch (error) {
     return { ok: false, error: errorInfo(error) };
   }
+  useRe2(parsed.ast);
+  const estimate = estimateCost(parsed.ast);
+  if (estimate.cost > MAX_RULE_COST) {
+    return {
+      ok: false,
+      error: {
+        message: `the expression may cost too much to evaluate: estimated worst case ${estimate.cost} units, limit ${MAX_RULE_COST} (nested comprehensions, or long lists and strings)`,
+        position: estimate.position,
+      },
+    };
+  }
   const references: RuleReference[] = [];
   collectReferences(parsed.ast, references);
   const trimmed = source.trim();
@@ -407,6 +461,7 @@ export function compileRule(
     ...(constant === undefined ? {} : { constant }),
     ...(split && split.conjuncts.length > 0 ? { conjuncts: split.conjuncts, conjunctsComplete: split.complete } : {}),
     reads: readsOf(parsed.ast),
+    cost: estimate.cost,
     failures: 0,
   };
   return { ok: true, rule, references };
@@ -518,6 +573,7 @@ export function readsOf(ast: ASTNode): RuleReads {
 }
 
 let failureCount = 0;
+let skippedCount = 0;
 
 function recordFailure(rule: CompiledRule, error: unknown): void {
   rule.failures++;
@@ -525,21 +581,81 @@ function recordFailure(rule: CompiledRule, error: unknown): void {
   rule.lastError = error instanceof MissingKey ? error.message : errorInfo(error).message;
 }
 
-/** Runtime rule failures since the last call (for a metric); resets the counter. */
+/** Runtime rule failures since the last call (for a metric); resets the counter. Rules skipped past a deadline included. */
 export function takeRuleFailureCount(): number {
   const n = failureCount;
   failureCount = 0;
   return n;
 }
 
+/** Rules skipped because their decision's deadline had passed, since the last call (for a metric); resets the counter. */
+export function takeRuleDeadlineCount(): number {
+  const n = skippedCount;
+  skippedCount = 0;
+  return n;
+}
+
+/** Default per-decision budget for evaluating rules, in ms. */
+export const DEFAULT_RULE_BUDGET_MS = 50;
+/** Estimated cost units run between two reads of the clock (a fast rule costs a few). */
+export const CLOCK_EVERY = 2_000;
+
+const monotonicNow = (): number => performance.now();
+
+/**
+ * A decision's evaluation budget: `budgetMs` from now. `clock` (ms,
+ * monotonic; default performance.now) is read at the start and then once
+ * every CLOCK_EVERY estimated cost units.
+ */
+export function createRuleBudget(budgetMs: number = DEFAULT_RULE_BUDGET_MS, clock: () => number = monotonicNow): RuleBudget {
+  return { deadline: clock() + budgetMs, budgetMs, clock, spent: 0, expired: false, skipped: 0 };
+}
+
+/**
+ * Whether the decision may still run `cost` more units: the clock is read
+ * once every CLOCK_EVERY estimated units, and before any rule costlier
+ * than that. Past the deadline every rule is skipped.
+ */
+function withinBudget(budget: RuleBudget, cost: number): boolean {
+  if (budget.expired) return false;
+  budget.spent += cost;
+  if (budget.spent < CLOCK_EVERY) return true;
+  budget.spent = 0;
+  if (budget.clock() < budget.deadline) return true;
+  budget.expired = true;
+  return false;
+}
+
+function skip(rule: CompiledRule, budget: RuleBudget): void {
+  budget.skipped++;
+  skippedCount++;
+  recordFailure(rule, new Error(`not evaluated: the decision's rule budget (${budget.budgetMs} ms) had run out`));
+}
+
+/** False when the decision's budget has run out (then the rule counts as skipped and failed). */
+function mayRun(rule: CompiledRule, vars: RuleVariables): boolean {
+  const budget = vars.$budget;
+  if (budget === undefined || withinBudget(budget, rule.cost ?? 1)) return true;
+  skip(rule, budget);
+  return false;
+}
+
+/** Whether a decision's budget still allows `cost` units (for rule parts evaluated outside evaluateRule). */
+export function budgetAllows(vars: RuleVariables, cost = 1): boolean {
+  const budget = vars.$budget;
+  return budget === undefined || withinBudget(budget, cost);
+}
+
 /**
  * Evaluate a condition. Never throws: a runtime failure (missing field, type
- * mismatch, non-bool result) is "no match" (false) and is counted.
+ * mismatch, non-bool result) is "no match" (false) and is counted; so is a
+ * rule the decision's deadline leaves no time for (not run).
  * An absent rule (`undefined`) holds.
  */
 export function evaluateRule(rule: CompiledRule | undefined, vars: RuleVariables): boolean {
   if (rule === undefined) return true;
   if (rule.constant !== undefined) return rule.constant;
+  if (!mayRun(rule, vars)) return false;
   try {
     const result = rule.run(vars);
     if (result === true) return true;
@@ -553,8 +669,9 @@ export function evaluateRule(rule: CompiledRule | undefined, vars: RuleVariables
   }
 }
 
-/** Evaluate a number (model features). A runtime failure gives `fallback`, counted. */
+/** Evaluate a number (model features). A runtime failure, or no time left, gives `fallback`, counted. */
 export function evaluateNumber(rule: CompiledRule, vars: RuleVariables, fallback: number): number {
+  if (!mayRun(rule, vars)) return fallback;
   try {
     const result = rule.run(vars);
     if (typeof result === 'number' && Number.isFinite(result)) return result;
@@ -582,6 +699,8 @@ export interface RuleVariablesInput {
   readonly now: Date;
   /** The catalog (its model thresholds feed `aboveThreshold`). */
   readonly catalog?: Pick<CompiledCatalog, 'thresholds'>;
+  /** The decision's evaluation budget (createRuleBudget); absent: no deadline. */
+  readonly budget?: RuleBudget;
 }
 
 /**
@@ -605,6 +724,7 @@ export function createRuleVariables(input: RuleVariablesInput): RuleVariables {
     $nowMs: input.now.getTime(),
     $segments: audience?.segmentSet ?? (profile.segments?.length ? new Set(profile.segments) : EMPTY_SEGMENTS),
     $thresholds: input.catalog?.thresholds ?? EMPTY_THRESHOLDS,
+    ...(input.budget ? { $budget: input.budget } : {}),
   } as RuleVariables;
 }
 

@@ -49,7 +49,7 @@ import {
   resolvePlacement,
   suppressingPolicy,
 } from '../catalog/decision.ts';
-import { createRuleVariables, evaluateRule } from '../catalog/rules.ts';
+import { budgetAllows, createRuleBudget, createRuleVariables, evaluateRule } from '../catalog/rules.ts';
 import {
   F_CAPS,
   F_EXPERIMENTS,
@@ -97,6 +97,16 @@ export interface DecideOptions {
    * catalog's stamp, only the dynamic audience rules are evaluated.
    */
   readonly enrichedWith?: string;
+  /**
+   * How long the decision's rules may run, in ms (the decide function passes
+   * DEFAULT_RULE_BUDGET_MS): a rule the deadline leaves no time for is not
+   * run and counts as a runtime failure (`rule:error`, takeRuleDeadlineCount).
+   * Absent (and no `ruleClock`): no deadline, the decision depends on its
+   * inputs only.
+   */
+  readonly ruleBudgetMs?: number;
+  /** The clock of the rule budget (ms, monotonic); default performance.now. With it alone, the budget is DEFAULT_RULE_BUDGET_MS. */
+  readonly ruleClock?: () => number;
 }
 
 /** An empty profile: an unknown customer is a new anonymous one, not an error. */
@@ -444,7 +454,9 @@ export function decide(
   const nonce = options.nonce ?? hash32(`${key}\u0000${nowMs}`).toString(36);
   const random = options.random ?? seededRandom(hash32(`${nonce}\u0000${key}`));
 
-  const audience = evaluateAudience(catalog, profile, now, request.context, options.enrichedWith);
+  const budget =
+    options.ruleBudgetMs === undefined && options.ruleClock === undefined ? undefined : createRuleBudget(options.ruleBudgetMs, options.ruleClock);
+  const audience = evaluateAudience(catalog, profile, now, request.context, options.enrichedWith, budget);
   const vars = createRuleVariables({
     profile,
     audience,
@@ -453,6 +465,7 @@ export function decide(
     ...(placement !== undefined ? { placement } : {}),
     now,
     catalog,
+    ...(budget ? { budget } : {}),
   });
   const where: ResolvedPlacement = resolvePlacement(catalog, channel, placement);
   const limit = Math.max(1, Math.min(request.limit, where.limit ?? 10, 10));
@@ -700,10 +713,14 @@ function conjunctVerdicts(index: EligibilityIndex | undefined, vars: RuleVariabl
   const unsure = new Uint32Array(index.words);
   for (let c = 0; c < index.conjuncts.length; c++) {
     let value: unknown;
-    try {
-      value = (index.conjuncts[c] as (vars: RuleVariables) => unknown)(vars);
-    } catch {
-      value = undefined;
+    // Past the deadline a conjunct decides nothing: its rules meet the deadline themselves (evaluateRule).
+    if (!budgetAllows(vars, index.costs?.[c])) value = undefined;
+    else {
+      try {
+        value = (index.conjuncts[c] as (vars: RuleVariables) => unknown)(vars);
+      } catch {
+        value = undefined;
+      }
     }
     if (value === true) continue;
     const target = value === false ? out : unsure;

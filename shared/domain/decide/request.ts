@@ -19,15 +19,28 @@ const PLACEMENT = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 export const CONTEXT_LIMITS = { keys: 50, keyLength: 100, bytes: 4_096, depth: 4 } as const;
 
-function depthOf(value: unknown, depth = 0): number {
-  if (value === null || typeof value !== 'object') return depth;
-  let max = depth + 1;
-  for (const child of Object.values(value)) {
-    max = Math.max(max, depthOf(child, depth + 1));
-    if (max > CONTEXT_LIMITS.depth) return max;
+/**
+ * Levels of arrays and objects in `value`, counted up to one past
+ * CONTEXT_LIMITS.depth (deeper is not walked: no recursion, bounded work
+ * whatever a caller sends).
+ */
+function depthOf(value: unknown): number {
+  const limit = CONTEXT_LIMITS.depth + 1;
+  let max = 0;
+  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
+  while (stack.length > 0) {
+    const item = stack.pop() as { value: unknown; depth: number };
+    if (item.value === null || typeof item.value !== 'object') continue;
+    const depth = item.depth + 1;
+    if (depth > max) max = depth;
+    if (max >= limit) return max;
+    for (const child of Object.values(item.value)) stack.push({ value: child, depth });
   }
   return max;
 }
+
+/** The context's JSON length, or 0 when it nests too deep to be serialised (refused for its depth). */
+const jsonLength = (context: unknown): number => (depthOf(context) > CONTEXT_LIMITS.depth ? 0 : JSON.stringify(context).length);
 
 const identifier = () => z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(256, 'must be at most 256 characters'));
 
@@ -41,7 +54,7 @@ const contextSchema = () =>
   .check(
     z.refine((c) => Object.keys(c).length <= CONTEXT_LIMITS.keys, `must have at most ${CONTEXT_LIMITS.keys} keys`),
     z.refine((c) => depthOf(c) <= CONTEXT_LIMITS.depth, `must nest at most ${CONTEXT_LIMITS.depth} levels`),
-    z.refine((c) => JSON.stringify(c).length <= CONTEXT_LIMITS.bytes, `must be at most ${CONTEXT_LIMITS.bytes} bytes of JSON`),
+    z.refine((c) => jsonLength(c) <= CONTEXT_LIMITS.bytes, `must be at most ${CONTEXT_LIMITS.bytes} bytes of JSON`),
   );
 
 /** Fields common to decide and simulate. */
@@ -177,7 +190,7 @@ export function parseDecideRequest(body: unknown): ParseResult<DecideRequest> {
     else {
       if (keys.length > CONTEXT_LIMITS.keys) problem(['context'], `must have at most ${CONTEXT_LIMITS.keys} keys`);
       if (depthOf(context) > CONTEXT_LIMITS.depth) problem(['context'], `must nest at most ${CONTEXT_LIMITS.depth} levels`);
-      if (JSON.stringify(context).length > CONTEXT_LIMITS.bytes) problem(['context'], `must be at most ${CONTEXT_LIMITS.bytes} bytes of JSON`);
+      if (jsonLength(context) > CONTEXT_LIMITS.bytes) problem(['context'], `must be at most ${CONTEXT_LIMITS.bytes} bytes of JSON`);
     }
   }
   const explain = body.explain === undefined ? false : body.explain;

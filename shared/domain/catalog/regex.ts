@@ -1,0 +1,45 @@
+/**
+ * Regular expressions of rules, through RE2 (the `re2js` port): matching
+ * takes time linear in the text, whatever the pattern (`^(a+)+$` included),
+ * where a backtracking engine (JavaScript's RegExp) can take exponential
+ * time. CEL's `matches()` is defined on RE2 syntax, so this is also the
+ * engine the language specifies.
+ *
+ * cel-js evaluates `matches()` with RegExp and does not let an overload be
+ * replaced, so rules.ts renames every `matches` call of a parsed rule to
+ * MATCHES_FUNCTION (registered with `re2Matches` as its implementation)
+ * before the rule is checked or run.
+ */
+import { RE2JS } from 're2js';
+
+/** The name `matches()` calls are given in a compiled rule (not a CEL name a catalog would use). */
+export const MATCHES_FUNCTION = 'matchesRe2';
+
+/** Compiled programs by pattern, bounded (patterns computed at run time are compiled each time past the bound). */
+const programs = new Map<string, RE2JS>();
+const MAX_PROGRAMS = 1_024;
+
+/** Compile an RE2 pattern. Throws an Error with RE2's message for an invalid one. */
+export function re2(pattern: string): RE2JS {
+  let program = programs.get(pattern);
+  if (program === undefined) {
+    program = RE2JS.compile(pattern);
+    if (programs.size < MAX_PROGRAMS) programs.set(pattern, program);
+  }
+  return program;
+}
+
+/** The error message of an invalid RE2 pattern, or undefined when it compiles. */
+export function re2Error(pattern: string): string | undefined {
+  try {
+    re2(pattern);
+    return undefined;
+  } catch (error) {
+    return `invalid regular expression (RE2): ${(error as Error).message}`;
+  }
+}
+
+/** CEL `text.matches(pattern)`: true when the pattern matches any part of the text (RE2 semantics). */
+export function re2Matches(text: string, pattern: string): boolean {
+  return re2(pattern).test(text);
+}
