@@ -12,7 +12,8 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
-import { config } from '#shared/config.ts';
+import { config, requiredDecisionSecret } from '#shared/config.ts';
+import { decisionKey } from '#domain/decide/decision-id.ts';
 import { getProfileEnricher, prepareProfileEnricher } from '#domain/profile/enrich.ts';
 import { storedEventSchema } from '#domain/stored-event.ts';
 import { applyStoredEvents, type ApplyInput } from './apply.ts';
@@ -27,6 +28,9 @@ export class PoisonRecordError extends Error {
     this.name = 'PoisonRecordError';
   }
 }
+
+/** Outcomes are attributed only to decision ids this service sealed (decide). */
+const DECISION_KEY = decisionKey(requiredDecisionSecret());
 
 const sequenceOf = (record: DynamoDBRecord): string => record.dynamodb?.SequenceNumber ?? '';
 
@@ -70,7 +74,7 @@ export async function processStreamEvent(event: DynamoDBStreamEvent, context?: C
     }
   }
   const report = await applyStoredEvents(inputs, {
-    settings: { halfLifeDays: config.KAIROS_INTEREST_HALF_LIFE_DAYS },
+    settings: { halfLifeDays: config.KAIROS_INTEREST_HALF_LIFE_DAYS, decisionKey: DECISION_KEY },
     enricher: getProfileEnricher(),
     onWarning: (message, details) => logger.warn(message, details),
   });

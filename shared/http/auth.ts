@@ -12,17 +12,21 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { ApiError } from './errors.ts';
 import type { HttpRequest } from './middleware.ts';
 import { config } from '../config.ts';
-import { findWriteKey, type WriteKeyRecord } from '../store/write-key-read.ts';
+import { findWriteKey, type WriteKeyKind, type WriteKeyLookup } from '../store/write-key-read.ts';
 
 export interface SourceIdentity {
   /** Stable id of the source (the write key's id): the scope of messageId deduplication. */
   readonly sourceId: string;
+  /** What the key may do (API.md §1); shared/http/key-rights.ts applies it to decide. */
+  readonly kind: WriteKeyKind;
+  /** The secret the key's user tokens are signed with (public keys), if the operator set one. */
+  readonly userTokenSecret?: string;
 }
 
 const POSITIVE_TTL_MS = 30_000;
 const NEGATIVE_TTL_MS = 5_000;
 const MAX_CACHE = 1_000;
-const cache = new Map<string, { record: WriteKeyRecord | undefined; expires: number }>();
+const cache = new Map<string, { record: WriteKeyLookup | undefined; expires: number }>();
 
 /** Forget cached keys (tests, and after an operator revokes a key in this process). */
 export function clearWriteKeyCache(): void {
@@ -51,7 +55,7 @@ function bodyWriteKey(body: unknown): string | undefined {
 
 const WRITE_KEY_SHAPE = /^[\x21-\x7e]{1,200}$/;
 
-async function lookup(secret: string, now: number): Promise<WriteKeyRecord | undefined> {
+async function lookup(secret: string, now: number): Promise<WriteKeyLookup | undefined> {
   const hit = cache.get(secret);
   if (hit && hit.expires > now) return hit.record;
   const record = await findWriteKey(secret);
@@ -67,7 +71,11 @@ export async function authenticateWriteKey(request: HttpRequest, now = Date.now(
   if (!WRITE_KEY_SHAPE.test(secret)) throw new ApiError('unauthorized', 'Unknown write key');
   const record = await lookup(secret, now);
   if (!record || record.revokedAt) throw new ApiError('unauthorized', 'Unknown write key');
-  return { sourceId: record.keyId };
+  return {
+    sourceId: record.keyId,
+    kind: record.kind,
+    ...(record.userTokenSecret !== undefined ? { userTokenSecret: record.userTokenSecret } : {}),
+  };
 }
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
