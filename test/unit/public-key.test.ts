@@ -19,6 +19,9 @@ import {
 } from '#domain/decide/decision-id.ts';
 import { publicDecision } from '#domain/decide/public-answer.ts';
 import type { Decision } from '#domain/decide/types.ts';
+import { applyEvent } from '#domain/profile/apply.ts';
+import { emptyProfileState } from '#domain/profile/state.ts';
+import { toProfileView } from '#domain/profile/to-view.ts';
 import { ApiError } from '#http/errors.ts';
 import { authorizeDecide, isValidUserToken } from '#http/key-rights.ts';
 import type { SourceIdentity } from '#http/auth.ts';
@@ -72,6 +75,29 @@ describe('sealed decision ids', () => {
     for (const hostile of ['', 'd2.', 'd2.!!!', `d2.${'A'.repeat(MAX_SEALED_DECISION_ID_LENGTH)}`, 42, null, {}]) {
       expect(openDecisionId(hostile, KEY)).toBeUndefined();
     }
+  });
+
+  it('the profile function attributes an outcome to the decision a sealed id names, and a plain (forgeable) id to nothing', () => {
+    const served: DecisionRecord = { ...record, channel: 'push', actions: [{ actionId: 'push-offer', propensity: 0.25 }] };
+    const outcome = (messageId: string, decisionId: string) => ({
+      pk: `src#${messageId}`,
+      profileKey: 'u#u-1',
+      sortKey: `2026-01-15T12:05:00.000Z#${messageId}`,
+      sourceId: 'src',
+      messageId,
+      type: 'track' as const,
+      userId: 'u-1',
+      event: 'Promotion Viewed',
+      properties: { decision_id: decisionId },
+      timestamp: '2026-01-15T12:05:00.000Z',
+      receivedAt: '2026-01-15T12:05:00.000Z',
+      expiresAt: 2_000_000_000,
+    });
+    const settings = { halfLifeDays: 14, decisionKey: KEY };
+    const sealed = applyEvent(emptyProfileState({ userId: 'u-1' }), outcome('m1', sealDecisionId(encodeDecisionId(served), KEY)), settings);
+    expect(toProfileView(sealed, Date.parse('2026-01-15T13:00:00Z')).contacts['push-offer']).toMatchObject({ impressions: ['2026-01-15T12:05:00.000Z'] });
+    const forged = applyEvent(emptyProfileState({ userId: 'u-1' }), outcome('m2', encodeDecisionId(served)), settings);
+    expect(toProfileView(forged, Date.parse('2026-01-15T13:00:00Z')).contacts['push-offer']).toBeUndefined();
   });
 
   it('any decision of any channel round-trips through seal and open', () => {
