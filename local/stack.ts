@@ -19,7 +19,7 @@ import { functionDefinitions, type LambdaName } from '#shared/functions.ts';
 import type { FunctionName } from '#shared/http/routes.ts';
 import { eventsTable } from '#shared/store/tables.ts';
 import { loadLocalCatalog, type CatalogLoader, type CatalogLoadResult } from './catalog.ts';
-import { startDynamoLocal, type DynamoLocal } from './dynamodb.ts';
+import { resolveMaxHeap, superviseDynamoLocal, type DynamoLocal } from './dynamodb.ts';
 import { FailureQueue, type OnFailureRecord } from './failure-queue.ts';
 import type { LambdaHandler, LocalFunction } from './lambda.ts';
 import { startLocalServer, type LocalServer } from './server.ts';
@@ -58,8 +58,17 @@ export interface LocalStackOptions {
   readonly logLevel?: string;
   /** One line per HTTP request. */
   readonly accessLog?: (line: string) => void;
-  /** Operator messages (stream failures, function errors). @default stderr */
+  /** Operator messages (stream failures, function errors, DynamoDB Local restarts). @default stderr */
   readonly log?: (line: string) => void;
+  /** Maximum heap of DynamoDB Local's JVM (`-Xmx`). @default env KAIROS_DYNAMODB_HEAP, else 512m */
+  readonly dynamoMaxHeap?: string;
+  /**
+   * DynamoDB Local died and is not coming back: in memory (its data died
+   * with it), or it could not be restarted. The stack cannot serve; `npm
+   * start` stops and exits non-zero. A persistent emulator that dies is
+   * restarted and this is not called. @default log the error
+   */
+  readonly onStoreLost?: (error: Error) => void;
   /** Time allowed to receive a request body. @default 30 s */
   readonly bodyTimeoutMs?: number;
   /** Tuning of the stream poller (batch size, retries, backoff...). */
@@ -122,6 +131,7 @@ export interface ResolvedLocalStackConfig {
   readonly tablePrefix: string;
   readonly region: string;
   readonly logLevel: string;
+  readonly dynamoMaxHeap: string;
 }
 
 /** Options over environment over defaults; a bad value fails with its name. */
@@ -168,6 +178,7 @@ export function resolveLocalStackConfig(options: LocalStackOptions = {}): Resolv
     tablePrefix: options.tablePrefix ?? env.KAIROS_TABLE_PREFIX ?? '',
     region: options.region ?? nonEmpty(env.AWS_REGION) ?? 'us-east-1',
     logLevel: options.logLevel ?? nonEmpty(env.POWERTOOLS_LOG_LEVEL) ?? 'WARN',
+    dynamoMaxHeap: resolveMaxHeap(options.dynamoMaxHeap, env),
   };
 }
 
@@ -207,6 +218,26 @@ function writeSecrets(dataDir: string, secrets: Secrets): void {
   const file = secretsFile(dataDir);
   writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { encoding: 'utf8', mode: 0o600 });
   chmodSync(file, 0o600);
+}
+
+/**
+ * A start-up step against a DynamoDB Local that has only just come up: the
+ * store's short per-call deadline can pass while its JVM is still cold on a
+ * loaded machine, so an `unavailable` answer is tried again for up to a
+ * minute (every step here is idempotent). Anything else fails at once.
+ */
+async function whileStarting<T>(what: string, step: () => Promise<T>, log: (line: string) => void): Promise<T> {
+  const deadline = Date.now() + 60_000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (error) {
+      const unavailable = (error as { kind?: unknown }).kind === 'unavailable' || (error as Error).name === 'TimeoutError';
+      if (!unavailable || Date.now() > deadline) throw error;
+      if (attempt === 1) log(`${what}: DynamoDB Local is slow to answer (${(error as Error).message}); trying again`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 const generateAdminToken = () => `kat_${randomBytes(24).toString('base64url')}`;
@@ -293,7 +324,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       throw error;
     }
 
-    dynamo = await startDynamoLocal({ inMemory: cfg.inMemory, dataDir: cfg.dataDir });
+    const onStoreLost = options.onStoreLost ?? ((error: Error) => log(error.message));
+    dynamo = await superviseDynamoLocal({
+      inMemory: cfg.inMemory,
+      dataDir: cfg.dataDir,
+      maxHeap: cfg.dynamoMaxHeap,
+      onDown: (how) => {
+        poller?.pause();
+        log(`DynamoDB Local exited unexpectedly (${how})${cfg.inMemory ? '' : '; restarting it on the same port over the same data'}`);
+      },
+      onRestarted: (pid) => {
+        log(`DynamoDB Local is back (process ${pid}); the stream resumes after its last checkpoint`);
+        poller?.resume();
+      },
+      onLost: (error) => onStoreLost(error),
+    });
     const client = new DynamoDBClient({
       endpoint: dynamo.endpoint,
       region: cfg.region,
@@ -328,7 +373,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const ensureKey = async (configured: string | undefined, rememberedKey: string | undefined, kind: 'public' | 'server') => {
       const variable = kind === 'public' ? 'KAIROS_WRITE_KEY' : 'KAIROS_SERVER_KEY';
       let secret = configured ?? rememberedKey;
-      const existing = secret === undefined ? undefined : await keys.findWriteKey(secret);
+      const candidate = secret;
+      const existing = candidate === undefined ? undefined : await whileStarting(`the ${kind} key`, () => keys.findWriteKey(candidate), log);
       if (existing?.revokedAt) {
         if (configured !== undefined) {
           log(`${variable} was revoked on ${existing.revokedAt}; it is refused. Create a key with POST /v1/admin/keys.`);
@@ -340,17 +386,24 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       secret ??= keys.generateWriteKey(kind);
       const stored = generated ? undefined : existing;
       const tokenSecret = kind === 'public' ? userTokenSecret : undefined;
-      if (!stored) {
-        await keys.putWriteKey(secret, {
-          keyId: `local-${keys.hashWriteKey(secret).slice(0, 12)}`,
-          name: kind === 'public' ? 'local stack key' : 'local stack server key',
-          kind,
-          createdAt: new Date().toISOString(),
-          ...(tokenSecret !== undefined ? { userTokenSecret: tokenSecret } : {}),
-        });
-      } else if (tokenSecret !== undefined && !stored.revokedAt && stored.kind === 'public' && stored.userTokenSecret !== tokenSecret) {
-        await keys.setUserTokenSecret(stored.keyId, tokenSecret);
-      }
+      const stackKey = secret;
+      await whileStarting(
+        `the ${kind} key`,
+        async () => {
+          if (!stored) {
+            await keys.putWriteKey(stackKey, {
+              keyId: `local-${keys.hashWriteKey(stackKey).slice(0, 12)}`,
+              name: kind === 'public' ? 'local stack key' : 'local stack server key',
+              kind,
+              createdAt: new Date().toISOString(),
+              ...(tokenSecret !== undefined ? { userTokenSecret: tokenSecret } : {}),
+            });
+          } else if (tokenSecret !== undefined && !stored.revokedAt && stored.kind === 'public' && stored.userTokenSecret !== tokenSecret) {
+            await keys.setUserTokenSecret(stored.keyId, tokenSecret);
+          }
+        },
+        log,
+      );
       return { secret, generated };
     };
     const publicKey = await ensureKey(cfg.writeKey, remembered.writeKey, 'public');
@@ -389,11 +442,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     await poller.start();
 
-    const catalog = await (options.loadCatalog ?? loadLocalCatalog)({
-      ...(cfg.catalogFile ? { catalogFile: cfg.catalogFile } : {}),
-      inMemory: cfg.inMemory,
+    const catalog = await whileStarting(
+      'the catalog',
+      () =>
+        (options.loadCatalog ?? loadLocalCatalog)({
+          ...(cfg.catalogFile ? { catalogFile: cfg.catalogFile } : {}),
+          inMemory: cfg.inMemory,
+          log,
+        }),
       log,
-    });
+    );
 
     ready = true;
     const activeServer = server;

@@ -2,10 +2,28 @@
  * `npm start`: the whole of Kairos on this machine. Configured by
  * environment variables (PORT, KAIROS_DATA_DIR, KAIROS_IN_MEMORY,
  * KAIROS_WRITE_KEY, KAIROS_SERVER_KEY, KAIROS_USER_TOKEN_SECRET,
- * KAIROS_DECISION_KEY, KAIROS_ADMIN_TOKEN, KAIROS_CATALOG); SIGINT/SIGTERM stop
- * it cleanly, DynamoDB Local included.
+ * KAIROS_DECISION_KEY, KAIROS_ADMIN_TOKEN, KAIROS_CATALOG, KAIROS_DYNAMODB_HEAP).
+ *
+ * Stopping: SIGINT or SIGTERM (to this process, or to npm, which forwards
+ * them: the start script `exec`s node, so npm's child is this process) stop
+ * it cleanly, DynamoDB Local included, within STOP_DEADLINE_MS; past that
+ * the rest is ended by force. The same interrupt delivered twice (a
+ * terminal's Ctrl+C reaches npm and this process, and npm forwards it) counts
+ * once; a second one later ends it at once. Should the process that started
+ * this one go away (npm killed, a shell that does not forward signals),
+ * this process stops too, rather than keep the ports as an orphan.
+ * A DynamoDB Local that dies is restarted; in memory it is not (its data is
+ * gone), and this process exits with code 1 saying so.
  */
+import { killEmulators } from './dynamodb.ts';
 import { startLocalStack, type LocalStack } from './stack.ts';
+
+/** A stop that takes longer than this (a request or a batch that hangs) is finished by force. */
+const STOP_DEADLINE_MS = 6_000;
+/** A repeat of the same signal within this long is the same interrupt delivered twice. */
+const SAME_INTERRUPT_MS = 2_000;
+/** How often the parent process is looked for. */
+const PARENT_CHECK_MS = 500;
 
 const quietAccessLog = ['0', 'false', 'off'].includes((process.env.KAIROS_ACCESS_LOG ?? '').toLowerCase());
 
@@ -45,20 +63,24 @@ function banner(stack: LocalStack): string {
 }
 
 async function main(): Promise<void> {
-  let stack: LocalStack | undefined;
-  let stopping = false;
-  const shutdown = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      console.error(`\n${signal} again: exiting now`);
-      process.exit(130);
-    }
-    stopping = true;
-    console.log(`\n${signal}: stopping Kairos...`);
-    const done = stack ? stack.stop() : Promise.resolve();
+  /** Set once started; a stop before that exits at once (the exit handlers end DynamoDB Local if it was launched). */
+  const running: { stack?: LocalStack } = {};
+  let stopping: { reason: string; at: number } | undefined;
+  const stop = (reason: string, exitCode: number) => {
+    if (stopping) return;
+    stopping = { reason, at: Date.now() };
+    clearInterval(parentCheck);
+    const force = setTimeout(() => {
+      console.error(`Kairos did not stop within ${STOP_DEADLINE_MS / 1000} s; ending the rest by force.`);
+      killEmulators();
+      process.exit(exitCode || 1);
+    }, STOP_DEADLINE_MS);
+    force.unref();
+    const done = running.stack ? running.stack.stop() : Promise.resolve();
     done.then(
       () => {
         console.log('Kairos stopped.');
-        process.exit(0);
+        process.exit(exitCode);
       },
       (error: unknown) => {
         console.error('Kairos did not stop cleanly:', error);
@@ -66,23 +88,40 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGINT', shutdown);
-  process.on('SIGTERM', shutdown);
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      if (stopping.reason === signal && Date.now() - stopping.at < SAME_INTERRUPT_MS) return;
+      console.error(`\n${signal} again: exiting now`);
+      killEmulators();
+      process.exit(130);
+    }
+    console.log(`\n${signal}: stopping Kairos...`);
+    stop(signal, 0);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const parent = process.ppid;
+  const parentCheck = setInterval(() => {
+    if (process.ppid === parent) return;
+    console.log('\nThe process that started Kairos is gone: stopping Kairos...');
+    stop('parent', 0);
+  }, PARENT_CHECK_MS);
+  parentCheck.unref();
 
   console.log('Starting Kairos (DynamoDB Local, tables, functions, stream)...');
   try {
-    stack = await startLocalStack({
+    running.stack = await startLocalStack({
       ...(quietAccessLog ? {} : { accessLog: (line: string) => console.log(line) }),
+      onStoreLost: (error) => {
+        console.error(`\nKairos stops: ${error.message}`);
+        stop('store lost', 1);
+      },
     });
   } catch (error) {
     console.error(`\nKairos could not start: ${(error as Error).message}`);
     process.exit(1);
   }
-  if (stopping) {
-    await stack.stop();
-    process.exit(0);
-  }
-  console.log(banner(stack));
+  console.log(banner(running.stack));
 }
 
 await main();

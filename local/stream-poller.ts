@@ -14,7 +14,12 @@
  * - bounded retries with a short backoff, after which the failing records go
  *   to the on-failure destination (the local failure queue) and the shard
  *   moves on, so a poison record never blocks it;
- * - checkpoints survive a restart when the stack is persistent.
+ * - checkpoints survive a restart when the stack is persistent;
+ * - `pause()` while the store is down (DynamoDB Local restarting): no batch
+ *   is invoked until `resume()`, and a batch that failed because the store
+ *   went away is invoked again without counting against its retries, so an
+ *   outage never sends a record to the failure queue. Reads resume with new
+ *   shard iterators after the last checkpoint.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -72,7 +77,7 @@ export interface StreamPollerStats {
 
 type Position = { type: Extract<ShardIteratorType, 'TRIM_HORIZON'> } | { type: 'AT_SEQUENCE_NUMBER' | 'AFTER_SEQUENCE_NUMBER'; sequenceNumber: string };
 
-type InvokeResult = { kind: 'ok' } | { kind: 'partial'; index: number } | { kind: 'error' };
+type InvokeResult = { kind: 'ok' } | { kind: 'partial'; index: number } | { kind: 'error' } | { kind: 'stopped' };
 
 type Delivery = { kind: 'done' } | { kind: 'retry'; from: string; before?: string } | { kind: 'stopped' };
 
@@ -149,6 +154,10 @@ export class StreamPoller {
   readonly #sleepers = new Set<() => void>();
   #streamArn = '';
   #stopping = false;
+  /** Set while paused: resolves on resume (or stop). */
+  #paused: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Outages so far: an invocation that failed while this changed failed because of the outage. */
+  #outages = 0;
   #loop: Promise<void> | undefined;
   #wakeDiscovery: (() => void) | undefined;
   #stats = { invocations: 0, recordsDelivered: 0, failedInvocations: 0, deadLettered: 0 };
@@ -192,9 +201,29 @@ export class StreamPoller {
     this.#loop = this.#run();
   }
 
+  /** The store is down: invoke nothing until `resume()`; failures meanwhile do not count as retries. */
+  pause(): void {
+    if (this.#paused) return;
+    this.#outages++;
+    let resolvePause = () => undefined as void;
+    const promise = new Promise<void>((r) => (resolvePause = r));
+    this.#paused = { promise, resolve: resolvePause };
+  }
+
+  /** The store answers again: carry on, reading each shard again after its checkpoint. */
+  resume(): void {
+    const paused = this.#paused;
+    if (!paused) return;
+    this.#paused = undefined;
+    paused.resolve();
+    for (const wake of this.#sleepers) wake();
+    this.#wakeDiscovery?.();
+  }
+
   /** Stop polling; the batches in flight finish (without further retries) first. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.#paused?.resolve();
     for (const wake of this.#sleepers) wake();
     this.#wakeDiscovery?.();
     await this.#loop;
@@ -213,6 +242,7 @@ export class StreamPoller {
         this.#wakeDiscovery = done;
       });
       if (this.#stopping) return;
+      if (this.#paused) continue;
       try {
         await this.#discover();
       } catch (error) {
@@ -271,6 +301,11 @@ export class StreamPoller {
     let iterator: string | undefined;
     let consecutiveErrors = 0;
     while (!this.#stopping) {
+      if (this.#paused) {
+        await this.#paused.promise;
+        iterator = undefined; // an iterator does not outlive the emulator that issued it
+        continue;
+      }
       try {
         iterator ??= await this.#iterator(shardId, this.#position(shardId));
         if (!iterator) {
@@ -339,6 +374,7 @@ export class StreamPoller {
     const batch = records.filter(this.#o.filter);
     if (batch.length === 0) return { kind: 'done' };
     const result = await this.#invoke(batch);
+    if (result.kind === 'stopped') return { kind: 'stopped' };
     if (result.kind === 'ok') {
       this.#retries.delete(shardId);
       return { kind: 'done' };
@@ -375,6 +411,7 @@ export class StreamPoller {
     for (;;) {
       if (this.#stopping) return 'stopped';
       const result = await this.#invoke(pending);
+      if (result.kind === 'stopped') return 'stopped';
       if (result.kind === 'ok') return 'done';
       if (result.kind === 'error' && this.#o.bisectOnError && pending.length > 1) {
         const mid = Math.ceil(pending.length / 2);
@@ -398,6 +435,18 @@ export class StreamPoller {
   }
 
   async #invoke(batch: DynamoDBRecord[]): Promise<InvokeResult> {
+    for (;;) {
+      while (this.#paused && !this.#stopping) await this.#paused.promise;
+      if (this.#stopping) return { kind: 'stopped' };
+      const outages = this.#outages;
+      const result = await this.#invokeOnce(batch);
+      if (result.kind === 'ok' || (outages === this.#outages && !this.#paused)) return result;
+      // The store went away during this invocation: not the function's failure; again once it is back.
+      this.#log(`${this.#o.fn.name} function: ${batch.length} record(s) are invoked again once DynamoDB Local is back`);
+    }
+  }
+
+  async #invokeOnce(batch: DynamoDBRecord[]): Promise<InvokeResult> {
     const event: DynamoDBStreamEvent = { Records: batch };
     const outcome = await invokeFunction(this.#o.fn, event, this.#o.region);
     this.#stats.invocations++;

@@ -1,19 +1,18 @@
 /**
  * Fit the weights of a catalog's logistic model (default `churnRisk`) from
- * labelled profiles, and write them back into the catalog file (comments and
- * layout kept).
- *
- *   npx tsx scripts/train-churn.ts --data churn.jsonl [--catalog catalog/demo.yaml] [--model churnRisk] [--write]
- *   npx tsx scripts/train-churn.ts --synthetic 5000 --write      # demo data
+ * labelled profiles, and write the updated catalog (comments and layout
+ * kept) to a new file, or publish it as a new catalog version through the
+ * admin API. `npx tsx scripts/train-churn.ts --help` prints the usage.
  *
  * Data: one JSON object per line, `{"profile": <ProfileView, as GET
  * /v1/admin/profiles returns it>, "churned": true|false, "at"?: ISO}` where
  * `at` is the instant the features are read (default now). The features are
  * the model's CEL expressions, evaluated exactly as the profile function
  * does; the fit is L2-regularised logistic regression by gradient descent on
- * standardised features. Without --write the updated catalog is printed.
+ * standardised features.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseDocument } from 'yaml';
 import { loadCatalog } from '../shared/domain/catalog/load.ts';
@@ -110,40 +109,159 @@ export function syntheticProfiles(n: number, seed = 42): { profile: ProfileView;
   });
 }
 
-function main(): void {
-  const { values } = parseArgs({
-    options: {
-      catalog: { type: 'string', default: 'catalog/demo.yaml' },
-      model: { type: 'string', default: 'churnRisk' },
-      data: { type: 'string' },
-      synthetic: { type: 'string' },
-      write: { type: 'boolean', default: false },
-    },
+export const USAGE = `Usage: npx tsx scripts/train-churn.ts [options]
+
+Fits the weights of a catalog model (a logistic model over CEL features) from
+labelled profiles and writes the updated catalog.
+
+Data (one of):
+  --data <file.jsonl>     one {"profile": …, "churned": true|false, "at"?: ISO} per line
+  --synthetic <n>         n synthetic profiles (a demonstration)
+
+Catalog and model:
+  --catalog <file>        the catalog to update (YAML or JSON; default catalog/demo.yaml)
+  --model <id>            the model to fit (default churnRisk)
+
+Output (one of; without either, the updated catalog goes to standard output):
+  --out <file>            write the updated catalog to this file (refuses to
+                          overwrite an existing file unless --force)
+  --publish <url>         PUT it to <url>/v1/admin/catalog as a new version, with
+                          the admin token of KAIROS_ADMIN_TOKEN (the local stack's)
+  --force                 let --out replace an existing file
+
+  -h, --help              this text
+`;
+
+/** A mistake of the caller: printed as one line, exit code 2. */
+export class UsageError extends Error {}
+
+export interface TrainOptions {
+  readonly catalog: string;
+  readonly model: string;
+  readonly data?: string;
+  readonly synthetic?: string;
+  readonly out?: string;
+  readonly publish?: string;
+  readonly force: boolean;
+}
+
+/** The command line, checked; 'help' for -h/--help. Throws UsageError. */
+export function parseTrainArgs(argv: readonly string[]): TrainOptions | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        catalog: { type: 'string', default: 'catalog/demo.yaml' },
+        model: { type: 'string', default: 'churnRisk' },
+        data: { type: 'string' },
+        synthetic: { type: 'string' },
+        out: { type: 'string' },
+        publish: { type: 'string' },
+        force: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message.split('\n')[0]} (see --help)`);
+  }
+  const values = parsed.values;
+  if (values.help) return 'help';
+  if ((values.data === undefined) === (values.synthetic === undefined)) throw new UsageError('give either --data <file.jsonl> or --synthetic <n> (see --help)');
+  if (values.synthetic !== undefined && !/^[1-9]\d{0,6}$/.test(values.synthetic)) {
+    throw new UsageError('--synthetic must be a number of profiles from 1 to 9999999');
+  }
+  if (values.out !== undefined && values.publish !== undefined) throw new UsageError('give --out or --publish, not both');
+  if (values.publish !== undefined && !/^https?:\/\/[^\s/]+/.test(values.publish)) {
+    throw new UsageError(`--publish must be the API's base URL, such as http://127.0.0.1:3000 (got "${values.publish}")`);
+  }
+  return {
+    catalog: values.catalog,
+    model: values.model,
+    force: values.force,
+    ...(values.data !== undefined ? { data: values.data } : {}),
+    ...(values.synthetic !== undefined ? { synthetic: values.synthetic } : {}),
+    ...(values.out !== undefined ? { out: values.out } : {}),
+    ...(values.publish !== undefined ? { publish: values.publish.replace(/\/+$/, '') } : {}),
+  };
+}
+
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot read the ${what} ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? (error as Error).message)}`);
+  }
+}
+
+export interface TrainingRow {
+  readonly profile: ProfileView;
+  readonly churned: boolean;
+  readonly at?: string;
+}
+
+/** The labelled rows of a JSONL text; a malformed line is a UsageError naming `path:line`. */
+export function parseTrainingData(text: string, path: string): TrainingRow[] {
+  const rows: TrainingRow[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    const where = `${path}:${i + 1}`;
+    let row: unknown;
+    try {
+      row = JSON.parse(line);
+    } catch {
+      throw new UsageError(`${where}: not a JSON object`);
+    }
+    const r = (row ?? {}) as { profile?: unknown; churned?: unknown; at?: unknown };
+    if (typeof r !== 'object' || typeof r.profile !== 'object' || r.profile === null) throw new UsageError(`${where}: "profile" must be an object`);
+    if (typeof r.churned !== 'boolean') throw new UsageError(`${where}: "churned" must be true or false`);
+    if (r.at !== undefined && (typeof r.at !== 'string' || Number.isNaN(Date.parse(r.at)))) {
+      throw new UsageError(`${where}: "at" must be an ISO-8601 date-time`);
+    }
+    const empty = emptyProfileView({ userId: 'training' });
+    const given = r.profile as Partial<ProfileView>;
+    rows.push({
+      profile: { ...empty, ...given, stats: { ...empty.stats, ...(given.stats ?? {}) } },
+      churned: r.churned,
+      ...(typeof r.at === 'string' ? { at: r.at } : {}),
+    });
   });
-  const path = values.catalog;
-  const text = readFileSync(path, 'utf8');
+  if (rows.length === 0) throw new UsageError(`${path}: no labelled profiles`);
+  return rows;
+}
+
+/** Fit the model; the updated catalog text and a one-line summary. Throws UsageError for bad input. */
+export function train(options: TrainOptions): { text: string; format: 'json' | 'yaml'; summary: string } {
+  const path = options.catalog;
+  const text = readText(path, 'catalog');
   const format = path.endsWith('.json') ? 'json' : 'yaml';
   const loaded = loadCatalog(text, format);
-  if (!loaded.ok) throw new Error(`${path} is not valid: ${loaded.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
-  const modelIndex = loaded.catalog.models.findIndex((m) => m.id === values.model);
+  if (!loaded.ok) {
+    const first = loaded.problems[0];
+    throw new UsageError(`${path} is not a valid catalog (${loaded.problems.length} problem(s); first: ${first?.path}: ${first?.message})`);
+  }
+  const modelIndex = loaded.catalog.models.findIndex((m) => m.id === options.model);
   const model = loaded.catalog.models[modelIndex];
-  if (!model) throw new Error(`no model "${values.model}" in ${path}`);
+  if (!model) {
+    const known = loaded.catalog.models.map((m) => m.id);
+    throw new UsageError(`no model "${options.model}" in ${path} (it has: ${known.length ? known.join(', ') : 'none'})`);
+  }
 
-  let rows: { profile: ProfileView; churned: boolean; at?: string }[];
+  let rows: TrainingRow[];
   let source: string;
-  if (values.data) {
-    rows = readFileSync(values.data, 'utf8')
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as { profile: ProfileView; churned: boolean; at?: string });
-    source = values.data;
+  if (options.data !== undefined) {
+    rows = parseTrainingData(readText(options.data, 'data file'), options.data);
+    source = options.data;
   } else {
-    const n = Number(values.synthetic ?? 0);
-    if (!(n > 0)) throw new Error('give --data <file.jsonl> or --synthetic <n>');
+    const n = Number(options.synthetic);
     rows = syntheticProfiles(n);
     source = `synthetic (${n} profiles)`;
   }
   const examples = rows.map((r) => ({ x: featuresOf(model, r.profile, r.at ? new Date(r.at) : new Date()), y: r.churned ? (1 as const) : (0 as const) }));
+  if (new Set(examples.map((e) => e.y)).size < 2) throw new UsageError('the data needs both churned and retained customers to fit a model');
   const fit = fitLogistic(examples);
   const round = (v: number) => Math.round(v * 1e6) / 1e6;
 
@@ -155,12 +273,66 @@ function main(): void {
   const out = format === 'json' ? `${JSON.stringify(doc.toJS(), null, 2)}\n` : doc.toString();
   const check = loadCatalog(out, format);
   if (!check.ok) throw new Error('the updated catalog does not validate');
-  console.error(
+  const summary =
     `${model.id}: intercept ${round(fit.intercept)}, ${model.features.map((f, j) => `${f.name} ${round(fit.weights[j] ?? 0)}`).join(', ')}; ` +
-      `log loss ${fit.logLoss.toFixed(4)}, accuracy ${(fit.accuracy * 100).toFixed(1)}% on ${examples.length} examples`,
-  );
-  if (values.write) writeFileSync(path, out);
-  else process.stdout.write(out);
+    `log loss ${fit.logLoss.toFixed(4)}, accuracy ${(fit.accuracy * 100).toFixed(1)}% on ${examples.length} examples`;
+  return { text: out, format, summary };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) main();
+/** PUT the catalog to the admin API as a new version; its version number. */
+async function publish(baseUrl: string, text: string, format: 'json' | 'yaml'): Promise<number> {
+  const token = process.env.KAIROS_ADMIN_TOKEN;
+  if (!token) throw new UsageError('--publish needs the admin token in KAIROS_ADMIN_TOKEN');
+  let response: Response;
+  try {
+    response = await fetch(`${baseUrl}/v1/admin/catalog`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': format === 'json' ? 'application/json' : 'application/yaml' },
+      body: text,
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (error) {
+    const cause = (error as Error).cause as Error | undefined;
+    throw new UsageError(`cannot reach ${baseUrl}: ${cause?.message ?? (error as Error).message}`);
+  }
+  const body = (await response.json().catch(() => undefined)) as { version?: number; error?: { message?: string } } | undefined;
+  if (!response.ok || typeof body?.version !== 'number') {
+    throw new UsageError(`${baseUrl} refused the catalog: ${response.status} ${body?.error?.message ?? ''}`.trim());
+  }
+  return body.version;
+}
+
+/** The command: 0 done, 2 a usage or input mistake (one line on stderr), 1 anything else. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    const options = parseTrainArgs(argv);
+    if (options === 'help') {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    if (options.out !== undefined && !options.force && existsSync(options.out)) {
+      throw new UsageError(`${options.out} exists; choose another --out file, or add --force to replace it`);
+    }
+    const result = train(options);
+    console.error(result.summary);
+    if (options.out !== undefined) {
+      writeFileSync(options.out, result.text);
+      console.error(`wrote ${options.out}`);
+    } else if (options.publish !== undefined) {
+      const version = await publish(options.publish, result.text, result.format);
+      console.error(`published as catalog version ${version} on ${options.publish}`);
+    } else {
+      process.stdout.write(result.text);
+    }
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`train-churn: ${error.message}`);
+      return 2;
+    }
+    console.error(`train-churn: unexpected error: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) process.exitCode = await main(process.argv.slice(2));

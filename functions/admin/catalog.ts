@@ -4,7 +4,17 @@
  * - PUT  /v1/admin/catalog           validate the whole catalog, store it as a new
  *                                    version and make it live (JSON, or YAML with
  *                                    `Content-Type: application/yaml`);
- * - POST /v1/admin/catalog/validate  the same checks, nothing stored.
+ * - POST /v1/admin/catalog/validate  the same checks, nothing stored;
+ * - GET  /v1/admin/catalog/versions  every published version, newest first, in
+ *                                    pages (`limit` 1..100, default 20; `before`,
+ *                                    the `next` of the previous page): time,
+ *                                    size, SHA-256 of the source, who published
+ *                                    it, and which one is live;
+ * - GET  /v1/admin/catalog/versions/{version}  one version, as GET /v1/admin/catalog
+ *                                    shows the live one;
+ * - POST /v1/admin/catalog/rollback  `{"version": n}`: publishes version n's source
+ *                                    again as a new version (validated with
+ *                                    today's checks) and makes it live.
  *
  * A catalog with any problem is refused with `400 validation_failed` listing
  * every problem (`details[].path`, `.message`, and `.position` inside a CEL
@@ -15,7 +25,18 @@ import { ApiError, type ErrorDetail } from '#http/errors.ts';
 import type { HttpRequest, HttpResponse } from '#http/middleware.ts';
 import type { CatalogProblem, CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { MAX_CATALOG_BYTES, loadCatalog, parseCatalogText } from '#domain/catalog/load.ts';
-import { publishCatalog, readLiveCatalog } from '#store/catalog.ts';
+import * as z from 'zod/mini';
+import { issueDetails } from '#domain/decide/request.ts';
+import {
+  MAX_VERSIONS_PAGE,
+  listCatalogVersions,
+  publishCatalog,
+  readCatalogVersion,
+  readLiveCatalog,
+  readLiveVersion,
+  rollbackCatalog,
+  type StoredCatalogVersion,
+} from '#store/catalog.ts';
 
 /** Largest catalog body, in bytes (the admin function's body limit must be at least this). */
 export const MAX_CATALOG_BODY_BYTES = MAX_CATALOG_BYTES;
@@ -66,19 +87,103 @@ function summary(catalog: CompiledCatalog) {
   };
 }
 
-export async function getCatalogRoute(): Promise<HttpResponse> {
+/** One stored version as the catalog routes show it: its metadata, parsed document and source text. */
+function versionBody(stored: StoredCatalogVersion, liveVersion: number | undefined) {
+  const parsed = parseCatalogText(stored.text, stored.format);
+  return {
+    version: stored.version,
+    live: stored.version === liveVersion,
+    createdAt: stored.createdAt,
+    format: stored.format,
+    bytes: stored.bytes,
+    sha256: stored.sha256,
+    ...(stored.principal !== undefined ? { principal: stored.principal } : {}),
+    ...(stored.rolledBackFrom !== undefined ? { rolledBackFrom: stored.rolledBackFrom } : {}),
+    catalog: parsed.ok ? parsed.value : null,
+    source: stored.text,
+  };
+}
+
+const invalidQuery = (path: string, message: string) => new ApiError('validation_failed', 'The request is not valid', [{ path, message }]);
+
+/** A positive version number from a path parameter or query string, or a 400 naming `path`. */
+function versionNumber(raw: string | undefined, path: string): number {
+  if (raw === undefined || !/^[1-9]\d{0,14}$/.test(raw)) throw invalidQuery(path, 'must be a version number (1, 2, …)');
+  return Number(raw);
+}
+
+function refuseUnknownQuery(request: HttpRequest, known: readonly string[]): void {
+  const unknown = Object.keys(request.query).find((name) => !known.includes(name));
+  if (unknown !== undefined) throw invalidQuery(unknown, `is not a parameter of this route (it takes ${known.length ? known.join(', ') : 'none'})`);
+}
+
+export async function getCatalogRoute(request: HttpRequest): Promise<HttpResponse> {
+  refuseUnknownQuery(request, []);
   const live = await readLiveCatalog();
   if (!live) throw new ApiError('not_found', 'No catalog has been published yet');
-  const parsed = parseCatalogText(live.text, live.format);
+  return { status: 200, body: versionBody(live, live.version) };
+}
+
+export async function getCatalogVersionRoute(request: HttpRequest): Promise<HttpResponse> {
+  refuseUnknownQuery(request, []);
+  const version = versionNumber(request.pathParameters.version, 'version');
+  const [stored, liveVersion] = await Promise.all([readCatalogVersion(version), readLiveVersion()]);
+  if (!stored) throw new ApiError('not_found', `No catalog version ${version}`);
+  return { status: 200, body: versionBody(stored, liveVersion) };
+}
+
+export const DEFAULT_VERSIONS_PAGE = 20;
+
+export async function listCatalogVersionsRoute(request: HttpRequest): Promise<HttpResponse> {
+  refuseUnknownQuery(request, ['limit', 'before']);
+  const { limit: rawLimit, before: rawBefore } = request.query;
+  let limit = DEFAULT_VERSIONS_PAGE;
+  if (rawLimit !== undefined) {
+    if (!/^\d{1,4}$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > MAX_VERSIONS_PAGE) {
+      throw invalidQuery('limit', `must be an integer from 1 to ${MAX_VERSIONS_PAGE}`);
+    }
+    limit = Number(rawLimit);
+  }
+  const before = rawBefore === undefined ? undefined : versionNumber(rawBefore, 'before');
+  const [page, liveVersion] = await Promise.all([listCatalogVersions({ limit, ...(before !== undefined ? { before } : {}) }), readLiveVersion()]);
   return {
     status: 200,
     body: {
-      version: live.version,
-      createdAt: live.createdAt,
-      format: live.format,
-      sha256: live.sha256,
-      catalog: parsed.ok ? parsed.value : null,
-      source: live.text,
+      ...(liveVersion !== undefined ? { liveVersion } : {}),
+      versions: page.versions.map((v) => ({ ...v, live: v.version === liveVersion })),
+      ...(page.next !== undefined ? { next: page.next } : {}),
+    },
+  };
+}
+
+/** `POST /v1/admin/catalog/rollback` body. */
+export const rollbackSchema = z.strictObject(
+  { version: z.int('must be a version number (1, 2, …)').check(z.gte(1, 'must be a version number (1, 2, …)')) },
+  'the body must be a JSON object {"version": n}',
+);
+
+export async function rollbackCatalogRoute(request: HttpRequest): Promise<HttpResponse> {
+  const parsed = rollbackSchema.safeParse(request.body ?? {});
+  if (!parsed.success) throw new ApiError('validation_failed', 'The rollback request is not valid', issueDetails(parsed.error.issues));
+  const { principal } = await authenticateAdmin(request);
+  const result = await rollbackCatalog(parsed.data.version, { principal });
+  if (!result.ok && result.reason === 'not_found') throw new ApiError('not_found', `No catalog version ${parsed.data.version}`);
+  if (!result.ok) {
+    const n = result.problems.length;
+    throw new ApiError(
+      'validation_failed',
+      `Catalog version ${parsed.data.version} no longer passes validation (${n} problem${n === 1 ? '' : 's'}); nothing changed`,
+      problemDetails(result.problems),
+    );
+  }
+  return {
+    status: 200,
+    body: {
+      version: result.version,
+      rolledBackFrom: result.rolledBackFrom,
+      live: result.live,
+      ...(result.live ? {} : { liveVersion: result.liveVersion }),
+      ...summary(result.catalog),
     },
   };
 }
@@ -111,4 +216,7 @@ export const catalogRoutes = {
   'GET /v1/admin/catalog': getCatalogRoute,
   'PUT /v1/admin/catalog': putCatalogRoute,
   'POST /v1/admin/catalog/validate': validateCatalogRoute,
+  'GET /v1/admin/catalog/versions': listCatalogVersionsRoute,
+  'GET /v1/admin/catalog/versions/{version}': getCatalogVersionRoute,
+  'POST /v1/admin/catalog/rollback': rollbackCatalogRoute,
 } as const;

@@ -29,7 +29,8 @@ const userTokenSecretSchema = z
     z.regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'),
   );
 
-const createKeySchema = z.strictObject(
+/** `POST /v1/admin/keys` body. */
+export const createKeySchema = z.strictObject(
   {
     kind: z.optional(z.enum(WRITE_KEY_KINDS, 'must be "public" or "server"')),
     userTokenSecret: z.optional(userTokenSecretSchema),
@@ -46,7 +47,7 @@ const createKeySchema = z.strictObject(
   'the body must be a JSON object',
 );
 
-const setSecretSchema = z.strictObject({ userTokenSecret: userTokenSecretSchema }, 'the body must be a JSON object');
+export const setUserTokenSecretSchema = z.strictObject({ userTokenSecret: userTokenSecretSchema }, 'the body must be a JSON object');
 
 /** Key ids are ours (`key_…`, or the local stack's `local-…`): anything else names no key. */
 const KEY_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -73,7 +74,7 @@ async function createKeyRoute(request: HttpRequest): Promise<HttpResponse> {
 
 async function setUserTokenSecretRoute(request: HttpRequest): Promise<HttpResponse> {
   const keyId = request.pathParameters.keyId ?? '';
-  const parsed = setSecretSchema.safeParse(jsonBody(request));
+  const parsed = setUserTokenSecretSchema.safeParse(jsonBody(request));
   if (!parsed.success) throw new ApiError('validation_failed', 'The user-token secret is not valid', issueDetails(parsed.error.issues));
   let key;
   try {

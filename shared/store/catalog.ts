@@ -52,7 +52,7 @@ import {
   primeCatalogCache,
   versionPk,
 } from './catalog-live.ts';
-import { batchWrite } from './batch-write.ts';
+import { batchGet, batchWrite } from './batch-write.ts';
 import { documentClient } from './client.ts';
 
 export {
@@ -85,6 +85,21 @@ export interface CatalogStoreOptions {
   readonly chunkBytes?: number;
 }
 
+/** What the version list shows of one version (its META item). */
+export interface CatalogVersionSummary {
+  readonly version: number;
+  readonly createdAt: string;
+  readonly format: 'json' | 'yaml';
+  /** Bytes of the source text. */
+  readonly bytes: number;
+  /** SHA-256 (hex) of the source text. */
+  readonly sha256: string;
+  readonly principal?: string;
+  readonly actions?: number;
+  /** Set on a version published by a rollback: the version whose text it republished. */
+  readonly rolledBackFrom?: number;
+}
+
 export interface StoredCatalogVersion {
   readonly version: number;
   /** The catalog text as the operator sent it (YAML or JSON). */
@@ -95,6 +110,7 @@ export interface StoredCatalogVersion {
   readonly chunks: number;
   readonly createdAt: string;
   readonly principal?: string;
+  readonly rolledBackFrom?: number;
 }
 
 export type PublishResult =
@@ -163,7 +179,7 @@ function chunkItems(pk: string, sk: (i: number) => string, text: string, chunkBy
 export async function storeCatalogVersion(
   text: string,
   format: 'json' | 'yaml',
-  meta: { principal?: string; actions?: number; onlyIfNone?: boolean; document?: CatalogDocument } = {},
+  meta: { principal?: string; actions?: number; onlyIfNone?: boolean; document?: CatalogDocument; rolledBackFrom?: number } = {},
   options?: CatalogStoreOptions,
 ): Promise<{ version: number; live: boolean; liveVersion: number; chunks: number }> {
   const { client, table, chunkBytes } = resolve(options);
@@ -199,6 +215,7 @@ export async function storeCatalogVersion(
         createdAt,
         ...(meta.principal ? { principal: meta.principal } : {}),
         ...(actions !== undefined ? { actions } : {}),
+        ...(meta.rolledBackFrom !== undefined ? { rolledBackFrom: meta.rolledBackFrom } : {}),
       },
     ]),
     client,
@@ -258,7 +275,54 @@ export async function readCatalogVersion(version: number, options?: CatalogStore
     chunks: chunks.length,
     createdAt: String(meta.createdAt),
     ...(typeof meta.principal === 'string' ? { principal: meta.principal } : {}),
+    ...(typeof meta.rolledBackFrom === 'number' ? { rolledBackFrom: meta.rolledBackFrom } : {}),
   };
+}
+
+function versionSummary(meta: Record<string, unknown>): CatalogVersionSummary {
+  return {
+    version: Number(meta.version),
+    createdAt: String(meta.createdAt),
+    format: meta.format === 'yaml' ? 'yaml' : 'json',
+    bytes: Number(meta.bytes),
+    sha256: String(meta.sha256),
+    ...(typeof meta.principal === 'string' ? { principal: meta.principal } : {}),
+    ...(typeof meta.actions === 'number' ? { actions: meta.actions } : {}),
+    ...(typeof meta.rolledBackFrom === 'number' ? { rolledBackFrom: meta.rolledBackFrom } : {}),
+  };
+}
+
+/** The highest version number ever allocated (0: none). */
+async function lastAllocatedVersion(client: DynamoDBDocumentClient, table: string): Promise<number> {
+  const { Item } = await client.send(new GetCommand({ TableName: table, Key: { pk: CATALOG_PK, sk: COUNTER_SK }, ConsistentRead: true }));
+  return typeof Item?.next === 'number' ? Item.next : 0;
+}
+
+/** Most versions one page of the list may hold (one BatchGetItem reads at most 100 keys). */
+export const MAX_VERSIONS_PAGE = 100;
+
+/**
+ * Published versions, newest first: `limit` versions numbered below `before`
+ * (default: all). Reads the META item of each candidate number in one
+ * BatchGetItem per page; a number whose publication never completed (no
+ * META) is skipped. `next` is the `before` of the following page, absent on
+ * the last one.
+ */
+export async function listCatalogVersions(
+  page: { limit: number; before?: number },
+  options?: CatalogStoreOptions,
+): Promise<{ versions: CatalogVersionSummary[]; next?: number }> {
+  const { client, table } = resolve(options);
+  const limit = Math.min(Math.max(1, page.limit), MAX_VERSIONS_PAGE);
+  let top = Math.min(page.before === undefined ? Infinity : page.before - 1, await lastAllocatedVersion(client, table));
+  const versions: CatalogVersionSummary[] = [];
+  while (top >= 1 && versions.length < limit) {
+    const wanted = Array.from({ length: Math.min(limit - versions.length, top) }, (_, i) => top - i);
+    const found = await batchGet(table, wanted.map((v) => ({ pk: versionPk(v), sk: META_SK })), { consistent: true, client });
+    versions.push(...found.map(versionSummary).sort((a, b) => b.version - a.version));
+    top -= wanted.length;
+  }
+  return { versions, ...(top >= 1 ? { next: top + 1 } : {}) };
 }
 
 /** The live version's text, or undefined when no catalog is live. */
@@ -273,7 +337,7 @@ export async function readLiveCatalog(options?: CatalogStoreOptions): Promise<St
 export async function publishCatalog(
   text: string,
   format: 'json' | 'yaml',
-  meta: { principal?: string; onlyIfNone?: boolean } = {},
+  meta: { principal?: string; onlyIfNone?: boolean; rolledBackFrom?: number } = {},
   options?: CatalogStoreOptions,
 ): Promise<PublishResult> {
   const checked = loadCatalog(text, format);
@@ -287,6 +351,29 @@ export async function publishCatalog(
   const catalog: CompiledCatalog = { ...checked.catalog, version: stored.version };
   if (stored.live && !options?.client) primeCatalogCache(catalog);
   return { ok: true, version: stored.version, live: stored.live, liveVersion: stored.liveVersion, catalog };
+}
+
+export type RollbackResult =
+  | PublishResult & { readonly ok: true; readonly rolledBackFrom: number }
+  | { readonly ok: false; readonly reason: 'not_found' }
+  | { readonly ok: false; readonly reason: 'invalid'; readonly problems: readonly CatalogProblem[] };
+
+/**
+ * Make an earlier version live again by publishing its source text as a new
+ * version (validated again with today's checks: a version that no longer
+ * validates is refused with its problems, and nothing changes). The history
+ * only grows, so a rollback can itself be rolled back.
+ */
+export async function rollbackCatalog(
+  version: number,
+  meta: { principal?: string } = {},
+  options?: CatalogStoreOptions,
+): Promise<RollbackResult> {
+  const stored = await readCatalogVersion(version, options);
+  if (!stored) return { ok: false, reason: 'not_found' };
+  const result = await publishCatalog(stored.text, stored.format, { ...meta, rolledBackFrom: version }, options);
+  if (!result.ok) return { ok: false, reason: 'invalid', problems: result.problems };
+  return { ...result, rolledBackFrom: version };
 }
 
 /**

@@ -80,7 +80,8 @@ beforeAll(async () => {
   const port = await freePort();
   origin = `http://127.0.0.1:${port}`;
   const pkg = JSON.parse(readFileSync(join(REPOSITORY_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
-  const [command, ...args] = pkg.scripts.start.split(/\s+/);
+  // `exec node …`: the shell npm runs the script in becomes node (test/e2e/local-stack-lifecycle.e2e.test.ts).
+  const [command, ...args] = pkg.scripts.start.replace(/^exec\s+/, '').split(/\s+/);
   if (command !== 'node') throw new Error(`scripts.start is expected to run node, not ${command}`);
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of Object.keys(env)) if (name.startsWith('KAIROS_') || name === 'PORT') delete env[name];

@@ -29,6 +29,7 @@ import type {
   CompiledSuppression,
   CompiledTemplate,
   CompiledVariant,
+  TemplateKind,
   CompiledWeights,
   AudienceReuse,
   EligibilityIndex,
@@ -40,6 +41,7 @@ import { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 import { compileRule, type RuleKind, type RuleReference } from './rules.ts';
 import type { ActionDocument, CapDocument, CatalogDocument, ContentDocument } from './schema.ts';
 import { TEMPLATE_MARKUP } from './patterns.ts';
+import { CONTENT_FIELDS, type ContentFieldSpec } from './content-fields.ts';
 
 /** At most this many problems are reported (the first ones, in document order). */
 export const MAX_PROBLEMS = 200;
@@ -86,19 +88,11 @@ function duplicates<T>(items: readonly T[], key: (t: T) => string, path: string,
   });
 }
 
-const TEXT_FIELDS: Record<Channel, { fields: readonly string[]; lists: readonly string[]; literals: readonly string[] }> = {
-  web: { fields: ['title', 'body', 'imageUrl', 'url'], lists: [], literals: [] },
-  app: { fields: ['title', 'body', 'imageUrl', 'url'], lists: [], literals: [] },
-  push: { fields: ['title', 'body', 'deepLink', 'imageUrl'], lists: [], literals: [] },
-  email: { fields: ['subject', 'greeting', 'body'], lists: [], literals: ['templateId'] },
-  sms: { fields: ['text'], lists: [], literals: [] },
-  call_center: { fields: ['script'], lists: ['talkingPoints'], literals: [] },
-};
-
-/** Parses a Liquid template (template.ts `compileTemplate`): errors are catalog problems. */
+/** Parses a Liquid template (template.ts `compileTemplate`) of a content field of this kind: errors are catalog problems. */
 export type TemplateCompiler = (
   source: string,
   path: string,
+  kind: TemplateKind,
 ) => { ok: true; template: CompiledTemplate } | { ok: false; error: { message: string; position?: number } };
 
 /**
@@ -107,9 +101,9 @@ export type TemplateCompiler = (
  * first render; literal text is known here. So the profile function, which
  * renders nothing, does not carry the Liquid engine.
  */
-const deferTemplate: TemplateCompiler = (source, path) => ({
+const deferTemplate: TemplateCompiler = (source, path, kind) => ({
   ok: true,
-  template: TEMPLATE_MARKUP.test(source) ? { source, path } : { source, path, literal: source },
+  template: TEMPLATE_MARKUP.test(source) ? { source, path, kind } : { source, path, kind, literal: source },
 });
 
 function compileContent(
@@ -122,31 +116,33 @@ function compileContent(
   for (const channel of CHANNELS) {
     const doc = content[channel] as Record<string, unknown> | undefined;
     if (!doc) continue;
-    const spec = TEXT_FIELDS[channel];
     const fields: Record<string, CompiledTemplate> = {};
     const lists: Record<string, CompiledTemplate[]> = {};
     const literals: Record<string, string> = {};
-    const compile = (source: string, at: string): CompiledTemplate | undefined => {
-      const r = compileTemplate(source, at);
+    const compile = (source: string, at: string, kind: TemplateKind): CompiledTemplate | undefined => {
+      const r = compileTemplate(source, at, kind);
       if (r.ok) return r.template;
       problems.add(at, `template error: ${r.error.message}`, r.error.position);
       return undefined;
     };
-    for (const name of spec.fields) {
+    const specs: Readonly<Record<string, ContentFieldSpec>> = CONTENT_FIELDS[channel];
+    for (const name in specs) {
+      const spec = specs[name] as ContentFieldSpec;
       const value = doc[name];
-      if (typeof value !== 'string') continue;
-      const t = compile(value, `${path}.${channel}.${name}`);
-      if (t) fields[name] = t;
+      if (spec.kind === 'literal') {
+        if (typeof value === 'string') literals[name] = value;
+      } else if (spec.list) {
+        if (!Array.isArray(value)) continue;
+        const kind = spec.kind;
+        lists[name] = value.flatMap((item, i) => {
+          const t = compile(String(item), `${path}.${channel}.${name}[${i}]`, kind);
+          return t ? [t] : [];
+        });
+      } else if (typeof value === 'string') {
+        const t = compile(value, `${path}.${channel}.${name}`, spec.kind);
+        if (t) fields[name] = t;
+      }
     }
-    for (const name of spec.lists) {
-      const value = doc[name];
-      if (!Array.isArray(value)) continue;
-      lists[name] = value.flatMap((item, i) => {
-        const t = compile(String(item), `${path}.${channel}.${name}[${i}]`);
-        return t ? [t] : [];
-      });
-    }
-    for (const name of spec.literals) if (typeof doc[name] === 'string') literals[name] = doc[name] as string;
     const placements = Array.isArray(doc.placements) ? new Set(doc.placements as string[]) : undefined;
     out[channel] = { channel, fields, lists, literals, ...(placements ? { placements } : {}) };
   }

@@ -111,10 +111,14 @@ export interface CompiledRule {
 // ---------------------------------------------------------------------------
 // Content (Liquid)
 
+/** How a template's output is shown (content-fields.ts): `html` escapes every output, `text` does not. */
+export type TemplateKind = 'html' | 'text';
+
 /** A parsed Liquid template. `literal` is set when the text has no Liquid markup (rendering is a copy). */
 export interface CompiledTemplate {
   readonly source: string;
   readonly path: string;
+  readonly kind: TemplateKind;
   readonly literal?: string;
   /** Parsed liquidjs templates (opaque; render with `renderContent`). */
   readonly parsed?: unknown;

@@ -36,5 +36,14 @@ export {
   resolvePlacement,
   suppressingPolicy,
 } from './decision.ts';
-export { applyFallbacks, compileTemplate, renderContent, renderTemplate, templateScope, type TemplateScope } from './template.ts';
+export {
+  TEMPLATE_LIMITS,
+  applyFallbacks,
+  compileTemplate,
+  renderContent,
+  renderTemplate,
+  takeTemplateFailureCount,
+  templateScope,
+  type TemplateScope,
+} from './template.ts';
 export { createCatalogEnricher } from './enricher.ts';

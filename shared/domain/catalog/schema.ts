@@ -10,10 +10,12 @@
  *
  * Every expression (`rule`, `exclude`, `eligibility`, `when`, model feature
  * `expression`) is CEL; see rules.ts for the variables and helpers it sees.
- * Every content text field is a Liquid template; see template.ts.
+ * Every content text field is a Liquid template (template.ts), HTML or plain
+ * text as content-fields.ts declares.
  */
 import * as z from 'zod';
 import { CHANNELS } from '../channels.ts';
+import { CONTENT_FIELDS, type ContentFieldSpec } from './content-fields.ts';
 import { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 
 export { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
@@ -66,49 +68,41 @@ export const validitySchema = z
   });
 
 // ---------------------------------------------------------------------------
-// Content, per channel. Text fields are Liquid templates rendered with the
-// profile and the request context.
+// Content, per channel: the fields and how each is shown are declared once,
+// in content-fields.ts (`html` fields are HTML-escaped, `text` fields are
+// plain text); every field but a `literal` is a Liquid template rendered
+// with the profile and the request context.
+
+type ContentShape<F extends Readonly<Record<string, ContentFieldSpec>>> = {
+  -readonly [K in keyof F]: F[K] extends { list: true }
+    ? z.ZodDefault<z.ZodArray<z.ZodString>>
+    : F[K]['required'] extends true
+      ? z.ZodString
+      : z.ZodOptional<z.ZodString>;
+};
+
+function contentShape<F extends Readonly<Record<string, ContentFieldSpec>>>(fields: F): ContentShape<F> {
+  const shape: Record<string, z.ZodType> = {};
+  for (const [name, spec] of Object.entries(fields)) {
+    const one = spec.kind === 'literal' ? z.string().min(1).max(200) : templateSchema;
+    shape[name] = spec.list ? z.array(one).max(50).default([]) : spec.required ? one : one.optional();
+  }
+  return shape as ContentShape<F>;
+}
 
 /** Web and app banners / cards. */
 export const bannerContentSchema = z
   .object({
-    title: templateSchema,
-    body: templateSchema.optional(),
-    imageUrl: templateSchema.optional(),
-    url: templateSchema.optional(),
+    ...contentShape(CONTENT_FIELDS.web),
     /** Placements this content can fill (e.g. `home_hero`); absent = any placement of the channel. */
     placements: z.array(idSchema).min(1).max(50).optional(),
   })
   .strict();
 
-export const pushContentSchema = z
-  .object({
-    title: templateSchema,
-    body: templateSchema,
-    deepLink: templateSchema,
-    imageUrl: templateSchema.optional(),
-  })
-  .strict();
-
-export const emailContentSchema = z
-  .object({
-    /** The template id in the email service provider (e.g. `123`). */
-    templateId: z.string().min(1).max(200),
-    subject: templateSchema,
-    /** Salutation line, e.g. `Estimado {{ firstName | default: "cliente" }}`. */
-    greeting: templateSchema.optional(),
-    body: templateSchema.optional(),
-  })
-  .strict();
-
-export const smsContentSchema = z.object({ text: templateSchema }).strict();
-
-export const callCenterContentSchema = z
-  .object({
-    script: templateSchema,
-    talkingPoints: z.array(templateSchema).max(50).default([]),
-  })
-  .strict();
+export const pushContentSchema = z.object(contentShape(CONTENT_FIELDS.push)).strict();
+export const emailContentSchema = z.object(contentShape(CONTENT_FIELDS.email)).strict();
+export const smsContentSchema = z.object(contentShape(CONTENT_FIELDS.sms)).strict();
+export const callCenterContentSchema = z.object(contentShape(CONTENT_FIELDS.call_center)).strict();
 
 /** Content of an action, per channel; the channels present are the channels the action can use. */
 export const contentSchema = z

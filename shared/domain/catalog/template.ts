@@ -11,38 +11,276 @@
  * map (`fallbacks: {firstName: cliente}`), which fills the variable when the
  * profile does not have it (absent, null or empty).
  *
- * Rendering is bounded (time and memory limits): a hostile template fails
- * its render, which decide treats as "this content cannot be served".
+ * Output is made safe for where the field is shown (content-fields.ts): in an
+ * `html` field every `{{ … }}` is HTML-escaped (liquidjs `outputEscape`), in a
+ * `text` field it is plain text. A value is output, never parsed: a trait
+ * holding Liquid markup stays text.
+ *
+ * Sandboxed: there is no file system at all (`include`, `render` and `layout`
+ * are refused when the template is parsed, and the engine's `fs` has no
+ * file), and a render is bounded (TEMPLATE_LIMITS): loop steps (iterations
+ * weighted by the size of the body) and output size, counted as it goes; allocations and time as a backstop. A
+ * render that reaches a bound stops there and fails, which decide treats as
+ * "this content cannot be served" (counted, `takeTemplateFailureCount`).
  */
-import { Liquid, type Template } from 'liquidjs';
-import type { CompiledContent, CompiledTemplate, RenderedContent, RuleVariables } from './compiled.ts';
+import {
+  type Context,
+  ForTag,
+  Liquid,
+  TablerowTag,
+  Tag,
+  toValue,
+  toValueSync,
+  TypeGuards,
+  type Emitter,
+  type FS,
+  type Liquid as LiquidEngine,
+  type TagToken,
+  type Template,
+  type TopLevelToken,
+  type Token,
+  type ValueToken,
+} from 'liquidjs';
+import type { CompiledContent, CompiledTemplate, RenderedContent, RuleVariables, TemplateKind } from './compiled.ts';
 import { TEMPLATE_MARKUP as MARKUP } from './patterns.ts';
 
-const liquid = new Liquid({
-  strictFilters: true,
-  strictVariables: false,
-  ownPropertyOnly: true,
-  // Bounds against hostile templates (characters parsed, ms rendering, allocation).
-  parseLimit: 100_000,
-  renderLimit: 50,
-  memoryLimit: 10_000_000,
-  cache: false,
-});
+/** Bounds of one template's render (one content field, or one item of a list field). */
+export const TEMPLATE_LIMITS = {
+  /**
+   * Loop work: every pass through a loop body (`for`, `tablerow`, an empty
+   * body too) counts the tags, outputs and text of that body (at least 1; a
+   * nested loop counts its own passes), every loop of the template together.
+   * A loop with a one-output body may run 2,000 times, one with ten, 200.
+   */
+  loopSteps: 2_000,
+  /** Characters a template outputs (and each `capture` inside it). */
+  outputChars: 50_000,
+  /** liquidjs `memoryLimit`: elements and characters allocated by ranges and filters, in total. */
+  allocations: 200_000,
+  /** liquidjs `renderLimit`, ms: a backstop; the counted bounds above stop a hostile template long before it. */
+  renderMs: 1_000,
+  /** liquidjs `parseLimit`: characters parsed (a content field is at most 20,000). */
+  parseChars: 100_000,
+} as const;
 
+const NO_FILE_SYSTEM = 'templates have no file system: partials and layouts (include, render, layout) are not available';
+
+/** The engine's file system: it has no file (nothing reaches the disk even if a tag asked). */
+const noFiles: FS = {
+  exists: () => Promise.resolve(false),
+  existsSync: () => false,
+  readFile: () => Promise.reject(new Error(NO_FILE_SYSTEM)),
+  readFileSync: () => {
+    throw new Error(NO_FILE_SYSTEM);
+  },
+  resolve: () => {
+    throw new Error(NO_FILE_SYSTEM);
+  },
+  contains: () => Promise.resolve(false),
+  containsSync: () => false,
+};
+
+/** `include`, `render`, `layout`: refused where they are parsed, with their position. */
+function refusedTag(name: string) {
+  return class extends Tag {
+    constructor(token: TagToken, remainTokens: TopLevelToken[], liquid: LiquidEngine) {
+      super(token, remainTokens, liquid);
+      throw new Error(`"${name}" is not allowed: ${NO_FILE_SYSTEM}`);
+    }
+    render(): void {
+      throw new Error(NO_FILE_SYSTEM);
+    }
+  };
+}
+
+const LOOP_STEPS = 'kairos:loopSteps';
+
+type Children = (partials: boolean, sync: boolean) => Generator<unknown, Template[]>;
+
+/** The nodes a template has under it, in a flat list (iterative). */
+function childrenOf(node: Template): readonly Template[] {
+  const children = (node as { children?: Children }).children;
+  return typeof children === 'function' ? (toValueSync(children.call(node, false, true)) ?? []) : [];
+}
+
+/** What one pass through a loop body costs: its nodes, nested blocks included, a nested loop as one (it counts its own passes). */
+function bodyWeight(body: readonly Template[]): number {
+  let weight = 0;
+  const stack = [...body];
+  while (stack.length > 0) {
+    const node = stack.pop() as Template;
+    if (node instanceof LoopPass) continue;
+    weight++;
+    if (!(node instanceof BoundedFor || node instanceof BoundedTablerow)) stack.push(...childrenOf(node));
+  }
+  return Math.max(1, weight);
+}
+
+/** A node placed first in a loop's body: counts each pass (an empty body too) and stops the render past the bound. */
+class LoopPass implements Template {
+  constructor(
+    readonly token: Token,
+    readonly weight: number,
+  ) {}
+  render(ctx: Context): void {
+    // A register: per-render state liquidjs keeps for tags (as `increment` does), shared by captures.
+    const steps = (ctx.getRegister(LOOP_STEPS, 0) as number) + this.weight;
+    if (steps > TEMPLATE_LIMITS.loopSteps) throw new Error(`more than ${TEMPLATE_LIMITS.loopSteps} loop steps`);
+    ctx.setRegister(LOOP_STEPS, steps);
+  }
+}
+
+class BoundedFor extends ForTag {
+  readonly weight: number;
+  constructor(...args: ConstructorParameters<typeof ForTag>) {
+    super(...args);
+    this.weight = bodyWeight(this.templates);
+    this.templates.unshift(new LoopPass(this.token, this.weight));
+  }
+}
+
+class BoundedTablerow extends TablerowTag {
+  readonly weight: number;
+  constructor(...args: ConstructorParameters<typeof TablerowTag>) {
+    super(...args);
+    this.weight = bodyWeight(this.templates);
+    this.templates.unshift(new LoopPass(this.token, this.weight));
+  }
+}
+
+/** liquidjs `stringify` (an output's text), iterative over nested arrays. */
+function outputText(value: unknown): string {
+  const v = toValue(value);
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined) return '';
+  if (!Array.isArray(v)) return String(v);
+  let text = '';
+  const stack: unknown[] = [v];
+  while (stack.length > 0) {
+    const item = toValue(stack.pop());
+    if (Array.isArray(item)) for (let i = item.length - 1; i >= 0; i--) stack.push(item[i]);
+    else if (typeof item === 'string') text += item;
+    else if (item !== null && item !== undefined) text += String(item);
+    if (text.length > TEMPLATE_LIMITS.outputChars) break;
+  }
+  return text;
+}
+
+/** The render's output (and each capture's): refuses to grow past the bound. */
+class BoundedEmitter implements Emitter {
+  buffer = '';
+  write(html: unknown): void {
+    const text = typeof html === 'string' ? html : outputText(html);
+    if (this.buffer.length + text.length > TEMPLATE_LIMITS.outputChars) {
+      throw new Error(`more than ${TEMPLATE_LIMITS.outputChars} characters of output`);
+    }
+    this.buffer += text;
+  }
+}
+
+function sandboxedLiquid(kind: TemplateKind): Liquid {
+  const engine = new Liquid({
+    strictFilters: true,
+    strictVariables: false,
+    ownPropertyOnly: true,
+    fs: noFiles,
+    relativeReference: false,
+    dynamicPartials: false,
+    ...(kind === 'html' ? { outputEscape: 'escape' as const } : {}),
+    parseLimit: TEMPLATE_LIMITS.parseChars,
+    renderLimit: TEMPLATE_LIMITS.renderMs,
+    memoryLimit: TEMPLATE_LIMITS.allocations,
+    cache: false,
+  });
+  for (const name of ['include', 'render', 'layout']) engine.registerTag(name, refusedTag(name));
+  engine.registerTag('for', BoundedFor);
+  engine.registerTag('tablerow', BoundedTablerow);
+  // Every block rendered without an emitter of its own (the template, a capture) writes to a bounded one.
+  const renderer = engine.renderer;
+  const renderTemplates = renderer.renderTemplates;
+  renderer.renderTemplates = function (templates, ctx, emitter) {
+    return renderTemplates.call(this, templates, ctx, emitter ?? new BoundedEmitter());
+  };
+  return engine;
+}
+
+/** One engine per kind: an `html` template is parsed with output escaping, which its outputs keep. */
+const engines: Readonly<Record<TemplateKind, Liquid>> = { html: sandboxedLiquid('html'), text: sandboxedLiquid('text') };
 
 export interface TemplateCompileError {
   readonly message: string;
   readonly position?: number;
 }
 
+/** A literal loop size (`(1..500)`, `limit: 20`), else undefined. */
+function literalNumber(token: ValueToken | undefined): number | undefined {
+  return TypeGuards.isNumberToken(token) ? token.content : undefined;
+}
+
+function literalLoopSize(collection: unknown, limit: unknown): number | undefined {
+  let size: number | undefined;
+  if (TypeGuards.isRangeToken(collection)) {
+    const low = literalNumber(collection.lhs);
+    const high = literalNumber(collection.rhs);
+    if (low !== undefined && high !== undefined) size = Math.max(0, Math.floor(high) - Math.ceil(low) + 1);
+  }
+  const cap = literalNumber(limit as ValueToken | undefined);
+  if (cap !== undefined) size = Math.max(0, Math.min(size ?? cap, cap));
+  return size;
+}
+
+/**
+ * The bounds a parsed template exceeds whatever it renders, where that is
+ * known before rendering: loops over literal ranges or with a literal
+ * `limit` (nested ones multiply), and the literal text they repeat.
+ */
+function staticBoundProblem(parsed: readonly Template[]): TemplateCompileError | undefined {
+  let steps = 0;
+  let output = 0;
+  const stack: { node: Template; times: number }[] = parsed.map((node) => ({ node, times: 1 }));
+  while (stack.length > 0) {
+    const { node, times } = stack.pop() as { node: Template; times: number };
+    if (node instanceof LoopPass) continue;
+    if (node instanceof BoundedFor || node instanceof BoundedTablerow) {
+      const limit = node instanceof BoundedFor ? node.hash.hash.limit : node.args.hash.limit;
+      const size = literalLoopSize(node.collection, limit);
+      const inner = size === undefined ? times : times * size;
+      if (size !== undefined) steps += inner * node.weight;
+      if (steps > TEMPLATE_LIMITS.loopSteps) {
+        return { message: `loops here take ${steps} steps or more (passes × the size of their body), over the bound of ${TEMPLATE_LIMITS.loopSteps}`, position: node.token.begin };
+      }
+      for (const child of node.templates) stack.push({ node: child, times: inner });
+      if (node instanceof BoundedFor) for (const child of node.elseTemplates) stack.push({ node: child, times });
+      continue;
+    }
+    const str = (node as { str?: unknown }).str;
+    if (typeof str === 'string') {
+      output += str.length * times;
+      if (output > TEMPLATE_LIMITS.outputChars) {
+        return { message: `outputs ${output} characters or more, over the bound of ${TEMPLATE_LIMITS.outputChars}`, position: node.token.begin };
+      }
+    }
+    for (const child of childrenOf(node)) stack.push({ node: child, times });
+  }
+  return undefined;
+}
+
+/**
+ * Parse a content template of this kind. Refused: Liquid syntax errors,
+ * unknown filters, `include`/`render`/`layout`, and loops or literal text
+ * over TEMPLATE_LIMITS when that is known before rendering.
+ */
 export function compileTemplate(
   source: string,
   path: string,
+  kind: TemplateKind,
 ): { ok: true; template: CompiledTemplate } | { ok: false; error: TemplateCompileError } {
-  if (!MARKUP.test(source)) return { ok: true, template: { source, path, literal: source } };
+  if (!MARKUP.test(source)) return { ok: true, template: { source, path, kind, literal: source } };
   try {
-    const parsed = liquid.parse(source);
-    return { ok: true, template: { source, path, parsed } };
+    const parsed = engines[kind].parse(source);
+    const bound = staticBoundProblem(parsed);
+    if (bound) return { ok: false, error: bound };
+    return { ok: true, template: { source, path, kind, parsed } };
   } catch (error) {
     const e = error as { message?: string; token?: { begin?: number } };
     const message = (e.message ?? 'invalid template').replace(/, line:\d+, col:\d+$/, '');
@@ -106,23 +344,46 @@ export function applyFallbacks(scope: TemplateScope, fallbacks: Readonly<Record<
   return out;
 }
 
-/** Templates compiled without parsing (compile.ts, the stored document), parsed on first render. */
-const deferred = new WeakMap<CompiledTemplate, Template[]>();
+/** Templates compiled without parsing (compile.ts, the stored document), parsed on first render; a parse error is kept too. */
+const deferred = new WeakMap<CompiledTemplate, Template[] | Error>();
 
 function parsedOf(template: CompiledTemplate): Template[] {
   if (template.parsed !== undefined) return template.parsed as Template[];
   let parsed = deferred.get(template);
   if (!parsed) {
-    parsed = liquid.parse(template.source);
+    try {
+      parsed = engines[template.kind].parse(template.source);
+    } catch (error) {
+      parsed = error instanceof Error ? error : new Error(String(error));
+    }
     deferred.set(template, parsed);
   }
+  if (parsed instanceof Error) throw parsed;
   return parsed;
 }
 
-/** Render one template; throws on a render failure (limits, filter errors, a template that does not parse). */
+let failureCount = 0;
+
+/** Template renders that failed (a bound reached, a filter error, a template that does not parse) since the last call, for a metric; resets the counter. */
+export function takeTemplateFailureCount(): number {
+  const n = failureCount;
+  failureCount = 0;
+  return n;
+}
+
+/**
+ * Render one template. Throws on a render failure (a bound of
+ * TEMPLATE_LIMITS reached, a filter error, a template that does not parse),
+ * counted; nothing of a failed render is returned.
+ */
 export function renderTemplate(template: CompiledTemplate, scope: TemplateScope): string {
   if (template.literal !== undefined) return template.literal;
-  return String(liquid.renderSync(parsedOf(template), scope));
+  try {
+    return String(engines[template.kind].renderSync(parsedOf(template), scope));
+  } catch (error) {
+    failureCount++;
+    throw error;
+  }
 }
 
 /**

@@ -95,7 +95,10 @@ const buildSimulateRequestSchema = () =>
     }),
   );
 
-let simulateRequestSchema: ReturnType<typeof buildSimulateRequestSchema> | undefined;
+let simulateSchema: ReturnType<typeof buildSimulateRequestSchema> | undefined;
+
+/** The simulate request's zod schema, built once on first use. */
+export const simulateRequestSchema = () => (simulateSchema ??= buildSimulateRequestSchema());
 
 export type SimulateRequest = z.infer<ReturnType<typeof buildSimulateRequestSchema>>;
 
@@ -193,8 +196,7 @@ export function parseDecideRequest(body: unknown): ParseResult<DecideRequest> {
 }
 
 export function parseSimulateRequest(body: unknown): ParseResult<SimulateRequest> {
-  simulateRequestSchema ??= buildSimulateRequestSchema();
-  const parsed = simulateRequestSchema.safeParse(body);
+  const parsed = simulateRequestSchema().safeParse(body);
   if (!parsed.success) return { ok: false, details: issueDetails(parsed.error.issues) };
   return { ok: true, value: parsed.data };
 }

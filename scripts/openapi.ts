@@ -1,0 +1,286 @@
+/**
+ * The OpenAPI 3.1 document of the public HTTP API, generated from the one
+ * route table (shared/http/routes.ts) and the zod schemas that check each
+ * request body, so the published description cannot drift from what the
+ * stack serves.
+ *
+ *   npm run openapi           writes docs/openapi.json
+ *   npm run openapi -- --check  exits 1 when docs/openapi.json is not current
+ *
+ * Request bodies are the zod schemas' input JSON Schema (zod 4
+ * `toJSONSchema`, `io: "input"`); error answers are the API.md §6 shape with
+ * the codes of shared/http/errors.ts. Answers without a zod schema are
+ * described in words.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type * as z from 'zod/mini';
+import * as zc from 'zod';
+import { catalogSchema } from '#domain/catalog/schema.ts';
+import { decideRequestSchema, simulateRequestSchema } from '#domain/decide/request.ts';
+import { batchEnvelopeSchema, messageSchema } from '#domain/ingest/schema.ts';
+import { ERROR_STATUS, type ErrorCode } from '#http/errors.ts';
+import { routeKey, routes, type Route } from '#http/routes.ts';
+import { rollbackSchema } from '../functions/admin/catalog.ts';
+import { createKeySchema, setUserTokenSecretSchema } from '../functions/admin/keys.ts';
+
+type JsonSchema = Record<string, unknown>;
+
+/** A zod schema's JSON Schema as a client must send it; opaque custom checks read as "a JSON object". */
+function inputSchema(schema: z.core.$ZodType): JsonSchema {
+  const json = zc.toJSONSchema(schema, {
+    io: 'input',
+    unrepresentable: 'any',
+    override: ({ zodSchema, jsonSchema }) => {
+      // The one custom schema of the request bodies is the Segment JSON object (properties, traits, context).
+      if (zodSchema._zod.def.type === 'custom') jsonSchema.type = 'object';
+    },
+  }) as JsonSchema;
+  delete json.$schema;
+  return json;
+}
+
+interface Operation {
+  readonly summary: string;
+  /** Named component schema of the JSON body, if the route takes one. */
+  readonly body?: keyof typeof bodySchemas;
+  /** The body may also be YAML (the catalog). */
+  readonly yaml?: boolean;
+  readonly success: { readonly status: number; readonly description: string };
+  readonly query?: readonly { name: string; description: string }[];
+}
+
+const bodySchemas = {
+  Message: () => inputSchema(messageSchema),
+  Batch: () => {
+    const envelope = inputSchema(batchEnvelopeSchema);
+    const properties = envelope.properties as Record<string, JsonSchema>;
+    properties.batch = { ...properties.batch, items: { $ref: '#/components/schemas/Message' } };
+    return envelope;
+  },
+  DecideRequest: () => inputSchema(decideRequestSchema()),
+  SimulateRequest: () => inputSchema(simulateRequestSchema()),
+  Catalog: () => inputSchema(catalogSchema),
+  CreateKey: () => inputSchema(createKeySchema),
+  UserTokenSecret: () => inputSchema(setUserTokenSecretSchema),
+  Rollback: () => inputSchema(rollbackSchema),
+} as const;
+
+const single = (type: string): Operation => ({
+  summary: `One ${type} message (Segment Spec)`,
+  body: 'Message',
+  success: { status: 200, description: '`{success, accepted, duplicates, rejected[]}`: accepted messages are durably stored' },
+});
+
+/** What each route of the table does; a route missing here fails generation (and the test). */
+const operations: Readonly<Record<string, Operation>> = {
+  'POST /v1/batch': {
+    summary: 'A batch of Segment Spec messages',
+    body: 'Batch',
+    success: { status: 200, description: '`{success, accepted, duplicates, rejected[]}`: valid messages are stored even when others are refused' },
+  },
+  'POST /v1/track': single('track'),
+  'POST /v1/identify': single('identify'),
+  'POST /v1/page': single('page'),
+  'POST /v1/screen': single('screen'),
+  'POST /v1/alias': single('alias'),
+  'POST /v1/group': single('group'),
+  'POST /v1/decide': {
+    summary:
+      'The next best action for a customer on a channel. A public key: web, app and push only, no explain, and a userId only with an `X-Kairos-User-Token` (HS256 JWT `{sub, exp}`)',
+    body: 'DecideRequest',
+    success: {
+      status: 200,
+      description: '`{decisionId, channel, placement, actions[], …}` (API.md §4); for a public key only decisionId, channel, placement, fallback, degraded and per action actionId, variant, content, experiment',
+    },
+  },
+  'GET /v1/health': { summary: 'Readiness of the stack', success: { status: 200, description: '`{"ok": true, "version": …}`' } },
+  'GET /v1/admin/profiles/{userId}': {
+    summary: "A customer's profile and last events",
+    success: { status: 200, description: '`{profile, events[]}`' },
+  },
+  'GET /v1/admin/profiles/{userId}/export': {
+    summary: 'Everything held about a customer (right of access), in pages',
+    query: [
+      { name: 'limit', description: 'events per page, 1 to 1000' },
+      { name: 'cursor', description: 'the `next` of the previous page' },
+    ],
+    success: { status: 200, description: 'one page of the export, with `next` while more remain' },
+  },
+  'DELETE /v1/admin/profiles/{userId}': {
+    summary: 'Erase a customer (right to erasure)',
+    success: { status: 200, description: 'what was erased' },
+  },
+  'GET /v1/admin/catalog': { summary: 'The live catalog and its version', success: { status: 200, description: '`{version, catalog}`' } },
+  'PUT /v1/admin/catalog': {
+    summary: 'Publish a new catalog (JSON, or YAML with Content-Type application/yaml)',
+    body: 'Catalog',
+    yaml: true,
+    success: { status: 200, description: '`{version}`' },
+  },
+  'POST /v1/admin/catalog/validate': {
+    summary: 'Check a catalog without storing it',
+    body: 'Catalog',
+    yaml: true,
+    success: { status: 200, description: '`{valid: true}`' },
+  },
+  'GET /v1/admin/catalog/versions': {
+    summary: 'Every published catalog version, newest first, in pages',
+    query: [
+      { name: 'limit', description: 'versions per page, 1 to 100 (default 20)' },
+      { name: 'before', description: 'the `next` of the previous page' },
+    ],
+    success: { status: 200, description: '`{liveVersion, versions[{version, createdAt, format, bytes, sha256, principal, live, rolledBackFrom?}], next?}`' },
+  },
+  'GET /v1/admin/catalog/versions/{version}': {
+    summary: 'One catalog version: its source and document',
+    success: { status: 200, description: '`{version, live, createdAt, format, bytes, sha256, catalog, source}`' },
+  },
+  'POST /v1/admin/catalog/rollback': {
+    summary: "Make an earlier version live again (its source published as a new version)",
+    body: 'Rollback',
+    success: { status: 200, description: '`{version, rolledBackFrom, live}`' },
+  },
+  'POST /v1/admin/simulate': {
+    summary: 'A decision with its explanation, without side effects',
+    body: 'SimulateRequest',
+    success: { status: 200, description: 'the decision and its explanation' },
+  },
+  'POST /v1/admin/keys': {
+    summary: 'Create a write key (its secret is in this answer only)',
+    body: 'CreateKey',
+    success: { status: 201, description: 'the key, with `writeKey`' },
+  },
+  'GET /v1/admin/keys': { summary: 'Every write key, without secrets', success: { status: 200, description: '`{keys[]}`' } },
+  'PUT /v1/admin/keys/{keyId}/user-token-secret': {
+    summary: "Set or rotate a public key's user-token secret (never returned)",
+    body: 'UserTokenSecret',
+    success: { status: 200, description: 'the key, with `userTokenSecretSetAt`' },
+  },
+  'DELETE /v1/admin/keys/{keyId}': { summary: 'Revoke a write key', success: { status: 200, description: 'the revoked key' } },
+};
+
+/** The error codes a route can answer, by its kind (API.md §6). */
+function errorCodes(route: Route): ErrorCode[] {
+  const codes: ErrorCode[] = ['validation_failed', 'internal', 'unavailable'];
+  if (route.auth !== 'none') codes.push('unauthorized', 'forbidden', 'throttled');
+  if (route.method === 'POST' || route.method === 'PUT') codes.push('invalid_json', 'payload_too_large', 'unsupported_media_type');
+  if (route.path.includes('{')) codes.push('not_found');
+  return codes;
+}
+
+function responses(route: Route, op: Operation): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    [op.success.status]: { description: op.success.description, content: { 'application/json': { schema: {} } } },
+  };
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of errorCodes(route)) byStatus.set(ERROR_STATUS[code], [...(byStatus.get(ERROR_STATUS[code]) ?? []), code]);
+  for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
+    out[status] = {
+      description: codes.map((c) => `\`${c}\``).join(', '),
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+    };
+  }
+  return out;
+}
+
+function operation(route: Route): Record<string, unknown> {
+  const key = routeKey(route);
+  const op = operations[key];
+  if (!op) throw new Error(`scripts/openapi.ts: the route ${key} has no description; add it to \`operations\``);
+  const parameters = [
+    ...[...route.path.matchAll(/\{([A-Za-z]+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })),
+    ...(op.query ?? []).map((q) => ({ name: q.name, in: 'query', required: false, description: q.description, schema: { type: 'string' } })),
+  ];
+  const ref = op.body ? { $ref: `#/components/schemas/${op.body}` } : undefined;
+  return {
+    operationId: key.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, ''),
+    summary: op.summary,
+    tags: [route.function],
+    security: route.auth === 'writeKey' ? [{ writeKey: [] }] : route.auth === 'iam' ? [{ admin: [] }] : [],
+    ...(parameters.length > 0 ? { parameters } : {}),
+    ...(ref
+      ? {
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': { schema: ref },
+              ...(op.yaml ? { 'application/yaml': { schema: ref } } : {}),
+            },
+          },
+        }
+      : {}),
+    responses: responses(route, op),
+  };
+}
+
+/** The OpenAPI 3.1 document of every route of the route table. */
+export function buildOpenApi(version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const route of routes) {
+    (paths[route.path] ??= {})[route.method.toLowerCase()] = operation(route);
+  }
+  const schemas: Record<string, unknown> = Object.fromEntries(Object.entries(bodySchemas).map(([name, build]) => [name, build()]));
+  schemas.Error = {
+    type: 'object',
+    required: ['error'],
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message'],
+        properties: {
+          code: { type: 'string', enum: Object.keys(ERROR_STATUS) },
+          message: { type: 'string' },
+          details: {
+            type: 'array',
+            items: { type: 'object', required: ['path', 'message'], properties: { path: { type: 'string' }, message: { type: 'string' } } },
+          },
+        },
+      },
+    },
+  };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Kairos',
+      version,
+      description: 'Events (Segment Spec), decide (next best action) and operator routes. The contract is API.md; this document is generated from the route table and the request schemas.',
+    },
+    servers: [{ url: 'http://127.0.0.1:3000', description: 'the local stack (npm start)' }],
+    components: {
+      securitySchemes: {
+        writeKey: { type: 'http', scheme: 'basic', description: 'A write key as the user name and an empty password (Segment’s convention); /v1/batch also takes a body `writeKey`.' },
+        admin: { type: 'http', scheme: 'bearer', description: 'Local stack: the admin token `npm start` prints. Deployed: AWS IAM (SigV4) on the route.' },
+      },
+      schemas,
+    },
+    paths,
+  };
+}
+
+export const OPENAPI_FILE = fileURLToPath(new URL('../docs/openapi.json', import.meta.url));
+
+/** The document as written to docs/openapi.json. */
+export function openApiText(): string {
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `${JSON.stringify(buildOpenApi(version), null, 2)}\n`;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const text = openApiText();
+  if (process.argv.includes('--check')) {
+    let current = '';
+    try {
+      current = readFileSync(OPENAPI_FILE, 'utf8');
+    } catch {
+      // missing: not current
+    }
+    if (current !== text) {
+      console.error('docs/openapi.json is not current: run `npm run openapi`');
+      process.exit(1);
+    }
+  } else {
+    writeFileSync(OPENAPI_FILE, text);
+    console.log(`wrote ${OPENAPI_FILE}`);
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Catalog rollback on the local stack (API.md §5): publish v1, then v2, and
+ * decisions follow; roll back to v1 and decisions change back, while the
+ * version list shows the whole history. And the churn trainer as a command
+ * (scripts/train-churn.ts): help, one-line refusals without a stack trace,
+ * no overwrite of an existing file, a round trip on synthetic labelled
+ * profiles to a file and published to the stack as a new version.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import { syntheticProfiles } from '#scripts/train-churn.ts';
+import { useLocalStack } from '#test/support/stack.ts';
+import { call, decide, uniqueId, type StackAccess } from './fixtures/kairos.ts';
+
+let api: StackAccess;
+let adminToken = '';
+useLocalStack((started, access) => {
+  adminToken = started.adminToken;
+  api = access;
+});
+
+const catalog = (title: string) => `kind: kairos/v1
+tags: [promo]
+actions:
+  - id: home-banner
+    name: Home banner
+    tags: [promo]
+    content:
+      web: { title: "${title}", url: "https://example.com/" }
+`;
+
+async function publish(title: string): Promise<number> {
+  const result = await call<{ version: number; live: boolean }>(api, 'PUT', '/v1/admin/catalog', {
+    auth: 'admin',
+    body: catalog(title),
+    headers: { 'content-type': 'application/yaml' },
+  });
+  expect({ status: result.status, live: result.json.live }).toEqual({ status: 200, live: true });
+  return result.json.version;
+}
+
+const titleServed = async (anonymousId: string) =>
+  (await decide(api, { anonymousId, channel: 'web' })).actions.map((a) => a.content.title);
+
+describe('catalog rollback', () => {
+  it('publishes v1 and v2, rolls back to v1, and decisions change back', async () => {
+    const visitor = uniqueId('rollback');
+    const v1 = await publish('Version one');
+    expect(await titleServed(visitor)).toEqual(['Version one']);
+    const v2 = await publish('Version two');
+    expect(v2).toBeGreaterThan(v1);
+    expect(await titleServed(visitor)).toEqual(['Version two']);
+
+    const rollback = await call<{ version: number; rolledBackFrom: number; live: boolean }>(api, 'POST', '/v1/admin/catalog/rollback', {
+      auth: 'admin',
+      body: { version: v1 },
+    });
+    expect(rollback.status).toBe(200);
+    expect(rollback.json).toMatchObject({ rolledBackFrom: v1, live: true });
+    expect(rollback.json.version).toBeGreaterThan(v2);
+    expect(await titleServed(visitor)).toEqual(['Version one']);
+
+    const list = await call<{ liveVersion: number; versions: { version: number; live: boolean; rolledBackFrom?: number }[] }>(
+      api,
+      'GET',
+      '/v1/admin/catalog/versions',
+      { auth: 'admin' },
+    );
+    expect(list.json.liveVersion).toBe(rollback.json.version);
+    expect(list.json.versions.slice(0, 3)).toEqual([
+      expect.objectContaining({ version: rollback.json.version, live: true, rolledBackFrom: v1 }),
+      expect.objectContaining({ version: v2, live: false }),
+      expect.objectContaining({ version: v1, live: false }),
+    ]);
+  });
+
+  it('a write key cannot list, read or roll back versions', async () => {
+    for (const [method, path] of [
+      ['GET', '/v1/admin/catalog/versions'],
+      ['GET', '/v1/admin/catalog/versions/1'],
+      ['POST', '/v1/admin/catalog/rollback'],
+    ] as const) {
+      const result = await call(api, method, path, { auth: 'write', ...(method === 'POST' ? { body: { version: 1 } } : {}) });
+      expect({ path, status: result.status }).toEqual({ path, status: 403 });
+    }
+  });
+});
+
+const TRAINER = fileURLToPath(new URL('../../scripts/train-churn.ts', import.meta.url));
+const DEMO = fileURLToPath(new URL('../../catalog/demo.yaml', import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), 'kairos-train-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** Run the trainer as a user would; its exit code and both streams. */
+function trainer(args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', TRAINER, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (code) => resolveRun({ code, stdout, stderr }));
+  });
+}
+
+describe('the churn trainer command', () => {
+  it('--help prints the usage and exits 0', async () => {
+    const run = await trainer(['--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^Usage: npx tsx scripts\/train-churn\.ts/);
+    expect(run.stdout).toContain('--publish <url>');
+  });
+
+  it.each([
+    [[], /^train-churn: give either --data <file.jsonl> or --synthetic <n>/],
+    [['--data', 'no-such-file.jsonl'], /^train-churn: cannot read the data file no-such-file\.jsonl: no such file$/],
+    [['--synthetic', '100', '--bogus'], /^train-churn: Unknown option '--bogus'/],
+    [['--synthetic', 'many'], /^train-churn: --synthetic must be a number/],
+    [['--synthetic', '100', '--model', 'nope'], /^train-churn: no model "nope" in catalog\/demo\.yaml \(it has: churnRisk\)$/],
+    [['--synthetic', '100', '--out', DEMO], /exists; choose another --out file, or add --force/],
+  ])('refuses %j in one line, exit 2, no stack trace', async (args, message) => {
+    const before = readFileSync(DEMO, 'utf8');
+    const run = await trainer(args);
+    expect({ code: run.code, lines: run.stderr.trim().split('\n').length }).toEqual({ code: 2, lines: 1 });
+    expect(run.stderr.trim()).toMatch(message);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    expect(readFileSync(DEMO, 'utf8')).toBe(before);
+  });
+
+  it('names the line of a malformed data file', async () => {
+    const data = join(scratch, 'bad.jsonl');
+    writeFileSync(data, `${JSON.stringify({ profile: {}, churned: true })}\n{"profile": {}, "churned": "yes"}\n`);
+    const run = await trainer(['--data', data]);
+    expect(run.code).toBe(2);
+    expect(run.stderr.trim()).toBe(`train-churn: ${data}:2: "churned" must be true or false`);
+  });
+
+  it('fits labelled profiles into a new catalog file, then publishes it as a new version', async () => {
+    const data = join(scratch, 'labelled.jsonl');
+    writeFileSync(data, syntheticProfiles(800, 7).map((row) => JSON.stringify(row)).join('\n'));
+    const out = join(scratch, 'trained.yaml');
+    const written = await trainer(['--data', data, '--out', out]);
+    expect(written.code).toBe(0);
+    expect(written.stderr).toMatch(/^churnRisk: intercept -?[\d.]+, daysSilent [\d.-]+, .*accuracy [\d.]+% on 800 examples\nwrote /);
+    expect(existsSync(out)).toBe(true);
+    const trained = loadCatalog(readFileSync(out, 'utf8'), 'yaml');
+    if (!trained.ok) throw new Error(JSON.stringify(trained.problems));
+    const model = trained.catalog.modelsById.get('churnRisk');
+    expect(model?.features.find((f) => f.name === 'returns')?.weight).toBeGreaterThan(0);
+    expect(readFileSync(out, 'utf8')).toContain(`trainedOn: "${data}; log loss`);
+
+    const before = await call<{ liveVersion: number }>(api, 'GET', '/v1/admin/catalog/versions', { auth: 'admin' });
+    const published = await trainer(['--data', data, '--publish', api.baseUrl], { KAIROS_ADMIN_TOKEN: adminToken });
+    expect(published.code).toBe(0);
+    expect(published.stderr).toContain(`published as catalog version ${before.json.liveVersion + 1} on ${api.baseUrl}`);
+    const live = await call<{ version: number; source: string }>(api, 'GET', '/v1/admin/catalog', { auth: 'admin' });
+    expect(live.json.version).toBe(before.json.liveVersion + 1);
+    expect(live.json.source).toContain('trainedOn:');
+  });
+});

@@ -1,0 +1,370 @@
+/**
+ * Content templates are sandboxed and safe for where they are shown:
+ * no file system (include, render, layout refused with their path), loops
+ * and output bounded at validation and at render, HTML fields escaped and
+ * text fields plain — through the loader and through decide.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, sep } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Drop } from 'liquidjs';
+import {
+  TEMPLATE_LIMITS,
+  compileDocument,
+  contentFor,
+  createRuleVariables,
+  loadCatalog,
+  renderContent,
+  renderTemplate,
+  takeTemplateFailureCount,
+  templateScope,
+  type CatalogInput,
+  type CatalogProblem,
+  type CompiledCatalog,
+  type CompiledTemplate,
+} from '#domain/catalog/index.ts';
+import { CONTENT_FIELDS, type ContentFieldSpec } from '#domain/catalog/content-fields.ts';
+import { decide, emptyProfile } from '#domain/decide/decide.ts';
+import type { DecideRequest, Decision } from '#domain/decide/types.ts';
+import type { ProfileView } from '#domain/profile/view.ts';
+import { CHANNELS, type Channel } from '#domain/channels.ts';
+
+const NOW = new Date('2026-01-15T12:00:00Z');
+const granted = { granted: true, updatedAt: '2026-01-01T00:00:00Z' };
+
+const action = (id: string, content: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ id, name: id, content, ...extra });
+
+function refused(input: CatalogInput): readonly CatalogProblem[] {
+  const result = loadCatalog(input, 'object');
+  if (result.ok) throw new Error('the catalog was accepted');
+  return result.problems;
+}
+
+function loaded(input: CatalogInput): CompiledCatalog {
+  const result = loadCatalog(input, 'object', { version: 1 });
+  if (!result.ok) throw new Error(JSON.stringify(result.problems));
+  return result.catalog;
+}
+
+function profile(overrides: Partial<ProfileView> = {}, stats: Partial<ProfileView['stats']> = {}): ProfileView {
+  const base = emptyProfile({ userId: 'u-1' });
+  return { ...base, consent: { email: granted, sms: granted, push: granted }, ...overrides, stats: { ...base.stats, ...stats } };
+}
+
+const request = (channel: Channel, extra: Partial<DecideRequest> = {}): DecideRequest => ({
+  userId: 'u-1',
+  channel,
+  limit: 10,
+  context: {},
+  explain: true,
+  ...extra,
+});
+
+const run = (c: CompiledCatalog, p: ProfileView, r: DecideRequest): Decision => decide(c, p, r, NOW, { nonce: 'n1' });
+
+const FILE_CONSTRUCTS = (file: string): string[] => {
+  const fromCwd = relative(process.cwd(), file);
+  const up = `${'../'.repeat(12)}${file.replace(/^\//, '')}`;
+  const name = file.split(sep).pop() as string;
+  return [
+    `{% include '${file}' %}`,
+    `{% include "${fromCwd}" %}`,
+    `{% include '${up}' %}`,
+    `{% include '${name}' %}`,
+    `{% include file %}`,
+    `{% include context.file %}`,
+    `{% include {{ context.file }} %}`,
+    `{% include '${file}' with context %}`,
+    `{% render '${file}' %}`,
+    `{% render "${up}" %}`,
+    `{% render context.file %}`,
+    `{% layout '${file}' %}`,
+    `{% layout "${fromCwd}" %}{% block x %}{% endblock %}`,
+    `{% layout context.file %}`,
+    `{%- liquid\ninclude '${file}'\n-%}`,
+    `{%- liquid\nrender context.file\n-%}`,
+    `{% capture c %}{% include '${file}' %}{% endcapture %}{{ c }}`,
+    `{% if true %}{% include '${up}' %}{% endif %}`,
+    `{% for f in (1..2) %}{% render file %}{% endfor %}`,
+    `{{ '${file}' | append: '' }}{% include '${file}' | upcase %}`,
+  ];
+};
+
+describe('no file system', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kairos-templates-'));
+  const secret = `secret-${randomUUID()}`;
+  const files = ['local-secrets.json', 'notes.liquid', 'partial.html'].map((name) => {
+    const file = join(dir, name);
+    writeFileSync(file, `{"writeKey":"${secret}-${name}"}`);
+    return file;
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('include, render and layout are refused at validation with the path and position of the field', () => {
+    for (const [tag, source] of [
+      ['include', "Hola {% include 'header' %}"],
+      ['render', 'Hola {% render "header", name: firstName %}'],
+      ['layout', "Hola {% layout 'default' %}"],
+      ['include', "Hola {% if firstName %}{% liquid\ninclude 'x'\n%}{% endif %}"],
+    ] as const) {
+      const problems = refused({
+        actions: [
+          action('a1', { web: { title: 'ok' } }, { variants: [{ id: 'v1', content: { web: { title: 'ok', body: source } } }] }),
+          action('a2', { call_center: { script: 'ok', talkingPoints: ['ok', source] } }),
+        ],
+      });
+      expect(problems).toEqual([
+        { path: 'actions[0].variants[0].content.web.body', message: expect.stringContaining(`"${tag}" is not allowed`), position: expect.any(Number) },
+        { path: 'actions[1].content.call_center.talkingPoints[1]', message: expect.stringContaining(`"${tag}" is not allowed`), position: expect.any(Number) },
+      ]);
+      expect(problems[0]?.position).toBeGreaterThanOrEqual(5);
+    }
+  });
+
+  it('no file reaches an answer or an error, through any construct, at validation or at render', () => {
+    const scope = { file: files[0], context: { file: files[0] }, traits: {}, profile: {} };
+    let tried = 0;
+    for (const file of files) {
+      for (const source of FILE_CONSTRUCTS(file)) {
+        tried++;
+        // Validation (the routes' and the loader's path): refused, the message names no content.
+        const problems = refused({ actions: [action('a1', { email: { templateId: 't', subject: 's', body: source } })] });
+        expect(problems.map((p) => p.path)).toEqual(['actions[0].content.email.body']);
+        expect(JSON.stringify(problems)).not.toContain(secret);
+        // Render of a template that skipped validation (a stored document is parsed on first render): fails, no content.
+        const template: CompiledTemplate = { source, path: 'x', kind: 'text' };
+        let message = '';
+        try {
+          message = renderTemplate(template, scope);
+        } catch (error) {
+          message = `${(error as Error).message}\n${(error as Error).stack ?? ''}`;
+        }
+        expect(message).not.toContain(secret);
+      }
+    }
+    expect(tried).toBe(files.length * FILE_CONSTRUCTS('x').length);
+  });
+
+  it('decide over a stored document with include templates serves the fallback, and nothing of a file', () => {
+    const ok = loadCatalog({ learning: { enabled: false, exploration: 0 }, actions: [action('a1', { web: { title: 't' } }), action('fb', { web: { title: 'fallback' } }, { fallback: true, eligibility: 'false' })] }, 'object');
+    if (!ok.ok) throw new Error(JSON.stringify(ok.problems));
+    const doc = structuredClone(ok.source);
+    (doc.actions[0]!.content.web as { title: string }).title = `Hola {% include '${files[0]}' %}{% render context.file %}`;
+    const compiled = compileDocument(doc, { version: 2 });
+    if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems));
+    takeTemplateFailureCount();
+    const decision = run(compiled.catalog, profile(), request('web', { context: { file: files[1] } }));
+    expect(decision.actions.map((a) => a.actionId)).toEqual(['fb']);
+    expect(decision.explanation?.candidates.find((c) => c.actionId === 'a1')?.why).toBe('content:the template could not be rendered');
+    expect(JSON.stringify(decision)).not.toContain(secret);
+    expect(takeTemplateFailureCount()).toBe(1);
+  });
+});
+
+describe('bounded loops and output', () => {
+  it('a loop over a literal range past the bound is refused at validation, with its path; nested loops multiply, literal text counts', () => {
+    const over = TEMPLATE_LIMITS.loopSteps + 1;
+    const problems = refused({
+      actions: [
+        action('a1', { sms: { text: `{% for i in (1..${over}) %}x{% endfor %}` } }),
+        action('a2', { email: { templateId: 't', subject: 's', body: '{% for i in (1..50) %}{% tablerow j in (1..50) %}{{ j }}{% endtablerow %}{% endfor %}' } }),
+        action('a3', { web: { title: `{% for i in (1..100000000) %}{% endfor %}` } }),
+        action('a4', { web: { title: `{% for i in (1..${TEMPLATE_LIMITS.outputChars}) limit: 10 %}${'x'.repeat(TEMPLATE_LIMITS.outputChars / 5)}{% endfor %}` } }),
+      ],
+    });
+    expect(problems).toEqual([
+      { path: 'actions[0].content.sms.text', message: expect.stringContaining(`bound of ${TEMPLATE_LIMITS.loopSteps}`), position: 0 },
+      { path: 'actions[1].content.email.body', message: expect.stringContaining(`bound of ${TEMPLATE_LIMITS.loopSteps}`), position: expect.any(Number) },
+      { path: 'actions[2].content.web.title', message: expect.stringContaining('steps'), position: 0 },
+      { path: 'actions[3].content.web.title', message: expect.stringContaining(`bound of ${TEMPLATE_LIMITS.outputChars}`), position: expect.any(Number) },
+    ]);
+    // At the bound, and with a literal `limit`, it is accepted.
+    loaded({
+      actions: [
+        action('a1', { sms: { text: `{% for i in (1..${TEMPLATE_LIMITS.loopSteps}) %}x{% endfor %}` } }),
+        action('a2', { sms: { text: `{% for i in (1..100000000) limit: 3 %}{{ i }}{% endfor %}` } }),
+      ],
+    });
+  });
+
+  /** A collection whose items count how many loop bodies read them. */
+  class Probe extends Drop {
+    static reads = 0;
+    override liquidMethodMissing(): string {
+      Probe.reads++;
+      return '';
+    }
+  }
+  const compiledText = (source: string): CompiledTemplate => {
+    const c = loaded({ actions: [action('a1', { sms: { text: source } })] });
+    return c.actions[0]!.content.sms!.fields.text!;
+  };
+  const fails = (template: CompiledTemplate, scope: Record<string, unknown>): string => {
+    try {
+      return `rendered ${renderTemplate(template, scope).length} characters`;
+    } catch (error) {
+      return (error as Error).message;
+    }
+  };
+
+  it('a loop over a long list stops at the bound: no body runs past it, nothing is returned, the failure is counted', () => {
+    const list = Array.from({ length: 100_000 }, () => new Probe());
+    takeTemplateFailureCount();
+    for (const source of [
+      '{% for item in items %}{{ item.touch }}{% endfor %}',
+      '{% for a in items %}{% for item in items %}{{ item.touch }}{% endfor %}{% endfor %}',
+      '{% capture c %}{% for item in items %}{{ item.touch }}{% endfor %}{% endcapture %}{{ c }}',
+      '{% for x in (1..10) %}{% capture c %}{% for item in items limit: n %}{{ item.touch }}{% endfor %}{% endcapture %}{% endfor %}',
+      '{% tablerow item in items %}{{ item.touch }}{% endtablerow %}',
+    ]) {
+      Probe.reads = 0;
+      // The step bound stops it (on a starved machine the time backstop may stop it first): never past the bound.
+      expect(fails(compiledText(source), { items: list, n: 500 })).toMatch(new RegExp(`more than ${TEMPLATE_LIMITS.loopSteps} loop steps|template render limit`));
+      expect(Probe.reads).toBeLessThanOrEqual(TEMPLATE_LIMITS.loopSteps);
+      expect(Probe.reads).toBeGreaterThan(0);
+    }
+    expect(takeTemplateFailureCount()).toBe(5);
+  });
+
+  it('an empty loop body and a range from the request are bounded too', () => {
+    const template = compiledText('{% for i in (1..n) %}{% endfor %}{% for i in (1..n) %}{% for j in (1..n) %}{% endfor %}{% endfor %}done');
+    expect(fails(template, { n: 1_000_000_000 })).toContain('limit exceeded');
+    expect(fails(template, { n: TEMPLATE_LIMITS.loopSteps * 10 })).toContain('loop steps');
+    expect(fails(template, { n: 50 })).toContain('loop steps');
+    expect(fails(template, { n: 10 })).toBe('rendered 4 characters');
+  });
+
+  it('output past its bound, direct or through captures that double, renders nothing', () => {
+    const big = 'y'.repeat(1_000);
+    expect(fails(compiledText('{% for i in (1..n) %}{{ big }}{% endfor %}'), { n: 40, big })).toBe('rendered 40000 characters');
+    expect(fails(compiledText('{% for i in (1..n) %}{{ big }}{% endfor %}'), { n: 900, big })).toContain(`more than ${TEMPLATE_LIMITS.outputChars} characters`);
+    const doubling = compiledText('{% assign a = big %}{% for i in (1..40) %}{% capture a %}{{ a }}{{ a }}{% endcapture %}{% endfor %}{{ a | size }}');
+    expect(fails(doubling, { big })).toContain(`more than ${TEMPLATE_LIMITS.outputChars} characters`);
+  });
+
+  it('decide drops the content that reaches a bound (counted) and serves the next action', () => {
+    const c = loaded({
+      learning: { enabled: false, exploration: 0 },
+      actions: [
+        action('loop', { web: { title: '{% for i in context.items %}{{ i }}{% endfor %}' } }, { value: 10 }),
+        action('plain', { web: { title: 'plain' } }),
+      ],
+    });
+    takeTemplateFailureCount();
+    const decision = run(c, profile(), request('web', { limit: 1, context: { items: Array.from({ length: 5_000 }, (_, i) => i) } }));
+    expect(decision.actions.map((a) => a.actionId)).toEqual(['plain']);
+    expect(decision.explanation?.candidates.find((x) => x.actionId === 'loop')?.why).toBe('content:the template could not be rendered');
+    expect(takeTemplateFailureCount()).toBe(1);
+    const small = run(c, profile(), request('web', { limit: 1, context: { items: [1, 2, 3] } }));
+    expect(small.actions[0]?.content).toEqual({ title: '123' });
+  });
+});
+
+const PAYLOAD = `<script>alert(1)</script>"><img src=x onerror=alert(2)>'&{{ 6 | times: 7 }}{% include '/etc/passwd' %}`;
+const ESCAPED = PAYLOAD.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&#34;').replaceAll("'", '&#39;');
+
+/** Every content field of a rendered action checked for its declared kind; returns the kinds met with the payload. */
+function checkContent(channel: Channel, content: Readonly<Record<string, string | string[]>>, met: Set<string>): void {
+  const specs: Readonly<Record<string, ContentFieldSpec>> = CONTENT_FIELDS[channel];
+  for (const [name, value] of Object.entries(content)) {
+    const spec = specs[name];
+    expect(spec, `${channel}.${name} is declared`).toBeDefined();
+    for (const text of Array.isArray(value) ? value : [value]) {
+      if (spec?.kind === 'html') {
+        expect(text, `${channel}.${name}`).not.toMatch(/<script|<img|onerror=alert\(2\)>/);
+        if (text.includes(ESCAPED)) met.add(`html:${channel}.${name}`);
+      } else if (text.includes('alert')) {
+        // Plain text: the value as it was, inert (not parsed as a template, not escaped).
+        expect(text, `${channel}.${name}`).toContain(PAYLOAD);
+        met.add(`text:${channel}.${name}`);
+      }
+      expect(text).not.toContain('42');
+    }
+  }
+}
+
+describe('rendered content is safe for where it is shown', () => {
+  it('every channel field is declared html or text (or literal) in one place, the schema built from it', () => {
+    const kinds = Object.fromEntries(
+      CHANNELS.map((c) => [c, Object.fromEntries(Object.entries(CONTENT_FIELDS[c] as Record<string, ContentFieldSpec>).map(([n, s]) => [n, s.kind]))]),
+    );
+    expect(kinds.email).toEqual({ templateId: 'literal', subject: 'text', greeting: 'html', body: 'html' });
+    expect(kinds.call_center).toEqual({ script: 'html', talkingPoints: 'html' });
+    expect(kinds.sms).toEqual({ text: 'text' });
+    // A field the declaration does not have is refused by the schema.
+    expect(refused({ actions: [action('a1', { sms: { text: 'x', html: 'y' } })] })[0]?.message).toContain('html');
+  });
+
+  it('a trait or context value with markup comes out escaped in html fields and verbatim, inert, in text fields — every field of every channel', () => {
+    const fields = (channel: Channel) =>
+      Object.fromEntries(
+        Object.entries(CONTENT_FIELDS[channel] as Record<string, ContentFieldSpec>).map(([name, spec]) => {
+          const template = `<b>{{ firstName }}</b> {{ traits.firstName }} {{ context.city }}`;
+          return [name, spec.kind === 'literal' ? 't-1' : spec.list ? [template, 'Hi {{ profile.traits.firstName }}'] : template];
+        }),
+      );
+    const c = loaded({
+      learning: { enabled: false, exploration: 0 },
+      policies: { consentRequired: [] },
+      actions: CHANNELS.map((channel) => action(`a-${channel}`, { [channel]: fields(channel) })),
+    });
+    const met = new Set<string>();
+    for (const channel of CHANNELS) {
+      const decision = run(c, profile({ traits: { firstName: PAYLOAD } }), request(channel, { context: { city: PAYLOAD } }));
+      expect(decision.actions.map((a) => a.actionId)).toEqual([`a-${channel}`]);
+      checkContent(channel, decision.actions[0]!.content, met);
+      // The author's own markup is kept in html fields.
+      const html = Object.entries(decision.actions[0]!.content).filter(
+        ([name]) => (CONTENT_FIELDS[channel] as Record<string, ContentFieldSpec>)[name]?.kind === 'html',
+      );
+      expect(html.filter(([, value]) => !String(value).includes('<b>'))).toEqual([]);
+    }
+    const declared = CHANNELS.flatMap((channel) =>
+      Object.entries(CONTENT_FIELDS[channel] as Record<string, ContentFieldSpec>)
+        .filter(([, s]) => s.kind !== 'literal')
+        .map(([n, s]) => `${s.kind}:${channel}.${n}`),
+    );
+    expect([...met].sort()).toEqual(declared.sort());
+  });
+
+  it('over the demo catalog: every action of every channel a hostile profile is offered, through decide', () => {
+    const demo = loadCatalog(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8'), 'yaml', { version: 1 });
+    if (!demo.ok) throw new Error(JSON.stringify(demo.problems));
+    const catalog = demo.catalog;
+    const hostile = (stats: Partial<ProfileView['stats']>, traits: Record<string, unknown> = {}) =>
+      profile({ traits: { firstName: PAYLOAD, tier: 'VIP', ...traits }, timezone: 'UTC' }, { lastSeenAt: '2026-01-14T00:00:00Z', ...stats });
+    const customers = [
+      hostile({}),
+      hostile({ openComplaints: 1, returns: 1, lastReturnAt: '2026-01-10T00:00:00Z', orders: 2, lastPurchaseAt: '2025-10-01T00:00:00Z' }),
+      hostile({ orders: 3, lastPurchaseAt: '2025-11-01T00:00:00Z' }),
+    ];
+    const met = new Set<string>();
+    const served = new Set<string>();
+    for (const customer of customers) {
+      for (const channel of CHANNELS) {
+        for (const placement of [undefined, 'home', 'home_hero']) {
+          const decision = run(catalog, customer, request(channel, { ...(placement ? { placement } : {}), context: { city: PAYLOAD, weather: 'rain' } }));
+          for (const a of decision.actions) {
+            served.add(`${channel}:${a.actionId}`);
+            checkContent(channel, channel === 'push' ? { ...a.content } : a.content, met);
+          }
+        }
+      }
+    }
+    // The payload reached html fields (email greeting, call-centre script) and text fields (email subject, web body).
+    expect([...met]).toEqual(expect.arrayContaining(['html:email.greeting', 'html:call_center.script', 'text:email.subject']));
+    expect(served.size).toBeGreaterThan(5);
+    // And every content of the demo, each action and variant, rendered directly for the same profile.
+    const vars = createRuleVariables({ catalog, profile: customers[0]!, channel: 'web', context: { city: PAYLOAD }, now: NOW });
+    for (const a of catalog.actions) {
+      for (const variant of [undefined, ...a.variants.map((v) => v.id)]) {
+        for (const channel of a.channels) {
+          const content = contentFor(a, channel, variant);
+          if (content) checkContent(channel, renderContent(content, templateScope(vars), a.fallbacks), met);
+        }
+      }
+    }
+  });
+});
