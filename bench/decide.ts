@@ -464,7 +464,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   await ensureTables(dynamo);
   const run = Date.now().toString(36);
   const secret = `wk_bench_decide_${run}`;
-  await putWriteKey(secret, { keyId: `bench-decide-${run}`, name: 'decide bench', createdAt: new Date().toISOString() });
+  await putWriteKey(secret, { keyId: `bench-decide-${run}`, name: 'decide bench', kind: 'server', createdAt: new Date().toISOString() });
 
   const previous = await readLiveCatalog();
   const published = await publishCatalog(JSON.stringify(document), 'json', { principal: 'bench' });

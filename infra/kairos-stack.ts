@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IAlarmAction } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { functionDefinitions, type Access, type LambdaName } from '../shared/functions.ts';
+import { functionDefinitions, type Access, type FunctionDefinition, type LambdaName } from '../shared/functions.ts';
 import { routes, type FunctionName } from '../shared/http/routes.ts';
 import { tables, type TableName } from '../shared/store/tables.ts';
 import { KairosFunction, PROJECT_ROOT } from './constructs/kairos-function.ts';
@@ -53,6 +54,8 @@ export class KairosStack extends Stack {
   public readonly functions: Readonly<Record<LambdaName, KairosFunction>>;
   public readonly api: KairosHttpApi;
   public readonly profileStream: ProfileStream;
+  /** The secret decision ids are sealed with (KAIROS_DECISION_KEY of decide and the profile function). */
+  public readonly decisionKey: Secret;
   public readonly monitoring: KairosMonitoring;
 
   constructor(scope: Construct, id: string, props: KairosStackProps = {}) {
@@ -67,6 +70,17 @@ export class KairosStack extends Stack {
     }
     this.tables = tableById;
 
+    // The secret decision ids are sealed with (decide) and opened with (profile): generated once, at the first deploy.
+    this.decisionKey = new Secret(this, 'DecisionKey', {
+      description: 'Kairos: the secret decision ids are sealed with (AES-256-GCM); decide and the profile function',
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+    });
+    Validations.of(this.decisionKey).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'Rotating the decision key would make every decision id already served unattributable (outcomes would count for nothing); it is replaced by hand, deliberately.',
+    });
+
     const functionByName = {} as Record<LambdaName, KairosFunction>;
     for (const [name, definition] of Object.entries(functionDefinitions) as [
       LambdaName,
@@ -78,7 +92,12 @@ export class KairosStack extends Stack {
         memorySize: definition.memorySize,
         timeout: Duration.seconds(definition.timeoutSeconds),
         logRetention: props.logRetention,
-        environment: { KAIROS_VERSION: kairosVersion(), ...props.functionEnvironment },
+        environment: {
+          KAIROS_VERSION: kairosVersion(),
+          // A CloudFormation dynamic reference: resolved at deploy time, never in the template.
+          ...((definition as FunctionDefinition).decisionKey ? { KAIROS_DECISION_KEY: this.decisionKey.secretValue.unsafeUnwrap() } : {}),
+          ...props.functionEnvironment,
+        },
       });
       for (const [tableId, access] of Object.entries(definition.tables) as [TableName, Access][]) {
         const table = tableById[tableId];

@@ -38,8 +38,14 @@ export interface LocalStackOptions {
   readonly dataDir?: string;
   /** Keep nothing on disk (tests). @default env KAIROS_IN_MEMORY=1 */
   readonly inMemory?: boolean;
-  /** A fixed write key instead of a generated one. @default env KAIROS_WRITE_KEY */
+  /** A fixed public write key (the one a page or an app ships) instead of a generated one. @default env KAIROS_WRITE_KEY */
   readonly writeKey?: string;
+  /** A fixed server write key (a back-end's secret) instead of a generated one. @default env KAIROS_SERVER_KEY */
+  readonly serverKey?: string;
+  /** A fixed user-token secret of the public write key (32-512 characters) instead of a generated one. @default env KAIROS_USER_TOKEN_SECRET */
+  readonly userTokenSecret?: string;
+  /** A fixed secret decision ids are sealed with (32-512 characters) instead of a generated one. @default env KAIROS_DECISION_KEY */
+  readonly decisionKey?: string;
   /** A fixed admin token instead of a generated one. @default env KAIROS_ADMIN_TOKEN */
   readonly adminToken?: string;
   /** A catalog file to load. @default env KAIROS_CATALOG */
@@ -79,10 +85,20 @@ export interface LocalStack {
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:3000 */
   readonly url: string;
   readonly port: number;
+  /** The public write key. */
   readonly writeKey: string;
+  /** The server write key. */
+  readonly serverKey: string;
+  /** The secret user tokens of the public write key are signed with (HS256). */
+  readonly userTokenSecret: string;
   readonly adminToken: string;
-  /** Whether the write key / admin token were generated (and remembered in the data folder). */
-  readonly generated: { readonly writeKey: boolean; readonly adminToken: boolean };
+  /** Whether each credential was generated (and remembered in the data folder). */
+  readonly generated: {
+    readonly writeKey: boolean;
+    readonly serverKey: boolean;
+    readonly userTokenSecret: boolean;
+    readonly adminToken: boolean;
+  };
   readonly inMemory: boolean;
   /** Absent for an in-memory stack. */
   readonly dataDir?: string;
@@ -99,6 +115,7 @@ export interface LocalStack {
 
 const WRITE_KEY_SHAPE = /^[\x21-\x39\x3b-\x7e]{1,200}$/; // printable ASCII, no ':' (it is a Basic user name)
 const ADMIN_TOKEN_SHAPE = /^[\x21-\x7e]{16,512}$/;
+const SECRET_SHAPE = /^[\x21-\x7e]{32,512}$/; // user-token secret, decision key
 
 export interface ResolvedLocalStackConfig {
   readonly port: number;
@@ -106,6 +123,9 @@ export interface ResolvedLocalStackConfig {
   readonly inMemory: boolean;
   readonly dataDir: string;
   readonly writeKey?: string;
+  readonly serverKey?: string;
+  readonly userTokenSecret?: string;
+  readonly decisionKey?: string;
   readonly adminToken?: string;
   readonly catalogFile?: string;
   readonly tablePrefix: string;
@@ -125,6 +145,19 @@ export function resolveLocalStackConfig(options: LocalStackOptions = {}): Resolv
   if (writeKey !== undefined && !WRITE_KEY_SHAPE.test(writeKey)) {
     throw new Error('KAIROS_WRITE_KEY must be 1-200 printable ASCII characters without spaces or ":"');
   }
+  const serverKey = options.serverKey ?? nonEmpty(env.KAIROS_SERVER_KEY);
+  if (serverKey !== undefined && !WRITE_KEY_SHAPE.test(serverKey)) {
+    throw new Error('KAIROS_SERVER_KEY must be 1-200 printable ASCII characters without spaces or ":"');
+  }
+  if (serverKey !== undefined && serverKey === writeKey) throw new Error('KAIROS_SERVER_KEY must differ from KAIROS_WRITE_KEY');
+  const userTokenSecret = options.userTokenSecret ?? nonEmpty(env.KAIROS_USER_TOKEN_SECRET);
+  if (userTokenSecret !== undefined && !SECRET_SHAPE.test(userTokenSecret)) {
+    throw new Error('KAIROS_USER_TOKEN_SECRET must be 32-512 printable ASCII characters without spaces');
+  }
+  const decisionKey = options.decisionKey ?? nonEmpty(env.KAIROS_DECISION_KEY);
+  if (decisionKey !== undefined && !SECRET_SHAPE.test(decisionKey)) {
+    throw new Error('KAIROS_DECISION_KEY must be 32-512 printable ASCII characters without spaces');
+  }
   const adminToken = options.adminToken ?? nonEmpty(env.KAIROS_ADMIN_TOKEN);
   if (adminToken !== undefined && !ADMIN_TOKEN_SHAPE.test(adminToken)) {
     throw new Error('KAIROS_ADMIN_TOKEN must be 16-512 printable ASCII characters without spaces');
@@ -137,6 +170,9 @@ export function resolveLocalStackConfig(options: LocalStackOptions = {}): Resolv
     inMemory: options.inMemory ?? (inMemoryText === '1' || inMemoryText === 'true'),
     dataDir: resolve(options.dataDir ?? nonEmpty(env.KAIROS_DATA_DIR) ?? '.kairos'),
     ...(writeKey !== undefined ? { writeKey } : {}),
+    ...(serverKey !== undefined ? { serverKey } : {}),
+    ...(userTokenSecret !== undefined ? { userTokenSecret } : {}),
+    ...(decisionKey !== undefined ? { decisionKey } : {}),
     ...(adminToken !== undefined ? { adminToken } : {}),
     ...(catalogFile !== undefined ? { catalogFile: resolve(catalogFile) } : {}),
     tablePrefix: options.tablePrefix ?? env.KAIROS_TABLE_PREFIX ?? '',
@@ -148,6 +184,9 @@ export function resolveLocalStackConfig(options: LocalStackOptions = {}): Resolv
 
 interface Secrets {
   writeKey?: string;
+  serverKey?: string;
+  userTokenSecret?: string;
+  decisionKey?: string;
   adminToken?: string;
 }
 
@@ -156,10 +195,19 @@ const secretsFile = (dataDir: string) => join(dataDir, 'local-secrets.json');
 function readSecrets(dataDir: string): Secrets {
   try {
     const parsed = JSON.parse(readFileSync(secretsFile(dataDir), 'utf8')) as Secrets;
-    return {
-      ...(typeof parsed.writeKey === 'string' && WRITE_KEY_SHAPE.test(parsed.writeKey) ? { writeKey: parsed.writeKey } : {}),
-      ...(typeof parsed.adminToken === 'string' && ADMIN_TOKEN_SHAPE.test(parsed.adminToken) ? { adminToken: parsed.adminToken } : {}),
+    const shapes: Record<keyof Secrets, RegExp> = {
+      writeKey: WRITE_KEY_SHAPE,
+      serverKey: WRITE_KEY_SHAPE,
+      userTokenSecret: SECRET_SHAPE,
+      decisionKey: SECRET_SHAPE,
+      adminToken: ADMIN_TOKEN_SHAPE,
     };
+    const secrets: Secrets = {};
+    for (const [name, shape] of Object.entries(shapes) as [keyof Secrets, RegExp][]) {
+      const value = parsed[name];
+      if (typeof value === 'string' && shape.test(value)) secrets[name] = value;
+    }
+    return secrets;
   } catch {
     return {};
   }
@@ -193,6 +241,7 @@ async function whileStarting<T>(what: string, step: () => Promise<T>, log: (line
 }
 
 const generateAdminToken = () => `kat_${randomBytes(24).toString('base64url')}`;
+const generateSecret = (prefix: string) => `${prefix}_${randomBytes(32).toString('base64url')}`;
 
 let running = false;
 
@@ -201,6 +250,7 @@ function exportEnvironment(values: {
   endpoint: string;
   tables: Record<string, string>;
   adminToken: string;
+  decisionKey: string;
   region: string;
   logLevel: string;
 }): void {
@@ -208,6 +258,7 @@ function exportEnvironment(values: {
   env.DYNAMODB_ENDPOINT = values.endpoint;
   Object.assign(env, values.tables);
   env.KAIROS_ADMIN_TOKEN = values.adminToken;
+  env.KAIROS_DECISION_KEY = values.decisionKey;
   env.AWS_REGION = values.region;
   env.AWS_DEFAULT_REGION = values.region;
   // Dummy credentials: nothing local may ever reach a real AWS account.
@@ -301,10 +352,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }
 
     const remembered = cfg.inMemory ? {} : readSecrets(cfg.dataDir);
-    let writeKey = cfg.writeKey ?? remembered.writeKey;
     const adminToken = cfg.adminToken ?? remembered.adminToken ?? generateAdminToken();
+    const decisionKey = cfg.decisionKey ?? remembered.decisionKey ?? generateSecret('kdk');
+    const userTokenSecret = cfg.userTokenSecret ?? remembered.userTokenSecret ?? generateSecret('uts');
 
-    exportEnvironment({ endpoint: dynamo.endpoint, tables, adminToken, region: cfg.region, logLevel: cfg.logLevel });
+    exportEnvironment({ endpoint: dynamo.endpoint, tables, adminToken, decisionKey, region: cfg.region, logLevel: cfg.logLevel });
     const { config } = await import('#shared/config.ts');
     if (config.DYNAMODB_ENDPOINT !== dynamo.endpoint || config.EVENTS_TABLE !== tables.EVENTS_TABLE) {
       throw new Error(
@@ -313,36 +365,57 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }
 
     const keys = await import('#store/keys.ts');
-    if (writeKey !== undefined) {
-      const candidate = writeKey;
-      const existing = await whileStarting('the write key', () => keys.findWriteKey(candidate), log);
+    /**
+     * The stack's key of a kind: the configured secret, else the remembered
+     * one unless an operator revoked it, else a new one; stored if missing,
+     * and the public key given the stack's user-token secret.
+     */
+    const ensureKey = async (configured: string | undefined, rememberedKey: string | undefined, kind: 'public' | 'server') => {
+      const variable = kind === 'public' ? 'KAIROS_WRITE_KEY' : 'KAIROS_SERVER_KEY';
+      let secret = configured ?? rememberedKey;
+      const candidate = secret;
+      const existing = candidate === undefined ? undefined : await whileStarting(`the ${kind} key`, () => keys.findWriteKey(candidate), log);
       if (existing?.revokedAt) {
-        if (cfg.writeKey !== undefined) {
-          log(`KAIROS_WRITE_KEY was revoked on ${existing.revokedAt}; events sent with it are refused. Create a key with POST /v1/admin/keys.`);
+        if (configured !== undefined) {
+          log(`${variable} was revoked on ${existing.revokedAt}; it is refused. Create a key with POST /v1/admin/keys.`);
         } else {
-          writeKey = undefined; // a generated key an operator revoked: make a new one
+          secret = undefined; // a generated key an operator revoked: make a new one
         }
       }
-    }
-    const generatedWriteKey = writeKey === undefined;
-    writeKey ??= keys.generateWriteKey();
-    const stackKey = writeKey;
-    await whileStarting(
-      'the write key',
-      async () => {
-        if (await keys.findWriteKey(stackKey)) return;
-        await keys.putWriteKey(stackKey, {
-          keyId: `local-${keys.hashWriteKey(stackKey).slice(0, 12)}`,
-          name: 'local stack key',
-          createdAt: new Date().toISOString(),
-        });
-      },
-      log,
-    );
-    if (!cfg.inMemory && (cfg.writeKey === undefined || cfg.adminToken === undefined)) {
+      const generated = secret === undefined;
+      secret ??= keys.generateWriteKey(kind);
+      const stored = generated ? undefined : existing;
+      const tokenSecret = kind === 'public' ? userTokenSecret : undefined;
+      const stackKey = secret;
+      await whileStarting(
+        `the ${kind} key`,
+        async () => {
+          if (!stored) {
+            await keys.putWriteKey(stackKey, {
+              keyId: `local-${keys.hashWriteKey(stackKey).slice(0, 12)}`,
+              name: kind === 'public' ? 'local stack key' : 'local stack server key',
+              kind,
+              createdAt: new Date().toISOString(),
+              ...(tokenSecret !== undefined ? { userTokenSecret: tokenSecret } : {}),
+            });
+          } else if (tokenSecret !== undefined && !stored.revokedAt && stored.kind === 'public' && stored.userTokenSecret !== tokenSecret) {
+            await keys.setUserTokenSecret(stored.keyId, tokenSecret);
+          }
+        },
+        log,
+      );
+      return { secret, generated };
+    };
+    const publicKey = await ensureKey(cfg.writeKey, remembered.writeKey, 'public');
+    const serverKey = await ensureKey(cfg.serverKey, remembered.serverKey, 'server');
+    const writeKey = publicKey.secret;
+    if (!cfg.inMemory) {
       writeSecrets(cfg.dataDir, {
         ...remembered,
         ...(cfg.writeKey === undefined ? { writeKey } : {}),
+        ...(cfg.serverKey === undefined ? { serverKey: serverKey.secret } : {}),
+        ...(cfg.userTokenSecret === undefined ? { userTokenSecret } : {}),
+        ...(cfg.decisionKey === undefined ? { decisionKey } : {}),
         ...(cfg.adminToken === undefined ? { adminToken } : {}),
       });
     }
@@ -389,8 +462,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       url: activeServer.url,
       port: activeServer.port,
       writeKey,
+      serverKey: serverKey.secret,
+      userTokenSecret,
       adminToken,
-      generated: { writeKey: generatedWriteKey, adminToken: cfg.adminToken === undefined },
+      generated: {
+        writeKey: publicKey.generated,
+        serverKey: serverKey.generated,
+        userTokenSecret: cfg.userTokenSecret === undefined,
+        adminToken: cfg.adminToken === undefined,
+      },
       inMemory: cfg.inMemory,
       ...(cfg.inMemory ? {} : { dataDir: cfg.dataDir }),
       dynamoEndpoint: activeDynamo.endpoint,

@@ -1,7 +1,8 @@
 /**
  * `npm start`: the whole of Kairos on this machine. Configured by
  * environment variables (PORT, KAIROS_DATA_DIR, KAIROS_IN_MEMORY,
- * KAIROS_WRITE_KEY, KAIROS_ADMIN_TOKEN, KAIROS_CATALOG, KAIROS_DYNAMODB_HEAP).
+ * KAIROS_WRITE_KEY, KAIROS_SERVER_KEY, KAIROS_USER_TOKEN_SECRET,
+ * KAIROS_DECISION_KEY, KAIROS_ADMIN_TOKEN, KAIROS_CATALOG, KAIROS_DYNAMODB_HEAP).
  *
  * Stopping: SIGINT or SIGTERM (to this process, or to npm, which forwards
  * them: the start script `exec`s node, so npm's child is this process) stop
@@ -38,7 +39,12 @@ function banner(stack: LocalStack): string {
     `  decide        POST ${stack.url}/v1/decide`,
     `  operators     ${stack.url}/v1/admin/...`,
     '',
-    `  write key     ${stack.writeKey}${origin(stack.generated.writeKey)}`,
+    `  public key    ${stack.writeKey}${origin(stack.generated.writeKey)}`,
+    `                (write key for pages and apps: events; decide on web/app/push for an anonymousId,`,
+    `                 or a userId with an X-Kairos-User-Token signed with the user-token secret)`,
+    `  user-token secret ${stack.userTokenSecret}${origin(stack.generated.userTokenSecret)}`,
+    `  server key    ${stack.serverKey}${origin(stack.generated.serverKey)}`,
+    `                (write key for back-ends: decide on every channel for any userId, with segments and explain)`,
     `  admin token   ${stack.adminToken}${origin(stack.generated.adminToken)}`,
     `  data          ${stack.inMemory ? 'in memory (KAIROS_IN_MEMORY=1): gone when this stops' : stack.dataDir}`,
     `  catalog       ${stack.catalog.message}`,
@@ -46,6 +52,8 @@ function banner(stack: LocalStack): string {
     'Try it:',
     `  curl -s -u '${stack.writeKey}:' -H 'content-type: application/json' \\`,
     `    -d '{"userId":"u-42","event":"Order Completed","properties":{"revenue":42.5}}' ${stack.url}/v1/track`,
+    `  curl -s -u '${stack.serverKey}:' -H 'content-type: application/json' \\`,
+    `    -d '{"userId":"u-42","channel":"email"}' ${stack.url}/v1/decide`,
     `  curl -s -H 'authorization: Bearer ${stack.adminToken}' ${stack.url}/v1/admin/profiles/u-42`,
     '',
     'Ctrl+C stops it.',

@@ -22,7 +22,7 @@ import { batchEnvelopeSchema, messageSchema } from '#domain/ingest/schema.ts';
 import { ERROR_STATUS, type ErrorCode } from '#http/errors.ts';
 import { routeKey, routes, type Route } from '#http/routes.ts';
 import { rollbackSchema } from '../functions/admin/catalog.ts';
-import { createKeySchema } from '../functions/admin/keys.ts';
+import { createKeySchema, setUserTokenSecretSchema } from '../functions/admin/keys.ts';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -62,6 +62,7 @@ const bodySchemas = {
   SimulateRequest: () => inputSchema(simulateRequestSchema()),
   Catalog: () => inputSchema(catalogSchema),
   CreateKey: () => inputSchema(createKeySchema),
+  UserTokenSecret: () => inputSchema(setUserTokenSecretSchema),
   Rollback: () => inputSchema(rollbackSchema),
 } as const;
 
@@ -85,9 +86,13 @@ const operations: Readonly<Record<string, Operation>> = {
   'POST /v1/alias': single('alias'),
   'POST /v1/group': single('group'),
   'POST /v1/decide': {
-    summary: 'The next best action for a customer on a channel',
+    summary:
+      'The next best action for a customer on a channel. A public key: web, app and push only, no explain, and a userId only with an `X-Kairos-User-Token` (HS256 JWT `{sub, exp}`)',
     body: 'DecideRequest',
-    success: { status: 200, description: '`{decisionId, channel, placement, actions[], …}` (API.md §4)' },
+    success: {
+      status: 200,
+      description: '`{decisionId, channel, placement, actions[], …}` (API.md §4); for a public key only decisionId, channel, placement, fallback, degraded and per action actionId, variant, content, experiment',
+    },
   },
   'GET /v1/health': { summary: 'Readiness of the stack', success: { status: 200, description: '`{"ok": true, "version": …}`' } },
   'GET /v1/admin/profiles/{userId}': {
@@ -147,6 +152,11 @@ const operations: Readonly<Record<string, Operation>> = {
     success: { status: 201, description: 'the key, with `writeKey`' },
   },
   'GET /v1/admin/keys': { summary: 'Every write key, without secrets', success: { status: 200, description: '`{keys[]}`' } },
+  'PUT /v1/admin/keys/{keyId}/user-token-secret': {
+    summary: "Set or rotate a public key's user-token secret (never returned)",
+    body: 'UserTokenSecret',
+    success: { status: 200, description: 'the key, with `userTokenSecretSetAt`' },
+  },
   'DELETE /v1/admin/keys/{keyId}': { summary: 'Revoke a write key', success: { status: 200, description: 'the revoked key' } },
 };
 

@@ -14,6 +14,13 @@ export interface Config {
   readonly DYNAMODB_ENDPOINT?: string;
   /** Set only on the local stack: the operator's bearer token. Deployed, admin routes use IAM. */
   readonly KAIROS_ADMIN_TOKEN?: string;
+  /**
+   * The secret decision ids are sealed with (≥ 32 characters), the same for
+   * decide (which seals) and the profile function (which opens). Required by
+   * those two functions (`requiredDecisionSecret`); deployed, a Secrets
+   * Manager secret; locally, generated and kept in the data folder.
+   */
+  readonly KAIROS_DECISION_KEY?: string;
   /** Days an event is kept; at least the 30-day deduplication window. */
   readonly KAIROS_HISTORY_DAYS: number;
   /** Comma-separated origins allowed on source routes; `*` by default. */
@@ -72,12 +79,14 @@ function optionalUrl(key: string): string | undefined {
 export function loadConfig(): Config {
   const endpoint = optionalUrl('DYNAMODB_ENDPOINT');
   const adminToken = optionalText('KAIROS_ADMIN_TOKEN', 16);
+  const decisionSecret = optionalText('KAIROS_DECISION_KEY', 32);
   return {
     EVENTS_TABLE: text('EVENTS_TABLE', 'kairos-events', 1),
     PROFILES_TABLE: text('PROFILES_TABLE', 'kairos-profiles', 1),
     CONTROL_TABLE: text('CONTROL_TABLE', 'kairos-control', 1),
     ...(endpoint !== undefined ? { DYNAMODB_ENDPOINT: endpoint } : {}),
     ...(adminToken !== undefined ? { KAIROS_ADMIN_TOKEN: adminToken } : {}),
+    ...(decisionSecret !== undefined ? { KAIROS_DECISION_KEY: decisionSecret } : {}),
     KAIROS_HISTORY_DAYS: number('KAIROS_HISTORY_DAYS', 30, 3650, 90),
     KAIROS_CORS_ORIGINS: text('KAIROS_CORS_ORIGINS', '*'),
     KAIROS_INTEREST_HALF_LIFE_DAYS: number('KAIROS_INTEREST_HALF_LIFE_DAYS', 0.001, 3650, 14),
@@ -89,3 +98,9 @@ export function loadConfig(): Config {
 }
 
 export const config: Config = loadConfig();
+
+/** KAIROS_DECISION_KEY, for the functions that seal or open decision ids; throws with its name when it is not set. */
+export function requiredDecisionSecret(): string {
+  if (config.KAIROS_DECISION_KEY === undefined) throw invalid('KAIROS_DECISION_KEY', 'must be set (at least 32 characters)');
+  return config.KAIROS_DECISION_KEY;
+}

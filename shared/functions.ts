@@ -15,6 +15,8 @@ export interface FunctionDefinition {
   readonly tables: Partial<Record<TableName, Access>>;
   /** Reads the Events stream (the profile function). */
   readonly readsStream?: boolean;
+  /** Seals (decide) or opens (profile) decision ids: gets KAIROS_DECISION_KEY. */
+  readonly decisionKey?: boolean;
   readonly memorySize: number;
   readonly timeoutSeconds: number;
 }
@@ -33,6 +35,7 @@ export const functionDefinitions = {
     // Events: deletes an event accepted before its customer's erasure that arrives after it.
     tables: { Profiles: 'readwrite', Events: 'write', Control: 'read' },
     readsStream: true,
+    decisionKey: true,
     memorySize: 1024,
     timeoutSeconds: 60,
   },
@@ -40,6 +43,7 @@ export const functionDefinitions = {
     entry: 'functions/decide/handler.ts',
     description: 'Next best action for one customer on one channel',
     tables: { Profiles: 'read', Control: 'read' },
+    decisionKey: true,
     memorySize: 1769,
     timeoutSeconds: 5,
   },

@@ -1,10 +1,12 @@
 /**
  * POST /v1/decide — the next best action (API.md §4).
  *
- * parse (middy chain) → write key → validate → live catalog (in-memory,
- * no read when warm) → ONE profile read under a deadline → the pure
- * decision. No write on this path: outcomes are attributed later from the
- * decisionId the client sends back in `properties.decision_id`.
+ * parse (middy chain) → write key → validate → the key's rights (public
+ * keys: channel, explain, user token; shared/http/key-rights.ts) → live
+ * catalog (in-memory, no read when warm) → ONE profile read under a
+ * deadline → the pure decision → its id sealed, and for a public key only
+ * the public answer. No write on this path: outcomes are attributed later
+ * from the decisionId the client sends back in `properties.decision_id`.
  * A store fault on the profile read gives a degraded decision (the
  * catalog's fallbacks, `"degraded": true`), never an error.
  *
@@ -19,9 +21,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { config } from '#shared/config.ts';
+import { config, requiredDecisionSecret } from '#shared/config.ts';
 import { authenticateWriteKey } from '#http/auth.ts';
 import { invocationDeadline } from '#http/deadline.ts';
+import { authorizeDecide } from '#http/key-rights.ts';
 import { ApiError } from '#http/errors.ts';
 import { httpHandler, logger } from '#http/middleware.ts';
 import { getLiveCatalog, liveCatalogStatus } from '#store/catalog-live.ts';
@@ -30,6 +33,8 @@ import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import { parseDecideRequest } from '#domain/decide/request.ts';
 import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
 import { DEFAULT_RULE_BUDGET_MS, takeRuleDeadlineCount, takeRuleFailureCount } from '#domain/catalog/rules.ts';
+import { decisionKey, sealDecisionId } from '#domain/decide/decision-id.ts';
+import { publicDecision } from '#domain/decide/public-answer.ts';
 import { PROFILE_DEADLINE_MS, readProfile } from './profile-read.ts';
 
 /** Random bytes for decision nonces, drawn in blocks (one crypto call per 512 decisions). */
@@ -48,6 +53,9 @@ function nonce(): string {
   return text;
 }
 
+/** Decision ids leave sealed: opaque to the client, opened only by the profile function. */
+const DECISION_KEY = decisionKey(requiredDecisionSecret());
+
 /** A decide request is small: ids, a channel and a bounded context. */
 export const MAX_DECIDE_BODY_BYTES = 16 * 1024;
 
@@ -61,11 +69,12 @@ export const handler = httpHandler(
     const started = Date.now();
     const deadline = invocationDeadline(context, started, config.KAIROS_DECIDE_DEADLINE_MS);
     const readsBy = deadline - DECIDE_RESERVE_MS;
-    const key = await authenticateWriteKey(request, { now: started, deadline: readsBy });
-    if (key.stale) metrics.addMetric('WriteKeyServedStale', MetricUnit.Count, 1);
+    const identity = await authenticateWriteKey(request, { now: started, deadline: readsBy });
+    if (identity.stale) metrics.addMetric('WriteKeyServedStale', MetricUnit.Count, 1);
     const parsed = parseDecideRequest(request.body);
     if (!parsed.ok) throw new ApiError('validation_failed', 'The decide request is not valid', parsed.details);
     const input = parsed.value;
+    const { publicAnswer } = await authorizeDecide(identity, input, request.headers);
 
     const now = new Date();
     const [catalog, profile] = await Promise.all([
@@ -93,7 +102,8 @@ export const handler = httpHandler(
     // Rules the decision's budget left no time for (rule:error, not run), for a log metric filter.
     const ruleDeadlineSkips = takeRuleDeadlineCount();
     if (ruleDeadlineSkips > 0) logger.warn('rule budget ran out', { ruleDeadlineSkips, ruleFailures: takeRuleFailureCount() });
-    return { status: 200, body: decision };
+    const sealed = { ...decision, decisionId: sealDecisionId(decision.decisionId, DECISION_KEY) };
+    return { status: 200, body: publicAnswer ? publicDecision(sealed) : sealed };
   },
   { maxBodyBytes: MAX_DECIDE_BODY_BYTES, cors: true, body: 'json' },
 ).use({

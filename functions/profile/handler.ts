@@ -17,7 +17,8 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
-import { config } from '#shared/config.ts';
+import { config, requiredDecisionSecret } from '#shared/config.ts';
+import { decisionKey } from '#domain/decide/decision-id.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import type { ProfileEnricher } from '#domain/profile/enrich.ts';
 import { emptyReadState, planBatch, type BatchPlan, type BatchRecord, type ReadState } from '#domain/profile/plan.ts';
@@ -35,6 +36,9 @@ export class PoisonRecordError extends Error {
     this.name = 'PoisonRecordError';
   }
 }
+
+/** Outcomes are attributed only to decision ids this service sealed (decide). */
+const DECISION_KEY = decisionKey(requiredDecisionSecret());
 
 /** The same profile was changed concurrently more times than we planned again: a transient fault. */
 export class ContentionError extends Error {
@@ -177,7 +181,7 @@ export async function applyRecords(records: readonly BatchRecord[], options: Pro
 /** Plan, reading what the plan asks for (twice at most: identities, then the users tombstones point to). */
 async function planWithReads(records: readonly BatchRecord[], now: number, options: ProfileFunctionOptions): Promise<BatchPlan> {
   let read: ReadState = emptyReadState();
-  const settings = options.settings ?? { halfLifeDays: config.KAIROS_INTEREST_HALF_LIFE_DAYS };
+  const settings = options.settings ?? { halfLifeDays: config.KAIROS_INTEREST_HALF_LIFE_DAYS, decisionKey: DECISION_KEY };
   for (;;) {
     const result = planBatch(records, read, { settings, enricher: options.enricher, now });
     if (result.kind === 'plan') return result.plan;

@@ -14,13 +14,17 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { ApiError } from './errors.ts';
 import type { HttpRequest } from './middleware.ts';
 import { config } from '../config.ts';
-import { findWriteKey, type WriteKeyRecord } from '../store/write-key-read.ts';
+import { findWriteKey, type WriteKeyKind, type WriteKeyLookup } from '../store/write-key-read.ts';
 import { remainingMs, withDeadline } from '../store/deadline.ts';
 import { isThrottling, isUnavailable } from '../store/errors.ts';
 
 export interface SourceIdentity {
   /** Stable id of the source (the write key's id): the scope of messageId deduplication. */
   readonly sourceId: string;
+  /** What the key may do (API.md §1); shared/http/key-rights.ts applies it to decide. */
+  readonly kind: WriteKeyKind;
+  /** The secret the key's user tokens are signed with (public keys), if the operator set one. */
+  readonly userTokenSecret?: string;
 }
 
 const POSITIVE_TTL_MS = 30_000;
@@ -32,7 +36,7 @@ const RETRY_AFTER_FAILURE_MS = 1_000;
 const DEFAULT_LOOKUP_MS = 2_000;
 
 interface CacheEntry {
-  readonly record: WriteKeyRecord | undefined;
+  readonly record: WriteKeyLookup | undefined;
   /** Fresh until then: served without a read. */
   readonly expires: number;
   /** When the store last confirmed this entry. */
@@ -43,7 +47,7 @@ interface CacheEntry {
 
 const cache = new Map<string, CacheEntry>();
 /** At most one lookup per key in flight; concurrent requests share it. */
-const inFlight = new Map<string, Promise<WriteKeyRecord | undefined>>();
+const inFlight = new Map<string, Promise<WriteKeyLookup | undefined>>();
 
 /** Forget cached keys (tests, and after an operator revokes a key in this process). */
 export function clearWriteKeyCache(): void {
@@ -74,14 +78,14 @@ function bodyWriteKey(body: unknown): string | undefined {
 const WRITE_KEY_SHAPE = /^[\x21-\x7e]{1,200}$/;
 
 interface Lookup {
-  readonly record: WriteKeyRecord | undefined;
+  readonly record: WriteKeyLookup | undefined;
   /** Served from cache past its freshness because the store is unreachable. */
   readonly stale: boolean;
 }
 
 const isStoreFault = (error: unknown) => isThrottling(error) || isUnavailable(error);
 
-function startLookup(secret: string, deadline: number): Promise<WriteKeyRecord | undefined> {
+function startLookup(secret: string, deadline: number): Promise<WriteKeyLookup | undefined> {
   const running = inFlight.get(secret);
   if (running) return running;
   const lookup = findWriteKey(secret, { timeoutMs: remainingMs(deadline) }).then((record) => {
@@ -142,7 +146,12 @@ export async function authenticateWriteKey(request: HttpRequest, options: Authen
   if (!WRITE_KEY_SHAPE.test(secret)) throw new ApiError('unauthorized', 'Unknown write key');
   const { record, stale } = await lookup(secret, now, options.deadline ?? now + DEFAULT_LOOKUP_MS);
   if (!record || record.revokedAt) throw new ApiError('unauthorized', 'Unknown write key');
-  return { sourceId: record.keyId, stale };
+  return {
+    sourceId: record.keyId,
+    kind: record.kind,
+    stale,
+    ...(record.userTokenSecret !== undefined ? { userTokenSecret: record.userTokenSecret } : {}),
+  };
 }
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();

@@ -51,7 +51,7 @@ export interface HttpOptions {
 
 const CORS_HEADERS = {
   'access-control-allow-methods': 'GET,POST,PUT,DELETE,OPTIONS',
-  'access-control-allow-headers': 'authorization,content-type,x-request-id',
+  'access-control-allow-headers': 'authorization,content-type,x-request-id,x-kairos-user-token',
   'access-control-max-age': '600',
   'access-control-expose-headers': 'x-request-id,retry-after',
 };

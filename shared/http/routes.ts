@@ -60,6 +60,7 @@ export const routes: readonly Route[] = [
   admin('POST', '/v1/admin/simulate'),
   admin('POST', '/v1/admin/keys'),
   admin('GET', '/v1/admin/keys'),
+  admin('PUT', '/v1/admin/keys/{keyId}/user-token-secret'),
   admin('DELETE', '/v1/admin/keys/{keyId}'),
 ];
 

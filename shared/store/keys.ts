@@ -8,6 +8,11 @@
  * - pk `KEYS`, sk `<keyId>`: the operator's list, and the way from a keyId
  *   to its hash when the key is revoked.
  *
+ * A key has a kind (`public` | `server`, write-key-read.ts). A public key
+ * may have a user-token secret: stored on the lookup item only (source
+ * routes verify user tokens with it), never on the list item, never
+ * returned; the list item says when it was last set.
+ *
  * Revoking stamps `revokedAt` on both. Source routes cache a lookup for 30 s
  * (shared/http/auth.ts), so a revoked key is refused everywhere within that.
  * The lookup is write-key-read.ts; everything here uses the SDK.
@@ -17,9 +22,18 @@ import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { config } from '../config.ts';
 import { documentClient } from './client.ts';
-import { hashWriteKey, writeKeyItemKey, type WriteKeyRecord } from './write-key-read.ts';
+import { hashWriteKey, writeKeyFromItem, writeKeyItemKey, type WriteKeyKind, type WriteKeyRecord } from './write-key-read.ts';
 
-export { findWriteKey, hashWriteKey, writeKeyFromItem, writeKeyItemKey, type WriteKeyRecord } from './write-key-read.ts';
+export {
+  findWriteKey,
+  hashWriteKey,
+  writeKeyFromItem,
+  writeKeyItemKey,
+  WRITE_KEY_KINDS,
+  type WriteKeyKind,
+  type WriteKeyLookup,
+  type WriteKeyRecord,
+} from './write-key-read.ts';
 
 /** The partition of the operator's list of keys. */
 const LIST_PK = 'KEYS';
@@ -27,6 +41,15 @@ const LIST_PK = 'KEYS';
 /** A key as an operator sees it: never the secret, the first 8 hex digits of its SHA-256 to match one. */
 export interface WriteKeySummary extends WriteKeyRecord {
   readonly hashPrefix: string;
+  /** When the user-token secret was last set (public keys); absent: user tokens are refused. */
+  readonly userTokenSecretSetAt?: string;
+}
+
+/** A key to create: its name, kind (default public) and, for a public key, its user-token secret. */
+export interface NewWriteKey {
+  readonly name: string;
+  readonly kind?: WriteKeyKind;
+  readonly userTokenSecret?: string;
 }
 
 export interface KeyStoreOptions {
@@ -34,8 +57,9 @@ export interface KeyStoreOptions {
   readonly tableName?: string;
 }
 
-export function generateWriteKey(): string {
-  return `wk_${randomBytes(24).toString('base64url')}`;
+/** A new secret: `wk_` (public) or `sk_` (server) and 24 random bytes, base64url. */
+export function generateWriteKey(kind: WriteKeyKind = 'public'): string {
+  return `${kind === 'server' ? 'sk' : 'wk'}_${randomBytes(24).toString('base64url')}`;
 }
 
 /** A new key id: `key_` and 16 hex digits (random: it says nothing about the secret). */
@@ -45,51 +69,69 @@ export function generateKeyId(): string {
 
 const listItemKey = (keyId: string) => ({ pk: LIST_PK, sk: keyId });
 
+/** An operator's view of a list item: named fields only, so nothing secret can slip through. */
 function summaryOf(item: Record<string, unknown>): WriteKeySummary {
   return {
-    keyId: String(item.keyId),
-    name: String(item.name ?? ''),
-    createdAt: String(item.createdAt ?? ''),
-    ...(item.revokedAt ? { revokedAt: String(item.revokedAt) } : {}),
+    ...writeKeyFromItem(item),
     hashPrefix: String(item.keyHashPrefix ?? ''),
+    ...(item.userTokenSecretSetAt ? { userTokenSecretSetAt: String(item.userTokenSecretSetAt) } : {}),
+  };
+}
+
+/** The fields of both items of a key; the user-token secret goes on the lookup item only. */
+function keyItems(secret: string, record: WriteKeyRecord, userTokenSecret: string | undefined) {
+  const hash = hashWriteKey(secret);
+  const fields = { ...record, keyHashPrefix: hash.slice(0, 8) };
+  return {
+    lookup: { ...writeKeyItemKey(secret), ...fields, ...(userTokenSecret !== undefined ? { userTokenSecret } : {}) },
+    list: {
+      ...listItemKey(record.keyId),
+      ...fields,
+      keyHash: hash,
+      ...(userTokenSecret !== undefined ? { userTokenSecretSetAt: record.createdAt } : {}),
+    },
   };
 }
 
 /**
  * Store a key with a known secret (idempotent for the same secret and
- * record): the local stack's KAIROS_WRITE_KEY, tests and benches.
+ * record; kind default public): the local stack's keys, tests and benches.
  */
-export async function putWriteKey(secret: string, record: Omit<WriteKeyRecord, 'revokedAt'>, options: KeyStoreOptions = {}): Promise<void> {
+export async function putWriteKey(
+  secret: string,
+  record: Omit<WriteKeyRecord, 'revokedAt' | 'kind'> & { readonly kind?: WriteKeyKind; readonly userTokenSecret?: string },
+  options: KeyStoreOptions = {},
+): Promise<void> {
   const tableName = options.tableName ?? config.CONTROL_TABLE;
-  const hash = hashWriteKey(secret);
-  const fields = { ...record, keyHashPrefix: hash.slice(0, 8) };
+  const { userTokenSecret, kind = 'public', ...fields } = record;
+  const items = keyItems(secret, { ...fields, kind }, userTokenSecret);
   await (options.client ?? documentClient).send(
     new TransactWriteCommand({
       TransactItems: [
-        { Put: { TableName: tableName, Item: { ...writeKeyItemKey(secret), ...fields } } },
-        { Put: { TableName: tableName, Item: { ...listItemKey(record.keyId), ...fields, keyHash: hash } } },
+        { Put: { TableName: tableName, Item: items.lookup } },
+        { Put: { TableName: tableName, Item: items.list } },
       ],
     }),
   );
 }
 
 /**
- * Create a key named `name`: a new secret and key id, both items written
- * only if neither exists (a collision of random values is refused, never
- * overwritten, and new ones are drawn). Returns the secret, which is not
- * stored.
+ * Create a key (`{name, kind = public, userTokenSecret?}`): a new secret and
+ * key id, both items written only if neither exists (a collision of random
+ * values is refused, never overwritten, and new ones are drawn). Returns the
+ * secret, which is not stored.
  */
 export async function createWriteKey(
-  name: string,
+  spec: NewWriteKey,
   now: Date = new Date(),
   options: KeyStoreOptions = {},
 ): Promise<{ readonly secret: string; readonly key: WriteKeySummary }> {
   const tableName = options.tableName ?? config.CONTROL_TABLE;
+  const kind = spec.kind ?? 'public';
   for (let attempt = 1; ; attempt++) {
-    const secret = generateWriteKey();
-    const hash = hashWriteKey(secret);
-    const record: WriteKeyRecord = { keyId: generateKeyId(), name, createdAt: now.toISOString() };
-    const fields = { ...record, keyHashPrefix: hash.slice(0, 8) };
+    const secret = generateWriteKey(kind);
+    const record: WriteKeyRecord = { keyId: generateKeyId(), name: spec.name, kind, createdAt: now.toISOString() };
+    const items = keyItems(secret, record, spec.userTokenSecret);
     try {
       await (options.client ?? documentClient).send(
         new TransactWriteCommand({
@@ -97,21 +139,21 @@ export async function createWriteKey(
             {
               Put: {
                 TableName: tableName,
-                Item: { ...writeKeyItemKey(secret), ...fields },
+                Item: items.lookup,
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
             },
             {
               Put: {
                 TableName: tableName,
-                Item: { ...listItemKey(record.keyId), ...fields, keyHash: hash },
+                Item: items.list,
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
             },
           ],
         }),
       );
-      return { secret, key: { ...record, hashPrefix: fields.keyHashPrefix } };
+      return { secret, key: summaryOf(items.list) };
     } catch (error) {
       // A random secret or id that exists already (or a conflicting write): draw new ones.
       if (!(error instanceof TransactionCanceledException) || attempt >= 3) throw error;
@@ -193,3 +235,61 @@ export async function revokeWriteKey(keyId: string, now: Date = new Date(), opti
   }
   return { ...summaryOf(item), revokedAt };
 }
+
+/**
+ * Set (or rotate) the user-token secret of a live public key: tokens signed
+ * with the previous secret are refused once source routes' lookup cache
+ * expires (≤ 30 s). Returns the key, or undefined when there is no such key;
+ * throws `KeyStateError` for a revoked or server key.
+ */
+export async function setUserTokenSecret(
+  keyId: string,
+  userTokenSecret: string,
+  now: Date = new Date(),
+  options: KeyStoreOptions = {},
+): Promise<WriteKeySummary | undefined> {
+  const tableName = options.tableName ?? config.CONTROL_TABLE;
+  const client = options.client ?? documentClient;
+  const found = await client.send(new GetCommand({ TableName: tableName, Key: listItemKey(keyId), ConsistentRead: true }));
+  const item = found.Item;
+  if (!item) return undefined;
+  const key = summaryOf(item);
+  if (key.revokedAt) throw new KeyStateError('the key is revoked');
+  if (key.kind !== 'public') throw new KeyStateError('only a public key has user tokens (a server key may decide for any user)');
+  const setAt = now.toISOString();
+  const live = 'attribute_exists(pk) AND attribute_not_exists(revokedAt)';
+  try {
+    await client.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: tableName,
+              Key: listItemKey(keyId),
+              UpdateExpression: 'SET userTokenSecretSetAt = :at',
+              ConditionExpression: live,
+              ExpressionAttributeValues: { ':at': setAt },
+            },
+          },
+          {
+            Update: {
+              TableName: tableName,
+              Key: { pk: `KEY#${String(item.keyHash)}`, sk: 'KEY' },
+              UpdateExpression: 'SET userTokenSecret = :secret',
+              ConditionExpression: live,
+              ExpressionAttributeValues: { ':secret': userTokenSecret },
+            },
+          },
+        ],
+      }),
+    );
+  } catch (error) {
+    // Revoked meanwhile: nothing was changed.
+    if (error instanceof TransactionCanceledException) throw new KeyStateError('the key is revoked');
+    throw error;
+  }
+  return { ...key, userTokenSecretSetAt: setAt };
+}
+
+/** A key that cannot take the change asked (revoked, or of the wrong kind). */
+export class KeyStateError extends Error {}

@@ -4,28 +4,46 @@
  * the decide function's bundle carries no SDK (shared/store/dynamo-lite.ts
  * says why). Keys are written by shared/store/keys.ts (SDK).
  *
- * pk `KEY#<sha256 hex>`, sk `KEY`. The secret itself is never stored.
+ * pk `KEY#<sha256 hex>`, sk `KEY`. The key itself is never stored; the
+ * user-token secret of a public key is (it verifies HMACs), on this item only.
  */
 import { createHash } from 'node:crypto';
 import { config } from '../config.ts';
 import { dynamoLite, type DynamoLite } from './dynamo-lite.ts';
 
+/**
+ * What a key may do (API.md §1): `public` ships in a page or an app (events;
+ * decide on web/app/push for the caller's own customer, actions and content
+ * only); `server` is a back-end's secret (everything decide offers).
+ */
+export type WriteKeyKind = 'public' | 'server';
+export const WRITE_KEY_KINDS: readonly WriteKeyKind[] = ['public', 'server'];
+
 export interface WriteKeyRecord {
   readonly keyId: string;
   readonly name: string;
+  /** A key stored before kinds existed has none and reads as `public`, the lesser right. */
+  readonly kind: WriteKeyKind;
   readonly createdAt: string;
   readonly revokedAt?: string;
+}
+
+/** The lookup item's record: the key and, for a public key, the secret its user tokens are signed with. */
+export interface WriteKeyLookup extends WriteKeyRecord {
+  /** HS256 secret of the `X-Kairos-User-Token`s of this key; never returned by an operator route. */
+  readonly userTokenSecret?: string;
 }
 
 export const hashWriteKey = (secret: string): string => createHash('sha256').update(secret, 'utf8').digest('hex');
 
 export const writeKeyItemKey = (secret: string) => ({ pk: `KEY#${hashWriteKey(secret)}`, sk: 'KEY' });
 
-/** The record of a stored key item. */
+/** The record of a stored key item (without its user-token secret). */
 export function writeKeyFromItem(item: Record<string, unknown>): WriteKeyRecord {
   return {
     keyId: String(item.keyId),
     name: String(item.name ?? ''),
+    kind: item.kind === 'server' ? 'server' : 'public',
     createdAt: String(item.createdAt ?? ''),
     ...(item.revokedAt ? { revokedAt: String(item.revokedAt) } : {}),
   };
@@ -35,11 +53,15 @@ export function writeKeyFromItem(item: Record<string, unknown>): WriteKeyRecord 
 export async function findWriteKey(
   secret: string,
   options: { lite?: DynamoLite; tableName?: string; timeoutMs?: number } = {},
-): Promise<WriteKeyRecord | undefined> {
+): Promise<WriteKeyLookup | undefined> {
   const item = await (options.lite ?? dynamoLite()).getItem(
     options.tableName ?? config.CONTROL_TABLE,
     writeKeyItemKey(secret),
     options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs },
   );
-  return item ? writeKeyFromItem(item) : undefined;
+  if (!item) return undefined;
+  const record = writeKeyFromItem(item);
+  return typeof item.userTokenSecret === 'string' && item.userTokenSecret !== ''
+    ? { ...record, userTokenSecret: item.userTokenSecret }
+    : record;
 }

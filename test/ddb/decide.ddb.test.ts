@@ -26,13 +26,17 @@ import { dynamo, documentClient } from '#store/client.ts';
 import { dynamoLite } from '#store/dynamo-lite.ts';
 import { freePort } from '#local/dynamodb.ts';
 import { getProfileState } from '#store/profiles.ts';
-import { putWriteKey } from '#store/keys.ts';
+import { putWriteKey, writeKeyItemKey } from '#store/keys.ts';
+import { SignJWT } from 'jose';
 import { publishCatalog } from '#store/catalog.ts';
 import { profileToItem, tombstoneToItem } from '#store/profiles.ts';
 import { config } from '#shared/config.ts';
 import { emptyProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { anonymousProfileKey, userProfileKey } from '#domain/stored-event.ts';
-import { decodeDecisionId } from '#domain/decide/decision-id.ts';
+import { decisionKey, decodeDecisionId as decodePlainDecisionId, readDecisionId } from '#domain/decide/decision-id.ts';
+
+/** Decide seals its ids with KAIROS_DECISION_KEY (test/support/global-setup.ts); the test opens them as the profile function does. */
+const decodeDecisionId = (id: unknown) => readDecisionId(id, decisionKey(process.env.KAIROS_DECISION_KEY ?? ''));
 import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
 
 const KEY = 'wk_decide_ddb_test';
@@ -94,7 +98,7 @@ function sent(): string[] {
 }
 
 beforeAll(async () => {
-  await putWriteKey(KEY, { keyId: 'src-decide', name: 'decide tests', createdAt: new Date().toISOString() });
+  await putWriteKey(KEY, { keyId: 'src-decide', name: 'decide tests', kind: 'server', createdAt: new Date().toISOString() });
   const published = await publishCatalog(JSON.stringify(catalogDocument), 'json');
   if (!published.ok) throw new Error(JSON.stringify(published.problems));
   const luis = state({ userId: LUIS }, (s) => {
@@ -170,6 +174,82 @@ describe('decide on DynamoDB Local', () => {
     const push = await post({ userId: LUIS, channel: 'push' });
     expect(push.status).toBe(200);
     expect(push.body.actions).toEqual([]);
+  });
+});
+
+describe('public and server keys on decide', () => {
+  const PUBLIC = 'wk_decide_ddb_public';
+  const LEGACY = 'wk_decide_ddb_legacy';
+  const TOKEN_SECRET = 'uts_decide_ddb_user_token_secret_0123456789';
+  const token = (sub: string, options: { secret?: string; expiresInSeconds?: number } = {}) =>
+    new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(sub)
+      .setExpirationTime(Math.floor(Date.now() / 1000) + (options.expiresInSeconds ?? 600))
+      .sign(new TextEncoder().encode(options.secret ?? TOKEN_SECRET));
+  const asPublic = async (body: unknown, userToken?: string, key = PUBLIC) =>
+    post(body, { authorization: basicAuth(key), ...(userToken !== undefined ? { 'x-kairos-user-token': userToken } : {}) });
+
+  beforeAll(async () => {
+    await putWriteKey(PUBLIC, { keyId: 'src-decide-public', name: 'site', createdAt: new Date().toISOString(), userTokenSecret: TOKEN_SECRET });
+    // A key as stored before kinds existed: it reads as public.
+    await documentClient.send(
+      new PutCommand({
+        TableName: config.CONTROL_TABLE,
+        Item: { ...writeKeyItemKey(LEGACY), keyId: 'src-decide-legacy', name: 'legacy', createdAt: new Date().toISOString() },
+      }),
+    );
+  });
+
+  it('a server key gets the full answer: segments, scores, reasons, explanation', async () => {
+    const reply = await post({ userId: LUIS, channel: 'email', explain: true });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({ userId: LUIS, segments: ['vip'], actions: [{ actionId: 'email-123' }] });
+    expect(reply.body.explanation).toBeDefined();
+    expect(reply.body.actions?.[0]).toHaveProperty('score');
+    expect(reply.body.actions?.[0]).toHaveProperty('reasons');
+  });
+
+  it('a public key with a valid user token: 200 with actions and content only, and an opaque decision id', async () => {
+    const reply = await asPublic({ userId: LUIS, channel: 'web', placement: 'home_hero' }, await token(LUIS));
+    expect(reply.status).toBe(200);
+    expect(Object.keys(reply.body).sort()).toEqual(['actions', 'channel', 'decisionId', 'fallback', 'placement']);
+    expect(reply.body.actions).toEqual([{ actionId: 'welcome', content: { title: 'Bienvenido' } }]);
+    const text = JSON.stringify(reply.body).toLowerCase();
+    for (const hidden of ['vip', 'luis', 'segments', 'score', 'propensity', 'reasons', 'explanation', 'persona']) expect(text).not.toContain(hidden);
+    // Opaque to the client, still attributable by the service.
+    expect(decodeDecisionId(reply.body.decisionId)).toMatchObject({ channel: 'web', actions: [{ actionId: 'welcome' }] });
+    const anonymous = await asPublic({ anonymousId: ANON, channel: 'push' }, undefined, LEGACY);
+    expect(anonymous.status).toBe(200);
+    expect(anonymous.body).not.toHaveProperty('segments');
+  });
+
+  it('a public key: a userId without a token, another user\'s, an expired one, one signed with another secret → 401', async () => {
+    const body = { userId: LUIS, channel: 'web' };
+    const replies = [
+      await asPublic(body),
+      await asPublic(body, await token(`${LUIS}-other`)),
+      await asPublic(body, await token(LUIS, { expiresInSeconds: -30 })),
+      await asPublic(body, await token(LUIS, { secret: `${TOKEN_SECRET}-rotated` })),
+      await asPublic(body, await token(LUIS), LEGACY), // a key without a user-token secret
+    ];
+    for (const reply of replies) {
+      expect(reply.status).toBe(401);
+      expect(reply.body).toMatchObject({ error: { code: 'unauthorized' } });
+    }
+  });
+
+  it('a public key: explain, email, sms and call_center → 403, even with a valid token', async () => {
+    const valid = await token(LUIS);
+    const replies = [
+      await asPublic({ anonymousId: ANON, channel: 'web', explain: true }),
+      ...(await Promise.all(['email', 'sms', 'call_center'].map((channel) => asPublic({ userId: LUIS, channel }, valid)))),
+      await asPublic({ anonymousId: ANON, channel: 'email' }, undefined, LEGACY),
+    ];
+    for (const reply of replies) {
+      expect(reply.status).toBe(403);
+      expect(reply.body).toMatchObject({ error: { code: 'forbidden' } });
+    }
   });
 });
 
@@ -339,7 +419,8 @@ describe('POST /v1/admin/simulate', () => {
     );
     expect(reply.status).toBe(200);
     expect(reply.body).toMatchObject({ segments: ['frequent'], actions: [{ actionId: 'mega-banner', content: { title: 'Hola Ana' } }] });
-    expect(decodeDecisionId(reply.body.decisionId)?.issuedAt).toBe('2026-03-01T10:00:00.000Z');
+    // A simulation's id is the plain one: it was never served, so no outcome can be attributed to it.
+    expect(decodePlainDecisionId(reply.body.decisionId)?.issuedAt).toBe('2026-03-01T10:00:00.000Z');
   });
 
   it('an invalid request or profile is a 400 naming the path', async () => {

@@ -21,8 +21,8 @@ beforeAll(() => {
 
 describe('write keys in the Control table', () => {
   it('a created key is found by its secret, listed without it, and its secret is stored nowhere', async () => {
-    const { secret, key } = await keys.createWriteKey('website', new Date('2026-11-23T10:00:00Z'));
-    expect(await keys.findWriteKey(secret)).toEqual({ keyId: key.keyId, name: 'website', createdAt: '2026-11-23T10:00:00.000Z' });
+    const { secret, key } = await keys.createWriteKey({ name: 'website' }, new Date('2026-11-23T10:00:00Z'));
+    expect(await keys.findWriteKey(secret)).toEqual({ keyId: key.keyId, name: 'website', kind: 'public', createdAt: '2026-11-23T10:00:00.000Z' });
     expect((await keys.listWriteKeys()).find((k) => k.keyId === key.keyId)).toEqual(key);
     const all = await documentClient.send(new ScanCommand({ TableName: config.CONTROL_TABLE, ConsistentRead: true }));
     expect(JSON.stringify(all.Items)).not.toContain(secret);
@@ -31,7 +31,7 @@ describe('write keys in the Control table', () => {
 
   it('storing a known secret again (the local stack at each start) keeps one key', async () => {
     const secret = keys.generateWriteKey();
-    const record = { keyId: `local-${Date.now().toString(36)}`, name: 'local stack key', createdAt: new Date().toISOString() };
+    const record = { keyId: `local-${Date.now().toString(36)}`, name: 'local stack key', kind: 'public' as const, createdAt: new Date().toISOString() };
     await keys.putWriteKey(secret, record);
     await keys.putWriteKey(secret, record);
     const listed = await documentClient.send(
@@ -62,7 +62,7 @@ describe('write keys in the Control table', () => {
         const unknown: unknown[] = [];
         for (const o of operations) {
           if (o.op === 'create') {
-            const { secret, key } = await keys.createWriteKey(o.name, tick());
+            const { secret, key } = await keys.createWriteKey({ name: o.name }, tick());
             created.push({ secret, keyId: key.keyId, name: o.name, createdAt: key.createdAt });
           } else if (o.op === 'revoke') {
             const target = created[o.which % Math.max(1, created.length)];
@@ -80,7 +80,7 @@ describe('write keys in the Control table', () => {
         const listed = new Map((await keys.listWriteKeys()).map((k) => [k.keyId, k]));
         for (const k of created) {
           const revokedAt = firstRevocation.get(k.keyId);
-          const expected = { keyId: k.keyId, name: k.name, createdAt: k.createdAt, ...(revokedAt ? { revokedAt } : {}) };
+          const expected = { keyId: k.keyId, name: k.name, kind: 'public', createdAt: k.createdAt, ...(revokedAt ? { revokedAt } : {}) };
           expect(await keys.findWriteKey(k.secret)).toEqual(expected);
           expect(listed.get(k.keyId)).toEqual({ ...expected, hashPrefix: keys.hashWriteKey(k.secret).slice(0, 8) });
         }
@@ -90,7 +90,7 @@ describe('write keys in the Control table', () => {
   });
 
   it('two revocations racing: one time wins and both callers see it', async () => {
-    const { key } = await keys.createWriteKey('raced');
+    const { key } = await keys.createWriteKey({ name: 'raced' });
     const [a, b] = await Promise.all([
       keys.revokeWriteKey(key.keyId, new Date('2026-11-23T12:00:00Z')),
       keys.revokeWriteKey(key.keyId, new Date('2026-11-23T12:00:01Z')),
@@ -116,11 +116,54 @@ describe('write keys in the Control table', () => {
       return { client, sent };
     };
     const once = refusing(1);
-    const { secret, key } = await keys.createWriteKey('after a collision', new Date(), { client: once.client });
+    const { secret, key } = await keys.createWriteKey({ name: 'after a collision' }, new Date(), { client: once.client });
     expect(once.sent).toHaveLength(2);
     expect(await keys.findWriteKey(secret)).toMatchObject({ keyId: key.keyId });
     const always = refusing(10);
-    await expect(keys.createWriteKey('never', new Date(), { client: always.client })).rejects.toBeInstanceOf(TransactionCanceledException);
+    await expect(keys.createWriteKey({ name: 'never' }, new Date(), { client: always.client })).rejects.toBeInstanceOf(TransactionCanceledException);
     expect(always.sent).toHaveLength(3);
+  });
+
+  it('a key has a kind (public by default); a key stored without one reads as public', async () => {
+    const server = await keys.createWriteKey({ name: 'back-end', kind: 'server' });
+    expect(server.secret).toMatch(/^sk_/);
+    expect(server.key.kind).toBe('server');
+    expect(await keys.findWriteKey(server.secret)).toMatchObject({ keyId: server.key.keyId, kind: 'server' });
+    expect((await keys.listWriteKeys()).find((k) => k.keyId === server.key.keyId)?.kind).toBe('server');
+
+    // An item as stored before kinds existed.
+    const legacy = keys.generateWriteKey();
+    const { PutCommand } = await import('@aws-sdk/lib-dynamodb');
+    const fields = { keyId: `legacy-${Date.now().toString(36)}`, name: 'legacy', createdAt: new Date().toISOString() };
+    await documentClient.send(new PutCommand({ TableName: config.CONTROL_TABLE, Item: { ...keys.writeKeyItemKey(legacy), ...fields } }));
+    expect(await keys.findWriteKey(legacy)).toMatchObject({ keyId: fields.keyId, kind: 'public' });
+  });
+
+  it('the user-token secret is on the lookup item only: never listed, set and rotated by key id, refused for server and revoked keys', async () => {
+    const first = `uts_first_${'a'.repeat(32)}`;
+    const second = `uts_second_${'b'.repeat(32)}`;
+    const { secret, key } = await keys.createWriteKey({ name: 'site', userTokenSecret: first }, new Date('2026-11-23T10:00:00Z'));
+    expect(key.userTokenSecretSetAt).toBe('2026-11-23T10:00:00.000Z');
+    expect(await keys.findWriteKey(secret)).toMatchObject({ kind: 'public', userTokenSecret: first });
+
+    const rotated = await keys.setUserTokenSecret(key.keyId, second, new Date('2026-11-24T10:00:00Z'));
+    expect(rotated).toMatchObject({ keyId: key.keyId, userTokenSecretSetAt: '2026-11-24T10:00:00.000Z' });
+    expect((await keys.findWriteKey(secret))?.userTokenSecret).toBe(second);
+
+    const listed = await keys.listWriteKeys();
+    expect(listed.find((k) => k.keyId === key.keyId)).toMatchObject({ userTokenSecretSetAt: '2026-11-24T10:00:00.000Z' });
+    expect(JSON.stringify(listed)).not.toContain(second);
+    expect(JSON.stringify(listed)).not.toContain(first);
+    const listItems = await documentClient.send(
+      new QueryCommand({ TableName: config.CONTROL_TABLE, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': 'KEYS' } }),
+    );
+    expect(JSON.stringify(listItems.Items)).not.toContain(second);
+
+    expect(await keys.setUserTokenSecret('key_0000000000000000', second)).toBeUndefined();
+    const server = await keys.createWriteKey({ name: 'server', kind: 'server' });
+    await expect(keys.setUserTokenSecret(server.key.keyId, second)).rejects.toBeInstanceOf(keys.KeyStateError);
+    await keys.revokeWriteKey(key.keyId);
+    await expect(keys.setUserTokenSecret(key.keyId, first)).rejects.toBeInstanceOf(keys.KeyStateError);
+    expect((await keys.findWriteKey(secret))?.userTokenSecret).toBe(second);
   });
 });

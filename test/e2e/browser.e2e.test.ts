@@ -15,7 +15,20 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 import { openStack } from './fixtures/stack.ts';
-import { actionIds, decide, ensureDemoCatalog, isFallback, page, sendEvents, uniqueId, waitForProfile, type Decision, type StackAccess } from './fixtures/kairos.ts';
+import {
+  actionIds,
+  decide,
+  ensureDemoCatalog,
+  identify,
+  isFallback,
+  page,
+  sendEvents,
+  uniqueId,
+  userToken,
+  waitForProfile,
+  type Decision,
+  type StackAccess,
+} from './fixtures/kairos.ts';
 
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const BANNER_PAGE = new URL('./fixtures/banner.html', import.meta.url);
@@ -173,6 +186,38 @@ describe('a web page on another origin renders the next best action', () => {
     expect(actionIds(decision)).not.toContain('bannerMegaOferta');
     expect(isFallback(decision, decision.actions[0])).toBe(true);
     expect(await tab.locator('#hero .kairos-title').textContent()).toBe(decision.actions[0]?.content.title);
+    await context.close();
+  });
+
+  it('a logged-in customer: the page sends the user token its back-end minted, and gets actions and content only', async () => {
+    const userId = uniqueId('browser-user');
+    await sendEvents(api, [identify({ userId }, { firstName: 'Lucía', tier: 'VIP' })]);
+    await waitForProfile(api, userId, (p) => p.traits.firstName === 'Lucía');
+    const context = await browser!.newContext();
+    const tab = await context.newPage();
+    const requestHeaders: string[] = [];
+    tab.on('request', (r) => {
+      if (r.url().endsWith('/v1/decide') && r.method() === 'POST') requestHeaders.push(JSON.stringify(r.headers()));
+    });
+    const url = new URL('/banner.html', siteOrigin);
+    url.searchParams.set('api', api.baseUrl);
+    url.searchParams.set('key', api.writeKey);
+    url.searchParams.set('userId', userId);
+    url.searchParams.set('userToken', await userToken(api, userId));
+    url.searchParams.set('placement', 'home');
+    await tab.goto(url.href);
+    const hero = tab.locator('#hero');
+    await expect.poll(() => hero.getAttribute('data-state'), { timeout: 30_000 }).not.toBe('loading');
+    assert.strictEqual(await hero.getAttribute('data-state'), 'rendered', `page error: ${await hero.getAttribute('data-error')}`);
+    expect(requestHeaders.join()).toContain('x-kairos-user-token');
+    const decision = (await tab.evaluate(() => (globalThis as unknown as { kairosDecision: unknown }).kairosDecision)) as Record<string, unknown>;
+    expect(Object.keys(decision).filter((k) => !['decisionId', 'channel', 'placement', 'actions', 'fallback', 'degraded'].includes(k))).toEqual([]);
+
+    // Without the token the page is refused: a userId must be proven.
+    url.searchParams.delete('userToken');
+    await tab.goto(url.href);
+    await expect.poll(() => hero.getAttribute('data-state'), { timeout: 30_000 }).toBe('error');
+    expect(await hero.getAttribute('data-error')).toContain('401');
     await context.close();
   });
 

@@ -8,7 +8,7 @@ import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import fc from 'fast-check';
 import { openStack } from './fixtures/stack.ts';
-import { basicAuth, call, ensureDemoCatalog, uniqueId, type CallResult, type StackAccess } from './fixtures/kairos.ts';
+import { basicAuth, call, ensureDemoCatalog, uniqueId, userToken, type CallResult, type StackAccess } from './fixtures/kairos.ts';
 
 type Stack = Awaited<ReturnType<typeof openStack>>;
 let stack: Stack;
@@ -83,14 +83,14 @@ const validDecide = { userId: 'u-input', channel: 'web', placement: 'home_hero',
 describe('POST /v1/decide refuses bad input with a 4xx', () => {
   it('malformed JSON, a non-JSON body and an empty body', async () => {
     const [malformed, truncated, html, empty] = await Promise.all([
-      call(api, 'POST', '/v1/decide', { auth: 'write', body: '{"channel": "web",' }),
-      call(api, 'POST', '/v1/decide', { auth: 'write', body: '{"channel": "web"} trailing' }),
+      call(api, 'POST', '/v1/decide', { auth: 'server', body: '{"channel": "web",' }),
+      call(api, 'POST', '/v1/decide', { auth: 'server', body: '{"channel": "web"} trailing' }),
       call(api, 'POST', '/v1/decide', {
         auth: 'write',
         body: '<decide channel="web"/>',
         headers: { 'content-type': 'application/xml' },
       }),
-      call(api, 'POST', '/v1/decide', { auth: 'write', body: '' }),
+      call(api, 'POST', '/v1/decide', { auth: 'server', body: '' }),
     ]);
     expectClientError(malformed, 400, 'invalid_json');
     expectClientError(truncated, 400, 'invalid_json');
@@ -113,7 +113,7 @@ describe('POST /v1/decide refuses bad input with a 4xx', () => {
       { body: { ...validDecide, explain: 'yes' }, path: 'explain' },
       { body: { ...validDecide, placement: ['home_hero'] }, path: 'placement' },
     ];
-    const results = await Promise.all(cases.map((c) => call(api, 'POST', '/v1/decide', { auth: 'write', body: c.body })));
+    const results = await Promise.all(cases.map((c) => call(api, 'POST', '/v1/decide', { auth: 'server', body: c.body })));
     results.forEach((result, i) => {
       expectClientError(result, 400, 'validation_failed');
       expectDetailPath(result, cases[i]?.path, JSON.stringify(cases[i]?.body).slice(0, 100));
@@ -122,13 +122,13 @@ describe('POST /v1/decide refuses bad input with a 4xx', () => {
 
   it('a body that is not an object', async () => {
     const bodies = ['[]', '"decide"', '42', 'null', 'true', '[{"channel":"web"}]'];
-    const results = await Promise.all(bodies.map((body) => call(api, 'POST', '/v1/decide', { auth: 'write', body })));
+    const results = await Promise.all(bodies.map((body) => call(api, 'POST', '/v1/decide', { auth: 'server', body })));
     for (const result of results) expectClientError(result, 400);
   });
 
   it('an oversize body gets 413', async () => {
     const context = { blob: 'x'.repeat(2 * 1024 * 1024) };
-    const result = await call(api, 'POST', '/v1/decide', { auth: 'write', body: { ...validDecide, context } });
+    const result = await call(api, 'POST', '/v1/decide', { auth: 'server', body: { ...validDecide, context } });
     expectClientError(result, 413, 'payload_too_large');
   });
 
@@ -152,10 +152,10 @@ describe('POST /v1/decide refuses bad input with a 4xx', () => {
       { ...validDecide, context: { [s]: s, weather: s, nested: { deeper: [s] } } },
     ]);
     bodies.push(JSON.parse('{"channel":"web","userId":"u-proto","__proto__":{"admin":true},"context":{"__proto__":{"polluted":1},"constructor":{"prototype":{"x":1}}}}'));
-    const results = await Promise.all(bodies.map((body) => call(api, 'POST', '/v1/decide', { auth: 'write', body })));
+    const results = await Promise.all(bodies.map((body) => call(api, 'POST', '/v1/decide', { auth: 'server', body })));
     results.forEach((result, i) => expectNoServerError(result, JSON.stringify(bodies[i]).slice(0, 120)));
     // The stack still serves.
-    const after = await call(api, 'POST', '/v1/decide', { auth: 'write', body: validDecide });
+    const after = await call(api, 'POST', '/v1/decide', { auth: 'server', body: validDecide });
     expect(after.status).toBe(200);
   });
 
@@ -180,7 +180,7 @@ describe('POST /v1/decide refuses bad input with a 4xx', () => {
     await fc.assert(
       fc.asyncProperty(body, async (value) => {
         const text = JSON.stringify(value);
-        const result = await call(api, 'POST', '/v1/decide', { auth: 'write', body: text });
+        const result = await call(api, 'POST', '/v1/decide', { auth: 'server', body: text });
         expectNoServerError(result, text.slice(0, 200));
       }),
       { numRuns: 60 },
@@ -375,7 +375,7 @@ describe('CORS', () => {
       headers: {
         origin,
         'access-control-request-method': 'POST',
-        'access-control-request-headers': 'authorization,content-type',
+        'access-control-request-headers': 'authorization,content-type,x-kairos-user-token',
       },
     });
     expect(preflight.status).toBeGreaterThanOrEqual(200);
@@ -384,8 +384,11 @@ describe('CORS', () => {
     expect(preflight.headers.get('access-control-allow-methods') ?? '').toMatch(/POST/i);
     expect(preflight.headers.get('access-control-allow-headers') ?? '').toMatch(/authorization/i);
     expect(preflight.headers.get('access-control-allow-headers') ?? '').toMatch(/content-type/i);
+    expect(preflight.headers.get('access-control-allow-headers') ?? '').toMatch(/x-kairos-user-token/i);
 
-    const actual = await call(api, 'POST', '/v1/decide', { auth: 'write', body: validDecide, headers: { origin } });
+    // What a page sends: the public key, and the user token its back-end minted.
+    const token = await userToken(api, validDecide.userId);
+    const actual = await call(api, 'POST', '/v1/decide', { auth: 'write', body: validDecide, headers: { origin, 'x-kairos-user-token': token } });
     expect(actual.status).toBe(200);
     expect(['*', origin]).toContain(actual.headers.get('access-control-allow-origin'));
     // An error on a source route is readable by the page too.

@@ -140,10 +140,12 @@ describe('the README walk-through', () => {
     for (const step of steps) expect(step.command).toMatch(new RegExp(`curl .*${README_ORIGIN.replaceAll('.', '\\.')}`, 's'));
   });
 
-  it('npm start prints the URL, the write key and the admin token of the README', () => {
+  it('npm start prints the URL, one key of each kind, the user-token secret and the admin token of the README', () => {
     const env = readmeEnvironment();
     expect(output).toContain(`Kairos is running at ${origin}`);
-    expect(output).toContain(env.KAIROS_WRITE_KEY);
+    expect(output).toMatch(new RegExp(`public key +${env.KAIROS_WRITE_KEY}`));
+    expect(output).toMatch(new RegExp(`server key +${env.KAIROS_SERVER_KEY}`));
+    expect(output).toContain(env.KAIROS_USER_TOKEN_SECRET);
     expect(output).toContain(env.KAIROS_ADMIN_TOKEN);
   });
 

@@ -11,6 +11,11 @@
  *
  * Each test uses its own customers, so the tests are independent and the
  * requests inside a test run in parallel where their order does not matter.
+ *
+ * Every decision is asked twice: as a back-end does (the server key, the
+ * full answer the scenarios check) and as a page or an app does (the public
+ * key, with a user token for a userId). The last test scans every public
+ * answer for what a public key must never read (API.md §1, §4).
  */
 import { readFile } from 'node:fs/promises';
 import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
@@ -21,8 +26,10 @@ import {
   call,
   countOf,
   daysAgo,
-  decide,
+  decide as decideWithServerKey,
+  decidePublic,
   ensureDemoCatalog,
+  getProfile,
   identify,
   isFallback,
   page,
@@ -31,6 +38,7 @@ import {
   uniqueId,
   waitForProfile,
   type Decision,
+  type DecideRequest,
   type Message,
   type RunningStack,
   type Who,
@@ -45,6 +53,8 @@ let promoActions: Set<string>;
 let vipActions: Set<string>;
 
 interface CatalogDocument {
+  segments?: { id: string }[];
+  personas?: { id: string }[];
   actions: { id: string; tags?: string[]; variants?: { id: string; content: Record<string, unknown> }[]; content: Record<string, unknown> }[];
   arbitration?: { placements?: { channel: string; placement?: string; learning?: boolean }[] };
   learning?: { enabled?: boolean; exploration?: number; floor?: number };
@@ -57,7 +67,26 @@ beforeAll(async () => {
   const document = parseYaml(yaml) as CatalogDocument;
   promoActions = new Set(document.actions.filter((a) => a.tags?.includes('promo')).map((a) => a.id));
   vipActions = new Set(document.actions.filter((a) => a.tags?.includes('vip')).map((a) => a.id));
+  catalogIds = [...(document.segments ?? []), ...(document.personas ?? [])].map((x) => x.id);
 });
+
+/** The segment and persona ids of the demo catalog. */
+let catalogIds: string[] = [];
+/** Every public-key answer of the scenarios, with the request it answered. */
+const publicAnswers: { request: DecideRequest; status: number; text: string }[] = [];
+const PUBLIC_CHANNELS = new Set(['web', 'app', 'push']);
+
+/**
+ * A scenario's decision: the server key's answer, which the scenario checks;
+ * the same request with the public key (explain left out, a user token for a
+ * userId) is kept for the scan.
+ */
+async function decide(stack: RunningStack, request: DecideRequest): Promise<Decision> {
+  const { explain: _explain, ...asPage } = request;
+  const [full, asPublic] = await Promise.all([decideWithServerKey(stack, request), decidePublic(stack, asPage)]);
+  publicAnswers.push({ request: asPage, status: asPublic.status, text: asPublic.text });
+  return full;
+}
 
 afterAll(async () => {
   await api?.stop();
@@ -461,5 +490,69 @@ describe('seed scenarios (catalog/demo.yaml)', () => {
       expect(['a', 'b']).toContain(served?.variant);
       expect(served?.content.title).toBe(titles.get(served?.variant ?? ''));
     }
+  });
+});
+
+/** The string and number values of traits, nested ones included (address.city). */
+function traitValues(traits: unknown): string[] {
+  const values: string[] = [];
+  const stack: unknown[] = [traits];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value === 'string' || typeof value === 'number') values.push(String(value));
+    else if (value && typeof value === 'object') stack.push(...Object.values(value));
+  }
+  return values;
+}
+
+/** `token` as a whole id or word in `text`: not inside a longer id (the segment `vip` is not in `vip-lounge-banner`). */
+const containsToken = (text: string, token: string) =>
+  new RegExp(`(?<![A-Za-z0-9_-])${token.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![A-Za-z0-9_-])`).test(text);
+
+describe('public-key answers of the seed scenarios', () => {
+  it('carry no trait value, segment id or persona id outside the rendered content of web, app and push actions', async () => {
+    expect(publicAnswers.length).toBeGreaterThan(40);
+    const profiles = new Map<string, Awaited<ReturnType<typeof getProfile>>>();
+    for (const { request } of publicAnswers) {
+      const id = request.userId ?? request.anonymousId ?? '';
+      if (!profiles.has(id)) profiles.set(id, await getProfile(api, id));
+    }
+    let scanned = 0;
+    for (const { request, status, text } of publicAnswers) {
+      const where = `${JSON.stringify(request)} → ${status} ${text.slice(0, 400)}`;
+      if (!PUBLIC_CHANNELS.has(request.channel)) {
+        assert.strictEqual(status, 403, where);
+        continue;
+      }
+      assert.strictEqual(status, 200, where);
+      const profile = profiles.get(request.userId ?? request.anonymousId ?? '');
+      const secrets = new Set(
+        [...catalogIds, ...(profile?.segments ?? []), ...(profile?.persona ? [profile.persona] : []), ...traitValues(profile?.traits)].filter(
+          (token) => token.length >= 2,
+        ),
+      );
+      const answer = JSON.parse(text) as { decisionId: string; actions: { content: unknown }[] } & Record<string, unknown>;
+      assert.match(answer.decisionId, /^d2\.[A-Za-z0-9_-]+$/, where);
+      // The raw text, with the content of each action (what the customer is shown) and the sealed id taken out.
+      let outside = text;
+      for (const action of answer.actions) outside = outside.replace(JSON.stringify(action.content), '{}');
+      outside = outside.replace(answer.decisionId, 'd2.');
+      const sealedBytes = Buffer.from(answer.decisionId.slice(3), 'base64url').toString('latin1');
+      for (const token of secrets) {
+        assert.isFalse(containsToken(outside, token), `"${token}" in a public answer: ${where}`);
+        // The sealed id is random-looking text: a long enough token cannot be there by chance.
+        if (token.length >= 5) {
+          assert.notInclude(answer.decisionId, token, where);
+          assert.notInclude(sealedBytes, token, where);
+        }
+      }
+      assert.deepEqual(
+        Object.keys(answer).filter((k) => !['decisionId', 'channel', 'placement', 'actions', 'fallback', 'degraded'].includes(k)),
+        [],
+        where,
+      );
+      scanned++;
+    }
+    expect(scanned).toBeGreaterThan(20);
   });
 });

@@ -402,7 +402,8 @@ describe('functions, from shared/functions.ts', () => {
     const stdout = execFileSync(process.execPath, ['--enable-source-maps', '--input-type=module', '-e', probe, ...bundles], {
       encoding: 'utf8',
       timeout: 60_000,
-      env: { PATH: process.env.PATH, AWS_REGION: 'eu-west-1', AWS_LAMBDA_FUNCTION_NAME: 'kairos-bundle-probe' },
+      // KAIROS_DECISION_KEY as the stack gives it to decide and profile (their configuration requires it at load).
+      env: { PATH: process.env.PATH, AWS_REGION: 'eu-west-1', AWS_LAMBDA_FUNCTION_NAME: 'kairos-bundle-probe', KAIROS_DECISION_KEY: 'k'.repeat(64) },
     });
     expect(JSON.parse(stdout)).toEqual(Object.fromEntries(bundles.map((url) => [url, 'function'])));
   });
@@ -464,6 +465,25 @@ describe('functions, from shared/functions.ts', () => {
     } finally {
       await new Promise((resolveClose) => server.close(resolveClose));
     }
+  });
+});
+
+describe('the decision key', () => {
+  it('is a generated secret, given only to the functions that seal or open decision ids, by dynamic reference', () => {
+    const secretId = logicalId(stack.decisionKey);
+    expect(Object.keys(resourcesOfType(template, 'AWS::SecretsManager::Secret'))).toEqual([secretId]);
+    expect(resources[secretId]?.Properties).toMatchObject({ GenerateSecretString: { PasswordLength: 64, ExcludePunctuation: true } });
+    const given = manifest.map(([name, definition]) => {
+      const variables = (resources[functionId(name)]?.Properties as { Environment?: { Variables?: Record<string, unknown> } }).Environment?.Variables ?? {};
+      return { name, wanted: (definition as { decisionKey?: boolean }).decisionKey === true, value: variables.KAIROS_DECISION_KEY };
+    });
+    expect(given.map((g) => ({ name: g.name, has: g.value !== undefined }))).toEqual(given.map((g) => ({ name: g.name, has: g.wanted })));
+    for (const { value } of given.filter((g) => g.wanted)) {
+      // `{{resolve:secretsmanager:<secret>:SecretString:::}}`: the value never appears in the template.
+      expect(JSON.stringify(value)).toContain('{{resolve:secretsmanager:');
+      expect(referencesIn(value).map((r) => r.id)).toContain(secretId);
+    }
+    expect(['decide', 'profile'].every((n) => (functionDefinitions[n as LambdaName] as { decisionKey?: boolean }).decisionKey)).toBe(true);
   });
 });
 

@@ -135,6 +135,7 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
         'AwsSolutions-IAM5[Resource::*]',
         'AwsSolutions-IAM5[Resource::<ref>/index/*]',
         'AwsSolutions-SQS3',
+        'AwsSolutions-SMG4',
       ].sort(),
     );
   });

@@ -26,6 +26,8 @@ export async function setup(): Promise<void> {
   delete process.env.AWS_SESSION_TOKEN;
   delete process.env.AWS_PROFILE;
   Object.assign(process.env, names);
+  // The functions that seal and open decision ids (decide, profile) require it.
+  process.env.KAIROS_DECISION_KEY = 'kdk_integration_tests_decision_key_0123456789';
 }
 
 export async function teardown(): Promise<void> {

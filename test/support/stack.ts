@@ -15,6 +15,8 @@ import { assertLocalEndpoint } from '#local/dynamodb.ts';
 import { startLocalStack as startStack, type LocalStack, type LocalStackOptions } from '#local/stack.ts';
 
 export const TEST_WRITE_KEY = 'wk_e2e_test_write_key';
+export const TEST_SERVER_KEY = 'sk_e2e_test_server_key';
+export const TEST_USER_TOKEN_SECRET = 'uts_e2e_test_user_token_secret_0123456789';
 export const TEST_ADMIN_TOKEN = 'kat_e2e_test_admin_token_0123456789';
 
 export interface TestStack extends LocalStack {
@@ -29,6 +31,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     inMemory: true,
     port: 0,
     writeKey: TEST_WRITE_KEY,
+    serverKey: TEST_SERVER_KEY,
+    userTokenSecret: TEST_USER_TOKEN_SECRET,
     adminToken: TEST_ADMIN_TOKEN,
     logLevel: process.env.KAIROS_TEST_LOG === '1' ? 'INFO' : 'SILENT',
     // Function errors and dead-lettered batches are part of what some tests provoke; keep them off the console
@@ -48,7 +52,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 /** What the HTTP fixtures need of a stack (test/e2e/fixtures/kairos.ts `StackAccess`). */
 export interface StackCredentials {
   readonly baseUrl: string;
+  /** The public write key. */
   readonly writeKey: string;
+  readonly serverKey: string;
+  /** The secret the public key's user tokens are signed with. */
+  readonly userTokenSecret: string;
   readonly adminToken: string;
 }
 
@@ -60,7 +68,13 @@ export function useLocalStack(onStart: (stack: TestStack, access: StackCredentia
   let started: TestStack | undefined;
   beforeAll(async () => {
     started = await startLocalStack(options);
-    onStart(started, { baseUrl: started.baseUrl, writeKey: started.writeKey, adminToken: started.adminToken });
+    onStart(started, {
+      baseUrl: started.baseUrl,
+      writeKey: started.writeKey,
+      serverKey: started.serverKey,
+      userTokenSecret: started.userTokenSecret,
+      adminToken: started.adminToken,
+    });
   });
   afterAll(async () => {
     await started?.stop();

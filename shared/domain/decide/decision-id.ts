@@ -12,9 +12,14 @@
  * - check = base36 of a 32-bit hash of the payload, so a truncated or
  *   mangled id is refused instead of attributed to the wrong action.
  *
- * It is not a secret and not signed: anyone holding a write key can already
- * send outcome events. Decoding never throws on hostile input.
+ * This plain form is what decide computes. On the wire the id is sealed
+ * (`sealDecisionId`): encrypted and authenticated with the service's
+ * decision key (AES-256-GCM), because it names the persona, propensities and
+ * holdouts that a public write key must never read (API.md §1, §4). Sealing
+ * also makes it tamper-evident: an id the service did not issue does not
+ * open. Decoding and opening never throw on hostile input.
  */
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { isChannel, type Channel } from '../channels.ts';
 import { hash32 } from './random.ts';
 
@@ -138,4 +143,66 @@ export function decodeDecisionId(id: unknown): DecisionRecord | undefined {
 export function attributedAction(record: DecisionRecord, actionId?: unknown): DecidedAction | undefined {
   if (typeof actionId === 'string' && actionId !== '') return record.actions.find((a) => a.actionId === actionId);
   return record.actions[0];
+}
+
+/** The key decision ids are sealed with (AES-256-GCM), derived from a secret of at least 32 characters. */
+export interface DecisionKey {
+  readonly key: KeyObject;
+}
+
+/** Shortest decision secret accepted (KAIROS_DECISION_KEY). */
+export const MIN_DECISION_SECRET_LENGTH = 32;
+
+/** The decision key of a secret (its SHA-256 is the AES-256 key); throws for a secret shorter than 32 characters. */
+export function decisionKey(secret: string): DecisionKey {
+  if (secret.length < MIN_DECISION_SECRET_LENGTH) {
+    throw new Error(`A decision key secret must be at least ${MIN_DECISION_SECRET_LENGTH} characters`);
+  }
+  return { key: createSecretKey(createHash('sha256').update(secret, 'utf8').digest()) };
+}
+
+const SEALED_PREFIX = 'd2.';
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+/**
+ * The wire form of a decision id: `d2.` + base64url(iv[12] | AES-256-GCM
+ * ciphertext of the plain id | tag[16]). Opaque to whoever holds it; only the
+ * service can open it.
+ */
+export function sealDecisionId(plainId: string, key: DecisionKey): string {
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key.key, iv);
+  const sealed = Buffer.concat([iv, cipher.update(plainId, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+  return SEALED_PREFIX + sealed.toString('base64url');
+}
+
+/** Longest sealed id accepted (a plain id of MAX_DECISION_ID_LENGTH, sealed, fits). */
+export const MAX_SEALED_DECISION_ID_LENGTH = SEALED_PREFIX.length + Math.ceil(((MAX_DECISION_ID_LENGTH + IV_BYTES + TAG_BYTES) * 4) / 3);
+
+/** The plain id inside a sealed one, or undefined when it was not sealed with this key (forged, mangled, foreign). */
+export function openDecisionId(sealedId: unknown, key: DecisionKey): string | undefined {
+  if (typeof sealedId !== 'string' || !sealedId.startsWith(SEALED_PREFIX) || sealedId.length > MAX_SEALED_DECISION_ID_LENGTH) {
+    return undefined;
+  }
+  const body = sealedId.slice(SEALED_PREFIX.length);
+  if (!/^[A-Za-z0-9_-]+$/.test(body)) return undefined;
+  const bytes = Buffer.from(body, 'base64url');
+  if (bytes.length <= IV_BYTES + TAG_BYTES) return undefined;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key.key, bytes.subarray(0, IV_BYTES), { authTagLength: TAG_BYTES });
+    decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
+    return Buffer.concat([decipher.update(bytes.subarray(IV_BYTES, bytes.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The decision behind an id as an outcome event carries it: with a key, only
+ * a sealed id that opens with it; without one (pure tests and tools), the
+ * plain id.
+ */
+export function readDecisionId(id: unknown, key: DecisionKey | undefined): DecisionRecord | undefined {
+  return key ? decodeDecisionId(openDecisionId(id, key)) : decodeDecisionId(id);
 }

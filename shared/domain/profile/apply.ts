@@ -9,7 +9,7 @@
  * "applied" marker does not exist (shared/store/profiles.ts).
  */
 import { isChannel, type Channel } from '../channels.ts';
-import { MAX_DECISION_ID_LENGTH, attributedAction, decodeDecisionId } from '../decide/decision-id.ts';
+import { MAX_SEALED_DECISION_ID_LENGTH, attributedAction, readDecisionId } from '../decide/decision-id.ts';
 import type { StoredEvent } from '../stored-event.ts';
 import {
   canonical,
@@ -134,9 +134,9 @@ export function applyInPlace(s: ProfileState, event: StoredEvent, settings: Prof
 
 function applyTrack(s: ProfileState, name: string, props: Props, at: number, settings: ProfileSettings): void {
   countEvent(s, name, at);
-  const decisionId = text(props.decision_id, MAX_DECISION_ID_LENGTH);
+  const decisionId = text(props.decision_id, MAX_SEALED_DECISION_ID_LENGTH);
   // An outcome may carry only decision_id: a Kairos decisionId names its action and channel.
-  const decided = decisionId ? decodeDecisionId(decisionId) : undefined;
+  const decided = decisionId ? readDecisionId(decisionId, settings.decisionKey) : undefined;
   const actionId = text(props.action_id, LIMITS.actionIdLength) ?? (decided ? attributedAction(decided)?.actionId : undefined);
   switch (semanticName(name)) {
     case 'product viewed': {

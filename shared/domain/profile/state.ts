@@ -14,6 +14,7 @@
  */
 import type { Channel } from '../channels.ts';
 import type { Lww, WindowCounter } from './counters.ts';
+import type { DecisionKey } from '../decide/decision-id.ts';
 
 export const STATE_VERSION = 1;
 
@@ -136,6 +137,12 @@ export interface ProfileState {
 export interface ProfileSettings {
   /** Half-life of category interest, in days (config.KAIROS_INTEREST_HALF_LIFE_DAYS). */
   readonly halfLifeDays: number;
+  /**
+   * The key decision ids are sealed with (config.KAIROS_DECISION_KEY): an
+   * outcome's `decision_id` is attributed only if it opens with it. Absent
+   * (pure tests and tools), ids are read plain.
+   */
+  readonly decisionKey?: DecisionKey;
 }
 
 export function emptyProfileState(identity: { userId?: string; anonymousId?: string } = {}): ProfileState {

@@ -1,0 +1,69 @@
+/**
+ * What a write key may ask of decide (API.md §1, §4).
+ *
+ * - server key: everything decide offers.
+ * - public key: the customer-facing channels (web, app, push), never
+ *   `explain` (403), for an `anonymousId`, or for a `userId` proven by an
+ *   `X-Kairos-User-Token`: an HS256 JWT `{sub: userId, exp}` signed with the
+ *   key's user-token secret (401 without a valid, unexpired token for that
+ *   very userId). Its answer is `publicDecision` (shared/domain/decide/public-answer.ts).
+ *
+ * Tokens are verified with `jose` (HS256 only, `sub` and `exp` required).
+ */
+import { jwtVerify } from 'jose';
+import type { Channel } from '../domain/channels.ts';
+import type { DecideRequest } from '../domain/decide/types.ts';
+import type { SourceIdentity } from './auth.ts';
+import { ApiError } from './errors.ts';
+
+/** The request header that carries the user token (lower case, as HttpRequest holds headers). */
+export const USER_TOKEN_HEADER = 'x-kairos-user-token';
+
+/** Channels a public key may decide on: those a customer sees on their own device. */
+export const PUBLIC_CHANNELS: ReadonlySet<Channel> = new Set<Channel>(['web', 'app', 'push']);
+
+/** A compact JWS, bounded: anything else is not a token (refused before any parsing). */
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{1,1024}\.[A-Za-z0-9_-]{1,2048}\.[A-Za-z0-9_-]{1,512}$/;
+
+const encoder = new TextEncoder();
+
+/**
+ * Whether `token` is an HS256 JWT signed with `secret` whose `sub` is
+ * `userId` and whose `exp` (required) has not passed. Never throws.
+ */
+export async function isValidUserToken(token: string, secret: string, userId: string): Promise<boolean> {
+  if (!TOKEN_SHAPE.test(token)) return false;
+  try {
+    const { payload } = await jwtVerify(token, encoder.encode(secret), { algorithms: ['HS256'], requiredClaims: ['sub', 'exp'] });
+    return payload.sub === userId;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Check a decide request against the key's rights; throws 403 for a channel
+ * or `explain` outside a public key's rights, 401 for a userId without a
+ * valid user token. Returns whether the answer must be the public one.
+ */
+export async function authorizeDecide(
+  identity: SourceIdentity,
+  input: Pick<DecideRequest, 'userId' | 'channel' | 'explain'>,
+  headers: Readonly<Record<string, string>>,
+): Promise<{ readonly publicAnswer: boolean }> {
+  if (identity.kind === 'server') return { publicAnswer: false };
+  if (!PUBLIC_CHANNELS.has(input.channel)) {
+    throw new ApiError('forbidden', `A public key decides on web, app and push only, not ${input.channel}: use a server key`);
+  }
+  if (input.explain) throw new ApiError('forbidden', 'A public key cannot ask for explain: use a server key');
+  if (input.userId !== undefined) {
+    const token = headers[USER_TOKEN_HEADER];
+    if (!token) {
+      throw new ApiError('unauthorized', 'A public key needs an X-Kairos-User-Token for this userId (or decide for the anonymousId)');
+    }
+    if (!identity.userTokenSecret || !(await isValidUserToken(token, identity.userTokenSecret, input.userId))) {
+      throw new ApiError('unauthorized', 'The X-Kairos-User-Token is not valid for this userId (wrong user or secret, or expired)');
+    }
+  }
+  return { publicAnswer: true };
+}
