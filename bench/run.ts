@@ -14,6 +14,7 @@
  * Benchmarks are never timed assertions in `npm test`.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -97,6 +98,8 @@ async function runModule(module: BenchModule): Promise<boolean | undefined> {
       await stack.stop();
     }
   }
+  // The decide and profile handlers seal and open decision ids with this key (the local stack makes its own).
+  process.env.KAIROS_DECISION_KEY ??= randomBytes(32).toString('base64url');
   const { startDynamoLocal } = await import('../local/dynamodb.ts');
   const dynamo = await startDynamoLocal({ inMemory: true });
   try {
