@@ -355,6 +355,8 @@ interface HostileCase {
    * 200 with `accepted: 0` and the message in `rejected[]`, as beside a valid one.
    */
   readonly perMessage?: boolean;
+  /** The message's code in `rejected[]` when it differs from `code`. */
+  readonly rejectedCode?: string;
   readonly send: (route: string, tag: string) => Promise<Reply>;
 }
 
@@ -441,6 +443,7 @@ const hostileCases: HostileCase[] = [
   {
     name: 'a message over 32 KB',
     perMessage: true,
+    rejectedCode: 'payload_too_large',
     status: 400,
     code: 'validation_failed',
     send: (route, tag) => post(route, wrap(route, messageFor(route, tag, { context: { blob: 'x'.repeat(40_000) } })), { key: sources.hostile.key }),
@@ -506,11 +509,16 @@ describe('bad input on every ingest route: a clear 4xx, never a 500, nothing sto
 
   it.each(hostileCases.filter((c) => c.perMessage))(
     'POST /v1/batch whose only message has $name → 200, accepted 0, the message in rejected[] ($code)',
-    async ({ name, code, send }) => {
+    async ({ name, code, rejectedCode, send }) => {
       const tag = `hostile-${RUN}-batch-only-${name.replace(/\W+/g, '-')}`;
       const reply = await send('batch', tag);
       expect(reply.status).toBe(200);
-      expect(reply.body).toMatchObject({ success: true, accepted: 0, duplicates: 0, rejected: [{ index: 0, code, message: expect.any(String) }] });
+      expect(reply.body).toMatchObject({
+        success: true,
+        accepted: 0,
+        duplicates: 0,
+        rejected: [{ index: 0, code: rejectedCode ?? code, message: expect.any(String) }],
+      });
       expect(reply.body.rejected).toHaveLength(1);
       expect(await storedPks(sources.hostile.id)).toEqual([]);
     },
