@@ -25,6 +25,8 @@ export const CONTEXT_KEYS = {
   alarmTopicArn: 'kairos:alarmTopicArn',
   /** Comma-separated origins allowed on source routes (KAIROS_CORS_ORIGINS); `*` by default. */
   corsOrigins: 'kairos:corsOrigins',
+  /** Comma-separated request headers a preflight allows besides the built-in list (KAIROS_CORS_ALLOW_HEADERS). */
+  corsAllowHeaders: 'kairos:corsAllowHeaders',
 } as const;
 
 export interface KairosAppOptions {
@@ -64,11 +66,13 @@ export function createKairosApp(options: KairosAppOptions = {}): { app: App; sta
   const app = newValidatedApp(options);
   const alarmTopicArn = contextString(app, CONTEXT_KEYS.alarmTopicArn);
   const corsOrigins = contextString(app, CONTEXT_KEYS.corsOrigins);
+  const corsAllowHeaders = contextString(app, CONTEXT_KEYS.corsAllowHeaders);
   const stack = new KairosStack(app, KAIROS_STACK_NAME, {
     ...options.stackProps,
     alarmTopicArn: options.stackProps?.alarmTopicArn ?? alarmTopicArn,
     functionEnvironment: {
       ...(corsOrigins ? { KAIROS_CORS_ORIGINS: corsOrigins } : {}),
+      ...(corsAllowHeaders ? { KAIROS_CORS_ALLOW_HEADERS: corsAllowHeaders } : {}),
       ...options.stackProps?.functionEnvironment,
     },
   });

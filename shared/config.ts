@@ -25,6 +25,8 @@ export interface Config {
   readonly KAIROS_HISTORY_DAYS: number;
   /** Comma-separated origins allowed on source routes; `*` by default. */
   readonly KAIROS_CORS_ORIGINS: string;
+  /** Comma-separated request headers a preflight allows besides the built-in list (shared/http/cors.ts); none by default. */
+  readonly KAIROS_CORS_ALLOW_HEADERS: string;
   /** Half-life of category interest, in days. */
   readonly KAIROS_INTEREST_HALF_LIFE_DAYS: number;
   readonly KAIROS_VERSION: string;
@@ -89,6 +91,7 @@ export function loadConfig(): Config {
     ...(decisionSecret !== undefined ? { KAIROS_DECISION_KEY: decisionSecret } : {}),
     KAIROS_HISTORY_DAYS: number('KAIROS_HISTORY_DAYS', 30, 3650, 90),
     KAIROS_CORS_ORIGINS: text('KAIROS_CORS_ORIGINS', '*'),
+    KAIROS_CORS_ALLOW_HEADERS: text('KAIROS_CORS_ALLOW_HEADERS', ''),
     KAIROS_INTEREST_HALF_LIFE_DAYS: number('KAIROS_INTEREST_HALF_LIFE_DAYS', 0.001, 3650, 14),
     KAIROS_VERSION: text('KAIROS_VERSION', '0.1.0'),
     AWS_REGION: text('AWS_REGION', 'us-east-1'),

@@ -1,16 +1,18 @@
 /**
  * The handler chain every HTTP function shares (middy): request id, CORS,
- * body parsing with the API's limits, and error mapping to API.md §6.
+ * body decoding (body-decoder.ts: compression, charset, size limits) and
+ * parsing, and error mapping to API.md §6.
  * A handler only sees a parsed HttpRequest and returns an HttpResponse.
  */
 import { randomUUID } from 'node:crypto';
-import middy from '@middy/core';
+import middy, { type MiddlewareObj } from '@middy/core';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { httpBodyDecoder } from './body-decoder.ts';
+import { corsHeaders } from './cors.ts';
 import { ApiError } from './errors.ts';
 import { storeFaultToApiError } from '../store/errors.ts';
-import { config } from '../config.ts';
 
 export const logger = new Logger({ serviceName: 'kairos' });
 
@@ -47,28 +49,17 @@ export interface HttpOptions {
    * leaves a YAML body unparsed for the handler, `none` ignores it.
    */
   readonly body: 'json' | 'json-or-yaml' | 'none';
-}
-
-const CORS_HEADERS = {
-  'access-control-allow-methods': 'GET,POST,PUT,DELETE,OPTIONS',
-  'access-control-allow-headers': 'authorization,content-type,x-request-id,x-kairos-user-token',
-  'access-control-max-age': '600',
-  'access-control-expose-headers': 'x-request-id,retry-after',
-};
-
-let allowedOrigins: { readonly source: string; readonly origins: ReadonlySet<string> } | undefined;
-
-export function corsHeaders(origin: string | undefined): Record<string, string> {
-  const source = config.KAIROS_CORS_ORIGINS;
-  if (allowedOrigins?.source !== source) {
-    allowedOrigins = { source, origins: new Set(source.split(',').map((o) => o.trim()).filter(Boolean)) };
-  }
-  const allowed = allowedOrigins.origins;
-  if (allowed.has('*')) return { 'access-control-allow-origin': '*', ...CORS_HEADERS };
-  if (origin && allowed.has(origin)) {
-    return { 'access-control-allow-origin': origin, vary: 'Origin', ...CORS_HEADERS };
-  }
-  return {};
+  /**
+   * Also read RudderStack's `application/x-www-form-urlencoded` as JSON (its
+   * node SDK posts gzipped JSON with that type). Source routes only.
+   * @default false
+   */
+  readonly trackerContentTypes?: boolean;
+  /**
+   * Middlewares that run first, before the body is decoded (so that they also
+   * see the requests the decoder refuses).
+   */
+  readonly first?: readonly MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, Context>[];
 }
 
 function lowerHeaders(headers: APIGatewayProxyEventV2['headers'] | undefined): Record<string, string> {
@@ -77,9 +68,10 @@ function lowerHeaders(headers: APIGatewayProxyEventV2['headers'] | undefined): R
   return out;
 }
 
-function decodeBody(event: APIGatewayProxyEventV2): string {
+/** The body text; httpBodyDecoder has already turned any base64 or compressed body into text. */
+function bodyText(event: APIGatewayProxyEventV2): string {
   if (event.body === undefined || event.body === null) return '';
-  return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  return event.isBase64Encoded ? new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(event.body, 'base64')) : event.body;
 }
 
 /**
@@ -107,8 +99,10 @@ export function nestsDeeperThan(text: string, max: number): boolean {
   return false;
 }
 
-function isJsonType(contentType: string): boolean {
+/** JSON, `text/plain` (any charset: Segment's browser client, sendBeacon) and, for trackers, form-urlencoded. */
+function isJsonType(contentType: string, trackerContentTypes: boolean): boolean {
   const base = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
+  if (trackerContentTypes && base === 'application/x-www-form-urlencoded') return true;
   return base === 'application/json' || base === 'text/plain' || base.endsWith('+json');
 }
 
@@ -132,14 +126,21 @@ export function parseRequest(
   if (byteLength > options.maxBodyBytes) {
     throw new ApiError('payload_too_large', `The body is larger than ${options.maxBodyBytes} bytes`);
   }
-  const rawBody = options.body === 'none' ? '' : decodeBody(event);
+  let rawBody = '';
+  if (options.body !== 'none') {
+    try {
+      rawBody = bodyText(event);
+    } catch {
+      throw new ApiError('invalid_json', 'The body is not valid UTF-8 text');
+    }
+  }
   let body: unknown;
   if (options.body !== 'none' && rawBody.length > 0) {
     if (options.body === 'json-or-yaml' && isYamlType(contentType)) {
       body = undefined;
     } else {
       // Segment's SDKs and browsers' sendBeacon send text/plain; no content type is read as JSON.
-      if (contentType !== '' && !isJsonType(contentType)) {
+      if (contentType !== '' && !isJsonType(contentType, options.trackerContentTypes === true)) {
         throw new ApiError('unsupported_media_type', 'The body must be JSON (application/json)');
       }
       try {
@@ -203,6 +204,22 @@ export function errorResponse(error: unknown, requestId: string, cors: Record<st
 
 type Handler = (request: HttpRequest, context: Context) => Promise<HttpResponse>;
 
+/**
+ * The error mapping of the chain as a middleware: whatever a middleware before
+ * the handler throws (the body decoder's 413/415/400) becomes the API.md §6
+ * answer, with the CORS headers a browser needs to read it.
+ */
+function httpErrorResponse(options: HttpOptions): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, Context> {
+  return {
+    onError: (request) => {
+      if (request.response !== undefined) return;
+      const headers = lowerHeaders(request.event.headers);
+      const cors = options.cors ? corsHeaders(headers.origin) : {};
+      request.response = errorResponse(request.error, request.event.requestContext?.requestId || randomUUID(), cors);
+    },
+  };
+}
+
 /** Build a Lambda handler for API Gateway HTTP API (payload 2.0) events. */
 export function httpHandler(handler: Handler, options: HttpOptions) {
   const core = async (event: APIGatewayProxyEventV2, context: Context): Promise<APIGatewayProxyStructuredResultV2> => {
@@ -221,5 +238,8 @@ export function httpHandler(handler: Handler, options: HttpOptions) {
     }
   };
   // No handler appends temporary log keys, so there is no per-invocation state to clear.
-  return middy(core).use(injectLambdaContext(logger));
+  const chain = middy(core).use(injectLambdaContext(logger)).use(httpErrorResponse(options));
+  for (const middleware of options.first ?? []) chain.use(middleware);
+  if (options.body !== 'none') chain.use(httpBodyDecoder({ maxBodyBytes: options.maxBodyBytes }));
+  return chain;
 }

@@ -44,8 +44,33 @@ const admin = (method: HttpMethod, path: string): Route => ({
 export const EVENT_ROUTES = ['batch', 'track', 'identify', 'page', 'screen', 'alias', 'group'] as const;
 export type EventRoute = (typeof EVENT_ROUTES)[number];
 
+/**
+ * Segment's short forms of the event routes, which its browser client
+ * (analytics.js 2.0, `@segment/analytics-next`) posts to: `/v1/t` is
+ * `/v1/track`, `/v1/b` is `/v1/batch`, and so on.
+ */
+export const SHORT_EVENT_ROUTES: Readonly<Record<string, EventRoute>> = {
+  b: 'batch',
+  t: 'track',
+  i: 'identify',
+  p: 'page',
+  s: 'screen',
+  a: 'alias',
+  g: 'group',
+};
+
+/** The event route an ingest path names (long or short form), or undefined. */
+export function eventRouteOfPath(path: string): EventRoute | undefined {
+  const match = /^\/v1\/([a-z]+)$/.exec(path);
+  const name = match?.[1];
+  if (name === undefined) return undefined;
+  if ((EVENT_ROUTES as readonly string[]).includes(name)) return name as EventRoute;
+  return Object.hasOwn(SHORT_EVENT_ROUTES, name) ? SHORT_EVENT_ROUTES[name] : undefined;
+}
+
 export const routes: readonly Route[] = [
   ...EVENT_ROUTES.map((name) => source('POST', `/v1/${name}`, 'ingest')),
+  ...Object.keys(SHORT_EVENT_ROUTES).map((short) => source('POST', `/v1/${short}`, 'ingest')),
   source('POST', '/v1/decide', 'decide'),
   { method: 'GET', path: '/v1/health', function: 'health', auth: 'none', cors: true },
   admin('GET', '/v1/admin/profiles/{userId}'),

@@ -3,6 +3,7 @@
  * event in, response out, and what the Events table then holds.
  */
 import { randomUUID } from 'node:crypto';
+import { deflateSync, gzipSync } from 'node:zlib';
 import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { Analytics } from '@segment/analytics-node';
 import fc from 'fast-check';
@@ -19,7 +20,7 @@ import { handler } from '../../functions/ingest/handler.ts';
 import { config } from '#shared/config.ts';
 import { documentClient } from '#store/client.ts';
 import { putWriteKey } from '#store/keys.ts';
-import { EVENT_ROUTES } from '#http/routes.ts';
+import { EVENT_ROUTES, SHORT_EVENT_ROUTES } from '#http/routes.ts';
 import { storedEventSchema } from '#domain/stored-event.ts';
 import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
 
@@ -260,6 +261,72 @@ describe('an unmodified Segment SDK (@segment/analytics-node)', () => {
   });
 });
 
+describe('the bodies trackers send', () => {
+  const stored = async (messageId: string) =>
+    (await documentClient.send(new GetCommand({ TableName: config.EVENTS_TABLE, Key: { pk: `${sources.main.id}#${messageId}` } }))).Item;
+
+  it("RudderStack's node SDK: a gzipped batch typed application/x-www-form-urlencoded is stored", async () => {
+    const id = `rudder-gzip-${RUN}`;
+    const body = gzipSync(JSON.stringify({ batch: [track(id)], sentAt: new Date().toISOString() }));
+    const reply = await post('batch', body, { headers: { 'content-encoding': 'gzip', 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toEqual({ success: true, accepted: 1, duplicates: 0, rejected: [] });
+    expect(await stored(id)).toMatchObject({ type: 'track', event: 'Product Viewed' });
+  });
+
+  it('a deflated body on a single-message route is stored', async () => {
+    const id = `deflate-${RUN}`;
+    const body = deflateSync(JSON.stringify({ messageId: id, userId: `user-${RUN}`, traits: { tier: 'gold' } }));
+    const reply = await post('identify', body, { headers: { 'content-encoding': 'deflate', 'content-type': 'application/json' } });
+    expect(reply.status).toBe(200);
+    expect(await stored(id)).toMatchObject({ type: 'identify', traits: { tier: 'gold' } });
+  });
+
+  it.each(Object.entries(SHORT_EVENT_ROUTES))(
+    "Segment's browser client: POST /v1/%s (text/plain, writeKey in the body, no Authorization) is /v1/%s",
+    async (short, long) => {
+      const id = `short-${short}-${RUN}`;
+      const message = { ...messageFor(long, id), writeKey: sources.main.key, sentAt: new Date().toISOString() };
+      const body = long === 'batch' ? { batch: [message], writeKey: sources.main.key } : message;
+      const reply = await post(short, JSON.stringify(body), { key: null, headers: { 'content-type': 'text/plain;charset=UTF-8' } });
+      expect(reply.status).toBe(200);
+      expect(reply.body).toMatchObject({ accepted: 1 });
+      expect(await stored(id)).toMatchObject({ type: long === 'batch' ? 'track' : long, messageId: id });
+    },
+  );
+
+  it('invalid UTF-8 in a body is a 400, never stored with U+FFFD in its place', async () => {
+    const id = `bad-utf8-${RUN}`;
+    const text = JSON.stringify({ batch: [track(id, { properties: { city: 'MARK' } })] });
+    const [before, after] = text.split('MARK') as [string, string];
+    const body = Buffer.concat([Buffer.from(before), Buffer.from([0x4d, 0xe1, 0x6c]), Buffer.from(after)]);
+    for (const headers of [{ 'content-type': 'application/json' }, { 'content-type': 'text/plain' }]) {
+      const reply = await post('batch', body, { headers });
+      expect(reply.status).toBe(400);
+      expect(reply.body.error).toMatchObject({ code: 'invalid_json', message: expect.stringContaining('UTF-8') });
+    }
+    const gzipped = await post('batch', gzipSync(body), { headers: { 'content-encoding': 'gzip' } });
+    expect(gzipped.status).toBe(400);
+    expect(await stored(id)).toBeUndefined();
+  });
+
+  it('a decompression bomb is a 413 (the 500 KB limit applies to the decompressed body)', async () => {
+    const prefix = JSON.stringify({ batch: [track(`bomb-${RUN}`, { properties: { pad: 'PAD' } })] }).split('PAD');
+    const body = gzipSync(Buffer.concat([Buffer.from(prefix[0] ?? ''), Buffer.alloc(64 * 1024 * 1024, 0x61), Buffer.from(prefix[1] ?? '')]));
+    expect(body.length).toBeLessThan(500 * 1024);
+    const reply = await post('batch', body, { headers: { 'content-encoding': 'gzip', 'content-type': 'application/json' } });
+    expect(reply.status).toBe(413);
+    expect(reply.body.error).toMatchObject({ code: 'payload_too_large' });
+    expect(reply.headers['access-control-allow-origin']).toBe('*');
+  });
+
+  it('an unknown content coding is a 415', async () => {
+    const reply = await post('batch', Buffer.from('{}'), { headers: { 'content-encoding': 'zstd' } });
+    expect(reply.status).toBe(415);
+    expect(reply.body.error).toMatchObject({ code: 'unsupported_media_type' });
+  });
+});
+
 const oneMegabyte = 'x'.repeat(1024 * 1024);
 /** `{"a":{"a":…}}` as text: too deep for JSON.stringify on a worker's stack. */
 const deepText = (levels: number) => `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
@@ -283,6 +350,13 @@ interface HostileCase {
   readonly routes?: readonly string[];
   readonly status: number;
   readonly code: string;
+  /**
+   * A problem of the message, not of the request: on /v1/batch it is answered
+   * 200 with `accepted: 0` and the message in `rejected[]`, as beside a valid one.
+   */
+  readonly perMessage?: boolean;
+  /** The message's code in `rejected[]` when it differs from `code`. */
+  readonly rejectedCode?: string;
   readonly send: (route: string, tag: string) => Promise<Reply>;
 }
 
@@ -297,7 +371,7 @@ const hostileCases: HostileCase[] = [
     name: 'a body that is not JSON',
     status: 415,
     code: 'unsupported_media_type',
-    send: (route) => post(route, 'type=track', { key: sources.hostile.key, headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+    send: (route) => post(route, '<track/>', { key: sources.hostile.key, headers: { 'content-type': 'application/xml' } }),
   },
   {
     name: 'wrong types',
@@ -348,12 +422,14 @@ const hostileCases: HostileCase[] = [
   },
   {
     name: 'control characters in ids',
+    perMessage: true,
     status: 400,
     code: 'validation_failed',
     send: (route, tag) => post(route, wrap(route, messageFor(route, tag, { userId: 'evil\u0000id', anonymousId: 'a\r\nb' })), { key: sources.hostile.key }),
   },
   {
     name: 'a control character in the messageId',
+    perMessage: true,
     status: 400,
     code: 'validation_failed',
     send: (route, tag) => post(route, wrap(route, messageFor(route, `${tag}\u001b[31m`)), { key: sources.hostile.key }),
@@ -366,12 +442,15 @@ const hostileCases: HostileCase[] = [
   },
   {
     name: 'a message over 32 KB',
+    perMessage: true,
+    rejectedCode: 'payload_too_large',
     status: 400,
     code: 'validation_failed',
     send: (route, tag) => post(route, wrap(route, messageFor(route, tag, { context: { blob: 'x'.repeat(40_000) } })), { key: sources.hostile.key }),
   },
   {
     name: 'nesting 5,000 levels deep',
+    perMessage: true,
     status: 400,
     code: 'validation_failed',
     send: (route, tag) =>
@@ -382,6 +461,7 @@ const hostileCases: HostileCase[] = [
   },
   {
     name: '__proto__ keys',
+    perMessage: true,
     status: 400,
     code: 'validation_failed',
     send: (route, tag) =>
@@ -403,6 +483,7 @@ const hostileCases: HostileCase[] = [
   },
   {
     name: 'a number the store cannot hold',
+    perMessage: true,
     status: 400,
     code: 'validation_failed',
     send: (route, tag) => post(route, wrap(route, messageFor(route, tag, { properties: { n: 1e300 } })), { key: sources.hostile.key }),
@@ -413,7 +494,7 @@ describe('bad input on every ingest route: a clear 4xx, never a 500, nothing sto
   const table = EVENT_ROUTES.flatMap((route) =>
     hostileCases.filter((c) => !c.routes || c.routes.includes(route)).map((c) => ({ route, ...c })),
   );
-  it.each(table)('POST /v1/$route with $name → $status $code', async ({ route, name, status, code, send }) => {
+  it.each(table.filter((c) => !(c.route === 'batch' && c.perMessage)))('POST /v1/$route with $name → $status $code', async ({ route, name, status, code, send }) => {
     const tag = `hostile-${RUN}-${route}-${name.replace(/\W+/g, '-')}`;
     const reply = await send(route, tag);
     expect(reply.status).toBe(status);
@@ -425,6 +506,23 @@ describe('bad input on every ingest route: a clear 4xx, never a 500, nothing sto
     expect(await storedPks(sources.hostile.id)).toEqual([]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
+
+  it.each(hostileCases.filter((c) => c.perMessage))(
+    'POST /v1/batch whose only message has $name → 200, accepted 0, the message in rejected[] ($code)',
+    async ({ name, code, rejectedCode, send }) => {
+      const tag = `hostile-${RUN}-batch-only-${name.replace(/\W+/g, '-')}`;
+      const reply = await send('batch', tag);
+      expect(reply.status).toBe(200);
+      expect(reply.body).toMatchObject({
+        success: true,
+        accepted: 0,
+        duplicates: 0,
+        rejected: [{ index: 0, code: rejectedCode ?? code, message: expect.any(String) }],
+      });
+      expect(reply.body.rejected).toHaveLength(1);
+      expect(await storedPks(sources.hostile.id)).toEqual([]);
+    },
+  );
 
   it('arbitrary JSON on any route never yields a 5xx, and every 4xx has the error shape', async () => {
     await fc.assert(

@@ -5,6 +5,7 @@
  * answer is a 4xx with the API.md error shape and an x-request-id, never a
  * 500 and never a hang. A route added to the table is walked automatically.
  */
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { routes, type Route } from '#shared/http/routes.ts';
@@ -124,9 +125,28 @@ describe.each(each(bodyRoutes))('%s', (_name, route) => {
     expect(malformed.json).toMatchObject({ error: { code: 'invalid_json' } });
 
     const wrongTypes: unknown[] = [[], 'text', 42, null, true, { batch: 'x' }, { batch: [42] }, { userId: { $ne: 1 }, anonymousId: ['x'], channel: 42 }, { a: { b: { c: { d: { e: { f: { g: { h: { i: { j: { k: { l: 1 } } } } } } } } } } } }];
+    // On a batch route a message of the wrong type is refused in rejected[] (200), the envelope kept.
+    const isBatch = route.function === 'ingest' && ['/v1/batch', '/v1/b'].includes(route.path);
     for (const body of wrongTypes) {
       const result = await call(api, route.method, concrete(route), { auth, body: JSON.stringify(body) });
-      expectClientError(result, `${label(route)} ${JSON.stringify(body).slice(0, 60)}`);
+      const perMessage = isBatch && JSON.stringify(body) === '{"batch":[42]}';
+      const json = (result.json ?? {}) as { accepted?: number; rejected?: { code?: string }[]; error?: { code?: unknown; message?: unknown } };
+      const errorShape = typeof json.error?.code === 'string' && typeof json.error.message === 'string';
+      expect({
+        body: JSON.stringify(body).slice(0, 60),
+        statusClass: Math.floor(result.status / 100),
+        accepted: json.accepted ?? null,
+        rejectedCode: json.rejected?.[0]?.code ?? null,
+        errorShape,
+        requestId: Boolean(result.headers.get('x-request-id')),
+      }).toEqual({
+        body: JSON.stringify(body).slice(0, 60),
+        statusClass: perMessage ? 2 : 4,
+        accepted: perMessage ? 0 : null,
+        rejectedCode: perMessage ? 'validation_failed' : null,
+        errorShape: !perMessage,
+        requestId: true,
+      });
     }
     const notJson = await call(api, route.method, concrete(route), {
       auth,
@@ -137,12 +157,84 @@ describe.each(each(bodyRoutes))('%s', (_name, route) => {
     expect(notJson.status).toBe(415);
   });
 
+  it('with invalid UTF-8 (as JSON, as text/plain, gzipped): 400 invalid_json, never read with U+FFFD in its place', async () => {
+    const auth = credentialOf(route);
+    // {"userId":"M<0xE1>laga"}: Latin-1 bytes in a body declared (or defaulting to) UTF-8.
+    const bytes = Buffer.concat([Buffer.from('{"userId":"M'), Buffer.from([0xe1]), Buffer.from('laga","channel":"web"}')]);
+    const variants: [string, Uint8Array, Record<string, string>][] = [
+      ['application/json', bytes, { 'content-type': 'application/json' }],
+      ['text/plain;charset=UTF-8', bytes, { 'content-type': 'text/plain;charset=UTF-8' }],
+      ['gzip', gzipSync(bytes), { 'content-type': 'application/json', 'content-encoding': 'gzip' }],
+    ];
+    for (const [what, body, headers] of variants) {
+      const result = await call(api, route.method, concrete(route), { auth, body, headers });
+      expectClientError(result, `${label(route)} invalid UTF-8 ${what}`);
+      expect({ what, status: result.status, code: (result.json as { error?: { code?: string } }).error?.code }).toEqual({ what, status: 400, code: 'invalid_json' });
+    }
+  });
+
+  it('with a compressed body: read through gzip, deflate and br; a decompression bomb is a 413', async () => {
+    const auth = credentialOf(route);
+    const plain = await call(api, route.method, concrete(route), { auth, body: '{"batch": [', headers: { 'content-type': 'application/json' } });
+    for (const [coding, compress] of [
+      ['gzip', gzipSync],
+      ['deflate', deflateSync],
+      ['br', brotliCompressSync],
+    ] as const) {
+      // The same malformed JSON, compressed: the same 400 once decompressed.
+      const result = await call(api, route.method, concrete(route), {
+        auth,
+        body: compress(Buffer.from('{"batch": [')),
+        headers: { 'content-type': 'application/json', 'content-encoding': coding },
+      });
+      expect({ coding, status: result.status, json: result.json }).toEqual({ coding, status: plain.status, json: plain.json });
+    }
+    // 64 MB of spaces in ~64 KB: over every route's limit once decompressed.
+    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20));
+    const result = await call(api, route.method, concrete(route), { auth, body: bomb, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+    expectClientError(result, `${label(route)} gzip bomb`);
+    expect(result.status).toBe(413);
+    expect(result.json).toMatchObject({ error: { code: 'payload_too_large' } });
+  });
+
   it('with a body over API Gateway\'s 10 MB: 413 payload_too_large', async () => {
     const big = `{"pad":"${'x'.repeat(10 * 1024 * 1024)}"}`;
     const result = await call(api, route.method, concrete(route), { auth: credentialOf(route), body: big });
     expectClientError(result, label(route));
     expect(result.status).toBe(413);
     expect(result.json).toMatchObject({ error: { code: 'payload_too_large' } });
+  });
+});
+
+/**
+ * Request headers real trackers and page agents add to a page's cross-origin
+ * calls (as their browser SDKs document and send them), which the preflight
+ * must allow or the browser drops the call.
+ */
+const AGENT_HEADERS: Readonly<Record<string, readonly string[]>> = {
+  'Segment analytics-next (retry)': ['authorization', 'x-retry-count'],
+  'RudderStack JS SDK': ['authorization', 'content-type', 'anonymousid'],
+  'Kairos user token': ['authorization', 'content-type', 'x-kairos-user-token'],
+  'OpenTelemetry web (fetch/XHR instrumentation)': ['traceparent', 'tracestate', 'baggage'],
+  'Datadog RUM (datadog + tracecontext propagators)': ['x-datadog-origin', 'x-datadog-parent-id', 'x-datadog-sampling-priority', 'x-datadog-trace-id', 'traceparent', 'tracestate'],
+  'Sentry browser tracing': ['sentry-trace', 'baggage'],
+  'New Relic browser agent': ['newrelic', 'traceparent', 'tracestate'],
+  'Elastic APM RUM': ['traceparent', 'tracestate', 'elastic-apm-traceparent'],
+  'Azure Application Insights JS': ['request-id', 'request-context', 'traceparent'],
+  'AWS X-Ray (CloudWatch RUM)': ['x-amzn-trace-id'],
+  'Zipkin B3': ['b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-sampled'],
+};
+
+describe.each(each(routes.filter((r) => r.cors)))('%s preflight', (_name, route) => {
+  it.each(Object.entries(AGENT_HEADERS))('allows the headers of %s', async (_agent, headers) => {
+    const result = await call(api, 'OPTIONS', concrete(route), {
+      headers: { origin: 'https://shop.example', 'access-control-request-method': route.method, 'access-control-request-headers': headers.join(',') },
+    });
+    expect(result.status).toBe(204);
+    expect(result.headers.get('access-control-allow-origin')).toBe('*');
+    const allowed = (result.headers.get('access-control-allow-headers') ?? '').split(',').map((h) => h.trim().toLowerCase());
+    expect(allowed).toEqual(expect.arrayContaining([...headers]));
+    expect(result.headers.get('access-control-allow-methods')).toContain(route.method);
   });
 });
 

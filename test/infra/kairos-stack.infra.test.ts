@@ -267,6 +267,15 @@ describe('HTTP API, from shared/http/routes.ts', () => {
     expect(optionsKeys.some((k) => k.includes('/admin/'))).toBe(false);
   });
 
+  it.each(['b', 't', 'i', 'p', 's', 'a', 'g'])("serves Segment's short route /v1/%s with the ingest function, and its preflight", (short) => {
+    for (const key of [`POST /v1/${short}`, `OPTIONS /v1/${short}`]) {
+      const resource = routeByKey(key);
+      expect(resource ? key : `missing ${key}`).toBe(key);
+      expect(resource?.Properties?.AuthorizationType).toBe('NONE');
+      expect(targetFunction(resource)).toBe(functionId('ingest'));
+    }
+  });
+
   it('has no route beyond the table and its preflights, and no catch-all', () => {
     // + 1: the $default route (404/405 in the API's error shape).
     template.resourceCountIs('AWS::ApiGatewayV2::Route', routes.length + corsPaths.length + 1);

@@ -28,6 +28,7 @@ import { eventsTable, profilesTable } from '../../shared/store/tables.ts';
 const SKIP_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
 const ALARM_TOPIC = 'arn:aws:sns:eu-west-1:123456789012:kairos-on-call';
 const CORS_ORIGINS = 'https://shop.example,https://m.shop.example';
+const CORS_ALLOW_HEADERS = 'x-shop-session';
 
 interface ReportViolation {
   ruleName: string;
@@ -90,6 +91,7 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
         ...SKIP_BUNDLING,
         [CONTEXT_KEYS.alarmTopicArn]: ALARM_TOPIC,
         [CONTEXT_KEYS.corsOrigins]: CORS_ORIGINS,
+        [CONTEXT_KEYS.corsAllowHeaders]: CORS_ALLOW_HEADERS,
       },
     }));
     // In a test (NODE_ENV=test) CDK throws with the whole report if a plugin fails.
@@ -154,7 +156,7 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
     }
   });
 
-  it('takes the alarm topic and CORS origins from context: every alarm notifies, every function knows the origins', () => {
+  it('takes the alarm topic and CORS settings from context: every alarm notifies, every function knows the origins and extra headers', () => {
     const template = Template.fromStack(stack);
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
     expect(alarms.length).toBeGreaterThanOrEqual(3);
@@ -165,6 +167,7 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
     expect(functions.length).toBeGreaterThan(0);
     for (const fn of functions) {
       expect(fn.Properties.Environment.Variables.KAIROS_CORS_ORIGINS).toBe(CORS_ORIGINS);
+      expect(fn.Properties.Environment.Variables.KAIROS_CORS_ALLOW_HEADERS).toBe(CORS_ALLOW_HEADERS);
     }
   });
 

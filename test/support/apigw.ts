@@ -12,7 +12,11 @@ export interface ApiGatewayEventInput {
   /** The raw path, e.g. `/v1/batch`; a query string after `?` is split off. */
   readonly path: string;
   readonly headers?: Record<string, string>;
-  /** A string is sent as is; anything else is JSON-encoded (with content-type application/json unless given). */
+  /**
+   * A string is sent as is; a Buffer as binary (base64-encoded, as API Gateway
+   * passes compressed or non-UTF-8 bodies); anything else is JSON-encoded
+   * (with content-type application/json unless given).
+   */
   readonly body?: unknown;
   /** Base64-encode the body as API Gateway does for binary payloads. */
   readonly isBase64Encoded?: boolean;
@@ -37,14 +41,16 @@ export function apiGatewayEvent(input: ApiGatewayEventInput): APIGatewayProxyEve
     'x-forwarded-proto': 'https',
   };
   let text: string | undefined;
-  if (typeof input.body === 'string') text = input.body;
+  const binary = Buffer.isBuffer(input.body) ? input.body : undefined;
+  if (binary) text = binary.toString('base64');
+  else if (typeof input.body === 'string') text = input.body;
   else if (input.body !== undefined) {
     text = JSON.stringify(input.body);
     headers['content-type'] = 'application/json';
   }
   // API Gateway lower-cases header names in payload 2.0.
   for (const [name, value] of Object.entries(input.headers ?? {})) headers[name.toLowerCase()] = value;
-  if (text !== undefined) headers['content-length'] = String(Buffer.byteLength(text, 'utf8'));
+  if (text !== undefined) headers['content-length'] = String(binary ? binary.length : Buffer.byteLength(text, 'utf8'));
 
   const matched = matchRoute(method, rawPath);
   const routeKey = input.routeKey ?? (matched.route ? routeKeyOf(matched.route) : '$default');
@@ -81,8 +87,8 @@ export function apiGatewayEvent(input: ApiGatewayEventInput): APIGatewayProxyEve
     },
     ...(text !== undefined
       ? {
-          body: input.isBase64Encoded ? Buffer.from(text, 'utf8').toString('base64') : text,
-          isBase64Encoded: input.isBase64Encoded ?? false,
+          body: input.isBase64Encoded && !binary ? Buffer.from(text, 'utf8').toString('base64') : text,
+          isBase64Encoded: binary !== undefined || (input.isBase64Encoded ?? false),
         }
       : { isBase64Encoded: false }),
   };

@@ -34,6 +34,7 @@ describe('configuration', () => {
         CONTROL_TABLE: 'kairos-control',
         KAIROS_HISTORY_DAYS: 90,
         KAIROS_CORS_ORIGINS: '*',
+        KAIROS_CORS_ALLOW_HEADERS: '',
         KAIROS_INTEREST_HALF_LIFE_DAYS: 14,
         KAIROS_VERSION: '0.1.0',
         AWS_REGION: 'us-east-1',

@@ -113,6 +113,66 @@ describe('planIngest: a message becomes a StoredEvent', () => {
     expect(rejectionOf(track({ timestamp: fast(-1000), sentAt: fast(0) }))).toEqual([]);
   });
 
+  it('dates a mobile backlog by originalTimestamp, corrected with the per-message sentAt before the batch\'s, on every route', () => {
+    // RudderStack's mobile SDKs: a screen and an order from two days ago, flushed now by a
+    // device whose clock runs 7 minutes slow. Each message has its own sentAt (the flush),
+    // the batch another (the HTTP request), the event its originalTimestamp and no timestamp.
+    const deviceNow = RECEIVED - 7 * 60_000;
+    const twoDaysAgo = new Date(deviceNow - 2 * 86_400_000).toISOString();
+    const flushed = new Date(deviceNow - 1000).toISOString();
+    const request = new Date(deviceNow).toISOString();
+    const mobile = (type: string, extra: Record<string, unknown>) => ({
+      type,
+      messageId: `m-${type}`,
+      anonymousId: 'a-1',
+      originalTimestamp: twoDaysAgo,
+      sentAt: flushed,
+      ...extra,
+    });
+    const expected = new Date(RECEIVED - 2 * 86_400_000 + 1000).toISOString();
+    const batch = accepted(
+      planIngest(
+        { sentAt: request, batch: [mobile('screen', { name: 'Home' }), mobile('track', { event: 'Order Completed', properties: { revenue: 10 } })] },
+        options(),
+      ),
+    );
+    expect(batch.map((e) => e.timestamp)).toEqual([expected, expected]);
+    expect(batch[0]?.originalTimestamp).toBe(twoDaysAgo);
+    for (const route of ['screen', 'track'] as const) {
+      const { type: _type, ...message } = mobile(route, route === 'track' ? { event: 'Order Completed' } : { name: 'Home' });
+      const [single] = accepted(planIngest(message, options({ route })));
+      expect(single?.timestamp).toBe(expected);
+    }
+    // timestamp, when sent, still wins over originalTimestamp.
+    const [explicit] = accepted(planIngest({ batch: [track({ timestamp: '2026-11-22T12:00:00Z', originalTimestamp: twoDaysAgo })] }, options()));
+    expect(explicit?.timestamp).toBe('2026-11-22T12:00:00.000Z');
+    expect(rejectionOf(track({ originalTimestamp: 'yesterday' }))).toEqual([
+      'batch[0].originalTimestamp: must be an ISO-8601 date-time such as 2024-05-01T10:20:30.000Z',
+    ]);
+  });
+
+  it('merges identify traits from context.traits, the top-level traits winning a conflict', () => {
+    const [rudder, both, group, trackEvent] = accepted(
+      planIngest(
+        {
+          batch: [
+            { type: 'identify', messageId: 'm-1', userId: 'u-1', context: { traits: { firstName: 'Luis', tier: 'gold' } } },
+            { type: 'identify', messageId: 'm-2', userId: 'u-1', traits: { tier: 'vip' }, context: { traits: { tier: 'gold', city: 'Madrid' } } },
+            { type: 'group', messageId: 'm-3', userId: 'u-1', groupId: 'g-1', traits: { plan: 'pro' }, context: { traits: { tier: 'gold' } } },
+            track({ messageId: 'm-4', context: { traits: { tier: 'gold' } } }),
+          ],
+        },
+        options(),
+      ),
+    );
+    expect(rudder?.traits).toEqual({ firstName: 'Luis', tier: 'gold' });
+    expect(both?.traits).toEqual({ tier: 'vip', city: 'Madrid' });
+    // Group traits describe the group, and a track carries no traits: context.traits stays context.
+    expect(group?.traits).toEqual({ plan: 'pro' });
+    expect(trackEvent?.traits).toBeUndefined();
+    expect(trackEvent?.context).toEqual({ traits: { tier: 'gold' } });
+  });
+
   it('merges the batch context under each message context', () => {
     const [event] = accepted(
       planIngest({ context: { locale: 'es-ES', ip: '1.1.1.1' }, batch: [track({ context: { ip: '2.2.2.2' } })] }, options()),

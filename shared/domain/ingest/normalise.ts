@@ -135,9 +135,11 @@ function normaliseMessage(
   const groupId = nonEmpty(m.groupId);
   if (type === 'group' && !groupId) issues.push({ path: at('groupId'), message: 'is required for group' });
 
-  // Time: Segment's skew correction with the message's sentAt, else the batch's.
+  // Time: `timestamp`, else `originalTimestamp` (mobile backlogs), with Segment's
+  // skew correction by the message's sentAt, else the batch's.
+  const clientTimestamp = m.timestamp ?? m.originalTimestamp ?? undefined;
   const sentAt = m.sentAt ?? envelope.sentAt;
-  const timestampMs = m.timestamp ? parseIsoDateTime(m.timestamp) : undefined;
+  const timestampMs = clientTimestamp ? parseIsoDateTime(clientTimestamp) : undefined;
   const sentAtMs = sentAt ? parseIsoDateTime(sentAt) : undefined;
   const corrected = correctTimestamp(timestampMs, sentAtMs, options.receivedAt);
   if (corrected > options.receivedAt + MAX_FUTURE_MS) {
@@ -169,15 +171,26 @@ function normaliseMessage(
     ...(type === 'track' && event ? { event } : {}),
     ...((type === 'page' || type === 'screen') && m.name ? { name: m.name } : {}),
     ...(withProperties && m.properties ? { properties: m.properties } : {}),
-    ...(withTraits && m.traits ? { traits: m.traits } : {}),
+    ...(withTraits ? traitsOf(type, m) : {}),
     ...(context ? { context } : {}),
     timestamp,
-    ...(m.timestamp ? { originalTimestamp: m.timestamp } : {}),
+    ...(clientTimestamp ? { originalTimestamp: clientTimestamp } : {}),
     ...(sentAt ? { sentAt } : {}),
     receivedAt: new Date(options.receivedAt).toISOString(),
     expiresAt: Math.floor(options.receivedAt / 1000) + Math.round(options.historyDays * 86_400),
   };
   return { event: stored };
+}
+
+/**
+ * The traits a message sets. On identify, `context.traits` (where RudderStack's
+ * SDKs put them) merged with `traits`, the top-level value winning a conflict;
+ * on group, the group's `traits`.
+ */
+function traitsOf(type: MessageType, m: ParsedMessage): { traits?: Record<string, unknown> } {
+  const contextTraits = type === 'identify' ? m.context?.traits : undefined;
+  if (!isPlainObject(contextTraits)) return m.traits ? { traits: m.traits } : {};
+  return { traits: { ...contextTraits, ...(m.traits ?? {}) } };
 }
 
 function envelopeOf(body: unknown, options: IngestOptions): { issues: Issue[] } | { messages: unknown[]; base: (i: number) => PropertyKey[]; defaults: EnvelopeDefaults } {
@@ -256,8 +269,9 @@ export interface IngestResponseBody {
 }
 
 /**
- * Nothing to store and something refused: the request as a whole is a 400
- * (a single hostile message must not look like a success).
+ * Nothing to store and something refused. On a single-message route the
+ * request as a whole is then a 400 (its one message must not look like a
+ * success); a batch still answers 200 with every message in `rejected[]`.
  */
 export function isWhollyRejected(plan: Extract<IngestPlan, { ok: true }>): boolean {
   return plan.events.length === 0 && plan.rejections.length > 0;

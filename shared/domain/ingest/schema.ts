@@ -71,6 +71,8 @@ export const messageSchema = z.object({
   traits: z.nullish(jsonObject),
   context: z.nullish(jsonObject),
   timestamp: z.nullish(isoDateTime),
+  /** The client's own clock when the event happened (RudderStack, mobile backlogs); used when `timestamp` is absent. */
+  originalTimestamp: z.nullish(isoDateTime),
   sentAt: z.nullish(isoDateTime),
 });
 

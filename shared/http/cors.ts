@@ -1,0 +1,84 @@
+/**
+ * CORS for the source routes (API.md §1): the origins the operator allows
+ * (`KAIROS_CORS_ORIGINS`, `*` by default) and the request headers a preflight
+ * may ask for — those trackers and page agents send, plus any the operator
+ * adds (`KAIROS_CORS_ALLOW_HEADERS`).
+ */
+import { config } from '../config.ts';
+
+/**
+ * Request headers every preflight allows, lower-case. The trackers'
+ * (Segment's browser client sends `authorization` and, on a retry,
+ * `x-retry-count`; RudderStack's `anonymousid`), Kairos' own
+ * (`x-kairos-user-token`), and the trace and correlation headers that
+ * monitoring agents add to a page's cross-origin calls: W3C Trace Context and
+ * Baggage (OpenTelemetry, Dynatrace, Azure Application Insights), Datadog RUM,
+ * Sentry, Zipkin B3, AWS X-Ray, New Relic, Elastic APM, Google Cloud Trace,
+ * Application Insights' legacy headers.
+ */
+export const DEFAULT_CORS_ALLOW_HEADERS: readonly string[] = [
+  'authorization',
+  'content-type',
+  'content-encoding',
+  'x-kairos-user-token',
+  'x-request-id',
+  'x-retry-count',
+  'anonymousid',
+  'traceparent',
+  'tracestate',
+  'baggage',
+  'x-datadog-trace-id',
+  'x-datadog-parent-id',
+  'x-datadog-origin',
+  'x-datadog-sampling-priority',
+  'x-datadog-tags',
+  'sentry-trace',
+  'b3',
+  'x-b3-traceid',
+  'x-b3-spanid',
+  'x-b3-parentspanid',
+  'x-b3-sampled',
+  'x-b3-flags',
+  'x-amzn-trace-id',
+  'newrelic',
+  'elastic-apm-traceparent',
+  'x-cloud-trace-context',
+  'request-id',
+  'request-context',
+];
+
+const CORS_FIXED_HEADERS = {
+  'access-control-allow-methods': 'GET,POST,PUT,DELETE,OPTIONS',
+  'access-control-max-age': '600',
+  'access-control-expose-headers': 'x-request-id,retry-after',
+};
+
+const splitList = (text: string): string[] => text.split(',').map((item) => item.trim()).filter(Boolean);
+
+/** The allowed request headers: the defaults and the operator's extra ones, lower-case, each once. */
+export function corsAllowHeaders(extra: string): string[] {
+  return [...new Set([...DEFAULT_CORS_ALLOW_HEADERS, ...splitList(extra).map((h) => h.toLowerCase())])];
+}
+
+let cached:
+  | { readonly origins: string; readonly extra: string; readonly allowed: ReadonlySet<string>; readonly headers: Record<string, string> }
+  | undefined;
+
+/** The CORS response headers for a request from `origin` (none when that origin is not allowed). */
+export function corsHeaders(origin: string | undefined): Record<string, string> {
+  const origins = config.KAIROS_CORS_ORIGINS;
+  const extra = config.KAIROS_CORS_ALLOW_HEADERS;
+  if (cached?.origins !== origins || cached.extra !== extra) {
+    cached = {
+      origins,
+      extra,
+      allowed: new Set(splitList(origins)),
+      headers: { ...CORS_FIXED_HEADERS, 'access-control-allow-headers': corsAllowHeaders(extra).join(',') },
+    };
+  }
+  if (cached.allowed.has('*')) return { 'access-control-allow-origin': '*', ...cached.headers };
+  if (origin && cached.allowed.has(origin)) {
+    return { 'access-control-allow-origin': origin, vary: 'Origin', ...cached.headers };
+  }
+  return {};
+}
