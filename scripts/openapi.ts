@@ -20,7 +20,7 @@ import { catalogSchema } from '#domain/catalog/schema.ts';
 import { decideRequestSchema, simulateRequestSchema } from '#domain/decide/request.ts';
 import { batchEnvelopeSchema, messageSchema } from '#domain/ingest/schema.ts';
 import { ERROR_STATUS, type ErrorCode } from '#http/errors.ts';
-import { routeKey, routes, type Route } from '#http/routes.ts';
+import { SHORT_EVENT_ROUTES, routeKey, routes, type Route } from '#http/routes.ts';
 import { rollbackSchema } from '../functions/admin/catalog.ts';
 import { createKeySchema, setUserTokenSecretSchema } from '../functions/admin/keys.ts';
 
@@ -184,9 +184,19 @@ function responses(route: Route, op: Operation): Record<string, unknown> {
   return out;
 }
 
+/** A route's description; Segment's short event routes (`/v1/t`) share their long form's. */
+function describe(route: Route): Operation | undefined {
+  const key = routeKey(route);
+  if (operations[key]) return operations[key];
+  const short = /^\/v1\/([a-z])$/.exec(route.path)?.[1];
+  const long = short !== undefined && Object.hasOwn(SHORT_EVENT_ROUTES, short) ? SHORT_EVENT_ROUTES[short] : undefined;
+  const op = long !== undefined ? operations[`POST /v1/${long}`] : undefined;
+  return op && { ...op, summary: `${op.summary}; Segment's short form of /v1/${long}` };
+}
+
 function operation(route: Route): Record<string, unknown> {
   const key = routeKey(route);
-  const op = operations[key];
+  const op = describe(route);
   if (!op) throw new Error(`scripts/openapi.ts: the route ${key} has no description; add it to \`operations\``);
   const parameters = [
     ...[...route.path.matchAll(/\{([A-Za-z]+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })),

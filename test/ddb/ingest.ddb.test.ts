@@ -449,12 +449,25 @@ const hostileCases: HostileCase[] = [
     send: (route, tag) => post(route, wrap(route, messageFor(route, tag, { context: { blob: 'x'.repeat(40_000) } })), { key: sources.hostile.key }),
   },
   {
+    // Deeper than any body may nest (64 levels): the whole request is refused, on the batch route too.
     name: 'nesting 5,000 levels deep',
-    perMessage: true,
+    perMessage: false,
     status: 400,
     code: 'validation_failed',
     send: (route, tag) =>
       post(route, JSON.stringify(wrap(route, messageFor(route, tag, { properties: 'DEEP' }))).replace('"DEEP"', deepText(5_000)), {
+        key: sources.hostile.key,
+        headers: { 'content-type': 'application/json' },
+      }),
+  },
+  {
+    // Within the body's bound but deeper than a message's 10 levels: refused per message.
+    name: 'a message nesting 20 levels deep',
+    perMessage: true,
+    status: 400,
+    code: 'validation_failed',
+    send: (route, tag) =>
+      post(route, JSON.stringify(wrap(route, messageFor(route, tag, { properties: 'DEEP' }))).replace('"DEEP"', deepText(20)), {
         key: sources.hostile.key,
         headers: { 'content-type': 'application/json' },
       }),

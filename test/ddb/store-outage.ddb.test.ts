@@ -54,7 +54,7 @@ const usable = async () => {
 };
 
 beforeAll(async () => {
-  await putWriteKey(KEY, { keyId: 'src-outage', name: 'outage tests', createdAt: new Date().toISOString() });
+  await putWriteKey(KEY, { keyId: 'src-outage', name: 'outage tests', kind: 'server', createdAt: new Date().toISOString() });
 });
 
 afterEach(() => {

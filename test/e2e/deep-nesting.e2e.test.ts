@@ -132,7 +132,7 @@ describe(`a body nested ${LEVELS.toLocaleString('en')} levels deep`, () => {
   it('the stack still answers afterwards', async () => {
     const health = await call(api, 'GET', '/v1/health');
     expect(health.status).toBe(200);
-    const decide = await call(api, 'POST', '/v1/decide', { auth: 'write', body: { userId: 'deep', channel: 'web', context: { a: [[1]] } } });
+    const decide = await call(api, 'POST', '/v1/decide', { auth: 'write', body: { anonymousId: 'deep', channel: 'web', context: { a: [[1]] } } });
     expect(decide.status).toBe(200);
   });
 });

@@ -92,7 +92,7 @@ describe('a store outage (DynamoDB Local frozen for 40 s)', () => {
   it('answers on time throughout, recovers after, and applies every event exactly once', { timeout: 300_000 }, async () => {
     const userId = uniqueId('outage-user');
     const ingest = (sent: Sent) => timed(() => call(api, 'POST', '/v1/batch', { auth: 'write', body: sent.body }));
-    const decideOnce = () => timed(() => call(api, 'POST', '/v1/decide', { auth: 'write', body: { userId, channel: 'web' } }));
+    const decideOnce = () => timed(() => call(api, 'POST', '/v1/decide', { auth: 'server', body: { userId, channel: 'web' } }));
     const health = () => timed(() => call(api, 'GET', '/v1/health'));
 
     // Warm: the write key, the catalog and a first event are in place before the outage.
