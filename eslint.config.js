@@ -22,6 +22,71 @@ export default tseslint.config(
       ],
     },
   },
+  // Layers point down (docs/design.md): functions → http → store → domain.
+  {
+    files: ['shared/domain/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(#(shared|store|http|lambda|local|infra|scripts|test)/|(\\.\\./)+(store|http|lambda)/|(\\.\\./)+(config|functions)\\.ts$|(\\.\\./)+(functions|local|infra|scripts|test)/|@aws-sdk/|@middy/|@aws-lambda-powertools/|aws-lambda$)',
+              message: 'shared/domain is pure: it imports only the domain (and libraries without I/O), never the store, HTTP, configuration or AWS.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['shared/store/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(#(http|local|infra|scripts|test)/|(\\.\\./)+(http|local|infra|scripts|test|functions)/)',
+              message: 'shared/store imports the domain and configuration, never the HTTP edge, the functions or the local stack.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['shared/http/**', 'shared/*.ts', 'shared/lambda/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(#(local|infra|scripts|test)/|(\\.\\./)+(local|infra|scripts|test|functions)/)',
+              message: 'shared/ never imports the functions, the local stack, infra, scripts or tests.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['functions/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(\\.\\./(admin|decide|health|ingest|profile)/|#(local|infra|scripts|test)/|(\\.\\./)+(local|infra|scripts|test)/)',
+              message: 'A function imports shared/ and its own folder, never another function, the local stack or infra.',
+            },
+          ],
+        },
+      ],
+    },
+  },
   {
     files: ['local/**', 'bench/**', 'infra/**', 'scripts/**'],
     rules: { 'no-console': 'off' },

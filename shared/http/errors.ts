@@ -19,10 +19,10 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
-export interface ErrorDetail {
-  path: string;
-  message: string;
-}
+import type { ErrorDetail } from '../domain/issues.ts';
+import { isThrottling, isUnavailable } from '../store/errors.ts';
+
+export type { ErrorDetail };
 
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; details?: ErrorDetail[] };
@@ -54,12 +54,9 @@ export class ApiError extends Error {
   }
 }
 
-/** Turn zod-style issue paths into `batch[3].userId`. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else out += out === '' ? String(part) : `.${String(part)}`;
-  }
-  return out === '' ? '(root)' : out;
+/** The API error a store fault is for a client: throttling 429, an unreachable or failing store 503, both with Retry-After; undefined for anything else (a bug: 500). */
+export function storeFaultToApiError(error: unknown): ApiError | undefined {
+  if (isThrottling(error)) return new ApiError('throttled', 'The store is throttling requests; retry later', undefined, 1);
+  if (isUnavailable(error)) return new ApiError('unavailable', 'The store is unavailable; retry later', undefined, 2);
+  return undefined;
 }

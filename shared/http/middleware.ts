@@ -11,8 +11,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { httpBodyDecoder } from './body-decoder.ts';
 import { corsHeaders } from './cors.ts';
-import { ApiError } from './errors.ts';
-import { storeFaultToApiError } from '../store/errors.ts';
+import { ApiError, storeFaultToApiError } from './errors.ts';
 
 export const logger = new Logger({ serviceName: 'kairos' });
 

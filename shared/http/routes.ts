@@ -2,6 +2,7 @@
  * The one route table of the public HTTP API. The CDK stack creates an API
  * Gateway route per entry; the local stack dispatches with it; tests walk it.
  */
+import { EVENT_ROUTES, type EventRoute } from '../domain/ingest/event-routes.ts';
 
 export type FunctionName = 'ingest' | 'decide' | 'admin' | 'health';
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -41,8 +42,7 @@ const admin = (method: HttpMethod, path: string): Route => ({
   cors: false,
 });
 
-export const EVENT_ROUTES = ['batch', 'track', 'identify', 'page', 'screen', 'alias', 'group'] as const;
-export type EventRoute = (typeof EVENT_ROUTES)[number];
+export { EVENT_ROUTES, type EventRoute };
 
 /**
  * Segment's short forms of the event routes, which its browser client

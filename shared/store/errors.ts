@@ -1,9 +1,9 @@
 /**
- * Store faults as the client should see them: throttling is 429, an
- * unreachable or failing store is 503, both with Retry-After, so a Segment
- * client retries the same messageIds safely.
+ * Which store faults are transient: throttling, and an unreachable or
+ * failing store. The HTTP edge answers them 429 and 503 with Retry-After
+ * (shared/http/errors.ts `storeFaultToApiError`), so a Segment client
+ * retries the same messageIds safely; the stream retries its records.
  */
-import { ApiError } from '../http/errors.ts';
 
 const THROTTLING = new Set([
   'ProvisionedThroughputExceededException',
@@ -52,11 +52,4 @@ export function isUnavailable(error: unknown): boolean {
   if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
   const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   return typeof status === 'number' && status >= 500;
-}
-
-/** Map a store error to the API error a client should get, or undefined if it is a bug. */
-export function storeFaultToApiError(error: unknown): ApiError | undefined {
-  if (isThrottling(error)) return new ApiError('throttled', 'The store is throttling requests; retry later', undefined, 1);
-  if (isUnavailable(error)) return new ApiError('unavailable', 'The store is unavailable; retry later', undefined, 2);
-  return undefined;
 }

@@ -21,7 +21,8 @@ await vi.hoisted(async () => {
 import { config } from '#shared/config.ts';
 import { documentClient } from '#store/client.ts';
 import { DynamoLite, DynamoLiteError } from '#store/dynamo-lite.ts';
-import { isThrottling, isUnavailable, storeFaultToApiError } from '#store/errors.ts';
+import { storeFaultToApiError } from '#http/errors.ts';
+import { isThrottling, isUnavailable } from '#store/errors.ts';
 import { freePort } from '#local/dynamodb.ts';
 
 const run = `lite-${Date.now().toString(36)}`;

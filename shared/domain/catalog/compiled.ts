@@ -38,8 +38,6 @@
 import type { Channel } from '../channels.ts';
 import type { ProfileView } from '../profile/view.ts';
 import type { CatalogDocument } from './schema.ts';
-import type { RuleConjunct } from './fastpath.ts';
-import type { RuleReads } from './rules.ts';
 
 // ---------------------------------------------------------------------------
 // Rules (CEL)
@@ -498,3 +496,31 @@ export type LoadResult =
   | { readonly ok: false; readonly problems: readonly CatalogProblem[] };
 
 export type CatalogFormat = 'json' | 'yaml' | 'object';
+
+/**
+ * One top-level conjunct of a rule (`a && b && c` has three), compiled on
+ * its own. Conjuncts with the same key are the same expression: a catalog
+ * evaluates each distinct one once per decision (compile.ts, EligibilityIndex).
+ */
+export interface RuleConjunct {
+  /** Canonical form of the conjunct's AST (equal keys, equal expressions). */
+  readonly key: string;
+  /** The conjunct's value, or a MissingKey; throws UNSUPPORTED where only cel-js can tell. */
+  readonly run: (vars: RuleVariables) => unknown;
+  /** Its worst-case cost estimate (cost.ts). */
+  readonly cost: number;
+}
+
+/**
+ * What a rule reads, for reusing stored audience results (AudienceReuse):
+ * `dynamic` when it reads the request (`context`, `channel`, `placement`)
+ * or the clock (`now`, `visitsToday`, `daysSince`, `hoursSince`,
+ * `interest`, `eventCount` over a window, the windowed and decayed stats,
+ * `updatedAt`), or the profile as a whole; the segments and models it
+ * depends on (`*`: all of them).
+ */
+export interface RuleReads {
+  readonly dynamic: boolean;
+  readonly segments: readonly string[];
+  readonly models: readonly string[];
+}

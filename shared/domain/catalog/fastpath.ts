@@ -22,7 +22,7 @@
  * evaluateRule treats it as cel-js's error: no match, counted as a failure.
  */
 import type { ASTNode } from '@marcbachmann/cel-js';
-import type { RuleProfile, RuleVariables } from './compiled.ts';
+import type { RuleConjunct, RuleProfile, RuleVariables } from './compiled.ts';
 import { estimateCost } from './cost.ts';
 import { MATCHES_FUNCTION, re2 } from './regex.ts';
 
@@ -451,19 +451,6 @@ export function compileFastPath(ast: ASTNode, slow: Fn, helpers: FastHelpers): F
   };
 }
 
-/**
- * One top-level conjunct of a rule (`a && b && c` has three), compiled on
- * its own. Conjuncts with the same key are the same expression: a catalog
- * evaluates each distinct one once per decision (compile.ts, EligibilityIndex).
- */
-export interface RuleConjunct {
-  /** Canonical form of the conjunct's AST (equal keys, equal expressions). */
-  readonly key: string;
-  /** The conjunct's value, or a MissingKey; throws UNSUPPORTED where only cel-js can tell. */
-  readonly run: Fn;
-  /** Its worst-case cost estimate (cost.ts). */
-  readonly cost: number;
-}
 
 const keys = new WeakMap<ASTNode, string>();
 

@@ -38,7 +38,7 @@ import type { ProfileView } from '../profile/view.ts';
 import { MissingKey, compileConjuncts, compileFastPath, type FastHelpers } from './fastpath.ts';
 import { MAX_RULE_COST, estimateCost } from './cost.ts';
 import { MATCHES_FUNCTION, re2Error, re2Matches } from './regex.ts';
-import type { Audience, CompiledCatalog, CompiledRule, RuleBudget, RuleProfile, RuleVariables } from './compiled.ts';
+import type { Audience, CompiledCatalog, CompiledRule, RuleBudget, RuleProfile, RuleReads, RuleVariables } from './compiled.ts';
 
 /** What `daysSince`/`hoursSince` return for a missing timestamp ("never"). */
 export const NEVER = 1e9;
@@ -467,19 +467,6 @@ export function compileRule(
   return { ok: true, rule, references };
 }
 
-/**
- * What a rule reads, for reusing stored audience results (AudienceReuse):
- * `dynamic` when it reads the request (`context`, `channel`, `placement`)
- * or the clock (`now`, `visitsToday`, `daysSince`, `hoursSince`,
- * `interest`, `eventCount` over a window, the windowed and decayed stats,
- * `updatedAt`), or the profile as a whole; the segments and models it
- * depends on (`*`: all of them).
- */
-export interface RuleReads {
-  readonly dynamic: boolean;
-  readonly segments: readonly string[];
-  readonly models: readonly string[];
-}
 
 const REQUEST_OR_CLOCK = new Set(['context', 'channel', 'placement', 'now', 'visitsToday']);
 /** Profile paths whose value depends on the instant of the view (windows, decay) or on the write. */

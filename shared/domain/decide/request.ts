@@ -11,7 +11,7 @@
  */
 import * as z from 'zod/mini';
 import { CHANNELS } from '../channels.ts';
-import type { ErrorDetail } from '../../http/errors.ts';
+import { formatPath, type ErrorDetail } from '../issues.ts';
 import type { DecideRequest } from './types.ts';
 
 /** Same shape as catalog ids (placements are declared in the catalog). */
@@ -117,14 +117,6 @@ export type SimulateRequest = z.infer<ReturnType<typeof buildSimulateRequestSche
 
 type Issue = { path: readonly PropertyKey[]; message: string };
 
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else out += out === '' ? String(part) : `.${String(part)}`;
-  }
-  return out === '' ? '(root)' : out;
-}
 
 /** zod issues as API.md §6 details (bounded: a hostile body cannot make a huge error). */
 export function issueDetails(issues: readonly Issue[]): ErrorDetail[] {

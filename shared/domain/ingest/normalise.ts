@@ -4,8 +4,8 @@
  * with its reason; an unusable envelope rejects the whole request.
  */
 import type { core } from 'zod/mini';
-import { formatPath } from '../../http/errors.ts';
-import type { EventRoute } from '../../http/routes.ts';
+import { formatPath } from '../issues.ts';
+import type { EventRoute } from './event-routes.ts';
 import { anonymousProfileKey, eventPk, userProfileKey } from '../keys.ts';
 import type { MessageType, StoredEvent } from '../stored-event.ts';
 import {
