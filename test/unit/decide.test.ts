@@ -442,6 +442,14 @@ describe('content', () => {
     });
     expect(run(c, withConsent({}), request('email')).actions[0]?.content.greeting).toBe('Estimado cliente');
     expect(run(c, withConsent({ firstName: '' }), request('email')).actions[0]?.content.greeting).toBe('Estimado cliente');
+    // Blank as Liquid's `default` reads it: whitespace only, false, an empty list.
+    for (const firstName of ['   ', '\t\n', false, []]) {
+      expect({ firstName, greeting: run(c, withConsent({ firstName }), request('email')).actions[0]?.content.greeting }).toEqual({
+        firstName,
+        greeting: 'Estimado cliente',
+      });
+    }
+    expect(run(c, withConsent({ firstName: ' Ana ' }), request('email')).actions[0]?.content.greeting).toBe('Estimado  Ana ');
   });
 
   it('push content is a ready payload: title, body, deepLink and an optional imageUrl', () => {

@@ -307,7 +307,9 @@ export function templateScope(vars: RuleVariables): TemplateScope {
   };
 }
 
-const isBlank = (v: unknown) => v === undefined || v === null || v === '';
+/** What a declared fallback replaces: nothing, `false`, whitespace-only text or an empty list (as Liquid's `default` treats nil, false and empty). */
+const isBlank = (v: unknown) =>
+  v === undefined || v === null || v === false || (typeof v === 'string' && v.trim() === '') || (Array.isArray(v) && v.length === 0);
 const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 function getPath(scope: Record<string, unknown>, parts: readonly string[]): unknown {
