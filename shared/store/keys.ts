@@ -22,7 +22,7 @@ import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { config } from '../config.ts';
 import { documentClient } from './client.ts';
-import { hashWriteKey, writeKeyFromItem, writeKeyItemKey, type WriteKeyKind, type WriteKeyRecord } from './write-key-read.ts';
+import { hashWriteKey, writeKeyFromItem, writeKeyHashItemKey, writeKeyItemKey, type WriteKeyKind, type WriteKeyRecord } from './write-key-read.ts';
 
 export {
   findWriteKey,
@@ -220,7 +220,7 @@ export async function revokeWriteKey(keyId: string, now: Date = new Date(), opti
             // The lookup item: stamped whatever its state, so the secret is refused from now on.
             Update: {
               TableName: tableName,
-              Key: { pk: `KEY#${String(item.keyHash)}`, sk: 'KEY' },
+              Key: writeKeyHashItemKey(String(item.keyHash)),
               UpdateExpression: 'SET revokedAt = :at',
               ExpressionAttributeValues: { ':at': revokedAt },
             },
@@ -274,7 +274,7 @@ export async function setUserTokenSecret(
           {
             Update: {
               TableName: tableName,
-              Key: { pk: `KEY#${String(item.keyHash)}`, sk: 'KEY' },
+              Key: writeKeyHashItemKey(String(item.keyHash)),
               UpdateExpression: 'SET userTokenSecret = :secret',
               ConditionExpression: live,
               ExpressionAttributeValues: { ':secret': userTokenSecret },

@@ -36,7 +36,10 @@ export interface WriteKeyLookup extends WriteKeyRecord {
 
 export const hashWriteKey = (secret: string): string => createHash('sha256').update(secret, 'utf8').digest('hex');
 
-export const writeKeyItemKey = (secret: string) => ({ pk: `KEY#${hashWriteKey(secret)}`, sk: 'KEY' });
+/** The lookup item's key for a key's SHA-256 hash (the one place this key is built). */
+export const writeKeyHashItemKey = (hash: string) => ({ pk: `KEY#${hash}`, sk: 'KEY' });
+
+export const writeKeyItemKey = (secret: string) => writeKeyHashItemKey(hashWriteKey(secret));
 
 /** The record of a stored key item (without its user-token secret). */
 export function writeKeyFromItem(item: Record<string, unknown>): WriteKeyRecord {
