@@ -74,6 +74,16 @@ export function codeBlocks(text: string): { info: string; body: string }[] {
   return [...text.matchAll(/^```([^\n]*)\n([\s\S]*?)^```/gm)].map((m) => ({ info: (m[1] ?? '').trim(), body: m[2] ?? '' }));
 }
 
+/**
+ * The code blocks of a document that show an answer (`# → …`) but are not
+ * ```sh walkthrough blocks: request/answer pairs no test runs.
+ */
+export function untestedAnswers(walkthrough: Pick<Walkthrough, 'text'>): string[] {
+  return codeBlocks(walkthrough.text)
+    .filter((b) => b.info !== 'sh walkthrough' && /^#\s*→/m.test(b.body))
+    .map((b) => b.body);
+}
+
 /** The commands of the ```sh walkthrough blocks, each with the output written under it (`# → …`). */
 function walkthroughSteps(text: string, path: string): Step[] {
   const blocks = codeBlocks(text).filter((b) => b.info === 'sh walkthrough');
