@@ -6,7 +6,7 @@
  * print the answer the guide shows under it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readWalkthrough, runWalkthrough, startDocumentedStack, untestedAnswers, type DocumentedStack } from '#test/support/walkthrough.ts';
+import { readWalkthrough, runWalkthrough, startDocumentedStack, untestedAnswers, WALKTHROUGH_TIMEOUT_MS, type DocumentedStack } from '#test/support/walkthrough.ts';
 
 const guide = readWalkthrough('docs/integration.md');
 let stack: DocumentedStack;
@@ -28,5 +28,5 @@ describe('docs/integration.md, followed in order', () => {
 
   it('gives, request by request, the answer the guide prints', async () => {
     expect(await runWalkthrough(guide.steps, stack.origin)).toBe(guide.steps.length);
-  });
+  }, WALKTHROUGH_TIMEOUT_MS);
 });

@@ -14,6 +14,7 @@ import {
   readWalkthrough,
   runWalkthrough,
   startDocumentedStack,
+  WALKTHROUGH_TIMEOUT_MS,
   type DocumentedStack,
 } from '#test/support/walkthrough.ts';
 
@@ -47,7 +48,7 @@ describe('the README walk-through', () => {
 
   it('prints what the README says, command by command', async () => {
     expect(await runWalkthrough(readme.steps, stack.origin)).toBe(readme.steps.length);
-  });
+  }, WALKTHROUGH_TIMEOUT_MS);
 
   it('stops cleanly on SIGTERM: exit code 0, DynamoDB Local gone, the port free', async () => {
     const emulators = await emulatorsOf(stack.child.pid);

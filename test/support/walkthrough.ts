@@ -69,9 +69,19 @@ function documentEnvironment(text: string, path: string): Record<string, string>
   );
 }
 
-/** The fenced code blocks of a document, with their info string (```sh walkthrough → `sh walkthrough`). */
+/**
+ * The fenced code blocks of a document, with their info string (```sh walkthrough → `sh walkthrough`);
+ * a block indented in a list item is read without its indentation.
+ */
 export function codeBlocks(text: string): { info: string; body: string }[] {
-  return [...text.matchAll(/^```([^\n]*)\n([\s\S]*?)^```/gm)].map((m) => ({ info: (m[1] ?? '').trim(), body: m[2] ?? '' }));
+  return [...text.matchAll(/^( *)```([^\n]*)\n([\s\S]*?)^\1```/gm)].map((m) => {
+    const indent = m[1] ?? '';
+    const body = (m[3] ?? '')
+      .split('\n')
+      .map((line) => (line.startsWith(indent) ? line.slice(indent.length) : line))
+      .join('\n');
+    return { info: (m[2] ?? '').trim(), body };
+  });
 }
 
 /**
@@ -208,7 +218,8 @@ export async function startDocumentedStack(environment: Readonly<Record<string, 
       }
     }
   };
-  const deadline = Date.now() + 120_000;
+  // Under the e2e tier's 120 s hook timeout, so that a start that fails stops what it started.
+  const deadline = Date.now() + 100_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${output}`);
     const health = await fetch(`${origin}/v1/health`).catch(() => undefined);
@@ -221,6 +232,9 @@ export async function startDocumentedStack(environment: Readonly<Record<string, 
   }
   return { child, exit, origin, output: () => output, stop };
 }
+
+/** How long a whole walk-through may take on a loaded machine (reads are retried up to a minute each). */
+export const WALKTHROUGH_TIMEOUT_MS = 600_000;
 
 /** The DynamoDB Local a process runs: a Java child in its own process group. */
 export async function emulatorsOf(pid: number | undefined): Promise<number[]> {
