@@ -14,6 +14,7 @@ import {
   readWalkthrough,
   runWalkthrough,
   startDocumentedStack,
+  untestedAnswers,
   WALKTHROUGH_TIMEOUT_MS,
   type DocumentedStack,
 } from '#test/support/walkthrough.ts';
@@ -31,7 +32,8 @@ afterAll(async () => {
 });
 
 describe('the README walk-through', () => {
-  it('has commands, each with its documented output', () => {
+  it('has commands, each with its documented output, and no answer outside a walk-through block', () => {
+    expect(untestedAnswers(readme)).toEqual([]);
     expect(readme.steps.length).toBeGreaterThanOrEqual(4);
     for (const step of readme.steps) expect(step.command).toMatch(new RegExp(`curl .*${DOCUMENTED_ORIGIN.replaceAll('.', '\\.')}`, 's'));
   });
