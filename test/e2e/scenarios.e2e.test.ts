@@ -20,6 +20,7 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import type { Channel } from '#domain/channels.ts';
 import { openStack } from './fixtures/stack.ts';
 import {
   actionIds,
@@ -33,6 +34,7 @@ import {
   identify,
   isFallback,
   page,
+  pastDecisionId,
   sendEvents,
   track,
   uniqueId,
@@ -286,14 +288,26 @@ describe('seed scenarios (catalog/demo.yaml)', () => {
   it('6. channel preference: an 18-year-old who taps pushes is reached by push; a 50-year-old who reads emails, by email', async () => {
     const young = user('s6-young');
     const senior = user('s6-senior');
-    // Outcomes of earlier campaigns (old enough not to count against this week's channel caps).
-    const outcome = (who: Who, event: string, days: number, n: number): Message =>
-      track(who, event, { decision_id: `d-${n}`, action_id: 'campaign-spring', campaign: 'spring' }, daysAgo(days));
-    const history = (who: Who, received: string, engaged: string | undefined) =>
-      [12, 14, 16].flatMap((days, n) => [
-        outcome(who, received, days, n),
-        ...(engaged ? [outcome(who, engaged, days - 0.01, n)] : []),
-      ]);
+    // Outcomes of earlier campaigns (old enough not to count against this week's channel caps), each
+    // naming the decision the stack made then.
+    const outcome = (who: Who, event: string, days: number, decided: { days: number; channel: Channel; nonce: string }): Message =>
+      track(
+        who,
+        event,
+        {
+          decision_id: pastDecisionId(api, { channel: decided.channel, issuedAt: new Date(daysAgo(decided.days)), actionIds: ['campaign-spring'], nonce: decided.nonce }),
+          action_id: 'campaign-spring',
+          campaign: 'spring',
+        },
+        daysAgo(days),
+      );
+    const history = (who: Who, received: string, engaged: string | undefined) => {
+      const channel: Channel = received.startsWith('Push') ? 'push' : 'email';
+      return [12, 14, 16].flatMap((days, n) => {
+        const decided = { days, channel, nonce: `${uniqueId('h')}-${n}` };
+        return [outcome(who, received, days, decided), ...(engaged ? [outcome(who, engaged, days - 0.01, decided)] : [])];
+      });
+    };
     await sendEvents(api, [
       identify(young, { firstName: 'Leo', age: 18 }),
       ...grantAll(young),

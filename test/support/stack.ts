@@ -18,6 +18,8 @@ export const TEST_WRITE_KEY = 'wk_e2e_test_write_key';
 export const TEST_SERVER_KEY = 'sk_e2e_test_server_key';
 export const TEST_USER_TOKEN_SECRET = 'uts_e2e_test_user_token_secret_0123456789';
 export const TEST_ADMIN_TOKEN = 'kat_e2e_test_admin_token_0123456789';
+/** The secret the test stacks seal decision ids with (so a test can issue the id of a decision made in the past). */
+export const TEST_DECISION_KEY = 'kdk_e2e_test_decision_key_0123456789abcdef';
 
 export interface TestStack extends LocalStack {
   /** Same as `url` (no trailing slash). */
@@ -34,6 +36,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     serverKey: TEST_SERVER_KEY,
     userTokenSecret: TEST_USER_TOKEN_SECRET,
     adminToken: TEST_ADMIN_TOKEN,
+    decisionKey: TEST_DECISION_KEY,
     logLevel: process.env.KAIROS_TEST_LOG === '1' ? 'INFO' : 'SILENT',
     // Function errors and dead-lettered batches are part of what some tests provoke; keep them off the console
     // unless asked (KAIROS_TEST_LOG=1).

@@ -264,7 +264,7 @@ describe('request validation', () => {
 });
 
 describe('attribution of an outcome that carries only decision_id', () => {
-  it('the profile records the impression and click for the decided action on its channel', async () => {
+  it('the profile records the impression and click for the decided action on its channel, at the decision time', async () => {
     const { applyEvent } = await import('#domain/profile/apply.ts');
     const { emptyProfileState } = await import('#domain/profile/state.ts');
     const { toProfileView } = await import('#domain/profile/to-view.ts');
@@ -298,7 +298,8 @@ describe('attribution of an outcome that carries only decision_id', () => {
     state = applyEvent(state, event('m1', 'Promotion Viewed'), { halfLifeDays: 14 });
     state = applyEvent(state, event('m2', 'Promotion Clicked'), { halfLifeDays: 14 });
     const view = toProfileView(state, Date.parse('2026-01-15T13:00:00Z'));
-    expect(view.contacts['push-offer-number-0']).toMatchObject({ impressions: ['2026-01-15T12:05:00.000Z'], clicks: 1 });
-    expect(view.channelContacts.push).toEqual(['2026-01-15T12:05:00.000Z']);
+    // Recorded at the decision's time, so that whichever report of an outcome counts, the profile is the same.
+    expect(view.contacts['push-offer-number-0']).toMatchObject({ impressions: ['2026-01-15T12:00:00.000Z'], clicks: 1 });
+    expect(view.channelContacts.push).toEqual(['2026-01-15T12:00:00.000Z']);
   });
 });

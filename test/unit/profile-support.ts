@@ -4,6 +4,8 @@
  * comparison of views with floats equal to 1e-9.
  */
 import fc from 'fast-check';
+import { encodeDecisionId } from '#domain/decide/decision-id.ts';
+import type { Channel } from '#domain/channels.ts';
 import type { storedEvent } from '#test/support/stream.ts';
 
 const T0 = Date.parse('2026-03-01T00:00:00Z');
@@ -18,12 +20,61 @@ const time = fc.oneof(
 const channel = fc.constantFrom('web', 'app', 'push', 'email', 'sms', 'call_center');
 const category = fc.constantFrom('shoes', 'socks', 'yoga', 'tents');
 const zone = fc.constantFrom('Europe/Madrid', 'America/New_York', 'Asia/Kolkata', 'UTC');
+/**
+ * A decision id as decide issues it (read plain: the profile tests run without a decision key),
+ * serving a1 (variant x) and a2.
+ */
+export const decisionId = (
+  issuedAt: Date,
+  channel: Channel,
+  nonce = `n${issuedAt.getTime().toString(36)}${channel}`,
+  actions: readonly string[] = ['a1', 'a2'],
+): string =>
+  encodeDecisionId({
+    catalogVersion: '1',
+    channel,
+    issuedAt,
+    nonce,
+    fallback: false,
+    degraded: false,
+    actions: actions.map((actionId) => ({ actionId, ...(actionId === 'a1' ? { variant: 'x' } : {}), propensity: 0.5 })),
+    holdouts: [],
+  });
+
+/**
+ * Which decision an outcome names, resolved against the outcome's own time by `draft`: one made at
+ * the start of the outcome's day, or `lag` days before (8: outside the attribution window), so that
+ * several reports of one outcome are frequent; or an id the service never issued.
+ */
+const DECISION = '__decision';
+const decisionRef = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ lag: fc.constantFrom(0, 0, 1, 8), channel: fc.constantFrom<Channel>('web', 'push') }) },
+  { weight: 1, arbitrary: fc.constantFrom('d1', `${decisionId(new Date(T0), 'web').slice(0, -2)}zz`) },
+);
+const resolveDecision = (timestamp: string, ref: unknown): unknown => {
+  if (typeof ref === 'string') return ref;
+  const { lag, channel } = ref as { lag: number; channel: Channel };
+  const day = Math.floor(Date.parse(timestamp) / 86_400_000) - lag;
+  return decisionId(new Date(day * 86_400_000), channel);
+};
+
 const outcome = (event: string) =>
-  fc.record({
-    decision_id: fc.constantFrom('d1', 'd2'),
-    action_id: fc.option(fc.constantFrom('a1', 'a2', 'a3'), { nil: undefined }),
-    channel: fc.option(channel, { nil: undefined }),
-  }).map((properties): Pick<Draft, 'type' | 'event' | 'properties'> => ({ type: 'track', event, properties }));
+  fc
+    .record(
+      {
+        ref: decisionRef,
+        alias: fc.boolean(),
+        action_id: fc.option(fc.constantFrom('a1', 'a2', 'a3'), { nil: undefined }),
+        variant: fc.option(fc.constantFrom('x', 'y'), { nil: undefined }),
+        channel: fc.option(channel, { nil: undefined }),
+      },
+      { requiredKeys: ['ref', 'alias'] },
+    )
+    .map(({ ref, alias, ...rest }): Pick<Draft, 'type' | 'event' | 'properties'> => ({
+      type: 'track',
+      event,
+      properties: { [DECISION]: { ref, field: alias ? 'decisionId' : 'decision_id' }, ...rest },
+    }));
 
 export const draft: fc.Arbitrary<Draft> = fc
   .tuple(
@@ -56,7 +107,7 @@ export const draft: fc.Arbitrary<Draft> = fc
             revenue: fc.double({ min: 0, max: 500, noNaN: true }),
             total: fc.double({ min: 0, max: 500, noNaN: true }),
             products: fc.array(fc.record({ category }), { maxLength: 3 }),
-            decision_id: fc.constant('d1'),
+            [DECISION]: decisionRef.map((ref) => ({ ref, field: 'decision_id' })),
             action_id: fc.constantFrom('a1', 'a2'),
           },
           { requiredKeys: [] },
@@ -84,9 +135,18 @@ export const draft: fc.Arbitrary<Draft> = fc
       outcome('Push Notification Tapped'),
       outcome('Email Opened'),
       outcome('Email Link Clicked'),
+      outcome('Email Delivered'),
+      outcome('SMS Delivered'),
+      outcome('SMS Link Clicked'),
     ),
   )
-  .map(([timestamp, body]) => ({ timestamp, ...body }) as Draft);
+  .map(([timestamp, body]) => {
+    const properties = (body as { properties?: Record<string, unknown> }).properties;
+    const named = properties?.[DECISION] as { ref: unknown; field: string } | undefined;
+    if (!properties || !named) return { timestamp, ...body } as Draft;
+    const { [DECISION]: _, ...rest } = properties;
+    return { timestamp, ...body, properties: { ...rest, [named.field]: resolveDecision(timestamp, named.ref) } } as Draft;
+  });
 
 
 /** Deep comparison of profile views with floats equal to 1e-9 (relative): the first differing path. */

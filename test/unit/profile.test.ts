@@ -12,6 +12,7 @@ import {
   type ProfileState,
 } from '#domain/profile/profile.ts';
 import { storedEvent, type EventInput } from '#test/support/stream.ts';
+import { decisionId } from './profile-support.ts';
 
 const settings = { halfLifeDays: 14 };
 let n = 0;
@@ -187,40 +188,43 @@ describe('consent and preferences', () => {
 
 describe('decision outcomes', () => {
   it('impressions, clicks and conversions feed contacts, channel engagement and channel contacts', () => {
-    const d = { decision_id: 'd-1', action_id: 'banner' };
+    // Outcomes are recorded at their decision's time, on its channel (push and email events: theirs).
+    const banner = decisionId(new Date('2026-03-01T09:59:00Z'), 'web', 'w1');
+    const bannerOnApp = decisionId(new Date('2026-03-02T09:59:00Z'), 'app', 'a1');
+    const push = decisionId(new Date('2026-03-03T09:59:00Z'), 'push', 'p1');
+    const mail = decisionId(new Date('2026-03-04T09:59:00Z'), 'email', 'e1');
     const v = view(
       [
-        track('Promotion Viewed', '2026-03-01T10:00:00Z', d),
-        track('Promotion Viewed', '2026-03-02T10:00:00Z', { ...d, channel: 'app' }),
-        track('Promotion Clicked', '2026-03-02T10:01:00Z', d),
-        track('Push Notification Received', '2026-03-03T10:00:00Z', { decision_id: 'd-2', action_id: 'push-1' }),
-        track('Push Notification Tapped', '2026-03-03T10:05:00Z', { decision_id: 'd-2', action_id: 'push-1' }),
-        track('Email Opened', '2026-03-04T10:00:00Z', { decision_id: 'd-3', action_id: 'mail-1' }),
-        track('Email Link Clicked', '2026-03-04T10:02:00Z', { decision_id: 'd-3' }),
-        track('Order Completed', '2026-03-05T10:00:00Z', { ...d, revenue: 10 }),
-        track('Promotion Viewed', '2026-03-05T11:00:00Z', { action_id: 'banner' }),
+        track('Promotion Viewed', '2026-03-01T10:00:00Z', { decision_id: banner, action_id: 'a1' }),
+        track('Promotion Viewed', '2026-03-02T10:00:00Z', { decision_id: bannerOnApp, action_id: 'a1' }),
+        track('Promotion Clicked', '2026-03-02T10:01:00Z', { decision_id: banner, action_id: 'a1' }),
+        track('Push Notification Received', '2026-03-03T10:00:00Z', { decision_id: push, action_id: 'a2' }),
+        track('Push Notification Tapped', '2026-03-03T10:05:00Z', { decision_id: push, action_id: 'a2' }),
+        track('Email Opened', '2026-03-04T10:00:00Z', { decision_id: mail, action_id: 'a2' }),
+        track('Email Link Clicked', '2026-03-04T10:02:00Z', { decision_id: mail }),
+        track('Order Completed', '2026-03-05T10:00:00Z', { decision_id: banner, action_id: 'a1', revenue: 10 }),
+        track('Promotion Viewed', '2026-03-05T11:00:00Z', { action_id: 'a1' }),
       ],
       '2026-03-06T00:00:00Z',
     );
     expect(v.contacts).toEqual({
-      banner: {
-        impressions: ['2026-03-02T10:00:00.000Z', '2026-03-01T10:00:00.000Z'],
-        clicks: 1,
+      a1: {
+        impressions: ['2026-03-02T09:59:00.000Z', '2026-03-01T09:59:00.000Z'],
+        clicks: 2,
         conversions: 1,
-        lastImpressionAt: '2026-03-02T10:00:00.000Z',
+        lastImpressionAt: '2026-03-02T09:59:00.000Z',
       },
-      'push-1': { impressions: ['2026-03-03T10:00:00.000Z'], clicks: 1, conversions: 0, lastImpressionAt: '2026-03-03T10:00:00.000Z' },
-      'mail-1': { impressions: ['2026-03-04T10:00:00.000Z'], clicks: 0, conversions: 0, lastImpressionAt: '2026-03-04T10:00:00.000Z' },
+      a2: { impressions: ['2026-03-04T09:59:00.000Z', '2026-03-03T09:59:00.000Z'], clicks: 1, conversions: 0, lastImpressionAt: '2026-03-04T09:59:00.000Z' },
     });
-    expect(v.engagement.web).toEqual({ delivered: 1, engaged: 1, rate: 1, lastDeliveredAt: '2026-03-01T10:00:00.000Z', lastEngagedAt: '2026-03-02T10:01:00.000Z' });
+    expect(v.engagement.web).toEqual({ delivered: 1, engaged: 1, rate: 1, lastDeliveredAt: '2026-03-01T09:59:00.000Z', lastEngagedAt: '2026-03-01T09:59:00.000Z' });
     expect(v.engagement.app).toMatchObject({ delivered: 1, engaged: 0, rate: 0 });
     expect(v.engagement.push).toMatchObject({ delivered: 1, engaged: 1, rate: 1 });
     expect(v.engagement.email).toMatchObject({ delivered: 1, engaged: 1 });
     expect(v.channelContacts).toEqual({
-      web: ['2026-03-01T10:00:00.000Z'],
-      app: ['2026-03-02T10:00:00.000Z'],
-      push: ['2026-03-03T10:00:00.000Z'],
-      email: ['2026-03-04T10:00:00.000Z'],
+      web: ['2026-03-01T09:59:00.000Z'],
+      app: ['2026-03-02T09:59:00.000Z'],
+      push: ['2026-03-03T09:59:00.000Z'],
+      email: ['2026-03-04T09:59:00.000Z'],
     });
   });
 });
@@ -309,9 +313,9 @@ describe('bounds', () => {
       const k = i % 10;
       if (k === 0) batch.push(ev({ type: 'page', timestamp, properties: { category: `cat-${i % 137}` } }));
       else if (k === 1) batch.push(ev({ type: 'identify', timestamp, traits: { [`trait-${i % 311}`]: i, email: `e${i}@x.es` } }));
-      else if (k === 2) batch.push(track('Promotion Viewed', timestamp, { decision_id: `d${i}`, action_id: `act-${i % 173}`, channel: 'app' }));
-      else if (k === 3) batch.push(track('Order Completed', timestamp, { decision_id: `d${i}`, action_id: `act-${i % 173}`, revenue: 3.5, products: [{ category: `cat-${i % 91}` }] }));
-      else if (k === 4) batch.push(track('Push Notification Received', timestamp, { decision_id: `d${i}`, action_id: `act-${i % 59}` }));
+      else if (k === 2) batch.push(track('Promotion Viewed', timestamp, { decision_id: decisionId(new Date(timestamp), 'app', `d${i}`, [`act-${i % 173}`]) }));
+      else if (k === 3) batch.push(track('Order Completed', timestamp, { decision_id: decisionId(new Date(timestamp), 'web', `d${i}`, [`act-${i % 173}`]), revenue: 3.5, products: [{ category: `cat-${i % 91}` }] }));
+      else if (k === 4) batch.push(track('Push Notification Received', timestamp, { decision_id: decisionId(new Date(timestamp), 'push', `d${i}`, [`act-${i % 59}`]) }));
       else batch.push(track(`Custom Event Number ${i % 293}`, timestamp, { x: i }));
       if (batch.length === 10_000) state = applyEvents(state, batch.splice(0), settings);
     }

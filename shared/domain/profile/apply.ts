@@ -9,7 +9,6 @@
  * "applied" marker does not exist (shared/store/profiles.ts).
  */
 import { isChannel, type Channel } from '../channels.ts';
-import { MAX_SEALED_DECISION_ID_LENGTH, attributedAction, readDecisionId } from '../decide/decision-id.ts';
 import type { StoredEvent } from '../stored-event.ts';
 import {
   canonical,
@@ -35,6 +34,7 @@ import {
   type ProfileSettings,
   type ProfileState,
 } from './state.ts';
+import { attributeOutcome, countOutcomeOnce, mergeCountedOutcomes, parseOutcomeKey } from './outcomes.ts';
 import { DAY_MS, dayOf, hourOf, isValidTimeZone, quarterOf } from './time.ts';
 
 /** Separator of a flattened nested trait key (`address` + `city`). */
@@ -134,11 +134,8 @@ export function applyInPlace(s: ProfileState, event: StoredEvent, settings: Prof
 
 function applyTrack(s: ProfileState, name: string, props: Props, at: number, settings: ProfileSettings): void {
   countEvent(s, name, at);
-  const decisionId = text(props.decision_id, MAX_SEALED_DECISION_ID_LENGTH);
-  // An outcome may carry only decision_id: a Kairos decisionId names its action and channel.
-  const decided = decisionId ? readDecisionId(decisionId, settings.decisionKey) : undefined;
-  const actionId = text(props.action_id, LIMITS.actionIdLength) ?? (decided ? attributedAction(decided)?.actionId : undefined);
-  switch (semanticName(name)) {
+  const semantic = semanticName(name);
+  switch (semantic) {
     case 'product viewed': {
       const category = text(props.category, LIMITS.categoryLength);
       if (category) addInterest(s, category, INTEREST_WEIGHT.view, at, settings);
@@ -156,8 +153,7 @@ function applyTrack(s: ProfileState, name: string, props: Props, at: number, set
         }
       }
       for (const category of [...categories].sort()) addInterest(s, category, INTEREST_WEIGHT.purchase, at, settings);
-      if (decisionId) recordConversion(s, actionId, at);
-      return;
+      break; // and, with a decision id, a conversion
     }
     case 'order refunded':
       s.returns += 1;
@@ -193,23 +189,14 @@ function applyTrack(s: ProfileState, name: string, props: Props, at: number, set
       return;
     }
   }
-  if (!decisionId) return;
-  const outcome = OUTCOMES[semanticName(name)];
-  if (!outcome) return;
-  const channel: Channel = outcome.channel ?? (isChannel(props.channel) ? props.channel : (decided?.channel ?? 'web'));
-  if (outcome.kind === 'impression') recordImpression(s, channel, actionId, at);
-  else recordClick(s, channel, actionId, at);
+  // An outcome counts once, and only for what its decision served (outcomes.ts).
+  const outcome = attributeOutcome(semantic, props, at, settings.decisionKey);
+  if (!outcome || !countOutcomeOnce(s.outcomes, outcome)) return;
+  const actionId = outcome.action.actionId;
+  if (outcome.kind === 'impression') recordImpression(s, outcome.channel, actionId, outcome.decidedAt);
+  else if (outcome.kind === 'click') recordClick(s, outcome.channel, actionId, outcome.decidedAt);
+  else recordConversion(s, actionId, outcome.decidedAt);
 }
-
-/** Outcome events of a decision (API.md §2); `channel` absent: `properties.channel`, default web. */
-const OUTCOMES: Readonly<Record<string, { kind: 'impression' | 'click'; channel?: Channel }>> = {
-  'promotion viewed': { kind: 'impression' },
-  'promotion clicked': { kind: 'click' },
-  'push notification received': { kind: 'impression', channel: 'push' },
-  'push notification tapped': { kind: 'click', channel: 'push' },
-  'email opened': { kind: 'impression', channel: 'email' },
-  'email link clicked': { kind: 'click', channel: 'email' },
-};
 
 const pick = <T>(current: Lww<T> | undefined, candidate: Lww<T>): Lww<T> =>
   lwwWins(candidate, current) ? candidate : (current as Lww<T>);
@@ -373,8 +360,7 @@ function recordClick(s: ProfileState, channel: Channel, actionId: string | undef
   }
 }
 
-function recordConversion(s: ProfileState, actionId: string | undefined, at: number): void {
-  if (!actionId) return;
+function recordConversion(s: ProfileState, actionId: string, at: number): void {
   actionState(s, actionId, at).conversions += 1;
   boundActions(s, actionId);
 }
@@ -444,6 +430,7 @@ export function mergeProfiles(target: ProfileState, source: ProfileState): Profi
   for (const id of [...source.anonymousIds, ...(source.anonymousId !== undefined ? [source.anonymousId] : [])]) {
     if (!linked.includes(id) && id !== target.anonymousId) linked.push(id);
   }
+  const outcomes = mergeCountedOutcomes(target.outcomes, source.outcomes);
   const merged: ProfileState = defined({
     sv: target.sv,
     userId: target.userId ?? source.userId,
@@ -486,14 +473,42 @@ export function mergeProfiles(target: ProfileState, source: ProfileState): Profi
       source.channels as Record<string, ChannelState>,
       mergeChannels,
     ),
+    outcomes: outcomes.counted,
     enrichment: target.enrichment,
     updatedAt: maxDefined(target.updatedAt, source.updatedAt),
   });
+  for (const key of outcomes.countedTwice) takeBackCount(merged, key);
   boundTraits(merged);
   boundInterests(merged);
   boundEvents(merged);
   boundActions(merged);
   return merged;
+}
+
+/**
+ * Undo one of the two counts of an outcome both merged profiles had counted
+ * (each counted it before they were joined): its counters less one, and one
+ * of its two equal times (the decision's) out of the contact lists.
+ */
+function takeBackCount(s: ProfileState, key: string): void {
+  const { kind, channel, actionId } = parseOutcomeKey(key);
+  const decidedAt = s.outcomes[key];
+  const dropOne = (times: readonly number[]): number[] => {
+    const at = times.indexOf(decidedAt as number);
+    return at === -1 ? [...times] : [...times.slice(0, at), ...times.slice(at + 1)];
+  };
+  const action = own(s.actions, actionId);
+  if (action) {
+    s.actions[actionId] =
+      kind === 'impression'
+        ? { ...action, n: Math.max(0, action.n - 1), i: dropOne(action.i) }
+        : kind === 'click'
+          ? { ...action, clicks: Math.max(0, action.clicks - 1) }
+          : { ...action, conversions: Math.max(0, action.conversions - 1) };
+  }
+  const state = s.channels[channel];
+  if (state && kind === 'impression') s.channels[channel] = { ...state, delivered: Math.max(0, state.delivered - 1), contacts: dropOne(state.contacts) };
+  if (state && kind === 'click') s.channels[channel] = { ...state, engaged: Math.max(0, state.engaged - 1) };
 }
 
 /** Record an anonymous id as linked to this profile (bounded, oldest links dropped first). */

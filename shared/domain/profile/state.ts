@@ -128,6 +128,11 @@ export interface ProfileState {
   events: Record<string, NameCounts>;
   actions: Record<string, ActionState>;
   channels: Partial<Record<Channel, ChannelState>>;
+  /**
+   * Outcomes already counted: `<decision>.<action>.<kind>` key → decision
+   * time (epoch ms), bounded (shared/domain/profile/outcomes.ts).
+   */
+  outcomes: Record<string, number>;
   /** Derived by the enricher after each change (segments, persona, scores). */
   enrichment?: Enrichment;
   /** Processing time of the last change. */
@@ -164,6 +169,7 @@ export function emptyProfileState(identity: { userId?: string; anonymousId?: str
     events: {},
     actions: {},
     channels: {},
+    outcomes: {},
   };
 }
 

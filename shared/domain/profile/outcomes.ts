@@ -1,0 +1,162 @@
+/**
+ * Outcome attribution: which track events are outcomes of a decision
+ * (impression, click, conversion), and whether one counts.
+ *
+ * An outcome counts only when
+ * - its decision id (`properties.decision_id`, alias `decisionId`) opens
+ *   with the service's decision key: an id the service did not issue, or a
+ *   mangled one, counts for nothing;
+ * - the action it names (`action_id`, alias `actionId`; absent: the
+ *   decision's first action) was served by that decision, and the variant it
+ *   names (`variant`), if any, is the one served;
+ * - it happened within the attribution window of the decision
+ *   (`ATTRIBUTION_WINDOW_MS` after it, and no earlier than
+ *   `CLOCK_SKEW_MS` before it);
+ * - the same (decision, action, kind) has not been counted on this profile
+ *   already: a client that reports an impression twice, or both
+ *   `Email Delivered` and `Email Opened`, counts one impression.
+ * Every event, counted or not, stays in the history and in the per-name
+ * event counts.
+ *
+ * The event names follow the Segment spec (Ecommerce: Promotion Viewed /
+ * Clicked, Order Completed; Mobile: Push Notification Received / Tapped;
+ * Email: Email Delivered / Opened / Link Clicked). The spec has no SMS
+ * events: Kairos reads `SMS Delivered` and `SMS Link Clicked` by analogy.
+ */
+import type { Channel } from '../channels.ts';
+import { attributedAction, readDecisionId, MAX_SEALED_DECISION_ID_LENGTH, type DecidedAction, type DecisionKey, type DecisionRecord } from '../decide/decision-id.ts';
+
+export type OutcomeKind = 'impression' | 'click' | 'conversion';
+
+/** Outcome events by semantic name (lower case, single spaces); `channel` absent: the decision's channel. */
+export const OUTCOME_EVENTS: Readonly<Record<string, { readonly kind: OutcomeKind; readonly channel?: Channel }>> = {
+  'promotion viewed': { kind: 'impression' },
+  'promotion clicked': { kind: 'click' },
+  'push notification received': { kind: 'impression', channel: 'push' },
+  'push notification tapped': { kind: 'click', channel: 'push' },
+  'email delivered': { kind: 'impression', channel: 'email' },
+  'email opened': { kind: 'impression', channel: 'email' },
+  'email link clicked': { kind: 'click', channel: 'email' },
+  'sms delivered': { kind: 'impression', channel: 'sms' },
+  'sms link clicked': { kind: 'click', channel: 'sms' },
+  'order completed': { kind: 'conversion' },
+};
+
+/** How long after its decision an outcome is attributed to it: 7 days, ms. */
+export const ATTRIBUTION_WINDOW_MS = 7 * 24 * 3_600_000;
+
+/** How much earlier than its decision an outcome may be stamped (client clocks): 5 minutes, ms. */
+export const CLOCK_SKEW_MS = 5 * 60_000;
+
+/** An outcome of a decision that the service issued and that served what the outcome names. */
+export interface AttributedOutcome {
+  readonly kind: OutcomeKind;
+  readonly channel: Channel;
+  readonly decision: DecisionRecord;
+  readonly action: DecidedAction;
+  /**
+   * When the decision was made, epoch ms: the time the outcome is recorded
+   * at (contact history, caps, engagement), so that whichever of several
+   * reports of one outcome counts, and in whatever order they arrive, the
+   * profile is the same.
+   */
+  readonly decidedAt: number;
+  /** What it counts for: `<kind initial>.<channel>.<issued s>.<nonce>.<action>` (see `parseOutcomeKey`). */
+  readonly key: string;
+}
+
+const KIND_INITIAL: Readonly<Record<OutcomeKind, string>> = { impression: 'i', click: 'c', conversion: 'v' };
+const KIND_OF_INITIAL: Readonly<Record<string, OutcomeKind>> = { i: 'impression', c: 'click', v: 'conversion' };
+const NONCE = /^[A-Za-z0-9_-]{1,64}$/;
+
+const idText = (value: unknown, maxLength: number): string | undefined =>
+  typeof value === 'string' && value.length > 0 && value.length <= maxLength ? value : undefined;
+
+/**
+ * The outcome a track event is, or undefined when it is not one or does not
+ * count by the rules above (the de-duplication is `countOutcomeOnce`'s).
+ * `semanticName` is the event name normalised; `at` the event time (epoch ms).
+ */
+export function attributeOutcome(
+  semanticName: string,
+  props: Readonly<Record<string, unknown>>,
+  at: number,
+  decisionKey: DecisionKey | undefined,
+): AttributedOutcome | undefined {
+  const event = OUTCOME_EVENTS[semanticName];
+  if (!event) return undefined;
+  const id = idText(props.decision_id, MAX_SEALED_DECISION_ID_LENGTH) ?? idText(props.decisionId, MAX_SEALED_DECISION_ID_LENGTH);
+  if (id === undefined) return undefined;
+  const decision = readDecisionId(id, decisionKey);
+  if (!decision || !NONCE.test(decision.nonce)) return undefined;
+  const named = props.action_id ?? props.actionId;
+  if (named !== undefined && typeof named !== 'string') return undefined;
+  const action = attributedAction(decision, named);
+  if (!action) return undefined;
+  // A named variant must be the one served; an empty or absent one names none.
+  if (typeof props.variant === 'string' && props.variant !== '' && props.variant !== action.variant) return undefined;
+  const decidedAt = Date.parse(decision.issuedAt);
+  if (!(at >= decidedAt - CLOCK_SKEW_MS && at <= decidedAt + ATTRIBUTION_WINDOW_MS)) return undefined;
+  const channel = event.channel ?? decision.channel;
+  return {
+    kind: event.kind,
+    channel,
+    decision,
+    action,
+    decidedAt,
+    key: `${KIND_INITIAL[event.kind]}.${channel}.${Math.floor(decidedAt / 1000)}.${decision.nonce}.${action.actionId}`,
+  };
+}
+
+/** What a counted-outcome key names. */
+export interface OutcomeKeyParts {
+  readonly kind: OutcomeKind;
+  readonly channel: Channel;
+  readonly actionId: string;
+}
+
+/** The parts of a key made by `attributeOutcome` (the action id is last: it may hold dots). */
+export function parseOutcomeKey(key: string): OutcomeKeyParts {
+  const [kind, channel, , , ...action] = key.split('.');
+  return { kind: KIND_OF_INITIAL[kind as string] as OutcomeKind, channel: channel as Channel, actionId: action.join('.') };
+}
+
+/** Counted outcome keys kept on a profile; past it the oldest decisions' keys are dropped. */
+export const COUNTED_OUTCOMES_LIMIT = 200;
+
+const olderFirst = ([ka, ta]: [string, number], [kb, tb]: [string, number]): number => ta - tb || (ka < kb ? -1 : ka > kb ? 1 : 0);
+
+/**
+ * Record `outcome` as counted in `counted` (key → decision time, epoch ms)
+ * unless it already is; true when it counts now. When the record is full,
+ * the oldest decision's key is dropped, and an outcome of a decision no
+ * newer than the oldest kept cannot be proven new: it does not count (never
+ * twice, at the cost of a very late report counting for nothing; only this
+ * bound can make the counts depend on arrival order).
+ */
+export function countOutcomeOnce(counted: Record<string, number>, outcome: Pick<AttributedOutcome, 'key' | 'decidedAt'>): boolean {
+  if (Object.hasOwn(counted, outcome.key)) return false;
+  const entries = Object.entries(counted);
+  if (entries.length >= COUNTED_OUTCOMES_LIMIT) {
+    const oldest = entries.reduce((a, b) => (olderFirst(a, b) <= 0 ? a : b));
+    if (olderFirst([outcome.key, outcome.decidedAt], oldest) <= 0) return false;
+    delete counted[oldest[0]];
+  }
+  counted[outcome.key] = outcome.decidedAt;
+  return true;
+}
+
+/**
+ * The counted outcomes of two profiles joined (an anonymous profile merged
+ * into a known one): the union, bounded to the newest decisions, and the
+ * keys both had counted, whose second count the merge takes back.
+ */
+export function mergeCountedOutcomes(
+  a: Readonly<Record<string, number>>,
+  b: Readonly<Record<string, number>>,
+): { readonly counted: Record<string, number>; readonly countedTwice: readonly string[] } {
+  const countedTwice = Object.keys(b).filter((key) => Object.hasOwn(a, key));
+  const entries = Object.entries({ ...a, ...b });
+  if (entries.length > COUNTED_OUTCOMES_LIMIT) entries.sort(olderFirst).splice(0, entries.length - COUNTED_OUTCOMES_LIMIT);
+  return { counted: Object.fromEntries(entries), countedTwice };
+}
