@@ -1,0 +1,75 @@
+/**
+ * What a million decisions or ingested events cost on AWS list prices
+ * (bench/prices.ts), from what one of them uses: API Gateway requests,
+ * Lambda invocations with their billed duration and memory, DynamoDB read
+ * and write request units, log and delivery-stream bytes.
+ *
+ * Billing rules applied (each pricing page): Lambda bills duration rounded up
+ * to the millisecond per invocation, times the configured memory in GB
+ * (MB / 1024); a DynamoDB read is 1 RRU per 4 KB of item (half for an
+ * eventually consistent read), a write 1 WRU per 1 KB, a transactional read
+ * or write twice that; Firehose bills each record rounded up to 5 KB.
+ */
+import { PRICES } from './prices.ts';
+
+/** One Lambda invocation's share of a unit of work. */
+export interface LambdaUse {
+  readonly name: string;
+  /** Invocations per unit (0.1 when a batch of 10 units is one invocation). */
+  readonly invocations: number;
+  /** Measured duration of one invocation, ms (billed rounded up). */
+  readonly durationMs: number;
+  /** Configured memory, MB (shared/functions.ts). */
+  readonly memoryMb: number;
+}
+
+/** What one decision or one ingested event uses. */
+export interface UnitUse {
+  readonly httpRequests: number;
+  readonly lambdas: readonly LambdaUse[];
+  readonly readUnits: number;
+  readonly writeUnits: number;
+  /** Bytes written to CloudWatch Logs (the decision record). */
+  readonly logBytes: number;
+  /** Firehose records per unit and their size, bytes (each billed at least 5 KB). */
+  readonly firehoseRecords: number;
+  readonly firehoseRecordBytes: number;
+}
+
+export interface CostLine {
+  readonly item: string;
+  /** USD per million units. */
+  readonly usdPerMillion: number;
+}
+
+const GB = 1024 ** 3;
+
+/** Read request units of one read of an item of `bytes` (4 KB steps). */
+export const readUnits = (bytes: number, options: { consistent?: boolean; transactional?: boolean } = {}): number =>
+  Math.max(1, Math.ceil(bytes / 4096)) * (options.transactional ? 2 : options.consistent ? 1 : 0.5);
+
+/** Write request units of one write of an item of `bytes` (1 KB steps). */
+export const writeUnits = (bytes: number, options: { transactional?: boolean } = {}): number =>
+  Math.max(1, Math.ceil(bytes / 1024)) * (options.transactional ? 2 : 1);
+
+/** The cost lines of a million units, USD, and their total last. */
+export function costPerMillion(use: UnitUse): CostLine[] {
+  const million = 1_000_000;
+  const lines: CostLine[] = [{ item: 'API Gateway HTTP API requests', usdPerMillion: use.httpRequests * PRICES.httpApiPerMillionRequests }];
+  for (const lambda of use.lambdas) {
+    const gbSeconds = (Math.ceil(lambda.durationMs) / 1000) * (lambda.memoryMb / 1024) * lambda.invocations * million;
+    lines.push({
+      item: `Lambda ${lambda.name} (${lambda.memoryMb} MB, ${Math.ceil(lambda.durationMs)} ms billed, ${lambda.invocations} invocations per unit)`,
+      usdPerMillion: gbSeconds * PRICES.lambdaArmPerGbSecond + lambda.invocations * PRICES.lambdaPerMillionRequests,
+    });
+  }
+  lines.push({ item: 'DynamoDB on-demand reads', usdPerMillion: use.readUnits * PRICES.dynamoDbPerMillionReadUnits });
+  lines.push({ item: 'DynamoDB on-demand writes', usdPerMillion: use.writeUnits * PRICES.dynamoDbPerMillionWriteUnits });
+  if (use.logBytes > 0) lines.push({ item: 'CloudWatch Logs ingestion', usdPerMillion: ((use.logBytes * million) / GB) * PRICES.cloudWatchLogsIngestPerGb });
+  if (use.firehoseRecords > 0) {
+    const billed = Math.ceil(use.firehoseRecordBytes / 5120) * 5120;
+    lines.push({ item: 'Firehose ingestion', usdPerMillion: ((use.firehoseRecords * billed * million) / GB) * PRICES.firehosePerGb });
+  }
+  lines.push({ item: 'total', usdPerMillion: lines.reduce((sum, line) => sum + line.usdPerMillion, 0) });
+  return lines;
+}
