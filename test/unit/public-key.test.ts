@@ -78,7 +78,7 @@ describe('sealed decision ids', () => {
   });
 
   it('the profile function attributes an outcome to the decision a sealed id names, and a plain (forgeable) id to nothing', () => {
-    const served: DecisionRecord = { ...record, channel: 'push', actions: [{ actionId: 'push-offer', propensity: 0.25 }] };
+    const served: DecisionRecord = { ...record, channel: 'push', issuedAt: '2026-01-15T12:00:00.000Z', actions: [{ actionId: 'push-offer', propensity: 0.25 }] };
     const outcome = (messageId: string, decisionId: string) => ({
       pk: `src#${messageId}`,
       profileKey: 'u#u-1',
@@ -95,7 +95,7 @@ describe('sealed decision ids', () => {
     });
     const settings = { halfLifeDays: 14, decisionKey: KEY };
     const sealed = applyEvent(emptyProfileState({ userId: 'u-1' }), outcome('m1', sealDecisionId(encodeDecisionId(served), KEY)), settings);
-    expect(toProfileView(sealed, Date.parse('2026-01-15T13:00:00Z')).contacts['push-offer']).toMatchObject({ impressions: ['2026-01-15T12:05:00.000Z'] });
+    expect(toProfileView(sealed, Date.parse('2026-01-15T13:00:00Z')).contacts['push-offer']).toMatchObject({ impressions: ['2026-01-15T12:00:00.000Z'] });
     const forged = applyEvent(emptyProfileState({ userId: 'u-1' }), outcome('m2', encodeDecisionId(served)), settings);
     expect(toProfileView(forged, Date.parse('2026-01-15T13:00:00Z')).contacts['push-offer']).toBeUndefined();
   });
