@@ -136,6 +136,7 @@ export function referenceProfileView(state: ProfileState, now: Date | number = D
     ...(state.userId !== undefined ? { userId: state.userId } : {}),
     ...(state.anonymousId !== undefined ? { anonymousId: state.anonymousId } : {}),
     anonymousIds: [...state.anonymousIds],
+    ...(state.assignmentKey ? { experimentKey: state.assignmentKey[0] } : {}),
     identified: state.userId !== undefined,
     traits: traitsView(state.traits),
     timezone,

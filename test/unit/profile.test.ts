@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   LIMITS,
   applyEvents,
+  mergeProfiles,
   emptyProfileState,
   serializeProfileState,
   toProfileView,
@@ -334,4 +335,26 @@ describe('bounds', () => {
     // The most recent trait survives the bound.
     expect(v.traits.email).toBe('e99991@x.es');
   }, 60_000);
+});
+
+describe('experiment key', () => {
+  const at = (who: { userId?: string; anonymousId?: string }, messageId: string, timestamp: string) =>
+    storedEvent({ ...who, messageId, type: 'page', timestamp });
+  const keyOf = (state: ProfileState) => toProfileView(state, new Date('2026-03-10T00:00:00Z')).experimentKey;
+
+  it('is the first key the customer was known by, kept through a login and a second device joined later', () => {
+    const firstDevice = applyEvents(emptyProfileState({ anonymousId: 'a-1' }), [at({ anonymousId: 'a-1' }, 'p1', '2026-03-01T10:00:00Z')], settings);
+    expect(keyOf(firstDevice)).toBe('a-1');
+    const known = applyEvents(emptyProfileState({ userId: 'u-9' }), [at({ userId: 'u-9', anonymousId: 'a-1' }, 'p2', '2026-03-03T10:00:00Z')], settings);
+    const loggedIn = mergeProfiles(known, firstDevice);
+    expect(keyOf(loggedIn)).toBe('a-1');
+    const secondDevice = applyEvents(emptyProfileState({ anonymousId: 'a-2' }), [at({ anonymousId: 'a-2' }, 'p3', '2026-03-05T10:00:00Z')], settings);
+    expect(keyOf(mergeProfiles(loggedIn, secondDevice))).toBe('a-1');
+    expect(keyOf(mergeProfiles(secondDevice, loggedIn))).toBe('a-1');
+  });
+
+  it('a customer first known by their user id keeps it', () => {
+    const state = applyEvents(emptyProfileState({ userId: 'u-9' }), [at({ userId: 'u-9' }, 'p1', '2026-03-01T10:00:00Z'), at({ userId: 'u-9', anonymousId: 'a-7' }, 'p2', '2026-03-02T10:00:00Z')], settings);
+    expect(keyOf(state)).toBe('u-9');
+  });
 });

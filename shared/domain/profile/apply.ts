@@ -104,6 +104,8 @@ export function applyInPlace(s: ProfileState, event: StoredEvent, settings: Prof
   const at = eventTime(event);
   // An alias only joins identities (done by the store); it is not activity.
   if (event.type === 'alias') return;
+  const customerKey = event.anonymousId ?? event.userId;
+  if (customerKey !== undefined) s.assignmentKey = earliest(s.assignmentKey, [customerKey, at]);
   s.firstSeen = minDefined(s.firstSeen, at);
   s.lastSeen = maxDefined(s.lastSeen, at);
   const contextZone = event.context?.timezone;
@@ -197,6 +199,13 @@ function applyTrack(s: ProfileState, name: string, props: Props, at: number, set
   else if (outcome.kind === 'click') recordClick(s, outcome.channel, actionId, outcome.decidedAt);
   else recordConversion(s, actionId, outcome.decidedAt);
 }
+
+/** The earlier of two timed keys; on a tie, the smaller key (any order gives the same). */
+const earliest = (a: Lww<string> | undefined, b: Lww<string> | undefined): Lww<string> | undefined => {
+  if (!a) return b;
+  if (!b) return a;
+  return b[1] < a[1] || (b[1] === a[1] && b[0] < a[0]) ? b : a;
+};
 
 const pick = <T>(current: Lww<T> | undefined, candidate: Lww<T>): Lww<T> =>
   lwwWins(candidate, current) ? candidate : (current as Lww<T>);
@@ -436,6 +445,7 @@ export function mergeProfiles(target: ProfileState, source: ProfileState): Profi
     userId: target.userId ?? source.userId,
     anonymousId: target.userId !== undefined ? undefined : target.anonymousId,
     anonymousIds: linked.slice(-LIMITS.anonymousIds),
+    assignmentKey: earliest(target.assignmentKey, source.assignmentKey),
     traits: mergeRecords(target.traits, source.traits, (x, y) => lwwMerge(x, y)!),
     contextTimezone: lwwMerge(target.contextTimezone, source.contextTimezone),
     firstSeen: minDefined(target.firstSeen, source.firstSeen),

@@ -104,6 +104,13 @@ export interface ProfileState {
   anonymousId?: string;
   /** Anonymous ids merged into this profile, in merge order, bounded. */
   anonymousIds: string[];
+  /**
+   * The customer key experiments first assigned this customer under, with
+   * the time of its earliest event: an event's anonymousId, else its userId;
+   * the earliest wins, here and through merges, so a login or a second
+   * device joined later keeps the customer's arm.
+   */
+  assignmentKey?: Lww<string>;
   /** Flattened trait key (`address\u001fcity` for a nested one) → LWW value. */
   traits: Record<string, Lww<unknown>>;
   /** Latest `context.timezone` seen (LWW); the trait `timezone` wins over it. */

@@ -161,6 +161,7 @@ export function toProfileView(state: ProfileState, now: Date | number = Date.now
   if (state.userId !== undefined) view.userId = state.userId;
   if (state.anonymousId !== undefined) view.anonymousId = state.anonymousId;
   view.anonymousIds = [...state.anonymousIds];
+  if (state.assignmentKey) view.experimentKey = state.assignmentKey[0];
   view.identified = state.userId !== undefined;
   view.traits = traitsView(state.traits);
   view.timezone = timezone;

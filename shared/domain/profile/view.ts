@@ -75,6 +75,8 @@ export interface ProfileView {
   readonly anonymousId?: string;
   /** Anonymous ids linked (merged) into this profile. */
   readonly anonymousIds: readonly string[];
+  /** The key experiments assign this customer by: the first it was known by, kept through logins and merges. */
+  readonly experimentKey?: string;
   readonly identified: boolean;
   readonly traits: Readonly<Record<string, unknown>>;
   /** IANA time zone used for "today" (trait `timezone` or context.timezone), default UTC. */
