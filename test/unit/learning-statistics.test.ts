@@ -1,0 +1,87 @@
+/**
+ * Outcome statistics (shared/domain/learning/statistics.ts): increments keyed
+ * by the decision's hour, windowed sums that any order gives alike, and the
+ * Beta posterior.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { encodeDecisionId } from '#domain/decide/decision-id.ts';
+import { STATISTICS_BUCKET_MS, cellKey, outcomeIncrement, posterior, windowedCounts, type StatisticsRow } from '#domain/learning/statistics.ts';
+import { attributeOutcome } from '#domain/profile/outcomes.ts';
+
+const DECIDED = Date.parse('2026-03-02T10:20:00Z');
+const decision = encodeDecisionId({
+  catalogVersion: '1',
+  channel: 'web',
+  placement: 'home_hero',
+  issuedAt: new Date(DECIDED),
+  nonce: 'n1',
+  fallback: false,
+  degraded: false,
+  persona: 'student-sport',
+  actions: [{ actionId: 'banner', variant: 'android', propensity: 0.6 }],
+  holdouts: [],
+});
+const outcome = (event: string, at: number) => {
+  const attributed = attributeOutcome(event, { decision_id: decision }, at, undefined);
+  if (!attributed) throw new Error('not attributed');
+  return attributed;
+};
+
+describe('outcomeIncrement', () => {
+  it('adds the outcome to its cell, in the hour of its decision', () => {
+    const click = outcomeIncrement(outcome('promotion clicked', DECIDED + 3 * STATISTICS_BUCKET_MS), 'persona');
+    expect(click).toEqual({
+      cell: { actionId: 'banner', variant: 'android', context: 'student-sport', channel: 'web', placement: 'home_hero' },
+      bucket: Date.parse('2026-03-02T10:00:00Z'),
+      counts: { impressions: 0, clicks: 1, conversions: 0 },
+    });
+  });
+
+  it('without a persona context, the context is "-"', () => {
+    expect(outcomeIncrement(outcome('promotion viewed', DECIDED), 'none').cell.context).toBe('-');
+    expect(outcomeIncrement(outcome('promotion viewed', DECIDED), 'segment').cell.context).toBe('-');
+  });
+});
+
+describe('windowedCounts', () => {
+  const cell = { actionId: 'banner', variant: 'android', context: '-', channel: 'web' as const };
+  const row = (hour: number, impressions: number, clicks: number): StatisticsRow => ({
+    cell,
+    bucket: hour * STATISTICS_BUCKET_MS,
+    counts: { impressions, clicks, conversions: 0 },
+  });
+
+  it('sums the buckets inside the window and leaves out older ones', () => {
+    const now = 100 * STATISTICS_BUCKET_MS + 1;
+    const totals = windowedCounts([row(99, 10, 2), row(90, 5, 1), row(80, 100, 50)], now, 12 * STATISTICS_BUCKET_MS);
+    expect(totals.get(cellKey(cell))).toEqual({ impressions: 15, clicks: 3, conversions: 0 });
+  });
+
+  it('gives the same totals for any order of the rows', () => {
+    const rows = fc.array(fc.tuple(fc.integer({ min: 0, max: 200 }), fc.nat(50), fc.nat(50)).map(([h, i, c]) => row(h, i, c)), { maxLength: 50 });
+    fc.assert(
+      fc.property(rows, fc.integer({ min: 1, max: 300 }), (list, windowHours) => {
+        const now = 200 * STATISTICS_BUCKET_MS;
+        const forward = windowedCounts(list, now, windowHours * STATISTICS_BUCKET_MS);
+        const backward = windowedCounts([...list].reverse(), now, windowHours * STATISTICS_BUCKET_MS);
+        expect([...backward.entries()]).toEqual([...forward.entries()]);
+      }),
+    );
+  });
+});
+
+describe('posterior', () => {
+  it('adds rewards to α and non-rewarded trials to β', () => {
+    expect(posterior({ impressions: 1000, clicks: 334, conversions: 12 }, { alpha: 1, beta: 1 }, 'click')).toEqual({ alpha: 335, beta: 667 });
+    expect(posterior({ impressions: 1000, clicks: 334, conversions: 12 }, { alpha: 2, beta: 8 }, 'conversion')).toEqual({ alpha: 14, beta: 996 });
+  });
+
+  it('never lowers β below the prior when rewards outnumber reported impressions', () => {
+    expect(posterior({ impressions: 1, clicks: 3, conversions: 0 }, { alpha: 1, beta: 1 }, 'click')).toEqual({ alpha: 4, beta: 1 });
+  });
+
+  it('is the prior without statistics', () => {
+    expect(posterior(undefined, { alpha: 1, beta: 1 }, 'click')).toEqual({ alpha: 1, beta: 1 });
+  });
+});
