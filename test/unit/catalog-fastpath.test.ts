@@ -103,7 +103,7 @@ describe('CEL fast path', () => {
       const vars = createRuleVariables({ profile: makeView({}), context: { s: text }, now: NOW });
       expect(evaluateRule(named.rule, vars)).toBe(true);
       expect(evaluateRule(catastrophic.rule, vars)).toBe(false);
-      expect(catastrophic.rule.failures).toBe(0);
+      expect(vars.$failures.rules).toBe(0);
     }
   });
 
@@ -123,7 +123,7 @@ describe('CEL fast path', () => {
     expect(value).toBeInstanceOf(MissingKey);
     expect((value as MissingKey).message).toBe('No such key: churnRisk');
     expect(evaluateRule(compiled.rule, vars)).toBe(false);
-    expect(compiled.rule.failures).toBe(1);
-    expect(compiled.rule.lastError).toBe('No such key: churnRisk');
+    expect(vars.$failures.rules).toBe(1);
+    expect(vars.$failures.lastRule).toEqual({ path: 'x', message: 'No such key: churnRisk' });
   });
 });

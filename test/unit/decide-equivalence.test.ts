@@ -9,7 +9,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { loadCatalog, type CatalogInput, type CompiledCatalog } from '#domain/catalog/index.ts';
+import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import type { CatalogInput } from '#domain/catalog/schema.ts';
 import { evaluateAudience } from '#domain/catalog/audience.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import { compileRule } from '#domain/catalog/rules.ts';

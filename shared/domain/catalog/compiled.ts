@@ -31,9 +31,10 @@
  * ```
  *
  * A rule that throws at run time (missing field, type mismatch) is "no
- * match": `evaluateRule` returns false, increments `rule.failures` and the
- * process-wide counter (`takeRuleFailureCount()`, for a metric), and never
- * throws.
+ * match": `evaluateRule` returns false, counts it in the decision's
+ * FailureTally (`vars.$failures`, read by the caller for its metrics), and
+ * never throws. Compiled rules are frozen: nothing of a catalog changes
+ * after compile.
  */
 import type { Channel } from '../channels.ts';
 import type { ProfileView } from '../profile/view.ts';
@@ -73,14 +74,32 @@ export interface RuleVariables {
   readonly $thresholds: ReadonlyMap<string, number>;
   /** Internal: the decision's evaluation deadline (rules.ts `createRuleBudget`); absent: none. */
   readonly $budget?: RuleBudget;
+  /** Internal: where this decision's runtime failures are counted (rules.ts `createFailureTally`). */
+  readonly $failures: FailureTally;
+}
+
+/**
+ * The runtime failures of one decision (or one enrichment), counted as they
+ * happen and read by whoever made the tally (the decide function logs them,
+ * simulate and tests assert them). Nothing is counted module-wide.
+ */
+export interface FailureTally {
+  /** Rules that failed at run time (missing field, type mismatch, not a bool), deadline skips included. */
+  rules: number;
+  /** Rules not run because the decision's rule budget had run out (also counted in `rules`). */
+  deadline: number;
+  /** Templates that failed to render (a bound reached, a filter error): that content was not served. */
+  templates: number;
+  /** The last rule failure: where the rule is in the catalog, and why (explanations, logs). */
+  lastRule?: { readonly path: string; readonly message: string };
 }
 
 /**
  * The evaluation budget of one decision, shared by every rule it evaluates
  * (segments, personas, models, policies, eligibility). Once `deadline`
  * (performance.now() ms) has passed, no further rule runs: each one it
- * skips is a runtime failure (`rule:error`, counted in `skipped` and in
- * the process-wide counter), and the decision still answers.
+ * skips is a runtime failure (`rule:error`, counted in the decision's
+ * FailureTally, `deadline` and `rules`), and the decision still answers.
  */
 export interface RuleBudget {
   /** The instant (on `clock`) after which no rule runs. */
@@ -93,8 +112,6 @@ export interface RuleBudget {
   spent: number;
   /** The deadline has passed. */
   expired: boolean;
-  /** Rules not evaluated because the deadline had passed. */
-  skipped: number;
 }
 
 /** The profile as rules see it: the view, with the audience of this decision. */
@@ -126,10 +143,6 @@ export interface CompiledRule {
   readonly reads?: RuleReads;
   /** Worst-case cost estimate (cost.ts), at most MAX_RULE_COST; absent: negligible. */
   readonly cost?: number;
-  /** Runtime failures of this rule since the catalog was loaded (mutable counter). */
-  failures: number;
-  /** The last runtime failure message (for explanations and logs). */
-  lastError?: string;
 }
 
 // ---------------------------------------------------------------------------

@@ -38,7 +38,7 @@ import type { ProfileView } from '../profile/view.ts';
 import { MissingKey, compileConjuncts, compileFastPath, type FastHelpers } from './fastpath.ts';
 import { MAX_RULE_COST, estimateCost } from './cost.ts';
 import { MATCHES_FUNCTION, re2Error, re2Matches } from './regex.ts';
-import type { Audience, CompiledCatalog, CompiledRule, RuleBudget, RuleProfile, RuleReads, RuleVariables } from './compiled.ts';
+import type { Audience, CompiledCatalog, CompiledRule, FailureTally, RuleBudget, RuleProfile, RuleReads, RuleVariables } from './compiled.ts';
 
 /** What `daysSince`/`hoursSince` return for a missing timestamp ("never"). */
 export const NEVER = 1e9;
@@ -462,9 +462,8 @@ export function compileRule(
     ...(split && split.conjuncts.length > 0 ? { conjuncts: split.conjuncts, conjunctsComplete: split.complete } : {}),
     reads: readsOf(parsed.ast),
     cost: estimate.cost,
-    failures: 0,
   };
-  return { ok: true, rule, references };
+  return { ok: true, rule: Object.freeze(rule), references };
 }
 
 
@@ -559,27 +558,15 @@ export function readsOf(ast: ASTNode): RuleReads {
   return { dynamic, segments: [...segments], models: [...models] };
 }
 
-let failureCount = 0;
-let skippedCount = 0;
-
-function recordFailure(rule: CompiledRule, error: unknown): void {
-  rule.failures++;
-  failureCount++;
-  rule.lastError = error instanceof MissingKey ? error.message : errorInfo(error).message;
+/** A new, empty tally of runtime failures: one per decision (or per enrichment), read by its caller. */
+export function createFailureTally(): FailureTally {
+  return { rules: 0, deadline: 0, templates: 0 };
 }
 
-/** Runtime rule failures since the last call (for a metric); resets the counter. Rules skipped past a deadline included. */
-export function takeRuleFailureCount(): number {
-  const n = failureCount;
-  failureCount = 0;
-  return n;
-}
-
-/** Rules skipped because their decision's deadline had passed, since the last call (for a metric); resets the counter. */
-export function takeRuleDeadlineCount(): number {
-  const n = skippedCount;
-  skippedCount = 0;
-  return n;
+function recordFailure(rule: CompiledRule, vars: RuleVariables, error: unknown): void {
+  const tally = vars.$failures;
+  tally.rules++;
+  tally.lastRule = { path: rule.path, message: error instanceof MissingKey ? error.message : errorInfo(error).message };
 }
 
 /** Default per-decision budget for evaluating rules, in ms. */
@@ -595,7 +582,7 @@ const monotonicNow = (): number => performance.now();
  * every CLOCK_EVERY estimated cost units.
  */
 export function createRuleBudget(budgetMs: number = DEFAULT_RULE_BUDGET_MS, clock: () => number = monotonicNow): RuleBudget {
-  return { deadline: clock() + budgetMs, budgetMs, clock, spent: 0, expired: false, skipped: 0 };
+  return { deadline: clock() + budgetMs, budgetMs, clock, spent: 0, expired: false };
 }
 
 /**
@@ -613,17 +600,16 @@ function withinBudget(budget: RuleBudget, cost: number): boolean {
   return false;
 }
 
-function skip(rule: CompiledRule, budget: RuleBudget): void {
-  budget.skipped++;
-  skippedCount++;
-  recordFailure(rule, new Error(`not evaluated: the decision's rule budget (${budget.budgetMs} ms) had run out`));
+function skip(rule: CompiledRule, budget: RuleBudget, vars: RuleVariables): void {
+  vars.$failures.deadline++;
+  recordFailure(rule, vars, new Error(`not evaluated: the decision's rule budget (${budget.budgetMs} ms) had run out`));
 }
 
 /** False when the decision's budget has run out (then the rule counts as skipped and failed). */
 function mayRun(rule: CompiledRule, vars: RuleVariables): boolean {
   const budget = vars.$budget;
   if (budget === undefined || withinBudget(budget, rule.cost ?? 1)) return true;
-  skip(rule, budget);
+  skip(rule, budget, vars);
   return false;
 }
 
@@ -648,10 +634,10 @@ export function evaluateRule(rule: CompiledRule | undefined, vars: RuleVariables
     if (result === true) return true;
     if (result === false) return false;
     // A field the customer does not have: cel-js's "no such key", returned by the fast path without a throw.
-    recordFailure(rule, result instanceof MissingKey ? result : new Error(`the condition gave ${typeof result}, not a bool`));
+    recordFailure(rule, vars, result instanceof MissingKey ? result : new Error(`the condition gave ${typeof result}, not a bool`));
     return false;
   } catch (error) {
-    recordFailure(rule, error);
+    recordFailure(rule, vars, error);
     return false;
   }
 }
@@ -664,10 +650,10 @@ export function evaluateNumber(rule: CompiledRule, vars: RuleVariables, fallback
     if (typeof result === 'number' && Number.isFinite(result)) return result;
     if (typeof result === 'bigint') return Number(result);
     if (typeof result === 'boolean') return result ? 1 : 0;
-    recordFailure(rule, result instanceof MissingKey ? result : new Error(`the expression gave ${typeof result}, not a number`));
+    recordFailure(rule, vars, result instanceof MissingKey ? result : new Error(`the expression gave ${typeof result}, not a number`));
     return fallback;
   } catch (error) {
-    recordFailure(rule, error);
+    recordFailure(rule, vars, error);
     return fallback;
   }
 }
@@ -688,6 +674,8 @@ export interface RuleVariablesInput {
   readonly catalog?: Pick<CompiledCatalog, 'thresholds'>;
   /** The decision's evaluation budget (createRuleBudget); absent: no deadline. */
   readonly budget?: RuleBudget;
+  /** Where the rules' runtime failures are counted (createFailureTally); absent: a new tally. */
+  readonly failures?: FailureTally;
 }
 
 /**
@@ -711,6 +699,7 @@ export function createRuleVariables(input: RuleVariablesInput): RuleVariables {
     $nowMs: input.now.getTime(),
     $segments: audience?.segmentSet ?? (profile.segments?.length ? new Set(profile.segments) : EMPTY_SEGMENTS),
     $thresholds: input.catalog?.thresholds ?? EMPTY_THRESHOLDS,
+    $failures: input.failures ?? createFailureTally(),
     ...(input.budget ? { $budget: input.budget } : {}),
   } as RuleVariables;
 }
