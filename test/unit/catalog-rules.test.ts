@@ -8,13 +8,13 @@ import { evaluateAudience, evaluateModel } from '../../shared/domain/catalog/aud
 import type { CompiledCatalog, CompiledRule } from '../../shared/domain/catalog/compiled.ts';
 import { loadCatalog } from '../../shared/domain/catalog/load.ts';
 import {
-  NEVER,
   compileRule,
   createRuleVariables,
   evaluateRule,
   createFailureTally,
 } from '../../shared/domain/catalog/rules.ts';
 import type { ProfileView } from '../../shared/domain/profile/view.ts';
+import { NEVER } from '../../shared/domain/catalog/helpers.ts';
 import { NOW, daysAgo, makeView } from './catalog-support.ts';
 
 function rule(source: string): CompiledRule {

@@ -12,18 +12,10 @@
  *
  * Variables: `profile`, `context` (map), `channel` (string), `placement`
  * (string), `now` (timestamp), `visitsToday` (double), `preferredChannel` (string).
- * Helpers (macros, so they read `now` and the audience of the decision):
- * - `daysSince(ts)`, `hoursSince(ts)`: ts is an ISO string or a timestamp;
- *   a missing or null ts is "never", i.e. 1e9 (so `daysSince(x) > 30` holds
- *   for a customer who never did x); a value that is not a date is a runtime
- *   error (no match).
- * - `eventCount("Name", "7d")`: track events of that name in a window
- *   (`today`/`1d`, `7d`, `30d`, `total`); 0 when never seen.
- * - `hasSegment("id")` / `inSegment("id")`: membership of a catalog segment.
- * - `interest("category")`: decayed behavioural interest, 0 when none.
- * - `likes("interest")`: the customer declared it (zero-party preferences).
- * - `aboveThreshold("model")`: the model's score is at or above its threshold.
- * - `engagementRate("push")`: engaged / delivered on that channel, 0 when none.
+ * Helpers: the one table of helpers.ts (`daysSince`, `hoursSince`,
+ * `eventCount`, `hasSegment`, `inSegment`, `aboveThreshold`, `interest`,
+ * `likes`, `engagementRate`), registered here as cel-js macros and compiled
+ * by the fast path from the same table.
  * Variable `preferredChannel` (string): the channel the customer declared
  * (zero-party), else the one of push, email, sms, app with the best
  * engagement rate (at least one delivery), else "".
@@ -35,33 +27,11 @@ import { Environment } from '@marcbachmann/cel-js';
 import type { ASTNode } from '@marcbachmann/cel-js';
 import type { Channel } from '../channels.ts';
 import type { ProfileView } from '../profile/view.ts';
-import { MissingKey, compileConjuncts, compileFastPath, type FastHelpers } from './fastpath.ts';
+import { MissingKey, compileConjuncts, compileFastPath } from './fastpath.ts';
+import { EVENT_COUNT_WINDOWS, INVALID_TIME, LITERAL_KINDS, RULE_HELPERS, RULE_HELPERS_BY_NAME, timeValue, type HelperScope, type RuleHelper } from './helpers.ts';
 import { MAX_RULE_COST, estimateCost } from './cost.ts';
 import { MATCHES_FUNCTION, re2Error, re2Matches } from './regex.ts';
 import type { Audience, CompiledCatalog, CompiledRule, FailureTally, RuleBudget, RuleProfile, RuleReads, RuleVariables } from './compiled.ts';
-
-/** What `daysSince`/`hoursSince` return for a missing timestamp ("never"). */
-export const NEVER = 1e9;
-const DAY_MS = 86_400_000;
-const HOUR_MS = 3_600_000;
-
-export const EVENT_COUNT_WINDOWS = ['today', '1d', '7d', '30d', 'total'] as const;
-const WINDOW_FIELD: Record<(typeof EVENT_COUNT_WINDOWS)[number], 'today' | 'last7d' | 'last30d' | 'total'> = {
-  today: 'today',
-  '1d': 'today',
-  '7d': 'last7d',
-  '30d': 'last30d',
-  total: 'total',
-};
-
-const FAST_HELPERS: FastHelpers = { never: NEVER, dayMs: DAY_MS, hourMs: HOUR_MS, windowField: WINDOW_FIELD };
-
-/** Helpers whose first argument must be a string literal naming a catalog object. */
-export const REFERENCE_HELPERS = {
-  hasSegment: 'segment',
-  inSegment: 'segment',
-  aboveThreshold: 'model',
-} as const;
 
 // The shapes below mirror ProfileView (shared/domain/profile/view.ts).
 const CONSENT = { granted: 'bool', updatedAt: 'string' } as const;
@@ -112,41 +82,67 @@ function macro(
   });
 }
 
-function requireLiteral(checker: Checker, m: Macro, fn: string, what: string): string {
-  const value = literalString(m.args[0]);
+function requireLiteral(checker: Checker, node: ASTNode | undefined, fn: string, what: string): string {
+  const value = literalString(node);
   if (value === undefined) {
-    throw checker.createError('invalid_macro_argument', `${fn}() takes the ${what} id as a string literal`, m.args[0] ?? (m as unknown as ASTNode));
+    throw checker.createError('invalid_macro_argument', `${fn}() takes the ${what} id as a string literal`, node as ASTNode);
   }
   return value;
 }
 
-function timeOf(ev: Evaluator, node: ASTNode, ctx: Ctx): number | undefined {
-  let value: unknown;
-  try {
-    value = ev.run(node, ctx);
-  } catch (error) {
-    if ((error as { code?: string }).code === 'no_such_key') return undefined;
-    throw error;
-  }
-  if (value === null || value === undefined) return undefined;
-  const t = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(t)) throw new Error(`not a timestamp: ${typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : typeof value}`);
-  return t;
+/** A helper's arguments as its `run` takes them (helpers.ts HelperArgument), evaluated by cel-js. */
+function helperArguments(helper: RuleHelper, ev: Evaluator, m: Macro, ctx: Ctx): unknown[] {
+  return helper.args.map((arg, i) => {
+    const node = m.args[i] as ASTNode;
+    if (LITERAL_KINDS.has(arg.kind)) return (node as { args: string }).args;
+    if (arg.kind === 'time') {
+      let value: unknown;
+      try {
+        value = ev.run(node, ctx);
+      } catch (error) {
+        // A missing field is "never", like null.
+        if ((error as { code?: string }).code === 'no_such_key') return undefined;
+        throw error;
+      }
+      const t = timeValue(value);
+      if (t === INVALID_TIME) throw new Error(`not a timestamp: ${typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : typeof value}`);
+      return t;
+    }
+    const value = ev.run(node, ctx);
+    if (typeof value !== 'string') throw new Error(`${helper.name}() takes ${arg.kind === 'string' ? arg.what : 'a'} string`);
+    return value;
+  });
 }
 
-function sinceHelper(unitMs: number) {
-  return macro(
-    'double',
-    (checker, m, ctx) => {
-      if (m.args.length !== 1) throw checker.createError('invalid_macro_argument', 'takes one timestamp', m.args[0] as ASTNode);
-      checker.check(m.args[0] as ASTNode, ctx);
-    },
-    (ev, m, ctx) => {
-      const t = timeOf(ev, m.args[0] as ASTNode, ctx);
-      if (t === undefined) return NEVER;
-      return ((ctx.getValue('$nowMs') as number) - t) / unitMs;
-    },
-  );
+/** A helper's load-time check of its arguments: literals where the table wants them, the others type-checked. */
+function checkHelperArguments(helper: RuleHelper, checker: Checker, m: Macro, ctx: unknown): void {
+  if (m.args.length !== helper.args.length) {
+    throw checker.createError('invalid_macro_argument', `${helper.name}() takes ${helper.args.length} argument(s)`, (m.args[0] ?? m) as ASTNode);
+  }
+  helper.args.forEach((arg, i) => {
+    const node = m.args[i] as ASTNode;
+    if (arg.kind === 'segment' || arg.kind === 'model') void requireLiteral(checker, node, helper.name, arg.kind);
+    else if (arg.kind === 'window') {
+      const window = literalString(node);
+      if (window === undefined || !(EVENT_COUNT_WINDOWS as readonly string[]).includes(window)) {
+        throw checker.createError(
+          'invalid_macro_argument',
+          `${helper.name}() window must be one of ${EVENT_COUNT_WINDOWS.map((w) => `"${w}"`).join(', ')}`,
+          node,
+        );
+      }
+    } else checker.check(node, ctx);
+  });
+}
+
+/** The helpers' view of the activation (helpers.ts HelperScope), read from cel-js's context. */
+function helperScope(ctx: Ctx): HelperScope {
+  return {
+    profile: ctx.getValue('profile') as RuleProfile,
+    $nowMs: ctx.getValue('$nowMs') as number,
+    $segments: ctx.getValue('$segments') as ReadonlySet<string>,
+    $thresholds: ctx.getValue('$thresholds') as ReadonlyMap<string, number>,
+  };
 }
 
 function registerHelpers(env: Environment): Environment {
@@ -158,90 +154,16 @@ function registerHelpers(env: Environment): Environment {
       throw new Error(re2Error(pattern) ?? (error as Error).message);
     }
   });
-  env.registerFunction('daysSince(ast): double', sinceHelper(DAY_MS) as never);
-  env.registerFunction('hoursSince(ast): double', sinceHelper(HOUR_MS) as never);
-  env.registerFunction(
-    'eventCount(ast, ast): double',
-    macro(
-      'double',
-      (checker, m, ctx) => {
-        checker.check(m.args[0] as ASTNode, ctx);
-        const window = literalString(m.args[1]);
-        if (window === undefined || !(EVENT_COUNT_WINDOWS as readonly string[]).includes(window)) {
-          throw checker.createError(
-            'invalid_macro_argument',
-            `eventCount() window must be one of ${EVENT_COUNT_WINDOWS.map((w) => `"${w}"`).join(', ')}`,
-            m.args[1] as ASTNode,
-          );
-        }
-      },
-      (ev, m, ctx) => {
-        const name = ev.run(m.args[0] as ASTNode, ctx);
-        if (typeof name !== 'string') throw new Error('eventCount() name must be a string');
-        const field = WINDOW_FIELD[(m.args[1] as { args: (typeof EVENT_COUNT_WINDOWS)[number] }).args];
-        const counts = (ctx.getValue('profile') as RuleProfile).stats?.eventCounts;
-        const entry = counts && Object.hasOwn(counts, name) ? counts[name] : undefined;
-        return entry ? Number(entry[field] ?? 0) : 0;
-      },
-    ) as never,
-  );
-  for (const fn of ['hasSegment', 'inSegment'] as const) {
+  for (const helper of RULE_HELPERS) {
     env.registerFunction(
-      `${fn}(ast): bool`,
+      `${helper.name}(${helper.args.map(() => 'ast').join(', ')}): ${helper.returns}`,
       macro(
-        'bool',
-        (checker, m) => void requireLiteral(checker, m, fn, 'segment'),
-        (_ev, m, ctx) => (ctx.getValue('$segments') as ReadonlySet<string>).has((m.args[0] as { args: string }).args),
+        helper.returns,
+        (checker, m, ctx) => checkHelperArguments(helper, checker, m, ctx),
+        (ev, m, ctx) => helper.run(helperScope(ctx), helperArguments(helper, ev, m, ctx)),
       ) as never,
     );
   }
-  env.registerFunction(
-    'aboveThreshold(ast): bool',
-    macro(
-      'bool',
-      (checker, m) => void requireLiteral(checker, m, 'aboveThreshold', 'model'),
-      (_ev, m, ctx) => {
-        const id = (m.args[0] as { args: string }).args;
-        const threshold = (ctx.getValue('$thresholds') as ReadonlyMap<string, number>).get(id);
-        const scores = (ctx.getValue('profile') as RuleProfile).scores;
-        const score = scores && Object.hasOwn(scores, id) ? scores[id] : undefined;
-        return threshold !== undefined && typeof score === 'number' && score >= threshold;
-      },
-    ) as never,
-  );
-  // One-string-argument helpers that read a field of the profile.
-  const profileLookup = (
-    name: string,
-    type: 'double' | 'bool',
-    argument: string,
-    read: (profile: RuleProfile, key: string) => number | boolean,
-  ) =>
-    env.registerFunction(
-      `${name}(ast): ${type}`,
-      macro(
-        type,
-        (checker, m, ctx) => void checker.check(m.args[0] as ASTNode, ctx),
-        (ev, m, ctx) => {
-          const key = ev.run(m.args[0] as ASTNode, ctx);
-          if (typeof key !== 'string') throw new Error(`${name}() takes ${argument} string`);
-          return read(ctx.getValue('profile') as RuleProfile, key);
-        },
-      ) as never,
-    );
-  profileLookup('interest', 'double', 'a category', (profile, category) => {
-    const interests = profile.stats?.categoryInterests;
-    const value = interests && Object.hasOwn(interests, category) ? interests[category] : undefined;
-    return typeof value === 'number' ? value : 0;
-  });
-  profileLookup('likes', 'bool', 'an interest', (profile, interest) => {
-    const declared = profile.preferences?.interests;
-    return Array.isArray(declared) && declared.includes(interest);
-  });
-  profileLookup('engagementRate', 'double', 'a channel', (profile, channel) => {
-    const engagement = profile.engagement as Record<string, { rate?: number }> | undefined;
-    const rate = engagement && Object.hasOwn(engagement, channel) ? engagement[channel]?.rate : undefined;
-    return typeof rate === 'number' && Number.isFinite(rate) ? rate : 0;
-  });
   return env;
 }
 
@@ -355,9 +277,11 @@ function errorInfo(error: unknown): RuleCompileError {
 function collectReferences(node: ASTNode, out: RuleReference[]): void {
   if (node.op === 'call') {
     const [name, args] = node.args as [string, ASTNode[]];
-    const kind = (REFERENCE_HELPERS as Record<string, 'segment' | 'model'>)[name];
-    const literal = literalString(args[0]);
-    if (kind && literal !== undefined) out.push({ kind, id: literal });
+    const helper = RULE_HELPERS_BY_NAME.get(name);
+    helper?.args.forEach((arg, i) => {
+      const literal = literalString(args[i]);
+      if ((arg.kind === 'segment' || arg.kind === 'model') && literal !== undefined) out.push({ kind: arg.kind, id: literal });
+    });
     for (const arg of args) collectReferences(arg, out);
     return;
   }
@@ -452,7 +376,7 @@ export function compileRule(
   const constant = trimmed === 'true' ? true : trimmed === 'false' ? false : undefined;
   const slow = parsed as unknown as (vars: RuleVariables) => unknown;
   const fast = options.fastPath !== false;
-  const helpers = options.intern ? { ...FAST_HELPERS, intern: options.intern } : FAST_HELPERS;
+  const helpers = options.intern ? { intern: options.intern } : {};
   const split = fast && kind === 'bool' ? compileConjuncts(parsed.ast, helpers) : undefined;
   const rule: CompiledRule = {
     source,
@@ -530,17 +454,19 @@ export function readsOf(ast: ASTNode): RuleReads {
     }
     if (node.op === 'call') {
       const [name, args] = node.args;
-      if (name === 'daysSince' || name === 'hoursSince' || name === 'interest') {
-        dynamic = true;
-        return;
+      const helper = RULE_HELPERS_BY_NAME.get(name);
+      if (helper) {
+        const literals = args.map((arg) => literalString(arg));
+        if (helper.dynamic(literals)) {
+          dynamic = true;
+          return;
+        }
+        helper.args.forEach((arg, i) => {
+          const literal = literals[i];
+          if (arg.kind === 'segment' && literal !== undefined) segments.add(literal);
+          if (arg.kind === 'model' && literal !== undefined) models.add(literal);
+        });
       }
-      if (name === 'eventCount' && literalString(args[1]) !== 'total') {
-        dynamic = true;
-        return;
-      }
-      const literal = literalString(args[0]);
-      if ((name === 'hasSegment' || name === 'inSegment') && literal !== undefined) segments.add(literal);
-      if (name === 'aboveThreshold' && literal !== undefined) models.add(literal);
       for (const arg of args) visit(arg);
       return;
     }
