@@ -26,29 +26,12 @@
 import { Environment } from '@marcbachmann/cel-js';
 import type { ASTNode } from '@marcbachmann/cel-js';
 import type { Channel } from '../channels.ts';
-import type { ProfileView } from '../profile/view.ts';
+import { PROFILE_CEL_SCHEMA, PROFILE_CEL_TYPES, type ProfileView } from '../profile/view.ts';
 import { MissingKey, compileConjuncts, compileFastPath } from './fastpath.ts';
 import { EVENT_COUNT_WINDOWS, INVALID_TIME, LITERAL_KINDS, RULE_HELPERS, RULE_HELPERS_BY_NAME, timeValue, type HelperScope, type RuleHelper } from './helpers.ts';
 import { MAX_RULE_COST, estimateCost } from './cost.ts';
 import { MATCHES_FUNCTION, re2Error, re2Matches } from './regex.ts';
 import type { Audience, CompiledCatalog, CompiledRule, FailureTally, RuleBudget, RuleProfile, RuleReads, RuleVariables } from './compiled.ts';
-
-// The shapes below mirror ProfileView (shared/domain/profile/view.ts).
-const CONSENT = { granted: 'bool', updatedAt: 'string' } as const;
-const EVENT_COUNT = { today: 'double', last7d: 'double', last30d: 'double', total: 'double' } as const;
-const ENGAGEMENT = {
-  delivered: 'double',
-  engaged: 'double',
-  rate: 'double',
-  lastDeliveredAt: 'string',
-  lastEngagedAt: 'string',
-} as const;
-const CONTACTS = {
-  impressions: 'list<string>',
-  clicks: 'double',
-  conversions: 'double',
-  lastImpressionAt: 'string',
-} as const;
 
 type Ctx = { getValue(key: string): unknown };
 type Checker = {
@@ -200,46 +183,9 @@ function baseEnvironment(): Environment {
 
 function createCheckingEnvironment(): Environment {
   const env = new Environment({ homogeneousAggregateLiterals: false, limits: LIMITS });
-  env.registerType({ name: 'kairos.Consent', schema: CONSENT } as never);
-  env.registerType({ name: 'kairos.EventCount', schema: EVENT_COUNT } as never);
-  env.registerType({ name: 'kairos.Engagement', schema: ENGAGEMENT } as never);
-  env.registerType({ name: 'kairos.Contacts', schema: CONTACTS } as never);
-  env.registerVariable({
-    name: 'profile',
-    schema: {
-      userId: 'string',
-      anonymousId: 'string',
-      anonymousIds: 'list<string>',
-      identified: 'bool',
-      traits: 'map<string, dyn>',
-      timezone: 'string',
-      consent: 'map<string, kairos.Consent>',
-      preferences: { interests: 'list<string>', preferredChannel: 'string', updatedAt: 'string' },
-      stats: {
-        visitsToday: 'double',
-        visits7d: 'double',
-        visits30d: 'double',
-        visitsTotal: 'double',
-        firstSeenAt: 'string',
-        lastSeenAt: 'string',
-        orders: 'double',
-        revenue: 'double',
-        lastPurchaseAt: 'string',
-        returns: 'double',
-        lastReturnAt: 'string',
-        openComplaints: 'double',
-        categoryInterests: 'map<string, double>',
-        eventCounts: 'map<string, kairos.EventCount>',
-      },
-      engagement: 'map<string, kairos.Engagement>',
-      contacts: 'map<string, kairos.Contacts>',
-      channelContacts: 'map<string, list<string>>',
-      segments: 'list<string>',
-      persona: 'string',
-      scores: 'map<string, double>',
-      updatedAt: 'string',
-    },
-  } as never);
+  // The profile's schema is declared with the view (profile/view.ts), typed from ProfileView.
+  for (const [name, schema] of Object.entries(PROFILE_CEL_TYPES)) env.registerType({ name, schema } as never);
+  env.registerVariable({ name: 'profile', schema: PROFILE_CEL_SCHEMA } as never);
   env
     .registerVariable('context', 'map<string, dyn>')
     .registerVariable('channel', 'string')
