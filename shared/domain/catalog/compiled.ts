@@ -8,27 +8,10 @@
  * into milliseconds, and indexes built for the hot path. A compiled catalog is
  * immutable and shared by every decision of a version.
  *
- * The API a decision uses (all pure, no I/O; import from
- * `#domain/catalog/index.ts`):
- *
- * ```ts
- * // once per decision
- * const audience = evaluateAudience(catalog, view, now, context);   // segments, persona, scores
- * const vars = createRuleVariables({ catalog, profile: view, audience, context, channel, placement, now });
- * const active = activeSuppressions(catalog, vars);                  // suppression policies, once
- * consentAllows(catalog, view, channel); quietHoursFor(catalog, channel, now, view.timezone);
- * reachedChannelCap(catalog, view, channel, nowMs);                  // channel-level, once
- * const where = resolvePlacement(catalog, channel, placement);       // limit, learning, weights[action.index]
- * // per candidate (catalog.actionsByChannel[channel] is pre-filtered by channel)
- * isWithinValidity(action, nowMs) && canServePlacement(action, channel, placement)
- *   && matchesTargeting(action, audience) && !suppressingPolicy(action, active)
- *   && !reachedActionCap(action, view, nowMs)
- *   && evaluateRule(action.eligibility, vars)                        // false on a runtime error (counted)
- * // score = propensity × action.value × where.weights[action.index]; tie-break action.priority, then action.index
- * // content of the winner(s)
- * renderContent(contentFor(action, channel, variantId)!, templateScope(vars), action.fallbacks)
- * // nothing eligible: fallbacksFor(catalog, channel, placement)
- * ```
+ * decide() (shared/domain/decide/decide.ts) is the one reader of a
+ * compiled catalog on the hot path: audience (catalog/audience.ts), the
+ * decision-wide policies (decide/policies.ts), the per-candidate checks
+ * (decide/checks.ts), ranking and content (catalog/template.ts).
  *
  * A rule that throws at run time (missing field, type mismatch) is "no
  * match": `evaluateRule` returns false, counts it in the decision's
@@ -443,7 +426,7 @@ export interface CompiledCatalog {
   readonly experiments: readonly CompiledExperiment[];
   readonly experimentsById: ReadonlyMap<string, CompiledExperiment>;
 
-  /** Every compiled rule (for failure metrics). */
+  /** Every compiled rule (tools and tests that inspect a catalog's rules). */
   readonly rules: readonly CompiledRule[];
   /** The actions' eligibility rules by their distinct conjuncts (absent: evaluate every rule). */
   readonly eligibilityIndex?: EligibilityIndex;

@@ -419,7 +419,7 @@ export function compileFastPath(ast: ASTNode, slow: Fn, helpers: FastHelpers): F
 const keys = new WeakMap<ASTNode, string>();
 
 /** Canonical text of an AST: operators and arguments only (no positions). */
-export function astKey(node: ASTNode): string {
+function astKey(node: ASTNode): string {
   let key = keys.get(node);
   if (key === undefined) {
     key = keyOf(node);

@@ -21,7 +21,7 @@ const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
 export const EVENT_COUNT_WINDOWS = ['today', '1d', '7d', '30d', 'total'] as const;
-export type EventCountWindow = (typeof EVENT_COUNT_WINDOWS)[number];
+type EventCountWindow = (typeof EVENT_COUNT_WINDOWS)[number];
 const WINDOW_FIELD: Readonly<Record<EventCountWindow, 'today' | 'last7d' | 'last30d' | 'total'>> = {
   today: 'today',
   '1d': 'today',

@@ -153,7 +153,7 @@ function registerHelpers(env: Environment): Environment {
 const ENGAGEMENT_CHANNELS = ['push', 'email', 'sms', 'app'] as const;
 
 /** Declared preferred channel, else the best engaged one (ties: push, email, sms, app), else "". */
-export function preferredChannelOf(profile: Pick<RuleProfile, 'preferences' | 'engagement'>): string {
+function preferredChannelOf(profile: Pick<RuleProfile, 'preferences' | 'engagement'>): string {
   const declared = profile.preferences?.preferredChannel;
   if (declared) return declared;
   let best = '';
@@ -574,9 +574,4 @@ export function createRuleVariables(input: RuleVariablesInput): RuleVariables {
     $failures: input.failures ?? createFailureTally(),
     ...(input.budget ? { $budget: input.budget } : {}),
   } as RuleVariables;
-}
-
-/** Same activation for another channel/placement (simulate, multi-channel), sharing the profile. */
-export function withChannel(vars: RuleVariables, channel: Channel | '', placement = ''): RuleVariables {
-  return { ...vars, channel, placement };
 }

@@ -332,7 +332,7 @@ function setPath(scope: Record<string, unknown>, parts: readonly string[], value
 }
 
 /** Apply the action's declared fallbacks to a scope (only for blank variables). */
-export function applyFallbacks(scope: TemplateScope, fallbacks: Readonly<Record<string, string>>): TemplateScope {
+function applyFallbacks(scope: TemplateScope, fallbacks: Readonly<Record<string, string>>): TemplateScope {
   let out = scope;
   for (const key in fallbacks) {
     const parts = key.split('.');

@@ -276,7 +276,7 @@ function reasonsFor(action: CompiledAction, audience: Audience, ranked: Ranked, 
 }
 
 /** Push content as a ready payload: exactly `{title, body, deepLink, imageUrl?}`. */
-export function pushPayload(content: Readonly<Record<string, string | string[]>>): Record<string, string> {
+function pushPayload(content: Readonly<Record<string, string | string[]>>): Record<string, string> {
   const text = (v: string | string[] | undefined) => (typeof v === 'string' ? v : Array.isArray(v) ? v.join(' ') : '');
   const payload: Record<string, string> = {
     title: text(content.title),

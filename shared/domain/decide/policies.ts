@@ -51,12 +51,12 @@ export function activeSuppressions(catalog: CompiledCatalog, vars: RuleVariables
 }
 
 /** The channel needs the customer's consent (catalog `policies.consentRequired`). */
-export function requiresConsent(catalog: CompiledCatalog, channel: Channel): boolean {
+function requiresConsent(catalog: CompiledCatalog, channel: Channel): boolean {
   return catalog.policies.consentRequired.has(channel);
 }
 
 /** The customer has granted consent for the channel (absent = not granted). */
-export function hasConsent(profile: Pick<ProfileView, 'consent'>, channel: Channel): boolean {
+function hasConsent(profile: Pick<ProfileView, 'consent'>, channel: Channel): boolean {
   return profile.consent?.[channel]?.granted === true;
 }
 

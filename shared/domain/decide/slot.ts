@@ -26,16 +26,16 @@ import type { DecisionPolicies } from './policies.ts';
 import { canServePlacement, isFallbackHere, resolvePlacement } from './policies.ts';
 
 /** Per-candidate flags: which of its own checks apply. */
-export const F_TARGET_ANY = 1; // targeting.segments: one of them
-export const F_TARGET_NONE = 2; // targeting.excludeSegments: none of them
-export const F_TARGET_PERSONA = 4; // targeting.personas: one of them
-export const F_CAPS = 8;
+const F_TARGET_ANY = 1; // targeting.segments: one of them
+const F_TARGET_NONE = 2; // targeting.excludeSegments: none of them
+const F_TARGET_PERSONA = 4; // targeting.personas: one of them
+const F_CAPS = 8;
 export const F_RULE = 16;
-export const F_EXPERIMENTS = 32;
+const F_EXPERIMENTS = 32;
 /** No variants and no propensity model: its propensity is the plain prior when nothing is learnt. */
 export const F_PLAIN = 64;
-export const F_TAGS = 128;
-export const F_TARGETING = F_TARGET_ANY | F_TARGET_NONE | F_TARGET_PERSONA;
+const F_TAGS = 128;
+const F_TARGETING = F_TARGET_ANY | F_TARGET_NONE | F_TARGET_PERSONA;
 /** Checks of the candidate's own that read its object: frequency caps, a rule, experiments. */
 export const F_OWN_CHECKS = F_CAPS | F_RULE | F_EXPERIMENTS;
 
