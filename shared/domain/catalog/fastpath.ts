@@ -347,7 +347,7 @@ function compileCall(name: string, args: ASTNode[], h: FastHelpers): Fn | undefi
  * `time` is "never".
  */
 function compileHelper(helper: RuleHelper, args: readonly ASTNode[], h: FastHelpers): Fn | undefined {
-  if (args.length !== helper.args.length) return undefined;
+  if (args.length !== helper.args.length || args.length > 2) return undefined;
   const parts: ((vars: RuleVariables) => unknown)[] = [];
   for (let i = 0; i < helper.args.length; i++) {
     const arg = helper.args[i] as HelperArgument;
@@ -379,21 +379,19 @@ function compileHelper(helper: RuleHelper, args: readonly ASTNode[], h: FastHelp
     }
   }
   const run = helper.run;
-  if (parts.length === 1) {
-    const only = parts[0] as Fn;
+  const [one, two] = parts as [Fn | undefined, Fn | undefined];
+  if (one === undefined) return (vars) => run(vars, undefined, undefined);
+  if (two === undefined) {
     return (vars) => {
-      const value = only(vars);
-      return isMissing(value) ? value : run(vars, [value]);
+      const first = one(vars);
+      return isMissing(first) ? first : run(vars, first, undefined);
     };
   }
   return (vars) => {
-    const values: unknown[] = [];
-    for (const part of parts) {
-      const value = part(vars);
-      if (isMissing(value)) return value;
-      values.push(value);
-    }
-    return run(vars, values);
+    const first = one(vars);
+    if (isMissing(first)) return first;
+    const second = two(vars);
+    return isMissing(second) ? second : run(vars, first, second);
   };
 }
 

@@ -60,8 +60,8 @@ export interface RuleHelper {
    * the audience reuse (rules.ts `readsOf`).
    */
   readonly dynamic: (literals: readonly (string | undefined)[]) => boolean;
-  /** The value, from the converted arguments (see HelperArgument). */
-  readonly run: (scope: HelperScope, args: readonly unknown[]) => number | boolean;
+  /** The value, from the converted arguments in order (see HelperArgument; at most two). */
+  readonly run: (scope: HelperScope, first: unknown, second: unknown) => number | boolean;
 }
 
 function own<T>(obj: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
@@ -74,7 +74,7 @@ const since = (name: string, unitMs: number): RuleHelper => ({
   returns: 'double',
   cost: 1,
   dynamic: () => true,
-  run: (scope, [t]) => (t === undefined ? NEVER : (scope.$nowMs - (t as number)) / unitMs),
+  run: (scope, t) => (t === undefined ? NEVER : (scope.$nowMs - (t as number)) / unitMs),
 });
 
 const segmentTest = (name: string): RuleHelper => ({
@@ -83,7 +83,7 @@ const segmentTest = (name: string): RuleHelper => ({
   returns: 'bool',
   cost: 1,
   dynamic: () => false,
-  run: (scope, [id]) => scope.$segments.has(id as string),
+  run: (scope, id) => scope.$segments.has(id as string),
 });
 
 const profileOf = (scope: HelperScope): RuleProfile => scope.profile;
@@ -101,7 +101,7 @@ export const RULE_HELPERS: readonly RuleHelper[] = Object.freeze([
     returns: 'double',
     cost: 1,
     dynamic: ([, window]) => window !== 'total',
-    run: (scope, [eventName, window]) => {
+    run: (scope, eventName, window) => {
       const entry = own(profileOf(scope).stats?.eventCounts, eventName as string);
       return entry ? Number(entry[WINDOW_FIELD[window as EventCountWindow]] ?? 0) : 0;
     },
@@ -117,7 +117,7 @@ export const RULE_HELPERS: readonly RuleHelper[] = Object.freeze([
     returns: 'bool',
     cost: 1,
     dynamic: () => false,
-    run: (scope, [id]) => {
+    run: (scope, id) => {
       const threshold = scope.$thresholds.get(id as string);
       const score = own(profileOf(scope).scores, id as string);
       return threshold !== undefined && typeof score === 'number' && score >= threshold;
@@ -130,7 +130,7 @@ export const RULE_HELPERS: readonly RuleHelper[] = Object.freeze([
     returns: 'double',
     cost: 1,
     dynamic: () => true,
-    run: (scope, [category]) => {
+    run: (scope, category) => {
       const value = own(profileOf(scope).stats?.categoryInterests, category as string);
       return typeof value === 'number' ? value : 0;
     },
@@ -142,7 +142,7 @@ export const RULE_HELPERS: readonly RuleHelper[] = Object.freeze([
     returns: 'bool',
     cost: 1,
     dynamic: () => false,
-    run: (scope, [interest]) => {
+    run: (scope, interest) => {
       const declared = profileOf(scope).preferences?.interests;
       return Array.isArray(declared) && declared.includes(interest as string);
     },
@@ -154,7 +154,7 @@ export const RULE_HELPERS: readonly RuleHelper[] = Object.freeze([
     returns: 'double',
     cost: 1,
     dynamic: () => false,
-    run: (scope, [channel]) => {
+    run: (scope, channel) => {
       const rate = own(profileOf(scope).engagement as Readonly<Record<string, { rate?: number }>> | undefined, channel as string)?.rate;
       return typeof rate === 'number' && Number.isFinite(rate) ? rate : 0;
     },

@@ -143,7 +143,10 @@ function registerHelpers(env: Environment): Environment {
       macro(
         helper.returns,
         (checker, m, ctx) => checkHelperArguments(helper, checker, m, ctx),
-        (ev, m, ctx) => helper.run(helperScope(ctx), helperArguments(helper, ev, m, ctx)),
+        (ev, m, ctx) => {
+          const [first, second] = helperArguments(helper, ev, m, ctx);
+          return helper.run(helperScope(ctx), first, second);
+        },
       ) as never,
     );
   }
