@@ -202,7 +202,7 @@ describe('audience reuse', () => {
       }),
       { numRuns: 300 },
     );
-  });
+  }, 120_000);
 
   it('takes static results from the profile, and nothing from a profile enriched with another catalog', () => {
     const catalog = compile({
@@ -284,5 +284,5 @@ describe('eligibility index', () => {
       { numRuns: 300 },
     );
     expect(indexed).toBeGreaterThan(150);
-  });
+  }, 120_000);
 });

@@ -177,7 +177,7 @@ describe('the columnar candidate path', () => {
     // The property is not vacuous: the accelerator drops and settles.
     expect(dropped).toBeGreaterThan(0);
     expect(settled).toBeGreaterThan(0);
-  });
+  }, 120_000);
 
   it('selects what the explained path selects', () => {
     fc.assert(
@@ -193,5 +193,5 @@ describe('the columnar candidate path', () => {
       }),
       { numRuns: 400 },
     );
-  });
+  }, 120_000);
 });
