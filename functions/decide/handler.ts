@@ -32,7 +32,7 @@ import { remainingMs } from '#store/deadline.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import { parseDecideRequest } from '#domain/decide/request.ts';
 import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
-import { DEFAULT_RULE_BUDGET_MS, takeRuleDeadlineCount, takeRuleFailureCount } from '#domain/catalog/rules.ts';
+import { DEFAULT_RULE_BUDGET_MS, createFailureTally } from '#domain/catalog/rules.ts';
 import { decisionKey, sealDecisionId } from '#domain/decide/decision-id.ts';
 import { publicDecision } from '#domain/decide/public-answer.ts';
 import { PROFILE_DEADLINE_MS, readProfile } from './profile-read.ts';
@@ -93,15 +93,16 @@ export const handler = httpHandler(
     const degraded = !profile.ok || !catalog.ok || catalogState === 'unknown';
     if (degraded) metrics.addMetric('DegradedDecisions', MetricUnit.Count, 1);
     const view = (profile.ok && profile.view) || emptyProfile(input);
+    const failures = createFailureTally();
     const decision = decide((catalog.ok && catalog.value) || emptyCatalog(), view, input, now, {
       nonce: nonce(),
       ruleBudgetMs: DEFAULT_RULE_BUDGET_MS,
+      failures,
       degraded,
       ...(profile.ok && profile.enrichedWith !== undefined ? { enrichedWith: profile.enrichedWith } : {}),
     });
     // Rules the decision's budget left no time for (rule:error, not run), for a log metric filter.
-    const ruleDeadlineSkips = takeRuleDeadlineCount();
-    if (ruleDeadlineSkips > 0) logger.warn('rule budget ran out', { ruleDeadlineSkips, ruleFailures: takeRuleFailureCount() });
+    if (failures.deadline > 0) logger.warn('rule budget ran out', { ruleDeadlineSkips: failures.deadline, ruleFailures: failures.rules });
     const sealed = { ...decision, decisionId: sealDecisionId(decision.decisionId, DECISION_KEY) };
     return { status: 200, body: publicAnswer ? publicDecision(sealed) : sealed };
   },

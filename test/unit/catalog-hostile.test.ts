@@ -8,8 +8,10 @@
  */
 import fc from 'fast-check';
 import { assert, describe, expect, it } from 'vitest';
-import { loadCatalog, type CatalogInput, type CompiledCatalog } from '#domain/catalog/index.ts';
-import { CLOCK_EVERY, DEFAULT_RULE_BUDGET_MS, takeRuleDeadlineCount, takeRuleFailureCount } from '#domain/catalog/rules.ts';
+import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import type { CatalogInput } from '#domain/catalog/schema.ts';
+import { CLOCK_EVERY, DEFAULT_RULE_BUDGET_MS, createFailureTally } from '#domain/catalog/rules.ts';
 import { MAX_RULE_COST } from '#domain/catalog/cost.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import type { DecideRequest, Decision } from '#domain/decide/types.ts';
@@ -105,24 +107,22 @@ describe('hostile rules', () => {
         const catalog: CompiledCatalog = loaded.catalog;
         const rule = catalog.actionsById.get('hostile')?.eligibility;
         expect(rule?.cost ?? 0).toBeLessThanOrEqual(MAX_RULE_COST);
-        takeRuleDeadlineCount();
-        takeRuleFailureCount();
 
         // The default budget on the real clock: the decision answers.
         const onTime = decide(catalog, customer, request(ctx, explain), NOW, { nonce: 'n', ruleBudgetMs: DEFAULT_RULE_BUDGET_MS });
         expect(ids(onTime)).toContain('safe');
 
         // A budget already spent: the decision still answers, and a costly rule is not run but counted.
-        takeRuleDeadlineCount();
-        const late = decide(catalog, customer, request(ctx, true), NOW, { nonce: 'n', ruleClock: expiredClock() });
+        const failures = createFailureTally();
+        const late = decide(catalog, customer, request(ctx, true), NOW, { nonce: 'n', ruleClock: expiredClock(), failures });
         expect(ids(late)).toContain('safe');
         const costly = (rule?.cost ?? 0) >= CLOCK_EVERY;
         if (costly) skipped++;
         // A costly rule is not run past the deadline: rule:error, one skip counted, and a failure.
         expect({
           why: costly ? /^rule:error not evaluated: the decision's rule budget \(50 ms\) had run out/.test(whyOf(late, 'hostile') ?? '') : true,
-          skips: takeRuleDeadlineCount(),
-          failures: takeRuleFailureCount() >= (costly ? 1 : 0),
+          skips: failures.deadline,
+          failures: failures.rules >= (costly ? 1 : 0),
         }).toEqual({ why: true, skips: costly ? 1 : 0, failures: true });
       }),
       { numRuns: 150 },
@@ -145,11 +145,11 @@ describe('hostile rules', () => {
     const loaded = load('context.s.matches("^(a+)+$")');
     if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
     const ctx = { s: `${'a'.repeat(4_000)}!` };
-    takeRuleFailureCount();
-    const decision = decide(loaded.catalog, view('', 0), request(ctx, true), NOW, { nonce: 'n' });
+    const failures = createFailureTally();
+    const decision = decide(loaded.catalog, view('', 0), request(ctx, true), NOW, { nonce: 'n', failures });
     expect(ids(decision)).toEqual(['safe']);
     expect(whyOf(decision, 'hostile')).toBe('rule:not eligible');
-    expect(takeRuleFailureCount()).toBe(0);
+    expect(failures.rules).toBe(0);
   });
 
   it('a budget that runs out skips every rule after it, segments and eligibility alike, and the decision answers', () => {
@@ -164,16 +164,18 @@ describe('hostile rules', () => {
     } as CatalogInput;
     const loaded = loadCatalog(input, 'object');
     if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
-    takeRuleDeadlineCount();
-    const decision = decide(loaded.catalog, view('', 0), request({ s: 'ab', l: [1, 2] }, true), NOW, { nonce: 'n', ruleClock: expiredClock() });
+    const failures = createFailureTally();
+    const decision = decide(loaded.catalog, view('', 0), request({ s: 'ab', l: [1, 2] }, true), NOW, { nonce: 'n', ruleClock: expiredClock(), failures });
     expect(ids(decision)).toEqual(['safe']);
     expect(decision.segments).toEqual([]);
     expect(whyOf(decision, 'costly')).toMatch(/^rule:error not evaluated/);
-    expect(takeRuleDeadlineCount()).toBe(2);
+    expect(failures.deadline).toBe(2);
+    expect(failures.rules).toBeGreaterThanOrEqual(2);
     // With time left, the same decision evaluates both rules.
-    const onTime = decide(loaded.catalog, view('', 0), request({ s: 'ab', l: [1, 2] }, true), NOW, { nonce: 'n' });
+    const onTimeFailures = createFailureTally();
+    const onTime = decide(loaded.catalog, view('', 0), request({ s: 'ab', l: [1, 2] }, true), NOW, { nonce: 'n', failures: onTimeFailures });
     expect(onTime.segments).toEqual(['heavy']);
     expect(ids(onTime)).toEqual(['needs-heavy', 'costly']);
-    expect(takeRuleDeadlineCount()).toBe(0);
+    expect(onTimeFailures.deadline).toBe(0);
   });
 });

@@ -379,8 +379,10 @@ describe('the stored normalised document', () => {
 
   it("decide's empty catalog is the schema's normalised empty document", async () => {
     const { catalogSchema } = await import('../../shared/domain/catalog/schema.ts');
-    const { EMPTY_CATALOG_DOCUMENT, emptyCatalog } = await import('../../shared/domain/decide/empty-catalog.ts');
-    expect(EMPTY_CATALOG_DOCUMENT).toEqual(catalogSchema.parse({}));
+    const { emptyCatalog } = await import('../../shared/domain/decide/empty-catalog.ts');
+    const { defaultCatalogDocument } = await import('../../shared/domain/catalog/defaults.ts');
+    expect(defaultCatalogDocument()).toEqual(catalogSchema.parse({}));
+    expect(emptyCatalog().document).toEqual(catalogSchema.parse({}));
     expect(emptyCatalog().actions).toEqual([]);
   });
 });

@@ -8,13 +8,13 @@ import { evaluateAudience, evaluateModel } from '../../shared/domain/catalog/aud
 import type { CompiledCatalog, CompiledRule } from '../../shared/domain/catalog/compiled.ts';
 import { loadCatalog } from '../../shared/domain/catalog/load.ts';
 import {
-  NEVER,
   compileRule,
   createRuleVariables,
   evaluateRule,
-  takeRuleFailureCount,
+  createFailureTally,
 } from '../../shared/domain/catalog/rules.ts';
 import type { ProfileView } from '../../shared/domain/profile/view.ts';
+import { NEVER } from '../../shared/domain/catalog/helpers.ts';
 import { NOW, daysAgo, makeView } from './catalog-support.ts';
 
 function rule(source: string): CompiledRule {
@@ -45,12 +45,12 @@ describe('CEL helpers', () => {
 
   it('a timestamp that is not a date fails the rule (no match, counted)', () => {
     const r = rule('daysSince(profile.traits.since) < 10.0');
-    takeRuleFailureCount();
-    const vars = createRuleVariables({ profile: makeView({ traits: { since: 'yesterday' } }), now: NOW });
+    const failures = createFailureTally();
+    const vars = createRuleVariables({ profile: makeView({ traits: { since: 'yesterday' } }), now: NOW, failures });
     expect(evaluateRule(r, vars)).toBe(false);
-    expect(r.failures).toBe(1);
-    expect(r.lastError).toContain('not a timestamp');
-    expect(takeRuleFailureCount()).toBe(1);
+    expect(failures.rules).toBe(1);
+    expect(failures.lastRule?.message).toContain('not a timestamp');
+    expect(failures.lastRule?.path).toBe(r.path);
   });
 
   it('eventCount per window, 0 when never seen', () => {
@@ -107,18 +107,18 @@ describe('CEL helpers', () => {
 
 describe('runtime failures are "no match", counted, never thrown', () => {
   it('a missing field, a type mismatch and a non-bool result', () => {
-    takeRuleFailureCount();
     const missing = rule('profile.traits.tier == "VIP"');
     const mismatch = rule('profile.traits.age > 18.0');
     const view = makeView({ traits: { age: 'old' } });
-    const vars = createRuleVariables({ profile: view, now: NOW });
+    const failures = createFailureTally();
+    const vars = createRuleVariables({ profile: view, now: NOW, failures });
     expect(evaluateRule(missing, vars)).toBe(false);
+    expect(failures).toEqual({ rules: 1, deadline: 0, templates: 0, lastRule: { path: missing.path, message: 'No such key: tier' } });
     expect(evaluateRule(mismatch, vars)).toBe(false);
-    expect(missing.failures).toBe(1);
-    expect(mismatch.failures).toBe(1);
-    expect(missing.lastError).toBe('No such key: tier');
-    expect(takeRuleFailureCount()).toBe(2);
-    expect(takeRuleFailureCount()).toBe(0);
+    expect(failures.rules).toBe(2);
+    // Counted per tally: another decision's tally starts from zero, and a compiled rule is never written to.
+    expect(createRuleVariables({ profile: view, now: NOW }).$failures.rules).toBe(0);
+    expect(Object.isFrozen(missing)).toBe(true);
   });
 
   it('any trait values: a rule returns a bool and never throws', () => {

@@ -10,21 +10,12 @@ import { join, relative, sep } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Drop } from 'liquidjs';
-import {
-  TEMPLATE_LIMITS,
-  compileDocument,
-  contentFor,
-  createRuleVariables,
-  loadCatalog,
-  renderContent,
-  renderTemplate,
-  takeTemplateFailureCount,
-  templateScope,
-  type CatalogInput,
-  type CatalogProblem,
-  type CompiledCatalog,
-  type CompiledTemplate,
-} from '#domain/catalog/index.ts';
+import type { CatalogProblem, CompiledCatalog, CompiledTemplate } from '#domain/catalog/compiled.ts';
+import { compileDocument, loadCatalog } from '#domain/catalog/load.ts';
+import { createFailureTally, createRuleVariables } from '#domain/catalog/rules.ts';
+import type { CatalogInput } from '#domain/catalog/schema.ts';
+import { TEMPLATE_LIMITS, renderContent, renderTemplate, templateScope } from '#domain/catalog/template.ts';
+import { contentFor } from '#domain/decide/policies.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec } from '#domain/catalog/content-fields.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import type { DecideRequest, Decision } from '#domain/decide/types.ts';
@@ -154,12 +145,12 @@ describe('no file system', () => {
     (doc.actions[0]!.content.web as { title: string }).title = `Hola {% include '${files[0]}' %}{% render context.file %}`;
     const compiled = compileDocument(doc, { version: 2 });
     if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems));
-    takeTemplateFailureCount();
-    const decision = run(compiled.catalog, profile(), request('web', { context: { file: files[1] } }));
+    const failures = createFailureTally();
+    const decision = decide(compiled.catalog, profile(), request('web', { context: { file: files[1] } }), NOW, { nonce: 'n1', failures });
     expect(decision.actions.map((a) => a.actionId)).toEqual(['fb']);
     expect(decision.explanation?.candidates.find((c) => c.actionId === 'a1')?.why).toBe('content:the template could not be rendered');
     expect(JSON.stringify(decision)).not.toContain(secret);
-    expect(takeTemplateFailureCount()).toBe(1);
+    expect(failures.templates).toBe(1);
   });
 });
 
@@ -209,9 +200,8 @@ describe('bounded loops and output', () => {
     }
   };
 
-  it('a loop over a long list stops at the bound: no body runs past it, nothing is returned, the failure is counted', () => {
+  it('a loop over a long list stops at the bound: no body runs past it, nothing is returned, it throws (the caller counts it)', () => {
     const list = Array.from({ length: 100_000 }, () => new Probe());
-    takeTemplateFailureCount();
     for (const source of [
       '{% for item in items %}{{ item.touch }}{% endfor %}',
       '{% for a in items %}{% for item in items %}{{ item.touch }}{% endfor %}{% endfor %}',
@@ -225,7 +215,6 @@ describe('bounded loops and output', () => {
       expect(Probe.reads).toBeLessThanOrEqual(TEMPLATE_LIMITS.loopSteps);
       expect(Probe.reads).toBeGreaterThan(0);
     }
-    expect(takeTemplateFailureCount()).toBe(5);
   });
 
   it('an empty loop body and a range from the request are bounded too', () => {
@@ -252,11 +241,11 @@ describe('bounded loops and output', () => {
         action('plain', { web: { title: 'plain' } }),
       ],
     });
-    takeTemplateFailureCount();
-    const decision = run(c, profile(), request('web', { limit: 1, context: { items: Array.from({ length: 5_000 }, (_, i) => i) } }));
+    const failures = createFailureTally();
+    const decision = decide(c, profile(), request('web', { limit: 1, context: { items: Array.from({ length: 5_000 }, (_, i) => i) } }), NOW, { nonce: 'n1', failures });
     expect(decision.actions.map((a) => a.actionId)).toEqual(['plain']);
     expect(decision.explanation?.candidates.find((x) => x.actionId === 'loop')?.why).toBe('content:the template could not be rendered');
-    expect(takeTemplateFailureCount()).toBe(1);
+    expect(failures.templates).toBe(1);
     const small = run(c, profile(), request('web', { limit: 1, context: { items: [1, 2, 3] } }));
     expect(small.actions[0]?.content).toEqual({ title: '123' });
   });

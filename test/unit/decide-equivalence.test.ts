@@ -9,7 +9,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { loadCatalog, type CatalogInput, type CompiledCatalog } from '#domain/catalog/index.ts';
+import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import type { CatalogInput } from '#domain/catalog/schema.ts';
 import { evaluateAudience } from '#domain/catalog/audience.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import { compileRule } from '#domain/catalog/rules.ts';
@@ -200,7 +202,7 @@ describe('audience reuse', () => {
       }),
       { numRuns: 300 },
     );
-  });
+  }, 120_000);
 
   it('takes static results from the profile, and nothing from a profile enriched with another catalog', () => {
     const catalog = compile({
@@ -282,5 +284,5 @@ describe('eligibility index', () => {
       { numRuns: 300 },
     );
     expect(indexed).toBeGreaterThan(150);
-  });
+  }, 120_000);
 });

@@ -5,7 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { loadCatalog, type CatalogInput, type CompiledCatalog } from '#domain/catalog/index.ts';
+import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import type { CatalogInput } from '#domain/catalog/schema.ts';
 import { decide, emptyProfile, type DecideOptions } from '#domain/decide/decide.ts';
 import { decodeDecisionId } from '#domain/decide/decision-id.ts';
 import type { DecideRequest, Decision, LearningStats } from '#domain/decide/types.ts';

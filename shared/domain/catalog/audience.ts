@@ -9,7 +9,7 @@
  * `hasSegment`), then personas (first match wins; rules may use segments).
  */
 import type { ProfileView } from '../profile/view.ts';
-import type { Audience, CompiledCatalog, CompiledModel, CompiledPersona, CompiledSegment, RuleBudget, RuleVariables } from './compiled.ts';
+import type { Audience, CompiledCatalog, CompiledModel, CompiledPersona, CompiledSegment, FailureTally, RuleBudget, RuleVariables } from './compiled.ts';
 import { createRuleVariables, evaluateNumber, evaluateRule } from './rules.ts';
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
@@ -39,8 +39,9 @@ export function evaluateAudience(
   now: Date,
   context?: Readonly<Record<string, unknown>>,
   enrichedWith?: string,
-  budget?: RuleBudget,
+  evaluation: { readonly budget?: RuleBudget; readonly failures?: FailureTally } = {},
 ): Audience {
+  const { budget, failures } = evaluation;
   const reuse = catalog.audienceReuse;
   const stored = reuse?.reusable && enrichedWith !== undefined && enrichedWith === reuse.stamp ? reuse : undefined;
   // The arrays and set below are filled in place while rules read them, so a
@@ -60,6 +61,7 @@ export function evaluateAudience(
     now,
     catalog,
     ...(budget ? { budget } : {}),
+    ...(failures ? { failures } : {}),
   });
 
   const storedScores = view.scores;

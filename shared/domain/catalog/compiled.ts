@@ -8,32 +8,16 @@
  * into milliseconds, and indexes built for the hot path. A compiled catalog is
  * immutable and shared by every decision of a version.
  *
- * The API a decision uses (all pure, no I/O; import from
- * `#domain/catalog/index.ts`):
- *
- * ```ts
- * // once per decision
- * const audience = evaluateAudience(catalog, view, now, context);   // segments, persona, scores
- * const vars = createRuleVariables({ catalog, profile: view, audience, context, channel, placement, now });
- * const active = activeSuppressions(catalog, vars);                  // suppression policies, once
- * consentAllows(catalog, view, channel); quietHoursFor(catalog, channel, now, view.timezone);
- * reachedChannelCap(catalog, view, channel, nowMs);                  // channel-level, once
- * const where = resolvePlacement(catalog, channel, placement);       // limit, learning, weights[action.index]
- * // per candidate (catalog.actionsByChannel[channel] is pre-filtered by channel)
- * isWithinValidity(action, nowMs) && canServePlacement(action, channel, placement)
- *   && matchesTargeting(action, audience) && !suppressingPolicy(action, active)
- *   && !reachedActionCap(action, view, nowMs)
- *   && evaluateRule(action.eligibility, vars)                        // false on a runtime error (counted)
- * // score = propensity × action.value × where.weights[action.index]; tie-break action.priority, then action.index
- * // content of the winner(s)
- * renderContent(contentFor(action, channel, variantId)!, templateScope(vars), action.fallbacks)
- * // nothing eligible: fallbacksFor(catalog, channel, placement)
- * ```
+ * decide() (shared/domain/decide/decide.ts) is the one reader of a
+ * compiled catalog on the hot path: audience (catalog/audience.ts), the
+ * decision-wide policies (decide/policies.ts), the per-candidate checks
+ * (decide/checks.ts), ranking and content (catalog/template.ts).
  *
  * A rule that throws at run time (missing field, type mismatch) is "no
- * match": `evaluateRule` returns false, increments `rule.failures` and the
- * process-wide counter (`takeRuleFailureCount()`, for a metric), and never
- * throws.
+ * match": `evaluateRule` returns false, counts it in the decision's
+ * FailureTally (`vars.$failures`, read by the caller for its metrics), and
+ * never throws. Compiled rules are frozen: nothing of a catalog changes
+ * after compile.
  */
 import type { Channel } from '../channels.ts';
 import type { ProfileView } from '../profile/view.ts';
@@ -73,14 +57,32 @@ export interface RuleVariables {
   readonly $thresholds: ReadonlyMap<string, number>;
   /** Internal: the decision's evaluation deadline (rules.ts `createRuleBudget`); absent: none. */
   readonly $budget?: RuleBudget;
+  /** Internal: where this decision's runtime failures are counted (rules.ts `createFailureTally`). */
+  readonly $failures: FailureTally;
+}
+
+/**
+ * The runtime failures of one decision (or one enrichment), counted as they
+ * happen and read by whoever made the tally (the decide function logs them,
+ * simulate and tests assert them). Nothing is counted module-wide.
+ */
+export interface FailureTally {
+  /** Rules that failed at run time (missing field, type mismatch, not a bool), deadline skips included. */
+  rules: number;
+  /** Rules not run because the decision's rule budget had run out (also counted in `rules`). */
+  deadline: number;
+  /** Templates that failed to render (a bound reached, a filter error): that content was not served. */
+  templates: number;
+  /** The last rule failure: where the rule is in the catalog, and why (explanations, logs). */
+  lastRule?: { readonly path: string; readonly message: string };
 }
 
 /**
  * The evaluation budget of one decision, shared by every rule it evaluates
  * (segments, personas, models, policies, eligibility). Once `deadline`
  * (performance.now() ms) has passed, no further rule runs: each one it
- * skips is a runtime failure (`rule:error`, counted in `skipped` and in
- * the process-wide counter), and the decision still answers.
+ * skips is a runtime failure (`rule:error`, counted in the decision's
+ * FailureTally, `deadline` and `rules`), and the decision still answers.
  */
 export interface RuleBudget {
   /** The instant (on `clock`) after which no rule runs. */
@@ -93,8 +95,6 @@ export interface RuleBudget {
   spent: number;
   /** The deadline has passed. */
   expired: boolean;
-  /** Rules not evaluated because the deadline had passed. */
-  skipped: number;
 }
 
 /** The profile as rules see it: the view, with the audience of this decision. */
@@ -126,10 +126,6 @@ export interface CompiledRule {
   readonly reads?: RuleReads;
   /** Worst-case cost estimate (cost.ts), at most MAX_RULE_COST; absent: negligible. */
   readonly cost?: number;
-  /** Runtime failures of this rule since the catalog was loaded (mutable counter). */
-  failures: number;
-  /** The last runtime failure message (for explanations and logs). */
-  lastError?: string;
 }
 
 // ---------------------------------------------------------------------------
@@ -430,7 +426,7 @@ export interface CompiledCatalog {
   readonly experiments: readonly CompiledExperiment[];
   readonly experimentsById: ReadonlyMap<string, CompiledExperiment>;
 
-  /** Every compiled rule (for failure metrics). */
+  /** Every compiled rule (tools and tests that inspect a catalog's rules). */
   readonly rules: readonly CompiledRule[];
   /** The actions' eligibility rules by their distinct conjuncts (absent: evaluate every rule). */
   readonly eligibilityIndex?: EligibilityIndex;

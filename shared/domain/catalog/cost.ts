@@ -22,6 +22,7 @@
  * bounds (rules.ts `LIMITS.maxDepth`): no caller-supplied structure is walked.
  */
 import type { ASTNode } from '@marcbachmann/cel-js';
+import { RULE_HELPERS_BY_NAME } from './helpers.ts';
 import { MATCHES_FUNCTION } from './regex.ts';
 
 /** Estimated cost units a single rule may reach (one unit is about one interpreted node). */
@@ -150,10 +151,11 @@ function estimate(node: ASTNode, scope: Scope): Estimate {
       return result(1, c.cost + Math.max(a.cost, b.cost), Math.max(a.size, b.size), Math.max(a.elem, b.elem));
     }
     case 'call': {
-      const [, callArgs] = args as [string, ASTNode[]];
+      const [name, callArgs] = args as [string, ASTNode[]];
       const parts = callArgs.map((n) => add(estimate(n, scope)));
       const size = parts.reduce((m, e) => Math.max(m, e.size), 1);
-      return result(1, parts.reduce((s, e) => s + e.cost, 0), size, size);
+      // A catalog helper costs what its table says (helpers.ts); other functions 1.
+      return result(RULE_HELPERS_BY_NAME.get(name)?.cost ?? 1, parts.reduce((s, e) => s + e.cost, 0), size, size);
     }
     case 'rcall':
       return add(estimateMethod(node, scope));

@@ -22,8 +22,9 @@
  * evaluateRule treats it as cel-js's error: no match, counted as a failure.
  */
 import type { ASTNode } from '@marcbachmann/cel-js';
-import type { RuleConjunct, RuleProfile, RuleVariables } from './compiled.ts';
+import type { RuleConjunct, RuleVariables } from './compiled.ts';
 import { estimateCost } from './cost.ts';
+import { INVALID_TIME, LITERAL_KINDS, RULE_HELPERS_BY_NAME, timeValue, type HelperArgument, type RuleHelper } from './helpers.ts';
 import { MATCHES_FUNCTION, re2 } from './regex.ts';
 
 /** Thrown when a value is outside the fast path: evaluate with cel-js instead. */
@@ -66,10 +67,6 @@ export interface FastHelpers {
    * is one closure, so a decision touches far less memory. Closures are pure.
    */
   readonly intern?: Map<string, Fn | undefined>;
-  readonly never: number;
-  readonly dayMs: number;
-  readonly hourMs: number;
-  readonly windowField: Readonly<Record<string, 'today' | 'last7d' | 'last30d' | 'total'>>;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -134,21 +131,6 @@ function or(l: Fn, r: Fn): Fn {
 
 function literalString(node: ASTNode | undefined): string | undefined {
   return node && node.op === 'value' && typeof node.args === 'string' ? node.args : undefined;
-}
-
-function timeOf(fn: Fn, vars: RuleVariables): number | undefined {
-  const value = fn(vars);
-  if (value === null || isMissing(value)) return undefined;
-  if (typeof value !== 'string') throw UNSUPPORTED;
-  const t = Date.parse(value);
-  if (Number.isNaN(t)) throw UNSUPPORTED;
-  return t;
-}
-
-const profileOf = (vars: RuleVariables): RuleProfile => vars.profile;
-
-function own<T>(obj: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
-  return obj && Object.hasOwn(obj, key) ? obj[key] : undefined;
 }
 
 /** Compile a node (shared through `h.intern`), or return undefined when the expression needs cel-js. */
@@ -334,7 +316,7 @@ function compileNode(node: ASTNode, h: FastHelpers): Fn | undefined {
 }
 
 function compileCall(name: string, args: ASTNode[], h: FastHelpers): Fn | undefined {
-  const [first, second] = args;
+  const [first] = args;
   switch (name) {
     case 'has': {
       if (args.length !== 1 || !first || first.op !== '.') return undefined;
@@ -350,87 +332,67 @@ function compileCall(name: string, args: ASTNode[], h: FastHelpers): Fn | undefi
         })
       );
     }
-    case 'daysSince':
-    case 'hoursSince': {
-      const a = first && compile(first, h);
-      const unit = name === 'daysSince' ? h.dayMs : h.hourMs;
-      return (
-        a &&
-        ((vars) => {
-          const t = timeOf(a, vars);
-          return t === undefined ? h.never : (vars.$nowMs - t) / unit;
-        })
-      );
+    default: {
+      const helper = RULE_HELPERS_BY_NAME.get(name);
+      return helper && compileHelper(helper, args, h);
     }
-    case 'eventCount': {
-      const n = first && compile(first, h);
-      const window = literalString(second);
-      const fieldName = window === undefined ? undefined : h.windowField[window];
-      if (!n || !fieldName) return undefined;
-      return (vars) => {
-        const eventName = n(vars);
-        if (isMissing(eventName)) return eventName;
-        if (typeof eventName !== 'string') throw UNSUPPORTED;
-        const entry = own(profileOf(vars).stats?.eventCounts, eventName);
-        return entry ? Number(entry[fieldName] ?? 0) : 0;
-      };
-    }
-    case 'hasSegment':
-    case 'inSegment': {
-      const id = literalString(first);
-      return id === undefined ? undefined : (vars) => vars.$segments.has(id);
-    }
-    case 'aboveThreshold': {
-      const id = literalString(first);
-      if (id === undefined) return undefined;
-      return (vars) => {
-        const threshold = vars.$thresholds.get(id);
-        const score = own(profileOf(vars).scores, id);
-        return threshold !== undefined && typeof score === 'number' && score >= threshold;
-      };
-    }
-    case 'interest': {
-      const c = first && compile(first, h);
-      return (
-        c &&
-        ((vars) => {
-          const category = c(vars);
-          if (isMissing(category)) return category;
-          if (typeof category !== 'string') throw UNSUPPORTED;
-          const value = own(profileOf(vars).stats?.categoryInterests, category);
-          return typeof value === 'number' ? value : 0;
-        })
-      );
-    }
-    case 'likes': {
-      const c = first && compile(first, h);
-      return (
-        c &&
-        ((vars) => {
-          const interest = c(vars);
-          if (isMissing(interest)) return interest;
-          if (typeof interest !== 'string') throw UNSUPPORTED;
-          const declared = profileOf(vars).preferences?.interests;
-          return Array.isArray(declared) && declared.includes(interest);
-        })
-      );
-    }
-    case 'engagementRate': {
-      const c = first && compile(first, h);
-      return (
-        c &&
-        ((vars) => {
-          const channel = c(vars);
-          if (isMissing(channel)) return channel;
-          if (typeof channel !== 'string') throw UNSUPPORTED;
-          const rate = own(profileOf(vars).engagement as Record<string, { rate?: number }> | undefined, channel)?.rate;
-          return typeof rate === 'number' && Number.isFinite(rate) ? rate : 0;
-        })
-      );
-    }
-    default:
-      return undefined;
   }
+}
+
+/**
+ * A call of a helper of the table (helpers.ts): its arguments compiled to
+ * closures and converted as cel-js converts them, then the helper's own
+ * `run`. A value cel-js would refuse is UNSUPPORTED (cel-js then fails it);
+ * a missing `string` argument propagates as a MissingKey, a missing or null
+ * `time` is "never".
+ */
+function compileHelper(helper: RuleHelper, args: readonly ASTNode[], h: FastHelpers): Fn | undefined {
+  if (args.length !== helper.args.length || args.length > 2) return undefined;
+  const parts: ((vars: RuleVariables) => unknown)[] = [];
+  for (let i = 0; i < helper.args.length; i++) {
+    const arg = helper.args[i] as HelperArgument;
+    const node = args[i] as ASTNode;
+    if (LITERAL_KINDS.has(arg.kind)) {
+      const literal = literalString(node);
+      if (literal === undefined) return undefined;
+      parts.push(() => literal);
+      continue;
+    }
+    const fn = compile(node, h);
+    if (!fn) return undefined;
+    if (arg.kind === 'time') {
+      parts.push((vars) => {
+        const value = fn(vars);
+        if (isMissing(value)) return undefined;
+        if (value !== null && typeof value !== 'string') throw UNSUPPORTED;
+        const t = timeValue(value);
+        if (t === INVALID_TIME) throw UNSUPPORTED;
+        return t;
+      });
+    } else {
+      parts.push((vars) => {
+        const value = fn(vars);
+        if (isMissing(value)) return value;
+        if (typeof value !== 'string') throw UNSUPPORTED;
+        return value;
+      });
+    }
+  }
+  const run = helper.run;
+  const [one, two] = parts as [Fn | undefined, Fn | undefined];
+  if (one === undefined) return (vars) => run(vars, undefined, undefined);
+  if (two === undefined) {
+    return (vars) => {
+      const first = one(vars);
+      return isMissing(first) ? first : run(vars, first, undefined);
+    };
+  }
+  return (vars) => {
+    const first = one(vars);
+    if (isMissing(first)) return first;
+    const second = two(vars);
+    return isMissing(second) ? second : run(vars, first, second);
+  };
 }
 
 /**
@@ -455,7 +417,7 @@ export function compileFastPath(ast: ASTNode, slow: Fn, helpers: FastHelpers): F
 const keys = new WeakMap<ASTNode, string>();
 
 /** Canonical text of an AST: operators and arguments only (no positions). */
-export function astKey(node: ASTNode): string {
+function astKey(node: ASTNode): string {
   let key = keys.get(node);
   if (key === undefined) {
     key = keyOf(node);

@@ -12,18 +12,10 @@
  *
  * Variables: `profile`, `context` (map), `channel` (string), `placement`
  * (string), `now` (timestamp), `visitsToday` (double), `preferredChannel` (string).
- * Helpers (macros, so they read `now` and the audience of the decision):
- * - `daysSince(ts)`, `hoursSince(ts)`: ts is an ISO string or a timestamp;
- *   a missing or null ts is "never", i.e. 1e9 (so `daysSince(x) > 30` holds
- *   for a customer who never did x); a value that is not a date is a runtime
- *   error (no match).
- * - `eventCount("Name", "7d")`: track events of that name in a window
- *   (`today`/`1d`, `7d`, `30d`, `total`); 0 when never seen.
- * - `hasSegment("id")` / `inSegment("id")`: membership of a catalog segment.
- * - `interest("category")`: decayed behavioural interest, 0 when none.
- * - `likes("interest")`: the customer declared it (zero-party preferences).
- * - `aboveThreshold("model")`: the model's score is at or above its threshold.
- * - `engagementRate("push")`: engaged / delivered on that channel, 0 when none.
+ * Helpers: the one table of helpers.ts (`daysSince`, `hoursSince`,
+ * `eventCount`, `hasSegment`, `inSegment`, `aboveThreshold`, `interest`,
+ * `likes`, `engagementRate`), registered here as cel-js macros and compiled
+ * by the fast path from the same table.
  * Variable `preferredChannel` (string): the channel the customer declared
  * (zero-party), else the one of push, email, sms, app with the best
  * engagement rate (at least one delivery), else "".
@@ -34,51 +26,12 @@
 import { Environment } from '@marcbachmann/cel-js';
 import type { ASTNode } from '@marcbachmann/cel-js';
 import type { Channel } from '../channels.ts';
-import type { ProfileView } from '../profile/view.ts';
-import { MissingKey, compileConjuncts, compileFastPath, type FastHelpers } from './fastpath.ts';
+import { PROFILE_CEL_SCHEMA, PROFILE_CEL_TYPES, type ProfileView } from '../profile/view.ts';
+import { MissingKey, compileConjuncts, compileFastPath } from './fastpath.ts';
+import { EVENT_COUNT_WINDOWS, INVALID_TIME, LITERAL_KINDS, RULE_HELPERS, RULE_HELPERS_BY_NAME, timeValue, type HelperScope, type RuleHelper } from './helpers.ts';
 import { MAX_RULE_COST, estimateCost } from './cost.ts';
 import { MATCHES_FUNCTION, re2Error, re2Matches } from './regex.ts';
-import type { Audience, CompiledCatalog, CompiledRule, RuleBudget, RuleProfile, RuleReads, RuleVariables } from './compiled.ts';
-
-/** What `daysSince`/`hoursSince` return for a missing timestamp ("never"). */
-export const NEVER = 1e9;
-const DAY_MS = 86_400_000;
-const HOUR_MS = 3_600_000;
-
-export const EVENT_COUNT_WINDOWS = ['today', '1d', '7d', '30d', 'total'] as const;
-const WINDOW_FIELD: Record<(typeof EVENT_COUNT_WINDOWS)[number], 'today' | 'last7d' | 'last30d' | 'total'> = {
-  today: 'today',
-  '1d': 'today',
-  '7d': 'last7d',
-  '30d': 'last30d',
-  total: 'total',
-};
-
-const FAST_HELPERS: FastHelpers = { never: NEVER, dayMs: DAY_MS, hourMs: HOUR_MS, windowField: WINDOW_FIELD };
-
-/** Helpers whose first argument must be a string literal naming a catalog object. */
-export const REFERENCE_HELPERS = {
-  hasSegment: 'segment',
-  inSegment: 'segment',
-  aboveThreshold: 'model',
-} as const;
-
-// The shapes below mirror ProfileView (shared/domain/profile/view.ts).
-const CONSENT = { granted: 'bool', updatedAt: 'string' } as const;
-const EVENT_COUNT = { today: 'double', last7d: 'double', last30d: 'double', total: 'double' } as const;
-const ENGAGEMENT = {
-  delivered: 'double',
-  engaged: 'double',
-  rate: 'double',
-  lastDeliveredAt: 'string',
-  lastEngagedAt: 'string',
-} as const;
-const CONTACTS = {
-  impressions: 'list<string>',
-  clicks: 'double',
-  conversions: 'double',
-  lastImpressionAt: 'string',
-} as const;
+import type { Audience, CompiledCatalog, CompiledRule, FailureTally, RuleBudget, RuleProfile, RuleReads, RuleVariables } from './compiled.ts';
 
 type Ctx = { getValue(key: string): unknown };
 type Checker = {
@@ -112,41 +65,67 @@ function macro(
   });
 }
 
-function requireLiteral(checker: Checker, m: Macro, fn: string, what: string): string {
-  const value = literalString(m.args[0]);
+function requireLiteral(checker: Checker, node: ASTNode | undefined, fn: string, what: string): string {
+  const value = literalString(node);
   if (value === undefined) {
-    throw checker.createError('invalid_macro_argument', `${fn}() takes the ${what} id as a string literal`, m.args[0] ?? (m as unknown as ASTNode));
+    throw checker.createError('invalid_macro_argument', `${fn}() takes the ${what} id as a string literal`, node as ASTNode);
   }
   return value;
 }
 
-function timeOf(ev: Evaluator, node: ASTNode, ctx: Ctx): number | undefined {
-  let value: unknown;
-  try {
-    value = ev.run(node, ctx);
-  } catch (error) {
-    if ((error as { code?: string }).code === 'no_such_key') return undefined;
-    throw error;
-  }
-  if (value === null || value === undefined) return undefined;
-  const t = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(t)) throw new Error(`not a timestamp: ${typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : typeof value}`);
-  return t;
+/** A helper's arguments as its `run` takes them (helpers.ts HelperArgument), evaluated by cel-js. */
+function helperArguments(helper: RuleHelper, ev: Evaluator, m: Macro, ctx: Ctx): unknown[] {
+  return helper.args.map((arg, i) => {
+    const node = m.args[i] as ASTNode;
+    if (LITERAL_KINDS.has(arg.kind)) return (node as { args: string }).args;
+    if (arg.kind === 'time') {
+      let value: unknown;
+      try {
+        value = ev.run(node, ctx);
+      } catch (error) {
+        // A missing field is "never", like null.
+        if ((error as { code?: string }).code === 'no_such_key') return undefined;
+        throw error;
+      }
+      const t = timeValue(value);
+      if (t === INVALID_TIME) throw new Error(`not a timestamp: ${typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : typeof value}`);
+      return t;
+    }
+    const value = ev.run(node, ctx);
+    if (typeof value !== 'string') throw new Error(`${helper.name}() takes ${arg.kind === 'string' ? arg.what : 'a'} string`);
+    return value;
+  });
 }
 
-function sinceHelper(unitMs: number) {
-  return macro(
-    'double',
-    (checker, m, ctx) => {
-      if (m.args.length !== 1) throw checker.createError('invalid_macro_argument', 'takes one timestamp', m.args[0] as ASTNode);
-      checker.check(m.args[0] as ASTNode, ctx);
-    },
-    (ev, m, ctx) => {
-      const t = timeOf(ev, m.args[0] as ASTNode, ctx);
-      if (t === undefined) return NEVER;
-      return ((ctx.getValue('$nowMs') as number) - t) / unitMs;
-    },
-  );
+/** A helper's load-time check of its arguments: literals where the table wants them, the others type-checked. */
+function checkHelperArguments(helper: RuleHelper, checker: Checker, m: Macro, ctx: unknown): void {
+  if (m.args.length !== helper.args.length) {
+    throw checker.createError('invalid_macro_argument', `${helper.name}() takes ${helper.args.length} argument(s)`, (m.args[0] ?? m) as ASTNode);
+  }
+  helper.args.forEach((arg, i) => {
+    const node = m.args[i] as ASTNode;
+    if (arg.kind === 'segment' || arg.kind === 'model') void requireLiteral(checker, node, helper.name, arg.kind);
+    else if (arg.kind === 'window') {
+      const window = literalString(node);
+      if (window === undefined || !(EVENT_COUNT_WINDOWS as readonly string[]).includes(window)) {
+        throw checker.createError(
+          'invalid_macro_argument',
+          `${helper.name}() window must be one of ${EVENT_COUNT_WINDOWS.map((w) => `"${w}"`).join(', ')}`,
+          node,
+        );
+      }
+    } else checker.check(node, ctx);
+  });
+}
+
+/** The helpers' view of the activation (helpers.ts HelperScope), read from cel-js's context. */
+function helperScope(ctx: Ctx): HelperScope {
+  return {
+    profile: ctx.getValue('profile') as RuleProfile,
+    $nowMs: ctx.getValue('$nowMs') as number,
+    $segments: ctx.getValue('$segments') as ReadonlySet<string>,
+    $thresholds: ctx.getValue('$thresholds') as ReadonlyMap<string, number>,
+  };
 }
 
 function registerHelpers(env: Environment): Environment {
@@ -158,97 +137,26 @@ function registerHelpers(env: Environment): Environment {
       throw new Error(re2Error(pattern) ?? (error as Error).message);
     }
   });
-  env.registerFunction('daysSince(ast): double', sinceHelper(DAY_MS) as never);
-  env.registerFunction('hoursSince(ast): double', sinceHelper(HOUR_MS) as never);
-  env.registerFunction(
-    'eventCount(ast, ast): double',
-    macro(
-      'double',
-      (checker, m, ctx) => {
-        checker.check(m.args[0] as ASTNode, ctx);
-        const window = literalString(m.args[1]);
-        if (window === undefined || !(EVENT_COUNT_WINDOWS as readonly string[]).includes(window)) {
-          throw checker.createError(
-            'invalid_macro_argument',
-            `eventCount() window must be one of ${EVENT_COUNT_WINDOWS.map((w) => `"${w}"`).join(', ')}`,
-            m.args[1] as ASTNode,
-          );
-        }
-      },
-      (ev, m, ctx) => {
-        const name = ev.run(m.args[0] as ASTNode, ctx);
-        if (typeof name !== 'string') throw new Error('eventCount() name must be a string');
-        const field = WINDOW_FIELD[(m.args[1] as { args: (typeof EVENT_COUNT_WINDOWS)[number] }).args];
-        const counts = (ctx.getValue('profile') as RuleProfile).stats?.eventCounts;
-        const entry = counts && Object.hasOwn(counts, name) ? counts[name] : undefined;
-        return entry ? Number(entry[field] ?? 0) : 0;
-      },
-    ) as never,
-  );
-  for (const fn of ['hasSegment', 'inSegment'] as const) {
+  for (const helper of RULE_HELPERS) {
     env.registerFunction(
-      `${fn}(ast): bool`,
+      `${helper.name}(${helper.args.map(() => 'ast').join(', ')}): ${helper.returns}`,
       macro(
-        'bool',
-        (checker, m) => void requireLiteral(checker, m, fn, 'segment'),
-        (_ev, m, ctx) => (ctx.getValue('$segments') as ReadonlySet<string>).has((m.args[0] as { args: string }).args),
-      ) as never,
-    );
-  }
-  env.registerFunction(
-    'aboveThreshold(ast): bool',
-    macro(
-      'bool',
-      (checker, m) => void requireLiteral(checker, m, 'aboveThreshold', 'model'),
-      (_ev, m, ctx) => {
-        const id = (m.args[0] as { args: string }).args;
-        const threshold = (ctx.getValue('$thresholds') as ReadonlyMap<string, number>).get(id);
-        const scores = (ctx.getValue('profile') as RuleProfile).scores;
-        const score = scores && Object.hasOwn(scores, id) ? scores[id] : undefined;
-        return threshold !== undefined && typeof score === 'number' && score >= threshold;
-      },
-    ) as never,
-  );
-  // One-string-argument helpers that read a field of the profile.
-  const profileLookup = (
-    name: string,
-    type: 'double' | 'bool',
-    argument: string,
-    read: (profile: RuleProfile, key: string) => number | boolean,
-  ) =>
-    env.registerFunction(
-      `${name}(ast): ${type}`,
-      macro(
-        type,
-        (checker, m, ctx) => void checker.check(m.args[0] as ASTNode, ctx),
+        helper.returns,
+        (checker, m, ctx) => checkHelperArguments(helper, checker, m, ctx),
         (ev, m, ctx) => {
-          const key = ev.run(m.args[0] as ASTNode, ctx);
-          if (typeof key !== 'string') throw new Error(`${name}() takes ${argument} string`);
-          return read(ctx.getValue('profile') as RuleProfile, key);
+          const [first, second] = helperArguments(helper, ev, m, ctx);
+          return helper.run(helperScope(ctx), first, second);
         },
       ) as never,
     );
-  profileLookup('interest', 'double', 'a category', (profile, category) => {
-    const interests = profile.stats?.categoryInterests;
-    const value = interests && Object.hasOwn(interests, category) ? interests[category] : undefined;
-    return typeof value === 'number' ? value : 0;
-  });
-  profileLookup('likes', 'bool', 'an interest', (profile, interest) => {
-    const declared = profile.preferences?.interests;
-    return Array.isArray(declared) && declared.includes(interest);
-  });
-  profileLookup('engagementRate', 'double', 'a channel', (profile, channel) => {
-    const engagement = profile.engagement as Record<string, { rate?: number }> | undefined;
-    const rate = engagement && Object.hasOwn(engagement, channel) ? engagement[channel]?.rate : undefined;
-    return typeof rate === 'number' && Number.isFinite(rate) ? rate : 0;
-  });
+  }
   return env;
 }
 
 const ENGAGEMENT_CHANNELS = ['push', 'email', 'sms', 'app'] as const;
 
 /** Declared preferred channel, else the best engaged one (ties: push, email, sms, app), else "". */
-export function preferredChannelOf(profile: Pick<RuleProfile, 'preferences' | 'engagement'>): string {
+function preferredChannelOf(profile: Pick<RuleProfile, 'preferences' | 'engagement'>): string {
   const declared = profile.preferences?.preferredChannel;
   if (declared) return declared;
   let best = '';
@@ -278,46 +186,9 @@ function baseEnvironment(): Environment {
 
 function createCheckingEnvironment(): Environment {
   const env = new Environment({ homogeneousAggregateLiterals: false, limits: LIMITS });
-  env.registerType({ name: 'kairos.Consent', schema: CONSENT } as never);
-  env.registerType({ name: 'kairos.EventCount', schema: EVENT_COUNT } as never);
-  env.registerType({ name: 'kairos.Engagement', schema: ENGAGEMENT } as never);
-  env.registerType({ name: 'kairos.Contacts', schema: CONTACTS } as never);
-  env.registerVariable({
-    name: 'profile',
-    schema: {
-      userId: 'string',
-      anonymousId: 'string',
-      anonymousIds: 'list<string>',
-      identified: 'bool',
-      traits: 'map<string, dyn>',
-      timezone: 'string',
-      consent: 'map<string, kairos.Consent>',
-      preferences: { interests: 'list<string>', preferredChannel: 'string', updatedAt: 'string' },
-      stats: {
-        visitsToday: 'double',
-        visits7d: 'double',
-        visits30d: 'double',
-        visitsTotal: 'double',
-        firstSeenAt: 'string',
-        lastSeenAt: 'string',
-        orders: 'double',
-        revenue: 'double',
-        lastPurchaseAt: 'string',
-        returns: 'double',
-        lastReturnAt: 'string',
-        openComplaints: 'double',
-        categoryInterests: 'map<string, double>',
-        eventCounts: 'map<string, kairos.EventCount>',
-      },
-      engagement: 'map<string, kairos.Engagement>',
-      contacts: 'map<string, kairos.Contacts>',
-      channelContacts: 'map<string, list<string>>',
-      segments: 'list<string>',
-      persona: 'string',
-      scores: 'map<string, double>',
-      updatedAt: 'string',
-    },
-  } as never);
+  // The profile's schema is declared with the view (profile/view.ts), typed from ProfileView.
+  for (const [name, schema] of Object.entries(PROFILE_CEL_TYPES)) env.registerType({ name, schema } as never);
+  env.registerVariable({ name: 'profile', schema: PROFILE_CEL_SCHEMA } as never);
   env
     .registerVariable('context', 'map<string, dyn>')
     .registerVariable('channel', 'string')
@@ -355,9 +226,11 @@ function errorInfo(error: unknown): RuleCompileError {
 function collectReferences(node: ASTNode, out: RuleReference[]): void {
   if (node.op === 'call') {
     const [name, args] = node.args as [string, ASTNode[]];
-    const kind = (REFERENCE_HELPERS as Record<string, 'segment' | 'model'>)[name];
-    const literal = literalString(args[0]);
-    if (kind && literal !== undefined) out.push({ kind, id: literal });
+    const helper = RULE_HELPERS_BY_NAME.get(name);
+    helper?.args.forEach((arg, i) => {
+      const literal = literalString(args[i]);
+      if ((arg.kind === 'segment' || arg.kind === 'model') && literal !== undefined) out.push({ kind: arg.kind, id: literal });
+    });
     for (const arg of args) collectReferences(arg, out);
     return;
   }
@@ -452,7 +325,7 @@ export function compileRule(
   const constant = trimmed === 'true' ? true : trimmed === 'false' ? false : undefined;
   const slow = parsed as unknown as (vars: RuleVariables) => unknown;
   const fast = options.fastPath !== false;
-  const helpers = options.intern ? { ...FAST_HELPERS, intern: options.intern } : FAST_HELPERS;
+  const helpers = options.intern ? { intern: options.intern } : {};
   const split = fast && kind === 'bool' ? compileConjuncts(parsed.ast, helpers) : undefined;
   const rule: CompiledRule = {
     source,
@@ -462,9 +335,8 @@ export function compileRule(
     ...(split && split.conjuncts.length > 0 ? { conjuncts: split.conjuncts, conjunctsComplete: split.complete } : {}),
     reads: readsOf(parsed.ast),
     cost: estimate.cost,
-    failures: 0,
   };
-  return { ok: true, rule, references };
+  return { ok: true, rule: Object.freeze(rule), references };
 }
 
 
@@ -531,17 +403,19 @@ export function readsOf(ast: ASTNode): RuleReads {
     }
     if (node.op === 'call') {
       const [name, args] = node.args;
-      if (name === 'daysSince' || name === 'hoursSince' || name === 'interest') {
-        dynamic = true;
-        return;
+      const helper = RULE_HELPERS_BY_NAME.get(name);
+      if (helper) {
+        const literals = args.map((arg) => literalString(arg));
+        if (helper.dynamic(literals)) {
+          dynamic = true;
+          return;
+        }
+        helper.args.forEach((arg, i) => {
+          const literal = literals[i];
+          if (arg.kind === 'segment' && literal !== undefined) segments.add(literal);
+          if (arg.kind === 'model' && literal !== undefined) models.add(literal);
+        });
       }
-      if (name === 'eventCount' && literalString(args[1]) !== 'total') {
-        dynamic = true;
-        return;
-      }
-      const literal = literalString(args[0]);
-      if ((name === 'hasSegment' || name === 'inSegment') && literal !== undefined) segments.add(literal);
-      if (name === 'aboveThreshold' && literal !== undefined) models.add(literal);
       for (const arg of args) visit(arg);
       return;
     }
@@ -559,27 +433,15 @@ export function readsOf(ast: ASTNode): RuleReads {
   return { dynamic, segments: [...segments], models: [...models] };
 }
 
-let failureCount = 0;
-let skippedCount = 0;
-
-function recordFailure(rule: CompiledRule, error: unknown): void {
-  rule.failures++;
-  failureCount++;
-  rule.lastError = error instanceof MissingKey ? error.message : errorInfo(error).message;
+/** A new, empty tally of runtime failures: one per decision (or per enrichment), read by its caller. */
+export function createFailureTally(): FailureTally {
+  return { rules: 0, deadline: 0, templates: 0 };
 }
 
-/** Runtime rule failures since the last call (for a metric); resets the counter. Rules skipped past a deadline included. */
-export function takeRuleFailureCount(): number {
-  const n = failureCount;
-  failureCount = 0;
-  return n;
-}
-
-/** Rules skipped because their decision's deadline had passed, since the last call (for a metric); resets the counter. */
-export function takeRuleDeadlineCount(): number {
-  const n = skippedCount;
-  skippedCount = 0;
-  return n;
+function recordFailure(rule: CompiledRule, vars: RuleVariables, error: unknown): void {
+  const tally = vars.$failures;
+  tally.rules++;
+  tally.lastRule = { path: rule.path, message: error instanceof MissingKey ? error.message : errorInfo(error).message };
 }
 
 /** Default per-decision budget for evaluating rules, in ms. */
@@ -595,7 +457,7 @@ const monotonicNow = (): number => performance.now();
  * every CLOCK_EVERY estimated cost units.
  */
 export function createRuleBudget(budgetMs: number = DEFAULT_RULE_BUDGET_MS, clock: () => number = monotonicNow): RuleBudget {
-  return { deadline: clock() + budgetMs, budgetMs, clock, spent: 0, expired: false, skipped: 0 };
+  return { deadline: clock() + budgetMs, budgetMs, clock, spent: 0, expired: false };
 }
 
 /**
@@ -613,17 +475,16 @@ function withinBudget(budget: RuleBudget, cost: number): boolean {
   return false;
 }
 
-function skip(rule: CompiledRule, budget: RuleBudget): void {
-  budget.skipped++;
-  skippedCount++;
-  recordFailure(rule, new Error(`not evaluated: the decision's rule budget (${budget.budgetMs} ms) had run out`));
+function skip(rule: CompiledRule, budget: RuleBudget, vars: RuleVariables): void {
+  vars.$failures.deadline++;
+  recordFailure(rule, vars, new Error(`not evaluated: the decision's rule budget (${budget.budgetMs} ms) had run out`));
 }
 
 /** False when the decision's budget has run out (then the rule counts as skipped and failed). */
 function mayRun(rule: CompiledRule, vars: RuleVariables): boolean {
   const budget = vars.$budget;
   if (budget === undefined || withinBudget(budget, rule.cost ?? 1)) return true;
-  skip(rule, budget);
+  skip(rule, budget, vars);
   return false;
 }
 
@@ -648,10 +509,10 @@ export function evaluateRule(rule: CompiledRule | undefined, vars: RuleVariables
     if (result === true) return true;
     if (result === false) return false;
     // A field the customer does not have: cel-js's "no such key", returned by the fast path without a throw.
-    recordFailure(rule, result instanceof MissingKey ? result : new Error(`the condition gave ${typeof result}, not a bool`));
+    recordFailure(rule, vars, result instanceof MissingKey ? result : new Error(`the condition gave ${typeof result}, not a bool`));
     return false;
   } catch (error) {
-    recordFailure(rule, error);
+    recordFailure(rule, vars, error);
     return false;
   }
 }
@@ -664,10 +525,10 @@ export function evaluateNumber(rule: CompiledRule, vars: RuleVariables, fallback
     if (typeof result === 'number' && Number.isFinite(result)) return result;
     if (typeof result === 'bigint') return Number(result);
     if (typeof result === 'boolean') return result ? 1 : 0;
-    recordFailure(rule, result instanceof MissingKey ? result : new Error(`the expression gave ${typeof result}, not a number`));
+    recordFailure(rule, vars, result instanceof MissingKey ? result : new Error(`the expression gave ${typeof result}, not a number`));
     return fallback;
   } catch (error) {
-    recordFailure(rule, error);
+    recordFailure(rule, vars, error);
     return fallback;
   }
 }
@@ -688,6 +549,8 @@ export interface RuleVariablesInput {
   readonly catalog?: Pick<CompiledCatalog, 'thresholds'>;
   /** The decision's evaluation budget (createRuleBudget); absent: no deadline. */
   readonly budget?: RuleBudget;
+  /** Where the rules' runtime failures are counted (createFailureTally); absent: a new tally. */
+  readonly failures?: FailureTally;
 }
 
 /**
@@ -711,11 +574,7 @@ export function createRuleVariables(input: RuleVariablesInput): RuleVariables {
     $nowMs: input.now.getTime(),
     $segments: audience?.segmentSet ?? (profile.segments?.length ? new Set(profile.segments) : EMPTY_SEGMENTS),
     $thresholds: input.catalog?.thresholds ?? EMPTY_THRESHOLDS,
+    $failures: input.failures ?? createFailureTally(),
     ...(input.budget ? { $budget: input.budget } : {}),
   } as RuleVariables;
-}
-
-/** Same activation for another channel/placement (simulate, multi-channel), sharing the profile. */
-export function withChannel(vars: RuleVariables, channel: Channel | '', placement = ''): RuleVariables {
-  return { ...vars, channel, placement };
 }

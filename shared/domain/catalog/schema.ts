@@ -16,6 +16,7 @@
 import * as z from 'zod';
 import { CHANNELS } from '../channels.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec } from './content-fields.ts';
+import { CONSENT_REQUIRED_DEFAULT, LEARNING_DEFAULTS, defaultCatalogDocument } from './defaults.ts';
 import { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 
 export { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
@@ -259,7 +260,7 @@ export const policiesSchema = z
     channelCaps: z.array(channelCapSchema).max(100).default([]),
     quietHours: z.array(quietHoursSchema).max(50).default([]),
     /** Channels on which an action is returned only with the customer's granted consent. */
-    consentRequired: z.array(channelSchema).default(['email', 'sms', 'push']),
+    consentRequired: z.array(channelSchema).default(() => [...CONSENT_REQUIRED_DEFAULT]),
   })
   .strict();
 
@@ -296,18 +297,21 @@ export const arbitrationSchema = z
 
 export const learningSchema = z
   .object({
-    enabled: z.boolean().default(true),
+    enabled: z.boolean().default(LEARNING_DEFAULTS.enabled),
     /** Share of decisions that explore (Thompson sample) instead of exploiting the posterior mean. */
-    exploration: z.number().min(0).max(1).default(0.1),
+    exploration: z.number().min(0).max(1).default(LEARNING_DEFAULTS.exploration),
     /** Minimum propensity any eligible action keeps, so none starves. */
-    floor: z.number().min(0).max(1).default(0.01),
+    floor: z.number().min(0).max(1).default(LEARNING_DEFAULTS.floor),
     /** Beta prior of each arm. */
     prior: z
-      .object({ alpha: z.number().positive().max(1e6).default(1), beta: z.number().positive().max(1e6).default(1) })
+      .object({
+        alpha: z.number().positive().max(1e6).default(LEARNING_DEFAULTS.prior.alpha),
+        beta: z.number().positive().max(1e6).default(LEARNING_DEFAULTS.prior.beta),
+      })
       .strict()
-      .default({ alpha: 1, beta: 1 }),
+      .default(() => ({ ...LEARNING_DEFAULTS.prior })),
     /** What the learning context is keyed by besides action and variant. */
-    contextBy: z.enum(['none', 'segment', 'persona']).default('persona'),
+    contextBy: z.enum(['none', 'segment', 'persona']).default(LEARNING_DEFAULTS.contextBy),
   })
   .strict();
 
@@ -384,15 +388,9 @@ export const catalogSchema = z
     personas: z.array(personaSchema).max(200).default([]),
     models: z.array(modelSchema).max(50).default([]),
     actions: z.array(actionSchema).max(10_000).default([]),
-    policies: policiesSchema.default({ suppressions: [], channelCaps: [], quietHours: [], consentRequired: ['email', 'sms', 'push'] }),
-    arbitration: arbitrationSchema.default({ placements: [] }),
-    learning: learningSchema.default({
-      enabled: true,
-      exploration: 0.1,
-      floor: 0.01,
-      prior: { alpha: 1, beta: 1 },
-      contextBy: 'persona',
-    }),
+    policies: policiesSchema.default(() => defaultCatalogDocument().policies),
+    arbitration: arbitrationSchema.default(() => defaultCatalogDocument().arbitration),
+    learning: learningSchema.default(() => defaultCatalogDocument().learning),
     experiments: z.array(experimentSchema).max(200).default([]),
   })
   .strict();

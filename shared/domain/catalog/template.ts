@@ -21,7 +21,7 @@
  * file), and a render is bounded (TEMPLATE_LIMITS): loop steps (iterations
  * weighted by the size of the body) and output size, counted as it goes; allocations and time as a backstop. A
  * render that reaches a bound stops there and fails, which decide treats as
- * "this content cannot be served" (counted, `takeTemplateFailureCount`).
+ * "this content cannot be served" (counted in the decision's FailureTally, `templates`).
  */
 import {
   type Context,
@@ -332,7 +332,7 @@ function setPath(scope: Record<string, unknown>, parts: readonly string[], value
 }
 
 /** Apply the action's declared fallbacks to a scope (only for blank variables). */
-export function applyFallbacks(scope: TemplateScope, fallbacks: Readonly<Record<string, string>>): TemplateScope {
+function applyFallbacks(scope: TemplateScope, fallbacks: Readonly<Record<string, string>>): TemplateScope {
   let out = scope;
   for (const key in fallbacks) {
     const parts = key.split('.');
@@ -364,28 +364,15 @@ function parsedOf(template: CompiledTemplate): Template[] {
   return parsed;
 }
 
-let failureCount = 0;
-
-/** Template renders that failed (a bound reached, a filter error, a template that does not parse) since the last call, for a metric; resets the counter. */
-export function takeTemplateFailureCount(): number {
-  const n = failureCount;
-  failureCount = 0;
-  return n;
-}
-
 /**
  * Render one template. Throws on a render failure (a bound of
  * TEMPLATE_LIMITS reached, a filter error, a template that does not parse),
- * counted; nothing of a failed render is returned.
+ * which the caller counts (decide: FailureTally `templates`); nothing of a
+ * failed render is returned.
  */
 export function renderTemplate(template: CompiledTemplate, scope: TemplateScope): string {
   if (template.literal !== undefined) return template.literal;
-  try {
-    return String(engines[template.kind].renderSync(parsedOf(template), scope));
-  } catch (error) {
-    failureCount++;
-    throw error;
-  }
+  return String(engines[template.kind].renderSync(parsedOf(template), scope));
 }
 
 /**

@@ -1,21 +1,27 @@
 /**
- * The next best action: a pure function of (catalog, profile, request, now).
+ * The next best action: a pure function of (catalog, profile, request, now),
+ * one pass that records why each candidate was or was not chosen only when
+ * the request asks to `explain`:
  *
  * 1. Audience: segments, persona and scores re-evaluated for this instant
  *    and context (the stored ones may be seconds old).
- * 2. Decision-wide policies, once: consent, suppressed tags, quiet hours,
- *    channel caps.
- * 3. Candidates: the actions with content for the channel and placement,
- *    each dropped at the first failed check, in this order — validity,
- *    consent, suppression, quiet hours, channel cap, frequency cap,
- *    eligibility rule, targeting, experiment (holdout or another arm).
- *    Without `explain` the cheap checks run before the CEL rule: the set of
- *    eligible actions is the same, only the first reason would differ.
- * 4. Arbitration: score = propensity × value × weight, priority then
- *    catalog order break ties, top-k per placement.
- * 5. Content of the winners only, rendered from compiled templates.
- * 6. No winner: the channel/placement's fallback actions, which still
- *    respect consent, suppression, quiet hours, channel caps and validity.
+ * 2. Policies, once per decision (policies.ts `decisionPolicies`): consent,
+ *    quiet hours, channel caps, the suppression policies in force.
+ * 3. Candidates: the slot's actions (content for the channel and
+ *    placement, not a fallback there), each dropped at the first failed
+ *    check of checks.ts `CANDIDATE_CHECKS` — validity, consent,
+ *    suppression, quiet hours, channel cap, frequency cap, eligibility
+ *    rule, targeting — then the experiment check (holdout or another arm).
+ *    Without `explain`, the slot's columns (slot.ts) settle the validity,
+ *    suppression and targeting checks and the rules with a false conjunct
+ *    first: the same candidates survive, only the first reason would differ.
+ * 4. Rank: score = propensity × value × weight, priority then catalog order
+ *    break ties.
+ * 5. Render the best ones, top-k; a template that fails makes that content
+ *    unservable. No winner: the channel/placement's fallback actions, which
+ *    still pass the checks that protect the customer (checks.ts
+ *    `FALLBACK_CHECKS`: validity, consent, suppression, quiet hours,
+ *    channel caps).
  *
  * Randomness (Thompson sampling when exploring) comes from `options.random`
  * or a generator seeded by the decision's nonce and customer: with
@@ -23,61 +29,18 @@
  */
 import type { Channel } from '../channels.ts';
 import { emptyProfileView, type ProfileView } from '../profile/view.ts';
-import type {
-  Audience,
-  CompiledAction,
-  CompiledCatalog,
-  CompiledExperiment,
-  CompiledRule,
-  CompiledSuppression,
-  EligibilityIndex,
-  ResolvedPlacement,
-  RuleVariables,
-} from '../catalog/compiled.ts';
-// Straight from the modules (not the catalog index): the decide bundle must not pull the loader (YAML, zod).
+import type { Audience, CompiledAction, CompiledCatalog, FailureTally, ResolvedPlacement } from '../catalog/compiled.ts';
+// Straight from the modules (no barrel): the decide bundle must not pull the loader (YAML, zod).
 import { evaluateAudience } from '../catalog/audience.ts';
-import {
-  activeSuppressions,
-  canServePlacement,
-  contentFor,
-  hasConsent,
-  isWithinValidity,
-  quietHoursFor,
-  reachedActionCap,
-  reachedChannelCap,
-  requiresConsent,
-  resolvePlacement,
-  suppressingPolicy,
-} from '../catalog/decision.ts';
-import { budgetAllows, createRuleBudget, createRuleVariables, evaluateRule } from '../catalog/rules.ts';
-import {
-  F_CAPS,
-  F_EXPERIMENTS,
-  F_PLAIN,
-  F_RULE,
-  F_TAGS,
-  F_TARGETING,
-  audienceBits,
-  isFallbackHere,
-  isSuppressed,
-  matchesTargetingBits,
-  slotFor,
-  suppressedTagMask,
-  type Slot,
-} from './slot.ts';
+import { createFailureTally, createRuleBudget, createRuleVariables } from '../catalog/rules.ts';
 import { renderContent, templateScope, type TemplateScope } from '../catalog/template.ts';
+import { CANDIDATE_CHECKS, FALLBACK_CHECKS, REMAINING_CHECKS, firstDrop, type DecisionFacts, type Drop } from './checks.ts';
 import { encodeDecisionId, type DecidedAction } from './decision-id.ts';
-import { CONTROL_ARM, assignArm } from './experiments.ts';
+import { Assignments, experimentOf, type ExperimentOutcome } from './experiments.ts';
+import { canServePlacement, contentFor, decisionPolicies, isFallbackHere, resolvePlacement } from './policies.ts';
 import { hash32, sampleBeta, seededRandom, type Random } from './random.ts';
-import type {
-  CandidateExplanation,
-  Decision,
-  DecideRequest,
-  DropReason,
-  Explanation,
-  LearningStats,
-  ReturnedAction,
-} from './types.ts';
+import { F_OWN_CHECKS, F_PLAIN, F_RULE, filteredOut, ruleSettled, slotFilter, slotFor, type Slot } from './slot.ts';
+import type { CandidateExplanation, Decision, DecideRequest, Explanation, LearningStats, ReturnedAction } from './types.ts';
 
 export interface DecideOptions {
   /** Outcome statistics for learning; absent = the catalog's Beta prior. */
@@ -100,13 +63,20 @@ export interface DecideOptions {
   /**
    * How long the decision's rules may run, in ms (the decide function passes
    * DEFAULT_RULE_BUDGET_MS): a rule the deadline leaves no time for is not
-   * run and counts as a runtime failure (`rule:error`, takeRuleDeadlineCount).
+   * run and counts as a runtime failure (`rule:error`, `failures.deadline`).
    * Absent (and no `ruleClock`): no deadline, the decision depends on its
    * inputs only.
    */
   readonly ruleBudgetMs?: number;
   /** The clock of the rule budget (ms, monotonic); default performance.now. With it alone, the budget is DEFAULT_RULE_BUDGET_MS. */
   readonly ruleClock?: () => number;
+  /**
+   * Where the decision counts its runtime failures (rules.ts
+   * `createFailureTally`): rules that failed or were skipped past the
+   * deadline, templates that failed to render. The caller reads it for its
+   * metrics; absent, they are counted in a tally nobody reads.
+   */
+  readonly failures?: FailureTally;
 }
 
 /** An empty profile: an unknown customer is a new anonymous one, not an error. */
@@ -117,10 +87,6 @@ export function customerKey(profile: ProfileView, request: Pick<DecideRequest, '
   return profile.userId ?? request.userId ?? profile.anonymousId ?? request.anonymousId ?? '';
 }
 
-interface Drop {
-  readonly reason: DropReason;
-  readonly detail?: string;
-}
 
 interface Ranked {
   readonly action: CompiledAction;
@@ -130,115 +96,6 @@ interface Ranked {
   readonly score: number;
 }
 
-const isZoneLike = (zone: unknown): zone is string => typeof zone === 'string' && zone.length > 0 && zone.length <= 64;
-
-/** Decision-wide policy facts, evaluated once. */
-interface ChannelPolicy {
-  readonly consent?: Drop;
-  readonly quietHours?: Drop;
-  readonly channelCap?: Drop;
-  readonly suppressions: readonly CompiledSuppression[];
-}
-
-function channelPolicy(
-  catalog: CompiledCatalog,
-  profile: ProfileView,
-  channel: Channel,
-  context: Readonly<Record<string, unknown>>,
-  vars: RuleVariables,
-  now: Date,
-): ChannelPolicy {
-  const consent: Drop | undefined =
-    requiresConsent(catalog, channel) && !hasConsent(profile, channel) ? { reason: 'consent', detail: channel } : undefined;
-  // The device's zone (context.timezone) is the freshest; then the profile's; then the policy's default.
-  const zone = isZoneLike(context.timezone) ? context.timezone : profile.timezone;
-  const quiet = catalog.policies.quietHours.length > 0 ? quietHoursFor(catalog, channel, now, zone) : undefined;
-  const cap = reachedChannelCap(catalog, profile, channel, now.getTime());
-  return {
-    ...(consent ? { consent } : {}),
-    ...(quiet ? { quietHours: { reason: 'quiet_hours', detail: quiet.id } } : {}),
-    ...(cap ? { channelCap: { reason: 'channel_cap', detail: `${cap.id} ${cap.label}` } } : {}),
-    suppressions: catalog.policies.suppressions.length > 0 ? activeSuppressions(catalog, vars) : [],
-  };
-}
-
-function suppressionOf(action: CompiledAction, active: readonly CompiledSuppression[]): Drop | undefined {
-  if (active.length === 0) return undefined;
-  const policy = suppressingPolicy(action, active);
-  return policy ? { reason: 'suppressed', detail: policy.id } : undefined;
-}
-
-function frequencyCapOf(action: CompiledAction, profile: ProfileView, nowMs: number): Drop | undefined {
-  if (action.caps.length === 0) return undefined;
-  const cap = reachedActionCap(action, profile, nowMs);
-  return cap ? { reason: 'frequency_cap', detail: cap.label } : undefined;
-}
-
-function targetingOf(action: CompiledAction, audience: Audience): Drop | undefined {
-  const targeting = action.targeting;
-  if (!targeting) return undefined;
-  if (targeting.segments && !targeting.segments.some((s) => audience.segmentSet.has(s))) {
-    return { reason: 'targeting', detail: `segments ${targeting.segments.join('|')}` };
-  }
-  if (targeting.excludeSegments) {
-    const excluded = targeting.excludeSegments.find((s) => audience.segmentSet.has(s));
-    if (excluded !== undefined) return { reason: 'targeting', detail: `excluded segment ${excluded}` };
-  }
-  if (targeting.personas && (audience.persona === undefined || !targeting.personas.includes(audience.persona))) {
-    return { reason: 'targeting', detail: `personas ${targeting.personas.join('|')}` };
-  }
-  return undefined;
-}
-
-/** Experiment arms of this customer, computed once per experiment per decision. */
-class Assignments {
-  private readonly arms = new Map<string, string>();
-  readonly holdouts = new Set<string>();
-  constructor(
-    private readonly key: string,
-    private readonly nowMs: number,
-  ) {}
-
-  armOf(experiment: CompiledExperiment): string | undefined {
-    if (!experiment.running || this.nowMs < experiment.validFrom || this.nowMs >= experiment.validTo) return undefined;
-    let arm = this.arms.get(experiment.id);
-    if (arm === undefined) {
-      arm = assignArm(experiment, this.key);
-      this.arms.set(experiment.id, arm);
-    }
-    return arm;
-  }
-}
-
-interface ExperimentOutcome {
-  readonly drop?: Drop;
-  readonly variant?: string;
-  readonly experiment?: { readonly id: string; readonly arm: string };
-}
-
-function experimentOf(action: CompiledAction, assignments: Assignments): ExperimentOutcome | undefined {
-  if (action.experiments.length === 0) return undefined;
-  let variant: string | undefined;
-  let tagged: { id: string; arm: string } | undefined;
-  for (const experiment of action.experiments) {
-    const arm = assignments.armOf(experiment);
-    if (arm === undefined) continue;
-    if (arm === CONTROL_ARM) {
-      assignments.holdouts.add(experiment.id);
-      return { drop: { reason: 'experiment', detail: `${experiment.id} holdout` } };
-    }
-    const chosen = experiment.arms.find((a) => a.id === arm);
-    if (experiment.kind === 'actions') {
-      if (chosen?.action !== action.id) return { drop: { reason: 'experiment', detail: `${experiment.id} arm ${arm}` } };
-      tagged ??= { id: experiment.id, arm };
-    } else if (experiment.action === action.id && chosen?.variant !== undefined && variant === undefined) {
-      variant = chosen.variant;
-      tagged ??= { id: experiment.id, arm };
-    }
-  }
-  if (!tagged) return undefined;
-  return { ...(variant !== undefined ? { variant } : {}), experiment: tagged };
-}
 
 interface Learner {
   readonly on: boolean;
@@ -336,6 +193,16 @@ function* inRankOrder(ranked: Ranked[], slot: Slot, pool: PlainPool, plainPropen
   }
 }
 
+/** Every eligible candidate, best first (compareRanked's order). */
+function rankAll(ranked: Ranked[], slot: Slot, pool: PlainPool, plainPropensity: number): Ranked[] {
+  const all = ranked.slice();
+  for (let i = 0; i < pool.size; i++) {
+    const k = pool.k[i] as number;
+    all.push({ action: slot.list[k] as CompiledAction, propensity: plainPropensity, score: pool.score[i] as number });
+  }
+  return all.sort(compareRanked);
+}
+
 /** compareRanked for two entries of the plain pool. */
 function comparePlain(slot: Slot, pool: PlainPool, a: number, b: number): number {
   const sa = pool.score[a] as number;
@@ -409,7 +276,7 @@ function reasonsFor(action: CompiledAction, audience: Audience, ranked: Ranked, 
 }
 
 /** Push content as a ready payload: exactly `{title, body, deepLink, imageUrl?}`. */
-export function pushPayload(content: Readonly<Record<string, string | string[]>>): Record<string, string> {
+function pushPayload(content: Readonly<Record<string, string | string[]>>): Record<string, string> {
   const text = (v: string | string[] | undefined) => (typeof v === 'string' ? v : Array.isArray(v) ? v.join(' ') : '');
   const payload: Record<string, string> = {
     title: text(content.title),
@@ -430,6 +297,7 @@ function render(
   channel: Channel,
   variant: string | undefined,
   scope: TemplateScope,
+  failures: FailureTally,
 ): Record<string, string | string[]> | undefined {
   const content = contentFor(action, channel, variant);
   if (!content) return undefined;
@@ -437,9 +305,11 @@ function render(
     const rendered = renderContent(content, scope, action.fallbacks);
     return channel === 'push' ? pushPayload(rendered) : rendered;
   } catch {
+    failures.templates++;
     return undefined;
   }
 }
+
 
 export function decide(
   catalog: CompiledCatalog,
@@ -453,10 +323,12 @@ export function decide(
   const key = customerKey(profile, request);
   const nonce = options.nonce ?? hash32(`${key}\u0000${nowMs}`).toString(36);
   const random = options.random ?? seededRandom(hash32(`${nonce}\u0000${key}`));
+  const failures = options.failures ?? createFailureTally();
 
+  // 1. Audience.
   const budget =
     options.ruleBudgetMs === undefined && options.ruleClock === undefined ? undefined : createRuleBudget(options.ruleBudgetMs, options.ruleClock);
-  const audience = evaluateAudience(catalog, profile, now, request.context, options.enrichedWith, budget);
+  const audience = evaluateAudience(catalog, profile, now, request.context, options.enrichedWith, { ...(budget ? { budget } : {}), failures });
   const vars = createRuleVariables({
     profile,
     audience,
@@ -466,12 +338,16 @@ export function decide(
     now,
     catalog,
     ...(budget ? { budget } : {}),
+    failures,
   });
+
+  // 2. Policies.
+  const policies = decisionPolicies(catalog, profile, channel, request.context, vars, now);
+  const channelWide = policies.consent !== undefined || policies.quietHours !== undefined || policies.channelCap !== undefined;
+  const facts: DecisionFacts = { nowMs, profile, audience, vars, policies };
+
   const where: ResolvedPlacement = resolvePlacement(catalog, channel, placement);
   const limit = Math.max(1, Math.min(request.limit, where.limit ?? 10, 10));
-  const policy = channelPolicy(catalog, profile, channel, request.context, vars, now);
-  const channelDrop = policy.consent ?? policy.quietHours ?? policy.channelCap;
-
   const explored = where.learning && catalog.learning.exploration > 0 && random() < catalog.learning.exploration;
   const contextBy = catalog.learning.contextBy;
   const learner: Learner = {
@@ -481,27 +357,15 @@ export function decide(
     random,
   };
   const assignments = new Assignments(key, nowMs);
-  const explanations: CandidateExplanation[] | undefined = explain ? [] : undefined;
-  const eligible: Ranked[] = [];
   const weightOf = (action: CompiledAction) => where.weights[action.index] ?? action.weight;
   // Nothing learnt (no stats) and no exploration: every action without variants or a model has the prior's propensity.
   const prior = catalog.learning.prior.alpha / (catalog.learning.prior.alpha + catalog.learning.prior.beta);
   const plainPropensity =
     options.learning !== undefined || learner.explore ? undefined : learner.on ? Math.max(catalog.learning.floor, Math.min(1, prior)) : prior;
-
-  // What chooseVariant gives an action without variants or model when nothing is learnt or explored.
-  const plainRanked = (action: CompiledAction, propensity: number): Ranked => ({
-    action,
-    propensity,
-    score: propensity * action.value * weightOf(action),
-  });
-  const chosenRanked = (action: CompiledAction, outcome: ExperimentOutcome | undefined): Ranked => {
+  const rankedOf = (action: CompiledAction, outcome: ExperimentOutcome | undefined): Ranked => {
     const chosen =
       outcome?.variant !== undefined
-        ? {
-            variant: outcome.variant,
-            propensity: propensityOf(catalog, action, outcome.variant, audience, learner, options.learning),
-          }
+        ? { variant: outcome.variant, propensity: propensityOf(catalog, action, outcome.variant, audience, learner, options.learning) }
         : chooseVariant(catalog, action, channel, audience, learner, options.learning);
     return {
       action,
@@ -512,84 +376,58 @@ export function decide(
     };
   };
 
+  // 3. Candidates: one pass over the slot; reasons recorded only when explaining.
+  const trace: CandidateExplanation[] | undefined = explain ? [] : undefined;
+  const eligible: Ranked[] = [];
   let ranking: Iterable<Ranked> = eligible;
-  if (!options.degraded && (explain || channelDrop === undefined)) {
+  // Without explain, a channel-wide policy drops every candidate: nothing to look at.
+  if (!options.degraded && (explain || !channelWide)) {
     const slot = slotFor(catalog, channel, placement);
-    const n = slot.list.length;
-    if (explanations) {
-      for (let k = 0; k < n; k++) {
+    // The accelerator (slot.ts) only when no reason is asked for: it settles the accelerated checks.
+    const filter = explain ? undefined : slotFilter(slot, catalog, facts);
+    const checks = filter ? REMAINING_CHECKS : CANDIDATE_CHECKS;
+    const checked: DecisionFacts = filter ? { ...facts, ruleSettled: (index) => ruleSettled(filter, index) } : facts;
+    const pool = plainPool(slot.list.length);
+    for (let k = 0; k < slot.list.length; k++) {
+      let flags = slot.flags[k] as number;
+      let drop: Drop | undefined;
+      let outcome: ExperimentOutcome | undefined;
+      if (filter) {
+        if (filteredOut(slot, k, filter)) continue;
+        if ((flags & F_RULE) !== 0 && ruleSettled(filter, slot.indices[k] as number)) flags &= ~F_RULE;
+      }
+      // Without caps, a rule to run or experiments, a candidate the columns kept passes the remaining checks unread.
+      if (!filter || (flags & F_OWN_CHECKS) !== 0) {
         const action = slot.list[k] as CompiledAction;
-        let drop: Drop | undefined = !isWithinValidity(action, nowMs)
-          ? { reason: 'validity' }
-          : (policy.consent ?? suppressionOf(action, policy.suppressions) ?? policy.quietHours ?? policy.channelCap);
-        drop ??= frequencyCapOf(action, profile, nowMs) ?? ruleDrop(action, vars) ?? targetingOf(action, audience);
-        let outcome: ExperimentOutcome | undefined;
+        drop = firstDrop(action, checked, checks);
         if (!drop) {
           outcome = experimentOf(action, assignments);
           drop = outcome?.drop;
         }
         if (drop) {
-          explanations.push({ actionId: action.id, eligible: false, why: why(drop), reason: drop.reason });
+          trace?.push({ actionId: action.id, eligible: false, why: why(drop), reason: drop.reason });
           continue;
         }
-        const plain = outcome === undefined && plainPropensity !== undefined && action.variants.length === 0 && action.propensityModel === undefined;
-        eligible.push(plain ? plainRanked(action, plainPropensity) : chosenRanked(action, outcome));
       }
-      // The explanation lists every eligible action in rank order.
-      eligible.sort(compareRanked);
-    } else if (n > 0) {
-      // Same verdicts as the explained path without building reasons, from the slot's columns
-      // (see slot.ts): cheapest checks first, an action object read only when its own check
-      // applies. Every distinct conjunct of the eligibility rules is evaluated once, and the
-      // actions one of them rules out are skipped (same eligible set, see EligibilityIndex).
-      // The channel-wide checks passed: the loop would not run otherwise.
-      const verdicts = conjunctVerdicts(catalog.eligibilityIndex, vars);
-      const suppressed = suppressedTagMask(slot, policy.suppressions);
-      const bits = audienceBits(slot, audience);
-      const contacts = profile.contacts;
-      let anyContacts = false;
-      for (const _ in contacts) {
-        anyContacts = true;
-        break;
+      // 4. Rank (the score): a plain candidate is two numbers in the pool, no object.
+      if (outcome === undefined && plainPropensity !== undefined && (flags & F_PLAIN) !== 0) {
+        pool.add(k, plainPropensity * (slot.value[k] as number) * (slot.weight[k] as number));
+      } else {
+        eligible.push(rankedOf(slot.list[k] as CompiledAction, outcome));
       }
-      const pool = plainPool(n);
-      for (let k = 0; k < n; k++) {
-        let ruleHolds = false;
-        if (verdicts) {
-          const i = slot.indices[k] as number;
-          const word = i >>> 5;
-          const bit = 1 << (i & 31);
-          if (((verdicts.out[word] as number) & bit) !== 0) continue;
-          ruleHolds = ((verdicts.allTrue[word] as number) & bit) !== 0;
-        }
-        if (!(nowMs >= (slot.validFrom[k] as number) && nowMs < (slot.validTo[k] as number))) continue;
-        const flags = slot.flags[k] as number;
-        if (suppressed && (flags & F_TAGS) !== 0 && isSuppressed(slot, k, suppressed)) continue;
-        if ((flags & F_TARGETING) !== 0 && !matchesTargetingBits(slot, k, flags, bits)) continue;
-        if (anyContacts && (flags & F_CAPS) !== 0 && reachedActionCap(slot.list[k] as CompiledAction, profile, nowMs)) continue;
-        if ((flags & F_RULE) !== 0 && !ruleHolds && !evaluateRule((slot.list[k] as CompiledAction).eligibility as CompiledRule, vars)) continue;
-        let outcome: ExperimentOutcome | undefined;
-        if ((flags & F_EXPERIMENTS) !== 0) {
-          outcome = experimentOf(slot.list[k] as CompiledAction, assignments);
-          if (outcome?.drop) continue;
-        }
-        if (outcome === undefined && plainPropensity !== undefined && (flags & F_PLAIN) !== 0) {
-          pool.add(k, plainPropensity * (slot.value[k] as number) * (slot.weight[k] as number));
-          continue;
-        }
-        eligible.push(chosenRanked(slot.list[k] as CompiledAction, outcome));
-      }
-      // A decision needs only the first few that render: selected one at a time, in the sort's order.
-      ranking = inRankOrder(eligible, slot, pool, plainPropensity ?? 0);
     }
+    // An explanation lists every eligible candidate in rank order; a decision needs only the
+    // first few that render: selected one at a time, best first.
+    ranking = trace ? rankAll(eligible, slot, pool, plainPropensity ?? 0) : inRankOrder(eligible, slot, pool, plainPropensity ?? 0);
   }
 
+  // 5. Render the best ones; else the fallbacks.
   const scope = templateScope(vars);
   const actions: ReturnedAction[] = [];
   const unservable = new Set<string>();
   for (const ranked of ranking) {
     if (actions.length >= limit) break;
-    const content = render(ranked.action, channel, ranked.variant, scope);
+    const content = render(ranked.action, channel, ranked.variant, scope, failures);
     if (!content) {
       unservable.add(ranked.action.id);
       continue;
@@ -606,15 +444,12 @@ export function decide(
   }
 
   const fallback = actions.length === 0;
-  if (fallback && channelDrop === undefined) {
-    // Fallbacks ignore targeting, rules and frequency caps, never the customer's protection:
-    // validity, consent, suppression, quiet hours and channel caps (checked above) still hold.
+  if (fallback && !channelWide) {
     for (const action of catalog.fallbacksByChannel[channel]) {
       if (actions.length >= limit) break;
-      if (!isFallbackHere(action, channel, placement)) continue;
-      if (!canServePlacement(action, channel, placement) || !isWithinValidity(action, nowMs)) continue;
-      if (suppressionOf(action, policy.suppressions)) continue;
-      const content = render(action, channel, undefined, scope);
+      if (!isFallbackHere(action, channel, placement) || !canServePlacement(action, channel, placement)) continue;
+      if (firstDrop(action, facts, FALLBACK_CHECKS)) continue;
+      const content = render(action, channel, undefined, scope, failures);
       if (!content) continue;
       actions.push({
         actionId: action.id,
@@ -650,11 +485,11 @@ export function decide(
   });
 
   let explanation: Explanation | undefined;
-  if (explanations) {
+  if (trace) {
     const selected = new Set(servedFallback ? [] : actions.map((a) => a.actionId));
-    for (const r of eligible) {
+    for (const r of ranking) {
       const id = r.action.id;
-      explanations.push({
+      trace.push({
         actionId: id,
         eligible: !unservable.has(id),
         why: unservable.has(id) ? 'content:the template could not be rendered' : 'eligible',
@@ -666,13 +501,13 @@ export function decide(
         ...(selected.has(id) ? { selected: true } : {}),
       });
     }
-    const policies: string[] = [];
-    if (options.degraded) policies.push('degraded:the profile could not be read');
-    if (policy.consent) policies.push(why(policy.consent));
-    if (policy.quietHours) policies.push(why(policy.quietHours));
-    if (policy.channelCap) policies.push(why(policy.channelCap));
-    for (const s of policy.suppressions) policies.push(`suppressed:${s.id} (${[...s.tags].join(', ')})`);
-    explanation = { catalogVersion: catalog.version, candidates: explanations, policies, explored, holdouts };
+    const policyFacts: string[] = [];
+    if (options.degraded) policyFacts.push('degraded:the profile could not be read');
+    if (policies.consent !== undefined) policyFacts.push(`consent:${policies.consent}`);
+    if (policies.quietHours !== undefined) policyFacts.push(`quiet_hours:${policies.quietHours}`);
+    if (policies.channelCap !== undefined) policyFacts.push(`channel_cap:${policies.channelCap}`);
+    for (const s of policies.suppressions) policyFacts.push(`suppressed:${s.id} (${[...s.tags].join(', ')})`);
+    explanation = { catalogVersion: catalog.version, candidates: trace, policies: policyFacts, explored, holdouts };
   }
 
   const userId = profile.userId ?? request.userId;
@@ -690,57 +525,4 @@ export function decide(
     ...(options.degraded ? { degraded: true as const } : {}),
     ...(explanation ? { explanation } : {}),
   };
-}
-
-interface ConjunctVerdicts {
-  /** Actions whose eligibility rule has a false conjunct: not eligible. */
-  readonly out: Uint32Array;
-  /** Actions whose rule is only indexed conjuncts, all true: eligible by their rule. */
-  readonly allTrue: Uint32Array;
-}
-
-/**
- * Every distinct conjunct of the catalog's eligibility rules, once. A
- * conjunct that is false rules its actions out (CEL's `&&` is false when
- * one side is, errors included); one that is true is a step towards "all
- * true"; anything else (a missing field, a value only cel-js handles)
- * leaves the verdict to the rule itself, evaluated as usual. Conjuncts are
- * pure: evaluating one a rule would have short-circuited changes nothing.
- */
-function conjunctVerdicts(index: EligibilityIndex | undefined, vars: RuleVariables): ConjunctVerdicts | undefined {
-  if (!index) return undefined;
-  const out = new Uint32Array(index.words);
-  const unsure = new Uint32Array(index.words);
-  for (let c = 0; c < index.conjuncts.length; c++) {
-    let value: unknown;
-    // Past the deadline a conjunct decides nothing: its rules meet the deadline themselves (evaluateRule).
-    if (!budgetAllows(vars, index.costs?.[c])) value = undefined;
-    else {
-      try {
-        value = (index.conjuncts[c] as (vars: RuleVariables) => unknown)(vars);
-      } catch {
-        value = undefined;
-      }
-    }
-    if (value === true) continue;
-    const target = value === false ? out : unsure;
-    const actions = index.actionsOf[c] as Uint32Array;
-    for (let w = 0; w < index.words; w++) target[w] = (target[w] as number) | (actions[w] as number);
-  }
-  const allTrue = new Uint32Array(index.words);
-  for (let w = 0; w < index.words; w++) {
-    allTrue[w] = (index.complete[w] as number) & ~(out[w] as number) & ~(unsure[w] as number);
-  }
-  return { out, allTrue };
-}
-
-
-/** The eligibility verdict with its explanation: a rule that failed on this profile says why. */
-function ruleDrop(action: CompiledAction, vars: RuleVariables): Drop | undefined {
-  const rule = action.eligibility;
-  if (!rule) return undefined;
-  const failuresBefore = rule.failures;
-  if (evaluateRule(rule, vars)) return undefined;
-  const failed = rule.failures > failuresBefore && rule.lastError !== undefined;
-  return { reason: 'rule', detail: failed ? `error ${rule.lastError}` : 'not eligible' };
 }

@@ -11,24 +11,33 @@
  * its own checks applies (caps, a rule the eligibility index could not
  * settle, experiments, variants) or when it wins.
  *
- * The checks are the same functions' (shared/domain/catalog/decision.ts);
- * a property test holds the columnar path equal to them.
+ * It is an accelerator of the per-candidate checks (checks.ts), never a
+ * definition: `filteredOut` settles the `accelerated` checks (validity,
+ * suppression, targeting) from the columns, and drops the actions whose
+ * eligibility rule has a false conjunct (the catalog's EligibilityIndex);
+ * `ruleSettled` tells the rule check a rule whose conjuncts all hold.
+ * test/unit/decide-slot.test.ts holds it equal to the checks (a property
+ * test: it drops exactly what they drop, settles only rules that hold).
  */
 import type { Channel } from '../channels.ts';
-import type { Audience, CompiledAction, CompiledCatalog, CompiledSuppression } from '../catalog/compiled.ts';
-import { canServePlacement, resolvePlacement } from '../catalog/decision.ts';
+import type { Audience, CompiledAction, CompiledCatalog, EligibilityIndex, RuleVariables } from '../catalog/compiled.ts';
+import { budgetAllows } from '../catalog/rules.ts';
+import type { DecisionPolicies } from './policies.ts';
+import { canServePlacement, isFallbackHere, resolvePlacement } from './policies.ts';
 
 /** Per-candidate flags: which of its own checks apply. */
-export const F_TARGET_ANY = 1; // targeting.segments: one of them
-export const F_TARGET_NONE = 2; // targeting.excludeSegments: none of them
-export const F_TARGET_PERSONA = 4; // targeting.personas: one of them
-export const F_CAPS = 8;
+const F_TARGET_ANY = 1; // targeting.segments: one of them
+const F_TARGET_NONE = 2; // targeting.excludeSegments: none of them
+const F_TARGET_PERSONA = 4; // targeting.personas: one of them
+const F_CAPS = 8;
 export const F_RULE = 16;
-export const F_EXPERIMENTS = 32;
+const F_EXPERIMENTS = 32;
 /** No variants and no propensity model: its propensity is the plain prior when nothing is learnt. */
 export const F_PLAIN = 64;
-export const F_TAGS = 128;
-export const F_TARGETING = F_TARGET_ANY | F_TARGET_NONE | F_TARGET_PERSONA;
+const F_TAGS = 128;
+const F_TARGETING = F_TARGET_ANY | F_TARGET_NONE | F_TARGET_PERSONA;
+/** Checks of the candidate's own that read its object: frequency caps, a rule, experiments. */
+export const F_OWN_CHECKS = F_CAPS | F_RULE | F_EXPERIMENTS;
 
 /** Bit numbers of the catalog's segments, personas and tags. */
 interface Numbering {
@@ -89,11 +98,6 @@ function numberingOf(catalog: CompiledCatalog): Numbering {
     numberings.set(catalog, numbering);
   }
   return numbering;
-}
-
-/** The action is a fallback of this channel/placement. */
-export function isFallbackHere(action: CompiledAction, channel: Channel, placement: string | undefined): boolean {
-  return action.fallbackRoles.some((r) => r.channel === channel && (r.placement === undefined || r.placement === placement));
 }
 
 function buildSlot(catalog: CompiledCatalog, channel: Channel, placement: string | undefined): Slot {
@@ -171,7 +175,8 @@ export function slotFor(catalog: CompiledCatalog, channel: Channel, placement: s
 }
 
 /** The tags the active suppression policies suppress, as the slot's tag bits (undefined: none). */
-export function suppressedTagMask(slot: Slot, active: readonly CompiledSuppression[]): Uint32Array | undefined {
+function suppressedTagMask(slot: Slot, policies: DecisionPolicies): Uint32Array | undefined {
+  const active = policies.suppressions;
   if (active.length === 0) return undefined;
   const mask = new Uint32Array(slot.numbering.tagWords);
   let any = false;
@@ -186,39 +191,106 @@ export function suppressedTagMask(slot: Slot, active: readonly CompiledSuppressi
   return any ? mask : undefined;
 }
 
-/** The candidate carries a suppressed tag. */
-export function isSuppressed(slot: Slot, k: number, mask: Uint32Array): boolean {
-  const n = mask.length;
-  const base = k * n;
-  for (let w = 0; w < n; w++) if (((slot.tagBits[base + w] as number) & (mask[w] as number)) !== 0) return true;
-  return false;
-}
-
-/** The decision's audience as the slot's bits. */
-export interface AudienceBits {
-  readonly segments: Uint32Array;
-  readonly personas: Uint32Array;
-}
-
-export function audienceBits(slot: Slot, audience: Pick<Audience, 'segments' | 'persona'>): AudienceBits {
-  const { numbering } = slot;
-  const segments = new Uint32Array(numbering.segmentWords);
-  for (const id of audience.segments) setBit(segments, 0, numbering.segments.get(id));
-  const personas = new Uint32Array(numbering.personaWords);
-  if (audience.persona !== undefined) setBit(personas, 0, numbering.personas.get(audience.persona));
-  return { segments, personas };
-}
-
 function intersects(bits: Uint32Array, base: number, mask: Uint32Array): boolean {
   for (let w = 0; w < mask.length; w++) if (((bits[base + w] as number) & (mask[w] as number)) !== 0) return true;
   return false;
 }
 
-/** `matchesTargeting` on the slot's bits (`flags` has at least one targeting flag). */
-export function matchesTargetingBits(slot: Slot, k: number, flags: number, bits: AudienceBits): boolean {
-  const sw = bits.segments.length;
-  if ((flags & F_TARGET_ANY) !== 0 && !intersects(slot.targetAny, k * sw, bits.segments)) return false;
-  if ((flags & F_TARGET_NONE) !== 0 && intersects(slot.targetNone, k * sw, bits.segments)) return false;
-  if ((flags & F_TARGET_PERSONA) !== 0 && !intersects(slot.targetPersonas, k * bits.personas.length, bits.personas)) return false;
-  return true;
+interface ConjunctVerdicts {
+  /** Actions whose eligibility rule has a false conjunct: not eligible. */
+  readonly out: Uint32Array;
+  /** Actions whose rule is only indexed conjuncts, all true: eligible by their rule. */
+  readonly allTrue: Uint32Array;
+}
+
+/**
+ * Every distinct conjunct of the catalog's eligibility rules, once. A
+ * conjunct that is false rules its actions out (CEL's `&&` is false when
+ * one side is, errors included); one that is true is a step towards "all
+ * true"; anything else (a missing field, a value only cel-js handles)
+ * leaves the verdict to the rule itself, evaluated as usual. Conjuncts are
+ * pure: evaluating one a rule would have short-circuited changes nothing.
+ */
+function conjunctVerdicts(index: EligibilityIndex | undefined, vars: RuleVariables): ConjunctVerdicts | undefined {
+  if (!index) return undefined;
+  const out = new Uint32Array(index.words);
+  const unsure = new Uint32Array(index.words);
+  for (let c = 0; c < index.conjuncts.length; c++) {
+    let value: unknown;
+    // Past the deadline a conjunct decides nothing: its rules meet the deadline themselves (evaluateRule).
+    if (!budgetAllows(vars, index.costs?.[c])) value = undefined;
+    else {
+      try {
+        value = (index.conjuncts[c] as (vars: RuleVariables) => unknown)(vars);
+      } catch {
+        value = undefined;
+      }
+    }
+    if (value === true) continue;
+    const target = value === false ? out : unsure;
+    const actions = index.actionsOf[c] as Uint32Array;
+    for (let w = 0; w < index.words; w++) target[w] = (target[w] as number) | (actions[w] as number);
+  }
+  const allTrue = new Uint32Array(index.words);
+  for (let w = 0; w < index.words; w++) {
+    allTrue[w] = (index.complete[w] as number) & ~(out[w] as number) & ~(unsure[w] as number);
+  }
+  return { out, allTrue };
+}
+
+/** One decision's facts as the slot's bits: the instant, the suppressed tags, the audience, the rules' conjuncts. */
+export interface SlotFilter {
+  readonly nowMs: number;
+  readonly suppressed: Uint32Array | undefined;
+  readonly segments: Uint32Array;
+  readonly personas: Uint32Array;
+  readonly verdicts: ConjunctVerdicts | undefined;
+}
+
+export function slotFilter(
+  slot: Slot,
+  catalog: CompiledCatalog,
+  facts: { readonly nowMs: number; readonly audience: Pick<Audience, 'segments' | 'persona'>; readonly vars: RuleVariables; readonly policies: DecisionPolicies },
+): SlotFilter {
+  const { numbering } = slot;
+  const segments = new Uint32Array(numbering.segmentWords);
+  for (const id of facts.audience.segments) setBit(segments, 0, numbering.segments.get(id));
+  const personas = new Uint32Array(numbering.personaWords);
+  if (facts.audience.persona !== undefined) setBit(personas, 0, numbering.personas.get(facts.audience.persona));
+  return {
+    nowMs: facts.nowMs,
+    suppressed: suppressedTagMask(slot, facts.policies),
+    segments,
+    personas,
+    verdicts: conjunctVerdicts(catalog.eligibilityIndex, facts.vars),
+  };
+}
+
+/**
+ * The candidate at slot position `k` fails one of the accelerated checks
+ * (validity, suppression, targeting: exactly as checks.ts would), or its
+ * eligibility rule has a false conjunct (the rule check would drop it).
+ */
+export function filteredOut(slot: Slot, k: number, f: SlotFilter): boolean {
+  const verdicts = f.verdicts;
+  if (verdicts) {
+    const i = slot.indices[k] as number;
+    if (((verdicts.out[i >>> 5] as number) & (1 << (i & 31))) !== 0) return true;
+  }
+  if (!(f.nowMs >= (slot.validFrom[k] as number) && f.nowMs < (slot.validTo[k] as number))) return true;
+  const flags = slot.flags[k] as number;
+  if (f.suppressed && (flags & F_TAGS) !== 0 && intersects(slot.tagBits, k * f.suppressed.length, f.suppressed)) return true;
+  if ((flags & F_TARGETING) !== 0) {
+    const sw = f.segments.length;
+    if ((flags & F_TARGET_ANY) !== 0 && !intersects(slot.targetAny, k * sw, f.segments)) return true;
+    if ((flags & F_TARGET_NONE) !== 0 && intersects(slot.targetNone, k * sw, f.segments)) return true;
+    if ((flags & F_TARGET_PERSONA) !== 0 && !intersects(slot.targetPersonas, k * f.personas.length, f.personas)) return true;
+  }
+  return false;
+}
+
+/** The action's eligibility rule holds without running it: every conjunct indexed and true. */
+export function ruleSettled(f: SlotFilter, actionIndex: number): boolean {
+  const verdicts = f.verdicts;
+  return verdicts !== undefined && ((verdicts.allTrue[actionIndex >>> 5] as number) & (1 << (actionIndex & 31))) !== 0;
 }

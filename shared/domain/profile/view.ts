@@ -127,3 +127,78 @@ export function emptyProfileView(ids: { userId?: string | undefined; anonymousId
     scores: {},
   };
 }
+
+/**
+ * A CEL type for a field of type V: scalars exactly; lists and maps by
+ * kind; a nested record either a map or a nested schema.
+ */
+type CelField<V> = [V] extends [string]
+  ? 'string'
+  : [V] extends [number]
+    ? 'double'
+    : [V] extends [boolean]
+      ? 'bool'
+      : [V] extends [readonly unknown[]]
+        ? `list<${string}>`
+        : `map<string, ${string}>` | CelSchemaOf<V>;
+
+/** The CEL schema of a shape: every field of T (optional ones included), no other. */
+export type CelSchemaOf<T> = { readonly [K in keyof T]-?: CelField<NonNullable<T[K]>> };
+
+/**
+ * The view as CEL rules read it (the `profile` variable of the rules'
+ * checking environment, catalog/rules.ts), typed from the interfaces above:
+ * a field added, removed or retyped in ProfileView fails the typecheck here
+ * until this schema follows. Numbers are JSON numbers, `double` in CEL.
+ */
+export const PROFILE_CEL_TYPES = {
+  'kairos.Consent': { granted: 'bool', updatedAt: 'string' } satisfies CelSchemaOf<ConsentState>,
+  'kairos.EventCount': { today: 'double', last7d: 'double', last30d: 'double', total: 'double' } satisfies CelSchemaOf<EventCount>,
+  'kairos.Engagement': {
+    delivered: 'double',
+    engaged: 'double',
+    rate: 'double',
+    lastDeliveredAt: 'string',
+    lastEngagedAt: 'string',
+  } satisfies CelSchemaOf<ChannelEngagement>,
+  'kairos.Contacts': {
+    impressions: 'list<string>',
+    clicks: 'double',
+    conversions: 'double',
+    lastImpressionAt: 'string',
+  } satisfies CelSchemaOf<ActionContacts>,
+} as const;
+
+export const PROFILE_CEL_SCHEMA = {
+  userId: 'string',
+  anonymousId: 'string',
+  anonymousIds: 'list<string>',
+  identified: 'bool',
+  traits: 'map<string, dyn>',
+  timezone: 'string',
+  consent: 'map<string, kairos.Consent>',
+  preferences: { interests: 'list<string>', preferredChannel: 'string', updatedAt: 'string' },
+  stats: {
+    visitsToday: 'double',
+    visits7d: 'double',
+    visits30d: 'double',
+    visitsTotal: 'double',
+    firstSeenAt: 'string',
+    lastSeenAt: 'string',
+    orders: 'double',
+    revenue: 'double',
+    lastPurchaseAt: 'string',
+    returns: 'double',
+    lastReturnAt: 'string',
+    openComplaints: 'double',
+    categoryInterests: 'map<string, double>',
+    eventCounts: 'map<string, kairos.EventCount>',
+  },
+  engagement: 'map<string, kairos.Engagement>',
+  contacts: 'map<string, kairos.Contacts>',
+  channelContacts: 'map<string, list<string>>',
+  segments: 'list<string>',
+  persona: 'string',
+  scores: 'map<string, double>',
+  updatedAt: 'string',
+} as const satisfies CelSchemaOf<ProfileView>;

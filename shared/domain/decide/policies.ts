@@ -1,16 +1,14 @@
 /**
- * The catalog's semantics that a decision applies per candidate: validity,
- * placement, targeting, suppression policies, consent, quiet hours,
- * frequency and channel caps, arbitration weights. Pure and allocation-light:
- * per-decision work (policies) is done once, per-candidate checks are plain
- * lookups.
+ * The decision-wide policies of a catalog, evaluated once per decision
+ * (decide's "policies" step): consent, quiet hours, channel caps, the
+ * suppression policies in force, the placement's arbitration settings; and
+ * what a candidate is made of (content for the placement, fallback role).
+ * The per-candidate checks that read them are in checks.ts. Pure.
  */
 import type { Channel } from '../channels.ts';
 import type { ProfileView } from '../profile/view.ts';
 import type {
-  Audience,
   CompiledAction,
-  CompiledCap,
   CompiledCatalog,
   CompiledChannelCap,
   CompiledContent,
@@ -19,28 +17,14 @@ import type {
   CompiledWeights,
   ResolvedPlacement,
   RuleVariables,
-} from './compiled.ts';
-import { evaluateRule } from './rules.ts';
-
-export function isWithinValidity(item: { readonly validFrom: number; readonly validTo: number }, nowMs: number): boolean {
-  return nowMs >= item.validFrom && nowMs < item.validTo;
-}
+} from '../catalog/compiled.ts';
+import { evaluateRule } from '../catalog/rules.ts';
 
 /** The action has content for the channel, and for the placement when its content is restricted to some. */
 export function canServePlacement(action: CompiledAction, channel: Channel, placement: string | undefined): boolean {
   const content = action.content[channel];
   if (!content) return false;
   return !placement || !content.placements || content.placements.has(placement);
-}
-
-/** Segment/persona targeting of the action against this decision's audience. */
-export function matchesTargeting(action: CompiledAction, audience: Pick<Audience, 'segmentSet' | 'persona'>): boolean {
-  const t = action.targeting;
-  if (!t) return true;
-  if (t.segments && !t.segments.some((s) => audience.segmentSet.has(s))) return false;
-  if (t.excludeSegments && t.excludeSegments.some((s) => audience.segmentSet.has(s))) return false;
-  if (t.personas && (audience.persona === undefined || !t.personas.includes(audience.persona))) return false;
-  return true;
 }
 
 /**
@@ -57,37 +41,23 @@ export function activeSuppressions(catalog: CompiledCatalog, vars: RuleVariables
     if (s.channels && !s.channels.has(vars.channel as Channel)) continue;
     let active = verdicts?.get(s.when.source);
     if (active === undefined) {
-      const failures = s.when.failures;
+      const failures = vars.$failures.rules;
       active = evaluateRule(s.when, vars);
-      if (s.when.failures === failures) verdicts?.set(s.when.source, active);
+      if (vars.$failures.rules === failures) verdicts?.set(s.when.source, active);
     }
     if (active) out.push(s);
   }
   return out;
 }
 
-/** The first active suppression that hits one of the action's tags, if any. */
-export function suppressingPolicy(
-  action: CompiledAction,
-  active: readonly CompiledSuppression[],
-): CompiledSuppression | undefined {
-  for (const s of active) for (const tag of action.tags) if (s.tags.has(tag)) return s;
-  return undefined;
-}
-
 /** The channel needs the customer's consent (catalog `policies.consentRequired`). */
-export function requiresConsent(catalog: CompiledCatalog, channel: Channel): boolean {
+function requiresConsent(catalog: CompiledCatalog, channel: Channel): boolean {
   return catalog.policies.consentRequired.has(channel);
 }
 
 /** The customer has granted consent for the channel (absent = not granted). */
-export function hasConsent(profile: Pick<ProfileView, 'consent'>, channel: Channel): boolean {
+function hasConsent(profile: Pick<ProfileView, 'consent'>, channel: Channel): boolean {
   return profile.consent?.[channel]?.granted === true;
-}
-
-/** Consent allows the channel: either not required, or granted. */
-export function consentAllows(catalog: CompiledCatalog, profile: Pick<ProfileView, 'consent'>, channel: Channel): boolean {
-  return !requiresConsent(catalog, channel) || hasConsent(profile, channel);
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
@@ -107,7 +77,7 @@ function formatterFor(timezone: string): Intl.DateTimeFormat {
 }
 
 /** Minutes after local midnight in an IANA zone (an unknown zone is read as UTC). */
-export function localMinutes(now: Date, timezone: string): number {
+function localMinutes(now: Date, timezone: string): number {
   let hour = 0;
   let minute = 0;
   for (const part of formatterFor(timezone || 'UTC').formatToParts(now)) {
@@ -145,15 +115,6 @@ export function countSince(times: readonly string[] | undefined, nowMs: number, 
     if (ms > since && ms <= nowMs) n++;
   }
   return n;
-}
-
-/** The action's first frequency cap the customer has reached, if any (impressions of the action). */
-export function reachedActionCap(action: CompiledAction, profile: Pick<ProfileView, 'contacts'>, nowMs: number): CompiledCap | undefined {
-  if (action.caps.length === 0) return undefined;
-  const contacts = profile.contacts && Object.hasOwn(profile.contacts, action.id) ? profile.contacts[action.id] : undefined;
-  if (!contacts || contacts.impressions.length === 0) return undefined;
-  for (const cap of action.caps) if (countSince(contacts.impressions, nowMs, cap.windowMs) >= cap.max) return cap;
-  return undefined;
 }
 
 /** The channel cap the customer has reached on this channel, if any (every action of the channel is then out). */
@@ -228,9 +189,46 @@ export function contentFor(action: CompiledAction, channel: Channel, variantId?:
   return action.content[channel];
 }
 
-/** Fallback actions for a channel/placement, in catalog order. */
-export function fallbacksFor(catalog: CompiledCatalog, channel: Channel, placement = ''): readonly CompiledAction[] {
-  return catalog.fallbacksByChannel[channel].filter((a) =>
-    a.fallbackRoles.some((r) => r.channel === channel && (r.placement === undefined || r.placement === placement)),
-  );
+/** The action is a fallback of this channel/placement (it serves only when nothing else does). */
+export function isFallbackHere(action: CompiledAction, channel: Channel, placement: string | undefined): boolean {
+  return action.fallbackRoles.some((r) => r.channel === channel && (r.placement === undefined || r.placement === placement));
+}
+
+/** The decision-wide policy facts every candidate check reads, evaluated once (decide's policies step). */
+export interface DecisionPolicies {
+  /** Consent required and not granted: the channel (the drop's detail). */
+  readonly consent?: string;
+  /** The quiet-hours policy in force on the channel: its id. */
+  readonly quietHours?: string;
+  /** The channel cap reached: `<id> <label>`. */
+  readonly channelCap?: string;
+  /** The suppression policies in force for this customer on the channel. */
+  readonly suppressions: readonly CompiledSuppression[];
+}
+
+const isZoneLike = (zone: unknown): zone is string => typeof zone === 'string' && zone.length > 0 && zone.length <= 64;
+
+/**
+ * Consent, quiet hours (in the device's zone `context.timezone`, else the
+ * profile's, else the policy's), channel caps and suppressions, for one
+ * decision on `vars.channel`.
+ */
+export function decisionPolicies(
+  catalog: CompiledCatalog,
+  profile: ProfileView,
+  channel: Channel,
+  context: Readonly<Record<string, unknown>>,
+  vars: RuleVariables,
+  now: Date,
+): DecisionPolicies {
+  const consent = requiresConsent(catalog, channel) && !hasConsent(profile, channel) ? channel : undefined;
+  const zone = isZoneLike(context.timezone) ? context.timezone : profile.timezone;
+  const quiet = catalog.policies.quietHours.length > 0 ? quietHoursFor(catalog, channel, now, zone) : undefined;
+  const cap = reachedChannelCap(catalog, profile, channel, now.getTime());
+  return {
+    ...(consent !== undefined ? { consent } : {}),
+    ...(quiet ? { quietHours: quiet.id } : {}),
+    ...(cap ? { channelCap: `${cap.id} ${cap.label}` } : {}),
+    suppressions: catalog.policies.suppressions.length > 0 ? activeSuppressions(catalog, vars) : [],
+  };
 }

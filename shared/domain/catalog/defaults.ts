@@ -1,0 +1,37 @@
+/**
+ * What a catalog document holds where its author wrote nothing, declared
+ * once: the schema (schema.ts) takes its defaults from here, and the empty
+ * catalog (decide/empty-catalog.ts) is this document through the one compile
+ * path. No zod here, so decide's bundle can build the empty catalog without
+ * the validator.
+ */
+import type { CatalogDocument } from './schema.ts';
+
+/** Learning settings by default: on, 10% exploration, floor 0.01, Beta(1, 1) prior, keyed by persona. */
+export const LEARNING_DEFAULTS = Object.freeze({
+  enabled: true,
+  exploration: 0.1,
+  floor: 0.01,
+  prior: Object.freeze({ alpha: 1, beta: 1 }),
+  contextBy: 'persona',
+} as const);
+
+/** Channels that need the customer's granted consent unless the catalog says otherwise. */
+export const CONSENT_REQUIRED_DEFAULT = Object.freeze(['email', 'sms', 'push'] as const);
+
+/** The document of `{}` with every default applied (`catalogSchema.parse({})`), a fresh copy each call. */
+export function defaultCatalogDocument(): CatalogDocument {
+  return {
+    kind: 'kairos/v1',
+    tags: [],
+    segments: [],
+    exclusiveGroups: [],
+    personas: [],
+    models: [],
+    actions: [],
+    policies: { suppressions: [], channelCaps: [], quietHours: [], consentRequired: [...CONSENT_REQUIRED_DEFAULT] },
+    arbitration: { placements: [] },
+    learning: { ...LEARNING_DEFAULTS, prior: { ...LEARNING_DEFAULTS.prior } },
+    experiments: [],
+  };
+}
