@@ -11,7 +11,11 @@ import type { CatalogInput } from '#domain/catalog/schema.ts';
 import { decide, emptyProfile, type DecideOptions } from '#domain/decide/decide.ts';
 import { decodeDecisionId } from '#domain/decide/decision-id.ts';
 import type { DecideRequest, Decision, LearningStats } from '#domain/decide/types.ts';
+import { applyEvents, mergeProfiles } from '#domain/profile/apply.ts';
+import { emptyProfileState } from '#domain/profile/state.ts';
+import { toProfileView } from '#domain/profile/to-view.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
+import { storedEvent } from '#test/support/stream.ts';
 import type { Channel } from '#domain/channels.ts';
 
 const NOW = new Date('2026-01-15T12:00:00Z');
@@ -546,6 +550,37 @@ describe('experiments', () => {
           ? { variant: copy.experiment?.arm, title: copy.experiment?.arm === 'a' ? 'A' : 'B', why: undefined, holdouts: [] }
           : { variant: undefined, title: undefined, why: 'experiment:banner-copy holdout', holdouts: ['banner-copy'] };
         expect(observed).toEqual(expected);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('sticky per customer: a visitor keeps the arm of the first key it was known by through logins, second devices and merges in any order', () => {
+    const armOf = (profile: ProfileView, req: DecideRequest) => {
+      const d = run(c, profile, req);
+      return [ids(d).find((id) => id === 'arm-x' || id === 'arm-y'), d.actions.find((a) => a.actionId === 'copy-test')?.variant ?? 'holdout'];
+    };
+    const device = fc.record({ anonymousId: fc.constantFrom('a-1', 'a-2', 'a-3', 'a-4'), minutes: fc.integer({ min: 0, max: 100_000 }) });
+    fc.assert(
+      fc.property(fc.uniqueArray(device, { minLength: 1, maxLength: 4, selector: (d) => d.anonymousId }), fc.stringMatching(/^u-[a-z0-9]{1,10}$/), (devices, userId) => {
+        const visit = (anonymousId: string, minutes: number, i: number) =>
+          storedEvent({ anonymousId, messageId: `v-${anonymousId}-${i}`, type: 'page', timestamp: new Date(Date.parse('2026-03-01T00:00:00Z') + minutes * 60_000).toISOString() });
+        const anonymous = devices.map((d, i) => applyEvents(emptyProfileState({ anonymousId: d.anonymousId }), [visit(d.anonymousId, d.minutes, i)], { halfLifeDays: 14 }));
+        const first = devices.reduce((a, b) => (b.minutes < a.minutes || (b.minutes === a.minutes && b.anonymousId < a.anonymousId) ? b : a));
+        const { userId: _known, ...anonymousRequest } = request('web', { limit: 3 });
+        const before = armOf(emptyProfile({ anonymousId: first.anonymousId }), { ...anonymousRequest, anonymousId: first.anonymousId });
+        // The customer logs in on each device in turn (identify merges that device's profile), in the order given.
+        let known = emptyProfileState({ userId });
+        const armsOnceFirstKnown: unknown[] = [];
+        for (const profile of anonymous) {
+          known = mergeProfiles(known, profile);
+          const view = toProfileView(known, new Date('2026-06-01T00:00:00Z'));
+          if (view.experimentKey === first.anonymousId) armsOnceFirstKnown.push(armOf(view, { ...request('web', { limit: 3 }), userId }));
+        }
+        expect(armsOnceFirstKnown.every((arms) => JSON.stringify(arms) === JSON.stringify(before))).toBe(true);
+        const view = toProfileView(known, new Date('2026-06-01T00:00:00Z'));
+        expect(view.experimentKey).toBe(first.anonymousId);
+        expect(armOf(view, { ...request('web', { limit: 3 }), userId })).toEqual(before);
       }),
       { numRuns: 200 },
     );

@@ -82,9 +82,13 @@ export interface DecideOptions {
 /** An empty profile: an unknown customer is a new anonymous one, not an error. */
 export const emptyProfile = emptyProfileView;
 
-/** The key experiments hash and learning seeds on: the known id, else the anonymous one. */
+/**
+ * The key experiments hash and learning seeds on: the profile's experiment
+ * key (the first key the customer was known by, kept through logins and
+ * merges), else the known id, else the anonymous one.
+ */
 export function customerKey(profile: ProfileView, request: Pick<DecideRequest, 'userId' | 'anonymousId'>): string {
-  return profile.userId ?? request.userId ?? profile.anonymousId ?? request.anonymousId ?? '';
+  return profile.experimentKey ?? profile.userId ?? request.userId ?? profile.anonymousId ?? request.anonymousId ?? '';
 }
 
 

@@ -173,6 +173,7 @@ export const PROFILE_CEL_SCHEMA = {
   userId: 'string',
   anonymousId: 'string',
   anonymousIds: 'list<string>',
+  experimentKey: 'string',
   identified: 'bool',
   traits: 'map<string, dyn>',
   timezone: 'string',
