@@ -8,12 +8,10 @@ import type { Context, DynamoDBRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  applyEvents,
-  emptyProfileState,
-  toProfileView,
-  type ProfileView,
-} from '#domain/profile/profile.ts';
+import { applyEvents } from '#domain/profile/apply.ts';
+import { emptyProfileState } from '#domain/profile/state.ts';
+import { toProfileView } from '#domain/profile/to-view.ts';
+import { type ProfileView } from '#domain/profile/view.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '#test/support/stream.ts';
 import { draft, firstDifference } from '../unit/profile-support.ts';

@@ -7,7 +7,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decisionKey, encodeDecisionId, sealDecisionId } from '#domain/decide/decision-id.ts';
-import { applyEvents, emptyProfileState, mergeProfiles, toProfileView, type ProfileState } from '#domain/profile/profile.ts';
+import { applyEvents, mergeProfiles } from '#domain/profile/apply.ts';
+import { emptyProfileState, type ProfileState } from '#domain/profile/state.ts';
+import { toProfileView } from '#domain/profile/to-view.ts';
 import { ATTRIBUTION_WINDOW_MS, CLOCK_SKEW_MS, COUNTED_OUTCOMES_LIMIT, countOutcomeOnce } from '#domain/profile/outcomes.ts';
 import { storedEvent } from '#test/support/stream.ts';
 import { firstDifference } from './profile-support.ts';

@@ -12,7 +12,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { applyEvents, emptyProfileState, toProfileView, type ProfileState } from '#domain/profile/profile.ts';
+import { applyEvents } from '#domain/profile/apply.ts';
+import { emptyProfileState, type ProfileState } from '#domain/profile/state.ts';
+import { toProfileView } from '#domain/profile/to-view.ts';
 import { boundEnrichment, type ProfileEnricher } from '#domain/profile/enrich.ts';
 import {
   emptyReadState,

@@ -5,15 +5,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  applyEvent,
-  applyEvents,
-  emptyProfileState,
-  mergeProfiles,
-  toProfileView,
-  type ProfileState,
-  type ProfileView,
-} from '#domain/profile/profile.ts';
+import { applyEvent, applyEvents, mergeProfiles } from '#domain/profile/apply.ts';
+import { emptyProfileState, type ProfileState } from '#domain/profile/state.ts';
+import { toProfileView } from '#domain/profile/to-view.ts';
+import { type ProfileView } from '#domain/profile/view.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { storedEvent } from '#test/support/stream.ts';
 import { draft, firstDifference } from './profile-support.ts';

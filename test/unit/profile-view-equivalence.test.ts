@@ -5,7 +5,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { applyEvents, emptyProfileState } from '#domain/profile/profile.ts';
+import { applyEvents } from '#domain/profile/apply.ts';
+import { emptyProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { storedEvent } from '#test/support/stream.ts';
 import { draft } from './profile-support.ts';

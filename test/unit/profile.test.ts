@@ -3,15 +3,9 @@
  * table, the view's time windows in a customer's time zone, and the bounds.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  LIMITS,
-  applyEvents,
-  mergeProfiles,
-  emptyProfileState,
-  serializeProfileState,
-  toProfileView,
-  type ProfileState,
-} from '#domain/profile/profile.ts';
+import { applyEvents, mergeProfiles } from '#domain/profile/apply.ts';
+import { LIMITS, emptyProfileState, serializeProfileState, type ProfileState } from '#domain/profile/state.ts';
+import { toProfileView } from '#domain/profile/to-view.ts';
 import { storedEvent, type EventInput } from '#test/support/stream.ts';
 import { decisionId } from './profile-support.ts';
 
