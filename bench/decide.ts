@@ -33,7 +33,7 @@
  * and then publishes the previous live catalog again (as a new version).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -93,7 +93,10 @@ export interface DecideBenchResult {
   readonly otherBundles: Record<string, number>;
   /** The lazily loaded packages shipped beside each other bundle, bytes on disk, by function. */
   readonly otherLazyModules: Record<string, Record<string, number>>;
+  /** The cold start proxy with the generated 1,000-action catalog live (the budgeted figure). */
   readonly coldStart?: ColdStart;
+  /** The same with the seed catalog (catalog/demo.yaml, 17 actions) live. */
+  readonly coldStartSeed?: ColdStart;
   readonly withinBudget: Record<string, boolean>;
 }
 
@@ -472,7 +475,16 @@ async function benchColdStart(outfile: string, event: unknown): Promise<ColdStar
   for (let i = 0; i < COLD_STARTS; i++) {
     const child = spawnSync(process.execPath, ['--no-warnings', '--input-type=module', '-e', probe, outfile, JSON.stringify(event)], {
       encoding: 'utf8',
-      env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' },
+      // A longer request deadline than the deployed 1 s: CPU time is the measure, and on a loaded shared
+      // machine the wall time of a first decide (catalog read and compile, profile read) can pass 1 s.
+      env: {
+        ...process.env,
+        POWERTOOLS_LOG_LEVEL: 'ERROR',
+        POWERTOOLS_METRICS_DISABLED: 'true',
+        AWS_ACCESS_KEY_ID: 'local',
+        AWS_SECRET_ACCESS_KEY: 'local',
+        KAIROS_DECIDE_DEADLINE_MS: '10000',
+      },
     });
     const line = child.stdout.trim().split('\n').pop() ?? '';
     if (child.status !== 0 || !line.startsWith('{')) throw new Error(`cold start ${i + 1} of the decide bundle failed: ${child.stderr.slice(0, 500)}`);
@@ -645,6 +657,10 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
     }
     sortNumbers(decideSamples);
     sortNumbers(bareSamples);
+    // The cold start again with the seed catalog live (the same request and profile).
+    const seed = await publishCatalog(readFileSync(join(ROOT, 'catalog/demo.yaml'), 'utf8'), 'yaml', { principal: 'bench' });
+    if (!seed.ok) throw new Error(`publishing the seed catalog: ${JSON.stringify(seed.problems.slice(0, 3))}`);
+    const coldStartSeed = await benchColdStart(bundleFile, apiGatewayEvent({ method: 'POST', path: '/v1/decide', headers, body: decideBody }));
     // On the request path: the profile read. Anything else (the catalog pointer check every 5 s,
     // a write key re-check every 30 s) runs in the background or is amortised.
     let profileReads = 0;
@@ -664,6 +680,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
       },
       requestsPerDecision: { profileReads: profileReads / decisions, other: other / decisions, byCommand },
       coldStart,
+      coldStartSeed,
     };
   } finally {
     await Promise.all([server.stop(), bareServer.stop()]);
@@ -702,6 +719,7 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
   if (httpPart) {
     withinBudget.httpRatio = httpPart.http.ratio <= BUDGETS.httpP50Ratio;
     withinBudget.coldStart = httpPart.coldStart.totalCpuMs <= BUDGETS.coldStartCpuMs;
+    withinBudget.coldStartSeed = httpPart.coldStartSeed.totalCpuMs <= BUDGETS.coldStartCpuMs;
     withinBudget.requestsPerDecision = Math.abs(httpPart.requestsPerDecision.profileReads - 1) < 1e-9 && httpPart.requestsPerDecision.other < 0.05;
   }
 
@@ -729,10 +747,14 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
   lines.push(
     `  bundle (esbuild, like CDK)   ${bundleLabel(bundle.bytes, bundle.lazy)} (budget 500 KB: ${verdict(withinBudget.bundle as boolean)}); ` +
       `largest: ${bundle.topInputs.map(([k, v]) => `${k} ${(v / 1024).toFixed(0)} KB`).join(', ')}`,
-    httpPart
-      ? `  cold start proxy             median CPU of ${httpPart.coldStart.processes} fresh processes: import ${fmt(httpPart.coldStart.importCpuMs)} + first decide ` +
-        `${fmt(httpPart.coldStart.firstDecideCpuMs)} = ${fmt(httpPart.coldStart.totalCpuMs)} (budget <= 150 ms: ${verdict(withinBudget.coldStart as boolean)})`
-      : '  cold start proxy             skipped (no DynamoDB endpoint)',
+    ...(httpPart
+      ? [
+          `  cold start proxy             median CPU of ${httpPart.coldStart.processes} fresh processes, 1,000-action catalog: import ${fmt(httpPart.coldStart.importCpuMs)} + first decide ` +
+            `${fmt(httpPart.coldStart.firstDecideCpuMs)} = ${fmt(httpPart.coldStart.totalCpuMs)} (budget <= 150 ms: ${verdict(withinBudget.coldStart as boolean)})`,
+          `  cold start proxy, seed       same, seed catalog (catalog/demo.yaml): import ${fmt(httpPart.coldStartSeed.importCpuMs)} + first decide ` +
+            `${fmt(httpPart.coldStartSeed.firstDecideCpuMs)} = ${fmt(httpPart.coldStartSeed.totalCpuMs)} (budget <= 150 ms: ${verdict(withinBudget.coldStartSeed as boolean)})`,
+        ]
+      : ['  cold start proxy             skipped (no DynamoDB endpoint)']),
     `  other bundles                ${Object.entries(otherBundles).map(([name, bytes]) => `${name} ${bundleLabel(bytes, otherLazyModules[name] ?? {})}`).join(', ')} ` +
       `(budget 500 KB each, admin 1 MB: ${verdict(withinBudget.otherBundles as boolean)})`,
   );
@@ -746,7 +768,7 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
     bundle: { bytes: bundle.bytes, lazy: bundle.lazy, topInputs: bundle.topInputs },
     otherBundles,
     otherLazyModules,
-    ...(httpPart ? { coldStart: httpPart.coldStart } : {}),
+    ...(httpPart ? { coldStart: httpPart.coldStart, coldStartSeed: httpPart.coldStartSeed } : {}),
     withinBudget,
   };
 }
