@@ -459,7 +459,7 @@ export interface ColdStart {
  * the import and of the first request, measured apart in the child with
  * process.cpuUsage().
  */
-async function benchColdStart(outfile: string, event: unknown): Promise<ColdStart> {
+export async function benchColdStart(outfile: string, event: unknown): Promise<ColdStart> {
   const probe = `
     const before = process.cpuUsage();
     const { handler } = await import(process.argv[1]);
