@@ -34,11 +34,6 @@ function re2Engine(): typeof RE2JS {
   return engine;
 }
 
-/** Whether re2js has been loaded in this process (a pattern was compiled). */
-export function re2Loaded(): boolean {
-  return engine !== undefined;
-}
-
 /** Compile an RE2 pattern. Throws an Error with RE2's message for an invalid one. */
 export function re2(pattern: string): RE2JS {
   let program = programs.get(pattern);
