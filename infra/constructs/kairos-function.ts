@@ -15,7 +15,7 @@ import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lam
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { Access } from '../../shared/functions.ts';
-import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER } from '../bundling.ts';
+import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER, LAZY_MODULES, lazyModuleCommands } from '../bundling.ts';
 import type { KairosTable } from './kairos-table.ts';
 
 /** The repository root: entries in the function manifest are relative to it. */
@@ -95,7 +95,9 @@ export interface KairosFunctionProps {
  * A Node.js Lambda function with the Kairos defaults: nodejs24.x on arm64,
  * one minified ESM bundle per function built by the local esbuild (never
  * Docker), the AWS SDK v3 bundled (a pinned, tree-shaken SDK instead of
- * whichever version the runtime ships), source maps for stack traces, an
+ * whichever version the runtime ships), the lazily loaded packages of
+ * infra/bundling.ts (re2js) shipped beside the bundle in
+ * `node_modules/`, source maps for stack traces, an
  * explicit log group with retention, JSON logs, active X-Ray tracing and the
  * Powertools environment.
  *
@@ -164,7 +166,14 @@ export class KairosFunction extends NodejsFunction {
         // Stack traces need the mappings, not a copy of every source file.
         sourcesContent: false,
         bundleAwsSDK: true,
-        externalModules: [],
+        // Lazily loaded packages (infra/bundling.ts): left out of the bundle and
+        // copied beside it from the local node_modules (offline), loaded on first use.
+        externalModules: LAZY_MODULES.map((module) => module.name),
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (_inputDir: string, outputDir: string) => lazyModuleCommands(outputDir),
+        },
         // `--alias:<package>=<path>` (CDK writes the key's value after a colon).
         esbuildArgs: { '--alias': Object.entries(BUNDLE_ALIASES).map(([name, path]) => `${name}=${path}`) },
         forceDockerBundling: false,

@@ -16,6 +16,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiGatewayEvent } from '../support/apigw.ts';
+import { LAZY_MODULES, lazyModuleFolder } from '../../infra/bundling.ts';
 import { ESM_REQUIRE_BANNER, PROJECT_ROOT } from '../../infra/constructs/kairos-function.ts';
 import { createKairosApp } from '../../infra/kairos-app.ts';
 import type { KairosStack } from '../../infra/kairos-stack.ts';
@@ -396,6 +397,36 @@ describe('functions, from shared/functions.ts', () => {
     for (const source of ['sso_start_url', 'credential_process', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI']) {
       expect(code).not.toContain(source);
     }
+  });
+
+  it.each(manifest)('%s: the lazily loaded packages ship beside the bundle, in its node_modules, and not inside it', (name) => {
+    const directory = bundleDirectory(name);
+    const code = readFileSync(join(directory, 'index.mjs'), 'utf8');
+    for (const module of LAZY_MODULES) {
+      for (const file of module.files) {
+        expect(readFileSync(join(directory, 'node_modules', module.name, file))).toEqual(readFileSync(join(lazyModuleFolder(module.name), file)));
+      }
+    }
+    // re2js's own code (one of its parser's messages) is not in the bundle.
+    expect(readFileSync(join(lazyModuleFolder('re2js'), 'build/index.cjs'), 'utf8')).toContain('invalid nested repetition operator');
+    expect(code).not.toContain('invalid nested repetition operator');
+  });
+
+  it('from the decide asset, `re2js` (as regex.ts inside the bundle requires it) resolves to the copy shipped beside the bundle, and runs', () => {
+    // The decide bundle's own compile path (regex.ts inside it) is exercised end to end by
+    // test/infra/lazy-modules.infra.test.ts; here: the asset resolves `re2js` to the copy it ships.
+    const directory = bundleDirectory('decide');
+    const probe = `
+      import { createRequire } from 'node:module';
+      const require = createRequire(process.argv[1]);
+      const { RE2JS } = require('re2js');
+      process.stdout.write(JSON.stringify({ resolved: require.resolve('re2js'), matches: RE2JS.compile('^mob').matcher('mobile').find() }));`;
+    const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', probe, pathToFileURL(join(directory, 'index.mjs')).href], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { PATH: process.env.PATH },
+    });
+    expect(JSON.parse(stdout)).toEqual({ resolved: join(directory, 'node_modules/re2js/build/index.cjs'), matches: true });
   });
 
   it('every bundle loads in plain Node as an ES module and exports the `handler` that "index.handler" names', () => {

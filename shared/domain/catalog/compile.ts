@@ -312,8 +312,22 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
   };
   // One closure per distinct sub-expression of the whole catalog (fastpath.ts, FastHelpers.intern).
   const intern = new Map<string, ((vars: RuleVariables) => unknown) | undefined>();
+  // Each distinct (kind, source) is compiled once per catalog: compileRule is a function of the
+  // source, the kind and `intern`, and a rule's path and failure counter are its own, so a
+  // repeated source gets a copy of the first compile with its own path and counter.
+  const compiled = new Map<string, ReturnType<typeof compileRule>>();
+  const compileOnce = (source: string, path: string, kind: RuleKind): ReturnType<typeof compileRule> => {
+    const key = `${kind}\u0000${source}`;
+    const first = compiled.get(key);
+    if (first === undefined) {
+      const r = compileRule(source, path, kind, { intern });
+      compiled.set(key, r);
+      return r;
+    }
+    return first.ok ? { ok: true, rule: { ...first.rule, path, failures: 0 }, references: first.references } : first;
+  };
   const rule = (source: string, path: string, kind: RuleKind = 'bool', allowSegments = true): { rule: CompiledRule; references: RuleReference[] } | undefined => {
-    const r = compileRule(source, path, kind, { intern });
+    const r = compileOnce(source, path, kind);
     if (!r.ok) {
       problems.add(path, `CEL error: ${r.error.message}`, r.error.position);
       return undefined;

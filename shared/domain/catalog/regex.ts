@@ -9,8 +9,16 @@
  * replaced, so rules.ts renames every `matches` call of a parsed rule to
  * MATCHES_FUNCTION (registered with `re2Matches` as its implementation)
  * before the rule is checked or run.
+ *
+ * re2js (about 147 KB minified) is loaded on the first use of a pattern, so
+ * a process whose catalog never calls `matches()` never loads it: loading
+ * stays synchronous (compiling a rule is), through Node's `require`, which
+ * takes re2js's CommonJS build (its `exports` `require` condition). The
+ * Lambda bundles leave the package out and ship it beside the bundle, in
+ * the asset's `node_modules/re2js` (infra/bundling.ts `LAZY_MODULES`).
  */
-import { RE2JS } from 're2js';
+import { createRequire as createModuleRequire } from 'node:module';
+import type { RE2JS } from 're2js';
 
 /** The name `matches()` calls are given in a compiled rule (not a CEL name a catalog would use). */
 export const MATCHES_FUNCTION = 'matchesRe2';
@@ -19,11 +27,18 @@ export const MATCHES_FUNCTION = 'matchesRe2';
 const programs = new Map<string, RE2JS>();
 const MAX_PROGRAMS = 1_024;
 
+/** The re2js engine, loaded on first use (resolved from this module, or from the bundle holding it). */
+let engine: typeof RE2JS | undefined;
+function re2Engine(): typeof RE2JS {
+  engine ??= (createModuleRequire(import.meta.url)('re2js') as { RE2JS: typeof RE2JS }).RE2JS;
+  return engine;
+}
+
 /** Compile an RE2 pattern. Throws an Error with RE2's message for an invalid one. */
 export function re2(pattern: string): RE2JS {
   let program = programs.get(pattern);
   if (program === undefined) {
-    program = RE2JS.compile(pattern);
+    program = re2Engine().compile(pattern);
     if (programs.size < MAX_PROGRAMS) programs.set(pattern, program);
   }
   return program;

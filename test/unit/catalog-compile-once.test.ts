@@ -1,0 +1,136 @@
+/**
+ * compileDocument compiles each distinct rule source (of a kind) once per
+ * catalog and gives every other place that repeats it a copy with its own
+ * path and failure counter (compile.ts). Held equal to compiling every rule
+ * on its own with compileRule: same metadata, same conjuncts, same results
+ * (values and errors) on the same variables, for catalogs that repeat
+ * sources at random.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { evaluateAudience } from '../../shared/domain/catalog/audience.ts';
+import type { CompiledCatalog, CompiledRule, RuleVariables } from '../../shared/domain/catalog/compiled.ts';
+import { loadCatalog } from '../../shared/domain/catalog/load.ts';
+import { compileRule, createRuleVariables, evaluateRule } from '../../shared/domain/catalog/rules.ts';
+import { NOW, daysAgo, makeView } from './catalog-support.ts';
+
+const BOOL_RULES = [
+  'profile.stats.visitsToday > 3.0',
+  'profile.traits.tier == "gold" && context.device == "mobile"',
+  'context.device.matches("^mob(ile)?$") && profile.stats.orders >= 1.0',
+  'has(profile.traits.tier) && profile.traits.tier.startsWith("g")',
+  'profile.traits.nickname.size() > 2',
+  'daysSince(profile.stats.lastPurchaseAt) > 30.0 || profile.identified',
+  'true',
+  'false',
+] as const;
+const ACTION_RULES = [...BOOL_RULES, 'hasSegment("s0") && profile.stats.visitsToday > 1.0', 'profile.scores.m0 > 0.5 || hasSegment("s1")'] as const;
+const NUMBER_RULES = ['profile.stats.orders', 'profile.stats.visitsToday > 2.0', 'profile.stats.revenue / 100.0'] as const;
+
+function catalogOf(picks: { segments: number[]; features: number[]; actions: number[]; suppressions: number[] }) {
+  return {
+    tags: ['promo'],
+    segments: picks.segments.map((r, i) => ({ id: `s${i}`, rule: BOOL_RULES[r] as string })),
+    models: [
+      {
+        id: 'm0',
+        kind: 'logistic' as const,
+        intercept: -1,
+        threshold: 0.5,
+        features: picks.features.map((r, i) => ({ name: `f${i}`, expression: NUMBER_RULES[r] as string, weight: 0.5, default: 0 })),
+      },
+    ],
+    actions: picks.actions.map((r, i) => ({ id: `a${i}`, name: `A${i}`, tags: ['promo'], eligibility: ACTION_RULES[r] as string, content: { web: { title: `T${i}` } } })),
+    policies: { suppressions: picks.suppressions.map((r, i) => ({ id: `p${i}`, tags: ['promo'], when: BOOL_RULES[r] as string })) },
+  };
+}
+
+const views = [
+  makeView({ identified: true, traits: { tier: 'gold', nickname: 'Lu' }, stats: { visitsToday: 5, orders: 2, revenue: 350, lastPurchaseAt: daysAgo(40) } }),
+  makeView({ traits: { tier: 'silver' }, stats: { visitsToday: 1, orders: 0 } }),
+  makeView({ identified: true, traits: { nickname: 'Luisito' }, stats: { visitsToday: 9, orders: 7, lastPurchaseAt: daysAgo(2) } }),
+];
+const contexts = [{ device: 'mobile' }, { device: 'mob' }, { device: 'desktop' }, {}];
+
+function variablesOf(catalog: CompiledCatalog): RuleVariables[] {
+  return views.flatMap((view) =>
+    contexts.map((context) =>
+      createRuleVariables({ catalog, profile: view, audience: evaluateAudience(catalog, view, NOW, context), context, channel: 'web', now: NOW }),
+    ),
+  );
+}
+
+/** What a run gives: its value, or the error it throws. */
+function outcome(run: (vars: RuleVariables) => unknown, vars: RuleVariables): unknown {
+  try {
+    return { value: run(vars) };
+  } catch (error) {
+    return { error: (error as Error).message };
+  }
+}
+
+/** Holds `rule` (from compileDocument) equal to compiling its source on its own. */
+function expectSameAsAlone(rule: CompiledRule, vars: readonly RuleVariables[]): void {
+  const kind = /\.features\[\d+\]\.expression$/.test(rule.path) ? 'number' : 'bool';
+  const alone = compileRule(rule.source, rule.path, kind, { intern: new Map() });
+  if (!alone.ok) throw new Error(`${rule.path}: ${alone.error.message}`);
+  const meta = (r: CompiledRule) => ({
+    source: r.source,
+    path: r.path,
+    constant: r.constant,
+    cost: r.cost,
+    reads: r.reads,
+    conjunctsComplete: r.conjunctsComplete,
+    conjuncts: r.conjuncts?.map((c) => ({ key: c.key, cost: c.cost })),
+  });
+  expect(meta(rule)).toEqual(meta(alone.rule));
+  for (const v of vars) {
+    expect(outcome(rule.run, v)).toEqual(outcome(alone.rule.run, v));
+    rule.conjuncts?.forEach((c, i) => expect(outcome(c.run, v)).toEqual(outcome((alone.rule.conjuncts?.[i] as typeof c).run, v)));
+  }
+}
+
+describe('compileDocument compiles a repeated rule source once', () => {
+  it('every rule of a catalog that repeats sources equals the rule compiled on its own (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          segments: fc.array(fc.nat(BOOL_RULES.length - 1), { minLength: 2, maxLength: 4 }),
+          features: fc.array(fc.nat(NUMBER_RULES.length - 1), { minLength: 1, maxLength: 4 }),
+          actions: fc.array(fc.nat(ACTION_RULES.length - 1), { minLength: 1, maxLength: 25 }),
+          suppressions: fc.array(fc.nat(BOOL_RULES.length - 1), { maxLength: 4 }),
+        }),
+        (picks) => {
+          const loaded = loadCatalog(catalogOf(picks), 'object');
+          if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems.slice(0, 3)));
+          expect(loaded.catalog.rules.map((r) => r.failures).filter((n) => n !== 0)).toEqual([]);
+          const vars = variablesOf(loaded.catalog);
+          expect(loaded.catalog.rules.length).toBe(picks.segments.length + picks.features.length + picks.actions.length + picks.suppressions.length);
+          for (const rule of loaded.catalog.rules) expectSameAsAlone(rule, vars);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('places that repeat a source get their own rule: own path, own failure counter', () => {
+    const loaded = loadCatalog(catalogOf({ segments: [0, 1], features: [0], actions: [4, 4, 4], suppressions: [] }), 'object');
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    const [a0, a1, a2] = loaded.catalog.actions.map((a) => a.eligibility as CompiledRule);
+    expect(new Set([a0, a1, a2]).size).toBe(3);
+    expect([a0?.path, a1?.path, a2?.path]).toEqual(['actions[0].eligibility', 'actions[1].eligibility', 'actions[2].eligibility']);
+    // `profile.traits.nickname.size()` fails for a profile without a nickname: counted on the rule evaluated only.
+    const [vars] = variablesOf(loaded.catalog).slice(4);
+    expect(evaluateRule(a1, vars as RuleVariables)).toBe(false);
+    expect([a0?.failures, a1?.failures, a2?.failures]).toEqual([0, 1, 0]);
+  });
+
+  it('a repeated invalid source is reported at every place', () => {
+    const doc = catalogOf({ segments: [0, 1], features: [0], actions: [0, 0], suppressions: [] });
+    doc.actions.forEach((a) => (a.eligibility = 'profile.stats.visitsToday >'));
+    const loaded = loadCatalog(doc, 'object');
+    expect(loaded.ok).toBe(false);
+    if (loaded.ok) return;
+    expect(loaded.problems.map((p) => p.path)).toEqual(['actions[0].eligibility', 'actions[1].eligibility']);
+  });
+});
