@@ -313,8 +313,8 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
   // One closure per distinct sub-expression of the whole catalog (fastpath.ts, FastHelpers.intern).
   const intern = new Map<string, ((vars: RuleVariables) => unknown) | undefined>();
   // Each distinct (kind, source) is compiled once per catalog: compileRule is a function of the
-  // source, the kind and `intern`, and a rule's path and failure counter are its own, so a
-  // repeated source gets a copy of the first compile with its own path and counter.
+  // source, the kind and `intern`, and a rule's path is its own, so a repeated source gets a
+  // (frozen) copy of the first compile with its own path.
   const compiled = new Map<string, ReturnType<typeof compileRule>>();
   const compileOnce = (source: string, path: string, kind: RuleKind): ReturnType<typeof compileRule> => {
     const key = `${kind}\u0000${source}`;
@@ -324,7 +324,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
       compiled.set(key, r);
       return r;
     }
-    return first.ok ? { ok: true, rule: { ...first.rule, path, failures: 0 }, references: first.references } : first;
+    return first.ok ? { ok: true, rule: Object.freeze({ ...first.rule, path }), references: first.references } : first;
   };
   const rule = (source: string, path: string, kind: RuleKind = 'bool', allowSegments = true): { rule: CompiledRule; references: RuleReference[] } | undefined => {
     const r = compileOnce(source, path, kind);
