@@ -91,6 +91,12 @@ export const routes: readonly Route[] = [
   admin('DELETE', '/v1/admin/keys/{keyId}'),
 ];
 
+/**
+ * The function of API Gateway's `$default` route: every request no route
+ * matches (it answers 404 not_found, or 405 method_not_allowed with Allow).
+ */
+export const DEFAULT_ROUTE_FUNCTION: FunctionName = 'health';
+
 /** API Gateway's route key: `POST /v1/batch`. */
 export const routeKey = (route: Pick<Route, 'method' | 'path'>): string => `${route.method} ${route.path}`;
 
