@@ -9,6 +9,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { config } from '../config.ts';
 import type { HttpMiddleware } from './request.ts';
+import { routeOfKey, routes } from './routes.ts';
 
 /**
  * Request headers every preflight allows, lower-case. The trackers'
@@ -92,24 +93,32 @@ function originOf(event: APIGatewayProxyEventV2): string | undefined {
   return undefined;
 }
 
+const corsPaths: ReadonlySet<string> = new Set(routes.filter((route) => route.cors).map((route) => route.path));
+
 /**
  * Whether the event is a CORS preflight: API Gateway routes an `OPTIONS`
- * request to the function of a CORS path with the route key `OPTIONS <path>`
+ * request on a CORS path to its function with the route key `OPTIONS <path>`
  * (infra/constructs/kairos-http-api.ts, local/server.ts).
  */
 export function isPreflight(event: APIGatewayProxyEventV2): boolean {
-  return event?.requestContext?.http?.method === 'OPTIONS' && typeof event.routeKey === 'string' && event.routeKey.startsWith('OPTIONS ');
+  const key = event?.routeKey;
+  return event?.requestContext?.http?.method === 'OPTIONS' && typeof key === 'string' && key.startsWith('OPTIONS ') && corsPaths.has(key.slice('OPTIONS '.length));
 }
+
+/** Whether the route key names a route browsers call (`cors` in the route table); `$default` and operator routes do not. */
+export const isCorsRouteKey = (key: unknown): boolean => typeof key === 'string' && routeOfKey(key)?.cors === true;
 
 /**
  * The middleware: answers a preflight at once (204 with the CORS headers and
  * the request id; nothing after it runs), and adds the CORS headers for the
- * request's origin to any other answer. Use it after httpResponseHeaders.
+ * request's origin to any other answer on a CORS route (none on `$default`:
+ * a browser cannot read what no route answers). Use it after
+ * httpResponseHeaders.
  */
 export function httpCors(): HttpMiddleware {
   const apply = (request: { event: APIGatewayProxyEventV2; response?: APIGatewayProxyStructuredResultV2 | null | undefined }) => {
     const response = request.response;
-    if (response === undefined || response === null || typeof response !== 'object') return;
+    if (response === undefined || response === null || typeof response !== 'object' || !isCorsRouteKey(request.event?.routeKey)) return;
     response.headers = { ...(response.headers ?? {}), ...corsHeaders(originOf(request.event)) };
   };
   return {

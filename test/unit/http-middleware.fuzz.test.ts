@@ -178,14 +178,20 @@ describe('httpResponseHeaders fuzz', () => {
 });
 
 describe('httpCors fuzz', () => {
-  it('answers a preflight (OPTIONS route key) with 204 and adds the CORS headers of the origin to every other answer', async () => {
+  it('answers a preflight (the OPTIONS route key of a CORS path) with 204, adds the CORS headers of the origin to the answers of CORS routes only', async () => {
+    const corsPaths = new Set(routes.filter((r) => r.cors).map((r) => r.path));
     await fc.assert(
       fc.asyncProperty(eventArb, behaviourArb, async (event, behaviour) => {
         const outcome = await holds(httpCors(), event, behaviour);
         const origin = Object.entries(event.headers ?? {}).find(([name]) => name.toLowerCase() === 'origin')?.[1];
-        const preflight = event.requestContext?.http?.method === 'OPTIONS' && event.routeKey.startsWith('OPTIONS ');
+        const preflight = event.requestContext?.http?.method === 'OPTIONS' && event.routeKey.startsWith('OPTIONS ') && corsPaths.has(event.routeKey.slice(8));
+        const corsRoute = routeOfKey(event.routeKey)?.cors === true;
         expect(preflight ? outcome : { response: { statusCode: 204 } }).toMatchObject({ response: { statusCode: 204 } });
-        expect('response' in outcome ? outcome.response.headers : corsHeaders(origin)).toMatchObject(corsHeaders(origin));
+        const sent = 'response' in outcome ? (outcome.response.headers ?? {}) : {};
+        const expected = 'response' in outcome && (preflight || corsRoute) ? corsHeaders(origin) : {};
+        expect(sent).toMatchObject(expected);
+        // No CORS header where there is no CORS route.
+        expect(Object.keys(expected).length > 0 || !Object.keys(sent).some((name) => name.startsWith('access-control-'))).toBe(true);
       }),
       RUNS,
     );
