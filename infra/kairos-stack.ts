@@ -7,7 +7,7 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { functionDefinitions, type Access, type FunctionDefinition, type LambdaName } from '../shared/functions.ts';
+import { functionDefinitions, METRICS_NAMESPACE, serviceNameOf, type Access, type FunctionDefinition, type LambdaName } from '../shared/functions.ts';
 import { routes, type FunctionName } from '../shared/http/routes.ts';
 import { tables, type TableName } from '../shared/store/tables.ts';
 import { KairosFunction, PROJECT_ROOT } from './constructs/kairos-function.ts';
@@ -92,6 +92,8 @@ export class KairosStack extends Stack {
         memorySize: definition.memorySize,
         timeout: Duration.seconds(definition.timeoutSeconds),
         logRetention: props.logRetention,
+        serviceName: serviceNameOf(name),
+        metricsNamespace: METRICS_NAMESPACE,
         environment: {
           KAIROS_VERSION: kairosVersion(),
           // A CloudFormation dynamic reference: resolved at deploy time, never in the template.

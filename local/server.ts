@@ -4,16 +4,19 @@
  * front of the deployed functions. It matches the route table
  * (shared/http/routes.ts), turns the request into the same event API Gateway
  * sends, invokes the same handler module and writes the function's result
- * back. Requests that never reach a function (unknown path, wrong method,
- * body over 10 MB, a body that never finishes) are answered here in the
- * API.md error shape.
+ * back, with the route key API Gateway sends: the table's (`POST /v1/batch`),
+ * `OPTIONS <path>` for a preflight on a CORS path, and `$default` for a
+ * request no route matches (an unknown path or another method), which goes
+ * to the function of API Gateway's `$default` route as deployed. Requests
+ * that never reach a function (body over 10 MB, a body that never finishes,
+ * a malformed target) are answered here in the API.md error shape.
  */
 import { randomBytes } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { matchRoute, routeKey, type FunctionName, type Route } from '#shared/http/routes.ts';
+import { DEFAULT_ROUTE_FUNCTION, matchRoute, routeKey, type FunctionName } from '#shared/http/routes.ts';
 import { invokeFunction, LOCAL_ACCOUNT_ID, type LocalFunction } from './lambda.ts';
 
 /** API Gateway HTTP API's maximum request payload. */
@@ -261,7 +264,6 @@ function isStructured(result: unknown): result is StructuredResult {
 /** Build the API Gateway HTTP API (payload 2.0) event. */
 export function toApiGatewayEvent(input: {
   req: IncomingMessage;
-  route: Route;
   routeKey: string;
   method: string;
   rawPath: string;
@@ -373,34 +375,29 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     }
     const { rawPath, rawQueryString } = target;
 
-    let match = matchRoute(method, rawPath);
+    // The route key and function API Gateway would pick (infra/constructs/kairos-http-api.ts).
+    const match = matchRoute(method, rawPath);
     let key: string;
+    let functionName: FunctionName;
+    let pathParameters: Record<string, string> = {};
+    // A preflight goes to the function of a CORS route on that path; the functions answer it.
+    const corsMatch =
+      !match.route && method === 'OPTIONS'
+        ? match.allowed.map((allowed) => matchRoute(allowed, rawPath)).find((m) => m.route?.cors === true)
+        : undefined;
     if (match.route) {
       key = routeKey(match.route);
-    } else if (method === 'OPTIONS') {
-      // Preflight goes to the function of a CORS route on that path; the functions answer it.
-      const corsMatch = match.allowed
-        .map((allowed) => matchRoute(allowed, rawPath))
-        .find((m) => m.route?.cors === true);
-      if (!corsMatch?.route) {
-        if (match.allowed.length === 0) refuse(req, res, 404, 'not_found', `No route for ${method} ${rawPath}`, requestId);
-        else
-          refuse(req, res, 405, 'method_not_allowed', `${method} is not allowed on ${rawPath}`, requestId, {
-            allow: [...new Set(match.allowed)].join(', '),
-          });
-        return;
-      }
-      match = corsMatch;
+      functionName = match.route.function;
+      pathParameters = match.pathParameters;
+    } else if (corsMatch?.route) {
       key = `OPTIONS ${corsMatch.route.path}`;
+      functionName = corsMatch.route.function;
+      pathParameters = corsMatch.pathParameters;
     } else {
-      if (match.allowed.length === 0) refuse(req, res, 404, 'not_found', `No route for ${method} ${rawPath}`, requestId);
-      else
-        refuse(req, res, 405, 'method_not_allowed', `${method} is not allowed on ${rawPath}`, requestId, {
-          allow: [...new Set(match.allowed)].join(', '),
-        });
-      return;
+      // No route: API Gateway's $default route (its function answers 404 or 405 with Allow).
+      key = '$default';
+      functionName = DEFAULT_ROUTE_FUNCTION;
     }
-    const { route, pathParameters } = match as Extract<typeof match, { route: Route }>;
 
     const read = await readBody(req, maxBodyBytes, bodyTimeoutMs);
     if (read.kind === 'aborted') {
@@ -418,10 +415,9 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
       return;
     }
 
-    const fn = options.functions[route.function];
+    const fn = options.functions[functionName];
     const event = toApiGatewayEvent({
       req,
-      route,
       routeKey: key,
       method,
       rawPath,

@@ -66,6 +66,22 @@ export const functionDefinitions = {
 export type LambdaName = keyof typeof functionDefinitions;
 
 /**
+ * The naming rule of every function's logs and metrics, declared once:
+ * Powertools `serviceName` (the logger's `service` key, the metrics'
+ * `service` dimension, POWERTOOLS_SERVICE_NAME) is `kairos-<function>`;
+ * every metric is in the METRICS_NAMESPACE namespace and named in
+ * PascalCase (METRIC_NAME: `DegradedDecisions`, `EventsAccepted`).
+ * shared/observability.ts makes the loggers and metrics by this rule.
+ */
+export const serviceNameOf = (name: LambdaName): `kairos-${LambdaName}` => `kairos-${name}`;
+
+/** CloudWatch namespace of every Kairos metric (POWERTOOLS_METRICS_NAMESPACE). */
+export const METRICS_NAMESPACE = 'Kairos';
+
+/** A metric name: PascalCase, letters and digits. */
+export const METRIC_NAME = /^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*$/;
+
+/**
  * How the Events stream reaches the profile function: the deployed event
  * source mapping and the local stack's poller both read these, so they
  * behave alike.

@@ -20,9 +20,8 @@
  * every problem (`details[].path`, `.message`, and `.position` inside a CEL
  * expression or a template); nothing is stored and nothing goes live.
  */
-import { authenticateAdmin } from '#http/auth.ts';
 import { ApiError, type ErrorDetail } from '#http/errors.ts';
-import type { HttpRequest, HttpResponse } from '#http/middleware.ts';
+import { fromChain, type HttpContext, type HttpRequest, type HttpResponse } from '#http/request.ts';
 import type { CatalogProblem, CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { MAX_CATALOG_BYTES, loadCatalog, parseCatalogText } from '#domain/catalog/load.ts';
 import * as z from 'zod/mini';
@@ -162,10 +161,10 @@ export const rollbackSchema = z.strictObject(
   'the body must be a JSON object {"version": n}',
 );
 
-export async function rollbackCatalogRoute(request: HttpRequest): Promise<HttpResponse> {
+export async function rollbackCatalogRoute(request: HttpRequest, context: HttpContext): Promise<HttpResponse> {
   const parsed = rollbackSchema.safeParse(request.body ?? {});
   if (!parsed.success) throw new ApiError('validation_failed', 'The rollback request is not valid', issueDetails(parsed.error.issues));
-  const { principal } = await authenticateAdmin(request);
+  const principal = fromChain(context, 'principal');
   const result = await rollbackCatalog(parsed.data.version, { principal });
   if (!result.ok && result.reason === 'not_found') throw new ApiError('not_found', `No catalog version ${parsed.data.version}`);
   if (!result.ok) {
@@ -188,9 +187,9 @@ export async function rollbackCatalogRoute(request: HttpRequest): Promise<HttpRe
   };
 }
 
-export async function putCatalogRoute(request: HttpRequest): Promise<HttpResponse> {
+export async function putCatalogRoute(request: HttpRequest, context: HttpContext): Promise<HttpResponse> {
   const { text, format } = catalogText(request);
-  const { principal } = await authenticateAdmin(request);
+  const principal = fromChain(context, 'principal');
   const result = await publishCatalog(text, format, { principal });
   if (!result.ok) refuse(result.problems);
   return {

@@ -1,23 +1,42 @@
 /**
- * The operator function: every `/v1/admin/*` route. IAM (or the local
- * admin token) is checked first; then the route key picks the
+ * The operator function: every `/v1/admin/*` route. The chain resolves the
+ * route from API Gateway's route key and the caller (IAM, or the local
+ * admin token) before the body is read; then the route key picks the
  * implementation from the dispatch table (routes.ts).
  */
-import { authenticateAdmin } from '#http/auth.ts';
-import { ApiError } from '#http/errors.ts';
-import { httpHandler } from '#http/middleware.ts';
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { httpAdminPrincipal } from '#http/admin-principal.ts';
+import { httpBodyDecoder, httpJsonBody } from '#http/body-decoder.ts';
+import { ApiError, httpErrorResponse } from '#http/errors.ts';
+import { fromChain, httpRequestHandler, type HttpContext } from '#http/request.ts';
+import { httpResponseHeaders } from '#http/response-headers.ts';
+import { httpRouteKey } from '#http/route-key.ts';
+import { routeKey } from '#http/routes.ts';
+import { functionLogger } from '#shared/observability.ts';
 import { MAX_CATALOG_BODY_BYTES } from './catalog.ts';
 import { adminRoutes } from './routes.ts';
 
 /** Catalogs are the largest admin bodies (functions/admin/catalog.ts). */
 const MAX_ADMIN_BODY_BYTES = MAX_CATALOG_BODY_BYTES;
 
-export const handler = httpHandler(
-  async (request, context) => {
-    await authenticateAdmin(request);
-    const route = Object.hasOwn(adminRoutes, request.routeKey) ? adminRoutes[request.routeKey] : undefined;
-    if (!route) throw new ApiError('not_found', `No such route: ${request.routeKey}`);
-    return route(request, context);
-  },
-  { maxBodyBytes: MAX_ADMIN_BODY_BYTES, cors: false, body: 'json-or-yaml' },
-);
+const logger = functionLogger('admin');
+
+const dispatch = httpRequestHandler(async (request, context) => {
+  const key = routeKey(fromChain(context, 'route'));
+  const route = Object.hasOwn(adminRoutes, key) ? adminRoutes[key] : undefined;
+  if (!route) throw new ApiError('not_found', `No such route: ${key}`);
+  return route(request, context);
+});
+
+// No CORS: operator routes are never called from a browser (IAM).
+export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, HttpContext>()
+  .use(injectLambdaContext(logger))
+  .use(httpResponseHeaders())
+  .use(httpErrorResponse({ logger }))
+  .use(httpRouteKey('admin'))
+  .use(httpAdminPrincipal())
+  .use(httpBodyDecoder({ maxBodyBytes: MAX_ADMIN_BODY_BYTES }))
+  .use(httpJsonBody({ yaml: true }))
+  .handler(dispatch);

@@ -15,7 +15,7 @@
  */
 import * as z from 'zod/mini';
 import { ApiError } from '#http/errors.ts';
-import type { HttpRequest, HttpResponse } from '#http/middleware.ts';
+import type { HttpRequest, HttpResponse } from '#http/request.ts';
 import { issueDetails } from '#domain/decide/request.ts';
 import { hasControlCharacters, hasLoneSurrogate } from '#domain/ingest/limits.ts';
 import { KeyStateError, WRITE_KEY_KINDS, createWriteKey, listWriteKeys, revokeWriteKey, setUserTokenSecret } from '#store/keys.ts';

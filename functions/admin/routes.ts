@@ -2,16 +2,16 @@
  * The admin function's dispatch table, keyed by API Gateway route key
  * (`GET /v1/admin/profiles/{userId}`, as in shared/http/routes.ts). Each
  * route's implementation lives in its own module; a route of the table
- * that has no implementation here answers 404 not_found.
+ * that has no implementation here answers 404 not_found. The chain has
+ * resolved the route (`context.route`) and the caller (`context.principal`).
  */
-import type { Context } from 'aws-lambda';
-import type { HttpRequest, HttpResponse } from '#http/middleware.ts';
+import type { HttpContext, HttpRequest, HttpResponse } from '#http/request.ts';
 import { catalogRoutes } from './catalog.ts';
 import { keyRoutes } from './keys.ts';
 import { eraseProfileRoute, exportProfileRoute, getProfileRoute } from './profiles.ts';
 import { simulateRoute } from './simulate.ts';
 
-export type AdminRoute = (request: HttpRequest, context: Context) => Promise<HttpResponse>;
+export type AdminRoute = (request: HttpRequest, context: HttpContext) => Promise<HttpResponse>;
 
 export const adminRoutes: Readonly<Record<string, AdminRoute>> = {
   'GET /v1/admin/profiles/{userId}': getProfileRoute,

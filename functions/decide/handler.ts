@@ -1,7 +1,8 @@
 /**
  * POST /v1/decide — the next best action (API.md §4).
  *
- * parse (middy chain) → write key → validate → the key's rights (public
+ * the chain (headers, CORS, errors, route key, deadline, body: JSON) →
+ * write key → validate → the key's rights (public
  * keys: channel, explain, user token; shared/http/key-rights.ts) → live
  * catalog (in-memory, no read when warm) → ONE profile read under a
  * deadline → the pure decision → its id sealed, and for a public key only
@@ -20,13 +21,21 @@
  * `DegradedDecisions`.
  */
 import { randomBytes } from 'node:crypto';
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { config, requiredDecisionSecret } from '#shared/config.ts';
+import { functionLogger, functionMetrics } from '#shared/observability.ts';
 import { authenticateWriteKey } from '#http/auth.ts';
-import { invocationDeadline } from '#http/deadline.ts';
+import { httpBodyDecoder, httpJsonBody } from '#http/body-decoder.ts';
+import { httpCors } from '#http/cors.ts';
+import { httpDeadline } from '#http/deadline.ts';
 import { authorizeDecide } from '#http/key-rights.ts';
-import { ApiError } from '#http/errors.ts';
-import { httpHandler, logger } from '#http/middleware.ts';
+import { ApiError, httpErrorResponse } from '#http/errors.ts';
+import { fromChain, httpRequestHandler, type HttpContext } from '#http/request.ts';
+import { httpResponseHeaders } from '#http/response-headers.ts';
+import { httpRouteKey } from '#http/route-key.ts';
 import { getLiveCatalog, liveCatalogStatus } from '#store/catalog-live.ts';
 import { remainingMs } from '#store/deadline.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
@@ -62,12 +71,13 @@ export const MAX_DECIDE_BODY_BYTES = 16 * 1024;
 /** Kept from the request's deadline for deciding, rendering and answering once the reads are done (ms). */
 export const DECIDE_RESERVE_MS = 100;
 
-export const metrics = new Metrics({ namespace: 'Kairos', serviceName: 'decide' });
+const logger = functionLogger('decide');
+export const metrics = functionMetrics('decide');
 
-export const handler = httpHandler(
+const decideRoute = httpRequestHandler(
   async (request, context) => {
     const started = Date.now();
-    const deadline = invocationDeadline(context, started, config.KAIROS_DECIDE_DEADLINE_MS);
+    const deadline = fromChain(context, 'deadline');
     const readsBy = deadline - DECIDE_RESERVE_MS;
     const identity = await authenticateWriteKey(request, { now: started, deadline: readsBy });
     if (identity.stale) metrics.addMetric('WriteKeyServedStale', MetricUnit.Count, 1);
@@ -106,10 +116,21 @@ export const handler = httpHandler(
     const sealed = { ...decision, decisionId: sealDecisionId(decision.decisionId, DECISION_KEY) };
     return { status: 200, body: publicAnswer ? publicDecision(sealed) : sealed };
   },
-  { maxBodyBytes: MAX_DECIDE_BODY_BYTES, cors: true, body: 'json' },
-).use({
+);
+
+function publishCounted(): void {
+  if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+}
+
+export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, HttpContext>()
+  .use(injectLambdaContext(logger))
+  .use(httpResponseHeaders())
+  .use(httpCors())
+  .use(httpErrorResponse({ logger }))
   // Metrics only when something was counted: a healthy decision emits nothing.
-  after: () => {
-    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
-  },
-});
+  .use({ after: publishCounted, onError: publishCounted })
+  .use(httpRouteKey('decide'))
+  .use(httpDeadline({ budgetMs: config.KAIROS_DECIDE_DEADLINE_MS }))
+  .use(httpBodyDecoder({ maxBodyBytes: MAX_DECIDE_BODY_BYTES }))
+  .use(httpJsonBody())
+  .handler(decideRoute);

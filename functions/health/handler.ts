@@ -1,7 +1,15 @@
-import { httpHandler } from '#shared/http/middleware.ts';
-import { ApiError } from '#shared/http/errors.ts';
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { httpBodyDecoder } from '#shared/http/body-decoder.ts';
+import { httpCors } from '#shared/http/cors.ts';
+import { ApiError, httpErrorResponse } from '#shared/http/errors.ts';
+import { httpRequestHandler, type HttpContext } from '#shared/http/request.ts';
+import { httpResponseHeaders } from '#shared/http/response-headers.ts';
+import { httpRouteKey } from '#shared/http/route-key.ts';
 import { matchRoute } from '#shared/http/routes.ts';
 import { config } from '#shared/config.ts';
+import { functionLogger } from '#shared/observability.ts';
 import { storeReadiness } from '#shared/store/readiness.ts';
 
 /** Retry-After of a 503 from health (seconds): about when the next probe runs. */
@@ -15,11 +23,15 @@ const RETRY_AFTER_SECONDS = 2;
  * at most every 2 s, 1 s deadline).
  * Deployed, it also serves API Gateway's `$default` route: a request no
  * route matches gets 404 not_found, or 405 method_not_allowed with `Allow`
- * when the path exists under another method, in the API's error shape.
+ * when the path exists under another method, in the API's error shape
+ * (only here, where API Gateway matched no route, is the path matched
+ * against the table: to name the methods it allows).
  */
-export const handler = httpHandler(
-  async (request) => {
-    if (request.routeKey === '$default') {
+const logger = functionLogger('health');
+
+const health = httpRequestHandler(
+  async (request, context) => {
+    if (context.route === undefined) {
       const match = matchRoute(request.method, request.path);
       if (!match.route && match.allowed.length > 0) {
         throw new ApiError('method_not_allowed', `${request.method} is not allowed on ${request.path}`, undefined, undefined, {
@@ -42,5 +54,14 @@ export const handler = httpHandler(
     }
     return { status: 200, body: { ok: true, version: config.KAIROS_VERSION } };
   },
-  { maxBodyBytes: 0, cors: true, body: 'none' },
 );
+
+export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, HttpContext>()
+  .use(injectLambdaContext(logger))
+  .use(httpResponseHeaders())
+  .use(httpCors())
+  .use(httpErrorResponse({ logger }))
+  .use(httpRouteKey('health', { defaultRoute: true }))
+  // Health reads no body: any is too large.
+  .use(httpBodyDecoder({ maxBodyBytes: 0 }))
+  .handler(health);

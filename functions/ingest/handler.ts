@@ -2,35 +2,42 @@
  * POST /v1/batch, /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/alias,
  * /v1/group and Segment's short forms (/v1/b, /v1/t …) — Segment-compatible
  * ingestion (API.md §2):
- * parse (500 KB, JSON) → write key → validate and normalise → store exactly once.
+ * the chain (headers, CORS, errors, metrics, route key, deadline, body:
+ * 500 KB of JSON) → write key → validate and normalise → store exactly once.
  *
  * Every store call runs under the invocation's deadline (shared/http/deadline.ts,
  * from the Lambda context's remaining time): a slow or unreachable store is a
  * 503 with Retry-After before the function's own timeout, never a 500.
  */
 import { randomUUID } from 'node:crypto';
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import middy from '@middy/core';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { config } from '#shared/config.ts';
+import { functionLogger, functionMetrics } from '#shared/observability.ts';
 import { authenticateWriteKey } from '#http/auth.ts';
-import { invocationDeadline } from '#http/deadline.ts';
-import { ApiError } from '#http/errors.ts';
+import { httpBodyDecoder, httpJsonBody } from '#http/body-decoder.ts';
+import { httpCors } from '#http/cors.ts';
+import { httpDeadline } from '#http/deadline.ts';
+import { ApiError, httpErrorResponse } from '#http/errors.ts';
+import { fromChain, httpRequestHandler, type HttpContext } from '#http/request.ts';
+import { httpResponseHeaders } from '#http/response-headers.ts';
+import { httpRouteKey } from '#http/route-key.ts';
 import { formatPath } from '#domain/issues.ts';
-import { httpHandler, logger, type HttpRequest } from '#http/middleware.ts';
 import { eventRouteOfPath, type EventRoute } from '#http/routes.ts';
 import { MAX_BODY_BYTES } from '#domain/ingest/limits.ts';
 import { isWhollyRejected, planIngest, responseBody, type Issue } from '#domain/ingest/normalise.ts';
 import { storeEvents } from '#store/events.ts';
 
-export const metrics = new Metrics({ namespace: 'Kairos', serviceName: 'ingest' });
+const logger = functionLogger('ingest');
+export const metrics = functionMetrics('ingest');
 
-/** The event route of the request, from API Gateway's route key (or the path); short forms included. */
-function eventRouteOf(request: HttpRequest): EventRoute {
-  const routeKey = request.routeKey ?? '';
-  const [method, path] = routeKey.includes(' ') ? routeKey.split(' ', 2) : [request.method, request.path];
-  const name = eventRouteOfPath(path ?? '') ?? eventRouteOfPath(request.path);
+/** The event route of the request's route (the route key middleware's; short forms included). */
+function eventRouteOf(context: HttpContext): EventRoute {
+  const name = eventRouteOfPath(fromChain(context, 'route').path);
   if (!name) throw new ApiError('not_found', 'No such route');
-  if ((method ?? request.method) !== 'POST') throw new ApiError('method_not_allowed', 'Use POST', undefined, undefined, { allow: 'POST' });
   return name;
 }
 
@@ -41,11 +48,11 @@ const invalid = (message: string, issues: readonly Issue[]) =>
     issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message })),
   );
 
-export const handler = httpHandler(
+const ingest = httpRequestHandler(
   async (request, context) => {
     const receivedAt = Date.now();
-    const deadline = invocationDeadline(context, receivedAt);
-    const route = eventRouteOf(request);
+    const deadline = fromChain(context, 'deadline');
+    const route = eventRouteOf(context);
     const { sourceId, stale } = await authenticateWriteKey(request, { now: receivedAt, deadline });
     if (stale) metrics.addMetric('WriteKeyServedStale', MetricUnit.Count, 1);
     const plan = planIngest(request.body, {
@@ -59,35 +66,38 @@ export const handler = httpHandler(
       const first = plan.issues[0];
       throw invalid(first ? `${formatPath(first.path)}: ${first.message}` : 'The request is invalid', plan.issues);
     }
-    metrics.addMetric('rejected', MetricUnit.Count, plan.rejections.length);
+    metrics.addMetric('EventsRejected', MetricUnit.Count, plan.rejections.length);
     // A batch answers per message (200 with rejected[]) however many are refused;
     // on a single-message route the message is the whole request.
     if (route !== 'batch' && isWhollyRejected(plan)) throw invalid(plan.rejections[0]?.message ?? 'The message is invalid', plan.issues);
     const stored = await storeEvents(plan.events, { deadline }).catch((error: unknown) => {
       // Answered 429/503 (or 500 if it is a bug) by the chain; the client retries the same messageIds.
       // A TimeoutError here is the deadline: 503, and whatever landed is a duplicate on retry.
-      metrics.addMetric('storeFaults', MetricUnit.Count, 1);
+      metrics.addMetric('StoreFaults', MetricUnit.Count, 1);
       logger.warn('events not stored', { sourceId, messages: plan.events.length, error: error as Error });
       throw error;
     });
-    metrics.addMetric('accepted', MetricUnit.Count, stored.accepted);
-    metrics.addMetric('duplicates', MetricUnit.Count, stored.duplicates);
+    metrics.addMetric('EventsAccepted', MetricUnit.Count, stored.accepted);
+    metrics.addMetric('EventsAlreadyAccepted', MetricUnit.Count, stored.duplicates);
     return { status: 200, body: responseBody(plan, stored) };
   },
-  {
-    maxBodyBytes: MAX_BODY_BYTES,
-    cors: true,
-    body: 'json',
-    trackerContentTypes: true,
-    first: [
-      logMetrics(metrics),
-      // Counted before the body is decoded and parsed, so refused bodies (413, invalid JSON) are counted too.
-      // (A middy `before` that returns a value short-circuits the chain: return nothing.)
-      {
-        before: () => {
-          metrics.addMetric('requests', MetricUnit.Count, 1);
-        },
-      },
-    ],
-  },
 );
+
+export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, HttpContext>()
+  .use(injectLambdaContext(logger))
+  .use(httpResponseHeaders())
+  .use(httpCors())
+  .use(httpErrorResponse({ logger }))
+  .use(logMetrics(metrics))
+  // Counted before the body is decoded and parsed, so refused bodies (413, invalid JSON) are counted too.
+  // (A middy `before` that returns a value short-circuits the chain: return nothing.)
+  .use({
+    before: () => {
+      metrics.addMetric('Requests', MetricUnit.Count, 1);
+    },
+  })
+  .use(httpRouteKey('ingest'))
+  .use(httpDeadline())
+  .use(httpBodyDecoder({ maxBodyBytes: MAX_BODY_BYTES }))
+  .use(httpJsonBody({ trackerContentTypes: true }))
+  .handler(ingest);

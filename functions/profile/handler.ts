@@ -11,13 +11,13 @@
  * A plain loop rather than Powertools' batch processor: the unit of work is
  * the batch (one read, one transaction per profile), not a record.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { config, requiredDecisionSecret } from '#shared/config.ts';
+import { functionLogger, functionMetrics } from '#shared/observability.ts';
 import { decisionKey } from '#domain/decide/decision-id.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import type { ProfileEnricher } from '#domain/profile/enrich.ts';
@@ -27,8 +27,8 @@ import { storedEventSchema } from '#domain/stored-event.ts';
 import { getLiveCatalog, peekLiveCatalog } from '#store/catalog-live.ts';
 import { commitTargets, deleteEvents, readForPlan } from '#store/profile-batch.ts';
 
-const logger = new Logger({ serviceName: 'kairos-profile' });
-const metrics = new Metrics({ namespace: 'Kairos', serviceName: 'profile' });
+const logger = functionLogger('profile');
+const metrics = functionMetrics('profile');
 
 export class PoisonRecordError extends Error {
   constructor(message: string) {

@@ -15,7 +15,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { routeKey, type FunctionName, type Route } from '../../shared/http/routes.ts';
+import { DEFAULT_ROUTE_FUNCTION, routeKey, type FunctionName, type Route } from '../../shared/http/routes.ts';
 
 export interface KairosHttpApiProps {
   /** The public route table (shared/http/routes.ts). */
@@ -171,7 +171,7 @@ export class KairosHttpApi extends Construct {
     this.defaultRoute = new HttpRoute(this, 'DefaultRoute', {
       httpApi: this.httpApi,
       routeKey: HttpRouteKey.DEFAULT,
-      integration: integrationFor('health'),
+      integration: integrationFor(DEFAULT_ROUTE_FUNCTION),
     });
     Validations.of(this.defaultRoute).acknowledge({
       id: 'AwsSolutions-APIG4',

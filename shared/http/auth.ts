@@ -12,7 +12,8 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { ApiError } from './errors.ts';
-import type { HttpRequest } from './middleware.ts';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { HttpRequest } from './request.ts';
 import { config } from '../config.ts';
 import { findWriteKey, type WriteKeyKind, type WriteKeyLookup } from '../store/write-key-read.ts';
 import { remainingMs, withDeadline } from '../store/deadline.ts';
@@ -160,17 +161,18 @@ const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
  * Authenticate an operator. Deployed, API Gateway has already checked SigV4
  * and puts the caller in `requestContext.authorizer.iam`. Locally, the bearer
  * token from KAIROS_ADMIN_TOKEN. A write key here is a 403: it is a valid
- * credential without the right.
+ * credential without the right. Returns the principal: the IAM user ARN (or
+ * access key), or `local-admin`.
  */
-export async function authenticateAdmin(request: HttpRequest): Promise<{ principal: string }> {
-  const iam = (request.event.requestContext as { authorizer?: { iam?: { userArn?: string; accessKey?: string } } })
-    .authorizer?.iam;
+export async function authenticateAdmin(event: APIGatewayProxyEventV2): Promise<{ principal: string }> {
+  const iam = (event.requestContext as { authorizer?: { iam?: { userArn?: string; accessKey?: string } } } | undefined)?.authorizer?.iam;
   if (iam) return { principal: iam.userArn ?? iam.accessKey ?? 'iam' };
-  const header = request.headers.authorization ?? '';
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+  const headers: Record<string, string> = Object.create(null);
+  for (const [k, v] of Object.entries(event.headers ?? {})) if (typeof v === 'string') headers[k.toLowerCase()] = v;
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? '')?.[1];
   const token = config.KAIROS_ADMIN_TOKEN;
   if (bearer && token && timingSafeEqual(digest(bearer), digest(token))) return { principal: 'local-admin' };
-  const writeKey = basicAuthKey(request.headers);
+  const writeKey = basicAuthKey(headers);
   if (writeKey && WRITE_KEY_SHAPE.test(writeKey)) {
     const now = Date.now();
     const { record } = await lookup(writeKey, now, now + DEFAULT_LOOKUP_MS);

@@ -1,6 +1,9 @@
 /**
- * One concern of the HTTP chain: from the bytes API Gateway hands over to the
- * body text, before anything parses it.
+ * One concern of the HTTP chain: the request body, from the bytes API Gateway
+ * hands over to the JSON value the handler reads. Two middlewares, in this
+ * order: `httpBodyDecoder` (bytes → text) and `httpJsonBody` (text → JSON).
+ *
+ * `httpBodyDecoder`:
  *
  * - base64 bodies (API Gateway's binary passthrough) become bytes;
  * - `Content-Encoding: gzip`, `deflate` (zlib, or raw deflate as some clients
@@ -13,12 +16,23 @@
  *
  * The decoded text replaces `event.body` (`isBase64Encoded: false`) and the
  * `content-encoding` header is removed, as middy's body parsers do.
+ *
+ * `httpJsonBody`: the content type must be JSON (`text/plain` too: Segment's
+ * browser client and sendBeacon send it; none is read as JSON), the text
+ * valid JSON and nested at most MAX_JSON_NESTING deep; the value goes to
+ * `event.parsedBody`, the text stays in `event.body`.
  */
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync, type ZlibOptions } from 'node:zlib';
 import { TextDecoder } from 'node:util';
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { ApiError } from './errors.ts';
+
+/** The event once the body middlewares have run. */
+export interface DecodedBodyEvent extends APIGatewayProxyEventV2 {
+  /** The JSON value of the body (httpJsonBody); undefined without a body, or for a YAML body where YAML is allowed. */
+  parsedBody?: unknown;
+}
 
 export interface BodyDecoderOptions {
   /** Most bytes of the body, on the wire and after each decompression layer; past it, 413. */
@@ -135,6 +149,96 @@ export function httpBodyDecoder(options: BodyDecoderOptions): MiddlewareObj<APIG
       if (event.headers) {
         for (const name of Object.keys(event.headers)) if (name.toLowerCase() === 'content-encoding') delete event.headers[name];
       }
+    },
+  };
+}
+
+/**
+ * Deepest nesting of arrays and objects a JSON body may have. Far above
+ * what any route accepts (an event's properties nest at most 10 levels
+ * below the message, a catalog a few), and low enough that no code walking
+ * a body can run out of stack.
+ */
+export const MAX_JSON_NESTING = 64;
+
+/** Whether valid JSON text nests deeper than `max` (one pass over the text, no recursion). */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+const baseType = (contentType: string) => contentType.split(';')[0]?.trim().toLowerCase() ?? '';
+
+/** JSON, `text/plain` (any charset) and, for trackers, form-urlencoded. */
+function isJsonType(contentType: string, trackerContentTypes: boolean): boolean {
+  const base = baseType(contentType);
+  if (trackerContentTypes && base === 'application/x-www-form-urlencoded') return true;
+  return base === 'application/json' || base === 'text/plain' || base.endsWith('+json');
+}
+
+function isYamlType(contentType: string): boolean {
+  const base = baseType(contentType);
+  return base === 'application/yaml' || base === 'application/x-yaml' || base === 'text/yaml';
+}
+
+export interface JsonBodyOptions {
+  /** Leave a YAML body (application/yaml, application/x-yaml, text/yaml) unparsed for the handler (catalogs). @default false */
+  readonly yaml?: boolean;
+  /**
+   * Also read RudderStack's `application/x-www-form-urlencoded` as JSON (its
+   * node SDK posts gzipped JSON with that type). Source routes only.
+   * @default false
+   */
+  readonly trackerContentTypes?: boolean;
+}
+
+/**
+ * The JSON value of a body's text under its content type, or undefined for
+ * no body (or YAML where allowed). Throws ApiError: 415 for another content
+ * type, 400 `invalid_json` for text that is not JSON, 400
+ * `validation_failed` past MAX_JSON_NESTING.
+ */
+export function parseJsonBody(text: string, contentType: string, options: JsonBodyOptions = {}): unknown {
+  if (text.length === 0) return undefined;
+  if (options.yaml === true && isYamlType(contentType)) return undefined;
+  if (contentType !== '' && !isJsonType(contentType, options.trackerContentTypes === true)) {
+    throw new ApiError('unsupported_media_type', 'The body must be JSON (application/json)');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ApiError('invalid_json', 'The body is not valid JSON');
+  }
+  if (nestsDeeperThan(text, MAX_JSON_NESTING)) {
+    throw new ApiError('validation_failed', `The body nests deeper than ${MAX_JSON_NESTING} levels`, [
+      { path: '(root)', message: `must nest at most ${MAX_JSON_NESTING} levels of arrays and objects` },
+    ]);
+  }
+  return value;
+}
+
+/** The middy middleware: parses the decoded text (use after httpBodyDecoder) into `event.parsedBody`. */
+export function httpJsonBody(options: JsonBodyOptions = {}): MiddlewareObj<APIGatewayProxyEventV2> {
+  return {
+    before: (request) => {
+      const event = request.event as DecodedBodyEvent;
+      if (event.requestContext?.http?.method === 'OPTIONS') return;
+      if (typeof event.body !== 'string' || event.body === '') return;
+      if (event.isBase64Encoded) throw new Error('httpJsonBody needs httpBodyDecoder before it');
+      const headers = lowerCaseHeaderNames(event.headers);
+      event.parsedBody = parseJsonBody(event.body, headers['content-type'] ?? '', options);
     },
   };
 }

@@ -1,10 +1,15 @@
 /**
- * CORS for the source routes (API.md §1): the origins the operator allows
- * (`KAIROS_CORS_ORIGINS`, `*` by default) and the request headers a preflight
- * may ask for — those trackers and page agents send, plus any the operator
- * adds (`KAIROS_CORS_ALLOW_HEADERS`).
+ * One concern of the HTTP chain: CORS for the source routes (API.md §1): the
+ * origins the operator allows (`KAIROS_CORS_ORIGINS`, `*` by default) and the
+ * request headers a preflight may ask for — those trackers and page agents
+ * send, plus any the operator adds (`KAIROS_CORS_ALLOW_HEADERS`).
+ * `httpCors()` answers a preflight and adds the headers to every answer,
+ * errors included, so that a browser can read them.
  */
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { config } from '../config.ts';
+import type { HttpMiddleware } from './request.ts';
+import { routeOfKey, routes } from './routes.ts';
 
 /**
  * Request headers every preflight allows, lower-case. The trackers'
@@ -81,4 +86,47 @@ export function corsHeaders(origin: string | undefined): Record<string, string> 
     return { 'access-control-allow-origin': origin, vary: 'Origin', ...cached.headers };
   }
   return {};
+}
+
+function originOf(event: APIGatewayProxyEventV2): string | undefined {
+  for (const [name, value] of Object.entries(event?.headers ?? {})) if (name.toLowerCase() === 'origin' && typeof value === 'string') return value;
+  return undefined;
+}
+
+const corsPaths: ReadonlySet<string> = new Set(routes.filter((route) => route.cors).map((route) => route.path));
+
+/**
+ * Whether the event is a CORS preflight: API Gateway routes an `OPTIONS`
+ * request on a CORS path to its function with the route key `OPTIONS <path>`
+ * (infra/constructs/kairos-http-api.ts, local/server.ts).
+ */
+export function isPreflight(event: APIGatewayProxyEventV2): boolean {
+  const key = event?.routeKey;
+  return event?.requestContext?.http?.method === 'OPTIONS' && typeof key === 'string' && key.startsWith('OPTIONS ') && corsPaths.has(key.slice('OPTIONS '.length));
+}
+
+/** Whether the route key names a route browsers call (`cors` in the route table); `$default` and operator routes do not. */
+export const isCorsRouteKey = (key: unknown): boolean => typeof key === 'string' && routeOfKey(key)?.cors === true;
+
+/**
+ * The middleware: answers a preflight at once (204 with the CORS headers and
+ * the request id; nothing after it runs), and adds the CORS headers for the
+ * request's origin to any other answer on a CORS route (none on `$default`:
+ * a browser cannot read what no route answers). Use it after
+ * httpResponseHeaders.
+ */
+export function httpCors(): HttpMiddleware {
+  const apply = (request: { event: APIGatewayProxyEventV2; response?: APIGatewayProxyStructuredResultV2 | null | undefined }) => {
+    const response = request.response;
+    if (response === undefined || response === null || typeof response !== 'object' || !isCorsRouteKey(request.event?.routeKey)) return;
+    response.headers = { ...(response.headers ?? {}), ...corsHeaders(originOf(request.event)) };
+  };
+  return {
+    before: (request) => {
+      if (!isPreflight(request.event)) return undefined;
+      return { statusCode: 204, headers: { ...corsHeaders(originOf(request.event)), 'x-request-id': request.context.requestId ?? '' }, body: '' };
+    },
+    after: apply,
+    onError: apply,
+  };
 }

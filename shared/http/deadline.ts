@@ -2,9 +2,10 @@
  * The deadline of one invocation: the instant by which a handler gives up on
  * the store and answers (503 with Retry-After, or a degraded decision), so
  * that it never runs into its own function timeout, which API Gateway would
- * turn into a bare 500.
+ * turn into a bare 500. `httpDeadline()` sets it on the chain's context.
  */
 import type { Context } from 'aws-lambda';
+import type { HttpMiddleware } from './request.ts';
 
 /** Time kept at the end of an invocation to answer and flush logs and metrics: a tenth of what remains, at most 1 s. */
 export const MAX_RESPONSE_RESERVE_MS = 1_000;
@@ -23,4 +24,16 @@ export function invocationDeadline(context: Pick<Context, 'getRemainingTimeInMil
   const byBudget = budgetMs === undefined ? Number.POSITIVE_INFINITY : now + budgetMs;
   const deadline = Math.min(byFunction, byBudget);
   return Number.isFinite(deadline) ? deadline : now + 10_000;
+}
+
+/**
+ * The middleware: `context.deadline` (epoch ms) from the Lambda context when
+ * the request arrives, no later than `budgetMs` from then when given.
+ */
+export function httpDeadline(options: { readonly budgetMs?: number } = {}): HttpMiddleware {
+  return {
+    before: (request) => {
+      request.context.deadline = invocationDeadline(request.context, Date.now(), options.budgetMs);
+    },
+  };
 }

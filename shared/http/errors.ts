@@ -1,6 +1,7 @@
 /**
  * The error shape of API.md §6. Every error a client sees is an ApiError;
- * anything else becomes `500 internal` with no detail.
+ * anything else becomes `500 internal` with no detail. `httpErrorResponse()`
+ * is this concern in the HTTP chain.
  */
 
 export const ERROR_STATUS = {
@@ -19,8 +20,11 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { ErrorDetail } from '../domain/issues.ts';
 import { isThrottling, isUnavailable } from '../store/errors.ts';
+import type { HttpMiddleware } from './request.ts';
 
 export type { ErrorDetail };
 
@@ -59,4 +63,37 @@ export function storeFaultToApiError(error: unknown): ApiError | undefined {
   if (isThrottling(error)) return new ApiError('throttled', 'The store is throttling requests; retry later', undefined, 1);
   if (isUnavailable(error)) return new ApiError('unavailable', 'The store is unavailable; retry later', undefined, 2);
   return undefined;
+}
+
+/**
+ * The answer for an error: an ApiError's status and body (with its headers
+ * and `retry-after`), a store fault's 429/503, anything else 500 `internal`
+ * without detail. 5xx answers are logged (`warn` for an ApiError or store
+ * fault, `error` for anything else).
+ */
+export function errorResult(error: unknown, logger?: Pick<Logger, 'warn' | 'error'>): APIGatewayProxyStructuredResultV2 {
+  const apiError = error instanceof ApiError ? error : storeFaultToApiError(error);
+  if (apiError) {
+    const headers: Record<string, string> = { ...(apiError.headers ?? {}) };
+    if (apiError.retryAfter !== undefined) headers['retry-after'] = String(apiError.retryAfter);
+    if (apiError.status >= 500) logger?.warn('request failed', { code: apiError.code, error: error as Error });
+    return { statusCode: apiError.status, headers, body: JSON.stringify(apiError.toBody()) };
+  }
+  logger?.error('unhandled error', { error: error as Error });
+  const internal: ErrorBody = { error: { code: 'internal', message: 'Internal error' } };
+  return { statusCode: 500, headers: {}, body: JSON.stringify(internal) };
+}
+
+/**
+ * The middleware: whatever the handler or a middleware before it throws
+ * becomes the API.md §6 answer (the headers and CORS middlewares, used
+ * before it, then add theirs). Use it after httpResponseHeaders and httpCors.
+ */
+export function httpErrorResponse(options: { readonly logger?: Pick<Logger, 'warn' | 'error'> } = {}): HttpMiddleware {
+  return {
+    onError: (request) => {
+      if (request.response !== undefined) return;
+      request.response = errorResult(request.error, options.logger);
+    },
+  };
 }

@@ -1,6 +1,8 @@
 /**
  * The one route table of the public HTTP API. The CDK stack creates an API
- * Gateway route per entry; the local stack dispatches with it; tests walk it.
+ * Gateway route per entry; the local stack dispatches with it; the functions
+ * read the route key API Gateway sends (`event.routeKey`) against it
+ * (route-key.ts); tests walk it.
  */
 import { EVENT_ROUTES, type EventRoute } from '../domain/ingest/event-routes.ts';
 
@@ -89,10 +91,25 @@ export const routes: readonly Route[] = [
   admin('DELETE', '/v1/admin/keys/{keyId}'),
 ];
 
+/**
+ * The function of API Gateway's `$default` route: every request no route
+ * matches (it answers 404 not_found, or 405 method_not_allowed with Allow).
+ */
+export const DEFAULT_ROUTE_FUNCTION: FunctionName = 'health';
+
 /** API Gateway's route key: `POST /v1/batch`. */
 export const routeKey = (route: Pick<Route, 'method' | 'path'>): string => `${route.method} ${route.path}`;
 
-/** Match a concrete path against the table; returns the route and its path parameters. */
+const routesByKey: ReadonlyMap<string, Route> = new Map(routes.map((route) => [routeKey(route), route]));
+
+/** The route of the table an API Gateway route key names (`POST /v1/decide`), or undefined. */
+export const routeOfKey = (key: string): Route | undefined => routesByKey.get(key);
+
+/**
+ * Match a concrete path against the table; returns the route and its path
+ * parameters. API Gateway does this deployed (and local/server.ts on the
+ * local stack); a function reads the route key instead (route-key.ts).
+ */
 export function matchRoute(
   method: string,
   path: string,

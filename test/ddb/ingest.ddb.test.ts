@@ -169,18 +169,18 @@ describe('POST /v1/batch stores messages exactly once', () => {
     expect(Item?.type).toBe(route);
   });
 
-  it('finds the route from the path behind a $default route', async () => {
-    const id = `default-route-${RUN}`;
-    const event = apiGatewayEvent({
-      method: 'POST',
-      path: '/v1/identify',
-      routeKey: '$default',
-      headers: { authorization: basicAuth(sources.main.key) },
-      body: { messageId: id, userId: `user-${RUN}`, traits: { tier: 'gold' } },
-    });
-    expect((await handler(event, lambdaContext())).statusCode).toBe(200);
+  it('takes the event route from the route key, not the path: /v1/identify under "POST /v1/t" is a track, under $default or another function\'s key a 404', async () => {
+    const id = `route-key-${RUN}`;
+    const message = { messageId: id, userId: `user-${RUN}`, event: 'Viewed', traits: { tier: 'gold' } };
+    const at = (routeKey: string) =>
+      apiGatewayEvent({ method: 'POST', path: '/v1/identify', routeKey, headers: { authorization: basicAuth(sources.main.key) }, body: message });
+    for (const key of ['$default', 'POST /v1/decide', 'GET /v1/batch']) {
+      const refused = await handler(at(key), lambdaContext());
+      expect({ key, status: refused.statusCode, code: JSON.parse(refused.body ?? '{}').error?.code }).toEqual({ key, status: 404, code: 'not_found' });
+    }
+    expect((await handler(at('POST /v1/t'), lambdaContext())).statusCode).toBe(200);
     const { Item } = await documentClient.send(new GetCommand({ TableName: config.EVENTS_TABLE, Key: { pk: `${sources.main.id}#${id}` } }));
-    expect(Item?.type).toBe('identify');
+    expect(Item?.type).toBe('track');
   });
 
   it('accepts the body writeKey that Segment SDKs send instead of Basic auth', async () => {

@@ -2,8 +2,10 @@
  * The local API Gateway (local/server.ts) over real sockets, with functions
  * of the test's own that echo what they receive: the payload 2.0 event and
  * Lambda context the handlers get, how their results become HTTP responses,
- * and what API Gateway answers itself (404, 405, 413, a stalled body,
- * malformed HTTP, a failing function).
+ * the route keys API Gateway sends (the table's, `OPTIONS <path>` for a
+ * preflight, `$default` for a request no route matches), and what API
+ * Gateway answers itself (413, a stalled body, malformed HTTP, a failing
+ * function).
  */
 import { connect } from 'node:net';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
@@ -172,17 +174,17 @@ describe('the request a function receives', () => {
     expect(last().event).toMatchObject({ isBase64Encoded: false, body: 'a: ü\n' });
   });
 
-  it('passes a CORS preflight to the function of a CORS route, and refuses it on operator routes', async () => {
+  it('passes a CORS preflight to the function of a CORS route, and one on an operator route to $default', async () => {
     const preflight = await fetch(`${server.url}/v1/decide`, {
       method: 'OPTIONS',
       headers: { origin: 'https://shop.example', 'access-control-request-method': 'POST' },
     });
     expect(preflight.status).toBe(200);
     expect(last().event).toMatchObject({ routeKey: 'OPTIONS /v1/decide', requestContext: { http: { method: 'OPTIONS' } } });
-    const before = seen.length;
-    const admin = await fetch(`${server.url}/v1/admin/catalog`, { method: 'OPTIONS' });
-    expect(admin.status).toBe(405);
-    expect(seen.length).toBe(before);
+    expect(last().context.functionName).toBe('kairos-decide');
+    await fetch(`${server.url}/v1/admin/catalog`, { method: 'OPTIONS' });
+    expect(last().event).toMatchObject({ routeKey: '$default', rawPath: '/v1/admin/catalog', requestContext: { routeKey: '$default', http: { method: 'OPTIONS' } } });
+    expect(last().context.functionName).toBe('kairos-health');
   });
 });
 
@@ -248,24 +250,26 @@ describe('how a function result becomes the response', () => {
 });
 
 describe('what the local API Gateway answers itself', () => {
-  it('404 not_found for an unknown path and 405 method_not_allowed (with Allow) for a known path', async () => {
-    const before = seen.length;
-    const unknown = await fetch(`${server.url}/v1/nope`);
-    expect(unknown.status).toBe(404);
-    expect(await errorOf(unknown)).toMatchObject({ code: 'not_found' });
-    const wrong = await fetch(`${server.url}/v1/batch`, { method: 'GET' });
-    expect(wrong.status).toBe(405);
-    expect(wrong.headers.get('allow')).toBe('POST');
-    expect(await errorOf(wrong)).toMatchObject({ code: 'method_not_allowed' });
-    const catalog = await fetch(`${server.url}/v1/admin/catalog`, { method: 'DELETE' });
-    expect(catalog.status).toBe(405);
-    expect(catalog.headers.get('allow')).toBe('GET, PUT');
-    const odd = ['/', '/v1', '/v1/batch/', '/v1//batch', '/v1/admin/profiles/', '/v1/admin/profiles/%E0%A4%A'];
-    const answers = await Promise.all(
-      odd.map(async (path) => [path, (await fetch(`${server.url}${path}`, { method: 'POST', body: '{}' })).status] as const),
-    );
-    expect(answers.filter(([, status]) => status !== 404 && status !== 405)).toEqual([]);
-    expect(seen.length).toBe(before);
+  it('sends a request no route matches (an unknown path, another method) to the $default route\'s function, as API Gateway does', async () => {
+    const cases: [string, string][] = [
+      ['GET', '/v1/nope'],
+      ['GET', '/v1/batch'],
+      ['DELETE', '/v1/admin/catalog'],
+      ...['/', '/v1', '/v1/batch/', '/v1//batch', '/v1/admin/profiles/', '/v1/admin/profiles/%E0%A4%A'].map((path): [string, string] => ['POST', path]),
+    ];
+    for (const [method, path] of cases) {
+      const before = seen.length;
+      const response = await fetch(`${server.url}${path}`, { method, ...(method === 'POST' ? { body: '{}' } : {}) });
+      expect({ path, method, status: response.status, calls: seen.length - before }).toEqual({ path, method, status: 200, calls: 1 });
+      const { event, context } = last();
+      expect({ routeKey: event.routeKey, contextKey: event.requestContext.routeKey, rawPath: event.rawPath, pathParameters: event.pathParameters, fn: context.functionName }).toEqual({
+        routeKey: '$default',
+        contextKey: '$default',
+        rawPath: path,
+        pathParameters: undefined,
+        fn: 'kairos-health',
+      });
+    }
   });
 
   it('413 payload_too_large for a body over 10 MB, declared or streamed, without calling the function', async () => {

@@ -20,7 +20,7 @@ import { LAZY_MODULES, lazyModuleFolder } from '../../infra/bundling.ts';
 import { ESM_REQUIRE_BANNER, PROJECT_ROOT } from '../../infra/constructs/kairos-function.ts';
 import { createKairosApp } from '../../infra/kairos-app.ts';
 import type { KairosStack } from '../../infra/kairos-stack.ts';
-import { functionDefinitions, profileStreamSettings, type Access, type LambdaName } from '../../shared/functions.ts';
+import { functionDefinitions, METRICS_NAMESPACE, profileStreamSettings, serviceNameOf, type Access, type LambdaName } from '../../shared/functions.ts';
 import { routeKey, routes } from '../../shared/http/routes.ts';
 import { tables as tableTuple, type TableDefinition, type TableName } from '../../shared/store/tables.ts';
 import {
@@ -357,8 +357,9 @@ describe('functions, from shared/functions.ts', () => {
       Environment: {
         Variables: Match.objectLike({
           NODE_OPTIONS: '--enable-source-maps',
-          POWERTOOLS_SERVICE_NAME: 'kairos',
-          POWERTOOLS_METRICS_NAMESPACE: Match.anyValue(),
+          // The one naming rule of shared/functions.ts, as the function's own logger and metrics use it.
+          POWERTOOLS_SERVICE_NAME: serviceNameOf(name),
+          POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
           KAIROS_VERSION: (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string })
             .version,
         }),
