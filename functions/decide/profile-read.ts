@@ -6,9 +6,9 @@
  * the deadline, or on any store error, the caller decides in degraded mode
  * from the catalog's fallbacks.
  *
- * It reads through dynamo-lite (shared/store/dynamo-lite.ts), not the SDK:
- * decide's bundle and cold-start budgets. The join is the pure one both
- * share (shared/domain/profile/stored.ts `joinProfiles`).
+ * It reads through the process's one DynamoDB client (shared/store/client.ts).
+ * The join is the pure one both share (shared/domain/profile/stored.ts
+ * `joinProfiles`).
  */
 import { config } from '#shared/config.ts';
 import { anonymousProfileKey, userProfileKey } from '#domain/keys.ts';
@@ -16,7 +16,8 @@ import { joinProfiles, profileFromItem, type ProfileLookup } from '#domain/profi
 import type { ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
-import { DynamoLite } from '#store/dynamo-lite.ts';
+import { batchGet } from '#store/batch-write.ts';
+import { dynamo, type DynamoClient } from '#store/client.ts';
 
 /**
  * Longest budget of the profile read, retries included: the decide deadline
@@ -25,8 +26,8 @@ import { DynamoLite } from '#store/dynamo-lite.ts';
  */
 export const PROFILE_DEADLINE_MS = config.KAIROS_DECIDE_DEADLINE_MS;
 
-/** Decide's own client: the deadline above, one retry of a throttled or failed attempt within it. */
-export const decideLite = new DynamoLite({ timeoutMs: PROFILE_DEADLINE_MS, maxAttempts: 2 });
+/** Attempts of the profile read: one retry of a throttled or failed request, within the deadline. */
+const PROFILE_READ_ATTEMPTS = 2;
 
 export type { ProfileLookup };
 
@@ -49,8 +50,10 @@ export type ProfileRead =
  * memory; a tombstone found for an anonymous-only lookup costs a second
  * read. Undefined: a new customer.
  */
-export async function readProfileState(lookup: ProfileLookup, lite: DynamoLite, deadlineMs: number): Promise<ProfileState | undefined> {
+export async function readProfileState(lookup: ProfileLookup, client: DynamoClient, deadlineMs: number): Promise<ProfileState | undefined> {
   const deadline = Date.now() + deadlineMs;
+  const call = { deadline, attempts: PROFILE_READ_ATTEMPTS };
+  const getItem = async (pk: string) => (await client.send('GetItem', { TableName: config.PROFILES_TABLE, Key: { pk } }, call)).Item;
   const userKey = lookup.userId !== undefined ? userProfileKey(lookup.userId) : undefined;
   const anonKey = lookup.anonymousId !== undefined ? anonymousProfileKey(lookup.anonymousId) : undefined;
   const keys = [userKey, anonKey].filter((k): k is string => k !== undefined);
@@ -59,8 +62,8 @@ export async function readProfileState(lookup: ProfileLookup, lite: DynamoLite, 
   // One key: GetItem (DynamoDB's cheapest read); two (a user and an anonymous id to join): one BatchGetItem.
   const items =
     unique.length === 1
-      ? [await lite.getItem(config.PROFILES_TABLE, { pk: unique[0] as string }, { timeoutMs: deadlineMs })].filter((i) => i !== undefined)
-      : await lite.batchGetItem(config.PROFILES_TABLE, unique.map((pk) => ({ pk })), { timeoutMs: deadlineMs });
+      ? [await getItem(unique[0] as string)].filter((i) => i !== undefined)
+      : await batchGet(config.PROFILES_TABLE, unique.map((pk) => ({ pk })), { client, ...call });
   const byKey = new Map(items.map((i) => [String(i.pk), i]));
   const joined = joinProfiles(
     lookup,
@@ -69,7 +72,7 @@ export async function readProfileState(lookup: ProfileLookup, lite: DynamoLite, 
   );
   if (!joined || 'state' in joined) return joined?.state;
   const key = userProfileKey(joined.mergedInto);
-  const merged = profileFromItem(await lite.getItem(config.PROFILES_TABLE, { pk: key }, { timeoutMs: Math.max(1, deadline - Date.now()) }));
+  const merged = profileFromItem(await getItem(key));
   return merged?.kind === 'profile' ? merged.state : undefined;
 }
 
@@ -82,10 +85,10 @@ export async function readProfile(
   lookup: ProfileLookup,
   now: Date,
   deadlineMs: number = PROFILE_DEADLINE_MS,
-  lite: DynamoLite = decideLite,
+  client: DynamoClient = dynamo(),
 ): Promise<ProfileRead> {
   try {
-    const state = await readProfileState(lookup, lite, deadlineMs);
+    const state = await readProfileState(lookup, client, deadlineMs);
     if (!state) return { ok: true, view: undefined };
     const enrichment = state.enrichment;
     const current = enrichment?.catalog !== undefined && enrichment.at !== undefined && enrichment.at === state.updatedAt;

@@ -11,12 +11,6 @@
  * Readers (decide, admin, simulate) use `getProfileView` or, with an item in
  * hand, the pure `profileFromItem` + `toProfileView`.
  */
-import {
-  BatchGetCommand,
-  TransactWriteCommand,
-  type DynamoDBDocumentClient,
-  type TransactWriteCommandInput,
-} from '@aws-sdk/lib-dynamodb';
 import { config } from '../config.ts';
 import { anonymousProfileKey, userProfileKey } from '../domain/stored-event.ts';
 import { joinProfiles, profileFromItem, type ProfileLookup } from '../domain/profile/stored.ts';
@@ -27,7 +21,8 @@ import {
 } from '../domain/profile/state.ts';
 import { toProfileView } from '../domain/profile/to-view.ts';
 import type { ProfileView } from '../domain/profile/view.ts';
-import { documentClient } from './client.ts';
+import { batchGet } from './batch-write.ts';
+import { dynamo, type DynamoClient, type TransactWriteItem } from './client.ts';
 
 /** How long an "applied" marker is kept: far longer than the 24 h a stream record lives. */
 export const MARKER_TTL_SECONDS = 7 * 24 * 3600;
@@ -70,37 +65,21 @@ export function markerToItem(eventPk: string, now: number): Record<string, unkno
 }
 
 /**
- * Consistent BatchGetItem of any number of keys of the Profiles table,
- * retrying unprocessed keys. Returns the items by pk.
+ * BatchGetItem of any number of keys of the Profiles table (consistent if
+ * asked), unprocessed keys requested again. Returns the items by pk.
  */
 export async function getItems(
   keys: readonly string[],
-  options: { consistent?: boolean; client?: DynamoDBDocumentClient; tableName?: string } = {},
+  options: { consistent?: boolean; client?: DynamoClient; tableName?: string } = {},
 ): Promise<Map<string, Record<string, unknown>>> {
-  const client = options.client ?? documentClient;
-  const tableName = options.tableName ?? config.PROFILES_TABLE;
-  const found = new Map<string, Record<string, unknown>>();
   const unique = [...new Set(keys)];
-  for (let start = 0; start < unique.length; start += 100) {
-    let pending: Record<string, unknown>[] = unique.slice(start, start + 100).map((pk) => ({ pk }));
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > 0) {
-        if (attempt > 8) throw new Error(`BatchGetItem left ${pending.length} keys unprocessed`);
-        await sleep(Math.min(1000, 25 * 2 ** attempt) * Math.random());
-      }
-      const result = await client.send(
-        new BatchGetCommand({
-          RequestItems: { [tableName]: { Keys: pending, ConsistentRead: options.consistent ?? false } },
-        }),
-      );
-      for (const item of result.Responses?.[tableName] ?? []) found.set(String(item.pk), item);
-      pending = (result.UnprocessedKeys?.[tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
-    }
-  }
-  return found;
+  const items = await batchGet(
+    options.tableName ?? config.PROFILES_TABLE,
+    unique.map((pk) => ({ pk })),
+    { consistent: options.consistent ?? false, client: options.client ?? dynamo() },
+  );
+  return new Map(items.map((item) => [String(item.pk), item]));
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface ProfileWrite {
   /** The profile item to put, with the version it was read at (0: it did not exist). */
@@ -117,12 +96,12 @@ export function profileWriteTransaction(
   userId: string | undefined,
   now: number,
   tableName: string = config.PROFILES_TABLE,
-): TransactWriteCommandInput {
+): { TransactItems: TransactWriteItem[] } {
   const versioned = (readVersion: number) =>
     readVersion === 0
       ? { ConditionExpression: 'attribute_not_exists(pk)' }
       : { ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': readVersion } };
-  const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
+  const items: TransactWriteItem[] = [
     {
       Put: {
         TableName: tableName,
@@ -158,9 +137,9 @@ export async function writeProfile(
   write: ProfileWrite,
   userId: string | undefined,
   now: number,
-  client: DynamoDBDocumentClient = documentClient,
+  client: DynamoClient = dynamo(),
 ): Promise<void> {
-  await client.send(new TransactWriteCommand(profileWriteTransaction(write, userId, now)));
+  await client.send('TransactWriteItems', profileWriteTransaction(write, userId, now));
 }
 
 export type { ProfileLookup } from '../domain/profile/stored.ts';
@@ -174,7 +153,7 @@ export type { ProfileLookup } from '../domain/profile/stored.ts';
  */
 export async function getProfileState(
   lookup: ProfileLookup,
-  options: { client?: DynamoDBDocumentClient; consistent?: boolean } = {},
+  options: { client?: DynamoClient; consistent?: boolean } = {},
 ): Promise<ProfileState | undefined> {
   const userKey = lookup.userId !== undefined ? userProfileKey(lookup.userId) : undefined;
   const anonKey = lookup.anonymousId !== undefined ? anonymousProfileKey(lookup.anonymousId) : undefined;
@@ -196,7 +175,7 @@ export async function getProfileState(
 export async function getProfileView(
   lookup: ProfileLookup,
   now: Date | number = Date.now(),
-  options: { client?: DynamoDBDocumentClient; consistent?: boolean } = {},
+  options: { client?: DynamoClient; consistent?: boolean } = {},
 ): Promise<ProfileView | undefined> {
   const state = await getProfileState(lookup, options);
   return state ? toProfileView(state, now) : undefined;

@@ -3,9 +3,8 @@
  * exactly-once application under any delivery a stream can make, identity
  * merges, poison records, store faults.
  */
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import awsLite from '@aws-lite/client';
 import type { Context, DynamoDBRecord } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -166,23 +165,23 @@ describe('failures', () => {
   });
 
   describe('store faults', () => {
-    let mock: ReturnType<typeof mockClient> | undefined;
-    afterEach(() => {
-      mock?.restore();
-      mock = undefined;
-    });
+    afterEach(() => awsLite.testing.disable());
 
     it('fail every record they concern: nothing is checkpointed past an event that was not applied', async () => {
-      mock = mockClient(DynamoDBDocumentClient);
-      mock.onAnyCommand().rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+      // DynamoDB throttling every request (DynamoDB Local never throttles): aws-lite's testing mocks.
+      awsLite.testing.enable();
+      const throttled = { statusCode: 400, error: { __type: 'com.amazonaws.dynamodb.v20120810#ThrottlingException', message: 'Rate exceeded' } };
+      for (const operation of ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'TransactWriteItems', 'BatchWriteItem']) {
+        awsLite.testing.mock(`DynamoDB.${operation}`, throttled);
+      }
       const userId = uid('u');
       const records = [1, 2].map((n) =>
         streamRecord(storedEvent({ type: 'page', userId, messageId: `f${n}`, timestamp: '2026-04-01T00:00:00Z' }), { sequenceNumber: sequenceNumber(n) }),
       );
       const response = await handler(streamEvent(records), context);
       expect(response.batchItemFailures).toEqual([{ itemIdentifier: sequenceNumber(1) }, { itemIdentifier: sequenceNumber(2) }]);
-      mock.restore();
-      mock = undefined;
+      expect(awsLite.testing.getAllRequests().length).toBeGreaterThan(0);
+      awsLite.testing.disable();
       expect(await userView(userId)).toBeUndefined();
     });
   });
