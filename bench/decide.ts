@@ -13,9 +13,8 @@
  *    alternates), after a warm-up, 2,000 per side by default. The
  *    profile is built from events by the profile function's code and stored
  *    as that function stores it (enriched with the live catalog);
- * 4. DynamoDB requests per warm decision, counted on every client (the
- *    SDK's by a middleware, dynamo-lite's by its own counters; budget
- *    exactly 1);
+ * 4. DynamoDB requests per warm decision, counted by the process's one
+ *    client (shared/store/client.ts; budget exactly 1);
  * 5. the decide bundle as the CDK builds it (esbuild: ESM, minify, node24,
  *    platform node, AWS SDK bundled), budget 500 KB, and every other
  *    function's (500 KB each, admin 1 MB);

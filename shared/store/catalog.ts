@@ -24,8 +24,8 @@
  * Nothing is stored unless the whole catalog is valid (`publishCatalog`
  * validates before writing). The process cache of the live compiled catalog
  * (`getLiveCatalog`, re-exported here) is shared/store/catalog-live.ts: it
- * reads through dynamo-lite and compiles the stored document, so the decide
- * function imports it without this module's SDK and validator.
+ * reads the stored normalised document and compiles it, so the decide
+ * function imports it without this module's YAML parser and validator.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';

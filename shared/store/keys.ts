@@ -4,7 +4,7 @@
  *
  * Two items per key, written together:
  * - pk `KEY#<sha256 hex>`, sk `KEY`: what a source route looks up by the
- *   secret it was given (write-key-read.ts, dynamo-lite, on the request path);
+ *   secret it was given (write-key-read.ts, on the request path);
  * - pk `KEYS`, sk `<keyId>`: the operator's list, and the way from a keyId
  *   to its hash when the key is revoked.
  *

@@ -383,7 +383,7 @@ describe('functions, from shared/functions.ts', () => {
     expect(source).toMatch(/export\s+(const|async\s+function|function)\s+handler\b/);
   });
 
-  it.each(manifest)('%s: the bundle is minified ESM with the require banner, a source map and the AWS SDK inside, with environment credentials only', (name) => {
+  it.each(manifest)('%s: the bundle is minified ESM with the require banner, a source map and its one DynamoDB client (aws-lite) inside, no AWS SDK', (name) => {
     const bundle = join(bundleDirectory(name), 'index.mjs');
     expect(existsSync(`${bundle}.map`)).toBe(true);
     const code = readFileSync(bundle, 'utf8');
@@ -391,11 +391,9 @@ describe('functions, from shared/functions.ts', () => {
     expect(code).toMatch(/\/\/# sourceMappingURL=index\.mjs\.map\s*$/);
     // Nothing left for the runtime to provide: no bare import of the AWS SDK.
     expect(code).not.toMatch(/(from|import\()\s*["']@aws-sdk\//);
-    // The SDK's default credential chain is replaced by the environment provider (infra/bundling.ts):
-    // no SSO, shared-file, process, web-identity or container credential sources.
-    for (const source of ['sso_start_url', 'credential_process', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI']) {
-      expect(code).not.toContain(source);
-    }
+    // DynamoDB through aws-lite (shared/store/client.ts), bundled; none of the SDK (its clients, smithy).
+    expect(code).toContain('@aws-lite/client');
+    for (const sdk of ['DynamoDBDocumentClient', 'smithy']) expect(code).not.toContain(sdk);
   });
 
   it('every bundle loads in plain Node as an ES module and exports the `handler` that "index.handler" names', () => {
