@@ -22,7 +22,7 @@ import {
 import { toProfileView } from '../domain/profile/to-view.ts';
 import type { ProfileView } from '../domain/profile/view.ts';
 import { batchGet } from './batch-write.ts';
-import { dynamo, type DynamoClient, type TransactWriteItem } from './client.ts';
+import { dynamo, type CallOptions, type DynamoClient, type TransactWriteItem } from './client.ts';
 
 /** How long an "applied" marker is kept: far longer than the 24 h a stream record lives. */
 export const MARKER_TTL_SECONDS = 7 * 24 * 3600;
@@ -144,39 +144,52 @@ export async function writeProfile(
 
 export type { ProfileLookup } from '../domain/profile/stored.ts';
 
+export interface ResolveOptions extends CallOptions {
+  readonly client?: DynamoClient;
+  readonly consistent?: boolean;
+  readonly tableName?: string;
+}
+
 /**
- * The profile state of a customer as decide sees it: one BatchGetItem of
- * `u#userId` and `a#anonymousId`. An anonymous profile not merged yet (the
- * stream has not caught up) is merged in memory; a tombstone found for an
- * anonymous-only lookup costs a second read (the customer has since been
- * identified). Undefined: no profile yet (a new customer).
+ * The profile state of a customer, the one resolution of identities every
+ * reader uses (decide, simulate, the admin's views): `u#userId` and/or
+ * `a#anonymousId` in one request (GetItem for one key, BatchGetItem for
+ * both). An anonymous profile not merged yet (the stream has not caught up)
+ * is merged in memory (`joinProfiles`); a tombstone found for an
+ * anonymous-only lookup is followed to the user it was merged into (a
+ * second read). Undefined: no profile yet (a new customer). Store faults
+ * reject (StoreFault), `timed-out` past `options.deadline`.
  */
-export async function getProfileState(
-  lookup: ProfileLookup,
-  options: { client?: DynamoClient; consistent?: boolean } = {},
-): Promise<ProfileState | undefined> {
+export async function resolveProfile(lookup: ProfileLookup, options: ResolveOptions = {}): Promise<ProfileState | undefined> {
+  const { client = dynamo(), consistent = false, tableName = config.PROFILES_TABLE, ...call } = options;
+  const getItem = async (pk: string) =>
+    (await client.send('GetItem', { TableName: tableName, Key: { pk }, ...(consistent ? { ConsistentRead: true } : {}) }, call)).Item;
   const userKey = lookup.userId !== undefined ? userProfileKey(lookup.userId) : undefined;
   const anonKey = lookup.anonymousId !== undefined ? anonymousProfileKey(lookup.anonymousId) : undefined;
-  const keys = [userKey, anonKey].filter((k): k is string => k !== undefined);
+  const keys = [...new Set([userKey, anonKey].filter((k): k is string => k !== undefined))];
   if (keys.length === 0) return undefined;
-  const items = await getItems(keys, options);
+  // One key: GetItem (DynamoDB's cheapest read); two (a user and an anonymous id to join): one BatchGetItem.
+  const items =
+    keys.length === 1
+      ? [await getItem(keys[0] as string)].filter((i) => i !== undefined)
+      : await batchGet(tableName, keys.map((pk) => ({ pk })), { client, consistent, ...call });
+  const byKey = new Map(items.map((i) => [String(i.pk), i]));
   const joined = joinProfiles(
     lookup,
-    userKey ? profileFromItem(items.get(userKey)) : undefined,
-    anonKey ? profileFromItem(items.get(anonKey)) : undefined,
+    userKey ? profileFromItem(byKey.get(userKey)) : undefined,
+    anonKey ? profileFromItem(byKey.get(anonKey)) : undefined,
   );
   if (!joined || 'state' in joined) return joined?.state;
-  const key = userProfileKey(joined.mergedInto);
-  const merged = profileFromItem((await getItems([key], options)).get(key));
+  const merged = profileFromItem(await getItem(userProfileKey(joined.mergedInto)));
   return merged?.kind === 'profile' ? merged.state : undefined;
 }
 
-/** The ProfileView of a customer at `now` (see getProfileState); undefined for an unknown customer. */
+/** The ProfileView of a customer at `now` (see `resolveProfile`); undefined for an unknown customer. */
 export async function getProfileView(
   lookup: ProfileLookup,
   now: Date | number = Date.now(),
-  options: { client?: DynamoClient; consistent?: boolean } = {},
+  options: ResolveOptions = {},
 ): Promise<ProfileView | undefined> {
-  const state = await getProfileState(lookup, options);
+  const state = await resolveProfile(lookup, options);
   return state ? toProfileView(state, now) : undefined;
 }

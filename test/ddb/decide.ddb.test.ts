@@ -1,13 +1,13 @@
 /**
  * The decide handler on DynamoDB Local: one DynamoDB call per warm
  * decision, the profile joined from userId and anonymousId (as the store's
- * getProfileState joins it), a degraded decision when the store fails or is
+ * the store's resolveProfile joins it), a degraded decision when the store fails or is
  * slow (a refused connection and a server that never answers, real; a 500
  * and throttling, which DynamoDB Local cannot produce, from aws-lite's
  * testing mocks), bad input answered with a 4xx and never a 500, and
  * simulate for operators only.
  */
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
@@ -27,7 +27,7 @@ import { PROFILE_DEADLINE_MS, readProfileState } from '../../functions/decide/pr
 import { documentClient } from '#test/support/sdk-clients.ts';
 import { dynamo } from '#store/client.ts';
 import { refusingEndpoint, silentEndpoint, type SilentEndpoint } from '#test/support/store-faults.ts';
-import { getProfileState } from '#store/profiles.ts';
+import { joinProfiles, profileFromItem, type ProfileLookup } from '#domain/profile/stored.ts';
 import { putWriteKey, writeKeyItemKey } from '#store/keys.ts';
 import { SignJWT } from 'jose';
 import { publishCatalog } from '#store/catalog.ts';
@@ -244,7 +244,19 @@ describe('public and server keys on decide', () => {
   });
 });
 
-describe('the profile read joins identities as the store does', () => {
+describe('the profile read joins identities', () => {
+  /** What the read must give: the items read with the SDK, joined by the pure join, a tombstone followed once. */
+  async function expectedState(lookup: ProfileLookup) {
+    const read = async (pk: string) =>
+      profileFromItem((await documentClient.send(new GetCommand({ TableName: config.PROFILES_TABLE, Key: { pk }, ConsistentRead: true }))).Item);
+    const user = lookup.userId !== undefined ? await read(userProfileKey(lookup.userId)) : undefined;
+    const anonymous = lookup.anonymousId !== undefined ? await read(anonymousProfileKey(lookup.anonymousId)) : undefined;
+    const joined = joinProfiles(lookup, user, anonymous);
+    if (!joined || 'state' in joined) return joined?.state;
+    const merged = await read(userProfileKey(joined.mergedInto));
+    return merged?.kind === 'profile' ? merged.state : undefined;
+  }
+
   it('user, anonymous, both, identified before the merge, merged (tombstone), unknown', async () => {
     const merged = `merged-${run}`;
     const owner = `owner-${run}`;
@@ -264,9 +276,12 @@ describe('the profile read joins identities as the store does', () => {
       {},
     ];
     for (const lookup of lookups) {
-      const expected = await getProfileState(lookup);
+      const expected = await expectedState(lookup);
       expect({ lookup, state: await readProfileState(lookup, dynamo(), PROFILE_DEADLINE_MS) }).toEqual({ lookup, state: expected });
     }
+    // The tombstone is followed to its owner; an unknown customer has no state.
+    expect(await readProfileState({ anonymousId: merged }, dynamo(), PROFILE_DEADLINE_MS)).toMatchObject({ userId: owner });
+    expect(await readProfileState({ userId: `nobody-${run}` }, dynamo(), PROFILE_DEADLINE_MS)).toBeUndefined();
   });
 });
 

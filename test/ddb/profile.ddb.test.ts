@@ -21,7 +21,7 @@ import { assertLocalEndpoint } from '#local/dynamodb.ts';
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
 const { handler, processStreamEvent } = await import('../../functions/profile/handler.ts');
-const { getItems, getProfileState, getProfileView, profileFromItem } = await import('#store/profiles.ts');
+const { getItems, resolveProfile, getProfileView, profileFromItem } = await import('#store/profiles.ts');
 
 const NOW = new Date('2026-04-11T00:00:00Z');
 const settings = { halfLifeDays: 14 };
@@ -38,7 +38,7 @@ const comparable = (v: ProfileView | undefined) =>
   v ? { ...v, updatedAt: undefined, segments: undefined, persona: undefined, scores: undefined } : v;
 
 async function userView(userId: string): Promise<ProfileView | undefined> {
-  const state = await getProfileState({ userId }, { consistent: true });
+  const state = await resolveProfile({ userId }, { consistent: true });
   return state ? toProfileView(state, NOW) : undefined;
 }
 
