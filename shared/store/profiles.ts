@@ -12,7 +12,7 @@
  * hand, the pure `profileFromItem` + `toProfileView`.
  */
 import { config } from '../config.ts';
-import { anonymousProfileKey, userProfileKey } from '../domain/stored-event.ts';
+import { anonymousProfileKey, userProfileKey } from '../domain/keys.ts';
 import { joinProfiles, profileFromItem, type ProfileLookup } from '../domain/profile/stored.ts';
 import {
   STATE_VERSION,
