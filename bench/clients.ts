@@ -1,7 +1,9 @@
 /**
  * DynamoDB clients side by side for decide's reads: the AWS SDK v3
- * (DynamoDBDocumentClient), aws-lite (@aws-lite/client + @aws-lite/dynamodb)
- * and the project's dynamo-lite. For each: the minified bundle of a module
+ * (DynamoDBDocumentClient), bare aws-lite (@aws-lite/client +
+ * @aws-lite/dynamodb) and the product's one client built on it
+ * (shared/store/client.ts: deadline, retries, typed faults, counts). For
+ * each: the minified bundle of a module
  * that makes the client and reads one item (built like the CDK builds the
  * functions), a fresh process importing it and making its first GetItem
  * (median of 7), and warm sequential GetItem p50/p99 against DynamoDB Local.
@@ -40,10 +42,10 @@ export function make(endpoint) {
 export async function get(client, table, key) {
   return (await (await client).DynamoDB.GetItem({ TableName: table, Key: key })).Item;
 }`,
-  'dynamo-lite': `
-import { DynamoLite } from '${join(ROOT, 'shared/store/dynamo-lite.ts')}';
-export function make(endpoint) { return new DynamoLite({ endpoint, region: 'us-east-1', credentials: () => ({ accessKeyId: 'local', secretAccessKey: 'local' }), timeoutMs: 1000 }); }
-export async function get(client, table, key) { return client.getItem(table, key); }`,
+  'store client': `
+import { DynamoClient } from '${join(ROOT, 'shared/store/client.ts')}';
+export function make(endpoint) { return new DynamoClient({ endpoint, region: 'us-east-1', timeoutMs: 1000, maxAttempts: 2 }); }
+export async function get(client, table, key) { return (await client.send('GetItem', { TableName: table, Key: key })).Item; }`,
 };
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
@@ -51,9 +53,9 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
 const dir = mkdtempSync(join(tmpdir(), 'kairos-clients-'));
 try {
   for (const [name, source] of Object.entries(entries)) {
-    const entry = join(ROOT, `.bench-client-${name}.mjs`);
+    const entry = join(ROOT, `.bench-client-${name.replace(/\W/g, '-')}.mjs`);
     writeFileSync(entry, source);
-    const outfile = join(dir, `${name}.mjs`);
+    const outfile = join(dir, `${name.replace(/\W/g, '-')}.mjs`);
     try {
       await build({
         entryPoints: [entry], bundle: true, minify: true, format: 'esm', platform: 'node', target: 'node24',

@@ -13,9 +13,8 @@
  *    alternates), after a warm-up, 2,000 per side by default. The
  *    profile is built from events by the profile function's code and stored
  *    as that function stores it (enriched with the live catalog);
- * 4. DynamoDB requests per warm decision, counted on every client (the
- *    SDK's by a middleware, dynamo-lite's by its own counters; budget
- *    exactly 1);
+ * 4. DynamoDB requests per warm decision, counted by the process's one
+ *    client (shared/store/client.ts; budget exactly 1);
  * 5. the decide bundle as the CDK builds it (esbuild: ESM, minify, node24,
  *    platform node, AWS SDK bundled), budget 500 KB, and every other
  *    function's (500 KB each, admin 1 MB);
@@ -509,7 +508,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
         'set DYNAMODB_ENDPOINT before shared/config.ts is first imported',
     );
   }
-  const { PutCommand } = await import('@aws-sdk/lib-dynamodb');
+  const { dynamo: sdkClient } = await import('../test/support/sdk-clients.ts');
   const { dynamo } = await import('#shared/store/client.ts');
   const { ensureTables } = await import('#local/tables.ts');
   const { putWriteKey } = await import('#shared/store/keys.ts');
@@ -519,12 +518,9 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   const { userProfileKey } = await import('#shared/domain/stored-event.ts');
   const { startLocalServer } = await import('#local/server.ts');
   const { handler: decideHandler } = await import('../functions/decide/handler.ts');
-  const { decideLite } = await import('../functions/decide/profile-read.ts');
-  const { dynamoLite } = await import('#shared/store/dynamo-lite.ts');
-  const { documentClient } = await import('#shared/store/client.ts');
   const { basicAuth } = await import('../test/support/apigw.ts');
 
-  await ensureTables(dynamo);
+  await ensureTables(sdkClient);
   const run = Date.now().toString(36);
   const secret = `wk_bench_decide_${run}`;
   await putWriteKey(secret, { keyId: `bench-decide-${run}`, name: 'decide bench', kind: 'server', createdAt: new Date().toISOString() });
@@ -558,13 +554,14 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   state.enrichment = boundEnrichment(createCatalogEnricher(() => live)(toProfileView(state, writtenAt), new Date(writtenAt)));
   state.updatedAt = writtenAt;
   const pk = userProfileKey(userId);
-  await documentClient.send(new PutCommand({ TableName: config.PROFILES_TABLE, Item: profileToItem(pk, state, 1) }));
+  await dynamo().send('PutItem', { TableName: config.PROFILES_TABLE, Item: profileToItem(pk, state, 1) });
 
   // The baseline: a second instance of the same server, the same route and the same request (headers and
-  // body), whose decide function is one GetItem of the same profile with decide's client and nothing else.
-  // Both sides pay the same for the HTTP exchange; the difference is what decide does beyond its read.
+  // body), whose decide function is one GetItem of the same profile through the same client as decide's
+  // (the process's one DynamoDB client, shared/store/client.ts) and nothing else. Both sides pay the same
+  // for the HTTP exchange; the difference is what decide does beyond its read.
   const bareGetItem = async (_event: APIGatewayProxyEventV2) => {
-    const item = await decideLite.getItem(config.PROFILES_TABLE, { pk });
+    const { Item: item } = await dynamo().send('GetItem', { TableName: config.PROFILES_TABLE, Key: { pk } }, { attempts: 2 });
     return { statusCode: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(item ?? null) };
   };
   const unused = async () => ({ statusCode: 404, body: '' });
@@ -577,22 +574,11 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   const server = await serverWith(decideHandler as never);
   const bareServer = await serverWith(bareGetItem as never);
 
-  // Requests on the decide side only: the SDK's shared client by a middleware, dynamo-lite's (decide's own, and
-  // the shared one of the write key and catalog reads) by their counters, read around each decide round.
+  // Requests on the decide side only: the process's one DynamoDB client counts every HTTP request it sends
+  // (profile, write key, catalog), read around each decide round (the baseline's run outside those rounds).
   const commands = new Map<string, number>();
-  let counting = false;
   const add = (key: string, n = 1) => commands.set(key, (commands.get(key) ?? 0) + n);
-  dynamo.middlewareStack.add(
-    (next, context) => async (args) => {
-      if (counting) {
-        const input = args.input as { TableName?: string; RequestItems?: Record<string, unknown> };
-        add(`SDK ${String(context.commandName)} ${input.TableName ?? Object.keys(input.RequestItems ?? {}).join('+')}`);
-      }
-      return next(args);
-    },
-    { step: 'initialize', name: 'benchCountShared' },
-  );
-  const liteClients = [decideLite, dynamoLite()];
+  const liteClients = [dynamo()];
   const liteSnapshot = () => liteClients.map((c) => new Map(c.counts));
   const liteDelta = (before: Map<string, number>[]) =>
     liteClients.forEach((c, i) => {
@@ -632,11 +618,9 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
     // the machine's load and the garbage collector hit both sides alike.
     const timeDecide = async () => {
       const before = liteSnapshot();
-      counting = true;
       const started = performance.now();
       const check = await callDecide();
       decideSamples.push(performance.now() - started);
-      counting = false;
       check();
       liteDelta(before);
       decisions++;

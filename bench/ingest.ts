@@ -15,8 +15,8 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { StoredEvent } from '#shared/domain/stored-event.ts';
+import type { DynamoClient, WriteRequest } from '#shared/store/client.ts';
 import { assertLocalEndpoint } from '../local/dynamodb.ts';
 
 const BATCH_SIZE = 500;
@@ -66,12 +66,12 @@ function message(tag: string, i: number) {
   };
 }
 
-async function batchWriteAll(client: DynamoDBDocumentClient, tableName: string, items: StoredEvent[]): Promise<void> {
-  let pending: Record<string, unknown>[] = items.map((Item) => ({ PutRequest: { Item } }));
+async function batchWriteAll(client: DynamoClient, tableName: string, items: StoredEvent[]): Promise<void> {
+  let pending: WriteRequest[] = items.map((Item) => ({ PutRequest: { Item } }));
   for (let attempt = 0; pending.length > 0; attempt++) {
     if (attempt > 10) throw new Error('BatchWriteItem kept returning unprocessed items');
-    const { UnprocessedItems } = await client.send(new BatchWriteCommand({ RequestItems: { [tableName]: pending as never } }));
-    pending = (UnprocessedItems?.[tableName] ?? []) as Record<string, unknown>[];
+    const { UnprocessedItems } = await client.send('BatchWriteItem', { RequestItems: { [tableName]: pending } });
+    pending = UnprocessedItems?.[tableName] ?? [];
   }
 }
 
@@ -96,15 +96,17 @@ export async function benchIngest(endpoint: string): Promise<void> {
         'set DYNAMODB_ENDPOINT before shared/config.ts is first imported',
     );
   }
-  const { createDynamoClient, createDocumentClient } = await import('#shared/store/client.ts');
+  // The baselines go through the product's one DynamoDB client, the handler's; the SDK only creates and checks tables.
+  const { dynamo: productClient } = await import('#shared/store/client.ts');
+  const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
   const { ensureTables } = await import('#local/tables.ts');
   const { putWriteKey } = await import('#shared/store/keys.ts');
   const { planIngest } = await import('#shared/domain/ingest/normalise.ts');
   const { handler } = await import('../functions/ingest/handler.ts');
   const { apiGatewayEvent, basicAuth, lambdaContext } = await import('../test/support/apigw.ts');
 
-  const dynamo = createDynamoClient(endpoint);
-  const client = createDocumentClient(dynamo);
+  const dynamo = new DynamoDBClient({ endpoint, region: config.AWS_REGION, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  const client = productClient();
   try {
     await ensureTables(dynamo);
     for (const table of [config.EVENTS_TABLE, config.CONTROL_TABLE]) {
@@ -163,13 +165,11 @@ export async function benchIngest(endpoint: string): Promise<void> {
       timed(itemsFor(`r${round}`), BATCH_WRITE_SIZE, (chunk) => batchWriteAll(client, config.EVENTS_TABLE, chunk));
     const transactRound = (round: number) =>
       timed(itemsFor(`t${round}`), TRANSACTION_SIZE, (chunk) =>
-        client.send(
-          new TransactWriteCommand({
-            TransactItems: chunk.map((Item) => ({
-              Put: { TableName: config.EVENTS_TABLE, Item, ConditionExpression: 'attribute_not_exists(pk)' },
-            })),
-          }),
-        ),
+        client.send('TransactWriteItems', {
+          TransactItems: chunk.map((Item) => ({
+            Put: { TableName: config.EVENTS_TABLE, Item, ConditionExpression: 'attribute_not_exists(pk)' },
+          })),
+        }),
       );
 
     // Warm every path (JIT on both sides, connections, the write-key cache), then alternate.
@@ -197,7 +197,6 @@ export async function benchIngest(endpoint: string): Promise<void> {
     console.log(`  ratio handler / raw BatchWriteItem:       ${(median(viaHandler) / median(raw)).toFixed(2)}`);
     console.log(`  ratio handler / raw TransactWriteItems:   ${(median(viaHandler) / median(transact)).toFixed(2)} (the cost of our code)`);
   } finally {
-    client.destroy();
     dynamo.destroy();
   }
 }

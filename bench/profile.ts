@@ -18,7 +18,10 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
-import { CreateTableCommand, TransactWriteItemsCommand, type TransactWriteItemsCommandInput } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
+import type { Operations } from '#shared/store/client.ts';
+
+type TransactInput = Operations['TransactWriteItems']['input'];
 import type { DynamoDBRecord } from 'aws-lambda';
 import { assertLocalEndpoint } from '../local/dynamodb.ts';
 
@@ -66,15 +69,18 @@ export async function benchProfile(endpoint: string): Promise<ProfileBenchResult
     throw new Error(`benchProfile(${endpoint}) but the handlers were configured for ${config.DYNAMODB_ENDPOINT ?? 'AWS'}`);
   }
   const { ensureTables } = await import('#local/tables.ts');
+  // The handler's writes and the raw baseline go through the product's one DynamoDB client; the SDK only creates tables.
+  const { dynamo: sdk } = await import('../test/support/sdk-clients.ts');
   const { dynamo } = await import('#shared/store/client.ts');
+  const client = dynamo();
   const { loadLocalCatalog } = await import('#local/catalog.ts');
   const { storedEvent, streamEvent, streamRecord, sequenceNumber } = await import('../test/support/stream.ts');
   const { processStreamEvent } = await import('../functions/profile/handler.ts');
 
-  await ensureTables(dynamo);
+  await ensureTables(sdk);
   const catalog = await loadLocalCatalog({ inMemory: true, log: () => undefined });
   const rawTable = `${config.PROFILES_TABLE}-raw-bench`;
-  await dynamo.send(
+  await sdk.send(
     new CreateTableCommand({
       TableName: rawTable,
       AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
@@ -84,15 +90,13 @@ export async function benchProfile(endpoint: string): Promise<ProfileBenchResult
   );
 
   // Every TransactWriteItems the handler sends, by the batch it was sent for.
-  const batchOf = new AsyncLocalStorage<TransactWriteItemsCommandInput[]>();
-  dynamo.middlewareStack.add(
-    (next, context) => async (args) => {
-      const recording = batchOf.getStore();
-      if (recording && context.commandName === 'TransactWriteItemsCommand') recording.push(structuredClone(args.input as TransactWriteItemsCommandInput));
-      return next(args);
-    },
-    { step: 'build', name: 'benchRecordTransactions' },
-  );
+  const batchOf = new AsyncLocalStorage<TransactInput[]>();
+  const send = client.send.bind(client);
+  client.send = ((operation, input, options) => {
+    const recording = batchOf.getStore();
+    if (recording && operation === 'TransactWriteItems') recording.push(structuredClone(input as TransactInput));
+    return send(operation, input, options);
+  }) as typeof client.send;
 
   /**
    * A round's stream: per customer, anonymous browsing, an identify that
@@ -131,7 +135,7 @@ export async function benchProfile(endpoint: string): Promise<ProfileBenchResult
 
   const handlerRound = async (round: string) => {
     const shards = shardsFor(round);
-    const recorded = shards.map((batches) => batches.map(() => [] as TransactWriteItemsCommandInput[]));
+    const recorded = shards.map((batches) => batches.map(() => [] as TransactInput[]));
     const started = performance.now();
     await Promise.all(
       shards.map(async (batches, s) => {
@@ -144,11 +148,11 @@ export async function benchProfile(endpoint: string): Promise<ProfileBenchResult
     return { perSecond: eventsIn(shards) / ((performance.now() - started) / 1000), recorded, events: eventsIn(shards) };
   };
 
-  const rawRound = async (recorded: TransactWriteItemsCommandInput[][][], events: number) => {
+  const rawRound = async (recorded: TransactInput[][][], events: number) => {
     const retabled = recorded.map((batches) =>
       batches.map((transactions) =>
         transactions.map((input) => ({
-          TransactItems: (input.TransactItems ?? []).map((item) => (item.Put ? { Put: { ...item.Put, TableName: rawTable } } : item)),
+          TransactItems: input.TransactItems.map((item) => ('Put' in item ? { Put: { ...item.Put, TableName: rawTable } } : item)),
         })),
       ),
     );
@@ -157,7 +161,7 @@ export async function benchProfile(endpoint: string): Promise<ProfileBenchResult
       retabled.map(async (batches) => {
         for (const transactions of batches) {
           await pool(transactions, RAW_CONCURRENCY, async (input) => {
-            await dynamo.send(new TransactWriteItemsCommand(input));
+            await send('TransactWriteItems', input);
           });
         }
       }),

@@ -6,7 +6,6 @@
 import { copyFileSync, mkdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 /**
  * esbuild banner for ESM bundles: a few CommonJS dependencies still call
@@ -15,13 +14,12 @@ import { fileURLToPath } from 'node:url';
 export const ESM_REQUIRE_BANNER = "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
 /**
- * Packages replaced in the bundles (esbuild `alias`), with absolute paths:
- * the SDK's default credential chain becomes the environment provider
- * Lambda needs (see shared/lambda/env-credentials.ts).
+ * Packages replaced in the bundles (esbuild `alias`, name → absolute path).
+ * None: the functions carry no AWS SDK (their one DynamoDB client is
+ * aws-lite, shared/store/client.ts, which reads Lambda's credentials from
+ * the environment itself), so there is no default credential chain to cut.
  */
-export const BUNDLE_ALIASES: Readonly<Record<string, string>> = {
-  '@aws-sdk/credential-provider-node': fileURLToPath(new URL('../shared/lambda/env-credentials.ts', import.meta.url)),
-};
+export const BUNDLE_ALIASES: Readonly<Record<string, string>> = {};
 
 /**
  * A package left out of the bundles (esbuild `external`) and shipped beside

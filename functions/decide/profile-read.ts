@@ -1,22 +1,20 @@
 /**
  * The one read of a decision: the customer's profile (a GetItem of
  * `u#userId` or `a#anonymousId`, or one BatchGetItem of both, joined in
- * memory), under a deadline. A
+ * memory: shared/store/profiles.ts `resolveProfile`), under a deadline. A
  * slow or failing store must not turn into a slow or failed decision: past
  * the deadline, or on any store error, the caller decides in degraded mode
  * from the catalog's fallbacks.
  *
- * It reads through dynamo-lite (shared/store/dynamo-lite.ts), not the SDK:
- * decide's bundle and cold-start budgets. The join is the pure one both
- * share (shared/domain/profile/stored.ts `joinProfiles`).
+ * It reads through the process's one DynamoDB client (shared/store/client.ts).
  */
 import { config } from '#shared/config.ts';
-import { anonymousProfileKey, userProfileKey } from '#domain/keys.ts';
-import { joinProfiles, profileFromItem, type ProfileLookup } from '#domain/profile/stored.ts';
+import type { ProfileLookup } from '#domain/profile/stored.ts';
 import type { ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
-import { DynamoLite } from '#store/dynamo-lite.ts';
+import { dynamo, type DynamoClient } from '#store/client.ts';
+import { resolveProfile } from '#store/profiles.ts';
 
 /**
  * Longest budget of the profile read, retries included: the decide deadline
@@ -25,8 +23,8 @@ import { DynamoLite } from '#store/dynamo-lite.ts';
  */
 export const PROFILE_DEADLINE_MS = config.KAIROS_DECIDE_DEADLINE_MS;
 
-/** Decide's own client: the deadline above, one retry of a throttled or failed attempt within it. */
-export const decideLite = new DynamoLite({ timeoutMs: PROFILE_DEADLINE_MS, maxAttempts: 2 });
+/** Attempts of the profile read: one retry of a throttled or failed request, within the deadline. */
+const PROFILE_READ_ATTEMPTS = 2;
 
 export type { ProfileLookup };
 
@@ -44,33 +42,13 @@ export type ProfileRead =
   | { readonly ok: false; readonly error: unknown };
 
 /**
- * The profile state of a customer (see shared/store/profiles.ts
- * `getProfileState`): an anonymous profile not merged yet is merged in
- * memory; a tombstone found for an anonymous-only lookup costs a second
- * read. Undefined: a new customer.
+ * The profile state of a customer, resolved as every reader resolves it
+ * (shared/store/profiles.ts `resolveProfile`: one read, a second only to
+ * follow a tombstone), within `deadlineMs`, one retry of a throttled or
+ * failed request. Undefined: a new customer.
  */
-export async function readProfileState(lookup: ProfileLookup, lite: DynamoLite, deadlineMs: number): Promise<ProfileState | undefined> {
-  const deadline = Date.now() + deadlineMs;
-  const userKey = lookup.userId !== undefined ? userProfileKey(lookup.userId) : undefined;
-  const anonKey = lookup.anonymousId !== undefined ? anonymousProfileKey(lookup.anonymousId) : undefined;
-  const keys = [userKey, anonKey].filter((k): k is string => k !== undefined);
-  if (keys.length === 0) return undefined;
-  const unique = [...new Set(keys)];
-  // One key: GetItem (DynamoDB's cheapest read); two (a user and an anonymous id to join): one BatchGetItem.
-  const items =
-    unique.length === 1
-      ? [await lite.getItem(config.PROFILES_TABLE, { pk: unique[0] as string }, { timeoutMs: deadlineMs })].filter((i) => i !== undefined)
-      : await lite.batchGetItem(config.PROFILES_TABLE, unique.map((pk) => ({ pk })), { timeoutMs: deadlineMs });
-  const byKey = new Map(items.map((i) => [String(i.pk), i]));
-  const joined = joinProfiles(
-    lookup,
-    userKey ? profileFromItem(byKey.get(userKey)) : undefined,
-    anonKey ? profileFromItem(byKey.get(anonKey)) : undefined,
-  );
-  if (!joined || 'state' in joined) return joined?.state;
-  const key = userProfileKey(joined.mergedInto);
-  const merged = profileFromItem(await lite.getItem(config.PROFILES_TABLE, { pk: key }, { timeoutMs: Math.max(1, deadline - Date.now()) }));
-  return merged?.kind === 'profile' ? merged.state : undefined;
+export function readProfileState(lookup: ProfileLookup, client: DynamoClient, deadlineMs: number): Promise<ProfileState | undefined> {
+  return resolveProfile(lookup, { client, deadline: Date.now() + deadlineMs, attempts: PROFILE_READ_ATTEMPTS });
 }
 
 /**
@@ -82,10 +60,10 @@ export async function readProfile(
   lookup: ProfileLookup,
   now: Date,
   deadlineMs: number = PROFILE_DEADLINE_MS,
-  lite: DynamoLite = decideLite,
+  client: DynamoClient = dynamo(),
 ): Promise<ProfileRead> {
   try {
-    const state = await readProfileState(lookup, lite, deadlineMs);
+    const state = await readProfileState(lookup, client, deadlineMs);
     if (!state) return { ok: true, view: undefined };
     const enrichment = state.enrichment;
     const current = enrichment?.catalog !== undefined && enrichment.at !== undefined && enrichment.at === state.updatedAt;

@@ -12,9 +12,6 @@
  * the batch (one read, one transaction per profile), not a record.
  */
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { config, requiredDecisionSecret } from '#shared/config.ts';
 import { functionLogger, functionMetrics } from '#shared/observability.ts';
@@ -25,7 +22,10 @@ import { emptyReadState, planBatch, type BatchPlan, type BatchRecord, type ReadS
 import type { ProfileSettings } from '#domain/profile/state.ts';
 import { storedEventSchema } from '#domain/stored-event.ts';
 import { getLiveCatalog, peekLiveCatalog } from '#store/catalog-live.ts';
+import type { DynamoClient } from '#store/client.ts';
 import { commitTargets, deleteEvents, readForPlan } from '#store/profile-batch.ts';
+import { jitteredPause, sleep } from '#store/retry.ts';
+import { itemFromImage } from '#store/stream-image.ts';
 
 const logger = functionLogger('profile');
 const metrics = functionMetrics('profile');
@@ -62,7 +62,7 @@ export interface ProfileFunctionOptions {
   /** Awaited before a batch is planned (e.g. refreshing the cached catalog the enricher reads); a failure is logged. */
   readonly prepare?: () => Promise<void>;
   readonly settings?: ProfileSettings;
-  readonly client?: DynamoDBDocumentClient;
+  readonly client?: DynamoClient;
   readonly now?: () => number;
   /** Plans of the same records after a failed condition (a concurrent writer) before they are left to the stream. @default 10 */
   readonly maxAttempts?: number;
@@ -91,8 +91,7 @@ function decode(record: DynamoDBRecord): { kind: 'event'; record: BatchRecord } 
   if (!image) return { kind: 'poison', error: new PoisonRecordError('INSERT record without NEW_IMAGE') };
   let raw: unknown;
   try {
-    // Lambda's stream record types and the SDK's describe the same DynamoDB JSON.
-    raw = unmarshall(image as Record<string, AttributeValue>);
+    raw = itemFromImage(image as Record<string, unknown>);
   } catch (error) {
     return { kind: 'poison', error: new PoisonRecordError(`Unreadable NEW_IMAGE: ${(error as Error).message}`) };
   }
@@ -104,7 +103,7 @@ function decode(record: DynamoDBRecord): { kind: 'event'; record: BatchRecord } 
   return { kind: 'event', record: { id: sequenceOf(record), event: parsed.data } };
 }
 
-const backoff = (attempt: number) => new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));
+const backoff = (attempt: number) => sleep(jitteredPause(attempt, 5, 200));
 
 /**
  * Apply decoded records exactly once: plan, read what the plan needs, commit;

@@ -1,7 +1,7 @@
 /**
  * The live catalog as the functions that decide see it: a process-wide
  * cache of the compiled live version, read from the Control table
- * (items written by shared/store/catalog.ts) through dynamo-lite.
+ * (items written by shared/store/catalog.ts) through the store's client.
  *
  * A version is read as its normalised document — the JSON the schema
  * produced when the version was published and validated, stored with it
@@ -27,8 +27,9 @@ import { config } from '../config.ts';
 import type { CompiledCatalog } from '../domain/catalog/compiled.ts';
 import { compileDocument } from '../domain/catalog/compile.ts';
 import type { CatalogDocument } from '../domain/catalog/schema.ts';
+import { batchGet } from './batch-write.ts';
 import { withDeadline } from './deadline.ts';
-import { dynamoLite, type DynamoLite } from './dynamo-lite.ts';
+import { bytesOf, dynamo, type DynamoClient, type Item } from './client.ts';
 
 export const CATALOG_PK = 'CATALOG';
 export const LIVE_SK = 'LIVE';
@@ -49,12 +50,12 @@ let logger: Logger | undefined;
 const log = () => (logger ??= new Logger({ serviceName: 'kairos-catalog' }));
 
 export interface LiveCatalogOptions {
-  readonly lite?: DynamoLite;
+  readonly client?: DynamoClient;
   readonly tableName?: string;
 }
 
 const resolve = (options: LiveCatalogOptions = {}) => ({
-  lite: options.lite ?? dynamoLite(),
+  client: options.client ?? dynamo(),
   table: options.tableName ?? config.CONTROL_TABLE,
 });
 
@@ -62,8 +63,12 @@ const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).
 
 /** The live version number (consistent read), or undefined when no catalog was ever published. */
 export async function readLiveVersionNumber(options?: LiveCatalogOptions): Promise<number | undefined> {
-  const { lite, table } = resolve(options);
-  const item = await lite.getItem(table, { pk: CATALOG_PK, sk: LIVE_SK }, { consistent: true, timeoutMs: READ_DEADLINE_MS });
+  const { client, table } = resolve(options);
+  const { Item: item } = await client.send(
+    'GetItem',
+    { TableName: table, Key: { pk: CATALOG_PK, sk: LIVE_SK }, ConsistentRead: true },
+    { deadline: Date.now() + READ_DEADLINE_MS },
+  );
   return typeof item?.version === 'number' ? item.version : undefined;
 }
 
@@ -73,22 +78,25 @@ export async function readLiveVersionNumber(options?: LiveCatalogOptions): Promi
  * document (publish it again) or one that fails its checksum.
  */
 export async function readCatalogDocument(version: number, options?: LiveCatalogOptions): Promise<CatalogDocument | undefined> {
-  const { lite, table } = resolve(options);
+  const { client, table } = resolve(options);
   const pk = versionPk(version);
-  const call = { consistent: true, timeoutMs: READ_DEADLINE_MS };
-  const first = await lite.batchGetItem(table, [{ pk, sk: META_SK }, { pk, sk: documentChunkSk(0) }], call);
+  const call = { consistent: true, client, deadline: Date.now() + READ_DEADLINE_MS };
+  const first = await batchGet(table, [{ pk, sk: META_SK }, { pk, sk: documentChunkSk(0) }], call);
   const meta = first.find((i) => i.sk === META_SK);
   if (!meta) return undefined;
   if (meta.documentFormat !== DOCUMENT_FORMAT || typeof meta.documentChunks !== 'number') {
     throw new Error(`catalog version ${version} was stored without its normalised document; publish it again`);
   }
   const chunks = new Map<string, Uint8Array>();
-  const keep = (items: readonly Record<string, unknown>[]) => {
-    for (const i of items) if (typeof i.sk === 'string' && i.sk.startsWith('DOC#') && i.data instanceof Uint8Array) chunks.set(i.sk, i.data);
+  const keep = (items: readonly Item[]) => {
+    for (const i of items) {
+      const data = bytesOf(i.data);
+      if (typeof i.sk === 'string' && i.sk.startsWith('DOC#') && data) chunks.set(i.sk, data);
+    }
   };
   keep(first);
   const missing = Array.from({ length: meta.documentChunks }, (_, i) => documentChunkSk(i)).filter((sk) => !chunks.has(sk));
-  if (missing.length > 0) keep(await lite.batchGetItem(table, missing.map((sk) => ({ pk, sk })), call));
+  if (missing.length > 0) keep(await batchGet(table, missing.map((sk) => ({ pk, sk })), call));
   const parts: Uint8Array[] = [];
   for (let i = 0; i < meta.documentChunks; i++) {
     const part = chunks.get(documentChunkSk(i));

@@ -24,19 +24,13 @@
  * Nothing is stored unless the whole catalog is valid (`publishCatalog`
  * validates before writing). The process cache of the live compiled catalog
  * (`getLiveCatalog`, re-exported here) is shared/store/catalog-live.ts: it
- * reads through dynamo-lite and compiles the stored document, so the decide
- * function imports it without this module's SDK and validator.
+ * reads the stored normalised document and compiles it, so the decide
+ * function imports it without this module's YAML parser and validator.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import {
-  GetCommand,
-  QueryCommand,
-  UpdateCommand,
-  type DynamoDBDocumentClient,
-} from '@aws-sdk/lib-dynamodb';
 import { config } from '../config.ts';
 import type { CatalogProblem, CompiledCatalog } from '../domain/catalog/compiled.ts';
 import { loadCatalog } from '../domain/catalog/load.ts';
@@ -53,7 +47,7 @@ import {
   versionPk,
 } from './catalog-live.ts';
 import { batchGet, batchWrite } from './batch-write.ts';
-import { documentClient } from './client.ts';
+import { bytesOf, dynamo, type DynamoClient } from './client.ts';
 
 export {
   CATALOG_PK,
@@ -79,7 +73,7 @@ export const DEFAULT_CHUNK_BYTES = 350_000;
 export const DEMO_CATALOG_PATH = fileURLToPath(new URL('../../catalog/demo.yaml', import.meta.url));
 
 export interface CatalogStoreOptions {
-  readonly client?: DynamoDBDocumentClient;
+  readonly client?: DynamoClient;
   readonly tableName?: string;
   /** Chunk size in bytes (tests use small ones). */
   readonly chunkBytes?: number;
@@ -125,7 +119,7 @@ export type PublishResult =
   | { readonly ok: false; readonly problems: readonly CatalogProblem[] };
 
 const resolve = (options: CatalogStoreOptions = {}) => ({
-  client: options.client ?? documentClient,
+  client: options.client ?? dynamo(),
   table: options.tableName ?? config.CONTROL_TABLE,
   chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
 });
@@ -136,21 +130,21 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
 export async function readLiveVersion(options?: CatalogStoreOptions): Promise<number | undefined> {
   const { client, table } = resolve(options);
   const { Item } = await client.send(
-    new GetCommand({ TableName: table, Key: { pk: CATALOG_PK, sk: LIVE_SK }, ConsistentRead: true }),
+    'GetItem', { TableName: table, Key: { pk: CATALOG_PK, sk: LIVE_SK }, ConsistentRead: true },
   );
   return typeof Item?.version === 'number' ? Item.version : undefined;
 }
 
-async function allocateVersion(client: DynamoDBDocumentClient, table: string): Promise<number> {
+async function allocateVersion(client: DynamoClient, table: string): Promise<number> {
   const { Attributes } = await client.send(
-    new UpdateCommand({
+    'UpdateItem', {
       TableName: table,
       Key: { pk: CATALOG_PK, sk: COUNTER_SK },
       UpdateExpression: 'ADD #next :one',
       ExpressionAttributeNames: { '#next': 'next' },
       ExpressionAttributeValues: { ':one': 1 },
       ReturnValues: 'UPDATED_NEW',
-    }),
+    },
   );
   const next = Attributes?.next;
   if (typeof next !== 'number') throw new Error('catalog version counter did not return a number');
@@ -222,14 +216,14 @@ export async function storeCatalogVersion(
   );
   try {
     await client.send(
-      new UpdateCommand({
+      'UpdateItem', {
         TableName: table,
         Key: { pk: CATALOG_PK, sk: LIVE_SK },
         UpdateExpression: 'SET #version = :v, updatedAt = :at',
         ConditionExpression: meta.onlyIfNone ? 'attribute_not_exists(#version)' : 'attribute_not_exists(#version) OR #version < :v',
         ExpressionAttributeNames: { '#version': 'version' },
         ExpressionAttributeValues: { ':v': version, ':at': createdAt },
-      }),
+      },
     );
     return { version, live: true, liveVersion: version, chunks: chunks.length };
   } catch (error) {
@@ -246,13 +240,13 @@ export async function readCatalogVersion(version: number, options?: CatalogStore
   let start: Record<string, unknown> | undefined;
   do {
     const page = await client.send(
-      new QueryCommand({
+      'Query', {
         TableName: table,
         KeyConditionExpression: 'pk = :pk',
         ExpressionAttributeValues: { ':pk': versionPk(version) },
         ConsistentRead: true,
         ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
+      },
     );
     items.push(...(page.Items ?? []));
     start = page.LastEvaluatedKey;
@@ -263,7 +257,7 @@ export async function readCatalogVersion(version: number, options?: CatalogStore
     .filter((i) => typeof i.sk === 'string' && i.sk.startsWith('CHUNK#'))
     .sort((a, b) => String(a.sk).localeCompare(String(b.sk)));
   if (chunks.length !== meta.chunks) throw new Error(`catalog version ${version} is incomplete (${chunks.length}/${String(meta.chunks)} chunks)`);
-  const zipped = Buffer.concat(chunks.map((c) => Buffer.from(c.data as Uint8Array)));
+  const zipped = Buffer.concat(chunks.map((c) => bytesOf(c.data) ?? new Uint8Array()));
   const text = gunzipSync(zipped).toString('utf8');
   if (sha256(text) !== meta.sha256) throw new Error(`catalog version ${version} does not match its checksum`);
   return {
@@ -293,8 +287,8 @@ function versionSummary(meta: Record<string, unknown>): CatalogVersionSummary {
 }
 
 /** The highest version number ever allocated (0: none). */
-async function lastAllocatedVersion(client: DynamoDBDocumentClient, table: string): Promise<number> {
-  const { Item } = await client.send(new GetCommand({ TableName: table, Key: { pk: CATALOG_PK, sk: COUNTER_SK }, ConsistentRead: true }));
+async function lastAllocatedVersion(client: DynamoClient, table: string): Promise<number> {
+  const { Item } = await client.send('GetItem', { TableName: table, Key: { pk: CATALOG_PK, sk: COUNTER_SK }, ConsistentRead: true });
   return typeof Item?.next === 'number' ? Item.next : 0;
 }
 
@@ -384,7 +378,7 @@ export async function rollbackCatalog(
 export async function storeMissingDocument(version: number, options?: CatalogStoreOptions): Promise<number | undefined> {
   const { client, table } = resolve(options);
   const { Item } = await client.send(
-    new GetCommand({ TableName: table, Key: { pk: versionPk(version), sk: META_SK }, ConsistentRead: true }),
+    'GetItem', { TableName: table, Key: { pk: versionPk(version), sk: META_SK }, ConsistentRead: true },
   );
   if (!Item || Item.documentFormat === DOCUMENT_FORMAT) return undefined;
   const stored = await readCatalogVersion(version, options);

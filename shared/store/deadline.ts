@@ -1,15 +1,16 @@
 /**
  * Deadlines of store calls. A deadline is an instant (epoch milliseconds) by
  * which a call must have answered or given up; a call past it rejects with
- * a `TimeoutError`, which shared/store/errors.ts classifies as the store
- * being unavailable (503 with Retry-After, or a degraded decision).
+ * a `DeadlineExceeded`: a `timed-out` StoreFault named `TimeoutError`
+ * (shared/store/errors.ts), which the edge answers as the store being
+ * unavailable (503 with Retry-After, or a degraded decision).
  */
+import { StoreFault } from './errors.ts';
 
 /** The store did not answer before the caller's deadline. */
-export class DeadlineExceeded extends Error {
-  override readonly name = 'TimeoutError';
+export class DeadlineExceeded extends StoreFault {
   constructor(what: string) {
-    super(`${what} did not answer before the deadline`);
+    super('TimeoutError', `${what} did not answer before the deadline`, 'timed-out');
   }
 }
 

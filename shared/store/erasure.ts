@@ -22,10 +22,9 @@
  * customer.
  */
 import { createHash } from 'node:crypto';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { batchWrite } from './batch-write.ts';
 import { config } from '../config.ts';
-import { documentClient } from './client.ts';
+import { dynamo, type DynamoClient } from './client.ts';
 import { eventPksOf } from './history.ts';
 import { markerKey } from './profiles.ts';
 
@@ -52,7 +51,7 @@ export function erasedAtOf(item: Record<string, unknown> | undefined): number | 
 }
 
 interface StoreOptions {
-  readonly client?: DynamoDBDocumentClient;
+  readonly client?: DynamoClient;
   readonly profilesTable?: string;
   readonly eventsTable?: string;
 }
@@ -68,7 +67,7 @@ export interface ErasureReport {
  * records, events and their markers, then the profile items.
  */
 export async function eraseProfileKeys(profileKeys: readonly string[], now: number = Date.now(), options: StoreOptions = {}): Promise<ErasureReport> {
-  const client = options.client ?? documentClient;
+  const client = options.client ?? dynamo();
   const profiles = options.profilesTable ?? config.PROFILES_TABLE;
   const events = options.eventsTable ?? config.EVENTS_TABLE;
   const keys = [...new Set(profileKeys)];

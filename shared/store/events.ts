@@ -10,38 +10,38 @@
  * unreachable store are thrown, so the caller answers 429/503 and the client
  * retries the same messageIds, which is safe.
  *
- * With a `deadline`, every request is aborted at that instant and the call
- * rejects with a TimeoutError (503): a frozen or slow store never holds the
- * caller past its own timeout. A transaction already sent may still land
- * after that; it is all-or-nothing, and the client's retry with the same
- * messageIds counts its items as duplicates.
+ * With a `deadline`, the call rejects at that instant with a `timed-out`
+ * StoreFault (503): a frozen or slow store never holds the caller past its
+ * own timeout. A transaction already sent may still land after that; it is
+ * all-or-nothing, and the client's retry with the same messageIds counts its
+ * items as duplicates.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import { PutCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { config } from '../config.ts';
 import type { StoredEvent } from '../domain/stored-event.ts';
-import { documentClient } from './client.ts';
-import { remainingMs, withDeadline } from './deadline.ts';
+import { dynamo, type CallOptions, type DynamoClient } from './client.ts';
+import { withDeadline } from './deadline.ts';
+import { cancellationCodes, isConditionFailed } from './errors.ts';
+import { retrying } from './retry.ts';
 
 /** DynamoDB's limit on actions per transaction. */
 export const TRANSACTION_MAX_ITEMS = 100;
 /** Under DynamoDB's 4 MB per transaction, with room for attribute overhead. */
 const TRANSACTION_MAX_BYTES = 3_000_000;
-/** Retries of a chunk that only conflicted with concurrent transactions. */
-const MAX_CONFLICT_RETRIES = 4;
+/** Sends of a chunk that only conflicted with concurrent transactions (the first included). */
+const CONFLICT_ATTEMPTS = 5;
 
 export interface StoreEventsOptions {
-  readonly client?: DynamoDBDocumentClient;
+  readonly client?: DynamoClient;
   readonly tableName?: string;
-  /** Instant (epoch ms) by which to give up: requests are aborted and the call rejects with a TimeoutError. */
+  /** Instant (epoch ms) by which to give up: the call rejects with a `timed-out` StoreFault. */
   readonly deadline?: number;
 }
 
 /** How one chunk reaches the table. */
 interface Writer {
-  readonly client: DynamoDBDocumentClient;
+  readonly client: DynamoClient;
   readonly tableName: string;
-  readonly abortSignal?: AbortSignal;
+  readonly call: CallOptions;
 }
 
 export interface StoreEventsResult {
@@ -85,21 +85,20 @@ export function chunkForTransactions(events: readonly StoredEvent[]): StoredEven
   return chunks;
 }
 
-function cancellationCodes(error: unknown): string[] | undefined {
-  if (!(error instanceof Error) || error.name !== 'TransactionCanceledException') return undefined;
-  const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons;
-  return reasons?.map((reason) => reason.Code ?? 'None');
-}
-
-const sendOptions = (writer: Writer) => (writer.abortSignal ? { abortSignal: writer.abortSignal } : {});
-
 async function putOne(event: StoredEvent, writer: Writer): Promise<StoreEventsResult> {
   try {
-    await writer.client.send(new PutCommand({ TableName: writer.tableName, Item: event, ConditionExpression: CONDITION }), sendOptions(writer));
+    await writer.client.send('PutItem', { TableName: writer.tableName, Item: event, ConditionExpression: CONDITION }, writer.call);
     return { accepted: 1, duplicates: 0 };
   } catch (error) {
-    if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return { accepted: 0, duplicates: 1 };
+    if (isConditionFailed(error)) return { accepted: 0, duplicates: 1 };
     throw error;
+  }
+}
+
+/** A chunk's transaction was cancelled only by conflicts with concurrent transactions: send it again. */
+class Conflicted extends Error {
+  constructor(readonly fault: unknown) {
+    super('conflicting transactions');
   }
 }
 
@@ -109,55 +108,56 @@ async function writeChunk(chunk: StoredEvent[], writer: Writer): Promise<StoreEv
   if (chunk.length === 1) return putOne(chunk[0] as StoredEvent, writer);
   let pending = chunk;
   let duplicates = 0;
-  let conflicts = 0;
   while (pending.length > 0) {
     if (pending.length === 1) {
       const last = await putOne(pending[0] as StoredEvent, writer);
       return { accepted: last.accepted, duplicates: duplicates + last.duplicates };
     }
-    try {
-      await client.send(
-        new TransactWriteCommand({
-          TransactItems: pending.map((Item) => ({ Put: { TableName: tableName, Item, ConditionExpression: CONDITION } })),
-        }),
-        sendOptions(writer),
-      );
-      return { accepted: pending.length, duplicates };
-    } catch (error) {
-      const codes = cancellationCodes(error);
-      if (!codes || codes.length !== pending.length) throw error;
-      // Throttled items: let the caller answer 429 (nothing of this chunk was written).
-      if (codes.some((code) => code !== 'None' && code !== 'ConditionalCheckFailed' && code !== 'TransactionConflict')) {
-        throw error;
-      }
-      const existing = codes.filter((code) => code === 'ConditionalCheckFailed').length;
-      if (existing > 0) {
-        duplicates += existing;
-        pending = pending.filter((_, i) => codes[i] !== 'ConditionalCheckFailed');
-        continue;
-      }
-      // Only conflicts with concurrent transactions on the same items: back off and try again.
-      conflicts += 1;
-      if (conflicts > MAX_CONFLICT_RETRIES || writer.abortSignal?.aborted) throw error;
-      await sleep(10 * 2 ** conflicts + Math.floor(Math.random() * 20));
-    }
+    const items = pending;
+    const written = await retrying(
+      async () => {
+        try {
+          await client.send(
+            'TransactWriteItems',
+            { TransactItems: items.map((Item) => ({ Put: { TableName: tableName, Item, ConditionExpression: CONDITION } })) },
+            writer.call,
+          );
+          return true;
+        } catch (error) {
+          const codes = cancellationCodes(error);
+          if (codes.length !== items.length) throw error;
+          // Throttled items: let the caller answer 429 (nothing of this chunk was written).
+          if (codes.some((code) => code !== 'None' && code !== 'ConditionalCheckFailed' && code !== 'TransactionConflict')) throw error;
+          if (codes.includes('ConditionalCheckFailed')) return codes;
+          // Only conflicts with concurrent transactions on the same items: back off and try again.
+          throw new Conflicted(error);
+        }
+      },
+      (error) => error instanceof Conflicted,
+      { attempts: CONFLICT_ATTEMPTS, baseMs: 10, capMs: 200, ...(writer.call.deadline === undefined ? {} : { deadline: writer.call.deadline }) },
+    ).catch((error: unknown) => {
+      throw error instanceof Conflicted ? error.fault : error;
+    });
+    if (written === true) return { accepted: pending.length, duplicates };
+    // Items that already exist are duplicates; write the rest again.
+    duplicates += written.filter((code) => code === 'ConditionalCheckFailed').length;
+    pending = pending.filter((_, i) => written[i] !== 'ConditionalCheckFailed');
   }
   return { accepted: 0, duplicates };
 }
 
 /**
  * Store events exactly once. Resolves only when every accepted event is
- * durably written; rejects with the store's error otherwise, or a
- * TimeoutError past `options.deadline` (some chunks may then be written: a
+ * durably written; rejects with the store's StoreFault otherwise, or a
+ * `timed-out` one past `options.deadline` (some chunks may then be written: a
  * retry counts them as duplicates).
  */
 export async function storeEvents(events: readonly StoredEvent[], options: StoreEventsOptions = {}): Promise<StoreEventsResult> {
-  const client = options.client ?? documentClient;
+  const client = options.client ?? dynamo();
   const tableName = options.tableName ?? config.EVENTS_TABLE;
   const { unique, repeated } = uniqueByPk(events);
   const deadline = options.deadline;
-  const abortSignal = deadline === undefined ? undefined : AbortSignal.timeout(remainingMs(deadline));
-  const writer: Writer = { client, tableName, ...(abortSignal ? { abortSignal } : {}) };
+  const writer: Writer = { client, tableName, call: deadline === undefined ? {} : { deadline } };
   const writing = Promise.allSettled(chunkForTransactions(unique).map((chunk) => writeChunk(chunk, writer)));
   const settled = await (deadline === undefined ? writing : withDeadline(writing, deadline, 'The Events table'));
   let accepted = 0;

@@ -2,10 +2,9 @@
  * A customer's event history from the Events table's `byProfile` index
  * (profileKey = u#<userId> | a#<anonymousId>, sortKey = <timestamp>#<messageId>).
  */
-import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { config } from '../config.ts';
 import { eventsTable } from './tables.ts';
-import { documentClient } from './client.ts';
+import { dynamo, type DynamoClient } from './client.ts';
 
 const INDEX = eventsTable.globalSecondaryIndexes[0].indexName;
 const PARALLEL_QUERIES = 10;
@@ -19,9 +18,9 @@ export type HistoryItem = Record<string, unknown> & { profileKey: string; sortKe
 export async function listRecentEvents(
   profileKeys: readonly string[],
   limit: number,
-  options: { client?: DynamoDBDocumentClient; tableName?: string } = {},
+  options: { client?: DynamoClient; tableName?: string } = {},
 ): Promise<HistoryItem[]> {
-  const client = options.client ?? documentClient;
+  const client = options.client ?? dynamo();
   const tableName = options.tableName ?? config.EVENTS_TABLE;
   if (limit <= 0) return [];
   const queue = [...new Set(profileKeys)];
@@ -31,7 +30,7 @@ export async function listRecentEvents(
     let collected = 0;
     do {
       const page = await client.send(
-        new QueryCommand({
+        'Query', {
           TableName: tableName,
           IndexName: INDEX,
           KeyConditionExpression: 'profileKey = :k',
@@ -39,7 +38,7 @@ export async function listRecentEvents(
           ScanIndexForward: false,
           Limit: limit - collected,
           ExclusiveStartKey: startKey,
-        }),
+        },
       );
       for (const item of page.Items ?? []) found.push(item as HistoryItem);
       collected += page.Items?.length ?? 0;
@@ -70,16 +69,16 @@ export async function pageAllEvents(
   profileKeys: readonly string[],
   limit: number,
   cursor: HistoryCursor = { key: 0 },
-  options: { client?: DynamoDBDocumentClient; tableName?: string } = {},
+  options: { client?: DynamoClient; tableName?: string } = {},
 ): Promise<{ events: HistoryItem[]; next?: HistoryCursor }> {
-  const client = options.client ?? documentClient;
+  const client = options.client ?? dynamo();
   const tableName = options.tableName ?? config.EVENTS_TABLE;
   const events: HistoryItem[] = [];
   let key = cursor.key;
   let start: Record<string, unknown> | undefined = cursor.start;
   while (key < profileKeys.length) {
     const page = await client.send(
-      new QueryCommand({
+      'Query', {
         TableName: tableName,
         IndexName: INDEX,
         KeyConditionExpression: 'profileKey = :k',
@@ -87,7 +86,7 @@ export async function pageAllEvents(
         ScanIndexForward: false,
         Limit: limit - events.length,
         ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
+      },
     );
     for (const item of page.Items ?? []) events.push(item as HistoryItem);
     start = page.LastEvaluatedKey;
@@ -111,21 +110,21 @@ export async function pageAllEvents(
  */
 export async function eventPksOf(
   profileKey: string,
-  options: { client?: DynamoDBDocumentClient; tableName?: string } = {},
+  options: { client?: DynamoClient; tableName?: string } = {},
 ): Promise<string[]> {
-  const client = options.client ?? documentClient;
+  const client = options.client ?? dynamo();
   const pks: string[] = [];
   let start: Record<string, unknown> | undefined;
   do {
     const page = await client.send(
-      new QueryCommand({
+      'Query', {
         TableName: options.tableName ?? config.EVENTS_TABLE,
         IndexName: INDEX,
         KeyConditionExpression: 'profileKey = :k',
         ExpressionAttributeValues: { ':k': profileKey },
         ProjectionExpression: 'pk',
         ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
+      },
     );
     for (const item of page.Items ?? []) pks.push(String(item.pk));
     start = page.LastEvaluatedKey;

@@ -4,7 +4,7 @@
  *
  * Two items per key, written together:
  * - pk `KEY#<sha256 hex>`, sk `KEY`: what a source route looks up by the
- *   secret it was given (write-key-read.ts, dynamo-lite, on the request path);
+ *   secret it was given (write-key-read.ts, on the request path);
  * - pk `KEYS`, sk `<keyId>`: the operator's list, and the way from a keyId
  *   to its hash when the key is revoked.
  *
@@ -18,10 +18,9 @@
  * The lookup is write-key-read.ts; everything here uses the SDK.
  */
 import { randomBytes } from 'node:crypto';
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { config } from '../config.ts';
-import { documentClient } from './client.ts';
+import { dynamo, type DynamoClient } from './client.ts';
+import { cancellationCodes } from './errors.ts';
 import { hashWriteKey, writeKeyFromItem, writeKeyHashItemKey, writeKeyItemKey, type WriteKeyKind, type WriteKeyRecord } from './write-key-read.ts';
 
 export {
@@ -53,7 +52,7 @@ export interface NewWriteKey {
 }
 
 export interface KeyStoreOptions {
-  readonly client?: DynamoDBDocumentClient;
+  readonly client?: DynamoClient;
   readonly tableName?: string;
 }
 
@@ -105,13 +104,13 @@ export async function putWriteKey(
   const tableName = options.tableName ?? config.CONTROL_TABLE;
   const { userTokenSecret, kind = 'public', ...fields } = record;
   const items = keyItems(secret, { ...fields, kind }, userTokenSecret);
-  await (options.client ?? documentClient).send(
-    new TransactWriteCommand({
+  await (options.client ?? dynamo()).send(
+    'TransactWriteItems', {
       TransactItems: [
         { Put: { TableName: tableName, Item: items.lookup } },
         { Put: { TableName: tableName, Item: items.list } },
       ],
-    }),
+    },
   );
 }
 
@@ -133,8 +132,8 @@ export async function createWriteKey(
     const record: WriteKeyRecord = { keyId: generateKeyId(), name: spec.name, kind, createdAt: now.toISOString() };
     const items = keyItems(secret, record, spec.userTokenSecret);
     try {
-      await (options.client ?? documentClient).send(
-        new TransactWriteCommand({
+      await (options.client ?? dynamo()).send(
+        'TransactWriteItems', {
           TransactItems: [
             {
               Put: {
@@ -151,12 +150,12 @@ export async function createWriteKey(
               },
             },
           ],
-        }),
+        },
       );
       return { secret, key: summaryOf(items.list) };
     } catch (error) {
       // A random secret or id that exists already (or a conflicting write): draw new ones.
-      if (!(error instanceof TransactionCanceledException) || attempt >= 3) throw error;
+      if (!(cancellationCodes(error).length > 0) || attempt >= 3) throw error;
     }
   }
 }
@@ -167,14 +166,14 @@ export async function listWriteKeys(options: KeyStoreOptions = {}): Promise<Writ
   const keys: WriteKeySummary[] = [];
   let start: Record<string, unknown> | undefined;
   do {
-    const page = await (options.client ?? documentClient).send(
-      new QueryCommand({
+    const page = await (options.client ?? dynamo()).send(
+      'Query', {
         TableName: tableName,
         KeyConditionExpression: 'pk = :pk',
         ExpressionAttributeValues: { ':pk': LIST_PK },
         ConsistentRead: true,
         ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
+      },
     );
     for (const item of page.Items ?? []) keys.push(summaryOf(item));
     start = page.LastEvaluatedKey;
@@ -184,8 +183,8 @@ export async function listWriteKeys(options: KeyStoreOptions = {}): Promise<Writ
 
 /** One key by id, or undefined. */
 export async function getWriteKey(keyId: string, options: KeyStoreOptions = {}): Promise<WriteKeySummary | undefined> {
-  const out = await (options.client ?? documentClient).send(
-    new GetCommand({ TableName: options.tableName ?? config.CONTROL_TABLE, Key: listItemKey(keyId), ConsistentRead: true }),
+  const out = await (options.client ?? dynamo()).send(
+    'GetItem', { TableName: options.tableName ?? config.CONTROL_TABLE, Key: listItemKey(keyId), ConsistentRead: true },
   );
   return out.Item ? summaryOf(out.Item) : undefined;
 }
@@ -197,15 +196,15 @@ export async function getWriteKey(keyId: string, options: KeyStoreOptions = {}):
  */
 export async function revokeWriteKey(keyId: string, now: Date = new Date(), options: KeyStoreOptions = {}): Promise<WriteKeySummary | undefined> {
   const tableName = options.tableName ?? config.CONTROL_TABLE;
-  const client = options.client ?? documentClient;
-  const found = await client.send(new GetCommand({ TableName: tableName, Key: listItemKey(keyId), ConsistentRead: true }));
+  const client = options.client ?? dynamo();
+  const found = await client.send('GetItem', { TableName: tableName, Key: listItemKey(keyId), ConsistentRead: true });
   const item = found.Item;
   if (!item) return undefined;
   if (item.revokedAt) return summaryOf(item);
   const revokedAt = now.toISOString();
   try {
     await client.send(
-      new TransactWriteCommand({
+      'TransactWriteItems', {
         TransactItems: [
           {
             Update: {
@@ -226,11 +225,11 @@ export async function revokeWriteKey(keyId: string, now: Date = new Date(), opti
             },
           },
         ],
-      }),
+      },
     );
   } catch (error) {
     // Revoked meanwhile by another call: the key is revoked, which is what was asked.
-    if (error instanceof TransactionCanceledException) return getWriteKey(keyId, options);
+    if (cancellationCodes(error).length > 0) return getWriteKey(keyId, options);
     throw error;
   }
   return { ...summaryOf(item), revokedAt };
@@ -249,8 +248,8 @@ export async function setUserTokenSecret(
   options: KeyStoreOptions = {},
 ): Promise<WriteKeySummary | undefined> {
   const tableName = options.tableName ?? config.CONTROL_TABLE;
-  const client = options.client ?? documentClient;
-  const found = await client.send(new GetCommand({ TableName: tableName, Key: listItemKey(keyId), ConsistentRead: true }));
+  const client = options.client ?? dynamo();
+  const found = await client.send('GetItem', { TableName: tableName, Key: listItemKey(keyId), ConsistentRead: true });
   const item = found.Item;
   if (!item) return undefined;
   const key = summaryOf(item);
@@ -260,7 +259,7 @@ export async function setUserTokenSecret(
   const live = 'attribute_exists(pk) AND attribute_not_exists(revokedAt)';
   try {
     await client.send(
-      new TransactWriteCommand({
+      'TransactWriteItems', {
         TransactItems: [
           {
             Update: {
@@ -281,11 +280,11 @@ export async function setUserTokenSecret(
             },
           },
         ],
-      }),
+      },
     );
   } catch (error) {
     // Revoked meanwhile: nothing was changed.
-    if (error instanceof TransactionCanceledException) throw new KeyStateError('the key is revoked');
+    if (cancellationCodes(error).length > 0) throw new KeyStateError('the key is revoked');
     throw error;
   }
   return { ...key, userTokenSecretSetAt: setAt };

@@ -11,20 +11,19 @@
  *   invalid, anything else as a fault;
  * - `deleteEvents`: the Events items of events dropped after an erasure.
  */
-import type { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { TransactWriteCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { config } from '../config.ts';
 import type { PlannedWrite, ReadSet, ReadState, TargetPlan } from '../domain/profile/plan.ts';
 import { profileFromItem } from '../domain/profile/stored.ts';
 import { batchWrite } from './batch-write.ts';
-import { documentClient } from './client.ts';
+import { dynamo, type DynamoClient, type TransactWriteItem } from './client.ts';
+import { isContention, isInvalidRequest } from './errors.ts';
 import { erasedAtOf, erasureKey } from './erasure.ts';
 import { getItems, markerKey, profileWriteTransaction } from './profiles.ts';
 
 const BATCH_GET_MAX = 100;
 
 export interface ProfileBatchOptions {
-  readonly client?: DynamoDBDocumentClient;
+  readonly client?: DynamoClient;
 }
 
 /** Read what `reads` names and return `read` with it added (a new state; `read` is not changed). */
@@ -32,7 +31,7 @@ export async function readForPlan(reads: ReadSet, read: ReadState, options: Prof
   const itemKeys = [...new Set([...reads.profiles, ...reads.markers.map(markerKey), ...reads.erasures.map(erasureKey)])];
   const requests: string[][] = [];
   for (let i = 0; i < itemKeys.length; i += BATCH_GET_MAX) requests.push(itemKeys.slice(i, i + BATCH_GET_MAX));
-  const pages = await Promise.all(requests.map((keys) => getItems(keys, { consistent: true, client: options.client ?? documentClient })));
+  const pages = await Promise.all(requests.map((keys) => getItems(keys, { consistent: true, client: options.client ?? dynamo() })));
   const items = new Map<string, Record<string, unknown>>();
   for (const page of pages) for (const [key, item] of page) items.set(key, item);
 
@@ -54,7 +53,7 @@ export type TargetOutcome =
 const PACK_MAX_ITEMS = 100;
 const PACK_MAX_BYTES = 3_500_000;
 
-type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+type TransactItem = TransactWriteItem;
 
 /**
  * Commit each target's chain of writes: the first write of every target, then
@@ -71,7 +70,7 @@ export async function commitTargets(
   targets: readonly TargetPlan[],
   options: ProfileBatchOptions & { readonly now: number; readonly concurrency?: number },
 ): Promise<TargetOutcome[]> {
-  const client = options.client ?? documentClient;
+  const client = options.client ?? dynamo();
   const outcomes: (TargetOutcome | undefined)[] = targets.map(() => undefined);
   for (let stage = 0; ; stage++) {
     const members = targets.flatMap((target, index) =>
@@ -80,7 +79,7 @@ export async function commitTargets(
     if (members.length === 0) break;
     const send = async (pack: readonly { index: number; items: TransactItem[] }[]): Promise<void> => {
       try {
-        await client.send(new TransactWriteCommand({ TransactItems: pack.flatMap((m) => m.items) }));
+        await client.send('TransactWriteItems', { TransactItems: pack.flatMap((m) => m.items) });
       } catch (error) {
         const kind = isContention(error) ? 'contention' : isInvalidRequest(error) ? 'invalid' : 'fault';
         if (kind === 'invalid' && pack.length > 1) {
@@ -96,12 +95,12 @@ export async function commitTargets(
 }
 
 function writeItems(write: PlannedWrite, now: number): TransactItem[] {
-  return profileWriteTransaction(write, write.userId, now).TransactItems ?? [];
+  return profileWriteTransaction(write, write.userId, now).TransactItems;
 }
 
 /** Rough size of a transaction item: its profile state (the bulk) and a margin for the rest. */
 const itemBytes = (item: TransactItem): number => {
-  const state = item.Put?.Item?.state;
+  const state = 'Put' in item ? item.Put.Item.state : undefined;
   return 512 + (typeof state === 'string' ? state.length * 2 : 0);
 };
 
@@ -140,30 +139,6 @@ export async function deleteEvents(eventPks: readonly string[], options: Profile
   await batchWrite(
     options.eventsTable ?? config.EVENTS_TABLE,
     eventPks.map((pk) => ({ DeleteRequest: { Key: { pk } } })),
-    options.client ?? documentClient,
+    options.client ?? dynamo(),
   );
-}
-
-const cancellationReasons = (error: unknown): { Code?: string }[] =>
-  (error as Partial<TransactionCanceledException> | undefined)?.CancellationReasons ?? [];
-
-/** A condition failed (someone else wrote first) or a conflicting transaction ran: read again and plan anew. */
-export function isContention(error: unknown): boolean {
-  const name = (error as Error | undefined)?.name;
-  if (name === 'TransactionCanceledException') {
-    return cancellationReasons(error).every(
-      (r) => r.Code === undefined || r.Code === 'None' || r.Code === 'ConditionalCheckFailed' || r.Code === 'TransactionConflict',
-    );
-  }
-  return name === 'TransactionConflictException';
-}
-
-/** The request itself is refused (size, shape): the same transaction can never succeed. */
-export function isInvalidRequest(error: unknown): boolean {
-  const name = (error as Error | undefined)?.name;
-  if (name === 'ValidationException' || name === 'ItemCollectionSizeLimitExceededException') return true;
-  if (name === 'TransactionCanceledException') {
-    return cancellationReasons(error).some((r) => r.Code === 'ValidationError' || r.Code === 'ItemCollectionSizeLimitExceeded');
-  }
-  return false;
 }

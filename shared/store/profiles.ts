@@ -11,14 +11,8 @@
  * Readers (decide, admin, simulate) use `getProfileView` or, with an item in
  * hand, the pure `profileFromItem` + `toProfileView`.
  */
-import {
-  BatchGetCommand,
-  TransactWriteCommand,
-  type DynamoDBDocumentClient,
-  type TransactWriteCommandInput,
-} from '@aws-sdk/lib-dynamodb';
 import { config } from '../config.ts';
-import { anonymousProfileKey, userProfileKey } from '../domain/stored-event.ts';
+import { anonymousProfileKey, userProfileKey } from '../domain/keys.ts';
 import { joinProfiles, profileFromItem, type ProfileLookup } from '../domain/profile/stored.ts';
 import {
   STATE_VERSION,
@@ -27,7 +21,8 @@ import {
 } from '../domain/profile/state.ts';
 import { toProfileView } from '../domain/profile/to-view.ts';
 import type { ProfileView } from '../domain/profile/view.ts';
-import { documentClient } from './client.ts';
+import { batchGet } from './batch-write.ts';
+import { dynamo, type CallOptions, type DynamoClient, type TransactWriteItem } from './client.ts';
 
 /** How long an "applied" marker is kept: far longer than the 24 h a stream record lives. */
 export const MARKER_TTL_SECONDS = 7 * 24 * 3600;
@@ -70,37 +65,21 @@ export function markerToItem(eventPk: string, now: number): Record<string, unkno
 }
 
 /**
- * Consistent BatchGetItem of any number of keys of the Profiles table,
- * retrying unprocessed keys. Returns the items by pk.
+ * BatchGetItem of any number of keys of the Profiles table (consistent if
+ * asked), unprocessed keys requested again. Returns the items by pk.
  */
 export async function getItems(
   keys: readonly string[],
-  options: { consistent?: boolean; client?: DynamoDBDocumentClient; tableName?: string } = {},
+  options: { consistent?: boolean; client?: DynamoClient; tableName?: string } = {},
 ): Promise<Map<string, Record<string, unknown>>> {
-  const client = options.client ?? documentClient;
-  const tableName = options.tableName ?? config.PROFILES_TABLE;
-  const found = new Map<string, Record<string, unknown>>();
   const unique = [...new Set(keys)];
-  for (let start = 0; start < unique.length; start += 100) {
-    let pending: Record<string, unknown>[] = unique.slice(start, start + 100).map((pk) => ({ pk }));
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > 0) {
-        if (attempt > 8) throw new Error(`BatchGetItem left ${pending.length} keys unprocessed`);
-        await sleep(Math.min(1000, 25 * 2 ** attempt) * Math.random());
-      }
-      const result = await client.send(
-        new BatchGetCommand({
-          RequestItems: { [tableName]: { Keys: pending, ConsistentRead: options.consistent ?? false } },
-        }),
-      );
-      for (const item of result.Responses?.[tableName] ?? []) found.set(String(item.pk), item);
-      pending = (result.UnprocessedKeys?.[tableName]?.Keys as Record<string, unknown>[] | undefined) ?? [];
-    }
-  }
-  return found;
+  const items = await batchGet(
+    options.tableName ?? config.PROFILES_TABLE,
+    unique.map((pk) => ({ pk })),
+    { consistent: options.consistent ?? false, client: options.client ?? dynamo() },
+  );
+  return new Map(items.map((item) => [String(item.pk), item]));
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface ProfileWrite {
   /** The profile item to put, with the version it was read at (0: it did not exist). */
@@ -117,12 +96,12 @@ export function profileWriteTransaction(
   userId: string | undefined,
   now: number,
   tableName: string = config.PROFILES_TABLE,
-): TransactWriteCommandInput {
+): { TransactItems: TransactWriteItem[] } {
   const versioned = (readVersion: number) =>
     readVersion === 0
       ? { ConditionExpression: 'attribute_not_exists(pk)' }
       : { ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': readVersion } };
-  const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
+  const items: TransactWriteItem[] = [
     {
       Put: {
         TableName: tableName,
@@ -158,46 +137,59 @@ export async function writeProfile(
   write: ProfileWrite,
   userId: string | undefined,
   now: number,
-  client: DynamoDBDocumentClient = documentClient,
+  client: DynamoClient = dynamo(),
 ): Promise<void> {
-  await client.send(new TransactWriteCommand(profileWriteTransaction(write, userId, now)));
+  await client.send('TransactWriteItems', profileWriteTransaction(write, userId, now));
 }
 
 export type { ProfileLookup } from '../domain/profile/stored.ts';
 
+export interface ResolveOptions extends CallOptions {
+  readonly client?: DynamoClient;
+  readonly consistent?: boolean;
+  readonly tableName?: string;
+}
+
 /**
- * The profile state of a customer as decide sees it: one BatchGetItem of
- * `u#userId` and `a#anonymousId`. An anonymous profile not merged yet (the
- * stream has not caught up) is merged in memory; a tombstone found for an
- * anonymous-only lookup costs a second read (the customer has since been
- * identified). Undefined: no profile yet (a new customer).
+ * The profile state of a customer, the one resolution of identities every
+ * reader uses (decide, simulate, the admin's views): `u#userId` and/or
+ * `a#anonymousId` in one request (GetItem for one key, BatchGetItem for
+ * both). An anonymous profile not merged yet (the stream has not caught up)
+ * is merged in memory (`joinProfiles`); a tombstone found for an
+ * anonymous-only lookup is followed to the user it was merged into (a
+ * second read). Undefined: no profile yet (a new customer). Store faults
+ * reject (StoreFault), `timed-out` past `options.deadline`.
  */
-export async function getProfileState(
-  lookup: ProfileLookup,
-  options: { client?: DynamoDBDocumentClient; consistent?: boolean } = {},
-): Promise<ProfileState | undefined> {
+export async function resolveProfile(lookup: ProfileLookup, options: ResolveOptions = {}): Promise<ProfileState | undefined> {
+  const { client = dynamo(), consistent = false, tableName = config.PROFILES_TABLE, ...call } = options;
+  const getItem = async (pk: string) =>
+    (await client.send('GetItem', { TableName: tableName, Key: { pk }, ...(consistent ? { ConsistentRead: true } : {}) }, call)).Item;
   const userKey = lookup.userId !== undefined ? userProfileKey(lookup.userId) : undefined;
   const anonKey = lookup.anonymousId !== undefined ? anonymousProfileKey(lookup.anonymousId) : undefined;
-  const keys = [userKey, anonKey].filter((k): k is string => k !== undefined);
+  const keys = [...new Set([userKey, anonKey].filter((k): k is string => k !== undefined))];
   if (keys.length === 0) return undefined;
-  const items = await getItems(keys, options);
+  // One key: GetItem (DynamoDB's cheapest read); two (a user and an anonymous id to join): one BatchGetItem.
+  const items =
+    keys.length === 1
+      ? [await getItem(keys[0] as string)].filter((i) => i !== undefined)
+      : await batchGet(tableName, keys.map((pk) => ({ pk })), { client, consistent, ...call });
+  const byKey = new Map(items.map((i) => [String(i.pk), i]));
   const joined = joinProfiles(
     lookup,
-    userKey ? profileFromItem(items.get(userKey)) : undefined,
-    anonKey ? profileFromItem(items.get(anonKey)) : undefined,
+    userKey ? profileFromItem(byKey.get(userKey)) : undefined,
+    anonKey ? profileFromItem(byKey.get(anonKey)) : undefined,
   );
   if (!joined || 'state' in joined) return joined?.state;
-  const key = userProfileKey(joined.mergedInto);
-  const merged = profileFromItem((await getItems([key], options)).get(key));
+  const merged = profileFromItem(await getItem(userProfileKey(joined.mergedInto)));
   return merged?.kind === 'profile' ? merged.state : undefined;
 }
 
-/** The ProfileView of a customer at `now` (see getProfileState); undefined for an unknown customer. */
+/** The ProfileView of a customer at `now` (see `resolveProfile`); undefined for an unknown customer. */
 export async function getProfileView(
   lookup: ProfileLookup,
   now: Date | number = Date.now(),
-  options: { client?: DynamoDBDocumentClient; consistent?: boolean } = {},
+  options: ResolveOptions = {},
 ): Promise<ProfileView | undefined> {
-  const state = await getProfileState(lookup, options);
+  const state = await resolveProfile(lookup, options);
   return state ? toProfileView(state, now) : undefined;
 }

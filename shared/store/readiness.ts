@@ -5,7 +5,7 @@
  * callers, so a load balancer polling health never becomes store load.
  */
 import { config } from '../config.ts';
-import { dynamoLite, type DynamoLite } from './dynamo-lite.ts';
+import { dynamo, type DynamoClient } from './client.ts';
 
 /** Deadline of one probe (ms). */
 export const PROBE_DEADLINE_MS = 1_000;
@@ -31,9 +31,9 @@ export function resetReadiness(): void {
   probing = undefined;
 }
 
-async function probe(client: DynamoLite): Promise<Readiness> {
+async function probe(client: DynamoClient): Promise<Readiness> {
   try {
-    await client.getItem(config.CONTROL_TABLE, PROBE_KEY, { timeoutMs: PROBE_DEADLINE_MS });
+    await client.send('GetItem', { TableName: config.CONTROL_TABLE, Key: PROBE_KEY }, { deadline: Date.now() + PROBE_DEADLINE_MS });
     return { ok: true, checkedAt: Date.now() };
   } catch (error) {
     return { ok: false, checkedAt: Date.now(), reason: error instanceof Error ? error.name : 'Error' };
@@ -41,10 +41,10 @@ async function probe(client: DynamoLite): Promise<Readiness> {
 }
 
 /** Whether the store answers, probed at most every PROBE_CACHE_MS; never throws, answers within PROBE_DEADLINE_MS. */
-export function storeReadiness(now = Date.now(), client?: DynamoLite): Promise<Readiness> {
+export function storeReadiness(now = Date.now(), client?: DynamoClient): Promise<Readiness> {
   if (last && now - last.checkedAt < PROBE_CACHE_MS) return Promise.resolve(last);
   if (probing) return probing;
-  const running = probe(client ?? dynamoLite()).then((result) => {
+  const running = probe(client ?? dynamo()).then((result) => {
     last = result;
     if (probing === running) probing = undefined;
     return result;

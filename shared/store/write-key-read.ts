@@ -1,15 +1,14 @@
 /**
  * The write-key lookup of every source route (shared/http/auth.ts): one
- * GetItem of the hashed key in the Control table, through dynamo-lite, so
- * the decide function's bundle carries no SDK (shared/store/dynamo-lite.ts
- * says why). Keys are written by shared/store/keys.ts (SDK).
+ * GetItem of the hashed key in the Control table, through the store's
+ * client (shared/store/client.ts). Keys are written by shared/store/keys.ts.
  *
  * pk `KEY#<sha256 hex>`, sk `KEY`. The key itself is never stored; the
  * user-token secret of a public key is (it verifies HMACs), on this item only.
  */
 import { createHash } from 'node:crypto';
 import { config } from '../config.ts';
-import { dynamoLite, type DynamoLite } from './dynamo-lite.ts';
+import { dynamo, type DynamoClient } from './client.ts';
 
 /**
  * What a key may do (API.md §1): `public` ships in a page or an app (events;
@@ -52,15 +51,15 @@ export function writeKeyFromItem(item: Record<string, unknown>): WriteKeyRecord 
   };
 }
 
-/** The stored key for a secret, or undefined. Store faults throw (DynamoLiteError, see shared/store/errors.ts). */
+/** The stored key for a secret, or undefined. Store faults throw (a StoreFault, see shared/store/errors.ts). */
 export async function findWriteKey(
   secret: string,
-  options: { lite?: DynamoLite; tableName?: string; timeoutMs?: number } = {},
+  options: { client?: DynamoClient; tableName?: string; timeoutMs?: number } = {},
 ): Promise<WriteKeyLookup | undefined> {
-  const item = await (options.lite ?? dynamoLite()).getItem(
-    options.tableName ?? config.CONTROL_TABLE,
-    writeKeyItemKey(secret),
-    options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs },
+  const { Item: item } = await (options.client ?? dynamo()).send(
+    'GetItem',
+    { TableName: options.tableName ?? config.CONTROL_TABLE, Key: writeKeyItemKey(secret) },
+    options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs },
   );
   if (!item) return undefined;
   const record = writeKeyFromItem(item);

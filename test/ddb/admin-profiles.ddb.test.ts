@@ -15,7 +15,7 @@ vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
 vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
 const { handler } = await import('../../functions/admin/handler.ts');
 const { processStreamEvent } = await import('../../functions/profile/handler.ts');
-const { documentClient } = await import('#store/client.ts');
+const { documentClient } = await import('#test/support/sdk-clients.ts');
 const { putWriteKey } = await import('#store/keys.ts');
 const { config } = await import('#shared/config.ts');
 

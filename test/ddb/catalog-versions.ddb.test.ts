@@ -27,7 +27,7 @@ import { handler } from '../../functions/admin/handler.ts';
 import { createTableInput } from '#local/tables.ts';
 import { config } from '#shared/config.ts';
 import { controlTable } from '#store/tables.ts';
-import { documentClient } from '#store/client.ts';
+import { documentClient } from '#test/support/sdk-clients.ts';
 import { CATALOG_PK, COUNTER_SK, getLiveCatalog, resetCatalogCache, storeCatalogVersion } from '#store/catalog.ts';
 import { apiGatewayEvent, lambdaContext } from '#test/support/apigw.ts';
 

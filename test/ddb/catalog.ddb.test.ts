@@ -30,7 +30,7 @@ import { handler } from '../../functions/admin/handler.ts';
 import { createTableInput } from '../../local/tables.ts';
 import { config } from '#shared/config.ts';
 import { controlTable } from '#shared/store/tables.ts';
-import { documentClient } from '#store/client.ts';
+import { documentClient } from '#test/support/sdk-clients.ts';
 import { putWriteKey } from '#store/keys.ts';
 import {
   CATALOG_PK,

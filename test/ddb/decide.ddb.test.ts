@@ -1,12 +1,13 @@
 /**
  * The decide handler on DynamoDB Local: one DynamoDB call per warm
  * decision, the profile joined from userId and anonymousId (as the store's
- * getProfileState joins it), a degraded decision when the store fails or is
- * slow (faults DynamoDB Local cannot produce, injected into decide's
- * dynamo-lite client), bad input answered with a 4xx and never a 500, and
+ * the store's resolveProfile joins it), a degraded decision when the store fails or is
+ * slow (a refused connection and a server that never answers, real; a 500
+ * and throttling, which DynamoDB Local cannot produce, from aws-lite's
+ * testing mocks), bad input answered with a 4xx and never a 500, and
  * simulate for operators only.
  */
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
@@ -21,11 +22,12 @@ await vi.hoisted(async () => {
 
 import { handler } from '../../functions/decide/handler.ts';
 import { handler as adminHandler } from '../../functions/admin/handler.ts';
-import { PROFILE_DEADLINE_MS, decideLite, readProfileState } from '../../functions/decide/profile-read.ts';
-import { dynamo, documentClient } from '#store/client.ts';
-import { dynamoLite } from '#store/dynamo-lite.ts';
-import { freePort } from '#local/dynamodb.ts';
-import { getProfileState } from '#store/profiles.ts';
+import awsLite from '@aws-lite/client';
+import { PROFILE_DEADLINE_MS, readProfileState } from '../../functions/decide/profile-read.ts';
+import { documentClient } from '#test/support/sdk-clients.ts';
+import { dynamo } from '#store/client.ts';
+import { refusingEndpoint, silentEndpoint, type SilentEndpoint } from '#test/support/store-faults.ts';
+import { joinProfiles, profileFromItem, type ProfileLookup } from '#domain/profile/stored.ts';
 import { putWriteKey, writeKeyItemKey } from '#store/keys.ts';
 import { SignJWT } from 'jose';
 import { publishCatalog } from '#store/catalog.ts';
@@ -78,23 +80,12 @@ function state(identity: { userId?: string; anonymousId?: string }, edit: (s: Pr
 
 const t0 = Date.parse('2026-01-01T00:00:00Z');
 
-/** Every DynamoDB request: the SDK's shared client, and both dynamo-lite clients (decide's, and the shared one of auth and the catalog). */
-const sdkSent: string[] = [];
-dynamo.middlewareStack.add(
-  (next, context) => async (args) => {
-    sdkSent.push(String(context.commandName));
-    return next(args);
-  },
-  { step: 'initialize', name: 'countRequests' },
-);
+/** Every DynamoDB request of the process's one client (decide's profile read, the write key, the catalog), by operation. */
 function resetSent(): void {
-  sdkSent.length = 0;
-  decideLite.resetCounts();
-  dynamoLite().resetCounts();
+  dynamo().resetCounts();
 }
 function sent(): string[] {
-  const lite = [...decideLite.counts, ...dynamoLite().counts].flatMap(([name, n]) => Array.from({ length: n }, () => name.split(' ')[0] as string));
-  return [...sdkSent, ...lite];
+  return [...dynamo().counts].flatMap(([name, n]) => Array.from({ length: n }, () => name.split(' ')[0] as string));
 }
 
 beforeAll(async () => {
@@ -139,7 +130,7 @@ describe('decide on DynamoDB Local', () => {
     const reply = await post({ userId: LUIS, channel: 'email' });
     expect(reply.status).toBe(200);
     expect(sent()).toEqual(['GetItem']);
-    expect([...decideLite.counts.keys()]).toEqual([`GetItem ${config.PROFILES_TABLE}`]);
+    expect([...dynamo().counts.keys()]).toEqual([`GetItem ${config.PROFILES_TABLE}`]);
     resetSent();
     await post({ userId: LUIS, anonymousId: ANON, channel: 'web', placement: 'home_hero' });
     expect(sent()).toEqual(['BatchGetItem']);
@@ -253,7 +244,19 @@ describe('public and server keys on decide', () => {
   });
 });
 
-describe('the profile read joins identities as the store does', () => {
+describe('the profile read joins identities', () => {
+  /** What the read must give: the items read with the SDK, joined by the pure join, a tombstone followed once. */
+  async function expectedState(lookup: ProfileLookup) {
+    const read = async (pk: string) =>
+      profileFromItem((await documentClient.send(new GetCommand({ TableName: config.PROFILES_TABLE, Key: { pk }, ConsistentRead: true }))).Item);
+    const user = lookup.userId !== undefined ? await read(userProfileKey(lookup.userId)) : undefined;
+    const anonymous = lookup.anonymousId !== undefined ? await read(anonymousProfileKey(lookup.anonymousId)) : undefined;
+    const joined = joinProfiles(lookup, user, anonymous);
+    if (!joined || 'state' in joined) return joined?.state;
+    const merged = await read(userProfileKey(joined.mergedInto));
+    return merged?.kind === 'profile' ? merged.state : undefined;
+  }
+
   it('user, anonymous, both, identified before the merge, merged (tombstone), unknown', async () => {
     const merged = `merged-${run}`;
     const owner = `owner-${run}`;
@@ -273,58 +276,63 @@ describe('the profile read joins identities as the store does', () => {
       {},
     ];
     for (const lookup of lookups) {
-      const expected = await getProfileState(lookup);
-      expect({ lookup, state: await readProfileState(lookup, decideLite, PROFILE_DEADLINE_MS) }).toEqual({ lookup, state: expected });
+      const expected = await expectedState(lookup);
+      expect({ lookup, state: await readProfileState(lookup, dynamo(), PROFILE_DEADLINE_MS) }).toEqual({ lookup, state: expected });
     }
+    // The tombstone is followed to its owner; an unknown customer has no state.
+    expect(await readProfileState({ anonymousId: merged }, dynamo(), PROFILE_DEADLINE_MS)).toMatchObject({ userId: owner });
+    expect(await readProfileState({ userId: `nobody-${run}` }, dynamo(), PROFILE_DEADLINE_MS)).toBeUndefined();
   });
 });
 
 describe('decide when the store fails', () => {
-  // Faults go to decide's own client only: the write key is still read from DynamoDB Local.
-  afterEach(() => decideLite.setTransport(undefined));
+  // The write key and the catalog are cached by the decisions before: the faults meet the profile read.
+  let silent: SilentEndpoint | undefined;
+  afterEach(async () => {
+    awsLite.testing.disable();
+    dynamo().useEndpoint(undefined);
+    await silent?.close();
+    silent = undefined;
+  });
 
-  const answer = (status: number, type: string): typeof fetch => async () =>
-    new Response(JSON.stringify({ __type: `com.amazonaws.dynamodb.v20120810#${type}`, message: 'injected' }), { status });
+  /** DynamoDB's error answer to every read, from aws-lite's testing mocks (DynamoDB Local never answers these). */
+  const answer = (statusCode: number, type: string) => async () => {
+    awsLite.testing.enable();
+    const error = { statusCode, error: { __type: `com.amazonaws.dynamodb.v20120810#${type}`, message: 'injected' } };
+    for (const operation of ['GetItem', 'BatchGetItem']) awsLite.testing.mock(`DynamoDB.${operation}`, error);
+  };
 
   it.each([
-    ['a 500', async () => answer(500, 'InternalServerError')],
-    ['throttling', async () => answer(400, 'ProvisionedThroughputExceededException')],
-    [
-      'a refused connection',
-      async (): Promise<typeof fetch> => {
-        const closed = await freePort();
-        return (_input, init) => fetch(`http://127.0.0.1:${closed}/`, init);
-      },
-    ],
+    ['a 500', answer(500, 'InternalServerError')],
+    ['throttling', answer(400, 'ProvisionedThroughputExceededException')],
+    ['a refused connection', async () => dynamo().useEndpoint(await refusingEndpoint())],
   ])('%s → 200 with a degraded decision from the fallbacks', async (_what, fault) => {
-    decideLite.setTransport(await fault());
+    await post({ userId: LUIS, channel: 'web', placement: 'home_hero' }); // the key and catalog cached
+    await fault();
+    resetSent();
     const web = await post({ userId: LUIS, channel: 'web', placement: 'home_hero' });
     expect(web.status).toBe(200);
     expect(web.body).toMatchObject({ degraded: true, fallback: true, actions: [{ actionId: 'welcome' }] });
     expect(decodeDecisionId(web.body.decisionId)?.degraded).toBe(true);
+    // The profile read met the fault: its one request, and one retry within the deadline.
+    expect(dynamo().counts.get(`GetItem ${config.PROFILES_TABLE}`)).toBe(2);
     // Consent cannot be checked: nothing on a consent-bound channel.
     const email = await post({ userId: LUIS, channel: 'email' });
     expect(email.body).toMatchObject({ degraded: true, actions: [] });
   });
 
   it('a profile read slower than the deadline → a degraded decision within the budget', async () => {
-    // Answers after 3 s unless aborted, like a store that hangs.
-    decideLite.setTransport(
-      (_input, init) =>
-        new Promise<Response>((resolve, reject) => {
-          const timer = setTimeout(() => resolve(new Response(JSON.stringify({ Responses: {} }), { status: 200 })), 3_000);
-          init?.signal?.addEventListener('abort', () => {
-            clearTimeout(timer);
-            reject(init.signal?.reason);
-          });
-        }),
-    );
+    await post({ userId: LUIS, channel: 'web', placement: 'home_hero' }); // the key and catalog cached
+    // A server that accepts the request and never answers, like a store that hangs.
+    silent = await silentEndpoint();
+    dynamo().useEndpoint(silent.endpoint);
     const started = performance.now();
     const reply = await post({ userId: LUIS, channel: 'web', placement: 'home_hero' });
     const elapsed = performance.now() - started;
     expect(reply.status).toBe(200);
     expect(reply.body.degraded).toBe(true);
     expect(elapsed).toBeLessThan(1_500);
+    expect(silent.connections()).toBeGreaterThan(0);
   });
 });
 

@@ -12,24 +12,19 @@ await vi.hoisted(async () => {
 });
 
 import { handler } from '../../functions/health/handler.ts';
-import { freePort } from '#local/dynamodb.ts';
-import { dynamoLite } from '#store/dynamo-lite.ts';
+import { dynamo } from '#store/client.ts';
 import { PROBE_CACHE_MS, resetReadiness } from '#store/readiness.ts';
 import { apiGatewayEvent, lambdaContext } from '../support/apigw.ts';
+import { refusingEndpoint } from '../support/store-faults.ts';
 
 const call = async (init: Parameters<typeof apiGatewayEvent>[0]) => {
   const res = await handler(apiGatewayEvent(init), lambdaContext());
   return { status: res.statusCode, headers: (res.headers ?? {}) as Record<string, string>, body: JSON.parse(String(res.body)) };
 };
 
-const unreachable = async (): Promise<typeof fetch> => {
-  const closed = await freePort();
-  return (_input, init) => fetch(`http://127.0.0.1:${closed}/`, init);
-};
-
 beforeEach(() => resetReadiness());
 afterEach(() => {
-  dynamoLite().setTransport(undefined);
+  dynamo().useEndpoint(undefined);
   vi.useRealTimers();
 });
 
@@ -41,7 +36,7 @@ describe('health function', () => {
   });
 
   it('answers 503 with ok false and Retry-After while the store cannot be reached', async () => {
-    dynamoLite().setTransport(await unreachable());
+    dynamo().useEndpoint(await refusingEndpoint());
     const res = await call({ method: 'GET', path: '/v1/health' });
     expect(res.status).toBe(503);
     expect(res.body).toEqual({ ok: false, version: expect.any(String), error: { code: 'unavailable', message: expect.any(String) } });
@@ -50,17 +45,17 @@ describe('health function', () => {
 
   it('probes the store at most once per interval, however often it is asked, and sees it recover', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
-    const lite = dynamoLite();
-    lite.resetCounts();
+    const client = dynamo();
+    client.resetCounts();
     const answers = await Promise.all(Array.from({ length: 20 }, () => call({ method: 'GET', path: '/v1/health' })));
     expect(answers.map((a) => a.status)).toEqual(Array.from({ length: 20 }, () => 200));
-    expect(lite.requests).toBe(1);
+    expect(client.requests).toBe(1);
 
-    lite.setTransport(await unreachable());
+    client.useEndpoint(await refusingEndpoint());
     expect((await call({ method: 'GET', path: '/v1/health' })).status).toBe(200); // the cached answer
     vi.setSystemTime(Date.now() + PROBE_CACHE_MS);
     expect((await call({ method: 'GET', path: '/v1/health' })).status).toBe(503);
-    lite.setTransport(undefined);
+    client.useEndpoint(undefined);
     vi.setSystemTime(Date.now() + PROBE_CACHE_MS);
     expect((await call({ method: 'GET', path: '/v1/health' })).status).toBe(200);
   });

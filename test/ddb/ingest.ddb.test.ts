@@ -18,7 +18,7 @@ await vi.hoisted(async () => {
 
 import { handler } from '../../functions/ingest/handler.ts';
 import { config } from '#shared/config.ts';
-import { documentClient } from '#store/client.ts';
+import { documentClient } from '#test/support/sdk-clients.ts';
 import { putWriteKey } from '#store/keys.ts';
 import { EVENT_ROUTES, SHORT_EVENT_ROUTES } from '#http/routes.ts';
 import { storedEventSchema } from '#domain/stored-event.ts';

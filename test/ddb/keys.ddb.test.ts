@@ -5,14 +5,15 @@
  * stored.
  */
 import fc from 'fast-check';
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { QueryCommand, ScanCommand, type TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
 const keys = await import('#store/keys.ts');
-const { documentClient } = await import('#store/client.ts');
+const { documentClient } = await import('#test/support/sdk-clients.ts');
+const { DynamoClient } = await import('#store/client.ts');
+const { StoreFault } = await import('#store/errors.ts');
 const { config } = await import('#shared/config.ts');
 
 beforeAll(() => {
@@ -104,15 +105,15 @@ describe('write keys in the Control table', () => {
     // A collision of 24 random bytes cannot be produced on purpose: the first writes are refused as DynamoDB refuses
     // a conditional put on an existing item, the others go to DynamoDB Local.
     const cancelled = () =>
-      new TransactionCanceledException({ message: 'Transaction cancelled', CancellationReasons: [{ Code: 'ConditionalCheckFailed' }], $metadata: {} });
+      new StoreFault('TransactionCanceledException', 'Transaction cancelled', 'transaction-cancelled', { reasons: [{ Code: 'ConditionalCheckFailed' }] });
     const refusing = (refusals: number) => {
       const sent: unknown[] = [];
-      const client = {
-        send: (command: TransactWriteCommand) => {
-          sent.push(command);
-          return sent.length <= refusals ? Promise.reject(cancelled()) : documentClient.send(command);
-        },
-      } as unknown as typeof documentClient;
+      const client = new DynamoClient();
+      const send = client.send.bind(client);
+      client.send = ((operation, input, options) => {
+        sent.push(input);
+        return sent.length <= refusals ? Promise.reject(cancelled()) : send(operation, input, options);
+      }) as typeof client.send;
       return { client, sent };
     };
     const once = refusing(1);
@@ -120,7 +121,7 @@ describe('write keys in the Control table', () => {
     expect(once.sent).toHaveLength(2);
     expect(await keys.findWriteKey(secret)).toMatchObject({ keyId: key.keyId });
     const always = refusing(10);
-    await expect(keys.createWriteKey({ name: 'never' }, new Date(), { client: always.client })).rejects.toBeInstanceOf(TransactionCanceledException);
+    await expect(keys.createWriteKey({ name: 'never' }, new Date(), { client: always.client })).rejects.toMatchObject({ kind: 'transaction-cancelled' });
     expect(always.sent).toHaveLength(3);
   });
 

@@ -3,9 +3,8 @@
  * exactly-once application under any delivery a stream can make, identity
  * merges, poison records, store faults.
  */
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import awsLite from '@aws-lite/client';
 import type { Context, DynamoDBRecord } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { applyEvents } from '#domain/profile/apply.ts';
@@ -20,7 +19,7 @@ import { assertLocalEndpoint } from '#local/dynamodb.ts';
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
 const { handler, processStreamEvent } = await import('../../functions/profile/handler.ts');
-const { getItems, getProfileState, getProfileView, profileFromItem } = await import('#store/profiles.ts');
+const { getItems, resolveProfile, getProfileView, profileFromItem } = await import('#store/profiles.ts');
 
 const NOW = new Date('2026-04-11T00:00:00Z');
 const settings = { halfLifeDays: 14 };
@@ -37,7 +36,7 @@ const comparable = (v: ProfileView | undefined) =>
   v ? { ...v, updatedAt: undefined, segments: undefined, persona: undefined, scores: undefined } : v;
 
 async function userView(userId: string): Promise<ProfileView | undefined> {
-  const state = await getProfileState({ userId }, { consistent: true });
+  const state = await resolveProfile({ userId }, { consistent: true });
   return state ? toProfileView(state, NOW) : undefined;
 }
 
@@ -164,23 +163,23 @@ describe('failures', () => {
   });
 
   describe('store faults', () => {
-    let mock: ReturnType<typeof mockClient> | undefined;
-    afterEach(() => {
-      mock?.restore();
-      mock = undefined;
-    });
+    afterEach(() => awsLite.testing.disable());
 
     it('fail every record they concern: nothing is checkpointed past an event that was not applied', async () => {
-      mock = mockClient(DynamoDBDocumentClient);
-      mock.onAnyCommand().rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+      // DynamoDB throttling every request (DynamoDB Local never throttles): aws-lite's testing mocks.
+      awsLite.testing.enable();
+      const throttled = { statusCode: 400, error: { __type: 'com.amazonaws.dynamodb.v20120810#ThrottlingException', message: 'Rate exceeded' } };
+      for (const operation of ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'TransactWriteItems', 'BatchWriteItem']) {
+        awsLite.testing.mock(`DynamoDB.${operation}`, throttled);
+      }
       const userId = uid('u');
       const records = [1, 2].map((n) =>
         streamRecord(storedEvent({ type: 'page', userId, messageId: `f${n}`, timestamp: '2026-04-01T00:00:00Z' }), { sequenceNumber: sequenceNumber(n) }),
       );
       const response = await handler(streamEvent(records), context);
       expect(response.batchItemFailures).toEqual([{ itemIdentifier: sequenceNumber(1) }, { itemIdentifier: sequenceNumber(2) }]);
-      mock.restore();
-      mock = undefined;
+      expect(awsLite.testing.getAllRequests().length).toBeGreaterThan(0);
+      awsLite.testing.disable();
       expect(await userView(userId)).toBeUndefined();
     });
   });

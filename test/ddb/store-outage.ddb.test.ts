@@ -1,6 +1,7 @@
 /**
- * Decide through a store that stops answering (requests hang until their
- * deadline, as with a frozen DynamoDB): the write key and the live catalog
+ * Decide through a store that stops answering (the process's client sent
+ * to a server that accepts requests and never answers, as a frozen DynamoDB
+ * would; they end at their deadline): the write key and the live catalog
  * are served stale from cache, for KAIROS_STALE_MAX_SECONDS at most, and
  * every answer is a degraded decision under the request's deadline, never an
  * error for a known key. The clock is moved with fake Date only; the
@@ -18,25 +19,26 @@ await vi.hoisted(async () => {
 });
 
 import { handler } from '../../functions/decide/handler.ts';
-import { decideLite } from '../../functions/decide/profile-read.ts';
 import { clearWriteKeyCache } from '#http/auth.ts';
 import { putWriteKey } from '#store/keys.ts';
-import { dynamoLite } from '#store/dynamo-lite.ts';
+import { dynamo } from '#store/client.ts';
 import { liveCatalogStatus, refreshLiveCatalog } from '#store/catalog-live.ts';
 import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
+import { silentEndpoint, type SilentEndpoint } from '#test/support/store-faults.ts';
 
 const KEY = `wk_outage_${Date.now().toString(36)}`;
 
-/** A transport that never answers: the request ends only when its deadline aborts it. */
-const hanging: typeof fetch = (_input, init) =>
-  new Promise((_resolve, reject) => {
-    const signal = init?.signal;
-    signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
+let silent: SilentEndpoint | undefined;
 
-function freeze(): void {
-  decideLite.setTransport(hanging);
-  dynamoLite().setTransport(hanging);
+async function freeze(): Promise<void> {
+  silent = await silentEndpoint();
+  dynamo().useEndpoint(silent.endpoint);
+}
+
+async function thaw(): Promise<void> {
+  dynamo().useEndpoint(undefined);
+  await silent?.close();
+  silent = undefined;
 }
 
 async function post(key = KEY) {
@@ -57,9 +59,8 @@ beforeAll(async () => {
   await putWriteKey(KEY, { keyId: 'src-outage', name: 'outage tests', kind: 'server', createdAt: new Date().toISOString() });
 });
 
-afterEach(() => {
-  decideLite.setTransport(undefined);
-  dynamoLite().setTransport(undefined);
+afterEach(async () => {
+  await thaw();
   clearWriteKeyCache();
   vi.useRealTimers();
 });
@@ -73,7 +74,7 @@ describe('decide while the store does not answer', () => {
     expect(warm.body).not.toHaveProperty('degraded');
     expect(liveCatalogStatus().state).toBe('fresh');
     vi.useFakeTimers({ toFake: ['Date'] });
-    freeze();
+    await freeze();
 
     vi.setSystemTime(Date.now() + 60_000); // past the key's 30 s freshness and the catalog's 5 s check
     const stale = await post();
@@ -88,9 +89,9 @@ describe('decide while the store does not answer', () => {
     expect(tooOld.status).toBe(503);
     expect(tooOld.body).toEqual({ error: { code: 'unavailable', message: expect.any(String) } });
 
+    expect(silent?.connections()).toBeGreaterThan(0);
     vi.useRealTimers();
-    decideLite.setTransport(undefined);
-    dynamoLite().setTransport(undefined);
+    await thaw();
     await refreshLiveCatalog();
     expect(liveCatalogStatus().state).toBe('fresh');
     for (let attempt = 0; attempt < 30 && !(await usable()); attempt++);
@@ -98,7 +99,7 @@ describe('decide while the store does not answer', () => {
   });
 
   it('a key the process has not seen is a 503 (not a 401) while the store cannot say', async () => {
-    freeze();
+    await freeze();
     const reply = await post(`${KEY}_unseen`);
     expect(reply.status).toBe(503);
   });

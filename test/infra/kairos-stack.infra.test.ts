@@ -385,7 +385,7 @@ describe('functions, from shared/functions.ts', () => {
     expect(source).toMatch(/export\s+(const|async\s+function|function)\s+handler\b/);
   });
 
-  it.each(manifest)('%s: the bundle is minified ESM with the require banner, a source map and the AWS SDK inside, with environment credentials only', (name) => {
+  it.each(manifest)('%s: the bundle is minified ESM with the require banner, a source map and its one DynamoDB client (aws-lite) inside, no AWS SDK', (name) => {
     const bundle = join(bundleDirectory(name), 'index.mjs');
     expect(existsSync(`${bundle}.map`)).toBe(true);
     const code = readFileSync(bundle, 'utf8');
@@ -393,11 +393,9 @@ describe('functions, from shared/functions.ts', () => {
     expect(code).toMatch(/\/\/# sourceMappingURL=index\.mjs\.map\s*$/);
     // Nothing left for the runtime to provide: no bare import of the AWS SDK.
     expect(code).not.toMatch(/(from|import\()\s*["']@aws-sdk\//);
-    // The SDK's default credential chain is replaced by the environment provider (infra/bundling.ts):
-    // no SSO, shared-file, process, web-identity or container credential sources.
-    for (const source of ['sso_start_url', 'credential_process', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI']) {
-      expect(code).not.toContain(source);
-    }
+    // DynamoDB through aws-lite (shared/store/client.ts), bundled; none of the SDK (its clients, smithy).
+    expect(code).toContain('@aws-lite/client');
+    for (const sdk of ['DynamoDBDocumentClient', 'smithy']) expect(code).not.toContain(sdk);
   });
 
   it.each(manifest)('%s: the lazily loaded packages ship beside the bundle, in its node_modules, and not inside it', (name) => {
@@ -448,10 +446,10 @@ describe('functions, from shared/functions.ts', () => {
     });
     expect(JSON.parse(stdout)).toEqual(Object.fromEntries(bundles.map((url) => [url, 'function'])));
   });
-  it('a bundle signs its AWS SDK requests with the credentials Lambda puts in the environment', async () => {
-    // The bundles replace the SDK's default credential chain with the environment provider
-    // (infra/bundling.ts). The admin function's profile route reads through the SDK: a server
-    // standing in for DynamoDB records what the bundled client sends.
+  it('a bundle signs its DynamoDB requests with the credentials Lambda puts in the environment', async () => {
+    // The one DynamoDB client (shared/store/client.ts, aws-lite) takes Lambda's credentials from the
+    // environment. The admin function's profile route reads through it: a server standing in for
+    // DynamoDB records what the bundled client sends.
     const seen: { target: string; authorization: string; token: string; userAgent: string }[] = [];
     const server = createServer((req, res) => {
       req.resume();
@@ -464,7 +462,9 @@ describe('functions, from shared/functions.ts', () => {
           userAgent: String(req.headers['user-agent'] ?? ''),
         });
         res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
-        res.end(target.endsWith('.Query') ? '{"Items":[],"Count":0,"ScannedCount":0}' : '{}');
+        // DynamoDB's answers when nothing is found.
+        const answers: Record<string, string> = { Query: '{"Items":[],"Count":0,"ScannedCount":0}', BatchGetItem: '{"Responses":{},"UnprocessedKeys":{}}' };
+        res.end(answers[target.slice(target.lastIndexOf('.') + 1)] ?? '{}');
       });
     });
     await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', resolveListen));
@@ -490,16 +490,15 @@ describe('functions, from shared/functions.ts', () => {
             AWS_ACCESS_KEY_ID: 'AKIAKAIROSBUNDLE',
             AWS_SECRET_ACCESS_KEY: 'bundle-secret',
             AWS_SESSION_TOKEN: 'bundle-session-token',
-            // As deployed (no DYNAMODB_ENDPOINT, so no local credentials): the SDK's own endpoint override.
-            AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${port}`,
+            // As deployed (no DYNAMODB_ENDPOINT, so no local credentials): aws-lite's own endpoint override.
+            AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`,
             POWERTOOLS_LOG_LEVEL: 'ERROR',
           },
         },
       );
       expect(JSON.parse(stdout)).toEqual({ statusCode: 404 });
-      const sdk = seen.filter((r) => r.userAgent.includes('aws-sdk-js'));
-      expect(sdk.map((r) => r.target)).toContain('DynamoDB_20120810.BatchGetItem');
-      for (const request of sdk) {
+      expect(seen.map((r) => r.target)).toContain('DynamoDB_20120810.BatchGetItem');
+      for (const request of seen) {
         expect(request.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIAKAIROSBUNDLE\/\d{8}\/eu-west-1\/dynamodb\/aws4_request/);
         expect(request.token).toBe('bundle-session-token');
       }
