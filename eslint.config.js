@@ -2,6 +2,7 @@ import js from '@eslint/js';
 import vitest from '@vitest/eslint-plugin';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
+import { kairosPlugin } from './eslint-rules.js';
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'cdk.out/', '.kairos/', 'coverage/'] },
@@ -9,7 +10,10 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     languageOptions: { globals: { ...globals.node } },
+    plugins: { kairos: kairosPlugin },
     rules: {
+      // One import alias per folder (package.json "imports"), relative only inside a folder.
+      'kairos/one-alias-per-folder': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': ['error', { allow: ['warn', 'error'] }],

@@ -42,8 +42,8 @@ import type { CatalogInput } from '#domain/catalog/schema.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
 import type { DecideRequest } from '#domain/decide/types.ts';
 import { seededRandom } from '#domain/decide/random.ts';
-import { LAZY_MODULES, buildLikeCdk } from '../infra/bundling.ts';
-import { assertLocalEndpoint } from '../local/dynamodb.ts';
+import { LAZY_MODULES, buildLikeCdk } from '#infra/bundling.ts';
+import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const DECIDE_ENTRY = join(ROOT, 'functions/decide/handler.ts');
@@ -508,17 +508,17 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
         'set DYNAMODB_ENDPOINT before shared/config.ts is first imported',
     );
   }
-  const { dynamo: sdkClient } = await import('../test/support/sdk-clients.ts');
-  const { dynamo } = await import('#shared/store/client.ts');
+  const { dynamo: sdkClient } = await import('#test/support/sdk-clients.ts');
+  const { dynamo } = await import('#store/client.ts');
   const { ensureTables } = await import('#local/tables.ts');
-  const { putWriteKey } = await import('#shared/store/keys.ts');
-  const { publishCatalog, readLiveCatalog } = await import('#shared/store/catalog.ts');
-  const { profileToItem } = await import('#shared/store/profiles.ts');
-  const { emptyProfileState } = await import('#shared/domain/profile/state.ts');
-  const { userProfileKey } = await import('#shared/domain/stored-event.ts');
+  const { putWriteKey } = await import('#store/keys.ts');
+  const { publishCatalog, readLiveCatalog } = await import('#store/catalog.ts');
+  const { profileToItem } = await import('#store/profiles.ts');
+  const { emptyProfileState } = await import('#domain/profile/state.ts');
+  const { userProfileKey } = await import('#domain/stored-event.ts');
   const { startLocalServer } = await import('#local/server.ts');
-  const { handler: decideHandler } = await import('../functions/decide/handler.ts');
-  const { basicAuth } = await import('../test/support/apigw.ts');
+  const { handler: decideHandler } = await import('#functions/decide/handler.ts');
+  const { basicAuth } = await import('#test/support/apigw.ts');
 
   await ensureTables(sdkClient);
   const run = Date.now().toString(36);
@@ -532,12 +532,12 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   const userId = `bench-user-${run}`;
   // The profile as the profile function writes it: events applied, then enriched with the live
   // catalog (segments, persona, scores and the catalog's stamp), at the instant it is written.
-  const { applyEvents } = await import('#shared/domain/profile/apply.ts');
-  const { storedEvent } = await import('../test/support/stream.ts');
-  const { toProfileView } = await import('#shared/domain/profile/to-view.ts');
-  const { boundEnrichment } = await import('#shared/domain/profile/enrich.ts');
-  const { createCatalogEnricher } = await import('#shared/domain/catalog/enricher.ts');
-  const { refreshLiveCatalog } = await import('#shared/store/catalog-live.ts');
+  const { applyEvents } = await import('#domain/profile/apply.ts');
+  const { storedEvent } = await import('#test/support/stream.ts');
+  const { toProfileView } = await import('#domain/profile/to-view.ts');
+  const { boundEnrichment } = await import('#domain/profile/enrich.ts');
+  const { createCatalogEnricher } = await import('#domain/catalog/enricher.ts');
+  const { refreshLiveCatalog } = await import('#store/catalog-live.ts');
   const writtenAt = Date.now();
   const ago = (minutes: number) => new Date(writtenAt - minutes * 60_000).toISOString();
   const events = [
@@ -587,7 +587,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
 
   const decideBody = JSON.stringify({ userId, channel: 'web', placement: 'home_hero', limit: 3, context: { device: 'mobile' } });
   const headers = { authorization: basicAuth(secret), 'content-type': 'application/json' };
-  const { apiGatewayEvent } = await import('../test/support/apigw.ts');
+  const { apiGatewayEvent } = await import('#test/support/apigw.ts');
   const coldStart = await benchColdStart(bundleFile, apiGatewayEvent({ method: 'POST', path: '/v1/decide', headers, body: decideBody }));
   // Both sides read the whole response as bytes inside the timing; decide's is checked after the clock
   // stops, so the client's JSON parsing is not counted against the server on one side only.

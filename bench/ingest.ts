@@ -15,9 +15,9 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
-import type { StoredEvent } from '#shared/domain/stored-event.ts';
-import type { DynamoClient, WriteRequest } from '#shared/store/client.ts';
-import { assertLocalEndpoint } from '../local/dynamodb.ts';
+import type { StoredEvent } from '#domain/stored-event.ts';
+import type { DynamoClient, WriteRequest } from '#store/client.ts';
+import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 const BATCH_SIZE = 500;
 const BATCHES_PER_ROUND = 4;
@@ -97,13 +97,13 @@ export async function benchIngest(endpoint: string): Promise<void> {
     );
   }
   // The baselines go through the product's one DynamoDB client, the handler's; the SDK only creates and checks tables.
-  const { dynamo: productClient } = await import('#shared/store/client.ts');
+  const { dynamo: productClient } = await import('#store/client.ts');
   const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
   const { ensureTables } = await import('#local/tables.ts');
-  const { putWriteKey } = await import('#shared/store/keys.ts');
-  const { planIngest } = await import('#shared/domain/ingest/normalise.ts');
-  const { handler } = await import('../functions/ingest/handler.ts');
-  const { apiGatewayEvent, basicAuth, lambdaContext } = await import('../test/support/apigw.ts');
+  const { putWriteKey } = await import('#store/keys.ts');
+  const { planIngest } = await import('#domain/ingest/normalise.ts');
+  const { handler } = await import('#functions/ingest/handler.ts');
+  const { apiGatewayEvent, basicAuth, lambdaContext } = await import('#test/support/apigw.ts');
 
   const dynamo = new DynamoDBClient({ endpoint, region: config.AWS_REGION, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
   const client = productClient();

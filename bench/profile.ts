@@ -19,11 +19,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
-import type { Operations } from '#shared/store/client.ts';
+import type { Operations } from '#store/client.ts';
 
 type TransactInput = Operations['TransactWriteItems']['input'];
 import type { DynamoDBRecord } from 'aws-lambda';
-import { assertLocalEndpoint } from '../local/dynamodb.ts';
+import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 /** Events per round, customers per round. */
 const EVENTS = 1_500;
@@ -70,12 +70,12 @@ export async function benchProfile(endpoint: string): Promise<ProfileBenchResult
   }
   const { ensureTables } = await import('#local/tables.ts');
   // The handler's writes and the raw baseline go through the product's one DynamoDB client; the SDK only creates tables.
-  const { dynamo: sdk } = await import('../test/support/sdk-clients.ts');
-  const { dynamo } = await import('#shared/store/client.ts');
+  const { dynamo: sdk } = await import('#test/support/sdk-clients.ts');
+  const { dynamo } = await import('#store/client.ts');
   const client = dynamo();
   const { loadLocalCatalog } = await import('#local/catalog.ts');
-  const { storedEvent, streamEvent, streamRecord, sequenceNumber } = await import('../test/support/stream.ts');
-  const { processStreamEvent } = await import('../functions/profile/handler.ts');
+  const { storedEvent, streamEvent, streamRecord, sequenceNumber } = await import('#test/support/stream.ts');
+  const { processStreamEvent } = await import('#functions/profile/handler.ts');
 
   await ensureTables(sdk);
   const catalog = await loadLocalCatalog({ inMemory: true, log: () => undefined });

@@ -90,7 +90,7 @@ async function runModule(module: BenchModule): Promise<boolean | undefined> {
   // The modules configure the handlers through the environment: nothing inherited may point elsewhere.
   delete process.env.DYNAMODB_ENDPOINT;
   if (module.needs === 'stack') {
-    const { startLocalStack } = await import('../local/stack.ts');
+    const { startLocalStack } = await import('#local/stack.ts');
     const stack = await startLocalStack({ env: {}, inMemory: true, port: 0, logLevel: 'ERROR', log: () => undefined });
     try {
       return await module.run({ url: stack.url, writeKey: stack.writeKey, adminToken: stack.adminToken, endpoint: stack.dynamoEndpoint });
@@ -100,7 +100,7 @@ async function runModule(module: BenchModule): Promise<boolean | undefined> {
   }
   // The decide and profile handlers seal and open decision ids with this key (the local stack makes its own).
   process.env.KAIROS_DECISION_KEY ??= randomBytes(32).toString('base64url');
-  const { startDynamoLocal } = await import('../local/dynamodb.ts');
+  const { startDynamoLocal } = await import('#local/dynamodb.ts');
   const dynamo = await startDynamoLocal({ inMemory: true });
   try {
     return await module.run({ endpoint: dynamo.endpoint });

@@ -16,7 +16,7 @@ import { isUtf8 } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { DEFAULT_ROUTE_FUNCTION, matchRoute, routeKey, type FunctionName } from '#shared/http/routes.ts';
+import { DEFAULT_ROUTE_FUNCTION, matchRoute, routeKey, type FunctionName } from '#http/routes.ts';
 import { invokeFunction, LOCAL_ACCOUNT_ID, type LocalFunction } from './lambda.ts';
 
 /** API Gateway HTTP API's maximum request payload. */

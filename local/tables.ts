@@ -11,7 +11,7 @@ import {
   type CreateTableCommandInput,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
-import { tables, type TableDefinition } from '#shared/store/tables.ts';
+import { tables, type TableDefinition } from '#store/tables.ts';
 
 export function physicalName(table: TableDefinition, prefix = ''): string {
   return `${prefix}${table.localName}`;

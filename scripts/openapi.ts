@@ -21,8 +21,8 @@ import { decideRequestSchema, simulateRequestSchema } from '#domain/decide/reque
 import { batchEnvelopeSchema, messageSchema } from '#domain/ingest/schema.ts';
 import { ERROR_STATUS, type ErrorCode } from '#http/errors.ts';
 import { SHORT_EVENT_ROUTES, routeKey, routes, type Route } from '#http/routes.ts';
-import { rollbackSchema } from '../functions/admin/catalog.ts';
-import { createKeySchema, setUserTokenSecretSchema } from '../functions/admin/keys.ts';
+import { rollbackSchema } from '#functions/admin/catalog.ts';
+import { createKeySchema, setUserTokenSecretSchema } from '#functions/admin/keys.ts';
 
 type JsonSchema = Record<string, unknown>;
 

@@ -15,10 +15,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseDocument } from 'yaml';
-import { loadCatalog } from '../shared/domain/catalog/load.ts';
-import { createRuleVariables, evaluateNumber } from '../shared/domain/catalog/rules.ts';
-import type { CompiledModel } from '../shared/domain/catalog/compiled.ts';
-import { emptyProfileView, type ProfileView } from '../shared/domain/profile/view.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import { createRuleVariables, evaluateNumber } from '#domain/catalog/rules.ts';
+import type { CompiledModel } from '#domain/catalog/compiled.ts';
+import { emptyProfileView, type ProfileView } from '#domain/profile/view.ts';
 
 export interface Example {
   readonly x: readonly number[];

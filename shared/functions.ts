@@ -3,7 +3,7 @@
  * to each table (least privilege, turned into IAM grants by the CDK stack),
  * and its memory. The local stack imports the same handlers.
  */
-import type { TableName } from './store/tables.ts';
+import type { TableName } from '#store/tables.ts';
 
 /** `write` puts without reading (ingest's conditional puts need no read right). */
 export type Access = 'read' | 'write' | 'readwrite';

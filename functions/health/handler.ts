@@ -1,16 +1,16 @@
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { httpBodyDecoder } from '#shared/http/body-decoder.ts';
-import { httpCors } from '#shared/http/cors.ts';
-import { ApiError, httpErrorResponse } from '#shared/http/errors.ts';
-import { httpRequestHandler, type HttpContext } from '#shared/http/request.ts';
-import { httpResponseHeaders } from '#shared/http/response-headers.ts';
-import { httpRouteKey } from '#shared/http/route-key.ts';
-import { matchRoute } from '#shared/http/routes.ts';
+import { httpBodyDecoder } from '#http/body-decoder.ts';
+import { httpCors } from '#http/cors.ts';
+import { ApiError, httpErrorResponse } from '#http/errors.ts';
+import { httpRequestHandler, type HttpContext } from '#http/request.ts';
+import { httpResponseHeaders } from '#http/response-headers.ts';
+import { httpRouteKey } from '#http/route-key.ts';
+import { matchRoute } from '#http/routes.ts';
 import { config } from '#shared/config.ts';
 import { functionLogger } from '#shared/observability.ts';
-import { storeReadiness } from '#shared/store/readiness.ts';
+import { storeReadiness } from '#store/readiness.ts';
 
 /** Retry-After of a 503 from health (seconds): about when the next probe runs. */
 const RETRY_AFTER_SECONDS = 2;

@@ -14,7 +14,7 @@ import {
 import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import type { Access } from '../../shared/functions.ts';
+import type { Access } from '#shared/functions.ts';
 import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER, LAZY_MODULES, lazyModuleCommands } from '../bundling.ts';
 import type { KairosTable } from './kairos-table.ts';
 

@@ -15,7 +15,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { DEFAULT_ROUTE_FUNCTION, routeKey, type FunctionName, type Route } from '../../shared/http/routes.ts';
+import { DEFAULT_ROUTE_FUNCTION, routeKey, type FunctionName, type Route } from '#http/routes.ts';
 
 export interface KairosHttpApiProps {
   /** The public route table (shared/http/routes.ts). */

@@ -9,7 +9,7 @@ import {
   type Attribute,
 } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import type { KeyDefinition, TableDefinition } from '../../shared/store/tables.ts';
+import type { KeyDefinition, TableDefinition } from '#store/tables.ts';
 
 export interface KairosTableProps {
   /** The table's one definition (shared/store/tables.ts), also read by the store and the local stack. */

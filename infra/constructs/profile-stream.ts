@@ -4,7 +4,7 @@ import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources'
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { KairosTable } from './kairos-table.ts';
-import { profileStreamSettings } from '../../shared/functions.ts';
+import { profileStreamSettings } from '#shared/functions.ts';
 
 export interface ProfileStreamProps {
   /** The table whose stream is read (Events, stream NEW_IMAGE). */

@@ -14,10 +14,10 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { ApiError } from './errors.ts';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { HttpRequest } from './request.ts';
-import { config } from '../config.ts';
-import { findWriteKey, type WriteKeyKind, type WriteKeyLookup } from '../store/write-key-read.ts';
-import { remainingMs, withDeadline } from '../store/deadline.ts';
-import { isThrottling, isUnavailable } from '../store/errors.ts';
+import { config } from '#shared/config.ts';
+import { findWriteKey, type WriteKeyKind, type WriteKeyLookup } from '#store/write-key-read.ts';
+import { remainingMs, withDeadline } from '#store/deadline.ts';
+import { isThrottling, isUnavailable } from '#store/errors.ts';
 
 export interface SourceIdentity {
   /** Stable id of the source (the write key's id): the scope of messageId deduplication. */

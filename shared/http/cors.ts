@@ -7,7 +7,7 @@
  * errors included, so that a browser can read them.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { config } from '../config.ts';
+import { config } from '#shared/config.ts';
 import type { HttpMiddleware } from './request.ts';
 import { routeOfKey, routes } from './routes.ts';
 

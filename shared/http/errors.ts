@@ -22,8 +22,8 @@ export type ErrorCode = keyof typeof ERROR_STATUS;
 
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import type { ErrorDetail } from '../domain/issues.ts';
-import { isThrottling, isUnavailable } from '../store/errors.ts';
+import type { ErrorDetail } from '#domain/issues.ts';
+import { isThrottling, isUnavailable } from '#store/errors.ts';
 import type { HttpMiddleware } from './request.ts';
 
 export type { ErrorDetail };

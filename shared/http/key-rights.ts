@@ -11,8 +11,8 @@
  * Tokens are verified with `jose` (HS256 only, `sub` and `exp` required).
  */
 import { jwtVerify } from 'jose';
-import type { Channel } from '../domain/channels.ts';
-import type { DecideRequest } from '../domain/decide/types.ts';
+import type { Channel } from '#domain/channels.ts';
+import type { DecideRequest } from '#domain/decide/types.ts';
 import type { SourceIdentity } from './auth.ts';
 import { ApiError } from './errors.ts';
 

@@ -4,7 +4,7 @@
  * read the route key API Gateway sends (`event.routeKey`) against it
  * (route-key.ts); tests walk it.
  */
-import { EVENT_ROUTES, type EventRoute } from '../domain/ingest/event-routes.ts';
+import { EVENT_ROUTES, type EventRoute } from '#domain/ingest/event-routes.ts';
 
 export type FunctionName = 'ingest' | 'decide' | 'admin' | 'health';
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';

@@ -23,10 +23,10 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { config } from '../config.ts';
-import type { CompiledCatalog } from '../domain/catalog/compiled.ts';
-import { compileDocument } from '../domain/catalog/compile.ts';
-import type { CatalogDocument } from '../domain/catalog/schema.ts';
+import { config } from '#shared/config.ts';
+import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
+import { compileDocument } from '#domain/catalog/compile.ts';
+import type { CatalogDocument } from '#domain/catalog/schema.ts';
 import { batchGet } from './batch-write.ts';
 import { withDeadline } from './deadline.ts';
 import { bytesOf, dynamo, type DynamoClient, type Item } from './client.ts';

@@ -31,10 +31,10 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { config } from '../config.ts';
-import type { CatalogProblem, CompiledCatalog } from '../domain/catalog/compiled.ts';
-import { loadCatalog } from '../domain/catalog/load.ts';
-import type { CatalogDocument } from '../domain/catalog/schema.ts';
+import { config } from '#shared/config.ts';
+import type { CatalogProblem, CompiledCatalog } from '#domain/catalog/compiled.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import type { CatalogDocument } from '#domain/catalog/schema.ts';
 import {
   CATALOG_PK,
   COUNTER_SK,

@@ -37,7 +37,7 @@
 import awsLite from '@aws-lite/client';
 import dynamodbPlugin from '@aws-lite/dynamodb';
 import { marshall, unmarshall } from '@aws-lite/client/src/_vendor/aws.js';
-import { config } from '../config.ts';
+import { config } from '#shared/config.ts';
 import { withDeadline } from './deadline.ts';
 import { StoreFault, isTransient, toStoreFault } from './errors.ts';
 import { retrying } from './retry.ts';

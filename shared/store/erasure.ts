@@ -23,7 +23,7 @@
  */
 import { createHash } from 'node:crypto';
 import { batchWrite } from './batch-write.ts';
-import { config } from '../config.ts';
+import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
 import { eventPksOf } from './history.ts';
 import { markerKey } from './profiles.ts';

@@ -16,8 +16,8 @@
  * all-or-nothing, and the client's retry with the same messageIds counts its
  * items as duplicates.
  */
-import { config } from '../config.ts';
-import type { StoredEvent } from '../domain/stored-event.ts';
+import { config } from '#shared/config.ts';
+import type { StoredEvent } from '#domain/stored-event.ts';
 import { dynamo, type CallOptions, type DynamoClient } from './client.ts';
 import { withDeadline } from './deadline.ts';
 import { cancellationCodes, isConditionFailed } from './errors.ts';

@@ -2,7 +2,7 @@
  * A customer's event history from the Events table's `byProfile` index
  * (profileKey = u#<userId> | a#<anonymousId>, sortKey = <timestamp>#<messageId>).
  */
-import { config } from '../config.ts';
+import { config } from '#shared/config.ts';
 import { eventsTable } from './tables.ts';
 import { dynamo, type DynamoClient } from './client.ts';
 

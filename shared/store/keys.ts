@@ -18,7 +18,7 @@
  * The lookup is write-key-read.ts; everything here uses the SDK.
  */
 import { randomBytes } from 'node:crypto';
-import { config } from '../config.ts';
+import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
 import { cancellationCodes } from './errors.ts';
 import { hashWriteKey, writeKeyFromItem, writeKeyHashItemKey, writeKeyItemKey, type WriteKeyKind, type WriteKeyRecord } from './write-key-read.ts';

@@ -11,9 +11,9 @@
  *   invalid, anything else as a fault;
  * - `deleteEvents`: the Events items of events dropped after an erasure.
  */
-import { config } from '../config.ts';
-import type { PlannedWrite, ReadSet, ReadState, TargetPlan } from '../domain/profile/plan.ts';
-import { profileFromItem } from '../domain/profile/stored.ts';
+import { config } from '#shared/config.ts';
+import type { PlannedWrite, ReadSet, ReadState, TargetPlan } from '#domain/profile/plan.ts';
+import { profileFromItem } from '#domain/profile/stored.ts';
 import { batchWrite } from './batch-write.ts';
 import { dynamo, type DynamoClient, type TransactWriteItem } from './client.ts';
 import { isContention, isInvalidRequest } from './errors.ts';

@@ -4,7 +4,7 @@
  * a short deadline, its result cached briefly and shared by concurrent
  * callers, so a load balancer polling health never becomes store load.
  */
-import { config } from '../config.ts';
+import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
 
 /** Deadline of one probe (ms). */

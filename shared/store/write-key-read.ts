@@ -7,7 +7,7 @@
  * user-token secret of a public key is (it verifies HMACs), on this item only.
  */
 import { createHash } from 'node:crypto';
-import { config } from '../config.ts';
+import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
 
 /**

@@ -6,16 +6,16 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { StoredEvent } from '#domain/stored-event.ts';
-import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '#test/support/stream.ts';
+import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '../support/stream.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
 vi.stubEnv('KAIROS_ADMIN_TOKEN', ADMIN_TOKEN);
 vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
 vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
-const { handler } = await import('../../functions/admin/handler.ts');
-const { processStreamEvent } = await import('../../functions/profile/handler.ts');
-const { documentClient } = await import('#test/support/sdk-clients.ts');
+const { handler } = await import('#functions/admin/handler.ts');
+const { processStreamEvent } = await import('#functions/profile/handler.ts');
+const { documentClient } = await import('../support/sdk-clients.ts');
 const { putWriteKey } = await import('#store/keys.ts');
 const { config } = await import('#shared/config.ts');
 

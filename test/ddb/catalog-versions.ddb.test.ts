@@ -23,13 +23,13 @@ await vi.hoisted(async () => {
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
-import { handler } from '../../functions/admin/handler.ts';
+import { handler } from '#functions/admin/handler.ts';
 import { createTableInput } from '#local/tables.ts';
 import { config } from '#shared/config.ts';
 import { controlTable } from '#store/tables.ts';
-import { documentClient } from '#test/support/sdk-clients.ts';
+import { documentClient } from '../support/sdk-clients.ts';
 import { CATALOG_PK, COUNTER_SK, getLiveCatalog, resetCatalogCache, storeCatalogVersion } from '#store/catalog.ts';
-import { apiGatewayEvent, lambdaContext } from '#test/support/apigw.ts';
+import { apiGatewayEvent, lambdaContext } from '../support/apigw.ts';
 
 const ADMIN = { authorization: `Bearer ${process.env.KAIROS_ADMIN_TOKEN}` };
 

@@ -26,11 +26,11 @@ await vi.hoisted(async () => {
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 });
 
-import { handler } from '../../functions/admin/handler.ts';
-import { createTableInput } from '../../local/tables.ts';
+import { handler } from '#functions/admin/handler.ts';
+import { createTableInput } from '#local/tables.ts';
 import { config } from '#shared/config.ts';
-import { controlTable } from '#shared/store/tables.ts';
-import { documentClient } from '#test/support/sdk-clients.ts';
+import { controlTable } from '#store/tables.ts';
+import { documentClient } from '../support/sdk-clients.ts';
 import { putWriteKey } from '#store/keys.ts';
 import {
   CATALOG_PK,
@@ -48,7 +48,7 @@ import {
   storeCatalogVersion,
   versionPk,
 } from '#store/catalog.ts';
-import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
+import { apiGatewayEvent, basicAuth, lambdaContext } from '../support/apigw.ts';
 
 const ADMIN = { authorization: `Bearer ${process.env.KAIROS_ADMIN_TOKEN}` };
 const WRITE_KEY = `wk_catalog_test_${run}`;

@@ -20,13 +20,13 @@ await vi.hoisted(async () => {
   assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'The ddb tests');
 });
 
-import { handler } from '../../functions/decide/handler.ts';
-import { handler as adminHandler } from '../../functions/admin/handler.ts';
+import { handler } from '#functions/decide/handler.ts';
+import { handler as adminHandler } from '#functions/admin/handler.ts';
 import awsLite from '@aws-lite/client';
-import { PROFILE_DEADLINE_MS, readProfileState } from '../../functions/decide/profile-read.ts';
-import { documentClient } from '#test/support/sdk-clients.ts';
+import { PROFILE_DEADLINE_MS, readProfileState } from '#functions/decide/profile-read.ts';
+import { documentClient } from '../support/sdk-clients.ts';
 import { dynamo } from '#store/client.ts';
-import { refusingEndpoint, silentEndpoint, type SilentEndpoint } from '#test/support/store-faults.ts';
+import { refusingEndpoint, silentEndpoint, type SilentEndpoint } from '../support/store-faults.ts';
 import { joinProfiles, profileFromItem, type ProfileLookup } from '#domain/profile/stored.ts';
 import { putWriteKey, writeKeyItemKey } from '#store/keys.ts';
 import { SignJWT } from 'jose';
@@ -39,7 +39,7 @@ import { decisionKey, decodeDecisionId as decodePlainDecisionId, readDecisionId 
 
 /** Decide seals its ids with KAIROS_DECISION_KEY (test/support/global-setup.ts); the test opens them as the profile function does. */
 const decodeDecisionId = (id: unknown) => readDecisionId(id, decisionKey(process.env.KAIROS_DECISION_KEY ?? ''));
-import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
+import { apiGatewayEvent, basicAuth, lambdaContext } from '../support/apigw.ts';
 
 const KEY = 'wk_decide_ddb_test';
 const ADMIN = `Bearer ${process.env.KAIROS_ADMIN_TOKEN}`;

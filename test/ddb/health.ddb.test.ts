@@ -11,7 +11,7 @@ await vi.hoisted(async () => {
   assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'The ddb tests');
 });
 
-import { handler } from '../../functions/health/handler.ts';
+import { handler } from '#functions/health/handler.ts';
 import { dynamo } from '#store/client.ts';
 import { PROBE_CACHE_MS, resetReadiness } from '#store/readiness.ts';
 import { apiGatewayEvent, lambdaContext } from '../support/apigw.ts';

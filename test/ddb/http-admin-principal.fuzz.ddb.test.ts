@@ -12,7 +12,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { HttpContext } from '#http/request.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
-import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
+import { apiGatewayEvent, basicAuth, lambdaContext } from '../support/apigw.ts';
 
 const ADMIN_TOKEN = 'fuzz-admin-token-0123456789';
 vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');

@@ -19,12 +19,12 @@ await vi.hoisted(async () => {
   assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'The ddb tests');
 });
 
-import { handler } from '../../functions/ingest/handler.ts';
+import { handler } from '#functions/ingest/handler.ts';
 import { clearWriteKeyCache } from '#http/auth.ts';
 import { dynamo } from '#store/client.ts';
 import { putWriteKey, writeKeyItemKey } from '#store/keys.ts';
-import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
-import { refusingEndpoint, silentEndpoint, type SilentEndpoint } from '#test/support/store-faults.ts';
+import { apiGatewayEvent, basicAuth, lambdaContext } from '../support/apigw.ts';
+import { refusingEndpoint, silentEndpoint, type SilentEndpoint } from '../support/store-faults.ts';
 
 const KEY = 'wk_ingest_faults';
 const KEY_ITEM = { ...writeKeyItemKey(KEY), keyId: 'src-faults', name: 'faults', kind: 'public', createdAt: '2026-11-23T00:00:00.000Z' };

@@ -16,13 +16,13 @@ await vi.hoisted(async () => {
   assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'The ddb tests');
 });
 
-import { handler } from '../../functions/ingest/handler.ts';
+import { handler } from '#functions/ingest/handler.ts';
 import { config } from '#shared/config.ts';
-import { documentClient } from '#test/support/sdk-clients.ts';
+import { documentClient } from '../support/sdk-clients.ts';
 import { putWriteKey } from '#store/keys.ts';
 import { EVENT_ROUTES, SHORT_EVENT_ROUTES } from '#http/routes.ts';
 import { storedEventSchema } from '#domain/stored-event.ts';
-import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
+import { apiGatewayEvent, basicAuth, lambdaContext } from '../support/apigw.ts';
 
 const RUN = randomUUID().slice(0, 8);
 /** One write key (one source) per concern, so stored items can be counted per source. */

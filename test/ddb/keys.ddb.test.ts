@@ -11,7 +11,7 @@ import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
 const keys = await import('#store/keys.ts');
-const { documentClient } = await import('#test/support/sdk-clients.ts');
+const { documentClient } = await import('../support/sdk-clients.ts');
 const { DynamoClient } = await import('#store/client.ts');
 const { StoreFault } = await import('#store/errors.ts');
 const { config } = await import('#shared/config.ts');

@@ -12,13 +12,13 @@ import { emptyProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { type ProfileView } from '#domain/profile/view.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
-import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '#test/support/stream.ts';
+import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '../support/stream.ts';
 import { draft, firstDifference } from '../unit/profile-support.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
-const { handler, processStreamEvent } = await import('../../functions/profile/handler.ts');
+const { handler, processStreamEvent } = await import('#functions/profile/handler.ts');
 const { getItems, resolveProfile, getProfileView, profileFromItem } = await import('#store/profiles.ts');
 
 const NOW = new Date('2026-04-11T00:00:00Z');
@@ -187,7 +187,7 @@ describe('failures', () => {
 
 describe('enrichment', () => {
   it('stores the enricher result with the profile; a failing enricher keeps the events flowing', async () => {
-    const { createProfileHandler } = await import('../../functions/profile/handler.ts');
+    const { createProfileHandler } = await import('#functions/profile/handler.ts');
     const userId = uid('u');
     const page = (n: number) => storedEvent({ type: 'page', userId, messageId: `e${n}`, timestamp: '2026-04-01T00:00:00Z' });
     const enriching = createProfileHandler({

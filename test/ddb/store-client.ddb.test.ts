@@ -21,12 +21,12 @@ await vi.hoisted(async () => {
 });
 
 import { config } from '#shared/config.ts';
-import { documentClient } from '#test/support/sdk-clients.ts';
+import { documentClient } from '../support/sdk-clients.ts';
 import { DynamoClient, bytesOf } from '#store/client.ts';
 import { batchGet } from '#store/batch-write.ts';
 import { StoreFault, isThrottling, isUnavailable } from '#store/errors.ts';
 import { storeFaultToApiError } from '#http/errors.ts';
-import { refusingEndpoint } from '#test/support/store-faults.ts';
+import { refusingEndpoint } from '../support/store-faults.ts';
 
 const run = `client-${Date.now().toString(36)}`;
 const TABLE = config.PROFILES_TABLE;

@@ -18,13 +18,13 @@ await vi.hoisted(async () => {
   assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'The ddb tests');
 });
 
-import { handler } from '../../functions/decide/handler.ts';
+import { handler } from '#functions/decide/handler.ts';
 import { clearWriteKeyCache } from '#http/auth.ts';
 import { putWriteKey } from '#store/keys.ts';
 import { dynamo } from '#store/client.ts';
 import { liveCatalogStatus, refreshLiveCatalog } from '#store/catalog-live.ts';
-import { apiGatewayEvent, basicAuth, lambdaContext } from '#test/support/apigw.ts';
-import { silentEndpoint, type SilentEndpoint } from '#test/support/store-faults.ts';
+import { apiGatewayEvent, basicAuth, lambdaContext } from '../support/apigw.ts';
+import { silentEndpoint, type SilentEndpoint } from '../support/store-faults.ts';
 
 const KEY = `wk_outage_${Date.now().toString(36)}`;
 

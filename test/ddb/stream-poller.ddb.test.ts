@@ -16,7 +16,7 @@ import { FailureQueue } from '#local/failure-queue.ts';
 import type { LocalFunction } from '#local/lambda.ts';
 import { StreamPoller, type StreamPollerOptions } from '#local/stream-poller.ts';
 import { createTableInput } from '#local/tables.ts';
-import { eventsTable } from '#shared/store/tables.ts';
+import { eventsTable } from '#store/tables.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 const endpoint = process.env.DYNAMODB_ENDPOINT ?? '';

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { syntheticProfiles } from '#scripts/train-churn.ts';
-import { useLocalStack } from '#test/support/stack.ts';
+import { useLocalStack } from '../support/stack.ts';
 import { call, decide, uniqueId, type StackAccess } from './fixtures/kairos.ts';
 
 let api: StackAccess;

@@ -8,7 +8,7 @@
 import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { openStack } from './fixtures/stack.ts';
 import { call, type CallResult, type Credential, type StackAccess } from './fixtures/kairos.ts';
-import { EVENT_ROUTES } from '../../shared/http/routes.ts';
+import { EVENT_ROUTES } from '#http/routes.ts';
 
 let stack: Awaited<ReturnType<typeof openStack>>;
 let api: StackAccess;

@@ -22,7 +22,7 @@ import {
   until,
   whatRemains,
   type NpmStart,
-} from '#test/support/npm-start.ts';
+} from '../support/npm-start.ts';
 
 let stack: NpmStart | undefined;
 const folders: string[] = [];

@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-dynamodb-streams';
 import { Analytics } from '@segment/analytics-node';
 import { describe, expect, it } from 'vitest';
-import { useLocalStack, type TestStack } from '#test/support/stack.ts';
+import { useLocalStack, type TestStack } from '../support/stack.ts';
 import { countOf, sendEvents, track, waitForProfile, type Profile, type StackAccess } from './fixtures/kairos.ts';
 
 let stack: TestStack;

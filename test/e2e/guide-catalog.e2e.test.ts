@@ -7,7 +7,7 @@
  * each command must print the answer the guide shows under it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readWalkthrough, runWalkthrough, startDocumentedStack, untestedAnswers, WALKTHROUGH_TIMEOUT_MS, type DocumentedStack } from '#test/support/walkthrough.ts';
+import { readWalkthrough, runWalkthrough, startDocumentedStack, untestedAnswers, WALKTHROUGH_TIMEOUT_MS, type DocumentedStack } from '../support/walkthrough.ts';
 
 const guide = readWalkthrough('docs/catalog.md');
 let stack: DocumentedStack;

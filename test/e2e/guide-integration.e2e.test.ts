@@ -6,7 +6,7 @@
  * print the answer the guide shows under it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readWalkthrough, runWalkthrough, startDocumentedStack, untestedAnswers, WALKTHROUGH_TIMEOUT_MS, type DocumentedStack } from '#test/support/walkthrough.ts';
+import { readWalkthrough, runWalkthrough, startDocumentedStack, untestedAnswers, WALKTHROUGH_TIMEOUT_MS, type DocumentedStack } from '../support/walkthrough.ts';
 
 const guide = readWalkthrough('docs/integration.md');
 let stack: DocumentedStack;

@@ -5,7 +5,7 @@
  * and server keys on decide: user tokens, channels, explain, the answer.
  */
 import { describe, expect, it } from 'vitest';
-import { useLocalStack, type TestStack } from '#test/support/stack.ts';
+import { useLocalStack, type TestStack } from '../support/stack.ts';
 import { basicAuth, call, identify, sendEvents, track, uniqueId, userToken, waitForProfile, type StackAccess } from './fixtures/kairos.ts';
 
 let stack: TestStack;

@@ -12,7 +12,7 @@ import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFunction } from '#local/lambda.ts';
 import { API_GATEWAY_MAX_BODY_BYTES, startLocalServer, type LocalServer } from '#local/server.ts';
-import type { FunctionName } from '#shared/http/routes.ts';
+import type { FunctionName } from '#http/routes.ts';
 
 interface Seen {
   event: APIGatewayProxyEventV2;

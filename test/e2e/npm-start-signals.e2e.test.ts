@@ -10,7 +10,7 @@
  * then assert that nothing remains.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startNpmStart, whatRemains, type NpmStart } from '#test/support/npm-start.ts';
+import { startNpmStart, whatRemains, type NpmStart } from '../support/npm-start.ts';
 
 let stack: NpmStart | undefined;
 

@@ -5,7 +5,7 @@
  * neither.
  */
 import { describe, expect, it } from 'vitest';
-import { useLocalStack } from '#test/support/stack.ts';
+import { useLocalStack } from '../support/stack.ts';
 import { call, decide, identify, page, sendEvents, track, uniqueId, waitForProfile, type StackAccess } from './fixtures/kairos.ts';
 
 let api: StackAccess;

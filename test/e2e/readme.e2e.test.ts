@@ -17,7 +17,7 @@ import {
   untestedAnswers,
   WALKTHROUGH_TIMEOUT_MS,
   type DocumentedStack,
-} from '#test/support/walkthrough.ts';
+} from '../support/walkthrough.ts';
 
 const readme = readWalkthrough('README.md');
 let stack: DocumentedStack;

@@ -8,8 +8,8 @@
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { routes, type Route } from '#shared/http/routes.ts';
-import { useLocalStack, type TestStack } from '#test/support/stack.ts';
+import { routes, type Route } from '#http/routes.ts';
+import { useLocalStack, type TestStack } from '../support/stack.ts';
 import { basicAuth, call, countOf, sendEvents, track, uniqueId, waitForProfile, type CallResult, type StackAccess } from './fixtures/kairos.ts';
 
 let stack: TestStack;

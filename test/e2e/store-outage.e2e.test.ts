@@ -16,7 +16,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { functionDefinitions } from '#shared/functions.ts';
-import { useLocalStack, type TestStack } from '#test/support/stack.ts';
+import { useLocalStack, type TestStack } from '../support/stack.ts';
 import { call, countOf, decide, getProfile, track, uniqueId, type StackAccess } from './fixtures/kairos.ts';
 
 const FREEZE_MS = 40_000;

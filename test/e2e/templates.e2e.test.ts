@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalStack, type TestStack } from '#test/support/stack.ts';
+import { startLocalStack, type TestStack } from '../support/stack.ts';
 import { call, identify, sendEvents, uniqueId, waitForProfile, type StackAccess } from './fixtures/kairos.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec } from '#domain/catalog/content-fields.ts';
 import { CHANNELS, type Channel } from '#domain/channels.ts';

@@ -11,7 +11,7 @@
  */
 import Analytics from '@rudderstack/rudder-sdk-node';
 import { describe, expect, it } from 'vitest';
-import { useLocalStack } from '#test/support/stack.ts';
+import { useLocalStack } from '../support/stack.ts';
 import { call, countOf, daysAgo, uniqueId, waitForProfile, type BatchResult, type StackAccess } from './fixtures/kairos.ts';
 
 // Read by the handlers when the stack loads them (as KAIROS_CORS_ORIGINS is).

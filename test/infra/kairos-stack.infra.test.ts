@@ -16,13 +16,13 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiGatewayEvent } from '../support/apigw.ts';
-import { LAZY_MODULES, lazyModuleFolder } from '../../infra/bundling.ts';
-import { ESM_REQUIRE_BANNER, PROJECT_ROOT } from '../../infra/constructs/kairos-function.ts';
-import { createKairosApp } from '../../infra/kairos-app.ts';
-import type { KairosStack } from '../../infra/kairos-stack.ts';
-import { functionDefinitions, METRICS_NAMESPACE, profileStreamSettings, serviceNameOf, type Access, type LambdaName } from '../../shared/functions.ts';
-import { routeKey, routes } from '../../shared/http/routes.ts';
-import { tables as tableTuple, type TableDefinition, type TableName } from '../../shared/store/tables.ts';
+import { LAZY_MODULES, lazyModuleFolder } from '#infra/bundling.ts';
+import { ESM_REQUIRE_BANNER, PROJECT_ROOT } from '#infra/constructs/kairos-function.ts';
+import { createKairosApp } from '#infra/kairos-app.ts';
+import type { KairosStack } from '#infra/kairos-stack.ts';
+import { functionDefinitions, METRICS_NAMESPACE, profileStreamSettings, serviceNameOf, type Access, type LambdaName } from '#shared/functions.ts';
+import { routeKey, routes } from '#http/routes.ts';
+import { tables as tableTuple, type TableDefinition, type TableName } from '#store/tables.ts';
 import {
   DYNAMODB_WRITE_ACTIONS,
   asArray,

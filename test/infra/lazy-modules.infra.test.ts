@@ -38,11 +38,11 @@ const emulator = await vi.hoisted(async () => {
   return dynamo;
 });
 
-import { LAZY_MODULES, buildLikeCdk } from '../../infra/bundling.ts';
-import { PROJECT_ROOT } from '../../infra/constructs/kairos-function.ts';
+import { LAZY_MODULES, buildLikeCdk } from '#infra/bundling.ts';
+import { PROJECT_ROOT } from '#infra/constructs/kairos-function.ts';
 import { putWriteKey } from '#store/keys.ts';
 import { publishCatalog } from '#store/catalog.ts';
-import { apiGatewayEvent, basicAuth } from '#test/support/apigw.ts';
+import { apiGatewayEvent, basicAuth } from '../support/apigw.ts';
 
 const execFileAsync = promisify(execFile);
 const KEY = `wk_lazy_modules_${Date.now().toString(36)}`;

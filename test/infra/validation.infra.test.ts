@@ -16,14 +16,14 @@ import { Function as LambdaFunction, Code, Runtime } from 'aws-cdk-lib/aws-lambd
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KairosFunction } from '../../infra/constructs/kairos-function.ts';
-import { KairosHttpApi, routeConstructId } from '../../infra/constructs/kairos-http-api.ts';
-import { KairosTable } from '../../infra/constructs/kairos-table.ts';
-import { ProfileStream } from '../../infra/constructs/profile-stream.ts';
-import { CONTEXT_KEYS, createKairosApp, newValidatedApp } from '../../infra/kairos-app.ts';
-import type { KairosStack } from '../../infra/kairos-stack.ts';
-import { routes, type Route } from '../../shared/http/routes.ts';
-import { eventsTable, profilesTable } from '../../shared/store/tables.ts';
+import { KairosFunction } from '#infra/constructs/kairos-function.ts';
+import { KairosHttpApi, routeConstructId } from '#infra/constructs/kairos-http-api.ts';
+import { KairosTable } from '#infra/constructs/kairos-table.ts';
+import { ProfileStream } from '#infra/constructs/profile-stream.ts';
+import { CONTEXT_KEYS, createKairosApp, newValidatedApp } from '#infra/kairos-app.ts';
+import type { KairosStack } from '#infra/kairos-stack.ts';
+import { routes, type Route } from '#http/routes.ts';
+import { eventsTable, profilesTable } from '#store/tables.ts';
 
 const SKIP_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
 const ALARM_TOPIC = 'arn:aws:sns:eu-west-1:123456789012:kairos-on-call';

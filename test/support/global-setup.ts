@@ -3,8 +3,8 @@
  * created from the shared definitions. Workers inherit DYNAMODB_ENDPOINT.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { assertLocalEndpoint, startDynamoLocal, type DynamoLocal } from '../../local/dynamodb.ts';
-import { ensureTables } from '../../local/tables.ts';
+import { assertLocalEndpoint, startDynamoLocal, type DynamoLocal } from '#local/dynamodb.ts';
+import { ensureTables } from '#local/tables.ts';
 
 let dynamo: DynamoLocal | undefined;
 

@@ -3,7 +3,7 @@
  * source mapping delivers), for the profile function's tests.
  */
 import type { AttributeValue, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
-import type { StoredEvent } from '#shared/domain/stored-event.ts';
+import type { StoredEvent } from '#domain/stored-event.ts';
 
 /** Plain value → DynamoDB JSON, as the Events table stores it. */
 export function toAttributeValue(value: unknown): AttributeValue {

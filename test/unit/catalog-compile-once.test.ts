@@ -8,10 +8,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { evaluateAudience } from '../../shared/domain/catalog/audience.ts';
-import type { CompiledCatalog, CompiledRule, RuleVariables } from '../../shared/domain/catalog/compiled.ts';
-import { loadCatalog } from '../../shared/domain/catalog/load.ts';
-import { compileRule, createRuleVariables, evaluateRule } from '../../shared/domain/catalog/rules.ts';
+import { evaluateAudience } from '#domain/catalog/audience.ts';
+import type { CompiledCatalog, CompiledRule, RuleVariables } from '#domain/catalog/compiled.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import { compileRule, createRuleVariables, evaluateRule } from '#domain/catalog/rules.ts';
 import { NOW, daysAgo, makeView } from './catalog-support.ts';
 
 const BOOL_RULES = [

@@ -7,15 +7,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { CompiledCatalog } from '../../shared/domain/catalog/compiled.ts';
-import { evaluateAudience } from '../../shared/domain/catalog/audience.ts';
-import { loadCatalog } from '../../shared/domain/catalog/load.ts';
-import { createFailureTally, createRuleVariables } from '../../shared/domain/catalog/rules.ts';
-import { renderContent, templateScope } from '../../shared/domain/catalog/template.ts';
-import { decide } from '../../shared/domain/decide/decide.ts';
-import { contentFor, isFallbackHere, quietHoursFor, resolvePlacement } from '../../shared/domain/decide/policies.ts';
-import type { Channel } from '../../shared/domain/channels.ts';
-import type { ProfileView } from '../../shared/domain/profile/view.ts';
+import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
+import { evaluateAudience } from '#domain/catalog/audience.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import { createFailureTally, createRuleVariables } from '#domain/catalog/rules.ts';
+import { renderContent, templateScope } from '#domain/catalog/template.ts';
+import { decide } from '#domain/decide/decide.ts';
+import { contentFor, isFallbackHere, quietHoursFor, resolvePlacement } from '#domain/decide/policies.ts';
+import type { Channel } from '#domain/channels.ts';
+import type { ProfileView } from '#domain/profile/view.ts';
 import { NOW, daysAgo, makeView, type ViewOverrides } from './catalog-support.ts';
 
 const DEMO = new URL('../../catalog/demo.yaml', import.meta.url);

@@ -4,10 +4,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compileRule, createRuleVariables, evaluateRule } from '../../shared/domain/catalog/rules.ts';
-import { MissingKey } from '../../shared/domain/catalog/fastpath.ts';
-import { EVENT_COUNT_WINDOWS, RULE_HELPERS, type HelperArgument } from '../../shared/domain/catalog/helpers.ts';
-import type { RuleVariables } from '../../shared/domain/catalog/compiled.ts';
+import { compileRule, createRuleVariables, evaluateRule } from '#domain/catalog/rules.ts';
+import { MissingKey } from '#domain/catalog/fastpath.ts';
+import { EVENT_COUNT_WINDOWS, RULE_HELPERS, type HelperArgument } from '#domain/catalog/helpers.ts';
+import type { RuleVariables } from '#domain/catalog/compiled.ts';
 import { NOW, makeView } from './catalog-support.ts';
 
 const EXPRESSIONS = [

@@ -4,9 +4,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { loadCatalog, windowToMs } from '../../shared/domain/catalog/load.ts';
-import type { CatalogInput } from '../../shared/domain/catalog/schema.ts';
-import type { CatalogProblem, LoadResult } from '../../shared/domain/catalog/compiled.ts';
+import { loadCatalog, windowToMs } from '#domain/catalog/load.ts';
+import type { CatalogInput } from '#domain/catalog/schema.ts';
+import type { CatalogProblem, LoadResult } from '#domain/catalog/compiled.ts';
 
 const action = (id: string, extra: Record<string, unknown> = {}) => ({
   id,
@@ -338,7 +338,7 @@ describe('hostile input', () => {
 
 describe('the stored normalised document', () => {
   it('compiles, after a JSON round trip and without the validator, to the catalog the validator gave', async () => {
-    const { compileDocument } = await import('../../shared/domain/catalog/compile.ts');
+    const { compileDocument } = await import('#domain/catalog/compile.ts');
     const { readFileSync } = await import('node:fs');
     const text = readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8');
     const loaded = loadCatalog(text, 'yaml', { version: 3 });
@@ -349,7 +349,7 @@ describe('the stored normalised document', () => {
     expect(compiled.catalog.actions.map((a) => a.id)).toEqual(loaded.catalog.actions.map((a) => a.id));
     expect(compiled.source).toEqual(loaded.source);
     // Its templates are parsed on first render (no Liquid at compile time) and render the same text.
-    const { renderContent } = await import('../../shared/domain/catalog/template.ts');
+    const { renderContent } = await import('#domain/catalog/template.ts');
     const scope = { firstName: 'Luis', traits: { firstName: 'Luis' }, profile: { traits: { firstName: 'Luis' } }, context: { city: 'Madrid' }, channel: 'web', placement: '' };
     let templated = 0;
     loaded.catalog.actions.forEach((action, i) => {
@@ -365,8 +365,8 @@ describe('the stored normalised document', () => {
   });
 
   it('a deferred template that does not parse fails its render, not the compilation', async () => {
-    const { compileDocument } = await import('../../shared/domain/catalog/compile.ts');
-    const { renderContent } = await import('../../shared/domain/catalog/template.ts');
+    const { compileDocument } = await import('#domain/catalog/compile.ts');
+    const { renderContent } = await import('#domain/catalog/template.ts');
     const loaded = loadCatalog(minimal({ actions: [action('a1')] }), 'object');
     if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
     const doc = structuredClone(loaded.source);
@@ -378,9 +378,9 @@ describe('the stored normalised document', () => {
   });
 
   it("decide's empty catalog is the schema's normalised empty document", async () => {
-    const { catalogSchema } = await import('../../shared/domain/catalog/schema.ts');
-    const { emptyCatalog } = await import('../../shared/domain/decide/empty-catalog.ts');
-    const { defaultCatalogDocument } = await import('../../shared/domain/catalog/defaults.ts');
+    const { catalogSchema } = await import('#domain/catalog/schema.ts');
+    const { emptyCatalog } = await import('#domain/decide/empty-catalog.ts');
+    const { defaultCatalogDocument } = await import('#domain/catalog/defaults.ts');
     expect(defaultCatalogDocument()).toEqual(catalogSchema.parse({}));
     expect(emptyCatalog().document).toEqual(catalogSchema.parse({}));
     expect(emptyCatalog().actions).toEqual([]);

@@ -4,17 +4,17 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { evaluateAudience, evaluateModel } from '../../shared/domain/catalog/audience.ts';
-import type { CompiledCatalog, CompiledRule } from '../../shared/domain/catalog/compiled.ts';
-import { loadCatalog } from '../../shared/domain/catalog/load.ts';
+import { evaluateAudience, evaluateModel } from '#domain/catalog/audience.ts';
+import type { CompiledCatalog, CompiledRule } from '#domain/catalog/compiled.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
 import {
   compileRule,
   createRuleVariables,
   evaluateRule,
   createFailureTally,
-} from '../../shared/domain/catalog/rules.ts';
-import type { ProfileView } from '../../shared/domain/profile/view.ts';
-import { NEVER } from '../../shared/domain/catalog/helpers.ts';
+} from '#domain/catalog/rules.ts';
+import type { ProfileView } from '#domain/profile/view.ts';
+import { NEVER } from '#domain/catalog/helpers.ts';
 import { NOW, daysAgo, makeView } from './catalog-support.ts';
 
 function rule(source: string): CompiledRule {

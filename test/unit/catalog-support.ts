@@ -1,5 +1,5 @@
 /** Factories for catalog tests: a complete ProfileView with overrides. */
-import { emptyProfileView, type ProfileStats, type ProfileView } from '../../shared/domain/profile/view.ts';
+import { emptyProfileView, type ProfileStats, type ProfileView } from '#domain/profile/view.ts';
 
 export type ViewOverrides = Partial<Omit<ProfileView, 'stats'>> & { stats?: Partial<ProfileStats> };
 

@@ -1,8 +1,8 @@
 /** The churn training command: the fit recovers a known model; features are the catalog's own. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { featuresOf, fitLogistic, syntheticProfiles, type Example } from '../../scripts/train-churn.ts';
-import { loadCatalog } from '../../shared/domain/catalog/load.ts';
+import { featuresOf, fitLogistic, syntheticProfiles, type Example } from '#scripts/train-churn.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
 
 describe('train-churn', () => {
   it('recovers the weights of a known logistic model', () => {

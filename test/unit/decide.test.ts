@@ -15,7 +15,7 @@ import { applyEvents, mergeProfiles } from '#domain/profile/apply.ts';
 import { emptyProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
-import { storedEvent } from '#test/support/stream.ts';
+import { storedEvent } from '../support/stream.ts';
 import type { Channel } from '#domain/channels.ts';
 
 const NOW = new Date('2026-01-15T12:00:00Z');

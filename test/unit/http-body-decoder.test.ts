@@ -8,7 +8,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { charsetOf, decodeBodyBytes, httpBodyDecoder } from '#http/body-decoder.ts';
 import { ApiError } from '#http/errors.ts';
-import { apiGatewayEvent, lambdaContext } from '#test/support/apigw.ts';
+import { apiGatewayEvent, lambdaContext } from '../support/apigw.ts';
 
 const LIMIT = 500 * 1024;
 const json = JSON.stringify({ batch: [{ type: 'track', event: 'Order Completed', userId: 'u-1', properties: { city: 'Málaga ☀' } }] });

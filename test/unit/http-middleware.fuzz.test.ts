@@ -20,7 +20,7 @@ import type { HttpContext, HttpMiddleware } from '#http/request.ts';
 import { RESPONSE_HEADERS, httpResponseHeaders } from '#http/response-headers.ts';
 import { httpRouteKey } from '#http/route-key.ts';
 import { routeKey, routeOfKey, routes, type FunctionName } from '#http/routes.ts';
-import { lambdaContext } from '#test/support/apigw.ts';
+import { lambdaContext } from '../support/apigw.ts';
 
 /** A promise that takes longer than this hangs. */
 const HANG_MS = 2_000;

@@ -11,7 +11,7 @@ import { applyEvents, mergeProfiles } from '#domain/profile/apply.ts';
 import { emptyProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { ATTRIBUTION_WINDOW_MS, CLOCK_SKEW_MS, COUNTED_OUTCOMES_LIMIT, countOutcomeOnce } from '#domain/profile/outcomes.ts';
-import { storedEvent } from '#test/support/stream.ts';
+import { storedEvent } from '../support/stream.ts';
 import { firstDifference } from './profile-support.ts';
 
 const settings = { halfLifeDays: 14 };

@@ -29,7 +29,7 @@ import {
 import { parseProfileState, serializeProfileState } from '#domain/profile/state.ts';
 import type { ProfileItem } from '#domain/profile/stored.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
-import { storedEvent } from '#test/support/stream.ts';
+import { storedEvent } from '../support/stream.ts';
 import { draft, firstDifference, type Draft } from './profile-support.ts';
 
 const settings = { halfLifeDays: 14 };

@@ -10,7 +10,7 @@ import { emptyProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { type ProfileView } from '#domain/profile/view.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
-import { storedEvent } from '#test/support/stream.ts';
+import { storedEvent } from '../support/stream.ts';
 import { draft, firstDifference } from './profile-support.ts';
 
 const settings = { halfLifeDays: 14 };

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { encodeDecisionId } from '#domain/decide/decision-id.ts';
 import type { Channel } from '#domain/channels.ts';
-import type { storedEvent } from '#test/support/stream.ts';
+import type { storedEvent } from '../support/stream.ts';
 
 const T0 = Date.parse('2026-03-01T00:00:00Z');
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { localMidnight } from '#shared/domain/profile/time.ts';
-import { viewWindows } from '#shared/domain/profile/view-clock.ts';
+import { localMidnight } from '#domain/profile/time.ts';
+import { viewWindows } from '#domain/profile/view-clock.ts';
 
 const ZONES = ['UTC', 'Europe/Madrid', 'America/Santiago', 'America/Havana', 'Australia/Lord_Howe', 'Asia/Kathmandu', 'Pacific/Apia', 'America/St_Johns'];
 const reference = (zone: string, at: number) => ({

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { applyEvents } from '#domain/profile/apply.ts';
 import { emptyProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
-import { storedEvent } from '#test/support/stream.ts';
+import { storedEvent } from '../support/stream.ts';
 import { draft } from './profile-support.ts';
 import { referenceProfileView } from './profile-view-reference.ts';
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { applyEvents, mergeProfiles } from '#domain/profile/apply.ts';
 import { LIMITS, emptyProfileState, serializeProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
-import { storedEvent, type EventInput } from '#test/support/stream.ts';
+import { storedEvent, type EventInput } from '../support/stream.ts';
 import { decisionId } from './profile-support.ts';
 
 const settings = { halfLifeDays: 14 };
