@@ -511,7 +511,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   const { dynamo: sdkClient } = await import('#test/support/sdk-clients.ts');
   const { dynamo } = await import('#store/client.ts');
   const { ensureTables } = await import('#local/tables.ts');
-  const { putWriteKey } = await import('#store/keys.ts');
+  const { putWriteKey } = await import('#store/write-keys.ts');
   const { publishCatalog, readLiveCatalog } = await import('#store/catalog.ts');
   const { profileToItem } = await import('#store/profiles.ts');
   const { emptyProfileState } = await import('#domain/profile/state.ts');

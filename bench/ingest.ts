@@ -100,7 +100,7 @@ export async function benchIngest(endpoint: string): Promise<void> {
   const { dynamo: productClient } = await import('#store/client.ts');
   const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
   const { ensureTables } = await import('#local/tables.ts');
-  const { putWriteKey } = await import('#store/keys.ts');
+  const { putWriteKey } = await import('#store/write-keys.ts');
   const { planIngest } = await import('#domain/ingest/normalise.ts');
   const { handler } = await import('#functions/ingest/handler.ts');
   const { apiGatewayEvent, basicAuth, lambdaContext } = await import('#test/support/apigw.ts');

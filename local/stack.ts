@@ -364,7 +364,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       );
     }
 
-    const keys = await import('#store/keys.ts');
+    const keys = await import('#store/write-keys.ts');
     /**
      * The stack's key of a kind: the configured secret, else the remembered
      * one unless an operator revoked it, else a new one; stored if missing,

@@ -21,7 +21,7 @@
  * expression or a template); nothing is stored and nothing goes live.
  */
 import { ApiError, type ErrorDetail } from '#http/errors.ts';
-import { fromChain, type HttpContext, type HttpRequest, type HttpResponse } from '#http/request.ts';
+import { fromChain, type HttpContext, type HttpRequest, type HttpResponse } from '#http/handler-adapter.ts';
 import type { CatalogProblem, CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { MAX_CATALOG_BYTES, loadCatalog, parseCatalogText } from '#domain/catalog/load.ts';
 import * as z from 'zod/mini';

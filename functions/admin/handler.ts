@@ -10,7 +10,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { httpAdminPrincipal } from '#http/admin-principal.ts';
 import { httpBodyDecoder, httpJsonBody } from '#http/body-decoder.ts';
 import { ApiError, httpErrorResponse } from '#http/errors.ts';
-import { fromChain, httpRequestHandler, type HttpContext } from '#http/request.ts';
+import { fromChain, httpRequestHandler, type HttpContext } from '#http/handler-adapter.ts';
 import { httpResponseHeaders } from '#http/response-headers.ts';
 import { httpRouteKey } from '#http/route-key.ts';
 import { routeKey } from '#http/routes.ts';

@@ -15,10 +15,10 @@
  */
 import * as z from 'zod/mini';
 import { ApiError } from '#http/errors.ts';
-import type { HttpRequest, HttpResponse } from '#http/request.ts';
+import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
 import { issueDetails } from '#domain/decide/request.ts';
 import { hasControlCharacters, hasLoneSurrogate } from '#domain/ingest/limits.ts';
-import { KeyStateError, WRITE_KEY_KINDS, createWriteKey, listWriteKeys, revokeWriteKey, setUserTokenSecret } from '#store/keys.ts';
+import { KeyStateError, WRITE_KEY_KINDS, createWriteKey, listWriteKeys, revokeWriteKey, setUserTokenSecret } from '#store/write-keys.ts';
 
 /** An HS256 secret: long enough to resist guessing, printable so that it fits in an environment variable. */
 const userTokenSecretSchema = z

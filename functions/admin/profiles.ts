@@ -13,7 +13,7 @@
  * the user it was merged into.
  */
 import { ApiError } from '#http/errors.ts';
-import type { HttpRequest, HttpResponse } from '#http/request.ts';
+import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
 import { profileFromItem, getItems, type ProfileItem } from '#store/profiles.ts';
 import { listRecentEvents, pageAllEvents, type HistoryCursor, type HistoryItem } from '#store/history.ts';
 import { eraseProfileKeys } from '#store/erasure.ts';

@@ -5,7 +5,7 @@
  * that has no implementation here answers 404 not_found. The chain has
  * resolved the route (`context.route`) and the caller (`context.principal`).
  */
-import type { HttpContext, HttpRequest, HttpResponse } from '#http/request.ts';
+import type { HttpContext, HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
 import { catalogRoutes } from './catalog.ts';
 import { keyRoutes } from './keys.ts';
 import { eraseProfileRoute, exportProfileRoute, getProfileRoute } from './profiles.ts';

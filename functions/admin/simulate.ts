@@ -8,7 +8,7 @@
 import * as z from 'zod/mini';
 import { CHANNELS } from '#domain/channels.ts';
 import { ApiError } from '#http/errors.ts';
-import type { HttpRequest, HttpResponse } from '#http/request.ts';
+import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
 import { refreshLiveCatalog } from '#store/catalog.ts';
 import { getProfileView } from '#store/profiles.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';

@@ -9,7 +9,7 @@
  * It reads through the process's one DynamoDB client (shared/store/client.ts).
  */
 import { config } from '#shared/config.ts';
-import type { ProfileLookup } from '#domain/profile/stored.ts';
+import type { ProfileLookup } from '#domain/profile/profile-item.ts';
 import type { ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import type { ProfileView } from '#domain/profile/view.ts';

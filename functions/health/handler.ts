@@ -4,7 +4,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { httpBodyDecoder } from '#http/body-decoder.ts';
 import { httpCors } from '#http/cors.ts';
 import { ApiError, httpErrorResponse } from '#http/errors.ts';
-import { httpRequestHandler, type HttpContext } from '#http/request.ts';
+import { httpRequestHandler, type HttpContext } from '#http/handler-adapter.ts';
 import { httpResponseHeaders } from '#http/response-headers.ts';
 import { httpRouteKey } from '#http/route-key.ts';
 import { matchRoute } from '#http/routes.ts';

@@ -5,7 +5,7 @@
  * the chain (headers, CORS, errors, metrics, route key, deadline, body:
  * 500 KB of JSON) → write key → validate and normalise → store exactly once.
  *
- * Every store call runs under the invocation's deadline (shared/http/deadline.ts,
+ * Every store call runs under the invocation's deadline (shared/http/invocation-deadline.ts,
  * from the Lambda context's remaining time): a slow or unreachable store is a
  * 503 with Retry-After before the function's own timeout, never a 500.
  */
@@ -20,9 +20,9 @@ import { functionLogger, functionMetrics } from '#shared/observability.ts';
 import { authenticateWriteKey } from '#http/auth.ts';
 import { httpBodyDecoder, httpJsonBody } from '#http/body-decoder.ts';
 import { httpCors } from '#http/cors.ts';
-import { httpDeadline } from '#http/deadline.ts';
+import { httpDeadline } from '#http/invocation-deadline.ts';
 import { ApiError, httpErrorResponse } from '#http/errors.ts';
-import { fromChain, httpRequestHandler, type HttpContext } from '#http/request.ts';
+import { fromChain, httpRequestHandler, type HttpContext } from '#http/handler-adapter.ts';
 import { httpResponseHeaders } from '#http/response-headers.ts';
 import { httpRouteKey } from '#http/route-key.ts';
 import { formatPath } from '#domain/issues.ts';

@@ -48,4 +48,4 @@ export const storedEventSchema = z.object({
 
 export type StoredEvent = z.infer<typeof storedEventSchema>;
 
-export { eventPk, userProfileKey, anonymousProfileKey } from './keys.ts';
+export { eventPk, userProfileKey, anonymousProfileKey } from './item-keys.ts';

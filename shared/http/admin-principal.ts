@@ -6,7 +6,7 @@
  * a catalog version).
  */
 import { authenticateAdmin } from './auth.ts';
-import type { HttpMiddleware } from './request.ts';
+import type { HttpMiddleware } from './handler-adapter.ts';
 
 /** The middleware. Use it before the body middlewares: an unauthenticated caller gets 401, not a body error. */
 export function httpAdminPrincipal(): HttpMiddleware {

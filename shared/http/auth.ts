@@ -13,11 +13,11 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { ApiError } from './errors.ts';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import type { HttpRequest } from './request.ts';
+import type { HttpRequest } from './handler-adapter.ts';
 import { config } from '#shared/config.ts';
 import { findWriteKey, type WriteKeyKind, type WriteKeyLookup } from '#store/write-key-read.ts';
 import { remainingMs, withDeadline } from '#store/deadline.ts';
-import { isThrottling, isUnavailable } from '#store/errors.ts';
+import { isThrottling, isUnavailable } from '#store/faults.ts';
 
 export interface SourceIdentity {
   /** Stable id of the source (the write key's id): the scope of messageId deduplication. */

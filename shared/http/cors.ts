@@ -8,7 +8,7 @@
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { config } from '#shared/config.ts';
-import type { HttpMiddleware } from './request.ts';
+import type { HttpMiddleware } from './handler-adapter.ts';
 import { routeOfKey, routes } from './routes.ts';
 
 /**

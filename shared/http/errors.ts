@@ -23,8 +23,8 @@ export type ErrorCode = keyof typeof ERROR_STATUS;
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { ErrorDetail } from '#domain/issues.ts';
-import { isThrottling, isUnavailable } from '#store/errors.ts';
-import type { HttpMiddleware } from './request.ts';
+import { isThrottling, isUnavailable } from '#store/faults.ts';
+import type { HttpMiddleware } from './handler-adapter.ts';
 
 export type { ErrorDetail };
 

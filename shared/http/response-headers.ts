@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import type { HttpMiddleware } from './request.ts';
+import type { HttpMiddleware } from './handler-adapter.ts';
 
 /** Every answer's headers besides the request id (lower-case names). */
 export const RESPONSE_HEADERS: Readonly<Record<string, string>> = {

@@ -7,7 +7,7 @@
 import type { FunctionName } from './routes.ts';
 import { routeOfKey } from './routes.ts';
 import { ApiError } from './errors.ts';
-import type { HttpMiddleware } from './request.ts';
+import type { HttpMiddleware } from './handler-adapter.ts';
 
 export interface RouteKeyOptions {
   /** Also accept API Gateway's `$default` route (no route matched; `context.route` stays undefined). @default false */

@@ -24,7 +24,7 @@
  *   retries included: past it the call rejects with a `timed-out` StoreFault
  *   (aws-lite takes no abort signal: the request itself is left to finish
  *   on its socket, its answer ignored);
- * - every failure is a typed `StoreFault` (shared/store/errors.ts);
+ * - every failure is a typed `StoreFault` (shared/store/faults.ts);
  * - every HTTP request is counted (`requests`, `counts`): "one DynamoDB
  *   request per warm decision" is measured on this client.
  *
@@ -39,7 +39,7 @@ import dynamodbPlugin from '@aws-lite/dynamodb';
 import { marshall, unmarshall } from '@aws-lite/client/src/_vendor/aws.js';
 import { config } from '#shared/config.ts';
 import { withDeadline } from './deadline.ts';
-import { StoreFault, isTransient, toStoreFault } from './errors.ts';
+import { StoreFault, isTransient, toStoreFault } from './faults.ts';
 import { retrying } from './retry.ts';
 
 export type Item = Record<string, unknown>;
@@ -235,7 +235,7 @@ export class DynamoClient {
   }
 
   /**
-   * One DynamoDB operation. Rejects with a StoreFault (shared/store/errors.ts):
+   * One DynamoDB operation. Rejects with a StoreFault (shared/store/faults.ts):
    * throttled and unavailable requests are sent again while attempts and the
    * deadline allow; `timed-out` at the deadline.
    */

@@ -2,10 +2,10 @@
  * Deadlines of store calls. A deadline is an instant (epoch milliseconds) by
  * which a call must have answered or given up; a call past it rejects with
  * a `DeadlineExceeded`: a `timed-out` StoreFault named `TimeoutError`
- * (shared/store/errors.ts), which the edge answers as the store being
+ * (shared/store/faults.ts), which the edge answers as the store being
  * unavailable (503 with Retry-After, or a degraded decision).
  */
-import { StoreFault } from './errors.ts';
+import { StoreFault } from './faults.ts';
 
 /** The store did not answer before the caller's deadline. */
 export class DeadlineExceeded extends StoreFault {

@@ -20,7 +20,7 @@ import { config } from '#shared/config.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { dynamo, type CallOptions, type DynamoClient } from './client.ts';
 import { withDeadline } from './deadline.ts';
-import { cancellationCodes, isConditionFailed } from './errors.ts';
+import { cancellationCodes, isConditionFailed } from './faults.ts';
 import { retrying } from './retry.ts';
 
 /** DynamoDB's limit on actions per transaction. */

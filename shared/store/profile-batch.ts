@@ -13,10 +13,10 @@
  */
 import { config } from '#shared/config.ts';
 import type { PlannedWrite, ReadSet, ReadState, TargetPlan } from '#domain/profile/plan.ts';
-import { profileFromItem } from '#domain/profile/stored.ts';
+import { profileFromItem } from '#domain/profile/profile-item.ts';
 import { batchWrite } from './batch-write.ts';
 import { dynamo, type DynamoClient, type TransactWriteItem } from './client.ts';
-import { isContention, isInvalidRequest } from './errors.ts';
+import { isContention, isInvalidRequest } from './faults.ts';
 import { erasedAtOf, erasureKey } from './erasure.ts';
 import { getItems, markerKey, profileWriteTransaction } from './profiles.ts';
 

@@ -12,8 +12,8 @@
  * hand, the pure `profileFromItem` + `toProfileView`.
  */
 import { config } from '#shared/config.ts';
-import { anonymousProfileKey, userProfileKey } from '#domain/keys.ts';
-import { joinProfiles, profileFromItem, type ProfileLookup } from '#domain/profile/stored.ts';
+import { anonymousProfileKey, userProfileKey } from '#domain/item-keys.ts';
+import { joinProfiles, profileFromItem, type ProfileLookup } from '#domain/profile/profile-item.ts';
 import {
   STATE_VERSION,
   serializeProfileState,
@@ -29,7 +29,7 @@ export const MARKER_TTL_SECONDS = 7 * 24 * 3600;
 
 export const markerKey = (eventPk: string): string => `m#${eventPk}`;
 
-export { profileFromItem, type ProfileItem, type StoredProfile, type StoredTombstone } from '#domain/profile/stored.ts';
+export { profileFromItem, type ProfileItem, type StoredProfile, type StoredTombstone } from '#domain/profile/profile-item.ts';
 
 /** The item that stores a profile state (version is the new version). */
 export function profileToItem(key: string, state: ProfileState, version: number): Record<string, unknown> {
@@ -142,7 +142,7 @@ export async function writeProfile(
   await client.send('TransactWriteItems', profileWriteTransaction(write, userId, now));
 }
 
-export type { ProfileLookup } from '#domain/profile/stored.ts';
+export type { ProfileLookup } from '#domain/profile/profile-item.ts';
 
 export interface ResolveOptions extends CallOptions {
   readonly client?: DynamoClient;

@@ -6,7 +6,7 @@
  * unavailable requests with it; batch-write.ts its unprocessed items;
  * events.ts and keys.ts transactions that only conflicted.
  */
-import { StoreFault } from './errors.ts';
+import { StoreFault } from './faults.ts';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included (≥ 1). */

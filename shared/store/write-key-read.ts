@@ -1,7 +1,7 @@
 /**
  * The write-key lookup of every source route (shared/http/auth.ts): one
  * GetItem of the hashed key in the Control table, through the store's
- * client (shared/store/client.ts). Keys are written by shared/store/keys.ts.
+ * client (shared/store/client.ts). Keys are written by shared/store/write-keys.ts.
  *
  * pk `KEY#<sha256 hex>`, sk `KEY`. The key itself is never stored; the
  * user-token secret of a public key is (it verifies HMACs), on this item only.
@@ -51,7 +51,7 @@ export function writeKeyFromItem(item: Record<string, unknown>): WriteKeyRecord 
   };
 }
 
-/** The stored key for a secret, or undefined. Store faults throw (a StoreFault, see shared/store/errors.ts). */
+/** The stored key for a secret, or undefined. Store faults throw (a StoreFault, see shared/store/faults.ts). */
 export async function findWriteKey(
   secret: string,
   options: { client?: DynamoClient; tableName?: string; timeoutMs?: number } = {},

@@ -16,7 +16,7 @@ vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
 const { handler } = await import('#functions/admin/handler.ts');
 const { processStreamEvent } = await import('#functions/profile/handler.ts');
 const { documentClient } = await import('../support/sdk-clients.ts');
-const { putWriteKey } = await import('#store/keys.ts');
+const { putWriteKey } = await import('#store/write-keys.ts');
 const { config } = await import('#shared/config.ts');
 
 const context = { functionName: 'admin', awsRequestId: 'test' } as Context;

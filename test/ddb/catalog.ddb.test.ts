@@ -31,7 +31,7 @@ import { createTableInput } from '#local/tables.ts';
 import { config } from '#shared/config.ts';
 import { controlTable } from '#store/tables.ts';
 import { documentClient } from '../support/sdk-clients.ts';
-import { putWriteKey } from '#store/keys.ts';
+import { putWriteKey } from '#store/write-keys.ts';
 import {
   CATALOG_PK,
   COUNTER_SK,

@@ -27,8 +27,8 @@ import { PROFILE_DEADLINE_MS, readProfileState } from '#functions/decide/profile
 import { documentClient } from '../support/sdk-clients.ts';
 import { dynamo } from '#store/client.ts';
 import { refusingEndpoint, silentEndpoint, type SilentEndpoint } from '../support/store-faults.ts';
-import { joinProfiles, profileFromItem, type ProfileLookup } from '#domain/profile/stored.ts';
-import { putWriteKey, writeKeyItemKey } from '#store/keys.ts';
+import { joinProfiles, profileFromItem, type ProfileLookup } from '#domain/profile/profile-item.ts';
+import { putWriteKey, writeKeyItemKey } from '#store/write-keys.ts';
 import { SignJWT } from 'jose';
 import { publishCatalog } from '#store/catalog.ts';
 import { profileToItem, tombstoneToItem } from '#store/profiles.ts';

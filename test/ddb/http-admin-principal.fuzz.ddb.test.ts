@@ -10,7 +10,7 @@ import middy from '@middy/core';
 import fc from 'fast-check';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import type { HttpContext } from '#http/request.ts';
+import type { HttpContext } from '#http/handler-adapter.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
 import { apiGatewayEvent, basicAuth, lambdaContext } from '../support/apigw.ts';
 
@@ -20,7 +20,7 @@ vi.stubEnv('KAIROS_ADMIN_TOKEN', ADMIN_TOKEN);
 const { httpAdminPrincipal } = await import('#http/admin-principal.ts');
 const { ApiError } = await import('#http/errors.ts');
 const { clearWriteKeyCache } = await import('#http/auth.ts');
-const keys = await import('#store/keys.ts');
+const keys = await import('#store/write-keys.ts');
 
 let liveKey = '';
 let revokedKey = '';

@@ -22,7 +22,7 @@ await vi.hoisted(async () => {
 import { handler } from '#functions/ingest/handler.ts';
 import { clearWriteKeyCache } from '#http/auth.ts';
 import { dynamo } from '#store/client.ts';
-import { putWriteKey, writeKeyItemKey } from '#store/keys.ts';
+import { putWriteKey, writeKeyItemKey } from '#store/write-keys.ts';
 import { apiGatewayEvent, basicAuth, lambdaContext } from '../support/apigw.ts';
 import { refusingEndpoint, silentEndpoint, type SilentEndpoint } from '../support/store-faults.ts';
 

@@ -19,7 +19,7 @@ await vi.hoisted(async () => {
 import { handler } from '#functions/ingest/handler.ts';
 import { config } from '#shared/config.ts';
 import { documentClient } from '../support/sdk-clients.ts';
-import { putWriteKey } from '#store/keys.ts';
+import { putWriteKey } from '#store/write-keys.ts';
 import { EVENT_ROUTES, SHORT_EVENT_ROUTES } from '#http/routes.ts';
 import { storedEventSchema } from '#domain/stored-event.ts';
 import { apiGatewayEvent, basicAuth, lambdaContext } from '../support/apigw.ts';

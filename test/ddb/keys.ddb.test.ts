@@ -10,10 +10,10 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
-const keys = await import('#store/keys.ts');
+const keys = await import('#store/write-keys.ts');
 const { documentClient } = await import('../support/sdk-clients.ts');
 const { DynamoClient } = await import('#store/client.ts');
-const { StoreFault } = await import('#store/errors.ts');
+const { StoreFault } = await import('#store/faults.ts');
 const { config } = await import('#shared/config.ts');
 
 beforeAll(() => {

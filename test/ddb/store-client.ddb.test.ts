@@ -5,7 +5,7 @@
  * reads them, and the faults DynamoDB Local cannot produce (throttling,
  * 5xx, a page that is not JSON, a hang, unprocessed keys) — answered by a
  * tiny local HTTP server with DynamoDB's error bodies — and a refused
- * connection become the typed StoreFaults of shared/store/errors.ts, which
+ * connection become the typed StoreFaults of shared/store/faults.ts, which
  * the HTTP edge maps to 429/503.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -24,7 +24,7 @@ import { config } from '#shared/config.ts';
 import { documentClient } from '../support/sdk-clients.ts';
 import { DynamoClient, bytesOf } from '#store/client.ts';
 import { batchGet } from '#store/batch-write.ts';
-import { StoreFault, isThrottling, isUnavailable } from '#store/errors.ts';
+import { StoreFault, isThrottling, isUnavailable } from '#store/faults.ts';
 import { storeFaultToApiError } from '#http/errors.ts';
 import { refusingEndpoint } from '../support/store-faults.ts';
 

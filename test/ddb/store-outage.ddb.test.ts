@@ -20,7 +20,7 @@ await vi.hoisted(async () => {
 
 import { handler } from '#functions/decide/handler.ts';
 import { clearWriteKeyCache } from '#http/auth.ts';
-import { putWriteKey } from '#store/keys.ts';
+import { putWriteKey } from '#store/write-keys.ts';
 import { dynamo } from '#store/client.ts';
 import { liveCatalogStatus, refreshLiveCatalog } from '#store/catalog-live.ts';
 import { apiGatewayEvent, basicAuth, lambdaContext } from '../support/apigw.ts';

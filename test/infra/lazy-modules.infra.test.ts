@@ -40,7 +40,7 @@ const emulator = await vi.hoisted(async () => {
 
 import { LAZY_MODULES, buildLikeCdk } from '#infra/bundling.ts';
 import { PROJECT_ROOT } from '#infra/constructs/kairos-function.ts';
-import { putWriteKey } from '#store/keys.ts';
+import { putWriteKey } from '#store/write-keys.ts';
 import { publishCatalog } from '#store/catalog.ts';
 import { apiGatewayEvent, basicAuth } from '../support/apigw.ts';
 

@@ -14,9 +14,9 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { describe, expect, it } from 'vitest';
 import { httpBodyDecoder, httpJsonBody, MAX_JSON_NESTING, type DecodedBodyEvent } from '#http/body-decoder.ts';
 import { corsHeaders, httpCors } from '#http/cors.ts';
-import { httpDeadline } from '#http/deadline.ts';
+import { httpDeadline } from '#http/invocation-deadline.ts';
 import { ApiError, ERROR_STATUS, httpErrorResponse, type ErrorCode } from '#http/errors.ts';
-import type { HttpContext, HttpMiddleware } from '#http/request.ts';
+import type { HttpContext, HttpMiddleware } from '#http/handler-adapter.ts';
 import { RESPONSE_HEADERS, httpResponseHeaders } from '#http/response-headers.ts';
 import { httpRouteKey } from '#http/route-key.ts';
 import { routeKey, routeOfKey, routes, type FunctionName } from '#http/routes.ts';

@@ -27,7 +27,7 @@ import {
   type ReadState,
 } from '#domain/profile/plan.ts';
 import { parseProfileState, serializeProfileState } from '#domain/profile/state.ts';
-import type { ProfileItem } from '#domain/profile/stored.ts';
+import type { ProfileItem } from '#domain/profile/profile-item.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { storedEvent } from '../support/stream.ts';
 import { draft, firstDifference, type Draft } from './profile-support.ts';

@@ -6,7 +6,7 @@
 import type { core } from 'zod/mini';
 import { formatPath } from '../issues.ts';
 import type { EventRoute } from './event-routes.ts';
-import { anonymousProfileKey, eventPk, userProfileKey } from '../keys.ts';
+import { anonymousProfileKey, eventPk, userProfileKey } from '../item-keys.ts';
 import type { MessageType, StoredEvent } from '../stored-event.ts';
 import {
   MAX_FUTURE_MS,

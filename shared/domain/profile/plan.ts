@@ -33,7 +33,7 @@ import { applyEvents, linkAnonymousId, mergeProfiles } from './apply.ts';
 import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
 import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
 import { emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
-import type { ProfileItem } from './stored.ts';
+import type { ProfileItem } from './profile-item.ts';
 import { toProfileView } from './to-view.ts';
 
 /** A decoded stream record: its id (the sequence number) and its stored event. */

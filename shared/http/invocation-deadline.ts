@@ -5,7 +5,7 @@
  * turn into a bare 500. `httpDeadline()` sets it on the chain's context.
  */
 import type { Context } from 'aws-lambda';
-import type { HttpMiddleware } from './request.ts';
+import type { HttpMiddleware } from './handler-adapter.ts';
 
 /** Time kept at the end of an invocation to answer and flush logs and metrics: a tenth of what remains, at most 1 s. */
 export const MAX_RESPONSE_RESERVE_MS = 1_000;

@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
-import { cancellationCodes } from './errors.ts';
+import { cancellationCodes } from './faults.ts';
 import { hashWriteKey, writeKeyFromItem, writeKeyHashItemKey, writeKeyItemKey, type WriteKeyKind, type WriteKeyRecord } from './write-key-read.ts';
 
 export {
