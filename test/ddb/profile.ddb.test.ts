@@ -7,13 +7,14 @@ import awsLite from '@aws-lite/client';
 import type { Context, DynamoDBRecord } from 'aws-lambda';
 import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { decisionKey, decodeDecisionId, sealDecisionId } from '#domain/decide/decision-id.ts';
 import { applyEvents } from '#domain/profile/apply.ts';
 import { emptyProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { type ProfileView } from '#domain/profile/view.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '../support/stream.ts';
-import { draft, firstDifference } from '../unit/profile-support.ts';
+import { draft, firstDifference, type Draft } from '../unit/profile-support.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
@@ -22,7 +23,19 @@ const { handler, processStreamEvent } = await import('#functions/profile/handler
 const { getItems, resolveProfile, getProfileView, profileFromItem } = await import('#store/profiles.ts');
 
 const NOW = new Date('2026-04-11T00:00:00Z');
-const settings = { halfLifeDays: 14 };
+// The handler opens decision ids with the stack's key; the drafts' ids are plain, so they are sealed
+// with it here (sealed), as decide would have issued them.
+const DECISION_KEY = decisionKey(process.env.KAIROS_DECISION_KEY ?? '');
+const settings = { halfLifeDays: 14, decisionKey: DECISION_KEY };
+const sealed = (d: Draft): Draft => {
+  const props = d.properties;
+  if (!props) return d;
+  const out: Record<string, unknown> = { ...props };
+  for (const field of ['decision_id', 'decisionId']) {
+    if (typeof props[field] === 'string' && decodeDecisionId(props[field]) !== undefined) out[field] = sealDecisionId(props[field], DECISION_KEY);
+  }
+  return { ...d, properties: out };
+};
 const context = { functionName: 'profile', awsRequestId: 'test', invokedFunctionArn: 'arn:aws:lambda:us-east-1:1:function:profile' } as Context;
 let unique = 0;
 const uid = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${++unique}`;
@@ -62,7 +75,7 @@ describe('exactly-once application', () => {
         const anonymousId = uid('a');
         const sourceId = uid('src');
         const list: { event: StoredEvent; shard: number }[] = drafts.map(([d, known, shard], i) => ({
-          event: storedEvent({ ...d, sourceId, messageId: `m${i}`, ...(known ? { userId } : { anonymousId }) }),
+          event: storedEvent({ ...sealed(d), sourceId, messageId: `m${i}`, ...(known ? { userId } : { anonymousId }) }),
           shard,
         }));
         const link = storedEvent({ type: 'identify', sourceId, messageId: 'link', userId, anonymousId, timestamp: '2026-03-05T00:00:00.000Z', traits: { tier: 'gold' } });

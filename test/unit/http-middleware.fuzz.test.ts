@@ -8,6 +8,7 @@
  * The body decoder's own fuzz test is http-body-decoder.fuzz.test.ts; the
  * admin principal's (it reads the store) is test/ddb/http-admin-principal.fuzz.ddb.test.ts.
  */
+import { StoreFault } from '#store/faults.ts';
 import middy from '@middy/core';
 import fc from 'fast-check';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
@@ -104,11 +105,11 @@ type Behaviour = { answer: APIGatewayProxyStructuredResultV2 } | { throws: unkno
 const apiErrorArb = fc
   .tuple(fc.constantFrom(...(Object.keys(ERROR_STATUS) as ErrorCode[])), fc.string({ maxLength: 40 }), fc.option(fc.nat(60), { nil: undefined }))
   .map(([code, message, retryAfter]) => new ApiError(code, message, undefined, retryAfter));
-const storeFaultArb = fc.constantFrom('ThrottlingException', 'ProvisionedThroughputExceededException', 'ServiceUnavailable', 'TimeoutError').map((name) => {
-  const error = new Error('store fault');
-  error.name = name;
-  return error;
-});
+// What the store throws (shared/store/faults.ts): a typed fault, classified once.
+const FAULT_KINDS = { ThrottlingException: 'throttled', ProvisionedThroughputExceededException: 'throttled', ServiceUnavailable: 'unavailable', TimeoutError: 'timed-out' } as const;
+const storeFaultArb = fc
+  .constantFrom(...(Object.keys(FAULT_KINDS) as (keyof typeof FAULT_KINDS)[]))
+  .map((name) => new StoreFault(name, 'store fault', FAULT_KINDS[name]));
 const thrownArb = fc.oneof(apiErrorArb, storeFaultArb, fc.string().map((m) => new Error(m)), fc.anything());
 const behaviourArb: fc.Arbitrary<Behaviour> = fc.oneof(
   fc

@@ -99,35 +99,26 @@ function asBool(v: unknown): boolean {
 }
 
 /**
- * CEL `&&`: false wins over an error on either side. A value outside the
- * fast path (UNSUPPORTED) on either side hands the whole rule to cel-js.
+ * CEL `&&` (absorbing value false) and `||` (absorbing value true): the
+ * absorbing value wins over an error on either side; a missing field on one
+ * side and the other side's neutral value gives the missing field (the
+ * rule's error). A value outside the fast path (UNSUPPORTED) on either side
+ * hands the whole rule to cel-js.
  */
-function and(l: Fn, r: Fn): Fn {
-  return (vars) => {
+function logical(absorbing: boolean): (l: Fn, r: Fn) => Fn {
+  return (l, r) => (vars) => {
     const left = l(vars);
-    if (left === false) return false;
+    if (left === absorbing) return absorbing;
     const right = r(vars);
-    if (left === true) return isMissing(right) ? right : asBool(right);
+    if (left === !absorbing) return isMissing(right) ? right : asBool(right);
     if (!isMissing(left)) throw UNSUPPORTED;
-    if (right === false) return false;
-    if (right !== true && !isMissing(right)) throw UNSUPPORTED;
+    if (right === absorbing) return absorbing;
+    if (right !== !absorbing && !isMissing(right)) throw UNSUPPORTED;
     return left;
   };
 }
-
-/** CEL `||`: true wins over an error on either side. */
-function or(l: Fn, r: Fn): Fn {
-  return (vars) => {
-    const left = l(vars);
-    if (left === true) return true;
-    const right = r(vars);
-    if (left === false) return isMissing(right) ? right : asBool(right);
-    if (!isMissing(left)) throw UNSUPPORTED;
-    if (right === true) return true;
-    if (right !== false && !isMissing(right)) throw UNSUPPORTED;
-    return left;
-  };
-}
+const and = logical(false);
+const or = logical(true);
 
 function literalString(node: ASTNode | undefined): string | undefined {
   return node && node.op === 'value' && typeof node.args === 'string' ? node.args : undefined;
