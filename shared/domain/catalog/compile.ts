@@ -177,6 +177,13 @@ export interface LoadOptions {
    * document was validated when it was published).
    */
   readonly compileTemplate?: TemplateCompiler;
+  /**
+   * Type-check every rule (rules.ts `compileRule`). Off on the serve path
+   * (shared/store/catalog-live.ts), for a document validated when it was
+   * published: the check only refuses, and it already passed; the rules
+   * compiled are the same. @default true
+   */
+  readonly typeCheck?: boolean;
 }
 
 /** Index the actions' eligibility rules by their distinct conjuncts (see EligibilityIndex). */
@@ -320,7 +327,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     const key = `${kind}\u0000${source}`;
     const first = compiled.get(key);
     if (first === undefined) {
-      const r = compileRule(source, path, kind, { intern });
+      const r = compileRule(source, path, kind, { intern, typeCheck: options.typeCheck !== false });
       compiled.set(key, r);
       return r;
     }

@@ -283,24 +283,35 @@ export function compileRule(
   source: string,
   path: string,
   kind: RuleKind = 'bool',
-  options: { fastPath?: boolean; intern?: Map<string, ((vars: RuleVariables) => unknown) | undefined> } = {},
+  options: {
+    fastPath?: boolean;
+    intern?: Map<string, ((vars: RuleVariables) => unknown) | undefined>;
+    /**
+     * Type-check the expression (a second parse, in the checking
+     * environment). Off only for a catalog that was validated when it was
+     * published: the check only refuses, and it already passed. @default true
+     */
+    typeCheck?: boolean;
+  } = {},
 ): { ok: true; rule: CompiledRule; references: RuleReference[] } | { ok: false; error: RuleCompileError } {
-  let checked: { valid: boolean; type?: string; error?: unknown };
-  try {
-    const forCheck = checkingEnvironment.parse(source);
-    const refused = useRe2(forCheck.ast);
-    if (refused) return { ok: false, error: refused };
-    checked = forCheck.check();
-  } catch (error) {
-    return { ok: false, error: errorInfo(error) };
-  }
-  if (!checked.valid) return { ok: false, error: errorInfo(checked.error) };
-  const type = checked.type ?? 'dyn';
-  if (kind === 'bool' && type !== 'bool' && type !== 'dyn') {
-    return { ok: false, error: { message: `the expression must be a condition (bool), it is ${type}`, position: 0 } };
-  }
-  if (kind === 'number' && !['double', 'int', 'uint', 'bool', 'dyn'].includes(type)) {
-    return { ok: false, error: { message: `the expression must be a number or a bool, it is ${type}`, position: 0 } };
+  if (options.typeCheck !== false) {
+    let checked: { valid: boolean; type?: string; error?: unknown };
+    try {
+      const forCheck = checkingEnvironment.parse(source);
+      const refused = useRe2(forCheck.ast);
+      if (refused) return { ok: false, error: refused };
+      checked = forCheck.check();
+    } catch (error) {
+      return { ok: false, error: errorInfo(error) };
+    }
+    if (!checked.valid) return { ok: false, error: errorInfo(checked.error) };
+    const type = checked.type ?? 'dyn';
+    if (kind === 'bool' && type !== 'bool' && type !== 'dyn') {
+      return { ok: false, error: { message: `the expression must be a condition (bool), it is ${type}`, position: 0 } };
+    }
+    if (kind === 'number' && !['double', 'int', 'uint', 'bool', 'dyn'].includes(type)) {
+      return { ok: false, error: { message: `the expression must be a number or a bool, it is ${type}`, position: 0 } };
+    }
   }
   let parsed: ReturnType<Environment['parse']>;
   try {
