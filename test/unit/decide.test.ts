@@ -254,7 +254,7 @@ describe('quiet hours in the customer time zone', () => {
     actions: [{ id: 'push-offer', name: 'p', content: { push: { title: 't', body: 'b', deepLink: 'app://x' } } }],
   });
   const at = (iso: string, timezone: string, context: Record<string, unknown> = {}) =>
-    run(c, profile({ timezone, consent: { push: granted } }), request('push', { context }), {}, new Date(iso));
+    run(c, profile({ timezone, timezoneSource: 'trait', consent: { push: granted } }), request('push', { context }), {}, new Date(iso));
 
   it('the same instant is quiet in Madrid and not in New York', () => {
     const instant = '2026-01-15T22:30:00Z'; // 23:30 Madrid, 17:30 New York
@@ -273,6 +273,22 @@ describe('quiet hours in the customer time zone', () => {
 
   it('the zone the device sends (context.timezone) wins over the stored one', () => {
     expect(ids(at('2026-01-15T22:30:00Z', 'Europe/Madrid', { timezone: 'America/New_York' }))).toEqual(['push-offer']);
+  });
+
+  it('a customer whose zone is UTC is read in UTC; one with no zone in the policy zone', () => {
+    const madrid = catalog({
+      learning: noLearning,
+      policies: { quietHours: [{ id: 'night', channels: ['push'], from: '21:00', to: '09:00', timezone: 'Europe/Madrid' }] },
+      actions: c.document.actions,
+    });
+    const instant = new Date('2026-01-15T20:30:00Z'); // 21:30 in Madrid, 20:30 in UTC
+    const inZone = (timezone: string, timezoneSource: ProfileView['timezoneSource']) =>
+      run(madrid, profile({ timezone, timezoneSource, consent: { push: granted } }), request('push'), {}, instant);
+    expect(ids(inZone('UTC', 'trait'))).toEqual(['push-offer']);
+    expect(ids(inZone('UTC', 'event context'))).toEqual(['push-offer']);
+    expect(whyOf(inZone('UTC', 'none'), 'push-offer')).toBe('quiet_hours:night');
+    expect(whyOf(inZone('Asia/Tokyo', 'event context'), 'push-offer')).toBe('quiet_hours:night'); // 05:30 in Tokyo
+    expect(ids(inZone('America/New_York', 'trait'))).toEqual(['push-offer']);
   });
 
   it('a channel without quiet hours is never quiet', () => {
