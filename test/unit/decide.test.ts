@@ -373,7 +373,9 @@ describe('arbitration', () => {
     });
     expect(ids(run(c, profile(), request('web', { placement: 'home_hero', limit: 10 })))).toEqual(['any']);
     expect(ids(run(c, profile(), request('web', { placement: 'sidebar', limit: 10 })))).toEqual(['side', 'any']);
-    expect(ids(run(c, profile(), request('web', { limit: 10 })))).toEqual(['side', 'any', 'hero']);
+    // Without a placement, only content not restricted to placements.
+    expect(ids(run(c, profile(), request('web', { limit: 10 })))).toEqual(['any']);
+    expect(ids(run(c, profile(), request('web', { limit: 10, explain: false })))).toEqual(['any']);
   });
 
   it('a propensity model score replaces learning', () => {
@@ -571,6 +573,39 @@ describe('experiments', () => {
     );
   });
 
+  it('a variant an experiment fixed is served only where its content fills the placement; else dropped with the reason', () => {
+    const restricted = catalog({
+      learning: noLearning,
+      actions: [
+        banner('copy-test', {
+          variants: [
+            { id: 'a', content: { web: { title: 'A', placements: ['home_hero'] } } },
+            { id: 'b', content: { web: { title: 'B' } } },
+          ],
+        }),
+      ],
+      experiments: [{ id: 'banner-copy', kind: 'variants', action: 'copy-test', arms: [{ id: 'a', variant: 'a' }, { id: 'b', variant: 'b' }] }],
+    });
+    const seen = { a: 0, b: 0 };
+    for (let i = 0; i < 40; i++) {
+      const userId = `u-${i}`;
+      const hero = run(restricted, emptyProfile({ userId }), { ...request('web', { placement: 'home_hero' }), userId });
+      const arm = hero.actions[0]?.experiment?.arm as 'a' | 'b';
+      seen[arm]++;
+      expect(hero.actions[0]?.variant).toBe(arm);
+      const none = run(restricted, emptyProfile({ userId }), { ...request('web'), userId });
+      const quick = run(restricted, emptyProfile({ userId }), { ...request('web', { explain: false }), userId });
+      const expected =
+        arm === 'b'
+          ? { variants: ['b'], why: 'eligible' }
+          : { variants: [], why: 'content:variant a does not fill a request without a placement' };
+      expect({ variants: none.actions.map((a) => a.variant), why: whyOf(none, 'copy-test') }).toEqual(expected);
+      expect(quick.actions.map((a) => a.variant)).toEqual(expected.variants);
+    }
+    expect(seen.a).toBeGreaterThan(0);
+    expect(seen.b).toBeGreaterThan(0);
+  });
+
   it('sticky per customer: a visitor keeps the arm of the first key it was known by through logins, second devices and merges in any order', () => {
     const armOf = (profile: ProfileView, req: DecideRequest) => {
       const d = run(c, profile, req);
@@ -653,6 +688,27 @@ describe('learning', () => {
       expect(d.actions[0]?.propensity).toBeCloseTo(151 / 1002, 5);
       expect(d.explanation?.explored).toBe(false);
     }
+  });
+
+  it('a learnt variant restricted to placements serves only there, never without a placement', () => {
+    const c = catalog({
+      learning: { enabled: true, exploration: 0, floor: 0.01, contextBy: 'none' },
+      actions: [
+        banner('hero', {
+          variants: [
+            { id: 'a', content: { web: { title: 'A', placements: ['home_hero'] } } },
+            { id: 'b', content: { web: { title: 'B' } } },
+          ],
+        }),
+      ],
+    });
+    const learnt = stats({ 'hero/a': [1_000, 300], 'hero/b': [1_000, 20] });
+    const served = (extra: Partial<DecideRequest>) =>
+      run(c, profile(), request('web', extra), { learning: learnt }).actions.map((a) => [a.actionId, a.variant, a.content.title]);
+    expect(served({ placement: 'home_hero' })).toEqual([['hero', 'a', 'A']]);
+    expect(served({})).toEqual([['hero', 'b', 'B']]);
+    expect(served({ explain: false })).toEqual([['hero', 'b', 'B']]);
+    expect(served({ placement: 'sidebar' })).toEqual([['hero', 'b', 'B']]);
   });
 
   it('exploration on: the better variant gets most traffic, the other keeps a share', () => {

@@ -20,11 +20,19 @@ import type {
 } from '../catalog/compiled.ts';
 import { evaluateRule } from '../catalog/rules.ts';
 
-/** The action has content for the channel, and for the placement when its content is restricted to some. */
-export function canServePlacement(action: CompiledAction, channel: Channel, placement: string | undefined): boolean {
-  const content = action.content[channel];
+/**
+ * The content fills the request's placement: content not restricted to
+ * placements fills any (and a request without one); content restricted to
+ * some (`placements`) fills only those, never a request without a placement.
+ */
+export function fillsPlacement(content: CompiledContent | undefined, placement: string | undefined): boolean {
   if (!content) return false;
-  return !placement || !content.placements || content.placements.has(placement);
+  return !content.placements || (!!placement && content.placements.has(placement));
+}
+
+/** The action (or its variant) has content for the channel that fills the placement (`fillsPlacement`). */
+export function canServePlacement(action: CompiledAction, channel: Channel, placement: string | undefined, variantId?: string): boolean {
+  return fillsPlacement(contentFor(action, channel, variantId), placement);
 }
 
 /**
