@@ -212,6 +212,7 @@ export function benchProfile(now: Date): ProfileView {
     identified: true,
     traits: { firstName: 'Luis', tier: 'gold', age: 34, email: 'luis@example.com' },
     timezone: 'Europe/Madrid',
+    timezoneSource: 'trait',
     consent: { email: { granted: true, updatedAt: hoursAgo(500) }, push: { granted: true, updatedAt: hoursAgo(500) } },
     preferences: { interests: ['cycling', 'outdoor'] },
     stats: {

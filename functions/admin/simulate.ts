@@ -101,6 +101,7 @@ function inlineProfile(value: unknown): ProfileView {
     anonymousIds: p.anonymousIds ?? base.anonymousIds,
     traits: p.traits ?? {},
     timezone: p.timezone ?? 'UTC',
+    timezoneSource: p.timezone !== undefined ? 'trait' : 'none',
     preferences: { ...base.preferences, ...p.preferences, interests: p.preferences?.interests ?? [] },
     stats: { ...base.stats, ...p.stats },
     contacts,

@@ -205,9 +205,13 @@ describe('the demo catalog', () => {
     expect(catalog.policies.channelCapsByChannel.email?.map((c) => c.label)).toEqual(['2/7d']);
     const night = new Date('2026-11-23T22:30:00Z'); // 23:30 in Madrid
     const morning = new Date('2026-11-23T09:30:00Z'); // 10:30 in Madrid
-    expect(quietHoursFor(catalog, 'sms', night, 'UTC')?.id).toBe('sms-night');
-    expect(quietHoursFor(catalog, 'sms', morning, 'UTC')).toBeUndefined();
+    expect(quietHoursFor(catalog, 'sms', night, undefined)?.id).toBe('sms-night');
+    expect(quietHoursFor(catalog, 'sms', morning, undefined)).toBeUndefined();
     expect(quietHoursFor(catalog, 'sms', morning, 'America/New_York')?.id).toBe('sms-night');
-    expect(quietHoursFor(catalog, 'push', night, 'UTC')).toBeUndefined();
+    expect(quietHoursFor(catalog, 'push', night, undefined)).toBeUndefined();
+    // 20:30 UTC is 21:30 in Madrid: night in the policy's zone, not for a customer whose zone is UTC.
+    const utcEvening = new Date('2026-11-23T20:30:00Z');
+    expect(quietHoursFor(catalog, 'sms', utcEvening, undefined)?.id).toBe('sms-night');
+    expect(quietHoursFor(catalog, 'sms', utcEvening, 'UTC')).toBeUndefined();
   });
 });

@@ -254,7 +254,7 @@ describe('quiet hours in the customer time zone', () => {
     actions: [{ id: 'push-offer', name: 'p', content: { push: { title: 't', body: 'b', deepLink: 'app://x' } } }],
   });
   const at = (iso: string, timezone: string, context: Record<string, unknown> = {}) =>
-    run(c, profile({ timezone, consent: { push: granted } }), request('push', { context }), {}, new Date(iso));
+    run(c, profile({ timezone, timezoneSource: 'trait', consent: { push: granted } }), request('push', { context }), {}, new Date(iso));
 
   it('the same instant is quiet in Madrid and not in New York', () => {
     const instant = '2026-01-15T22:30:00Z'; // 23:30 Madrid, 17:30 New York
@@ -273,6 +273,22 @@ describe('quiet hours in the customer time zone', () => {
 
   it('the zone the device sends (context.timezone) wins over the stored one', () => {
     expect(ids(at('2026-01-15T22:30:00Z', 'Europe/Madrid', { timezone: 'America/New_York' }))).toEqual(['push-offer']);
+  });
+
+  it('a customer whose zone is UTC is read in UTC; one with no zone in the policy zone', () => {
+    const madrid = catalog({
+      learning: noLearning,
+      policies: { quietHours: [{ id: 'night', channels: ['push'], from: '21:00', to: '09:00', timezone: 'Europe/Madrid' }] },
+      actions: c.document.actions,
+    });
+    const instant = new Date('2026-01-15T20:30:00Z'); // 21:30 in Madrid, 20:30 in UTC
+    const inZone = (timezone: string, timezoneSource: ProfileView['timezoneSource']) =>
+      run(madrid, profile({ timezone, timezoneSource, consent: { push: granted } }), request('push'), {}, instant);
+    expect(ids(inZone('UTC', 'trait'))).toEqual(['push-offer']);
+    expect(ids(inZone('UTC', 'event context'))).toEqual(['push-offer']);
+    expect(whyOf(inZone('UTC', 'none'), 'push-offer')).toBe('quiet_hours:night');
+    expect(whyOf(inZone('Asia/Tokyo', 'event context'), 'push-offer')).toBe('quiet_hours:night'); // 05:30 in Tokyo
+    expect(ids(inZone('America/New_York', 'trait'))).toEqual(['push-offer']);
   });
 
   it('a channel without quiet hours is never quiet', () => {
@@ -357,7 +373,9 @@ describe('arbitration', () => {
     });
     expect(ids(run(c, profile(), request('web', { placement: 'home_hero', limit: 10 })))).toEqual(['any']);
     expect(ids(run(c, profile(), request('web', { placement: 'sidebar', limit: 10 })))).toEqual(['side', 'any']);
-    expect(ids(run(c, profile(), request('web', { limit: 10 })))).toEqual(['side', 'any', 'hero']);
+    // Without a placement, only content not restricted to placements.
+    expect(ids(run(c, profile(), request('web', { limit: 10 })))).toEqual(['any']);
+    expect(ids(run(c, profile(), request('web', { limit: 10, explain: false })))).toEqual(['any']);
   });
 
   it('a propensity model score replaces learning', () => {
@@ -555,6 +573,39 @@ describe('experiments', () => {
     );
   });
 
+  it('a variant an experiment fixed is served only where its content fills the placement; else dropped with the reason', () => {
+    const restricted = catalog({
+      learning: noLearning,
+      actions: [
+        banner('copy-test', {
+          variants: [
+            { id: 'a', content: { web: { title: 'A', placements: ['home_hero'] } } },
+            { id: 'b', content: { web: { title: 'B' } } },
+          ],
+        }),
+      ],
+      experiments: [{ id: 'banner-copy', kind: 'variants', action: 'copy-test', arms: [{ id: 'a', variant: 'a' }, { id: 'b', variant: 'b' }] }],
+    });
+    const seen = { a: 0, b: 0 };
+    for (let i = 0; i < 40; i++) {
+      const userId = `u-${i}`;
+      const hero = run(restricted, emptyProfile({ userId }), { ...request('web', { placement: 'home_hero' }), userId });
+      const arm = hero.actions[0]?.experiment?.arm as 'a' | 'b';
+      seen[arm]++;
+      expect(hero.actions[0]?.variant).toBe(arm);
+      const none = run(restricted, emptyProfile({ userId }), { ...request('web'), userId });
+      const quick = run(restricted, emptyProfile({ userId }), { ...request('web', { explain: false }), userId });
+      const expected =
+        arm === 'b'
+          ? { variants: ['b'], why: 'eligible' }
+          : { variants: [], why: 'content:variant a does not fill a request without a placement' };
+      expect({ variants: none.actions.map((a) => a.variant), why: whyOf(none, 'copy-test') }).toEqual(expected);
+      expect(quick.actions.map((a) => a.variant)).toEqual(expected.variants);
+    }
+    expect(seen.a).toBeGreaterThan(0);
+    expect(seen.b).toBeGreaterThan(0);
+  });
+
   it('sticky per customer: a visitor keeps the arm of the first key it was known by through logins, second devices and merges in any order', () => {
     const armOf = (profile: ProfileView, req: DecideRequest) => {
       const d = run(c, profile, req);
@@ -637,6 +688,27 @@ describe('learning', () => {
       expect(d.actions[0]?.propensity).toBeCloseTo(151 / 1002, 5);
       expect(d.explanation?.explored).toBe(false);
     }
+  });
+
+  it('a learnt variant restricted to placements serves only there, never without a placement', () => {
+    const c = catalog({
+      learning: { enabled: true, exploration: 0, floor: 0.01, contextBy: 'none' },
+      actions: [
+        banner('hero', {
+          variants: [
+            { id: 'a', content: { web: { title: 'A', placements: ['home_hero'] } } },
+            { id: 'b', content: { web: { title: 'B' } } },
+          ],
+        }),
+      ],
+    });
+    const learnt = stats({ 'hero/a': [1_000, 300], 'hero/b': [1_000, 20] });
+    const served = (extra: Partial<DecideRequest>) =>
+      run(c, profile(), request('web', extra), { learning: learnt }).actions.map((a) => [a.actionId, a.variant, a.content.title]);
+    expect(served({ placement: 'home_hero' })).toEqual([['hero', 'a', 'A']]);
+    expect(served({})).toEqual([['hero', 'b', 'B']]);
+    expect(served({ explain: false })).toEqual([['hero', 'b', 'B']]);
+    expect(served({ placement: 'sidebar' })).toEqual([['hero', 'b', 'B']]);
   });
 
   it('exploration on: the better variant gets most traffic, the other keeps a share', () => {

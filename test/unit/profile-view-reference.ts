@@ -19,13 +19,13 @@ const DEFAULT_HALF_LIFE_DAYS = 14;
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoIf = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : iso(ms));
 
-/** The profile's time zone: the trait `timezone`, else the latest context.timezone, else UTC. */
-function profileTimeZone(state: ProfileState): string {
+/** The profile's time zone and its source: the trait `timezone`, else the latest context.timezone, else UTC (none). */
+function profileTimeZone(state: ProfileState): [string, ProfileView['timezoneSource']] {
   const trait = own(state.traits, 'timezone')?.[0];
-  if (isValidTimeZone(trait)) return trait;
+  if (isValidTimeZone(trait)) return [trait, 'trait'];
   const context = state.contextTimezone?.[0];
-  if (isValidTimeZone(context)) return context;
-  return 'UTC';
+  if (isValidTimeZone(context)) return [context, 'event context'];
+  return ['UTC', 'none'];
 }
 
 function traitsView(traits: Readonly<Record<string, Lww<unknown>>>): Record<string, unknown> {
@@ -77,7 +77,7 @@ const hourWindow = (counter: WindowCounter | undefined, sinceMs: number, now: nu
 
 export function referenceProfileView(state: ProfileState, now: Date | number = Date.now()): ProfileView {
   const at = typeof now === 'number' ? now : now.getTime();
-  const timezone = profileTimeZone(state);
+  const [timezone, timezoneSource] = profileTimeZone(state);
   const since = {
     today: localMidnight(timezone, at),
     d7: localMidnight(timezone, at, 6),
@@ -140,6 +140,7 @@ export function referenceProfileView(state: ProfileState, now: Date | number = D
     identified: state.userId !== undefined,
     traits: traitsView(state.traits),
     timezone,
+    timezoneSource,
     consent,
     preferences,
     stats: {

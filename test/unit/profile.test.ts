@@ -295,6 +295,22 @@ describe('time windows in the customer time zone', () => {
       '2026-03-04T00:00:00Z',
     );
     expect(v.timezone).toBe('Europe/Paris');
+    expect(v.timezoneSource).toBe('event context');
+  });
+
+  it('the view names where the zone came from: trait, event context, or none', () => {
+    const at = '2026-03-04T00:00:00Z';
+    const page = (timezone?: string) =>
+      ev({ type: 'page', timestamp: '2026-03-01T00:00:00Z', ...(timezone ? { context: { timezone } } : {}) });
+    const identify = (timezone: string) => ev({ type: 'identify', timestamp: '2026-03-02T00:00:00Z', traits: { timezone } });
+    const pick = (v: ReturnType<typeof view>) => [v.timezone, v.timezoneSource];
+    expect(pick(view([page()], at))).toEqual(['UTC', 'none']);
+    expect(pick(view([page('Asia/Tokyo')], at))).toEqual(['Asia/Tokyo', 'event context']);
+    expect(pick(view([page('Asia/Tokyo'), identify('America/New_York')], at))).toEqual(['America/New_York', 'trait']);
+    // A customer whose zone is UTC has a zone: the source tells it from "no zone".
+    expect(pick(view([page('UTC')], at))).toEqual(['UTC', 'event context']);
+    expect(pick(view([page('Asia/Tokyo'), identify('UTC')], at))).toEqual(['UTC', 'trait']);
+    expect(pick(view([identify('Mars/Olympus')], at))).toEqual(['UTC', 'none']);
   });
 });
 

@@ -7,11 +7,13 @@
  *    and context (the stored ones may be seconds old).
  * 2. Policies, once per decision (policies.ts `decisionPolicies`): consent,
  *    quiet hours, channel caps, the suppression policies in force.
- * 3. Candidates: the slot's actions (content for the channel and
- *    placement, not a fallback there), each dropped at the first failed
- *    check of checks.ts `CANDIDATE_CHECKS` — validity, consent,
- *    suppression, quiet hours, channel cap, frequency cap, eligibility
- *    rule, targeting — then the experiment check (holdout or another arm).
+ * 3. Candidates: the slot's actions (content for the channel that fills
+ *    the placement, policies.ts `fillsPlacement`; not a fallback there),
+ *    each dropped at the first failed check of checks.ts
+ *    `CANDIDATE_CHECKS` — validity, consent, suppression, quiet hours,
+ *    channel cap, frequency cap, eligibility rule, targeting — then the
+ *    experiment check (holdout or another arm; a fixed variant whose
+ *    content does not fill the placement is dropped as `content`).
  *    Without `explain`, the slot's columns (slot.ts) settle the validity,
  *    suppression and targeting checks and the rules with a false conjunct
  *    first: the same candidates survive, only the first reason would differ.
@@ -37,7 +39,7 @@ import { renderContent, templateScope, type TemplateScope } from '../catalog/tem
 import { CANDIDATE_CHECKS, FALLBACK_CHECKS, REMAINING_CHECKS, firstDrop, type DecisionFacts, type Drop } from './checks.ts';
 import { encodeDecisionId, type DecidedAction } from './decision-id.ts';
 import { Assignments, experimentOf, type ExperimentOutcome } from './experiments.ts';
-import { canServePlacement, contentFor, decisionPolicies, isFallbackHere, resolvePlacement } from './policies.ts';
+import { canServePlacement, contentFor, decisionPolicies, fillsPlacement, isFallbackHere, resolvePlacement } from './policies.ts';
 import { hash32, sampleBeta, seededRandom, type Random } from './random.ts';
 import { F_OWN_CHECKS, F_PLAIN, F_RULE, filteredOut, ruleSettled, slotFilter, slotFor, type Slot } from './slot.ts';
 import type { CandidateExplanation, Decision, DecideRequest, Explanation, LearningStats, ReturnedAction } from './types.ts';
@@ -133,18 +135,22 @@ function propensityOf(
   return Math.max(floor, Math.min(1, p));
 }
 
-/** Variant to serve when no experiment fixed it: the best learnt variant with content on the channel. */
+/**
+ * Variant to serve when no experiment fixed it: the best learnt variant whose
+ * content on the channel fills the placement (policies.ts `fillsPlacement`).
+ */
 function chooseVariant(
   catalog: CompiledCatalog,
   action: CompiledAction,
   channel: Channel,
+  placement: string | undefined,
   audience: Audience,
   learner: Learner,
   stats: LearningStats | undefined,
 ): { variant?: string; propensity: number } {
   let best: { variant?: string; propensity: number } | undefined;
   for (const variant of action.variants) {
-    if (!variant.content[channel]) continue;
+    if (!fillsPlacement(variant.content[channel], placement)) continue;
     const propensity = propensityOf(catalog, action, variant.id, audience, learner, stats);
     if (!best || propensity > best.propensity) best = { variant: variant.id, propensity };
   }
@@ -370,7 +376,7 @@ export function decide(
     const chosen =
       outcome?.variant !== undefined
         ? { variant: outcome.variant, propensity: propensityOf(catalog, action, outcome.variant, audience, learner, options.learning) }
-        : chooseVariant(catalog, action, channel, audience, learner, options.learning);
+        : chooseVariant(catalog, action, channel, placement, audience, learner, options.learning);
     return {
       action,
       ...(chosen.variant !== undefined ? { variant: chosen.variant } : {}),
@@ -407,6 +413,10 @@ export function decide(
         if (!drop) {
           outcome = experimentOf(action, assignments);
           drop = outcome?.drop;
+          // A variant an experiment fixed is served only where its content fills the placement.
+          if (!drop && outcome?.variant !== undefined && !canServePlacement(action, channel, placement, outcome.variant)) {
+            drop = { reason: 'content', detail: `variant ${outcome.variant} does not fill ${placement ? `placement ${placement}` : 'a request without a placement'}` };
+          }
         }
         if (drop) {
           trace?.push({ actionId: action.id, eligible: false, why: why(drop), reason: drop.reason });

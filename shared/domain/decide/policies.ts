@@ -20,11 +20,19 @@ import type {
 } from '../catalog/compiled.ts';
 import { evaluateRule } from '../catalog/rules.ts';
 
-/** The action has content for the channel, and for the placement when its content is restricted to some. */
-export function canServePlacement(action: CompiledAction, channel: Channel, placement: string | undefined): boolean {
-  const content = action.content[channel];
+/**
+ * The content fills the request's placement: content not restricted to
+ * placements fills any (and a request without one); content restricted to
+ * some (`placements`) fills only those, never a request without a placement.
+ */
+export function fillsPlacement(content: CompiledContent | undefined, placement: string | undefined): boolean {
   if (!content) return false;
-  return !placement || !content.placements || content.placements.has(placement);
+  return !content.placements || (!!placement && content.placements.has(placement));
+}
+
+/** The action (or its variant) has content for the channel that fills the placement (`fillsPlacement`). */
+export function canServePlacement(action: CompiledAction, channel: Channel, placement: string | undefined, variantId?: string): boolean {
+  return fillsPlacement(contentFor(action, channel, variantId), placement);
 }
 
 /**
@@ -87,16 +95,20 @@ function localMinutes(now: Date, timezone: string): number {
   return hour * 60 + minute;
 }
 
-/** The quiet-hours policy holding for the channel now in the customer's zone, if any. */
+/**
+ * The quiet-hours policy holding for the channel now, if any: read in the
+ * customer's zone when known (`customerTimezone`, UTC included), else in the
+ * policy's own `timezone`, else in UTC.
+ */
 export function quietHoursFor(
   catalog: CompiledCatalog,
   channel: Channel,
   now: Date,
-  profileTimezone: string | undefined,
+  customerTimezone: string | undefined,
 ): CompiledQuietHours | undefined {
   for (const q of catalog.policies.quietHours) {
     if (!q.channels.has(channel)) continue;
-    const zone = profileTimezone && profileTimezone !== 'UTC' ? profileTimezone : (q.timezone ?? profileTimezone ?? 'UTC');
+    const zone = customerTimezone || (q.timezone ?? 'UTC');
     const m = localMinutes(now, zone);
     const inside = q.fromMinute < q.toMinute ? m >= q.fromMinute && m < q.toMinute : m >= q.fromMinute || m < q.toMinute;
     if (inside) return q;
@@ -210,8 +222,9 @@ const isZoneLike = (zone: unknown): zone is string => typeof zone === 'string' &
 
 /**
  * Consent, quiet hours (in the device's zone `context.timezone`, else the
- * profile's, else the policy's), channel caps and suppressions, for one
- * decision on `vars.channel`.
+ * profile's when it has one — `timezoneSource` not `none`, UTC included —
+ * else the policy's), channel caps and suppressions, for one decision on
+ * `vars.channel`.
  */
 export function decisionPolicies(
   catalog: CompiledCatalog,
@@ -222,7 +235,9 @@ export function decisionPolicies(
   now: Date,
 ): DecisionPolicies {
   const consent = requiresConsent(catalog, channel) && !hasConsent(profile, channel) ? channel : undefined;
-  const zone = isZoneLike(context.timezone) ? context.timezone : profile.timezone;
+  const zone = isZoneLike(context.timezone)
+    ? context.timezone
+    : profile.timezoneSource !== 'none' ? profile.timezone : undefined;
   const quiet = catalog.policies.quietHours.length > 0 ? quietHoursFor(catalog, channel, now, zone) : undefined;
   const cap = reachedChannelCap(catalog, profile, channel, now.getTime());
   return {

@@ -16,6 +16,7 @@ import type {
   EventCount,
   Preferences,
   ProfileView,
+  TimezoneSource,
 } from './view.ts';
 
 /** Used when a state has interests but no recorded half-life (never written by this version). */
@@ -27,14 +28,18 @@ function setIso(target: Record<string, unknown>, key: string, ms: number | undef
   if (ms !== undefined) target[key] = iso(ms);
 }
 
-/** The profile's time zone: the trait `timezone`, else the latest context.timezone, else UTC. */
-export function profileTimeZone(state: ProfileState): string {
+/**
+ * The profile's time zone and where it came from: the trait `timezone`, else
+ * the latest context.timezone of its events, else UTC with source `none`.
+ */
+export function profileTimeZone(state: ProfileState): { timezone: string; source: TimezoneSource } {
   const trait = own(state.traits, 'timezone')?.[0];
-  if (isValidTimeZone(trait)) return trait;
+  if (isValidTimeZone(trait)) return { timezone: trait, source: 'trait' };
   const context = state.contextTimezone?.[0];
-  if (isValidTimeZone(context)) return context;
-  return 'UTC';
+  if (isValidTimeZone(context)) return { timezone: context, source: 'event context' };
+  return { timezone: 'UTC', source: 'none' };
 }
+
 
 function traitsView(traits: Readonly<Record<string, Lww<unknown>>>): Record<string, unknown> {
   const keys = Object.keys(traits);
@@ -70,7 +75,7 @@ function traitsView(traits: Readonly<Record<string, Lww<unknown>>>): Record<stri
 
 export function toProfileView(state: ProfileState, now: Date | number = Date.now()): ProfileView {
   const at = typeof now === 'number' ? now : now.getTime();
-  const timezone = profileTimeZone(state);
+  const { timezone, source: timezoneSource } = profileTimeZone(state);
   const since = viewWindows(timezone, at);
 
   const halfLife = state.halfLifeDays ?? DEFAULT_HALF_LIFE_DAYS;
@@ -165,6 +170,7 @@ export function toProfileView(state: ProfileState, now: Date | number = Date.now
   view.identified = state.userId !== undefined;
   view.traits = traitsView(state.traits);
   view.timezone = timezone;
+  view.timezoneSource = timezoneSource;
   view.consent = consent;
   view.preferences = preferences;
   view.stats = stats;

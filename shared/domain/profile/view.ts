@@ -68,6 +68,9 @@ export interface ActionContacts {
   readonly lastImpressionAt?: string;
 }
 
+/** Where a profile's time zone came from; `none` means the customer's zone is not known. */
+export type TimezoneSource = 'trait' | 'event context' | 'none';
+
 export interface ProfileView {
   /** Known customer id, absent for an anonymous profile. */
   readonly userId?: string;
@@ -79,8 +82,14 @@ export interface ProfileView {
   readonly experimentKey?: string;
   readonly identified: boolean;
   readonly traits: Readonly<Record<string, unknown>>;
-  /** IANA time zone used for "today" (trait `timezone` or context.timezone), default UTC. */
+  /**
+   * IANA time zone used for "today": the customer's zone (see
+   * `timezoneSource`), else UTC. Quiet hours read the policy's own zone
+   * instead when the source is `none`.
+   */
   readonly timezone: string;
+  /** Where `timezone` came from: the trait `timezone`, the latest event's `context.timezone`, or none (UTC by default). */
+  readonly timezoneSource: TimezoneSource;
   readonly consent: Readonly<Partial<Record<Channel, ConsentState>>>;
   readonly preferences: Preferences;
   readonly stats: ProfileStats;
@@ -106,6 +115,7 @@ export function emptyProfileView(ids: { userId?: string | undefined; anonymousId
     identified: ids.userId !== undefined,
     traits: {},
     timezone: 'UTC',
+    timezoneSource: 'none',
     consent: {},
     preferences: { interests: [] },
     stats: {
@@ -177,6 +187,7 @@ export const PROFILE_CEL_SCHEMA = {
   identified: 'bool',
   traits: 'map<string, dyn>',
   timezone: 'string',
+  timezoneSource: 'string',
   consent: 'map<string, kairos.Consent>',
   preferences: { interests: 'list<string>', preferredChannel: 'string', updatedAt: 'string' },
   stats: {
