@@ -12,7 +12,7 @@
  * hand, the pure `profileFromItem` + `toProfileView`.
  */
 import { config } from '#shared/config.ts';
-import { joinProfiles, profileFromItem, type ProfileLookup } from '#domain/profile/profile-item.ts';
+import { joinProfiles, profileFromItem, type ProfileLookup, type StoredProfile } from '#domain/profile/profile-item.ts';
 import {
   STATE_VERSION,
   serializeProfileState,
@@ -159,6 +159,22 @@ export interface ResolveOptions extends CallOptions {
  * reject (StoreFault), `timed-out` past `options.deadline`.
  */
 export async function resolveProfile(lookup: ProfileLookup, options: ResolveOptions = {}): Promise<ProfileState | undefined> {
+  return (await resolveStoredProfile(lookup, options))?.state;
+}
+
+/** A resolved customer: its profile state and, when that state is one stored item's as read, that item. */
+export interface ResolvedProfile {
+  readonly state: ProfileState;
+  /** The stored profile whose state `state` is; absent when `state` was joined in memory. */
+  readonly stored?: StoredProfile;
+}
+
+/**
+ * `resolveProfile`, with the stored profile item the state was read from
+ * (its key and version) when it was not joined in memory: always, for a
+ * lookup of one id. Same reads and faults as `resolveProfile`.
+ */
+export async function resolveStoredProfile(lookup: ProfileLookup, options: ResolveOptions = {}): Promise<ResolvedProfile | undefined> {
   const { client = dynamo(), consistent = false, tableName = config.PROFILES_TABLE, ...call } = options;
   const getItem = async (pk: string) =>
     (await client.send('GetItem', { TableName: tableName, Key: { pk }, ...(consistent ? { ConsistentRead: true } : {}) }, call)).Item;
@@ -172,14 +188,17 @@ export async function resolveProfile(lookup: ProfileLookup, options: ResolveOpti
       ? [await getItem(keys[0] as string)].filter((i) => i !== undefined)
       : await batchGet(tableName, keys.map((pk) => ({ pk })), { client, consistent, ...call });
   const byKey = new Map(items.map((i) => [String(i.pk), i]));
-  const joined = joinProfiles(
-    lookup,
-    userKey ? profileFromItem(byKey.get(userKey)) : undefined,
-    anonKey ? profileFromItem(byKey.get(anonKey)) : undefined,
-  );
-  if (!joined || 'state' in joined) return joined?.state;
+  const user = userKey ? profileFromItem(byKey.get(userKey)) : undefined;
+  const anon = anonKey ? profileFromItem(byKey.get(anonKey)) : undefined;
+  const joined = joinProfiles(lookup, user, anon);
+  if (!joined) return undefined;
+  if ('state' in joined) {
+    // joinProfiles returns a stored state itself when it joined nothing.
+    const stored = [user, anon].find((p): p is StoredProfile => p?.kind === 'profile' && p.state === joined.state);
+    return stored ? { state: joined.state, stored } : { state: joined.state };
+  }
   const merged = profileFromItem(await getItem(userProfileItem.key(joined.mergedInto).pk));
-  return merged?.kind === 'profile' ? merged.state : undefined;
+  return merged?.kind === 'profile' ? { state: merged.state, stored: merged } : undefined;
 }
 
 /** The ProfileView of a customer at `now` (see `resolveProfile`); undefined for an unknown customer. */
