@@ -14,12 +14,12 @@
  */
 import { ApiError } from '#http/errors.ts';
 import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
-import { profileFromItem, getItems, type ProfileItem } from '#store/profiles.ts';
+import { resolveStoredProfile, type StoredProfile } from '#store/profiles.ts';
 import { listRecentEvents, pageAllEvents, type HistoryCursor, type HistoryItem } from '#store/history.ts';
 import { eraseProfileKeys } from '#store/erasure.ts';
 import type { ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
-import { anonymousProfileKey, userProfileKey } from '#domain/stored-event.ts';
+import { anonymousProfileKey, userProfileKey } from '#store/items.ts';
 
 export const HISTORY_LIMIT = 50;
 
@@ -47,25 +47,17 @@ function publicEvent(item: HistoryItem): Record<string, unknown> {
   return event;
 }
 
-/** The profile item for an id: the user's, else an anonymous one (following a merge). */
-async function findProfile(id: string): Promise<Extract<ProfileItem, { kind: 'profile' }> | undefined> {
-  const userKey = userProfileKey(id);
-  const anonKey = anonymousProfileKey(id);
-  const items = await getItems([userKey, anonKey]);
-  const user = profileFromItem(items.get(userKey));
-  if (user?.kind === 'profile') return user;
-  const anon = profileFromItem(items.get(anonKey));
-  if (anon?.kind === 'profile') return anon;
-  if (anon?.kind === 'tombstone') {
-    const mergedKey = userProfileKey(anon.mergedInto);
-    const merged = profileFromItem((await getItems([mergedKey])).get(mergedKey));
-    if (merged?.kind === 'profile') return merged;
-  }
-  return undefined;
+/**
+ * The stored profile of an id: the user's, else the anonymous one, or the
+ * user it was merged into (the store's resolution, shared/store/profiles.ts,
+ * one id at a time so nothing is joined in memory).
+ */
+async function findProfile(id: string): Promise<StoredProfile | undefined> {
+  return (await resolveStoredProfile({ userId: id }))?.stored ?? (await resolveStoredProfile({ anonymousId: id }))?.stored;
 }
 
 /** Every profile key of the customer a stored profile is: itself and the anonymous ids merged into it. */
-function customerKeys(found: Extract<ProfileItem, { kind: 'profile' }>): string[] {
+function customerKeys(found: StoredProfile): string[] {
   const state = found.state;
   return [
     ...new Set([

@@ -30,14 +30,8 @@ import type { CatalogDocument } from '#domain/catalog/schema.ts';
 import { batchGet } from './batch-write.ts';
 import { withDeadline } from './deadline.ts';
 import { bytesOf, dynamo, type DynamoClient, type Item } from './client.ts';
+import { CATALOG_DOCUMENT_CHUNK_SK_PREFIX, catalogDocumentChunkItem, catalogLiveItem, catalogMetaItem } from './items.ts';
 
-export const CATALOG_PK = 'CATALOG';
-export const LIVE_SK = 'LIVE';
-export const COUNTER_SK = 'COUNTER';
-export const META_SK = 'META';
-export const versionPk = (version: number): string => `CATALOG#${version}`;
-export const chunkSk = (index: number): string => `CHUNK#${String(index).padStart(5, '0')}`;
-export const documentChunkSk = (index: number): string => `DOC#${String(index).padStart(5, '0')}`;
 /** Format of the stored normalised document (`META.documentFormat`). */
 export const DOCUMENT_FORMAT = 1;
 
@@ -66,7 +60,7 @@ export async function readLiveVersionNumber(options?: LiveCatalogOptions): Promi
   const { client, table } = resolve(options);
   const { Item: item } = await client.send(
     'GetItem',
-    { TableName: table, Key: { pk: CATALOG_PK, sk: LIVE_SK }, ConsistentRead: true },
+    { TableName: table, Key: catalogLiveItem.key(), ConsistentRead: true },
     { deadline: Date.now() + READ_DEADLINE_MS },
   );
   return typeof item?.version === 'number' ? item.version : undefined;
@@ -79,10 +73,11 @@ export async function readLiveVersionNumber(options?: LiveCatalogOptions): Promi
  */
 export async function readCatalogDocument(version: number, options?: LiveCatalogOptions): Promise<CatalogDocument | undefined> {
   const { client, table } = resolve(options);
-  const pk = versionPk(version);
+  const metaKey = catalogMetaItem.key(version);
+  const chunkKey = (i: number) => catalogDocumentChunkItem.key(version, i);
   const call = { consistent: true, client, deadline: Date.now() + READ_DEADLINE_MS };
-  const first = await batchGet(table, [{ pk, sk: META_SK }, { pk, sk: documentChunkSk(0) }], call);
-  const meta = first.find((i) => i.sk === META_SK);
+  const first = await batchGet(table, [metaKey, chunkKey(0)], call);
+  const meta = first.find((i) => i.sk === metaKey.sk);
   if (!meta) return undefined;
   if (meta.documentFormat !== DOCUMENT_FORMAT || typeof meta.documentChunks !== 'number') {
     throw new Error(`catalog version ${version} was stored without its normalised document; publish it again`);
@@ -91,15 +86,15 @@ export async function readCatalogDocument(version: number, options?: LiveCatalog
   const keep = (items: readonly Item[]) => {
     for (const i of items) {
       const data = bytesOf(i.data);
-      if (typeof i.sk === 'string' && i.sk.startsWith('DOC#') && data) chunks.set(i.sk, data);
+      if (typeof i.sk === 'string' && i.sk.startsWith(CATALOG_DOCUMENT_CHUNK_SK_PREFIX) && data) chunks.set(i.sk, data);
     }
   };
   keep(first);
-  const missing = Array.from({ length: meta.documentChunks }, (_, i) => documentChunkSk(i)).filter((sk) => !chunks.has(sk));
-  if (missing.length > 0) keep(await batchGet(table, missing.map((sk) => ({ pk, sk })), call));
+  const missing = Array.from({ length: meta.documentChunks }, (_, i) => chunkKey(i)).filter((key) => !chunks.has(key.sk));
+  if (missing.length > 0) keep(await batchGet(table, missing, call));
   const parts: Uint8Array[] = [];
   for (let i = 0; i < meta.documentChunks; i++) {
-    const part = chunks.get(documentChunkSk(i));
+    const part = chunks.get(chunkKey(i).sk);
     if (!part) throw new Error(`catalog version ${version} is incomplete (document chunk ${i} missing)`);
     parts.push(part);
   }

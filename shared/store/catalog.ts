@@ -35,36 +35,29 @@ import { config } from '#shared/config.ts';
 import type { CatalogProblem, CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import type { CatalogDocument } from '#domain/catalog/schema.ts';
-import {
-  CATALOG_PK,
-  COUNTER_SK,
-  DOCUMENT_FORMAT,
-  LIVE_SK,
-  META_SK,
-  chunkSk,
-  documentChunkSk,
-  primeCatalogCache,
-  versionPk,
-} from './catalog-live.ts';
+import { DOCUMENT_FORMAT, primeCatalogCache } from './catalog-live.ts';
 import { batchGet, batchWrite } from './batch-write.ts';
 import { bytesOf, dynamo, type DynamoClient } from './client.ts';
+import {
+  CATALOG_CHUNK_SK_PREFIX,
+  catalogChunkItem,
+  catalogCounterItem,
+  catalogDocumentChunkItem,
+  catalogLiveItem,
+  catalogMetaItem,
+  catalogVersionPk,
+  type ItemKey,
+} from './items.ts';
 
 export {
-  CATALOG_PK,
-  COUNTER_SK,
   DOCUMENT_FORMAT,
-  LIVE_SK,
-  META_SK,
   REFRESH_INTERVAL_MS,
-  chunkSk,
-  documentChunkSk,
   getLiveCatalog,
   peekLiveCatalog,
   primeCatalogCache,
   readCatalogDocument,
   refreshLiveCatalog,
   resetCatalogCache,
-  versionPk,
 } from './catalog-live.ts';
 
 /** Bytes of gzip'd text per chunk item (DynamoDB items are limited to 400 KB). */
@@ -130,7 +123,7 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
 export async function readLiveVersion(options?: CatalogStoreOptions): Promise<number | undefined> {
   const { client, table } = resolve(options);
   const { Item } = await client.send(
-    'GetItem', { TableName: table, Key: { pk: CATALOG_PK, sk: LIVE_SK }, ConsistentRead: true },
+    'GetItem', { TableName: table, Key: catalogLiveItem.key(), ConsistentRead: true },
   );
   return typeof Item?.version === 'number' ? Item.version : undefined;
 }
@@ -139,7 +132,7 @@ async function allocateVersion(client: DynamoClient, table: string): Promise<num
   const { Attributes } = await client.send(
     'UpdateItem', {
       TableName: table,
-      Key: { pk: CATALOG_PK, sk: COUNTER_SK },
+      Key: catalogCounterItem.key(),
       UpdateExpression: 'ADD #next :one',
       ExpressionAttributeNames: { '#next': 'next' },
       ExpressionAttributeValues: { ':one': 1 },
@@ -153,12 +146,12 @@ async function allocateVersion(client: DynamoClient, table: string): Promise<num
 
 const puts = (items: readonly Record<string, unknown>[]) => items.map((Item) => ({ PutRequest: { Item } }));
 
-/** gzip'd bytes split into `{pk, sk, data}` chunk items. */
-function chunkItems(pk: string, sk: (i: number) => string, text: string, chunkBytes: number): Record<string, unknown>[] {
+/** gzip'd bytes split into `{pk, sk, data}` chunk items, the i-th keyed `key(i)`. */
+function chunkItems(key: (i: number) => ItemKey, text: string, chunkBytes: number): Record<string, unknown>[] {
   const zipped = gzipSync(Buffer.from(text, 'utf8'), { level: 6 });
   const items: Record<string, unknown>[] = [];
   for (let offset = 0, i = 0; offset < zipped.length || i === 0; offset += chunkBytes, i++) {
-    items.push({ pk, sk: sk(i), data: new Uint8Array(zipped.subarray(offset, offset + chunkBytes)) });
+    items.push({ ...key(i), data: new Uint8Array(zipped.subarray(offset, offset + chunkBytes)) });
   }
   return items;
 }
@@ -187,8 +180,8 @@ export async function storeCatalogVersion(
   }
   const documentJson = JSON.stringify(document);
   const version = await allocateVersion(client, table);
-  const chunks = chunkItems(versionPk(version), chunkSk, text, chunkBytes);
-  const documentChunks = chunkItems(versionPk(version), documentChunkSk, documentJson, chunkBytes);
+  const chunks = chunkItems((i) => catalogChunkItem.key(version, i), text, chunkBytes);
+  const documentChunks = chunkItems((i) => catalogDocumentChunkItem.key(version, i), documentJson, chunkBytes);
   const createdAt = new Date().toISOString();
   await batchWrite(table, puts([...chunks, ...documentChunks]), client);
   // The version's meta item, once every chunk is stored: a reader never meets a version without its chunks.
@@ -196,8 +189,7 @@ export async function storeCatalogVersion(
     table,
     puts([
       {
-        pk: versionPk(version),
-        sk: META_SK,
+        ...catalogMetaItem.key(version),
         version,
         chunks: chunks.length,
         bytes: Buffer.byteLength(text, 'utf8'),
@@ -218,7 +210,7 @@ export async function storeCatalogVersion(
     await client.send(
       'UpdateItem', {
         TableName: table,
-        Key: { pk: CATALOG_PK, sk: LIVE_SK },
+        Key: catalogLiveItem.key(),
         UpdateExpression: 'SET #version = :v, updatedAt = :at',
         ConditionExpression: meta.onlyIfNone ? 'attribute_not_exists(#version)' : 'attribute_not_exists(#version) OR #version < :v',
         ExpressionAttributeNames: { '#version': 'version' },
@@ -243,7 +235,7 @@ export async function readCatalogVersion(version: number, options?: CatalogStore
       'Query', {
         TableName: table,
         KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': versionPk(version) },
+        ExpressionAttributeValues: { ':pk': catalogVersionPk(version) },
         ConsistentRead: true,
         ...(start ? { ExclusiveStartKey: start } : {}),
       },
@@ -251,10 +243,10 @@ export async function readCatalogVersion(version: number, options?: CatalogStore
     items.push(...(page.Items ?? []));
     start = page.LastEvaluatedKey;
   } while (start);
-  const meta = items.find((i) => i.sk === META_SK);
+  const meta = items.find((i) => i.sk === catalogMetaItem.key(version).sk);
   if (!meta) return undefined;
   const chunks = items
-    .filter((i) => typeof i.sk === 'string' && i.sk.startsWith('CHUNK#'))
+    .filter((i) => typeof i.sk === 'string' && i.sk.startsWith(CATALOG_CHUNK_SK_PREFIX))
     .sort((a, b) => String(a.sk).localeCompare(String(b.sk)));
   if (chunks.length !== meta.chunks) throw new Error(`catalog version ${version} is incomplete (${chunks.length}/${String(meta.chunks)} chunks)`);
   const zipped = Buffer.concat(chunks.map((c) => bytesOf(c.data) ?? new Uint8Array()));
@@ -288,7 +280,7 @@ function versionSummary(meta: Record<string, unknown>): CatalogVersionSummary {
 
 /** The highest version number ever allocated (0: none). */
 async function lastAllocatedVersion(client: DynamoClient, table: string): Promise<number> {
-  const { Item } = await client.send('GetItem', { TableName: table, Key: { pk: CATALOG_PK, sk: COUNTER_SK }, ConsistentRead: true });
+  const { Item } = await client.send('GetItem', { TableName: table, Key: catalogCounterItem.key(), ConsistentRead: true });
   return typeof Item?.next === 'number' ? Item.next : 0;
 }
 
@@ -312,7 +304,7 @@ export async function listCatalogVersions(
   const versions: CatalogVersionSummary[] = [];
   while (top >= 1 && versions.length < limit) {
     const wanted = Array.from({ length: Math.min(limit - versions.length, top) }, (_, i) => top - i);
-    const found = await batchGet(table, wanted.map((v) => ({ pk: versionPk(v), sk: META_SK })), { consistent: true, client });
+    const found = await batchGet(table, wanted.map((v) => catalogMetaItem.key(v)), { consistent: true, client });
     versions.push(...found.map(versionSummary).sort((a, b) => b.version - a.version));
     top -= wanted.length;
   }
@@ -378,7 +370,7 @@ export async function rollbackCatalog(
 export async function storeMissingDocument(version: number, options?: CatalogStoreOptions): Promise<number | undefined> {
   const { client, table } = resolve(options);
   const { Item } = await client.send(
-    'GetItem', { TableName: table, Key: { pk: versionPk(version), sk: META_SK }, ConsistentRead: true },
+    'GetItem', { TableName: table, Key: catalogMetaItem.key(version), ConsistentRead: true },
   );
   if (!Item || Item.documentFormat === DOCUMENT_FORMAT) return undefined;
   const stored = await readCatalogVersion(version, options);

@@ -21,22 +21,18 @@
  * back. Write keys, catalogs and learning statistics hold nothing about one
  * customer.
  */
-import { createHash } from 'node:crypto';
 import { batchWrite } from './batch-write.ts';
 import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
 import { eventPksOf } from './history.ts';
-import { markerKey } from './profiles.ts';
+import { appliedMarkerItem, erasureRecordItem } from './items.ts';
 
 /** How long an erasure record is kept: past the stream's 24 h and the retries of a failed batch. */
 export const ERASURE_TTL_SECONDS = 8 * 24 * 3600;
 
-/** The erasure record's key for a profile key: hashed, so it names nobody. */
-export const erasureKey = (profileKey: string): string => `x#${createHash('sha256').update(profileKey, 'utf8').digest('hex')}`;
-
 export function erasureToItem(profileKey: string, erasedAt: number): Record<string, unknown> {
   return {
-    pk: erasureKey(profileKey),
+    ...erasureRecordItem.key(profileKey),
     kind: 'erasure',
     erasedAt: new Date(erasedAt).toISOString(),
     expiresAt: Math.floor(erasedAt / 1000) + ERASURE_TTL_SECONDS,
@@ -80,7 +76,7 @@ export async function eraseProfileKeys(profileKeys: readonly string[], now: numb
   for (const key of keys) {
     const pks = await eventPksOf(key, { client, tableName: events });
     await batchWrite(events, pks.map((pk) => ({ DeleteRequest: { Key: { pk } } })), client);
-    await batchWrite(profiles, pks.map((pk) => ({ DeleteRequest: { Key: { pk: markerKey(pk) } } })), client);
+    await batchWrite(profiles, pks.map((pk) => ({ DeleteRequest: { Key: appliedMarkerItem.key(pk) } })), client);
     erasedEvents += pks.length;
   }
   // The first key (the customer's own profile) goes last: an erasure that fails before the end still

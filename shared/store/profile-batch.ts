@@ -17,8 +17,9 @@ import { profileFromItem } from '#domain/profile/profile-item.ts';
 import { batchWrite } from './batch-write.ts';
 import { dynamo, type DynamoClient, type TransactWriteItem } from './client.ts';
 import { isContention, isInvalidRequest } from './faults.ts';
-import { erasedAtOf, erasureKey } from './erasure.ts';
-import { getItems, markerKey, profileWriteTransaction } from './profiles.ts';
+import { erasedAtOf } from './erasure.ts';
+import { appliedMarkerItem, erasureRecordItem } from './items.ts';
+import { getItems, profileWriteTransaction } from './profiles.ts';
 
 const BATCH_GET_MAX = 100;
 
@@ -28,6 +29,8 @@ export interface ProfileBatchOptions {
 
 /** Read what `reads` names and return `read` with it added (a new state; `read` is not changed). */
 export async function readForPlan(reads: ReadSet, read: ReadState, options: ProfileBatchOptions = {}): Promise<ReadState> {
+  const markerKey = (pk: string) => appliedMarkerItem.key(pk).pk;
+  const erasureKey = (profileKey: string) => erasureRecordItem.key(profileKey).pk;
   const itemKeys = [...new Set([...reads.profiles, ...reads.markers.map(markerKey), ...reads.erasures.map(erasureKey)])];
   const requests: string[][] = [];
   for (let i = 0; i < itemKeys.length; i += BATCH_GET_MAX) requests.push(itemKeys.slice(i, i + BATCH_GET_MAX));

@@ -12,8 +12,7 @@
  * hand, the pure `profileFromItem` + `toProfileView`.
  */
 import { config } from '#shared/config.ts';
-import { anonymousProfileKey, userProfileKey } from '#domain/item-keys.ts';
-import { joinProfiles, profileFromItem, type ProfileLookup } from '#domain/profile/profile-item.ts';
+import { joinProfiles, profileFromItem, type ProfileLookup, type StoredProfile } from '#domain/profile/profile-item.ts';
 import {
   STATE_VERSION,
   serializeProfileState,
@@ -23,11 +22,10 @@ import { toProfileView } from '#domain/profile/to-view.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
 import { batchGet } from './batch-write.ts';
 import { dynamo, type CallOptions, type DynamoClient, type TransactWriteItem } from './client.ts';
+import { anonymousProfileItem, appliedMarkerItem, userProfileItem } from './items.ts';
 
 /** How long an "applied" marker is kept: far longer than the 24 h a stream record lives. */
 export const MARKER_TTL_SECONDS = 7 * 24 * 3600;
-
-export const markerKey = (eventPk: string): string => `m#${eventPk}`;
 
 export { profileFromItem, type ProfileItem, type StoredProfile, type StoredTombstone } from '#domain/profile/profile-item.ts';
 
@@ -47,7 +45,7 @@ export function profileToItem(key: string, state: ProfileState, version: number)
 
 export function tombstoneToItem(anonymousId: string, userId: string, version: number, now: number): Record<string, unknown> {
   return {
-    pk: anonymousProfileKey(anonymousId),
+    ...anonymousProfileItem.key(anonymousId),
     kind: 'tombstone',
     version,
     mergedInto: userId,
@@ -58,7 +56,7 @@ export function tombstoneToItem(anonymousId: string, userId: string, version: nu
 /** An "applied" marker: the event's key only (`<sourceId>#<messageId>`), nothing that names the customer. */
 export function markerToItem(eventPk: string, now: number): Record<string, unknown> {
   return {
-    pk: markerKey(eventPk),
+    ...appliedMarkerItem.key(eventPk),
     kind: 'marker',
     expiresAt: Math.floor(now / 1000) + MARKER_TTL_SECONDS,
   };
@@ -161,11 +159,27 @@ export interface ResolveOptions extends CallOptions {
  * reject (StoreFault), `timed-out` past `options.deadline`.
  */
 export async function resolveProfile(lookup: ProfileLookup, options: ResolveOptions = {}): Promise<ProfileState | undefined> {
+  return (await resolveStoredProfile(lookup, options))?.state;
+}
+
+/** A resolved customer: its profile state and, when that state is one stored item's as read, that item. */
+export interface ResolvedProfile {
+  readonly state: ProfileState;
+  /** The stored profile whose state `state` is; absent when `state` was joined in memory. */
+  readonly stored?: StoredProfile;
+}
+
+/**
+ * `resolveProfile`, with the stored profile item the state was read from
+ * (its key and version) when it was not joined in memory: always, for a
+ * lookup of one id. Same reads and faults as `resolveProfile`.
+ */
+export async function resolveStoredProfile(lookup: ProfileLookup, options: ResolveOptions = {}): Promise<ResolvedProfile | undefined> {
   const { client = dynamo(), consistent = false, tableName = config.PROFILES_TABLE, ...call } = options;
   const getItem = async (pk: string) =>
     (await client.send('GetItem', { TableName: tableName, Key: { pk }, ...(consistent ? { ConsistentRead: true } : {}) }, call)).Item;
-  const userKey = lookup.userId !== undefined ? userProfileKey(lookup.userId) : undefined;
-  const anonKey = lookup.anonymousId !== undefined ? anonymousProfileKey(lookup.anonymousId) : undefined;
+  const userKey = lookup.userId !== undefined ? userProfileItem.key(lookup.userId).pk : undefined;
+  const anonKey = lookup.anonymousId !== undefined ? anonymousProfileItem.key(lookup.anonymousId).pk : undefined;
   const keys = [...new Set([userKey, anonKey].filter((k): k is string => k !== undefined))];
   if (keys.length === 0) return undefined;
   // One key: GetItem (DynamoDB's cheapest read); two (a user and an anonymous id to join): one BatchGetItem.
@@ -174,14 +188,17 @@ export async function resolveProfile(lookup: ProfileLookup, options: ResolveOpti
       ? [await getItem(keys[0] as string)].filter((i) => i !== undefined)
       : await batchGet(tableName, keys.map((pk) => ({ pk })), { client, consistent, ...call });
   const byKey = new Map(items.map((i) => [String(i.pk), i]));
-  const joined = joinProfiles(
-    lookup,
-    userKey ? profileFromItem(byKey.get(userKey)) : undefined,
-    anonKey ? profileFromItem(byKey.get(anonKey)) : undefined,
-  );
-  if (!joined || 'state' in joined) return joined?.state;
-  const merged = profileFromItem(await getItem(userProfileKey(joined.mergedInto)));
-  return merged?.kind === 'profile' ? merged.state : undefined;
+  const user = userKey ? profileFromItem(byKey.get(userKey)) : undefined;
+  const anon = anonKey ? profileFromItem(byKey.get(anonKey)) : undefined;
+  const joined = joinProfiles(lookup, user, anon);
+  if (!joined) return undefined;
+  if ('state' in joined) {
+    // joinProfiles returns a stored state itself when it joined nothing.
+    const stored = [user, anon].find((p): p is StoredProfile => p?.kind === 'profile' && p.state === joined.state);
+    return stored ? { state: joined.state, stored } : { state: joined.state };
+  }
+  const merged = profileFromItem(await getItem(userProfileItem.key(joined.mergedInto).pk));
+  return merged?.kind === 'profile' ? { state: merged.state, stored: merged } : undefined;
 }
 
 /** The ProfileView of a customer at `now` (see `resolveProfile`); undefined for an unknown customer. */

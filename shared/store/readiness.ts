@@ -6,13 +6,12 @@
  */
 import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
+import { healthProbeItem } from './items.ts';
 
 /** Deadline of one probe (ms). */
 export const PROBE_DEADLINE_MS = 1_000;
 /** How long a probe's result is reused (ms): at most one probe per this interval per process. */
 export const PROBE_CACHE_MS = 2_000;
-
-export const PROBE_KEY = { pk: 'HEALTH', sk: 'PROBE' } as const;
 
 export interface Readiness {
   readonly ok: boolean;
@@ -33,7 +32,7 @@ export function resetReadiness(): void {
 
 async function probe(client: DynamoClient): Promise<Readiness> {
   try {
-    await client.send('GetItem', { TableName: config.CONTROL_TABLE, Key: PROBE_KEY }, { deadline: Date.now() + PROBE_DEADLINE_MS });
+    await client.send('GetItem', { TableName: config.CONTROL_TABLE, Key: healthProbeItem.key() }, { deadline: Date.now() + PROBE_DEADLINE_MS });
     return { ok: true, checkedAt: Date.now() };
   } catch (error) {
     return { ok: false, checkedAt: Date.now(), reason: error instanceof Error ? error.name : 'Error' };

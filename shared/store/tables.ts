@@ -1,6 +1,7 @@
 /**
  * The one definition of every DynamoDB table. Read by the CDK stack
  * (infra/), the store (shared/store), the local stack (local/) and the tests.
+ * The keys of the items each table holds are built in items.ts.
  * Plain data: no AWS SDK or CDK import, so every reader can use it.
  */
 

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
+import { writeKeyLookupItem } from './items.ts';
 
 /**
  * What a key may do (API.md §1): `public` ships in a page or an app (events;
@@ -35,10 +36,8 @@ export interface WriteKeyLookup extends WriteKeyRecord {
 
 export const hashWriteKey = (secret: string): string => createHash('sha256').update(secret, 'utf8').digest('hex');
 
-/** The lookup item's key for a key's SHA-256 hash (the one place this key is built). */
-export const writeKeyHashItemKey = (hash: string) => ({ pk: `KEY#${hash}`, sk: 'KEY' });
-
-export const writeKeyItemKey = (secret: string) => writeKeyHashItemKey(hashWriteKey(secret));
+/** The lookup item's key for a key's secret (shared/store/items.ts `writeKeyLookupItem`). */
+export const writeKeyItemKey = (secret: string) => writeKeyLookupItem.key(hashWriteKey(secret));
 
 /** The record of a stored key item (without its user-token secret). */
 export function writeKeyFromItem(item: Record<string, unknown>): WriteKeyRecord {

@@ -21,7 +21,8 @@ import { randomBytes } from 'node:crypto';
 import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
 import { cancellationCodes } from './faults.ts';
-import { hashWriteKey, writeKeyFromItem, writeKeyHashItemKey, writeKeyItemKey, type WriteKeyKind, type WriteKeyRecord } from './write-key-read.ts';
+import { WRITE_KEY_LIST_PK, writeKeyListItem, writeKeyLookupItem } from './items.ts';
+import { hashWriteKey, writeKeyFromItem, writeKeyItemKey, type WriteKeyKind, type WriteKeyRecord } from './write-key-read.ts';
 
 export {
   findWriteKey,
@@ -33,9 +34,6 @@ export {
   type WriteKeyLookup,
   type WriteKeyRecord,
 } from './write-key-read.ts';
-
-/** The partition of the operator's list of keys. */
-const LIST_PK = 'KEYS';
 
 /** A key as an operator sees it: never the secret, the first 8 hex digits of its SHA-256 to match one. */
 export interface WriteKeySummary extends WriteKeyRecord {
@@ -66,8 +64,6 @@ export function generateKeyId(): string {
   return `key_${randomBytes(8).toString('hex')}`;
 }
 
-const listItemKey = (keyId: string) => ({ pk: LIST_PK, sk: keyId });
-
 /** An operator's view of a list item: named fields only, so nothing secret can slip through. */
 function summaryOf(item: Record<string, unknown>): WriteKeySummary {
   return {
@@ -84,7 +80,7 @@ function keyItems(secret: string, record: WriteKeyRecord, userTokenSecret: strin
   return {
     lookup: { ...writeKeyItemKey(secret), ...fields, ...(userTokenSecret !== undefined ? { userTokenSecret } : {}) },
     list: {
-      ...listItemKey(record.keyId),
+      ...writeKeyListItem.key(record.keyId),
       ...fields,
       keyHash: hash,
       ...(userTokenSecret !== undefined ? { userTokenSecretSetAt: record.createdAt } : {}),
@@ -170,7 +166,7 @@ export async function listWriteKeys(options: KeyStoreOptions = {}): Promise<Writ
       'Query', {
         TableName: tableName,
         KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': LIST_PK },
+        ExpressionAttributeValues: { ':pk': WRITE_KEY_LIST_PK },
         ConsistentRead: true,
         ...(start ? { ExclusiveStartKey: start } : {}),
       },
@@ -184,7 +180,7 @@ export async function listWriteKeys(options: KeyStoreOptions = {}): Promise<Writ
 /** One key by id, or undefined. */
 export async function getWriteKey(keyId: string, options: KeyStoreOptions = {}): Promise<WriteKeySummary | undefined> {
   const out = await (options.client ?? dynamo()).send(
-    'GetItem', { TableName: options.tableName ?? config.CONTROL_TABLE, Key: listItemKey(keyId), ConsistentRead: true },
+    'GetItem', { TableName: options.tableName ?? config.CONTROL_TABLE, Key: writeKeyListItem.key(keyId), ConsistentRead: true },
   );
   return out.Item ? summaryOf(out.Item) : undefined;
 }
@@ -197,7 +193,7 @@ export async function getWriteKey(keyId: string, options: KeyStoreOptions = {}):
 export async function revokeWriteKey(keyId: string, now: Date = new Date(), options: KeyStoreOptions = {}): Promise<WriteKeySummary | undefined> {
   const tableName = options.tableName ?? config.CONTROL_TABLE;
   const client = options.client ?? dynamo();
-  const found = await client.send('GetItem', { TableName: tableName, Key: listItemKey(keyId), ConsistentRead: true });
+  const found = await client.send('GetItem', { TableName: tableName, Key: writeKeyListItem.key(keyId), ConsistentRead: true });
   const item = found.Item;
   if (!item) return undefined;
   if (item.revokedAt) return summaryOf(item);
@@ -209,7 +205,7 @@ export async function revokeWriteKey(keyId: string, now: Date = new Date(), opti
           {
             Update: {
               TableName: tableName,
-              Key: listItemKey(keyId),
+              Key: writeKeyListItem.key(keyId),
               UpdateExpression: 'SET revokedAt = :at',
               ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(revokedAt)',
               ExpressionAttributeValues: { ':at': revokedAt },
@@ -219,7 +215,7 @@ export async function revokeWriteKey(keyId: string, now: Date = new Date(), opti
             // The lookup item: stamped whatever its state, so the secret is refused from now on.
             Update: {
               TableName: tableName,
-              Key: writeKeyHashItemKey(String(item.keyHash)),
+              Key: writeKeyLookupItem.key(String(item.keyHash)),
               UpdateExpression: 'SET revokedAt = :at',
               ExpressionAttributeValues: { ':at': revokedAt },
             },
@@ -249,7 +245,7 @@ export async function setUserTokenSecret(
 ): Promise<WriteKeySummary | undefined> {
   const tableName = options.tableName ?? config.CONTROL_TABLE;
   const client = options.client ?? dynamo();
-  const found = await client.send('GetItem', { TableName: tableName, Key: listItemKey(keyId), ConsistentRead: true });
+  const found = await client.send('GetItem', { TableName: tableName, Key: writeKeyListItem.key(keyId), ConsistentRead: true });
   const item = found.Item;
   if (!item) return undefined;
   const key = summaryOf(item);
@@ -264,7 +260,7 @@ export async function setUserTokenSecret(
           {
             Update: {
               TableName: tableName,
-              Key: listItemKey(keyId),
+              Key: writeKeyListItem.key(keyId),
               UpdateExpression: 'SET userTokenSecretSetAt = :at',
               ConditionExpression: live,
               ExpressionAttributeValues: { ':at': setAt },
@@ -273,7 +269,7 @@ export async function setUserTokenSecret(
           {
             Update: {
               TableName: tableName,
-              Key: writeKeyHashItemKey(String(item.keyHash)),
+              Key: writeKeyLookupItem.key(String(item.keyHash)),
               UpdateExpression: 'SET userTokenSecret = :secret',
               ConditionExpression: live,
               ExpressionAttributeValues: { ':secret': userTokenSecret },

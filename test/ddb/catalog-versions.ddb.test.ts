@@ -28,7 +28,8 @@ import { createTableInput } from '#local/tables.ts';
 import { config } from '#shared/config.ts';
 import { controlTable } from '#store/tables.ts';
 import { documentClient } from '../support/sdk-clients.ts';
-import { CATALOG_PK, COUNTER_SK, getLiveCatalog, resetCatalogCache, storeCatalogVersion } from '#store/catalog.ts';
+import { getLiveCatalog, resetCatalogCache, storeCatalogVersion } from '#store/catalog.ts';
+import { catalogCounterItem } from '#store/items.ts';
 import { apiGatewayEvent, lambdaContext } from '../support/apigw.ts';
 
 const ADMIN = { authorization: `Bearer ${process.env.KAIROS_ADMIN_TOKEN}` };
@@ -46,7 +47,7 @@ async function call(method: string, path: string, body?: unknown) {
 
 async function counter(): Promise<number> {
   const { Item } = await documentClient.send(
-    new GetCommand({ TableName: config.CONTROL_TABLE, Key: { pk: CATALOG_PK, sk: COUNTER_SK }, ConsistentRead: true }),
+    new GetCommand({ TableName: config.CONTROL_TABLE, Key: catalogCounterItem.key(), ConsistentRead: true }),
   );
   return typeof Item?.next === 'number' ? Item.next : 0;
 }
@@ -71,7 +72,7 @@ beforeAll(async () => {
       await documentClient.send(
         new UpdateCommand({
           TableName: config.CONTROL_TABLE,
-          Key: { pk: CATALOG_PK, sk: COUNTER_SK },
+          Key: catalogCounterItem.key(),
           UpdateExpression: 'ADD #next :one',
           ExpressionAttributeNames: { '#next': 'next' },
           ExpressionAttributeValues: { ':one': 1 },

@@ -32,11 +32,9 @@ import { config } from '#shared/config.ts';
 import { controlTable } from '#store/tables.ts';
 import { documentClient } from '../support/sdk-clients.ts';
 import { putWriteKey } from '#store/write-keys.ts';
+import { catalogCounterItem, catalogLiveItem, catalogMetaItem, catalogVersionPk } from '#store/items.ts';
 import {
-  CATALOG_PK,
-  COUNTER_SK,
   DEMO_CATALOG_PATH,
-  META_SK,
   REFRESH_INTERVAL_MS,
   ensureCatalogLoaded,
   getLiveCatalog,
@@ -46,7 +44,6 @@ import {
   readLiveVersion,
   resetCatalogCache,
   storeCatalogVersion,
-  versionPk,
 } from '#store/catalog.ts';
 import { apiGatewayEvent, basicAuth, lambdaContext } from '../support/apigw.ts';
 
@@ -92,7 +89,7 @@ async function call(method: string, path: string, headers: Record<string, string
 
 async function counter(): Promise<number> {
   const { Item } = await documentClient.send(
-    new GetCommand({ TableName: config.CONTROL_TABLE, Key: { pk: CATALOG_PK, sk: COUNTER_SK }, ConsistentRead: true }),
+    new GetCommand({ TableName: config.CONTROL_TABLE, Key: catalogCounterItem.key(), ConsistentRead: true }),
   );
   return typeof Item?.next === 'number' ? Item.next : 0;
 }
@@ -138,14 +135,14 @@ describe('versioned storage', () => {
         new QueryCommand({
           TableName: config.CONTROL_TABLE,
           KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': versionPk(published.version) },
+          ExpressionAttributeValues: { ':pk': catalogVersionPk(published.version) },
           ...(start ? { ExclusiveStartKey: start } : {}),
         }),
       );
       Items.push(...(page.Items ?? []));
       start = page.LastEvaluatedKey;
     } while (start);
-    const meta = Items.find((i) => i.sk === META_SK);
+    const meta = Items.find((i) => i.sk === catalogMetaItem.key(published.version).sk);
     expect(meta?.chunks).toBeGreaterThanOrEqual(2);
     // The source text, and beside it the normalised document the live cache compiles.
     const sizes = (prefix: string) =>
@@ -186,7 +183,7 @@ describe('versioned storage', () => {
     expect(older.version).toBeGreaterThan(live);
     expect(older.live).toBe(true);
     const { Item } = await documentClient.send(
-      new GetCommand({ TableName: config.CONTROL_TABLE, Key: { pk: CATALOG_PK, sk: 'LIVE' }, ConsistentRead: true }),
+      new GetCommand({ TableName: config.CONTROL_TABLE, Key: catalogLiveItem.key(), ConsistentRead: true }),
     );
     expect(Item?.version).toBe(older.version);
     const onlyIfNone = await storeCatalogVersion(JSON.stringify(smallCatalog('first only')), 'json', { onlyIfNone: true });
@@ -210,7 +207,7 @@ describe('the stored normalised document', () => {
     await documentClient.send(
       new UpdateCommand({
         TableName: config.CONTROL_TABLE,
-        Key: { pk: versionPk(old.version), sk: META_SK },
+        Key: catalogMetaItem.key(old.version),
         UpdateExpression: 'REMOVE documentFormat, documentChunks, documentSha256',
       }),
     );

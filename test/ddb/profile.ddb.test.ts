@@ -20,7 +20,7 @@ import { assertLocalEndpoint } from '#local/dynamodb.ts';
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
 const { handler, processStreamEvent } = await import('#functions/profile/handler.ts');
-const { getItems, resolveProfile, getProfileView, profileFromItem } = await import('#store/profiles.ts');
+const { getItems, resolveProfile, resolveStoredProfile, getProfileView, profileFromItem } = await import('#store/profiles.ts');
 
 const NOW = new Date('2026-04-11T00:00:00Z');
 // The handler opens decision ids with the stack's key; the drafts' ids are plain, so they are sealed
@@ -129,6 +129,13 @@ describe('identity resolution', () => {
     expect((await getProfileView({ anonymousId }, NOW, { consistent: true }))?.stats.visitsTotal).toBe(2);
     // Decide before the stream has merged: the anonymous history is joined in memory.
     expect(await getProfileView({ userId, anonymousId }, NOW, { consistent: true })).toMatchObject({ userId, stats: { visitsTotal: 2 } });
+    // The stored item comes with a state read as is, not with one joined in memory.
+    const anonymous = await resolveStoredProfile({ anonymousId }, { consistent: true });
+    expect(anonymous?.stored).toMatchObject({ kind: 'profile', key: `a#${anonymousId}`, version: 1 });
+    expect(anonymous?.stored?.state).toBe(anonymous?.state);
+    const joined = await resolveStoredProfile({ userId, anonymousId }, { consistent: true });
+    expect(joined?.state.userId).toBe(userId);
+    expect(joined && 'stored' in joined).toBe(false);
 
     await send([identify]);
     await send([identify, page(1, '2026-04-01T10:00:00Z')]); // redelivery: nothing changes
@@ -143,6 +150,9 @@ describe('identity resolution', () => {
     expect(profileFromItem(item)).toMatchObject({ kind: 'tombstone', mergedInto: userId });
     // Readers that only know the anonymous id find the user.
     expect((await getProfileView({ anonymousId }, NOW, { consistent: true }))?.userId).toBe(userId);
+    const followed = await resolveStoredProfile({ anonymousId }, { consistent: true });
+    expect(followed?.stored).toMatchObject({ kind: 'profile', key: `u#${userId}` });
+    expect(followed?.stored?.state).toBe(followed?.state);
   });
 
   it('alias joins previousId to the userId', async () => {

@@ -6,7 +6,7 @@
 import type { core } from 'zod/mini';
 import { formatPath } from '../issues.ts';
 import type { EventRoute } from './event-routes.ts';
-import { anonymousProfileKey, eventPk, userProfileKey } from '../item-keys.ts';
+import { anonymousProfileKey, eventPk, eventSortKey, userProfileKey } from '../item-keys.ts';
 import type { MessageType, StoredEvent } from '../stored-event.ts';
 import {
   MAX_FUTURE_MS,
@@ -160,7 +160,7 @@ function normaliseMessage(
   const stored: StoredEvent = {
     pk: eventPk(options.sourceId, messageId),
     profileKey: userId ? userProfileKey(userId) : anonymousProfileKey(anonymousId as string),
-    sortKey: `${timestamp}#${messageId}`,
+    sortKey: eventSortKey(timestamp, messageId),
     sourceId: options.sourceId,
     messageId,
     type,

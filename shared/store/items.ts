@@ -1,0 +1,138 @@
+/**
+ * The key of every item type, one builder each, beside the table
+ * definitions (tables.ts): the one place a key template is written. Every
+ * store module builds its keys here; stored data depends on these shapes,
+ * so a change to one is a data migration (test/unit/store-items.test.ts
+ * pins them).
+ *
+ * An item type is `{name, table, key}`: `key(...ids)` returns the item's
+ * primary key (`{pk}` on Events and Profiles, `{pk, sk}` on Control).
+ * The event and profile keys are domain concepts too (ingest builds them,
+ * the profile plan parses them): their templates are in
+ * shared/domain/item-keys.ts, re-exported here; the store imports them from
+ * this module only.
+ */
+import { createHash } from 'node:crypto';
+import { anonymousProfileKey, eventPk, eventSortKey, userProfileKey } from '#domain/item-keys.ts';
+import { controlTable, eventsTable, profilesTable, type TableName } from './tables.ts';
+
+export { anonymousProfileKey, eventPk, eventSortKey, userProfileKey };
+
+/** A primary key: `pk`, and `sk` on the Control table. */
+export type ItemKey = { readonly pk: string } | { readonly pk: string; readonly sk: string };
+
+export interface ItemType<Ids extends readonly unknown[], Key extends ItemKey> {
+  /** What the item is, in the field's terms. */
+  readonly name: string;
+  readonly table: TableName;
+  /** The item's primary key for its ids. */
+  readonly key: (...ids: Ids) => Key;
+}
+
+const itemType = <Ids extends readonly unknown[], Key extends ItemKey>(
+  name: string,
+  table: TableName,
+  key: (...ids: Ids) => Key,
+): ItemType<Ids, Key> => ({ name, table, key });
+
+const sha256Hex = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
+/** A chunk index, zero-padded to 5 digits so the chunks sort in order. */
+const chunkIndex = (index: number): string => String(index).padStart(5, '0');
+
+// --- Events --------------------------------------------------------------
+
+/**
+ * An accepted event: pk `<sourceId>#<messageId>`. Its `byProfile` index key
+ * is `profileKey` (`u#<userId>` | `a#<anonymousId>`) and `sortKey`
+ * (`<timestamp ISO>#<messageId>`), built with it by ingest.
+ */
+export const eventItem = itemType('event', eventsTable.id, (sourceId: string, messageId: string) => ({ pk: eventPk(sourceId, messageId) }));
+
+// --- Profiles ------------------------------------------------------------
+
+/** A user's profile: pk `u#<userId>`. */
+export const userProfileItem = itemType('user profile', profilesTable.id, (userId: string) => ({ pk: userProfileKey(userId) }));
+
+/** An anonymous profile, or its tombstone once merged into a user: pk `a#<anonymousId>`. */
+export const anonymousProfileItem = itemType('anonymous profile or tombstone', profilesTable.id, (anonymousId: string) => ({
+  pk: anonymousProfileKey(anonymousId),
+}));
+
+/** An "applied" marker of an event (stream redelivery is a no-op): pk `m#<event pk>`. */
+export const appliedMarkerItem = itemType('applied marker', profilesTable.id, (eventPk: string) => ({ pk: `m#${eventPk}` }));
+
+/**
+ * An erasure record of a profile key: pk `x#<sha256 hex of the profile
+ * key>` (64 lowercase hex digits), so the record names nobody.
+ */
+export const erasureRecordItem = itemType('erasure record', profilesTable.id, (profileKey: string) => ({ pk: `x#${sha256Hex(profileKey)}` }));
+
+// --- Control -------------------------------------------------------------
+
+/**
+ * A write key's lookup item, by the SHA-256 (hex) of the key's secret:
+ * pk `KEY#<sha256 hex>`, sk `KEY`.
+ */
+export const writeKeyLookupItem = itemType('write key lookup', controlTable.id, (keyHash: string) => ({ pk: `KEY#${keyHash}`, sk: 'KEY' }));
+
+/** The partition of the operator's list of write keys (`writeKeyListItem`), for a Query. */
+export const WRITE_KEY_LIST_PK = 'KEYS';
+
+/** A write key in the operator's list: pk `KEYS`, sk `<keyId>`. */
+export const writeKeyListItem = itemType('write key list entry', controlTable.id, (keyId: string) => ({ pk: WRITE_KEY_LIST_PK, sk: keyId }));
+
+/** The live catalog pointer (`{version}`): pk `CATALOG`, sk `LIVE`. */
+export const catalogLiveItem = itemType('catalog live pointer', controlTable.id, () => ({ pk: 'CATALOG', sk: 'LIVE' }));
+
+/** The catalog version counter (`{next}`): pk `CATALOG`, sk `COUNTER`. */
+export const catalogCounterItem = itemType('catalog version counter', controlTable.id, () => ({ pk: 'CATALOG', sk: 'COUNTER' }));
+
+/** The partition of one catalog version's items (META and chunks): `CATALOG#<version>`, for a Query. */
+export const catalogVersionPk = (version: number): string => `CATALOG#${version}`;
+
+/** A catalog version's META item: pk `CATALOG#<version>`, sk `META`. */
+export const catalogMetaItem = itemType('catalog version meta', controlTable.id, (version: number) => ({
+  pk: catalogVersionPk(version),
+  sk: 'META',
+}));
+
+/** Sort-key prefix of a catalog version's source chunks. */
+export const CATALOG_CHUNK_SK_PREFIX = 'CHUNK#';
+
+/** A chunk of a catalog version's gzip'd source text: pk `CATALOG#<version>`, sk `CHUNK#<index, 5 digits>`. */
+export const catalogChunkItem = itemType('catalog source chunk', controlTable.id, (version: number, index: number) => ({
+  pk: catalogVersionPk(version),
+  sk: `${CATALOG_CHUNK_SK_PREFIX}${chunkIndex(index)}`,
+}));
+
+/** Sort-key prefix of a catalog version's normalised document chunks. */
+export const CATALOG_DOCUMENT_CHUNK_SK_PREFIX = 'DOC#';
+
+/**
+ * A chunk of a catalog version's gzip'd normalised document:
+ * pk `CATALOG#<version>`, sk `DOC#<index, 5 digits>`.
+ */
+export const catalogDocumentChunkItem = itemType('catalog document chunk', controlTable.id, (version: number, index: number) => ({
+  pk: catalogVersionPk(version),
+  sk: `${CATALOG_DOCUMENT_CHUNK_SK_PREFIX}${chunkIndex(index)}`,
+}));
+
+/** The health probe's item, read and never written: pk `HEALTH`, sk `PROBE`. */
+export const healthProbeItem = itemType('health probe', controlTable.id, () => ({ pk: 'HEALTH', sk: 'PROBE' }));
+
+/** Every item type, for the tests that pin them. */
+export const itemTypes = [
+  eventItem,
+  userProfileItem,
+  anonymousProfileItem,
+  appliedMarkerItem,
+  erasureRecordItem,
+  writeKeyLookupItem,
+  writeKeyListItem,
+  catalogLiveItem,
+  catalogCounterItem,
+  catalogMetaItem,
+  catalogChunkItem,
+  catalogDocumentChunkItem,
+  healthProbeItem,
+] as const;
