@@ -204,7 +204,7 @@ export const personaSchema = z
     id: idSchema,
     name: z.string().min(1).max(200),
     description: z.string().max(4_000).optional(),
-    /** Descriptive attributes for people (and for reports); not evaluated. */
+    /** Descriptive attributes for people; not evaluated. */
     ageBand: z.string().max(50).optional(),
     interests: z.array(z.string().max(100)).max(50).optional(),
     preferredChannel: channelSchema.optional(),
