@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
-import { cancellationCodes } from './faults.ts';
+import { cancellationCodes, isContention } from './faults.ts';
 import { WRITE_KEY_LIST_PK, writeKeyListItem, writeKeyLookupItem } from './items.ts';
 import { hashWriteKey, writeKeyFromItem, writeKeyItemKey, type WriteKeyKind, type WriteKeyRecord } from './write-key-read.ts';
 
@@ -151,7 +151,7 @@ export async function createWriteKey(
       return { secret, key: summaryOf(items.list) };
     } catch (error) {
       // A random secret or id that exists already (or a conflicting write): draw new ones.
-      if (!(cancellationCodes(error).length > 0) || attempt >= 3) throw error;
+      if (!isContention(error) || attempt >= 3) throw error;
     }
   }
 }
@@ -225,7 +225,7 @@ export async function revokeWriteKey(keyId: string, now: Date = new Date(), opti
     );
   } catch (error) {
     // Revoked meanwhile by another call: the key is revoked, which is what was asked.
-    if (cancellationCodes(error).length > 0) return getWriteKey(keyId, options);
+    if (isContention(error)) return getWriteKey(keyId, options);
     throw error;
   }
   return { ...summaryOf(item), revokedAt };
@@ -279,8 +279,9 @@ export async function setUserTokenSecret(
       },
     );
   } catch (error) {
-    // Revoked meanwhile: nothing was changed.
-    if (cancellationCodes(error).length > 0) throw new KeyStateError('the key is revoked');
+    // Revoked meanwhile: nothing was changed. (A throttled or failing store is not a revoked key:
+    // it reaches the caller as the fault it is, 429/503.)
+    if (cancellationCodes(error).includes('ConditionalCheckFailed')) throw new KeyStateError('the key is revoked');
     throw error;
   }
   return { ...key, userTokenSecretSetAt: setAt };

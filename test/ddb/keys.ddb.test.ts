@@ -125,6 +125,31 @@ describe('write keys in the Control table', () => {
     expect(always.sent).toHaveLength(3);
   });
 
+  it('a throttled transaction is the store fault it is, not a collision, a revocation race or a revoked key: it reaches the caller as is', async () => {
+    const throttled = () =>
+      new StoreFault('TransactionCanceledException', 'Transaction cancelled', 'transaction-cancelled', { reasons: [{ Code: 'ThrottlingError' }, { Code: 'None' }] });
+    const throttling = () => {
+      const sent: string[] = [];
+      const client = new DynamoClient();
+      const send = client.send.bind(client);
+      client.send = ((operation, input, options) => {
+        sent.push(operation);
+        return operation === 'TransactWriteItems' ? Promise.reject(throttled()) : send(operation, input, options);
+      }) as typeof client.send;
+      return { client, sent };
+    };
+    const create = throttling();
+    await expect(keys.createWriteKey({ name: 'throttled' }, new Date(), { client: create.client })).rejects.toMatchObject({ kind: 'transaction-cancelled' });
+    expect(create.sent.filter((o) => o === 'TransactWriteItems')).toHaveLength(1);
+
+    const { key } = await keys.createWriteKey({ name: 'to change while throttled' });
+    const secret = await keys.setUserTokenSecret(key.keyId, 'u'.repeat(40), new Date(), { client: throttling().client }).catch((e: unknown) => e);
+    expect(secret).not.toBeInstanceOf(keys.KeyStateError);
+    expect(secret).toMatchObject({ kind: 'transaction-cancelled' });
+    await expect(keys.revokeWriteKey(key.keyId, new Date(), { client: throttling().client })).rejects.toMatchObject({ kind: 'transaction-cancelled' });
+    expect((await keys.getWriteKey(key.keyId))?.revokedAt).toBeUndefined();
+  });
+
   it('a key has a kind (public by default); a key stored without one reads as public', async () => {
     const server = await keys.createWriteKey({ name: 'back-end', kind: 'server' });
     expect(server.secret).toMatch(/^sk_/);
