@@ -120,6 +120,28 @@ export const catalogDocumentChunkItem = itemType('catalog document chunk', contr
 /** The health probe's item, read and never written: pk `HEALTH`, sk `PROBE`. */
 export const healthProbeItem = itemType('health probe', controlTable.id, () => ({ pk: 'HEALTH', sk: 'PROBE' }));
 
+/**
+ * Outcome statistics (shared/domain/learning/statistics.ts): one cell's
+ * counts in one hourly bucket of one shard. pk `STAT#<shard, 2 digits>`,
+ * sk `<bucket start, epoch ms, 13 digits>#<cell key>`, so one Query per
+ * shard reads a time range. A counted outcome goes to the shard of the
+ * profile it was counted on (`statisticsShardOf`): a popular action's
+ * increments spread over STATISTICS_SHARDS partitions, and one profile's
+ * always land on the same one.
+ */
+export const statisticsItem = itemType('outcome statistics', controlTable.id, (shard: number, bucket: number, cell: string) => ({
+  pk: `${STATISTICS_PK_PREFIX}${String(shard).padStart(2, '0')}`,
+  sk: `${statisticsBucketSk(bucket)}#${cell}`,
+}));
+
+/** Partitions the statistics are spread over. */
+export const STATISTICS_SHARDS = 16;
+export const STATISTICS_PK_PREFIX = 'STAT#';
+/** The sort-key prefix of a bucket: its start (epoch ms) zero-padded to 13 digits, so buckets sort in time order. */
+export const statisticsBucketSk = (bucket: number): string => String(bucket).padStart(13, '0');
+/** The shard of a profile's statistics: 0..STATISTICS_SHARDS−1 from a hash of its key. */
+export const statisticsShardOf = (profileKey: string): number => createHash('sha256').update(profileKey, 'utf8').digest().readUInt32BE(0) % STATISTICS_SHARDS;
+
 /** Every item type, for the tests that pin them. */
 export const itemTypes = [
   eventItem,
@@ -135,4 +157,5 @@ export const itemTypes = [
   catalogChunkItem,
   catalogDocumentChunkItem,
   healthProbeItem,
+  statisticsItem,
 ] as const;

@@ -11,6 +11,9 @@ import {
   catalogChunkItem,
   catalogCounterItem,
   catalogDocumentChunkItem,
+  statisticsItem,
+  statisticsShardOf,
+  STATISTICS_SHARDS,
   catalogLiveItem,
   catalogMetaItem,
   catalogVersionPk,
@@ -46,6 +49,7 @@ const pinned: readonly [AnyItemType, string, string, ItemKey][] = [
   [catalogChunkItem, 'catalog source chunk', 'Control', catalogChunkItem.key(7, 3)],
   [catalogDocumentChunkItem, 'catalog document chunk', 'Control', catalogDocumentChunkItem.key(7, 12)],
   [healthProbeItem, 'health probe', 'Control', healthProbeItem.key()],
+  [statisticsItem, 'outcome statistics', 'Control', statisticsItem.key(7, 1_790_000_000_000, 'banner\u001fb\u001f\u001f\u001f-\u001fweb\u001fhome_hero')],
 ];
 
 describe('item keys (shared/store/items.ts)', () => {
@@ -66,6 +70,7 @@ describe('item keys (shared/store/items.ts)', () => {
       { pk: 'CATALOG#7', sk: 'CHUNK#00003' },
       { pk: 'CATALOG#7', sk: 'DOC#00012' },
       { pk: 'HEALTH', sk: 'PROBE' },
+      { pk: 'STAT#07', sk: '1790000000000#banner\u001fb\u001f\u001f\u001f-\u001fweb\u001fhome_hero' },
     ]);
   });
 
@@ -74,6 +79,9 @@ describe('item keys (shared/store/items.ts)', () => {
     expect(CATALOG_CHUNK_SK_PREFIX).toBe('CHUNK#');
     expect(CATALOG_DOCUMENT_CHUNK_SK_PREFIX).toBe('DOC#');
     expect(WRITE_KEY_LIST_PK).toBe('KEYS');
+    expect(STATISTICS_SHARDS).toBe(16);
+    expect(statisticsShardOf('u#user-1')).toBe(statisticsShardOf('u#user-1'));
+    expect(new Set(Array.from({ length: 400 }, (_, i) => statisticsShardOf(`u#user-${i}`))).size).toBe(STATISTICS_SHARDS);
     expect(catalogChunkItem.key(1, 123456).sk).toBe('CHUNK#123456');
     expect(eventSortKey('2026-11-29T20:00:00.000Z', 'msg-1')).toBe('2026-11-29T20:00:00.000Z#msg-1');
   });
@@ -85,7 +93,7 @@ describe('item keys (shared/store/items.ts)', () => {
       return { type: type.name, attributes: Object.keys(key).sort(), tableKey: names.sort() };
     });
     expect(shapes.filter((s) => s.attributes.join() !== s.tableKey.join())).toEqual([]);
-    expect(shapes.map((s) => s.attributes.length)).toEqual([1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2]);
+    expect(shapes.map((s) => s.attributes.length)).toEqual([1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
   });
 
   // Ids made of the fragments the templates use, so a collision (one
@@ -107,6 +115,7 @@ describe('item keys (shared/store/items.ts)', () => {
     [catalogChunkItem, fc.tuple(number, number)],
     [catalogDocumentChunkItem, fc.tuple(number, number)],
     [healthProbeItem, fc.constant([])],
+    [statisticsItem, fc.tuple(fc.nat({ max: 15 }), fc.nat({ max: 9_999_999_999_999 }), id)],
   ]);
   const build = (type: AnyItemType, ids: readonly unknown[]): ItemKey => (type.key as (...ids: readonly unknown[]) => ItemKey)(...ids);
 

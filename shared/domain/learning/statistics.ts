@@ -28,10 +28,20 @@ export const NO_CONTEXT = '-';
 /** What a learning context is keyed by (catalog `learning.contextBy`). */
 export type ContextBy = 'none' | 'persona' | 'segment';
 
-/** The arm and the context an outcome's statistics are kept under. */
+/**
+ * The arm and the context an outcome's statistics are kept under.
+ *
+ * `experiment` and `arm` name the experiment arm the decision served the
+ * action under. A customer in an experiment's control group (holdout) is
+ * counted in a cell of its own: `actionId` empty, `experiment` the
+ * experiment's id, `arm` CONTROL_ARM (`control`): the exposures and rewards
+ * uplift is measured against.
+ */
 export interface StatisticsCell {
   readonly actionId: string;
   readonly variant?: string;
+  readonly experiment?: string;
+  readonly arm?: string;
   readonly context: string;
   readonly channel: Channel;
   readonly placement?: string;
@@ -84,9 +94,26 @@ export function outcomeIncrement(outcome: AttributedOutcome, contextBy: ContextB
   };
 }
 
-/** A cell's identity as one string (the separator cannot appear in catalog ids or channels). */
+/** Separator of a cell key's fields: cannot appear in catalog ids, channels or placements. */
+export const CELL_KEY_SEPARATOR = '\u001f';
+
+/** A cell's identity as one string: action, variant, experiment, arm, context, channel, placement. */
 export const cellKey = (cell: StatisticsCell): string =>
-  [cell.actionId, cell.variant ?? '', cell.context, cell.channel, cell.placement ?? ''].join('\u001f');
+  [cell.actionId, cell.variant ?? '', cell.experiment ?? '', cell.arm ?? '', cell.context, cell.channel, cell.placement ?? ''].join(CELL_KEY_SEPARATOR);
+
+/** The cell a key made by `cellKey` names (absent fields for empty ones). */
+export function parseCellKey(key: string): StatisticsCell {
+  const [actionId = '', variant = '', experiment = '', arm = '', context = NO_CONTEXT, channel = '', placement = ''] = key.split(CELL_KEY_SEPARATOR);
+  return {
+    actionId,
+    ...(variant !== '' ? { variant } : {}),
+    ...(experiment !== '' ? { experiment } : {}),
+    ...(arm !== '' ? { arm } : {}),
+    context,
+    channel: channel as Channel,
+    ...(placement !== '' ? { placement } : {}),
+  };
+}
 
 /**
  * Each cell's counts summed over the buckets that start at or after
