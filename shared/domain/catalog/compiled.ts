@@ -363,6 +363,11 @@ export interface CompiledLearning {
   readonly floor: number;
   readonly prior: { readonly alpha: number; readonly beta: number };
   readonly contextBy: 'none' | 'segment' | 'persona';
+  readonly reward: 'click' | 'conversion';
+  /** `window`, ms. */
+  readonly windowMs: number;
+  /** `conversionWindow`, ms. */
+  readonly conversionWindowMs: number;
 }
 
 export interface CompiledExperimentArm {

@@ -7,13 +7,20 @@
  */
 import type { CatalogDocument } from './schema.ts';
 
-/** Learning settings by default: on, 10% exploration, floor 0.01, Beta(1, 1) prior, keyed by persona. */
+/**
+ * Learning settings by default: on, 10% exploration, floor 0.01, Beta(1, 1)
+ * prior, keyed by persona, rewarded by clicks, over the last 7 days of
+ * decisions, a conversion counted up to 7 days after its decision.
+ */
 export const LEARNING_DEFAULTS = Object.freeze({
   enabled: true,
   exploration: 0.1,
   floor: 0.01,
   prior: Object.freeze({ alpha: 1, beta: 1 }),
   contextBy: 'persona',
+  reward: 'click',
+  window: '7d',
+  conversionWindow: '7d',
 } as const);
 
 /** Channels that need the customer's granted consent unless the catalog says otherwise. */

@@ -300,7 +300,7 @@ export const learningSchema = z
     enabled: z.boolean().default(LEARNING_DEFAULTS.enabled),
     /** Share of decisions that explore (Thompson sample) instead of exploiting the posterior mean. */
     exploration: z.number().min(0).max(1).default(LEARNING_DEFAULTS.exploration),
-    /** Minimum propensity any eligible action keeps, so none starves. */
+    /** Minimum share of a placement's traffic each eligible arm keeps (lowered to 1/K with K arms), so none starves. */
     floor: z.number().min(0).max(1).default(LEARNING_DEFAULTS.floor),
     /** Beta prior of each arm. */
     prior: z
@@ -312,6 +312,12 @@ export const learningSchema = z
       .default(() => ({ ...LEARNING_DEFAULTS.prior })),
     /** What the learning context is keyed by besides action and variant. */
     contextBy: z.enum(['none', 'segment', 'persona']).default(LEARNING_DEFAULTS.contextBy),
+    /** What the bandit optimises: clicks, or conversions (Order Completed) attributed to the decision. */
+    reward: z.enum(['click', 'conversion']).default(LEARNING_DEFAULTS.reward),
+    /** Evidence kept: decisions made within this window before now count (old evidence ages out). */
+    window: windowSchema.default(LEARNING_DEFAULTS.window),
+    /** How long after its decision a conversion is attributed to it. */
+    conversionWindow: windowSchema.default(LEARNING_DEFAULTS.conversionWindow),
   })
   .strict();
 
