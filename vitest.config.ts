@@ -17,6 +17,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/**/*.test.ts'],
           exclude: ['test/**/*.ddb.test.ts', 'test/**/*.infra.test.ts', 'test/**/*.e2e.test.ts'],
+          // Property tests run thousands of cases: on a loaded CI machine that is slow, not wrong.
+          testTimeout: 30_000,
         },
       },
       {

@@ -95,6 +95,15 @@ const operations: Readonly<Record<string, Operation>> = {
     },
   },
   'GET /v1/health': { summary: 'Readiness of the stack', success: { status: 200, description: '`{"ok": true, "version": …}`' } },
+  'GET /v1/admin/profiles': {
+    summary: 'Every stored profile, in pages (a bulk export: training data for a model)',
+    query: [
+      { name: 'kind', description: 'user (default), anonymous or all' },
+      { name: 'limit', description: 'profiles per page, 1 to 1000 (default 100)' },
+      { name: 'cursor', description: 'the `next` of the previous page' },
+    ],
+    success: { status: 200, description: '`{profiles[{userId?, anonymousId?, anonymousIds, profile}], next?}`; follow `next` until it is absent' },
+  },
   'GET /v1/admin/profiles/{userId}': {
     summary: "A customer's profile and last events",
     success: { status: 200, description: '`{profile, events[]}`' },

@@ -11,7 +11,7 @@
  * does; the fit is L2-regularised logistic regression by gradient descent on
  * standardised features.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseDocument } from 'yaml';
@@ -19,6 +19,7 @@ import { loadCatalog } from '#domain/catalog/load.ts';
 import { createRuleVariables, evaluateNumber } from '#domain/catalog/rules.ts';
 import type { CompiledModel } from '#domain/catalog/compiled.ts';
 import { emptyProfileView, type ProfileView } from '#domain/profile/view.ts';
+import { readText, runCommand, UsageError } from './cli.ts';
 
 export interface Example {
   readonly x: readonly number[];
@@ -34,6 +35,9 @@ export interface Fit {
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 
+/** Standard deviation under which a feature counts as constant across the examples (and gets weight 0). */
+export const MIN_FEATURE_SD = 1e-3;
+
 /** L2-regularised logistic regression (batch gradient descent on standardised features). Pure. */
 export function fitLogistic(examples: readonly Example[], options: { iterations?: number; rate?: number; l2?: number } = {}): Fit {
   const { iterations = 3_000, rate = 0.5, l2 = 1e-3 } = options;
@@ -43,8 +47,11 @@ export function fitLogistic(examples: readonly Example[], options: { iterations?
   const sd = new Array<number>(k).fill(0);
   for (const e of examples) e.x.forEach((v, j) => (mean[j] = (mean[j] ?? 0) + v / examples.length));
   for (const e of examples) e.x.forEach((v, j) => (sd[j] = (sd[j] ?? 0) + ((v - (mean[j] ?? 0)) ** 2) / examples.length));
-  for (let j = 0; j < k; j++) sd[j] = Math.sqrt(sd[j] ?? 0) || 1;
-  const z = examples.map((e) => e.x.map((v, j) => (v - (mean[j] ?? 0)) / (sd[j] ?? 1)));
+  for (let j = 0; j < k; j++) sd[j] = Math.sqrt(sd[j] ?? 0);
+  // A feature that (nearly) does not vary says nothing and would get an unbounded raw weight: it is left out (weight 0).
+  const varies = sd.map((s) => s >= MIN_FEATURE_SD);
+  for (let j = 0; j < k; j++) if (!varies[j]) sd[j] = 1;
+  const z = examples.map((e) => e.x.map((v, j) => (varies[j] ? (v - (mean[j] ?? 0)) / (sd[j] ?? 1) : 0)));
   let b = 0;
   const w = new Array<number>(k).fill(0);
   for (let it = 0; it < iterations; it++) {
@@ -62,7 +69,7 @@ export function fitLogistic(examples: readonly Example[], options: { iterations?
     for (let j = 0; j < k; j++) w[j] = (w[j] ?? 0) - rate * ((gw[j] ?? 0) / examples.length + l2 * (w[j] ?? 0));
   }
   // Back to raw features: s = b + Σ w_j (x_j - m_j)/sd_j.
-  const weights = w.map((wj, j) => wj / (sd[j] ?? 1));
+  const weights = w.map((wj, j) => (varies[j] ? wj / (sd[j] ?? 1) : 0));
   const intercept = b - weights.reduce((acc, wj, j) => acc + wj * (mean[j] ?? 0), 0);
   let loss = 0;
   let right = 0;
@@ -132,8 +139,7 @@ Output (one of; without either, the updated catalog goes to standard output):
   -h, --help              this text
 `;
 
-/** A mistake of the caller: printed as one line, exit code 2. */
-export class UsageError extends Error {}
+export { UsageError };
 
 export interface TrainOptions {
   readonly catalog: string;
@@ -186,15 +192,6 @@ export function parseTrainArgs(argv: readonly string[]): TrainOptions | 'help' {
     ...(values.out !== undefined ? { out: values.out } : {}),
     ...(values.publish !== undefined ? { publish: values.publish.replace(/\/+$/, '') } : {}),
   };
-}
-
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read the ${what} ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? (error as Error).message)}`);
-  }
 }
 
 export interface TrainingRow {
@@ -272,7 +269,10 @@ export function train(options: TrainOptions): { text: string; format: 'json' | '
   doc.setIn(['models', modelIndex, 'trainedOn'], `${source}; log loss ${fit.logLoss.toFixed(4)}, accuracy ${(fit.accuracy * 100).toFixed(1)}%`);
   const out = format === 'json' ? `${JSON.stringify(doc.toJS(), null, 2)}\n` : doc.toString();
   const check = loadCatalog(out, format);
-  if (!check.ok) throw new Error('the updated catalog does not validate');
+  if (!check.ok) {
+    const first = check.problems[0];
+    throw new UsageError(`the fitted model does not make a valid catalog (${first?.path}: ${first?.message}); more or more varied data may help`);
+  }
   const summary =
     `${model.id}: intercept ${round(fit.intercept)}, ${model.features.map((f, j) => `${f.name} ${round(fit.weights[j] ?? 0)}`).join(', ')}; ` +
     `log loss ${fit.logLoss.toFixed(4)}, accuracy ${(fit.accuracy * 100).toFixed(1)}% on ${examples.length} examples`;
@@ -304,11 +304,11 @@ async function publish(baseUrl: string, text: string, format: 'json' | 'yaml'): 
 
 /** The command: 0 done, 2 a usage or input mistake (one line on stderr), 1 anything else. */
 export async function main(argv: readonly string[]): Promise<number> {
-  try {
+  return runCommand('train-churn', async () => {
     const options = parseTrainArgs(argv);
     if (options === 'help') {
       process.stdout.write(USAGE);
-      return 0;
+      return;
     }
     if (options.out !== undefined && !options.force && existsSync(options.out)) {
       throw new UsageError(`${options.out} exists; choose another --out file, or add --force to replace it`);
@@ -324,15 +324,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     } else {
       process.stdout.write(result.text);
     }
-    return 0;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      console.error(`train-churn: ${error.message}`);
-      return 2;
-    }
-    console.error(`train-churn: unexpected error: ${(error as Error).message}`);
-    return 1;
-  }
+  });
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) process.exitCode = await main(process.argv.slice(2));

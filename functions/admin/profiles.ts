@@ -1,5 +1,7 @@
 /**
  * A customer's data for operators (API.md §5):
+ * - GET    /v1/admin/profiles                  every stored profile, in pages (a bulk
+ *                                              export, e.g. training data for a model);
  * - GET    /v1/admin/profiles/{userId}         the profile (API.md §3) and its last 50
  *                                              events, newest first;
  * - GET    /v1/admin/profiles/{userId}/export  everything held (right of access): the
@@ -14,7 +16,7 @@
  */
 import { ApiError } from '#http/errors.ts';
 import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
-import { resolveStoredProfile, type StoredProfile } from '#store/profiles.ts';
+import { listProfiles, resolveStoredProfile, type ProfileListKind, type StoredProfile } from '#store/profiles.ts';
 import { listRecentEvents, pageAllEvents, type HistoryCursor, type HistoryItem } from '#store/history.ts';
 import { eraseProfileKeys } from '#store/erasure.ts';
 import type { ProfileState } from '#domain/profile/state.ts';
@@ -163,6 +165,45 @@ export async function eraseProfileRoute(request: HttpRequest): Promise<HttpRespo
       erasedAt: report.erasedAt,
       customer: state ? customerOf(state) : { id },
       events: report.events,
+    },
+  };
+}
+
+/** Profiles per page of the listing: the default and the most a caller may ask for. */
+export const LIST_PAGE = { default: 100, max: 1_000 } as const;
+
+/** How long a listing page may read before it answers with what it found (under API Gateway's 30 s). */
+const LIST_READ_MS = 20_000;
+
+const invalidList = (path: string, message: string) => new ApiError('validation_failed', 'The profile listing request is not valid', [{ path, message }]);
+
+/**
+ * GET /v1/admin/profiles?kind=user|anonymous|all&limit=1..1000&cursor=…:
+ * `{profiles: [{userId?, anonymousId?, anonymousIds, profile}], next?}`,
+ * each profile as GET /v1/admin/profiles/{userId} shows it (API.md §3).
+ * `kind` defaults to `user`; pages follow the table's order, and a page may
+ * hold fewer than `limit` (the read stops after 20 s) — follow `next`
+ * until it is absent. 400 for a bad limit, kind or cursor.
+ */
+export async function listProfilesRoute(request: HttpRequest): Promise<HttpResponse> {
+  const kind = request.query.kind ?? 'user';
+  if (kind !== 'user' && kind !== 'anonymous' && kind !== 'all') throw invalidList('kind', 'must be user, anonymous or all');
+  const rawLimit = request.query.limit;
+  const limit = rawLimit === undefined ? LIST_PAGE.default : /^\d{1,4}$/.test(rawLimit) ? Number(rawLimit) : Number.NaN;
+  if (!(limit >= 1 && limit <= LIST_PAGE.max)) throw invalidList('limit', `must be an integer from 1 to ${LIST_PAGE.max}`);
+  const cursor = request.query.cursor;
+  let after: string | undefined;
+  if (cursor !== undefined) {
+    after = /^[A-Za-z0-9_-]{1,2048}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
+    if (!/^[ua]#./.test(after) || after.length > 1_100) throw invalidList('cursor', 'is not the `next` of a page of this listing');
+  }
+  const now = Date.now();
+  const page = await listProfiles({ kind: kind as ProfileListKind, limit, ...(after !== undefined ? { after } : {}), deadline: now + LIST_READ_MS });
+  return {
+    status: 200,
+    body: {
+      profiles: page.profiles.map((found) => ({ ...customerOf(found.state), profile: toProfileView(found.state, now) })),
+      ...(page.next !== undefined ? { next: Buffer.from(page.next, 'utf8').toString('base64url') } : {}),
     },
   };
 }

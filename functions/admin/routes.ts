@@ -8,12 +8,13 @@
 import type { HttpContext, HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
 import { catalogRoutes } from './catalog.ts';
 import { keyRoutes } from './keys.ts';
-import { eraseProfileRoute, exportProfileRoute, getProfileRoute } from './profiles.ts';
+import { eraseProfileRoute, exportProfileRoute, getProfileRoute, listProfilesRoute } from './profiles.ts';
 import { simulateRoute } from './simulate.ts';
 
 export type AdminRoute = (request: HttpRequest, context: HttpContext) => Promise<HttpResponse>;
 
 export const adminRoutes: Readonly<Record<string, AdminRoute>> = {
+  'GET /v1/admin/profiles': listProfilesRoute,
   'GET /v1/admin/profiles/{userId}': getProfileRoute,
   'GET /v1/admin/profiles/{userId}/export': exportProfileRoute,
   'DELETE /v1/admin/profiles/{userId}': eraseProfileRoute,

@@ -75,6 +75,7 @@ export const routes: readonly Route[] = [
   ...Object.keys(SHORT_EVENT_ROUTES).map((short) => source('POST', `/v1/${short}`, 'ingest')),
   source('POST', '/v1/decide', 'decide'),
   { method: 'GET', path: '/v1/health', function: 'health', auth: 'none', cors: true },
+  admin('GET', '/v1/admin/profiles'),
   admin('GET', '/v1/admin/profiles/{userId}'),
   admin('GET', '/v1/admin/profiles/{userId}/export'),
   admin('DELETE', '/v1/admin/profiles/{userId}'),

@@ -210,3 +210,59 @@ export async function getProfileView(
   const state = await resolveProfile(lookup, options);
   return state ? toProfileView(state, now) : undefined;
 }
+
+/** Items a Scan of the profile listing evaluates per request (before its filter). */
+const SCAN_PAGE_ITEMS = 1_000;
+
+/** Which profiles a listing holds: known users (`u#…`), anonymous visitors never merged (`a#…`), or both. */
+export type ProfileListKind = 'user' | 'anonymous' | 'all';
+
+export interface ListProfilesOptions {
+  readonly kind: ProfileListKind;
+  /** Profiles wanted in this page (1..1,000); a page may hold fewer when the table's end or the deadline comes first. */
+  readonly limit: number;
+  /** The `next` of the previous page: the Profiles pk to continue after. */
+  readonly after?: string;
+  /** Stop reading (and return what was found, with `next`) at this instant, epoch ms. */
+  readonly deadline?: number;
+  readonly client?: DynamoClient;
+  readonly tableName?: string;
+}
+
+/**
+ * One page of the stored profiles, in the table's order (a Scan filtered to
+ * profile items of the kind asked: no tombstones, markers or erasure
+ * records). `next` is the pk to continue after, absent at the end. Reads
+ * cost the whole table over all pages, whatever the filter: this is an
+ * operator's bulk export, never a request-path read.
+ */
+export async function listProfiles(options: ListProfilesOptions): Promise<{ profiles: StoredProfile[]; next?: string }> {
+  const client = options.client ?? dynamo();
+  const prefix = options.kind === 'user' ? 'u#' : options.kind === 'anonymous' ? 'a#' : undefined;
+  const profiles: StoredProfile[] = [];
+  let start: Record<string, unknown> | undefined = options.after !== undefined ? { pk: options.after } : undefined;
+  do {
+    const page = await client.send(
+      'Scan',
+      {
+        TableName: options.tableName ?? config.PROFILES_TABLE,
+        FilterExpression: prefix ? '#kind = :profile AND begins_with(pk, :prefix)' : '#kind = :profile',
+        ExpressionAttributeNames: { '#kind': 'kind' },
+        ExpressionAttributeValues: { ':profile': 'profile', ...(prefix ? { ':prefix': prefix } : {}) },
+        Limit: SCAN_PAGE_ITEMS,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      },
+      options.deadline !== undefined ? { deadline: options.deadline } : {},
+    );
+    start = page.LastEvaluatedKey;
+    for (const item of page.Items ?? []) {
+      const profile = profileFromItem(item);
+      if (profile?.kind !== 'profile') continue;
+      profiles.push(profile);
+      // A full page ends at its last profile: the next one starts right after it (any key is a valid start).
+      if (profiles.length === options.limit) return { profiles, next: profile.key };
+    }
+  } while (start && (options.deadline === undefined || Date.now() < options.deadline - 1_000));
+  const next = typeof start?.pk === 'string' ? start.pk : undefined;
+  return { profiles, ...(next !== undefined ? { next } : {}) };
+}

@@ -4,7 +4,10 @@
  * version list shows the whole history. And the churn trainer as a command
  * (scripts/train-churn.ts): help, one-line refusals without a stack trace,
  * no overwrite of an existing file, a round trip on synthetic labelled
- * profiles to a file and published to the stack as a new version.
+ * profiles to a file and published to the stack as a new version. The
+ * bulk export (GET /v1/admin/profiles, scripts/export-profiles.ts) pages
+ * through the stored profiles and joins the operator's labels into the
+ * trainer's input.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +18,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { syntheticProfiles } from '#scripts/train-churn.ts';
 import { useLocalStack } from '../support/stack.ts';
-import { call, decide, uniqueId, type StackAccess } from './fixtures/kairos.ts';
+import { call, decide, identify, sendEvents, track, uniqueId, waitForProfile, type StackAccess } from './fixtures/kairos.ts';
 
 let api: StackAccess;
 let adminToken = '';
@@ -96,10 +99,15 @@ const DEMO = fileURLToPath(new URL('../../catalog/demo.yaml', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'kairos-train-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
+const EXPORTER = fileURLToPath(new URL('../../scripts/export-profiles.ts', import.meta.url));
+
 /** Run the trainer as a user would; its exit code and both streams. */
-function trainer(args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+const trainer = (args: readonly string[], env: Record<string, string> = {}) => command(TRAINER, args, env);
+
+/** Run an operator command (a script of scripts/) as a user would; its exit code and both streams. */
+function command(script: string, args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolveRun) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', TRAINER, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -162,5 +170,99 @@ describe('the churn trainer command', () => {
     const live = await call<{ version: number; source: string }>(api, 'GET', '/v1/admin/catalog', { auth: 'admin' });
     expect(live.json.version).toBe(before.json.liveVersion + 1);
     expect(live.json.source).toContain('trainedOn:');
+  });
+});
+
+describe('the bulk profile export', () => {
+  const exporter = (args: readonly string[], env: Record<string, string> = { KAIROS_ADMIN_TOKEN: adminToken }) => command(EXPORTER, args, env);
+
+  it('pages through GET /v1/admin/profiles with next, and refuses a bad query with a 400 naming the field', async () => {
+    const ids = [uniqueId('u-list'), uniqueId('u-list'), uniqueId('u-list')];
+    expect((await sendEvents(api, ids.map((userId) => identify({ userId }, { plan: 'pro' })))).accepted).toBe(3);
+    for (const id of ids) await waitForProfile(api, id, (p) => p.traits.plan === 'pro');
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await call<{ profiles: { userId?: string; profile: { traits: Record<string, unknown> } }[]; next?: string }>(
+        api,
+        'GET',
+        `/v1/admin/profiles?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        { auth: 'admin' },
+      );
+      expect(page.status).toBe(200);
+      expect(page.json.profiles.length).toBeLessThanOrEqual(2);
+      for (const listed of page.json.profiles) seen.push(listed.userId as string);
+      cursor = page.json.next;
+      pages++;
+    } while (cursor !== undefined && pages < 10_000);
+    expect(ids.every((id) => seen.includes(id))).toBe(true);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.every((id) => typeof id === 'string')).toBe(true);
+
+    for (const [query, path] of [['limit=0', 'limit'], ['limit=1001', 'limit'], ['kind=robots', 'kind'], ['cursor=bm9wZQ', 'cursor']] as const) {
+      const refused = await call<{ error: { code: string; details: { path: string }[] } }>(api, 'GET', `/v1/admin/profiles?${query}`, { auth: 'admin' });
+      expect({ query, status: refused.status, code: refused.json.error.code, path: refused.json.error.details[0]?.path }).toEqual({
+        query,
+        status: 400,
+        code: 'validation_failed',
+        path,
+      });
+    }
+    expect((await call(api, 'GET', '/v1/admin/profiles', { auth: 'write' })).status).toBe(403);
+    expect((await call(api, 'GET', '/v1/admin/profiles', { auth: 'none' })).status).toBe(401);
+  });
+
+  it('joins the operator\'s labels into the trainer\'s input, and the trainer fits from it', async () => {
+    const churned = [uniqueId('u-churned'), uniqueId('u-churned'), uniqueId('u-churned')];
+    const retained = [uniqueId('u-kept'), uniqueId('u-kept'), uniqueId('u-kept')];
+    const messages = [
+      ...churned.flatMap((userId) => [identify({ userId }, { plan: 'basic' }), track({ userId }, 'Order Returned'), track({ userId }, 'Order Returned')]),
+      ...retained.flatMap((userId) => [identify({ userId }, { plan: 'pro' }), track({ userId }, 'Order Completed', { revenue: 40 })]),
+    ];
+    expect((await sendEvents(api, messages)).accepted).toBe(messages.length);
+    for (const id of [...churned, ...retained]) await waitForProfile(api, id, (p) => Object.keys(p.stats.eventCounts ?? {}).length > 0);
+    const labels = join(scratch, 'labels.jsonl');
+    const unknown = uniqueId('u-never-seen');
+    writeFileSync(
+      labels,
+      [...churned.map((userId) => ({ userId, churned: true })), ...retained.map((userId) => ({ userId, churned: false })), { userId: unknown, churned: false }]
+        .map((row) => JSON.stringify(row))
+        .join('\n'),
+    );
+    const out = join(scratch, 'exported.jsonl');
+    const run = await exporter(['--url', api.baseUrl, '--labels', labels, '--out', out]);
+    expect({ code: run.code, stderr: run.stderr }).toEqual({
+      code: 0,
+      stderr: `exported 6 profile(s) to ${out}\nno profile for 1 labelled id(s), e.g. ${unknown}\n`,
+    });
+    const rows = readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { profile: { userId: string }; churned: boolean });
+    expect(rows.map((r) => [r.profile.userId, r.churned]).sort()).toEqual([...churned.map((id) => [id, true]), ...retained.map((id) => [id, false])].sort());
+
+    const again = await exporter(['--url', api.baseUrl, '--labels', labels, '--out', out]);
+    expect({ code: again.code, stderr: again.stderr.trim() }).toEqual({ code: 2, stderr: `export-profiles: ${out} exists; choose another --out file, or add --force to replace it` });
+
+    const trained = join(scratch, 'from-export.yaml');
+    const fit = await trainer(['--data', out, '--out', trained]);
+    expect({ code: fit.code, stderr: fit.stderr }).toEqual({ code: 0, stderr: expect.stringMatching(/on 6 examples\nwrote /) });
+  });
+
+  it.each([
+    [[], /^export-profiles: --url must be the API's base URL/],
+    [['--url', 'http://127.0.0.1:1', '--kind', 'robots'], /^export-profiles: --kind must be user, anonymous or all \(got "robots"\)$/],
+    [['--url', 'http://127.0.0.1:1', '--bogus'], /^export-profiles: Unknown option '--bogus'/],
+    [['--url', 'http://127.0.0.1:1', '--labels', 'no-such-labels.jsonl'], /^export-profiles: cannot read the labels file no-such-labels\.jsonl: no such file$/],
+  ])('refuses %j in one line with exit code 2', async (args, message) => {
+    const run = await exporter(args);
+    expect({ code: run.code, lines: run.stderr.trim().split('\n').length }).toEqual({ code: 2, lines: 1 });
+    expect(run.stderr.trim()).toMatch(message);
+  });
+
+  it('--help prints the usage; a wrong token is one line naming the answer', async () => {
+    const help = await exporter(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: npx tsx scripts\/export-profiles\.ts/);
+    const denied = await exporter(['--url', api.baseUrl], { KAIROS_ADMIN_TOKEN: 'not-the-token' });
+    expect({ code: denied.code, stderr: denied.stderr.trim() }).toEqual({ code: 2, stderr: expect.stringMatching(/^export-profiles: http:\/\/.* answered 401 /) });
   });
 });

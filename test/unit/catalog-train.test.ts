@@ -20,6 +20,16 @@ describe('train-churn', () => {
     expect(fit.weights[1]).toBeCloseTo(-0.5, 0);
   });
 
+  it('gives a feature that does not vary weight 0 instead of an unbounded one, and still fits the others', () => {
+    // Feature 1 varies by micro-units only (customers seen within the same second); feature 0 separates the classes.
+    const examples: Example[] = Array.from({ length: 40 }, (_, i) => ({ x: [i % 2 === 0 ? 2 : 0, 1e-6 * i], y: i % 2 === 0 ? 1 : 0 }));
+    const fit = fitLogistic(examples);
+    expect(fit.weights[1]).toBe(0);
+    expect(fit.weights[0]).toBeGreaterThan(0);
+    expect(Number.isFinite(fit.intercept)).toBe(true);
+    expect(fit.accuracy).toBe(1);
+  });
+
   it('fits the demo churn model from synthetic profiles through its CEL features', () => {
     const loaded = loadCatalog(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8'), 'yaml');
     if (!loaded.ok) throw new Error('demo catalog invalid');

@@ -1,0 +1,36 @@
+/**
+ * What the operator commands in scripts/ share: a caller's mistake is one
+ * line on standard error and exit code 2 (never a stack trace), anything
+ * else exit code 1, and files are read with a message naming them.
+ */
+import { readFileSync } from 'node:fs';
+
+/** A mistake of the caller: printed as one line, exit code 2. */
+export class UsageError extends Error {}
+
+/** A file's text; a missing or unreadable file is a UsageError naming it and `what` it was meant to be. */
+export function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot read the ${what} ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? (error as Error).message)}`);
+  }
+}
+
+/**
+ * Run a command's body: its result code (0 by default), 2 for a UsageError
+ * (`<name>: <message>` on stderr), 1 for anything else.
+ */
+export async function runCommand(name: string, body: () => Promise<number | void>): Promise<number> {
+  try {
+    return (await body()) ?? 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`${name}: ${error.message}`);
+      return 2;
+    }
+    console.error(`${name}: unexpected error: ${(error as Error).message}`);
+    return 1;
+  }
+}
