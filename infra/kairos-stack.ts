@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CfnOutput, Duration, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import { DecisionLog } from './constructs/decision-log.ts';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IAlarmAction } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -41,6 +42,12 @@ export interface KairosStackProps extends StackProps {
    * @default - none
    */
   readonly functionEnvironment?: Record<string, string>;
+
+  /**
+   * How long the decision log keeps decision records in S3.
+   * @default Duration.days(90)
+   */
+  readonly decisionLogRetention?: Duration;
 }
 
 /**
@@ -57,6 +64,8 @@ export class KairosStack extends Stack {
   /** The secret decision ids are sealed with (KAIROS_DECISION_KEY of decide and the profile function). */
   public readonly decisionKey: Secret;
   public readonly monitoring: KairosMonitoring;
+  /** Decide's decision records: subscription filter → Firehose → S3, and a Glue table for Athena. */
+  public readonly decisionLog: DecisionLog;
 
   constructor(scope: Construct, id: string, props: KairosStackProps = {}) {
     super(scope, id, {
@@ -129,6 +138,11 @@ export class KairosStack extends Stack {
       httpFunctions[route.function] = fn;
     }
     this.api = new KairosHttpApi(this, 'Api', { routes, functions: httpFunctions });
+
+    this.decisionLog = new DecisionLog(this, 'DecisionLog', {
+      source: functionByName.decide.functionLogGroup,
+      ...(props.decisionLogRetention ? { retention: props.decisionLogRetention } : {}),
+    });
 
     const alarmActions: IAlarmAction[] = [...(props.alarmActions ?? [])];
     if (props.alarmTopicArn) {

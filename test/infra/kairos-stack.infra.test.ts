@@ -23,6 +23,7 @@ import type { KairosStack } from '#infra/kairos-stack.ts';
 import { functionDefinitions, METRICS_NAMESPACE, profileStreamSettings, serviceNameOf, type Access, type LambdaName } from '#shared/functions.ts';
 import { routeKey, routes } from '#http/routes.ts';
 import { tables as tableTuple, type TableDefinition, type TableName } from '#store/tables.ts';
+import { DECISION_LOG_COLUMNS, DECISION_RECORD_MESSAGE } from '#domain/evaluation/decision-record.ts';
 import {
   DYNAMODB_WRITE_ACTIONS,
   asArray,
@@ -506,6 +507,71 @@ describe('functions, from shared/functions.ts', () => {
     } finally {
       await new Promise((resolveClose) => server.close(resolveClose));
     }
+  });
+});
+
+describe('the decision log (subscription filter → Firehose → S3, Glue table)', () => {
+  const bucketId = () => logicalId(stack.decisionLog.bucket);
+  const streamId = () => logicalId(stack.decisionLog.deliveryStream);
+
+  it("selects decide's decision records with a subscription filter into the delivery stream", () => {
+    const filters = Object.values(resourcesOfType(template, 'AWS::Logs::SubscriptionFilter'));
+    expect(filters).toHaveLength(1);
+    const filter = filters[0]?.Properties ?? {};
+    expect(referencedLogicalId(filter.LogGroupName)).toBe(logicalId(stack.functions.decide.functionLogGroup));
+    expect(filter.FilterPattern).toBe(`{ $.message = "${DECISION_RECORD_MESSAGE}" }`);
+    expect(referencedLogicalId(filter.DestinationArn)).toBe(streamId());
+    // CloudWatch Logs may only put records into this one stream.
+    const statements = roleStatements(template, referencedLogicalId(filter.RoleArn) as string);
+    expect(statements.flatMap((st) => asArray(st.Action)).sort()).toEqual(['firehose:PutRecord', 'firehose:PutRecordBatch']);
+    expect(statements.flatMap((st) => asArray(st.Resource)).map(referencedLogicalId)).toEqual([streamId()]);
+  });
+
+  it('delivers to S3 by UTC day, GZIP, encrypted in the stream, CloudWatch Logs records decompressed and extracted one per line', () => {
+    const stream = resources[streamId()]?.Properties ?? {};
+    expect(stream.DeliveryStreamEncryptionConfigurationInput).toEqual({ KeyType: 'AWS_OWNED_CMK' });
+    const destination = stream.ExtendedS3DestinationConfiguration as Record<string, unknown>;
+    expect(referencedLogicalId(destination.BucketARN)).toBe(bucketId());
+    expect(destination).toMatchObject({ Prefix: 'decisions/dt=!{timestamp:yyyy-MM-dd}/', CompressionFormat: 'GZIP' });
+    const processors = (destination.ProcessingConfiguration as { Enabled: boolean; Processors: { Type: string }[] }).Processors.map((p) => p.Type);
+    expect(processors).toEqual(['Decompression', 'CloudWatchLogProcessing', 'AppendDelimiterToRecord']);
+    // Firehose's role reaches this bucket only.
+    const statements = roleStatements(template, referencedLogicalId(destination.RoleARN) as string);
+    const s3Resources = statements.filter((st) => asArray(st.Action).some((a) => String(a).startsWith('s3:'))).flatMap((st) => asArray(st.Resource));
+    expect(new Set(s3Resources.flatMap((r) => referencesIn(r).map((ref) => ref.id)))).toEqual(new Set([bucketId()]));
+  });
+
+  it('keeps the records in an encrypted, private, TLS-only bucket that expires them and logs its access', () => {
+    const bucket = resources[bucketId()]?.Properties ?? {};
+    expect(bucket).toMatchObject({
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      LifecycleConfiguration: { Rules: [{ ExpirationInDays: 90, Status: 'Enabled' }] },
+    });
+    expect(referencedLogicalId((bucket.LoggingConfiguration as { DestinationBucketName: unknown }).DestinationBucketName)).toBe(
+      logicalId(stack.decisionLog.accessLogs),
+    );
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: bucketId() },
+      PolicyDocument: Match.objectLike({
+        Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+      }),
+    });
+  });
+
+  it('describes the records to Athena: a Glue table with the columns of decision-record.ts, projected by day over the bucket', () => {
+    const tables = Object.values(resourcesOfType(template, 'AWS::Glue::Table'));
+    expect(tables).toHaveLength(1);
+    const input = tables[0]?.Properties?.TableInput as {
+      PartitionKeys: unknown;
+      Parameters: Record<string, unknown>;
+      StorageDescriptor: { Columns: unknown; SerdeInfo: { SerializationLibrary: string } };
+    };
+    expect(input.StorageDescriptor.Columns).toEqual(DECISION_LOG_COLUMNS.map((c) => ({ Name: c.name, Type: c.type })));
+    expect(input.StorageDescriptor.SerdeInfo.SerializationLibrary).toBe('org.openx.data.jsonserde.JsonSerDe');
+    expect(input.PartitionKeys).toEqual([{ Name: 'dt', Type: 'string' }]);
+    expect(input.Parameters).toMatchObject({ 'projection.enabled': 'true', 'projection.dt.type': 'date', 'projection.dt.format': 'yyyy-MM-dd' });
+    expect(referencesIn(input.Parameters['storage.location.template']).map((r) => r.id)).toEqual([bucketId()]);
   });
 });
 

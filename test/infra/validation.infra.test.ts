@@ -136,6 +136,13 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
         'AwsSolutions-APIG4',
         'AwsSolutions-IAM5[Resource::*]',
         'AwsSolutions-IAM5[Resource::<ref>/index/*]',
+        // The decision log's Firehose role: CDK's S3 destination grant, on the one bucket.
+        'AwsSolutions-IAM5[Action::s3:Abort*]',
+        'AwsSolutions-IAM5[Action::s3:DeleteObject*]',
+        'AwsSolutions-IAM5[Action::s3:GetBucket*]',
+        'AwsSolutions-IAM5[Action::s3:GetObject*]',
+        'AwsSolutions-IAM5[Action::s3:List*]',
+        'AwsSolutions-IAM5[Resource::<ref>/*]',
         'AwsSolutions-SQS3',
         'AwsSolutions-SMG4',
       ].sort(),
