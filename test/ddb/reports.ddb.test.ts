@@ -10,6 +10,7 @@
  */
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import fc from 'fast-check';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 
 await vi.hoisted(async () => {
@@ -165,6 +166,24 @@ describe('GET /v1/admin/reports/actions', () => {
     expect(res.body.error?.code).toBe('validation_failed');
     expect(res.body.error?.details?.map((d) => d.path)).toContain(path);
   });
+
+  it('answers any query string with 200 or 400, never a 5xx', async () => {
+    const value = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.date({ min: new Date('1969-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString()),
+      fc.constantFrom('2026-10-01', '2026-10-01T00:00:00+02:00', 'web', 'app', 'home', 'hero-copy', '%', '\u0000', '-1', '1e400'),
+    );
+    const parameter = fc.constantFrom('from', 'to', 'channel', 'placement', 'experiment', 'limit', '__proto__', 'constructor');
+    await fc.assert(
+      fc.asyncProperty(fc.dictionary(parameter, value, { maxKeys: 4 }), async (query) => {
+        const res = await call(`/v1/admin/reports/actions?${new URLSearchParams(query).toString()}`);
+        expect([200, 400]).toContain(res.status);
+        // A 400 names what is wrong; a 200 has no error.
+        expect(res.status === 400 ? (res.body.error?.details?.length ?? 0) > 0 : res.body.error === undefined).toBe(true);
+      }),
+      { numRuns: 60 },
+    );
+  }, 60_000);
 
   it('is an operator route: no admin credential, 401', async () => {
     const res = await call('/v1/admin/reports/actions', {});
