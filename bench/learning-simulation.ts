@@ -272,7 +272,7 @@ export async function benchLearning(stack: LocalStack, options: LearningSimulati
       const rate = (rates as Record<string, number>)[arm] ?? 0;
       const allowedArms = ARMS.filter(allowed);
       reward.served += rate;
-      reward.oracle += Math.max(...allowedArms.map((a) => rates[a]));
+      reward.oracle += allowedArms.length > 0 ? Math.max(...allowedArms.map((a) => rates[a])) : 0;
       const staticArm = staticOrder.find(allowed);
       reward.static += staticArm !== undefined ? rates[staticArm] : 0;
       const clicked = (clickDraw.get(customer.userId) ?? 1) < rate;

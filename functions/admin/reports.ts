@@ -23,14 +23,14 @@ import { buildActionsReport } from '#domain/reports/actions.ts';
 import { ApiError } from '#http/errors.ts';
 import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
 import { refreshLiveCatalog } from '#store/catalog.ts';
-import { readStatistics } from '#store/statistics.ts';
-
-/** Longest range a report reads, days (statistics are kept 400 days: store/statistics.ts STATISTICS_RETENTION_S). */
-export const MAX_REPORT_RANGE_DAYS = 400;
-/** Range read when `from` is not given, days before `to`. */
-export const DEFAULT_REPORT_RANGE_DAYS = 7;
+import { STATISTICS_RETENTION_S, readStatistics } from '#store/statistics.ts';
 
 const DAY_MS = 86_400_000;
+
+/** Longest range a report reads, days: as long as statistics are kept (400 days). */
+export const MAX_REPORT_RANGE_DAYS = Math.floor((STATISTICS_RETENTION_S * 1000) / DAY_MS);
+/** Range read when `from` is not given, days before `to`. */
+export const DEFAULT_REPORT_RANGE_DAYS = 7;
 
 const isoDateTime = z.iso.datetime({ offset: true });
 const isoDate = z.iso.date();
@@ -55,6 +55,14 @@ export const actionsReportQuerySchema = z.strictObject({
 
 const invalid = (path: string, message: string) => new ApiError('validation_failed', 'The report request is not valid', [{ path, message }]);
 
+/**
+ * The report for the request's query string, `now` (epoch ms) the end of
+ * the default range: 200 with the report (shared/domain/reports/actions.ts
+ * `ActionsReport`).
+ * @throws ApiError validation_failed (400) on a parameter it does not take,
+ *   a malformed value, from ≥ to, or a range over MAX_REPORT_RANGE_DAYS;
+ *   a store fault as the store reports it (429/503).
+ */
 export async function actionsReportRoute(request: HttpRequest, now = Date.now()): Promise<HttpResponse> {
   const unknown = Object.keys(request.query).find((parameter) => !Object.hasOwn(actionsReportQuerySchema.shape, parameter));
   if (unknown !== undefined) throw invalid(unknown, `is not a parameter of this route (it takes ${Object.keys(actionsReportQuerySchema.shape).join(', ')})`);
