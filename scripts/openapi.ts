@@ -167,6 +167,21 @@ const operations: Readonly<Record<string, Operation>> = {
     success: { status: 200, description: 'the key, with `userTokenSecretSetAt`' },
   },
   'DELETE /v1/admin/keys/{keyId}': { summary: 'Revoke a write key', success: { status: 200, description: 'the revoked key' } },
+  'GET /v1/admin/reports/actions': {
+    summary: 'Impressions, clicks and conversions per action, variant, experiment arm and learning context, with 95% intervals, uplift against control and a sample-ratio check',
+    query: [
+      { name: 'from', description: 'ISO-8601 date-time with an offset, or a date (midnight UTC); default 7 days before `to`; at most 400 days before `to`' },
+      { name: 'to', description: 'ISO-8601 date-time with an offset, or a date; exclusive; default now' },
+      { name: 'channel', description: 'only this channel' },
+      { name: 'placement', description: 'only this placement' },
+      { name: 'experiment', description: 'only this experiment' },
+    ],
+    success: {
+      status: 200,
+      description:
+        '`{from, to, reward, rows[{actionId?, variant?, experiment?, arm?, context, channel, placement?, impressions, clicks, conversions, clickRate, conversionRate}], experiments[{id, inCatalog, kind?, status?, holdout?, arms[{arm, impressions, clicks, conversions, clickRate, conversionRate, expectedShare?, uplift?}], sampleRatio?}]}`',
+    },
+  },
 };
 
 /** The error codes a route can answer, by its kind (API.md §6). */

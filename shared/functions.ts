@@ -49,7 +49,7 @@ export const functionDefinitions = {
   },
   admin: {
     entry: 'functions/admin/handler.ts',
-    description: 'Operator routes: catalog, simulate, profiles (export, erasure), write keys',
+    description: 'Operator routes: catalog, simulate, profiles (export, erasure), write keys, reports',
     tables: { Profiles: 'readwrite', Events: 'readwrite', Control: 'readwrite' },
     memorySize: 1024,
     timeoutSeconds: 29,

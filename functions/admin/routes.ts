@@ -8,6 +8,7 @@
 import type { HttpContext, HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
 import { catalogRoutes } from './catalog.ts';
 import { keyRoutes } from './keys.ts';
+import { reportRoutes } from './reports.ts';
 import { eraseProfileRoute, exportProfileRoute, getProfileRoute, listProfilesRoute } from './profiles.ts';
 import { simulateRoute } from './simulate.ts';
 
@@ -21,4 +22,5 @@ export const adminRoutes: Readonly<Record<string, AdminRoute>> = {
   'POST /v1/admin/simulate': simulateRoute,
   ...catalogRoutes,
   ...keyRoutes,
+  ...reportRoutes,
 };

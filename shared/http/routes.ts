@@ -90,6 +90,7 @@ export const routes: readonly Route[] = [
   admin('GET', '/v1/admin/keys'),
   admin('PUT', '/v1/admin/keys/{keyId}/user-token-secret'),
   admin('DELETE', '/v1/admin/keys/{keyId}'),
+  admin('GET', '/v1/admin/reports/actions'),
 ];
 
 /**

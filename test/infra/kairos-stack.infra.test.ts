@@ -686,6 +686,13 @@ describe('least privilege, from the manifest', () => {
     expect(health.stream.size).toBe(0);
   });
 
+  it('the reports route is an IAM route of the admin function, which may Query the Control table (the statistics shards) and the live catalog', () => {
+    const route = routes.find((r) => routeKey(r) === 'GET /v1/admin/reports/actions');
+    expect(route).toMatchObject({ function: 'admin', auth: 'iam', cors: false });
+    const admin = tableActions(roleStatements(template, roleId('admin')), tableIds());
+    expect([...(admin.table.get(tableId('Control')) ?? [])]).toEqual(expect.arrayContaining(['dynamodb:Query', 'dynamodb:GetItem']));
+  });
+
   it('uses no AWS managed policy on any role', () => {
     for (const role of Object.values(resourcesOfType(template, 'AWS::IAM::Role'))) {
       expect(role.Properties?.ManagedPolicyArns).toBeUndefined();

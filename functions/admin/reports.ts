@@ -1,0 +1,90 @@
+/**
+ * GET /v1/admin/reports/actions (API.md §5): the outcome statistics of a
+ * time range per action, variant, experiment arm and learning context, with
+ * rates, uplift against control and the sample-ratio check
+ * (shared/domain/reports/actions.ts gives the answer's shape and formulas).
+ *
+ * Query (all optional): `from`, `to` — ISO-8601 date-times with an offset
+ * (`2026-11-20T00:00:00Z`) or dates (`2026-11-20`, midnight UTC); default
+ * the 7 days before now; from < to, at most MAX_REPORT_RANGE_DAYS apart;
+ * hourly buckets whose hour starts in [from, to) are read. `channel`,
+ * `placement`, `experiment`: keep only the cells of that channel,
+ * placement or experiment. Anything else: 400 validation_failed with the
+ * parameter in `details`.
+ *
+ * It reads the aggregates (every statistics shard, one Query each), never
+ * the events: its cost follows the number of cells and hours, not traffic.
+ */
+import * as z from 'zod/mini';
+import { CHANNELS } from '#domain/channels.ts';
+import { issueDetails } from '#domain/decide/request.ts';
+import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
+import { buildActionsReport } from '#domain/reports/actions.ts';
+import { ApiError } from '#http/errors.ts';
+import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
+import { refreshLiveCatalog } from '#store/catalog.ts';
+import { STATISTICS_RETENTION_S, readStatistics } from '#store/statistics.ts';
+
+const DAY_MS = 86_400_000;
+
+/** Longest range a report reads, days: as long as statistics are kept (400 days). */
+export const MAX_REPORT_RANGE_DAYS = Math.floor((STATISTICS_RETENTION_S * 1000) / DAY_MS);
+/** Range read when `from` is not given, days before `to`. */
+export const DEFAULT_REPORT_RANGE_DAYS = 7;
+
+const isoDateTime = z.iso.datetime({ offset: true });
+const isoDate = z.iso.date();
+const instant = z
+  .string('must be a string')
+  .check(
+    z.refine(
+      (value) => isoDateTime.safeParse(value).success || isoDate.safeParse(value).success,
+      'must be an ISO-8601 date-time with an offset (2026-11-20T00:00:00Z) or a date (2026-11-20)',
+    ),
+  );
+const name = z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(200, 'must be at most 200 characters'));
+
+/** The route's query string; every parameter optional, no other allowed. */
+export const actionsReportQuerySchema = z.strictObject({
+  from: z.optional(instant),
+  to: z.optional(instant),
+  channel: z.optional(z.enum(CHANNELS, `must be one of ${CHANNELS.join(', ')}`)),
+  placement: z.optional(name),
+  experiment: z.optional(name),
+});
+
+const invalid = (path: string, message: string) => new ApiError('validation_failed', 'The report request is not valid', [{ path, message }]);
+
+/**
+ * The report for the request's query string, `now` (epoch ms) the end of
+ * the default range: 200 with the report (shared/domain/reports/actions.ts
+ * `ActionsReport`).
+ * @throws ApiError validation_failed (400) on a parameter it does not take,
+ *   a malformed value, from ≥ to, or a range over MAX_REPORT_RANGE_DAYS;
+ *   a store fault as the store reports it (429/503).
+ */
+export async function actionsReportRoute(request: HttpRequest, now = Date.now()): Promise<HttpResponse> {
+  const unknown = Object.keys(request.query).find((parameter) => !Object.hasOwn(actionsReportQuerySchema.shape, parameter));
+  if (unknown !== undefined) throw invalid(unknown, `is not a parameter of this route (it takes ${Object.keys(actionsReportQuerySchema.shape).join(', ')})`);
+  const parsed = actionsReportQuerySchema.safeParse({ ...request.query });
+  if (!parsed.success) throw new ApiError('validation_failed', 'The report request is not valid', issueDetails(parsed.error.issues));
+  const query = parsed.data;
+  const to = query.to !== undefined ? Date.parse(query.to) : now;
+  const from = query.from !== undefined ? Date.parse(query.from) : to - DEFAULT_REPORT_RANGE_DAYS * DAY_MS;
+  if (from >= to) throw invalid(query.from !== undefined ? 'from' : 'to', 'from must be before to');
+  if (to - from > MAX_REPORT_RANGE_DAYS * DAY_MS) throw invalid('from', `the range must be at most ${MAX_REPORT_RANGE_DAYS} days`);
+
+  const [catalog, rows] = await Promise.all([refreshLiveCatalog(), readStatistics({ from, to })]);
+  const report = buildActionsReport(rows, catalog ?? emptyCatalog(), {
+    from,
+    to,
+    ...(query.channel !== undefined ? { channel: query.channel } : {}),
+    ...(query.placement !== undefined ? { placement: query.placement } : {}),
+    ...(query.experiment !== undefined ? { experiment: query.experiment } : {}),
+  });
+  return { status: 200, body: report };
+}
+
+export const reportRoutes = {
+  'GET /v1/admin/reports/actions': (request: HttpRequest) => actionsReportRoute(request),
+} as const;
