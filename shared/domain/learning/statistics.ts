@@ -11,6 +11,32 @@
  * than now − window. Counts are sums, so any order of increments gives the
  * same totals.
  *
+ * Exactly once: the profile plan's writes (shared/domain/profile/plan.ts)
+ * carry what the outcomes their events newly count add (`countedIncrements`),
+ * and the store adds it in the same conditional transaction as the events'
+ * "applied" markers (shared/store/profile-batch.ts), so a redelivery adds
+ * nothing. A holdout's control cell counts once per (decision, experiment,
+ * kind) on a profile. When a user absorbs an anonymous profile, the merge
+ * takes back what both had counted (`mergeTakeBack`): an anonymous profile
+ * keeps the cells of each key it counted (ProfileState `outcomeCells`).
+ *
+ * Limits — where an outcome can stay counted twice, or count for nothing:
+ * - a profile remembers at most COUNTED_OUTCOMES_LIMIT (200) counted keys
+ *   (shared/domain/profile/outcomes.ts), dropping the oldest decisions'
+ *   first: a merge cannot take back a double count of a dropped key, and a
+ *   decision whose keys of a kind were all dropped can count its control
+ *   cells again; a very late report of an old decision counts for nothing;
+ * - keys an anonymous profile counted before it kept their cells (a profile
+ *   written before the statistics were counted) are not taken back;
+ * - a merge whose take-back needs more statistics items than its
+ *   transaction has room for (100 items with the profile, tombstones and
+ *   markers) takes back only what fits, with a warning in the log;
+ * - an erased customer's outcomes applied before the erasure stay in the
+ *   statistics (they name no customer); those not applied by then are
+ *   dropped with their events;
+ * - cells are keyed by the learning context of the catalog live when the
+ *   outcome was counted: a change of `learning.contextBy` starts new cells.
+ *
  * Posterior (Beta–Bernoulli conjugacy): α = prior.α + rewards,
  * β = prior.β + max(0, impressions − rewards), where rewards are clicks or
  * conversions (`learning.reward`). A reward reported without its impression
