@@ -17,6 +17,7 @@ import { config, requiredDecisionSecret } from '#shared/config.ts';
 import { functionLogger, functionMetrics } from '#shared/observability.ts';
 import { decisionKey } from '#domain/decide/decision-id.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
+import { DEFAULT_OUTCOME_LEARNING, type OutcomeLearning } from '#domain/learning/statistics.ts';
 import type { ProfileEnricher } from '#domain/profile/enrich.ts';
 import { emptyReadState, planBatch, type BatchPlan, type BatchRecord, type ReadState } from '#domain/profile/plan.ts';
 import type { ProfileSettings } from '#domain/profile/state.ts';
@@ -62,6 +63,12 @@ export interface ProfileFunctionOptions {
   /** Awaited before a batch is planned (e.g. refreshing the cached catalog the enricher reads); a failure is logged. */
   readonly prepare?: () => Promise<void>;
   readonly settings?: ProfileSettings;
+  /**
+   * The catalog's learning settings outcomes are counted with (conversion
+   * window, learning context), read once per plan. @default `settings.learning`,
+   * else DEFAULT_OUTCOME_LEARNING
+   */
+  readonly learning?: () => OutcomeLearning;
   readonly client?: DynamoClient;
   readonly now?: () => number;
   /** Plans of the same records after a failed condition (a concurrent writer) before they are left to the stream. @default 10 */
@@ -180,7 +187,8 @@ export async function applyRecords(records: readonly BatchRecord[], options: Pro
 /** Plan, reading what the plan asks for (twice at most: identities, then the users tombstones point to). */
 async function planWithReads(records: readonly BatchRecord[], now: number, options: ProfileFunctionOptions): Promise<BatchPlan> {
   let read: ReadState = emptyReadState();
-  const settings = options.settings ?? { halfLifeDays: config.KAIROS_INTEREST_HALF_LIFE_DAYS, decisionKey: DECISION_KEY };
+  const base = options.settings ?? { halfLifeDays: config.KAIROS_INTEREST_HALF_LIFE_DAYS, decisionKey: DECISION_KEY };
+  const settings: ProfileSettings = { ...base, learning: options.learning?.() ?? base.learning ?? DEFAULT_OUTCOME_LEARNING };
   for (;;) {
     const result = planBatch(records, read, { settings, enricher: options.enricher, now });
     if (result.kind === 'plan') return result.plan;
@@ -224,13 +232,21 @@ export function createProfileHandler(options: ProfileFunctionOptions): (event: D
   };
 }
 
-/** Segments, persona and scores from the live catalog, cached in the process and refreshed in the background. */
+/**
+ * Segments, persona and scores from the live catalog, cached in the process
+ * and refreshed in the background; and its learning settings, which
+ * outcomes are counted with.
+ */
 export const catalogEnrichment = {
   enricher: createCatalogEnricher(peekLiveCatalog),
+  learning: () => {
+    const learning = peekLiveCatalog()?.learning;
+    return learning ? { contextBy: learning.contextBy, conversionWindowMs: learning.conversionWindowMs } : DEFAULT_OUTCOME_LEARNING;
+  },
   prepare: async () => {
     await getLiveCatalog();
   },
-} as const satisfies Pick<ProfileFunctionOptions, 'enricher' | 'prepare'>;
+} as const satisfies Pick<ProfileFunctionOptions, 'enricher' | 'prepare' | 'learning'>;
 
 export const processStreamEvent = createProfileHandler(catalogEnrichment);
 

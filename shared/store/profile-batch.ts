@@ -6,20 +6,23 @@
  *   erasure records) in consistent BatchGetItem requests of 100 keys, sent
  *   together;
  * - `commitTargets`: the plan's writes as conditional TransactWriteItems
- *   (profiles.ts builds each write's items), packed; a failed condition is
+ *   (profiles.ts builds each write's items, statistics.ts the ADD updates
+ *   of its outcome statistics), packed; a failed condition is
  *   reported as contention (read again and plan anew), a refused request as
  *   invalid, anything else as a fault;
  * - `deleteEvents`: the Events items of events dropped after an erasure.
  */
 import { config } from '#shared/config.ts';
+import { cellKey, type StatisticsIncrement } from '#domain/learning/statistics.ts';
 import type { PlannedWrite, ReadSet, ReadState, TargetPlan } from '#domain/profile/plan.ts';
 import { profileFromItem } from '#domain/profile/profile-item.ts';
 import { batchWrite } from './batch-write.ts';
 import { dynamo, type DynamoClient, type TransactWriteItem } from './client.ts';
 import { isContention, isInvalidRequest } from './faults.ts';
 import { erasedAtOf } from './erasure.ts';
-import { appliedMarkerItem, erasureRecordItem } from './items.ts';
+import { appliedMarkerItem, erasureRecordItem, statisticsItem, statisticsShardOf } from './items.ts';
 import { getItems, profileWriteTransaction } from './profiles.ts';
+import { statisticsUpdates } from './statistics.ts';
 
 const BATCH_GET_MAX = 100;
 
@@ -64,7 +67,12 @@ type TransactItem = TransactWriteItem;
  * stage touch disjoint items, so they are packed into as few transactions as
  * DynamoDB takes (a write's items stay together), up to `concurrency` in
  * flight: a batch of a hundred customers' events is a few transactions, not
- * a hundred. A pack commits whole or not at all: a failed condition anywhere
+ * a hundred. Each write's outcome statistics go in its transaction, on its
+ * profile's shard (items.ts `statisticsShardOf`); members of a pack whose
+ * statistics fall on the same item have them summed into one update
+ * (DynamoDB refuses two operations on one item in a transaction), and a
+ * pack's 100 items count each statistics item once. A pack commits whole or
+ * not at all: a failed condition anywhere
  * in it is contention for each of its targets (planned again from a fresh
  * read); a refused pack is retried a write at a time, so a refusal (an item
  * too large) stays with its own target. Outcomes in the order of `targets`.
@@ -77,12 +85,12 @@ export async function commitTargets(
   const outcomes: (TargetOutcome | undefined)[] = targets.map(() => undefined);
   for (let stage = 0; ; stage++) {
     const members = targets.flatMap((target, index) =>
-      outcomes[index] === undefined && stage < target.writes.length ? [{ index, items: writeItems(target.writes[stage]!, options.now) }] : [],
+      outcomes[index] === undefined && stage < target.writes.length ? [member(index, target.writes[stage]!, options.now)] : [],
     );
     if (members.length === 0) break;
-    const send = async (pack: readonly { index: number; items: TransactItem[] }[]): Promise<void> => {
+    const send = async (pack: readonly Member[]): Promise<void> => {
       try {
-        await client.send('TransactWriteItems', { TransactItems: pack.flatMap((m) => m.items) });
+        await client.send('TransactWriteItems', { TransactItems: packItems(pack) });
       } catch (error) {
         const kind = isContention(error) ? 'contention' : isInvalidRequest(error) ? 'invalid' : 'fault';
         if (kind === 'invalid' && pack.length > 1) {
@@ -97,8 +105,35 @@ export async function commitTargets(
   return outcomes.map((outcome) => outcome ?? { kind: 'committed' });
 }
 
-function writeItems(write: PlannedWrite, now: number): TransactItem[] {
-  return profileWriteTransaction(write, write.userId, now).TransactItems;
+/** One write of a pack: its profile's items, and its statistics with the ids of the items they fall on. */
+interface Member {
+  readonly index: number;
+  readonly items: TransactItem[];
+  readonly shard: number;
+  readonly statistics: readonly StatisticsIncrement[];
+  readonly statisticsItems: ReadonlySet<string>;
+}
+
+function member(index: number, write: PlannedWrite, now: number): Member {
+  const shard = statisticsShardOf(write.profile.key);
+  const statisticsItems = new Set(
+    write.statistics.map((increment) => {
+      const key = statisticsItem.key(shard, increment.bucket, cellKey(increment.cell));
+      return `${key.pk}\n${key.sk}`;
+    }),
+  );
+  return { index, items: profileWriteTransaction(write, write.userId, now).TransactItems, shard, statistics: write.statistics, statisticsItems };
+}
+
+/** A pack's transaction: each member's items, then the statistics of every member, summed per item. */
+function packItems(pack: readonly Member[]): TransactItem[] {
+  const byShard = new Map<number, StatisticsIncrement[]>();
+  for (const m of pack) {
+    const increments = byShard.get(m.shard);
+    if (increments) increments.push(...m.statistics);
+    else byShard.set(m.shard, [...m.statistics]);
+  }
+  return [...pack.flatMap((m) => m.items), ...[...byShard].flatMap(([shard, increments]) => statisticsUpdates(increments, shard))];
 }
 
 /** Rough size of a transaction item: its profile state (the bulk) and a margin for the rest. */
@@ -107,22 +142,35 @@ const itemBytes = (item: TransactItem): number => {
   return 512 + (typeof state === 'string' ? state.length * 2 : 0);
 };
 
-function packs<T extends { items: TransactItem[] }>(members: readonly T[]): T[][] {
-  const out: T[][] = [];
-  let current: T[] = [];
+/** A statistics update's size (its key and three numbers): well under `itemBytes`' margin. */
+const STATISTICS_ITEM_BYTES = 512;
+
+/**
+ * Members in order, cut into packs of at most PACK_MAX_ITEMS items (a
+ * statistics item shared by several members counts once, as `packItems`
+ * sends it) and PACK_MAX_BYTES.
+ */
+function packs(members: readonly Member[]): Member[][] {
+  const out: Member[][] = [];
+  let current: Member[] = [];
   let items = 0;
   let bytes = 0;
-  for (const member of members) {
-    const size = member.items.reduce((sum, item) => sum + itemBytes(item), 0);
-    if (current.length > 0 && (items + member.items.length > PACK_MAX_ITEMS || bytes + size > PACK_MAX_BYTES)) {
+  let statistics = new Set<string>();
+  for (const m of members) {
+    const size = m.items.reduce((sum, item) => sum + itemBytes(item), 0);
+    const added = [...m.statisticsItems].filter((id) => !statistics.has(id)).length;
+    const fits = items + m.items.length + statistics.size + added <= PACK_MAX_ITEMS && bytes + size + added * STATISTICS_ITEM_BYTES <= PACK_MAX_BYTES;
+    if (current.length > 0 && !fits) {
       out.push(current);
       current = [];
       items = 0;
       bytes = 0;
+      statistics = new Set();
     }
-    current.push(member);
-    items += member.items.length;
-    bytes += size;
+    current.push(m);
+    items += m.items.length;
+    bytes += size + [...m.statisticsItems].filter((id) => !statistics.has(id)).length * STATISTICS_ITEM_BYTES;
+    for (const id of m.statisticsItems) statistics.add(id);
   }
   if (current.length > 0) out.push(current);
   return out;

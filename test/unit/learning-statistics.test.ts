@@ -6,8 +6,19 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeDecisionId } from '#domain/decide/decision-id.ts';
-import { STATISTICS_BUCKET_MS, cellKey, outcomeIncrement, posterior, windowedCounts, type StatisticsRow } from '#domain/learning/statistics.ts';
-import { attributeOutcome } from '#domain/profile/outcomes.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import {
+  DEFAULT_OUTCOME_LEARNING,
+  STATISTICS_BUCKET_MS,
+  cellKey,
+  countedCells,
+  outcomeIncrement,
+  parseCellKey,
+  posterior,
+  windowedCounts,
+  type StatisticsRow,
+} from '#domain/learning/statistics.ts';
+import { ATTRIBUTION_WINDOW_MS, attributeOutcome } from '#domain/profile/outcomes.ts';
 
 const DECIDED = Date.parse('2026-03-02T10:20:00Z');
 const decision = encodeDecisionId({
@@ -41,6 +52,57 @@ describe('outcomeIncrement', () => {
   it('without a persona context, the context is "-"', () => {
     expect(outcomeIncrement(outcome('promotion viewed', DECIDED), 'none').cell.context).toBe('-');
     expect(outcomeIncrement(outcome('promotion viewed', DECIDED), 'segment').cell.context).toBe('-');
+  });
+});
+
+describe('the cells of a counted outcome', () => {
+  const experimental = encodeDecisionId({
+    catalogVersion: '1',
+    channel: 'push',
+    issuedAt: new Date(DECIDED),
+    nonce: 'n2',
+    fallback: false,
+    degraded: false,
+    persona: 'student-sport',
+    actions: [{ actionId: 'onboarding', variant: 'short', experiment: { id: 'copy', arm: 'short' }, propensity: 0.5 }],
+    holdouts: ['winback', 'vip'],
+  });
+  const tapped = attributeOutcome('push notification tapped', { decision_id: experimental }, DECIDED, undefined)!;
+
+  it('the served action\'s cell names the experiment arm it was served under', () => {
+    expect(outcomeIncrement(tapped, 'persona').cell).toEqual({
+      actionId: 'onboarding',
+      variant: 'short',
+      experiment: 'copy',
+      arm: 'short',
+      context: 'student-sport',
+      channel: 'push',
+    });
+  });
+
+  it('then one control cell per holdout experiment: no action, arm control, the decision\'s context and channel', () => {
+    const [action, ...controls] = countedCells(tapped, 'persona').map(parseCellKey);
+    expect(action).toEqual(outcomeIncrement(tapped, 'persona').cell);
+    expect(controls).toEqual([
+      { actionId: '', experiment: 'winback', arm: 'control', context: 'student-sport', channel: 'push' },
+      { actionId: '', experiment: 'vip', arm: 'control', context: 'student-sport', channel: 'push' },
+    ]);
+    expect(countedCells(tapped, 'none').map(parseCellKey).every((cell) => cell.context === '-')).toBe(true);
+  });
+
+  it('a conversion counts within the conversion window, an impression or a click within the attribution window', () => {
+    const hours = (n: number) => DECIDED + n * STATISTICS_BUCKET_MS;
+    expect(attributeOutcome('order completed', { decision_id: decision }, hours(23), undefined, 24 * STATISTICS_BUCKET_MS)).toBeDefined();
+    expect(attributeOutcome('order completed', { decision_id: decision }, hours(25), undefined, 24 * STATISTICS_BUCKET_MS)).toBeUndefined();
+    expect(attributeOutcome('promotion clicked', { decision_id: decision }, hours(25), undefined, 24 * STATISTICS_BUCKET_MS)).toBeDefined();
+    expect(attributeOutcome('order completed', { decision_id: decision }, hours(24 * 20), undefined, 30 * 24 * STATISTICS_BUCKET_MS)).toBeDefined();
+    expect(attributeOutcome('promotion clicked', { decision_id: decision }, DECIDED + ATTRIBUTION_WINDOW_MS + 1, undefined, 30 * 24 * STATISTICS_BUCKET_MS)).toBeUndefined();
+  });
+
+  it('the learning settings used without a catalog are the catalog\'s defaults', () => {
+    const loaded = loadCatalog({ kind: 'kairos/v1', name: 'defaults' }, 'object');
+    if (!loaded.ok) throw new Error('the empty catalog loads');
+    expect(DEFAULT_OUTCOME_LEARNING).toEqual({ contextBy: loaded.catalog.learning.contextBy, conversionWindowMs: loaded.catalog.learning.conversionWindowMs });
   });
 });
 

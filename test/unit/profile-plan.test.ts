@@ -8,7 +8,8 @@
  * a record twice in a batch, redelivery from a failed sequence number or of
  * an earlier suffix, a write that loses a race and is planned again, a store
  * fault on part of a batch — with identify / alias merges and an erasure in
- * flight, the profiles equal one in-order application.
+ * flight, the profiles equal one in-order application; so do the outcome
+ * statistics the writes carry, which equal what the final profiles counted.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -30,10 +31,12 @@ import { parseProfileState, serializeProfileState } from '#domain/profile/state.
 import type { ProfileItem } from '#domain/profile/profile-item.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { storedEvent } from '../support/stream.ts';
-import { draft, firstDifference, type Draft } from './profile-support.ts';
+import type { StatisticsIncrement } from '#domain/learning/statistics.ts';
+import { decisionId, draft, expectedStatistics, firstDifference, statisticsTotals, type Draft } from './profile-support.ts';
 
 const settings = { halfLifeDays: 14 };
 const NOW = Date.parse('2026-04-11T00:00:00Z');
+const DAY = 86_400_000;
 const RECEIVED = Date.parse('2026-04-10T00:00:00Z');
 const enricher: ProfileEnricher = (view) => ({
   segments: view.stats.visitsTotal >= 2 ? ['frequent'] : ['new'],
@@ -43,6 +46,9 @@ const options = { settings, enricher, now: NOW };
 
 /** The Profiles table (and the Events table's keys) in memory, with the transactions' conditions. */
 class MemoryStore {
+  /** What the committed writes added to the outcome statistics. */
+  readonly statistics: StatisticsIncrement[] = [];
+  constructor(readonly planOptions: PlanOptions = options) {}
   readonly profiles = new Map<string, { kind: 'profile'; version: number; state: string } | { kind: 'tombstone'; version: number; mergedInto: string }>();
   readonly markers = new Set<string>();
   readonly erasures = new Map<string, number>();
@@ -85,6 +91,7 @@ class MemoryStore {
       this.profiles.set(`a#${t.anonymousId}`, { kind: 'tombstone', version: t.readVersion + 1, mergedInto: write.userId! });
     }
     for (const pk of write.markers) this.markers.add(pk);
+    this.statistics.push(...write.statistics);
     return true;
   }
 
@@ -101,7 +108,7 @@ class MemoryStore {
 }
 
 /** Plan against the store as it is now, reading what the plan asks for. */
-function planOn(store: MemoryStore, records: readonly BatchRecord[], planOptions: PlanOptions = options): BatchPlan {
+function planOn(store: MemoryStore, records: readonly BatchRecord[], planOptions: PlanOptions = store.planOptions): BatchPlan {
   let read = emptyReadState();
   for (let reads = 0; reads < 3; reads++) {
     const result = planBatch(records, read, planOptions);
@@ -201,6 +208,44 @@ const scenario: fc.Arbitrary<Scenario> = fc
     erasedAfter: erasure === undefined ? undefined : erasure % (drafts.length + 1),
   }));
 
+/**
+ * Outcomes of a few decisions (two on the web, whose customer is in the
+ * holdout of exp-h; one push), reported under either identity of the two
+ * customers, often more than once, with identify and alias links: the
+ * statistics' de-duplication and merges' take-backs are exercised often.
+ */
+const DECIDED = [Date.parse('2026-04-01T09:30:00Z'), Date.parse('2026-04-01T09:45:00Z'), Date.parse('2026-04-02T12:00:00Z')];
+const DECISIONS = [decisionId(new Date(DECIDED[0]!), 'web', 'w1'), decisionId(new Date(DECIDED[1]!), 'push', 'p1'), decisionId(new Date(DECIDED[2]!), 'web', 'w2')];
+const outcomeDraft: fc.Arbitrary<Draft> = fc
+  .record({
+    event: fc.constantFrom('Promotion Viewed', 'Promotion Viewed', 'Promotion Viewed', 'Promotion Clicked', 'Push Notification Received', 'Email Opened', 'Order Completed', 'Search'),
+    decision: fc.constantFrom(0, 0, 0, 1, 2),
+    action: fc.constantFrom(undefined, 'a1', 'a2', 'a2', 'a3'),
+    variant: fc.constantFrom(undefined, undefined, undefined, 'x', 'y'),
+    lagHours: fc.constantFrom(0, 0, 0, 1, 30, 200),
+  })
+  .map(({ event, decision, action, variant, lagHours }) => ({
+    type: 'track' as const,
+    event,
+    timestamp: new Date(DECIDED[decision]! + lagHours * 3_600_000).toISOString(),
+    properties: { decision_id: DECISIONS[decision], ...(action ? { action_id: action } : {}), ...(variant ? { variant } : {}) },
+  }));
+// Outcomes under either identity first, then the links, then more outcomes: both identities often
+// count an outcome before they are joined.
+const linkDraft: Draft = { type: 'identify', timestamp: '2026-04-02T00:00:00.000Z', traits: { tier: 'gold' } };
+const outcomeScenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    before: fc.array(fc.tuple(outcomeDraft, fc.nat(1), fc.constantFrom<Who>('anonymous', 'user'), fc.nat(2)), { minLength: 2, maxLength: 16 }),
+    links: fc.array(fc.tuple(fc.constant(linkDraft), fc.nat(1), fc.constantFrom<Who>('both', 'alias'), fc.nat(2)), { minLength: 1, maxLength: 2 }),
+    after: fc.array(fc.tuple(outcomeDraft, fc.nat(1), who, fc.nat(2)), { maxLength: 8 }),
+  })
+  .map(({ before, links, after }) => [...before, ...links, ...after])
+  .map((drafts) => ({
+    events: drafts.map(([d, customer, w], i) => eventOf(d, customer, w, i)),
+    shards: drafts.map(([, , , shard]) => shard),
+    erasedAfter: undefined,
+  }));
+
 interface Move {
   readonly size: number;
   readonly duplicate: number | undefined;
@@ -228,8 +273,8 @@ const erasedAt = (s: Scenario) => RECEIVED + (s.erasedAfter ?? 0) * 1000 - 500;
 const record = (event: StoredEvent, index: number): BatchRecord => ({ id: `seq-${String(index).padStart(4, '0')}`, event });
 
 /** One in-order application: each event alone, in receipt order; the erasure at its moment. */
-function inOrder(s: Scenario): MemoryStore {
-  const store = new MemoryStore();
+function inOrder(s: Scenario, planOptions: PlanOptions = options): MemoryStore {
+  const store = new MemoryStore(planOptions);
   s.events.forEach((event, i) => {
     if (s.erasedAfter === i) store.erase(erasedKeys, erasedAt(s), s.events);
     store.events.add(event.pk);
@@ -246,8 +291,8 @@ function inOrder(s: Scenario): MemoryStore {
  * records reported failed), and either each shard planned and committed in
  * turn or every shard planned on the same read and committed after (a race).
  */
-function streamed(s: Scenario, plan: readonly Move[]): MemoryStore {
-  const store = new MemoryStore();
+function streamed(s: Scenario, plan: readonly Move[], planOptions: PlanOptions = options): MemoryStore {
+  const store = new MemoryStore(planOptions);
   const received = (i: number) => s.erasedAfter === undefined || i < s.erasedAfter;
   let erased = s.erasedAfter === undefined;
   for (let i = 0; i < s.events.length && received(i); i++) store.events.add(s.events[i]!.pk);
@@ -298,9 +343,10 @@ function streamed(s: Scenario, plan: readonly Move[]): MemoryStore {
   return store;
 }
 
-/** The profiles of the customers, from the events alone (no plan): what one in-order application must give. */
-function expectedProfiles(s: Scenario): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+/** The profiles the customers end with and the events each holds, from the events alone (no plan); and the merged anonymous ids. */
+function finalProfiles(s: Scenario): { profiles: Map<string, StoredEvent[]>; merged: Map<string, string> } {
+  const profiles = new Map<string, StoredEvent[]>();
+  const merged = new Map<string, string>();
   for (const customer of [0, 1]) {
     const userId = `u${customer}`;
     const anonymousId = `a${customer}`;
@@ -308,22 +354,32 @@ function expectedProfiles(s: Scenario): Record<string, unknown> {
       (e, i) => (e.userId === userId || e.anonymousId === anonymousId) && (customer !== 0 || s.erasedAfter === undefined || i >= s.erasedAfter),
     );
     const linked = survivors.some((e) => e.userId !== undefined && (e.anonymousId !== undefined || e.previousId !== undefined));
-    const build = (identity: { userId: string } | { anonymousId: string }, events: StoredEvent[]) => {
-      const state = applyEvents(emptyProfileState(identity), events, settings);
-      if (linked && 'userId' in identity) state.anonymousIds = [anonymousId];
-      state.enrichment = boundEnrichment(enricher(toProfileView(state, NOW), new Date(NOW)));
-      return comparableState(state);
-    };
     if (linked) {
-      out[`u#${userId}`] = build({ userId }, survivors);
-      out[`a#${anonymousId}`] = { mergedInto: userId };
+      profiles.set(`u#${userId}`, survivors);
+      merged.set(anonymousId, userId);
     } else {
       const known = survivors.filter((e) => e.userId !== undefined);
       const unknown = survivors.filter((e) => e.userId === undefined);
-      if (known.length > 0) out[`u#${userId}`] = build({ userId }, known);
-      if (unknown.length > 0) out[`a#${anonymousId}`] = build({ anonymousId }, unknown);
+      if (known.length > 0) profiles.set(`u#${userId}`, known);
+      if (unknown.length > 0) profiles.set(`a#${anonymousId}`, unknown);
     }
   }
+  return { profiles, merged };
+}
+
+/** The profiles of the customers, from the events alone (no plan): what one in-order application must give. */
+function expectedProfiles(s: Scenario): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const { profiles, merged } = finalProfiles(s);
+  for (const [key, events] of profiles) {
+    const identity = key.startsWith('u#') ? { userId: key.slice(2) } : { anonymousId: key.slice(2) };
+    const state = applyEvents(emptyProfileState(identity), events, settings);
+    const linked = [...merged].filter(([, userId]) => `u#${userId}` === key).map(([anonymousId]) => anonymousId);
+    if (linked.length > 0) state.anonymousIds = linked;
+    state.enrichment = boundEnrichment(enricher(toProfileView(state, NOW), new Date(NOW)));
+    out[key] = comparableState(state);
+  }
+  for (const [anonymousId, userId] of merged) out[`a#${anonymousId}`] = { mergedInto: userId };
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
 }
 
@@ -351,6 +407,103 @@ describe('the exactly-once plan of a stream batch', () => {
       { numRuns: 150 },
     );
   }, 120_000);
+
+  it('any delivery adds the outcome statistics of one in-order application, which are what the final profiles counted', () => {
+    const learning: PlanOptions = { ...options, settings: { ...settings, learning: { contextBy: 'persona', conversionWindowMs: DAY } } };
+    let counted = 0;
+    let takenBack = 0;
+    fc.assert(
+      fc.property(
+        fc.oneof(outcomeScenario, scenario.map((s) => ({ ...s, erasedAfter: undefined }))),
+        moves,
+        (s, plan) => {
+          const reference = inOrder(s, learning);
+          const store = streamed(s, plan, learning);
+          const expected = expectedStatistics([...finalProfiles(s).profiles.values()], learning.settings);
+          expect(statisticsTotals(reference.statistics)).toEqual(expected);
+          expect(statisticsTotals(store.statistics)).toEqual(expected);
+          if (Object.keys(expected).length > 0) counted += 1;
+          if (reference.statistics.some((i) => i.counts.impressions + i.counts.clicks + i.counts.conversions < 0)) takenBack += 1;
+        },
+      ),
+      { numRuns: 150 },
+    );
+    // The scenarios do count outcomes, and merges do take double counts back (the property is not about empty statistics).
+    expect(counted).toBeGreaterThan(50);
+    expect(takenBack).toBeGreaterThan(2);
+  }, 120_000);
+
+  describe('outcome statistics of a write', () => {
+    const at = '2026-04-01T10:00:00.000Z';
+    const web = decisionId(new Date('2026-04-01T09:30:00Z'), 'web', 'w1');
+    const learning: PlanOptions = { ...options, settings: { ...settings, learning: { contextBy: 'persona', conversionWindowMs: DAY } } };
+    const outcome = (messageId: string, who: { userId?: string; anonymousId?: string }, event: string, properties: Record<string, unknown>, timestamp = at) =>
+      storedEvent({ type: 'track', ...who, messageId, event, timestamp, properties });
+    const statisticsOf = (store: MemoryStore, events: readonly StoredEvent[]) => {
+      expect(deliver(store, events.map((e, i) => record(e, i)))).toEqual([]);
+      return statisticsTotals(store.statistics);
+    };
+    const hour = Date.parse('2026-04-01T09:00:00Z');
+    const a1 = `${hour} a1\u001fx\u001f\u001f\u001fp-web\u001fweb\u001fhome`;
+    const a2 = `${hour} a2\u001f\u001fexp-a\u001fb\u001fp-web\u001fweb\u001fhome`;
+    const control = `${hour} \u001f\u001fexp-h\u001fcontrol\u001fp-web\u001fweb\u001fhome`;
+
+    it('counts the served action\'s cell (variant, experiment arm) and, once per decision and kind, the holdout\'s control cell', () => {
+      const store = new MemoryStore(learning);
+      const totals = statisticsOf(store, [
+        outcome('v1', { userId: 'u1' }, 'Promotion Viewed', { decision_id: web, action_id: 'a1', variant: 'x' }),
+        outcome('v2', { userId: 'u1' }, 'Promotion Viewed', { decision_id: web, action_id: 'a2' }),
+        outcome('v3', { userId: 'u1' }, 'Promotion Viewed', { decision_id: web, action_id: 'a2' }),
+        outcome('c1', { userId: 'u1' }, 'Promotion Clicked', { decision_id: web, action_id: 'a1' }),
+        outcome('o1', { userId: 'u1' }, 'Order Completed', { decision_id: web, action_id: 'a2' }),
+      ]);
+      expect(totals).toEqual({ [a1]: '1/1/0', [a2]: '1/0/1', [control]: '1/1/1' });
+    });
+
+    it('forged ids, actions and variants the decision did not serve, and conversions past the conversion window count nothing', () => {
+      const store = new MemoryStore(learning);
+      const forged = `${web.slice(0, -2)}zz`;
+      const late = new Date(Date.parse('2026-04-01T09:30:00Z') + DAY + 60_000).toISOString();
+      const totals = statisticsOf(store, [
+        outcome('f1', { userId: 'u1' }, 'Promotion Viewed', { decision_id: forged, action_id: 'a1' }),
+        outcome('f2', { userId: 'u1' }, 'Promotion Viewed', { decision_id: 'd1' }),
+        outcome('f3', { userId: 'u1' }, 'Promotion Viewed', { decision_id: web, action_id: 'a3' }),
+        outcome('f4', { userId: 'u1' }, 'Promotion Clicked', { decision_id: web, action_id: 'a1', variant: 'y' }),
+        outcome('f5', { userId: 'u1' }, 'Order Completed', { decision_id: web, action_id: 'a1' }, late),
+        outcome('f6', { userId: 'u1' }, 'Promotion Viewed', { decision_id: web, action_id: 'a1' }, new Date(Date.parse(at) + 8 * DAY).toISOString()),
+      ]);
+      expect(totals).toEqual({});
+      // The same late conversion counts where the conversion window is longer.
+      expect(statisticsOf(new MemoryStore(options), [outcome('f5', { userId: 'u1' }, 'Order Completed', { decision_id: web, action_id: 'a1' }, late)])).toEqual({ [a1]: '0/0/1', [control]: '0/0/1' });
+    });
+
+    it('a merge takes back what the anonymous profile and the user had both counted', () => {
+      const store = new MemoryStore(learning);
+      const totals = statisticsOf(store, [
+        outcome('n1', { anonymousId: 'a1' }, 'Promotion Viewed', { decision_id: web, action_id: 'a1' }),
+        outcome('n2', { anonymousId: 'a1' }, 'Promotion Viewed', { decision_id: web, action_id: 'a2' }),
+        outcome('k1', { userId: 'u1' }, 'Promotion Viewed', { decision_id: web, action_id: 'a1' }),
+      ]);
+      // Two profiles: a1 and the control twice, a2 once.
+      expect(totals).toEqual({ [a1]: '2/0/0', [a2]: '1/0/0', [control]: '2/0/0' });
+      const merged = statisticsOf(store, [storedEvent({ type: 'identify', userId: 'u1', anonymousId: 'a1', messageId: 'id', timestamp: at })]);
+      expect(merged).toEqual({ [a1]: '1/0/0', [a2]: '1/0/0', [control]: '1/0/0' });
+      expect(store.statistics.filter((i) => i.counts.impressions < 0)).toHaveLength(2);
+    });
+
+    it('splits a profile\'s outcomes into writes of at most 100 items, statistics items included', () => {
+      const store = new MemoryStore(learning);
+      const events = Array.from({ length: 150 }, (_, i) =>
+        outcome(`m${i}`, { userId: 'u1' }, 'Promotion Viewed', { decision_id: decisionId(new Date(Date.parse(at) - i * 3_600_000), 'web', `d${i}`) }),
+      );
+      const plan = planOn(store, events.map((e, i) => record(e, i)));
+      const writes = plan.targets.flatMap((t) => t.writes);
+      const items = (w: PlannedWrite) => new Set(w.statistics.map((i) => `${i.bucket} ${JSON.stringify(i.cell)}`)).size;
+      for (const write of writes) expect(1 + write.markers.length + write.tombstones.length + items(write)).toBeLessThanOrEqual(100);
+      expect(writes.reduce((n, w) => n + items(w), 0)).toBe(300);
+      expect(commit(store, plan)).toEqual({ again: [], failed: [] });
+    });
+  });
 
   it('asks for what it needs: identities, markers and erasures first, then the users tombstones point to', () => {
     const event = { ...storedEvent({ type: 'page', anonymousId: 'a1', messageId: 'm1', timestamp: '2026-04-01T00:00:00Z' }) };

@@ -1,11 +1,17 @@
 /**
  * Shared by the profile tests (unit and ddb): a fast-check arbitrary of
- * event drafts covering every row of the effects table, and a deep
- * comparison of views with floats equal to 1e-9.
+ * event drafts covering every row of the effects table, a deep comparison
+ * of views with floats equal to 1e-9, and the outcome statistics a set of
+ * profiles must have added, from their events alone.
  */
 import fc from 'fast-check';
 import { encodeDecisionId } from '#domain/decide/decision-id.ts';
+import { CONTROL_ARM } from '#domain/decide/experiments.ts';
 import type { Channel } from '#domain/channels.ts';
+import { DEFAULT_OUTCOME_LEARNING, cellKey, learningContext, outcomeIncrement, type StatisticsCell, type StatisticsIncrement } from '#domain/learning/statistics.ts';
+import { eventOutcome } from '#domain/profile/apply.ts';
+import type { ProfileSettings } from '#domain/profile/state.ts';
+import type { StoredEvent } from '#domain/stored-event.ts';
 import type { storedEvent } from '../support/stream.ts';
 
 const T0 = Date.parse('2026-03-01T00:00:00Z');
@@ -22,7 +28,8 @@ const category = fc.constantFrom('shoes', 'socks', 'yoga', 'tents');
 const zone = fc.constantFrom('Europe/Madrid', 'America/New_York', 'Asia/Kolkata', 'UTC');
 /**
  * A decision id as decide issues it (read plain: the profile tests run without a decision key),
- * serving a1 (variant x) and a2.
+ * serving a1 (variant x) and a2 (arm b of experiment exp-a); a web decision also has a persona and
+ * a placement, and its customer is in the control group of experiment exp-h.
  */
 export const decisionId = (
   issuedAt: Date,
@@ -33,12 +40,18 @@ export const decisionId = (
   encodeDecisionId({
     catalogVersion: '1',
     channel,
+    ...(channel === 'web' ? { placement: 'home', persona: 'p-web' } : {}),
     issuedAt,
     nonce,
     fallback: false,
     degraded: false,
-    actions: actions.map((actionId) => ({ actionId, ...(actionId === 'a1' ? { variant: 'x' } : {}), propensity: 0.5 })),
-    holdouts: [],
+    actions: actions.map((actionId) => ({
+      actionId,
+      ...(actionId === 'a1' ? { variant: 'x' } : {}),
+      ...(actionId === 'a2' ? { experiment: { id: 'exp-a', arm: 'b' } } : {}),
+      propensity: 0.5,
+    })),
+    holdouts: channel === 'web' ? ['exp-h'] : [],
   });
 
 /**
@@ -174,4 +187,59 @@ export function firstDifference(actual: unknown, expected: unknown, path = '$'):
     return undefined;
   }
   return Object.is(actual, expected) ? undefined : `${path}: ${JSON.stringify(actual)} ≠ ${JSON.stringify(expected)}`;
+}
+
+/** Statistics summed per (bucket, cell), as `bucket cellKey` → `impressions/clicks/conversions`, without empty sums. */
+export function statisticsTotals(increments: Iterable<StatisticsIncrement>): Record<string, string> {
+  const sums = new Map<string, [number, number, number]>();
+  for (const { bucket, cell, counts } of increments) {
+    const key = `${bucket} ${cellKey(cell)}`;
+    const sum = sums.get(key) ?? [0, 0, 0];
+    sums.set(key, [sum[0] + counts.impressions, sum[1] + counts.clicks, sum[2] + counts.conversions]);
+  }
+  return Object.fromEntries(
+    [...sums]
+      .filter(([, sum]) => sum.some((n) => n !== 0))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([key, sum]) => [key, sum.join('/')]),
+  );
+}
+
+/**
+ * The statistics a set of final profiles must have added, each given by the
+ * events it holds (below the counted-outcomes bound), by the definition:
+ * each (decision, action, kind) an event of the profile is an outcome of
+ * adds 1 to the served action's cell, and each (decision, kind) adds 1 to
+ * the control cell of each experiment whose holdout the decision's customer
+ * was in.
+ */
+export function expectedStatistics(profiles: readonly (readonly StoredEvent[])[], settings: ProfileSettings): Record<string, string> {
+  const contextBy = (settings.learning ?? DEFAULT_OUTCOME_LEARNING).contextBy;
+  const increments: StatisticsIncrement[] = [];
+  for (const events of profiles) {
+    const keys = new Set<string>();
+    const units = new Set<string>();
+    for (const event of events) {
+      const outcome = eventOutcome(event, settings);
+      if (!outcome || keys.has(outcome.key)) continue;
+      keys.add(outcome.key);
+      const increment = outcomeIncrement(outcome, contextBy);
+      increments.push(increment);
+      const unit = `${outcome.kind} ${outcome.decision.issuedAt} ${outcome.decision.nonce}`;
+      if (units.has(unit)) continue;
+      units.add(unit);
+      for (const experiment of outcome.decision.holdouts) {
+        const cell: StatisticsCell = {
+          actionId: '',
+          experiment,
+          arm: CONTROL_ARM,
+          context: learningContext(contextBy, outcome.decision),
+          channel: outcome.decision.channel,
+          ...(outcome.decision.placement !== undefined ? { placement: outcome.decision.placement } : {}),
+        };
+        increments.push({ ...increment, cell });
+      }
+    }
+  }
+  return statisticsTotals(increments);
 }

@@ -11,13 +11,41 @@
  * than now − window. Counts are sums, so any order of increments gives the
  * same totals.
  *
+ * Exactly once: the profile plan's writes (shared/domain/profile/plan.ts)
+ * carry what the outcomes their events newly count add (`countedIncrements`),
+ * and the store adds it in the same conditional transaction as the events'
+ * "applied" markers (shared/store/profile-batch.ts), so a redelivery adds
+ * nothing. A holdout's control cell counts once per (decision, experiment,
+ * kind) on a profile. When a user absorbs an anonymous profile, the merge
+ * takes back what both had counted (`mergeTakeBack`): an anonymous profile
+ * keeps the cells of each key it counted (ProfileState `outcomeCells`).
+ *
+ * Limits — where an outcome can stay counted twice, or count for nothing:
+ * - a profile remembers at most COUNTED_OUTCOMES_LIMIT (200) counted keys
+ *   (shared/domain/profile/outcomes.ts), dropping the oldest decisions'
+ *   first: a merge cannot take back a double count of a dropped key, and a
+ *   decision whose keys of a kind were all dropped can count its control
+ *   cells again; a very late report of an old decision counts for nothing;
+ * - keys an anonymous profile counted before it kept their cells (a profile
+ *   written before the statistics were counted) are not taken back;
+ * - a merge whose take-back needs more statistics items than its
+ *   transaction has room for (100 items with the profile, tombstones and
+ *   markers) takes back only what fits, with a warning in the log;
+ * - an erased customer's outcomes applied before the erasure stay in the
+ *   statistics (they name no customer); those not applied by then are
+ *   dropped with their events;
+ * - cells are keyed by the learning context of the catalog live when the
+ *   outcome was counted: a change of `learning.contextBy` starts new cells.
+ *
  * Posterior (Beta–Bernoulli conjugacy): α = prior.α + rewards,
  * β = prior.β + max(0, impressions − rewards), where rewards are clicks or
  * conversions (`learning.reward`). A reward reported without its impression
  * still counts as one trial (β never goes below its prior).
  */
 import type { Channel } from '../channels.ts';
-import type { AttributedOutcome } from '../profile/outcomes.ts';
+import { CONTROL_ARM } from '../decide/experiments.ts';
+import { ATTRIBUTION_WINDOW_MS, parseOutcomeKey, type AttributedOutcome, type OutcomeKind } from '../profile/outcomes.ts';
+import type { ProfileState } from '../profile/state.ts';
 
 /** Width of a statistics bucket: one hour, ms. */
 export const STATISTICS_BUCKET_MS = 3_600_000;
@@ -27,6 +55,16 @@ export const NO_CONTEXT = '-';
 
 /** What a learning context is keyed by (catalog `learning.contextBy`). */
 export type ContextBy = 'none' | 'persona' | 'segment';
+
+/** What the profile function reads of the catalog's learning settings to count outcomes (compiled `catalog.learning`). */
+export interface OutcomeLearning {
+  readonly contextBy: ContextBy;
+  /** How long after its decision a conversion is attributed to it, ms (`learning.conversionWindow`). */
+  readonly conversionWindowMs: number;
+}
+
+/** The catalog's defaults (catalog/defaults.ts LEARNING_DEFAULTS: persona, 7d): used while no catalog is loaded. */
+export const DEFAULT_OUTCOME_LEARNING: OutcomeLearning = Object.freeze({ contextBy: 'persona', conversionWindowMs: ATTRIBUTION_WINDOW_MS });
 
 /**
  * The arm and the context an outcome's statistics are kept under.
@@ -74,24 +112,125 @@ export function learningContext(contextBy: ContextBy, decision: Pick<AttributedO
   return contextBy === 'persona' && decision.persona !== undefined ? decision.persona : NO_CONTEXT;
 }
 
-/** What `outcome` adds to the statistics. */
-export function outcomeIncrement(outcome: AttributedOutcome, contextBy: ContextBy): StatisticsIncrement {
+/** Start of the hour of `decidedAt` (epoch ms): the bucket its outcomes add to. */
+export const bucketOf = (decidedAt: number): number => Math.floor(decidedAt / STATISTICS_BUCKET_MS) * STATISTICS_BUCKET_MS;
+
+/** One outcome of `kind` counted (`sign` 1) or taken back (−1). */
+const countsOf = (kind: OutcomeKind, sign: 1 | -1): OutcomeCounts => ({
+  impressions: kind === 'impression' ? sign : 0,
+  clicks: kind === 'click' ? sign : 0,
+  conversions: kind === 'conversion' ? sign : 0,
+});
+
+/** The served action's cell of `outcome`: its variant, and its experiment and arm when it was served under one. */
+function actionCell(outcome: AttributedOutcome, contextBy: ContextBy): StatisticsCell {
   const { action, decision } = outcome;
   return {
-    cell: {
-      actionId: action.actionId,
-      ...(action.variant !== undefined ? { variant: action.variant } : {}),
-      context: learningContext(contextBy, decision),
-      channel: outcome.channel,
-      ...(decision.placement !== undefined ? { placement: decision.placement } : {}),
-    },
-    bucket: Math.floor(outcome.decidedAt / STATISTICS_BUCKET_MS) * STATISTICS_BUCKET_MS,
-    counts: {
-      impressions: outcome.kind === 'impression' ? 1 : 0,
-      clicks: outcome.kind === 'click' ? 1 : 0,
-      conversions: outcome.kind === 'conversion' ? 1 : 0,
-    },
+    actionId: action.actionId,
+    ...(action.variant !== undefined ? { variant: action.variant } : {}),
+    ...(action.experiment !== undefined ? { experiment: action.experiment.id, arm: action.experiment.arm } : {}),
+    context: learningContext(contextBy, decision),
+    channel: outcome.channel,
+    ...(decision.placement !== undefined ? { placement: decision.placement } : {}),
   };
+}
+
+/** What `outcome` adds to its action's cell. */
+export function outcomeIncrement(outcome: AttributedOutcome, contextBy: ContextBy): StatisticsIncrement {
+  return { cell: actionCell(outcome, contextBy), bucket: bucketOf(outcome.decidedAt), counts: countsOf(outcome.kind, 1) };
+}
+
+/**
+ * The cells a counted outcome adds to, as `cellKey`s (an anonymous profile
+ * keeps them with its counted key, ProfileState `outcomeCells`): first its action's
+ * cell, then one control cell per experiment whose control group the
+ * decision's customer was in (`decision.holdouts`: action '', the
+ * experiment, arm CONTROL_ARM, the decision's channel). The control cells
+ * count once per (decision, experiment, kind): whichever of the decision's
+ * outcomes of a kind is counted first on the profile adds them.
+ */
+export function countedCells(outcome: AttributedOutcome, contextBy: ContextBy): string[] {
+  const { decision } = outcome;
+  const context = learningContext(contextBy, decision);
+  const controls = decision.holdouts.map((experiment) =>
+    cellKey({
+      actionId: '',
+      experiment,
+      arm: CONTROL_ARM,
+      context,
+      channel: decision.channel,
+      ...(decision.placement !== undefined ? { placement: decision.placement } : {}),
+    }),
+  );
+  return [cellKey(actionCell(outcome, contextBy)), ...controls];
+}
+
+/** A counted key's (decision, kind): the unit a control cell counts once per. */
+const decisionKindOf = (key: string): string => {
+  const { kind, decision } = parseOutcomeKey(key);
+  return `${kind} ${decision}`;
+};
+
+/**
+ * What the outcomes a profile counted while events were applied add to the
+ * statistics. `before` and `after` are the profile's counted outcomes
+ * (ProfileState `outcomes`) before and after; `outcomes` the outcomes the
+ * applied events are (counted or not), in any order. Each key counted now
+ * (in `after`, not in `before`) adds 1 of its kind to its action's cell;
+ * the first of a (decision, kind) the profile had not counted before adds 1
+ * to each of the decision's control cells.
+ */
+export function countedIncrements(
+  before: Readonly<Record<string, number>>,
+  after: Readonly<Record<string, number>>,
+  outcomes: Iterable<AttributedOutcome>,
+  contextBy: ContextBy,
+): StatisticsIncrement[] {
+  const increments: StatisticsIncrement[] = [];
+  const counted = new Set<string>();
+  const seen = new Set(Object.keys(before).map(decisionKindOf));
+  for (const outcome of outcomes) {
+    if (counted.has(outcome.key) || Object.hasOwn(before, outcome.key) || !Object.hasOwn(after, outcome.key)) continue;
+    counted.add(outcome.key);
+    const [action, ...controls] = countedCells(outcome, contextBy);
+    const bucket = bucketOf(outcome.decidedAt);
+    increments.push({ cell: parseCellKey(action as string), bucket, counts: countsOf(outcome.kind, 1) });
+    const unit = decisionKindOf(outcome.key);
+    if (seen.has(unit)) continue;
+    seen.add(unit);
+    for (const cell of controls) increments.push({ cell: parseCellKey(cell), bucket, counts: countsOf(outcome.kind, 1) });
+  }
+  return increments;
+}
+
+/**
+ * What merging `source` (an anonymous profile, which keeps the cells of its
+ * counted outcomes) into `target` (a user's counted outcomes) takes back
+ * from the statistics: each key both had counted before the join
+ * (outcomes.ts `mergeCountedOutcomes` `countedTwice`) was added twice, so
+ * its action's cell gets −1; each (decision, kind) both had counted added
+ * its control cells twice, so they get −1. A key whose cells `source` did
+ * not keep (counted before they were kept) is not taken back.
+ */
+export function mergeTakeBack(
+  target: Readonly<Record<string, number>>,
+  source: Pick<ProfileState, 'outcomes' | 'outcomeCells'>,
+): StatisticsIncrement[] {
+  const increments: StatisticsIncrement[] = [];
+  const targetUnits = new Set(Object.keys(target).map(decisionKindOf));
+  const unitsTakenBack = new Set<string>();
+  for (const [key, decidedAt] of Object.entries(source.outcomes)) {
+    const cells = Object.hasOwn(source.outcomeCells, key) ? source.outcomeCells[key] : undefined;
+    if (!cells || cells.length === 0) continue;
+    const { kind } = parseOutcomeKey(key);
+    const bucket = bucketOf(decidedAt);
+    if (Object.hasOwn(target, key)) increments.push({ cell: parseCellKey(cells[0] as string), bucket, counts: countsOf(kind, -1) });
+    const unit = decisionKindOf(key);
+    if (!targetUnits.has(unit) || unitsTakenBack.has(unit)) continue;
+    unitsTakenBack.add(unit);
+    for (const cell of cells.slice(1)) increments.push({ cell: parseCellKey(cell), bucket, counts: countsOf(kind, -1) });
+  }
+  return increments;
 }
 
 /** Separator of a cell key's fields: cannot appear in catalog ids, channels or placements. */

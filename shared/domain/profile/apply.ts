@@ -34,7 +34,8 @@ import {
   type ProfileSettings,
   type ProfileState,
 } from './state.ts';
-import { attributeOutcome, countOutcomeOnce, mergeCountedOutcomes, parseOutcomeKey } from './outcomes.ts';
+import { attributeOutcome, countOutcomeOnce, mergeCountedOutcomes, parseOutcomeKey, type AttributedOutcome } from './outcomes.ts';
+import { DEFAULT_OUTCOME_LEARNING, countedCells } from '../learning/statistics.ts';
 import { DAY_MS, dayOf, hourOf, isValidTimeZone, quarterOf } from './time.ts';
 
 /** Separator of a flattened nested trait key (`address` + `city`). */
@@ -92,6 +93,8 @@ export function eventTime(event: Pick<StoredEvent, 'timestamp'>): number {
 export function applyEvents(state: ProfileState, events: Iterable<StoredEvent>, settings: ProfileSettings): ProfileState {
   const draft = cloneProfileState(state);
   for (const event of events) applyInPlace(draft, event, settings);
+  // The cells of the keys the bound dropped go with them (once per call: the bound drops few).
+  for (const key of Object.keys(draft.outcomeCells)) if (!Object.hasOwn(draft.outcomes, key)) delete draft.outcomeCells[key];
   return draft;
 }
 
@@ -192,12 +195,35 @@ function applyTrack(s: ProfileState, name: string, props: Props, at: number, set
     }
   }
   // An outcome counts once, and only for what its decision served (outcomes.ts).
-  const outcome = attributeOutcome(semantic, props, at, settings.decisionKey);
+  const outcome = attributeOutcome(semantic, props, at, settings.decisionKey, settings.learning?.conversionWindowMs);
   if (!outcome || !countOutcomeOnce(s.outcomes, outcome)) return;
+  keepCountedCells(s, outcome, settings);
   const actionId = outcome.action.actionId;
   if (outcome.kind === 'impression') recordImpression(s, outcome.channel, actionId, outcome.decidedAt);
   else if (outcome.kind === 'click') recordClick(s, outcome.channel, actionId, outcome.decidedAt);
   else recordConversion(s, actionId, outcome.decidedAt);
+}
+
+/**
+ * The outcome event `event` is (outcomes.ts `attributeOutcome`, with the
+ * settings the profile counts with), whether or not it is counted yet.
+ */
+export function eventOutcome(event: StoredEvent, settings: ProfileSettings): AttributedOutcome | undefined {
+  if (event.type !== 'track' || !event.event) return undefined;
+  const at = Date.parse(event.timestamp);
+  if (!Number.isFinite(at)) return undefined;
+  return attributeOutcome(semanticName(event.event), event.properties ?? {}, at, settings.decisionKey, settings.learning?.conversionWindowMs);
+}
+
+/**
+ * On an anonymous profile, keep the cells a newly counted outcome added to
+ * beside its key: when a user absorbs the profile, the merge takes back
+ * from them what both had counted. A user profile is never merged into
+ * another, so it keeps none.
+ */
+function keepCountedCells(s: ProfileState, outcome: AttributedOutcome, settings: ProfileSettings): void {
+  if (s.userId !== undefined) return;
+  s.outcomeCells[outcome.key] = countedCells(outcome, (settings.learning ?? DEFAULT_OUTCOME_LEARNING).contextBy);
 }
 
 /** The earlier of two timed keys; on a tie, the smaller key (any order gives the same). */
@@ -484,6 +510,15 @@ export function mergeProfiles(target: ProfileState, source: ProfileState): Profi
       mergeChannels,
     ),
     outcomes: outcomes.counted,
+    outcomeCells:
+      (target.userId ?? source.userId) !== undefined
+        ? {}
+        : Object.fromEntries(
+            Object.keys(outcomes.counted).flatMap((key) => {
+              const cells = own(source.outcomeCells, key) ?? own(target.outcomeCells, key);
+              return cells ? [[key, [...cells]]] : [];
+            }),
+          ),
     enrichment: target.enrichment,
     updatedAt: maxDefined(target.updatedAt, source.updatedAt),
   });

@@ -10,8 +10,9 @@
  *   decision's first action) was served by that decision, and the variant it
  *   names (`variant`), if any, is the one served;
  * - it happened within the attribution window of the decision
- *   (`ATTRIBUTION_WINDOW_MS` after it, and no earlier than
- *   `CLOCK_SKEW_MS` before it);
+ *   (`ATTRIBUTION_WINDOW_MS` after it for an impression or a click, the
+ *   catalog's `learning.conversionWindow` for a conversion, and no earlier
+ *   than `CLOCK_SKEW_MS` before it);
  * - the same (decision, action, kind) has not been counted on this profile
  *   already: a client that reports an impression twice, or both
  *   `Email Delivered` and `Email Opened`, counts one impression.
@@ -42,7 +43,7 @@ export const OUTCOME_EVENTS: Readonly<Record<string, { readonly kind: OutcomeKin
   'order completed': { kind: 'conversion' },
 };
 
-/** How long after its decision an outcome is attributed to it: 7 days, ms. */
+/** How long after its decision an impression or a click is attributed to it: 7 days, ms (a conversion: `learning.conversionWindow`). */
 export const ATTRIBUTION_WINDOW_MS = 7 * 24 * 3_600_000;
 
 /** How much earlier than its decision an outcome may be stamped (client clocks): 5 minutes, ms. */
@@ -75,13 +76,16 @@ const idText = (value: unknown, maxLength: number): string | undefined =>
 /**
  * The outcome a track event is, or undefined when it is not one or does not
  * count by the rules above (the de-duplication is `countOutcomeOnce`'s).
- * `semanticName` is the event name normalised; `at` the event time (epoch ms).
+ * `semanticName` is the event name normalised; `at` the event time (epoch ms);
+ * `conversionWindowMs` how long after its decision a conversion is
+ * attributed to it (ms; the catalog's `learning.conversionWindow`).
  */
 export function attributeOutcome(
   semanticName: string,
   props: Readonly<Record<string, unknown>>,
   at: number,
   decisionKey: DecisionKey | undefined,
+  conversionWindowMs: number = ATTRIBUTION_WINDOW_MS,
 ): AttributedOutcome | undefined {
   const event = OUTCOME_EVENTS[semanticName];
   if (!event) return undefined;
@@ -96,7 +100,8 @@ export function attributeOutcome(
   // A named variant must be the one served; an empty or absent one names none.
   if (typeof props.variant === 'string' && props.variant !== '' && props.variant !== action.variant) return undefined;
   const decidedAt = Date.parse(decision.issuedAt);
-  if (!(at >= decidedAt - CLOCK_SKEW_MS && at <= decidedAt + ATTRIBUTION_WINDOW_MS)) return undefined;
+  const window = event.kind === 'conversion' ? conversionWindowMs : ATTRIBUTION_WINDOW_MS;
+  if (!(at >= decidedAt - CLOCK_SKEW_MS && at <= decidedAt + window)) return undefined;
   const channel = event.channel ?? decision.channel;
   return {
     kind: event.kind,
@@ -112,13 +117,20 @@ export function attributeOutcome(
 export interface OutcomeKeyParts {
   readonly kind: OutcomeKind;
   readonly channel: Channel;
+  /** The decision: `<issued s>.<nonce>`. */
+  readonly decision: string;
   readonly actionId: string;
 }
 
 /** The parts of a key made by `attributeOutcome` (the action id is last: it may hold dots). */
 export function parseOutcomeKey(key: string): OutcomeKeyParts {
-  const [kind, channel, , , ...action] = key.split('.');
-  return { kind: KIND_OF_INITIAL[kind as string] as OutcomeKind, channel: channel as Channel, actionId: action.join('.') };
+  const [kind, channel, issued, nonce, ...action] = key.split('.');
+  return {
+    kind: KIND_OF_INITIAL[kind as string] as OutcomeKind,
+    channel: channel as Channel,
+    decision: `${issued ?? ''}.${nonce ?? ''}`,
+    actionId: action.join('.'),
+  };
 }
 
 /** Counted outcome keys kept on a profile; past it the oldest decisions' keys are dropped. */

@@ -24,12 +24,21 @@
  * was merged before (into this user or another). Every write puts the
  * applied events' markers conditioned on their absence.
  *
+ * Each write carries what its applied events and merges add to the outcome
+ * statistics (shared/domain/learning/statistics.ts): the outcomes its events
+ * newly count, less the double counts its merges take back. The store adds
+ * them in the write's own transaction, so they are added exactly when the
+ * events are applied.
+ *
  * Writes of one target are a chain (each conditioned on the version the one
- * before writes) of at most 100 items each (DynamoDB's transaction limit);
- * writes of different targets touch disjoint items.
+ * before writes) of at most 100 items each (DynamoDB's transaction limit,
+ * statistics items included); writes of different targets touch disjoint
+ * profile items (their statistics items may be the same: the store sums
+ * those within a transaction).
  */
 import { anonymousProfileKey, userProfileKey, type StoredEvent } from '../stored-event.ts';
-import { applyEvents, linkAnonymousId, mergeProfiles } from './apply.ts';
+import { applyEvents, eventOutcome, linkAnonymousId, mergeProfiles } from './apply.ts';
+import { DEFAULT_OUTCOME_LEARNING, cellKey, countedIncrements, mergeTakeBack, type StatisticsIncrement } from '../learning/statistics.ts';
 import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
 import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
 import { emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
@@ -76,6 +85,8 @@ export interface PlannedWrite {
   readonly markers: readonly string[];
   /** Record ids applied by this write. */
   readonly records: readonly string[];
+  /** What this write adds to the outcome statistics (negative: a merge's take-back). */
+  readonly statistics: readonly StatisticsIncrement[];
 }
 
 /** The writes of one profile key, in order: each is valid only once the one before has committed. */
@@ -101,6 +112,7 @@ export interface BatchPlan {
 export type PlanResult = { readonly kind: 'read'; readonly reads: ReadSet } | { readonly kind: 'plan'; readonly plan: BatchPlan };
 
 export interface PlanOptions {
+  /** How events are applied; `settings.learning` holds the catalog's learning settings outcomes are counted with. */
   readonly settings: ProfileSettings;
   /** Segments, persona and scores of a profile, stored with it. */
   readonly enricher: ProfileEnricher;
@@ -215,10 +227,14 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     let state: ProfileState = current?.state ?? emptyProfileState(identity);
     let version = current?.version ?? 0;
     const writes: PlannedWrite[] = [];
-    for (const chunk of chunks(group)) {
+    const cost = (entry: Entry): number => entryCost(entry, key, absorbedBy, read, options.settings);
+    for (const chunk of chunks(group, cost)) {
       const { state: next, applied, poisoned } = applyWithIsolation(state, chunk, options.settings);
       for (const { entry, error } of poisoned) for (const id of entry.records) failures.set(id, error);
       if (applied.length === 0) continue;
+      const counted = applied.flatMap((e) => eventOutcome(e.event, options.settings) ?? []);
+      const statistics = countedIncrements(state.outcomes, next.outcomes, counted, (options.settings.learning ?? DEFAULT_OUTCOME_LEARNING).contextBy);
+      const takeBack: StatisticsIncrement[] = [];
       state = next;
       const tombstones: { anonymousId: string; readVersion: number }[] = [];
       for (const entry of applied) {
@@ -227,7 +243,10 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
           if (absorbedBy.get(anonymousKey) !== key || tombstones.some((t) => t.anonymousId === anonymousId)) continue;
           if (writes.some((w) => w.tombstones.some((t) => t.anonymousId === anonymousId))) continue;
           const anonymous = read.profiles.get(anonymousKey);
-          if (anonymous?.kind === 'profile') state = mergeProfiles(state, anonymous.state);
+          if (anonymous?.kind === 'profile') {
+            takeBack.push(...mergeTakeBack(state.outcomes, anonymous.state));
+            state = mergeProfiles(state, anonymous.state);
+          }
           linkAnonymousId(state, anonymousId);
           tombstones.push({ anonymousId, readVersion: anonymous?.version ?? 0 });
         }
@@ -240,12 +259,18 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       }
       state.updatedAt = options.now;
       merges += tombstones.length;
+      const room = MAX_TRANSACTION_ITEMS - 1 - applied.length - tombstones.length;
+      const kept = fitStatistics(statistics, takeBack, room);
+      if (kept.length < statistics.length + takeBack.length) {
+        warnings.push(`outcome statistics of ${key}: a merge's take-back exceeds a transaction; ${statistics.length + takeBack.length - kept.length} of its double counts stay`);
+      }
       writes.push({
         profile: { key, state, readVersion: version },
         userId,
         tombstones,
         markers: applied.map((e) => e.event.pk),
         records: applied.flatMap((e) => e.records),
+        statistics: kept,
       });
       version += 1;
     }
@@ -268,13 +293,55 @@ function appliable(event: StoredEvent, settings: ProfileSettings): boolean {
   }
 }
 
-/** Split a target's events so each write fits a transaction: profile + markers + tombstones ≤ 100 items. */
-function chunks(group: readonly Entry[]): Entry[][] {
+/**
+ * The most items an entry can add to its write: its marker, the tombstones
+ * of the anonymous profiles it links here, the statistics cells its outcome
+ * may add to, and those the merges may take back from (at most each cell the
+ * anonymous profile keeps). Bounded so an entry alone always fits; past it
+ * `fitStatistics` keeps the write within the limit.
+ */
+function entryCost(entry: Entry, target: string, absorbedBy: ReadonlyMap<string, string>, read: ReadState, settings: ProfileSettings): number {
+  let cost = 1 + entry.identity.links.length;
+  const outcome = eventOutcome(entry.event, settings);
+  if (outcome) cost += 1 + outcome.decision.holdouts.length;
+  for (const anonymousId of entry.identity.links) {
+    const anonymousKey = anonymousProfileKey(anonymousId);
+    const anonymous = read.profiles.get(anonymousKey);
+    if (absorbedBy.get(anonymousKey) !== target || anonymous?.kind !== 'profile') continue;
+    for (const cells of Object.values(anonymous.state.outcomeCells)) cost += cells.length;
+  }
+  return Math.min(cost, MAX_TRANSACTION_ITEMS - 1);
+}
+
+/** The statistics item an increment falls on within one write (one shard): its bucket and cell. */
+const statisticsItemOf = (increment: StatisticsIncrement): string => `${increment.bucket} ${cellKey(increment.cell)}`;
+
+/**
+ * The counted increments, and as much of a merge's take-back as fits
+ * `room` statistics items: the counted ones always fit (`entryCost` counts
+ * them); a take-back larger than a transaction loses what does not fit.
+ */
+function fitStatistics(counted: readonly StatisticsIncrement[], takeBack: readonly StatisticsIncrement[], room: number): StatisticsIncrement[] {
+  const items = new Set(counted.map(statisticsItemOf));
+  const kept = [...counted];
+  for (const increment of takeBack) {
+    const item = statisticsItemOf(increment);
+    if (!items.has(item)) {
+      if (items.size >= room) continue;
+      items.add(item);
+    }
+    kept.push(increment);
+  }
+  return kept;
+}
+
+/** Split a target's events so each write fits a transaction: profile + markers + tombstones + statistics ≤ 100 items. */
+function chunks(group: readonly Entry[], costOf: (entry: Entry) => number): Entry[][] {
   const out: Entry[][] = [];
   let current: Entry[] = [];
   let size = 1;
   for (const entry of group) {
-    const cost = 1 + entry.identity.links.length;
+    const cost = costOf(entry);
     if (current.length > 0 && size + cost > MAX_TRANSACTION_ITEMS) {
       out.push(current);
       current = [];

@@ -15,6 +15,7 @@
 import type { Channel } from '../channels.ts';
 import type { Lww, WindowCounter } from './counters.ts';
 import type { DecisionKey } from '../decide/decision-id.ts';
+import type { OutcomeLearning } from '../learning/statistics.ts';
 
 export const STATE_VERSION = 1;
 
@@ -140,6 +141,14 @@ export interface ProfileState {
    * time (epoch ms), bounded (shared/domain/profile/outcomes.ts).
    */
   outcomes: Record<string, number>;
+  /**
+   * On an anonymous profile, counted outcome key → the statistics cells its
+   * count added to (shared/domain/learning/statistics.ts `countedCells`: its
+   * action's cell, then its decision's control cells), for keys still in
+   * `outcomes`: when a user absorbs the profile, the merge takes back from
+   * the statistics what both had counted. Empty on a user profile.
+   */
+  outcomeCells: Record<string, string[]>;
   /** Derived by the enricher after each change (segments, persona, scores). */
   enrichment?: Enrichment;
   /** Processing time of the last change. */
@@ -155,6 +164,12 @@ export interface ProfileSettings {
    * (pure tests and tools), ids are read plain.
    */
   readonly decisionKey?: DecisionKey;
+  /**
+   * The catalog's learning settings outcomes are counted with (the
+   * conversion window, the learning context of the statistics cells).
+   * Absent: statistics.ts DEFAULT_OUTCOME_LEARNING.
+   */
+  readonly learning?: OutcomeLearning;
 }
 
 export function emptyProfileState(identity: { userId?: string; anonymousId?: string } = {}): ProfileState {
@@ -177,6 +192,7 @@ export function emptyProfileState(identity: { userId?: string; anonymousId?: str
     actions: {},
     channels: {},
     outcomes: {},
+    outcomeCells: {},
   };
 }
 
