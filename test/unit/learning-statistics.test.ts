@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeDecisionId } from '#domain/decide/decision-id.ts';
-import { STATISTICS_BUCKET_MS, cellKey, outcomeIncrement, posterior, windowedCounts, type StatisticsRow } from '#domain/learning/statistics.ts';
+import { STATISTICS_BUCKET_MS, cellKey, learningContext, outcomeIncrement, posterior, windowedCounts, type StatisticsRow } from '#domain/learning/statistics.ts';
 import { attributeOutcome } from '#domain/profile/outcomes.ts';
 
 const DECIDED = Date.parse('2026-03-02T10:20:00Z');
@@ -36,6 +36,28 @@ describe('outcomeIncrement', () => {
       bucket: Date.parse('2026-03-02T10:00:00Z'),
       counts: { impressions: 0, clicks: 1, conversions: 0 },
     });
+  });
+
+  it('a decision that carries its learning context is counted under exactly that context, whatever contextBy says now', () => {
+    const withContext = encodeDecisionId({
+      catalogVersion: '2',
+      channel: 'web',
+      placement: 'home_hero',
+      issuedAt: new Date(DECIDED),
+      nonce: 'n2',
+      fallback: false,
+      degraded: false,
+      persona: 'student-sport',
+      actions: [{ actionId: 'banner', variant: 'android', propensity: 0.6, probability: 0.9 }],
+      holdouts: [],
+      context: 'seg-runners',
+    });
+    const attributed = attributeOutcome('promotion viewed', { decision_id: withContext }, DECIDED, undefined);
+    expect(attributed).toBeDefined();
+    for (const contextBy of ['none', 'persona', 'segment'] as const) {
+      expect(outcomeIncrement(attributed!, contextBy).cell.context).toBe('seg-runners');
+    }
+    expect(learningContext('persona', { persona: 'p', context: '-' })).toBe('-');
   });
 
   it('without a persona context, the context is "-"', () => {
