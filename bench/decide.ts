@@ -246,16 +246,34 @@ const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.to
 const verdict = (ok: boolean) => (ok ? 'ok' : 'OVER BUDGET');
 
 
-async function benchDomain(iterations: number) {
+/** The domain-only part (1, 2): no DynamoDB, no bundle. */
+export async function benchDomain(iterations: number) {
   const { loadCatalog } = await import('#domain/catalog/load.ts');
   const { decide } = await import('#domain/decide/decide.ts');
   const { createRuleVariables, evaluateRule, DEFAULT_RULE_BUDGET_MS } = await import('#domain/catalog/rules.ts');
   const { evaluateAudience } = await import('#domain/catalog/audience.ts');
+  const { ArmProbabilityCache } = await import('#domain/learning/policy.ts');
+  const { cellKey } = await import('#domain/learning/statistics.ts');
+  const { learningStatsOf } = await import('#store/statistics-cache.ts');
   const generated = generateCatalog();
   const loaded = loadCatalog(generated.document, 'object', { version: 1 });
   if (!loaded.ok) throw new Error(`generated catalog: ${JSON.stringify(loaded.problems.slice(0, 3))}`);
   const catalog = loaded.catalog;
   const now = new Date('2026-01-15T12:00:00Z');
+  // Learning on, as the decide function runs it: windowed counts for every action on the placement (the
+  // statistics cache's view of them) and a process cache of arm probabilities.
+  const counting = seededRandom(7);
+  const cells = new Map<string, { impressions: number; clicks: number; conversions: number }>();
+  for (const action of catalog.actions) {
+    const impressions = 50 + Math.floor(counting() * 2_000);
+    cells.set(cellKey({ actionId: action.id, context: '-', channel: 'web', placement: 'home_hero' }), {
+      impressions,
+      clicks: Math.floor(impressions * counting() * 0.2),
+      conversions: 0,
+    });
+  }
+  const learning = learningStatsOf(cells, 1);
+  const policies = new ArmProbabilityCache();
   const profile = benchProfile(now);
   const request: DecideRequest = {
     userId: 'bench-user',
@@ -275,7 +293,7 @@ async function benchDomain(iterations: number) {
       const cpuStart = process.cpuUsage();
       const started = performance.now();
       // As the decide function calls it: with its rule budget.
-      decide(catalog, profile, req, now, { nonce: `n${i}`, ruleBudgetMs: DEFAULT_RULE_BUDGET_MS });
+      decide(catalog, profile, req, now, { nonce: `n${i}`, ruleBudgetMs: DEFAULT_RULE_BUDGET_MS, learning, policies });
       samples.push(performance.now() - started);
       if (cpuSamples) {
         const used = process.cpuUsage(cpuStart);
@@ -288,7 +306,12 @@ async function benchDomain(iterations: number) {
   const samples = time(request, iterations, cpu);
   sortNumbers(cpu);
   const explained = time({ ...request, explain: true }, Math.max(200, Math.floor(iterations / 10)));
-  const sample = decide(catalog, profile, request, now, { nonce: 'x' });
+  const sample = decide(catalog, profile, request, now, { nonce: 'x', learning, policies });
+  // The first decision of a (placement, context, eligible arms, statistics generation): the arm probabilities computed.
+  const refreshed = learningStatsOf(cells, 2);
+  const missStarted = performance.now();
+  decide(catalog, profile, request, now, { nonce: 'miss', learning: refreshed, policies });
+  const policyMissMs = performance.now() - missStarted;
 
   // The same 1,000 eligibility rules: compiled CEL, then json-rules-engine.
   const audience = evaluateAudience(catalog, profile, now, request.context);
@@ -336,6 +359,7 @@ async function benchDomain(iterations: number) {
     catalog: generated,
     sample,
     eligible: eligibleOurs,
+    learning: { policyMissMs, cacheHits: policies.hits, cacheMisses: policies.misses },
     domain: {
       p50Ms: percentile(samples, 0.5),
       p99Ms: percentile(samples, 0.99),
@@ -714,6 +738,8 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
     `  domain only, warm            p50 ${fmt(domain.domain.p50Ms)}  p99 ${fmt(domain.domain.p99Ms)}  (budget p99 <= 1 ms: ${verdict(withinBudget.domainP99 as boolean)})` +
       `  CPU p50 ${fmt(domain.domain.cpuP50Ms)} p99 ${fmt(domain.domain.cpuP99Ms)}  explain p50 ${fmt(domain.domain.explainP50Ms)}; ` +
       `${domain.sample.actions.length} actions returned, ${domain.eligible} of 1,000 rules hold`,
+    `  learning on                  arm probabilities cached: ${domain.learning.cacheHits} hits, ${domain.learning.cacheMisses} misses; ` +
+      `a decision that computes them ${fmt(domain.learning.policyMissMs)}; served first with probability ${domain.sample.actions[0]?.probability ?? '-'}`,
     `  1,000 eligibility rules      CEL ${domain.rules.oursUs.toFixed(0)} µs  json-rules-engine ${domain.rules.jsonRulesEngineUs.toFixed(0)} µs  ` +
       `ratio ${domain.rules.speedup.toFixed(0)}x (budget >= 20x: ${verdict(withinBudget.rulesSpeedup as boolean)}); ` +
       `vs our whole decision ${domain.rules.speedupVsDecide.toFixed(0)}x`,

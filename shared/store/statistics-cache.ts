@@ -36,42 +36,68 @@ export const READ_DEADLINE_MS = 3_000;
 let logger: Logger | undefined;
 const log = () => (logger ??= new Logger({ serviceName: 'kairos-statistics' }));
 
-/** The key of one arm's counts in one slot and context. */
-const armKey = (actionId: string, variant: string | undefined, context: string, channel: Channel, placement: string | undefined): string =>
-  [actionId, variant ?? '', context, channel, placement ?? ''].join(CELL_KEY_SEPARATOR);
+/** The key of a slot and context (channel, placement, context), and of an arm in it (action, variant). */
+const slotKey = (channel: Channel, placement: string | undefined, context: string): string =>
+  `${channel}${CELL_KEY_SEPARATOR}${placement ?? ''}${CELL_KEY_SEPARATOR}${context}`;
+const armKey = (actionId: string, variant: string | undefined): string => (variant === undefined ? actionId : `${actionId}${CELL_KEY_SEPARATOR}${variant}`);
 
-/** Windowed counts by arm, slot and context, summed over experiment arms: decide's view of them. */
+/**
+ * Windowed counts by slot and context, then by arm, summed over experiment
+ * arms: decide's view of them. A decision asks for many arms of one slot and
+ * context: the last slot's map is kept, so a lookup builds no string for an
+ * action without variants.
+ */
 class WindowedStatistics implements LearningStats {
+  private last: { channel: Channel; placement: string | undefined; context: string; arms: ReadonlyMap<string, OutcomeCounts> | undefined } | undefined;
+
   constructor(
     readonly generation: number,
-    private readonly byArm: ReadonlyMap<string, OutcomeCounts>,
+    private readonly bySlot: ReadonlyMap<string, ReadonlyMap<string, OutcomeCounts>>,
   ) {}
 
   get(actionId: string, variant: string | undefined, context: string, channel: Channel, placement: string | undefined): OutcomeCounts | undefined {
-    return this.byArm.get(armKey(actionId, variant, context, channel, placement));
+    let last = this.last;
+    if (!last || last.channel !== channel || last.placement !== placement || last.context !== context) {
+      last = { channel, placement, context, arms: this.bySlot.get(slotKey(channel, placement, context)) };
+      this.last = last;
+    }
+    return last.arms?.get(armKey(actionId, variant));
   }
 
-  /** Cells counted. */
+  /** Arms with counts, over every slot and context. */
   get size(): number {
-    return this.byArm.size;
+    let n = 0;
+    for (const arms of this.bySlot.values()) n += arms.size;
+    return n;
   }
 }
 
-/** Sum the windowed cells of each arm over the experiment arms they were served under. */
-function byArm(cells: ReadonlyMap<string, OutcomeCounts>): Map<string, OutcomeCounts> {
-  const sums = new Map<string, { impressions: number; clicks: number; conversions: number }>();
+/** Sum the windowed cells of each arm over the experiment arms they were served under, by slot and context. */
+function bySlot(cells: ReadonlyMap<string, OutcomeCounts>): Map<string, Map<string, OutcomeCounts>> {
+  const slots = new Map<string, Map<string, { impressions: number; clicks: number; conversions: number }>>();
   for (const [key, counts] of cells) {
     const cell = parseCellKey(key);
     // A holdout's cell (no action) is for reports, not for choosing.
     if (cell.actionId === '') continue;
-    const arm = armKey(cell.actionId, cell.variant, cell.context, cell.channel, cell.placement);
-    const sum = sums.get(arm) ?? { impressions: 0, clicks: 0, conversions: 0 };
+    const slot = slotKey(cell.channel, cell.placement, cell.context);
+    let arms = slots.get(slot);
+    if (!arms) slots.set(slot, (arms = new Map()));
+    const arm = armKey(cell.actionId, cell.variant);
+    const sum = arms.get(arm) ?? { impressions: 0, clicks: 0, conversions: 0 };
     sum.impressions += counts.impressions;
     sum.clicks += counts.clicks;
     sum.conversions += counts.conversions;
-    sums.set(arm, sum);
+    arms.set(arm, sum);
   }
-  return sums;
+  return slots;
+}
+
+/**
+ * Decide's view of windowed counts (learning/statistics.ts `windowedCounts`,
+ * keyed by `cellKey`): by arm, slot and context, summed over experiment arms.
+ */
+export function learningStatsOf(cells: ReadonlyMap<string, OutcomeCounts>, generation: number): LearningStats {
+  return new WindowedStatistics(generation, bySlot(cells));
 }
 
 /** The counts as one comparable text (sorted): a refresh that read the same counts keeps the generation. */
@@ -144,10 +170,10 @@ export class StatisticsCache {
     this.refreshes++;
     const p = readStatistics({ from: now - windowMs, client: this.client, table: this.table, deadline: Date.now() + READ_DEADLINE_MS })
       .then((rows) => {
-        const counts = byArm(windowedCounts(rows, now, windowMs));
+        const counts = windowedCounts(rows, now, windowMs);
         const text = signature(counts);
         if (!this.stats || text !== this.signature) {
-          this.stats = new WindowedStatistics((this.stats?.generation ?? 0) + 1, counts);
+          this.stats = new WindowedStatistics((this.stats?.generation ?? 0) + 1, bySlot(counts));
           this.signature = text;
         }
         this.loadedAt = now;

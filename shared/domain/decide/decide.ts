@@ -157,7 +157,7 @@ interface Ranked {
 }
 
 interface RankedArm {
-  readonly variant?: string;
+  readonly variant: string | undefined;
   readonly alpha: number;
   readonly beta: number;
   readonly propensity: number;
@@ -204,12 +204,12 @@ function armOf(catalog: CompiledCatalog, action: CompiledAction, variant: string
     if (typeof score === 'number' && Number.isFinite(score)) {
       const p = Math.min(1, Math.max(floor, score));
       const mean = Math.min(1 - 1 / MODEL_EVIDENCE, Math.max(1 / MODEL_EVIDENCE, p));
-      return { ...(variant !== undefined ? { variant } : {}), alpha: mean * MODEL_EVIDENCE, beta: (1 - mean) * MODEL_EVIDENCE, propensity: p };
+      return { variant, alpha: mean * MODEL_EVIDENCE, beta: (1 - mean) * MODEL_EVIDENCE, propensity: p };
     }
   }
   const counts = learner.on ? learner.stats?.get(action.id, variant, learner.context, learner.channel, learner.placement) : undefined;
   const { alpha, beta } = posterior(counts, prior, catalog.learning.reward);
-  return { ...(variant !== undefined ? { variant } : {}), alpha, beta, propensity: alpha / (alpha + beta) };
+  return { variant, alpha, beta, propensity: alpha / (alpha + beta) };
 }
 
 /**
@@ -225,9 +225,12 @@ function armsOf(
   audience: Audience,
   learner: Learner,
 ): { readonly arms: RankedArm[]; readonly best: RankedArm } {
+  if (fixed !== undefined || action.variants.length === 0) {
+    const arm = armOf(catalog, action, fixed, audience, learner);
+    return { arms: [arm], best: arm };
+  }
   const arms: RankedArm[] = [];
-  if (fixed !== undefined) arms.push(armOf(catalog, action, fixed, audience, learner));
-  else {
+  {
     for (const variant of action.variants) {
       if (fillsPlacement(variant.content[learner.channel], learner.placement)) arms.push(armOf(catalog, action, variant.id, audience, learner));
     }
@@ -276,25 +279,43 @@ function* banditRanking(
   cache: ArmProbabilityCache | undefined,
 ): Generator<Ranked> {
   eligible.sort(compareRanked);
-  const posteriors: ArmPosterior[] = [];
-  /** Index of each rank's first arm in `posteriors`. */
+  /** Index of each rank's first arm. */
   const start = new Int32Array(eligible.length + 1);
-  let key = `${catalog.hash}\u0001${learner.stats?.generation ?? -1}\u0001${learner.channel}\u0001${learner.placement ?? ''}\u0001${learner.context}`;
+  // The key: what the probabilities depend on beyond the catalog and statistics generation — the slot, the
+  // context, and the arms in order (action index, variant position; a model arm's posterior, which depends
+  // on the customer's score), folded into two independent 32-bit hashes rather than a string of every id.
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193;
+  const fold = (n: number) => {
+    h1 = Math.imul(h1 ^ n, 0x01000193);
+    h2 = Math.imul(h2 ^ n, 0x5bd1e995) ^ (h2 >>> 15);
+  };
+  let arms = 0;
   for (let r = 0; r < eligible.length; r++) {
-    start[r] = posteriors.length;
+    start[r] = arms;
     const ranked = eligible[r] as Ranked;
-    const value = ranked.action.value * weightOf(ranked.action);
-    const scale = value > 0 && Number.isFinite(value) ? value : Number.MIN_VALUE;
+    const model = ranked.action.propensityModel !== undefined;
     for (const arm of ranked.arms ?? []) {
-      const id = arm.variant === undefined ? ranked.action.id : `${ranked.action.id}\u0000${arm.variant}`;
-      posteriors.push({ id, alpha: arm.alpha, beta: arm.beta, scale });
-      // A model's arm depends on the customer's score, a learnt one only on (statistics generation, context).
-      key += ranked.action.propensityModel !== undefined ? `\u0001${id}\u0000${arm.alpha}` : `\u0001${id}`;
+      fold(ranked.action.index);
+      fold(arm.variant === undefined ? -1 : ranked.action.variants.findIndex((v) => v.id === arm.variant));
+      if (model) fold(Math.round(arm.alpha * 1e6));
+      arms++;
     }
   }
-  start[eligible.length] = posteriors.length;
-  const { exploration, floor } = catalog.learning;
-  const compute = (): ArmProbabilities => armProbabilities(posteriors, { exploration, floor });
+  start[eligible.length] = arms;
+  const key = `${catalog.hash}\u0001${learner.stats?.generation ?? -1}\u0001${learner.channel}\u0001${learner.placement ?? ''}\u0001${learner.context}\u0001${arms}\u0001${h1 >>> 0}\u0001${h2 >>> 0}`;
+  const compute = (): ArmProbabilities => {
+    const posteriors: ArmPosterior[] = [];
+    for (const ranked of eligible) {
+      const value = ranked.action.value * weightOf(ranked.action);
+      const scale = value > 0 && Number.isFinite(value) ? value : Number.MIN_VALUE;
+      for (const arm of ranked.arms ?? []) {
+        const id = arm.variant === undefined ? ranked.action.id : `${ranked.action.id}\u0000${arm.variant}`;
+        posteriors.push({ id, alpha: arm.alpha, beta: arm.beta, scale });
+      }
+    }
+    return armProbabilities(posteriors, { exploration: catalog.learning.exploration, floor: catalog.learning.floor });
+  };
   const policy = cache ? cache.get(key, compute) : compute();
   const pi = policy.probabilities;
   const picked = chooseArm(policy, u, true).index;
@@ -557,13 +578,14 @@ export function decide(
   const plainPropensity = (options.learning !== undefined && where.learning) || bandit ? undefined : prior;
   const rankedOf = (action: CompiledAction, outcome: ExperimentOutcome | undefined): Ranked => {
     const { arms, best } = armsOf(catalog, action, outcome?.variant, audience, learner);
+    // One literal, no spreads: a decision makes one of these per eligible candidate.
     return {
       action,
-      ...(best.variant !== undefined ? { variant: best.variant } : {}),
-      ...(outcome?.experiment ? { experiment: outcome.experiment } : {}),
+      variant: best.variant,
+      experiment: outcome?.experiment,
       propensity: best.propensity,
       score: best.propensity * action.value * weightOf(action),
-      ...(bandit ? { arms } : {}),
+      arms: bandit ? arms : undefined,
     };
   };
 
