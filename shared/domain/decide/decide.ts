@@ -58,12 +58,17 @@
  * (`learningContextOf`), so outcomes count under the context decided in.
  *
  * Cost: the arm probabilities are a function of (catalog, statistics
- * generation, channel, placement, learning context, eligible arms, and a
- * model arm's score); computing them costs K × 10,000 Beta draws when
- * exploring, so the caller keeps a bounded LRU of them
- * (`options.policies`, learning/policy.ts `ArmProbabilityCache`, one per
- * process in the decide function) keyed by exactly those; a warm decision
- * pays for the key and one draw.
+ * generation, channel, placement, learning context, the eligible arms in
+ * order, and a model arm's score); computing them costs K × 10,000 Beta
+ * draws when exploring (none when K·f ≥ 1), so the caller keeps a bounded
+ * LRU of them (`options.policies`, learning/policy.ts
+ * `ArmProbabilityCache`, one per process in the decide function) keyed by
+ * exactly those — the arms folded into two independent 32-bit hashes, so a
+ * warm decision builds no string of its arms and no posterior objects; it
+ * pays for one Ranked entry per eligible candidate, the sort, the key and
+ * one draw. The statistics generation moves only when the counts do
+ * (shared/store/statistics-cache.ts), so a refresh that read nothing new
+ * keeps the cache warm.
  *
  * Randomness (the bandit's draw) comes from `options.random` or a generator
  * seeded by the decision's nonce and customer: with exploration off the same
