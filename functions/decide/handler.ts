@@ -80,10 +80,12 @@ export const DECIDE_RESERVE_MS = 100;
  * background (never awaited here; read through a client of their own), and
  * the arm probabilities computed from them, per process.
  */
-export const statistics = new StatisticsCache();
-const policies = new ArmProbabilityCache();
-
 const logger = functionLogger('decide');
+
+export const statistics = new StatisticsCache({
+  onRefreshFailure: (error) => logger.warn('statistics refresh failed; deciding with the last good statistics', { error: error as Error }),
+});
+const policies = new ArmProbabilityCache();
 export const metrics = functionMetrics('decide');
 
 const decideRoute = httpRequestHandler(

@@ -11,7 +11,7 @@
  *   REFRESH_INTERVAL_MS (plus one read) stale.
  * - A refresh reads every shard's buckets of the window (one Query per
  *   shard, paged) under READ_DEADLINE_MS; a failure keeps the last good
- *   statistics (and is logged and counted in `failures`).
+ *   statistics (told to `onRefreshFailure`, counted in `failures`).
  * - `generation` changes only when the counts do, so decide's cached arm
  *   probabilities (learning/policy.ts `ArmProbabilityCache`) survive a
  *   refresh that read nothing new.
@@ -20,7 +20,6 @@
  *   start it: "one DynamoDB request per decision" is measured on the store's
  *   one client, these reads apart (bench/decide.ts reports both).
  */
-import { Logger } from '@aws-lambda-powertools/logger';
 import { config } from '#shared/config.ts';
 import type { Channel } from '#domain/channels.ts';
 import type { LearningStats } from '#domain/decide/types.ts';
@@ -32,9 +31,6 @@ import { readStatistics } from './statistics.ts';
 export const REFRESH_INTERVAL_MS = 5_000;
 /** Deadline of one refresh (every shard, every page), ms. */
 export const READ_DEADLINE_MS = 3_000;
-
-let logger: Logger | undefined;
-const log = () => (logger ??= new Logger({ serviceName: 'kairos-statistics' }));
 
 /** The key of a slot and context (channel, placement, context), and of an arm in it (action, variant). */
 const slotKey = (channel: Channel, placement: string | undefined, context: string): string =>
@@ -114,6 +110,8 @@ export interface StatisticsCacheOptions {
   readonly table?: string;
   /** @default REFRESH_INTERVAL_MS */
   readonly intervalMs?: number;
+  /** Told of each failed refresh (the decide function logs it); the last good statistics stay served. */
+  readonly onRefreshFailure?: (error: unknown) => void;
 }
 
 export interface StatisticsCacheStatus {
@@ -131,6 +129,7 @@ export class StatisticsCache {
   readonly client: DynamoClient;
   private readonly table: string;
   private readonly intervalMs: number;
+  private readonly onRefreshFailure: ((error: unknown) => void) | undefined;
   private stats: WindowedStatistics | undefined;
   private signature = '';
   private windowMs: number | undefined;
@@ -144,6 +143,7 @@ export class StatisticsCache {
     this.client = options.client ?? new DynamoClient();
     this.table = options.table ?? config.CONTROL_TABLE;
     this.intervalMs = options.intervalMs ?? REFRESH_INTERVAL_MS;
+    this.onRefreshFailure = options.onRefreshFailure;
   }
 
   /**
@@ -181,7 +181,7 @@ export class StatisticsCache {
       })
       .catch((error: unknown) => {
         this.failures++;
-        log().warn('statistics refresh failed; deciding with the last good statistics', { error: error as Error });
+        this.onRefreshFailure?.(error);
         throw error;
       })
       .finally(() => {

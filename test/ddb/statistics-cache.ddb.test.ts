@@ -101,13 +101,15 @@ describe('the statistics cache', () => {
 
   it('keeps the last good statistics through a store outage', async () => {
     const client = new DynamoClient({ maxAttempts: 1 });
-    const cache = new StatisticsCache({ client, intervalMs: 0 });
+    const told: unknown[] = [];
+    const cache = new StatisticsCache({ client, intervalMs: 0, onRefreshFailure: (error) => told.push(error) });
     const good = await cache.refresh(NOW, WINDOW);
     expect(good).toBeDefined();
     client.useEndpoint(await refusingEndpoint());
     await expect(cache.refresh(NOW + 1, WINDOW)).rejects.toThrow();
     expect(cache.current(NOW + 2, WINDOW)).toBe(good);
     expect(cache.status().failures).toBeGreaterThanOrEqual(1);
+    expect(told.length).toBe(cache.status().failures);
     client.useEndpoint(undefined);
     await vi.waitFor(async () => expect(await cache.refresh(NOW + 3, WINDOW)).toBeDefined());
   });
