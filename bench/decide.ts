@@ -14,7 +14,9 @@
  *    profile is built from events by the profile function's code and stored
  *    as that function stores it (enriched with the live catalog);
  * 4. DynamoDB requests per warm decision, counted by the process's one
- *    client (shared/store/client.ts; budget exactly 1);
+ *    client (shared/store/client.ts; budget exactly 1); apart, the
+ *    statistics cache's background reads (its own client; statistics for
+ *    every action are written first), per second and per decision;
  * 5. the decide bundle as the CDK builds it (esbuild: ESM, minify, node24,
  *    platform node, AWS SDK bundled), budget 500 KB, and every other
  *    function's (500 KB each, admin 1 MB);
@@ -85,7 +87,13 @@ export interface DecideBenchResult {
   readonly machine: { readonly load1: number; readonly cores: number };
   readonly rules: { readonly oursUs: number; readonly jsonRulesEngineUs: number; readonly speedup: number; readonly speedupVsDecide: number };
   readonly http?: { readonly decideP50Ms: number; readonly getItemP50Ms: number; readonly ratio: number; readonly decideP99Ms: number; readonly getItemP99Ms: number };
-  readonly requestsPerDecision?: { readonly profileReads: number; readonly other: number; readonly byCommand: Record<string, number> };
+  readonly requestsPerDecision?: {
+    readonly profileReads: number;
+    readonly other: number;
+    readonly byCommand: Record<string, number>;
+    /** The statistics cache's background reads (its own client), over the timed part: not requests of any decision. */
+    readonly backgroundStatistics: { readonly reads: number; readonly perDecision: number; readonly perSecond: number; readonly arms: number };
+  };
   /** The decide bundle, bytes (budget 500 KB), and the lazily loaded packages shipped beside it, bytes on disk. */
   readonly bundle: { readonly bytes: number; readonly lazy: Record<string, number>; readonly topInputs: readonly [string, number][] };
   /** Every other function's bundle, bytes (budget 500 KB each, admin 1 MB). */
@@ -246,16 +254,34 @@ const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.to
 const verdict = (ok: boolean) => (ok ? 'ok' : 'OVER BUDGET');
 
 
-async function benchDomain(iterations: number) {
+/** The domain-only part (1, 2): no DynamoDB, no bundle. */
+export async function benchDomain(iterations: number) {
   const { loadCatalog } = await import('#domain/catalog/load.ts');
   const { decide } = await import('#domain/decide/decide.ts');
   const { createRuleVariables, evaluateRule, DEFAULT_RULE_BUDGET_MS } = await import('#domain/catalog/rules.ts');
   const { evaluateAudience } = await import('#domain/catalog/audience.ts');
+  const { ArmProbabilityCache } = await import('#domain/learning/policy.ts');
+  const { cellKey } = await import('#domain/learning/statistics.ts');
+  const { learningStatsOf } = await import('#store/statistics-cache.ts');
   const generated = generateCatalog();
   const loaded = loadCatalog(generated.document, 'object', { version: 1 });
   if (!loaded.ok) throw new Error(`generated catalog: ${JSON.stringify(loaded.problems.slice(0, 3))}`);
   const catalog = loaded.catalog;
   const now = new Date('2026-01-15T12:00:00Z');
+  // Learning on, as the decide function runs it: windowed counts for every action on the placement (the
+  // statistics cache's view of them) and a process cache of arm probabilities.
+  const counting = seededRandom(7);
+  const cells = new Map<string, { impressions: number; clicks: number; conversions: number }>();
+  for (const action of catalog.actions) {
+    const impressions = 50 + Math.floor(counting() * 2_000);
+    cells.set(cellKey({ actionId: action.id, context: '-', channel: 'web', placement: 'home_hero' }), {
+      impressions,
+      clicks: Math.floor(impressions * counting() * 0.2),
+      conversions: 0,
+    });
+  }
+  const learning = learningStatsOf(cells, 1);
+  const policies = new ArmProbabilityCache();
   const profile = benchProfile(now);
   const request: DecideRequest = {
     userId: 'bench-user',
@@ -275,7 +301,7 @@ async function benchDomain(iterations: number) {
       const cpuStart = process.cpuUsage();
       const started = performance.now();
       // As the decide function calls it: with its rule budget.
-      decide(catalog, profile, req, now, { nonce: `n${i}`, ruleBudgetMs: DEFAULT_RULE_BUDGET_MS });
+      decide(catalog, profile, req, now, { nonce: `n${i}`, ruleBudgetMs: DEFAULT_RULE_BUDGET_MS, learning, policies });
       samples.push(performance.now() - started);
       if (cpuSamples) {
         const used = process.cpuUsage(cpuStart);
@@ -288,7 +314,12 @@ async function benchDomain(iterations: number) {
   const samples = time(request, iterations, cpu);
   sortNumbers(cpu);
   const explained = time({ ...request, explain: true }, Math.max(200, Math.floor(iterations / 10)));
-  const sample = decide(catalog, profile, request, now, { nonce: 'x' });
+  const sample = decide(catalog, profile, request, now, { nonce: 'x', learning, policies });
+  // The first decision of a (placement, context, eligible arms, statistics generation): the arm probabilities computed.
+  const refreshed = learningStatsOf(cells, 2);
+  const missStarted = performance.now();
+  decide(catalog, profile, request, now, { nonce: 'miss', learning: refreshed, policies });
+  const policyMissMs = performance.now() - missStarted;
 
   // The same 1,000 eligibility rules: compiled CEL, then json-rules-engine.
   const audience = evaluateAudience(catalog, profile, now, request.context);
@@ -336,6 +367,7 @@ async function benchDomain(iterations: number) {
     catalog: generated,
     sample,
     eligible: eligibleOurs,
+    learning: { policyMissMs, cacheHits: policies.hits, cacheMisses: policies.misses },
     domain: {
       p50Ms: percentile(samples, 0.5),
       p99Ms: percentile(samples, 0.99),
@@ -518,8 +550,10 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   const { emptyProfileState } = await import('#domain/profile/state.ts');
   const { userProfileKey } = await import('#domain/stored-event.ts');
   const { startLocalServer } = await import('#local/server.ts');
-  const { handler: decideHandler } = await import('#functions/decide/handler.ts');
+  const { handler: decideHandler, statistics: decideStatistics } = await import('#functions/decide/handler.ts');
   const { basicAuth } = await import('#test/support/apigw.ts');
+  const { statisticsUpdates } = await import('#store/statistics.ts');
+  const { STATISTICS_BUCKET_MS } = await import('#domain/learning/statistics.ts');
 
   await ensureTables(sdkClient);
   const run = Date.now().toString(36);
@@ -529,6 +563,18 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   const previous = await readLiveCatalog();
   const published = await publishCatalog(JSON.stringify(document), 'json', { principal: 'bench' });
   if (!published.ok) throw new Error(`publishing the generated catalog: ${JSON.stringify(published.problems.slice(0, 3))}`);
+  // Outcome statistics for every action on the placement, spread over the shards as the profile function
+  // writes them: decide's background refresh reads all of them.
+  const counting = seededRandom(7);
+  const bucket = Math.floor(Date.now() / STATISTICS_BUCKET_MS) * STATISTICS_BUCKET_MS;
+  const increments = (document.actions ?? []).map((action) => {
+    const impressions = 50 + Math.floor(counting() * 2_000);
+    const clicks = Math.floor(impressions * counting() * 0.2);
+    return { cell: { actionId: action.id, context: '-', channel: 'web' as const, placement: 'home_hero' }, bucket, counts: { impressions, clicks, conversions: 0 } };
+  });
+  for (let i = 0; i < increments.length; i += 100) {
+    await dynamo().send('TransactWriteItems', { TransactItems: statisticsUpdates(increments.slice(i, i + 100), (i / 100) % 16) });
+  }
 
   const userId = `bench-user-${run}`;
   // The profile as the profile function writes it: events applied, then enriched with the live
@@ -615,6 +661,9 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
     const decideSamples: number[] = [];
     const bareSamples: number[] = [];
     let decisions = 0;
+    // The statistics cache's background reads go through its own client: counted here, apart.
+    const statisticsReadsBefore = decideStatistics.client.requests;
+    const timedFrom = performance.now();
     // One request of each side in turn, the side that goes first alternating: drift in the emulator,
     // the machine's load and the garbage collector hit both sides alike.
     const timeDecide = async () => {
@@ -640,6 +689,8 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
         await timeDecide();
       }
     }
+    const statisticsReads = decideStatistics.client.requests - statisticsReadsBefore;
+    const timedSeconds = (performance.now() - timedFrom) / 1000;
     sortNumbers(decideSamples);
     sortNumbers(bareSamples);
     // The cold start again with the seed catalog live (the same request and profile).
@@ -663,7 +714,12 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
         getItemP99Ms: percentile(bareSamples, 0.99),
         ratio: percentile(decideSamples, 0.5) / percentile(bareSamples, 0.5),
       },
-      requestsPerDecision: { profileReads: profileReads / decisions, other: other / decisions, byCommand },
+      requestsPerDecision: {
+        profileReads: profileReads / decisions,
+        other: other / decisions,
+        byCommand,
+        backgroundStatistics: { reads: statisticsReads, perDecision: statisticsReads / decisions, perSecond: statisticsReads / timedSeconds, arms: decideStatistics.status().arms },
+      },
       coldStart,
       coldStartSeed,
     };
@@ -714,6 +770,8 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
     `  domain only, warm            p50 ${fmt(domain.domain.p50Ms)}  p99 ${fmt(domain.domain.p99Ms)}  (budget p99 <= 1 ms: ${verdict(withinBudget.domainP99 as boolean)})` +
       `  CPU p50 ${fmt(domain.domain.cpuP50Ms)} p99 ${fmt(domain.domain.cpuP99Ms)}  explain p50 ${fmt(domain.domain.explainP50Ms)}; ` +
       `${domain.sample.actions.length} actions returned, ${domain.eligible} of 1,000 rules hold`,
+    `  learning on                  arm probabilities cached: ${domain.learning.cacheHits} hits, ${domain.learning.cacheMisses} misses; ` +
+      `a decision that computes them ${fmt(domain.learning.policyMissMs)}; served first with probability ${domain.sample.actions[0]?.probability ?? '-'}`,
     `  1,000 eligibility rules      CEL ${domain.rules.oursUs.toFixed(0)} µs  json-rules-engine ${domain.rules.jsonRulesEngineUs.toFixed(0)} µs  ` +
       `ratio ${domain.rules.speedup.toFixed(0)}x (budget >= 20x: ${verdict(withinBudget.rulesSpeedup as boolean)}); ` +
       `vs our whole decision ${domain.rules.speedupVsDecide.toFixed(0)}x`,
@@ -724,7 +782,10 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
       `  HTTP, local server           decide p50 ${fmt(http.decideP50Ms)} p99 ${fmt(http.decideP99Ms)}  bare GetItem p50 ${fmt(http.getItemP50Ms)} p99 ${fmt(http.getItemP99Ms)}  ` +
         `ratio ${http.ratio.toFixed(2)} (budget <= 1.3: ${verdict(withinBudget.httpRatio as boolean)})`,
       `  DynamoDB requests / decision profile reads ${requestsPerDecision.profileReads.toFixed(3)}, other (amortised background checks) ` +
-        `${requestsPerDecision.other.toFixed(4)} ${JSON.stringify(requestsPerDecision.byCommand)} (budget exactly 1: ${verdict(withinBudget.requestsPerDecision as boolean)})`,
+        `${requestsPerDecision.other.toFixed(4)} ${JSON.stringify(requestsPerDecision.byCommand)} (budget exactly 1: ${verdict(withinBudget.requestsPerDecision as boolean)}); ` +
+        `apart, the statistics cache's background reads: ${requestsPerDecision.backgroundStatistics.reads} Query ` +
+        `(${requestsPerDecision.backgroundStatistics.perSecond.toFixed(1)}/s, ${requestsPerDecision.backgroundStatistics.perDecision.toFixed(4)} per decision; ` +
+        `${requestsPerDecision.backgroundStatistics.arms} arms learnt)`,
     );
   } else {
     lines.push('  HTTP and DynamoDB requests   skipped (no DynamoDB endpoint)');

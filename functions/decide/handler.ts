@@ -5,7 +5,9 @@
  * write key → validate → the key's rights (public
  * keys: channel, explain, user token; shared/http/key-rights.ts) → live
  * catalog (in-memory, no read when warm) → ONE profile read under a
- * deadline → the pure decision → its id sealed, and for a public key only
+ * deadline → the outcome statistics (in-memory, refreshed in the
+ * background: shared/store/statistics-cache.ts) → the pure decision (the
+ * bandit's arm probabilities cached per process) → its id sealed, and for a public key only
  * the public answer. No write on this path: outcomes are attributed later
  * from the decisionId the client sends back in `properties.decision_id`.
  * A store fault on the profile read gives a degraded decision (the
@@ -37,6 +39,8 @@ import { fromChain, httpRequestHandler, type HttpContext } from '#http/handler-a
 import { httpResponseHeaders } from '#http/response-headers.ts';
 import { httpRouteKey } from '#http/route-key.ts';
 import { getLiveCatalog, liveCatalogStatus } from '#store/catalog-live.ts';
+import { StatisticsCache } from '#store/statistics-cache.ts';
+import { ArmProbabilityCache } from '#domain/learning/policy.ts';
 import { remainingMs } from '#store/deadline.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import { parseDecideRequest } from '#domain/decide/request.ts';
@@ -71,7 +75,17 @@ export const MAX_DECIDE_BODY_BYTES = 16 * 1024;
 /** Kept from the request's deadline for deciding, rendering and answering once the reads are done (ms). */
 export const DECIDE_RESERVE_MS = 100;
 
+/**
+ * What the bandit learns from: the outcome statistics, refreshed in the
+ * background (never awaited here; read through a client of their own), and
+ * the arm probabilities computed from them, per process.
+ */
 const logger = functionLogger('decide');
+
+export const statistics = new StatisticsCache({
+  onRefreshFailure: (error) => logger.warn('statistics refresh failed; deciding with the last good statistics', { error: error as Error }),
+});
+const policies = new ArmProbabilityCache();
 export const metrics = functionMetrics('decide');
 
 const decideRoute = httpRequestHandler(
@@ -104,8 +118,12 @@ const decideRoute = httpRequestHandler(
     if (degraded) metrics.addMetric('DegradedDecisions', MetricUnit.Count, 1);
     const view = (profile.ok && profile.view) || emptyProfile(input);
     const failures = createFailureTally();
-    const decision = decide((catalog.ok && catalog.value) || emptyCatalog(), view, input, now, {
+    const live = (catalog.ok && catalog.value) || emptyCatalog();
+    const learning = live.learning.enabled && !degraded ? statistics.current(now.getTime(), live.learning.windowMs) : undefined;
+    const decision = decide(live, view, input, now, {
       nonce: nonce(),
+      ...(learning ? { learning } : {}),
+      policies,
       ruleBudgetMs: DEFAULT_RULE_BUDGET_MS,
       failures,
       degraded,

@@ -34,12 +34,14 @@ const record: fc.Arbitrary<DecisionRecord> = fc.record(
           variant: idText,
           experiment: fc.record({ id: idText, arm: idText }),
           propensity: fc.integer({ min: 0, max: 10_000 }).map((n) => n / 10_000),
+          probability: fc.integer({ min: 0, max: 10_000 }).map((n) => n / 10_000),
         },
         { requiredKeys: ['actionId', 'propensity'] },
       ),
       { maxLength: 10 },
     ),
     holdouts: fc.array(idText, { maxLength: 3 }),
+    context: idText,
   },
   { requiredKeys: ['catalogVersion', 'channel', 'issuedAt', 'nonce', 'fallback', 'degraded', 'actions', 'holdouts'] },
 );
@@ -103,19 +105,65 @@ describe('decisionId', () => {
       const payload = Buffer.from(JSON.stringify(value)).toString('base64url');
       return `${payload}.${hash32(payload).toString(36)}`;
     };
-    const valid = [1, '1', 'web', '', 0, 'n', 0, '', [['a', '', '', '', 0.5]], []];
+    const valid = [2, '1', 'web', '', 0, 'n', 0, '', [['a', '', '', '', 0.5, 0.25]], [], 'student'];
     expect(decodeDecisionId(forge(valid))).toBeDefined();
     const broken = [
-      [2, ...valid.slice(1)], // unknown format
+      [3, ...valid.slice(1)], // unknown format
+      [1, ...valid.slice(1)], // v1 has no context, nor probabilities
+      valid.map((v, i) => (i === 8 ? [['a', '', '', '', 0.5]] : v)), // v2 without probability
+      valid.map((v, i) => (i === 8 ? [['a', '', '', '', 0.5, 1.01]] : v)), // probability
+      valid.map((v, i) => (i === 10 ? 7 : v)), // context
       valid.map((v, i) => (i === 2 ? 'fax' : v)), // channel
       valid.map((v, i) => (i === 6 ? 9 : v)), // flags
-      valid.map((v, i) => (i === 8 ? [['a', '', '', '', 1.5]] : v)), // propensity
-      valid.map((v, i) => (i === 8 ? [['', '', '', '', 0.5]] : v)), // empty action id
-      valid.map((v, i) => (i === 8 ? Array.from({ length: 11 }, () => ['a', '', '', '', 0.5]) : v)), // too many
-      valid.slice(0, 9),
+      valid.map((v, i) => (i === 8 ? [['a', '', '', '', 1.5, 0.5]] : v)), // propensity
+      valid.map((v, i) => (i === 8 ? [['', '', '', '', 0.5, 0.5]] : v)), // empty action id
+      valid.map((v, i) => (i === 8 ? Array.from({ length: 11 }, () => ['a', '', '', '', 0.5, 0.5]) : v)), // too many
+      valid.slice(0, 10),
       { 0: 1 },
     ];
     expect(broken.map((value) => decodeDecisionId(forge(value)))).toEqual(broken.map(() => undefined));
+  });
+
+  it('a v1 id (issued before probabilities and the learning context) still decodes, without them', () => {
+    const forge = (value: unknown) => {
+      const payload = Buffer.from(JSON.stringify(value)).toString('base64url');
+      return `${payload}.${hash32(payload).toString(36)}`;
+    };
+    const v1 = [1, '4', 'web', 'home_hero', 1_768_478_400, 'n1', 0, 'student', [['hero', 'b', 'copy', 'b', 0.31]], ['other']];
+    expect(decodeDecisionId(forge(v1))).toEqual({
+      catalogVersion: '4',
+      channel: 'web',
+      placement: 'home_hero',
+      issuedAt: '2026-01-15T12:00:00.000Z',
+      nonce: 'n1',
+      fallback: false,
+      degraded: false,
+      persona: 'student',
+      actions: [{ actionId: 'hero', variant: 'b', experiment: { id: 'copy', arm: 'b' }, propensity: 0.31 }],
+      holdouts: ['other'],
+    });
+  });
+
+  it('carries each action\'s probability and the learning context (v2)', () => {
+    const id = encodeDecisionId({
+      catalogVersion: '4',
+      channel: 'web',
+      issuedAt: '2026-01-15T12:00:00.000Z',
+      nonce: 'n',
+      fallback: false,
+      degraded: false,
+      actions: [
+        { actionId: 'a', variant: 'x', propensity: 0.2, probability: 0.87654 },
+        { actionId: 'b', propensity: 0.1, probability: 1 },
+      ],
+      holdouts: [],
+      context: 'seg-vip',
+    });
+    const [payload] = id.split('.');
+    expect(JSON.parse(Buffer.from(payload as string, 'base64url').toString('utf8'))[0]).toBe(2);
+    const r = decodeDecisionId(id);
+    expect(r?.context).toBe('seg-vip');
+    expect(r?.actions.map((a) => a.probability)).toEqual([0.8765, 1]);
   });
 
   it('names the action an outcome is about', () => {

@@ -11,6 +11,8 @@ import type { CatalogInput } from '#domain/catalog/schema.ts';
 import { decide, emptyProfile, type DecideOptions } from '#domain/decide/decide.ts';
 import { decodeDecisionId } from '#domain/decide/decision-id.ts';
 import type { DecideRequest, Decision, LearningStats } from '#domain/decide/types.ts';
+import { ArmProbabilityCache } from '#domain/learning/policy.ts';
+import { NO_CONTEXT } from '#domain/learning/statistics.ts';
 import { applyEvents, mergeProfiles } from '#domain/profile/apply.ts';
 import { emptyProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
@@ -660,10 +662,11 @@ describe('experiments', () => {
 
 describe('learning', () => {
   const stats = (table: Record<string, [number, number]>): LearningStats => ({
+    generation: 1,
     get: (actionId, variant, context) => {
-      if (context !== undefined) return undefined;
+      if (context !== NO_CONTEXT) return undefined;
       const entry = table[variant === undefined ? actionId : `${actionId}/${variant}`];
-      return entry ? { impressions: entry[0], successes: entry[1] } : undefined;
+      return entry ? { impressions: entry[0], clicks: entry[1], conversions: 0 } : undefined;
     },
   });
   const testAndLearn = (exploration: number) =>
@@ -714,21 +717,23 @@ describe('learning', () => {
   it('exploration on: the better variant gets most traffic, the other keeps a share', () => {
     const c = testAndLearn(1);
     const close = stats({ 'hero/a': [40, 8], 'hero/b': [40, 12] });
+    const policies = new ArmProbabilityCache();
     let b = 0;
     const n = 1_000;
     for (let i = 0; i < n; i++) {
-      const d = run(c, emptyProfile({ userId: `u${i}` }), request('web', { explain: false }), { learning: close, nonce: `n${i}` });
+      const d = run(c, emptyProfile({ userId: `u${i}` }), request('web', { explain: false }), { learning: close, nonce: `n${i}`, policies });
       if (d.actions[0]?.variant === 'b') b++;
     }
     expect(b / n).toBeGreaterThan(0.6);
     expect(b / n).toBeLessThan(0.98);
   });
 
-  it('without statistics the Beta prior gives the propensity; the floor holds', () => {
+  it('without statistics the Beta prior gives the propensity; with them the posterior mean, however low (the floor is a traffic share)', () => {
     const c = testAndLearn(0);
     expect(run(c, profile(), request('web')).actions[0]?.propensity).toBe(0.5);
-    const floored = run(c, profile(), request('web'), { learning: stats({ 'hero/a': [1e6, 0], 'hero/b': [1e6, 0] }) });
-    expect(floored.actions[0]?.propensity).toBe(0.01);
+    const low = run(c, profile(), request('web'), { learning: stats({ 'hero/a': [1e6, 0], 'hero/b': [1e6, 0] }) });
+    expect(low.actions[0]?.propensity).toBe(Math.round((1 / (1e6 + 2)) * 1e6) / 1e6);
+    expect(low.actions[0]?.probability).toBe(1);
   });
 });
 

@@ -132,6 +132,14 @@ describe('chooseArm', () => {
   });
 
   it('a draw at the top of [0, 1) against rounding still serves an arm', () => {
-    expect(chooseArm({ ids: ['a', 'b'], probabilities: [0.3, 0.6999999999] }, 0.99999999999).id).toBe('b');
+    expect(chooseArm({ ids: ['a', 'b'], probabilities: [0.3, 0.6999999999], greedy: 1 }, 0.99999999999).id).toBe('b');
+  });
+
+  it('greedy last: the greedy arm holds the top of [0, 1), the others keep their order and their chances', () => {
+    const probabilities = { ids: ['a', 'b', 'c'], probabilities: [0.2, 0.5, 0.3], greedy: 1 };
+    const at = (u: number) => chooseArm(probabilities, u, true);
+    expect([0, 0.19, 0.2, 0.49, 0.5, 0.99999].map((u) => at(u).id)).toEqual(['a', 'a', 'c', 'c', 'b', 'b']);
+    expect(at(0.7)).toEqual({ id: 'b', probability: 0.5, index: 1 });
+    expect(at(0.99999999999).id).toBe('b');
   });
 });

@@ -12,6 +12,7 @@ import {
   STATISTICS_BUCKET_MS,
   cellKey,
   countedCells,
+  learningContext,
   outcomeIncrement,
   parseCellKey,
   posterior,
@@ -47,6 +48,28 @@ describe('outcomeIncrement', () => {
       bucket: Date.parse('2026-03-02T10:00:00Z'),
       counts: { impressions: 0, clicks: 1, conversions: 0 },
     });
+  });
+
+  it('a decision that carries its learning context is counted under exactly that context, whatever contextBy says now', () => {
+    const withContext = encodeDecisionId({
+      catalogVersion: '2',
+      channel: 'web',
+      placement: 'home_hero',
+      issuedAt: new Date(DECIDED),
+      nonce: 'n2',
+      fallback: false,
+      degraded: false,
+      persona: 'student-sport',
+      actions: [{ actionId: 'banner', variant: 'android', propensity: 0.6, probability: 0.9 }],
+      holdouts: [],
+      context: 'seg-runners',
+    });
+    const attributed = attributeOutcome('promotion viewed', { decision_id: withContext }, DECIDED, undefined);
+    expect(attributed).toBeDefined();
+    for (const contextBy of ['none', 'persona', 'segment'] as const) {
+      expect(outcomeIncrement(attributed!, contextBy).cell.context).toBe('seg-runners');
+    }
+    expect(learningContext('persona', { persona: 'p', context: '-' })).toBe('-');
   });
 
   it('without a persona context, the context is "-"', () => {

@@ -127,6 +127,7 @@ const fullDecision: Decision = {
       content: { title: 'Hola Luis' },
       score: 0.42,
       propensity: 0.31,
+      probability: 0.87,
       experiment: { id: 'banner-copy', arm: 'b' },
       reasons: ['segment:vip', 'persona:student-sport'],
       fallback: true,

@@ -18,16 +18,61 @@
  *    suppression and targeting checks and the rules with a false conjunct
  *    first: the same candidates survive, only the first reason would differ.
  * 4. Rank: score = propensity × value × weight, priority then catalog order
- *    break ties.
+ *    break ties. An action's propensity is its model's score, or the mean
+ *    of its Beta posterior: the catalog's prior plus the windowed outcome
+ *    counts of (action, variant, learning context, channel, placement)
+ *    (`options.learning`); an action with variants serves its best one.
+ *    Where learning is on and `exploration` > 0, the contextual bandit
+ *    decides (`banditRanking`): its arms are every eligible (action,
+ *    variant) pair — the variants that fill the placement, or the one an
+ *    experiment fixed (that variant is not the bandit's choice) — each with
+ *    its posterior and scale = value × weight (a model's score counts as a
+ *    Beta of that mean and MODEL_EVIDENCE trials). Position 1 is drawn from
+ *    learning/policy.ts `armProbabilities` (each arm keeps the `floor`
+ *    share, an `exploration` share by Thompson sampling, the rest to the
+ *    best posterior mean × scale, ties to the higher priority, then catalog
+ *    order); positions 2..limit are the other actions in score order. The
+ *    bandit only sees candidates that passed every check (consent,
+ *    suppression, quiet hours, caps, eligibility, targeting, experiments):
+ *    exploration never crosses them. Learning off (the catalog's
+ *    `learning.enabled`, or the placement's) or `exploration` 0 (the floor
+ *    is then off too): the ranking is deterministic.
  * 5. Render the best ones, top-k; a template that fails makes that content
  *    unservable. No winner: the channel/placement's fallback actions, which
  *    still pass the checks that protect the customer (checks.ts
  *    `FALLBACK_CHECKS`: validity, consent, suppression, quiet hours,
  *    channel caps).
  *
- * Randomness (Thompson sampling when exploring) comes from `options.random`
- * or a generator seeded by the decision's nonce and customer: with
- * exploration off the same inputs give the same decision.
+ * `probability` of each returned action: the chance that this policy serves
+ * that action with that variant in this answer (among the first `limit`),
+ * for this customer at this moment — exact for the policy above given the
+ * arm probabilities (whose Thompson part is a Monte Carlo estimate within
+ * ±0.01): π(arm) when served first, plus, for an action's best variant, the
+ * chance that the draw leaves it among the others' first limit − 1. 1 where
+ * the ranking is deterministic, and for fallbacks. Times the share of
+ * customers the action's experiment arm is assigned to ((1 − holdout) × the
+ * arm's weight over the arms' total), since assignment is the other random
+ * choice an off-policy evaluation must weigh. Not re-normalised when a
+ * template fails to render (a counted runtime failure). Carried per action
+ * in the decision id (4 decimals) with the decision's learning context
+ * (`learningContextOf`), so outcomes count under the context decided in.
+ *
+ * Cost: the arm probabilities are a function of (catalog, statistics
+ * generation, channel, placement, learning context, the eligible arms in
+ * order, and a model arm's score); computing them costs K × 10,000 Beta
+ * draws when exploring (none when K·f ≥ 1), so the caller keeps a bounded
+ * LRU of them (`options.policies`, learning/policy.ts
+ * `ArmProbabilityCache`, one per process in the decide function) keyed by
+ * exactly those — the arms folded into two independent 32-bit hashes, so a
+ * warm decision builds no string of its arms and no posterior objects; it
+ * pays for one Ranked entry per eligible candidate, the sort, the key and
+ * one draw. The statistics generation moves only when the counts do
+ * (shared/store/statistics-cache.ts), so a refresh that read nothing new
+ * keeps the cache warm.
+ *
+ * Randomness (the bandit's draw) comes from `options.random` or a generator
+ * seeded by the decision's nonce and customer: with exploration off the same
+ * inputs give the same decision.
  */
 import type { Channel } from '../channels.ts';
 import { emptyProfileView, type ProfileView } from '../profile/view.ts';
@@ -40,13 +85,21 @@ import { CANDIDATE_CHECKS, FALLBACK_CHECKS, REMAINING_CHECKS, firstDrop, type De
 import { encodeDecisionId, type DecidedAction } from './decision-id.ts';
 import { Assignments, experimentOf, type ExperimentOutcome } from './experiments.ts';
 import { canServePlacement, contentFor, decisionPolicies, fillsPlacement, isFallbackHere, resolvePlacement } from './policies.ts';
-import { hash32, sampleBeta, seededRandom, type Random } from './random.ts';
+import { hash32, seededRandom, type Random } from './random.ts';
+import { armProbabilities, chooseArm, type ArmPosterior, type ArmProbabilities, type ArmProbabilityCache } from '../learning/policy.ts';
+import { NO_CONTEXT, posterior } from '../learning/statistics.ts';
 import { F_OWN_CHECKS, F_PLAIN, F_RULE, filteredOut, ruleSettled, slotFilter, slotFor, type Slot } from './slot.ts';
 import type { CandidateExplanation, Decision, DecideRequest, Explanation, LearningStats, ReturnedAction } from './types.ts';
 
 export interface DecideOptions {
   /** Outcome statistics for learning; absent = the catalog's Beta prior. */
   readonly learning?: LearningStats;
+  /**
+   * Where the bandit's arm probabilities are cached (the decide function
+   * keeps one per process): absent, they are computed for every decision
+   * (Monte Carlo, about 1 ms per arm when exploring).
+   */
+  readonly policies?: ArmProbabilityCache;
   /** Makes the decision id unique; the handler passes random bytes. Default: derived from customer and time. */
   readonly nonce?: string;
   /** Uniform [0,1) source for exploration; default seeded from nonce and customer. */
@@ -100,61 +153,216 @@ interface Ranked {
   readonly experiment?: { readonly id: string; readonly arm: string };
   readonly propensity: number;
   readonly score: number;
+  /** Set by the bandit: the chance this action, with this variant, is served (before the experiment's share). */
+  readonly probability?: number;
+  /** The bandit's arms of this action (one per variant it may serve); only when the bandit decides. */
+  readonly arms?: readonly RankedArm[];
+  /** The reason the bandit gives the action it put first. */
+  readonly learning?: 'learning:greedy' | 'learning:explore';
 }
 
+interface RankedArm {
+  readonly variant: string | undefined;
+  readonly alpha: number;
+  readonly beta: number;
+  readonly propensity: number;
+}
 
 interface Learner {
   readonly on: boolean;
-  readonly explore: boolean;
-  readonly context: string | undefined;
-  readonly random: Random;
+  /** The learning context (learningContextOf). */
+  readonly context: string;
+  readonly channel: Channel;
+  readonly placement: string | undefined;
+  readonly stats: LearningStats | undefined;
 }
 
-function propensityOf(
-  catalog: CompiledCatalog,
-  action: CompiledAction,
-  variant: string | undefined,
-  audience: Audience,
-  learner: Learner,
-  stats: LearningStats | undefined,
-): number {
-  const { prior, floor } = catalog.learning;
-  if (action.propensityModel !== undefined) {
-    const score = audience.scores[action.propensityModel];
-    if (typeof score === 'number' && Number.isFinite(score)) return Math.min(1, Math.max(floor, score));
+/** Evidence a model's score counts as: its arm's Beta has mean = the score and α + β = this. */
+export const MODEL_EVIDENCE = 10_000;
+
+/**
+ * The learning context of a decision (catalog `learning.contextBy`): the
+ * persona; or the customer's first segment in catalog order (the order of
+ * `segments` in the catalog document); else (contextBy `none`, no persona, no
+ * segment) NO_CONTEXT. Carried in the decision id, so its outcomes are
+ * counted under exactly this context.
+ */
+export function learningContextOf(catalog: CompiledCatalog, audience: Audience): string {
+  const contextBy = catalog.learning.contextBy;
+  if (contextBy === 'persona') return audience.persona ?? NO_CONTEXT;
+  if (contextBy === 'segment' && audience.segments.length > 0) {
+    for (const segment of catalog.document.segments ?? []) if (audience.segmentSet.has(segment.id)) return segment.id;
   }
-  if (!learner.on) return prior.alpha / (prior.alpha + prior.beta);
-  const arm =
-    (learner.context !== undefined ? stats?.get(action.id, variant, learner.context) : undefined) ??
-    stats?.get(action.id, variant, undefined);
-  const trials = arm ? Math.max(0, arm.impressions) : 0;
-  const successes = arm ? Math.min(Math.max(0, arm.successes), trials) : 0;
-  const alpha = prior.alpha + successes;
-  const beta = prior.beta + (trials - successes);
-  const p = learner.explore ? sampleBeta(alpha, beta, learner.random) : alpha / (alpha + beta);
-  return Math.max(floor, Math.min(1, p));
+  return NO_CONTEXT;
 }
 
 /**
- * Variant to serve when no experiment fixed it: the best learnt variant whose
- * content on the channel fills the placement (policies.ts `fillsPlacement`).
+ * An arm's Beta posterior and propensity (its mean): a model's score (at
+ * least `learning.floor`) with MODEL_EVIDENCE; learning off, the prior;
+ * else the prior plus the arm's windowed counts in this slot and context
+ * (statistics.ts `posterior`, rewards per `learning.reward`).
  */
-function chooseVariant(
+function armOf(catalog: CompiledCatalog, action: CompiledAction, variant: string | undefined, audience: Audience, learner: Learner): RankedArm {
+  const { prior, floor } = catalog.learning;
+  if (action.propensityModel !== undefined) {
+    const score = audience.scores[action.propensityModel];
+    if (typeof score === 'number' && Number.isFinite(score)) {
+      const p = Math.min(1, Math.max(floor, score));
+      const mean = Math.min(1 - 1 / MODEL_EVIDENCE, Math.max(1 / MODEL_EVIDENCE, p));
+      return { variant, alpha: mean * MODEL_EVIDENCE, beta: (1 - mean) * MODEL_EVIDENCE, propensity: p };
+    }
+  }
+  const counts = learner.on ? learner.stats?.get(action.id, variant, learner.context, learner.channel, learner.placement) : undefined;
+  const { alpha, beta } = posterior(counts, prior, catalog.learning.reward);
+  return { variant, alpha, beta, propensity: alpha / (alpha + beta) };
+}
+
+/**
+ * The arms of an eligible action: the variant an experiment fixed, else
+ * every variant whose content on the channel fills the placement
+ * (policies.ts `fillsPlacement`), else the base content. The first with the
+ * best propensity is the one the ranking serves (ties: catalog order).
+ */
+function armsOf(
   catalog: CompiledCatalog,
   action: CompiledAction,
-  channel: Channel,
-  placement: string | undefined,
+  fixed: string | undefined,
   audience: Audience,
   learner: Learner,
-  stats: LearningStats | undefined,
-): { variant?: string; propensity: number } {
-  let best: { variant?: string; propensity: number } | undefined;
-  for (const variant of action.variants) {
-    if (!fillsPlacement(variant.content[channel], placement)) continue;
-    const propensity = propensityOf(catalog, action, variant.id, audience, learner, stats);
-    if (!best || propensity > best.propensity) best = { variant: variant.id, propensity };
+): { readonly arms: RankedArm[]; readonly best: RankedArm } {
+  if (fixed !== undefined || action.variants.length === 0) {
+    const arm = armOf(catalog, action, fixed, audience, learner);
+    return { arms: [arm], best: arm };
   }
-  return best ?? { propensity: propensityOf(catalog, action, undefined, audience, learner, stats) };
+  const arms: RankedArm[] = [];
+  {
+    for (const variant of action.variants) {
+      if (fillsPlacement(variant.content[learner.channel], learner.placement)) arms.push(armOf(catalog, action, variant.id, audience, learner));
+    }
+    if (arms.length === 0) arms.push(armOf(catalog, action, undefined, audience, learner));
+  }
+  let best = arms[0] as RankedArm;
+  for (const arm of arms) if (arm.propensity > best.propensity) best = arm;
+  return { arms, best };
+}
+
+/**
+ * The share of customers an experiment arm is assigned to: (1 − holdout) ×
+ * the arm's weight over the arms' total (experiments.ts `assignArm`); 1
+ * outside an experiment.
+ */
+function assignmentShare(catalog: CompiledCatalog, experiment: { readonly id: string; readonly arm: string } | undefined): number {
+  if (!experiment) return 1;
+  const compiled = catalog.experimentsById.get(experiment.id);
+  if (!compiled) return 1;
+  let total = 0;
+  let weight = 0;
+  for (const arm of compiled.arms) {
+    if (arm.weight <= 0) continue;
+    total += arm.weight;
+    if (arm.id === experiment.arm) weight = arm.weight;
+  }
+  return total > 0 ? (1 - Math.min(Math.max(compiled.holdout, 0), 1)) * (weight / total) : 1;
+}
+
+/**
+ * The bandit's ranking of the eligible actions: the arm served first drawn
+ * with `u` from the policy (learning/policy.ts `armProbabilities` over every
+ * arm of every eligible action, scale = value × weight; the greedy arm takes
+ * the top of [0, 1), so a draw above the exploring share exploits), then the
+ * other actions in score order, each with its best variant; every entry
+ * with the exact chance that the policy serves it, with its variant, among
+ * the first `limit`. `eligible` is sorted in place (compareRanked).
+ */
+function* banditRanking(
+  catalog: CompiledCatalog,
+  eligible: Ranked[],
+  weightOf: (action: CompiledAction) => number,
+  learner: Learner,
+  limit: number,
+  u: number,
+  cache: ArmProbabilityCache | undefined,
+): Generator<Ranked> {
+  eligible.sort(compareRanked);
+  /** Index of each rank's first arm. */
+  const start = new Int32Array(eligible.length + 1);
+  // The key: what the probabilities depend on beyond the catalog and statistics generation — the slot, the
+  // context, and the arms in order (action index, variant position; a model arm's posterior, which depends
+  // on the customer's score), folded into two independent 32-bit hashes rather than a string of every id.
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193;
+  const fold = (n: number) => {
+    h1 = Math.imul(h1 ^ n, 0x01000193);
+    h2 = Math.imul(h2 ^ n, 0x5bd1e995) ^ (h2 >>> 15);
+  };
+  let arms = 0;
+  for (let r = 0; r < eligible.length; r++) {
+    start[r] = arms;
+    const ranked = eligible[r] as Ranked;
+    const model = ranked.action.propensityModel !== undefined;
+    for (const arm of ranked.arms ?? []) {
+      fold(ranked.action.index);
+      fold(arm.variant === undefined ? -1 : ranked.action.variants.findIndex((v) => v.id === arm.variant));
+      if (model) fold(Math.round(arm.alpha * 1e6));
+      arms++;
+    }
+  }
+  start[eligible.length] = arms;
+  const key = `${catalog.hash}\u0001${learner.stats?.generation ?? -1}\u0001${learner.channel}\u0001${learner.placement ?? ''}\u0001${learner.context}\u0001${arms}\u0001${h1 >>> 0}\u0001${h2 >>> 0}`;
+  const compute = (): ArmProbabilities => {
+    const posteriors: ArmPosterior[] = [];
+    for (const ranked of eligible) {
+      const value = ranked.action.value * weightOf(ranked.action);
+      const scale = value > 0 && Number.isFinite(value) ? value : Number.MIN_VALUE;
+      for (const arm of ranked.arms ?? []) {
+        const id = arm.variant === undefined ? ranked.action.id : `${ranked.action.id}\u0000${arm.variant}`;
+        posteriors.push({ id, alpha: arm.alpha, beta: arm.beta, scale });
+      }
+    }
+    return armProbabilities(posteriors, { exploration: catalog.learning.exploration, floor: catalog.learning.floor });
+  };
+  const policy = cache ? cache.get(key, compute) : compute();
+  const pi = policy.probabilities;
+  const picked = chooseArm(policy, u, true).index;
+  let pickedRank = 0;
+  while ((start[pickedRank + 1] as number) <= picked) pickedRank++;
+  // The chance that the arm served first is one of rank r's.
+  const first = (r: number): number => {
+    let sum = 0;
+    for (let i = start[r] as number; i < (start[r + 1] as number); i++) sum += pi[i] as number;
+    return sum;
+  };
+  // The other actions keep their order: rank r is among the first limit − 1 of them when the first served
+  // is not r's and r < limit − 1, or r = limit − 1 and the first served ranks above it.
+  const inRest = (r: number): number => {
+    if (r < limit - 1) return 1 - first(r);
+    if (r !== limit - 1) return 0;
+    let above = 0;
+    for (let i = 0; i < r; i++) above += first(i);
+    return above;
+  };
+  const bestArm = (r: number): number => {
+    const ranked = eligible[r] as Ranked;
+    const arms = ranked.arms ?? [];
+    let best = 0;
+    for (let i = 1; i < arms.length; i++) if ((arms[i] as RankedArm).propensity > (arms[best] as RankedArm).propensity) best = i;
+    return (start[r] as number) + best;
+  };
+  const top = eligible[pickedRank] as Ranked;
+  const topArm = (top.arms ?? [])[picked - (start[pickedRank] as number)] as RankedArm;
+  yield {
+    ...top,
+    ...(topArm.variant !== undefined ? { variant: topArm.variant } : {}),
+    propensity: topArm.propensity,
+    score: topArm.propensity * top.action.value * weightOf(top.action),
+    probability: (pi[picked] as number) + (picked === bestArm(pickedRank) ? inRest(pickedRank) : 0),
+    learning: picked === policy.greedy ? 'learning:greedy' : 'learning:explore',
+  };
+  for (let r = 0; r < eligible.length; r++) {
+    if (r === pickedRank) continue;
+    const ranked = eligible[r] as Ranked;
+    yield { ...ranked, probability: (pi[bestArm(r)] as number) + inRest(r) };
+  }
 }
 
 /**
@@ -273,7 +481,7 @@ function why(drop: Drop): string {
   return drop.detail !== undefined ? `${drop.reason}:${drop.detail}` : drop.reason;
 }
 
-function reasonsFor(action: CompiledAction, audience: Audience, ranked: Ranked, explored: boolean): string[] {
+function reasonsFor(action: CompiledAction, audience: Audience, ranked: Ranked): string[] {
   const reasons: string[] = [];
   const targeting = action.targeting;
   if (targeting?.segments) for (const s of targeting.segments) if (audience.segmentSet.has(s)) reasons.push(`segment:${s}`);
@@ -281,7 +489,7 @@ function reasonsFor(action: CompiledAction, audience: Audience, ranked: Ranked, 
   if (action.eligibility) reasons.push('rule:eligible');
   if (ranked.experiment) reasons.push(`experiment:${ranked.experiment.id}:${ranked.experiment.arm}`);
   if (action.propensityModel !== undefined) reasons.push(`model:${action.propensityModel}`);
-  else if (explored) reasons.push('learning:explore');
+  if (ranked.learning) reasons.push(ranked.learning);
   return reasons;
 }
 
@@ -358,31 +566,31 @@ export function decide(
 
   const where: ResolvedPlacement = resolvePlacement(catalog, channel, placement);
   const limit = Math.max(1, Math.min(request.limit, where.limit ?? 10, 10));
-  const explored = where.learning && catalog.learning.exploration > 0 && random() < catalog.learning.exploration;
-  const contextBy = catalog.learning.contextBy;
+  // The bandit decides where learning is on and exploring (with exploration 0 the floor is off too: the
+  // same inputs give the same answer, API.md §4).
+  const bandit = where.learning && catalog.learning.exploration > 0;
   const learner: Learner = {
     on: where.learning,
-    explore: explored,
-    context: contextBy === 'persona' ? audience.persona : contextBy === 'segment' ? audience.segments[0] : undefined,
-    random,
+    context: learningContextOf(catalog, audience),
+    channel,
+    placement,
+    stats: options.learning,
   };
   const assignments = new Assignments(key, nowMs);
   const weightOf = (action: CompiledAction) => where.weights[action.index] ?? action.weight;
-  // Nothing learnt (no stats) and no exploration: every action without variants or a model has the prior's propensity.
+  // Nothing learnt (no stats) and no bandit: every action without variants or a model has the prior's propensity.
   const prior = catalog.learning.prior.alpha / (catalog.learning.prior.alpha + catalog.learning.prior.beta);
-  const plainPropensity =
-    options.learning !== undefined || learner.explore ? undefined : learner.on ? Math.max(catalog.learning.floor, Math.min(1, prior)) : prior;
+  const plainPropensity = (options.learning !== undefined && where.learning) || bandit ? undefined : prior;
   const rankedOf = (action: CompiledAction, outcome: ExperimentOutcome | undefined): Ranked => {
-    const chosen =
-      outcome?.variant !== undefined
-        ? { variant: outcome.variant, propensity: propensityOf(catalog, action, outcome.variant, audience, learner, options.learning) }
-        : chooseVariant(catalog, action, channel, placement, audience, learner, options.learning);
+    const { arms, best } = armsOf(catalog, action, outcome?.variant, audience, learner);
+    // One literal, no spreads: a decision makes one of these per eligible candidate.
     return {
       action,
-      ...(chosen.variant !== undefined ? { variant: chosen.variant } : {}),
-      ...(outcome?.experiment ? { experiment: outcome.experiment } : {}),
-      propensity: chosen.propensity,
-      score: chosen.propensity * action.value * weightOf(action),
+      variant: best.variant,
+      experiment: outcome?.experiment,
+      propensity: best.propensity,
+      score: best.propensity * action.value * weightOf(action),
+      arms: bandit ? arms : undefined,
     };
   };
 
@@ -432,13 +640,19 @@ export function decide(
     }
     // An explanation lists every eligible candidate in rank order; a decision needs only the
     // first few that render: selected one at a time, best first.
-    ranking = trace ? rankAll(eligible, slot, pool, plainPropensity ?? 0) : inRankOrder(eligible, slot, pool, plainPropensity ?? 0);
+    if (bandit && eligible.length > 0) {
+      const drawn = banditRanking(catalog, eligible, weightOf, learner, limit, random(), options.policies);
+      ranking = trace ? [...drawn] : drawn;
+    } else {
+      ranking = trace ? rankAll(eligible, slot, pool, plainPropensity ?? 0) : inRankOrder(eligible, slot, pool, plainPropensity ?? 0);
+    }
   }
 
   // 5. Render the best ones; else the fallbacks.
   const scope = templateScope(vars);
   const actions: ReturnedAction[] = [];
   const unservable = new Set<string>();
+  let explored = false;
   for (const ranked of ranking) {
     if (actions.length >= limit) break;
     const content = render(ranked.action, channel, ranked.variant, scope, failures);
@@ -452,9 +666,11 @@ export function decide(
       content,
       score: round(ranked.score),
       propensity: round(ranked.propensity),
+      probability: round((ranked.probability ?? 1) * assignmentShare(catalog, ranked.experiment)),
       ...(ranked.experiment ? { experiment: ranked.experiment } : {}),
-      reasons: reasonsFor(ranked.action, audience, ranked, explored),
+      reasons: reasonsFor(ranked.action, audience, ranked),
     });
+    if (ranked.learning === 'learning:explore') explored = true;
   }
 
   const fallback = actions.length === 0;
@@ -470,6 +686,7 @@ export function decide(
         content,
         score: round(prior * action.value * weightOf(action)),
         propensity: round(prior),
+        probability: 1,
         reasons: ['fallback'],
         fallback: true,
       });
@@ -493,9 +710,11 @@ export function decide(
         ...(a.variant !== undefined ? { variant: a.variant } : {}),
         ...(a.experiment ? { experiment: a.experiment } : {}),
         propensity: a.propensity,
+        probability: a.probability,
       }),
     ),
     holdouts,
+    context: learner.context,
   });
 
   let explanation: Explanation | undefined;

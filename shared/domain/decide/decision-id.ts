@@ -2,20 +2,25 @@
  * The decisionId: everything an outcome needs to be attributed, carried by
  * the client instead of written by decide (the decide path never writes).
  *
- * Format (v1): `<payload>.<check>` where
+ * Format (v2, written): `<payload>.<check>` where
  * - payload = base64url(UTF-8 JSON array)
- *   `[1, catalogVersion, channel, placement, issuedAtSeconds, nonce, flags, persona, actions, holdouts]`
- *   with `actions` = `[[actionId, variant, experimentId, arm, propensity], ...]` and
- *   `holdouts` = experiment ids whose control group the customer is in
- *   ("" for an absent string, propensity rounded to 4 decimals),
+ *   `[2, catalogVersion, channel, placement, issuedAtSeconds, nonce, flags, persona, actions, holdouts, context]`
+ *   with `actions` = `[[actionId, variant, experimentId, arm, propensity, probability], ...]`,
+ *   `holdouts` = experiment ids whose control group the customer is in,
+ *   `context` = the learning context the decision was made in (persona or
+ *   segment id, `-` for none; what its outcomes' statistics are kept under)
+ *   ("" for an absent string, propensity and probability rounded to 4
+ *   decimals, probability `null` when unknown),
  *   flags: bit 0 fallback, bit 1 degraded;
+ * - v1 (still decoded: ids issued before v2 stay attributable) is the same
+ *   array with 1 first, without `context`, and actions without `probability`;
  * - check = base36 of a 32-bit hash of the payload, so a truncated or
  *   mangled id is refused instead of attributed to the wrong action.
  *
  * This plain form is what decide computes. On the wire the id is sealed
  * (`sealDecisionId`): encrypted and authenticated with the service's
- * decision key (AES-256-GCM), because it names the persona, propensities and
- * holdouts that a public write key must never read (API.md §1, §4). Sealing
+ * decision key (AES-256-GCM), because it names the persona, propensities,
+ * probabilities, learning context and holdouts that a public write key must never read (API.md §1, §4). Sealing
  * also makes it tamper-evident: an id the service did not issue does not
  * open. Decoding and opening never throw on hostile input.
  */
@@ -29,6 +34,11 @@ export interface DecidedAction {
   readonly experiment?: { readonly id: string; readonly arm: string };
   /** Propensity used to rank the action (0..1). */
   readonly propensity: number;
+  /**
+   * The chance (0..1) that the policy served this action (and variant) in
+   * this decision: decide.ts's definition. Absent in v1 ids.
+   */
+  readonly probability?: number;
 }
 
 export interface DecisionRecord {
@@ -45,11 +55,15 @@ export interface DecisionRecord {
   readonly actions: readonly DecidedAction[];
   /** Experiments whose control group the customer is in (exposure of the holdout, for uplift). */
   readonly holdouts: readonly string[];
+  /** The learning context of the decision (statistics.ts `learningContext`); absent in v1 ids. */
+  readonly context?: string;
 }
 
 /** Longest id accepted by the decoder (10 actions with long ids fit well under it). */
 export const MAX_DECISION_ID_LENGTH = 4096;
-const FORMAT = 1;
+/** The format written; V1 is still read. */
+const FORMAT = 2;
+const FORMAT_V1 = 1;
 
 const round4 = (n: number) => Math.round(n * 10_000) / 10_000;
 
@@ -66,6 +80,7 @@ export function encodeDecisionId(record: DecisionInput): string {
     a.experiment?.id ?? '',
     a.experiment?.arm ?? '',
     round4(a.propensity),
+    a.probability === undefined ? null : round4(a.probability),
   ]);
   const json = JSON.stringify([
     FORMAT,
@@ -78,6 +93,7 @@ export function encodeDecisionId(record: DecisionInput): string {
     record.persona ?? '',
     actions,
     record.holdouts,
+    record.context ?? '',
   ]);
   const payload = Buffer.from(json, 'utf8').toString('base64url');
   return `${payload}.${hash32(payload).toString(36)}`;
@@ -99,28 +115,32 @@ export function decodeDecisionId(id: unknown): DecisionRecord | undefined {
   } catch {
     return undefined;
   }
-  if (!Array.isArray(parsed) || parsed.length !== 10 || parsed[0] !== FORMAT) return undefined;
-  const [, version, channel, placement, issued, nonce, flags, persona, actions, holdouts] = parsed as unknown[];
+  if (!Array.isArray(parsed)) return undefined;
+  const format = parsed[0];
+  if (!((format === FORMAT && parsed.length === 11) || (format === FORMAT_V1 && parsed.length === 10))) return undefined;
+  const [, version, channel, placement, issued, nonce, flags, persona, actions, holdouts, context = ''] = parsed as unknown[];
   if (!Array.isArray(holdouts) || holdouts.length > 50 || !holdouts.every((h) => isString(h) && h !== '')) return undefined;
   if (!isString(version) || !isChannel(channel) || !isString(placement) || !isString(nonce, 64)) return undefined;
-  if (!isString(persona)) return undefined;
+  if (!isString(persona) || !isString(context)) return undefined;
   if (typeof issued !== 'number' || !Number.isSafeInteger(issued) || issued < 0) return undefined;
   if (typeof flags !== 'number' || !Number.isInteger(flags) || flags < 0 || flags > 3) return undefined;
   if (!Array.isArray(actions) || actions.length > 10) return undefined;
+  const isShare = (n: unknown): n is number => typeof n === 'number' && n >= 0 && n <= 1;
   const decided: DecidedAction[] = [];
   for (const entry of actions as unknown[]) {
-    if (!Array.isArray(entry) || entry.length !== 5) return undefined;
-    const [actionId, variant, experimentId, arm, propensity] = entry as unknown[];
+    if (!Array.isArray(entry) || entry.length !== (format === FORMAT ? 6 : 5)) return undefined;
+    const [actionId, variant, experimentId, arm, propensity, probability = null] = entry as unknown[];
     if (!isString(actionId) || actionId === '' || !isString(variant) || !isString(experimentId) || !isString(arm)) {
       return undefined;
     }
-    if (typeof propensity !== 'number' || !(propensity >= 0 && propensity <= 1)) return undefined;
+    if (!isShare(propensity) || !(probability === null || isShare(probability))) return undefined;
     const v = optional(variant);
     decided.push({
       actionId,
       ...(v !== undefined ? { variant: v } : {}),
       ...(experimentId !== '' ? { experiment: { id: experimentId, arm } } : {}),
       propensity,
+      ...(probability !== null ? { probability } : {}),
     });
   }
   const p = optional(placement);
@@ -136,6 +156,7 @@ export function decodeDecisionId(id: unknown): DecisionRecord | undefined {
     ...(pe !== undefined ? { persona: pe } : {}),
     actions: decided,
     holdouts: holdouts as string[],
+    ...(context !== '' ? { context } : {}),
   };
 }
 

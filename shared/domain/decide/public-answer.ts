@@ -3,8 +3,8 @@
  * (sealed, opaque), channel, placement, the fallback/degraded flags and, per
  * action, its id, variant, content and experiment. Built by naming what is
  * kept, so a field added to `Decision` later stays server-only until it is
- * named here: never segments, persona, scores, propensities, reasons or the
- * explanation.
+ * named here: never segments, persona, scores, propensities, probabilities,
+ * reasons or the explanation.
  */
 import type { Decision, ReturnedAction } from './types.ts';
 

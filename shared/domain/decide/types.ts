@@ -3,6 +3,7 @@
  * decision it returns, and the explanation of every candidate.
  */
 import type { Channel } from '../channels.ts';
+import type { OutcomeCounts } from '../learning/statistics.ts';
 
 export interface DecideRequest {
   readonly userId?: string;
@@ -23,6 +24,12 @@ export interface ReturnedAction {
   readonly content: Readonly<Record<string, string | string[]>>;
   readonly score: number;
   readonly propensity: number;
+  /**
+   * The chance (0..1) that the policy served this action, with this variant,
+   * in this decision (decide.ts: the bandit, the ranking and the experiment
+   * arm's share); 1 when the choice was deterministic.
+   */
+  readonly probability: number;
   readonly experiment?: { readonly id: string; readonly arm: string };
   readonly reasons: readonly string[];
   /** Served as the channel/placement's fallback (nothing else was eligible). */
@@ -66,7 +73,7 @@ export interface Explanation {
   readonly candidates: readonly CandidateExplanation[];
   /** Decision-wide facts: quiet hours in force, channel cap reached, consent missing, suppressed tags. */
   readonly policies: readonly string[];
-  /** Exploration drew this decision (Thompson samples instead of posterior means). */
+  /** The bandit served an arm other than the greedy one (the best posterior mean × value × weight) first. */
   readonly explored: boolean;
   /** Experiments in which the customer is in the control group. */
   readonly holdouts: readonly string[];
@@ -88,19 +95,22 @@ export interface Decision {
   readonly explanation?: Explanation;
 }
 
-/** Outcome counts of one arm (action, variant, learning context) for Thompson sampling. */
-export interface ArmStats {
-  /** Impressions (trials). */
-  readonly impressions: number;
-  /** Clicks or conversions (successes), ≤ impressions. */
-  readonly successes: number;
-}
-
 /**
- * Learning statistics as decide reads them (from an in-memory cache). The
- * lookup is by action, variant (`undefined` for the base content) and
- * learning context (persona or segment id, `undefined` for all customers).
+ * Learning statistics as decide reads them (from an in-memory cache,
+ * shared/store/statistics-cache.ts): an arm's windowed outcome counts in one
+ * slot and learning context.
  */
 export interface LearningStats {
-  get(actionId: string, variant: string | undefined, context: string | undefined): ArmStats | undefined;
+  /**
+   * Changes whenever any count does (a refresh that read new counts): decide
+   * keys its cached arm probabilities by it.
+   */
+  readonly generation: number;
+  /**
+   * The counts of (action, variant — `undefined` for the base content —,
+   * learning context — statistics.ts NO_CONTEXT for none —, channel,
+   * placement — `undefined` for a request without one), summed over
+   * experiment arms; undefined when nothing was counted.
+   */
+  get(actionId: string, variant: string | undefined, context: string, channel: Channel, placement: string | undefined): OutcomeCounts | undefined;
 }

@@ -17,8 +17,11 @@
  * posterior mean. P_TS is estimated by Monte Carlo over `draws` joint draws
  * (a standard error of at most 0.5/√draws: ±0.01 at 95% with 10,000), with a
  * generator seeded from the posteriors, so the same statistics give the same
- * probabilities on every instance; the caller caches them per statistics
- * refresh. Ties go to the arm listed first.
+ * probabilities on every instance; it is not drawn when nothing depends on it
+ * (ε = 0, or K·f ≥ 1: every arm has exactly 1/K). The Monte Carlo costs
+ * K × draws Beta samples (about 1 ms per arm here), so the caller caches the
+ * result (`ArmProbabilityCache`) per statistics refresh. Ties go to the arm
+ * listed first.
  */
 import { sampleBeta, seededRandom, hash32, type Random } from '../decide/random.ts';
 
@@ -43,6 +46,8 @@ export interface LearningSettings {
 export interface ArmProbabilities {
   readonly ids: readonly string[];
   readonly probabilities: readonly number[];
+  /** Index of the greedy arm (the best posterior mean × scale, the first on a tie). */
+  readonly greedy: number;
 }
 
 /** Monte Carlo draws by default: ±0.01 (95%) on each Thompson probability. */
@@ -100,22 +105,72 @@ export function armProbabilities(arms: readonly ArmPosterior[], settings: Learni
   const k = arms.length;
   const floor = Math.min(settings.floor, 1 / k);
   const greedy = argmax(arms.map((a) => (a.scale * a.alpha) / (a.alpha + a.beta)));
-  const thompson = exploration > 0 ? thompsonProbabilities(arms, settings.draws ?? DEFAULT_THOMPSON_DRAWS, seededRandom(posteriorSeed(arms))) : undefined;
   const rest = 1 - k * floor;
+  const thompson =
+    exploration > 0 && rest > 0 ? thompsonProbabilities(arms, settings.draws ?? DEFAULT_THOMPSON_DRAWS, seededRandom(posteriorSeed(arms))) : undefined;
   const probabilities = arms.map((_, i) => floor + rest * ((1 - exploration) * (i === greedy ? 1 : 0) + exploration * (thompson?.[i] ?? 0)));
-  return { ids: arms.map((a) => a.id), probabilities };
+  return { ids: arms.map((a) => a.id), probabilities, greedy };
 }
 
 /**
  * The arm served for a uniform draw `u` in [0, 1): the first whose
- * cumulative probability exceeds u (the last one against rounding).
+ * cumulative probability exceeds u (the last one against rounding). With
+ * `greedyLast`, the arms are taken in their order but the greedy one last,
+ * so the greedy arm holds the top of the interval (decide: a draw above the
+ * exploring share always exploits); the chances are the same.
  */
-export function chooseArm(probabilities: ArmProbabilities, u: number): { readonly id: string; readonly probability: number } {
+export function chooseArm(
+  probabilities: ArmProbabilities,
+  u: number,
+  greedyLast = false,
+): { readonly id: string; readonly probability: number; readonly index: number } {
+  const { ids, probabilities: pi, greedy } = probabilities;
+  const last = greedyLast ? greedy : ids.length - 1;
   let cumulative = 0;
-  for (let i = 0; i < probabilities.ids.length; i++) {
-    cumulative += probabilities.probabilities[i] as number;
-    if (u < cumulative) return { id: probabilities.ids[i] as string, probability: probabilities.probabilities[i] as number };
+  for (let i = 0; i < ids.length; i++) {
+    if (greedyLast && i === greedy) continue;
+    cumulative += pi[i] as number;
+    if (u < cumulative) return { id: ids[i] as string, probability: pi[i] as number, index: i };
   }
-  const last = probabilities.ids.length - 1;
-  return { id: probabilities.ids[last] as string, probability: probabilities.probabilities[last] as number };
+  return { id: ids[last] as string, probability: pi[last] as number, index: last };
+}
+
+/**
+ * A bounded least-recently-used cache of arm probabilities, held by the
+ * caller for as long as its process lives (the decide function keeps one),
+ * keyed by whatever determines the probabilities (decide.ts builds the key:
+ * catalog, statistics generation, slot, context and the eligible arms). A
+ * Map keeps insertion order: a hit is moved to the end, the first entry is
+ * the least recently used.
+ */
+export class ArmProbabilityCache {
+  private readonly entries = new Map<string, ArmProbabilities>();
+  /** Lookups answered from the cache, and computed. */
+  hits = 0;
+  misses = 0;
+
+  /** @param maxEntries how many sets of probabilities are kept (≥ 1). @default 1000 */
+  constructor(readonly maxEntries = 1_000) {
+    if (!(maxEntries >= 1)) throw new RangeError(`maxEntries must be ≥ 1 (got ${maxEntries})`);
+  }
+
+  /** The cached probabilities under `key`, else `compute()`'s, kept. */
+  get(key: string, compute: () => ArmProbabilities): ArmProbabilities {
+    const hit = this.entries.get(key);
+    if (hit) {
+      this.hits++;
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+      return hit;
+    }
+    this.misses++;
+    const value = compute();
+    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    this.entries.set(key, value);
+    return value;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
 }

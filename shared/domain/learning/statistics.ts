@@ -103,12 +103,13 @@ export interface StatisticsIncrement {
 export type StatisticsRow = StatisticsIncrement;
 
 /**
- * The learning context of a decision: its persona when contextBy is
- * `persona`; otherwise (and without a persona) NO_CONTEXT. `segment` is
- * accepted by the catalog but decisions do not carry their segments yet, so
- * it counts as NO_CONTEXT.
+ * The learning context of a decision: the one it carries (`context`, the
+ * exact context decide learnt and chose in: decide.ts `learningContextOf`);
+ * for a decision that carries none (ids issued before it did), its persona
+ * when contextBy is `persona`, otherwise NO_CONTEXT.
  */
-export function learningContext(contextBy: ContextBy, decision: Pick<AttributedOutcome['decision'], 'persona'>): string {
+export function learningContext(contextBy: ContextBy, decision: Pick<AttributedOutcome['decision'], 'persona' | 'context'>): string {
+  if (decision.context !== undefined && decision.context !== '') return decision.context;
   return contextBy === 'persona' && decision.persona !== undefined ? decision.persona : NO_CONTEXT;
 }
 
