@@ -315,7 +315,7 @@ describe('time windows in the customer time zone', () => {
 });
 
 describe('bounds', () => {
-  it('100,000 events of every kind keep the profile compact (< 50 KB) and every collection bounded', () => {
+  it('100,000 events of every kind keep the profile compact (< 50 KB) and every collection bounded', { timeout: 120_000 }, () => {
     let state = emptyProfileState({ userId: 'u-big' });
     const start = Date.parse('2025-01-01T00:00:00Z');
     const batch: ReturnType<typeof ev>[] = [];
