@@ -507,7 +507,7 @@ export async function benchColdStart(outfile: string, event: unknown): Promise<C
  * as that function stores it (enriched with the live catalog); the decide request's headers and body;
  * `restore()` publishes the previous live catalog again (as a new version).
  */
-async function prepareDecideFixture(endpoint: string, document: CatalogInput) {
+export async function prepareDecideFixture(endpoint: string, document: CatalogInput) {
   const { config } = await import('#shared/config.ts');
   if (config.DYNAMODB_ENDPOINT !== endpoint) {
     throw new Error(

@@ -72,6 +72,11 @@ export async function readLiveVersionNumber(options?: LiveCatalogOptions): Promi
  * document (publish it again) or one that fails its checksum.
  */
 export async function readCatalogDocument(version: number, options?: LiveCatalogOptions): Promise<CatalogDocument | undefined> {
+  return (await readStoredDocument(version, options))?.document;
+}
+
+/** readCatalogDocument, with the SHA-256 (hex) of the document's JSON text, which it was checked against. */
+async function readStoredDocument(version: number, options?: LiveCatalogOptions): Promise<{ document: CatalogDocument; sha256: string } | undefined> {
   const { client, table } = resolve(options);
   const metaKey = catalogMetaItem.key(version);
   const chunkKey = (i: number) => catalogDocumentChunkItem.key(version, i);
@@ -99,8 +104,9 @@ export async function readCatalogDocument(version: number, options?: LiveCatalog
     parts.push(part);
   }
   const json = gunzipSync(Buffer.concat(parts)).toString('utf8');
-  if (sha256(json) !== meta.documentSha256) throw new Error(`catalog version ${version}: the document does not match its checksum`);
-  return JSON.parse(json) as CatalogDocument;
+  const digest = sha256(json);
+  if (digest !== meta.documentSha256) throw new Error(`catalog version ${version}: the document does not match its checksum`);
+  return { document: JSON.parse(json) as CatalogDocument, sha256: digest };
 }
 
 // ---------------------------------------------------------------------------
@@ -178,10 +184,11 @@ async function refresh(options?: LiveCatalogOptions): Promise<CompiledCatalog | 
     return confirmed(cache.catalog);
   }
   if (cache.catalog?.version === version) return confirmed(cache.catalog);
-  const document = await readCatalogDocument(version, options);
-  if (!document) throw new Error(`live catalog version ${version} is missing`);
-  // Validated when it was published: its rules are not type-checked again (a second parse each).
-  const result = compileDocument(document, { version, typeCheck: false });
+  const stored = await readStoredDocument(version, options);
+  if (!stored) throw new Error(`live catalog version ${version} is missing`);
+  // Validated when it was published: its rules are not type-checked again (a second parse each), nor its
+  // time zones looked up. Its text is JSON.stringify(document) (catalog.ts), so the text's checksum is the hash.
+  const result = compileDocument(stored.document, { version, published: true, documentSha256: stored.sha256 });
   if (!result.ok) {
     throw new Error(`live catalog version ${version} does not compile: ${result.problems[0]?.path}: ${result.problems[0]?.message}`);
   }
