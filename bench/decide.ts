@@ -533,7 +533,13 @@ export async function benchColdStart(outfile: string, event: unknown): Promise<C
   };
 }
 
-async function benchHttp(endpoint: string, document: CatalogInput, requests: number, bundleFile: string) {
+/**
+ * What the HTTP part and the cold start share: the tables, a server write key, `document` published as
+ * the live catalog, and a customer's profile built from events by the profile function's code and stored
+ * as that function stores it (enriched with the live catalog); the decide request's headers and body;
+ * `restore()` publishes the previous live catalog again (as a new version).
+ */
+export async function prepareDecideFixture(endpoint: string, document: CatalogInput) {
   const { config } = await import('#shared/config.ts');
   if (config.DYNAMODB_ENDPOINT !== endpoint) {
     throw new Error(
@@ -549,9 +555,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   const { profileToItem } = await import('#store/profiles.ts');
   const { emptyProfileState } = await import('#domain/profile/state.ts');
   const { userProfileKey } = await import('#domain/stored-event.ts');
-  const { startLocalServer } = await import('#local/server.ts');
-  const { handler: decideHandler, statistics: decideStatistics } = await import('#functions/decide/handler.ts');
-  const { basicAuth } = await import('#test/support/apigw.ts');
+  const { basicAuth, apiGatewayEvent } = await import('#test/support/apigw.ts');
   const { statisticsUpdates } = await import('#store/statistics.ts');
   const { STATISTICS_BUCKET_MS } = await import('#domain/learning/statistics.ts');
 
@@ -603,6 +607,33 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   const pk = userProfileKey(userId);
   await dynamo().send('PutItem', { TableName: config.PROFILES_TABLE, Item: profileToItem(pk, state, 1) });
 
+  const decideBody = JSON.stringify({ userId, channel: 'web', placement: 'home_hero', limit: 3, context: { device: 'mobile' } });
+  const headers = { authorization: basicAuth(secret), 'content-type': 'application/json' };
+  return {
+    config,
+    pk,
+    decideBody,
+    headers,
+    /** The decide request as API Gateway hands it to the function. */
+    event: () => apiGatewayEvent({ method: 'POST', path: '/v1/decide', headers, body: decideBody }),
+    /** Publish the seed catalog (catalog/demo.yaml) as the live version. */
+    publishSeed: async () => {
+      const seed = await publishCatalog(readFileSync(join(ROOT, 'catalog/demo.yaml'), 'utf8'), 'yaml', { principal: 'bench' });
+      if (!seed.ok) throw new Error(`publishing the seed catalog: ${JSON.stringify(seed.problems.slice(0, 3))}`);
+    },
+    restore: async () => {
+      if (previous) await publishCatalog(previous.text, previous.format === 'yaml' ? 'yaml' : 'json', { principal: 'bench (restore)' });
+    },
+  };
+}
+
+async function benchHttp(endpoint: string, document: CatalogInput, requests: number, bundleFile: string) {
+  const fixture = await prepareDecideFixture(endpoint, document);
+  const { config, pk, decideBody, headers } = fixture;
+  const { dynamo } = await import('#store/client.ts');
+  const { startLocalServer } = await import('#local/server.ts');
+  const { handler: decideHandler, statistics: decideStatistics } = await import('#functions/decide/handler.ts');
+
   // The baseline: a second instance of the same server, the same route and the same request (headers and
   // body), whose decide function is one GetItem of the same profile through the same client as decide's
   // (the process's one DynamoDB client, shared/store/client.ts) and nothing else. Both sides pay the same
@@ -632,10 +663,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
       for (const [key, n] of c.counts) if (n - (before[i]?.get(key) ?? 0) > 0) add(key, n - (before[i]?.get(key) ?? 0));
     });
 
-  const decideBody = JSON.stringify({ userId, channel: 'web', placement: 'home_hero', limit: 3, context: { device: 'mobile' } });
-  const headers = { authorization: basicAuth(secret), 'content-type': 'application/json' };
-  const { apiGatewayEvent } = await import('#test/support/apigw.ts');
-  const coldStart = await benchColdStart(bundleFile, apiGatewayEvent({ method: 'POST', path: '/v1/decide', headers, body: decideBody }));
+  const coldStart = await benchColdStart(bundleFile, fixture.event());
   // Both sides read the whole response as bytes inside the timing; decide's is checked after the clock
   // stops, so the client's JSON parsing is not counted against the server on one side only.
   const callDecide = async (): Promise<() => void> => {
@@ -694,9 +722,8 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
     sortNumbers(decideSamples);
     sortNumbers(bareSamples);
     // The cold start again with the seed catalog live (the same request and profile).
-    const seed = await publishCatalog(readFileSync(join(ROOT, 'catalog/demo.yaml'), 'utf8'), 'yaml', { principal: 'bench' });
-    if (!seed.ok) throw new Error(`publishing the seed catalog: ${JSON.stringify(seed.problems.slice(0, 3))}`);
-    const coldStartSeed = await benchColdStart(bundleFile, apiGatewayEvent({ method: 'POST', path: '/v1/decide', headers, body: decideBody }));
+    await fixture.publishSeed();
+    const coldStartSeed = await benchColdStart(bundleFile, fixture.event());
     // On the request path: the profile read. Anything else (the catalog pointer check every 5 s,
     // a write key re-check every 30 s) runs in the background or is amortised.
     let profileReads = 0;
@@ -725,7 +752,47 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
     };
   } finally {
     await Promise.all([server.stop(), bareServer.stop()]);
-    if (previous) await publishCatalog(previous.text, previous.format === 'yaml' ? 'yaml' : 'json', { principal: 'bench (restore)' });
+    await fixture.restore();
+  }
+}
+
+/**
+ * The cold start proxy alone (`npm run bench -- --only coldstart`): the decide bundle built as the CDK
+ * builds it, the same fixture as the HTTP part (a stored profile, a write key), then COLD_STARTS fresh
+ * processes with the generated 1,000-action catalog live and again with the seed catalog.
+ */
+export async function benchDecideColdStart(endpoint: string): Promise<{ coldStart: ColdStart; coldStartSeed: ColdStart; withinBudget: boolean }> {
+  assertLocalEndpoint(endpoint, 'benchDecideColdStart');
+  process.env.DYNAMODB_ENDPOINT ??= endpoint;
+  process.env.AWS_REGION ??= 'us-east-1';
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
+  const load1 = loadavg()[0] ?? 0;
+  const bundle = await benchBundle();
+  try {
+    const fixture = await prepareDecideFixture(endpoint, generateCatalog().document);
+    try {
+      const coldStart = await benchColdStart(bundle.outfile, fixture.event());
+      await fixture.publishSeed();
+      const coldStartSeed = await benchColdStart(bundle.outfile, fixture.event());
+      const line = (label: string, c: ColdStart) =>
+        `  ${label.padEnd(28)} import ${fmt(c.importCpuMs)} + first decide ${fmt(c.firstDecideCpuMs)} = ${fmt(c.totalCpuMs)} ` +
+        `(budget <= 150 ms: ${verdict(c.totalCpuMs <= BUDGETS.coldStartCpuMs)})`;
+      console.log(
+        [
+          '',
+          `decide cold start proxy — median CPU of ${COLD_STARTS} fresh processes; load average ${load1.toFixed(1)} at the start, ` +
+            `${(loadavg()[0] ?? 0).toFixed(1)} at the end, on ${availableParallelism()} cores; bundle ${bundleLabel(bundle.bytes, bundle.lazy)}`,
+          line('1,000-action catalog', coldStart),
+          line('seed catalog', coldStartSeed),
+        ].join('\n'),
+      );
+      return { coldStart, coldStartSeed, withinBudget: Math.max(coldStart.totalCpuMs, coldStartSeed.totalCpuMs) <= BUDGETS.coldStartCpuMs };
+    } finally {
+      await fixture.restore();
+    }
+  } finally {
+    bundle.dispose();
   }
 }
 

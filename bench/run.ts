@@ -9,6 +9,7 @@
  *
  *   npm run bench                       all modules
  *   npm run bench -- --only freshness   one module (in this process)
+ *   npm run bench -- --only coldstart   decide's cold start proxy alone (not in the full run: decide has it)
  *   npm run bench -- --strict           exit 1 when a budget is missed
  *
  * Benchmarks are never timed assertions in `npm test`.
@@ -25,6 +26,8 @@ interface BenchModule {
   readonly name: string;
   readonly needs: Needs;
   readonly description: string;
+  /** Run only with `--only <name>` (a part of another module, measured alone). */
+  readonly onlyWhenAsked?: boolean;
   /** Runs the bench; returns whether every budget held (undefined: the module reports no verdict). */
   run(target: { url?: string; writeKey?: string; adminToken?: string; endpoint: string }): Promise<boolean | undefined>;
 }
@@ -58,6 +61,17 @@ const MODULES: readonly BenchModule[] = [
       const { benchDecide } = await import('./decide.ts');
       const result = await benchDecide(target.endpoint);
       return Object.values(result.withinBudget).every(Boolean);
+    },
+  },
+  {
+    name: 'coldstart',
+    needs: 'dynamodb',
+    description: "decide's cold start proxy alone (also part of decide): fresh processes import the bundle and answer one decide",
+    onlyWhenAsked: true,
+    async run(target) {
+      const { benchDecideColdStart } = await import('./decide.ts');
+      const result = await benchDecideColdStart(target.endpoint);
+      return result.withinBudget;
     },
   },
   {
@@ -156,12 +170,13 @@ async function main(): Promise<void> {
     return;
   }
 
-  console.log(`Kairos bench — ${MODULES.length} modules; load average ${(loadavg()[0] ?? 0).toFixed(1)} on ${availableParallelism()} cores`);
+  const modules = MODULES.filter((m) => !m.onlyWhenAsked);
+  console.log(`Kairos bench — ${modules.length} modules; load average ${(loadavg()[0] ?? 0).toFixed(1)} on ${availableParallelism()} cores`);
   console.log('DynamoDB Local is slower than DynamoDB: read the ratios to same-run baselines, not absolute figures.');
   const summary: string[] = [];
   let missed = false;
   let failed = false;
-  for (const module of MODULES) {
+  for (const module of modules) {
     console.log(`\n── ${module.name}: ${module.description}`);
     const outcome = await runChild(module);
     const verdict = !outcome.ok ? 'FAILED' : outcome.withinBudget === undefined ? 'done (see figures)' : outcome.withinBudget ? 'within budget' : 'OVER BUDGET';

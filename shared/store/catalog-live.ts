@@ -5,7 +5,8 @@
  *
  * A version is read as its normalised document — the JSON the schema
  * produced when the version was published and validated, stored with it
- * (`CATALOG#<n>`, `DOC#<i>` chunks, gzip'd) — and compiled with
+ * (`CATALOG#<n>`, `DOC#<i>` chunks: the document gzip'd, then the source
+ * text as a second gzip member that this reader never inflates) — and compiled with
  * domain/catalog/compile.ts. Neither the YAML parser nor zod is on this
  * path: the decide function's bundle and cold start stay small
  * (ARCHITECTURE.md, Budgets). Reads: the live pointer (GetItem), then META
@@ -32,8 +33,64 @@ import { withDeadline } from './deadline.ts';
 import { bytesOf, dynamo, type DynamoClient, type Item } from './client.ts';
 import { CATALOG_DOCUMENT_CHUNK_SK_PREFIX, catalogDocumentChunkItem, catalogLiveItem, catalogMetaItem } from './items.ts';
 
-/** Format of the stored normalised document (`META.documentFormat`). */
-export const DOCUMENT_FORMAT = 1;
+/**
+ * Format of a version's `DOC#` chunks (`META.documentFormat`): 2, written
+ * today, the one stored copy of the version — the normalised document's
+ * JSON gzip'd (its first `META.documentZippedBytes` bytes), then the source
+ * text gzip'd; 1, written before, the document alone, the source text in
+ * `CHUNK#` chunks beside it. Both are read.
+ */
+export const DOCUMENT_FORMAT = 2;
+/** Every `META.documentFormat` this store reads. */
+export const READABLE_DOCUMENT_FORMATS: ReadonlySet<unknown> = new Set([1, 2]);
+
+/**
+ * The gzip'd bytes of a version's `DOC#` chunks, in order, read with its
+ * META (one BatchGetItem for META and the first chunk; more chunks only for
+ * a catalog over ~350 KB gzip'd). Undefined when the version is missing.
+ * Throws for a version stored without its document (publish it again) or
+ * with a chunk missing.
+ */
+export async function readDocumentChunks(
+  version: number,
+  options?: LiveCatalogOptions,
+): Promise<{ meta: Item; zipped: Buffer } | undefined> {
+  const { client, table } = resolve(options);
+  const metaKey = catalogMetaItem.key(version);
+  const chunkKey = (i: number) => catalogDocumentChunkItem.key(version, i);
+  const call = { consistent: true, client, deadline: Date.now() + READ_DEADLINE_MS };
+  const first = await batchGet(table, [metaKey, chunkKey(0)], call);
+  const meta = first.find((i) => i.sk === metaKey.sk);
+  if (!meta) return undefined;
+  if (!READABLE_DOCUMENT_FORMATS.has(meta.documentFormat) || typeof meta.documentChunks !== 'number') {
+    throw new Error(`catalog version ${version} was stored without its normalised document; publish it again`);
+  }
+  const chunks = new Map<string, Uint8Array>();
+  const keep = (items: readonly Item[]) => {
+    for (const i of items) {
+      const data = bytesOf(i.data);
+      if (typeof i.sk === 'string' && i.sk.startsWith(CATALOG_DOCUMENT_CHUNK_SK_PREFIX) && data) chunks.set(i.sk, data);
+    }
+  };
+  keep(first);
+  const missing = Array.from({ length: meta.documentChunks }, (_, i) => chunkKey(i)).filter((key) => !chunks.has(key.sk));
+  if (missing.length > 0) keep(await batchGet(table, missing, call));
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < meta.documentChunks; i++) {
+    const part = chunks.get(chunkKey(i).sk);
+    if (!part) throw new Error(`catalog version ${version} is incomplete (document chunk ${i} missing)`);
+    parts.push(part);
+  }
+  return { meta, zipped: Buffer.concat(parts) };
+}
+
+/** The gzip member of the document in a version's DOC# bytes (format 2: its first documentZippedBytes; format 1: all). */
+export function documentMember(meta: Item, zipped: Buffer): Buffer {
+  if (meta.documentFormat !== 2) return zipped;
+  const end = meta.documentZippedBytes;
+  if (typeof end !== 'number' || end < 1 || end > zipped.length) throw new Error(`catalog version ${String(meta.version)}: documentZippedBytes out of range`);
+  return zipped.subarray(0, end);
+}
 
 /** How often a warm process checks the live pointer. */
 export const REFRESH_INTERVAL_MS = 5_000;
@@ -72,35 +129,17 @@ export async function readLiveVersionNumber(options?: LiveCatalogOptions): Promi
  * document (publish it again) or one that fails its checksum.
  */
 export async function readCatalogDocument(version: number, options?: LiveCatalogOptions): Promise<CatalogDocument | undefined> {
-  const { client, table } = resolve(options);
-  const metaKey = catalogMetaItem.key(version);
-  const chunkKey = (i: number) => catalogDocumentChunkItem.key(version, i);
-  const call = { consistent: true, client, deadline: Date.now() + READ_DEADLINE_MS };
-  const first = await batchGet(table, [metaKey, chunkKey(0)], call);
-  const meta = first.find((i) => i.sk === metaKey.sk);
-  if (!meta) return undefined;
-  if (meta.documentFormat !== DOCUMENT_FORMAT || typeof meta.documentChunks !== 'number') {
-    throw new Error(`catalog version ${version} was stored without its normalised document; publish it again`);
-  }
-  const chunks = new Map<string, Uint8Array>();
-  const keep = (items: readonly Item[]) => {
-    for (const i of items) {
-      const data = bytesOf(i.data);
-      if (typeof i.sk === 'string' && i.sk.startsWith(CATALOG_DOCUMENT_CHUNK_SK_PREFIX) && data) chunks.set(i.sk, data);
-    }
-  };
-  keep(first);
-  const missing = Array.from({ length: meta.documentChunks }, (_, i) => chunkKey(i)).filter((key) => !chunks.has(key.sk));
-  if (missing.length > 0) keep(await batchGet(table, missing, call));
-  const parts: Uint8Array[] = [];
-  for (let i = 0; i < meta.documentChunks; i++) {
-    const part = chunks.get(chunkKey(i).sk);
-    if (!part) throw new Error(`catalog version ${version} is incomplete (document chunk ${i} missing)`);
-    parts.push(part);
-  }
-  const json = gunzipSync(Buffer.concat(parts)).toString('utf8');
-  if (sha256(json) !== meta.documentSha256) throw new Error(`catalog version ${version}: the document does not match its checksum`);
-  return JSON.parse(json) as CatalogDocument;
+  return (await readStoredDocument(version, options))?.document;
+}
+
+/** readCatalogDocument, with the SHA-256 (hex) of the document's JSON text, which it was checked against. */
+async function readStoredDocument(version: number, options?: LiveCatalogOptions): Promise<{ document: CatalogDocument; sha256: string } | undefined> {
+  const stored = await readDocumentChunks(version, options);
+  if (!stored) return undefined;
+  const json = gunzipSync(documentMember(stored.meta, stored.zipped)).toString('utf8');
+  const digest = sha256(json);
+  if (digest !== stored.meta.documentSha256) throw new Error(`catalog version ${version}: the document does not match its checksum`);
+  return { document: JSON.parse(json) as CatalogDocument, sha256: digest };
 }
 
 // ---------------------------------------------------------------------------
@@ -178,10 +217,11 @@ async function refresh(options?: LiveCatalogOptions): Promise<CompiledCatalog | 
     return confirmed(cache.catalog);
   }
   if (cache.catalog?.version === version) return confirmed(cache.catalog);
-  const document = await readCatalogDocument(version, options);
-  if (!document) throw new Error(`live catalog version ${version} is missing`);
-  // Validated when it was published: its rules are not type-checked again (a second parse each).
-  const result = compileDocument(document, { version, typeCheck: false });
+  const stored = await readStoredDocument(version, options);
+  if (!stored) throw new Error(`live catalog version ${version} is missing`);
+  // Validated when it was published: its rules are not type-checked again (a second parse each), nor its
+  // time zones looked up. Its text is JSON.stringify(document) (catalog.ts), so the text's checksum is the hash.
+  const result = compileDocument(stored.document, { version, published: true, documentSha256: stored.sha256 });
   if (!result.ok) {
     throw new Error(`live catalog version ${version} does not compile: ${result.problems[0]?.path}: ${result.problems[0]?.message}`);
   }

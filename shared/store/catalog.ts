@@ -5,16 +5,24 @@
  * Items (pk, sk):
  * - `CATALOG`, `COUNTER`      `{next}`: version allocation (atomic ADD), so
  *                              versions are unique and monotonic;
- * - `CATALOG#<n>`, `CHUNK#<i>` `{data: Binary}`: the gzip'd source text,
- *                              split in chunks well under DynamoDB's 400 KB;
- * - `CATALOG#<n>`, `DOC#<i>`   `{data: Binary}`: the validated, normalised
- *                              document (the schema's output, JSON, gzip'd),
- *                              what the live cache compiles without parsing
- *                              YAML or validating again (catalog-live.ts);
- * - `CATALOG#<n>`, `META`     `{version, chunks, bytes, sha256, format,
- *                              documentChunks, documentSha256, documentFormat,
+ * - `CATALOG#<n>`, `DOC#<i>`   `{data: Binary}`: the version, stored once:
+ *                              the validated, normalised document (the
+ *                              schema's output, JSON) gzip'd — what the live
+ *                              cache compiles without parsing YAML or
+ *                              validating again (catalog-live.ts) — then the
+ *                              source text as the operator sent it, a second
+ *                              gzip member, for the version routes and
+ *                              rollbacks; split in chunks well under
+ *                              DynamoDB's 400 KB;
+ * - `CATALOG#<n>`, `META`     `{version, bytes, sha256, format,
+ *                              documentChunks, documentSha256,
+ *                              documentZippedBytes, documentFormat,
  *                              createdAt, principal, actions}`: written after
  *                              the chunks, it marks the version complete;
+ * - `CATALOG#<n>`, `CHUNK#<i>` `{data: Binary}`: the gzip'd source text of a
+ *                              version stored before (documentFormat 1, whose
+ *                              DOC# chunks hold the document alone); read,
+ *                              no longer written;
  * - `CATALOG`, `LIVE`         `{version, updatedAt}`: the live pointer, moved
  *                              only forward by a conditional write
  *                              (`version < :n`), so concurrent PUTs are safe:
@@ -35,12 +43,11 @@ import { config } from '#shared/config.ts';
 import type { CatalogProblem, CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import type { CatalogDocument } from '#domain/catalog/schema.ts';
-import { DOCUMENT_FORMAT, primeCatalogCache } from './catalog-live.ts';
+import { DOCUMENT_FORMAT, READABLE_DOCUMENT_FORMATS, documentMember, primeCatalogCache, readDocumentChunks } from './catalog-live.ts';
 import { batchGet, batchWrite } from './batch-write.ts';
 import { bytesOf, dynamo, type DynamoClient } from './client.ts';
 import {
   CATALOG_CHUNK_SK_PREFIX,
-  catalogChunkItem,
   catalogCounterItem,
   catalogDocumentChunkItem,
   catalogLiveItem,
@@ -146,9 +153,10 @@ async function allocateVersion(client: DynamoClient, table: string): Promise<num
 
 const puts = (items: readonly Record<string, unknown>[]) => items.map((Item) => ({ PutRequest: { Item } }));
 
-/** gzip'd bytes split into `{pk, sk, data}` chunk items, the i-th keyed `key(i)`. */
-function chunkItems(key: (i: number) => ItemKey, text: string, chunkBytes: number): Record<string, unknown>[] {
-  const zipped = gzipSync(Buffer.from(text, 'utf8'), { level: 6 });
+const gzip = (text: string) => gzipSync(Buffer.from(text, 'utf8'), { level: 6 });
+
+/** Bytes split into `{pk, sk, data}` chunk items, the i-th keyed `key(i)`. */
+function chunkItems(key: (i: number) => ItemKey, zipped: Buffer, chunkBytes: number): Record<string, unknown>[] {
   const items: Record<string, unknown>[] = [];
   for (let offset = 0, i = 0; offset < zipped.length || i === 0; offset += chunkBytes, i++) {
     items.push({ ...key(i), data: new Uint8Array(zipped.subarray(offset, offset + chunkBytes)) });
@@ -180,10 +188,11 @@ export async function storeCatalogVersion(
   }
   const documentJson = JSON.stringify(document);
   const version = await allocateVersion(client, table);
-  const chunks = chunkItems((i) => catalogChunkItem.key(version, i), text, chunkBytes);
-  const documentChunks = chunkItems((i) => catalogDocumentChunkItem.key(version, i), documentJson, chunkBytes);
+  // One copy: the document's gzip member, then the source text's (catalog-live.ts DOCUMENT_FORMAT).
+  const documentZipped = gzip(documentJson);
+  const chunks = chunkItems((i) => catalogDocumentChunkItem.key(version, i), Buffer.concat([documentZipped, gzip(text)]), chunkBytes);
   const createdAt = new Date().toISOString();
-  await batchWrite(table, puts([...chunks, ...documentChunks]), client);
+  await batchWrite(table, puts(chunks), client);
   // The version's meta item, once every chunk is stored: a reader never meets a version without its chunks.
   await batchWrite(
     table,
@@ -191,13 +200,13 @@ export async function storeCatalogVersion(
       {
         ...catalogMetaItem.key(version),
         version,
-        chunks: chunks.length,
         bytes: Buffer.byteLength(text, 'utf8'),
         sha256: sha256(text),
         format,
         documentFormat: DOCUMENT_FORMAT,
-        documentChunks: documentChunks.length,
+        documentChunks: chunks.length,
         documentSha256: sha256(documentJson),
+        documentZippedBytes: documentZipped.length,
         createdAt,
         ...(meta.principal ? { principal: meta.principal } : {}),
         ...(actions !== undefined ? { actions } : {}),
@@ -228,6 +237,16 @@ export async function storeCatalogVersion(
 /** Read one stored version (its text), or undefined when missing or incomplete. */
 export async function readCatalogVersion(version: number, options?: CatalogStoreOptions): Promise<StoredCatalogVersion | undefined> {
   const { client, table } = resolve(options);
+  const { Item: head } = await client.send('GetItem', { TableName: table, Key: catalogMetaItem.key(version), ConsistentRead: true });
+  if (!head) return undefined;
+  if (head.documentFormat === 2) {
+    // The source text is the gzip member after the document's.
+    const stored = await readDocumentChunks(version, { client, tableName: table });
+    if (!stored) return undefined;
+    const text = gunzipSync(stored.zipped.subarray(documentMember(stored.meta, stored.zipped).length)).toString('utf8');
+    return storedVersion(version, stored.meta, text, stored.meta.documentChunks as number);
+  }
+  // A version stored before (documentFormat 1, or none): its text in CHUNK# chunks.
   const items: Record<string, unknown>[] = [];
   let start: Record<string, unknown> | undefined;
   do {
@@ -250,7 +269,10 @@ export async function readCatalogVersion(version: number, options?: CatalogStore
     .sort((a, b) => String(a.sk).localeCompare(String(b.sk)));
   if (chunks.length !== meta.chunks) throw new Error(`catalog version ${version} is incomplete (${chunks.length}/${String(meta.chunks)} chunks)`);
   const zipped = Buffer.concat(chunks.map((c) => bytesOf(c.data) ?? new Uint8Array()));
-  const text = gunzipSync(zipped).toString('utf8');
+  return storedVersion(version, meta, gunzipSync(zipped).toString('utf8'), chunks.length);
+}
+
+function storedVersion(version: number, meta: Record<string, unknown>, text: string, chunks: number): StoredCatalogVersion {
   if (sha256(text) !== meta.sha256) throw new Error(`catalog version ${version} does not match its checksum`);
   return {
     version,
@@ -258,7 +280,7 @@ export async function readCatalogVersion(version: number, options?: CatalogStore
     format: meta.format === 'yaml' ? 'yaml' : 'json',
     sha256: String(meta.sha256),
     bytes: Number(meta.bytes),
-    chunks: chunks.length,
+    chunks,
     createdAt: String(meta.createdAt),
     ...(typeof meta.principal === 'string' ? { principal: meta.principal } : {}),
     ...(typeof meta.rolledBackFrom === 'number' ? { rolledBackFrom: meta.rolledBackFrom } : {}),
@@ -372,7 +394,7 @@ export async function storeMissingDocument(version: number, options?: CatalogSto
   const { Item } = await client.send(
     'GetItem', { TableName: table, Key: catalogMetaItem.key(version), ConsistentRead: true },
   );
-  if (!Item || Item.documentFormat === DOCUMENT_FORMAT) return undefined;
+  if (!Item || READABLE_DOCUMENT_FORMATS.has(Item.documentFormat)) return undefined;
   const stored = await readCatalogVersion(version, options);
   if (!stored) return undefined;
   const principal = typeof Item.principal === 'string' ? Item.principal : 'unknown';

@@ -99,7 +99,11 @@ export const catalogMetaItem = itemType('catalog version meta', controlTable.id,
 /** Sort-key prefix of a catalog version's source chunks. */
 export const CATALOG_CHUNK_SK_PREFIX = 'CHUNK#';
 
-/** A chunk of a catalog version's gzip'd source text: pk `CATALOG#<version>`, sk `CHUNK#<index, 5 digits>`. */
+/**
+ * A chunk of a catalog version's gzip'd source text, for versions stored
+ * before each version was stored once (`documentFormat` 1 or none; read,
+ * no longer written): pk `CATALOG#<version>`, sk `CHUNK#<index, 5 digits>`.
+ */
 export const catalogChunkItem = itemType('catalog source chunk', controlTable.id, (version: number, index: number) => ({
   pk: catalogVersionPk(version),
   sk: `${CATALOG_CHUNK_SK_PREFIX}${chunkIndex(index)}`,
@@ -109,7 +113,8 @@ export const catalogChunkItem = itemType('catalog source chunk', controlTable.id
 export const CATALOG_DOCUMENT_CHUNK_SK_PREFIX = 'DOC#';
 
 /**
- * A chunk of a catalog version's gzip'd normalised document:
+ * A chunk of a catalog version's one stored copy: its normalised document
+ * gzip'd, then its source text gzip'd (catalog-live.ts DOCUMENT_FORMAT):
  * pk `CATALOG#<version>`, sk `DOC#<index, 5 digits>`.
  */
 export const catalogDocumentChunkItem = itemType('catalog document chunk', controlTable.id, (version: number, index: number) => ({

@@ -1,16 +1,18 @@
 /**
  * Catalog storage and the admin catalog routes on DynamoDB Local: versioned,
- * chunked and gzip'd storage (a 2,000-action catalog round-trips), a live
+ * chunked and gzip'd storage, each version stored once (a 2,000-action
+ * catalog round-trips; a version stored before, twice, is still read), a live
  * pointer that only moves forward under concurrent PUTs, the process cache,
  * and the routes' auth and refusals (nothing goes live on a bad catalog).
  *
  * This file uses its own Control table, so the catalogs it publishes never
  * reach the decisions other test files make at the same time.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import fc from 'fast-check';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -32,7 +34,8 @@ import { config } from '#shared/config.ts';
 import { controlTable } from '#store/tables.ts';
 import { documentClient } from '../support/sdk-clients.ts';
 import { putWriteKey } from '#store/write-keys.ts';
-import { catalogCounterItem, catalogLiveItem, catalogMetaItem, catalogVersionPk } from '#store/items.ts';
+import { catalogChunkItem, catalogCounterItem, catalogDocumentChunkItem, catalogLiveItem, catalogMetaItem, catalogVersionPk } from '#store/items.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
 import {
   DEMO_CATALOG_PATH,
   REFRESH_INTERVAL_MS,
@@ -94,6 +97,53 @@ async function counter(): Promise<number> {
   return typeof Item?.next === 'number' ? Item.next : 0;
 }
 
+/**
+ * A version as stored before each version was stored once: the source text in CHUNK# chunks, and with
+ * `document` its normalised document alone in DOC# chunks (documentFormat 1); without it, as stored before
+ * versions kept their document. Made live.
+ */
+async function storeVersionAsBefore(text: string, document: boolean): Promise<{ version: number; hash: string }> {
+  const checked = loadCatalog(text, 'json');
+  if (!checked.ok) throw new Error('does not load');
+  const version = (await counter()) + 1;
+  await documentClient.send(
+    new UpdateCommand({
+      TableName: config.CONTROL_TABLE,
+      Key: catalogCounterItem.key(),
+      UpdateExpression: 'SET #n = :v',
+      ExpressionAttributeNames: { '#n': 'next' },
+      ExpressionAttributeValues: { ':v': version },
+    }),
+  );
+  const documentJson = JSON.stringify(checked.source);
+  const digest = (t: string) => createHash('sha256').update(t, 'utf8').digest('hex');
+  const items: Record<string, unknown>[] = [
+    { ...catalogChunkItem.key(version, 0), data: new Uint8Array(gzipSync(text)) },
+    {
+      ...catalogMetaItem.key(version),
+      version,
+      chunks: 1,
+      bytes: Buffer.byteLength(text),
+      sha256: digest(text),
+      format: 'json',
+      createdAt: new Date().toISOString(),
+      ...(document ? { documentFormat: 1, documentChunks: 1, documentSha256: digest(documentJson) } : {}),
+    },
+  ];
+  if (document) items.push({ ...catalogDocumentChunkItem.key(version, 0), data: new Uint8Array(gzipSync(documentJson)) });
+  for (const item of items) await documentClient.send(new PutCommand({ TableName: config.CONTROL_TABLE, Item: item }));
+  await documentClient.send(
+    new UpdateCommand({
+      TableName: config.CONTROL_TABLE,
+      Key: catalogLiveItem.key(),
+      UpdateExpression: 'SET #v = :v',
+      ExpressionAttributeNames: { '#v': 'version' },
+      ExpressionAttributeValues: { ':v': version },
+    }),
+  );
+  return { version, hash: checked.catalog.hash };
+}
+
 beforeAll(async () => {
   const client = new DynamoDBClient({
     endpoint: process.env.DYNAMODB_ENDPOINT,
@@ -143,22 +193,39 @@ describe('versioned storage', () => {
       start = page.LastEvaluatedKey;
     } while (start);
     const meta = Items.find((i) => i.sk === catalogMetaItem.key(published.version).sk);
-    expect(meta?.chunks).toBeGreaterThanOrEqual(2);
-    // The source text, and beside it the normalised document the live cache compiles.
+    // Stored once: the normalised document the live cache compiles, then the source text, in DOC# chunks.
     const sizes = (prefix: string) =>
       Items.filter((i) => String(i.sk).startsWith(prefix) && i.data instanceof Uint8Array).map((i) => (i.data as Uint8Array).byteLength);
-    expect(sizes('CHUNK#')).toHaveLength(meta?.chunks as number);
+    expect(meta?.documentFormat).toBe(2);
+    expect(sizes('CHUNK#')).toHaveLength(0);
     expect(sizes('DOC#')).toHaveLength(meta?.documentChunks as number);
     expect(meta?.documentChunks).toBeGreaterThanOrEqual(2);
-    for (const size of [...sizes('CHUNK#'), ...sizes('DOC#')]) expect(size).toBeLessThan(400 * 1024);
+    for (const size of sizes('DOC#')) expect(size).toBeLessThan(400 * 1024);
+    // The document's gzip member ends inside the chunks; the source text's follows it.
+    expect(meta?.documentZippedBytes).toBeGreaterThan(0);
+    expect(meta?.documentZippedBytes).toBeLessThan(sizes('DOC#').reduce((a, b) => a + b, 0));
 
     resetCatalogCache();
     const stored = await readCatalogVersion(published.version);
     expect(stored?.text).toBe(text);
+    expect(stored?.chunks).toBe(meta?.documentChunks);
     const live = await getLiveCatalog();
     expect(live?.version).toBe(published.version);
+    expect(live?.hash).toBe(published.catalog.hash);
     expect(live?.actions).toHaveLength(2_000);
     expect(live?.actionsById.get('action-1999')?.value).toBe(1999);
+  });
+
+  it('a version stored before the one copy (source in CHUNK#, the document alone in DOC#) is still read and served', async () => {
+    const text = JSON.stringify(smallCatalog('stored twice'));
+    const { version, hash } = await storeVersionAsBefore(text, true);
+    expect((await readCatalogVersion(version))?.text).toBe(text);
+    resetCatalogCache();
+    const live = await getLiveCatalog();
+    expect(live?.version).toBe(version);
+    expect(live?.hash).toBe(hash);
+    // Kept as it is: a readable document is not stored again.
+    expect(await ensureCatalogLoaded(DEMO_CATALOG_PATH)).toMatchObject({ status: 'kept', version });
   });
 
   it('concurrent PUTs: unique versions, and the highest is live', async () => {
@@ -201,16 +268,7 @@ describe('versioned storage', () => {
 
 describe('the stored normalised document', () => {
   it('a live version stored without it is refused by the cache, then stored again by ensureCatalogLoaded', async () => {
-    const old = await publishCatalog(JSON.stringify(smallCatalog('before documents')), 'json');
-    if (!old.ok) throw new Error('does not publish');
-    // A version as stored before versions kept their document.
-    await documentClient.send(
-      new UpdateCommand({
-        TableName: config.CONTROL_TABLE,
-        Key: catalogMetaItem.key(old.version),
-        UpdateExpression: 'REMOVE documentFormat, documentChunks, documentSha256',
-      }),
-    );
+    const old = await storeVersionAsBefore(JSON.stringify(smallCatalog('before documents')), false);
     resetCatalogCache();
     await expect(getLiveCatalog()).rejects.toThrow(/without its normalised document/);
     const upgraded = await ensureCatalogLoaded(DEMO_CATALOG_PATH);
@@ -218,7 +276,7 @@ describe('the stored normalised document', () => {
     resetCatalogCache();
     const live = await getLiveCatalog();
     expect(live?.version).toBe(old.version + 1);
-    expect(live?.hash).toBe(old.catalog.hash);
+    expect(live?.hash).toBe(old.hash);
     expect((await readCatalogVersion(old.version + 1))?.text).toBe(JSON.stringify(smallCatalog('before documents')));
   });
 });

@@ -4,11 +4,15 @@
  * path and failure counter (compile.ts). Held equal to compiling every rule
  * on its own with compileRule: same metadata, same conjuncts, same results
  * (values and errors) on the same variables, for catalogs that repeat
- * sources at random.
+ * sources at random. The serve path's compile of a published document
+ * (`published`: no second type-check, no time-zone lookup, the stored
+ * text's checksum as the hash) compiles the same rules.
  */
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { evaluateAudience } from '#domain/catalog/audience.ts';
+import { compileDocument } from '#domain/catalog/compile.ts';
 import type { CompiledCatalog, CompiledRule, RuleVariables } from '#domain/catalog/compiled.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { compileRule, createRuleVariables, evaluateRule } from '#domain/catalog/rules.ts';
@@ -132,5 +136,55 @@ describe('compileDocument compiles a repeated rule source once', () => {
     expect(loaded.ok).toBe(false);
     if (loaded.ok) return;
     expect(loaded.problems.map((p) => p.path)).toEqual(['actions[0].eligibility', 'actions[1].eligibility']);
+  });
+});
+
+describe('a published document compiled again (the serve path, compileDocument `published`)', () => {
+  const published = (source: unknown) => {
+    const loaded = loadCatalog(source, 'object', { version: 1 });
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    const text = JSON.stringify(loaded.source);
+    const again = compileDocument(JSON.parse(text) as typeof loaded.source, {
+      version: 1,
+      published: true,
+      documentSha256: createHash('sha256').update(text).digest('hex'),
+    });
+    if (!again.ok) throw new Error(JSON.stringify(again.problems));
+    return { loaded: loaded.catalog, again: again.catalog };
+  };
+
+  it('compiles the same rules, with the same hash as the validating load, for catalogs that repeat sources at random', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          segments: fc.array(fc.nat({ max: BOOL_RULES.length - 1 }), { minLength: 2, maxLength: 6 }),
+          features: fc.array(fc.nat({ max: NUMBER_RULES.length - 1 }), { minLength: 1, maxLength: 3 }),
+          actions: fc.array(fc.nat({ max: ACTION_RULES.length - 1 }), { minLength: 1, maxLength: 8 }),
+          suppressions: fc.array(fc.nat({ max: BOOL_RULES.length - 1 }), { maxLength: 3 }),
+        }),
+        (picks) => {
+          const { loaded, again } = published(catalogOf(picks));
+          expect(again.hash).toBe(loaded.hash);
+          expect(again.audienceReuse).toEqual(loaded.audienceReuse);
+          expect(again.rules.map((r) => [r.path, r.source, r.reads, r.cost, r.constant, r.conjuncts?.map((c) => c.key)])).toEqual(
+            loaded.rules.map((r) => [r.path, r.source, r.reads, r.cost, r.constant, r.conjuncts?.map((c) => c.key)]),
+          );
+          const vars = variablesOf(again);
+          again.rules.forEach((rule, i) => {
+            const first = loaded.rules[i] as CompiledRule;
+            for (const v of vars) expect(outcome(rule.run, v)).toEqual(outcome(first.run, v));
+          });
+        },
+      ),
+      { numRuns: 25 },
+    );
+  }, 30_000);
+
+  it('does not look up the time zones again (validated at publish); the validating load refuses an unknown one', () => {
+    const quiet = (timezone: string) => ({ ...catalogOf({ segments: [0], features: [0], actions: [0], suppressions: [] }), policies: { quietHours: [{ id: 'night', channels: ['push'], from: '21:00', to: '09:00', timezone }] } });
+    const { again } = published(quiet('Europe/Madrid'));
+    expect(again.policies.quietHours[0]?.timezone).toBe('Europe/Madrid');
+    const refused = loadCatalog(quiet('Mars/Olympus_Mons'), 'object');
+    expect(refused.ok ? [] : refused.problems.map((p) => p.path)).toEqual(['policies.quietHours[0].timezone']);
   });
 });

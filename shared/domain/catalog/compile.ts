@@ -178,12 +178,20 @@ export interface LoadOptions {
    */
   readonly compileTemplate?: TemplateCompiler;
   /**
-   * Type-check every rule (rules.ts `compileRule`). Off on the serve path
-   * (shared/store/catalog-live.ts), for a document validated when it was
-   * published: the check only refuses, and it already passed; the rules
-   * compiled are the same. @default true
+   * The document passed these checks when it was published (the store's
+   * normalised document, shared/store/catalog-live.ts): the checks that only
+   * refuse, and cost, are not run again — every rule's type-check (a second
+   * cel-js parse each, rules.ts `compileRule`) and the quiet hours' time
+   * zone names (the first `Intl.DateTimeFormat` of a process loads ICU's
+   * data, about 40 ms of CPU). What is compiled is the same. @default false
    */
-  readonly typeCheck?: boolean;
+  readonly published?: boolean;
+  /**
+   * SHA-256 (hex) of `JSON.stringify(doc)`, when the caller has it (the
+   * store checks the stored document's text against it); computed when
+   * absent. The compiled catalog's `hash`.
+   */
+  readonly documentSha256?: string;
 }
 
 /** Index the actions' eligibility rules by their distinct conjuncts (see EligibilityIndex). */
@@ -327,7 +335,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     const key = `${kind}\u0000${source}`;
     const first = compiled.get(key);
     if (first === undefined) {
-      const r = compileRule(source, path, kind, { intern, typeCheck: options.typeCheck !== false });
+      const r = compileRule(source, path, kind, { intern, typeCheck: options.published !== true });
       compiled.set(key, r);
       return r;
     }
@@ -528,7 +536,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
   const channelCapsByChannel: Partial<Record<Channel, CompiledChannelCap[]>> = {};
   for (const c of channelCaps) (channelCapsByChannel[c.channel] ??= []).push(c);
   const quietHours: CompiledQuietHours[] = p.quietHours.map((q, i) => {
-    if (q.timezone && !isValidTimezone(q.timezone)) problems.add(`policies.quietHours[${i}].timezone`, `unknown time zone "${q.timezone}"`);
+    if (q.timezone && options.published !== true && !isValidTimezone(q.timezone)) problems.add(`policies.quietHours[${i}].timezone`, `unknown time zone "${q.timezone}"`);
     return {
       id: q.id ?? `quiet-hours-${i}`,
       channels: new Set(q.channels),
@@ -636,7 +644,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
   ) as Record<Channel, CompiledAction[]>;
 
   const version = options.version ?? 0;
-  const hash = createHash('sha256').update(JSON.stringify(doc)).digest('hex');
+  const hash = options.documentSha256 ?? createHash('sha256').update(JSON.stringify(doc)).digest('hex');
   const catalog: CompiledCatalog = {
     version,
     hash,

@@ -200,7 +200,10 @@ function createCheckingEnvironment(): Environment {
 }
 
 const runningEnvironment = registerHelpers(baseEnvironment().registerVariable('profile', 'map<string, dyn>'));
-const checkingEnvironment = createCheckingEnvironment();
+// Made on first use: the serve path never type-checks (a published catalog passed the check), so
+// a cold decide does not build it.
+let checkingEnvironmentMade: Environment | undefined;
+const checkingEnvironment = (): Environment => (checkingEnvironmentMade ??= createCheckingEnvironment());
 
 export type RuleKind = 'bool' | 'number';
 
@@ -297,7 +300,7 @@ export function compileRule(
   if (options.typeCheck !== false) {
     let checked: { valid: boolean; type?: string; error?: unknown };
     try {
-      const forCheck = checkingEnvironment.parse(source);
+      const forCheck = checkingEnvironment().parse(source);
       const refused = useRe2(forCheck.ast);
       if (refused) return { ok: false, error: refused };
       checked = forCheck.check();
