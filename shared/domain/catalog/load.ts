@@ -226,13 +226,13 @@ function valueOffset(text: string, node: Scalar, index: number): number | undefi
  * key), moved to `position` inside a CEL expression or template when the
  * source shows the value as written; else the nearest enclosing node.
  */
-function locate(doc: Document, text: string, problem: CatalogProblem): CatalogProblem {
+function locate(doc: Document, text: string, problem: CatalogProblem & { unknownField?: boolean }): CatalogProblem {
   if (problem.line !== undefined) return problem;
   const parts = pathParts(problem.path);
   for (let n = parts.length; n >= 0; n--) {
     const at = parts.slice(0, n);
     let node = (at.length === 0 ? doc.contents : doc.getIn(at, true)) as YamlNode | null | undefined;
-    if (!isNode(node) && n === parts.length && n > 0) {
+    if ((problem.unknownField === true || !isNode(node)) && n === parts.length && n > 0) {
       // An unknown field: point at its key.
       const owner = doc.getIn(parts.slice(0, -1), true);
       const key = parts.at(-1);
@@ -240,8 +240,9 @@ function locate(doc: Document, text: string, problem: CatalogProblem): CatalogPr
     }
     const start = isNode(node) ? node.range?.[0] : undefined;
     if (start === undefined) continue;
+    // Inside the value: at the position in it, else at its first character (after a quote).
     let offset = start;
-    if (n === parts.length && problem.position !== undefined && isScalar(node)) offset = valueOffset(text, node, problem.position) ?? start;
+    if (n === parts.length && isScalar(node)) offset = valueOffset(text, node, problem.position ?? 0) ?? start;
     const where = positionIn(text, offset);
     return { ...problem, line: where.line, column: where.column, excerpt: where.excerpt };
   }
@@ -276,7 +277,11 @@ export function loadCatalog(input: string | unknown, format: CatalogFormat, opti
   const compiled = shape.doc ? compileDocument(shape.doc, { compileTemplate, ...options, unchecked: shape.unchecked }) : undefined;
   const remap = (p: CatalogProblem): CatalogProblem => ({ ...p, path: remapPath(p.path, shape.kept), message: remapPath(p.message, shape.kept) });
   const deeper = compiled && !compiled.ok ? compiled.problems.map(remap) : [];
-  let problems: CatalogProblem[] = [...shape.problems.map(({ parts: _parts, unknownField: _unknown, ...p }) => p), ...deeper].slice(0, MAX_PROBLEMS);
+  // An unknown field is located at its name (stripped after locating).
+  let problems: (CatalogProblem & { unknownField?: boolean })[] = [
+    ...shape.problems.map(({ parts: _parts, unknownField, ...p }) => (unknownField ? { ...p, unknownField } : p)),
+    ...deeper,
+  ].slice(0, MAX_PROBLEMS);
   let warnings: CatalogProblem[] = (compiled?.warnings ?? []).map(remap);
   const text = typeof input === 'string' && format !== 'object' ? input : undefined;
   const doc = text === undefined || (problems.length === 0 && warnings.length === 0) ? undefined : (parsed.doc ?? documentOfJson(text));
@@ -286,5 +291,5 @@ export function loadCatalog(input: string | unknown, format: CatalogFormat, opti
     warnings = warnings.map((p) => locate(doc, text, p));
   }
   if (compiled?.ok && problems.length === 0) return warnings.length > 0 ? { ...compiled, warnings } : compiled;
-  return { ok: false, problems, ...(warnings.length > 0 ? { warnings } : {}) };
+  return { ok: false, problems: problems.map(({ unknownField: _unknown, ...p }) => p), ...(warnings.length > 0 ? { warnings } : {}) };
 }

@@ -195,12 +195,18 @@ export function shapeProblems(issues: readonly Issue[], root: unknown): ShapePro
   const suggested = new Set(
     all.filter((p) => p.unknownField && p.hint).map((p) => `${formatPath(p.parts.slice(0, -1))}\u0000${/"(.*)"/.exec(p.hint ?? '')?.[1]}`),
   );
+  const missing = new Set(
+    all.filter((p) => p.message.startsWith('required:')).map((p) => `${formatPath(p.parts.slice(0, -1))}\u0000${String(p.parts.at(-1))}`),
+  );
   const seen = new Set<string>();
-  return all.filter((p) => {
-    if (seen.has(p.path)) return false;
+  return all.flatMap((p) => {
+    if (seen.has(p.path)) return [];
     seen.add(p.path);
-    const missed = p.message.startsWith('required:') && suggested.has(`${formatPath(p.parts.slice(0, -1))}\u0000${String(p.parts.at(-1))}`);
-    return !missed;
+    const key = `${formatPath(p.parts.slice(0, -1))}\u0000${String(p.parts.at(-1))}`;
+    if (p.message.startsWith('required:') && suggested.has(key)) return [];
+    // A misspelled required field: its entry is incomplete, so it fails like any other mistake.
+    if (p.unknownField && missing.has(`${formatPath(p.parts.slice(0, -1))}\u0000${/"(.*)"/.exec(p.hint ?? '')?.[1]}`)) return [{ ...p, unknownField: false }];
+    return [p];
   });
 }
 
