@@ -44,8 +44,9 @@ export interface JsonSyntaxError extends TextPosition {
   readonly hint?: string;
 }
 
-const V8_POSITION = / in JSON at position (\d+)(?: \(line \d+ column \d+\))?$/;
-const V8_SNIPPET = /^(Unexpected token .+?), ".*" is not valid JSON$/s;
+const V8_POSITION = /(?: in JSON)? at position (\d+)(?: \(line \d+ column \d+\))?$/;
+// V8 quotes the text (or `..."a part"...` of it) after the token: left out, the line is in `excerpt`.
+const V8_SNIPPET = /^(Unexpected (?:token|non-whitespace character)\b.*?), (?:\.\.\.)?".*" is not valid JSON$/s;
 
 /** Whether `prefix` could still begin a valid JSON text (it parses, or fails only because it ends). */
 function isValidPrefix(prefix: string): boolean {

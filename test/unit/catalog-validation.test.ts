@@ -296,5 +296,13 @@ describe('positions in a text', () => {
       error = e;
     }
     expect(jsonSyntaxError(text, error)).toMatchObject({ position: 13, line: 2, column: 4, excerpt: ' 2,,]}' });
+    // The parser's quote of the text is left out of the message, however it is cut.
+    const long = `{"actions": [${'{"id": "a"}, '.repeat(20)}]}`;
+    try {
+      JSON.parse(long);
+    } catch (e) {
+      error = e;
+    }
+    expect(jsonSyntaxError(long, error)).toMatchObject({ message: expect.not.stringContaining('is not valid JSON'), hint: expect.stringMatching(/^remove the comma before "\]"/) });
   });
 });
