@@ -222,6 +222,11 @@ describe('hints', () => {
     ]);
   });
 
+  it('a YAML bracket never closed: at the end of the last line with text', () => {
+    const text = 'tags: [promo]\nactions:\n  - id: a\n    name: A\n    content:\n      web: { title: Spring\n\n';
+    expect(problemsOf(loadCatalog(text, 'yaml'))[0]).toMatchObject({ line: 6, column: 27, excerpt: '      web: { title: Spring' });
+  });
+
   it('a YAML syntax error: its line and column and the line, once', () => {
     const text = 'tags: [promo]\nactions:\n  - id: a\n    name: [A\n    content: {}\n';
     const problems = problemsOf(loadCatalog(text, 'yaml'));

@@ -84,6 +84,8 @@ type Parsed = { ok: true; value: unknown; doc?: Document } | { ok: false; proble
 
 function yamlProblem(text: string, message: string, position?: number): CatalogProblem {
   if (position === undefined) return { path: '(root)', message: `not valid YAML: ${message}` };
+  // Noticed only at the end of the text (a bracket never closed): shown at the end of its last line with text.
+  if (text.slice(position).trim() === '') position = text.trimEnd().length;
   const at = positionIn(text, position);
   return { path: '(root)', message: `not valid YAML: ${message}`, position, line: at.line, column: at.column, excerpt: at.excerpt };
 }
