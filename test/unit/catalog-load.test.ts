@@ -120,7 +120,8 @@ describe('refusals, each with its path', () => {
     expect(typo).toEqual([{ path: 'actions[0].eligibility', message: 'CEL error: No such key: stat', position: 8 }]);
     const mismatch = refused(minimal({ segments: [{ id: 'vip', rule: 'profile.stats.orders == "many"' }] }));
     expect(mismatch[0]).toMatchObject({ path: 'segments[0].rule', message: expect.stringContaining('no such overload') });
-    expect(mismatch[0]?.position).toBe(0);
+    // At the operand that does not go with the other: "many".
+    expect(mismatch[0]?.position).toBe(24);
   });
 
   it('a condition that is not a bool, an unknown variable or helper', () => {

@@ -182,6 +182,10 @@ describe('hints', () => {
     });
   });
 
+  it('operands that do not go together: at the right one', () => {
+    expect(rule('profile.stats.visitsToday == "x"')).toMatchObject({ message: 'CEL error: no such overload: double == string', position: 29 });
+  });
+
   it('unknown model in aboveThreshold and profile.scores, unknown segment in hasSegment: did you mean, at the literal', () => {
     const doc = (source: string) => ({
       segments: [{ id: 'loyal', rule: 'true' }],

@@ -265,9 +265,12 @@ function numericMismatch(node: TypedNode | undefined, source: string): { positio
 function errorInfo(error: unknown, source = ''): RuleCompileError {
   const e = error as { summary?: string; message?: string; range?: { start: number }; node?: TypedNode };
   const message = (e.summary ?? e.message ?? String(error)).split('\n')[0]?.replaceAll(MATCHES_FUNCTION, 'matches') ?? 'invalid expression';
-  const mismatch = /^no such overload/.test(message) ? numericMismatch(e.node, source) : undefined;
+  const overload = /^no such overload/.test(message);
+  const mismatch = overload ? numericMismatch(e.node, source) : undefined;
   if (mismatch) return { message, position: mismatch.position, hint: mismatch.hint };
-  const position = e.range?.start ?? e.node?.pos;
+  // An operator whose operands do not go together: at the right operand (the left one starts the whole expression).
+  const right = overload ? e.node?.right : undefined;
+  const position = right ? (right.start ?? right.pos) : (e.range?.start ?? e.node?.pos);
   return position === undefined ? { message } : { message, position };
 }
 
