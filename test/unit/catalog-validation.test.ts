@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { CatalogProblem, LoadResult } from '#domain/catalog/compiled.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
+import { jsonPlaces } from '#domain/catalog/locate.ts';
 import { closestName, editDistance } from '#domain/catalog/suggest.ts';
 import { jsonSyntaxError, positionIn } from '#domain/text-position.ts';
 
@@ -294,6 +295,24 @@ describe('positions in a text', () => {
     const at = positionIn(long, 500);
     expect(at.excerpt).toHaveLength(120);
     expect(at.excerpt).toContain('!');
+  });
+
+  it('where the values of a JSON text begin, by path', () => {
+    const text = '{"a": [1, {"b": "x\\"y", "e": []}], "c": {}, "d": [[true], null]}';
+    const places = jsonPlaces(text, ['a[1].b', 'a[1].e', 'c', 'd[0][0]', 'd[1]', 'zz']);
+    const at = (path: string) => places(path)?.start;
+    expect([at('(root)'), at('a'), at('a[1]'), at('a[1].b'), at('a[1].e'), at('c'), at('d[0][0]'), at('d[1]'), at('zz')]).toEqual([
+      0,
+      6,
+      10,
+      16,
+      29,
+      40,
+      51,
+      58,
+      undefined,
+    ]);
+    expect(places('a[1].b')).toEqual({ start: 16, key: 11, style: 'double' });
   });
 
   it('a JSON error the parser gives no position for is found by its prefix', () => {

@@ -9,10 +9,11 @@
  * one-line or literal-block value; else of the field) and that line, and a
  * hint for common slips. Nothing partial is ever returned.
  */
-import { isMap, isNode, isScalar, parseDocument, visit, Scalar, type Document, type Node as YamlNode } from 'yaml';
+import { isScalar, parseDocument, visit, type Document } from 'yaml';
 import { jsonSyntaxError, positionIn } from '../text-position.ts';
 import type { CatalogFormat, CatalogProblem, LoadResult } from './compiled.ts';
 import { MAX_PROBLEMS, compileDocument, type LoadOptions } from './compile.ts';
+import { jsonPlaces, locateProblem, yamlPlaces } from './locate.ts';
 import { checkShape, remapPath } from './shape.ts';
 import { compileTemplate } from './template.ts';
 
@@ -158,109 +159,6 @@ export function parseCatalogText(
   return parsed.ok ? { ok: true, value: parsed.value } : parsed;
 }
 
-// --- where a problem is in the text
-
-/** `actions[3].content.email.subject` → ['actions', 3, 'content', 'email', 'subject']. */
-function pathParts(path: string): (string | number)[] {
-  if (path === '(root)') return [];
-  const parts: (string | number)[] = [];
-  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) parts.push(m[2] !== undefined ? Number(m[2]) : (m[1] as string));
-  return parts;
-}
-
-/** Offset in the source of character `index` of a double- or single-quoted one-line scalar's value (its source starts at `start`). */
-function quotedOffset(text: string, start: number, end: number, index: number, quote: string): number | undefined {
-  let raw = start + 1;
-  for (let decoded = 0; decoded < index; decoded++) {
-    if (raw >= end) return undefined;
-    const c = text[raw];
-    if (c === '\n' || c === '\r') return undefined;
-    if (quote === '"' && c === '\\') {
-      const e = text[raw + 1];
-      raw += e === 'u' ? 6 : e === 'x' ? 4 : e === 'U' ? 10 : 2;
-    } else if (quote === "'" && c === "'" && text[raw + 1] === "'") raw += 2;
-    else raw += 1;
-  }
-  return raw;
-}
-
-/** Offset in the source of character `index` of a literal block scalar (`|`) whose header starts at `start`. */
-function blockOffset(text: string, start: number, value: string, index: number): number | undefined {
-  const before = value.slice(0, index).split('\n');
-  const lineInValue = before.length - 1;
-  const column = (before.at(-1) ?? '').length;
-  let at = text.indexOf('\n', start);
-  if (at === -1) return undefined;
-  at++;
-  // The block's indentation: that of its first line with text.
-  let probe = at;
-  while (probe < text.length && text[probe] === '\n') probe++;
-  let indent = 0;
-  while (text[probe + indent] === ' ') indent++;
-  for (let k = 0; k < lineInValue; k++) {
-    const next = text.indexOf('\n', at);
-    if (next === -1) return undefined;
-    at = next + 1;
-  }
-  return at + indent + column;
-}
-
-/** Offset of character `index` of a scalar's value in the text, when its source shows the value as written. */
-function valueOffset(text: string, node: Scalar, index: number): number | undefined {
-  const [start, end] = node.range ?? [];
-  if (start === undefined || end === undefined || typeof node.value !== 'string') return undefined;
-  switch (node.type) {
-    case Scalar.PLAIN:
-      return node.value.includes('\n') || text.slice(start, start + node.value.length) !== node.value ? undefined : start + index;
-    case Scalar.QUOTE_DOUBLE:
-      return quotedOffset(text, start, end, index, '"');
-    case Scalar.QUOTE_SINGLE:
-      return quotedOffset(text, start, end, index, "'");
-    case Scalar.BLOCK_LITERAL:
-      return blockOffset(text, start, node.value, index);
-    default:
-      return undefined;
-  }
-}
-
-/**
- * Where a problem is in the text: its value's node (for an unknown field, its
- * key), moved to `position` inside a CEL expression or template when the
- * source shows the value as written; else the nearest enclosing node.
- */
-function locate(doc: Document, text: string, problem: CatalogProblem & { unknownField?: boolean }): CatalogProblem {
-  if (problem.line !== undefined) return problem;
-  const parts = pathParts(problem.path);
-  for (let n = parts.length; n >= 0; n--) {
-    const at = parts.slice(0, n);
-    let node = (at.length === 0 ? doc.contents : doc.getIn(at, true)) as YamlNode | null | undefined;
-    if ((problem.unknownField === true || !isNode(node)) && n === parts.length && n > 0) {
-      // An unknown field: point at its key.
-      const owner = doc.getIn(parts.slice(0, -1), true);
-      const key = parts.at(-1);
-      if (isMap(owner)) node = owner.items.find((pair) => isScalar(pair.key) && pair.key.value === key)?.key as YamlNode | undefined;
-    }
-    const start = isNode(node) ? node.range?.[0] : undefined;
-    if (start === undefined) continue;
-    // Inside the value: at the position in it, else at its first character (after a quote).
-    let offset = start;
-    if (n === parts.length && isScalar(node)) offset = valueOffset(text, node, problem.position ?? 0) ?? start;
-    const where = positionIn(text, offset);
-    return { ...problem, line: where.line, column: where.column, excerpt: where.excerpt };
-  }
-  return problem;
-}
-
-/** The JSON text as a YAML document, only to locate problems (JSON is YAML's flow style); undefined if it does not read as one. */
-function documentOfJson(text: string): Document | undefined {
-  try {
-    const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: false });
-    return doc.errors.length === 0 ? doc : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 const byPlace = (a: CatalogProblem, b: CatalogProblem) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
 
 /**
@@ -285,12 +183,11 @@ export function loadCatalog(input: string | unknown, format: CatalogFormat, opti
     ...deeper,
   ].slice(0, MAX_PROBLEMS);
   let warnings: CatalogProblem[] = (compiled?.warnings ?? []).map(remap);
-  const text = typeof input === 'string' && format !== 'object' ? input : undefined;
-  const doc = text === undefined || (problems.length === 0 && warnings.length === 0) ? undefined : (parsed.doc ?? documentOfJson(text));
-  if (doc && text !== undefined) {
-    problems = problems.map((p) => locate(doc, text, p));
+  if (typeof input === 'string' && format !== 'object' && (problems.length > 0 || warnings.length > 0)) {
+    const places = parsed.doc ? yamlPlaces(parsed.doc) : jsonPlaces(input, [...problems, ...warnings].map((p) => p.path));
+    problems = problems.map((p) => locateProblem(input, places, p));
     if (problems.every((p) => p.line !== undefined)) problems.sort(byPlace);
-    warnings = warnings.map((p) => locate(doc, text, p));
+    warnings = warnings.map((p) => locateProblem(input, places, p));
   }
   if (compiled?.ok && problems.length === 0) return warnings.length > 0 ? { ...compiled, warnings } : compiled;
   return { ok: false, problems: problems.map(({ unknownField: _unknown, ...p }) => p), ...(warnings.length > 0 ? { warnings } : {}) };
