@@ -158,6 +158,28 @@ describe('a catalog with many mistakes of different kinds', () => {
     expect(problems).toEqual([{ path: 'segments[0].rul', message: 'unknown field "rul"; did you mean "rule"?', hint: 'did you mean "rule"?' }]);
   });
 
+  it('what was expected, in words: lengths, counts, bounds, whole numbers', () => {
+    const problems = problemsOf(
+      loadCatalog(
+        {
+          segments: [{ id: 's', rule: 'true', name: 'x'.repeat(201) }],
+          exclusiveGroups: [{ id: 'g', segments: ['s'] }],
+          learning: { exploration: 2, prior: { alpha: 0 } },
+          actions: [{ id: 'a', name: '', priority: 1.5, content: { web: { title: 'x' } } }],
+        },
+        'object',
+      ),
+    );
+    expect(problems.map((p) => [p.path, p.message])).toEqual([
+      ['segments[0].name', 'must be at most 200 characters (it has 201)'],
+      ['exclusiveGroups[0].segments', 'must have at least 2 items (it has 1)'],
+      ['actions[0].name', 'must not be empty'],
+      ['actions[0].priority', 'expected a whole number, got the number 1.5'],
+      ['learning.exploration', 'must be at most 1, got the number 2'],
+      ['learning.prior.alpha', 'must be more than 0, got the number 0'],
+    ]);
+  });
+
   it('a value of neither type of a union is one message naming both', () => {
     const problems = problemsOf(loadCatalog({ actions: [{ id: 'a', name: 'A', caps: [3], fallback: 'yes', content: { push } }] }, 'object'));
     expect(problems.map((p) => [p.path, p.message])).toEqual([

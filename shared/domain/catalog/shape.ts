@@ -183,6 +183,22 @@ function issueProblems(issue: Issue, prefix: readonly PropertyKey[], root: unkno
       );
       return;
     }
+    case 'too_big':
+    case 'too_small': {
+      const big = issue.code === 'too_big';
+      const limit = Number(big ? issue.maximum : issue.minimum);
+      const inclusive = issue.inclusive !== false;
+      const value = valueAt(root, parts);
+      const bound = big ? (inclusive ? 'at most' : 'less than') : inclusive ? 'at least' : 'more than';
+      if (issue.origin === 'string' && typeof value === 'string') {
+        out.push(problem(parts, !big && limit === 1 ? 'must not be empty' : `must be ${bound} ${limit} characters (it has ${value.length})`));
+      } else if (issue.origin === 'array' && Array.isArray(value)) {
+        out.push(problem(parts, `must have ${bound} ${limit} item${limit === 1 ? '' : 's'} (it has ${value.length})`));
+      } else if (issue.origin === 'number' || issue.origin === 'int') {
+        out.push(problem(parts, `must be ${bound} ${limit}, got ${describe(value)}`));
+      } else out.push(problem(parts, issue.message));
+      return;
+    }
     default:
       out.push(problem(parts, issue.message));
   }
