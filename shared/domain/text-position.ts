@@ -37,16 +37,26 @@ export function positionIn(text: string, offset: number): TextPosition {
 }
 
 /** A JSON syntax error: what is wrong (the parser's words, without its own position), where, and for common slips a hint. */
-export interface JsonSyntaxError extends TextPosition {
+export interface JsonSyntaxError extends Partial<TextPosition> {
   readonly message: string;
-  /** 0-based character offset of the offending character (the text's length when it ends too early). */
-  readonly position: number;
+  /**
+   * 0-based character offset of the offending character (the text's length
+   * when it ends too early); absent only when the parser does not say and
+   * the text is too long to search (over MAX_PREFIX_SEARCH characters).
+   */
+  readonly position?: number;
   readonly hint?: string;
 }
 
+/** Longest text whose error is searched by parsing its prefixes (about 20 parses of up to this many characters). */
+export const MAX_PREFIX_SEARCH = 512 * 1024;
+/** Characters V8 quotes on each side of the offending one. */
+const V8_CONTEXT = 10;
+
 const V8_POSITION = /(?: in JSON)? at position (\d+)(?: \(line \d+ column \d+\))?$/;
-// V8 quotes the text (or `..."a part"...` of it) after the token: left out, the line is in `excerpt`.
-const V8_SNIPPET = /^(Unexpected (?:token|non-whitespace character)\b.*?), (?:\.\.\.)?".*" is not valid JSON$/s;
+// V8 quotes the text, or V8_CONTEXT characters each side of the offending one (`..."a part"...`): left out
+// of the message (the line is in `excerpt`), and read for where the offending character is.
+const V8_SNIPPET = /^(Unexpected .+?), (\.\.\.)?"(.*)"(\.\.\.)? is not valid JSON$/s;
 
 /** Whether `prefix` could still begin a valid JSON text (it parses, or fails only because it ends). */
 function isValidPrefix(prefix: string): boolean {
@@ -63,13 +73,24 @@ function isValidPrefix(prefix: string): boolean {
 
 /**
  * Offset of the first character no valid JSON text could have there: the
- * parser's own position when it gives one, else the shortest prefix that
- * cannot begin a valid text (a binary search of parses, only on failure).
+ * parser's own position when it gives one, else where its quote of the
+ * text is (when that is unambiguous), else the shortest prefix that cannot
+ * begin a valid text (a binary search of parses, only on failure, only up
+ * to MAX_PREFIX_SEARCH characters).
  */
-function errorOffset(text: string, message: string): number {
+function errorOffset(text: string, message: string): number | undefined {
   const m = V8_POSITION.exec(message);
   if (m) return Number(m[1]);
   if (/Unexpected end of JSON input/.test(message)) return text.length;
+  const quoted = V8_SNIPPET.exec(message);
+  if (quoted) {
+    const [, , cutBefore, snippet = '', cutAfter] = quoted;
+    if (cutBefore) {
+      const at = text.indexOf(snippet);
+      if (at !== -1 && at === text.lastIndexOf(snippet)) return at + V8_CONTEXT;
+    } else if (cutAfter && text.startsWith(snippet)) return snippet.length - V8_CONTEXT;
+  }
+  if (text.length > MAX_PREFIX_SEARCH) return undefined;
   let lo = 0;
   let hi = text.length;
   // Invariant: text[0, lo) is a valid prefix, text[0, hi] is not (or hi is the end).
@@ -100,6 +121,7 @@ export function jsonSyntaxError(text: string, error: unknown): JsonSyntaxError {
   const raw = error instanceof Error ? error.message : String(error);
   const position = errorOffset(text, raw);
   const message = (V8_SNIPPET.exec(raw)?.[1] ?? raw.replace(V8_POSITION, '')).replace(/^Unexpected end of JSON input$/, 'the text ends too early');
+  if (position === undefined) return { message };
   const hint = jsonHint(text, position);
   return { message, position, ...positionIn(text, position), ...(hint ? { hint } : {}) };
 }

@@ -225,11 +225,8 @@ export function parseJsonBody(text: string, contentType: string, options: JsonBo
     throw new ApiError('invalid_json', 'The body is not valid JSON', [
       {
         path: '(root)',
-        message: `${e.message} (line ${e.line}, column ${e.column})${e.hint ? `: ${e.hint}` : ''}`,
-        position: e.position,
-        line: e.line,
-        column: e.column,
-        excerpt: e.excerpt,
+        message: `${e.message}${e.line === undefined ? '' : ` (line ${e.line}, column ${e.column})`}${e.hint ? `: ${e.hint}` : ''}`,
+        ...(e.position === undefined ? {} : { position: e.position, line: e.line, column: e.column, excerpt: e.excerpt }),
         ...(e.hint ? { hint: e.hint } : {}),
       },
     ]);

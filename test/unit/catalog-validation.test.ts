@@ -11,7 +11,7 @@ import type { CatalogProblem, LoadResult } from '#domain/catalog/compiled.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { jsonPlaces } from '#domain/catalog/locate.ts';
 import { closestName, editDistance } from '#domain/catalog/suggest.ts';
-import { jsonSyntaxError, positionIn } from '#domain/text-position.ts';
+import { MAX_PREFIX_SEARCH, jsonSyntaxError, positionIn } from '#domain/text-position.ts';
 
 function problemsOf(result: LoadResult): readonly CatalogProblem[] {
   if (result.ok) throw new Error('expected the catalog to be refused');
@@ -354,5 +354,29 @@ describe('positions in a text', () => {
       error = e;
     }
     expect(jsonSyntaxError(long, error)).toMatchObject({ message: expect.not.stringContaining('is not valid JSON'), hint: expect.stringMatching(/^remove the comma before "\]"/) });
+  });
+
+  it('a JSON error in a long text: where the parser quotes it, or no place rather than a long search', () => {
+    const parseError = (text: string): unknown => {
+      try {
+        JSON.parse(text);
+      } catch (e) {
+        return e;
+      }
+      throw new Error('expected a syntax error');
+    };
+    // Quoted with text cut before it, once in the text: found without searching, however long the text.
+    const unique = `[${Array.from({ length: 60_000 }, (_, i) => `"item ${i}"`).join(', ')}, x]`;
+    expect(unique.length).toBeGreaterThan(MAX_PREFIX_SEARCH);
+    expect(jsonSyntaxError(unique, parseError(unique))).toMatchObject({ position: unique.length - 2, line: 1 });
+    // Quoted with text cut after it: from the start.
+    const start = `[1, 2, x${' '.repeat(30)}]`;
+    expect(jsonSyntaxError(start, parseError(start))).toMatchObject({ message: "Unexpected token 'x'", position: 7, column: 8 });
+    // The quote is everywhere in a text too long to search (the text after the mistake repeats it): the parser's words, no place.
+    const repeated = `[${'0, 0, 0, 1,,2, '.repeat(40_000)}`;
+    expect(repeated.length).toBeGreaterThan(MAX_PREFIX_SEARCH);
+    const started = performance.now();
+    expect(jsonSyntaxError(repeated, parseError(repeated))).toEqual({ message: "Unexpected token ','" });
+    expect(performance.now() - started).toBeLessThan(1_000);
   });
 });

@@ -108,10 +108,7 @@ function parseText(input: string | unknown, format: CatalogFormat): Parsed {
           {
             path: '(root)',
             message: `not valid JSON: ${e.message}${e.hint ? `; ${e.hint}` : ''}`,
-            position: e.position,
-            line: e.line,
-            column: e.column,
-            excerpt: e.excerpt,
+            ...(e.position === undefined ? {} : { position: e.position, line: e.line, column: e.column, excerpt: e.excerpt }),
             ...(e.hint ? { hint: e.hint } : {}),
           },
         ],
