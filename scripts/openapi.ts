@@ -125,13 +125,13 @@ const operations: Readonly<Record<string, Operation>> = {
     summary: 'Publish a new catalog (JSON, or YAML with Content-Type application/yaml)',
     body: 'Catalog',
     yaml: true,
-    success: { status: 200, description: '`{version}`' },
+    success: { status: 200, description: '`{version, live, actions, segments, …, warnings[]}`; a catalog with problems: 400 with every problem in `details`' },
   },
   'POST /v1/admin/catalog/validate': {
     summary: 'Check a catalog without storing it',
     body: 'Catalog',
     yaml: true,
-    success: { status: 200, description: '`{valid: true}`' },
+    success: { status: 200, description: '`{valid: true, actions, segments, …, warnings[]}` (warnings: parts of rules that can never be true, in the shape of the error details); a catalog with problems: 400 with every problem in `details`' },
   },
   'GET /v1/admin/catalog/versions': {
     summary: 'Every published catalog version, newest first, in pages',
@@ -267,7 +267,19 @@ export function buildOpenApi(version: string): Record<string, unknown> {
           message: { type: 'string' },
           details: {
             type: 'array',
-            items: { type: 'object', required: ['path', 'message'], properties: { path: { type: 'string' }, message: { type: 'string' } } },
+            items: {
+              type: 'object',
+              required: ['path', 'message'],
+              properties: {
+                path: { type: 'string' },
+                message: { type: 'string' },
+                position: { type: 'integer', description: 'catalogs: 0-based offset inside a CEL expression or template (in the text for a syntax error)' },
+                line: { type: 'integer', description: 'catalogs and JSON syntax errors: 1-based line in the submitted text' },
+                column: { type: 'integer', description: '1-based column in that line' },
+                excerpt: { type: 'string', description: 'the text of that line' },
+                hint: { type: 'string', description: 'for a common slip, what to write instead' },
+              },
+            },
           },
         },
       },

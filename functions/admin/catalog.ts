@@ -17,8 +17,11 @@
  *                                    today's checks) and makes it live.
  *
  * A catalog with any problem is refused with `400 validation_failed` listing
- * every problem (`details[].path`, `.message`, and `.position` inside a CEL
- * expression or a template); nothing is stored and nothing goes live.
+ * every problem once (`details[].path`, `.message`; `.line`, `.column` and
+ * `.excerpt` in the text; `.position` inside a CEL expression or a template;
+ * `.hint` for a common slip); nothing is stored and nothing goes live. A
+ * valid catalog's answer lists its `warnings` (same fields): parts of rules
+ * that can never be true, which do not refuse it.
  */
 import { ApiError, type ErrorDetail } from '#http/errors.ts';
 import { fromChain, type HttpContext, type HttpRequest, type HttpResponse } from '#http/handler-adapter.ts';
@@ -47,15 +50,24 @@ function formatOf(request: HttpRequest): 'json' | 'yaml' {
   return YAML_TYPES.has(base) ? 'yaml' : 'json';
 }
 
+/**
+ * Problems (or warnings) as API.md §6 details: the message says where
+ * (`(line 12, column 5)` in the text, else `(at position 8)` inside the
+ * expression or template), and the detail carries `position`, `line`,
+ * `column`, `excerpt` (the line) and `hint` when known.
+ */
 function problemDetails(problems: readonly CatalogProblem[]): ErrorDetail[] {
-  return problems.map(
-    (p) =>
-      ({
-        path: p.path,
-        message: p.position === undefined ? p.message : `${p.message} (at position ${p.position})`,
-        ...(p.position === undefined ? {} : { position: p.position }),
-      }) as ErrorDetail,
-  );
+  return problems.map((p) => {
+    const where = p.line !== undefined ? ` (line ${p.line}, column ${p.column})` : p.position !== undefined ? ` (at position ${p.position})` : '';
+    return {
+      path: p.path,
+      message: `${p.message}${where}`,
+      ...(p.position === undefined ? {} : { position: p.position }),
+      ...(p.line === undefined ? {} : { line: p.line, column: p.column as number }),
+      ...(p.excerpt === undefined ? {} : { excerpt: p.excerpt }),
+      ...(p.hint === undefined ? {} : { hint: p.hint }),
+    };
+  });
 }
 
 function refuse(problems: readonly CatalogProblem[]): never {
@@ -183,6 +195,7 @@ export async function rollbackCatalogRoute(request: HttpRequest, context: HttpCo
       live: result.live,
       ...(result.live ? {} : { liveVersion: result.liveVersion }),
       ...summary(result.catalog),
+      warnings: problemDetails(result.warnings ?? []),
     },
   };
 }
@@ -199,6 +212,7 @@ export async function putCatalogRoute(request: HttpRequest, context: HttpContext
       live: result.live,
       ...(result.live ? {} : { liveVersion: result.liveVersion }),
       ...summary(result.catalog),
+      warnings: problemDetails(result.warnings ?? []),
     },
   };
 }
@@ -207,7 +221,7 @@ export async function validateCatalogRoute(request: HttpRequest): Promise<HttpRe
   const { text, format } = catalogText(request);
   const result = loadCatalog(text, format);
   if (!result.ok) refuse(result.problems);
-  return { status: 200, body: { valid: true, ...summary(result.catalog) } };
+  return { status: 200, body: { valid: true, ...summary(result.catalog), warnings: problemDetails(result.warnings ?? []) } };
 }
 
 /** Entries for the admin dispatch table (functions/admin/routes.ts). */

@@ -8,6 +8,14 @@
 export interface ErrorDetail {
   path: string;
   message: string;
+  /** Catalog problems (API.md §5): 0-based offset inside a CEL expression or template, or in the text for a syntax error. */
+  position?: number;
+  /** Catalog problems: 1-based line and column in the submitted text, and that line. */
+  line?: number;
+  column?: number;
+  excerpt?: string;
+  /** For a common slip, what to write instead. */
+  hint?: string;
 }
 
 /** Turn zod-style issue paths into `batch[3].userId`; the empty path is `(root)`. */

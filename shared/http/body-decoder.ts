@@ -26,6 +26,7 @@ import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync, type Zli
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { ApiError } from './errors.ts';
+import { jsonSyntaxError } from '#domain/text-position.ts';
 
 /** The event once the body middlewares have run. */
 export interface DecodedBodyEvent extends APIGatewayProxyEventV2 {
@@ -207,7 +208,8 @@ export interface JsonBodyOptions {
 /**
  * The JSON value of a body's text under its content type, or undefined for
  * no body (or YAML where allowed). Throws ApiError: 415 for another content
- * type, 400 `invalid_json` for text that is not JSON, 400
+ * type, 400 `invalid_json` for text that is not JSON (one detail: line,
+ * column, the line, a hint for common slips), 400
  * `validation_failed` past MAX_JSON_NESTING.
  */
 export function parseJsonBody(text: string, contentType: string, options: JsonBodyOptions = {}): unknown {
@@ -219,8 +221,16 @@ export function parseJsonBody(text: string, contentType: string, options: JsonBo
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch {
-    throw new ApiError('invalid_json', 'The body is not valid JSON');
+  } catch (error) {
+    const e = jsonSyntaxError(text, error);
+    throw new ApiError('invalid_json', 'The body is not valid JSON', [
+      {
+        path: '(root)',
+        message: `${e.message}${e.line === undefined ? '' : ` (line ${e.line}, column ${e.column})`}${e.hint ? `: ${e.hint}` : ''}`,
+        ...(e.position === undefined ? {} : { position: e.position, line: e.line, column: e.column, excerpt: e.excerpt }),
+        ...(e.hint ? { hint: e.hint } : {}),
+      },
+    ]);
   }
   if (nestsDeeperThan(text, MAX_JSON_NESTING)) {
     throw new ApiError('validation_failed', `The body nests deeper than ${MAX_JSON_NESTING} levels`, [

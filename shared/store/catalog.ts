@@ -115,6 +115,8 @@ export type PublishResult =
       readonly live: boolean;
       readonly liveVersion: number;
       readonly catalog: CompiledCatalog;
+      /** What the catalog allows but can never be true (loadCatalog's warnings). */
+      readonly warnings?: readonly CatalogProblem[];
     }
   | { readonly ok: false; readonly problems: readonly CatalogProblem[] };
 
@@ -358,7 +360,14 @@ export async function publishCatalog(
   );
   const catalog: CompiledCatalog = { ...checked.catalog, version: stored.version };
   if (stored.live && !options?.client) primeCatalogCache(catalog);
-  return { ok: true, version: stored.version, live: stored.live, liveVersion: stored.liveVersion, catalog };
+  return {
+    ok: true,
+    version: stored.version,
+    live: stored.live,
+    liveVersion: stored.liveVersion,
+    catalog,
+    ...(checked.warnings && checked.warnings.length > 0 ? { warnings: checked.warnings } : {}),
+  };
 }
 
 export type RollbackResult =
@@ -428,7 +437,9 @@ export async function ensureCatalogLoaded(
   const text = await readFile(path, 'utf8');
   const result = await publishCatalog(text, formatOfPath(path), { principal: 'local-stack', onlyIfNone: true }, options);
   if (!result.ok) {
-    const lines = result.problems.slice(0, 20).map((p) => `  ${p.path}: ${p.message}${p.position !== undefined ? ` (at ${p.position})` : ''}`);
+    const lines = result.problems
+      .slice(0, 20)
+      .map((p) => `  ${p.path}: ${p.message}${p.line !== undefined ? ` (line ${p.line}, column ${p.column})` : p.position !== undefined ? ` (at ${p.position})` : ''}`);
     throw new Error(`catalog ${path} is not valid:\n${lines.join('\n')}`);
   }
   if (!result.live) {

@@ -49,6 +49,7 @@ import {
   storeCatalogVersion,
 } from '#store/catalog.ts';
 import { apiGatewayEvent, basicAuth, lambdaContext } from '../support/apigw.ts';
+import type { ErrorDetail } from '#domain/issues.ts';
 
 const ADMIN = { authorization: `Bearer ${process.env.KAIROS_ADMIN_TOKEN}` };
 const WRITE_KEY = `wk_catalog_test_${run}`;
@@ -76,7 +77,8 @@ function largeCatalog(n: number) {
 }
 
 interface Answer {
-  error: { code: string; details?: { path: string; message: string; position?: number }[] };
+  error: { code: string; message: string; details?: ErrorDetail[] };
+  warnings?: ErrorDetail[];
   version?: number;
   live?: boolean;
   actions?: number;
@@ -364,6 +366,67 @@ describe('admin routes', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ valid: true });
     expect(await counter()).toBe(before);
+  });
+
+  it('validate and PUT: every mistake once, with its line and column in the text and a hint; warnings beside a valid catalog', async () => {
+    const live = await readLiveVersion();
+    const text = [
+      'tags: [promo]',
+      'segments:',
+      '  - id: vip',
+      '    rule: profile.stats.openComplaints + 1 > 1.0',
+      'actions:',
+      '  - id: welcome',
+      '    name: Welcome',
+      '    eligibilty: profile.stats.orders == 0.0',
+      '    content:',
+      '      email: {templateId: t1, subject: "Hola {{ firstName | upcse }}"}',
+      '  - id: winback',
+      '    name: Win back',
+      '    targeting: {segments: [vips]}',
+      '    content: {push: {title: T, body: B, deepLink: "x://"}}',
+      '',
+    ].join('\n');
+    for (const [method, path] of [['POST', '/v1/admin/catalog/validate'], ['PUT', '/v1/admin/catalog']] as const) {
+      const res = await call(method, path, { ...ADMIN, 'content-type': 'application/yaml' }, text);
+      expect(res.status).toBe(400);
+      expect(res.body?.error.message).toBe('The catalog is not valid (4 problems)');
+      expect(res.body?.error.details?.map((d) => [d.path, d.line, d.column, d.hint])).toEqual([
+        ['segments[0].rule', 4, 42, expect.stringMatching(/^write 1\.0 instead of 1/)],
+        ['actions[0].eligibilty', 8, 5, 'did you mean "eligibility"?'],
+        ['actions[0].content.email.subject', 10, 61, 'did you mean "upcase"?'],
+        ['actions[1].targeting.segments[0]', 13, 28, 'did you mean "vip"?'],
+      ]);
+      expect(res.body?.error.details?.[1]).toMatchObject({
+        message: 'unknown field "eligibilty"; did you mean "eligibility"? (line 8, column 5)',
+        excerpt: '    eligibilty: profile.stats.orders == 0.0',
+      });
+    }
+    // JSON with a trailing comma: where, and what to do.
+    const json = '{\n  "tags": ["promo"],\n  "actions": [],\n}';
+    const comma = await call('POST', '/v1/admin/catalog/validate', { ...ADMIN, 'content-type': 'application/json' }, json);
+    expect(comma.status).toBe(400);
+    expect(comma.body?.error).toMatchObject({
+      code: 'invalid_json',
+      details: [{ path: '(root)', line: 4, column: 1, excerpt: '}', hint: 'remove the comma before "}": JSON allows no comma after the last item' }],
+    });
+    expect(await readLiveVersion()).toBe(live);
+    // A rule comparing channel with a name that is no channel: valid, with a warning.
+    const warned = { tags: ['promo'], actions: [{ id: 'a1', name: 'A1', eligibility: 'channel == "whatsapp"', content: { web: { title: 'x' } } }] };
+    for (const [method, path] of [['POST', '/v1/admin/catalog/validate'], ['PUT', '/v1/admin/catalog']] as const) {
+      const res = await call(method, path, ADMIN, warned);
+      expect(res.status).toBe(200);
+      expect(res.body?.warnings).toEqual([
+        {
+          path: 'actions[0].eligibility',
+          message: expect.stringMatching(/^channel is never "whatsapp": "whatsapp" is not a channel .* \(line 1, column \d+\)$/),
+          position: 11,
+          line: 1,
+          column: expect.any(Number),
+          excerpt: expect.any(String),
+        },
+      ]);
+    }
   });
 
   it('malformed JSON or YAML, an empty body, a wrong media type, an oversized body: 4xx, nothing stored', async () => {

@@ -62,10 +62,14 @@ describe('a catalog of hostile rules', () => {
     assert.equal(refused.status, 400, refused.text.slice(0, 300));
     const details = (refused.json as { error: { code: string; details: { path: string; message: string; position?: number }[] } }).error;
     expect(details.code).toBe('validation_failed');
+    // With where it is in the body (line, column, the line) beside the position in the rule.
     expect(details.details).toContainEqual({
       path: 'actions[0].eligibility',
       message: expect.stringMatching(/may cost too much to evaluate/),
       position: 0,
+      line: 1,
+      column: expect.any(Number),
+      excerpt: expect.any(String),
     });
   });
 

@@ -120,7 +120,8 @@ describe('refusals, each with its path', () => {
     expect(typo).toEqual([{ path: 'actions[0].eligibility', message: 'CEL error: No such key: stat', position: 8 }]);
     const mismatch = refused(minimal({ segments: [{ id: 'vip', rule: 'profile.stats.orders == "many"' }] }));
     expect(mismatch[0]).toMatchObject({ path: 'segments[0].rule', message: expect.stringContaining('no such overload') });
-    expect(mismatch[0]?.position).toBe(0);
+    // At the operand that does not go with the other: "many".
+    expect(mismatch[0]?.position).toBe(24);
   });
 
   it('a condition that is not a bool, an unknown variable or helper', () => {
@@ -218,13 +219,13 @@ describe('refusals, each with its path', () => {
         'actions[0].caps[2].per',
         'actions[0].caps[3]',
         'actions[0].validity.to',
-        'actions[0].content',
+        'actions[0].content.fax',
         'policies.channelCaps[0].channel',
         'policies.quietHours[0].from',
         'policies.quietHours[1].to',
       ]),
     );
-    expect(problems.find((p) => p.path === 'actions[0].content')?.message).toContain('fax');
+    expect(problems.find((p) => p.path === 'actions[0].content.fax')?.message).toBe('unknown field "fax"');
     expect(problems.find((p) => p.path === 'actions[0].validity.to')?.message).toBe('"from" must be before "to"');
   });
 
@@ -233,7 +234,8 @@ describe('refusals, each with its path', () => {
       minimal({ actions: [action('a1', { content: { email: { templateId: '1', subject: 'Hola {{ firstName | shout }}' } } })] }),
     );
     expect(problems).toEqual([
-      { path: 'actions[0].content.email.subject', message: expect.stringContaining('undefined filter: shout'), position: 5 },
+      // At the filter's name, not at the start of its output.
+      { path: 'actions[0].content.email.subject', message: expect.stringContaining('undefined filter: shout'), position: 20 },
     ]);
   });
 
@@ -274,7 +276,7 @@ describe('refusals, each with its path', () => {
   });
 
   it('unknown fields, wrong types and a non-object document', () => {
-    expect(refused(minimal({ colour: 'blue' } as never))).toEqual([{ path: '(root)', message: 'unknown field(s): colour' }]);
+    expect(refused(minimal({ colour: 'blue' } as never))).toEqual([{ path: 'colour', message: 'unknown field "colour"' }]);
     expect(refused(minimal({ actions: [{ ...action('a1'), value: 'lots' }] }))[0]?.path).toBe('actions[0].value');
     expect(refused([1, 2], 'object')).toEqual([{ path: '(root)', message: 'the catalog must be an object (a mapping)' }]);
     expect(refused('"just a string"', 'json')[0]?.message).toContain('must be an object');

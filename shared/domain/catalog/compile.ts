@@ -42,6 +42,7 @@ import { compileRule, type RuleKind, type RuleReference } from './rules.ts';
 import type { ActionDocument, CapDocument, CatalogDocument, ContentDocument } from './schema.ts';
 import { TEMPLATE_MARKUP } from './patterns.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec } from './content-fields.ts';
+import { didYouMean } from './suggest.ts';
 
 /** At most this many problems are reported (the first ones, in document order). */
 export const MAX_PROBLEMS = 200;
@@ -72,9 +73,15 @@ function capOf(cap: CapDocument): CompiledCap {
 
 class Problems {
   readonly list: CatalogProblem[] = [];
-  add(path: string, message: string, position?: number): void {
+  /** `hint` (what to write instead) is also appended to the message. */
+  add(path: string, message: string, position?: number, hint?: string): void {
     if (this.list.length >= MAX_PROBLEMS) return;
-    this.list.push(position === undefined ? { path, message } : { path, message, position });
+    this.list.push({
+      path,
+      message: hint ? `${message}; ${hint}` : message,
+      ...(position === undefined ? {} : { position }),
+      ...(hint ? { hint } : {}),
+    });
   }
 }
 
@@ -93,7 +100,7 @@ export type TemplateCompiler = (
   source: string,
   path: string,
   kind: TemplateKind,
-) => { ok: true; template: CompiledTemplate } | { ok: false; error: { message: string; position?: number } };
+) => { ok: true; template: CompiledTemplate } | { ok: false; error: { message: string; position?: number; hint?: string } };
 
 /**
  * Without a template compiler: a template of a validated document (the
@@ -122,7 +129,7 @@ function compileContent(
     const compile = (source: string, at: string, kind: TemplateKind): CompiledTemplate | undefined => {
       const r = compileTemplate(source, at, kind);
       if (r.ok) return r.template;
-      problems.add(at, `template error: ${r.error.message}`, r.error.position);
+      problems.add(at, `template error: ${r.error.message}`, r.error.position, r.error.hint);
       return undefined;
     };
     const specs: Readonly<Record<string, ContentFieldSpec>> = CONTENT_FIELDS[channel];
@@ -156,15 +163,6 @@ function weightsOf(doc: { tags?: Record<string, number>; actions?: Record<string
 
 const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
-function isValidTimezone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const clockMinutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
 const instant = (iso: string | undefined, fallback: number) => (iso ? Date.parse(iso) : fallback);
 
@@ -192,6 +190,18 @@ export interface LoadOptions {
    * absent. The compiled catalog's `hash`.
    */
   readonly documentSha256?: string;
+  /**
+   * Ids of entries left out because their own shape failed (load.ts): a
+   * reference to one is not reported as unknown. For reporting only: a
+   * catalog with such entries is refused.
+   */
+  readonly unchecked?: {
+    readonly tags?: ReadonlySet<string>;
+    readonly segments?: ReadonlySet<string>;
+    readonly personas?: ReadonlySet<string>;
+    readonly models?: ReadonlySet<string>;
+    readonly actions?: ReadonlySet<string>;
+  };
 }
 
 /** Index the actions' eligibility rules by their distinct conjuncts (see EligibilityIndex). */
@@ -294,6 +304,10 @@ export function audienceReuseOf(
 /** Compile a document that already passed the schema: references, CEL, Liquid, indexes. */
 export function compileDocument(doc: CatalogDocument, options: LoadOptions = {}): LoadResult {
   const problems = new Problems();
+  // What is allowed but can never be true (a channel that does not exist): reported, not refused.
+  const warnings = new Problems();
+  const unchecked = options.unchecked ?? {};
+  const isUnchecked = (kind: keyof NonNullable<LoadOptions['unchecked']>, id: string) => unchecked[kind]?.has(id) === true;
   const rules: CompiledRule[] = [];
   const compileTemplate = options.compileTemplate ?? deferTemplate;
 
@@ -316,13 +330,23 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
   const actionDocs = new Map<string, ActionDocument>();
   for (const a of doc.actions) if (!actionDocs.has(a.id)) actionDocs.set(a.id, a);
 
+  const channelNames: readonly string[] = CHANNELS;
   const checkReferences = (refs: readonly RuleReference[], path: string, allowSegments: boolean) => {
     for (const ref of refs) {
+      const at = ref.position;
       if (ref.kind === 'segment') {
-        if (!allowSegments) problems.add(path, `segments are not known yet here (models are evaluated before segments): hasSegment("${ref.id}")`);
-        else if (!segmentIds.has(ref.id)) problems.add(path, `unknown segment "${ref.id}"`);
-      } else if (!modelIds.has(ref.id)) problems.add(path, `unknown model "${ref.id}"`);
-      else if (!thresholds.has(ref.id)) problems.add(path, `model "${ref.id}" has no threshold`);
+        if (!allowSegments) problems.add(path, `segments are not known yet here (models are evaluated before segments): hasSegment("${ref.id}")`, at);
+        else if (!segmentIds.has(ref.id) && !isUnchecked('segments', ref.id)) problems.add(path, `unknown segment "${ref.id}"`, at, didYouMean(ref.id, segmentIds));
+      } else if (ref.kind === 'channel') {
+        if (!channelNames.includes(ref.id)) {
+          const what = ref.via === 'engagementRate' ? `engagementRate("${ref.id}") is always 0` : `${ref.via} is never "${ref.id}"`;
+          warnings.add(path, `${what}: "${ref.id}" is not a channel (${CHANNELS.join(', ')})`, at, didYouMean(ref.id, CHANNELS));
+        }
+      } else if (isUnchecked('models', ref.id)) continue;
+      else if (!modelIds.has(ref.id)) {
+        const message = ref.kind === 'score' ? `profile.scores.${ref.id}: unknown model "${ref.id}" (the scores are the catalog's models)` : `unknown model "${ref.id}"`;
+        problems.add(path, message, at, didYouMean(ref.id, modelIds));
+      } else if (ref.kind === 'model' && !thresholds.has(ref.id)) problems.add(path, `model "${ref.id}" has no threshold`, at);
     }
   };
   // One closure per distinct sub-expression of the whole catalog (fastpath.ts, FastHelpers.intern).
@@ -344,7 +368,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
   const rule = (source: string, path: string, kind: RuleKind = 'bool', allowSegments = true): { rule: CompiledRule; references: RuleReference[] } | undefined => {
     const r = compileOnce(source, path, kind);
     if (!r.ok) {
-      problems.add(path, `CEL error: ${r.error.message}`, r.error.position);
+      problems.add(path, `CEL error: ${r.error.message}`, r.error.position, r.error.hint);
       return undefined;
     }
     checkReferences(r.references, path, allowSegments);
@@ -375,7 +399,9 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     const inGroup = new Set<string>();
     g.segments.forEach((s, j) => {
       const at = `exclusiveGroups[${i}].segments[${j}]`;
-      if (!segmentIds.has(s)) problems.add(at, `unknown segment "${s}"`);
+      if (!segmentIds.has(s)) {
+        if (!isUnchecked('segments', s)) problems.add(at, `unknown segment "${s}"`, undefined, didYouMean(s, segmentIds));
+      }
       else if (inGroup.has(s)) problems.add(at, `segment "${s}" is listed twice in the group`);
       else if (groupOf.has(s)) problems.add(at, `segment "${s}" is already in exclusive group "${groupOf.get(s)?.group}"`);
       else groupOf.set(s, { group: g.id, rank: j });
@@ -444,17 +470,20 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
   function compileAction(a: ActionDocument, i: number): CompiledAction {
     const at = `actions[${i}]`;
     a.tags.forEach((t, j) => {
-      if (!tags.has(t)) problems.add(`${at}.tags[${j}]`, `unknown tag "${t}" (declare it under tags)`);
+      if (!tags.has(t) && !isUnchecked('tags', t)) problems.add(`${at}.tags[${j}]`, `unknown tag "${t}" (declare it under tags)`, undefined, didYouMean(t, tags));
     });
     const eligibility = a.eligibility ? rule(a.eligibility, `${at}.eligibility`)?.rule : undefined;
     const t = a.targeting;
-    t?.segments?.forEach((s, j) => !segmentIds.has(s) && problems.add(`${at}.targeting.segments[${j}]`, `unknown segment "${s}"`));
-    t?.excludeSegments?.forEach(
-      (s, j) => !segmentIds.has(s) && problems.add(`${at}.targeting.excludeSegments[${j}]`, `unknown segment "${s}"`),
-    );
-    t?.personas?.forEach((p, j) => !personaIds.has(p) && problems.add(`${at}.targeting.personas[${j}]`, `unknown persona "${p}"`));
-    if (a.propensityModel && !modelIds.has(a.propensityModel)) {
-      problems.add(`${at}.propensityModel`, `unknown model "${a.propensityModel}"`);
+    const segment = (s: string, path: string) => {
+      if (!segmentIds.has(s) && !isUnchecked('segments', s)) problems.add(path, `unknown segment "${s}"`, undefined, didYouMean(s, segmentIds));
+    };
+    t?.segments?.forEach((s, j) => segment(s, `${at}.targeting.segments[${j}]`));
+    t?.excludeSegments?.forEach((s, j) => segment(s, `${at}.targeting.excludeSegments[${j}]`));
+    t?.personas?.forEach((p, j) => {
+      if (!personaIds.has(p) && !isUnchecked('personas', p)) problems.add(`${at}.targeting.personas[${j}]`, `unknown persona "${p}"`, undefined, didYouMean(p, personaIds));
+    });
+    if (a.propensityModel && !modelIds.has(a.propensityModel) && !isUnchecked('models', a.propensityModel)) {
+      problems.add(`${at}.propensityModel`, `unknown model "${a.propensityModel}"`, undefined, didYouMean(a.propensityModel, modelIds));
     }
     const content = compileContent(a.content, `${at}.content`, problems, compileTemplate);
     const channels = new Set(Object.keys(content) as Channel[]);
@@ -515,7 +544,11 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
   // --- policies
   const p = doc.policies;
   const suppressions: CompiledSuppression[] = p.suppressions.map((s, i) => {
-    s.tags.forEach((t, j) => !tags.has(t) && problems.add(`policies.suppressions[${i}].tags[${j}]`, `unknown tag "${t}" (declare it under tags)`));
+    s.tags.forEach((t, j) => {
+      if (!tags.has(t) && !isUnchecked('tags', t)) {
+        problems.add(`policies.suppressions[${i}].tags[${j}]`, `unknown tag "${t}" (declare it under tags)`, undefined, didYouMean(t, tags));
+      }
+    });
     const when = rule(s.when, `policies.suppressions[${i}].when`)?.rule as CompiledRule;
     return {
       id: s.id,
@@ -535,21 +568,20 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
   }));
   const channelCapsByChannel: Partial<Record<Channel, CompiledChannelCap[]>> = {};
   for (const c of channelCaps) (channelCapsByChannel[c.channel] ??= []).push(c);
-  const quietHours: CompiledQuietHours[] = p.quietHours.map((q, i) => {
-    if (q.timezone && options.published !== true && !isValidTimezone(q.timezone)) problems.add(`policies.quietHours[${i}].timezone`, `unknown time zone "${q.timezone}"`);
-    return {
-      id: q.id ?? `quiet-hours-${i}`,
-      channels: new Set(q.channels),
-      fromMinute: clockMinutes(q.from),
-      toMinute: clockMinutes(q.to),
-      ...(q.timezone ? { timezone: q.timezone } : {}),
-    };
-  });
+  const quietHours: CompiledQuietHours[] = p.quietHours.map((q, i) => ({
+    id: q.id ?? `quiet-hours-${i}`,
+    channels: new Set(q.channels),
+    fromMinute: clockMinutes(q.from),
+    toMinute: clockMinutes(q.to),
+    ...(q.timezone ? { timezone: q.timezone } : {}),
+  }));
 
   // --- arbitration
   const checkWeights = (w: { tags?: Record<string, number>; actions?: Record<string, number> } | undefined, at: string) => {
-    for (const t of Object.keys(w?.tags ?? {})) if (!tags.has(t)) problems.add(`${at}.tags.${t}`, `unknown tag "${t}"`);
-    for (const a of Object.keys(w?.actions ?? {})) if (!actionDocs.has(a)) problems.add(`${at}.actions.${a}`, `unknown action "${a}"`);
+    for (const t of Object.keys(w?.tags ?? {})) if (!tags.has(t) && !isUnchecked('tags', t)) problems.add(`${at}.tags.${t}`, `unknown tag "${t}"`, undefined, didYouMean(t, tags));
+    for (const a of Object.keys(w?.actions ?? {})) {
+      if (!actionDocs.has(a) && !isUnchecked('actions', a)) problems.add(`${at}.actions.${a}`, `unknown action "${a}"`, undefined, didYouMean(a, actionDocs.keys()));
+    }
   };
   checkWeights(doc.arbitration.weights, 'arbitration.weights');
   const placementKeys = new Map<string, number>();
@@ -578,7 +610,9 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     if (e.kind === 'variants') {
       const target = e.action ? actionDocs.get(e.action) : undefined;
       if (!e.action) problems.add(`${at}.action`, 'a variants experiment names the action whose variants it tests');
-      else if (!target) problems.add(`${at}.action`, `unknown action "${e.action}"`);
+      else if (!target) {
+        if (!isUnchecked('actions', e.action)) problems.add(`${at}.action`, `unknown action "${e.action}"`, undefined, didYouMean(e.action, actionDocs.keys()));
+      }
       else involved.add(e.action);
       const variantIds = new Set((target?.variants ?? []).map((v) => v.id));
       e.arms.forEach((arm, j) => {
@@ -591,7 +625,9 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
       e.arms.forEach((arm, j) => {
         if (arm.variant) problems.add(`${at}.arms[${j}].variant`, 'arms of an actions experiment name an action, not a variant');
         if (!arm.action) problems.add(`${at}.arms[${j}].action`, 'required for an actions experiment');
-        else if (!actionDocs.has(arm.action)) problems.add(`${at}.arms[${j}].action`, `unknown action "${arm.action}"`);
+        else if (!actionDocs.has(arm.action)) {
+          if (!isUnchecked('actions', arm.action)) problems.add(`${at}.arms[${j}].action`, `unknown action "${arm.action}"`, undefined, didYouMean(arm.action, actionDocs.keys()));
+        }
         else if (involved.has(arm.action)) problems.add(`${at}.arms[${j}].action`, `action "${arm.action}" is in two arms`);
         else involved.add(arm.action);
       });
@@ -626,7 +662,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     };
   });
 
-  if (problems.list.length > 0) return { ok: false, problems: problems.list };
+  if (problems.list.length > 0) return { ok: false, problems: problems.list, warnings: warnings.list };
 
   // --- indexes (only for a valid catalog)
   const experimentsById = new Map(experiments.map((e) => [e.id, e]));
@@ -689,5 +725,5 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     eligibilityIndex: eligibilityIndexOf(linked),
     audienceReuse: audienceReuseOf(`${version}:${hash.slice(0, 16)}`, models, order, personas),
   };
-  return { ok: true, catalog, source: doc };
+  return { ok: true, catalog, source: doc, warnings: warnings.list };
 }

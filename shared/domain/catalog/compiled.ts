@@ -488,13 +488,25 @@ export interface CatalogProblem {
   /** Where, e.g. `actions[3].eligibility` or `(root)`. */
   readonly path: string;
   readonly message: string;
-  /** For CEL and Liquid errors: 0-based character offset in the expression/template. */
+  /** For CEL and Liquid errors: 0-based character offset in the expression/template; for a syntax error, in the text. */
   readonly position?: number;
+  /** 1-based line and column in the catalog text (YAML or JSON) of the mistake: the offending token when known, else the field's value. */
+  readonly line?: number;
+  readonly column?: number;
+  /** The text of that line (at most 120 characters). */
+  readonly excerpt?: string;
+  /** For a common slip, what to write instead (`did you mean "eligibility"?`, `write 1.0 instead of 1`). */
+  readonly hint?: string;
 }
 
+/**
+ * A catalog loaded, or every problem that refuses it. `warnings`: what is
+ * allowed but can never be true (a rule comparing `channel` with a name
+ * that is no channel); they do not refuse the catalog.
+ */
 export type LoadResult =
-  | { readonly ok: true; readonly catalog: CompiledCatalog; readonly source: CatalogDocument }
-  | { readonly ok: false; readonly problems: readonly CatalogProblem[] };
+  | { readonly ok: true; readonly catalog: CompiledCatalog; readonly source: CatalogDocument; readonly warnings?: readonly CatalogProblem[] }
+  | { readonly ok: false; readonly problems: readonly CatalogProblem[]; readonly warnings?: readonly CatalogProblem[] };
 
 export type CatalogFormat = 'json' | 'yaml' | 'object';
 

@@ -1,51 +1,26 @@
 /**
- * Loading a catalog: parse (YAML or JSON), check the shape (zod), check every
- * reference, compile every CEL expression and Liquid template, and only when
- * nothing is wrong build the CompiledCatalog. Every problem is reported with
- * its path (`actions[3].eligibility`) and, for expressions and templates, the
- * character position inside it. Nothing partial is ever returned.
+ * Loading a catalog: parse (YAML or JSON), check the shape (zod, entry by
+ * entry: shape.ts), check every reference, compile every CEL expression and
+ * Liquid template of the entries whose shape passed, and only when nothing
+ * is wrong build the CompiledCatalog. Every mistake is reported once, with
+ * its path (`actions[3].eligibility`), for expressions and templates the
+ * character position inside them, for a text its line and column (of the
+ * offending token when known: a syntax error, a CEL or Liquid error in a
+ * one-line or literal-block value; else of the field) and that line, and a
+ * hint for common slips. Nothing partial is ever returned.
  */
-import { isScalar, parseDocument, visit } from 'yaml';
-import type { ZodError } from 'zod';
+import { isScalar, parseDocument, visit, type Document } from 'yaml';
+import { jsonSyntaxError, positionIn } from '../text-position.ts';
 import type { CatalogFormat, CatalogProblem, LoadResult } from './compiled.ts';
 import { MAX_PROBLEMS, compileDocument, type LoadOptions } from './compile.ts';
+import { jsonPlaces, locateProblem, yamlPlaces } from './locate.ts';
+import { checkShape, remapPath } from './shape.ts';
 import { compileTemplate } from './template.ts';
-import { catalogSchema } from './schema.ts';
 
 export { MAX_PROBLEMS, compileDocument, windowToMs, type LoadOptions } from './compile.ts';
 
 /** Largest catalog text accepted (the admin route limits the body to the same). */
 export const MAX_CATALOG_BYTES = 5 * 1024 * 1024;
-
-function pathOf(parts: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of parts) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else out += out === '' ? String(part) : `.${String(part)}`;
-  }
-  return out === '' ? '(root)' : out;
-}
-
-function zodProblems(error: ZodError): CatalogProblem[] {
-  const out: CatalogProblem[] = [];
-  for (const issue of error.issues) {
-    if (issue.code === 'invalid_union' && 'errors' in issue && Array.isArray(issue.errors)) {
-      // Report the branch that got furthest, not "invalid input".
-      const branches = issue.errors as { path: PropertyKey[]; message: string }[][];
-      const best = branches.reduce((a, b) => (b.length > 0 && (a.length === 0 || b.length < a.length) ? b : a), [] as { path: PropertyKey[]; message: string }[]);
-      if (best.length > 0) {
-        for (const sub of best) out.push({ path: pathOf([...issue.path, ...sub.path]), message: sub.message });
-        continue;
-      }
-    }
-    if (issue.code === 'unrecognized_keys') {
-      out.push({ path: pathOf(issue.path), message: `unknown field(s): ${issue.keys.join(', ')}` });
-      continue;
-    }
-    out.push({ path: pathOf(issue.path), message: issue.message });
-  }
-  return out;
-}
 
 /** Deepest flow nesting (`[`/`{`) and indentation a catalog may use; deeper is refused before parsing. */
 export const MAX_YAML_FLOW_DEPTH = 64;
@@ -105,11 +80,18 @@ function duplicateKeyProblems(doc: ReturnType<typeof parseDocument>): CatalogPro
   return problems;
 }
 
-/** Parse text (or take an object) into a plain value; problems for unparseable text. */
-export function parseCatalogText(
-  input: string | unknown,
-  format: CatalogFormat,
-): { ok: true; value: unknown } | { ok: false; problems: CatalogProblem[] } {
+/** A parsed catalog text: the plain value, and for locating problems the YAML document (a JSON text is parsed as one on demand). */
+type Parsed = { ok: true; value: unknown; doc?: Document } | { ok: false; problems: CatalogProblem[] };
+
+function yamlProblem(text: string, message: string, position?: number): CatalogProblem {
+  if (position === undefined) return { path: '(root)', message: `not valid YAML: ${message}` };
+  // Noticed only at the end of the text (a bracket never closed): shown at the end of its last line with text.
+  if (text.slice(position).trim() === '') position = text.trimEnd().length;
+  const at = positionIn(text, position);
+  return { path: '(root)', message: `not valid YAML: ${message}`, position, line: at.line, column: at.column, excerpt: at.excerpt };
+}
+
+function parseText(input: string | unknown, format: CatalogFormat): Parsed {
   if (format === 'object') return { ok: true, value: input };
   if (typeof input !== 'string') return { ok: false, problems: [{ path: '(root)', message: 'the catalog must be text' }] };
   if (Buffer.byteLength(input, 'utf8') > MAX_CATALOG_BYTES) {
@@ -119,21 +101,22 @@ export function parseCatalogText(
     try {
       return { ok: true, value: JSON.parse(input) };
     } catch (error) {
-      const m = /position (\d+)/.exec((error as Error).message);
+      const e = jsonSyntaxError(input, error);
       return {
         ok: false,
         problems: [
           {
             path: '(root)',
-            message: `not valid JSON: ${(error as Error).message}`,
-            ...(m?.[1] ? { position: Number(m[1]) } : {}),
+            message: `not valid JSON: ${e.message}${e.hint ? `; ${e.hint}` : ''}`,
+            ...(e.position === undefined ? {} : { position: e.position, line: e.line, column: e.column, excerpt: e.excerpt }),
+            ...(e.hint ? { hint: e.hint } : {}),
           },
         ],
       };
     }
   }
   const tooDeep = yamlNestingProblem(input);
-  if (tooDeep) return { ok: false, problems: [tooDeep] };
+  if (tooDeep) return { ok: false, problems: [yamlProblem(input, tooDeep.message.replace(/^not valid YAML: /, ''), tooDeep.position)] };
   let doc: ReturnType<typeof parseDocument>;
   try {
     // Duplicate keys are checked below in one pass (the parser's own check is quadratic in a mapping's size).
@@ -143,36 +126,66 @@ export function parseCatalogText(
     return { ok: false, problems: [{ path: '(root)', message: `not valid YAML: ${(error as Error).message.split('\n')[0]}` }] };
   }
   if (doc.errors.length > 0) {
-    return {
-      ok: false,
-      problems: doc.errors.slice(0, MAX_PROBLEMS).map((e) => ({
-        path: '(root)',
-        message: `not valid YAML: ${e.message.split('\n')[0]}${e.linePos ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : ''}`,
-        position: e.pos[0],
-      })),
-    };
+    // The parser's follow-on errors on a line already reported are the same mistake.
+    const lines = new Set<number>();
+    const problems: CatalogProblem[] = [];
+    for (const e of doc.errors) {
+      const problem = yamlProblem(input, e.message.split('\n')[0] ?? e.code, e.pos[0]);
+      if (lines.has(problem.line ?? 0)) continue;
+      lines.add(problem.line ?? 0);
+      problems.push(problem);
+      if (problems.length >= MAX_PROBLEMS) break;
+    }
+    return { ok: false, problems };
   }
-  const duplicateKeys = duplicateKeyProblems(doc);
+  const duplicateKeys = duplicateKeyProblems(doc).map((p) => yamlProblem(input, p.message.replace(/^not valid YAML: /, ''), p.position));
   if (duplicateKeys.length > 0) return { ok: false, problems: duplicateKeys };
   try {
-    return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };
+    return { ok: true, value: doc.toJS({ maxAliasCount: 100 }), doc };
   } catch (error) {
     return { ok: false, problems: [{ path: '(root)', message: `not valid YAML: ${(error as Error).message.split('\n')[0]}` }] };
   }
 }
 
+/** Parse text (or take an object) into a plain value; problems for unparseable text. */
+export function parseCatalogText(
+  input: string | unknown,
+  format: CatalogFormat,
+): { ok: true; value: unknown } | { ok: false; problems: CatalogProblem[] } {
+  const parsed = parseText(input, format);
+  return parsed.ok ? { ok: true, value: parsed.value } : parsed;
+}
+
+const byPlace = (a: CatalogProblem, b: CatalogProblem) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
+
 /**
  * Validate and compile a catalog. `format`: `yaml` or `json` for text,
  * `object` for an already-parsed value. Returns every problem (up to
- * MAX_PROBLEMS) or the compiled catalog with its validated document.
+ * MAX_PROBLEMS, in text order when the catalog is text) or the compiled
+ * catalog with its validated document; `warnings` either way.
  */
 export function loadCatalog(input: string | unknown, format: CatalogFormat, options: LoadOptions = {}): LoadResult {
-  const parsed = parseCatalogText(input, format);
+  const parsed = parseText(input, format);
   if (!parsed.ok) return { ok: false, problems: parsed.problems };
   if (parsed.value === null || typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
     return { ok: false, problems: [{ path: '(root)', message: 'the catalog must be an object (a mapping)' }] };
   }
-  const shape = catalogSchema.safeParse(parsed.value);
-  if (!shape.success) return { ok: false, problems: zodProblems(shape.error).slice(0, MAX_PROBLEMS) };
-  return compileDocument(shape.data, { compileTemplate, ...options });
+  const shape = checkShape(parsed.value as Record<string, unknown>);
+  const compiled = shape.doc ? compileDocument(shape.doc, { compileTemplate, ...options, unchecked: shape.unchecked }) : undefined;
+  const remap = (p: CatalogProblem): CatalogProblem => ({ ...p, path: remapPath(p.path, shape.kept), message: remapPath(p.message, shape.kept) });
+  const deeper = compiled && !compiled.ok ? compiled.problems.map(remap) : [];
+  // An unknown field is located at its name (stripped after locating).
+  let problems: (CatalogProblem & { unknownField?: boolean })[] = [
+    ...shape.problems.map(({ parts: _parts, unknownField, ...p }) => (unknownField ? { ...p, unknownField } : p)),
+    ...deeper,
+  ].slice(0, MAX_PROBLEMS);
+  let warnings: CatalogProblem[] = (compiled?.warnings ?? []).map(remap);
+  if (typeof input === 'string' && format !== 'object' && (problems.length > 0 || warnings.length > 0)) {
+    const places = parsed.doc ? yamlPlaces(parsed.doc) : jsonPlaces(input, [...problems, ...warnings].map((p) => p.path));
+    problems = problems.map((p) => locateProblem(input, places, p));
+    if (problems.every((p) => p.line !== undefined)) problems.sort(byPlace);
+    warnings = warnings.map((p) => locateProblem(input, places, p));
+  }
+  if (compiled?.ok && problems.length === 0) return warnings.length > 0 ? { ...compiled, warnings } : compiled;
+  return { ok: false, problems: problems.map(({ unknownField: _unknown, ...p }) => p), ...(warnings.length > 0 ? { warnings } : {}) };
 }

@@ -211,19 +211,80 @@ export interface RuleCompileError {
   readonly message: string;
   /** 0-based offset in the expression. */
   readonly position?: number;
+  /** For a common slip, what to write instead (`write 1.0 instead of 1`). */
+  readonly hint?: string;
 }
 
-/** Names of helper calls whose first argument is a literal reference, with their literal. */
+/**
+ * A name a rule refers to, checked against the catalog (compile.ts): the
+ * literal id of a helper call (`hasSegment("vip")`: segment,
+ * `aboveThreshold("churn")`: model), a score read (`profile.scores.churn`:
+ * score, a model's id), a channel literal (`channel == "push"`,
+ * `preferredChannel in ["sms"]`, `engagementRate("email")`: channel).
+ */
 export interface RuleReference {
-  readonly kind: 'segment' | 'model';
+  readonly kind: 'segment' | 'model' | 'score' | 'channel';
   readonly id: string;
+  /** 0-based offset of the literal or field name in the expression. */
+  readonly position?: number;
+  /** For a channel: what reads it (`channel`, `preferredChannel`, `engagementRate`). */
+  readonly via?: string;
 }
 
-function errorInfo(error: unknown): RuleCompileError {
-  const e = error as { summary?: string; message?: string; range?: { start: number }; node?: { pos?: number } };
+type TypedNode = ASTNode & { pos?: number; start?: number; left?: TypedNode; right?: TypedNode; checkedType?: { type?: string } };
+
+const NUMERIC = new Set(['int', 'uint', 'double']);
+
+/**
+ * Where a "no such overload" between an int and a double is (the literal
+ * that has the other type, else the right operand), and what to write:
+ * CEL does not mix int and double.
+ */
+function numericMismatch(node: TypedNode | undefined, source: string): { position: number; hint: string } | undefined {
+  const left = node?.left;
+  const right = node?.right;
+  const lt = left?.checkedType?.type;
+  const rt = right?.checkedType?.type;
+  if (!left || !right || !lt || !rt || lt === rt || !NUMERIC.has(lt) || !NUMERIC.has(rt)) return undefined;
+  const literal = right.op === 'value' ? right : left.op === 'value' ? left : undefined;
+  if (literal) {
+    const other = literal === right ? lt : rt;
+    const text = source.slice(literal.start ?? literal.pos ?? 0, literal.end ?? undefined).trim();
+    const written = typeof literal.args === 'bigint' ? String(literal.args) : text;
+    const number = Number(written.replace(/u$/i, ''));
+    const instead =
+      other === 'double' ? (Number.isInteger(number) ? `${number}.0` : String(number)) : Number.isInteger(number) ? String(number) : `int(${written})`;
+    return {
+      position: literal.start ?? literal.pos ?? 0,
+      hint: `write ${instead} instead of ${written}: the other side is ${other === 'double' ? 'a double (profile numbers are doubles)' : `an ${other}`} and CEL does not mix int and double`,
+    };
+  }
+  return {
+    position: right.start ?? right.pos ?? 0,
+    hint: `convert one side with double(…) or int(…): CEL does not mix ${lt} and ${rt}`,
+  };
+}
+
+function errorInfo(error: unknown, source = ''): RuleCompileError {
+  const e = error as { summary?: string; message?: string; range?: { start: number }; node?: TypedNode };
   const message = (e.summary ?? e.message ?? String(error)).split('\n')[0]?.replaceAll(MATCHES_FUNCTION, 'matches') ?? 'invalid expression';
-  const position = e.range?.start ?? e.node?.pos;
+  const overload = /^no such overload/.test(message);
+  const mismatch = overload ? numericMismatch(e.node, source) : undefined;
+  if (mismatch) return { message, position: mismatch.position, hint: mismatch.hint };
+  // An operator whose operands do not go together: at the right operand (the left one starts the whole expression).
+  const right = overload ? e.node?.right : undefined;
+  const position = right ? (right.start ?? right.pos) : (e.range?.start ?? e.node?.pos);
   return position === undefined ? { message } : { message, position };
+}
+
+const CHANNEL_VARIABLES = new Set(['channel', 'preferredChannel']);
+
+function channelLiterals(node: ASTNode, via: string, out: RuleReference[]): void {
+  const nodes = node.op === 'list' ? (node.args as ASTNode[]) : [node];
+  for (const n of nodes) {
+    const literal = literalString(n);
+    if (literal !== undefined) out.push({ kind: 'channel', id: literal, position: (n as TypedNode).pos ?? 0, via });
+  }
 }
 
 function collectReferences(node: ASTNode, out: RuleReference[]): void {
@@ -232,10 +293,24 @@ function collectReferences(node: ASTNode, out: RuleReference[]): void {
     const helper = RULE_HELPERS_BY_NAME.get(name);
     helper?.args.forEach((arg, i) => {
       const literal = literalString(args[i]);
-      if ((arg.kind === 'segment' || arg.kind === 'model') && literal !== undefined) out.push({ kind: arg.kind, id: literal });
+      const position = (args[i] as TypedNode | undefined)?.pos ?? 0;
+      if ((arg.kind === 'segment' || arg.kind === 'model') && literal !== undefined) out.push({ kind: arg.kind, id: literal, position });
+      else if (arg.kind === 'string' && arg.what === 'a channel' && literal !== undefined) out.push({ kind: 'channel', id: literal, position, via: name });
     });
     for (const arg of args) collectReferences(arg, out);
     return;
+  }
+  if (node.op === '==' || node.op === '!=' || node.op === 'in') {
+    const [left, right] = node.args as [ASTNode, ASTNode];
+    if (left.op === 'id' && CHANNEL_VARIABLES.has(left.args as string)) channelLiterals(right, left.args as string, out);
+    else if (node.op !== 'in' && right.op === 'id' && CHANNEL_VARIABLES.has(right.args as string)) channelLiterals(left, right.args as string, out);
+  }
+  if (node.op === '.' || node.op === '.?' || node.op === '[]' || node.op === '[?]') {
+    const [target, key] = node.args as [ASTNode, ASTNode | string];
+    const id = typeof key === 'string' ? key : literalString(key);
+    const [owner, field] = target.op === '.' || target.op === '.?' ? (target.args as [ASTNode, string]) : [];
+    const isScores = field === 'scores' && owner?.op === 'id' && owner.args === 'profile';
+    if (isScores && id !== undefined) out.push({ kind: 'score', id, position: typeof key === 'string' ? ((node as TypedNode).pos ?? 0) : ((key as TypedNode).pos ?? 0) });
   }
   const args = node.args as unknown;
   if (Array.isArray(args)) {
@@ -305,9 +380,9 @@ export function compileRule(
       if (refused) return { ok: false, error: refused };
       checked = forCheck.check();
     } catch (error) {
-      return { ok: false, error: errorInfo(error) };
+      return { ok: false, error: errorInfo(error, source) };
     }
-    if (!checked.valid) return { ok: false, error: errorInfo(checked.error) };
+    if (!checked.valid) return { ok: false, error: errorInfo(checked.error, source) };
     const type = checked.type ?? 'dyn';
     if (kind === 'bool' && type !== 'bool' && type !== 'dyn') {
       return { ok: false, error: { message: `the expression must be a condition (bool), it is ${type}`, position: 0 } };

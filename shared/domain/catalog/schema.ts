@@ -48,11 +48,18 @@ export const windowSchema = z.string().regex(WINDOW_PATTERN, 'must be a window s
  */
 export const capSchema = z.union([
   z.object({ max: z.number().int().min(1).max(1_000_000), per: windowSchema }).strict(),
-  z
-    .string()
-    .regex(CAP_STRING_PATTERN, 'must be "<max>/<window>", e.g. "1/day" or "3/7d"')
-    .refine((s) => WINDOW_PATTERN.test(CAP_STRING_PATTERN.exec(s)?.[2] ?? ''), 'the window must be such as "1d", "7d", "day" or "week"')
-    .refine((s) => Number(CAP_STRING_PATTERN.exec(s)?.[1]) >= 1, 'the maximum must be at least 1'),
+  // One message per mistake: the first check that fails says what is expected.
+  z.string().superRefine((s, ctx) => {
+    const m = CAP_STRING_PATTERN.exec(s);
+    const message = !m
+      ? 'must be "<max>/<window>", e.g. "1/day" or "3/7d"'
+      : !WINDOW_PATTERN.test(m[2] ?? '')
+        ? 'the window must be such as "1d", "7d", "day" or "week"'
+        : Number(m[1]) < 1
+          ? 'the maximum must be at least 1'
+          : undefined;
+    if (message) ctx.addIssue({ code: 'custom', message });
+  }),
 ]);
 
 const isoInstant = z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with a zone, e.g. 2026-01-01T00:00:00Z' });
@@ -240,6 +247,16 @@ export const channelCapSchema = z
   })
   .strict();
 
+/** Whether the runtime knows this IANA time zone. */
+export function isValidTimezone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const quietHoursSchema = z
   .object({
     id: idSchema.optional(),
@@ -249,7 +266,7 @@ export const quietHoursSchema = z
     /** End (exclusive); may be past midnight (`21:00` → `09:00`). */
     to: clockSchema,
     /** IANA zone used when the profile has none (default: the profile's zone, else UTC). */
-    timezone: z.string().max(64).optional(),
+    timezone: z.string().max(64).refine(isValidTimezone, 'must be an IANA time zone, e.g. "Europe/Madrid"').optional(),
   })
   .strict()
   .refine((q) => q.from !== q.to, { message: '"from" and "to" must differ', path: ['to'] });

@@ -43,6 +43,7 @@ import {
 } from 'liquidjs';
 import type { CompiledContent, CompiledTemplate, RenderedContent, RuleVariables, TemplateKind } from './compiled.ts';
 import { TEMPLATE_MARKUP as MARKUP } from './patterns.ts';
+import { didYouMean } from './suggest.ts';
 
 /** Bounds of one template's render (one content field, or one item of a list field). */
 export const TEMPLATE_LIMITS = {
@@ -213,7 +214,20 @@ const engines: Readonly<Record<TemplateKind, Liquid>> = { html: sandboxedLiquid(
 
 export interface TemplateCompileError {
   readonly message: string;
+  /** 0-based offset in the template: the tag or output, or the filter name of an unknown filter. */
   readonly position?: number;
+  /** For an unknown filter close to a known one: `did you mean "upcase"?`. */
+  readonly hint?: string;
+}
+
+/** An unknown filter's name in its output (`{{ x | upcse }}`): its offset, and the known filter it is likely a slip for. */
+function unknownFilter(source: string, kind: TemplateKind, message: string, token: { begin?: number; end?: number } | undefined) {
+  const name = /^undefined filter: (\S+)/.exec(message)?.[1];
+  if (name === undefined || token?.begin === undefined) return undefined;
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`\\|\\s*(${escaped})(?![\\w-])`).exec(source.slice(token.begin, token.end ?? source.length));
+  const hint = didYouMean(name, Object.keys(engines[kind].filters));
+  return { position: token.begin + (m ? m.index + m[0].length - name.length : 0), ...(hint ? { hint } : {}) };
 }
 
 /** A literal loop size (`(1..500)`, `limit: 20`), else undefined. */
@@ -286,8 +300,10 @@ export function compileTemplate(
     if (bound) return { ok: false, error: bound };
     return { ok: true, template: { source, path, kind, parsed } };
   } catch (error) {
-    const e = error as { message?: string; token?: { begin?: number } };
+    const e = error as { message?: string; token?: { begin?: number; end?: number } };
     const message = (e.message ?? 'invalid template').replace(/, line:\d+, col:\d+$/, '');
+    const filter = unknownFilter(source, kind, message, e.token);
+    if (filter) return { ok: false, error: { message, ...filter } };
     return {
       ok: false,
       error: e.token?.begin === undefined ? { message } : { message, position: e.token.begin },
