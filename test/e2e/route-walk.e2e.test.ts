@@ -254,7 +254,7 @@ describe('limits of the event routes', () => {
 });
 
 describe('unknown paths', () => {
-  it.each(['/', '/v1', '/v2/batch', '/v1/batch/extra', '/v1/admin', '/v1/admin/profiles', '/v1/admin/profiles/a/b/c', '/v1/%ZZ', '/.env'])(
+  it.each(['/', '/v1', '/v2/batch', '/v1/batch/extra', '/v1/admin', '/v1/admin/reports', '/v1/admin/profiles/a/b/c', '/v1/%ZZ', '/.env'])(
     '%s: 404 not_found',
     async (path) => {
       const result = await call(api, 'GET', path, { auth: 'admin' });
