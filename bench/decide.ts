@@ -184,6 +184,8 @@ export function generateCatalog(actions = 1_000, segments = 100, seed = 42): Gen
   }));
   const document: CatalogInput = {
     tags: TAGS,
+    // The model the churn suppression reads (profile.scores.churnRisk): a rule may only read a declared model.
+    models: [{ id: 'churnRisk', kind: 'logistic', intercept: -3, features: [{ name: 'returns', expression: 'profile.stats.returns', weight: 0.9 }] }],
     segments: segmentList,
     actions: actionList,
     policies: {
