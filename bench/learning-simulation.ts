@@ -41,6 +41,7 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalStack, type LocalStack } from '#local/stack.ts';
+import { seededRandom } from '#domain/decide/random.ts';
 
 /** The slot every decision is for. */
 const CHANNEL = 'web';
@@ -85,18 +86,6 @@ function benchCatalog(): unknown {
     policies: { consentRequired: ['web'], channelCaps: [{ id: 'web-daily', channel: 'web', max: CHANNEL_CAP, per: 'day' }] },
     arbitration: { placements: [{ channel: 'web', placement: PLACEMENT, limit: 1, learning: true }] },
     learning: { enabled: true, exploration: 0.2, floor: 0.02, contextBy: 'persona', reward: 'click', prior: { alpha: 1, beta: 1 } },
-  };
-}
-
-/** Mulberry32: a small seeded generator, so a seed gives the same population and draws. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
   };
 }
 

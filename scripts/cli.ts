@@ -4,6 +4,7 @@
  * else exit code 1, and files are read with a message naming them.
  */
 import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 
 /** A mistake of the caller: printed as one line, exit code 2. */
 export class UsageError extends Error {}
@@ -32,5 +33,18 @@ export async function runCommand(name: string, body: () => Promise<number | void
     }
     console.error(`${name}: unexpected error: ${(error as Error).message}`);
     return 1;
+  }
+}
+
+/**
+ * The values of a command line given `options` (node:util parseArgs, strict,
+ * no positionals). An unknown option or a missing value is a UsageError
+ * (its first line, and "see --help").
+ */
+export function parseCommandLine<const T extends ParseArgsOptionsConfig>(argv: readonly string[], options: T) {
+  try {
+    return parseArgs({ args: [...argv], strict: true, allowPositionals: false, options }).values;
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message.split('\n')[0]} (see --help)`);
   }
 }

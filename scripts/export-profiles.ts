@@ -14,8 +14,7 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { readText, runCommand, UsageError } from './cli.ts';
+import { parseCommandLine, readText, runCommand, UsageError } from './cli.ts';
 
 export const USAGE = `Usage: npx tsx scripts/export-profiles.ts --url <base URL> [options]
 
@@ -43,25 +42,14 @@ export interface ExportOptions {
 
 /** The command line, checked; 'help' for -h/--help. Throws UsageError. */
 export function parseExportArgs(argv: readonly string[]): ExportOptions | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        url: { type: 'string' },
-        kind: { type: 'string', default: 'user' },
-        labels: { type: 'string' },
-        out: { type: 'string' },
-        force: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message.split('\n')[0]} (see --help)`);
-  }
-  const values = parsed.values;
+  const values = parseCommandLine(argv, {
+    url: { type: 'string' },
+    kind: { type: 'string', default: 'user' },
+    labels: { type: 'string' },
+    out: { type: 'string' },
+    force: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (values.help) return 'help';
   if (values.url === undefined || !/^https?:\/\/[^\s/]+/.test(values.url)) {
     throw new UsageError(`--url must be the API's base URL, such as http://127.0.0.1:3000${values.url === undefined ? '' : ` (got "${values.url}")`}`);

@@ -13,13 +13,12 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { parseDocument } from 'yaml';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { createRuleVariables, evaluateNumber } from '#domain/catalog/rules.ts';
 import type { CompiledModel } from '#domain/catalog/compiled.ts';
 import { emptyProfileView, type ProfileView } from '#domain/profile/view.ts';
-import { readText, runCommand, UsageError } from './cli.ts';
+import { parseCommandLine, readText, runCommand, UsageError } from './cli.ts';
 
 export interface Example {
   readonly x: readonly number[];
@@ -153,27 +152,16 @@ export interface TrainOptions {
 
 /** The command line, checked; 'help' for -h/--help. Throws UsageError. */
 export function parseTrainArgs(argv: readonly string[]): TrainOptions | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        catalog: { type: 'string', default: 'catalog/demo.yaml' },
-        model: { type: 'string', default: 'churnRisk' },
-        data: { type: 'string' },
-        synthetic: { type: 'string' },
-        out: { type: 'string' },
-        publish: { type: 'string' },
-        force: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message.split('\n')[0]} (see --help)`);
-  }
-  const values = parsed.values;
+  const values = parseCommandLine(argv, {
+    catalog: { type: 'string', default: 'catalog/demo.yaml' },
+    model: { type: 'string', default: 'churnRisk' },
+    data: { type: 'string' },
+    synthetic: { type: 'string' },
+    out: { type: 'string' },
+    publish: { type: 'string' },
+    force: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (values.help) return 'help';
   if ((values.data === undefined) === (values.synthetic === undefined)) throw new UsageError('give either --data <file.jsonl> or --synthetic <n> (see --help)');
   if (values.synthetic !== undefined && !/^[1-9]\d{0,6}$/.test(values.synthetic)) {
