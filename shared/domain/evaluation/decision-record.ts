@@ -1,11 +1,11 @@
 /**
  * The decision record: what the decision log keeps of every decision, for
- * off-policy evaluation and audit (issue: decision log and evaluation).
- * Written as one structured log line by the decide function's logger (no
- * network call on the hot path); deployed, a CloudWatch Logs subscription
- * filter selects the lines whose `message` is DECISION_RECORD_MESSAGE and
- * Amazon Data Firehose delivers them to S3, where a Glue table with the
- * columns below lets Athena query them (infra/constructs/decision-log.ts).
+ * off-policy evaluation and audit. Meant to be one structured log line of
+ * the decide function's logger (no network call on the hot path); decide
+ * does not write it yet. Deployed, a CloudWatch Logs subscription filter
+ * selects the lines whose `message` is DECISION_RECORD_MESSAGE and Amazon
+ * Data Firehose delivers them to S3, where a Glue table with the columns
+ * below lets Athena query them (infra/constructs/decision-log.ts).
  *
  * One definition: the record's shape (`DecisionLogRecord`), the log message
  * that marks it and the Glue columns all live here.
