@@ -334,7 +334,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         log(`DynamoDB Local exited unexpectedly (${how})${cfg.inMemory ? '' : '; restarting it on the same port over the same data'}`);
       },
       onRestarted: (pid) => {
-        log(`DynamoDB Local is back (process ${pid}); the stream resumes after its last checkpoint`);
+        log(`DynamoDB Local is back (process ${pid}); the stream is read again from shortly before the outage`);
         poller?.resume();
       },
       onLost: (error) => onStoreLost(error),
