@@ -689,6 +689,12 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
     });
   const server = await serverWith(decideHandler as never);
   const bareServer = await serverWith(bareGetItem as never);
+  // Decide's decision records go where the local stack puts them (a file, not the terminal), one per decision.
+  const { captureDecisionRecords, decisionLogFiles, LocalDecisionLog } = await import('#local/decision-log.ts');
+  const recordsFolder = mkdtempSync(join(tmpdir(), 'kairos-bench-decisions-'));
+  const records = new LocalDecisionLog(recordsFolder);
+  const releaseStdout = captureDecisionRecords(records);
+  let decideCalls = 0;
 
   // Requests on the decide side only: the process's one DynamoDB client counts every HTTP request it sends
   // (profile, write key, catalog), read around each decide round (the baseline's run outside those rounds).
@@ -705,6 +711,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   // Both sides read the whole response as bytes inside the timing; decide's is checked after the clock
   // stops, so the client's JSON parsing is not counted against the server on one side only.
   const callDecide = async (): Promise<() => void> => {
+    decideCalls++;
     const response = await fetch(`${server.url}/v1/decide`, { method: 'POST', headers, body: decideBody });
     const bytes = await response.arrayBuffer();
     return () => {
@@ -771,6 +778,8 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
       else other += n;
     }
     const byCommand = Object.fromEntries([...commands.entries()].map(([k, v]) => [k, v / decisions]));
+    records.close();
+    const recordLines = decisionLogFiles(recordsFolder).reduce((n, file) => n + readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').length, 0);
     return {
       http: {
         decideP50Ms: percentile(decideSamples, 0.5),
@@ -787,8 +796,12 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
       },
       coldStart,
       coldStartSeed,
+      recordsPerDecision: recordLines / decideCalls,
     };
   } finally {
+    releaseStdout();
+    records.close();
+    rmSync(recordsFolder, { recursive: true, force: true });
     await Promise.all([server.stop(), bareServer.stop()]);
     await fixture.restore();
   }
@@ -887,7 +900,8 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
     const { http, requestsPerDecision } = httpPart;
     lines.push(
       `  HTTP, local server           decide p50 ${fmt(http.decideP50Ms)} p99 ${fmt(http.decideP99Ms)}  bare GetItem p50 ${fmt(http.getItemP50Ms)} p99 ${fmt(http.getItemP99Ms)}  ` +
-        `ratio ${http.ratio.toFixed(2)} (budget <= 1.3: ${verdict(withinBudget.httpRatio as boolean)})`,
+        `ratio ${http.ratio.toFixed(2)} (budget <= 1.3: ${verdict(withinBudget.httpRatio as boolean)}); ` +
+        `decision records logged per decision ${httpPart.recordsPerDecision.toFixed(3)}`,
       `  DynamoDB requests / decision profile reads ${requestsPerDecision.profileReads.toFixed(3)}, other (amortised background checks) ` +
         `${requestsPerDecision.other.toFixed(4)} ${JSON.stringify(requestsPerDecision.byCommand)} (budget exactly 1: ${verdict(withinBudget.requestsPerDecision as boolean)}); ` +
         `apart, the statistics cache's background reads: ${requestsPerDecision.backgroundStatistics.reads} Query ` +
