@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { anonymousProfileKey, eventPk, eventSortKey, userProfileKey } from '#domain/item-keys.ts';
-import { controlTable, eventsTable, profilesTable, type TableName } from './tables.ts';
+import { controlTable, eventsTable, outboxTable, profilesTable, type TableName } from './tables.ts';
 
 export { anonymousProfileKey, eventPk, eventSortKey, userProfileKey };
 
@@ -147,6 +147,15 @@ export const statisticsBucketSk = (bucket: number): string => String(bucket).pad
 /** The shard of a profile's statistics: 0..STATISTICS_SHARDS−1 from a hash of its key. */
 export const statisticsShardOf = (profileKey: string): number => createHash('sha256').update(profileKey, 'utf8').digest().readUInt32BE(0) % STATISTICS_SHARDS;
 
+// --- Outbox --------------------------------------------------------------
+
+/**
+ * An emission of the outbox (shared/domain/profile/reactions.ts
+ * `OutboxEntry`): pk `o#<emission id>`; the id is stable (trigger id + event
+ * key), so the conditional put that writes it is also the exactly-once check.
+ */
+export const outboxItem = itemType('outbox emission', outboxTable.id, (emissionId: string) => ({ pk: `o#${emissionId}` }));
+
 /** Every item type, for the tests that pin them. */
 export const itemTypes = [
   eventItem,
@@ -163,4 +172,5 @@ export const itemTypes = [
   catalogDocumentChunkItem,
   healthProbeItem,
   statisticsItem,
+  outboxItem,
 ] as const;

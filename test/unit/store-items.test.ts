@@ -24,6 +24,7 @@ import {
   eventSortKey,
   healthProbeItem,
   itemTypes,
+  outboxItem,
   userProfileItem,
   WRITE_KEY_LIST_PK,
   writeKeyListItem,
@@ -50,6 +51,7 @@ const pinned: readonly [AnyItemType, string, string, ItemKey][] = [
   [catalogDocumentChunkItem, 'catalog document chunk', 'Control', catalogDocumentChunkItem.key(7, 12)],
   [healthProbeItem, 'health probe', 'Control', healthProbeItem.key()],
   [statisticsItem, 'outcome statistics', 'Control', statisticsItem.key(7, 1_790_000_000_000, 'banner\u001fb\u001f\u001f\u001f-\u001fweb\u001fhome_hero')],
+  [outboxItem, 'outbox emission', 'Outbox', outboxItem.key('vip-complaint.src-1#msg-1')],
 ];
 
 describe('item keys (shared/store/items.ts)', () => {
@@ -71,6 +73,7 @@ describe('item keys (shared/store/items.ts)', () => {
       { pk: 'CATALOG#7', sk: 'DOC#00012' },
       { pk: 'HEALTH', sk: 'PROBE' },
       { pk: 'STAT#07', sk: '1790000000000#banner\u001fb\u001f\u001f\u001f-\u001fweb\u001fhome_hero' },
+      { pk: 'o#vip-complaint.src-1#msg-1' },
     ]);
   });
 
@@ -93,7 +96,7 @@ describe('item keys (shared/store/items.ts)', () => {
       return { type: type.name, attributes: Object.keys(key).sort(), tableKey: names.sort() };
     });
     expect(shapes.filter((s) => s.attributes.join() !== s.tableKey.join())).toEqual([]);
-    expect(shapes.map((s) => s.attributes.length)).toEqual([1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
+    expect(shapes.map((s) => s.attributes.length)).toEqual([1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1]);
   });
 
   // Ids made of the fragments the templates use, so a collision (one
@@ -116,6 +119,7 @@ describe('item keys (shared/store/items.ts)', () => {
     [catalogDocumentChunkItem, fc.tuple(number, number)],
     [healthProbeItem, fc.constant([])],
     [statisticsItem, fc.tuple(fc.nat({ max: 15 }), fc.nat({ max: 9_999_999_999_999 }), id)],
+    [outboxItem, fc.tuple(id)],
   ]);
   const build = (type: AnyItemType, ids: readonly unknown[]): ItemKey => (type.key as (...ids: readonly unknown[]) => ItemKey)(...ids);
 

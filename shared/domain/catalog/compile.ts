@@ -27,6 +27,7 @@ import type {
   CompiledRule,
   CompiledSegment,
   CompiledSuppression,
+  CompiledTrigger,
   CompiledTemplate,
   CompiledVariant,
   TemplateKind,
@@ -37,6 +38,7 @@ import type {
   LoadResult,
   RuleField,
   RuleVariables,
+  TriggerCause,
 } from './compiled.ts';
 import { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 import { compileRule, type RuleKind, type RuleReference } from './rules.ts';
@@ -678,6 +680,50 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     };
   });
 
+  // --- triggers
+  duplicates(doc.triggers, (t) => t.id, 'triggers', 'trigger', problems);
+  const triggers: CompiledTrigger[] = [];
+  doc.triggers.forEach((t, i) => {
+    const at = `triggers[${i}]`;
+    const on = t.on;
+    let cause: TriggerCause | undefined;
+    if (on.event !== undefined) cause = { kind: 'event', event: on.event };
+    else if (on.entered !== undefined || on.left !== undefined) {
+      const kind = on.entered !== undefined ? 'entered' : 'left';
+      const segment = (on.entered ?? on.left) as string;
+      if (!segmentIds.has(segment) && !isUnchecked('segments', segment)) {
+        problems.add(`${at}.on.${kind}`, `unknown segment "${segment}"`, undefined, didYouMean(segment, segmentIds));
+      }
+      cause = { kind, segment };
+    } else if (on.persona !== undefined) {
+      if (on.persona !== '*' && !personaIds.has(on.persona)) {
+        problems.add(`${at}.on.persona`, `unknown persona "${on.persona}" (or "*" for any change)`, undefined, didYouMean(on.persona, personaIds));
+      }
+      cause = { kind: 'persona', persona: on.persona };
+    } else if (on.score !== undefined) {
+      const { model, above, below } = on.score;
+      if (!modelIds.has(model) && !isUnchecked('models', model)) problems.add(`${at}.on.score.model`, `unknown model "${model}"`, undefined, didYouMean(model, modelIds));
+      const threshold = above ?? below ?? thresholds.get(model);
+      if (threshold === undefined && modelIds.has(model)) {
+        problems.add(`${at}.on.score`, `give "above" or "below": model "${model}" has no threshold`);
+      }
+      cause = { kind: 'score', model, direction: below !== undefined ? 'below' : 'above', threshold: threshold ?? 0 };
+    }
+    const when = t.on.when ? rule(t.on.when, `${at}.on.when`) : undefined;
+    if (!t.decide.placement && (t.decide.channel === 'web' || t.decide.channel === 'app')) {
+      warnings.add(`${at}.decide`, `a ${t.decide.channel} trigger without a placement decides among every ${t.decide.channel} action`);
+    }
+    if (cause && t.enabled) {
+      triggers.push({
+        id: t.id,
+        on: cause,
+        ...(when ? { when: when.rule } : {}),
+        channel: t.decide.channel,
+        ...(t.decide.placement ? { placement: t.decide.placement } : {}),
+      });
+    }
+  });
+
   if (problems.list.length > 0) return { ok: false, problems: problems.list, warnings: warnings.list };
 
   // --- indexes (only for a valid catalog)
@@ -737,6 +783,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     },
     experiments,
     experimentsById,
+    triggers,
     rules,
     ruleFields: ruleFieldsOf(rules),
     // A document stored before `decisionLog` existed has none: the default.

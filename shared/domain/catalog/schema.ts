@@ -404,6 +404,65 @@ export const modelSchema = z
   })
   .strict();
 
+// ---------------------------------------------------------------------------
+// Triggers: real-time outbound (docs/catalog.md "Triggers").
+
+/**
+ * What sets a trigger off, exactly one of:
+ * - `event`: an event of this name is applied to the profile (a `track`
+ *   event's name; `identify`, `page`, `screen`, `group`, `alias` for the
+ *   other kinds);
+ * - `entered` / `left`: the customer enters / leaves this segment;
+ * - `persona`: the customer's persona changes to this one (`"*"`: to any
+ *   other, none included);
+ * - `score`: the model's score crosses `above` (upwards, from below it to at
+ *   least it) or `below` (downwards, from at least it to below it); neither
+ *   given: upwards past the model's `threshold`.
+ * Then `when` (CEL, optional) must hold, evaluated on the profile after the
+ * event with `context` = the event (`context.event`, `context.type`,
+ * `context.properties`, `context.traits`, `context.timestamp`).
+ */
+export const triggerOnSchema = z
+  .object({
+    event: z.string().min(1).max(200).optional(),
+    entered: idSchema.optional(),
+    left: idSchema.optional(),
+    persona: z.union([idSchema, z.literal('*')]).optional(),
+    score: z
+      .object({
+        model: idSchema,
+        above: z.number().min(0).max(1).optional(),
+        below: z.number().min(0).max(1).optional(),
+      })
+      .strict()
+      .refine((s) => s.above === undefined || s.below === undefined, { message: 'give "above" or "below", not both', path: ['below'] })
+      .optional(),
+    when: celSchema.optional(),
+  })
+  .strict()
+  .refine((o) => [o.event, o.entered, o.left, o.persona, o.score].filter((x) => x !== undefined).length === 1, {
+    message: 'must name exactly one of "event", "entered", "left", "persona", "score"',
+  });
+
+/** Where a trigger's action goes: decided for this channel (and placement) with every policy. */
+export const triggerDecideSchema = z
+  .object({
+    channel: channelSchema,
+    placement: idSchema.optional(),
+  })
+  .strict();
+
+export const triggerSchema = z
+  .object({
+    id: idSchema,
+    description: z.string().max(2_000).optional(),
+    on: triggerOnSchema,
+    decide: triggerDecideSchema,
+    /** Off: the trigger is kept but never fires. */
+    enabled: z.boolean().default(true),
+  })
+  .strict();
+
 export const tagSchema = z.union([
   idSchema,
   z.object({ id: idSchema, description: z.string().max(2_000).optional() }).strict(),
@@ -427,6 +486,8 @@ export const catalogSchema = z
     learning: learningSchema.default(() => defaultCatalogDocument().learning),
     experiments: z.array(experimentSchema).max(200).default([]),
     decisionLog: decisionLogSchema.default(() => defaultCatalogDocument().decisionLog),
+    /** Real-time outbound: when something happens to a customer, decide for a channel and emit. */
+    triggers: z.array(triggerSchema).max(200).default([]),
   })
   .strict();
 
@@ -442,3 +503,4 @@ export type ModelDocument = z.output<typeof modelSchema>;
 export type ExperimentDocument = z.output<typeof experimentSchema>;
 export type PoliciesDocument = z.output<typeof policiesSchema>;
 export type CapDocument = z.output<typeof capSchema>;
+export type TriggerDocument = z.output<typeof triggerSchema>;
