@@ -43,6 +43,7 @@ import type { ActionDocument, CapDocument, CatalogDocument, ContentDocument } fr
 import { TEMPLATE_MARKUP } from './patterns.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec } from './content-fields.ts';
 import { didYouMean } from './suggest.ts';
+import { compileJourneys } from './compile-journeys.ts';
 
 /** At most this many problems are reported (the first ones, in document order). */
 export const MAX_PROBLEMS = 200;
@@ -662,6 +663,17 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     };
   });
 
+  // --- journeys
+  const journeys = compileJourneys(doc.journeys, {
+    problem: (path, message, hint) => problems.add(path, message, undefined, hint),
+    rule: (source, path) => rule(source, path)?.rule,
+    segments: segmentIds,
+    personas: personaIds,
+    models: modelIds,
+    thresholds,
+    unchecked: (kind, id) => isUnchecked(kind, id),
+  });
+
   if (problems.list.length > 0) return { ok: false, problems: problems.list, warnings: warnings.list };
 
   // --- indexes (only for a valid catalog)
@@ -721,6 +733,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     },
     experiments,
     experimentsById,
+    journeys,
     rules,
     eligibilityIndex: eligibilityIndexOf(linked),
     audienceReuse: audienceReuseOf(`${version}:${hash.slice(0, 16)}`, models, order, personas),

@@ -40,5 +40,6 @@ export function defaultCatalogDocument(): CatalogDocument {
     arbitration: { placements: [] },
     learning: { ...LEARNING_DEFAULTS, prior: { ...LEARNING_DEFAULTS.prior } },
     experiments: [],
+    journeys: [],
   };
 }

@@ -1,0 +1,150 @@
+/**
+ * Compiling the catalog's `journeys` (schema.ts `journeySchema`) for
+ * compile.ts: references checked (segments, personas, models, step ids),
+ * CEL compiled through the catalog's one rule compiler, durations in ms,
+ * step jumps resolved to indexes. Jumps (`next`, a branch's `then`/`else`,
+ * a wait's `onTimeout`) go forward only: a run can never loop, and one event
+ * runs each step of it at most once.
+ */
+import { semanticName } from '../profile/apply.ts';
+import { DURATION_PATTERN } from './patterns.ts';
+import { JOURNEY_TIMER_EVENT } from '../journeys/timer.ts';
+import type { CompiledJourney, CompiledJourneyEntry, CompiledJourneyStep, CompiledRule, JourneyCause } from './compiled.ts';
+import type { JourneyDocument } from './schema.ts';
+import { didYouMean } from './suggest.ts';
+
+const DURATION_UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 } as const;
+
+/** `30s` → 30 000; `2d` → 172 800 000. Throws on a malformed duration (the schema refuses those first). */
+export function durationToMs(duration: string): number {
+  const m = DURATION_PATTERN.exec(duration);
+  if (!m) throw new Error(`invalid duration ${duration}`);
+  return Number(m[1]) * DURATION_UNIT_MS[m[2] as keyof typeof DURATION_UNIT_MS];
+}
+
+/** What compile.ts lends: its problem list, its rule compiler and the ids the catalog declares. */
+export interface JourneyCompileTools {
+  readonly problem: (path: string, message: string, hint?: string) => void;
+  /** Compile a bool CEL rule at `path` (its problems reported), undefined when it does not compile. */
+  readonly rule: (source: string, path: string) => CompiledRule | undefined;
+  readonly segments: ReadonlySet<string>;
+  readonly personas: ReadonlySet<string>;
+  readonly models: ReadonlySet<string>;
+  /** Model id → its `threshold`, for the models that have one. */
+  readonly thresholds: ReadonlyMap<string, number>;
+  readonly unchecked: (kind: 'segments' | 'personas' | 'models', id: string) => boolean;
+}
+
+const TIMER_NAME = semanticName(JOURNEY_TIMER_EVENT);
+
+/** The compiled journeys; a problem anywhere is reported through `tools` (the caller refuses the catalog). */
+export function compileJourneys(docs: readonly JourneyDocument[], tools: JourneyCompileTools): CompiledJourney[] {
+  const seen = new Set<string>();
+  return docs.map((doc, i) => {
+    const at = `journeys[${i}]`;
+    if (seen.has(doc.id)) tools.problem(`${at}.id`, `duplicate journey id "${doc.id}"`);
+    seen.add(doc.id);
+    const eventName = (name: string, path: string): string => {
+      const semantic = semanticName(name);
+      if (semantic === TIMER_NAME) tools.problem(path, `"${JOURNEY_TIMER_EVENT}" is the name of Kairos's own timer events`);
+      return semantic;
+    };
+
+    const entry = compileEntry(doc.entry, `${at}.entry`, tools, eventName);
+
+    const stepIndex = new Map<string, number>();
+    doc.steps.forEach((step, j) => {
+      if (stepIndex.has(step.id)) tools.problem(`${at}.steps[${j}].id`, `duplicate step id "${step.id}"`);
+      else stepIndex.set(step.id, j);
+    });
+    /** A jump from step `from` to the step `id`: its index, which must come after `from`. */
+    const jump = (id: string | undefined, from: number, path: string): number => {
+      if (id === undefined) return from + 1;
+      const to = stepIndex.get(id);
+      if (to === undefined) {
+        tools.problem(path, `unknown step "${id}"`, didYouMean(id, stepIndex.keys()));
+        return from + 1;
+      }
+      if (to <= from) tools.problem(path, `step "${id}" is not after this one (jumps go forward only)`);
+      return to;
+    };
+
+    const steps: CompiledJourneyStep[] = doc.steps.map((step, j) => {
+      const path = `${at}.steps[${j}]`;
+      const next = jump(step.next, j, `${path}.next`);
+      if (step.act) {
+        return { kind: 'act', id: step.id, channel: step.act.channel, ...(step.act.placement ? { placement: step.act.placement } : {}), next };
+      }
+      if (step.branch) {
+        const when = tools.rule(step.branch.when, `${path}.branch.when`) as CompiledRule;
+        return { kind: 'branch', id: step.id, when, then: jump(step.branch.then, j, `${path}.branch.then`), else: jump(step.branch.else, j, `${path}.branch.else`) };
+      }
+      if (step.wait !== undefined) {
+        const wait = step.wait;
+        if (typeof wait === 'string') return { kind: 'wait', id: step.id, forMs: durationToMs(wait), next, timeout: next };
+        if ('for' in wait) return { kind: 'wait', id: step.id, forMs: durationToMs(wait.for), next, timeout: next };
+        const when = wait.when === undefined ? undefined : tools.rule(wait.when, `${path}.wait.when`);
+        return {
+          kind: 'wait',
+          id: step.id,
+          forMs: durationToMs(wait.timeout),
+          until: { event: eventName(wait.event, `${path}.wait.event`), ...(when ? { when } : {}) },
+          next,
+          timeout: jump(wait.onTimeout, j, `${path}.wait.onTimeout`),
+        };
+      }
+      return { kind: 'exit', id: step.id };
+    });
+
+    const exitWhen = doc.exit?.when === undefined ? undefined : tools.rule(doc.exit.when, `${at}.exit.when`);
+    const exit =
+      doc.exit === undefined
+        ? undefined
+        : { ...(doc.exit.event !== undefined ? { event: eventName(doc.exit.event, `${at}.exit.event`) } : {}), ...(exitWhen ? { when: exitWhen } : {}) };
+    return {
+      id: doc.id,
+      ...(doc.name ? { name: doc.name } : {}),
+      entry,
+      reentry: doc.reentry === 'once' ? { kind: 'once' } : { kind: 'after', afterMs: durationToMs(doc.reentry.after) },
+      ...(exit ? { exit } : {}),
+      steps,
+      stepIndex,
+    };
+  });
+}
+
+function compileEntry(
+  entry: JourneyDocument['entry'],
+  path: string,
+  tools: JourneyCompileTools,
+  eventName: (name: string, path: string) => string,
+): CompiledJourneyEntry {
+  const when = entry.when === undefined ? undefined : tools.rule(entry.when, `${path}.when`);
+  const withWhen = (on: JourneyCause): CompiledJourneyEntry => (when ? { on, when } : { on });
+  const segment = (id: string, at: string) => {
+    if (!tools.segments.has(id) && !tools.unchecked('segments', id)) tools.problem(at, `unknown segment "${id}"`, didYouMean(id, tools.segments));
+  };
+  if (entry.event !== undefined) return withWhen({ kind: 'event', event: eventName(entry.event, `${path}.event`) });
+  if (entry.entered !== undefined) {
+    segment(entry.entered, `${path}.entered`);
+    return withWhen({ kind: 'entered', segment: entry.entered });
+  }
+  if (entry.left !== undefined) {
+    segment(entry.left, `${path}.left`);
+    return withWhen({ kind: 'left', segment: entry.left });
+  }
+  if (entry.persona !== undefined) {
+    if (entry.persona !== '*' && !tools.personas.has(entry.persona) && !tools.unchecked('personas', entry.persona)) {
+      tools.problem(`${path}.persona`, `unknown persona "${entry.persona}"`, didYouMean(entry.persona, tools.personas));
+    }
+    return withWhen({ kind: 'persona', persona: entry.persona });
+  }
+  const score = entry.score as NonNullable<typeof entry.score>;
+  const threshold = score.above ?? score.below ?? tools.thresholds.get(score.model);
+  if (!tools.models.has(score.model) && !tools.unchecked('models', score.model)) {
+    tools.problem(`${path}.score.model`, `unknown model "${score.model}"`, didYouMean(score.model, tools.models));
+  } else if (threshold === undefined) {
+    tools.problem(`${path}.score`, `model "${score.model}" has no threshold: give "above" or "below"`);
+  }
+  return withWhen({ kind: 'score', model: score.model, direction: score.below !== undefined ? 'below' : 'above', threshold: threshold ?? 1 });
+}
