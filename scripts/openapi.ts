@@ -182,6 +182,18 @@ const operations: Readonly<Record<string, Operation>> = {
         '`{from, to, reward, rows[{actionId?, variant?, experiment?, arm?, context, channel, placement?, impressions, clicks, conversions, clickRate, conversionRate}], experiments[{id, inCatalog, kind?, status?, holdout?, arms[{arm, impressions, clicks, conversions, clickRate, conversionRate, expectedShare?, uplift?}], sampleRatio?}]}`',
     },
   },
+  'GET /v1/admin/reports/journeys': {
+    summary: "Per journey of the live catalog and per UTC day: runs entered, times each step was reached, runs completed and exited",
+    query: [
+      { name: 'from', description: 'first day, a date (2026-11-20, UTC); default 6 days before `to`; at most 400 days before `to`' },
+      { name: 'to', description: 'last day, a date, included; default today (UTC)' },
+      { name: 'journey', description: 'only this journey' },
+    ],
+    success: {
+      status: 200,
+      description: '`{from, to, journeys[{id, name?, totals{entered, steps{<step id>: n}, completed, exited}, days[{day, entered, steps, completed, exited}]}]}`',
+    },
+  },
 };
 
 /** The error codes a route can answer, by its kind (API.md §6). */
