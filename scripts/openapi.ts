@@ -105,8 +105,8 @@ const operations: Readonly<Record<string, Operation>> = {
     success: { status: 200, description: '`{profiles[{userId?, anonymousId?, anonymousIds, profile}], next?}`; follow `next` until it is absent' },
   },
   'GET /v1/admin/profiles/{userId}': {
-    summary: "A customer's profile and last events",
-    success: { status: 200, description: '`{profile, events[]}`' },
+    summary: "A customer's profile, their journeys and last events",
+    success: { status: 200, description: '`{profile, journeys[{journey, run, step?, enteredAt, stepAt, waitingUntil?, ended?{how, at}}], events[]}`' },
   },
   'GET /v1/admin/profiles/{userId}/export': {
     summary: 'Everything held about a customer (right of access), in pages',

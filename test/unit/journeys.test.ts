@@ -10,7 +10,7 @@ import { loadCatalog } from '#domain/catalog/load.ts';
 import type { CompiledCatalog, CompiledJourney, CompiledRule } from '#domain/catalog/compiled.ts';
 import { createRuleVariables, evaluateRule } from '#domain/catalog/rules.ts';
 import { causeHappened } from '#domain/journeys/entry.ts';
-import { advanceJourneys, journeyEffectId, type JourneyInput, type JourneyRuns } from '#domain/journeys/machine.ts';
+import { advanceJourneys, journeyEffectId, journeyRunsView, type JourneyInput, type JourneyRuns } from '#domain/journeys/machine.ts';
 import { journeyTimerEvent, journeyTimerOf, journeyTimerMessageId, INTERNAL_SOURCE_ID } from '#domain/journeys/timer.ts';
 import { semanticName } from '#domain/profile/apply.ts';
 import { emptyProfileView, type ProfileView } from '#domain/profile/view.ts';
@@ -306,6 +306,21 @@ describe('the journey state machine', () => {
     const ordered = view([], { stats: { ...emptyProfileView().stats, orders: 1 } });
     expect(advanceJourneys(runs, wait, input(track('order_completed', T0 + 1), out, ordered)).effects.map((e) => e.step)).toEqual(['thanks']);
     expect(advanceJourneys(runs, wait, input(timerFor(runs, 'j', T0 + 3_600_000), out, out)).effects.map((e) => e.step)).toEqual(['nudge']);
+  });
+});
+
+describe('journeyRunsView', () => {
+  it('lists the runs by journey id with ISO times, an ended run without a step', () => {
+    const iso = (at: number) => new Date(at).toISOString();
+    expect(
+      journeyRunsView({
+        z: { run: 2, enteredAt: T0, stepAt: T0 + 1, ended: { how: 'exited', at: T0 + 1 } },
+        a: { run: 1, step: 'wait', enteredAt: T0, stepAt: T0, waitingUntil: T0 + DAY },
+      }),
+    ).toEqual([
+      { journey: 'a', run: 1, step: 'wait', enteredAt: iso(T0), stepAt: iso(T0), waitingUntil: iso(T0 + DAY) },
+      { journey: 'z', run: 2, enteredAt: iso(T0), stepAt: iso(T0 + 1), ended: { how: 'exited', at: iso(T0 + 1) } },
+    ]);
   });
 });
 

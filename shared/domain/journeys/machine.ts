@@ -232,3 +232,34 @@ export function journeyEffectId(parts: { readonly kind: 'act' | 'timer'; readonl
 
 /** Whether the customer is in the journey now (a run not ended). */
 export const inJourney = (runs: Readonly<JourneyRuns>, journey: string): boolean => Object.hasOwn(runs, journey) && runs[journey]?.step !== undefined;
+
+/** A customer's run in a journey as an operator reads it (GET /v1/admin/profiles/{userId}): times in ISO-8601. */
+export interface JourneyRunView {
+  readonly journey: string;
+  readonly run: number;
+  /** The step they are at; absent once the run has ended. */
+  readonly step?: string;
+  readonly enteredAt: string;
+  readonly stepAt: string;
+  readonly waitingUntil?: string;
+  readonly ended?: { readonly how: JourneyEnd; readonly at: string };
+}
+
+/** The customer's runs, by journey id. */
+export function journeyRunsView(runs: Readonly<JourneyRuns>): JourneyRunView[] {
+  const iso = (at: number) => new Date(at).toISOString();
+  return Object.keys(runs)
+    .sort()
+    .map((journey) => {
+      const run = runs[journey] as JourneyRun;
+      return {
+        journey,
+        run: run.run,
+        ...(run.step !== undefined ? { step: run.step } : {}),
+        enteredAt: iso(run.enteredAt),
+        stepAt: iso(run.stepAt),
+        ...(run.waitingUntil !== undefined ? { waitingUntil: iso(run.waitingUntil) } : {}),
+        ...(run.ended !== undefined ? { ended: { how: run.ended.how, at: iso(run.ended.at) } } : {}),
+      };
+    });
+}
