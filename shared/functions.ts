@@ -33,7 +33,8 @@ export const functionDefinitions = {
     entry: 'functions/profile/handler.ts',
     description: 'Applies the Events stream to the customer profiles',
     // Events: deletes an event accepted before its customer's erasure that arrives after it.
-    tables: { Profiles: 'readwrite', Events: 'write', Control: 'read' },
+    // Outbox: puts what applied events set off (triggers), in the profile's transaction.
+    tables: { Profiles: 'readwrite', Events: 'write', Control: 'read', Outbox: 'write' },
     readsStream: true,
     decisionKey: true,
     memorySize: 1024,

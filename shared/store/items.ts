@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { anonymousProfileKey, eventPk, eventSortKey, userProfileKey } from '#domain/item-keys.ts';
-import { controlTable, eventsTable, profilesTable, type TableName } from './tables.ts';
+import { controlTable, eventsTable, outboxTable, profilesTable, type TableName } from './tables.ts';
 
 export { anonymousProfileKey, eventPk, eventSortKey, userProfileKey };
 
@@ -164,6 +164,14 @@ export const journeyCountItem = itemType('journey report counter', controlTable.
 export const JOURNEY_COUNT_PK_PREFIX = 'JOURNEY#';
 /** The sort-key prefix of a day: its number zero-padded to 6 digits, so days sort in order. */
 export const journeyCountDaySk = (day: number): string => String(day).padStart(6, '0');
+// --- Outbox --------------------------------------------------------------
+
+/**
+ * An emission of the outbox (shared/domain/profile/reactions.ts
+ * `OutboxEntry`): pk `o#<emission id>`; the id is stable (trigger id + event
+ * key), so the conditional put that writes it is also the exactly-once check.
+ */
+export const outboxItem = itemType('outbox emission', outboxTable.id, (emissionId: string) => ({ pk: `o#${emissionId}` }));
 
 /** Every item type, for the tests that pin them. */
 export const itemTypes = [
@@ -182,4 +190,5 @@ export const itemTypes = [
   healthProbeItem,
   statisticsItem,
   journeyCountItem,
+  outboxItem,
 ] as const;

@@ -7,7 +7,8 @@
  *   together;
  * - `commitTargets`: the plan's writes as conditional TransactWriteItems
  *   (profiles.ts builds each write's items, statistics.ts the ADD updates
- *   of its outcome statistics), packed; a failed condition is
+ *   of its outcome statistics, outbox.ts the puts of its outbox entries:
+ *   the transactional outbox), packed; a failed condition is
  *   reported as contention (read again and plan anew), a refused request as
  *   invalid, anything else as a fault;
  * - `deleteEvents`: the Events items of events dropped after an erasure.
@@ -21,6 +22,7 @@ import { dynamo, type DynamoClient, type TransactWriteItem } from './client.ts';
 import { isContention, isInvalidRequest } from './faults.ts';
 import { erasedAtOf } from './erasure.ts';
 import { appliedMarkerItem, erasureRecordItem, statisticsItem, statisticsShardOf } from './items.ts';
+import { outboxPuts } from './outbox.ts';
 import { getItems, profileWriteTransaction } from './profiles.ts';
 import { statisticsUpdates } from './statistics.ts';
 
@@ -122,7 +124,8 @@ function member(index: number, write: PlannedWrite, now: number): Member {
       return `${key.pk}\n${key.sk}`;
     }),
   );
-  return { index, items: profileWriteTransaction(write, write.userId, now).TransactItems, shard, statistics: write.statistics, statisticsItems };
+  const items = [...profileWriteTransaction(write, write.userId, now).TransactItems, ...outboxPuts(write.outbox, now)];
+  return { index, items, shard, statistics: write.statistics, statisticsItems };
 }
 
 /** A pack's transaction: each member's items, then the statistics of every member, summed per item. */
@@ -136,10 +139,11 @@ function packItems(pack: readonly Member[]): TransactItem[] {
   return [...pack.flatMap((m) => m.items), ...[...byShard].flatMap(([shard, increments]) => statisticsUpdates(increments, shard))];
 }
 
-/** Rough size of a transaction item: its profile state (the bulk) and a margin for the rest. */
+/** Rough size of a transaction item: its profile state or emission detail (the bulk) and a margin for the rest. */
 const itemBytes = (item: TransactItem): number => {
   const state = 'Put' in item ? item.Put.Item.state : undefined;
-  return 512 + (typeof state === 'string' ? state.length * 2 : 0);
+  const detail = 'Put' in item ? item.Put.Item.detail : undefined;
+  return 512 + (typeof state === 'string' ? state.length * 2 : 0) + (detail ? JSON.stringify(detail).length * 2 : 0);
 };
 
 /** A statistics update's size (its key and three numbers): well under `itemBytes`' margin. */

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import type { CompiledCatalog, CompiledJourney, CompiledRule } from '#domain/catalog/compiled.ts';
 import { createRuleVariables, evaluateRule } from '#domain/catalog/rules.ts';
-import { causeHappened } from '#domain/journeys/entry.ts';
+import { caused } from '#domain/triggers/react.ts';
 import { advanceJourneys, journeyEffectId, journeyRunsView, type JourneyInput, type JourneyRuns } from '#domain/journeys/machine.ts';
 import { journeyTimerEvent, journeyTimerOf, journeyTimerMessageId, INTERNAL_SOURCE_ID } from '#domain/journeys/timer.ts';
 import { semanticName } from '#domain/profile/apply.ts';
@@ -96,7 +96,7 @@ function input(event: StoredEvent, before: ProfileView, after: ProfileView): Jou
     profileKey: event.profileKey,
     eventName,
     entered: (journey: CompiledJourney) =>
-      causeHappened(journey.entry.on, { eventName, before, after }) && (journey.entry.when === undefined || holdsOn(after, at)(journey.entry.when)),
+      caused(journey.entry.on, { event, before, after }) && (journey.entry.when === undefined || holdsOn(after, at)(journey.entry.when)),
     holds: holdsOn(after, at),
   };
 }
@@ -141,7 +141,7 @@ describe('catalog journeys', () => {
         ].join('\n'),
     );
     const [a, b, c, d] = catalog.journeys;
-    expect(a!.entry.on).toEqual({ kind: 'event', event: 'cart abandoned' });
+    expect(a!.entry.on).toEqual({ kind: 'event', event: 'Cart_Abandoned' });
     expect(a!.entry.when?.source).toBe('profile.stats.orders >= 0.0');
     expect(a!.steps[0]).toMatchObject({ kind: 'wait', forMs: 30_000, until: { event: 'order completed' }, next: 1, timeout: 2 });
     expect(a!.steps[1]).toMatchObject({ next: 3 });

@@ -26,6 +26,7 @@ import {
   eventSortKey,
   healthProbeItem,
   itemTypes,
+  outboxItem,
   userProfileItem,
   WRITE_KEY_LIST_PK,
   writeKeyListItem,
@@ -53,6 +54,7 @@ const pinned: readonly [AnyItemType, string, string, ItemKey][] = [
   [healthProbeItem, 'health probe', 'Control', healthProbeItem.key()],
   [statisticsItem, 'outcome statistics', 'Control', statisticsItem.key(7, 1_790_000_000_000, 'banner\u001fb\u001f\u001f\u001f-\u001fweb\u001fhome_hero')],
   [journeyCountItem, 'journey report counter', 'Control', journeyCountItem.key(3, 20_422, 'retention', 'step:email')],
+  [outboxItem, 'outbox emission', 'Outbox', outboxItem.key('vip-complaint.src-1#msg-1')],
 ];
 
 describe('item keys (shared/store/items.ts)', () => {
@@ -75,6 +77,7 @@ describe('item keys (shared/store/items.ts)', () => {
       { pk: 'HEALTH', sk: 'PROBE' },
       { pk: 'STAT#07', sk: '1790000000000#banner\u001fb\u001f\u001f\u001f-\u001fweb\u001fhome_hero' },
       { pk: 'JOURNEY#03', sk: '020422#retention#step:email' },
+      { pk: 'o#vip-complaint.src-1#msg-1' },
     ]);
   });
 
@@ -98,7 +101,7 @@ describe('item keys (shared/store/items.ts)', () => {
       return { type: type.name, attributes: Object.keys(key).sort(), tableKey: names.sort() };
     });
     expect(shapes.filter((s) => s.attributes.join() !== s.tableKey.join())).toEqual([]);
-    expect(shapes.map((s) => s.attributes.length)).toEqual([1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
+    expect(shapes.map((s) => s.attributes.length)).toEqual([1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1]);
   });
 
   // Ids made of the fragments the templates use, so a collision (one
@@ -122,6 +125,7 @@ describe('item keys (shared/store/items.ts)', () => {
     [healthProbeItem, fc.constant([])],
     [statisticsItem, fc.tuple(fc.nat({ max: 15 }), fc.nat({ max: 9_999_999_999_999 }), id)],
     [journeyCountItem, fc.tuple(fc.nat({ max: 15 }), fc.nat({ max: 999_999 }), id, id)],
+    [outboxItem, fc.tuple(id)],
   ]);
   const build = (type: AnyItemType, ids: readonly unknown[]): ItemKey => (type.key as (...ids: readonly unknown[]) => ItemKey)(...ids);
 

@@ -1,7 +1,8 @@
 /**
  * Compiling the catalog's `journeys` (schema.ts `journeySchema`) for
- * compile.ts: references checked (segments, personas, models, step ids),
- * CEL compiled through the catalog's one rule compiler, durations in ms,
+ * compile.ts: the entry compiled as a trigger's `on` is (compile.ts
+ * `causeOf`), step ids checked, CEL compiled through the catalog's one rule
+ * compiler, durations in ms,
  * step jumps resolved to indexes. Jumps (`next`, a branch's `then`/`else`,
  * a wait's `onTimeout`) go forward only: a run can never loop, and one event
  * runs each step of it at most once.
@@ -9,7 +10,7 @@
 import { semanticName } from '../profile/apply.ts';
 import { DURATION_PATTERN } from './patterns.ts';
 import { JOURNEY_TIMER_EVENT } from '../journeys/timer.ts';
-import type { CompiledJourney, CompiledJourneyEntry, CompiledJourneyStep, CompiledRule, JourneyCause } from './compiled.ts';
+import type { CompiledJourney, CompiledJourneyEntry, CompiledJourneyStep, CompiledRule, TriggerCause } from './compiled.ts';
 import type { JourneyDocument } from './schema.ts';
 import { didYouMean } from './suggest.ts';
 
@@ -27,12 +28,8 @@ export interface JourneyCompileTools {
   readonly problem: (path: string, message: string, hint?: string) => void;
   /** Compile a bool CEL rule at `path` (its problems reported), undefined when it does not compile. */
   readonly rule: (source: string, path: string) => CompiledRule | undefined;
-  readonly segments: ReadonlySet<string>;
-  readonly personas: ReadonlySet<string>;
-  readonly models: ReadonlySet<string>;
-  /** Model id → its `threshold`, for the models that have one. */
-  readonly thresholds: ReadonlyMap<string, number>;
-  readonly unchecked: (kind: 'segments' | 'personas' | 'models', id: string) => boolean;
+  /** A trigger's `on` at `path` (its references checked, as a trigger's are), undefined when it names none. */
+  readonly cause: (on: JourneyDocument['entry'], path: string) => TriggerCause | undefined;
 }
 
 const TIMER_NAME = semanticName(JOURNEY_TIMER_EVENT);
@@ -50,7 +47,10 @@ export function compileJourneys(docs: readonly JourneyDocument[], tools: Journey
       return semantic;
     };
 
-    const entry = compileEntry(doc.entry, `${at}.entry`, tools, eventName);
+    const cause = tools.cause(doc.entry, `${at}.entry`);
+    if (cause?.kind === 'event') eventName(cause.event, `${at}.entry.event`);
+    const entryWhen = doc.entry.when === undefined ? undefined : tools.rule(doc.entry.when, `${at}.entry.when`);
+    const entry: CompiledJourneyEntry = { on: cause ?? { kind: 'event', event: '' }, ...(entryWhen ? { when: entryWhen } : {}) };
 
     const stepIndex = new Map<string, number>();
     doc.steps.forEach((step, j) => {
@@ -111,40 +111,4 @@ export function compileJourneys(docs: readonly JourneyDocument[], tools: Journey
       stepIndex,
     };
   });
-}
-
-function compileEntry(
-  entry: JourneyDocument['entry'],
-  path: string,
-  tools: JourneyCompileTools,
-  eventName: (name: string, path: string) => string,
-): CompiledJourneyEntry {
-  const when = entry.when === undefined ? undefined : tools.rule(entry.when, `${path}.when`);
-  const withWhen = (on: JourneyCause): CompiledJourneyEntry => (when ? { on, when } : { on });
-  const segment = (id: string, at: string) => {
-    if (!tools.segments.has(id) && !tools.unchecked('segments', id)) tools.problem(at, `unknown segment "${id}"`, didYouMean(id, tools.segments));
-  };
-  if (entry.event !== undefined) return withWhen({ kind: 'event', event: eventName(entry.event, `${path}.event`) });
-  if (entry.entered !== undefined) {
-    segment(entry.entered, `${path}.entered`);
-    return withWhen({ kind: 'entered', segment: entry.entered });
-  }
-  if (entry.left !== undefined) {
-    segment(entry.left, `${path}.left`);
-    return withWhen({ kind: 'left', segment: entry.left });
-  }
-  if (entry.persona !== undefined) {
-    if (entry.persona !== '*' && !tools.personas.has(entry.persona) && !tools.unchecked('personas', entry.persona)) {
-      tools.problem(`${path}.persona`, `unknown persona "${entry.persona}"`, didYouMean(entry.persona, tools.personas));
-    }
-    return withWhen({ kind: 'persona', persona: entry.persona });
-  }
-  const score = entry.score as NonNullable<typeof entry.score>;
-  const threshold = score.above ?? score.below ?? tools.thresholds.get(score.model);
-  if (!tools.models.has(score.model) && !tools.unchecked('models', score.model)) {
-    tools.problem(`${path}.score.model`, `unknown model "${score.model}"`, didYouMean(score.model, tools.models));
-  } else if (threshold === undefined) {
-    tools.problem(`${path}.score`, `model "${score.model}" has no threshold: give "above" or "below"`);
-  }
-  return withWhen({ kind: 'score', model: score.model, direction: score.below !== undefined ? 'below' : 'above', threshold: threshold ?? 1 });
 }

@@ -398,21 +398,9 @@ export interface CompiledExperiment {
 // ---------------------------------------------------------------------------
 // Journeys (shared/domain/journeys/machine.ts runs them)
 
-/**
- * What starts a journey (schema.ts `journeyEntrySchema`): an applied event
- * of a name (semantic: apply.ts `semanticName`); entering or leaving a
- * segment; a persona change (to `persona`, or to any other with `*`); a
- * score crossing `threshold` upwards (`above`) or downwards (`below`).
- */
-export type JourneyCause =
-  | { readonly kind: 'event'; readonly event: string }
-  | { readonly kind: 'entered' | 'left'; readonly segment: string }
-  | { readonly kind: 'persona'; readonly persona: string }
-  | { readonly kind: 'score'; readonly model: string; readonly direction: 'above' | 'below'; readonly threshold: number };
-
-/** A journey's entry: its cause, then its CEL condition on the profile after the event. */
+/** A journey's entry (a trigger's `on`): its cause, then its CEL condition on the profile after the event. */
 export interface CompiledJourneyEntry {
-  readonly on: JourneyCause;
+  readonly on: TriggerCause;
   readonly when?: CompiledRule;
 }
 
@@ -451,6 +439,27 @@ export interface CompiledJourney {
 
 // ---------------------------------------------------------------------------
 
+/**
+ * What sets a trigger off (schema.ts `triggerOnSchema`): an applied event of
+ * a name; entering or leaving a segment; a persona change (to `persona`, or
+ * to any other with `*`); a score crossing `threshold` upwards (`above`) or
+ * downwards (`below`).
+ */
+export type TriggerCause =
+  | { readonly kind: 'event'; readonly event: string }
+  | { readonly kind: 'entered' | 'left'; readonly segment: string }
+  | { readonly kind: 'persona'; readonly persona: string }
+  | { readonly kind: 'score'; readonly model: string; readonly direction: 'above' | 'below'; readonly threshold: number };
+
+/** A trigger: its cause, its CEL condition (context = the event), and the slot decided for. */
+export interface CompiledTrigger {
+  readonly id: string;
+  readonly on: TriggerCause;
+  readonly when?: CompiledRule;
+  readonly channel: Channel;
+  readonly placement?: string;
+}
+
 export interface CompiledCatalog {
   /** Store version (monotonic); 0 for a catalog not stored (validate, tests). */
   readonly version: number;
@@ -486,6 +495,9 @@ export interface CompiledCatalog {
   readonly experimentsById: ReadonlyMap<string, CompiledExperiment>;
   /** In catalog order. */
   readonly journeys: readonly CompiledJourney[];
+
+  /** Enabled triggers, in catalog order (shared/domain/triggers/). */
+  readonly triggers: readonly CompiledTrigger[];
 
   /** Every compiled rule (tools and tests that inspect a catalog's rules). */
   readonly rules: readonly CompiledRule[];

@@ -40,6 +40,7 @@ export function defaultCatalogDocument(): CatalogDocument {
     arbitration: { placements: [] },
     learning: { ...LEARNING_DEFAULTS, prior: { ...LEARNING_DEFAULTS.prior } },
     experiments: [],
+    triggers: [],
     journeys: [],
   };
 }

@@ -394,6 +394,65 @@ export const modelSchema = z
   .strict();
 
 // ---------------------------------------------------------------------------
+// Triggers: real-time outbound (docs/catalog.md "Triggers").
+
+/**
+ * What sets a trigger off, exactly one of:
+ * - `event`: an event of this name is applied to the profile (a `track`
+ *   event's name; `identify`, `page`, `screen`, `group`, `alias` for the
+ *   other kinds);
+ * - `entered` / `left`: the customer enters / leaves this segment;
+ * - `persona`: the customer's persona changes to this one (`"*"`: to any
+ *   other, none included);
+ * - `score`: the model's score crosses `above` (upwards, from below it to at
+ *   least it) or `below` (downwards, from at least it to below it); neither
+ *   given: upwards past the model's `threshold`.
+ * Then `when` (CEL, optional) must hold, evaluated on the profile after the
+ * event with `context` = the event (`context.event`, `context.type`,
+ * `context.properties`, `context.traits`, `context.timestamp`).
+ */
+export const triggerOnSchema = z
+  .object({
+    event: z.string().min(1).max(200).optional(),
+    entered: idSchema.optional(),
+    left: idSchema.optional(),
+    persona: z.union([idSchema, z.literal('*')]).optional(),
+    score: z
+      .object({
+        model: idSchema,
+        above: z.number().min(0).max(1).optional(),
+        below: z.number().min(0).max(1).optional(),
+      })
+      .strict()
+      .refine((s) => s.above === undefined || s.below === undefined, { message: 'give "above" or "below", not both', path: ['below'] })
+      .optional(),
+    when: celSchema.optional(),
+  })
+  .strict()
+  .refine((o) => [o.event, o.entered, o.left, o.persona, o.score].filter((x) => x !== undefined).length === 1, {
+    message: 'must name exactly one of "event", "entered", "left", "persona", "score"',
+  });
+
+/** Where a trigger's action goes: decided for this channel (and placement) with every policy. */
+export const triggerDecideSchema = z
+  .object({
+    channel: channelSchema,
+    placement: idSchema.optional(),
+  })
+  .strict();
+
+export const triggerSchema = z
+  .object({
+    id: idSchema,
+    description: z.string().max(2_000).optional(),
+    on: triggerOnSchema,
+    decide: triggerDecideSchema,
+    /** Off: the trigger is kept but never fires. */
+    enabled: z.boolean().default(true),
+  })
+  .strict();
+
+// ---------------------------------------------------------------------------
 // Journeys: an entry trigger, then steps, per customer (shared/domain/journeys/machine.ts).
 
 /** A duration: `<n><unit>`, unit s, m, h, d or w (`30s`, `2d`). */
@@ -404,32 +463,6 @@ export const durationSchema = z
 
 /** A track event name, as sent (matched by its semantic name: case, spaces and underscores aside). */
 const eventNameSchema = z.string().min(1).max(200);
-
-/**
- * What starts a journey for a customer, exactly one of: `event` (an event
- * of this name is applied), `entered` / `left` (a segment), `persona` (a
- * change to this one, `"*"` to any), `score` (the model's score crosses
- * `above` upwards or `below` downwards; neither: its `threshold` upwards);
- * then `when` (CEL on the profile after the event) must hold. The same forms
- * as a trigger's `on`.
- */
-export const journeyEntrySchema = z
-  .object({
-    event: eventNameSchema.optional(),
-    entered: idSchema.optional(),
-    left: idSchema.optional(),
-    persona: z.union([idSchema, z.literal('*')]).optional(),
-    score: z
-      .object({ model: idSchema, above: z.number().min(0).max(1).optional(), below: z.number().min(0).max(1).optional() })
-      .strict()
-      .refine((s) => s.above === undefined || s.below === undefined, { message: 'give "above" or "below", not both', path: ['below'] })
-      .optional(),
-    when: celSchema.optional(),
-  })
-  .strict()
-  .refine((o) => [o.event, o.entered, o.left, o.persona, o.score].filter((x) => x !== undefined).length === 1, {
-    message: 'must name exactly one of "event", "entered", "left", "persona", "score"',
-  });
 
 /** A wait: a duration, or until an event (with an optional CEL) with a timeout. */
 export const journeyWaitSchema = z.union([
@@ -475,7 +508,8 @@ export const journeySchema = z
     id: idSchema,
     name: z.string().max(200).optional(),
     description: z.string().max(2_000).optional(),
-    entry: journeyEntrySchema,
+    /** What starts a run: a trigger's `on` (an event, a segment entered or left, a persona change, a score crossing, and `when`). */
+    entry: triggerOnSchema,
     /** `once` (default), or again once this long has passed since the last run ended. */
     reentry: z.union([z.literal('once'), z.object({ after: durationSchema }).strict()]).default('once'),
     /** The run ends (exited) on this event (and/or when this CEL holds on the profile after an event). */
@@ -510,6 +544,9 @@ export const catalogSchema = z
     arbitration: arbitrationSchema.default(() => defaultCatalogDocument().arbitration),
     learning: learningSchema.default(() => defaultCatalogDocument().learning),
     experiments: z.array(experimentSchema).max(200).default([]),
+    /** Real-time outbound: when something happens to a customer, decide for a channel and emit. */
+    triggers: z.array(triggerSchema).max(200).default([]),
+    /** Multi-step, per customer: an entry trigger, then act / wait / branch / exit steps. */
     journeys: z.array(journeySchema).max(100).default([]),
   })
   .strict();
@@ -526,4 +563,5 @@ export type ModelDocument = z.output<typeof modelSchema>;
 export type ExperimentDocument = z.output<typeof experimentSchema>;
 export type PoliciesDocument = z.output<typeof policiesSchema>;
 export type CapDocument = z.output<typeof capSchema>;
+export type TriggerDocument = z.output<typeof triggerSchema>;
 export type JourneyDocument = z.output<typeof journeySchema>;
