@@ -23,6 +23,24 @@ export function durationToMs(duration: string): number {
   return Number(m[1]) * DURATION_UNIT_MS[m[2] as keyof typeof DURATION_UNIT_MS];
 }
 
+/**
+ * The most items one event can add to its profile's transaction through the
+ * catalog's journeys (journeys/react.ts `journeyBound`); a catalog over it is
+ * refused, so an event's write always fits DynamoDB's 100 items.
+ */
+export const MAX_JOURNEY_ITEMS_PER_EVENT = 60;
+
+/**
+ * The most items one event can add through `journey`: the run entered or
+ * ended and each step reached (report counters), an outbox entry per act
+ * step and one timer.
+ */
+export function journeyItemsPerEvent(journey: Pick<CompiledJourney, 'steps'>): number {
+  const acts = journey.steps.filter((s) => s.kind === 'act').length;
+  const waits = journey.steps.some((s) => s.kind === 'wait') ? 1 : 0;
+  return 2 + journey.steps.length + acts + waits;
+}
+
 /** What compile.ts lends: its problem list, its rule compiler and the ids the catalog declares. */
 export interface JourneyCompileTools {
   readonly problem: (path: string, message: string, hint?: string) => void;
@@ -37,7 +55,7 @@ const TIMER_NAME = semanticName(JOURNEY_TIMER_EVENT);
 /** The compiled journeys; a problem anywhere is reported through `tools` (the caller refuses the catalog). */
 export function compileJourneys(docs: readonly JourneyDocument[], tools: JourneyCompileTools): CompiledJourney[] {
   const seen = new Set<string>();
-  return docs.map((doc, i) => {
+  const journeys = docs.map((doc, i): CompiledJourney => {
     const at = `journeys[${i}]`;
     if (seen.has(doc.id)) tools.problem(`${at}.id`, `duplicate journey id "${doc.id}"`);
     seen.add(doc.id);
@@ -111,4 +129,9 @@ export function compileJourneys(docs: readonly JourneyDocument[], tools: Journey
       stepIndex,
     };
   });
+  const items = journeys.reduce((sum, journey) => sum + journeyItemsPerEvent(journey), 0);
+  if (items > MAX_JOURNEY_ITEMS_PER_EVENT) {
+    tools.problem('journeys', `the journeys can add ${items} items to one event's transaction (a count per step reached, an emission per act, a timer), more than ${MAX_JOURNEY_ITEMS_PER_EVENT}: fewer or shorter journeys`);
+  }
+  return journeys;
 }

@@ -29,6 +29,7 @@
  * plan's: the journeys change, and their effects are written, in the same
  * conditional transaction as the profile and the event's "applied" marker.
  */
+import { createHash } from 'node:crypto';
 import type { Channel } from '../channels.ts';
 import type { CompiledJourney, CompiledRule } from '../catalog/compiled.ts';
 import { dayOf } from '../profile/time.ts';
@@ -222,12 +223,15 @@ function reach(journey: CompiledJourney, from: JourneyRun, index: number, input:
 }
 
 /**
- * The stable id of a journey effect: the same journey, customer, run, step
- * and kind give the same id, so a redelivered plan or a second firing
- * writes nothing new (the outbox and the Events table put it once).
+ * The stable id of a journey effect, `<journey>.<run>.<step>.<kind>.<customer
+ * hash>`: the same journey, customer, run, step and kind give the same id,
+ * so a second write of it (the outbox's put is conditioned on its absence)
+ * can never happen unnoticed; the customer is a hash of their profile key
+ * (24 hex digits of SHA-256), which keeps the id short.
  */
 export function journeyEffectId(parts: { readonly kind: 'act' | 'timer'; readonly journey: string; readonly run: number; readonly step: string; readonly profileKey: string }): string {
-  return `${parts.kind}:${parts.journey}:${parts.run}:${parts.step}:${parts.profileKey}`;
+  const customer = createHash('sha256').update(parts.profileKey).digest('hex').slice(0, 24);
+  return `${parts.journey}.${parts.run}.${parts.step}.${parts.kind}.${customer}`;
 }
 
 /** Whether the customer is in the journey now (a run not ended). */
