@@ -167,6 +167,19 @@ const operations: Readonly<Record<string, Operation>> = {
     success: { status: 200, description: 'the key, with `userTokenSecretSetAt`' },
   },
   'DELETE /v1/admin/keys/{keyId}': { summary: 'Revoke a write key', success: { status: 200, description: 'the revoked key' } },
+  'GET /v1/admin/outbox': {
+    summary: 'What the triggers set off: each emission with its status (now, deferred to the end of quiet hours, refused by a policy) and what the bus carries',
+    query: [
+      { name: 'limit', description: 'items read, 1..1000; default 100' },
+      { name: 'cursor', description: 'the `next` of the page before' },
+      { name: 'status', description: 'only this status: now, deferred or refused' },
+    ],
+    success: {
+      status: 200,
+      description:
+        '`{emissions[{id, status, sendAt, createdAt, detailType, detail{emissionId, kind, trigger, cause, eventId, customerKey, userId?, anonymousId?, channel, placement?, decidedAt, sendAt, decisionId?, actionId?, variant?, content?, refused?, refusedBy?}}], next?}`',
+    },
+  },
   'GET /v1/admin/reports/actions': {
     summary: 'Impressions, clicks and conversions per action, variant, experiment arm and learning context, with 95% intervals, uplift against control and a sample-ratio check',
     query: [

@@ -143,6 +143,8 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
         'AwsSolutions-IAM5[Action::s3:GetObject*]',
         'AwsSolutions-IAM5[Action::s3:List*]',
         'AwsSolutions-IAM5[Resource::<ref>/*]',
+        // The dispatcher creates one-time schedules named after each deferred emission, in the Kairos group only.
+        'AwsSolutions-IAM5[Resource::arn:<ref>:scheduler:<ref>:<ref>:schedule/Kairos-Emissions-Schedules-4C4F3CAC/*]',
         'AwsSolutions-SQS3',
         'AwsSolutions-SMG4',
       ].sort(),
