@@ -9,8 +9,11 @@
  * them and the "applied" markers make the redelivery of the others a no-op.
  *
  * What the applied events set off (the catalog's triggers,
- * shared/domain/triggers/react.ts) is written to the Outbox table in each
- * profile write's own transaction; the dispatcher publishes it. Emissions
+ * shared/domain/triggers/react.ts, and its journeys' steps and timers,
+ * shared/domain/journeys/react.ts) is written to the Outbox table in each
+ * profile write's own transaction; the dispatcher publishes it. The
+ * journeys' runs are stored with the profile, and the journey report's
+ * counts are added in the same transaction. Emissions
  * are counted by status (`EmissionsNow`, `EmissionsDeferred`,
  * `EmissionsRefused`: sends a policy refused are never published).
  *
@@ -25,8 +28,9 @@ import { decisionKey } from '#domain/decide/decision-id.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import { DEFAULT_OUTCOME_LEARNING, type OutcomeLearning } from '#domain/learning/statistics.ts';
 import type { ProfileEnricher } from '#domain/profile/enrich.ts';
-import type { ProfileReactor } from '#domain/profile/reactions.ts';
+import type { JourneyStepper, ProfileReactor } from '#domain/profile/reactions.ts';
 import { createTriggerReactor } from '#domain/triggers/react.ts';
+import { createJourneyStepper } from '#domain/journeys/react.ts';
 import { emptyReadState, planBatch, type BatchPlan, type BatchRecord, type ReadState } from '#domain/profile/plan.ts';
 import type { ProfileSettings } from '#domain/profile/state.ts';
 import { storedEventSchema } from '#domain/stored-event.ts';
@@ -72,6 +76,8 @@ export interface ProfileFunctionOptions {
   readonly prepare?: () => Promise<void>;
   /** What applied events set off (triggers), written to the outbox with the profile; absent: nothing. */
   readonly reactor?: ProfileReactor;
+  /** The journeys applied events move on (their runs stored with the profile, their emissions and counts in its transaction); absent: none. */
+  readonly journeys?: JourneyStepper;
   readonly settings?: ProfileSettings;
   /**
    * The catalog's learning settings outcomes are counted with (conversion
@@ -207,7 +213,13 @@ async function planWithReads(records: readonly BatchRecord[], now: number, optio
   const base = options.settings ?? { halfLifeDays: config.KAIROS_INTEREST_HALF_LIFE_DAYS, decisionKey: DECISION_KEY };
   const settings: ProfileSettings = { ...base, learning: options.learning?.() ?? base.learning ?? DEFAULT_OUTCOME_LEARNING };
   for (;;) {
-    const result = planBatch(records, read, { settings, enricher: options.enricher, now, ...(options.reactor ? { reactor: options.reactor } : {}) });
+    const result = planBatch(records, read, {
+      settings,
+      enricher: options.enricher,
+      now,
+      ...(options.reactor ? { reactor: options.reactor } : {}),
+      ...(options.journeys ? { journeys: options.journeys } : {}),
+    });
     if (result.kind === 'plan') return result.plan;
     read = await readForPlan(result.reads, read, { client: options.client });
   }
@@ -255,11 +267,13 @@ export function createProfileHandler(options: ProfileFunctionOptions): (event: D
 /**
  * Segments, persona and scores from the live catalog, cached in the process
  * and refreshed in the background; its learning settings, which outcomes
- * are counted with; and its triggers, decided with its policies.
+ * are counted with; its triggers, decided with its policies; and its
+ * journeys.
  */
 export const catalogEnrichment = {
   enricher: createCatalogEnricher(peekLiveCatalog),
   reactor: createTriggerReactor(peekLiveCatalog, { decisionKey: DECISION_KEY }),
+  journeys: createJourneyStepper(peekLiveCatalog, { decisionKey: DECISION_KEY }),
   learning: () => {
     const learning = peekLiveCatalog()?.learning;
     return learning ? { contextBy: learning.contextBy, conversionWindowMs: learning.conversionWindowMs } : DEFAULT_OUTCOME_LEARNING;
@@ -267,7 +281,7 @@ export const catalogEnrichment = {
   prepare: async () => {
     await getLiveCatalog();
   },
-} as const satisfies Pick<ProfileFunctionOptions, 'enricher' | 'prepare' | 'learning' | 'reactor'>;
+} as const satisfies Pick<ProfileFunctionOptions, 'enricher' | 'prepare' | 'learning' | 'reactor' | 'journeys'>;
 
 export const processStreamEvent = createProfileHandler(catalogEnrichment);
 

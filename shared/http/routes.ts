@@ -92,6 +92,7 @@ export const routes: readonly Route[] = [
   admin('DELETE', '/v1/admin/keys/{keyId}'),
   admin('GET', '/v1/admin/reports/actions'),
   admin('GET', '/v1/admin/outbox'),
+  admin('GET', '/v1/admin/reports/journeys'),
 ];
 
 /**

@@ -163,10 +163,9 @@ triggers:
   });
 
   it('the demo catalog declares its triggers', () => {
-    expect(catalog.triggers.map((t) => [t.id, t.on.kind, t.channel])).toEqual([
-      ['vip-complaint-call', 'event', 'call_center'],
-      ['churn-retention-email', 'entered', 'email'],
-    ]);
+    // Entering churn risk is the churn-winback journey's entry (its first step is the retention email).
+    expect(catalog.triggers.map((t) => [t.id, t.on.kind, t.channel])).toEqual([['vip-complaint-call', 'event', 'call_center']]);
+    expect(catalog.journeys.map((j) => [j.id, j.entry.on.kind])).toEqual([['churn-winback', 'entered']]);
   });
 });
 

@@ -51,5 +51,6 @@ export function defaultCatalogDocument(): CatalogDocument {
     experiments: [],
     decisionLog: { ...DECISION_LOG_DEFAULTS },
     triggers: [],
+    journeys: [],
   };
 }

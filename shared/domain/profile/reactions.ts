@@ -18,6 +18,7 @@
  * built from the live catalog, shared/domain/triggers/react.ts).
  */
 import type { StoredEvent } from '../stored-event.ts';
+import type { JourneyCount, JourneyRuns } from '../journeys/machine.ts';
 import type { ProfileView } from './view.ts';
 
 /** One applied event and the view around it. */
@@ -67,4 +68,18 @@ export interface ProfileReactor {
   bound(event: StoredEvent): number;
   /** The entries this change sets off; [] for none. Must not throw for a customer's data (a throw drops its reactions, with a warning). */
   react(change: AppliedChange): readonly OutboxEntry[];
+}
+
+/**
+ * The customer's journeys (shared/domain/journeys/react.ts): unlike a
+ * reactor, a state machine the plan folds over the write's applied events
+ * in order, from the runs stored on the profile; the runs it ends with are
+ * stored with the profile, and its entries and report counts go in the same
+ * transaction.
+ */
+export interface JourneyStepper {
+  /** The most items (outbox entries and report counters) one applied event can add; 0: it moves no journey. */
+  bound(event: StoredEvent): number;
+  /** The runs after `change`, and what it writes; must not throw for a customer's data (a throw leaves the runs as they were, with a warning). */
+  step(runs: JourneyRuns, change: AppliedChange): { readonly runs: JourneyRuns; readonly outbox: readonly OutboxEntry[]; readonly counts: readonly JourneyCount[] };
 }

@@ -19,6 +19,10 @@ export const EMISSION_SOURCE = 'kairos';
 export const DETAIL_TYPES = {
   /** A trigger's decided action (shared/domain/triggers/react.ts). */
   trigger: 'Kairos Trigger Action',
+  /** A journey step's decided action (shared/domain/journeys/react.ts). */
+  journey: 'Kairos Journey Action',
+  /** A journey's timer: never on the bus; written to the Events table when due (shared/domain/journeys/timer.ts). */
+  journeyTimer: 'Kairos Journey Timer',
 } as const;
 
 /** Why a send was not emitted (consent, caps, suppression, nothing eligible…). */
@@ -31,15 +35,12 @@ export type RefusalReason = 'consent' | 'quiet_hours' | 'channel_cap' | 'suppres
  */
 export const emissionId = (source: string, eventPk: string): string => `${source}.${eventPk}`;
 
-/** The `detail` of a trigger's emission: JSON, as the bus carries it. */
-export interface TriggerEmissionDetail {
-  readonly emissionId: string;
-  readonly kind: 'trigger';
-  readonly trigger: string;
-  /** What set it off. */
-  readonly cause: TriggerCause;
-  /** The `messageId` of the event that set it off. */
-  readonly eventId: string;
+/**
+ * What every decided emission's `detail` carries (a trigger's, a journey
+ * step's): the customer, the slot, when it was decided and is to be sent,
+ * and the action sent or why none was.
+ */
+export interface DecidedSendDetail {
   /** The customer: the key experiments and learning use (decide.ts `customerKey`), and its ids. */
   readonly customerKey: string;
   readonly userId?: string;
@@ -57,4 +58,45 @@ export interface TriggerEmissionDetail {
   /** A refusal: why, and what held it (the policy's id or channel). */
   readonly refused?: RefusalReason;
   readonly refusedBy?: string;
+}
+
+/** The `detail` of a trigger's emission: JSON, as the bus carries it. */
+export interface TriggerEmissionDetail extends DecidedSendDetail {
+  readonly emissionId: string;
+  readonly kind: 'trigger';
+  readonly trigger: string;
+  /** What set it off. */
+  readonly cause: TriggerCause;
+  /** The `messageId` of the event that set it off. */
+  readonly eventId: string;
+}
+
+/** The `detail` of a journey `act` step's emission (shared/domain/journeys/react.ts). */
+export interface JourneyEmissionDetail extends DecidedSendDetail {
+  readonly emissionId: string;
+  readonly kind: 'journey';
+  readonly journey: string;
+  /** The customer's run of the journey (1 for the first) and the step. */
+  readonly run: number;
+  readonly step: string;
+  /** The `messageId` of the event that reached the step (a timer's, after a wait). */
+  readonly eventId: string;
+}
+
+/**
+ * The `detail` of a journey's timer (an outbox entry `deferred` to its due
+ * time): the `Journey Timer` event the scheduler writes to the Events table
+ * then (shared/domain/journeys/timer.ts), which comes back to the profile
+ * function like any event.
+ */
+export interface JourneyTimerDetail {
+  readonly emissionId: string;
+  readonly kind: 'journey-timer';
+  readonly journey: string;
+  readonly run: number;
+  readonly step: string;
+  /** The customer's profile key (`u#…`, `a#…`). */
+  readonly profileKey: string;
+  /** When it is due (ISO-8601). */
+  readonly dueAt: string;
 }

@@ -36,7 +36,7 @@
  * The decision's nonce is a hash of the emission id: the same firing
  * decides the same way when its batch is planned again.
  */
-import type { CompiledCatalog, CompiledTrigger } from '../catalog/compiled.ts';
+import type { CompiledCatalog, CompiledTrigger, TriggerCause } from '../catalog/compiled.ts';
 import { createFailureTally, createRuleVariables, evaluateRule } from '../catalog/rules.ts';
 import { customerKey, decide } from '../decide/decide.ts';
 import { sealDecisionId, type DecisionKey } from '../decide/decision-id.ts';
@@ -47,7 +47,8 @@ import { semanticName } from '../profile/apply.ts';
 import type { AppliedChange, OutboxEntry, ProfileReactor } from '../profile/reactions.ts';
 import type { ProfileView } from '../profile/view.ts';
 import type { StoredEvent } from '../stored-event.ts';
-import { DETAIL_TYPES, emissionId, type RefusalReason, type TriggerEmissionDetail } from './emission.ts';
+import { DETAIL_TYPES, emissionId, type DecidedSendDetail, type RefusalReason, type TriggerEmissionDetail } from './emission.ts';
+import type { Channel } from '../channels.ts';
 
 /** The name an `event` trigger matches: a track event's name, else the message type (`identify`, `page`…). */
 export const eventNameOf = (event: StoredEvent): string => (event.type === 'track' ? (event.event ?? 'track') : event.type);
@@ -69,8 +70,8 @@ export function eventContext(event: StoredEvent): Record<string, unknown> {
   };
 }
 
-function caused(trigger: CompiledTrigger, change: Pick<AppliedChange, 'event' | 'before' | 'after'>): boolean {
-  const on = trigger.on;
+/** Whether `change` is an occurrence of the cause `on` (a trigger's, or a journey's entry): see the module's docstring. */
+export function caused(on: TriggerCause, change: Pick<AppliedChange, 'event' | 'before' | 'after'>): boolean {
   const { before, after } = change;
   switch (on.kind) {
     case 'event':
@@ -95,7 +96,7 @@ export function triggersFiring(catalog: CompiledCatalog, change: Pick<AppliedCha
   const out: CompiledTrigger[] = [];
   let context: Record<string, unknown> | undefined;
   for (const trigger of catalog.triggers) {
-    if (!caused(trigger, change)) continue;
+    if (!caused(trigger.on, change)) continue;
     if (trigger.when) {
       context ??= eventContext(change.event);
       const vars = createRuleVariables({
@@ -137,16 +138,32 @@ export interface FireOptions {
   readonly decisionKey?: DecisionKey;
 }
 
-/** The outbox entry of one firing of `trigger` by `change` (see the module's docstring). */
-export function fireTrigger(catalog: CompiledCatalog, trigger: CompiledTrigger, change: AppliedChange, options: FireOptions = {}): OutboxEntry {
-  const id = emissionId(trigger.id, change.eventPk);
+/** Where a decided emission goes: a channel and, for web and app, a placement. */
+export interface EmissionSlot {
+  readonly channel: Channel;
+  readonly placement?: string;
+}
+
+/** A decided send: its outbox status, when it is to be sent (epoch ms), and its detail's common part. */
+export interface DecidedSend {
+  readonly status: OutboxEntry['status'];
+  readonly sendAt: number;
+  readonly detail: DecidedSendDetail;
+}
+
+/**
+ * Decide for `slot` on the view after `change`, as a firing does (see the
+ * module's docstring: `now`, `deferred` past quiet hours, or `refused`);
+ * `id`, the emission's stable id, seeds the decision's nonce.
+ */
+export function decideSend(catalog: CompiledCatalog, slot: EmissionSlot, change: AppliedChange, id: string, options: FireOptions = {}): DecidedSend {
   const profile: ProfileView = change.after;
   const context = eventContext(change.event);
   const request = {
     ...(profile.userId !== undefined ? { userId: profile.userId } : {}),
     ...(profile.anonymousId !== undefined ? { anonymousId: profile.anonymousId } : {}),
-    channel: trigger.channel,
-    ...(trigger.placement !== undefined ? { placement: trigger.placement } : {}),
+    channel: slot.channel,
+    ...(slot.placement !== undefined ? { placement: slot.placement } : {}),
     limit: 1,
     context,
     explain: true,
@@ -157,7 +174,7 @@ export function fireTrigger(catalog: CompiledCatalog, trigger: CompiledTrigger, 
   let decision = decideAt(sendAt);
   let status: OutboxEntry['status'] = 'now';
   if (decision.actions.length === 0 && refusalOf(decision).reason === 'quiet_hours') {
-    const end = quietHoursEnd(catalog, trigger.channel, new Date(change.now), customerZone(profile, context));
+    const end = quietHoursEnd(catalog, slot.channel, new Date(change.now), customerZone(profile, context));
     if (end) {
       sendAt = end.getTime();
       decision = decideAt(sendAt);
@@ -166,17 +183,12 @@ export function fireTrigger(catalog: CompiledCatalog, trigger: CompiledTrigger, 
   }
   const action = decision.actions[0];
   const refusal = action ? undefined : refusalOf(decision);
-  const detail: TriggerEmissionDetail = {
-    emissionId: id,
-    kind: 'trigger',
-    trigger: trigger.id,
-    cause: trigger.on,
-    eventId: change.event.messageId,
+  const detail: DecidedSendDetail = {
     customerKey: customerKey(profile, request),
     ...(profile.userId !== undefined ? { userId: profile.userId } : {}),
     ...(profile.userId === undefined && profile.anonymousId !== undefined ? { anonymousId: profile.anonymousId } : {}),
-    channel: trigger.channel,
-    ...(trigger.placement !== undefined ? { placement: trigger.placement } : {}),
+    channel: slot.channel,
+    ...(slot.placement !== undefined ? { placement: slot.placement } : {}),
     decidedAt: new Date(change.now).toISOString(),
     sendAt: new Date(sendAt).toISOString(),
     ...(action
@@ -188,7 +200,15 @@ export function fireTrigger(catalog: CompiledCatalog, trigger: CompiledTrigger, 
         }
       : { refused: refusal?.reason, ...(refusal?.by !== undefined ? { refusedBy: refusal.by } : {}) }),
   };
-  return { id, status: action ? status : 'refused', sendAt, detailType: DETAIL_TYPES.trigger, detail: detail as unknown as Record<string, unknown> };
+  return { status: action ? status : 'refused', sendAt, detail };
+}
+
+/** The outbox entry of one firing of `trigger` by `change` (see the module's docstring). */
+export function fireTrigger(catalog: CompiledCatalog, trigger: CompiledTrigger, change: AppliedChange, options: FireOptions = {}): OutboxEntry {
+  const id = emissionId(trigger.id, change.eventPk);
+  const send = decideSend(catalog, trigger, change, id, options);
+  const detail: TriggerEmissionDetail = { emissionId: id, kind: 'trigger', trigger: trigger.id, cause: trigger.on, eventId: change.event.messageId, ...send.detail };
+  return { id, status: send.status, sendAt: send.sendAt, detailType: DETAIL_TYPES.trigger, detail: detail as unknown as Record<string, unknown> };
 }
 
 /**
