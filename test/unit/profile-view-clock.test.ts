@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { localMidnight, offsetMs, zoneOffsetMs } from '#domain/profile/time.ts';
+import { localMidnight, localMinuteOfDay, offsetMs, zoneOffsetMs } from '#domain/profile/time.ts';
 import { viewWindows } from '#domain/profile/view-clock.ts';
 
 const ZONES = ['UTC', 'Europe/Madrid', 'America/Santiago', 'America/Havana', 'Australia/Lord_Howe', 'Asia/Kathmandu', 'Pacific/Apia', 'America/St_Johns'];
@@ -50,5 +50,25 @@ describe('the zone offset', () => {
 
   it('refuses a zone the platform does not know', () => {
     expect(() => offsetMs('Mars/Olympus_Mons', 0)).toThrow(RangeError);
+  });
+});
+
+describe('the local minute of the day (quiet hours)', () => {
+  it('is the hour and minute Intl formats in the zone, for any instant of 1970 to 2100', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...ZONES), fc.integer({ min: 0, max: 4_102_444_800_000 }), (zone, at) => {
+        const parts = new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(at);
+        const part = (type: string) => Number(parts.find((p) => p.type === type)?.value);
+        expect(localMinuteOfDay(zone, at)).toBe(part('hour') * 60 + part('minute'));
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  it('reads a zone the platform does not know, or none, as UTC', () => {
+    const at = Date.parse('2026-07-01T08:30:59Z');
+    expect(localMinuteOfDay('Mars/Olympus_Mons', at)).toBe(510);
+    expect(localMinuteOfDay('', at)).toBe(510);
+    expect(localMinuteOfDay('Europe/Madrid', at)).toBe(630);
   });
 });

@@ -19,6 +19,7 @@ import type {
   RuleVariables,
 } from '../catalog/compiled.ts';
 import { evaluateRule } from '../catalog/rules.ts';
+import { localMinuteOfDay } from '../profile/time.ts';
 
 /**
  * The content fills the request's placement: content not restricted to
@@ -68,32 +69,8 @@ function hasConsent(profile: Pick<ProfileView, 'consent'>, channel: Channel): bo
   return profile.consent?.[channel]?.granted === true;
 }
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function formatterFor(timezone: string): Intl.DateTimeFormat {
-  let f = formatters.get(timezone);
-  if (!f) {
-    try {
-      f = new Intl.DateTimeFormat('en-GB', { timeZone: timezone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
-    } catch {
-      f = formatterFor('UTC');
-    }
-    if (formatters.size > 500) formatters.clear();
-    formatters.set(timezone, f);
-  }
-  return f;
-}
-
-/** Minutes after local midnight in an IANA zone (an unknown zone is read as UTC). */
-function localMinutes(now: Date, timezone: string): number {
-  let hour = 0;
-  let minute = 0;
-  for (const part of formatterFor(timezone || 'UTC').formatToParts(now)) {
-    if (part.type === 'hour') hour = Number(part.value);
-    else if (part.type === 'minute') minute = Number(part.value);
-  }
-  return hour * 60 + minute;
-}
+/** Minutes after local midnight in an IANA zone (an unknown zone is read as UTC): profile/time.ts's one definition. */
+const localMinutes = (now: Date, timezone: string): number => localMinuteOfDay(timezone, now.getTime());
 
 /**
  * The quiet-hours policy holding for the channel now, if any: read in the

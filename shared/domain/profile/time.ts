@@ -64,6 +64,22 @@ export function offsetMs(timeZone: string, at: number): number {
   return timeZone === 'UTC' ? 0 : zoneOffsetMs(timeZone, at);
 }
 
+/**
+ * Minutes after local midnight at an instant (ms since the epoch) in an IANA
+ * zone, 0..1439 (Madrid at 08:30 UTC in summer: 630). A zone the platform
+ * does not know is read as UTC, as quiet hours read it.
+ */
+export function localMinuteOfDay(timeZone: string, at: number): number {
+  let offset = 0;
+  try {
+    offset = offsetMs(timeZone || 'UTC', at);
+  } catch {
+    offset = 0;
+  }
+  const local = at + offset;
+  return Math.floor((((local % DAY_MS) + DAY_MS) % DAY_MS) / 60_000);
+}
+
 /** The local calendar date of an instant, as a UTC midnight timestamp (a day label). */
 function localDay(timeZone: string, at: number): number {
   const local = at + offsetMs(timeZone, at);
