@@ -47,6 +47,7 @@ function banner(stack: LocalStack): string {
     `                (write key for back-ends: decide on every channel for any userId, with segments and explain)`,
     `  admin token   ${stack.adminToken}${origin(stack.generated.adminToken)}`,
     `  data          ${stack.inMemory ? 'in memory (KAIROS_IN_MEMORY=1): gone when this stops' : stack.dataDir}`,
+    `  dynamodb      ${stack.dynamoEndpoint}   (DynamoDB Local: npm run evaluate -- --dynamodb reads outcomes here)`,
     `  catalog       ${stack.catalog.message}`,
     '',
     'Try it:',
