@@ -18,7 +18,7 @@ import type { LearningStats } from '#domain/decide/types.ts';
 import { seededRandom, type Random } from '#domain/decide/random.ts';
 import { ArmProbabilityCache } from '#domain/learning/policy.ts';
 import { DECISION_RECORD_KEY, DECISION_RECORD_MESSAGE, type DecisionLogRecord } from '#domain/evaluation/decision-record.ts';
-import { NO_ACTION, armKey, profileOfFeatures, replayDecision } from '#domain/evaluation/replay.ts';
+import { NO_ACTION, armKey, contextOfFeatures, pathKeys, profileOfFeatures, replayDecision } from '#domain/evaluation/replay.ts';
 import {
   decisionRecordsOfText,
   evaluatePartition,
@@ -102,6 +102,20 @@ describe('the profile of a record’s features', () => {
     expect(profile).toMatchObject({ segments: ['vip'], persona: 'saver', scores: { churnRisk: 0.4 }, experimentKey: 'pseudo-1' });
   });
 
+  it('reads the record’s paths: identifiers joined by dots, other keys as bracketed JSON strings', () => {
+    expect(pathKeys('traits.tier')).toEqual(['traits', 'tier']);
+    expect(pathKeys('stats.eventCounts["Cart Abandoned"].last7d')).toEqual(['stats', 'eventCounts', 'Cart Abandoned', 'last7d']);
+    expect(pathKeys('profile.traits["a.b"]')).toEqual(['traits', 'a.b']);
+    expect(pathKeys('["odd \\"key\\""]')).toEqual(['odd "key"']);
+    for (const bad of ['', 'traits..tier', 'traits tier', 'traits["open', 'traits[1]']) expect(pathKeys(bad)).toBeUndefined();
+    const profile = profileOfFeatures({ customer: 'p', features: { segments: [], scores: {}, fields: { 'stats.eventCounts["Cart Abandoned"]': '{"today":1,"last7d":2,"last30d":2,"total":5}' }, context: {} } });
+    expect(profile.stats.eventCounts['Cart Abandoned']?.total).toBe(5);
+  });
+
+  it('the request context’s values are logged as JSON text', () => {
+    expect(contextOfFeatures({ segments: [], scores: {}, fields: {}, context: { page: '"home"', items: '3', flag: 'true' } })).toEqual({ page: 'home', items: 3, flag: true });
+  });
+
   it('ignores a path that would reach an object’s prototype', () => {
     const profile = profileOfFeatures({ customer: 'p', features: { segments: [], scores: {}, fields: { '__proto__.polluted': 'true', 'traits.constructor': '1' }, context: {} } });
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -181,6 +195,12 @@ describe('the join of decisions with their outcomes', () => {
     expect(evaluatePartition([r], { candidate: converting, outcomes: indexOutcomes(events, KEY, window), decisionKey: KEY }).sums.reward).toBe(0);
     const order: OutcomeEvent = { event: 'Order Completed', properties: { decision_id: r.decisionId }, timestamp: new Date(Date.parse(r.at) + 3_600_000).toISOString() };
     expect(evaluatePartition([r], { candidate: converting, outcomes: indexOutcomes([order], KEY, window), decisionKey: KEY }).sums.reward).toBe(1);
+  });
+
+  it('the logging policy’s chance is the served arm’s position-1 chance among the eligible, not its chance among the first limit', () => {
+    const r2 = { ...r, eligible: [{ actionId: 'a1', score: 1, probability: 0.25 }, { actionId: 'a0', score: 0.5, probability: 0.75 }], served: [{ actionId: 'a1', score: 1, probability: 0.9 }] };
+    // The candidate serves a1 for a student: w = 1 / 0.25.
+    expect(evaluatePartition([r2], { candidate, outcomes: {}, decisionKey: KEY }).sums.weight).toBe(4);
   });
 
   it('leaves out, and counts, records outside the range, without features, degraded, and ids that do not open', () => {

@@ -20,7 +20,8 @@
  * attribution rules (profile/outcomes.ts `attributeOutcome`: the service's
  * own decision id, the action it served, within the attribution or
  * conversion window), else 0. The logging policy's probability is the
- * record's position-1 probability of what it served; its support, the
+ * record's position-1 probability of what it served (its eligible entry);
+ * its support, the
  * eligible arms with a probability above 0 (and what it served). The
  * direct method's reward model q̂(x, a) is the posterior mean of arm a in
  * the decision's learning context, channel and placement from the learning
@@ -131,7 +132,7 @@ export function indexOutcomes(events: Iterable<OutcomeEvent>, decisionKey: Decis
 export interface PartitionSums {
   /** Decision records read (malformed lines apart). */
   readonly records: number;
-  /** Lines that were not decision records, and records whose decision id does not open. */
+  /** Lines that were not decision records, records whose decision id does not open or whose served action has no chance in (0, 1]. */
   readonly malformed: number;
   /** Records left out: outside the time range, without features, degraded. */
   readonly outsideRange: number;
@@ -206,7 +207,13 @@ export function evaluatePartition(records: Iterable<DecisionLogRecord>, input: P
     }
     const first = record.served[0];
     const served = first ? armKey(first.actionId, first.variant) : NO_ACTION;
-    const loggingProbability = first ? first.probability : 1;
+    // Position 1's chance: the eligible entry's (`served` holds the chance among the first `limit`); 1 for a fallback or nothing.
+    const eligible = record.eligible.find((c) => armKey(c.actionId, c.variant) === served);
+    const loggingProbability = eligible ? eligible.probability : first && record.eligible.length > 0 ? first.probability : 1;
+    if (!(loggingProbability > 0 && loggingProbability <= 1)) {
+      malformed++;
+      continue;
+    }
     const loggedSupport = new Set(record.eligible.filter((c) => c.probability > 0).map((c) => armKey(c.actionId, c.variant)));
     loggedSupport.add(served);
     const { probabilities } = replayDecision(candidate, record, { ...(learning ? { learning } : {}), cache });

@@ -14,7 +14,7 @@
  *
  * The rebuilt profile: the empty profile (profile/view.ts
  * `emptyProfileView`) with each logged field (`features.fields`, path →
- * JSON text) set at its path, and the logged segments, persona and scores as
+ * JSON text) set at its path, the request context from the logged one, and the logged segments, persona and scores as
  * the stored audience. The candidate evaluates its own audience from these
  * fields: a candidate whose rules read a profile field the logging catalog's
  * rules did not read sees that field empty (the record keeps only what the
@@ -76,31 +76,62 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
 const UNSAFE_PARTS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /**
+ * The keys of a logged field's path as the record writes it (`traits.tier`,
+ * `stats.eventCounts["Cart Abandoned"]`: identifiers joined by dots, other
+ * keys as bracketed JSON strings; a leading `profile.` is dropped), or
+ * undefined for a path it cannot read.
+ */
+export function pathKeys(path: string): string[] | undefined {
+  const keys: string[] = [];
+  const rest = path.replace(/^profile(?=[.[])\.?/, '');
+  const token = /^(?:(?<dot>\.)?(?<id>[A-Za-z_$][A-Za-z0-9_$]*)|\[(?<json>"(?:[^"\\]|\\.)*")\])/;
+  let at = 0;
+  while (at < rest.length) {
+    const match = token.exec(rest.slice(at));
+    if (!match?.groups) return undefined;
+    if (match.groups.id !== undefined) {
+      if (keys.length > 0 && match.groups.dot === undefined) return undefined;
+      keys.push(match.groups.id);
+    } else {
+      keys.push(JSON.parse(match.groups.json as string) as string);
+    }
+    at += match[0].length;
+  }
+  return keys.length > 0 ? keys : undefined;
+}
+
+/** A logged value (JSON text); a text that is not JSON is kept as it is. */
+const jsonValue = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+};
+
+/**
  * The profile a record's features describe: the empty profile, each logged
- * field set at its path (a leading `profile.` is dropped; a value that is not
- * JSON is kept as text), the logged segments, persona and scores, and the
- * pseudonymous customer as the experiment key.
+ * field set at its path (`pathKeys`), the logged segments, persona and
+ * scores, and the pseudonymous customer as the experiment key.
  */
 export function profileOfFeatures(record: Pick<DecisionLogRecord, 'customer' | 'features'>): ProfileView {
   const profile = { ...emptyProfileView(), experimentKey: record.customer } as unknown as Record<string, unknown>;
   const features = record.features;
   if (!features) return profile as unknown as ProfileView;
   for (const [path, text] of Object.entries(features.fields)) {
-    const parts = path.replace(/^profile\./, '').split('.');
-    if (parts.some((p) => p === '' || UNSAFE_PARTS.has(p))) continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      value = text;
-    }
-    setPath(profile, parts, value);
+    const keys = pathKeys(path);
+    if (!keys || keys.some((k) => UNSAFE_PARTS.has(k))) continue;
+    setPath(profile, keys, jsonValue(text));
   }
   profile.segments = [...features.segments];
   if (features.persona !== undefined) profile.persona = features.persona;
   profile.scores = { ...features.scores };
   return profile as unknown as ProfileView;
 }
+
+/** The request context of a record's features (values logged as JSON text). */
+export const contextOfFeatures = (features: NonNullable<DecisionLogRecord['features']>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(features.context).map(([name, text]) => [name, jsonValue(text)]));
 
 /** What the candidate would serve first on a logged decision. */
 export interface Replayed {
@@ -134,7 +165,7 @@ export function replayDecision(candidate: CompiledCatalog, record: DecisionLogRe
       channel: record.channel as Channel,
       ...(record.placement !== undefined ? { placement: record.placement } : {}),
       limit: 1,
-      context: record.features.context,
+      context: contextOfFeatures(record.features),
       explain: false,
     },
     new Date(record.at),
