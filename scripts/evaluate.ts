@@ -30,7 +30,7 @@ import { DEFAULT_MIN_SUPPORT, decisionRecordsOfText, evaluatePartition, reduceEv
 import type { DecisionLogRecord } from '#domain/evaluation/decision-record.ts';
 import { replayCache } from '#domain/evaluation/replay.ts';
 import { DynamoClient } from '#store/client.ts';
-import { readEvaluationStatistics, readOutcomeIndex, type EvaluationRange } from '#store/evaluation-inputs.ts';
+import { evaluationStatistics, readEvaluationCounts, readOutcomeIndex, type EvaluationRange } from '#store/evaluation-inputs.ts';
 import { describeExecution, startExecution } from '#shared/aws-requests.ts';
 import { parseCommandLine, readText, runCommand, UsageError } from './cli.ts';
 
@@ -193,7 +193,7 @@ export async function evaluateLocalLog(input: LocalEvaluationInput): Promise<Eva
   }
   const range: EvaluationRange = { from: input.from ?? (Number.isFinite(first) ? first : 0), to: input.to ?? (Number.isFinite(last) ? last + 1 : 1) };
   const outcomes = await readOutcomeIndex(input.candidate, range, input.decisionKey, { client: input.client, ...(input.tables?.events ? { table: input.tables.events } : {}) });
-  const learning = await readEvaluationStatistics(input.candidate, range, { client: input.client, ...(input.tables?.control ? { table: input.tables.control } : {}) });
+  const learning = evaluationStatistics(await readEvaluationCounts(input.candidate, range, { client: input.client, ...(input.tables?.control ? { table: input.tables.control } : {}) }));
   const cache = replayCache();
   const sums: PartitionSums[] = partitions.map(({ records, malformed }) =>
     evaluatePartition(records, { candidate: input.candidate, outcomes, learning, decisionKey: input.decisionKey, from: range.from, to: range.to, cache }, malformed),

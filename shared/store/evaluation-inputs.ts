@@ -9,7 +9,7 @@ import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import type { DecisionKey } from '#domain/decide/decision-id.ts';
 import type { LearningStats } from '#domain/decide/types.ts';
 import { indexOutcomes, type OutcomeIndex } from '#domain/evaluation/evaluate.ts';
-import { windowedCounts } from '#domain/learning/statistics.ts';
+import { windowedCounts, type OutcomeCounts } from '#domain/learning/statistics.ts';
 import { ATTRIBUTION_WINDOW_MS, CLOCK_SKEW_MS } from '#domain/profile/outcomes.ts';
 import type { DynamoClient } from './client.ts';
 import { readOutcomeEvents } from './outcome-events.ts';
@@ -44,15 +44,18 @@ export async function readOutcomeIndex(
 
 /**
  * The learning statistics of the buckets from the candidate's learning
- * window before `range` to its end, summed per cell (one snapshot for the
- * whole range), as decide reads them.
+ * window before `range` to its end, summed per cell (`cellKey`; one
+ * snapshot for the whole range).
  */
-export async function readEvaluationStatistics(
+export async function readEvaluationCounts(
   candidate: CompiledCatalog,
   range: EvaluationRange,
   options: { readonly client?: DynamoClient; readonly table?: string } = {},
-): Promise<LearningStats> {
+): Promise<Map<string, OutcomeCounts>> {
   const from = range.from - candidate.learning.windowMs;
   const rows = await readStatistics({ from, to: range.to, ...options });
-  return learningStatsOf(windowedCounts(rows, range.to, range.to - from), 1);
+  return windowedCounts(rows, range.to, range.to - from);
 }
+
+/** Those counts as decide reads them (statistics-cache.ts `learningStatsOf`). */
+export const evaluationStatistics = (counts: ReadonlyMap<string, OutcomeCounts>): LearningStats => learningStatsOf(counts, 1);
