@@ -85,6 +85,8 @@ export interface DecideBenchResult {
   };
   /** 1-minute load average and cores when the run started: a shared machine skews the tails. */
   readonly machine: { readonly load1: number; readonly cores: number };
+  /** The decision record: decide alone (no record) in the same run, the eligible candidates logged, a record's log line bytes without and with features. */
+  readonly record: { readonly withoutP50Ms: number; readonly withoutP99Ms: number; readonly eligible: number; readonly bytes: number; readonly sampledBytes: number };
   readonly rules: { readonly oursUs: number; readonly jsonRulesEngineUs: number; readonly speedup: number; readonly speedupVsDecide: number };
   readonly http?: { readonly decideP50Ms: number; readonly getItemP50Ms: number; readonly ratio: number; readonly decideP99Ms: number; readonly getItemP99Ms: number };
   readonly requestsPerDecision?: {
@@ -259,7 +261,8 @@ const verdict = (ok: boolean) => (ok ? 'ok' : 'OVER BUDGET');
 /** The domain-only part (1, 2): no DynamoDB, no bundle. */
 export async function benchDomain(iterations: number) {
   const { loadCatalog } = await import('#domain/catalog/load.ts');
-  const { decide } = await import('#domain/decide/decide.ts');
+  const { decide, decideForLog } = await import('#domain/decide/decide.ts');
+  const { customerPseudonym, decisionRecord, pseudonymKey } = await import('#domain/decide/decision-log.ts');
   const { createRuleVariables, evaluateRule, DEFAULT_RULE_BUDGET_MS } = await import('#domain/catalog/rules.ts');
   const { evaluateAudience } = await import('#domain/catalog/audience.ts');
   const { ArmProbabilityCache } = await import('#domain/learning/policy.ts');
@@ -297,13 +300,36 @@ export async function benchDomain(iterations: number) {
   // Wall time is the budget; CPU time of the process (GC included) shows our own cost when the
   // machine is shared and the scheduler preempts the bench.
   const cpu: number[] = [];
-  const time = (req: DecideRequest, n: number, cpuSamples?: number[]) => {
+  const pseudonyms = pseudonymKey('bench-decision-secret-0123456789abcdef');
+  let recordBytes = 0;
+  let sampledRecordBytes = 0;
+  let loggedEligible = 0;
+  /** As the decide function does: the decision with what its record needs, the record, and its log line's JSON. */
+  const decideAndRecord = (req: DecideRequest, i: number) => {
+    const { decision, log } = decideForLog(catalog, profile, req, now, { nonce: `n${i}`, ruleBudgetMs: DEFAULT_RULE_BUDGET_MS, learning, policies });
+    const record = decisionRecord({
+      catalog,
+      profile,
+      context: req.context,
+      decision,
+      facts: log,
+      decisionId: decision.decisionId,
+      customer: customerPseudonym(pseudonyms, log.customerKey),
+      at: now,
+    });
+    const bytes = JSON.stringify({ level: 'INFO', message: 'decision record', decision: record }).length;
+    if (record.features) sampledRecordBytes = bytes;
+    else recordBytes = bytes;
+    loggedEligible = log.eligible.length;
+  };
+  const time = (req: DecideRequest, n: number, cpuSamples?: number[], withRecord = true) => {
     const samples: number[] = [];
     for (let i = 0; i < n; i++) {
       const cpuStart = process.cpuUsage();
       const started = performance.now();
-      // As the decide function calls it: with its rule budget.
-      decide(catalog, profile, req, now, { nonce: `n${i}`, ruleBudgetMs: DEFAULT_RULE_BUDGET_MS, learning, policies });
+      // As the decide function calls it: with its rule budget (and, unless told, its decision record).
+      if (withRecord) decideAndRecord(req, i);
+      else decide(catalog, profile, req, now, { nonce: `n${i}`, ruleBudgetMs: DEFAULT_RULE_BUDGET_MS, learning, policies });
       samples.push(performance.now() - started);
       if (cpuSamples) {
         const used = process.cpuUsage(cpuStart);
@@ -315,6 +341,9 @@ export async function benchDomain(iterations: number) {
   time(request, 1_000); // warm-up (JIT)
   const samples = time(request, iterations, cpu);
   sortNumbers(cpu);
+  // The same decisions without their record, same run: what the record costs.
+  time(request, 1_000, undefined, false);
+  const withoutRecord = time(request, iterations, undefined, false);
   const explained = time({ ...request, explain: true }, Math.max(200, Math.floor(iterations / 10)));
   const sample = decide(catalog, profile, request, now, { nonce: 'x', learning, policies });
   // The first decision of a (placement, context, eligible arms, statistics generation): the arm probabilities computed.
@@ -376,6 +405,13 @@ export async function benchDomain(iterations: number) {
       cpuP50Ms: percentile(cpu, 0.5),
       cpuP99Ms: percentile(cpu, 0.99),
       explainP50Ms: percentile(explained, 0.5),
+    },
+    record: {
+      withoutP50Ms: percentile(withoutRecord, 0.5),
+      withoutP99Ms: percentile(withoutRecord, 0.99),
+      eligible: loggedEligible,
+      bytes: recordBytes,
+      sampledBytes: sampledRecordBytes,
     },
     rules: {
       oursUs,
@@ -653,6 +689,12 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
     });
   const server = await serverWith(decideHandler as never);
   const bareServer = await serverWith(bareGetItem as never);
+  // Decide's decision records go where the local stack puts them (a file, not the terminal), one per decision.
+  const { captureDecisionRecords, decisionLogFiles, LocalDecisionLog } = await import('#local/decision-log.ts');
+  const recordsFolder = mkdtempSync(join(tmpdir(), 'kairos-bench-decisions-'));
+  const records = new LocalDecisionLog(recordsFolder);
+  const releaseStdout = captureDecisionRecords(records);
+  let decideCalls = 0;
 
   // Requests on the decide side only: the process's one DynamoDB client counts every HTTP request it sends
   // (profile, write key, catalog), read around each decide round (the baseline's run outside those rounds).
@@ -669,6 +711,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
   // Both sides read the whole response as bytes inside the timing; decide's is checked after the clock
   // stops, so the client's JSON parsing is not counted against the server on one side only.
   const callDecide = async (): Promise<() => void> => {
+    decideCalls++;
     const response = await fetch(`${server.url}/v1/decide`, { method: 'POST', headers, body: decideBody });
     const bytes = await response.arrayBuffer();
     return () => {
@@ -735,6 +778,8 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
       else other += n;
     }
     const byCommand = Object.fromEntries([...commands.entries()].map(([k, v]) => [k, v / decisions]));
+    records.close();
+    const recordLines = decisionLogFiles(recordsFolder).reduce((n, file) => n + readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').length, 0);
     return {
       http: {
         decideP50Ms: percentile(decideSamples, 0.5),
@@ -751,8 +796,12 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
       },
       coldStart,
       coldStartSeed,
+      recordsPerDecision: recordLines / decideCalls,
     };
   } finally {
+    releaseStdout();
+    records.close();
+    rmSync(recordsFolder, { recursive: true, force: true });
     await Promise.all([server.stop(), bareServer.stop()]);
     await fixture.restore();
   }
@@ -839,6 +888,8 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
     `  domain only, warm            p50 ${fmt(domain.domain.p50Ms)}  p99 ${fmt(domain.domain.p99Ms)}  (budget p99 <= 1 ms: ${verdict(withinBudget.domainP99 as boolean)})` +
       `  CPU p50 ${fmt(domain.domain.cpuP50Ms)} p99 ${fmt(domain.domain.cpuP99Ms)}  explain p50 ${fmt(domain.domain.explainP50Ms)}; ` +
       `${domain.sample.actions.length} actions returned, ${domain.eligible} of 1,000 rules hold`,
+    `  decision record (in the above) without it, same run p50 ${fmt(domain.record.withoutP50Ms)}  p99 ${fmt(domain.record.withoutP99Ms)}; ` +
+      `${domain.record.eligible} eligible candidates logged; log line ${(domain.record.bytes / 1024).toFixed(1)} KB, with features ${(domain.record.sampledBytes / 1024).toFixed(1)} KB`,
     `  learning on                  arm probabilities cached: ${domain.learning.cacheHits} hits, ${domain.learning.cacheMisses} misses; ` +
       `a decision that computes them ${fmt(domain.learning.policyMissMs)}; served first with probability ${domain.sample.actions[0]?.probability ?? '-'}`,
     `  1,000 eligibility rules      CEL ${domain.rules.oursUs.toFixed(0)} µs  json-rules-engine ${domain.rules.jsonRulesEngineUs.toFixed(0)} µs  ` +
@@ -849,7 +900,8 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
     const { http, requestsPerDecision } = httpPart;
     lines.push(
       `  HTTP, local server           decide p50 ${fmt(http.decideP50Ms)} p99 ${fmt(http.decideP99Ms)}  bare GetItem p50 ${fmt(http.getItemP50Ms)} p99 ${fmt(http.getItemP99Ms)}  ` +
-        `ratio ${http.ratio.toFixed(2)} (budget <= 1.3: ${verdict(withinBudget.httpRatio as boolean)})`,
+        `ratio ${http.ratio.toFixed(2)} (budget <= 1.3: ${verdict(withinBudget.httpRatio as boolean)}); ` +
+        `decision records logged per decision ${httpPart.recordsPerDecision.toFixed(3)}`,
       `  DynamoDB requests / decision profile reads ${requestsPerDecision.profileReads.toFixed(3)}, other (amortised background checks) ` +
         `${requestsPerDecision.other.toFixed(4)} ${JSON.stringify(requestsPerDecision.byCommand)} (budget exactly 1: ${verdict(withinBudget.requestsPerDecision as boolean)}); ` +
         `apart, the statistics cache's background reads: ${requestsPerDecision.backgroundStatistics.reads} Query ` +
@@ -877,6 +929,7 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
 
   return {
     domain: domain.domain,
+    record: domain.record,
     machine,
     rules: domain.rules,
     ...(httpPart ? { http: httpPart.http, requestsPerDecision: httpPart.requestsPerDecision } : {}),

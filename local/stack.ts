@@ -11,7 +11,8 @@
  * `#shared/config.ts` statically. One stack per process.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -19,6 +20,7 @@ import { functionDefinitions, type LambdaName } from '#shared/functions.ts';
 import type { FunctionName } from '#http/routes.ts';
 import { eventsTable } from '#store/tables.ts';
 import { loadLocalCatalog, type CatalogLoader, type CatalogLoadResult } from './catalog.ts';
+import { captureDecisionRecords, LocalDecisionLog } from './decision-log.ts';
 import { resolveMaxHeap, superviseDynamoLocal, type DynamoLocal } from './dynamodb.ts';
 import { FailureQueue, type OnFailureRecord } from './failure-queue.ts';
 import type { LambdaHandler, LocalFunction } from './lambda.ts';
@@ -102,6 +104,12 @@ export interface LocalStack {
   readonly inMemory: boolean;
   /** Absent for an in-memory stack. */
   readonly dataDir?: string;
+  /**
+   * Where the decide function's decision records are appended
+   * (local/decision-log.ts): `<dataDir>/decisions/`; for an in-memory stack
+   * a temporary folder, removed when the stack stops.
+   */
+  readonly decisionLog: string;
   readonly dynamoEndpoint: string;
   readonly tables: Readonly<Record<'EVENTS_TABLE' | 'PROFILES_TABLE' | 'CONTROL_TABLE', string>>;
   readonly streamArn: string;
@@ -298,10 +306,20 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   let server: LocalServer | undefined;
   let dynamo: DynamoLocal | undefined;
   let poller: StreamPoller | undefined;
+  // The decide function's decision records, as the deployed subscription filter would send them to Firehose.
+  const decisionsFolder = cfg.inMemory ? mkdtempSync(join(tmpdir(), 'kairos-decisions-')) : join(cfg.dataDir, 'decisions');
+  const decisions = new LocalDecisionLog(decisionsFolder);
+  const releaseStdout = captureDecisionRecords(decisions);
+  const closeDecisionLog = () => {
+    releaseStdout();
+    decisions.close();
+    if (cfg.inMemory) rmSync(decisionsFolder, { recursive: true, force: true });
+  };
   const cleanup = async () => {
     await server?.stop().catch(() => undefined);
     await poller?.stop().catch(() => undefined);
     await dynamo?.stop().catch(() => undefined);
+    closeDecisionLog();
   };
 
   try {
@@ -473,6 +491,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       },
       inMemory: cfg.inMemory,
       ...(cfg.inMemory ? {} : { dataDir: cfg.dataDir }),
+      decisionLog: decisionsFolder,
       dynamoEndpoint: activeDynamo.endpoint,
       tables,
       streamArn: activePoller.streamArn,
@@ -484,6 +503,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           await activeServer.stop();
           await activePoller.stop();
           await activeDynamo.stop();
+          closeDecisionLog();
           running = false;
         })();
         return stopping;

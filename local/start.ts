@@ -15,6 +15,7 @@
  * A DynamoDB Local that dies is restarted; in memory it is not (its data is
  * gone), and this process exits with code 1 saying so.
  */
+import { join } from 'node:path';
 import { killEmulators } from './dynamodb.ts';
 import { startLocalStack, type LocalStack } from './stack.ts';
 
@@ -47,6 +48,7 @@ function banner(stack: LocalStack): string {
     `                (write key for back-ends: decide on every channel for any userId, with segments and explain)`,
     `  admin token   ${stack.adminToken}${origin(stack.generated.adminToken)}`,
     `  data          ${stack.inMemory ? 'in memory (KAIROS_IN_MEMORY=1): gone when this stops' : stack.dataDir}`,
+    `  decision log  ${join(stack.decisionLog, '<yyyy-mm-dd>.jsonl')}${stack.inMemory ? '  (a temporary folder, removed when this stops)' : ''}`,
     `  dynamodb      ${stack.dynamoEndpoint}   (DynamoDB Local: npm run evaluate -- --dynamodb reads outcomes here)`,
     `  catalog       ${stack.catalog.message}`,
     '',

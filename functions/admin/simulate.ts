@@ -3,7 +3,9 @@
  * for a stored customer (`userId` / `anonymousId`) or an inline `profile`
  * (any part of the profile shape of API.md §3; the rest is empty), at now or
  * at another instant (`at`). No side effect: decide never writes, and
- * simulate reads the live catalog and at most the customer's profile.
+ * simulate reads the live catalog and at most the customer's profile. A
+ * simulation is not traffic: it writes no decision record (the decision log
+ * holds what the decide function answered, for off-policy evaluation).
  */
 import * as z from 'zod/mini';
 import { CHANNELS } from '#domain/channels.ts';

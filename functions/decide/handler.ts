@@ -13,6 +13,15 @@
  * A store fault on the profile read gives a degraded decision (the
  * catalog's fallbacks, `"degraded": true`), never an error.
  *
+ * Every decision answered, degraded and fallback ones included, is logged
+ * as one decision record (shared/domain/decide/decision-log.ts): one INFO
+ * line of the function's logger, message DECISION_RECORD_MESSAGE, the
+ * record under DECISION_RECORD_KEY, written whatever POWERTOOLS_LOG_LEVEL
+ * says (deployed, the function's application log level must stay INFO, its
+ * default, for Lambda to keep the line). Deployed, the decision log's
+ * subscription filter sends these lines to Firehose; locally the stack
+ * appends them to a JSONL file. The customer in it is a keyed hash.
+ *
  * One deadline per request (KAIROS_DECIDE_DEADLINE_MS, 1 s by default, and
  * within the function's own timeout): the write key lookup, a cold catalog
  * load and the profile read all give up by then, less the time kept to
@@ -42,7 +51,9 @@ import { getLiveCatalog, liveCatalogStatus } from '#store/catalog-live.ts';
 import { StatisticsCache } from '#store/statistics-cache.ts';
 import { ArmProbabilityCache } from '#domain/learning/policy.ts';
 import { remainingMs } from '#store/deadline.ts';
-import { decide, emptyProfile } from '#domain/decide/decide.ts';
+import { decideForLog, emptyProfile } from '#domain/decide/decide.ts';
+import { customerPseudonym, decisionRecord, pseudonymKey } from '#domain/decide/decision-log.ts';
+import { DECISION_RECORD_KEY, DECISION_RECORD_MESSAGE } from '#domain/evaluation/decision-record.ts';
 import { parseDecideRequest } from '#domain/decide/request.ts';
 import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
 import { DEFAULT_RULE_BUDGET_MS, createFailureTally } from '#domain/catalog/rules.ts';
@@ -69,6 +80,9 @@ function nonce(): string {
 /** Decision ids leave sealed: opaque to the client, opened only by the profile function. */
 const DECISION_KEY = decisionKey(requiredDecisionSecret());
 
+/** Customers in decision records are keyed hashes, with a key derived from the same secret (not the sealing key). */
+const PSEUDONYM_KEY = pseudonymKey(requiredDecisionSecret());
+
 /** A decide request is small: ids, a channel and a bounded context. */
 export const MAX_DECIDE_BODY_BYTES = 16 * 1024;
 
@@ -81,6 +95,8 @@ export const DECIDE_RESERVE_MS = 100;
  * the arm probabilities computed from them, per process.
  */
 const logger = functionLogger('decide');
+/** The decision records' logger: INFO whatever the function's level, since the decision log is made of its lines. */
+const records = logger.createChild({ logLevel: 'INFO' });
 
 export const statistics = new StatisticsCache({
   onRefreshFailure: (error) => logger.warn('statistics refresh failed; deciding with the last good statistics', { error: error as Error }),
@@ -120,7 +136,7 @@ const decideRoute = httpRequestHandler(
     const failures = createFailureTally();
     const live = (catalog.ok && catalog.value) || emptyCatalog();
     const learning = live.learning.enabled && !degraded ? statistics.current(now.getTime(), live.learning.windowMs) : undefined;
-    const decision = decide(live, view, input, now, {
+    const { decision, log } = decideForLog(live, view, input, now, {
       nonce: nonce(),
       ...(learning ? { learning } : {}),
       policies,
@@ -132,6 +148,17 @@ const decideRoute = httpRequestHandler(
     // Rules the decision's budget left no time for (rule:error, not run), for a log metric filter.
     if (failures.deadline > 0) logger.warn('rule budget ran out', { ruleDeadlineSkips: failures.deadline, ruleFailures: failures.rules });
     const sealed = { ...decision, decisionId: sealDecisionId(decision.decisionId, DECISION_KEY) };
+    const record = decisionRecord({
+      catalog: live,
+      profile: view,
+      context: input.context,
+      decision,
+      facts: log,
+      decisionId: sealed.decisionId,
+      customer: customerPseudonym(PSEUDONYM_KEY, log.customerKey),
+      at: now,
+    });
+    records.info(DECISION_RECORD_MESSAGE, { [DECISION_RECORD_KEY]: record });
     return { status: 200, body: publicAnswer ? publicDecision(sealed) : sealed };
   },
 );
@@ -141,7 +168,7 @@ function publishCounted(): void {
 }
 
 export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, HttpContext>()
-  .use(injectLambdaContext(logger))
+  .use(injectLambdaContext([logger, records]))
   .use(httpResponseHeaders())
   .use(httpCors())
   .use(httpErrorResponse({ logger }))

@@ -39,8 +39,9 @@ export const DECISION_LOG_PREFIX = 'decisions/';
  * line per record, GZIP, encrypted) to an S3 bucket partitioned by day
  * (`decisions/dt=yyyy-MM-dd/`), SSE-S3 encrypted, TLS only, no public
  * access, expiring after `retention`; and a Glue table over it with
- * partition projection, so Athena queries it with no crawler. Decide does
- * not write decision records yet: until it does, nothing matches the filter.
+ * partition projection, so Athena queries it with no crawler. The decide
+ * function writes one record per decision as an INFO line (its application
+ * log level stays INFO, KairosFunction's default, or Lambda drops them).
  */
 export class DecisionLog extends Construct {
   public readonly bucket: Bucket;

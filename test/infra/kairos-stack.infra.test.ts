@@ -537,6 +537,11 @@ describe('the decision log (subscription filter → Firehose → S3, Glue table)
     expect(statements.flatMap((st) => asArray(st.Resource)).map(referencedLogicalId)).toEqual([streamId()]);
   });
 
+  it("keeps decide's application log level at INFO: its decision records are INFO lines, which Lambda would drop above it", () => {
+    const decide = resources[logicalId(stack.functions.decide)]?.Properties ?? {};
+    expect(decide.LoggingConfig).toMatchObject({ LogFormat: 'JSON', ApplicationLogLevel: 'INFO' });
+  });
+
   it('delivers to S3 by UTC day, GZIP, encrypted in the stream, CloudWatch Logs records decompressed and extracted one per line', () => {
     const stream = resources[streamId()]?.Properties ?? {};
     expect(stream.DeliveryStreamEncryptionConfigurationInput).toEqual({ KeyType: 'AWS_OWNED_CMK' });

@@ -236,7 +236,7 @@ describe('audience reuse', () => {
     for (const dynamic of [...DYNAMIC, 'profile.stats.eventCounts["x"].last7d > 1.0', 'has(profile.updatedAt)', 'profile.stats.eventCounts.exists(k, k == "x")', '[1].exists(x, x < profile.stats.visits30d)']) {
       expect({ dynamic, reads: reads(dynamic)?.dynamic }).toEqual({ dynamic, reads: true });
     }
-    expect(reads('hasSegment("a") && aboveThreshold("m") && profile.scores.n > 0.1')).toEqual({ dynamic: false, segments: ['a'], models: ['m', 'n'] });
+    expect(reads('hasSegment("a") && aboveThreshold("m") && profile.scores.n > 0.1')).toEqual({ dynamic: false, segments: ['a'], models: ['m', 'n'], fields: [] });
     expect(reads('"vip" in profile.segments')?.segments).toEqual(['*']);
   });
 });

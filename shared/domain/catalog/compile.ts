@@ -35,11 +35,13 @@ import type {
   EligibilityIndex,
   FallbackRole,
   LoadResult,
+  RuleField,
   RuleVariables,
 } from './compiled.ts';
 import { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 import { compileRule, type RuleKind, type RuleReference } from './rules.ts';
 import type { ActionDocument, CapDocument, CatalogDocument, ContentDocument } from './schema.ts';
+import { DECISION_LOG_DEFAULTS } from './defaults.ts';
 import { TEMPLATE_MARKUP } from './patterns.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec } from './content-fields.ts';
 import { didYouMean } from './suggest.ts';
@@ -299,6 +301,20 @@ export function audienceReuseOf(
       models.length <= STORED_SCORES &&
       [...models, ...segments, ...personas].every((x) => short(x.id)),
   };
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Every profile field the rules read, once, in the order first read, with its path as text. */
+function ruleFieldsOf(rules: readonly CompiledRule[]): RuleField[] {
+  const fields = new Map<string, RuleField>();
+  for (const rule of rules) {
+    for (const keys of rule.reads?.fields ?? []) {
+      const path = keys.map((k, i) => (IDENTIFIER.test(k) ? (i === 0 ? k : `.${k}`) : `[${JSON.stringify(k)}]`)).join('');
+      if (!fields.has(path)) fields.set(path, { path, keys });
+    }
+  }
+  return [...fields.values()];
 }
 
 /** Compile a document that already passed the schema: references, CEL, Liquid, indexes. */
@@ -722,6 +738,9 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     experiments,
     experimentsById,
     rules,
+    ruleFields: ruleFieldsOf(rules),
+    // A document stored before `decisionLog` existed has none: the default.
+    decisionLog: { sample: (doc.decisionLog as CatalogDocument['decisionLog'] | undefined)?.sample ?? DECISION_LOG_DEFAULTS.sample },
     eligibilityIndex: eligibilityIndexOf(linked),
     audienceReuse: audienceReuseOf(`${version}:${hash.slice(0, 16)}`, models, order, personas),
   };

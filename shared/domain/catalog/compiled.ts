@@ -370,6 +370,20 @@ export interface CompiledLearning {
   readonly conversionWindowMs: number;
 }
 
+/** The catalog's `decisionLog` settings. */
+export interface CompiledDecisionLog {
+  /** Share of decisions (0..1) whose record keeps the features the rules read, chosen by the decision id. */
+  readonly sample: number;
+}
+
+/** A profile field a rule reads. */
+export interface RuleField {
+  /** Its path as a rule would write it after `profile.`: `traits.tier`, `stats.eventCounts["Cart Abandoned"]`. */
+  readonly path: string;
+  /** The keys from the profile down to it. */
+  readonly keys: readonly string[];
+}
+
 export interface CompiledExperimentArm {
   readonly id: string;
   /** kind `actions`: the action of the arm. */
@@ -433,6 +447,13 @@ export interface CompiledCatalog {
 
   /** Every compiled rule (tools and tests that inspect a catalog's rules). */
   readonly rules: readonly CompiledRule[];
+  /**
+   * The profile fields the catalog's rules read (every rule's
+   * `reads.fields`, once each, in the order first read): what a sampled
+   * decision record keeps of the profile, so the decision can be replayed.
+   */
+  readonly ruleFields: readonly RuleField[];
+  readonly decisionLog: CompiledDecisionLog;
   /** The actions' eligibility rules by their distinct conjuncts (absent: evaluate every rule). */
   readonly eligibilityIndex?: EligibilityIndex;
   /** Which audience rules can be taken from a profile enriched with this catalog (absent: none). */
@@ -536,4 +557,13 @@ export interface RuleReads {
   readonly dynamic: boolean;
   readonly segments: readonly string[];
   readonly models: readonly string[];
+  /**
+   * The profile fields it reads, as key paths from the profile
+   * (`['traits', 'tier']`; a key that is not a literal ends the path, so
+   * `profile.traits[context.k]` reads `['traits']`), through `profile.…`,
+   * the shorthand variables (`visitsToday`, `preferredChannel`) and the
+   * helpers (helpers.ts `profileReads`). Segments, persona and scores are
+   * the audience, not fields.
+   */
+  readonly fields: readonly (readonly string[])[];
 }

@@ -60,6 +60,14 @@ export interface RuleHelper {
    * the audience reuse (rules.ts `readsOf`).
    */
   readonly dynamic: (literals: readonly (string | undefined)[]) => boolean;
+  /**
+   * The profile fields it reads itself (besides its arguments), as key
+   * paths from the profile, given its literal arguments (a key that is not
+   * a literal ends the path there): what the decision log keeps of a
+   * sampled decision (rules.ts `readsOf`). Segments and scores are logged
+   * apart, so a helper reading only those reads no field.
+   */
+  readonly profileReads: (literals: readonly (string | undefined)[]) => readonly (readonly string[])[];
   /** The value, from the converted arguments in order (see HelperArgument; at most two). */
   readonly run: (scope: HelperScope, first: unknown, second: unknown) => number | boolean;
 }
@@ -74,6 +82,7 @@ const since = (name: string, unitMs: number): RuleHelper => ({
   returns: 'double',
   cost: 1,
   dynamic: () => true,
+  profileReads: () => [],
   run: (scope, t) => (t === undefined ? NEVER : (scope.$nowMs - (t as number)) / unitMs),
 });
 
@@ -83,6 +92,7 @@ const segmentTest = (name: string): RuleHelper => ({
   returns: 'bool',
   cost: 1,
   dynamic: () => false,
+  profileReads: () => [],
   run: (scope, id) => scope.$segments.has(id as string),
 });
 
@@ -101,6 +111,7 @@ export const RULE_HELPERS: readonly RuleHelper[] = Object.freeze([
     returns: 'double',
     cost: 1,
     dynamic: ([, window]) => window !== 'total',
+    profileReads: ([eventName]) => [eventName === undefined ? ['stats', 'eventCounts'] : ['stats', 'eventCounts', eventName]],
     run: (scope, eventName, window) => {
       const entry = own(profileOf(scope).stats?.eventCounts, eventName as string);
       return entry ? Number(entry[WINDOW_FIELD[window as EventCountWindow]] ?? 0) : 0;
@@ -117,6 +128,7 @@ export const RULE_HELPERS: readonly RuleHelper[] = Object.freeze([
     returns: 'bool',
     cost: 1,
     dynamic: () => false,
+    profileReads: () => [],
     run: (scope, id) => {
       const threshold = scope.$thresholds.get(id as string);
       const score = own(profileOf(scope).scores, id as string);
@@ -130,6 +142,7 @@ export const RULE_HELPERS: readonly RuleHelper[] = Object.freeze([
     returns: 'double',
     cost: 1,
     dynamic: () => true,
+    profileReads: ([category]) => [category === undefined ? ['stats', 'categoryInterests'] : ['stats', 'categoryInterests', category]],
     run: (scope, category) => {
       const value = own(profileOf(scope).stats?.categoryInterests, category as string);
       return typeof value === 'number' ? value : 0;
@@ -142,6 +155,7 @@ export const RULE_HELPERS: readonly RuleHelper[] = Object.freeze([
     returns: 'bool',
     cost: 1,
     dynamic: () => false,
+    profileReads: () => [['preferences', 'interests']],
     run: (scope, interest) => {
       const declared = profileOf(scope).preferences?.interests;
       return Array.isArray(declared) && declared.includes(interest as string);
@@ -154,6 +168,7 @@ export const RULE_HELPERS: readonly RuleHelper[] = Object.freeze([
     returns: 'double',
     cost: 1,
     dynamic: () => false,
+    profileReads: ([channel]) => [channel === undefined ? ['engagement'] : ['engagement', channel]],
     run: (scope, channel) => {
       const rate = own(profileOf(scope).engagement as Readonly<Record<string, { rate?: number }>> | undefined, channel as string)?.rate;
       return typeof rate === 'number' && Number.isFinite(rate) ? rate : 0;

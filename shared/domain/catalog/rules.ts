@@ -473,20 +473,34 @@ function clockPath(keys: readonly string[]): boolean {
   });
 }
 
+/** Profile fields the shorthand variables stand for (createRuleVariables). */
+const SHORTHAND_FIELDS: Readonly<Record<string, readonly (readonly string[])[]>> = {
+  visitsToday: [['stats', 'visitsToday']],
+  preferredChannel: [['preferences', 'preferredChannel'], ['engagement']],
+};
+
+/** The audience's parts of the rule profile: logged apart from the fields (segments, persona, scores). */
+const AUDIENCE_KEYS = new Set(['segments', 'persona', 'scores']);
+
 export function readsOf(ast: ASTNode): RuleReads {
   let dynamic = false;
   const segments = new Set<string>();
   const models = new Set<string>();
+  const fields = new Map<string, readonly string[]>();
+  const field = (keys: readonly string[]) => {
+    if (keys.length > 0 && !AUDIENCE_KEYS.has(keys[0] as string)) fields.set(JSON.stringify(keys), keys);
+  };
   const visit = (node: ASTNode): void => {
-    if (dynamic) return;
     const path = node.op === 'id' || node.op === '.' || node.op === '.?' || node.op === '[]' || node.op === '[?]' ? pathOf(node) : undefined;
     if (path) {
       if (REQUEST_OR_CLOCK.has(path.root)) dynamic = true;
-      else if (path.root === 'profile') {
+      for (const keys of SHORTHAND_FIELDS[path.root] ?? []) field(keys);
+      if (path.root === 'profile') {
         const [first, second] = path.keys;
         if (first === 'segments') segments.add('*');
         else if (first === 'scores') models.add(second ?? '*');
         else if (first !== 'persona' && clockPath(path.keys)) dynamic = true;
+        field(path.keys);
       }
       return;
     }
@@ -495,10 +509,8 @@ export function readsOf(ast: ASTNode): RuleReads {
       const helper = RULE_HELPERS_BY_NAME.get(name);
       if (helper) {
         const literals = args.map((arg) => literalString(arg));
-        if (helper.dynamic(literals)) {
-          dynamic = true;
-          return;
-        }
+        if (helper.dynamic(literals)) dynamic = true;
+        for (const keys of helper.profileReads(literals)) field(keys);
         helper.args.forEach((arg, i) => {
           const literal = literals[i];
           if (arg.kind === 'segment' && literal !== undefined) segments.add(literal);
@@ -519,7 +531,7 @@ export function readsOf(ast: ASTNode): RuleReads {
     each(args);
   };
   visit(ast);
-  return { dynamic, segments: [...segments], models: [...models] };
+  return { dynamic, segments: [...segments], models: [...models], fields: [...fields.values()] };
 }
 
 /** A new, empty tally of runtime failures: one per decision (or per enrichment), read by its caller. */

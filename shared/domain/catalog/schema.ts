@@ -16,7 +16,7 @@
 import * as z from 'zod';
 import { CHANNELS } from '../channels.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec } from './content-fields.ts';
-import { CONSENT_REQUIRED_DEFAULT, LEARNING_DEFAULTS, defaultCatalogDocument } from './defaults.ts';
+import { CONSENT_REQUIRED_DEFAULT, DECISION_LOG_DEFAULTS, LEARNING_DEFAULTS, defaultCatalogDocument } from './defaults.ts';
 import { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 
 export { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
@@ -312,6 +312,17 @@ export const arbitrationSchema = z
   })
   .strict();
 
+export const decisionLogSchema = z
+  .object({
+    /**
+     * Share of decisions (0..1) whose decision record also keeps the features
+     * the catalog's rules read (segments, persona, scores, the profile fields
+     * referenced, the request context), chosen by the decision id.
+     */
+    sample: z.number().min(0).max(1).default(DECISION_LOG_DEFAULTS.sample),
+  })
+  .strict();
+
 export const learningSchema = z
   .object({
     enabled: z.boolean().default(LEARNING_DEFAULTS.enabled),
@@ -415,6 +426,7 @@ export const catalogSchema = z
     arbitration: arbitrationSchema.default(() => defaultCatalogDocument().arbitration),
     learning: learningSchema.default(() => defaultCatalogDocument().learning),
     experiments: z.array(experimentSchema).max(200).default([]),
+    decisionLog: decisionLogSchema.default(() => defaultCatalogDocument().decisionLog),
   })
   .strict();
 

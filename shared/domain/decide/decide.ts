@@ -89,7 +89,8 @@ import { hash32, seededRandom, type Random } from './random.ts';
 import { armProbabilities, chooseArm, type ArmPosterior, type ArmProbabilities, type ArmProbabilityCache } from '../learning/policy.ts';
 import { NO_CONTEXT, posterior } from '../learning/statistics.ts';
 import { F_OWN_CHECKS, F_PLAIN, F_RULE, filteredOut, ruleSettled, slotFilter, slotFor, type Slot } from './slot.ts';
-import type { CandidateExplanation, Decision, DecideRequest, Explanation, LearningStats, ReturnedAction } from './types.ts';
+import type { LoggedCandidate } from '../evaluation/decision-record.ts';
+import type { CandidateExplanation, Decision, DecideRequest, DecisionLogFacts, Explanation, LearningStats, ReturnedAction } from './types.ts';
 
 export interface DecideOptions {
   /** Outcome statistics for learning; absent = the catalog's Beta prior. */
@@ -272,9 +273,11 @@ function assignmentShare(catalog: CompiledCatalog, experiment: { readonly id: st
  * the top of [0, 1), so a draw above the exploring share exploits), then the
  * other actions in score order, each with its best variant; every entry
  * with the exact chance that the policy serves it, with its variant, among
- * the first `limit`. `eligible` is sorted in place (compareRanked).
+ * the first `limit`. `eligible` is sorted in place (compareRanked). The
+ * policy is computed at the call (the ranking is drawn lazily); with
+ * `logged`, every arm is pushed there with its chance of position 1.
  */
-function* banditRanking(
+function banditRanking(
   catalog: CompiledCatalog,
   eligible: Ranked[],
   weightOf: (action: CompiledAction) => number,
@@ -282,6 +285,7 @@ function* banditRanking(
   limit: number,
   u: number,
   cache: ArmProbabilityCache | undefined,
+  logged: LoggedCandidate[] | undefined,
 ): Generator<Ranked> {
   eligible.sort(compareRanked);
   /** Index of each rank's first arm. */
@@ -322,6 +326,34 @@ function* banditRanking(
     return armProbabilities(posteriors, { exploration: catalog.learning.exploration, floor: catalog.learning.floor });
   };
   const policy = cache ? cache.get(key, compute) : compute();
+  const pi = policy.probabilities;
+  if (logged) {
+    for (let r = 0; r < eligible.length; r++) {
+      const ranked = eligible[r] as Ranked;
+      const value = ranked.action.value * weightOf(ranked.action);
+      const share = assignmentShare(catalog, ranked.experiment);
+      (ranked.arms ?? []).forEach((arm, i) => {
+        logged.push({
+          actionId: ranked.action.id,
+          ...(arm.variant !== undefined ? { variant: arm.variant } : {}),
+          score: round(arm.propensity * value),
+          probability: round((pi[(start[r] as number) + i] as number) * share),
+        });
+      });
+    }
+  }
+  return drawRanking(eligible, weightOf, limit, u, policy, start);
+}
+
+/** The bandit's ranking drawn from its policy (banditRanking). */
+function* drawRanking(
+  eligible: readonly Ranked[],
+  weightOf: (action: CompiledAction) => number,
+  limit: number,
+  u: number,
+  policy: ArmProbabilities,
+  start: Int32Array,
+): Generator<Ranked> {
   const pi = policy.probabilities;
   const picked = chooseArm(policy, u, true).index;
   let pickedRank = 0;
@@ -529,12 +561,62 @@ function render(
 }
 
 
+/** The decision (see the module's docstring). */
 export function decide(
   catalog: CompiledCatalog,
   profile: ProfileView,
   request: DecideRequest,
   now: Date,
   options: DecideOptions = {},
+): Decision {
+  return decideOnce(catalog, profile, request, now, options, undefined);
+}
+
+/**
+ * The same decision, and what the decision log needs of it beyond the
+ * answer (types.ts `DecisionLogFacts`): every eligible candidate with its
+ * score and its chance of position 1, the learning context, the catalog
+ * version, the audience and the customer key. The same inputs (and
+ * randomness) give the same answer as `decide`; the extra cost is one entry
+ * per eligible candidate (the deterministic ranking then sorts them all at
+ * once, as `explain` does, instead of selecting the first few).
+ */
+export function decideForLog(
+  catalog: CompiledCatalog,
+  profile: ProfileView,
+  request: DecideRequest,
+  now: Date,
+  options: DecideOptions = {},
+): { readonly decision: Decision; readonly log: DecisionLogFacts } {
+  const sink: LogSink = { eligible: [] };
+  const decision = decideOnce(catalog, profile, request, now, options, sink);
+  return {
+    decision,
+    log: {
+      customerKey: sink.customerKey ?? '',
+      catalogVersion: String(catalog.version),
+      learningContext: sink.learningContext ?? NO_CONTEXT,
+      eligible: sink.eligible,
+      audience: sink.audience ?? { segments: [], segmentSet: new Set(), scores: {} },
+    },
+  };
+}
+
+/** What decideOnce leaves for decideForLog. */
+interface LogSink {
+  readonly eligible: LoggedCandidate[];
+  customerKey?: string;
+  learningContext?: string;
+  audience?: Audience;
+}
+
+function decideOnce(
+  catalog: CompiledCatalog,
+  profile: ProfileView,
+  request: DecideRequest,
+  now: Date,
+  options: DecideOptions,
+  log: LogSink | undefined,
 ): Decision {
   const nowMs = now.getTime();
   const { channel, placement, explain } = request;
@@ -576,6 +658,11 @@ export function decide(
     placement,
     stats: options.learning,
   };
+  if (log) {
+    log.customerKey = key;
+    log.learningContext = learner.context;
+    log.audience = audience;
+  }
   const assignments = new Assignments(key, nowMs);
   const weightOf = (action: CompiledAction) => where.weights[action.index] ?? action.weight;
   // Nothing learnt (no stats) and no bandit: every action without variants or a model has the prior's propensity.
@@ -641,10 +728,22 @@ export function decide(
     // An explanation lists every eligible candidate in rank order; a decision needs only the
     // first few that render: selected one at a time, best first.
     if (bandit && eligible.length > 0) {
-      const drawn = banditRanking(catalog, eligible, weightOf, learner, limit, random(), options.policies);
+      const drawn = banditRanking(catalog, eligible, weightOf, learner, limit, random(), options.policies, log?.eligible);
       ranking = trace ? [...drawn] : drawn;
+    } else if (trace || log) {
+      const all = rankAll(eligible, slot, pool, plainPropensity ?? 0);
+      ranking = all;
+      // Deterministic: the first is served first (its experiment arm's share of customers), the others never.
+      all.forEach((r, i) =>
+        log?.eligible.push({
+          actionId: r.action.id,
+          ...(r.variant !== undefined ? { variant: r.variant } : {}),
+          score: round(r.score),
+          probability: i === 0 ? round(assignmentShare(catalog, r.experiment)) : 0,
+        }),
+      );
     } else {
-      ranking = trace ? rankAll(eligible, slot, pool, plainPropensity ?? 0) : inRankOrder(eligible, slot, pool, plainPropensity ?? 0);
+      ranking = inRankOrder(eligible, slot, pool, plainPropensity ?? 0);
     }
   }
 

@@ -3,6 +3,8 @@
  * decision it returns, and the explanation of every candidate.
  */
 import type { Channel } from '../channels.ts';
+import type { Audience } from '../catalog/compiled.ts';
+import type { LoggedCandidate } from '../evaluation/decision-record.ts';
 import type { OutcomeCounts } from '../learning/statistics.ts';
 
 export interface DecideRequest {
@@ -93,6 +95,31 @@ export interface Decision {
   /** The profile could not be read: a decision from the catalog's fallbacks only. */
   readonly degraded?: true;
   readonly explanation?: Explanation;
+}
+
+/**
+ * What the decision log needs of a decision beyond its answer
+ * (decide.ts `decideForLog`; `decide` does none of this work).
+ */
+export interface DecisionLogFacts {
+  /** The key experiments and learning seed on (decide.ts `customerKey`); pseudonymise it before it leaves the process. */
+  readonly customerKey: string;
+  /** The catalog version decided with ("0" for the empty catalog of a degraded decision). */
+  readonly catalogVersion: string;
+  /** The learning context decided in (decide.ts `learningContextOf`; statistics.ts NO_CONTEXT for none). */
+  readonly learningContext: string;
+  /**
+   * Every candidate that passed every check, best first (with the bandit,
+   * one entry per arm: each variant the action may serve), with its score
+   * (propensity × value × weight, 6 decimals) and the probability (6
+   * decimals) that the policy puts it at position 1: π(arm) × the
+   * experiment arm's assignment share where the bandit decides, else 1 ×
+   * that share for the first and 0 for the others. Their sum is at most 1
+   * (within the rounding); empty when nothing passed, or degraded.
+   */
+  readonly eligible: readonly LoggedCandidate[];
+  /** Segments, persona and scores of this decision. */
+  readonly audience: Audience;
 }
 
 /**

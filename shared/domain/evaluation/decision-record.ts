@@ -1,11 +1,15 @@
 /**
  * The decision record: what the decision log keeps of every decision, for
- * off-policy evaluation and audit. Meant to be one structured log line of
- * the decide function's logger (no network call on the hot path); decide
- * does not write it yet. Deployed, a CloudWatch Logs subscription filter
- * selects the lines whose `message` is DECISION_RECORD_MESSAGE and Amazon
- * Data Firehose delivers them to S3, where a Glue table with the columns
- * below lets Athena query them (infra/constructs/decision-log.ts).
+ * off-policy evaluation and audit. The decide function logs one per
+ * decision it answers (degraded and fallback answers included; simulations
+ * are not traffic and are not logged) as one structured line of its logger
+ * (no network call on the hot path), built by
+ * shared/domain/decide/decision-log.ts `decisionRecord`. Deployed, a
+ * CloudWatch Logs subscription filter selects the lines whose `message` is
+ * DECISION_RECORD_MESSAGE and Amazon Data Firehose delivers them to S3,
+ * where a Glue table with the columns below lets Athena query them
+ * (infra/constructs/decision-log.ts). Locally, the stack appends the same
+ * lines to `<data folder>/decisions/<yyyy-mm-dd>.jsonl` (local/decision-log.ts).
  *
  * One definition: the record's shape (`DecisionLogRecord`), the log message
  * that marks it and the Glue columns all live here.
@@ -35,27 +39,48 @@ export interface LoggedCandidate {
 
 /** What the decision log keeps of one decision. */
 export interface DecisionLogRecord {
+  /**
+   * The decision id as the client received it (sealed, decision-id.ts
+   * `sealDecisionId`): what outcome events carry back in
+   * `properties.decision_id`, so a record joins its outcomes on this string.
+   */
   readonly decisionId: string;
   /** When the decision was made, ISO-8601. */
   readonly at: string;
   readonly catalogVersion: string;
   readonly channel: string;
   readonly placement?: string;
-  /** Keyed hash of the customer key (pseudonymous). */
+  /** Keyed hash of the customer key (pseudonymous; decision-log.ts `customerPseudonym`). */
   readonly customer: string;
+  /** The learning context decided in (persona or segment id; `-` for none). */
   readonly learningContext?: string;
   readonly fallback: boolean;
   readonly degraded: boolean;
+  /**
+   * Every candidate that passed every check, best first, with its chance of
+   * position 1 (decide/types.ts `DecisionLogFacts.eligible`: one entry per
+   * arm where the bandit decides); sums to at most 1. Empty for a degraded
+   * decision and when nothing was eligible (then `served` holds the fallbacks).
+   */
   readonly eligible: readonly LoggedCandidate[];
-  /** What was served, in order, with the probability each was chosen with. */
+  /**
+   * What was served, in order, as the answer has it: score, and the
+   * probability each was chosen with among the first `limit` (API.md §4;
+   * 1 for fallbacks).
+   */
   readonly served: readonly LoggedCandidate[];
   /** For the sampled share of decisions (`decisionLog.sample`): what the catalog's rules read, enough to replay the decision. */
   readonly features?: {
     readonly segments: readonly string[];
     readonly persona?: string;
     readonly scores: Readonly<Record<string, number>>;
-    /** Profile fields the catalog's rules reference, by path, as JSON text. */
+    /**
+     * Profile fields the catalog's rules reference (compiled catalog
+     * `ruleFields`), by path (`traits.tier`, `stats.eventCounts["Cart Abandoned"]`),
+     * each value as JSON text; a field the profile lacks is absent.
+     */
     readonly fields: Readonly<Record<string, string>>;
+    /** The request context, each value as JSON text. */
     readonly context: Readonly<Record<string, string>>;
   };
 }

@@ -1,0 +1,148 @@
+/**
+ * The local decision log: what the deployed decision log
+ * (infra/constructs/decision-log.ts) delivers to S3, kept in the data
+ * folder. Deployed, the decide function's logger writes each decision
+ * record as one JSON line to its log group, and a subscription filter sends
+ * the lines whose `message` is DECISION_RECORD_MESSAGE to Firehose, which
+ * writes each line as it was logged. Locally every function runs in this
+ * process and logs to its stdout, so the stack watches stdout for those
+ * lines (the decide function's: `service` `kairos-decide`), appends each to
+ * `<folder>/<yyyy-mm-dd>.jsonl` (the UTC day it was written) instead of the
+ * terminal, and lets every other line through. The function's code path is
+ * the deployed one: it only logs.
+ *
+ * Rotation: by UTC day, and within a day by size — past `maxBytes` (64 MB
+ * by default) the next line starts `<yyyy-mm-dd>.1.jsonl`, then `.2`…
+ * `decisionLogFiles` lists a folder's files in the order they were written.
+ */
+import { closeSync, mkdirSync, openSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { DECISION_RECORD_MESSAGE } from '#domain/evaluation/decision-record.ts';
+import { serviceNameOf } from '#shared/functions.ts';
+
+/** Size past which a day's file is continued in the next part. */
+export const DECISION_LOG_MAX_BYTES = 64 * 1024 * 1024;
+
+const FILE = /^(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.jsonl$/;
+
+/** The file of a day's part: `2026-11-30.jsonl`, `2026-11-30.1.jsonl`… */
+const fileName = (day: string, part: number) => (part === 0 ? `${day}.jsonl` : `${day}.${part}.jsonl`);
+
+/** The decision log files of a folder, oldest first (by day, then part); none when the folder does not exist. */
+export function decisionLogFiles(folder: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(folder);
+  } catch {
+    return [];
+  }
+  return names
+    .map((name) => ({ name, match: FILE.exec(name) }))
+    .filter((f): f is { name: string; match: RegExpExecArray } => f.match !== null)
+    .sort((a, b) => ((a.match[1] as string) < (b.match[1] as string) ? -1 : (a.match[1] as string) > (b.match[1] as string) ? 1 : Number(a.match[2] ?? 0) - Number(b.match[2] ?? 0)))
+    .map((f) => join(folder, f.name));
+}
+
+export interface LocalDecisionLogOptions {
+  /** @default DECISION_LOG_MAX_BYTES */
+  readonly maxBytes?: number;
+  /** The clock that picks the day. @default the wall clock */
+  readonly now?: () => Date;
+}
+
+/** Appends decision record lines to the folder's files, rotated by UTC day and by size. */
+export class LocalDecisionLog {
+  private readonly maxBytes: number;
+  private readonly now: () => Date;
+  private fd: number | undefined;
+  private day = '';
+  private part = 0;
+  private bytes = 0;
+
+  constructor(
+    public readonly folder: string,
+    options: LocalDecisionLogOptions = {},
+  ) {
+    this.maxBytes = options.maxBytes ?? DECISION_LOG_MAX_BYTES;
+    this.now = options.now ?? (() => new Date());
+    mkdirSync(folder, { recursive: true });
+  }
+
+  /** Append one record line (its JSON, without the newline). Synchronous, as a log line is. */
+  append(line: string): void {
+    const text = `${line}\n`;
+    const size = Buffer.byteLength(text, 'utf8');
+    const day = this.now().toISOString().slice(0, 10);
+    if (this.fd === undefined || day !== this.day) this.openDay(day);
+    else if (this.bytes > 0 && this.bytes + size > this.maxBytes) this.openPart(this.part + 1);
+    writeSync(this.fd as number, text);
+    this.bytes += size;
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  /** The day's last part (an earlier run's file is continued), or its first. */
+  private openDay(day: string): void {
+    this.day = day;
+    let last = 0;
+    for (const file of decisionLogFiles(this.folder)) {
+      const match = FILE.exec(file.slice(this.folder.length + 1));
+      if (match?.[1] === day) last = Math.max(last, Number(match[2] ?? 0));
+    }
+    this.openPart(last);
+  }
+
+  private openPart(part: number): void {
+    this.close();
+    this.part = part;
+    const path = join(this.folder, fileName(this.day, part));
+    this.fd = openSync(path, 'a');
+    this.bytes = statSync(path).size;
+    if (this.bytes > 0 && this.bytes >= this.maxBytes) this.openPart(part + 1);
+  }
+}
+
+const DECIDE_SERVICE = serviceNameOf('decide');
+
+/** The record line a chunk of stdout is, or undefined when it is anything else. */
+function recordLine(chunk: string): string | undefined {
+  if (!chunk.includes(DECISION_RECORD_MESSAGE)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(chunk);
+  } catch {
+    return undefined;
+  }
+  if (parsed === null || typeof parsed !== 'object') return undefined;
+  const line = parsed as { message?: unknown; service?: unknown };
+  if (line.message !== DECISION_RECORD_MESSAGE || line.service !== DECIDE_SERVICE) return undefined;
+  const trimmed = chunk.trim();
+  // One line as logged; a logger in development mode indents its JSON: the same JSON on one line.
+  return trimmed.includes('\n') ? JSON.stringify(parsed) : trimmed;
+}
+
+/**
+ * Divert the decide function's decision record lines from this process's
+ * stdout to `log` (every other write goes through unchanged). Returns the
+ * function that puts stdout back.
+ */
+export function captureDecisionRecords(log: LocalDecisionLog): () => void {
+  const stdout = process.stdout;
+  const write = stdout.write;
+  const diverted = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]): boolean {
+    const text = typeof chunk === 'string' ? chunk : chunk instanceof Uint8Array ? Buffer.from(chunk).toString('utf8') : undefined;
+    const line = text === undefined ? undefined : recordLine(text);
+    if (line === undefined) return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    log.append(line);
+    const callback = rest.find((r): r is (error?: Error | null) => void => typeof r === 'function');
+    if (callback) process.nextTick(callback);
+    return true;
+  };
+  stdout.write = diverted as typeof stdout.write;
+  return () => {
+    if (stdout.write === diverted) stdout.write = write;
+  };
+}

@@ -1,0 +1,144 @@
+/**
+ * The decision record of one decision (evaluation/decision-record.ts
+ * `DecisionLogRecord`), built from the decision and what `decideForLog`
+ * exposes of it, and the keyed hash that makes its customer pseudonymous.
+ *
+ * Pure and synchronous: the decide function logs the record as one line of
+ * its logger (no network call, no write on the hot path). Simulations
+ * (`POST /v1/admin/simulate`) are not traffic and are never logged.
+ */
+import { createHmac, hkdfSync, createSecretKey, type KeyObject } from 'node:crypto';
+import type { CompiledCatalog } from '../catalog/compiled.ts';
+import type { DecisionLogRecord, LoggedCandidate } from '../evaluation/decision-record.ts';
+import type { ProfileView } from '../profile/view.ts';
+import { MIN_DECISION_SECRET_LENGTH } from './decision-id.ts';
+import { unitHash } from './random.ts';
+import type { Decision, DecisionLogFacts } from './types.ts';
+
+/** The key the customer key is hashed with in decision records. */
+export interface PseudonymKey {
+  readonly key: KeyObject;
+}
+
+/** HKDF `info` of the pseudonym key: it keeps this key apart from every other key derived from the same secret. */
+const PSEUDONYM_KEY_INFO = 'kairos decision log customer pseudonym v1';
+
+/**
+ * The pseudonym key of a secret (the decision secret, KAIROS_DECISION_KEY,
+ * at least 32 characters): HKDF-SHA-256 of it, 32 bytes, with its own
+ * `info`, so it is not the key decision ids are sealed with. Throws for a
+ * shorter secret.
+ */
+export function pseudonymKey(secret: string): PseudonymKey {
+  if (secret.length < MIN_DECISION_SECRET_LENGTH) {
+    throw new Error(`A pseudonym key secret must be at least ${MIN_DECISION_SECRET_LENGTH} characters`);
+  }
+  return { key: createSecretKey(Buffer.from(hkdfSync('sha256', secret, '', PSEUDONYM_KEY_INFO, 32))) };
+}
+
+/**
+ * The pseudonym of a customer key: HMAC-SHA-256 with the pseudonym key,
+ * base64url (43 characters). The same customer always gets the same
+ * pseudonym under one key; without the key it cannot be computed from, or
+ * turned back into, the customer key.
+ */
+export function customerPseudonym(key: PseudonymKey, customerKey: string): string {
+  return createHmac('sha256', key.key).update(customerKey, 'utf8').digest('base64url');
+}
+
+/**
+ * Whether a decision's record keeps its features: a uniform hash of the
+ * decision id below `sample` (0..1), so the same id is always chosen or
+ * always not, whoever replays it.
+ */
+export function isSampledDecision(decisionId: string, sample: number): boolean {
+  return sample > 0 && unitHash(decisionId) < sample;
+}
+
+/** The value at `keys` below `root`, or undefined when a key is missing (own properties only). */
+function valueAt(root: unknown, keys: readonly string[]): unknown {
+  let at = root;
+  for (const key of keys) {
+    if (at === null || typeof at !== 'object' || !Object.hasOwn(at, key)) return undefined;
+    at = (at as Record<string, unknown>)[key];
+  }
+  return at;
+}
+
+const jsonText = (value: unknown): string | undefined => {
+  if (value === undefined) return undefined;
+  return JSON.stringify(value) as string | undefined;
+};
+
+export interface DecisionRecordInput {
+  /** The catalog decided with. */
+  readonly catalog: CompiledCatalog;
+  /** The profile decided on (the empty one for a degraded decision). */
+  readonly profile: ProfileView;
+  /** The request's context. */
+  readonly context: Readonly<Record<string, unknown>>;
+  readonly decision: Decision;
+  readonly facts: DecisionLogFacts;
+  /** The decision id as the client received it (sealed): what outcome events carry back. */
+  readonly decisionId: string;
+  /** The customer's pseudonym (customerPseudonym of `facts.customerKey`). */
+  readonly customer: string;
+  /** When the decision was made. */
+  readonly at: Date;
+}
+
+/**
+ * The decision record: decision id, time, catalog version, channel and
+ * placement, pseudonymous customer, learning context, fallback and
+ * degraded, the eligible candidates with their chance of position 1
+ * (`facts.eligible`), what was served in order with the probability each
+ * was chosen with; and, for the catalog's `decisionLog.sample` of decision
+ * ids (isSampledDecision), `features`: the segments, persona and scores,
+ * the profile fields the catalog's rules read (`catalog.ruleFields`; a
+ * field the profile lacks is left out, as the rules saw it missing), and
+ * the request context — field and context values as JSON text.
+ */
+export function decisionRecord(input: DecisionRecordInput): DecisionLogRecord {
+  const { decision, facts, catalog } = input;
+  const served: LoggedCandidate[] = decision.actions.map((a) => ({
+    actionId: a.actionId,
+    ...(a.variant !== undefined ? { variant: a.variant } : {}),
+    score: a.score,
+    probability: a.probability,
+  }));
+  let features: DecisionLogRecord['features'];
+  if (isSampledDecision(input.decisionId, catalog.decisionLog.sample)) {
+    const fields: Record<string, string> = {};
+    for (const field of catalog.ruleFields) {
+      const text = jsonText(valueAt(input.profile, field.keys));
+      if (text !== undefined) fields[field.path] = text;
+    }
+    const context: Record<string, string> = {};
+    for (const [name, value] of Object.entries(input.context)) {
+      const text = jsonText(value);
+      if (text !== undefined) context[name] = text;
+    }
+    const { audience } = facts;
+    features = {
+      segments: audience.segments,
+      ...(audience.persona !== undefined ? { persona: audience.persona } : {}),
+      scores: audience.scores,
+      fields,
+      context,
+    };
+  }
+  return {
+    decisionId: input.decisionId,
+    at: input.at.toISOString(),
+    catalogVersion: facts.catalogVersion,
+    channel: decision.channel,
+    ...(decision.placement !== undefined ? { placement: decision.placement } : {}),
+    customer: input.customer,
+    learningContext: facts.learningContext,
+    fallback: decision.fallback === true,
+    degraded: decision.degraded === true,
+    eligible: facts.eligible,
+    served,
+    ...(features ? { features } : {}),
+  };
+}

@@ -1,0 +1,277 @@
+/**
+ * The decision record (shared/domain/decide/decision-log.ts): built from a
+ * decision and what `decideForLog` exposes of it — the same answer as
+ * `decide`, every eligible candidate with its chance of position 1 (summing
+ * to at most 1; the bandit's arm probabilities, or 1 for the first of a
+ * deterministic ranking), what was served with its probabilities, degraded
+ * and fallback decisions included; features for a sample of decision ids
+ * that is deterministic; the customer as a stable keyed hash that is not
+ * the customer's id; and the catalog's `decisionLog.sample` and `ruleFields`.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import { compileRule } from '#domain/catalog/rules.ts';
+import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
+import type { CatalogInput } from '#domain/catalog/schema.ts';
+import { decide, decideForLog, emptyProfile, type DecideOptions } from '#domain/decide/decide.ts';
+import { customerPseudonym, decisionRecord, isSampledDecision, pseudonymKey } from '#domain/decide/decision-log.ts';
+import type { DecideRequest, LearningStats } from '#domain/decide/types.ts';
+import { DECISION_LOG_COLUMNS, DECISION_RECORD_KEY, type DecisionLogRecord } from '#domain/evaluation/decision-record.ts';
+import { NO_CONTEXT } from '#domain/learning/statistics.ts';
+import type { ProfileView } from '#domain/profile/view.ts';
+import { makeView } from './catalog-support.ts';
+
+const NOW = new Date('2026-01-15T12:00:00Z');
+const SECRET = 'kdk_unit_test_decision_secret_0123456789';
+const KEY = pseudonymKey(SECRET);
+
+function catalog(input: CatalogInput, version = 7): CompiledCatalog {
+  const result = loadCatalog(input, 'object', { version });
+  if (!result.ok) throw new Error(`catalog: ${JSON.stringify(result.problems)}`);
+  return result.catalog;
+}
+
+const banner = (id: string, extra: Record<string, unknown> = {}) => ({ id, name: id, content: { web: { title: `${id} title` } }, ...extra });
+const twoVariants = [
+  { id: 'a', content: { web: { title: 'A' } } },
+  { id: 'b', content: { web: { title: 'B' } } },
+];
+
+function stats(table: Record<string, [number, number]>): LearningStats {
+  return {
+    generation: 1,
+    get: (actionId, variant, context) => {
+      if (context !== NO_CONTEXT) return undefined;
+      const entry = table[variant === undefined ? actionId : `${actionId}/${variant}`];
+      return entry ? { impressions: entry[0], clicks: entry[1], conversions: 0 } : undefined;
+    },
+  };
+}
+
+const request = (extra: Partial<DecideRequest> = {}): DecideRequest => ({ userId: 'u-1', channel: 'web', limit: 1, context: {}, explain: false, ...extra });
+
+/** The record the decide function would log for this decision. */
+function recordOf(c: CompiledCatalog, profile: ProfileView, req: DecideRequest, options: DecideOptions = {}, decisionId?: string): DecisionLogRecord {
+  const { decision, log } = decideForLog(c, profile, req, NOW, options);
+  return decisionRecord({
+    catalog: c,
+    profile,
+    context: req.context,
+    decision,
+    facts: log,
+    decisionId: decisionId ?? decision.decisionId,
+    customer: customerPseudonym(KEY, log.customerKey),
+    at: NOW,
+  });
+}
+
+const sum = (xs: readonly { probability: number }[]) => xs.reduce((s, x) => s + x.probability, 0);
+
+const learningCatalog = () =>
+  catalog({
+    learning: { enabled: true, exploration: 0.3, floor: 0.05, contextBy: 'none' },
+    actions: [banner('hero', { variants: twoVariants }), banner('promo', { value: 2 }), banner('news'), banner('never', { eligibility: 'false' })],
+  });
+
+describe('decideForLog', () => {
+  it('answers exactly as decide does, with and without learning, for the same randomness', () => {
+    const c = learningCatalog();
+    const learning = stats({ 'hero/a': [100, 30], 'hero/b': [100, 10], promo: [100, 5], news: [50, 20] });
+    for (let i = 0; i < 50; i++) {
+      const options: DecideOptions = { nonce: `n${i}`, learning };
+      for (const limit of [1, 3]) {
+        expect(decideForLog(c, makeView(), request({ limit }), NOW, options).decision).toEqual(decide(c, makeView(), request({ limit }), NOW, options));
+      }
+    }
+    const off = catalog({ learning: { enabled: false }, actions: [banner('x'), banner('y', { value: 3 })] });
+    expect(decideForLog(off, makeView(), request({ limit: 2 }), NOW, { nonce: 'z' }).decision).toEqual(decide(off, makeView(), request({ limit: 2 }), NOW, { nonce: 'z' }));
+  });
+
+  it('the bandit: one entry per eligible arm with its chance of position 1, summing to 1; the served arm carries the answer\'s probability', () => {
+    const c = learningCatalog();
+    const learning = stats({ 'hero/a': [100, 30], 'hero/b': [100, 10], promo: [100, 5], news: [50, 20] });
+    const served = new Map<string, number>();
+    for (let i = 0; i < 40; i++) {
+      const record = recordOf(c, makeView(), request(), { nonce: `n${i}`, learning });
+      const arms = record.eligible.map((e) => (e.variant === undefined ? e.actionId : `${e.actionId}/${e.variant}`));
+      expect(arms.sort()).toEqual(['hero/a', 'hero/b', 'news', 'promo']);
+      expect(sum(record.eligible)).toBeLessThanOrEqual(1 + 1e-6 * record.eligible.length);
+      expect(sum(record.eligible)).toBeGreaterThan(1 - 1e-6 * record.eligible.length);
+      for (const e of record.eligible) expect(e.probability).toBeGreaterThanOrEqual(0.05 - 1e-6); // the floor
+      const first = record.served[0];
+      expect(first).toBeDefined();
+      const entry = record.eligible.find((e) => e.actionId === first?.actionId && e.variant === first.variant);
+      expect(entry?.probability).toBeCloseTo(first?.probability ?? -1, 6);
+      served.set(`${first?.actionId}/${first?.variant ?? ''}`, first?.probability ?? 0);
+    }
+    expect(served.size).toBeGreaterThan(1); // exploring: more than one arm was served first
+  });
+
+  it('a deterministic ranking: every eligible candidate best first, probability 1 for the first and 0 for the others', () => {
+    const c = catalog({ learning: { enabled: false }, actions: [banner('x'), banner('y', { value: 3 }), banner('z', { value: 2 }), banner('no', { eligibility: 'false' })] });
+    const record = recordOf(c, makeView(), request({ limit: 2 }), { nonce: 'd' });
+    expect(record.eligible.map((e) => [e.actionId, e.probability])).toEqual([
+      ['y', 1],
+      ['z', 0],
+      ['x', 0],
+    ]);
+    expect(record.eligible.map((e) => e.score)).toEqual([...record.eligible.map((e) => e.score)].sort((a, b) => b - a));
+    expect(record.served.map((s) => [s.actionId, s.probability])).toEqual([
+      ['y', 1],
+      ['z', 1],
+    ]);
+    expect(record).toMatchObject({ catalogVersion: '7', channel: 'web', fallback: false, degraded: false, learningContext: NO_CONTEXT });
+  });
+
+  it('an experiment arm weighs its share of customers into the chance of position 1', () => {
+    const c = catalog({
+      learning: { enabled: false },
+      actions: [banner('exp', { variants: twoVariants })],
+      experiments: [{ id: 'copy', kind: 'variants', action: 'exp', holdout: 0.2, arms: [{ id: 'a', variant: 'a' }, { id: 'b', variant: 'b' }] }],
+    });
+    let assigned = 0;
+    for (let i = 0; i < 20; i++) {
+      const record = recordOf(c, makeView({ userId: `u-${i}` }), request({ userId: `u-${i}` }), { nonce: 'e' });
+      if (record.eligible.length === 0) continue; // holdout
+      assigned++;
+      expect(record.eligible).toHaveLength(1);
+      expect(record.eligible[0]?.probability).toBeCloseTo(0.4, 6);
+      expect(record.served[0]?.probability).toBeCloseTo(0.4, 6);
+    }
+    expect(assigned).toBeGreaterThan(5);
+  });
+
+  it('fallback and degraded decisions are recorded: nothing eligible, the fallbacks served with probability 1', () => {
+    const c = catalog({ learning: { enabled: false }, actions: [banner('gated', { eligibility: 'profile.traits.tier == "gold"' }), banner('safety', { fallback: [{ channel: 'web' }] })] });
+    const fallback = recordOf(c, makeView(), request(), { nonce: 'f' });
+    expect(fallback).toMatchObject({ fallback: true, degraded: false, eligible: [], served: [{ actionId: 'safety', probability: 1 }] });
+    const degraded = recordOf(c, emptyProfile({ userId: 'u-1' }), request(), { nonce: 'g', degraded: true });
+    expect(degraded).toMatchObject({ fallback: true, degraded: true, eligible: [], served: [{ actionId: 'safety', probability: 1 }] });
+  });
+});
+
+describe('features: what the rules read, for a deterministic sample of decision ids', () => {
+  const rules = catalog({
+    learning: { enabled: false },
+    decisionLog: { sample: 1 },
+    models: [{ id: 'churnRisk', kind: 'logistic', intercept: 0, features: [{ name: 'o', expression: 'profile.stats.orders', weight: 0.1 }] }],
+    segments: [{ id: 'gold', rule: 'profile.traits.tier == "gold"' }],
+    personas: [{ id: 'fan', name: 'Fan', rule: 'likes("football")' }],
+    actions: [
+      banner('cart', { eligibility: 'eventCount("Cart Abandoned", "7d") > 0.0 && context.page == "/cart"' }),
+      banner('vip', { eligibility: 'hasSegment("gold") && profile.traits["favourite colour"] == "red"' }),
+    ],
+  });
+
+  it('the compiled catalog knows the profile fields its rules read, by path, helpers and shorthands included', () => {
+    expect(rules.ruleFields.map((f) => f.path).sort()).toEqual(
+      ['preferences.interests', 'stats.eventCounts["Cart Abandoned"]', 'stats.orders', 'traits.tier', 'traits["favourite colour"]'].sort(),
+    );
+    const reads = (source: string) => {
+      const r = compileRule(source, 'x');
+      if (!r.ok) throw new Error(r.error.message);
+      return r.rule.reads?.fields;
+    };
+    expect(reads('visitsToday > 3.0 && preferredChannel == "push"')).toEqual([['stats', 'visitsToday'], ['preferences', 'preferredChannel'], ['engagement']]);
+    expect(reads('profile.traits[context.key] == "x"')).toEqual([['traits']]);
+    expect(reads('engagementRate("push") > 0.1 && interest("shoes") > 0.5')).toEqual([['engagement', 'push'], ['stats', 'categoryInterests', 'shoes']]);
+    expect(reads('"gold" in profile.segments && profile.persona == "fan" && profile.scores.churnRisk > 0.5')).toEqual([]);
+  });
+
+  it('a sampled record keeps segments, persona, scores, the fields read (JSON text; absent fields left out) and the context', () => {
+    const profile = makeView({
+      traits: { tier: 'gold', 'favourite colour': 'red', email: 'luis@example.com' },
+      preferences: { interests: ['football'] },
+      stats: { orders: 3, eventCounts: { 'Cart Abandoned': { total: 2, today: 1, last7d: 2, last30d: 2 } } },
+    });
+    const req = request({ context: { page: '/cart', items: 2 } });
+    const record = recordOf(rules, profile, req, { nonce: 's' });
+    expect(record.features).toEqual({
+      segments: ['gold'],
+      persona: 'fan',
+      scores: { churnRisk: expect.any(Number) as number },
+      fields: {
+        'traits.tier': '"gold"',
+        'traits["favourite colour"]': '"red"',
+        'preferences.interests': '["football"]',
+        'stats.orders': '3',
+        'stats.eventCounts["Cart Abandoned"]': JSON.stringify({ total: 2, today: 1, last7d: 2, last30d: 2 }),
+      },
+      context: { page: '"/cart"', items: '2' },
+    });
+    // Only what the rules read: no other trait.
+    expect(JSON.stringify(record)).not.toContain('luis@example.com');
+    const bare = recordOf(rules, makeView(), req, { nonce: 's' });
+    expect(bare.features?.fields).not.toHaveProperty('traits.tier');
+  });
+
+  it('the sample is chosen by the decision id: the same id always, about the share asked, none at 0 and all at 1', () => {
+    const ids = Array.from({ length: 20_000 }, (_, i) => `d2.decision-${i}`);
+    const share = ids.filter((id) => isSampledDecision(id, 0.1)).length / ids.length;
+    expect(share).toBeGreaterThan(0.09);
+    expect(share).toBeLessThan(0.11);
+    for (const id of ids.slice(0, 500)) expect(isSampledDecision(id, 0.1)).toBe(isSampledDecision(id, 0.1));
+    expect(ids.some((id) => isSampledDecision(id, 0))).toBe(false);
+    expect(ids.every((id) => isSampledDecision(id, 1))).toBe(true);
+
+    const tenth = catalog({ learning: { enabled: false }, actions: [banner('x', { eligibility: 'profile.traits.tier == "gold"' })] });
+    expect(tenth.decisionLog.sample).toBe(0.1);
+    const profile = makeView({ traits: { tier: 'gold' } });
+    let sampled = 0;
+    for (const id of ids.slice(0, 300)) {
+      const first = recordOf(tenth, profile, request(), { nonce: 'x' }, id);
+      const again = recordOf(tenth, profile, request(), { nonce: 'x' }, id);
+      expect(again.features).toEqual(first.features);
+      expect(first.features !== undefined).toBe(isSampledDecision(id, 0.1));
+      if (first.features) sampled++;
+    }
+    expect(sampled).toBeGreaterThan(0);
+    expect(sampled).toBeLessThan(300);
+  });
+});
+
+describe('the pseudonymous customer', () => {
+  it('is a stable keyed hash of the customer key: not the id, the same for the same customer, different across customers and keys', () => {
+    const c = catalog({ learning: { enabled: false }, actions: [banner('x')] });
+    const one = recordOf(c, makeView({ userId: 'luis-42' }), request({ userId: 'luis-42' }), { nonce: 'a' });
+    const again = recordOf(c, makeView({ userId: 'luis-42' }), request({ userId: 'luis-42' }), { nonce: 'b' });
+    const other = recordOf(c, makeView({ userId: 'ana-7' }), request({ userId: 'ana-7' }), { nonce: 'a' });
+    expect(one.customer).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(one.customer).toBe(again.customer);
+    expect(one.customer).not.toBe(other.customer);
+    expect(JSON.stringify(one)).not.toContain('luis-42');
+    expect(customerPseudonym(pseudonymKey(`${SECRET}-rotated`), 'luis-42')).not.toBe(one.customer);
+    // The key the customer of a merged profile is known by: its experiment key (the first key it had).
+    const merged = recordOf(c, makeView({ userId: 'luis-42', experimentKey: 'anon-1' }), request({ userId: 'luis-42' }), { nonce: 'c' });
+    expect(merged.customer).toBe(customerPseudonym(KEY, 'anon-1'));
+    expect(() => pseudonymKey('short')).toThrow(/at least 32/);
+  });
+});
+
+describe('the catalog field decisionLog.sample', () => {
+  it('defaults to 0.1 and is refused outside 0..1 or with an unknown field, with its path', () => {
+    expect(catalog({ actions: [banner('x')] }).decisionLog).toEqual({ sample: 0.1 });
+    expect(catalog({ decisionLog: { sample: 0 }, actions: [banner('x')] }).decisionLog).toEqual({ sample: 0 });
+    for (const decisionLog of [{ sample: 1.5 }, { sample: -0.1 }, { sample: '0.5' }, { sample: 0.5, extra: true }]) {
+      const result = loadCatalog({ decisionLog, actions: [banner('x')] } as unknown as CatalogInput, 'object');
+      expect(result.ok ? [] : result.problems.map((p) => p.path)).toEqual([expect.stringMatching(/^decisionLog/)]);
+    }
+  });
+
+  it('the Glue columns name every field of the record', () => {
+    const c = catalog({ decisionLog: { sample: 1 }, actions: [banner('x')] });
+    const record = recordOf(c, makeView(), request({ placement: 'home' }), { nonce: 'g' });
+    const struct = DECISION_LOG_COLUMNS.find((col) => col.name === DECISION_RECORD_KEY)?.type ?? '';
+    for (const field of Object.keys(record)) expect(struct).toContain(`${field}:`);
+    for (const field of Object.keys(record.features ?? {})) expect(struct).toContain(`${field}:`);
+  });
+});
+
+describe('the demo catalog', () => {
+  it('reads profile fields its records can keep', () => {
+    const demo = loadCatalog(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8'), 'yaml');
+    if (!demo.ok) throw new Error('demo catalog');
+    expect(demo.catalog.ruleFields.map((f) => f.path)).toEqual(expect.arrayContaining(['traits.tier', 'stats.lastSeenAt']));
+  });
+});
