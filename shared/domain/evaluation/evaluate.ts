@@ -107,10 +107,10 @@ const outcomeEntry = (kind: OutcomeKind, arm: string): string => `${kind} ${arm}
 
 /**
  * The outcomes that count among `events` (profile/outcomes.ts
- * `attributeOutcome` with `decisionKey` and the conversion window, ms),
- * indexed by decision id.
+ * `attributeOutcome` with `decisionKey` — undefined: plain ids, as pure
+ * tests write them — and the conversion window, ms), indexed by decision.
  */
-export function indexOutcomes(events: Iterable<OutcomeEvent>, decisionKey: DecisionKey, conversionWindowMs: number): OutcomeIndex {
+export function indexOutcomes(events: Iterable<OutcomeEvent>, decisionKey: DecisionKey | undefined, conversionWindowMs: number): OutcomeIndex {
   const index = new Map<string, Set<string>>();
   for (const event of events) {
     const at = Date.parse(event.timestamp);
