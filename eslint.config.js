@@ -60,7 +60,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['shared/http/**', 'shared/*.ts', 'shared/lambda/**'],
+    files: ['shared/http/**', 'shared/bus/**', 'shared/*.ts', 'shared/lambda/**'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -83,7 +83,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: '^(\\.\\./(admin|decide|health|ingest|profile)/|#(local|infra|scripts|test)/|(\\.\\./)+(local|infra|scripts|test)/)',
+              regex: '^(\\.\\./(admin|decide|dispatcher|health|ingest|profile)/|#(local|infra|scripts|test)/|(\\.\\./)+(local|infra|scripts|test)/)',
               message: 'A function imports shared/ and its own folder, never another function, the local stack or infra.',
             },
           ],

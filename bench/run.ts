@@ -22,6 +22,15 @@ import { fileURLToPath } from 'node:url';
 /** What a module needs started before it runs. */
 type Needs = 'stack' | 'dynamodb';
 
+interface BenchTarget {
+  readonly url?: string;
+  readonly writeKey?: string;
+  readonly adminToken?: string;
+  readonly endpoint: string;
+  /** A local stack's bus deliveries (local/stack.ts `emissions`). */
+  readonly emissions?: () => readonly { readonly time: string; readonly detail: Readonly<Record<string, unknown>> }[];
+}
+
 interface BenchModule {
   readonly name: string;
   readonly needs: Needs;
@@ -29,7 +38,7 @@ interface BenchModule {
   /** Run only with `--only <name>` (a part of another module, measured alone). */
   readonly onlyWhenAsked?: boolean;
   /** Runs the bench; returns whether every budget held (undefined: the module reports no verdict). */
-  run(target: { url?: string; writeKey?: string; adminToken?: string; endpoint: string }): Promise<boolean | undefined>;
+  run(target: BenchTarget): Promise<boolean | undefined>;
 }
 
 const MODULES: readonly BenchModule[] = [
@@ -40,6 +49,16 @@ const MODULES: readonly BenchModule[] = [
     async run(target) {
       const { benchFreshness } = await import('./freshness.ts');
       const result = await benchFreshness({ url: target.url ?? '', writeKey: target.writeKey ?? '', adminToken: target.adminToken ?? '' });
+      return result.withinBudget;
+    },
+  },
+  {
+    name: 'emission',
+    needs: 'stack',
+    description: 'event accepted → trigger emission on the bus (local stack)',
+    async run(target) {
+      const { benchEmission } = await import('./emission.ts');
+      const result = await benchEmission({ url: target.url ?? '', writeKey: target.writeKey ?? '', emissions: target.emissions ?? (() => []) });
       return result.withinBudget;
     },
   },
@@ -117,7 +136,7 @@ async function runModule(module: BenchModule): Promise<boolean | undefined> {
     const { startLocalStack } = await import('#local/stack.ts');
     const stack = await startLocalStack({ env: {}, inMemory: true, port: 0, logLevel: 'ERROR', log: () => undefined });
     try {
-      return await module.run({ url: stack.url, writeKey: stack.writeKey, adminToken: stack.adminToken, endpoint: stack.dynamoEndpoint });
+      return await module.run({ url: stack.url, writeKey: stack.writeKey, adminToken: stack.adminToken, endpoint: stack.dynamoEndpoint, emissions: stack.emissions });
     } finally {
       await stack.stop();
     }

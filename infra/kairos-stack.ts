@@ -9,13 +9,14 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { functionDefinitions, METRICS_NAMESPACE, serviceNameOf, type Access, type FunctionDefinition, type LambdaName } from '#shared/functions.ts';
+import { dispatcherStreamSettings, functionDefinitions, METRICS_NAMESPACE, serviceNameOf, type Access, type FunctionDefinition, type LambdaName } from '#shared/functions.ts';
 import { routes, type FunctionName } from '#http/routes.ts';
 import { tables, type TableName } from '#store/tables.ts';
 import { KairosFunction, PROJECT_ROOT } from './constructs/kairos-function.ts';
 import { KairosHttpApi } from './constructs/kairos-http-api.ts';
 import { KairosMonitoring } from './constructs/kairos-monitoring.ts';
 import { KairosTable } from './constructs/kairos-table.ts';
+import { EmissionBus } from './constructs/emission-bus.ts';
 import { ProfileStream } from './constructs/profile-stream.ts';
 
 export interface KairosStackProps extends StackProps {
@@ -54,14 +55,19 @@ export interface KairosStackProps extends StackProps {
 /**
  * Kairos in one stack: the three tables, one function per manifest entry
  * with exactly the manifest's table access, the HTTP API from the route
- * table, the Events stream → profile mapping with its failure queue, alarms
- * and a dashboard. Environment-agnostic: no lookups, no account or region.
+ * table, the Events stream → profile mapping with its failure queue, the
+ * Outbox stream → dispatcher mapping with its own, the EventBridge bus and
+ * Scheduler group emissions go to, alarms and a dashboard. Environment-agnostic: no lookups, no account or region.
  */
 export class KairosStack extends Stack {
   public readonly tables: Readonly<Record<TableName, KairosTable>>;
   public readonly functions: Readonly<Record<LambdaName, KairosFunction>>;
   public readonly api: KairosHttpApi;
   public readonly profileStream: ProfileStream;
+  /** The Outbox stream → dispatcher mapping, with its failure queue. */
+  public readonly outboxStream: ProfileStream;
+  /** The EventBridge bus emissions go to, and the Scheduler group of deferred sends. */
+  public readonly emissions: EmissionBus;
   /** The secret decision ids are sealed with (KAIROS_DECISION_KEY of decide and the profile function). */
   public readonly decisionKey: Secret;
   public readonly monitoring: KairosMonitoring;
@@ -134,6 +140,15 @@ export class KairosStack extends Stack {
       target: streamReader,
     });
 
+    // The outbox: its stream into the dispatcher, which puts on the bus or schedules a deferred send.
+    this.outboxStream = new ProfileStream(this, 'OutboxStream', {
+      source: tableById.Outbox,
+      target: functionByName.dispatcher,
+      settings: dispatcherStreamSettings,
+      description: 'the Outbox stream mapping (emissions not published)',
+    });
+    this.emissions = new EmissionBus(this, 'Emissions', { dispatcher: functionByName.dispatcher });
+
     const httpFunctions = {} as Record<FunctionName, KairosFunction>;
     for (const route of routes) {
       const fn = functionByName[route.function as LambdaName];
@@ -176,6 +191,10 @@ export class KairosStack extends Stack {
     new CfnOutput(this, 'EvaluationStateMachineArn', {
       description: 'The off-policy evaluation state machine (npm run evaluate -- --deployed --state-machine <this>)',
       value: this.evaluation.stateMachine.stateMachineArn,
+    });
+    new CfnOutput(this, 'EmissionBusName', {
+      description: 'The EventBridge bus Kairos emits on (source "kairos"): route its events to your senders',
+      value: this.emissions.bus.eventBusName,
     });
     new CfnOutput(this, 'StreamFailureQueueUrl', {
       description: 'Events stream records given up on (shard and sequence numbers to replay)',

@@ -289,7 +289,7 @@ export interface SupervisedDynamoLocalOptions extends Omit<DynamoLocalOptions, '
  * persistent emulator is started again on the same port (the handlers'
  * endpoint stays valid) over the same data folder, which it reads back with
  * its tables, items and streams (stream records and sequence numbers carry
- * over, so a stream reader resumes after its checkpoint). Three tries, one
+ * over; the stream poller reads again from shortly before the outage). Three tries, one
  * to three seconds apart; more than `maxRestartsPerMinute` deaths in a
  * minute, or a failed restart, is reported to `onLost`. An in-memory
  * emulator is not restarted: its data is gone, and an empty store that

@@ -220,6 +220,9 @@ function sendError(
   res.end(body);
 }
 
+/** How long the body of a refused request is drained before the connection is cut (loaded machines upload 10 MB slowly). */
+const REFUSED_BODY_DRAIN_MS = 30_000;
+
 const hasPendingBody = (req: IncomingMessage): boolean =>
   !req.complete &&
   (req.headers['transfer-encoding'] !== undefined ||
@@ -228,7 +231,8 @@ const hasPendingBody = (req: IncomingMessage): boolean =>
 /**
  * Answer a request without (fully) reading its body. A connection with an
  * unread body cannot be reused: say `connection: close`, let the client read
- * the answer while what it still sends is discarded, then close.
+ * the answer while what it still sends is discarded (for at most
+ * REFUSED_BODY_DRAIN_MS), then close.
  */
 function refuse(
   req: IncomingMessage,
@@ -242,8 +246,15 @@ function refuse(
   if (hasPendingBody(req)) {
     extra = { ...extra, connection: 'close' };
     res.once('finish', () => {
+      // Drain what the client still sends, so it reads the answer instead of a reset; a client that
+      // keeps sending past REFUSED_BODY_DRAIN_MS is cut off.
+      const cutOff = setTimeout(() => req.socket.destroy(), REFUSED_BODY_DRAIN_MS);
+      cutOff.unref();
+      req.once('end', () => {
+        clearTimeout(cutOff);
+        req.socket.end();
+      });
       req.resume();
-      setTimeout(() => req.socket.destroy(), 1_000).unref();
     });
   }
   sendError(res, status, code, message, requestId, extra);

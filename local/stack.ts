@@ -1,8 +1,11 @@
 /**
  * The local stack (ARCHITECTURE.md, "The local stack"): DynamoDB Local, the
  * tables from the shared definitions, the write key, the same handler
- * modules the CDK stack deploys behind a local API Gateway, and the Events
- * stream polled into the profile function like Lambda's event source mapping.
+ * modules the CDK stack deploys behind a local API Gateway, the Events
+ * stream polled into the profile function like Lambda's event source
+ * mapping, and the Outbox stream into the dispatcher, which publishes to a
+ * local bus (`<dataDir>/outbox.jsonl`) and scheduler (`schedules.json`,
+ * local/outbox.ts) in place of EventBridge and EventBridge Scheduler.
  * Used by `npm start`, the e2e tests and the bench.
  *
  * Handler modules read their configuration from `process.env` when they are
@@ -16,18 +19,20 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type * as DispatcherModule from '#functions/dispatcher/handler.ts';
 import { functionDefinitions, type LambdaName } from '#shared/functions.ts';
 import type { FunctionName } from '#http/routes.ts';
-import { eventsTable } from '#store/tables.ts';
+import { eventsTable, outboxTable } from '#store/tables.ts';
 import { loadLocalCatalog, type CatalogLoader, type CatalogLoadResult } from './catalog.ts';
 import { captureDecisionRecords, LocalDecisionLog } from './decision-log.ts';
 import { resolveMaxHeap, superviseDynamoLocal, type DynamoLocal } from './dynamodb.ts';
 import { FailureQueue, type OnFailureRecord } from './failure-queue.ts';
 import type { LambdaHandler, LocalFunction } from './lambda.ts';
 import { startLocalServer, type LocalServer } from './server.ts';
+import { LocalBus, LocalScheduler, type DeliveredEvent } from './outbox.ts';
 import { StreamPoller, type StreamPollerOptions, type StreamPollerStats } from './stream-poller.ts';
 import { ensureTables } from './tables.ts';
-import { profileStreamSettings } from '#shared/functions.ts';
+import { dispatcherStreamSettings, profileStreamSettings } from '#shared/functions.ts';
 
 export const REPOSITORY_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -111,11 +116,15 @@ export interface LocalStack {
    */
   readonly decisionLog: string;
   readonly dynamoEndpoint: string;
-  readonly tables: Readonly<Record<'EVENTS_TABLE' | 'PROFILES_TABLE' | 'CONTROL_TABLE', string>>;
+  readonly tables: Readonly<Record<'EVENTS_TABLE' | 'PROFILES_TABLE' | 'CONTROL_TABLE' | 'OUTBOX_TABLE', string>>;
   readonly streamArn: string;
   readonly catalog: CatalogLoadResult;
-  /** Records sent to the failure queue by the stream poller since start. */
+  /** Records sent to the failure queue by the stream pollers since start. */
   failures(): readonly OnFailureRecord[];
+  /** What the local bus delivered (the lines of outbox.jsonl), oldest first. */
+  emissions(): readonly DeliveredEvent[];
+  /** The deferred sends the local scheduler has not fired yet, soonest first. */
+  schedules(): readonly { readonly event: { readonly id: string }; readonly at: number }[];
   streamStats(): StreamPollerStats;
   /** Stop HTTP (in-flight requests finish), the poller (in-flight batch finishes), then DynamoDB Local. */
   stop(): Promise<void>;
@@ -315,9 +324,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     decisions.close();
     if (cfg.inMemory) rmSync(decisionsFolder, { recursive: true, force: true });
   };
+  let outboxPoller: StreamPoller | undefined;
+  let scheduler: LocalScheduler | undefined;
   const cleanup = async () => {
     await server?.stop().catch(() => undefined);
     await poller?.stop().catch(() => undefined);
+    await outboxPoller?.stop().catch(() => undefined);
+    scheduler?.stop();
     await dynamo?.stop().catch(() => undefined);
     closeDecisionLog();
   };
@@ -349,11 +362,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       maxHeap: cfg.dynamoMaxHeap,
       onDown: (how) => {
         poller?.pause();
+        outboxPoller?.pause();
         log(`DynamoDB Local exited unexpectedly (${how})${cfg.inMemory ? '' : '; restarting it on the same port over the same data'}`);
       },
       onRestarted: (pid) => {
-        log(`DynamoDB Local is back (process ${pid}); the stream resumes after its last checkpoint`);
+        log(`DynamoDB Local is back (process ${pid}); the stream is read again from shortly before the outage`);
         poller?.resume();
+        outboxPoller?.resume();
       },
       onLost: (error) => onStoreLost(error),
     });
@@ -362,7 +377,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       region: cfg.region,
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
-    let tables: Record<'EVENTS_TABLE' | 'PROFILES_TABLE' | 'CONTROL_TABLE', string>;
+    let tables: Record<'EVENTS_TABLE' | 'PROFILES_TABLE' | 'CONTROL_TABLE' | 'OUTBOX_TABLE', string>;
     try {
       tables = await ensureTables(client, cfg.tablePrefix);
     } finally {
@@ -460,6 +475,33 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     await poller.start();
 
+    // The outbox: its stream into the same dispatcher handler, publishing to the local bus and scheduler.
+    const bus = new LocalBus(cfg.inMemory ? undefined : join(cfg.dataDir, 'outbox.jsonl'));
+    scheduler = new LocalScheduler(bus, { ...(cfg.inMemory ? {} : { file: join(cfg.dataDir, 'schedules.json') }), log: (line) => log(`scheduler: ${line}`) });
+    const { createDispatchHandler } = (await import(
+      pathToFileURL(join(REPOSITORY_ROOT, functionDefinitions.dispatcher.entry)).href
+    )) as typeof DispatcherModule;
+    outboxPoller = new StreamPoller({
+      endpoint: dynamo.endpoint,
+      region: cfg.region,
+      tableName: tables[outboxTable.envVar],
+      fn: {
+        name: 'dispatcher',
+        handler: createDispatchHandler({ bus, scheduler }) as LambdaHandler,
+        timeoutSeconds: functionDefinitions.dispatcher.timeoutSeconds,
+        memorySize: functionDefinitions.dispatcher.memorySize,
+      },
+      failures,
+      batchSize: dispatcherStreamSettings.batchSize,
+      maxRetryAttempts: dispatcherStreamSettings.retryAttempts,
+      bisectOnError: dispatcherStreamSettings.bisectOnError,
+      ...(cfg.inMemory ? {} : { checkpointFile: join(cfg.dataDir, 'outbox-stream-checkpoints.json') }),
+      ...options.stream,
+      log: (line) => log(`outbox stream: ${line}`),
+    });
+    await outboxPoller.start();
+    const activeScheduler = scheduler;
+
     const catalog = await whileStarting(
       'the catalog',
       () =>
@@ -474,6 +516,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     ready = true;
     const activeServer = server;
     const activePoller = poller;
+    const activeOutboxPoller = outboxPoller;
     const activeDynamo = dynamo;
     let stopping: Promise<void> | undefined;
     return {
@@ -497,11 +540,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       streamArn: activePoller.streamArn,
       catalog,
       failures: () => failures.list(),
+      emissions: () => bus.events(),
+      schedules: () => activeScheduler.pending(),
       streamStats: () => activePoller.stats(),
       stop() {
         stopping ??= (async () => {
           await activeServer.stop();
           await activePoller.stop();
+          await activeOutboxPoller.stop();
+          activeScheduler.stop();
           await activeDynamo.stop();
           closeDecisionLog();
           running = false;

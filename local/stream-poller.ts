@@ -19,7 +19,11 @@
  *   is invoked until `resume()`, and a batch that failed because the store
  *   went away is invoked again without counting against its retries, so an
  *   outage never sends a record to the failure queue. Reads resume with new
- *   shard iterators after the last checkpoint.
+ *   shard iterators from the checkpoint each shard had `rewindMs` before the
+ *   outage: DynamoDB Local can lose the last writes it acknowledged when its
+ *   JVM is killed (a profile transaction among them), so the records
+ *   delivered just before are delivered again; the profile function is
+ *   idempotent (its applied markers), so what was kept is not applied twice.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -63,6 +67,8 @@ export interface StreamPollerOptions {
   readonly discoverIntervalMs?: number;
   /** Which records reach the function. @default INSERT only */
   readonly filter?: (record: DynamoDBRecord) => boolean;
+  /** How far back before an outage each shard is read again on `resume()`. @default 15000 */
+  readonly rewindMs?: number;
   /** JSON file that keeps the checkpoints across restarts; none keeps them in memory. */
   readonly checkpointFile?: string;
   readonly log?: (line: string) => void;
@@ -78,6 +84,12 @@ export interface StreamPollerStats {
 type Position = { type: Extract<ShardIteratorType, 'TRIM_HORIZON'> } | { type: 'AT_SEQUENCE_NUMBER' | 'AFTER_SEQUENCE_NUMBER'; sequenceNumber: string };
 
 type InvokeResult = { kind: 'ok' } | { kind: 'partial'; index: number } | { kind: 'error' } | { kind: 'stopped' };
+
+/** A checkpoint and when it was taken; `sequenceNumber` undefined stands for the shard's start (TRIM_HORIZON). */
+interface TimedCheckpoint {
+  readonly at: number;
+  readonly sequenceNumber: string | undefined;
+}
 
 type Delivery = { kind: 'done' } | { kind: 'retry'; from: string; before?: string } | { kind: 'stopped' };
 
@@ -149,6 +161,14 @@ export class StreamPoller {
   readonly #workers = new Map<string, Promise<void>>();
   readonly #closed = new Set<string>();
   readonly #checkpoints = new Map<string, string>();
+  /** Per shard: the checkpoints of the last `rewindMs` and the newest one before (for `resume()`). */
+  readonly #recent = new Map<string, TimedCheckpoint[]>();
+  /** When each closed shard was read to its end (a shard closed after the rewind point is read again). */
+  readonly #closedAt = new Map<string, number>();
+  /** Bumped by each rewind: a batch read before it does not move the checkpoint. */
+  #epoch = 0;
+  /** When the current outage began. */
+  #pausedAt = 0;
   /** Per shard: the record a retry starts at and how many invocations of it failed. */
   readonly #retries = new Map<string, { sequenceNumber: string; failures: number }>();
   readonly #sleepers = new Set<() => void>();
@@ -171,6 +191,7 @@ export class StreamPoller {
       bisectOnError: true,
       discoverIntervalMs: 1_000,
       filter: INSERT_ONLY,
+      rewindMs: 15_000,
       ...options,
     };
     this.#log = options.log ?? ((line) => console.error(`[kairos] stream: ${line}`));
@@ -205,15 +226,17 @@ export class StreamPoller {
   pause(): void {
     if (this.#paused) return;
     this.#outages++;
+    this.#pausedAt = Date.now();
     let resolvePause = () => undefined as void;
     const promise = new Promise<void>((r) => (resolvePause = r));
     this.#paused = { promise, resolve: resolvePause };
   }
 
-  /** The store answers again: carry on, reading each shard again after its checkpoint. */
+  /** The store answers again: carry on, reading each shard again from its checkpoint of `rewindMs` before the outage. */
   resume(): void {
     const paused = this.#paused;
     if (!paused) return;
+    this.#rewind(this.#pausedAt - this.#o.rewindMs);
     this.#paused = undefined;
     paused.resolve();
     for (const wake of this.#sleepers) wake();
@@ -299,6 +322,7 @@ export class StreamPoller {
 
   async #readShard(shardId: string): Promise<void> {
     let iterator: string | undefined;
+    let epoch = this.#epoch;
     let consecutiveErrors = 0;
     while (!this.#stopping) {
       if (this.#paused) {
@@ -307,7 +331,10 @@ export class StreamPoller {
         continue;
       }
       try {
-        iterator ??= await this.#iterator(shardId, this.#position(shardId));
+        if (iterator === undefined || epoch !== this.#epoch) {
+          epoch = this.#epoch;
+          iterator = await this.#iterator(shardId, this.#position(shardId));
+        }
         if (!iterator) {
           this.#shardClosed(shardId);
           return;
@@ -328,6 +355,11 @@ export class StreamPoller {
         const converted = records.map((r) => toLambdaRecord(r, this.#streamArn, this.#o.region));
         const delivery = await this.#deliver(shardId, converted);
         if (delivery.kind === 'stopped') return;
+        if (epoch !== this.#epoch) {
+          // Rewound while this batch was in flight: read again from the rewound checkpoint.
+          iterator = undefined;
+          continue;
+        }
         if (delivery.kind === 'retry') {
           if (delivery.before) this.#checkpoint(shardId, delivery.before);
           iterator = undefined; // read again AT_SEQUENCE_NUMBER the failed record
@@ -527,12 +559,40 @@ export class StreamPoller {
 
   #shardClosed(shardId: string): void {
     this.#closed.add(shardId);
+    this.#closedAt.set(shardId, Date.now());
     this.#saveCheckpoints();
     this.#wakeDiscovery?.(); // its children may start now
   }
 
   #checkpoint(shardId: string, sequenceNumber: string): void {
+    const now = Date.now();
+    const recent = this.#recent.get(shardId) ?? [{ at: 0, sequenceNumber: this.#checkpoints.get(shardId) }];
+    recent.push({ at: now, sequenceNumber });
+    // Keep the last rewindMs (and the newest older one, the point a rewind may go back to).
+    const keepFrom = recent.findLastIndex((c) => c.at <= now - this.#o.rewindMs);
+    if (keepFrom > 0) recent.splice(0, keepFrom);
+    this.#recent.set(shardId, recent);
     this.#checkpoints.set(shardId, sequenceNumber);
+    this.#saveCheckpoints();
+  }
+
+  /** Move every shard back to the checkpoint it had at `cutoff` (ms since the epoch); shards closed since are read again. */
+  #rewind(cutoff: number): void {
+    this.#epoch++;
+    this.#retries.clear();
+    for (const [shardId, recent] of this.#recent) {
+      const back = recent.findLast((c) => c.at <= cutoff) ?? recent[0];
+      if (back === undefined) continue;
+      if (back.sequenceNumber === undefined) this.#checkpoints.delete(shardId);
+      else this.#checkpoints.set(shardId, back.sequenceNumber);
+      this.#recent.set(shardId, [back]);
+    }
+    for (const [shardId, at] of this.#closedAt) {
+      if (at > cutoff) {
+        this.#closed.delete(shardId);
+        this.#closedAt.delete(shardId);
+      }
+    }
     this.#saveCheckpoints();
   }
 

@@ -105,8 +105,8 @@ const operations: Readonly<Record<string, Operation>> = {
     success: { status: 200, description: '`{profiles[{userId?, anonymousId?, anonymousIds, profile}], next?}`; follow `next` until it is absent' },
   },
   'GET /v1/admin/profiles/{userId}': {
-    summary: "A customer's profile and last events",
-    success: { status: 200, description: '`{profile, events[]}`' },
+    summary: "A customer's profile, their journeys and last events",
+    success: { status: 200, description: '`{profile, journeys[{journey, run, step?, enteredAt, stepAt, waitingUntil?, ended?{how, at}}], events[]}`' },
   },
   'GET /v1/admin/profiles/{userId}/export': {
     summary: 'Everything held about a customer (right of access), in pages',
@@ -167,6 +167,19 @@ const operations: Readonly<Record<string, Operation>> = {
     success: { status: 200, description: 'the key, with `userTokenSecretSetAt`' },
   },
   'DELETE /v1/admin/keys/{keyId}': { summary: 'Revoke a write key', success: { status: 200, description: 'the revoked key' } },
+  'GET /v1/admin/outbox': {
+    summary: 'What the triggers set off: each emission with its status (now, deferred to the end of quiet hours, refused by a policy) and what the bus carries',
+    query: [
+      { name: 'limit', description: 'items read, 1..1000; default 100' },
+      { name: 'cursor', description: 'the `next` of the page before' },
+      { name: 'status', description: 'only this status: now, deferred or refused' },
+    ],
+    success: {
+      status: 200,
+      description:
+        '`{emissions[{id, status, sendAt, createdAt, detailType, detail{emissionId, kind, trigger, cause, eventId, customerKey, userId?, anonymousId?, channel, placement?, decidedAt, sendAt, decisionId?, actionId?, variant?, content?, refused?, refusedBy?}}], next?}`',
+    },
+  },
   'GET /v1/admin/reports/actions': {
     summary: 'Impressions, clicks and conversions per action, variant, experiment arm and learning context, with 95% intervals, uplift against control and a sample-ratio check',
     query: [
@@ -180,6 +193,18 @@ const operations: Readonly<Record<string, Operation>> = {
       status: 200,
       description:
         '`{from, to, reward, rows[{actionId?, variant?, experiment?, arm?, context, channel, placement?, impressions, clicks, conversions, clickRate, conversionRate}], experiments[{id, inCatalog, kind?, status?, holdout?, arms[{arm, impressions, clicks, conversions, clickRate, conversionRate, expectedShare?, uplift?}], sampleRatio?}]}`',
+    },
+  },
+  'GET /v1/admin/reports/journeys': {
+    summary: "Per journey of the live catalog and per UTC day: runs entered, times each step was reached, runs completed and exited",
+    query: [
+      { name: 'from', description: 'first day, a date (2026-11-20, UTC); default 6 days before `to`; at most 400 days before `to`' },
+      { name: 'to', description: 'last day, a date, included; default today (UTC)' },
+      { name: 'journey', description: 'only this journey' },
+    ],
+    success: {
+      status: 200,
+      description: '`{from, to, journeys[{id, name?, totals{entered, steps{<step id>: n}, completed, exited}, days[{day, entered, steps, completed, exited}]}]}`',
     },
   },
 };

@@ -10,6 +10,7 @@ export interface Config {
   readonly EVENTS_TABLE: string;
   readonly PROFILES_TABLE: string;
   readonly CONTROL_TABLE: string;
+  readonly OUTBOX_TABLE: string;
   /** Set only on the local stack: DynamoDB Local's URL. */
   readonly DYNAMODB_ENDPOINT?: string;
   /** Set only on the local stack: the operator's bearer token. Deployed, admin routes use IAM. */
@@ -86,6 +87,7 @@ export function loadConfig(): Config {
     EVENTS_TABLE: text('EVENTS_TABLE', 'kairos-events', 1),
     PROFILES_TABLE: text('PROFILES_TABLE', 'kairos-profiles', 1),
     CONTROL_TABLE: text('CONTROL_TABLE', 'kairos-control', 1),
+    OUTBOX_TABLE: text('OUTBOX_TABLE', 'kairos-outbox', 1),
     ...(endpoint !== undefined ? { DYNAMODB_ENDPOINT: endpoint } : {}),
     ...(adminToken !== undefined ? { KAIROS_ADMIN_TOKEN: adminToken } : {}),
     ...(decisionSecret !== undefined ? { KAIROS_DECISION_KEY: decisionSecret } : {}),

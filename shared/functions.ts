@@ -33,7 +33,8 @@ export const functionDefinitions = {
     entry: 'functions/profile/handler.ts',
     description: 'Applies the Events stream to the customer profiles',
     // Events: deletes an event accepted before its customer's erasure that arrives after it.
-    tables: { Profiles: 'readwrite', Events: 'write', Control: 'read' },
+    // Outbox: puts what applied events set off (triggers), in the profile's transaction.
+    tables: { Profiles: 'readwrite', Events: 'write', Control: 'read', Outbox: 'write' },
     readsStream: true,
     decisionKey: true,
     memorySize: 1024,
@@ -49,10 +50,18 @@ export const functionDefinitions = {
   },
   admin: {
     entry: 'functions/admin/handler.ts',
-    description: 'Operator routes: catalog, simulate, profiles (export, erasure), write keys, reports',
-    tables: { Profiles: 'readwrite', Events: 'readwrite', Control: 'readwrite' },
+    description: 'Operator routes: catalog, simulate, profiles (export, erasure), write keys, reports, outbox',
+    tables: { Profiles: 'readwrite', Events: 'readwrite', Control: 'readwrite', Outbox: 'read' },
     memorySize: 1024,
     timeoutSeconds: 29,
+  },
+  dispatcher: {
+    entry: 'functions/dispatcher/handler.ts',
+    description: 'Publishes the outbox (triggers) to the EventBridge bus, or schedules a deferred send',
+    // Reads the Outbox table's stream only (its event source mapping grants it): no table right.
+    tables: {},
+    memorySize: 512,
+    timeoutSeconds: 30,
   },
   health: {
     entry: 'functions/health/handler.ts',
@@ -122,4 +131,19 @@ export const profileStreamSettings = {
   maxRecordAgeSeconds: 6 * 60 * 60,
   /** Lambda keeps per-key order within a shard at any factor. */
   parallelizationFactor: 2,
+} as const;
+
+/**
+ * How the Outbox table's stream reaches the dispatcher (deployed mapping and
+ * local poller alike): small batches at once (an emission is due now: event
+ * → emission latency budget p95 ≤ 2 s), bounded retries, then the failure
+ * queue.
+ */
+export const dispatcherStreamSettings = {
+  batchSize: 10,
+  maxBatchingWindowSeconds: 0,
+  retryAttempts: 5,
+  bisectOnError: true,
+  maxRecordAgeSeconds: 6 * 60 * 60,
+  parallelizationFactor: 1,
 } as const;

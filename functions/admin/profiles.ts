@@ -21,6 +21,7 @@ import { listRecentEvents, pageAllEvents, type HistoryCursor, type HistoryItem }
 import { eraseProfileKeys } from '#store/erasure.ts';
 import type { ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
+import { journeyRunsView } from '#domain/journeys/machine.ts';
 import { anonymousProfileKey, userProfileKey } from '#store/items.ts';
 
 export const HISTORY_LIMIT = 50;
@@ -86,7 +87,7 @@ export async function getProfileRoute(request: HttpRequest): Promise<HttpRespons
   const state = found.state;
   const keys = customerKeys(found);
   const events = await listRecentEvents(keys, HISTORY_LIMIT);
-  return { status: 200, body: { profile: toProfileView(state, Date.now()), events: events.map(publicEvent) } };
+  return { status: 200, body: { profile: toProfileView(state, Date.now()), journeys: journeyRunsView(state.journeys), events: events.map(publicEvent) } };
 }
 
 /** Events per export page: the default and the most a caller may ask for. */

@@ -1,4 +1,6 @@
 /**
+ * The operator's reports.
+ *
  * GET /v1/admin/reports/actions (API.md §5): the outcome statistics of a
  * time range per action, variant, experiment arm and learning context, with
  * rates, uplift against control and the sample-ratio check
@@ -14,6 +16,14 @@
  *
  * It reads the aggregates (every statistics shard, one Query each), never
  * the events: its cost follows the number of cells and hours, not traffic.
+ *
+ * GET /v1/admin/reports/journeys: per journey of the live catalog and per
+ * UTC day, runs entered, times each step was reached, runs completed and
+ * exited (shared/domain/journeys/report.ts). Query (all optional): `from`,
+ * `to` — dates (`2026-11-20`, UTC), both days included; default the 7 days
+ * ending today; from ≤ to, at most MAX_REPORT_RANGE_DAYS apart; `journey`:
+ * only that journey. It reads the journey counters (every shard, one Query
+ * each), never the profiles.
  */
 import * as z from 'zod/mini';
 import { CHANNELS } from '#domain/channels.ts';
@@ -24,6 +34,8 @@ import { ApiError } from '#http/errors.ts';
 import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
 import { refreshLiveCatalog } from '#store/catalog.ts';
 import { STATISTICS_RETENTION_S, readStatistics } from '#store/statistics.ts';
+import { dayNumber, journeyReport } from '#domain/journeys/report.ts';
+import { readJourneyCounts } from '#store/journey-counts.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -85,6 +97,40 @@ export async function actionsReportRoute(request: HttpRequest, now = Date.now())
   return { status: 200, body: report };
 }
 
+const day = z.string('must be a string').check(z.refine((value) => Number.isFinite(dayNumber(value)), 'must be a date such as 2026-11-20'));
+
+/** The journeys report's query string; every parameter optional, no other allowed. */
+export const journeysReportQuerySchema = z.strictObject({
+  from: z.optional(day),
+  to: z.optional(day),
+  journey: z.optional(name),
+});
+
+/**
+ * The journeys report for the request's query string, `now` (epoch ms)
+ * giving today: 200 with the report (shared/domain/journeys/report.ts
+ * `JourneyReport`).
+ * @throws ApiError validation_failed (400) on a parameter it does not take,
+ *   a malformed date, from after to, or a range over MAX_REPORT_RANGE_DAYS
+ *   days; a store fault as the store reports it (429/503).
+ */
+export async function journeysReportRoute(request: HttpRequest, now = Date.now()): Promise<HttpResponse> {
+  const unknown = Object.keys(request.query).find((parameter) => !Object.hasOwn(journeysReportQuerySchema.shape, parameter));
+  if (unknown !== undefined) throw invalid(unknown, `is not a parameter of this route (it takes ${Object.keys(journeysReportQuerySchema.shape).join(', ')})`);
+  const parsed = journeysReportQuerySchema.safeParse({ ...request.query });
+  if (!parsed.success) throw new ApiError('validation_failed', 'The report request is not valid', issueDetails(parsed.error.issues));
+  const query = parsed.data;
+  const to = query.to !== undefined ? dayNumber(query.to) : Math.floor(now / DAY_MS);
+  const from = query.from !== undefined ? dayNumber(query.from) : to - (DEFAULT_REPORT_RANGE_DAYS - 1);
+  if (from > to) throw invalid('from', 'from must not be after to');
+  if (to - from + 1 > MAX_REPORT_RANGE_DAYS) throw invalid('from', `the range must be at most ${MAX_REPORT_RANGE_DAYS} days`);
+
+  const [catalog, rows] = await Promise.all([refreshLiveCatalog(), readJourneyCounts({ from, to })]);
+  const journeys = (catalog?.journeys ?? []).filter((j) => query.journey === undefined || j.id === query.journey);
+  return { status: 200, body: journeyReport(journeys, rows, from, to) };
+}
+
 export const reportRoutes = {
   'GET /v1/admin/reports/actions': (request: HttpRequest) => actionsReportRoute(request),
+  'GET /v1/admin/reports/journeys': (request: HttpRequest) => journeysReportRoute(request),
 } as const;

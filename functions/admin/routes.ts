@@ -8,6 +8,7 @@
 import type { HttpContext, HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
 import { catalogRoutes } from './catalog.ts';
 import { keyRoutes } from './keys.ts';
+import { listOutboxRoute } from './outbox.ts';
 import { reportRoutes } from './reports.ts';
 import { eraseProfileRoute, exportProfileRoute, getProfileRoute, listProfilesRoute } from './profiles.ts';
 import { simulateRoute } from './simulate.ts';
@@ -20,6 +21,7 @@ export const adminRoutes: Readonly<Record<string, AdminRoute>> = {
   'GET /v1/admin/profiles/{userId}/export': exportProfileRoute,
   'DELETE /v1/admin/profiles/{userId}': eraseProfileRoute,
   'POST /v1/admin/simulate': simulateRoute,
+  'GET /v1/admin/outbox': listOutboxRoute,
   ...catalogRoutes,
   ...keyRoutes,
   ...reportRoutes,

@@ -8,7 +8,6 @@
  * holds what the decide function answered, for off-policy evaluation).
  */
 import * as z from 'zod/mini';
-import { CHANNELS } from '#domain/channels.ts';
 import { ApiError } from '#http/errors.ts';
 import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
 import { refreshLiveCatalog } from '#store/catalog.ts';
@@ -17,72 +16,61 @@ import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
 import { DEFAULT_RULE_BUDGET_MS } from '#domain/catalog/rules.ts';
 import { issueDetails, parseSimulateRequest } from '#domain/decide/request.ts';
-import type { ProfileView } from '#domain/profile/view.ts';
+import { PROFILE_CEL_SCHEMA, PROFILE_CEL_TYPES, type ProfileView } from '#domain/profile/view.ts';
 
 const text = z.string('must be a string').check(z.maxLength(10_000));
-const count = z.number('must be a number');
-const times = z.array(text, 'must be a list of ISO-8601 times').check(z.maxLength(1_000));
-const channelRecord = <T extends z.core.SomeType>(value: T) => z.partialRecord(z.enum(CHANNELS), value);
+const LIST_MAX = 1_000;
 
-/** The parts of a ProfileView an operator may give; unknown fields are ignored, wrong types refused. */
-const inlineProfileSchema = z.object({
-  userId: z.optional(text),
-  anonymousId: z.optional(text),
-  anonymousIds: z.optional(z.array(text)),
-  identified: z.optional(z.boolean('must be true or false')),
-  traits: z.optional(z.record(z.string(), z.unknown())),
-  timezone: z.optional(text),
-  consent: z.optional(channelRecord(z.object({ granted: z.boolean('must be true or false'), updatedAt: z.optional(text) }))),
-  preferences: z.optional(
-    z.object({
-      interests: z.optional(z.array(text)),
-      preferredChannel: z.optional(z.enum(CHANNELS, `must be one of ${CHANNELS.join(', ')}`)),
-      updatedAt: z.optional(text),
-    }),
-  ),
-  stats: z.optional(
-    z.object({
-      visitsToday: z.optional(count),
-      visits7d: z.optional(count),
-      visits30d: z.optional(count),
-      visitsTotal: z.optional(count),
-      firstSeenAt: z.optional(text),
-      lastSeenAt: z.optional(text),
-      orders: z.optional(count),
-      revenue: z.optional(count),
-      lastPurchaseAt: z.optional(text),
-      returns: z.optional(count),
-      lastReturnAt: z.optional(text),
-      openComplaints: z.optional(count),
-      categoryInterests: z.optional(z.record(z.string(), count)),
-      eventCounts: z.optional(
-        z.record(z.string(), z.object({ today: count, last7d: count, last30d: count, total: count })),
-      ),
-    }),
-  ),
-  engagement: z.optional(
-    channelRecord(
-      z.object({
-        delivered: count,
-        engaged: count,
-        rate: count,
-        lastDeliveredAt: z.optional(text),
-        lastEngagedAt: z.optional(text),
-      }),
-    ),
-  ),
-  contacts: z.optional(
-    z.record(
-      z.string(),
-      z.object({ impressions: times, clicks: z.optional(count), conversions: z.optional(count), lastImpressionAt: z.optional(text) }),
-    ),
-  ),
-  channelContacts: z.optional(channelRecord(times)),
-  segments: z.optional(z.array(text)),
-  persona: z.optional(text),
-  scores: z.optional(z.record(z.string(), count)),
-  updatedAt: z.optional(text),
-});
+type CelTypeName = keyof typeof PROFILE_CEL_TYPES;
+type CelField = string | { readonly [field: string]: CelField };
+
+/**
+ * The zod schema of a CEL field of the profile's one declaration
+ * (PROFILE_CEL_SCHEMA, typed from ProfileView in profile/view.ts): strings
+ * (≤ 10,000 characters), doubles, booleans, lists (≤ 1,000 items) and maps of
+ * those, and the named `kairos.*` types. `required`: inside a named type a
+ * number or list the operator leaves out is 0 or empty, a boolean is required
+ * and a string (a time) optional; elsewhere every field is optional.
+ */
+function zodOfCel(field: CelField, inNamedType = false): z.ZodMiniType {
+  if (typeof field !== 'string') {
+    const shape: Record<string, z.ZodMiniType> = {};
+    for (const [name, inner] of Object.entries(field)) shape[name] = z.optional(zodOfCel(inner));
+    return z.object(shape);
+  }
+  const list = /^list<(.+)>$/.exec(field);
+  const map = /^map<string, (.+)>$/.exec(field);
+  if (list) {
+    const items = z.array(zodOfCel(list[1] as string), 'must be a list').check(z.maxLength(LIST_MAX));
+    return inNamedType ? z._default(items, []) : items;
+  }
+  if (map) return z.record(z.string(), zodOfCel(map[1] as string));
+  if (field in PROFILE_CEL_TYPES) {
+    const shape: Record<string, z.ZodMiniType> = {};
+    for (const [name, inner] of Object.entries(PROFILE_CEL_TYPES[field as CelTypeName])) {
+      const schema = zodOfCel(inner as string, true);
+      shape[name] = inner === 'string' ? z.optional(schema) : schema;
+    }
+    return z.object(shape);
+  }
+  switch (field) {
+    case 'string':
+      return text;
+    case 'double':
+      return inNamedType ? z._default(z.number('must be a number'), 0) : z.number('must be a number');
+    case 'bool':
+      return z.boolean('must be true or false');
+    case 'dyn':
+      return z.unknown();
+    default:
+      throw new Error(`No zod schema for the CEL type ${field}`);
+  }
+}
+
+/** The parts of a ProfileView an operator may give (the one declaration's fields); unknown fields are ignored, wrong types refused. */
+const inlineProfileSchema = zodOfCel(PROFILE_CEL_SCHEMA) as z.ZodMiniType<DeepPartial<ProfileView>>;
+
+type DeepPartial<T> = T extends readonly (infer U)[] ? readonly U[] : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
 
 function inlineProfile(value: unknown): ProfileView {
   const parsed = inlineProfileSchema.safeParse(value);
@@ -92,10 +80,7 @@ function inlineProfile(value: unknown): ProfileView {
   }
   const p = parsed.data;
   const base = emptyProfile({ userId: p.userId, anonymousId: p.anonymousId });
-  const contacts: Record<string, ProfileView['contacts'][string]> = {};
-  for (const [id, c] of Object.entries(p.contacts ?? {})) {
-    contacts[id] = { impressions: c.impressions, clicks: c.clicks ?? 0, conversions: c.conversions ?? 0, ...(c.lastImpressionAt ? { lastImpressionAt: c.lastImpressionAt } : {}) };
-  }
+  // Contacts, engagement, consent and event counts come with their numbers and lists filled (zodOfCel).
   return {
     ...base,
     ...p,
@@ -106,7 +91,7 @@ function inlineProfile(value: unknown): ProfileView {
     timezoneSource: p.timezone !== undefined ? 'trait' : 'none',
     preferences: { ...base.preferences, ...p.preferences, interests: p.preferences?.interests ?? [] },
     stats: { ...base.stats, ...p.stats },
-    contacts,
+    contacts: p.contacts ?? {},
   } as ProfileView;
 }
 

@@ -8,6 +8,15 @@
  * fault kept from being applied, by sequence number; the stream redelivers
  * them and the "applied" markers make the redelivery of the others a no-op.
  *
+ * What the applied events set off (the catalog's triggers,
+ * shared/domain/triggers/react.ts, and its journeys' steps and timers,
+ * shared/domain/journeys/react.ts) is written to the Outbox table in each
+ * profile write's own transaction; the dispatcher publishes it. The
+ * journeys' runs are stored with the profile, and the journey report's
+ * counts are added in the same transaction. Emissions
+ * are counted by status (`EmissionsNow`, `EmissionsDeferred`,
+ * `EmissionsRefused`: sends a policy refused are never published).
+ *
  * A plain loop rather than Powertools' batch processor: the unit of work is
  * the batch (one read, one transaction per profile), not a record.
  */
@@ -19,6 +28,9 @@ import { decisionKey } from '#domain/decide/decision-id.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import { DEFAULT_OUTCOME_LEARNING, type OutcomeLearning } from '#domain/learning/statistics.ts';
 import type { ProfileEnricher } from '#domain/profile/enrich.ts';
+import type { JourneyStepper, ProfileReactor } from '#domain/profile/reactions.ts';
+import { createTriggerReactor } from '#domain/triggers/react.ts';
+import { createJourneyStepper } from '#domain/journeys/react.ts';
 import { emptyReadState, planBatch, type BatchPlan, type BatchRecord, type ReadState } from '#domain/profile/plan.ts';
 import type { ProfileSettings } from '#domain/profile/state.ts';
 import { storedEventSchema } from '#domain/stored-event.ts';
@@ -62,6 +74,10 @@ export interface ProfileFunctionOptions {
   readonly enricher: ProfileEnricher;
   /** Awaited before a batch is planned (e.g. refreshing the cached catalog the enricher reads); a failure is logged. */
   readonly prepare?: () => Promise<void>;
+  /** What applied events set off (triggers), written to the outbox with the profile; absent: nothing. */
+  readonly reactor?: ProfileReactor;
+  /** The journeys applied events move on (their runs stored with the profile, their emissions and counts in its transaction); absent: none. */
+  readonly journeys?: JourneyStepper;
   readonly settings?: ProfileSettings;
   /**
    * The catalog's learning settings outcomes are counted with (conversion
@@ -86,6 +102,8 @@ export interface ApplyReport {
   readonly merges: number;
   /** Accepted before their customer was erased: dropped, and their Events items deleted. */
   readonly erased: number;
+  /** Outbox entries committed, by status. */
+  readonly emissions: { readonly now: number; readonly deferred: number; readonly refused: number };
 }
 
 const sequenceOf = (record: DynamoDBRecord): string => record.dynamodb?.SequenceNumber ?? '';
@@ -119,6 +137,7 @@ const backoff = (attempt: number) => sleep(jitteredPause(attempt, 5, 200));
 export async function applyRecords(records: readonly BatchRecord[], options: ProfileFunctionOptions): Promise<ApplyReport> {
   const failures = new Map<string, Error>();
   const report = { applied: 0, duplicates: 0, merges: 0, erased: 0 };
+  const emissions = { now: 0, deferred: 0, refused: 0 };
   const maxAttempts = options.maxAttempts ?? 10;
   const isolate: BatchRecord[] = [];
   let pending: readonly BatchRecord[] = records;
@@ -156,6 +175,7 @@ export async function applyRecords(records: readonly BatchRecord[], options: Pro
       for (const write of done) {
         report.applied += write.markers.length;
         report.merges += write.tombstones.length;
+        for (const entry of write.outbox) emissions[entry.status]++;
       }
       if (outcome.kind === 'committed') return;
       const rest = target.writes.slice(outcome.at).flatMap((w) => w.records);
@@ -180,8 +200,11 @@ export async function applyRecords(records: readonly BatchRecord[], options: Pro
     report.duplicates += alone.duplicates;
     report.merges += alone.merges;
     report.erased += alone.erased;
+    emissions.now += alone.emissions.now;
+    emissions.deferred += alone.emissions.deferred;
+    emissions.refused += alone.emissions.refused;
   }
-  return { failures, ...report };
+  return { failures, ...report, emissions };
 }
 
 /** Plan, reading what the plan asks for (twice at most: identities, then the users tombstones point to). */
@@ -190,7 +213,13 @@ async function planWithReads(records: readonly BatchRecord[], now: number, optio
   const base = options.settings ?? { halfLifeDays: config.KAIROS_INTEREST_HALF_LIFE_DAYS, decisionKey: DECISION_KEY };
   const settings: ProfileSettings = { ...base, learning: options.learning?.() ?? base.learning ?? DEFAULT_OUTCOME_LEARNING };
   for (;;) {
-    const result = planBatch(records, read, { settings, enricher: options.enricher, now });
+    const result = planBatch(records, read, {
+      settings,
+      enricher: options.enricher,
+      now,
+      ...(options.reactor ? { reactor: options.reactor } : {}),
+      ...(options.journeys ? { journeys: options.journeys } : {}),
+    });
     if (result.kind === 'plan') return result.plan;
     read = await readForPlan(result.reads, read, { client: options.client });
   }
@@ -223,6 +252,9 @@ export function createProfileHandler(options: ProfileFunctionOptions): (event: D
     metrics.addMetric('ProfilesMerged', MetricUnit.Count, report.merges);
     metrics.addMetric('EventsDroppedByErasure', MetricUnit.Count, report.erased);
     metrics.addMetric('RecordsFailed', MetricUnit.Count, failures.size);
+    metrics.addMetric('EmissionsNow', MetricUnit.Count, report.emissions.now);
+    metrics.addMetric('EmissionsDeferred', MetricUnit.Count, report.emissions.deferred);
+    metrics.addMetric('EmissionsRefused', MetricUnit.Count, report.emissions.refused);
     metrics.publishStoredMetrics();
     for (const [sequenceNumber, error] of failures) logger.error('stream record not applied', { sequenceNumber, error });
     // In the batch's order; Lambda checkpoints before the lowest.
@@ -234,11 +266,14 @@ export function createProfileHandler(options: ProfileFunctionOptions): (event: D
 
 /**
  * Segments, persona and scores from the live catalog, cached in the process
- * and refreshed in the background; and its learning settings, which
- * outcomes are counted with.
+ * and refreshed in the background; its learning settings, which outcomes
+ * are counted with; its triggers, decided with its policies; and its
+ * journeys.
  */
 export const catalogEnrichment = {
   enricher: createCatalogEnricher(peekLiveCatalog),
+  reactor: createTriggerReactor(peekLiveCatalog, { decisionKey: DECISION_KEY }),
+  journeys: createJourneyStepper(peekLiveCatalog, { decisionKey: DECISION_KEY }),
   learning: () => {
     const learning = peekLiveCatalog()?.learning;
     return learning ? { contextBy: learning.contextBy, conversionWindowMs: learning.conversionWindowMs } : DEFAULT_OUTCOME_LEARNING;
@@ -246,7 +281,7 @@ export const catalogEnrichment = {
   prepare: async () => {
     await getLiveCatalog();
   },
-} as const satisfies Pick<ProfileFunctionOptions, 'enricher' | 'prepare' | 'learning'>;
+} as const satisfies Pick<ProfileFunctionOptions, 'enricher' | 'prepare' | 'learning' | 'reactor' | 'journeys'>;
 
 export const processStreamEvent = createProfileHandler(catalogEnrichment);
 

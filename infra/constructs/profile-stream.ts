@@ -6,12 +6,29 @@ import { Construct } from 'constructs';
 import type { KairosTable } from './kairos-table.ts';
 import { profileStreamSettings } from '#shared/functions.ts';
 
+/** A stream mapping's settings (shared/functions.ts `profileStreamSettings`, `dispatcherStreamSettings`). */
+export type StreamSettings = { readonly [K in keyof typeof profileStreamSettings]: (typeof profileStreamSettings)[K] extends boolean ? boolean : number };
+
 export interface ProfileStreamProps {
   /** The table whose stream is read (Events, stream NEW_IMAGE). */
   readonly source: KairosTable;
 
   /** The function that applies each record (the profile function). */
   readonly target: IFunction;
+
+  /**
+   * The mapping's settings, which the local stack's poller reads too (the
+   * Outbox table → dispatcher mapping passes `dispatcherStreamSettings`).
+   * The props below override them one by one.
+   * @default profileStreamSettings
+   */
+  readonly settings?: StreamSettings;
+
+  /**
+   * What the failure queue is the dead-letter of (for the acknowledgement of its own DLQ).
+   * @default 'the Events stream mapping'
+   */
+  readonly description?: string;
 
   /**
    * Records per invocation.
@@ -73,7 +90,8 @@ export class ProfileStream extends Construct {
     if (!props.source.definition.stream) {
       throw new Error(`ProfileStream: table ${props.source.definition.id} declares no stream`);
     }
-    const retryAttempts = props.retryAttempts ?? profileStreamSettings.retryAttempts;
+    const settings = props.settings ?? profileStreamSettings;
+    const retryAttempts = props.retryAttempts ?? settings.retryAttempts;
     if (retryAttempts < 0 || retryAttempts > 100) {
       throw new Error(`ProfileStream: retryAttempts must be bounded (0..100), got ${retryAttempts}`);
     }
@@ -86,18 +104,18 @@ export class ProfileStream extends Construct {
     Validations.of(this.failureQueue).acknowledge({
       id: 'AwsSolutions-SQS3',
       reason:
-        'This queue is itself the on-failure destination (dead-letter) of the Events stream mapping; it holds records to replay by hand and is watched by an alarm, so it needs no DLQ of its own.',
+        `This queue is itself the on-failure destination (dead-letter) of ${props.description ?? 'the Events stream mapping'}; it holds records to replay by hand and is watched by an alarm, so it needs no DLQ of its own.`,
     });
 
     this.eventSource = new DynamoEventSource(props.source.table, {
       startingPosition: StartingPosition.TRIM_HORIZON,
-      batchSize: props.batchSize ?? profileStreamSettings.batchSize,
-      maxBatchingWindow: props.maxBatchingWindow ?? Duration.seconds(profileStreamSettings.maxBatchingWindowSeconds),
+      batchSize: props.batchSize ?? settings.batchSize,
+      maxBatchingWindow: props.maxBatchingWindow ?? Duration.seconds(settings.maxBatchingWindowSeconds),
       reportBatchItemFailures: true,
-      bisectBatchOnError: profileStreamSettings.bisectOnError,
+      bisectBatchOnError: settings.bisectOnError,
       retryAttempts,
-      maxRecordAge: props.maxRecordAge ?? Duration.seconds(profileStreamSettings.maxRecordAgeSeconds),
-      parallelizationFactor: props.parallelizationFactor ?? profileStreamSettings.parallelizationFactor,
+      maxRecordAge: props.maxRecordAge ?? Duration.seconds(settings.maxRecordAgeSeconds),
+      parallelizationFactor: props.parallelizationFactor ?? settings.parallelizationFactor,
       filters: [FilterCriteria.filter({ eventName: FilterRule.isEqual('INSERT') })],
       onFailure: new SqsDlq(this.failureQueue),
     });

@@ -91,6 +91,8 @@ export const routes: readonly Route[] = [
   admin('PUT', '/v1/admin/keys/{keyId}/user-token-secret'),
   admin('DELETE', '/v1/admin/keys/{keyId}'),
   admin('GET', '/v1/admin/reports/actions'),
+  admin('GET', '/v1/admin/outbox'),
+  admin('GET', '/v1/admin/reports/journeys'),
 ];
 
 /**

@@ -293,7 +293,13 @@ export class DynamoClient {
   }
 }
 
-function environmentCredentials(local: boolean): Credentials | undefined {
+/**
+ * The credentials every AWS client of the product signs with (the bus's
+ * too, shared/bus/eventbridge.ts): dummy ones on the local stack (`local`),
+ * else the environment's as Lambda provides them (undefined: aws-lite looks
+ * further).
+ */
+export function environmentCredentials(local: boolean): Credentials | undefined {
   if (local) return { accessKeyId: 'local', secretAccessKey: 'local' };
   const accessKeyId = process.env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY;

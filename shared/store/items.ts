@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { anonymousProfileKey, eventPk, eventSortKey, userProfileKey } from '#domain/item-keys.ts';
-import { controlTable, eventsTable, profilesTable, type TableName } from './tables.ts';
+import { controlTable, eventsTable, outboxTable, profilesTable, type TableName } from './tables.ts';
 
 export { anonymousProfileKey, eventPk, eventSortKey, userProfileKey };
 
@@ -147,6 +147,32 @@ export const statisticsBucketSk = (bucket: number): string => String(bucket).pad
 /** The shard of a profile's statistics: 0..STATISTICS_SHARDS−1 from a hash of its key. */
 export const statisticsShardOf = (profileKey: string): number => createHash('sha256').update(profileKey, 'utf8').digest().readUInt32BE(0) % STATISTICS_SHARDS;
 
+/**
+ * A journey report counter (shared/domain/journeys/report.ts): how many
+ * times one milestone of one journey (`entered`, `step:<id>`, `completed`,
+ * `exited`) happened on one UTC day, on one shard. pk `JOURNEY#<shard, 2
+ * digits>`, sk `<day, days since the epoch, 6 digits>#<journey>#<milestone>`
+ * (journey and step ids hold no `#`), so one Query per shard reads a range
+ * of days. A customer's counts go to their profile's shard
+ * (`statisticsShardOf`), as their outcome statistics do.
+ */
+export const journeyCountItem = itemType('journey report counter', controlTable.id, (shard: number, day: number, journey: string, milestone: string) => ({
+  pk: `${JOURNEY_COUNT_PK_PREFIX}${String(shard).padStart(2, '0')}`,
+  sk: `${journeyCountDaySk(day)}#${journey}#${milestone}`,
+}));
+
+export const JOURNEY_COUNT_PK_PREFIX = 'JOURNEY#';
+/** The sort-key prefix of a day: its number zero-padded to 6 digits, so days sort in order. */
+export const journeyCountDaySk = (day: number): string => String(day).padStart(6, '0');
+// --- Outbox --------------------------------------------------------------
+
+/**
+ * An emission of the outbox (shared/domain/profile/reactions.ts
+ * `OutboxEntry`): pk `o#<emission id>`; the id is stable (trigger id + event
+ * key), so the conditional put that writes it is also the exactly-once check.
+ */
+export const outboxItem = itemType('outbox emission', outboxTable.id, (emissionId: string) => ({ pk: `o#${emissionId}` }));
+
 /** Every item type, for the tests that pin them. */
 export const itemTypes = [
   eventItem,
@@ -163,4 +189,6 @@ export const itemTypes = [
   catalogDocumentChunkItem,
   healthProbeItem,
   statisticsItem,
+  journeyCountItem,
+  outboxItem,
 ] as const;

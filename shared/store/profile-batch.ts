@@ -7,7 +7,9 @@
  *   together;
  * - `commitTargets`: the plan's writes as conditional TransactWriteItems
  *   (profiles.ts builds each write's items, statistics.ts the ADD updates
- *   of its outcome statistics), packed; a failed condition is
+ *   of its outcome statistics, journey-counts.ts those of its journey
+ *   report counts, outbox.ts the puts of its outbox entries: the
+ *   transactional outbox), packed; a failed condition is
  *   reported as contention (read again and plan anew), a refused request as
  *   invalid, anything else as a fault;
  * - `deleteEvents`: the Events items of events dropped after an erasure.
@@ -20,7 +22,10 @@ import { batchWrite } from './batch-write.ts';
 import { dynamo, type DynamoClient, type TransactWriteItem } from './client.ts';
 import { isContention, isInvalidRequest } from './faults.ts';
 import { erasedAtOf } from './erasure.ts';
-import { appliedMarkerItem, erasureRecordItem, statisticsItem, statisticsShardOf } from './items.ts';
+import { appliedMarkerItem, erasureRecordItem, journeyCountItem, statisticsItem, statisticsShardOf } from './items.ts';
+import { journeyCountUpdates } from './journey-counts.ts';
+import type { JourneyCounterIncrement } from '#domain/journeys/report.ts';
+import { outboxPuts } from './outbox.ts';
 import { getItems, profileWriteTransaction } from './profiles.ts';
 import { statisticsUpdates } from './statistics.ts';
 
@@ -105,41 +110,51 @@ export async function commitTargets(
   return outcomes.map((outcome) => outcome ?? { kind: 'committed' });
 }
 
-/** One write of a pack: its profile's items, and its statistics with the ids of the items they fall on. */
+/**
+ * One write of a pack: its profile's items, and its outcome statistics and
+ * journey counts with the ids of the (shared) items they fall on.
+ */
 interface Member {
   readonly index: number;
   readonly items: TransactItem[];
   readonly shard: number;
   readonly statistics: readonly StatisticsIncrement[];
+  readonly journeyCounts: readonly JourneyCounterIncrement[];
   readonly statisticsItems: ReadonlySet<string>;
 }
 
 function member(index: number, write: PlannedWrite, now: number): Member {
   const shard = statisticsShardOf(write.profile.key);
-  const statisticsItems = new Set(
-    write.statistics.map((increment) => {
-      const key = statisticsItem.key(shard, increment.bucket, cellKey(increment.cell));
-      return `${key.pk}\n${key.sk}`;
-    }),
-  );
-  return { index, items: profileWriteTransaction(write, write.userId, now).TransactItems, shard, statistics: write.statistics, statisticsItems };
+  const keyId = (key: { pk: string; sk: string }) => `${key.pk}\n${key.sk}`;
+  const statisticsItems = new Set([
+    ...write.statistics.map((increment) => keyId(statisticsItem.key(shard, increment.bucket, cellKey(increment.cell)))),
+    ...write.journeyCounts.map((count) => keyId(journeyCountItem.key(shard, count.day, count.journey, count.milestone))),
+  ]);
+  const items = [...profileWriteTransaction(write, write.userId, now).TransactItems, ...outboxPuts(write.outbox, now)];
+  return { index, items, shard, statistics: write.statistics, journeyCounts: write.journeyCounts, statisticsItems };
 }
 
-/** A pack's transaction: each member's items, then the statistics of every member, summed per item. */
+/** A pack's transaction: each member's items, then the statistics and journey counts of every member, summed per item. */
 function packItems(pack: readonly Member[]): TransactItem[] {
-  const byShard = new Map<number, StatisticsIncrement[]>();
+  const byShard = new Map<number, { statistics: StatisticsIncrement[]; journeyCounts: JourneyCounterIncrement[] }>();
   for (const m of pack) {
-    const increments = byShard.get(m.shard);
-    if (increments) increments.push(...m.statistics);
-    else byShard.set(m.shard, [...m.statistics]);
+    const shared = byShard.get(m.shard);
+    if (shared) {
+      shared.statistics.push(...m.statistics);
+      shared.journeyCounts.push(...m.journeyCounts);
+    } else byShard.set(m.shard, { statistics: [...m.statistics], journeyCounts: [...m.journeyCounts] });
   }
-  return [...pack.flatMap((m) => m.items), ...[...byShard].flatMap(([shard, increments]) => statisticsUpdates(increments, shard))];
+  return [
+    ...pack.flatMap((m) => m.items),
+    ...[...byShard].flatMap(([shard, shared]) => [...statisticsUpdates(shared.statistics, shard), ...journeyCountUpdates(shared.journeyCounts, shard)]),
+  ];
 }
 
-/** Rough size of a transaction item: its profile state (the bulk) and a margin for the rest. */
+/** Rough size of a transaction item: its profile state or emission detail (the bulk) and a margin for the rest. */
 const itemBytes = (item: TransactItem): number => {
   const state = 'Put' in item ? item.Put.Item.state : undefined;
-  return 512 + (typeof state === 'string' ? state.length * 2 : 0);
+  const detail = 'Put' in item ? item.Put.Item.detail : undefined;
+  return 512 + (typeof state === 'string' ? state.length * 2 : 0) + (detail ? JSON.stringify(detail).length * 2 : 0);
 };
 
 /** A statistics update's size (its key and three numbers): well under `itemBytes`' margin. */
@@ -147,8 +162,8 @@ const STATISTICS_ITEM_BYTES = 512;
 
 /**
  * Members in order, cut into packs of at most PACK_MAX_ITEMS items (a
- * statistics item shared by several members counts once, as `packItems`
- * sends it) and PACK_MAX_BYTES.
+ * statistics or journey counter item shared by several members counts
+ * once, as `packItems` sends it) and PACK_MAX_BYTES.
  */
 function packs(members: readonly Member[]): Member[][] {
   const out: Member[][] = [];

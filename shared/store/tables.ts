@@ -22,16 +22,16 @@ export interface IndexDefinition {
 
 export interface TableDefinition {
   /** Logical id, used as the CDK construct id. */
-  readonly id: 'Events' | 'Profiles' | 'Control';
+  readonly id: 'Events' | 'Profiles' | 'Control' | 'Outbox';
   /** Environment variable through which functions learn the physical name. */
-  readonly envVar: 'EVENTS_TABLE' | 'PROFILES_TABLE' | 'CONTROL_TABLE';
+  readonly envVar: 'EVENTS_TABLE' | 'PROFILES_TABLE' | 'CONTROL_TABLE' | 'OUTBOX_TABLE';
   /** Physical name on the local stack (prefixed by KAIROS_TABLE_PREFIX). */
   readonly localName: string;
   readonly partitionKey: KeyDefinition;
   readonly sortKey?: KeyDefinition;
   /** Epoch-seconds attribute after which DynamoDB deletes the item. */
   readonly timeToLiveAttribute?: string;
-  /** Stream view type; only the Events table streams. */
+  /** Stream view type; the Events table (to the profile function) and the Outbox table (to the dispatcher) stream. */
   readonly stream?: 'NEW_IMAGE';
   readonly globalSecondaryIndexes?: readonly IndexDefinition[];
 }
@@ -88,6 +88,25 @@ export const controlTable = {
   timeToLiveAttribute: 'expiresAt',
 } as const satisfies TableDefinition;
 
-export const tables = [eventsTable, profilesTable, controlTable] as const satisfies readonly TableDefinition[];
+/**
+ * Outbox: what the profile function's applied events set off (triggers,
+ * journeys), one item per emission keyed by its stable id, put in the same
+ * transaction as the profile (a transactional outbox). Its stream
+ * (NEW_IMAGE) feeds the dispatcher, which publishes to the EventBridge bus
+ * or schedules a deferred send. A table of its own rather than the Profiles
+ * table's stream: the dispatcher reads emissions only (no stream of every
+ * profile write to filter), its rights stop at this table, and items expire
+ * (`expiresAt`) on their own clock.
+ */
+export const outboxTable = {
+  id: 'Outbox',
+  envVar: 'OUTBOX_TABLE',
+  localName: 'kairos-outbox',
+  partitionKey: { name: 'pk', type: 'S' },
+  timeToLiveAttribute: 'expiresAt',
+  stream: 'NEW_IMAGE',
+} as const satisfies TableDefinition;
+
+export const tables = [eventsTable, profilesTable, controlTable, outboxTable] as const satisfies readonly TableDefinition[];
 
 export type TableName = (typeof tables)[number]['id'];

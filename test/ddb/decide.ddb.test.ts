@@ -431,6 +431,25 @@ describe('POST /v1/admin/simulate', () => {
     expect(decodePlainDecisionId(reply.body.decisionId)?.issuedAt).toBe('2026-03-01T10:00:00.000Z');
   });
 
+  it('an inline profile takes every part of the view: consent, engagement and contacts (numbers and lists left out are 0 and empty)', async () => {
+    const profile = (granted: boolean) => ({
+      traits: { tier: 'VIP', firstName: 'Ana' },
+      stats: { lastPurchaseAt: '2026-01-01T00:00:00Z', orders: 3 },
+      consent: { email: { granted } },
+      engagement: { email: { delivered: 4 } },
+      contacts: { 'other-action': { impressions: ['2026-02-28T09:00:00Z'] } },
+    });
+    const granted = await simulate({ profile: profile(true), channel: 'email', at: '2026-03-01T10:00:00Z' }, ADMIN);
+    expect(granted.status).toBe(200);
+    expect(granted.body).toMatchObject({ actions: [{ actionId: 'email-123' }] });
+    const withdrawn = await simulate({ profile: profile(false), channel: 'email', at: '2026-03-01T10:00:00Z' }, ADMIN);
+    expect(withdrawn.status).toBe(200);
+    expect(withdrawn.body.actions).toEqual([]);
+    const badConsent = await simulate({ profile: { consent: { email: { granted: 'yes' } } }, channel: 'email' }, ADMIN);
+    expect(badConsent.status).toBe(400);
+    expect((badConsent.body.error as { details: { path: string }[] }).details.map((d) => d.path)).toContain('profile.consent.email.granted');
+  });
+
   it('an invalid request or profile is a 400 naming the path', async () => {
     const bad = await simulate({ profile: { stats: { visitsToday: 'many' } }, channel: 'web' }, ADMIN);
     expect(bad.status).toBe(400);

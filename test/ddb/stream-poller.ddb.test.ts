@@ -269,4 +269,28 @@ describe('the local stream poller (event source mapping)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('after an outage reads each shard again from its checkpoint of rewindMs before it (the emulator may lose its last writes), and not further back', async () => {
+    const table = `poller-${randomUUID().slice(0, 8)}`;
+    await createTableNow(table);
+    const p = probe();
+    const { poller } = await startPoller(table, p, { rewindMs: 60_000 });
+    for (const id of ['r-1', 'r-2']) await put(table, id);
+    await until(() => p.applied.includes('r-2'), 'the records before the outage');
+    poller.pause();
+    poller.resume();
+    await put(table, 'r-3');
+    await until(() => p.applied.includes('r-3'), 'the record after the outage');
+    // Checkpointed within the last minute: delivered again (the profile function's markers make that harmless).
+    expect(p.applied).toEqual(['r-1', 'r-2', 'r-1', 'r-2', 'r-3']);
+
+    const q = probe();
+    const { poller: second } = await startPoller(table, q, { rewindMs: 0 });
+    await until(() => q.applied.includes('r-3'), 'a second poller to read the stream');
+    second.pause();
+    second.resume();
+    await put(table, 'r-4');
+    await until(() => q.applied.includes('r-4'), 'the record after the second outage');
+    expect(q.applied).toEqual(['r-1', 'r-2', 'r-3', 'r-4']); // no rewind window: nothing again
+  });
 });

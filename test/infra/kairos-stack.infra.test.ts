@@ -20,7 +20,7 @@ import { LAZY_MODULES, lazyModuleFolder } from '#infra/bundling.ts';
 import { ESM_REQUIRE_BANNER, PROJECT_ROOT } from '#infra/constructs/kairos-function.ts';
 import { createKairosApp } from '#infra/kairos-app.ts';
 import type { KairosStack } from '#infra/kairos-stack.ts';
-import { functionDefinitions, METRICS_NAMESPACE, profileStreamSettings, serviceNameOf, type Access, type LambdaName } from '#shared/functions.ts';
+import { dispatcherStreamSettings, functionDefinitions, METRICS_NAMESPACE, profileStreamSettings, serviceNameOf, type Access, type LambdaName } from '#shared/functions.ts';
 import { routeKey, routes } from '#http/routes.ts';
 import { tables as tableTuple, type TableDefinition, type TableName } from '#store/tables.ts';
 import { DECISION_LOG_COLUMNS, DECISION_RECORD_MESSAGE } from '#domain/evaluation/decision-record.ts';
@@ -47,6 +47,12 @@ const tableId = (name: TableName): string => stack.tables[name].logicalId;
 const functionId = (name: LambdaName): string => logicalId(stack.functions[name]);
 const roleId = (name: LambdaName): string => logicalId(stack.functions[name].executionRole);
 const queueId = (): string => logicalId(stack.profileStream.failureQueue);
+const outboxQueueId = (): string => logicalId(stack.outboxStream.failureQueue);
+/** The event source mapping of a function (one each). */
+const mappingOf = (name: LambdaName): CfnResource | undefined =>
+  Object.values(resourcesOfType(template, 'AWS::Lambda::EventSourceMapping')).find(
+    (m) => (m.Properties?.FunctionName as { Ref?: string } | undefined)?.Ref === functionId(name),
+  );
 
 const tables: readonly TableDefinition[] = tableTuple;
 const manifest = Object.entries(functionDefinitions) as [LambdaName, (typeof functionDefinitions)[LambdaName]][];
@@ -133,7 +139,8 @@ describe('tables, from shared/store/tables.ts', () => {
 
 describe('Events stream → profile function', () => {
   it('has one mapping with partial batch responses, bisect, bounded retries and age, INSERT filter, failure queue', () => {
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    // The Events stream's, and the Outbox stream's (below).
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: { Ref: functionId('profile') },
       EventSourceArn: { 'Fn::GetAtt': [tableId('Events'), 'StreamArn'] },
@@ -147,7 +154,7 @@ describe('Events stream → profile function', () => {
       FilterCriteria: { Filters: [{ Pattern: JSON.stringify({ eventName: ['INSERT'] }) }] },
       DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId(), 'Arn'] } } },
     });
-    const mapping = Object.values(resourcesOfType(template, 'AWS::Lambda::EventSourceMapping'))[0];
+    const mapping = mappingOf('profile');
     const p = mapping?.Properties as Record<string, number>;
     // -1 would mean "retry until the record expires": a poison record would block its shard for 24 h.
     expect(p.MaximumRetryAttempts).toBeGreaterThanOrEqual(0);
@@ -218,6 +225,85 @@ describe('Events stream → profile function', () => {
         Threshold: 1,
       });
     }
+  });
+});
+
+describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () => {
+  const busId = () => logicalId(stack.emissions.bus);
+  const schedulerRoleId = () => logicalId(stack.emissions.schedulerRole);
+
+  it('maps the Outbox stream to the dispatcher with partial batch responses, bisect, bounded retries, INSERT filter and its own failure queue', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: functionId('dispatcher') },
+      EventSourceArn: { 'Fn::GetAtt': [tableId('Outbox'), 'StreamArn'] },
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: dispatcherStreamSettings.batchSize,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: dispatcherStreamSettings.retryAttempts,
+      MaximumRecordAgeInSeconds: dispatcherStreamSettings.maxRecordAgeSeconds,
+      FilterCriteria: { Filters: [{ Pattern: JSON.stringify({ eventName: ['INSERT'] }) }] },
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [outboxQueueId(), 'Arn'] } } },
+    });
+    expect(resources[outboxQueueId()]?.Properties).toMatchObject({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 });
+  });
+
+  it('has one bus and one schedule group, and tells the dispatcher their names and the scheduler role', () => {
+    template.resourceCountIs('AWS::Events::EventBus', 1);
+    template.resourceCountIs('AWS::Scheduler::ScheduleGroup', 1);
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          KAIROS_BUS_ARN: { 'Fn::GetAtt': [busId(), 'Arn'] },
+          KAIROS_SCHEDULE_GROUP: Match.anyValue(),
+          KAIROS_SCHEDULER_ROLE_ARN: { 'Fn::GetAtt': [schedulerRoleId(), 'Arn'] },
+        }),
+      },
+      Handler: Match.anyValue(),
+    });
+    const dispatcher = resources[functionId('dispatcher')]?.Properties as { Environment: { Variables: Record<string, unknown> } };
+    expect(dispatcher.Environment.Variables.KAIROS_BUS_ARN).toEqual({ 'Fn::GetAtt': [busId(), 'Arn'] });
+  });
+
+  it('the dispatcher may put on this bus and create schedules in this group, passing only the scheduler role to Scheduler; nothing else', () => {
+    const statements = roleStatements(template, roleId('dispatcher'));
+    const of = (action: string) => statements.filter((s) => asArray(s.Action).includes(action));
+    expect(of('events:PutEvents').flatMap((s) => referencesIn(s.Resource).map((r) => r.id))).toEqual([busId()]);
+    const create = of('scheduler:CreateSchedule');
+    expect(create).toHaveLength(1);
+    expect(JSON.stringify(create[0]?.Resource)).toContain(`:schedule/${stack.emissions.scheduleGroup.scheduleGroupName}/*`);
+    const pass = of('iam:PassRole');
+    expect(pass.flatMap((s) => referencesIn(s.Resource).map((r) => r.id))).toEqual([schedulerRoleId()]);
+    expect(pass[0]?.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } });
+    const actions = [...new Set(statements.flatMap((s) => asArray(s.Action)))];
+    const own = ['events:PutEvents', 'scheduler:CreateSchedule', 'iam:PassRole'];
+    // Beyond its stream, its failure queue, its logs and X-Ray: only its own three.
+    expect(actions.filter((a) => !/^(dynamodb|xray|sqs|logs):/.test(a) && !own.includes(a))).toEqual([]);
+    const { table } = tableActions(statements, tables.map((t) => tableId(t.id)));
+    expect([...table.keys()]).toEqual([]);
+    // No other function may put on the bus or schedule.
+    for (const [name] of manifest.filter(([n]) => n !== 'dispatcher')) {
+      const others = roleStatements(template, roleId(name)).flatMap((s) => asArray(s.Action));
+      expect(others.filter((a) => a.startsWith('events:') || a.startsWith('scheduler:') || a === 'iam:PassRole')).toEqual([]);
+    }
+  });
+
+  it('Scheduler\'s role: assumed by Scheduler of this account only, may only put on this bus', () => {
+    template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [
+          Match.objectLike({
+            Effect: 'Allow',
+            Action: 'sts:AssumeRole',
+            Principal: { Service: 'scheduler.amazonaws.com' },
+            Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+          }),
+        ],
+      },
+    });
+    const statements = roleStatements(template, schedulerRoleId());
+    expect(statements.flatMap((s) => asArray(s.Action))).toEqual(['events:PutEvents']);
+    expect(statements.flatMap((s) => referencesIn(s.Resource).map((r) => r.id))).toEqual([busId()]);
   });
 });
 
@@ -741,7 +827,7 @@ describe('least privilege, from the manifest', () => {
     expect(onAnyResource.filter((a) => !a.startsWith('xray:'))).toEqual([]);
   });
 
-  it('only the stream reader reads the Events stream and writes to the failure queue', () => {
+  it('only the stream reader reads the Events stream and writes to its failure queue; only the dispatcher, the Outbox stream and its own', () => {
     expect(streamReaders).toEqual(['profile']);
     const observed = Object.fromEntries(
       manifest.map(([name]) => {
@@ -769,7 +855,9 @@ describe('least privilege, from the manifest', () => {
                 queues: [queueId()],
               },
             ]
-          : [name, { streams: [], streamActions: [], queues: [] }],
+          : name === 'dispatcher'
+            ? [name, { streams: [tableId('Outbox')], streamActions: [], queues: [outboxQueueId()] }]
+            : [name, { streams: [], streamActions: [], queues: [] }],
       ),
     );
     expect(observed).toEqual(expected);

@@ -38,6 +38,7 @@ const emulator = await vi.hoisted(async () => {
   return dynamo;
 });
 
+import { DECISION_RECORD_MESSAGE } from '#domain/evaluation/decision-record.ts';
 import { LAZY_MODULES, buildLikeCdk } from '#infra/bundling.ts';
 import { PROJECT_ROOT } from '#infra/constructs/kairos-function.ts';
 import { putWriteKey } from '#store/write-keys.ts';
@@ -62,8 +63,11 @@ afterAll(async () => {
   await emulator.stop();
 });
 
-/** A fresh process imports the bundle and answers one decide, as Lambda's runtime would; and whether it loaded re2js. */
-async function coldDecide(device: string): Promise<{ statusCode: number; actions: string[]; re2jsLoaded: boolean }> {
+/**
+ * A fresh process imports the bundle and answers one decide, as Lambda's runtime would; whether it loaded
+ * re2js, and how many decision record lines the bundle's logger wrote to stdout (before the probe's own line).
+ */
+async function coldDecide(device: string): Promise<{ statusCode: number; actions: string[]; re2jsLoaded: boolean; records: number }> {
   const event = apiGatewayEvent({
     method: 'POST',
     path: '/v1/decide',
@@ -77,13 +81,15 @@ async function coldDecide(device: string): Promise<{ statusCode: number; actions
     const answer = await handler(JSON.parse(process.argv[2]), context);
     const body = JSON.parse(answer.body);
     const re2jsLoaded = Object.keys(createRequire(process.argv[1]).cache).some((path) => path.includes('/node_modules/re2js/'));
-    process.stdout.write(JSON.stringify({ statusCode: answer.statusCode, actions: (body.actions ?? []).map((a) => a.actionId ?? a.id), re2jsLoaded }));`;
+    process.stdout.write('\\n' + JSON.stringify({ statusCode: answer.statusCode, actions: (body.actions ?? []).map((a) => a.actionId ?? a.id), re2jsLoaded }));`;
   const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', probe, pathToFileURL(bundle).href, JSON.stringify(event)], {
     encoding: 'utf8',
     timeout: 60_000,
     env: { ...process.env },
   });
-  return JSON.parse(stdout) as { statusCode: number; actions: string[]; re2jsLoaded: boolean };
+  const lines = stdout.split('\n').filter((line) => line.startsWith('{'));
+  const records = lines.filter((line) => (JSON.parse(line) as { message?: unknown }).message === DECISION_RECORD_MESSAGE).length;
+  return { ...(JSON.parse(lines.at(-1) ?? '') as { statusCode: number; actions: string[]; re2jsLoaded: boolean }), records };
 }
 
 const action = (id: string, eligibility: string) => ({ id, name: id, eligibility, content: { web: { title: id } } });
@@ -105,8 +111,8 @@ describe('re2js, loaded lazily beside the decide bundle', () => {
       'json',
     );
     expect(published.ok).toBe(true);
-    expect(await coldDecide('mobile')).toEqual({ statusCode: 200, actions: ['mobile-offer'], re2jsLoaded: true });
-    expect(await coldDecide('desktop-pc')).toEqual({ statusCode: 200, actions: ['desktop-offer'], re2jsLoaded: true });
+    expect(await coldDecide('mobile')).toEqual({ statusCode: 200, actions: ['mobile-offer'], re2jsLoaded: true, records: 1 });
+    expect(await coldDecide('desktop-pc')).toEqual({ statusCode: 200, actions: ['desktop-offer'], re2jsLoaded: true, records: 1 });
   });
 
   it('is never loaded for a catalog without matches()', async () => {
@@ -118,6 +124,6 @@ describe('re2js, loaded lazily beside the decide bundle', () => {
       'json',
     );
     expect(published.ok).toBe(true);
-    expect(await coldDecide('mobile')).toEqual({ statusCode: 200, actions: ['mobile-offer'], re2jsLoaded: false });
+    expect(await coldDecide('mobile')).toEqual({ statusCode: 200, actions: ['mobile-offer'], re2jsLoaded: false, records: 1 });
   });
 });

@@ -150,6 +150,8 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
         'AwsSolutions-IAM5[Resource::<ref>:*]',
         'AwsSolutions-IAM5[Resource::arn:<ref>:states:<ref>:<ref>:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"EvaluationStateMachineC0098225"}]}]}:*]',
         'AwsSolutions-IAM5[Resource::arn:<ref>:states:<ref>:<ref>:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"EvaluationStateMachineC0098225"}]}]}/*:*]',
+        // The dispatcher creates one-time schedules named after each deferred emission, in the Kairos group only.
+        'AwsSolutions-IAM5[Resource::arn:<ref>:scheduler:<ref>:<ref>:schedule/Kairos-Emissions-Schedules-4C4F3CAC/*]',
         'AwsSolutions-SQS3',
         'AwsSolutions-SMG4',
       ].sort(),

@@ -16,6 +16,9 @@ import { decide } from '#domain/decide/decide.ts';
 import { contentFor, isFallbackHere, quietHoursFor, resolvePlacement } from '#domain/decide/policies.ts';
 import type { Channel } from '#domain/channels.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
+import { reactJourneys } from '#domain/journeys/react.ts';
+import { journeyTimerEvent } from '#domain/journeys/timer.ts';
+import type { StoredEvent } from '#domain/stored-event.ts';
 import { NOW, daysAgo, makeView, type ViewOverrides } from './catalog-support.ts';
 
 const DEMO = new URL('../../catalog/demo.yaml', import.meta.url);
@@ -161,6 +164,46 @@ describe('the demo catalog', () => {
     expect(risk(customer({ stats: { lastSeenAt: undefined } }))).toBeLessThan(0.1);
     expect(best(leaving, 'email')).toBe('retention-offer');
     expect(eligible(staying, 'email')).not.toContain('retention-offer');
+  });
+
+  it('churn win-back journey: entering churn risk sends the retention email now, two days later the push; an order ends it', () => {
+    const staying = customer({ stats: { lastSeenAt: daysAgo(1), visits30d: 12, orders: 4 } });
+    const leaving = customer({ stats: { lastSeenAt: daysAgo(70), visits30d: 0, returns: 1, orders: 2 } });
+    const enrich = (v: ProfileView): ProfileView => {
+      const audience = evaluateAudience(catalog, v, NOW);
+      return { ...v, segments: audience.segments, scores: audience.scores };
+    };
+    const at = NOW.getTime();
+    const event = (name: string, time: number, extra: Partial<StoredEvent> = {}): StoredEvent => ({
+      pk: `key_1#${name}-${time}`,
+      profileKey: 'u#u-1',
+      sortKey: `${new Date(time).toISOString()}#${name}`,
+      sourceId: 'key_1',
+      messageId: `${name}-${time}`,
+      type: 'track',
+      userId: 'u-1',
+      event: name,
+      timestamp: new Date(time).toISOString(),
+      receivedAt: new Date(time).toISOString(),
+      expiresAt: 1,
+      ...extra,
+    });
+    const change = (e: StoredEvent, before: ProfileView, after: ProfileView, now = at) => ({ eventPk: e.pk, event: e, profileKey: 'u#u-1', before, after, now });
+    const entered = reactJourneys(catalog, {}, change(event('Return', at), enrich(staying), enrich(leaving)));
+    expect(entered.outbox.map((e) => [e.detailType, e.status, e.detail.step, e.detail.actionId])).toEqual([
+      ['Kairos Journey Action', 'now', 'retention-email', 'retention-offer'],
+      ['Kairos Journey Timer', 'deferred', 'two-days', undefined],
+    ]);
+    const timer = entered.outbox[1]!;
+    expect(timer.sendAt).toBe(at + 2 * 86_400_000);
+    const due = journeyTimerEvent({ journey: 'churn-winback', run: 1, step: 'two-days', profileKey: 'u#u-1', dueAt: timer.sendAt }, timer.sendAt, 1);
+    const later = reactJourneys(catalog, entered.runs, change(due, enrich(leaving), enrich(leaving), timer.sendAt));
+    expect(later.outbox.map((e) => [e.status, e.detail.step, e.detail.channel, e.detail.actionId])).toEqual([['now', 'retention-push', 'push', 'retention-offer']]);
+    expect(later.runs['churn-winback']).toMatchObject({ ended: { how: 'completed' } });
+    // An order before the timer: the run is over, and the timer (late) does nothing.
+    const ordered = reactJourneys(catalog, entered.runs, change(event('Order Completed', at + 3_600_000), enrich(leaving), enrich(leaving)));
+    expect(ordered.runs['churn-winback']).toMatchObject({ ended: { how: 'exited' } });
+    expect(reactJourneys(catalog, ordered.runs, change(due, enrich(leaving), enrich(leaving), timer.sendAt)).outbox).toEqual([]);
   });
 
   it('9. zero-party data: cycling declared, not running, gives cycling content', () => {

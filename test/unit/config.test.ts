@@ -32,6 +32,7 @@ describe('configuration', () => {
         EVENTS_TABLE: 'kairos-events',
         PROFILES_TABLE: 'kairos-profiles',
         CONTROL_TABLE: 'kairos-control',
+        OUTBOX_TABLE: 'kairos-outbox',
         KAIROS_HISTORY_DAYS: 90,
         KAIROS_CORS_ORIGINS: '*',
         KAIROS_CORS_ALLOW_HEADERS: '',

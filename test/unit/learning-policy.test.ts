@@ -49,6 +49,33 @@ describe('Thompson probabilities', () => {
     expect(Math.abs((pa as number) - pairwiseWin(a, b))).toBeLessThan(0.01);
   });
 
+  it('exchangeable arms (the same posterior and scale) each win exactly 1/K: the integral, without a draw', () => {
+    fc.assert(
+      fc.property(
+        fc.record({ alpha: fc.double({ min: 0.5, max: 50, noNaN: true }), beta: fc.double({ min: 0.5, max: 50, noNaN: true }), scale: fc.double({ min: 0.1, max: 10, noNaN: true }) }),
+        fc.integer({ min: 2, max: 8 }),
+        ({ alpha, beta, scale }, k) => {
+          const arms = Array.from({ length: k }, (_, i) => arm(`arm-${i}`, alpha, beta, scale));
+          let drawn = 0;
+          const counting = () => {
+            drawn++;
+            return 0.5;
+          };
+          expect(thompsonProbabilities(arms, 1_000, counting)).toEqual(Array.from({ length: k }, () => 1 / k));
+          expect(drawn).toBe(0);
+        },
+      ),
+      { numRuns: 100 },
+    );
+    // The definition, for two arms: the numerical integral of P(X_a > X_b) is 1/2.
+    for (const [alpha, beta] of [[1, 1], [3, 40], [0.7, 2.5]] as const) {
+      expect(pairwiseWin(arm('a', alpha, beta, 2), arm('b', alpha, beta, 2))).toBeCloseTo(0.5, 4);
+    }
+    // An arm that differs in anything keeps the Monte Carlo: within 0.01 of the integral.
+    const [pa] = thompsonProbabilities([arm('a', 3, 40), arm('b', 3, 40, 1.2)], 10_000, seededRandom(5));
+    expect(Math.abs((pa as number) - pairwiseWin(arm('a', 3, 40), arm('b', 3, 40, 1.2)))).toBeLessThan(0.01);
+  });
+
   it('a single arm always wins', () => {
     expect(thompsonProbabilities([arm('a', 1, 1)], 100, seededRandom(1))).toEqual([1]);
   });

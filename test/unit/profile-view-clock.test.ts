@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { localMidnight } from '#domain/profile/time.ts';
+import { localMidnight, offsetMs, zoneOffsetMs } from '#domain/profile/time.ts';
 import { viewWindows } from '#domain/profile/view-clock.ts';
 
 const ZONES = ['UTC', 'Europe/Madrid', 'America/Santiago', 'America/Havana', 'Australia/Lord_Howe', 'Asia/Kathmandu', 'Pacific/Apia', 'America/St_Johns'];
@@ -34,5 +34,21 @@ describe('view windows', () => {
         for (const zone of ['America/Santiago', 'America/Havana', 'Europe/Madrid']) expect(viewWindows(zone, at)).toEqual(reference(zone, at));
       }
     }
+  });
+});
+
+describe('the zone offset', () => {
+  it('is the Intl definition, UTC (answered without Intl) included, for instants of the years 200 to 9999', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...ZONES), fc.integer({ min: -55_000_000_000_000, max: 253_402_300_799_999 }), (zone, at) => {
+        expect(offsetMs(zone, at)).toBe(zoneOffsetMs(zone, at));
+      }),
+      { numRuns: 2_000 },
+    );
+    expect(zoneOffsetMs('UTC', Date.parse('2024-03-31T01:30:00.250Z'))).toBe(0);
+  });
+
+  it('refuses a zone the platform does not know', () => {
+    expect(() => offsetMs('Mars/Olympus_Mons', 0)).toThrow(RangeError);
   });
 });

@@ -13,6 +13,8 @@ import {
   catalogDocumentChunkItem,
   statisticsItem,
   statisticsShardOf,
+  journeyCountItem,
+  JOURNEY_COUNT_PK_PREFIX,
   STATISTICS_SHARDS,
   catalogLiveItem,
   catalogMetaItem,
@@ -24,6 +26,7 @@ import {
   eventSortKey,
   healthProbeItem,
   itemTypes,
+  outboxItem,
   userProfileItem,
   WRITE_KEY_LIST_PK,
   writeKeyListItem,
@@ -50,6 +53,8 @@ const pinned: readonly [AnyItemType, string, string, ItemKey][] = [
   [catalogDocumentChunkItem, 'catalog document chunk', 'Control', catalogDocumentChunkItem.key(7, 12)],
   [healthProbeItem, 'health probe', 'Control', healthProbeItem.key()],
   [statisticsItem, 'outcome statistics', 'Control', statisticsItem.key(7, 1_790_000_000_000, 'banner\u001fb\u001f\u001f\u001f-\u001fweb\u001fhome_hero')],
+  [journeyCountItem, 'journey report counter', 'Control', journeyCountItem.key(3, 20_422, 'retention', 'step:email')],
+  [outboxItem, 'outbox emission', 'Outbox', outboxItem.key('vip-complaint.src-1#msg-1')],
 ];
 
 describe('item keys (shared/store/items.ts)', () => {
@@ -71,6 +76,8 @@ describe('item keys (shared/store/items.ts)', () => {
       { pk: 'CATALOG#7', sk: 'DOC#00012' },
       { pk: 'HEALTH', sk: 'PROBE' },
       { pk: 'STAT#07', sk: '1790000000000#banner\u001fb\u001f\u001f\u001f-\u001fweb\u001fhome_hero' },
+      { pk: 'JOURNEY#03', sk: '020422#retention#step:email' },
+      { pk: 'o#vip-complaint.src-1#msg-1' },
     ]);
   });
 
@@ -80,6 +87,7 @@ describe('item keys (shared/store/items.ts)', () => {
     expect(CATALOG_DOCUMENT_CHUNK_SK_PREFIX).toBe('DOC#');
     expect(WRITE_KEY_LIST_PK).toBe('KEYS');
     expect(STATISTICS_SHARDS).toBe(16);
+    expect(JOURNEY_COUNT_PK_PREFIX).toBe('JOURNEY#');
     expect(statisticsShardOf('u#user-1')).toBe(statisticsShardOf('u#user-1'));
     expect(new Set(Array.from({ length: 400 }, (_, i) => statisticsShardOf(`u#user-${i}`))).size).toBe(STATISTICS_SHARDS);
     expect(catalogChunkItem.key(1, 123456).sk).toBe('CHUNK#123456');
@@ -93,12 +101,12 @@ describe('item keys (shared/store/items.ts)', () => {
       return { type: type.name, attributes: Object.keys(key).sort(), tableKey: names.sort() };
     });
     expect(shapes.filter((s) => s.attributes.join() !== s.tableKey.join())).toEqual([]);
-    expect(shapes.map((s) => s.attributes.length)).toEqual([1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
+    expect(shapes.map((s) => s.attributes.length)).toEqual([1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1]);
   });
 
   // Ids made of the fragments the templates use, so a collision (one
   // template's output spelling another's) is within reach of the search.
-  const fragment = fc.constantFrom('', '#', 'u', 'a', 'm', 'x', 'u#', 'a#', 'm#', 'x#', 'KEY', 'KEYS', 'S', 'CATALOG', 'LIVE', 'COUNTER', 'META', 'CHUNK#', 'DOC#', 'HEALTH', 'PROBE', '0', '1');
+  const fragment = fc.constantFrom('', '#', 'u', 'a', 'm', 'x', 'u#', 'a#', 'm#', 'x#', 'KEY', 'KEYS', 'S', 'JOURNEY#', 'STAT#', 'CATALOG', 'LIVE', 'COUNTER', 'META', 'CHUNK#', 'DOC#', 'HEALTH', 'PROBE', '0', '1');
   const id = fc.oneof(fc.array(fragment, { maxLength: 5 }).map((parts) => parts.join('')), fc.string({ unit: 'binary' }));
   const number = fc.oneof(fc.nat({ max: 200_000 }), fc.integer());
   const arbitraryIds = new Map<AnyItemType, fc.Arbitrary<readonly unknown[]>>([
@@ -116,6 +124,8 @@ describe('item keys (shared/store/items.ts)', () => {
     [catalogDocumentChunkItem, fc.tuple(number, number)],
     [healthProbeItem, fc.constant([])],
     [statisticsItem, fc.tuple(fc.nat({ max: 15 }), fc.nat({ max: 9_999_999_999_999 }), id)],
+    [journeyCountItem, fc.tuple(fc.nat({ max: 15 }), fc.nat({ max: 999_999 }), id, id)],
+    [outboxItem, fc.tuple(id)],
   ]);
   const build = (type: AnyItemType, ids: readonly unknown[]): ItemKey => (type.key as (...ids: readonly unknown[]) => ItemKey)(...ids);
 

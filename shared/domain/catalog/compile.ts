@@ -27,6 +27,7 @@ import type {
   CompiledRule,
   CompiledSegment,
   CompiledSuppression,
+  CompiledTrigger,
   CompiledTemplate,
   CompiledVariant,
   TemplateKind,
@@ -37,14 +38,16 @@ import type {
   LoadResult,
   RuleField,
   RuleVariables,
+  TriggerCause,
 } from './compiled.ts';
 import { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 import { compileRule, type RuleKind, type RuleReference } from './rules.ts';
-import type { ActionDocument, CapDocument, CatalogDocument, ContentDocument } from './schema.ts';
+import type { ActionDocument, CapDocument, CatalogDocument, ContentDocument, TriggerDocument } from './schema.ts';
 import { DECISION_LOG_DEFAULTS } from './defaults.ts';
 import { TEMPLATE_MARKUP } from './patterns.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec } from './content-fields.ts';
 import { didYouMean } from './suggest.ts';
+import { compileJourneys } from './compile-journeys.ts';
 
 /** At most this many problems are reported (the first ones, in document order). */
 export const MAX_PROBLEMS = 200;
@@ -678,6 +681,63 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     };
   });
 
+  // --- triggers and journeys: the cause that sets one off (one definition for both)
+  const causeOf = (on: TriggerDocument['on'], at: string): TriggerCause | undefined => {
+    if (on.event !== undefined) return { kind: 'event', event: on.event };
+    if (on.entered !== undefined || on.left !== undefined) {
+      const kind = on.entered !== undefined ? 'entered' : 'left';
+      const segment = (on.entered ?? on.left) as string;
+      if (!segmentIds.has(segment) && !isUnchecked('segments', segment)) {
+        problems.add(`${at}.${kind}`, `unknown segment "${segment}"`, undefined, didYouMean(segment, segmentIds));
+      }
+      return { kind, segment };
+    }
+    if (on.persona !== undefined) {
+      if (on.persona !== '*' && !personaIds.has(on.persona) && !isUnchecked('personas', on.persona)) {
+        problems.add(`${at}.persona`, `unknown persona "${on.persona}" (or "*" for any change)`, undefined, didYouMean(on.persona, personaIds));
+      }
+      return { kind: 'persona', persona: on.persona };
+    }
+    if (on.score !== undefined) {
+      const { model, above, below } = on.score;
+      if (!modelIds.has(model) && !isUnchecked('models', model)) problems.add(`${at}.score.model`, `unknown model "${model}"`, undefined, didYouMean(model, modelIds));
+      const threshold = above ?? below ?? thresholds.get(model);
+      if (threshold === undefined && modelIds.has(model)) {
+        problems.add(`${at}.score`, `give "above" or "below": model "${model}" has no threshold`);
+      }
+      return { kind: 'score', model, direction: below !== undefined ? 'below' : 'above', threshold: threshold ?? 0 };
+    }
+    return undefined;
+  };
+
+  // --- triggers
+  duplicates(doc.triggers, (t) => t.id, 'triggers', 'trigger', problems);
+  const triggers: CompiledTrigger[] = [];
+  doc.triggers.forEach((t, i) => {
+    const at = `triggers[${i}]`;
+    const cause = causeOf(t.on, `${at}.on`);
+    const when = t.on.when ? rule(t.on.when, `${at}.on.when`) : undefined;
+    if (!t.decide.placement && (t.decide.channel === 'web' || t.decide.channel === 'app')) {
+      warnings.add(`${at}.decide`, `a ${t.decide.channel} trigger without a placement decides among every ${t.decide.channel} action`);
+    }
+    if (cause && t.enabled) {
+      triggers.push({
+        id: t.id,
+        on: cause,
+        ...(when ? { when: when.rule } : {}),
+        channel: t.decide.channel,
+        ...(t.decide.placement ? { placement: t.decide.placement } : {}),
+      });
+    }
+  });
+
+  // --- journeys
+  const journeys = compileJourneys(doc.journeys, {
+    problem: (path, message, hint) => problems.add(path, message, undefined, hint),
+    rule: (source, path) => rule(source, path)?.rule,
+    cause: causeOf,
+  });
+
   if (problems.list.length > 0) return { ok: false, problems: problems.list, warnings: warnings.list };
 
   // --- indexes (only for a valid catalog)
@@ -737,6 +797,8 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     },
     experiments,
     experimentsById,
+    triggers,
+    journeys,
     rules,
     ruleFields: ruleFieldsOf(rules),
     // A document stored before `decisionLog` existed has none: the default.

@@ -410,6 +410,69 @@ export interface CompiledExperiment {
 }
 
 // ---------------------------------------------------------------------------
+// Journeys (shared/domain/journeys/machine.ts runs them)
+
+/** A journey's entry (a trigger's `on`): its cause, then its CEL condition on the profile after the event. */
+export interface CompiledJourneyEntry {
+  readonly on: TriggerCause;
+  readonly when?: CompiledRule;
+}
+
+/**
+ * A step; `next`, `then`, `else` and `timeout` are indexes into the
+ * journey's steps, always after the step's own (past the last: the run is
+ * completed).
+ */
+export type CompiledJourneyStep =
+  | { readonly kind: 'act'; readonly id: string; readonly channel: Channel; readonly placement?: string; readonly next: number }
+  | { readonly kind: 'branch'; readonly id: string; readonly when: CompiledRule; readonly then: number; readonly else: number }
+  | {
+      readonly kind: 'wait';
+      readonly id: string;
+      /** How long: the duration, or the timeout of a wait for an event, ms. */
+      readonly forMs: number;
+      /** A wait for an event (semantic name), with an optional CEL on the profile after it. */
+      readonly until?: { readonly event: string; readonly when?: CompiledRule };
+      /** Where the awaited event leads. */
+      readonly next: number;
+      /** Where the timer leads (a duration's: `next`). */
+      readonly timeout: number;
+    }
+  | { readonly kind: 'exit'; readonly id: string };
+
+export interface CompiledJourney {
+  readonly id: string;
+  readonly name?: string;
+  readonly entry: CompiledJourneyEntry;
+  readonly reentry: { readonly kind: 'once' } | { readonly kind: 'after'; readonly afterMs: number };
+  readonly exit?: { readonly event?: string; readonly when?: CompiledRule };
+  readonly steps: readonly CompiledJourneyStep[];
+  /** Step id → its index in `steps`. */
+  readonly stepIndex: ReadonlyMap<string, number>;
+}
+
+// ---------------------------------------------------------------------------
+
+/**
+ * What sets a trigger off (schema.ts `triggerOnSchema`): an applied event of
+ * a name; entering or leaving a segment; a persona change (to `persona`, or
+ * to any other with `*`); a score crossing `threshold` upwards (`above`) or
+ * downwards (`below`).
+ */
+export type TriggerCause =
+  | { readonly kind: 'event'; readonly event: string }
+  | { readonly kind: 'entered' | 'left'; readonly segment: string }
+  | { readonly kind: 'persona'; readonly persona: string }
+  | { readonly kind: 'score'; readonly model: string; readonly direction: 'above' | 'below'; readonly threshold: number };
+
+/** A trigger: its cause, its CEL condition (context = the event), and the slot decided for. */
+export interface CompiledTrigger {
+  readonly id: string;
+  readonly on: TriggerCause;
+  readonly when?: CompiledRule;
+  readonly channel: Channel;
+  readonly placement?: string;
+}
 
 export interface CompiledCatalog {
   /** Store version (monotonic); 0 for a catalog not stored (validate, tests). */
@@ -444,6 +507,11 @@ export interface CompiledCatalog {
   readonly learning: CompiledLearning;
   readonly experiments: readonly CompiledExperiment[];
   readonly experimentsById: ReadonlyMap<string, CompiledExperiment>;
+  /** In catalog order. */
+  readonly journeys: readonly CompiledJourney[];
+
+  /** Enabled triggers, in catalog order (shared/domain/triggers/). */
+  readonly triggers: readonly CompiledTrigger[];
 
   /** Every compiled rule (tools and tests that inspect a catalog's rules). */
   readonly rules: readonly CompiledRule[];

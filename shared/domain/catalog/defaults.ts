@@ -50,5 +50,7 @@ export function defaultCatalogDocument(): CatalogDocument {
     learning: { ...LEARNING_DEFAULTS, prior: { ...LEARNING_DEFAULTS.prior } },
     experiments: [],
     decisionLog: { ...DECISION_LOG_DEFAULTS },
+    triggers: [],
+    journeys: [],
   };
 }

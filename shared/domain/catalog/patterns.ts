@@ -10,6 +10,12 @@
  */
 export const WINDOW_PATTERN = /^(?:(\d{1,4})(m|h|d|w)|hour|day|week|month)$/;
 
+/**
+ * A duration (journey waits and re-entry): `<n><unit>` with unit s
+ * (seconds), m (minutes), h (hours), d (days) or w (weeks), e.g. `30s`, `2d`.
+ */
+export const DURATION_PATTERN = /^(\d{1,6})(s|m|h|d|w)$/;
+
 /** A frequency cap written as a string: `"3/week"`, `"1/1d"`. */
 export const CAP_STRING_PATTERN = /^\s*(\d{1,6})\s*\/\s*(\S+)\s*$/;
 

@@ -17,9 +17,9 @@ import * as z from 'zod';
 import { CHANNELS } from '../channels.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec } from './content-fields.ts';
 import { CONSENT_REQUIRED_DEFAULT, DECISION_LOG_DEFAULTS, LEARNING_DEFAULTS, defaultCatalogDocument } from './defaults.ts';
-import { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
+import { CAP_STRING_PATTERN, DURATION_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 
-export { CAP_STRING_PATTERN, WINDOW_PATTERN } from './patterns.ts';
+export { CAP_STRING_PATTERN, DURATION_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 
 /** Identifiers of actions, segments, personas, tags, groups, experiments, variants, models. */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
@@ -404,6 +404,135 @@ export const modelSchema = z
   })
   .strict();
 
+// ---------------------------------------------------------------------------
+// Triggers: real-time outbound (docs/catalog.md "Triggers").
+
+/**
+ * What sets a trigger off, exactly one of:
+ * - `event`: an event of this name is applied to the profile (a `track`
+ *   event's name; `identify`, `page`, `screen`, `group`, `alias` for the
+ *   other kinds);
+ * - `entered` / `left`: the customer enters / leaves this segment;
+ * - `persona`: the customer's persona changes to this one (`"*"`: to any
+ *   other, none included);
+ * - `score`: the model's score crosses `above` (upwards, from below it to at
+ *   least it) or `below` (downwards, from at least it to below it); neither
+ *   given: upwards past the model's `threshold`.
+ * Then `when` (CEL, optional) must hold, evaluated on the profile after the
+ * event with `context` = the event (`context.event`, `context.type`,
+ * `context.properties`, `context.traits`, `context.timestamp`).
+ */
+export const triggerOnSchema = z
+  .object({
+    event: z.string().min(1).max(200).optional(),
+    entered: idSchema.optional(),
+    left: idSchema.optional(),
+    persona: z.union([idSchema, z.literal('*')]).optional(),
+    score: z
+      .object({
+        model: idSchema,
+        above: z.number().min(0).max(1).optional(),
+        below: z.number().min(0).max(1).optional(),
+      })
+      .strict()
+      .refine((s) => s.above === undefined || s.below === undefined, { message: 'give "above" or "below", not both', path: ['below'] })
+      .optional(),
+    when: celSchema.optional(),
+  })
+  .strict()
+  .refine((o) => [o.event, o.entered, o.left, o.persona, o.score].filter((x) => x !== undefined).length === 1, {
+    message: 'must name exactly one of "event", "entered", "left", "persona", "score"',
+  });
+
+/** Where a trigger's action goes: decided for this channel (and placement) with every policy. */
+export const triggerDecideSchema = z
+  .object({
+    channel: channelSchema,
+    placement: idSchema.optional(),
+  })
+  .strict();
+
+export const triggerSchema = z
+  .object({
+    id: idSchema,
+    description: z.string().max(2_000).optional(),
+    on: triggerOnSchema,
+    decide: triggerDecideSchema,
+    /** Off: the trigger is kept but never fires. */
+    enabled: z.boolean().default(true),
+  })
+  .strict();
+
+// ---------------------------------------------------------------------------
+// Journeys: an entry trigger, then steps, per customer (shared/domain/journeys/machine.ts).
+
+/** A duration: `<n><unit>`, unit s, m, h, d or w (`30s`, `2d`). */
+export const durationSchema = z
+  .string()
+  .regex(DURATION_PATTERN, 'must be a duration such as "30s", "15m", "12h", "2d" or "1w"')
+  .refine((s) => Number.parseInt(s, 10) >= 1, 'a duration must be at least 1 unit');
+
+/** A track event name, as sent (matched by its semantic name: case, spaces and underscores aside). */
+const eventNameSchema = z.string().min(1).max(200);
+
+/** A wait: a duration, or until an event (with an optional CEL) with a timeout. */
+export const journeyWaitSchema = z.union([
+  durationSchema,
+  z.object({ for: durationSchema }).strict(),
+  z
+    .object({
+      event: eventNameSchema,
+      /** CEL on the profile after the awaited event: the wait ends only when it holds. */
+      when: celSchema.optional(),
+      timeout: durationSchema,
+      /** The step the timeout leads to (default: the next step, like the event). */
+      onTimeout: idSchema.optional(),
+    })
+    .strict(),
+]);
+
+export const journeyStepSchema = z
+  .object({
+    id: idSchema,
+    /** Decide for this channel (and placement) with every policy, and emit the action like a trigger's. */
+    act: z.object({ channel: channelSchema, placement: idSchema.optional() }).strict().optional(),
+    wait: journeyWaitSchema.optional(),
+    /** Go to `then` when the CEL holds on the profile, else to `else` (default: the next step). */
+    branch: z.object({ when: celSchema, then: idSchema, else: idSchema.optional() }).strict().optional(),
+    /** End the run here (completed). */
+    exit: z.literal(true).optional(),
+    /** The step after this one (default: the next in the list); only forward. */
+    next: idSchema.optional(),
+  })
+  .strict()
+  .superRefine((step, ctx) => {
+    const kinds = (['act', 'wait', 'branch', 'exit'] as const).filter((k) => step[k] !== undefined);
+    if (kinds.length !== 1) {
+      ctx.addIssue({ code: 'custom', message: `a step is exactly one of act, wait, branch or exit (this one has ${kinds.length === 0 ? 'none' : kinds.join(', ')})` });
+    } else if (step.next !== undefined && (kinds[0] === 'branch' || kinds[0] === 'exit')) {
+      ctx.addIssue({ code: 'custom', message: `${kinds[0] === 'exit' ? 'an' : 'a'} ${kinds[0]} step has no "next"`, path: ['next'] });
+    }
+  });
+
+export const journeySchema = z
+  .object({
+    id: idSchema,
+    name: z.string().max(200).optional(),
+    description: z.string().max(2_000).optional(),
+    /** What starts a run: a trigger's `on` (an event, a segment entered or left, a persona change, a score crossing, and `when`). */
+    entry: triggerOnSchema,
+    /** `once` (default), or again once this long has passed since the last run ended. */
+    reentry: z.union([z.literal('once'), z.object({ after: durationSchema }).strict()]).default('once'),
+    /** The run ends (exited) on this event (and/or when this CEL holds on the profile after an event). */
+    exit: z
+      .object({ event: eventNameSchema.optional(), when: celSchema.optional() })
+      .strict()
+      .refine((e) => e.event !== undefined || e.when !== undefined, 'an exit names an event, a "when" condition, or both')
+      .optional(),
+    steps: z.array(journeyStepSchema).min(1).max(50),
+  })
+  .strict();
+
 export const tagSchema = z.union([
   idSchema,
   z.object({ id: idSchema, description: z.string().max(2_000).optional() }).strict(),
@@ -427,6 +556,10 @@ export const catalogSchema = z
     learning: learningSchema.default(() => defaultCatalogDocument().learning),
     experiments: z.array(experimentSchema).max(200).default([]),
     decisionLog: decisionLogSchema.default(() => defaultCatalogDocument().decisionLog),
+    /** Real-time outbound: when something happens to a customer, decide for a channel and emit. */
+    triggers: z.array(triggerSchema).max(200).default([]),
+    /** Multi-step, per customer: an entry trigger, then act / wait / branch / exit steps. */
+    journeys: z.array(journeySchema).max(100).default([]),
   })
   .strict();
 
@@ -442,3 +575,5 @@ export type ModelDocument = z.output<typeof modelSchema>;
 export type ExperimentDocument = z.output<typeof experimentSchema>;
 export type PoliciesDocument = z.output<typeof policiesSchema>;
 export type CapDocument = z.output<typeof capSchema>;
+export type TriggerDocument = z.output<typeof triggerSchema>;
+export type JourneyDocument = z.output<typeof journeySchema>;

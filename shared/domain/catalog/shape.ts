@@ -54,6 +54,7 @@ const ENTRY_LISTS = [
   ['models'],
   ['actions'],
   ['experiments'],
+  ['triggers'],
   ['policies', 'suppressions'],
   ['policies', 'channelCaps'],
   ['policies', 'quietHours'],

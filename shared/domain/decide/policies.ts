@@ -221,6 +221,38 @@ export interface DecisionPolicies {
 const isZoneLike = (zone: unknown): zone is string => typeof zone === 'string' && zone.length > 0 && zone.length <= 64;
 
 /**
+ * The zone quiet hours are read in for this customer: the device's
+ * (`context.timezone`), else the profile's when it has one
+ * (`timezoneSource` not `none`, UTC included), else undefined (each
+ * policy's own, else UTC).
+ */
+export function customerZone(profile: ProfileView, context: Readonly<Record<string, unknown>>): string | undefined {
+  if (isZoneLike(context.timezone)) return context.timezone;
+  return profile.timezoneSource !== 'none' ? profile.timezone : undefined;
+}
+
+/**
+ * When the quiet hours in force on the channel at `now` end: the first
+ * minute at which no quiet-hours policy of the channel holds (policies that
+ * follow one another are crossed), or undefined when none holds at `now`
+ * (or they never end within a few days: a catalog whose quiet hours cover
+ * the whole day).
+ */
+export function quietHoursEnd(catalog: CompiledCatalog, channel: Channel, now: Date, zone: string | undefined): Date | undefined {
+  let quiet = quietHoursFor(catalog, channel, now, zone);
+  if (!quiet) return undefined;
+  let at = now;
+  for (let step = 0; step < 8; step++) {
+    const minute = localMinutes(at, zone || (quiet.timezone ?? 'UTC'));
+    const ahead = (quiet.toMinute - minute + 1440) % 1440 || 1440;
+    at = new Date(Math.floor(at.getTime() / 60_000) * 60_000 + ahead * 60_000);
+    quiet = quietHoursFor(catalog, channel, at, zone);
+    if (!quiet) return at;
+  }
+  return undefined;
+}
+
+/**
  * Consent, quiet hours (in the device's zone `context.timezone`, else the
  * profile's when it has one — `timezoneSource` not `none`, UTC included —
  * else the policy's), channel caps and suppressions, for one decision on
@@ -235,9 +267,7 @@ export function decisionPolicies(
   now: Date,
 ): DecisionPolicies {
   const consent = requiresConsent(catalog, channel) && !hasConsent(profile, channel) ? channel : undefined;
-  const zone = isZoneLike(context.timezone)
-    ? context.timezone
-    : profile.timezoneSource !== 'none' ? profile.timezone : undefined;
+  const zone = customerZone(profile, context);
   const quiet = catalog.policies.quietHours.length > 0 ? quietHoursFor(catalog, channel, now, zone) : undefined;
   const cap = reachedChannelCap(catalog, profile, channel, now.getTime());
   return {

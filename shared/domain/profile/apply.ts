@@ -37,6 +37,7 @@ import {
 import { attributeOutcome, countOutcomeOnce, mergeCountedOutcomes, parseOutcomeKey, type AttributedOutcome } from './outcomes.ts';
 import { DEFAULT_OUTCOME_LEARNING, countedCells } from '../learning/statistics.ts';
 import { DAY_MS, dayOf, hourOf, isValidTimeZone, quarterOf } from './time.ts';
+import { journeyTimerOf } from '../journeys/timer.ts';
 
 /** Separator of a flattened nested trait key (`address` + `city`). */
 export const TRAIT_PATH_SEPARATOR = '\u001f';
@@ -105,8 +106,8 @@ export function applyEvent(state: ProfileState, event: StoredEvent, settings: Pr
 /** Mutates `s`: the one place that knows what each message does. */
 export function applyInPlace(s: ProfileState, event: StoredEvent, settings: ProfileSettings): void {
   const at = eventTime(event);
-  // An alias only joins identities (done by the store); it is not activity.
-  if (event.type === 'alias') return;
+  // An alias only joins identities (done by the store); it is not activity. Nor is a journey's timer (journeys/timer.ts).
+  if (event.type === 'alias' || journeyTimerOf(event) !== undefined) return;
   const customerKey = event.anonymousId ?? event.userId;
   if (customerKey !== undefined) s.assignmentKey = earliest(s.assignmentKey, [customerKey, at]);
   s.firstSeen = minDefined(s.firstSeen, at);
@@ -519,6 +520,8 @@ export function mergeProfiles(target: ProfileState, source: ProfileState): Profi
               return cells ? [[key, [...cells]]] : [];
             }),
           ),
+    // The customer's journeys go on where the identified profile is; the anonymous one's runs join only where it has none.
+    journeys: { ...source.journeys, ...target.journeys },
     enrichment: target.enrichment,
     updatedAt: maxDefined(target.updatedAt, source.updatedAt),
   });

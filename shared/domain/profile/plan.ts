@@ -30,6 +30,15 @@
  * them in the write's own transaction, so they are added exactly when the
  * events are applied.
  *
+ * Each write carries the outbox entries its applied events set off
+ * (reactions.ts, `options.reactor`: triggers; `options.journeys`: the
+ * journeys' steps and timers), each event seen between the view just before
+ * it and just after it; the store puts them in the write's own transaction
+ * (a transactional outbox), so an event reacts exactly when it is applied:
+ * once, whatever the redelivery. The journeys' runs are folded over the
+ * write's events in order and stored with the profile, and the journey
+ * report's counts they make ride the same transaction.
+ *
  * Writes of one target are a chain (each conditioned on the version the one
  * before writes) of at most 100 items each (DynamoDB's transaction limit,
  * statistics items included); writes of different targets touch disjoint
@@ -40,10 +49,14 @@ import { anonymousProfileKey, userProfileKey, type StoredEvent } from '../stored
 import { applyEvents, eventOutcome, linkAnonymousId, mergeProfiles } from './apply.ts';
 import { DEFAULT_OUTCOME_LEARNING, cellKey, countedIncrements, mergeTakeBack, type StatisticsIncrement } from '../learning/statistics.ts';
 import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
+import type { JourneyStepper, OutboxEntry, ProfileReactor } from './reactions.ts';
+import { journeyIncrements, type JourneyCounterIncrement } from '../journeys/report.ts';
+import type { JourneyCount } from '../journeys/machine.ts';
 import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
 import { emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
 import type { ProfileItem } from './profile-item.ts';
 import { toProfileView } from './to-view.ts';
+import type { ProfileView } from './view.ts';
 
 /** A decoded stream record: its id (the sequence number) and its stored event. */
 export interface BatchRecord {
@@ -87,6 +100,10 @@ export interface PlannedWrite {
   readonly records: readonly string[];
   /** What this write adds to the outcome statistics (negative: a merge's take-back). */
   readonly statistics: readonly StatisticsIncrement[];
+  /** What its applied events set off (reactions.ts), put in its transaction, each conditioned on its absence. */
+  readonly outbox: readonly OutboxEntry[];
+  /** What its applied events add to the journey report (journeys/report.ts), summed per counter. */
+  readonly journeyCounts: readonly JourneyCounterIncrement[];
 }
 
 /** The writes of one profile key, in order: each is valid only once the one before has committed. */
@@ -118,6 +135,10 @@ export interface PlanOptions {
   readonly enricher: ProfileEnricher;
   /** The instant of the batch, epoch ms: the profiles' `updatedAt`. */
   readonly now: number;
+  /** What applied events set off (triggers); absent: nothing. */
+  readonly reactor?: ProfileReactor;
+  /** The catalog's journeys, moved on by applied events; absent: none. */
+  readonly journeys?: JourneyStepper;
 }
 
 /** The most items DynamoDB takes in one TransactWriteItems. */
@@ -227,7 +248,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     let state: ProfileState = current?.state ?? emptyProfileState(identity);
     let version = current?.version ?? 0;
     const writes: PlannedWrite[] = [];
-    const cost = (entry: Entry): number => entryCost(entry, key, absorbedBy, read, options.settings);
+    const cost = (entry: Entry): number => entryCost(entry, key, absorbedBy, read, options.settings, options.reactor, options.journeys);
     for (const chunk of chunks(group, cost)) {
       const { state: next, applied, poisoned } = applyWithIsolation(state, chunk, options.settings);
       for (const { entry, error } of poisoned) for (const id of entry.records) failures.set(id, error);
@@ -235,6 +256,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       const counted = applied.flatMap((e) => eventOutcome(e.event, options.settings) ?? []);
       const statistics = countedIncrements(state.outcomes, next.outcomes, counted, (options.settings.learning ?? DEFAULT_OUTCOME_LEARNING).contextBy);
       const takeBack: StatisticsIncrement[] = [];
+      const before = state;
       state = next;
       const tombstones: { anonymousId: string; readVersion: number }[] = [];
       for (const entry of applied) {
@@ -259,7 +281,11 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       }
       state.updatedAt = options.now;
       merges += tombstones.length;
-      const room = MAX_TRANSACTION_ITEMS - 1 - applied.length - tombstones.length;
+      const reacted = reactions(key, before, applied, state, options, warnings);
+      const outbox = reacted.outbox;
+      if (reacted.runs) state.journeys = { ...state.journeys, ...reacted.runs };
+      const journeyCounts = journeyIncrements(reacted.counts);
+      const room = MAX_TRANSACTION_ITEMS - 1 - applied.length - tombstones.length - outbox.length - journeyCounts.length;
       const kept = fitStatistics(statistics, takeBack, room);
       if (kept.length < statistics.length + takeBack.length) {
         warnings.push(`outcome statistics of ${key}: a merge's take-back exceeds a transaction; ${statistics.length + takeBack.length - kept.length} of its double counts stay`);
@@ -271,6 +297,8 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
         markers: applied.map((e) => e.event.pk),
         records: applied.flatMap((e) => e.records),
         statistics: kept,
+        outbox,
+        journeyCounts,
       });
       version += 1;
     }
@@ -300,8 +328,16 @@ function appliable(event: StoredEvent, settings: ProfileSettings): boolean {
  * anonymous profile keeps). Bounded so an entry alone always fits; past it
  * `fitStatistics` keeps the write within the limit.
  */
-function entryCost(entry: Entry, target: string, absorbedBy: ReadonlyMap<string, string>, read: ReadState, settings: ProfileSettings): number {
-  let cost = 1 + entry.identity.links.length;
+function entryCost(
+  entry: Entry,
+  target: string,
+  absorbedBy: ReadonlyMap<string, string>,
+  read: ReadState,
+  settings: ProfileSettings,
+  reactor: ProfileReactor | undefined,
+  journeys: JourneyStepper | undefined,
+): number {
+  let cost = 1 + entry.identity.links.length + reactionBound(reactor, entry.event) + journeyItemBound(journeys, entry.event);
   const outcome = eventOutcome(entry.event, settings);
   if (outcome) cost += 1 + outcome.decision.holdouts.length;
   for (const anonymousId of entry.identity.links) {
@@ -311,6 +347,94 @@ function entryCost(entry: Entry, target: string, absorbedBy: ReadonlyMap<string,
     for (const cells of Object.values(anonymous.state.outcomeCells)) cost += cells.length;
   }
   return Math.min(cost, MAX_TRANSACTION_ITEMS - 1);
+}
+
+/** The outbox entries an event may add: the reactor's bound, within [0, MAX_REACTIONS_PER_EVENT]. */
+function reactionBound(reactor: ProfileReactor | undefined, event: StoredEvent): number {
+  if (!reactor) return 0;
+  const bound = reactor.bound(event);
+  return Number.isFinite(bound) ? Math.min(Math.max(0, Math.floor(bound)), MAX_REACTIONS_PER_EVENT) : MAX_REACTIONS_PER_EVENT;
+}
+
+/** The most outbox entries one event adds to its write (the rest of the transaction's room is its profile's). */
+export const MAX_REACTIONS_PER_EVENT = 20;
+
+/** The items an event may add through the journeys: the stepper's bound (the catalog keeps it within 60). */
+function journeyItemBound(journeys: JourneyStepper | undefined, event: StoredEvent): number {
+  if (!journeys) return 0;
+  const bound = journeys.bound(event);
+  return Number.isFinite(bound) ? Math.max(0, Math.floor(bound)) : MAX_TRANSACTION_ITEMS;
+}
+
+/**
+ * The reactions of a write's applied events, in order: each event between
+ * the view just before it (the one before the write for the first) and just
+ * after it (the write's final state, merges included, for the last), both
+ * enriched at the batch instant. The triggers' entries (`options.reactor`),
+ * and the journeys (`options.journeys`) folded from the runs stored before
+ * the write: the runs they end with (undefined: no journey moved), their
+ * entries and their report counts. A reactor that throws, or returns more
+ * than its bound, loses its excess with a warning: derived data never holds
+ * the customer's events back; a journey step that throws leaves the runs as
+ * they were for that event.
+ */
+function reactions(
+  key: string,
+  start: ProfileState,
+  applied: readonly Entry[],
+  final: ProfileState,
+  options: PlanOptions,
+  warnings: string[],
+): { outbox: OutboxEntry[]; runs: ProfileState['journeys'] | undefined; counts: JourneyCount[] } {
+  const { reactor, journeys } = options;
+  const bounds = applied.map((entry) => reactionBound(reactor, entry.event));
+  const journeyBounds = applied.map((entry) => journeyItemBound(journeys, entry.event));
+  const out: OutboxEntry[] = [];
+  const counts: JourneyCount[] = [];
+  if (bounds.every((b) => b === 0) && journeyBounds.every((b) => b === 0)) return { outbox: out, runs: undefined, counts };
+  const enriched = (state: ProfileState): ProfileView => {
+    const view = toProfileView(state, options.now);
+    try {
+      const e = boundEnrichment(options.enricher(view, new Date(options.now)));
+      return { ...view, segments: e.segments, scores: e.scores, ...(e.persona !== undefined ? { persona: e.persona } : { persona: undefined }) };
+    } catch {
+      return view;
+    }
+  };
+  let state = start;
+  let before = enriched(start);
+  let runs = start.journeys;
+  applied.forEach((entry, i) => {
+    let after: ProfileView;
+    if (i === applied.length - 1) after = toProfileView(final, options.now);
+    else {
+      state = applyEvents(state, [entry.event], options.settings);
+      after = enriched(state);
+    }
+    const change = { eventPk: entry.event.pk, event: entry.event, profileKey: key, before, after, now: options.now };
+    const bound = bounds[i] as number;
+    if (reactor && bound > 0) {
+      try {
+        const set = reactor.react(change);
+        if (set.length > bound) warnings.push(`reactions of event ${entry.event.pk}: ${set.length - bound} beyond its bound of ${bound} dropped`);
+        out.push(...set.slice(0, bound));
+      } catch (error) {
+        warnings.push(`reactions of event ${entry.event.pk} failed; none written: ${(error as Error).message}`);
+      }
+    }
+    if (journeys && (journeyBounds[i] as number) > 0) {
+      try {
+        const stepped = journeys.step(runs, change);
+        runs = stepped.runs;
+        out.push(...stepped.outbox);
+        counts.push(...stepped.counts);
+      } catch (error) {
+        warnings.push(`journeys of event ${entry.event.pk} failed; they stay where they were: ${(error as Error).message}`);
+      }
+    }
+    before = after;
+  });
+  return { outbox: out, runs: runs === start.journeys ? undefined : runs, counts };
 }
 
 /** The statistics item an increment falls on within one write (one shard): its bucket and cell. */

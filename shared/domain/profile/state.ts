@@ -8,7 +8,9 @@
  * log space. Applying a set of events in any order, or merging two profiles,
  * gives the same state (floats to rounding). Every collection is bounded
  * (LIMITS), so a profile stays a few tens of KB whatever its history; only
- * evictions past those bounds can depend on arrival order.
+ * evictions past those bounds can depend on arrival order. The one exception
+ * is `journeys`, a state machine per journey that the profile plan advances
+ * event by event in the order they are applied.
  *
  * Times are epoch milliseconds; the view turns them into ISO-8601.
  */
@@ -16,6 +18,7 @@ import type { Channel } from '../channels.ts';
 import type { Lww, WindowCounter } from './counters.ts';
 import type { DecisionKey } from '../decide/decision-id.ts';
 import type { OutcomeLearning } from '../learning/statistics.ts';
+import type { JourneyRuns } from '../journeys/machine.ts';
 
 export const STATE_VERSION = 1;
 
@@ -149,6 +152,13 @@ export interface ProfileState {
    * the statistics what both had counted. Empty on a user profile.
    */
   outcomeCells: Record<string, string[]>;
+  /**
+   * The customer's run in each journey they entered (journey id → run,
+   * step, entered at, waiting until; shared/domain/journeys/machine.ts),
+   * advanced by the profile plan with each applied event. Not an aggregate:
+   * the order events are applied in is the order the journey saw them.
+   */
+  journeys: JourneyRuns;
   /** Derived by the enricher after each change (segments, persona, scores). */
   enrichment?: Enrichment;
   /** Processing time of the last change. */
@@ -193,6 +203,7 @@ export function emptyProfileState(identity: { userId?: string; anonymousId?: str
     channels: {},
     outcomes: {},
     outcomeCells: {},
+    journeys: {},
   };
 }
 

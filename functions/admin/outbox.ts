@@ -1,0 +1,59 @@
+/**
+ * GET /v1/admin/outbox (API.md §5): what the triggers set off, as the
+ * Outbox table keeps it (shared/store/outbox.ts) for OUTBOX_RETENTION_DAYS
+ * after each send time: each emission's id, `status` (`now`: published at
+ * once; `deferred`: scheduled for `sendAt`, the end of quiet hours;
+ * `refused`: a policy held it — consent, caps, suppression — never
+ * published), `sendAt`, `createdAt` (ISO-8601), `detailType` and `detail`
+ * (what the bus carries: decision id, customer, channel, rendered content,
+ * or why it was refused). The same route on the local stack and deployed;
+ * locally the bus's own record is `<dataDir>/outbox.jsonl`.
+ *
+ * Query (all optional): `limit` 1..1000 (default 100) items read,
+ * `cursor` (the `next` of the page before), `status` (keep only that one).
+ * A page's entries are newest `sendAt` first; pages follow the table's
+ * order, not time.
+ */
+import { ApiError } from '#http/errors.ts';
+import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
+import { listOutbox } from '#store/outbox.ts';
+
+const PARAMETERS = ['limit', 'cursor', 'status'] as const;
+const STATUSES = ['now', 'deferred', 'refused'] as const;
+
+const invalid = (path: string, message: string) => new ApiError('validation_failed', 'The outbox request is not valid', [{ path, message }]);
+
+/**
+ * @throws ApiError validation_failed (400) on an unknown parameter or a
+ *   malformed value; a store fault as the store reports it (429/503).
+ */
+export async function listOutboxRoute(request: HttpRequest): Promise<HttpResponse> {
+  const unknown = Object.keys(request.query).find((p) => !(PARAMETERS as readonly string[]).includes(p));
+  if (unknown !== undefined) throw invalid(unknown, `is not a parameter of this route (it takes ${PARAMETERS.join(', ')})`);
+  const { limit: rawLimit, cursor, status } = request.query;
+  const limit = rawLimit === undefined ? 100 : /^\d{1,4}$/.test(rawLimit) ? Number(rawLimit) : Number.NaN;
+  if (!(limit >= 1 && limit <= 1_000)) throw invalid('limit', 'must be an integer from 1 to 1000');
+  if (status !== undefined && !(STATUSES as readonly string[]).includes(status)) throw invalid('status', `must be one of ${STATUSES.join(', ')}`);
+  let start: string | undefined;
+  if (cursor !== undefined) {
+    start = /^[A-Za-z0-9_-]{1,2048}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
+    if (!start.startsWith('o#')) throw invalid('cursor', 'is not the `next` of a page of this listing');
+  }
+  const page = await listOutbox({ limit, ...(start !== undefined ? { cursor: start } : {}) });
+  return {
+    status: 200,
+    body: {
+      emissions: page.entries
+        .filter((e) => status === undefined || e.status === status)
+        .map((e) => ({
+          id: e.id,
+          status: e.status,
+          sendAt: new Date(e.sendAt).toISOString(),
+          createdAt: new Date(e.createdAt).toISOString(),
+          detailType: e.detailType,
+          detail: e.detail,
+        })),
+      ...(page.cursor !== undefined ? { next: Buffer.from(page.cursor, 'utf8').toString('base64url') } : {}),
+    },
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * The local stand-ins for the stack's EventBridge bus and EventBridge
+ * Scheduler (shared/bus/bus.ts), fed by the same dispatcher handler as the
+ * deployed stack:
+ *
+ * - `LocalBus`: each event put on the bus is one line of
+ *   `<dataDir>/outbox.jsonl` — what EventBridge would have delivered
+ *   (`id` = emissionId, `time`, `source`, `detail-type`, `detail`), read by
+ *   the operator (GET /v1/admin/outbox/emissions) and the tests; kept in
+ *   memory too (the in-memory stack has no file);
+ * - `LocalScheduler`: one-time schedules kept in `<dataDir>/schedules.json`
+ *   (rewritten on every change), each fired on time by a timer — put on the
+ *   bus, then removed — and, after a restart, loaded again: one whose time
+ *   passed while the stack was down fires at once. Scheduling an event that
+ *   is already scheduled is a no-op, as EventBridge Scheduler's name
+ *   conflict is.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { EMISSION_SOURCE } from '#domain/triggers/emission.ts';
+import type { BusEvent, EmissionBus, EmissionScheduler } from '#shared/bus/bus.ts';
+
+/** One line of outbox.jsonl: an event as the bus delivers it. */
+export interface DeliveredEvent {
+  readonly id: string;
+  readonly time: string;
+  readonly source: string;
+  readonly 'detail-type': string;
+  readonly detail: Readonly<Record<string, unknown>>;
+}
+
+export class LocalBus implements EmissionBus {
+  readonly #file: string | undefined;
+  readonly #events: DeliveredEvent[] = [];
+  readonly #now: () => number;
+
+  /** `file`: outbox.jsonl (appended; the events already in it are read back); none keeps them in memory only. */
+  constructor(file?: string, now: () => number = Date.now) {
+    this.#file = file;
+    this.#now = now;
+    if (file && existsSync(file)) {
+      for (const line of readFileSync(file, 'utf8').split('\n')) {
+        if (line.trim() === '') continue;
+        try {
+          this.#events.push(JSON.parse(line) as DeliveredEvent);
+        } catch {
+          // A line cut short by a crash: skipped, the rest is read.
+        }
+      }
+    }
+  }
+
+  async put(events: readonly BusEvent[]): Promise<readonly string[]> {
+    const delivered = events.map(
+      (e): DeliveredEvent => ({ id: e.id, time: new Date(this.#now()).toISOString(), source: EMISSION_SOURCE, 'detail-type': e.detailType, detail: e.detail }),
+    );
+    if (this.#file && delivered.length > 0) {
+      mkdirSync(dirname(this.#file), { recursive: true });
+      appendFileSync(this.#file, delivered.map((d) => `${JSON.stringify(d)}\n`).join(''));
+    }
+    this.#events.push(...delivered);
+    return [];
+  }
+
+  /** Every event delivered, oldest first. */
+  events(): readonly DeliveredEvent[] {
+    return [...this.#events];
+  }
+}
+
+interface Schedule {
+  readonly event: BusEvent;
+  /** Epoch ms. */
+  readonly at: number;
+}
+
+export class LocalScheduler implements EmissionScheduler {
+  readonly #file: string | undefined;
+  readonly #bus: EmissionBus;
+  readonly #schedules = new Map<string, Schedule>();
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #log: (line: string) => void;
+  #stopped = false;
+
+  /** `file`: schedules.json (loaded now: every schedule is armed, past ones fire at once); none keeps them in memory. */
+  constructor(bus: EmissionBus, options: { file?: string; log?: (line: string) => void } = {}) {
+    this.#bus = bus;
+    this.#file = options.file;
+    this.#log = options.log ?? ((line) => console.error(`[kairos] scheduler: ${line}`));
+    if (this.#file && existsSync(this.#file)) {
+      try {
+        const saved = JSON.parse(readFileSync(this.#file, 'utf8')) as Schedule[];
+        for (const schedule of saved) this.#arm(schedule);
+      } catch (error) {
+        this.#log(`cannot read ${this.#file}: ${(error as Error).message}; starting with no schedules`);
+      }
+    }
+  }
+
+  async scheduleAt(event: BusEvent, at: number): Promise<void> {
+    if (this.#schedules.has(event.id)) return;
+    this.#arm({ event, at });
+    this.#save();
+  }
+
+  /** The schedules not fired yet, soonest first. */
+  pending(): readonly Schedule[] {
+    return [...this.#schedules.values()].sort((a, b) => a.at - b.at);
+  }
+
+  /** Stop the timers (the schedules stay in the file and are armed again by the next start). */
+  stop(): void {
+    this.#stopped = true;
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+  }
+
+  #arm(schedule: Schedule): void {
+    this.#schedules.set(schedule.event.id, schedule);
+    // setTimeout takes at most 2^31-1 ms: a later schedule is re-armed when that timer ends.
+    const wait = Math.min(Math.max(0, schedule.at - Date.now()), 2_147_483_647);
+    const timer = setTimeout(() => void this.#fire(schedule), wait);
+    timer.unref?.();
+    this.#timers.set(schedule.event.id, timer);
+  }
+
+  async #fire(schedule: Schedule): Promise<void> {
+    if (this.#stopped) return;
+    this.#timers.delete(schedule.event.id);
+    if (schedule.at > Date.now()) {
+      this.#arm(schedule);
+      return;
+    }
+    try {
+      const refused = await this.#bus.put([schedule.event]);
+      if (refused.length > 0) throw new Error('the bus refused it');
+      this.#schedules.delete(schedule.event.id);
+      this.#save();
+    } catch (error) {
+      // EventBridge Scheduler retries a failed target; so does the emulation, a second later.
+      this.#log(`schedule ${schedule.event.id} not delivered: ${(error as Error).message}; retrying`);
+      if (!this.#stopped) this.#arm({ ...schedule, at: Date.now() + 1_000 });
+    }
+  }
+
+  #save(): void {
+    if (!this.#file) return;
+    mkdirSync(dirname(this.#file), { recursive: true });
+    const temporary = `${this.#file}.tmp`;
+    writeFileSync(temporary, JSON.stringify(this.pending()));
+    renameSync(temporary, this.#file);
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * Where emissions go: the stack's event bus and its scheduler, as the
+ * dispatcher (functions/dispatcher/handler.ts) sees them. Deployed,
+ * Amazon EventBridge and EventBridge Scheduler (eventbridge.ts); on the
+ * local stack, a JSONL file and a persisted timer list (local/outbox.ts).
+ *
+ * A bus event is `source` EMISSION_SOURCE (shared/domain/triggers/emission.ts),
+ * `detail-type` and `detail`; `id` is the stable emission id (also in the
+ * detail as `emissionId`): delivery is at least once, consumers dedupe on it.
+ */
+import type { OutboxEntry } from '#domain/profile/reactions.ts';
+
+export interface BusEvent {
+  /** Stable id of the emission (at most 200 characters): the dedupe key. */
+  readonly id: string;
+  readonly detailType: string;
+  readonly detail: Readonly<Record<string, unknown>>;
+}
+
+export interface EmissionBus {
+  /**
+   * Put the events on the bus now. Resolves with the ids of those the bus
+   * refused (to be retried); rejects when the call itself failed (all are
+   * retried).
+   */
+  put(events: readonly BusEvent[]): Promise<readonly string[]>;
+}
+
+export interface EmissionScheduler {
+  /**
+   * Have `event` put on the bus at `at` (epoch ms): a one-time schedule
+   * named after the event's id, so scheduling the same event again is a
+   * no-op (success). Rejects when it could not be scheduled.
+   */
+  scheduleAt(event: BusEvent, at: number): Promise<void>;
+}
+
+/** The bus event of an outbox entry. */
+export const busEventOf = (entry: Pick<OutboxEntry, 'id' | 'detailType' | 'detail'>): BusEvent => ({
+  id: entry.id,
+  detailType: entry.detailType,
+  detail: entry.detail,
+});

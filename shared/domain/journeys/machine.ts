@@ -1,0 +1,269 @@
+/**
+ * The journey state machine: what one applied event does to a customer's
+ * journeys, as a pure function of their state, the event, and what the
+ * profile plan knows of the event (did it fire a journey's entry trigger,
+ * does a CEL condition hold on the profile after it).
+ *
+ * A customer's state in each journey (`JourneyRun`, kept on the profile:
+ * ProfileState `journeys`) is the run number, the step they are at, when
+ * they entered and reached the step, and when a timed step's timer is due.
+ * For each journey of the catalog, in order, an event:
+ * - of a customer in the journey: ends the run `exited` when it meets the
+ *   journey's exit condition (its event, or its CEL on the profile after the
+ *   event); else a wait step reacts to it — the awaited event moves on to the
+ *   step after the wait, the wait's own timer (a `Journey Timer` event for
+ *   this journey, run and step: timer.ts) moves on past a duration or to the
+ *   wait's `timeout` step; anything else, a stale timer included (one of an
+ *   earlier run or step: the customer moved on), changes nothing;
+ * - of a customer not in it: starts a new run when the journey's entry
+ *   trigger fires on it and the re-entry rule allows it (never entered, or
+ *   `again after` the given time since the last run ended).
+ * A step reached is run at once: `act` asks for a decision on its channel
+ * and moves on, `branch` moves to `then` or `else` by its CEL on the profile,
+ * `exit` ends the run `completed` (as does running past the last step), a
+ * wait sets its timer and stops there. Jumps only go forward (compile-time
+ * check), so one event runs each step of a run at most once.
+ *
+ * Times are the event's (epoch ms): a redelivery or a late replay of the
+ * same events gives the same runs, timers and ids. Exactly once is the
+ * plan's: the journeys change, and their effects are written, in the same
+ * conditional transaction as the profile and the event's "applied" marker.
+ */
+import { createHash } from 'node:crypto';
+import type { Channel } from '../channels.ts';
+import type { CompiledJourney, CompiledRule } from '../catalog/compiled.ts';
+import { dayOf } from '../profile/time.ts';
+import { journeyTimerOf } from './timer.ts';
+import type { StoredEvent } from '../stored-event.ts';
+
+/** A customer's state in one journey. */
+export interface JourneyRun {
+  /** The current or last run, from 1. */
+  run: number;
+  /** The step the customer is at (its id); absent once the run has ended. */
+  step?: string;
+  /** When the run began: the entering event's time, epoch ms. */
+  enteredAt: number;
+  /** When the current step was reached, epoch ms. */
+  stepAt: number;
+  /** At a wait: when its timer is due, epoch ms. */
+  waitingUntil?: number;
+  /** How and when the last run ended (epoch ms). */
+  ended?: { readonly how: JourneyEnd; readonly at: number };
+}
+
+export type JourneyEnd = 'completed' | 'exited';
+
+/** Journey id → the customer's run in it. */
+export type JourneyRuns = Record<string, JourneyRun>;
+
+/** What the plan knows of the event being applied. */
+export interface JourneyInput {
+  readonly event: StoredEvent;
+  /** The event's time, epoch ms. */
+  readonly at: number;
+  /** The customer's profile key (`u#…`, `a#…`): decisions and timers are for it. */
+  readonly profileKey: string;
+  /** The semantic name of a track event (apply.ts `semanticName`), else undefined. */
+  readonly eventName: string | undefined;
+  /** Whether the journey's entry trigger fires on this event (the transition it names happened). */
+  readonly entered: (journey: CompiledJourney) => boolean;
+  /** A CEL condition on the profile after the event (a runtime failure is false). */
+  readonly holds: (rule: CompiledRule) => boolean;
+}
+
+/** A decision asked for by an `act` step: decided and emitted like a trigger's. */
+export interface JourneyAct {
+  readonly kind: 'act';
+  /** Stable across redeliveries: journey, customer, run and step (timer.ts `journeyEffectId`). */
+  readonly id: string;
+  readonly journey: string;
+  readonly run: number;
+  readonly step: string;
+  readonly profileKey: string;
+  readonly channel: Channel;
+  readonly placement?: string;
+  /** The time of the event that reached the step, epoch ms. */
+  readonly at: number;
+}
+
+/** A timer to schedule: its `Journey Timer` event is written to the Events table at `dueAt`. */
+export interface JourneyTimer {
+  readonly kind: 'timer';
+  readonly id: string;
+  readonly journey: string;
+  readonly run: number;
+  readonly step: string;
+  readonly profileKey: string;
+  /** Epoch ms. */
+  readonly dueAt: number;
+}
+
+export type JourneyEffect = JourneyAct | JourneyTimer;
+
+/** What a journey report counts: a run entered, a step reached, a run ended. */
+export type JourneyMilestone = { readonly kind: 'entered' } | { readonly kind: 'step'; readonly step: string } | { readonly kind: JourneyEnd };
+
+/** One count of the journey report, on the UTC day of the event. */
+export interface JourneyCount {
+  readonly journey: string;
+  /** The UTC day of the event, in days since the epoch. */
+  readonly day: number;
+  readonly milestone: JourneyMilestone;
+}
+
+export interface JourneyAdvance {
+  readonly runs: JourneyRuns;
+  readonly effects: readonly JourneyEffect[];
+  readonly counts: readonly JourneyCount[];
+}
+
+/**
+ * Advance `runs` (not changed) by one applied event through the catalog's
+ * `journeys`. A run of a journey the catalog no longer has is kept as it is.
+ */
+export function advanceJourneys(runs: Readonly<JourneyRuns>, journeys: readonly CompiledJourney[], input: JourneyInput): JourneyAdvance {
+  let next: JourneyRuns | undefined;
+  const effects: JourneyEffect[] = [];
+  const counts: JourneyCount[] = [];
+  const day = dayOf(input.at);
+  for (const journey of journeys) {
+    const current = Object.hasOwn(runs, journey.id) ? runs[journey.id] : undefined;
+    const count = (milestone: JourneyMilestone) => counts.push({ journey: journey.id, day, milestone });
+    const changed = current?.step !== undefined ? react(journey, current, input, effects, count) : enter(journey, current, input, effects, count);
+    if (changed) (next ??= { ...runs })[journey.id] = changed;
+  }
+  return { runs: next ?? runs, effects, counts };
+}
+
+type Count = (milestone: JourneyMilestone) => void;
+
+/** A customer not in the journey: a new run when its entry fires and re-entry allows. */
+function enter(journey: CompiledJourney, last: JourneyRun | undefined, input: JourneyInput, effects: JourneyEffect[], count: Count): JourneyRun | undefined {
+  if (last !== undefined) {
+    if (journey.reentry.kind === 'once') return undefined;
+    if (last.ended === undefined || input.at < last.ended.at + journey.reentry.afterMs) return undefined;
+  }
+  if (!input.entered(journey)) return undefined;
+  count({ kind: 'entered' });
+  const run: JourneyRun = { run: (last?.run ?? 0) + 1, enteredAt: input.at, stepAt: input.at };
+  return reach(journey, run, 0, input, effects, count);
+}
+
+/** A customer in the journey: its exit condition, then the step they wait at. */
+function react(journey: CompiledJourney, run: JourneyRun, input: JourneyInput, effects: JourneyEffect[], count: Count): JourneyRun | undefined {
+  if (exits(journey, input)) {
+    count({ kind: 'exited' });
+    return ended(run, 'exited', input.at);
+  }
+  const index = journey.stepIndex.get(run.step as string);
+  const step = index === undefined ? undefined : journey.steps[index];
+  // A step the catalog no longer has: the run cannot go on; it ends as exited.
+  if (step === undefined) {
+    count({ kind: 'exited' });
+    return ended(run, 'exited', input.at);
+  }
+  if (step.kind !== 'wait') return undefined;
+  const timer = journeyTimerOf(input.event);
+  if (timer !== undefined) {
+    if (timer.journey !== journey.id || timer.run !== run.run || timer.step !== step.id || run.waitingUntil === undefined) return undefined;
+    return reach(journey, run, step.timeout, input, effects, count);
+  }
+  if (step.until === undefined || input.eventName !== step.until.event) return undefined;
+  if (step.until.when !== undefined && !input.holds(step.until.when)) return undefined;
+  return reach(journey, run, step.next, input, effects, count);
+}
+
+function exits(journey: CompiledJourney, input: JourneyInput): boolean {
+  const exit = journey.exit;
+  if (exit === undefined || journeyTimerOf(input.event) !== undefined) return false;
+  if (exit.event !== undefined && input.eventName !== exit.event) return false;
+  return exit.when === undefined || input.holds(exit.when);
+}
+
+const ended = (run: JourneyRun, how: JourneyEnd, at: number): JourneyRun => ({ run: run.run, enteredAt: run.enteredAt, stepAt: at, ended: { how, at } });
+
+/**
+ * Run the journey from step `index` (past the last: completed) until a wait
+ * or the end. Jumps go forward only, so this visits each step at most once.
+ */
+function reach(journey: CompiledJourney, from: JourneyRun, index: number, input: JourneyInput, effects: JourneyEffect[], count: Count): JourneyRun {
+  let at = index;
+  for (;;) {
+    const step = journey.steps[at];
+    if (step === undefined || step.kind === 'exit') {
+      if (step !== undefined) count({ kind: 'step', step: step.id });
+      count({ kind: 'completed' });
+      return ended(from, 'completed', input.at);
+    }
+    count({ kind: 'step', step: step.id });
+    const ids = { journey: journey.id, run: from.run, step: step.id, profileKey: input.profileKey };
+    switch (step.kind) {
+      case 'act':
+        effects.push({
+          kind: 'act',
+          id: journeyEffectId({ ...ids, kind: 'act' }),
+          ...ids,
+          channel: step.channel,
+          ...(step.placement !== undefined ? { placement: step.placement } : {}),
+          at: input.at,
+        });
+        at = step.next;
+        break;
+      case 'branch':
+        at = input.holds(step.when) ? step.then : step.else;
+        break;
+      case 'wait': {
+        const dueAt = input.at + step.forMs;
+        effects.push({ kind: 'timer', id: journeyEffectId({ ...ids, kind: 'timer' }), ...ids, dueAt });
+        return { run: from.run, step: step.id, enteredAt: from.enteredAt, stepAt: input.at, waitingUntil: dueAt };
+      }
+    }
+  }
+}
+
+/**
+ * The stable id of a journey effect, `<journey>.<run>.<step>.<kind>.<customer
+ * hash>`: the same journey, customer, run, step and kind give the same id,
+ * so a second write of it (the outbox's put is conditioned on its absence)
+ * can never happen unnoticed; the customer is a hash of their profile key
+ * (24 hex digits of SHA-256), which keeps the id short.
+ */
+export function journeyEffectId(parts: { readonly kind: 'act' | 'timer'; readonly journey: string; readonly run: number; readonly step: string; readonly profileKey: string }): string {
+  const customer = createHash('sha256').update(parts.profileKey).digest('hex').slice(0, 24);
+  return `${parts.journey}.${parts.run}.${parts.step}.${parts.kind}.${customer}`;
+}
+
+/** Whether the customer is in the journey now (a run not ended). */
+export const inJourney = (runs: Readonly<JourneyRuns>, journey: string): boolean => Object.hasOwn(runs, journey) && runs[journey]?.step !== undefined;
+
+/** A customer's run in a journey as an operator reads it (GET /v1/admin/profiles/{userId}): times in ISO-8601. */
+export interface JourneyRunView {
+  readonly journey: string;
+  readonly run: number;
+  /** The step they are at; absent once the run has ended. */
+  readonly step?: string;
+  readonly enteredAt: string;
+  readonly stepAt: string;
+  readonly waitingUntil?: string;
+  readonly ended?: { readonly how: JourneyEnd; readonly at: string };
+}
+
+/** The customer's runs, by journey id. */
+export function journeyRunsView(runs: Readonly<JourneyRuns>): JourneyRunView[] {
+  const iso = (at: number) => new Date(at).toISOString();
+  return Object.keys(runs)
+    .sort()
+    .map((journey) => {
+      const run = runs[journey] as JourneyRun;
+      return {
+        journey,
+        run: run.run,
+        ...(run.step !== undefined ? { step: run.step } : {}),
+        enteredAt: iso(run.enteredAt),
+        stepAt: iso(run.stepAt),
+        ...(run.waitingUntil !== undefined ? { waitingUntil: iso(run.waitingUntil) } : {}),
+        ...(run.ended !== undefined ? { ended: { how: run.ended.how, at: iso(run.ended.at) } } : {}),
+      };
+    });
+}

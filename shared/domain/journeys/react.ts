@@ -1,0 +1,102 @@
+/**
+ * The catalog's journeys as the profile plan runs them (plan.ts, with each
+ * applied event between the view just before it and just after it): the
+ * customer's runs moved on by the state machine (machine.ts), and what that
+ * writes in the profile's own transaction —
+ * - an `act` step: the entry of a decided send (triggers/react.ts
+ *   `decideSend`: every policy, deferred past quiet hours, or refused with
+ *   why), detail type `Kairos Journey Action`;
+ * - a wait: its timer, an entry `deferred` to the due time, detail type
+ *   `Kairos Journey Timer`, which the dispatcher turns into the `Journey
+ *   Timer` event (timer.ts) written to the Events table when due;
+ * - the report's counts (report.ts).
+ * An entry is the trigger's `on` (triggers/react.ts `caused`) and its `when`
+ * (CEL on the view after the event, `context` the event); the steps' CEL
+ * sees the same. Pure: no I/O.
+ */
+import type { CompiledCatalog, CompiledRule } from '../catalog/compiled.ts';
+import { createFailureTally, createRuleVariables, evaluateRule } from '../catalog/rules.ts';
+import { eventTime, semanticName } from '../profile/apply.ts';
+import type { AppliedChange, JourneyStepper, OutboxEntry } from '../profile/reactions.ts';
+import { DETAIL_TYPES, type JourneyEmissionDetail, type JourneyTimerDetail } from '../triggers/emission.ts';
+import { caused, decideSend, eventContext, type FireOptions } from '../triggers/react.ts';
+import { journeyItemsPerEvent } from '../catalog/compile-journeys.ts';
+import { advanceJourneys, type JourneyAct, type JourneyCount, type JourneyRuns, type JourneyTimer } from './machine.ts';
+
+/** What one applied event does to the customer's journeys. */
+export interface JourneyReaction {
+  readonly runs: JourneyRuns;
+  readonly outbox: readonly OutboxEntry[];
+  readonly counts: readonly JourneyCount[];
+}
+
+/** Move the customer's `runs` on by `change` through the catalog's journeys (see the module's docstring). */
+export function reactJourneys(catalog: CompiledCatalog, runs: Readonly<JourneyRuns>, change: AppliedChange, options: FireOptions = {}): JourneyReaction {
+  if (catalog.journeys.length === 0) return { runs, outbox: [], counts: [] };
+  const event = change.event;
+  const vars = createRuleVariables({ profile: change.after, context: eventContext(event), now: new Date(change.now), catalog, failures: createFailureTally() });
+  const holds = (rule: CompiledRule) => evaluateRule(rule, vars);
+  const advance = advanceJourneys(runs, catalog.journeys, {
+    event,
+    at: eventTime(event),
+    profileKey: change.profileKey,
+    eventName: event.type === 'track' && event.event !== undefined ? semanticName(event.event) : undefined,
+    entered: (journey) => caused(journey.entry.on, change) && (journey.entry.when === undefined || holds(journey.entry.when)),
+    holds,
+  });
+  const outbox = advance.effects.map((effect) => (effect.kind === 'act' ? actEntry(catalog, effect, change, options) : timerEntry(effect)));
+  return { runs: advance.runs, outbox, counts: advance.counts };
+}
+
+function actEntry(catalog: CompiledCatalog, act: JourneyAct, change: AppliedChange, options: FireOptions): OutboxEntry {
+  const send = decideSend(catalog, act, change, act.id, options);
+  const detail: JourneyEmissionDetail = {
+    emissionId: act.id,
+    kind: 'journey',
+    journey: act.journey,
+    run: act.run,
+    step: act.step,
+    eventId: change.event.messageId,
+    ...send.detail,
+  };
+  return { id: act.id, status: send.status, sendAt: send.sendAt, detailType: DETAIL_TYPES.journey, detail: detail as unknown as Record<string, unknown> };
+}
+
+function timerEntry(timer: JourneyTimer): OutboxEntry {
+  const detail: JourneyTimerDetail = {
+    emissionId: timer.id,
+    kind: 'journey-timer',
+    journey: timer.journey,
+    run: timer.run,
+    step: timer.step,
+    profileKey: timer.profileKey,
+    dueAt: new Date(timer.dueAt).toISOString(),
+  };
+  return { id: timer.id, status: 'deferred', sendAt: timer.dueAt, detailType: DETAIL_TYPES.journeyTimer, detail: detail as unknown as Record<string, unknown> };
+}
+
+/**
+ * The most transaction items (outbox entries and report counters) one event
+ * can add through the catalog's journeys: at most
+ * catalog/compile-journeys.ts MAX_JOURNEY_ITEMS_PER_EVENT.
+ */
+export const journeyBound = (catalog: Pick<CompiledCatalog, 'journeys'>): number =>
+  catalog.journeys.reduce((sum, journey) => sum + journeyItemsPerEvent(journey), 0);
+
+/**
+ * The profile plan's journey stepper for the catalog's journeys, read
+ * through `current` (the live catalog) on each call; no catalog, or none
+ * with journeys: no event moves anything.
+ */
+export function createJourneyStepper(current: () => CompiledCatalog | undefined, options: FireOptions = {}): JourneyStepper {
+  return {
+    bound: () => {
+      const catalog = current();
+      return catalog ? journeyBound(catalog) : 0;
+    },
+    step: (runs, change) => {
+      const catalog = current();
+      return catalog ? reactJourneys(catalog, runs, change, options) : { runs, outbox: [], counts: [] };
+    },
+  };
+}

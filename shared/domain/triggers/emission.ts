@@ -1,0 +1,102 @@
+/**
+ * What Kairos emits on the bus, and how it is named (docs/triggers.md):
+ * the `source` and `detail-type` of each kind of emission, the stable
+ * emission id consumers dedupe on, and the detail of a trigger's action.
+ *
+ * Deployed, each `now` outbox entry becomes one EventBridge event
+ * (`source` EMISSION_SOURCE, `detail-type` the entry's, `detail` the
+ * entry's); a `deferred` one becomes an EventBridge Scheduler one-time
+ * schedule that puts the same event on the bus at `sendAt`. Delivery is at
+ * least once: consumers dedupe on `detail.emissionId`.
+ */
+import type { Channel } from '../channels.ts';
+import type { TriggerCause } from '../catalog/compiled.ts';
+
+/** The `source` of every Kairos event on the bus. */
+export const EMISSION_SOURCE = 'kairos';
+
+/** `detail-type` per kind of emission: a rule routes on it (and on `detail.channel`). */
+export const DETAIL_TYPES = {
+  /** A trigger's decided action (shared/domain/triggers/react.ts). */
+  trigger: 'Kairos Trigger Action',
+  /** A journey step's decided action (shared/domain/journeys/react.ts). */
+  journey: 'Kairos Journey Action',
+  /** A journey's timer: never on the bus; written to the Events table when due (shared/domain/journeys/timer.ts). */
+  journeyTimer: 'Kairos Journey Timer',
+} as const;
+
+/** Why a send was not emitted (consent, caps, suppression, nothing eligible…). */
+export type RefusalReason = 'consent' | 'quiet_hours' | 'channel_cap' | 'suppressed' | 'no_eligible_action';
+
+/**
+ * The stable id of what `source` (a trigger, a journey step) set off for
+ * the event `eventPk`: the same occurrence always gets the same id, two
+ * different ones never do.
+ */
+export const emissionId = (source: string, eventPk: string): string => `${source}.${eventPk}`;
+
+/**
+ * What every decided emission's `detail` carries (a trigger's, a journey
+ * step's): the customer, the slot, when it was decided and is to be sent,
+ * and the action sent or why none was.
+ */
+export interface DecidedSendDetail {
+  /** The customer: the key experiments and learning use (decide.ts `customerKey`), and its ids. */
+  readonly customerKey: string;
+  readonly userId?: string;
+  readonly anonymousId?: string;
+  readonly channel: Channel;
+  readonly placement?: string;
+  /** When it was decided, and when it is to be sent (ISO-8601). */
+  readonly decidedAt: string;
+  readonly sendAt: string;
+  /** A send: the decision (sealed like decide's, so outcomes reported with it are attributed) and its rendered action. */
+  readonly decisionId?: string;
+  readonly actionId?: string;
+  readonly variant?: string;
+  readonly content?: Readonly<Record<string, string | string[]>>;
+  /** A refusal: why, and what held it (the policy's id or channel). */
+  readonly refused?: RefusalReason;
+  readonly refusedBy?: string;
+}
+
+/** The `detail` of a trigger's emission: JSON, as the bus carries it. */
+export interface TriggerEmissionDetail extends DecidedSendDetail {
+  readonly emissionId: string;
+  readonly kind: 'trigger';
+  readonly trigger: string;
+  /** What set it off. */
+  readonly cause: TriggerCause;
+  /** The `messageId` of the event that set it off. */
+  readonly eventId: string;
+}
+
+/** The `detail` of a journey `act` step's emission (shared/domain/journeys/react.ts). */
+export interface JourneyEmissionDetail extends DecidedSendDetail {
+  readonly emissionId: string;
+  readonly kind: 'journey';
+  readonly journey: string;
+  /** The customer's run of the journey (1 for the first) and the step. */
+  readonly run: number;
+  readonly step: string;
+  /** The `messageId` of the event that reached the step (a timer's, after a wait). */
+  readonly eventId: string;
+}
+
+/**
+ * The `detail` of a journey's timer (an outbox entry `deferred` to its due
+ * time): the `Journey Timer` event the scheduler writes to the Events table
+ * then (shared/domain/journeys/timer.ts), which comes back to the profile
+ * function like any event.
+ */
+export interface JourneyTimerDetail {
+  readonly emissionId: string;
+  readonly kind: 'journey-timer';
+  readonly journey: string;
+  readonly run: number;
+  readonly step: string;
+  /** The customer's profile key (`u#…`, `a#…`). */
+  readonly profileKey: string;
+  /** When it is due (ISO-8601). */
+  readonly dueAt: string;
+}

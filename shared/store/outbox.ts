@@ -1,0 +1,85 @@
+/**
+ * The Outbox table (tables.ts `outboxTable`): the emissions applied events
+ * set off (shared/domain/profile/reactions.ts `OutboxEntry`).
+ *
+ * - `outboxPuts`: the items of a profile write's entries, for its own
+ *   transaction (profile-batch.ts `commitTargets`), each conditioned on its
+ *   absence (pk = the stable emission id);
+ * - `outboxEntryFromItem`: an item (read, or a stream record's NEW_IMAGE)
+ *   back to its entry, or undefined for anything else;
+ * - `listOutbox`: a page of the table for the operator's route, newest
+ *   `sendAt` first within the page.
+ *
+ * Item: `pk` (outboxItem), `id`, `status`, `sendAt` (epoch ms), `detailType`,
+ * `detail` (a map), `createdAt` (epoch ms), `expiresAt` (epoch s, TTL:
+ * OUTBOX_RETENTION_DAYS after `sendAt`).
+ */
+import { config } from '#shared/config.ts';
+import type { OutboxEntry } from '#domain/profile/reactions.ts';
+import { dynamo, type DynamoClient, type Item, type TransactWriteItem } from './client.ts';
+import { outboxItem } from './items.ts';
+
+/** Days an emission stays in the table after its send time (the operator's route reads them meanwhile). */
+export const OUTBOX_RETENTION_DAYS = 7;
+
+const STATUSES = new Set<OutboxEntry['status']>(['now', 'deferred', 'refused']);
+
+/** The put of each entry, conditioned on its absence (`now`: the write's instant, epoch ms). */
+export function outboxPuts(entries: readonly OutboxEntry[], now: number, tableName: string = config.OUTBOX_TABLE): TransactWriteItem[] {
+  return entries.map((entry) => ({
+    Put: {
+      TableName: tableName,
+      Item: {
+        ...outboxItem.key(entry.id),
+        id: entry.id,
+        status: entry.status,
+        sendAt: entry.sendAt,
+        detailType: entry.detailType,
+        detail: entry.detail,
+        createdAt: now,
+        expiresAt: Math.ceil(entry.sendAt / 1000) + OUTBOX_RETENTION_DAYS * 86_400,
+      },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    },
+  }));
+}
+
+/** An outbox item back to its entry; undefined when it is not one. */
+export function outboxEntryFromItem(item: Item | undefined): (OutboxEntry & { readonly createdAt: number }) | undefined {
+  if (!item || typeof item.pk !== 'string' || !item.pk.startsWith('o#')) return undefined;
+  const { id, status, sendAt, detailType, detail, createdAt } = item;
+  if (typeof id !== 'string' || !STATUSES.has(status as OutboxEntry['status']) || typeof sendAt !== 'number' || typeof detailType !== 'string') return undefined;
+  if (detail === null || typeof detail !== 'object' || Array.isArray(detail)) return undefined;
+  return {
+    id,
+    status: status as OutboxEntry['status'],
+    sendAt,
+    detailType,
+    detail: detail as Record<string, unknown>,
+    createdAt: typeof createdAt === 'number' ? createdAt : sendAt,
+  };
+}
+
+export interface OutboxPage {
+  readonly entries: readonly (OutboxEntry & { readonly createdAt: number })[];
+  /** Where the next page starts (the last key read, opaque); absent on the last page. */
+  readonly cursor?: string;
+}
+
+/**
+ * A page of the outbox (a Scan of at most `limit` items from `cursor`), its
+ * entries newest `sendAt` first. Store faults reject (StoreFault).
+ */
+export async function listOutbox(
+  options: { readonly limit?: number; readonly cursor?: string; readonly client?: DynamoClient; readonly tableName?: string } = {},
+): Promise<OutboxPage> {
+  const client = options.client ?? dynamo();
+  const page = await client.send('Scan', {
+    TableName: options.tableName ?? config.OUTBOX_TABLE,
+    Limit: Math.min(Math.max(options.limit ?? 100, 1), 1_000),
+    ...(options.cursor ? { ExclusiveStartKey: { pk: options.cursor } } : {}),
+  });
+  const entries = (page.Items ?? []).flatMap((item) => outboxEntryFromItem(item) ?? []).sort((a, b) => b.sendAt - a.sendAt);
+  const last = page.LastEvaluatedKey?.pk;
+  return { entries, ...(typeof last === 'string' ? { cursor: last } : {}) };
+}

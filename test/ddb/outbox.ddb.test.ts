@@ -1,0 +1,130 @@
+/**
+ * The transactional outbox against DynamoDB Local: the real profile
+ * function (its plan, commitTargets' TransactWriteItems) with the triggers'
+ * reactor writes each firing to the Outbox table in the profile's own
+ * transaction.
+ *
+ * - a firing is stored with its status, send time, detail and TTL, next to
+ *   the profile and the event's "applied" marker;
+ * - a redelivered batch (the same records, again and again, and cut
+ *   differently) writes no second item;
+ * - a write that cannot commit writes no outbox item either (all or
+ *   nothing): an outbox item whose id is already taken makes the whole
+ *   transaction fail, profile and marker included;
+ * - GET /v1/admin/outbox's listing reads the items back.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
+import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import { createTriggerReactor } from '#domain/triggers/react.ts';
+import { config } from '#shared/config.ts';
+import { dynamo } from '#store/client.ts';
+import { appliedMarkerItem, outboxItem, userProfileItem } from '#store/items.ts';
+import { listOutbox, outboxEntryFromItem, outboxPuts, OUTBOX_RETENTION_DAYS } from '#store/outbox.ts';
+import { assertLocalEndpoint } from '#local/dynamodb.ts';
+import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '../support/stream.ts';
+
+process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+const { createProfileHandler } = await import('#functions/profile/handler.ts');
+
+const catalog: CompiledCatalog = (() => {
+  const result = loadCatalog(
+    `
+kind: kairos/v1
+tags: [service]
+segments:
+  - { id: vip, rule: 'has(profile.traits.tier) && profile.traits.tier == "VIP"' }
+actions:
+  - { id: call, name: Call, tags: [service], content: { call_center: { script: 'Hola {{ firstName }}' } }, fallbacks: { firstName: cliente } }
+triggers:
+  - { id: complaint, on: { event: Complaint Opened }, decide: { channel: call_center } }
+  - { id: vip-in, on: { entered: vip }, decide: { channel: call_center } }
+`,
+    'yaml',
+  );
+  if (!result.ok) throw new Error(JSON.stringify(result.problems));
+  return result.catalog;
+})();
+
+const NOW = Date.parse('2026-11-30T10:00:00Z');
+let unique = 0;
+const uid = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${++unique}`;
+const handlerOf = () =>
+  createProfileHandler({
+    enricher: createCatalogEnricher(() => catalog),
+    reactor: createTriggerReactor(() => catalog),
+    settings: { halfLifeDays: 14 },
+    now: () => NOW,
+  });
+
+beforeAll(() => {
+  assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'This test');
+});
+
+const getItem = async (table: string, key: Record<string, unknown>) => (await dynamo().send('GetItem', { TableName: table, Key: key, ConsistentRead: true })).Item;
+
+describe('the transactional outbox', () => {
+  it('writes each firing once with the profile and its marker, whatever the redelivery', async () => {
+    const userId = uid('u');
+    const sourceId = uid('src');
+    const events = [
+      storedEvent({ type: 'identify', userId, sourceId, messageId: 'm1', timestamp: '2026-11-30T09:00:00.000Z', traits: { tier: 'VIP', firstName: 'Ana' } }),
+      storedEvent({ type: 'track', event: 'Complaint Opened', userId, sourceId, messageId: 'm2', timestamp: '2026-11-30T09:01:00.000Z' }),
+      storedEvent({ type: 'track', event: 'Visit', userId, sourceId, messageId: 'm3', timestamp: '2026-11-30T09:02:00.000Z' }),
+    ];
+    const records = events.map((e, i) => streamRecord(e, { sequenceNumber: sequenceNumber(i) }));
+    const handler = handlerOf();
+    expect(await handler(streamEvent(records))).toEqual({ batchItemFailures: [] });
+    // Redelivered whole, in parts, and reversed: nothing more.
+    expect(await handler(streamEvent(records))).toEqual({ batchItemFailures: [] });
+    expect(await handler(streamEvent([records[2]!, records[1]!]))).toEqual({ batchItemFailures: [] });
+    expect(await handler(streamEvent([...records].reverse()))).toEqual({ batchItemFailures: [] });
+
+    const ids = [`vip-in.${events[0]!.pk}`, `complaint.${events[1]!.pk}`];
+    const stored = await Promise.all(ids.map((id) => getItem(config.OUTBOX_TABLE, outboxItem.key(id))));
+    const entries = stored.map((item) => outboxEntryFromItem(item));
+    expect(entries.map((e) => [e?.id, e?.status, e?.sendAt, e?.detailType])).toEqual(ids.map((id) => [id, 'now', NOW, 'Kairos Trigger Action']));
+    expect(entries[1]?.detail).toMatchObject({ trigger: 'complaint', userId, channel: 'call_center', actionId: 'call', content: { script: 'Hola Ana' } });
+    expect(stored[0]?.expiresAt).toBe(NOW / 1000 + OUTBOX_RETENTION_DAYS * 86_400);
+    // Exactly these two: no firing for the visit, none twice.
+    const mine = (await scanAll()).filter((e) => (e.detail as { userId?: string }).userId === userId);
+    expect(mine.map((e) => e.id).sort()).toEqual([...ids].sort());
+    // In the same commit as the profile and the markers.
+    expect(await getItem(config.PROFILES_TABLE, userProfileItem.key(userId))).toMatchObject({ version: 1 });
+    for (const e of events) expect(await getItem(config.PROFILES_TABLE, appliedMarkerItem.key(e.pk))).toBeDefined();
+  });
+
+  it('all or nothing: a firing whose item exists fails the whole transaction, and the record is left to the stream', async () => {
+    const userId = uid('u');
+    const sourceId = uid('src');
+    const event = storedEvent({ type: 'track', event: 'Complaint Opened', userId, sourceId, messageId: 'm1', timestamp: '2026-11-30T09:00:00.000Z' });
+    // An item under the firing's id already (it cannot happen without the marker; made by hand here).
+    const taken = outboxPuts([{ id: `complaint.${event.pk}`, status: 'refused', sendAt: NOW, detailType: 'x', detail: { userId: 'someone-else' } }], NOW)[0]!;
+    await dynamo().send('PutItem', 'Put' in taken ? { TableName: taken.Put.TableName, Item: taken.Put.Item } : ({} as never));
+    const handler = createProfileHandler({
+      enricher: createCatalogEnricher(() => catalog),
+      reactor: createTriggerReactor(() => catalog),
+      settings: { halfLifeDays: 14 },
+      now: () => NOW,
+      maxAttempts: 2,
+    });
+    const record = streamRecord(event, { sequenceNumber: sequenceNumber(1) });
+    expect(await handler(streamEvent([record]))).toEqual({ batchItemFailures: [{ itemIdentifier: record.dynamodb!.SequenceNumber }] });
+    expect(await getItem(config.PROFILES_TABLE, userProfileItem.key(userId))).toBeUndefined();
+    expect(await getItem(config.PROFILES_TABLE, appliedMarkerItem.key(event.pk))).toBeUndefined();
+    expect(outboxEntryFromItem(await getItem(config.OUTBOX_TABLE, outboxItem.key(`complaint.${event.pk}`)))?.detail).toEqual({ userId: 'someone-else' });
+  });
+});
+
+async function scanAll() {
+  const out = [];
+  let cursor: string | undefined;
+  do {
+    const page = await listOutbox({ limit: 1000, ...(cursor ? { cursor } : {}) });
+    out.push(...page.entries);
+    cursor = page.cursor;
+  } while (cursor);
+  return out;
+}

@@ -1,0 +1,136 @@
+/**
+ * Journeys through the real profile function against DynamoDB Local: the
+ * runs stored with the profile, the act and timer entries in the Outbox
+ * table and the report's counters, all in the profile's own transaction;
+ * a redelivered batch, a record twice in a batch and a timer fired twice
+ * move nothing twice; two customers whose counts fall on the same counter
+ * items in one batch are summed into one update (DynamoDB refuses two
+ * operations on one item in a transaction).
+ *
+ * Every run uses a journey id of its own, so the counters it reads are its
+ * own in the shared Control table.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
+import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import { journeyEffectId } from '#domain/journeys/machine.ts';
+import { createJourneyStepper } from '#domain/journeys/react.ts';
+import { journeyTimerEvent } from '#domain/journeys/timer.ts';
+import { parseProfileState } from '#domain/profile/state.ts';
+import { userProfileKey, type StoredEvent } from '#domain/stored-event.ts';
+import { config } from '#shared/config.ts';
+import { dynamo } from '#store/client.ts';
+import { outboxItem, statisticsShardOf } from '#store/items.ts';
+import { readJourneyCounts } from '#store/journey-counts.ts';
+import { outboxEntryFromItem } from '#store/outbox.ts';
+import { assertLocalEndpoint } from '#local/dynamodb.ts';
+import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '../support/stream.ts';
+
+process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+const { createProfileHandler } = await import('#functions/profile/handler.ts');
+
+let unique = 0;
+const uid = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${++unique}`;
+const T = Date.parse('2026-04-01T09:00:00Z');
+const DAY = Math.floor(T / 86_400_000);
+
+beforeAll(() => {
+  assertLocalEndpoint(process.env.DYNAMODB_ENDPOINT, 'This test');
+});
+
+function catalogWith(journey: string): CompiledCatalog {
+  const result = loadCatalog(
+    `
+actions:
+  - { id: mail, name: Mail, content: { email: { templateId: t, subject: 'Your cart' } } }
+  - { id: nudge, name: Nudge, content: { push: { title: Still there?, body: B, deepLink: 'app://cart' } } }
+policies: { consentRequired: [] }
+journeys:
+  - id: ${journey}
+    entry: { event: Cart Abandoned }
+    steps:
+      - { id: email, act: { channel: email } }
+      - { id: wait, wait: 30m }
+      - { id: push, act: { channel: push } }
+`,
+    'yaml',
+  );
+  if (!result.ok) throw new Error(JSON.stringify(result.problems));
+  return result.catalog;
+}
+
+function profileFunction(catalog: CompiledCatalog) {
+  return createProfileHandler({
+    enricher: createCatalogEnricher(() => catalog),
+    journeys: createJourneyStepper(() => catalog),
+    settings: { halfLifeDays: 14 },
+  });
+}
+
+const cart = (userId: string, sourceId: string, messageId = 'cart'): StoredEvent =>
+  storedEvent({ type: 'track', event: 'Cart Abandoned', sourceId, messageId, userId, timestamp: new Date(T).toISOString() });
+
+async function runsOf(userId: string) {
+  const found = await dynamo().send('GetItem', { TableName: config.PROFILES_TABLE, Key: { pk: userProfileKey(userId) }, ConsistentRead: true });
+  return parseProfileState(found.Item?.state as string).journeys;
+}
+
+async function outboxEntry(id: string) {
+  const found = await dynamo().send('GetItem', { TableName: config.OUTBOX_TABLE, Key: outboxItem.key(id), ConsistentRead: true });
+  return outboxEntryFromItem(found.Item);
+}
+
+async function counts(journey: string): Promise<Record<string, number>> {
+  const rows = await readJourneyCounts({ from: DAY, to: DAY });
+  const out: Record<string, number> = {};
+  for (const row of rows) if (row.journey === journey) out[row.milestone] = (out[row.milestone] ?? 0) + row.n;
+  return out;
+}
+
+describe('journeys in the profile function', () => {
+  it('stores the run, the emission, the timer and the counts once, whatever the redelivery; the timer fired twice moves on once', async () => {
+    const journey = uid('j');
+    const userId = uid('u');
+    const sourceId = uid('src');
+    const process = profileFunction(catalogWith(journey));
+    const event = cart(userId, sourceId);
+    const record = (n: number, e: StoredEvent = event) => streamRecord(e, { sequenceNumber: sequenceNumber(n) });
+
+    // The record twice in a batch, then the batch redelivered.
+    expect(await process(streamEvent([record(1), record(2)]))).toEqual({ batchItemFailures: [] });
+    expect(await process(streamEvent([record(1), record(2)]))).toEqual({ batchItemFailures: [] });
+
+    const profileKey = userProfileKey(userId);
+    const ids = (kind: 'act' | 'timer', step: string) => journeyEffectId({ kind, journey, run: 1, step, profileKey });
+    expect(await runsOf(userId)).toEqual({ [journey]: { run: 1, step: 'wait', enteredAt: T, stepAt: T, waitingUntil: T + 1_800_000 } });
+    const email = await outboxEntry(ids('act', 'email'));
+    expect(email).toMatchObject({ status: 'now', detailType: 'Kairos Journey Action', detail: { kind: 'journey', journey, run: 1, step: 'email', actionId: 'mail', channel: 'email', userId } });
+    const timer = await outboxEntry(ids('timer', 'wait'));
+    expect(timer).toMatchObject({ status: 'deferred', sendAt: T + 1_800_000, detailType: 'Kairos Journey Timer', detail: { journey, run: 1, step: 'wait', profileKey } });
+    expect(await counts(journey)).toEqual({ entered: 1, 'step:email': 1, 'step:wait': 1 });
+
+    // The scheduler writes the timer's event when due; fired twice, it is one event (one message id) delivered twice.
+    const fired = journeyTimerEvent({ journey, run: 1, step: 'wait', profileKey, dueAt: T + 1_800_000 }, T + 1_800_000, Math.floor(Date.now() / 1000) + 86_400);
+    expect(await process(streamEvent([record(3, fired)]))).toEqual({ batchItemFailures: [] });
+    expect(await process(streamEvent([record(4, fired)]))).toEqual({ batchItemFailures: [] });
+    expect(await runsOf(userId)).toEqual({ [journey]: { run: 1, enteredAt: T, stepAt: T + 1_800_000, ended: { how: 'completed', at: T + 1_800_000 } } });
+    expect(await outboxEntry(ids('act', 'push'))).toMatchObject({ status: 'now', detail: { step: 'push', actionId: 'nudge', channel: 'push', eventId: fired.messageId } });
+    expect(await counts(journey)).toEqual({ entered: 1, 'step:email': 1, 'step:wait': 1, 'step:push': 1, completed: 1 });
+  });
+
+  it('two customers on the same counter items in one batch: one update each, summed', async () => {
+    const journey = uid('j');
+    const sourceId = uid('src');
+    const first = uid('u');
+    let second = uid('u');
+    while (statisticsShardOf(userProfileKey(second)) !== statisticsShardOf(userProfileKey(first))) second = uid('u');
+    const process = profileFunction(catalogWith(journey));
+    const records = [cart(first, sourceId, 'c1'), cart(second, sourceId, 'c2')].map((e, i) => streamRecord(e, { sequenceNumber: sequenceNumber(10 + i) }));
+    expect(await process(streamEvent(records))).toEqual({ batchItemFailures: [] });
+    expect(await counts(journey)).toEqual({ entered: 2, 'step:email': 2, 'step:wait': 2 });
+    expect((await runsOf(first))[journey]).toMatchObject({ run: 1, step: 'wait' });
+    expect((await runsOf(second))[journey]).toMatchObject({ run: 1, step: 'wait' });
+  });
+});

@@ -1,0 +1,139 @@
+/**
+ * The dispatcher (functions/dispatcher/handler.ts) with the local bus and
+ * scheduler (local/outbox.ts): what each outbox status becomes, the
+ * records a failing bus or scheduler leaves to the stream
+ * (`batchItemFailures` by sequence number), and the scheduler emulation —
+ * on time, once per event, persisted, and firing after a restart what came
+ * due while the stack was down. The bus and scheduler here are the local
+ * ones; the failing ones are stand-ins for faults (a refused entry, an
+ * unreachable service) the local ones cannot produce.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createDispatchHandler, dispatchRecords } from '#functions/dispatcher/handler.ts';
+import type { OutboxEntry } from '#domain/profile/reactions.ts';
+import { outboxPuts } from '#store/outbox.ts';
+import type { BusEvent, EmissionBus, EmissionScheduler } from '#shared/bus/bus.ts';
+import { scheduleNameOf } from '#shared/bus/eventbridge.ts';
+import { LocalBus, LocalScheduler } from '#local/outbox.ts';
+import { streamEvent, streamRecord } from '../support/stream.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'kairos-dispatcher-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const NOW = Date.parse('2026-11-30T10:00:00Z');
+const entry = (id: string, status: OutboxEntry['status'], sendAt = NOW): OutboxEntry => ({
+  id,
+  status,
+  sendAt,
+  detailType: 'Kairos Trigger Action',
+  detail: { emissionId: id, channel: 'email' },
+});
+/** The stream record of an entry as the Outbox table stores it. */
+const record = (e: OutboxEntry, sequenceNumber: string) => {
+  const put = outboxPuts([e], NOW, 'kairos-outbox')[0]!;
+  return streamRecord('Put' in put ? put.Put.Item : {}, { sequenceNumber });
+};
+
+class RecordingScheduler implements EmissionScheduler {
+  readonly calls: { event: BusEvent; at: number }[] = [];
+  async scheduleAt(event: BusEvent, at: number): Promise<void> {
+    this.calls.push({ event, at });
+  }
+}
+
+describe('the dispatcher', () => {
+  it('puts `now` and due `deferred` emissions on the bus, schedules later ones, skips refused ones', async () => {
+    const bus = new LocalBus(undefined, () => NOW);
+    const scheduler = new RecordingScheduler();
+    const handler = createDispatchHandler({ bus, scheduler, now: () => NOW });
+    const result = await handler(
+      streamEvent([
+        record(entry('a', 'now'), '1'),
+        record(entry('b', 'deferred', NOW + 3_600_000), '2'),
+        record(entry('c', 'refused'), '3'),
+        record(entry('d', 'deferred', NOW - 1_000), '4'),
+        streamRecord({ pk: 'o#e', id: 'e', status: 'now' }, { sequenceNumber: '5', eventName: 'REMOVE' }),
+      ]),
+    );
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(bus.events().map((e) => [e.id, e.source, e['detail-type'], e.detail])).toEqual([
+      ['a', 'kairos', 'Kairos Trigger Action', { emissionId: 'a', channel: 'email' }],
+      ['d', 'kairos', 'Kairos Trigger Action', { emissionId: 'd', channel: 'email' }],
+    ]);
+    expect(scheduler.calls.map((c) => [c.event.id, c.at])).toEqual([['b', NOW + 3_600_000]]);
+  });
+
+  it('leaves to the stream the records whose emission the bus refused or the scheduler could not take', async () => {
+    const refusing: EmissionBus = { put: async (events) => events.filter((e) => e.id === 'x').map((e) => e.id) };
+    const down: EmissionScheduler = {
+      scheduleAt: async () => {
+        throw new Error('Scheduler unreachable');
+      },
+    };
+    const records = [record(entry('x', 'now'), '10'), record(entry('y', 'now'), '11'), record(entry('z', 'deferred', NOW + 60_000), '12')];
+    const report = await dispatchRecords(records, { bus: refusing, scheduler: down, now: () => NOW });
+    expect(report).toEqual({ published: 1, scheduled: 0, failures: ['12', '10'] });
+    const unreachable: EmissionBus = {
+      put: async () => {
+        throw new Error('EventBridge unreachable');
+      },
+    };
+    const handler = createDispatchHandler({ bus: unreachable, scheduler: new RecordingScheduler(), now: () => NOW });
+    expect(await handler(streamEvent(records))).toEqual({ batchItemFailures: [{ itemIdentifier: '10' }, { itemIdentifier: '11' }] });
+  });
+
+  it('names a schedule after its event: 64 characters at most, the same for the same event, different for another', () => {
+    const long = `trigger.${'x'.repeat(300)}`;
+    expect(scheduleNameOf(long)).toMatch(/^[0-9A-Za-z._-]{1,64}$/);
+    expect(scheduleNameOf(long)).toBe(scheduleNameOf(long));
+    expect(scheduleNameOf('a.src#1')).not.toBe(scheduleNameOf('a.src#2'));
+  });
+});
+
+describe('the local bus and scheduler', () => {
+  it('the bus appends each event to outbox.jsonl and reads the file back', async () => {
+    const file = join(dir, 'outbox.jsonl');
+    const bus = new LocalBus(file, () => NOW);
+    await bus.put([{ id: 'one', detailType: 'T', detail: { n: 1 } }]);
+    await bus.put([{ id: 'two', detailType: 'T', detail: { n: 2 } }]);
+    expect(readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(['one', 'two']);
+    expect(new LocalBus(file).events().map((e) => e.id)).toEqual(['one', 'two']);
+  });
+
+  it('fires a schedule on time, once however often it is scheduled, and persists what is pending', async () => {
+    const bus = new LocalBus();
+    const file = join(dir, 'schedules-a.json');
+    const scheduler = new LocalScheduler(bus, { file, log: () => undefined });
+    const event = { id: 'soon', detailType: 'T', detail: {} };
+    const at = Date.now() + 300;
+    await scheduler.scheduleAt(event, at);
+    await scheduler.scheduleAt(event, at);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([{ event, at }]);
+    expect(bus.events()).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(bus.events().map((e) => e.id)).toEqual(['soon']);
+    expect(Date.parse(bus.events()[0]!.time)).toBeGreaterThanOrEqual(at);
+    expect(scheduler.pending()).toEqual([]);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([]);
+    scheduler.stop();
+  });
+
+  it('survives a restart: a schedule that came due while stopped fires at start, a later one on time', async () => {
+    const file = join(dir, 'schedules-b.json');
+    const first = new LocalScheduler(new LocalBus(), { file, log: () => undefined });
+    await first.scheduleAt({ id: 'due', detailType: 'T', detail: {} }, Date.now() + 100);
+    await first.scheduleAt({ id: 'later', detailType: 'T', detail: {} }, Date.now() + 800);
+    first.stop();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const bus = new LocalBus();
+    const second = new LocalScheduler(bus, { file, log: () => undefined });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(bus.events().map((e) => e.id)).toEqual(['due']);
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    expect(bus.events().map((e) => e.id)).toEqual(['due', 'later']);
+    second.stop();
+  });
+});

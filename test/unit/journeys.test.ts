@@ -1,0 +1,340 @@
+/**
+ * Journeys: the catalog's `journeys` (shape, references, forward-only jumps,
+ * each refusal with its line and column) and the state machine
+ * (shared/domain/journeys/machine.ts) step by step: entry, act, wait, the
+ * timer and a stale one, a wait for an event and its timeout, branch, exit
+ * condition, exit step, re-entry.
+ */
+import { describe, expect, it } from 'vitest';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import type { CompiledCatalog, CompiledJourney, CompiledRule } from '#domain/catalog/compiled.ts';
+import { createRuleVariables, evaluateRule } from '#domain/catalog/rules.ts';
+import { caused } from '#domain/triggers/react.ts';
+import { advanceJourneys, journeyEffectId, journeyRunsView, type JourneyInput, type JourneyRuns } from '#domain/journeys/machine.ts';
+import { journeyTimerEvent, journeyTimerOf, journeyTimerMessageId, INTERNAL_SOURCE_ID } from '#domain/journeys/timer.ts';
+import { semanticName } from '#domain/profile/apply.ts';
+import { emptyProfileView, type ProfileView } from '#domain/profile/view.ts';
+import type { StoredEvent } from '#domain/stored-event.ts';
+
+const DAY = 86_400_000;
+const T0 = Date.parse('2026-11-30T10:00:00Z');
+
+const BASE = [
+  'tags: [promo, service]',
+  'segments:',
+  '  - id: churn-high',
+  '    rule: has(profile.traits.risk) && profile.traits.risk == "high"',
+  'actions:',
+  '  - id: retain-email',
+  '    name: Retention email',
+  '    content: { email: { templateId: t1, subject: We miss you } }',
+  '  - id: retain-push',
+  '    name: Retention push',
+  '    content: { push: { title: Come back, body: 10% off, deepLink: "app://shop" } }',
+].join('\n');
+
+const RETENTION = [
+  'journeys:',
+  '  - id: retention',
+  '    entry: { entered: churn-high }',
+  '    reentry: { after: 30d }',
+  '    exit: { event: Order Completed }',
+  '    steps:',
+  '      - id: email',
+  '        act: { channel: email }',
+  '      - id: wait',
+  '        wait: 2d',
+  '      - id: no-order',
+  '        branch: { when: profile.stats.orders == 0.0, then: push, else: done }',
+  '      - id: push',
+  '        act: { channel: push }',
+  '      - id: done',
+  '        exit: true',
+].join('\n');
+
+function compile(text: string): CompiledCatalog {
+  const result = loadCatalog(text, 'yaml');
+  if (!result.ok) throw new Error(JSON.stringify(result.problems, null, 2));
+  return result.catalog;
+}
+
+function refused(text: string) {
+  const result = loadCatalog(text, 'yaml');
+  if (result.ok) throw new Error('expected the catalog to be refused');
+  return result.problems.map((p) => ({ path: p.path, message: p.message, line: p.line, column: p.column }));
+}
+
+let sequence = 0;
+function track(name: string, at: number, properties: Record<string, unknown> = {}): StoredEvent {
+  const messageId = `m${++sequence}`;
+  const timestamp = new Date(at).toISOString();
+  return {
+    pk: `key_1#${messageId}`,
+    profileKey: 'u#luis',
+    sortKey: `${timestamp}#${messageId}`,
+    sourceId: 'key_1',
+    messageId,
+    type: 'track',
+    userId: 'luis',
+    event: name,
+    properties,
+    timestamp,
+    receivedAt: timestamp,
+    expiresAt: Math.floor(at / 1000) + 86_400,
+  };
+}
+
+const view = (segments: string[], extra: Partial<ProfileView> = {}): ProfileView => ({ ...emptyProfileView(), segments, ...extra });
+
+/** The input of one event: `before`/`after` views for the entry, CEL on `after`. */
+function input(event: StoredEvent, before: ProfileView, after: ProfileView): JourneyInput {
+  const eventName = event.type === 'track' && event.event ? semanticName(event.event) : undefined;
+  const at = Date.parse(event.timestamp);
+  return {
+    event,
+    at,
+    profileKey: event.profileKey,
+    eventName,
+    entered: (journey: CompiledJourney) =>
+      caused(journey.entry.on, { event, before, after }) && (journey.entry.when === undefined || holdsOn(after, at)(journey.entry.when)),
+    holds: holdsOn(after, at),
+  };
+}
+const holdsOn = (profile: ProfileView, at: number) => (rule: CompiledRule) => evaluateRule(rule, createRuleVariables({ profile, now: new Date(at) }));
+
+function timerFor(runs: JourneyRuns, journey: string, firedAt: number): StoredEvent {
+  const run = runs[journey]!;
+  return journeyTimerEvent({ journey, run: run.run, step: run.step!, profileKey: 'u#luis', dueAt: run.waitingUntil! }, firedAt, 1);
+}
+
+describe('catalog journeys', () => {
+  it('compile: steps by index, durations in ms, names semantic, jumps resolved', () => {
+    const catalog = compile(`${BASE}\n${RETENTION}`);
+    const [journey] = catalog.journeys;
+    expect(journey).toMatchObject({
+      id: 'retention',
+      entry: { on: { kind: 'entered', segment: 'churn-high' } },
+      reentry: { kind: 'after', afterMs: 30 * DAY },
+      exit: { event: 'order completed' },
+    });
+    expect(journey!.steps.map((s) => s.kind)).toEqual(['act', 'wait', 'branch', 'act', 'exit']);
+    expect(journey!.steps[1]).toMatchObject({ forMs: 2 * DAY, next: 2, timeout: 2 });
+    expect(journey!.steps[2]).toMatchObject({ then: 3, else: 4 });
+    expect(journey!.stepIndex.get('push')).toBe(3);
+  });
+
+  it('a wait for an event, seconds, and the entry forms', () => {
+    const catalog = compile(
+      `${BASE}\nmodels:\n  - { id: churnRisk, kind: logistic, intercept: 0, threshold: 0.7, features: [{ name: o, expression: profile.stats.orders, weight: 1 }] }\n` +
+        [
+          'journeys:',
+          '  - id: a',
+          '    entry: { event: Cart_Abandoned, when: profile.stats.orders >= 0.0 }',
+          '    steps:',
+          '      - { id: w, wait: { event: Order Completed, timeout: 30s, onTimeout: nudge } }',
+          '      - { id: thanks, act: { channel: email }, next: end }',
+          '      - { id: nudge, act: { channel: push } }',
+          '      - { id: end, exit: true }',
+          '  - { id: b, entry: { score: { model: churnRisk } }, steps: [{ id: s, act: { channel: email } }] }',
+          '  - { id: c, entry: { persona: "*" }, steps: [{ id: s, wait: { for: 1h } }] }',
+          '  - { id: d, entry: { left: churn-high }, exit: { when: "true" }, steps: [{ id: s, exit: true }] }',
+        ].join('\n'),
+    );
+    const [a, b, c, d] = catalog.journeys;
+    expect(a!.entry.on).toEqual({ kind: 'event', event: 'Cart_Abandoned' });
+    expect(a!.entry.when?.source).toBe('profile.stats.orders >= 0.0');
+    expect(a!.steps[0]).toMatchObject({ kind: 'wait', forMs: 30_000, until: { event: 'order completed' }, next: 1, timeout: 2 });
+    expect(a!.steps[1]).toMatchObject({ next: 3 });
+    expect(b!.entry.on).toEqual({ kind: 'score', model: 'churnRisk', direction: 'above', threshold: 0.7 });
+    expect(c!.entry.on).toEqual({ kind: 'persona', persona: '*' });
+    expect(c!.steps[0]).toMatchObject({ forMs: 3_600_000 });
+    expect(d!.entry.on).toEqual({ kind: 'left', segment: 'churn-high' });
+  });
+
+  const located = (text: string) => {
+    const problems = refused(text);
+    const lines = text.split('\n');
+    return {
+      problems,
+      at: (path: string) => problems.find((p) => p.path === path),
+      lineOf: (snippet: string) => lines.findIndex((l) => l.includes(snippet)) + 1,
+    };
+  };
+
+  it('refuses a shape it cannot read, each with its path, line and column', () => {
+    const text = [
+      BASE,
+      'journeys:',
+      '  - id: j',
+      '    entry: { entered: churn-high }',
+      '    steps:',
+      '      - { id: four, wait: 3x }',
+      '      - { id: five, act: { channel: email }, exit: true }',
+      '      - { id: six, exit: true, next: four }',
+      '  - id: k',
+      '    entry: { persona: p2, event: x }',
+      '    steps: []',
+    ].join('\n');
+    const { problems, at, lineOf } = located(text);
+    expect(at('journeys[0].steps[0].wait')).toMatchObject({ line: lineOf('id: four') });
+    expect(at('journeys[0].steps[1]')).toMatchObject({ message: expect.stringMatching(/exactly one of act, wait, branch or exit \(this one has act, exit\)/), line: lineOf('id: five') });
+    expect(at('journeys[0].steps[2].next')?.message).toMatch(/an exit step has no "next"/);
+    expect(at('journeys[1].entry')).toMatchObject({ message: expect.stringMatching(/exactly one of "event", "entered", "left", "persona", "score"/), line: lineOf('persona: p2') });
+    expect(at('journeys[1].steps')).toMatchObject({ line: lineOf('steps: []') });
+    expect(problems.filter((p) => !(Number(p.line) > 0)).map((p) => p.path)).toEqual([]);
+  });
+
+  it('refuses references and jumps that cannot run, each with its path, line and column', () => {
+    const text = [
+      BASE,
+      'journeys:',
+      '  - id: j',
+      '    entry: { entered: churn-hihg }',
+      '    exit: { event: journey_timer }',
+      '    steps:',
+      '      - { id: one, act: { channel: email }, next: one }',
+      '      - { id: two, branch: { when: profile.stats.ordrs > 1.0, then: nowhere } }',
+      '      - { id: two, wait: { event: Journey Timer, timeout: 1d } }',
+      '  - { id: j, entry: { score: { model: churnRisk } }, steps: [{ id: s, exit: true }] }',
+    ].join('\n');
+    const { problems, at, lineOf } = located(text);
+    expect(at('journeys[0].entry.entered')).toMatchObject({ message: expect.stringContaining('unknown segment "churn-hihg"'), line: lineOf('churn-hihg') });
+    expect(at('journeys[0].exit.event')?.message).toMatch(/Kairos's own timer events/);
+    expect(at('journeys[0].steps[0].next')).toMatchObject({ message: expect.stringContaining('jumps go forward only'), line: lineOf('id: one') });
+    expect(at('journeys[0].steps[1].branch.when')).toMatchObject({ message: expect.stringMatching(/CEL error/), line: lineOf('ordrs') });
+    expect(at('journeys[0].steps[1].branch.then')).toMatchObject({ message: expect.stringContaining('unknown step "nowhere"'), line: lineOf('nowhere') });
+    expect(at('journeys[0].steps[2].id')?.message).toBe('duplicate step id "two"');
+    expect(at('journeys[0].steps[2].wait.event')?.message).toMatch(/Kairos's own timer events/);
+    expect(at('journeys[1].id')?.message).toBe('duplicate journey id "j"');
+    expect(at('journeys[1].entry.score.model')?.message).toMatch(/unknown model "churnRisk"/);
+    expect(problems.filter((p) => !(Number(p.line) > 0)).map((p) => p.path)).toEqual([]);
+  });
+});
+
+describe('the journey state machine', () => {
+  const catalog = compile(`${BASE}\n${RETENTION}`);
+  const journeys = catalog.journeys;
+  const out = view([]);
+  const inSegment = view(['churn-high']);
+
+  it('enters on the transition, acts, and waits with a timer', () => {
+    const event = track('Identify Risk', T0);
+    const { runs, effects, counts } = advanceJourneys({}, journeys, input(event, out, inSegment));
+    expect(runs.retention).toEqual({ run: 1, step: 'wait', enteredAt: T0, stepAt: T0, waitingUntil: T0 + 2 * DAY });
+    const ids = { journey: 'retention', run: 1, profileKey: 'u#luis' };
+    expect(effects).toEqual([
+      { kind: 'act', id: journeyEffectId({ ...ids, kind: 'act', step: 'email' }), ...ids, step: 'email', channel: 'email', at: T0 },
+      { kind: 'timer', id: journeyEffectId({ ...ids, kind: 'timer', step: 'wait' }), ...ids, step: 'wait', dueAt: T0 + 2 * DAY },
+    ]);
+    const day = Math.floor(T0 / DAY);
+    expect(counts).toEqual([
+      { journey: 'retention', day, milestone: { kind: 'entered' } },
+      { journey: 'retention', day, milestone: { kind: 'step', step: 'email' } },
+      { journey: 'retention', day, milestone: { kind: 'step', step: 'wait' } },
+    ]);
+    // Staying in the segment is no transition: nothing more.
+    const again = advanceJourneys(runs, journeys, input(track('Page', T0 + 1000), inSegment, inSegment));
+    expect(again).toEqual({ runs, effects: [], counts: [] });
+  });
+
+  it('the timer moves on (branch → push → completed); a second firing or an older timer is stale', () => {
+    const entered = advanceJourneys({}, journeys, input(track('x', T0), out, inSegment)).runs;
+    const timer = timerFor(entered, 'retention', T0 + 2 * DAY + 5);
+    const { runs, effects, counts } = advanceJourneys(entered, journeys, input(timer, inSegment, inSegment));
+    expect(runs.retention).toMatchObject({ run: 1, ended: { how: 'completed', at: T0 + 2 * DAY } });
+    expect(runs.retention?.step).toBeUndefined();
+    expect(effects.map((e) => [e.kind, e.step])).toEqual([['act', 'push']]);
+    expect(counts.map((c) => c.milestone)).toEqual([
+      { kind: 'step', step: 'no-order' },
+      { kind: 'step', step: 'push' },
+      { kind: 'step', step: 'done' },
+      { kind: 'completed' },
+    ]);
+    expect(advanceJourneys(runs, journeys, input(timer, inSegment, inSegment))).toEqual({ runs, effects: [], counts: [] });
+  });
+
+  it('a branch that fails goes to else; a timer of another step or run changes nothing', () => {
+    const entered = advanceJourneys({}, journeys, input(track('x', T0), out, inSegment)).runs;
+    const stale = journeyTimerEvent({ journey: 'retention', run: 0, step: 'wait', profileKey: 'u#luis', dueAt: T0 }, T0, 1);
+    expect(advanceJourneys(entered, journeys, input(stale, inSegment, inSegment)).runs).toBe(entered);
+    const otherStep = journeyTimerEvent({ journey: 'retention', run: 1, step: 'email', profileKey: 'u#luis', dueAt: T0 }, T0, 1);
+    expect(advanceJourneys(entered, journeys, input(otherStep, inSegment, inSegment)).effects).toEqual([]);
+    const ordered = view(['churn-high'], { stats: { ...emptyProfileView().stats, orders: 1 } });
+    const { effects, counts } = advanceJourneys(entered, journeys, input(timerFor(entered, 'retention', T0 + 2 * DAY), ordered, ordered));
+    expect(effects).toEqual([]);
+    expect(counts.map((c) => c.milestone)).toEqual([{ kind: 'step', step: 'no-order' }, { kind: 'step', step: 'done' }, { kind: 'completed' }]);
+  });
+
+  it('exits on the exit event, and re-enters only after the re-entry time', () => {
+    const entered = advanceJourneys({}, journeys, input(track('x', T0), out, inSegment)).runs;
+    const order = track('Order Completed', T0 + DAY);
+    const exited = advanceJourneys(entered, journeys, input(order, inSegment, out));
+    expect(exited.runs.retention).toMatchObject({ run: 1, ended: { how: 'exited', at: T0 + DAY } });
+    expect(exited.counts.map((c) => c.milestone)).toEqual([{ kind: 'exited' }]);
+    // Its timer comes later: stale.
+    expect(advanceJourneys(exited.runs, journeys, input(timerFor(entered, 'retention', T0 + 2 * DAY), out, out)).effects).toEqual([]);
+    // Entering again within 30 days: not allowed; after: run 2.
+    expect(advanceJourneys(exited.runs, journeys, input(track('x', T0 + 10 * DAY), out, inSegment)).effects).toEqual([]);
+    const second = advanceJourneys(exited.runs, journeys, input(track('x', T0 + 31 * DAY), out, inSegment));
+    expect(second.runs.retention).toMatchObject({ run: 2, step: 'wait' });
+    expect(second.effects.map((e) => e.id)).toEqual([
+      journeyEffectId({ kind: 'act', journey: 'retention', run: 2, step: 'email', profileKey: 'u#luis' }),
+      journeyEffectId({ kind: 'timer', journey: 'retention', run: 2, step: 'wait', profileKey: 'u#luis' }),
+    ]);
+  });
+
+  it('once: never entered again', () => {
+    const once = compile(`${BASE}\njourneys:\n  - { id: j, entry: { event: Complaint Opened }, steps: [{ id: call, act: { channel: call_center } }] }`).journeys;
+    const first = advanceJourneys({}, once, input(track('Complaint Opened', T0), out, out));
+    expect(first.runs.j).toMatchObject({ run: 1, ended: { how: 'completed' } });
+    expect(first.counts.map((c) => c.milestone.kind)).toEqual(['entered', 'step', 'completed']);
+    expect(advanceJourneys(first.runs, once, input(track('Complaint Opened', T0 + 100 * DAY), out, out)).effects).toEqual([]);
+  });
+
+  it('a wait for an event: the event moves on, the timeout goes elsewhere', () => {
+    const wait = compile(
+      `${BASE}\njourneys:\n  - id: j\n    entry: { event: Cart Abandoned }\n    steps:\n` +
+        '      - { id: w, wait: { event: Order Completed, when: profile.stats.orders >= 1.0, timeout: 1h, onTimeout: nudge } }\n' +
+        '      - { id: thanks, act: { channel: email }, next: end }\n' +
+        '      - { id: nudge, act: { channel: push } }\n' +
+        '      - { id: end, exit: true }',
+    ).journeys;
+    const runs = advanceJourneys({}, wait, input(track('Cart Abandoned', T0), out, out)).runs;
+    expect(runs.j).toMatchObject({ step: 'w', waitingUntil: T0 + 3_600_000 });
+    // The awaited event whose condition does not hold: still waiting.
+    expect(advanceJourneys(runs, wait, input(track('order_completed', T0 + 1), out, out)).runs).toBe(runs);
+    const ordered = view([], { stats: { ...emptyProfileView().stats, orders: 1 } });
+    expect(advanceJourneys(runs, wait, input(track('order_completed', T0 + 1), out, ordered)).effects.map((e) => e.step)).toEqual(['thanks']);
+    expect(advanceJourneys(runs, wait, input(timerFor(runs, 'j', T0 + 3_600_000), out, out)).effects.map((e) => e.step)).toEqual(['nudge']);
+  });
+});
+
+describe('journeyRunsView', () => {
+  it('lists the runs by journey id with ISO times, an ended run without a step', () => {
+    const iso = (at: number) => new Date(at).toISOString();
+    expect(
+      journeyRunsView({
+        z: { run: 2, enteredAt: T0, stepAt: T0 + 1, ended: { how: 'exited', at: T0 + 1 } },
+        a: { run: 1, step: 'wait', enteredAt: T0, stepAt: T0, waitingUntil: T0 + DAY },
+      }),
+    ).toEqual([
+      { journey: 'a', run: 1, step: 'wait', enteredAt: iso(T0), stepAt: iso(T0), waitingUntil: iso(T0 + DAY) },
+      { journey: 'z', run: 2, enteredAt: iso(T0), stepAt: iso(T0 + 1), ended: { how: 'exited', at: iso(T0 + 1) } },
+    ]);
+  });
+});
+
+describe('timer events', () => {
+  it('are Kairos events with a stable message id within ingest\'s 100 characters; a caller\'s look-alike is no timer', () => {
+    const timer = { journey: 'retention', run: 3, step: 'wait', profileKey: `u#${'x'.repeat(250)}`, dueAt: T0 };
+    const event = journeyTimerEvent(timer, T0 + 5, 123);
+    expect(event).toMatchObject({ sourceId: INTERNAL_SOURCE_ID, type: 'track', userId: 'x'.repeat(250), timestamp: new Date(T0).toISOString(), expiresAt: 123 });
+    expect(event.messageId).toBe(journeyTimerMessageId(timer));
+    expect(event.messageId.length).toBeLessThanOrEqual(100);
+    expect(journeyTimerEvent(timer, T0 + 99, 1).pk).toBe(event.pk);
+    expect(journeyTimerMessageId({ ...timer, run: 4 })).not.toBe(event.messageId);
+    expect(journeyTimerOf(event)).toEqual({ journey: 'retention', run: 3, step: 'wait' });
+    expect(journeyTimerOf({ ...event, sourceId: 'key_0123' })).toBeUndefined();
+    expect(journeyTimerEvent({ ...timer, profileKey: 'a#anon' }, T0, 1)).toMatchObject({ anonymousId: 'anon' });
+  });
+});

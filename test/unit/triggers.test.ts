@@ -1,0 +1,354 @@
+/**
+ * Triggers (shared/domain/triggers/react.ts, catalog `triggers:`): the
+ * catalog's validation (with line and column), what sets each kind off,
+ * the decision of a firing with every policy (a send now, one deferred to
+ * the end of quiet hours, a refusal by consent, suppression choosing the
+ * service action), and the profile plan writing each firing with the
+ * event that caused it, between the views just before and just after it.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import { decisionKey, openDecisionId, readDecisionId } from '#domain/decide/decision-id.ts';
+import { emptyReadState, planBatch, type BatchPlan, type BatchRecord, type PlanOptions, type ReadState } from '#domain/profile/plan.ts';
+import type { AppliedChange } from '#domain/profile/reactions.ts';
+import type { ProfileView } from '#domain/profile/view.ts';
+import type { StoredEvent } from '#domain/stored-event.ts';
+import { DETAIL_TYPES, type TriggerEmissionDetail } from '#domain/triggers/emission.ts';
+import { createTriggerReactor, eventContext, fireTrigger, triggersFiring } from '#domain/triggers/react.ts';
+import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
+import { storedEvent } from '../support/stream.ts';
+import { NOW, daysAgo, makeView, type ViewOverrides } from './catalog-support.ts';
+
+function demo(): CompiledCatalog {
+  const result = loadCatalog(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8'), 'yaml');
+  if (!result.ok) throw new Error(JSON.stringify(result.problems, null, 2));
+  return result.catalog;
+}
+const catalog = demo();
+
+const granted = { granted: true, updatedAt: daysAgo(100) };
+const customer = (o: ViewOverrides = {}): ProfileView =>
+  makeView({ consent: { email: granted, push: granted, sms: granted }, ...o, stats: { lastSeenAt: daysAgo(1), ...o.stats } });
+
+const event = (name: string, extra: Partial<Parameters<typeof storedEvent>[0]> = {}): StoredEvent =>
+  storedEvent({ type: 'track', event: name, userId: 'u-1', messageId: `m-${name}`, timestamp: NOW.toISOString(), ...extra });
+
+const change = (before: ProfileView, after: ProfileView, e: StoredEvent = event('Something Happened')): AppliedChange => ({
+  eventPk: e.pk,
+  event: e,
+  profileKey: 'u#u-1',
+  before,
+  after,
+  now: NOW.getTime(),
+});
+
+/** A small catalog with one trigger of each kind, quiet hours on sms and consent on email. */
+const TRIGGERS_YAML = `
+kind: kairos/v1
+tags: [service, promo]
+models:
+  - id: risk
+    kind: logistic
+    intercept: 0
+    threshold: 0.7
+    features: [{ name: returns, expression: 'profile.stats.returns', weight: 1 }]
+segments:
+  - { id: vip, rule: 'has(profile.traits.tier) && profile.traits.tier == "VIP"' }
+  - { id: in-conflict, rule: 'profile.stats.openComplaints > 0.0' }
+personas:
+  - { id: saver, name: Saver, rule: 'profile.stats.orders < 2.0' }
+  - { id: spender, name: Spender, rule: 'profile.stats.orders >= 2.0' }
+actions:
+  - id: call-back
+    name: Call back
+    tags: [service]
+    content: { call_center: { script: 'Hola {{ firstName }}' } }
+    fallbacks: { firstName: cliente }
+  - id: promo-sms
+    name: Promo SMS
+    tags: [promo]
+    content: { sms: { text: 'Oferta para {{ firstName }}' } }
+    fallbacks: { firstName: cliente }
+  - id: promo-email
+    name: Promo email
+    tags: [promo]
+    content: { email: { templateId: t1, subject: Hola } }
+policies:
+  suppressions:
+    - { id: no-promo-in-conflict, tags: [promo], when: 'hasSegment("in-conflict")' }
+  quietHours:
+    - { id: sms-night, channels: [sms], from: '21:00', to: '09:00', timezone: UTC }
+  consentRequired: [email, sms]
+triggers:
+  - id: complaint-call
+    on: { event: Complaint Opened, when: 'hasSegment("vip") && context.properties.severity == "high"' }
+    decide: { channel: call_center }
+  - id: vip-in
+    on: { entered: vip }
+    decide: { channel: sms }
+  - id: vip-out
+    on: { left: vip }
+    decide: { channel: email }
+  - id: spender
+    on: { persona: spender }
+    decide: { channel: sms }
+  - id: any-persona
+    on: { persona: '*' }
+    decide: { channel: email }
+  - id: risky
+    on: { score: { model: risk } }
+    decide: { channel: email }
+  - id: calmer
+    on: { score: { model: risk, below: 0.5 } }
+    decide: { channel: email }
+  - id: off
+    enabled: false
+    on: { event: Complaint Opened }
+    decide: { channel: call_center }
+`;
+const small = (() => {
+  const result = loadCatalog(TRIGGERS_YAML, 'yaml');
+  if (!result.ok) throw new Error(JSON.stringify(result.problems, null, 2));
+  return result.catalog;
+})();
+const ids = (c: AppliedChange) => triggersFiring(small, c).map((t) => t.id);
+
+describe('catalog triggers', () => {
+  it('compiles each kind of cause; a disabled trigger is left out', () => {
+    expect(small.triggers.map((t) => [t.id, t.on])).toEqual([
+      ['complaint-call', { kind: 'event', event: 'Complaint Opened' }],
+      ['vip-in', { kind: 'entered', segment: 'vip' }],
+      ['vip-out', { kind: 'left', segment: 'vip' }],
+      ['spender', { kind: 'persona', persona: 'spender' }],
+      ['any-persona', { kind: 'persona', persona: '*' }],
+      ['risky', { kind: 'score', model: 'risk', direction: 'above', threshold: 0.7 }],
+      ['calmer', { kind: 'score', model: 'risk', direction: 'below', threshold: 0.5 }],
+    ]);
+  });
+
+  it('refuses unknown references, two causes, a bad rule and a duplicate id, each at its line and column', () => {
+    const text = `kind: kairos/v1
+segments:
+  - { id: vip, rule: 'true' }
+triggers:
+  - id: a
+    on: { entered: vipp }
+    decide: { channel: email }
+  - id: b
+    on: { event: X, left: vip }
+    decide: { channel: email }
+  - id: c
+    on: { persona: nobody, when: 'profile.nope == 1' }
+    decide: { channel: fax }
+  - id: a
+    on: { score: { model: risk } }
+    decide: { channel: push }
+`;
+    const result = loadCatalog(text, 'yaml');
+    expect(result.ok).toBe(false);
+    const problems = result.ok ? [] : result.problems.map((p) => [p.path, p.line, p.message.split(';')[0]]);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        ['triggers[0].on.entered', 6, 'unknown segment "vipp"'],
+        ['triggers[1].on', 9, 'must name exactly one of "event", "entered", "left", "persona", "score"'],
+        ['triggers[2].decide.channel', 13, expect.stringContaining('')],
+      ]),
+    );
+    // The entries whose shape passed are checked deeper: the duplicate id and the unknown model.
+    const paths = result.ok ? [] : result.problems.map((p) => p.path);
+    expect(paths).toEqual(expect.arrayContaining(['triggers[3].id', 'triggers[3].on.score.model']));
+    expect(result.ok ? [] : result.problems.every((p) => typeof p.line === 'number' && typeof p.column === 'number')).toBe(true);
+  });
+
+  it('the demo catalog declares its triggers', () => {
+    // Entering churn risk is the churn-winback journey's entry (its first step is the retention email).
+    expect(catalog.triggers.map((t) => [t.id, t.on.kind, t.channel])).toEqual([['vip-complaint-call', 'event', 'call_center']]);
+    expect(catalog.journeys.map((j) => [j.id, j.entry.on.kind])).toEqual([['churn-winback', 'entered']]);
+  });
+});
+
+describe('what sets a trigger off (triggersFiring)', () => {
+  const plain = customer({ segments: [], persona: 'saver', scores: { risk: 0.2 } });
+
+  it('an event of its name (as the profile reads names) whose rule holds, with the event as context', () => {
+    const vip = { ...plain, segments: ['vip'] };
+    expect(ids(change(vip, vip, event('Complaint Opened', { properties: { severity: 'high' } })))).toEqual(['complaint-call']);
+    expect(ids(change(vip, vip, event('complaint_opened', { properties: { severity: 'high' } })))).toEqual(['complaint-call']);
+    expect(ids(change(vip, vip, event('Complaint Opened', { properties: { severity: 'low' } })))).toEqual([]);
+    expect(ids(change(plain, plain, event('Complaint Opened', { properties: { severity: 'high' } })))).toEqual([]);
+    expect(ids(change(vip, vip, event('Complaint Resolved', { properties: { severity: 'high' } })))).toEqual([]);
+  });
+
+  it('entering and leaving a segment, once each way', () => {
+    const vip = { ...plain, segments: ['vip'] };
+    expect(ids(change(plain, vip))).toEqual(['vip-in']);
+    expect(ids(change(vip, plain))).toEqual(['vip-out']);
+    expect(ids(change(vip, vip))).toEqual([]);
+  });
+
+  it('a persona change: to the trigger\'s persona, or any change for "*"', () => {
+    const spender = { ...plain, persona: 'spender' };
+    const none = { ...plain, persona: undefined };
+    expect(ids(change(plain, spender))).toEqual(['spender', 'any-persona']);
+    expect(ids(change(spender, plain))).toEqual(['any-persona']);
+    expect(ids(change(plain, none))).toEqual(['any-persona']);
+    expect(ids(change(spender, spender))).toEqual([]);
+  });
+
+  it('a score crossing its threshold: upwards (from none too) and downwards, not staying on a side', () => {
+    const at = (risk: number | undefined): ProfileView => ({ ...plain, scores: risk === undefined ? {} : { risk } });
+    expect(ids(change(at(0.69), at(0.7)))).toEqual(['risky']);
+    expect(ids(change(at(undefined), at(0.9)))).toEqual(['risky']);
+    expect(ids(change(at(0.8), at(0.9)))).toEqual([]);
+    expect(ids(change(at(0.5), at(0.49)))).toEqual(['calmer']);
+    expect(ids(change(at(0.9), at(0.1)))).toEqual(['calmer']);
+    expect(ids(change(at(0.4), at(0.1)))).toEqual([]);
+    expect(ids(change(at(0.9), at(undefined)))).toEqual([]);
+  });
+
+  it('the event is the context: name, type, properties, traits, and the device zone', () => {
+    const e = event('Cart Abandoned', { properties: { total: 30 }, context: { timezone: 'Europe/Madrid' } });
+    expect(eventContext(e)).toEqual({
+      event: 'Cart Abandoned',
+      type: 'track',
+      messageId: 'm-Cart Abandoned',
+      timestamp: NOW.toISOString(),
+      properties: { total: 30 },
+      traits: {},
+      timezone: 'Europe/Madrid',
+    });
+  });
+});
+
+describe('the decision of a firing (fireTrigger)', () => {
+  const trigger = (id: string) => small.triggers.find((t) => t.id === id)!;
+  const key = decisionKey('k'.repeat(40));
+
+  it('a send now: the rendered action, its sealed decision id, the customer, a stable emission id', () => {
+    const vip = customer({ segments: ['vip'], traits: { tier: 'VIP', firstName: 'Ana' } });
+    const e = event('Complaint Opened', { properties: { severity: 'high' } });
+    const entry = fireTrigger(small, trigger('complaint-call'), change(vip, vip, e), { decisionKey: key });
+    const detail = entry.detail as unknown as TriggerEmissionDetail;
+    expect(entry).toMatchObject({ id: `complaint-call.${e.pk}`, status: 'now', sendAt: NOW.getTime(), detailType: DETAIL_TYPES.trigger });
+    expect(detail).toMatchObject({
+      emissionId: entry.id,
+      kind: 'trigger',
+      trigger: 'complaint-call',
+      cause: { kind: 'event', event: 'Complaint Opened' },
+      eventId: e.messageId,
+      customerKey: 'u-1',
+      userId: 'u-1',
+      channel: 'call_center',
+      actionId: 'call-back',
+      content: { script: 'Hola Ana' },
+      decidedAt: NOW.toISOString(),
+      sendAt: NOW.toISOString(),
+    });
+    expect(readDecisionId(detail.decisionId, key)).toMatchObject({ channel: 'call_center', actions: [expect.objectContaining({ actionId: 'call-back' })] });
+    // Planned again (a lost race), the same firing decides the same way.
+    const again = fireTrigger(small, trigger('complaint-call'), change(vip, vip, e), { decisionKey: key });
+    expect({ ...again.detail, decisionId: undefined }).toEqual({ ...entry.detail, decisionId: undefined });
+    expect(openDecisionId((again.detail as unknown as TriggerEmissionDetail).decisionId, key)).toBe(openDecisionId(detail.decisionId, key));
+  });
+
+  it('in quiet hours: deferred to their end in the customer\'s zone, decided for then', () => {
+    const night = new Date('2026-11-23T22:30:00Z');
+    const vip = customer({ segments: ['vip'], traits: { tier: 'VIP', firstName: 'Ana' } });
+    const entry = fireTrigger(small, trigger('vip-in'), { ...change(customer(), vip), now: night.getTime() });
+    expect(entry.status).toBe('deferred');
+    expect(new Date(entry.sendAt).toISOString()).toBe('2026-11-24T09:00:00.000Z');
+    expect(entry.detail).toMatchObject({ actionId: 'promo-sms', content: { text: 'Oferta para Ana' }, sendAt: '2026-11-24T09:00:00.000Z' });
+    // The device's zone (the event's context) moves the end: 09:00 in New York is 14:00 UTC.
+    const e = event('Visit', { context: { timezone: 'America/New_York' } });
+    const ny = fireTrigger(small, trigger('vip-in'), { ...change(customer(), vip, e), now: Date.parse('2026-11-24T03:30:00Z') });
+    expect(new Date(ny.sendAt).toISOString()).toBe('2026-11-24T14:00:00.000Z');
+  });
+
+  it('refused by consent, by suppression (nothing else eligible), and past quiet hours by what holds then', () => {
+    const noConsent = customer({ consent: {}, segments: ['vip'] });
+    const refused = fireTrigger(small, trigger('vip-in'), change(customer(), noConsent));
+    expect(refused).toMatchObject({ status: 'refused', detail: { refused: 'consent', refusedBy: 'sms' } });
+    expect(refused.detail).not.toHaveProperty('content');
+    const conflict = customer({ segments: ['vip', 'in-conflict'], stats: { openComplaints: 1 } });
+    expect(fireTrigger(small, trigger('vip-in'), change(customer(), conflict))).toMatchObject({
+      status: 'refused',
+      detail: { refused: 'suppressed', refusedBy: 'no-promo-in-conflict' },
+    });
+    const night = Date.parse('2026-11-23T22:30:00Z');
+    expect(fireTrigger(small, trigger('vip-in'), { ...change(customer(), noConsent), now: night })).toMatchObject({
+      status: 'refused',
+      detail: { refused: 'consent' },
+    });
+  });
+
+  it('the seed scenario: a VIP who opens a complaint gets the call-centre service call, never a promotion', () => {
+    const before = customer({ traits: { tier: 'VIP', firstName: 'Luis' }, segments: ['vip'], stats: { openComplaints: 0 } });
+    const after = customer({ traits: { tier: 'VIP', firstName: 'Luis' }, segments: ['vip', 'in-conflict'], stats: { openComplaints: 1, returns: 1 } });
+    const e = event('Complaint Opened');
+    const fired = triggersFiring(catalog, change(before, after, e));
+    expect(fired.map((t) => t.id)).toEqual(['vip-complaint-call']);
+    const entry = fireTrigger(catalog, fired[0]!, change(before, after, e));
+    expect(entry).toMatchObject({ status: 'now', detail: { channel: 'call_center', actionId: 'service-recovery-call' } });
+    expect(String((entry.detail as { content: { script: string } }).content.script)).toContain('Luis');
+  });
+});
+
+describe('the profile plan writes each firing with the event that caused it', () => {
+  const enricher = createCatalogEnricher(() => small);
+  const reactor = createTriggerReactor(() => small);
+  const options = { settings: { halfLifeDays: 14 }, enricher, reactor, now: NOW.getTime() };
+  const plan = (records: BatchRecord[], read: ReadState = emptyReadState(), planOptions: PlanOptions = options): BatchPlan => {
+    let state = read;
+    for (;;) {
+      const result = planBatch(records, state, planOptions);
+      if (result.kind === 'plan') return result.plan;
+      const profiles = new Map(state.profiles);
+      const applied = new Map(state.applied);
+      const erasedAt = new Map(state.erasedAt);
+      for (const k of result.reads.profiles) profiles.set(k, undefined);
+      for (const k of result.reads.markers) applied.set(k, false);
+      for (const k of result.reads.erasures) erasedAt.set(k, undefined);
+      state = { profiles, applied, erasedAt };
+    }
+  };
+  const at = (minutes: number) => new Date(NOW.getTime() - 60 * 60_000 + minutes * 60_000).toISOString();
+
+  it('entering then leaving a segment in one batch: two firings, each keyed by its own event, in the profile\'s write', () => {
+    const records: BatchRecord[] = [
+      { id: '1', event: storedEvent({ type: 'identify', userId: 'u-1', messageId: 'm1', timestamp: at(1), traits: { tier: 'VIP' } }) },
+      { id: '2', event: storedEvent({ type: 'track', event: 'Visit', userId: 'u-1', messageId: 'm2', timestamp: at(2) }) },
+      { id: '3', event: storedEvent({ type: 'identify', userId: 'u-1', messageId: 'm3', timestamp: at(3), traits: { tier: 'gold' } }) },
+    ];
+    const result = plan(records);
+    expect(result.targets).toHaveLength(1);
+    const write = result.targets[0]!.writes[0]!;
+    expect(write.outbox.map((e) => e.id)).toEqual(['vip-in.src-test#m1', 'vip-out.src-test#m3']);
+    expect(write.markers).toEqual(['src-test#m1', 'src-test#m2', 'src-test#m3']);
+  });
+
+  it('a redelivered event (its marker read) sets nothing off', () => {
+    const record: BatchRecord = { id: '1', event: storedEvent({ type: 'identify', userId: 'u-1', messageId: 'm1', timestamp: at(1), traits: { tier: 'VIP' } }) };
+    const fresh = plan([record]);
+    expect(fresh.targets[0]!.writes[0]!.outbox.map((e) => e.id)).toEqual(['vip-in.src-test#m1']);
+    const read: ReadState = { profiles: new Map([['u#u-1', undefined]]), applied: new Map([['src-test#m1', true]]), erasedAt: new Map([['u#u-1', undefined]]) };
+    const again = plan([record], read);
+    expect(again.targets).toEqual([]);
+    expect(again.duplicates).toEqual(['1']);
+  });
+
+  it('a reactor that throws keeps the events flowing, with a warning', () => {
+    const failing = {
+      bound: () => 1,
+      react: () => {
+        throw new Error('boom');
+      },
+    };
+    const records: BatchRecord[] = [{ id: '1', event: storedEvent({ type: 'track', event: 'Visit', userId: 'u-1', messageId: 'm1', timestamp: at(1) }) }];
+    const result = plan(records, emptyReadState(), { ...options, reactor: failing });
+    expect(result.targets[0]!.writes[0]!.outbox).toEqual([]);
+    expect(result.targets[0]!.writes[0]!.markers).toEqual(['src-test#m1']);
+    expect(result.warnings).toEqual([expect.stringContaining('boom')]);
+  });
+});
