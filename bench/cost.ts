@@ -8,7 +8,8 @@
  * to the millisecond per invocation, times the configured memory in GB
  * (MB / 1024); a DynamoDB read is 1 RRU per 4 KB of item (half for an
  * eventually consistent read), a write 1 WRU per 1 KB, a transactional read
- * or write twice that; Firehose bills each record rounded up to 5 KB.
+ * or write twice that; Firehose bills each record rounded up to 5 KB; S3
+ * bills storage per GB-month and each PUT.
  */
 import { PRICES } from './prices.ts';
 
@@ -34,6 +35,9 @@ export interface UnitUse {
   /** Firehose records per unit and their size, bytes (each billed at least 5 KB). */
   readonly firehoseRecords: number;
   readonly firehoseRecordBytes: number;
+  /** Bytes stored in S3 per unit (the decision log's gzipped records), kept `s3Months` months. */
+  readonly s3Bytes?: number;
+  readonly s3Months?: number;
 }
 
 export interface CostLine {
@@ -69,6 +73,15 @@ export function costPerMillion(use: UnitUse): CostLine[] {
   if (use.firehoseRecords > 0) {
     const billed = Math.ceil(use.firehoseRecordBytes / 5120) * 5120;
     lines.push({ item: 'Firehose ingestion', usdPerMillion: ((use.firehoseRecords * billed * million) / GB) * PRICES.firehosePerGb });
+  }
+  if (use.s3Bytes !== undefined && use.s3Bytes > 0) {
+    // Firehose writes an object per buffer (5 MB or 5 minutes, whichever first): at least one PUT per 5 MB.
+    const puts = (use.s3Bytes * million) / (5 * 1024 * 1024);
+    const months = use.s3Months ?? 1;
+    lines.push({
+      item: `S3 (${months} months of storage, PUT requests)`,
+      usdPerMillion: ((use.s3Bytes * million) / GB) * PRICES.s3StandardPerGbMonth * months + (puts / 1000) * PRICES.s3PutPer1000Requests,
+    });
   }
   lines.push({ item: 'total', usdPerMillion: lines.reduce((sum, line) => sum + line.usdPerMillion, 0) });
   return lines;

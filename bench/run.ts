@@ -113,6 +113,16 @@ const MODULES: readonly BenchModule[] = [
       return undefined;
     },
   },
+  {
+    name: 'cost',
+    needs: 'dynamodb',
+    description: 'what 1M decisions and 1M ingested events cost on AWS list prices, from the durations, units and bytes measured here',
+    async run(target) {
+      const { benchCost } = await import('./cost-measure.ts');
+      const result = await benchCost(target.endpoint);
+      return result.withinBudget;
+    },
+  },
   // A new bench module goes here: { name, needs, description, run }.
 ];
 

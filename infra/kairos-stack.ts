@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CfnOutput, Duration, Stack, Validations, type StackProps } from 'aws-cdk-lib';
 import { DecisionLog } from './constructs/decision-log.ts';
+import { Evaluation } from './constructs/evaluation.ts';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IAlarmAction } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -72,6 +73,8 @@ export class KairosStack extends Stack {
   public readonly monitoring: KairosMonitoring;
   /** Decide's decision records: subscription filter → Firehose → S3, and a Glue table for Athena. */
   public readonly decisionLog: DecisionLog;
+  /** Off-policy evaluation of a candidate catalog on the decision log (Step Functions, Distributed Map). */
+  public readonly evaluation: Evaluation;
 
   constructor(scope: Construct, id: string, props: KairosStackProps = {}) {
     super(scope, id, {
@@ -158,6 +161,13 @@ export class KairosStack extends Stack {
       source: functionByName.decide.functionLogGroup,
       ...(props.decisionLogRetention ? { retention: props.decisionLogRetention } : {}),
     });
+    this.evaluation = new Evaluation(this, 'Evaluation', {
+      logBucket: this.decisionLog.bucket,
+      accessLogs: this.decisionLog.accessLogs,
+      inputs: functionByName.evaluationInputs,
+      map: functionByName.evaluationMap,
+      reduce: functionByName.evaluationReduce,
+    });
 
     const alarmActions: IAlarmAction[] = [...(props.alarmActions ?? [])];
     if (props.alarmTopicArn) {
@@ -177,6 +187,10 @@ export class KairosStack extends Stack {
     new CfnOutput(this, 'ApiUrl', {
       description: 'Base URL of the Kairos HTTP API',
       value: this.api.url,
+    });
+    new CfnOutput(this, 'EvaluationStateMachineArn', {
+      description: 'The off-policy evaluation state machine (npm run evaluate -- --deployed --state-machine <this>)',
+      value: this.evaluation.stateMachine.stateMachineArn,
     });
     new CfnOutput(this, 'EmissionBusName', {
       description: 'The EventBridge bus Kairos emits on (source "kairos"): route its events to your senders',

@@ -49,6 +49,7 @@ function banner(stack: LocalStack): string {
     `  admin token   ${stack.adminToken}${origin(stack.generated.adminToken)}`,
     `  data          ${stack.inMemory ? 'in memory (KAIROS_IN_MEMORY=1): gone when this stops' : stack.dataDir}`,
     `  decision log  ${join(stack.decisionLog, '<yyyy-mm-dd>.jsonl')}${stack.inMemory ? '  (a temporary folder, removed when this stops)' : ''}`,
+    `  dynamodb      ${stack.dynamoEndpoint}   (DynamoDB Local: npm run evaluate -- --dynamodb reads outcomes here)`,
     `  catalog       ${stack.catalog.message}`,
     '',
     'Try it:',

@@ -15,7 +15,7 @@ export interface FunctionDefinition {
   readonly tables: Partial<Record<TableName, Access>>;
   /** Reads the Events stream (the profile function). */
   readonly readsStream?: boolean;
-  /** Seals (decide) or opens (profile) decision ids: gets KAIROS_DECISION_KEY. */
+  /** Seals (decide) or opens (profile, evaluation) decision ids: gets KAIROS_DECISION_KEY. */
   readonly decisionKey?: boolean;
   readonly memorySize: number;
   readonly timeoutSeconds: number;
@@ -69,6 +69,31 @@ export const functionDefinitions = {
     tables: { Control: 'read' },
     memorySize: 256,
     timeoutSeconds: 3,
+  },
+  // Off-policy evaluation (infra/constructs/evaluation.ts): the steps of its state machine, not on any request path.
+  evaluationInputs: {
+    entry: 'functions/evaluation-inputs/handler.ts',
+    description: 'Off-policy evaluation, first step: the candidate catalog checked, the outcomes and statistics of the range written for the map step',
+    // Events: the outcome events of the range (a Scan); Control: the learning statistics.
+    tables: { Events: 'read', Control: 'read' },
+    decisionKey: true,
+    memorySize: 1769,
+    timeoutSeconds: 900,
+  },
+  evaluationMap: {
+    entry: 'functions/evaluation-map/handler.ts',
+    description: 'Off-policy evaluation, map step: a batch of decision log objects replayed through the candidate catalog, to partial sums',
+    tables: {},
+    decisionKey: true,
+    memorySize: 1769,
+    timeoutSeconds: 900,
+  },
+  evaluationReduce: {
+    entry: 'functions/evaluation-reduce/handler.ts',
+    description: 'Off-policy evaluation, reduce step: the partial sums to the estimates (or the reason there are none)',
+    tables: {},
+    memorySize: 256,
+    timeoutSeconds: 30,
   },
 } as const satisfies Record<string, FunctionDefinition>;
 

@@ -472,7 +472,7 @@ describe('functions, from shared/functions.ts', () => {
     expect(source).toMatch(/export\s+(const|async\s+function|function)\s+handler\b/);
   });
 
-  it.each(manifest)('%s: the bundle is minified ESM with the require banner, a source map and its one DynamoDB client (aws-lite) inside, no AWS SDK', (name) => {
+  it.each(manifest)('%s: the bundle is minified ESM with the require banner, a source map and, with a table to reach, its one DynamoDB client (aws-lite) inside, no AWS SDK', (name, def) => {
     const bundle = join(bundleDirectory(name), 'index.mjs');
     expect(existsSync(`${bundle}.map`)).toBe(true);
     const code = readFileSync(bundle, 'utf8');
@@ -481,7 +481,9 @@ describe('functions, from shared/functions.ts', () => {
     // Nothing left for the runtime to provide: no bare import of the AWS SDK.
     expect(code).not.toMatch(/(from|import\()\s*["']@aws-sdk\//);
     // DynamoDB through aws-lite (shared/store/client.ts), bundled; none of the SDK (its clients, smithy).
-    expect(code).toContain('@aws-lite/client');
+    expect({ reachesTables: Object.keys(def.tables).length > 0, hasAwsLite: code.includes('@aws-lite/client') }).toMatchObject(
+      Object.keys(def.tables).length > 0 ? { hasAwsLite: true } : {},
+    );
     for (const sdk of ['DynamoDBDocumentClient', 'smithy']) expect(code).not.toContain(sdk);
   });
 
@@ -528,8 +530,16 @@ describe('functions, from shared/functions.ts', () => {
     const stdout = execFileSync(process.execPath, ['--enable-source-maps', '--input-type=module', '-e', probe, ...bundles], {
       encoding: 'utf8',
       timeout: 60_000,
-      // KAIROS_DECISION_KEY as the stack gives it to decide and profile (their configuration requires it at load).
-      env: { PATH: process.env.PATH, AWS_REGION: 'eu-west-1', AWS_LAMBDA_FUNCTION_NAME: 'kairos-bundle-probe', KAIROS_DECISION_KEY: 'k'.repeat(64) },
+      // KAIROS_DECISION_KEY as the stack gives it to decide, profile and the evaluation, and the evaluation's buckets
+      // (their configuration requires them at load).
+      env: {
+        PATH: process.env.PATH,
+        AWS_REGION: 'eu-west-1',
+        AWS_LAMBDA_FUNCTION_NAME: 'kairos-bundle-probe',
+        KAIROS_DECISION_KEY: 'k'.repeat(64),
+        KAIROS_EVALUATION_BUCKET: 'probe-evaluation',
+        KAIROS_DECISION_LOG_BUCKET: 'probe-decision-log',
+      },
     });
     expect(JSON.parse(stdout)).toEqual(Object.fromEntries(bundles.map((url) => [url, 'function'])));
   });
@@ -663,6 +673,98 @@ describe('the decision log (subscription filter → Firehose → S3, Glue table)
     expect(input.PartitionKeys).toEqual([{ Name: 'dt', Type: 'string' }]);
     expect(input.Parameters).toMatchObject({ 'projection.enabled': 'true', 'projection.dt.type': 'date', 'projection.dt.format': 'yyyy-MM-dd' });
     expect(referencesIn(input.Parameters['storage.location.template']).map((r) => r.id)).toEqual([bucketId()]);
+  });
+});
+
+describe('the evaluation (Step Functions Distributed Map over the decision log)', () => {
+  const machineId = () => logicalId(stack.evaluation.stateMachine);
+  const logBucketId = () => logicalId(stack.decisionLog.bucket);
+  const workBucketId = () => logicalId(stack.evaluation.bucket);
+
+  /** The state machine's definition as JSON: each Ref / GetAtt of the Fn::Join written `<logical id>` (`<id.attribute>`). */
+  function definition(): { StartAt: string; States: Record<string, Record<string, unknown>> } {
+    const join = (resources[machineId()]?.Properties?.DefinitionString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'];
+    const text = join[1]
+      .map((part) => {
+        if (typeof part === 'string') return part;
+        const [ref] = referencesIn(part);
+        return ref ? `<${ref.id}${ref.attribute ? `.${ref.attribute}` : ''}>` : '<?>';
+      })
+      .join(join[0]);
+    return JSON.parse(text) as { StartAt: string; States: Record<string, Record<string, unknown>> };
+  }
+  /** The function a task invokes (payloadResponseOnly: the task's resource is the function's ARN). */
+  const invoked = (state: Record<string, unknown>): string | undefined => /^<([^.>]+)\.Arn>$/.exec(String(state.Resource))?.[1];
+
+  it('runs inputs → a Distributed Map of the map function over the decision log objects → reduce', () => {
+    const { StartAt, States } = definition();
+    expect(StartAt).toBe('Inputs');
+    const inputs = States.Inputs as Record<string, unknown>;
+    expect(inputs).toMatchObject({ Type: 'Task', Next: 'Partitions' });
+    expect(invoked(inputs)).toBe(functionId('evaluationInputs'));
+    expect(inputs.Parameters).toEqual({ 'request.$': '$', 'execution.$': '$$.Execution.Name', logPrefix: 'decisions/' });
+    const map = States.Partitions as Record<string, unknown>;
+    expect(map).toMatchObject({
+      Type: 'Map',
+      Next: 'Reduce',
+      ResultPath: '$.partitions',
+      ItemReader: { Resource: expect.stringMatching(/:states:::s3:listObjectsV2$/), Parameters: { Bucket: `<${logBucketId()}>`, 'Prefix.$': '$.listPrefix' } },
+      ItemBatcher: { MaxItemsPerBatch: 20, BatchInput: { 'inputsKey.$': '$.inputsKey', 'from.$': '$.from', 'to.$': '$.to' } },
+      MaxConcurrency: 10,
+    });
+    const processor = map.ItemProcessor as { ProcessorConfig: { Mode: string; ExecutionType: string }; StartAt: string; States: Record<string, Record<string, unknown>> };
+    expect(processor.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
+    expect(invoked(processor.States[processor.StartAt] as Record<string, unknown>)).toBe(functionId('evaluationMap'));
+    const reduce = States.Reduce as Record<string, unknown>;
+    expect(reduce).toMatchObject({ Type: 'Task', End: true, Parameters: { 'partitions.$': '$.partitions', 'reward.$': '$.reward', 'minSupport.$': '$.minSupport' } });
+    expect(invoked(reduce)).toBe(functionId('evaluationReduce'));
+  });
+
+  it('is a Standard state machine that logs every event with its data and is traced', () => {
+    const machine = resources[machineId()]?.Properties ?? {};
+    expect(machine).toMatchObject({ StateMachineType: 'STANDARD', TracingConfiguration: { Enabled: true }, LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: true } });
+    template.hasOutput('EvaluationStateMachineArn', { Value: { Ref: machineId() } });
+  });
+
+  it('least privilege: the state machine invokes only the three steps and lists only the decision log bucket', () => {
+    const statements = roleStatements(template, referencedLogicalId((resources[machineId()]?.Properties ?? {}).RoleArn) as string);
+    const invokes = statements.filter((st) => asArray(st.Action).includes('lambda:InvokeFunction'));
+    const targets = new Set(invokes.flatMap((st) => asArray(st.Resource)).flatMap((r) => referencesIn(r).map((ref) => ref.id)));
+    expect(targets).toEqual(new Set([functionId('evaluationInputs'), functionId('evaluationMap'), functionId('evaluationReduce')]));
+    const s3 = statements.filter((st) => asArray(st.Action).some((a) => String(a).startsWith('s3:')));
+    expect(s3.flatMap((st) => asArray(st.Action))).toEqual(['s3:ListBucket']);
+    expect(new Set(s3.flatMap((st) => asArray(st.Resource)).flatMap((r) => referencesIn(r).map((ref) => ref.id)))).toEqual(new Set([logBucketId()]));
+    expect(statements.flatMap((st) => asArray(st.Action)).filter((a) => /^(dynamodb|s3:(Put|Delete|GetObject))/.test(String(a)))).toEqual([]);
+  });
+
+  it('least privilege: the inputs step puts its object under evaluations/, the map step only gets objects, the reduce step reaches nothing', () => {
+    const s3Of = (name: LambdaName) =>
+      roleStatements(template, roleId(name))
+        .filter((st) => asArray(st.Action).some((a) => String(a).startsWith('s3:')))
+        .map((st) => ({ actions: asArray(st.Action), resources: asArray(st.Resource).map((r) => JSON.stringify(r)).sort() }));
+    const objects = (bucketId: string, prefix: string) => JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, `/${prefix}`]] });
+    expect(s3Of('evaluationInputs')).toEqual([{ actions: ['s3:PutObject'], resources: [objects(workBucketId(), 'evaluations/*')] }]);
+    expect(s3Of('evaluationMap')).toEqual([{ actions: ['s3:GetObject'], resources: [objects(workBucketId(), 'evaluations/*'), objects(logBucketId(), 'decisions/*')].sort() }]);
+    expect(s3Of('evaluationReduce')).toEqual([]);
+    // Every other function: no S3 at all.
+    for (const [name] of manifest.filter(([n]) => !n.startsWith('evaluation'))) expect(s3Of(name)).toEqual([]);
+    const env = (name: LambdaName) => (resources[functionId(name)]?.Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(env('evaluationInputs').KAIROS_EVALUATION_BUCKET).toEqual({ Ref: workBucketId() });
+    expect(env('evaluationMap')).toMatchObject({ KAIROS_EVALUATION_BUCKET: { Ref: workBucketId() }, KAIROS_DECISION_LOG_BUCKET: { Ref: logBucketId() } });
+  });
+
+  it('keeps the executions’ inputs in an encrypted, private, TLS-only bucket that expires them and logs its access', () => {
+    const bucket = resources[workBucketId()]?.Properties ?? {};
+    expect(bucket).toMatchObject({
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      LifecycleConfiguration: { Rules: [{ ExpirationInDays: 7, Status: 'Enabled' }] },
+    });
+    expect(referencedLogicalId((bucket.LoggingConfiguration as { DestinationBucketName: unknown }).DestinationBucketName)).toBe(logicalId(stack.decisionLog.accessLogs));
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: workBucketId() },
+      PolicyDocument: Match.objectLike({ Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) }),
+    });
   });
 });
 

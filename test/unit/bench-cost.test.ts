@@ -51,4 +51,11 @@ describe('a million decisions', () => {
     expect(total?.item).toBe('total');
     expect(total?.usdPerMillion).toBeCloseTo(lines.slice(0, -1).reduce((s, l) => s + l.usdPerMillion, 0), 12);
   });
+
+  it('S3: the stored bytes for the retention months at the GB-month price, and a PUT per 5 MB at the request price', () => {
+    const lines = costPerMillion({ httpRequests: 0, lambdas: [], readUnits: 0, writeUnits: 0, logBytes: 0, firehoseRecords: 0, firehoseRecordBytes: 0, s3Bytes: 500, s3Months: 3 });
+    const s3 = lines.find((l) => l.item.startsWith('S3'));
+    // 500 B × 1e6 = 0.4657 GB × $0.023 × 3 months; 5e8 B / 5 MiB = 95.37 PUTs × $0.005 / 1,000.
+    expect(s3?.usdPerMillion).toBeCloseTo(((5e8 / 1024 ** 3) * 0.023 * 3 + (5e8 / (5 * 1024 * 1024) / 1000) * 0.005), 12);
+  });
 });

@@ -12,6 +12,9 @@
  * Intervals: IPS and DR are means of i.i.d. terms, so mean ± z·s/√n; SNIPS by
  * the delta method, SNIPS ± z·√(Σ w_i²(r_i − SNIPS)²) / Σ w_i.
  * Effective sample size (Kish): (Σ w_i)² / Σ w_i².
+ * Every estimate is a function of a few sums over the decisions
+ * (`OffPolicySums`), so a log split into partitions is summed per partition
+ * (a map step) and estimated once from the merged sums (a reduce step).
  */
 import { Z_95 } from '../reports/intervals.ts';
 
@@ -64,17 +67,156 @@ export class UnsupportedCandidate extends Error {
 
 const SUPPORT_TOLERANCE = 1e-9;
 
-const meanInterval = (terms: readonly number[], z: number): RateInterval => {
-  const n = terms.length;
-  const mean = terms.reduce((sum, t) => sum + t, 0) / n;
-  const variance = n > 1 ? terms.reduce((sum, t) => sum + (t - mean) * (t - mean), 0) / (n - 1) : 0;
-  const half = z * Math.sqrt(variance / n);
+/**
+ * What the estimates are computed from: sums over the logged decisions,
+ * added one decision at a time (`addDecision`) and merged across partitions
+ * (`mergeSums`) in any order, so a partition's sums are a map step's result
+ * and the estimates a reduce of them (`estimateFromSums`). Plain numbers:
+ * JSON carries them between a map and a reduce.
+ *
+ * With w the importance weight, r the reward, t = w·r the IPS term and d the
+ * DR term of an evaluated decision: n = decisions given, m = evaluated, and
+ * the sums Σw, Σw², Σr, Σt, Σt², Σw²r, Σd, Σd² over the evaluated ones
+ * (Σw²r² = Σt²).
+ */
+export interface OffPolicySums {
+  readonly decisions: number;
+  readonly evaluated: number;
+  readonly weight: number;
+  readonly weightSquared: number;
+  readonly reward: number;
+  readonly ips: number;
+  readonly ipsSquared: number;
+  readonly weightSquaredReward: number;
+  readonly dr: number;
+  readonly drSquared: number;
+}
+
+/** Sums of no decision. */
+export const EMPTY_SUMS: OffPolicySums = Object.freeze({
+  decisions: 0,
+  evaluated: 0,
+  weight: 0,
+  weightSquared: 0,
+  reward: 0,
+  ips: 0,
+  ipsSquared: 0,
+  weightSquaredReward: 0,
+  dr: 0,
+  drSquared: 0,
+});
+
+/** Two partitions' sums together (commutative, associative). */
+export function mergeSums(a: OffPolicySums, b: OffPolicySums): OffPolicySums {
+  return {
+    decisions: a.decisions + b.decisions,
+    evaluated: a.evaluated + b.evaluated,
+    weight: a.weight + b.weight,
+    weightSquared: a.weightSquared + b.weightSquared,
+    reward: a.reward + b.reward,
+    ips: a.ips + b.ips,
+    ipsSquared: a.ipsSquared + b.ipsSquared,
+    weightSquaredReward: a.weightSquaredReward + b.weightSquaredReward,
+    dr: a.dr + b.dr,
+    drSquared: a.drSquared + b.drSquared,
+  };
+}
+
+/**
+ * `sums` with one more logged decision. A decision counts as evaluated only
+ * when every action the candidate may choose there is in the logging
+ * policy's support; otherwise it adds to `decisions` only.
+ * @throws RangeError on a logging probability outside (0, 1] or a
+ *   non-finite reward or a candidate probability outside [0, 1].
+ */
+export function addDecision(sums: OffPolicySums, d: LoggedDecision, options: { readonly directDefault?: number } = {}): OffPolicySums {
+  const directDefault = options.directDefault ?? 0;
+  if (!(d.loggingProbability > 0 && d.loggingProbability <= 1)) throw new RangeError(`a logging probability must be in (0, 1] (got ${d.loggingProbability})`);
+  if (!Number.isFinite(d.reward)) throw new RangeError(`a reward must be finite (got ${d.reward})`);
+  if (!inSupport(d)) return { ...sums, decisions: sums.decisions + 1 };
+  const w = (d.candidateProbabilities[d.served] ?? 0) / d.loggingProbability;
+  const q = (action: string) => d.directEstimates?.[action] ?? directDefault;
+  let direct = 0;
+  for (const [action, p] of Object.entries(d.candidateProbabilities)) direct += p * q(action);
+  const t = w * d.reward;
+  const dr = direct + w * (d.reward - q(d.served));
+  return {
+    decisions: sums.decisions + 1,
+    evaluated: sums.evaluated + 1,
+    weight: sums.weight + w,
+    weightSquared: sums.weightSquared + w * w,
+    reward: sums.reward + d.reward,
+    ips: sums.ips + t,
+    ipsSquared: sums.ipsSquared + t * t,
+    weightSquaredReward: sums.weightSquaredReward + w * w * d.reward,
+    dr: sums.dr + dr,
+    drSquared: sums.drSquared + dr * dr,
+  };
+}
+
+/**
+ * Whether every action the candidate may choose on `d` (probability > 0) is
+ * one the logging policy could have served there.
+ * @throws RangeError on a candidate probability outside [0, 1].
+ */
+export function inSupport(d: Pick<LoggedDecision, 'candidateProbabilities' | 'loggedSupport'>): boolean {
+  const support = new Set(d.loggedSupport);
+  let outside = 0;
+  for (const [action, p] of Object.entries(d.candidateProbabilities)) {
+    if (!(p >= 0 && p <= 1)) throw new RangeError(`a candidate probability must be in [0, 1] (got ${p} for ${action})`);
+    if (p > 0 && !support.has(action)) outside += p;
+  }
+  return outside <= SUPPORT_TOLERANCE;
+}
+
+/** Mean ± z·s/√n of m terms from their sum and sum of squares (s: the sample standard deviation). */
+const meanInterval = (m: number, sum: number, sumSquares: number, z: number): RateInterval => {
+  const mean = sum / m;
+  const variance = m > 1 ? Math.max(0, (sumSquares - m * mean * mean) / (m - 1)) : 0;
+  const half = z * Math.sqrt(variance / m);
   return { estimate: mean, low: mean - half, high: mean + half };
 };
 
 /**
- * IPS, SNIPS and DR estimates of the candidate's reward rate on `log`.
- * A decision counts only when every action the candidate may choose there is
+ * IPS, SNIPS and DR estimates from the sums of the logged decisions.
+ * @throws UnsupportedCandidate when no logged decision can be evaluated (the
+ *   logging policy never explored what the candidate would do).
+ */
+export function estimateFromSums(sums: OffPolicySums, options: { readonly z?: number } = {}): OffPolicyEstimate {
+  const z = options.z ?? Z_95;
+  const m = sums.evaluated;
+  if (m === 0) {
+    throw new UnsupportedCandidate(
+      sums.decisions === 0 ? 'no logged decisions to evaluate' : 'the logging policy never served what the candidate would choose on any logged decision (no support)',
+    );
+  }
+  let snips: RateInterval;
+  if (sums.weight > 0) {
+    const value = sums.ips / sums.weight;
+    // Σ w²(r − v)² = Σw²r² − 2v·Σw²r + v²·Σw².
+    const spread = Math.max(0, sums.ipsSquared - 2 * value * sums.weightSquaredReward + value * value * sums.weightSquared);
+    const half = (z * Math.sqrt(spread)) / sums.weight;
+    snips = { estimate: value, low: value - half, high: value + half };
+  } else {
+    // The candidate never agrees with what was served: SNIPS is undefined; IPS's zero is the honest answer.
+    snips = { estimate: 0, low: 0, high: 0 };
+  }
+  return {
+    decisions: sums.decisions,
+    evaluated: m,
+    evaluatedShare: m / sums.decisions,
+    effectiveSampleSize: sums.weightSquared > 0 ? (sums.weight * sums.weight) / sums.weightSquared : 0,
+    loggedRate: sums.reward / m,
+    ips: meanInterval(m, sums.ips, sums.ipsSquared, z),
+    snips,
+    dr: meanInterval(m, sums.dr, sums.drSquared, z),
+  };
+}
+
+/**
+ * IPS, SNIPS and DR estimates of the candidate's reward rate on `log`: the
+ * sums of every decision (`addDecision`), then `estimateFromSums`. A
+ * decision counts only when every action the candidate may choose there is
  * in the logging policy's support; the others are left out and reported
  * through `evaluatedShare`.
  * @throws UnsupportedCandidate when no logged decision can be evaluated (the
@@ -83,58 +225,7 @@ const meanInterval = (terms: readonly number[], z: number): RateInterval => {
  *   non-finite reward or probability.
  */
 export function estimateOffPolicy(log: readonly LoggedDecision[], options: { readonly directDefault?: number; readonly z?: number } = {}): OffPolicyEstimate {
-  const z = options.z ?? Z_95;
-  const directDefault = options.directDefault ?? 0;
-  const ipsTerms: number[] = [];
-  const drTerms: number[] = [];
-  const weights: number[] = [];
-  const rewards: number[] = [];
-  for (const d of log) {
-    if (!(d.loggingProbability > 0 && d.loggingProbability <= 1)) throw new RangeError(`a logging probability must be in (0, 1] (got ${d.loggingProbability})`);
-    if (!Number.isFinite(d.reward)) throw new RangeError(`a reward must be finite (got ${d.reward})`);
-    const support = new Set(d.loggedSupport);
-    let outside = 0;
-    for (const [action, p] of Object.entries(d.candidateProbabilities)) {
-      if (!(p >= 0 && p <= 1)) throw new RangeError(`a candidate probability must be in [0, 1] (got ${p} for ${action})`);
-      if (p > 0 && !support.has(action)) outside += p;
-    }
-    if (outside > SUPPORT_TOLERANCE) continue;
-    const w = (d.candidateProbabilities[d.served] ?? 0) / d.loggingProbability;
-    const q = (action: string) => d.directEstimates?.[action] ?? directDefault;
-    let direct = 0;
-    for (const [action, p] of Object.entries(d.candidateProbabilities)) direct += p * q(action);
-    weights.push(w);
-    rewards.push(d.reward);
-    ipsTerms.push(w * d.reward);
-    drTerms.push(direct + w * (d.reward - q(d.served)));
-  }
-  const evaluated = weights.length;
-  if (evaluated === 0) {
-    throw new UnsupportedCandidate(
-      log.length === 0 ? 'no logged decisions to evaluate' : 'the logging policy never served what the candidate would choose on any logged decision (no support)',
-    );
-  }
-  const weightSum = weights.reduce((sum, w) => sum + w, 0);
-  const weightSquares = weights.reduce((sum, w) => sum + w * w, 0);
-  const ips = meanInterval(ipsTerms, z);
-  let snips: RateInterval;
-  if (weightSum > 0) {
-    const value = ipsTerms.reduce((sum, t) => sum + t, 0) / weightSum;
-    const spread = weights.reduce((sum, w, i) => sum + w * w * ((rewards[i] as number) - value) ** 2, 0);
-    const half = (z * Math.sqrt(spread)) / weightSum;
-    snips = { estimate: value, low: value - half, high: value + half };
-  } else {
-    // The candidate never agrees with what was served: SNIPS is undefined; IPS's zero is the honest answer.
-    snips = { estimate: 0, low: 0, high: 0 };
-  }
-  return {
-    decisions: log.length,
-    evaluated,
-    evaluatedShare: evaluated / log.length,
-    effectiveSampleSize: weightSquares > 0 ? (weightSum * weightSum) / weightSquares : 0,
-    loggedRate: rewards.reduce((sum, r) => sum + r, 0) / evaluated,
-    ips,
-    snips,
-    dr: meanInterval(drTerms, z),
-  };
+  let sums = EMPTY_SUMS;
+  for (const d of log) sums = addDecision(sums, d, options);
+  return estimateFromSums(sums, options);
 }

@@ -1,0 +1,246 @@
+/**
+ * The cost module of `npm run bench`: what 1M decisions and 1M ingested
+ * events cost on AWS list prices (bench/cost.ts, bench/prices.ts), from what
+ * this run measures of the real handlers against DynamoDB Local:
+ *
+ * - decide: the handler's mean warm duration per decision (the generated
+ *   1,000-action catalog of the decide bench, learning on, its decision
+ *   record written), the DynamoDB read units of the requests it sends
+ *   (metered per request from the items read, `readUnits`), and the bytes of
+ *   its decision record line (captured as the local stack captures it),
+ *   gzipped as Firehose and S3 get them;
+ * - an ingested event: the ingest handler's mean duration for one `track`
+ *   message per request (what a page sends) and the write units of its
+ *   conditional put; the profile handler's duration per event on stream
+ *   batches of 10 events of 10 customers (each event its own profile write:
+ *   the costly case), with the read and write units of what it sends.
+ *
+ * Durations include DynamoDB Local's round trips, slower than DynamoDB's
+ * (bench/README.md): the Lambda lines over-estimate. Not counted: data
+ * transfer out, the statistics cache's background reads (16 Queries per
+ * decide environment every 5 s, whatever the traffic), and free items
+ * (DynamoDB Streams reads by Lambda, S3 lifecycle expiry).
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { costPerMillion, readUnits, writeUnits, type CostLine, type UnitUse } from './cost.ts';
+import { PRICES_RECORDED } from './prices.ts';
+
+/** The budget of a million decisions, USD (ARCHITECTURE.md, issue 11). */
+export const DECISION_BUDGET_USD = 1.5;
+
+/**
+ * Lambda's own lines per invocation in the function's log group
+ * (platform.start / platform.report in the JSON log format), bytes: an
+ * estimate from the Lambda developer guide's examples, not measured here.
+ */
+export const PLATFORM_LOG_BYTES = 400;
+
+/** Decision records per Firehose record: CloudWatch Logs sends a subscription's log events in batches (an assumption: 100). */
+const RECORDS_PER_FIREHOSE_RECORD = 100;
+
+/** How long the decision log keeps its records (infra DecisionLog's default retention), months. */
+const DECISION_LOG_MONTHS = 3;
+
+/** The byte size DynamoDB bills an item by, approximated by its JSON text (attribute names and values). */
+const itemBytes = (item: unknown): number => (item ? Buffer.byteLength(JSON.stringify(item)) : 0);
+
+interface Meter {
+  readUnits: number;
+  writeUnits: number;
+  requests: number;
+}
+
+/** Meters the read and write units of every request `client` sends while `meter` is set. */
+function meterClient(client: { send: (...args: never[]) => Promise<unknown> }): { meter: Meter | undefined; reset(): Meter } {
+  const state: { meter: Meter | undefined; reset(): Meter } = {
+    meter: undefined,
+    reset() {
+      this.meter = { readUnits: 0, writeUnits: 0, requests: 0 };
+      return this.meter;
+    },
+  };
+  const send = client.send.bind(client) as (operation: string, input: Record<string, unknown>, options?: unknown) => Promise<Record<string, unknown>>;
+  (client as { send: unknown }).send = async (operation: string, input: Record<string, unknown>, options?: unknown) => {
+    const output = await send(operation, input, options);
+    const m = state.meter;
+    if (!m) return output;
+    m.requests++;
+    if (operation === 'GetItem') m.readUnits += readUnits(itemBytes(output.Item), { consistent: input.ConsistentRead === true });
+    if (operation === 'BatchGetItem') {
+      const requested = input.RequestItems as Record<string, { ConsistentRead?: boolean }>;
+      for (const [table, items] of Object.entries((output.Responses ?? {}) as Record<string, unknown[]>)) {
+        for (const item of items) m.readUnits += readUnits(itemBytes(item), { consistent: requested[table]?.ConsistentRead === true });
+      }
+    }
+    if (operation === 'Query') m.readUnits += readUnits(((output.Items ?? []) as unknown[]).reduce<number>((n, item) => n + itemBytes(item), 0));
+    if (operation === 'PutItem') m.writeUnits += writeUnits(itemBytes(input.Item));
+    if (operation === 'UpdateItem' || operation === 'DeleteItem') m.writeUnits += 1;
+    if (operation === 'TransactWriteItems') {
+      for (const t of input.TransactItems as Record<string, { Item?: unknown }>[]) {
+        // A Put by its item's size; an Update, Delete or ConditionCheck of a small item: 1 KB.
+        m.writeUnits += writeUnits(t.Put ? itemBytes(t.Put.Item) : 1, { transactional: true });
+      }
+    }
+    return output;
+  };
+  return state;
+}
+
+const mean = (values: readonly number[]) => values.reduce((s, v) => s + v, 0) / values.length;
+
+export interface CostBenchResult {
+  readonly decisions: { readonly generated: CostLine[]; readonly seed: CostLine[] };
+  readonly events: CostLine[];
+  readonly withinBudget: boolean;
+}
+
+/** The cost table of this run (see the module's docstring); `endpoint` is the in-memory DynamoDB Local the bench started. */
+export async function benchCost(endpoint: string): Promise<CostBenchResult> {
+  // The handlers read their configuration at first import: the emulator's endpoint, quiet logs and metrics.
+  process.env.DYNAMODB_ENDPOINT ??= endpoint;
+  process.env.AWS_REGION ??= 'us-east-1';
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
+  const { prepareDecideFixture, generateCatalog } = await import('./decide.ts');
+  const fixture = await prepareDecideFixture(endpoint, generateCatalog().document);
+  const { dynamo } = await import('#store/client.ts');
+  const { functionDefinitions } = await import('#shared/functions.ts');
+  const { lambdaContext, apiGatewayEvent } = await import('#test/support/apigw.ts');
+  const { handler: decideHandler } = await import('#functions/decide/handler.ts');
+  const { handler: ingestHandler } = await import('#functions/ingest/handler.ts');
+  const { processStreamEvent } = await import('#functions/profile/handler.ts');
+  const { storedEvent, streamEvent, streamRecord, sequenceNumber } = await import('#test/support/stream.ts');
+  const { captureDecisionRecords, decisionLogFiles, LocalDecisionLog } = await import('#local/decision-log.ts');
+  const metered = meterClient(dynamo() as never);
+
+  // Decide: warm, then timed; its records captured as the local stack captures them.
+  const DECISIONS = 300;
+  const measureDecide = async (): Promise<{ ms: number; units: Meter; recordBytes: number; recordGzipBytes: number }> => {
+    const folder = mkdtempSync(join(tmpdir(), 'kairos-bench-cost-'));
+    const release = captureDecisionRecords(new LocalDecisionLog(folder));
+    try {
+      const WARM = 50;
+      for (let i = 0; i < WARM; i++) await decideHandler(fixture.event(), lambdaContext());
+      const units = metered.reset();
+      const ms: number[] = [];
+      for (let i = 0; i < DECISIONS; i++) {
+        const started = performance.now();
+        const answer = (await decideHandler(fixture.event(), lambdaContext())) as { statusCode?: number };
+        ms.push(performance.now() - started);
+        if (answer.statusCode !== 200) throw new Error(`decide answered ${answer.statusCode}`);
+      }
+      metered.meter = undefined;
+      const all = decisionLogFiles(folder)
+        .flatMap((file) => readFileSync(file, 'utf8').split('\n'))
+        .filter((l) => l !== '');
+      if (all.length !== WARM + DECISIONS) throw new Error(`${all.length} decision records for ${WARM + DECISIONS} decisions`);
+      const text = `${all.slice(WARM).join('\n')}\n`;
+      return { ms: mean(ms), units, recordBytes: Buffer.byteLength(text) / DECISIONS, recordGzipBytes: gzipSync(text).length / DECISIONS };
+    } finally {
+      release();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  };
+  const generated = await measureDecide();
+  await fixture.publishSeed();
+  const { refreshLiveCatalog } = await import('#store/catalog-live.ts');
+  await refreshLiveCatalog();
+  const seed = await measureDecide();
+
+  // Ingest: one track message per request.
+  const EVENTS = 200;
+  const ingestMs: number[] = [];
+  const track = (i: number) =>
+    apiGatewayEvent({
+      method: 'POST',
+      path: '/v1/track',
+      headers: fixture.headers,
+      body: JSON.stringify({ userId: `cost-${i % 10}`, event: 'Product Viewed', messageId: `cost-${Date.now().toString(36)}-${i}`, properties: { category: 'running', price: 42 } }),
+    });
+  for (let i = 0; i < 20; i++) await ingestHandler(track(-1 - i), lambdaContext());
+  const ingestUnits = metered.reset();
+  for (let i = 0; i < EVENTS; i++) {
+    const started = performance.now();
+    const answer = (await ingestHandler(track(i), lambdaContext())) as { statusCode?: number };
+    ingestMs.push(performance.now() - started);
+    if (answer.statusCode !== 200) throw new Error(`ingest answered ${answer.statusCode}`);
+  }
+  metered.meter = undefined;
+
+  // Profile: stream batches of 10 events, one per customer.
+  const BATCH = 10;
+  const BATCHES = 20;
+  let sequence = 0;
+  const batch = (b: number) =>
+    streamEvent(
+      Array.from({ length: BATCH }, (_, c) =>
+        streamRecord(
+          storedEvent({ type: 'track', userId: `cost-profile-${c}`, messageId: `cost-p-${b}-${c}`, event: 'Product Viewed', timestamp: new Date().toISOString(), properties: { category: 'running' } }),
+          { sequenceNumber: sequenceNumber(sequence++) },
+        ),
+      ),
+    );
+  for (let b = 0; b < 3; b++) await processStreamEvent(batch(-1 - b), lambdaContext());
+  const profileUnits = metered.reset();
+  const profileMs: number[] = [];
+  for (let b = 0; b < BATCHES; b++) {
+    const started = performance.now();
+    const answer = await processStreamEvent(batch(b), lambdaContext());
+    profileMs.push(performance.now() - started);
+    if (answer.batchItemFailures.length > 0) throw new Error(`the profile function failed ${answer.batchItemFailures.length} records`);
+  }
+  metered.meter = undefined;
+  await fixture.restore();
+
+  const decisionUse = (m: Awaited<ReturnType<typeof measureDecide>>): UnitUse => ({
+    httpRequests: 1,
+    lambdas: [{ name: 'decide', invocations: 1, durationMs: m.ms, memoryMb: functionDefinitions.decide.memorySize }],
+    readUnits: m.units.readUnits / DECISIONS,
+    writeUnits: m.units.writeUnits / DECISIONS,
+    logBytes: m.recordBytes + PLATFORM_LOG_BYTES,
+    firehoseRecords: 1 / RECORDS_PER_FIREHOSE_RECORD,
+    firehoseRecordBytes: m.recordGzipBytes * RECORDS_PER_FIREHOSE_RECORD,
+    s3Bytes: m.recordGzipBytes,
+    s3Months: DECISION_LOG_MONTHS,
+  });
+  const eventUse: UnitUse = {
+    httpRequests: 1,
+    lambdas: [
+      { name: 'ingest', invocations: 1, durationMs: mean(ingestMs), memoryMb: functionDefinitions.ingest.memorySize },
+      { name: 'profile', invocations: 1 / BATCH, durationMs: mean(profileMs), memoryMb: functionDefinitions.profile.memorySize },
+    ],
+    readUnits: ingestUnits.readUnits / EVENTS + profileUnits.readUnits / (BATCH * BATCHES),
+    writeUnits: ingestUnits.writeUnits / EVENTS + profileUnits.writeUnits / (BATCH * BATCHES),
+    logBytes: PLATFORM_LOG_BYTES * (1 + 1 / BATCH),
+    firehoseRecords: 0,
+    firehoseRecordBytes: 0,
+  };
+  const decisions = { generated: costPerMillion(decisionUse(generated)), seed: costPerMillion(decisionUse(seed)) };
+  const events = costPerMillion(eventUse);
+  const totalOf = (lines: readonly CostLine[]) => lines.at(-1)?.usdPerMillion ?? Number.POSITIVE_INFINITY;
+  const withinBudget = totalOf(decisions.generated) <= DECISION_BUDGET_USD && totalOf(decisions.seed) <= DECISION_BUDGET_USD;
+
+  const table = (title: string, lines: readonly CostLine[]) =>
+    [`  ${title}`, ...lines.map((l) => `    ${l.item.padEnd(84)} $${l.usdPerMillion.toFixed(4)}`)].join('\n');
+  const measured = (label: string, m: Awaited<ReturnType<typeof measureDecide>>) =>
+    `${label} ${m.ms.toFixed(2)} ms/decision, ${(m.units.requests / DECISIONS).toFixed(2)} DynamoDB requests (${(m.units.readUnits / DECISIONS).toFixed(2)} RRU), decision record ${m.recordBytes.toFixed(0)} B (${m.recordGzipBytes.toFixed(0)} B gzipped)`;
+  const budget = (label: string, lines: readonly CostLine[]) =>
+    `  budget     1M decisions, ${label}: $${totalOf(lines).toFixed(2)} (budget ≤ $${DECISION_BUDGET_USD.toFixed(2)}) ${totalOf(lines) <= DECISION_BUDGET_USD ? 'ok' : 'OVER BUDGET'}`;
+  console.log(
+    [
+      `  measured   ${measured('decide, 1,000-action catalog', generated)}`,
+      `             ${measured('decide, seed catalog', seed)}`,
+      `             ingest ${mean(ingestMs).toFixed(2)} ms/event (${(ingestUnits.writeUnits / EVENTS).toFixed(2)} WRU); profile ${mean(profileMs).toFixed(1)} ms per batch of ${BATCH} (${(profileUnits.readUnits / (BATCH * BATCHES)).toFixed(2)} RRU, ${(profileUnits.writeUnits / (BATCH * BATCHES)).toFixed(2)} WRU per event)`,
+      `  prices     bench/prices.ts, ${PRICES_RECORDED}; CloudWatch Logs includes ${PLATFORM_LOG_BYTES} B of Lambda platform lines per invocation (estimate)`,
+      table('1M decisions, 1,000-action catalog (USD)', decisions.generated),
+      table('1M decisions, seed catalog (USD)', decisions.seed),
+      table('1M ingested events, one per request (USD)', events),
+      budget('1,000-action catalog', decisions.generated),
+      budget('seed catalog', decisions.seed),
+    ].join('\n'),
+  );
+  return { decisions, events, withinBudget };
+}

@@ -1,0 +1,321 @@
+/**
+ * `npm run evaluate`: off-policy evaluation of a candidate catalog on the
+ * decision log — would it have done better than the catalog that decided?
+ * (shared/domain/evaluation/evaluate.ts: each sampled decision replayed
+ * through the candidate with the one decide, joined with its outcomes,
+ * IPS / SNIPS / DR with 95% intervals.)
+ *
+ * Locally (`--log <folder>`, default `<KAIROS_DATA_DIR or .kairos>/decisions`):
+ * every JSONL file of the folder whose day is in the range is one partition
+ * of the map step, run in process; the outcomes and the learning statistics
+ * are read from the local stack's DynamoDB Local (`--dynamodb <url>` or
+ * DYNAMODB_ENDPOINT; `npm start` prints it), with its decision key
+ * (KAIROS_DECISION_KEY, else the data folder's local-secrets.json).
+ *
+ * Deployed (`--deployed`): starts the stack's evaluation state machine
+ * (`--state-machine <arn>`, the stack output EvaluationStateMachineArn) with
+ * the candidate catalog and the range as input, waits for it, and prints its
+ * result; AWS credentials and region from the environment.
+ *
+ * Exit codes: 0 estimates printed, 3 refused (no support, nothing to
+ * replay: the reason on stderr), 2 a usage or input mistake, 1 anything else.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
+import { decisionKey, type DecisionKey } from '#domain/decide/decision-id.ts';
+import { DEFAULT_MIN_SUPPORT, decisionRecordsOfText, evaluatePartition, reduceEvaluation, type Evaluation, type PartitionSums } from '#domain/evaluation/evaluate.ts';
+import type { DecisionLogRecord } from '#domain/evaluation/decision-record.ts';
+import { replayCache } from '#domain/evaluation/replay.ts';
+import { DynamoClient } from '#store/client.ts';
+import { evaluationStatistics, readEvaluationCounts, readOutcomeIndex, type EvaluationRange } from '#store/evaluation-inputs.ts';
+import { describeExecution, startExecution } from '#shared/aws-requests.ts';
+import { parseCommandLine, readText, runCommand, UsageError } from './cli.ts';
+
+export const USAGE = `Usage: npm run evaluate -- --catalog <candidate.yaml> [--log <folder> | --deployed] [options]
+
+Estimates the reward rate (click or conversion: the candidate's learning.reward)
+a candidate catalog would have had on the logged decisions, by replaying each
+sampled decision through it: IPS, self-normalised IPS and doubly robust, each
+with its 95% interval, beside the logged policy's observed rate.
+
+  --catalog <file>        the candidate catalog (YAML or JSON)
+  --log <folder>          the decision log's JSONL files (default: the local
+                          stack's, <KAIROS_DATA_DIR or .kairos>/decisions)
+  --deployed              run the deployed stack's evaluation state machine
+  --state-machine <arn>   with --deployed: its ARN (stack output
+                          EvaluationStateMachineArn; default env
+                          KAIROS_EVALUATION_STATE_MACHINE)
+  --from <date>           decisions made from this UTC day or instant
+                          (YYYY-MM-DD or ISO-8601; default: the log's first)
+  --to <date>             decisions made up to the end of this UTC day, or
+                          before this instant (default: the log's last)
+  --dynamodb <url>        the local stack's DynamoDB Local (default env
+                          DYNAMODB_ENDPOINT; npm start prints it)
+  --min-support <share>   refuse below this share of replayed decisions whose
+                          candidate choice the logging policy could have made
+                          (0..1, default ${DEFAULT_MIN_SUPPORT})
+  --json                  print the result as JSON
+  -h, --help              this text
+
+Exit codes: 0 estimates, 3 refused (the reason on stderr), 2 usage, 1 other.
+`;
+
+export interface EvaluateOptions {
+  readonly catalog: string;
+  readonly log?: string;
+  readonly deployed: boolean;
+  readonly stateMachine?: string;
+  readonly from?: number;
+  readonly to?: number;
+  readonly dynamodb?: string;
+  readonly minSupport: number;
+  readonly json: boolean;
+}
+
+const DAY_MS = 86_400_000;
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** A `--from`/`--to` value as epoch ms; a bare day of `--to` means its end. Throws UsageError. */
+function instant(name: string, text: string, end: boolean): number {
+  const ms = DAY.test(text) ? Date.parse(`${text}T00:00:00Z`) + (end ? DAY_MS : 0) : Date.parse(text);
+  if (!Number.isFinite(ms)) throw new UsageError(`--${name} must be a day (YYYY-MM-DD) or an ISO-8601 instant (got "${text}")`);
+  return ms;
+}
+
+/** The command line, checked; 'help' for -h/--help. Throws UsageError. */
+export function parseEvaluateArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): EvaluateOptions | 'help' {
+  const values = parseCommandLine(argv, {
+    catalog: { type: 'string' },
+    log: { type: 'string' },
+    deployed: { type: 'boolean', default: false },
+    'state-machine': { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    dynamodb: { type: 'string' },
+    'min-support': { type: 'string' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
+  if (values.help) return 'help';
+  if (values.catalog === undefined) throw new UsageError('--catalog <candidate.yaml> is required (see --help)');
+  if (values.deployed && values.log !== undefined) throw new UsageError('--log and --deployed exclude each other: a local folder or the deployed log');
+  const stateMachine = values['state-machine'] ?? (values.deployed ? env.KAIROS_EVALUATION_STATE_MACHINE : undefined);
+  if (values.deployed && (stateMachine === undefined || !stateMachine.startsWith('arn:'))) {
+    throw new UsageError('--deployed needs --state-machine <arn> (the stack output EvaluationStateMachineArn) or KAIROS_EVALUATION_STATE_MACHINE');
+  }
+  if (!values.deployed && values['state-machine'] !== undefined) throw new UsageError('--state-machine goes with --deployed');
+  const from = values.from !== undefined ? instant('from', values.from, false) : undefined;
+  const to = values.to !== undefined ? instant('to', values.to, true) : undefined;
+  if (from !== undefined && to !== undefined && from >= to) throw new UsageError('--from must come before --to');
+  if (values.deployed && (from === undefined || to === undefined)) throw new UsageError('--deployed needs --from and --to (the days of the log to read)');
+  const minSupportText = values['min-support'] ?? String(DEFAULT_MIN_SUPPORT);
+  const minSupport = Number(minSupportText);
+  if (minSupportText.trim() === '' || !(minSupport >= 0 && minSupport <= 1)) throw new UsageError(`--min-support must be a share from 0 to 1 (got "${minSupportText}")`);
+  const dynamodb = values.dynamodb ?? env.DYNAMODB_ENDPOINT;
+  if (dynamodb !== undefined && !/^https?:\/\/[^\s/]+/.test(dynamodb)) throw new UsageError(`--dynamodb must be a URL such as http://127.0.0.1:8000 (got "${dynamodb}")`);
+  return {
+    catalog: values.catalog,
+    deployed: values.deployed,
+    minSupport,
+    json: values.json,
+    ...(values.log !== undefined ? { log: values.log } : {}),
+    ...(stateMachine !== undefined && values.deployed ? { stateMachine } : {}),
+    ...(from !== undefined ? { from } : {}),
+    ...(to !== undefined ? { to } : {}),
+    ...(dynamodb !== undefined ? { dynamodb } : {}),
+  };
+}
+
+/** The candidate catalog of a file, compiled; its problems are a UsageError naming the file and the first problem's line. */
+export function readCandidate(path: string): { readonly text: string; readonly catalog: CompiledCatalog } {
+  const text = readText(path, 'candidate catalog');
+  const result = loadCatalog(text, /\.json$/i.test(path) ? 'json' : 'yaml');
+  if (!result.ok) {
+    const first = result.problems[0];
+    const where = first?.line !== undefined ? `${path}:${first.line}${first.column !== undefined ? `:${first.column}` : ''}` : path;
+    throw new UsageError(`${where}: ${first ? `${first.path}: ${first.message}` : 'not a valid catalog'}${result.problems.length > 1 ? ` (and ${result.problems.length - 1} more problem(s))` : ''}`);
+  }
+  return { text, catalog: result.catalog };
+}
+
+/** A decision log file's day (`yyyy-mm-dd…jsonl`), or undefined when its name holds none. */
+const dayOfFile = (name: string): string | undefined => /^(\d{4}-\d{2}-\d{2})/.exec(name)?.[1];
+
+/**
+ * The JSONL files of `folder` whose day may hold decisions of [from, to)
+ * (a file named by its UTC day; a file named otherwise is always read).
+ * Throws UsageError for a folder that does not exist.
+ */
+export function logFiles(folder: string, range: { readonly from?: number; readonly to?: number } = {}): string[] {
+  if (!existsSync(folder)) throw new UsageError(`no decision log at ${folder} (give the folder with --log)`);
+  return readdirSync(folder)
+    .filter((name) => /\.jsonl(\.\d+)?$/.test(name))
+    .filter((name) => {
+      const day = dayOfFile(name);
+      if (day === undefined) return true;
+      const start = Date.parse(`${day}T00:00:00Z`);
+      return (range.from === undefined || start + DAY_MS > range.from) && (range.to === undefined || start < range.to);
+    })
+    .sort()
+    .map((name) => join(folder, name));
+}
+
+export interface LocalEvaluationInput {
+  readonly candidate: CompiledCatalog;
+  readonly files: readonly string[];
+  readonly from?: number;
+  readonly to?: number;
+  readonly decisionKey: DecisionKey;
+  readonly client: DynamoClient;
+  readonly minSupport?: number;
+  /** @default config's table names */
+  readonly tables?: { readonly events?: string; readonly control?: string };
+}
+
+/**
+ * The evaluation of a local decision log: each file a partition of the map
+ * step (in process), the outcomes and statistics of the range read once, then
+ * the reduce. The range defaults to the first and last decision of the files.
+ */
+export async function evaluateLocalLog(input: LocalEvaluationInput): Promise<Evaluation> {
+  const partitions: { records: DecisionLogRecord[]; malformed: number }[] = input.files.map((file) => decisionRecordsOfText(readFileSync(file, 'utf8')));
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  for (const { records } of partitions) {
+    for (const r of records) {
+      const at = Date.parse(r.at);
+      if (at < first) first = at;
+      if (at > last) last = at;
+    }
+  }
+  const range: EvaluationRange = { from: input.from ?? (Number.isFinite(first) ? first : 0), to: input.to ?? (Number.isFinite(last) ? last + 1 : 1) };
+  const outcomes = await readOutcomeIndex(input.candidate, range, input.decisionKey, { client: input.client, ...(input.tables?.events ? { table: input.tables.events } : {}) });
+  const learning = evaluationStatistics(await readEvaluationCounts(input.candidate, range, { client: input.client, ...(input.tables?.control ? { table: input.tables.control } : {}) }));
+  const cache = replayCache();
+  const sums: PartitionSums[] = partitions.map(({ records, malformed }) =>
+    evaluatePartition(records, { candidate: input.candidate, outcomes, learning, decisionKey: input.decisionKey, from: range.from, to: range.to, cache }, malformed),
+  );
+  return reduceEvaluation(sums, { reward: input.candidate.learning.reward, ...(input.minSupport !== undefined ? { minSupport: input.minSupport } : {}) });
+}
+
+const rate = (n: number) => n.toFixed(4);
+
+/** The evaluation as the command prints it. */
+export function formatEvaluation(evaluation: Evaluation, candidate: string): string {
+  const lines = [
+    `candidate      ${candidate}`,
+    `records        ${evaluation.records} read: ${evaluation.replayed} replayed, ${evaluation.notSampled} without features (not sampled), ${evaluation.degraded} degraded, ${evaluation.outsideRange} outside the range, ${evaluation.malformed} unreadable`,
+  ];
+  if (!evaluation.ok) return `${lines.join('\n')}\nrefused        ${evaluation.reason}\n`;
+  const e = evaluation.estimate;
+  const interval = (name: 'ips' | 'snips' | 'dr') => `${rate(e[name].estimate)}  [${rate(e[name].low)}, ${rate(e[name].high)}]`;
+  lines.push(
+    `evaluable      ${e.evaluated} of ${e.decisions} (${(e.evaluatedShare * 100).toFixed(1)}%): the candidate's choice was one the logging policy could make`,
+    `effective n    ${e.effectiveSampleSize.toFixed(1)}`,
+    `reward         ${evaluation.reward} rate, position 1`,
+    `logged policy  ${rate(e.loggedRate)}  (observed)`,
+    `IPS            ${interval('ips')}  (95%)`,
+    `SNIPS          ${interval('snips')}  (95%)`,
+    `DR             ${interval('dr')}  (95%)`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+/** How often `--deployed` asks whether the execution ended, ms. */
+const POLL_MS = 5_000;
+
+/**
+ * Runs the deployed evaluation state machine (infra/constructs/evaluation.ts)
+ * on the candidate catalog's text and the range, waits for it, and returns
+ * its result. A failed execution is an Error with its error and cause.
+ */
+export async function startEvaluation(input: {
+  readonly stateMachineArn: string;
+  readonly catalog: string;
+  readonly from: number;
+  readonly to: number;
+  readonly minSupport: number;
+}): Promise<Evaluation> {
+  const executionArn = await startExecution(input.stateMachineArn, {
+    catalog: input.catalog,
+    from: new Date(input.from).toISOString(),
+    to: new Date(input.to).toISOString(),
+    minSupport: input.minSupport,
+  });
+  console.error(`evaluate: started ${executionArn}`);
+  for (;;) {
+    const execution = await describeExecution(executionArn);
+    if (execution.status === 'SUCCEEDED') return JSON.parse(execution.output ?? '{}') as Evaluation;
+    if (execution.status !== 'RUNNING') throw new Error(`the execution ended ${execution.status}: ${execution.error ?? ''} ${execution.cause ?? ''}`.trim());
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+/** The local stack's decision key: KAIROS_DECISION_KEY, else the data folder's local-secrets.json. Throws UsageError. */
+export function localDecisionKey(env: NodeJS.ProcessEnv, dataDir: string): DecisionKey {
+  const secret =
+    env.KAIROS_DECISION_KEY ??
+    (() => {
+      const file = join(dataDir, 'local-secrets.json');
+      if (!existsSync(file)) return undefined;
+      try {
+        const secrets = JSON.parse(readFileSync(file, 'utf8')) as { decisionKey?: unknown };
+        return typeof secrets.decisionKey === 'string' ? secrets.decisionKey : undefined;
+      } catch {
+        return undefined;
+      }
+    })();
+  if (secret === undefined) throw new UsageError(`no decision key: set KAIROS_DECISION_KEY, or run from the folder whose ${join(dataDir, 'local-secrets.json')} npm start wrote`);
+  try {
+    return decisionKey(secret);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** The command: see the module's docstring for the exit codes. */
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return runCommand('evaluate', async () => {
+    const options = parseEvaluateArgs(argv, env);
+    if (options === 'help') {
+      process.stdout.write(USAGE);
+      return;
+    }
+    const candidate = readCandidate(options.catalog);
+    let evaluation: Evaluation;
+    if (options.deployed) {
+      evaluation = await startEvaluation({
+        stateMachineArn: options.stateMachine as string,
+        catalog: candidate.text,
+        from: options.from as number,
+        to: options.to as number,
+        minSupport: options.minSupport,
+      });
+    } else {
+      const dataDir = resolve(env.KAIROS_DATA_DIR ?? '.kairos');
+      const folder = options.log ?? join(dataDir, 'decisions');
+      const files = logFiles(folder, options);
+      if (files.length === 0) throw new UsageError(`no decision log file (*.jsonl) in ${folder}${options.from !== undefined || options.to !== undefined ? ' for these days' : ''}`);
+      if (options.dynamodb === undefined) throw new UsageError('give the local stack\'s DynamoDB Local with --dynamodb <url> (npm start prints it) or DYNAMODB_ENDPOINT');
+      evaluation = await evaluateLocalLog({
+        candidate: candidate.catalog,
+        files,
+        ...(options.from !== undefined ? { from: options.from } : {}),
+        ...(options.to !== undefined ? { to: options.to } : {}),
+        decisionKey: localDecisionKey(env, dataDir),
+        client: new DynamoClient({ endpoint: options.dynamodb }),
+        minSupport: options.minSupport,
+      });
+    }
+    process.stdout.write(options.json ? `${JSON.stringify(evaluation, null, 2)}\n` : formatEvaluation(evaluation, options.catalog));
+    if (!evaluation.ok) {
+      console.error(`evaluate: refused: ${evaluation.reason}`);
+      return 3;
+    }
+  });
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) process.exitCode = await main(process.argv.slice(2));

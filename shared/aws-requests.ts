@@ -1,0 +1,62 @@
+/**
+ * The two AWS APIs the evaluation uses besides DynamoDB, through aws-lite's
+ * plain signed requests (no plugin, no SDK client in the bundle): S3
+ * GetObject / PutObject for the evaluation functions, Step Functions
+ * StartExecution / DescribeExecution for `npm run evaluate --deployed`.
+ * Credentials and region from the environment (Lambda's, or the
+ * operator's). Not reachable from this repository's tests (no AWS account):
+ * the CDK assertions pin what they may call.
+ */
+import awsLite from '@aws-lite/client';
+
+type AwsLite = Awaited<ReturnType<typeof awsLite>>;
+
+let client: Promise<AwsLite> | undefined;
+
+const aws = (): Promise<AwsLite> =>
+  (client ??= awsLite({ autoloadPlugins: false, awsConfigFile: false, keepAlive: true, ...(process.env.AWS_REGION ? { region: process.env.AWS_REGION } : {}) }));
+
+/** The S3 path of an object: `/<bucket>/<key>`, the key's segments URI-encoded. */
+const objectPath = (bucket: string, key: string): string => `/${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+
+/** An S3 object's bytes. */
+export async function getObject(bucket: string, key: string): Promise<Buffer> {
+  const response = await (await aws())({ service: 's3', path: objectPath(bucket, key), responseContentType: 'application/octet-stream' } as Parameters<AwsLite>[0]);
+  const payload = response.payload as unknown;
+  return Buffer.isBuffer(payload) ? payload : Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
+}
+
+/** Writes a JSON document to S3. */
+export async function putJsonObject(bucket: string, key: string, value: unknown): Promise<void> {
+  await (await aws())({ service: 's3', method: 'PUT', path: objectPath(bucket, key), headers: { 'content-type': 'application/json' }, payload: JSON.stringify(value) });
+}
+
+/** One Step Functions action (AWS JSON 1.0). */
+async function states(action: string, payload: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const response = await (await aws())({
+    service: 'states',
+    method: 'POST',
+    path: '/',
+    awsjson: false,
+    headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': `AWSStepFunctions.${action}` },
+    payload: JSON.stringify(payload),
+  });
+  return response.payload as Record<string, unknown>;
+}
+
+/** Starts an execution of a state machine with `input` (JSON); its ARN. */
+export async function startExecution(stateMachineArn: string, input: unknown): Promise<string> {
+  const answer = await states('StartExecution', { stateMachineArn, input: JSON.stringify(input) });
+  return String(answer.executionArn);
+}
+
+/** An execution's status and, once it ended, its output (JSON text) or its error and cause. */
+export async function describeExecution(executionArn: string): Promise<{ status: string; output?: string; error?: string; cause?: string }> {
+  const answer = await states('DescribeExecution', { executionArn });
+  return {
+    status: String(answer.status),
+    ...(typeof answer.output === 'string' ? { output: answer.output } : {}),
+    ...(typeof answer.error === 'string' ? { error: answer.error } : {}),
+    ...(typeof answer.cause === 'string' ? { cause: answer.cause } : {}),
+  };
+}

@@ -1,0 +1,330 @@
+/**
+ * Off-policy evaluation of a candidate catalog on the decision log, as a map
+ * and a reduce, both pure:
+ *
+ * - map (`evaluatePartition`): one partition of the log (a JSONL file of a
+ *   day, an S3 object) → `PartitionSums`. Each decision record that carries
+ *   `features` is replayed through the candidate (replay.ts
+ *   `replayDecision`, the one decide) and its reward joined from the
+ *   outcomes (`indexOutcomes`); the estimators' sums (estimators.ts
+ *   `addDecision`) are added per decision.
+ * - reduce (`reduceEvaluation`): the partitions' sums merged, then IPS,
+ *   SNIPS and DR with their 95% intervals (estimators.ts
+ *   `estimateFromSums`) beside the logged policy's observed rate, or a
+ *   refusal with its reason when the logging policy did not explore what
+ *   the candidate would do.
+ *
+ * What is evaluated: the action served first (position 1). Its reward is 1
+ * when an outcome of the candidate's reward kind (`learning.reward`: click
+ * or conversion) was counted for that action of that decision by the
+ * attribution rules (profile/outcomes.ts `attributeOutcome`: the service's
+ * own decision id, the action it served, within the attribution or
+ * conversion window), else 0. The logging policy's probability is the
+ * record's position-1 probability of what it served (its eligible entry);
+ * its support, the
+ * eligible arms with a probability above 0 (and what it served). The
+ * direct method's reward model q̂(x, a) is the posterior mean of arm a in
+ * the decision's learning context, channel and placement from the learning
+ * statistics (learning/statistics.ts `posterior`, the candidate's prior and
+ * reward kind); 0 for serving nothing.
+ *
+ * Left out, and counted: records without features (not sampled), degraded
+ * decisions (the profile was not read: nothing to replay), lines that are
+ * not decision records, and records outside the requested time range.
+ */
+import type { CompiledCatalog } from '../catalog/compiled.ts';
+import type { LearningStats } from '../decide/types.ts';
+import { decodeDecisionId, readDecisionId, type DecisionKey } from '../decide/decision-id.ts';
+import { NO_CONTEXT, posterior } from '../learning/statistics.ts';
+import type { ArmProbabilityCache } from '../learning/policy.ts';
+import { attributeOutcome, parseOutcomeKey, type OutcomeKind } from '../profile/outcomes.ts';
+import { semanticName } from '../profile/apply.ts';
+import type { Channel } from '../channels.ts';
+import { DECISION_RECORD_KEY, DECISION_RECORD_MESSAGE, type DecisionLogRecord } from './decision-record.ts';
+import { EMPTY_SUMS, addDecision, estimateFromSums, inSupport, mergeSums, type OffPolicyEstimate, type OffPolicySums } from './estimators.ts';
+import { NO_ACTION, armKey, armOfKey, replayCache, replayDecision } from './replay.ts';
+
+/** The decision records of a text of JSON lines (the log lines as delivered, or bare records), and how many lines were not records. */
+export function decisionRecordsOfText(text: string): { readonly records: DecisionLogRecord[]; readonly malformed: number } {
+  const records: DecisionLogRecord[] = [];
+  let malformed = 0;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      malformed++;
+      continue;
+    }
+    const object = value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+    const record = object?.message === DECISION_RECORD_MESSAGE ? object[DECISION_RECORD_KEY] : object;
+    if (isRecord(record)) records.push(record);
+    else malformed++;
+  }
+  return { records, malformed };
+}
+
+const isRecord = (value: unknown): value is DecisionLogRecord => {
+  const r = value as Partial<DecisionLogRecord> | undefined;
+  return (
+    r !== null &&
+    typeof r === 'object' &&
+    typeof r.decisionId === 'string' &&
+    typeof r.at === 'string' &&
+    Number.isFinite(Date.parse(r.at)) &&
+    typeof r.channel === 'string' &&
+    Array.isArray(r.served) &&
+    Array.isArray(r.eligible)
+  );
+};
+
+/** An outcome event as stored (the Events table's track events): name, properties, time (ISO-8601). */
+export interface OutcomeEvent {
+  readonly event: string;
+  readonly properties?: Readonly<Record<string, unknown>>;
+  readonly timestamp: string;
+}
+
+/**
+ * The outcomes of decisions, by decision (`decisionRef`: its second and
+ * nonce, whether the id is sealed or plain): each entry `<kind> <arm key>`
+ * (replay.ts `armKey`) once. Plain JSON (a map step reads it from a file).
+ */
+export type OutcomeIndex = Readonly<Record<string, readonly string[]>>;
+
+/**
+ * A decision's reference in the outcome index: `<issued s>.<nonce>` (the
+ * decision part of profile/outcomes.ts's counted-outcome key), from its id
+ * sealed with `key` or plain; undefined for an id that does not open.
+ */
+export function decisionRef(id: string, key: DecisionKey | undefined): string | undefined {
+  const decision = (key ? readDecisionId(id, key) : undefined) ?? decodeDecisionId(id);
+  return decision ? `${Math.floor(Date.parse(decision.issuedAt) / 1000)}.${decision.nonce}` : undefined;
+}
+
+const outcomeEntry = (kind: OutcomeKind, arm: string): string => `${kind} ${arm}`;
+
+/**
+ * The outcomes that count among `events` (profile/outcomes.ts
+ * `attributeOutcome` with `decisionKey` — undefined: plain ids, as pure
+ * tests write them — and the conversion window, ms), indexed by decision.
+ */
+export function indexOutcomes(events: Iterable<OutcomeEvent>, decisionKey: DecisionKey | undefined, conversionWindowMs: number): OutcomeIndex {
+  const index = new Map<string, Set<string>>();
+  for (const event of events) {
+    const at = Date.parse(event.timestamp);
+    if (!Number.isFinite(at)) continue;
+    const props = event.properties ?? {};
+    const outcome = attributeOutcome(semanticName(event.event), props, at, decisionKey, conversionWindowMs);
+    if (!outcome) continue;
+    const id = parseOutcomeKey(outcome.key).decision;
+    let entries = index.get(id);
+    if (!entries) index.set(id, (entries = new Set()));
+    entries.add(outcomeEntry(outcome.kind, armKey(outcome.action.actionId, outcome.action.variant)));
+  }
+  const out: Record<string, string[]> = {};
+  for (const [id, entries] of index) out[id] = [...entries];
+  return out;
+}
+
+/** What a map step returns for one partition: counts and the estimators' sums. */
+export interface PartitionSums {
+  /** Decision records read (malformed lines apart). */
+  readonly records: number;
+  /** Lines that were not decision records, records whose decision id does not open or whose served action has no chance in (0, 1]. */
+  readonly malformed: number;
+  /** Records left out: outside the time range, without features, degraded. */
+  readonly outsideRange: number;
+  readonly notSampled: number;
+  readonly degraded: number;
+  /** Replayed decisions whose candidate choice lay outside the logging policy's support, by the candidate's arm key. */
+  readonly unsupported: Readonly<Record<string, number>>;
+  /** The estimators' sums over the replayed decisions. */
+  readonly sums: OffPolicySums;
+}
+
+export const EMPTY_PARTITION: PartitionSums = Object.freeze({
+  records: 0,
+  malformed: 0,
+  outsideRange: 0,
+  notSampled: 0,
+  degraded: 0,
+  unsupported: {},
+  sums: EMPTY_SUMS,
+});
+
+export interface PartitionInput {
+  readonly candidate: CompiledCatalog;
+  readonly outcomes: OutcomeIndex;
+  /** The key the records' decision ids are sealed with (absent: plain ids). */
+  readonly decisionKey?: DecisionKey;
+  /** The learning statistics the candidate decides with and the direct method reads (absent: the prior). */
+  readonly learning?: LearningStats;
+  /** Only decisions made in [from, to), epoch ms. */
+  readonly from?: number;
+  readonly to?: number;
+  /** Kept across partitions of one process (replay.ts `replayCache`). */
+  readonly cache?: ArmProbabilityCache;
+}
+
+/**
+ * The map step: one partition's records → its sums (see the module's
+ * docstring for what counts).
+ */
+export function evaluatePartition(records: Iterable<DecisionLogRecord>, input: PartitionInput, malformedLines = 0): PartitionSums {
+  let malformed = malformedLines;
+  const { candidate, outcomes, learning } = input;
+  const cache = input.cache ?? replayCache();
+  const reward = candidate.learning.reward;
+  const prior = candidate.learning.prior;
+  let count = 0;
+  let outsideRange = 0;
+  let notSampled = 0;
+  let degraded = 0;
+  const unsupported: Record<string, number> = {};
+  let sums = EMPTY_SUMS;
+  for (const record of records) {
+    count++;
+    const at = Date.parse(record.at);
+    if ((input.from !== undefined && at < input.from) || (input.to !== undefined && at >= input.to)) {
+      outsideRange++;
+      continue;
+    }
+    if (record.degraded) {
+      degraded++;
+      continue;
+    }
+    if (!record.features) {
+      notSampled++;
+      continue;
+    }
+    // A decision id that does not open cannot be joined with its outcomes: a line that is not a record of ours.
+    const ref = decisionRef(record.decisionId, input.decisionKey);
+    if (ref === undefined) {
+      malformed++;
+      continue;
+    }
+    const first = record.served[0];
+    const served = first ? armKey(first.actionId, first.variant) : NO_ACTION;
+    // Position 1's chance: the eligible entry's (`served` holds the chance among the first `limit`); 1 for a fallback or nothing.
+    const eligible = record.eligible.find((c) => armKey(c.actionId, c.variant) === served);
+    const loggingProbability = eligible ? eligible.probability : first && record.eligible.length > 0 ? first.probability : 1;
+    if (!(loggingProbability > 0 && loggingProbability <= 1)) {
+      malformed++;
+      continue;
+    }
+    const loggedSupport = new Set(record.eligible.filter((c) => c.probability > 0).map((c) => armKey(c.actionId, c.variant)));
+    loggedSupport.add(served);
+    const { probabilities } = replayDecision(candidate, record, { ...(learning ? { learning } : {}), cache });
+    const context = record.learningContext ?? NO_CONTEXT;
+    const q = (arm: string): number => {
+      if (arm === NO_ACTION) return 0;
+      const { actionId, variant } = armOfKey(arm);
+      const { alpha, beta } = posterior(learning?.get(actionId, variant, context, record.channel as Channel, record.placement), prior, reward);
+      return alpha / (alpha + beta);
+    };
+    const directEstimates: Record<string, number> = { [served]: q(served) };
+    for (const arm of Object.keys(probabilities)) directEstimates[arm] = q(arm);
+    const rewarded = Object.hasOwn(outcomes, ref) && (outcomes[ref] ?? []).includes(outcomeEntry(reward, served));
+    const decision = {
+      served,
+      loggingProbability,
+      reward: rewarded ? 1 : 0,
+      candidateProbabilities: probabilities,
+      loggedSupport: [...loggedSupport],
+      directEstimates,
+    };
+    if (!inSupport(decision)) {
+      for (const [arm, p] of Object.entries(probabilities)) if (p > 0 && !loggedSupport.has(arm)) unsupported[arm] = (unsupported[arm] ?? 0) + 1;
+    }
+    sums = addDecision(sums, decision);
+  }
+  return { records: count, malformed, outsideRange, notSampled, degraded, unsupported, sums };
+}
+
+/** Two partitions' results together (commutative, associative). */
+export function mergePartitions(a: PartitionSums, b: PartitionSums): PartitionSums {
+  const unsupported: Record<string, number> = { ...a.unsupported };
+  for (const [arm, n] of Object.entries(b.unsupported)) unsupported[arm] = (unsupported[arm] ?? 0) + n;
+  return {
+    records: a.records + b.records,
+    malformed: a.malformed + b.malformed,
+    outsideRange: a.outsideRange + b.outsideRange,
+    notSampled: a.notSampled + b.notSampled,
+    degraded: a.degraded + b.degraded,
+    unsupported,
+    sums: mergeSums(a.sums, b.sums),
+  };
+}
+
+/** Least share of the replayed decisions the candidate's choice must lie in the logging policy's support on, by default. */
+export const DEFAULT_MIN_SUPPORT = 0.9;
+
+/** What counts the reduce step reports with either answer. */
+export interface EvaluationCounts {
+  readonly records: number;
+  readonly malformed: number;
+  readonly outsideRange: number;
+  readonly notSampled: number;
+  readonly degraded: number;
+  /** Decisions replayed through the candidate. */
+  readonly replayed: number;
+}
+
+/** The reduce step's answer: the estimates, or why there are none. */
+export type Evaluation =
+  | ({ readonly ok: true; readonly reward: 'click' | 'conversion'; readonly estimate: OffPolicyEstimate } & EvaluationCounts)
+  | ({ readonly ok: false; readonly reason: string } & EvaluationCounts);
+
+/**
+ * The reduce step: the partitions' sums → the estimates of the candidate's
+ * reward rate (estimators.ts `estimateFromSums`), or a refusal when fewer
+ * than `minSupport` (default DEFAULT_MIN_SUPPORT) of the replayed decisions
+ * fall in the logging policy's support — the estimate would speak of a
+ * different population than the candidate's traffic — naming the arms the
+ * logging policy never served where the candidate would.
+ */
+export function reduceEvaluation(
+  parts: Iterable<PartitionSums>,
+  options: { readonly reward: 'click' | 'conversion'; readonly minSupport?: number },
+): Evaluation {
+  let all = EMPTY_PARTITION;
+  for (const part of parts) all = mergePartitions(all, part);
+  const counts: EvaluationCounts = {
+    records: all.records,
+    malformed: all.malformed,
+    outsideRange: all.outsideRange,
+    notSampled: all.notSampled,
+    degraded: all.degraded,
+    replayed: all.sums.decisions,
+  };
+  const minSupport = options.minSupport ?? DEFAULT_MIN_SUPPORT;
+  const { decisions, evaluated } = all.sums;
+  if (decisions === 0) {
+    return { ok: false, reason: `no decision to replay (${all.records} record(s) read; ${all.notSampled} without features, ${all.degraded} degraded, ${all.outsideRange} outside the range)`, ...counts };
+  }
+  if (evaluated === 0 || evaluated < minSupport * decisions) {
+    const arms = Object.entries(all.unsupported)
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .slice(0, 5)
+      .map(([arm, n]) => `${describeArm(arm)} on ${n}`)
+      .join(', ');
+    return {
+      ok: false,
+      reason:
+        `no support: the logging policy never served what the candidate would choose on ${decisions - evaluated} of ${decisions} replayed decisions ` +
+        `(${formatShare(evaluated / decisions)} evaluable, at least ${formatShare(minSupport)} needed)${arms ? `; the candidate's choices it never explored: ${arms}` : ''}`,
+      ...counts,
+    };
+  }
+  return { ok: true, reward: options.reward, estimate: estimateFromSums(all.sums), ...counts };
+}
+
+const formatShare = (share: number): string => `${(share * 100).toFixed(1)}%`;
+
+const describeArm = (arm: string): string => {
+  if (arm === NO_ACTION) return 'serving nothing';
+  const { actionId, variant } = armOfKey(arm);
+  return variant === undefined ? actionId : `${actionId} (variant ${variant})`;
+};

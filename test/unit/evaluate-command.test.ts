@@ -1,0 +1,111 @@
+/**
+ * `npm run evaluate`'s command line (scripts/evaluate.ts): its options and
+ * their mistakes (one line, exit code 2, no stack trace), the log files a
+ * range reads, a candidate catalog's problems named by file and line, and the
+ * printed result. The evaluation itself runs end to end in
+ * test/e2e/evaluate.e2e.test.ts.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { formatEvaluation, logFiles, main, parseEvaluateArgs, readCandidate } from '#scripts/evaluate.ts';
+import type { Evaluation } from '#domain/evaluation/evaluate.ts';
+
+const folder = mkdtempSync(join(tmpdir(), 'kairos-evaluate-'));
+afterAll(() => rmSync(folder, { recursive: true, force: true }));
+afterEach(() => vi.restoreAllMocks());
+
+describe('the command line', () => {
+  it('takes the candidate, the folder or the deployed log, the range and the support bar', () => {
+    expect(parseEvaluateArgs(['--catalog', 'c.yaml', '--log', 'logs', '--from', '2026-11-20', '--to', '2026-11-21', '--min-support', '0.8', '--dynamodb', 'http://127.0.0.1:8000'], {})).toEqual({
+      catalog: 'c.yaml',
+      log: 'logs',
+      deployed: false,
+      from: Date.parse('2026-11-20T00:00:00Z'),
+      // A bare day of --to reads through its end.
+      to: Date.parse('2026-11-22T00:00:00Z'),
+      minSupport: 0.8,
+      dynamodb: 'http://127.0.0.1:8000',
+      json: false,
+    });
+    expect(parseEvaluateArgs(['--catalog', 'c.yaml', '--deployed', '--from', '2026-11-20', '--to', '2026-11-20T12:00:00Z'], { KAIROS_EVALUATION_STATE_MACHINE: 'arn:aws:states:eu-west-1:123456789012:stateMachine:x' })).toMatchObject({
+      deployed: true,
+      stateMachine: 'arn:aws:states:eu-west-1:123456789012:stateMachine:x',
+      to: Date.parse('2026-11-20T12:00:00Z'),
+      minSupport: 0.9,
+    });
+    expect(parseEvaluateArgs(['-h'], {})).toBe('help');
+  });
+
+  it.each([
+    [[], /--catalog <candidate.yaml> is required/],
+    [['--catalog', 'c.yaml', '--log', 'x', '--deployed'], /--log and --deployed exclude each other/],
+    [['--catalog', 'c.yaml', '--deployed', '--from', '2026-11-20', '--to', '2026-11-21'], /--deployed needs --state-machine/],
+    [['--catalog', 'c.yaml', '--deployed', '--state-machine', 'arn:aws:states:x'], /--deployed needs --from and --to/],
+    [['--catalog', 'c.yaml', '--state-machine', 'arn:aws:states:x'], /--state-machine goes with --deployed/],
+    [['--catalog', 'c.yaml', '--from', 'yesterday'], /--from must be a day \(YYYY-MM-DD\) or an ISO-8601 instant \(got "yesterday"\)/],
+    [['--catalog', 'c.yaml', '--from', '2026-11-21', '--to', '2026-11-20'], /--from must come before --to/],
+    [['--catalog', 'c.yaml', '--min-support', '2'], /--min-support must be a share from 0 to 1/],
+    [['--catalog', 'c.yaml', '--dynamodb', 'localhost'], /--dynamodb must be a URL/],
+    [['--catalog', 'c.yaml', '--bogus'], /Unknown option '--bogus' \(see --help\)/],
+  ])('%j is a usage error: one line on stderr, exit code 2', async (argv, message) => {
+    const errors: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((line: string) => void errors.push(line));
+    expect(await main(argv as string[], {})).toBe(2);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(message);
+    expect(errors[0]).not.toMatch(/\n\s+at /);
+  });
+
+  it('a candidate catalog with a problem is named by file, line and column', () => {
+    const file = join(folder, 'bad.yaml');
+    writeFileSync(file, 'actions:\n  - id: a\n    name: a\n    content: { web: { title: x } }\n    value: lots\n');
+    expect(() => readCandidate(file)).toThrow(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:5:\\d+: `));
+    expect(() => readCandidate(join(folder, 'missing.yaml'))).toThrow(/cannot read the candidate catalog .*missing\.yaml: no such file/);
+  });
+
+  it('no decision log there, or no dynamodb to read outcomes from: usage errors that say what to give', async () => {
+    const candidate = join(folder, 'ok.yaml');
+    writeFileSync(candidate, 'actions:\n  - { id: a, name: a, content: { web: { title: x } } }\n');
+    const errors: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((line: string) => void errors.push(line));
+    expect(await main(['--catalog', candidate, '--log', join(folder, 'nowhere')], {})).toBe(2);
+    const logs = mkdtempSync(join(folder, 'log-'));
+    writeFileSync(join(logs, '2026-11-20.jsonl'), '');
+    expect(await main(['--catalog', candidate, '--log', logs], {})).toBe(2);
+    expect(errors).toEqual([expect.stringMatching(/no decision log at .*nowhere \(give the folder with --log\)/), expect.stringMatching(/--dynamodb <url>/)]);
+  });
+});
+
+describe('the log files of a range', () => {
+  it('reads the files of the days in the range (rotated ones too), and any file not named by a day', () => {
+    const logs = mkdtempSync(join(folder, 'days-'));
+    for (const name of ['2026-11-19.jsonl', '2026-11-20.jsonl', '2026-11-20.jsonl.1', '2026-11-21.jsonl', 'imported.jsonl', 'notes.txt']) writeFileSync(join(logs, name), '');
+    const names = (range: { from?: number; to?: number }) => logFiles(logs, range).map((f) => f.slice(logs.length + 1));
+    expect(names({})).toEqual(['2026-11-19.jsonl', '2026-11-20.jsonl', '2026-11-20.jsonl.1', '2026-11-21.jsonl', 'imported.jsonl']);
+    expect(names({ from: Date.parse('2026-11-20T06:00:00Z'), to: Date.parse('2026-11-21T00:00:00Z') })).toEqual(['2026-11-20.jsonl', '2026-11-20.jsonl.1', 'imported.jsonl']);
+  });
+});
+
+describe('the printed result', () => {
+  const counts = { records: 12, malformed: 0, outsideRange: 1, notSampled: 2, degraded: 1, replayed: 8 };
+  it('the estimates with their intervals beside the logged policy’s rate', () => {
+    const interval = (estimate: number) => ({ estimate, low: estimate - 0.05, high: estimate + 0.05 });
+    const evaluation: Evaluation = {
+      ok: true,
+      reward: 'click',
+      ...counts,
+      estimate: { decisions: 8, evaluated: 8, evaluatedShare: 1, effectiveSampleSize: 2.5, loggedRate: 0.125, ips: interval(0.2), snips: interval(0.21), dr: interval(0.19) },
+    };
+    const text = formatEvaluation(evaluation, 'candidate.yaml');
+    expect(text).toContain('records        12 read: 8 replayed, 2 without features (not sampled), 1 degraded, 1 outside the range, 0 unreadable');
+    expect(text).toContain('logged policy  0.1250  (observed)');
+    expect(text).toContain('IPS            0.2000  [0.1500, 0.2500]  (95%)');
+    expect(text).toContain('DR             0.1900  [0.1400, 0.2400]  (95%)');
+  });
+
+  it('a refusal with its reason', () => {
+    expect(formatEvaluation({ ok: false, reason: 'no support: …', ...counts }, 'c.yaml')).toContain('refused        no support: …');
+  });
+});
