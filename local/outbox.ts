@@ -13,12 +13,15 @@
  *   bus, then removed — and, after a restart, loaded again: one whose time
  *   passed while the stack was down fires at once. Scheduling an event that
  *   is already scheduled is a no-op, as EventBridge Scheduler's name
- *   conflict is.
+ *   conflict is. A journey's timer (`Kairos Journey Timer`) is not put on
+ *   the bus when it fires: its `Journey Timer` event is written to the
+ *   Events table (`writeTimer`, the dispatcher's own path deployed), never
+ *   to outbox.jsonl.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { EMISSION_SOURCE } from '#domain/triggers/emission.ts';
 import type { BusEvent, EmissionBus, EmissionScheduler } from '#shared/bus/bus.ts';
+import { DETAIL_TYPES, EMISSION_SOURCE } from '#domain/triggers/emission.ts';
 
 /** One line of outbox.jsonl: an event as the bus delivers it. */
 export interface DeliveredEvent {
@@ -80,11 +83,21 @@ export class LocalScheduler implements EmissionScheduler {
   readonly #schedules = new Map<string, Schedule>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #log: (line: string) => void;
+  readonly #writeTimer: (detail: Readonly<Record<string, unknown>>, firedAt: number) => Promise<unknown>;
   #stopped = false;
 
-  /** `file`: schedules.json (loaded now: every schedule is armed, past ones fire at once); none keeps them in memory. */
-  constructor(bus: EmissionBus, options: { file?: string; log?: (line: string) => void } = {}) {
+  /**
+   * `file`: schedules.json (loaded now: every schedule is armed, past ones fire at once); none keeps them in memory.
+   * `writeTimer`: writes a fired journey timer to the Events table (default shared/bus/journey-timers.ts `writeJourneyTimer`,
+   * imported when a timer first fires: the store's configuration is read only once the stack has set its environment).
+   */
+  constructor(
+    bus: EmissionBus,
+    options: { file?: string; log?: (line: string) => void; writeTimer?: (detail: Readonly<Record<string, unknown>>, firedAt: number) => Promise<unknown> } = {},
+  ) {
     this.#bus = bus;
+    this.#writeTimer =
+      options.writeTimer ?? (async (detail, firedAt) => (await import('#shared/bus/journey-timers.ts')).writeJourneyTimer(detail, firedAt));
     this.#file = options.file;
     this.#log = options.log ?? ((line) => console.error(`[kairos] scheduler: ${line}`));
     if (this.#file && existsSync(this.#file)) {
@@ -132,8 +145,8 @@ export class LocalScheduler implements EmissionScheduler {
       return;
     }
     try {
-      const refused = await this.#bus.put([schedule.event]);
-      if (refused.length > 0) throw new Error('the bus refused it');
+      if (schedule.event.detailType === DETAIL_TYPES.journeyTimer) await this.#writeTimer(schedule.event.detail, Date.now());
+      else if ((await this.#bus.put([schedule.event])).length > 0) throw new Error('the bus refused it');
       this.#schedules.delete(schedule.event.id);
       this.#save();
     } catch (error) {

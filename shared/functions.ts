@@ -5,8 +5,12 @@
  */
 import type { TableName } from '#store/tables.ts';
 
-/** `write` puts without reading (ingest's conditional puts need no read right). */
-export type Access = 'read' | 'write' | 'readwrite';
+/**
+ * `write` puts without reading (ingest's conditional puts need no read
+ * right); `put` is `PutItem` alone (the dispatcher's conditional puts of
+ * due journey timers: no batch, no update, no delete, no read).
+ */
+export type Access = 'read' | 'write' | 'readwrite' | 'put';
 
 export interface FunctionDefinition {
   /** Path of the handler module from the repository root; exports `handler`. */
@@ -57,9 +61,9 @@ export const functionDefinitions = {
   },
   dispatcher: {
     entry: 'functions/dispatcher/handler.ts',
-    description: 'Publishes the outbox (triggers) to the EventBridge bus, or schedules a deferred send',
-    // Reads the Outbox table's stream only (its event source mapping grants it): no table right.
-    tables: {},
+    description: 'Publishes the outbox (triggers, journeys) to the EventBridge bus, schedules a deferred send, writes due journey timers',
+    // Reads the Outbox table's stream (its event source mapping grants it); puts due journey timers in the Events table.
+    tables: { Events: 'put' },
     memorySize: 512,
     timeoutSeconds: 30,
   },

@@ -8,17 +8,27 @@
  *   (shared/bus/bus.ts; deployed EventBridge, locally a JSONL file);
  * - `deferred`: a one-time schedule that puts it on the bus at `sendAt`
  *   (deployed EventBridge Scheduler, locally a persisted emulation);
- * - `refused`: nothing (the profile function counted it).
+ * - `refused`: nothing (the profile function counted it);
+ * - a journey's timer (`Kairos Journey Timer`) is never put on the bus:
+ *   due, its `Journey Timer` event is written to the Events table
+ *   (shared/bus/journey-timers.ts, a conditional put: a repeat is a no-op);
+ *   not yet due, it is scheduled like any deferred emission. Deployed, its
+ *   schedule puts it on the bus, where a rule matching only that
+ *   detail-type invokes this function with the EventBridge event, and the
+ *   handler writes the timer then (locally the scheduler emulation writes
+ *   it itself).
  * A record whose emission could not be put or scheduled is reported in
  * `batchItemFailures` and redelivered: delivery is at least once, and
  * every event carries its stable `emissionId` for consumers to dedupe.
- * Metrics: `EmissionsPublished`, `EmissionsScheduled`, `EmissionsFailed`.
+ * Metrics: `EmissionsPublished`, `EmissionsScheduled`, `EmissionsFailed`,
+ * `JourneyTimersWritten`.
  */
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent, EventBridgeEvent } from 'aws-lambda';
 import { functionLogger, functionMetrics } from '#shared/observability.ts';
 import { busEventOf, type EmissionBus, type EmissionScheduler } from '#shared/bus/bus.ts';
 import { eventBridgeBus, eventBridgeScheduler } from '#shared/bus/eventbridge.ts';
+import { isJourneyTimer, writeJourneyTimer } from '#shared/bus/journey-timers.ts';
 import { outboxEntryFromItem } from '#store/outbox.ts';
 import { itemFromImage } from '#store/stream-image.ts';
 
@@ -29,11 +39,19 @@ export interface DispatcherOptions {
   readonly bus: EmissionBus;
   readonly scheduler: EmissionScheduler;
   readonly now?: () => number;
+  /**
+   * Writes a due timer's `Journey Timer` event to the Events table (its
+   * `detail`, the instant it fired, epoch ms); rejects when it could not.
+   * @default shared/bus/journey-timers.ts `writeJourneyTimer`
+   */
+  readonly writeTimer?: (detail: Readonly<Record<string, unknown>>, firedAt: number) => Promise<unknown>;
 }
 
 export interface DispatchReport {
   readonly published: number;
   readonly scheduled: number;
+  /** Due journey timers written to the Events table (or found there already). */
+  readonly timers: number;
   /** Sequence numbers of the records to redeliver. */
   readonly failures: readonly string[];
 }
@@ -45,7 +63,9 @@ export async function dispatchRecords(records: readonly DynamoDBRecord[], option
   const now = (options.now ?? Date.now)();
   const failures = new Set<string>();
   const publish: { sequence: string; id: string; event: ReturnType<typeof busEventOf> }[] = [];
+  const writeTimer = options.writeTimer ?? writeJourneyTimer;
   let scheduled = 0;
+  let timers = 0;
   for (const record of records) {
     if (record.eventName !== 'INSERT' || !record.dynamodb?.NewImage) continue;
     let entry;
@@ -67,6 +87,16 @@ export async function dispatchRecords(records: readonly DynamoDBRecord[], option
       }
       continue;
     }
+    if (isJourneyTimer(entry)) {
+      try {
+        await writeTimer(entry.detail, now);
+        timers++;
+      } catch (error) {
+        logger.error('journey timer not written', { emissionId: entry.id, error: error as Error });
+        failures.add(sequenceOf(record));
+      }
+      continue;
+    }
     publish.push({ sequence: sequenceOf(record), id: entry.id, event: busEventOf(entry) });
   }
   let published = 0;
@@ -82,7 +112,7 @@ export async function dispatchRecords(records: readonly DynamoDBRecord[], option
       for (const p of publish) failures.add(p.sequence);
     }
   }
-  return { published, scheduled, failures: [...failures] };
+  return { published, scheduled, timers, failures: [...failures] };
 }
 
 /** The dispatcher's stream handler, with its bus and scheduler passed in. */
@@ -93,6 +123,7 @@ export function createDispatchHandler(options: DispatcherOptions): (event: Dynam
     metrics.addMetric('EmissionsPublished', MetricUnit.Count, report.published);
     metrics.addMetric('EmissionsScheduled', MetricUnit.Count, report.scheduled);
     metrics.addMetric('EmissionsFailed', MetricUnit.Count, report.failures.length);
+    metrics.addMetric('JourneyTimersWritten', MetricUnit.Count, report.timers);
     metrics.publishStoredMetrics();
     const failed = new Set(report.failures);
     // In the batch's order; Lambda checkpoints before the lowest.
@@ -100,10 +131,38 @@ export function createDispatchHandler(options: DispatcherOptions): (event: Dynam
   };
 }
 
-let deployed: ReturnType<typeof createDispatchHandler> | undefined;
+/**
+ * The handler of a fired timer's schedule, as the bus rule delivers it (an
+ * EventBridge event of detail-type `Kairos Journey Timer`): writes its
+ * `Journey Timer` event; rejects when it could not, so that EventBridge
+ * retries the invocation (a repeat is a no-op). Any other event is refused.
+ */
+export function createTimerHandler(
+  options: Pick<DispatcherOptions, 'now' | 'writeTimer'> = {},
+): (event: EventBridgeEvent<string, Record<string, unknown>>) => Promise<void> {
+  const writeTimer = options.writeTimer ?? writeJourneyTimer;
+  return async (event) => {
+    if (!isJourneyTimer({ detailType: event['detail-type'] })) throw new Error(`unexpected event: ${event['detail-type']}`);
+    await writeTimer(event.detail, (options.now ?? Date.now)());
+    metrics.addMetric('JourneyTimersWritten', MetricUnit.Count, 1);
+    metrics.publishStoredMetrics();
+  };
+}
 
-export const handler = async (event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> => {
+let deployed: ReturnType<typeof createDispatchHandler> | undefined;
+const timerHandler = createTimerHandler();
+
+const isEventBridgeEvent = (event: object): event is EventBridgeEvent<string, Record<string, unknown>> => 'detail-type' in event;
+
+export const handler = async (
+  event: DynamoDBStreamEvent | EventBridgeEvent<string, Record<string, unknown>>,
+  context: Context,
+): Promise<DynamoDBBatchResponse | undefined> => {
   logger.addContext(context);
+  if (isEventBridgeEvent(event)) {
+    await timerHandler(event);
+    return undefined;
+  }
   deployed ??= createDispatchHandler({ bus: eventBridgeBus(), scheduler: eventBridgeScheduler() });
   return deployed(event, context);
 };

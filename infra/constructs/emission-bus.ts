@@ -1,8 +1,10 @@
 import { Stack, Validations } from 'aws-cdk-lib';
-import { EventBus } from 'aws-cdk-lib/aws-events';
+import { EventBus, Rule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { ScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
 import { Construct } from 'constructs';
+import { DETAIL_TYPES, EMISSION_SOURCE } from '#domain/triggers/emission.ts';
 import type { KairosFunction } from './kairos-function.ts';
 
 export interface EmissionBusProps {
@@ -24,12 +26,20 @@ export interface EmissionBusProps {
  *   Scheduler of this account may assume it.
  * The dispatcher learns them through KAIROS_BUS_ARN, KAIROS_SCHEDULE_GROUP
  * and KAIROS_SCHEDULER_ROLE_ARN (shared/bus/eventbridge.ts).
+ *
+ * A journey's timer comes back through the same path: its schedule puts it
+ * on the bus, and a rule matching only its detail-type (source `kairos`,
+ * `Kairos Journey Timer`) invokes the dispatcher, which writes its
+ * `Journey Timer` event to the Events table (functions/dispatcher/handler.ts);
+ * only that rule may invoke it.
  */
 export class EmissionBus extends Construct {
   public readonly bus: EventBus;
   public readonly scheduleGroup: ScheduleGroup;
   /** The role EventBridge Scheduler assumes to put a deferred send on the bus. */
   public readonly schedulerRole: Role;
+  /** The rule that brings a fired journey timer back to the dispatcher. */
+  public readonly timerRule: Rule;
 
   constructor(scope: Construct, id: string, props: EmissionBusProps) {
     super(scope, id);
@@ -68,5 +78,12 @@ export class EmissionBus extends Construct {
     dispatcher.addEnvironment('KAIROS_BUS_ARN', this.bus.eventBusArn);
     dispatcher.addEnvironment('KAIROS_SCHEDULE_GROUP', this.scheduleGroup.scheduleGroupName);
     dispatcher.addEnvironment('KAIROS_SCHEDULER_ROLE_ARN', this.schedulerRole.roleArn);
+
+    this.timerRule = new Rule(this, 'JourneyTimers', {
+      description: 'Fired journey timers back to the dispatcher, which writes them to the Events table',
+      eventBus: this.bus,
+      eventPattern: { source: [EMISSION_SOURCE], detailType: [DETAIL_TYPES.journeyTimer] },
+      targets: [new LambdaFunction(dispatcher)],
+    });
   }
 }

@@ -193,7 +193,8 @@ export class KairosFunction extends NodejsFunction {
   /**
    * Grant exactly `access` on a table (and its indexes) and tell the function
    * the table's physical name through the table definition's `envVar`.
-   * `read` never includes a write action; `write` never includes a read.
+   * `read` never includes a write action; `write` never includes a read;
+   * `put` is `dynamodb:PutItem` only.
    */
   public bindTable(table: KairosTable, access: Access): this {
     if (this.boundTables.has(table.definition.id)) {
@@ -202,6 +203,7 @@ export class KairosFunction extends NodejsFunction {
     if (access === 'read') table.table.grantReadData(this);
     else if (access === 'write') table.table.grantWriteData(this);
     else if (access === 'readwrite') table.table.grantReadWriteData(this);
+    else if (access === 'put') table.table.grant(this, 'dynamodb:PutItem');
     else throw new Error(`${this.node.id}: unknown access "${String(access)}" on ${table.definition.id}`);
 
     this.addEnvironment(table.definition.envVar, table.table.tableName);

@@ -279,13 +279,31 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
     const own = ['events:PutEvents', 'scheduler:CreateSchedule', 'iam:PassRole'];
     // Beyond its stream, its failure queue, its logs and X-Ray: only its own three.
     expect(actions.filter((a) => !/^(dynamodb|xray|sqs|logs):/.test(a) && !own.includes(a))).toEqual([]);
+    // Of the tables: PutItem on the Events table alone (due journey timers), nothing else.
     const { table } = tableActions(statements, tables.map((t) => tableId(t.id)));
-    expect([...table.keys()]).toEqual([]);
+    expect([...table.entries()].map(([id, a]) => [id, [...a]])).toEqual([[tableId('Events'), ['dynamodb:PutItem']]]);
+    const environment = (resources[functionId('dispatcher')]?.Properties as { Environment: { Variables: Record<string, unknown> } }).Environment.Variables;
+    expect(environment.EVENTS_TABLE).toEqual({ Ref: tableId('Events') });
     // No other function may put on the bus or schedule.
     for (const [name] of manifest.filter(([n]) => n !== 'dispatcher')) {
       const others = roleStatements(template, roleId(name)).flatMap((s) => asArray(s.Action));
       expect(others.filter((a) => a.startsWith('events:') || a.startsWith('scheduler:') || a === 'iam:PassRole')).toEqual([]);
     }
+  });
+
+  it('a fired journey timer comes back to the dispatcher: one rule on its detail-type, on this bus, the only one that may invoke it', () => {
+    template.resourceCountIs('AWS::Events::Rule', 1);
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventBusName: { Ref: busId() },
+      EventPattern: { source: ['kairos'], 'detail-type': ['Kairos Journey Timer'] },
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [functionId('dispatcher'), 'Arn'] } })],
+    });
+    const permissions = Object.values(resourcesOfType(template, 'AWS::Lambda::Permission')).filter(
+      (p) => p.Properties?.Principal === 'events.amazonaws.com',
+    );
+    expect(permissions.map((p) => [referencesIn(p.Properties?.FunctionName).map((r) => r.id), referencesIn(p.Properties?.SourceArn).map((r) => r.id)])).toEqual([
+      [[functionId('dispatcher')], [logicalId(stack.emissions.timerRule)]],
+    ]);
   });
 
   it('Scheduler\'s role: assumed by Scheduler of this account only, may only put on this bus', () => {
@@ -376,7 +394,10 @@ describe('HTTP API, from shared/http/routes.ts', () => {
 
   it('only lets this API invoke the functions, each permission scoped to a route path (the $default catch-all to health only)', () => {
     const apiId = logicalId(stack.api.httpApi);
-    const permissions = Object.values(resourcesOfType(template, 'AWS::Lambda::Permission'));
+    const all = Object.values(resourcesOfType(template, 'AWS::Lambda::Permission'));
+    // Besides this API, only the journey-timer rule invokes a function (the dispatcher; pinned with the bus below).
+    const permissions = all.filter((p) => p.Properties?.Principal !== 'events.amazonaws.com');
+    expect(all.length - permissions.length).toBe(1);
     expect(permissions.length).toBeGreaterThan(0);
     const catchAll: unknown[] = [];
     for (const permission of permissions) {
@@ -796,6 +817,7 @@ describe('least privilege, from the manifest', () => {
   const accessClass = (actions: ReadonlySet<string> | undefined): string => {
     const list = [...(actions ?? [])];
     if (list.length === 0) return 'none';
+    if (list.length === 1 && list[0] === 'dynamodb:PutItem') return 'put';
     const reads = READ_EVIDENCE.every((a) => list.includes(a));
     const writes = list.filter((a) => (DYNAMODB_WRITE_ACTIONS as readonly string[]).includes(a));
     if (reads && writes.length === 0) return 'read';

@@ -12,7 +12,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createDispatchHandler, dispatchRecords } from '#functions/dispatcher/handler.ts';
+import { createDispatchHandler, createTimerHandler, dispatchRecords } from '#functions/dispatcher/handler.ts';
+import { journeyTimerOfDetail } from '#domain/journeys/timer.ts';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
 import { outboxPuts } from '#store/outbox.ts';
 import type { BusEvent, EmissionBus, EmissionScheduler } from '#shared/bus/bus.ts';
@@ -75,7 +76,7 @@ describe('the dispatcher', () => {
     };
     const records = [record(entry('x', 'now'), '10'), record(entry('y', 'now'), '11'), record(entry('z', 'deferred', NOW + 60_000), '12')];
     const report = await dispatchRecords(records, { bus: refusing, scheduler: down, now: () => NOW });
-    expect(report).toEqual({ published: 1, scheduled: 0, failures: ['12', '10'] });
+    expect(report).toEqual({ published: 1, scheduled: 0, timers: 0, failures: ['12', '10'] });
     const unreachable: EmissionBus = {
       put: async () => {
         throw new Error('EventBridge unreachable');
@@ -90,6 +91,102 @@ describe('the dispatcher', () => {
     expect(scheduleNameOf(long)).toMatch(/^[0-9A-Za-z._-]{1,64}$/);
     expect(scheduleNameOf(long)).toBe(scheduleNameOf(long));
     expect(scheduleNameOf('a.src#1')).not.toBe(scheduleNameOf('a.src#2'));
+  });
+});
+
+/** A journey timer's outbox entry, as shared/domain/journeys/react.ts writes it. */
+const timerEntry = (id: string, dueAt: number, status: OutboxEntry['status'] = 'deferred'): OutboxEntry => ({
+  id,
+  status,
+  sendAt: dueAt,
+  detailType: 'Kairos Journey Timer',
+  detail: { emissionId: id, kind: 'journey-timer', journey: 'churn', run: 2, step: 'wait', profileKey: 'u#u-1', dueAt: new Date(dueAt).toISOString() },
+});
+
+/** The timer writes asked for: (timer named by the detail, instant fired). */
+class RecordingTimers {
+  readonly written: { timer: ReturnType<typeof journeyTimerOfDetail>; firedAt: number }[] = [];
+  readonly write = async (detail: Readonly<Record<string, unknown>>, firedAt: number): Promise<void> => {
+    this.written.push({ timer: journeyTimerOfDetail(detail), firedAt });
+  };
+}
+
+describe('the dispatcher and journey timers', () => {
+  it('writes a due timer to the Events table, never on the bus; schedules one not yet due', async () => {
+    const bus = new LocalBus(undefined, () => NOW);
+    const scheduler = new RecordingScheduler();
+    const timers = new RecordingTimers();
+    const handler = createDispatchHandler({ bus, scheduler, now: () => NOW, writeTimer: timers.write });
+    const result = await handler(
+      streamEvent([
+        record(timerEntry('due', NOW - 5_000), '1'),
+        record(timerEntry('later', NOW + 60_000), '2'),
+        record(entry('a', 'now'), '3'),
+      ]),
+    );
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(timers.written).toEqual([
+      { timer: { journey: 'churn', run: 2, step: 'wait', profileKey: 'u#u-1', dueAt: NOW - 5_000 }, firedAt: NOW },
+    ]);
+    expect(bus.events().map((e) => e.id)).toEqual(['a']);
+    expect(scheduler.calls.map((c) => [c.event.id, c.event.detailType, c.at])).toEqual([['later', 'Kairos Journey Timer', NOW + 60_000]]);
+  });
+
+  it('leaves to the stream the record of a timer that could not be written', async () => {
+    const down = async () => {
+      throw new Error('Events table unreachable');
+    };
+    const report = await dispatchRecords([record(timerEntry('t', NOW), '7'), record(entry('a', 'now'), '8')], {
+      bus: new LocalBus(),
+      scheduler: new RecordingScheduler(),
+      now: () => NOW,
+      writeTimer: down,
+    });
+    expect(report).toEqual({ published: 1, scheduled: 0, timers: 0, failures: ['7'] });
+  });
+
+  it('a fired schedule delivered by the bus rule writes its timer; any other event is refused', async () => {
+    const timers = new RecordingTimers();
+    const handle = createTimerHandler({ now: () => NOW + 1, writeTimer: timers.write });
+    const fired = timerEntry('t', NOW);
+    const bridgeEvent = (detailType: string) => ({
+      version: '0',
+      id: 'e-1',
+      account: '123456789012',
+      time: new Date(NOW).toISOString(),
+      region: 'us-east-1',
+      resources: [],
+      source: 'kairos',
+      'detail-type': detailType,
+      detail: fired.detail,
+    });
+    await handle(bridgeEvent('Kairos Journey Timer'));
+    expect(timers.written).toEqual([{ timer: { journey: 'churn', run: 2, step: 'wait', profileKey: 'u#u-1', dueAt: NOW }, firedAt: NOW + 1 }]);
+    await expect(handle(bridgeEvent('Kairos Trigger Action'))).rejects.toThrow(/unexpected event/);
+    expect(timers.written).toHaveLength(1);
+  });
+
+  it('the local scheduler writes a fired timer to the Events table, not to the bus', async () => {
+    const bus = new LocalBus();
+    const timers = new RecordingTimers();
+    const scheduler = new LocalScheduler(bus, { log: () => undefined, writeTimer: timers.write });
+    const at = Date.now() + 100;
+    const { id, detailType, detail } = timerEntry('soon', at);
+    await scheduler.scheduleAt({ id, detailType, detail }, at);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(timers.written.map((w) => w.timer?.dueAt)).toEqual([at]);
+    expect(timers.written[0]!.firedAt).toBeGreaterThanOrEqual(at);
+    expect(bus.events()).toEqual([]);
+    expect(scheduler.pending()).toEqual([]);
+    scheduler.stop();
+  });
+
+  it('reads a timer only from a well-formed detail', () => {
+    const { detail } = timerEntry('t', NOW);
+    expect(journeyTimerOfDetail(detail)).toEqual({ journey: 'churn', run: 2, step: 'wait', profileKey: 'u#u-1', dueAt: NOW });
+    for (const broken of [{ kind: 'journey' }, { run: 1.5 }, { profileKey: 'x-1' }, { dueAt: 'soon' }, { step: undefined }]) {
+      expect(journeyTimerOfDetail({ ...detail, ...broken })).toBeUndefined();
+    }
   });
 });
 

@@ -69,3 +69,20 @@ export function journeyTimerEvent(
     expiresAt,
   };
 }
+
+/**
+ * The timer an outbox entry's `detail` names (a `Kairos Journey Timer`
+ * entry, triggers/emission.ts JourneyTimerDetail), with its due time in
+ * epoch ms; undefined when the detail is not a well-formed timer.
+ */
+export function journeyTimerOfDetail(
+  detail: Readonly<Record<string, unknown>>,
+): (JourneyTimerRef & { readonly profileKey: string; readonly dueAt: number }) | undefined {
+  const { kind, journey, run, step, profileKey, dueAt } = detail;
+  if (kind !== 'journey-timer' || typeof journey !== 'string' || typeof step !== 'string') return undefined;
+  if (typeof run !== 'number' || !Number.isInteger(run)) return undefined;
+  if (typeof profileKey !== 'string' || !/^[ua]#./.test(profileKey)) return undefined;
+  const due = typeof dueAt === 'string' ? Date.parse(dueAt) : Number.NaN;
+  if (!Number.isFinite(due)) return undefined;
+  return { journey, run, step, profileKey, dueAt: due };
+}

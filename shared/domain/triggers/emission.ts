@@ -21,7 +21,11 @@ export const DETAIL_TYPES = {
   trigger: 'Kairos Trigger Action',
   /** A journey step's decided action (shared/domain/journeys/react.ts). */
   journey: 'Kairos Journey Action',
-  /** A journey's timer: never on the bus; written to the Events table when due (shared/domain/journeys/timer.ts). */
+  /**
+   * A journey's timer: written to the Events table when due (shared/domain/journeys/timer.ts,
+   * shared/bus/journey-timers.ts); on the bus only as its fired schedule, which a rule on this
+   * detail-type brings back to the dispatcher, never published as an emission.
+   */
   journeyTimer: 'Kairos Journey Timer',
 } as const;
 
