@@ -5,10 +5,13 @@
  * local bus (`<dataDir>/outbox.jsonl`), the operator's outbox, profile and
  * journeys report.
  *
- * - the seed journey (churn-winback): returns push the customer into
- *   churn risk → the retention email at once, the two-day timer deferred
- *   in the outbox; an order then ends the run (exited), in the profile and
- *   the report;
+ * - the seed journey (churn-winback, its two-day wait shortened to
+ *   WAIT_SECONDS in the test's catalog): returns push the customer into
+ *   churn risk → the retention email at once, the wait's timer deferred in
+ *   the outbox and on the scheduler; an order then ends the run (exited),
+ *   in the profile and the report, and the timer that fires later sends
+ *   nothing; with no order, the fired timer comes back as a `Journey Timer`
+ *   event through the Events table and the run goes on to its push;
  * - an act step in quiet hours (a window of the test's catalog that ends a
  *   minute or two after the stack starts): deferred, on the scheduler, then
  *   emitted at their end.
@@ -25,6 +28,8 @@ import type { DeliveredEvent } from '#local/outbox.ts';
 const dataDir = mkdtempSync(join(tmpdir(), 'kairos-journeys-'));
 let stack: TestStack;
 let api: StackAccess;
+/** The churn win-back's wait in the test catalog (the seed's is two days). */
+const WAIT_SECONDS = 20;
 /** When the quiet hours of the test catalog end (epoch ms, a minute boundary). */
 let quietUntil: number;
 
@@ -39,11 +44,14 @@ beforeAll(async () => {
   const doc = parseYaml(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8')) as {
     actions: unknown[];
     policies: { quietHours: unknown[] };
-    journeys: unknown[];
+    journeys: { id: string; steps: { id: string; wait?: unknown }[] }[];
   };
+  const wait = doc.journeys.find((j) => j.id === 'churn-winback')?.steps.find((step) => step.id === 'two-days');
+  if (!wait) throw new Error('the demo catalog has no churn-winback two-days wait');
+  wait.wait = `${WAIT_SECONDS}s`;
   doc.policies.quietHours = [{ id: 'sms-test-window', channels: ['sms'], from: hhmm(minute), to: hhmm(quietUntil), timezone: 'UTC' }];
   doc.actions.push({ id: 'cart-reminder-sms', name: 'Cart reminder SMS', tags: ['service'], content: { sms: { text: 'Hola {{ firstName }}, tu carrito te espera' } }, fallbacks: { firstName: 'cliente' } });
-  doc.journeys.push({
+  (doc.journeys as unknown[]).push({
     id: 'cart-recovery',
     entry: { event: 'Cart Abandoned' },
     exit: { event: 'Order Completed' },
@@ -97,6 +105,15 @@ async function outboxOf(userId: string, until: (entries: Entry[]) => boolean, ti
   }
 }
 
+/** Resolves once `condition` holds; rejects past `timeoutMs`. */
+async function until(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 type Run = { journey: string; run: number; step?: string; ended?: { how: string } };
 async function runsOf(userId: string, until: (runs: Run[]) => boolean, timeoutMs = 15_000): Promise<Run[]> {
   const deadline = Date.now() + timeoutMs;
@@ -109,7 +126,7 @@ async function runsOf(userId: string, until: (runs: Run[]) => boolean, timeoutMs
 }
 
 describe('journeys on the local stack', () => {
-  it('the churn win-back seed: entering churn risk sends the retention email now and sets its timer; an order ends the run', async () => {
+  it('the churn win-back seed: entering churn risk sends the retention email now and sets its timer; an order ends the run, and the timer then sends nothing', async () => {
     const userId = uniqueId('leaving');
     const report = async () =>
       (await call<{ journeys: { id: string; totals: { entered: number; exited: number; steps: Record<string, number> } }[] }>(api, 'GET', '/v1/admin/reports/journeys?journey=churn-winback', { auth: 'admin' })).json
@@ -124,7 +141,8 @@ describe('journeys on the local stack', () => {
     expect(email).toMatchObject({ status: 'now', detail: { journey: 'churn-winback', run: 1, step: 'retention-email', channel: 'email', actionId: 'retention-offer' } });
     const timer = entries.find((e) => e.detail.kind === 'journey-timer');
     expect(timer).toMatchObject({ status: 'deferred', detail: { journey: 'churn-winback', run: 1, step: 'two-days' } });
-    expect(Date.parse(timer!.sendAt) - Date.now()).toBeGreaterThan(2 * 86_400_000 - 60_000);
+    expect(Date.parse(timer!.sendAt) - Date.parse(email!.sendAt)).toBeLessThanOrEqual(WAIT_SECONDS * 1_000);
+    await until(() => stack.schedules().some((s) => s.event.id === timer!.id), 15_000);
     const delivered = await emission((e) => e.id === email!.id, 15_000);
     expect(delivered).toMatchObject({ source: 'kairos', 'detail-type': 'Kairos Journey Action' });
     expect(String((detailOf(delivered).content as { subject: string }).subject)).toContain('Marta');
@@ -140,7 +158,36 @@ describe('journeys on the local stack', () => {
     expect(after.exited - before.exited).toBe(1);
     expect((after.steps['retention-email'] ?? 0) - (before.steps['retention-email'] ?? 0)).toBe(1);
     expect((await outboxOf(userId, () => true, 0)).filter((e) => e.detail.kind === 'journey')).toHaveLength(1);
-  }, 90_000);
+
+    // The timer fires after the order: its event reaches a run that has ended, which sends nothing.
+    await until(() => !stack.schedules().some((s) => s.event.id === timer!.id), Date.parse(timer!.sendAt) - Date.now() + 15_000);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect((await outboxOf(userId, () => true, 0)).filter((e) => e.detail.kind === 'journey')).toHaveLength(1);
+    expect(await runsOf(userId, () => true, 0)).toEqual(ended);
+    expect(stack.emissions().filter((e) => e['detail-type'] === 'Kairos Journey Timer')).toEqual([]);
+  }, 120_000);
+
+  it('the churn win-back seed with no order: the timer comes back through the Events table after the wait, and the push is sent', async () => {
+    const userId = uniqueId('silent');
+    await sendEvents(api, [
+      identify({ userId }, { firstName: 'Luis' }),
+      track({ userId }, 'Consent Updated', { channel: 'email', granted: true }),
+      track({ userId }, 'Consent Updated', { channel: 'push', granted: true }),
+    ]);
+    await runsOf(userId, () => true, 0);
+    await sendEvents(api, Array.from({ length: 5 }, (_, i) => track({ userId }, 'Order Refunded', { order_id: `r${i}` })));
+    const timer = (await outboxOf(userId, (e) => e.some((x) => x.detail.kind === 'journey-timer'))).find((e) => e.detail.kind === 'journey-timer');
+    expect(timer).toMatchObject({ status: 'deferred', detail: { journey: 'churn-winback', run: 1, step: 'two-days' } });
+    const dueAt = Date.parse(timer!.sendAt);
+    const push = await emission((e) => detailOf(e).journey === 'churn-winback' && detailOf(e).userId === userId && detailOf(e).step === 'retention-push', dueAt - Date.now() + 20_000);
+    expect(push).toMatchObject({ source: 'kairos', 'detail-type': 'Kairos Journey Action', detail: { run: 1, channel: 'push', actionId: 'retention-offer' } });
+    expect(Date.parse(push.time)).toBeGreaterThanOrEqual(dueAt);
+    expect(detailOf(push).content).toMatchObject({ title: 'Te echamos de menos', deepLink: 'kairos-demo://offers/retention' });
+    const runs = await runsOf(userId, (r) => r.some((x) => x.ended !== undefined));
+    expect(runs).toEqual([expect.objectContaining({ journey: 'churn-winback', run: 1, ended: expect.objectContaining({ how: 'completed' }) })]);
+    // The timer itself went to the Events table, never on the bus.
+    expect(stack.emissions().filter((e) => e.id === timer!.id || e['detail-type'] === 'Kairos Journey Timer')).toEqual([]);
+  }, 120_000);
 
   it('an act step in quiet hours is deferred to their end, then emitted then', async () => {
     const userId = uniqueId('night');
