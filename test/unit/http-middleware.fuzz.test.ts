@@ -139,6 +139,15 @@ async function run(middleware: HttpMiddleware, event: APIGatewayProxyEventV2, be
   }
 }
 
+/** A thrown value as text for the failure message; fuzzed values may not convert (`{ toString: [] }`). */
+function shown(error: unknown): string {
+  try {
+    return String(error).slice(0, 200);
+  } catch {
+    return Object.prototype.toString.call(error);
+  }
+}
+
 /**
  * The property every middleware holds: it answers, or the handler's own error
  * comes through untouched, or it refuses with a 4xx ApiError of its own; it
@@ -152,7 +161,7 @@ async function holds(middleware: HttpMiddleware, event: APIGatewayProxyEventV2, 
   const response = 'response' in outcome ? outcome.response : undefined;
   const wellFormed =
     response === undefined || (Number.isInteger(response.statusCode) && Object.values(response.headers ?? {}).every((v) => typeof v === 'string'));
-  expect({ hung: 'hung' in outcome, acceptable: !('error' in outcome) || own || refusal, wellFormed, error: String(error).slice(0, 200) }).toMatchObject({
+  expect({ hung: 'hung' in outcome, acceptable: !('error' in outcome) || own || refusal, wellFormed, error: shown(error) }).toMatchObject({
     hung: false,
     acceptable: true,
     wellFormed: true,
