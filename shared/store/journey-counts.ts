@@ -11,7 +11,8 @@
 import { config } from '#shared/config.ts';
 import type { JourneyCounterIncrement } from '#domain/journeys/report.ts';
 import { dynamo, type DynamoClient, type Item, type TransactWriteItem } from './client.ts';
-import { JOURNEY_COUNT_PK_PREFIX, STATISTICS_SHARDS, journeyCountDaySk, journeyCountItem } from './items.ts';
+import { JOURNEY_COUNT_PK_PREFIX, journeyCountDaySk, journeyCountItem } from './items.ts';
+import { queryShards } from './statistics.ts';
 
 /** How long a day's counters are kept after it, s (DynamoDB TTL). */
 export const JOURNEY_COUNT_RETENTION_S = 400 * 24 * 3600;
@@ -77,28 +78,8 @@ export async function readJourneyCounts(options: ReadJourneyCountsOptions): Prom
   const low = `${journeyCountDaySk(Math.max(0, options.from))}#`;
   // '$' sorts after '#': past the last key of the last day.
   const high = `${journeyCountDaySk(Math.max(0, options.to))}$`;
-  const shardRows = async (shard: number): Promise<JourneyCounterIncrement[]> => {
-    const rows: JourneyCounterIncrement[] = [];
-    let start: Item | undefined;
-    do {
-      const page = await client.send(
-        'Query',
-        {
-          TableName: table,
-          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :low AND :high',
-          ExpressionAttributeValues: { ':pk': `${JOURNEY_COUNT_PK_PREFIX}${String(shard).padStart(2, '0')}`, ':low': low, ':high': high },
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        },
-        options.deadline !== undefined ? { deadline: options.deadline } : {},
-      );
-      for (const item of page.Items ?? []) {
-        const row = rowOf(item);
-        if (row && row.day >= options.from && row.day <= options.to) rows.push(row);
-      }
-      start = page.LastEvaluatedKey;
-    } while (start);
-    return rows;
-  };
-  const shards = await Promise.all(Array.from({ length: STATISTICS_SHARDS }, (_, shard) => shardRows(shard)));
-  return shards.flat();
+  return queryShards(client, { table, pkPrefix: JOURNEY_COUNT_PK_PREFIX, low, high, deadline: options.deadline }, (item) => {
+    const row = rowOf(item);
+    return row && row.day >= options.from && row.day <= options.to ? row : undefined;
+  });
 }

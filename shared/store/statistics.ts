@@ -97,23 +97,40 @@ export async function readStatistics(options: ReadStatisticsOptions): Promise<St
   const low = statisticsBucketSk(Math.max(0, options.from));
   // '$' sorts after '#': the last key of the bucket before `to`.
   const high = options.to === undefined ? '9999999999999$' : `${statisticsBucketSk(Math.max(0, options.to - 1))}$`;
-  const shardRows = async (shard: number): Promise<StatisticsRow[]> => {
-    const rows: StatisticsRow[] = [];
+  return queryShards(client, { table, pkPrefix: STATISTICS_PK_PREFIX, low, high, deadline: options.deadline }, (item) => {
+    const row = rowOf(item);
+    return row && row.bucket >= options.from && (options.to === undefined || row.bucket < options.to) ? row : undefined;
+  });
+}
+
+/**
+ * Every item of every shard (`<pkPrefix>00`..`15`) whose sort key is between
+ * `low` and `high`: one Query per shard, sent together, each paged to its
+ * end; `rowOf` keeps or drops each item. The sharded reads of the learning
+ * statistics and the journey report counters.
+ */
+export async function queryShards<Row>(
+  client: DynamoClient,
+  range: { readonly table: string; readonly pkPrefix: string; readonly low: string; readonly high: string; readonly deadline?: number | undefined },
+  rowOf: (item: Item) => Row | undefined,
+): Promise<Row[]> {
+  const shardRows = async (shard: number): Promise<Row[]> => {
+    const rows: Row[] = [];
     let start: Item | undefined;
     do {
       const page = await client.send(
         'Query',
         {
-          TableName: table,
+          TableName: range.table,
           KeyConditionExpression: 'pk = :pk AND sk BETWEEN :low AND :high',
-          ExpressionAttributeValues: { ':pk': `${STATISTICS_PK_PREFIX}${String(shard).padStart(2, '0')}`, ':low': low, ':high': high },
+          ExpressionAttributeValues: { ':pk': `${range.pkPrefix}${String(shard).padStart(2, '0')}`, ':low': range.low, ':high': range.high },
           ...(start ? { ExclusiveStartKey: start } : {}),
         },
-        options.deadline !== undefined ? { deadline: options.deadline } : {},
+        range.deadline !== undefined ? { deadline: range.deadline } : {},
       );
       for (const item of page.Items ?? []) {
         const row = rowOf(item);
-        if (row && row.bucket >= options.from && (options.to === undefined || row.bucket < options.to)) rows.push(row);
+        if (row !== undefined) rows.push(row);
       }
       start = page.LastEvaluatedKey;
     } while (start);
