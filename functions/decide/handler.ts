@@ -89,15 +89,15 @@ export const MAX_DECIDE_BODY_BYTES = 16 * 1024;
 /** Kept from the request's deadline for deciding, rendering and answering once the reads are done (ms). */
 export const DECIDE_RESERVE_MS = 100;
 
+const logger = functionLogger('decide');
+/** The decision records' logger: INFO whatever the function's level, since the decision log is made of its lines. */
+const records = logger.createChild({ logLevel: 'INFO' });
+
 /**
  * What the bandit learns from: the outcome statistics, refreshed in the
  * background (never awaited here; read through a client of their own), and
  * the arm probabilities computed from them, per process.
  */
-const logger = functionLogger('decide');
-/** The decision records' logger: INFO whatever the function's level, since the decision log is made of its lines. */
-const records = logger.createChild({ logLevel: 'INFO' });
-
 export const statistics = new StatisticsCache({
   onRefreshFailure: (error) => logger.warn('statistics refresh failed; deciding with the last good statistics', { error: error as Error }),
 });
