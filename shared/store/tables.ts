@@ -37,6 +37,15 @@ export interface TableDefinition {
 }
 
 /**
+ * What every table shares: a string partition key `pk`, and items that
+ * expire at `expiresAt` (epoch seconds) when they carry it.
+ */
+const pkWithExpiry = {
+  partitionKey: { name: 'pk', type: 'S' },
+  timeToLiveAttribute: 'expiresAt',
+} as const satisfies Partial<TableDefinition>;
+
+/**
  * Events: the accepted history. One item per accepted message, keyed by
  * `<sourceId>#<messageId>` so the conditional put that stores it is also the
  * exactly-once check. The stream (NEW_IMAGE) feeds the profile function.
@@ -47,8 +56,7 @@ export const eventsTable = {
   id: 'Events',
   envVar: 'EVENTS_TABLE',
   localName: 'kairos-events',
-  partitionKey: { name: 'pk', type: 'S' },
-  timeToLiveAttribute: 'expiresAt',
+  ...pkWithExpiry,
   stream: 'NEW_IMAGE',
   globalSecondaryIndexes: [
     {
@@ -72,8 +80,7 @@ export const profilesTable = {
   id: 'Profiles',
   envVar: 'PROFILES_TABLE',
   localName: 'kairos-profiles',
-  partitionKey: { name: 'pk', type: 'S' },
-  timeToLiveAttribute: 'expiresAt',
+  ...pkWithExpiry,
 } as const satisfies TableDefinition;
 
 /**
@@ -83,9 +90,8 @@ export const controlTable = {
   id: 'Control',
   envVar: 'CONTROL_TABLE',
   localName: 'kairos-control',
-  partitionKey: { name: 'pk', type: 'S' },
+  ...pkWithExpiry,
   sortKey: { name: 'sk', type: 'S' },
-  timeToLiveAttribute: 'expiresAt',
 } as const satisfies TableDefinition;
 
 /**
@@ -102,8 +108,7 @@ export const outboxTable = {
   id: 'Outbox',
   envVar: 'OUTBOX_TABLE',
   localName: 'kairos-outbox',
-  partitionKey: { name: 'pk', type: 'S' },
-  timeToLiveAttribute: 'expiresAt',
+  ...pkWithExpiry,
   stream: 'NEW_IMAGE',
 } as const satisfies TableDefinition;
 
