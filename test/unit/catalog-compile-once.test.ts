@@ -94,6 +94,22 @@ function expectSameAsAlone(rule: CompiledRule, vars: readonly RuleVariables[]): 
   }
 }
 
+/** The profile fields of every rule, each once, in the order first read: `ruleFields` without skipping the places that repeat a source. */
+function fieldsOfEveryRule(catalog: CompiledCatalog): (readonly string[])[] {
+  const seen = new Set<string>();
+  const fields: (readonly string[])[] = [];
+  for (const rule of catalog.rules) {
+    for (const keys of rule.reads?.fields ?? []) {
+      const key = JSON.stringify(keys);
+      if (!seen.has(key)) {
+        seen.add(key);
+        fields.push(keys);
+      }
+    }
+  }
+  return fields;
+}
+
 describe('compileDocument compiles a repeated rule source once', () => {
   it('every rule of a catalog that repeats sources equals the rule compiled on its own (property)', () => {
     fc.assert(
@@ -110,6 +126,8 @@ describe('compileDocument compiles a repeated rule source once', () => {
           const vars = variablesOf(loaded.catalog);
           expect(loaded.catalog.rules.length).toBe(picks.segments.length + picks.features.length + picks.actions.length + picks.suppressions.length);
           for (const rule of loaded.catalog.rules) expectSameAsAlone(rule, vars);
+          // The fields a sampled record keeps: read once per distinct source, the same as reading every rule.
+          expect(loaded.catalog.ruleFields.map((f) => f.keys)).toEqual(fieldsOfEveryRule(loaded.catalog));
         },
       ),
       { numRuns: 40 },

@@ -37,6 +37,7 @@ import type {
   FallbackRole,
   LoadResult,
   RuleField,
+  RuleReads,
   RuleVariables,
   TriggerCause,
 } from './compiled.ts';
@@ -311,8 +312,14 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Every profile field the rules read, once, in the order first read, with its path as text. */
 function ruleFieldsOf(rules: readonly CompiledRule[]): RuleField[] {
   const fields = new Map<string, RuleField>();
+  // The places that repeat a source share its first compile's `reads` (compileDocument, compileOnce):
+  // a thousand actions of a few distinct rules are read once each.
+  const seen = new Set<RuleReads>();
   for (const rule of rules) {
-    for (const keys of rule.reads?.fields ?? []) {
+    const reads = rule.reads;
+    if (reads === undefined || seen.has(reads)) continue;
+    seen.add(reads);
+    for (const keys of reads.fields) {
       const path = keys.map((k, i) => (IDENTIFIER.test(k) ? (i === 0 ? k : `.${k}`) : `[${JSON.stringify(k)}]`)).join('');
       if (!fields.has(path)) fields.set(path, { path, keys });
     }
