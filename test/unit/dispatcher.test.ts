@@ -19,6 +19,7 @@ import { outboxPuts } from '#store/outbox.ts';
 import type { BusEvent, EmissionBus, EmissionScheduler } from '#shared/bus/bus.ts';
 import { scheduleNameOf } from '#shared/bus/eventbridge.ts';
 import { LocalBus, LocalScheduler } from '#local/outbox.ts';
+import { advanceClock, restoreClock } from '../support/clock.ts';
 import { streamEvent, streamRecord } from '../support/stream.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kairos-dispatcher-'));
@@ -216,6 +217,25 @@ describe('the local bus and scheduler', () => {
     expect(scheduler.pending()).toEqual([]);
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([]);
     scheduler.stop();
+  });
+
+  it('follows the wall clock: a schedule two days away fires within a second of the clock jumping past it', async () => {
+    const bus = new LocalBus();
+    const scheduler = new LocalScheduler(bus, { log: () => undefined });
+    const at = Date.now() + 2 * 86_400_000;
+    try {
+      await scheduler.scheduleAt({ id: 'in-two-days', detailType: 'T', detail: {} }, at);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(bus.events()).toEqual([]);
+      advanceClock(2 * 86_400_000 + 1_000);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(bus.events().map((e) => e.id)).toEqual(['in-two-days']);
+      expect(Date.parse(bus.events()[0]!.time)).toBeGreaterThanOrEqual(at);
+      expect(scheduler.pending()).toEqual([]);
+    } finally {
+      scheduler.stop();
+      restoreClock();
+    }
   });
 
   it('survives a restart: a schedule that came due while stopped fires at start, a later one on time', async () => {
