@@ -61,6 +61,9 @@ export interface EmissionBusProps {
  * invocations are retried twice by Lambda and then recorded in the same
  * queue (on-failure destination); an alarm fires on its first message. A
  * timer replayed from it is written once (a conditional put on its key).
+ * Every schedule (deferred sends and timers alike) has the same queue as
+ * its dead-letter queue, after Scheduler's retries (shared/bus/eventbridge.ts
+ * SCHEDULE_RETRY_POLICY): Scheduler's role may send to it.
  */
 export class EmissionBus extends Construct {
   public readonly bus: EventBus;
@@ -69,7 +72,10 @@ export class EmissionBus extends Construct {
   public readonly schedulerRole: Role;
   /** The rule that brings a fired journey timer back to the dispatcher. */
   public readonly timerRule: Rule;
-  /** Fired timers not delivered to the dispatcher, and its invocations that failed after retries (encrypted, SSL only). */
+  /**
+   * Fired timers not delivered to the dispatcher, its invocations that failed after retries, and schedules (deferred
+   * sends, timers) the bus refused past Scheduler's retries (encrypted, SSL only).
+   */
   public readonly timerFailureQueue: Queue;
   /** In alarm while the timer failure queue holds a message (no action: the stack adds its own). */
   public readonly timerFailureAlarm: Alarm;
@@ -122,7 +128,7 @@ export class EmissionBus extends Construct {
     Validations.of(this.timerFailureQueue).acknowledge({
       id: 'AwsSolutions-SQS3',
       reason:
-        "This queue is itself the dead-letter queue of the journey-timer rule's target and the on-failure destination of the dispatcher's asynchronous invocations; it holds timers to replay by hand and is watched by an alarm, so it needs no DLQ of its own.",
+        "This queue is itself the dead-letter queue of the journey-timer rule's target and of every schedule, and the on-failure destination of the dispatcher's asynchronous invocations; it holds what to replay by hand and is watched by an alarm, so it needs no DLQ of its own.",
     });
     const maxAge = props.timerMaxAge ?? Duration.hours(6);
     const retryAttempts = props.timerRetryAttempts ?? 10;
@@ -134,10 +140,13 @@ export class EmissionBus extends Construct {
       targets: [new LambdaFunction(dispatcher, { deadLetterQueue: this.timerFailureQueue, retryAttempts, maxEventAge: maxAge })],
     });
     dispatcher.configureAsyncInvoke({ retryAttempts: 2, maxEventAge: maxAge, onFailure: new SqsDestination(this.timerFailureQueue) });
+    // A schedule (a deferred send, a timer) whose put on the bus fails past Scheduler's retries lands there too.
+    this.timerFailureQueue.grantSendMessages(this.schedulerRole);
+    dispatcher.addEnvironment('KAIROS_SCHEDULE_DLQ_ARN', this.timerFailureQueue.queueArn);
 
     this.timerFailureAlarm = new Alarm(this, 'TimerFailureQueueNotEmpty', {
       alarmDescription:
-        'A fired journey timer was not written to the Events table (not delivered to the dispatcher, or its invocation failed after retries): that customer is stuck at a wait. Inspect the timer failure queue and replay.',
+        'A deferred send or a journey timer was given up on (the bus refused a schedule, a fired timer was not delivered to the dispatcher, or its invocation failed after retries): a send was not made or a customer is stuck at a wait. Inspect the timer failure queue and replay.',
       metric: this.timerFailureQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: Stats.MAXIMUM }),
       threshold: 1,
       comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -351,7 +351,7 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
     });
   });
 
-  it('Scheduler\'s role: assumed by Scheduler of this account only, may only put on this bus', () => {
+  it('Scheduler\'s role: assumed by Scheduler of this account only, may only put on this bus and dead-letter to the timer failure queue', () => {
     template.hasResourceProperties('AWS::IAM::Role', {
       AssumeRolePolicyDocument: {
         Statement: [
@@ -365,8 +365,14 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
       },
     });
     const statements = roleStatements(template, schedulerRoleId());
-    expect(statements.flatMap((s) => asArray(s.Action))).toEqual(['events:PutEvents']);
-    expect(statements.flatMap((s) => referencesIn(s.Resource).map((r) => r.id))).toEqual([busId()]);
+    const put = statements.filter((s) => asArray(s.Action).includes('events:PutEvents'));
+    expect(put.flatMap((s) => referencesIn(s.Resource).map((r) => r.id))).toEqual([busId()]);
+    // …and send what the bus refused past its retries to the timer failure queue (each schedule's dead-letter queue).
+    const send = statements.filter((s) => asArray(s.Action).includes('sqs:SendMessage'));
+    expect(send.flatMap((s) => referencesIn(s.Resource).map((r) => r.id))).toEqual([timerQueueId()]);
+    expect([...new Set(statements.flatMap((s) => asArray(s.Action)))].sort()).toEqual(['events:PutEvents', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']);
+    const environment = (resources[functionId('dispatcher')]?.Properties as { Environment: { Variables: Record<string, unknown> } }).Environment.Variables;
+    expect(environment.KAIROS_SCHEDULE_DLQ_ARN).toEqual({ 'Fn::GetAtt': [timerQueueId(), 'Arn'] });
   });
 });
 

@@ -17,8 +17,8 @@ import { journeyTimerOfDetail } from '#domain/journeys/timer.ts';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
 import { outboxPuts } from '#store/outbox.ts';
 import type { BusEvent, EmissionBus, EmissionScheduler } from '#shared/bus/bus.ts';
-import { scheduleNameOf } from '#shared/bus/eventbridge.ts';
 import { LocalBus, LocalScheduler } from '#local/outbox.ts';
+import { SCHEDULE_RETRY_POLICY, scheduleNameOf, scheduleRequest } from '#shared/bus/eventbridge.ts';
 import { advanceClock, restoreClock } from '../support/clock.ts';
 import { streamEvent, streamRecord } from '../support/stream.ts';
 
@@ -188,6 +188,30 @@ describe('the dispatcher and journey timers', () => {
     for (const broken of [{ kind: 'journey' }, { run: 1.5 }, { profileKey: 'x-1' }, { dueAt: 'soon' }, { step: undefined }]) {
       expect(journeyTimerOfDetail({ ...detail, ...broken })).toBeUndefined();
     }
+  });
+});
+
+describe('the deployed scheduler', () => {
+  it('a schedule puts its event on the bus at its time, retried, then dead-lettered to the failure queue; named after the event', () => {
+    const target = { busArn: 'arn:aws:events:eu-west-1:123456789012:event-bus/b', group: 'g', roleArn: 'arn:aws:iam::123456789012:role/r', deadLetterArn: 'arn:aws:sqs:eu-west-1:123456789012:q' };
+    const event = { id: 'churn.1.email.act.abc', detailType: 'Kairos Journey Action', detail: { n: 1 } };
+    const request = scheduleRequest(event, Date.parse('2026-12-01T09:00:00.200Z'), target);
+    expect(request.path).toBe(`/schedules/${scheduleNameOf(event.id)}`);
+    expect(scheduleNameOf(event.id)).toMatch(/^kairos-[0-9a-f]{40}$/);
+    expect(request.payload).toMatchObject({
+      GroupName: 'g',
+      ScheduleExpression: 'at(2026-12-01T09:00:01)',
+      ScheduleExpressionTimezone: 'UTC',
+      ActionAfterCompletion: 'DELETE',
+      Target: {
+        Arn: target.busArn,
+        RoleArn: target.roleArn,
+        EventBridgeParameters: { Source: 'kairos', DetailType: 'Kairos Journey Action' },
+        Input: JSON.stringify(event.detail),
+        RetryPolicy: SCHEDULE_RETRY_POLICY,
+        DeadLetterConfig: { Arn: target.deadLetterArn },
+      },
+    });
   });
 });
 
