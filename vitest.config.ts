@@ -46,6 +46,8 @@ export default defineConfig({
           // process: isolated modules, so the handlers read the environment that stack set.
           pool: 'forks',
           isolate: true,
+          // Midday UTC (test/support/clock.ts): the demo catalog's quiet hours hold at night.
+          setupFiles: ['test/support/midday-clock.ts'],
           maxWorkers: 2,
           testTimeout: 120_000,
           hookTimeout: 120_000,

@@ -122,7 +122,7 @@ export class KairosStack extends Stack {
       for (const [tableId, access] of Object.entries(definition.tables) as [TableName, Access][]) {
         const table = tableById[tableId];
         if (!table) throw new Error(`Function ${name}: unknown table ${tableId} in the manifest`);
-        fn.bindTable(table, access);
+        fn.bindTable(table, access, (definition as FunctionDefinition).leadingKeys?.[tableId]);
       }
       functionByName[name] = fn;
     }
@@ -176,6 +176,8 @@ export class KairosStack extends Stack {
       }
       alarmActions.push(new SnsAction(Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn)));
     }
+    this.emissions.timerFailureAlarm.addAlarmAction(...alarmActions);
+    this.emissions.timerFailureAlarm.addOkAction(...alarmActions);
     this.monitoring = new KairosMonitoring(this, 'Monitoring', {
       functions: functionByName,
       streamConsumer: streamReader,
@@ -195,6 +197,10 @@ export class KairosStack extends Stack {
     new CfnOutput(this, 'EmissionBusName', {
       description: 'The EventBridge bus Kairos emits on (source "kairos"): route its events to your senders',
       value: this.emissions.bus.eventBusName,
+    });
+    new CfnOutput(this, 'TimerFailureQueueUrl', {
+      description: 'Fired journey timers not written to the Events table (the timer rule DLQ and the dispatcher async on-failure destination)',
+      value: this.emissions.timerFailureQueue.queueUrl,
     });
     new CfnOutput(this, 'StreamFailureQueueUrl', {
       description: 'Events stream records given up on (shard and sequence numbers to replay)',

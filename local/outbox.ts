@@ -9,9 +9,10 @@
  *   the operator (GET /v1/admin/outbox/emissions) and the tests; kept in
  *   memory too (the in-memory stack has no file);
  * - `LocalScheduler`: one-time schedules kept in `<dataDir>/schedules.json`
- *   (rewritten on every change), each fired on time by a timer — put on the
- *   bus, then removed — and, after a restart, loaded again: one whose time
- *   passed while the stack was down fires at once. Scheduling an event that
+ *   (rewritten on every change), each fired on time by wall-clock time
+ *   (read at least every second, so a clock that jumps is followed) — put
+ *   on the bus, then removed — and, after a restart, loaded again: one
+ *   whose time passed while the stack was down fires at once. Scheduling an event that
  *   is already scheduled is a no-op, as EventBridge Scheduler's name
  *   conflict is. A journey's timer (`Kairos Journey Timer`) is not put on
  *   the bus when it fires: its `Journey Timer` event is written to the
@@ -38,7 +39,7 @@ export class LocalBus implements EmissionBus {
   readonly #now: () => number;
 
   /** `file`: outbox.jsonl (appended; the events already in it are read back); none keeps them in memory only. */
-  constructor(file?: string, now: () => number = Date.now) {
+  constructor(file?: string, now: () => number = () => Date.now()) {
     this.#file = file;
     this.#now = now;
     if (file && existsSync(file)) {
@@ -71,6 +72,9 @@ export class LocalBus implements EmissionBus {
   }
 }
 
+/** The longest the scheduler emulation goes without reading the wall clock (ms). */
+const CLOCK_CHECK_MS = 1_000;
+
 interface Schedule {
   readonly event: BusEvent;
   /** Epoch ms. */
@@ -81,9 +85,11 @@ export class LocalScheduler implements EmissionScheduler {
   readonly #file: string | undefined;
   readonly #bus: EmissionBus;
   readonly #schedules = new Map<string, Schedule>();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #log: (line: string) => void;
   readonly #writeTimer: (detail: Readonly<Record<string, unknown>>, firedAt: number) => Promise<unknown>;
+  /** The one timer: due for the soonest schedule, and never more than CLOCK_CHECK_MS away. */
+  #timer: NodeJS.Timeout | undefined;
+  #firing = false;
   #stopped = false;
 
   /**
@@ -103,17 +109,19 @@ export class LocalScheduler implements EmissionScheduler {
     if (this.#file && existsSync(this.#file)) {
       try {
         const saved = JSON.parse(readFileSync(this.#file, 'utf8')) as Schedule[];
-        for (const schedule of saved) this.#arm(schedule);
+        for (const schedule of saved) this.#schedules.set(schedule.event.id, schedule);
       } catch (error) {
         this.#log(`cannot read ${this.#file}: ${(error as Error).message}; starting with no schedules`);
       }
     }
+    this.#arm();
   }
 
   async scheduleAt(event: BusEvent, at: number): Promise<void> {
     if (this.#schedules.has(event.id)) return;
-    this.#arm({ event, at });
+    this.#schedules.set(event.id, { event, at });
     this.#save();
+    this.#arm();
   }
 
   /** The schedules not fired yet, soonest first. */
@@ -121,38 +129,52 @@ export class LocalScheduler implements EmissionScheduler {
     return [...this.#schedules.values()].sort((a, b) => a.at - b.at);
   }
 
-  /** Stop the timers (the schedules stay in the file and are armed again by the next start). */
+  /** Stop the timer (the schedules stay in the file and are armed again by the next start). */
   stop(): void {
     this.#stopped = true;
-    for (const timer of this.#timers.values()) clearTimeout(timer);
-    this.#timers.clear();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
-  #arm(schedule: Schedule): void {
-    this.#schedules.set(schedule.event.id, schedule);
-    // setTimeout takes at most 2^31-1 ms: a later schedule is re-armed when that timer ends.
-    const wait = Math.min(Math.max(0, schedule.at - Date.now()), 2_147_483_647);
-    const timer = setTimeout(() => void this.#fire(schedule), wait);
-    timer.unref?.();
-    this.#timers.set(schedule.event.id, timer);
+  /**
+   * Schedules are wall-clock times, as EventBridge Scheduler's are, and a
+   * timer runs on the monotonic clock: the wall clock is read again at
+   * least every CLOCK_CHECK_MS, so a schedule that a clock change (a laptop
+   * waking from sleep, an NTP step) made due fires within that.
+   */
+  #arm(): void {
+    if (this.#stopped || this.#firing) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#schedules.size === 0) return;
+    const soonest = Math.min(...[...this.#schedules.values()].map((s) => s.at));
+    const wait = Math.min(Math.max(0, soonest - Date.now()), CLOCK_CHECK_MS);
+    this.#timer = setTimeout(() => void this.#fireDue(), wait);
+    this.#timer.unref?.();
   }
 
-  async #fire(schedule: Schedule): Promise<void> {
+  /** Fire every schedule that is due, oldest first, then arm the timer again. */
+  async #fireDue(): Promise<void> {
+    this.#timer = undefined;
     if (this.#stopped) return;
-    this.#timers.delete(schedule.event.id);
-    if (schedule.at > Date.now()) {
-      this.#arm(schedule);
-      return;
-    }
+    this.#firing = true;
     try {
-      if (schedule.event.detailType === DETAIL_TYPES.journeyTimer) await this.#writeTimer(schedule.event.detail, Date.now());
-      else if ((await this.#bus.put([schedule.event])).length > 0) throw new Error('the bus refused it');
-      this.#schedules.delete(schedule.event.id);
-      this.#save();
-    } catch (error) {
-      // EventBridge Scheduler retries a failed target; so does the emulation, a second later.
-      this.#log(`schedule ${schedule.event.id} not delivered: ${(error as Error).message}; retrying`);
-      if (!this.#stopped) this.#arm({ ...schedule, at: Date.now() + 1_000 });
+      for (const schedule of this.pending()) {
+        if (this.#stopped || schedule.at > Date.now()) break;
+        try {
+          if (schedule.event.detailType === DETAIL_TYPES.journeyTimer) await this.#writeTimer(schedule.event.detail, Date.now());
+          else if ((await this.#bus.put([schedule.event])).length > 0) throw new Error('the bus refused it');
+          this.#schedules.delete(schedule.event.id);
+        } catch (error) {
+          // EventBridge Scheduler retries a failed target; so does the emulation, a second later.
+          this.#log(`schedule ${schedule.event.id} not delivered: ${(error as Error).message}; retrying`);
+          this.#schedules.set(schedule.event.id, { ...schedule, at: Date.now() + 1_000 });
+        }
+        this.#save();
+      }
+    } finally {
+      this.#firing = false;
+      this.#arm();
     }
   }
 

@@ -17,6 +17,12 @@ export interface FunctionDefinition {
   readonly entry: string;
   readonly description: string;
   readonly tables: Partial<Record<TableName, Access>>;
+  /**
+   * The partition keys a `put` may write, as `dynamodb:LeadingKeys`
+   * patterns (IAM `StringLike`: `*` is any suffix): the only items the
+   * function can create in that table.
+   */
+  readonly leadingKeys?: Partial<Record<TableName, readonly string[]>>;
   /** Reads the Events stream (the profile function). */
   readonly readsStream?: boolean;
   /** Seals (decide) or opens (profile, evaluation) decision ids: gets KAIROS_DECISION_KEY. */
@@ -64,6 +70,9 @@ export const functionDefinitions = {
     description: 'Publishes the outbox (triggers, journeys) to the EventBridge bus, schedules a deferred send, writes due journey timers',
     // Reads the Outbox table's stream (its event source mapping grants it); puts due journey timers in the Events table.
     tables: { Events: 'put' },
+    // Only journey timers' event keys, `kairos#jt-<digest>` (shared/domain/journeys/timer.ts JOURNEY_TIMER_KEY_PREFIX,
+    // held equal by test/unit/journeys-properties.test.ts): a source id no write key has.
+    leadingKeys: { Events: ['kairos#jt-*'] },
     memorySize: 512,
     timeoutSeconds: 30,
   },

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
-import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import {
   ApplicationLogLevel,
   Architecture,
@@ -194,22 +194,33 @@ export class KairosFunction extends NodejsFunction {
    * Grant exactly `access` on a table (and its indexes) and tell the function
    * the table's physical name through the table definition's `envVar`.
    * `read` never includes a write action; `write` never includes a read;
-   * `put` is `dynamodb:PutItem` only.
+   * `put` is `dynamodb:PutItem` only, limited to the partition keys of
+   * `leadingKeys` when given (IAM `dynamodb:LeadingKeys`, `StringLike`).
    */
-  public bindTable(table: KairosTable, access: Access): this {
+  public bindTable(table: KairosTable, access: Access, leadingKeys?: readonly string[]): this {
     if (this.boundTables.has(table.definition.id)) {
       throw new Error(`${this.node.id}: table ${table.definition.id} is already bound`);
     }
     if (access === 'read') table.table.grantReadData(this);
     else if (access === 'write') table.table.grantWriteData(this);
     else if (access === 'readwrite') table.table.grantReadWriteData(this);
-    else if (access === 'put') table.table.grant(this, 'dynamodb:PutItem');
+    else if (access === 'put' && leadingKeys !== undefined) {
+      if (leadingKeys.length === 0) throw new Error(`${this.node.id}: empty leadingKeys on ${table.definition.id}`);
+      this.addToRolePolicy(
+        new PolicyStatement({
+          effect: Effect.ALLOW,
+          actions: ['dynamodb:PutItem'],
+          resources: [table.table.tableArn],
+          conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...leadingKeys] } },
+        }),
+      );
+    } else if (access === 'put') table.table.grant(this, 'dynamodb:PutItem');
     else throw new Error(`${this.node.id}: unknown access "${String(access)}" on ${table.definition.id}`);
 
     this.addEnvironment(table.definition.envVar, table.table.tableName);
     this.boundTables.set(table.definition.id, access);
 
-    if ((table.definition.globalSecondaryIndexes?.length ?? 0) > 0) {
+    if ((table.definition.globalSecondaryIndexes?.length ?? 0) > 0 && leadingKeys === undefined) {
       Validations.of(this.executionRole).acknowledge({
         id: `AwsSolutions-IAM5[Resource::<${table.logicalId}.Arn>/index/*]`,
         reason: `Access to the indexes of the ${table.definition.id} table only (${table.definition.globalSecondaryIndexes

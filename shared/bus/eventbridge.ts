@@ -7,7 +7,8 @@
  * Configuration (set by the CDK stack on the dispatcher; read on first use,
  * a missing one fails with its name): KAIROS_BUS_ARN (the bus),
  * KAIROS_SCHEDULE_GROUP (the schedule group), KAIROS_SCHEDULER_ROLE_ARN
- * (the role Scheduler assumes to put on the bus).
+ * (the role Scheduler assumes to put on the bus), KAIROS_SCHEDULE_DLQ_ARN
+ * (where Scheduler sends what the bus refused past its retries).
  *
  * - `put`: at most 10 entries per PutEvents (its limit); an entry the bus
  *   refuses (`FailedEntryCount`) is returned by id for a retry.
@@ -15,7 +16,9 @@
  *   off, deleted after it ran, targeting the bus with the event's
  *   `detail-type` and `source`; its name is a hash of the event id (the
  *   names allow 64 characters of [0-9A-Za-z._-]), so scheduling the same
- *   event twice is a conflict, taken as done.
+ *   event twice is a conflict, taken as done; Scheduler retries a put the
+ *   bus refuses (SCHEDULE_RETRY_POLICY) and then sends the event to the
+ *   timer failure queue (`scheduleRequest`).
  */
 import { createHash } from 'node:crypto';
 import awsLite from '@aws-lite/client';
@@ -91,33 +94,53 @@ export function eventBridgeBus(busArn: string = required('KAIROS_BUS_ARN')): Emi
   };
 }
 
-export function eventBridgeScheduler(
-  options: { busArn?: string; group?: string; roleArn?: string } = {},
-): EmissionScheduler {
+/** Where Scheduler sends what it could not put on the bus, and how hard it tries first. */
+export interface ScheduleTarget {
+  readonly busArn: string;
+  readonly group: string;
+  readonly roleArn: string;
+  /** The failure queue (SQS ARN) a schedule's event goes to when the bus refuses it past the retries. */
+  readonly deadLetterArn: string;
+}
+
+/** Scheduler's retries of a schedule's put on the bus before the dead-letter queue: as the timer rule's (infra EmissionBus). */
+export const SCHEDULE_RETRY_POLICY = { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 6 * 3600 } as const;
+
+/** The CreateSchedule request of `event` at `at` (epoch ms): path and JSON body. */
+export function scheduleRequest(event: BusEvent, at: number, target: ScheduleTarget): { path: string; payload: Record<string, unknown> } {
+  return {
+    path: `/schedules/${scheduleNameOf(event.id)}`,
+    payload: {
+      GroupName: target.group,
+      ScheduleExpression: atExpression(at),
+      ScheduleExpressionTimezone: 'UTC',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      ActionAfterCompletion: 'DELETE',
+      Description: `Kairos deferred emission ${event.id}`.slice(0, 512),
+      Target: {
+        Arn: target.busArn,
+        RoleArn: target.roleArn,
+        EventBridgeParameters: { Source: EMISSION_SOURCE, DetailType: event.detailType },
+        Input: JSON.stringify(event.detail),
+        RetryPolicy: SCHEDULE_RETRY_POLICY,
+        DeadLetterConfig: { Arn: target.deadLetterArn },
+      },
+    },
+  };
+}
+
+export function eventBridgeScheduler(options: Partial<ScheduleTarget> = {}): EmissionScheduler {
   return {
     async scheduleAt(event: BusEvent, at: number) {
       const call = await aws();
+      const { path, payload } = scheduleRequest(event, at, {
+        busArn: options.busArn ?? required('KAIROS_BUS_ARN'),
+        group: options.group ?? required('KAIROS_SCHEDULE_GROUP'),
+        roleArn: options.roleArn ?? required('KAIROS_SCHEDULER_ROLE_ARN'),
+        deadLetterArn: options.deadLetterArn ?? required('KAIROS_SCHEDULE_DLQ_ARN'),
+      });
       try {
-        await call({
-          service: 'scheduler',
-          method: 'POST',
-          path: `/schedules/${scheduleNameOf(event.id)}`,
-          headers: { 'content-type': 'application/json' },
-          payload: {
-            GroupName: options.group ?? required('KAIROS_SCHEDULE_GROUP'),
-            ScheduleExpression: atExpression(at),
-            ScheduleExpressionTimezone: 'UTC',
-            FlexibleTimeWindow: { Mode: 'OFF' },
-            ActionAfterCompletion: 'DELETE',
-            Description: `Kairos deferred emission ${event.id}`.slice(0, 512),
-            Target: {
-              Arn: options.busArn ?? required('KAIROS_BUS_ARN'),
-              RoleArn: options.roleArn ?? required('KAIROS_SCHEDULER_ROLE_ARN'),
-              EventBridgeParameters: { Source: EMISSION_SOURCE, DetailType: event.detailType },
-              Input: JSON.stringify(event.detail),
-            },
-          },
-        });
+        await call({ service: 'scheduler', method: 'POST', path, headers: { 'content-type': 'application/json' }, payload });
       } catch (error) {
         // The same event scheduled before (a redelivered record): done.
         if ((error as { statusCode?: number }).statusCode === 409) return;

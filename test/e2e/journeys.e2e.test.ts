@@ -1,69 +1,51 @@
 /**
- * Journeys end to end on the local stack (docs/catalog.md "Journeys"):
- * events in through /v1/batch, the profile function moving each customer's
- * run, emissions out through the Outbox stream, the dispatcher and the
- * local bus (`<dataDir>/outbox.jsonl`), the operator's outbox, profile and
- * journeys report.
+ * The seed triggers and journeys end to end on the local stack, with the
+ * demo catalog as `npm start` loads it (catalog/demo.yaml, unchanged):
+ * events in through /v1/batch, the profile function reacting and moving
+ * each customer's run, emissions out through the Outbox stream, the
+ * dispatcher, the scheduler emulation and the local bus
+ * (`<dataDir>/outbox.jsonl`), read back from it and from the operator's
+ * outbox, profile and journeys report.
  *
- * - the seed journey (churn-winback, its two-day wait shortened to
- *   WAIT_SECONDS in the test's catalog): returns push the customer into
- *   churn risk → the retention email at once, the wait's timer deferred in
- *   the outbox and on the scheduler; an order then ends the run (exited),
- *   in the profile and the report, and the timer that fires later sends
- *   nothing; with no order, the fired timer comes back as a `Journey Timer`
- *   event through the Events table and the run goes on to its push;
- * - an act step in quiet hours (a window of the test's catalog that ends a
- *   minute or two after the stack starts): deferred, on the scheduler, then
- *   emitted at their end.
+ * Time is driven (test/support/clock.ts): the stack runs in this process,
+ * so ingest, the profile function, the dispatcher and the scheduler
+ * emulation read the clock the test moves. The day D starts at 12:30 UTC
+ * (13:30 in Madrid, 21:30 in Tokyo).
+ *
+ * - the VIP who opens a complaint (trigger vip-complaint-call): the
+ *   call-centre task at once, and no VIP promotion on decide;
+ * - the churn win-back (journey churn-winback), two customers entering
+ *   churn risk at D 12:30: Aiko lives in Tokyo, where it is night: the
+ *   retention email is deferred to the end of the demo's quiet hours (09:00
+ *   in Tokyo, D+1 00:00 UTC), sits on the scheduler, and is delivered when
+ *   the clock gets there; two days after her entry the wait's timer comes
+ *   back through the Events table, she has not ordered, and the push (night
+ *   in Tokyo again) is deferred and delivered at the next 09:00. Luis (no
+ *   zone of his own: Madrid's, daytime) gets the email at once, orders,
+ *   and his run ends, exited: his timer, when it fires, sends nothing.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { startLocalStack, type TestStack } from '../support/stack.ts';
-import { call, identify, sendEvents, track, uniqueId, type StackAccess } from './fixtures/kairos.ts';
 import type { DeliveredEvent } from '#local/outbox.ts';
+import { advanceClock, middayToday, setClock } from '../support/clock.ts';
+import { detailOf, emission, journeyTotals, outbox, outboxOf, runsOf, until, type OutboxEntry } from '../support/emissions.ts';
+import { startLocalStack, type TestStack } from '../support/stack.ts';
+import { decide, identify, sendEvents, track, uniqueId, waitForProfile, type StackAccess } from './fixtures/kairos.ts';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+/** D 12:30 UTC: when the day's events are sent. */
+const D = middayToday() + HOUR / 2;
 
 const dataDir = mkdtempSync(join(tmpdir(), 'kairos-journeys-'));
 let stack: TestStack;
 let api: StackAccess;
-/** The churn win-back's wait in the test catalog (the seed's is two days). */
-const WAIT_SECONDS = 20;
-/** When the quiet hours of the test catalog end (epoch ms, a minute boundary). */
-let quietUntil: number;
-
-const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
 
 beforeAll(async () => {
-  // The demo catalog (its churn-winback journey), with sms quiet hours from this minute to the next minute
-  // boundary at least 40 s away (UTC), an sms action and a cart journey whose first step sends it.
-  const now = Date.now();
-  const minute = Math.floor(now / 60_000) * 60_000;
-  quietUntil = minute + (now - minute > 20_000 ? 2 : 1) * 60_000;
-  const doc = parseYaml(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8')) as {
-    actions: unknown[];
-    policies: { quietHours: unknown[] };
-    journeys: { id: string; steps: { id: string; wait?: unknown }[] }[];
-  };
-  const wait = doc.journeys.find((j) => j.id === 'churn-winback')?.steps.find((step) => step.id === 'two-days');
-  if (!wait) throw new Error('the demo catalog has no churn-winback two-days wait');
-  wait.wait = `${WAIT_SECONDS}s`;
-  doc.policies.quietHours = [{ id: 'sms-test-window', channels: ['sms'], from: hhmm(minute), to: hhmm(quietUntil), timezone: 'UTC' }];
-  doc.actions.push({ id: 'cart-reminder-sms', name: 'Cart reminder SMS', tags: ['service'], content: { sms: { text: 'Hola {{ firstName }}, tu carrito te espera' } }, fallbacks: { firstName: 'cliente' } });
-  (doc.journeys as unknown[]).push({
-    id: 'cart-recovery',
-    entry: { event: 'Cart Abandoned' },
-    exit: { event: 'Order Completed' },
-    steps: [
-      { id: 'sms', act: { channel: 'sms' } },
-      { id: 'later', wait: '1h' },
-      { id: 'push', act: { channel: 'push' } },
-    ],
-  });
-  const catalogFile = join(dataDir, 'catalog.yaml');
-  writeFileSync(catalogFile, stringifyYaml(doc));
-  stack = await startLocalStack({ inMemory: false, dataDir: join(dataDir, 'data'), catalogFile });
+  setClock(D);
+  stack = await startLocalStack({ inMemory: false, dataDir: join(dataDir, 'data') });
   api = { baseUrl: stack.baseUrl, writeKey: stack.writeKey, serverKey: stack.serverKey, userTokenSecret: stack.userTokenSecret, adminToken: stack.adminToken };
 }, 120_000);
 
@@ -72,138 +54,129 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const detailOf = (e: DeliveredEvent) => e.detail as Record<string, unknown>;
+/** What the bus wrote to outbox.jsonl. */
+const outboxFile = (): DeliveredEvent[] =>
+  readFileSync(join(dataDir, 'data', 'outbox.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as DeliveredEvent);
 
-/** The first emission the local bus delivered that matches, within `timeoutMs`. */
-async function emission(match: (e: DeliveredEvent) => boolean, timeoutMs: number): Promise<DeliveredEvent> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = stack.emissions().find(match);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no matching emission within ${timeoutMs} ms; delivered: ${JSON.stringify(stack.emissions().map((e) => e.id))}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const journeyActions = (entries: readonly OutboxEntry[]) => entries.filter((e) => e.detail.kind === 'journey');
+const timerOf = (entries: readonly OutboxEntry[]) => entries.find((e) => e.detail.kind === 'journey-timer');
 
-type Entry = { id: string; status: string; sendAt: string; detailType?: string; detail: Record<string, unknown> };
-
-/** The outbox entries of `userId` (the operator's route, every page), once `until` holds of them or `timeoutMs` has passed. */
-async function outboxOf(userId: string, until: (entries: Entry[]) => boolean, timeoutMs = 15_000): Promise<Entry[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const seen: Entry[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await call<{ emissions: Entry[]; next?: string }>(api, 'GET', `/v1/admin/outbox?limit=1000${cursor ? `&cursor=${cursor}` : ''}`, { auth: 'admin' });
-      expect(page.status).toBe(200);
-      seen.push(...page.json.emissions);
-      cursor = page.json.next;
-    } while (cursor);
-    const mine = seen.filter((e) => e.detail.userId === userId || e.detail.profileKey === `u#${userId}`);
-    if (until(mine) || Date.now() > deadline) return mine;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-/** Resolves once `condition` holds; rejects past `timeoutMs`. */
-async function until(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-type Run = { journey: string; run: number; step?: string; ended?: { how: string } };
-async function runsOf(userId: string, until: (runs: Run[]) => boolean, timeoutMs = 15_000): Promise<Run[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await call<{ journeys: Run[] }>(api, 'GET', `/v1/admin/profiles/${encodeURIComponent(userId)}`, { auth: 'admin' });
-    const runs = res.status === 200 ? res.json.journeys : [];
-    if (until(runs) || Date.now() > deadline) return runs;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-describe('journeys on the local stack', () => {
-  it('the churn win-back seed: entering churn risk sends the retention email now and sets its timer; an order ends the run, and the timer then sends nothing', async () => {
-    const userId = uniqueId('leaving');
-    const report = async () =>
-      (await call<{ journeys: { id: string; totals: { entered: number; exited: number; steps: Record<string, number> } }[] }>(api, 'GET', '/v1/admin/reports/journeys?journey=churn-winback', { auth: 'admin' })).json
-        .journeys[0]!.totals;
-    const before = await report();
-    await sendEvents(api, [identify({ userId }, { firstName: 'Marta' }), track({ userId }, 'Consent Updated', { channel: 'email', granted: true })]);
-    await runsOf(userId, () => true, 0);
-    // Returns raise churnRisk past its threshold: the customer enters churn-risk.
-    await sendEvents(api, Array.from({ length: 5 }, (_, i) => track({ userId }, 'Order Refunded', { order_id: `r${i}` })));
-    const entries = await outboxOf(userId, (e) => e.length >= 2);
-    const email = entries.find((e) => e.detail.kind === 'journey');
-    expect(email).toMatchObject({ status: 'now', detail: { journey: 'churn-winback', run: 1, step: 'retention-email', channel: 'email', actionId: 'retention-offer' } });
-    const timer = entries.find((e) => e.detail.kind === 'journey-timer');
-    expect(timer).toMatchObject({ status: 'deferred', detail: { journey: 'churn-winback', run: 1, step: 'two-days' } });
-    expect(Date.parse(timer!.sendAt) - Date.parse(email!.sendAt)).toBeLessThanOrEqual(WAIT_SECONDS * 1_000);
-    await until(() => stack.schedules().some((s) => s.event.id === timer!.id), 15_000);
-    const delivered = await emission((e) => e.id === email!.id, 15_000);
-    expect(delivered).toMatchObject({ source: 'kairos', 'detail-type': 'Kairos Journey Action' });
-    expect(String((detailOf(delivered).content as { subject: string }).subject)).toContain('Marta');
-    expect(await runsOf(userId, (runs) => runs.some((r) => r.step === 'two-days'))).toEqual([expect.objectContaining({ journey: 'churn-winback', run: 1, step: 'two-days' })]);
-
-    // An order: the run ends, exited; nothing more is sent.
-    await sendEvents(api, [track({ userId }, 'Order Completed', { order_id: 'o1', revenue: 40 })]);
-    const ended = await runsOf(userId, (runs) => runs.some((r) => r.ended !== undefined));
-    expect(ended).toEqual([expect.objectContaining({ journey: 'churn-winback', run: 1, ended: expect.objectContaining({ how: 'exited' }) })]);
-    expect(ended[0]?.step).toBeUndefined();
-    const after = await report();
-    expect(after.entered - before.entered).toBe(1);
-    expect(after.exited - before.exited).toBe(1);
-    expect((after.steps['retention-email'] ?? 0) - (before.steps['retention-email'] ?? 0)).toBe(1);
-    expect((await outboxOf(userId, () => true, 0)).filter((e) => e.detail.kind === 'journey')).toHaveLength(1);
-
-    // The timer fires after the order: its event reaches a run that has ended, which sends nothing.
-    await until(() => !stack.schedules().some((s) => s.event.id === timer!.id), Date.parse(timer!.sendAt) - Date.now() + 15_000);
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
-    expect((await outboxOf(userId, () => true, 0)).filter((e) => e.detail.kind === 'journey')).toHaveLength(1);
-    expect(await runsOf(userId, () => true, 0)).toEqual(ended);
-    expect(stack.emissions().filter((e) => e['detail-type'] === 'Kairos Journey Timer')).toEqual([]);
-  }, 120_000);
-
-  it('the churn win-back seed with no order: the timer comes back through the Events table after the wait, and the push is sent', async () => {
-    const userId = uniqueId('silent');
-    await sendEvents(api, [
-      identify({ userId }, { firstName: 'Luis' }),
-      track({ userId }, 'Consent Updated', { channel: 'email', granted: true }),
-      track({ userId }, 'Consent Updated', { channel: 'push', granted: true }),
-    ]);
-    await runsOf(userId, () => true, 0);
-    await sendEvents(api, Array.from({ length: 5 }, (_, i) => track({ userId }, 'Order Refunded', { order_id: `r${i}` })));
-    const timer = (await outboxOf(userId, (e) => e.some((x) => x.detail.kind === 'journey-timer'))).find((e) => e.detail.kind === 'journey-timer');
-    expect(timer).toMatchObject({ status: 'deferred', detail: { journey: 'churn-winback', run: 1, step: 'two-days' } });
-    const dueAt = Date.parse(timer!.sendAt);
-    const push = await emission((e) => detailOf(e).journey === 'churn-winback' && detailOf(e).userId === userId && detailOf(e).step === 'retention-push', dueAt - Date.now() + 20_000);
-    expect(push).toMatchObject({ source: 'kairos', 'detail-type': 'Kairos Journey Action', detail: { run: 1, channel: 'push', actionId: 'retention-offer' } });
-    expect(Date.parse(push.time)).toBeGreaterThanOrEqual(dueAt);
-    expect(detailOf(push).content).toMatchObject({ title: 'Te echamos de menos', deepLink: 'kairos-demo://offers/retention' });
-    const runs = await runsOf(userId, (r) => r.some((x) => x.ended !== undefined));
-    expect(runs).toEqual([expect.objectContaining({ journey: 'churn-winback', run: 1, ended: expect.objectContaining({ how: 'completed' }) })]);
-    // The timer itself went to the Events table, never on the bus.
-    expect(stack.emissions().filter((e) => e.id === timer!.id || e['detail-type'] === 'Kairos Journey Timer')).toEqual([]);
-  }, 120_000);
-
-  it('an act step in quiet hours is deferred to their end, then emitted then', async () => {
-    const userId = uniqueId('night');
-    await sendEvents(api, [identify({ userId }, { firstName: 'Ana' }), track({ userId }, 'Consent Updated', { channel: 'sms', granted: true })]);
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    expect(Date.now()).toBeLessThan(quietUntil);
-    await sendEvents(api, [track({ userId }, 'Cart Abandoned', { total: 42 })]);
-    const entries = await outboxOf(userId, (e) => e.some((x) => x.detail.step === 'sms'));
-    const sms = entries.find((e) => e.detail.step === 'sms');
-    expect(sms).toMatchObject({ status: 'deferred', sendAt: new Date(quietUntil).toISOString(), detail: { journey: 'cart-recovery', actionId: 'cart-reminder-sms', channel: 'sms' } });
-    expect((sms?.detail.content as { text: string }).text).toBe('Hola Ana, tu carrito te espera');
+describe('the seed triggers and journeys on the demo catalog', () => {
+  it('a VIP who opens a complaint: the call-centre task now, in outbox.jsonl and the outbox; no VIP promotion on decide', async () => {
+    const userId = uniqueId('vip');
+    await sendEvents(api, [identify({ userId }, { tier: 'VIP', firstName: 'Luis' }), track({ userId }, 'Consent Updated', { channel: 'email', granted: true })]);
+    await waitForProfile(api, userId, (p) => p.traits.tier === 'VIP' && p.consent.email?.granted === true);
+    await sendEvents(api, [track({ userId }, 'Complaint Opened', { reason: 'late delivery' })]);
+    const emitted = await emission(stack, (e) => detailOf(e).userId === userId && detailOf(e).trigger === 'vip-complaint-call', 15_000);
+    expect(emitted).toMatchObject({
+      source: 'kairos',
+      'detail-type': 'Kairos Trigger Action',
+      detail: { kind: 'trigger', channel: 'call_center', actionId: 'service-recovery-call', customerKey: userId, cause: { kind: 'event', event: 'Complaint Opened' } },
+    });
+    expect(String((detailOf(emitted).content as { script: string }).script)).toContain('Luis');
+    expect(emitted.id).toBe(detailOf(emitted).emissionId);
+    expect(Date.parse(emitted.time) - D).toBeLessThan(60_000);
+    expect(outboxFile().filter((l) => l.id === emitted.id)).toHaveLength(1);
+    expect((await outbox(api)).find((e) => e.id === emitted.id)).toMatchObject({ status: 'now', detail: { actionId: 'service-recovery-call' } });
+    // Decide tells the same story: no promotion, on any channel; the apology instead on email.
+    for (const channel of ['email', 'web', 'call_center'] as const) {
+      const decision = await decide(api, { userId, channel, ...(channel === 'web' ? { placement: 'home' } : {}), limit: 10 });
+      expect(decision.actions.map((a) => a.actionId)).not.toContain('vip-winback-email-123');
+      expect(decision.actions.map((a) => a.actionId)).not.toContain('vip-lounge-banner');
+    }
+    expect((await decide(api, { userId, channel: 'email' })).actions[0]?.actionId).toBe('apology-email');
+    // Exactly once: the complaint fired one emission, however the stream delivered it.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(stack.schedules().map((s) => s.event.id)).toContain(sms?.id);
-    expect(stack.emissions().filter((e) => e.id === sms?.id)).toEqual([]);
-    const emitted = await emission((e) => e.id === sms?.id, quietUntil - Date.now() + 10_000);
-    expect(Date.parse(emitted.time)).toBeGreaterThanOrEqual(quietUntil);
-    expect(emitted['detail-type']).toBe('Kairos Journey Action');
-  }, 200_000);
+    expect(stack.emissions().filter((e) => detailOf(e).userId === userId && detailOf(e).trigger === 'vip-complaint-call')).toHaveLength(1);
+  }, 60_000);
+
+  it('churn win-back: the email deferred across the night in the customer’s zone, the push two days later with no order; an order ends the other run', async () => {
+    const aiko = uniqueId('aiko');
+    const luis = uniqueId('luis');
+    const before = await journeyTotals(api, 'churn-winback');
+    const consents = (userId: string) => ['email', 'push'].map((channel) => track({ userId }, 'Consent Updated', { channel, granted: true }));
+    await sendEvents(api, [
+      identify({ userId: aiko }, { firstName: 'Aiko', timezone: 'Asia/Tokyo' }),
+      ...consents(aiko),
+      identify({ userId: luis }, { firstName: 'Luis' }),
+      ...consents(luis),
+    ]);
+    for (const userId of [aiko, luis]) await waitForProfile(api, userId, (p) => p.consent.email?.granted === true && p.consent.push?.granted === true);
+
+    // Returns raise churnRisk past its threshold: both enter churn-risk, and the journey, now.
+    await sendEvents(api, [aiko, luis].flatMap((userId) => Array.from({ length: 5 }, (_, i) => track({ userId }, 'Order Refunded', { order_id: `r${i}` }))));
+    const hasEmailAndTimer = (entries: OutboxEntry[]) => journeyActions(entries).length === 1 && timerOf(entries) !== undefined;
+    const aikoEntries = await outboxOf(api, aiko, hasEmailAndTimer);
+    const luisEntries = await outboxOf(api, luis, hasEmailAndTimer);
+
+    // Aiko: 21:30 in Tokyo, night. The email is decided for 09:00 there (D+1 00:00 UTC) and waits on the scheduler.
+    const aikoEmail = journeyActions(aikoEntries)[0]!;
+    const morningInTokyo = middayToday() + 12 * HOUR;
+    expect(aikoEmail).toMatchObject({
+      status: 'deferred',
+      sendAt: new Date(morningInTokyo).toISOString(),
+      detail: { journey: 'churn-winback', run: 1, step: 'retention-email', channel: 'email', actionId: 'retention-offer' },
+    });
+    expect(String((aikoEmail.detail.content as { subject: string }).subject)).toBe('Aiko, un 15% para volver');
+    await until(() => stack.schedules().some((s) => s.event.id === aikoEmail.id), 15_000, 'the deferred email on the scheduler');
+    expect(stack.emissions().filter((e) => e.id === aikoEmail.id)).toEqual([]);
+    const aikoTimer = timerOf(aikoEntries)!;
+    expect(aikoTimer).toMatchObject({ status: 'deferred', detail: { journey: 'churn-winback', run: 1, step: 'two-days' } });
+    expect(Date.parse(aikoTimer.sendAt) - D).toBeGreaterThanOrEqual(2 * DAY);
+    expect(Date.parse(aikoTimer.sendAt) - D).toBeLessThan(2 * DAY + 60_000);
+
+    // Luis: no zone of his own, so Madrid's, 13:30: the email now, delivered.
+    const luisEmail = journeyActions(luisEntries)[0]!;
+    expect(luisEmail).toMatchObject({ status: 'now', detail: { step: 'retention-email', channel: 'email', actionId: 'retention-offer' } });
+    const delivered = await emission(stack, (e) => e.id === luisEmail.id, 15_000);
+    expect(delivered).toMatchObject({ source: 'kairos', 'detail-type': 'Kairos Journey Action' });
+    expect(String((detailOf(delivered).content as { subject: string }).subject)).toBe('Luis, un 15% para volver');
+
+    // Luis orders: his run ends, exited.
+    await sendEvents(api, [track({ userId: luis }, 'Order Completed', { order_id: 'o1', revenue: 40 })]);
+    const luisEnded = await runsOf(api, luis, (runs) => runs.some((r) => r.ended !== undefined));
+    expect(luisEnded).toEqual([expect.objectContaining({ journey: 'churn-winback', run: 1, ended: expect.objectContaining({ how: 'exited' }) })]);
+    expect(luisEnded[0]?.step).toBeUndefined();
+
+    // The night ends in Tokyo: the scheduler puts Aiko's email on the bus then, not before.
+    advanceClock(morningInTokyo - Date.now() + 2_000);
+    const aikoDelivered = await emission(stack, (e) => e.id === aikoEmail.id, 15_000);
+    expect(aikoDelivered).toMatchObject({ 'detail-type': 'Kairos Journey Action', detail: { step: 'retention-email', actionId: 'retention-offer' } });
+    expect(Date.parse(aikoDelivered.time)).toBeGreaterThanOrEqual(morningInTokyo);
+    expect(outboxFile().filter((l) => l.id === aikoEmail.id)).toHaveLength(1);
+    expect(await runsOf(api, aiko, () => true, 0)).toEqual([expect.objectContaining({ journey: 'churn-winback', run: 1, step: 'two-days' })]);
+
+    // Two days after the entries: both timers come back through the Events table. Aiko has not ordered: the push,
+    // decided at 21:30 in Tokyo again, is deferred to the next 09:00 there; Luis's run has ended: nothing.
+    const timersDue = Math.max(...[aikoEntries, luisEntries].map((entries) => Date.parse(timerOf(entries)!.sendAt)));
+    advanceClock(timersDue - Date.now() + 2_000);
+    await until(() => !stack.schedules().some((s) => s.event.id === aikoTimer.id || s.event.id === timerOf(luisEntries)!.id), 15_000, 'both timers fired');
+    const withPush = await outboxOf(api, aiko, (entries) => journeyActions(entries).some((e) => e.detail.step === 'retention-push'));
+    const push = journeyActions(withPush).find((e) => e.detail.step === 'retention-push');
+    const nextMorningInTokyo = morningInTokyo + 2 * DAY;
+    expect(push).toMatchObject({ status: 'deferred', sendAt: new Date(nextMorningInTokyo).toISOString(), detail: { run: 1, channel: 'push', actionId: 'retention-offer' } });
+    advanceClock(nextMorningInTokyo - Date.now() + 2_000);
+    const pushDelivered = await emission(stack, (e) => e.id === push!.id, 15_000);
+    expect(pushDelivered).toMatchObject({ source: 'kairos', 'detail-type': 'Kairos Journey Action', detail: { content: { title: 'Te echamos de menos', deepLink: 'kairos-demo://offers/retention' } } });
+    expect(Date.parse(pushDelivered.time)).toBeGreaterThanOrEqual(nextMorningInTokyo);
+    expect(await runsOf(api, aiko, (runs) => runs.some((r) => r.ended !== undefined))).toEqual([
+      expect.objectContaining({ journey: 'churn-winback', run: 1, ended: expect.objectContaining({ how: 'completed' }) }),
+    ]);
+
+    // Luis: his one email, nothing more; his run as the order left it.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(journeyActions(await outboxOf(api, luis, () => true, 0))).toHaveLength(1);
+    expect(await runsOf(api, luis, () => true, 0)).toEqual(luisEnded);
+    // Timers go to the Events table, never on the bus; each send was delivered once.
+    expect(stack.emissions().filter((e) => e['detail-type'] === 'Kairos Journey Timer')).toEqual([]);
+    for (const id of [aikoEmail.id, push!.id, luisEmail.id]) expect(outboxFile().filter((l) => l.id === id)).toHaveLength(1);
+    const after = await journeyTotals(api, 'churn-winback');
+    expect(after.entered - before.entered).toBe(2);
+    expect(after.exited - before.exited).toBe(1);
+    expect(after.completed - before.completed).toBe(1);
+    expect((after.steps['retention-push'] ?? 0) - (before.steps['retention-push'] ?? 0)).toBe(1);
+  }, 180_000);
 });

@@ -24,6 +24,7 @@ import { dispatcherStreamSettings, functionDefinitions, METRICS_NAMESPACE, profi
 import { routeKey, routes } from '#http/routes.ts';
 import { tables as tableTuple, type TableDefinition, type TableName } from '#store/tables.ts';
 import { DECISION_LOG_COLUMNS, DECISION_RECORD_MESSAGE } from '#domain/evaluation/decision-record.ts';
+import { JOURNEY_TIMER_KEY_PREFIX } from '#domain/journeys/timer.ts';
 import {
   DYNAMODB_WRITE_ACTIONS,
   asArray,
@@ -48,6 +49,7 @@ const functionId = (name: LambdaName): string => logicalId(stack.functions[name]
 const roleId = (name: LambdaName): string => logicalId(stack.functions[name].executionRole);
 const queueId = (): string => logicalId(stack.profileStream.failureQueue);
 const outboxQueueId = (): string => logicalId(stack.outboxStream.failureQueue);
+const timerQueueId = (): string => logicalId(stack.emissions.timerFailureQueue);
 /** The event source mapping of a function (one each). */
 const mappingOf = (name: LambdaName): CfnResource | undefined =>
   Object.values(resourcesOfType(template, 'AWS::Lambda::EventSourceMapping')).find(
@@ -279,9 +281,14 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
     const own = ['events:PutEvents', 'scheduler:CreateSchedule', 'iam:PassRole'];
     // Beyond its stream, its failure queue, its logs and X-Ray: only its own three.
     expect(actions.filter((a) => !/^(dynamodb|xray|sqs|logs):/.test(a) && !own.includes(a))).toEqual([]);
-    // Of the tables: PutItem on the Events table alone (due journey timers), nothing else.
+    // Of the tables: PutItem on the Events table alone (due journey timers), nothing else…
     const { table } = tableActions(statements, tables.map((t) => tableId(t.id)));
     expect([...table.entries()].map(([id, a]) => [id, [...a]])).toEqual([[tableId('Events'), ['dynamodb:PutItem']]]);
+    // …and only of items whose partition key is a journey timer's (kairos#jt-…): no other event can be forged.
+    const puts = statements.filter((s) => asArray(s.Action).includes('dynamodb:PutItem'));
+    expect(puts).toHaveLength(1);
+    expect(referencesIn(puts[0]?.Resource).map((r) => r.id)).toEqual([tableId('Events')]);
+    expect(puts[0]?.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${JOURNEY_TIMER_KEY_PREFIX}*`] } });
     const environment = (resources[functionId('dispatcher')]?.Properties as { Environment: { Variables: Record<string, unknown> } }).Environment.Variables;
     expect(environment.EVENTS_TABLE).toEqual({ Ref: tableId('Events') });
     // No other function may put on the bus or schedule.
@@ -291,12 +298,23 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
     }
   });
 
+  it('the bus says what it carries', () => {
+    const bus = resources[busId()]?.Properties as { Description: string };
+    for (const what of ['trigger', 'journey actions', 'journey timers', 'source "kairos"']) expect(bus.Description).toContain(what);
+  });
+
   it('a fired journey timer comes back to the dispatcher: one rule on its detail-type, on this bus, the only one that may invoke it', () => {
     template.resourceCountIs('AWS::Events::Rule', 1);
     template.hasResourceProperties('AWS::Events::Rule', {
       EventBusName: { Ref: busId() },
       EventPattern: { source: ['kairos'], 'detail-type': ['Kairos Journey Timer'] },
-      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [functionId('dispatcher'), 'Arn'] } })],
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [functionId('dispatcher'), 'Arn'] },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [timerQueueId(), 'Arn'] } },
+          RetryPolicy: { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 6 * 3600 },
+        }),
+      ],
     });
     const permissions = Object.values(resourcesOfType(template, 'AWS::Lambda::Permission')).filter(
       (p) => p.Properties?.Principal === 'events.amazonaws.com',
@@ -306,7 +324,34 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
     ]);
   });
 
-  it('Scheduler\'s role: assumed by Scheduler of this account only, may only put on this bus', () => {
+  it('a timer is never lost unnoticed: the rule target\'s DLQ and the dispatcher\'s async on-failure destination are one encrypted queue, SSL only, kept 14 days, with an alarm', () => {
+    expect(resources[timerQueueId()]?.Properties).toMatchObject({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 });
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: functionId('dispatcher') },
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 6 * 3600,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [timerQueueId(), 'Arn'] } } },
+    });
+    template.resourceCountIs('AWS::Lambda::EventInvokeConfig', 1);
+    // EventBridge may send to it for this rule only; nothing may reach it without TLS.
+    const policies = Object.values(resourcesOfType(template, 'AWS::SQS::QueuePolicy')).filter((p) =>
+      referencesIn(p.Properties?.Queues).some((r) => r.id === timerQueueId()),
+    );
+    const statements = policies.flatMap((p) => (p.Properties?.PolicyDocument as { Statement: Record<string, unknown>[] }).Statement);
+    const fromEvents = statements.filter((st) => (st.Principal as { Service?: string } | undefined)?.Service === 'events.amazonaws.com');
+    expect(fromEvents).toEqual([
+      expect.objectContaining({ Effect: 'Allow', Action: 'sqs:SendMessage', Condition: { ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [logicalId(stack.emissions.timerRule), 'Arn'] } } } }),
+    ]);
+    expect(statements.some((st) => st.Effect === 'Deny' && JSON.stringify(st.Condition).includes('aws:SecureTransport'))).toBe(true);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [timerQueueId(), 'QueueName'] } }],
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+  });
+
+  it('Scheduler\'s role: assumed by Scheduler of this account only, may only put on this bus and dead-letter to the timer failure queue', () => {
     template.hasResourceProperties('AWS::IAM::Role', {
       AssumeRolePolicyDocument: {
         Statement: [
@@ -320,8 +365,14 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
       },
     });
     const statements = roleStatements(template, schedulerRoleId());
-    expect(statements.flatMap((s) => asArray(s.Action))).toEqual(['events:PutEvents']);
-    expect(statements.flatMap((s) => referencesIn(s.Resource).map((r) => r.id))).toEqual([busId()]);
+    const put = statements.filter((s) => asArray(s.Action).includes('events:PutEvents'));
+    expect(put.flatMap((s) => referencesIn(s.Resource).map((r) => r.id))).toEqual([busId()]);
+    // …and send what the bus refused past its retries to the timer failure queue (each schedule's dead-letter queue).
+    const send = statements.filter((s) => asArray(s.Action).includes('sqs:SendMessage'));
+    expect(send.flatMap((s) => referencesIn(s.Resource).map((r) => r.id))).toEqual([timerQueueId()]);
+    expect([...new Set(statements.flatMap((s) => asArray(s.Action)))].sort()).toEqual(['events:PutEvents', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage']);
+    const environment = (resources[functionId('dispatcher')]?.Properties as { Environment: { Variables: Record<string, unknown> } }).Environment.Variables;
+    expect(environment.KAIROS_SCHEDULE_DLQ_ARN).toEqual({ 'Fn::GetAtt': [timerQueueId(), 'Arn'] });
   });
 });
 
@@ -834,7 +885,9 @@ describe('least privilege, from the manifest', () => {
     const expected = Object.fromEntries(
       tables.map((def) => {
         const access = tableAccess(name)[def.id] ?? 'none';
-        return [def.id, { table: access, index: def.globalSecondaryIndexes?.length ? access : 'none' }];
+        // A put limited to some partition keys (leadingKeys) is of the table's items only, never of an index.
+        const keyLimited = (functionDefinitions[name] as { leadingKeys?: Partial<Record<TableName, readonly string[]>> }).leadingKeys?.[def.id] !== undefined;
+        return [def.id, { table: access, index: def.globalSecondaryIndexes?.length && !keyLimited ? access : 'none' }];
       }),
     );
     expect(observed).toEqual(expected);
@@ -857,7 +910,8 @@ describe('least privilege, from the manifest', () => {
         const { stream } = tableActions(statements, tableIds());
         const queues = statements
           .filter((s) => asArray(s.Action).some((a) => a.startsWith('sqs:')))
-          .flatMap((s) => referencesIn(s.Resource).map((r) => r.id));
+          .flatMap((s) => referencesIn(s.Resource).map((r) => r.id))
+          .sort();
         return [name, { streams: [...stream.keys()], streamActions: [...(stream.get(tableId('Events')) ?? [])], queues }];
       }),
     );
@@ -878,7 +932,7 @@ describe('least privilege, from the manifest', () => {
               },
             ]
           : name === 'dispatcher'
-            ? [name, { streams: [tableId('Outbox')], streamActions: [], queues: [outboxQueueId()] }]
+            ? [name, { streams: [tableId('Outbox')], streamActions: [], queues: [outboxQueueId(), timerQueueId()].sort() }]
             : [name, { streams: [], streamActions: [], queues: [] }],
       ),
     );

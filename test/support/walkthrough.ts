@@ -192,7 +192,10 @@ export async function startDocumentedStack(environment: Readonly<Record<string, 
   // `exec node …`: the shell npm runs the script in becomes node (test/e2e/npm-start-signals.e2e.test.ts).
   const [command, ...args] = pkg.scripts.start.replace(/^exec\s+/, '').split(/\s+/);
   if (command !== 'node') throw new Error(`scripts.start is expected to run node, not ${command}`);
-  const child = spawn(process.execPath, args, {
+  // Preceded by the midday clock (midday-clock.ts): the documented answers are the day's, whatever the hour.
+  const midday = join(REPOSITORY_ROOT, 'test', 'support', 'midday-clock.ts');
+  const scriptAt = args.findIndex((arg, i) => !arg.startsWith('-') && args[i - 1] !== '--import');
+  const child = spawn(process.execPath, [...args.slice(0, scriptAt), '--import', midday, ...args.slice(scriptAt)], {
     cwd: REPOSITORY_ROOT,
     env: { ...cleanEnvironment(), ...environment, PORT: String(port), KAIROS_ACCESS_LOG: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],

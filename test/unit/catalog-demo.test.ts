@@ -243,18 +243,22 @@ describe('the demo catalog', () => {
     expect(catalog.actionsById.get('app-onboarding-card')?.experiments.map((e) => e.id)).toEqual(['onboarding-copy']);
   });
 
-  it('policies: push 1/day and email 2/week channel caps, SMS quiet hours in Madrid', () => {
+  it("policies: push 1/day and email 2/week channel caps; email, push and SMS quiet at night in the customer's zone, else Madrid's", () => {
     expect(catalog.policies.channelCapsByChannel.push?.map((c) => c.label)).toEqual(['1/1d']);
     expect(catalog.policies.channelCapsByChannel.email?.map((c) => c.label)).toEqual(['2/7d']);
     const night = new Date('2026-11-23T22:30:00Z'); // 23:30 in Madrid
     const morning = new Date('2026-11-23T09:30:00Z'); // 10:30 in Madrid
-    expect(quietHoursFor(catalog, 'sms', night, undefined)?.id).toBe('sms-night');
-    expect(quietHoursFor(catalog, 'sms', morning, undefined)).toBeUndefined();
-    expect(quietHoursFor(catalog, 'sms', morning, 'America/New_York')?.id).toBe('sms-night');
-    expect(quietHoursFor(catalog, 'push', night, undefined)).toBeUndefined();
+    for (const channel of ['email', 'push', 'sms'] as const) {
+      expect(quietHoursFor(catalog, channel, night, undefined)?.id).toBe('marketing-night');
+      expect(quietHoursFor(catalog, channel, morning, undefined)).toBeUndefined();
+      // 04:30 in New York: the customer's own night.
+      expect(quietHoursFor(catalog, channel, morning, 'America/New_York')?.id).toBe('marketing-night');
+    }
+    // Inbound and service channels are never quiet.
+    for (const channel of ['web', 'app', 'call_center'] as const) expect(quietHoursFor(catalog, channel, night, undefined)).toBeUndefined();
     // 20:30 UTC is 21:30 in Madrid: night in the policy's zone, not for a customer whose zone is UTC.
     const utcEvening = new Date('2026-11-23T20:30:00Z');
-    expect(quietHoursFor(catalog, 'sms', utcEvening, undefined)?.id).toBe('sms-night');
-    expect(quietHoursFor(catalog, 'sms', utcEvening, 'UTC')).toBeUndefined();
+    expect(quietHoursFor(catalog, 'email', utcEvening, undefined)?.id).toBe('marketing-night');
+    expect(quietHoursFor(catalog, 'email', utcEvening, 'UTC')).toBeUndefined();
   });
 });

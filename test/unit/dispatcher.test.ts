@@ -17,8 +17,9 @@ import { journeyTimerOfDetail } from '#domain/journeys/timer.ts';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
 import { outboxPuts } from '#store/outbox.ts';
 import type { BusEvent, EmissionBus, EmissionScheduler } from '#shared/bus/bus.ts';
-import { scheduleNameOf } from '#shared/bus/eventbridge.ts';
 import { LocalBus, LocalScheduler } from '#local/outbox.ts';
+import { SCHEDULE_RETRY_POLICY, scheduleNameOf, scheduleRequest } from '#shared/bus/eventbridge.ts';
+import { advanceClock, restoreClock } from '../support/clock.ts';
 import { streamEvent, streamRecord } from '../support/stream.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kairos-dispatcher-'));
@@ -190,6 +191,30 @@ describe('the dispatcher and journey timers', () => {
   });
 });
 
+describe('the deployed scheduler', () => {
+  it('a schedule puts its event on the bus at its time, retried, then dead-lettered to the failure queue; named after the event', () => {
+    const target = { busArn: 'arn:aws:events:eu-west-1:123456789012:event-bus/b', group: 'g', roleArn: 'arn:aws:iam::123456789012:role/r', deadLetterArn: 'arn:aws:sqs:eu-west-1:123456789012:q' };
+    const event = { id: 'churn.1.email.act.abc', detailType: 'Kairos Journey Action', detail: { n: 1 } };
+    const request = scheduleRequest(event, Date.parse('2026-12-01T09:00:00.200Z'), target);
+    expect(request.path).toBe(`/schedules/${scheduleNameOf(event.id)}`);
+    expect(scheduleNameOf(event.id)).toMatch(/^kairos-[0-9a-f]{40}$/);
+    expect(request.payload).toMatchObject({
+      GroupName: 'g',
+      ScheduleExpression: 'at(2026-12-01T09:00:01)',
+      ScheduleExpressionTimezone: 'UTC',
+      ActionAfterCompletion: 'DELETE',
+      Target: {
+        Arn: target.busArn,
+        RoleArn: target.roleArn,
+        EventBridgeParameters: { Source: 'kairos', DetailType: 'Kairos Journey Action' },
+        Input: JSON.stringify(event.detail),
+        RetryPolicy: SCHEDULE_RETRY_POLICY,
+        DeadLetterConfig: { Arn: target.deadLetterArn },
+      },
+    });
+  });
+});
+
 describe('the local bus and scheduler', () => {
   it('the bus appends each event to outbox.jsonl and reads the file back', async () => {
     const file = join(dir, 'outbox.jsonl');
@@ -216,6 +241,25 @@ describe('the local bus and scheduler', () => {
     expect(scheduler.pending()).toEqual([]);
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([]);
     scheduler.stop();
+  });
+
+  it('follows the wall clock: a schedule two days away fires within a second of the clock jumping past it', async () => {
+    const bus = new LocalBus();
+    const scheduler = new LocalScheduler(bus, { log: () => undefined });
+    const at = Date.now() + 2 * 86_400_000;
+    try {
+      await scheduler.scheduleAt({ id: 'in-two-days', detailType: 'T', detail: {} }, at);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(bus.events()).toEqual([]);
+      advanceClock(2 * 86_400_000 + 1_000);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(bus.events().map((e) => e.id)).toEqual(['in-two-days']);
+      expect(Date.parse(bus.events()[0]!.time)).toBeGreaterThanOrEqual(at);
+      expect(scheduler.pending()).toEqual([]);
+    } finally {
+      scheduler.stop();
+      restoreClock();
+    }
   });
 
   it('survives a restart: a schedule that came due while stopped fires at start, a later one on time', async () => {

@@ -25,7 +25,11 @@ import { describe, expect, it } from 'vitest';
 import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
-import { journeyTimerEvent, journeyTimerMessageId } from '#domain/journeys/timer.ts';
+import { JOURNEY_TIMER_KEY_PREFIX, journeyTimerEvent, journeyTimerMessageId } from '#domain/journeys/timer.ts';
+import { journeyEffectId } from '#domain/journeys/machine.ts';
+import { MAX_EMISSION_ID_LENGTH } from '#domain/triggers/emission.ts';
+import { ID_PATTERN } from '#domain/catalog/schema.ts';
+import { functionDefinitions } from '#shared/functions.ts';
 import type { JourneyCount, JourneyRuns } from '#domain/journeys/machine.ts';
 import { createJourneyStepper, reactJourneys } from '#domain/journeys/react.ts';
 import { journeyIncrements, milestoneKey, type JourneyCounterIncrement } from '#domain/journeys/report.ts';
@@ -328,5 +332,40 @@ describe('journeys move exactly once', () => {
     expect(store.outbox.filter((e) => e.detail.kind === 'journey').map((e) => e.detail.step)).toEqual(['thanks']);
     expect(store.applied.filter((pk) => pk.startsWith('kairos#'))).toHaveLength(1);
     expect(store.runs().cart).toMatchObject({ run: 1, ended: { how: 'completed' } });
+  });
+});
+
+describe('journey ids are bounded and stable', () => {
+  const catalogId = fc.stringMatching(ID_PATTERN);
+  const profileKey = fc.tuple(fc.constantFrom('u#', 'a#'), fc.string({ minLength: 1, maxLength: 200 })).map(([kind, id]) => `${kind}${id}`);
+  const effect = fc.record({ kind: fc.constantFrom('act' as const, 'timer' as const), journey: catalogId, run: fc.integer({ min: 1, max: 10_000 }), step: catalogId, profileKey });
+
+  it('an act or a timer: at most 200 characters; the same effect always gives the same id, two different ones never the same', () => {
+    fc.assert(
+      fc.property(effect, effect, (a, b) => {
+        const id = journeyEffectId(a);
+        expect(id.length).toBeLessThanOrEqual(MAX_EMISSION_ID_LENGTH);
+        expect(journeyEffectId({ ...a })).toBe(id);
+        const same = a.kind === b.kind && a.journey === b.journey && a.run === b.run && a.step === b.step && a.profileKey === b.profileKey;
+        expect(journeyEffectId(b) === id).toBe(same);
+      }),
+      { numRuns: 2_000 },
+    );
+    const longest = { kind: 'timer' as const, journey: `j${'x'.repeat(127)}`, run: 12, step: `s${'y'.repeat(127)}`, profileKey: 'u#u-1' };
+    expect(journeyEffectId(longest)).toMatch(/^jh-[0-9a-f]{40}$/);
+    expect(journeyEffectId({ ...longest, run: 13 })).not.toBe(journeyEffectId(longest));
+  });
+
+  it("a timer's Events key starts with the prefix the dispatcher may put (shared/functions.ts leadingKeys), and its message id fits ingest's 100 characters", () => {
+    const allowed = functionDefinitions.dispatcher.leadingKeys.Events;
+    expect(allowed).toEqual([`${JOURNEY_TIMER_KEY_PREFIX}*`]);
+    fc.assert(
+      fc.property(effect, fc.integer({ min: 0, max: 4_000_000_000_000 }), (timer, dueAt) => {
+        const event = journeyTimerEvent({ ...timer, dueAt }, dueAt, 1);
+        expect(event.pk.startsWith(JOURNEY_TIMER_KEY_PREFIX)).toBe(true);
+        expect(event.messageId.length).toBeLessThanOrEqual(100);
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -32,6 +32,9 @@ import { toProfileView } from '#domain/profile/to-view.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { createTriggerReactor, triggersFiring } from '#domain/triggers/react.ts';
+import { emissionId, MAX_EMISSION_ID_LENGTH } from '#domain/triggers/emission.ts';
+import { ID_PATTERN } from '#domain/catalog/schema.ts';
+import { eventPk } from '#domain/item-keys.ts';
 import { storedEvent } from '../support/stream.ts';
 
 const CATALOG = `
@@ -225,5 +228,34 @@ describe('triggers fire exactly once per real occurrence', () => {
       ),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('emission ids are bounded and stable', () => {
+  const catalogId = fc.stringMatching(ID_PATTERN);
+  // Key ids and ingest's message ids (any text up to 100 characters), the timers' own source and message ids.
+  const eventKey = fc.tuple(fc.oneof(fc.constant('kairos'), fc.stringMatching(/^key_[a-z0-9]{1,40}$/)), fc.string({ minLength: 1, maxLength: 100, unit: 'grapheme' })).map(([source, message]) => eventPk(source, message));
+
+  it('a trigger firing: at most 200 characters; the same trigger and event always give the same id, different ones never the same', () => {
+    fc.assert(
+      fc.property(catalogId, eventKey, catalogId, eventKey, (triggerA, eventA, triggerB, eventB) => {
+        const a = emissionId(triggerA, eventA);
+        expect(a.length).toBeLessThanOrEqual(MAX_EMISSION_ID_LENGTH);
+        expect(emissionId(triggerA, eventA)).toBe(a);
+        expect(emissionId(triggerB, eventB) === a).toBe(triggerA === triggerB && eventA === eventB);
+        // Short enough: the readable id, as before; else not.
+        expect(a === `${triggerA}.${eventA}`).toBe(triggerA.length + 1 + eventA.length <= MAX_EMISSION_ID_LENGTH);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('the longest trigger id on the longest event key, and two long keys that differ only at the end', () => {
+    const trigger = `t${'x'.repeat(127)}`;
+    const key = (end: string) => eventPk(`key_${'k'.repeat(40)}`, `${'m'.repeat(99)}${end}`);
+    const [a, b] = [emissionId(trigger, key('1')), emissionId(trigger, key('2'))];
+    expect(a.length).toBeLessThanOrEqual(MAX_EMISSION_ID_LENGTH);
+    expect(a.startsWith(`${trigger}.h-`)).toBe(true);
+    expect(a).not.toBe(b);
   });
 });

@@ -35,6 +35,7 @@ import type { CompiledJourney, CompiledRule } from '../catalog/compiled.ts';
 import { dayOf } from '../profile/time.ts';
 import { journeyTimerOf } from './timer.ts';
 import type { StoredEvent } from '../stored-event.ts';
+import { idDigest, MAX_EMISSION_ID_LENGTH } from '../triggers/emission.ts';
 
 /** A customer's state in one journey. */
 export interface JourneyRun {
@@ -227,11 +228,16 @@ function reach(journey: CompiledJourney, from: JourneyRun, index: number, input:
  * hash>`: the same journey, customer, run, step and kind give the same id,
  * so a second write of it (the outbox's put is conditioned on its absence)
  * can never happen unnoticed; the customer is a hash of their profile key
- * (24 hex digits of SHA-256), which keeps the id short.
+ * (24 hex digits of SHA-256), which keeps the id short. Ids and step names
+ * may each have 128 characters: an id that would pass
+ * MAX_EMISSION_ID_LENGTH is `jh-` and the digest of all five parts instead
+ * (no dot, so never a readable id).
  */
 export function journeyEffectId(parts: { readonly kind: 'act' | 'timer'; readonly journey: string; readonly run: number; readonly step: string; readonly profileKey: string }): string {
   const customer = createHash('sha256').update(parts.profileKey).digest('hex').slice(0, 24);
-  return `${parts.journey}.${parts.run}.${parts.step}.${parts.kind}.${customer}`;
+  const readable = `${parts.journey}.${parts.run}.${parts.step}.${parts.kind}.${customer}`;
+  if (readable.length <= MAX_EMISSION_ID_LENGTH) return readable;
+  return `jh-${idDigest(JSON.stringify([parts.journey, parts.run, parts.step, parts.kind, parts.profileKey]))}`;
 }
 
 /** Whether the customer is in the journey now (a run not ended). */

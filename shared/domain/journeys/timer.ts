@@ -35,10 +35,19 @@ export function journeyTimerOf(event: Pick<StoredEvent, 'sourceId' | 'type' | 'e
   return { journey, run, step };
 }
 
+/** How every timer's message id starts. */
+const TIMER_MESSAGE_PREFIX = 'jt-';
+
+/**
+ * How the Events table key of every timer starts (`kairos#jt-`): the only
+ * keys the dispatcher may put there (shared/functions.ts `leadingKeys`).
+ */
+export const JOURNEY_TIMER_KEY_PREFIX = eventPk(INTERNAL_SOURCE_ID, TIMER_MESSAGE_PREFIX);
+
 /** A timer's message id: `jt-` and 40 hex digits of SHA-256 of what it names (within ingest's 100 characters). */
 export function journeyTimerMessageId(timer: JourneyTimerRef & { readonly profileKey: string }): string {
   const digest = createHash('sha256').update(JSON.stringify([timer.journey, timer.run, timer.step, timer.profileKey])).digest('hex');
-  return `jt-${digest.slice(0, 40)}`;
+  return `${TIMER_MESSAGE_PREFIX}${digest.slice(0, 40)}`;
 }
 
 /**

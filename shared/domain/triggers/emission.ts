@@ -1,5 +1,5 @@
 /**
- * What Kairos emits on the bus, and how it is named (docs/triggers.md):
+ * What Kairos emits on the bus, and how it is named (docs/catalog.md "Triggers"):
  * the `source` and `detail-type` of each kind of emission, the stable
  * emission id consumers dedupe on, and the detail of a trigger's action.
  *
@@ -9,6 +9,7 @@
  * schedule that puts the same event on the bus at `sendAt`. Delivery is at
  * least once: consumers dedupe on `detail.emissionId`.
  */
+import { createHash } from 'node:crypto';
 import type { Channel } from '../channels.ts';
 import type { TriggerCause } from '../catalog/compiled.ts';
 
@@ -32,12 +33,24 @@ export const DETAIL_TYPES = {
 /** Why a send was not emitted (consent, caps, suppression, nothing eligible…). */
 export type RefusalReason = 'consent' | 'quiet_hours' | 'channel_cap' | 'suppressed' | 'no_eligible_action';
 
+/** The longest emission id (characters): the outbox's key, the dedupe key of every consumer. */
+export const MAX_EMISSION_ID_LENGTH = 200;
+
+/** 40 hex digits of SHA-256: how an id part too long to be kept as it is goes in an id. */
+export const idDigest = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 40);
+
 /**
- * The stable id of what `source` (a trigger, a journey step) set off for
- * the event `eventPk`: the same occurrence always gets the same id, two
- * different ones never do.
+ * The stable id of what `source` (a trigger, of at most 128 characters) set
+ * off for the event `eventPk` (`<sourceId>#<messageId>`):
+ * `<source>.<eventPk>`, or, when that would pass MAX_EMISSION_ID_LENGTH,
+ * `<source>.h-<digest of eventPk>` (an event key always has a `#`, a
+ * digest never: the two forms never meet). The same occurrence always gets
+ * the same id, two different ones never do.
  */
-export const emissionId = (source: string, eventPk: string): string => `${source}.${eventPk}`;
+export function emissionId(source: string, eventPk: string): string {
+  const readable = `${source}.${eventPk}`;
+  return readable.length <= MAX_EMISSION_ID_LENGTH ? readable : `${source}.h-${idDigest(eventPk)}`;
+}
 
 /**
  * What every decided emission's `detail` carries (a trigger's, a journey
