@@ -120,7 +120,8 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
   const DECISIONS = 300;
   const measureDecide = async (): Promise<{ ms: number; units: Meter; recordBytes: number; recordGzipBytes: number }> => {
     const folder = mkdtempSync(join(tmpdir(), 'kairos-bench-cost-'));
-    const release = captureDecisionRecords(new LocalDecisionLog(folder));
+    const log = new LocalDecisionLog(folder);
+    const release = captureDecisionRecords(log);
     try {
       const WARM = 50;
       for (let i = 0; i < WARM; i++) await decideHandler(fixture.event(), lambdaContext());
@@ -133,6 +134,7 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
         if (answer.statusCode !== 200) throw new Error(`decide answered ${answer.statusCode}`);
       }
       metered.meter = undefined;
+      log.close();
       const all = decisionLogFiles(folder)
         .flatMap((file) => readFileSync(file, 'utf8').split('\n'))
         .filter((l) => l !== '');

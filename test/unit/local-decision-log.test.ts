@@ -71,11 +71,13 @@ describe('captureDecisionRecords', () => {
     }) as typeof process.stdout.write;
     const release = captureDecisionRecords(log);
     try {
-      const record = { level: 'INFO', message: 'decision record', service: 'kairos-decide', decision: { decisionId: 'd2.x' } };
+      // As the decide function's bare logger writes them (no standard keys).
+      const record = { level: 'INFO', message: 'decision record', decision: { decisionId: 'd2.x' } };
       process.stdout.write(`${JSON.stringify(record)}\n`);
       process.stdout.write(`${JSON.stringify({ ...record, decision: { decisionId: 'd2.y' } }, null, 4)}\n`);
       process.stdout.write(Buffer.from(`${JSON.stringify({ ...record, decision: { decisionId: 'd2.z' } })}\n`));
-      process.stdout.write(`${JSON.stringify({ ...record, service: 'kairos-admin' })}\n`);
+      // Another function's standard logger (its keys in Powertools' order) logging the same message: not a record line.
+      process.stdout.write(`${JSON.stringify({ level: 'INFO', message: 'decision record', timestamp: '2026-11-30T10:00:00.000Z', service: 'kairos-admin', decision: { decisionId: 'd2.w' } })}\n`);
       process.stdout.write(`${JSON.stringify({ level: 'WARN', message: 'profile read failed', service: 'kairos-decide' })}\n`);
       process.stdout.write('plain text mentioning a decision record\n');
     } finally {
@@ -88,5 +90,30 @@ describe('captureDecisionRecords', () => {
     expect(passed).toHaveLength(3);
     expect(passed[0]).toContain('kairos-admin');
     expect(passed[2]).toBe('plain text mentioning a decision record\n');
+  });
+});
+
+describe('writes off the request path', () => {
+  it('queues lines and writes them once the current turn is over, in order; close writes what is queued', async () => {
+    const dir = folder();
+    const log = new LocalDecisionLog(dir, { now: () => new Date('2026-11-30T10:00:00Z') });
+    const file = join(dir, '2026-11-30.jsonl');
+    log.append('{"n":1}');
+    log.append('{"n":2}');
+    expect(lines(file)).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines(file)).toEqual(['{"n":1}', '{"n":2}']);
+    log.append('{"n":3}');
+    log.close();
+    expect(lines(file)).toEqual(['{"n":1}', '{"n":2}', '{"n":3}']);
+  });
+
+  it('a line past the size limit goes to the next part after the queued lines of the last one are written', () => {
+    const dir = folder();
+    const line = '{"pad":"' + 'x'.repeat(40) + '"}';
+    const log = new LocalDecisionLog(dir, { maxBytes: (line.length + 1) * 2, now: () => new Date('2026-11-30T10:00:00Z') });
+    for (let i = 0; i < 5; i++) log.append(line);
+    log.close();
+    expect(decisionLogFiles(dir).map((f) => lines(f).length)).toEqual([2, 2, 1]);
   });
 });
