@@ -306,6 +306,13 @@ describe('the logged record (version 2)', () => {
   it('4 significant digits, whatever the magnitude', () => {
     expect([0.0064516129, 0.123456, 1, 0.99995, 12.3456, 123456, -0.00012345, 1e-9 / 3].map(significant4)).toEqual([0.006452, 0.1235, 1, 1, 12.35, 123500, -0.0001235, 3.333e-10]);
     expect([0, Number.NaN, Number.POSITIVE_INFINITY].map(significant4)).toEqual([0, Number.NaN, Number.POSITIVE_INFINITY]);
+    // The decade table and the logarithm agree with toPrecision(4) from 1e-9 to 1e5.
+    let seed = 11;
+    const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    for (let i = 0; i < 20_000; i++) {
+      const x = random() * 10 ** (Math.floor(random() * 14) - 9);
+      expect(significant4(x)).toBeCloseTo(Number(x.toPrecision(4)), 15 - Math.floor(Math.log10(x)));
+    }
   });
 
   it('reads back as the readers’ record; a version 1 record reads as it is; another version, a wrong type or a non-record does not read', () => {

@@ -156,17 +156,32 @@ export interface LoggedDecisionRecord {
 export function significant4(n: number): number {
   if (n === 0 || !Number.isFinite(n)) return n;
   const magnitude = Math.abs(n);
-  const exponent = Math.floor(Math.log10(magnitude));
+  // The decade from a table (a score or a probability is in one of these): no logarithm on the hot path.
+  let scale = 0;
+  for (let i = 0; i < DECADES.length && magnitude < 1e4; i++) {
+    if (magnitude >= (DECADES[i] as number)) {
+      scale = SCALES[i] as number;
+      break;
+    }
+  }
   let rounded: number;
-  if (exponent >= 3) {
-    const step = 10 ** (exponent - 3);
-    rounded = Math.round(magnitude / step) * step;
-  } else {
-    const scale = 10 ** (3 - exponent);
-    rounded = Math.round(magnitude * scale) / scale;
+  if (scale > 0) rounded = Math.round(magnitude * scale) / scale;
+  else {
+    const exponent = Math.floor(Math.log10(magnitude));
+    if (exponent >= 3) {
+      const step = 10 ** (exponent - 3);
+      rounded = Math.round(magnitude / step) * step;
+    } else {
+      const factor = 10 ** (3 - exponent);
+      rounded = Math.round(magnitude * factor) / factor;
+    }
   }
   return n < 0 ? -rounded : rounded;
 }
+
+/** Lower bounds of the decades `significant4` looks up, and the scale that keeps 4 digits in each. */
+const DECADES = [1000, 100, 10, 1, 0.1, 0.01, 0.001, 1e-4, 1e-5, 1e-6];
+const SCALES = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
 /** A candidate as logged (`LoggedArm`). */
 export const loggedArm = (c: LoggedCandidate): LoggedArm =>
