@@ -28,7 +28,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { ONE_VCPU_MB, costPerMillion, readUnits, writeUnits, type CostLine, type UnitUse } from './cost.ts';
+import { ONE_VCPU_MB, costPerMillion, lambdaDurationMs, readUnits, writeUnits, type CostLine, type UnitUse } from './cost.ts';
 import { PRICES_RECORDED } from './prices.ts';
 
 /** The budget of a million decisions, USD (ARCHITECTURE.md, issue 11). */
@@ -256,6 +256,15 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
     [`  ${title}`, ...lines.map((l) => `    ${l.item.padEnd(84)} $${l.usdPerMillion.toFixed(4)}`)].join('\n');
   const measured = (label: string, m: Awaited<ReturnType<typeof measureDecide>>) =>
     `${label} ${m.ms.toFixed(2)} ms/decision (${m.cpuMs.toFixed(2)} ms CPU), ${(m.units.requests / DECISIONS).toFixed(2)} DynamoDB requests (${(m.units.readUnits / DECISIONS).toFixed(2)} RRU), decision record ${m.recordBytes.toFixed(0)} B (${m.recordGzipBytes.toFixed(0)} B gzipped)`;
+  // What decide's memory buys: the Lambda line and the CPU part of an answer at other sizes (same measured calls).
+  const memoryLine = (label: string, m: Awaited<ReturnType<typeof measureDecide>>) =>
+    [512, 1024, ONE_VCPU_MB]
+      .map((memoryMb) => {
+        const use = { name: 'decide', invocations: 1, durationMs: m.ms, cpuMs: m.cpuMs, memoryMb };
+        const usd = costPerMillion({ httpRequests: 0, lambdas: [use], readUnits: 0, writeUnits: 0, logBytes: 0, firehoseRecords: 0, firehoseRecordBytes: 0 }).find((l) => l.item.startsWith('Lambda'))?.usdPerMillion ?? 0;
+        return `${memoryMb} MB $${usd.toFixed(4)} (CPU ${(lambdaDurationMs(use) - m.ms + m.cpuMs).toFixed(1)} ms)`;
+      })
+      .join(', ') + ` — ${label}`;
   const budget = (label: string, lines: readonly CostLine[]) =>
     `  budget     1M decisions, ${label}: $${totalOf(lines).toFixed(2)} (budget ≤ $${DECISION_BUDGET_USD.toFixed(2)}) ${totalOf(lines) <= DECISION_BUDGET_USD ? 'ok' : 'OVER BUDGET'}`;
   console.log(
@@ -265,6 +274,8 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
       `             ingest ${mean(ingestMs).toFixed(2)} ms/event (${mean(ingestCpu).toFixed(2)} ms CPU, ${(ingestUnits.writeUnits / EVENTS).toFixed(2)} WRU); profile ${mean(profileMs).toFixed(1)} ms per batch of ${BATCH} (${mean(profileCpu).toFixed(1)} ms CPU, ${(profileUnits.readUnits / (BATCH * BATCHES)).toFixed(2)} RRU, ${(profileUnits.writeUnits / (BATCH * BATCHES)).toFixed(2)} WRU per event)`,
       `  prices     bench/prices.ts, ${PRICES_RECORDED}; CloudWatch Logs includes ${PLATFORM_LOG_BYTES} B of Lambda platform lines per invocation (system log level WARN)`,
       `  Lambda     billed duration = measured − CPU + CPU × max(1, ${ONE_VCPU_MB} MB / memory): the CPU part stretched below one vCPU`,
+      `  memory     decide's Lambda line per 1M at ${memoryLine('1,000-action catalog', generated)}`,
+      `             ${memoryLine('seed catalog', seed)}; configured ${functionDefinitions.decide.memorySize} MB`,
       table('1M decisions, 1,000-action catalog (USD)', decisions.generated),
       table('1M decisions, seed catalog (USD)', decisions.seed),
       table('1M ingested events, one per request (USD)', events),
