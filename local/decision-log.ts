@@ -147,8 +147,9 @@ function recordLine(chunk: string): string | undefined {
 
 /**
  * Divert the decide function's decision record lines from this process's
- * stdout to `log` (every other write goes through unchanged). Returns the
- * function that puts stdout back.
+ * stdout to `log` (every other write goes through unchanged), and flush
+ * `log` if the process exits while diverting. Returns the function that
+ * puts stdout back.
  */
 export function captureDecisionRecords(log: LocalDecisionLog): () => void {
   const stdout = process.stdout;
@@ -163,7 +164,11 @@ export function captureDecisionRecords(log: LocalDecisionLog): () => void {
     return true;
   };
   stdout.write = diverted as typeof stdout.write;
+  // A process that exits without closing the log (process.exit) still writes what is queued.
+  const flushOnExit = () => log.flush();
+  process.once('exit', flushOnExit);
   return () => {
+    process.removeListener('exit', flushOnExit);
     if (stdout.write === diverted) stdout.write = write;
   };
 }

@@ -4,14 +4,18 @@
  * past the size limit (and after a restart, in the day's last part), listed
  * oldest first; and the capture of this process's stdout, which diverts
  * only the decide function's decision record lines and lets every other
- * write through.
+ * write through; lines are written after the current turn of the event
+ * loop, and on close or exit.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { captureDecisionRecords, decisionLogFiles, LocalDecisionLog } from '#local/decision-log.ts';
 
+const execFileAsync = promisify(execFile);
 const folders: string[] = [];
 const folder = () => {
   const dir = mkdtempSync(join(tmpdir(), 'kairos-decision-log-test-'));
@@ -106,6 +110,19 @@ describe('writes off the request path', () => {
     log.append('{"n":3}');
     log.close();
     expect(lines(file)).toEqual(['{"n":1}', '{"n":2}', '{"n":3}']);
+  });
+
+  it('a process that exits while its records are diverted writes what is queued', async () => {
+    const dir = folder();
+    const script = [
+      `import { captureDecisionRecords, LocalDecisionLog } from ${JSON.stringify(new URL('../../local/decision-log.ts', import.meta.url).pathname)};`,
+      `const log = new LocalDecisionLog(${JSON.stringify(dir)}, { now: () => new Date('2026-11-30T10:00:00Z') });`,
+      'captureDecisionRecords(log);',
+      `process.stdout.write(JSON.stringify({ level: 'INFO', message: 'decision record', decision: { v: 2, id: 'exit' } }) + '\\n');`,
+      'process.exit(0);',
+    ].join('\n');
+    await execFileAsync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: new URL('../..', import.meta.url).pathname });
+    expect(lines(join(dir, '2026-11-30.jsonl')).map((l) => (JSON.parse(l) as { decision: { id: string } }).decision.id)).toEqual(['exit']);
   });
 
   it('a line past the size limit goes to the next part after the queued lines of the last one are written', () => {
