@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decisionLogFiles } from '#local/decision-log.ts';
+import { DECISION_LOG_FLUSH_MS, decisionLogFiles } from '#local/decision-log.ts';
 import { REPOSITORY_ROOT } from '#local/stack.ts';
 import { readDecisionRecord, significant4, type DecisionLogRecord } from '#domain/evaluation/decision-record.ts';
 import { useLocalStack, type TestStack } from '../support/stack.ts';
@@ -96,6 +96,8 @@ describe('the decide function logs one decision record per decision', () => {
     }
     expect(degraded.degraded).toBe(true);
 
+    // The stack writes its log DECISION_LOG_FLUSH_MS after the lines are logged.
+    await new Promise((resolve) => setTimeout(resolve, DECISION_LOG_FLUSH_MS * 2));
     const lines = logLines();
     expect(lines.map((l) => l.decision.decisionId).sort()).toEqual(answered.map((d) => d.decisionId).sort());
     const byId = new Map(lines.map((l) => [l.decision.decisionId, l]));

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { Evaluation } from '#domain/evaluation/evaluate.ts';
 import { significant4 } from '#domain/evaluation/decision-record.ts';
+import { DECISION_LOG_FLUSH_MS } from '#local/decision-log.ts';
 import { TEST_DECISION_KEY, useLocalStack, type TestStack } from '../support/stack.ts';
 import { decide, identify, sendEvents, track, uniqueId, waitForProfile, type StackAccess } from './fixtures/kairos.ts';
 
@@ -70,6 +71,8 @@ useLocalStack(
 
 /** Runs the command as `npm run evaluate` does; its exit code, standard output and error. */
 async function evaluate(candidate: string, extra: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
+  // The stack writes its decision log DECISION_LOG_FLUSH_MS after the lines are logged.
+  await new Promise((resolve) => setTimeout(resolve, DECISION_LOG_FLUSH_MS * 2));
   const file = join(folder, `candidate-${uniqueId('c')}.yaml`);
   writeFileSync(file, candidate);
   let stdout = '';

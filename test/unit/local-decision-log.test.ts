@@ -4,8 +4,8 @@
  * past the size limit (and after a restart, in the day's last part), listed
  * oldest first; and the capture of this process's stdout, which diverts
  * only the decide function's decision record lines and lets every other
- * write through; lines are written after the current turn of the event
- * loop, and on close or exit.
+ * write through; lines are written DECISION_LOG_FLUSH_MS after they are
+ * appended, and on close or exit.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { captureDecisionRecords, decisionLogFiles, LocalDecisionLog } from '#local/decision-log.ts';
+import { captureDecisionRecords, DECISION_LOG_FLUSH_MS, decisionLogFiles, LocalDecisionLog } from '#local/decision-log.ts';
 
 const execFileAsync = promisify(execFile);
 const folders: string[] = [];
@@ -98,14 +98,15 @@ describe('captureDecisionRecords', () => {
 });
 
 describe('writes off the request path', () => {
-  it('queues lines and writes them once the current turn is over, in order; close writes what is queued', async () => {
+  it('queues lines and writes them DECISION_LOG_FLUSH_MS later, in order; close writes what is queued', async () => {
     const dir = folder();
     const log = new LocalDecisionLog(dir, { now: () => new Date('2026-11-30T10:00:00Z') });
     const file = join(dir, '2026-11-30.jsonl');
     log.append('{"n":1}');
     log.append('{"n":2}');
-    expect(lines(file)).toEqual([]);
     await new Promise((resolve) => setImmediate(resolve));
+    expect(lines(file)).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, DECISION_LOG_FLUSH_MS * 2));
     expect(lines(file)).toEqual(['{"n":1}', '{"n":2}']);
     log.append('{"n":3}');
     log.close();
