@@ -15,8 +15,11 @@
  *   batches of 10 events of 10 customers (each event its own profile write:
  *   the costly case), with the read and write units of what it sends.
  *
- * Durations include DynamoDB Local's round trips, slower than DynamoDB's
- * (bench/README.md): the Lambda lines over-estimate. Not counted: data
+ * Durations are each call's wall time, with the CPU time this process
+ * spent during it: Lambda bills the wall time with its CPU part stretched
+ * below one vCPU (cost.ts `lambdaDurationMs`), the rest — DynamoDB Local's
+ * round trips, slower than DynamoDB's (bench/README.md) — as measured: the
+ * Lambda lines over-estimate. Not counted: data
  * transfer out, the statistics cache's background reads (16 Queries per
  * decide environment every 5 s, whatever the traffic), and free items
  * (DynamoDB Streams reads by Lambda, S3 lifecycle expiry).
@@ -25,18 +28,28 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { costPerMillion, readUnits, writeUnits, type CostLine, type UnitUse } from './cost.ts';
+import { ONE_VCPU_MB, costPerMillion, lambdaDurationMs, readUnits, writeUnits, type CostLine, type UnitUse } from './cost.ts';
 import { PRICES_RECORDED } from './prices.ts';
 
 /** The budget of a million decisions, USD (ARCHITECTURE.md, issue 11). */
 export const DECISION_BUDGET_USD = 1.5;
 
 /**
- * Lambda's own lines per invocation in the function's log group
- * (platform.start / platform.report in the JSON log format), bytes: an
- * estimate from the Lambda developer guide's examples, not measured here.
+ * Lambda's own lines per invocation in the function's log group, bytes:
+ * none. Every function runs with the JSON log format and the system log
+ * level WARN (infra/constructs/kairos-function.ts `systemLogLevelV2:
+ * SystemLogLevel.WARN`), and Lambda sends only system logs at the selected
+ * level and lower — WARN being the lowest — while an invocation's
+ * platform.start and platform.report events are INFO (the Lambda developer
+ * guide, "Log-level filtering",
+ * https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html,
+ * and the SystemLogLevel property of CloudFormation's LoggingConfig: "Lambda
+ * only sends system logs at the selected level of detail and lower, where
+ * DEBUG is the highest level and WARN is the lowest").
+ * What remains are WARN events (a timeout, dropped logs), not counted per
+ * invocation. At INFO, they would be about 400 bytes an invocation.
  */
-export const PLATFORM_LOG_BYTES = 400;
+export const PLATFORM_LOG_BYTES = 0;
 
 /** Decision records per Firehose record: CloudWatch Logs sends a subscription's log events in batches (an assumption: 100). */
 const RECORDS_PER_FIREHOSE_RECORD = 100;
@@ -118,27 +131,39 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
 
   // Decide: warm, then timed; its records captured as the local stack captures them.
   const DECISIONS = 300;
-  const measureDecide = async (): Promise<{ ms: number; units: Meter; recordBytes: number; recordGzipBytes: number }> => {
+  /** The CPU time this process spent during `run`, ms (DynamoDB Local is another process: its work is not in it). */
+  const cpuMsOf = async <T>(run: () => Promise<T>): Promise<{ value: T; cpuMs: number }> => {
+    const started = process.cpuUsage();
+    const value = await run();
+    const used = process.cpuUsage(started);
+    return { value, cpuMs: (used.user + used.system) / 1000 };
+  };
+
+  const measureDecide = async (): Promise<{ ms: number; cpuMs: number; units: Meter; recordBytes: number; recordGzipBytes: number }> => {
     const folder = mkdtempSync(join(tmpdir(), 'kairos-bench-cost-'));
-    const release = captureDecisionRecords(new LocalDecisionLog(folder));
+    const log = new LocalDecisionLog(folder);
+    const release = captureDecisionRecords(log);
     try {
       const WARM = 50;
       for (let i = 0; i < WARM; i++) await decideHandler(fixture.event(), lambdaContext());
       const units = metered.reset();
       const ms: number[] = [];
+      const cpu: number[] = [];
       for (let i = 0; i < DECISIONS; i++) {
         const started = performance.now();
-        const answer = (await decideHandler(fixture.event(), lambdaContext())) as { statusCode?: number };
+        const { value: answer, cpuMs } = await cpuMsOf(async () => (await decideHandler(fixture.event(), lambdaContext())) as { statusCode?: number });
         ms.push(performance.now() - started);
+        cpu.push(cpuMs);
         if (answer.statusCode !== 200) throw new Error(`decide answered ${answer.statusCode}`);
       }
       metered.meter = undefined;
+      log.close();
       const all = decisionLogFiles(folder)
         .flatMap((file) => readFileSync(file, 'utf8').split('\n'))
         .filter((l) => l !== '');
       if (all.length !== WARM + DECISIONS) throw new Error(`${all.length} decision records for ${WARM + DECISIONS} decisions`);
       const text = `${all.slice(WARM).join('\n')}\n`;
-      return { ms: mean(ms), units, recordBytes: Buffer.byteLength(text) / DECISIONS, recordGzipBytes: gzipSync(text).length / DECISIONS };
+      return { ms: mean(ms), cpuMs: mean(cpu), units, recordBytes: Buffer.byteLength(text) / DECISIONS, recordGzipBytes: gzipSync(text).length / DECISIONS };
     } finally {
       release();
       rmSync(folder, { recursive: true, force: true });
@@ -153,6 +178,7 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
   // Ingest: one track message per request.
   const EVENTS = 200;
   const ingestMs: number[] = [];
+  const ingestCpu: number[] = [];
   const track = (i: number) =>
     apiGatewayEvent({
       method: 'POST',
@@ -164,8 +190,9 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
   const ingestUnits = metered.reset();
   for (let i = 0; i < EVENTS; i++) {
     const started = performance.now();
-    const answer = (await ingestHandler(track(i), lambdaContext())) as { statusCode?: number };
+    const { value: answer, cpuMs } = await cpuMsOf(async () => (await ingestHandler(track(i), lambdaContext())) as { statusCode?: number });
     ingestMs.push(performance.now() - started);
+    ingestCpu.push(cpuMs);
     if (answer.statusCode !== 200) throw new Error(`ingest answered ${answer.statusCode}`);
   }
   metered.meter = undefined;
@@ -186,10 +213,12 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
   for (let b = 0; b < 3; b++) await processStreamEvent(batch(-1 - b), lambdaContext());
   const profileUnits = metered.reset();
   const profileMs: number[] = [];
+  const profileCpu: number[] = [];
   for (let b = 0; b < BATCHES; b++) {
     const started = performance.now();
-    const answer = await processStreamEvent(batch(b), lambdaContext());
+    const { value: answer, cpuMs } = await cpuMsOf(() => processStreamEvent(batch(b), lambdaContext()));
     profileMs.push(performance.now() - started);
+    profileCpu.push(cpuMs);
     if (answer.batchItemFailures.length > 0) throw new Error(`the profile function failed ${answer.batchItemFailures.length} records`);
   }
   metered.meter = undefined;
@@ -197,7 +226,7 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
 
   const decisionUse = (m: Awaited<ReturnType<typeof measureDecide>>): UnitUse => ({
     httpRequests: 1,
-    lambdas: [{ name: 'decide', invocations: 1, durationMs: m.ms, memoryMb: functionDefinitions.decide.memorySize }],
+    lambdas: [{ name: 'decide', invocations: 1, durationMs: m.ms, cpuMs: m.cpuMs, memoryMb: functionDefinitions.decide.memorySize }],
     readUnits: m.units.readUnits / DECISIONS,
     writeUnits: m.units.writeUnits / DECISIONS,
     logBytes: m.recordBytes + PLATFORM_LOG_BYTES,
@@ -209,8 +238,8 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
   const eventUse: UnitUse = {
     httpRequests: 1,
     lambdas: [
-      { name: 'ingest', invocations: 1, durationMs: mean(ingestMs), memoryMb: functionDefinitions.ingest.memorySize },
-      { name: 'profile', invocations: 1 / BATCH, durationMs: mean(profileMs), memoryMb: functionDefinitions.profile.memorySize },
+      { name: 'ingest', invocations: 1, durationMs: mean(ingestMs), cpuMs: mean(ingestCpu), memoryMb: functionDefinitions.ingest.memorySize },
+      { name: 'profile', invocations: 1 / BATCH, durationMs: mean(profileMs), cpuMs: mean(profileCpu), memoryMb: functionDefinitions.profile.memorySize },
     ],
     readUnits: ingestUnits.readUnits / EVENTS + profileUnits.readUnits / (BATCH * BATCHES),
     writeUnits: ingestUnits.writeUnits / EVENTS + profileUnits.writeUnits / (BATCH * BATCHES),
@@ -226,15 +255,27 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
   const table = (title: string, lines: readonly CostLine[]) =>
     [`  ${title}`, ...lines.map((l) => `    ${l.item.padEnd(84)} $${l.usdPerMillion.toFixed(4)}`)].join('\n');
   const measured = (label: string, m: Awaited<ReturnType<typeof measureDecide>>) =>
-    `${label} ${m.ms.toFixed(2)} ms/decision, ${(m.units.requests / DECISIONS).toFixed(2)} DynamoDB requests (${(m.units.readUnits / DECISIONS).toFixed(2)} RRU), decision record ${m.recordBytes.toFixed(0)} B (${m.recordGzipBytes.toFixed(0)} B gzipped)`;
+    `${label} ${m.ms.toFixed(2)} ms/decision (${m.cpuMs.toFixed(2)} ms CPU), ${(m.units.requests / DECISIONS).toFixed(2)} DynamoDB requests (${(m.units.readUnits / DECISIONS).toFixed(2)} RRU), decision record ${m.recordBytes.toFixed(0)} B (${m.recordGzipBytes.toFixed(0)} B gzipped)`;
+  // What decide's memory buys: the Lambda line and the CPU part of an answer at other sizes (same measured calls).
+  const memoryLine = (label: string, m: Awaited<ReturnType<typeof measureDecide>>) =>
+    [512, 1024, ONE_VCPU_MB]
+      .map((memoryMb) => {
+        const use = { name: 'decide', invocations: 1, durationMs: m.ms, cpuMs: m.cpuMs, memoryMb };
+        const usd = costPerMillion({ httpRequests: 0, lambdas: [use], readUnits: 0, writeUnits: 0, logBytes: 0, firehoseRecords: 0, firehoseRecordBytes: 0 }).find((l) => l.item.startsWith('Lambda'))?.usdPerMillion ?? 0;
+        return `${memoryMb} MB $${usd.toFixed(4)} (CPU ${(lambdaDurationMs(use) - m.ms + m.cpuMs).toFixed(1)} ms)`;
+      })
+      .join(', ') + ` — ${label}`;
   const budget = (label: string, lines: readonly CostLine[]) =>
     `  budget     1M decisions, ${label}: $${totalOf(lines).toFixed(2)} (budget ≤ $${DECISION_BUDGET_USD.toFixed(2)}) ${totalOf(lines) <= DECISION_BUDGET_USD ? 'ok' : 'OVER BUDGET'}`;
   console.log(
     [
       `  measured   ${measured('decide, 1,000-action catalog', generated)}`,
       `             ${measured('decide, seed catalog', seed)}`,
-      `             ingest ${mean(ingestMs).toFixed(2)} ms/event (${(ingestUnits.writeUnits / EVENTS).toFixed(2)} WRU); profile ${mean(profileMs).toFixed(1)} ms per batch of ${BATCH} (${(profileUnits.readUnits / (BATCH * BATCHES)).toFixed(2)} RRU, ${(profileUnits.writeUnits / (BATCH * BATCHES)).toFixed(2)} WRU per event)`,
-      `  prices     bench/prices.ts, ${PRICES_RECORDED}; CloudWatch Logs includes ${PLATFORM_LOG_BYTES} B of Lambda platform lines per invocation (estimate)`,
+      `             ingest ${mean(ingestMs).toFixed(2)} ms/event (${mean(ingestCpu).toFixed(2)} ms CPU, ${(ingestUnits.writeUnits / EVENTS).toFixed(2)} WRU); profile ${mean(profileMs).toFixed(1)} ms per batch of ${BATCH} (${mean(profileCpu).toFixed(1)} ms CPU, ${(profileUnits.readUnits / (BATCH * BATCHES)).toFixed(2)} RRU, ${(profileUnits.writeUnits / (BATCH * BATCHES)).toFixed(2)} WRU per event)`,
+      `  prices     bench/prices.ts, ${PRICES_RECORDED}; CloudWatch Logs includes ${PLATFORM_LOG_BYTES} B of Lambda platform lines per invocation (system log level WARN)`,
+      `  Lambda     billed duration = measured − CPU + CPU × max(1, ${ONE_VCPU_MB} MB / memory): the CPU part stretched below one vCPU`,
+      `  memory     decide's Lambda line per 1M at ${memoryLine('1,000-action catalog', generated)}`,
+      `             ${memoryLine('seed catalog', seed)}; configured ${functionDefinitions.decide.memorySize} MB`,
       table('1M decisions, 1,000-action catalog (USD)', decisions.generated),
       table('1M decisions, seed catalog (USD)', decisions.seed),
       table('1M ingested events, one per request (USD)', events),

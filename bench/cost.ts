@@ -6,7 +6,8 @@
  *
  * Billing rules applied (each pricing page): Lambda bills duration rounded up
  * to the millisecond per invocation, times the configured memory in GB
- * (MB / 1024); a DynamoDB read is 1 RRU per 4 KB of item (half for an
+ * (MB / 1024), the duration being the measured one with its CPU part
+ * stretched below one vCPU (`lambdaDurationMs`); a DynamoDB read is 1 RRU per 4 KB of item (half for an
  * eventually consistent read), a write 1 WRU per 1 KB, a transactional read
  * or write twice that; Firehose bills each record rounded up to 5 KB; S3
  * bills storage per GB-month and each PUT.
@@ -18,10 +19,35 @@ export interface LambdaUse {
   readonly name: string;
   /** Invocations per unit (0.1 when a batch of 10 units is one invocation). */
   readonly invocations: number;
-  /** Measured duration of one invocation, ms (billed rounded up). */
+  /** Measured duration of one invocation on this machine (one full core), ms. */
   readonly durationMs: number;
+  /**
+   * Of `durationMs`, the CPU time the process spent, ms: the part that
+   * stretches when the function has less than one vCPU (`lambdaDurationMs`).
+   * @default durationMs (all of it CPU-bound: the most a lower memory can cost)
+   */
+  readonly cpuMs?: number;
   /** Configured memory, MB (shared/functions.ts). */
   readonly memoryMb: number;
+}
+
+/**
+ * The memory at which Lambda gives a function one full vCPU, MB: CPU is
+ * allocated in proportion to memory, one vCPU's worth at 1,769 MB (the
+ * Lambda developer guide, "Configure Lambda function memory",
+ * https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
+ */
+export const ONE_VCPU_MB = 1769;
+
+/**
+ * The duration of an invocation at `memoryMb`, ms, from what was measured
+ * on one full core: the CPU part stretched by 1769 / memory below one vCPU
+ * (no faster above it: the handler runs on one thread), the rest — waiting
+ * for DynamoDB — unchanged.
+ */
+export function lambdaDurationMs(use: Pick<LambdaUse, 'durationMs' | 'cpuMs' | 'memoryMb'>): number {
+  const cpu = Math.min(use.cpuMs ?? use.durationMs, use.durationMs);
+  return use.durationMs - cpu + cpu * Math.max(1, ONE_VCPU_MB / use.memoryMb);
 }
 
 /** What one decision or one ingested event uses. */
@@ -61,9 +87,10 @@ export function costPerMillion(use: UnitUse): CostLine[] {
   const million = 1_000_000;
   const lines: CostLine[] = [{ item: 'API Gateway HTTP API requests', usdPerMillion: use.httpRequests * PRICES.httpApiPerMillionRequests }];
   for (const lambda of use.lambdas) {
-    const gbSeconds = (Math.ceil(lambda.durationMs) / 1000) * (lambda.memoryMb / 1024) * lambda.invocations * million;
+    const billedMs = Math.ceil(lambdaDurationMs(lambda));
+    const gbSeconds = (billedMs / 1000) * (lambda.memoryMb / 1024) * lambda.invocations * million;
     lines.push({
-      item: `Lambda ${lambda.name} (${lambda.memoryMb} MB, ${Math.ceil(lambda.durationMs)} ms billed, ${lambda.invocations} invocations per unit)`,
+      item: `Lambda ${lambda.name} (${lambda.memoryMb} MB, ${billedMs} ms billed, ${lambda.invocations} invocations per unit)`,
       usdPerMillion: gbSeconds * PRICES.lambdaArmPerGbSecond + lambda.invocations * PRICES.lambdaPerMillionRequests,
     });
   }

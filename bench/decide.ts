@@ -321,8 +321,9 @@ export async function benchDomain(iterations: number) {
       customer: customerPseudonym(pseudonyms, log.customerKey),
       at: now,
     });
+    // The decide function's line: its bare logger writes level, message and the record.
     const bytes = JSON.stringify({ level: 'INFO', message: 'decision record', decision: record }).length;
-    if (record.features) sampledRecordBytes = bytes;
+    if (record.f) sampledRecordBytes = bytes;
     else recordBytes = bytes;
     loggedEligible = log.eligible.length;
   };

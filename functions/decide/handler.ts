@@ -14,10 +14,12 @@
  * catalog's fallbacks, `"degraded": true`), never an error.
  *
  * Every decision answered, degraded and fallback ones included, is logged
- * as one decision record (shared/domain/decide/decision-log.ts): one INFO
- * line of the function's logger, message DECISION_RECORD_MESSAGE, the
- * record under DECISION_RECORD_KEY, written whatever POWERTOOLS_LOG_LEVEL
- * says (deployed, the function's application log level must stay INFO, its
+ * as one decision record (shared/domain/decide/decision-log.ts, compact:
+ * version 2): one INFO line of the function's bare logger
+ * (shared/observability.ts `bareFunctionLogger`: `level`, `message`
+ * DECISION_RECORD_MESSAGE and the record under DECISION_RECORD_KEY, none of
+ * Powertools' standard keys), written whatever POWERTOOLS_LOG_LEVEL says
+ * (deployed, the function's application log level must stay INFO, its
  * default, for Lambda to keep the line). Deployed, the decision log's
  * subscription filter sends these lines to Firehose; locally the stack
  * appends them to a JSONL file. The customer in it is a keyed hash.
@@ -37,7 +39,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { config, requiredDecisionSecret } from '#shared/config.ts';
-import { functionLogger, functionMetrics } from '#shared/observability.ts';
+import { bareFunctionLogger, functionLogger, functionMetrics } from '#shared/observability.ts';
 import { authenticateWriteKey } from '#http/auth.ts';
 import { httpBodyDecoder, httpJsonBody } from '#http/body-decoder.ts';
 import { httpCors } from '#http/cors.ts';
@@ -90,8 +92,8 @@ export const MAX_DECIDE_BODY_BYTES = 16 * 1024;
 export const DECIDE_RESERVE_MS = 100;
 
 const logger = functionLogger('decide');
-/** The decision records' logger: INFO whatever the function's level, since the decision log is made of its lines. */
-const records = logger.createChild({ logLevel: 'INFO' });
+/** The decision records' logger: bare (no standard keys: they would be a third of a record's bytes) and INFO whatever the function's level, since the decision log is made of its lines. */
+const records = bareFunctionLogger('decide');
 
 /**
  * What the bandit learns from: the outcome statistics, refreshed in the
@@ -168,7 +170,7 @@ function publishCounted(): void {
 }
 
 export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Error, HttpContext>()
-  .use(injectLambdaContext([logger, records]))
+  .use(injectLambdaContext(logger))
   .use(httpResponseHeaders())
   .use(httpCors())
   .use(httpErrorResponse({ logger }))

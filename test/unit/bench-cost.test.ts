@@ -3,7 +3,7 @@
  * from the list prices of bench/prices.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { costPerMillion, readUnits, writeUnits } from '#bench/cost.ts';
+import { ONE_VCPU_MB, costPerMillion, lambdaDurationMs, readUnits, writeUnits } from '#bench/cost.ts';
 
 describe('capacity units', () => {
   it.each([
@@ -57,5 +57,26 @@ describe('a million decisions', () => {
     const s3 = lines.find((l) => l.item.startsWith('S3'));
     // 500 B × 1e6 = 0.4657 GB × $0.023 × 3 months; 5e8 B / 5 MiB = 95.37 PUTs × $0.005 / 1,000.
     expect(s3?.usdPerMillion).toBeCloseTo(((5e8 / 1024 ** 3) * 0.023 * 3 + (5e8 / (5 * 1024 * 1024) / 1000) * 0.005), 12);
+  });
+});
+
+describe('a Lambda duration at a memory size', () => {
+  it('stretches the CPU part by 1,769 MB / memory below one vCPU, never shrinks it above, and leaves the waiting as measured', () => {
+    expect(ONE_VCPU_MB).toBe(1769);
+    // 8 ms measured, 2 ms of it CPU: at 1,769 MB as measured; at 884.5 MB the CPU part doubles; at 3,538 MB no faster.
+    expect(lambdaDurationMs({ durationMs: 8, cpuMs: 2, memoryMb: 1769 })).toBe(8);
+    expect(lambdaDurationMs({ durationMs: 8, cpuMs: 2, memoryMb: 884.5 })).toBeCloseTo(10, 12);
+    expect(lambdaDurationMs({ durationMs: 8, cpuMs: 2, memoryMb: 3538 })).toBe(8);
+    // Without a CPU figure, all of it is CPU: the most a lower memory can cost.
+    expect(lambdaDurationMs({ durationMs: 8, memoryMb: 884.5 })).toBeCloseTo(16, 12);
+    // CPU above the wall time (other threads) counts as the wall time.
+    expect(lambdaDurationMs({ durationMs: 8, cpuMs: 9, memoryMb: 884.5 })).toBeCloseTo(16, 12);
+  });
+
+  it('bills the stretched duration, rounded up to the millisecond, at the configured memory', () => {
+    const lines = costPerMillion({ httpRequests: 0, lambdas: [{ name: 'decide', invocations: 1, durationMs: 6.2, cpuMs: 1.5, memoryMb: 512 }], readUnits: 0, writeUnits: 0, logBytes: 0, firehoseRecords: 0, firehoseRecordBytes: 0 });
+    // 4.7 ms waiting + 1.5 ms × 1769/512 = 9.8828 ms → 10 ms billed × 0.5 GB × 1e6 = 5,000 GB-s.
+    expect(lines.find((l) => l.item.startsWith('Lambda decide'))?.usdPerMillion).toBeCloseTo(5000 * 0.0000133334 + 0.2, 9);
+    expect(lines.find((l) => l.item.startsWith('Lambda decide'))?.item).toContain('10 ms billed');
   });
 });

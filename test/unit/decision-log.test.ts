@@ -17,7 +17,7 @@ import type { CatalogInput } from '#domain/catalog/schema.ts';
 import { decide, decideForLog, emptyProfile, type DecideOptions } from '#domain/decide/decide.ts';
 import { customerPseudonym, decisionRecord, isSampledDecision, pseudonymKey } from '#domain/decide/decision-log.ts';
 import type { DecideRequest, LearningStats } from '#domain/decide/types.ts';
-import { DECISION_LOG_COLUMNS, DECISION_RECORD_KEY, type DecisionLogRecord } from '#domain/evaluation/decision-record.ts';
+import { DECISION_LOG_COLUMNS, DECISION_RECORD_KEY, readDecisionRecord, significant4, type DecisionLogRecord, type LoggedDecisionRecord } from '#domain/evaluation/decision-record.ts';
 import { NO_CONTEXT } from '#domain/learning/statistics.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
 import { makeView } from './catalog-support.ts';
@@ -51,10 +51,10 @@ function stats(table: Record<string, [number, number]>): LearningStats {
 
 const request = (extra: Partial<DecideRequest> = {}): DecideRequest => ({ userId: 'u-1', channel: 'web', limit: 1, context: {}, explain: false, ...extra });
 
-/** The record the decide function would log for this decision. */
-function recordOf(c: CompiledCatalog, profile: ProfileView, req: DecideRequest, options: DecideOptions = {}, decisionId?: string): DecisionLogRecord {
+/** The record the decide function would log for this decision, as its logged JSON. */
+function loggedOf(c: CompiledCatalog, profile: ProfileView, req: DecideRequest, options: DecideOptions = {}, decisionId?: string): LoggedDecisionRecord {
   const { decision, log } = decideForLog(c, profile, req, NOW, options);
-  return decisionRecord({
+  return JSON.parse(JSON.stringify(decisionRecord({
     catalog: c,
     profile,
     context: req.context,
@@ -63,7 +63,14 @@ function recordOf(c: CompiledCatalog, profile: ProfileView, req: DecideRequest, 
     decisionId: decisionId ?? decision.decisionId,
     customer: customerPseudonym(KEY, log.customerKey),
     at: NOW,
-  });
+  }))) as LoggedDecisionRecord;
+}
+
+/** The record the decide function would log for this decision, as readers read it back. */
+function recordOf(c: CompiledCatalog, profile: ProfileView, req: DecideRequest, options: DecideOptions = {}, decisionId?: string): DecisionLogRecord {
+  const record = readDecisionRecord(loggedOf(c, profile, req, options, decisionId));
+  if (!record) throw new Error('the logged record does not read back');
+  return record;
 }
 
 const sum = (xs: readonly { probability: number }[]) => xs.reduce((s, x) => s + x.probability, 0);
@@ -96,8 +103,8 @@ describe('decideForLog', () => {
       const record = recordOf(c, makeView(), request(), { nonce: `n${i}`, learning });
       const arms = record.eligible.map((e) => (e.variant === undefined ? e.actionId : `${e.actionId}/${e.variant}`));
       expect(arms.sort()).toEqual(['hero/a', 'hero/b', 'news', 'promo']);
-      expect(sum(record.eligible)).toBeLessThanOrEqual(1 + 1e-6 * record.eligible.length);
-      expect(sum(record.eligible)).toBeGreaterThan(1 - 1e-6 * record.eligible.length);
+      // Each chance is logged to 4 significant digits: the sum is 1 within half a unit of the 4th digit of each.
+      expect(Math.abs(sum(record.eligible) - 1)).toBeLessThanOrEqual(5e-4 + 1e-6 * record.eligible.length);
       for (const e of record.eligible) expect(e.probability).toBeGreaterThanOrEqual(0.05 - 1e-6); // the floor
       const first = record.served[0];
       expect(first).toBeDefined();
@@ -259,12 +266,67 @@ describe('the catalog field decisionLog.sample', () => {
     }
   });
 
-  it('the Glue columns name every field of the record', () => {
-    const c = catalog({ decisionLog: { sample: 1 }, actions: [banner('x')] });
-    const record = recordOf(c, makeView(), request({ placement: 'home' }), { nonce: 'g' });
+  it('the Glue columns name every field of the logged record', () => {
+    const c = catalog({
+      decisionLog: { sample: 1 },
+      personas: [{ id: 'fan', name: 'Fan', rule: 'true' }],
+      learning: { enabled: true, contextBy: 'persona' },
+      actions: [banner('x', { variants: twoVariants }), banner('safety', { fallback: [{ channel: 'web' }], eligibility: 'false' })],
+    });
+    const logged = loggedOf(c, makeView(), request({ placement: 'home' }), { nonce: 'g' });
+    const degraded = loggedOf(c, emptyProfile({ userId: 'u-1' }), request({ placement: 'home' }), { nonce: 'g', degraded: true });
+    expect(Object.keys({ ...logged, ...degraded }).sort()).toEqual(['c', 'ch', 'cv', 'dg', 'e', 'f', 'fb', 'id', 'lc', 'pl', 's', 't', 'v']);
+    expect(Object.keys(logged.f ?? {}).sort()).toEqual(['cx', 'fl', 'p', 'sc', 'sg']);
     const struct = DECISION_LOG_COLUMNS.find((col) => col.name === DECISION_RECORD_KEY)?.type ?? '';
-    for (const field of Object.keys(record)) expect(struct).toContain(`${field}:`);
-    for (const field of Object.keys(record.features ?? {})) expect(struct).toContain(`${field}:`);
+    for (const field of Object.keys({ ...logged, ...degraded })) expect(struct).toMatch(new RegExp(`[<,]${field}:`));
+    for (const field of Object.keys(logged.f ?? {})) expect(struct).toMatch(new RegExp(`[<,]${field}:`));
+  });
+});
+
+describe('the logged record (version 2)', () => {
+  it('short keys, candidates as [actionId, score, probability, variant?] to 4 significant digits, nothing false or default written', () => {
+    const c = learningCatalog();
+    const learning = stats({ 'hero/a': [100, 30], 'hero/b': [100, 10], promo: [100, 5], news: [50, 20] });
+    const logged = loggedOf(c, makeView(), request({ placement: 'home' }), { nonce: 'n1', learning }, 'sealed-id');
+    expect(logged).toMatchObject({ v: 2, id: 'sealed-id', t: NOW.getTime(), cv: '7', ch: 'web', pl: 'home' });
+    expect(logged).not.toHaveProperty('fb');
+    expect(logged).not.toHaveProperty('dg');
+    expect(logged).not.toHaveProperty('lc'); // contextBy none: the learning context is NO_CONTEXT
+    for (const arm of [...logged.e, ...logged.s]) {
+      expect(typeof arm[0]).toBe('string');
+      expect(arm.length === 3 || typeof arm[3] === 'string').toBe(true);
+      for (const n of [arm[1], arm[2]]) expect(n).toBe(Number(n.toPrecision(4)));
+    }
+    const { decision, log } = decideForLog(c, makeView(), request({ placement: 'home' }), NOW, { nonce: 'n1', learning });
+    expect(logged.e.map((a) => [a[0], a[3]])).toEqual(log.eligible.map((e) => [e.actionId, e.variant]));
+    expect(logged.e.map((a) => a[2])).toEqual(log.eligible.map((e) => significant4(e.probability)));
+    expect(logged.s.map((a) => [a[0], a[1], a[2]])).toEqual(decision.actions.map((a) => [a.actionId, significant4(a.score), significant4(a.probability)]));
+  });
+
+  it('4 significant digits, whatever the magnitude', () => {
+    expect([0.0064516129, 0.123456, 1, 0.99995, 12.3456, 123456, -0.00012345, 1e-9 / 3].map(significant4)).toEqual([0.006452, 0.1235, 1, 1, 12.35, 123500, -0.0001235, 3.333e-10]);
+    expect([0, Number.NaN, Number.POSITIVE_INFINITY].map(significant4)).toEqual([0, Number.NaN, Number.POSITIVE_INFINITY]);
+    // The decade table and the logarithm agree with toPrecision(4) from 1e-9 to 1e5.
+    let seed = 11;
+    const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    for (let i = 0; i < 20_000; i++) {
+      const x = random() * 10 ** (Math.floor(random() * 14) - 9);
+      expect(significant4(x)).toBeCloseTo(Number(x.toPrecision(4)), 15 - Math.floor(Math.log10(x)));
+    }
+  });
+
+  it('reads back as the readers’ record; a version 1 record reads as it is; another version, a wrong type or a non-record does not read', () => {
+    const c = catalog({ decisionLog: { sample: 1 }, learning: { enabled: false }, actions: [banner('x', { variants: twoVariants }), banner('y')] });
+    const logged = loggedOf(c, makeView(), request({ placement: 'home', context: { page: '/cart' } }), { nonce: 'r' }, 'sealed-id');
+    const record = readDecisionRecord(logged);
+    expect(record).toMatchObject({ decisionId: 'sealed-id', at: NOW.toISOString(), catalogVersion: '7', channel: 'web', placement: 'home', learningContext: NO_CONTEXT, fallback: false, degraded: false });
+    expect(record?.eligible.length).toBe(logged.e.length);
+    expect(record?.features?.context).toEqual({ page: '"/cart"' });
+    const v1: DecisionLogRecord = { decisionId: 'd', at: NOW.toISOString(), catalogVersion: '1', channel: 'web', customer: 'c', fallback: false, degraded: false, eligible: [{ actionId: 'x', score: 1, probability: 1 }], served: [{ actionId: 'x', score: 1, probability: 1 }] };
+    expect(readDecisionRecord(v1)).toEqual(v1);
+    for (const bad of [{ ...logged, v: 3 }, { ...logged, t: 'now' }, { ...logged, e: [['x', '1', 1]] }, { ...logged, s: [['x', 1]] }, { ...logged, f: { ...logged.f, sc: { a: 'x' } } }, { ...v1, at: 'never' }, [], null, 'text']) {
+      expect(readDecisionRecord(bad)).toBeUndefined();
+    }
   });
 });
 

@@ -216,12 +216,33 @@ describe('the join of decisions with their outcomes', () => {
 });
 
 describe('the decision log’s lines', () => {
-  it('reads the log line as delivered and a bare record; counts what is neither', () => {
-    const r = record('student', 'a0', { a0: 1 });
-    const text = [JSON.stringify({ level: 'INFO', message: DECISION_RECORD_MESSAGE, [DECISION_RECORD_KEY]: r }), JSON.stringify(r), '{"message":"other"}', 'not json', ''].join('\n');
+  it('reads the log line as delivered and a bare record, version 2 (as decide logs it) and version 1; counts what is neither', () => {
+    const r = record('student', 'a0', { a0: 1, a1: 0 });
+    const arm = (c: { actionId: string; score: number; probability: number }) => [c.actionId, c.score, c.probability];
+    const v2 = {
+      v: 2,
+      id: r.decisionId,
+      t: Date.parse(r.at),
+      cv: r.catalogVersion,
+      ch: r.channel,
+      c: r.customer,
+      e: r.eligible.map(arm),
+      s: r.served.map(arm),
+      f: { sg: [], sc: {}, fl: r.features?.fields, cx: {} },
+    };
+    const text = [
+      JSON.stringify({ level: 'INFO', message: DECISION_RECORD_MESSAGE, [DECISION_RECORD_KEY]: v2 }),
+      JSON.stringify(v2),
+      JSON.stringify({ level: 'INFO', message: DECISION_RECORD_MESSAGE, [DECISION_RECORD_KEY]: r }),
+      JSON.stringify(r),
+      JSON.stringify({ ...v2, v: 3 }),
+      '{"message":"other"}',
+      'not json',
+      '',
+    ].join('\n');
     const { records, malformed } = decisionRecordsOfText(text);
-    expect(records.map((x) => x.decisionId)).toEqual([r.decisionId, r.decisionId]);
-    expect(malformed).toBe(2);
+    expect(records).toEqual([r, r, r, r]);
+    expect(malformed).toBe(3);
   });
 });
 

@@ -4,14 +4,18 @@
  * past the size limit (and after a restart, in the day's last part), listed
  * oldest first; and the capture of this process's stdout, which diverts
  * only the decide function's decision record lines and lets every other
- * write through.
+ * write through; lines are written DECISION_LOG_FLUSH_MS after they are
+ * appended, and on close or exit.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { captureDecisionRecords, decisionLogFiles, LocalDecisionLog } from '#local/decision-log.ts';
+import { captureDecisionRecords, DECISION_LOG_FLUSH_MS, decisionLogFiles, LocalDecisionLog } from '#local/decision-log.ts';
 
+const execFileAsync = promisify(execFile);
 const folders: string[] = [];
 const folder = () => {
   const dir = mkdtempSync(join(tmpdir(), 'kairos-decision-log-test-'));
@@ -71,11 +75,13 @@ describe('captureDecisionRecords', () => {
     }) as typeof process.stdout.write;
     const release = captureDecisionRecords(log);
     try {
-      const record = { level: 'INFO', message: 'decision record', service: 'kairos-decide', decision: { decisionId: 'd2.x' } };
+      // As the decide function's bare logger writes them (no standard keys).
+      const record = { level: 'INFO', message: 'decision record', decision: { decisionId: 'd2.x' } };
       process.stdout.write(`${JSON.stringify(record)}\n`);
       process.stdout.write(`${JSON.stringify({ ...record, decision: { decisionId: 'd2.y' } }, null, 4)}\n`);
       process.stdout.write(Buffer.from(`${JSON.stringify({ ...record, decision: { decisionId: 'd2.z' } })}\n`));
-      process.stdout.write(`${JSON.stringify({ ...record, service: 'kairos-admin' })}\n`);
+      // Another function's standard logger (its keys in Powertools' order) logging the same message: not a record line.
+      process.stdout.write(`${JSON.stringify({ level: 'INFO', message: 'decision record', timestamp: '2026-11-30T10:00:00.000Z', service: 'kairos-admin', decision: { decisionId: 'd2.w' } })}\n`);
       process.stdout.write(`${JSON.stringify({ level: 'WARN', message: 'profile read failed', service: 'kairos-decide' })}\n`);
       process.stdout.write('plain text mentioning a decision record\n');
     } finally {
@@ -88,5 +94,44 @@ describe('captureDecisionRecords', () => {
     expect(passed).toHaveLength(3);
     expect(passed[0]).toContain('kairos-admin');
     expect(passed[2]).toBe('plain text mentioning a decision record\n');
+  });
+});
+
+describe('writes off the request path', () => {
+  it('queues lines and writes them DECISION_LOG_FLUSH_MS later, in order; close writes what is queued', async () => {
+    const dir = folder();
+    const log = new LocalDecisionLog(dir, { now: () => new Date('2026-11-30T10:00:00Z') });
+    const file = join(dir, '2026-11-30.jsonl');
+    log.append('{"n":1}');
+    log.append('{"n":2}');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines(file)).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, DECISION_LOG_FLUSH_MS * 2));
+    expect(lines(file)).toEqual(['{"n":1}', '{"n":2}']);
+    log.append('{"n":3}');
+    log.close();
+    expect(lines(file)).toEqual(['{"n":1}', '{"n":2}', '{"n":3}']);
+  });
+
+  it('a process that exits while its records are diverted writes what is queued', async () => {
+    const dir = folder();
+    const script = [
+      `import { captureDecisionRecords, LocalDecisionLog } from ${JSON.stringify(new URL('../../local/decision-log.ts', import.meta.url).pathname)};`,
+      `const log = new LocalDecisionLog(${JSON.stringify(dir)}, { now: () => new Date('2026-11-30T10:00:00Z') });`,
+      'captureDecisionRecords(log);',
+      `process.stdout.write(JSON.stringify({ level: 'INFO', message: 'decision record', decision: { v: 2, id: 'exit' } }) + '\\n');`,
+      'process.exit(0);',
+    ].join('\n');
+    await execFileAsync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: new URL('../..', import.meta.url).pathname });
+    expect(lines(join(dir, '2026-11-30.jsonl')).map((l) => (JSON.parse(l) as { decision: { id: string } }).decision.id)).toEqual(['exit']);
+  });
+
+  it('a line past the size limit goes to the next part after the queued lines of the last one are written', () => {
+    const dir = folder();
+    const line = '{"pad":"' + 'x'.repeat(40) + '"}';
+    const log = new LocalDecisionLog(dir, { maxBytes: (line.length + 1) * 2, now: () => new Date('2026-11-30T10:00:00Z') });
+    for (let i = 0; i < 5; i++) log.append(line);
+    log.close();
+    expect(decisionLogFiles(dir).map((f) => lines(f).length)).toEqual([2, 2, 1]);
   });
 });

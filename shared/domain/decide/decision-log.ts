@@ -1,7 +1,8 @@
 /**
- * The decision record of one decision (evaluation/decision-record.ts
- * `DecisionLogRecord`), built from the decision and what `decideForLog`
- * exposes of it, and the keyed hash that makes its customer pseudonymous.
+ * The decision record of one decision as it is logged (evaluation/decision-record.ts
+ * `LoggedDecisionRecord`, version 2), built from the decision and what
+ * `decideForLog` exposes of it, and the keyed hash that makes its customer
+ * pseudonymous.
  *
  * Pure and synchronous: the decide function logs the record as one line of
  * its logger (no network call, no write on the hot path). Simulations
@@ -9,7 +10,8 @@
  */
 import { createHmac, hkdfSync, createSecretKey, type KeyObject } from 'node:crypto';
 import type { CompiledCatalog } from '../catalog/compiled.ts';
-import type { DecisionLogRecord, LoggedCandidate } from '../evaluation/decision-record.ts';
+import { DECISION_RECORD_VERSION, loggedArm, type LoggedDecisionRecord } from '../evaluation/decision-record.ts';
+import { NO_CONTEXT } from '../learning/statistics.ts';
 import type { ProfileView } from '../profile/view.ts';
 import { MIN_DECISION_SECRET_LENGTH } from './decision-id.ts';
 import { unitHash } from './random.ts';
@@ -88,25 +90,22 @@ export interface DecisionRecordInput {
 }
 
 /**
- * The decision record: decision id, time, catalog version, channel and
- * placement, pseudonymous customer, learning context, fallback and
- * degraded, the eligible candidates with their chance of position 1
- * (`facts.eligible`), what was served in order with the probability each
- * was chosen with; and, for the catalog's `decisionLog.sample` of decision
- * ids (isSampledDecision), `features`: the segments, persona and scores,
- * the profile fields the catalog's rules read (`catalog.ruleFields`; a
- * field the profile lacks is left out, as the rules saw it missing), and
- * the request context — field and context values as JSON text.
+ * The decision record, as logged (`LoggedDecisionRecord`): decision id,
+ * time (epoch ms), catalog version, channel and placement, pseudonymous
+ * customer, learning context (left out when none), fallback and degraded
+ * (only when true), the eligible candidates with their chance of position
+ * 1 (`facts.eligible`) and what was served in order with the probability
+ * each was chosen with, as `[actionId, score, probability, variant?]`
+ * tuples rounded to 4 significant digits; and, for the catalog's
+ * `decisionLog.sample` of decision ids (isSampledDecision), `f`: the
+ * segments, persona and scores, the profile fields the catalog's rules
+ * read (`catalog.ruleFields`; a field the profile lacks is left out, as the
+ * rules saw it missing), and the request context — field and context
+ * values as JSON text.
  */
-export function decisionRecord(input: DecisionRecordInput): DecisionLogRecord {
+export function decisionRecord(input: DecisionRecordInput): LoggedDecisionRecord {
   const { decision, facts, catalog } = input;
-  const served: LoggedCandidate[] = decision.actions.map((a) => ({
-    actionId: a.actionId,
-    ...(a.variant !== undefined ? { variant: a.variant } : {}),
-    score: a.score,
-    probability: a.probability,
-  }));
-  let features: DecisionLogRecord['features'];
+  let features: LoggedDecisionRecord['f'];
   if (isSampledDecision(input.decisionId, catalog.decisionLog.sample)) {
     const fields: Record<string, string> = {};
     for (const field of catalog.ruleFields) {
@@ -120,25 +119,26 @@ export function decisionRecord(input: DecisionRecordInput): DecisionLogRecord {
     }
     const { audience } = facts;
     features = {
-      segments: audience.segments,
-      ...(audience.persona !== undefined ? { persona: audience.persona } : {}),
-      scores: audience.scores,
-      fields,
-      context,
+      sg: audience.segments,
+      ...(audience.persona !== undefined ? { p: audience.persona } : {}),
+      sc: audience.scores,
+      fl: fields,
+      cx: context,
     };
   }
   return {
-    decisionId: input.decisionId,
-    at: input.at.toISOString(),
-    catalogVersion: facts.catalogVersion,
-    channel: decision.channel,
-    ...(decision.placement !== undefined ? { placement: decision.placement } : {}),
-    customer: input.customer,
-    learningContext: facts.learningContext,
-    fallback: decision.fallback === true,
-    degraded: decision.degraded === true,
-    eligible: facts.eligible,
-    served,
-    ...(features ? { features } : {}),
+    v: DECISION_RECORD_VERSION,
+    id: input.decisionId,
+    t: input.at.getTime(),
+    cv: facts.catalogVersion,
+    ch: decision.channel,
+    ...(decision.placement !== undefined ? { pl: decision.placement } : {}),
+    c: input.customer,
+    ...(facts.learningContext !== NO_CONTEXT ? { lc: facts.learningContext } : {}),
+    ...(decision.fallback === true ? { fb: 1 as const } : {}),
+    ...(decision.degraded === true ? { dg: 1 as const } : {}),
+    e: facts.eligible.map(loggedArm),
+    s: decision.actions.map(loggedArm),
+    ...(features ? { f: features } : {}),
   };
 }

@@ -11,8 +11,12 @@
  * (infra/constructs/decision-log.ts). Locally, the stack appends the same
  * lines to `<data folder>/decisions/<yyyy-mm-dd>.jsonl` (local/decision-log.ts).
  *
- * One definition: the record's shape (`DecisionLogRecord`), the log message
- * that marks it and the Glue columns all live here.
+ * One definition: the record as it is logged (`LoggedDecisionRecord`,
+ * version 2: short keys, candidates as tuples), the record as readers see
+ * it (`DecisionLogRecord`) and the one reader between them
+ * (`readDecisionRecord`), the log message that marks it, the line's prefix
+ * and the Glue columns all live here. Version 1 records (the readers' shape,
+ * logged as is, before version 2) are still read.
  *
  * Pseudonymisation: `customer` is a keyed hash (HMAC-SHA-256, base64url) of
  * the customer key; the log holds no user id, anonymous id, trait or event.
@@ -20,6 +24,7 @@
  * bucket's lifecycle (the deployed retention), which bounds how long a
  * pseudonymous record of an erased customer outlives the erasure.
  */
+import { NO_CONTEXT } from '../learning/statistics.ts';
 
 /** The `message` of a decision record's log line (the subscription filter's pattern matches it). */
 export const DECISION_RECORD_MESSAGE = 'decision record';
@@ -31,13 +36,16 @@ export const DECISION_RECORD_KEY = 'decision';
 export interface LoggedCandidate {
   readonly actionId: string;
   readonly variant?: string;
-  /** propensity × value × weight. */
+  /** propensity × value × weight (logged to 4 significant digits). */
   readonly score: number;
-  /** The probability that the policy served it at position 1, [0, 1]. */
+  /** The probability that the policy served it at position 1, [0, 1] (logged to 4 significant digits). */
   readonly probability: number;
 }
 
-/** What the decision log keeps of one decision. */
+/**
+ * What the decision log keeps of one decision, as readers see it
+ * (`readDecisionRecord`); logged compact as `LoggedDecisionRecord`.
+ */
 export interface DecisionLogRecord {
   /**
    * The decision id as the client received it (sealed, decision-id.ts
@@ -45,7 +53,7 @@ export interface DecisionLogRecord {
    * `properties.decision_id`, so a record joins its outcomes on this string.
    */
   readonly decisionId: string;
-  /** When the decision was made, ISO-8601. */
+  /** When the decision was made, ISO-8601 (to the millisecond). */
   readonly at: string;
   readonly catalogVersion: string;
   readonly channel: string;
@@ -85,22 +93,212 @@ export interface DecisionLogRecord {
   };
 }
 
-/** Hive type of a candidate list. */
-const CANDIDATES = 'array<struct<actionId:string,variant:string,score:double,probability:double>>';
+/** The version of the logged record (`LoggedDecisionRecord.v`). */
+export const DECISION_RECORD_VERSION = 2;
 
 /**
- * The Glue (Hive) columns of a decision log line as Firehose delivers it
- * (the Powertools JSON line): the record under DECISION_RECORD_KEY, and the
- * line's own timestamp and message. Partitioned by `dt` (yyyy-MM-dd, UTC).
+ * A candidate as logged: `[actionId, score, probability]`, or
+ * `[actionId, score, probability, variant]` for a variant. Score and
+ * probability are rounded to 4 significant digits (`significant4`).
+ */
+export type LoggedArm = readonly [actionId: string, score: number, probability: number, variant?: string];
+
+/**
+ * A decision record as the decide function logs it, under
+ * DECISION_RECORD_KEY (version 2; the readers' names in brackets, see
+ * `DecisionLogRecord`). Fields that would say false, none or the default
+ * are left out.
+ */
+export interface LoggedDecisionRecord {
+  readonly v: typeof DECISION_RECORD_VERSION;
+  /** [decisionId] the sealed id. */
+  readonly id: string;
+  /** [at] when, epoch ms. */
+  readonly t: number;
+  /** [catalogVersion] */
+  readonly cv: string;
+  /** [channel] */
+  readonly ch: string;
+  /** [placement] absent: none. */
+  readonly pl?: string;
+  /** [customer] the pseudonym. */
+  readonly c: string;
+  /** [learningContext] absent: none (`-`). */
+  readonly lc?: string;
+  /** [fallback] 1, or absent. */
+  readonly fb?: 1;
+  /** [degraded] 1, or absent. */
+  readonly dg?: 1;
+  /** [eligible] */
+  readonly e: readonly LoggedArm[];
+  /** [served] */
+  readonly s: readonly LoggedArm[];
+  /** [features] the sampled decisions' only. */
+  readonly f?: {
+    /** [segments] */
+    readonly sg: readonly string[];
+    /** [persona] */
+    readonly p?: string;
+    /** [scores] */
+    readonly sc: Readonly<Record<string, number>>;
+    /** [fields] */
+    readonly fl: Readonly<Record<string, string>>;
+    /** [context] */
+    readonly cx: Readonly<Record<string, string>>;
+  };
+}
+
+/**
+ * `n` rounded to 4 significant digits, half away from zero (0.0064516 →
+ * 0.006452, 123456 → 123500): what the estimators need of a score or a probability, in at most
+ * about 6 characters of JSON. 0, infinities and NaN are returned as they are.
+ */
+export function significant4(n: number): number {
+  if (n === 0 || !Number.isFinite(n)) return n;
+  const magnitude = Math.abs(n);
+  // The decade from a table (a score or a probability is in one of these): no logarithm on the hot path.
+  let scale = 0;
+  for (let i = 0; i < DECADES.length && magnitude < 1e4; i++) {
+    if (magnitude >= (DECADES[i] as number)) {
+      scale = SCALES[i] as number;
+      break;
+    }
+  }
+  let rounded: number;
+  if (scale > 0) rounded = Math.round(magnitude * scale) / scale;
+  else {
+    const exponent = Math.floor(Math.log10(magnitude));
+    if (exponent >= 3) {
+      const step = 10 ** (exponent - 3);
+      rounded = Math.round(magnitude / step) * step;
+    } else {
+      const factor = 10 ** (3 - exponent);
+      rounded = Math.round(magnitude * factor) / factor;
+    }
+  }
+  return n < 0 ? -rounded : rounded;
+}
+
+/** Lower bounds of the decades `significant4` looks up, and the scale that keeps 4 digits in each. */
+const DECADES = [1000, 100, 10, 1, 0.1, 0.01, 0.001, 1e-4, 1e-5, 1e-6];
+const SCALES = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+
+/** A candidate as logged (`LoggedArm`). */
+export const loggedArm = (c: LoggedCandidate): LoggedArm =>
+  c.variant === undefined ? [c.actionId, significant4(c.score), significant4(c.probability)] : [c.actionId, significant4(c.score), significant4(c.probability), c.variant];
+
+/**
+ * The start of every decision record line the decide function writes (the
+ * line is `{"level":"INFO","message":"decision record","decision":{…}}`):
+ * the local stack recognises its lines by it without parsing them.
+ */
+export const DECISION_RECORD_LINE_PREFIX = `{"level":"INFO","message":${JSON.stringify(DECISION_RECORD_MESSAGE)},${JSON.stringify(DECISION_RECORD_KEY)}:{`;
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isStringMap = (v: unknown): v is Record<string, string> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every(isString);
+const isNumberMap = (v: unknown): v is Record<string, number> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((n) => typeof n === 'number');
+
+function candidateOf(arm: unknown): LoggedCandidate | undefined {
+  if (!Array.isArray(arm) || arm.length < 3 || arm.length > 4) return undefined;
+  const [actionId, score, probability, variant] = arm as unknown[];
+  if (!isString(actionId) || typeof score !== 'number' || typeof probability !== 'number') return undefined;
+  if (variant !== undefined && !isString(variant)) return undefined;
+  return variant === undefined ? { actionId, score, probability } : { actionId, variant, score, probability };
+}
+
+function candidatesOf(arms: unknown): LoggedCandidate[] | undefined {
+  if (!Array.isArray(arms)) return undefined;
+  const out: LoggedCandidate[] = [];
+  for (const arm of arms) {
+    const candidate = candidateOf(arm);
+    if (!candidate) return undefined;
+    out.push(candidate);
+  }
+  return out;
+}
+
+function readVersion2(r: Record<string, unknown>): DecisionLogRecord | undefined {
+  const { id, t, cv, ch, pl, c, lc, fb, dg, f } = r;
+  if (!isString(id) || typeof t !== 'number' || !Number.isFinite(t) || !isString(cv) || !isString(ch) || !isString(c)) return undefined;
+  if ((pl !== undefined && !isString(pl)) || (lc !== undefined && !isString(lc))) return undefined;
+  const eligible = candidatesOf(r.e);
+  const served = candidatesOf(r.s);
+  if (!eligible || !served) return undefined;
+  let features: DecisionLogRecord['features'];
+  if (f !== undefined) {
+    const x = f as Record<string, unknown> | null;
+    if (x === null || typeof x !== 'object') return undefined;
+    if (!Array.isArray(x.sg) || !x.sg.every(isString) || (x.p !== undefined && !isString(x.p))) return undefined;
+    if (!isNumberMap(x.sc) || !isStringMap(x.fl) || !isStringMap(x.cx)) return undefined;
+    features = { segments: x.sg, ...(x.p !== undefined ? { persona: x.p } : {}), scores: x.sc, fields: x.fl, context: x.cx };
+  }
+  const at = new Date(t);
+  if (Number.isNaN(at.getTime())) return undefined;
+  return {
+    decisionId: id,
+    at: at.toISOString(),
+    catalogVersion: cv,
+    channel: ch,
+    ...(pl !== undefined ? { placement: pl } : {}),
+    customer: c,
+    learningContext: lc ?? NO_CONTEXT,
+    fallback: fb === 1,
+    degraded: dg === 1,
+    eligible,
+    served,
+    ...(features ? { features } : {}),
+  };
+}
+
+/** A version 1 record: the readers' shape, logged as is. */
+function readVersion1(r: Record<string, unknown>): DecisionLogRecord | undefined {
+  const v1 = r as Partial<DecisionLogRecord>;
+  const ok =
+    isString(v1.decisionId) &&
+    isString(v1.at) &&
+    Number.isFinite(Date.parse(v1.at)) &&
+    isString(v1.channel) &&
+    candidateList(v1.served) &&
+    candidateList(v1.eligible);
+  return ok ? (v1 as DecisionLogRecord) : undefined;
+}
+
+const candidateList = (v: unknown): boolean =>
+  Array.isArray(v) && v.every((c) => c !== null && typeof c === 'object' && isString((c as LoggedCandidate).actionId) && typeof (c as LoggedCandidate).probability === 'number');
+
+/**
+ * The record a logged value holds, as readers see it: a version 2 record
+ * (`LoggedDecisionRecord`) expanded, or a version 1 record (no `v`) as it
+ * is; undefined for anything else — a value that is not a record, a
+ * record of a later version than this code reads, or one with a field of
+ * the wrong type.
+ */
+export function readDecisionRecord(value: unknown): DecisionLogRecord | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const r = value as Record<string, unknown>;
+  if (r.v === DECISION_RECORD_VERSION) return readVersion2(r);
+  if (r.v === undefined) return readVersion1(r);
+  return undefined;
+}
+
+/** Hive type of a logged candidate list: each tuple as strings (the JSON SerDe reads the numbers as their text). */
+const ARMS = 'array<array<string>>';
+
+/**
+ * The Glue (Hive) columns of a decision log line as Firehose delivers it:
+ * the line's `level` and `message`, and the version 2 record under
+ * DECISION_RECORD_KEY (`LoggedDecisionRecord`'s keys). Partitioned by `dt`
+ * (yyyy-MM-dd, UTC). Version 1 lines have none of these record columns set.
  */
 export const DECISION_LOG_COLUMNS: readonly { readonly name: string; readonly type: string }[] = [
-  { name: 'timestamp', type: 'string' },
+  { name: 'level', type: 'string' },
   { name: 'message', type: 'string' },
   {
     name: DECISION_RECORD_KEY,
     type:
-      'struct<decisionId:string,at:string,catalogVersion:string,channel:string,placement:string,customer:string,learningContext:string,' +
-      `fallback:boolean,degraded:boolean,eligible:${CANDIDATES},served:${CANDIDATES},` +
-      'features:struct<segments:array<string>,persona:string,scores:map<string,double>,fields:map<string,string>,context:map<string,string>>>',
+      'struct<v:int,id:string,t:bigint,cv:string,ch:string,pl:string,c:string,lc:string,fb:int,dg:int,' +
+      `e:${ARMS},s:${ARMS},f:struct<sg:array<string>,p:string,sc:map<string,double>,fl:map<string,string>,cx:map<string,string>>>`,
   },
 ];

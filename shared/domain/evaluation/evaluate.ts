@@ -40,11 +40,15 @@ import type { ArmProbabilityCache } from '../learning/policy.ts';
 import { attributeOutcome, parseOutcomeKey, type OutcomeKind } from '../profile/outcomes.ts';
 import { semanticName } from '../profile/apply.ts';
 import type { Channel } from '../channels.ts';
-import { DECISION_RECORD_KEY, DECISION_RECORD_MESSAGE, type DecisionLogRecord } from './decision-record.ts';
+import { DECISION_RECORD_KEY, DECISION_RECORD_MESSAGE, readDecisionRecord, type DecisionLogRecord } from './decision-record.ts';
 import { EMPTY_SUMS, addDecision, estimateFromSums, inSupport, mergeSums, type OffPolicyEstimate, type OffPolicySums } from './estimators.ts';
 import { NO_ACTION, armKey, armOfKey, replayCache, replayDecision } from './replay.ts';
 
-/** The decision records of a text of JSON lines (the log lines as delivered, or bare records), and how many lines were not records. */
+/**
+ * The decision records of a text of JSON lines (the log lines as
+ * delivered, or bare records; version 2 or 1, decision-record.ts
+ * `readDecisionRecord`), and how many lines were not records.
+ */
 export function decisionRecordsOfText(text: string): { readonly records: DecisionLogRecord[]; readonly malformed: number } {
   const records: DecisionLogRecord[] = [];
   let malformed = 0;
@@ -58,26 +62,12 @@ export function decisionRecordsOfText(text: string): { readonly records: Decisio
       continue;
     }
     const object = value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
-    const record = object?.message === DECISION_RECORD_MESSAGE ? object[DECISION_RECORD_KEY] : object;
-    if (isRecord(record)) records.push(record);
+    const record = readDecisionRecord(object?.message === DECISION_RECORD_MESSAGE ? object[DECISION_RECORD_KEY] : object);
+    if (record) records.push(record);
     else malformed++;
   }
   return { records, malformed };
 }
-
-const isRecord = (value: unknown): value is DecisionLogRecord => {
-  const r = value as Partial<DecisionLogRecord> | undefined;
-  return (
-    r !== null &&
-    typeof r === 'object' &&
-    typeof r.decisionId === 'string' &&
-    typeof r.at === 'string' &&
-    Number.isFinite(Date.parse(r.at)) &&
-    typeof r.channel === 'string' &&
-    Array.isArray(r.served) &&
-    Array.isArray(r.eligible)
-  );
-};
 
 /** An outcome event as stored (the Events table's track events): name, properties, time (ISO-8601). */
 export interface OutcomeEvent {
