@@ -267,6 +267,7 @@ export async function benchDomain(iterations: number) {
   const { loadCatalog } = await import('#domain/catalog/load.ts');
   const { decide, decideForLog } = await import('#domain/decide/decide.ts');
   const { customerPseudonym, decisionRecord, pseudonymKey } = await import('#domain/decide/decision-log.ts');
+  const { decisionReference } = await import('#domain/decide/decision-id.ts');
   const { createRuleVariables, evaluateRule, DEFAULT_RULE_BUDGET_MS } = await import('#domain/catalog/rules.ts');
   const { evaluateAudience } = await import('#domain/catalog/audience.ts');
   const { ArmProbabilityCache } = await import('#domain/learning/policy.ts');
@@ -317,7 +318,7 @@ export async function benchDomain(iterations: number) {
       context: req.context,
       decision,
       facts: log,
-      decisionId: decision.decisionId,
+      decisionRef: decisionReference({ issuedAt: now, nonce: `n${i}` }),
       customer: customerPseudonym(pseudonyms, log.customerKey),
       at: now,
     });

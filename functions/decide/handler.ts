@@ -59,7 +59,7 @@ import { DECISION_RECORD_KEY, DECISION_RECORD_MESSAGE } from '#domain/evaluation
 import { parseDecideRequest } from '#domain/decide/request.ts';
 import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
 import { DEFAULT_RULE_BUDGET_MS, createFailureTally } from '#domain/catalog/rules.ts';
-import { decisionKey, sealDecisionId } from '#domain/decide/decision-id.ts';
+import { decisionKey, decisionReference, sealDecisionId } from '#domain/decide/decision-id.ts';
 import { publicDecision } from '#domain/decide/public-answer.ts';
 import { PROFILE_DEADLINE_MS, readProfile } from './profile-read.ts';
 
@@ -138,8 +138,9 @@ const decideRoute = httpRequestHandler(
     const failures = createFailureTally();
     const live = (catalog.ok && catalog.value) || emptyCatalog();
     const learning = live.learning.enabled && !degraded ? statistics.current(now.getTime(), live.learning.windowMs) : undefined;
+    const decisionNonce = nonce();
     const { decision, log } = decideForLog(live, view, input, now, {
-      nonce: nonce(),
+      nonce: decisionNonce,
       ...(learning ? { learning } : {}),
       policies,
       ruleBudgetMs: DEFAULT_RULE_BUDGET_MS,
@@ -156,7 +157,7 @@ const decideRoute = httpRequestHandler(
       context: input.context,
       decision,
       facts: log,
-      decisionId: sealed.decisionId,
+      decisionRef: decisionReference({ issuedAt: now, nonce: decisionNonce }),
       customer: customerPseudonym(PSEUDONYM_KEY, log.customerKey),
       at: now,
     });

@@ -17,8 +17,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DECISION_LOG_FLUSH_MS, decisionLogFiles } from '#local/decision-log.ts';
 import { REPOSITORY_ROOT } from '#local/stack.ts';
-import { readDecisionRecord, significant4, type DecisionLogRecord } from '#domain/evaluation/decision-record.ts';
-import { useLocalStack, type TestStack } from '../support/stack.ts';
+import { DECISION_RECORD_VERSION, readDecisionRecord, significant4, type DecisionLogRecord } from '#domain/evaluation/decision-record.ts';
+import { decisionRef } from '#domain/evaluation/evaluate.ts';
+import { decisionKey } from '#domain/decide/decision-id.ts';
+import { TEST_DECISION_KEY, useLocalStack, type TestStack } from '../support/stack.ts';
 import { refusingEndpoint } from '../support/store-faults.ts';
 import { decide, identify, sendEvents, uniqueId, waitForProfile, type Decision, type DecideRequest, type StackAccess } from './fixtures/kairos.ts';
 
@@ -99,12 +101,14 @@ describe('the decide function logs one decision record per decision', () => {
     // The stack writes its log DECISION_LOG_FLUSH_MS after the lines are logged.
     await new Promise((resolve) => setTimeout(resolve, DECISION_LOG_FLUSH_MS * 2));
     const lines = logLines();
-    expect(lines.map((l) => l.decision.decisionId).sort()).toEqual(answered.map((d) => d.decisionId).sort());
-    const byId = new Map(lines.map((l) => [l.decision.decisionId, l]));
+    // A record names its decision by its reference, what the sealed id the client received opens to.
+    const refOf = (sealed: string): string | undefined => decisionRef(sealed, decisionKey(TEST_DECISION_KEY));
+    expect(lines.map((l) => l.decision.decisionRef).sort()).toEqual(answered.map((d) => refOf(d.decisionId)).sort());
+    const byRef = new Map(lines.map((l) => [l.decision.decisionRef, l]));
     for (const d of answered) {
-      const line = byId.get(d.decisionId);
+      const line = byRef.get(refOf(d.decisionId));
       expect(Object.keys(line?.raw ?? {})).toEqual(['level', 'message', 'decision']);
-      expect(line?.raw).toMatchObject({ level: 'INFO', message: 'decision record', decision: { v: 2 } });
+      expect(line?.raw).toMatchObject({ level: 'INFO', message: 'decision record', decision: { v: DECISION_RECORD_VERSION } });
       const record = line?.decision;
       expect(record).toMatchObject({ channel: d.channel, placement: d.placement, fallback: d.fallback === true, degraded: d.degraded === true });
       expect(record?.served).toEqual(
@@ -112,11 +116,11 @@ describe('the decide function logs one decision record per decision', () => {
       );
       expect(sum(record?.eligible ?? [])).toBeLessThanOrEqual(1 + 5e-4 + 1e-6 * (record?.eligible.length ?? 0));
       expect(Date.parse(record?.at ?? '')).toBeGreaterThan(Date.now() - 10 * 60_000);
-      expect(record?.customer).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(record?.customer).toMatch(/^[A-Za-z0-9_-]{22}$/);
       expect(JSON.stringify(record)).not.toContain(userId);
     }
 
-    const recordOf = (d: Decision) => byId.get(d.decisionId)?.decision as DecisionLogRecord;
+    const recordOf = (d: Decision) => byRef.get(refOf(d.decisionId))?.decision as DecisionLogRecord;
     // One customer, one pseudonym; another customer, another.
     expect(recordOf(heroAgain).customer).toBe(recordOf(hero).customer);
     expect(recordOf(degraded).customer).toBe(recordOf(hero).customer);

@@ -17,7 +17,8 @@ import type { CatalogInput } from '#domain/catalog/schema.ts';
 import { decide, decideForLog, emptyProfile, type DecideOptions } from '#domain/decide/decide.ts';
 import { customerPseudonym, decisionRecord, isSampledDecision, pseudonymKey } from '#domain/decide/decision-log.ts';
 import type { DecideRequest, LearningStats } from '#domain/decide/types.ts';
-import { DECISION_LOG_COLUMNS, DECISION_RECORD_KEY, readDecisionRecord, significant4, type DecisionLogRecord, type LoggedDecisionRecord } from '#domain/evaluation/decision-record.ts';
+import { decisionReference, decodeDecisionId } from '#domain/decide/decision-id.ts';
+import { DECISION_LOG_COLUMNS, DECISION_RECORD_KEY, DECISION_RECORD_VERSION, readDecisionRecord, significant4, type DecisionLogRecord, type LoggedDecisionRecord } from '#domain/evaluation/decision-record.ts';
 import { NO_CONTEXT } from '#domain/learning/statistics.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
 import { makeView } from './catalog-support.ts';
@@ -51,8 +52,15 @@ function stats(table: Record<string, [number, number]>): LearningStats {
 
 const request = (extra: Partial<DecideRequest> = {}): DecideRequest => ({ userId: 'u-1', channel: 'web', limit: 1, context: {}, explain: false, ...extra });
 
+/** The reference of a (plain) decision id, as evaluate opens it. */
+function referenceOf(decisionId: string): string {
+  const decoded = decodeDecisionId(decisionId);
+  if (!decoded) throw new Error('the decision id does not decode');
+  return decisionReference(decoded);
+}
+
 /** The record the decide function would log for this decision, as its logged JSON. */
-function loggedOf(c: CompiledCatalog, profile: ProfileView, req: DecideRequest, options: DecideOptions = {}, decisionId?: string): LoggedDecisionRecord {
+function loggedOf(c: CompiledCatalog, profile: ProfileView, req: DecideRequest, options: DecideOptions = {}, decisionRef?: string): LoggedDecisionRecord {
   const { decision, log } = decideForLog(c, profile, req, NOW, options);
   return JSON.parse(JSON.stringify(decisionRecord({
     catalog: c,
@@ -60,15 +68,15 @@ function loggedOf(c: CompiledCatalog, profile: ProfileView, req: DecideRequest, 
     context: req.context,
     decision,
     facts: log,
-    decisionId: decisionId ?? decision.decisionId,
+    decisionRef: decisionRef ?? referenceOf(decision.decisionId),
     customer: customerPseudonym(KEY, log.customerKey),
     at: NOW,
   }))) as LoggedDecisionRecord;
 }
 
 /** The record the decide function would log for this decision, as readers read it back. */
-function recordOf(c: CompiledCatalog, profile: ProfileView, req: DecideRequest, options: DecideOptions = {}, decisionId?: string): DecisionLogRecord {
-  const record = readDecisionRecord(loggedOf(c, profile, req, options, decisionId));
+function recordOf(c: CompiledCatalog, profile: ProfileView, req: DecideRequest, options: DecideOptions = {}, decisionRef?: string): DecisionLogRecord {
+  const record = readDecisionRecord(loggedOf(c, profile, req, options, decisionRef));
   if (!record) throw new Error('the logged record does not read back');
   return record;
 }
@@ -213,8 +221,9 @@ describe('features: what the rules read, for a deterministic sample of decision 
     expect(bare.features?.fields).not.toHaveProperty('traits.tier');
   });
 
-  it('the sample is chosen by the decision id: the same id always, about the share asked, none at 0 and all at 1', () => {
-    const ids = Array.from({ length: 20_000 }, (_, i) => `d2.decision-${i}`);
+  it('the sample is chosen by the decision reference: the same decision always, about the share asked, none at 0 and all at 1', () => {
+    // References as the decide function makes them: the second of issue, then a nonce.
+    const ids = Array.from({ length: 20_000 }, (_, i) => `${1795953600 + (i % 60)}.n${i.toString(36)}`);
     const share = ids.filter((id) => isSampledDecision(id, 0.1)).length / ids.length;
     expect(share).toBeGreaterThan(0.09);
     expect(share).toBeLessThan(0.11);
@@ -244,7 +253,7 @@ describe('the pseudonymous customer', () => {
     const one = recordOf(c, makeView({ userId: 'luis-42' }), request({ userId: 'luis-42' }), { nonce: 'a' });
     const again = recordOf(c, makeView({ userId: 'luis-42' }), request({ userId: 'luis-42' }), { nonce: 'b' });
     const other = recordOf(c, makeView({ userId: 'ana-7' }), request({ userId: 'ana-7' }), { nonce: 'a' });
-    expect(one.customer).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(one.customer).toMatch(/^[A-Za-z0-9_-]{22}$/);
     expect(one.customer).toBe(again.customer);
     expect(one.customer).not.toBe(other.customer);
     expect(JSON.stringify(one)).not.toContain('luis-42');
@@ -283,12 +292,16 @@ describe('the catalog field decisionLog.sample', () => {
   });
 });
 
-describe('the logged record (version 2)', () => {
+describe('the logged record (version 3)', () => {
   it('short keys, candidates as [actionId, score, probability, variant?] to 4 significant digits, nothing false or default written', () => {
     const c = learningCatalog();
     const learning = stats({ 'hero/a': [100, 30], 'hero/b': [100, 10], promo: [100, 5], news: [50, 20] });
-    const logged = loggedOf(c, makeView(), request({ placement: 'home' }), { nonce: 'n1', learning }, 'sealed-id');
-    expect(logged).toMatchObject({ v: 2, id: 'sealed-id', t: NOW.getTime(), cv: '7', ch: 'web', pl: 'home' });
+    const logged = loggedOf(c, makeView(), request({ placement: 'home' }), { nonce: 'n1', learning });
+    expect(logged).toMatchObject({ v: DECISION_RECORD_VERSION, t: NOW.getTime(), cv: '7', ch: 'web', pl: 'home' });
+    // The id is the decision's reference: what the decide function computes from its issue time and nonce, and what
+    // evaluate opens the client's sealed id to.
+    expect(logged.id).toBe(decisionReference({ issuedAt: NOW, nonce: 'n1' }));
+    expect(logged.id).toBe(`${Math.floor(NOW.getTime() / 1000)}.n1`);
     expect(logged).not.toHaveProperty('fb');
     expect(logged).not.toHaveProperty('dg');
     expect(logged).not.toHaveProperty('lc'); // contextBy none: the learning context is NO_CONTEXT
@@ -317,14 +330,18 @@ describe('the logged record (version 2)', () => {
 
   it('reads back as the readers’ record; a version 1 record reads as it is; another version, a wrong type or a non-record does not read', () => {
     const c = catalog({ decisionLog: { sample: 1 }, learning: { enabled: false }, actions: [banner('x', { variants: twoVariants }), banner('y')] });
-    const logged = loggedOf(c, makeView(), request({ placement: 'home', context: { page: '/cart' } }), { nonce: 'r' }, 'sealed-id');
+    const logged = loggedOf(c, makeView(), request({ placement: 'home', context: { page: '/cart' } }), { nonce: 'r' }, '1795953600.r');
     const record = readDecisionRecord(logged);
-    expect(record).toMatchObject({ decisionId: 'sealed-id', at: NOW.toISOString(), catalogVersion: '7', channel: 'web', placement: 'home', learningContext: NO_CONTEXT, fallback: false, degraded: false });
+    expect(record).toMatchObject({ decisionId: '1795953600.r', decisionRef: '1795953600.r', at: NOW.toISOString(), catalogVersion: '7', channel: 'web', placement: 'home', learningContext: NO_CONTEXT, fallback: false, degraded: false });
     expect(record?.eligible.length).toBe(logged.e.length);
     expect(record?.features?.context).toEqual({ page: '"/cart"' });
     const v1: DecisionLogRecord = { decisionId: 'd', at: NOW.toISOString(), catalogVersion: '1', channel: 'web', customer: 'c', fallback: false, degraded: false, eligible: [{ actionId: 'x', score: 1, probability: 1 }], served: [{ actionId: 'x', score: 1, probability: 1 }] };
     expect(readDecisionRecord(v1)).toEqual(v1);
-    for (const bad of [{ ...logged, v: 3 }, { ...logged, t: 'now' }, { ...logged, e: [['x', '1', 1]] }, { ...logged, s: [['x', 1]] }, { ...logged, f: { ...logged.f, sc: { a: 'x' } } }, { ...v1, at: 'never' }, [], null, 'text']) {
+    // Version 2: version 3's keys with the sealed id, which has no reference until evaluate opens it.
+    const v2 = readDecisionRecord({ ...logged, v: 2, id: 'sealed-id' });
+    expect(v2).toMatchObject({ decisionId: 'sealed-id', channel: 'web' });
+    expect(v2).not.toHaveProperty('decisionRef');
+    for (const bad of [{ ...logged, v: DECISION_RECORD_VERSION + 1 }, { ...logged, t: 'now' }, { ...logged, e: [['x', '1', 1]] }, { ...logged, s: [['x', 1]] }, { ...logged, f: { ...logged.f, sc: { a: 'x' } } }, { ...v1, at: 'never' }, [], null, 'text']) {
       expect(readDecisionRecord(bad)).toBeUndefined();
     }
   });

@@ -21,6 +21,7 @@ import { DECISION_RECORD_KEY, DECISION_RECORD_MESSAGE, type DecisionLogRecord } 
 import { NO_ACTION, armKey, contextOfFeatures, pathKeys, profileOfFeatures, replayDecision } from '#domain/evaluation/replay.ts';
 import {
   decisionRecordsOfText,
+  decisionRef,
   evaluatePartition,
   indexOutcomes,
   reduceEvaluation,
@@ -176,6 +177,11 @@ describe('the join of decisions with their outcomes', () => {
     expect(Object.values(index)).toEqual([['click a1']]);
     const part = evaluatePartition([r], { candidate, outcomes: index, decisionKey: KEY });
     expect(part.sums).toMatchObject({ decisions: 1, evaluated: 1, reward: 1 });
+    // A version 3 record names the decision by its reference, not the sealed id: the same join, no key needed to open it.
+    const ref = Object.keys(index)[0] as string;
+    expect(ref).toBe(decisionRef(r.decisionId, KEY));
+    const byRef = { ...r, decisionId: ref, decisionRef: ref };
+    expect(evaluatePartition([byRef], { candidate, outcomes: index }).sums).toEqual(part.sums);
   });
 
   it('an outcome that does not count is no reward: another action, past the window, an id sealed with another key, not an outcome event', () => {
@@ -216,7 +222,7 @@ describe('the join of decisions with their outcomes', () => {
 });
 
 describe('the decision log’s lines', () => {
-  it('reads the log line as delivered and a bare record, version 2 (as decide logs it) and version 1; counts what is neither', () => {
+  it('reads the log line as delivered and a bare record, version 3 (as decide logs it), 2 and 1; counts what is none of them', () => {
     const r = record('student', 'a0', { a0: 1, a1: 0 });
     const arm = (c: { actionId: string; score: number; probability: number }) => [c.actionId, c.score, c.probability];
     const v2 = {
@@ -235,13 +241,14 @@ describe('the decision log’s lines', () => {
       JSON.stringify(v2),
       JSON.stringify({ level: 'INFO', message: DECISION_RECORD_MESSAGE, [DECISION_RECORD_KEY]: r }),
       JSON.stringify(r),
-      JSON.stringify({ ...v2, v: 3 }),
+      JSON.stringify({ ...v2, v: 3, id: '1795262400.abcdefgh' }),
+      JSON.stringify({ ...v2, v: 4 }),
       '{"message":"other"}',
       'not json',
       '',
     ].join('\n');
     const { records, malformed } = decisionRecordsOfText(text);
-    expect(records).toEqual([r, r, r, r]);
+    expect(records).toEqual([r, r, r, r, { ...r, decisionId: '1795262400.abcdefgh', decisionRef: '1795262400.abcdefgh' }]);
     expect(malformed).toBe(3);
   });
 });

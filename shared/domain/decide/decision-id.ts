@@ -102,6 +102,19 @@ export function encodeDecisionId(record: DecisionInput): string {
 const isString = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length <= max;
 const optional = (v: string) => (v === '' ? undefined : v);
 
+/**
+ * A decision's reference: `<issued s>.<nonce>` (epoch seconds of its
+ * issue, then its nonce), unique per decision and short (about 19
+ * characters). What the profile's counted-outcome keys
+ * (profile/outcomes.ts) and the decision log (evaluation/decision-record.ts,
+ * version 3) name a decision by, and what off-policy evaluation joins them
+ * on. `issuedAt`: ISO-8601 or a Date (its second is taken).
+ */
+export function decisionReference(decision: { readonly issuedAt: string | Date; readonly nonce: string }): string {
+  const ms = typeof decision.issuedAt === 'string' ? Date.parse(decision.issuedAt) : decision.issuedAt.getTime();
+  return `${Math.floor(ms / 1000)}.${decision.nonce}`;
+}
+
 /** The decision behind an id, or undefined when the id is not one of ours (or was mangled). */
 export function decodeDecisionId(id: unknown): DecisionRecord | undefined {
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_DECISION_ID_LENGTH) return undefined;

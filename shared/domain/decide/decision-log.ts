@@ -22,6 +22,9 @@ export interface PseudonymKey {
   readonly key: KeyObject;
 }
 
+/** Bytes of the HMAC a pseudonym keeps: 128 bits, far beyond any collision among a brand's customers. */
+const PSEUDONYM_BYTES = 16;
+
 /** HKDF `info` of the pseudonym key: it keeps this key apart from every other key derived from the same secret. */
 const PSEUDONYM_KEY_INFO = 'kairos decision log customer pseudonym v1';
 
@@ -40,21 +43,22 @@ export function pseudonymKey(secret: string): PseudonymKey {
 
 /**
  * The pseudonym of a customer key: HMAC-SHA-256 with the pseudonym key,
- * base64url (43 characters). The same customer always gets the same
+ * truncated to its first 16 bytes (128 bits, RFC 2104 §5), base64url (22
+ * characters). The same customer always gets the same
  * pseudonym under one key; without the key it cannot be computed from, or
  * turned back into, the customer key.
  */
 export function customerPseudonym(key: PseudonymKey, customerKey: string): string {
-  return createHmac('sha256', key.key).update(customerKey, 'utf8').digest('base64url');
+  return createHmac('sha256', key.key).update(customerKey, 'utf8').digest().toString('base64url', 0, PSEUDONYM_BYTES);
 }
 
 /**
  * Whether a decision's record keeps its features: a uniform hash of the
- * decision id below `sample` (0..1), so the same id is always chosen or
+ * decision's reference (`decisionReference`) below `sample` (0..1), so the same decision is always chosen or
  * always not, whoever replays it.
  */
-export function isSampledDecision(decisionId: string, sample: number): boolean {
-  return sample > 0 && unitHash(decisionId) < sample;
+export function isSampledDecision(decisionRef: string, sample: number): boolean {
+  return sample > 0 && unitHash(decisionRef) < sample;
 }
 
 /** The value at `keys` below `root`, or undefined when a key is missing (own properties only). */
@@ -81,8 +85,12 @@ export interface DecisionRecordInput {
   readonly context: Readonly<Record<string, unknown>>;
   readonly decision: Decision;
   readonly facts: DecisionLogFacts;
-  /** The decision id as the client received it (sealed): what outcome events carry back. */
-  readonly decisionId: string;
+  /**
+   * The decision's reference (decision-id.ts `decisionReference`, of the
+   * decision's issue time and nonce): the outcomes of the sealed id the
+   * client received are joined on it.
+   */
+  readonly decisionRef: string;
   /** The customer's pseudonym (customerPseudonym of `facts.customerKey`). */
   readonly customer: string;
   /** When the decision was made. */
@@ -90,14 +98,14 @@ export interface DecisionRecordInput {
 }
 
 /**
- * The decision record, as logged (`LoggedDecisionRecord`): decision id,
+ * The decision record, as logged (`LoggedDecisionRecord`): the decision's reference,
  * time (epoch ms), catalog version, channel and placement, pseudonymous
  * customer, learning context (left out when none), fallback and degraded
  * (only when true), the eligible candidates with their chance of position
  * 1 (`facts.eligible`) and what was served in order with the probability
  * each was chosen with, as `[actionId, score, probability, variant?]`
  * tuples rounded to 4 significant digits; and, for the catalog's
- * `decisionLog.sample` of decision ids (isSampledDecision), `f`: the
+ * `decisionLog.sample` of decisions (isSampledDecision), `f`: the
  * segments, persona and scores, the profile fields the catalog's rules
  * read (`catalog.ruleFields`; a field the profile lacks is left out, as the
  * rules saw it missing), and the request context — field and context
@@ -106,7 +114,7 @@ export interface DecisionRecordInput {
 export function decisionRecord(input: DecisionRecordInput): LoggedDecisionRecord {
   const { decision, facts, catalog } = input;
   let features: LoggedDecisionRecord['f'];
-  if (isSampledDecision(input.decisionId, catalog.decisionLog.sample)) {
+  if (isSampledDecision(input.decisionRef, catalog.decisionLog.sample)) {
     const fields: Record<string, string> = {};
     for (const field of catalog.ruleFields) {
       const text = jsonText(valueAt(input.profile, field.keys));
@@ -128,7 +136,7 @@ export function decisionRecord(input: DecisionRecordInput): LoggedDecisionRecord
   }
   return {
     v: DECISION_RECORD_VERSION,
-    id: input.decisionId,
+    id: input.decisionRef,
     t: input.at.getTime(),
     cv: facts.catalogVersion,
     ch: decision.channel,

@@ -12,11 +12,13 @@
  * lines to `<data folder>/decisions/<yyyy-mm-dd>.jsonl` (local/decision-log.ts).
  *
  * One definition: the record as it is logged (`LoggedDecisionRecord`,
- * version 2: short keys, candidates as tuples), the record as readers see
+ * version 3: short keys, candidates as tuples, the decision's reference),
+ * the record as readers see
  * it (`DecisionLogRecord`) and the one reader between them
  * (`readDecisionRecord`), the log message that marks it, the line's prefix
  * and the Glue columns all live here. Version 1 records (the readers' shape,
- * logged as is, before version 2) are still read.
+ * logged as is) and version 2 (version 3's keys with the sealed decision
+ * id) are still read.
  *
  * Pseudonymisation: `customer` is a keyed hash (HMAC-SHA-256, base64url) of
  * the customer key; the log holds no user id, anonymous id, trait or event.
@@ -48,11 +50,18 @@ export interface LoggedCandidate {
  */
 export interface DecisionLogRecord {
   /**
-   * The decision id as the client received it (sealed, decision-id.ts
-   * `sealDecisionId`): what outcome events carry back in
-   * `properties.decision_id`, so a record joins its outcomes on this string.
+   * The decision's id in the log: from version 3 its reference
+   * (`decisionRef`); in versions 1 and 2 the id as the client received it
+   * (sealed, decision-id.ts `sealDecisionId`), which evaluate opens to its
+   * reference with the decision key.
    */
   readonly decisionId: string;
+  /**
+   * Version 3: the decision's reference, `<issued s>.<nonce>`
+   * (decision-id.ts `decisionReference`): what the outcomes of the sealed
+   * id the client received are joined on. Absent in versions 1 and 2.
+   */
+  readonly decisionRef?: string;
   /** When the decision was made, ISO-8601 (to the millisecond). */
   readonly at: string;
   readonly catalogVersion: string;
@@ -94,7 +103,7 @@ export interface DecisionLogRecord {
 }
 
 /** The version of the logged record (`LoggedDecisionRecord.v`). */
-export const DECISION_RECORD_VERSION = 2;
+export const DECISION_RECORD_VERSION = 3;
 
 /**
  * A candidate as logged: `[actionId, score, probability]`, or
@@ -105,13 +114,13 @@ export type LoggedArm = readonly [actionId: string, score: number, probability: 
 
 /**
  * A decision record as the decide function logs it, under
- * DECISION_RECORD_KEY (version 2; the readers' names in brackets, see
+ * DECISION_RECORD_KEY (version 3; the readers' names in brackets, see
  * `DecisionLogRecord`). Fields that would say false, none or the default
  * are left out.
  */
 export interface LoggedDecisionRecord {
   readonly v: typeof DECISION_RECORD_VERSION;
-  /** [decisionId] the sealed id. */
+  /** [decisionRef] the decision's reference, `<issued s>.<nonce>` (version 2: the sealed id, [decisionId]). */
   readonly id: string;
   /** [at] when, epoch ms. */
   readonly t: number;
@@ -219,7 +228,8 @@ function candidatesOf(arms: unknown): LoggedCandidate[] | undefined {
   return out;
 }
 
-function readVersion2(r: Record<string, unknown>): DecisionLogRecord | undefined {
+/** A version 3 record, or a version 2 one (the same keys, `id` the sealed decision id). */
+function readCompact(r: Record<string, unknown>): DecisionLogRecord | undefined {
   const { id, t, cv, ch, pl, c, lc, fb, dg, f } = r;
   if (!isString(id) || typeof t !== 'number' || !Number.isFinite(t) || !isString(cv) || !isString(ch) || !isString(c)) return undefined;
   if ((pl !== undefined && !isString(pl)) || (lc !== undefined && !isString(lc))) return undefined;
@@ -238,6 +248,7 @@ function readVersion2(r: Record<string, unknown>): DecisionLogRecord | undefined
   if (Number.isNaN(at.getTime())) return undefined;
   return {
     decisionId: id,
+    ...(r.v === DECISION_RECORD_VERSION ? { decisionRef: id } : {}),
     at: at.toISOString(),
     catalogVersion: cv,
     channel: ch,
@@ -269,7 +280,7 @@ const candidateList = (v: unknown): boolean =>
   Array.isArray(v) && v.every((c) => c !== null && typeof c === 'object' && isString((c as LoggedCandidate).actionId) && typeof (c as LoggedCandidate).probability === 'number');
 
 /**
- * The record a logged value holds, as readers see it: a version 2 record
+ * The record a logged value holds, as readers see it: a version 3 or 2 record
  * (`LoggedDecisionRecord`) expanded, or a version 1 record (no `v`) as it
  * is; undefined for anything else — a value that is not a record, a
  * record of a later version than this code reads, or one with a field of
@@ -278,7 +289,7 @@ const candidateList = (v: unknown): boolean =>
 export function readDecisionRecord(value: unknown): DecisionLogRecord | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
   const r = value as Record<string, unknown>;
-  if (r.v === DECISION_RECORD_VERSION) return readVersion2(r);
+  if (r.v === DECISION_RECORD_VERSION || r.v === 2) return readCompact(r);
   if (r.v === undefined) return readVersion1(r);
   return undefined;
 }
@@ -288,7 +299,7 @@ const ARMS = 'array<array<string>>';
 
 /**
  * The Glue (Hive) columns of a decision log line as Firehose delivers it:
- * the line's `level` and `message`, and the version 2 record under
+ * the line's `level` and `message`, and the version 3 (or 2) record under
  * DECISION_RECORD_KEY (`LoggedDecisionRecord`'s keys). Partitioned by `dt`
  * (yyyy-MM-dd, UTC). Version 1 lines have none of these record columns set.
  */

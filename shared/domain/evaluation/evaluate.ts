@@ -34,7 +34,7 @@
  */
 import type { CompiledCatalog } from '../catalog/compiled.ts';
 import type { LearningStats } from '../decide/types.ts';
-import { decodeDecisionId, readDecisionId, type DecisionKey } from '../decide/decision-id.ts';
+import { decisionReference, decodeDecisionId, readDecisionId, type DecisionKey } from '../decide/decision-id.ts';
 import { NO_CONTEXT, posterior } from '../learning/statistics.ts';
 import type { ArmProbabilityCache } from '../learning/policy.ts';
 import { attributeOutcome, parseOutcomeKey, type OutcomeKind } from '../profile/outcomes.ts';
@@ -90,7 +90,7 @@ export type OutcomeIndex = Readonly<Record<string, readonly string[]>>;
  */
 export function decisionRef(id: string, key: DecisionKey | undefined): string | undefined {
   const decision = (key ? readDecisionId(id, key) : undefined) ?? decodeDecisionId(id);
-  return decision ? `${Math.floor(Date.parse(decision.issuedAt) / 1000)}.${decision.nonce}` : undefined;
+  return decision ? decisionReference(decision) : undefined;
 }
 
 const outcomeEntry = (kind: OutcomeKind, arm: string): string => `${kind} ${arm}`;
@@ -190,7 +190,7 @@ export function evaluatePartition(records: Iterable<DecisionLogRecord>, input: P
       continue;
     }
     // A decision id that does not open cannot be joined with its outcomes: a line that is not a record of ours.
-    const ref = decisionRef(record.decisionId, input.decisionKey);
+    const ref = record.decisionRef ?? decisionRef(record.decisionId, input.decisionKey);
     if (ref === undefined) {
       malformed++;
       continue;

@@ -25,7 +25,7 @@
  * events: Kairos reads `SMS Delivered` and `SMS Link Clicked` by analogy.
  */
 import type { Channel } from '../channels.ts';
-import { attributedAction, readDecisionId, MAX_SEALED_DECISION_ID_LENGTH, type DecidedAction, type DecisionKey, type DecisionRecord } from '../decide/decision-id.ts';
+import { attributedAction, decisionReference, readDecisionId, MAX_SEALED_DECISION_ID_LENGTH, type DecidedAction, type DecisionKey, type DecisionRecord } from '../decide/decision-id.ts';
 
 export type OutcomeKind = 'impression' | 'click' | 'conversion';
 
@@ -109,7 +109,7 @@ export function attributeOutcome(
     decision,
     action,
     decidedAt,
-    key: `${KIND_INITIAL[event.kind]}.${channel}.${Math.floor(decidedAt / 1000)}.${decision.nonce}.${action.actionId}`,
+    key: `${KIND_INITIAL[event.kind]}.${channel}.${decisionReference(decision)}.${action.actionId}`,
   };
 }
 
