@@ -320,7 +320,6 @@ export async function benchDomain(iterations: number) {
       facts: log,
       decisionRef: decisionReference({ issuedAt: now, nonce: `n${i}` }),
       customer: customerPseudonym(pseudonyms, log.customerKey),
-      at: now,
     });
     // The decide function's line: its bare logger writes level, message and the record.
     const bytes = JSON.stringify({ level: 'INFO', message: 'decision record', decision: record }).length;

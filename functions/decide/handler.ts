@@ -159,7 +159,6 @@ const decideRoute = httpRequestHandler(
       facts: log,
       decisionRef: decisionReference({ issuedAt: now, nonce: decisionNonce }),
       customer: customerPseudonym(PSEUDONYM_KEY, log.customerKey),
-      at: now,
     });
     records.info(DECISION_RECORD_MESSAGE, { [DECISION_RECORD_KEY]: record });
     return { status: 200, body: publicAnswer ? publicDecision(sealed) : sealed };

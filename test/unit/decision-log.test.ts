@@ -70,7 +70,6 @@ function loggedOf(c: CompiledCatalog, profile: ProfileView, req: DecideRequest, 
     facts: log,
     decisionRef: decisionRef ?? referenceOf(decision.decisionId),
     customer: customerPseudonym(KEY, log.customerKey),
-    at: NOW,
   }))) as LoggedDecisionRecord;
 }
 
@@ -284,7 +283,9 @@ describe('the catalog field decisionLog.sample', () => {
     });
     const logged = loggedOf(c, makeView(), request({ placement: 'home' }), { nonce: 'g' });
     const degraded = loggedOf(c, emptyProfile({ userId: 'u-1' }), request({ placement: 'home' }), { nonce: 'g', degraded: true });
-    expect(Object.keys({ ...logged, ...degraded }).sort()).toEqual(['c', 'ch', 'cv', 'dg', 'e', 'f', 'fb', 'id', 'lc', 'pl', 's', 't', 'v']);
+    expect(Object.keys({ ...logged, ...degraded }).sort()).toEqual(['c', 'ch', 'cv', 'dg', 'e', 'f', 'fb', 'id', 'lc', 'pl', 's', 'v']);
+    // Version 2's `t` keeps its column (version 2 lines in the same table).
+    expect(DECISION_LOG_COLUMNS.find((col) => col.name === DECISION_RECORD_KEY)?.type).toMatch(/[<,]t:bigint/);
     expect(Object.keys(logged.f ?? {}).sort()).toEqual(['cx', 'fl', 'p', 'sc', 'sg']);
     const struct = DECISION_LOG_COLUMNS.find((col) => col.name === DECISION_RECORD_KEY)?.type ?? '';
     for (const field of Object.keys({ ...logged, ...degraded })) expect(struct).toMatch(new RegExp(`[<,]${field}:`));
@@ -297,7 +298,8 @@ describe('the logged record (version 3)', () => {
     const c = learningCatalog();
     const learning = stats({ 'hero/a': [100, 30], 'hero/b': [100, 10], promo: [100, 5], news: [50, 20] });
     const logged = loggedOf(c, makeView(), request({ placement: 'home' }), { nonce: 'n1', learning });
-    expect(logged).toMatchObject({ v: DECISION_RECORD_VERSION, t: NOW.getTime(), cv: '7', ch: 'web', pl: 'home' });
+    expect(logged).toMatchObject({ v: DECISION_RECORD_VERSION, cv: '7', ch: 'web', pl: 'home' });
+    expect(logged).not.toHaveProperty('t'); // the time is the reference's second
     // The id is the decision's reference: what the decide function computes from its issue time and nonce, and what
     // evaluate opens the client's sealed id to.
     expect(logged.id).toBe(decisionReference({ issuedAt: NOW, nonce: 'n1' }));
@@ -305,7 +307,7 @@ describe('the logged record (version 3)', () => {
     expect(logged).not.toHaveProperty('fb');
     expect(logged).not.toHaveProperty('dg');
     expect(logged).not.toHaveProperty('lc'); // contextBy none: the learning context is NO_CONTEXT
-    for (const arm of [...logged.e, ...logged.s]) {
+    for (const arm of logged.e) {
       expect(typeof arm[0]).toBe('string');
       expect(arm.length === 3 || typeof arm[3] === 'string').toBe(true);
       for (const n of [arm[1], arm[2]]) expect(n).toBe(Number(n.toPrecision(4)));
@@ -313,7 +315,29 @@ describe('the logged record (version 3)', () => {
     const { decision, log } = decideForLog(c, makeView(), request({ placement: 'home' }), NOW, { nonce: 'n1', learning });
     expect(logged.e.map((a) => [a[0], a[3]])).toEqual(log.eligible.map((e) => [e.actionId, e.variant]));
     expect(logged.e.map((a) => a[2])).toEqual(log.eligible.map((e) => significant4(e.probability)));
-    expect(logged.s.map((a) => [a[0], a[1], a[2]])).toEqual(decision.actions.map((a) => [a.actionId, significant4(a.score), significant4(a.probability)]));
+    // The first of a limit-1 answer is the eligible tuple of the same arm: logged as its index there, read back whole.
+    const first = decision.actions[0];
+    const index = logged.e.findIndex((e) => e[0] === first?.actionId && e[3] === first?.variant);
+    expect(index).toBeGreaterThanOrEqual(0);
+    expect(logged.s).toEqual([[index]]);
+    const read = readDecisionRecord(logged);
+    expect(read?.served.map((a) => [a.actionId, a.variant, a.score, a.probability])).toEqual(
+      decision.actions.map((a) => [a.actionId, a.variant, significant4(a.score), significant4(a.probability)]),
+    );
+    expect(read?.at).toBe(new Date(Math.floor(NOW.getTime() / 1000) * 1000).toISOString());
+  });
+
+  it('a served arm that is not an eligible tuple (a fallback, a later position of a longer answer) is logged whole', () => {
+    const c = catalog({ learning: { enabled: false }, actions: [banner('x'), banner('y'), banner('z')] });
+    const logged = loggedOf(c, makeView(), request({ placement: 'home', limit: 3 }), { nonce: 'l3' });
+    const read = readDecisionRecord(logged);
+    const { decision } = decideForLog(c, makeView(), request({ placement: 'home', limit: 3 }), NOW, { nonce: 'l3' });
+    expect(decision.actions.length).toBeGreaterThan(1);
+    expect(logged.s.some((a) => a.length > 1)).toBe(true);
+    expect(read?.served.map((a) => [a.actionId, a.score, a.probability])).toEqual(decision.actions.map((a) => [a.actionId, significant4(a.score), significant4(a.probability)]));
+    // An index that names no eligible tuple, or a reference that is not one, does not read.
+    expect(readDecisionRecord({ ...logged, s: [[logged.e.length]] })).toBeUndefined();
+    expect(readDecisionRecord({ ...logged, id: 'sealed-looking.id.x' })).toBeUndefined();
   });
 
   it('4 significant digits, whatever the magnitude', () => {
@@ -330,18 +354,19 @@ describe('the logged record (version 3)', () => {
 
   it('reads back as the readers’ record; a version 1 record reads as it is; another version, a wrong type or a non-record does not read', () => {
     const c = catalog({ decisionLog: { sample: 1 }, learning: { enabled: false }, actions: [banner('x', { variants: twoVariants }), banner('y')] });
-    const logged = loggedOf(c, makeView(), request({ placement: 'home', context: { page: '/cart' } }), { nonce: 'r' }, '1795953600.r');
+    const logged = loggedOf(c, makeView(), request({ placement: 'home', context: { page: '/cart' } }), { nonce: 'r' });
     const record = readDecisionRecord(logged);
-    expect(record).toMatchObject({ decisionId: '1795953600.r', decisionRef: '1795953600.r', at: NOW.toISOString(), catalogVersion: '7', channel: 'web', placement: 'home', learningContext: NO_CONTEXT, fallback: false, degraded: false });
+    const ref = decisionReference({ issuedAt: NOW, nonce: 'r' });
+    expect(record).toMatchObject({ decisionId: ref, decisionRef: ref, at: new Date(Math.floor(NOW.getTime() / 1000) * 1000).toISOString(), catalogVersion: '7', channel: 'web', placement: 'home', learningContext: NO_CONTEXT, fallback: false, degraded: false });
     expect(record?.eligible.length).toBe(logged.e.length);
     expect(record?.features?.context).toEqual({ page: '"/cart"' });
     const v1: DecisionLogRecord = { decisionId: 'd', at: NOW.toISOString(), catalogVersion: '1', channel: 'web', customer: 'c', fallback: false, degraded: false, eligible: [{ actionId: 'x', score: 1, probability: 1 }], served: [{ actionId: 'x', score: 1, probability: 1 }] };
     expect(readDecisionRecord(v1)).toEqual(v1);
     // Version 2: version 3's keys with the sealed id, which has no reference until evaluate opens it.
-    const v2 = readDecisionRecord({ ...logged, v: 2, id: 'sealed-id' });
-    expect(v2).toMatchObject({ decisionId: 'sealed-id', channel: 'web' });
+    const v2 = readDecisionRecord({ ...logged, v: 2, id: 'sealed-id', t: NOW.getTime(), s: record?.served.map((a) => [a.actionId, a.score, a.probability, ...(a.variant ? [a.variant] : [])]) });
+    expect(v2).toMatchObject({ decisionId: 'sealed-id', channel: 'web', at: NOW.toISOString(), served: record?.served });
     expect(v2).not.toHaveProperty('decisionRef');
-    for (const bad of [{ ...logged, v: DECISION_RECORD_VERSION + 1 }, { ...logged, t: 'now' }, { ...logged, e: [['x', '1', 1]] }, { ...logged, s: [['x', 1]] }, { ...logged, f: { ...logged.f, sc: { a: 'x' } } }, { ...v1, at: 'never' }, [], null, 'text']) {
+    for (const bad of [{ ...logged, v: DECISION_RECORD_VERSION + 1 }, { ...logged, id: 'not-a-reference' }, { ...logged, v: 2, t: 'now' }, { ...logged, e: [['x', '1', 1]] }, { ...logged, s: [['x', 1]] }, { ...logged, f: { ...logged.f, sc: { a: 'x' } } }, { ...v1, at: 'never' }, [], null, 'text']) {
       expect(readDecisionRecord(bad)).toBeUndefined();
     }
   });

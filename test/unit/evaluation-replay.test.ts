@@ -225,6 +225,8 @@ describe('the decision log’s lines', () => {
   it('reads the log line as delivered and a bare record, version 3 (as decide logs it), 2 and 1; counts what is none of them', () => {
     const r = record('student', 'a0', { a0: 1, a1: 0 });
     const arm = (c: { actionId: string; score: number; probability: number }) => [c.actionId, c.score, c.probability];
+    // Version 3 names the decision by its reference, whose second is the decision's time (r.at is a whole second).
+    const v3ref = `${Date.parse(r.at) / 1000}.abcdefgh`;
     const v2 = {
       v: 2,
       id: r.decisionId,
@@ -241,14 +243,14 @@ describe('the decision log’s lines', () => {
       JSON.stringify(v2),
       JSON.stringify({ level: 'INFO', message: DECISION_RECORD_MESSAGE, [DECISION_RECORD_KEY]: r }),
       JSON.stringify(r),
-      JSON.stringify({ ...v2, v: 3, id: '1795262400.abcdefgh' }),
+      JSON.stringify({ ...v2, v: 3, id: v3ref, t: undefined }),
       JSON.stringify({ ...v2, v: 4 }),
       '{"message":"other"}',
       'not json',
       '',
     ].join('\n');
     const { records, malformed } = decisionRecordsOfText(text);
-    expect(records).toEqual([r, r, r, r, { ...r, decisionId: '1795262400.abcdefgh', decisionRef: '1795262400.abcdefgh' }]);
+    expect(records).toEqual([r, r, r, r, { ...r, decisionId: v3ref, decisionRef: v3ref }]);
     expect(malformed).toBe(3);
   });
 });

@@ -10,7 +10,7 @@
  */
 import { createHmac, hkdfSync, createSecretKey, type KeyObject } from 'node:crypto';
 import type { CompiledCatalog } from '../catalog/compiled.ts';
-import { DECISION_RECORD_VERSION, loggedArm, type LoggedDecisionRecord } from '../evaluation/decision-record.ts';
+import { DECISION_RECORD_VERSION, loggedArm, type LoggedArm, type LoggedDecisionRecord, type LoggedServed } from '../evaluation/decision-record.ts';
 import { NO_CONTEXT } from '../learning/statistics.ts';
 import type { ProfileView } from '../profile/view.ts';
 import { MIN_DECISION_SECRET_LENGTH } from './decision-id.ts';
@@ -76,6 +76,14 @@ const jsonText = (value: unknown): string | undefined => {
   return JSON.stringify(value) as string | undefined;
 };
 
+const sameArm = (a: LoggedArm, b: LoggedArm): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** A served arm as logged: `[i]` when `eligible[i]` is the same tuple, else the tuple (`LoggedServed`). */
+function servedArm(eligible: readonly LoggedArm[], arm: LoggedArm): LoggedServed {
+  const i = eligible.findIndex((e) => sameArm(e, arm));
+  return i >= 0 ? [i] : arm;
+}
+
 export interface DecisionRecordInput {
   /** The catalog decided with. */
   readonly catalog: CompiledCatalog;
@@ -93,18 +101,17 @@ export interface DecisionRecordInput {
   readonly decisionRef: string;
   /** The customer's pseudonym (customerPseudonym of `facts.customerKey`). */
   readonly customer: string;
-  /** When the decision was made. */
-  readonly at: Date;
 }
 
 /**
- * The decision record, as logged (`LoggedDecisionRecord`): the decision's reference,
- * time (epoch ms), catalog version, channel and placement, pseudonymous
+ * The decision record, as logged (`LoggedDecisionRecord`): the decision's
+ * reference (its second is the decision's time), catalog version, channel and placement, pseudonymous
  * customer, learning context (left out when none), fallback and degraded
  * (only when true), the eligible candidates with their chance of position
  * 1 (`facts.eligible`) and what was served in order with the probability
  * each was chosen with, as `[actionId, score, probability, variant?]`
- * tuples rounded to 4 significant digits; and, for the catalog's
+ * tuples rounded to 4 significant digits (a served arm whose tuple is in
+ * the eligible list as `[i]`, its index there); and, for the catalog's
  * `decisionLog.sample` of decisions (isSampledDecision), `f`: the
  * segments, persona and scores, the profile fields the catalog's rules
  * read (`catalog.ruleFields`; a field the profile lacks is left out, as the
@@ -134,10 +141,10 @@ export function decisionRecord(input: DecisionRecordInput): LoggedDecisionRecord
       cx: context,
     };
   }
+  const eligible = facts.eligible.map(loggedArm);
   return {
     v: DECISION_RECORD_VERSION,
     id: input.decisionRef,
-    t: input.at.getTime(),
     cv: facts.catalogVersion,
     ch: decision.channel,
     ...(decision.placement !== undefined ? { pl: decision.placement } : {}),
@@ -145,8 +152,8 @@ export function decisionRecord(input: DecisionRecordInput): LoggedDecisionRecord
     ...(facts.learningContext !== NO_CONTEXT ? { lc: facts.learningContext } : {}),
     ...(decision.fallback === true ? { fb: 1 as const } : {}),
     ...(decision.degraded === true ? { dg: 1 as const } : {}),
-    e: facts.eligible.map(loggedArm),
-    s: decision.actions.map(loggedArm),
+    e: eligible,
+    s: decision.actions.map((a) => servedArm(eligible, loggedArm(a))),
     ...(features ? { f: features } : {}),
   };
 }

@@ -113,6 +113,15 @@ export const DECISION_RECORD_VERSION = 3;
 export type LoggedArm = readonly [actionId: string, score: number, probability: number, variant?: string];
 
 /**
+ * A served candidate as logged: `[i]`, the index of the same tuple in the
+ * eligible list (`e`), when it is there with the same score and
+ * probability (the first of a `limit: 1` answer always is: its chance of
+ * position 1 is its chance among the first one); else the whole tuple (a
+ * fallback, or a later position of a longer answer).
+ */
+export type LoggedServed = LoggedArm | readonly [eligibleIndex: number];
+
+/**
  * A decision record as the decide function logs it, under
  * DECISION_RECORD_KEY (version 3; the readers' names in brackets, see
  * `DecisionLogRecord`). Fields that would say false, none or the default
@@ -120,10 +129,12 @@ export type LoggedArm = readonly [actionId: string, score: number, probability: 
  */
 export interface LoggedDecisionRecord {
   readonly v: typeof DECISION_RECORD_VERSION;
-  /** [decisionRef] the decision's reference, `<issued s>.<nonce>` (version 2: the sealed id, [decisionId]). */
+  /**
+   * [decisionRef] the decision's reference, `<issued s>.<nonce>`; its
+   * second is [at], the time of the decision (version 2: the sealed id,
+   * [decisionId], and `t`, epoch ms).
+   */
   readonly id: string;
-  /** [at] when, epoch ms. */
-  readonly t: number;
   /** [catalogVersion] */
   readonly cv: string;
   /** [channel] */
@@ -141,7 +152,7 @@ export interface LoggedDecisionRecord {
   /** [eligible] */
   readonly e: readonly LoggedArm[];
   /** [served] */
-  readonly s: readonly LoggedArm[];
+  readonly s: readonly LoggedServed[];
   /** [features] the sampled decisions' only. */
   readonly f?: {
     /** [segments] */
@@ -228,14 +239,27 @@ function candidatesOf(arms: unknown): LoggedCandidate[] | undefined {
   return out;
 }
 
-/** A version 3 record, or a version 2 one (the same keys, `id` the sealed decision id). */
+/** A decision reference as version 3 logs it (decision-id.ts `decisionReference`): epoch seconds, a dot, the nonce. */
+const DECISION_REFERENCE = /^\d{1,12}\.[A-Za-z0-9_-]{1,64}$/;
+
+/** A version 3 record, or a version 2 one (`id` the sealed decision id, the time in `t`, served arms as whole tuples). */
 function readCompact(r: Record<string, unknown>): DecisionLogRecord | undefined {
-  const { id, t, cv, ch, pl, c, lc, fb, dg, f } = r;
+  const { id, cv, ch, pl, c, lc, fb, dg, f } = r;
+  const v3 = r.v === DECISION_RECORD_VERSION;
+  // Version 3: the time is the reference's second; version 2 logged it in `t`, epoch ms.
+  const t = v3 && isString(id) ? Number(id.slice(0, id.indexOf('.'))) * 1000 : r.t;
   if (!isString(id) || typeof t !== 'number' || !Number.isFinite(t) || !isString(cv) || !isString(ch) || !isString(c)) return undefined;
+  if (v3 && !DECISION_REFERENCE.test(id)) return undefined;
   if ((pl !== undefined && !isString(pl)) || (lc !== undefined && !isString(lc))) return undefined;
   const eligible = candidatesOf(r.e);
-  const served = candidatesOf(r.s);
-  if (!eligible || !served) return undefined;
+  if (!eligible || !Array.isArray(r.s)) return undefined;
+  const served: LoggedCandidate[] = [];
+  for (const arm of r.s as unknown[]) {
+    const index = Array.isArray(arm) && arm.length === 1 ? (arm[0] as unknown) : undefined;
+    const candidate = typeof index === 'number' ? eligible[index] : candidateOf(arm);
+    if (!candidate) return undefined;
+    served.push(candidate);
+  }
   let features: DecisionLogRecord['features'];
   if (f !== undefined) {
     const x = f as Record<string, unknown> | null;
@@ -248,7 +272,7 @@ function readCompact(r: Record<string, unknown>): DecisionLogRecord | undefined 
   if (Number.isNaN(at.getTime())) return undefined;
   return {
     decisionId: id,
-    ...(r.v === DECISION_RECORD_VERSION ? { decisionRef: id } : {}),
+    ...(v3 ? { decisionRef: id } : {}),
     at: at.toISOString(),
     catalogVersion: cv,
     channel: ch,
