@@ -59,7 +59,14 @@ function actEntry(catalog: CompiledCatalog, act: JourneyAct, change: AppliedChan
     eventId: change.event.messageId,
     ...send.detail,
   };
-  return { id: act.id, status: send.status, sendAt: send.sendAt, detailType: DETAIL_TYPES.journey, detail: detail as unknown as Record<string, unknown> };
+  return {
+    id: act.id,
+    status: send.status,
+    sendAt: send.sendAt,
+    detailType: DETAIL_TYPES.journey,
+    detail: detail as unknown as Record<string, unknown>,
+    ...(send.contact ? { contact: send.contact } : {}),
+  };
 }
 
 function timerEntry(timer: JourneyTimer): OutboxEntry {

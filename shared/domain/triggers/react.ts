@@ -39,12 +39,13 @@
 import type { CompiledCatalog, CompiledTrigger, TriggerCause } from '../catalog/compiled.ts';
 import { createFailureTally, createRuleVariables, evaluateRule } from '../catalog/rules.ts';
 import { customerKey, decide } from '../decide/decide.ts';
-import { sealDecisionId, type DecisionKey } from '../decide/decision-id.ts';
+import { readDecisionId, sealDecisionId, type DecisionKey } from '../decide/decision-id.ts';
+import { decisionOfRecord } from '../profile/outcomes.ts';
 import { customerZone, quietHoursEnd } from '../decide/policies.ts';
 import { hash32 } from '../decide/random.ts';
 import type { Decision } from '../decide/types.ts';
 import { semanticName } from '../profile/apply.ts';
-import type { AppliedChange, OutboxEntry, ProfileReactor } from '../profile/reactions.ts';
+import type { AppliedChange, OutboxEntry, ProfileReactor, SendContact } from '../profile/reactions.ts';
 import type { ProfileView } from '../profile/view.ts';
 import type { StoredEvent } from '../stored-event.ts';
 import { DETAIL_TYPES, emissionId, type DecidedSendDetail, type RefusalReason, type TriggerEmissionDetail } from './emission.ts';
@@ -144,11 +145,19 @@ export interface EmissionSlot {
   readonly placement?: string;
 }
 
-/** A decided send: its outbox status, when it is to be sent (epoch ms), and its detail's common part. */
+/** A decided send: its outbox status, when it is to be sent (epoch ms), its detail's common part, and the contact it makes (none when refused). */
 export interface DecidedSend {
   readonly status: OutboxEntry['status'];
   readonly sendAt: number;
   readonly detail: DecidedSendDetail;
+  readonly contact?: SendContact;
+}
+
+/** The contact a decision that served `actionId` on `channel` makes (its issue second, its decision). */
+function contactOf(decision: Decision, channel: Channel, actionId: string): SendContact | undefined {
+  const record = readDecisionId(decision.decisionId, undefined);
+  if (!record) return undefined;
+  return { channel, actionId, decision: decisionOfRecord(record), at: Date.parse(record.issuedAt) };
 }
 
 /**
@@ -200,7 +209,8 @@ export function decideSend(catalog: CompiledCatalog, slot: EmissionSlot, change:
         }
       : { refused: refusal?.reason, ...(refusal?.by !== undefined ? { refusedBy: refusal.by } : {}) }),
   };
-  return { status: action ? status : 'refused', sendAt, detail };
+  const contact = action ? contactOf(decision, slot.channel, action.actionId) : undefined;
+  return { status: action ? status : 'refused', sendAt, detail, ...(contact ? { contact } : {}) };
 }
 
 /** The outbox entry of one firing of `trigger` by `change` (see the module's docstring). */
@@ -208,7 +218,14 @@ export function fireTrigger(catalog: CompiledCatalog, trigger: CompiledTrigger, 
   const id = emissionId(trigger.id, change.eventPk);
   const send = decideSend(catalog, trigger, change, id, options);
   const detail: TriggerEmissionDetail = { emissionId: id, kind: 'trigger', trigger: trigger.id, cause: trigger.on, eventId: change.event.messageId, ...send.detail };
-  return { id, status: send.status, sendAt: send.sendAt, detailType: DETAIL_TYPES.trigger, detail: detail as unknown as Record<string, unknown> };
+  return {
+    id,
+    status: send.status,
+    sendAt: send.sendAt,
+    detailType: DETAIL_TYPES.trigger,
+    detail: detail as unknown as Record<string, unknown>,
+    ...(send.contact ? { contact: send.contact } : {}),
+  };
 }
 
 /**
