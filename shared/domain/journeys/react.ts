@@ -19,7 +19,7 @@ import { createFailureTally, createRuleVariables, evaluateRule } from '../catalo
 import { eventTime, semanticName } from '../profile/apply.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry } from '../profile/reactions.ts';
 import { DETAIL_TYPES, type JourneyEmissionDetail, type JourneyTimerDetail } from '../triggers/emission.ts';
-import { caused, decideSend, eventContext, type FireOptions } from '../triggers/react.ts';
+import { caused, decideSend, eventContext, fireInTurn, type FireOptions } from '../triggers/react.ts';
 import { journeyItemsPerEvent } from '../catalog/compile-journeys.ts';
 import { advanceJourneys, type JourneyAct, type JourneyCount, type JourneyRuns, type JourneyTimer } from './machine.ts';
 
@@ -44,7 +44,7 @@ export function reactJourneys(catalog: CompiledCatalog, runs: Readonly<JourneyRu
     entered: (journey) => caused(journey.entry.on, change) && (journey.entry.when === undefined || holds(journey.entry.when)),
     holds,
   });
-  const outbox = advance.effects.map((effect) => (effect.kind === 'act' ? actEntry(catalog, effect, change, options) : timerEntry(effect)));
+  const outbox = fireInTurn(advance.effects, change, (effect, seen) => (effect.kind === 'act' ? actEntry(catalog, effect, seen, options) : timerEntry(effect)));
   return { runs: advance.runs, outbox, counts: advance.counts };
 }
 

@@ -35,7 +35,10 @@
  * journeys' steps and timers), each event seen between the view just before
  * it and just after it; the store puts them in the write's own transaction
  * (a transactional outbox), so an event reacts exactly when it is applied:
- * once, whatever the redelivery. The journeys' runs are folded over the
+ * once, whatever the redelivery. Each send decided is a contact of the
+ * customer at once (apply.ts `recordSend`): on the state the write stores,
+ * and on the views the write's later reactions decide on, so channel and
+ * frequency caps hold across them. The journeys' runs are folded over the
  * write's events in order and stored with the profile, and the journey
  * report's counts they make ride the same transaction.
  *

@@ -35,6 +35,12 @@
  *   published.
  * The decision's nonce is a hash of the emission id: the same firing
  * decides the same way when its batch is planned again.
+ *
+ * A `now` or `deferred` entry carries its `contact` (channel, action, the
+ * decision, its send time): the plan counts it on the profile at once, so
+ * the caps of every later decision see it (profile/apply.ts `recordSend`);
+ * the triggers one event sets off decide in turn, each seeing the sends
+ * before it (`fireInTurn`).
  */
 import type { CompiledCatalog, CompiledTrigger, TriggerCause } from '../catalog/compiled.ts';
 import { createFailureTally, createRuleVariables, evaluateRule } from '../catalog/rules.ts';
@@ -47,6 +53,7 @@ import type { Decision } from '../decide/types.ts';
 import { semanticName } from '../profile/apply.ts';
 import type { AppliedChange, OutboxEntry, ProfileReactor, SendContact } from '../profile/reactions.ts';
 import type { ProfileView } from '../profile/view.ts';
+import { viewWithContact } from '../profile/to-view.ts';
 import type { StoredEvent } from '../stored-event.ts';
 import { DETAIL_TYPES, emissionId, type DecidedSendDetail, type RefusalReason, type TriggerEmissionDetail } from './emission.ts';
 import type { Channel } from '../channels.ts';
@@ -229,6 +236,20 @@ export function fireTrigger(catalog: CompiledCatalog, trigger: CompiledTrigger, 
 }
 
 /**
+ * `fire` each of `items` in turn on `change`, each seeing the contacts of
+ * the sends before it (to-view.ts `viewWithContact`): two sends set off by
+ * one event pass a cap of one no more than two set off by two events.
+ */
+export function fireInTurn<T>(items: readonly T[], change: AppliedChange, fire: (item: T, change: AppliedChange) => OutboxEntry): OutboxEntry[] {
+  let seen = change;
+  return items.map((item) => {
+    const entry = fire(item, seen);
+    if (entry.contact) seen = { ...seen, after: viewWithContact(seen.after, entry.contact) };
+    return entry;
+  });
+}
+
+/**
  * The profile plan's reactor for the catalog's triggers, read through
  * `current` (the live catalog) on each call; no catalog, or none with
  * triggers: nothing reacts.
@@ -242,7 +263,7 @@ export function createTriggerReactor(current: () => CompiledCatalog | undefined,
     react: (change) => {
       const catalog = current();
       if (!catalog || catalog.triggers.length === 0) return [];
-      return triggersFiring(catalog, change).map((trigger) => fireTrigger(catalog, trigger, change, options));
+      return fireInTurn(triggersFiring(catalog, change), change, (trigger, seen) => fireTrigger(catalog, trigger, seen, options));
     },
   };
 }
