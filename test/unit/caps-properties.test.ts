@@ -9,6 +9,8 @@
  * - the impressions the sender reports later for those sends, however
  *   often and in whatever order, add no contact, but count as impressions
  *   (engagement, the learning statistics) once each;
+ * - a send and its impression counted on two profiles joined later (a
+ *   login) are one contact;
  * - with a cap of 1 a day, two sends set off in one batch or in two, by two
  *   events or by one, by two triggers or a trigger and a journey step: one
  *   is sent, the other refused by the cap.
@@ -213,6 +215,32 @@ triggers:
     const store = deliver([[track('a', 'Cart Abandoned', T0)], [track('b', 'Product Viewed', T0 + 1000)]], [], (b) => optionsAt(split, night + b * 60_000));
     expect(sends(store).map((e) => [e.detail.channel, e.status, new Date(e.sendAt).toISOString()])).toEqual([['push', 'deferred', '2026-04-12T08:00:00.000Z']]);
     expect(refusals(store).map((e) => [e.detail.channel, e.detail.refused])).toEqual([['sms', 'no_eligible_action']]);
+  });
+});
+
+describe('a send and its impression on two profiles merged later', () => {
+  const NOON = Date.parse('2026-04-11T12:00:00Z');
+  const anonymous = (messageId: string, event: string) =>
+    storedEvent({ type: 'track', anonymousId: 'anon-1', messageId, event, timestamp: new Date(T0).toISOString() });
+  const login = storedEvent({ type: 'identify', userId: 'u-1', anonymousId: 'anon-1', messageId: 'login', timestamp: new Date(T0 + 1000).toISOString() });
+
+  it('count one contact, whichever profile the send and the impression were counted on', () => {
+    // The send on the anonymous profile, its impression reported with the user id, then the login joins them.
+    const store = deliver([[anonymous('a', 'Cart Abandoned')]], [], () => optionsAt(catalog, NOON));
+    const [sent] = sends(store);
+    deliver([[impressionOf(sent!, 0)], [login]], [], () => optionsAt(catalog, NOON + 60_000), store);
+    const merged = finalState(store);
+    expect(merged.channels.push?.contacts).toEqual([sent!.contact!.at]);
+    expect(merged.actions.nudge?.i).toEqual([sent!.contact!.at]);
+    expect(merged.channels.push?.delivered).toBe(1);
+
+    // The other way round: the send on the user's profile, its impression reported on the anonymous one.
+    const other = deliver([[track('b', 'Cart Abandoned', T0)]], [], () => optionsAt(catalog, NOON));
+    const [userSend] = sends(other);
+    const report = storedEvent({ ...impressionOf(userSend!, 1), userId: undefined, anonymousId: 'anon-1' });
+    deliver([[report], [login]], [], () => optionsAt(catalog, NOON + 60_000), other);
+    expect(finalState(other).channels.push?.contacts).toEqual([userSend!.contact!.at]);
+    expect(finalState(other).channels.push?.delivered).toBe(1);
   });
 });
 

@@ -555,6 +555,8 @@ export function mergeProfiles(target: ProfileState, source: ProfileState): Profi
     updatedAt: maxDefined(target.updatedAt, source.updatedAt),
   });
   for (const key of outcomes.countedTwice) takeBackCount(merged, key);
+  takeBackSentTwice(merged, target, source);
+  takeBackSentTwice(merged, source, target);
   boundTraits(merged);
   boundInterests(merged);
   boundEvents(merged);
@@ -593,6 +595,28 @@ function takeBackCount(s: ProfileState, key: string): void {
   const state = s.channels[channel];
   if (state && kind === 'impression') s.channels[channel] = { ...state, delivered: Math.max(0, state.delivered - 1), contacts: dropOne(state.contacts) };
   if (state && kind === 'click') s.channels[channel] = { ...state, engaged: Math.max(0, state.engaged - 1) };
+}
+
+/**
+ * A send counted on `sender` (recordSend) whose impression `reporter`
+ * counted as a contact before the two were joined: the contact was counted
+ * twice, so one of its two equal times (the decision's) leaves the contact
+ * lists of the merged profile `s`.
+ */
+function takeBackSentTwice(s: ProfileState, sender: ProfileState, reporter: ProfileState): void {
+  for (const key of Object.keys(reporter.outcomes)) {
+    const { kind, channel, decision, actionId } = parseOutcomeKey(key);
+    if (kind !== 'impression' || !Object.hasOwn(sender.sent, decision) || Object.hasOwn(reporter.sent, decision) || Object.hasOwn(sender.outcomes, key)) continue;
+    const at = reporter.outcomes[key] as number;
+    const dropOne = (times: readonly number[]): number[] => {
+      const i = times.indexOf(at);
+      return i === -1 ? [...times] : [...times.slice(0, i), ...times.slice(i + 1)];
+    };
+    const action = own(s.actions, actionId);
+    if (action) s.actions[actionId] = { ...action, i: dropOne(action.i) };
+    const state = s.channels[channel];
+    if (state) s.channels[channel] = { ...state, contacts: dropOne(state.contacts) };
+  }
 }
 
 /** Record an anonymous id as linked to this profile (bounded, oldest links dropped first). */
