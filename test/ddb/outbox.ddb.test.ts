@@ -11,13 +11,17 @@
  * - a write that cannot commit writes no outbox item either (all or
  *   nothing): an outbox item whose id is already taken makes the whole
  *   transaction fail, profile and marker included;
- * - GET /v1/admin/outbox's listing reads the items back.
+ * - GET /v1/admin/outbox's listing reads the items back;
+ * - a send counts toward caps when decided: under a cap of 1 push a day the
+ *   next trigger's send, in a later batch, is refused by the cap, and the
+ *   impression reported for the send adds no second contact.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { createTriggerReactor } from '#domain/triggers/react.ts';
+import { parseProfileState } from '#domain/profile/state.ts';
 import { config } from '#shared/config.ts';
 import { dynamo } from '#store/client.ts';
 import { appliedMarkerItem, outboxItem, userProfileItem } from '#store/items.ts';
@@ -115,6 +119,59 @@ describe('the transactional outbox', () => {
     expect(await getItem(config.PROFILES_TABLE, userProfileItem.key(userId))).toBeUndefined();
     expect(await getItem(config.PROFILES_TABLE, appliedMarkerItem.key(event.pk))).toBeUndefined();
     expect(outboxEntryFromItem(await getItem(config.OUTBOX_TABLE, outboxItem.key(`complaint.${event.pk}`)))?.detail).toEqual({ userId: 'someone-else' });
+  });
+});
+
+describe('a send counts toward caps when decided', () => {
+  const capped: CompiledCatalog = (() => {
+    const result = loadCatalog(
+      `
+kind: kairos/v1
+actions:
+  - { id: nudge, name: Nudge, content: { push: { title: T, body: B, deepLink: 'app://x' } } }
+policies: { consentRequired: [], channelCaps: [{ channel: push, max: 1, per: 1d }] }
+triggers:
+  - { id: cart, on: { event: Cart Abandoned }, decide: { channel: push } }
+  - { id: browse, on: { event: Product Viewed }, decide: { channel: push } }
+`,
+      'yaml',
+    );
+    if (!result.ok) throw new Error(JSON.stringify(result.problems));
+    return result.catalog;
+  })();
+
+  it('two triggers in two batches under a cap of 1 push a day: one send, one refusal; its impression adds no second contact', async () => {
+    const userId = uid('u');
+    const sourceId = uid('src');
+    const handler = createProfileHandler({
+      enricher: createCatalogEnricher(() => capped),
+      reactor: createTriggerReactor(() => capped),
+      settings: { halfLifeDays: 14 },
+      now: () => NOW,
+    });
+    const track = (messageId: string, event: string, properties: Record<string, unknown> = {}) =>
+      storedEvent({ type: 'track', event, userId, sourceId, messageId, timestamp: '2026-11-30T09:00:00.000Z', properties });
+    const cart = track('m1', 'Cart Abandoned');
+    const browse = track('m2', 'Product Viewed');
+    expect(await handler(streamEvent([streamRecord(cart, { sequenceNumber: sequenceNumber(1) })]))).toEqual({ batchItemFailures: [] });
+    expect(await handler(streamEvent([streamRecord(browse, { sequenceNumber: sequenceNumber(2) })]))).toEqual({ batchItemFailures: [] });
+    const [sent, refused] = await Promise.all(
+      [`cart.${cart.pk}`, `browse.${browse.pk}`].map(async (id) => outboxEntryFromItem(await getItem(config.OUTBOX_TABLE, outboxItem.key(id)))),
+    );
+    expect(sent?.status).toBe('now');
+    expect(refused).toMatchObject({ status: 'refused', detail: { refused: 'channel_cap', refusedBy: capped.policies.channelCapsByChannel.push?.[0]?.id } });
+    const contacts = async () => {
+      const state = parseProfileState((await getItem(config.PROFILES_TABLE, userProfileItem.key(userId)))?.state as string);
+      return { contacts: state.channels.push?.contacts, delivered: state.channels.push?.delivered ?? 0 };
+    };
+    const second = Math.floor(NOW / 1000) * 1000;
+    expect(await contacts()).toEqual({ contacts: [second], delivered: 0 });
+    // The sender reports the impression (twice): it counts as delivered once, and is no second contact.
+    const impression = (messageId: string) =>
+      track(messageId, 'Push Notification Received', { decision_id: sent?.detail.decisionId, action_id: sent?.detail.actionId });
+    const reports = [impression('m3'), impression('m4')].map((e, i) => streamRecord({ ...e, timestamp: '2026-11-30T10:01:00.000Z' }, { sequenceNumber: sequenceNumber(3 + i) }));
+    expect(await handler(streamEvent(reports))).toEqual({ batchItemFailures: [] });
+    expect(await contacts()).toEqual({ contacts: [second], delivered: 1 });
   });
 });
 

@@ -4,7 +4,8 @@
  * plan (shared/domain/profile/plan.ts with the triggers' reactor) against
  * a Profiles + Outbox table in memory that checks what the transactions
  * check — the profile's version, each applied marker's absence, each
- * outbox item's absence — and commits a write whole or not at all.
+ * outbox item's absence — and commits a write whole or not at all
+ * (reactions-support.ts).
  *
  * For any delivery — batches cut anywhere, a record twice in a batch,
  * redelivery of a batch after a store fault (from its first record, like
@@ -24,10 +25,8 @@ import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { applyEvents } from '#domain/profile/apply.ts';
 import { boundEnrichment } from '#domain/profile/enrich.ts';
-import { emptyReadState, planBatch, type BatchPlan, type BatchRecord, type PlanOptions, type ReadState } from '#domain/profile/plan.ts';
-import type { ProfileItem } from '#domain/profile/profile-item.ts';
-import type { OutboxEntry } from '#domain/profile/reactions.ts';
-import { emptyProfileState, parseProfileState, serializeProfileState, type ProfileState } from '#domain/profile/state.ts';
+import type { PlanOptions } from '#domain/profile/plan.ts';
+import { emptyProfileState, parseProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
@@ -36,6 +35,7 @@ import { emissionId, MAX_EMISSION_ID_LENGTH } from '#domain/triggers/emission.ts
 import { ID_PATTERN } from '#domain/catalog/schema.ts';
 import { eventPk } from '#domain/item-keys.ts';
 import { storedEvent } from '../support/stream.ts';
+import { deliver, delivery, type MemoryStore } from './reactions-support.ts';
 
 const CATALOG = `
 kind: kairos/v1
@@ -66,74 +66,8 @@ const options: PlanOptions = {
   now: NOW,
 };
 
-/** Profiles and Outbox in memory, with the transactions' conditions. */
-class MemoryStore {
-  readonly profiles = new Map<string, { version: number; state: string }>();
-  readonly markers = new Set<string>();
-  readonly outbox: OutboxEntry[] = [];
-  readonly outboxIds = new Set<string>();
-  /** Writes refused because one of their outbox items existed (the markers should make it never happen). */
-  outboxRefusals = 0;
-
-  read(reads: { profiles: readonly string[]; markers: readonly string[]; erasures: readonly string[] }, read: ReadState): ReadState {
-    const profiles = new Map(read.profiles);
-    const applied = new Map(read.applied);
-    const erasedAt = new Map(read.erasedAt);
-    for (const key of reads.profiles) {
-      const item = this.profiles.get(key);
-      profiles.set(key, item ? ({ kind: 'profile', key, version: item.version, state: parseProfileState(item.state) } satisfies ProfileItem) : undefined);
-    }
-    for (const pk of reads.markers) applied.set(pk, this.markers.has(pk));
-    for (const key of reads.erasures) erasedAt.set(key, undefined);
-    return { profiles, applied, erasedAt };
-  }
-
-  commit(plan: BatchPlan, fault: boolean): boolean {
-    for (const target of plan.targets) {
-      for (const write of target.writes) {
-        if (fault) return false;
-        const item = this.profiles.get(write.profile.key);
-        const versionHolds = write.profile.readVersion === 0 ? item === undefined : item?.version === write.profile.readVersion;
-        if (!versionHolds || write.markers.some((pk) => this.markers.has(pk))) return false;
-        if (write.outbox.some((e) => this.outboxIds.has(e.id))) {
-          this.outboxRefusals++;
-          return false;
-        }
-        this.profiles.set(write.profile.key, { version: write.profile.readVersion + 1, state: serializeProfileState(write.profile.state) });
-        for (const pk of write.markers) this.markers.add(pk);
-        for (const e of write.outbox) {
-          this.outboxIds.add(e.id);
-          this.outbox.push(e);
-        }
-      }
-    }
-    return true;
-  }
-}
-
-function planOn(store: MemoryStore, records: readonly BatchRecord[]): BatchPlan {
-  let read = emptyReadState();
-  for (;;) {
-    const result = planBatch(records, read, options);
-    if (result.kind === 'plan') return result.plan;
-    read = store.read(result.reads, read);
-  }
-}
-
-/** Deliver batches in order; a faulty commit redelivers its batch (like a stream, from its first record). */
-function deliver(batches: readonly StoredEvent[][], faults: readonly boolean[]): MemoryStore {
-  const store = new MemoryStore();
-  let f = 0;
-  let seq = 0;
-  for (const batch of batches) {
-    const records = batch.map((event) => ({ id: String(seq++), event }));
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const fault = attempt < 4 && (faults[f++ % Math.max(1, faults.length)] ?? false);
-      if (store.commit(planOn(store, records), fault)) break;
-    }
-  }
-  return store;
-}
+/** Deliver batches in order; a faulty commit redelivers its batch (reactions-support.ts). */
+const deliverAll = (batches: readonly StoredEvent[][], faults: readonly boolean[]): MemoryStore => deliver(batches, faults, () => options);
 
 const kind = fc.constantFrom('vip', 'gold', 'complaint', 'visit');
 const events = fc.array(fc.tuple(kind, fc.integer({ min: 0, max: 5 * 86_400 })), { minLength: 1, maxLength: 25 }).map((drafts) =>
@@ -144,31 +78,6 @@ const events = fc.array(fc.tuple(kind, fc.integer({ min: 0, max: 5 * 86_400 })),
     return storedEvent({ ...base, type: 'track', event: k === 'complaint' ? 'Complaint Opened' : 'Visit' });
   }),
 );
-
-/** Any order (or the given one), duplicates anywhere after their first delivery, batches cut anywhere. */
-const delivery = (list: StoredEvent[], keepOrder: boolean) =>
-  fc
-    .tuple(
-      keepOrder ? fc.constant(list) : fc.shuffledSubarray(list, { minLength: list.length, maxLength: list.length }),
-      fc.array(fc.tuple(fc.nat(list.length - 1), fc.nat()), { maxLength: 10 }),
-      fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 6 }),
-      fc.array(fc.boolean(), { maxLength: 8 }),
-    )
-    .map(([order, duplicates, cuts, faults]) => {
-      const sequence = [...order];
-      for (const [index, at] of duplicates) {
-        const first = sequence.indexOf(list[index]!);
-        const position = first + 1 + (at % (sequence.length - first));
-        sequence.splice(position, 0, list[index]!);
-      }
-      const batches: StoredEvent[][] = [];
-      for (let i = 0, c = 0; i < sequence.length; c++) {
-        const size = cuts[c % cuts.length]!;
-        batches.push(sequence.slice(i, i + size));
-        i += size;
-      }
-      return { batches, faults };
-    });
 
 const enriched = (state: ProfileState): ProfileView => {
   const view = toProfileView(state, NOW);
@@ -198,7 +107,7 @@ describe('triggers fire exactly once per real occurrence', () => {
       fc.property(
         events.chain((list) => delivery(list, false).map((d) => ({ list, ...d }))),
         ({ list, batches, faults }) => {
-          const store = deliver(batches, faults);
+          const store = deliverAll(batches, faults);
           expect(store.outboxRefusals).toBe(0);
           expect(store.outbox.length).toBe(store.outboxIds.size);
           // Every event was applied once.
@@ -221,7 +130,7 @@ describe('triggers fire exactly once per real occurrence', () => {
       fc.property(
         events.chain((list) => delivery(list, true).map((d) => ({ list, ...d }))),
         ({ list, batches, faults }) => {
-          const store = deliver(batches, faults);
+          const store = deliverAll(batches, faults);
           expect(store.outboxRefusals).toBe(0);
           expect(store.outbox.map((e) => e.id).sort()).toEqual(reference(list).sort());
         },

@@ -93,15 +93,22 @@ export function quietHoursFor(
   return undefined;
 }
 
-/** How many of these ISO times (newest first) fall within the window before now. */
+/**
+ * How many of these ISO times (newest first) share a window of `windowMs`
+ * with a contact now: those within it before now, and those ahead of now by
+ * less than it (a send deferred past quiet hours, counted when decided:
+ * profile/apply.ts `recordSend`), so a cap is never exceeded in the window
+ * that holds the pending send.
+ */
 export function countSince(times: readonly string[] | undefined, nowMs: number, windowMs: number): number {
   if (!times) return 0;
   const since = nowMs - windowMs;
+  const until = nowMs + windowMs;
   let n = 0;
   for (const t of times) {
     const ms = Date.parse(t);
     if (Number.isNaN(ms)) continue;
-    if (ms > since && ms <= nowMs) n++;
+    if (ms > since && ms < until) n++;
   }
   return n;
 }

@@ -10,6 +10,9 @@
  *   `Kairos Journey Timer`, which the dispatcher turns into the `Journey
  *   Timer` event (timer.ts) written to the Events table when due;
  * - the report's counts (report.ts).
+ * An act's send carries its contact (the plan counts it on the profile at
+ * once), and the acts one event sets off decide in turn, each seeing the
+ * sends before it (triggers/react.ts `fireInTurn`).
  * An entry is the trigger's `on` (triggers/react.ts `caused`) and its `when`
  * (CEL on the view after the event, `context` the event); the steps' CEL
  * sees the same. Pure: no I/O.
@@ -19,7 +22,7 @@ import { createFailureTally, createRuleVariables, evaluateRule } from '../catalo
 import { eventTime, semanticName } from '../profile/apply.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry } from '../profile/reactions.ts';
 import { DETAIL_TYPES, type JourneyEmissionDetail, type JourneyTimerDetail } from '../triggers/emission.ts';
-import { caused, decideSend, eventContext, type FireOptions } from '../triggers/react.ts';
+import { caused, decideSend, eventContext, fireInTurn, type FireOptions } from '../triggers/react.ts';
 import { journeyItemsPerEvent } from '../catalog/compile-journeys.ts';
 import { advanceJourneys, type JourneyAct, type JourneyCount, type JourneyRuns, type JourneyTimer } from './machine.ts';
 
@@ -44,7 +47,7 @@ export function reactJourneys(catalog: CompiledCatalog, runs: Readonly<JourneyRu
     entered: (journey) => caused(journey.entry.on, change) && (journey.entry.when === undefined || holds(journey.entry.when)),
     holds,
   });
-  const outbox = advance.effects.map((effect) => (effect.kind === 'act' ? actEntry(catalog, effect, change, options) : timerEntry(effect)));
+  const outbox = fireInTurn(advance.effects, change, (effect, seen) => (effect.kind === 'act' ? actEntry(catalog, effect, seen, options) : timerEntry(effect)));
   return { runs: advance.runs, outbox, counts: advance.counts };
 }
 
@@ -59,7 +62,14 @@ function actEntry(catalog: CompiledCatalog, act: JourneyAct, change: AppliedChan
     eventId: change.event.messageId,
     ...send.detail,
   };
-  return { id: act.id, status: send.status, sendAt: send.sendAt, detailType: DETAIL_TYPES.journey, detail: detail as unknown as Record<string, unknown> };
+  return {
+    id: act.id,
+    status: send.status,
+    sendAt: send.sendAt,
+    detailType: DETAIL_TYPES.journey,
+    detail: detail as unknown as Record<string, unknown>,
+    ...(send.contact ? { contact: send.contact } : {}),
+  };
 }
 
 function timerEntry(timer: JourneyTimer): OutboxEntry {

@@ -34,7 +34,8 @@ import {
   type ProfileSettings,
   type ProfileState,
 } from './state.ts';
-import { attributeOutcome, countOutcomeOnce, mergeCountedOutcomes, parseOutcomeKey, type AttributedOutcome } from './outcomes.ts';
+import { attributeOutcome, countOutcomeOnce, decisionOfOutcome, mergeCountedOutcomes, parseOutcomeKey, type AttributedOutcome } from './outcomes.ts';
+import type { SendContact } from './reactions.ts';
 import { DEFAULT_OUTCOME_LEARNING, countedCells } from '../learning/statistics.ts';
 import { DAY_MS, dayOf, hourOf, isValidTimeZone, quarterOf } from './time.ts';
 import { journeyTimerOf } from '../journeys/timer.ts';
@@ -200,7 +201,8 @@ function applyTrack(s: ProfileState, name: string, props: Props, at: number, set
   if (!outcome || !countOutcomeOnce(s.outcomes, outcome)) return;
   keepCountedCells(s, outcome, settings);
   const actionId = outcome.action.actionId;
-  if (outcome.kind === 'impression') recordImpression(s, outcome.channel, actionId, outcome.decidedAt);
+  // A send counted its contact when it was decided (recordSend): its impression adds none.
+  if (outcome.kind === 'impression') recordImpression(s, outcome.channel, actionId, outcome.decidedAt, !Object.hasOwn(s.sent, decisionOfOutcome(outcome.key)));
   else if (outcome.kind === 'click') recordClick(s, outcome.channel, actionId, outcome.decidedAt);
   else recordConversion(s, actionId, outcome.decidedAt);
 }
@@ -373,17 +375,43 @@ function actionState(s: ProfileState, actionId: string, at: number): ActionState
   return state;
 }
 
-function recordImpression(s: ProfileState, channel: Channel, actionId: string | undefined, at: number): void {
+function recordImpression(s: ProfileState, channel: Channel, actionId: string | undefined, at: number, contact: boolean): void {
   const c = channelState(s, channel);
   c.delivered += 1;
   c.lastDelivered = maxDefined(c.lastDelivered, at);
-  c.contacts = insertNewest(c.contacts, at, LIMITS.channelContacts);
+  if (contact) c.contacts = insertNewest(c.contacts, at, LIMITS.channelContacts);
   if (actionId) {
     const a = actionState(s, actionId, at);
     a.n += 1;
-    a.i = insertNewest(a.i, at, LIMITS.actionImpressions);
+    if (contact) a.i = insertNewest(a.i, at, LIMITS.actionImpressions);
     boundActions(s, actionId);
   }
+}
+
+/**
+ * Count a decided send (a trigger's or a journey's, `now` or `deferred`) as
+ * a contact of the customer, in place: its time joins the channel's contact
+ * times and the action's impression times, the bases of channel and
+ * frequency caps, and its decision joins `sent`. Once per decision: a send
+ * already counted, or whose impression was already counted (it carries the
+ * same decision), adds nothing. Engagement counters (delivered, impressions
+ * all time) stay the reported outcomes'. True when it added the contact.
+ */
+export function recordSend(s: ProfileState, contact: SendContact): boolean {
+  if (Object.hasOwn(s.sent, contact.decision)) return false;
+  s.sent[contact.decision] = contact.at;
+  evictWhileOver(s.sent, LIMITS.sends, contact.decision, (a, b) => s.sent[a]! - s.sent[b]!);
+  const reported = Object.keys(s.outcomes).some((key) => {
+    const parts = parseOutcomeKey(key);
+    return parts.kind === 'impression' && parts.decision === contact.decision;
+  });
+  if (reported) return false;
+  const c = channelState(s, contact.channel);
+  c.contacts = insertNewest(c.contacts, contact.at, LIMITS.channelContacts);
+  const a = actionState(s, contact.actionId, contact.at);
+  a.i = insertNewest(a.i, contact.at, LIMITS.actionImpressions);
+  boundActions(s, contact.actionId);
+  return true;
 }
 
 function recordClick(s: ProfileState, channel: Channel, actionId: string | undefined, at: number): void {
@@ -520,17 +548,27 @@ export function mergeProfiles(target: ProfileState, source: ProfileState): Profi
               return cells ? [[key, [...cells]]] : [];
             }),
           ),
+    sent: newestRecord({ ...source.sent, ...target.sent }, LIMITS.sends),
     // The customer's journeys go on where the identified profile is; the anonymous one's runs join only where it has none.
     journeys: { ...source.journeys, ...target.journeys },
     enrichment: target.enrichment,
     updatedAt: maxDefined(target.updatedAt, source.updatedAt),
   });
   for (const key of outcomes.countedTwice) takeBackCount(merged, key);
+  takeBackSentTwice(merged, target, source);
+  takeBackSentTwice(merged, source, target);
   boundTraits(merged);
   boundInterests(merged);
   boundEvents(merged);
   boundActions(merged);
   return merged;
+}
+
+/** The `limit` newest entries of a key → time record. */
+function newestRecord(record: Readonly<Record<string, number>>, limit: number): Record<string, number> {
+  const out = { ...record };
+  evictWhileOver(out, limit, undefined, (a, b) => out[a]! - out[b]!);
+  return out;
 }
 
 /**
@@ -557,6 +595,28 @@ function takeBackCount(s: ProfileState, key: string): void {
   const state = s.channels[channel];
   if (state && kind === 'impression') s.channels[channel] = { ...state, delivered: Math.max(0, state.delivered - 1), contacts: dropOne(state.contacts) };
   if (state && kind === 'click') s.channels[channel] = { ...state, engaged: Math.max(0, state.engaged - 1) };
+}
+
+/**
+ * A send counted on `sender` (recordSend) whose impression `reporter`
+ * counted as a contact before the two were joined: the contact was counted
+ * twice, so one of its two equal times (the decision's) leaves the contact
+ * lists of the merged profile `s`.
+ */
+function takeBackSentTwice(s: ProfileState, sender: ProfileState, reporter: ProfileState): void {
+  for (const key of Object.keys(reporter.outcomes)) {
+    const { kind, channel, decision, actionId } = parseOutcomeKey(key);
+    if (kind !== 'impression' || !Object.hasOwn(sender.sent, decision) || Object.hasOwn(reporter.sent, decision) || Object.hasOwn(sender.outcomes, key)) continue;
+    const at = reporter.outcomes[key] as number;
+    const dropOne = (times: readonly number[]): number[] => {
+      const i = times.indexOf(at);
+      return i === -1 ? [...times] : [...times.slice(0, i), ...times.slice(i + 1)];
+    };
+    const action = own(s.actions, actionId);
+    if (action) s.actions[actionId] = { ...action, i: dropOne(action.i) };
+    const state = s.channels[channel];
+    if (state) s.channels[channel] = { ...state, contacts: dropOne(state.contacts) };
+  }
 }
 
 /** Record an anonymous id as linked to this profile (bounded, oldest links dropped first). */

@@ -133,6 +133,13 @@ export function parseOutcomeKey(key: string): OutcomeKeyParts {
   };
 }
 
+/** The decision an outcome key names: `<issued s>.<nonce>` (the key of a send's contact, `ProfileState.sent`). */
+export const decisionOfOutcome = (key: string): string => parseOutcomeKey(key).decision;
+
+/** The decision of a decision record: `<issued s>.<nonce>`, as `decisionOfOutcome` reads it from an outcome's key. */
+export const decisionOfRecord = (record: Pick<DecisionRecord, 'issuedAt' | 'nonce'>): string =>
+  `${Math.floor(Date.parse(record.issuedAt) / 1000)}.${record.nonce}`;
+
 /** Counted outcome keys kept on a profile; past it the oldest decisions' keys are dropped. */
 export const COUNTED_OUTCOMES_LIMIT = 200;
 

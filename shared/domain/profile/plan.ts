@@ -35,7 +35,10 @@
  * journeys' steps and timers), each event seen between the view just before
  * it and just after it; the store puts them in the write's own transaction
  * (a transactional outbox), so an event reacts exactly when it is applied:
- * once, whatever the redelivery. The journeys' runs are folded over the
+ * once, whatever the redelivery. Each send decided is a contact of the
+ * customer at once (apply.ts `recordSend`): on the state the write stores,
+ * and on the views the write's later reactions decide on, so channel and
+ * frequency caps hold across them. The journeys' runs are folded over the
  * write's events in order and stored with the profile, and the journey
  * report's counts they make ride the same transaction.
  *
@@ -46,10 +49,10 @@
  * those within a transaction).
  */
 import { anonymousProfileKey, userProfileKey, type StoredEvent } from '../stored-event.ts';
-import { applyEvents, eventOutcome, linkAnonymousId, mergeProfiles } from './apply.ts';
+import { applyEvents, eventOutcome, linkAnonymousId, mergeProfiles, recordSend } from './apply.ts';
 import { DEFAULT_OUTCOME_LEARNING, cellKey, countedIncrements, mergeTakeBack, type StatisticsIncrement } from '../learning/statistics.ts';
 import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
-import type { JourneyStepper, OutboxEntry, ProfileReactor } from './reactions.ts';
+import type { AppliedChange, JourneyStepper, OutboxEntry, ProfileReactor } from './reactions.ts';
 import { journeyIncrements, type JourneyCounterIncrement } from '../journeys/report.ts';
 import type { JourneyCount } from '../journeys/machine.ts';
 import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
@@ -273,15 +276,20 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
           tombstones.push({ anonymousId, readVersion: anonymous?.version ?? 0 });
         }
       }
-      try {
-        state.enrichment = boundEnrichment(options.enricher(toProfileView(state, options.now), new Date(options.now)));
-      } catch (error) {
-        // Derived data only: keep the previous enrichment rather than hold the customer's events back.
-        warnings.push(`profile enricher failed; previous enrichment kept: ${(error as Error).message}`);
-      }
+      const enrich = (target: ProfileState): void => {
+        try {
+          target.enrichment = boundEnrichment(options.enricher(toProfileView(target, options.now), new Date(options.now)));
+        } catch (error) {
+          // Derived data only: keep the previous enrichment rather than hold the customer's events back.
+          warnings.push(`profile enricher failed; previous enrichment kept: ${(error as Error).message}`);
+        }
+      };
+      enrich(state);
       state.updatedAt = options.now;
       merges += tombstones.length;
       const reacted = reactions(key, before, applied, state, options, warnings);
+      // The sends' contacts are on the state now: what is derived from it follows.
+      if (reacted.contacts > 0) enrich(state);
       const outbox = reacted.outbox;
       if (reacted.runs) state.journeys = { ...state.journeys, ...reacted.runs };
       const journeyCounts = journeyIncrements(reacted.counts);
@@ -377,6 +385,12 @@ function journeyItemBound(journeys: JourneyStepper | undefined, event: StoredEve
  * than its bound, loses its excess with a warning: derived data never holds
  * the customer's events back; a journey step that throws leaves the runs as
  * they were for that event.
+ *
+ * Each send decided (an entry with a `contact`) counts as a contact at once
+ * (apply.ts `recordSend`): on `final` (in place: the write stores it) and on
+ * the state every later reaction of the write sees (the journeys of the
+ * same event, the next events), so a cap holds across them; `contacts` is
+ * how many it added.
  */
 function reactions(
   key: string,
@@ -385,13 +399,14 @@ function reactions(
   final: ProfileState,
   options: PlanOptions,
   warnings: string[],
-): { outbox: OutboxEntry[]; runs: ProfileState['journeys'] | undefined; counts: JourneyCount[] } {
+): { outbox: OutboxEntry[]; runs: ProfileState['journeys'] | undefined; counts: JourneyCount[]; contacts: number } {
   const { reactor, journeys } = options;
   const bounds = applied.map((entry) => reactionBound(reactor, entry.event));
   const journeyBounds = applied.map((entry) => journeyItemBound(journeys, entry.event));
   const out: OutboxEntry[] = [];
   const counts: JourneyCount[] = [];
-  if (bounds.every((b) => b === 0) && journeyBounds.every((b) => b === 0)) return { outbox: out, runs: undefined, counts };
+  let contacts = 0;
+  if (bounds.every((b) => b === 0) && journeyBounds.every((b) => b === 0)) return { outbox: out, runs: undefined, counts, contacts };
   const enriched = (state: ProfileState): ProfileView => {
     const view = toProfileView(state, options.now);
     try {
@@ -405,19 +420,30 @@ function reactions(
   let before = enriched(start);
   let runs = start.journeys;
   applied.forEach((entry, i) => {
-    let after: ProfileView;
-    if (i === applied.length - 1) after = toProfileView(final, options.now);
-    else {
-      state = applyEvents(state, [entry.event], options.settings);
-      after = enriched(state);
-    }
-    const change = { eventPk: entry.event.pk, event: entry.event, profileKey: key, before, after, now: options.now };
+    const last = i === applied.length - 1;
+    if (!last) state = applyEvents(state, [entry.event], options.settings);
+    // The state after this event (a copy this function owns, or the write's own final state), its sends so far included.
+    const current = last ? final : state;
+    const viewAfter = (): ProfileView => (last ? toProfileView(final, options.now) : enriched(state));
+    let change: AppliedChange = { eventPk: entry.event.pk, event: entry.event, profileKey: key, before, after: viewAfter(), now: options.now };
+    const count = (entries: readonly OutboxEntry[]): void => {
+      let added = 0;
+      for (const e of entries) {
+        if (!e.contact) continue;
+        if (!last && recordSend(final, e.contact)) contacts++;
+        if (recordSend(current, e.contact)) added++;
+      }
+      if (last) contacts += added;
+      if (added > 0) change = { ...change, after: viewAfter() };
+    };
     const bound = bounds[i] as number;
     if (reactor && bound > 0) {
       try {
         const set = reactor.react(change);
         if (set.length > bound) warnings.push(`reactions of event ${entry.event.pk}: ${set.length - bound} beyond its bound of ${bound} dropped`);
-        out.push(...set.slice(0, bound));
+        const kept = set.slice(0, bound);
+        out.push(...kept);
+        count(kept);
       } catch (error) {
         warnings.push(`reactions of event ${entry.event.pk} failed; none written: ${(error as Error).message}`);
       }
@@ -428,13 +454,14 @@ function reactions(
         runs = stepped.runs;
         out.push(...stepped.outbox);
         counts.push(...stepped.counts);
+        count(stepped.outbox);
       } catch (error) {
         warnings.push(`journeys of event ${entry.event.pk} failed; they stay where they were: ${(error as Error).message}`);
       }
     }
-    before = after;
+    before = change.after;
   });
-  return { outbox: out, runs: runs === start.journeys ? undefined : runs, counts };
+  return { outbox: out, runs: runs === start.journeys ? undefined : runs, counts, contacts };
 }
 
 /** The statistics item an increment falls on within one write (one shard): its bucket and cell. */

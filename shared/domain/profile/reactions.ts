@@ -17,6 +17,7 @@
  * The reactor is pure like the plan (no I/O; the profile function passes one
  * built from the live catalog, shared/domain/triggers/react.ts).
  */
+import type { Channel } from '../channels.ts';
 import type { StoredEvent } from '../stored-event.ts';
 import type { JourneyCount, JourneyRuns } from '../journeys/machine.ts';
 import type { ProfileView } from './view.ts';
@@ -56,6 +57,28 @@ export interface OutboxEntry {
   readonly detailType: string;
   /** The bus event's `detail`: JSON. */
   readonly detail: Readonly<Record<string, unknown>>;
+  /**
+   * A `now` or `deferred` send: the contact it is for the customer, which
+   * the plan records on the profile in the same write (caps count it at
+   * once). Not stored in the outbox.
+   */
+  readonly contact?: SendContact;
+}
+
+/**
+ * The contact a decided send makes: counted on the profile's channel and
+ * action contact times (the basis of channel and frequency caps) when it is
+ * decided, at `at`: the instant the customer receives it (`sendAt`; for a
+ * deferred send, the end of quiet hours, which decide's caps see while it
+ * is pending: policies.ts `countSince`).
+ */
+export interface SendContact {
+  readonly channel: Channel;
+  readonly actionId: string;
+  /** The decision, `<issued s>.<nonce>` (outcomes.ts `decisionOfOutcome`): the impression reported for it counts no second contact. */
+  readonly decision: string;
+  /** Epoch ms, the decision's issue second (the time an impression of it is recorded at). */
+  readonly at: number;
 }
 
 export interface ProfileReactor {

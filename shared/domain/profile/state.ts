@@ -50,6 +50,8 @@ export const LIMITS = {
   actionImpressions: 20,
   /** Contact times kept per channel. */
   channelContacts: 32,
+  /** Sends counted as contacts when decided (`ProfileState.sent`); past it the oldest are dropped. */
+  sends: 100,
   anonymousIds: 50,
   preferenceInterests: 50,
   preferenceInterestLength: 100,
@@ -153,6 +155,14 @@ export interface ProfileState {
    */
   outcomeCells: Record<string, string[]>;
   /**
+   * Sends (trigger and journey emissions, `now` or `deferred`) counted as
+   * contacts when the profile plan decided them: decision (`<issued s>.<nonce>`,
+   * outcomes.ts `decisionOfOutcome`) → contact time (epoch ms), bounded
+   * (LIMITS.sends, oldest dropped). The impression the sender later reports
+   * for the same decision adds no second contact (apply.ts `recordSend`).
+   */
+  sent: Record<string, number>;
+  /**
    * The customer's run in each journey they entered (journey id → run,
    * step, entered at, waiting until; shared/domain/journeys/machine.ts),
    * advanced by the profile plan with each applied event. Not an aggregate:
@@ -203,6 +213,7 @@ export function emptyProfileState(identity: { userId?: string; anonymousId?: str
     channels: {},
     outcomes: {},
     outcomeCells: {},
+    sent: {},
     journeys: {},
   };
 }

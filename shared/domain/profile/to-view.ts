@@ -4,7 +4,8 @@
  * decayed to `now`.
  */
 import type { Channel } from '../channels.ts';
-import { own, visitsSince, windowStart, windowSum, type Lww } from './counters.ts';
+import { insertNewest, own, visitsSince, windowStart, windowSum, type Lww } from './counters.ts';
+import type { SendContact } from './reactions.ts';
 import { TRAIT_PATH_SEPARATOR } from './apply.ts';
 import { LIMITS, type ProfileState } from './state.ts';
 import { DAY_MS, HOUR_MS, dayOf, hourOf, isValidTimeZone } from './time.ts';
@@ -182,4 +183,26 @@ export function toProfileView(state: ProfileState, now: Date | number = Date.now
   view.scores = enrichment?.scores ?? {};
   setIso(view, 'updatedAt', state.updatedAt);
   return view as unknown as ProfileView;
+}
+
+/**
+ * `view` with a send's contact counted (as apply.ts `recordSend` counts it
+ * on the state): its time among the channel's contact times and the
+ * action's impression times, newest first. For the sends one applied event
+ * sets off one after another (several triggers, several journeys), each
+ * decided on the view with the ones before.
+ */
+export function viewWithContact(view: ProfileView, contact: SendContact): ProfileView {
+  const times = (list: readonly string[] | undefined): string[] =>
+    insertNewest((list ?? []).map((t) => Date.parse(t)), contact.at, LIMITS.channelContacts).map(iso);
+  const action = own(view.contacts, contact.actionId);
+  const impressions = insertNewest((action?.impressions ?? []).map((t) => Date.parse(t)), contact.at, LIMITS.actionImpressions).map(iso);
+  return {
+    ...view,
+    channelContacts: { ...view.channelContacts, [contact.channel]: times(view.channelContacts[contact.channel]) },
+    contacts: {
+      ...view.contacts,
+      [contact.actionId]: { clicks: 0, conversions: 0, ...action, impressions, ...(impressions[0] !== undefined ? { lastImpressionAt: impressions[0] } : {}) },
+    },
+  };
 }

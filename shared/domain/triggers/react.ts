@@ -35,17 +35,25 @@
  *   published.
  * The decision's nonce is a hash of the emission id: the same firing
  * decides the same way when its batch is planned again.
+ *
+ * A `now` or `deferred` entry carries its `contact` (channel, action, the
+ * decision, its send time): the plan counts it on the profile at once, so
+ * the caps of every later decision see it (profile/apply.ts `recordSend`);
+ * the triggers one event sets off decide in turn, each seeing the sends
+ * before it (`fireInTurn`).
  */
 import type { CompiledCatalog, CompiledTrigger, TriggerCause } from '../catalog/compiled.ts';
 import { createFailureTally, createRuleVariables, evaluateRule } from '../catalog/rules.ts';
 import { customerKey, decide } from '../decide/decide.ts';
-import { sealDecisionId, type DecisionKey } from '../decide/decision-id.ts';
+import { readDecisionId, sealDecisionId, type DecisionKey } from '../decide/decision-id.ts';
+import { decisionOfRecord } from '../profile/outcomes.ts';
 import { customerZone, quietHoursEnd } from '../decide/policies.ts';
 import { hash32 } from '../decide/random.ts';
 import type { Decision } from '../decide/types.ts';
 import { semanticName } from '../profile/apply.ts';
-import type { AppliedChange, OutboxEntry, ProfileReactor } from '../profile/reactions.ts';
+import type { AppliedChange, OutboxEntry, ProfileReactor, SendContact } from '../profile/reactions.ts';
 import type { ProfileView } from '../profile/view.ts';
+import { viewWithContact } from '../profile/to-view.ts';
 import type { StoredEvent } from '../stored-event.ts';
 import { DETAIL_TYPES, emissionId, type DecidedSendDetail, type RefusalReason, type TriggerEmissionDetail } from './emission.ts';
 import type { Channel } from '../channels.ts';
@@ -144,11 +152,19 @@ export interface EmissionSlot {
   readonly placement?: string;
 }
 
-/** A decided send: its outbox status, when it is to be sent (epoch ms), and its detail's common part. */
+/** A decided send: its outbox status, when it is to be sent (epoch ms), its detail's common part, and the contact it makes (none when refused). */
 export interface DecidedSend {
   readonly status: OutboxEntry['status'];
   readonly sendAt: number;
   readonly detail: DecidedSendDetail;
+  readonly contact?: SendContact;
+}
+
+/** The contact a decision that served `actionId` on `channel` makes (its issue second, its decision). */
+function contactOf(decision: Decision, channel: Channel, actionId: string): SendContact | undefined {
+  const record = readDecisionId(decision.decisionId, undefined);
+  if (!record) return undefined;
+  return { channel, actionId, decision: decisionOfRecord(record), at: Date.parse(record.issuedAt) };
 }
 
 /**
@@ -200,7 +216,8 @@ export function decideSend(catalog: CompiledCatalog, slot: EmissionSlot, change:
         }
       : { refused: refusal?.reason, ...(refusal?.by !== undefined ? { refusedBy: refusal.by } : {}) }),
   };
-  return { status: action ? status : 'refused', sendAt, detail };
+  const contact = action ? contactOf(decision, slot.channel, action.actionId) : undefined;
+  return { status: action ? status : 'refused', sendAt, detail, ...(contact ? { contact } : {}) };
 }
 
 /** The outbox entry of one firing of `trigger` by `change` (see the module's docstring). */
@@ -208,7 +225,28 @@ export function fireTrigger(catalog: CompiledCatalog, trigger: CompiledTrigger, 
   const id = emissionId(trigger.id, change.eventPk);
   const send = decideSend(catalog, trigger, change, id, options);
   const detail: TriggerEmissionDetail = { emissionId: id, kind: 'trigger', trigger: trigger.id, cause: trigger.on, eventId: change.event.messageId, ...send.detail };
-  return { id, status: send.status, sendAt: send.sendAt, detailType: DETAIL_TYPES.trigger, detail: detail as unknown as Record<string, unknown> };
+  return {
+    id,
+    status: send.status,
+    sendAt: send.sendAt,
+    detailType: DETAIL_TYPES.trigger,
+    detail: detail as unknown as Record<string, unknown>,
+    ...(send.contact ? { contact: send.contact } : {}),
+  };
+}
+
+/**
+ * `fire` each of `items` in turn on `change`, each seeing the contacts of
+ * the sends before it (to-view.ts `viewWithContact`): two sends set off by
+ * one event pass a cap of one no more than two set off by two events.
+ */
+export function fireInTurn<T>(items: readonly T[], change: AppliedChange, fire: (item: T, change: AppliedChange) => OutboxEntry): OutboxEntry[] {
+  let seen = change;
+  return items.map((item) => {
+    const entry = fire(item, seen);
+    if (entry.contact) seen = { ...seen, after: viewWithContact(seen.after, entry.contact) };
+    return entry;
+  });
 }
 
 /**
@@ -225,7 +263,7 @@ export function createTriggerReactor(current: () => CompiledCatalog | undefined,
     react: (change) => {
       const catalog = current();
       if (!catalog || catalog.triggers.length === 0) return [];
-      return triggersFiring(catalog, change).map((trigger) => fireTrigger(catalog, trigger, change, options));
+      return fireInTurn(triggersFiring(catalog, change), change, (trigger, seen) => fireTrigger(catalog, trigger, seen, options));
     },
   };
 }

@@ -1,0 +1,120 @@
+/**
+ * The profile plan's reactions run against a Profiles + Outbox table in
+ * memory that checks what the transactions check — the profile's version,
+ * each applied marker's absence, each outbox item's absence — and commits a
+ * write whole or not at all; and the deliveries a stream can make (fast-check):
+ * batches cut anywhere, a record twice, redelivery after a fault, any order.
+ * Shared by the triggers' and the caps' property tests.
+ */
+import fc from 'fast-check';
+import { emptyReadState, planBatch, type BatchPlan, type BatchRecord, type PlanOptions, type ReadState } from '#domain/profile/plan.ts';
+import type { ProfileItem } from '#domain/profile/profile-item.ts';
+import type { OutboxEntry } from '#domain/profile/reactions.ts';
+import { parseProfileState, serializeProfileState } from '#domain/profile/state.ts';
+import type { StoredEvent } from '#domain/stored-event.ts';
+
+/** Profiles and Outbox in memory, with the transactions' conditions. */
+export class MemoryStore {
+  readonly profiles = new Map<string, { version: number; state: string }>();
+  readonly markers = new Set<string>();
+  readonly outbox: OutboxEntry[] = [];
+  readonly outboxIds = new Set<string>();
+  /** Impressions the committed writes added to the outcome statistics. */
+  impressions = 0;
+  /** Writes refused because one of their outbox items existed (the markers should make it never happen). */
+  outboxRefusals = 0;
+
+  read(reads: { profiles: readonly string[]; markers: readonly string[]; erasures: readonly string[] }, read: ReadState): ReadState {
+    const profiles = new Map(read.profiles);
+    const applied = new Map(read.applied);
+    const erasedAt = new Map(read.erasedAt);
+    for (const key of reads.profiles) {
+      const item = this.profiles.get(key);
+      profiles.set(key, item ? ({ kind: 'profile', key, version: item.version, state: parseProfileState(item.state) } satisfies ProfileItem) : undefined);
+    }
+    for (const pk of reads.markers) applied.set(pk, this.markers.has(pk));
+    for (const key of reads.erasures) erasedAt.set(key, undefined);
+    return { profiles, applied, erasedAt };
+  }
+
+  commit(plan: BatchPlan, fault: boolean): boolean {
+    for (const target of plan.targets) {
+      for (const write of target.writes) {
+        if (fault) return false;
+        const item = this.profiles.get(write.profile.key);
+        const versionHolds = write.profile.readVersion === 0 ? item === undefined : item?.version === write.profile.readVersion;
+        if (!versionHolds || write.markers.some((pk) => this.markers.has(pk))) return false;
+        if (write.outbox.some((e) => this.outboxIds.has(e.id))) {
+          this.outboxRefusals++;
+          return false;
+        }
+        this.profiles.set(write.profile.key, { version: write.profile.readVersion + 1, state: serializeProfileState(write.profile.state) });
+        for (const pk of write.markers) this.markers.add(pk);
+        for (const e of write.outbox) {
+          this.outboxIds.add(e.id);
+          this.outbox.push(e);
+        }
+        for (const increment of write.statistics) this.impressions += increment.counts.impressions;
+      }
+    }
+    return true;
+  }
+}
+
+/** Plan `records` on what `store` holds, reading what the plan asks for. */
+export function planOn(store: MemoryStore, records: readonly BatchRecord[], options: PlanOptions): BatchPlan {
+  let read = emptyReadState();
+  for (;;) {
+    const result = planBatch(records, read, options);
+    if (result.kind === 'plan') return result.plan;
+    read = store.read(result.reads, read);
+  }
+}
+
+/**
+ * Deliver batches in order to `store` (a new one by default); a faulty
+ * commit redelivers its batch (like a stream, from its first record).
+ * `optionsOf(i)`: the plan's options for the i-th batch (its instant).
+ */
+export function deliver(
+  batches: readonly StoredEvent[][],
+  faults: readonly boolean[],
+  optionsOf: (batch: number) => PlanOptions,
+  store: MemoryStore = new MemoryStore(),
+): MemoryStore {
+  let f = 0;
+  let seq = store.markers.size * 10;
+  batches.forEach((batch, b) => {
+    const records = batch.map((event) => ({ id: String(seq++), event }));
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const fault = attempt < 4 && (faults[f++ % Math.max(1, faults.length)] ?? false);
+      if (store.commit(planOn(store, records, optionsOf(b)), fault)) break;
+    }
+  });
+  return store;
+}
+
+/** Any order (or the given one), duplicates anywhere after their first delivery, batches cut anywhere, faults. */
+export const delivery = (list: StoredEvent[], keepOrder: boolean) =>
+  fc
+    .tuple(
+      keepOrder ? fc.constant(list) : fc.shuffledSubarray(list, { minLength: list.length, maxLength: list.length }),
+      fc.array(fc.tuple(fc.nat(list.length - 1), fc.nat()), { maxLength: 10 }),
+      fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 6 }),
+      fc.array(fc.boolean(), { maxLength: 8 }),
+    )
+    .map(([order, duplicates, cuts, faults]) => {
+      const sequence = [...order];
+      for (const [index, at] of duplicates) {
+        const first = sequence.indexOf(list[index]!);
+        const position = first + 1 + (at % (sequence.length - first));
+        sequence.splice(position, 0, list[index]!);
+      }
+      const batches: StoredEvent[][] = [];
+      for (let i = 0, c = 0; i < sequence.length; c++) {
+        const size = cuts[c % cuts.length]!;
+        batches.push(sequence.slice(i, i + size));
+        i += size;
+      }
+      return { batches, faults };
+    });
