@@ -182,6 +182,7 @@ export class KairosStack extends Stack {
       functions: functionByName,
       streamConsumer: streamReader,
       failureQueue: this.profileStream.failureQueue,
+      outboxFailureQueue: this.outboxStream.failureQueue,
       httpApi: this.api.httpApi,
       alarmActions,
     });

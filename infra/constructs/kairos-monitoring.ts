@@ -26,6 +26,9 @@ export interface KairosMonitoringProps {
   /** The stream's on-failure queue. */
   readonly failureQueue: IQueue;
 
+  /** The Outbox stream's on-failure queue (the dispatcher's stream records given up on). */
+  readonly outboxFailureQueue: IQueue;
+
   readonly httpApi: HttpApi;
 
   /**
@@ -55,6 +58,7 @@ export interface KairosMonitoringProps {
  */
 export class KairosMonitoring extends Construct {
   public readonly failureQueueAlarm: Alarm;
+  public readonly outboxFailureQueueAlarm: Alarm;
   public readonly iteratorAgeAlarm: Alarm;
   public readonly functionErrorAlarms: Readonly<Record<string, Alarm>>;
   public readonly dashboard?: Dashboard;
@@ -73,6 +77,21 @@ export class KairosMonitoring extends Construct {
         alarmDescription:
           'Events stream records were given up on after bounded retries: some accepted events are not in any profile. Inspect the failure queue and replay.',
         metric: props.failureQueue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(1),
+          statistic: Stats.MAXIMUM,
+        }),
+        threshold: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      }),
+    );
+
+    this.outboxFailureQueueAlarm = withActions(
+      new Alarm(this, 'OutboxFailureQueueNotEmpty', {
+        alarmDescription:
+          'Outbox stream records were given up on after bounded retries: some trigger or journey emissions (or timers) were neither published on the bus nor scheduled. Inspect the Outbox failure queue and replay.',
+        metric: props.outboxFailureQueue.metricApproximateNumberOfMessagesVisible({
           period: Duration.minutes(1),
           statistic: Stats.MAXIMUM,
         }),
