@@ -223,6 +223,9 @@ export function openDecisionId(sealedId: unknown, key: DecisionKey): string | un
   if (!/^[A-Za-z0-9_-]+$/.test(body)) return undefined;
   const bytes = Buffer.from(body, 'base64url');
   if (bytes.length <= IV_BYTES + TAG_BYTES) return undefined;
+  // Only the canonical text: base64url's last character can carry unused bits that decoding ignores, so
+  // without this, a changed last character could open to the same id (a second spelling of one id).
+  if (bytes.toString('base64url') !== body) return undefined;
   try {
     const decipher = createDecipheriv('aes-256-gcm', key.key, bytes.subarray(0, IV_BYTES), { authTagLength: TAG_BYTES });
     decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
