@@ -15,7 +15,7 @@
  *
  * Every decision answered, degraded and fallback ones included, is logged
  * as one decision record (shared/domain/decide/decision-log.ts, compact:
- * version 2): one INFO line of the function's bare logger
+ * version 3): one INFO line of the function's bare logger
  * (shared/observability.ts `bareFunctionLogger`: `level`, `message`
  * DECISION_RECORD_MESSAGE and the record under DECISION_RECORD_KEY, none of
  * Powertools' standard keys), written whatever POWERTOOLS_LOG_LEVEL says

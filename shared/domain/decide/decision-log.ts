@@ -1,6 +1,6 @@
 /**
  * The decision record of one decision as it is logged (evaluation/decision-record.ts
- * `LoggedDecisionRecord`, version 2), built from the decision and what
+ * `LoggedDecisionRecord`, version 3), built from the decision and what
  * `decideForLog` exposes of it, and the keyed hash that makes its customer
  * pseudonymous.
  *

@@ -46,7 +46,7 @@ import { NO_ACTION, armKey, armOfKey, replayCache, replayDecision } from './repl
 
 /**
  * The decision records of a text of JSON lines (the log lines as
- * delivered, or bare records; version 2 or 1, decision-record.ts
+ * delivered, or bare records; version 3, 2 or 1, decision-record.ts
  * `readDecisionRecord`), and how many lines were not records.
  */
 export function decisionRecordsOfText(text: string): { readonly records: DecisionLogRecord[]; readonly malformed: number } {
