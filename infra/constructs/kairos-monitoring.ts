@@ -72,34 +72,27 @@ export class KairosMonitoring extends Construct {
       return alarm;
     };
 
-    this.failureQueueAlarm = withActions(
-      new Alarm(this, 'StreamFailureQueueNotEmpty', {
-        alarmDescription:
-          'Events stream records were given up on after bounded retries: some accepted events are not in any profile. Inspect the failure queue and replay.',
-        metric: props.failureQueue.metricApproximateNumberOfMessagesVisible({
-          period: Duration.minutes(1),
-          statistic: Stats.MAXIMUM,
+    /** An alarm on the first message in a failure queue: a record given up on after bounded retries. */
+    const queueNotEmpty = (id: string, queue: IQueue, alarmDescription: string): Alarm =>
+      withActions(
+        new Alarm(this, id, {
+          alarmDescription,
+          metric: queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: Stats.MAXIMUM }),
+          threshold: 1,
+          comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: TreatMissingData.NOT_BREACHING,
         }),
-        threshold: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-      }),
+      );
+    this.failureQueueAlarm = queueNotEmpty(
+      'StreamFailureQueueNotEmpty',
+      props.failureQueue,
+      'Events stream records were given up on after bounded retries: some accepted events are not in any profile. Inspect the failure queue and replay.',
     );
-
-    this.outboxFailureQueueAlarm = withActions(
-      new Alarm(this, 'OutboxFailureQueueNotEmpty', {
-        alarmDescription:
-          'Outbox stream records were given up on after bounded retries: some trigger or journey emissions (or timers) were neither published on the bus nor scheduled. Inspect the Outbox failure queue and replay.',
-        metric: props.outboxFailureQueue.metricApproximateNumberOfMessagesVisible({
-          period: Duration.minutes(1),
-          statistic: Stats.MAXIMUM,
-        }),
-        threshold: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-      }),
+    this.outboxFailureQueueAlarm = queueNotEmpty(
+      'OutboxFailureQueueNotEmpty',
+      props.outboxFailureQueue,
+      'Outbox stream records were given up on after bounded retries: some trigger or journey emissions (or timers) were neither published on the bus nor scheduled. Inspect the Outbox failure queue and replay.',
     );
 
     const iteratorAgeThreshold = props.iteratorAgeThreshold ?? Duration.minutes(5);
