@@ -4,21 +4,26 @@
  * each applied marker's absence, each outbox item's absence — and commits a
  * write whole or not at all; and the deliveries a stream can make (fast-check):
  * batches cut anywhere, a record twice, redelivery after a fault, any order.
- * Shared by the triggers' and the caps' property tests.
+ * Shared by the triggers', the journeys' and the caps' property tests.
  */
 import fc from 'fast-check';
 import { emptyReadState, planBatch, type BatchPlan, type BatchRecord, type PlanOptions, type ReadState } from '#domain/profile/plan.ts';
 import type { ProfileItem } from '#domain/profile/profile-item.ts';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
+import type { JourneyCounterIncrement } from '#domain/journeys/report.ts';
 import { parseProfileState, serializeProfileState } from '#domain/profile/state.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 
-/** Profiles and Outbox in memory, with the transactions' conditions. */
+/** Profiles, Outbox and the journey counters in memory, with the transactions' conditions. */
 export class MemoryStore {
   readonly profiles = new Map<string, { version: number; state: string }>();
   readonly markers = new Set<string>();
   readonly outbox: OutboxEntry[] = [];
   readonly outboxIds = new Set<string>();
+  /** Journey report counters, by `<journey> <day> <milestone>`. */
+  readonly counters = new Map<string, number>();
+  /** Event pks in the order their writes committed: the order the reactions saw them. */
+  readonly applied: string[] = [];
   /** Impressions the committed writes added to the outcome statistics. */
   impressions = 0;
   /** Writes refused because one of their outbox items existed (the markers should make it never happen). */
@@ -37,29 +42,44 @@ export class MemoryStore {
     return { profiles, applied, erasedAt };
   }
 
-  commit(plan: BatchPlan, fault: boolean): boolean {
+  /**
+   * The plan's writes in order, each whole or not at all; a fault stops
+   * before the first write. Returns the outbox entries written, or
+   * undefined when a write was refused or faulted (the batch is then
+   * redelivered).
+   */
+  commit(plan: BatchPlan, fault: boolean): OutboxEntry[] | undefined {
+    const added: OutboxEntry[] = [];
     for (const target of plan.targets) {
       for (const write of target.writes) {
-        if (fault) return false;
+        if (fault) return undefined;
         const item = this.profiles.get(write.profile.key);
         const versionHolds = write.profile.readVersion === 0 ? item === undefined : item?.version === write.profile.readVersion;
-        if (!versionHolds || write.markers.some((pk) => this.markers.has(pk))) return false;
+        if (!versionHolds || write.markers.some((pk) => this.markers.has(pk))) return undefined;
         if (write.outbox.some((e) => this.outboxIds.has(e.id))) {
           this.outboxRefusals++;
-          return false;
+          return undefined;
         }
         this.profiles.set(write.profile.key, { version: write.profile.readVersion + 1, state: serializeProfileState(write.profile.state) });
-        for (const pk of write.markers) this.markers.add(pk);
+        for (const pk of write.markers) {
+          this.markers.add(pk);
+          this.applied.push(pk);
+        }
         for (const e of write.outbox) {
           this.outboxIds.add(e.id);
           this.outbox.push(e);
+          added.push(e);
         }
         for (const increment of write.statistics) this.impressions += increment.counts.impressions;
+        for (const c of write.journeyCounts) this.counters.set(journeyCounterKey(c), (this.counters.get(journeyCounterKey(c)) ?? 0) + c.n);
       }
     }
-    return true;
+    return added;
   }
 }
+
+/** A journey counter's key in `MemoryStore.counters`. */
+export const journeyCounterKey = (c: Pick<JourneyCounterIncrement, 'journey' | 'day' | 'milestone'>): string => `${c.journey} ${c.day} ${c.milestone}`;
 
 /** Plan `records` on what `store` holds, reading what the plan asks for. */
 export function planOn(store: MemoryStore, records: readonly BatchRecord[], options: PlanOptions): BatchPlan {
@@ -88,7 +108,7 @@ export function deliver(
     const records = batch.map((event) => ({ id: String(seq++), event }));
     for (let attempt = 0; attempt < 5; attempt++) {
       const fault = attempt < 4 && (faults[f++ % Math.max(1, faults.length)] ?? false);
-      if (store.commit(planOn(store, records, optionsOf(b)), fault)) break;
+      if (store.commit(planOn(store, records, optionsOf(b)), fault) !== undefined) break;
     }
   });
   return store;
