@@ -1,8 +1,8 @@
 /**
  * The local decision log: what the deployed decision log
  * (infra/constructs/decision-log.ts) delivers to S3, kept in the data
- * folder. Deployed, the decide function's bare logger writes each decision
- * record as one JSON line to its log group, and a subscription filter sends
+ * folder. Deployed, the decide function writes each decision record as one
+ * JSON line on its standard output, captured into its log group, and a subscription filter sends
  * the lines whose `message` is DECISION_RECORD_MESSAGE to Firehose, which
  * writes each line as it was logged. Locally every function runs in this
  * process and logs to its stdout, so the stack watches stdout for those
@@ -132,7 +132,7 @@ export class LocalDecisionLog {
 
 /** The record line a chunk of stdout is, or undefined when it is anything else. */
 function recordLine(chunk: string): string | undefined {
-  // The decide function's lines as its bare logger writes them: taken as they are.
+  // The decide function's lines as it writes them (decisionRecordLine): taken as they are.
   if (chunk.startsWith(DECISION_RECORD_LINE_PREFIX)) return chunk.trim();
   if (!chunk.includes(DECISION_RECORD_MESSAGE)) return undefined;
   let parsed: unknown;
@@ -143,7 +143,7 @@ function recordLine(chunk: string): string | undefined {
   }
   if (parsed === null || typeof parsed !== 'object') return undefined;
   const line = parsed as Record<string, unknown>;
-  // The bare logger's line: its message and record, and none of a standard logger's keys (`service`).
+  // A record line written some other way: its message and record, and none of a standard logger's keys (`service`).
   if (line.message !== DECISION_RECORD_MESSAGE || line[DECISION_RECORD_KEY] === undefined || 'service' in line) return undefined;
   // A logger in development mode indents its JSON: the same JSON on one line.
   return JSON.stringify(parsed);

@@ -15,12 +15,15 @@
  *
  * Every decision answered, degraded and fallback ones included, is logged
  * as one decision record (shared/domain/decide/decision-log.ts, compact:
- * version 3): one INFO line of the function's bare logger
- * (shared/observability.ts `bareFunctionLogger`: `level`, `message`
+ * version 3): one INFO line written to the function's standard output
+ * (evaluation/decision-record.ts `decisionRecordLine`: `level`, `message`
  * DECISION_RECORD_MESSAGE and the record under DECISION_RECORD_KEY, none of
- * Powertools' standard keys), written whatever POWERTOOLS_LOG_LEVEL says
- * (deployed, the function's application log level must stay INFO, its
- * default, for Lambda to keep the line). Deployed, the decision log's
+ * Powertools' standard keys), whatever POWERTOOLS_LOG_LEVEL says (deployed,
+ * the function's application log level must stay INFO, its default, for
+ * Lambda to keep the line). Not through the Powertools logger: its JSON
+ * replacer runs for every value of the record, and at 155 eligible arms
+ * that cost about 0.3 ms a decision, most of what the HTTP bench's ratio
+ * was over its budget by (bench/README.md). Deployed, the decision log's
  * subscription filter sends these lines to Firehose; locally the stack
  * appends them to a JSONL file. The customer in it is a keyed hash.
  *
@@ -39,7 +42,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { config, requiredDecisionSecret } from '#shared/config.ts';
-import { bareFunctionLogger, functionLogger, functionMetrics } from '#shared/observability.ts';
+import { functionLogger, functionMetrics } from '#shared/observability.ts';
 import { authenticateWriteKey } from '#http/auth.ts';
 import { httpBodyDecoder, httpJsonBody } from '#http/body-decoder.ts';
 import { httpCors } from '#http/cors.ts';
@@ -55,7 +58,7 @@ import { ArmProbabilityCache } from '#domain/learning/policy.ts';
 import { remainingMs } from '#store/deadline.ts';
 import { decideForLog, emptyProfile } from '#domain/decide/decide.ts';
 import { customerPseudonym, decisionRecord, pseudonymKey } from '#domain/decide/decision-log.ts';
-import { DECISION_RECORD_KEY, DECISION_RECORD_MESSAGE } from '#domain/evaluation/decision-record.ts';
+import { decisionRecordLine } from '#domain/evaluation/decision-record.ts';
 import { parseDecideRequest } from '#domain/decide/request.ts';
 import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
 import { DEFAULT_RULE_BUDGET_MS, createFailureTally } from '#domain/catalog/rules.ts';
@@ -92,8 +95,6 @@ export const MAX_DECIDE_BODY_BYTES = 16 * 1024;
 export const DECIDE_RESERVE_MS = 100;
 
 const logger = functionLogger('decide');
-/** The decision records' logger: bare (no standard keys: they would be a third of a record's bytes) and INFO whatever the function's level, since the decision log is made of its lines. */
-const records = bareFunctionLogger('decide');
 
 /**
  * What the bandit learns from: the outcome statistics, refreshed in the
@@ -160,7 +161,7 @@ const decideRoute = httpRequestHandler(
       decisionRef: decisionReference({ issuedAt: now, nonce: decisionNonce }),
       customer: customerPseudonym(PSEUDONYM_KEY, log.customerKey),
     });
-    records.info(DECISION_RECORD_MESSAGE, { [DECISION_RECORD_KEY]: record });
+    process.stdout.write(`${decisionRecordLine(record)}\n`);
     return { status: 200, body: publicAnswer ? publicDecision(sealed) : sealed };
   },
 );

@@ -313,8 +313,10 @@ describe('the logged record (version 3)', () => {
       for (const n of [arm[1], arm[2]]) expect(n).toBe(Number(n.toPrecision(4)));
     }
     const { decision, log } = decideForLog(c, makeView(), request({ placement: 'home' }), NOW, { nonce: 'n1', learning });
-    expect(logged.e.map((a) => [a[0], a[3]])).toEqual(log.eligible.map((e) => [e.actionId, e.variant]));
-    expect(logged.e.map((a) => a[2])).toEqual(log.eligible.map((e) => significant4(e.probability)));
+    // The record's eligible list is the decision's, as decide made it: every arm once, probabilities summing to at most 1.
+    expect(logged.e).toEqual(log.eligible);
+    expect(new Set(log.eligible.map((e) => `${e[0]}\u0000${e[3] ?? ''}`)).size).toBe(log.eligible.length);
+    expect(log.eligible.reduce((sum, e) => sum + e[2], 0)).toBeLessThanOrEqual(1 + 1e-3);
     // The first of a limit-1 answer is the eligible tuple of the same arm: logged as its index there, read back whole.
     const first = decision.actions[0];
     const index = logged.e.findIndex((e) => e[0] === first?.actionId && e[3] === first?.variant);

@@ -75,7 +75,7 @@ describe('captureDecisionRecords', () => {
     }) as typeof process.stdout.write;
     const release = captureDecisionRecords(log);
     try {
-      // As the decide function's bare logger writes them (no standard keys).
+      // As the decide function writes them (level, message and the record: no standard keys).
       const record = { level: 'INFO', message: 'decision record', decision: { decisionId: 'd2.x' } };
       process.stdout.write(`${JSON.stringify(record)}\n`);
       process.stdout.write(`${JSON.stringify({ ...record, decision: { decisionId: 'd2.y' } }, null, 4)}\n`);

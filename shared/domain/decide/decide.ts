@@ -89,7 +89,7 @@ import { hash32, seededRandom, type Random } from './random.ts';
 import { armProbabilities, chooseArm, type ArmPosterior, type ArmProbabilities, type ArmProbabilityCache } from '../learning/policy.ts';
 import { NO_CONTEXT, posterior } from '../learning/statistics.ts';
 import { F_OWN_CHECKS, F_PLAIN, F_RULE, filteredOut, ruleSettled, slotFilter, slotFor, type Slot } from './slot.ts';
-import type { LoggedCandidate } from '../evaluation/decision-record.ts';
+import { loggedArm, type LoggedArm } from '../evaluation/decision-record.ts';
 import type { CandidateExplanation, Decision, DecideRequest, DecisionLogFacts, Explanation, LearningStats, ReturnedAction } from './types.ts';
 
 export interface DecideOptions {
@@ -230,7 +230,7 @@ function armsOf(
   fixed: string | undefined,
   audience: Audience,
   learner: Learner,
-): { readonly arms: RankedArm[]; readonly best: RankedArm } {
+): ActionArms {
   if (fixed !== undefined || action.variants.length === 0) {
     const arm = armOf(catalog, action, fixed, audience, learner);
     return { arms: [arm], best: arm };
@@ -245,6 +245,57 @@ function armsOf(
   let best = arms[0] as RankedArm;
   for (const arm of arms) if (arm.propensity > best.propensity) best = arm;
   return { arms, best };
+}
+
+/** No eligible candidate (a degraded decision, or nothing passed). */
+const NONE_LOGGED: readonly LoggedArm[] = [];
+
+/** A candidate as the decision log keeps it (`loggedArm`), from its score and probability rounded as the answer rounds them. */
+const loggedOf = (actionId: string, variant: string | undefined, score: number, probability: number): LoggedArm =>
+  loggedArm(actionId, variant, round(score), round(probability));
+
+/**
+ * The logged candidates of a bandit decision, kept with the arm
+ * probabilities they were made from: the probabilities' cache key covers
+ * everything they depend on (the arms in rank order, their posteriors
+ * through the statistics generation, the catalog's values and weights
+ * through its hash and the slot; an experiment arm's share is fixed by the
+ * catalog and the action with its variant).
+ */
+const loggedArmsOf = new WeakMap<ArmProbabilities, readonly LoggedArm[]>();
+
+/** What armsOf gives. */
+interface ActionArms {
+  readonly arms: readonly RankedArm[];
+  readonly best: RankedArm;
+}
+
+/** The statistics key of a decision without statistics (learning off, or none read yet). */
+const NO_STATS: object = {};
+
+/**
+ * armsOf of every action without a propensity model and without a variant
+ * fixed by an experiment, whose arms depend on nothing but the catalog, the
+ * statistics, the slot (channel, placement) and the learning context:
+ * computed on first use and kept per catalog and statistics object (weakly:
+ * a new live catalog or a refresh that read new counts starts afresh), then
+ * per slot and context, by action index. An accelerator of armsOf: the
+ * entries are its results, never changed (test/unit/decide-shared-arms.test.ts
+ * holds decisions equal with and without it).
+ */
+const sharedArms = new WeakMap<CompiledCatalog, WeakMap<object, Map<string, (ActionArms | undefined)[]>>>();
+
+/** The kept armsOf results of this catalog, statistics, slot and context (see sharedArms). */
+function sharedArmsOf(catalog: CompiledCatalog, learner: Learner): (ActionArms | undefined)[] {
+  let byStats = sharedArms.get(catalog);
+  if (!byStats) sharedArms.set(catalog, (byStats = new WeakMap()));
+  const stats = learner.stats ?? NO_STATS;
+  let bySlot = byStats.get(stats);
+  if (!bySlot) byStats.set(stats, (bySlot = new Map()));
+  const key = `${learner.on ? 1 : 0}\u0001${learner.channel}\u0001${learner.placement ?? ''}\u0001${learner.context}`;
+  let arms = bySlot.get(key);
+  if (!arms) bySlot.set(key, (arms = new Array<ActionArms | undefined>(catalog.actions.length)));
+  return arms;
 }
 
 /**
@@ -285,7 +336,7 @@ function banditRanking(
   limit: number,
   u: number,
   cache: ArmProbabilityCache | undefined,
-  logged: LoggedCandidate[] | undefined,
+  logged: LogSink | undefined,
 ): Generator<Ranked> {
   eligible.sort(compareRanked);
   /** Index of each rank's first arm. */
@@ -328,19 +379,22 @@ function banditRanking(
   const policy = cache ? cache.get(key, compute) : compute();
   const pi = policy.probabilities;
   if (logged) {
-    for (let r = 0; r < eligible.length; r++) {
-      const ranked = eligible[r] as Ranked;
-      const value = ranked.action.value * weightOf(ranked.action);
-      const share = assignmentShare(catalog, ranked.experiment);
-      (ranked.arms ?? []).forEach((arm, i) => {
-        logged.push({
-          actionId: ranked.action.id,
-          ...(arm.variant !== undefined ? { variant: arm.variant } : {}),
-          score: round(arm.propensity * value),
-          probability: round((pi[(start[r] as number) + i] as number) * share),
-        });
-      });
+    let tuples = loggedArmsOf.get(policy);
+    if (!tuples) {
+      const made: LoggedArm[] = [];
+      for (let r = 0; r < eligible.length; r++) {
+        const ranked = eligible[r] as Ranked;
+        const value = ranked.action.value * weightOf(ranked.action);
+        const share = assignmentShare(catalog, ranked.experiment);
+        const arms = ranked.arms ?? [];
+        for (let i = 0; i < arms.length; i++) {
+          const arm = arms[i] as RankedArm;
+          made.push(loggedOf(ranked.action.id, arm.variant, arm.propensity * value, (pi[(start[r] as number) + i] as number) * share));
+        }
+      }
+      loggedArmsOf.set(policy, (tuples = made));
     }
+    logged.eligible = tuples;
   }
   return drawRanking(eligible, weightOf, limit, u, policy, start);
 }
@@ -588,7 +642,7 @@ export function decideForLog(
   now: Date,
   options: DecideOptions = {},
 ): { readonly decision: Decision; readonly log: DecisionLogFacts } {
-  const sink: LogSink = { eligible: [] };
+  const sink: LogSink = { eligible: NONE_LOGGED };
   const decision = decideOnce(catalog, profile, request, now, options, sink);
   return {
     decision,
@@ -604,7 +658,7 @@ export function decideForLog(
 
 /** What decideOnce leaves for decideForLog. */
 interface LogSink {
-  readonly eligible: LoggedCandidate[];
+  eligible: readonly LoggedArm[];
   customerKey?: string;
   learningContext?: string;
   audience?: Audience;
@@ -668,8 +722,14 @@ function decideOnce(
   // Nothing learnt (no stats) and no bandit: every action without variants or a model has the prior's propensity.
   const prior = catalog.learning.prior.alpha / (catalog.learning.prior.alpha + catalog.learning.prior.beta);
   const plainPropensity = (options.learning !== undefined && where.learning) || bandit ? undefined : prior;
+  let sharedArmsList: (ActionArms | undefined)[] | undefined;
   const rankedOf = (action: CompiledAction, outcome: ExperimentOutcome | undefined): Ranked => {
-    const { arms, best } = armsOf(catalog, action, outcome?.variant, audience, learner);
+    let shared: ActionArms | undefined;
+    if (outcome?.variant === undefined && action.propensityModel === undefined) {
+      sharedArmsList ??= sharedArmsOf(catalog, learner);
+      shared = sharedArmsList[action.index] ??= armsOf(catalog, action, undefined, audience, learner);
+    }
+    const { arms, best } = shared ?? armsOf(catalog, action, outcome?.variant, audience, learner);
     // One literal, no spreads: a decision makes one of these per eligible candidate.
     return {
       action,
@@ -728,20 +788,17 @@ function decideOnce(
     // An explanation lists every eligible candidate in rank order; a decision needs only the
     // first few that render: selected one at a time, best first.
     if (bandit && eligible.length > 0) {
-      const drawn = banditRanking(catalog, eligible, weightOf, learner, limit, random(), options.policies, log?.eligible);
+      const drawn = banditRanking(catalog, eligible, weightOf, learner, limit, random(), options.policies, log);
       ranking = trace ? [...drawn] : drawn;
     } else if (trace || log) {
       const all = rankAll(eligible, slot, pool, plainPropensity ?? 0);
       ranking = all;
       // Deterministic: the first is served first (its experiment arm's share of customers), the others never.
-      all.forEach((r, i) =>
-        log?.eligible.push({
-          actionId: r.action.id,
-          ...(r.variant !== undefined ? { variant: r.variant } : {}),
-          score: round(r.score),
-          probability: i === 0 ? round(assignmentShare(catalog, r.experiment)) : 0,
-        }),
-      );
+      if (log) {
+        log.eligible = all.map((r, i) =>
+          loggedOf(r.action.id, r.variant, r.score, i === 0 ? assignmentShare(catalog, r.experiment) : 0),
+        );
+      }
     } else {
       ranking = inRankOrder(eligible, slot, pool, plainPropensity ?? 0);
     }

@@ -76,7 +76,9 @@ const jsonText = (value: unknown): string | undefined => {
   return JSON.stringify(value) as string | undefined;
 };
 
-const sameArm = (a: LoggedArm, b: LoggedArm): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+const sameArm = (a: LoggedArm, b: LoggedArm): boolean => a.length === b.length && a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
+
+
 
 /** A served arm as logged: `[i]` when `eligible[i]` is the same tuple, else the tuple (`LoggedServed`). */
 function servedArm(eligible: readonly LoggedArm[], arm: LoggedArm): LoggedServed {
@@ -141,7 +143,7 @@ export function decisionRecord(input: DecisionRecordInput): LoggedDecisionRecord
       cx: context,
     };
   }
-  const eligible = facts.eligible.map(loggedArm);
+  const eligible = facts.eligible;
   return {
     v: DECISION_RECORD_VERSION,
     id: input.decisionRef,
@@ -153,7 +155,7 @@ export function decisionRecord(input: DecisionRecordInput): LoggedDecisionRecord
     ...(decision.fallback === true ? { fb: 1 as const } : {}),
     ...(decision.degraded === true ? { dg: 1 as const } : {}),
     e: eligible,
-    s: decision.actions.map((a) => servedArm(eligible, loggedArm(a))),
+    s: decision.actions.map((a) => servedArm(eligible, loggedArm(a.actionId, a.variant, a.score, a.probability))),
     ...(features ? { f: features } : {}),
   };
 }

@@ -4,7 +4,7 @@
  */
 import type { Channel } from '../channels.ts';
 import type { Audience } from '../catalog/compiled.ts';
-import type { LoggedCandidate } from '../evaluation/decision-record.ts';
+import type { LoggedArm } from '../evaluation/decision-record.ts';
 import type { OutcomeCounts } from '../learning/statistics.ts';
 
 export interface DecideRequest {
@@ -117,7 +117,7 @@ export interface DecisionLogFacts {
    * that share for the first and 0 for the others. Their sum is at most 1
    * (within the rounding); empty when nothing passed, or degraded.
    */
-  readonly eligible: readonly LoggedCandidate[];
+  readonly eligible: readonly LoggedArm[];
   /** Segments, persona and scores of this decision. */
   readonly audience: Audience;
 }

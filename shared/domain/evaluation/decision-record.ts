@@ -203,9 +203,9 @@ export function significant4(n: number): number {
 const DECADES = [1000, 100, 10, 1, 0.1, 0.01, 0.001, 1e-4, 1e-5, 1e-6];
 const SCALES = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
-/** A candidate as logged (`LoggedArm`). */
-export const loggedArm = (c: LoggedCandidate): LoggedArm =>
-  c.variant === undefined ? [c.actionId, significant4(c.score), significant4(c.probability)] : [c.actionId, significant4(c.score), significant4(c.probability), c.variant];
+/** A candidate as logged (`LoggedArm`): score and probability to 4 significant digits. */
+export const loggedArm = (actionId: string, variant: string | undefined, score: number, probability: number): LoggedArm =>
+  variant === undefined ? [actionId, significant4(score), significant4(probability)] : [actionId, significant4(score), significant4(probability), variant];
 
 /**
  * The start of every decision record line the decide function writes (the
@@ -213,6 +213,41 @@ export const loggedArm = (c: LoggedCandidate): LoggedArm =>
  * the local stack recognises its lines by it without parsing them.
  */
 export const DECISION_RECORD_LINE_PREFIX = `{"level":"INFO","message":${JSON.stringify(DECISION_RECORD_MESSAGE)},${JSON.stringify(DECISION_RECORD_KEY)}:{`;
+
+/** The JSON of eligible lists already written: decide hands the same list to every decision whose bandit policy it took from its cache. */
+const eligibleJson = new WeakMap<readonly LoggedArm[], string>();
+
+/**
+ * The log line of a decision record, without its newline:
+ * `{"level":"INFO","message":"decision record","decision":{…}}` (it starts
+ * with DECISION_RECORD_LINE_PREFIX). The decide function writes it to its
+ * standard output, where Lambda captures it as one log event and the
+ * decision log's subscription filter selects it; the local stack takes the
+ * same line off stdout.
+ *
+ * The record's JSON is `JSON.stringify(record)` for a record whose keys are
+ * in `decisionRecord`'s order, written key by key so that an eligible list
+ * seen before (the same array) is not serialised again: at 155 eligible
+ * arms that list is most of the line and of its cost.
+ * test/unit/decision-record-line.test.ts holds the two equal.
+ */
+export function decisionRecordLine(record: LoggedDecisionRecord): string {
+  let eligible = eligibleJson.get(record.e);
+  if (eligible === undefined) {
+    eligible = JSON.stringify(record.e);
+    eligibleJson.set(record.e, eligible);
+  }
+  const json = JSON.stringify;
+  let line = `${DECISION_RECORD_LINE_PREFIX}"v":${json(record.v)},"id":${json(record.id)},"cv":${json(record.cv)},"ch":${json(record.ch)}`;
+  if (record.pl !== undefined) line += `,"pl":${json(record.pl)}`;
+  line += `,"c":${json(record.c)}`;
+  if (record.lc !== undefined) line += `,"lc":${json(record.lc)}`;
+  if (record.fb !== undefined) line += `,"fb":${json(record.fb)}`;
+  if (record.dg !== undefined) line += `,"dg":${json(record.dg)}`;
+  line += `,"e":${eligible},"s":${json(record.s)}`;
+  if (record.f !== undefined) line += `,"f":${json(record.f)}`;
+  return `${line}}}`;
+}
 
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isStringMap = (v: unknown): v is Record<string, string> =>

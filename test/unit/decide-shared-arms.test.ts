@@ -1,0 +1,140 @@
+/**
+ * Decide keeps each action's bandit arms per catalog, statistics, slot and
+ * learning context (decide.ts `sharedArms`), and each bandit policy's logged
+ * candidates with its arm probabilities (`loggedArmsOf`). Both are
+ * accelerators: any sequence of decisions on one compiled catalog (warm
+ * caches, shared across slots, contexts, statistics generations, customers
+ * in and out of an experiment) gives exactly the decisions and the decision
+ * log facts that the same decisions give on a freshly compiled copy of the
+ * catalog with a fresh policy cache (nothing kept).
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
+import type { CatalogInput } from '#domain/catalog/schema.ts';
+import { decideForLog, emptyProfile } from '#domain/decide/decide.ts';
+import type { DecideRequest, LearningStats } from '#domain/decide/types.ts';
+import { ArmProbabilityCache } from '#domain/learning/policy.ts';
+import { makeView } from './catalog-support.ts';
+
+const NOW = new Date('2026-01-15T12:00:00Z');
+
+const INPUT: CatalogInput = {
+  learning: { enabled: true, exploration: 0.2, floor: 0.02, contextBy: 'segment' },
+  segments: [
+    { id: 'gold', rule: 'profile.traits.tier == "gold"' },
+    { id: 'silver', rule: 'profile.traits.tier == "silver"' },
+  ],
+  experiments: [
+    {
+      id: 'copy',
+      kind: 'variants',
+      action: 'hero',
+      holdout: 0.1,
+      arms: [
+        { id: 'a', variant: 'a', weight: 1 },
+        { id: 'b', variant: 'b', weight: 2 },
+      ],
+    },
+    {
+      id: 'pick',
+      kind: 'actions',
+      holdout: 0.2,
+      arms: [
+        { id: 'p', action: 'plain', weight: 1 },
+        { id: 'q', action: 'gold-only', weight: 3 },
+      ],
+    },
+  ],
+  actions: [
+    {
+      id: 'hero',
+      name: 'hero',
+      content: { web: { title: 'hero' } },
+      variants: [
+        { id: 'a', content: { web: { title: 'A', placements: ['home'] } } },
+        { id: 'b', content: { web: { title: 'B' } } },
+      ],
+    },
+    {
+      id: 'banner',
+      name: 'banner',
+      content: { web: { title: 'banner' }, email: { templateId: 't-banner', subject: 'banner' } },
+      variants: [
+        { id: 'x', content: { web: { title: 'X', placements: ['side'] }, email: { templateId: 't-x', subject: 'X' } } },
+        { id: 'y', content: { web: { title: 'Y', placements: ['home', 'side'] } } },
+      ],
+    },
+    { id: 'plain', name: 'plain', value: 3, content: { web: { title: 'plain' }, email: { templateId: 't-plain', subject: 'plain' } } },
+    { id: 'gold-only', name: 'gold only', eligibility: 'hasSegment("gold")', content: { web: { title: 'g' }, email: { templateId: 't-g', subject: 'g' } } },
+    { id: 'side-only', name: 'side only', content: { web: { title: 's', placements: ['side'] } } },
+  ],
+};
+
+function compile(): CompiledCatalog {
+  const result = loadCatalog(INPUT, 'object', { version: 5 });
+  if (!result.ok) throw new Error(JSON.stringify(result.problems.slice(0, 3)));
+  return result.catalog;
+}
+
+/** Statistics of one generation: counts per arm key (`action` or `action/variant`) in any context but `silver`, where they are halved. */
+function statsOf(generation: number, table: Record<string, readonly [number, number]>): LearningStats {
+  return {
+    generation,
+    get: (actionId, variant, context) => {
+      const entry = table[variant === undefined ? actionId : `${actionId}/${variant}`];
+      if (!entry) return undefined;
+      const factor = context === 'silver' ? 0.5 : 1;
+      return { impressions: Math.round(entry[0] * factor), clicks: Math.round(entry[1] * factor), conversions: 0 };
+    },
+  };
+}
+
+const ARM_KEYS = ['hero', 'hero/a', 'hero/b', 'banner', 'banner/x', 'banner/y', 'plain', 'gold-only', 'side-only'];
+const counts = fc.dictionary(
+  fc.constantFrom(...ARM_KEYS),
+  fc.tuple(fc.integer({ min: 0, max: 500 }), fc.integer({ min: 0, max: 100 })).map(([n, k]) => [n, Math.min(n, k)] as const),
+);
+
+const step = fc.record({
+  user: fc.integer({ min: 0, max: 30 }),
+  tier: fc.constantFrom('gold', 'silver', 'basic'),
+  channel: fc.constantFrom('web' as const, 'email' as const),
+  placement: fc.constantFrom('home', 'side', undefined),
+  limit: fc.integer({ min: 1, max: 3 }),
+  stats: fc.integer({ min: 0, max: 2 }),
+});
+
+describe('kept bandit arms and logged candidates', () => {
+  it('any sequence of decisions on one catalog equals the same decisions on a fresh copy with nothing kept', () => {
+    fc.assert(
+      fc.property(fc.array(counts, { minLength: 2, maxLength: 2 }), fc.array(step, { minLength: 1, maxLength: 25 }), (tables, steps) => {
+        const warm = compile();
+        const warmPolicies = new ArmProbabilityCache();
+        // Two statistics objects (two generations) and none (learning's prior): the kept arms of one must never serve another.
+        const statistics = [statsOf(1, tables[0] ?? {}), statsOf(2, tables[1] ?? {}), undefined];
+        steps.forEach((s, i) => {
+          const userId = `user-${s.user}`;
+          const profile = s.tier === 'basic' ? emptyProfile({ userId }) : makeView({ userId, traits: { tier: s.tier } });
+          const request: DecideRequest = {
+            userId,
+            channel: s.channel,
+            ...(s.placement !== undefined && s.channel === 'web' ? { placement: s.placement } : {}),
+            limit: s.limit,
+            context: {},
+            explain: false,
+          };
+          const learning = statistics[s.stats];
+          const options = { nonce: `n${i}`, ...(learning ? { learning } : {}) };
+          const kept = decideForLog(warm, profile, request, NOW, { ...options, policies: warmPolicies });
+          const fresh = decideForLog(compile(), profile, request, NOW, { ...options, policies: new ArmProbabilityCache() });
+          expect(kept.decision).toEqual(fresh.decision);
+          expect(kept.log.eligible).toEqual(fresh.log.eligible);
+          expect(kept.log.learningContext).toBe(fresh.log.learningContext);
+        });
+      }),
+      { numRuns: 150 },
+    );
+  }, 120_000);
+});
