@@ -164,6 +164,8 @@ interface Ranked {
 
 interface RankedArm {
   readonly variant: string | undefined;
+  /** The variant's position in the action's variants (-1: the base content): what the bandit's cache key folds. */
+  readonly variantIndex: number;
   readonly alpha: number;
   readonly beta: number;
   readonly propensity: number;
@@ -205,17 +207,18 @@ export function learningContextOf(catalog: CompiledCatalog, audience: Audience):
  */
 function armOf(catalog: CompiledCatalog, action: CompiledAction, variant: string | undefined, audience: Audience, learner: Learner): RankedArm {
   const { prior, floor } = catalog.learning;
+  const variantIndex = variant === undefined ? -1 : action.variants.findIndex((v) => v.id === variant);
   if (action.propensityModel !== undefined) {
     const score = audience.scores[action.propensityModel];
     if (typeof score === 'number' && Number.isFinite(score)) {
       const p = Math.min(1, Math.max(floor, score));
       const mean = Math.min(1 - 1 / MODEL_EVIDENCE, Math.max(1 / MODEL_EVIDENCE, p));
-      return { variant, alpha: mean * MODEL_EVIDENCE, beta: (1 - mean) * MODEL_EVIDENCE, propensity: p };
+      return { variant, variantIndex, alpha: mean * MODEL_EVIDENCE, beta: (1 - mean) * MODEL_EVIDENCE, propensity: p };
     }
   }
   const counts = learner.on ? learner.stats?.get(action.id, variant, learner.context, learner.channel, learner.placement) : undefined;
   const { alpha, beta } = posterior(counts, prior, catalog.learning.reward);
-  return { variant, alpha, beta, propensity: alpha / (alpha + beta) };
+  return { variant, variantIndex, alpha, beta, propensity: alpha / (alpha + beta) };
 }
 
 /**
@@ -357,7 +360,7 @@ function banditRanking(
     const model = ranked.action.propensityModel !== undefined;
     for (const arm of ranked.arms ?? []) {
       fold(ranked.action.index);
-      fold(arm.variant === undefined ? -1 : ranked.action.variants.findIndex((v) => v.id === arm.variant));
+      fold(arm.variantIndex);
       if (model) fold(Math.round(arm.alpha * 1e6));
       arms++;
     }

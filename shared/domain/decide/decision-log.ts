@@ -82,8 +82,8 @@ const sameArm = (a: LoggedArm, b: LoggedArm): boolean => a.length === b.length &
 
 /** A served arm as logged: `[i]` when `eligible[i]` is the same tuple, else the tuple (`LoggedServed`). */
 function servedArm(eligible: readonly LoggedArm[], arm: LoggedArm): LoggedServed {
-  const i = eligible.findIndex((e) => sameArm(e, arm));
-  return i >= 0 ? [i] : arm;
+  for (let i = 0; i < eligible.length; i++) if (sameArm(eligible[i] as LoggedArm, arm)) return [i];
+  return arm;
 }
 
 export interface DecisionRecordInput {
