@@ -137,4 +137,20 @@ describe('kept bandit arms and logged candidates', () => {
       { numRuns: 150 },
     );
   }, 120_000);
+
+  it('keeps deciding the same past the bound on kept slots (made-up placements evict the first kept)', () => {
+    const warm = compile();
+    const learning = statsOf(1, { plain: [100, 30], 'banner/y': [50, 20] });
+    const profile = makeView({ userId: 'u-1', traits: { tier: 'gold' } });
+    const decideAt = (c: CompiledCatalog, placement: string, policies: ArmProbabilityCache) =>
+      decideForLog(c, profile, { userId: 'u-1', channel: 'web', placement, limit: 2, context: {}, explain: false }, NOW, { nonce: 'n', learning, policies });
+    const policies = new ArmProbabilityCache();
+    const first = decideAt(warm, 'home', policies);
+    for (let i = 0; i < 300; i++) decideAt(warm, `made-up-${i}`, policies);
+    const again = decideAt(warm, 'home', policies);
+    const fresh = decideAt(compile(), 'home', new ArmProbabilityCache());
+    expect(again.decision).toEqual(fresh.decision);
+    expect(again.log.eligible).toEqual(fresh.log.eligible);
+    expect(first.decision).toEqual(fresh.decision);
+  });
 });

@@ -288,6 +288,9 @@ const NO_STATS: object = {};
  */
 const sharedArms = new WeakMap<CompiledCatalog, WeakMap<object, Map<string, (ActionArms | undefined)[]>>>();
 
+/** Slot-and-context lists sharedArms keeps per catalog and statistics; past it, the first made goes. */
+const MAX_KEPT_SLOTS = 256;
+
 /** The kept armsOf results of this catalog, statistics, slot and context (see sharedArms). */
 function sharedArmsOf(catalog: CompiledCatalog, learner: Learner): (ActionArms | undefined)[] {
   let byStats = sharedArms.get(catalog);
@@ -297,7 +300,11 @@ function sharedArmsOf(catalog: CompiledCatalog, learner: Learner): (ActionArms |
   if (!bySlot) byStats.set(stats, (bySlot = new Map()));
   const key = `${learner.on ? 1 : 0}\u0001${learner.channel}\u0001${learner.placement ?? ''}\u0001${learner.context}`;
   let arms = bySlot.get(key);
-  if (!arms) bySlot.set(key, (arms = new Array<ActionArms | undefined>(catalog.actions.length)));
+  if (!arms) {
+    // Bounded: a request names its placement, so a stream of made-up placements must not grow this without end.
+    if (bySlot.size >= MAX_KEPT_SLOTS) bySlot.delete(bySlot.keys().next().value as string);
+    bySlot.set(key, (arms = new Array<ActionArms | undefined>(catalog.actions.length)));
+  }
   return arms;
 }
 
