@@ -265,7 +265,7 @@ const verdict = (ok: boolean) => (ok ? 'ok' : 'OVER BUDGET');
 /** The domain-only part (1, 2): no DynamoDB, no bundle. */
 export async function benchDomain(iterations: number) {
   const { loadCatalog } = await import('#domain/catalog/load.ts');
-  const { decide, decideForLog } = await import('#domain/decide/decide.ts');
+  const { ActionArmsCache, decide, decideForLog } = await import('#domain/decide/decide.ts');
   const { customerPseudonym, decisionRecord, pseudonymKey } = await import('#domain/decide/decision-log.ts');
   const { decisionRecordLine } = await import('#domain/evaluation/decision-record.ts');
   const { decisionReference } = await import('#domain/decide/decision-id.ts');
@@ -293,6 +293,7 @@ export async function benchDomain(iterations: number) {
   }
   const learning = learningStatsOf(cells, 1);
   const policies = new ArmProbabilityCache();
+  const arms = new ActionArmsCache();
   const profile = benchProfile(now);
   const request: DecideRequest = {
     userId: 'bench-user',
@@ -312,7 +313,7 @@ export async function benchDomain(iterations: number) {
   let loggedEligible = 0;
   /** As the decide function does: the decision with what its record needs, the record, and its log line's JSON. */
   const decideAndRecord = (req: DecideRequest, i: number) => {
-    const { decision, log } = decideForLog(catalog, profile, req, now, { nonce: `n${i}`, ruleBudgetMs: DEFAULT_RULE_BUDGET_MS, learning, policies });
+    const { decision, log } = decideForLog(catalog, profile, req, now, { nonce: `n${i}`, ruleBudgetMs: DEFAULT_RULE_BUDGET_MS, learning, policies, arms });
     const record = decisionRecord({
       catalog,
       profile,
@@ -335,7 +336,7 @@ export async function benchDomain(iterations: number) {
       const started = performance.now();
       // As the decide function calls it: with its rule budget (and, unless told, its decision record).
       if (withRecord) decideAndRecord(req, i);
-      else decide(catalog, profile, req, now, { nonce: `n${i}`, ruleBudgetMs: DEFAULT_RULE_BUDGET_MS, learning, policies });
+      else decide(catalog, profile, req, now, { nonce: `n${i}`, ruleBudgetMs: DEFAULT_RULE_BUDGET_MS, learning, policies, arms });
       samples.push(performance.now() - started);
       if (cpuSamples) {
         const used = process.cpuUsage(cpuStart);
@@ -351,7 +352,7 @@ export async function benchDomain(iterations: number) {
   time(request, 1_000, undefined, false);
   const withoutRecord = time(request, iterations, undefined, false);
   const explained = time({ ...request, explain: true }, Math.max(200, Math.floor(iterations / 10)));
-  const sample = decide(catalog, profile, request, now, { nonce: 'x', learning, policies });
+  const sample = decide(catalog, profile, request, now, { nonce: 'x', learning, policies, arms });
   // The first decision of a (placement, context, eligible arms, statistics generation): the arm probabilities computed.
   const refreshed = learningStatsOf(cells, 2);
   const missStarted = performance.now();

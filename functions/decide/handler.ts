@@ -56,7 +56,7 @@ import { getLiveCatalog, liveCatalogStatus } from '#store/catalog-live.ts';
 import { StatisticsCache } from '#store/statistics-cache.ts';
 import { ArmProbabilityCache } from '#domain/learning/policy.ts';
 import { remainingMs } from '#store/deadline.ts';
-import { decideForLog, emptyProfile } from '#domain/decide/decide.ts';
+import { ActionArmsCache, decideForLog, emptyProfile } from '#domain/decide/decide.ts';
 import { customerPseudonym, decisionRecord, pseudonymKey } from '#domain/decide/decision-log.ts';
 import { decisionRecordLine } from '#domain/evaluation/decision-record.ts';
 import { parseDecideRequest } from '#domain/decide/request.ts';
@@ -99,12 +99,14 @@ const logger = functionLogger('decide');
 /**
  * What the bandit learns from: the outcome statistics, refreshed in the
  * background (never awaited here; read through a client of their own), and
- * the arm probabilities computed from them, per process.
+ * the arm probabilities and each action's arms computed from them, per
+ * process.
  */
 export const statistics = new StatisticsCache({
   onRefreshFailure: (error) => logger.warn('statistics refresh failed; deciding with the last good statistics', { error: error as Error }),
 });
 const policies = new ArmProbabilityCache();
+const arms = new ActionArmsCache();
 export const metrics = functionMetrics('decide');
 
 const decideRoute = httpRequestHandler(
@@ -144,6 +146,7 @@ const decideRoute = httpRequestHandler(
       nonce: decisionNonce,
       ...(learning ? { learning } : {}),
       policies,
+      arms,
       ruleBudgetMs: DEFAULT_RULE_BUDGET_MS,
       failures,
       degraded,

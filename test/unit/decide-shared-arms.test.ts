@@ -1,19 +1,20 @@
 /**
  * Decide keeps each action's bandit arms per catalog, statistics, slot and
- * learning context (decide.ts `sharedArms`), and each bandit policy's logged
- * candidates with its arm probabilities (`loggedArmsOf`). Both are
- * accelerators: any sequence of decisions on one compiled catalog (warm
- * caches, shared across slots, contexts, statistics generations, customers
- * in and out of an experiment) gives exactly the decisions and the decision
- * log facts that the same decisions give on a freshly compiled copy of the
- * catalog with a fresh policy cache (nothing kept).
+ * learning context (decide.ts `ActionArmsCache`), and each bandit policy's
+ * logged candidates with its arm probabilities (`loggedArmsOf`, kept with
+ * the ArmProbabilityCache's entries). Both are accelerators: any sequence of
+ * decisions with both caches kept (shared across slots, contexts,
+ * statistics generations, instants on either side of an experiment's end,
+ * customers in and out of experiments, model scores near 1) gives exactly
+ * the decisions and the decision log facts that the same decisions give with
+ * nothing kept.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import type { CatalogInput } from '#domain/catalog/schema.ts';
-import { decideForLog, emptyProfile } from '#domain/decide/decide.ts';
+import { ActionArmsCache, decideForLog, emptyProfile } from '#domain/decide/decide.ts';
 import type { DecideRequest, LearningStats } from '#domain/decide/types.ts';
 import { ArmProbabilityCache } from '#domain/learning/policy.ts';
 import { makeView } from './catalog-support.ts';
@@ -22,6 +23,7 @@ const NOW = new Date('2026-01-15T12:00:00Z');
 
 const INPUT: CatalogInput = {
   learning: { enabled: true, exploration: 0.2, floor: 0.02, contextBy: 'segment' },
+  models: [{ id: 'buy', kind: 'logistic', intercept: -0.5, features: [{ name: 'v', expression: 'profile.stats.visitsToday', weight: 1 }] }],
   segments: [
     { id: 'gold', rule: 'profile.traits.tier == "gold"' },
     { id: 'silver', rule: 'profile.traits.tier == "silver"' },
@@ -41,6 +43,8 @@ const INPUT: CatalogInput = {
       id: 'pick',
       kind: 'actions',
       holdout: 0.2,
+      // Ends between the two instants the steps decide at: the same customer is in it, then not.
+      validity: { to: new Date(NOW.getTime() + 3_600_000).toISOString() },
       arms: [
         { id: 'p', action: 'plain', weight: 1 },
         { id: 'q', action: 'gold-only', weight: 3 },
@@ -69,6 +73,7 @@ const INPUT: CatalogInput = {
     { id: 'plain', name: 'plain', value: 3, content: { web: { title: 'plain' }, email: { templateId: 't-plain', subject: 'plain' } } },
     { id: 'gold-only', name: 'gold only', eligibility: 'hasSegment("gold")', content: { web: { title: 'g' }, email: { templateId: 't-g', subject: 'g' } } },
     { id: 'side-only', name: 'side only', content: { web: { title: 's', placements: ['side'] } } },
+    { id: 'modelled', name: 'modelled', value: 10, propensityModel: 'buy', content: { web: { title: 'm' }, email: { templateId: 't-m', subject: 'm' } } },
   ],
 };
 
@@ -97,26 +102,37 @@ const counts = fc.dictionary(
   fc.tuple(fc.integer({ min: 0, max: 500 }), fc.integer({ min: 0, max: 100 })).map(([n, k]) => [n, Math.min(n, k)] as const),
 );
 
+// Small domains, so that a sequence often repeats a decision's inputs but for one of them (the instant, the
+// statistics, the model score, the slot), where a cache keyed too coarsely would answer from the other.
 const step = fc.record({
-  user: fc.integer({ min: 0, max: 30 }),
+  user: fc.integer({ min: 0, max: 3 }),
   tier: fc.constantFrom('gold', 'silver', 'basic'),
-  channel: fc.constantFrom('web' as const, 'email' as const),
+  channel: fc.constantFrom('web' as const, 'web' as const, 'email' as const),
   placement: fc.constantFrom('home', 'side', undefined),
-  limit: fc.integer({ min: 1, max: 3 }),
+  limit: fc.integer({ min: 1, max: 2 }),
   stats: fc.integer({ min: 0, max: 2 }),
+  later: fc.boolean(),
+  // The model's score (sigmoid of visits − 0.5): 0.38, 0.92, and two past its posterior's clamped mean
+  // (1 − 1e-4) that still differ at 4 significant digits of the score (0.99993 and 1).
+  visits: fc.constantFrom(0, 3, 10, 40),
 });
 
 describe('kept bandit arms and logged candidates', () => {
   it('any sequence of decisions on one catalog equals the same decisions on a fresh copy with nothing kept', () => {
     fc.assert(
-      fc.property(fc.array(counts, { minLength: 2, maxLength: 2 }), fc.array(step, { minLength: 1, maxLength: 25 }), (tables, steps) => {
+      fc.property(fc.array(counts, { minLength: 2, maxLength: 2 }), fc.array(step, { minLength: 1, maxLength: 40 }), (tables, steps) => {
         const warm = compile();
         const warmPolicies = new ArmProbabilityCache();
+        const warmArms = new ActionArmsCache();
         // Two statistics objects (two generations) and none (learning's prior): the kept arms of one must never serve another.
         const statistics = [statsOf(1, tables[0] ?? {}), statsOf(2, tables[1] ?? {}), undefined];
         steps.forEach((s, i) => {
           const userId = `user-${s.user}`;
-          const profile = s.tier === 'basic' ? emptyProfile({ userId }) : makeView({ userId, traits: { tier: s.tier } });
+          const profile =
+            s.tier === 'basic' && s.visits === 0
+              ? emptyProfile({ userId })
+              : makeView({ userId, traits: { tier: s.tier }, stats: { visitsToday: s.visits } });
+          const now = s.later ? new Date(NOW.getTime() + 2 * 3_600_000) : NOW;
           const request: DecideRequest = {
             userId,
             channel: s.channel,
@@ -127,8 +143,8 @@ describe('kept bandit arms and logged candidates', () => {
           };
           const learning = statistics[s.stats];
           const options = { nonce: `n${i}`, ...(learning ? { learning } : {}) };
-          const kept = decideForLog(warm, profile, request, NOW, { ...options, policies: warmPolicies });
-          const fresh = decideForLog(compile(), profile, request, NOW, { ...options, policies: new ArmProbabilityCache() });
+          const kept = decideForLog(warm, profile, request, now, { ...options, policies: warmPolicies, arms: warmArms });
+          const fresh = decideForLog(compile(), profile, request, now, { ...options, policies: new ArmProbabilityCache() });
           expect(kept.decision).toEqual(fresh.decision);
           expect(kept.log.eligible).toEqual(fresh.log.eligible);
           expect(kept.log.learningContext).toBe(fresh.log.learningContext);
@@ -142,12 +158,22 @@ describe('kept bandit arms and logged candidates', () => {
     const warm = compile();
     const learning = statsOf(1, { plain: [100, 30], 'banner/y': [50, 20] });
     const profile = makeView({ userId: 'u-1', traits: { tier: 'gold' } });
-    const decideAt = (c: CompiledCatalog, placement: string, policies: ArmProbabilityCache) =>
-      decideForLog(c, profile, { userId: 'u-1', channel: 'web', placement, limit: 2, context: {}, explain: false }, NOW, { nonce: 'n', learning, policies });
+    const arms = new ActionArmsCache();
+    const decideAt = (c: CompiledCatalog, placement: string, policies: ArmProbabilityCache, kept?: ActionArmsCache) =>
+      decideForLog(c, profile, { userId: 'u-1', channel: 'web', placement, limit: 2, context: {}, explain: false }, NOW, {
+        nonce: 'n',
+        learning,
+        policies,
+        ...(kept ? { arms: kept } : {}),
+      });
     const policies = new ArmProbabilityCache();
-    const first = decideAt(warm, 'home', policies);
-    for (let i = 0; i < 300; i++) decideAt(warm, `made-up-${i}`, policies);
-    const again = decideAt(warm, 'home', policies);
+    const first = decideAt(warm, 'home', policies, arms);
+    for (let i = 0; i < 300; i++) {
+      decideAt(warm, `made-up-${i}`, policies, arms);
+      expect(arms.size).toBeLessThanOrEqual(arms.maxSlots);
+    }
+    expect(arms.size).toBe(arms.maxSlots);
+    const again = decideAt(warm, 'home', policies, arms);
     const fresh = decideAt(compile(), 'home', new ArmProbabilityCache());
     expect(again.decision).toEqual(fresh.decision);
     expect(again.log.eligible).toEqual(fresh.log.eligible);

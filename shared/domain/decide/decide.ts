@@ -101,6 +101,8 @@ export interface DecideOptions {
    * (Monte Carlo, about 1 ms per arm when exploring).
    */
   readonly policies?: ArmProbabilityCache;
+  /** Where each action's bandit arms are kept (`ActionArmsCache`; the decide function keeps one per process): absent, computed for every decision. */
+  readonly arms?: ActionArmsCache;
   /** Makes the decision id unique; the handler passes random bytes. Default: derived from customer and time. */
   readonly nonce?: string;
   /** Uniform [0,1) source for exploration; default seeded from nonce and customer. */
@@ -262,8 +264,8 @@ const loggedOf = (actionId: string, variant: string | undefined, score: number, 
  * probabilities they were made from: the probabilities' cache key covers
  * everything they depend on (the arms in rank order, their posteriors
  * through the statistics generation, the catalog's values and weights
- * through its hash and the slot; an experiment arm's share is fixed by the
- * catalog and the action with its variant).
+ * through its hash and the slot, each experiment arm's share, each model
+ * arm's score).
  */
 const loggedArmsOf = new WeakMap<ArmProbabilities, readonly LoggedArm[]>();
 
@@ -273,39 +275,57 @@ interface ActionArms {
   readonly best: RankedArm;
 }
 
-/** The statistics key of a decision without statistics (learning off, or none read yet). */
+/** The statistics a decision without statistics (learning off, or none read yet) is kept under. */
 const NO_STATS: object = {};
 
 /**
- * armsOf of every action without a propensity model and without a variant
- * fixed by an experiment, whose arms depend on nothing but the catalog, the
- * statistics, the slot (channel, placement) and the learning context:
- * computed on first use and kept per catalog and statistics object (weakly:
- * a new live catalog or a refresh that read new counts starts afresh), then
- * per slot and context, by action index. An accelerator of armsOf: the
- * entries are its results, never changed (test/unit/decide-shared-arms.test.ts
- * holds decisions equal with and without it).
+ * Where decide keeps armsOf's results (the decide function keeps one per
+ * process, beside its ArmProbabilityCache): for every action without a
+ * propensity model and without a variant fixed by an experiment, its arms
+ * depend on nothing but the catalog, the statistics, the slot (channel,
+ * placement) and the learning context, so they are computed once per
+ * those. Only the catalog and statistics last decided with are kept (a new
+ * live catalog, or a refresh that read new counts, starts afresh); within
+ * them at most `maxSlots` slot-and-context lists, least recently used
+ * first out (a request names its placement: made-up placements must not
+ * grow it). The entries are armsOf's results, never changed:
+ * test/unit/decide-shared-arms.test.ts holds decisions equal with and
+ * without it.
  */
-const sharedArms = new WeakMap<CompiledCatalog, WeakMap<object, Map<string, (ActionArms | undefined)[]>>>();
+export class ActionArmsCache {
+  private catalog: CompiledCatalog | undefined;
+  private stats: object | undefined;
+  private readonly lists = new Map<string, (ActionArms | undefined)[]>();
 
-/** Slot-and-context lists sharedArms keeps per catalog and statistics; past it, the first made goes. */
-const MAX_KEPT_SLOTS = 256;
-
-/** The kept armsOf results of this catalog, statistics, slot and context (see sharedArms). */
-function sharedArmsOf(catalog: CompiledCatalog, learner: Learner): (ActionArms | undefined)[] {
-  let byStats = sharedArms.get(catalog);
-  if (!byStats) sharedArms.set(catalog, (byStats = new WeakMap()));
-  const stats = learner.stats ?? NO_STATS;
-  let bySlot = byStats.get(stats);
-  if (!bySlot) byStats.set(stats, (bySlot = new Map()));
-  const key = `${learner.on ? 1 : 0}\u0001${learner.channel}\u0001${learner.placement ?? ''}\u0001${learner.context}`;
-  let arms = bySlot.get(key);
-  if (!arms) {
-    // Bounded: a request names its placement, so a stream of made-up placements must not grow this without end.
-    if (bySlot.size >= MAX_KEPT_SLOTS) bySlot.delete(bySlot.keys().next().value as string);
-    bySlot.set(key, (arms = new Array<ActionArms | undefined>(catalog.actions.length)));
+  /** @param maxSlots slot-and-context lists kept (≥ 1). @default 256 */
+  constructor(readonly maxSlots = 256) {
+    if (!(maxSlots >= 1)) throw new RangeError(`maxSlots must be ≥ 1 (got ${maxSlots})`);
   }
-  return arms;
+
+  /** Slot-and-context lists kept now. */
+  get size(): number {
+    return this.lists.size;
+  }
+
+  /** The kept results of this catalog, statistics, slot and context, by action index (see the class). */
+  listFor(catalog: CompiledCatalog, learner: Learner): (ActionArms | undefined)[] {
+    const stats = learner.stats ?? NO_STATS;
+    if (catalog !== this.catalog || stats !== this.stats) {
+      this.lists.clear();
+      this.catalog = catalog;
+      this.stats = stats;
+    }
+    const key = `${learner.on ? 1 : 0}\u0001${learner.channel}\u0001${learner.placement ?? ''}\u0001${learner.context}`;
+    let list = this.lists.get(key);
+    if (list) {
+      this.lists.delete(key);
+    } else {
+      if (this.lists.size >= this.maxSlots) this.lists.delete(this.lists.keys().next().value as string);
+      list = new Array<ActionArms | undefined>(catalog.actions.length);
+    }
+    this.lists.set(key, list);
+    return list;
+  }
 }
 
 /**
@@ -351,9 +371,10 @@ function banditRanking(
   eligible.sort(compareRanked);
   /** Index of each rank's first arm. */
   const start = new Int32Array(eligible.length + 1);
-  // The key: what the probabilities depend on beyond the catalog and statistics generation — the slot, the
-  // context, and the arms in order (action index, variant position; a model arm's posterior, which depends
-  // on the customer's score), folded into two independent 32-bit hashes rather than a string of every id.
+  // The key: what the probabilities (and the logged candidates kept with them) depend on beyond the catalog
+  // and statistics generation — the slot, the context, and the arms in order (action index, variant position,
+  // experiment share; a model arm's posterior and score, which depend on the customer's score), folded into
+  // two independent 32-bit hashes rather than a string of every id.
   let h1 = 0x811c9dc5;
   let h2 = 0x01000193;
   const fold = (n: number) => {
@@ -365,10 +386,17 @@ function banditRanking(
     start[r] = arms;
     const ranked = eligible[r] as Ranked;
     const model = ranked.action.propensityModel !== undefined;
+    // The logged probabilities (loggedArmsOf) also depend on the experiment arm's share of customers, which
+    // changes as experiments start and end.
+    fold(ranked.experiment ? Math.round(assignmentShare(catalog, ranked.experiment) * 1e9) : -1);
     for (const arm of ranked.arms ?? []) {
       fold(ranked.action.index);
       fold(arm.variantIndex);
-      if (model) fold(Math.round(arm.alpha * 1e6));
+      // A model arm's posterior and its score (the logged one: the posterior's mean is clamped, the score is not).
+      if (model) {
+        fold(Math.round(arm.alpha * 1e6));
+        fold(Math.round(arm.propensity * 1e9));
+      }
       arms++;
     }
   }
@@ -735,8 +763,8 @@ function decideOnce(
   let sharedArmsList: (ActionArms | undefined)[] | undefined;
   const rankedOf = (action: CompiledAction, outcome: ExperimentOutcome | undefined): Ranked => {
     let shared: ActionArms | undefined;
-    if (outcome?.variant === undefined && action.propensityModel === undefined) {
-      sharedArmsList ??= sharedArmsOf(catalog, learner);
+    if (options.arms && outcome?.variant === undefined && action.propensityModel === undefined) {
+      sharedArmsList ??= options.arms.listFor(catalog, learner);
       shared = sharedArmsList[action.index] ??= armsOf(catalog, action, undefined, audience, learner);
     }
     const { arms, best } = shared ?? armsOf(catalog, action, outcome?.variant, audience, learner);
