@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileS
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type * as TS from 'typescript';
 
 /**
  * esbuild banner for ESM bundles: a few CommonJS dependencies still call
@@ -97,22 +98,29 @@ export function copyLazyModules(outputDir: string): Record<string, number> {
  * everywhere but inside regular-expression literals, whose contents it does
  * not parse (liquidjs's accent folding `[àáâãäå]`, cel-js's `µs`). One such
  * character makes Node decode the whole bundle as UTF-8 the slow way and V8
- * hold it as a two-byte string: about 5 ms of a cold import. In a regular
- * expression, with or without the `u` or `v` flag, `\uXXXX` matches what
- * the character matched (a surrogate pair written as two escapes is one code
- * point under `u`); only `RegExp#source` spells it differently. A character
- * escaped by a backslash (`\é`, an identity escape) takes the backslash's
- * place. Comments and strings are unaffected in meaning; a template literal's
- * raw text would change, which is why this runs on esbuild's output, where
- * none remains.
+ * hold it as a two-byte string, which it scans again for each function it
+ * compiles lazily: about 5 ms of a cold import, and some of the first
+ * request's. In a regular expression, with or without the `u` or `v` flag,
+ * `\uXXXX` matches what the character matched (a surrogate pair written as
+ * two escapes is one code point under `u`); only `RegExp#source` spells it
+ * differently. A character escaped by a backslash (`\é`, an identity escape)
+ * takes the backslash's place. Strings, identifiers and comments are
+ * unaffected in meaning. A tagged template (a template literal after a tag
+ * such as `String.raw`), whose tag reads the raw text, is left as it is:
+ * esbuild leaves its non-ASCII too, and an escape would change what the tag
+ * reads. `text` is parsed as a module (TypeScript's parser) to find those.
  *
- * @returns `code`: the ASCII text; `edits[line]`: the replacements on that
- *   line (0-based, split at `\n` as source maps count lines), each its column
- *   in the input, the input length replaced and the output length written,
- *   in column order.
+ * @returns `code`: the text, ASCII but for tagged templates; `edits[line]`:
+ *   the replacements on that line (0-based, split at `\n` as source maps
+ *   count lines), each its column in the input, the input length replaced
+ *   and the output length written, in column order; `kept`: the non-ASCII
+ *   code units left in tagged templates.
  */
-export function escapeNonAscii(text: string): { code: string; edits: Map<number, AsciiEdit[]> } {
+export function escapeNonAscii(text: string): { code: string; edits: Map<number, AsciiEdit[]>; kept: number } {
   const edits = new Map<number, AsciiEdit[]>();
+  const tagged = Buffer.byteLength(text, 'utf8') === text.length ? [] : taggedTemplateRanges(text);
+  let next = 0;
+  let kept = 0;
   let code = '';
   let line = 0;
   let lineStart = 0;
@@ -125,6 +133,11 @@ export function escapeNonAscii(text: string): { code: string; edits: Map<number,
       continue;
     }
     if (unit < 0x80) continue;
+    while (next < tagged.length && (tagged[next] as [number, number])[1] <= at) next++;
+    if (next < tagged.length && (tagged[next] as [number, number])[0] <= at) {
+      kept++;
+      continue;
+    }
     let backslashes = 0;
     while (at - backslashes - 1 >= copied && text.charCodeAt(at - backslashes - 1) === 0x5c) backslashes++;
     const from = backslashes % 2 === 1 ? at - 1 : at;
@@ -135,7 +148,20 @@ export function escapeNonAscii(text: string): { code: string; edits: Map<number,
     onLine.push({ column: from - lineStart, replaced: at + 1 - from, written: escape.length });
     edits.set(line, onLine);
   }
-  return { code: code + text.slice(copied), edits };
+  return { code: code + text.slice(copied), edits, kept };
+}
+
+/** Where the templates of tagged template expressions sit in a module's text: [start, end) offsets, in order. */
+function taggedTemplateRanges(text: string): [number, number][] {
+  const ts = createRequire(import.meta.url)('typescript') as typeof TS;
+  const source = ts.createSourceFile('bundle.mjs', text, ts.ScriptTarget.Latest, false, ts.ScriptKind.JS);
+  const ranges: [number, number][] = [];
+  const visit = (node: TS.Node): void => {
+    if (ts.isTaggedTemplateExpression(node)) ranges.push([node.template.getStart(source), node.template.end]);
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return ranges.sort((a, b) => a[0] - b[0]);
 }
 
 /** One replacement of `escapeNonAscii` on a line. */

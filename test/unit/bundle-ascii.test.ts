@@ -58,8 +58,19 @@ describe('escapeNonAscii', () => {
     }
   });
 
+  it('leaves a tagged template as it is (its tag reads the raw text), and escapes around it', () => {
+    const source = 'String.raw`é${"ñ"}ü${String.raw`ß`}` + `é${1}` + /é/.source + "é" + String.raw`é`.length';
+    const { code, kept } = escapeNonAscii(source);
+    // The outer tagged template is kept whole, substitutions included.
+    expect(kept).toBe(5);
+    expect(code).toBe('String.raw`é${"ñ"}ü${String.raw`ß`}` + `\\u00e9${1}` + /\\u00e9/.source + "\\u00e9" + String.raw`é`.length');
+    expect(evaluate(source)).toBe('éñüßé1éé1');
+    // Only the regular expression's source spells its escape.
+    expect(evaluate(code)).toBe('éñüßé1\\u00e9é1');
+  });
+
   it('leaves ASCII text as it is, and reports each replacement by line and column', () => {
-    expect(escapeNonAscii('let a = /x/;\nlet b = 1;')).toEqual({ code: 'let a = /x/;\nlet b = 1;', edits: new Map() });
+    expect(escapeNonAscii('let a = /x/;\nlet b = 1;')).toEqual({ code: 'let a = /x/;\nlet b = 1;', edits: new Map(), kept: 0 });
     const { code, edits } = escapeNonAscii('a;\nx=/é|\\ñ/;y=/ß/');
     expect(code).toBe('a;\nx=/\\u00e9|\\u00f1/;y=/\\u00df/');
     expect(edits).toEqual(
