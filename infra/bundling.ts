@@ -3,9 +3,11 @@
  * (infra/constructs/kairos-function.ts) and the bench (bench/decide.ts,
  * which builds the bundles as the CDK does) share. No CDK import here.
  */
-import { copyFileSync, mkdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type * as TS from 'typescript';
 
 /**
  * esbuild banner for ESM bundles: a few CommonJS dependencies still call
@@ -55,12 +57,14 @@ export function lazyModuleFolder(name: string): string {
   return entry.slice(0, at + marker.length - 1);
 }
 
+/** A path as one POSIX shell word. */
+const quote = (path: string) => `'${path.replaceAll("'", "'\\''")}'`;
+
 /**
  * Shell commands (CDK `commandHooks.afterBundling`, run locally, offline)
  * that copy every lazy package's files into `<outputDir>/node_modules/`.
  */
 export function lazyModuleCommands(outputDir: string): string[] {
-  const quote = (path: string) => `'${path.replaceAll("'", "'\\''")}'`;
   return LAZY_MODULES.flatMap((module) => {
     const from = lazyModuleFolder(module.name);
     return module.files.map((file) => {
@@ -86,10 +90,190 @@ export function copyLazyModules(outputDir: string): Record<string, number> {
 }
 
 /**
+ * The bundle's text with every non-ASCII UTF-16 code unit written as a
+ * `\uXXXX` escape, and where each replacement sits, so that a source map can
+ * follow (`shiftSourceMap`).
+ *
+ * esbuild (charset ascii, its default) escapes non-ASCII characters
+ * everywhere but inside regular-expression literals, whose contents it does
+ * not parse (liquidjs's accent folding `[àáâãäå]`, cel-js's `µs`). One such
+ * character makes Node decode the whole bundle as UTF-8 the slow way and V8
+ * hold it as a two-byte string, which it scans again for each function it
+ * compiles lazily: about 5 ms of a cold import, and some of the first
+ * request's. In a regular expression, with or without the `u` or `v` flag,
+ * `\uXXXX` matches what the character matched (a surrogate pair written as
+ * two escapes is one code point under `u`); only `RegExp#source` spells it
+ * differently. A character escaped by a backslash (`\é`, an identity escape)
+ * takes the backslash's place. Strings, identifiers and comments are
+ * unaffected in meaning. A tagged template (a template literal after a tag
+ * such as `String.raw`), whose tag reads the raw text, is left as it is:
+ * esbuild leaves its non-ASCII too, and an escape would change what the tag
+ * reads. `text` is parsed as a module (TypeScript's parser) to find those.
+ *
+ * @returns `code`: the text, ASCII but for tagged templates; `edits[line]`:
+ *   the replacements on that line (0-based, split at `\n` as source maps
+ *   count lines), each its column in the input, the input length replaced
+ *   and the output length written, in column order; `kept`: the non-ASCII
+ *   code units left in tagged templates.
+ */
+export function escapeNonAscii(text: string): { code: string; edits: Map<number, AsciiEdit[]>; kept: number } {
+  const edits = new Map<number, AsciiEdit[]>();
+  const tagged = Buffer.byteLength(text, 'utf8') === text.length ? [] : taggedTemplateRanges(text);
+  let next = 0;
+  let kept = 0;
+  let code = '';
+  let line = 0;
+  let lineStart = 0;
+  let copied = 0;
+  for (let at = 0; at < text.length; at++) {
+    const unit = text.charCodeAt(at);
+    if (unit === 0x0a) {
+      line++;
+      lineStart = at + 1;
+      continue;
+    }
+    if (unit < 0x80) continue;
+    while (next < tagged.length && (tagged[next] as [number, number])[1] <= at) next++;
+    if (next < tagged.length && (tagged[next] as [number, number])[0] <= at) {
+      kept++;
+      continue;
+    }
+    let backslashes = 0;
+    while (at - backslashes - 1 >= copied && text.charCodeAt(at - backslashes - 1) === 0x5c) backslashes++;
+    const from = backslashes % 2 === 1 ? at - 1 : at;
+    const escape = `\\u${unit.toString(16).padStart(4, '0')}`;
+    code += text.slice(copied, from) + escape;
+    copied = at + 1;
+    const onLine = edits.get(line) ?? [];
+    onLine.push({ column: from - lineStart, replaced: at + 1 - from, written: escape.length });
+    edits.set(line, onLine);
+  }
+  return { code: code + text.slice(copied), edits, kept };
+}
+
+/** Where the templates of tagged template expressions sit in a module's text: [start, end) offsets, in order. */
+function taggedTemplateRanges(text: string): [number, number][] {
+  const ts = createRequire(import.meta.url)('typescript') as typeof TS;
+  const source = ts.createSourceFile('bundle.mjs', text, ts.ScriptTarget.Latest, false, ts.ScriptKind.JS);
+  const ranges: [number, number][] = [];
+  const visit = (node: TS.Node): void => {
+    if (ts.isTaggedTemplateExpression(node)) ranges.push([node.template.getStart(source), node.template.end]);
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return ranges.sort((a, b) => a[0] - b[0]);
+}
+
+/** One replacement of `escapeNonAscii` on a line. */
+export interface AsciiEdit {
+  /** Column (UTF-16 code units) in the input line where the replaced text starts. */
+  readonly column: number;
+  /** Code units replaced. */
+  readonly replaced: number;
+  /** Code units written instead. */
+  readonly written: number;
+}
+
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/** The first base64 VLQ of `segment` (source map v3): its value and how many characters it took. */
+function readVlq(segment: string): { value: number; length: number } {
+  let result = 0;
+  let scale = 1;
+  for (let i = 0; i < segment.length; i++) {
+    const digit = BASE64.indexOf(segment[i] as string);
+    if (digit === -1) break;
+    result += (digit & 31) * scale;
+    if ((digit & 32) === 0) return { value: result % 2 === 1 ? -(result - 1) / 2 : result / 2, length: i + 1 };
+    scale *= 32;
+  }
+  throw new Error(`source map: malformed VLQ in segment "${segment}"`);
+}
+
+function writeVlq(value: number): string {
+  let rest = value < 0 ? -value * 2 + 1 : value * 2;
+  let out = '';
+  do {
+    const digit = rest % 32;
+    rest = Math.floor(rest / 32);
+    out += BASE64[rest > 0 ? digit | 32 : digit];
+  } while (rest > 0);
+  return out;
+}
+
+/**
+ * A source map's `mappings` moved to follow `escapeNonAscii`'s edits: on each
+ * edited line, every segment's generated column after a replacement moves by
+ * what the replacement added (only the first field of a segment, the
+ * generated column, is relative within a line; the others are untouched).
+ */
+export function shiftSourceMap(mappings: string, edits: ReadonlyMap<number, readonly AsciiEdit[]>): string {
+  if (edits.size === 0) return mappings;
+  const lines = mappings.split(';');
+  for (const [line, onLine] of edits) {
+    const text = lines[line];
+    if (!text) continue;
+    let previousOld = 0;
+    let previousNew = 0;
+    lines[line] = text
+      .split(',')
+      .map((segment) => {
+        if (segment === '') return segment;
+        const { value, length } = readVlq(segment);
+        const column = previousOld + value;
+        previousOld = column;
+        let moved = column;
+        for (const edit of onLine) {
+          if (column >= edit.column + edit.replaced) moved += edit.written - edit.replaced;
+          else if (column > edit.column) moved += edit.column - column;
+        }
+        const delta = moved - previousNew;
+        previousNew = moved;
+        return writeVlq(delta) + segment.slice(length);
+      })
+      .join(',');
+  }
+  return lines.join(';');
+}
+
+/**
+ * Rewrite a built bundle as pure ASCII (`escapeNonAscii`) and, when a source
+ * map sits beside it (`<bundle>.map`), move its mappings to match. Used by
+ * `buildLikeCdk` and, through scripts/ascii-bundle.ts, by the CDK's
+ * `afterBundling` hook (`asciiBundleCommand`).
+ *
+ * @returns the number of code units escaped (0: the file is left as it was).
+ */
+export function asciiBundle(bundleFile: string): number {
+  const { code, edits } = escapeNonAscii(readFileSync(bundleFile, 'utf8'));
+  const escaped = [...edits.values()].reduce((sum, onLine) => sum + onLine.length, 0);
+  if (escaped === 0) return 0;
+  writeFileSync(bundleFile, code);
+  const mapFile = `${bundleFile}.map`;
+  if (existsSync(mapFile)) {
+    const map = JSON.parse(readFileSync(mapFile, 'utf8')) as { mappings: string };
+    map.mappings = shiftSourceMap(map.mappings, edits);
+    writeFileSync(mapFile, JSON.stringify(map));
+  }
+  return escaped;
+}
+
+/**
+ * The shell command (CDK `commandHooks.afterBundling`, run locally, offline,
+ * in the project root) that makes `<outputDir>/index.mjs` ASCII and moves its
+ * source map (`asciiBundle`), with the Node that runs the synth.
+ */
+export function asciiBundleCommand(outputDir: string): string {
+  const script = fileURLToPath(new URL('../scripts/ascii-bundle.ts', import.meta.url));
+  return `${quote(process.execPath)} --import tsx ${quote(script)} ${quote(join(outputDir, 'index.mjs'))}`;
+}
+
+/**
  * Build one function's bundle as the CDK construct does
  * (infra/constructs/kairos-function.ts: ESM, minified, node24, platform
- * node, AWS SDK bundled, the aliases, the lazy packages external) into
- * `outfile`, with the lazy packages copied beside it. For the bench and
+ * node, AWS SDK bundled, the aliases, the lazy packages external, made
+ * ASCII by `asciiBundle`) into `outfile`, with the lazy packages copied
+ * beside it. For the bench and
  * the tests, which cannot wait for a synth; no source map.
  */
 export async function buildLikeCdk(entry: string, outfile: string) {
@@ -109,6 +293,7 @@ export async function buildLikeCdk(entry: string, outfile: string) {
     metafile: true,
     logLevel: 'silent',
   });
+  asciiBundle(outfile);
   const lazyBytes = copyLazyModules(dirname(outfile));
   return { ...result, lazyBytes };
 }

@@ -15,7 +15,7 @@ import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lam
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { Access } from '#shared/functions.ts';
-import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER, LAZY_MODULES, lazyModuleCommands } from '../bundling.ts';
+import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER, LAZY_MODULES, asciiBundleCommand, lazyModuleCommands } from '../bundling.ts';
 import type { KairosTable } from './kairos-table.ts';
 
 /** The repository root: entries in the function manifest are relative to it. */
@@ -97,7 +97,7 @@ export interface KairosFunctionProps {
  * Docker), the AWS SDK v3 bundled (a pinned, tree-shaken SDK instead of
  * whichever version the runtime ships), the lazily loaded packages of
  * infra/bundling.ts (re2js) shipped beside the bundle in
- * `node_modules/`, source maps for stack traces, an
+ * `node_modules/`, each bundle pure ASCII (`asciiBundle`), source maps for stack traces, an
  * explicit log group with retention, JSON logs, active X-Ray tracing and the
  * Powertools environment.
  *
@@ -172,7 +172,9 @@ export class KairosFunction extends NodejsFunction {
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
-          afterBundling: (_inputDir: string, outputDir: string) => lazyModuleCommands(outputDir),
+          // The bundle made pure ASCII, its source map moved to match (infra/bundling.ts
+          // `asciiBundle`: esbuild leaves non-ASCII inside regular-expression literals).
+          afterBundling: (_inputDir: string, outputDir: string) => [asciiBundleCommand(outputDir), ...lazyModuleCommands(outputDir)],
         },
         // `--alias:<package>=<path>` (CDK writes the key's value after a colon).
         esbuildArgs: { '--alias': Object.entries(BUNDLE_ALIASES).map(([name, path]) => `${name}=${path}`) },

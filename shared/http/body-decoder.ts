@@ -22,7 +22,7 @@
  * valid JSON and nested at most MAX_JSON_NESTING deep; the value goes to
  * `event.parsedBody`, the text stays in `event.body`.
  */
-import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync, type ZlibOptions } from 'node:zlib';
+import type { ZlibOptions } from 'node:zlib';
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { ApiError } from './errors.ts';
@@ -51,10 +51,18 @@ function isOutputLimit(error: unknown): boolean {
   return error instanceof RangeError && (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
 }
 
+/**
+ * node:zlib, loaded on the first compressed body: most requests are not
+ * compressed, and a cold start that imports zlib pays about 7 ms of CPU for
+ * it (Node loading the module and building its ES module facade).
+ */
+const zlib = () => process.getBuiltinModule('node:zlib');
+
 /** Undo one content coding, producing at most `limit` bytes. */
 function decompress(coding: string, input: Buffer, limit: number): Buffer {
   // Output past the limit aborts zlib at that point (it does not inflate the rest).
   const options: ZlibOptions = { maxOutputLength: limit };
+  const { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } = zlib();
   try {
     switch (coding) {
       case 'gzip':

@@ -6,6 +6,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { SourceMap, type SourceMapPayload } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -578,6 +579,27 @@ describe('functions, from shared/functions.ts', () => {
     // re2js's own code (one of its parser's messages) is not in the bundle.
     expect(readFileSync(join(lazyModuleFolder('re2js'), 'build/index.cjs'), 'utf8')).toContain('invalid nested repetition operator');
     expect(code).not.toContain('invalid nested repetition operator');
+  });
+
+  it.each(manifest)('%s: the bundle is pure ASCII (the afterBundling hook escaped what esbuild leaves in regular expressions)', (name) => {
+    const code = readFileSync(join(bundleDirectory(name), 'index.mjs'), 'utf8');
+    expect(Buffer.byteLength(code, 'utf8')).toBe(code.length);
+  });
+
+  it("decide's source map still names the source of code that follows escaped characters on its line", () => {
+    // liquidjs's accent folding: sixteen `.replace(/[…]/g, …)` calls on one bundle line, each escaped;
+    // the last call's replacement must map to the last line of removeAccents, not to an earlier call's.
+    const directory = bundleDirectory('decide');
+    const code = readFileSync(join(directory, 'index.mjs'), 'utf8');
+    const at = code.indexOf('/[\\u00de]/g,"TH")');
+    expect(at).toBeGreaterThan(0);
+    const line = code.slice(0, at).split('\n').length - 1;
+    const column = at - (code.lastIndexOf('\n', at) + 1) + '/[\\u00de]/g,'.length;
+    const map = new SourceMap(JSON.parse(readFileSync(join(directory, 'index.mjs.map'), 'utf8')) as SourceMapPayload);
+    const entry = map.findEntry(line, column) as { originalSource?: string; originalLine?: number };
+    const liquid = readFileSync(join(PROJECT_ROOT, 'node_modules/liquidjs/dist/liquid.node.mjs'), 'utf8').split('\n');
+    expect(entry.originalSource).toMatch(/node_modules\/liquidjs\/dist\/liquid\.node\.mjs$/);
+    expect(liquid[entry.originalLine ?? -1]).toContain(".replace(/[Þ]/g, 'TH')");
   });
 
   it('from the decide asset, `re2js` (as regex.ts inside the bundle requires it) resolves to the copy shipped beside the bundle, and runs', () => {
