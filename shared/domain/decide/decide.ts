@@ -152,8 +152,6 @@ export function customerKey(profile: ProfileView, request: Pick<DecideRequest, '
 
 interface Ranked {
   readonly action: CompiledAction;
-  /** `action.index`, kept beside it: the bandit's key folds it for every arm, and the action object is large. */
-  readonly index: number;
   readonly variant?: string;
   readonly experiment?: { readonly id: string; readonly arm: string };
   readonly propensity: number;
@@ -392,7 +390,7 @@ function banditRanking(
     // changes as experiments start and end.
     fold(ranked.experiment ? Math.round(assignmentShare(catalog, ranked.experiment) * 1e9) : -1);
     for (const arm of ranked.arms ?? []) {
-      fold(ranked.index);
+      fold(ranked.action.index);
       fold(arm.variantIndex);
       // A model arm's posterior and its score (the logged one: the posterior's mean is clamped, the score is not).
       if (model) {
@@ -526,7 +524,7 @@ function* inRankOrder(ranked: Ranked[], slot: Slot, pool: PlainPool, plainPropen
       poolEnd--;
       pool.k[bestPlain] = pool.k[poolEnd] as number;
       pool.score[bestPlain] = pool.score[poolEnd] as number;
-      yield { action: slot.list[k] as CompiledAction, index: slot.indices[k] as number, propensity: plainPropensity, score };
+      yield { action: slot.list[k] as CompiledAction, propensity: plainPropensity, score };
     } else {
       const chosen = ranked[bestRanked] as Ranked;
       rankedEnd--;
@@ -542,7 +540,7 @@ function rankAll(ranked: Ranked[], slot: Slot, pool: PlainPool, plainPropensity:
   const all = ranked.slice();
   for (let i = 0; i < pool.size; i++) {
     const k = pool.k[i] as number;
-    all.push({ action: slot.list[k] as CompiledAction, index: slot.indices[k] as number, propensity: plainPropensity, score: pool.score[i] as number });
+    all.push({ action: slot.list[k] as CompiledAction, propensity: plainPropensity, score: pool.score[i] as number });
   }
   return all.sort(compareRanked);
 }
@@ -763,8 +761,7 @@ function decideOnce(
   const prior = catalog.learning.prior.alpha / (catalog.learning.prior.alpha + catalog.learning.prior.beta);
   const plainPropensity = (options.learning !== undefined && where.learning) || bandit ? undefined : prior;
   let sharedArmsList: (ActionArms | undefined)[] | undefined;
-  // `value` and `weight`: the slot's columns for this action (its value, its weight here), read instead of the action's.
-  const rankedOf = (action: CompiledAction, outcome: ExperimentOutcome | undefined, value: number, weight: number): Ranked => {
+  const rankedOf = (action: CompiledAction, outcome: ExperimentOutcome | undefined): Ranked => {
     let shared: ActionArms | undefined;
     if (options.arms && outcome?.variant === undefined && action.propensityModel === undefined) {
       sharedArmsList ??= options.arms.listFor(catalog, learner);
@@ -774,11 +771,10 @@ function decideOnce(
     // One literal, no spreads: a decision makes one of these per eligible candidate.
     return {
       action,
-      index: action.index,
       variant: best.variant,
       experiment: outcome?.experiment,
       propensity: best.propensity,
-      score: best.propensity * value * weight,
+      score: best.propensity * action.value * weightOf(action),
       arms: bandit ? arms : undefined,
     };
   };
@@ -824,7 +820,7 @@ function decideOnce(
       if (outcome === undefined && plainPropensity !== undefined && (flags & F_PLAIN) !== 0) {
         pool.add(k, plainPropensity * (slot.value[k] as number) * (slot.weight[k] as number));
       } else {
-        eligible.push(rankedOf(slot.list[k] as CompiledAction, outcome, slot.value[k] as number, slot.weight[k] as number));
+        eligible.push(rankedOf(slot.list[k] as CompiledAction, outcome));
       }
     }
     // An explanation lists every eligible candidate in rank order; a decision needs only the
