@@ -5,9 +5,10 @@ import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { ScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DETAIL_TYPES, EMISSION_SOURCE } from '#domain/triggers/emission.ts';
+import { failureQueue } from './failure-queue.ts';
 import type { KairosFunction } from './kairos-function.ts';
 
 export interface EmissionBusProps {
@@ -120,15 +121,10 @@ export class EmissionBus extends Construct {
     dispatcher.addEnvironment('KAIROS_SCHEDULE_GROUP', this.scheduleGroup.scheduleGroupName);
     dispatcher.addEnvironment('KAIROS_SCHEDULER_ROLE_ARN', this.schedulerRole.roleArn);
 
-    this.timerFailureQueue = new Queue(this, 'TimerFailureQueue', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: props.failureRetention ?? Duration.days(14),
-    });
-    Validations.of(this.timerFailureQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        "This queue is itself the dead-letter queue of the journey-timer rule's target and of every schedule, and the on-failure destination of the dispatcher's asynchronous invocations; it holds what to replay by hand and is watched by an alarm, so it needs no DLQ of its own.",
+    this.timerFailureQueue = failureQueue(this, 'TimerFailureQueue', {
+      destinationOf:
+        "the dead-letter queue of the journey-timer rule's target and of every schedule, and the on-failure destination of the dispatcher's asynchronous invocations",
+      ...(props.failureRetention ? { retention: props.failureRetention } : {}),
     });
     const maxAge = props.timerMaxAge ?? Duration.hours(6);
     const retryAttempts = props.timerRetryAttempts ?? 10;

@@ -1,8 +1,9 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import { FilterCriteria, FilterRule, StartingPosition, type IFunction } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { failureQueue } from './failure-queue.ts';
 import type { KairosTable } from './kairos-table.ts';
 import { profileStreamSettings } from '#shared/functions.ts';
 
@@ -96,15 +97,9 @@ export class ProfileStream extends Construct {
       throw new Error(`ProfileStream: retryAttempts must be bounded (0..100), got ${retryAttempts}`);
     }
 
-    this.failureQueue = new Queue(this, 'FailureQueue', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: props.failureRetention ?? Duration.days(14),
-    });
-    Validations.of(this.failureQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        `This queue is itself the on-failure destination (dead-letter) of ${props.description ?? 'the Events stream mapping'}; it holds records to replay by hand and is watched by an alarm, so it needs no DLQ of its own.`,
+    this.failureQueue = failureQueue(this, 'FailureQueue', {
+      destinationOf: `the on-failure destination (dead-letter) of ${props.description ?? 'the Events stream mapping'}`,
+      ...(props.failureRetention ? { retention: props.failureRetention } : {}),
     });
 
     this.eventSource = new DynamoEventSource(props.source.table, {
