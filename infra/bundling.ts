@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileS
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { decode as decodeMappings, encode as encodeMappings } from '@jridgewell/sourcemap-codec';
 import type * as TS from 'typescript';
 
 /**
@@ -174,66 +175,29 @@ export interface AsciiEdit {
   readonly written: number;
 }
 
-const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-
-/** The first base64 VLQ of `segment` (source map v3): its value and how many characters it took. */
-function readVlq(segment: string): { value: number; length: number } {
-  let result = 0;
-  let scale = 1;
-  for (let i = 0; i < segment.length; i++) {
-    const digit = BASE64.indexOf(segment[i] as string);
-    if (digit === -1) break;
-    result += (digit & 31) * scale;
-    if ((digit & 32) === 0) return { value: result % 2 === 1 ? -(result - 1) / 2 : result / 2, length: i + 1 };
-    scale *= 32;
-  }
-  throw new Error(`source map: malformed VLQ in segment "${segment}"`);
-}
-
-function writeVlq(value: number): string {
-  let rest = value < 0 ? -value * 2 + 1 : value * 2;
-  let out = '';
-  do {
-    const digit = rest % 32;
-    rest = Math.floor(rest / 32);
-    out += BASE64[rest > 0 ? digit | 32 : digit];
-  } while (rest > 0);
-  return out;
-}
-
 /**
  * A source map's `mappings` moved to follow `escapeNonAscii`'s edits: on each
  * edited line, every segment's generated column after a replacement moves by
- * what the replacement added (only the first field of a segment, the
- * generated column, is relative within a line; the others are untouched).
+ * what the replacement added; a column inside a replaced character moves to
+ * its start. The base64 VLQs are read and written by
+ * `@jridgewell/sourcemap-codec` (what esbuild's and Rollup's maps are read
+ * with): only generated columns change.
  */
 export function shiftSourceMap(mappings: string, edits: ReadonlyMap<number, readonly AsciiEdit[]>): string {
   if (edits.size === 0) return mappings;
-  const lines = mappings.split(';');
+  const lines = decodeMappings(mappings);
   for (const [line, onLine] of edits) {
-    const text = lines[line];
-    if (!text) continue;
-    let previousOld = 0;
-    let previousNew = 0;
-    lines[line] = text
-      .split(',')
-      .map((segment) => {
-        if (segment === '') return segment;
-        const { value, length } = readVlq(segment);
-        const column = previousOld + value;
-        previousOld = column;
-        let moved = column;
-        for (const edit of onLine) {
-          if (column >= edit.column + edit.replaced) moved += edit.written - edit.replaced;
-          else if (column > edit.column) moved += edit.column - column;
-        }
-        const delta = moved - previousNew;
-        previousNew = moved;
-        return writeVlq(delta) + segment.slice(length);
-      })
-      .join(',');
+    for (const segment of lines[line] ?? []) {
+      const column = segment[0];
+      let moved = column;
+      for (const edit of onLine) {
+        if (column >= edit.column + edit.replaced) moved += edit.written - edit.replaced;
+        else if (column > edit.column) moved += edit.column - column;
+      }
+      segment[0] = moved;
+    }
   }
-  return lines.join(';');
+  return encodeMappings(lines);
 }
 
 /**
