@@ -18,8 +18,10 @@ import { DEFAULT_RULE_BUDGET_MS } from '#domain/catalog/rules.ts';
 import { issueDetails, parseSimulateRequest } from '#domain/decide/request.ts';
 import { PROFILE_CEL_SCHEMA, PROFILE_CEL_TYPES, type ProfileView } from '#domain/profile/view.ts';
 
-const text = z.string('must be a string').check(z.maxLength(10_000));
+const TEXT_MAX = 10_000;
 const LIST_MAX = 1_000;
+// A schema's own message (the type's) is zod's message for its checks too: each bound names itself.
+const text = z.string('must be a string').check(z.maxLength(TEXT_MAX, `must be at most ${TEXT_MAX} characters`));
 
 type CelTypeName = keyof typeof PROFILE_CEL_TYPES;
 type CelField = string | { readonly [field: string]: CelField };
@@ -41,7 +43,7 @@ function zodOfCel(field: CelField, inNamedType = false): z.ZodMiniType {
   const list = /^list<(.+)>$/.exec(field);
   const map = /^map<string, (.+)>$/.exec(field);
   if (list) {
-    const items = z.array(zodOfCel(list[1] as string), 'must be a list').check(z.maxLength(LIST_MAX));
+    const items = z.array(zodOfCel(list[1] as string), 'must be a list').check(z.maxLength(LIST_MAX, `must be at most ${LIST_MAX} items`));
     return inNamedType ? z._default(items, []) : items;
   }
   if (map) return z.record(z.string(), zodOfCel(map[1] as string));

@@ -458,4 +458,19 @@ describe('POST /v1/admin/simulate', () => {
       expect({ body, status: (await simulate(body, ADMIN)).status }).toEqual({ body, status: 400 });
     }
   });
+
+  it('a list or a text of the inline profile past its bound is a 400 that names the bound, not the type', async () => {
+    const details = async (profile: unknown) => {
+      const reply = await simulate({ profile, channel: 'web' }, ADMIN);
+      expect(reply.status).toBe(400);
+      return (reply.body.error as { details: { path: string; message: string }[] }).details;
+    };
+    const interests = Array.from({ length: 1_001 }, (_, i) => `i${i}`);
+    expect(await details({ preferences: { interests } })).toEqual([
+      { path: 'profile.preferences.interests', message: 'must be at most 1000 items' },
+    ]);
+    expect(await details({ timezone: 'x'.repeat(10_001) })).toEqual([{ path: 'profile.timezone', message: 'must be at most 10000 characters' }]);
+    // The type's own message is unchanged.
+    expect(await details({ preferences: { interests: 'running' } })).toEqual([{ path: 'profile.preferences.interests', message: 'must be a list' }]);
+  });
 });

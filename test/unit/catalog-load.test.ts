@@ -290,6 +290,27 @@ describe('refusals, each with its path', () => {
     expect(refused('a: 1\na: 2', 'yaml')[0]?.message).toMatch(/^not valid YAML/);
   });
 
+  it('a JSON key given twice is refused where it is given again, as in YAML (JSON.parse would keep the last silently)', () => {
+    const text = '{\n  "actions": [{"id": "a1", "name": "A", "content": {"web": {"title": "Hello"}}}],\n  "actions": []\n}';
+    expect(refused(text, 'json')).toEqual([
+      { path: '(root)', message: 'not valid JSON: duplicate key "actions"', position: text.lastIndexOf('"actions"'), line: 3, column: 3, excerpt: '  "actions": []' },
+    ]);
+    const nested = JSON.stringify(minimal()).replace('"name":"a1"', '"name":"a1","name":"a2"');
+    expect(refused(nested, 'json').map((p) => p.message)).toEqual(['not valid JSON: duplicate key "name"']);
+  });
+
+  it('JSON without a repeated key is never taken for one with a repeated key', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.constantFrom(0, 2), (value, indent) => {
+        const result = loadCatalog(JSON.stringify(value, null, indent), 'json');
+        const problems = result.ok ? [] : result.problems;
+        expect(problems.filter((p) => p.message.includes('duplicate key'))).toEqual([]);
+      }),
+      { numRuns: 300 },
+    );
+    expect(loadCatalog(JSON.stringify(minimal({ description: 'a \\/ "quoted" \u00e9 \t tab' })), 'json').ok).toBe(true);
+  });
+
   it('reports every problem at once, not only the first', () => {
     const problems = refused(
       minimal({

@@ -13,7 +13,7 @@ import { isScalar, parseDocument, visit, type Document } from 'yaml';
 import { jsonSyntaxError, positionIn } from '../text-position.ts';
 import type { CatalogFormat, CatalogProblem, LoadResult } from './compiled.ts';
 import { MAX_PROBLEMS, compileDocument, type LoadOptions } from './compile.ts';
-import { jsonPlaces, locateProblem, yamlPlaces } from './locate.ts';
+import { jsonDuplicateKeys, jsonPlaces, locateProblem, yamlPlaces } from './locate.ts';
 import { checkShape, remapPath } from './shape.ts';
 import { compileTemplate } from './template.ts';
 
@@ -83,12 +83,13 @@ function duplicateKeyProblems(doc: ReturnType<typeof parseDocument>): CatalogPro
 /** A parsed catalog text: the plain value, and for locating problems the YAML document (a JSON text is parsed as one on demand). */
 type Parsed = { ok: true; value: unknown; doc?: Document } | { ok: false; problems: CatalogProblem[] };
 
-function yamlProblem(text: string, message: string, position?: number): CatalogProblem {
-  if (position === undefined) return { path: '(root)', message: `not valid YAML: ${message}` };
+/** A problem of the text itself (`not valid YAML` / `not valid JSON`), at its line and column when its offset is known. */
+function syntaxProblem(text: string, message: string, position?: number, language: 'YAML' | 'JSON' = 'YAML'): CatalogProblem {
+  if (position === undefined) return { path: '(root)', message: `not valid ${language}: ${message}` };
   // Noticed only at the end of the text (a bracket never closed): shown at the end of its last line with text.
   if (text.slice(position).trim() === '') position = text.trimEnd().length;
   const at = positionIn(text, position);
-  return { path: '(root)', message: `not valid YAML: ${message}`, position, line: at.line, column: at.column, excerpt: at.excerpt };
+  return { path: '(root)', message: `not valid ${language}: ${message}`, position, line: at.line, column: at.column, excerpt: at.excerpt };
 }
 
 function parseText(input: string | unknown, format: CatalogFormat): Parsed {
@@ -98,8 +99,9 @@ function parseText(input: string | unknown, format: CatalogFormat): Parsed {
     return { ok: false, problems: [{ path: '(root)', message: `the catalog is larger than ${MAX_CATALOG_BYTES} bytes` }] };
   }
   if (format === 'json') {
+    let value: unknown;
     try {
-      return { ok: true, value: JSON.parse(input) };
+      value = JSON.parse(input);
     } catch (error) {
       const e = jsonSyntaxError(input, error);
       return {
@@ -114,9 +116,14 @@ function parseText(input: string | unknown, format: CatalogFormat): Parsed {
         ],
       };
     }
+    // JSON.parse keeps the last of a key given twice (a second "actions" would drop the first list): refused, as in YAML.
+    const duplicateKeys = jsonDuplicateKeys(input, MAX_PROBLEMS).map(({ key, at }) =>
+      syntaxProblem(input, `duplicate key "${key.slice(0, 100)}"`, at, 'JSON'),
+    );
+    return duplicateKeys.length > 0 ? { ok: false, problems: duplicateKeys } : { ok: true, value };
   }
   const tooDeep = yamlNestingProblem(input);
-  if (tooDeep) return { ok: false, problems: [yamlProblem(input, tooDeep.message.replace(/^not valid YAML: /, ''), tooDeep.position)] };
+  if (tooDeep) return { ok: false, problems: [syntaxProblem(input, tooDeep.message.replace(/^not valid YAML: /, ''), tooDeep.position)] };
   let doc: ReturnType<typeof parseDocument>;
   try {
     // Duplicate keys are checked below in one pass (the parser's own check is quadratic in a mapping's size).
@@ -130,7 +137,7 @@ function parseText(input: string | unknown, format: CatalogFormat): Parsed {
     const lines = new Set<number>();
     const problems: CatalogProblem[] = [];
     for (const e of doc.errors) {
-      const problem = yamlProblem(input, e.message.split('\n')[0] ?? e.code, e.pos[0]);
+      const problem = syntaxProblem(input, e.message.split('\n')[0] ?? e.code, e.pos[0]);
       if (lines.has(problem.line ?? 0)) continue;
       lines.add(problem.line ?? 0);
       problems.push(problem);
@@ -138,7 +145,7 @@ function parseText(input: string | unknown, format: CatalogFormat): Parsed {
     }
     return { ok: false, problems };
   }
-  const duplicateKeys = duplicateKeyProblems(doc).map((p) => yamlProblem(input, p.message.replace(/^not valid YAML: /, ''), p.position));
+  const duplicateKeys = duplicateKeyProblems(doc).map((p) => syntaxProblem(input, p.message.replace(/^not valid YAML: /, ''), p.position));
   if (duplicateKeys.length > 0) return { ok: false, problems: duplicateKeys };
   try {
     return { ok: true, value: doc.toJS({ maxAliasCount: 100 }), doc };

@@ -147,6 +147,34 @@ export function jsonPlaces(text: string, paths: readonly string[]): Places {
   }
 }
 
+/**
+ * The offsets of the keys a JSON text (that parses) gives again in the same
+ * object, at most `max`: one scan, an explicit stack. JSON.parse keeps the
+ * last of them silently.
+ */
+export function jsonDuplicateKeys(text: string, max: number): { key: string; at: number }[] {
+  const found: { key: string; at: number }[] = [];
+  // Per open container: the keys of an object so far (undefined for an array), and whether a key comes next.
+  const stack: { keys: Set<string> | undefined; keyNext: boolean }[] = [];
+  for (let i = 0; i < text.length && found.length < max; i++) {
+    const c = text[i];
+    const top = stack.at(-1);
+    if (c === '"') {
+      const end = stringEnd(text, i);
+      if (top?.keys && top.keyNext) {
+        const key = JSON.parse(text.slice(i, end)) as string;
+        if (top.keys.has(key)) found.push({ key, at: i });
+        top.keys.add(key);
+        top.keyNext = false;
+      }
+      i = end - 1;
+    } else if (c === '{' || c === '[') stack.push({ keys: c === '{' ? new Set() : undefined, keyNext: c === '{' });
+    else if (c === '}' || c === ']') stack.pop();
+    else if (c === ',' && top?.keys) top.keyNext = true;
+  }
+  return found;
+}
+
 /** Offset in the text of character `index` of a quoted one-line string whose opening quote is at `start`. */
 function quotedOffset(text: string, start: number, index: number, quote: string): number | undefined {
   let raw = start + 1;
