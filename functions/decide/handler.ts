@@ -3,7 +3,8 @@
  *
  * the chain (headers, CORS, errors, route key, deadline, body: JSON) →
  * write key → validate → the key's rights (public
- * keys: channel, explain, user token; shared/http/key-rights.ts) → live
+ * keys: channel, explain, user token, and without a token the anonymous
+ * visitor only; shared/http/key-rights.ts) → live
  * catalog (in-memory, no read when warm) → ONE profile read under a
  * deadline → the outcome statistics (in-memory, refreshed in the
  * background: shared/store/statistics-cache.ts) → the pure decision (the
@@ -119,7 +120,7 @@ const decideRoute = httpRequestHandler(
     const parsed = parseDecideRequest(request.body);
     if (!parsed.ok) throw new ApiError('validation_failed', 'The decide request is not valid', parsed.details);
     const input = parsed.value;
-    const { publicAnswer } = await authorizeDecide(identity, input, request.headers);
+    const { publicAnswer, identified } = await authorizeDecide(identity, input, request.headers);
 
     const now = new Date();
     const [catalog, profile] = await Promise.all([
@@ -127,7 +128,7 @@ const decideRoute = httpRequestHandler(
         (value) => ({ ok: true as const, value }),
         (error: unknown) => ({ ok: false as const, error }),
       ),
-      readProfile({ userId: input.userId, anonymousId: input.anonymousId }, now, Math.min(PROFILE_DEADLINE_MS, remainingMs(readsBy))),
+      readProfile({ userId: input.userId, anonymousId: input.anonymousId }, now, { deadlineMs: Math.min(PROFILE_DEADLINE_MS, remainingMs(readsBy)), identified }),
     ]);
     if (!catalog.ok) logger.warn('live catalog unavailable; degraded decision', { error: catalog.error as Error });
     const catalogState = liveCatalogStatus(Date.now()).state;

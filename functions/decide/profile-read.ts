@@ -51,20 +51,31 @@ export function readProfileState(lookup: ProfileLookup, client: DynamoClient, de
   return resolveProfile(lookup, { client, deadline: Date.now() + deadlineMs, attempts: PROFILE_READ_ATTEMPTS });
 }
 
+/** How `readProfile` reads. */
+export interface ProfileReadOptions {
+  /** @default PROFILE_DEADLINE_MS */
+  readonly deadlineMs?: number;
+  /** @default the process's client */
+  readonly client?: DynamoClient;
+  /**
+   * Whether an identified customer's profile may be used (key-rights.ts
+   * `DecideRights.identified`). False: a lookup that resolves to a profile
+   * with a userId (an anonymousId that identify or alias joined to it) reads
+   * as a new customer, `view: undefined`.
+   * @default true
+   */
+  readonly identified?: boolean;
+}
+
 /**
  * The customer's profile view at `now`, `view: undefined` for an unknown
- * customer, or `ok: false` when the store failed or missed the deadline.
- * Never throws.
+ * customer (or an identified one the caller may not see: `identified`), or
+ * `ok: false` when the store failed or missed the deadline. Never throws.
  */
-export async function readProfile(
-  lookup: ProfileLookup,
-  now: Date,
-  deadlineMs: number = PROFILE_DEADLINE_MS,
-  client: DynamoClient = dynamo(),
-): Promise<ProfileRead> {
+export async function readProfile(lookup: ProfileLookup, now: Date, options: ProfileReadOptions = {}): Promise<ProfileRead> {
   try {
-    const state = await readProfileState(lookup, client, deadlineMs);
-    if (!state) return { ok: true, view: undefined };
+    const state = await readProfileState(lookup, options.client ?? dynamo(), options.deadlineMs ?? PROFILE_DEADLINE_MS);
+    if (!state || (options.identified === false && state.userId !== undefined)) return { ok: true, view: undefined };
     const enrichment = state.enrichment;
     const current = enrichment?.catalog !== undefined && enrichment.at !== undefined && enrichment.at === state.updatedAt;
     return { ok: true, view: toProfileView(state, now), ...(current ? { enrichedWith: enrichment.catalog } : {}) };

@@ -7,6 +7,10 @@
  *   `X-Kairos-User-Token`: an HS256 JWT `{sub: userId, exp}` signed with the
  *   key's user-token secret (401 without a valid, unexpired token for that
  *   very userId). Its answer is `publicDecision` (shared/domain/decide/public-answer.ts).
+ *   For an anonymousId alone it decides on the anonymous visitor only
+ *   (`identified: false`): an anonymousId that identify or alias joined to
+ *   a userId is decided as a new visitor, since anyone holding the public
+ *   key can send that identify for any userId (events need no token).
  *
  * Tokens are verified with `jose` (HS256 only, `sub` and `exp` required).
  */
@@ -41,17 +45,31 @@ export async function isValidUserToken(token: string, secret: string, userId: st
   }
 }
 
+/** What a decide request may see, once its key's rights are checked. */
+export interface DecideRights {
+  /** The answer is `publicDecision`'s (a public key). */
+  readonly publicAnswer: boolean;
+  /**
+   * The decision may use an identified customer's profile: a server key, or
+   * a public key with a user token for the userId. False for a public key
+   * deciding for an anonymousId alone: a profile that resolves to a userId
+   * (identify or alias joined the anonymousId to it) is not this caller's to
+   * see, and is decided as a new visitor.
+   */
+  readonly identified: boolean;
+}
+
 /**
  * Check a decide request against the key's rights; throws 403 for a channel
  * or `explain` outside a public key's rights, 401 for a userId without a
- * valid user token. Returns whether the answer must be the public one.
+ * valid user token. Returns what the decision may see (`DecideRights`).
  */
 export async function authorizeDecide(
   identity: SourceIdentity,
   input: Pick<DecideRequest, 'userId' | 'channel' | 'explain'>,
   headers: Readonly<Record<string, string>>,
-): Promise<{ readonly publicAnswer: boolean }> {
-  if (identity.kind === 'server') return { publicAnswer: false };
+): Promise<DecideRights> {
+  if (identity.kind === 'server') return { publicAnswer: false, identified: true };
   if (!PUBLIC_CHANNELS.has(input.channel)) {
     throw new ApiError('forbidden', `A public key decides on web, app and push only, not ${input.channel}: use a server key`);
   }
@@ -64,6 +82,7 @@ export async function authorizeDecide(
     if (!identity.userTokenSecret || !(await isValidUserToken(token, identity.userTokenSecret, input.userId))) {
       throw new ApiError('unauthorized', 'The X-Kairos-User-Token is not valid for this userId (wrong user or secret, or expired)');
     }
+    return { publicAnswer: true, identified: true };
   }
-  return { publicAnswer: true };
+  return { publicAnswer: true, identified: false };
 }

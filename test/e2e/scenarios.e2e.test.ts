@@ -523,6 +523,41 @@ function traitValues(traits: unknown): string[] {
 const containsToken = (text: string, token: string) =>
   new RegExp(`(?<![A-Za-z0-9_-])${token.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![A-Za-z0-9_-])`).test(text);
 
+describe('a public key without a user token decides on the anonymous visitor only', () => {
+  it("an identify joining an anonymousId to someone else's userId does not open her profile to that anonymousId", async () => {
+    const victim = user('victim');
+    const attacker = { anonymousId: uniqueId('attacker-anon') };
+    const stranger = { anonymousId: uniqueId('stranger-anon') };
+    const home = { channel: 'web' as const, placement: 'home' };
+    const hasVip = (decision: Decision) => actionIds(decision).some((id) => vipActions.has(id));
+    await sendEvents(api, [identify(victim, { firstName: 'Victoria', tier: 'VIP' })]);
+    await waitForProfile(api, victim.userId, (p) => p.traits.tier === 'VIP');
+    // Anyone holding the public key can send this: events need no user token (API.md §1).
+    await sendEvents(api, [identify({ ...victim, ...attacker }, {})]);
+    // A back-end (server key) decides on the profile the anonymousId joined: the victim's, once the join is applied.
+    const deadline = Date.now() + 30_000;
+    let joined = await decideWithServerKey(api, { ...attacker, ...home });
+    while (!hasVip(joined) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      joined = await decideWithServerKey(api, { ...attacker, ...home });
+    }
+    assert.isTrue(hasVip(joined), `the join was never applied: ${label(joined)}`);
+
+    // The page, with the public key and no token, gets what any new visitor gets: nothing of hers.
+    const [asAttacker, asStranger, asVictim] = await Promise.all([
+      decidePublic(api, { ...attacker, ...home }),
+      decidePublic(api, { ...stranger, ...home }),
+      decidePublic(api, { ...victim, ...home }), // her own page, with her user token
+    ]);
+    expect([asAttacker.status, asStranger.status, asVictim.status]).toEqual([200, 200, 200]);
+    expect(actionIds(asAttacker.json)).toEqual(actionIds(asStranger.json));
+    expect(hasVip(asAttacker.json)).toBe(false);
+    expect(asAttacker.text).not.toContain('Victoria');
+    expect(hasVip(asVictim.json)).toBe(true);
+    expect(asVictim.text).toContain('Victoria');
+  });
+});
+
 describe('public-key answers of the seed scenarios', () => {
   it('carry no trait value, segment id or persona id outside the rendered content of web, app and push actions', async () => {
     expect(publicAnswers.length).toBeGreaterThan(40);

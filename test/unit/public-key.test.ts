@@ -195,12 +195,13 @@ describe('the rights of a key on decide', () => {
 
   it('a server key may ask anything', async () => {
     for (const channel of CHANNELS) {
-      expect(await ask(serverKey, { userId: 'u-42', channel, explain: true })).toEqual({ publicAnswer: false });
+      expect(await ask(serverKey, { userId: 'u-42', channel, explain: true })).toEqual({ publicAnswer: false, identified: true });
     }
   });
 
-  it('a public key: web, app and push for an anonymous visitor, the public answer', async () => {
-    for (const channel of ['web', 'app', 'push'] as const) expect(await ask(publicKey, { channel })).toEqual({ publicAnswer: true });
+  it('a public key: web, app and push for an anonymous visitor, the public answer, on the anonymous visitor only', async () => {
+    for (const channel of ['web', 'app', 'push'] as const) expect(await ask(publicKey, { channel })).toEqual({ publicAnswer: true, identified: false });
+    expect(await ask(serverKey, { channel: 'web' })).toEqual({ publicAnswer: false, identified: true });
   });
 
   it('a public key: email, sms, call_center and explain are 403', async () => {
@@ -221,7 +222,7 @@ describe('the rights of a key on decide', () => {
     expect(await refusal(ask(publicKey, web, await token('u-42', { alg: 'HS512' })))).toEqual(unauthorized);
     expect(await refusal(ask(publicKey, web, 'not.a.token'))).toEqual(unauthorized);
     expect(await refusal(ask({ sourceId: 'k', kind: 'public' }, web, await token('u-42')))).toEqual(unauthorized);
-    expect(await ask(publicKey, web, await token('u-42'))).toEqual({ publicAnswer: true });
+    expect(await ask(publicKey, web, await token('u-42'))).toEqual({ publicAnswer: true, identified: true });
   });
 
   it('a token check never throws, whatever the header holds', async () => {
