@@ -197,6 +197,36 @@ describe('DELETE /v1/admin/profiles/{userId}', () => {
     expect(left.Items).toEqual([]);
   });
 
+  it('two users aliased to each other: erasing one, then again, never reaches the other; GET and export of the erased one find nothing', async () => {
+    const a = `cyc-a-${run}`;
+    const b = `cyc-b-${run}`;
+    const sourceId = `s-${run}`;
+    await ingest([storedEvent({ type: 'identify', userId: a, messageId: `${a}-id`, timestamp: at(1), traits: { firstName: 'Ana' }, sourceId })]);
+    await ingest([storedEvent({ type: 'identify', userId: b, messageId: `${b}-id`, timestamp: at(2), traits: { firstName: 'Bo' }, sourceId })]);
+    await ingest([storedEvent({ type: 'alias', userId: a, previousId: b, messageId: `${a}-alias`, timestamp: at(3), sourceId })]);
+    await ingest([storedEvent({ type: 'alias', userId: b, previousId: a, messageId: `${b}-alias`, timestamp: at(4), sourceId })]);
+    const before = await call('GET', profilePath(a));
+    expect(before.status).toBe(200);
+
+    const first = await call('DELETE', profilePath(b));
+    expect(first.status).toBe(200);
+    expect(first.body.customer.userId).toBe(b);
+    for (const path of [profilePath(b), exportPath(b)]) expect((await call('GET', path)).status).toBe(404);
+    // Called again, as an operator completes a failed erasure: that user only, and nothing is left of it.
+    const again = await call('DELETE', profilePath(b));
+    expect(again.status).toBe(404);
+    expect(again.body.customer).toBeUndefined();
+    for (const path of [profilePath(b), exportPath(b)]) expect((await call('GET', path)).status).toBe(404);
+
+    const after = await call('GET', profilePath(a));
+    expect(after.status).toBe(200);
+    expect(after.body.profile).toMatchObject({ userId: a, traits: { firstName: 'Ana' } });
+    expect(after.body.events.map((e: { messageId: string }) => e.messageId).sort()).toEqual(
+      before.body.events.map((e: { messageId: string }) => e.messageId).sort(),
+    );
+    expect((await call('GET', exportPath(a))).body.customer.userId).toBe(a);
+  });
+
   it('404 for an id nothing is held about; 400 for a malformed id', async () => {
     expect((await call('DELETE', profilePath(`nobody-${run}`))).status).toBe(404);
     expect((await call('DELETE', profilePath('bad\u0000id'))).status).toBe(400);
