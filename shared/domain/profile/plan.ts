@@ -15,11 +15,11 @@
  *   no trace;
  * - a duplicate when its "applied" marker exists (a redelivery);
  * - else applied to its target: the home, or the user a tombstone points to;
- * - an alias whose previousId is a known user's userId (a user profile, or
- *   the userId of an event before it in the batch) links nothing: two users
- *   are never joined (one userId per profile);
  *   an anonymous profile that a user absorbs in this same batch sends its
- *   events to that user too.
+ *   events to that user too;
+ * - an alias whose previousId is a known user's userId (a user profile, or
+ *   the userId of an event before it in the batch) links nothing: two known
+ *   users are never joined (one userId per profile).
  *
  * Each linked anonymous profile is merged into the first user of the batch
  * that links it, once: it becomes a tombstone in the same write, conditioned
@@ -229,8 +229,8 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
   if (missing.profiles.size > 0) return readMore(missing);
 
   // An alias never joins two known users (one userId per profile): a previousId that is a user's userId (its
-  // profile read, or the userId of an event before it in this batch) links nothing, so two users never list
-  // each other and an anonymous key never points at a user other than its own id's.
+  // profile read, or the userId of an event before it in this batch) links nothing, so two users known as such
+  // never list each other. (A previousId that becomes a user only later stays linked: the link came first.)
   const users = new Set<string>();
   for (const [i, entry] of pending.entries()) {
     const previousId = aliasPreviousId(entry);
