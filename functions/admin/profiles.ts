@@ -10,19 +10,20 @@
  * - DELETE /v1/admin/profiles/{userId}         erases it (right to erasure,
  *                                              shared/store/erasure.ts).
  *
- * The customer of an id: the user, with every anonymous id merged into it;
- * an id only known as an anonymous visitor finds that anonymous profile, or
- * the user it was merged into.
+ * The customer of an id (shared/store/operator-id.ts `resolveOperatorId`):
+ * an id that is or was a userId names that user, with every anonymous id
+ * merged into it, and nobody else; an id that never was a userId finds the
+ * anonymous profile, or the user it was merged into.
  */
 import { ApiError } from '#http/errors.ts';
 import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
-import { listProfiles, resolveStoredProfile, type ProfileListKind, type StoredProfile } from '#store/profiles.ts';
+import { listProfiles, type ProfileListKind } from '#store/profiles.ts';
+import { resolveOperatorId } from '#store/operator-id.ts';
 import { listRecentEvents, pageAllEvents, type HistoryCursor, type HistoryItem } from '#store/history.ts';
 import { eraseProfileKeys } from '#store/erasure.ts';
 import type { ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { journeyRunsView } from '#domain/journeys/machine.ts';
-import { anonymousProfileKey, userProfileKey } from '#store/items.ts';
 
 export const HISTORY_LIMIT = 50;
 
@@ -50,27 +51,6 @@ function publicEvent(item: HistoryItem): Record<string, unknown> {
   return event;
 }
 
-/**
- * The stored profile of an id: the user's, else the anonymous one, or the
- * user it was merged into (the store's resolution, shared/store/profiles.ts,
- * one id at a time so nothing is joined in memory).
- */
-async function findProfile(id: string): Promise<StoredProfile | undefined> {
-  return (await resolveStoredProfile({ userId: id }))?.stored ?? (await resolveStoredProfile({ anonymousId: id }))?.stored;
-}
-
-/** Every profile key of the customer a stored profile is: itself and the anonymous ids merged into it. */
-function customerKeys(found: StoredProfile): string[] {
-  const state = found.state;
-  return [
-    ...new Set([
-      found.key,
-      ...state.anonymousIds.map(anonymousProfileKey),
-      ...(state.anonymousId !== undefined ? [anonymousProfileKey(state.anonymousId)] : []),
-    ]),
-  ];
-}
-
 /** Who a stored profile is: its ids and the anonymous ids merged into it. */
 function customerOf(state: ProfileState) {
   return {
@@ -82,10 +62,9 @@ function customerOf(state: ProfileState) {
 
 export async function getProfileRoute(request: HttpRequest): Promise<HttpResponse> {
   const id = validateUserId(request.pathParameters.userId);
-  const found = await findProfile(id);
+  const { profile: found, keys } = await resolveOperatorId(id);
   if (!found) throw new ApiError('not_found', 'No profile for this id');
   const state = found.state;
-  const keys = customerKeys(found);
   const events = await listRecentEvents(keys, HISTORY_LIMIT);
   return { status: 200, body: { profile: toProfileView(state, Date.now()), journeys: journeyRunsView(state.journeys), events: events.map(publicEvent) } };
 }
@@ -133,9 +112,8 @@ function decodeCursor(raw: string | undefined, keys: readonly string[]): History
 export async function exportProfileRoute(request: HttpRequest): Promise<HttpResponse> {
   const id = validateUserId(request.pathParameters.userId);
   const limit = exportLimit(request.query.limit);
-  const found = await findProfile(id);
+  const { profile: found, keys } = await resolveOperatorId(id);
   if (!found) throw new ApiError('not_found', 'No profile for this id');
-  const keys = customerKeys(found);
   const cursor = decodeCursor(request.query.cursor, keys);
   const page = await pageAllEvents(keys, limit, cursor);
   const state = found.state;
@@ -154,9 +132,9 @@ export async function exportProfileRoute(request: HttpRequest): Promise<HttpResp
 
 export async function eraseProfileRoute(request: HttpRequest): Promise<HttpResponse> {
   const id = validateUserId(request.pathParameters.userId);
-  const found = await findProfile(id);
-  // Without a profile, events may still be held (accepted, not yet applied): both identities of the id.
-  const keys = found ? customerKeys(found) : [userProfileKey(id), anonymousProfileKey(id)];
+  // Without a profile, events may still be held (accepted, not yet applied, or an erasure completed
+  // again): the keys the id's own identities may hold them under, never another customer's.
+  const { profile: found, keys } = await resolveOperatorId(id);
   const report = await eraseProfileKeys(keys);
   if (!found && report.events === 0) throw new ApiError('not_found', 'No profile and no events for this id');
   const state = found?.state;

@@ -131,3 +131,17 @@ export async function eventPksOf(
   } while (start);
   return pks;
 }
+
+/** Whether any event is stored under a profile key (one Query of at most one item; eventually consistent, as `eventPksOf`). */
+export async function holdsEvents(profileKey: string, options: { client?: DynamoClient; tableName?: string } = {}): Promise<boolean> {
+  const client = options.client ?? dynamo();
+  const page = await client.send('Query', {
+    TableName: options.tableName ?? config.EVENTS_TABLE,
+    IndexName: INDEX,
+    KeyConditionExpression: 'profileKey = :k',
+    ExpressionAttributeValues: { ':k': profileKey },
+    ProjectionExpression: 'pk',
+    Limit: 1,
+  });
+  return (page.Items ?? []).length > 0;
+}

@@ -197,6 +197,51 @@ describe('DELETE /v1/admin/profiles/{userId}', () => {
     expect(left.Items).toEqual([]);
   });
 
+  /** Erase `erased` twice (as an operator completes an erasure); `other`, whose profile was `before`, must be untouched. */
+  async function eraseTwiceSparing(erased: string, other: string): Promise<void> {
+    const before = await call('GET', profilePath(other));
+    expect(before.status).toBe(200);
+    const first = await call('DELETE', profilePath(erased));
+    expect(first.status).toBe(200);
+    expect(first.body.customer.userId).toBe(erased);
+    for (const path of [profilePath(erased), exportPath(erased)]) expect((await call('GET', path)).status).toBe(404);
+    // Called again: that user only, and nothing is left of it.
+    const again = await call('DELETE', profilePath(erased));
+    expect(again.status).toBe(404);
+    expect(again.body.customer).toBeUndefined();
+    for (const path of [profilePath(erased), exportPath(erased)]) expect((await call('GET', path)).status).toBe(404);
+    const after = await call('GET', profilePath(other));
+    expect(after.status).toBe(200);
+    expect(after.body.profile).toEqual(before.body.profile);
+    expect(after.body.events).toEqual(before.body.events);
+    expect((await call('GET', exportPath(other))).body.customer.userId).toBe(other);
+  }
+
+  it('two users aliased to each other: neither alias joins them; erasing one, then again, never reaches the other', async () => {
+    const a = `cyc-a-${run}`;
+    const b = `cyc-b-${run}`;
+    const sourceId = `s-${run}`;
+    await ingest([storedEvent({ type: 'identify', userId: a, messageId: `${a}-id`, timestamp: at(1), traits: { firstName: 'Ana' }, sourceId })]);
+    await ingest([storedEvent({ type: 'identify', userId: b, messageId: `${b}-id`, timestamp: at(2), traits: { firstName: 'Bo' }, sourceId })]);
+    await ingest([storedEvent({ type: 'alias', userId: a, previousId: b, messageId: `${a}-alias`, timestamp: at(3), sourceId })]);
+    await ingest([storedEvent({ type: 'alias', userId: b, previousId: a, messageId: `${b}-alias`, timestamp: at(4), sourceId })]);
+    for (const id of [a, b]) expect((await call('GET', profilePath(id))).body.profile.anonymousIds).toEqual([]);
+    await eraseTwiceSparing(b, a);
+  });
+
+  it('an alias whose previousId became a user afterwards: erasing that user, then again, never reaches the user it was aliased to', async () => {
+    const a = `ali-a-${run}`;
+    const b = `ali-b-${run}`;
+    const sourceId = `s-${run}`;
+    await ingest([storedEvent({ type: 'identify', userId: a, messageId: `${a}-id`, timestamp: at(1), traits: { firstName: 'Ana' }, sourceId })]);
+    await ingest([storedEvent({ type: 'alias', userId: a, previousId: b, messageId: `${a}-alias`, timestamp: at(2), sourceId })]);
+    await ingest([storedEvent({ type: 'identify', userId: b, messageId: `${b}-id`, timestamp: at(3), traits: { firstName: 'Bo' }, sourceId })]);
+    // b's id is also an id linked to a: the id names the user b all the same.
+    expect((await call('GET', profilePath(a))).body.profile.anonymousIds).toEqual([b]);
+    expect((await call('GET', profilePath(b))).body.profile).toMatchObject({ userId: b, traits: { firstName: 'Bo' } });
+    await eraseTwiceSparing(b, a);
+  });
+
   it('404 for an id nothing is held about; 400 for a malformed id', async () => {
     expect((await call('DELETE', profilePath(`nobody-${run}`))).status).toBe(404);
     expect((await call('DELETE', profilePath('bad\u0000id'))).status).toBe(400);

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useLocalStack } from '../support/stack.ts';
-import { call, decide, identify, page, sendEvents, track, uniqueId, waitForProfile, type StackAccess } from './fixtures/kairos.ts';
+import { call, decide, getProfile, identify, page, sendEvents, track, uniqueId, waitForProfile, type Profile, type StackAccess } from './fixtures/kairos.ts';
 
 let api: StackAccess;
 useLocalStack((_stack, access) => {
@@ -58,5 +58,30 @@ describe("a customer's data", () => {
     const simulated = await call<{ segments: string[] }>(api, 'POST', '/v1/admin/simulate', { auth: 'admin', body: { userId, channel: 'web' } });
     expect(simulated.status).toBe(200);
     expect(simulated.json.segments).toEqual([]);
+  });
+
+  it('an alias whose previousId then becomes a user: erasing that user, then erasing it again, never reaches the user it was aliased to', async () => {
+    const a = uniqueId('ali-a');
+    const b = uniqueId('ali-b');
+    const linked = (other: string) => (p: Profile) => (p as Profile & { anonymousIds: string[] }).anonymousIds.includes(other);
+    await sendEvents(api, [identify({ userId: a }, { firstName: 'Ana' })]);
+    await waitForProfile(api, a, (p) => p.traits.firstName === 'Ana');
+    await sendEvents(api, [{ type: 'alias', userId: a, previousId: b }]);
+    await waitForProfile(api, a, linked(b));
+    await sendEvents(api, [identify({ userId: b }, { firstName: 'Bo' })]);
+    await waitForProfile(api, b, (p) => p.traits.firstName === 'Bo');
+    // The alias back names a known user: it joins nobody.
+    await sendEvents(api, [{ type: 'alias', userId: b, previousId: a }]);
+
+    const profilePath = (id: string) => `/v1/admin/profiles/${encodeURIComponent(id)}`;
+    const first = await call<{ customer: { userId?: string } }>(api, 'DELETE', profilePath(b), { auth: 'admin' });
+    expect(first.status).toBe(200);
+    expect(first.json.customer.userId).toBe(b);
+    // Called again, as an operator completes an erasure: nothing of b is left, and a is not touched.
+    expect((await call(api, 'DELETE', profilePath(b), { auth: 'admin' })).status).toBe(404);
+    for (const path of [profilePath(b), `${profilePath(b)}/export`]) expect((await call(api, 'GET', path, { auth: 'admin' })).status).toBe(404);
+    expect((await getProfile(api, a))?.traits).toMatchObject({ firstName: 'Ana' });
+    const exported = await call<{ customer: { userId?: string } }>(api, 'GET', `${profilePath(a)}/export`, { auth: 'admin' });
+    expect(exported.json.customer.userId).toBe(a);
   });
 });

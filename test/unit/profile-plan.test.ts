@@ -516,6 +516,27 @@ describe('the exactly-once plan of a stream batch', () => {
     expect(plan.kind === 'plan' && plan.plan.targets.map((t) => t.key)).toEqual(['u#u1']);
   });
 
+  it('an alias whose previousId is a known user joins nobody (its profile, or a user earlier in the batch); one that is not yet a user links it', () => {
+    const at = (minute: number) => new Date(Date.parse('2026-04-01T00:00:00Z') + minute * 60_000).toISOString();
+    const identify = (userId: string, i: number) => storedEvent({ type: 'identify', userId, messageId: `i${i}`, timestamp: at(i), traits: { firstName: userId } });
+    const alias = (userId: string, previousId: string, i: number) => storedEvent({ type: 'alias', userId, previousId, messageId: `al${i}`, timestamp: at(i) });
+    const linksOf = (store: MemoryStore) =>
+      Object.fromEntries(
+        Object.entries(snapshot(store)).map(([key, item]) => [key, (item as { anonymousIds?: string[]; mergedInto?: string }).anonymousIds ?? (item as { mergedInto: string }).mergedInto]),
+      );
+    // Both users known first, then aliased to each other: one batch each, then all in one batch.
+    const cycle = [identify('ua', 1), identify('ub', 2), alias('ua', 'ub', 3), alias('ub', 'ua', 4)];
+    const apart = new MemoryStore();
+    cycle.forEach((event, i) => expect(deliver(apart, [record(event, i)])).toEqual([]));
+    const together = new MemoryStore();
+    expect(deliver(together, cycle.map(record))).toEqual([]);
+    for (const store of [apart, together]) expect(linksOf(store)).toEqual({ 'u#ua': [], 'u#ub': [] });
+    // A previousId nobody identified as yet is linked; the alias back, whose previousId is then a user, is not.
+    const before = new MemoryStore();
+    [alias('ua', 'ub', 1), identify('ub', 2), alias('ub', 'ua', 3)].forEach((event, i) => expect(deliver(before, [record(event, i)])).toEqual([]));
+    expect(linksOf(before)).toEqual({ 'a#ub': 'ua', 'u#ua': ['ub'], 'u#ub': [] });
+  });
+
   it('splits a profile\'s events into writes of at most 100 items, each conditioned on the version the one before writes', () => {
     const store = new MemoryStore();
     const events = Array.from({ length: 150 }, (_, i) =>

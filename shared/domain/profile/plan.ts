@@ -16,7 +16,10 @@
  * - a duplicate when its "applied" marker exists (a redelivery);
  * - else applied to its target: the home, or the user a tombstone points to;
  *   an anonymous profile that a user absorbs in this same batch sends its
- *   events to that user too.
+ *   events to that user too;
+ * - an alias whose previousId is a known user's userId (a user profile, or
+ *   the userId of an event before it in the batch) links nothing: two known
+ *   users are never joined (one userId per profile).
  *
  * Each linked anonymous profile is merged into the first user of the batch
  * that links it, once: it becomes a tombstone in the same write, conditioned
@@ -155,6 +158,12 @@ interface Entry {
 
 const identityKeys = (identity: EventIdentity): string[] => [identity.home, ...identity.links.map(anonymousProfileKey)];
 
+/** An alias's previousId when it is a link of its own (not also the event's anonymousId): the id that may be another user's userId. */
+const aliasPreviousId = ({ event, identity }: Entry): string | undefined =>
+  event.type === 'alias' && event.previousId !== undefined && event.previousId !== event.anonymousId && identity.links.includes(event.previousId)
+    ? event.previousId
+    : undefined;
+
 /**
  * Plan a batch from what was read. Returns `{kind: 'read'}` with what is
  * still missing (call again with it added to `read`: at most twice, the
@@ -189,6 +198,8 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       if (!read.erasedAt.has(key)) missing.erasures.add(key);
     }
     if (!read.applied.has(entry.event.pk)) missing.markers.add(entry.event.pk);
+    const previousId = aliasPreviousId(entry);
+    if (previousId !== undefined && !read.profiles.has(userProfileKey(previousId))) missing.profiles.add(userProfileKey(previousId));
   }
   if (missing.profiles.size + missing.markers.size + missing.erasures.size > 0) return readMore(missing);
 
@@ -216,6 +227,18 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     if (!read.profiles.has(target)) missing.profiles.add(target);
   }
   if (missing.profiles.size > 0) return readMore(missing);
+
+  // An alias never joins two known users (one userId per profile): a previousId that is a user's userId (its
+  // profile read, or the userId of an event before it in this batch) links nothing, so two users known as such
+  // never list each other. (A previousId that becomes a user only later stays linked: the link came first.)
+  const users = new Set<string>();
+  for (const [i, entry] of pending.entries()) {
+    const previousId = aliasPreviousId(entry);
+    if (previousId !== undefined && (read.profiles.get(userProfileKey(previousId))?.kind === 'profile' || users.has(previousId))) {
+      pending[i] = { ...entry, identity: { ...entry.identity, links: entry.identity.links.filter((id) => id !== previousId) } };
+    }
+    if (entry.identity.userId !== undefined) users.add(entry.identity.userId);
+  }
 
   // The anonymous profiles users absorb in this batch: each by the first user that links it.
   const absorbedBy = new Map<string, string>();

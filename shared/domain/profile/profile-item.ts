@@ -4,6 +4,7 @@
  * SDK-based store (shared/store/profiles.ts) and decide's lean read
  * (functions/decide/profile-read.ts) share one definition of the join.
  */
+import { anonymousProfileKey, userProfileKey } from '../item-keys.ts';
 import { mergeProfiles } from './apply.ts';
 import { parseProfileState, type ProfileState } from './state.ts';
 
@@ -78,4 +79,86 @@ export function joinProfiles(
   }
   if (anon?.kind === 'tombstone' && lookup.userId === undefined) return { mergedInto: anon.mergedInto };
   return undefined;
+}
+
+/**
+ * What the store read about one id an operator names (the admin profile
+ * routes, `/v1/admin/profiles/{id}`: the profile, its export, its erasure).
+ */
+export interface OperatorIdReads {
+  /** The item at `u#<id>`. */
+  readonly user: ProfileItem | undefined;
+  /**
+   * Whether the id was a userId without a profile now: an erasure record of
+   * `u#<id>` (kept 8 days), or events stored under `u#<id>` that the profile
+   * function has not applied yet.
+   */
+  readonly wasUser: boolean;
+  /** The item at `a#<id>`: an anonymous profile, or its tombstone. */
+  readonly anonymous: ProfileItem | undefined;
+}
+
+/**
+ * Whom an operator's id names (`operatorIdTarget`):
+ * - `user`: the user `id` (read `u#<id>`; it may be gone, erased);
+ * - `anonymous`: the anonymous profile `a#<id>`, never merged;
+ * - `merged`: the anonymous id `id`, merged into the user `userId`
+ *   (read `u#<userId>`);
+ * - `unknown`: nothing is held under either key.
+ */
+export type OperatorIdTarget =
+  | { readonly names: 'user'; readonly userId: string }
+  | { readonly names: 'anonymous'; readonly anonymousId: string }
+  | { readonly names: 'merged'; readonly anonymousId: string; readonly userId: string }
+  | { readonly names: 'unknown' };
+
+/**
+ * The rule for what an operator's id names. An id that is or was a userId
+ * (a user profile, an erasure record of it, events stored under it) names
+ * that user only: its anonymous key is followed only when the id never was a
+ * userId. So an erasure, first or repeated, a read and an export of a user
+ * never reach another customer, even when the id is also an anonymous id
+ * merged into someone else (an alias whose previousId was another user).
+ * An anonymous id merged into the id itself names that user too.
+ */
+export function operatorIdTarget(id: string, reads: OperatorIdReads): OperatorIdTarget {
+  if (reads.user?.kind === 'profile' || reads.wasUser) return { names: 'user', userId: id };
+  if (reads.anonymous?.kind === 'profile') return { names: 'anonymous', anonymousId: id };
+  if (reads.anonymous?.kind === 'tombstone') {
+    return reads.anonymous.mergedInto === id ? { names: 'user', userId: id } : { names: 'merged', anonymousId: id, userId: reads.anonymous.mergedInto };
+  }
+  return { names: 'unknown' };
+}
+
+/** Every profile key of the customer a stored profile is: itself and the anonymous ids merged into it. */
+export function customerProfileKeys(profile: StoredProfile): string[] {
+  const state = profile.state;
+  return [
+    ...new Set([
+      profile.key,
+      ...state.anonymousIds.map(anonymousProfileKey),
+      ...(state.anonymousId !== undefined ? [anonymousProfileKey(state.anonymousId)] : []),
+    ]),
+  ];
+}
+
+/**
+ * The profile keys an operator's id reaches: the customer's (its profile and
+ * the anonymous ids merged into it) when `profile` is the profile the target
+ * reads; else the keys that may still hold its events (an erasure completed
+ * again, or events not applied yet): the user's key for a user (with
+ * `a#<id>` when it was merged into that user), the anonymous key for an
+ * anonymous id, both for an unknown id. Never another customer's key.
+ */
+export function operatorIdKeys(id: string, target: OperatorIdTarget, reads: OperatorIdReads, profile: StoredProfile | undefined): string[] {
+  if (profile) return customerProfileKeys(profile);
+  switch (target.names) {
+    case 'user':
+      return reads.anonymous?.kind === 'tombstone' && reads.anonymous.mergedInto === id ? [userProfileKey(id), anonymousProfileKey(id)] : [userProfileKey(id)];
+    case 'anonymous':
+    case 'merged':
+      return [anonymousProfileKey(id)];
+    case 'unknown':
+      return [userProfileKey(id), anonymousProfileKey(id)];
+  }
 }

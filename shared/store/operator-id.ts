@@ -1,0 +1,65 @@
+/**
+ * The customer an operator's id names (the admin profile routes: GET,
+ * export, erasure), by the rule of shared/domain/profile/profile-item.ts
+ * `operatorIdTarget`: an id that is or was a userId names that user only;
+ * its anonymous key is followed only when it never was one.
+ */
+import { config } from '#shared/config.ts';
+import {
+  operatorIdKeys,
+  operatorIdTarget,
+  profileFromItem,
+  type OperatorIdReads,
+  type OperatorIdTarget,
+  type StoredProfile,
+} from '#domain/profile/profile-item.ts';
+import { batchGet } from './batch-write.ts';
+import { dynamo, type DynamoClient } from './client.ts';
+import { erasedAtOf } from './erasure.ts';
+import { holdsEvents } from './history.ts';
+import { anonymousProfileItem, erasureRecordItem, userProfileItem } from './items.ts';
+
+export interface OperatorIdCustomer {
+  readonly target: OperatorIdTarget;
+  /** The customer's stored profile; absent when it has none (erased, not applied yet, unknown). */
+  readonly profile?: StoredProfile;
+  /** The profile keys whose events and items are the customer's (`operatorIdKeys`). */
+  readonly keys: readonly string[];
+}
+
+/**
+ * Resolve an operator's id: one consistent BatchGetItem of `u#<id>`,
+ * `a#<id>` and the erasure record of `u#<id>`; a Query of one event under
+ * `u#<id>` when it holds neither a profile nor an erasure record; a
+ * consistent GetItem of the user an anonymous id was merged into. Store
+ * faults reject (StoreFault).
+ */
+export async function resolveOperatorId(
+  id: string,
+  options: { client?: DynamoClient; profilesTable?: string; eventsTable?: string } = {},
+): Promise<OperatorIdCustomer> {
+  const client = options.client ?? dynamo();
+  const tableName = options.profilesTable ?? config.PROFILES_TABLE;
+  const userKey = userProfileItem.key(id).pk;
+  const anonymousKey = anonymousProfileItem.key(id).pk;
+  const erasureKey = erasureRecordItem.key(userKey).pk;
+  const items = await batchGet(tableName, [userKey, anonymousKey, erasureKey].map((pk) => ({ pk })), { client, consistent: true });
+  const byKey = new Map(items.map((item) => [String(item.pk), item]));
+  const user = profileFromItem(byKey.get(userKey));
+  const wasUser =
+    user?.kind !== 'profile' &&
+    (erasedAtOf(byKey.get(erasureKey)) !== undefined ||
+      (await holdsEvents(userKey, { client, ...(options.eventsTable !== undefined ? { tableName: options.eventsTable } : {}) })));
+  const reads: OperatorIdReads = { user, wasUser, anonymous: profileFromItem(byKey.get(anonymousKey)) };
+  const target = operatorIdTarget(id, reads);
+  let profile: StoredProfile | undefined;
+  if (target.names === 'user' && reads.user?.kind === 'profile') profile = reads.user;
+  else if (target.names === 'anonymous' && reads.anonymous?.kind === 'profile') profile = reads.anonymous;
+  else if (target.names === 'merged') {
+    const merged = profileFromItem(
+      (await client.send('GetItem', { TableName: tableName, Key: userProfileItem.key(target.userId), ConsistentRead: true })).Item,
+    );
+    if (merged?.kind === 'profile') profile = merged;
+  }
+  return { target, ...(profile ? { profile } : {}), keys: operatorIdKeys(id, target, reads, profile) };
+}
