@@ -27,7 +27,7 @@ function ours(body: unknown) {
 }
 
 const field = fc.oneof(
-  fc.constantFrom('web', 'push', 'email', 'fax', 'home_hero', '', 'u-1', 'bad placement!', 'x'.repeat(257), 'k'.repeat(101), 'a\u0007', 'a\ud800', '\udc00b'),
+  fc.constantFrom('web', 'push', 'email', 'fax', 'home_hero', '', 'u-1', 'bad placement!', 'x'.repeat(257), 'k'.repeat(101), 'a\u0007', 'a\ud800', '\udc00b', '   ', ' u '),
   fc.integer({ min: -2, max: 12 }),
   fc.constantFrom(2 ** 53, -(2 ** 53), 1e300, -1e300, 1.5),
   fc.double({ noNaN: true, noDefaultInfinity: true }),
@@ -102,6 +102,8 @@ describe('parseDecideRequest', () => {
   it.each([
     ['a control character in userId', '{"userId":"a\\u0007","channel":"web"}', 'userId', 'must not contain control characters'],
     ['a lone surrogate in userId', '{"userId":"a\\ud800","channel":"web"}', 'userId', 'must be valid Unicode (lone surrogate)'],
+    ['a userId of only spaces', '{"userId":"   ","channel":"web"}', 'userId', 'must not be blank (only whitespace)'],
+    ['an anonymousId of only whitespace', '{"anonymousId":"\\u00a0\\u2003","channel":"web"}', 'anonymousId', 'must not be blank (only whitespace)'],
     ['a lone surrogate in anonymousId', '{"anonymousId":"\\udc00a","channel":"web"}', 'anonymousId', 'must be valid Unicode (lone surrogate)'],
     ['a __proto__ key in context', '{"userId":"u","channel":"web","context":{"__proto__":{"admin":true}}}', 'context.__proto__', 'forbidden key "__proto__"'],
     ['a constructor key in context', '{"userId":"u","channel":"web","context":{"a":{"constructor":1}}}', 'context.a.constructor', 'forbidden key "constructor"'],
@@ -116,7 +118,7 @@ describe('parseDecideRequest', () => {
   });
 
   it('ids are held to the events\' definition: what a message refuses in its userId, decide refuses with the same message', () => {
-    for (const id of ['a\u0007', 'a\ud800', 'x'.repeat(257)]) {
+    for (const id of ['a\u0007', 'a\ud800', 'x'.repeat(257), '   ']) {
       const plan = planIngest(
         { type: 'track', event: 'E', userId: id },
         { route: 'track', sourceId: 's', receivedAt: Date.parse('2026-01-01T00:00:00Z'), historyDays: 1, newMessageId: () => 'm' },

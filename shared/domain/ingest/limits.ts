@@ -66,6 +66,8 @@ export const ID_TEXT_CHECKS: readonly TextCheck[] = [
   { ok: (value) => value.length <= MAX_ID_LENGTH, message: `must be at most ${MAX_ID_LENGTH} characters`, maxLength: MAX_ID_LENGTH },
   { ok: (value) => !hasControlCharacters(value), message: NO_CONTROL_CHARACTERS },
   { ok: (value) => !hasLoneSurrogate(value), message: NOT_UNICODE },
+  // "   " names nobody: a tracker's bug (a padded or unset field), not a customer.
+  { ok: (value) => value.length === 0 || value.trim().length > 0, message: 'must not be blank (only whitespace)' },
 ];
 
 /** ID_TEXT_CHECKS as zod (mini) checks of a string schema, in order (a length bound as `maxLength`, which JSON Schema shows). */
