@@ -117,6 +117,7 @@ const decideRoute = httpRequestHandler(
     const readsBy = deadline - DECIDE_RESERVE_MS;
     const identity = await authenticateWriteKey(request, { now: started, deadline: readsBy });
     if (identity.stale) metrics.addMetric('WriteKeyServedStale', MetricUnit.Count, 1);
+    // A body writeKey (the event routes' convention) is refused here with a 400, even when it is the key checked above.
     const parsed = parseDecideRequest(request.body);
     if (!parsed.ok) throw new ApiError('validation_failed', 'The decide request is not valid', parsed.details);
     const input = parsed.value;

@@ -109,9 +109,32 @@ const routesByKey: ReadonlyMap<string, Route> = new Map(routes.map((route) => [r
 /** The route of the table an API Gateway route key names (`POST /v1/decide`), or undefined. */
 export const routeOfKey = (key: string): Route | undefined => routesByKey.get(key);
 
+/** A raw path segment decoded (percent-encoded UTF-8), or undefined when its encoding is malformed (`%ZZ`, `%ff`, a lone `%`). */
+export function decodePathSegment(raw: string): string | undefined {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Where a raw path's percent-encoding is malformed: the first such segment,
+ * its 0-based index among the path's `/`-separated segments (index 0 is the
+ * empty text before the leading `/`), or undefined when every segment
+ * decodes.
+ */
+export function malformedPathSegment(rawPath: string): { readonly segment: string; readonly index: number } | undefined {
+  if (!rawPath.includes('%')) return undefined;
+  const segments = rawPath.split('/');
+  const index = segments.findIndex((segment) => decodePathSegment(segment) === undefined);
+  return index === -1 ? undefined : { segment: segments[index] as string, index };
+}
+
 /**
  * Match a concrete path against the table; returns the route and its path
- * parameters. API Gateway does this deployed (and local/server.ts on the
+ * parameters (decoded; a parameter whose encoding is malformed is passed
+ * as sent, and refused by the function's route-key middleware). API Gateway does this deployed (and local/server.ts on the
  * local stack); a function reads the route key instead (route-key.ts).
  */
 export function matchRoute(
@@ -138,13 +161,7 @@ function matchPath(pattern: string, path: string): Record<string, string> | unde
     const g = got[i] ?? '';
     if (w.startsWith('{') && w.endsWith('}')) {
       if (g === '') return undefined;
-      let value: string;
-      try {
-        value = decodeURIComponent(g);
-      } catch {
-        return undefined;
-      }
-      params[w.slice(1, -1)] = value;
+      params[w.slice(1, -1)] = decodePathSegment(g) ?? g;
     } else if (w !== g) {
       return undefined;
     }

@@ -90,6 +90,13 @@ describe('GET /v1/admin/profiles/{userId}', () => {
     expect((await call(request('/v1/admin/nothing', admin, 'GET /v1/admin/nothing'))).status).toBe(404);
   });
 
+  it('400 naming userId for a malformed percent-encoding in the raw path, as API Gateway passes it on', async () => {
+    const event = { ...request(profilePath('x'), admin), rawPath: '/v1/admin/profiles/%ff', pathParameters: { userId: '%ff' } };
+    const reply = await call(event);
+    expect(reply.status).toBe(400);
+    expect(reply.body.error).toMatchObject({ code: 'validation_failed', details: [{ path: 'userId', message: expect.stringContaining('"%ff"') }] });
+  });
+
   it('400 for an id that is too long or holds control characters', async () => {
     for (const id of ['x'.repeat(257), 'bad\u0000id', 'line\nbreak']) {
       const response = await call(request(profilePath(id), admin));

@@ -357,6 +357,8 @@ interface HostileCase {
   readonly perMessage?: boolean;
   /** The message's code in `rejected[]` when it differs from `code`. */
   readonly rejectedCode?: string;
+  /** The field the refusal must name (its last path part), when the case pins it. */
+  readonly field?: string;
   readonly send: (route: string, tag: string) => Promise<Reply>;
 }
 
@@ -426,6 +428,14 @@ const hostileCases: HostileCase[] = [
     status: 400,
     code: 'validation_failed',
     send: (route, tag) => post(route, wrap(route, messageFor(route, tag, { userId: 'evil\u0000id', anonymousId: 'a\r\nb' })), { key: sources.hostile.key }),
+  },
+  {
+    name: 'a userId of only spaces',
+    perMessage: true,
+    status: 400,
+    code: 'validation_failed',
+    field: 'userId',
+    send: (route, tag) => post(route, wrap(route, messageFor(route, tag, { userId: '   ' })), { key: sources.hostile.key }),
   },
   {
     name: 'a control character in the messageId',
@@ -507,7 +517,7 @@ describe('bad input on every ingest route: a clear 4xx, never a 500, nothing sto
   const table = EVENT_ROUTES.flatMap((route) =>
     hostileCases.filter((c) => !c.routes || c.routes.includes(route)).map((c) => ({ route, ...c })),
   );
-  it.each(table.filter((c) => !(c.route === 'batch' && c.perMessage)))('POST /v1/$route with $name → $status $code', async ({ route, name, status, code, send }) => {
+  it.each(table.filter((c) => !(c.route === 'batch' && c.perMessage)))('POST /v1/$route with $name → $status $code', async ({ route, name, status, code, field, send }) => {
     const tag = `hostile-${RUN}-${route}-${name.replace(/\W+/g, '-')}`;
     const reply = await send(route, tag);
     expect(reply.status).toBe(status);
@@ -516,13 +526,15 @@ describe('bad input on every ingest route: a clear 4xx, never a 500, nothing sto
     expect(reply.headers['x-request-id']).toMatch(/\S/);
     // A validation failure says what and where.
     expect(code !== 'validation_failed' || (reply.body.error?.details?.length ?? 0) > 0).toBe(true);
+    const paths = ((reply.body.error?.details ?? []) as { path: string }[]).map((d) => d.path);
+    expect(paths.filter((path) => path === field)).toHaveLength(field === undefined ? 0 : 1);
     expect(await storedPks(sources.hostile.id)).toEqual([]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
   it.each(hostileCases.filter((c) => c.perMessage))(
     'POST /v1/batch whose only message has $name → 200, accepted 0, the message in rejected[] ($code)',
-    async ({ name, code, rejectedCode, send }) => {
+    async ({ name, code, rejectedCode, field, send }) => {
       const tag = `hostile-${RUN}-batch-only-${name.replace(/\W+/g, '-')}`;
       const reply = await send('batch', tag);
       expect(reply.status).toBe(200);
@@ -533,6 +545,8 @@ describe('bad input on every ingest route: a clear 4xx, never a 500, nothing sto
         rejected: [{ index: 0, code: rejectedCode ?? code, message: expect.any(String) }],
       });
       expect(reply.body.rejected).toHaveLength(1);
+      const message = (reply.body.rejected as { message: string }[])[0]?.message ?? '';
+      expect(message).toMatch(field === undefined ? /^batch\[0\]/ : new RegExp(`^batch\\[0\\]\\.${field}: `));
       expect(await storedPks(sources.hostile.id)).toEqual([]);
     },
   );

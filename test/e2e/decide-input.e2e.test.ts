@@ -120,6 +120,30 @@ describe('POST /v1/decide refuses bad input with a 4xx', () => {
     });
   });
 
+  it('what the event routes refuse in ids and context, a blank id, and a body writeKey: 400, each named by its path', async () => {
+    // As raw JSON text: escapes, `__proto__` as an own key and 1e400 reach the server as a client sends them.
+    const cases: { body: string; path: string; auth?: 'none' }[] = [
+      { body: '{"userId":"a\\u0007","channel":"web"}', path: 'userId' },
+      { body: '{"userId":"a\\ud800","channel":"web"}', path: 'userId' },
+      { body: '{"anonymousId":"a\\u0007","channel":"web"}', path: 'anonymousId' },
+      { body: '{"userId":"   ","channel":"web"}', path: 'userId' },
+      { body: '{"userId":"u-input","channel":"web","context":{"__proto__":{"admin":true}}}', path: 'context.__proto__' },
+      { body: '{"userId":"u-input","channel":"web","context":{"constructor":{"prototype":{}}}}', path: 'context.constructor' },
+      { body: '{"userId":"u-input","channel":"web","context":{"x":1e400}}', path: 'context.x' },
+      { body: `{"userId":"u-input","channel":"web","writeKey":${JSON.stringify(api.serverKey)}}`, path: 'writeKey' },
+      { body: `{"userId":"u-input","channel":"web","writeKey":"${'w'.repeat(300)}"}`, path: 'writeKey' },
+      // The key in the body only, where Segment's browser clients put it on the event routes.
+      { body: `{"anonymousId":"a-input","channel":"web","writeKey":${JSON.stringify(api.writeKey)}}`, path: 'writeKey', auth: 'none' },
+    ];
+    const results = await Promise.all(
+      cases.map((c) => call(api, 'POST', '/v1/decide', { auth: c.auth ?? 'server', body: c.body, headers: { 'content-type': 'application/json' } })),
+    );
+    results.forEach((result, i) => {
+      expectClientError(result, 400, 'validation_failed');
+      expectDetailPath(result, cases[i]?.path, cases[i]?.body.slice(0, 100) ?? '');
+    });
+  });
+
   it('a body that is not an object', async () => {
     const bodies = ['[]', '"decide"', '42', 'null', 'true', '[{"channel":"web"}]'];
     const results = await Promise.all(bodies.map((body) => call(api, 'POST', '/v1/decide', { auth: 'server', body })));

@@ -272,6 +272,17 @@ describe('what the local API Gateway answers itself', () => {
     }
   });
 
+  it('sends a path parameter whose percent-encoding is malformed to its route\'s function as sent (the function refuses it)', async () => {
+    await fetch(`${server.url}/v1/admin/profiles/%ff`, { headers: { authorization: 'Bearer abc' } });
+    const { event, context } = last();
+    expect({ routeKey: event.routeKey, rawPath: event.rawPath, pathParameters: event.pathParameters, fn: context.functionName }).toEqual({
+      routeKey: 'GET /v1/admin/profiles/{userId}',
+      rawPath: '/v1/admin/profiles/%ff',
+      pathParameters: { userId: '%ff' },
+      fn: 'kairos-admin',
+    });
+  });
+
   it('413 payload_too_large for a body over 10 MB, declared or streamed, without calling the function', async () => {
     const before = seen.length;
     const declared = await raw(

@@ -254,7 +254,7 @@ describe('limits of the event routes', () => {
 });
 
 describe('unknown paths', () => {
-  it.each(['/', '/v1', '/v2/batch', '/v1/batch/extra', '/v1/admin', '/v1/admin/reports', '/v1/admin/profiles/a/b/c', '/v1/%ZZ', '/.env'])(
+  it.each(['/', '/v1', '/v2/batch', '/v1/batch/extra', '/v1/admin', '/v1/admin/reports', '/v1/admin/profiles/a/b/c', '/v1/%25ZZ', '/.env'])(
     '%s: 404 not_found',
     async (path) => {
       const result = await call(api, 'GET', path, { auth: 'admin' });
@@ -263,6 +263,23 @@ describe('unknown paths', () => {
       expect(result.json).toMatchObject({ error: { code: 'not_found' } });
     },
   );
+});
+
+describe('a malformed percent-encoding in the path', () => {
+  it.each([
+    ['GET', '/v1/admin/profiles/%ff', 'userId'],
+    ['GET', '/v1/admin/profiles/%E0%A4%A/export', 'userId'],
+    ['DELETE', '/v1/admin/keys/key%', 'keyId'],
+    ['GET', '/v1/%ZZ', 'path'],
+    ['POST', '/v1/decide%C0', 'path'],
+  ])('%s %s: 400 validation_failed naming %s', async (method, path, name) => {
+    const result = await call(api, method, path, { auth: 'admin', ...(method === 'POST' ? { body: {} } : {}) });
+    expectClientError(result, `${method} ${path}`);
+    expect(result.status).toBe(400);
+    expect(result.json).toMatchObject({
+      error: { code: 'validation_failed', details: [{ path: name, message: expect.stringContaining('malformed percent-encoding') }] },
+    });
+  });
 });
 
 const hostileString = fc.oneof(

@@ -69,7 +69,10 @@ const bodyArb = fc.oneof(
 const eventArb: fc.Arbitrary<APIGatewayProxyEventV2> = fc
   .record({
     routeKey: routeKeyArb,
-    rawPath: fc.oneof(fc.constantFrom('/v1/decide', '/v1/batch', '/v1/admin/catalog', '/'), fc.string({ maxLength: 40 })),
+    rawPath: fc.oneof(
+      fc.constantFrom('/v1/decide', '/v1/batch', '/v1/admin/catalog', '/', '/v1/admin/profiles/%ff', '/v1/%ZZ', '/v1/admin/profiles/%25', '/v1/admin/profiles/%E2%82%AC', '/v1/admin/keys/%/user-token-secret'),
+      fc.string({ maxLength: 40 }),
+    ),
     headers,
     body: bodyArb,
     method,
@@ -245,18 +248,48 @@ describe('httpErrorResponse fuzz', () => {
 
 describe('httpRouteKey fuzz', () => {
   const functions: FunctionName[] = ['ingest', 'decide', 'admin', 'health'];
-  it('puts the table\'s route on the context for its own route keys, refuses any other with 404 not_found', async () => {
+  /** A segment of the raw path that decodeURIComponent refuses (a malformed %XX or bytes that are not UTF-8). */
+  const malformed = (rawPath: string) =>
+    rawPath.split('/').some((segment) => {
+      try {
+        decodeURIComponent(segment);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+  it('puts the table\'s route on the context for its own route keys, refuses any other with 404 not_found, and a malformed percent-encoding in the path with 400', async () => {
     await fc.assert(
       fc.asyncProperty(eventArb, fc.constantFrom(...functions), fc.boolean(), async (event, fn, defaultRoute) => {
         const context = lambdaContext() as HttpContext;
         const outcome = await holds(httpRouteKey(fn, { defaultRoute }), event, { answer: { statusCode: 200 } }, context);
         const route = routeOfKey(event.routeKey);
-        const served = route?.function === fn || (event.routeKey === '$default' && defaultRoute);
-        expect({ served: 'response' in outcome, route: context.route }).toEqual({ served, route: route?.function === fn ? route : undefined });
-        expect(served ? { error: { status: 404, code: 'not_found' } } : outcome).toMatchObject({ error: { status: 404, code: 'not_found' } });
+        const refused = malformed(event.rawPath);
+        const served = !refused && (route?.function === fn || (event.routeKey === '$default' && defaultRoute));
+        expect({ served: 'response' in outcome, route: context.route }).toEqual({ served, route: served && route?.function === fn ? route : undefined });
+        const expected = refused ? { status: 400, code: 'validation_failed' } : { status: 404, code: 'not_found' };
+        expect(served ? { error: expected } : outcome).toMatchObject({ error: expected });
       }),
       RUNS,
     );
+  });
+
+  it.each([
+    ['GET /v1/admin/profiles/{userId}', '/v1/admin/profiles/%ff', 'userId', '"%ff"'],
+    ['DELETE /v1/admin/keys/{keyId}', '/v1/admin/keys/k%', 'keyId', '"k%"'],
+    ['$default', '/v1/%ZZ', 'path', '"%ZZ"'],
+    ['GET /v1/admin/profiles/{userId}', '/v1/admin%C0/profiles/u', 'path', '"admin%C0"'],
+  ])('%s on %s: 400 naming %s', async (key, rawPath, name, shown) => {
+    const event = { version: '2.0', routeKey: key, rawPath, rawQueryString: '', headers: {}, isBase64Encoded: false } as unknown as APIGatewayProxyEventV2;
+    const outcome = await run(httpRouteKey(key === '$default' ? 'health' : 'admin', { defaultRoute: true }), event, { answer: { statusCode: 200 } });
+    expect(outcome).toMatchObject({ error: { status: 400, code: 'validation_failed', details: [{ path: name, message: expect.stringContaining(shown) }] } });
+  });
+
+  it('a well-formed encoding passes, a literal "%" included as %25', async () => {
+    for (const rawPath of ['/v1/admin/profiles/%25', '/v1/admin/profiles/%E2%82%AC', '/v1/admin/profiles/u-1']) {
+      const event = { version: '2.0', routeKey: 'GET /v1/admin/profiles/{userId}', rawPath, rawQueryString: '', headers: {}, isBase64Encoded: false } as unknown as APIGatewayProxyEventV2;
+      expect(await run(httpRouteKey('admin'), event, { answer: { statusCode: 200 } })).toEqual({ response: { statusCode: 200 } });
+    }
   });
 });
 

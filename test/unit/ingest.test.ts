@@ -197,6 +197,8 @@ describe('planIngest: limits and hostile input', () => {
     ['no user or anonymous id', { userId: undefined }, 'batch[0].userId: userId or anonymousId is required'],
     ['track without event', { event: '' }, 'batch[0].event: is required for track'],
     ['control character in userId', { userId: 'u\u0000' }, 'batch[0].userId: must not contain control characters'],
+    ['a userId of only spaces', { userId: '   ' }, 'batch[0].userId: must not be blank (only whitespace)'],
+    ['an anonymousId of only whitespace beside a userId', { anonymousId: '\u00a0 \u3000' }, 'batch[0].anonymousId: must not be blank (only whitespace)'],
     ['control character in event', { event: 'Viewed\n' }, 'batch[0].event: must not contain control characters'],
     ['DEL in messageId', { messageId: 'm\u007f' }, 'batch[0].messageId: must not contain control characters'],
     ['properties not an object', { properties: [1] }, 'batch[0].properties: must be a JSON object'],
@@ -206,6 +208,12 @@ describe('planIngest: limits and hostile input', () => {
     ['an unknown type', { type: 'purchase' }, 'batch[0].type: must be one of track, identify, page, screen, alias, group'],
   ])('refuses %s', (_what, change, message) => {
     expect(rejectionOf(track(change))).toEqual([message]);
+  });
+
+  it('refuses a blank previousId or groupId, and still takes an empty id as absent', () => {
+    expect(rejectionOf({ type: 'alias', userId: 'u-1', previousId: ' ' })).toEqual(['batch[0].previousId: must not be blank (only whitespace)']);
+    expect(rejectionOf({ type: 'group', userId: 'u-1', groupId: '  ' })).toEqual(['batch[0].groupId: must not be blank (only whitespace)']);
+    expect(rejectionOf(track({ userId: '', anonymousId: 'a-1' }))).toEqual([]);
   });
 
   it('requires previousId and userId for alias, groupId for group', () => {

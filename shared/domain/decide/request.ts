@@ -8,10 +8,16 @@
  * property test holds the two to the same verdicts): decide's bundle budget
  * (300 KB) has no room for the schema machinery only this request needs,
  * and its module load builds nothing.
+ *
+ * Ids and the context are held to the events' definitions (ingest/limits.ts:
+ * `ID_TEXT_CHECKS` for ids, `inspectStructure` for what a context may hold),
+ * so that decide refuses what ingest refuses, with the same messages. A body
+ * `writeKey` is refused (BODY_WRITE_KEY_REFUSED).
  */
 import * as z from 'zod/mini';
 import { CHANNELS } from '../channels.ts';
 import { formatPath, type ErrorDetail } from '../issues.ts';
+import { idTextProblem, idTextZodChecks, inspectStructure, isPlainObject, utf8Length } from '../ingest/limits.ts';
 import type { DecideRequest } from './types.ts';
 
 /** Same shape as catalog ids (placements are declared in the catalog). */
@@ -39,22 +45,57 @@ function depthOf(value: unknown): number {
   return max;
 }
 
-/** The context's JSON length, or 0 when it nests too deep to be serialised (refused for its depth). */
-const jsonLength = (context: unknown): number => (depthOf(context) > CONTEXT_LIMITS.depth ? 0 : JSON.stringify(context).length);
+/** The context's JSON length in UTF-8 bytes, or 0 when it nests too deep to be serialised (refused for its depth). */
+const jsonLength = (context: unknown): number => (depthOf(context) > CONTEXT_LIMITS.depth ? 0 : utf8Length(JSON.stringify(context)));
 
-const identifier = () => z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(256, 'must be at most 256 characters'));
+/**
+ * The events' structural checks (ingest/limits.ts `inspectStructure`:
+ * prototype-pollution and empty keys, text that is not Unicode, numbers the
+ * store cannot hold such as JSON's `1e400`) on a context that nests within
+ * its bound (deeper is refused for its depth alone).
+ */
+const structureProblem = (context: unknown) =>
+  (depthOf(context) > CONTEXT_LIMITS.depth ? undefined : inspectStructure(context, CONTEXT_LIMITS.depth));
 
+const CONTEXT_MESSAGES = {
+  type: 'must be an object',
+  keyLength: `keys must be at most ${CONTEXT_LIMITS.keyLength} characters`,
+  keys: `must have at most ${CONTEXT_LIMITS.keys} keys`,
+  depth: `must nest at most ${CONTEXT_LIMITS.depth} levels`,
+  bytes: `must be at most ${CONTEXT_LIMITS.bytes} bytes of JSON`,
+} as const;
+
+/**
+ * A body `writeKey` is Segment's convention for the event routes; on decide
+ * the key goes in the Authorization header only (API.md §1).
+ */
+export const BODY_WRITE_KEY_REFUSED = 'is not accepted on /v1/decide: send the write key as the HTTP Basic user name';
+
+/** A customer id: a non-empty string passing the events' ID_TEXT_CHECKS. */
+const identifier = () =>
+  z.string('must be a string').check(z.minLength(1, 'must not be empty'), ...idTextZodChecks());
+
+/**
+ * The context as sent (not a copy: a record schema would copy it key by key,
+ * and assigning a `__proto__` key replaces the copy's prototype, hiding the
+ * key from the checks that follow).
+ */
 const contextSchema = () =>
   z
-  .record(
-    z.string().check(z.maxLength(CONTEXT_LIMITS.keyLength, `keys must be at most ${CONTEXT_LIMITS.keyLength} characters`)),
-    z.unknown(),
-    'must be an object',
-  )
+  .custom<Record<string, unknown>>(isPlainObject, CONTEXT_MESSAGES.type)
   .check(
-    z.refine((c) => Object.keys(c).length <= CONTEXT_LIMITS.keys, `must have at most ${CONTEXT_LIMITS.keys} keys`),
-    z.refine((c) => depthOf(c) <= CONTEXT_LIMITS.depth, `must nest at most ${CONTEXT_LIMITS.depth} levels`),
-    z.refine((c) => jsonLength(c) <= CONTEXT_LIMITS.bytes, `must be at most ${CONTEXT_LIMITS.bytes} bytes of JSON`),
+    z.superRefine((c, payload) => {
+      const longKey = Object.keys(c).find((key) => key.length > CONTEXT_LIMITS.keyLength);
+      // Aborts, as a type error does: nothing else is checked on such a context or request.
+      if (longKey !== undefined) payload.addIssue({ code: 'custom', input: c, path: [longKey], message: CONTEXT_MESSAGES.keyLength, continue: false });
+    }),
+    z.refine((c) => Object.keys(c).length <= CONTEXT_LIMITS.keys, CONTEXT_MESSAGES.keys),
+    z.refine((c) => depthOf(c) <= CONTEXT_LIMITS.depth, CONTEXT_MESSAGES.depth),
+    z.refine((c) => jsonLength(c) <= CONTEXT_LIMITS.bytes, CONTEXT_MESSAGES.bytes),
+    z.superRefine((c, payload) => {
+      const problem = structureProblem(c);
+      if (problem) payload.addIssue({ code: 'custom', input: c, path: problem.path, message: problem.message });
+    }),
   );
 
 /** Fields common to decide and simulate. */
@@ -74,8 +115,8 @@ export const decideRequestSchema = () =>
     anonymousId: z.optional(identifier()),
     ...decisionFields(),
     explain: z._default(z.boolean('must be true or false'), false),
-    /** Segment clients may put the write key in the body. */
-    writeKey: z.optional(z.string('must be a string').check(z.maxLength(200))),
+    /** Refused: named so that the refusal says why (BODY_WRITE_KEY_REFUSED). */
+    writeKey: z.optional(z.never(BODY_WRITE_KEY_REFUSED)),
     },
     'the body must be a JSON object',
   )
@@ -134,10 +175,6 @@ export type ParseResult<T> = { ok: true; value: T } | { ok: false; details: Erro
 const DECIDE_KEYS = new Set(['userId', 'anonymousId', 'channel', 'placement', 'limit', 'context', 'explain', 'writeKey']);
 const CHANNEL_SET: ReadonlySet<unknown> = new Set(CHANNELS);
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
 /**
  * `decideRequestSchema()` by hand: the same request, or the same issues in
  * the same order with the same messages — including zod's: the error text
@@ -146,7 +183,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * runs unless a field failed its type (zod's aborting issues).
  */
 export function parseDecideRequest(body: unknown): ParseResult<DecideRequest> {
-  if (!isObject(body)) return { ok: false, details: issueDetails([{ path: [], message: 'the body must be a JSON object' }]) };
+  if (!isPlainObject(body)) return { ok: false, details: issueDetails([{ path: [], message: 'the body must be a JSON object' }]) };
   const issues: (Issue & { code?: string; keys?: string[] })[] = [];
   let aborted = false;
   const problem = (path: PropertyKey[], message: string, typeError = false) => {
@@ -158,7 +195,10 @@ export function parseDecideRequest(body: unknown): ParseResult<DecideRequest> {
     if (v === undefined) continue;
     if (typeof v !== 'string') problem([name], 'must be a string', true);
     else if (v.length < 1) problem([name], 'must not be empty');
-    else if (v.length > 256) problem([name], 'must be at most 256 characters');
+    else {
+      const message = idTextProblem(v);
+      if (message !== undefined) problem([name], message);
+    }
   }
   const channel = body.channel;
   if (!CHANNEL_SET.has(channel)) problem(['channel'], `must be one of ${CHANNELS.join(', ')}`, true);
@@ -174,30 +214,30 @@ export function parseDecideRequest(body: unknown): ParseResult<DecideRequest> {
   else if (limit < 1) problem(['limit'], 'must be at least 1');
   else if (limit > 10) problem(['limit'], 'must be at most 10');
   const context = body.context === undefined ? {} : body.context;
-  if (!isObject(context)) problem(['context'], 'must be an object', true);
+  if (!isPlainObject(context)) problem(['context'], CONTEXT_MESSAGES.type, true);
   else {
     const keys = Object.keys(context);
     const longKey = keys.find((key) => key.length > CONTEXT_LIMITS.keyLength);
-    if (longKey !== undefined) problem(['context', longKey], 'must be an object', true);
+    if (longKey !== undefined) problem(['context', longKey], CONTEXT_MESSAGES.keyLength, true);
     else {
-      if (keys.length > CONTEXT_LIMITS.keys) problem(['context'], `must have at most ${CONTEXT_LIMITS.keys} keys`);
-      if (depthOf(context) > CONTEXT_LIMITS.depth) problem(['context'], `must nest at most ${CONTEXT_LIMITS.depth} levels`);
-      if (jsonLength(context) > CONTEXT_LIMITS.bytes) problem(['context'], `must be at most ${CONTEXT_LIMITS.bytes} bytes of JSON`);
+      if (keys.length > CONTEXT_LIMITS.keys) problem(['context'], CONTEXT_MESSAGES.keys);
+      const depth = depthOf(context);
+      if (depth > CONTEXT_LIMITS.depth) problem(['context'], CONTEXT_MESSAGES.depth);
+      else {
+        if (utf8Length(JSON.stringify(context)) > CONTEXT_LIMITS.bytes) problem(['context'], CONTEXT_MESSAGES.bytes);
+        const structure = inspectStructure(context, CONTEXT_LIMITS.depth);
+        if (structure) problem(['context', ...structure.path], structure.message);
+      }
     }
   }
   const explain = body.explain === undefined ? false : body.explain;
   if (typeof explain !== 'boolean') problem(['explain'], 'must be true or false', true);
-  const writeKey = body.writeKey;
-  if (writeKey !== undefined) {
-    if (typeof writeKey !== 'string') problem(['writeKey'], 'must be a string', true);
-    else if (writeKey.length > 200) problem(['writeKey'], 'must be a string');
-  }
+  if (body.writeKey !== undefined) problem(['writeKey'], BODY_WRITE_KEY_REFUSED, true);
   const unknown = Object.keys(body).filter((k) => !DECIDE_KEYS.has(k));
   if (unknown.length > 0) issues.push({ code: 'unrecognized_keys', keys: unknown, path: [], message: '' });
   if (!aborted && body.userId === undefined && body.anonymousId === undefined) problem(['userId'], 'userId or anonymousId is required');
   if (issues.length > 0) return { ok: false, details: issueDetails(issues) };
-  const { writeKey: _writeKey, ...fields } = body;
-  return { ok: true, value: { ...fields, limit, context, explain } as DecideRequest };
+  return { ok: true, value: { ...body, limit, context, explain } as DecideRequest };
 }
 
 export function parseSimulateRequest(body: unknown): ParseResult<SimulateRequest> {

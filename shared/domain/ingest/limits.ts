@@ -5,6 +5,7 @@
  * clear 4xx. Everything here is iterative: a 100,000-level document cannot
  * overflow the stack.
  */
+import * as z from 'zod/mini';
 
 export const MAX_MESSAGES_PER_BATCH = 500;
 export const MAX_BODY_BYTES = 500 * 1024;
@@ -40,6 +41,43 @@ export function hasControlCharacters(value: string): boolean {
 /** A string that is not valid Unicode (a lone UTF-16 surrogate) cannot be stored as UTF-8. */
 export function hasLoneSurrogate(value: string): boolean {
   return LONE_SURROGATE.test(value);
+}
+
+export const NO_CONTROL_CHARACTERS = 'must not contain control characters';
+export const NOT_UNICODE = 'must be valid Unicode (lone surrogate)';
+
+/** One check of a string: what it must satisfy, and the message when it does not. */
+export interface TextCheck {
+  readonly ok: (value: string) => boolean;
+  readonly message: string;
+  /** The bound `ok` holds, when it is a length in UTF-16 units (so that a schema can publish it). */
+  readonly maxLength?: number;
+}
+
+/**
+ * What the text of every customer id must be — `userId`, `anonymousId`,
+ * `previousId` and `groupId` on events, `userId` and `anonymousId` on decide
+ * and simulate — in the order checked, each bound with its own message. The
+ * one definition: ingest's message schema, decide's schema and decide's
+ * hand-written parser all read this list (an empty id is each route's own
+ * rule: absent on events, refused on decide).
+ */
+export const ID_TEXT_CHECKS: readonly TextCheck[] = [
+  { ok: (value) => value.length <= MAX_ID_LENGTH, message: `must be at most ${MAX_ID_LENGTH} characters`, maxLength: MAX_ID_LENGTH },
+  { ok: (value) => !hasControlCharacters(value), message: NO_CONTROL_CHARACTERS },
+  { ok: (value) => !hasLoneSurrogate(value), message: NOT_UNICODE },
+  // "   " names nobody: a tracker's bug (a padded or unset field), not a customer.
+  { ok: (value) => value.length === 0 || value.trim().length > 0, message: 'must not be blank (only whitespace)' },
+];
+
+/** ID_TEXT_CHECKS as zod (mini) checks of a string schema, in order (a length bound as `maxLength`, which JSON Schema shows). */
+export const idTextZodChecks = () =>
+  ID_TEXT_CHECKS.map((check) => (check.maxLength === undefined ? z.refine<string>(check.ok, check.message) : z.maxLength(check.maxLength, check.message)));
+
+/** The message of the first of ID_TEXT_CHECKS that `value` fails, or undefined. */
+export function idTextProblem(value: string): string | undefined {
+  for (const check of ID_TEXT_CHECKS) if (!check.ok(value)) return check.message;
+  return undefined;
 }
 
 export function utf8Length(value: string): number {
@@ -81,7 +119,7 @@ export function inspectStructure(root: unknown, maxNesting = MAX_NESTING): Struc
     const frame = stack.pop() as Frame;
     const { value, depth } = frame;
     if (typeof value === 'string') {
-      if (hasLoneSurrogate(value)) return { path: pathOf(frame), message: 'must be valid Unicode (lone surrogate)' };
+      if (hasLoneSurrogate(value)) return { path: pathOf(frame), message: NOT_UNICODE };
       continue;
     }
     if (typeof value === 'number') {

@@ -11,11 +11,12 @@
 import * as z from 'zod/mini';
 import type { MessageType } from '../stored-event.ts';
 import {
+  idTextZodChecks,
   MAX_EVENT_NAME_LENGTH,
-  MAX_ID_LENGTH,
   MAX_MESSAGE_ID_LENGTH,
   MAX_MESSAGES_PER_BATCH,
   MAX_NAME_LENGTH,
+  NO_CONTROL_CHARACTERS as NO_CONTROL,
   hasControlCharacters,
   isPlainObject,
 } from './limits.ts';
@@ -28,7 +29,6 @@ import { isIsoDateTime } from './timestamps.ts';
  */
 export const MESSAGE_TYPES = ['track', 'identify', 'page', 'screen', 'alias', 'group'] as const satisfies readonly MessageType[];
 
-const NO_CONTROL = 'must not contain control characters';
 const noControl = (s: string) => !hasControlCharacters(s);
 
 const jsonObject = z.custom<Record<string, unknown>>(isPlainObject, { error: 'must be a JSON object' });
@@ -37,13 +37,13 @@ const isoDateTime = z
   .string({ error: 'must be an ISO-8601 date-time string' })
   .check(z.refine(isIsoDateTime, 'must be an ISO-8601 date-time such as 2024-05-01T10:20:30.000Z'));
 
-/** A user, anonymous, previous or group id: a string (numbers are accepted and kept as text). */
+/** A user, anonymous, previous or group id: a string (numbers are accepted and kept as text) passing ID_TEXT_CHECKS. */
 const identifier = z.pipe(
   z.pipe(
     z.union([z.string(), z.number()], { error: 'must be a string' }),
     z.transform((v: string | number) => (typeof v === 'number' ? String(v) : v)),
   ),
-  z.string().check(z.maxLength(MAX_ID_LENGTH, `must be at most ${MAX_ID_LENGTH} characters`), z.refine(noControl, NO_CONTROL)),
+  z.string().check(...idTextZodChecks()),
 );
 
 export const messageSchema = z.object({
