@@ -26,7 +26,7 @@
  * This plain form is what decide computes. On the wire the id is sealed
  * (`sealDecisionId`): encrypted and authenticated with the service's
  * decision key (AES-256-GCM), because it names the persona, propensities,
- * probabilities, learning context and holdouts that a public write key must never read (API.md §1, §4). Sealing
+ * probabilities, learning context, holdouts and customer tag that a public write key must never read (API.md §1, §4). Sealing
  * also makes it tamper-evident: an id the service did not issue does not
  * open. Decoding and opening never throw on hostile input.
  */
