@@ -3,7 +3,11 @@
  * `applyEvent(state, event, settings)` folds one stored event into a profile
  * state, `mergeProfiles(target, source)` joins an anonymous profile into a
  * known one. Both are pure and commutative: any order of the same events,
- * and any merge order, give the same state (floats to rounding).
+ * and any merge order, give the same state (floats to rounding). One
+ * exception: an outcome counts only from its decision's customer as the
+ * profile knows them when it is applied (outcomes.ts), so an outcome
+ * reported under an id alone that is joined to that customer only later
+ * counts for nothing.
  *
  * Exactly-once is not handled here: the store applies an event only if its
  * "applied" marker does not exist (shared/store/profiles.ts).
