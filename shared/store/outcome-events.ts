@@ -33,12 +33,18 @@ export interface ReadOutcomeEventsOptions {
 }
 
 const outcomeOf = (item: Item): OutcomeEvent | undefined => {
-  const { event, properties, timestamp } = item;
+  const { event, properties, timestamp, userId, anonymousId } = item;
   if (typeof event !== 'string' || typeof timestamp !== 'string') return undefined;
   if (!Object.hasOwn(OUTCOME_EVENTS, semanticName(event))) return undefined;
   const props = properties !== null && typeof properties === 'object' ? (properties as Record<string, unknown>) : undefined;
   if (props?.decision_id === undefined && props?.decisionId === undefined) return undefined;
-  return { event, properties: props, timestamp };
+  return {
+    event,
+    properties: props,
+    timestamp,
+    ...(typeof userId === 'string' ? { userId } : {}),
+    ...(typeof anonymousId === 'string' ? { anonymousId } : {}),
+  };
 };
 
 /** Every outcome event stamped in [from, to), page by page (see the module's docstring for the cost). */
@@ -49,8 +55,15 @@ export async function* readOutcomeEvents(options: ReadOutcomeEventsOptions): Asy
     const page = await client.send('Scan', {
       TableName: options.table ?? config.EVENTS_TABLE,
       FilterExpression: '#type = :track AND #ts >= :from AND #ts < :to',
-      ProjectionExpression: '#event, #properties, #ts',
-      ExpressionAttributeNames: { '#type': 'type', '#ts': 'timestamp', '#event': 'event', '#properties': 'properties' },
+      ProjectionExpression: '#event, #properties, #ts, #userId, #anonymousId',
+      ExpressionAttributeNames: {
+        '#type': 'type',
+        '#ts': 'timestamp',
+        '#event': 'event',
+        '#properties': 'properties',
+        '#userId': 'userId',
+        '#anonymousId': 'anonymousId',
+      },
       ExpressionAttributeValues: { ':track': 'track', ':from': new Date(options.from).toISOString(), ':to': new Date(options.to).toISOString() },
       Limit: SCAN_PAGE_ITEMS,
       ...(options.segment ? { Segment: options.segment.segment, TotalSegments: options.segment.totalSegments } : {}),

@@ -2,8 +2,9 @@
  * Outcome statistics from the real profile function against DynamoDB Local:
  * whatever the stream redelivers, reorders or duplicates, the statistics
  * items read back (`readStatistics`) hold what the final profile counted,
- * once; and two customers' outcomes on the same cell in one batch go in
- * one transaction, their updates summed, within the 100-item limit.
+ * once; two customers' outcomes on the same cell in one batch go in
+ * one transaction, their updates summed, within the 100-item limit; and a
+ * decision reported by customers it was not made for counts once, for its own.
  *
  * Every run uses a persona of its own (the cells' learning context), so the
  * cells it reads are its own in the shared Control table.
@@ -11,7 +12,7 @@
 import type { DynamoDBRecord } from 'aws-lambda';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decisionKey, encodeDecisionId, sealDecisionId } from '#domain/decide/decision-id.ts';
+import { customerTag, decisionKey, encodeDecisionId, sealDecisionId } from '#domain/decide/decision-id.ts';
 import { STATISTICS_BUCKET_MS, type OutcomeLearning } from '#domain/learning/statistics.ts';
 import { userProfileKey, type StoredEvent } from '#domain/stored-event.ts';
 import { DynamoClient, type Operation } from '#store/client.ts';
@@ -48,8 +49,8 @@ class CountingClient extends DynamoClient {
 
 const DECIDED = [Date.parse('2026-04-01T09:30:00Z'), Date.parse('2026-04-01T11:10:00Z')];
 
-/** Two sealed decisions of a run: on the web (its customer in exp-h's holdout) and by push. */
-function decisions(persona: string, holdout: string): string[] {
+/** Two sealed decisions of a run for `customer` (decide's customer key): on the web (the customer in exp-h's holdout) and by push. */
+function decisions(persona: string, holdout: string, customer: string): string[] {
   return DECIDED.map((at, i) =>
     sealDecisionId(
       encodeDecisionId({
@@ -66,6 +67,7 @@ function decisions(persona: string, holdout: string): string[] {
           { actionId: 'a2', experiment: { id: 'exp-a', arm: 'b' }, propensity: 0.5 },
         ],
         holdouts: i === 0 ? [holdout] : [],
+        customer: customerTag(customer),
       }),
       DECISION_KEY,
     ),
@@ -106,9 +108,10 @@ describe('outcome statistics of the profile function', () => {
     await fc.assert(
       fc.asyncProperty(scenario, async ({ outcomes, identifyAt, identifyShard, plan }) => {
         const persona = uid('p');
-        const ids = decisions(persona, uid('exp-h'));
         const userId = uid('u');
         const anonymousId = uid('a');
+        // Decided while anonymous; after the login the customer's reports carry both ids (as trackers send them).
+        const ids = decisions(persona, uid('exp-h'), anonymousId);
         const sourceId = uid('src');
         const process = createProfileHandler({ enricher: nothing, settings, learning: () => LEARNING });
         const list: { event: StoredEvent; shard: number }[] = outcomes.map((o, i) => ({
@@ -117,7 +120,7 @@ describe('outcome statistics of the profile function', () => {
             event: o.event,
             sourceId,
             messageId: `m${i}`,
-            ...(o.known ? { userId } : { anonymousId }),
+            ...(o.known ? { userId, anonymousId } : { anonymousId }),
             timestamp: new Date(DECIDED[o.decision]! + o.lagHours * 3_600_000).toISOString(),
             properties: { decision_id: ids[o.decision], ...(o.action ? { action_id: o.action } : {}), ...(o.variant ? { variant: o.variant } : {}) },
           }),
@@ -157,16 +160,17 @@ describe('outcome statistics of the profile function', () => {
 
   it('two customers\' outcomes on the same cell in one batch: one transaction, the updates summed', async () => {
     const persona = uid('p');
-    const [web] = decisions(persona, uid('exp-h'));
+    const holdout = uid('exp-h');
     const first = uid('u');
     let second = uid('u');
     while (statisticsShardOf(userProfileKey(second)) !== statisticsShardOf(userProfileKey(first))) second = uid('u');
     const client = new CountingClient();
     const process = createProfileHandler({ enricher: nothing, settings, learning: () => LEARNING, client });
     const sourceId = uid('src');
+    // Each customer's own decision, on the same cells.
     const viewed = (userId: string, n: number) =>
       streamRecord(
-        storedEvent({ type: 'track', event: 'Promotion Viewed', sourceId, messageId: `v${n}`, userId, timestamp: '2026-04-01T09:31:00.000Z', properties: { decision_id: web, action_id: 'a1' } }),
+        storedEvent({ type: 'track', event: 'Promotion Viewed', sourceId, messageId: `v${n}`, userId, timestamp: '2026-04-01T09:31:00.000Z', properties: { decision_id: decisions(persona, holdout, userId)[0], action_id: 'a1' } }),
         { sequenceNumber: sequenceNumber(n) },
       );
     const response = await process(streamEvent([viewed(first, 1), viewed(second, 2)]));
@@ -181,7 +185,7 @@ describe('outcome statistics of the profile function', () => {
 
   it('a batch of many customers on one shard and cell is packed within 100 items, each statistics item counted once', async () => {
     const persona = uid('p');
-    const [web] = decisions(persona, uid('exp-h'));
+    const holdout = uid('exp-h');
     const shard = statisticsShardOf(userProfileKey('anchor'));
     const users: string[] = [];
     while (users.length < 120) {
@@ -193,7 +197,7 @@ describe('outcome statistics of the profile function', () => {
     const sourceId = uid('src');
     const records = users.map((userId, n) =>
       streamRecord(
-        storedEvent({ type: 'track', event: 'Promotion Viewed', sourceId, messageId: `v${n}`, userId, timestamp: '2026-04-01T09:31:00.000Z', properties: { decision_id: web, action_id: 'a1' } }),
+        storedEvent({ type: 'track', event: 'Promotion Viewed', sourceId, messageId: `v${n}`, userId, timestamp: '2026-04-01T09:31:00.000Z', properties: { decision_id: decisions(persona, holdout, userId)[0], action_id: 'a1' } }),
         { sequenceNumber: sequenceNumber(n + 1) },
       ),
     );
@@ -202,5 +206,23 @@ describe('outcome statistics of the profile function', () => {
     // 49 customers (98 items) and the two shared statistics items fill a transaction exactly.
     expect(client.transactions.sort((a, b) => b - a)).toEqual([100, 100, 46]);
     expect(Object.values(await storedTotals(persona))).toEqual(['120/0/0', '120/0/0']);
+  }, 120_000);
+
+  it('one decision reported by 50 other customers in one batch counts once, for the customer it was made for', async () => {
+    const persona = uid('p');
+    const harvester = uid('harvest');
+    const [web] = decisions(persona, uid('exp-h'), harvester);
+    const process = createProfileHandler({ enricher: nothing, settings, learning: () => LEARNING });
+    const sourceId = uid('src');
+    const report = (event: string, anonymousId: string, n: number) =>
+      streamRecord(
+        storedEvent({ type: 'track', event, sourceId, messageId: `m${n}`, anonymousId, timestamp: '2026-04-01T09:31:00.000Z', properties: { decision_id: web, action_id: 'a1' } }),
+        { sequenceNumber: sequenceNumber(n + 1) },
+      );
+    const sybils = Array.from({ length: 50 }, (_, i) => report('Promotion Clicked', `${harvester}-sybil-${i}`, i + 2));
+    const response = await process(streamEvent([report('Promotion Viewed', harvester, 0), ...sybils, report('Promotion Clicked', harvester, 1)]));
+    expect(response.batchItemFailures).toEqual([]);
+    // The action's cell and exp-h's control cell: 1 impression and 1 click each (impressions/clicks/conversions).
+    expect(Object.values(await storedTotals(persona))).toEqual(['1/1/0', '1/1/0']);
   }, 120_000);
 });

@@ -14,7 +14,7 @@ import { toProfileView } from '#domain/profile/to-view.ts';
 import { type ProfileView } from '#domain/profile/view.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '../support/stream.ts';
-import { draft, firstDifference, type Draft } from '../unit/profile-support.ts';
+import { draft, firstDifference, forCustomer, type Draft } from '../unit/profile-support.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
@@ -24,10 +24,11 @@ const { getItems, resolveProfile, resolveStoredProfile, getProfileView, profileF
 
 const NOW = new Date('2026-04-11T00:00:00Z');
 // The handler opens decision ids with the stack's key; the drafts' ids are plain, so they are sealed
-// with it here (sealed), as decide would have issued them.
+// with it here (sealed), as decide would have issued them for `customer`.
 const DECISION_KEY = decisionKey(process.env.KAIROS_DECISION_KEY ?? '');
 const settings = { halfLifeDays: 14, decisionKey: DECISION_KEY };
-const sealed = (d: Draft): Draft => {
+const sealed = (draft: Draft, customer: string): Draft => {
+  const d = forCustomer(draft, customer);
   const props = d.properties;
   if (!props) return d;
   const out: Record<string, unknown> = { ...props };
@@ -75,7 +76,7 @@ describe('exactly-once application', () => {
         const anonymousId = uid('a');
         const sourceId = uid('src');
         const list: { event: StoredEvent; shard: number }[] = drafts.map(([d, known, shard], i) => ({
-          event: storedEvent({ ...sealed(d), sourceId, messageId: `m${i}`, ...(known ? { userId } : { anonymousId }) }),
+          event: storedEvent({ ...sealed(d, known ? userId : anonymousId), sourceId, messageId: `m${i}`, ...(known ? { userId } : { anonymousId }) }),
           shard,
         }));
         const link = storedEvent({ type: 'identify', sourceId, messageId: 'link', userId, anonymousId, timestamp: '2026-03-05T00:00:00.000Z', traits: { tier: 'gold' } });

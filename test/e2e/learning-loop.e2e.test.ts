@@ -6,11 +6,12 @@
  * twice; the profile function counts each outcome once into the outcome
  * statistics (read back through the actions report); and within seconds
  * decide serves the variant that is clicked more to most visitors while the
- * other keeps at least its floor share.
+ * other keeps at least its floor share. A decision's id reported by 50
+ * other visitors counts nothing for it: only its own visitor's outcomes do.
  */
 import { describe, expect, it } from 'vitest';
 import { useLocalStack } from '../support/stack.ts';
-import { call, decide, sendEvents, track, uniqueId, type Message, type StackAccess } from './fixtures/kairos.ts';
+import { call, decide, sendEvents, track, uniqueId, waitForProfile, type Message, type StackAccess } from './fixtures/kairos.ts';
 
 let api: StackAccess;
 useLocalStack((_started, access) => {
@@ -111,4 +112,24 @@ describe('11. test and learn, end to end: outcomes sent as events → statistics
     for (const s of a) expect(s.probability).toBeGreaterThanOrEqual(FLOOR);
     for (const s of b) expect(s.probability).toBeLessThanOrEqual(1 - FLOOR);
   });
+
+  it('one decision reported by 50 other visitors: the actions report counts its own visitor\'s view and click, once each, and none of theirs', async () => {
+    const before = await reported();
+    const harvested = await heroDecision();
+    const properties = { decision_id: harvested.decisionId, action_id: ACTION, variant: harvested.variant };
+    const sybils = Array.from({ length: 50 }, (_, i) => `${harvested.anonymousId}-sybil-${i}`);
+    const batch = [
+      track({ anonymousId: harvested.anonymousId }, 'Promotion Viewed', properties),
+      ...sybils.map((anonymousId) => track({ anonymousId }, 'Promotion Clicked', properties)),
+      track({ anonymousId: harvested.anonymousId }, 'Promotion Clicked', properties),
+    ];
+    expect((await sendEvents(api, batch)).accepted).toBe(52);
+    // Every report applied (each in its own visitor's history), before the report is read.
+    for (const id of [harvested.anonymousId, ...sybils]) await waitForProfile(api, id, (p) => (p.stats.eventCounts['Promotion Clicked']?.total ?? 0) === 1);
+    const was = before[harvested.variant] ?? { impressions: 0, clicks: 0 };
+    await expect
+      .poll(async () => (await reported())[harvested.variant], { timeout: 30_000, interval: 500 })
+      .toEqual({ impressions: was.impressions + 1, clicks: was.clicks + 1 });
+  });
 });
+

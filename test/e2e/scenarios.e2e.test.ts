@@ -290,18 +290,18 @@ describe('seed scenarios (catalog/demo.yaml)', () => {
     const senior = user('s6-senior');
     // Outcomes of earlier campaigns (old enough not to count against this week's channel caps), each
     // naming the decision the stack made then.
-    const outcome = (who: Who, event: string, days: number, decided: { days: number; channel: Channel; nonce: string }): Message =>
+    const outcome = (who: Who & { userId: string }, event: string, days: number, decided: { days: number; channel: Channel; nonce: string }): Message =>
       track(
         who,
         event,
         {
-          decision_id: pastDecisionId(api, { channel: decided.channel, issuedAt: new Date(daysAgo(decided.days)), actionIds: ['campaign-spring'], nonce: decided.nonce }),
+          decision_id: pastDecisionId(api, { channel: decided.channel, issuedAt: new Date(daysAgo(decided.days)), actionIds: ['campaign-spring'], nonce: decided.nonce, customer: who.userId }),
           action_id: 'campaign-spring',
           campaign: 'spring',
         },
         daysAgo(days),
       );
-    const history = (who: Who, received: string, engaged: string | undefined) => {
+    const history = (who: Who & { userId: string }, received: string, engaged: string | undefined) => {
       const channel: Channel = received.startsWith('Push') ? 'push' : 'email';
       return [12, 14, 16].flatMap((days, n) => {
         const decided = { days, channel, nonce: `${uniqueId('h')}-${n}` };

@@ -6,10 +6,13 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { CHANNELS } from '#domain/channels.ts';
 import {
+  CUSTOMER_TAG_LENGTH,
   MAX_DECISION_ID_LENGTH,
   attributedAction,
+  customerTag,
   decodeDecisionId,
   encodeDecisionId,
+  type DecisionInput,
   type DecisionRecord,
 } from '#domain/decide/decision-id.ts';
 import { CONTROL_ARM, assignArm } from '#domain/decide/experiments.ts';
@@ -17,7 +20,7 @@ import { hash32, sampleBeta, seededRandom } from '#domain/decide/random.ts';
 import { parseDecideRequest, parseSimulateRequest } from '#domain/decide/request.ts';
 
 const idText = fc.string({ minLength: 1, maxLength: 60 });
-const record: fc.Arbitrary<DecisionRecord> = fc.record(
+const record: fc.Arbitrary<DecisionInput & DecisionRecord> = fc.record(
   {
     catalogVersion: fc.nat().map(String),
     channel: fc.constantFrom(...CHANNELS),
@@ -42,8 +45,9 @@ const record: fc.Arbitrary<DecisionRecord> = fc.record(
     ),
     holdouts: fc.array(idText, { maxLength: 3 }),
     context: idText,
+    customer: fc.string({ maxLength: 60 }).map(customerTag),
   },
-  { requiredKeys: ['catalogVersion', 'channel', 'issuedAt', 'nonce', 'fallback', 'degraded', 'actions', 'holdouts'] },
+  { requiredKeys: ['catalogVersion', 'channel', 'issuedAt', 'nonce', 'fallback', 'degraded', 'actions', 'holdouts', 'customer'] },
 );
 
 describe('decisionId', () => {
@@ -59,7 +63,7 @@ describe('decisionId', () => {
     );
   });
 
-  it('a typical one-action decision fits in about 150 characters', () => {
+  it('a typical one-action decision, its customer tag included, fits in 200 characters', () => {
     const id = encodeDecisionId({
       catalogVersion: '42',
       channel: 'web',
@@ -71,8 +75,9 @@ describe('decisionId', () => {
       persona: 'student-sport',
       actions: [{ actionId: 'mega-offer-banner', variant: 'b', experiment: { id: 'banner-copy', arm: 'b' }, propensity: 0.3127 }],
       holdouts: [],
+      customer: customerTag('anonymous-0b6f0a4e-3c1d-4f7a-9d55-6a2f1c8e7b90'),
     });
-    expect(id.length).toBeLessThan(200);
+    expect(id.length).toBeLessThanOrEqual(200);
   });
 
   it('a mangled, truncated or foreign id decodes to undefined, never throws', () => {
@@ -85,6 +90,7 @@ describe('decisionId', () => {
       degraded: false,
       actions: [{ actionId: 'a', propensity: 0.5 }],
       holdouts: [],
+      customer: customerTag('u-1'),
     });
     expect(decodeDecisionId(good.slice(0, -1))).toBeUndefined();
     expect(decodeDecisionId(`A${good}`)).toBeUndefined();
@@ -105,11 +111,17 @@ describe('decisionId', () => {
       const payload = Buffer.from(JSON.stringify(value)).toString('base64url');
       return `${payload}.${hash32(payload).toString(36)}`;
     };
-    const valid = [2, '1', 'web', '', 0, 'n', 0, '', [['a', '', '', '', 0.5, 0.25]], [], 'student'];
+    const valid = [3, '1', 'web', '', 0, 'n', 0, '', [['a', '', '', '', 0.5, 0.25]], [], 'student', customerTag('u-1')];
     expect(decodeDecisionId(forge(valid))).toBeDefined();
     const broken = [
-      [3, ...valid.slice(1)], // unknown format
-      [1, ...valid.slice(1)], // v1 has no context, nor probabilities
+      [4, ...valid.slice(1)], // unknown format
+      [2, ...valid.slice(1)], // v2 has no customer
+      [1, ...valid.slice(1, 11)], // v1 has no context, nor probabilities
+      valid.slice(0, 11), // v3 without its customer
+      valid.map((v, i) => (i === 11 ? '' : v)), // empty customer tag
+      valid.map((v, i) => (i === 11 ? 'u-1' : v)), // a customer key, not its tag
+      valid.map((v, i) => (i === 11 ? `${customerTag('u-1')}x` : v)), // tag too long
+      valid.map((v, i) => (i === 11 ? 42 : v)), // tag not a string
       valid.map((v, i) => (i === 8 ? [['a', '', '', '', 0.5]] : v)), // v2 without probability
       valid.map((v, i) => (i === 8 ? [['a', '', '', '', 0.5, 1.01]] : v)), // probability
       valid.map((v, i) => (i === 10 ? 7 : v)), // context
@@ -119,6 +131,7 @@ describe('decisionId', () => {
       valid.map((v, i) => (i === 8 ? [['', '', '', '', 0.5, 0.5]] : v)), // empty action id
       valid.map((v, i) => (i === 8 ? Array.from({ length: 11 }, () => ['a', '', '', '', 0.5, 0.5]) : v)), // too many
       valid.slice(0, 10),
+      [...valid, 'extra'],
       { 0: 1 },
     ];
     expect(broken.map((value) => decodeDecisionId(forge(value)))).toEqual(broken.map(() => undefined));
@@ -144,7 +157,51 @@ describe('decisionId', () => {
     });
   });
 
-  it('carries each action\'s probability and the learning context (v2)', () => {
+  it('a v2 id (issued before the customer tag) still decodes, unbound: without a customer', () => {
+    const forge = (value: unknown) => {
+      const payload = Buffer.from(JSON.stringify(value)).toString('base64url');
+      return `${payload}.${hash32(payload).toString(36)}`;
+    };
+    const v2 = [2, '4', 'web', 'home_hero', 1_768_478_400, 'n1', 0, 'student', [['hero', 'b', 'copy', 'b', 0.31, 0.5]], [], 'student'];
+    expect(decodeDecisionId(forge(v2))).toEqual({
+      catalogVersion: '4',
+      channel: 'web',
+      placement: 'home_hero',
+      issuedAt: '2026-01-15T12:00:00.000Z',
+      nonce: 'n1',
+      fallback: false,
+      degraded: false,
+      persona: 'student',
+      actions: [{ actionId: 'hero', variant: 'b', experiment: { id: 'copy', arm: 'b' }, propensity: 0.31, probability: 0.5 }],
+      holdouts: [],
+      context: 'student',
+    });
+  });
+
+  it('carries the customer tag of the customer it was decided for (v3): short, stable, distinct per customer', () => {
+    const id = encodeDecisionId({
+      catalogVersion: '4',
+      channel: 'web',
+      issuedAt: '2026-01-15T12:00:00.000Z',
+      nonce: 'n',
+      fallback: false,
+      degraded: false,
+      actions: [{ actionId: 'a', propensity: 0.2, probability: 1 }],
+      holdouts: [],
+      customer: customerTag('harvest-1'),
+    });
+    const [payload] = id.split('.');
+    const array = JSON.parse(Buffer.from(payload as string, 'base64url').toString('utf8'));
+    expect(array[0]).toBe(3);
+    expect(array[11]).toBe(customerTag('harvest-1'));
+    expect(decodeDecisionId(id)?.customer).toBe(customerTag('harvest-1'));
+    expect(customerTag('harvest-1')).toHaveLength(CUSTOMER_TAG_LENGTH);
+    expect(customerTag('harvest-1')).toBe(customerTag('harvest-1'));
+    const sybils = Array.from({ length: 1_000 }, (_, i) => customerTag(`sybil-${i}`));
+    expect(new Set([...sybils, customerTag('harvest-1')]).size).toBe(1_001);
+  });
+
+  it('carries each action\'s probability and the learning context (since v2)', () => {
     const id = encodeDecisionId({
       catalogVersion: '4',
       channel: 'web',
@@ -158,9 +215,10 @@ describe('decisionId', () => {
       ],
       holdouts: [],
       context: 'seg-vip',
+      customer: customerTag('u-1'),
     });
     const [payload] = id.split('.');
-    expect(JSON.parse(Buffer.from(payload as string, 'base64url').toString('utf8'))[0]).toBe(2);
+    expect(JSON.parse(Buffer.from(payload as string, 'base64url').toString('utf8'))[0]).toBe(3);
     const r = decodeDecisionId(id);
     expect(r?.context).toBe('seg-vip');
     expect(r?.actions.map((a) => a.probability)).toEqual([0.8765, 1]);
@@ -180,6 +238,7 @@ describe('decisionId', () => {
           { actionId: 'b', variant: 'v2', experiment: { id: 'e', arm: 'v2' }, propensity: 0.1 },
         ],
         holdouts: [],
+        customer: customerTag('u-1'),
       }),
     );
     expect(r).toBeDefined();
@@ -326,6 +385,7 @@ describe('attribution of an outcome that carries only decision_id', () => {
       // Long ids (several actions) must be accepted too.
       actions: Array.from({ length: 6 }, (_, i) => ({ actionId: `push-offer-number-${i}`, variant: 'b', propensity: 0.25 })),
       holdouts: [],
+      customer: customerTag('u-1'),
     });
     expect(decisionId.length).toBeGreaterThan(200);
     const event = (messageId: string, name: string) => ({

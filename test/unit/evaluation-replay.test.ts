@@ -13,7 +13,7 @@ import { loadCatalog } from '#domain/catalog/load.ts';
 import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import type { CatalogInput } from '#domain/catalog/schema.ts';
 import { decide } from '#domain/decide/decide.ts';
-import { decisionKey, encodeDecisionId, sealDecisionId } from '#domain/decide/decision-id.ts';
+import { customerTag, decisionKey, encodeDecisionId, sealDecisionId } from '#domain/decide/decision-id.ts';
 import type { LearningStats } from '#domain/decide/types.ts';
 import { seededRandom, type Random } from '#domain/decide/random.ts';
 import { ArmProbabilityCache } from '#domain/learning/policy.ts';
@@ -53,11 +53,14 @@ const candidate = catalog({
 });
 
 let nonce = 0;
-/** A record as decide logs it: served `served` at position 1 with `probability`, `eligible` with theirs; sealed id. */
+/**
+ * A record as decide logs it: served `served` at position 1 with `probability`, `eligible` with theirs; sealed id.
+ * Its customer (here its pseudonym and its id alike) is `c-<nonce>`, whom the id is bound to.
+ */
 function record(plan: Plan | undefined, served: string | undefined, eligible: Record<string, number>, at: Date = AT, sealed = true): DecisionLogRecord {
   const n = `n${nonce++}`;
   const actions = served === undefined ? [] : [{ actionId: served, propensity: 0.5, probability: eligible[served] ?? 1 }];
-  const plain = encodeDecisionId({ catalogVersion: '3', channel: 'web', issuedAt: at, nonce: n, fallback: false, degraded: false, actions, holdouts: [], context: '-' });
+  const plain = encodeDecisionId({ catalogVersion: '3', channel: 'web', issuedAt: at, nonce: n, fallback: false, degraded: false, actions, holdouts: [], context: '-', customer: customerTag(`c-${n}`) });
   const decisionId = sealed ? sealDecisionId(plain, KEY) : plain;
   return {
     decisionId,
@@ -74,8 +77,10 @@ function record(plan: Plan | undefined, served: string | undefined, eligible: Re
   };
 }
 
+/** A click on `r`'s decision, reported by its customer. */
 const click = (r: DecisionLogRecord, extra: Record<string, unknown> = {}, minutes = 1): OutcomeEvent => ({
   event: 'Promotion Clicked',
+  anonymousId: r.customer,
   properties: { decision_id: r.decisionId, ...extra },
   timestamp: new Date(Date.parse(r.at) + minutes * 60_000).toISOString(),
 });
@@ -184,10 +189,19 @@ describe('the join of decisions with their outcomes', () => {
     expect(evaluatePartition([byRef], { candidate, outcomes: index }).sums).toEqual(part.sums);
   });
 
-  it('an outcome that does not count is no reward: another action, past the window, an id sealed with another key, not an outcome event', () => {
+  it('an outcome that does not count is no reward: another action, past the window, an id sealed with another key, not an outcome event, another customer', () => {
     const other = decisionKey('another-service-decision-key-0123456789abcdef');
-    const forged = { ...click(r), properties: { decision_id: sealDecisionId(encodeDecisionId({ catalogVersion: '3', channel: 'web', issuedAt: AT, nonce: 'x', fallback: false, degraded: false, actions: [{ actionId: 'a1', propensity: 1, probability: 1 }], holdouts: [] }), other) } };
-    const events = [click(r, { action_id: 'a0' }), click(r, {}, WEEK_MS / 60_000 + 1), forged, { ...click(r), event: 'Page Viewed' }];
+    const forged = { ...click(r), properties: { decision_id: sealDecisionId(encodeDecisionId({ catalogVersion: '3', channel: 'web', issuedAt: AT, nonce: 'x', fallback: false, degraded: false, actions: [{ actionId: 'a1', propensity: 1, probability: 1 }], holdouts: [], customer: customerTag(r.customer) }), other) } };
+    const { anonymousId: _own, ...anonymous } = click(r);
+    const events = [
+      click(r, { action_id: 'a0' }),
+      click(r, {}, WEEK_MS / 60_000 + 1),
+      forged,
+      { ...click(r), event: 'Page Viewed' },
+      { ...click(r), anonymousId: 'sybil-0' },
+      { ...anonymous, userId: 'mallory' },
+      anonymous,
+    ];
     const index = indexOutcomes(events, KEY, window);
     expect(index).toEqual({});
     expect(evaluatePartition([r], { candidate, outcomes: index, decisionKey: KEY }).sums).toMatchObject({ evaluated: 1, reward: 0 });
@@ -197,7 +211,7 @@ describe('the join of decisions with their outcomes', () => {
     const converting = catalog({ ...candidate.document, learning: { enabled: false, reward: 'conversion' } } as CatalogInput);
     const events = [click(r)];
     expect(evaluatePartition([r], { candidate: converting, outcomes: indexOutcomes(events, KEY, window), decisionKey: KEY }).sums.reward).toBe(0);
-    const order: OutcomeEvent = { event: 'Order Completed', properties: { decision_id: r.decisionId }, timestamp: new Date(Date.parse(r.at) + 3_600_000).toISOString() };
+    const order: OutcomeEvent = { event: 'Order Completed', anonymousId: r.customer, properties: { decision_id: r.decisionId }, timestamp: new Date(Date.parse(r.at) + 3_600_000).toISOString() };
     expect(evaluatePartition([r], { candidate: converting, outcomes: indexOutcomes([order], KEY, window), decisionKey: KEY }).sums.reward).toBe(1);
   });
 

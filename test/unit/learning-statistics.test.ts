@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeDecisionId } from '#domain/decide/decision-id.ts';
+import { customerTag, encodeDecisionId } from '#domain/decide/decision-id.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import {
   DEFAULT_OUTCOME_LEARNING,
@@ -33,9 +33,12 @@ const decision = encodeDecisionId({
   persona: 'student-sport',
   actions: [{ actionId: 'banner', variant: 'android', propensity: 0.6 }],
   holdouts: [],
+  customer: customerTag('u-1'),
 });
+/** The customer the decisions were made for, as its outcomes report it. */
+const CUSTOMER = ['u-1'];
 const outcome = (event: string, at: number) => {
-  const attributed = attributeOutcome(event, { decision_id: decision }, at, undefined);
+  const attributed = attributeOutcome(event, { decision_id: decision }, at, CUSTOMER, undefined);
   if (!attributed) throw new Error('not attributed');
   return attributed;
 };
@@ -63,8 +66,9 @@ describe('outcomeIncrement', () => {
       actions: [{ actionId: 'banner', variant: 'android', propensity: 0.6, probability: 0.9 }],
       holdouts: [],
       context: 'seg-runners',
+      customer: customerTag('u-1'),
     });
-    const attributed = attributeOutcome('promotion viewed', { decision_id: withContext }, DECIDED, undefined);
+    const attributed = attributeOutcome('promotion viewed', { decision_id: withContext }, DECIDED, CUSTOMER, undefined);
     expect(attributed).toBeDefined();
     for (const contextBy of ['none', 'persona', 'segment'] as const) {
       expect(outcomeIncrement(attributed!, contextBy).cell.context).toBe('seg-runners');
@@ -89,8 +93,9 @@ describe('the cells of a counted outcome', () => {
     persona: 'student-sport',
     actions: [{ actionId: 'onboarding', variant: 'short', experiment: { id: 'copy', arm: 'short' }, propensity: 0.5 }],
     holdouts: ['winback', 'vip'],
+    customer: customerTag('u-1'),
   });
-  const tapped = attributeOutcome('push notification tapped', { decision_id: experimental }, DECIDED, undefined)!;
+  const tapped = attributeOutcome('push notification tapped', { decision_id: experimental }, DECIDED, CUSTOMER, undefined)!;
 
   it('the served action\'s cell names the experiment arm it was served under', () => {
     expect(outcomeIncrement(tapped, 'persona').cell).toEqual({
@@ -115,11 +120,11 @@ describe('the cells of a counted outcome', () => {
 
   it('a conversion counts within the conversion window, an impression or a click within the attribution window', () => {
     const hours = (n: number) => DECIDED + n * STATISTICS_BUCKET_MS;
-    expect(attributeOutcome('order completed', { decision_id: decision }, hours(23), undefined, 24 * STATISTICS_BUCKET_MS)).toBeDefined();
-    expect(attributeOutcome('order completed', { decision_id: decision }, hours(25), undefined, 24 * STATISTICS_BUCKET_MS)).toBeUndefined();
-    expect(attributeOutcome('promotion clicked', { decision_id: decision }, hours(25), undefined, 24 * STATISTICS_BUCKET_MS)).toBeDefined();
-    expect(attributeOutcome('order completed', { decision_id: decision }, hours(24 * 20), undefined, 30 * 24 * STATISTICS_BUCKET_MS)).toBeDefined();
-    expect(attributeOutcome('promotion clicked', { decision_id: decision }, DECIDED + ATTRIBUTION_WINDOW_MS + 1, undefined, 30 * 24 * STATISTICS_BUCKET_MS)).toBeUndefined();
+    expect(attributeOutcome('order completed', { decision_id: decision }, hours(23), CUSTOMER, undefined, 24 * STATISTICS_BUCKET_MS)).toBeDefined();
+    expect(attributeOutcome('order completed', { decision_id: decision }, hours(25), CUSTOMER, undefined, 24 * STATISTICS_BUCKET_MS)).toBeUndefined();
+    expect(attributeOutcome('promotion clicked', { decision_id: decision }, hours(25), CUSTOMER, undefined, 24 * STATISTICS_BUCKET_MS)).toBeDefined();
+    expect(attributeOutcome('order completed', { decision_id: decision }, hours(24 * 20), CUSTOMER, undefined, 30 * 24 * STATISTICS_BUCKET_MS)).toBeDefined();
+    expect(attributeOutcome('promotion clicked', { decision_id: decision }, DECIDED + ATTRIBUTION_WINDOW_MS + 1, CUSTOMER, undefined, 30 * 24 * STATISTICS_BUCKET_MS)).toBeUndefined();
   });
 
   it('the learning settings used without a catalog are the catalog\'s defaults', () => {

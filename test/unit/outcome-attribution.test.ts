@@ -3,11 +3,15 @@
  * any outcome event, an id the service did not seal, an action or variant
  * the decision did not serve, or a time outside the windows counts for
  * nothing; a genuine outcome of what was served, inside its window, counts
- * for exactly the action and variant served.
+ * for exactly the action and variant served, and only when it comes from
+ * the customer the decision was made for (the customer tag).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decisionKey, encodeDecisionId, sealDecisionId } from '#domain/decide/decision-id.ts';
+import { customerTag, decisionKey, encodeDecisionId, sealDecisionId } from '#domain/decide/decision-id.ts';
+import { hash32 } from '#domain/decide/random.ts';
+import { customerIds } from '#domain/profile/apply.ts';
+import { emptyProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { ATTRIBUTION_WINDOW_MS, CLOCK_SKEW_MS, OUTCOME_EVENTS, attributeOutcome } from '#domain/profile/outcomes.ts';
 
 const KEY = decisionKey('k'.repeat(48));
@@ -19,8 +23,12 @@ const id = fc.stringMatching(/^[a-z][a-z0-9-]{0,11}$/);
 const served = fc.uniqueArray(fc.record({ actionId: id, variant: fc.option(id, { nil: undefined }) }), { minLength: 1, maxLength: 4, selector: (a) => a.actionId });
 const eventName = fc.constantFrom(...Object.keys(OUTCOME_EVENTS));
 
-/** A decision that served `actions`, sealed with `key`. */
-function issued(actions: readonly { actionId: string; variant?: string }[], key = KEY): string {
+/** The customer the decisions below were made for, and the ids an outcome of theirs is reported under. */
+const CUSTOMER = 'u-1';
+const FROM_CUSTOMER = [CUSTOMER];
+
+/** A decision that served `actions` to `customer`, sealed with `key`. */
+function issued(actions: readonly { actionId: string; variant?: string }[], key = KEY, customer = CUSTOMER): string {
   const plain = encodeDecisionId({
     catalogVersion: '3',
     channel: 'web',
@@ -31,6 +39,7 @@ function issued(actions: readonly { actionId: string; variant?: string }[], key 
     degraded: false,
     actions: actions.map((a) => ({ actionId: a.actionId, ...(a.variant !== undefined ? { variant: a.variant } : {}), propensity: 0.3 })),
     holdouts: [],
+    customer: customerTag(customer),
   });
   return sealDecisionId(plain, key);
 }
@@ -44,7 +53,7 @@ describe('outcome attribution', () => {
         const props = alias
           ? { decisionId: decision, actionId: target.actionId, ...(target.variant !== undefined ? { variant: target.variant } : {}) }
           : { decision_id: decision, action_id: target.actionId, ...(target.variant !== undefined ? { variant: target.variant } : {}) };
-        const outcome = attributeOutcome(name, props, T0 + offset, KEY, ATTRIBUTION_WINDOW_MS);
+        const outcome = attributeOutcome(name, props, T0 + offset, FROM_CUSTOMER, KEY, ATTRIBUTION_WINDOW_MS);
         expect(outcome?.action.actionId).toBe(target.actionId);
         expect(outcome?.action.variant).toBe(target.variant);
         expect(outcome?.kind).toBe(OUTCOME_EVENTS[name]?.kind);
@@ -53,9 +62,10 @@ describe('outcome attribution', () => {
     );
   });
 
-  it('counts nothing for an id sealed with another key, a plain or mangled id, an action or variant not served, or a time outside the windows', () => {
+  it('counts nothing for an id sealed with another key, a plain or mangled id, another customer\'s decision, an action or variant not served, or a time outside the windows', () => {
     const mistake = fc.oneof(
       fc.constant('other key' as const),
+      fc.record({ customer: fc.string({ maxLength: 20 }) }),
       fc.constant('plain' as const),
       fc.record({ mangle: fc.nat() }),
       fc.record({ action: id }),
@@ -71,7 +81,10 @@ describe('outcome attribution', () => {
         let variant = target.variant;
         let at = T0 + 60_000;
         if (wrong === 'other key') decision = issued(actions, OTHER_KEY);
-        else if (wrong === 'plain') decision = decision.replace(/^[^.]*\./, '');
+        else if (typeof wrong === 'object' && 'customer' in wrong) {
+          if (wrong.customer === CUSTOMER) return;
+          decision = issued(actions, KEY, wrong.customer);
+        } else if (wrong === 'plain') decision = decision.replace(/^[^.]*\./, '');
         else if ('mangle' in wrong) {
           const i = wrong.mangle % decision.length;
           const c = decision[i] === 'A' ? 'B' : 'A';
@@ -85,7 +98,7 @@ describe('outcome attribution', () => {
         } else if ('early' in wrong) at = T0 - wrong.early;
         else at = T0 + wrong.late;
         const props = { decision_id: decision, action_id: actionId, ...(variant !== undefined ? { variant } : {}) };
-        expect(attributeOutcome(name, props, at, KEY, ATTRIBUTION_WINDOW_MS)).toBeUndefined();
+        expect(attributeOutcome(name, props, at, FROM_CUSTOMER, KEY, ATTRIBUTION_WINDOW_MS)).toBeUndefined();
       }),
       { numRuns: 500 },
     );
@@ -96,11 +109,52 @@ describe('outcome attribution', () => {
       fc.property(served, fc.integer({ min: 1, max: 6 * DAY }), fc.integer({ min: 0, max: 7 * DAY }), (actions, window, offset) => {
         const target = actions[0]!;
         const props = { decision_id: issued(actions), action_id: target.actionId, ...(target.variant !== undefined ? { variant: target.variant } : {}) };
-        const conversion = attributeOutcome('order completed', props, T0 + offset, KEY, window);
+        const conversion = attributeOutcome('order completed', props, T0 + offset, FROM_CUSTOMER, KEY, window);
         expect(conversion !== undefined).toBe(offset <= window);
-        expect(attributeOutcome('promotion clicked', props, T0 + offset, KEY, window)).toBeDefined();
+        expect(attributeOutcome('promotion clicked', props, T0 + offset, FROM_CUSTOMER, KEY, window)).toBeDefined();
       }),
       { numRuns: 300 },
     );
+  });
+
+  describe('the customer a decision was made for', () => {
+    const actions = [{ actionId: 'offer' }];
+    const click = (decision: string) => ({ decision_id: decision, action_id: 'offer' });
+    const at = T0 + 60_000;
+    const outcomeFrom = (decision: string, profile: ProfileState, event: { userId?: string; anonymousId?: string }) =>
+      attributeOutcome('promotion clicked', click(decision), at, customerIds(profile, event), KEY, ATTRIBUTION_WINDOW_MS);
+
+    it('counts for that customer, and for nobody else: 50 other anonymous customers reporting its id count nothing', () => {
+      const decision = issued(actions, KEY, 'harvest-1');
+      expect(outcomeFrom(decision, emptyProfileState({ anonymousId: 'harvest-1' }), { anonymousId: 'harvest-1' })?.action.actionId).toBe('offer');
+      for (let i = 0; i < 50; i++) {
+        expect(outcomeFrom(decision, emptyProfileState({ anonymousId: `sybil-${i}` }), { anonymousId: `sybil-${i}` })).toBeUndefined();
+      }
+      // Nor a known customer, nor another customer's id on the event of a profile that is not harvest-1's.
+      expect(outcomeFrom(decision, emptyProfileState({ userId: 'mallory' }), { userId: 'mallory', anonymousId: 'sybil-0' })).toBeUndefined();
+    });
+
+    it('still counts after the anonymous customer logs in and is merged into a user, whichever id the event carries', () => {
+      const decision = issued(actions, KEY, 'anon-a');
+      const merged: ProfileState = { ...emptyProfileState({ userId: 'user-u' }), anonymousIds: ['anon-b', 'anon-a'] };
+      expect(outcomeFrom(decision, merged, { userId: 'user-u' })).toBeDefined();
+      expect(outcomeFrom(decision, merged, { userId: 'user-u', anonymousId: 'anon-b' })).toBeDefined();
+      // A decision for the user counts from any of its devices.
+      expect(outcomeFrom(issued(actions, KEY, 'user-u'), merged, { anonymousId: 'anon-b' })).toBeDefined();
+      // The experiment key (the customer's first id) binds too, when the bounded list of merged ids no longer holds it.
+      const keyed: ProfileState = { ...emptyProfileState({ userId: 'user-u' }), assignmentKey: ['anon-first', T0] };
+      expect(outcomeFrom(issued(actions, KEY, 'anon-first'), keyed, { userId: 'user-u' })).toBeDefined();
+      expect(outcomeFrom(decision, keyed, { userId: 'user-u' })).toBeUndefined();
+    });
+
+    it('a v2 id (issued before the customer tag) is unbound: it counts from any customer, within its window', () => {
+      const v2 = [2, '3', 'web', 'home', Math.floor(T0 / 1000), 'n1', 0, '', [['offer', '', '', '', 0.3, 1]], [], '-'];
+      const payload = Buffer.from(JSON.stringify(v2)).toString('base64url');
+      const decision = sealDecisionId(`${payload}.${hash32(payload).toString(36)}`, KEY);
+      expect(outcomeFrom(decision, emptyProfileState({ anonymousId: 'harvest-1' }), { anonymousId: 'harvest-1' })).toBeDefined();
+      expect(outcomeFrom(decision, emptyProfileState({ anonymousId: 'sybil-0' }), { anonymousId: 'sybil-0' })).toBeDefined();
+      const late = attributeOutcome('promotion clicked', click(decision), T0 + ATTRIBUTION_WINDOW_MS + 1, ['sybil-0'], KEY, ATTRIBUTION_WINDOW_MS);
+      expect(late).toBeUndefined();
+    });
   });
 });

@@ -1,12 +1,12 @@
 /**
  * Outcome attribution (shared/domain/profile/outcomes.ts): an outcome counts
  * once per (decision, action, kind), only for a decision the service issued
- * and for what that decision served, within the attribution window; every
- * report stays in the history.
+ * and for what that decision served, within the attribution window, from
+ * the customer it was made for; every report stays in the history.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decisionKey, encodeDecisionId, sealDecisionId } from '#domain/decide/decision-id.ts';
+import { customerTag, decisionKey, encodeDecisionId, sealDecisionId } from '#domain/decide/decision-id.ts';
 import { applyEvents, mergeProfiles } from '#domain/profile/apply.ts';
 import { emptyProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
@@ -16,7 +16,8 @@ import { firstDifference } from './profile-support.ts';
 
 const settings = { halfLifeDays: 14 };
 const DECIDED = '2026-03-02T10:00:00.000Z';
-const idOf = (nonce = 'n1', channel: 'web' | 'push' | 'email' = 'web', issuedAt = DECIDED) =>
+/** A decision (plain id) made for `customer` (decide's customer key). */
+const idOf = (nonce = 'n1', channel: 'web' | 'push' | 'email' = 'web', issuedAt = DECIDED, customer = 'u-1') =>
   encodeDecisionId({
     catalogVersion: '3',
     channel,
@@ -29,6 +30,7 @@ const idOf = (nonce = 'n1', channel: 'web' | 'push' | 'email' = 'web', issuedAt 
       { actionId: 'recipes', propensity: 0.3 },
     ],
     holdouts: [],
+    customer: customerTag(customer),
   });
 
 let n = 0;
@@ -114,8 +116,10 @@ describe('once per decision, action and kind', () => {
   });
 
   it('the same outcome under two identities before they are joined counts once after the merge', () => {
-    const id = idOf();
-    const known = apply([report('Promotion Viewed', { decision_id: id }), report('Promotion Clicked', { decision_id: id })]);
+    // Decided while anonymous; the known profile's reports come after the login, under both ids (as trackers send them).
+    const id = idOf('n1', 'web', DECIDED, 'a-1');
+    const both = { userId: 'u-1', anonymousId: 'a-1' };
+    const known = apply([report('Promotion Viewed', { decision_id: id }, undefined, both), report('Promotion Clicked', { decision_id: id }, undefined, both)]);
     const anonymous = apply(
       [report('Promotion Viewed', { decision_id: id }, undefined, { anonymousId: 'a-1' }), report('Promotion Clicked', { decision_id: id }, undefined, { anonymousId: 'a-1' })],
       emptyProfileState({ anonymousId: 'a-1' }),
@@ -123,6 +127,26 @@ describe('once per decision, action and kind', () => {
     const merged = mergeProfiles(known, anonymous);
     expect(contacts(merged)).toEqual({ banner: { impressions: [DECIDED], clicks: 1, conversions: 0, lastImpressionAt: DECIDED } });
     expect(engagement(merged).web).toMatchObject({ delivered: 1, engaged: 1 });
+  });
+
+  it('a decision counts only on the profile of the customer it was made for: 50 other customers reporting it count nothing', () => {
+    const id = idOf('n1', 'web', DECIDED, 'harvest-1');
+    const click = (anonymousId: string) => report('Promotion Clicked', { decision_id: id, action_id: 'banner' }, undefined, { anonymousId });
+    for (let i = 0; i < 50; i++) {
+      const sybil = apply([click(`sybil-${i}`)], emptyProfileState({ anonymousId: `sybil-${i}` }));
+      expect(contacts(sybil)).toEqual({});
+      expect(sybil.outcomes).toEqual({});
+      expect(sybil.events['Promotion Clicked']?.n).toBe(1);
+    }
+    expect(contacts(apply([click('harvest-1')], emptyProfileState({ anonymousId: 'harvest-1' }))).banner?.clicks).toBe(1);
+  });
+
+  it('a decision made for an anonymous customer counts on the user it was merged into, under the user id alone', () => {
+    const id = idOf('n1', 'web', DECIDED, 'a-1');
+    const user = mergeProfiles(emptyProfileState({ userId: 'u-1' }), emptyProfileState({ anonymousId: 'a-1' }));
+    expect(contacts(apply([report('Promotion Clicked', { decision_id: id, action_id: 'banner' })], user)).banner?.clicks).toBe(1);
+    // Not on another user's profile.
+    expect(contacts(apply([report('Promotion Clicked', { decision_id: id, action_id: 'banner' }, undefined, { userId: 'u-2' })], emptyProfileState({ userId: 'u-2' })))).toEqual({});
   });
 
   it('a decision id sealed with the service’s key counts; one sealed with another key, or sent plain, does not', () => {
@@ -135,7 +159,8 @@ describe('once per decision, action and kind', () => {
   });
 
   it('any order, any repetition and any split between two identities merged gives the in-order profile, each outcome once', () => {
-    const ids = ['n1', 'n2', 'n3'].flatMap((nonce) => [idOf(nonce, 'web'), idOf(nonce, 'push')]);
+    // Decisions made while the customer was anonymous a-1; reports after the login carry both ids.
+    const ids = ['n1', 'n2', 'n3'].flatMap((nonce) => [idOf(nonce, 'web', DECIDED, 'a-1'), idOf(nonce, 'push', DECIDED, 'a-1')]);
     const one = fc.record({
       event: fc.constantFrom('Promotion Viewed', 'Promotion Clicked', 'Push Notification Received', 'Order Completed', 'Email Opened'),
       id: fc.constantFrom(...ids),
@@ -150,7 +175,7 @@ describe('once per decision, action and kind', () => {
             d.event,
             { decision_id: d.id, ...(d.action ? { action_id: d.action } : {}) },
             new Date(Date.parse(DECIDED) + d.minutes * 60_000).toISOString(),
-            d.anonymous ? { anonymousId: 'a-1' } : { userId: 'u-1' },
+            d.anonymous ? { anonymousId: 'a-1' } : { userId: 'u-1', anonymousId: 'a-1' },
           ),
         );
         const inOrder = apply([...events].sort((a, b) => a.timestamp.localeCompare(b.timestamp)));

@@ -32,7 +32,7 @@ import type { ProfileItem } from '#domain/profile/profile-item.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { storedEvent } from '../support/stream.ts';
 import type { StatisticsIncrement } from '#domain/learning/statistics.ts';
-import { decisionId, draft, expectedStatistics, firstDifference, statisticsTotals, type Draft } from './profile-support.ts';
+import { decisionId, draft, expectedStatistics, firstDifference, forCustomer, statisticsTotals, type Draft } from './profile-support.ts';
 
 const settings = { halfLifeDays: 14 };
 const NOW = Date.parse('2026-04-11T00:00:00Z');
@@ -185,7 +185,8 @@ interface Scenario {
 const eventOf = (d: Draft, customer: number, w: Who, i: number): StoredEvent => {
   const userId = `u${customer}`;
   const anonymousId = `a${customer}`;
-  const base = { ...d, messageId: `m${i}`, sourceId: 'src' };
+  // Its decisions made for an id it carries: its outcomes count in any order of delivery.
+  const base = { ...forCustomer(d, w === 'user' ? userId : anonymousId), messageId: `m${i}`, sourceId: 'src' };
   const event =
     w === 'anonymous'
       ? storedEvent({ ...base, anonymousId })
@@ -435,7 +436,8 @@ describe('the exactly-once plan of a stream batch', () => {
 
   describe('outcome statistics of a write', () => {
     const at = '2026-04-01T10:00:00.000Z';
-    const web = decisionId(new Date('2026-04-01T09:30:00Z'), 'web', 'w1');
+    // Decided for u1.
+    const web = decisionId(new Date('2026-04-01T09:30:00Z'), 'web', 'w1', ['a1', 'a2'], 'u1');
     const learning: PlanOptions = { ...options, settings: { ...settings, learning: { contextBy: 'persona', conversionWindowMs: DAY } } };
     const outcome = (messageId: string, who: { userId?: string; anonymousId?: string }, event: string, properties: Record<string, unknown>, timestamp = at) =>
       storedEvent({ type: 'track', ...who, messageId, event, timestamp, properties });
@@ -479,14 +481,16 @@ describe('the exactly-once plan of a stream batch', () => {
 
     it('a merge takes back what the anonymous profile and the user had both counted', () => {
       const store = new MemoryStore(learning);
+      // Decided while anonymous (a1): the user's report under u1 alone, before u1 and a1 are joined, is not its customer's.
+      const anonymousWeb = decisionId(new Date('2026-04-01T09:30:00Z'), 'web', 'w1', ['a1', 'a2'], 'a1');
       const totals = statisticsOf(store, [
-        outcome('n1', { anonymousId: 'a1' }, 'Promotion Viewed', { decision_id: web, action_id: 'a1' }),
-        outcome('n2', { anonymousId: 'a1' }, 'Promotion Viewed', { decision_id: web, action_id: 'a2' }),
-        outcome('k1', { userId: 'u1' }, 'Promotion Viewed', { decision_id: web, action_id: 'a1' }),
+        outcome('n1', { anonymousId: 'a1' }, 'Promotion Viewed', { decision_id: anonymousWeb, action_id: 'a1' }),
+        outcome('n2', { anonymousId: 'a1' }, 'Promotion Viewed', { decision_id: anonymousWeb, action_id: 'a2' }),
+        outcome('k0', { userId: 'u1' }, 'Promotion Viewed', { decision_id: anonymousWeb, action_id: 'a1' }),
       ]);
-      // Two profiles: a1 and the control twice, a2 once.
-      expect(totals).toEqual({ [a1]: '2/0/0', [a2]: '1/0/0', [control]: '2/0/0' });
-      const merged = statisticsOf(store, [storedEvent({ type: 'identify', userId: 'u1', anonymousId: 'a1', messageId: 'id', timestamp: at })]);
+      expect(totals).toEqual({ [a1]: '1/0/0', [a2]: '1/0/0', [control]: '1/0/0' });
+      // The login's report carries both ids: the user counts it, then absorbs a1, which had counted it too.
+      const merged = statisticsOf(store, [outcome('k1', { userId: 'u1', anonymousId: 'a1' }, 'Promotion Viewed', { decision_id: anonymousWeb, action_id: 'a1' })]);
       expect(merged).toEqual({ [a1]: '1/0/0', [a2]: '1/0/0', [control]: '1/0/0' });
       expect(store.statistics.filter((i) => i.counts.impressions < 0)).toHaveLength(2);
     });
@@ -494,7 +498,7 @@ describe('the exactly-once plan of a stream batch', () => {
     it('splits a profile\'s outcomes into writes of at most 100 items, statistics items included', () => {
       const store = new MemoryStore(learning);
       const events = Array.from({ length: 150 }, (_, i) =>
-        outcome(`m${i}`, { userId: 'u1' }, 'Promotion Viewed', { decision_id: decisionId(new Date(Date.parse(at) - i * 3_600_000), 'web', `d${i}`) }),
+        outcome(`m${i}`, { userId: 'u1' }, 'Promotion Viewed', { decision_id: decisionId(new Date(Date.parse(at) - i * 3_600_000), 'web', `d${i}`, ['a1', 'a2'], 'u1') }),
       );
       const plan = planOn(store, events.map((e, i) => record(e, i)));
       const writes = plan.targets.flatMap((t) => t.writes);

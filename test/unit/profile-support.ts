@@ -5,7 +5,7 @@
  * profiles must have added, from their events alone.
  */
 import fc from 'fast-check';
-import { encodeDecisionId } from '#domain/decide/decision-id.ts';
+import { customerTag, decodeDecisionId, encodeDecisionId } from '#domain/decide/decision-id.ts';
 import { CONTROL_ARM } from '#domain/decide/experiments.ts';
 import type { Channel } from '#domain/channels.ts';
 import { DEFAULT_OUTCOME_LEARNING, cellKey, learningContext, outcomeIncrement, type StatisticsCell, type StatisticsIncrement } from '#domain/learning/statistics.ts';
@@ -29,13 +29,15 @@ const zone = fc.constantFrom('Europe/Madrid', 'America/New_York', 'Asia/Kolkata'
 /**
  * A decision id as decide issues it (read plain: the profile tests run without a decision key),
  * serving a1 (variant x) and a2 (arm b of experiment exp-a); a web decision also has a persona and
- * a placement, and its customer is in the control group of experiment exp-h.
+ * a placement, and its customer is in the control group of experiment exp-h. Made for `customer`
+ * (decide's customer key; u-1, the profile tests' customer, unless given).
  */
 export const decisionId = (
   issuedAt: Date,
   channel: Channel,
   nonce = `n${issuedAt.getTime().toString(36)}${channel}`,
   actions: readonly string[] = ['a1', 'a2'],
+  customer = 'u-1',
 ): string =>
   encodeDecisionId({
     catalogVersion: '1',
@@ -52,6 +54,7 @@ export const decisionId = (
       propensity: 0.5,
     })),
     holdouts: channel === 'web' ? ['exp-h'] : [],
+    customer: customerTag(customer),
   });
 
 /**
@@ -88,6 +91,22 @@ const outcome = (event: string) =>
       event,
       properties: { [DECISION]: { ref, field: alias ? 'decisionId' : 'decision_id' }, ...rest },
     }));
+
+/**
+ * `d` with its decision ids (plain ones decide issued; anything else is left
+ * as it is) made for `customer` instead: the customer whose id the event
+ * carries, so that its outcomes count wherever the event is applied.
+ */
+export function forCustomer<T extends Pick<Draft, 'properties'>>(d: T, customer: string): T {
+  const props = d.properties;
+  if (!props) return d;
+  const out: Record<string, unknown> = { ...props };
+  for (const field of ['decision_id', 'decisionId']) {
+    const decision = decodeDecisionId(props[field]);
+    if (decision) out[field] = encodeDecisionId({ ...decision, customer: customerTag(customer) });
+  }
+  return { ...d, properties: out };
+}
 
 export const draft: fc.Arbitrary<Draft> = fc
   .tuple(
@@ -209,7 +228,7 @@ export function statisticsTotals(increments: Iterable<StatisticsIncrement>): Rec
  * The statistics a set of final profiles must have added, each given by the
  * events it holds (below the counted-outcomes bound), by the definition:
  * each (decision, action, kind) an event of the profile is an outcome of
- * adds 1 to the served action's cell, and each (decision, kind) adds 1 to
+ * (from the decision's customer: one of the profile's ids) adds 1 to the served action's cell, and each (decision, kind) adds 1 to
  * the control cell of each experiment whose holdout the decision's customer
  * was in.
  */
@@ -219,8 +238,10 @@ export function expectedStatistics(profiles: readonly (readonly StoredEvent[])[]
   for (const events of profiles) {
     const keys = new Set<string>();
     const units = new Set<string>();
+    // The final profile holds every id its events were sent under.
+    const ids = { anonymousIds: events.flatMap((e) => [e.userId, e.anonymousId].filter((id): id is string => id !== undefined)) };
     for (const event of events) {
-      const outcome = eventOutcome(event, settings);
+      const outcome = eventOutcome(event, settings, ids);
       if (!outcome || keys.has(outcome.key)) continue;
       keys.add(outcome.key);
       const increment = outcomeIncrement(outcome, contextBy);

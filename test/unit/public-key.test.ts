@@ -9,6 +9,7 @@ import { SignJWT } from 'jose';
 import { CHANNELS } from '#domain/channels.ts';
 import {
   MAX_SEALED_DECISION_ID_LENGTH,
+  customerTag,
   decisionKey,
   decodeDecisionId,
   encodeDecisionId,
@@ -29,7 +30,10 @@ import type { SourceIdentity } from '#http/auth.ts';
 const KEY = decisionKey('kdk_unit_tests_decision_key_0123456789');
 const OTHER_KEY = decisionKey('kdk_unit_tests_another_key_0123456789');
 
-const record: DecisionRecord = {
+/** A decision as decide writes it: bound to its customer. */
+type BoundDecision = DecisionRecord & { readonly customer: string };
+
+const record: BoundDecision = {
   catalogVersion: '7',
   channel: 'web',
   placement: 'home',
@@ -40,6 +44,7 @@ const record: DecisionRecord = {
   persona: 'student-sport',
   actions: [{ actionId: 'mega-offer-banner', variant: 'b', experiment: { id: 'banner-copy', arm: 'b' }, propensity: 0.3127 }],
   holdouts: ['vip-holdout'],
+  customer: customerTag('u-1'),
 };
 
 describe('sealed decision ids', () => {
@@ -48,7 +53,7 @@ describe('sealed decision ids', () => {
     expect(sealed).toMatch(/^d2\.[A-Za-z0-9_-]+$/);
     expect(readDecisionId(sealed, KEY)).toEqual(record);
     const bytes = Buffer.from(sealed.slice(3), 'base64url').toString('latin1');
-    for (const secret of ['student-sport', 'vip-holdout', 'mega-offer-banner', '0.3127', 'banner-copy', 'home']) {
+    for (const secret of ['student-sport', 'vip-holdout', 'mega-offer-banner', '0.3127', 'banner-copy', 'home', record.customer]) {
       expect(sealed).not.toContain(secret);
       expect(bytes).not.toContain(secret);
     }
@@ -90,7 +95,7 @@ describe('sealed decision ids', () => {
   });
 
   it('the profile function attributes an outcome to the decision a sealed id names, and a plain (forgeable) id to nothing', () => {
-    const served: DecisionRecord = { ...record, channel: 'push', issuedAt: '2026-01-15T12:00:00.000Z', actions: [{ actionId: 'push-offer', propensity: 0.25 }] };
+    const served: BoundDecision = { ...record, channel: 'push', issuedAt: '2026-01-15T12:00:00.000Z', actions: [{ actionId: 'push-offer', propensity: 0.25 }] };
     const outcome = (messageId: string, decisionId: string) => ({
       pk: `src#${messageId}`,
       profileKey: 'u#u-1',
@@ -115,7 +120,7 @@ describe('sealed decision ids', () => {
   it('any decision of any channel round-trips through seal and open', () => {
     fc.assert(
       fc.property(fc.constantFrom(...CHANNELS), fc.string({ maxLength: 40 }), (channel, persona) => {
-        const r: DecisionRecord = { ...record, channel, ...(persona ? { persona } : { persona: undefined }) };
+        const r: BoundDecision = { ...record, channel, ...(persona ? { persona } : { persona: undefined }) };
         const { persona: _p, ...rest } = r;
         const expected = persona ? r : rest;
         const sealed = sealDecisionId(encodeDecisionId(expected), KEY);

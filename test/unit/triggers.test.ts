@@ -10,7 +10,9 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
-import { decisionKey, openDecisionId, readDecisionId } from '#domain/decide/decision-id.ts';
+import { customerTag, decisionKey, openDecisionId, readDecisionId } from '#domain/decide/decision-id.ts';
+import { eventOutcome } from '#domain/profile/apply.ts';
+import { emptyProfileState } from '#domain/profile/state.ts';
 import { emptyReadState, planBatch, type BatchPlan, type BatchRecord, type PlanOptions, type ReadState } from '#domain/profile/plan.ts';
 import type { AppliedChange } from '#domain/profile/reactions.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
@@ -247,6 +249,12 @@ describe('the decision of a firing (fireTrigger)', () => {
       sendAt: NOW.toISOString(),
     });
     expect(readDecisionId(detail.decisionId, key)).toMatchObject({ channel: 'call_center', actions: [expect.objectContaining({ actionId: 'call-back' })] });
+    // Bound to the customer it was decided for: the sender's report counts on their profile, on nobody else's.
+    expect(readDecisionId(detail.decisionId, key)?.customer).toBe(customerTag(detail.customerKey));
+    const reported = (userId: string) =>
+      eventOutcome(event('Promotion Clicked', { userId, messageId: `click-${userId}`, properties: { decision_id: detail.decisionId } }), { halfLifeDays: 14, decisionKey: key }, emptyProfileState({ userId }));
+    expect(reported('u-1')?.action.actionId).toBe('call-back');
+    expect(reported('u-2')).toBeUndefined();
     // Planned again (a lost race), the same firing decides the same way.
     const again = fireTrigger(small, trigger('complaint-call'), change(vip, vip, e), { decisionKey: key });
     expect({ ...again.detail, decisionId: undefined }).toEqual({ ...entry.detail, decisionId: undefined });

@@ -82,7 +82,7 @@ import { evaluateAudience } from '../catalog/audience.ts';
 import { createFailureTally, createRuleBudget, createRuleVariables } from '../catalog/rules.ts';
 import { renderContent, templateScope, type TemplateScope } from '../catalog/template.ts';
 import { CANDIDATE_CHECKS, FALLBACK_CHECKS, REMAINING_CHECKS, firstDrop, type DecisionFacts, type Drop } from './checks.ts';
-import { encodeDecisionId, type DecidedAction } from './decision-id.ts';
+import { customerTag, encodeDecisionId, type DecidedAction } from './decision-id.ts';
 import { Assignments, experimentOf, type ExperimentOutcome } from './experiments.ts';
 import { canServePlacement, contentFor, decisionPolicies, fillsPlacement, isFallbackHere, resolvePlacement } from './policies.ts';
 import { hash32, seededRandom, type Random } from './random.ts';
@@ -141,9 +141,10 @@ export interface DecideOptions {
 export const emptyProfile = emptyProfileView;
 
 /**
- * The key experiments hash and learning seeds on: the profile's experiment
- * key (the first key the customer was known by, kept through logins and
- * merges), else the known id, else the anonymous one.
+ * The key experiments hash and learning seeds on, and the customer a
+ * decision id is bound to (decision-id.ts `customerTag`): the profile's
+ * experiment key (the first key the customer was known by, kept through
+ * logins and merges), else the known id, else the anonymous one.
  */
 export function customerKey(profile: ProfileView, request: Pick<DecideRequest, 'userId' | 'anonymousId'>): string {
   return profile.experimentKey ?? profile.userId ?? request.userId ?? profile.anonymousId ?? request.anonymousId ?? '';
@@ -909,6 +910,7 @@ function decideOnce(
     ),
     holdouts,
     context: learner.context,
+    customer: customerTag(key),
   });
 
   let explanation: Explanation | undefined;

@@ -2,29 +2,35 @@
  * The decisionId: everything an outcome needs to be attributed, carried by
  * the client instead of written by decide (the decide path never writes).
  *
- * Format (v2, written): `<payload>.<check>` where
+ * Format (v3, written): `<payload>.<check>` where
  * - payload = base64url(UTF-8 JSON array)
- *   `[2, catalogVersion, channel, placement, issuedAtSeconds, nonce, flags, persona, actions, holdouts, context]`
+ *   `[3, catalogVersion, channel, placement, issuedAtSeconds, nonce, flags, persona, actions, holdouts, context, customer]`
  *   with `actions` = `[[actionId, variant, experimentId, arm, propensity, probability], ...]`,
  *   `holdouts` = experiment ids whose control group the customer is in,
  *   `context` = the learning context the decision was made in (persona or
- *   segment id, `-` for none; what its outcomes' statistics are kept under)
+ *   segment id, `-` for none; what its outcomes' statistics are kept under),
+ *   `customer` = the customer tag (`customerTag` of decide.ts `customerKey`:
+ *   the customer the decision was made for, whose outcomes alone count for it)
  *   ("" for an absent string, propensity and probability rounded to 4
  *   decimals, probability `null` when unknown),
  *   flags: bit 0 fallback, bit 1 degraded;
- * - v1 (still decoded: ids issued before v2 stay attributable) is the same
- *   array with 1 first, without `context`, and actions without `probability`;
+ * - v2 (still decoded) is the same array with 2 first and without
+ *   `customer`; v1 (still decoded) the v2 array with 1 first, without
+ *   `context`, and actions without `probability`. Ids of both were issued
+ *   before decisions were bound to their customer: they stay unbound (an
+ *   outcome from any profile counts) until their attribution window (or
+ *   conversion window) has passed, after which no outcome counts for them;
  * - check = base36 of a 32-bit hash of the payload, so a truncated or
  *   mangled id is refused instead of attributed to the wrong action.
  *
  * This plain form is what decide computes. On the wire the id is sealed
  * (`sealDecisionId`): encrypted and authenticated with the service's
  * decision key (AES-256-GCM), because it names the persona, propensities,
- * probabilities, learning context and holdouts that a public write key must never read (API.md §1, §4). Sealing
+ * probabilities, learning context, holdouts and customer tag that a public write key must never read (API.md §1, §4). Sealing
  * also makes it tamper-evident: an id the service did not issue does not
  * open. Decoding and opening never throw on hostile input.
  */
-import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, hash, randomBytes, type KeyObject } from 'node:crypto';
 import { isChannel, type Channel } from '../channels.ts';
 import { hash32 } from './random.ts';
 
@@ -57,18 +63,43 @@ export interface DecisionRecord {
   readonly holdouts: readonly string[];
   /** The learning context of the decision (statistics.ts `learningContext`); absent in v1 ids. */
   readonly context?: string;
+  /**
+   * The customer the decision was made for: `customerTag` of decide.ts
+   * `customerKey`. Absent in v1 and v2 ids (unbound: see the module's docstring).
+   */
+  readonly customer?: string;
 }
 
 /** Longest id accepted by the decoder (10 actions with long ids fit well under it). */
 export const MAX_DECISION_ID_LENGTH = 4096;
-/** The format written; V1 is still read. */
-const FORMAT = 2;
+/** The format written; V2 and V1 are still read. */
+const FORMAT = 3;
+const FORMAT_V2 = 2;
 const FORMAT_V1 = 1;
+
+/** Length of a customer tag: 11 base64url characters, 66 bits of SHA-256. */
+export const CUSTOMER_TAG_LENGTH = 11;
+const CUSTOMER_TAG = /^[A-Za-z0-9_-]{11}$/;
+
+/**
+ * The customer tag of a customer key (decide.ts `customerKey`, or any id of
+ * the customer an outcome is reported for): the first 66 bits of its
+ * SHA-256, base64url (CUSTOMER_TAG_LENGTH characters): finding a second id
+ * with a given tag costs about 2^66 hashes. About 1 µs. It travels only
+ * inside the sealed id, so a client never reads it.
+ */
+export function customerTag(customerKey: string): string {
+  return hash('sha256', customerKey, 'base64url').slice(0, CUSTOMER_TAG_LENGTH);
+}
 
 const round4 = (n: number) => Math.round(n * 10_000) / 10_000;
 
-/** A record to encode; `issuedAt` may be the Date itself (decide's clock, no ISO round trip). */
-export type DecisionInput = Omit<DecisionRecord, 'issuedAt'> & { readonly issuedAt: string | Date };
+/**
+ * A record to encode; `issuedAt` may be the Date itself (decide's clock, no
+ * ISO round trip); `customer` is required: every id written is bound to its
+ * customer (a customerTag).
+ */
+export type DecisionInput = Omit<DecisionRecord, 'issuedAt' | 'customer'> & { readonly issuedAt: string | Date; readonly customer: string };
 
 export function encodeDecisionId(record: DecisionInput): string {
   const flags = (record.fallback ? 1 : 0) | (record.degraded ? 2 : 0);
@@ -94,6 +125,7 @@ export function encodeDecisionId(record: DecisionInput): string {
     actions,
     record.holdouts,
     record.context ?? '',
+    record.customer,
   ]);
   const payload = Buffer.from(json, 'utf8').toString('base64url');
   return `${payload}.${hash32(payload).toString(36)}`;
@@ -130,8 +162,10 @@ export function decodeDecisionId(id: unknown): DecisionRecord | undefined {
   }
   if (!Array.isArray(parsed)) return undefined;
   const format = parsed[0];
-  if (!((format === FORMAT && parsed.length === 11) || (format === FORMAT_V1 && parsed.length === 10))) return undefined;
-  const [, version, channel, placement, issued, nonce, flags, persona, actions, holdouts, context = ''] = parsed as unknown[];
+  const length = format === FORMAT ? 12 : format === FORMAT_V2 ? 11 : format === FORMAT_V1 ? 10 : 0;
+  if (length === 0 || parsed.length !== length) return undefined;
+  const [, version, channel, placement, issued, nonce, flags, persona, actions, holdouts, context = '', customer] = parsed as unknown[];
+  if (format === FORMAT && !(typeof customer === 'string' && CUSTOMER_TAG.test(customer))) return undefined;
   if (!Array.isArray(holdouts) || holdouts.length > 50 || !holdouts.every((h) => isString(h) && h !== '')) return undefined;
   if (!isString(version) || !isChannel(channel) || !isString(placement) || !isString(nonce, 64)) return undefined;
   if (!isString(persona) || !isString(context)) return undefined;
@@ -141,7 +175,7 @@ export function decodeDecisionId(id: unknown): DecisionRecord | undefined {
   const isShare = (n: unknown): n is number => typeof n === 'number' && n >= 0 && n <= 1;
   const decided: DecidedAction[] = [];
   for (const entry of actions as unknown[]) {
-    if (!Array.isArray(entry) || entry.length !== (format === FORMAT ? 6 : 5)) return undefined;
+    if (!Array.isArray(entry) || entry.length !== (format === FORMAT_V1 ? 5 : 6)) return undefined;
     const [actionId, variant, experimentId, arm, propensity, probability = null] = entry as unknown[];
     if (!isString(actionId) || actionId === '' || !isString(variant) || !isString(experimentId) || !isString(arm)) {
       return undefined;
@@ -170,6 +204,7 @@ export function decodeDecisionId(id: unknown): DecisionRecord | undefined {
     actions: decided,
     holdouts: holdouts as string[],
     ...(context !== '' ? { context } : {}),
+    ...(typeof customer === 'string' ? { customer } : {}),
   };
 }
 

@@ -18,8 +18,8 @@
  * when an outcome of the candidate's reward kind (`learning.reward`: click
  * or conversion) was counted for that action of that decision by the
  * attribution rules (profile/outcomes.ts `attributeOutcome`: the service's
- * own decision id, the action it served, within the attribution or
- * conversion window), else 0. The logging policy's probability is the
+ * own decision id, reported by the customer it was made for, the action it
+ * served, within the attribution or conversion window), else 0. The logging policy's probability is the
  * record's position-1 probability of what it served (its eligible entry);
  * its support, the
  * eligible arms with a probability above 0 (and what it served). The
@@ -69,11 +69,13 @@ export function decisionRecordsOfText(text: string): { readonly records: Decisio
   return { records, malformed };
 }
 
-/** An outcome event as stored (the Events table's track events): name, properties, time (ISO-8601). */
+/** An outcome event as stored (the Events table's track events): name, properties, time (ISO-8601), and the ids it was sent under. */
 export interface OutcomeEvent {
   readonly event: string;
   readonly properties?: Readonly<Record<string, unknown>>;
   readonly timestamp: string;
+  readonly userId?: string;
+  readonly anonymousId?: string;
 }
 
 /**
@@ -99,6 +101,10 @@ const outcomeEntry = (kind: OutcomeKind, arm: string): string => `${kind} ${arm}
  * The outcomes that count among `events` (profile/outcomes.ts
  * `attributeOutcome` with `decisionKey` — undefined: plain ids, as pure
  * tests write them — and the conversion window, ms), indexed by decision.
+ * The customer an outcome must come from is matched against the event's own
+ * userId and anonymousId only (the log has no profiles): an outcome that the
+ * profile counts through a merged identity alone (a decision for anonymous A
+ * reported under user U without A) is not joined here.
  */
 export function indexOutcomes(events: Iterable<OutcomeEvent>, decisionKey: DecisionKey | undefined, conversionWindowMs: number): OutcomeIndex {
   const index = new Map<string, Set<string>>();
@@ -106,7 +112,7 @@ export function indexOutcomes(events: Iterable<OutcomeEvent>, decisionKey: Decis
     const at = Date.parse(event.timestamp);
     if (!Number.isFinite(at)) continue;
     const props = event.properties ?? {};
-    const outcome = attributeOutcome(semanticName(event.event), props, at, decisionKey, conversionWindowMs);
+    const outcome = attributeOutcome(semanticName(event.event), props, at, [event.userId, event.anonymousId], decisionKey, conversionWindowMs);
     if (!outcome) continue;
     const id = parseOutcomeKey(outcome.key).decision;
     let entries = index.get(id);

@@ -3,7 +3,11 @@
  * `applyEvent(state, event, settings)` folds one stored event into a profile
  * state, `mergeProfiles(target, source)` joins an anonymous profile into a
  * known one. Both are pure and commutative: any order of the same events,
- * and any merge order, give the same state (floats to rounding).
+ * and any merge order, give the same state (floats to rounding). One
+ * exception: an outcome counts only from its decision's customer as the
+ * profile knows them when it is applied (outcomes.ts), so an outcome
+ * reported under an id alone that is joined to that customer only later
+ * counts for nothing.
  *
  * Exactly-once is not handled here: the store applies an event only if its
  * "applied" marker does not exist (shared/store/profiles.ts).
@@ -132,14 +136,14 @@ export function applyInPlace(s: ProfileState, event: StoredEvent, settings: Prof
       return;
     }
     case 'track':
-      if (event.event) applyTrack(s, event.event, props, at, settings);
+      if (event.event) applyTrack(s, event, event.event, props, at, settings);
       return;
     case 'group':
       return;
   }
 }
 
-function applyTrack(s: ProfileState, name: string, props: Props, at: number, settings: ProfileSettings): void {
+function applyTrack(s: ProfileState, event: StoredEvent, name: string, props: Props, at: number, settings: ProfileSettings): void {
   countEvent(s, name, at);
   const semantic = semanticName(name);
   switch (semantic) {
@@ -196,8 +200,8 @@ function applyTrack(s: ProfileState, name: string, props: Props, at: number, set
       return;
     }
   }
-  // An outcome counts once, and only for what its decision served (outcomes.ts).
-  const outcome = attributeOutcome(semantic, props, at, settings.decisionKey, settings.learning?.conversionWindowMs);
+  // An outcome counts once, only for what its decision served, and only from its customer (outcomes.ts).
+  const outcome = attributeOutcome(semantic, props, at, customerIds(s, event), settings.decisionKey, settings.learning?.conversionWindowMs);
   if (!outcome || !countOutcomeOnce(s.outcomes, outcome)) return;
   keepCountedCells(s, outcome, settings);
   const actionId = outcome.action.actionId;
@@ -207,15 +211,36 @@ function applyTrack(s: ProfileState, name: string, props: Props, at: number, set
   else recordConversion(s, actionId, outcome.decidedAt);
 }
 
+/** The identities of a profile that an outcome's customer tag is matched against. */
+export type ProfileIds = Pick<ProfileState, 'userId' | 'anonymousId' | 'anonymousIds' | 'assignmentKey'>;
+
+/**
+ * The ids an outcome event applied to `profile` is reported for
+ * (outcomes.ts `CustomerIds`): the event's own, then the profile's user id,
+ * anonymous id, experiment key and merged anonymous ids. Lazy: an event
+ * that is no outcome reads none.
+ */
+export function* customerIds(profile: ProfileIds, event: Pick<StoredEvent, 'userId' | 'anonymousId'>): Generator<string | undefined> {
+  yield event.anonymousId;
+  yield event.userId;
+  yield profile.userId;
+  yield profile.anonymousId;
+  yield profile.assignmentKey?.[0];
+  yield* profile.anonymousIds;
+}
+
 /**
  * The outcome event `event` is (outcomes.ts `attributeOutcome`, with the
- * settings the profile counts with), whether or not it is counted yet.
+ * settings the profile counts with) when applied to `profile`, whether or
+ * not it is counted yet. `profile` undefined: whatever its customer (only
+ * to bound what the event may count).
  */
-export function eventOutcome(event: StoredEvent, settings: ProfileSettings): AttributedOutcome | undefined {
+export function eventOutcome(event: StoredEvent, settings: ProfileSettings, profile: ProfileIds | undefined): AttributedOutcome | undefined {
   if (event.type !== 'track' || !event.event) return undefined;
   const at = Date.parse(event.timestamp);
   if (!Number.isFinite(at)) return undefined;
-  return attributeOutcome(semanticName(event.event), event.properties ?? {}, at, settings.decisionKey, settings.learning?.conversionWindowMs);
+  const customer = profile ? customerIds(profile, event) : undefined;
+  return attributeOutcome(semanticName(event.event), event.properties ?? {}, at, customer, settings.decisionKey, settings.learning?.conversionWindowMs);
 }
 
 /**

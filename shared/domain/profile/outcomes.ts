@@ -6,6 +6,14 @@
  * - its decision id (`properties.decision_id`, alias `decisionId`) opens
  *   with the service's decision key: an id the service did not issue, or a
  *   mangled one, counts for nothing;
+ * - it comes from the customer the decision was made for: the id's customer
+ *   tag (decision-id.ts `customerTag` of decide's customer key) is the tag
+ *   of one of the ids the event is reported under (`CustomerIds`: the
+ *   profile's user id, anonymous id, merged anonymous ids and experiment
+ *   key, and the event's own ids), so a decision made for anonymous A still
+ *   counts after A logs in as U and is merged into U, and nobody else's
+ *   report counts for it. v1 and v2 ids carry no tag and are not checked
+ *   (issued before the tag; they stop counting when their window passes);
  * - the action it names (`action_id`, alias `actionId`; absent: the
  *   decision's first action) was served by that decision, and the variant it
  *   names (`variant`), if any, is the one served;
@@ -25,7 +33,7 @@
  * events: Kairos reads `SMS Delivered` and `SMS Link Clicked` by analogy.
  */
 import type { Channel } from '../channels.ts';
-import { attributedAction, decisionReference, readDecisionId, MAX_SEALED_DECISION_ID_LENGTH, type DecidedAction, type DecisionKey, type DecisionRecord } from '../decide/decision-id.ts';
+import { attributedAction, customerTag, decisionReference, readDecisionId, MAX_SEALED_DECISION_ID_LENGTH, type DecidedAction, type DecisionKey, type DecisionRecord } from '../decide/decision-id.ts';
 
 export type OutcomeKind = 'impression' | 'click' | 'conversion';
 
@@ -70,6 +78,22 @@ const KIND_INITIAL: Readonly<Record<OutcomeKind, string>> = { impression: 'i', c
 const KIND_OF_INITIAL: Readonly<Record<string, OutcomeKind>> = { i: 'impression', c: 'click', v: 'conversion' };
 const NONCE = /^[A-Za-z0-9_-]{1,64}$/;
 
+/**
+ * The ids of the customer an outcome event is reported for: those of the
+ * profile it is applied to (userId, anonymousId, merged anonymousIds, the
+ * experiment key) and the event's own userId and anonymousId; undefined
+ * entries are skipped. Read lazily, and only for an id that carries a tag.
+ */
+export type CustomerIds = Iterable<string | undefined>;
+
+/** Whether `decision` was made for the customer of `ids`: its tag is one of theirs; an id without a tag (v1, v2) is unbound. */
+export function decidedFor(decision: Pick<DecisionRecord, 'customer'>, ids: CustomerIds): boolean {
+  const tag = decision.customer;
+  if (tag === undefined) return true;
+  for (const id of ids) if (id !== undefined && customerTag(id) === tag) return true;
+  return false;
+}
+
 const idText = (value: unknown, maxLength: number): string | undefined =>
   typeof value === 'string' && value.length > 0 && value.length <= maxLength ? value : undefined;
 
@@ -77,6 +101,8 @@ const idText = (value: unknown, maxLength: number): string | undefined =>
  * The outcome a track event is, or undefined when it is not one or does not
  * count by the rules above (the de-duplication is `countOutcomeOnce`'s).
  * `semanticName` is the event name normalised; `at` the event time (epoch ms);
+ * `customer` the ids it is reported for (`CustomerIds`; undefined skips
+ * that check, only to bound what an event may count, never to count it);
  * `conversionWindowMs` how long after its decision a conversion is
  * attributed to it (ms; the catalog's `learning.conversionWindow`).
  */
@@ -84,6 +110,7 @@ export function attributeOutcome(
   semanticName: string,
   props: Readonly<Record<string, unknown>>,
   at: number,
+  customer: CustomerIds | undefined,
   decisionKey: DecisionKey | undefined,
   conversionWindowMs: number = ATTRIBUTION_WINDOW_MS,
 ): AttributedOutcome | undefined {
@@ -102,6 +129,7 @@ export function attributeOutcome(
   const decidedAt = Date.parse(decision.issuedAt);
   const window = event.kind === 'conversion' ? conversionWindowMs : ATTRIBUTION_WINDOW_MS;
   if (!(at >= decidedAt - CLOCK_SKEW_MS && at <= decidedAt + window)) return undefined;
+  if (customer !== undefined && !decidedFor(decision, customer)) return undefined;
   const channel = event.channel ?? decision.channel;
   return {
     kind: event.kind,

@@ -279,7 +279,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       const { state: next, applied, poisoned } = applyWithIsolation(state, chunk, options.settings);
       for (const { entry, error } of poisoned) for (const id of entry.records) failures.set(id, error);
       if (applied.length === 0) continue;
-      const counted = applied.flatMap((e) => eventOutcome(e.event, options.settings) ?? []);
+      const counted = applied.flatMap((e) => eventOutcome(e.event, options.settings, next) ?? []);
       const statistics = countedIncrements(state.outcomes, next.outcomes, counted, (options.settings.learning ?? DEFAULT_OUTCOME_LEARNING).contextBy);
       const takeBack: StatisticsIncrement[] = [];
       const before = state;
@@ -369,7 +369,7 @@ function entryCost(
   journeys: JourneyStepper | undefined,
 ): number {
   let cost = 1 + entry.identity.links.length + reactionBound(reactor, entry.event) + journeyItemBound(journeys, entry.event);
-  const outcome = eventOutcome(entry.event, settings);
+  const outcome = eventOutcome(entry.event, settings, undefined);
   if (outcome) cost += 1 + outcome.decision.holdouts.length;
   for (const anonymousId of entry.identity.links) {
     const anonymousKey = anonymousProfileKey(anonymousId);
