@@ -24,24 +24,22 @@ import { eraseProfileKeys } from '#store/erasure.ts';
 import type { ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { journeyRunsView } from '#domain/journeys/machine.ts';
+import { idTextProblem } from '#domain/ingest/limits.ts';
 
 export const HISTORY_LIMIT = 50;
 
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
-
+/**
+ * The id of an admin profile route: present, and held to the events' id
+ * checks (ingest/limits.ts `ID_TEXT_CHECKS`: length, control characters,
+ * lone surrogates, blank), so an operator names a customer the way events
+ * do. 400 `validation_failed` naming `userId` otherwise.
+ */
 export function validateUserId(value: string | undefined): string {
   if (value === undefined || value.length === 0) {
     throw new ApiError('validation_failed', 'userId is required', [{ path: 'userId', message: 'Required' }]);
   }
-  if (value.length > 256) {
-    throw new ApiError('validation_failed', 'userId is too long', [{ path: 'userId', message: 'At most 256 characters' }]);
-  }
-  if (CONTROL_CHARS.test(value)) {
-    throw new ApiError('validation_failed', 'userId contains control characters', [
-      { path: 'userId', message: 'Control characters are not allowed' },
-    ]);
-  }
+  const problem = idTextProblem(value);
+  if (problem !== undefined) throw new ApiError('validation_failed', `userId ${problem}`, [{ path: 'userId', message: problem }]);
   return value;
 }
 

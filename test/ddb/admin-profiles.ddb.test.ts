@@ -105,6 +105,16 @@ describe('GET /v1/admin/profiles/{userId}', () => {
     }
   });
 
+  it('400 for an id the events refuse too: blank, or not Unicode (a lone surrogate), with the events\' message', async () => {
+    const blank = await call(request(profilePath('   '), admin));
+    expect(blank.status).toBe(400);
+    expect(blank.body.error).toMatchObject({ code: 'validation_failed', details: [{ path: 'userId', message: 'must not be blank (only whitespace)' }] });
+    const lone = { ...request(profilePath('x'), admin), pathParameters: { userId: 'a\ud800' } };
+    const notUnicode = await call(lone);
+    expect(notUnicode.status).toBe(400);
+    expect(notUnicode.body.error).toMatchObject({ code: 'validation_failed', details: [{ path: 'userId' }] });
+  });
+
   it('200: the profile and its last 50 events, newest first, across the user and its anonymous ids', async () => {
     const response = await call(request(profilePath(userId), admin));
     expect(response.status).toBe(200);
