@@ -225,4 +225,28 @@ describe('outcome statistics of the profile function', () => {
     // The action's cell and exp-h's control cell: 1 impression and 1 click each (impressions/clicks/conversions).
     expect(Object.values(await storedTotals(persona))).toEqual(['1/1/0', '1/1/0']);
   }, 120_000);
+
+  it('50 fresh users reporting a decision under its customer\'s anonymousId beside their own userId count nothing', async () => {
+    const persona = uid('p');
+    const harvester = uid('harvest');
+    const [web] = decisions(persona, uid('exp-h'), harvester);
+    const process = createProfileHandler({ enricher: nothing, settings, learning: () => LEARNING });
+    const sourceId = uid('src');
+    const at = '2026-04-01T09:31:00.000Z';
+    const report = (event: string, ids: { userId?: string; anonymousId: string }, n: number) =>
+      streamRecord(storedEvent({ type: 'track', event, sourceId, messageId: `m${n}`, ...ids, timestamp: at, properties: { decision_id: web, action_id: 'a1' } }), {
+        sequenceNumber: sequenceNumber(n + 1),
+      });
+    // The customer logs in on the browser the decision was made for: the anonymous id is the customer's.
+    const login = streamRecord(storedEvent({ type: 'identify', sourceId, messageId: 'login', userId: `${harvester}-user`, anonymousId: harvester, timestamp: at }), {
+      sequenceNumber: sequenceNumber(1_000),
+    });
+    const first = await process(streamEvent([report('Promotion Viewed', { anonymousId: harvester }, 0), login]));
+    expect(first.batchItemFailures).toEqual([]);
+    const sybils = Array.from({ length: 50 }, (_, i) => report('Promotion Clicked', { userId: `${harvester}-sybil-${i}`, anonymousId: harvester }, i + 2));
+    const response = await process(streamEvent([...sybils, report('Promotion Clicked', { anonymousId: harvester }, 1)]));
+    expect(response.batchItemFailures).toEqual([]);
+    // The customer's own click counts; the 50 others count nothing.
+    expect(Object.values(await storedTotals(persona))).toEqual(['1/1/0', '1/1/0']);
+  }, 120_000);
 });

@@ -292,8 +292,7 @@ function inOrder(s: Scenario, planOptions: PlanOptions = options): MemoryStore {
  * records reported failed), and either each shard planned and committed in
  * turn or every shard planned on the same read and committed after (a race).
  */
-function streamed(s: Scenario, plan: readonly Move[], planOptions: PlanOptions = options): MemoryStore {
-  const store = new MemoryStore(planOptions);
+function streamed(s: Scenario, plan: readonly Move[], planOptions: PlanOptions = options, store = new MemoryStore(planOptions)): MemoryStore {
   const received = (i: number) => s.erasedAfter === undefined || i < s.erasedAfter;
   let erased = s.erasedAfter === undefined;
   for (let i = 0; i < s.events.length && received(i); i++) store.events.add(s.events[i]!.pk);
@@ -432,6 +431,41 @@ describe('the exactly-once plan of a stream batch', () => {
     // The scenarios do count outcomes, and merges do take double counts back (the property is not about empty statistics).
     expect(counted).toBeGreaterThan(50);
     expect(takenBack).toBeGreaterThan(2);
+  }, 120_000);
+
+  it('an anonymousId another user owns, sent beside a userId of one\'s own, speaks for nobody: no outcome counts, no experiment key, whatever the delivery', () => {
+    const learning: PlanOptions = { ...options, settings: { ...settings, learning: { contextBy: 'persona', conversionWindowMs: DAY } } };
+    fc.assert(
+      fc.property(fc.array(fc.tuple(outcomeDraft, fc.nat(2), fc.nat(2)), { minLength: 1, maxLength: 16 }), moves, (drafts, plan) => {
+        // Customer 0 logs in on the browser a0: a0 is u0's.
+        const login = eventOf(linkDraft, 0, 'both', 0);
+        const store = new MemoryStore(learning);
+        store.events.add(login.pk);
+        expect(deliver(store, [record(login, 0)])).toEqual([]);
+        const owner = store.item('u#u0');
+        // Three other users report a0's decisions, each under a0 beside their own userId.
+        const events = drafts.map(([d, sybil], i) => ({
+          ...storedEvent({ ...forCustomer(d, 'a0'), messageId: `f${i}`, sourceId: 'src', userId: `s${sybil}`, anonymousId: 'a0' }),
+          receivedAt: new Date(RECEIVED + (i + 1) * 1000).toISOString(),
+        }));
+        streamed({ events, shards: drafts.map(([, , shard]) => shard), erasedAfter: undefined }, plan, learning, store);
+        expect(statisticsTotals(store.statistics)).toEqual({});
+        expect(store.item('u#u0')).toEqual(owner);
+        expect(store.item('a#a0')).toEqual({ kind: 'tombstone', key: 'a#a0', version: 1, mergedInto: 'u0' });
+        // Each other user's profile is its events applied without a0: its own experiment key, no outcome.
+        for (const sybil of new Set(events.map((e) => e.userId!))) {
+          const own = events.filter((e) => e.userId === sybil).map(({ anonymousId: _, ...rest }) => rest);
+          const expected = applyEvents(emptyProfileState({ userId: sybil }), own, learning.settings);
+          const item = store.item(`u#${sybil}`);
+          expect(item?.kind).toBe('profile');
+          const state = (item as Extract<ProfileItem, { kind: 'profile' }>).state;
+          expect(state.assignmentKey?.[0]).toBe(sybil);
+          expect(state.outcomes).toEqual({});
+          expect(comparableState({ ...state, enrichment: expected.enrichment })).toEqual(comparableState(expected));
+        }
+      }),
+      { numRuns: 100 },
+    );
   }, 120_000);
 
   describe('outcome statistics of a write', () => {

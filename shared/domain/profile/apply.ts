@@ -218,7 +218,9 @@ export type ProfileIds = Pick<ProfileState, 'userId' | 'anonymousId' | 'anonymou
  * The ids an outcome event applied to `profile` is reported for
  * (outcomes.ts `CustomerIds`): the event's own, then the profile's user id,
  * anonymous id, experiment key and merged anonymous ids. Lazy: an event
- * that is no outcome reads none.
+ * that is no outcome reads none. The event's ids are the profile's: the
+ * plan (plan.ts `takenBy`) applies an event without an anonymousId that
+ * another profile owns, and the experiment key is set from the same ids.
  */
 export function* customerIds(profile: ProfileIds, event: Pick<StoredEvent, 'userId' | 'anonymousId'>): Generator<string | undefined> {
   yield event.anonymousId;

@@ -16,7 +16,9 @@
  * - a duplicate when its "applied" marker exists (a redelivery);
  * - else applied to its target: the home, or the user a tombstone points to;
  *   an anonymous profile that a user absorbs in this same batch sends its
- *   events to that user too;
+ *   events to that user too; an anonymousId the target does not own (its
+ *   profile was absorbed by another user) is not applied with the event, so
+ *   it neither reports outcomes nor becomes the target's experiment key;
  * - an alias whose previousId is a known user's userId (a user profile, or
  *   the userId of an event before it in the batch) links nothing: two known
  *   users are never joined (one userId per profile).
@@ -250,13 +252,20 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       absorbedBy.set(key, entry.identity.home);
     }
   }
+  // The profile an anonymous id belongs to once this batch is applied: the user absorbing it, else where its
+  // own profile leads (itself, or the user its tombstone names).
+  const ownerOf = (anonymousId: string): string => {
+    const key = anonymousProfileKey(anonymousId);
+    return absorbedBy.get(key) ?? resolved(key);
+  };
   const groups = new Map<string, Entry[]>();
   for (const entry of pending) {
     const home = resolved(entry.identity.home);
     const target = absorbedBy.get(home) ?? home;
+    const taken = takenBy(entry, target, ownerOf);
     const group = groups.get(target);
-    if (group) group.push(entry);
-    else groups.set(target, [entry]);
+    if (group) group.push(taken);
+    else groups.set(target, [taken]);
   }
 
   const warnings: string[] = [];
@@ -340,6 +349,20 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
 
 function readMore(missing: { profiles: Set<string>; markers: Set<string>; erasures: Set<string> }): PlanResult {
   return { kind: 'read', reads: { profiles: [...missing.profiles], markers: [...missing.markers], erasures: [...missing.erasures] } };
+}
+
+/**
+ * The entry as `target` applies it: an event whose anonymousId belongs to
+ * another profile (one that another user absorbed, or absorbs in this batch)
+ * is applied without it. Ids on an event are not authenticated, so only an
+ * id the target owns (profile/apply.ts `customerIds`: an outcome's customer;
+ * the experiment key the profile keeps) may speak for it; anyone can send
+ * someone else's anonymousId beside a userId of their own.
+ */
+function takenBy(entry: Entry, target: string, ownerOf: (anonymousId: string) => string): Entry {
+  const { anonymousId, ...rest } = entry.event;
+  if (anonymousId === undefined || ownerOf(anonymousId) === target) return entry;
+  return { ...entry, event: rest };
 }
 
 /** Whether the aggregate accepts the event at all (a poison event links nothing). */
