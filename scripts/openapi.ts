@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type * as z from 'zod/mini';
 import * as zc from 'zod';
 import { catalogSchema } from '#domain/catalog/schema.ts';
-import { decideRequestSchema, simulateRequestSchema } from '#domain/decide/request.ts';
+import { CONTEXT_LIMITS, decideRequestSchema, simulateRequestSchema } from '#domain/decide/request.ts';
 import { batchEnvelopeSchema, messageSchema } from '#domain/ingest/schema.ts';
 import { ERROR_STATUS, type ErrorCode } from '#http/errors.ts';
 import { SHORT_EVENT_ROUTES, routeKey, routes, type Route } from '#http/routes.ts';
@@ -40,6 +40,17 @@ function inputSchema(schema: z.core.$ZodType): JsonSchema {
   return json;
 }
 
+/**
+ * The request context's bounds that JSON Schema can state (CONTEXT_LIMITS: keys, key length), on a
+ * schema whose `context` is the custom check (its JSON size, depth and values are checked by the
+ * server and cannot be said here).
+ */
+function withContextBounds(schema: JsonSchema): JsonSchema {
+  const properties = schema.properties as Record<string, JsonSchema>;
+  properties.context = { ...properties.context, maxProperties: CONTEXT_LIMITS.keys, propertyNames: { maxLength: CONTEXT_LIMITS.keyLength } };
+  return schema;
+}
+
 interface Operation {
   readonly summary: string;
   /** Named component schema of the JSON body, if the route takes one. */
@@ -58,8 +69,8 @@ const bodySchemas = {
     properties.batch = { ...properties.batch, items: { $ref: '#/components/schemas/Message' } };
     return envelope;
   },
-  DecideRequest: () => inputSchema(decideRequestSchema()),
-  SimulateRequest: () => inputSchema(simulateRequestSchema()),
+  DecideRequest: () => withContextBounds(inputSchema(decideRequestSchema())),
+  SimulateRequest: () => withContextBounds(inputSchema(simulateRequestSchema())),
   Catalog: () => inputSchema(catalogSchema),
   CreateKey: () => inputSchema(createKeySchema),
   UserTokenSecret: () => inputSchema(setUserTokenSecretSchema),

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
 import { routes } from '#http/routes.ts';
-import { parseDecideRequest } from '#domain/decide/request.ts';
+import { CONTEXT_LIMITS, parseDecideRequest } from '#domain/decide/request.ts';
 import { OPENAPI_FILE, buildOpenApi, openApiText } from '#scripts/openapi.ts';
 
 const published = JSON.parse(readFileSync(OPENAPI_FILE, 'utf8')) as {
@@ -44,5 +44,20 @@ describe('docs/openapi.json', () => {
     expect(decide?.required).toEqual(['channel']);
     // A body with a field the document does not name is refused by the parser, as the document's strict object says.
     expect(parseDecideRequest({ channel: 'web', anonymousId: 'a', undocumented: 1 }).ok).toBe(false);
+  });
+
+  it('states the context bounds the parser holds: at most CONTEXT_LIMITS.keys keys of at most CONTEXT_LIMITS.keyLength characters', () => {
+    for (const name of ['DecideRequest', 'SimulateRequest']) {
+      expect(published.components.schemas[name]?.properties?.context).toMatchObject({
+        type: 'object',
+        maxProperties: CONTEXT_LIMITS.keys,
+        propertyNames: { maxLength: CONTEXT_LIMITS.keyLength },
+      });
+    }
+    const keys = (n: number, length: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [String(i).padStart(length, 'k'), i]));
+    expect(parseDecideRequest({ channel: 'web', anonymousId: 'a', context: keys(CONTEXT_LIMITS.keys, 3) }).ok).toBe(true);
+    expect(parseDecideRequest({ channel: 'web', anonymousId: 'a', context: keys(1, CONTEXT_LIMITS.keyLength) }).ok).toBe(true);
+    expect(parseDecideRequest({ channel: 'web', anonymousId: 'a', context: keys(CONTEXT_LIMITS.keys + 1, 3) }).ok).toBe(false);
+    expect(parseDecideRequest({ channel: 'web', anonymousId: 'a', context: keys(1, CONTEXT_LIMITS.keyLength + 1) }).ok).toBe(false);
   });
 });
