@@ -6,11 +6,17 @@
  * merged into it (or one anonymous profile). Erasing them:
  *
  * 1. an erasure record per key, first: `x#<sha256 of the key>` in the
- *    Profiles table, `{erasedAt}`, kept 8 days (TTL). The key is hashed, so
- *    the record holds no identifier. Events accepted before `erasedAt` that
- *    are still on their way through the stream (up to 24 h, plus retries) are
- *    dropped by the profile function when it meets the record, and their
- *    Events items deleted (shared/domain/profile/plan.ts);
+ *    Profiles table, `{erasedAt}`. The key is hashed, so the record holds no
+ *    identifier. Events accepted before `erasedAt` that are still on their
+ *    way through the stream (up to 24 h, plus retries) are dropped by the
+ *    profile function when it meets the record, and their Events items
+ *    deleted (shared/domain/profile/plan.ts). An anonymous key's record is
+ *    kept 8 days (TTL), past those; a user key's is kept: it is what says,
+ *    after the user is gone, that the id was a userId, so a later read,
+ *    export or erasure of the same id names that user only and never follows
+ *    the id's anonymous link to another customer (profile-item.ts
+ *    `operatorIdTarget`: an alias may have joined the same id, as an
+ *    anonymous id, to another user before it became a user itself);
  * 2. every event of every key (the `byProfile` index), with its "applied"
  *    marker (`m#<event pk>`, which names the profile key);
  * 3. the profile items (profiles and tombstones, the identity links), the
@@ -26,16 +32,19 @@ import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
 import { eventPksOf } from './history.ts';
 import { appliedMarkerItem, erasureRecordItem } from './items.ts';
+import { parseProfileKey } from '#domain/profile/identity.ts';
 
-/** How long an erasure record is kept: past the stream's 24 h and the retries of a failed batch. */
+/** How long an anonymous key's erasure record is kept: past the stream's 24 h and the retries of a failed batch. */
 export const ERASURE_TTL_SECONDS = 8 * 24 * 3600;
 
+/** The erasure record of a profile key: a user key's without expiry, an anonymous key's expiring after ERASURE_TTL_SECONDS. */
 export function erasureToItem(profileKey: string, erasedAt: number): Record<string, unknown> {
+  const kept = 'userId' in parseProfileKey(profileKey);
   return {
     ...erasureRecordItem.key(profileKey),
     kind: 'erasure',
     erasedAt: new Date(erasedAt).toISOString(),
-    expiresAt: Math.floor(erasedAt / 1000) + ERASURE_TTL_SECONDS,
+    ...(kept ? {} : { expiresAt: Math.floor(erasedAt / 1000) + ERASURE_TTL_SECONDS }),
   };
 }
 

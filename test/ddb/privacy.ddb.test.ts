@@ -9,13 +9,15 @@
  *   profile.
  */
 import fc from 'fast-check';
-import { PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { apiGatewayEvent } from '../support/apigw.ts';
 import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '../support/stream.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
+import { anonymousProfileKey, userProfileKey } from '#domain/stored-event.ts';
+import { erasureRecordItem } from '#store/items.ts';
 
 const ADMIN_TOKEN = 'admin-token-for-privacy-tests-01234';
 vi.stubEnv('KAIROS_ADMIN_TOKEN', ADMIN_TOKEN);
@@ -240,6 +242,25 @@ describe('DELETE /v1/admin/profiles/{userId}', () => {
     expect((await call('GET', profilePath(a))).body.profile.anonymousIds).toEqual([b]);
     expect((await call('GET', profilePath(b))).body.profile).toMatchObject({ userId: b, traits: { firstName: 'Bo' } });
     await eraseTwiceSparing(b, a);
+    // Days later, once DynamoDB's TTL has deleted every erasure record that expires: b still names the user
+    // b (its record does not expire), so neither a read nor a third erasure follows b's link to a.
+    const before = await call('GET', profilePath(a));
+    const records = [];
+    for (const key of [userProfileKey(b), anonymousProfileKey(b)]) {
+      const { Item } = await documentClient.send(new GetCommand({ TableName: config.PROFILES_TABLE, Key: erasureRecordItem.key(key), ConsistentRead: true }));
+      if (Item) records.push(Item);
+    }
+    for (const item of records.filter((r) => r.expiresAt !== undefined)) {
+      await documentClient.send(new DeleteCommand({ TableName: config.PROFILES_TABLE, Key: { pk: item.pk } }));
+    }
+    for (const path of [profilePath(b), exportPath(b)]) expect((await call('GET', path)).status).toBe(404);
+    expect((await call('DELETE', profilePath(b))).status).toBe(404);
+    const after = await call('GET', profilePath(a));
+    expect(after.status).toBe(200);
+    expect(after.body.profile).toEqual(before.body.profile);
+    expect(after.body.events).toEqual(before.body.events);
+    // The user's record is what was kept.
+    expect(records.map((item) => [item.pk, item.expiresAt])).toEqual([[erasureRecordItem.key(userProfileKey(b)).pk, undefined]]);
   });
 
   it('404 for an id nothing is held about; 400 for a malformed id', async () => {

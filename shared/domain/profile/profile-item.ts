@@ -90,7 +90,7 @@ export interface OperatorIdReads {
   readonly user: ProfileItem | undefined;
   /**
    * Whether the id was a userId without a profile now: an erasure record of
-   * `u#<id>` (kept 8 days), or events stored under `u#<id>` that the profile
+   * `u#<id>` (kept: shared/store/erasure.ts), or events stored under `u#<id>` that the profile
    * function has not applied yet.
    */
   readonly wasUser: boolean;
