@@ -15,6 +15,9 @@
  *   reported under the visitor's id, the user's or both, before, with or
  *   after the login (identify, alias) that merges the visitor into the
  *   user, in any delivery: one contact per send, each outcome counted once;
+ * - a send the user's profile decides once the login is applied, in the
+ *   very write that merges the visitor too, sees the visitor's sends: a cap
+ *   of 1 a day holds across them;
  * - with a cap of 1 a day, two sends set off in one batch or in two, by two
  *   events or by one, by two triggers or a trigger and a journey step: one
  *   is sent, the other refused by the cap.
@@ -331,6 +334,23 @@ describe("an anonymous visitor's send, its impression reported after they log in
     }
   });
 
+  it('a send decided after the login, in the batch that merges the visitor, sees the visitor\'s send: the cap of 1 a day refuses it', () => {
+    const user = (messageId: string, event: string): StoredEvent =>
+      storedEvent({ type: 'track', userId: 'u-1', messageId, event, timestamp: new Date(T0 + 2000).toISOString() });
+    for (const batch of [
+      [identify('login'), user('cart-u', 'Cart Abandoned')],
+      [identify('login'), user('cart-u', 'Cart Abandoned'), user('visit', 'Visit')],
+      [alias('login'), user('visit', 'Visit'), user('cart-u', 'Cart Abandoned'), user('visit-2', 'Visit')],
+      [storedEvent({ type: 'track', ...BOTH, messageId: 'cart-u', event: 'Cart Abandoned', timestamp: new Date(T0 + 2000).toISOString() }), user('visit', 'Visit')],
+    ]) {
+      const { store, send } = sentToVisitor();
+      deliver([batch], [], later, store);
+      expect(sends(store).map((e) => e.id)).toEqual([send.id]);
+      expect(refusals(store).map((e) => e.detail.refused)).toEqual(['channel_cap']);
+      expectOneContact(store, send, 0);
+    }
+  });
+
   /** Which ids an impression is reported under. */
   const idsOf = [{ anonymousId: ANON }, BOTH, { userId: 'u-1' }] as const;
   const visitorEvents = fc
@@ -405,6 +425,50 @@ describe("an anonymous visitor's send, its impression reported after they log in
         },
       ),
       { numRuns: 100 },
+    );
+  });
+
+  it("the customer's sends decided once the login joins the visitor, in any delivery: a day from each other and from the visitor's", () => {
+    const userEvents = fc.array(fc.tuple(fc.constantFrom('Cart Abandoned', 'Product Viewed', 'Visit'), fc.integer({ min: 0, max: 86_400 })), { minLength: 1, maxLength: 10 });
+    fc.assert(
+      fc.property(
+        visitorEvents.chain((list) => delivery(list, false)),
+        userEvents,
+        fc.constantFrom<'identify' | 'alias' | 'cart'>('identify', 'alias', 'cart'),
+        fc.nat(12),
+        fc.record({
+          keys: fc.array(fc.nat(100), { minLength: 1, maxLength: 16 }),
+          twice: fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 4 }),
+          cuts: fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 6 }),
+          faults: fc.array(fc.boolean(), { maxLength: 8 }),
+        }),
+        fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 6 }),
+        ({ batches, faults }, drafts, login, loginAt, second, steps) => {
+          const store = deliver(batches, faults, (b) => optionsAt(catalog, START + b * 3_600_000));
+          const visitor = sends(store);
+          // The customer's events, the login among them; batches hours apart, some within a day of the visitor's sends.
+          const events = drafts.map(([name, s], i) => storedEvent({ type: 'track', userId: 'u-1', messageId: `u-${i}`, event: name, timestamp: new Date(T0 + s * 1000).toISOString() }));
+          const join =
+            login === 'identify' ? identify('login') : login === 'alias' ? alias('login') : storedEvent({ type: 'track', ...BOTH, messageId: 'login', event: 'Cart Abandoned', timestamp: new Date(T0 + 500).toISOString() });
+          events.splice(loginAt % (events.length + 1), 0, join);
+          const instants: number[] = [];
+          const cut = arrange(events, second.keys, second.twice, second.cuts);
+          cut.forEach((_, b) => instants.push((instants[b - 1] ?? START + batches.length * 3_600_000) + (steps[b % steps.length] as number) * 3_600_000));
+          deliver(cut, second.faults, (b) => optionsAt(catalog, instants[b] as number), store);
+
+          expect(store.tombstones.get(`a#${ANON}`)?.mergedInto).toBe('u-1');
+          // The sends the customer's profile decided once the login was applied (the login's own included) saw the visitor's.
+          const appliedAt = (messageId: unknown): number => store.applied.indexOf(`src-test#${String(messageId)}`);
+          const customer = sends(store).filter((e) => !visitor.includes(e));
+          const joined = customer.filter((e) => appliedAt(e.detail.eventId) >= appliedAt('login'));
+          const times = sortedNumbers([...visitor, ...joined].map((e) => e.contact!.at));
+          times.slice(1).forEach((t, i) => expect(t - (times[i] as number)).toBeGreaterThanOrEqual(DAY));
+          // And every send is one contact on the customer's profile.
+          const state = finalState(store);
+          expect(sortedNumbers(state.channels.push?.contacts ?? [])).toEqual(sortedNumbers(sends(store).map((e) => e.contact!.at)));
+        },
+      ),
+      { numRuns: 150 },
     );
   });
 });
