@@ -16,8 +16,9 @@
  *   after the login (identify, alias) that merges the visitor into the
  *   user, in any delivery: one contact per send, each outcome counted once;
  * - a send the user's profile decides once the login is applied, in the
- *   very write that merges the visitor too, sees the visitor's sends: a cap
- *   of 1 a day holds across them;
+ *   very write that merges the visitor too, sees the visitor's sends and
+ *   the write's earlier ones, each once: a cap of 1 a day holds across
+ *   them, a cap of 2 lets two through;
  * - with a cap of 1 a day, two sends set off in one batch or in two, by two
  *   events or by one, by two triggers or a trigger and a journey step: one
  *   is sent, the other refused by the cap.
@@ -351,6 +352,53 @@ describe("an anonymous visitor's send, its impression reported after they log in
     }
   });
 
+  it("two visitors' sends on two days, joined one after the other in the write that decides a third: it sees both, refused by the cap", () => {
+    const DAY_2 = NOON + DAY;
+    const store = deliver([[anonymous('cart', 'Cart Abandoned')]], [], () => optionsAt(catalog, NOON));
+    const other = (messageId: string, event: string): StoredEvent =>
+      storedEvent({ type: 'track', anonymousId: 'anon-2', messageId, event, timestamp: new Date(T0).toISOString() });
+    deliver([[other('cart-2', 'Cart Abandoned')]], [], () => optionsAt(catalog, DAY_2), store);
+    const visitors = sends(store);
+    expect(visitors.map((e) => e.contact!.at)).toEqual([NOON, DAY_2]);
+    const user = (messageId: string, event: string): StoredEvent =>
+      storedEvent({ type: 'track', userId: 'u-1', messageId, event, timestamp: new Date(T0 + 2000).toISOString() });
+    // An hour after the second visitor's send: only it is within the day, and the first visitor is joined after it.
+    deliver([[identify('login-2', { userId: 'u-1', anonymousId: 'anon-2' }), user('visit', 'Visit'), identify('login'), user('cart-u', 'Cart Abandoned'), user('visit-2', 'Visit')]], [], () => optionsAt(catalog, DAY_2 + 3_600_000), store);
+    expect(sends(store)).toEqual(visitors);
+    expect(refusals(store).map((e) => e.detail.refused)).toEqual(['channel_cap']);
+    expect(sortedNumbers(finalState(store).channels.push?.contacts ?? [])).toEqual([NOON, DAY_2]);
+  });
+
+  it('two sends decided after the login in the write that merges the visitor, whose send is a day old: the first is sent, the second refused', () => {
+    const { store, send } = sentToVisitor();
+    const user = (messageId: string, event: string): StoredEvent =>
+      storedEvent({ type: 'track', userId: 'u-1', messageId, event, timestamp: new Date(T0 + 2000).toISOString() });
+    deliver([[identify('login'), user('cart-u', 'Cart Abandoned'), user('viewed', 'Product Viewed'), user('visit', 'Visit')]], [], () => optionsAt(catalog, NOON + DAY + 3_600_000), store);
+    const [, second] = sends(store);
+    expect(sends(store).map((e) => e.detail.trigger)).toEqual(['cart', 'cart']);
+    expect(refusals(store).map((e) => [e.detail.trigger, e.detail.refused])).toEqual([['browse', 'channel_cap']]);
+    expect(sortedNumbers(finalState(store).channels.push?.contacts ?? [])).toEqual([send.contact!.at, second!.contact!.at]);
+  });
+
+  it('with a cap of 2 a day, the two sends decided after the login in the write that merges the visitor (a day old) are both sent', () => {
+    const twice = compile(`
+kind: kairos/v1
+actions:
+  - { id: nudge, name: Nudge, content: { push: { title: T, body: B, deepLink: 'app://x' } } }
+policies: { consentRequired: [], channelCaps: [{ channel: push, max: 2, per: 1d }] }
+triggers:
+  - { id: cart, on: { event: Cart Abandoned }, decide: { channel: push } }
+  - { id: browse, on: { event: Product Viewed }, decide: { channel: push } }
+`);
+    const store = deliver([[anonymous('cart', 'Cart Abandoned')]], [], () => optionsAt(twice, NOON));
+    const user = (messageId: string, event: string): StoredEvent =>
+      storedEvent({ type: 'track', userId: 'u-1', messageId, event, timestamp: new Date(T0 + 2000).toISOString() });
+    deliver([[identify('login'), user('cart-u', 'Cart Abandoned'), user('viewed', 'Product Viewed'), user('visit', 'Visit')]], [], () => optionsAt(twice, NOON + DAY + 3_600_000), store);
+    expect(sends(store).map((e) => e.detail.trigger)).toEqual(['cart', 'cart', 'browse']);
+    expect(refusals(store)).toEqual([]);
+    expect(finalState(store).channels.push?.contacts).toHaveLength(3);
+  });
+
   /** Which ids an impression is reported under. */
   const idsOf = [{ anonymousId: ANON }, BOTH, { userId: 'u-1' }] as const;
   const visitorEvents = fc
@@ -443,7 +491,9 @@ describe("an anonymous visitor's send, its impression reported after they log in
           faults: fc.array(fc.boolean(), { maxLength: 8 }),
         }),
         fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 6 }),
-        ({ batches, faults }, drafts, login, loginAt, second, steps) => {
+        // Days between the visitor's last batch and the customer's first: the visitor's sends within a cap's day or past it.
+        fc.nat(2),
+        ({ batches, faults }, drafts, login, loginAt, second, steps, days) => {
           const store = deliver(batches, faults, (b) => optionsAt(catalog, START + b * 3_600_000));
           const visitor = sends(store);
           // The customer's events, the login among them; batches hours apart, some within a day of the visitor's sends.
@@ -453,7 +503,7 @@ describe("an anonymous visitor's send, its impression reported after they log in
           events.splice(loginAt % (events.length + 1), 0, join);
           const instants: number[] = [];
           const cut = arrange(events, second.keys, second.twice, second.cuts);
-          cut.forEach((_, b) => instants.push((instants[b - 1] ?? START + batches.length * 3_600_000) + (steps[b % steps.length] as number) * 3_600_000));
+          cut.forEach((_, b) => instants.push((instants[b - 1] ?? START + batches.length * 3_600_000 + days * DAY) + (steps[b % steps.length] as number) * 3_600_000));
           deliver(cut, second.faults, (b) => optionsAt(catalog, instants[b] as number), store);
 
           expect(store.tombstones.get(`a#${ANON}`)?.mergedInto).toBe('u-1');

@@ -305,7 +305,9 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
           const anonymous = read.profiles.get(anonymousKey);
           if (anonymous?.kind === 'profile') {
             takeBack.push(...mergeTakeBack(state.outcomes, anonymous.state));
-            state = mergeProfiles(state, anonymous.state);
+            // A merge shares parts with its inputs, and the write's sends are recorded on its state in place: a copy
+            // keeps what was read as it was read (the views of this write's reactions merge it again).
+            state = mergeProfiles(state, cloneProfileState(anonymous.state));
           }
           linkAnonymousId(state, anonymousId);
           tombstones.push({ anonymousId, readVersion: anonymous?.version ?? 0 });
