@@ -470,6 +470,7 @@ triggers:
           expect(engaged).toBeGreaterThanOrEqual(decisionsOf('Push Notification Tapped', true));
           expect(engaged).toBeLessThanOrEqual(decisionsOf('Push Notification Tapped', false));
           expect(state.actions.nudge?.clicks ?? 0).toBe(engaged);
+          expect(store.clicks).toBe(engaged);
         },
       ),
       { numRuns: 100 },

@@ -28,6 +28,8 @@ export class MemoryStore {
   readonly applied: string[] = [];
   /** Impressions the committed writes added to the outcome statistics. */
   impressions = 0;
+  /** Clicks the committed writes added to the outcome statistics. */
+  clicks = 0;
   /** Writes refused because one of their outbox items existed (the markers should make it never happen). */
   outboxRefusals = 0;
 
@@ -86,7 +88,10 @@ export class MemoryStore {
           this.outbox.push(e);
           added.push(e);
         }
-        for (const increment of write.statistics) this.impressions += increment.counts.impressions;
+        for (const increment of write.statistics) {
+          this.impressions += increment.counts.impressions;
+          this.clicks += increment.counts.clicks;
+        }
         for (const c of write.journeyCounts) this.counters.set(journeyCounterKey(c), (this.counters.get(journeyCounterKey(c)) ?? 0) + c.n);
       }
     }
