@@ -319,10 +319,23 @@ describe("an anonymous visitor's send, its impression reported after they log in
     }
   });
 
-  it('counted on the visitor before the login, then again under both ids as they log in: one contact, one impression', () => {
+  it('counted on the visitor before the login, then again under both ids as they log in: one contact, one impression, one tap', () => {
     const { store, send } = sentToVisitor();
-    deliver([[reported(send, 'imp-a', { anonymousId: ANON })], [reported(send, 'imp-both', BOTH)], [reported(send, 'imp-u', { userId: 'u-1' })]], [], later, store);
+    const tap = 'Push Notification Tapped';
+    deliver(
+      [
+        [reported(send, 'imp-a', { anonymousId: ANON }), reported(send, 'tap-a', { anonymousId: ANON }, tap)],
+        [reported(send, 'imp-both', BOTH), reported(send, 'tap-both', BOTH, tap)],
+        [reported(send, 'imp-u', { userId: 'u-1' }), reported(send, 'tap-u', { userId: 'u-1' }, tap)],
+      ],
+      [],
+      later,
+      store,
+    );
     expectOneContact(store, send, 1);
+    expect(finalState(store).channels.push?.engaged).toBe(1);
+    expect(finalState(store).actions.nudge?.clicks).toBe(1);
+    expect(store.clicks).toBe(1);
   });
 
   it('under the user id alone, in the same batch after the login: one contact; the impression counts after an identify, not after an alias', () => {
