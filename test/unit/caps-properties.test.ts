@@ -11,6 +11,14 @@
  *   (engagement, the learning statistics) once each;
  * - a send and its impression counted on two profiles joined later (a
  *   login) are one contact;
+ * - a send decided for an anonymous visitor, its impressions and taps
+ *   reported under the visitor's id, the user's or both, before, with or
+ *   after the login (identify, alias) that merges the visitor into the
+ *   user, in any delivery: one contact per send, each outcome counted once;
+ * - a send the user's profile decides once the login is applied, in the
+ *   very write that merges the visitor too, sees the visitor's sends and
+ *   the write's earlier ones, each once: a cap of 1 a day holds across
+ *   them, a cap of 2 lets two through;
  * - with a cap of 1 a day, two sends set off in one batch or in two, by two
  *   events or by one, by two triggers or a trigger and a journey step: one
  *   is sent, the other refused by the cap.
@@ -254,5 +262,277 @@ describe('countSince', () => {
     expect(countSince(times, now + 2 * DAY - 1, DAY)).toBe(1);
     expect(countSince(times, now + 2 * DAY, DAY)).toBe(0);
     expect(countSince(undefined, now, DAY)).toBe(0);
+  });
+});
+
+describe("an anonymous visitor's send, its impression reported after they log in", () => {
+  const NOON = Date.parse('2026-04-11T12:00:00Z');
+  const ANON = 'anon-1';
+  type Ids = { readonly userId?: string; readonly anonymousId?: string };
+  const BOTH: Ids = { userId: 'u-1', anonymousId: ANON };
+  const anonymous = (messageId: string, event: string, at = T0): StoredEvent =>
+    storedEvent({ type: 'track', anonymousId: ANON, messageId, event, timestamp: new Date(at).toISOString() });
+  const identify = (messageId: string, ids: Ids = BOTH): StoredEvent =>
+    storedEvent({ type: 'identify', ...ids, messageId, timestamp: new Date(T0 + 1000).toISOString() });
+  const alias = (messageId: string): StoredEvent =>
+    storedEvent({ type: 'alias', userId: 'u-1', previousId: ANON, messageId, timestamp: new Date(T0 + 1000).toISOString() });
+  /** The impression a sender reports for a send, under `ids`. */
+  const reported = (entry: OutboxEntry, messageId: string, ids: Ids, event = 'Push Notification Received'): StoredEvent =>
+    storedEvent({ ...impressionOf(entry, 0), userId: undefined, anonymousId: undefined, ...ids, messageId, event });
+
+  /** The anonymous visitor's one send, decided at NOON on a#anon-1. */
+  const sentToVisitor = (): { store: MemoryStore; send: OutboxEntry } => {
+    const store = deliver([[anonymous('cart', 'Cart Abandoned')]], [], () => optionsAt(catalog, NOON));
+    const [send] = sends(store);
+    expect(send?.contact).toBeDefined();
+    expect(Object.keys(parseProfileState(store.profiles.get(`a#${ANON}`)!.state).sent)).toEqual([send!.contact!.decision]);
+    return { store, send: send! };
+  };
+
+  /** One contact for the send on the customer's profile, the visitor's merged; `delivered` impressions counted. */
+  const expectOneContact = (store: MemoryStore, send: OutboxEntry, delivered: number): void => {
+    expect(store.tombstones.get(`a#${ANON}`)?.mergedInto).toBe('u-1');
+    const state = finalState(store);
+    expect(state.channels.push?.contacts).toEqual([send.contact!.at]);
+    expect(state.actions.nudge?.i).toEqual([send.contact!.at]);
+    expect(Object.keys(state.sent)).toEqual([send.contact!.decision]);
+    expect(state.channels.push?.delivered ?? 0).toBe(delivered);
+    expect(state.actions.nudge?.n ?? 0).toBe(delivered);
+    expect(store.impressions).toBe(delivered);
+  };
+
+  const later = (b: number) => optionsAt(catalog, NOON + (b + 1) * 60_000);
+
+  it('under both ids, alone or after an identify in the same batch: the merge adds no second contact', () => {
+    for (const join of [[], [identify('login')], [alias('login')]]) {
+      const { store, send } = sentToVisitor();
+      deliver([[...join, reported(send, 'imp', BOTH)]], [], later, store);
+      expectOneContact(store, send, 1);
+    }
+  });
+
+  it('under both ids, in the batch after the login; under the user id alone, in the batch after the login', () => {
+    for (const ids of [BOTH, { userId: 'u-1' }, { anonymousId: ANON }]) {
+      const { store, send } = sentToVisitor();
+      deliver([[identify('login')], [reported(send, 'imp', ids)]], [], later, store);
+      expectOneContact(store, send, 1);
+    }
+  });
+
+  it('counted on the visitor before the login, then again under both ids as they log in: one contact, one impression, one tap', () => {
+    const { store, send } = sentToVisitor();
+    const tap = 'Push Notification Tapped';
+    deliver(
+      [
+        [reported(send, 'imp-a', { anonymousId: ANON }), reported(send, 'tap-a', { anonymousId: ANON }, tap)],
+        [reported(send, 'imp-both', BOTH), reported(send, 'tap-both', BOTH, tap)],
+        [reported(send, 'imp-u', { userId: 'u-1' }), reported(send, 'tap-u', { userId: 'u-1' }, tap)],
+      ],
+      [],
+      later,
+      store,
+    );
+    expectOneContact(store, send, 1);
+    expect(finalState(store).channels.push?.engaged).toBe(1);
+    expect(finalState(store).actions.nudge?.clicks).toBe(1);
+    expect(store.clicks).toBe(1);
+  });
+
+  it('under the user id alone, in the same batch after the login: one contact; the impression counts after an identify, not after an alias', () => {
+    // Applied on u#u-1 before the visitor's profile is merged into it (plan.ts): the identify carries the visitor's
+    // id, the customer's experiment key since, so the impression is the send's customer's; an alias carries none.
+    for (const [join, delivered] of [[identify('login'), 1], [alias('login'), 0]] as const) {
+      const { store, send } = sentToVisitor();
+      deliver([[join, reported(send, 'imp', { userId: 'u-1' })]], [], later, store);
+      expectOneContact(store, send, delivered);
+    }
+  });
+
+  it('a send decided after the login, in the batch that merges the visitor, sees the visitor\'s send: the cap of 1 a day refuses it', () => {
+    const user = (messageId: string, event: string): StoredEvent =>
+      storedEvent({ type: 'track', userId: 'u-1', messageId, event, timestamp: new Date(T0 + 2000).toISOString() });
+    for (const batch of [
+      [identify('login'), user('cart-u', 'Cart Abandoned')],
+      [identify('login'), user('cart-u', 'Cart Abandoned'), user('visit', 'Visit')],
+      [alias('login'), user('visit', 'Visit'), user('cart-u', 'Cart Abandoned'), user('visit-2', 'Visit')],
+      [storedEvent({ type: 'track', ...BOTH, messageId: 'cart-u', event: 'Cart Abandoned', timestamp: new Date(T0 + 2000).toISOString() }), user('visit', 'Visit')],
+    ]) {
+      const { store, send } = sentToVisitor();
+      deliver([batch], [], later, store);
+      expect(sends(store).map((e) => e.id)).toEqual([send.id]);
+      expect(refusals(store).map((e) => e.detail.refused)).toEqual(['channel_cap']);
+      expectOneContact(store, send, 0);
+    }
+  });
+
+  it("two visitors' sends on two days, joined one after the other in the write that decides a third: it sees both, refused by the cap", () => {
+    const DAY_2 = NOON + DAY;
+    const store = deliver([[anonymous('cart', 'Cart Abandoned')]], [], () => optionsAt(catalog, NOON));
+    const other = (messageId: string, event: string): StoredEvent =>
+      storedEvent({ type: 'track', anonymousId: 'anon-2', messageId, event, timestamp: new Date(T0).toISOString() });
+    deliver([[other('cart-2', 'Cart Abandoned')]], [], () => optionsAt(catalog, DAY_2), store);
+    const visitors = sends(store);
+    expect(visitors.map((e) => e.contact!.at)).toEqual([NOON, DAY_2]);
+    const user = (messageId: string, event: string): StoredEvent =>
+      storedEvent({ type: 'track', userId: 'u-1', messageId, event, timestamp: new Date(T0 + 2000).toISOString() });
+    // An hour after the second visitor's send: only it is within the day, and the first visitor is joined after it.
+    deliver([[identify('login-2', { userId: 'u-1', anonymousId: 'anon-2' }), user('visit', 'Visit'), identify('login'), user('cart-u', 'Cart Abandoned'), user('visit-2', 'Visit')]], [], () => optionsAt(catalog, DAY_2 + 3_600_000), store);
+    expect(sends(store)).toEqual(visitors);
+    expect(refusals(store).map((e) => e.detail.refused)).toEqual(['channel_cap']);
+    expect(sortedNumbers(finalState(store).channels.push?.contacts ?? [])).toEqual([NOON, DAY_2]);
+  });
+
+  it('two sends decided after the login in the write that merges the visitor, whose send is a day old: the first is sent, the second refused', () => {
+    const { store, send } = sentToVisitor();
+    const user = (messageId: string, event: string): StoredEvent =>
+      storedEvent({ type: 'track', userId: 'u-1', messageId, event, timestamp: new Date(T0 + 2000).toISOString() });
+    deliver([[identify('login'), user('cart-u', 'Cart Abandoned'), user('viewed', 'Product Viewed'), user('visit', 'Visit')]], [], () => optionsAt(catalog, NOON + DAY + 3_600_000), store);
+    const [, second] = sends(store);
+    expect(sends(store).map((e) => e.detail.trigger)).toEqual(['cart', 'cart']);
+    expect(refusals(store).map((e) => [e.detail.trigger, e.detail.refused])).toEqual([['browse', 'channel_cap']]);
+    expect(sortedNumbers(finalState(store).channels.push?.contacts ?? [])).toEqual([send.contact!.at, second!.contact!.at]);
+  });
+
+  it('with a cap of 2 a day, the two sends decided after the login in the write that merges the visitor (a day old) are both sent', () => {
+    const twice = compile(`
+kind: kairos/v1
+actions:
+  - { id: nudge, name: Nudge, content: { push: { title: T, body: B, deepLink: 'app://x' } } }
+policies: { consentRequired: [], channelCaps: [{ channel: push, max: 2, per: 1d }] }
+triggers:
+  - { id: cart, on: { event: Cart Abandoned }, decide: { channel: push } }
+  - { id: browse, on: { event: Product Viewed }, decide: { channel: push } }
+`);
+    const store = deliver([[anonymous('cart', 'Cart Abandoned')]], [], () => optionsAt(twice, NOON));
+    const user = (messageId: string, event: string): StoredEvent =>
+      storedEvent({ type: 'track', userId: 'u-1', messageId, event, timestamp: new Date(T0 + 2000).toISOString() });
+    deliver([[identify('login'), user('cart-u', 'Cart Abandoned'), user('viewed', 'Product Viewed'), user('visit', 'Visit')]], [], () => optionsAt(twice, NOON + DAY + 3_600_000), store);
+    expect(sends(store).map((e) => e.detail.trigger)).toEqual(['cart', 'cart', 'browse']);
+    expect(refusals(store)).toEqual([]);
+    expect(finalState(store).channels.push?.contacts).toHaveLength(3);
+  });
+
+  /** Which ids an impression is reported under. */
+  const idsOf = [{ anonymousId: ANON }, BOTH, { userId: 'u-1' }] as const;
+  const visitorEvents = fc
+    .array(fc.tuple(fc.constantFrom('Cart Abandoned', 'Product Viewed', 'Visit'), fc.integer({ min: 0, max: 5 * 86_400 })), { minLength: 1, maxLength: 12 })
+    .map((drafts) => drafts.map(([name, s], i) => anonymous(`v-${i}`, i === 0 ? 'Cart Abandoned' : name, T0 + s * 1000)));
+
+  /**
+   * `list` in any order (by `keys`), a record twice (`twice`: index, then how far after its first), cut in
+   * batches of `cuts`: the deliveries `delivery` makes, for a list known only once the sends are decided.
+   */
+  const arrange = (list: readonly StoredEvent[], keys: readonly number[], twice: readonly [number, number][], cuts: readonly number[]): StoredEvent[][] => {
+    const sequence = list.map((e, i) => ({ e, k: keys[i % keys.length] as number, i })).sort((a, b) => a.k - b.k || a.i - b.i).map(({ e }) => e);
+    for (const [index, at] of twice) {
+      const event = list[index % list.length] as StoredEvent;
+      const first = sequence.indexOf(event);
+      sequence.splice(first + 1 + (at % (sequence.length - first)), 0, event);
+    }
+    const batches: StoredEvent[][] = [];
+    for (let i = 0, c = 0; i < sequence.length; c++) {
+      const size = cuts[c % cuts.length] as number;
+      batches.push(sequence.slice(i, i + size));
+      i += size;
+    }
+    return batches;
+  };
+
+  it("any delivery of the visitor's sends, then of the login (identify, alias or both) among their impressions and taps under any ids: one contact per send, each outcome counted once", () => {
+    fc.assert(
+      fc.property(
+        visitorEvents.chain((list) => delivery(list, false)),
+        fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 1, maxLength: 10 }),
+        fc.constantFrom<'identify' | 'alias' | 'both'>('identify', 'alias', 'both'),
+        // Per report: which send, under which ids (idsOf), an impression or a tap.
+        fc.array(fc.tuple(fc.nat(20), fc.nat(2), fc.constantFrom('Push Notification Received', 'Push Notification Received', 'Push Notification Tapped')), { minLength: 1, maxLength: 12 }),
+        fc.record({
+          keys: fc.array(fc.nat(100), { minLength: 1, maxLength: 16 }),
+          twice: fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 4 }),
+          cuts: fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 6 }),
+          faults: fc.array(fc.boolean(), { maxLength: 8 }),
+        }),
+        ({ batches, faults }, steps, login, reports, second) => {
+          const instants: number[] = [];
+          batches.forEach((_, b) => instants.push((instants[b - 1] ?? START) + (steps[b % steps.length] as number) * 3_600_000));
+          const store = deliver(batches, faults, (b) => optionsAt(catalog, instants[b] as number));
+          const sent = sends(store);
+          expect(sent.length).toBeGreaterThan(0);
+          const times = sortedNumbers(sent.map((e) => e.contact!.at));
+
+          // The impressions reported for the sends (some not at all, some several times, under any ids), and the login among them.
+          const outcomes = reports.map(([which, ids, event], r) => reported(sent[which % sent.length]!, `report-${r}`, idsOf[ids]!, event));
+          const joins = login === 'identify' ? [identify('login')] : login === 'alias' ? [alias('login')] : [identify('login'), alias('alias')];
+          const last = instants.at(-1) as number;
+          deliver(arrange([...joins, ...outcomes], second.keys, second.twice, second.cuts), second.faults, (b) => optionsAt(catalog, last + (b + 1) * 3_600_000), store);
+
+          const state = finalState(store);
+          expect(store.tombstones.get(`a#${ANON}`)?.mergedInto).toBe('u-1');
+          expect(sortedNumbers(state.channels.push?.contacts ?? [])).toEqual(times);
+          expect(sortedNumbers(state.actions.nudge?.i ?? [])).toEqual(times);
+          expect(Object.keys(state.sent).sort()).toEqual(sent.map((e) => e.contact!.decision).sort());
+          // Each send's impression (tap) counts once at most, and surely when one of its reports carries the visitor's id.
+          const decisionsOf = (event: string, carried: boolean): number =>
+            new Set(outcomes.filter((e) => e.event === event && (!carried || e.anonymousId === ANON)).map((e) => e.properties!.decision_id)).size;
+          const delivered = state.channels.push?.delivered ?? 0;
+          expect(delivered).toBeGreaterThanOrEqual(decisionsOf('Push Notification Received', true));
+          expect(delivered).toBeLessThanOrEqual(decisionsOf('Push Notification Received', false));
+          expect(state.actions.nudge?.n ?? 0).toBe(delivered);
+          expect(store.impressions).toBe(delivered);
+          const engaged = state.channels.push?.engaged ?? 0;
+          expect(engaged).toBeGreaterThanOrEqual(decisionsOf('Push Notification Tapped', true));
+          expect(engaged).toBeLessThanOrEqual(decisionsOf('Push Notification Tapped', false));
+          expect(state.actions.nudge?.clicks ?? 0).toBe(engaged);
+          expect(store.clicks).toBe(engaged);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it("the customer's sends decided once the login joins the visitor, in any delivery: a day from each other and from the visitor's", () => {
+    const userEvents = fc.array(fc.tuple(fc.constantFrom('Cart Abandoned', 'Product Viewed', 'Visit'), fc.integer({ min: 0, max: 86_400 })), { minLength: 1, maxLength: 10 });
+    fc.assert(
+      fc.property(
+        visitorEvents.chain((list) => delivery(list, false)),
+        userEvents,
+        fc.constantFrom<'identify' | 'alias' | 'cart'>('identify', 'alias', 'cart'),
+        fc.nat(12),
+        fc.record({
+          keys: fc.array(fc.nat(100), { minLength: 1, maxLength: 16 }),
+          twice: fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 4 }),
+          cuts: fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 6 }),
+          faults: fc.array(fc.boolean(), { maxLength: 8 }),
+        }),
+        fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 6 }),
+        // Days between the visitor's last batch and the customer's first: the visitor's sends within a cap's day or past it.
+        fc.nat(2),
+        ({ batches, faults }, drafts, login, loginAt, second, steps, days) => {
+          const store = deliver(batches, faults, (b) => optionsAt(catalog, START + b * 3_600_000));
+          const visitor = sends(store);
+          // The customer's events, the login among them; batches hours apart, some within a day of the visitor's sends.
+          const events = drafts.map(([name, s], i) => storedEvent({ type: 'track', userId: 'u-1', messageId: `u-${i}`, event: name, timestamp: new Date(T0 + s * 1000).toISOString() }));
+          const join =
+            login === 'identify' ? identify('login') : login === 'alias' ? alias('login') : storedEvent({ type: 'track', ...BOTH, messageId: 'login', event: 'Cart Abandoned', timestamp: new Date(T0 + 500).toISOString() });
+          events.splice(loginAt % (events.length + 1), 0, join);
+          const instants: number[] = [];
+          const cut = arrange(events, second.keys, second.twice, second.cuts);
+          cut.forEach((_, b) => instants.push((instants[b - 1] ?? START + batches.length * 3_600_000 + days * DAY) + (steps[b % steps.length] as number) * 3_600_000));
+          deliver(cut, second.faults, (b) => optionsAt(catalog, instants[b] as number), store);
+
+          expect(store.tombstones.get(`a#${ANON}`)?.mergedInto).toBe('u-1');
+          // The sends the customer's profile decided once the login was applied (the login's own included) saw the visitor's.
+          const appliedAt = (messageId: unknown): number => store.applied.indexOf(`src-test#${String(messageId)}`);
+          const customer = sends(store).filter((e) => !visitor.includes(e));
+          const joined = customer.filter((e) => appliedAt(e.detail.eventId) >= appliedAt('login'));
+          const times = sortedNumbers([...visitor, ...joined].map((e) => e.contact!.at));
+          times.slice(1).forEach((t, i) => expect(t - (times[i] as number)).toBeGreaterThanOrEqual(DAY));
+          // And every send is one contact on the customer's profile.
+          const state = finalState(store);
+          expect(sortedNumbers(state.channels.push?.contacts ?? [])).toEqual(sortedNumbers(sends(store).map((e) => e.contact!.at)));
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 });

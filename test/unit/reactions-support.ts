@@ -17,6 +17,8 @@ import type { StoredEvent } from '#domain/stored-event.ts';
 /** Profiles, Outbox and the journey counters in memory, with the transactions' conditions. */
 export class MemoryStore {
   readonly profiles = new Map<string, { version: number; state: string }>();
+  /** Anonymous profiles merged into a user: `a#…` → the version written and the user. */
+  readonly tombstones = new Map<string, { version: number; mergedInto: string }>();
   readonly markers = new Set<string>();
   readonly outbox: OutboxEntry[] = [];
   readonly outboxIds = new Set<string>();
@@ -26,6 +28,8 @@ export class MemoryStore {
   readonly applied: string[] = [];
   /** Impressions the committed writes added to the outcome statistics. */
   impressions = 0;
+  /** Clicks the committed writes added to the outcome statistics. */
+  clicks = 0;
   /** Writes refused because one of their outbox items existed (the markers should make it never happen). */
   outboxRefusals = 0;
 
@@ -35,6 +39,11 @@ export class MemoryStore {
     const erasedAt = new Map(read.erasedAt);
     for (const key of reads.profiles) {
       const item = this.profiles.get(key);
+      const tombstone = this.tombstones.get(key);
+      if (tombstone) {
+        profiles.set(key, { kind: 'tombstone', key, version: tombstone.version, mergedInto: tombstone.mergedInto } satisfies ProfileItem);
+        continue;
+      }
       profiles.set(key, item ? ({ kind: 'profile', key, version: item.version, state: parseProfileState(item.state) } satisfies ProfileItem) : undefined);
     }
     for (const pk of reads.markers) applied.set(pk, this.markers.has(pk));
@@ -53,14 +62,23 @@ export class MemoryStore {
     for (const target of plan.targets) {
       for (const write of target.writes) {
         if (fault) return undefined;
-        const item = this.profiles.get(write.profile.key);
-        const versionHolds = write.profile.readVersion === 0 ? item === undefined : item?.version === write.profile.readVersion;
-        if (!versionHolds || write.markers.some((pk) => this.markers.has(pk))) return undefined;
+        const versionHolds = (key: string, readVersion: number): boolean => {
+          const version = this.profiles.get(key)?.version ?? this.tombstones.get(key)?.version;
+          return readVersion === 0 ? version === undefined : version === readVersion;
+        };
+        if (!versionHolds(write.profile.key, write.profile.readVersion)) return undefined;
+        if (!write.tombstones.every((t) => versionHolds(`a#${t.anonymousId}`, t.readVersion))) return undefined;
+        if (write.markers.some((pk) => this.markers.has(pk))) return undefined;
         if (write.outbox.some((e) => this.outboxIds.has(e.id))) {
           this.outboxRefusals++;
           return undefined;
         }
         this.profiles.set(write.profile.key, { version: write.profile.readVersion + 1, state: serializeProfileState(write.profile.state) });
+        for (const t of write.tombstones) {
+          if (write.userId === undefined) throw new Error('a tombstone needs a user');
+          this.profiles.delete(`a#${t.anonymousId}`);
+          this.tombstones.set(`a#${t.anonymousId}`, { version: t.readVersion + 1, mergedInto: write.userId });
+        }
         for (const pk of write.markers) {
           this.markers.add(pk);
           this.applied.push(pk);
@@ -70,7 +88,10 @@ export class MemoryStore {
           this.outbox.push(e);
           added.push(e);
         }
-        for (const increment of write.statistics) this.impressions += increment.counts.impressions;
+        for (const increment of write.statistics) {
+          this.impressions += increment.counts.impressions;
+          this.clicks += increment.counts.clicks;
+        }
         for (const c of write.journeyCounts) this.counters.set(journeyCounterKey(c), (this.counters.get(journeyCounterKey(c)) ?? 0) + c.n);
       }
     }

@@ -43,7 +43,8 @@
  * once, whatever the redelivery. Each send decided is a contact of the
  * customer at once (apply.ts `recordSend`): on the state the write stores,
  * and on the views the write's later reactions decide on, so channel and
- * frequency caps hold across them. The journeys' runs are folded over the
+ * frequency caps hold across them; those views hold the anonymous profiles
+ * the write merges from the event that links them on, their sends too. The journeys' runs are folded over the
  * write's events in order and stored with the profile, and the journey
  * report's counts they make ride the same transaction.
  *
@@ -61,7 +62,7 @@ import type { AppliedChange, JourneyStepper, OutboxEntry, ProfileReactor } from 
 import { journeyIncrements, type JourneyCounterIncrement } from '../journeys/report.ts';
 import type { JourneyCount } from '../journeys/machine.ts';
 import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
-import { emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
+import { cloneProfileState, emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
 import type { ProfileItem } from './profile-item.ts';
 import { toProfileView } from './to-view.ts';
 import type { ProfileView } from './view.ts';
@@ -294,7 +295,9 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       const before = state;
       state = next;
       const tombstones: { anonymousId: string; readVersion: number }[] = [];
-      for (const entry of applied) {
+      // What each applied event joins (in the same order as below), for the views its reactions decide on.
+      const joins: Join[][] = applied.map(() => []);
+      for (const [i, entry] of applied.entries()) {
         for (const anonymousId of entry.identity.links) {
           const anonymousKey = anonymousProfileKey(anonymousId);
           if (absorbedBy.get(anonymousKey) !== key || tombstones.some((t) => t.anonymousId === anonymousId)) continue;
@@ -302,10 +305,13 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
           const anonymous = read.profiles.get(anonymousKey);
           if (anonymous?.kind === 'profile') {
             takeBack.push(...mergeTakeBack(state.outcomes, anonymous.state));
-            state = mergeProfiles(state, anonymous.state);
+            // A merge shares parts with its inputs, and the write's sends are recorded on its state in place: a copy
+            // keeps what was read as it was read (the views of this write's reactions merge it again).
+            state = mergeProfiles(state, cloneProfileState(anonymous.state));
           }
           linkAnonymousId(state, anonymousId);
           tombstones.push({ anonymousId, readVersion: anonymous?.version ?? 0 });
+          joins[i]!.push({ anonymousId, state: anonymous?.kind === 'profile' ? anonymous.state : undefined });
         }
       }
       const enrich = (target: ProfileState): void => {
@@ -319,7 +325,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       enrich(state);
       state.updatedAt = options.now;
       merges += tombstones.length;
-      const reacted = reactions(key, before, applied, state, options, warnings);
+      const reacted = reactions(key, before, applied, joins, state, options, warnings);
       // The sends' contacts are on the state now: what is derived from it follows.
       if (reacted.contacts > 0) enrich(state);
       const outbox = reacted.outbox;
@@ -420,11 +426,31 @@ function journeyItemBound(journeys: JourneyStepper | undefined, event: StoredEve
   return Number.isFinite(bound) ? Math.max(0, Math.floor(bound)) : MAX_TRANSACTION_ITEMS;
 }
 
+/** An anonymous profile a write merges into its user: its id, and what was stored there (undefined: nothing). */
+interface Join {
+  readonly anonymousId: string;
+  readonly state: ProfileState | undefined;
+}
+
+/** `state` with `joins` merged into it and linked, as the plan merges them: a copy of its own (a merge shares parts with its inputs). */
+function joinedState(state: ProfileState, joins: readonly Join[]): ProfileState {
+  let out = cloneProfileState(state);
+  for (const join of joins) {
+    if (join.state) out = mergeProfiles(out, join.state);
+    linkAnonymousId(out, join.anonymousId);
+  }
+  return cloneProfileState(out);
+}
+
 /**
  * The reactions of a write's applied events, in order: each event between
  * the view just before it (the one before the write for the first) and just
  * after it (the write's final state, merges included, for the last), both
- * enriched at the batch instant. The triggers' entries (`options.reactor`),
+ * enriched at the batch instant. The anonymous profiles an event joins
+ * (`joins`, per applied event: the id, and its profile if it had one) are
+ * in the views from that event on, as they are in the final state, so the
+ * contacts of a visitor's sends count toward the caps of what the write
+ * decides after the login that joins them. The triggers' entries (`options.reactor`),
  * and the journeys (`options.journeys`) folded from the runs stored before
  * the write: the runs they end with (undefined: no journey moved), their
  * entries and their report counts. A reactor that throws, or returns more
@@ -442,6 +468,7 @@ function reactions(
   key: string,
   start: ProfileState,
   applied: readonly Entry[],
+  joins: readonly (readonly Join[])[],
   final: ProfileState,
   options: PlanOptions,
   warnings: string[],
@@ -462,12 +489,20 @@ function reactions(
       return view;
     }
   };
+  // The write's events so far, applied as the plan applies them (before its merges), with their sends;
+  // `state`, that joined with the profiles they link: the customer after the event.
+  let applying = start;
   let state = start;
+  const joined: Join[] = [];
   let before = enriched(start);
   let runs = start.journeys;
   applied.forEach((entry, i) => {
     const last = i === applied.length - 1;
-    if (!last) state = applyEvents(state, [entry.event], options.settings);
+    joined.push(...(joins[i] ?? []));
+    if (!last) {
+      applying = applyEvents(applying, [entry.event], options.settings);
+      state = joined.length === 0 ? applying : joinedState(applying, joined);
+    }
     // The state after this event (a copy this function owns, or the write's own final state), its sends so far included.
     const current = last ? final : state;
     const viewAfter = (): ProfileView => (last ? toProfileView(final, options.now) : enriched(state));
@@ -477,6 +512,7 @@ function reactions(
       for (const e of entries) {
         if (!e.contact) continue;
         if (!last && recordSend(final, e.contact)) contacts++;
+        if (!last && state !== applying) recordSend(applying, e.contact);
         if (recordSend(current, e.contact)) added++;
       }
       if (last) contacts += added;
