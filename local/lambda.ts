@@ -6,6 +6,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
+import { LAMBDA_PAYLOAD_LIMIT_BYTES } from '#http/response-size.ts';
 
 /** What a deployed function is to the local stack. */
 export interface LocalFunction {
@@ -18,8 +19,7 @@ export interface LocalFunction {
 
 export type LambdaHandler = (event: unknown, context: Context) => unknown;
 
-/** Lambda's limit on a synchronous request and response payload. */
-export const LAMBDA_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024;
+export { LAMBDA_PAYLOAD_LIMIT_BYTES };
 
 export const LOCAL_ACCOUNT_ID = '000000000000';
 

@@ -3,19 +3,29 @@
  * line on standard error and exit code 2 (never a stack trace), anything
  * else exit code 1, and files are read with a message naming them.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 
 /** A mistake of the caller: printed as one line, exit code 2. */
 export class UsageError extends Error {}
 
-/** A file's text; a missing or unreadable file is a UsageError naming it and `what` it was meant to be. */
-export function readText(path: string, what: string): string {
+/**
+ * A file's text; a missing or unreadable file, one that is not a regular
+ * file (a folder, a device such as /dev/zero, which would be read without
+ * end), or one over `maxBytes` is a UsageError naming it and `what` it was
+ * meant to be.
+ */
+export function readText(path: string, what: string, maxBytes?: number): string {
+  const refuse = (why: string) => new UsageError(`cannot read the ${what} ${path}: ${why}`);
   try {
+    const stat = statSync(path);
+    if (!stat.isFile()) throw refuse('not a regular file');
+    if (maxBytes !== undefined && stat.size > maxBytes) throw refuse(`larger than ${maxBytes} bytes`);
     return readFileSync(path, 'utf8');
   } catch (error) {
+    if (error instanceof UsageError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read the ${what} ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? (error as Error).message)}`);
+    throw refuse(code === 'ENOENT' ? 'no such file' : (code ?? (error as Error).message));
   }
 }
 

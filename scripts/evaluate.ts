@@ -23,7 +23,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadCatalog } from '#domain/catalog/load.ts';
+import { MAX_CATALOG_BYTES, loadCatalog } from '#domain/catalog/load.ts';
 import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { decisionKey, type DecisionKey } from '#domain/decide/decision-id.ts';
 import { DEFAULT_MIN_SUPPORT, decisionRecordsOfText, evaluatePartition, reduceEvaluation, type Evaluation, type PartitionSums } from '#domain/evaluation/evaluate.ts';
@@ -131,7 +131,7 @@ export function parseEvaluateArgs(argv: readonly string[], env: NodeJS.ProcessEn
 
 /** The candidate catalog of a file, compiled; its problems are a UsageError naming the file and the first problem's line. */
 export function readCandidate(path: string): { readonly text: string; readonly catalog: CompiledCatalog } {
-  const text = readText(path, 'candidate catalog');
+  const text = readText(path, 'candidate catalog', MAX_CATALOG_BYTES);
   const result = loadCatalog(text, /\.json$/i.test(path) ? 'json' : 'yaml');
   if (!result.ok) {
     const first = result.problems[0];

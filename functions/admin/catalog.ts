@@ -1,6 +1,8 @@
 /**
  * Catalog routes of the operator API (API.md §5):
- * - GET  /v1/admin/catalog           the live catalog, its source text and version;
+ * - GET  /v1/admin/catalog           the live catalog, its source text and version
+ *                                    (what does not fit in an answer is left out
+ *                                    and named in `omitted`);
  * - PUT  /v1/admin/catalog           validate the whole catalog, store it as a new
  *                                    version and make it live (JSON, or YAML with
  *                                    `Content-Type: application/yaml`);
@@ -29,6 +31,7 @@ import type { CatalogProblem, CompiledCatalog } from '#domain/catalog/compiled.t
 import { MAX_CATALOG_BYTES, loadCatalog, parseCatalogText } from '#domain/catalog/load.ts';
 import * as z from 'zod/mini';
 import { issueDetails } from '#domain/decide/request.ts';
+import { RESPONSE_BODY_BUDGET_BYTES, bodyPayloadBytes } from '#http/response-size.ts';
 import {
   MAX_VERSIONS_PAGE,
   listCatalogVersions,
@@ -98,8 +101,24 @@ function summary(catalog: CompiledCatalog) {
   };
 }
 
-/** One stored version as the catalog routes show it: its metadata, parsed document and source text. */
+/**
+ * One stored version as the catalog routes show it: its metadata, parsed
+ * document (`catalog`) and source text (`source`). An answer that would not
+ * fit in a Lambda response (shared/http/response-size.ts; a catalog of
+ * several MB, whose parsed document is as large again) leaves out
+ * `catalog`, then `source` if that is still too large, and lists what it
+ * left out in `omitted`.
+ */
 function versionBody(stored: StoredCatalogVersion, liveVersion: number | undefined) {
+  const whole = wholeVersionBody(stored, liveVersion);
+  if (bodyPayloadBytes(whole) <= RESPONSE_BODY_BUDGET_BYTES) return whole;
+  const { catalog: _catalog, ...sourceOnly } = whole;
+  if (bodyPayloadBytes(sourceOnly) <= RESPONSE_BODY_BUDGET_BYTES) return { ...sourceOnly, omitted: ['catalog'] };
+  const { source: _source, ...metadata } = sourceOnly;
+  return { ...metadata, omitted: ['catalog', 'source'] };
+}
+
+function wholeVersionBody(stored: StoredCatalogVersion, liveVersion: number | undefined) {
   const parsed = parseCatalogText(stored.text, stored.format);
   return {
     version: stored.version,

@@ -12,11 +12,14 @@
  * Query (all optional): `limit` 1..1000 (default 100) items read,
  * `cursor` (the `next` of the page before), `status` (keep only that one).
  * A page's entries are newest `sendAt` first; pages follow the table's
- * order, not time.
+ * order, not time. A page holds fewer than `limit` when its emissions would
+ * not fit in one answer (shared/http/response-size.ts).
  */
 import { ApiError } from '#http/errors.ts';
 import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
 import { listOutbox } from '#store/outbox.ts';
+import { RESPONSE_BODY_BUDGET_BYTES, bodyPayloadBytes } from '#http/response-size.ts';
+import type { OutboxEntry } from '#domain/profile/reactions.ts';
 
 const PARAMETERS = ['limit', 'cursor', 'status'] as const;
 const STATUSES = ['now', 'deferred', 'refused'] as const;
@@ -39,21 +42,28 @@ export async function listOutboxRoute(request: HttpRequest): Promise<HttpRespons
     start = /^[A-Za-z0-9_-]{1,2048}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
     if (!start.startsWith('o#')) throw invalid('cursor', 'is not the `next` of a page of this listing');
   }
-  const page = await listOutbox({ limit, ...(start !== undefined ? { cursor: start } : {}) });
+  // A page holds what fits in one answer (emissions carry rendered content): the rest is the next page's.
+  const kept = (e: OutboxEntry) => status === undefined || e.status === status;
+  const budget = {
+    weigh: (e: OutboxEntry & { readonly createdAt: number }) => (kept(e) ? bodyPayloadBytes(emission(e)) : 0),
+    maxWeight: RESPONSE_BODY_BUDGET_BYTES - bodyPayloadBytes({ emissions: [], next: 'x'.repeat(4_096) }),
+  };
+  const page = await listOutbox({ limit, budget, ...(start !== undefined ? { cursor: start } : {}) });
   return {
     status: 200,
     body: {
-      emissions: page.entries
-        .filter((e) => status === undefined || e.status === status)
-        .map((e) => ({
-          id: e.id,
-          status: e.status,
-          sendAt: new Date(e.sendAt).toISOString(),
-          createdAt: new Date(e.createdAt).toISOString(),
-          detailType: e.detailType,
-          detail: e.detail,
-        })),
+      emissions: page.entries.filter(kept).map(emission),
       ...(page.cursor !== undefined ? { next: Buffer.from(page.cursor, 'utf8').toString('base64url') } : {}),
     },
   };
 }
+
+/** An emission as the route shows it. */
+const emission = (e: OutboxEntry & { readonly createdAt: number }) => ({
+  id: e.id,
+  status: e.status,
+  sendAt: new Date(e.sendAt).toISOString(),
+  createdAt: new Date(e.createdAt).toISOString(),
+  detailType: e.detailType,
+  detail: e.detail,
+});

@@ -3,7 +3,8 @@
  * - GET    /v1/admin/profiles                  every stored profile, in pages (a bulk
  *                                              export, e.g. training data for a model);
  * - GET    /v1/admin/profiles/{userId}         the profile (API.md §3) and its last 50
- *                                              events, newest first;
+ *                                              events, newest first (fewer when they would
+ *                                              not fit in an answer);
  * - GET    /v1/admin/profiles/{userId}/export  everything held (right of access): the
  *                                              profile, its stored state, the identity
  *                                              links and every event, in pages;
@@ -14,6 +15,11 @@
  * an id that is or was a userId names that user, with every anonymous id
  * merged into it, and nobody else; an id that never was a userId finds the
  * anonymous profile, or the user it was merged into.
+ *
+ * Every answer fits in a Lambda response (shared/http/response-size.ts):
+ * events and profiles are big when their senders made them so (any write
+ * key may send 32 KB events under any userId), so a page holds what fits
+ * and its `next` goes on from there.
  */
 import { ApiError } from '#http/errors.ts';
 import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
@@ -25,6 +31,7 @@ import type { ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { journeyRunsView } from '#domain/journeys/machine.ts';
 import { idTextProblem } from '#domain/ingest/limits.ts';
+import { bodyPayloadBytes, itemsWithinBudget } from '#http/response-size.ts';
 
 export const HISTORY_LIMIT = 50;
 
@@ -63,8 +70,10 @@ export async function getProfileRoute(request: HttpRequest): Promise<HttpRespons
   const { profile: found, keys } = await resolveOperatorId(id);
   if (!found) throw new ApiError('not_found', 'No profile for this id');
   const state = found.state;
-  const events = await listRecentEvents(keys, HISTORY_LIMIT);
-  return { status: 200, body: { profile: toProfileView(state, Date.now()), journeys: journeyRunsView(state.journeys), events: events.map(publicEvent) } };
+  const events = (await listRecentEvents(keys, HISTORY_LIMIT)).map(publicEvent);
+  const body = { profile: toProfileView(state, Date.now()), journeys: journeyRunsView(state.journeys), events: [] as Record<string, unknown>[] };
+  body.events = itemsWithinBudget(events, bodyPayloadBytes(body));
+  return { status: 200, body };
 }
 
 /** Events per export page: the default and the most a caller may ask for. */
@@ -78,6 +87,9 @@ function exportLimit(raw: string | undefined): number {
   if (!(limit >= 1 && limit <= EXPORT_PAGE.max)) throw invalidQuery('limit', `must be an integer from 1 to ${EXPORT_PAGE.max}`);
   return limit;
 }
+
+/** Room kept in an export page for its `next` (a cursor's key parts are at most 1,024 characters each). */
+const CURSOR_ROOM_BYTES = 8_192;
 
 /** The opaque `next` of a previous page: base64url JSON of a HistoryCursor over the same keys. */
 const encodeCursor = (cursor: HistoryCursor) => Buffer.from(JSON.stringify(cursor), 'utf8').toString('base64url');
@@ -115,17 +127,19 @@ export async function exportProfileRoute(request: HttpRequest): Promise<HttpResp
   const cursor = decodeCursor(request.query.cursor, keys);
   const page = await pageAllEvents(keys, limit, cursor);
   const state = found.state;
-  return {
-    status: 200,
-    body: {
-      exportedAt: new Date().toISOString(),
-      customer: customerOf(state),
-      profile: toProfileView(state, Date.now()),
-      stored: { version: found.version, state },
-      events: page.events.map(publicEvent),
-      ...(page.next ? { next: encodeCursor(page.next) } : {}),
-    },
+  const head = {
+    exportedAt: new Date().toISOString(),
+    customer: customerOf(state),
+    profile: toProfileView(state, Date.now()),
+    stored: { version: found.version, state },
   };
+  const events = itemsWithinBudget(page.events.map(publicEvent), bodyPayloadBytes({ ...head, events: [] }) + CURSOR_ROOM_BYTES);
+  // A page cut short by the answer's size goes on right after its last event (the index's start key).
+  const last = events.length < page.events.length ? page.events[events.length - 1] : undefined;
+  const next: HistoryCursor | undefined = last
+    ? { key: keys.indexOf(last.profileKey), start: { pk: String(last.pk), profileKey: last.profileKey, sortKey: last.sortKey } }
+    : page.next;
+  return { status: 200, body: { ...head, events, ...(next ? { next: encodeCursor(next) } : {}) } };
 }
 
 export async function eraseProfileRoute(request: HttpRequest): Promise<HttpResponse> {
@@ -176,11 +190,14 @@ export async function listProfilesRoute(request: HttpRequest): Promise<HttpRespo
   }
   const now = Date.now();
   const page = await listProfiles({ kind: kind as ProfileListKind, limit, ...(after !== undefined ? { after } : {}), deadline: now + LIST_READ_MS });
+  const profiles = itemsWithinBudget(
+    page.profiles.map((found) => ({ ...customerOf(found.state), profile: toProfileView(found.state, now) })),
+    bodyPayloadBytes({ profiles: [], next: 'x'.repeat(CURSOR_ROOM_BYTES) }),
+  );
+  // A page cut short by the answer's size goes on right after its last profile (any key is a valid start).
+  const next = profiles.length < page.profiles.length ? page.profiles[profiles.length - 1]?.key : page.next;
   return {
     status: 200,
-    body: {
-      profiles: page.profiles.map((found) => ({ ...customerOf(found.state), profile: toProfileView(found.state, now) })),
-      ...(page.next !== undefined ? { next: Buffer.from(page.next, 'utf8').toString('base64url') } : {}),
-    },
+    body: { profiles, ...(next !== undefined ? { next: Buffer.from(next, 'utf8').toString('base64url') } : {}) },
   };
 }

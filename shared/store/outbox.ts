@@ -8,7 +8,7 @@
  * - `outboxEntryFromItem`: an item (read, or a stream record's NEW_IMAGE)
  *   back to its entry, or undefined for anything else;
  * - `listOutbox`: a page of the table for the operator's route, newest
- *   `sendAt` first within the page.
+ *   `sendAt` first within the page, within a budget when given.
  *
  * Item: `pk` (outboxItem), `id`, `status`, `sendAt` (epoch ms), `detailType`,
  * `detail` (a map), `createdAt` (epoch ms), `expiresAt` (epoch s, TTL:
@@ -71,7 +71,18 @@ export interface OutboxPage {
  * entries newest `sendAt` first. Store faults reject (StoreFault).
  */
 export async function listOutbox(
-  options: { readonly limit?: number; readonly cursor?: string; readonly client?: DynamoClient; readonly tableName?: string } = {},
+  options: {
+    readonly limit?: number;
+    readonly cursor?: string;
+    /**
+     * A page's budget: `weigh` of each entry (in the table's order) summed,
+     * at most `maxWeight`; the page ends before the entry that would pass it
+     * (it keeps one entry at least), its cursor at the last entry kept.
+     */
+    readonly budget?: { readonly weigh: (entry: OutboxEntry & { readonly createdAt: number }) => number; readonly maxWeight: number };
+    readonly client?: DynamoClient;
+    readonly tableName?: string;
+  } = {},
 ): Promise<OutboxPage> {
   const client = options.client ?? dynamo();
   const page = await client.send('Scan', {
@@ -79,7 +90,21 @@ export async function listOutbox(
     Limit: Math.min(Math.max(options.limit ?? 100, 1), 1_000),
     ...(options.cursor ? { ExclusiveStartKey: { pk: options.cursor } } : {}),
   });
-  const entries = (page.Items ?? []).flatMap((item) => outboxEntryFromItem(item) ?? []).sort((a, b) => b.sendAt - a.sendAt);
-  const last = page.LastEvaluatedKey?.pk;
+  const entries: (OutboxEntry & { readonly createdAt: number })[] = [];
+  let weight = 0;
+  let last = page.LastEvaluatedKey?.pk;
+  for (const item of page.Items ?? []) {
+    const entry = outboxEntryFromItem(item);
+    if (entry === undefined) continue;
+    if (options.budget !== undefined) {
+      weight += options.budget.weigh(entry);
+      if (weight > options.budget.maxWeight && entries.length > 0) {
+        last = outboxItem.key((entries.at(-1) as OutboxEntry).id).pk;
+        break;
+      }
+    }
+    entries.push(entry);
+  }
+  entries.sort((a, b) => b.sendAt - a.sendAt);
   return { entries, ...(typeof last === 'string' ? { cursor: last } : {}) };
 }

@@ -11,7 +11,8 @@
  * - a write that cannot commit writes no outbox item either (all or
  *   nothing): an outbox item whose id is already taken makes the whole
  *   transaction fail, profile and marker included;
- * - GET /v1/admin/outbox's listing reads the items back;
+ * - GET /v1/admin/outbox's listing reads the items back, in pages that
+ *   fit in a Lambda answer whatever the emissions' rendered content;
  * - a send counts toward caps when decided: under a cap of 1 push a day the
  *   next trigger's send, in a later batch, is refused by the cap, and the
  *   impression reported for the send adds no second contact.
@@ -185,3 +186,31 @@ async function scanAll() {
   } while (cursor);
   return out;
 }
+
+describe("GET /v1/admin/outbox's pages", () => {
+  it('hold what fits in one Lambda answer, and together every emission once, however large their rendered content', async () => {
+    const { listOutboxRoute } = await import('#functions/admin/outbox.ts');
+    const { RESPONSE_BODY_BUDGET_BYTES, bodyPayloadBytes } = await import('#http/response-size.ts');
+    // Content a trigger may render from an event (a control character is 1 byte stored, 7 in a Lambda answer):
+    // 40 emissions of 45,000 of them are 12.6 MB of answer; a Scan page (1 MB read) holds some 22, 6.9 MB.
+    const ids = Array.from({ length: 40 }, () => uid('big-emission'));
+    for (const id of ids) {
+      const put = outboxPuts([{ id, status: 'now', sendAt: NOW, detailType: 'Kairos Trigger Action', detail: { content: { title: '\u0001'.repeat(45_000) } } }], NOW)[0]!;
+      await dynamo().send('PutItem', 'Put' in put ? { TableName: put.Put.TableName, Item: put.Put.Item } : ({} as never));
+    }
+    const seen: string[] = [];
+    let next: string | undefined;
+    let pages = 0;
+    do {
+      const query: Record<string, string> = { limit: '1000', ...(next !== undefined ? { cursor: next } : {}) };
+      const answer = await listOutboxRoute({ query } as unknown as Parameters<typeof listOutboxRoute>[0]);
+      const body = answer.body as { emissions: { id: string }[]; next?: string };
+      expect(bodyPayloadBytes(body)).toBeLessThanOrEqual(RESPONSE_BODY_BUDGET_BYTES);
+      seen.push(...body.emissions.map((e) => e.id));
+      next = body.next;
+      pages++;
+    } while (next !== undefined && pages < 100);
+    expect(ids.filter((id) => !seen.includes(id))).toEqual([]);
+    expect(new Set(seen).size).toBe(seen.length);
+  }, 120_000);
+});

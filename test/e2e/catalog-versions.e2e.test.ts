@@ -269,3 +269,40 @@ describe('the bulk profile export', () => {
     expect({ code: denied.code, stderr: denied.stderr.trim() }).toEqual({ code: 2, stderr: expect.stringMatching(/^export-profiles: http:\/\/.* answered 401 /) });
   });
 });
+
+describe('a catalog of several MB', () => {
+  it('is read back, live and by version, without its parsed document when the two would not fit in one answer', async () => {
+    // 10,000 actions and 1,000 segments: about 3.5 MB of YAML; with its parsed document, 7.2 MB of Lambda answer.
+    const lines = ['kind: kairos/v1', 'segments:'];
+    for (let i = 0; i < 1_000; i++) lines.push(`  - id: s${i}`, `    rule: 'profile.stats.orders > ${i}.0'`);
+    lines.push('actions:');
+    for (let i = 0; i < 10_000; i++) {
+      lines.push(
+        `  - id: a${i}`,
+        `    name: a${i} ${'x'.repeat(180)}`,
+        `    eligibility: 'profile.stats.visits7d > ${i % 50}.0'`,
+        `    targeting: { segments: [s${i % 1_000}] }`,
+        `    content: { web: { title: 'Oferta ${i}' } }`,
+      );
+    }
+    const text = `${lines.join('\n')}\n`;
+    const small = await publish('Small again');
+    const published = await call<{ version: number }>(api, 'PUT', '/v1/admin/catalog', { auth: 'admin', body: text, headers: { 'content-type': 'application/yaml' } });
+    expect(published.status).toBe(200);
+    for (const path of ['/v1/admin/catalog', `/v1/admin/catalog/versions/${published.json.version}`]) {
+      const read = await call<{ version: number; source?: string; catalog?: unknown; omitted?: string[] }>(api, 'GET', path, { auth: 'admin' });
+      expect({ status: read.status, version: read.json.version, omitted: read.json.omitted, hasCatalog: 'catalog' in read.json }).toEqual({
+        status: 200,
+        version: published.json.version,
+        omitted: ['catalog'],
+        hasCatalog: false,
+      });
+      expect(read.json.source).toBe(text);
+    }
+    // A catalog that fits is read whole, as before.
+    const rolledBack = await call<{ version: number }>(api, 'POST', '/v1/admin/catalog/rollback', { auth: 'admin', body: { version: small } });
+    expect(rolledBack.status).toBe(200);
+    const live = await call<{ catalog?: unknown; omitted?: string[] }>(api, 'GET', '/v1/admin/catalog', { auth: 'admin' });
+    expect({ status: live.status, omitted: live.json.omitted, hasCatalog: live.json.catalog !== undefined }).toEqual({ status: 200, omitted: undefined, hasCatalog: true });
+  }, 120_000);
+});

@@ -60,6 +60,37 @@ describe("a customer's data", () => {
     expect(simulated.json.segments).toEqual([]);
   });
 
+  it('a customer whose events fill more than a Lambda answer (any write key can send 32 KB events under their id) is read and exported whole, in pages that fit', async () => {
+    const userId = uniqueId('bulky');
+    // Each quote is 2 bytes of the 32 KB message, and 4 of a Lambda answer (escaped in the body, then in the body string).
+    const note = '"'.repeat(16_000);
+    const total = 150;
+    for (let b = 0; b < total / 15; b++) {
+      await sendEvents(api, Array.from({ length: 15 }, () => track({ userId }, 'Bulky Note', { note })));
+    }
+    await waitForProfile(api, userId, (p) => p.stats.eventCounts['Bulky Note']?.total === total, 120_000);
+
+    const profile = await call<{ events: unknown[] }>(api, 'GET', `/v1/admin/profiles/${encodeURIComponent(userId)}`, { auth: 'admin' });
+    expect(profile.status).toBe(200);
+    expect(profile.json.events.length).toBeGreaterThan(0);
+    expect(profile.json.events.length).toBeLessThanOrEqual(50);
+
+    const seen = new Set<string>();
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const query = cursor === undefined ? '' : `?cursor=${cursor}`;
+      const page = await call<{ events: { messageId: string }[]; next?: string }>(api, 'GET', `/v1/admin/profiles/${encodeURIComponent(userId)}/export${query}`, { auth: 'admin' });
+      expect(page.status).toBe(200);
+      expect(page.json.events.length).toBeGreaterThan(0);
+      for (const event of page.json.events) seen.add(event.messageId);
+      cursor = page.json.next;
+      pages++;
+    } while (cursor !== undefined && pages < 20);
+    expect(pages).toBeGreaterThan(1);
+    expect(seen.size).toBe(total);
+  }, 240_000);
+
   it('an alias whose previousId then becomes a user: erasing that user, then erasing it again, never reaches the user it was aliased to', async () => {
     const a = uniqueId('ali-a');
     const b = uniqueId('ali-b');

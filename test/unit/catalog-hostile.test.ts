@@ -141,6 +141,20 @@ describe('hostile rules', () => {
     expect(loaded.problems[0]?.message).toMatch(/estimated worst case \d+ units, limit 100000/);
   });
 
+  it('counts a literal pattern by its RE2 program: a counted repetition is short to write and long to run', () => {
+    // `X.{1000}X.{1000}Z$` is 18 characters and 2,006 instructions; on a 4 KB context string one call took 0.5 s,
+    // and thirty of them in one rule, each under the limit as its length counts, held a decide for 5–7 s.
+    const refused = load('context.s.matches("X.{1000}X.{1000}Z$")');
+    expect(refused.ok).toBe(false);
+    if (refused.ok) return;
+    expect(refused.problems[0]).toMatchObject({ path: 'actions[0].eligibility' });
+    expect(refused.problems[0]?.message).toMatch(/estimated worst case \d+ units, limit 100000/);
+    // Ordinary patterns cost what their length says, as before; a short repetition is within the limit.
+    for (const rule of ['context.s.matches("^(a+)+$")', 'profile.traits.bio.matches("^[a-z]+@[a-z]+\\\\.[a-z]{2,6}$")', 'context.s.matches("X.{40}Z")']) {
+      expect({ rule, ok: load(rule).ok }).toEqual({ rule, ok: true });
+    }
+  });
+
   it('evaluates a catastrophic regular expression on a long context string in linear time (RE2)', () => {
     const loaded = load('context.s.matches("^(a+)+$")');
     if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));

@@ -233,6 +233,30 @@ describe('bounded loops and output', () => {
     expect(fails(doubling, { big })).toContain(`more than ${TEMPLATE_LIMITS.outputChars} characters`);
   });
 
+  it('a channel\'s content is bounded in all: talking points each within their bound but together past it render nothing (counted), and the next action is served', () => {
+    const c = loaded({
+      learning: { enabled: false, exploration: 0 },
+      actions: [
+        action('long-call', { call_center: { script: 'Nota', talkingPoints: Array.from({ length: 9 }, () => '{{ traits.note }}') } }, { value: 10 }),
+        action('short-call', { call_center: { script: 'plain' } }),
+      ],
+    });
+    const withNote = (length: number) => profile({ traits: { note: 'n'.repeat(length) } });
+    const failures = createFailureTally();
+    // 9 × 45,000 bytes: each point within its own 50,000 characters, the content 405,000 bytes (a DynamoDB item holds 400 KB).
+    const decision = decide(c, withNote(45_000), request('call_center', { limit: 1 }), NOW, { nonce: 'n1', failures });
+    expect(decision.actions.map((a) => a.actionId)).toEqual(['short-call']);
+    expect(decision.explanation?.candidates.find((x) => x.actionId === 'long-call')?.why).toBe('content:the template could not be rendered');
+    expect(failures.templates).toBe(1);
+    const fits = run(c, withNote(TEMPLATE_LIMITS.contentBytes / 10), request('call_center', { limit: 1 }));
+    expect(fits.actions.map((a) => a.actionId)).toEqual(['long-call']);
+    // Bytes, not characters: four-byte characters (two UTF-16 units each) reach the bound sooner.
+    const render = (note: string) => () =>
+      renderContent(c.actions[0]!.content.call_center!, templateScope(createRuleVariables({ catalog: c, profile: profile({ traits: { note } }), channel: 'call_center', now: NOW })));
+    expect(render('n'.repeat(6_000))).not.toThrow();
+    expect(render('😀'.repeat(3_000))).toThrow(`more than ${TEMPLATE_LIMITS.contentBytes} bytes`);
+  });
+
   it('decide drops the content that reaches a bound (counted) and serves the next action', () => {
     const c = loaded({
       learning: { enabled: false, exploration: 0 },

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { formatEvaluation, logFiles, main, parseEvaluateArgs, readCandidate } from '#scripts/evaluate.ts';
 import type { Evaluation } from '#domain/evaluation/evaluate.ts';
+import { MAX_CATALOG_BYTES } from '#domain/catalog/load.ts';
 
 const folder = mkdtempSync(join(tmpdir(), 'kairos-evaluate-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
@@ -63,6 +64,14 @@ describe('the command line', () => {
     writeFileSync(file, 'actions:\n  - id: a\n    name: a\n    content: { web: { title: x } }\n    value: lots\n');
     expect(() => readCandidate(file)).toThrow(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:5:\\d+: `));
     expect(() => readCandidate(join(folder, 'missing.yaml'))).toThrow(/cannot read the candidate catalog .*missing\.yaml: no such file/);
+  });
+
+  it('a candidate that is no regular file (a folder, /dev/zero, read without end) or over a catalog\'s size is refused before it is read', () => {
+    expect(() => readCandidate(folder)).toThrow(/cannot read the candidate catalog .*: not a regular file$/);
+    expect(() => readCandidate('/dev/zero')).toThrow(/cannot read the candidate catalog \/dev\/zero: not a regular file$/);
+    const big = join(folder, 'big.yaml');
+    writeFileSync(big, `# ${'x'.repeat(MAX_CATALOG_BYTES)}\n`);
+    expect(() => readCandidate(big)).toThrow(`cannot read the candidate catalog ${big}: larger than ${MAX_CATALOG_BYTES} bytes`);
   });
 
   it('no decision log there, or no dynamodb to read outcomes from: usage errors that say what to give', async () => {

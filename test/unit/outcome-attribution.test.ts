@@ -1,13 +1,15 @@
 /**
  * Outcome attribution (shared/domain/profile/outcomes.ts) as properties: for
- * any outcome event, an id the service did not seal, an action or variant
- * the decision did not serve, or a time outside the windows counts for
+ * any outcome event, an id the service did not seal, a decision of another
+ * channel than the event's (push, email, sms), an action or variant the
+ * decision did not serve, or a time outside the windows counts for
  * nothing; a genuine outcome of what was served, inside its window, counts
  * for exactly the action and variant served, and only when it comes from
  * the customer the decision was made for (the customer tag).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { CHANNELS, type Channel } from '#domain/channels.ts';
 import { customerTag, decisionKey, encodeDecisionId, sealDecisionId } from '#domain/decide/decision-id.ts';
 import { hash32 } from '#domain/decide/random.ts';
 import { customerIds } from '#domain/profile/apply.ts';
@@ -27,11 +29,14 @@ const eventName = fc.constantFrom(...Object.keys(OUTCOME_EVENTS));
 const CUSTOMER = 'u-1';
 const FROM_CUSTOMER = [CUSTOMER];
 
-/** A decision that served `actions` to `customer`, sealed with `key`. */
-function issued(actions: readonly { actionId: string; variant?: string }[], key = KEY, customer = CUSTOMER): string {
+/** The channel of the decisions an outcome event reports on: its own, or web for those of any channel. */
+const channelOf = (name: string): Channel => OUTCOME_EVENTS[name]?.channel ?? 'web';
+
+/** A decision that served `actions` to `customer` on `channel`, sealed with `key`. */
+function issued(actions: readonly { actionId: string; variant?: string }[], key = KEY, customer = CUSTOMER, channel: Channel = 'web'): string {
   const plain = encodeDecisionId({
     catalogVersion: '3',
-    channel: 'web',
+    channel,
     placement: 'home',
     issuedAt: new Date(T0),
     nonce: 'n1',
@@ -49,7 +54,7 @@ describe('outcome attribution', () => {
     fc.assert(
       fc.property(served, eventName, fc.nat(), fc.integer({ min: -CLOCK_SKEW_MS, max: ATTRIBUTION_WINDOW_MS }), fc.boolean(), (actions, name, pick, offset, alias) => {
         const target = actions[pick % actions.length]!;
-        const decision = issued(actions);
+        const decision = issued(actions, KEY, CUSTOMER, channelOf(name));
         const props = alias
           ? { decisionId: decision, actionId: target.actionId, ...(target.variant !== undefined ? { variant: target.variant } : {}) }
           : { decision_id: decision, action_id: target.actionId, ...(target.variant !== undefined ? { variant: target.variant } : {}) };
@@ -57,14 +62,16 @@ describe('outcome attribution', () => {
         expect(outcome?.action.actionId).toBe(target.actionId);
         expect(outcome?.action.variant).toBe(target.variant);
         expect(outcome?.kind).toBe(OUTCOME_EVENTS[name]?.kind);
+        expect(outcome?.channel).toBe(channelOf(name));
       }),
       { numRuns: 300 },
     );
   });
 
-  it('counts nothing for an id sealed with another key, a plain or mangled id, another customer\'s decision, an action or variant not served, or a time outside the windows', () => {
+  it('counts nothing for an id sealed with another key, a plain or mangled id, another customer\'s decision, another channel\'s decision, an action or variant not served, or a time outside the windows', () => {
     const mistake = fc.oneof(
       fc.constant('other key' as const),
+      fc.record({ channel: fc.constantFrom(...CHANNELS) }),
       fc.record({ customer: fc.string({ maxLength: 20 }) }),
       fc.constant('plain' as const),
       fc.record({ mangle: fc.nat() }),
@@ -76,14 +83,18 @@ describe('outcome attribution', () => {
     fc.assert(
       fc.property(served, eventName, fc.nat(), mistake, (actions, name, pick, wrong) => {
         const target = actions[pick % actions.length]!;
-        let decision = issued(actions);
+        let decision = issued(actions, KEY, CUSTOMER, channelOf(name));
         let actionId = target.actionId;
         let variant = target.variant;
         let at = T0 + 60_000;
-        if (wrong === 'other key') decision = issued(actions, OTHER_KEY);
+        if (wrong === 'other key') decision = issued(actions, OTHER_KEY, CUSTOMER, channelOf(name));
         else if (typeof wrong === 'object' && 'customer' in wrong) {
           if (wrong.customer === CUSTOMER) return;
-          decision = issued(actions, KEY, wrong.customer);
+          decision = issued(actions, KEY, wrong.customer, channelOf(name));
+        } else if (typeof wrong === 'object' && 'channel' in wrong) {
+          // Only an event of a channel (push, email, sms) names one; Promotion Viewed and Order Completed report on any.
+          if (OUTCOME_EVENTS[name]?.channel === undefined || wrong.channel === OUTCOME_EVENTS[name]?.channel) return;
+          decision = issued(actions, KEY, CUSTOMER, wrong.channel);
         } else if (wrong === 'plain') decision = decision.replace(/^[^.]*\./, '');
         else if ('mangle' in wrong) {
           const i = wrong.mangle % decision.length;

@@ -54,6 +54,21 @@ describe('what counts', () => {
     expect(engagement(state).app).toBeUndefined();
   });
 
+  it('a decision reported on other channels than its own (push, email and SMS events of a web decision) counts once, on its own channel', () => {
+    const id = idOf();
+    const state = apply([
+      report('Push Notification Received', { decision_id: id, action_id: 'banner' }),
+      report('Email Opened', { decision_id: id, action_id: 'banner' }),
+      report('SMS Delivered', { decision_id: id, action_id: 'banner' }),
+      report('Email Link Clicked', { decision_id: id, action_id: 'banner' }),
+      report('Promotion Viewed', { decision_id: id, action_id: 'banner' }),
+    ]);
+    expect(contacts(state)).toEqual({ banner: { impressions: [DECIDED], clicks: 0, conversions: 0, lastImpressionAt: DECIDED } });
+    expect(Object.keys(engagement(state))).toEqual(['web']);
+    expect(Object.keys(toProfileView(state, new Date('2026-03-20T00:00:00Z')).channelContacts)).toEqual(['web']);
+    expect(Object.keys(state.outcomes)).toHaveLength(1);
+  });
+
   it('decisionId and actionId are aliases of decision_id and action_id', () => {
     const state = apply([report('Promotion Viewed', { decisionId: idOf(), actionId: 'recipes' })]);
     expect(Object.keys(contacts(state))).toEqual(['recipes']);

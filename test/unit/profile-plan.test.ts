@@ -30,6 +30,7 @@ import {
 import { parseProfileState, serializeProfileState } from '#domain/profile/state.ts';
 import type { ProfileItem } from '#domain/profile/profile-item.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
+import { journeyTimerEvent } from '#domain/journeys/timer.ts';
 import { storedEvent } from '../support/stream.ts';
 import type { StatisticsIncrement } from '#domain/learning/statistics.ts';
 import { decisionId, draft, expectedStatistics, firstDifference, forCustomer, statisticsTotals, type Draft } from './profile-support.ts';
@@ -588,6 +589,28 @@ describe('the exactly-once plan of a stream batch', () => {
     expect(writes.flatMap((w) => w.tombstones.map((t) => t.anonymousId)).sort()).toEqual(['a0', 'a1', 'a2']);
     expect(commit(store, plan)).toEqual({ again: [], failed: [] });
     expect(toProfileView(store.item('u#u1')!.kind === 'profile' ? (store.item('u#u1') as { state: ProfileState }).state : emptyProfileState(), NOW).stats.eventCounts.Search?.total).toBe(150);
+  });
+
+  it('a journey timer of a customer erased while the run waited is dropped and starts no profile; with the profile there it is applied', () => {
+    const identify = storedEvent({ type: 'identify', userId: 'u-j1', messageId: 'i1', timestamp: '2026-04-10T00:00:00Z', traits: { firstName: 'Juan' } });
+    const timer = (run: number, firedAt: number) =>
+      journeyTimerEvent({ journey: 'quick', run, step: 'pause', profileKey: 'u#u-j1', dueAt: firedAt }, firedAt, Math.floor(firedAt / 1000) + 86_400);
+    const store = new MemoryStore();
+    expect(deliver(store, [record(identify, 1)])).toEqual([]);
+    const live = planOn(store, [record(timer(1, RECEIVED + 1_000), 2)]);
+    expect(live.dropped).toEqual([]);
+    expect(live.targets.map((t) => t.key)).toEqual(['u#u-j1']);
+
+    store.erase(['u#u-j1'], RECEIVED + 2_000, [identify]);
+    const late = timer(2, RECEIVED + 3_000);
+    const plan = planOn(store, [record(late, 3)]);
+    expect(plan.dropped).toEqual([{ eventPk: late.pk, records: [record(late, 3).id] }]);
+    expect(plan.targets).toEqual([]);
+    expect(commit(store, plan)).toEqual({ again: [], failed: [] });
+    expect(store.profiles.has('u#u-j1')).toBe(false);
+    // The customer coming back (an event of their own) starts a profile as before.
+    expect(deliver(store, [record(storedEvent({ type: 'page', userId: 'u-j1', messageId: 'p1', timestamp: '2026-04-10T01:00:00Z' }), 4)])).toEqual([]);
+    expect(store.profiles.has('u#u-j1')).toBe(true);
   });
 
   it('sets aside an event the aggregate refuses and an event without identity; the rest of the batch is planned', () => {

@@ -261,6 +261,36 @@ describe('the decision of a firing (fireTrigger)', () => {
     expect(openDecisionId((again.detail as unknown as TriggerEmissionDetail).decisionId, key)).toBe(openDecisionId(detail.decisionId, key));
   });
 
+  it('an action whose content would not fit in an outbox item (DynamoDB\'s 400 KB) is not sent: the next one is', () => {
+    const notes = loadCatalog(
+      `kind: kairos/v1
+actions:
+  - id: read-back
+    name: Read the note back
+    priority: 10
+    content: { call_center: { script: Nota, talkingPoints: ${JSON.stringify(Array.from({ length: 9 }, () => '{{ context.properties.note }}'))} } }
+  - id: call-back
+    name: Call back
+    content: { call_center: { script: 'Hola {{ firstName }}' } }
+    fallbacks: { firstName: cliente }
+triggers:
+  - { id: note-call, on: { event: Note Left }, decide: { channel: call_center } }
+`,
+      'yaml',
+    );
+    if (!notes.ok) throw new Error(JSON.stringify(notes.problems));
+    const fire = (note: string) => {
+      const e = event('Note Left', { properties: { note } });
+      return fireTrigger(notes.catalog, notes.catalog.triggers[0]!, change(customer(), customer(), e), { decisionKey: key });
+    };
+    // Any write key can send this event (18 KB of JSON): each point escapes its 9,000 quotes to 45,000 characters (&#34;),
+    // within its own bound of 50,000; the nine, 405 KB, would make the profile's transaction fail on every retry.
+    const entry = fire('"'.repeat(9_000));
+    expect({ status: entry.status, actionId: entry.detail.actionId }).toEqual({ status: 'now', actionId: 'call-back' });
+    expect(JSON.stringify(entry).length).toBeLessThan(10_000);
+    expect(fire('a short note').detail.actionId).toBe('read-back');
+  });
+
   it('in quiet hours: deferred to their end in the customer\'s zone, decided for then', () => {
     const night = new Date('2026-11-23T22:30:00Z');
     const vip = customer({ segments: ['vip'], traits: { tier: 'VIP', firstName: 'Ana' } });

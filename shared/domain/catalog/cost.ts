@@ -5,7 +5,8 @@
  * (`all`, `exists`, `exists_one`, `map`, `filter`) costs its body once per
  * element of the largest list it can meet, so nesting multiplies; string
  * and list operations (`+`, `contains`, `split`, `join`, `matches`, …)
- * cost one unit per 10 characters or elements they traverse or build.
+ * cost one unit per 10 characters or elements they traverse or build
+ * (`matches` times a quarter of its pattern's RE2 program size).
  *
  * Sizes come from what a rule can be given: literals are their own size;
  * a value read from `context` is bounded by the decide request's context
@@ -23,7 +24,7 @@
  */
 import type { ASTNode } from '@marcbachmann/cel-js';
 import { RULE_HELPERS_BY_NAME } from './helpers.ts';
-import { MATCHES_FUNCTION } from './regex.ts';
+import { MATCHES_FUNCTION, re2ProgramSize } from './regex.ts';
 
 /** Estimated cost units a single rule may reach (one unit is about one interpreted node). */
 export const MAX_RULE_COST = 100_000;
@@ -218,8 +219,11 @@ function estimateMethod(node: ASTNode, scope: Scope): Estimate {
   const parts = fnArgs.map((n) => estimate(n, scope));
   const arg = (i: number) => parts[i] ?? { cost: 0, size: 1, elem: 1, hot: { pos: at, cost: 0 } };
   if (name === MATCHES_FUNCTION || name === 'matches') {
-    // RE2: linear in the text, times the size of the program (about the pattern's length).
-    return done((1 + per10(r.size)) * (1 + Math.ceil(arg(0).size / 4)), [r, ...parts], 1, 1);
+    // RE2: linear in the text, times the size of the program: about the pattern's length, or for a literal pattern
+    // its compiled size when larger (a counted repetition such as `.{1000}` is 7 characters and 1,000 instructions).
+    const pattern = literalString(fnArgs[0]);
+    const program = pattern === undefined ? arg(0).size : Math.max(arg(0).size, re2ProgramSize(pattern));
+    return done((1 + per10(r.size)) * (1 + Math.ceil(program / 4)), [r, ...parts], 1, 1);
   }
   if (TRAVERSE.has(name)) return done(1 + per10(r.size + arg(0).size), [r, ...parts], r.size, 1);
   if (name === 'split') return { ...done(1 + per10(r.size), [r, ...parts], r.size, r.size), shared: true };

@@ -44,6 +44,19 @@ export function re2(pattern: string): RE2JS {
   return program;
 }
 
+/**
+ * The RE2 program size of a pattern (its instructions: what matching costs
+ * per character of text), or 0 for a pattern RE2 refuses (reported by
+ * `re2Error`).
+ */
+export function re2ProgramSize(pattern: string): number {
+  try {
+    return re2(pattern).programSize();
+  } catch {
+    return 0;
+  }
+}
+
 /** The error message of an invalid RE2 pattern, or undefined when it compiles. */
 export function re2Error(pattern: string): string | undefined {
   try {

@@ -44,6 +44,7 @@ import {
 import type { CompiledContent, CompiledTemplate, RenderedContent, RuleVariables, TemplateKind } from './compiled.ts';
 import { TEMPLATE_MARKUP as MARKUP } from './patterns.ts';
 import { didYouMean } from './suggest.ts';
+import { utf8Length } from '../ingest/limits.ts';
 
 /** Bounds of one template's render (one content field, or one item of a list field). */
 export const TEMPLATE_LIMITS = {
@@ -62,6 +63,14 @@ export const TEMPLATE_LIMITS = {
   renderMs: 1_000,
   /** liquidjs `parseLimit`: characters parsed (a content field is at most 20,000). */
   parseChars: 100_000,
+  /**
+   * UTF-8 bytes of one channel's rendered content, every field and list item
+   * together (`renderContent`). An action's fields may each reach
+   * `outputChars` (a call-centre script with 50 talking points, 2.5 million),
+   * but a rendered action travels whole: ten in a decide answer (Lambda's 6
+   * MB), one in a trigger's or a journey's outbox item (DynamoDB's 400 KB).
+   */
+  contentBytes: 100_000,
 } as const;
 
 const NO_FILE_SYSTEM = 'templates have no file system: partials and layouts (include, render, layout) are not available';
@@ -397,7 +406,9 @@ export function renderTemplate(template: CompiledTemplate, scope: TemplateScope)
 
 /**
  * Render a channel's content with the declared fallbacks. Throws when a
- * template fails to render (the caller drops that action and explains why).
+ * template fails to render, or when the content passes
+ * `TEMPLATE_LIMITS.contentBytes` in all (the caller drops that action and
+ * explains why).
  */
 export function renderContent(
   content: CompiledContent,
@@ -406,10 +417,18 @@ export function renderContent(
 ): RenderedContent {
   const filled = Object.keys(fallbacks).length > 0 ? applyFallbacks(scope, fallbacks) : scope;
   const out: RenderedContent = {};
+  let bytes = 0;
+  const counted = (text: string): string => {
+    bytes += utf8Length(text);
+    if (bytes > TEMPLATE_LIMITS.contentBytes) {
+      throw new Error(`the content renders to more than ${TEMPLATE_LIMITS.contentBytes} bytes in all (its fields and list items together)`);
+    }
+    return text;
+  };
   for (const name in content.literals) out[name] = content.literals[name] as string;
-  for (const name in content.fields) out[name] = renderTemplate(content.fields[name] as CompiledTemplate, filled);
+  for (const name in content.fields) out[name] = counted(renderTemplate(content.fields[name] as CompiledTemplate, filled));
   for (const name in content.lists) {
-    out[name] = (content.lists[name] as readonly CompiledTemplate[]).map((t) => renderTemplate(t, filled));
+    out[name] = (content.lists[name] as readonly CompiledTemplate[]).map((t) => counted(renderTemplate(t, filled)));
   }
   return out;
 }

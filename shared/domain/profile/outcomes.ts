@@ -14,6 +14,10 @@
  *   counts after A logs in as U and is merged into U, and nobody else's
  *   report counts for it. v1 and v2 ids carry no tag and are not checked
  *   (issued before the tag; they stop counting when their window passes);
+ * - an event of a channel (`Push Notification …`, `Email …`, `SMS …`)
+ *   names a decision made for that channel: a web decision reported as
+ *   `Push Notification Received` or `Email Opened` counts for nothing, so
+ *   one decision is never counted on two channels;
  * - the action it names (`action_id`, alias `actionId`; absent: the
  *   decision's first action) was served by that decision, and the variant it
  *   names (`variant`), if any, is the one served;
@@ -37,7 +41,7 @@ import { attributedAction, customerTag, decisionReference, readDecisionId, MAX_S
 
 export type OutcomeKind = 'impression' | 'click' | 'conversion';
 
-/** Outcome events by semantic name (lower case, single spaces); `channel` absent: the decision's channel. */
+/** Outcome events by semantic name (lower case, single spaces); `channel`: the only channel whose decisions it reports on (absent: any). */
 export const OUTCOME_EVENTS: Readonly<Record<string, { readonly kind: OutcomeKind; readonly channel?: Channel }>> = {
   'promotion viewed': { kind: 'impression' },
   'promotion clicked': { kind: 'click' },
@@ -120,6 +124,7 @@ export function attributeOutcome(
   if (id === undefined) return undefined;
   const decision = readDecisionId(id, decisionKey);
   if (!decision || !NONCE.test(decision.nonce)) return undefined;
+  if (event.channel !== undefined && event.channel !== decision.channel) return undefined;
   const named = props.action_id ?? props.actionId;
   if (named !== undefined && typeof named !== 'string') return undefined;
   const action = attributedAction(decision, named);
@@ -130,7 +135,7 @@ export function attributeOutcome(
   const window = event.kind === 'conversion' ? conversionWindowMs : ATTRIBUTION_WINDOW_MS;
   if (!(at >= decidedAt - CLOCK_SKEW_MS && at <= decidedAt + window)) return undefined;
   if (customer !== undefined && !decidedFor(decision, customer)) return undefined;
-  const channel = event.channel ?? decision.channel;
+  const channel = decision.channel;
   return {
     kind: event.kind,
     channel,
