@@ -366,6 +366,7 @@ describe('the catalog routes refuse bad input and change nothing', () => {
       { profile: 'not a profile', channel: 'web' },
       { profile: { stats: { visitsToday: 'many' } }, channel: 'web' },
       { userId: 'u-1', channel: 'web', context: 'rain' },
+      { userId: 'u-1', profile: { traits: { firstName: 'Ana' } }, channel: 'web' },
     ];
     const results = await Promise.all(bodies.map((body) => call(api, 'POST', '/v1/admin/simulate', { auth: 'admin', body })));
     results.forEach((result, i) => {

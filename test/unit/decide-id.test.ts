@@ -17,7 +17,7 @@ import {
 } from '#domain/decide/decision-id.ts';
 import { CONTROL_ARM, assignArm } from '#domain/decide/experiments.ts';
 import { hash32, sampleBeta, seededRandom } from '#domain/decide/random.ts';
-import { parseDecideRequest, parseSimulateRequest } from '#domain/decide/request.ts';
+import { SIMULATE_ONE_CUSTOMER, parseDecideRequest, parseSimulateRequest } from '#domain/decide/request.ts';
 
 const idText = fc.string({ minLength: 1, maxLength: 60 });
 const record: fc.Arbitrary<DecisionInput & DecisionRecord> = fc.record(
@@ -357,6 +357,15 @@ describe('request validation', () => {
     expect(parseDecideRequest({ userId: 'u', channel: 'web', context: wide }).ok).toBe(false);
     expect(parseDecideRequest({ userId: 'u', channel: 'web', context: { a: { b: { c: { d: { e: 1 } } } } } }).ok).toBe(false);
     expect(parseDecideRequest({ userId: 'u', channel: 'web', context: { blob: 'x'.repeat(5_000) } }).ok).toBe(false);
+  });
+
+  it('simulate names one customer: a stored one by its ids, or an inline profile, never both', () => {
+    expect(parseSimulateRequest({ userId: 'u', channel: 'web' }).ok).toBe(true);
+    expect(parseSimulateRequest({ profile: { userId: 'u', traits: { firstName: 'Ana' } }, channel: 'web' }).ok).toBe(true);
+    for (const ids of [{ userId: 'u' }, { anonymousId: 'a' }, { userId: 'u', anonymousId: 'a' }]) {
+      const result = parseSimulateRequest({ ...ids, profile: { traits: { firstName: 'Ana' } }, channel: 'web' });
+      expect(result).toEqual({ ok: false, details: [{ path: 'profile', message: SIMULATE_ONE_CUSTOMER }] });
+    }
   });
 
   it('never throws, whatever the body', () => {

@@ -147,7 +147,15 @@ const buildSimulateRequestSchema = () =>
       message: 'profile, userId or anonymousId is required',
       path: ['userId'],
     }),
+    // One customer: a stored one (its ids) or an inline profile (its ids, if any, inside it), never both.
+    z.refine((r) => r.profile === undefined || (r.userId === undefined && r.anonymousId === undefined), {
+      message: SIMULATE_ONE_CUSTOMER,
+      path: ['profile'],
+    }),
   );
+
+/** Simulate's refusal of a body naming a stored customer and an inline profile at once. */
+export const SIMULATE_ONE_CUSTOMER = 'send either a profile or the ids of a stored customer (userId, anonymousId), not both';
 
 let simulateSchema: ReturnType<typeof buildSimulateRequestSchema> | undefined;
 
