@@ -12,7 +12,8 @@
  * hourly buckets whose hour starts in [from, to) are read. `channel`,
  * `placement`, `experiment`: keep only the cells of that channel,
  * placement or experiment. Anything else: 400 validation_failed with the
- * parameter in `details`.
+ * parameter in `details`; so is a report too large for one answer (Lambda's
+ * 6 MB), naming the filters that narrow it.
  *
  * It reads the aggregates (every statistics shard, one Query each), never
  * the events: its cost follows the number of cells and hours, not traffic.
@@ -32,6 +33,7 @@ import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
 import { buildActionsReport } from '#domain/reports/actions.ts';
 import { ApiError } from '#http/errors.ts';
 import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
+import { RESPONSE_BODY_BUDGET_BYTES, bodyPayloadBytes } from '#http/response-size.ts';
 import { refreshLiveCatalog } from '#store/catalog.ts';
 import { STATISTICS_RETENTION_S, readStatistics } from '#store/statistics.ts';
 import { dayNumber, journeyReport } from '#domain/journeys/report.ts';
@@ -70,12 +72,14 @@ const invalid = (path: string, message: string) => new ApiError('validation_fail
 /**
  * The report for the request's query string, `now` (epoch ms) the end of
  * the default range: 200 with the report (shared/domain/reports/actions.ts
- * `ActionsReport`).
+ * `ActionsReport`). `budgetBytes`: the most its answer may take of a Lambda
+ * response (shared/http/response-size.ts).
  * @throws ApiError validation_failed (400) on a parameter it does not take,
- *   a malformed value, from ≥ to, or a range over MAX_REPORT_RANGE_DAYS;
- *   a store fault as the store reports it (429/503).
+ *   a malformed value, from ≥ to, a range over MAX_REPORT_RANGE_DAYS, or a
+ *   report too large for one answer (it names its rows and the filters that
+ *   narrow it); a store fault as the store reports it (429/503).
  */
-export async function actionsReportRoute(request: HttpRequest, now = Date.now()): Promise<HttpResponse> {
+export async function actionsReportRoute(request: HttpRequest, now = Date.now(), budgetBytes = RESPONSE_BODY_BUDGET_BYTES): Promise<HttpResponse> {
   const unknown = Object.keys(request.query).find((parameter) => !Object.hasOwn(actionsReportQuerySchema.shape, parameter));
   if (unknown !== undefined) throw invalid(unknown, `is not a parameter of this route (it takes ${Object.keys(actionsReportQuerySchema.shape).join(', ')})`);
   const parsed = actionsReportQuerySchema.safeParse({ ...request.query });
@@ -94,6 +98,17 @@ export async function actionsReportRoute(request: HttpRequest, now = Date.now())
     ...(query.placement !== undefined ? { placement: query.placement } : {}),
     ...(query.experiment !== undefined ? { experiment: query.experiment } : {}),
   });
+  // The rows are the range's cells: a catalog of many actions, contexts and placements can hold more than one
+  // answer carries (Lambda refuses it, a 500). Say so, and how to ask for less.
+  const bytes = bodyPayloadBytes(report);
+  if (bytes > budgetBytes) {
+    const filters = { channel: 'a channel', placement: 'a placement', experiment: 'an experiment' } as const;
+    const narrowing = (Object.keys(filters) as (keyof typeof filters)[]).filter((filter) => query[filter] === undefined);
+    throw invalid(
+      narrowing[0] ?? 'from',
+      `the report holds ${report.rows.length} rows (${bytes} bytes), more than one answer holds (${budgetBytes}); ask for less: ${[...narrowing.map((filter) => filters[filter]), 'a shorter range'].join(', ')}`,
+    );
+  }
   return { status: 200, body: report };
 }
 

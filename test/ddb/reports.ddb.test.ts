@@ -23,6 +23,10 @@ await vi.hoisted(async () => {
 });
 
 import { handler } from '#functions/admin/handler.ts';
+import { actionsReportRoute } from '#functions/admin/reports.ts';
+import { ApiError } from '#http/errors.ts';
+import type { HttpRequest } from '#http/handler-adapter.ts';
+import { RESPONSE_BODY_BUDGET_BYTES, bodyPayloadBytes } from '#http/response-size.ts';
 import { createTableInput } from '#local/tables.ts';
 import { config } from '#shared/config.ts';
 import { STATISTICS_BUCKET_MS, type StatisticsCell, type StatisticsIncrement } from '#domain/learning/statistics.ts';
@@ -165,6 +169,39 @@ describe('GET /v1/admin/reports/actions', () => {
     expect(res.status).toBe(400);
     expect(res.body.error?.code).toBe('validation_failed');
     expect(res.body.error?.details?.map((d) => d.path)).toContain(path);
+  });
+
+  it('refuses a report larger than one answer holds with 400 naming a filter that narrows it, instead of a 500', async () => {
+    const request = (query: Record<string, string>): HttpRequest => ({
+      event: apiGatewayEvent({ method: 'GET', path: '/v1/admin/reports/actions' }),
+      requestId: 'r',
+      method: 'GET',
+      routeKey: 'GET /v1/admin/reports/actions',
+      path: '/v1/admin/reports/actions',
+      headers: {},
+      pathParameters: {},
+      query,
+      rawBody: '',
+      body: undefined,
+      contentType: '',
+    });
+    const range = { from: '2026-10-01T00:00:00Z', to: '2026-10-02T00:00:00Z' };
+    const whole = await actionsReportRoute(request(range));
+    const bytes = bodyPayloadBytes(whole.body);
+    expect((await actionsReportRoute(request(range), Date.now(), bytes)).status).toBe(200);
+    const refused = await actionsReportRoute(request(range), Date.now(), bytes - 1).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(ApiError);
+    expect((refused as ApiError).code).toBe('validation_failed');
+    expect((refused as ApiError).details).toEqual([
+      { path: 'channel', message: expect.stringContaining('ask for less: a channel, a placement, an experiment, a shorter range') },
+    ]);
+    // Narrowed by channel, it fits.
+    expect((await actionsReportRoute(request({ ...range, channel: 'app' }), Date.now(), bytes - 1)).status).toBe(200);
+    // The same bound holds through the handler at Lambda's own limit: this report is far below it.
+    expect(bytes).toBeLessThan(RESPONSE_BODY_BUDGET_BYTES);
   });
 
   it('answers any query string with 200 or 400, never a 5xx', async () => {
