@@ -148,6 +148,8 @@ export class KairosStack extends Stack {
       description: 'the Outbox stream mapping (emissions not published)',
     });
     this.emissions = new EmissionBus(this, 'Emissions', { dispatcher: functionByName.dispatcher });
+    // The erasure cancels an erased customer's pending sends.
+    this.emissions.grantCancelSchedules(functionByName.admin);
 
     const httpFunctions = {} as Record<FunctionName, KairosFunction>;
     for (const route of routes) {

@@ -14,7 +14,8 @@
  *   on the bus, then removed — and, after a restart, loaded again: one
  *   whose time passed while the stack was down fires at once. Scheduling an event that
  *   is already scheduled is a no-op, as EventBridge Scheduler's name
- *   conflict is. A journey's timer (`Kairos Journey Timer`) is not put on
+ *   conflict is; `cancel` removes one (and saves), a missing one is
+ *   success, as DeleteSchedule's not found is for the erasure. A journey's timer (`Kairos Journey Timer`) is not put on
  *   the bus when it fires: its `Journey Timer` event is written to the
  *   Events table (`writeTimer`, the dispatcher's own path deployed), never
  *   to outbox.jsonl.
@@ -124,6 +125,12 @@ export class LocalScheduler implements EmissionScheduler {
     this.#arm();
   }
 
+  async cancel(eventId: string): Promise<void> {
+    if (!this.#schedules.delete(eventId)) return;
+    this.#save();
+    this.#arm();
+  }
+
   /** The schedules not fired yet, soonest first. */
   pending(): readonly Schedule[] {
     return [...this.#schedules.values()].sort((a, b) => a.at - b.at);
@@ -168,7 +175,8 @@ export class LocalScheduler implements EmissionScheduler {
         } catch (error) {
           // EventBridge Scheduler retries a failed target; so does the emulation, a second later.
           this.#log(`schedule ${schedule.event.id} not delivered: ${(error as Error).message}; retrying`);
-          this.#schedules.set(schedule.event.id, { ...schedule, at: Date.now() + 1_000 });
+          // Unless it was cancelled meanwhile (its customer erased).
+          if (this.#schedules.has(schedule.event.id)) this.#schedules.set(schedule.event.id, { ...schedule, at: Date.now() + 1_000 });
         }
         this.#save();
       }

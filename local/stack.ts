@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type * as AdminModule from '#functions/admin/handler.ts';
 import type * as DispatcherModule from '#functions/dispatcher/handler.ts';
 import { functionDefinitions, type LambdaName } from '#shared/functions.ts';
 import type { FunctionName } from '#http/routes.ts';
@@ -453,10 +454,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       });
     }
 
-    const [ingest, profile, decide, admin, health] = await Promise.all(
-      (['ingest', 'profile', 'decide', 'admin', 'health'] as const).map(loadFunction),
-    );
-    Object.assign(functions, { ingest, decide, admin, health } satisfies Record<FunctionName, LocalFunction | undefined>);
+    const [ingest, profile, decide, health] = await Promise.all((['ingest', 'profile', 'decide', 'health'] as const).map(loadFunction));
 
     const failures = new FailureQueue(cfg.inMemory ? undefined : join(cfg.dataDir, 'failures.jsonl'));
     poller = new StreamPoller({
@@ -501,6 +499,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     await outboxPoller.start();
     const activeScheduler = scheduler;
+    // The admin function's erasure cancels pending sends on the same scheduler the dispatcher schedules them on.
+    const { createAdminHandler } = (await import(pathToFileURL(join(REPOSITORY_ROOT, functionDefinitions.admin.entry)).href)) as typeof AdminModule;
+    const admin: LocalFunction = {
+      name: 'admin',
+      handler: createAdminHandler({ scheduler }) as LambdaHandler,
+      timeoutSeconds: functionDefinitions.admin.timeoutSeconds,
+      memorySize: functionDefinitions.admin.memorySize,
+    };
+    Object.assign(functions, { ingest, decide, admin, health } satisfies Record<FunctionName, LocalFunction | undefined>);
 
     const catalog = await whileStarting(
       'the catalog',

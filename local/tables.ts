@@ -1,11 +1,13 @@
 /**
  * Creates the tables on DynamoDB Local from the same definitions the CDK
- * stack uses (shared/store/tables.ts).
+ * stack uses (shared/store/tables.ts), and adds to a kept table the
+ * indexes its definition gained since it was created.
  */
 import {
   CreateTableCommand,
   DescribeTableCommand,
   ResourceInUseException,
+  UpdateTableCommand,
   UpdateTimeToLiveCommand,
   type AttributeDefinition,
   type CreateTableCommandInput,
@@ -70,7 +72,21 @@ export async function ensureTables(client: DynamoDBClient, prefix = ''): Promise
     } catch (error) {
       if (!(error instanceof ResourceInUseException)) throw error;
     }
-    await client.send(new DescribeTableCommand({ TableName: name }));
+    const described = await client.send(new DescribeTableCommand({ TableName: name }));
+    await addMissingIndexes(client, table, name, described.Table?.GlobalSecondaryIndexes?.map((index) => index.IndexName ?? '') ?? []);
   }
   return names;
+}
+
+/**
+ * A table kept in a data folder from an earlier version lacks the indexes
+ * its definition gained since (the Outbox table's `byProfile`): each one
+ * missing is added (UpdateTable, one at a time, as DynamoDB allows).
+ */
+async function addMissingIndexes(client: DynamoDBClient, table: TableDefinition, name: string, existing: readonly string[]): Promise<void> {
+  const input = createTableInput(table, name);
+  for (const index of input.GlobalSecondaryIndexes ?? []) {
+    if (existing.includes(index.IndexName ?? '')) continue;
+    await client.send(new UpdateTableCommand({ TableName: name, AttributeDefinitions: input.AttributeDefinitions, GlobalSecondaryIndexUpdates: [{ Create: index }] }));
+  }
 }

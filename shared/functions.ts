@@ -8,9 +8,11 @@ import type { TableName } from '#store/tables.ts';
 /**
  * `write` puts without reading (ingest's conditional puts need no read
  * right); `put` is `PutItem` alone (the dispatcher's conditional puts of
- * due journey timers: no batch, no update, no delete, no read).
+ * due journey timers: no batch, no update, no delete, no read);
+ * `readdelete` is `read` and `DeleteItem` (the erasure's deletes of a
+ * customer's emissions: no put, no update, no batch).
  */
-export type Access = 'read' | 'write' | 'readwrite' | 'put';
+export type Access = 'read' | 'write' | 'readwrite' | 'put' | 'readdelete';
 
 export interface FunctionDefinition {
   /** Path of the handler module from the repository root; exports `handler`. */
@@ -61,7 +63,8 @@ export const functionDefinitions = {
   admin: {
     entry: 'functions/admin/handler.ts',
     description: 'Operator routes: catalog, simulate, profiles (export, erasure), write keys, reports, outbox',
-    tables: { Profiles: 'readwrite', Events: 'readwrite', Control: 'readwrite', Outbox: 'read' },
+    // Outbox: the listing, and the erasure's Query of a customer's emissions and their deletes.
+    tables: { Profiles: 'readwrite', Events: 'readwrite', Control: 'readwrite', Outbox: 'readdelete' },
     memorySize: 1024,
     timeoutSeconds: 29,
   },

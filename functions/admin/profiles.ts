@@ -9,7 +9,8 @@
  *                                              profile, its stored state, the identity
  *                                              links and every event, in pages;
  * - DELETE /v1/admin/profiles/{userId}         erases it (right to erasure,
- *                                              shared/store/erasure.ts).
+ *                                              shared/store/erasure.ts), its pending
+ *                                              sends cancelled on the stack's scheduler.
  *
  * The customer of an id (shared/store/operator-id.ts `resolveOperatorId`):
  * an id that is or was a userId names that user, with every anonymous id
@@ -22,7 +23,8 @@
  * and its `next` goes on from there.
  */
 import { ApiError } from '#http/errors.ts';
-import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
+import type { HttpContext, HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
+import type { AdminServices } from './routes.ts';
 import { listProfiles, type ProfileListKind } from '#store/profiles.ts';
 import { resolveOperatorId } from '#store/operator-id.ts';
 import { listRecentEvents, pageAllEvents, type HistoryCursor, type HistoryItem } from '#store/history.ts';
@@ -142,13 +144,13 @@ export async function exportProfileRoute(request: HttpRequest): Promise<HttpResp
   return { status: 200, body: { ...head, events, ...(next ? { next: encodeCursor(next) } : {}) } };
 }
 
-export async function eraseProfileRoute(request: HttpRequest): Promise<HttpResponse> {
+export async function eraseProfileRoute(request: HttpRequest, _context: HttpContext, services: AdminServices): Promise<HttpResponse> {
   const id = validateUserId(request.pathParameters.userId);
   // Without a profile, events may still be held (accepted, not yet applied, or an erasure completed
   // again): the keys the id's own identities may hold them under, never another customer's.
   const { profile: found, keys } = await resolveOperatorId(id);
-  const report = await eraseProfileKeys(keys);
-  if (!found && report.events === 0) throw new ApiError('not_found', 'No profile and no events for this id');
+  const report = await eraseProfileKeys(keys, Date.now(), { cancelSchedule: (emissionId) => services.scheduler.cancel(emissionId) });
+  if (!found && report.events === 0 && report.emissions === 0) throw new ApiError('not_found', 'No profile and no events for this id');
   const state = found?.state;
   return {
     status: 200,

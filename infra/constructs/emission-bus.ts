@@ -49,6 +49,9 @@ export interface EmissionBusProps {
  *   the scheduler role, only to Scheduler;
  * - Scheduler's role may only `events:PutEvents` on this bus, and only
  *   Scheduler of this account may assume it.
+ * - the admin function (`grantCancelSchedules`) may only
+ *   `scheduler:DeleteSchedule` on schedules of this group (the erasure
+ *   cancels a customer's pending sends).
  * The dispatcher learns them through KAIROS_BUS_ARN, KAIROS_SCHEDULE_GROUP
  * and KAIROS_SCHEDULER_ROLE_ARN (shared/bus/eventbridge.ts).
  *
@@ -149,5 +152,27 @@ export class EmissionBus extends Construct {
       evaluationPeriods: 1,
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
+  }
+
+  /**
+   * Let `fn` cancel deferred sends (the admin function's erasure,
+   * shared/bus/eventbridge.ts `cancel`): `scheduler:DeleteSchedule` on
+   * schedules of this group only, and KAIROS_SCHEDULE_GROUP. No other
+   * Scheduler action, no bus right, no role to pass.
+   */
+  public grantCancelSchedules(fn: KairosFunction): void {
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['scheduler:DeleteSchedule'],
+        resources: [Stack.of(this).formatArn({ service: 'scheduler', resource: 'schedule', resourceName: `${this.scheduleGroup.scheduleGroupName}/*` })],
+      }),
+    );
+    Validations.of(fn.executionRole).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${this.scheduleGroup.scheduleGroupName}/*]`,
+      reason:
+        'DeleteSchedule of the one-time schedules of an erased customer (named after each deferred emission, unknown in advance), in the Kairos schedule group only; no other action, no other group.',
+    });
+    fn.addEnvironment('KAIROS_SCHEDULE_GROUP', this.scheduleGroup.scheduleGroupName);
   }
 }

@@ -196,6 +196,7 @@ export class KairosFunction extends NodejsFunction {
    * Grant exactly `access` on a table (and its indexes) and tell the function
    * the table's physical name through the table definition's `envVar`.
    * `read` never includes a write action; `write` never includes a read;
+   * `readdelete` is `read` and `dynamodb:DeleteItem` alone;
    * `put` is `dynamodb:PutItem` only, limited to the partition keys of
    * `leadingKeys` when given (IAM `dynamodb:LeadingKeys`, `StringLike`).
    */
@@ -206,6 +207,10 @@ export class KairosFunction extends NodejsFunction {
     if (access === 'read') table.table.grantReadData(this);
     else if (access === 'write') table.table.grantWriteData(this);
     else if (access === 'readwrite') table.table.grantReadWriteData(this);
+    else if (access === 'readdelete') {
+      table.table.grantReadData(this);
+      table.table.grant(this, 'dynamodb:DeleteItem');
+    }
     else if (access === 'put' && leadingKeys !== undefined) {
       if (leadingKeys.length === 0) throw new Error(`${this.node.id}: empty leadingKeys on ${table.definition.id}`);
       this.addToRolePolicy(

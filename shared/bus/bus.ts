@@ -1,6 +1,7 @@
 /**
  * Where emissions go: the stack's event bus and its scheduler, as the
- * dispatcher (functions/dispatcher/handler.ts) sees them. Deployed,
+ * dispatcher (functions/dispatcher/handler.ts) sees them; the erasure
+ * (functions/admin/profiles.ts) cancels a customer's pending schedules. Deployed,
  * Amazon EventBridge and EventBridge Scheduler (eventbridge.ts); on the
  * local stack, a JSONL file and a persisted timer list (local/outbox.ts).
  *
@@ -33,6 +34,13 @@ export interface EmissionScheduler {
    * no-op (success). Rejects when it could not be scheduled.
    */
   scheduleAt(event: BusEvent, at: number): Promise<void>;
+  /**
+   * Cancel the schedule of the event whose id is `eventId` (the erasure of
+   * its customer): once it resolves, the event is not put on the bus. A
+   * schedule that does not exist (never made, fired, cancelled before) is
+   * success. Rejects when it could not be cancelled.
+   */
+  cancel(eventId: string): Promise<void>;
 }
 
 /** The bus event of an outbox entry. */

@@ -19,6 +19,9 @@
  *   event twice is a conflict, taken as done; Scheduler retries a put the
  *   bus refuses (SCHEDULE_RETRY_POLICY) and then sends the event to the
  *   timer failure queue (`scheduleRequest`).
+ * - `cancel`: DeleteSchedule of the event's schedule in the group (only
+ *   KAIROS_SCHEDULE_GROUP needed: the admin function's erasure); a
+ *   schedule not found (fired and deleted, never made) is success.
  */
 import { createHash } from 'node:crypto';
 import awsLite from '@aws-lite/client';
@@ -129,8 +132,24 @@ export function scheduleRequest(event: BusEvent, at: number, target: ScheduleTar
   };
 }
 
+/** The DeleteSchedule request of the schedule of the event whose id is `eventId`, in `group`: path and query. */
+export function cancelScheduleRequest(eventId: string, group: string): { path: string; query: Record<string, string> } {
+  return { path: `/schedules/${scheduleNameOf(eventId)}`, query: { groupName: group } };
+}
+
 export function eventBridgeScheduler(options: Partial<ScheduleTarget> = {}): EmissionScheduler {
   return {
+    async cancel(eventId: string) {
+      const call = await aws();
+      const { path, query } = cancelScheduleRequest(eventId, options.group ?? required('KAIROS_SCHEDULE_GROUP'));
+      try {
+        await call({ service: 'scheduler', method: 'DELETE', path, query });
+      } catch (error) {
+        // No such schedule (fired and deleted after completion, never made, cancelled before): nothing will send it.
+        if ((error as { statusCode?: number }).statusCode === 404) return;
+        throw error;
+      }
+    },
     async scheduleAt(event: BusEvent, at: number) {
       const call = await aws();
       const { path, payload } = scheduleRequest(event, at, {

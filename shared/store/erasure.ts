@@ -19,7 +19,14 @@
  *    anonymous id, to another user before it became a user itself);
  * 2. every event of every key (the `byProfile` index), with its "applied"
  *    marker (`m#<event pk>`, which names the profile key);
- * 3. the profile items (profiles and tombstones, the identity links), the
+ * 3. every emission of every key (the Outbox table's `byProfile` index:
+ *    the triggers' and journeys' sends, with their rendered content): the
+ *    schedule of each one still pending (`sendAt` after `now`: a send
+ *    deferred by quiet hours, a journey's timer) cancelled first
+ *    (`cancelSchedule`; a refused emission has none, and a missing schedule
+ *    is success), then the item deleted — so an erasure that fails part way
+ *    finds them again when it is called again;
+ * 4. the profile items (profiles and tombstones, the identity links), the
  *    customer's own profile last.
  *
  * Each step is idempotent: a failed erasure is retried by calling it again.
@@ -31,6 +38,7 @@ import { batchWrite } from './batch-write.ts';
 import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
 import { eventPksOf } from './history.ts';
+import { outboxKeysOf } from './outbox.ts';
 import { appliedMarkerItem, erasureRecordItem } from './items.ts';
 import { parseProfileKey } from '#domain/profile/identity.ts';
 
@@ -55,26 +63,41 @@ export function erasedAtOf(item: Record<string, unknown> | undefined): number | 
   return Number.isNaN(at) ? undefined : at;
 }
 
-interface StoreOptions {
+export interface ErasureOptions {
+  /**
+   * Cancels the schedule of the emission whose id is `emissionId` (the
+   * stack's scheduler, shared/bus/bus.ts `EmissionScheduler.cancel`):
+   * resolves once it will not be sent, a missing schedule included; rejects
+   * when it could not (the erasure stops there, to be called again).
+   */
+  readonly cancelSchedule: (emissionId: string) => Promise<void>;
   readonly client?: DynamoClient;
   readonly profilesTable?: string;
   readonly eventsTable?: string;
+  readonly outboxTable?: string;
 }
 
 export interface ErasureReport {
   readonly erasedAt: string;
   readonly profileKeys: number;
   readonly events: number;
+  /** Outbox items deleted. */
+  readonly emissions: number;
+  /** Of those, the ones still pending whose schedule was cancelled. */
+  readonly cancelled: number;
 }
 
 /**
  * Erase the profile keys of one customer (its own profile key first): erasure
- * records, events and their markers, then the profile items.
+ * records, events and their markers, emissions (pending schedules cancelled),
+ * then the profile items. `now`: epoch ms. Store faults and a schedule that
+ * could not be cancelled reject.
  */
-export async function eraseProfileKeys(profileKeys: readonly string[], now: number = Date.now(), options: StoreOptions = {}): Promise<ErasureReport> {
+export async function eraseProfileKeys(profileKeys: readonly string[], now: number, options: ErasureOptions): Promise<ErasureReport> {
   const client = options.client ?? dynamo();
   const profiles = options.profilesTable ?? config.PROFILES_TABLE;
   const events = options.eventsTable ?? config.EVENTS_TABLE;
+  const outbox = options.outboxTable ?? config.OUTBOX_TABLE;
   const keys = [...new Set(profileKeys)];
   await batchWrite(
     profiles,
@@ -82,15 +105,25 @@ export async function eraseProfileKeys(profileKeys: readonly string[], now: numb
     client,
   );
   let erasedEvents = 0;
+  let emissions = 0;
+  let cancelled = 0;
   for (const key of keys) {
     const pks = await eventPksOf(key, { client, tableName: events });
     await batchWrite(events, pks.map((pk) => ({ DeleteRequest: { Key: { pk } } })), client);
     await batchWrite(profiles, pks.map((pk) => ({ DeleteRequest: { Key: appliedMarkerItem.key(pk) } })), client);
     erasedEvents += pks.length;
+    for (const emission of await outboxKeysOf(key, { client, tableName: outbox })) {
+      if (emission.sendAt > now) {
+        await options.cancelSchedule(emission.id);
+        cancelled += 1;
+      }
+      await client.send('DeleteItem', { TableName: outbox, Key: { pk: emission.pk } });
+      emissions += 1;
+    }
   }
   // The first key (the customer's own profile) goes last: an erasure that fails before the end still
   // finds the customer, and everything linked to it, when it is called again.
   await batchWrite(profiles, keys.slice(1).map((pk) => ({ DeleteRequest: { Key: { pk } } })), client);
   await batchWrite(profiles, keys.slice(0, 1).map((pk) => ({ DeleteRequest: { Key: { pk } } })), client);
-  return { erasedAt: new Date(now).toISOString(), profileKeys: keys.length, events: erasedEvents };
+  return { erasedAt: new Date(now).toISOString(), profileKeys: keys.length, events: erasedEvents, emissions, cancelled };
 }

@@ -8,24 +8,32 @@
  * - `outboxEntryFromItem`: an item (read, or a stream record's NEW_IMAGE)
  *   back to its entry, or undefined for anything else;
  * - `listOutbox`: a page of the table for the operator's route, newest
- *   `sendAt` first within the page, within a budget when given.
+ *   `sendAt` first within the page, within a budget when given;
+ * - `outboxKeysOf`: the emissions a profile key's writes made (the
+ *   `byProfile` index), for the erasure.
  *
  * Item: `pk` (outboxItem), `id`, `status`, `sendAt` (epoch ms), `detailType`,
- * `detail` (a map), `createdAt` (epoch ms), `expiresAt` (epoch s, TTL:
- * OUTBOX_RETENTION_DAYS after `sendAt`).
+ * `detail` (a map), `profileKey` (the profile key of the write that made it:
+ * `u#<userId>` | `a#<anonymousId>`), `createdAt` (epoch ms), `expiresAt`
+ * (epoch s, TTL: OUTBOX_RETENTION_DAYS after `sendAt`).
  */
 import { config } from '#shared/config.ts';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
 import { dynamo, type DynamoClient, type Item, type TransactWriteItem } from './client.ts';
 import { outboxItem } from './items.ts';
+import { outboxTable } from './tables.ts';
 
 /** Days an emission stays in the table after its send time (the operator's route reads them meanwhile). */
 export const OUTBOX_RETENTION_DAYS = 7;
 
 const STATUSES = new Set<OutboxEntry['status']>(['now', 'deferred', 'refused']);
 
-/** The put of each entry, conditioned on its absence (`now`: the write's instant, epoch ms). */
-export function outboxPuts(entries: readonly OutboxEntry[], now: number, tableName: string = config.OUTBOX_TABLE): TransactWriteItem[] {
+/**
+ * The put of each entry, conditioned on its absence (`profileKey`: the
+ * profile key of the write that made them; `now`: the write's instant,
+ * epoch ms).
+ */
+export function outboxPuts(entries: readonly OutboxEntry[], profileKey: string, now: number, tableName: string = config.OUTBOX_TABLE): TransactWriteItem[] {
   return entries.map((entry) => ({
     Put: {
       TableName: tableName,
@@ -36,6 +44,7 @@ export function outboxPuts(entries: readonly OutboxEntry[], now: number, tableNa
         sendAt: entry.sendAt,
         detailType: entry.detailType,
         detail: entry.detail,
+        profileKey,
         createdAt: now,
         expiresAt: Math.ceil(entry.sendAt / 1000) + OUTBOX_RETENTION_DAYS * 86_400,
       },
@@ -107,4 +116,42 @@ export async function listOutbox(
   }
   entries.sort((a, b) => b.sendAt - a.sendAt);
   return { entries, ...(typeof last === 'string' ? { cursor: last } : {}) };
+}
+
+const BY_PROFILE = outboxTable.globalSecondaryIndexes[0].indexName;
+
+/** An emission of a profile key, as the `byProfile` index keeps it (keys only). */
+export interface OutboxKey {
+  /** The item's key (`o#<emission id>`). */
+  readonly pk: string;
+  /** The emission id: the bus event's id, and its schedule's name (shared/bus/eventbridge.ts `scheduleNameOf`). */
+  readonly id: string;
+  /** When it is (or was to be) published, epoch ms. */
+  readonly sendAt: number;
+}
+
+/**
+ * Every emission the writes of `profileKey` made (the `byProfile` index,
+ * every page; eventually consistent, as every index read). Store faults
+ * reject (StoreFault).
+ */
+export async function outboxKeysOf(profileKey: string, options: { readonly client?: DynamoClient; readonly tableName?: string } = {}): Promise<OutboxKey[]> {
+  const client = options.client ?? dynamo();
+  const keys: OutboxKey[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await client.send('Query', {
+      TableName: options.tableName ?? config.OUTBOX_TABLE,
+      IndexName: BY_PROFILE,
+      KeyConditionExpression: 'profileKey = :k',
+      ExpressionAttributeValues: { ':k': profileKey },
+      ...(start ? { ExclusiveStartKey: start } : {}),
+    });
+    for (const item of page.Items ?? []) {
+      if (typeof item.pk !== 'string' || !item.pk.startsWith('o#') || typeof item.sendAt !== 'number') continue;
+      keys.push({ pk: item.pk, id: item.pk.slice(2), sendAt: item.sendAt });
+    }
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return keys;
 }

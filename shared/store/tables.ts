@@ -102,7 +102,8 @@ export const controlTable = {
  * or schedules a deferred send. A table of its own rather than the Profiles
  * table's stream: the dispatcher reads emissions only (no stream of every
  * profile write to filter), its rights stop at this table, and items expire
- * (`expiresAt`) on their own clock.
+ * (`expiresAt`) on their own clock. Its `byProfile` index finds a
+ * customer's emissions for the erasure (shared/store/erasure.ts).
  */
 export const outboxTable = {
   id: 'Outbox',
@@ -110,6 +111,16 @@ export const outboxTable = {
   localName: 'kairos-outbox',
   ...pkWithExpiry,
   stream: 'NEW_IMAGE',
+  globalSecondaryIndexes: [
+    {
+      // A customer's emissions, for the erasure: profileKey = the profile key of the write that made them
+      // (u#<userId> | a#<anonymousId>), sortKey = sendAt (epoch ms). Keys only: the index holds no content.
+      indexName: 'byProfile',
+      partitionKey: { name: 'profileKey', type: 'S' },
+      sortKey: { name: 'sendAt', type: 'N' },
+      projection: 'KEYS_ONLY',
+    },
+  ],
 } as const satisfies TableDefinition;
 
 export const tables = [eventsTable, profilesTable, controlTable, outboxTable] as const satisfies readonly TableDefinition[];

@@ -140,6 +140,32 @@ describe('tables, from shared/store/tables.ts', () => {
   });
 });
 
+describe('Outbox byProfile index', () => {
+  it('Outbox streams NEW_IMAGE and has the byProfile index (profileKey, sendAt; keys only) the erasure queries', () => {
+    const outbox = tables.find((t) => t.id === 'Outbox');
+    expect(outbox?.globalSecondaryIndexes).toEqual([
+      { indexName: 'byProfile', partitionKey: { name: 'profileKey', type: 'S' }, sortKey: { name: 'sendAt', type: 'N' }, projection: 'KEYS_ONLY' },
+    ]);
+    expect(resources[tableId('Outbox')]?.Properties).toMatchObject({
+      StreamSpecification: { StreamViewType: 'NEW_IMAGE' },
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: 'byProfile',
+          KeySchema: [
+            { AttributeName: 'profileKey', KeyType: 'HASH' },
+            { AttributeName: 'sendAt', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
+      ],
+      AttributeDefinitions: expect.arrayContaining([
+        { AttributeName: 'profileKey', AttributeType: 'S' },
+        { AttributeName: 'sendAt', AttributeType: 'N' },
+      ]) as unknown,
+    });
+  });
+});
+
 describe('Events stream → profile function', () => {
   it('has one mapping with partial batch responses, bisect, bounded retries and age, INSERT filter, failure queue', () => {
     // The Events stream's, and the Outbox stream's (below).
@@ -300,11 +326,32 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
     expect(puts[0]?.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${JOURNEY_TIMER_KEY_PREFIX}*`] } });
     const environment = (resources[functionId('dispatcher')]?.Properties as { Environment: { Variables: Record<string, unknown> } }).Environment.Variables;
     expect(environment.EVENTS_TABLE).toEqual({ Ref: tableId('Events') });
-    // No other function may put on the bus or schedule.
+    // No other function may put on the bus or schedule (the admin function may only cancel, below).
     for (const [name] of manifest.filter(([n]) => n !== 'dispatcher')) {
       const others = roleStatements(template, roleId(name)).flatMap((s) => asArray(s.Action));
-      expect(others.filter((a) => a.startsWith('events:') || a.startsWith('scheduler:') || a === 'iam:PassRole')).toEqual([]);
+      expect(others.filter((a) => a.startsWith('events:') || a.startsWith('scheduler:') || a === 'iam:PassRole')).toEqual(
+        name === 'admin' ? ['scheduler:DeleteSchedule'] : [],
+      );
     }
+  });
+
+  it("the admin function may delete schedules of this group only (the erasure cancels a customer's pending sends), and the Outbox's items, never put them", () => {
+    const statements = roleStatements(template, roleId('admin'));
+    const remove = statements.filter((s) => asArray(s.Action).includes('scheduler:DeleteSchedule'));
+    expect(remove).toHaveLength(1);
+    expect(asArray(remove[0]?.Action)).toEqual(['scheduler:DeleteSchedule']);
+    expect(JSON.stringify(remove[0]?.Resource)).toContain(`:schedule/${stack.emissions.scheduleGroup.scheduleGroupName}/*`);
+    const variables = (name: LambdaName) => (resources[functionId(name)]?.Properties as { Environment: { Variables: Record<string, unknown> } }).Environment.Variables;
+    // The group the dispatcher schedules in, and nothing to schedule with.
+    expect(variables('admin').KAIROS_SCHEDULE_GROUP).toBeDefined();
+    expect(variables('admin').KAIROS_SCHEDULE_GROUP).toEqual(variables('dispatcher').KAIROS_SCHEDULE_GROUP);
+    expect(variables('admin').KAIROS_BUS_ARN).toBeUndefined();
+    expect(variables('admin').KAIROS_SCHEDULER_ROLE_ARN).toBeUndefined();
+    const { table, index } = tableActions(statements, tables.map((t) => tableId(t.id)));
+    const outbox = [...(table.get(tableId('Outbox')) ?? [])];
+    expect(outbox).toEqual(expect.arrayContaining(['dynamodb:Query', 'dynamodb:Scan', 'dynamodb:DeleteItem']));
+    for (const action of ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem']) expect(outbox).not.toContain(action);
+    expect([...(index.get(tableId('Outbox')) ?? [])]).toContain('dynamodb:Query');
   });
 
   it('the bus says what it carries', () => {
@@ -903,6 +950,7 @@ describe('least privilege, from the manifest', () => {
     const reads = READ_EVIDENCE.every((a) => list.includes(a));
     const writes = list.filter((a) => (DYNAMODB_WRITE_ACTIONS as readonly string[]).includes(a));
     if (reads && writes.length === 0) return 'read';
+    if (reads && writes.length === 1 && writes[0] === 'dynamodb:DeleteItem') return 'readdelete';
     if (reads && WRITE_EVIDENCE.every((a) => writes.includes(a))) return 'readwrite';
     if (!list.some((a) => ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:BatchGetItem'].includes(a)) && WRITE_EVIDENCE.every((a) => writes.includes(a))) return 'write';
     return `unexpected: ${list.sort().join(',')}`;

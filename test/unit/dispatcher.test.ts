@@ -18,7 +18,7 @@ import type { OutboxEntry } from '#domain/profile/reactions.ts';
 import { outboxPuts } from '#store/outbox.ts';
 import type { BusEvent, EmissionBus, EmissionScheduler } from '#shared/bus/bus.ts';
 import { LocalBus, LocalScheduler } from '#local/outbox.ts';
-import { SCHEDULE_RETRY_POLICY, scheduleNameOf, scheduleRequest } from '#shared/bus/eventbridge.ts';
+import { cancelScheduleRequest, SCHEDULE_RETRY_POLICY, scheduleNameOf, scheduleRequest } from '#shared/bus/eventbridge.ts';
 import { advanceClock, restoreClock } from '../support/clock.ts';
 import { streamEvent, streamRecord } from '../support/stream.ts';
 
@@ -35,14 +35,18 @@ const entry = (id: string, status: OutboxEntry['status'], sendAt = NOW): OutboxE
 });
 /** The stream record of an entry as the Outbox table stores it. */
 const record = (e: OutboxEntry, sequenceNumber: string) => {
-  const put = outboxPuts([e], NOW, 'kairos-outbox')[0]!;
+  const put = outboxPuts([e], 'u#someone', NOW, 'kairos-outbox')[0]!;
   return streamRecord('Put' in put ? put.Put.Item : {}, { sequenceNumber });
 };
 
 class RecordingScheduler implements EmissionScheduler {
   readonly calls: { event: BusEvent; at: number }[] = [];
+  readonly cancelled: string[] = [];
   async scheduleAt(event: BusEvent, at: number): Promise<void> {
     this.calls.push({ event, at });
+  }
+  async cancel(eventId: string): Promise<void> {
+    this.cancelled.push(eventId);
   }
 }
 
@@ -72,6 +76,9 @@ describe('the dispatcher', () => {
     const refusing: EmissionBus = { put: async (events) => events.filter((e) => e.id === 'x').map((e) => e.id) };
     const down: EmissionScheduler = {
       scheduleAt: async () => {
+        throw new Error('Scheduler unreachable');
+      },
+      cancel: async () => {
         throw new Error('Scheduler unreachable');
       },
     };
@@ -215,7 +222,32 @@ describe('the deployed scheduler', () => {
   });
 });
 
+describe('the deployed scheduler cancels', () => {
+  it("deletes the event's schedule by its name, in the group", () => {
+    expect(cancelScheduleRequest('churn.1.email.act.abc', 'g')).toEqual({ path: `/schedules/${scheduleNameOf('churn.1.email.act.abc')}`, query: { groupName: 'g' } });
+  });
+});
+
 describe('the local bus and scheduler', () => {
+  it('cancels a pending schedule: it never fires, and is gone from the file; cancelling a missing one is success', async () => {
+    const bus = new LocalBus();
+    const file = join(dir, 'schedules-cancel.json');
+    const scheduler = new LocalScheduler(bus, { file, log: () => undefined });
+    const kept = { id: 'kept', detailType: 'T', detail: {} };
+    const cancelled = { id: 'cancelled', detailType: 'T', detail: { firstName: 'Ana' } };
+    const at = Date.now() + 300;
+    await scheduler.scheduleAt(kept, at);
+    await scheduler.scheduleAt(cancelled, at);
+    await scheduler.cancel('cancelled');
+    await scheduler.cancel('never-scheduled');
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([{ event: kept, at }]);
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(bus.events().map((e) => e.id)).toEqual(['kept']);
+    await scheduler.cancel('kept');
+    scheduler.stop();
+    expect(new LocalScheduler(bus, { file, log: () => undefined }).pending()).toEqual([]);
+  });
+
   it('the bus appends each event to outbox.jsonl and reads the file back', async () => {
     const file = join(dir, 'outbox.jsonl');
     const bus = new LocalBus(file, () => NOW);
