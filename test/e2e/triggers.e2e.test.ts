@@ -10,7 +10,10 @@
  *
  * - a send the customer's consent refuses: never emitted, kept as refused;
  * - a send that falls in quiet hours: deferred, on the scheduler, then
- *   emitted at their end (13:00) when the clock gets there.
+ *   emitted at their end (13:00) when the clock gets there;
+ * - a deferred send of a customer erased before it goes out: cancelled
+ *   (off the scheduler and schedules.json, not emitted) and gone from the
+ *   outbox.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +23,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { advanceClock, middayToday, setClock } from '../support/clock.ts';
 import { emission, outbox, until, type OutboxEntry } from '../support/emissions.ts';
 import { startLocalStack, type TestStack } from '../support/stack.ts';
-import { identify, sendEvents, track, uniqueId, waitForProfile, type StackAccess } from './fixtures/kairos.ts';
+import { call, identify, sendEvents, track, uniqueId, waitForProfile, type StackAccess } from './fixtures/kairos.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'kairos-triggers-'));
 let stack: TestStack;
@@ -76,6 +79,26 @@ describe('triggers on the local stack', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(stack.emissions().filter((e) => e.id === refused.id)).toEqual([]);
   }, 60_000);
+
+  it('a deferred send of a customer erased before its time is cancelled, and the outbox keeps nothing of the customer', async () => {
+    const userId = uniqueId('erased-night');
+    await sendEvents(api, [identify({ userId }, { firstName: 'Olga' }), track({ userId }, 'Consent Updated', { channel: 'sms', granted: true })]);
+    await waitForProfile(api, userId, (p) => p.consent.sms?.granted === true);
+    expect(Date.now()).toBeLessThan(quietUntil);
+    await sendEvents(api, [track({ userId }, 'Cart Abandoned', { total: 17 })]);
+    const deferred = await outboxEntry('deferred', (e) => e.detail.userId === userId);
+    expect((deferred.detail.content as { text: string }).text).toContain('Olga');
+    await until(() => stack.schedules().some((s) => s.event.id === deferred.id), 15_000, 'the deferred send on the scheduler');
+    const schedulesFile = join(dataDir, 'data', 'schedules.json');
+    expect(readFileSync(schedulesFile, 'utf8')).toContain(deferred.id);
+
+    const erased = await call(api, 'DELETE', `/v1/admin/profiles/${encodeURIComponent(userId)}`, { auth: 'admin' });
+    expect(erased.status).toBe(200);
+    expect(stack.schedules().map((s) => s.event.id)).not.toContain(deferred.id);
+    expect(readFileSync(schedulesFile, 'utf8')).not.toContain(deferred.id);
+    expect((await outbox(api)).filter((e) => JSON.stringify(e).includes(userId) || e.id === deferred.id)).toEqual([]);
+    expect(stack.emissions().filter((e) => e.id === deferred.id)).toEqual([]);
+  }, 120_000);
 
   it('a send in quiet hours is deferred to their end, then emitted then', async () => {
     const userId = uniqueId('night');
