@@ -149,7 +149,12 @@ export async function eraseProfileRoute(request: HttpRequest, _context: HttpCont
   // Without a profile, events may still be held (accepted, not yet applied, or an erasure completed
   // again): the keys the id's own identities may hold them under, never another customer's.
   const { profile: found, keys } = await resolveOperatorId(id);
-  const report = await eraseProfileKeys(keys, Date.now(), { cancelSchedule: (emissionId) => services.scheduler.cancel(emissionId) });
+  // A scheduler that cannot cancel is a dependency down, as a store fault is: 503 and retry (the entry is kept until then).
+  const cancelSchedule = (emissionId: string) =>
+    services.scheduler.cancel(emissionId).catch(() => {
+      throw new ApiError('unavailable', 'The scheduler could not cancel a waiting send; retry the erasure later', undefined, 2);
+    });
+  const report = await eraseProfileKeys(keys, Date.now(), { cancelSchedule });
   if (!found && report.events === 0 && report.emissions === 0) throw new ApiError('not_found', 'No profile and no events for this id');
   const state = found?.state;
   return {

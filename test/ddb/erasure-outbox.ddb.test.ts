@@ -10,7 +10,7 @@
  *   merge, and under its user key) are deleted and their pending schedules
  *   cancelled; another customer's stay, scheduled;
  * - a schedule that cannot be cancelled stops the erasure before the item
- *   is deleted (500), and calling the erasure again completes it.
+ *   is deleted (503, retry), and calling the erasure again completes it.
  */
 import { CreateTableCommand, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
@@ -178,7 +178,9 @@ describe('DELETE /v1/admin/profiles/{userId} and the outbox', () => {
         throw new Error('Scheduler unreachable');
       },
     };
-    expect((await erase(userId, down)).status).toBe(500);
+    const refused = await erase(userId, down);
+    expect(refused.status).toBe(503);
+    expect(refused.body.error.code).toBe('unavailable');
     expect((await outboxItemsNaming(userId)).length + (await outboxItemsNaming(anonymousId)).length).toBeGreaterThan(0);
     expect(pendingIds()).toEqual(expect.arrayContaining(ids));
 
