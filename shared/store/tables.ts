@@ -46,6 +46,13 @@ const pkWithExpiry = {
 } as const satisfies Partial<TableDefinition>;
 
 /**
+ * A table's `byProfile` index: a customer's items by profile key
+ * (`profileKey` = `u#<userId>` | `a#<anonymousId>`), in `sortKey` order.
+ */
+const byProfile = <const K extends KeyDefinition, const P extends IndexDefinition['projection']>(sortKey: K, projection: P) =>
+  ({ indexName: 'byProfile', partitionKey: { name: 'profileKey', type: 'S' }, sortKey, projection }) as const satisfies IndexDefinition;
+
+/**
  * Events: the accepted history. One item per accepted message, keyed by
  * `<sourceId>#<messageId>` so the conditional put that stores it is also the
  * exactly-once check. The stream (NEW_IMAGE) feeds the profile function.
@@ -58,16 +65,8 @@ export const eventsTable = {
   localName: 'kairos-events',
   ...pkWithExpiry,
   stream: 'NEW_IMAGE',
-  globalSecondaryIndexes: [
-    {
-      // A customer's history, newest first: profileKey = u#<userId> | a#<anonymousId>,
-      // sortKey = <timestamp ISO>#<messageId>.
-      indexName: 'byProfile',
-      partitionKey: { name: 'profileKey', type: 'S' },
-      sortKey: { name: 'sortKey', type: 'S' },
-      projection: 'ALL',
-    },
-  ],
+  // A customer's history, newest first: sortKey = <timestamp ISO>#<messageId>.
+  globalSecondaryIndexes: [byProfile({ name: 'sortKey', type: 'S' }, 'ALL')],
 } as const satisfies TableDefinition;
 
 /**
@@ -111,16 +110,9 @@ export const outboxTable = {
   localName: 'kairos-outbox',
   ...pkWithExpiry,
   stream: 'NEW_IMAGE',
-  globalSecondaryIndexes: [
-    {
-      // A customer's emissions, for the erasure: profileKey = the profile key of the write that made them
-      // (u#<userId> | a#<anonymousId>), sortKey = sendAt (epoch ms). Keys only: the index holds no content.
-      indexName: 'byProfile',
-      partitionKey: { name: 'profileKey', type: 'S' },
-      sortKey: { name: 'sendAt', type: 'N' },
-      projection: 'KEYS_ONLY',
-    },
-  ],
+  // A customer's emissions, for the erasure (profileKey: the profile key of the write that made them),
+  // sortKey = sendAt (epoch ms). Keys only: the index holds no content.
+  globalSecondaryIndexes: [byProfile({ name: 'sendAt', type: 'N' }, 'KEYS_ONLY')],
 } as const satisfies TableDefinition;
 
 export const tables = [eventsTable, profilesTable, controlTable, outboxTable] as const satisfies readonly TableDefinition[];
