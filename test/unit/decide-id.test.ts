@@ -50,6 +50,12 @@ const record: fc.Arbitrary<DecisionInput & DecisionRecord> = fc.record(
   { requiredKeys: ['catalogVersion', 'channel', 'issuedAt', 'nonce', 'fallback', 'degraded', 'actions', 'holdouts', 'customer'] },
 );
 
+
+/** An unsealed decision id with a valid checksum around any payload (the plain format decodeDecisionId reads). */
+const forge = (value: unknown): string => {
+  const payload = Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${payload}.${hash32(payload).toString(36)}`;
+};
 describe('decisionId', () => {
   it('round-trips every decision, URL-safe and compact', () => {
     fc.assert(
@@ -107,10 +113,6 @@ describe('decisionId', () => {
   });
 
   it('a payload with a valid checksum but a wrong shape is refused', () => {
-    const forge = (value: unknown) => {
-      const payload = Buffer.from(JSON.stringify(value)).toString('base64url');
-      return `${payload}.${hash32(payload).toString(36)}`;
-    };
     const valid = [3, '1', 'web', '', 0, 'n', 0, '', [['a', '', '', '', 0.5, 0.25]], [], 'student', customerTag('u-1')];
     expect(decodeDecisionId(forge(valid))).toBeDefined();
     const broken = [
@@ -138,10 +140,6 @@ describe('decisionId', () => {
   });
 
   it('a v1 id (issued before probabilities and the learning context) still decodes, without them', () => {
-    const forge = (value: unknown) => {
-      const payload = Buffer.from(JSON.stringify(value)).toString('base64url');
-      return `${payload}.${hash32(payload).toString(36)}`;
-    };
     const v1 = [1, '4', 'web', 'home_hero', 1_768_478_400, 'n1', 0, 'student', [['hero', 'b', 'copy', 'b', 0.31]], ['other']];
     expect(decodeDecisionId(forge(v1))).toEqual({
       catalogVersion: '4',
@@ -158,10 +156,6 @@ describe('decisionId', () => {
   });
 
   it('a v2 id (issued before the customer tag) still decodes, unbound: without a customer', () => {
-    const forge = (value: unknown) => {
-      const payload = Buffer.from(JSON.stringify(value)).toString('base64url');
-      return `${payload}.${hash32(payload).toString(36)}`;
-    };
     const v2 = [2, '4', 'web', 'home_hero', 1_768_478_400, 'n1', 0, 'student', [['hero', 'b', 'copy', 'b', 0.31, 0.5]], [], 'student'];
     expect(decodeDecisionId(forge(v2))).toEqual({
       catalogVersion: '4',
