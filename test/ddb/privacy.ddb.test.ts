@@ -181,6 +181,18 @@ describe('DELETE /v1/admin/profiles/{userId}', () => {
     expect(back.body.events.map((e: { messageId: string }) => e.messageId)).toEqual([`${userId}-back`]);
   });
 
+  it('a message from before the erasure that comes back after it (a client retry, a replay) restores nothing and leaves nothing', async () => {
+    const userId = `replay-u-${run}`;
+    const identify = storedEvent({ type: 'identify', userId, messageId: `${userId}-1`, timestamp: at(1), traits: { firstName: 'Luis', tier: 'gold' }, sourceId: `s-${run}` });
+    await ingest([identify]);
+    expect((await call('DELETE', profilePath(userId))).status).toBe(200);
+    // The same message again: the erasure deleted its event, so its messageId is new to the Events table.
+    await ingest([{ ...identify, receivedAt: new Date().toISOString() }]);
+    expect((await call('GET', profilePath(userId))).status).toBe(404);
+    expect(await scanFor(config.EVENTS_TABLE, userId)).toEqual([]);
+    expect(await scanFor(config.PROFILES_TABLE, userId)).toEqual([]);
+  });
+
   it('erases the events of an id whose profile is not written yet', async () => {
     const userId = `pending-u-${run}`;
     const event = storedEvent({ type: 'track', userId, event: 'Signed Up', messageId: `${userId}-1`, timestamp: at(1), sourceId: `s-${run}` });

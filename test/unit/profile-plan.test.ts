@@ -183,6 +183,9 @@ interface Scenario {
   readonly erasedAfter: number | undefined;
 }
 
+/** When customer 0 was erased (epoch ms): half a second before event `erasedAfter` was received. */
+const erasedAt = (s: Pick<Scenario, 'erasedAfter'>) => RECEIVED + (s.erasedAfter ?? 0) * 1000 - 500;
+
 const eventOf = (d: Draft, customer: number, w: Who, i: number): StoredEvent => {
   const userId = `u${customer}`;
   const anonymousId = `a${customer}`;
@@ -201,14 +204,21 @@ const eventOf = (d: Draft, customer: number, w: Who, i: number): StoredEvent => 
 
 const scenario: fc.Arbitrary<Scenario> = fc
   .record({
-    drafts: fc.array(fc.tuple(draft, fc.nat(1), who, fc.nat(2)), { minLength: 1, maxLength: 24 }),
+    drafts: fc.array(fc.tuple(draft, fc.nat(1), who, fc.nat(2), fc.boolean()), { minLength: 1, maxLength: 24 }),
     erasure: fc.option(fc.nat(), { nil: undefined }),
   })
-  .map(({ drafts, erasure }) => ({
-    events: drafts.map(([d, customer, w], i) => eventOf(d, customer, w, i)),
-    shards: drafts.map(([, , , shard]) => shard),
-    erasedAfter: erasure === undefined ? undefined : erasure % (drafts.length + 1),
-  }));
+  .map(({ drafts, erasure }) => {
+    const erasedAfter = erasure === undefined ? undefined : erasure % (drafts.length + 1);
+    return {
+      // An event received after the erasure either happened after it (`fresh`: its timestamp is when it was
+      // received) or is a message from before it that came back (a client's retry or replay, its timestamp kept).
+      events: drafts.map(([d, customer, w, , fresh], i) =>
+        eventOf(erasedAfter !== undefined && i >= erasedAfter && fresh ? { ...d, timestamp: new Date(RECEIVED + i * 1000).toISOString() } : d, customer, w, i),
+      ),
+      shards: drafts.map(([, , , shard]) => shard),
+      erasedAfter,
+    };
+  });
 
 /**
  * Outcomes of a few decisions (two on the web, whose customer is in the
@@ -271,7 +281,6 @@ const moves: fc.Arbitrary<Move[]> = fc.array(
 );
 
 const erasedKeys = ['u#u0', 'a#a0'];
-const erasedAt = (s: Scenario) => RECEIVED + (s.erasedAfter ?? 0) * 1000 - 500;
 const record = (event: StoredEvent, index: number): BatchRecord => ({ id: `seq-${String(index).padStart(4, '0')}`, event });
 
 /** One in-order application: each event alone, in receipt order; the erasure at its moment. */
@@ -352,7 +361,10 @@ function finalProfiles(s: Scenario): { profiles: Map<string, StoredEvent[]>; mer
     const userId = `u${customer}`;
     const anonymousId = `a${customer}`;
     const survivors = s.events.filter(
-      (e, i) => (e.userId === userId || e.anonymousId === anonymousId) && (customer !== 0 || s.erasedAfter === undefined || i >= s.erasedAfter),
+      // Customer 0's events from before the erasure (received, or happened, before it) are gone for good.
+      (e, i) =>
+        (e.userId === userId || e.anonymousId === anonymousId) &&
+        (customer !== 0 || s.erasedAfter === undefined || (i >= s.erasedAfter && Date.parse(e.timestamp) > erasedAt(s))),
     );
     const linked = survivors.some((e) => e.userId !== undefined && (e.anonymousId !== undefined || e.previousId !== undefined));
     if (linked) {

@@ -11,8 +11,12 @@
  * - its identity (identity.ts): a home profile key and the anonymous ids it
  *   links to a user (identify / alias);
  * - dropped when one of its identity keys was erased at or after the event
- *   was received (erasure records), so a redelivery after an erasure leaves
- *   no trace; a journey's timer is dropped too when its profile does not
+ *   was received, or at or after the instant the event happened (its
+ *   `timestamp`) (erasure records): a redelivery after an erasure, and a
+ *   message a client retries or replays after it (its messageId no longer
+ *   deduplicated: the erasure deleted the event), leave no trace; only what
+ *   happens after the erasure starts a new profile. A journey's timer is
+ *   dropped too when its profile does not
  *   exist (erased while the run waited), so it does not start one;
  * - a duplicate when its "applied" marker exists (a redelivery);
  * - else applied to its target: the home, or the user a tombstone points to;
@@ -125,7 +129,7 @@ export interface TargetPlan {
 
 export interface BatchPlan {
   readonly targets: readonly TargetPlan[];
-  /** Events accepted before one of their identities was erased, and journey timers of no profile: not applied; their Events items are deleted. */
+  /** Events accepted, or that happened, before one of their identities was erased, and journey timers of no profile: not applied; their Events items are deleted. */
   readonly dropped: readonly { readonly eventPk: string; readonly records: readonly string[] }[];
   /** Record ids of events already applied (redeliveries). */
   readonly duplicates: readonly string[];
@@ -212,10 +216,11 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
   const duplicates: string[] = [];
   const pending: Entry[] = [];
   for (const entry of entries) {
-    const receivedAt = Date.parse(entry.event.receivedAt);
+    // What the customer did before an erasure stays erased, however late or often its message comes back.
+    const happened = Math.min(Date.parse(entry.event.receivedAt), Date.parse(entry.event.timestamp));
     const erased = identityKeys(entry.identity).some((key) => {
       const at = read.erasedAt.get(key);
-      return at !== undefined && receivedAt <= at;
+      return at !== undefined && happened <= at;
     });
     if (erased) dropped.push({ eventPk: entry.event.pk, records: entry.records });
     else if (read.applied.get(entry.event.pk) === true) duplicates.push(...entry.records);
