@@ -23,7 +23,8 @@
  * 6. the cold start proxy: 20 fresh node processes each import the decide
  *    bundle and answer one decide through its handler (a real read);
  *    median CPU time, import and first request reported apart (budget
- *    150 ms).
+ *    150 ms); beside it the floor, the import of the bundle's packages
+ *    alone (bench/cold-start-libraries.ts).
  *
  * DynamoDB Local is slower than DynamoDB: only ratios within one run mean
  * anything for the HTTP part.
@@ -49,6 +50,8 @@ import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const DECIDE_ENTRY = join(ROOT, 'functions/decide/handler.ts');
+/** The decide bundle's packages alone, no Kairos code: the floor under the cold start (bench/cold-start-libraries.ts). */
+const LIBRARIES_ENTRY = join(ROOT, 'bench/cold-start-libraries.ts');
 
 export const BUDGETS = {
   domainP99Ms: 1,
@@ -110,6 +113,8 @@ export interface DecideBenchResult {
   readonly coldStart?: ColdStart;
   /** The same with the seed catalog (catalog/demo.yaml, 17 actions) live. */
   readonly coldStartSeed?: ColdStart;
+  /** The floor under both: importing the decide bundle's packages alone, no Kairos code (benchLibrariesImport). */
+  readonly coldStartLibraries?: { readonly importCpuMs: number; readonly bytes: number };
   readonly withinBudget: Record<string, boolean>;
 }
 
@@ -589,6 +594,41 @@ export async function benchColdStart(outfile: string, event: unknown): Promise<C
   };
 }
 
+/** The cold start's floor, printed under the proxy's lines. */
+const librariesLine = (l: { importCpuMs: number; bytes: number }) =>
+  `  cold start floor             the decide bundle's packages alone, no Kairos code (bench/cold-start-libraries.ts, ${(l.bytes / 1024).toFixed(0)} KB): ` +
+  `import ${fmt(l.importCpuMs)}, ${((100 * l.importCpuMs) / BUDGETS.coldStartCpuMs).toFixed(0)}% of the budget before any of our code runs`;
+
+/**
+ * The floor under the cold start proxy: the median CPU time (ms) of
+ * COLD_STARTS fresh processes importing the decide bundle's packages alone
+ * (LIBRARIES_ENTRY, built like the decide bundle), measured as
+ * benchColdStart measures the decide bundle's import; and that bundle's size.
+ */
+export async function benchLibrariesImport(): Promise<{ importCpuMs: number; bytes: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'kairos-libraries-'));
+  try {
+    const outfile = join(dir, 'index.mjs');
+    const result = await buildLikeCdk(LIBRARIES_ENTRY, outfile);
+    if (result.errors.length > 0) throw new Error('the libraries bundle does not build');
+    const probe = `
+      const before = process.cpuUsage();
+      await import(process.argv[1]);
+      const imported = process.cpuUsage(before);
+      console.log(JSON.stringify({ importUs: imported.user + imported.system }));`;
+    const imports: number[] = [];
+    for (let i = 0; i < COLD_STARTS; i++) {
+      const child = spawnSync(process.execPath, ['--no-warnings', '--input-type=module', '-e', probe, outfile], { encoding: 'utf8' });
+      const line = child.stdout.trim().split('\n').pop() ?? '';
+      if (child.status !== 0 || !line.startsWith('{')) throw new Error(`import ${i + 1} of the libraries bundle failed: ${child.stderr.slice(0, 500)}`);
+      imports.push((JSON.parse(line) as { importUs: number }).importUs / 1000);
+    }
+    return { importCpuMs: percentile(sortNumbers(imports), 0.5), bytes: statSync(outfile).size };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * What the HTTP part and the cold start share: the tables, a server write key, `document` published as
  * the live catalog, and a customer's profile built from events by the profile function's code and stored
@@ -797,6 +837,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
     // The cold start again with the seed catalog live (the same request and profile).
     await fixture.publishSeed();
     const coldStartSeed = await benchColdStart(bundleFile, fixture.event());
+    const coldStartLibraries = await benchLibrariesImport();
     // On the request path: the profile read. Anything else (the catalog pointer check every 5 s,
     // a write key re-check every 30 s) runs in the background or is amortised.
     let profileReads = 0;
@@ -824,6 +865,7 @@ async function benchHttp(endpoint: string, document: CatalogInput, requests: num
       },
       coldStart,
       coldStartSeed,
+      coldStartLibraries,
       recordsPerDecision: recordLines / decideCalls,
     };
   } finally {
@@ -854,6 +896,7 @@ export async function benchDecideColdStart(endpoint: string): Promise<{ coldStar
       const coldStart = await benchColdStart(bundle.outfile, fixture.event());
       await fixture.publishSeed();
       const coldStartSeed = await benchColdStart(bundle.outfile, fixture.event());
+      const libraries = await benchLibrariesImport();
       const line = (label: string, c: ColdStart) =>
         `  ${label.padEnd(28)} import ${fmt(c.importCpuMs)} + first decide ${fmt(c.firstDecideCpuMs)} = ${fmt(c.totalCpuMs)} ` +
         `(budget <= 150 ms: ${verdict(c.totalCpuMs <= BUDGETS.coldStartCpuMs)}); the first decide's CPU off the main thread ` +
@@ -865,6 +908,7 @@ export async function benchDecideColdStart(endpoint: string): Promise<{ coldStar
             `${(loadavg()[0] ?? 0).toFixed(1)} at the end, on ${availableParallelism()} cores; bundle ${bundleLabel(bundle.bytes, bundle.lazy)}`,
           line('1,000-action catalog', coldStart),
           line('seed catalog', coldStartSeed),
+          librariesLine(libraries),
         ].join('\n'),
       );
       return { coldStart, coldStartSeed, withinBudget: Math.max(coldStart.totalCpuMs, coldStartSeed.totalCpuMs) <= BUDGETS.coldStartCpuMs };
@@ -949,6 +993,7 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
             `${fmt(httpPart.coldStart.firstDecideCpuMs)} = ${fmt(httpPart.coldStart.totalCpuMs)} (budget <= 150 ms: ${verdict(withinBudget.coldStart as boolean)})`,
           `  cold start proxy, seed       same, seed catalog (catalog/demo.yaml): import ${fmt(httpPart.coldStartSeed.importCpuMs)} + first decide ` +
             `${fmt(httpPart.coldStartSeed.firstDecideCpuMs)} = ${fmt(httpPart.coldStartSeed.totalCpuMs)} (budget <= 150 ms: ${verdict(withinBudget.coldStartSeed as boolean)})`,
+          librariesLine(httpPart.coldStartLibraries),
         ]
       : ['  cold start proxy             skipped (no DynamoDB endpoint)']),
     `  other bundles                ${Object.entries(otherBundles).map(([name, bytes]) => `${name} ${bundleLabel(bytes, otherLazyModules[name] ?? {})}`).join(', ')} ` +
@@ -965,7 +1010,7 @@ export async function benchDecide(endpoint?: string, options: DecideBenchOptions
     bundle: { bytes: bundle.bytes, lazy: bundle.lazy, topInputs: bundle.topInputs },
     otherBundles,
     otherLazyModules,
-    ...(httpPart ? { coldStart: httpPart.coldStart, coldStartSeed: httpPart.coldStartSeed } : {}),
+    ...(httpPart ? { coldStart: httpPart.coldStart, coldStartSeed: httpPart.coldStartSeed, coldStartLibraries: httpPart.coldStartLibraries } : {}),
     withinBudget,
   };
 }
