@@ -439,10 +439,12 @@ describe('the exactly-once plan of a stream batch', () => {
           if (reference.statistics.some((i) => i.counts.impressions + i.counts.clicks + i.counts.conversions < 0)) takenBack += 1;
         },
       ),
-      { numRuns: 150 },
+      // About one scenario in twenty has a merge take a double count back: 300 runs make more than 2 of them
+      // all but certain (mean about 15), where 150 runs missed it about once in thirty.
+      { numRuns: 300 },
     );
     // The scenarios do count outcomes, and merges do take double counts back (the property is not about empty statistics).
-    expect(counted).toBeGreaterThan(50);
+    expect(counted).toBeGreaterThan(100);
     expect(takenBack).toBeGreaterThan(2);
   }, 120_000);
 
