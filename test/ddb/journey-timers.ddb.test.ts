@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { journeyTimerEvent, journeyTimerMessageId } from '#domain/journeys/timer.ts';
 import { eventPk } from '#domain/item-keys.ts';
-import { writeJourneyTimer } from '#shared/bus/journey-timers.ts';
+import { writeTimer } from '#shared/bus/journey-timers.ts';
 import { config } from '#shared/config.ts';
 import { dynamo } from '#store/client.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
@@ -22,8 +22,8 @@ describe('writing a due journey timer', () => {
   it('stores its Journey Timer event once, however often it fires', async () => {
     const journey = `timers-${Date.now().toString(36)}`;
     const detail = { emissionId: 'x', kind: 'journey-timer', journey, run: 3, step: 'wait', profileKey: 'u#ana', dueAt: new Date(DUE).toISOString() };
-    expect(await writeJourneyTimer(detail, DUE + 1_000)).toBe(true);
-    expect(await writeJourneyTimer(detail, DUE + 9_000)).toBe(false);
+    expect(await writeTimer(detail, DUE + 1_000)).toBe(true);
+    expect(await writeTimer(detail, DUE + 9_000)).toBe(false);
     const pk = eventPk('kairos', journeyTimerMessageId({ journey, run: 3, step: 'wait', profileKey: 'u#ana' }));
     const { Item } = (await dynamo().send('GetItem', { TableName: config.EVENTS_TABLE, Key: { pk } })) as { Item?: Record<string, unknown> };
     const expected = journeyTimerEvent({ journey, run: 3, step: 'wait', profileKey: 'u#ana', dueAt: DUE }, DUE + 1_000, 0);
@@ -31,6 +31,6 @@ describe('writing a due journey timer', () => {
   });
 
   it('refuses a detail that names no timer, writing nothing', async () => {
-    await expect(writeJourneyTimer({ kind: 'journey', journey: 'j' }, DUE)).rejects.toThrow(/not a journey timer/);
+    await expect(writeTimer({ kind: 'journey', journey: 'j' }, DUE)).rejects.toThrow(/not a timer/);
   });
 });
