@@ -14,9 +14,9 @@
  *   `Kairos Journey Timer`, which the dispatcher turns into the `Journey
  *   Timer` event (timer.ts) written to the Events table when due;
  * - the report's counts (report.ts).
- * An act's send decided now carries its contact (the plan counts it on the profile at
- * once), and the acts one event sets off decide in turn, each seeing the
- * sends before it (triggers/react.ts `fireInTurn`).
+ * An act's send decided now carries its contact (the plan counts it on the
+ * profile at once), and the acts one event sets off decide in turn, each
+ * seeing the sends before it (triggers/react.ts `fireInTurn`).
  * An entry is the trigger's `on` (triggers/react.ts `caused`) and its `when`
  * (CEL on the view after the event, `context` the event); the steps' CEL
  * sees the same. Pure: no I/O.

@@ -205,6 +205,8 @@ interface SendRequest {
  * `defer` and nothing is served because quiet hours hold on the channel,
  * deferred to their end instead.
  */
+function decideSendAt(catalog: CompiledCatalog, send: SendRequest, defer: true, options: FireOptions): DecidedSend | DeferredSend;
+function decideSendAt(catalog: CompiledCatalog, send: SendRequest, defer: false, options: FireOptions): DecidedSend;
 function decideSendAt(catalog: CompiledCatalog, send: SendRequest, defer: boolean, options: FireOptions): DecidedSend | DeferredSend {
   const { slot, profile, context } = send;
   const request = {
@@ -293,7 +295,7 @@ export function sendEntry(catalog: CompiledCatalog, slot: EmissionSlot, origin: 
 export function decideDueSend(catalog: CompiledCatalog, timer: SendTimerRef, change: AppliedChange, options: FireOptions = {}): OutboxEntry {
   const slot = { channel: timer.channel, ...(timer.placement !== undefined ? { placement: timer.placement } : {}) };
   const send = decideSendAt(catalog, { slot, profile: change.after, context: timer.context, now: change.now, id: timer.send }, false, options);
-  return emissionEntry(timer.send, timer.origin, send as DecidedSend);
+  return emissionEntry(timer.send, timer.origin, send);
 }
 
 /** The outbox entry of one firing of `trigger` by `change` (see the module's docstring). */
