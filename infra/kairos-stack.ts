@@ -202,7 +202,7 @@ export class KairosStack extends Stack {
       value: this.emissions.bus.eventBusName,
     });
     new CfnOutput(this, 'TimerFailureQueueUrl', {
-      description: 'Fired journey timers not written to the Events table (the timer rule DLQ and the dispatcher async on-failure destination)',
+      description: 'Fired timers (journey waits, deferred sends) not written to the Events table (the timer rule DLQ and the dispatcher async on-failure destination)',
       value: this.emissions.timerFailureQueue.queueUrl,
     });
     new CfnOutput(this, 'StreamFailureQueueUrl', {

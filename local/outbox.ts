@@ -15,15 +15,15 @@
  *   whose time passed while the stack was down fires at once. Scheduling an event that
  *   is already scheduled is a no-op, as EventBridge Scheduler's name
  *   conflict is; `cancel` removes one (and saves), a missing one is
- *   success, as DeleteSchedule's not found is for the erasure. A journey's timer (`Kairos Journey Timer`) is not put on
- *   the bus when it fires: its `Journey Timer` event is written to the
+ *   success, as DeleteSchedule's not found is for the erasure. A timer (a journey's wait, `Kairos Journey Timer`; a
+ *   deferred send, `Kairos Send Timer`) is not put on the bus when it fires: its event is written to the
  *   Events table (`writeTimer`, the dispatcher's own path deployed), never
- *   to outbox.jsonl.
+ *   to outbox.jsonl; a deferred send is decided then by the profile function.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { BusEvent, EmissionBus, EmissionScheduler } from '#shared/bus/bus.ts';
-import { DETAIL_TYPES, EMISSION_SOURCE } from '#domain/triggers/emission.ts';
+import { EMISSION_SOURCE, TIMER_DETAIL_TYPES } from '#domain/triggers/emission.ts';
 
 /** One line of outbox.jsonl: an event as the bus delivers it. */
 export interface DeliveredEvent {
@@ -95,7 +95,7 @@ export class LocalScheduler implements EmissionScheduler {
 
   /**
    * `file`: schedules.json (loaded now: every schedule is armed, past ones fire at once); none keeps them in memory.
-   * `writeTimer`: writes a fired journey timer to the Events table (default shared/bus/journey-timers.ts `writeJourneyTimer`,
+   * `writeTimer`: writes a fired timer to the Events table (default shared/bus/journey-timers.ts `writeTimer`,
    * imported when a timer first fires: the store's configuration is read only once the stack has set its environment).
    */
   constructor(
@@ -104,7 +104,7 @@ export class LocalScheduler implements EmissionScheduler {
   ) {
     this.#bus = bus;
     this.#writeTimer =
-      options.writeTimer ?? (async (detail, firedAt) => (await import('#shared/bus/journey-timers.ts')).writeJourneyTimer(detail, firedAt));
+      options.writeTimer ?? (async (detail, firedAt) => (await import('#shared/bus/journey-timers.ts')).writeTimer(detail, firedAt));
     this.#file = options.file;
     this.#log = options.log ?? ((line) => console.error(`[kairos] scheduler: ${line}`));
     if (this.#file && existsSync(this.#file)) {
@@ -169,7 +169,7 @@ export class LocalScheduler implements EmissionScheduler {
       for (const schedule of this.pending()) {
         if (this.#stopped || schedule.at > Date.now()) break;
         try {
-          if (schedule.event.detailType === DETAIL_TYPES.journeyTimer) await this.#writeTimer(schedule.event.detail, Date.now());
+          if (TIMER_DETAIL_TYPES.includes(schedule.event.detailType)) await this.#writeTimer(schedule.event.detail, Date.now());
           else if ((await this.#bus.put([schedule.event])).length > 0) throw new Error('the bus refused it');
           this.#schedules.delete(schedule.event.id);
         } catch (error) {

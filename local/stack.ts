@@ -124,7 +124,7 @@ export interface LocalStack {
   failures(): readonly OnFailureRecord[];
   /** What the local bus delivered (the lines of outbox.jsonl), oldest first. */
   emissions(): readonly DeliveredEvent[];
-  /** The deferred sends the local scheduler has not fired yet, soonest first. */
+  /** The timers (deferred sends, journey waits) the local scheduler has not fired yet, soonest first. */
   schedules(): readonly { readonly event: { readonly id: string }; readonly at: number }[];
   streamStats(): StreamPollerStats;
   /** Stop HTTP (in-flight requests finish), the poller (in-flight batch finishes), then DynamoDB Local. */

@@ -179,7 +179,8 @@ const operations: Readonly<Record<string, Operation>> = {
   },
   'DELETE /v1/admin/keys/{keyId}': { summary: 'Revoke a write key', success: { status: 200, description: 'the revoked key' } },
   'GET /v1/admin/outbox': {
-    summary: 'What the triggers set off: each emission with its status (now, deferred to the end of quiet hours, refused by a policy) and what the bus carries',
+    summary:
+      'What the triggers and journeys set off: each emission with its status (now; deferred: a timer, such as a send waiting for the end of quiet hours, decided then; refused by a policy) and what the bus carries',
     query: [
       { name: 'limit', description: 'items read, 1..1000; default 100' },
       { name: 'cursor', description: 'the `next` of the page before' },

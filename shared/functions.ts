@@ -8,7 +8,7 @@ import type { TableName } from '#store/tables.ts';
 /**
  * `write` puts without reading (ingest's conditional puts need no read
  * right); `put` is `PutItem` alone (the dispatcher's conditional puts of
- * due journey timers: no batch, no update, no delete, no read);
+ * due timers: no batch, no update, no delete, no read);
  * `readdelete` is `read` and `DeleteItem` (the erasure's deletes of a
  * customer's emissions: no put, no update, no batch).
  */
@@ -70,10 +70,10 @@ export const functionDefinitions = {
   },
   dispatcher: {
     entry: 'functions/dispatcher/handler.ts',
-    description: 'Publishes the outbox (triggers, journeys) to the EventBridge bus, schedules a deferred send, writes due journey timers',
-    // Reads the Outbox table's stream (its event source mapping grants it); puts due journey timers in the Events table.
+    description: 'Publishes the outbox (triggers, journeys) to the EventBridge bus, schedules timers, writes due timers (journey waits, deferred sends)',
+    // Reads the Outbox table's stream (its event source mapping grants it); puts due timers in the Events table.
     tables: { Events: 'put' },
-    // Only journey timers' event keys, `kairos#jt-<digest>` (shared/domain/journeys/timer.ts JOURNEY_TIMER_KEY_PREFIX,
+    // Only timers' event keys (a journey's, a deferred send's), `kairos#jt-<digest>` (shared/domain/journeys/timer.ts JOURNEY_TIMER_KEY_PREFIX,
     // held equal by test/unit/journeys-properties.test.ts): a source id no write key has.
     leadingKeys: { Events: ['kairos#jt-*'] },
     memorySize: 512,

@@ -2,7 +2,9 @@
  * GET /v1/admin/outbox (API.md §5): what the triggers set off, as the
  * Outbox table keeps it (shared/store/outbox.ts) for OUTBOX_RETENTION_DAYS
  * after each send time: each emission's id, `status` (`now`: published at
- * once; `deferred`: scheduled for `sendAt`, the end of quiet hours;
+ * once; `deferred`: a timer scheduled for `sendAt` — a send that fell in
+ * quiet hours, decided then and listed again under its own id, `now` or
+ * `refused`; a journey's wait;
  * `refused`: a policy held it — consent, caps, suppression — never
  * published), `sendAt`, `createdAt` (ISO-8601), `detailType` and `detail`
  * (what the bus carries: decision id, customer, channel, rendered content,

@@ -4,31 +4,32 @@
  * ReportBatchItemFailures, bisect, bounded retries and an on-failure queue;
  * locally the same poller as the Events stream) brings each emission the
  * profile function committed (shared/store/outbox.ts):
- * - `now`, or `deferred` whose time has come: put on the bus
- *   (shared/bus/bus.ts; deployed EventBridge, locally a JSONL file);
- * - `deferred`: a one-time schedule that puts it on the bus at `sendAt`
- *   (deployed EventBridge Scheduler, locally a persisted emulation);
+ * - `now`: put on the bus (shared/bus/bus.ts; deployed EventBridge,
+ *   locally a JSONL file);
  * - `refused`: nothing (the profile function counted it);
- * - a journey's timer (`Kairos Journey Timer`) is never put on the bus:
- *   due, its `Journey Timer` event is written to the Events table
- *   (shared/bus/journey-timers.ts, a conditional put: a repeat is a no-op);
- *   not yet due, it is scheduled like any deferred emission. Deployed, its
- *   schedule puts it on the bus, where a rule matching only that
- *   detail-type invokes this function with the EventBridge event, and the
- *   handler writes the timer then (locally the scheduler emulation writes
- *   it itself).
+ * - `deferred`: a timer (a journey's wait, `Kairos Journey Timer`; a send
+ *   that fell in quiet hours, `Kairos Send Timer`), never put on the bus as
+ *   an emission: due, its event is written to the Events table
+ *   (shared/bus/journey-timers.ts, a conditional put: a repeat is a no-op),
+ *   where the profile function takes it (a deferred send is decided then);
+ *   not yet due, a one-time schedule at `sendAt` (deployed EventBridge
+ *   Scheduler, locally a persisted emulation). Deployed, the schedule puts
+ *   it on the bus, where a rule matching only the timers' detail-types
+ *   invokes this function with the EventBridge event, and the handler
+ *   writes the timer then (locally the scheduler emulation writes it
+ *   itself).
  * A record whose emission could not be put or scheduled is reported in
  * `batchItemFailures` and redelivered: delivery is at least once, and
  * every event carries its stable `emissionId` for consumers to dedupe.
- * Metrics: `EmissionsPublished`, `EmissionsScheduled`, `EmissionsFailed`,
- * `JourneyTimersWritten`.
+ * Metrics: `EmissionsPublished`, `EmissionsScheduled` (timers scheduled),
+ * `EmissionsFailed`, `TimersWritten`.
  */
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent, EventBridgeEvent } from 'aws-lambda';
 import { functionLogger, functionMetrics } from '#shared/observability.ts';
 import { busEventOf, type EmissionBus, type EmissionScheduler } from '#shared/bus/bus.ts';
 import { eventBridgeBus, eventBridgeScheduler } from '#shared/bus/eventbridge.ts';
-import { isJourneyTimer, writeJourneyTimer } from '#shared/bus/journey-timers.ts';
+import { isTimer, writeTimer as writeTimerEvent } from '#shared/bus/journey-timers.ts';
 import { outboxEntryFromItem } from '#store/outbox.ts';
 import { itemFromImage } from '#store/stream-image.ts';
 
@@ -40,9 +41,9 @@ export interface DispatcherOptions {
   readonly scheduler: EmissionScheduler;
   readonly now?: () => number;
   /**
-   * Writes a due timer's `Journey Timer` event to the Events table (its
-   * `detail`, the instant it fired, epoch ms); rejects when it could not.
-   * @default shared/bus/journey-timers.ts `writeJourneyTimer`
+   * Writes a due timer's event to the Events table (its `detail`, the
+   * instant it fired, epoch ms); rejects when it could not.
+   * @default shared/bus/journey-timers.ts `writeTimer`
    */
   readonly writeTimer?: (detail: Readonly<Record<string, unknown>>, firedAt: number) => Promise<unknown>;
 }
@@ -50,7 +51,7 @@ export interface DispatcherOptions {
 export interface DispatchReport {
   readonly published: number;
   readonly scheduled: number;
-  /** Due journey timers written to the Events table (or found there already). */
+  /** Due timers written to the Events table (or found there already). */
   readonly timers: number;
   /** Sequence numbers of the records to redeliver. */
   readonly failures: readonly string[];
@@ -63,7 +64,7 @@ export async function dispatchRecords(records: readonly DynamoDBRecord[], option
   const now = (options.now ?? Date.now)();
   const failures = new Set<string>();
   const publish: { sequence: string; id: string; event: ReturnType<typeof busEventOf> }[] = [];
-  const writeTimer = options.writeTimer ?? writeJourneyTimer;
+  const writeTimer = options.writeTimer ?? writeTimerEvent;
   let scheduled = 0;
   let timers = 0;
   for (const record of records) {
@@ -87,12 +88,12 @@ export async function dispatchRecords(records: readonly DynamoDBRecord[], option
       }
       continue;
     }
-    if (isJourneyTimer(entry)) {
+    if (isTimer(entry)) {
       try {
         await writeTimer(entry.detail, now);
         timers++;
       } catch (error) {
-        logger.error('journey timer not written', { emissionId: entry.id, error: error as Error });
+        logger.error('timer not written', { emissionId: entry.id, error: error as Error });
         failures.add(sequenceOf(record));
       }
       continue;
@@ -123,7 +124,7 @@ export function createDispatchHandler(options: DispatcherOptions): (event: Dynam
     metrics.addMetric('EmissionsPublished', MetricUnit.Count, report.published);
     metrics.addMetric('EmissionsScheduled', MetricUnit.Count, report.scheduled);
     metrics.addMetric('EmissionsFailed', MetricUnit.Count, report.failures.length);
-    metrics.addMetric('JourneyTimersWritten', MetricUnit.Count, report.timers);
+    metrics.addMetric('TimersWritten', MetricUnit.Count, report.timers);
     metrics.publishStoredMetrics();
     const failed = new Set(report.failures);
     // In the batch's order; Lambda checkpoints before the lowest.
@@ -133,18 +134,18 @@ export function createDispatchHandler(options: DispatcherOptions): (event: Dynam
 
 /**
  * The handler of a fired timer's schedule, as the bus rule delivers it (an
- * EventBridge event of detail-type `Kairos Journey Timer`): writes its
- * `Journey Timer` event; rejects when it could not, so that EventBridge
+ * EventBridge event of a timer's detail-type, emission.ts
+ * TIMER_DETAIL_TYPES): writes its event; rejects when it could not, so that EventBridge
  * retries the invocation (a repeat is a no-op). Any other event is refused.
  */
 export function createTimerHandler(
   options: Pick<DispatcherOptions, 'now' | 'writeTimer'> = {},
 ): (event: EventBridgeEvent<string, Record<string, unknown>>) => Promise<void> {
-  const writeTimer = options.writeTimer ?? writeJourneyTimer;
+  const writeTimer = options.writeTimer ?? writeTimerEvent;
   return async (event) => {
-    if (!isJourneyTimer({ detailType: event['detail-type'] })) throw new Error(`unexpected event: ${event['detail-type']}`);
+    if (!isTimer({ detailType: event['detail-type'] })) throw new Error(`unexpected event: ${event['detail-type']}`);
     await writeTimer(event.detail, (options.now ?? Date.now)());
-    metrics.addMetric('JourneyTimersWritten', MetricUnit.Count, 1);
+    metrics.addMetric('TimersWritten', MetricUnit.Count, 1);
     metrics.publishStoredMetrics();
   };
 }

@@ -14,8 +14,10 @@
  * profile write's own transaction; the dispatcher publishes it. The
  * journeys' runs are stored with the profile, and the journey report's
  * counts are added in the same transaction. Emissions
- * are counted by status (`EmissionsNow`, `EmissionsDeferred`,
- * `EmissionsRefused`: sends a policy refused are never published).
+ * are counted by status (`EmissionsNow`; `EmissionsDeferred`: timers — a
+ * journey's wait, a send that fell in quiet hours, counted again as `now`
+ * or refused when it is decided at their end; `EmissionsRefused`: sends a
+ * policy refused are never published).
  *
  * A plain loop rather than Powertools' batch processor: the unit of work is
  * the batch (one read, one transaction per profile), not a record.

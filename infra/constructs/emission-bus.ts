@@ -7,7 +7,7 @@ import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { ScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { DETAIL_TYPES, EMISSION_SOURCE } from '#domain/triggers/emission.ts';
+import { EMISSION_SOURCE, TIMER_DETAIL_TYPES } from '#domain/triggers/emission.ts';
 import { failureQueue } from './failure-queue.ts';
 import type { KairosFunction } from './kairos-function.ts';
 
@@ -55,10 +55,11 @@ export interface EmissionBusProps {
  * The dispatcher learns them through KAIROS_BUS_ARN, KAIROS_SCHEDULE_GROUP
  * and KAIROS_SCHEDULER_ROLE_ARN (shared/bus/eventbridge.ts).
  *
- * A journey's timer comes back through the same path: its schedule puts it
- * on the bus, and a rule matching only its detail-type (source `kairos`,
- * `Kairos Journey Timer`) invokes the dispatcher, which writes its
- * `Journey Timer` event to the Events table (functions/dispatcher/handler.ts);
+ * A timer (a journey's wait; a send deferred by quiet hours, decided only
+ * when due) comes back through the same path: its schedule puts it on the
+ * bus, and a rule matching only the timers' detail-types (source `kairos`,
+ * `Kairos Journey Timer` and `Kairos Send Timer`) invokes the dispatcher,
+ * which writes its event to the Events table (functions/dispatcher/handler.ts);
  * only that rule may invoke it. A timer is never lost unnoticed: the rule's
  * target retries (`timerRetryAttempts`, `timerMaxAge`) and then sends the
  * event to the timer failure queue (its DLQ); the dispatcher's asynchronous
@@ -74,7 +75,7 @@ export class EmissionBus extends Construct {
   public readonly scheduleGroup: ScheduleGroup;
   /** The role EventBridge Scheduler assumes to put a deferred send on the bus. */
   public readonly schedulerRole: Role;
-  /** The rule that brings a fired journey timer back to the dispatcher. */
+  /** The rule that brings a fired timer (a journey's, a deferred send's) back to the dispatcher. */
   public readonly timerRule: Rule;
   /**
    * Fired timers not delivered to the dispatcher, its invocations that failed after retries, and schedules (deferred
@@ -88,7 +89,7 @@ export class EmissionBus extends Construct {
     super(scope, id);
     const { account } = Stack.of(this);
     this.bus = new EventBus(this, 'Bus', {
-      description: 'Kairos (source "kairos"): trigger and journey actions for your senders, and fired journey timers back to Kairos',
+      description: 'Kairos (source "kairos"): trigger and journey actions for your senders, and fired journey timers and deferred send timers back to Kairos',
     });
     this.scheduleGroup = new ScheduleGroup(this, 'Schedules', {});
 
@@ -133,9 +134,9 @@ export class EmissionBus extends Construct {
     const retryAttempts = props.timerRetryAttempts ?? 10;
     if (retryAttempts < 0 || retryAttempts > 185) throw new Error(`EmissionBus: timerRetryAttempts must be 0..185 (EventBridge), got ${retryAttempts}`);
     this.timerRule = new Rule(this, 'JourneyTimers', {
-      description: 'Fired journey timers back to the dispatcher, which writes them to the Events table',
+      description: 'Fired timers (journey waits, deferred sends) back to the dispatcher, which writes them to the Events table',
       eventBus: this.bus,
-      eventPattern: { source: [EMISSION_SOURCE], detailType: [DETAIL_TYPES.journeyTimer] },
+      eventPattern: { source: [EMISSION_SOURCE], detailType: [...TIMER_DETAIL_TYPES] },
       targets: [new LambdaFunction(dispatcher, { deadLetterQueue: this.timerFailureQueue, retryAttempts, maxEventAge: maxAge })],
     });
     dispatcher.configureAsyncInvoke({ retryAttempts: 2, maxEventAge: maxAge, onFailure: new SqsDestination(this.timerFailureQueue) });

@@ -1,6 +1,6 @@
 /**
  * The erasure and the outbox on DynamoDB Local: the real profile function
- * (triggers whose sends fall in quiet hours: `deferred`), the real
+ * (triggers whose sends fall in quiet hours: their timers, `deferred`), the real
  * dispatcher putting them on the local scheduler (local/outbox.ts
  * `LocalScheduler`), and the admin handler's DELETE with that scheduler:
  *
@@ -140,13 +140,13 @@ describe('DELETE /v1/admin/profiles/{userId} and the outbox', () => {
     await dispatchOutboxOf([...keysOf(erased, erasedAnonymous), ...keysOf(other, otherAnonymous)]);
 
     // Each emission is stored with the profile key of the write that made it: the anonymous complaint under the
-    // anonymous key, the user's under the user key; deferred to the end of the quiet hours, on the scheduler.
+    // anonymous key, the user's under the user key; each a send's timer, deferred to the end of the quiet hours, on the scheduler.
     const erasedItems = [...(await outboxItemsNaming(erasedAnonymous)), ...(await outboxItemsNaming(erased))];
     const byKey = new Map(erasedItems.map((item) => [item.pk, item]));
-    expect([...byKey.values()].map((item) => [item.profileKey, item.status, item.sendAt]).sort()).toEqual(
+    expect([...byKey.values()].map((item) => [item.profileKey, item.status, item.sendAt, item.detailType]).sort()).toEqual(
       [
-        [`a#${erasedAnonymous}`, 'deferred', SEND_AT],
-        [`u#${erased}`, 'deferred', SEND_AT],
+        [`a#${erasedAnonymous}`, 'deferred', SEND_AT, 'Kairos Send Timer'],
+        [`u#${erased}`, 'deferred', SEND_AT, 'Kairos Send Timer'],
       ].sort(),
     );
     const erasedIds = [...byKey.values()].map((item) => String(item.id));

@@ -1,13 +1,15 @@
 /**
- * A due journey timer written to the real Events table (DynamoDB Local)
- * through the dispatcher's path (shared/bus/journey-timers.ts): stored as
- * its `Journey Timer` event (shared/domain/journeys/timer.ts), once however
- * often it fires; a detail that names no timer writes nothing.
+ * A due timer written to the real Events table (DynamoDB Local) through the
+ * dispatcher's path (shared/bus/journey-timers.ts): a journey's as its
+ * `Journey Timer` event, a deferred send's as its `Send Timer` event
+ * (shared/domain/journeys/timer.ts), each once however often it fires,
+ * under the `kairos#jt-` keys the dispatcher may put; a detail that names
+ * no timer writes nothing.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { journeyTimerEvent, journeyTimerMessageId } from '#domain/journeys/timer.ts';
+import { JOURNEY_TIMER_KEY_PREFIX, journeyTimerEvent, journeyTimerMessageId, sendTimerEvent, sendTimerOf, sendTimerOfDetail } from '#domain/journeys/timer.ts';
 import { eventPk } from '#domain/item-keys.ts';
-import { writeJourneyTimer } from '#shared/bus/journey-timers.ts';
+import { writeTimer } from '#shared/bus/journey-timers.ts';
 import { config } from '#shared/config.ts';
 import { dynamo } from '#store/client.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
@@ -22,15 +24,36 @@ describe('writing a due journey timer', () => {
   it('stores its Journey Timer event once, however often it fires', async () => {
     const journey = `timers-${Date.now().toString(36)}`;
     const detail = { emissionId: 'x', kind: 'journey-timer', journey, run: 3, step: 'wait', profileKey: 'u#ana', dueAt: new Date(DUE).toISOString() };
-    expect(await writeJourneyTimer(detail, DUE + 1_000)).toBe(true);
-    expect(await writeJourneyTimer(detail, DUE + 9_000)).toBe(false);
+    expect(await writeTimer(detail, DUE + 1_000)).toBe(true);
+    expect(await writeTimer(detail, DUE + 9_000)).toBe(false);
     const pk = eventPk('kairos', journeyTimerMessageId({ journey, run: 3, step: 'wait', profileKey: 'u#ana' }));
     const { Item } = (await dynamo().send('GetItem', { TableName: config.EVENTS_TABLE, Key: { pk } })) as { Item?: Record<string, unknown> };
     const expected = journeyTimerEvent({ journey, run: 3, step: 'wait', profileKey: 'u#ana', dueAt: DUE }, DUE + 1_000, 0);
     expect(Item).toEqual({ ...expected, expiresAt: Math.floor((DUE + 1_000) / 1000) + config.KAIROS_HISTORY_DAYS * 86_400 });
   });
 
+  it("stores a deferred send's Send Timer event once, however often it fires, under a timer's key", async () => {
+    const send = `vip-in.src-test#m-${Date.now().toString(36)}`;
+    const detail = {
+      emissionId: 'st-x',
+      kind: 'send-timer',
+      send,
+      channel: 'email',
+      origin: { kind: 'trigger', trigger: 'vip-in', cause: { kind: 'entered', segment: 'vip' }, eventId: 'm-1' },
+      context: { event: 'Identify', type: 'identify', messageId: 'm-1', timestamp: new Date(DUE).toISOString(), properties: {}, traits: {}, timezone: 'Europe/Madrid' },
+      profileKey: 'u#ana',
+      dueAt: new Date(DUE).toISOString(),
+    };
+    expect(await writeTimer(detail, DUE + 1_000)).toBe(true);
+    expect(await writeTimer(detail, DUE + 9_000)).toBe(false);
+    const expected = sendTimerEvent(sendTimerOfDetail(detail)!, DUE + 1_000, 0);
+    expect(expected.pk.startsWith(JOURNEY_TIMER_KEY_PREFIX)).toBe(true);
+    const { Item } = (await dynamo().send('GetItem', { TableName: config.EVENTS_TABLE, Key: { pk: expected.pk } })) as { Item?: Record<string, unknown> };
+    expect(Item).toEqual({ ...expected, expiresAt: Math.floor((DUE + 1_000) / 1000) + config.KAIROS_HISTORY_DAYS * 86_400 });
+    expect(sendTimerOf(Item as never)).toMatchObject({ send, channel: 'email', origin: detail.origin, context: detail.context });
+  });
+
   it('refuses a detail that names no timer, writing nothing', async () => {
-    await expect(writeJourneyTimer({ kind: 'journey', journey: 'j' }, DUE)).rejects.toThrow(/not a journey timer/);
+    await expect(writeTimer({ kind: 'journey', journey: 'j' }, DUE)).rejects.toThrow(/not a timer/);
   });
 });

@@ -16,11 +16,12 @@
  *   call-centre task at once, and no VIP promotion on decide;
  * - the churn win-back (journey churn-winback), two customers entering
  *   churn risk at D 12:30: Aiko lives in Tokyo, where it is night: the
- *   retention email is deferred to the end of the demo's quiet hours (09:00
- *   in Tokyo, D+1 00:00 UTC), sits on the scheduler, and is delivered when
- *   the clock gets there; two days after her entry the wait's timer comes
- *   back through the Events table, she has not ordered, and the push (night
- *   in Tokyo again) is deferred and delivered at the next 09:00. Luis (no
+ *   retention email is not decided yet, its timer waits on the scheduler for
+ *   the end of the demo's quiet hours (09:00 in Tokyo, D+1 00:00 UTC), and
+ *   when the clock gets there the email is decided and delivered; two days
+ *   after her entry the wait's timer comes back through the Events table,
+ *   she has not ordered, and the push (night in Tokyo again) waits the same
+ *   way and is decided and delivered at the next 09:00. Luis (no
  *   zone of his own: Madrid's, daytime) gets the email at once, orders,
  *   and his run ends, exited: his timer, when it fires, sends nothing.
  */
@@ -62,6 +63,8 @@ const outboxFile = (): DeliveredEvent[] =>
     .map((line) => JSON.parse(line) as DeliveredEvent);
 
 const journeyActions = (entries: readonly OutboxEntry[]) => entries.filter((e) => e.detail.kind === 'journey');
+/** The timers of the journey's sends that quiet hours hold (decided when due). */
+const sendTimers = (entries: readonly OutboxEntry[]) => entries.filter((e) => e.detail.kind === 'send-timer');
 const timerOf = (entries: readonly OutboxEntry[]) => entries.find((e) => e.detail.kind === 'journey-timer');
 
 describe('the seed triggers and journeys on the demo catalog', () => {
@@ -93,7 +96,7 @@ describe('the seed triggers and journeys on the demo catalog', () => {
     expect(stack.emissions().filter((e) => detailOf(e).userId === userId && detailOf(e).trigger === 'vip-complaint-call')).toHaveLength(1);
   }, 60_000);
 
-  it('churn win-back: the email deferred across the night in the customer’s zone, the push two days later with no order; an order ends the other run', async () => {
+  it('churn win-back: the email decided at the end of the night in the customer’s zone, the push two days later with no order; an order ends the other run', async () => {
     const aiko = uniqueId('aiko');
     const luis = uniqueId('luis');
     const before = await journeyTotals(api, 'churn-winback');
@@ -108,21 +111,22 @@ describe('the seed triggers and journeys on the demo catalog', () => {
 
     // Returns raise churnRisk past its threshold: both enter churn-risk, and the journey, now.
     await sendEvents(api, [aiko, luis].flatMap((userId) => Array.from({ length: 5 }, (_, i) => track({ userId }, 'Order Refunded', { order_id: `r${i}` }))));
-    const hasEmailAndTimer = (entries: OutboxEntry[]) => journeyActions(entries).length === 1 && timerOf(entries) !== undefined;
+    const hasEmailAndTimer = (entries: OutboxEntry[]) => journeyActions(entries).length + sendTimers(entries).length === 1 && timerOf(entries) !== undefined;
     const aikoEntries = await outboxOf(api, aiko, hasEmailAndTimer);
     const luisEntries = await outboxOf(api, luis, hasEmailAndTimer);
 
-    // Aiko: 21:30 in Tokyo, night. The email is decided for 09:00 there (D+1 00:00 UTC) and waits on the scheduler.
-    const aikoEmail = journeyActions(aikoEntries)[0]!;
+    // Aiko: 21:30 in Tokyo, night. The email is not decided now: its timer waits on the scheduler for 09:00 there (D+1 00:00 UTC).
+    expect(journeyActions(aikoEntries)).toEqual([]);
+    const aikoEmailTimer = sendTimers(aikoEntries)[0]!;
     const morningInTokyo = middayToday() + 12 * HOUR;
-    expect(aikoEmail).toMatchObject({
+    expect(aikoEmailTimer).toMatchObject({
       status: 'deferred',
       sendAt: new Date(morningInTokyo).toISOString(),
-      detail: { journey: 'churn-winback', run: 1, step: 'retention-email', channel: 'email', actionId: 'retention-offer' },
+      detailType: 'Kairos Send Timer',
+      detail: { channel: 'email', origin: { kind: 'journey', journey: 'churn-winback', run: 1, step: 'retention-email' } },
     });
-    expect(String((aikoEmail.detail.content as { subject: string }).subject)).toBe('Aiko, un 15% para volver');
-    await until(() => stack.schedules().some((s) => s.event.id === aikoEmail.id), 15_000, 'the deferred email on the scheduler');
-    expect(stack.emissions().filter((e) => e.id === aikoEmail.id)).toEqual([]);
+    expect(aikoEmailTimer.detail).not.toHaveProperty('content');
+    await until(() => stack.schedules().some((s) => s.event.id === aikoEmailTimer.id), 15_000, 'the email timer on the scheduler');
     const aikoTimer = timerOf(aikoEntries)!;
     expect(aikoTimer).toMatchObject({ status: 'deferred', detail: { journey: 'churn-winback', run: 1, step: 'two-days' } });
     expect(Date.parse(aikoTimer.sendAt) - D).toBeGreaterThanOrEqual(2 * DAY);
@@ -141,26 +145,35 @@ describe('the seed triggers and journeys on the demo catalog', () => {
     expect(luisEnded).toEqual([expect.objectContaining({ journey: 'churn-winback', run: 1, ended: expect.objectContaining({ how: 'exited' }) })]);
     expect(luisEnded[0]?.step).toBeUndefined();
 
-    // The night ends in Tokyo: the scheduler puts Aiko's email on the bus then, not before.
+    // The night ends in Tokyo: the timer comes back, the email is decided then (she is still in the run) and delivered, not before.
+    expect(stack.emissions().filter((e) => e.id === aikoEmailTimer.detail.send)).toEqual([]);
     advanceClock(morningInTokyo - Date.now() + 2_000);
-    const aikoDelivered = await emission(stack, (e) => e.id === aikoEmail.id, 15_000);
-    expect(aikoDelivered).toMatchObject({ 'detail-type': 'Kairos Journey Action', detail: { step: 'retention-email', actionId: 'retention-offer' } });
+    const aikoDelivered = await emission(stack, (e) => e.id === aikoEmailTimer.detail.send, 15_000);
+    expect(aikoDelivered).toMatchObject({ 'detail-type': 'Kairos Journey Action', detail: { run: 1, step: 'retention-email', channel: 'email', actionId: 'retention-offer' } });
+    expect(String((detailOf(aikoDelivered).content as { subject: string }).subject)).toBe('Aiko, un 15% para volver');
     expect(Date.parse(aikoDelivered.time)).toBeGreaterThanOrEqual(morningInTokyo);
-    expect(outboxFile().filter((l) => l.id === aikoEmail.id)).toHaveLength(1);
+    expect(outboxFile().filter((l) => l.id === aikoEmailTimer.detail.send)).toHaveLength(1);
     expect(await runsOf(api, aiko, () => true, 0)).toEqual([expect.objectContaining({ journey: 'churn-winback', run: 1, step: 'two-days' })]);
 
     // Two days after the entries: both timers come back through the Events table. Aiko has not ordered: the push,
-    // decided at 21:30 in Tokyo again, is deferred to the next 09:00 there; Luis's run has ended: nothing.
+    // at 21:30 in Tokyo again, waits as a timer for the next 09:00 there; Luis's run has ended: nothing.
     const timersDue = Math.max(...[aikoEntries, luisEntries].map((entries) => Date.parse(timerOf(entries)!.sendAt)));
     advanceClock(timersDue - Date.now() + 2_000);
     await until(() => !stack.schedules().some((s) => s.event.id === aikoTimer.id || s.event.id === timerOf(luisEntries)!.id), 15_000, 'both timers fired');
-    const withPush = await outboxOf(api, aiko, (entries) => journeyActions(entries).some((e) => e.detail.step === 'retention-push'));
-    const push = journeyActions(withPush).find((e) => e.detail.step === 'retention-push');
+    const isPushTimer = (e: OutboxEntry) => (e.detail.origin as { step?: string } | undefined)?.step === 'retention-push';
+    const withPush = await outboxOf(api, aiko, (entries) => sendTimers(entries).some(isPushTimer));
+    const pushTimer = sendTimers(withPush).find(isPushTimer)!;
     const nextMorningInTokyo = morningInTokyo + 2 * DAY;
-    expect(push).toMatchObject({ status: 'deferred', sendAt: new Date(nextMorningInTokyo).toISOString(), detail: { run: 1, channel: 'push', actionId: 'retention-offer' } });
+    expect(pushTimer).toMatchObject({ status: 'deferred', sendAt: new Date(nextMorningInTokyo).toISOString(), detail: { channel: 'push', origin: { run: 1 } } });
+    // The run completed past the push step meanwhile: its send is still decided when due.
     advanceClock(nextMorningInTokyo - Date.now() + 2_000);
-    const pushDelivered = await emission(stack, (e) => e.id === push!.id, 15_000);
-    expect(pushDelivered).toMatchObject({ source: 'kairos', 'detail-type': 'Kairos Journey Action', detail: { content: { title: 'Te echamos de menos', deepLink: 'kairos-demo://offers/retention' } } });
+    const pushDelivered = await emission(stack, (e) => e.id === pushTimer.detail.send, 15_000);
+    const push = { id: pushDelivered.id };
+    expect(pushDelivered).toMatchObject({
+      source: 'kairos',
+      'detail-type': 'Kairos Journey Action',
+      detail: { run: 1, channel: 'push', actionId: 'retention-offer', content: { title: 'Te echamos de menos', deepLink: 'kairos-demo://offers/retention' } },
+    });
     expect(Date.parse(pushDelivered.time)).toBeGreaterThanOrEqual(nextMorningInTokyo);
     expect(await runsOf(api, aiko, (runs) => runs.some((r) => r.ended !== undefined))).toEqual([
       expect.objectContaining({ journey: 'churn-winback', run: 1, ended: expect.objectContaining({ how: 'completed' }) }),
@@ -171,8 +184,8 @@ describe('the seed triggers and journeys on the demo catalog', () => {
     expect(journeyActions(await outboxOf(api, luis, () => true, 0))).toHaveLength(1);
     expect(await runsOf(api, luis, () => true, 0)).toEqual(luisEnded);
     // Timers go to the Events table, never on the bus; each send was delivered once.
-    expect(stack.emissions().filter((e) => e['detail-type'] === 'Kairos Journey Timer')).toEqual([]);
-    for (const id of [aikoEmail.id, push!.id, luisEmail.id]) expect(outboxFile().filter((l) => l.id === id)).toHaveLength(1);
+    expect(stack.emissions().filter((e) => e['detail-type'] === 'Kairos Journey Timer' || e['detail-type'] === 'Kairos Send Timer')).toEqual([]);
+    for (const id of [aikoEmailTimer.detail.send, push.id, luisEmail.id]) expect(outboxFile().filter((l) => l.id === id)).toHaveLength(1);
     const after = await journeyTotals(api, 'churn-winback');
     expect(after.entered - before.entered).toBe(2);
     expect(after.exited - before.exited).toBe(1);

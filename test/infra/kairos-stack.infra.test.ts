@@ -359,11 +359,11 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
     for (const what of ['trigger', 'journey actions', 'journey timers', 'source "kairos"']) expect(bus.Description).toContain(what);
   });
 
-  it('a fired journey timer comes back to the dispatcher: one rule on its detail-type, on this bus, the only one that may invoke it', () => {
+  it('a fired timer (a journey wait, a deferred send) comes back to the dispatcher: one rule on their detail-types, on this bus, the only one that may invoke it', () => {
     template.resourceCountIs('AWS::Events::Rule', 1);
     template.hasResourceProperties('AWS::Events::Rule', {
       EventBusName: { Ref: busId() },
-      EventPattern: { source: ['kairos'], 'detail-type': ['Kairos Journey Timer'] },
+      EventPattern: { source: ['kairos'], 'detail-type': ['Kairos Journey Timer', 'Kairos Send Timer'] },
       Targets: [
         Match.objectLike({
           Arn: { 'Fn::GetAtt': [functionId('dispatcher'), 'Arn'] },

@@ -60,8 +60,9 @@ export async function outbox(api: StackAccess, status?: string): Promise<OutboxE
 }
 
 /**
- * The outbox entries of `userId` (its emissions, and its journey timers by
- * profile key), once `ready` holds of them or `timeoutMs` has passed.
+ * The outbox entries of `userId` (its emissions, and its timers — a
+ * journey's, a deferred send's — by profile key), once `ready` holds of
+ * them or `timeoutMs` has passed.
  */
 export async function outboxOf(api: StackAccess, userId: string, ready: (entries: OutboxEntry[]) => boolean, timeoutMs = 15_000): Promise<OutboxEntry[]> {
   const deadline = performance.now() + timeoutMs;

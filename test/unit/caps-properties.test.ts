@@ -2,10 +2,13 @@
  * A trigger's or a journey's send counts toward caps the moment it is
  * decided, exactly once (fast-check, with the profile plan against the
  * Profiles + Outbox table in memory of reactions-support.ts):
- * - under any redelivery, reordering and batch cuts, each `now` or
- *   `deferred` send is one contact on the profile (its channel's contact
- *   times, its action's impression times), and a push cap of 1 a day holds
- *   between every two sends, deferred ones (quiet hours) included;
+ * - under any redelivery, reordering and batch cuts, each `now` send is one
+ *   contact on the profile (its channel's contact times, its action's
+ *   impression times), and a push cap of 1 a day holds between every two
+ *   sends; a send that falls in quiet hours is a timer, no contact, until
+ *   it is due: its `Send Timer` event, fired any number of times in any
+ *   order and cuts, decides its send once (`now` or `refused`), and the cap
+ *   holds across those too;
  * - the impressions the sender reports later for those sends, however
  *   often and in whatever order, add no contact, but count as impressions
  *   (engagement, the learning statistics) once each;
@@ -20,8 +23,9 @@
  *   the write's earlier ones, each once: a cap of 1 a day holds across
  *   them, a cap of 2 lets two through;
  * - with a cap of 1 a day, two sends set off in one batch or in two, by two
- *   events or by one, by two triggers or a trigger and a journey step: one
- *   is sent, the other refused by the cap.
+ *   events or by one, by two triggers or a trigger and a journey step, or
+ *   both deferred to the same end of quiet hours: one is sent, the other
+ *   refused by the cap.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -30,6 +34,7 @@ import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { countSince } from '#domain/decide/policies.ts';
 import { createJourneyStepper } from '#domain/journeys/react.ts';
+import { timerEventOfDetail } from '#domain/journeys/timer.ts';
 import type { PlanOptions } from '#domain/profile/plan.ts';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
 import { parseProfileState, type ProfileState } from '#domain/profile/state.ts';
@@ -77,7 +82,23 @@ const track = (messageId: string, event: string, at: number, properties: Record<
   storedEvent({ type: 'track', userId: 'u-1', messageId, event, timestamp: new Date(at).toISOString(), properties });
 
 const finalState = (store: MemoryStore): ProfileState => parseProfileState(store.profiles.get(CUSTOMER)!.state);
-const sends = (store: MemoryStore): OutboxEntry[] => store.outbox.filter((e) => e.status !== 'refused');
+/** The sends decided (a timer is none yet). */
+const sends = (store: MemoryStore): OutboxEntry[] => store.outbox.filter((e) => e.status === 'now');
+/** The timers of sends that fell in quiet hours, not decided yet. */
+const timers = (store: MemoryStore): OutboxEntry[] => store.outbox.filter((e) => e.detail.kind === 'send-timer');
+/** The `Send Timer` event of a timer entry, written when due. */
+const dueEvent = (timer: OutboxEntry): StoredEvent => timerEventOfDetail(timer.detail, timer.sendAt, 1)!;
+/**
+ * Fire the pending timers of `store` in one batch, at their latest due time or `after`, outside quiet hours
+ * (08:00–22:00 UTC); returns that instant.
+ */
+const fireDue = (store: MemoryStore, after: number, of: CompiledCatalog = catalog): number => {
+  let at = Math.max(after, ...timers(store).map((e) => e.sendAt));
+  const hour = new Date(at).getUTCHours();
+  if (hour < 8 || hour >= 22) at = Date.UTC(new Date(at).getUTCFullYear(), new Date(at).getUTCMonth(), new Date(at).getUTCDate() + (hour >= 22 ? 1 : 0), 8);
+  deliver([timers(store).map(dueEvent)].filter((b) => b.length > 0), [], () => optionsAt(of, at), store);
+  return at;
+};
 const refusals = (store: MemoryStore): OutboxEntry[] => store.outbox.filter((e) => e.status === 'refused');
 const sortedNumbers = (list: readonly number[]): number[] => [...list].sort((a, b) => a - b);
 
@@ -93,21 +114,60 @@ const events = fc
   // The first always sets a trigger off: there is a send.
   .map((drafts) => drafts.map(([name, s], i) => track(`m-${i}`, i === 0 ? 'Cart Abandoned' : name, T0 + s * 1000)));
 
+/**
+ * `list` in any order (by `keys`), a record twice (`twice`: index, then how far after its first), cut in
+ * batches of `cuts`: the deliveries `delivery` makes, for a list known only once the sends are decided.
+ */
+const arrange = (list: readonly StoredEvent[], keys: readonly number[], twice: readonly [number, number][], cuts: readonly number[]): StoredEvent[][] => {
+  if (list.length === 0) return [];
+  const sequence = list.map((e, i) => ({ e, k: keys[i % keys.length] as number, i })).sort((a, b) => a.k - b.k || a.i - b.i).map(({ e }) => e);
+  for (const [index, at] of twice) {
+    const event = list[index % list.length] as StoredEvent;
+    const first = sequence.indexOf(event);
+    sequence.splice(first + 1 + (at % (sequence.length - first)), 0, event);
+  }
+  const batches: StoredEvent[][] = [];
+  for (let i = 0, c = 0; i < sequence.length; c++) {
+    const size = cuts[c % cuts.length] as number;
+    batches.push(sequence.slice(i, i + size));
+    i += size;
+  }
+  return batches;
+};
+
+/** How a list known only once some sends are decided is delivered (see `arrange`). */
+const arrangement = fc.record({
+  keys: fc.array(fc.nat(100), { minLength: 1, maxLength: 16 }),
+  twice: fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 4 }),
+  cuts: fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 6 }),
+  faults: fc.array(fc.boolean(), { maxLength: 8 }),
+});
+
 describe('a send counts toward caps once, when decided', () => {
-  it('any order, duplicates, batch cuts, redelivery and batch instants (quiet hours too): one contact per send, the cap holds, reported impressions add no contact', () => {
+  it('any order, duplicates, batch cuts, redelivery and batch instants (quiet hours too), then the timers of the sends quiet hours deferred fired any number of times in any order and cuts: each send decided once, one contact per send, the cap holds, reported impressions add no contact', () => {
     fc.assert(
       fc.property(
         events.chain((list) => delivery(list, false).map((d) => ({ list, ...d }))),
         // Each batch's instant: hours apart, so some fall in quiet hours and some a day past the last send.
         fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 1, maxLength: 10 }),
         fc.array(fc.nat(2), { maxLength: 30 }),
-        ({ batches, faults }, steps, repeats) => {
+        arrangement,
+        ({ batches, faults }, steps, repeats, firing) => {
           const instants: number[] = [];
           batches.forEach((_, b) => instants.push((instants[b - 1] ?? START) + (steps[b % steps.length] as number) * 3_600_000));
           const store = deliver(batches, faults, (b) => optionsAt(catalog, instants[b] as number));
+          // A timer is no contact: only the sends decided so far are.
+          const early = sends(store).map((e) => e.contact!.at);
+          expect(sortedNumbers(finalState(store).channels.push?.contacts ?? [])).toEqual(sortedNumbers(early));
+          // The timers come back when due (some twice, in any order and cuts, after a fault), each decided once.
+          const pending = timers(store);
+          const firstDue = Math.max(instants.at(-1) as number, ...pending.map((e) => e.sendAt));
+          deliver(arrange(pending.map(dueEvent), firing.keys, firing.twice, firing.cuts), firing.faults, (b) => optionsAt(catalog, firstDue + b * 60_000), store);
           expect(store.outboxRefusals).toBe(0);
+          const decidedLate = new Set(pending.map((t) => t.detail.send));
+          for (const send of decidedLate) expect(store.outbox.filter((e) => e.id === send).map((e) => e.status)).toEqual([expect.stringMatching(/^(now|refused)$/)]);
           const sent = sends(store);
-          expect(sent.length).toBeGreaterThan(0);
+          expect(sent.length + refusals(store).length).toBeGreaterThan(0);
           // Each send is one contact: its time on the channel and the action, its decision in `sent`.
           const state = finalState(store);
           const times = sortedNumbers(sent.map((e) => e.contact!.at));
@@ -117,19 +177,20 @@ describe('a send counts toward caps once, when decided', () => {
           for (const e of sent) expect(e.contact!.at).toBe(Math.floor(e.sendAt / 1000) * 1000);
           // A cap of 1 a day: every two sends a day apart, deferred ones at their send time.
           times.slice(1).forEach((t, i) => expect(t - (times[i] as number)).toBeGreaterThanOrEqual(DAY));
-          for (const e of refusals(store)) expect(e.detail).toMatchObject({ refused: 'channel_cap' });
-          expect(sent.length + refusals(store).length).toBe(store.outbox.length);
+          // Refused by the cap; a timer's send decided when quiet hours had come again, by them.
+          for (const e of refusals(store)) expect(e.detail.refused).toBe(decidedLate.has(e.id) && e.detail.refused === 'quiet_hours' ? 'quiet_hours' : 'channel_cap');
+          expect(sent.length + refusals(store).length + pending.length).toBe(store.outbox.length);
 
           // The impressions reported for the sends (each up to three times, any order, any cuts): no contact, one impression each.
           const reports = sent.flatMap((e, i) => Array.from({ length: 1 + ((repeats[i] ?? 0) % 3) }, (_, n) => impressionOf(e, n)));
-          const later = (instants.at(-1) as number) + 3_600_000;
+          const later = firstDue + DAY;
           const shuffled = [...reports].sort((a, b) => (a.messageId < b.messageId ? 1 : -1));
           deliver([shuffled.slice(0, 3), shuffled.slice(3)].filter((b) => b.length > 0), faults, () => optionsAt(catalog, later), store);
           const reported = finalState(store);
           expect(sortedNumbers(reported.channels.push?.contacts ?? [])).toEqual(times);
           expect(sortedNumbers(reported.actions.nudge?.i ?? [])).toEqual(times);
-          expect(reported.channels.push?.delivered).toBe(sent.length);
-          expect(reported.actions.nudge?.n).toBe(sent.length);
+          expect(reported.channels.push?.delivered ?? 0).toBe(sent.length);
+          expect(reported.actions.nudge?.n ?? 0).toBe(sent.length);
           expect(store.impressions).toBe(reports.length > 0 ? sent.length : 0);
         },
       ),
@@ -195,19 +256,26 @@ journeys:
     }
   });
 
-  it('a send deferred past quiet hours counts at its send time; a second one in the same night is refused at it', () => {
+  it('two sends deferred past quiet hours are no contact while they wait; at their end both come back: the first decided is sent, the second refused by the cap', () => {
     const night = Date.parse('2026-04-11T23:00:00Z');
     const store = deliver([[track('a', 'Cart Abandoned', T0)], [track('b', 'Product Viewed', T0 + 1000)]], [], (b) => optionsAt(catalog, night + b * 60_000));
-    const [deferred] = sends(store);
-    expect(deferred?.status).toBe('deferred');
-    expect(new Date(deferred!.sendAt).toISOString()).toBe('2026-04-12T08:00:00.000Z');
-    expect(finalState(store).channels.push?.contacts).toEqual([deferred!.sendAt]);
-    expect(refusals(store).map((e) => e.detail.refused)).toEqual(['channel_cap']);
+    const pending = timers(store);
+    expect(pending.map((e) => [e.status, e.detailType, new Date(e.sendAt).toISOString(), e.detail.send])).toEqual([
+      ['deferred', 'Kairos Send Timer', '2026-04-12T08:00:00.000Z', 'cart.src-test#a'],
+      ['deferred', 'Kairos Send Timer', '2026-04-12T08:00:00.000Z', 'browse.src-test#b'],
+    ]);
+    expect(sends(store)).toEqual([]);
+    expect(finalState(store).channels.push?.contacts ?? []).toEqual([]);
+    const end = pending[0]!.sendAt;
+    deliver([pending.map(dueEvent)], [], () => optionsAt(catalog, end), store);
+    expect(sends(store).map((e) => [e.id, e.detail.trigger, e.sendAt])).toEqual([['cart.src-test#a', 'cart', end]]);
+    expect(refusals(store).map((e) => [e.id, e.detail.refused])).toEqual([['browse.src-test#b', 'channel_cap']]);
+    expect(finalState(store).channels.push?.contacts).toEqual([end]);
   });
 });
 
 describe('a pending deferred send', () => {
-  it("counts toward the action's frequency cap on a decision before its send time (another channel, not quiet)", () => {
+  it("is no contact until it is decided: a send of the same action on another channel meanwhile is sent, and the action's frequency cap refuses the deferred one when it is due", () => {
     const split = compile(`
 kind: kairos/v1
 actions:
@@ -221,8 +289,11 @@ triggers:
 `);
     const night = Date.parse('2026-04-11T23:00:00Z');
     const store = deliver([[track('a', 'Cart Abandoned', T0)], [track('b', 'Product Viewed', T0 + 1000)]], [], (b) => optionsAt(split, night + b * 60_000));
-    expect(sends(store).map((e) => [e.detail.channel, e.status, new Date(e.sendAt).toISOString()])).toEqual([['push', 'deferred', '2026-04-12T08:00:00.000Z']]);
-    expect(refusals(store).map((e) => [e.detail.channel, e.detail.refused])).toEqual([['sms', 'no_eligible_action']]);
+    expect(timers(store).map((e) => [e.detail.channel, e.status, new Date(e.sendAt).toISOString()])).toEqual([['push', 'deferred', '2026-04-12T08:00:00.000Z']]);
+    expect(sends(store).map((e) => [e.detail.channel, e.status])).toEqual([['sms', 'now']]);
+    deliver([timers(store).map(dueEvent)], [], () => optionsAt(split, Date.parse('2026-04-12T08:00:00Z')), store);
+    expect(refusals(store).map((e) => [e.id, e.detail.channel, e.detail.refused])).toEqual([['cart.src-test#a', 'push', 'no_eligible_action']]);
+    expect(finalState(store).actions.nudge?.i).toEqual([night + 60_000]);
   });
 });
 
@@ -418,26 +489,6 @@ triggers:
     .array(fc.tuple(fc.constantFrom('Cart Abandoned', 'Product Viewed', 'Visit'), fc.integer({ min: 0, max: 5 * 86_400 })), { minLength: 1, maxLength: 12 })
     .map((drafts) => drafts.map(([name, s], i) => anonymous(`v-${i}`, i === 0 ? 'Cart Abandoned' : name, T0 + s * 1000)));
 
-  /**
-   * `list` in any order (by `keys`), a record twice (`twice`: index, then how far after its first), cut in
-   * batches of `cuts`: the deliveries `delivery` makes, for a list known only once the sends are decided.
-   */
-  const arrange = (list: readonly StoredEvent[], keys: readonly number[], twice: readonly [number, number][], cuts: readonly number[]): StoredEvent[][] => {
-    const sequence = list.map((e, i) => ({ e, k: keys[i % keys.length] as number, i })).sort((a, b) => a.k - b.k || a.i - b.i).map(({ e }) => e);
-    for (const [index, at] of twice) {
-      const event = list[index % list.length] as StoredEvent;
-      const first = sequence.indexOf(event);
-      sequence.splice(first + 1 + (at % (sequence.length - first)), 0, event);
-    }
-    const batches: StoredEvent[][] = [];
-    for (let i = 0, c = 0; i < sequence.length; c++) {
-      const size = cuts[c % cuts.length] as number;
-      batches.push(sequence.slice(i, i + size));
-      i += size;
-    }
-    return batches;
-  };
-
   it("any delivery of the visitor's sends, then of the login (identify, alias or both) among their impressions and taps under any ids: one contact per send, each outcome counted once", () => {
     fc.assert(
       fc.property(
@@ -456,6 +507,8 @@ triggers:
           const instants: number[] = [];
           batches.forEach((_, b) => instants.push((instants[b - 1] ?? START) + (steps[b % steps.length] as number) * 3_600_000));
           const store = deliver(batches, faults, (b) => optionsAt(catalog, instants[b] as number));
+          // The sends quiet hours deferred, decided when due.
+          const last = fireDue(store, instants.at(-1) as number);
           const sent = sends(store);
           expect(sent.length).toBeGreaterThan(0);
           const times = sortedNumbers(sent.map((e) => e.contact!.at));
@@ -463,7 +516,6 @@ triggers:
           // The impressions reported for the sends (some not at all, some several times, under any ids), and the login among them.
           const outcomes = reports.map(([which, ids, event], r) => reported(sent[which % sent.length]!, `report-${r}`, idsOf[ids]!, event));
           const joins = login === 'identify' ? [identify('login')] : login === 'alias' ? [alias('login')] : [identify('login'), alias('alias')];
-          const last = instants.at(-1) as number;
           deliver(arrange([...joins, ...outcomes], second.keys, second.twice, second.cuts), second.faults, (b) => optionsAt(catalog, last + (b + 1) * 3_600_000), store);
 
           const state = finalState(store);

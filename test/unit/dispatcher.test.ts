@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDispatchHandler, createTimerHandler, dispatchRecords } from '#functions/dispatcher/handler.ts';
-import { journeyTimerOfDetail } from '#domain/journeys/timer.ts';
+import { journeyTimerOfDetail, sendTimerOfDetail, timerEventOfDetail } from '#domain/journeys/timer.ts';
+import type { StoredEvent } from '#domain/stored-event.ts';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
 import { outboxPuts } from '#store/outbox.ts';
 import type { BusEvent, EmissionBus, EmissionScheduler } from '#shared/bus/bus.ts';
@@ -308,5 +309,80 @@ describe('the local bus and scheduler', () => {
     await new Promise((resolve) => setTimeout(resolve, 900));
     expect(bus.events().map((e) => e.id)).toEqual(['due', 'later']);
     second.stop();
+  });
+});
+
+/** A deferred send's timer entry, as shared/domain/triggers/react.ts writes it when quiet hours hold. */
+const sendTimerEntry = (id: string, dueAt: number): OutboxEntry => ({
+  id,
+  status: 'deferred',
+  sendAt: dueAt,
+  detailType: 'Kairos Send Timer',
+  detail: {
+    emissionId: id,
+    kind: 'send-timer',
+    send: 'vip-in.src#m-1',
+    channel: 'email',
+    origin: { kind: 'trigger', trigger: 'vip-in', cause: { kind: 'entered', segment: 'vip' }, eventId: 'm-1' },
+    context: { event: 'Identify', type: 'identify', messageId: 'm-1', timestamp: new Date(NOW).toISOString(), properties: {}, traits: {} },
+    profileKey: 'u#u-1',
+    dueAt: new Date(dueAt).toISOString(),
+  },
+});
+
+describe("the dispatcher and a deferred send's timer", () => {
+  /** The Send Timer events the writes asked for make (the one definition the Events table gets). */
+  const written: StoredEvent[] = [];
+  const write = async (detail: Readonly<Record<string, unknown>>, firedAt: number): Promise<void> => {
+    written.push(timerEventOfDetail(detail, firedAt, 1)!);
+  };
+
+  it('writes a due one to the Events table (to be decided there), never on the bus; schedules one not yet due; the bus rule and the local scheduler write it too', async () => {
+    written.length = 0;
+    const bus = new LocalBus(undefined, () => NOW);
+    const scheduler = new RecordingScheduler();
+    const report = await dispatchRecords([record(sendTimerEntry('st-due', NOW - 5_000), '1'), record(sendTimerEntry('st-later', NOW + 60_000), '2')], {
+      bus,
+      scheduler,
+      now: () => NOW,
+      writeTimer: write,
+    });
+    expect(report).toEqual({ published: 0, scheduled: 1, timers: 1, failures: [] });
+    expect(written.map((e) => [e.event, e.properties?.send, e.timestamp])).toEqual([['Send Timer', 'vip-in.src#m-1', new Date(NOW - 5_000).toISOString()]]);
+    expect(bus.events()).toEqual([]);
+    expect(scheduler.calls.map((c) => [c.event.id, c.event.detailType, c.at])).toEqual([['st-later', 'Kairos Send Timer', NOW + 60_000]]);
+
+    const fired = sendTimerEntry('st-fired', NOW);
+    await createTimerHandler({ now: () => NOW + 1, writeTimer: write })({
+      version: '0',
+      id: 'e-1',
+      account: '123456789012',
+      time: new Date(NOW).toISOString(),
+      region: 'us-east-1',
+      resources: [],
+      source: 'kairos',
+      'detail-type': 'Kairos Send Timer',
+      detail: fired.detail,
+    });
+    expect(written).toHaveLength(2);
+
+    const local = new LocalScheduler(bus, { log: () => undefined, writeTimer: write });
+    const at = Date.now() + 100;
+    const soon = sendTimerEntry('st-soon', at);
+    await local.scheduleAt({ id: soon.id, detailType: soon.detailType, detail: soon.detail }, at);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(written.map((e) => e.timestamp).at(-1)).toBe(new Date(at).toISOString());
+    expect(bus.events()).toEqual([]);
+    expect(local.pending()).toEqual([]);
+    local.stop();
+  });
+
+  it('reads a send timer only from a well-formed detail', () => {
+    const { detail } = sendTimerEntry('st', NOW);
+    expect(sendTimerOfDetail(detail)).toMatchObject({ send: 'vip-in.src#m-1', channel: 'email', profileKey: 'u#u-1', dueAt: NOW });
+    for (const broken of [{ kind: 'journey-timer' }, { channel: 'fax' }, { send: '' }, { origin: { kind: 'trigger', trigger: 't' } }, { context: 'x' }, { placement: 3 }]) {
+      expect(sendTimerOfDetail({ ...detail, ...broken })).toBeUndefined();
+      expect(timerEventOfDetail({ ...detail, ...broken }, NOW, 1)).toBeUndefined();
+    }
   });
 });

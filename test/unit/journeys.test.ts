@@ -3,7 +3,8 @@
  * each refusal with its line and column) and the state machine
  * (shared/domain/journeys/machine.ts) step by step: entry, act, wait, the
  * timer and a stale one, a wait for an event and its timeout, branch, exit
- * condition, exit step, re-entry.
+ * condition, exit step, re-entry; an act in quiet hours, its send decided
+ * when its timer is due, or not at all when the run exited meanwhile.
  */
 import { describe, expect, it } from 'vitest';
 import { loadCatalog } from '#domain/catalog/load.ts';
@@ -11,7 +12,13 @@ import type { CompiledCatalog, CompiledJourney, CompiledRule } from '#domain/cat
 import { createRuleVariables, evaluateRule } from '#domain/catalog/rules.ts';
 import { caused } from '#domain/triggers/react.ts';
 import { advanceJourneys, journeyEffectId, journeyRunsView, type JourneyInput, type JourneyRuns } from '#domain/journeys/machine.ts';
-import { journeyTimerEvent, journeyTimerOf, journeyTimerMessageId, INTERNAL_SOURCE_ID } from '#domain/journeys/timer.ts';
+import { journeyTimerEvent, journeyTimerOf, journeyTimerMessageId, INTERNAL_SOURCE_ID, timerEventOfDetail } from '#domain/journeys/timer.ts';
+import { createJourneyStepper } from '#domain/journeys/react.ts';
+import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
+import type { PlanOptions } from '#domain/profile/plan.ts';
+import { parseProfileState } from '#domain/profile/state.ts';
+import { storedEvent } from '../support/stream.ts';
+import { deliver, type MemoryStore } from './reactions-support.ts';
 import { semanticName } from '#domain/profile/apply.ts';
 import { emptyProfileView, type ProfileView } from '#domain/profile/view.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
@@ -336,5 +343,65 @@ describe('timer events', () => {
     expect(journeyTimerOf(event)).toEqual({ journey: 'retention', run: 3, step: 'wait' });
     expect(journeyTimerOf({ ...event, sourceId: 'key_0123' })).toBeUndefined();
     expect(journeyTimerEvent({ ...timer, profileKey: 'a#anon' }, T0, 1)).toMatchObject({ anonymousId: 'anon' });
+  });
+});
+
+describe("a journey act in quiet hours: its send's timer, decided when due (journeys/react.ts)", () => {
+  const catalog = compile(
+    [
+      BASE,
+      'policies:',
+      '  consentRequired: []',
+      "  quietHours: [{ id: night-email, channels: [email], from: '22:00', to: '08:00', timezone: UTC }]",
+      'journeys:',
+      '  - id: retention',
+      '    entry: { entered: churn-high }',
+      '    exit: { event: Order Completed }',
+      '    steps:',
+      '      - { id: email, act: { channel: email } }',
+      '      - { id: wait, wait: 3d }',
+    ].join('\n'),
+  );
+  const NIGHT = Date.parse('2026-11-30T23:00:00Z');
+  const END = Date.parse('2026-12-01T08:00:00Z');
+  const optionsAt = (now: number): PlanOptions => ({
+    settings: { halfLifeDays: 14 },
+    enricher: createCatalogEnricher(() => catalog),
+    journeys: createJourneyStepper(() => catalog),
+    now,
+  });
+  const at = (ms: number) => new Date(ms).toISOString();
+  /** At 23:00 the customer's risk turns high: the journey's email act falls in quiet hours. */
+  const entered = (): MemoryStore => {
+    const store = deliver([[storedEvent({ type: 'identify', userId: 'luis', messageId: 'risk', timestamp: at(NIGHT), traits: { risk: 'high' } })]], [], () => optionsAt(NIGHT));
+    expect(store.outbox.map((e) => [e.detailType, e.status, e.detail.kind])).toEqual([
+      ['Kairos Send Timer', 'deferred', 'send-timer'],
+      ['Kairos Journey Timer', 'deferred', 'journey-timer'],
+    ]);
+    expect(store.outbox[0]).toMatchObject({ sendAt: END, detail: { send: journeyEffectId({ kind: 'act', journey: 'retention', run: 1, step: 'email', profileKey: 'u#luis' }), origin: { kind: 'journey', journey: 'retention', run: 1, step: 'email' } } });
+    return store;
+  };
+  const fire = (store: MemoryStore): MemoryStore => deliver([[timerEventOfDetail(store.outbox[0]!.detail, END, 1)!]], [], () => optionsAt(END), store);
+  const emailContacts = (store: MemoryStore) => parseProfileState(store.profiles.get('u#luis')!.state).channels.email?.contacts ?? [];
+
+  it('the customer still in the run: sent at the end of quiet hours under the act\'s id, one contact; the run stays where it was', () => {
+    const store = entered();
+    const runs = parseProfileState(store.profiles.get('u#luis')!.state).journeys;
+    fire(store);
+    const sent = store.outbox.filter((e) => e.detailType === 'Kairos Journey Action');
+    expect(sent.map((e) => [e.id, e.status, e.sendAt, e.detail.actionId, e.detail.step])).toEqual([[store.outbox[0]!.detail.send, 'now', END, 'retain-email', 'email']]);
+    expect(emailContacts(store)).toEqual([END]);
+    expect(parseProfileState(store.profiles.get('u#luis')!.state).journeys).toEqual(runs);
+  });
+
+  it('the run exited meanwhile (an order at 02:00): the timer is stale and sends nothing', () => {
+    const store = entered();
+    deliver([[storedEvent({ type: 'track', userId: 'luis', messageId: 'order', event: 'Order Completed', timestamp: at(NIGHT + 3 * 3_600_000) })]], [], () => optionsAt(NIGHT + 3 * 3_600_000), store);
+    expect(parseProfileState(store.profiles.get('u#luis')!.state).journeys.retention?.ended?.how).toBe('exited');
+    const before = store.outbox.length;
+    fire(store);
+    expect(store.outbox.length).toBe(before);
+    expect(store.outbox.filter((e) => e.detailType === 'Kairos Journey Action')).toEqual([]);
+    expect(emailContacts(store)).toEqual([]);
   });
 });

@@ -30,7 +30,7 @@ import {
 import { parseProfileState, serializeProfileState } from '#domain/profile/state.ts';
 import type { ProfileItem } from '#domain/profile/profile-item.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
-import { journeyTimerEvent } from '#domain/journeys/timer.ts';
+import { journeyTimerEvent, sendTimerEvent } from '#domain/journeys/timer.ts';
 import { storedEvent } from '../support/stream.ts';
 import type { StatisticsIncrement } from '#domain/learning/statistics.ts';
 import { decisionId, draft, expectedStatistics, firstDifference, forCustomer, statisticsTotals, type Draft } from './profile-support.ts';
@@ -625,6 +625,33 @@ describe('the exactly-once plan of a stream batch', () => {
     // The customer coming back (an event of their own) starts a profile as before.
     expect(deliver(store, [record(storedEvent({ type: 'page', userId: 'u-j1', messageId: 'p1', timestamp: '2026-04-10T01:00:00Z' }), 4)])).toEqual([]);
     expect(store.profiles.has('u#u-j1')).toBe(true);
+  });
+
+  it("a deferred send's timer of a customer erased while it waited is dropped and starts no profile (the rule of a journey's timer)", () => {
+    const identify = storedEvent({ type: 'identify', userId: 'u-s1', messageId: 'i1', timestamp: '2026-04-10T00:00:00Z', traits: { firstName: 'Sara' } });
+    const timer = (firedAt: number) =>
+      sendTimerEvent(
+        {
+          send: 'vip-in.src-test#i1',
+          channel: 'sms',
+          origin: { kind: 'trigger', trigger: 'vip-in', cause: { kind: 'entered', segment: 'vip' }, eventId: 'i1' },
+          context: { event: 'identify', type: 'identify', messageId: 'i1', timestamp: '2026-04-10T00:00:00Z', properties: {}, traits: {} },
+          profileKey: 'u#u-s1',
+          dueAt: firedAt,
+        },
+        firedAt,
+        Math.floor(firedAt / 1000) + 86_400,
+      );
+    const store = new MemoryStore();
+    expect(deliver(store, [record(identify, 1)])).toEqual([]);
+    expect(planOn(store, [record(timer(RECEIVED + 1_000), 2)]).dropped).toEqual([]);
+    store.erase(['u#u-s1'], RECEIVED + 2_000, [identify]);
+    const late = timer(RECEIVED + 3_000);
+    const plan = planOn(store, [record(late, 3)]);
+    expect(plan.dropped).toEqual([{ eventPk: late.pk, records: [record(late, 3).id] }]);
+    expect(plan.targets).toEqual([]);
+    expect(commit(store, plan)).toEqual({ again: [], failed: [] });
+    expect(store.profiles.has('u#u-s1')).toBe(false);
   });
 
   it('sets aside an event the aggregate refuses and an event without identity; the rest of the batch is planned', () => {

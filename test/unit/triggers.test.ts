@@ -12,13 +12,15 @@ import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { customerTag, decisionKey, openDecisionId, readDecisionId } from '#domain/decide/decision-id.ts';
 import { eventOutcome } from '#domain/profile/apply.ts';
-import { emptyProfileState } from '#domain/profile/state.ts';
+import { emptyProfileState, parseProfileState } from '#domain/profile/state.ts';
 import { emptyReadState, planBatch, type BatchPlan, type BatchRecord, type PlanOptions, type ReadState } from '#domain/profile/plan.ts';
 import type { AppliedChange } from '#domain/profile/reactions.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
-import { DETAIL_TYPES, type TriggerEmissionDetail } from '#domain/triggers/emission.ts';
-import { createTriggerReactor, eventContext, fireTrigger, triggersFiring } from '#domain/triggers/react.ts';
+import { DETAIL_TYPES, sendTimerId, type TriggerEmissionDetail } from '#domain/triggers/emission.ts';
+import { createTriggerReactor, decideDueSend, eventContext, fireTrigger, triggersFiring } from '#domain/triggers/react.ts';
+import { sendTimerEvent, sendTimerOfDetail, timerEventOfDetail } from '#domain/journeys/timer.ts';
+import { deliver, type MemoryStore } from './reactions-support.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import { storedEvent } from '../support/stream.ts';
 import { NOW, daysAgo, makeView, type ViewOverrides } from './catalog-support.ts';
@@ -291,17 +293,77 @@ triggers:
     expect(fire('a short note').detail.actionId).toBe('read-back');
   });
 
-  it('in quiet hours: deferred to their end in the customer\'s zone, decided for then', () => {
+  it("in quiet hours: not decided, its timer deferred to their end in the customer's zone, with no content, decision or contact", () => {
     const night = new Date('2026-11-23T22:30:00Z');
     const vip = customer({ segments: ['vip'], traits: { tier: 'VIP', firstName: 'Ana' } });
     const entry = fireTrigger(small, trigger('vip-in'), { ...change(customer(), vip), now: night.getTime() });
-    expect(entry.status).toBe('deferred');
+    expect(entry).toMatchObject({ id: sendTimerId('vip-in.src-test#m-Something Happened'), status: 'deferred', detailType: 'Kairos Send Timer' });
     expect(new Date(entry.sendAt).toISOString()).toBe('2026-11-24T09:00:00.000Z');
-    expect(entry.detail).toMatchObject({ actionId: 'promo-sms', content: { text: 'Oferta para Ana' }, sendAt: '2026-11-24T09:00:00.000Z' });
+    expect(entry.detail).toEqual({
+      emissionId: entry.id,
+      kind: 'send-timer',
+      send: 'vip-in.src-test#m-Something Happened',
+      channel: 'sms',
+      origin: { kind: 'trigger', trigger: 'vip-in', cause: { kind: 'entered', segment: 'vip' }, eventId: 'm-Something Happened' },
+      context: eventContext(event('Something Happened')),
+      profileKey: 'u#u-1',
+      dueAt: '2026-11-24T09:00:00.000Z',
+    });
+    expect(entry.contact).toBeUndefined();
     // The device's zone (the event's context) moves the end: 09:00 in New York is 14:00 UTC.
     const e = event('Visit', { context: { timezone: 'America/New_York' } });
     const ny = fireTrigger(small, trigger('vip-in'), { ...change(customer(), vip, e), now: Date.parse('2026-11-24T03:30:00Z') });
     expect(new Date(ny.sendAt).toISOString()).toBe('2026-11-24T14:00:00.000Z');
+    expect(ny.detail.context).toMatchObject({ timezone: 'America/New_York' });
+  });
+
+  describe('a send deferred by quiet hours, decided when its timer is due (decideDueSend) on the profile as it is then', () => {
+    const night = Date.parse('2026-11-23T22:30:00Z');
+    const end = Date.parse('2026-11-24T09:00:00Z');
+    const vip = customer({ segments: ['vip'], traits: { tier: 'VIP', firstName: 'Ana' } });
+    const timer = sendTimerOfDetail(fireTrigger(small, trigger('vip-in'), { ...change(customer(), vip), now: night }, { decisionKey: key }).detail)!;
+    const dueChange = (after: ProfileView, now = end): AppliedChange => {
+      const fired = sendTimerEvent(timer, now, 1);
+      return { eventPk: fired.pk, event: fired, profileKey: 'u#u-1', before: after, after, now };
+    };
+
+    it('nothing changed: sent at the end of quiet hours, with its content, a sealed decision id and its contact, under the send\'s own id', () => {
+      const entry = decideDueSend(small, timer, dueChange(vip), { decisionKey: key });
+      expect(entry).toMatchObject({ id: 'vip-in.src-test#m-Something Happened', status: 'now', sendAt: end, detailType: 'Kairos Trigger Action' });
+      expect(entry.detail).toMatchObject({
+        emissionId: entry.id,
+        kind: 'trigger',
+        trigger: 'vip-in',
+        cause: { kind: 'entered', segment: 'vip' },
+        eventId: 'm-Something Happened',
+        channel: 'sms',
+        actionId: 'promo-sms',
+        content: { text: 'Oferta para Ana' },
+        decidedAt: '2026-11-24T09:00:00.000Z',
+        sendAt: '2026-11-24T09:00:00.000Z',
+      });
+      expect(openDecisionId(entry.detail.decisionId as string, key)).toBeDefined();
+      expect(entry.contact).toMatchObject({ channel: 'sms', actionId: 'promo-sms', at: end });
+      // The same timer decides the same way when its batch is planned again (the seal itself is fresh each time).
+      const again = decideDueSend(small, timer, dueChange(vip), { decisionKey: key });
+      expect(openDecisionId(again.detail.decisionId as string, key)).toEqual(openDecisionId(entry.detail.decisionId as string, key));
+      expect({ ...again, detail: { ...again.detail, decisionId: 0 } }).toEqual({ ...entry, detail: { ...entry.detail, decisionId: 0 } });
+    });
+
+    it('the VIP trap: a return and a complaint opened in the night leave the promotion refused at the end, never sent', () => {
+      const inConflict = customer({ segments: ['vip', 'in-conflict'], traits: { tier: 'VIP', firstName: 'Ana' }, stats: { openComplaints: 1, returns: 1 } });
+      const entry = decideDueSend(small, timer, dueChange(inConflict), { decisionKey: key });
+      expect(entry).toMatchObject({ id: 'vip-in.src-test#m-Something Happened', status: 'refused', detail: { refused: 'suppressed', refusedBy: 'no-promo-in-conflict' } });
+      expect(entry.detail).not.toHaveProperty('content');
+      expect(entry.contact).toBeUndefined();
+      // Consent withdrawn meanwhile: refused by it.
+      expect(decideDueSend(small, timer, dueChange(customer({ consent: {}, segments: ['vip'] })))).toMatchObject({ status: 'refused', detail: { refused: 'consent' } });
+    });
+
+    it('quiet hours holding again when it comes back: refused by them, never deferred a second time', () => {
+      const entry = decideDueSend(small, timer, dueChange(vip, Date.parse('2026-11-24T23:00:00Z')));
+      expect(entry).toMatchObject({ id: timer.send, status: 'refused', detail: { refused: 'quiet_hours', refusedBy: 'sms-night' } });
+    });
   });
 
   it('refused by consent, by suppression (nothing else eligible), and past quiet hours by what holds then', () => {
@@ -388,5 +450,55 @@ describe('the profile plan writes each firing with the event that caused it', ()
     expect(result.targets[0]!.writes[0]!.outbox).toEqual([]);
     expect(result.targets[0]!.writes[0]!.markers).toEqual(['src-test#m1']);
     expect(result.warnings).toEqual([expect.stringContaining('boom')]);
+  });
+});
+
+describe('the VIP trap through the profile plan: a send deferred by quiet hours is decided on the profile as it is when due', () => {
+  const NIGHT = Date.parse('2026-11-23T22:30:00Z');
+  const END = Date.parse('2026-11-24T09:00:00Z');
+  const key = decisionKey('k'.repeat(40));
+  const optionsAt = (now: number): PlanOptions => ({
+    settings: { halfLifeDays: 14 },
+    enricher: createCatalogEnricher(() => small),
+    reactor: createTriggerReactor(() => small, { decisionKey: key }),
+    now,
+  });
+  const track = (messageId: string, name: string, at: number, properties: Record<string, unknown> = {}): StoredEvent =>
+    storedEvent({ type: 'track', userId: 'u-1', messageId, event: name, timestamp: new Date(at).toISOString(), properties });
+  /** At 22:30 the customer consents to sms and becomes a VIP: the promotion's send falls in quiet hours. */
+  const evening = (): MemoryStore => {
+    const store = deliver(
+      [[track('consent', 'Consent Updated', NIGHT - 60_000, { channel: 'sms', granted: true }), storedEvent({ type: 'identify', userId: 'u-1', messageId: 'vip', timestamp: new Date(NIGHT).toISOString(), traits: { tier: 'VIP', firstName: 'Ana' } })]],
+      [],
+      () => optionsAt(NIGHT),
+    );
+    expect(store.outbox.map((e) => [e.detailType, e.status, e.sendAt])).toEqual([['Kairos Send Timer', 'deferred', END]]);
+    return store;
+  };
+  const contacts = (store: MemoryStore) => parseProfileState(store.profiles.get('u#u-1')!.state).channels.sms?.contacts ?? [];
+  const fire = (store: MemoryStore, times = 1): void => {
+    const due = timerEventOfDetail(store.outbox[0]!.detail, END, 1)!;
+    deliver(Array.from({ length: times }, () => [due]), [], (b) => optionsAt(END + b * 1000), store);
+  };
+
+  it('a return and a complaint at 02:00: at 09:00 the promotion is refused (suppressed), no contact, nothing with content', () => {
+    const store = evening();
+    deliver([[track('refund', 'Order Refunded', NIGHT + 3.5 * 3_600_000), track('complaint', 'Complaint Opened', NIGHT + 3.5 * 3_600_000)]], [], () => optionsAt(NIGHT + 3.5 * 3_600_000), store);
+    fire(store);
+    // (The return also sets off the risk trigger on email, refused: no consent there.)
+    const decided = store.outbox.filter((e) => e.detail.trigger === 'vip-in');
+    expect(decided.map((e) => [e.id, e.status, e.detail.refused, e.detail.refusedBy])).toEqual([['vip-in.src-test#vip', 'refused', 'suppressed', 'no-promo-in-conflict']]);
+    expect(store.outbox.filter((e) => e.status !== 'refused').map((e) => e.detailType)).toEqual(['Kairos Send Timer']);
+    expect(contacts(store)).toEqual([]);
+  });
+
+  it('nothing changed: at 09:00 the promotion is sent with its content and a sealed decision id, one contact however often the timer comes back', () => {
+    const store = evening();
+    fire(store, 3);
+    const decided = store.outbox.filter((e) => e.detailType === 'Kairos Trigger Action');
+    expect(decided.map((e) => [e.id, e.status, e.sendAt, e.detail.actionId, e.detail.content])).toEqual([['vip-in.src-test#vip', 'now', END, 'promo-sms', { text: 'Oferta para Ana' }]]);
+    expect(openDecisionId(decided[0]!.detail.decisionId as string, key)).toBeDefined();
+    expect(contacts(store)).toEqual([END]);
+    expect(store.outboxRefusals).toBe(0);
   });
 });

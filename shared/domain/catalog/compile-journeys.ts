@@ -9,7 +9,7 @@
  */
 import { semanticName } from '../profile/apply.ts';
 import { DURATION_PATTERN } from './patterns.ts';
-import { JOURNEY_TIMER_EVENT } from '../journeys/timer.ts';
+import { JOURNEY_TIMER_EVENT, SEND_TIMER_EVENT } from '../journeys/timer.ts';
 import type { CompiledJourney, CompiledJourneyEntry, CompiledJourneyStep, CompiledRule, TriggerCause } from './compiled.ts';
 import type { JourneyDocument } from './schema.ts';
 import { didYouMean } from './suggest.ts';
@@ -50,7 +50,7 @@ export interface JourneyCompileTools {
   readonly cause: (on: JourneyDocument['entry'], path: string) => TriggerCause | undefined;
 }
 
-const TIMER_NAME = semanticName(JOURNEY_TIMER_EVENT);
+const TIMER_NAMES = new Map([JOURNEY_TIMER_EVENT, SEND_TIMER_EVENT].map((name) => [semanticName(name), name]));
 
 /** The compiled journeys; a problem anywhere is reported through `tools` (the caller refuses the catalog). */
 export function compileJourneys(docs: readonly JourneyDocument[], tools: JourneyCompileTools): CompiledJourney[] {
@@ -61,7 +61,8 @@ export function compileJourneys(docs: readonly JourneyDocument[], tools: Journey
     seen.add(doc.id);
     const eventName = (name: string, path: string): string => {
       const semantic = semanticName(name);
-      if (semantic === TIMER_NAME) tools.problem(path, `"${JOURNEY_TIMER_EVENT}" is the name of Kairos's own timer events`);
+      const timer = TIMER_NAMES.get(semantic);
+      if (timer !== undefined) tools.problem(path, `"${timer}" is the name of Kairos's own timer events`);
       return semantic;
     };
 

@@ -96,9 +96,11 @@ export function quietHoursFor(
 /**
  * How many of these ISO times (newest first) share a window of `windowMs`
  * with a contact now: those within it before now, and those ahead of now by
- * less than it (a send deferred past quiet hours, counted when decided:
- * profile/apply.ts `recordSend`), so a cap is never exceeded in the window
- * that holds the pending send.
+ * less than it, so a cap is never exceeded in the window of a contact
+ * recorded ahead of now (profiles keep the send times of sends deferred
+ * past quiet hours by earlier versions, which counted them when decided;
+ * a send deferred now is decided, and counted, only at the end of quiet
+ * hours: triggers/react.ts).
  */
 export function countSince(times: readonly string[] | undefined, nowMs: number, windowMs: number): number {
   if (!times) return 0;

@@ -33,7 +33,7 @@ import { createHash } from 'node:crypto';
 import type { Channel } from '../channels.ts';
 import type { CompiledJourney, CompiledRule } from '../catalog/compiled.ts';
 import { dayOf } from '../profile/time.ts';
-import { journeyTimerOf } from './timer.ts';
+import { isTimerEvent, journeyTimerOf } from './timer.ts';
 import type { StoredEvent } from '../stored-event.ts';
 import { idDigest, MAX_EMISSION_ID_LENGTH } from '../triggers/emission.ts';
 
@@ -177,7 +177,7 @@ function react(journey: CompiledJourney, run: JourneyRun, input: JourneyInput, e
 
 function exits(journey: CompiledJourney, input: JourneyInput): boolean {
   const exit = journey.exit;
-  if (exit === undefined || journeyTimerOf(input.event) !== undefined) return false;
+  if (exit === undefined || isTimerEvent(input.event)) return false;
   if (exit.event !== undefined && input.eventName !== exit.event) return false;
   return exit.when === undefined || input.holds(exit.when);
 }

@@ -4,15 +4,19 @@
  * customer's runs moved on by the state machine (machine.ts), and what that
  * writes in the profile's own transaction —
  * - an `act` step: the entry of a decided send (triggers/react.ts
- *   `decideSend`: every policy, deferred past quiet hours, or refused with
- *   why), detail type `Kairos Journey Action`;
+ *   `sendEntry`: every policy, or refused with why), detail type `Kairos
+ *   Journey Action`; while quiet hours hold on its channel, its send's
+ *   timer instead (`Kairos Send Timer`), decided when due: a due `Send
+ *   Timer` of an act is decided then (triggers/react.ts `decideDueSend`) if
+ *   the customer is still in that run or it completed; a run that exited,
+ *   or was followed by another, sends nothing (a stale timer, as a wait's);
  * - a wait: its timer, an entry `deferred` to the due time, detail type
  *   `Kairos Journey Timer`, which the dispatcher turns into the `Journey
  *   Timer` event (timer.ts) written to the Events table when due;
  * - the report's counts (report.ts).
- * An act's send carries its contact (the plan counts it on the profile at
- * once), and the acts one event sets off decide in turn, each seeing the
- * sends before it (triggers/react.ts `fireInTurn`).
+ * An act's send decided now carries its contact (the plan counts it on the
+ * profile at once), and the acts one event sets off decide in turn, each
+ * seeing the sends before it (triggers/react.ts `fireInTurn`).
  * An entry is the trigger's `on` (triggers/react.ts `caused`) and its `when`
  * (CEL on the view after the event, `context` the event); the steps' CEL
  * sees the same. Pure: no I/O.
@@ -21,8 +25,9 @@ import type { CompiledCatalog, CompiledRule } from '../catalog/compiled.ts';
 import { createFailureTally, createRuleVariables, evaluateRule } from '../catalog/rules.ts';
 import { eventTime, semanticName } from '../profile/apply.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry } from '../profile/reactions.ts';
-import { DETAIL_TYPES, type JourneyEmissionDetail, type JourneyTimerDetail } from '../triggers/emission.ts';
-import { caused, decideSend, eventContext, fireInTurn, type FireOptions } from '../triggers/react.ts';
+import { DETAIL_TYPES, type JourneyTimerDetail } from '../triggers/emission.ts';
+import { caused, decideDueSend, eventContext, fireInTurn, sendEntry, type FireOptions } from '../triggers/react.ts';
+import { sendTimerOf } from './timer.ts';
 import { journeyItemsPerEvent } from '../catalog/compile-journeys.ts';
 import { advanceJourneys, type JourneyAct, type JourneyCount, type JourneyRuns, type JourneyTimer } from './machine.ts';
 
@@ -36,6 +41,14 @@ export interface JourneyReaction {
 /** Move the customer's `runs` on by `change` through the catalog's journeys (see the module's docstring). */
 export function reactJourneys(catalog: CompiledCatalog, runs: Readonly<JourneyRuns>, change: AppliedChange, options: FireOptions = {}): JourneyReaction {
   if (catalog.journeys.length === 0) return { runs, outbox: [], counts: [] };
+  const due = sendTimerOf(change.event);
+  if (due) {
+    const origin = due.origin;
+    if (origin.kind !== 'journey' || !catalog.journeys.some((j) => j.id === origin.journey)) return { runs, outbox: [], counts: [] };
+    const run = Object.hasOwn(runs, origin.journey) ? runs[origin.journey] : undefined;
+    const live = run !== undefined && run.run === origin.run && run.ended?.how !== 'exited';
+    return { runs, outbox: live ? [decideDueSend(catalog, due, change, options)] : [], counts: [] };
+  }
   const event = change.event;
   const vars = createRuleVariables({ profile: change.after, context: eventContext(event), now: new Date(change.now), catalog, failures: createFailureTally() });
   const holds = (rule: CompiledRule) => evaluateRule(rule, vars);
@@ -52,24 +65,7 @@ export function reactJourneys(catalog: CompiledCatalog, runs: Readonly<JourneyRu
 }
 
 function actEntry(catalog: CompiledCatalog, act: JourneyAct, change: AppliedChange, options: FireOptions): OutboxEntry {
-  const send = decideSend(catalog, act, change, act.id, options);
-  const detail: JourneyEmissionDetail = {
-    emissionId: act.id,
-    kind: 'journey',
-    journey: act.journey,
-    run: act.run,
-    step: act.step,
-    eventId: change.event.messageId,
-    ...send.detail,
-  };
-  return {
-    id: act.id,
-    status: send.status,
-    sendAt: send.sendAt,
-    detailType: DETAIL_TYPES.journey,
-    detail: detail as unknown as Record<string, unknown>,
-    ...(send.contact ? { contact: send.contact } : {}),
-  };
+  return sendEntry(catalog, act, { kind: 'journey', journey: act.journey, run: act.run, step: act.step, eventId: change.event.messageId }, act.id, change, options);
 }
 
 function timerEntry(timer: JourneyTimer): OutboxEntry {

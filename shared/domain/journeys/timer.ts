@@ -1,39 +1,112 @@
 /**
- * A journey's timer as an event: when a wait is due, the scheduler
- * (deployed EventBridge Scheduler, locally its emulation) writes this
- * `Journey Timer` track event to the Events table, and it comes back to the
- * profile function through the stream like any other event (machine.ts).
+ * Kairos's own timers as events: when a timer is due, the scheduler
+ * (deployed EventBridge Scheduler, locally its emulation) writes its event
+ * to the Events table, and it comes back to the profile function through
+ * the stream like any other event. A timer names one of two things:
+ * - a journey's wait (`Journey Timer`: journey, run, step), which moves the
+ *   run on (machine.ts); a timer whose run has moved on is stale and does
+ *   nothing;
+ * - a deferred send (`Send Timer`: the send's emission id, its slot, what
+ *   set it off and the firing's decision context), a send that fell in quiet
+ *   hours: the profile plan decides it when it comes back, on the profile as
+ *   it is then (triggers/react.ts `decideDueSend`).
  *
- * Its message id is a function of the timer (journey, run, step, customer),
- * so the Events table's conditional put accepts it once however often the
- * scheduler fires; a timer whose run has moved on is stale and does nothing.
- * Its source id, `kairos`, is one no write key has (key ids are `key_…`):
- * a caller cannot send a timer through ingest.
+ * Its message id is a function of what it names and of the customer, so
+ * the Events table's conditional put accepts it once however often the
+ * scheduler fires. Its source id, `kairos`, is one no write key has (key
+ * ids are `key_…`): a caller cannot send a timer through ingest. A timer is
+ * not activity (profile/apply.ts), and one of a profile that no longer
+ * exists (erased while it waited) is dropped (profile/plan.ts).
  */
 import { createHash } from 'node:crypto';
+import type { TriggerCause } from '../catalog/compiled.ts';
+import { isChannel, type Channel } from '../channels.ts';
 import { eventPk, eventSortKey } from '../item-keys.ts';
 import type { StoredEvent } from '../stored-event.ts';
 
 /** The track event name of a journey timer. */
 export const JOURNEY_TIMER_EVENT = 'Journey Timer';
 
+/** The track event name of a deferred send's timer. */
+export const SEND_TIMER_EVENT = 'Send Timer';
+
 /** The source id of the events Kairos writes itself. */
 export const INTERNAL_SOURCE_ID = 'kairos';
 
-/** What a timer names: the journey, the run and the wait step it ends. */
+/** What a journey's timer names: the journey, the run and the wait step it ends. */
 export interface JourneyTimerRef {
   readonly journey: string;
   readonly run: number;
   readonly step: string;
 }
 
-/** The timer an event is, if it is one (written by Kairos, with its three properties). */
-export function journeyTimerOf(event: Pick<StoredEvent, 'sourceId' | 'type' | 'event' | 'properties'>): JourneyTimerRef | undefined {
-  if (event.sourceId !== INTERNAL_SOURCE_ID || event.type !== 'track' || event.event !== JOURNEY_TIMER_EVENT) return undefined;
-  const { journey, run, step } = event.properties ?? {};
-  if (typeof journey !== 'string' || typeof step !== 'string' || typeof run !== 'number' || !Number.isInteger(run)) return undefined;
-  return { journey, run, step };
+/** What set a deferred send off: a trigger's firing, or a journey's `act` step; `eventId`, the `messageId` of the event that did. */
+export type SendOrigin =
+  | { readonly kind: 'trigger'; readonly trigger: string; readonly cause: TriggerCause; readonly eventId: string }
+  | { readonly kind: 'journey'; readonly journey: string; readonly run: number; readonly step: string; readonly eventId: string };
+
+/**
+ * What a deferred send's timer names: the send (its emission id, which the
+ * send decided when due keeps), its slot, what set it off, and the decision
+ * context of the firing (triggers/react.ts `eventContext` of its event: the
+ * send is decided with it when due, its `timezone` included).
+ */
+export interface SendTimerRef {
+  readonly send: string;
+  readonly channel: Channel;
+  readonly placement?: string;
+  readonly origin: SendOrigin;
+  readonly context: Readonly<Record<string, unknown>>;
 }
+
+/** Where and when a timer is: the customer's profile key (`u#…`, `a#…`) and its due time, epoch ms. */
+export interface TimerPlace {
+  readonly profileKey: string;
+  readonly dueAt: number;
+}
+
+const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> => value !== null && typeof value === 'object' && !Array.isArray(value);
+const isText = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
+const isRun = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value);
+
+function journeyRefOf(fields: Readonly<Record<string, unknown>>): JourneyTimerRef | undefined {
+  const { journey, run, step } = fields;
+  return typeof journey === 'string' && typeof step === 'string' && isRun(run) ? { journey, run, step } : undefined;
+}
+
+function sendOriginOf(value: unknown): SendOrigin | undefined {
+  if (!isRecord(value) || !isText(value.eventId)) return undefined;
+  if (value.kind === 'trigger' && isText(value.trigger) && isRecord(value.cause) && typeof value.cause.kind === 'string') {
+    return { kind: 'trigger', trigger: value.trigger, cause: value.cause as unknown as TriggerCause, eventId: value.eventId };
+  }
+  const ref = value.kind === 'journey' ? journeyRefOf(value) : undefined;
+  return ref ? { kind: 'journey', ...ref, eventId: value.eventId } : undefined;
+}
+
+function sendRefOf(fields: Readonly<Record<string, unknown>>): SendTimerRef | undefined {
+  const { send, channel, placement, origin, context } = fields;
+  const from = sendOriginOf(origin);
+  if (!isText(send) || !isChannel(channel) || !from || !isRecord(context)) return undefined;
+  if (placement !== undefined && typeof placement !== 'string') return undefined;
+  return { send, channel, ...(placement !== undefined ? { placement } : {}), origin: from, context };
+}
+
+const isInternalTrack = (event: Pick<StoredEvent, 'sourceId' | 'type' | 'event'>, name: string): boolean =>
+  event.sourceId === INTERNAL_SOURCE_ID && event.type === 'track' && event.event === name;
+
+/** The journey timer an event is, if it is one (written by Kairos, with its three properties). */
+export function journeyTimerOf(event: Pick<StoredEvent, 'sourceId' | 'type' | 'event' | 'properties'>): JourneyTimerRef | undefined {
+  return isInternalTrack(event, JOURNEY_TIMER_EVENT) ? journeyRefOf(event.properties ?? {}) : undefined;
+}
+
+/** The deferred send's timer an event is, if it is one (written by Kairos, naming a send). */
+export function sendTimerOf(event: Pick<StoredEvent, 'sourceId' | 'type' | 'event' | 'properties'>): SendTimerRef | undefined {
+  return isInternalTrack(event, SEND_TIMER_EVENT) ? sendRefOf(event.properties ?? {}) : undefined;
+}
+
+/** Whether an event is one of Kairos's timers (a journey's, a deferred send's): not the customer's activity. */
+export const isTimerEvent = (event: Pick<StoredEvent, 'sourceId' | 'type' | 'event' | 'properties'>): boolean =>
+  journeyTimerOf(event) !== undefined || sendTimerOf(event) !== undefined;
 
 /** How every timer's message id starts. */
 const TIMER_MESSAGE_PREFIX = 'jt-';
@@ -44,35 +117,34 @@ const TIMER_MESSAGE_PREFIX = 'jt-';
  */
 export const JOURNEY_TIMER_KEY_PREFIX = eventPk(INTERNAL_SOURCE_ID, TIMER_MESSAGE_PREFIX);
 
-/** A timer's message id: `jt-` and 40 hex digits of SHA-256 of what it names (within ingest's 100 characters). */
+/** `jt-` and 40 hex digits of SHA-256 of what a timer names (within ingest's 100 characters). */
+const timerMessageId = (names: readonly unknown[]): string =>
+  `${TIMER_MESSAGE_PREFIX}${createHash('sha256').update(JSON.stringify(names)).digest('hex').slice(0, 40)}`;
+
+/** A journey timer's message id: of its journey, run, step and customer. */
 export function journeyTimerMessageId(timer: JourneyTimerRef & { readonly profileKey: string }): string {
-  const digest = createHash('sha256').update(JSON.stringify([timer.journey, timer.run, timer.step, timer.profileKey])).digest('hex');
-  return `${TIMER_MESSAGE_PREFIX}${digest.slice(0, 40)}`;
+  return timerMessageId([timer.journey, timer.run, timer.step, timer.profileKey]);
 }
 
-/**
- * The stored event of a timer due at `dueAt` (epoch ms) for the customer
- * `profileKey` (`u#…` or `a#…`), written at `firedAt`, kept in the history
- * until `expiresAt` (epoch s, the Events table's TTL).
- */
-export function journeyTimerEvent(
-  timer: JourneyTimerRef & { readonly profileKey: string; readonly dueAt: number },
-  firedAt: number,
-  expiresAt: number,
-): StoredEvent {
-  const messageId = journeyTimerMessageId(timer);
-  const timestamp = new Date(timer.dueAt).toISOString();
-  const id = timer.profileKey.slice(2);
+/** A deferred send timer's message id: of its send and customer (three parts: never a journey timer's four). */
+export function sendTimerMessageId(timer: Pick<SendTimerRef, 'send'> & { readonly profileKey: string }): string {
+  return timerMessageId(['send', timer.send, timer.profileKey]);
+}
+
+/** The stored timer event `name` with `properties`, message id `messageId`, due at `place.dueAt`, written at `firedAt`, kept until `expiresAt` (epoch s). */
+function timerEvent(name: string, messageId: string, properties: Record<string, unknown>, place: TimerPlace, firedAt: number, expiresAt: number): StoredEvent {
+  const timestamp = new Date(place.dueAt).toISOString();
+  const id = place.profileKey.slice(2);
   return {
     pk: eventPk(INTERNAL_SOURCE_ID, messageId),
-    profileKey: timer.profileKey,
+    profileKey: place.profileKey,
     sortKey: eventSortKey(timestamp, messageId),
     sourceId: INTERNAL_SOURCE_ID,
     messageId,
     type: 'track',
-    ...(timer.profileKey.startsWith('u#') ? { userId: id } : { anonymousId: id }),
-    event: JOURNEY_TIMER_EVENT,
-    properties: { journey: timer.journey, run: timer.run, step: timer.step },
+    ...(place.profileKey.startsWith('u#') ? { userId: id } : { anonymousId: id }),
+    event: name,
+    properties,
     timestamp,
     receivedAt: new Date(firedAt).toISOString(),
     expiresAt,
@@ -80,18 +152,60 @@ export function journeyTimerEvent(
 }
 
 /**
- * The timer an outbox entry's `detail` names (a `Kairos Journey Timer`
- * entry, triggers/emission.ts JourneyTimerDetail), with its due time in
- * epoch ms; undefined when the detail is not a well-formed timer.
+ * The stored event of a journey timer due at `dueAt` (epoch ms) for the
+ * customer `profileKey` (`u#…` or `a#…`), written at `firedAt`, kept in the
+ * history until `expiresAt` (epoch s, the Events table's TTL).
  */
-export function journeyTimerOfDetail(
-  detail: Readonly<Record<string, unknown>>,
-): (JourneyTimerRef & { readonly profileKey: string; readonly dueAt: number }) | undefined {
-  const { kind, journey, run, step, profileKey, dueAt } = detail;
-  if (kind !== 'journey-timer' || typeof journey !== 'string' || typeof step !== 'string') return undefined;
-  if (typeof run !== 'number' || !Number.isInteger(run)) return undefined;
+export function journeyTimerEvent(timer: JourneyTimerRef & TimerPlace, firedAt: number, expiresAt: number): StoredEvent {
+  const properties = { journey: timer.journey, run: timer.run, step: timer.step };
+  return timerEvent(JOURNEY_TIMER_EVENT, journeyTimerMessageId(timer), properties, timer, firedAt, expiresAt);
+}
+
+/** The stored event of a deferred send's timer (see `journeyTimerEvent`). */
+export function sendTimerEvent(timer: SendTimerRef & TimerPlace, firedAt: number, expiresAt: number): StoredEvent {
+  const properties = {
+    send: timer.send,
+    channel: timer.channel,
+    ...(timer.placement !== undefined ? { placement: timer.placement } : {}),
+    origin: timer.origin,
+    context: timer.context,
+  };
+  return timerEvent(SEND_TIMER_EVENT, sendTimerMessageId(timer), properties, timer, firedAt, expiresAt);
+}
+
+function placeOf(detail: Readonly<Record<string, unknown>>): TimerPlace | undefined {
+  const { profileKey, dueAt } = detail;
   if (typeof profileKey !== 'string' || !/^[ua]#./.test(profileKey)) return undefined;
   const due = typeof dueAt === 'string' ? Date.parse(dueAt) : Number.NaN;
-  if (!Number.isFinite(due)) return undefined;
-  return { journey, run, step, profileKey, dueAt: due };
+  return Number.isFinite(due) ? { profileKey, dueAt: due } : undefined;
+}
+
+/**
+ * The timer an outbox entry's `detail` names (a `Kairos Journey Timer`
+ * entry, triggers/emission.ts JourneyTimerDetail), with its due time in
+ * epoch ms; undefined when the detail is not a well-formed journey timer.
+ */
+export function journeyTimerOfDetail(detail: Readonly<Record<string, unknown>>): (JourneyTimerRef & TimerPlace) | undefined {
+  const ref = detail.kind === 'journey-timer' ? journeyRefOf(detail) : undefined;
+  const place = placeOf(detail);
+  return ref && place ? { ...ref, ...place } : undefined;
+}
+
+/** The deferred send's timer an outbox entry's `detail` names (a `Kairos Send Timer` entry, triggers/emission.ts SendTimerDetail). */
+export function sendTimerOfDetail(detail: Readonly<Record<string, unknown>>): (SendTimerRef & TimerPlace) | undefined {
+  const ref = detail.kind === 'send-timer' ? sendRefOf(detail) : undefined;
+  const place = placeOf(detail);
+  return ref && place ? { ...ref, ...place } : undefined;
+}
+
+/**
+ * The stored event of the timer an outbox entry's `detail` names (either
+ * kind), written at `firedAt` and kept until `expiresAt` (epoch s);
+ * undefined when the detail names no timer.
+ */
+export function timerEventOfDetail(detail: Readonly<Record<string, unknown>>, firedAt: number, expiresAt: number): StoredEvent | undefined {
+  const journey = journeyTimerOfDetail(detail);
+  if (journey) return journeyTimerEvent(journey, firedAt, expiresAt);
+  const send = sendTimerOfDetail(detail);
+  return send ? sendTimerEvent(send, firedAt, expiresAt) : undefined;
 }

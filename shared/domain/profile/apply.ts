@@ -42,7 +42,7 @@ import { attributeOutcome, countOutcomeOnce, decisionOfOutcome, mergeCountedOutc
 import type { SendContact } from './reactions.ts';
 import { DEFAULT_OUTCOME_LEARNING, countedCells } from '../learning/statistics.ts';
 import { DAY_MS, dayOf, hourOf, isValidTimeZone, quarterOf } from './time.ts';
-import { journeyTimerOf } from '../journeys/timer.ts';
+import { isTimerEvent } from '../journeys/timer.ts';
 
 /** Separator of a flattened nested trait key (`address` + `city`). */
 export const TRAIT_PATH_SEPARATOR = '\u001f';
@@ -111,8 +111,8 @@ export function applyEvent(state: ProfileState, event: StoredEvent, settings: Pr
 /** Mutates `s`: the one place that knows what each message does. */
 export function applyInPlace(s: ProfileState, event: StoredEvent, settings: ProfileSettings): void {
   const at = eventTime(event);
-  // An alias only joins identities (done by the store); it is not activity. Nor is a journey's timer (journeys/timer.ts).
-  if (event.type === 'alias' || journeyTimerOf(event) !== undefined) return;
+  // An alias only joins identities (done by the store); it is not activity. Nor is a Kairos timer (journeys/timer.ts).
+  if (event.type === 'alias' || isTimerEvent(event)) return;
   const customerKey = event.anonymousId ?? event.userId;
   if (customerKey !== undefined) s.assignmentKey = earliest(s.assignmentKey, [customerKey, at]);
   s.firstSeen = minDefined(s.firstSeen, at);

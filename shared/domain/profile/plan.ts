@@ -15,9 +15,9 @@
  *   `timestamp`) (erasure records): a redelivery after an erasure, and a
  *   message a client retries or replays after it (its messageId no longer
  *   deduplicated: the erasure deleted the event), leave no trace; only what
- *   happens after the erasure starts a new profile. A journey's timer is
- *   dropped too when its profile does not
- *   exist (erased while the run waited), so it does not start one;
+ *   happens after the erasure starts a new profile. A timer (a journey's, a
+ *   deferred send's) is dropped too when its profile does not exist (erased
+ *   while it waited), so it does not start one;
  * - a duplicate when its "applied" marker exists (a redelivery);
  * - else applied to its target: the home, or the user a tombstone points to;
  *   an anonymous profile that a user absorbs in this same batch sends its
@@ -65,7 +65,7 @@ import { DEFAULT_OUTCOME_LEARNING, cellKey, countedIncrements, mergeTakeBack, ty
 import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry, ProfileReactor } from './reactions.ts';
 import { journeyIncrements, type JourneyCounterIncrement } from '../journeys/report.ts';
-import { journeyTimerOf } from '../journeys/timer.ts';
+import { isTimerEvent } from '../journeys/timer.ts';
 import type { JourneyCount } from '../journeys/machine.ts';
 import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
 import { cloneProfileState, emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
@@ -129,7 +129,7 @@ export interface TargetPlan {
 
 export interface BatchPlan {
   readonly targets: readonly TargetPlan[];
-  /** Events accepted, or that happened, before one of their identities was erased, and journey timers of no profile: not applied; their Events items are deleted. */
+  /** Events accepted, or that happened, before one of their identities was erased, and timers of no profile: not applied; their Events items are deleted. */
   readonly dropped: readonly { readonly eventPk: string; readonly records: readonly string[] }[];
   /** Record ids of events already applied (redeliveries). */
   readonly duplicates: readonly string[];
@@ -237,11 +237,11 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     if (!read.profiles.has(target)) missing.profiles.add(target);
   }
   if (missing.profiles.size > 0) return readMore(missing);
-  // A journey's timer moves on a run kept on its customer's profile. With no profile (the customer was erased
-  // while the run waited) there is no run to move on: the timer is dropped, and starts no profile of its own.
+  // A timer (a journey's wait, a deferred send) acts on its customer's profile. With no profile (the customer was
+  // erased while it waited) there is nothing to move on or send to: the timer is dropped, and starts no profile.
   for (let i = pending.length - 1; i >= 0; i--) {
     const entry = pending[i] as Entry;
-    if (journeyTimerOf(entry.event) === undefined || read.profiles.get(resolved(entry.identity.home)) !== undefined) continue;
+    if (!isTimerEvent(entry.event) || read.profiles.get(resolved(entry.identity.home)) !== undefined) continue;
     dropped.push({ eventPk: entry.event.pk, records: entry.records });
     pending.splice(i, 1);
   }

@@ -46,9 +46,11 @@ export interface OutboxEntry {
   /** Stable id (at most 200 characters): the dedupe key of every consumer; the same occurrence always gets the same id. */
   readonly id: string;
   /**
-   * `now`: publish at once; `deferred`: publish at `sendAt` (a send that
-   * fell in quiet hours); `refused`: never published, kept and counted
-   * (consent, caps, suppression, nothing eligible).
+   * `now`: publish at once; `deferred`: a timer due at `sendAt` (a
+   * journey's wait, or a send that fell in quiet hours, decided then:
+   * journeys/timer.ts), written to the Events table when due, never
+   * published; `refused`: never published, kept and counted (consent,
+   * caps, suppression, nothing eligible).
    */
   readonly status: 'now' | 'deferred' | 'refused';
   /** When it is (or was to be) published, epoch ms. */
@@ -58,9 +60,9 @@ export interface OutboxEntry {
   /** The bus event's `detail`: JSON. */
   readonly detail: Readonly<Record<string, unknown>>;
   /**
-   * A `now` or `deferred` send: the contact it is for the customer, which
-   * the plan records on the profile in the same write (caps count it at
-   * once). Not stored in the outbox.
+   * A `now` send: the contact it is for the customer, which the plan
+   * records on the profile in the same write (caps count it at once). Not
+   * stored in the outbox.
    */
   readonly contact?: SendContact;
 }
@@ -68,9 +70,8 @@ export interface OutboxEntry {
 /**
  * The contact a decided send makes: counted on the profile's channel and
  * action contact times (the basis of channel and frequency caps) when it is
- * decided, at `at`: the instant the customer receives it (`sendAt`; for a
- * deferred send, the end of quiet hours, which decide's caps see while it
- * is pending: policies.ts `countSince`).
+ * decided, at `at`: the instant it is sent (a send deferred by quiet hours
+ * is decided, and counted, only when they end).
  */
 export interface SendContact {
   readonly channel: Channel;

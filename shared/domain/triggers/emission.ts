@@ -5,13 +5,16 @@
  *
  * Deployed, each `now` outbox entry becomes one EventBridge event
  * (`source` EMISSION_SOURCE, `detail-type` the entry's, `detail` the
- * entry's); a `deferred` one becomes an EventBridge Scheduler one-time
- * schedule that puts the same event on the bus at `sendAt`. Delivery is at
+ * entry's). A `deferred` entry is a timer (a journey's wait, or a send
+ * that fell in quiet hours), an EventBridge Scheduler one-time schedule
+ * that, due, writes its event to the Events table (journeys/timer.ts): a
+ * deferred send is decided when it is due, not before. Delivery is at
  * least once: consumers dedupe on `detail.emissionId`.
  */
 import { createHash } from 'node:crypto';
 import type { Channel } from '../channels.ts';
 import type { TriggerCause } from '../catalog/compiled.ts';
+import type { SendTimerRef } from '../journeys/timer.ts';
 
 /** The `source` of every Kairos event on the bus. */
 export const EMISSION_SOURCE = 'kairos';
@@ -28,7 +31,15 @@ export const DETAIL_TYPES = {
    * detail-type brings back to the dispatcher, never published as an emission.
    */
   journeyTimer: 'Kairos Journey Timer',
+  /**
+   * A deferred send's timer (a trigger's or a journey step's send that fell in quiet hours): written to
+   * the Events table when due, like a journey's timer, and decided then by the profile function.
+   */
+  sendTimer: 'Kairos Send Timer',
 } as const;
+
+/** The detail types of Kairos's timers: written to the Events table when due, never published as emissions. */
+export const TIMER_DETAIL_TYPES: readonly string[] = [DETAIL_TYPES.journeyTimer, DETAIL_TYPES.sendTimer];
 
 /** Why a send was not emitted (consent, caps, suppression, nothing eligible…). */
 export type RefusalReason = 'consent' | 'quiet_hours' | 'channel_cap' | 'suppressed' | 'no_eligible_action';
@@ -117,3 +128,29 @@ export interface JourneyTimerDetail {
   /** When it is due (ISO-8601). */
   readonly dueAt: string;
 }
+
+/**
+ * The `detail` of a deferred send's timer (an outbox entry `deferred` to
+ * the end of quiet hours, its id `sendTimerId` of the send's): the `Send
+ * Timer` event the scheduler writes to the Events table then
+ * (shared/domain/journeys/timer.ts), which the profile function decides on
+ * the profile as it is then: the send (`send`, its emission id) is written
+ * to the outbox `now` or `refused`. No content, no decision, no contact
+ * until then.
+ */
+export interface SendTimerDetail extends SendTimerRef {
+  /** The timer's own id (its outbox entry's, its schedule's name). */
+  readonly emissionId: string;
+  readonly kind: 'send-timer';
+  /** The customer's profile key (`u#…`, `a#…`). */
+  readonly profileKey: string;
+  /** When it is due: the end of quiet hours (ISO-8601). */
+  readonly dueAt: string;
+}
+
+/**
+ * The id of a deferred send's timer: `st-` and 40 hex digits of SHA-256 of
+ * the send's emission id. No dot, so never a trigger's or a journey's
+ * readable id, and never a `jh-` one.
+ */
+export const sendTimerId = (send: string): string => `st-${idDigest(send)}`;

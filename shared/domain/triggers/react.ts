@@ -25,10 +25,17 @@
  * with `limit` 1 and `explain` (its policy facts say why nothing was
  * served):
  * - an action: `now`, with its rendered content and the sealed decision id;
- * - nothing, while quiet hours hold on the channel: decided again at their
- *   end (policies.ts `quietHoursEnd`, in the customer's zone) — an action
- *   then is `deferred` to that instant; nothing then is refused for what
- *   holds then;
+ * - nothing, while quiet hours hold on the channel: the send is NOT decided
+ *   now. Its timer (`Kairos Send Timer`, emission.ts SendTimerDetail) is
+ *   written `deferred` to the end of quiet hours (policies.ts
+ *   `quietHoursEnd`, in the customer's zone), with no content, no decision
+ *   and no contact. Due, it comes back as a `Send Timer` event
+ *   (journeys/timer.ts) and `decideDueSend` decides the send then, on the
+ *   profile as it is then (consent, suppression, segments, caps, quiet
+ *   hours again — still quiet is a refusal, never a second deferral), with
+ *   the firing's context and the same emission id: `now` or `refused`. The
+ *   trigger's `when` was judged at the firing and is not judged again; a
+ *   trigger no longer in the catalog sends nothing;
  * - nothing: `refused`, with the first decision-wide policy that held it
  *   (consent, quiet hours, channel cap, suppression), else
  *   `no_eligible_action`. Refused entries are kept (and counted), never
@@ -36,11 +43,12 @@
  * The decision's nonce is a hash of the emission id: the same firing
  * decides the same way when its batch is planned again.
  *
- * A `now` or `deferred` entry carries its `contact` (channel, action, the
- * decision, its send time): the plan counts it on the profile at once, so
- * the caps of every later decision see it (profile/apply.ts `recordSend`);
- * the triggers one event sets off decide in turn, each seeing the sends
- * before it (`fireInTurn`).
+ * A `now` entry carries its `contact` (channel, action, the decision, its
+ * send time): the plan counts it on the profile at once, so the caps of
+ * every later decision see it (profile/apply.ts `recordSend`); the
+ * triggers one event sets off decide in turn, each seeing the sends before
+ * it (`fireInTurn`). A send waiting for quiet hours to end is no contact
+ * until it is decided.
  */
 import type { CompiledCatalog, CompiledTrigger, TriggerCause } from '../catalog/compiled.ts';
 import { createFailureTally, createRuleVariables, evaluateRule } from '../catalog/rules.ts';
@@ -55,7 +63,17 @@ import type { AppliedChange, OutboxEntry, ProfileReactor, SendContact } from '..
 import type { ProfileView } from '../profile/view.ts';
 import { viewWithContact } from '../profile/to-view.ts';
 import type { StoredEvent } from '../stored-event.ts';
-import { DETAIL_TYPES, emissionId, type DecidedSendDetail, type RefusalReason, type TriggerEmissionDetail } from './emission.ts';
+import {
+  DETAIL_TYPES,
+  emissionId,
+  sendTimerId,
+  type DecidedSendDetail,
+  type JourneyEmissionDetail,
+  type RefusalReason,
+  type SendTimerDetail,
+  type TriggerEmissionDetail,
+} from './emission.ts';
+import { sendTimerOf, type SendOrigin, type SendTimerRef } from '../journeys/timer.ts';
 import type { Channel } from '../channels.ts';
 
 /** The name an `event` trigger matches: a track event's name, else the message type (`identify`, `page`…). */
@@ -152,12 +170,18 @@ export interface EmissionSlot {
   readonly placement?: string;
 }
 
-/** A decided send: its outbox status, when it is to be sent (epoch ms), its detail's common part, and the contact it makes (none when refused). */
+/** A decided send: its outbox status (`now` or `refused`), when it is to be sent (epoch ms), its detail's common part, and the contact it makes (none when refused). */
 export interface DecidedSend {
-  readonly status: OutboxEntry['status'];
+  readonly status: 'now' | 'refused';
   readonly sendAt: number;
   readonly detail: DecidedSendDetail;
   readonly contact?: SendContact;
+}
+
+/** A send that quiet hours hold now: to be decided at `dueAt` (epoch ms), their end. */
+export interface DeferredSend {
+  readonly status: 'deferred';
+  readonly dueAt: number;
 }
 
 /** The contact a decision that served `actionId` on `channel` makes (its issue second, its decision). */
@@ -167,46 +191,49 @@ function contactOf(decision: Decision, channel: Channel, actionId: string): Send
   return { channel, actionId, decision: decisionOfRecord(record), at: Date.parse(record.issuedAt) };
 }
 
+/** What a send is decided with: the customer's view, the decision context, the instant (epoch ms), and the emission's stable id (the decision's nonce). */
+interface SendRequest {
+  readonly slot: EmissionSlot;
+  readonly profile: ProfileView;
+  readonly context: Readonly<Record<string, unknown>>;
+  readonly now: number;
+  readonly id: string;
+}
+
 /**
- * Decide for `slot` on the view after `change`, as a firing does (see the
- * module's docstring: `now`, `deferred` past quiet hours, or `refused`);
- * `id`, the emission's stable id, seeds the decision's nonce.
+ * Decide `request` (see the module's docstring): `now` or `refused`; when
+ * `defer` and nothing is served because quiet hours hold on the channel,
+ * deferred to their end instead.
  */
-export function decideSend(catalog: CompiledCatalog, slot: EmissionSlot, change: AppliedChange, id: string, options: FireOptions = {}): DecidedSend {
-  const profile: ProfileView = change.after;
-  const context = eventContext(change.event);
+function decideSendAt(catalog: CompiledCatalog, send: SendRequest, defer: true, options: FireOptions): DecidedSend | DeferredSend;
+function decideSendAt(catalog: CompiledCatalog, send: SendRequest, defer: false, options: FireOptions): DecidedSend;
+function decideSendAt(catalog: CompiledCatalog, send: SendRequest, defer: boolean, options: FireOptions): DecidedSend | DeferredSend {
+  const { slot, profile, context } = send;
   const request = {
     ...(profile.userId !== undefined ? { userId: profile.userId } : {}),
     ...(profile.anonymousId !== undefined ? { anonymousId: profile.anonymousId } : {}),
     channel: slot.channel,
     ...(slot.placement !== undefined ? { placement: slot.placement } : {}),
     limit: 1,
-    context,
+    context: { ...context },
     explain: true,
   };
-  const nonce = hash32(id).toString(36);
-  const decideAt = (at: number) => decide(catalog, profile, request, new Date(at), { nonce, failures: createFailureTally() });
-  let sendAt = change.now;
-  let decision = decideAt(sendAt);
-  let status: OutboxEntry['status'] = 'now';
-  if (decision.actions.length === 0 && refusalOf(decision).reason === 'quiet_hours') {
-    const end = quietHoursEnd(catalog, slot.channel, new Date(change.now), customerZone(profile, context));
-    if (end) {
-      sendAt = end.getTime();
-      decision = decideAt(sendAt);
-      status = 'deferred';
-    }
-  }
+  const decision = decide(catalog, profile, request, new Date(send.now), { nonce: hash32(send.id).toString(36), failures: createFailureTally() });
   const action = decision.actions[0];
   const refusal = action ? undefined : refusalOf(decision);
+  if (defer && refusal?.reason === 'quiet_hours') {
+    const end = quietHoursEnd(catalog, slot.channel, new Date(send.now), customerZone(profile, context));
+    if (end) return { status: 'deferred', dueAt: end.getTime() };
+  }
+  const at = new Date(send.now).toISOString();
   const detail: DecidedSendDetail = {
     customerKey: customerKey(profile, request),
     ...(profile.userId !== undefined ? { userId: profile.userId } : {}),
     ...(profile.userId === undefined && profile.anonymousId !== undefined ? { anonymousId: profile.anonymousId } : {}),
     channel: slot.channel,
     ...(slot.placement !== undefined ? { placement: slot.placement } : {}),
-    decidedAt: new Date(change.now).toISOString(),
-    sendAt: new Date(sendAt).toISOString(),
+    decidedAt: at,
+    sendAt: at,
     ...(action
       ? {
           decisionId: options.decisionKey ? sealDecisionId(decision.decisionId, options.decisionKey) : decision.decisionId,
@@ -217,22 +244,64 @@ export function decideSend(catalog: CompiledCatalog, slot: EmissionSlot, change:
       : { refused: refusal?.reason, ...(refusal?.by !== undefined ? { refusedBy: refusal.by } : {}) }),
   };
   const contact = action ? contactOf(decision, slot.channel, action.actionId) : undefined;
-  return { status: action ? status : 'refused', sendAt, detail, ...(contact ? { contact } : {}) };
+  return { status: action ? 'now' : 'refused', sendAt: send.now, detail, ...(contact ? { contact } : {}) };
 }
 
-/** The outbox entry of one firing of `trigger` by `change` (see the module's docstring). */
-export function fireTrigger(catalog: CompiledCatalog, trigger: CompiledTrigger, change: AppliedChange, options: FireOptions = {}): OutboxEntry {
-  const id = emissionId(trigger.id, change.eventPk);
-  const send = decideSend(catalog, trigger, change, id, options);
-  const detail: TriggerEmissionDetail = { emissionId: id, kind: 'trigger', trigger: trigger.id, cause: trigger.on, eventId: change.event.messageId, ...send.detail };
+/** The outbox entry of a decided send `id` that `origin` set off (detail type `Kairos Trigger Action` or `Kairos Journey Action`). */
+function emissionEntry(id: string, origin: SendOrigin, send: DecidedSend): OutboxEntry {
+  const detail: TriggerEmissionDetail | JourneyEmissionDetail = { emissionId: id, ...origin, ...send.detail };
   return {
     id,
     status: send.status,
     sendAt: send.sendAt,
-    detailType: DETAIL_TYPES.trigger,
+    detailType: origin.kind === 'trigger' ? DETAIL_TYPES.trigger : DETAIL_TYPES.journey,
     detail: detail as unknown as Record<string, unknown>,
     ...(send.contact ? { contact: send.contact } : {}),
   };
+}
+
+/**
+ * The outbox entry of a send `id` that `origin` sets off on `slot` for
+ * `change` (a trigger's firing, a journey's `act` step): decided on the
+ * view after `change` (`now` or `refused`), or, while quiet hours hold on
+ * the channel, its timer `deferred` to their end (see the module's
+ * docstring); `id` seeds the decision's nonce.
+ */
+export function sendEntry(catalog: CompiledCatalog, slot: EmissionSlot, origin: SendOrigin, id: string, change: AppliedChange, options: FireOptions = {}): OutboxEntry {
+  const context = eventContext(change.event);
+  const send = decideSendAt(catalog, { slot, profile: change.after, context, now: change.now, id }, true, options);
+  if (send.status !== 'deferred') return emissionEntry(id, origin, send);
+  const detail: SendTimerDetail = {
+    emissionId: sendTimerId(id),
+    kind: 'send-timer',
+    send: id,
+    channel: slot.channel,
+    ...(slot.placement !== undefined ? { placement: slot.placement } : {}),
+    origin,
+    context,
+    profileKey: change.profileKey,
+    dueAt: new Date(send.dueAt).toISOString(),
+  };
+  return { id: detail.emissionId, status: 'deferred', sendAt: send.dueAt, detailType: DETAIL_TYPES.sendTimer, detail: detail as unknown as Record<string, unknown> };
+}
+
+/**
+ * The send a due `Send Timer` names (`timer`, the event of `change`),
+ * decided at the batch instant on the view after it (the profile as it is
+ * now), with the firing's context and the send's own emission id: `now`
+ * (content, sealed decision id, its contact) or `refused` (quiet hours
+ * still holding included: a send is deferred once).
+ */
+export function decideDueSend(catalog: CompiledCatalog, timer: SendTimerRef, change: AppliedChange, options: FireOptions = {}): OutboxEntry {
+  const slot = { channel: timer.channel, ...(timer.placement !== undefined ? { placement: timer.placement } : {}) };
+  const send = decideSendAt(catalog, { slot, profile: change.after, context: timer.context, now: change.now, id: timer.send }, false, options);
+  return emissionEntry(timer.send, timer.origin, send);
+}
+
+/** The outbox entry of one firing of `trigger` by `change` (see the module's docstring). */
+export function fireTrigger(catalog: CompiledCatalog, trigger: CompiledTrigger, change: AppliedChange, options: FireOptions = {}): OutboxEntry {
+  const origin: SendOrigin = { kind: 'trigger', trigger: trigger.id, cause: trigger.on, eventId: change.event.messageId };
+  return sendEntry(catalog, trigger, origin, emissionId(trigger.id, change.eventPk), change, options);
 }
 
 /**
@@ -252,17 +321,26 @@ export function fireInTurn<T>(items: readonly T[], change: AppliedChange, fire: 
 /**
  * The profile plan's reactor for the catalog's triggers, read through
  * `current` (the live catalog) on each call; no catalog, or none with
- * triggers: nothing reacts.
+ * triggers: nothing reacts. A due `Send Timer` of a trigger's send is that
+ * send, decided now (`decideDueSend`; its trigger gone from the catalog:
+ * nothing), and fires no trigger.
  */
 export function createTriggerReactor(current: () => CompiledCatalog | undefined, options: FireOptions = {}): ProfileReactor {
   return {
     bound: (event) => {
       const catalog = current();
-      return catalog && catalog.triggers.length > 0 ? triggerBound(catalog, event) : 0;
+      if (!catalog || catalog.triggers.length === 0) return 0;
+      const due = sendTimerOf(event);
+      return due ? (due.origin.kind === 'trigger' ? 1 : 0) : triggerBound(catalog, event);
     },
     react: (change) => {
       const catalog = current();
       if (!catalog || catalog.triggers.length === 0) return [];
+      const due = sendTimerOf(change.event);
+      if (due) {
+        const origin = due.origin;
+        return origin.kind === 'trigger' && catalog.triggers.some((t) => t.id === origin.trigger) ? [decideDueSend(catalog, due, change, options)] : [];
+      }
       return fireInTurn(triggersFiring(catalog, change), change, (trigger, seen) => fireTrigger(catalog, trigger, seen, options));
     },
   };
