@@ -205,6 +205,30 @@ describe('hints', () => {
     });
   });
 
+  it('a newcomer’s slips: a misspelled function, method or macro, = for ==, and/or/not, a text without quotes', () => {
+    expect(rule('dayssince(profile.stats.lastPurchaseAt) > 30.0')).toMatchObject({
+      message: "CEL error: found no matching overload for 'dayssince(string)'; there is no function \"dayssince\"; did you mean \"daysSince\"?",
+      hint: 'there is no function "dayssince"; did you mean "daysSince"?',
+      position: 0,
+    });
+    expect(rule('profile.traits.name.startswith("A")')).toMatchObject({ hint: 'there is no function "startswith"; did you mean "startsWith"?' });
+    expect(rule('profile.preferences.interests.exist(i, i == "x")')).toMatchObject({ hint: 'there is no function "exist"; did you mean "exists"?' });
+    expect(rule('zzzz(1)')).toMatchObject({ hint: 'there is no function "zzzz"' });
+    // A function that exists, called with the wrong types: no hint about its name.
+    expect(rule('size(1.0) > 1')?.hint).toBeUndefined();
+    expect(rule('profile.traits.tier = "VIP"')).toMatchObject({ position: 20, hint: 'compare with "==" (one "=" is not an operator in CEL)' });
+    expect(rule('visitsToday > 1.0 AND true')).toMatchObject({ position: 18, hint: 'write "&&" instead of "AND"' });
+    expect(rule('visitsToday > 1.0 or true')).toMatchObject({ hint: 'write "||" instead of "or"' });
+    expect(rule('has(profile.traits.tier) && profile.traits.tier == VIP')).toMatchObject({
+      position: 51,
+      hint: 'a text goes in quotes ("VIP"); the variables are profile, context, channel, placement, now, visitsToday, preferredChannel',
+    });
+  });
+
+  it('a field that takes one value: the value, what was given, no "did you mean" repeating it', () => {
+    expect(problemsOf(loadCatalog({ kind: 'kairos/v2' }, 'object'))).toEqual([{ path: 'kind', message: 'must be "kairos/v1", got the text "kairos/v2"' }]);
+  });
+
   it('operands that do not go together: at the right one', () => {
     expect(rule('profile.stats.visitsToday == "x"')).toMatchObject({ message: 'CEL error: no such overload: double == string', position: 29 });
   });
