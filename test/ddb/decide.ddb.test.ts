@@ -361,7 +361,14 @@ describe('decide refuses bad input with a 4xx, never a 500', () => {
   });
 
   it('a missing, malformed or unknown write key is 401', async () => {
-    expect((await post(valid, {})).status).toBe(401);
+    const missing = await post(valid, {});
+    expect(missing.status).toBe(401);
+    // How to send one, without the body writeKey decide refuses (400) anyway.
+    expect(missing.body).toEqual({ error: { code: 'unauthorized', message: 'A write key is required: send it as the HTTP Basic user name with an empty password (curl -u "KEY:")' } });
+    // The key (or the admin token) as a bearer token: said not to be read here.
+    const bearer = await post(valid, { authorization: `Bearer ${KEY}` });
+    expect(bearer.status).toBe(401);
+    expect((bearer.body.error as { message: string }).message).toMatch(/; an Authorization: Bearer token is not read here \(the admin token is for \/v1\/admin\/\* routes only\)$/);
     expect((await post(valid, { authorization: 'Basic !!!' })).status).toBe(401);
     const unknown = await post(valid, { authorization: basicAuth('wk_unknown_key') });
     expect(unknown.status).toBe(401);
