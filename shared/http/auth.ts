@@ -5,7 +5,7 @@
  * on the local stack only, the admin bearer token.
  *
  * Write keys are looked up hashed and cached briefly, so a revoked key is
- * refused within 60 s everywhere while a warm function does not read the
+ * refused within 30 s (POSITIVE_TTL_MS) everywhere while a warm function does not read the
  * store for every request. While the store is unreachable, a key it
  * confirmed within KAIROS_STALE_MAX_SECONDS is served from cache (stale), so
  * an outage does not turn into 401s or 503s for known sources.

@@ -466,6 +466,23 @@ describe('POST /v1/admin/simulate', () => {
     }
   });
 
+  it('a misspelled field of the inline profile is a 400 naming it, not a simulation of another profile; a profile as GET answers it is taken whole', async () => {
+    const typo = await simulate({ profile: { userId: 'u-7', trait: { firstName: 'Ana' }, stats: { order: 3 } }, channel: 'email' }, ADMIN);
+    expect(typo.status).toBe(400);
+    expect((typo.body.error as { details: unknown[] }).details).toEqual(
+      expect.arrayContaining([
+        { path: 'profile', message: 'unknown field(s): trait' },
+        { path: 'profile.stats', message: 'unknown field(s): order' },
+      ]),
+    );
+    const stored = await adminHandler(apiGatewayEvent({ method: 'GET', path: `/v1/admin/profiles/${LUIS}`, headers: { authorization: ADMIN } }), lambdaContext());
+    const { profile } = JSON.parse(stored.body ?? '{}') as { profile: Record<string, unknown> };
+    expect(profile.userId).toBe(LUIS);
+    const pasted = await simulate({ profile, channel: 'email' }, ADMIN);
+    expect(pasted.status).toBe(200);
+    expect(pasted.body).toMatchObject({ simulated: true, actions: [{ actionId: 'email-123' }] });
+  });
+
   it('a list or a text of the inline profile past its bound is a 400 that names the bound, not the type', async () => {
     const details = async (profile: unknown) => {
       const reply = await simulate({ profile, channel: 'web' }, ADMIN);
