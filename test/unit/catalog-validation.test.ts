@@ -5,6 +5,7 @@
  * and a hint for the common slips; rules that can never be true are
  * refused or warned about.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { CatalogProblem, LoadResult } from '#domain/catalog/compiled.ts';
@@ -302,6 +303,43 @@ describe('rules that can never be true', () => {
       { path: 'segments[0].rule', message: expect.stringMatching(/^preferredChannel is never "whatsap"/), position: 28 },
       { path: 'segments[0].rule', message: expect.stringMatching(/^engagementRate\("emial"\) is always 0: .*; did you mean "email"\?$/), position: 57, hint: 'did you mean "email"?' },
     ]);
+  });
+
+  it('a template reading a profile field the profile does not have: a warning at the read, with the field meant; free keys, lists and loop variables are not checked', () => {
+    const result = loadCatalog(
+      {
+        actions: [
+          {
+            id: 'a',
+            name: 'A',
+            content: {
+              web: {
+                title: 'Hola {{ firstNme }}, {{ profile.stat.orders }} {{ profile.stats.ordrs }} {{ profile.stat.orders }}',
+                body: '{{ profile.traits.x }} {{ profile.segments.size }} {{ profile.stats.orders }} {{ profile.scores.churn }} {{ profile["stats"]["visitsToday"] }} {% for i in profile.preferences.interests %}{{ i.name }}{% endfor %}',
+              },
+            },
+          },
+        ],
+      },
+      'object',
+    );
+    expect(result.ok).toBe(true);
+    expect(result.warnings).toEqual([
+      {
+        path: 'actions[0].content.web.title',
+        message: 'template: profile has no field "stat": it renders empty for every customer; did you mean "stats"?',
+        position: 24,
+        hint: 'did you mean "stats"?',
+      },
+      {
+        path: 'actions[0].content.web.title',
+        message: 'template: profile.stats has no field "ordrs": it renders empty for every customer; did you mean "orders"?',
+        position: 50,
+        hint: 'did you mean "orders"?',
+      },
+    ]);
+    // The demo catalog's templates read only fields the profile has.
+    expect(loadCatalog(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8'), 'yaml').warnings ?? []).toEqual([]);
   });
 
   it('a valid catalog has no warnings', () => {
