@@ -25,6 +25,7 @@ import { functionDefinitions, type LambdaName } from '#shared/functions.ts';
 import type { FunctionName } from '#http/routes.ts';
 import { eventsTable, outboxTable } from '#store/tables.ts';
 import { loadLocalCatalog, type CatalogLoader, type CatalogLoadResult } from './catalog.ts';
+import { claimDataFolder } from './data-folder-lock.ts';
 import { captureDecisionRecords, LocalDecisionLog } from './decision-log.ts';
 import { resolveMaxHeap, superviseDynamoLocal, type DynamoLocal } from './dynamodb.ts';
 import { FailureQueue, type OnFailureRecord } from './failure-queue.ts';
@@ -327,6 +328,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   };
   let outboxPoller: StreamPoller | undefined;
   let scheduler: LocalScheduler | undefined;
+  let releaseDataFolder = () => {};
   const cleanup = async () => {
     await server?.stop().catch(() => undefined);
     await poller?.stop().catch(() => undefined);
@@ -334,6 +336,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     scheduler?.stop();
     await dynamo?.stop().catch(() => undefined);
     closeDecisionLog();
+    releaseDataFolder();
   };
 
   try {
@@ -355,6 +358,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       }
       throw error;
     }
+
+    // One stack per data folder: a second one over it is refused before it starts a DynamoDB Local there.
+    if (!cfg.inMemory) releaseDataFolder = claimDataFolder(cfg.dataDir);
 
     const onStoreLost = options.onStoreLost ?? ((error: Error) => log(error.message));
     dynamo = await superviseDynamoLocal({
@@ -558,6 +564,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           activeScheduler.stop();
           await activeDynamo.stop();
           closeDecisionLog();
+          releaseDataFolder();
           running = false;
         })();
         return stopping;

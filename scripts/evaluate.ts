@@ -10,7 +10,9 @@
  * of the map step, run in process; the outcomes and the learning statistics
  * are read from the local stack's DynamoDB Local (`--dynamodb <url>` or
  * DYNAMODB_ENDPOINT; `npm start` prints it), with its decision key
- * (KAIROS_DECISION_KEY, else the data folder's local-secrets.json).
+ * (KAIROS_DECISION_KEY, else the data folder's local-secrets.json: the
+ * folder of KAIROS_DATA_DIR, else the one the `--log` folder is in, else
+ * `.kairos`).
  *
  * Deployed (`--deployed`): starts the stack's evaluation state machine
  * (`--state-machine <arn>`, the stack output EvaluationStateMachineArn) with
@@ -254,6 +256,21 @@ export async function startEvaluation(input: {
   }
 }
 
+/**
+ * The local stack's data folder, where its local-secrets.json is:
+ * KAIROS_DATA_DIR; else, for a `--log` folder that sits in a data folder
+ * (`<data folder>/decisions`, where `npm start` writes it), that one; else
+ * `.kairos`, npm start's default.
+ */
+export function localDataDir(env: NodeJS.ProcessEnv, log: string | undefined): string {
+  if (env.KAIROS_DATA_DIR !== undefined) return resolve(env.KAIROS_DATA_DIR);
+  if (log !== undefined) {
+    const parent = resolve(log, '..');
+    if (existsSync(join(parent, 'local-secrets.json'))) return parent;
+  }
+  return resolve('.kairos');
+}
+
 /** The local stack's decision key: KAIROS_DECISION_KEY, else the data folder's local-secrets.json. Throws UsageError. */
 export function localDecisionKey(env: NodeJS.ProcessEnv, dataDir: string): DecisionKey {
   const secret =
@@ -268,7 +285,11 @@ export function localDecisionKey(env: NodeJS.ProcessEnv, dataDir: string): Decis
         return undefined;
       }
     })();
-  if (secret === undefined) throw new UsageError(`no decision key: set KAIROS_DECISION_KEY, or run from the folder whose ${join(dataDir, 'local-secrets.json')} npm start wrote`);
+  if (secret === undefined) {
+    throw new UsageError(
+      `no decision key: set KAIROS_DECISION_KEY to the one the stack sealed its decisions with, or KAIROS_DATA_DIR to its data folder (there is no ${join(dataDir, 'local-secrets.json')})`,
+    );
+  }
   try {
     return decisionKey(secret);
   } catch (error) {
@@ -295,7 +316,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         minSupport: options.minSupport,
       });
     } else {
-      const dataDir = resolve(env.KAIROS_DATA_DIR ?? '.kairos');
+      const dataDir = localDataDir(env, options.log);
       const folder = options.log ?? join(dataDir, 'decisions');
       const files = logFiles(folder, options);
       if (files.length === 0) throw new UsageError(`no decision log file (*.jsonl) in ${folder}${options.from !== undefined || options.to !== undefined ? ' for these days' : ''}`);

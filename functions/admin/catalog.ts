@@ -25,6 +25,7 @@
  * valid catalog's answer lists its `warnings` (same fields): parts of rules
  * that can never be true, which do not refuse it.
  */
+import { isYamlType } from '#http/body-decoder.ts';
 import { ApiError, type ErrorDetail } from '#http/errors.ts';
 import { fromChain, type HttpContext, type HttpRequest, type HttpResponse } from '#http/handler-adapter.ts';
 import type { CatalogProblem, CompiledCatalog } from '#domain/catalog/compiled.ts';
@@ -46,11 +47,8 @@ import {
 /** Largest catalog body, in bytes (the admin function's body limit must be at least this). */
 export const MAX_CATALOG_BODY_BYTES = MAX_CATALOG_BYTES;
 
-const YAML_TYPES = new Set(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml']);
-
 function formatOf(request: HttpRequest): 'json' | 'yaml' {
-  const base = request.contentType.split(';')[0]?.trim().toLowerCase() ?? '';
-  return YAML_TYPES.has(base) ? 'yaml' : 'json';
+  return isYamlType(request.contentType) ? 'yaml' : 'json';
 }
 
 /**

@@ -38,7 +38,9 @@ function zodOfCel(field: CelField, inNamedType = false): z.ZodMiniType {
   if (typeof field !== 'string') {
     const shape: Record<string, z.ZodMiniType> = {};
     for (const [name, inner] of Object.entries(field)) shape[name] = z.optional(zodOfCel(inner));
-    return z.object(shape);
+    // A misspelled field (`trait`, `consents`) is refused, not dropped: dropped, the simulation
+    // would silently be of another profile. The profile GET /v1/admin/profiles/{userId} answers passes.
+    return z.strictObject(shape);
   }
   const list = /^list<(.+)>$/.exec(field);
   const map = /^map<string, (.+)>$/.exec(field);
@@ -69,7 +71,12 @@ function zodOfCel(field: CelField, inNamedType = false): z.ZodMiniType {
   }
 }
 
-/** The parts of a ProfileView an operator may give (the one declaration's fields); unknown fields are ignored, wrong types refused. */
+/**
+ * The parts of a ProfileView an operator may give (the one declaration's
+ * fields); wrong types are refused, and so is an unknown field of the
+ * profile, its `stats` or its `preferences` (inside the named types, such
+ * as a consent, unknown fields are ignored).
+ */
 const inlineProfileSchema = zodOfCel(PROFILE_CEL_SCHEMA) as z.ZodMiniType<DeepPartial<ProfileView>>;
 
 type DeepPartial<T> = T extends readonly (infer U)[] ? readonly U[] : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;

@@ -115,7 +115,7 @@ const decideRoute = httpRequestHandler(
     const started = Date.now();
     const deadline = fromChain(context, 'deadline');
     const readsBy = deadline - DECIDE_RESERVE_MS;
-    const identity = await authenticateWriteKey(request, { now: started, deadline: readsBy });
+    const identity = await authenticateWriteKey(request, { now: started, deadline: readsBy, bodyWriteKey: false });
     if (identity.stale) metrics.addMetric('WriteKeyServedStale', MetricUnit.Count, 1);
     // A body writeKey (the event routes' convention) is refused here with a 400, even when it is the key checked above.
     const parsed = parseDecideRequest(request.body);

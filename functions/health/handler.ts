@@ -4,7 +4,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { httpBodyDecoder } from '#http/body-decoder.ts';
 import { httpCors } from '#http/cors.ts';
 import { ApiError, httpErrorResponse } from '#http/errors.ts';
-import { httpRequestHandler, type HttpContext } from '#http/handler-adapter.ts';
+import { httpRequestHandler, type HttpContext, type HttpMiddleware } from '#http/handler-adapter.ts';
 import { httpResponseHeaders } from '#http/response-headers.ts';
 import { httpRouteKey } from '#http/route-key.ts';
 import { matchRoute } from '#http/routes.ts';
@@ -29,17 +29,27 @@ const RETRY_AFTER_SECONDS = 2;
  */
 const logger = functionLogger('health');
 
-const health = httpRequestHandler(
-  async (request, context) => {
-    if (context.route === undefined) {
-      const match = matchRoute(request.method, request.path);
-      if (!match.route && match.allowed.length > 0) {
-        throw new ApiError('method_not_allowed', `${request.method} is not allowed on ${request.path}`, undefined, undefined, {
-          allow: match.allowed.join(', '),
-        });
-      }
-      throw new ApiError('not_found', `No route for ${request.method} ${request.path}`);
+/**
+ * `$default` (no route matched): a 404 for an unknown path, a 405 with
+ * Allow for a known path under another method, whatever the request's body
+ * — so before the body check, which would call a body on `POST /v1/decide/`
+ * too large for health.
+ */
+const unmatchedRoute: HttpMiddleware = {
+  before: (request) => {
+    if (request.context.route !== undefined) return;
+    const method = request.event.requestContext.http.method;
+    const path = request.event.rawPath;
+    const match = matchRoute(method, path);
+    if (!match.route && match.allowed.length > 0) {
+      throw new ApiError('method_not_allowed', `${method} is not allowed on ${path}`, undefined, undefined, { allow: match.allowed.join(', ') });
     }
+    throw new ApiError('not_found', `No route for ${method} ${path}`);
+  },
+};
+
+const health = httpRequestHandler(
+  async () => {
     const readiness = await storeReadiness();
     if (!readiness.ok) {
       return {
@@ -62,6 +72,7 @@ export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredRe
   .use(httpCors())
   .use(httpErrorResponse({ logger }))
   .use(httpRouteKey('health', { defaultRoute: true }))
+  .use(unmatchedRoute)
   // Health reads no body: any is too large.
   .use(httpBodyDecoder({ maxBodyBytes: 0 }))
   .handler(health);

@@ -5,7 +5,7 @@
  * on the local stack only, the admin bearer token.
  *
  * Write keys are looked up hashed and cached briefly, so a revoked key is
- * refused within 60 s everywhere while a warm function does not read the
+ * refused within 30 s (POSITIVE_TTL_MS) everywhere while a warm function does not read the
  * store for every request. While the store is unreachable, a key it
  * confirmed within KAIROS_STALE_MAX_SECONDS is served from cache (stale), so
  * an outage does not turn into 401s or 503s for known sources.
@@ -132,6 +132,25 @@ export interface AuthenticateOptions {
   readonly now?: number;
   /** Instant (epoch ms) by which the key lookup gives up (store fault: 503, or the stale cached key). */
   readonly deadline?: number;
+  /**
+   * Whether the route takes the key as the body's `writeKey` too (the event
+   * routes, Segment's convention); only the 401 for a missing key says so.
+   * @default true
+   */
+  readonly bodyWriteKey?: boolean;
+}
+
+/**
+ * The 401 message for a request without a write key: how to send one, and,
+ * for a bearer token (the local admin token's form, or a key sent that way),
+ * that source routes do not read it.
+ */
+export function missingWriteKeyMessage(headers: Readonly<Record<string, string>>, bodyWriteKey: boolean): string {
+  const how = `send it as the HTTP Basic user name with an empty password (curl -u "KEY:")${bodyWriteKey ? ' or as writeKey in the body' : ''}`;
+  if (/^Bearer\s/i.test(headers.authorization ?? '')) {
+    return `A write key is required: ${how}; an Authorization: Bearer token is not read here (the admin token is for /v1/admin/* routes only)`;
+  }
+  return `A write key is required: ${how}`;
 }
 
 /**
@@ -143,7 +162,7 @@ export interface AuthenticateOptions {
 export async function authenticateWriteKey(request: HttpRequest, options: AuthenticateOptions = {}): Promise<SourceIdentity & { readonly stale: boolean }> {
   const now = options.now ?? Date.now();
   const secret = basicAuthKey(request.headers) ?? bodyWriteKey(request.body);
-  if (!secret) throw new ApiError('unauthorized', 'A write key is required (HTTP Basic user name or body writeKey)');
+  if (!secret) throw new ApiError('unauthorized', missingWriteKeyMessage(request.headers, options.bodyWriteKey ?? true));
   if (!WRITE_KEY_SHAPE.test(secret)) throw new ApiError('unauthorized', 'Unknown write key');
   const { record, stale } = await lookup(secret, now, options.deadline ?? now + DEFAULT_LOOKUP_MS);
   if (!record || record.revokedAt) throw new ApiError('unauthorized', 'Unknown write key');
@@ -178,5 +197,17 @@ export async function authenticateAdmin(event: APIGatewayProxyEventV2): Promise<
     const { record } = await lookup(writeKey, now, now + DEFAULT_LOOKUP_MS);
     if (record && !record.revokedAt) throw new ApiError('forbidden', 'A write key cannot use operator routes');
   }
-  throw new ApiError('unauthorized', 'Operator credentials are required');
+  throw new ApiError('unauthorized', missingOperatorMessage(bearer !== undefined, token !== undefined));
+}
+
+/**
+ * The 401 message of an operator route: what credential it takes here
+ * (locally the admin token as a bearer token, which `npm start` prints;
+ * deployed, IAM), and whether the bearer token sent was the wrong one.
+ */
+export function missingOperatorMessage(bearerSent: boolean, adminTokenSet: boolean): string {
+  if (!adminTokenSet) return 'Operator credentials are required: sign the request with AWS IAM (SigV4)';
+  return bearerSent
+    ? 'The bearer token is not this stack\'s admin token (npm start prints it)'
+    : 'Operator credentials are required: Authorization: Bearer <admin token> (npm start prints it)';
 }

@@ -197,13 +197,16 @@ function isJsonType(contentType: string, trackerContentTypes: boolean): boolean 
   return base === 'application/json' || base === 'text/plain' || base.endsWith('+json');
 }
 
-function isYamlType(contentType: string): boolean {
-  const base = baseType(contentType);
-  return base === 'application/yaml' || base === 'application/x-yaml' || base === 'text/yaml';
+/** The media types a catalog in YAML may be sent with. */
+export const YAML_MEDIA_TYPES: ReadonlySet<string> = new Set(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml']);
+
+/** Whether a Content-Type (parameters aside, any case) is one of YAML_MEDIA_TYPES. */
+export function isYamlType(contentType: string): boolean {
+  return YAML_MEDIA_TYPES.has(baseType(contentType));
 }
 
 export interface JsonBodyOptions {
-  /** Leave a YAML body (application/yaml, application/x-yaml, text/yaml) unparsed for the handler (catalogs). @default false */
+  /** Leave a YAML body (YAML_MEDIA_TYPES) unparsed for the handler (catalogs). @default false */
   readonly yaml?: boolean;
   /**
    * Also read RudderStack's `application/x-www-form-urlencoded` as JSON (its
@@ -224,7 +227,10 @@ export function parseJsonBody(text: string, contentType: string, options: JsonBo
   if (text.length === 0) return undefined;
   if (options.yaml === true && isYamlType(contentType)) return undefined;
   if (contentType !== '' && !isJsonType(contentType, options.trackerContentTypes === true)) {
-    throw new ApiError('unsupported_media_type', 'The body must be JSON (application/json)');
+    throw new ApiError(
+      'unsupported_media_type',
+      options.yaml === true ? 'The body must be JSON (application/json) or, for a catalog, YAML (application/yaml)' : 'The body must be JSON (application/json)',
+    );
   }
   let value: unknown;
   try {

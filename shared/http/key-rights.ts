@@ -79,7 +79,14 @@ export async function authorizeDecide(
     if (!token) {
       throw new ApiError('unauthorized', 'A public key needs an X-Kairos-User-Token for this userId (or decide for the anonymousId)');
     }
-    if (!identity.userTokenSecret || !(await isValidUserToken(token, identity.userTokenSecret, input.userId))) {
+    if (!identity.userTokenSecret) {
+      // No token can be valid: say so, rather than suggest the token is wrong.
+      throw new ApiError(
+        'unauthorized',
+        'This public key has no user-token secret, so no X-Kairos-User-Token is valid with it: an operator sets one with PUT /v1/admin/keys/{keyId}/user-token-secret (or decide for the anonymousId)',
+      );
+    }
+    if (!(await isValidUserToken(token, identity.userTokenSecret, input.userId))) {
       throw new ApiError('unauthorized', 'The X-Kairos-User-Token is not valid for this userId (wrong user or secret, or expired)');
     }
     return { publicAnswer: true, identified: true };

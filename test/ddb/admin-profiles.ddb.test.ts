@@ -75,8 +75,11 @@ beforeAll(async () => {
 
 describe('GET /v1/admin/profiles/{userId}', () => {
   it('401 without a credential, 401 with a wrong token, 403 with a write key', async () => {
-    expect((await call(request(profilePath(userId)))).body.error.code).toBe('unauthorized');
-    expect((await call(request(profilePath(userId), { authorization: 'Bearer wrong-token-wrong-token' }))).status).toBe(401);
+    const missing = await call(request(profilePath(userId)));
+    expect(missing.body.error).toEqual({ code: 'unauthorized', message: 'Operator credentials are required: Authorization: Bearer <admin token> (npm start prints it)' });
+    const wrong = await call(request(profilePath(userId), { authorization: 'Bearer wrong-token-wrong-token' }));
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.error).toEqual({ code: 'unauthorized', message: "The bearer token is not this stack's admin token (npm start prints it)" });
     const basic = `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}`;
     const forbidden = await call(request(profilePath(userId), { authorization: basic }));
     expect(forbidden.status).toBe(403);

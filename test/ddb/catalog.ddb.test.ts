@@ -368,6 +368,20 @@ describe('admin routes', () => {
     expect(await counter()).toBe(before);
   });
 
+  it('YAML under every YAML media type (text/x-yaml included); another type is a 415 that names JSON and YAML', async () => {
+    for (const type of ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml; charset=utf-8']) {
+      const res = await call('POST', '/v1/admin/catalog/validate', { ...ADMIN, 'content-type': type }, yaml);
+      expect({ type, status: res.status, body: res.body }).toMatchObject({ type, status: 200, body: { valid: true } });
+    }
+    // What curl --data-binary sends without -H: a catalog route says which types it takes.
+    const form = await call('POST', '/v1/admin/catalog/validate', { ...ADMIN, 'content-type': 'application/x-www-form-urlencoded' }, yaml);
+    expect(form.status).toBe(415);
+    expect(form.body?.error).toEqual({
+      code: 'unsupported_media_type',
+      message: 'The body must be JSON (application/json) or, for a catalog, YAML (application/yaml)',
+    });
+  });
+
   it('validate and PUT: every mistake once, with its line and column in the text and a hint; warnings beside a valid catalog', async () => {
     const live = await readLiveVersion();
     const text = [

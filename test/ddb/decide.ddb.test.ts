@@ -361,7 +361,14 @@ describe('decide refuses bad input with a 4xx, never a 500', () => {
   });
 
   it('a missing, malformed or unknown write key is 401', async () => {
-    expect((await post(valid, {})).status).toBe(401);
+    const missing = await post(valid, {});
+    expect(missing.status).toBe(401);
+    // How to send one, without the body writeKey decide refuses (400) anyway.
+    expect(missing.body).toEqual({ error: { code: 'unauthorized', message: 'A write key is required: send it as the HTTP Basic user name with an empty password (curl -u "KEY:")' } });
+    // The key (or the admin token) as a bearer token: said not to be read here.
+    const bearer = await post(valid, { authorization: `Bearer ${KEY}` });
+    expect(bearer.status).toBe(401);
+    expect((bearer.body.error as { message: string }).message).toMatch(/; an Authorization: Bearer token is not read here \(the admin token is for \/v1\/admin\/\* routes only\)$/);
     expect((await post(valid, { authorization: 'Basic !!!' })).status).toBe(401);
     const unknown = await post(valid, { authorization: basicAuth('wk_unknown_key') });
     expect(unknown.status).toBe(401);
@@ -457,6 +464,23 @@ describe('POST /v1/admin/simulate', () => {
     for (const body of [{ channel: 'web' }, { userId: 'u', channel: 'fax' }, { profile: 'x', channel: 'web' }, { userId: 'u', channel: 'web', context: 'rain' }]) {
       expect({ body, status: (await simulate(body, ADMIN)).status }).toEqual({ body, status: 400 });
     }
+  });
+
+  it('a misspelled field of the inline profile is a 400 naming it, not a simulation of another profile; a profile as GET answers it is taken whole', async () => {
+    const typo = await simulate({ profile: { userId: 'u-7', trait: { firstName: 'Ana' }, stats: { order: 3 } }, channel: 'email' }, ADMIN);
+    expect(typo.status).toBe(400);
+    expect((typo.body.error as { details: unknown[] }).details).toEqual(
+      expect.arrayContaining([
+        { path: 'profile', message: 'unknown field(s): trait' },
+        { path: 'profile.stats', message: 'unknown field(s): order' },
+      ]),
+    );
+    const stored = await adminHandler(apiGatewayEvent({ method: 'GET', path: `/v1/admin/profiles/${LUIS}`, headers: { authorization: ADMIN } }), lambdaContext());
+    const { profile } = JSON.parse(stored.body ?? '{}') as { profile: Record<string, unknown> };
+    expect(profile.userId).toBe(LUIS);
+    const pasted = await simulate({ profile, channel: 'email' }, ADMIN);
+    expect(pasted.status).toBe(200);
+    expect(pasted.body).toMatchObject({ simulated: true, actions: [{ actionId: 'email-123' }] });
   });
 
   it('a list or a text of the inline profile past its bound is a 400 that names the bound, not the type', async () => {

@@ -67,6 +67,20 @@ describe('health function', () => {
     expect(res.headers['x-request-id']).toBeTruthy();
   });
 
+  it('answers $default with 404 or 405 whatever the body: a decide posted to /v1/decide/ is no route, not a body too large', async () => {
+    const body = { userId: 'u-1', channel: 'web' };
+    const trailing = await call({ method: 'POST', path: '/v1/decide/', routeKey: '$default', body });
+    expect({ status: trailing.status, body: trailing.body }).toEqual({
+      status: 404,
+      body: { error: { code: 'not_found', message: 'No route for POST /v1/decide/' } },
+    });
+    const put = await call({ method: 'PUT', path: '/v1/batch', routeKey: '$default', body: { batch: [] } });
+    expect(put.status).toBe(405);
+    expect(put.headers.allow).toBe('POST');
+    // The health route itself reads no body: one is too large for it.
+    expect((await call({ method: 'GET', path: '/v1/health', body })).status).toBe(413);
+  });
+
   it('answers the deployed $default route with 405 and Allow for a known path under another method', async () => {
     const res = await call({ method: 'DELETE', path: '/v1/batch', routeKey: '$default' });
     expect(res.status).toBe(405);

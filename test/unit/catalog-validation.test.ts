@@ -5,6 +5,7 @@
  * and a hint for the common slips; rules that can never be true are
  * refused or warned about.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { CatalogProblem, LoadResult } from '#domain/catalog/compiled.ts';
@@ -205,6 +206,30 @@ describe('hints', () => {
     });
   });
 
+  it('a newcomer’s slips: a misspelled function, method or macro, = for ==, and/or/not, a text without quotes', () => {
+    expect(rule('dayssince(profile.stats.lastPurchaseAt) > 30.0')).toMatchObject({
+      message: "CEL error: found no matching overload for 'dayssince(string)'; there is no function \"dayssince\"; did you mean \"daysSince\"?",
+      hint: 'there is no function "dayssince"; did you mean "daysSince"?',
+      position: 0,
+    });
+    expect(rule('profile.traits.name.startswith("A")')).toMatchObject({ hint: 'there is no function "startswith"; did you mean "startsWith"?' });
+    expect(rule('profile.preferences.interests.exist(i, i == "x")')).toMatchObject({ hint: 'there is no function "exist"; did you mean "exists"?' });
+    expect(rule('zzzz(1)')).toMatchObject({ hint: 'there is no function "zzzz"' });
+    // A function that exists, called with the wrong types: no hint about its name.
+    expect(rule('size(1.0) > 1')?.hint).toBeUndefined();
+    expect(rule('profile.traits.tier = "VIP"')).toMatchObject({ position: 20, hint: 'compare with "==" (one "=" is not an operator in CEL)' });
+    expect(rule('visitsToday > 1.0 AND true')).toMatchObject({ position: 18, hint: 'write "&&" instead of "AND"' });
+    expect(rule('visitsToday > 1.0 or true')).toMatchObject({ hint: 'write "||" instead of "or"' });
+    expect(rule('has(profile.traits.tier) && profile.traits.tier == VIP')).toMatchObject({
+      position: 51,
+      hint: 'a text goes in quotes ("VIP"); the variables are profile, context, channel, placement, now, visitsToday, preferredChannel',
+    });
+  });
+
+  it('a field that takes one value: the value, what was given, no "did you mean" repeating it', () => {
+    expect(problemsOf(loadCatalog({ kind: 'kairos/v2' }, 'object'))).toEqual([{ path: 'kind', message: 'must be "kairos/v1", got the text "kairos/v2"' }]);
+  });
+
   it('operands that do not go together: at the right one', () => {
     expect(rule('profile.stats.visitsToday == "x"')).toMatchObject({ message: 'CEL error: no such overload: double == string', position: 29 });
   });
@@ -278,6 +303,43 @@ describe('rules that can never be true', () => {
       { path: 'segments[0].rule', message: expect.stringMatching(/^preferredChannel is never "whatsap"/), position: 28 },
       { path: 'segments[0].rule', message: expect.stringMatching(/^engagementRate\("emial"\) is always 0: .*; did you mean "email"\?$/), position: 57, hint: 'did you mean "email"?' },
     ]);
+  });
+
+  it('a template reading a profile field the profile does not have: a warning at the read, with the field meant; free keys, lists and loop variables are not checked', () => {
+    const result = loadCatalog(
+      {
+        actions: [
+          {
+            id: 'a',
+            name: 'A',
+            content: {
+              web: {
+                title: 'Hola {{ firstNme }}, {{ profile.stat.orders }} {{ profile.stats.ordrs }} {{ profile.stat.orders }}',
+                body: '{{ profile.traits.x }} {{ profile.segments.size }} {{ profile.stats.orders }} {{ profile.scores.churn }} {{ profile["stats"]["visitsToday"] }} {% for i in profile.preferences.interests %}{{ i.name }}{% endfor %}',
+              },
+            },
+          },
+        ],
+      },
+      'object',
+    );
+    expect(result.ok).toBe(true);
+    expect(result.warnings).toEqual([
+      {
+        path: 'actions[0].content.web.title',
+        message: 'template: profile has no field "stat": it renders empty for every customer; did you mean "stats"?',
+        position: 24,
+        hint: 'did you mean "stats"?',
+      },
+      {
+        path: 'actions[0].content.web.title',
+        message: 'template: profile.stats has no field "ordrs": it renders empty for every customer; did you mean "orders"?',
+        position: 50,
+        hint: 'did you mean "orders"?',
+      },
+    ]);
+    // The demo catalog's templates read only fields the profile has.
+    expect(loadCatalog(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8'), 'yaml').warnings ?? []).toEqual([]);
   });
 
   it('a valid catalog has no warnings', () => {

@@ -5,11 +5,11 @@
  * printed result. The evaluation itself runs end to end in
  * test/e2e/evaluate.e2e.test.ts.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { formatEvaluation, logFiles, main, parseEvaluateArgs, readCandidate } from '#scripts/evaluate.ts';
+import { formatEvaluation, localDataDir, localDecisionKey, logFiles, main, parseEvaluateArgs, readCandidate } from '#scripts/evaluate.ts';
 import type { Evaluation } from '#domain/evaluation/evaluate.ts';
 import { MAX_CATALOG_BYTES } from '#domain/catalog/load.ts';
 
@@ -84,6 +84,28 @@ describe('the command line', () => {
     writeFileSync(join(logs, '2026-11-20.jsonl'), '');
     expect(await main(['--catalog', candidate, '--log', logs], {})).toBe(2);
     expect(errors).toEqual([expect.stringMatching(/no decision log at .*nowhere \(give the folder with --log\)/), expect.stringMatching(/--dynamodb <url>/)]);
+  });
+});
+
+describe('the decision key of a local log', () => {
+  it('is read from the data folder the --log folder is in (npm start writes <data folder>/decisions), unless KAIROS_DATA_DIR names one', () => {
+    const data = mkdtempSync(join(folder, 'data-'));
+    const decisions = join(data, 'decisions');
+    mkdirSync(decisions);
+    writeFileSync(join(data, 'local-secrets.json'), JSON.stringify({ decisionKey: 'dk_0123456789abcdef0123456789abcdef' }));
+    expect(localDataDir({}, decisions)).toBe(data);
+    expect(() => localDecisionKey({}, localDataDir({}, decisions))).not.toThrow();
+    expect(localDataDir({ KAIROS_DATA_DIR: 'elsewhere' }, decisions)).toBe(resolve('elsewhere'));
+    // A log folder with no local-secrets.json beside it (an in-memory stack's): npm start's default.
+    expect(localDataDir({}, join(folder, 'nowhere'))).toBe(resolve('.kairos'));
+    expect(localDataDir({}, undefined)).toBe(resolve('.kairos'));
+  });
+
+  it('none found: a usage error that says which variable to set, and where it looked', () => {
+    const empty = mkdtempSync(join(folder, 'empty-'));
+    expect(() => localDecisionKey({}, empty)).toThrow(
+      `no decision key: set KAIROS_DECISION_KEY to the one the stack sealed its decisions with, or KAIROS_DATA_DIR to its data folder (there is no ${join(empty, 'local-secrets.json')})`,
+    );
   });
 });
 

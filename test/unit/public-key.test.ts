@@ -227,6 +227,11 @@ describe('the rights of a key on decide', () => {
     expect(await refusal(ask(publicKey, web, await token('u-42', { alg: 'HS512' })))).toEqual(unauthorized);
     expect(await refusal(ask(publicKey, web, 'not.a.token'))).toEqual(unauthorized);
     expect(await refusal(ask({ sourceId: 'k', kind: 'public' }, web, await token('u-42')))).toEqual(unauthorized);
+    // A key without a user-token secret: the 401 says what is missing, not that the token is wrong.
+    await expect(ask({ sourceId: 'k', kind: 'public' }, web, await token('u-42'))).rejects.toThrow(
+      'This public key has no user-token secret, so no X-Kairos-User-Token is valid with it: an operator sets one with PUT /v1/admin/keys/{keyId}/user-token-secret (or decide for the anonymousId)',
+    );
+    await expect(ask(publicKey, web, await token('u-43'))).rejects.toThrow('The X-Kairos-User-Token is not valid for this userId (wrong user or secret, or expired)');
     expect(await ask(publicKey, web, await token('u-42'))).toEqual({ publicAnswer: true, identified: true });
   });
 

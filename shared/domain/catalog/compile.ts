@@ -106,7 +106,9 @@ export type TemplateCompiler = (
   source: string,
   path: string,
   kind: TemplateKind,
-) => { ok: true; template: CompiledTemplate } | { ok: false; error: { message: string; position?: number; hint?: string } };
+) =>
+  | { ok: true; template: CompiledTemplate; warnings?: readonly { message: string; position?: number; hint?: string }[] }
+  | { ok: false; error: { message: string; position?: number; hint?: string } };
 
 /**
  * Without a template compiler: a template of a validated document (the
@@ -124,6 +126,7 @@ function compileContent(
   path: string,
   problems: Problems,
   compileTemplate: TemplateCompiler,
+  warnings: Problems,
 ): Partial<Record<Channel, CompiledContent>> {
   const out: Partial<Record<Channel, CompiledContent>> = {};
   for (const channel of CHANNELS) {
@@ -134,7 +137,10 @@ function compileContent(
     const literals: Record<string, string> = {};
     const compile = (source: string, at: string, kind: TemplateKind): CompiledTemplate | undefined => {
       const r = compileTemplate(source, at, kind);
-      if (r.ok) return r.template;
+      if (r.ok) {
+        for (const w of r.warnings ?? []) warnings.add(at, `template: ${w.message}`, w.position, w.hint);
+        return r.template;
+      }
       problems.add(at, `template error: ${r.error.message}`, r.error.position, r.error.hint);
       return undefined;
     };
@@ -511,7 +517,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     if (a.propensityModel && !modelIds.has(a.propensityModel) && !isUnchecked('models', a.propensityModel)) {
       problems.add(`${at}.propensityModel`, `unknown model "${a.propensityModel}"`, undefined, didYouMean(a.propensityModel, modelIds));
     }
-    const content = compileContent(a.content, `${at}.content`, problems, compileTemplate);
+    const content = compileContent(a.content, `${at}.content`, problems, compileTemplate, warnings);
     const channels = new Set(Object.keys(content) as Channel[]);
     if (channels.size === 0) problems.add(`${at}.content`, 'an action needs content for at least one channel');
     for (const key of Object.keys(a.fallbacks ?? {})) {
@@ -534,7 +540,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     }
     duplicates(a.variants ?? [], (v) => v.id, `${at}.variants`, 'variant', problems);
     const variants: CompiledVariant[] = (a.variants ?? []).map((v, j) => {
-      const own = compileContent(v.content, `${at}.variants[${j}].content`, problems, compileTemplate);
+      const own = compileContent(v.content, `${at}.variants[${j}].content`, problems, compileTemplate, warnings);
       for (const channel of Object.keys(own) as Channel[]) {
         if (!channels.has(channel)) problems.add(`${at}.variants[${j}].content.${channel}`, `the action has no ${channel} content to vary`);
       }

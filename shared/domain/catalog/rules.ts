@@ -31,6 +31,7 @@ import { MissingKey, compileConjuncts, compileFastPath } from './fastpath.ts';
 import { EVENT_COUNT_WINDOWS, INVALID_TIME, LITERAL_KINDS, RULE_HELPERS, RULE_HELPERS_BY_NAME, timeValue, type HelperScope, type RuleHelper } from './helpers.ts';
 import { MAX_RULE_COST, estimateCost } from './cost.ts';
 import { MATCHES_FUNCTION, re2Error, re2Matches } from './regex.ts';
+import { didYouMean } from './suggest.ts';
 import type { Audience, CompiledCatalog, CompiledRule, FailureTally, RuleBudget, RuleProfile, RuleReads, RuleVariables } from './compiled.ts';
 
 type Ctx = { getValue(key: string): unknown };
@@ -265,6 +266,51 @@ function numericMismatch(node: TypedNode | undefined, source: string): { positio
   };
 }
 
+/** What a rule can name: its variables and the functions, methods and macros it may call (CEL's and RULE_HELPERS). Made on first use. */
+let ruleNamesMade: { readonly variables: readonly string[]; readonly functions: ReadonlySet<string> } | undefined;
+function ruleNames(): { readonly variables: readonly string[]; readonly functions: ReadonlySet<string> } {
+  if (ruleNamesMade) return ruleNamesMade;
+  const builtIn = new Set(new Environment().getDefinitions().variables.map((v) => v.name));
+  const definitions = checkingEnvironment().getDefinitions();
+  return (ruleNamesMade = {
+    variables: definitions.variables.map((v) => v.name).filter((name) => !builtIn.has(name)),
+    functions: new Set(definitions.functions.map((f) => (f.name === MATCHES_FUNCTION ? 'matches' : f.name))),
+  });
+}
+
+const LOGICAL_WORDS: Readonly<Record<string, string>> = { and: '&&', or: '||', not: '!' };
+
+/**
+ * What to write instead, for the slips of someone new to CEL: a misspelled
+ * function or method (`dayssince(…)`), `=` or `===` for `==`, `and` / `or` /
+ * `not` for `&&` / `||` / `!`, a text without its quotes (`tier == VIP`).
+ */
+function slipHint(message: string, source: string, position: number | undefined): string | undefined {
+  const call = /^found no matching overload for '(?:[^']*\.)?([A-Za-z_]\w*)\(/.exec(message)?.[1];
+  if (call !== undefined) {
+    const { functions } = ruleNames();
+    if (functions.has(call)) return undefined;
+    const suggestion = didYouMean(call, functions);
+    return `there is no function "${call}"${suggestion ? `; ${suggestion}` : ''}`;
+  }
+  if (/^Unexpected character: =/.test(message)) return 'compare with "==" (one "=" is not an operator in CEL)';
+  const word = position === undefined ? undefined : /^[A-Za-z]+/.exec(source.slice(position))?.[0]?.toLowerCase();
+  if (/^Unexpected character/.test(message) && word !== undefined && LOGICAL_WORDS[word] !== undefined) {
+    return `write "${LOGICAL_WORDS[word]}" instead of "${source.slice(position, (position ?? 0) + word.length)}"`;
+  }
+  const variable = /^Unknown variable: ([A-Za-z_]\w*)$/.exec(message)?.[1];
+  if (variable !== undefined) {
+    // `list.exist(i, …)`: a misspelled macro leaves its loop variable undeclared.
+    const macro = new RegExp(`\\.([A-Za-z_]\\w*)\\(\\s*${variable}\\s*,`).exec(source)?.[1];
+    if (macro !== undefined && !ruleNames().functions.has(macro)) {
+      const suggestion = didYouMean(macro, ruleNames().functions);
+      return `there is no function "${macro}"${suggestion ? `; ${suggestion}` : ''}`;
+    }
+    return `a text goes in quotes ("${variable}"); the variables are ${ruleNames().variables.join(', ')}`;
+  }
+  return undefined;
+}
+
 function errorInfo(error: unknown, source = ''): RuleCompileError {
   const e = error as { summary?: string; message?: string; range?: { start: number }; node?: TypedNode };
   const message = (e.summary ?? e.message ?? String(error)).split('\n')[0]?.replaceAll(MATCHES_FUNCTION, 'matches') ?? 'invalid expression';
@@ -274,7 +320,8 @@ function errorInfo(error: unknown, source = ''): RuleCompileError {
   // An operator whose operands do not go together: at the right operand (the left one starts the whole expression).
   const right = overload ? e.node?.right : undefined;
   const position = right ? (right.start ?? right.pos) : (e.range?.start ?? e.node?.pos);
-  return position === undefined ? { message } : { message, position };
+  const hint = source === '' ? undefined : slipHint(message, source, position);
+  return { message, ...(position === undefined ? {} : { position }), ...(hint === undefined ? {} : { hint }) };
 }
 
 const CHANNEL_VARIABLES = new Set(['channel', 'preferredChannel']);

@@ -173,15 +173,11 @@ function issueProblems(issue: Issue, prefix: readonly PropertyKey[], root: unkno
     case 'invalid_value': {
       const value = valueAt(root, parts);
       const values = issue.values.map(String);
-      const hint = typeof value === 'string' ? didYouMean(value, values) : undefined;
+      // With one allowed value the message already names it: no "did you mean" repeating it.
+      const hint = typeof value === 'string' && values.length > 1 ? didYouMean(value, values) : undefined;
       const list = values.map((v) => JSON.stringify(v)).join(', ');
-      out.push(
-        problem(
-          parts,
-          values.length === 1 ? `must be ${list}` : `must be one of ${list}${value === undefined ? '' : `, got ${describe(value)}`}`,
-          hint,
-        ),
-      );
+      const got = value === undefined ? '' : `, got ${describe(value)}`;
+      out.push(problem(parts, values.length === 1 ? `must be ${list}${got}` : `must be one of ${list}${got}`, hint));
       return;
     }
     case 'too_big':

@@ -45,6 +45,7 @@ import type { CompiledContent, CompiledTemplate, RenderedContent, RuleVariables,
 import { TEMPLATE_MARKUP as MARKUP } from './patterns.ts';
 import { didYouMean } from './suggest.ts';
 import { utf8Length } from '../ingest/limits.ts';
+import { PROFILE_CEL_SCHEMA } from '../profile/view.ts';
 
 /** Bounds of one template's render (one content field, or one item of a list field). */
 export const TEMPLATE_LIMITS = {
@@ -292,22 +293,67 @@ function staticBoundProblem(parsed: readonly Template[]): TemplateCompileError |
   return undefined;
 }
 
+type SchemaNode = string | { readonly [field: string]: SchemaNode };
+
+/**
+ * Reads of `profile.…` that name no field of the profile (PROFILE_CEL_SCHEMA,
+ * the one declaration rules are checked against): `{{ profile.stat.orders }}`
+ * renders empty for every customer. Below a map (`traits`, `scores` …), a
+ * list or a value anything goes (keys are free, `size` and `first` are
+ * Liquid's). Each with its offset in the template and the field meant, when
+ * one is close.
+ */
+function unknownProfileReads(parsed: Template[], kind: TemplateKind, source: string): TemplateCompileError[] {
+  const lineStarts = [0];
+  for (let i = source.indexOf('\n'); i !== -1; i = source.indexOf('\n', i + 1)) lineStarts.push(i + 1);
+  const out: TemplateCompileError[] = [];
+  const seen = new Set<string>();
+  for (const variable of engines[kind].analyzeSync(parsed).globals.profile ?? []) {
+    let node: SchemaNode = PROFILE_CEL_SCHEMA;
+    const read = ['profile'];
+    for (const segment of variable.segments.slice(1)) {
+      if (typeof node === 'string' || typeof segment !== 'string') break;
+      const next: SchemaNode | undefined = Object.hasOwn(node, segment) ? node[segment] : undefined;
+      if (next === undefined) {
+        const what = read.join('.');
+        const key = `${what}.${segment}`;
+        if (seen.has(key)) break;
+        seen.add(key);
+        const at = variable.location;
+        const position = at ? (lineStarts[at.row - 1] ?? 0) + at.col - 1 : undefined;
+        const hint = didYouMean(segment, Object.keys(node));
+        out.push({
+          message: `${what} has no field "${segment}": it renders empty for every customer`,
+          ...(position === undefined ? {} : { position }),
+          ...(hint ? { hint } : {}),
+        });
+        break;
+      }
+      read.push(segment);
+      node = next;
+    }
+  }
+  return out;
+}
+
 /**
  * Parse a content template of this kind. Refused: Liquid syntax errors,
  * unknown filters, `include`/`render`/`layout`, and loops or literal text
- * over TEMPLATE_LIMITS when that is known before rendering.
+ * over TEMPLATE_LIMITS when that is known before rendering. Warned about
+ * (`warnings`): a read of a `profile.` field the profile does not have.
  */
 export function compileTemplate(
   source: string,
   path: string,
   kind: TemplateKind,
-): { ok: true; template: CompiledTemplate } | { ok: false; error: TemplateCompileError } {
+): { ok: true; template: CompiledTemplate; warnings?: TemplateCompileError[] } | { ok: false; error: TemplateCompileError } {
   if (!MARKUP.test(source)) return { ok: true, template: { source, path, kind, literal: source } };
   try {
     const parsed = engines[kind].parse(source);
     const bound = staticBoundProblem(parsed);
     if (bound) return { ok: false, error: bound };
-    return { ok: true, template: { source, path, kind, parsed } };
+    const warnings = unknownProfileReads(parsed, kind, source);
+    return { ok: true, template: { source, path, kind, parsed }, ...(warnings.length > 0 ? { warnings } : {}) };
   } catch (error) {
     const e = error as { message?: string; token?: { begin?: number; end?: number } };
     const message = (e.message ?? 'invalid template').replace(/, line:\d+, col:\d+$/, '');
