@@ -13,7 +13,8 @@
  */
 import { config } from '#shared/config.ts';
 import { parseCellKey, cellKey, type OutcomeCounts, type StatisticsIncrement, type StatisticsRow } from '#domain/learning/statistics.ts';
-import type { DecisionIncrement } from '#domain/reports/decision-counts.ts';
+import { decisionRecordsOfText } from '#domain/evaluation/decision-record.ts';
+import { decisionIncrements, type DecisionIncrement } from '#domain/reports/decision-counts.ts';
 import { dynamo, type DynamoClient, type Item, type TransactWriteItem } from './client.ts';
 import { cancellationCodes, isUnavailable } from './faults.ts';
 import { decisionChunkItem, STATISTICS_PK_PREFIX, STATISTICS_SHARDS, statisticsBucketSk, statisticsItem, statisticsShardOf } from './items.ts';
@@ -150,6 +151,31 @@ export async function countDecisionChunk(chunk: string, increments: readonly Dec
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;
   return { parts: parts.length, added: settled.filter((s) => s.status === 'fulfilled' && s.value).length };
+}
+
+/** What `countDecisionLogChunk` found in a chunk and did with it. */
+export interface DecisionLogChunkCount extends DecisionChunkCount {
+  /** Decision records counted. */
+  readonly counted: number;
+  /** Records older than version 4 (they do not say which arms they served): not counted. */
+  readonly uncounted: number;
+  /** Lines that are no decision record. */
+  readonly malformed: number;
+}
+
+/**
+ * Count one chunk of the decision log, as its text (JSON lines, as the
+ * decide function logged them): its records (decision-record.ts
+ * `decisionRecordsOfText`), the decisions they add per cell
+ * (decision-counts.ts `decisionIncrements`), added once (`countDecisionChunk`).
+ * The deployed decision counter and the local decision log both count
+ * through here.
+ */
+export async function countDecisionLogChunk(chunk: string, text: string, options: CountDecisionChunkOptions = {}): Promise<DecisionLogChunkCount> {
+  const { records, malformed } = decisionRecordsOfText(text);
+  const { increments, counted, uncounted } = decisionIncrements(records);
+  const written = await countDecisionChunk(chunk, increments, options);
+  return { ...written, counted, uncounted, malformed };
 }
 
 export interface ReadStatisticsOptions {

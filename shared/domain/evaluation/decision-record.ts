@@ -399,6 +399,31 @@ export function readDecisionRecord(value: unknown): DecisionLogRecord | undefine
   return undefined;
 }
 
+/**
+ * The decision records of a text of JSON lines (the log lines as
+ * delivered, or bare records; version 4, 3, 2 or 1, `readDecisionRecord`),
+ * and how many lines were not records.
+ */
+export function decisionRecordsOfText(text: string): { readonly records: DecisionLogRecord[]; readonly malformed: number } {
+  const records: DecisionLogRecord[] = [];
+  let malformed = 0;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      malformed++;
+      continue;
+    }
+    const object = value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+    const record = readDecisionRecord(object?.message === DECISION_RECORD_MESSAGE ? object[DECISION_RECORD_KEY] : object);
+    if (record) records.push(record);
+    else malformed++;
+  }
+  return { records, malformed };
+}
+
 /** Hive type of a logged candidate list: each tuple as strings (the JSON SerDe reads the numbers as their text). */
 const ARMS = 'array<array<string>>';
 
