@@ -6,12 +6,14 @@
  * through the admin handler: each row's `decisions` is the number of
  * decisions that served its cell (experiment arms and control groups
  * included), and counting a chunk again changes nothing — whatever the
- * redelivery (a property), and after a delivery that failed half-way.
+ * redelivery (a property), and after a delivery that failed half-way. The
+ * deployed decision counter's batch handling too, with objects read from a
+ * map in place of S3 (which no emulator here provides).
  *
  * Its own Control table, so its catalog never reaches other files' decisions.
  */
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyStructuredResultV2, SQSEvent, SQSRecord } from 'aws-lambda';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 
@@ -25,6 +27,7 @@ await vi.hoisted(async () => {
 });
 
 import { handler } from '#functions/admin/handler.ts';
+import { decisionCounter } from '#functions/decision-counter/handler.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { decideForLog, emptyProfile } from '#domain/decide/decide.ts';
 import { decisionReference } from '#domain/decide/decision-id.ts';
@@ -212,4 +215,40 @@ describe('decisions in GET /v1/admin/reports/actions', () => {
       { numRuns: 15 },
     );
   }, 120_000);
+});
+
+describe('the decision counter (functions/decision-counter/handler.ts)', () => {
+  const hour = Date.parse('2026-10-07T10:00:00Z');
+  const bucket = 'kairos-decision-log';
+  const objects = new Map<string, string>([
+    ['decisions/dt=2026-10-07/a-1.gz', `${syntheticLine(hour + 1_000, 'o1', ['hero'])}\n${syntheticLine(hour + 2_000, 'o2', ['hero', 'news'])}\n`],
+    ['decisions/dt=2026-10-07/a-2.gz', `${syntheticLine(hour + 3_000, 'o3', ['news'])}\nnot a record\n`],
+  ]);
+  /** Stands in for S3 GetObject: the object's text, or NoSuchKey. */
+  const read = async (b: string, key: string): Promise<string> => {
+    const text = b === bucket ? objects.get(key) : undefined;
+    if (text === undefined) throw new Error(`NoSuchKey: ${key}`);
+    return text;
+  };
+  /** An SQS message holding an S3 Object Created event as the EventBridge rule puts it on the queue. */
+  const message = (messageId: string, key: string): SQSRecord =>
+    ({
+      messageId,
+      body: JSON.stringify({ version: '0', id: messageId, 'detail-type': 'Object Created', source: 'aws.s3', detail: { version: '0', bucket: { name: bucket }, object: { key, size: 1 } } }),
+    }) as SQSRecord;
+  const batch = (...records: SQSRecord[]): SQSEvent => ({ Records: records });
+
+  it('counts each object a batch names once, returns exactly the messages it could not count, and a redelivered object adds nothing', async () => {
+    const count = decisionCounter(read);
+    const first = await count(batch(message('m1', 'decisions/dt=2026-10-07/a-1.gz'), message('m2', 'decisions/dt=2026-10-07/missing.gz'), { messageId: 'm3', body: '{"Records":[]}' } as SQSRecord, message('m4', 'decisions/dt=2026-10-07/a-2.gz')));
+    expect(first.batchItemFailures).toEqual([{ itemIdentifier: 'm2' }, { itemIdentifier: 'm3' }]);
+    // Delivered again (the failed ones by SQS, the others as EventBridge may): nothing counted twice.
+    const again = await count(batch(message('m5', 'decisions/dt=2026-10-07/a-1.gz'), message('m6', 'decisions/dt=2026-10-07/a-2.gz')));
+    expect(again.batchItemFailures).toEqual([]);
+    const report = await reportOf(hour, hour + HOUR);
+    expect(report.rows.map((r) => [r.actionId, r.decisions])).toEqual([
+      ['hero', 2],
+      ['news', 2],
+    ]);
+  });
 });
