@@ -37,7 +37,7 @@ import { ensureTables } from './tables.ts';
 import { dispatcherStreamSettings, profileStreamSettings } from '#shared/functions.ts';
 
 /** How long stopping waits for the decision counts of the last decisions, ms. */
-const DECISION_COUNT_DRAIN_MS = 5_000;
+const DECISION_COUNT_DRAIN_MS = 2_000;
 
 export const REPOSITORY_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -331,7 +331,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   );
   const decisions = new LocalDecisionLog(decisionsFolder, { onWrite: counter.add });
   const releaseStdout = captureDecisionRecords(decisions);
-  /** Write what the log holds and count it, while DynamoDB Local still runs (a few seconds at most). */
+  /** Write what the log holds and count it, while DynamoDB Local still runs (at most DECISION_COUNT_DRAIN_MS: within start.ts's stop deadline). */
   const countDecisions = async () => {
     decisions.flush();
     await counter.drain(Date.now() + DECISION_COUNT_DRAIN_MS);
