@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CfnOutput, Duration, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import { DecisionCounts } from './constructs/decision-counts.ts';
 import { DecisionLog } from './constructs/decision-log.ts';
 import { Evaluation } from './constructs/evaluation.ts';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
@@ -75,6 +76,8 @@ export class KairosStack extends Stack {
   public readonly decisionLog: DecisionLog;
   /** Off-policy evaluation of a candidate catalog on the decision log (Step Functions, Distributed Map). */
   public readonly evaluation: Evaluation;
+  /** The actions report's decision counts: each decision log object → EventBridge → SQS → the decision counter. */
+  public readonly decisionCounts: DecisionCounts;
 
   constructor(scope: Construct, id: string, props: KairosStackProps = {}) {
     super(scope, id, {
@@ -171,6 +174,11 @@ export class KairosStack extends Stack {
       reduce: functionByName.evaluationReduce,
     });
 
+    this.decisionCounts = new DecisionCounts(this, 'DecisionCounts', {
+      logBucket: this.decisionLog.bucket,
+      counter: functionByName.decisionCounter,
+    });
+
     const alarmActions: IAlarmAction[] = [...(props.alarmActions ?? [])];
     if (props.alarmTopicArn) {
       if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/.test(props.alarmTopicArn)) {
@@ -180,6 +188,8 @@ export class KairosStack extends Stack {
     }
     this.emissions.timerFailureAlarm.addAlarmAction(...alarmActions);
     this.emissions.timerFailureAlarm.addOkAction(...alarmActions);
+    this.decisionCounts.failureAlarm.addAlarmAction(...alarmActions);
+    this.decisionCounts.failureAlarm.addOkAction(...alarmActions);
     this.monitoring = new KairosMonitoring(this, 'Monitoring', {
       functions: functionByName,
       streamConsumer: streamReader,

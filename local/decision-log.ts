@@ -21,9 +21,14 @@
  * Rotation: by UTC day, and within a day by size — past `maxBytes` (64 MB
  * by default) the next line starts `<yyyy-mm-dd>.1.jsonl`, then `.2`…
  * `decisionLogFiles` lists a folder's files in the order they were written.
+ *
+ * Each write is handed to `onWrite` (the file, the byte offset it was
+ * written at, its text): the local stack counts the decisions of what was
+ * written (local/decision-counter.ts), as the deployed stack counts each
+ * object Firehose delivers.
  */
 import { closeSync, mkdirSync, openSync, readdirSync, statSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { DECISION_RECORD_KEY, DECISION_RECORD_LINE_PREFIX, DECISION_RECORD_MESSAGE } from '#domain/evaluation/decision-record.ts';
 
 /** How long an appended line may wait before the queue is written, ms: the writes of a busy stack are one per this period, off the requests' path. */
@@ -57,13 +62,23 @@ export interface LocalDecisionLogOptions {
   readonly maxBytes?: number;
   /** The clock that picks the day. @default the wall clock */
   readonly now?: () => Date;
+  /**
+   * Called after each write with the file's name (`2026-11-30.jsonl`), the
+   * byte offset the text was written at and the text (whole lines). It
+   * must not throw. @default none
+   */
+  readonly onWrite?: (file: string, offset: number, text: string) => void;
 }
 
 /** Appends decision record lines to the folder's files, rotated by UTC day and by size, written DECISION_LOG_FLUSH_MS after they are appended. */
 export class LocalDecisionLog {
   private readonly maxBytes: number;
   private readonly now: () => Date;
+  private readonly onWrite: LocalDecisionLogOptions['onWrite'];
   private fd: number | undefined;
+  private path = '';
+  /** Bytes of the open file on disk (the offset of the next write). */
+  private written = 0;
   private day = '';
   private part = 0;
   private bytes = 0;
@@ -77,6 +92,7 @@ export class LocalDecisionLog {
   ) {
     this.maxBytes = options.maxBytes ?? DECISION_LOG_MAX_BYTES;
     this.now = options.now ?? (() => new Date());
+    this.onWrite = options.onWrite;
     mkdirSync(folder, { recursive: true });
   }
 
@@ -99,7 +115,10 @@ export class LocalDecisionLog {
     if (this.pending.length === 0 || this.fd === undefined) return;
     const text = this.pending.join('');
     this.pending = [];
+    const offset = this.written;
     writeSync(this.fd, text);
+    this.written += Buffer.byteLength(text, 'utf8');
+    this.onWrite?.(basename(this.path), offset, text);
   }
 
   /** Flush, then close the open file. */
@@ -125,7 +144,9 @@ export class LocalDecisionLog {
     this.part = part;
     const path = join(this.folder, fileName(this.day, part));
     this.fd = openSync(path, 'a');
+    this.path = path;
     this.bytes = statSync(path).size;
+    this.written = this.bytes;
     if (this.bytes > 0 && this.bytes >= this.maxBytes) this.openPart(part + 1);
   }
 }

@@ -26,6 +26,7 @@ import type { FunctionName } from '#http/routes.ts';
 import { eventsTable, outboxTable } from '#store/tables.ts';
 import { loadLocalCatalog, type CatalogLoader, type CatalogLoadResult } from './catalog.ts';
 import { claimDataFolder } from './data-folder-lock.ts';
+import { LocalDecisionCounter } from './decision-counter.ts';
 import { captureDecisionRecords, LocalDecisionLog } from './decision-log.ts';
 import { resolveMaxHeap, superviseDynamoLocal, type DynamoLocal } from './dynamodb.ts';
 import { FailureQueue, type OnFailureRecord } from './failure-queue.ts';
@@ -35,6 +36,9 @@ import { LocalBus, LocalScheduler, type DeliveredEvent } from './outbox.ts';
 import { StreamPoller, type StreamPollerOptions, type StreamPollerStats } from './stream-poller.ts';
 import { ensureTables } from './tables.ts';
 import { dispatcherStreamSettings, profileStreamSettings } from '#shared/functions.ts';
+
+/** How long stopping waits for the decision counts of the last decisions, ms. */
+const DECISION_COUNT_DRAIN_MS = 2_000;
 
 export const REPOSITORY_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -319,8 +323,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   let poller: StreamPoller | undefined;
   // The decide function's decision records, as the deployed subscription filter would send them to Firehose.
   const decisionsFolder = cfg.inMemory ? mkdtempSync(join(tmpdir(), 'kairos-decisions-')) : join(cfg.dataDir, 'decisions');
-  const decisions = new LocalDecisionLog(decisionsFolder);
+  // Each write of the log is counted into the actions report's decisions, as the deployed decision counter counts each
+  // object Firehose delivers: the same counting code, imported once the stack's environment is set (the first write
+  // follows the first decision).
+  const counter = new LocalDecisionCounter(
+    async (chunk, text) => (await import('#store/statistics.ts')).countDecisionLogChunk(chunk, text),
+    { onFailure: (chunk, error) => log(`decision counts of ${chunk} not written yet (tried again): ${error instanceof Error ? error.message : String(error)}`) },
+  );
+  const decisions = new LocalDecisionLog(decisionsFolder, { onWrite: counter.add });
   const releaseStdout = captureDecisionRecords(decisions);
+  /** Write what the log holds and count it, while DynamoDB Local still runs (at most DECISION_COUNT_DRAIN_MS: within start.ts's stop deadline). */
+  const countDecisions = async () => {
+    decisions.flush();
+    await counter.drain(Date.now() + DECISION_COUNT_DRAIN_MS);
+    if (counter.pending > 0) log(`decision counts of ${counter.pending} decision log chunks not written: the store did not answer`);
+  };
   const closeDecisionLog = () => {
     releaseStdout();
     decisions.close();
@@ -559,6 +576,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       stop() {
         stopping ??= (async () => {
           await activeServer.stop();
+          await countDecisions();
           await activePoller.stop();
           await activeOutboxPoller.stop();
           activeScheduler.stop();

@@ -193,7 +193,7 @@ const operations: Readonly<Record<string, Operation>> = {
     },
   },
   'GET /v1/admin/reports/actions': {
-    summary: 'Impressions, clicks and conversions per action, variant, experiment arm and learning context, with 95% intervals, uplift against control and a sample-ratio check',
+    summary: 'Decisions, impressions, clicks and conversions per action, variant, experiment arm and learning context, with 95% intervals, uplift against control and a sample-ratio check (decisions are counted from the decision log and lag by its delivery)',
     query: [
       { name: 'from', description: 'ISO-8601 date-time with an offset, or a date (midnight UTC); default 7 days before `to`; at most 400 days before `to`' },
       { name: 'to', description: 'ISO-8601 date-time with an offset, or a date; exclusive; default now' },
@@ -204,7 +204,7 @@ const operations: Readonly<Record<string, Operation>> = {
     success: {
       status: 200,
       description:
-        '`{from, to, reward, rows[{actionId?, variant?, experiment?, arm?, context, channel, placement?, impressions, clicks, conversions, clickRate, conversionRate}], experiments[{id, inCatalog, kind?, status?, holdout?, arms[{arm, impressions, clicks, conversions, clickRate, conversionRate, expectedShare?, uplift?}], sampleRatio?}]}`',
+        '`{from, to, reward, rows[{actionId?, variant?, experiment?, arm?, context, channel, placement?, decisions, impressions, clicks, conversions, clickRate, conversionRate}], experiments[{id, inCatalog, kind?, status?, holdout?, arms[{arm, decisions, impressions, clicks, conversions, clickRate, conversionRate, expectedShare?, uplift?}], sampleRatio?}]}`',
     },
   },
   'GET /v1/admin/reports/journeys': {

@@ -1,12 +1,14 @@
 /**
  * The two AWS APIs the evaluation uses besides DynamoDB, through aws-lite's
  * plain signed requests (no plugin, no SDK client in the bundle): S3
- * GetObject / PutObject for the evaluation functions, Step Functions
+ * GetObject / PutObject for the evaluation functions and the decision
+ * counter, Step Functions
  * StartExecution / DescribeExecution for `npm run evaluate --deployed`.
  * Credentials and region from the environment (Lambda's, or the
  * operator's). Not reachable from this repository's tests (no AWS account):
  * the CDK assertions pin what they may call.
  */
+import { gunzipSync } from 'node:zlib';
 import awsLite from '@aws-lite/client';
 
 type AwsLite = Awaited<ReturnType<typeof awsLite>>;
@@ -24,6 +26,12 @@ export async function getObject(bucket: string, key: string): Promise<Buffer> {
   const response = await (await aws())({ service: 's3', path: objectPath(bucket, key), responseContentType: 'application/octet-stream' } as Parameters<AwsLite>[0]);
   const payload = response.payload as unknown;
   return Buffer.isBuffer(payload) ? payload : Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
+}
+
+/** A decision log object's text: Firehose writes GZIP (magic bytes 1f 8b); a plain object is read as it is. */
+export async function getObjectText(bucket: string, key: string): Promise<string> {
+  const bytes = await getObject(bucket, key);
+  return (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString('utf8');
 }
 
 /** Writes a JSON document to S3. */

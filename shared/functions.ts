@@ -104,6 +104,15 @@ export const functionDefinitions = {
     memorySize: 1769,
     timeoutSeconds: 900,
   },
+  // The actions report's decisions, counted from the decision log (infra/constructs/decision-counts.ts): not on any request path.
+  decisionCounter: {
+    entry: 'functions/decision-counter/handler.ts',
+    description: 'Counts the decisions of each decision log object Firehose writes into the actions report, once per object',
+    // Control: the statistics items' decision counts and each object's markers (TransactWriteItems of puts and updates, no read).
+    tables: { Control: 'write' },
+    memorySize: 512,
+    timeoutSeconds: 60,
+  },
   evaluationReduce: {
     entry: 'functions/evaluation-reduce/handler.ts',
     description: 'Off-policy evaluation, reduce step: the partial sums to the estimates (or the reason there are none)',

@@ -1,9 +1,10 @@
 /**
  * The operator's reports.
  *
- * GET /v1/admin/reports/actions (API.md §5): the outcome statistics of a
- * time range per action, variant, experiment arm and learning context, with
- * rates, uplift against control and the sample-ratio check
+ * GET /v1/admin/reports/actions (API.md §5): the outcome statistics and
+ * the decision counts (counted from the decision log) of a time range per
+ * action, variant, experiment arm and learning context, with rates, uplift
+ * against control and the sample-ratio check
  * (shared/domain/reports/actions.ts gives the answer's shape and formulas).
  *
  * Query (all optional): `from`, `to` — ISO-8601 date-times with an offset

@@ -5,7 +5,6 @@
  * merged over the batch. The candidate catalog, outcomes and statistics are
  * read once per execution and kept while the environment lives.
  */
-import { gunzipSync } from 'node:zlib';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { getStringFromEnv } from '@aws-lambda-powertools/commons/utils/env';
 import middy from '@middy/core';
@@ -15,7 +14,7 @@ import { decisionKey } from '#domain/decide/decision-id.ts';
 import type { LearningStats } from '#domain/decide/types.ts';
 import { EMPTY_PARTITION, decisionRecordsOfText, evaluatePartition, mergePartitions, type OutcomeIndex, type PartitionSums } from '#domain/evaluation/evaluate.ts';
 import { replayCache } from '#domain/evaluation/replay.ts';
-import { getObject } from '#shared/aws-requests.ts';
+import { getObject, getObjectText } from '#shared/aws-requests.ts';
 import { requiredDecisionSecret } from '#shared/config.ts';
 import { keyInRange, type EvaluationInputs, type MapEvent } from '#shared/evaluation-steps.ts';
 import { functionLogger } from '#shared/observability.ts';
@@ -46,9 +45,6 @@ async function inputsOf(key: string): Promise<Inputs> {
   return cached;
 }
 
-/** Firehose's objects are GZIP (magic bytes 1f 8b); a plain object is read as it is. */
-const textOf = (bytes: Buffer): string => (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString('utf8');
-
 export async function evaluationMap(event: MapEvent): Promise<PartitionSums> {
   const { inputsKey } = event.BatchInput;
   const from = Date.parse(event.BatchInput.from);
@@ -57,7 +53,7 @@ export async function evaluationMap(event: MapEvent): Promise<PartitionSums> {
   let sums = EMPTY_PARTITION;
   for (const item of event.Items) {
     if (!keyInRange(item.Key, from, to)) continue;
-    const { records, malformed } = decisionRecordsOfText(textOf(await getObject(LOG_BUCKET, item.Key)));
+    const { records, malformed } = decisionRecordsOfText(await getObjectText(LOG_BUCKET, item.Key));
     const part = evaluatePartition(records, { candidate: inputs.candidate, outcomes: inputs.outcomes, learning: inputs.learning, decisionKey: DECISION_KEY, from, to, cache }, malformed);
     sums = mergePartitions(sums, part);
   }

@@ -6,7 +6,8 @@
  * AwsSolutions-SQS3 (a queue without a DLQ) acknowledged with what the
  * queue is the destination of, since a failure queue needs no DLQ of its
  * own: it holds what to replay by hand and an alarm watches it
- * (kairos-monitoring.ts).
+ * (kairos-monitoring.ts). The dead-letter queue of another SQS queue needs
+ * no acknowledgement (cdk-nag sees that it is one): `deadLetterOfQueue`.
  */
 import { Duration, Validations } from 'aws-cdk-lib';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
@@ -17,6 +18,12 @@ export interface FailureQueueProps {
   readonly destinationOf: string;
   /** @default 14 days */
   readonly retention?: Duration;
+  /**
+   * The queue is (also) the dead-letter queue of an SQS queue's redrive
+   * policy: cdk-nag's SQS3 does not flag it, so nothing is acknowledged.
+   * @default false
+   */
+  readonly deadLetterOfQueue?: boolean;
 }
 
 /** A failure queue (see the module) named `id` in `scope`. */
@@ -26,6 +33,7 @@ export function failureQueue(scope: Construct, id: string, props: FailureQueuePr
     enforceSSL: true,
     retentionPeriod: props.retention ?? Duration.days(14),
   });
+  if (props.deadLetterOfQueue === true) return queue;
   Validations.of(queue).acknowledge({
     id: 'AwsSolutions-SQS3',
     reason: `This queue is itself ${props.destinationOf}; it holds what to replay by hand and is watched by an alarm, so it needs no DLQ of its own.`,

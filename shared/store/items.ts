@@ -162,6 +162,20 @@ export const journeyCountItem = itemType('journey report counter', controlTable.
 }));
 
 export const JOURNEY_COUNT_PK_PREFIX = 'JOURNEY#';
+
+/**
+ * The marker of one part of a decision log chunk whose decisions were
+ * added to the statistics (statistics.ts `countDecisionChunk`): written in
+ * the same transaction as that part's increments, under the condition that
+ * it does not exist, so a chunk delivered again adds nothing. pk
+ * `DLOG#<sha-256 hex of the chunk id>` (an S3 object's key can be 1,024
+ * bytes; the hash keeps the key short and spreads chunks over partitions),
+ * sk `PART#<part, 5 digits>`.
+ */
+export const decisionChunkItem = itemType('decision log chunk counted', controlTable.id, (chunk: string, part: number) => ({
+  pk: `DLOG#${sha256Hex(chunk)}`,
+  sk: `PART#${chunkIndex(part)}`,
+}));
 /** The sort-key prefix of a day: its number zero-padded to 6 digits, so days sort in order. */
 export const journeyCountDaySk = (day: number): string => String(day).padStart(6, '0');
 // --- Outbox --------------------------------------------------------------
@@ -190,5 +204,6 @@ export const itemTypes = [
   healthProbeItem,
   statisticsItem,
   journeyCountItem,
+  decisionChunkItem,
   outboxItem,
 ] as const;

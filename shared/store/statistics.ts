@@ -1,7 +1,8 @@
 /**
  * Outcome statistics in the Control table (items.ts `statisticsItem`): the
- * writes that add counted outcomes to their cells, and the read of a time
- * range.
+ * writes that add counted outcomes to their cells, the writes that add a
+ * decision log chunk's decisions to them (`countDecisionChunk`), and the
+ * read of a time range.
  *
  * Increments are written as `ADD` updates inside the profile function's
  * conditional transaction (the same one that puts the profile and its
@@ -12,14 +13,21 @@
  */
 import { config } from '#shared/config.ts';
 import { parseCellKey, cellKey, type OutcomeCounts, type StatisticsIncrement, type StatisticsRow } from '#domain/learning/statistics.ts';
+import { decisionRecordsOfText } from '#domain/evaluation/decision-record.ts';
+import { decisionIncrements, type DecisionIncrement } from '#domain/reports/decision-counts.ts';
 import { dynamo, type DynamoClient, type Item, type TransactWriteItem } from './client.ts';
-import { STATISTICS_PK_PREFIX, STATISTICS_SHARDS, statisticsBucketSk, statisticsItem } from './items.ts';
+import { cancellationCodes, isUnavailable } from './faults.ts';
+import { decisionChunkItem, STATISTICS_PK_PREFIX, STATISTICS_SHARDS, statisticsBucketSk, statisticsItem, statisticsShardOf } from './items.ts';
+import { retrying } from './retry.ts';
 
 /** How long a bucket is kept after its hour, s (DynamoDB TTL): past any `learning.window` and report range the catalog accepts. */
 export const STATISTICS_RETENTION_S = 400 * 24 * 3600;
 
 /** Attribute names of a statistics item's counts. */
 const COUNT_ATTRIBUTES = { impressions: 'impressions', clicks: 'clicks', conversions: 'conversions' } as const;
+
+/** Attribute name of a statistics item's decision count (the decision log's, `countDecisionChunk`). */
+const DECISIONS_ATTRIBUTE = 'decisions';
 
 /**
  * The `Update` items that add `increments` to the shard `shard`: one per
@@ -58,6 +66,118 @@ export function statisticsUpdates(increments: readonly StatisticsIncrement[], sh
   return updates;
 }
 
+/** The statistics items a transaction of `countDecisionChunk` updates: the chunk part's marker is its 100th item. */
+export const DECISION_COUNT_UPDATES_PER_PART = 99;
+
+/** How long a chunk's markers are kept, s (DynamoDB TTL): as long as the counts they guard. */
+export const DECISION_CHUNK_RETENTION_S = STATISTICS_RETENTION_S;
+
+export interface CountDecisionChunkOptions {
+  readonly client?: DynamoClient;
+  readonly table?: string;
+  /** The clock of the markers' `countedAt` and expiry. @default Date.now */
+  readonly now?: () => number;
+}
+
+/** What `countDecisionChunk` did. */
+export interface DecisionChunkCount {
+  /** Parts (transactions) the chunk's increments make. */
+  readonly parts: number;
+  /** Parts added now; the others had been counted before (a redelivery). */
+  readonly added: number;
+}
+
+/**
+ * Add one decision log chunk's decisions (decision-counts.ts
+ * `decisionIncrements` of its records) to the statistics items, exactly
+ * once per chunk whatever the redelivery.
+ *
+ * `chunk` names the chunk for good (deployed `s3://<bucket>/<key>` of the
+ * object Firehose wrote; locally `<file>@<byte offset>`). The increments,
+ * in their order, are cut into parts of DECISION_COUNT_UPDATES_PER_PART;
+ * each part is one TransactWriteItems: the part's marker (items.ts
+ * `decisionChunkItem`, put only if it does not exist) and an `ADD
+ * decisions` update per cell, in the shard of the chunk
+ * (`statisticsShardOf(chunk)`). A part whose marker exists is cancelled
+ * whole and skipped: it was counted. The same chunk gives the same
+ * increments in the same order, so its parts are the same on every
+ * delivery, and a delivery that failed half-way adds only its missing
+ * parts the next time. Parts are sent together; a conflict or an
+ * unavailable store is retried (store retry.ts), any other failure is
+ * thrown after every part has settled (deliver the chunk again).
+ */
+export async function countDecisionChunk(chunk: string, increments: readonly DecisionIncrement[], options: CountDecisionChunkOptions = {}): Promise<DecisionChunkCount> {
+  const client = options.client ?? dynamo();
+  const table = options.table ?? config.CONTROL_TABLE;
+  const now = (options.now ?? Date.now)();
+  const shard = statisticsShardOf(chunk);
+  const parts: DecisionIncrement[][] = [];
+  for (let i = 0; i < increments.length; i += DECISION_COUNT_UPDATES_PER_PART) parts.push(increments.slice(i, i + DECISION_COUNT_UPDATES_PER_PART));
+  const addPart = async (part: readonly DecisionIncrement[], index: number): Promise<boolean> => {
+    const items: TransactWriteItem[] = [
+      {
+        Put: {
+          TableName: table,
+          Item: {
+            ...decisionChunkItem.key(chunk, index),
+            chunk: chunk.slice(0, 1024),
+            countedAt: new Date(now).toISOString(),
+            expiresAt: Math.floor(now / 1000) + DECISION_CHUNK_RETENTION_S,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      },
+      ...part.map(
+        ({ bucket, cell, decisions }): TransactWriteItem => ({
+          Update: {
+            TableName: table,
+            Key: statisticsItem.key(shard, bucket, cellKey(cell)),
+            UpdateExpression: 'ADD #d :d SET expiresAt = :ttl',
+            ExpressionAttributeNames: { '#d': DECISIONS_ATTRIBUTE },
+            ExpressionAttributeValues: { ':d': decisions, ':ttl': Math.floor(bucket / 1000) + STATISTICS_RETENTION_S },
+          },
+        }),
+      ),
+    ];
+    try {
+      await retrying(() => client.send('TransactWriteItems', { TransactItems: items }), isUnavailable, { attempts: 6 });
+      return true;
+    } catch (error) {
+      if (cancellationCodes(error)[0] === 'ConditionalCheckFailed') return false;
+      throw error;
+    }
+  };
+  const settled = await Promise.allSettled(parts.map(addPart));
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return { parts: parts.length, added: settled.filter((s) => s.status === 'fulfilled' && s.value).length };
+}
+
+/** What `countDecisionLogChunk` found in a chunk and did with it. */
+export interface DecisionLogChunkCount extends DecisionChunkCount {
+  /** Decision records counted. */
+  readonly counted: number;
+  /** Records older than version 4 (they do not say which arms they served): not counted. */
+  readonly uncounted: number;
+  /** Lines that are no decision record. */
+  readonly malformed: number;
+}
+
+/**
+ * Count one chunk of the decision log, as its text (JSON lines, as the
+ * decide function logged them): its records (decision-record.ts
+ * `decisionRecordsOfText`), the decisions they add per cell
+ * (decision-counts.ts `decisionIncrements`), added once (`countDecisionChunk`).
+ * The deployed decision counter and the local decision log both count
+ * through here.
+ */
+export async function countDecisionLogChunk(chunk: string, text: string, options: CountDecisionChunkOptions = {}): Promise<DecisionLogChunkCount> {
+  const { records, malformed } = decisionRecordsOfText(text);
+  const { increments, counted, uncounted } = decisionIncrements(records);
+  const written = await countDecisionChunk(chunk, increments, options);
+  return { ...written, counted, uncounted, malformed };
+}
+
 export interface ReadStatisticsOptions {
   /** First bucket start read, epoch ms (inclusive). */
   readonly from: number;
@@ -82,7 +202,8 @@ function rowOf(item: Item): StatisticsRow | undefined {
     clicks: count(COUNT_ATTRIBUTES.clicks),
     conversions: count(COUNT_ATTRIBUTES.conversions),
   };
-  return { cell: parseCellKey(sk.slice(14)), bucket, counts };
+  const decisions = count(DECISIONS_ATTRIBUTE);
+  return { cell: parseCellKey(sk.slice(14)), bucket, counts, ...(decisions !== 0 ? { decisions } : {}) };
 }
 
 /**

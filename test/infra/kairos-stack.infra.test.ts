@@ -35,6 +35,7 @@ import {
   roleStatements,
   tableActions,
   type CfnResource,
+  type PolicyStatement,
 } from './support.ts';
 
 let outdir: string;
@@ -168,8 +169,8 @@ describe('Outbox byProfile index', () => {
 
 describe('Events stream → profile function', () => {
   it('has one mapping with partial batch responses, bisect, bounded retries and age, INSERT filter, failure queue', () => {
-    // The Events stream's, and the Outbox stream's (below).
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
+    // The Events stream's, the Outbox stream's and the decision counts queue's (below).
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: { Ref: functionId('profile') },
       EventSourceArn: { 'Fn::GetAtt': [tableId('Events'), 'StreamArn'] },
@@ -360,7 +361,8 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
   });
 
   it('a fired timer (a journey wait, a deferred send) comes back to the dispatcher: one rule on their detail-types, on this bus, the only one that may invoke it', () => {
-    template.resourceCountIs('AWS::Events::Rule', 1);
+    // The stack's other rule is the decision counts' (below), on the default bus.
+    expect(Object.values(resourcesOfType(template, 'AWS::Events::Rule')).filter((r) => r.Properties?.EventBusName !== undefined)).toHaveLength(1);
     template.hasResourceProperties('AWS::Events::Rule', {
       EventBusName: { Ref: busId() },
       EventPattern: { source: ['kairos'], 'detail-type': ['Kairos Journey Timer', 'Kairos Send Timer'] },
@@ -896,8 +898,8 @@ describe('the evaluation (Step Functions Distributed Map over the decision log)'
     expect(s3Of('evaluationInputs')).toEqual([{ actions: ['s3:PutObject'], resources: [objects(workBucketId(), 'evaluations/*')] }]);
     expect(s3Of('evaluationMap')).toEqual([{ actions: ['s3:GetObject'], resources: [objects(workBucketId(), 'evaluations/*'), objects(logBucketId(), 'decisions/*')].sort() }]);
     expect(s3Of('evaluationReduce')).toEqual([]);
-    // Every other function: no S3 at all.
-    for (const [name] of manifest.filter(([n]) => !n.startsWith('evaluation'))) expect(s3Of(name)).toEqual([]);
+    // Every other function but the decision counter (below): no S3 at all.
+    for (const [name] of manifest.filter(([n]) => !n.startsWith('evaluation') && n !== 'decisionCounter')) expect(s3Of(name)).toEqual([]);
     const env = (name: LambdaName) => (resources[functionId(name)]?.Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
     expect(env('evaluationInputs').KAIROS_EVALUATION_BUCKET).toEqual({ Ref: workBucketId() });
     expect(env('evaluationMap')).toMatchObject({ KAIROS_EVALUATION_BUCKET: { Ref: workBucketId() }, KAIROS_DECISION_LOG_BUCKET: { Ref: logBucketId() } });
@@ -915,6 +917,72 @@ describe('the evaluation (Step Functions Distributed Map over the decision log)'
       Bucket: { Ref: workBucketId() },
       PolicyDocument: Match.objectLike({ Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) }),
     });
+  });
+});
+
+describe('the decision counts (decision log objects → EventBridge → SQS → the decision counter)', () => {
+  const logBucketId = () => logicalId(stack.decisionLog.bucket);
+  const queueOf = () => logicalId(stack.decisionCounts.queue);
+  const failuresOf = () => logicalId(stack.decisionCounts.failureQueue);
+
+  it('the log bucket sends its events to EventBridge through its own configuration (no custom resource)', () => {
+    expect(resources[logBucketId()]?.Properties?.NotificationConfiguration).toEqual({ EventBridgeConfiguration: { EventBridgeEnabled: true } });
+    expect(Object.keys(resourcesOfType(template, 'Custom::S3BucketNotifications'))).toEqual([]);
+  });
+
+  it('a rule of the default bus puts each object created under decisions/ of the log bucket on the counter’s queue, with a dead-letter queue', () => {
+    const rule = resources[logicalId(stack.decisionCounts.rule)]?.Properties ?? {};
+    expect(rule.EventBusName).toBeUndefined();
+    expect(rule.EventPattern).toEqual({
+      source: ['aws.s3'],
+      'detail-type': ['Object Created'],
+      detail: { bucket: { name: [{ Ref: logBucketId() }] }, object: { key: [{ prefix: 'decisions/' }] } },
+    });
+    const targets = rule.Targets as { Arn: unknown; DeadLetterConfig?: { Arn: unknown } }[];
+    expect(targets).toHaveLength(1);
+    expect(referencesIn(targets[0]?.Arn)[0]?.id).toBe(queueOf());
+    expect(referencesIn(targets[0]?.DeadLetterConfig?.Arn)[0]?.id).toBe(failuresOf());
+  });
+
+  it('the queue feeds only the decision counter, in batches with partial batch responses, and dead-letters after bounded receives', () => {
+    const mappings = Object.values(resourcesOfType(template, 'AWS::Lambda::EventSourceMapping')).filter((m) => referencesIn(m.Properties?.EventSourceArn)[0]?.id === queueOf());
+    expect(mappings).toHaveLength(1);
+    expect(mappings[0]?.Properties).toMatchObject({ FunctionName: { Ref: functionId('decisionCounter') }, BatchSize: 10, FunctionResponseTypes: ['ReportBatchItemFailures'] });
+    expect(mappingOf('decisionCounter')).toBe(mappings[0]);
+    const queue = resources[queueOf()]?.Properties ?? {};
+    expect(queue).toMatchObject({ SqsManagedSseEnabled: true, VisibilityTimeout: 6 * functionDefinitions.decisionCounter.timeoutSeconds, RedrivePolicy: { maxReceiveCount: 5 } });
+    expect(referencesIn((queue.RedrivePolicy as { deadLetterTargetArn: unknown }).deadLetterTargetArn)[0]?.id).toBe(failuresOf());
+    expect(resources[failuresOf()]?.Properties).toMatchObject({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 });
+    for (const id of [queueOf(), failuresOf()]) {
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: Match.arrayWith([{ Ref: id }]),
+        PolicyDocument: Match.objectLike({ Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) }),
+      });
+    }
+  });
+
+  it('only the rule may send to the queue', () => {
+    const sends = Object.values(resourcesOfType(template, 'AWS::SQS::QueuePolicy'))
+      .filter((p) => asArray(p.Properties?.Queues as unknown[]).some((q) => referencedLogicalId(q) === queueOf()))
+      .flatMap((p) => (p.Properties?.PolicyDocument as { Statement: (PolicyStatement & { Principal?: unknown })[] }).Statement)
+      .filter((st) => st.Effect === 'Allow');
+    expect(sends).toHaveLength(1);
+    expect(sends[0]).toMatchObject({ Action: expect.arrayContaining(['sqs:SendMessage']), Principal: { Service: 'events.amazonaws.com' } });
+    expect(referencesIn(sends[0]?.Condition)[0]?.id).toBe(logicalId(stack.decisionCounts.rule));
+  });
+
+  it('least privilege: the counter may only GetObject under decisions/ of the log bucket (and write the Control table: the manifest)', () => {
+    const s3 = roleStatements(template, roleId('decisionCounter')).filter((st) => asArray(st.Action).some((a) => String(a).startsWith('s3:')));
+    expect(s3.map((st) => ({ actions: asArray(st.Action), resources: asArray(st.Resource) }))).toEqual([
+      { actions: ['s3:GetObject'], resources: [{ 'Fn::Join': ['', [{ 'Fn::GetAtt': [logBucketId(), 'Arn'] }, '/decisions/*']] }] },
+    ]);
+    expect(functionDefinitions.decisionCounter.tables).toEqual({ Control: 'write' });
+  });
+
+  it('alarms on a non-empty failure queue', () => {
+    const alarm = resources[logicalId(stack.decisionCounts.failureAlarm)]?.Properties ?? {};
+    expect(alarm).toMatchObject({ MetricName: 'ApproximateNumberOfMessagesVisible', Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' });
+    expect(referencesIn(alarm.Dimensions)[0]?.id).toBe(failuresOf());
   });
 });
 
@@ -981,7 +1049,7 @@ describe('least privilege, from the manifest', () => {
     expect(onAnyResource.filter((a) => !a.startsWith('xray:'))).toEqual([]);
   });
 
-  it('only the stream reader reads the Events stream and writes to its failure queue; only the dispatcher, the Outbox stream and its own', () => {
+  it('only the stream reader reads the Events stream and writes to its failure queue; only the dispatcher, the Outbox stream and its own; only the decision counter, its queue', () => {
     expect(streamReaders).toEqual(['profile']);
     const observed = Object.fromEntries(
       manifest.map(([name]) => {
@@ -1012,7 +1080,9 @@ describe('least privilege, from the manifest', () => {
             ]
           : name === 'dispatcher'
             ? [name, { streams: [tableId('Outbox')], streamActions: [], queues: [outboxQueueId(), timerQueueId()].sort() }]
-            : [name, { streams: [], streamActions: [], queues: [] }],
+            : name === 'decisionCounter'
+              ? [name, { streams: [], streamActions: [], queues: [logicalId(stack.decisionCounts.queue)] }]
+              : [name, { streams: [], streamActions: [], queues: [] }],
       ),
     );
     expect(observed).toEqual(expected);

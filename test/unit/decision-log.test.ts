@@ -293,7 +293,7 @@ describe('the catalog field decisionLog.sample', () => {
   });
 });
 
-describe('the logged record (version 3)', () => {
+describe('the logged record (version 4, as version 3 was)', () => {
   it('short keys, candidates as [actionId, score, probability, variant?] to 4 significant digits, nothing false or default written', () => {
     const c = learningCatalog();
     const learning = stats({ 'hero/a': [100, 30], 'hero/b': [100, 10], promo: [100, 5], news: [50, 20] });
@@ -369,6 +369,66 @@ describe('the logged record (version 3)', () => {
     expect(v2).toMatchObject({ decisionId: 'sealed-id', channel: 'web', at: NOW.toISOString(), served: record?.served });
     expect(v2).not.toHaveProperty('decisionRef');
     for (const bad of [{ ...logged, v: DECISION_RECORD_VERSION + 1 }, { ...logged, id: 'not-a-reference' }, { ...logged, v: 2, t: 'now' }, { ...logged, e: [['x', '1', 1]] }, { ...logged, s: [['x', 1]] }, { ...logged, f: { ...logged.f, sc: { a: 'x' } } }, { ...v1, at: 'never' }, [], null, 'text']) {
+      expect(readDecisionRecord(bad)).toBeUndefined();
+    }
+  });
+});
+
+describe('the logged record (version 4): experiment arms served and control groups', () => {
+  const experimentCatalog = () =>
+    catalog({
+      learning: { enabled: false },
+      experiments: [
+        { id: 'copy', kind: 'variants', action: 'hero', arms: [{ id: 'a', variant: 'a' }, { id: 'b', variant: 'b' }], holdout: 0.3 },
+        { id: 'x-vs-y', kind: 'actions', arms: [{ id: 'x', action: 'x' }, { id: 'y', action: 'y' }], holdout: 0.3 },
+      ],
+      actions: [banner('hero', { variants: twoVariants, priority: 3 }), banner('x', { priority: 2 }), banner('y', { priority: 2 }), banner('plain')],
+    });
+
+  it('logs each served action’s experiment arm as [servedIndex, experiment, arm] and the holdouts, both read back as decide answered', () => {
+    const c = experimentCatalog();
+    const seen = { arms: 0, holdouts: 0 };
+    for (let i = 0; i < 60; i++) {
+      const req = request({ userId: `u-${i}`, placement: 'home', limit: 3 });
+      const { decision, log } = decideForLog(c, makeView({ userId: `u-${i}` }), req, NOW, { nonce: `x${i}` });
+      const logged = loggedOf(c, makeView({ userId: `u-${i}` }), req, { nonce: `x${i}` });
+      const arms = decision.actions.flatMap((a, index) => (a.experiment ? [[index, a.experiment.id, a.experiment.arm]] : []));
+      // Each left out when empty.
+      expect(logged.x).toEqual(arms.length > 0 ? arms : undefined);
+      expect(logged.h).toEqual(log.holdouts.length > 0 ? log.holdouts : undefined);
+      const read = readDecisionRecord(logged);
+      expect(read?.served.map((a) => a.experiment)).toEqual(decision.actions.map((a) => a.experiment));
+      expect(read?.holdouts).toEqual(log.holdouts);
+      // A holdout's actions are never served.
+      for (const experiment of log.holdouts) expect(decision.actions.some((a) => a.experiment?.id === experiment)).toBe(false);
+      seen.arms += arms.length;
+      seen.holdouts += log.holdouts.length;
+    }
+    expect(seen.arms).toBeGreaterThan(0);
+    expect(seen.holdouts).toBeGreaterThan(0);
+    const struct = DECISION_LOG_COLUMNS.find((col) => col.name === DECISION_RECORD_KEY)?.type ?? '';
+    expect(struct).toMatch(/[<,]x:array<array<string>>/);
+    expect(struct).toMatch(/[<,]h:array<string>/);
+  });
+
+  it('a version 3 record reads without holdouts (it does not say which arms it served); x or h outside version 4, or malformed, does not read', () => {
+    const c = experimentCatalog();
+    const logged = { ...loggedOf(c, makeView(), request({ placement: 'home' }), { nonce: 'v3' }), x: [[0, 'copy', 'a']] as const, h: ['x-vs-y'] };
+    const { x: _x, h: _h, ...v3 } = { ...logged, v: 3 };
+    const read3 = readDecisionRecord(v3);
+    expect(read3).toBeDefined();
+    expect(read3).not.toHaveProperty('holdouts');
+    expect(read3?.served.every((a) => a.experiment === undefined)).toBe(true);
+    expect(readDecisionRecord({ ...logged, v: 4 })?.served[0]?.experiment).toEqual({ id: 'copy', arm: 'a' });
+    for (const bad of [
+      { ...logged, v: 3 },
+      { ...logged, x: [[1, 'copy', 'a']] },
+      { ...logged, x: [[0, 'copy', 'a'], [0, 'copy', 'b']] },
+      { ...logged, x: [[0, 'copy']] },
+      { ...logged, x: [[0, 1, 'a']] },
+      { ...logged, h: 'x-vs-y' },
+      { ...logged, h: [1] },
+    ]) {
       expect(readDecisionRecord(bad)).toBeUndefined();
     }
   });

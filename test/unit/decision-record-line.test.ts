@@ -34,6 +34,8 @@ const record = (eligible: readonly LoggedArm[]): fc.Arbitrary<LoggedDecisionReco
       fb: fc.boolean(),
       dg: fc.boolean(),
       s: fc.array(fc.oneof(fc.nat({ max: 20 }).map((i) => [i] as const), arm), { maxLength: 3 }),
+      x: fc.option(fc.array(fc.tuple(fc.nat({ max: 2 }), text, text), { minLength: 1, maxLength: 2 }), { nil: undefined }),
+      h: fc.option(fc.array(text, { minLength: 1, maxLength: 2 }), { nil: undefined }),
       f: fc.option(
         fc.record({
           sg: fc.array(text, { maxLength: 3 }),
@@ -57,6 +59,8 @@ const record = (eligible: readonly LoggedArm[]): fc.Arbitrary<LoggedDecisionReco
       ...(r.dg ? { dg: 1 as const } : {}),
       e: eligible,
       s: r.s,
+      ...(r.x !== undefined ? { x: r.x } : {}),
+      ...(r.h !== undefined ? { h: r.h } : {}),
       ...(r.f !== undefined
         ? { f: { sg: r.f.sg, ...(r.f.p !== undefined ? { p: r.f.p } : {}), sc: r.f.sc, fl: r.f.fl, cx: r.f.cx } }
         : {}),

@@ -109,6 +109,29 @@ describe('buildActionsReport', () => {
     expect(experiment.experiments.map((e) => e.id)).toEqual(['x-vs-y']);
   });
 
+  it('decisions: summed per cell and per arm from the decision log counts, 0 where none were counted, a cell with decisions only reported', () => {
+    const rows: StatisticsRow[] = [
+      { ...row({ placement: 'home' }, FROM, 100, 12, 3), decisions: 300 },
+      { ...row({ placement: 'home' }, FROM + HOUR, 0, 0, 0), decisions: 20 }, // another shard, another hour: decisions only
+      { ...row({ placement: 'home' }, TO, 0, 0, 0), decisions: 1_000 }, // outside the range
+      row({ placement: 'sidebar' }, FROM, 10, 1, 0), // outcomes, no decision counted
+      { ...row({ actionId: 'served-only', placement: 'home' }, FROM, 0, 0, 0), decisions: 7 },
+      { ...row(control, FROM, 0, 0, 0), decisions: 40 },
+      { ...row(armX, FROM, 30, 3, 1), decisions: 50 },
+      { ...row(armX, FROM + HOUR, 0, 0, 0), decisions: 5 },
+    ];
+    const report = buildActionsReport(rows, live, { from: FROM, to: TO });
+    const decisions = Object.fromEntries(report.rows.map((r) => [`${r.actionId ?? ''}/${r.arm ?? ''}/${r.placement ?? ''}`, r.decisions]));
+    expect(decisions).toEqual({ 'plain//home': 320, 'plain//sidebar': 0, 'served-only//home': 7, '/control/home': 40, 'offer-x/x/home': 55 });
+    const arms = report.experiments.find((e) => e.id === 'x-vs-y')?.arms ?? [];
+    expect(arms.map((a) => [a.arm, a.decisions])).toEqual([
+      ['control', 40],
+      ['x', 55],
+      ['y', 0],
+    ]);
+    expect(report.rows.every((r) => Number.isInteger(r.decisions))).toBe(true);
+  });
+
   it('a row without impressions has no rate and no interval', () => {
     const report = buildActionsReport([row({}, FROM, 0, 0, 1)], live, { from: FROM, to: TO });
     expect(report.rows[0]?.clickRate).toEqual({ rate: null, low: null, high: null });

@@ -14,6 +14,7 @@ import {
   statisticsItem,
   statisticsShardOf,
   journeyCountItem,
+  decisionChunkItem,
   JOURNEY_COUNT_PK_PREFIX,
   STATISTICS_SHARDS,
   catalogLiveItem,
@@ -54,6 +55,7 @@ const pinned: readonly [AnyItemType, string, string, ItemKey][] = [
   [healthProbeItem, 'health probe', 'Control', healthProbeItem.key()],
   [statisticsItem, 'outcome statistics', 'Control', statisticsItem.key(7, 1_790_000_000_000, 'banner\u001fb\u001f\u001f\u001f-\u001fweb\u001fhome_hero')],
   [journeyCountItem, 'journey report counter', 'Control', journeyCountItem.key(3, 20_422, 'retention', 'step:email')],
+  [decisionChunkItem, 'decision log chunk counted', 'Control', decisionChunkItem.key('s3://log/decisions/dt=2026-11-30/a.gz', 2)],
   [outboxItem, 'outbox emission', 'Outbox', outboxItem.key('vip-complaint.src-1#msg-1')],
 ];
 
@@ -77,6 +79,7 @@ describe('item keys (shared/store/items.ts)', () => {
       { pk: 'HEALTH', sk: 'PROBE' },
       { pk: 'STAT#07', sk: '1790000000000#banner\u001fb\u001f\u001f\u001f-\u001fweb\u001fhome_hero' },
       { pk: 'JOURNEY#03', sk: '020422#retention#step:email' },
+      { pk: 'DLOG#1ddd8ffca0dfe325d4b7e66f364e22fe5319e130d2de6597e75a365d016221d6', sk: 'PART#00002' },
       { pk: 'o#vip-complaint.src-1#msg-1' },
     ]);
   });
@@ -101,7 +104,7 @@ describe('item keys (shared/store/items.ts)', () => {
       return { type: type.name, attributes: Object.keys(key).sort(), tableKey: names.sort() };
     });
     expect(shapes.filter((s) => s.attributes.join() !== s.tableKey.join())).toEqual([]);
-    expect(shapes.map((s) => s.attributes.length)).toEqual([1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1]);
+    expect(shapes.map((s) => s.attributes.length)).toEqual([1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1]);
   });
 
   // Ids made of the fragments the templates use, so a collision (one
@@ -125,6 +128,7 @@ describe('item keys (shared/store/items.ts)', () => {
     [healthProbeItem, fc.constant([])],
     [statisticsItem, fc.tuple(fc.nat({ max: 15 }), fc.nat({ max: 9_999_999_999_999 }), id)],
     [journeyCountItem, fc.tuple(fc.nat({ max: 15 }), fc.nat({ max: 999_999 }), id, id)],
+    [decisionChunkItem, fc.tuple(id, fc.nat({ max: 99_999 }))],
     [outboxItem, fc.tuple(id)],
   ]);
   const build = (type: AnyItemType, ids: readonly unknown[]): ItemKey => (type.key as (...ids: readonly unknown[]) => ItemKey)(...ids);

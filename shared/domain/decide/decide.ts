@@ -690,6 +690,7 @@ export function decideForLog(
       catalogVersion: String(catalog.version),
       learningContext: sink.learningContext ?? NO_CONTEXT,
       eligible: sink.eligible,
+      holdouts: sink.holdouts ?? [],
       audience: sink.audience ?? { segments: [], segmentSet: new Set(), scores: {} },
     },
   };
@@ -700,6 +701,7 @@ interface LogSink {
   eligible: readonly LoggedArm[];
   customerKey?: string;
   learningContext?: string;
+  holdouts?: readonly string[];
   audience?: Audience;
 }
 
@@ -889,6 +891,7 @@ function decideOnce(
   }
   const servedFallback = fallback && actions.length > 0;
   const holdouts = [...assignments.holdouts];
+  if (log) log.holdouts = holdouts;
 
   const decisionId = encodeDecisionId({
     catalogVersion: String(catalog.version),

@@ -1,6 +1,6 @@
 /**
  * The decision record of one decision as it is logged (evaluation/decision-record.ts
- * `LoggedDecisionRecord`, version 3), built from the decision and what
+ * `LoggedDecisionRecord`, version 4), built from the decision and what
  * `decideForLog` exposes of it, and the keyed hash that makes its customer
  * pseudonymous.
  *
@@ -10,7 +10,14 @@
  */
 import { createHmac, hkdfSync, createSecretKey, type KeyObject } from 'node:crypto';
 import type { CompiledCatalog } from '../catalog/compiled.ts';
-import { DECISION_RECORD_VERSION, loggedArm, type LoggedArm, type LoggedDecisionRecord, type LoggedServed } from '../evaluation/decision-record.ts';
+import {
+  DECISION_RECORD_VERSION,
+  loggedArm,
+  type LoggedArm,
+  type LoggedDecisionRecord,
+  type LoggedExperimentArm,
+  type LoggedServed,
+} from '../evaluation/decision-record.ts';
 import { NO_CONTEXT } from '../learning/statistics.ts';
 import type { ProfileView } from '../profile/view.ts';
 import { MIN_DECISION_SECRET_LENGTH } from './decision-id.ts';
@@ -113,7 +120,10 @@ export interface DecisionRecordInput {
  * 1 (`facts.eligible`) and what was served in order with the probability
  * each was chosen with, as `[actionId, score, probability, variant?]`
  * tuples rounded to 4 significant digits (a served arm whose tuple is in
- * the eligible list as `[i]`, its index there); and, for the catalog's
+ * the eligible list as `[i]`, its index there); the experiment arm each
+ * served action was served under (`x`, `[servedIndex, experiment, arm]`)
+ * and the experiments whose control group the customer was in (`h`, from
+ * `facts.holdouts`), each left out when empty; and, for the catalog's
  * `decisionLog.sample` of decisions (isSampledDecision), `f`: the
  * segments, persona and scores, the profile fields the catalog's rules
  * read (`catalog.ruleFields`; a field the profile lacks is left out, as the
@@ -144,6 +154,10 @@ export function decisionRecord(input: DecisionRecordInput): LoggedDecisionRecord
     };
   }
   const eligible = facts.eligible;
+  const experiments: LoggedExperimentArm[] = [];
+  decision.actions.forEach((a, i) => {
+    if (a.experiment) experiments.push([i, a.experiment.id, a.experiment.arm]);
+  });
   return {
     v: DECISION_RECORD_VERSION,
     id: input.decisionRef,
@@ -156,6 +170,8 @@ export function decisionRecord(input: DecisionRecordInput): LoggedDecisionRecord
     ...(decision.degraded === true ? { dg: 1 as const } : {}),
     e: eligible,
     s: decision.actions.map((a) => servedArm(eligible, loggedArm(a.actionId, a.variant, a.score, a.probability))),
+    ...(experiments.length > 0 ? { x: experiments } : {}),
+    ...(facts.holdouts.length > 0 ? { h: facts.holdouts } : {}),
     ...(features ? { f: features } : {}),
   };
 }

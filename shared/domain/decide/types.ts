@@ -118,6 +118,8 @@ export interface DecisionLogFacts {
    * (within the rounding); empty when nothing passed, or degraded.
    */
   readonly eligible: readonly LoggedArm[];
+  /** The experiments whose control group (holdout) the customer was in: none of their actions was served. */
+  readonly holdouts: readonly string[];
   /** Segments, persona and scores of this decision. */
   readonly audience: Audience;
 }

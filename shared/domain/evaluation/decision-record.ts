@@ -12,13 +12,16 @@
  * lines to `<data folder>/decisions/<yyyy-mm-dd>.jsonl` (local/decision-log.ts).
  *
  * One definition: the record as it is logged (`LoggedDecisionRecord`,
- * version 3: short keys, candidates as tuples, the decision's reference),
+ * version 4: short keys, candidates as tuples, the decision's reference,
+ * the experiment arms served and the control groups the customer was in),
  * the record as readers see
  * it (`DecisionLogRecord`) and the one reader between them
  * (`readDecisionRecord`), the log message that marks it, the line's prefix
- * and the Glue columns all live here. Version 1 records (the readers' shape,
- * logged as is) and version 2 (version 3's keys with the sealed decision
- * id) are still read.
+ * and the Glue columns all live here. Version 3 records (version 4
+ * without `x` and `h`), version 2 (version 3's keys with the sealed
+ * decision id) and version 1 (the readers' shape, logged as is) are still
+ * read; they leave `holdouts` absent, which is how a reader tells that a
+ * record does not say which experiment arms it served.
  *
  * Pseudonymisation: `customer` is a keyed hash (HMAC-SHA-256, base64url) of
  * the customer key; the log holds no user id, anonymous id, trait or event.
@@ -42,6 +45,8 @@ export interface LoggedCandidate {
   readonly score: number;
   /** The probability that the policy served it at position 1, [0, 1] (logged to 4 significant digits). */
   readonly probability: number;
+  /** A served candidate's experiment and arm, when it was served under one (version 4 on; never on `eligible`). */
+  readonly experiment?: { readonly id: string; readonly arm: string };
 }
 
 /**
@@ -86,6 +91,13 @@ export interface DecisionLogRecord {
    * 1 for fallbacks).
    */
   readonly served: readonly LoggedCandidate[];
+  /**
+   * Version 4 on: the experiments whose control group (holdout) the
+   * customer was in, so none of their actions was served (empty for none).
+   * Absent in older records, which do not say this nor which experiment
+   * arm each action was served under.
+   */
+  readonly holdouts?: readonly string[];
   /** For the sampled share of decisions (`decisionLog.sample`): what the catalog's rules read, enough to replay the decision. */
   readonly features?: {
     readonly segments: readonly string[];
@@ -103,7 +115,7 @@ export interface DecisionLogRecord {
 }
 
 /** The version of the logged record (`LoggedDecisionRecord.v`). */
-export const DECISION_RECORD_VERSION = 3;
+export const DECISION_RECORD_VERSION = 4;
 
 /**
  * A candidate as logged: `[actionId, score, probability]`, or
@@ -122,8 +134,14 @@ export type LoggedArm = readonly [actionId: string, score: number, probability: 
 export type LoggedServed = LoggedArm | readonly [eligibleIndex: number];
 
 /**
+ * A served action's experiment arm as logged: `[i, experiment, arm]`, `i`
+ * its position in the served list (`s`).
+ */
+export type LoggedExperimentArm = readonly [servedIndex: number, experiment: string, arm: string];
+
+/**
  * A decision record as the decide function logs it, under
- * DECISION_RECORD_KEY (version 3; the readers' names in brackets, see
+ * DECISION_RECORD_KEY (version 4; the readers' names in brackets, see
  * `DecisionLogRecord`). Fields that would say false, none or the default
  * are left out.
  */
@@ -153,6 +171,10 @@ export interface LoggedDecisionRecord {
   readonly e: readonly LoggedArm[];
   /** [served] */
   readonly s: readonly LoggedServed[];
+  /** [served[i].experiment] the served actions served under an experiment arm; absent: none. */
+  readonly x?: readonly LoggedExperimentArm[];
+  /** [holdouts] absent: none. */
+  readonly h?: readonly string[];
   /** [features] the sampled decisions' only. */
   readonly f?: {
     /** [segments] */
@@ -245,6 +267,8 @@ export function decisionRecordLine(record: LoggedDecisionRecord): string {
   if (record.fb !== undefined) line += `,"fb":${json(record.fb)}`;
   if (record.dg !== undefined) line += `,"dg":${json(record.dg)}`;
   line += `,"e":${eligible},"s":${json(record.s)}`;
+  if (record.x !== undefined) line += `,"x":${json(record.x)}`;
+  if (record.h !== undefined) line += `,"h":${json(record.h)}`;
   if (record.f !== undefined) line += `,"f":${json(record.f)}`;
   return `${line}}}`;
 }
@@ -277,10 +301,27 @@ function candidatesOf(arms: unknown): LoggedCandidate[] | undefined {
 /** A decision reference as version 3 logs it (decision-id.ts `decisionReference`): epoch seconds, a dot, the nonce. */
 const DECISION_REFERENCE = /^\d{1,12}\.[A-Za-z0-9_-]{1,64}$/;
 
-/** A version 3 record, or a version 2 one (`id` the sealed decision id, the time in `t`, served arms as whole tuples). */
+/** The served experiment arms of a version 4 record (`x`) on its served list, or undefined when `x` is malformed. */
+function withExperiments(served: LoggedCandidate[], x: unknown): LoggedCandidate[] | undefined {
+  if (x === undefined) return served;
+  if (!Array.isArray(x)) return undefined;
+  const out = [...served];
+  for (const entry of x as unknown[]) {
+    if (!Array.isArray(entry) || entry.length !== 3) return undefined;
+    const [index, id, arm] = entry as unknown[];
+    if (typeof index !== 'number' || !isString(id) || !isString(arm)) return undefined;
+    const candidate = out[index];
+    if (candidate === undefined || candidate.experiment !== undefined) return undefined;
+    out[index] = { ...candidate, experiment: { id, arm } };
+  }
+  return out;
+}
+
+/** A version 4 or 3 record, or a version 2 one (`id` the sealed decision id, the time in `t`, served arms as whole tuples). */
 function readCompact(r: Record<string, unknown>): DecisionLogRecord | undefined {
-  const { id, cv, ch, pl, c, lc, fb, dg, f } = r;
-  const v3 = r.v === DECISION_RECORD_VERSION;
+  const { id, cv, ch, pl, c, lc, fb, dg, f, h } = r;
+  const v4 = r.v === DECISION_RECORD_VERSION;
+  const v3 = v4 || r.v === 3;
   // Version 3: the time is the reference's second; version 2 logged it in `t`, epoch ms.
   const t = v3 && isString(id) ? Number(id.slice(0, id.indexOf('.'))) * 1000 : r.t;
   if (!isString(id) || typeof t !== 'number' || !Number.isFinite(t) || !isString(cv) || !isString(ch) || !isString(c)) return undefined;
@@ -295,6 +336,10 @@ function readCompact(r: Record<string, unknown>): DecisionLogRecord | undefined 
     if (!candidate) return undefined;
     served.push(candidate);
   }
+  // Only version 4 logs experiment arms and holdouts.
+  if (!v4 && (r.x !== undefined || h !== undefined)) return undefined;
+  const servedArms = withExperiments(served, r.x);
+  if (!servedArms || (h !== undefined && (!Array.isArray(h) || !h.every(isString)))) return undefined;
   let features: DecisionLogRecord['features'];
   if (f !== undefined) {
     const x = f as Record<string, unknown> | null;
@@ -317,7 +362,8 @@ function readCompact(r: Record<string, unknown>): DecisionLogRecord | undefined 
     fallback: fb === 1,
     degraded: dg === 1,
     eligible,
-    served,
+    served: servedArms,
+    ...(v4 ? { holdouts: (h as string[] | undefined) ?? [] } : {}),
     ...(features ? { features } : {}),
   };
 }
@@ -339,7 +385,7 @@ const candidateList = (v: unknown): boolean =>
   Array.isArray(v) && v.every((c) => c !== null && typeof c === 'object' && isString((c as LoggedCandidate).actionId) && typeof (c as LoggedCandidate).probability === 'number');
 
 /**
- * The record a logged value holds, as readers see it: a version 3 or 2 record
+ * The record a logged value holds, as readers see it: a version 4, 3 or 2 record
  * (`LoggedDecisionRecord`) expanded, or a version 1 record (no `v`) as it
  * is; undefined for anything else — a value that is not a record, a
  * record of a later version than this code reads, or one with a field of
@@ -348,9 +394,34 @@ const candidateList = (v: unknown): boolean =>
 export function readDecisionRecord(value: unknown): DecisionLogRecord | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
   const r = value as Record<string, unknown>;
-  if (r.v === DECISION_RECORD_VERSION || r.v === 2) return readCompact(r);
+  if (r.v === DECISION_RECORD_VERSION || r.v === 3 || r.v === 2) return readCompact(r);
   if (r.v === undefined) return readVersion1(r);
   return undefined;
+}
+
+/**
+ * The decision records of a text of JSON lines (the log lines as
+ * delivered, or bare records; version 4, 3, 2 or 1, `readDecisionRecord`),
+ * and how many lines were not records.
+ */
+export function decisionRecordsOfText(text: string): { readonly records: DecisionLogRecord[]; readonly malformed: number } {
+  const records: DecisionLogRecord[] = [];
+  let malformed = 0;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      malformed++;
+      continue;
+    }
+    const object = value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+    const record = readDecisionRecord(object?.message === DECISION_RECORD_MESSAGE ? object[DECISION_RECORD_KEY] : object);
+    if (record) records.push(record);
+    else malformed++;
+  }
+  return { records, malformed };
 }
 
 /** Hive type of a logged candidate list: each tuple as strings (the JSON SerDe reads the numbers as their text). */
@@ -358,7 +429,7 @@ const ARMS = 'array<array<string>>';
 
 /**
  * The Glue (Hive) columns of a decision log line as Firehose delivers it:
- * the line's `level` and `message`, and the version 3 (or 2) record under
+ * the line's `level` and `message`, and the version 4 (3, 2) record under
  * DECISION_RECORD_KEY (`LoggedDecisionRecord`'s keys). Partitioned by `dt`
  * (yyyy-MM-dd, UTC). Version 1 lines have none of these record columns set.
  */
@@ -369,6 +440,6 @@ export const DECISION_LOG_COLUMNS: readonly { readonly name: string; readonly ty
     name: DECISION_RECORD_KEY,
     type:
       'struct<v:int,id:string,t:bigint,cv:string,ch:string,pl:string,c:string,lc:string,fb:int,dg:int,' +
-      `e:${ARMS},s:${ARMS},f:struct<sg:array<string>,p:string,sc:map<string,double>,fl:map<string,string>,cx:map<string,string>>>`,
+      `e:${ARMS},s:${ARMS},x:array<array<string>>,h:array<string>,f:struct<sg:array<string>,p:string,sc:map<string,double>,fl:map<string,string>,cx:map<string,string>>>`,
   },
 ];

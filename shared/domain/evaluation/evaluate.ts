@@ -40,34 +40,12 @@ import type { ArmProbabilityCache } from '../learning/policy.ts';
 import { attributeOutcome, parseOutcomeKey, type OutcomeKind } from '../profile/outcomes.ts';
 import { semanticName } from '../profile/apply.ts';
 import type { Channel } from '../channels.ts';
-import { DECISION_RECORD_KEY, DECISION_RECORD_MESSAGE, readDecisionRecord, type DecisionLogRecord } from './decision-record.ts';
+import { type DecisionLogRecord } from './decision-record.ts';
 import { EMPTY_SUMS, addDecision, estimateFromSums, inSupport, mergeSums, type OffPolicyEstimate, type OffPolicySums } from './estimators.ts';
 import { NO_ACTION, armKey, armOfKey, replayCache, replayDecision } from './replay.ts';
 
-/**
- * The decision records of a text of JSON lines (the log lines as
- * delivered, or bare records; version 3, 2 or 1, decision-record.ts
- * `readDecisionRecord`), and how many lines were not records.
- */
-export function decisionRecordsOfText(text: string): { readonly records: DecisionLogRecord[]; readonly malformed: number } {
-  const records: DecisionLogRecord[] = [];
-  let malformed = 0;
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch {
-      malformed++;
-      continue;
-    }
-    const object = value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
-    const record = readDecisionRecord(object?.message === DECISION_RECORD_MESSAGE ? object[DECISION_RECORD_KEY] : object);
-    if (record) records.push(record);
-    else malformed++;
-  }
-  return { records, malformed };
-}
+// The reader of a log text lives with the record (the decision counts read it without the evaluation).
+export { decisionRecordsOfText } from './decision-record.ts';
 
 /** An outcome event as stored (the Events table's track events): name, properties, time (ISO-8601), and the ids it was sent under. */
 export interface OutcomeEvent {

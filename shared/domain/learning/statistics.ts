@@ -100,7 +100,14 @@ export interface StatisticsIncrement {
 }
 
 /** A cell's counts in one bucket, as stored. */
-export type StatisticsRow = StatisticsIncrement;
+export interface StatisticsRow extends StatisticsIncrement {
+  /**
+   * How many decisions served the cell in the bucket, counted from the
+   * decision log (shared/domain/reports/decision-counts.ts); absent: none
+   * counted. Learning reads only `counts`.
+   */
+  readonly decisions?: number;
+}
 
 /**
  * The learning context of a decision: the one it carries (`context`, the

@@ -1,6 +1,7 @@
 /**
  * The actions report (API.md §5, `GET /v1/admin/reports/actions`): the
- * outcome statistics of a time range, summed per cell, with their rates,
+ * outcome statistics and decision counts of a time range, summed per cell,
+ * with their rates,
  * and per experiment each arm's rates, its uplift against the control group
  * and a sample-ratio-mismatch check. Pure: it reads stored rows (hourly
  * buckets of shared/domain/learning/statistics.ts, any number of shards)
@@ -14,11 +15,11 @@
  *     channel?, placement?, experiment?,  the filters asked for
  *     reward,                        the catalog's learning.reward: 'click' | 'conversion'
  *     rows: [{ actionId?, variant?, experiment?, arm?, context, channel, placement?,
- *              impressions, clicks, conversions,
+ *              decisions, impressions, clicks, conversions,
  *              clickRate: Rate, conversionRate: Rate }],
  *     experiments: [{ id, inCatalog, kind?, status?, holdout?,
  *              arms: [{ arm, actionId?, variant?, expectedShare?,
- *                       impressions, clicks, conversions, clickRate, conversionRate,
+ *                       decisions, impressions, clicks, conversions, clickRate, conversionRate,
  *                       uplift?: { click: Difference, conversion: Difference } }],
  *              sampleRatio?: { expectedShares, observed, chiSquare, degreesOfFreedom,
  *                              pValue, mismatch } }] }
@@ -26,7 +27,14 @@
  *   Difference = { difference, low, high }  arm rate − control rate
  *
  * A row is one cell (action, variant, experiment, arm, learning context,
- * channel, placement) summed over the range's buckets and the shards. A
+ * channel, placement) summed over the range's buckets and the shards.
+ * `decisions` is how many decisions served the cell (for a control row:
+ * how many decisions found the customer in the control group), counted
+ * from the decision log (shared/domain/reports/decision-counts.ts); 0 when
+ * none were counted. The decision log's counts lag the decisions by its
+ * delivery (deployed, Firehose's buffering: minutes; locally its flush),
+ * and impressions are what clients reported seeing, so the two need not
+ * agree. A
  * control row (a holdout customer's exposures, no action served) has no
  * `actionId` and the arm `control`. In `experiments`, the control arm comes
  * first, then the catalog's arms in catalog order, then any arm the
@@ -83,6 +91,8 @@ export interface ReportDifference {
 }
 
 interface Counted extends OutcomeCounts {
+  /** Decisions that served the cell (the decision log's count; 0 for none). */
+  readonly decisions: number;
   readonly clickRate: ReportRate;
   readonly conversionRate: ReportRate;
 }
@@ -151,8 +161,9 @@ const rateOf = (estimate: RateEstimate): ReportRate => ({ rate: estimate.rate ??
 // can leave more rewards than impressions in a cell, which is then no proportion.
 const wilson = (successes: number, impressions: number): RateEstimate => wilsonInterval(Math.min(successes, impressions), impressions);
 
-function counted(counts: OutcomeCounts): Counted {
+function counted(counts: Totals): Counted {
   return {
+    decisions: counts.decisions,
     impressions: counts.impressions,
     clicks: counts.clicks,
     conversions: counts.conversions,
@@ -166,9 +177,18 @@ function difference(arm: OutcomeCounts, control: OutcomeCounts, kind: 'clicks' |
   return { difference: d.difference ?? null, low: d.low ?? null, high: d.high ?? null };
 }
 
-type MutableCounts = { impressions: number; clicks: number; conversions: number };
+/** A cell's or an arm's sums: the outcome counts and the decisions. */
+interface Totals extends OutcomeCounts {
+  readonly decisions: number;
+}
 
-const add = (total: MutableCounts, counts: OutcomeCounts): void => {
+type MutableCounts = { decisions: number; impressions: number; clicks: number; conversions: number };
+
+const zero = (): MutableCounts => ({ decisions: 0, impressions: 0, clicks: 0, conversions: 0 });
+
+const add = (total: MutableCounts, row: StatisticsRow): void => {
+  const counts = row.counts;
+  total.decisions += row.decisions ?? 0;
   total.impressions += counts.impressions;
   total.clicks += counts.clicks;
   total.conversions += counts.conversions;
@@ -197,8 +217,8 @@ function configuredShares(experiment: CompiledExperiment): Map<string, number> {
   return shares;
 }
 
-function experimentReport(id: string, armCounts: ReadonlyMap<string, OutcomeCounts>, experiment: CompiledExperiment | undefined): ExperimentReport {
-  const none: OutcomeCounts = { impressions: 0, clicks: 0, conversions: 0 };
+function experimentReport(id: string, armCounts: ReadonlyMap<string, Totals>, experiment: CompiledExperiment | undefined): ExperimentReport {
+  const none: Totals = zero();
   const control = armCounts.get(CONTROL_ARM) ?? none;
   const order = [CONTROL_ARM, ...(experiment?.arms.map((arm) => arm.id) ?? [])];
   for (const arm of [...armCounts.keys()].sort()) if (!order.includes(arm)) order.push(arm);
@@ -252,15 +272,15 @@ export function buildActionsReport(
     if (row.bucket < query.from || row.bucket >= query.to || !keeps(row.cell, query)) continue;
     const key = cellKey(row.cell);
     let total = cells.get(key);
-    if (!total) cells.set(key, (total = { impressions: 0, clicks: 0, conversions: 0 }));
-    add(total, row.counts);
+    if (!total) cells.set(key, (total = zero()));
+    add(total, row);
     const { experiment, arm } = row.cell;
     if (experiment === undefined || arm === undefined) continue;
     let arms = experiments.get(experiment);
     if (!arms) experiments.set(experiment, (arms = new Map()));
     let armTotal = arms.get(arm);
-    if (!armTotal) arms.set(arm, (armTotal = { impressions: 0, clicks: 0, conversions: 0 }));
-    add(armTotal, row.counts);
+    if (!armTotal) arms.set(arm, (armTotal = zero()));
+    add(armTotal, row);
   }
   const reportRows = [...cells.keys()].sort().map((key): ActionsReportRow => {
     const { actionId, ...cell } = parseCellKey(key);
@@ -280,6 +300,6 @@ export function buildActionsReport(
     ...(query.experiment !== undefined ? { experiment: query.experiment } : {}),
     reward: catalog.learning.reward,
     rows: reportRows,
-    experiments: experimentIds.map((id) => experimentReport(id, experiments.get(id) as Map<string, OutcomeCounts>, catalog.experimentsById.get(id))),
+    experiments: experimentIds.map((id) => experimentReport(id, experiments.get(id) as Map<string, Totals>, catalog.experimentsById.get(id))),
   };
 }

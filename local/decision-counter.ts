@@ -1,0 +1,122 @@
+/**
+ * The local decision counter: what the deployed decision counter
+ * (functions/decision-counter/handler.ts, fed by the decision log bucket's
+ * object notifications) does for each object Firehose writes, done for the
+ * local decision log's writes (local/decision-log.ts `onWrite`), with the
+ * same counting code (shared/store/statistics.ts `countDecisionLogChunk`).
+ *
+ * Writes that follow each other in one file are gathered into one chunk
+ * for DECISION_COUNT_INTERVAL_MS (the local log writes every 50 ms; a
+ * transaction per write would load DynamoDB Local beside the decisions
+ * being measured), then the chunk is counted under its id
+ * `<file>@<byte offset>`, which names its bytes for good. Chunks are
+ * counted one at a time in order; a chunk whose count fails (the store
+ * down) is counted again after a pause, the same chunk under the same id,
+ * so it is counted once whatever the retries (exactly as a redelivered
+ * object is). The report's `decisions` lag the decisions by up to about
+ * DECISION_COUNT_INTERVAL_MS plus the log's flush.
+ */
+
+/** How long the writes of the local decision log are gathered into one chunk before it is counted, ms. */
+export const DECISION_COUNT_INTERVAL_MS = 500;
+
+/** The longest pause between two attempts at a chunk that failed, ms. */
+const MAX_RETRY_PAUSE_MS = 10_000;
+
+/** Counts a chunk (its id and text); rejects when it could not (it is tried again). */
+export type CountChunk = (chunk: string, text: string) => Promise<unknown>;
+
+interface Chunk {
+  readonly file: string;
+  readonly offset: number;
+  end: number;
+  readonly parts: string[];
+}
+
+export interface LocalDecisionCounterOptions {
+  /** @default DECISION_COUNT_INTERVAL_MS */
+  readonly intervalMs?: number;
+  /** Told of a chunk that failed (it is tried again). @default none */
+  readonly onFailure?: (chunk: string, error: unknown) => void;
+}
+
+/** Gathers the local decision log's writes into chunks and counts each once (see the module). */
+export class LocalDecisionCounter {
+  private readonly intervalMs: number;
+  private open: Chunk | undefined;
+  private readonly queue: Chunk[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private failures = 0;
+
+  constructor(
+    private readonly count: CountChunk,
+    private readonly options: LocalDecisionCounterOptions = {},
+  ) {
+    this.intervalMs = options.intervalMs ?? DECISION_COUNT_INTERVAL_MS;
+  }
+
+  /** A write of the decision log (local/decision-log.ts `onWrite`): gathered, counted within the interval. */
+  readonly add = (file: string, offset: number, text: string): void => {
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (this.open && this.open.file === file && this.open.end === offset) {
+      this.open.parts.push(text);
+      this.open.end += bytes;
+    } else {
+      this.seal();
+      this.open = { file, offset, end: offset + bytes, parts: [text] };
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.seal();
+      void this.pump();
+    }, this.intervalMs).unref();
+  };
+
+  /** Chunks gathered or waiting to be counted. */
+  get pending(): number {
+    return this.queue.length + (this.open ? 1 : 0);
+  }
+
+  /** Count everything gathered now; resolves when nothing is left or at `deadline` (epoch ms), whichever is first. */
+  async drain(deadline: number): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.seal();
+    while (this.queue.length > 0 && Date.now() < deadline) {
+      await Promise.race([this.pump(), new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref())]);
+      if (this.queue.length > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  private seal(): void {
+    if (this.open) this.queue.push(this.open);
+    this.open = undefined;
+  }
+
+  /** Count the queue in order, one at a time; a failure pauses (growing) and tries the same chunk again. */
+  private pump(): Promise<void> {
+    this.running ??= this.run().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async run(): Promise<void> {
+    while (this.queue.length > 0) {
+      const chunk = this.queue[0] as Chunk;
+      const id = `${chunk.file}@${chunk.offset}`;
+      try {
+        await this.count(id, chunk.parts.join(''));
+        this.queue.shift();
+        this.failures = 0;
+      } catch (error) {
+        this.failures++;
+        this.options.onFailure?.(id, error);
+        const pause = Math.min(MAX_RETRY_PAUSE_MS, 250 * 2 ** Math.min(this.failures, 6));
+        setTimeout(() => void this.pump(), pause).unref();
+        return;
+      }
+    }
+  }
+}

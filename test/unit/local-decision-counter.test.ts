@@ -1,0 +1,96 @@
+/**
+ * The local stack's decision counting (local/decision-log.ts `onWrite`,
+ * local/decision-counter.ts): every write of the log is handed on with its
+ * file and byte offset, so the writes tile each file exactly; consecutive
+ * writes of a file are gathered into one chunk named `<file>@<offset>`; a
+ * chunk whose count fails is counted again under the same id, in order,
+ * until it succeeds; `drain` counts what is gathered at once.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalDecisionCounter } from '#local/decision-counter.ts';
+import { decisionLogFiles, LocalDecisionLog } from '#local/decision-log.ts';
+
+const folders: string[] = [];
+afterEach(() => {
+  for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('LocalDecisionLog onWrite', () => {
+  it('hands on each write with its file and offset: the writes of a file, in order, are the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kairos-decision-counter-test-'));
+    folders.push(dir);
+    const writes: { file: string; offset: number; text: string }[] = [];
+    const line = (n: number) => JSON.stringify({ message: 'decision record', n, pad: 'x'.repeat(30) });
+    const size = Buffer.byteLength(`${line(0)}\n`);
+    const log = new LocalDecisionLog(dir, { maxBytes: size * 3, now: () => new Date('2026-11-30T12:00:00Z'), onWrite: (file, offset, text) => writes.push({ file, offset, text }) });
+    for (let n = 0; n < 8; n++) {
+      log.append(line(n));
+      if (n % 2 === 1) log.flush();
+    }
+    log.close();
+    // An instance started later continues the last part: its offsets continue too.
+    const again = new LocalDecisionLog(dir, { maxBytes: size * 100, now: () => new Date('2026-11-30T13:00:00Z'), onWrite: (file, offset, text) => writes.push({ file, offset, text }) });
+    again.append(line(8));
+    again.close();
+    for (const path of decisionLogFiles(dir)) {
+      const name = path.slice(dir.length + 1);
+      const mine = writes.filter((w) => w.file === name);
+      let offset = 0;
+      for (const w of mine) {
+        expect(w.offset).toBe(offset);
+        offset += Buffer.byteLength(w.text);
+      }
+      expect(mine.map((w) => w.text).join('')).toBe(readFileSync(path, 'utf8'));
+    }
+    expect(new Set(writes.map((w) => w.file)).size).toBeGreaterThan(1);
+  });
+});
+
+describe('LocalDecisionCounter', () => {
+  it('gathers consecutive writes of a file into one chunk, and starts another for another file or a gap', async () => {
+    const counted: [string, string][] = [];
+    const counter = new LocalDecisionCounter(async (chunk, text) => void counted.push([chunk, text]), { intervalMs: 60_000 });
+    counter.add('d.jsonl', 0, 'a\n');
+    counter.add('d.jsonl', 2, 'b\n');
+    counter.add('d.1.jsonl', 0, 'c\n');
+    counter.add('d.1.jsonl', 5, 'd\n');
+    expect(counter.pending).toBe(3);
+    await counter.drain(Date.now() + 5_000);
+    expect(counted).toEqual([
+      ['d.jsonl@0', 'a\nb\n'],
+      ['d.1.jsonl@0', 'c\n'],
+      ['d.1.jsonl@5', 'd\n'],
+    ]);
+    expect(counter.pending).toBe(0);
+  });
+
+  it('counts within its interval without being drained', async () => {
+    const counted: string[] = [];
+    const counter = new LocalDecisionCounter(async (chunk) => void counted.push(chunk), { intervalMs: 20 });
+    counter.add('d.jsonl', 0, 'a\n');
+    for (let i = 0; i < 200 && counted.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(counted).toEqual(['d.jsonl@0']);
+  });
+
+  it('a chunk whose count fails is counted again under the same id, before any later chunk', async () => {
+    const attempts: string[] = [];
+    const failures: string[] = [];
+    let failuresLeft = 2;
+    const counter = new LocalDecisionCounter(
+      async (chunk) => {
+        attempts.push(chunk);
+        if (chunk === 'd.jsonl@0' && failuresLeft-- > 0) throw new Error('store down');
+      },
+      { intervalMs: 60_000, onFailure: (chunk) => failures.push(chunk) },
+    );
+    counter.add('d.jsonl', 0, 'a\n');
+    counter.add('e.jsonl', 0, 'b\n');
+    await counter.drain(Date.now() + 20_000);
+    expect(failures).toEqual(['d.jsonl@0', 'd.jsonl@0']);
+    expect(attempts).toEqual(['d.jsonl@0', 'd.jsonl@0', 'd.jsonl@0', 'e.jsonl@0']);
+    expect(counter.pending).toBe(0);
+  });
+});
