@@ -33,7 +33,7 @@ import { FailureQueue, type OnFailureRecord } from './failure-queue.ts';
 import type { LambdaHandler, LocalFunction } from './lambda.ts';
 import { startLocalServer, type LocalServer } from './server.ts';
 import { LocalBus, LocalScheduler, type DeliveredEvent } from './outbox.ts';
-import { StreamPoller, type StreamPollerOptions, type StreamPollerStats } from './stream-poller.ts';
+import { StreamPoller, eventNameFilter, type StreamPollerOptions, type StreamPollerStats } from './stream-poller.ts';
 import { ensureTables } from './tables.ts';
 import { dispatcherStreamSettings, profileStreamSettings } from '#shared/functions.ts';
 
@@ -490,6 +490,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       batchSize: profileStreamSettings.batchSize,
       maxRetryAttempts: profileStreamSettings.retryAttempts,
       bisectOnError: profileStreamSettings.bisectOnError,
+      filter: eventNameFilter(profileStreamSettings.eventNames),
       ...(cfg.inMemory ? {} : { checkpointFile: join(cfg.dataDir, 'stream-checkpoints.json') }),
       ...options.stream,
       log: (line) => log(`stream: ${line}`),
@@ -516,6 +517,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       batchSize: dispatcherStreamSettings.batchSize,
       maxRetryAttempts: dispatcherStreamSettings.retryAttempts,
       bisectOnError: dispatcherStreamSettings.bisectOnError,
+      filter: eventNameFilter(dispatcherStreamSettings.eventNames),
       ...(cfg.inMemory ? {} : { checkpointFile: join(cfg.dataDir, 'outbox-stream-checkpoints.json') }),
       ...options.stream,
       log: (line) => log(`outbox stream: ${line}`),

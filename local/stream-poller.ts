@@ -5,8 +5,9 @@
  *
  * - every shard of the stream, a parent shard fully before its children,
  *   records in order within a shard, one batch in flight per shard;
- * - only INSERT records reach the function (the deployed mapping filters to
- *   INSERT); the others are checkpointed past;
+ * - only the kinds of record its settings name reach the function (the
+ *   deployed mapping's filters, shared/functions.ts `eventNames`; INSERT by
+ *   default); the others are checkpointed past;
  * - `batchItemFailures`: the records before the lowest reported failure are
  *   done, and the batch is read again from that record with an
  *   AT_SEQUENCE_NUMBER iterator; an invalid identifier fails the whole batch;
@@ -98,7 +99,13 @@ interface CheckpointFile {
   shards: Record<string, { sequenceNumber?: string; closed?: boolean }>;
 }
 
-const INSERT_ONLY = (record: DynamoDBRecord) => record.eventName === 'INSERT';
+/** The records of these kinds (a stream mapping's `eventNames`), as the deployed mapping's filters pass them. */
+export const eventNameFilter =
+  (names: readonly string[]) =>
+  (record: DynamoDBRecord): boolean =>
+    record.eventName !== undefined && names.includes(record.eventName);
+
+const INSERT_ONLY = eventNameFilter(['INSERT']);
 
 /** The SDK's attribute values (binary as bytes) to the JSON form Lambda delivers (binary as base64). */
 function toLambdaAttribute(value: SdkAttributeValue): AttributeValue {

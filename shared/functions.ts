@@ -156,7 +156,12 @@ export const profileStreamSettings = {
   maxRecordAgeSeconds: 6 * 60 * 60,
   /** Lambda keeps per-key order within a shard at any factor. */
   parallelizationFactor: 2,
+  /** The records that reach the function: new events (an event is never updated or removed by a caller). */
+  eventNames: ['INSERT'],
 } as const;
+
+/** A DynamoDB stream record's kind. */
+export type StreamEventName = 'INSERT' | 'MODIFY' | 'REMOVE';
 
 /**
  * How the Outbox table's stream reaches the dispatcher (deployed mapping and
@@ -171,4 +176,11 @@ export const dispatcherStreamSettings = {
   bisectOnError: true,
   maxRecordAgeSeconds: 6 * 60 * 60,
   parallelizationFactor: 1,
+  /**
+   * New emissions, and removals: an emission the erasure deleted before the
+   * dispatcher read it has its schedule cancelled once it is made (the
+   * removal follows the insert in the item's shard); TTL's removals are
+   * skipped by the dispatcher.
+   */
+  eventNames: ['INSERT', 'REMOVE'],
 } as const;

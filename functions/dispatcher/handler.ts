@@ -7,6 +7,10 @@
  * - `now`: put on the bus (shared/bus/bus.ts; deployed EventBridge,
  *   locally a JSONL file);
  * - `refused`: nothing (the profile function counted it);
+ * - removed by a caller (the erasure; not TTL's expiry, shared/store/
+ *   stream-image.ts `isExpiryRemoval`): its schedule cancelled, so one made
+ *   here after the erasure looked for it never fires; an insert removed
+ *   later in the same batch is neither published, scheduled nor written;
  * - `deferred`: a timer (a journey's wait, `Kairos Journey Timer`; a send
  *   that fell in quiet hours, `Kairos Send Timer`), never put on the bus as
  *   an emission: due, its event is written to the Events table
@@ -22,7 +26,7 @@
  * `batchItemFailures` and redelivered: delivery is at least once, and
  * every event carries its stable `emissionId` for consumers to dedupe.
  * Metrics: `EmissionsPublished`, `EmissionsScheduled` (timers scheduled),
- * `EmissionsFailed`, `TimersWritten`.
+ * `EmissionsFailed`, `TimersWritten`, `EmissionsCancelled`.
  */
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent, EventBridgeEvent } from 'aws-lambda';
@@ -30,8 +34,8 @@ import { functionLogger, functionMetrics } from '#shared/observability.ts';
 import { busEventOf, type EmissionBus, type EmissionScheduler } from '#shared/bus/bus.ts';
 import { eventBridgeBus, eventBridgeScheduler } from '#shared/bus/eventbridge.ts';
 import { isTimer, writeTimer as writeTimerEvent } from '#shared/bus/journey-timers.ts';
-import { outboxEntryFromItem } from '#store/outbox.ts';
-import { itemFromImage } from '#store/stream-image.ts';
+import { emissionIdOfKey, outboxEntryFromItem } from '#store/outbox.ts';
+import { isExpiryRemoval, itemFromImage } from '#store/stream-image.ts';
 
 const logger = functionLogger('dispatcher');
 const metrics = functionMetrics('dispatcher');
@@ -53,6 +57,8 @@ export interface DispatchReport {
   readonly scheduled: number;
   /** Due timers written to the Events table (or found there already). */
   readonly timers: number;
+  /** Schedules cancelled for emissions a caller (the erasure) removed. */
+  readonly cancelled: number;
   /** Sequence numbers of the records to redeliver. */
   readonly failures: readonly string[];
 }
@@ -67,7 +73,26 @@ export async function dispatchRecords(records: readonly DynamoDBRecord[], option
   const writeTimer = options.writeTimer ?? writeTimerEvent;
   let scheduled = 0;
   let timers = 0;
-  for (const record of records) {
+  let cancelled = 0;
+  // Emissions a caller removed after their insert in this batch (the erasure): not published, scheduled or written.
+  const removedAt = new Map<string, number>();
+  records.forEach((record, index) => {
+    const id = removalOf(record);
+    if (id !== undefined) removedAt.set(id, index);
+  });
+  for (const [index, record] of records.entries()) {
+    const removed = removalOf(record);
+    if (removed !== undefined) {
+      // The erasure cancels what it finds, then deletes: a schedule made here after it looked is cancelled now.
+      try {
+        await options.scheduler.cancel(removed);
+        cancelled++;
+      } catch (error) {
+        logger.error('schedule of a removed emission not cancelled', { emissionId: removed, error: error as Error });
+        failures.add(sequenceOf(record));
+      }
+      continue;
+    }
     if (record.eventName !== 'INSERT' || !record.dynamodb?.NewImage) continue;
     let entry;
     try {
@@ -78,6 +103,7 @@ export async function dispatchRecords(records: readonly DynamoDBRecord[], option
       continue;
     }
     if (!entry || entry.status === 'refused') continue;
+    if ((removedAt.get(entry.id) ?? -1) > index) continue;
     if (entry.status === 'deferred' && entry.sendAt > now) {
       try {
         await options.scheduler.scheduleAt(busEventOf(entry), entry.sendAt);
@@ -113,7 +139,13 @@ export async function dispatchRecords(records: readonly DynamoDBRecord[], option
       for (const p of publish) failures.add(p.sequence);
     }
   }
-  return { published, scheduled, timers, failures: [...failures] };
+  return { published, scheduled, timers, cancelled, failures: [...failures] };
+}
+
+/** The emission id of a record that is a caller's removal of an Outbox item (not TTL's); else undefined. */
+function removalOf(record: DynamoDBRecord): string | undefined {
+  if (record.eventName !== 'REMOVE' || isExpiryRemoval(record)) return undefined;
+  return emissionIdOfKey(record.dynamodb?.Keys?.pk?.S);
 }
 
 /** The dispatcher's stream handler, with its bus and scheduler passed in. */
@@ -125,6 +157,7 @@ export function createDispatchHandler(options: DispatcherOptions): (event: Dynam
     metrics.addMetric('EmissionsScheduled', MetricUnit.Count, report.scheduled);
     metrics.addMetric('EmissionsFailed', MetricUnit.Count, report.failures.length);
     metrics.addMetric('TimersWritten', MetricUnit.Count, report.timers);
+    metrics.addMetric('EmissionsCancelled', MetricUnit.Count, report.cancelled);
     metrics.publishStoredMetrics();
     const failed = new Set(report.failures);
     // In the batch's order; Lambda checkpoints before the lowest.

@@ -5,10 +5,16 @@ import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { failureQueue } from './failure-queue.ts';
 import type { KairosTable } from './kairos-table.ts';
-import { profileStreamSettings } from '#shared/functions.ts';
+import { profileStreamSettings, type StreamEventName } from '#shared/functions.ts';
 
 /** A stream mapping's settings (shared/functions.ts `profileStreamSettings`, `dispatcherStreamSettings`). */
-export type StreamSettings = { readonly [K in keyof typeof profileStreamSettings]: (typeof profileStreamSettings)[K] extends boolean ? boolean : number };
+export type StreamSettings = {
+  readonly [K in keyof typeof profileStreamSettings]: K extends 'eventNames'
+    ? readonly StreamEventName[]
+    : (typeof profileStreamSettings)[K] extends boolean
+      ? boolean
+      : number;
+};
 
 export interface ProfileStreamProps {
   /** The table whose stream is read (Events, stream NEW_IMAGE). */
@@ -111,7 +117,8 @@ export class ProfileStream extends Construct {
       retryAttempts,
       maxRecordAge: props.maxRecordAge ?? Duration.seconds(settings.maxRecordAgeSeconds),
       parallelizationFactor: props.parallelizationFactor ?? settings.parallelizationFactor,
-      filters: [FilterCriteria.filter({ eventName: FilterRule.isEqual('INSERT') })],
+      // One filter per kind of record the function takes (any of them passes).
+      filters: settings.eventNames.map((name) => FilterCriteria.filter({ eventName: FilterRule.isEqual(name) })),
       onFailure: new SqsDlq(this.failureQueue),
     });
     props.target.addEventSource(this.eventSource);

@@ -10,7 +10,9 @@
  * - `listOutbox`: a page of the table for the operator's route, newest
  *   `sendAt` first within the page, within a budget when given;
  * - `outboxKeysOf`: the emissions a profile key's writes made (the
- *   `byProfile` index), for the erasure.
+ *   `byProfile` index), for the erasure;
+ * - `emissionIdOfKey`: the emission id an item key names (a stream
+ *   record's `Keys`, an index entry).
  *
  * Item: `pk` (outboxItem), `id`, `status`, `sendAt` (epoch ms), `detailType`,
  * `detail` (a map), `profileKey` (the profile key of the write that made it:
@@ -22,6 +24,13 @@ import type { OutboxEntry } from '#domain/profile/reactions.ts';
 import { dynamo, type DynamoClient, type Item, type TransactWriteItem } from './client.ts';
 import { outboxItem } from './items.ts';
 import { outboxTable } from './tables.ts';
+
+/** The emission id of an Outbox item key (`outboxItem`'s), or undefined for anything else. */
+export function emissionIdOfKey(pk: unknown): string | undefined {
+  if (typeof pk !== 'string' || pk.length < 3) return undefined;
+  const id = pk.slice(2);
+  return outboxItem.key(id).pk === pk ? id : undefined;
+}
 
 /** Days an emission stays in the table after its send time (the operator's route reads them meanwhile). */
 export const OUTBOX_RETENTION_DAYS = 7;
@@ -148,8 +157,9 @@ export async function outboxKeysOf(profileKey: string, options: { readonly clien
       ...(start ? { ExclusiveStartKey: start } : {}),
     });
     for (const item of page.Items ?? []) {
-      if (typeof item.pk !== 'string' || !item.pk.startsWith('o#') || typeof item.sendAt !== 'number') continue;
-      keys.push({ pk: item.pk, id: item.pk.slice(2), sendAt: item.sendAt });
+      const id = emissionIdOfKey(item.pk);
+      if (id === undefined || typeof item.sendAt !== 'number') continue;
+      keys.push({ pk: item.pk as string, id, sendAt: item.sendAt });
     }
     start = page.LastEvaluatedKey;
   } while (start);

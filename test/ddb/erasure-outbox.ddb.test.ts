@@ -10,7 +10,10 @@
  *   merge, and under its user key) are deleted and their pending schedules
  *   cancelled; another customer's stay, scheduled;
  * - a schedule that cannot be cancelled stops the erasure before the item
- *   is deleted (503, retry), and calling the erasure again completes it.
+ *   is deleted (503, retry), and calling the erasure again completes it;
+ * - an erasure that runs before the dispatcher has read the customer's
+ *   emissions: the schedules the dispatcher makes after it are cancelled
+ *   when the removals come down the stream.
  */
 import { CreateTableCommand, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
@@ -188,6 +191,41 @@ describe('DELETE /v1/admin/profiles/{userId} and the outbox', () => {
     expect(await outboxItemsNaming(userId)).toEqual([]);
     expect(await outboxItemsNaming(anonymousId)).toEqual([]);
     for (const id of ids) expect(pendingIds()).not.toContain(id);
+  });
+});
+
+describe('an erasure that runs before the dispatcher has read its emissions', () => {
+  it('the schedules the dispatcher makes after it are cancelled when the removals come down the stream: nothing of the customer fires', async () => {
+    const [userId, anonymousId] = [`eo-race-u-${run}`, `eo-race-a-${run}`];
+    for (const batch of customerEvents(userId, anonymousId)) await apply(batch);
+    // The Outbox items the profile function wrote, not yet read by the dispatcher.
+    const items = [];
+    for (const key of [`u#${userId}`, `a#${anonymousId}`]) {
+      for (const { pk } of await outboxKeysOf(key)) {
+        items.push((await dynamo().send('GetItem', { TableName: config.OUTBOX_TABLE, Key: { pk }, ConsistentRead: true })).Item as Record<string, unknown>);
+      }
+    }
+    expect(items).toHaveLength(2);
+    const ids = items.map((item) => String(item.id));
+
+    // The erasure finds no schedule to cancel and deletes the items.
+    expect((await erase(userId)).status).toBe(200);
+    expect(await outboxItemsNaming(userId)).toEqual([]);
+
+    // Then the stream: the inserts in one batch (scheduled: the dispatcher cannot know yet), the removals in the next.
+    const inserts = await dispatchRecords(
+      items.map((item) => streamRecord(item, { sequenceNumber: sequenceNumber(sequence++) })),
+      { bus: new LocalBus(), scheduler, now: () => NOW },
+    );
+    expect(inserts).toMatchObject({ scheduled: 2, failures: [] });
+    expect(pendingIds()).toEqual(expect.arrayContaining(ids));
+    const removals = await dispatchRecords(
+      items.map((item) => streamRecord({ pk: item.pk }, { sequenceNumber: sequenceNumber(sequence++), eventName: 'REMOVE' })),
+      { bus: new LocalBus(), scheduler, now: () => NOW },
+    );
+    expect(removals).toMatchObject({ cancelled: 2, failures: [] });
+    for (const id of ids) expect(pendingIds()).not.toContain(id);
+    expect(JSON.stringify(scheduler.pending())).not.toContain(userId);
   });
 });
 

@@ -14,9 +14,10 @@ import type { DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FailureQueue } from '#local/failure-queue.ts';
 import type { LocalFunction } from '#local/lambda.ts';
-import { StreamPoller, type StreamPollerOptions } from '#local/stream-poller.ts';
+import { StreamPoller, eventNameFilter, type StreamPollerOptions } from '#local/stream-poller.ts';
 import { createTableInput } from '#local/tables.ts';
 import { eventsTable } from '#store/tables.ts';
+import { dispatcherStreamSettings } from '#shared/functions.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 const endpoint = process.env.DYNAMODB_ENDPOINT ?? '';
@@ -152,6 +153,25 @@ describe('the local stream poller (event source mapping)', () => {
     expect(poller.streamArn).toMatch(/^arn:aws:dynamodb:.*:table\/poller-.*\/stream\//);
     const sequence = p.invocations.flat().map((r) => BigInt(r.dynamodb?.SequenceNumber ?? '0'));
     expect([...sequence].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))).toEqual(sequence);
+  });
+
+  it("delivers the kinds of record its mapping's settings name: the Outbox's (dispatcher) inserts and removals, in order, never a MODIFY", async () => {
+    const table = `poller-${randomUUID().slice(0, 8)}`;
+    await createTableNow(table);
+    const p = probe();
+    await startPoller(table, p, { filter: eventNameFilter(dispatcherStreamSettings.eventNames) });
+    await put(table, 'o-1');
+    await client.send(
+      new UpdateItemCommand({ TableName: table, Key: { pk: { S: 'o-1' } }, UpdateExpression: 'SET touched = :t', ExpressionAttributeValues: { ':t': { S: 'yes' } } }),
+    );
+    await client.send(new DeleteItemCommand({ TableName: table, Key: { pk: { S: 'o-1' } } }));
+    await put(table, 'last');
+    await until(() => p.applied.includes('last'), 'the last insert');
+    expect(p.invocations.flat().map((r) => [r.eventName, idOf(r)])).toEqual([
+      ['INSERT', 'o-1'],
+      ['REMOVE', 'o-1'],
+      ['INSERT', 'last'],
+    ]);
   });
 
   it('bisects a batch on a function error, dead-letters the poison record after bounded retries, applies the rest and moves on', async () => {

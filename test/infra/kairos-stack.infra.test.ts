@@ -270,7 +270,7 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
   const busId = () => logicalId(stack.emissions.bus);
   const schedulerRoleId = () => logicalId(stack.emissions.schedulerRole);
 
-  it('maps the Outbox stream to the dispatcher with partial batch responses, bisect, bounded retries, INSERT filter and its own failure queue', () => {
+  it('maps the Outbox stream to the dispatcher with partial batch responses, bisect, bounded retries, INSERT and REMOVE filters and its own failure queue', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: { Ref: functionId('dispatcher') },
       EventSourceArn: { 'Fn::GetAtt': [tableId('Outbox'), 'StreamArn'] },
@@ -280,7 +280,8 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
       BisectBatchOnFunctionError: true,
       MaximumRetryAttempts: dispatcherStreamSettings.retryAttempts,
       MaximumRecordAgeInSeconds: dispatcherStreamSettings.maxRecordAgeSeconds,
-      FilterCriteria: { Filters: [{ Pattern: JSON.stringify({ eventName: ['INSERT'] }) }] },
+      // New emissions, and the erasure's removals (an emission erased before it was read has its schedule cancelled).
+      FilterCriteria: { Filters: [{ Pattern: JSON.stringify({ eventName: ['INSERT'] }) }, { Pattern: JSON.stringify({ eventName: ['REMOVE'] }) }] },
       DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [outboxQueueId(), 'Arn'] } } },
     });
     expect(resources[outboxQueueId()]?.Properties).toMatchObject({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 });

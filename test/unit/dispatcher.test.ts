@@ -85,7 +85,7 @@ describe('the dispatcher', () => {
     };
     const records = [record(entry('x', 'now'), '10'), record(entry('y', 'now'), '11'), record(entry('z', 'deferred', NOW + 60_000), '12')];
     const report = await dispatchRecords(records, { bus: refusing, scheduler: down, now: () => NOW });
-    expect(report).toEqual({ published: 1, scheduled: 0, timers: 0, failures: ['12', '10'] });
+    expect(report).toEqual({ published: 1, scheduled: 0, timers: 0, cancelled: 0, failures: ['12', '10'] });
     const unreachable: EmissionBus = {
       put: async () => {
         throw new Error('EventBridge unreachable');
@@ -93,6 +93,44 @@ describe('the dispatcher', () => {
     };
     const handler = createDispatchHandler({ bus: unreachable, scheduler: new RecordingScheduler(), now: () => NOW });
     expect(await handler(streamEvent(records))).toEqual({ batchItemFailures: [{ itemIdentifier: '10' }, { itemIdentifier: '11' }] });
+  });
+
+  it("cancels the schedule of an emission a caller removed (the erasure), not of one TTL's expiry removed; an insert removed later in the batch goes nowhere", async () => {
+    const bus = new LocalBus(undefined, () => NOW);
+    const scheduler = new RecordingScheduler();
+    const removal = (id: string, sequenceNumber: string) => streamRecord({ pk: `o#${id}` }, { sequenceNumber, eventName: 'REMOVE' });
+    const expiry = (id: string, sequenceNumber: string) => ({ ...removal(id, sequenceNumber), userIdentity: { type: 'Service', principalId: 'dynamodb.amazonaws.com' } });
+    const report = await dispatchRecords(
+      [
+        // Scheduled in an earlier batch, erased since: its schedule is cancelled.
+        removal('earlier', '20'),
+        // Inserted and erased within this batch: neither scheduled nor published.
+        record(entry('later', 'deferred', NOW + 60_000), '21'),
+        record(entry('now-erased', 'now'), '22'),
+        removal('later', '23'),
+        removal('now-erased', '24'),
+        // Expired after its retention: nothing to cancel.
+        expiry('old', '25'),
+        // Removed before it was inserted again? Not in one shard's order: an insert after its removal is dispatched.
+        removal('again', '26'),
+        record(entry('again', 'now'), '27'),
+      ],
+      { bus, scheduler, now: () => NOW },
+    );
+    expect(report).toEqual({ published: 1, scheduled: 0, timers: 0, cancelled: 4, failures: [] });
+    expect(scheduler.cancelled).toEqual(['earlier', 'later', 'now-erased', 'again']);
+    expect(scheduler.calls).toEqual([]);
+    expect(bus.events().map((e) => e.id)).toEqual(['again']);
+
+    // A schedule that cannot be cancelled leaves its removal to the stream (redelivered, cancelled then).
+    const down: EmissionScheduler = {
+      scheduleAt: async () => undefined,
+      cancel: async () => {
+        throw new Error('Scheduler unreachable');
+      },
+    };
+    const failed = await dispatchRecords([removal('earlier', '30')], { bus, scheduler: down, now: () => NOW });
+    expect(failed).toEqual({ published: 0, scheduled: 0, timers: 0, cancelled: 0, failures: ['30'] });
   });
 
   it('names a schedule after its event: 64 characters at most, the same for the same event, different for another', () => {
@@ -151,7 +189,7 @@ describe('the dispatcher and journey timers', () => {
       now: () => NOW,
       writeTimer: down,
     });
-    expect(report).toEqual({ published: 1, scheduled: 0, timers: 0, failures: ['7'] });
+    expect(report).toEqual({ published: 1, scheduled: 0, timers: 0, cancelled: 0, failures: ['7'] });
   });
 
   it('a fired schedule delivered by the bus rule writes its timer; any other event is refused', async () => {
@@ -347,7 +385,7 @@ describe("the dispatcher and a deferred send's timer", () => {
       now: () => NOW,
       writeTimer: write,
     });
-    expect(report).toEqual({ published: 0, scheduled: 1, timers: 1, failures: [] });
+    expect(report).toEqual({ published: 0, scheduled: 1, timers: 1, cancelled: 0, failures: [] });
     expect(written.map((e) => [e.event, e.properties?.send, e.timestamp])).toEqual([['Send Timer', 'vip-in.src#m-1', new Date(NOW - 5_000).toISOString()]]);
     expect(bus.events()).toEqual([]);
     expect(scheduler.calls.map((c) => [c.event.id, c.event.detailType, c.at])).toEqual([['st-later', 'Kairos Send Timer', NOW + 60_000]]);
