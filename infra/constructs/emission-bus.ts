@@ -45,8 +45,9 @@ export interface EmissionBusProps {
  *
  * Least privilege:
  * - the dispatcher may `events:PutEvents` on this bus, and
- *   `scheduler:CreateSchedule` on schedules of this group only, passing only
- *   the scheduler role, only to Scheduler;
+ *   `scheduler:CreateSchedule` and `scheduler:DeleteSchedule` (an emission
+ *   the erasure removed before the dispatcher read it) on schedules of this
+ *   group only, passing only the scheduler role, only to Scheduler;
  * - Scheduler's role may only `events:PutEvents` on this bus, and only
  *   Scheduler of this account may assume it.
  * - the admin function (`grantCancelSchedules`) may only
@@ -104,14 +105,15 @@ export class EmissionBus extends Construct {
     dispatcher.addToRolePolicy(
       new PolicyStatement({
         effect: Effect.ALLOW,
-        actions: ['scheduler:CreateSchedule'],
+        // Delete: the schedule of an emission the erasure removed before this function read it (its REMOVE record).
+        actions: ['scheduler:CreateSchedule', 'scheduler:DeleteSchedule'],
         resources: [Stack.of(this).formatArn({ service: 'scheduler', resource: 'schedule', resourceName: `${this.scheduleGroup.scheduleGroupName}/*` })],
       }),
     );
     Validations.of(dispatcher.executionRole).acknowledge({
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${this.scheduleGroup.scheduleGroupName}/*]`,
       reason:
-        'CreateSchedule of one-time schedules named after each deferred emission (unknown in advance), in the Kairos schedule group only; no other action, no other group.',
+        'CreateSchedule of one-time schedules named after each deferred emission (unknown in advance), and DeleteSchedule of an erased emission\'s, in the Kairos schedule group only; no other action, no other group.',
     });
     dispatcher.addToRolePolicy(
       new PolicyStatement({

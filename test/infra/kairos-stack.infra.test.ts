@@ -304,18 +304,19 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
     expect(dispatcher.Environment.Variables.KAIROS_BUS_ARN).toEqual({ 'Fn::GetAtt': [busId(), 'Arn'] });
   });
 
-  it('the dispatcher may put on this bus and create schedules in this group, passing only the scheduler role to Scheduler; nothing else', () => {
+  it('the dispatcher may put on this bus and create (and delete: an erased emission\'s) schedules in this group, passing only the scheduler role to Scheduler; nothing else', () => {
     const statements = roleStatements(template, roleId('dispatcher'));
     const of = (action: string) => statements.filter((s) => asArray(s.Action).includes(action));
     expect(of('events:PutEvents').flatMap((s) => referencesIn(s.Resource).map((r) => r.id))).toEqual([busId()]);
     const create = of('scheduler:CreateSchedule');
     expect(create).toHaveLength(1);
+    expect(asArray(create[0]?.Action)).toEqual(['scheduler:CreateSchedule', 'scheduler:DeleteSchedule']);
     expect(JSON.stringify(create[0]?.Resource)).toContain(`:schedule/${stack.emissions.scheduleGroup.scheduleGroupName}/*`);
     const pass = of('iam:PassRole');
     expect(pass.flatMap((s) => referencesIn(s.Resource).map((r) => r.id))).toEqual([schedulerRoleId()]);
     expect(pass[0]?.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } });
     const actions = [...new Set(statements.flatMap((s) => asArray(s.Action)))];
-    const own = ['events:PutEvents', 'scheduler:CreateSchedule', 'iam:PassRole'];
+    const own = ['events:PutEvents', 'scheduler:CreateSchedule', 'scheduler:DeleteSchedule', 'iam:PassRole'];
     // Beyond its stream, its failure queue, its logs and X-Ray: only its own three.
     expect(actions.filter((a) => !/^(dynamodb|xray|sqs|logs):/.test(a) && !own.includes(a))).toEqual([]);
     // Of the tables: PutItem on the Events table alone (due journey timers), nothing else…
