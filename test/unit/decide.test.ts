@@ -380,6 +380,22 @@ describe('arbitration', () => {
     expect(ids(run(c, profile(), request('web', { limit: 10, explain: false })))).toEqual(['any']);
   });
 
+  it('explains a placement no content names (a misspelling): which placements the channel\'s content names', () => {
+    const c = catalog({
+      learning: noLearning,
+      actions: [
+        { id: 'hero', name: 'h', value: 1, content: { web: { title: 'h', placements: ['home_hero'] } } },
+        { id: 'side', name: 's', value: 5, content: { web: { title: 's', placements: ['sidebar'] } }, variants: [{ id: 'v', content: { web: { title: 'v', placements: ['footer'] } } }] },
+        { id: 'any', name: 'a', value: 2, content: { web: { title: 'a' } } },
+      ],
+    });
+    const facts = (placement: string | undefined) => run(c, profile(), request('web', { ...(placement !== undefined ? { placement } : {}), limit: 10, explain: true })).explanation?.policies ?? [];
+    const misspelt = run(c, profile(), request('web', { placement: 'homehero', limit: 10, explain: true }));
+    expect(ids(misspelt)).toEqual(['any']);
+    expect(facts('homehero')).toEqual(['placement:homehero is named by no web content (its placements: footer, home_hero, sidebar); only content without placements fills it']);
+    for (const known of ['home_hero', 'footer', undefined]) expect(facts(known)).toEqual([]);
+  });
+
   it('a propensity model score replaces learning', () => {
     const c = catalog({
       learning: noLearning,

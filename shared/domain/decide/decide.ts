@@ -84,7 +84,7 @@ import { renderContent, templateScope, type TemplateScope } from '../catalog/tem
 import { CANDIDATE_CHECKS, FALLBACK_CHECKS, REMAINING_CHECKS, firstDrop, type DecisionFacts, type Drop } from './checks.ts';
 import { customerTag, encodeDecisionId, type DecidedAction } from './decision-id.ts';
 import { Assignments, experimentOf, type ExperimentOutcome } from './experiments.ts';
-import { canServePlacement, contentFor, decisionPolicies, fillsPlacement, isFallbackHere, resolvePlacement } from './policies.ts';
+import { canServePlacement, contentFor, decisionPolicies, fillsPlacement, isFallbackHere, namedPlacements, resolvePlacement } from './policies.ts';
 import { hash32, seededRandom, type Random } from './random.ts';
 import { armProbabilities, chooseArm, type ArmPosterior, type ArmProbabilities, type ArmProbabilityCache } from '../learning/policy.ts';
 import { NO_CONTEXT, posterior } from '../learning/statistics.ts';
@@ -939,6 +939,12 @@ function decideOnce(
     if (policies.quietHours !== undefined) policyFacts.push(`quiet_hours:${policies.quietHours}`);
     if (policies.channelCap !== undefined) policyFacts.push(`channel_cap:${policies.channelCap}`);
     for (const s of policies.suppressions) policyFacts.push(`suppressed:${s.id} (${[...s.tags].join(', ')})`);
+    if (placement !== undefined) {
+      const named = namedPlacements(catalog, channel);
+      if (named.length > 0 && !named.includes(placement)) {
+        policyFacts.push(`placement:${placement} is named by no ${channel} content (its placements: ${named.join(', ')}); only content without placements fills it`);
+      }
+    }
     explanation = { catalogVersion: catalog.version, candidates: trace, policies: policyFacts, explored, holdouts };
   }
 
