@@ -113,11 +113,15 @@ export async function simulateRoute(request: HttpRequest): Promise<HttpResponse>
   // An operator simulates right after publishing: make sure the catalog is the live one.
   const catalog = (await refreshLiveCatalog()) ?? emptyCatalog();
   let view: ProfileView;
+  let unknown: string | undefined;
   if (input.profile !== undefined) {
     view = inlineProfile(input.profile);
   } else {
     const lookup = { userId: input.userId, anonymousId: input.anonymousId };
-    view = (await getProfileView(lookup, now, { consistent: true })) ?? emptyProfile(lookup);
+    const found = await getProfileView(lookup, now, { consistent: true });
+    // No profile (a typo of the id, or a customer never seen): decided as for a new customer, and said so.
+    if (!found) unknown = input.userId !== undefined ? `userId ${input.userId}` : `anonymousId ${input.anonymousId}`;
+    view = found ?? emptyProfile(lookup);
   }
   const decision = decide(
     catalog,
@@ -135,5 +139,9 @@ export async function simulateRoute(request: HttpRequest): Promise<HttpResponse>
     // Exploration draws are seeded by the request: the same simulation gives the same answer.
     { nonce: 'simulated', ruleBudgetMs: DEFAULT_RULE_BUDGET_MS },
   );
-  return { status: 200, body: { ...decision, simulated: true } };
+  const explanation =
+    unknown !== undefined && decision.explanation
+      ? { ...decision.explanation, policies: [`profile:no profile for ${unknown}: decided as for a new customer`, ...decision.explanation.policies] }
+      : decision.explanation;
+  return { status: 200, body: { ...decision, ...(explanation ? { explanation } : {}), simulated: true } };
 }

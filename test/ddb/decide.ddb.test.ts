@@ -419,6 +419,13 @@ describe('POST /v1/admin/simulate', () => {
     expect(reply.status).toBe(200);
     expect(reply.body).toMatchObject({ simulated: true, actions: [{ actionId: 'email-123' }] });
     expect((reply.body.explanation as { candidates: { actionId: string }[] }).candidates.map((c) => c.actionId)).toEqual(['email-123']);
+    expect((reply.body.explanation as { policies: string[] }).policies.filter((p) => p.startsWith('profile:'))).toEqual([]);
+  });
+
+  it('an id with no profile (a typo): decided as for a new customer, and the explanation says so first', async () => {
+    const reply = await simulate({ userId: `${LUIS}-typo`, channel: 'email' }, ADMIN);
+    expect(reply.status).toBe(200);
+    expect((reply.body.explanation as { policies: string[] }).policies[0]).toBe(`profile:no profile for userId ${LUIS}-typo: decided as for a new customer`);
   });
 
   it('an inline profile, at another instant, with the request context', async () => {
