@@ -13,7 +13,7 @@
  */
 import { config } from '#shared/config.ts';
 import { OUTCOME_EVENTS } from '#domain/profile/outcomes.ts';
-import { semanticName } from '#domain/profile/apply.ts';
+import { semanticName } from '#domain/semantic-events.ts';
 import type { OutcomeEvent } from '#domain/evaluation/evaluate.ts';
 import { dynamo, type DynamoClient, type Item } from './client.ts';
 

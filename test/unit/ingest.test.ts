@@ -210,6 +210,23 @@ describe('planIngest: limits and hostile input', () => {
     expect(rejectionOf(track(change))).toEqual([message]);
   });
 
+  it('refuses a Consent Updated it could not apply (it was accepted and ignored), under any spelling of its name', () => {
+    const consent = (event: string, properties: Record<string, unknown>) => track({ event, properties });
+    const channels = 'one of web, app, push, email, sms, call_center';
+    expect(rejectionOf(consent('Consent Updated', { channel: 'mail', granted: false }))).toEqual([
+      `batch[0].properties.channel: a Consent Updated event names its channel: ${channels}`,
+    ]);
+    expect(rejectionOf(consent('consent_updated', { channel: 'email', granted: 'yes' }))).toEqual([
+      'batch[0].properties.granted: a Consent Updated event says whether consent is granted: true or false',
+    ]);
+    // The message's first problem names it (as for every message).
+    expect(rejectionOf(consent('CONSENT UPDATED', {}))).toEqual([`batch[0].properties.channel: a Consent Updated event names its channel: ${channels}`]);
+    expect(rejectionOf(track({ event: 'Consent Updated' }))).toEqual([`batch[0].properties.channel: a Consent Updated event names its channel: ${channels}`]);
+    for (const granted of [true, false, 'true', 'false']) expect(rejectionOf(consent('Consent Updated', { channel: 'sms', granted }))).toEqual([]);
+    // Another event's properties are not read so.
+    expect(rejectionOf(consent('Consent Viewed', { channel: 'mail' }))).toEqual([]);
+  });
+
   it('refuses a blank previousId or groupId, and still takes an empty id as absent', () => {
     expect(rejectionOf({ type: 'alias', userId: 'u-1', previousId: ' ' })).toEqual(['batch[0].previousId: must not be blank (only whitespace)']);
     expect(rejectionOf({ type: 'group', userId: 'u-1', groupId: '  ' })).toEqual(['batch[0].groupId: must not be blank (only whitespace)']);

@@ -19,7 +19,7 @@ import type { PlanOptions } from '#domain/profile/plan.ts';
 import { parseProfileState } from '#domain/profile/state.ts';
 import { storedEvent } from '../support/stream.ts';
 import { deliver, type MemoryStore } from './reactions-support.ts';
-import { semanticName } from '#domain/profile/apply.ts';
+import { semanticName } from '#domain/semantic-events.ts';
 import { emptyProfileView, type ProfileView } from '#domain/profile/view.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 

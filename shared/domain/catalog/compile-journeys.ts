@@ -7,7 +7,7 @@
  * a wait's `onTimeout`) go forward only: a run can never loop, and one event
  * runs each step of it at most once.
  */
-import { semanticName } from '../profile/apply.ts';
+import { semanticName } from '../semantic-events.ts';
 import { DURATION_PATTERN } from './patterns.ts';
 import { JOURNEY_TIMER_EVENT, SEND_TIMER_EVENT } from '../journeys/timer.ts';
 import type { CompiledJourney, CompiledJourneyEntry, CompiledJourneyStep, CompiledRule, TriggerCause } from './compiled.ts';

@@ -38,7 +38,7 @@ import { decisionReference, decodeDecisionId, readDecisionId, type DecisionKey }
 import { NO_CONTEXT, posterior } from '../learning/statistics.ts';
 import type { ArmProbabilityCache } from '../learning/policy.ts';
 import { attributeOutcome, parseOutcomeKey, type OutcomeKind } from '../profile/outcomes.ts';
-import { semanticName } from '../profile/apply.ts';
+import { semanticName } from '../semantic-events.ts';
 import type { Channel } from '../channels.ts';
 import { type DecisionLogRecord } from './decision-record.ts';
 import { EMPTY_SUMS, addDecision, estimateFromSums, inSupport, mergeSums, type OffPolicyEstimate, type OffPolicySums } from './estimators.ts';

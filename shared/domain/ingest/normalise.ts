@@ -5,6 +5,7 @@
  */
 import type { core } from 'zod/mini';
 import { formatPath } from '../issues.ts';
+import { CONSENT_UPDATED, consentUpdateIssues, semanticName } from '../semantic-events.ts';
 import type { EventRoute } from './event-routes.ts';
 import { anonymousProfileKey, eventPk, eventSortKey, userProfileKey } from '../item-keys.ts';
 import type { MessageType, StoredEvent } from '../stored-event.ts';
@@ -127,6 +128,10 @@ function normaliseMessage(
   if (!userId && !anonymousId) issues.push({ path: at('userId'), message: 'userId or anonymousId is required' });
   const event = nonEmpty(m.event);
   if (type === 'track' && !event) issues.push({ path: at('event'), message: 'is required for track' });
+  // A consent change Kairos could not read would be accepted and ignored: refused, naming the field.
+  if (type === 'track' && event && semanticName(event) === CONSENT_UPDATED) {
+    for (const issue of consentUpdateIssues(m.properties ?? {})) issues.push({ path: at('properties', issue.field), message: issue.message });
+  }
   const previousId = nonEmpty(m.previousId);
   if (type === 'alias') {
     if (!previousId) issues.push({ path: at('previousId'), message: 'is required for alias' });

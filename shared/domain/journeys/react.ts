@@ -23,7 +23,8 @@
  */
 import type { CompiledCatalog, CompiledRule } from '../catalog/compiled.ts';
 import { createFailureTally, createRuleVariables, evaluateRule } from '../catalog/rules.ts';
-import { eventTime, semanticName } from '../profile/apply.ts';
+import { eventTime } from '../profile/apply.ts';
+import { semanticName } from '../semantic-events.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry } from '../profile/reactions.ts';
 import { DETAIL_TYPES, type JourneyTimerDetail } from '../triggers/emission.ts';
 import { caused, decideDueSend, eventContext, fireInTurn, sendEntry, type FireOptions } from '../triggers/react.ts';

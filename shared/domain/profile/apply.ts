@@ -13,6 +13,7 @@
  * "applied" marker does not exist (shared/store/profiles.ts).
  */
 import { isChannel, type Channel } from '../channels.ts';
+import { CONSENT_UPDATED, consentUpdateOf, semanticName } from '../semantic-events.ts';
 import type { StoredEvent } from '../stored-event.ts';
 import {
   canonical,
@@ -59,8 +60,6 @@ const INTEREST_WEIGHT = { view: 1, purchase: 2 } as const;
 
 type Props = Readonly<Record<string, unknown>>;
 
-/** `Order Completed`, `order_completed` and `order completed` are the same semantic event. */
-export const semanticName = (name: string): string => name.trim().toLowerCase().replace(/[\s_]+/g, ' ');
 
 const text = (value: unknown, maxLength: number): string | undefined => {
   if (typeof value !== 'string') return undefined;
@@ -78,12 +77,6 @@ export function amount(value: unknown): number | undefined {
   return undefined;
 }
 
-function bool(value: unknown): boolean | undefined {
-  if (typeof value === 'boolean') return value;
-  if (value === 'true') return true;
-  if (value === 'false') return false;
-  return undefined;
-}
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -176,9 +169,10 @@ function applyTrack(s: ProfileState, event: StoredEvent, name: string, props: Pr
     case 'complaint resolved':
       s.complaintsResolved += 1;
       return;
-    case 'consent updated': {
-      const granted = bool(props.granted);
-      if (isChannel(props.channel) && granted !== undefined) setConsent(s, props.channel, [granted, at]);
+    case CONSENT_UPDATED: {
+      // Ingest refuses a malformed one (consentUpdateIssues); one stored before that check is skipped.
+      const change = consentUpdateOf(props);
+      if (change) setConsent(s, change.channel, [change.granted, at]);
       return;
     }
     case 'unsubscribed':

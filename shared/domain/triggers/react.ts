@@ -58,7 +58,7 @@ import { decisionOfRecord } from '../profile/outcomes.ts';
 import { customerZone, quietHoursEnd } from '../decide/policies.ts';
 import { hash32 } from '../decide/random.ts';
 import type { Decision } from '../decide/types.ts';
-import { semanticName } from '../profile/apply.ts';
+import { semanticName } from '../semantic-events.ts';
 import type { AppliedChange, OutboxEntry, ProfileReactor, SendContact } from '../profile/reactions.ts';
 import type { ProfileView } from '../profile/view.ts';
 import { viewWithContact } from '../profile/to-view.ts';
