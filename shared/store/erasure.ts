@@ -18,7 +18,12 @@
  *    `operatorIdTarget`: an alias may have joined the same id, as an
  *    anonymous id, to another user before it became a user itself);
  * 2. every event of every key (the `byProfile` index), with its "applied"
- *    marker (`m#<event pk>`, which names the profile key);
+ *    marker (`m#<event pk>`, which names the profile key), an erased-message
+ *    record put in their place (`xm#<sha256 of the event pk>`, items.ts
+ *    `erasedMessageItem`, kept as long as the event would have been, at
+ *    least the marker's MARKER_TTL_SECONDS): the same message coming back
+ *    (a replay with its `sentAt`, which the skew correction dates on its new
+ *    receipt) is dropped by the profile function, not applied as new;
  * 3. every emission of every key (the Outbox table's `byProfile` index:
  *    the triggers' and journeys' sends, with their rendered content): the
  *    schedule of each one still pending (`sendAt` after `now`: a send
@@ -37,9 +42,10 @@
 import { batchWrite } from './batch-write.ts';
 import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
-import { eventPksOf } from './history.ts';
+import { eventKeysOf } from './history.ts';
 import { outboxKeysOf } from './outbox.ts';
-import { appliedMarkerItem, erasureRecordItem } from './items.ts';
+import { appliedMarkerItem, erasedMessageItem, erasureRecordItem } from './items.ts';
+import { MARKER_TTL_SECONDS } from './profiles.ts';
 import { parseProfileKey } from '#domain/profile/identity.ts';
 
 /** How long an anonymous key's erasure record is kept: past the stream's 24 h and the retries of a failed batch. */
@@ -54,6 +60,17 @@ export function erasureToItem(profileKey: string, erasedAt: number): Record<stri
     erasedAt: new Date(erasedAt).toISOString(),
     ...(kept ? {} : { expiresAt: Math.floor(erasedAt / 1000) + ERASURE_TTL_SECONDS }),
   };
+}
+
+/**
+ * The erased-message record of the event `eventPk` deleted at `erasedAt`
+ * (epoch ms): kept until the event's own expiry (`expiresAt`, epoch s) or
+ * MARKER_TTL_SECONDS after the erasure, whichever is later — as long as
+ * the message would have been deduplicated had it not been erased.
+ */
+export function erasedMessageToItem(eventPk: string, erasedAt: number, expiresAt: number | undefined): Record<string, unknown> {
+  const kept = Math.floor(erasedAt / 1000) + MARKER_TTL_SECONDS;
+  return { ...erasedMessageItem.key(eventPk), kind: 'erased message', expiresAt: Math.max(kept, expiresAt ?? 0) };
 }
 
 /** When the profile key was erased (epoch ms), from its erasure record item; undefined when it was not. */
@@ -108,10 +125,12 @@ export async function eraseProfileKeys(profileKeys: readonly string[], now: numb
   let emissions = 0;
   let cancelled = 0;
   for (const key of keys) {
-    const pks = await eventPksOf(key, { client, tableName: events });
-    await batchWrite(events, pks.map((pk) => ({ DeleteRequest: { Key: { pk } } })), client);
-    await batchWrite(profiles, pks.map((pk) => ({ DeleteRequest: { Key: appliedMarkerItem.key(pk) } })), client);
-    erasedEvents += pks.length;
+    const stored = await eventKeysOf(key, { client, tableName: events });
+    // The erased-message records first: an erasure that fails part way finds the events again when called again.
+    await batchWrite(profiles, stored.map((event) => ({ PutRequest: { Item: erasedMessageToItem(event.pk, now, event.expiresAt) } })), client);
+    await batchWrite(events, stored.map(({ pk }) => ({ DeleteRequest: { Key: { pk } } })), client);
+    await batchWrite(profiles, stored.map(({ pk }) => ({ DeleteRequest: { Key: appliedMarkerItem.key(pk) } })), client);
+    erasedEvents += stored.length;
     for (const emission of await outboxKeysOf(key, { client, tableName: outbox })) {
       if (emission.sendAt > now) {
         await options.cancelSchedule(emission.id);

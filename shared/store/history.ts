@@ -104,16 +104,17 @@ export async function pageAllEvents(
 }
 
 /**
- * The pks of every event stored under a profile key (an erasure). The index is
- * eventually consistent: an event stored a moment ago may be missing (see
- * shared/store/erasure.ts for how those are caught).
+ * The pk and expiry (`expiresAt`, epoch s, the Events table's TTL; absent
+ * on an item without one) of every event stored under a profile key (an
+ * erasure). The index is eventually consistent: an event stored a moment
+ * ago may be missing (see shared/store/erasure.ts for how those are caught).
  */
-export async function eventPksOf(
+export async function eventKeysOf(
   profileKey: string,
   options: { client?: DynamoClient; tableName?: string } = {},
-): Promise<string[]> {
+): Promise<{ readonly pk: string; readonly expiresAt?: number }[]> {
   const client = options.client ?? dynamo();
-  const pks: string[] = [];
+  const keys: { pk: string; expiresAt?: number }[] = [];
   let start: Record<string, unknown> | undefined;
   do {
     const page = await client.send(
@@ -122,17 +123,17 @@ export async function eventPksOf(
         IndexName: INDEX,
         KeyConditionExpression: 'profileKey = :k',
         ExpressionAttributeValues: { ':k': profileKey },
-        ProjectionExpression: 'pk',
+        ProjectionExpression: 'pk, expiresAt',
         ...(start ? { ExclusiveStartKey: start } : {}),
       },
     );
-    for (const item of page.Items ?? []) pks.push(String(item.pk));
+    for (const item of page.Items ?? []) keys.push({ pk: String(item.pk), ...(typeof item.expiresAt === 'number' ? { expiresAt: item.expiresAt } : {}) });
     start = page.LastEvaluatedKey;
   } while (start);
-  return pks;
+  return keys;
 }
 
-/** Whether any event is stored under a profile key (one Query of at most one item; eventually consistent, as `eventPksOf`). */
+/** Whether any event is stored under a profile key (one Query of at most one item; eventually consistent, as `eventKeysOf`). */
 export async function holdsEvents(profileKey: string, options: { client?: DynamoClient; tableName?: string } = {}): Promise<boolean> {
   const client = options.client ?? dynamo();
   const page = await client.send('Query', {

@@ -67,6 +67,13 @@ export const appliedMarkerItem = itemType('applied marker', profilesTable.id, (e
  */
 export const erasureRecordItem = itemType('erasure record', profilesTable.id, (profileKey: string) => ({ pk: `x#${sha256Hex(profileKey)}` }));
 
+/**
+ * An erased message: an event an erasure deleted, so that the same message
+ * coming back is dropped whatever its time (plan.ts). pk `xm#<sha256 hex of
+ * the event pk>`, so the record names nobody (a messageId may).
+ */
+export const erasedMessageItem = itemType('erased message', profilesTable.id, (eventPk: string) => ({ pk: `xm#${sha256Hex(eventPk)}` }));
+
 // --- Control -------------------------------------------------------------
 
 /**
@@ -194,6 +201,7 @@ export const itemTypes = [
   anonymousProfileItem,
   appliedMarkerItem,
   erasureRecordItem,
+  erasedMessageItem,
   writeKeyLookupItem,
   writeKeyListItem,
   catalogLiveItem,

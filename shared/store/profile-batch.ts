@@ -3,7 +3,7 @@
  * (shared/domain/profile/plan.ts):
  *
  * - `readForPlan`: what a plan asks for (profiles, "applied" markers,
- *   erasure records) in consistent BatchGetItem requests of 100 keys, sent
+ *   erasure records, erased messages) in consistent BatchGetItem requests of 100 keys, sent
  *   together;
  * - `commitTargets`: the plan's writes as conditional TransactWriteItems
  *   (profiles.ts builds each write's items, statistics.ts the ADD updates
@@ -22,7 +22,7 @@ import { batchWrite } from './batch-write.ts';
 import { dynamo, type DynamoClient, type TransactWriteItem } from './client.ts';
 import { isContention, isInvalidRequest } from './faults.ts';
 import { erasedAtOf } from './erasure.ts';
-import { appliedMarkerItem, erasureRecordItem, journeyCountItem, statisticsItem, statisticsShardOf } from './items.ts';
+import { appliedMarkerItem, erasedMessageItem, erasureRecordItem, journeyCountItem, statisticsItem, statisticsShardOf } from './items.ts';
 import { journeyCountUpdates } from './journey-counts.ts';
 import type { JourneyCounterIncrement } from '#domain/journeys/report.ts';
 import { outboxPuts } from './outbox.ts';
@@ -39,7 +39,10 @@ export interface ProfileBatchOptions {
 export async function readForPlan(reads: ReadSet, read: ReadState, options: ProfileBatchOptions = {}): Promise<ReadState> {
   const markerKey = (pk: string) => appliedMarkerItem.key(pk).pk;
   const erasureKey = (profileKey: string) => erasureRecordItem.key(profileKey).pk;
-  const itemKeys = [...new Set([...reads.profiles, ...reads.markers.map(markerKey), ...reads.erasures.map(erasureKey)])];
+  const erasedMessageKey = (pk: string) => erasedMessageItem.key(pk).pk;
+  const itemKeys = [
+    ...new Set([...reads.profiles, ...reads.markers.map(markerKey), ...reads.erasures.map(erasureKey), ...reads.erasedMessages.map(erasedMessageKey)]),
+  ];
   const requests: string[][] = [];
   for (let i = 0; i < itemKeys.length; i += BATCH_GET_MAX) requests.push(itemKeys.slice(i, i + BATCH_GET_MAX));
   const pages = await Promise.all(requests.map((keys) => getItems(keys, { consistent: true, client: options.client ?? dynamo() })));
@@ -49,10 +52,12 @@ export async function readForPlan(reads: ReadSet, read: ReadState, options: Prof
   const profiles = new Map(read.profiles);
   const applied = new Map(read.applied);
   const erasedAt = new Map(read.erasedAt);
+  const erasedMessages = new Map(read.erasedMessages);
   for (const key of reads.profiles) profiles.set(key, profileFromItem(items.get(key)));
   for (const pk of reads.markers) applied.set(pk, items.has(markerKey(pk)));
   for (const key of reads.erasures) erasedAt.set(key, erasedAtOf(items.get(erasureKey(key))));
-  return { profiles, applied, erasedAt };
+  for (const pk of reads.erasedMessages) erasedMessages.set(pk, items.has(erasedMessageKey(pk)));
+  return { profiles, applied, erasedAt, erasedMessages };
 }
 
 /** How the chain of one target ended: every write committed, or the first that did not and why. */

@@ -18,6 +18,7 @@ import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '../suppo
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
 import { anonymousProfileKey, userProfileKey } from '#domain/stored-event.ts';
 import { erasureRecordItem } from '#store/items.ts';
+import { planIngest } from '#domain/ingest/normalise.ts';
 
 const ADMIN_TOKEN = 'admin-token-for-privacy-tests-01234';
 vi.stubEnv('KAIROS_ADMIN_TOKEN', ADMIN_TOKEN);
@@ -191,6 +192,37 @@ describe('DELETE /v1/admin/profiles/{userId}', () => {
     expect((await call('GET', profilePath(userId))).status).toBe(404);
     expect(await scanFor(config.EVENTS_TABLE, userId)).toEqual([]);
     expect(await scanFor(config.PROFILES_TABLE, userId)).toEqual([]);
+  });
+
+  it('a message from before the erasure sent again as it was, its sentAt with it (skew correction dates it on its new receipt), restores nothing and leaves nothing', async () => {
+    const userId = `replay-sent-${run}`;
+    const sentAt = Date.now() - 60_000;
+    const message = {
+      type: 'identify',
+      userId,
+      messageId: `${userId}-1`,
+      traits: { firstName: 'Luis', tier: 'gold' },
+      timestamp: new Date(sentAt - 5).toISOString(),
+      sentAt: new Date(sentAt).toISOString(),
+    };
+    /** The message as ingest stores it when it receives it at `receivedAt`. */
+    const received = (receivedAt: number, fields: Partial<typeof message> = {}): StoredEvent => {
+      const plan = planIngest({ ...message, ...fields }, { route: 'identify', sourceId: `s-${run}`, receivedAt, historyDays: 30, newMessageId: () => 'unused' });
+      if (!plan.ok || plan.events.length !== 1) throw new Error('the message was not accepted');
+      return plan.events[0] as StoredEvent;
+    };
+    await ingest([received(sentAt + 100)]);
+    expect((await call('DELETE', profilePath(userId))).status).toBe(200);
+    // A replay of the same request: its timestamp, corrected by its sentAt, is after the erasure.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await ingest([received(Date.now())]);
+    expect((await call('GET', profilePath(userId))).status).toBe(404);
+    expect(await scanFor(config.EVENTS_TABLE, userId)).toEqual([]);
+    expect(await scanFor(config.PROFILES_TABLE, userId)).toEqual([]);
+    // A new message of the same customer, after the erasure, starts a new profile.
+    const now = new Date().toISOString();
+    await ingest([received(Date.now(), { messageId: `${userId}-2`, timestamp: now, sentAt: now })]);
+    expect((await call('GET', profilePath(userId))).status).toBe(200);
   });
 
   it('erases the events of an id whose profile is not written yet', async () => {

@@ -53,16 +53,20 @@ class MemoryStore {
   readonly profiles = new Map<string, { kind: 'profile'; version: number; state: string } | { kind: 'tombstone'; version: number; mergedInto: string }>();
   readonly markers = new Set<string>();
   readonly erasures = new Map<string, number>();
+  /** Event pks an erasure deleted (its erased-message records). */
+  readonly erasedMessages = new Set<string>();
   readonly events = new Set<string>();
 
   read(reads: ReadSet, read: ReadState): ReadState {
     const profiles = new Map(read.profiles);
     const applied = new Map(read.applied);
     const erasedAt = new Map(read.erasedAt);
+    const erasedMessages = new Map(read.erasedMessages);
     for (const key of reads.profiles) profiles.set(key, this.item(key));
     for (const pk of reads.markers) applied.set(pk, this.markers.has(pk));
     for (const key of reads.erasures) erasedAt.set(key, this.erasures.get(key));
-    return { profiles, applied, erasedAt };
+    for (const pk of reads.erasedMessages) erasedMessages.set(pk, this.erasedMessages.has(pk));
+    return { profiles, applied, erasedAt, erasedMessages };
   }
 
   item(key: string): ProfileItem | undefined {
@@ -100,7 +104,8 @@ class MemoryStore {
   erase(keys: readonly string[], at: number, events: readonly StoredEvent[]): void {
     for (const key of keys) this.erasures.set(key, at);
     for (const event of events) {
-      if (!keys.includes(event.profileKey)) continue;
+      if (!keys.includes(event.profileKey) || !this.events.has(event.pk)) continue;
+      this.erasedMessages.add(event.pk);
       this.events.delete(event.pk);
       this.markers.delete(event.pk);
     }
@@ -558,15 +563,24 @@ describe('the exactly-once plan of a stream batch', () => {
     });
   });
 
-  it('asks for what it needs: identities, markers and erasures first, then the users tombstones point to', () => {
+  it('asks for what it needs: identities, markers and erasures first, then the users tombstones point to (and, of an erased key, whether its message was erased)', () => {
     const event = { ...storedEvent({ type: 'page', anonymousId: 'a1', messageId: 'm1', timestamp: '2026-04-01T00:00:00Z' }) };
     const first = planBatch([{ id: '1', event }], emptyReadState(), options);
-    expect(first).toEqual({ kind: 'read', reads: { profiles: ['a#a1'], markers: [event.pk], erasures: ['a#a1'] } });
+    expect(first).toEqual({ kind: 'read', reads: { profiles: ['a#a1'], markers: [event.pk], erasures: ['a#a1'], erasedMessages: [] } });
     const tombstone: ProfileItem = { kind: 'tombstone', key: 'a#a1', version: 1, mergedInto: 'u1' };
-    const read: ReadState = { profiles: new Map([['a#a1', tombstone]]), applied: new Map([[event.pk, false]]), erasedAt: new Map([['a#a1', undefined]]) };
-    expect(planBatch([{ id: '1', event }], read, options)).toEqual({ kind: 'read', reads: { profiles: ['u#u1'], markers: [], erasures: [] } });
+    const read: ReadState = { profiles: new Map([['a#a1', tombstone]]), applied: new Map([[event.pk, false]]), erasedAt: new Map([['a#a1', undefined]]), erasedMessages: new Map() };
+    expect(planBatch([{ id: '1', event }], read, options)).toEqual({ kind: 'read', reads: { profiles: ['u#u1'], markers: [], erasures: [], erasedMessages: [] } });
     const plan = planBatch([{ id: '1', event }], { ...read, profiles: new Map([...read.profiles, ['u#u1', undefined]]) }, options);
     expect(plan.kind === 'plan' && plan.plan.targets.map((t) => t.key)).toEqual(['u#u1']);
+    // A key erased before the event happened: whether the erasure deleted this very message is read with the target.
+    const erased: ReadState = { ...read, erasedAt: new Map([['a#a1', Date.parse('2026-03-01T00:00:00Z')]]) };
+    expect(planBatch([{ id: '1', event }], erased, options)).toEqual({ kind: 'read', reads: { profiles: ['u#u1'], markers: [], erasures: [], erasedMessages: [event.pk] } });
+    const known = { ...erased, profiles: new Map([...read.profiles, ['u#u1', undefined]]) };
+    // It did (the same message came back, dated after the erasure): dropped; it did not: applied.
+    const replayed = planBatch([{ id: '1', event }], { ...known, erasedMessages: new Map([[event.pk, true]]) }, options);
+    expect(replayed.kind === 'plan' && replayed.plan).toMatchObject({ targets: [], dropped: [{ eventPk: event.pk, records: ['1'] }] });
+    const fresh = planBatch([{ id: '1', event }], { ...known, erasedMessages: new Map([[event.pk, false]]) }, options);
+    expect(fresh.kind === 'plan' && fresh.plan.targets.map((t) => t.key)).toEqual(['u#u1']);
   });
 
   it('an alias whose previousId is a known user joins nobody (its profile, or a user earlier in the batch); one that is not yet a user links it', () => {

@@ -48,7 +48,8 @@ export class MemoryStore {
     }
     for (const pk of reads.markers) applied.set(pk, this.markers.has(pk));
     for (const key of reads.erasures) erasedAt.set(key, undefined);
-    return { profiles, applied, erasedAt };
+    // Nothing is erased here: no erased message is ever asked for.
+    return { profiles, applied, erasedAt, erasedMessages: read.erasedMessages };
   }
 
   /**

@@ -22,6 +22,7 @@ import {
   catalogVersionPk,
   CATALOG_CHUNK_SK_PREFIX,
   CATALOG_DOCUMENT_CHUNK_SK_PREFIX,
+  erasedMessageItem,
   erasureRecordItem,
   eventItem,
   eventSortKey,
@@ -45,6 +46,7 @@ const pinned: readonly [AnyItemType, string, string, ItemKey][] = [
   [anonymousProfileItem, 'anonymous profile or tombstone', 'Profiles', anonymousProfileItem.key('anon-1')],
   [appliedMarkerItem, 'applied marker', 'Profiles', appliedMarkerItem.key('src-1#msg-1')],
   [erasureRecordItem, 'erasure record', 'Profiles', erasureRecordItem.key('u#user-1')],
+  [erasedMessageItem, 'erased message', 'Profiles', erasedMessageItem.key('src-1#msg-1')],
   [writeKeyLookupItem, 'write key lookup', 'Control', writeKeyLookupItem.key('ab12')],
   [writeKeyListItem, 'write key list entry', 'Control', writeKeyListItem.key('key_0123456789abcdef')],
   [catalogLiveItem, 'catalog live pointer', 'Control', catalogLiveItem.key()],
@@ -69,6 +71,7 @@ describe('item keys (shared/store/items.ts)', () => {
       { pk: 'a#anon-1' },
       { pk: 'm#src-1#msg-1' },
       { pk: 'x#9e63b4b4fe11b7640ca8e87cf6cb2ef400f66435b01b560a60c3c5ba1a485e7a' },
+      { pk: 'xm#b59a5834fce2fafd407850c99f574a6fb7398a001c421c2e985440ba446dbde4' },
       { pk: 'KEY#ab12', sk: 'KEY' },
       { pk: 'KEYS', sk: 'key_0123456789abcdef' },
       { pk: 'CATALOG', sk: 'LIVE' },
@@ -104,12 +107,12 @@ describe('item keys (shared/store/items.ts)', () => {
       return { type: type.name, attributes: Object.keys(key).sort(), tableKey: names.sort() };
     });
     expect(shapes.filter((s) => s.attributes.join() !== s.tableKey.join())).toEqual([]);
-    expect(shapes.map((s) => s.attributes.length)).toEqual([1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1]);
+    expect(shapes.map((s) => s.attributes.length)).toEqual([1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1]);
   });
 
   // Ids made of the fragments the templates use, so a collision (one
   // template's output spelling another's) is within reach of the search.
-  const fragment = fc.constantFrom('', '#', 'u', 'a', 'm', 'x', 'u#', 'a#', 'm#', 'x#', 'KEY', 'KEYS', 'S', 'JOURNEY#', 'STAT#', 'CATALOG', 'LIVE', 'COUNTER', 'META', 'CHUNK#', 'DOC#', 'HEALTH', 'PROBE', '0', '1');
+  const fragment = fc.constantFrom('', '#', 'u', 'a', 'm', 'x', 'u#', 'a#', 'm#', 'x#', 'xm#', 'KEY', 'KEYS', 'S', 'JOURNEY#', 'STAT#', 'CATALOG', 'LIVE', 'COUNTER', 'META', 'CHUNK#', 'DOC#', 'HEALTH', 'PROBE', '0', '1');
   const id = fc.oneof(fc.array(fragment, { maxLength: 5 }).map((parts) => parts.join('')), fc.string({ unit: 'binary' }));
   const number = fc.oneof(fc.nat({ max: 200_000 }), fc.integer());
   const arbitraryIds = new Map<AnyItemType, fc.Arbitrary<readonly unknown[]>>([
@@ -118,6 +121,7 @@ describe('item keys (shared/store/items.ts)', () => {
     [anonymousProfileItem, fc.tuple(id)],
     [appliedMarkerItem, fc.tuple(id)],
     [erasureRecordItem, fc.tuple(id)],
+    [erasedMessageItem, fc.tuple(id)],
     [writeKeyLookupItem, fc.tuple(id)],
     [writeKeyListItem, fc.tuple(id)],
     [catalogLiveItem, fc.constant([])],

@@ -410,7 +410,9 @@ describe('the profile plan writes each firing with the event that caused it', ()
       for (const k of result.reads.profiles) profiles.set(k, undefined);
       for (const k of result.reads.markers) applied.set(k, false);
       for (const k of result.reads.erasures) erasedAt.set(k, undefined);
-      state = { profiles, applied, erasedAt };
+      const erasedMessages = new Map(state.erasedMessages);
+      for (const k of result.reads.erasedMessages) erasedMessages.set(k, false);
+      state = { profiles, applied, erasedAt, erasedMessages };
     }
   };
   const at = (minutes: number) => new Date(NOW.getTime() - 60 * 60_000 + minutes * 60_000).toISOString();
@@ -432,7 +434,7 @@ describe('the profile plan writes each firing with the event that caused it', ()
     const record: BatchRecord = { id: '1', event: storedEvent({ type: 'identify', userId: 'u-1', messageId: 'm1', timestamp: at(1), traits: { tier: 'VIP' } }) };
     const fresh = plan([record]);
     expect(fresh.targets[0]!.writes[0]!.outbox.map((e) => e.id)).toEqual(['vip-in.src-test#m1']);
-    const read: ReadState = { profiles: new Map([['u#u-1', undefined]]), applied: new Map([['src-test#m1', true]]), erasedAt: new Map([['u#u-1', undefined]]) };
+    const read: ReadState = { profiles: new Map([['u#u-1', undefined]]), applied: new Map([['src-test#m1', true]]), erasedAt: new Map([['u#u-1', undefined]]), erasedMessages: new Map() };
     const again = plan([record], read);
     expect(again.targets).toEqual([]);
     expect(again.duplicates).toEqual(['1']);

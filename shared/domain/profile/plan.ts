@@ -15,7 +15,11 @@
  *   `timestamp`) (erasure records): a redelivery after an erasure, and a
  *   message a client retries or replays after it (its messageId no longer
  *   deduplicated: the erasure deleted the event), leave no trace; only what
- *   happens after the erasure starts a new profile. A timer (a journey's, a
+ *   happens after the erasure starts a new profile. A message the erasure
+ *   deleted is dropped too when it comes back whatever its time (its
+ *   erased-message record, read only for the events of an erased key): a
+ *   request replayed as it was, its `sentAt` with it, is dated on its new
+ *   receipt by the skew correction. A timer (a journey's, a
  *   deferred send's) is dropped too when its profile does not exist (erased
  *   while it waited), so it does not start one;
  * - a duplicate when its "applied" marker exists (a redelivery);
@@ -87,6 +91,8 @@ export interface ReadSet {
   readonly markers: readonly string[];
   /** Profile keys: when they were erased, if they were. */
   readonly erasures: readonly string[];
+  /** Event pks: whether an erasure deleted that message (its erased-message record exists). */
+  readonly erasedMessages: readonly string[];
 }
 
 /**
@@ -98,9 +104,11 @@ export interface ReadState {
   readonly applied: ReadonlyMap<string, boolean>;
   /** Erasure instant, epoch ms. */
   readonly erasedAt: ReadonlyMap<string, number | undefined>;
+  /** Event pks: whether an erasure deleted the message. */
+  readonly erasedMessages: ReadonlyMap<string, boolean>;
 }
 
-export const emptyReadState = (): ReadState => ({ profiles: new Map(), applied: new Map(), erasedAt: new Map() });
+export const emptyReadState = (): ReadState => ({ profiles: new Map(), applied: new Map(), erasedAt: new Map(), erasedMessages: new Map() });
 
 /** One conditional transaction: the profile put at `readVersion + 1`, tombstones, markers. */
 export interface PlannedWrite {
@@ -200,7 +208,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     entries.push(entry);
   }
 
-  const missing = { profiles: new Set<string>(), markers: new Set<string>(), erasures: new Set<string>() };
+  const missing = { profiles: new Set<string>(), markers: new Set<string>(), erasures: new Set<string>(), erasedMessages: new Set<string>() };
   for (const entry of entries) {
     for (const key of identityKeys(entry.identity)) {
       if (!read.profiles.has(key)) missing.profiles.add(key);
@@ -212,31 +220,39 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
   }
   if (missing.profiles.size + missing.markers.size + missing.erasures.size > 0) return readMore(missing);
 
-  const dropped: { eventPk: string; records: string[] }[] = [];
-  const duplicates: string[] = [];
-  const pending: Entry[] = [];
-  for (const entry of entries) {
-    // What the customer did before an erasure stays erased, however late or often its message comes back.
+  // What the customer did before an erasure stays erased, however late or often its message comes back: by its time,
+  // or, for an erased key's events, by the message itself (a replay's corrected timestamp is after the erasure).
+  const erasedBefore = (entry: Entry): boolean => {
     const happened = Math.min(Date.parse(entry.event.receivedAt), Date.parse(entry.event.timestamp));
-    const erased = identityKeys(entry.identity).some((key) => {
+    return identityKeys(entry.identity).some((key) => {
       const at = read.erasedAt.get(key);
       return at !== undefined && happened <= at;
     });
-    if (erased) dropped.push({ eventPk: entry.event.pk, records: entry.records });
-    else if (read.applied.get(entry.event.pk) === true) duplicates.push(...entry.records);
-    else pending.push(entry);
-  }
-
+  };
+  const ofErasedKey = (entry: Entry): boolean => identityKeys(entry.identity).some((key) => read.erasedAt.get(key) !== undefined);
   // Where each event goes: its home, or the user its home was merged into (tombstones never change back).
   const resolved = (home: string): string => {
     const item = read.profiles.get(home);
     return item?.kind === 'tombstone' ? userProfileKey(item.mergedInto) : home;
   };
-  for (const entry of pending) {
+  for (const entry of entries) {
+    if (erasedBefore(entry)) continue;
+    if (ofErasedKey(entry) && !read.erasedMessages.has(entry.event.pk)) missing.erasedMessages.add(entry.event.pk);
+    // Read with them, the target of an event that may be applied (one read, not two).
     const target = resolved(entry.identity.home);
     if (!read.profiles.has(target)) missing.profiles.add(target);
   }
-  if (missing.profiles.size > 0) return readMore(missing);
+  if (missing.erasedMessages.size + missing.profiles.size > 0) return readMore(missing);
+
+  const dropped: { eventPk: string; records: string[] }[] = [];
+  const duplicates: string[] = [];
+  const pending: Entry[] = [];
+  for (const entry of entries) {
+    if (erasedBefore(entry) || read.erasedMessages.get(entry.event.pk) === true) dropped.push({ eventPk: entry.event.pk, records: entry.records });
+    else if (read.applied.get(entry.event.pk) === true) duplicates.push(...entry.records);
+    else pending.push(entry);
+  }
+
   // A timer (a journey's wait, a deferred send) acts on its customer's profile. With no profile (the customer was
   // erased while it waited) there is nothing to move on or send to: the timer is dropped, and starts no profile.
   for (let i = pending.length - 1; i >= 0; i--) {
@@ -368,8 +384,11 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
   return { kind: 'plan', plan: { targets, dropped, duplicates, failures, merges, warnings } };
 }
 
-function readMore(missing: { profiles: Set<string>; markers: Set<string>; erasures: Set<string> }): PlanResult {
-  return { kind: 'read', reads: { profiles: [...missing.profiles], markers: [...missing.markers], erasures: [...missing.erasures] } };
+function readMore(missing: { profiles: Set<string>; markers: Set<string>; erasures: Set<string>; erasedMessages: Set<string> }): PlanResult {
+  return {
+    kind: 'read',
+    reads: { profiles: [...missing.profiles], markers: [...missing.markers], erasures: [...missing.erasures], erasedMessages: [...missing.erasedMessages] },
+  };
 }
 
 /**
