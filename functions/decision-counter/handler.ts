@@ -23,7 +23,7 @@ import { countDecisionLogChunk } from '#store/statistics.ts';
 
 const logger = functionLogger('decisionCounter');
 
-/** An S3 "Object Created" event as EventBridge delivers it (the fields read here; the key as stored, not URL-encoded). */
+/** An S3 "Object Created" event as EventBridge delivers it (the fields read here; its key is read as given, then URL-decoded: readObjectOf). */
 const objectCreated = z.object({
   source: z.literal('aws.s3'),
   'detail-type': z.literal('Object Created'),
@@ -33,12 +33,34 @@ const objectCreated = z.object({
 /** Reads an object's text (deployed: S3 GetObject, gunzipped). */
 export type ReadObject = (bucket: string, key: string) => Promise<string>;
 
+/**
+ * The object an event names, and the key it was read under: the key as
+ * given, else, when that is not found and the key reads differently
+ * URL-decoded (S3's event notifications encode keys, `dt=` as `dt%3D`), the
+ * decoded key. Either way the object is counted under its stored key, once.
+ */
+async function readObjectOf(read: ReadObject, bucket: string, key: string): Promise<{ key: string; text: string }> {
+  try {
+    return { key, text: await read(bucket, key) };
+  } catch (error) {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(key.replace(/\+/g, ' '));
+    } catch {
+      throw error;
+    }
+    if (decoded === key) throw error;
+    return { key: decoded, text: await read(bucket, decoded) };
+  }
+}
+
 /** Count the object one message names; throws when the message is not an "Object Created" event or the object could not be counted. */
 async function countMessage(body: string, read: ReadObject): Promise<void> {
   const parsed = objectCreated.safeParse(JSON.parse(body));
   if (!parsed.success) throw new Error(`not an S3 Object Created event: ${z.prettifyError(parsed.error)}`);
-  const { bucket, object } = parsed.data.detail;
-  const count = await countDecisionLogChunk(`s3://${bucket.name}/${object.key}`, await read(bucket.name, object.key));
+  const { bucket } = parsed.data.detail;
+  const object = await readObjectOf(read, bucket.name, parsed.data.detail.object.key);
+  const count = await countDecisionLogChunk(`s3://${bucket.name}/${object.key}`, object.text);
   logger.info('decision log object counted', { key: object.key, ...count });
   if (count.uncounted > 0 || count.malformed > 0) {
     logger.warn('decision log object lines not counted', { key: object.key, olderRecords: count.uncounted, malformed: count.malformed });

@@ -243,7 +243,10 @@ describe('the decision counter (functions/decision-counter/handler.ts)', () => {
     const first = await count(batch(message('m1', 'decisions/dt=2026-10-07/a-1.gz'), message('m2', 'decisions/dt=2026-10-07/missing.gz'), { messageId: 'm3', body: '{"Records":[]}' } as SQSRecord, message('m4', 'decisions/dt=2026-10-07/a-2.gz')));
     expect(first.batchItemFailures).toEqual([{ itemIdentifier: 'm2' }, { itemIdentifier: 'm3' }]);
     // Delivered again (the failed ones by SQS, the others as EventBridge may): nothing counted twice.
-    const again = await count(batch(message('m5', 'decisions/dt=2026-10-07/a-1.gz'), message('m6', 'decisions/dt=2026-10-07/a-2.gz')));
+    // m7 names a-1 with its key URL-encoded (as S3's notifications encode keys): read under its stored key, counted once.
+    const again = await count(
+      batch(message('m5', 'decisions/dt=2026-10-07/a-1.gz'), message('m6', 'decisions/dt=2026-10-07/a-2.gz'), message('m7', 'decisions/dt%3D2026-10-07/a-1.gz')),
+    );
     expect(again.batchItemFailures).toEqual([]);
     const report = await reportOf(hour, hour + HOUR);
     expect(report.rows.map((r) => [r.actionId, r.decisions])).toEqual([
