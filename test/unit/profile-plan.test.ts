@@ -581,6 +581,9 @@ describe('the exactly-once plan of a stream batch', () => {
     expect(replayed.kind === 'plan' && replayed.plan).toMatchObject({ targets: [], dropped: [{ eventPk: event.pk, records: ['1'] }] });
     const fresh = planBatch([{ id: '1', event }], { ...known, erasedMessages: new Map([[event.pk, false]]) }, options);
     expect(fresh.kind === 'plan' && fresh.plan.targets.map((t) => t.key)).toEqual(['u#u1']);
+    // A redelivery (its marker found) is planned without a second read: neither its target nor its erased-message record.
+    const redelivered = planBatch([{ id: '1', event }], { ...erased, applied: new Map([[event.pk, true]]) }, options);
+    expect(redelivered.kind === 'plan' && redelivered.plan).toMatchObject({ targets: [], duplicates: ['1'] });
   });
 
   it('an alias whose previousId is a known user joins nobody (its profile, or a user earlier in the batch); one that is not yet a user links it', () => {

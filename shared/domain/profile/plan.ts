@@ -236,7 +236,8 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     return item?.kind === 'tombstone' ? userProfileKey(item.mergedInto) : home;
   };
   for (const entry of entries) {
-    if (erasedBefore(entry)) continue;
+    // An event dropped or already applied is not written: neither its erased-message record nor its target is read.
+    if (erasedBefore(entry) || read.applied.get(entry.event.pk) === true) continue;
     if (ofErasedKey(entry) && !read.erasedMessages.has(entry.event.pk)) missing.erasedMessages.add(entry.event.pk);
     // Read with them, the target of an event that may be applied (one read, not two).
     const target = resolved(entry.identity.home);
