@@ -6,7 +6,7 @@
  * `<data folder>/kairos.pid`, holding the claiming process's id; a claim
  * whose process is gone (a stack ended with SIGKILL) is taken over.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The claim's file name inside the data folder. */
@@ -50,13 +50,12 @@ export function claimDataFolder(dataDir: string, pid: number = process.pid): () 
   mkdirSync(dataDir, { recursive: true });
   const file = join(dataDir, DATA_FOLDER_LOCK);
   for (let attempt = 1; ; attempt++) {
+    // The claim appears whole or not at all: written beside it, then linked into place (EEXIST when held), so
+    // another starter never reads an empty claim and takes it for a stale one.
+    const draft = `${file}.${pid}.tmp`;
+    writeFileSync(draft, `${pid}\n`, { mode: 0o644 });
     try {
-      const fd = openSync(file, 'wx', 0o644);
-      try {
-        writeSync(fd, `${pid}\n`);
-      } finally {
-        closeSync(fd);
-      }
+      linkSync(draft, file);
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
@@ -70,6 +69,8 @@ export function claimDataFolder(dataDir: string, pid: number = process.pid): () 
       // A claim left by a process that is gone (or by this one): taken over, once.
       if (attempt > 1) throw new Error(`Cannot claim the data folder ${dataDir}: ${file} keeps coming back`);
       removeIfPresent(file);
+    } finally {
+      removeIfPresent(draft);
     }
   }
   return () => {
