@@ -40,6 +40,19 @@ const record = (e: OutboxEntry, sequenceNumber: string) => {
   return streamRecord('Put' in put ? put.Put.Item : {}, { sequenceNumber });
 };
 
+/** A fired schedule's event as the bus rule delivers it to the dispatcher (an EventBridge event). */
+const busRuleEvent = (detailType: string, detail: Record<string, unknown>) => ({
+  version: '0',
+  id: 'e-1',
+  account: '123456789012',
+  time: new Date(NOW).toISOString(),
+  region: 'us-east-1',
+  resources: [],
+  source: 'kairos',
+  'detail-type': detailType,
+  detail,
+});
+
 class RecordingScheduler implements EmissionScheduler {
   readonly calls: { event: BusEvent; at: number }[] = [];
   readonly cancelled: string[] = [];
@@ -196,17 +209,7 @@ describe('the dispatcher and journey timers', () => {
     const timers = new RecordingTimers();
     const handle = createTimerHandler({ now: () => NOW + 1, writeTimer: timers.write });
     const fired = timerEntry('t', NOW);
-    const bridgeEvent = (detailType: string) => ({
-      version: '0',
-      id: 'e-1',
-      account: '123456789012',
-      time: new Date(NOW).toISOString(),
-      region: 'us-east-1',
-      resources: [],
-      source: 'kairos',
-      'detail-type': detailType,
-      detail: fired.detail,
-    });
+    const bridgeEvent = (detailType: string) => busRuleEvent(detailType, fired.detail);
     await handle(bridgeEvent('Kairos Journey Timer'));
     expect(timers.written).toEqual([{ timer: { journey: 'churn', run: 2, step: 'wait', profileKey: 'u#u-1', dueAt: NOW }, firedAt: NOW + 1 }]);
     await expect(handle(bridgeEvent('Kairos Trigger Action'))).rejects.toThrow(/unexpected event/);
@@ -391,17 +394,7 @@ describe("the dispatcher and a deferred send's timer", () => {
     expect(scheduler.calls.map((c) => [c.event.id, c.event.detailType, c.at])).toEqual([['st-later', 'Kairos Send Timer', NOW + 60_000]]);
 
     const fired = sendTimerEntry('st-fired', NOW);
-    await createTimerHandler({ now: () => NOW + 1, writeTimer: write })({
-      version: '0',
-      id: 'e-1',
-      account: '123456789012',
-      time: new Date(NOW).toISOString(),
-      region: 'us-east-1',
-      resources: [],
-      source: 'kairos',
-      'detail-type': 'Kairos Send Timer',
-      detail: fired.detail,
-    });
+    await createTimerHandler({ now: () => NOW + 1, writeTimer: write })(busRuleEvent('Kairos Send Timer', fired.detail));
     expect(written).toHaveLength(2);
 
     const local = new LocalScheduler(bus, { log: () => undefined, writeTimer: write });
