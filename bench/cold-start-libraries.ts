@@ -21,7 +21,8 @@ import * as z from 'zod/mini';
 const logger = new Logger({ serviceName: 'decide' });
 const metrics = new Metrics({ namespace: 'Kairos', serviceName: 'decide' });
 const environment = new Environment();
-const liquid = new Liquid();
+// As decide's engines are made (catalog/template.ts): with a locale, so no Intl default is resolved at construction.
+const liquid = new Liquid({ locale: 'en-US' });
 const body = z.object({ channel: z.string() });
 
 /** Keeps every part in the bundle (nothing is tree-shaken away). */
