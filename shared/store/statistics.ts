@@ -93,7 +93,7 @@ export interface DecisionChunkCount {
  * once per chunk whatever the redelivery.
  *
  * `chunk` names the chunk for good (deployed `s3://<bucket>/<key>` of the
- * object Firehose wrote; locally `<file>@<byte offset>`). The increments,
+ * object Firehose wrote; locally `<run>/<file>@<byte offset>`). The increments,
  * in their order, are cut into parts of DECISION_COUNT_UPDATES_PER_PART;
  * each part is one TransactWriteItems: the part's marker (items.ts
  * `decisionChunkItem`, put only if it does not exist) and an `ADD
