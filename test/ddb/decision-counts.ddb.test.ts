@@ -191,6 +191,31 @@ describe('decisions in GET /v1/admin/reports/actions', () => {
     expect(report.rows.map((r) => [r.actionId, r.decisions])).toEqual(actions.map((id) => [id, 1]));
   });
 
+  it("hostile lines no catalog could have served (an id of another shape, an unknown channel) are not counted: the chunk's other decisions are, each in its own cell", async () => {
+    const hour = Date.parse('2026-10-09T10:00:00Z');
+    const at = (i: number) => Math.floor((hour + i * 1000) / 1000);
+    const line = (i: number, fields: Partial<LoggedDecisionRecord>) =>
+      decisionRecordLine({ v: DECISION_RECORD_VERSION, id: `${at(i)}.h${i}`, cv: '1', ch: 'web', pl: 'home', c: 'pseudonym', e: [], s: [['news', 1, 1]], ...fields });
+    const hostile = [
+      // A key past DynamoDB's 1,024 bytes: the whole chunk was refused, every time (deployed: the object to the failure queue).
+      line(1, { ch: 'w'.repeat(1_100) as never }),
+      line(2, { s: [['a'.repeat(2_000), 1, 1]] }),
+      line(3, { pl: `home${'p'.repeat(1_500)}` }),
+      // The cell key's separator inside an id: counted in another cell (the variant `a` of `hero`).
+      line(4, { s: [['hero\u001fa', 1, 1]] }),
+      line(5, { s: [['news', 1, 1]], h: ['x'.repeat(2_000)] }),
+      line(6, { s: [['news', 1, 1]], x: [[0, 'hero-copy', 'a\u001fb']] }),
+    ];
+    const good = [line(7, {}), line(8, { s: [['hero', 1, 1, 'a']], x: [[0, 'hero-copy', 'a']] })];
+    const text = `${[...hostile, ...good].join('\n')}\n`;
+    expect(await countDecisionLogChunk('test://decisions/hostile', text)).toMatchObject({ counted: 2, malformed: hostile.length, added: 1 });
+    const report = await reportOf(hour, hour + HOUR);
+    expect(report.rows.map((r) => [r.actionId, r.variant, r.arm, r.decisions])).toEqual([
+      ['hero', 'a', 'a', 1],
+      ['news', undefined, undefined, 1],
+    ]);
+  });
+
   it('property: each chunk is counted once, whatever the chunks and however often, in whatever order and concurrency, they are delivered', async () => {
     let run = 0;
     await fc.assert(
