@@ -356,6 +356,8 @@ describe('the local bus and scheduler', () => {
     const at = Date.now() + 1_000;
     for (const event of events) await scheduler.scheduleAt(event, at);
     expect(scheduler.pending()).toHaveLength(count);
+    // Each pending one kept on disk (a restart fires it).
+    expect(readdirSync(folder)).toHaveLength(count);
     for (let i = 0; i < 300 && fired.length < count; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     scheduler.stop();
     expect(fired).toHaveLength(count);
