@@ -9,13 +9,19 @@
  * for DECISION_COUNT_INTERVAL_MS (the local log writes every 50 ms; a
  * transaction per write would load DynamoDB Local beside the decisions
  * being measured), then the chunk is counted under its id
- * `<file>@<byte offset>`, which names its bytes for good. Chunks are
+ * `<run>/<file>@<byte offset>`, which names its bytes for good: `<run>`
+ * names this counter (the stack's run: its start instant and a random
+ * part), since a file's offsets start again at 0 when the file was moved
+ * away or deleted between two runs (archived, rotated by a tool), and
+ * `<file>@<offset>` alone would then name bytes already counted, so the
+ * new ones were never counted. Chunks are
  * counted one at a time in order; a chunk whose count fails (the store
  * down) is counted again after a pause, the same chunk under the same id,
  * so it is counted once whatever the retries (exactly as a redelivered
  * object is). The report's `decisions` lag the decisions by up to about
  * DECISION_COUNT_INTERVAL_MS plus the log's flush.
  */
+import { randomBytes } from 'node:crypto';
 
 /** How long the writes of the local decision log are gathered into one chunk before it is counted, ms. */
 export const DECISION_COUNT_INTERVAL_MS = 500;
@@ -34,15 +40,21 @@ interface Chunk {
 }
 
 export interface LocalDecisionCounterOptions {
+  /** What names this run in its chunks' ids (see the module). @default `localRunId()` */
+  readonly run?: string;
   /** @default DECISION_COUNT_INTERVAL_MS */
   readonly intervalMs?: number;
   /** Told of a chunk that failed (it is tried again). @default none */
   readonly onFailure?: (chunk: string, error: unknown) => void;
 }
 
+/** A run's name in its chunks' ids: its start instant (epoch ms, base 36) and 8 random hex digits. */
+export const localRunId = (now: number = Date.now()): string => `${now.toString(36)}-${randomBytes(4).toString('hex')}`;
+
 /** Gathers the local decision log's writes into chunks and counts each once (see the module). */
 export class LocalDecisionCounter {
   private readonly intervalMs: number;
+  private readonly runId: string;
   private open: Chunk | undefined;
   private readonly queue: Chunk[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -54,6 +66,7 @@ export class LocalDecisionCounter {
     private readonly options: LocalDecisionCounterOptions = {},
   ) {
     this.intervalMs = options.intervalMs ?? DECISION_COUNT_INTERVAL_MS;
+    this.runId = options.run ?? localRunId();
   }
 
   /** A write of the decision log (local/decision-log.ts `onWrite`): gathered, counted within the interval. */
@@ -105,7 +118,7 @@ export class LocalDecisionCounter {
   private async run(): Promise<void> {
     while (this.queue.length > 0) {
       const chunk = this.queue[0] as Chunk;
-      const id = `${chunk.file}@${chunk.offset}`;
+      const id = `${this.runId}/${chunk.file}@${chunk.offset}`;
       try {
         await this.count(id, chunk.parts.join(''));
         this.queue.shift();

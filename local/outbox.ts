@@ -8,8 +8,12 @@
  *   (`id` = emissionId, `time`, `source`, `detail-type`, `detail`), read by
  *   the operator (GET /v1/admin/outbox/emissions) and the tests; kept in
  *   memory too (the in-memory stack has no file);
- * - `LocalScheduler`: one-time schedules kept in `<dataDir>/schedules.json`
- *   (rewritten on every change), each fired on time by wall-clock time
+ * - `LocalScheduler`: one-time schedules kept in `<dataDir>/schedules/`,
+ *   one file per schedule (written when scheduled, deleted when fired or
+ *   cancelled: a change writes that schedule alone, so a night of deferred
+ *   sends scheduled and fired at once costs each its own size, never every
+ *   pending one again; a schedules.json of an earlier version beside the
+ *   folder is taken into it at start), each fired on time by wall-clock time
  *   (read at least every second, so a clock that jumps is followed) — put
  *   on the bus, then removed — and, after a restart, loaded again: one
  *   whose time passed while the stack was down fires at once. Scheduling an event that
@@ -20,8 +24,9 @@
  *   Events table (`writeTimer`, the dispatcher's own path deployed), never
  *   to outbox.jsonl; a deferred send is decided then by the profile function.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { createHash } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { BusEvent, EmissionBus, EmissionScheduler } from '#shared/bus/bus.ts';
 import { EMISSION_SOURCE, TIMER_DETAIL_TYPES } from '#domain/triggers/emission.ts';
 
@@ -82,8 +87,18 @@ interface Schedule {
   readonly at: number;
 }
 
+/** The file of a schedule in the scheduler's folder: 40 hex digits of SHA-256 of its event id (ids hold any character). */
+const scheduleFileOf = (eventId: string): string => `${createHash('sha256').update(eventId, 'utf8').digest('hex').slice(0, 40)}.json`;
+
+const SCHEDULE_FILE = /^[0-9a-f]{40}\.json$/;
+
+const isSchedule = (value: unknown): value is Schedule => {
+  const s = value as Schedule | null;
+  return s !== null && typeof s === 'object' && typeof s.at === 'number' && typeof s.event?.id === 'string' && typeof s.event.detailType === 'string';
+};
+
 export class LocalScheduler implements EmissionScheduler {
-  readonly #file: string | undefined;
+  readonly #folder: string | undefined;
   readonly #bus: EmissionBus;
   readonly #schedules = new Map<string, Schedule>();
   readonly #log: (line: string) => void;
@@ -94,40 +109,69 @@ export class LocalScheduler implements EmissionScheduler {
   #stopped = false;
 
   /**
-   * `file`: schedules.json (loaded now: every schedule is armed, past ones fire at once); none keeps them in memory.
+   * `folder`: where the schedules are kept, one file each (loaded now: every schedule is armed, past ones fire at
+   * once; a `<folder>.json` of an earlier version, every schedule in one file, is taken into the folder and removed);
+   * none keeps them in memory.
    * `writeTimer`: writes a fired timer to the Events table (default shared/bus/journey-timers.ts `writeTimer`,
    * imported when a timer first fires: the store's configuration is read only once the stack has set its environment).
    */
   constructor(
     bus: EmissionBus,
-    options: { file?: string; log?: (line: string) => void; writeTimer?: (detail: Readonly<Record<string, unknown>>, firedAt: number) => Promise<unknown> } = {},
+    options: { folder?: string; log?: (line: string) => void; writeTimer?: (detail: Readonly<Record<string, unknown>>, firedAt: number) => Promise<unknown> } = {},
   ) {
     this.#bus = bus;
     this.#writeTimer =
       options.writeTimer ?? (async (detail, firedAt) => (await import('#shared/bus/journey-timers.ts')).writeTimer(detail, firedAt));
-    this.#file = options.file;
+    this.#folder = options.folder;
     this.#log = options.log ?? ((line) => console.error(`[kairos] scheduler: ${line}`));
-    if (this.#file && existsSync(this.#file)) {
+    if (this.#folder) this.#load(this.#folder);
+    this.#arm();
+  }
+
+  /** The schedules of `folder`, and those of an earlier version's `<folder>.json`, written into it. */
+  #load(folder: string): void {
+    mkdirSync(folder, { recursive: true });
+    for (const name of readdirSync(folder)) {
+      const path = join(folder, name);
+      // A write cut short by a crash (its temporary file) never was a schedule.
+      if (!SCHEDULE_FILE.test(name)) {
+        if (name.endsWith('.tmp')) rmSync(path, { force: true });
+        continue;
+      }
       try {
-        const saved = JSON.parse(readFileSync(this.#file, 'utf8')) as Schedule[];
-        for (const schedule of saved) this.#schedules.set(schedule.event.id, schedule);
+        const schedule: unknown = JSON.parse(readFileSync(path, 'utf8'));
+        if (!isSchedule(schedule)) throw new Error('not a schedule');
+        this.#schedules.set(schedule.event.id, schedule);
       } catch (error) {
-        this.#log(`cannot read ${this.#file}: ${(error as Error).message}; starting with no schedules`);
+        this.#log(`cannot read ${path}: ${(error as Error).message}; skipped`);
       }
     }
-    this.#arm();
+    const earlier = `${folder}.json`;
+    if (!existsSync(earlier)) return;
+    try {
+      const saved: unknown = JSON.parse(readFileSync(earlier, 'utf8'));
+      for (const schedule of Array.isArray(saved) ? saved.filter(isSchedule) : []) {
+        if (this.#schedules.has(schedule.event.id)) continue;
+        this.#schedules.set(schedule.event.id, schedule);
+        this.#write(schedule);
+      }
+      rmSync(earlier, { force: true });
+    } catch (error) {
+      this.#log(`cannot read ${earlier}: ${(error as Error).message}; its schedules are not loaded`);
+    }
   }
 
   async scheduleAt(event: BusEvent, at: number): Promise<void> {
     if (this.#schedules.has(event.id)) return;
-    this.#schedules.set(event.id, { event, at });
-    this.#save();
+    const schedule = { event, at };
+    this.#write(schedule);
+    this.#schedules.set(event.id, schedule);
     this.#arm();
   }
 
   async cancel(eventId: string): Promise<void> {
     if (!this.#schedules.delete(eventId)) return;
-    this.#save();
+    this.#remove(eventId);
     this.#arm();
   }
 
@@ -136,7 +180,7 @@ export class LocalScheduler implements EmissionScheduler {
     return [...this.#schedules.values()].sort((a, b) => a.at - b.at);
   }
 
-  /** Stop the timer (the schedules stay in the file and are armed again by the next start). */
+  /** Stop the timer (the schedules stay in the folder and are armed again by the next start). */
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
@@ -171,14 +215,14 @@ export class LocalScheduler implements EmissionScheduler {
         try {
           if (TIMER_DETAIL_TYPES.includes(schedule.event.detailType)) await this.#writeTimer(schedule.event.detail, Date.now());
           else if ((await this.#bus.put([schedule.event])).length > 0) throw new Error('the bus refused it');
-          this.#schedules.delete(schedule.event.id);
+          if (this.#schedules.delete(schedule.event.id)) this.#remove(schedule.event.id);
         } catch (error) {
-          // EventBridge Scheduler retries a failed target; so does the emulation, a second later.
+          // EventBridge Scheduler retries a failed target; so does the emulation, a second later (in memory: a
+          // restart fires it at once).
           this.#log(`schedule ${schedule.event.id} not delivered: ${(error as Error).message}; retrying`);
           // Unless it was cancelled meanwhile (its customer erased).
           if (this.#schedules.has(schedule.event.id)) this.#schedules.set(schedule.event.id, { ...schedule, at: Date.now() + 1_000 });
         }
-        this.#save();
       }
     } finally {
       this.#firing = false;
@@ -186,11 +230,17 @@ export class LocalScheduler implements EmissionScheduler {
     }
   }
 
-  #save(): void {
-    if (!this.#file) return;
-    mkdirSync(dirname(this.#file), { recursive: true });
-    const temporary = `${this.#file}.tmp`;
-    writeFileSync(temporary, JSON.stringify(this.pending()));
-    renameSync(temporary, this.#file);
+  /** Keep `schedule` in its own file (written beside it, then renamed into place: never half a schedule). */
+  #write(schedule: Schedule): void {
+    if (!this.#folder) return;
+    mkdirSync(this.#folder, { recursive: true });
+    const path = join(this.#folder, scheduleFileOf(schedule.event.id));
+    writeFileSync(`${path}.tmp`, JSON.stringify(schedule));
+    renameSync(`${path}.tmp`, path);
+  }
+
+  /** Delete the file of the schedule of `eventId` (fired or cancelled: nothing of it stays on disk). */
+  #remove(eventId: string): void {
+    if (this.#folder) rmSync(join(this.#folder, scheduleFileOf(eventId)), { force: true });
   }
 }

@@ -4,7 +4,7 @@
  * modules the CDK stack deploys behind a local API Gateway, the Events
  * stream polled into the profile function like Lambda's event source
  * mapping, and the Outbox stream into the dispatcher, which publishes to a
- * local bus (`<dataDir>/outbox.jsonl`) and scheduler (`schedules.json`,
+ * local bus (`<dataDir>/outbox.jsonl`) and scheduler (`<dataDir>/schedules/`,
  * local/outbox.ts) in place of EventBridge and EventBridge Scheduler.
  * Used by `npm start`, the e2e tests and the bench.
  *
@@ -499,7 +499,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     // The outbox: its stream into the same dispatcher handler, publishing to the local bus and scheduler.
     const bus = new LocalBus(cfg.inMemory ? undefined : join(cfg.dataDir, 'outbox.jsonl'));
-    scheduler = new LocalScheduler(bus, { ...(cfg.inMemory ? {} : { file: join(cfg.dataDir, 'schedules.json') }), log: (line) => log(`scheduler: ${line}`) });
+    scheduler = new LocalScheduler(bus, { ...(cfg.inMemory ? {} : { folder: join(cfg.dataDir, 'schedules') }), log: (line) => log(`scheduler: ${line}`) });
     const { createDispatchHandler } = (await import(
       pathToFileURL(join(REPOSITORY_ROOT, functionDefinitions.dispatcher.entry)).href
     )) as typeof DispatcherModule;

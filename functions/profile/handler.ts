@@ -19,6 +19,13 @@
  * or refused when it is decided at their end; `EmissionsRefused`: sends a
  * policy refused are never published).
  *
+ * A timer (a deferred send's, a journey's wait: journeys/timer.ts) has no
+ * effect but what the catalog makes of it, and is applied once: while what
+ * reacts is not known (`reactionsKnown`: the live catalog never read in
+ * this process, its store unreachable), timers are not applied but
+ * reported failed, so the stream delivers them again; a customer's own
+ * events flow meanwhile.
+ *
  * A plain loop rather than Powertools' batch processor: the unit of work is
  * the batch (one read, one transaction per profile), not a record.
  */
@@ -33,10 +40,11 @@ import type { ProfileEnricher } from '#domain/profile/enrich.ts';
 import type { JourneyStepper, ProfileReactor } from '#domain/profile/reactions.ts';
 import { createTriggerReactor } from '#domain/triggers/react.ts';
 import { createJourneyStepper } from '#domain/journeys/react.ts';
+import { isTimerEvent } from '#domain/journeys/timer.ts';
 import { emptyReadState, planBatch, type BatchPlan, type BatchRecord, type ReadState } from '#domain/profile/plan.ts';
 import type { ProfileSettings } from '#domain/profile/state.ts';
 import { storedEventSchema } from '#domain/stored-event.ts';
-import { getLiveCatalog, peekLiveCatalog } from '#store/catalog-live.ts';
+import { getLiveCatalog, liveCatalogStatus, peekLiveCatalog } from '#store/catalog-live.ts';
 import type { DynamoClient } from '#store/client.ts';
 import { commitTargets, deleteEvents, readForPlan } from '#store/profile-batch.ts';
 import { jitteredPause, sleep } from '#store/retry.ts';
@@ -76,6 +84,11 @@ export interface ProfileFunctionOptions {
   readonly enricher: ProfileEnricher;
   /** Awaited before a batch is planned (e.g. refreshing the cached catalog the enricher reads); a failure is logged. */
   readonly prepare?: () => Promise<void>;
+  /**
+   * Whether what reacts to events (the reactor's and the journeys' catalog) is known, read after `prepare`; while
+   * it is not, the batch's timers are reported failed (delivered again), not applied. @default always known
+   */
+  readonly reactionsKnown?: () => boolean;
   /** What applied events set off (triggers), written to the outbox with the profile; absent: nothing. */
   readonly reactor?: ProfileReactor;
   /** The journeys applied events move on (their runs stored with the profile, their emissions and counts in its transaction); absent: none. */
@@ -246,6 +259,14 @@ export function createProfileHandler(options: ProfileFunctionOptions): (event: D
         logger.warn('profile enricher not prepared; enriching with what is cached', { error: error as Error });
       }
     }
+    if (options.reactionsKnown && !options.reactionsKnown()) {
+      for (let i = decoded.length - 1; i >= 0; i--) {
+        const record = decoded[i] as BatchRecord;
+        if (!isTimerEvent(record.event)) continue;
+        failures.set(record.id, new Error('timer held back: the live catalog is not read yet (delivered again)'));
+        decoded.splice(i, 1);
+      }
+    }
     const report = await applyRecords(decoded, options);
     for (const [id, error] of report.failures) failures.set(id, error);
 
@@ -283,7 +304,8 @@ export const catalogEnrichment = {
   prepare: async () => {
     await getLiveCatalog();
   },
-} as const satisfies Pick<ProfileFunctionOptions, 'enricher' | 'prepare' | 'learning' | 'reactor' | 'journeys'>;
+  reactionsKnown: () => peekLiveCatalog() !== undefined || liveCatalogStatus().state !== 'unknown',
+} as const satisfies Pick<ProfileFunctionOptions, 'enricher' | 'prepare' | 'reactionsKnown' | 'learning' | 'reactor' | 'journeys'>;
 
 export const processStreamEvent = createProfileHandler(catalogEnrichment);
 

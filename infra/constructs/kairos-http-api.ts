@@ -44,14 +44,19 @@ export interface KairosHttpApiProps {
   readonly accessLogRetention?: RetentionDays;
 }
 
-/** Access log line: the request id ties it to the function's logs (x-request-id). */
+/**
+ * Access log line: the request id ties it to the function's logs
+ * (x-request-id). The route is named by its key (`DELETE
+ * /v1/admin/profiles/{userId}`), never by the path as sent: a path holds a
+ * customer's id (the profile routes), which the erasure cannot take back
+ * out of a log kept for months.
+ */
 const ACCESS_LOG_FORMAT = AccessLogFormat.custom(
   JSON.stringify({
     requestId: '$context.requestId',
     requestTime: '$context.requestTime',
     routeKey: '$context.routeKey',
     method: '$context.httpMethod',
-    path: '$context.path',
     status: '$context.status',
     protocol: '$context.protocol',
     responseLength: '$context.responseLength',

@@ -93,7 +93,7 @@ export interface DecisionChunkCount {
  * once per chunk whatever the redelivery.
  *
  * `chunk` names the chunk for good (deployed `s3://<bucket>/<key>` of the
- * object Firehose wrote; locally `<file>@<byte offset>`). The increments,
+ * object Firehose wrote; locally `<run>/<file>@<byte offset>`). The increments,
  * in their order, are cut into parts of DECISION_COUNT_UPDATES_PER_PART;
  * each part is one TransactWriteItems: the part's marker (items.ts
  * `decisionChunkItem`, put only if it does not exist) and an `ADD
@@ -159,7 +159,7 @@ export interface DecisionLogChunkCount extends DecisionChunkCount {
   readonly counted: number;
   /** Records older than version 4 (they do not say which arms they served): not counted. */
   readonly uncounted: number;
-  /** Lines that are no decision record. */
+  /** Lines that are no decision record, or a record whose cells no catalog could have served (decision-counts.ts). */
   readonly malformed: number;
 }
 
@@ -172,10 +172,10 @@ export interface DecisionLogChunkCount extends DecisionChunkCount {
  * through here.
  */
 export async function countDecisionLogChunk(chunk: string, text: string, options: CountDecisionChunkOptions = {}): Promise<DecisionLogChunkCount> {
-  const { records, malformed } = decisionRecordsOfText(text);
-  const { increments, counted, uncounted } = decisionIncrements(records);
+  const { records, malformed: unread } = decisionRecordsOfText(text);
+  const { increments, counted, uncounted, malformed } = decisionIncrements(records);
   const written = await countDecisionChunk(chunk, increments, options);
-  return { ...written, counted, uncounted, malformed };
+  return { ...written, counted, uncounted, malformed: unread + malformed };
 }
 
 export interface ReadStatisticsOptions {

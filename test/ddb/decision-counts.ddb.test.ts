@@ -15,7 +15,10 @@
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyStructuredResultV2, SQSEvent, SQSRecord } from 'aws-lambda';
 import fc from 'fast-check';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 await vi.hoisted(async () => {
   const { assertLocalEndpoint } = await import('#local/dynamodb.ts');
@@ -34,6 +37,8 @@ import { decisionReference } from '#domain/decide/decision-id.ts';
 import { customerPseudonym, decisionRecord, pseudonymKey } from '#domain/decide/decision-log.ts';
 import { DECISION_RECORD_VERSION, decisionRecordLine, type LoggedDecisionRecord } from '#domain/evaluation/decision-record.ts';
 import { cellKey, STATISTICS_BUCKET_MS, type StatisticsCell } from '#domain/learning/statistics.ts';
+import { LocalDecisionCounter } from '#local/decision-counter.ts';
+import { decisionLogFiles, LocalDecisionLog } from '#local/decision-log.ts';
 import { createTableInput } from '#local/tables.ts';
 import { config } from '#shared/config.ts';
 import { dynamo } from '#store/client.ts';
@@ -186,6 +191,31 @@ describe('decisions in GET /v1/admin/reports/actions', () => {
     expect(report.rows.map((r) => [r.actionId, r.decisions])).toEqual(actions.map((id) => [id, 1]));
   });
 
+  it("hostile lines no catalog could have served (an id of another shape, an unknown channel) are not counted: the chunk's other decisions are, each in its own cell", async () => {
+    const hour = Date.parse('2026-10-09T10:00:00Z');
+    const at = (i: number) => Math.floor((hour + i * 1000) / 1000);
+    const line = (i: number, fields: Partial<LoggedDecisionRecord>) =>
+      decisionRecordLine({ v: DECISION_RECORD_VERSION, id: `${at(i)}.h${i}`, cv: '1', ch: 'web', pl: 'home', c: 'pseudonym', e: [], s: [['news', 1, 1]], ...fields });
+    const hostile = [
+      // A key past DynamoDB's 1,024 bytes: the whole chunk was refused, every time (deployed: the object to the failure queue).
+      line(1, { ch: 'w'.repeat(1_100) as never }),
+      line(2, { s: [['a'.repeat(2_000), 1, 1]] }),
+      line(3, { pl: `home${'p'.repeat(1_500)}` }),
+      // The cell key's separator inside an id: counted in another cell (the variant `a` of `hero`).
+      line(4, { s: [['hero\u001fa', 1, 1]] }),
+      line(5, { s: [['news', 1, 1]], h: ['x'.repeat(2_000)] }),
+      line(6, { s: [['news', 1, 1]], x: [[0, 'hero-copy', 'a\u001fb']] }),
+    ];
+    const good = [line(7, {}), line(8, { s: [['hero', 1, 1, 'a']], x: [[0, 'hero-copy', 'a']] })];
+    const text = `${[...hostile, ...good].join('\n')}\n`;
+    expect(await countDecisionLogChunk('test://decisions/hostile', text)).toMatchObject({ counted: 2, malformed: hostile.length, added: 1 });
+    const report = await reportOf(hour, hour + HOUR);
+    expect(report.rows.map((r) => [r.actionId, r.variant, r.arm, r.decisions])).toEqual([
+      ['hero', 'a', 'a', 1],
+      ['news', undefined, undefined, 1],
+    ]);
+  });
+
   it('property: each chunk is counted once, whatever the chunks and however often, in whatever order and concurrency, they are delivered', async () => {
     let run = 0;
     await fc.assert(
@@ -215,6 +245,43 @@ describe('decisions in GET /v1/admin/reports/actions', () => {
       { numRuns: 15 },
     );
   }, 120_000);
+});
+
+describe('the local stack\'s decision counting (local/decision-log.ts, local/decision-counter.ts)', () => {
+  const folders: string[] = [];
+  afterAll(() => {
+    for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** One run of the local stack's log and counter over `folder`: `lines` logged, written, counted, stopped. */
+  async function runOnce(folder: string, lines: readonly string[], day: Date): Promise<void> {
+    const counter = new LocalDecisionCounter(countDecisionLogChunk, { intervalMs: 60_000 });
+    const log = new LocalDecisionLog(folder, { now: () => day, onWrite: counter.add });
+    for (const [i, line] of lines.entries()) {
+      log.append(line);
+      if (i % 3 === 2) log.flush();
+    }
+    log.close();
+    await counter.drain(Date.now() + 20_000);
+    expect(counter.pending).toBe(0);
+  }
+
+  it('a day file moved away (archived, rotated by a tool) between two runs: the next run starts it again at offset 0, and its decisions are counted too', async () => {
+    const hour = Date.parse('2026-10-08T10:00:00Z');
+    const folder = mkdtempSync(join(tmpdir(), 'kairos-decision-counts-'));
+    folders.push(folder);
+    const day = new Date(hour + 30 * 60_000);
+    const line = (run: number, i: number) => syntheticLine(hour + i * 1000, `run${run}-${i}`, ['hero']);
+    await runOnce(folder, Array.from({ length: 7 }, (_, i) => line(1, i)), day);
+    const [file] = decisionLogFiles(folder);
+    renameSync(file as string, join(folder, 'archived.jsonl.bak'));
+    await runOnce(folder, Array.from({ length: 7 }, (_, i) => line(2, i)), day);
+    // The second run wrote the day's file from offset 0 again, in the same writes as the first.
+    expect(decisionLogFiles(folder)).toEqual([file]);
+    expect(readFileSync(file as string, 'utf8').length).toBe(readFileSync(join(folder, 'archived.jsonl.bak'), 'utf8').length);
+    const report = await reportOf(hour, hour + HOUR);
+    expect(report.rows.map((r) => [r.actionId, r.decisions])).toEqual([['hero', 14]]);
+  });
 });
 
 describe('the decision counter (functions/decision-counter/handler.ts)', () => {

@@ -17,10 +17,10 @@
  *   emitted, for a VIP who returned a product and opened a complaint
  *   meanwhile (the VIP promotion on SMS, an `entered: vip` trigger);
  * - a deferred send of a customer erased before it goes out: its timer
- *   cancelled (off the scheduler and schedules.json, nothing emitted) and
+ *   cancelled (off the scheduler and its folder, nothing emitted) and
  *   gone from the outbox.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,13 +105,15 @@ describe('triggers on the local stack', () => {
     const deferred = await outboxEntry('deferred', (e) => e.detail.profileKey === `u#${userId}`);
     expect(deferred).toMatchObject({ detailType: 'Kairos Send Timer', detail: { kind: 'send-timer', origin: { trigger: 'cart-sms' } } });
     await until(() => stack.schedules().some((s) => s.event.id === deferred.id), 15_000, 'the deferred send on the scheduler');
-    const schedulesFile = join(dataDir, 'data', 'schedules.json');
-    expect(readFileSync(schedulesFile, 'utf8')).toContain(deferred.id);
+    const schedulesFolder = join(dataDir, 'data', 'schedules');
+    const onDisk = () => readdirSync(schedulesFolder).map((name) => readFileSync(join(schedulesFolder, name), 'utf8')).join('\n');
+    expect(onDisk()).toContain(deferred.id);
 
     const erased = await call(api, 'DELETE', `/v1/admin/profiles/${encodeURIComponent(userId)}`, { auth: 'admin' });
     expect(erased.status).toBe(200);
     expect(stack.schedules().map((s) => s.event.id)).not.toContain(deferred.id);
-    expect(readFileSync(schedulesFile, 'utf8')).not.toContain(deferred.id);
+    expect(onDisk()).not.toContain(deferred.id);
+    expect(onDisk()).not.toContain(userId);
     expect((await outbox(api)).filter((e) => JSON.stringify(e).includes(userId) || e.id === deferred.id)).toEqual([]);
     expect(stack.emissions().filter((e) => e.id === deferred.id || e.id === deferred.detail.send)).toEqual([]);
   }, 120_000);

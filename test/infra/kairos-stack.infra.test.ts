@@ -534,6 +534,14 @@ describe('HTTP API, from shared/http/routes.ts', () => {
     expect(resources[logicalId(stack.api.accessLogGroup)]?.Properties?.RetentionInDays).toBeGreaterThan(0);
   });
 
+  it("names each request's route in the access log, never its path: a customer's id in a path (DELETE /v1/admin/profiles/{userId}) is not kept after the erasure", () => {
+    const stage = Object.values(resourcesOfType(template, 'AWS::ApiGatewayV2::Stage'))[0];
+    const format = JSON.parse(String((stage?.Properties?.AccessLogSettings as { Format?: unknown } | undefined)?.Format)) as Record<string, string>;
+    expect(format.routeKey).toBe('$context.routeKey');
+    // The variables that hold the request's path as it was sent (API Gateway HTTP API access logging variables).
+    expect(Object.values(format).filter((v) => /\$context\.(path|requestPath|resourcePath)\b/.test(v))).toEqual([]);
+  });
+
   it('outputs the API URL', () => {
     const output = template.findOutputs('ApiUrl').ApiUrl as { Value: unknown } | undefined;
     expect(output).toBeDefined();

@@ -8,7 +8,7 @@
  * ones; the failing ones are stand-ins for faults (a refused entry, an
  * unreachable service) the local ones cannot produce.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,12 @@ import { streamEvent, streamRecord } from '../support/stream.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kairos-dispatcher-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The schedules the local scheduler keeps in `folder` (a file each), soonest first. */
+const savedIn = (folder: string): unknown[] =>
+  readdirSync(folder)
+    .map((name) => JSON.parse(readFileSync(join(folder, name), 'utf8')) as { at: number })
+    .sort((a, b) => a.at - b.at);
 
 const NOW = Date.parse('2026-11-30T10:00:00Z');
 const entry = (id: string, status: OutboxEntry['status'], sendAt = NOW): OutboxEntry => ({
@@ -271,10 +277,10 @@ describe('the deployed scheduler cancels', () => {
 });
 
 describe('the local bus and scheduler', () => {
-  it('cancels a pending schedule: it never fires, and is gone from the file; cancelling a missing one is success', async () => {
+  it('cancels a pending schedule: it never fires, and is gone from the folder; cancelling a missing one is success', async () => {
     const bus = new LocalBus();
-    const file = join(dir, 'schedules-cancel.json');
-    const scheduler = new LocalScheduler(bus, { file, log: () => undefined });
+    const folder = join(dir, 'schedules-cancel');
+    const scheduler = new LocalScheduler(bus, { folder, log: () => undefined });
     const kept = { id: 'kept', detailType: 'T', detail: {} };
     const cancelled = { id: 'cancelled', detailType: 'T', detail: { firstName: 'Ana' } };
     const at = Date.now() + 300;
@@ -282,12 +288,12 @@ describe('the local bus and scheduler', () => {
     await scheduler.scheduleAt(cancelled, at);
     await scheduler.cancel('cancelled');
     await scheduler.cancel('never-scheduled');
-    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([{ event: kept, at }]);
+    expect(savedIn(folder)).toEqual([{ event: kept, at }]);
     await new Promise((resolve) => setTimeout(resolve, 700));
     expect(bus.events().map((e) => e.id)).toEqual(['kept']);
     await scheduler.cancel('kept');
     scheduler.stop();
-    expect(new LocalScheduler(bus, { file, log: () => undefined }).pending()).toEqual([]);
+    expect(new LocalScheduler(bus, { folder, log: () => undefined }).pending()).toEqual([]);
   });
 
   it('the bus appends each event to outbox.jsonl and reads the file back', async () => {
@@ -301,19 +307,19 @@ describe('the local bus and scheduler', () => {
 
   it('fires a schedule on time, once however often it is scheduled, and persists what is pending', async () => {
     const bus = new LocalBus();
-    const file = join(dir, 'schedules-a.json');
-    const scheduler = new LocalScheduler(bus, { file, log: () => undefined });
+    const folder = join(dir, 'schedules-a');
+    const scheduler = new LocalScheduler(bus, { folder, log: () => undefined });
     const event = { id: 'soon', detailType: 'T', detail: {} };
     const at = Date.now() + 300;
     await scheduler.scheduleAt(event, at);
     await scheduler.scheduleAt(event, at);
-    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([{ event, at }]);
+    expect(savedIn(folder)).toEqual([{ event, at }]);
     expect(bus.events()).toEqual([]);
     await new Promise((resolve) => setTimeout(resolve, 700));
     expect(bus.events().map((e) => e.id)).toEqual(['soon']);
     expect(Date.parse(bus.events()[0]!.time)).toBeGreaterThanOrEqual(at);
     expect(scheduler.pending()).toEqual([]);
-    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([]);
+    expect(savedIn(folder)).toEqual([]);
     scheduler.stop();
   });
 
@@ -336,20 +342,56 @@ describe('the local bus and scheduler', () => {
     }
   });
 
+  it('many schedules at once (a night of deferred sends): each one scheduled and fired writes about its own size, not every pending one again', async () => {
+    // The bytes this process writes, as the kernel counts them (Linux).
+    const written = (): number => Number(/^wchar: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1]);
+    const folder = join(dir, 'schedules-many');
+    const fired: string[] = [];
+    const scheduler = new LocalScheduler(new LocalBus(), { folder, log: () => undefined, writeTimer: async (detail) => void fired.push(String(detail.emissionId)) });
+    const count = 1_500;
+    const context = { event: 'Order Completed', type: 'track', properties: { note: 'x'.repeat(600) }, traits: {} };
+    const events = Array.from({ length: count }, (_, i) => ({ id: `st-${i}`, detailType: 'Kairos Send Timer', detail: { emissionId: `st-${i}`, kind: 'send-timer', context } }));
+    const size = events.reduce((sum, e) => sum + JSON.stringify(e).length, 0);
+    const before = written();
+    const at = Date.now() + 1_000;
+    for (const event of events) await scheduler.scheduleAt(event, at);
+    expect(scheduler.pending()).toHaveLength(count);
+    // Each pending one kept on disk (a restart fires it).
+    expect(readdirSync(folder)).toHaveLength(count);
+    for (let i = 0; i < 300 && fired.length < count; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    scheduler.stop();
+    expect(fired).toHaveLength(count);
+    // Rewriting every pending schedule on each change writes about count² / 2 schedules; one file per schedule, about count.
+    expect(written() - before).toBeLessThan(10 * size);
+    expect(new LocalScheduler(new LocalBus(), { folder, log: () => undefined }).pending()).toEqual([]);
+  }, 60_000);
+
   it('survives a restart: a schedule that came due while stopped fires at start, a later one on time', async () => {
-    const file = join(dir, 'schedules-b.json');
-    const first = new LocalScheduler(new LocalBus(), { file, log: () => undefined });
+    const folder = join(dir, 'schedules-b');
+    const first = new LocalScheduler(new LocalBus(), { folder, log: () => undefined });
     await first.scheduleAt({ id: 'due', detailType: 'T', detail: {} }, Date.now() + 100);
     await first.scheduleAt({ id: 'later', detailType: 'T', detail: {} }, Date.now() + 800);
     first.stop();
     await new Promise((resolve) => setTimeout(resolve, 300));
     const bus = new LocalBus();
-    const second = new LocalScheduler(bus, { file, log: () => undefined });
+    const second = new LocalScheduler(bus, { folder, log: () => undefined });
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(bus.events().map((e) => e.id)).toEqual(['due']);
     await new Promise((resolve) => setTimeout(resolve, 900));
     expect(bus.events().map((e) => e.id)).toEqual(['due', 'later']);
     second.stop();
+  });
+
+  it("takes an earlier version's schedules.json into its folder at start: none is lost, the file is gone", async () => {
+    const folder = join(dir, 'schedules-earlier');
+    const later = { event: { id: 'later', detailType: 'T', detail: { n: 1 } }, at: Date.now() + 60_000 };
+    writeFileSync(`${folder}.json`, JSON.stringify([later]));
+    const scheduler = new LocalScheduler(new LocalBus(), { folder, log: () => undefined });
+    scheduler.stop();
+    expect(scheduler.pending()).toEqual([later]);
+    expect(savedIn(folder)).toEqual([later]);
+    expect(existsSync(`${folder}.json`)).toBe(false);
+    expect(new LocalScheduler(new LocalBus(), { folder, log: () => undefined }).pending()).toEqual([later]);
   });
 });
 

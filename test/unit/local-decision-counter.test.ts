@@ -2,7 +2,7 @@
  * The local stack's decision counting (local/decision-log.ts `onWrite`,
  * local/decision-counter.ts): every write of the log is handed on with its
  * file and byte offset, so the writes tile each file exactly; consecutive
- * writes of a file are gathered into one chunk named `<file>@<offset>`; a
+ * writes of a file are gathered into one chunk named `<run>/<file>@<offset>`; a
  * chunk whose count fails is counted again under the same id, in order,
  * until it succeeds; `drain` counts what is gathered at once.
  */
@@ -52,7 +52,7 @@ describe('LocalDecisionLog onWrite', () => {
 describe('LocalDecisionCounter', () => {
   it('gathers consecutive writes of a file into one chunk, and starts another for another file or a gap', async () => {
     const counted: [string, string][] = [];
-    const counter = new LocalDecisionCounter(async (chunk, text) => void counted.push([chunk, text]), { intervalMs: 60_000 });
+    const counter = new LocalDecisionCounter(async (chunk, text) => void counted.push([chunk, text]), { intervalMs: 60_000, run: 'r1' });
     counter.add('d.jsonl', 0, 'a\n');
     counter.add('d.jsonl', 2, 'b\n');
     counter.add('d.1.jsonl', 0, 'c\n');
@@ -60,19 +60,19 @@ describe('LocalDecisionCounter', () => {
     expect(counter.pending).toBe(3);
     await counter.drain(Date.now() + 5_000);
     expect(counted).toEqual([
-      ['d.jsonl@0', 'a\nb\n'],
-      ['d.1.jsonl@0', 'c\n'],
-      ['d.1.jsonl@5', 'd\n'],
+      ['r1/d.jsonl@0', 'a\nb\n'],
+      ['r1/d.1.jsonl@0', 'c\n'],
+      ['r1/d.1.jsonl@5', 'd\n'],
     ]);
     expect(counter.pending).toBe(0);
   });
 
   it('counts within its interval without being drained', async () => {
     const counted: string[] = [];
-    const counter = new LocalDecisionCounter(async (chunk) => void counted.push(chunk), { intervalMs: 20 });
+    const counter = new LocalDecisionCounter(async (chunk) => void counted.push(chunk), { intervalMs: 20, run: 'r1' });
     counter.add('d.jsonl', 0, 'a\n');
     for (let i = 0; i < 200 && counted.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(counted).toEqual(['d.jsonl@0']);
+    expect(counted).toEqual(['r1/d.jsonl@0']);
   });
 
   it('a chunk whose count fails is counted again under the same id, before any later chunk', async () => {
@@ -82,15 +82,15 @@ describe('LocalDecisionCounter', () => {
     const counter = new LocalDecisionCounter(
       async (chunk) => {
         attempts.push(chunk);
-        if (chunk === 'd.jsonl@0' && failuresLeft-- > 0) throw new Error('store down');
+        if (chunk === 'r1/d.jsonl@0' && failuresLeft-- > 0) throw new Error('store down');
       },
-      { intervalMs: 60_000, onFailure: (chunk) => failures.push(chunk) },
+      { intervalMs: 60_000, run: 'r1', onFailure: (chunk) => failures.push(chunk) },
     );
     counter.add('d.jsonl', 0, 'a\n');
     counter.add('e.jsonl', 0, 'b\n');
     await counter.drain(Date.now() + 20_000);
-    expect(failures).toEqual(['d.jsonl@0', 'd.jsonl@0']);
-    expect(attempts).toEqual(['d.jsonl@0', 'd.jsonl@0', 'd.jsonl@0', 'e.jsonl@0']);
+    expect(failures).toEqual(['r1/d.jsonl@0', 'r1/d.jsonl@0']);
+    expect(attempts).toEqual(['r1/d.jsonl@0', 'r1/d.jsonl@0', 'r1/d.jsonl@0', 'r1/e.jsonl@0']);
     expect(counter.pending).toBe(0);
   });
 });

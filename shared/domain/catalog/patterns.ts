@@ -21,3 +21,6 @@ export const CAP_STRING_PATTERN = /^\s*(\d{1,6})\s*\/\s*(\S+)\s*$/;
 
 /** Liquid markup: a template without it is literal text. */
 export const TEMPLATE_MARKUP = /\{\{|\{%/;
+
+/** Identifiers of actions, segments, personas, tags, groups, experiments, variants, models (and placements). */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;

@@ -17,12 +17,9 @@ import * as z from 'zod';
 import { CHANNELS } from '../channels.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec } from './content-fields.ts';
 import { CONSENT_REQUIRED_DEFAULT, DECISION_LOG_DEFAULTS, LEARNING_DEFAULTS, defaultCatalogDocument } from './defaults.ts';
-import { CAP_STRING_PATTERN, DURATION_PATTERN, WINDOW_PATTERN } from './patterns.ts';
+import { CAP_STRING_PATTERN, DURATION_PATTERN, ID_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 
-export { CAP_STRING_PATTERN, DURATION_PATTERN, WINDOW_PATTERN } from './patterns.ts';
-
-/** Identifiers of actions, segments, personas, tags, groups, experiments, variants, models. */
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+export { CAP_STRING_PATTERN, DURATION_PATTERN, ID_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 export const idSchema = z
   .string()
   .regex(ID_PATTERN, 'must be 1-128 characters: letters, digits, "_", "-", ".", ":" (starting with a letter or digit)');

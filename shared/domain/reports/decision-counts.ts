@@ -22,9 +22,16 @@
  * Only records that say which experiment arms they served (version 4 on,
  * decision-record.ts `holdouts` present) are counted; older ones are
  * returned as `uncounted`, so a count never puts a decision in the wrong
- * arm.
+ * arm. A record whose cells no catalog could have served (an id, variant,
+ * experiment, arm, learning context or placement not of the catalog's id
+ * shape, catalog/patterns.ts ID_PATTERN; a channel that is none) is
+ * returned as `malformed` and adds nothing: such an id could hold the cell
+ * key's separator and count in another cell, or make a key too long to
+ * store, which failed its whole chunk (every other decision in it) on
+ * every delivery.
  */
-import type { Channel } from '../channels.ts';
+import { isChannel, type Channel } from '../channels.ts';
+import { ID_PATTERN } from '../catalog/patterns.ts';
 import { CONTROL_ARM } from '../decide/experiments.ts';
 import type { DecisionLogRecord } from '../evaluation/decision-record.ts';
 import { bucketOf, cellKey, NO_CONTEXT, parseCellKey, type StatisticsCell } from '../learning/statistics.ts';
@@ -45,6 +52,23 @@ export interface DecisionCounts {
   readonly counted: number;
   /** Records older than version 4, which do not say which experiment arms they served: not counted. */
   readonly uncounted: number;
+  /** Records whose cells no catalog could have served (see the module): not counted. */
+  readonly malformed: number;
+}
+
+const isId = (value: string | undefined): boolean => value === undefined || ID_PATTERN.test(value);
+
+/** Whether `cell` is one a catalog could have served: every id of the catalog's shape, a channel (see the module). */
+function isCatalogCell(cell: StatisticsCell): boolean {
+  return (
+    (cell.actionId === '' || isId(cell.actionId)) &&
+    isId(cell.variant) &&
+    isId(cell.experiment) &&
+    isId(cell.arm) &&
+    (cell.context === NO_CONTEXT || isId(cell.context)) &&
+    isChannel(cell.channel) &&
+    isId(cell.placement)
+  );
 }
 
 /** The cells one record's decision served (decision-counts.ts module doc). */
@@ -69,15 +93,21 @@ export function decisionIncrements(records: Iterable<DecisionLogRecord>): Decisi
   const sums = new Map<string, { bucket: number; cell: string; decisions: number }>();
   let counted = 0;
   let uncounted = 0;
+  let malformed = 0;
   for (const record of records) {
     const at = Date.parse(record.at);
     if (record.holdouts === undefined || !Number.isFinite(at)) {
       uncounted++;
       continue;
     }
+    const cells = decisionCells(record);
+    if (!cells.every(isCatalogCell)) {
+      malformed++;
+      continue;
+    }
     counted++;
     const bucket = bucketOf(at);
-    for (const cell of decisionCells(record)) {
+    for (const cell of cells) {
       const key = cellKey(cell);
       const id = `${String(bucket).padStart(13, '0')}#${key}`;
       const sum = sums.get(id);
@@ -88,5 +118,5 @@ export function decisionIncrements(records: Iterable<DecisionLogRecord>): Decisi
   const increments = [...sums.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([, sum]): DecisionIncrement => ({ cell: parseCellKey(sum.cell), bucket: sum.bucket, decisions: sum.decisions }));
-  return { increments, counted, uncounted };
+  return { increments, counted, uncounted, malformed };
 }
