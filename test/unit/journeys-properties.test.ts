@@ -275,30 +275,45 @@ describe('journeys move exactly once', () => {
 describe('journey ids are bounded and stable', () => {
   const catalogId = fc.stringMatching(ID_PATTERN);
   const profileKey = fc.tuple(fc.constantFrom('u#', 'a#'), fc.string({ minLength: 1, maxLength: 200 })).map(([kind, id]) => `${kind}${id}`);
-  const effect = fc.record({ kind: fc.constantFrom('act' as const, 'timer' as const), journey: catalogId, run: fc.integer({ min: 1, max: 10_000 }), step: catalogId, profileKey });
+  const enteredAt = fc.integer({ min: 0, max: 4_000_000_000_000 });
+  const effect = fc.record({
+    kind: fc.constantFrom('act' as const, 'timer' as const),
+    journey: catalogId,
+    run: fc.integer({ min: 1, max: 10_000 }),
+    enteredAt,
+    step: catalogId,
+    profileKey,
+  });
+  /** Two effects that often differ in one part only (the entry time of a run of the same number, above all). */
+  type Effect = Parameters<typeof journeyEffectId>[0];
+  const pair = fc
+    .tuple(effect, fc.constantFrom('kind', 'journey', 'run', 'enteredAt', 'step', 'profileKey', 'any'), effect)
+    .map(([a, part, b]): [Effect, Effect] => (part === 'any' ? [a, b] : [a, { ...a, [part]: b[part as keyof Effect] }]));
 
-  it('an act or a timer: at most 200 characters; the same effect always gives the same id, two different ones never the same', () => {
+  it('an act or a timer: at most 200 characters; the same effect always gives the same id, two different ones (a run of the same number entered at another time included) never the same', () => {
     fc.assert(
-      fc.property(effect, effect, (a, b) => {
+      fc.property(pair, ([a, b]) => {
         const id = journeyEffectId(a);
         expect(id.length).toBeLessThanOrEqual(MAX_EMISSION_ID_LENGTH);
         expect(journeyEffectId({ ...a })).toBe(id);
-        const same = a.kind === b.kind && a.journey === b.journey && a.run === b.run && a.step === b.step && a.profileKey === b.profileKey;
+        const same = a.kind === b.kind && a.journey === b.journey && a.run === b.run && a.enteredAt === b.enteredAt && a.step === b.step && a.profileKey === b.profileKey;
         expect(journeyEffectId(b) === id).toBe(same);
       }),
       { numRuns: 2_000 },
     );
-    const longest = { kind: 'timer' as const, journey: `j${'x'.repeat(127)}`, run: 12, step: `s${'y'.repeat(127)}`, profileKey: 'u#u-1' };
+    const longest = { kind: 'timer' as const, journey: `j${'x'.repeat(127)}`, run: 12, enteredAt: 0, step: `s${'y'.repeat(127)}`, profileKey: 'u#u-1' };
     expect(journeyEffectId(longest)).toMatch(/^jh-[0-9a-f]{40}$/);
     expect(journeyEffectId({ ...longest, run: 13 })).not.toBe(journeyEffectId(longest));
+    expect(journeyEffectId({ ...longest, enteredAt: 1 })).not.toBe(journeyEffectId(longest));
   });
 
   it("a timer's Events key starts with the prefix the dispatcher may put (shared/functions.ts leadingKeys), and its message id fits ingest's 100 characters", () => {
     const allowed = functionDefinitions.dispatcher.leadingKeys.Events;
     expect(allowed).toEqual([`${JOURNEY_TIMER_KEY_PREFIX}*`]);
     fc.assert(
-      fc.property(effect, fc.integer({ min: 0, max: 4_000_000_000_000 }), (timer, dueAt) => {
-        const event = journeyTimerEvent({ ...timer, dueAt }, dueAt, 1);
+      fc.property(effect, fc.integer({ min: 0, max: 4_000_000_000_000 }), fc.boolean(), ({ enteredAt: entry, ...timer }, dueAt, named) => {
+        // A timer names its run's entry time (ISO-8601); one written before runs were named by it does not.
+        const event = journeyTimerEvent({ ...timer, ...(named ? { enteredAt: new Date(entry).toISOString() } : {}), dueAt }, dueAt, 1);
         expect(event.pk.startsWith(JOURNEY_TIMER_KEY_PREFIX)).toBe(true);
         expect(event.messageId.length).toBeLessThanOrEqual(100);
       }),
