@@ -121,6 +121,23 @@ export function sendTimerOf(event: Pick<StoredEvent, 'sourceId' | 'type' | 'even
 export const isTimerEvent = (event: Pick<StoredEvent, 'sourceId' | 'type' | 'event' | 'properties'>): boolean =>
   journeyTimerOf(event) !== undefined || sendTimerOf(event) !== undefined;
 
+/**
+ * When what a timer event names began (epoch ms): a journey timer's run
+ * entry (`enteredAt`), a deferred send's firing (its context's
+ * `timestamp`, the event that set the send off); undefined for an event
+ * that is no timer, or a timer that does not say (a journey timer written
+ * before runs were named by their entry time). The profile plan drops a
+ * timer whose origin is at or before an erasure of its customer, however
+ * late it fires (profile/plan.ts).
+ */
+export function timerOrigin(event: Pick<StoredEvent, 'sourceId' | 'type' | 'event' | 'properties'>): number | undefined {
+  const journey = journeyTimerOf(event);
+  const send = journey ? undefined : sendTimerOf(event);
+  const at = journey?.enteredAt ?? send?.context.timestamp;
+  const time = typeof at === 'string' ? Date.parse(at) : Number.NaN;
+  return Number.isFinite(time) ? time : undefined;
+}
+
 /** How every timer's message id starts. */
 const TIMER_MESSAGE_PREFIX = 'jt-';
 
