@@ -203,4 +203,45 @@ describe('journeys in the profile function', () => {
     expect(backIds).toEqual([back('act', 'email'), back('act', 'push'), back('timer', 'wait')].sort());
     for (const id of backIds) expect(firstIds).not.toContain(id);
   });
+
+  it("erased while waiting, the wait's schedule escaping the cancellation, then back: the erased run's timer firing after the return moves nothing; the new run's does", async () => {
+    const journey = uid('j');
+    const userId = uid('u');
+    const sourceId = uid('src');
+    const profileKey = userProfileKey(userId);
+    const process = profileFunction(catalogWith(journey));
+    let n = 200;
+    const applyStored = async (event: StoredEvent, store = true) => {
+      if (store) await dynamo().send('PutItem', { TableName: config.EVENTS_TABLE, Item: event });
+      expect(await process(streamEvent([streamRecord(event, { sequenceNumber: sequenceNumber(n++) })]))).toEqual({ batchItemFailures: [] });
+    };
+    /** Fire a timer entry as the dispatcher does, and deliver the event it wrote. */
+    const fire = async (detail: Record<string, unknown>, firedAt: number) => {
+      expect(await writeTimer(detail, firedAt)).toBe(true);
+      const pk = eventPk('kairos', timerEventOfDetail(detail, firedAt, 0)!.messageId);
+      const { Item } = await dynamo().send('GetItem', { TableName: config.EVENTS_TABLE, Key: { pk }, ConsistentRead: true });
+      await applyStored(Item as unknown as StoredEvent, false);
+    };
+    const cartAt = (time: number, messageId: string) => storedEvent({ type: 'track', event: 'Cart Abandoned', sourceId, messageId, userId, timestamp: new Date(time).toISOString() });
+
+    // Entered ten minutes ago: its wait is due in twenty minutes, after the erasure.
+    const FIRST = Date.now() - 600_000;
+    await applyStored(cartAt(FIRST, 'cart-1'));
+    const erasedTimer = (await outboxEntry(journeyEffectId({ kind: 'timer', journey, run: 1, enteredAt: FIRST, step: 'wait', profileKey })))!.detail;
+    await eraseProfileKeys([profileKey], Date.now(), { cancelSchedule: async () => undefined });
+    const BACK = Date.now() + 1_000;
+    await applyStored(cartAt(BACK, 'cart-2'));
+    expect((await runsOf(userId))[journey]).toMatchObject({ run: 1, step: 'wait', enteredAt: BACK });
+
+    // The erased run's schedule fires (same journey, run number and step as the new run's): nothing moves, nothing is sent.
+    await fire(erasedTimer, FIRST + 1_800_000);
+    expect((await runsOf(userId))[journey]).toMatchObject({ run: 1, step: 'wait', enteredAt: BACK });
+    expect((await outboxKeysOf(profileKey)).map((k) => k.id).sort()).toEqual(
+      [journeyEffectId({ kind: 'act', journey, run: 1, enteredAt: BACK, step: 'email', profileKey }), journeyEffectId({ kind: 'timer', journey, run: 1, enteredAt: BACK, step: 'wait', profileKey })].sort(),
+    );
+    // The new run's own timer moves it on: the push, once.
+    await fire((await outboxEntry(journeyEffectId({ kind: 'timer', journey, run: 1, enteredAt: BACK, step: 'wait', profileKey })))!.detail, BACK + 1_800_000);
+    expect((await runsOf(userId))[journey]).toMatchObject({ run: 1, enteredAt: BACK, ended: { how: 'completed', at: BACK + 1_800_000 } });
+    expect(await outboxEntry(journeyEffectId({ kind: 'act', journey, run: 1, enteredAt: BACK, step: 'push', profileKey }))).toMatchObject({ status: 'now', detail: { actionId: 'nudge' } });
+  });
 });
