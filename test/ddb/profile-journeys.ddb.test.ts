@@ -10,7 +10,9 @@
  * A customer erased and coming back goes through the journey again as run
  * 1: its acts are emitted once under new ids, and its wait's timer, written
  * by the dispatcher's path, is applied (not taken for the erased customer's
- * timer, whose message the erasure deleted).
+ * timer, whose message the erasure deleted); a timer of the erased
+ * customer's run whose schedule escaped the erasure, firing after the
+ * return, moves nothing.
  *
  * Every run uses a journey id of its own, so the counters it reads are its
  * own in the shared Control table.
