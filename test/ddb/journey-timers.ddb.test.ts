@@ -2,7 +2,9 @@
  * A due timer written to the real Events table (DynamoDB Local) through the
  * dispatcher's path (shared/bus/journey-timers.ts): a journey's as its
  * `Journey Timer` event, a deferred send's as its `Send Timer` event
- * (shared/domain/journeys/timer.ts), each once however often it fires,
+ * (shared/domain/journeys/timer.ts), each once however often it fires
+ * (a journey's named by its run's number and entry time, so another run of
+ * the same number is another event),
  * under the `kairos#jt-` keys the dispatcher may put; a detail that names
  * no timer writes nothing.
  */
@@ -30,6 +32,20 @@ describe('writing a due journey timer', () => {
     const { Item } = (await dynamo().send('GetItem', { TableName: config.EVENTS_TABLE, Key: { pk } })) as { Item?: Record<string, unknown> };
     const expected = journeyTimerEvent({ journey, run: 3, step: 'wait', profileKey: 'u#ana', dueAt: DUE }, DUE + 1_000, 0);
     expect(Item).toEqual({ ...expected, expiresAt: Math.floor((DUE + 1_000) / 1000) + config.KAIROS_HISTORY_DAYS * 86_400 });
+  });
+
+  it('a timer naming its run\'s entry time: stored under its own message id, with the entry time in its event', async () => {
+    const journey = `timers-named-${Date.now().toString(36)}`;
+    const enteredAt = new Date(DUE - 1_800_000).toISOString();
+    const detail = { emissionId: 'y', kind: 'journey-timer', journey, run: 1, enteredAt, step: 'wait', profileKey: 'u#ana', dueAt: new Date(DUE).toISOString() };
+    expect(await writeTimer(detail, DUE + 1_000)).toBe(true);
+    expect(await writeTimer(detail, DUE + 9_000)).toBe(false);
+    const pk = eventPk('kairos', journeyTimerMessageId({ journey, run: 1, enteredAt, step: 'wait', profileKey: 'u#ana' }));
+    expect(pk).not.toBe(eventPk('kairos', journeyTimerMessageId({ journey, run: 1, step: 'wait', profileKey: 'u#ana' })));
+    const { Item } = (await dynamo().send('GetItem', { TableName: config.EVENTS_TABLE, Key: { pk } })) as { Item?: Record<string, unknown> };
+    expect(Item).toMatchObject({ pk, properties: { journey, run: 1, enteredAt, step: 'wait' } });
+    // Another run of the same number (a customer back after an erasure): another event.
+    expect(await writeTimer({ ...detail, enteredAt: new Date(DUE - 60_000).toISOString() }, DUE + 1_000)).toBe(true);
   });
 
   it("stores a deferred send's Send Timer event once, however often it fires, under a timer's key", async () => {

@@ -17,7 +17,7 @@ import { contentFor, isFallbackHere, quietHoursFor, resolvePlacement } from '#do
 import type { Channel } from '#domain/channels.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
 import { reactJourneys } from '#domain/journeys/react.ts';
-import { journeyTimerEvent } from '#domain/journeys/timer.ts';
+import { timerEventOfDetail } from '#domain/journeys/timer.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { NOW, daysAgo, makeView, type ViewOverrides } from './catalog-support.ts';
 
@@ -196,7 +196,8 @@ describe('the demo catalog', () => {
     ]);
     const timer = entered.outbox[1]!;
     expect(timer.sendAt).toBe(at + 2 * 86_400_000);
-    const due = journeyTimerEvent({ journey: 'churn-winback', run: 1, step: 'two-days', profileKey: 'u#u-1', dueAt: timer.sendAt }, timer.sendAt, 1);
+    // The timer's event as the dispatcher writes it when due (its run named by number and entry time).
+    const due = timerEventOfDetail(timer.detail, timer.sendAt, 1)!;
     const later = reactJourneys(catalog, entered.runs, change(due, enrich(leaving), enrich(leaving), timer.sendAt));
     expect(later.outbox.map((e) => [e.status, e.detail.step, e.detail.channel, e.detail.actionId])).toEqual([['now', 'retention-push', 'push', 'retention-offer']]);
     expect(later.runs['churn-winback']).toMatchObject({ ended: { how: 'completed' } });

@@ -6,8 +6,12 @@
  * checking what the transactions check — the profile's version, each
  * applied marker's absence, each outbox item's absence — and committing a
  * write whole or not at all. A scheduler in memory turns each timer the
- * outbox receives into its `Journey Timer` event, delivered later in the
- * stream at any point (late: after the customer moved on), once or twice.
+ * outbox receives (a wait's `Journey Timer`, or the `Send Timer` of an act
+ * that fell in quiet hours) into its event, delivered later in the stream
+ * at any point (late: after the customer moved on), once or twice. Each
+ * batch is planned at an instant of its own: the latest time of its events
+ * (and of the batches before), so a send deferred to the end of quiet
+ * hours may be sent when it comes back, or refused (quiet again).
  *
  * For any delivery — any order, batches cut anywhere, a record twice,
  * redelivery of a batch after a store fault, timers firing twice or late —
@@ -17,15 +21,24 @@
  *   distinct event once, in the order the store applied them;
  * - and they are consistent on their own: a journey's `entered` count is
  *   its last run number, every run entered has ended or is in progress,
- *   each act step reached is one emission and each wait one timer, a
- *   step's emission belongs to a run the customer had.
+ *   each act step reached is one emission (or one send timer) and each
+ *   wait one timer, a step's emission belongs to a run the customer had;
+ * - an act deferred by quiet hours is decided at most once, and exactly
+ *   when its timer comes back while its run is still the customer's (in
+ *   progress, or completed), never once the run exited or another began.
+ *
+ * And for a customer erased and coming back (the same events again, after
+ * the erasure), with the erased customer's timers still pending at the
+ * erasure firing anywhere in the new stream: the new runs' ids are none of
+ * the erased runs' ids, the old timers change nothing, and every new timer
+ * is applied.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
-import { JOURNEY_TIMER_KEY_PREFIX, journeyTimerEvent, journeyTimerMessageId } from '#domain/journeys/timer.ts';
+import { JOURNEY_TIMER_KEY_PREFIX, journeyTimerEvent, journeyTimerMessageId, sendTimerOf, timerEventOfDetail } from '#domain/journeys/timer.ts';
 import { journeyEffectId } from '#domain/journeys/machine.ts';
 import { MAX_EMISSION_ID_LENGTH } from '#domain/triggers/emission.ts';
 import { ID_PATTERN } from '#domain/catalog/schema.ts';
@@ -33,7 +46,7 @@ import { functionDefinitions } from '#shared/functions.ts';
 import type { JourneyCount, JourneyRuns } from '#domain/journeys/machine.ts';
 import { createJourneyStepper, reactJourneys } from '#domain/journeys/react.ts';
 import { journeyIncrements, milestoneKey } from '#domain/journeys/report.ts';
-import { applyEvents } from '#domain/profile/apply.ts';
+import { applyEvents, eventTime } from '#domain/profile/apply.ts';
 import { boundEnrichment } from '#domain/profile/enrich.ts';
 import type { PlanOptions } from '#domain/profile/plan.ts';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
@@ -51,7 +64,11 @@ segments:
 actions:
   - { id: mail, name: Mail, content: { email: { templateId: t, subject: S } } }
   - { id: nudge, name: Nudge, content: { push: { title: T, body: B, deepLink: 'app://x' } } }
-policies: { consentRequired: [] }
+policies:
+  consentRequired: []
+  quietHours:
+    - { id: night-push, channels: [push], from: '22:00', to: '08:00', timezone: UTC }
+    - { id: lunch-email, channels: [email], from: '12:00', to: '14:00', timezone: UTC }
 journeys:
   - id: retention
     entry: { entered: risk }
@@ -80,14 +97,13 @@ const catalog: CompiledCatalog = (() => {
   return result.catalog;
 })();
 
-const NOW = Date.parse('2026-04-11T00:00:00Z');
 const T0 = Date.parse('2026-04-01T00:00:00Z');
 const CUSTOMER = 'u#u-1';
 const options: PlanOptions = {
   settings: { halfLifeDays: 14 },
   enricher: createCatalogEnricher(() => catalog),
   journeys: createJourneyStepper(() => catalog),
-  now: NOW,
+  now: T0,
 };
 
 /** The customer's journey runs as `store` holds them. */
@@ -99,81 +115,151 @@ const runsOf = (store: MemoryStore): JourneyRuns => {
 /** The scheduler's choices for each timer, in the order timers reach the outbox: where it is delivered, and whether twice. */
 type TimerChoice = readonly [delay: number, twice: boolean, secondDelay: number];
 
+/** The event a timer entry of the outbox (a wait's, or a deferred send's) becomes when its schedule fires, at its due time. */
+const firedEvent = (entry: OutboxEntry): StoredEvent => timerEventOfDetail(entry.detail, entry.sendAt, 1) as StoredEvent;
+
+interface Delivered {
+  readonly store: MemoryStore;
+  /** Timers the scheduler fired (each once, however often it put it in the stream). */
+  readonly fired: number;
+  /** The timers held back (due after `holdAfter`), as they would fire: not delivered. */
+  readonly held: readonly StoredEvent[];
+  /** The instant each applied event's batch was planned at, epoch ms. */
+  readonly nowOf: ReadonlyMap<string, number>;
+}
+
 /**
- * Deliver the queue in batches of the given sizes; a faulty commit
+ * Deliver the queue in batches of the given sizes, each planned at the
+ * latest time of its events and of the batches before; a faulty commit
  * redelivers its batch (like a stream). Each timer the outbox receives is
  * fired by the scheduler: its event is put into the queue `delay` records
- * after the batch (late: after whatever comes between), twice when chosen.
+ * after the batch (late: after whatever comes between), twice when chosen
+ * — unless it is due after `holdAfter`, when it is held back instead.
  */
-function deliver(initial: readonly StoredEvent[], cuts: readonly number[], faults: readonly boolean[], timers: readonly TimerChoice[]): { store: MemoryStore; fired: number } {
-  const store = new MemoryStore();
+function deliver(
+  initial: readonly StoredEvent[],
+  cuts: readonly number[],
+  faults: readonly boolean[],
+  timers: readonly TimerChoice[],
+  into: { readonly store?: MemoryStore; readonly holdAfter?: number } = {},
+): Delivered {
+  const store = into.store ?? new MemoryStore();
   const queue = [...initial];
+  const held: StoredEvent[] = [];
+  const nowOf = new Map<string, number>();
   let f = 0;
   let t = 0;
-  let seq = 0;
+  let seq = store.applied.length * 10;
   let fired = 0;
+  let now = T0;
   for (let i = 0, c = 0; i < queue.length; c++) {
     if (c > 10_000) throw new Error('the queue never ends');
     const size = cuts[c % cuts.length]!;
     const records = queue.slice(i, i + size).map((event) => ({ id: String(seq++), event }));
     i += records.length;
+    now = Math.max(now, ...records.map((r) => eventTime(r.event)));
+    const appliedBefore = store.applied.length;
     let added: OutboxEntry[] | undefined;
     for (let attempt = 0; added === undefined; attempt++) {
       // One writer: after the faults, a write whose condition fails (or whose outbox item exists) is a defect.
       if (attempt > 4) throw new Error(`a write was refused with no fault (outbox refusals: ${store.outboxRefusals})`);
       const fault = attempt < 4 && (faults[f++ % Math.max(1, faults.length)] ?? false);
-      added = store.commit(planOn(store, records, options), fault);
+      added = store.commit(planOn(store, records, { ...options, now }), fault);
     }
+    for (const pk of store.applied.slice(appliedBefore)) nowOf.set(pk, now);
     for (const entry of added) {
-      if (entry.detail.kind !== 'journey-timer') continue;
-      const detail = entry.detail as { journey: string; run: number; step: string; profileKey: string };
-      const event = journeyTimerEvent({ ...detail, dueAt: entry.sendAt }, entry.sendAt, 1);
+      if (entry.status !== 'deferred') continue;
+      const event = firedEvent(entry);
+      if (into.holdAfter !== undefined && entry.sendAt > into.holdAfter) {
+        held.push(event);
+        continue;
+      }
       const [delay, twice, secondDelay] = timers[t++ % Math.max(1, timers.length)] ?? [0, false, 0];
       fired++;
       queue.splice(Math.min(queue.length, i + delay), 0, event);
       if (twice) queue.splice(Math.min(queue.length, i + delay + 1 + secondDelay), 0, event);
     }
   }
-  return { store, fired };
+  return { store, fired, held, nowOf };
 }
 
-const enriched = (state: ProfileState): ProfileView => {
-  const view = toProfileView(state, NOW);
-  const e = boundEnrichment(options.enricher(view, new Date(NOW)));
+const enriched = (state: ProfileState, now: number): ProfileView => {
+  const view = toProfileView(state, now);
+  const e = boundEnrichment(options.enricher(view, new Date(now)));
   return { ...view, segments: e.segments, scores: e.scores };
 };
 
-/** The runs, outbox ids and counts of applying each event once, one at a time, in this order. */
-function reference(list: readonly StoredEvent[]): { runs: JourneyRuns; outbox: string[]; counts: Map<string, number> } {
+interface Reference {
+  readonly runs: JourneyRuns;
+  readonly outbox: string[];
+  readonly counts: Map<string, number>;
+  /** Each deferred send whose timer was applied: whether it was decided then. */
+  readonly decided: Map<string, boolean>;
+}
+
+/**
+ * The runs, outbox ids and counts of applying each event once, one at a
+ * time, in this order, each at the instant its batch was planned at. On
+ * the way, each deferred act's send is checked: decided (one entry, its
+ * own id) when its timer comes back and no run of its journey was entered
+ * or exited since the act (the run is still the customer's: in progress or
+ * completed), else nothing.
+ */
+function reference(list: readonly { readonly event: StoredEvent; readonly now: number }[]): Reference {
   let state = emptyProfileState({ userId: 'u-1' });
-  let before = enriched(state);
   let runs: JourneyRuns = {};
   const outbox: string[] = [];
   const counts: JourneyCount[] = [];
-  for (const event of list) {
+  /** Per journey: how many runs were entered or exited so far (a change of run, or its exit). */
+  const turns = new Map<string, number>();
+  /** Each deferred send: its journey and the turns of that journey when its act deferred it. */
+  const deferred = new Map<string, { journey: string; turns: number }>();
+  const decided = new Map<string, boolean>();
+  for (const { event, now } of list) {
+    const before = enriched(state, now);
     state = applyEvents(state, [event], options.settings);
-    const after = enriched(state);
-    const reaction = reactJourneys(catalog, runs, { eventPk: event.pk, event, profileKey: CUSTOMER, before, after, now: NOW });
+    const after = enriched(state, now);
+    const reaction = reactJourneys(catalog, runs, { eventPk: event.pk, event, profileKey: CUSTOMER, before, after, now });
+    for (const c of reaction.counts) if (c.milestone.kind === 'entered' || c.milestone.kind === 'exited') turns.set(c.journey, (turns.get(c.journey) ?? 0) + 1);
+    const due = sendTimerOf(event);
+    if (due) {
+      const act = deferred.get(due.send);
+      expect(act).toBeDefined();
+      const live = (turns.get(act!.journey) ?? 0) === act!.turns;
+      expect(reaction.outbox.map((e) => e.id)).toEqual(live ? [due.send] : []);
+      decided.set(due.send, live);
+    }
+    for (const e of reaction.outbox) {
+      if (e.detail.kind !== 'send-timer') continue;
+      const origin = e.detail.origin as { journey: string };
+      deferred.set(e.detail.send as string, { journey: origin.journey, turns: turns.get(origin.journey) ?? 0 });
+    }
     runs = reaction.runs;
     outbox.push(...reaction.outbox.map((e) => e.id));
     counts.push(...reaction.counts);
-    before = after;
   }
   const totals = new Map<string, number>();
   for (const c of journeyIncrements(counts)) totals.set(journeyCounterKey(c), (totals.get(journeyCounterKey(c)) ?? 0) + c.n);
-  return { runs, outbox, counts: totals };
+  return { runs, outbox, counts: totals, decided };
 }
 
+/** The store's counters less `base` (what was counted since), zeros left out. */
+const countedSince = (store: MemoryStore, base: ReadonlyMap<string, number>): Map<string, number> =>
+  new Map([...store.counters].map(([k, n]): [string, number] => [k, n - (base.get(k) ?? 0)]).filter(([, n]) => n !== 0));
+
 const kind = fc.constantFrom('risk', 'calm', 'cart', 'order', 'visit');
-const events = fc.array(fc.tuple(kind, fc.integer({ min: 0, max: 2 * 86_400 })), { minLength: 1, maxLength: 20 }).map((drafts) =>
-  drafts.map(([k, s], i): StoredEvent => {
-    const timestamp = new Date(T0 + s * 1000).toISOString();
-    const base = { userId: 'u-1', messageId: `m-${i}`, timestamp };
+type Draft = readonly [kind: string, second: number];
+const drafts = fc.array(fc.tuple(kind, fc.integer({ min: 0, max: 2 * 86_400 })), { minLength: 1, maxLength: 20 });
+/** The customer's events of `drafts`, message ids `<prefix><i>`, at T0 + `shift` + their second. */
+const eventsOf = (list: readonly Draft[], prefix = 'm-', shift = 0): StoredEvent[] =>
+  list.map(([k, s], i): StoredEvent => {
+    const timestamp = new Date(T0 + shift + s * 1000).toISOString();
+    const base = { userId: 'u-1', messageId: `${prefix}${i}`, timestamp };
     if (k === 'risk' || k === 'calm') return storedEvent({ ...base, type: 'identify', traits: { risk: k === 'risk' ? 'high' : 'low' } });
     if (k === 'visit') return storedEvent({ ...base, type: 'page', name: 'Home' });
     return storedEvent({ ...base, type: 'track', event: k === 'cart' ? 'Cart Abandoned' : 'Order Completed' });
-  }),
-);
+  });
+const events = drafts.map((list) => eventsOf(list));
 
 /** Any order, duplicates anywhere after their first delivery, batches cut anywhere, faults, the scheduler's choices. */
 const delivery = (list: StoredEvent[]) =>
@@ -194,66 +280,125 @@ const delivery = (list: StoredEvent[]) =>
       return { sequence, cuts, faults, timers };
     });
 
+/**
+ * What `delivered` holds is exactly once and consistent (the module's
+ * docstring): its events `sent` and the timers its outbox fired, applied
+ * from `store.applied[from]` on, with the counters at `base` then; the
+ * events of `ignored` (applied, or dropped) must have changed nothing.
+ */
+function expectExactlyOnce(delivered: Delivered, sent: readonly StoredEvent[], since: { from?: number; base?: ReadonlyMap<string, number>; ignored?: ReadonlySet<string> } = {}): void {
+  const { store, fired, nowOf } = delivered;
+  const ignored = since.ignored ?? new Set<string>();
+  expect(store.outboxRefusals).toBe(0);
+  expect(store.outbox.length).toBe(store.outboxIds.size);
+
+  // Exactly once: what applying each distinct event once, in the order the store applied them, gives.
+  const byPk = new Map<string, StoredEvent>();
+  for (const e of sent) byPk.set(e.pk, e);
+  for (const e of store.outbox) {
+    if (e.status !== 'deferred') continue;
+    const timer = firedEvent(e);
+    byPk.set(timer.pk, timer);
+  }
+  const applied = store.applied.slice(since.from ?? 0);
+  expect(new Set(applied).size).toBe(applied.length);
+  const expected = reference(applied.filter((pk) => !ignored.has(pk)).map((pk) => ({ event: byPk.get(pk)!, now: nowOf.get(pk)! })));
+  const counters = countedSince(store, since.base ?? new Map());
+  expect(runsOf(store)).toEqual(expected.runs);
+  expect(store.outbox.map((e) => e.id)).toEqual(expected.outbox);
+  expect(counters).toEqual(expected.counts);
+  // Every timer the scheduler fired reached the store once (twice fired, once applied).
+  expect(applied.filter((pk) => pk.startsWith('kairos#') && !ignored.has(pk)).length).toBe(fired);
+
+  // A deferred act's send: decided at most once, and exactly when its timer came back while its run was the customer's.
+  const sends = new Set<string>();
+  for (const e of store.outbox) {
+    if (e.detail.kind !== 'send-timer') continue;
+    const send = e.detail.send as string;
+    sends.add(send);
+    expect(expected.decided.has(send)).toBe(true);
+    expect(store.outbox.filter((x) => x.id === send).length).toBe(expected.decided.get(send) ? 1 : 0);
+  }
+
+  // Consistent on its own.
+  const runs = runsOf(store);
+  const total = (journey: string, milestone: string) =>
+    [...counters].filter(([k]) => k.startsWith(`${journey} `) && k.endsWith(` ${milestone}`)).reduce((n, [, v]) => n + v, 0);
+  /** The journey, run and step of an entry (a send timer's are its origin's); undefined for a send decided when due. */
+  const stepOf = (e: OutboxEntry) => {
+    if (e.detail.kind === 'send-timer') return e.detail.origin as { journey: string; run: number; step: string };
+    return sends.has(e.id) ? undefined : (e.detail as { journey: string; run: number; step: string });
+  };
+  for (const journey of catalog.journeys) {
+    const run = runs[journey.id];
+    expect(total(journey.id, 'entered')).toBe(run?.run ?? 0);
+    expect(total(journey.id, 'completed') + total(journey.id, 'exited')).toBe((run?.run ?? 0) - (run?.step !== undefined ? 1 : 0));
+    for (const step of journey.steps) {
+      const reached = total(journey.id, milestoneKey({ kind: 'step', step: step.id }));
+      const emitted = store.outbox.map(stepOf).filter((e) => e?.journey === journey.id && e.step === step.id);
+      // An act (its send, or its send's timer) or a wait step writes one entry each time it is reached; a branch or an exit none.
+      expect(emitted.length).toBe(step.kind === 'act' || step.kind === 'wait' ? reached : 0);
+      for (const e of emitted) expect(e!.run).toBeLessThanOrEqual(run?.run ?? 0);
+    }
+  }
+  // A step reached by a timer is a later step of the timer's own journey and run (a stale timer moves nothing).
+  const timerOf = new Map<string, { journey: string; run: number; step: string }>();
+  for (const e of store.outbox) {
+    if (e.detail.kind !== 'journey-timer') continue;
+    const d = e.detail as { journey: string; run: number; enteredAt: string; step: string; profileKey: string };
+    timerOf.set(journeyTimerMessageId(d), d);
+  }
+  for (const e of store.outbox) {
+    const timer = e.detail.kind === 'journey' ? timerOf.get(e.detail.eventId as string) : undefined;
+    if (!timer || timer.journey !== e.detail.journey) continue;
+    const journey = catalog.journeys.find((j) => j.id === timer.journey)!;
+    expect(e.detail.run).toBe(timer.run);
+    expect(journey.stepIndex.get(e.detail.step as string)!).toBeGreaterThan(journey.stepIndex.get(timer.step)!);
+  }
+}
+
 describe('journeys move exactly once', () => {
-  it('any order, duplicates, cuts, redelivery, timers twice or late: one application of each event in the applied order, and consistent', () => {
+  it('any order, duplicates, cuts, redelivery, timers (waits and deferred sends) twice or late: one application of each event in the applied order, and consistent', () => {
     fc.assert(
       fc.property(
         events.chain((list) => delivery(list).map((d) => ({ list, ...d }))),
         ({ sequence, cuts, faults, timers }) => {
-          const { store, fired } = deliver(sequence, cuts, faults, timers);
-          expect(store.outboxRefusals).toBe(0);
-          expect(store.outbox.length).toBe(store.outboxIds.size);
-
-          // Exactly once: what applying each distinct event once, in the order the store applied them, gives.
-          const byPk = new Map<string, StoredEvent>();
-          for (const e of sequence) byPk.set(e.pk, e);
-          for (const e of store.outbox) {
-            if (e.detail.kind !== 'journey-timer') continue;
-            const d = e.detail as { journey: string; run: number; step: string; profileKey: string };
-            const timer = journeyTimerEvent({ ...d, dueAt: e.sendAt }, e.sendAt, 1);
-            byPk.set(timer.pk, timer);
-          }
-          expect(new Set(store.applied).size).toBe(store.applied.length);
-          const expected = reference(store.applied.map((pk) => byPk.get(pk)!));
-          expect(runsOf(store)).toEqual(expected.runs);
-          expect(store.outbox.map((e) => e.id)).toEqual(expected.outbox);
-          expect(new Map([...store.counters].filter(([, n]) => n !== 0))).toEqual(expected.counts);
-          // Every timer the scheduler fired reached the store once (twice fired, once applied).
-          expect(store.applied.filter((pk) => pk.startsWith('kairos#')).length).toBe(fired);
-
-          // Consistent on its own.
-          const runs = runsOf(store);
-          const total = (journey: string, milestone: string) =>
-            [...store.counters].filter(([k]) => k.startsWith(`${journey} `) && k.endsWith(` ${milestone}`)).reduce((n, [, v]) => n + v, 0);
-          for (const journey of catalog.journeys) {
-            const run = runs[journey.id];
-            expect(total(journey.id, 'entered')).toBe(run?.run ?? 0);
-            expect(total(journey.id, 'completed') + total(journey.id, 'exited')).toBe((run?.run ?? 0) - (run?.step !== undefined ? 1 : 0));
-            for (const step of journey.steps) {
-              const reached = total(journey.id, milestoneKey({ kind: 'step', step: step.id }));
-              const emitted = store.outbox.filter((e) => e.detail.journey === journey.id && e.detail.step === step.id);
-              // An act or a wait step writes one entry each time it is reached; a branch or an exit none.
-              expect(emitted.length).toBe(step.kind === 'act' || step.kind === 'wait' ? reached : 0);
-              for (const e of emitted) expect(e.detail.run as number).toBeLessThanOrEqual(run?.run ?? 0);
-            }
-          }
-          // A step reached by a timer is a later step of the timer's own journey and run (a stale timer moves nothing).
-          const timerOf = new Map<string, { journey: string; run: number; step: string }>();
-          for (const e of store.outbox) {
-            if (e.detail.kind !== 'journey-timer') continue;
-            const d = e.detail as { journey: string; run: number; step: string; profileKey: string };
-            timerOf.set(journeyTimerMessageId(d), d);
-          }
-          for (const e of store.outbox) {
-            const timer = e.detail.kind === 'journey' ? timerOf.get(e.detail.eventId as string) : undefined;
-            if (!timer || timer.journey !== e.detail.journey) continue;
-            const journey = catalog.journeys.find((j) => j.id === timer.journey)!;
-            expect(e.detail.run).toBe(timer.run);
-            expect(journey.stepIndex.get(e.detail.step as string)!).toBeGreaterThan(journey.stepIndex.get(timer.step)!);
-          }
+          const delivered = deliver(sequence, cuts, faults, timers);
+          expectExactlyOnce(delivered, sequence);
         },
       ),
       { numRuns: 150 },
+    );
+  });
+
+  it('erased, then back with the same events: no id of the erased runs again, their pending timers fired anywhere change nothing, every new timer applied', () => {
+    fc.assert(
+      fc.property(
+        drafts.chain((list) => {
+          const first = eventsOf(list, 'a-');
+          // Erased a second after the customer's last event: the timers that event set off are still pending.
+          const erasedAt = Math.max(...first.map(eventTime)) + 1_000;
+          // Back a second after the erasure, doing the same again: the same runs, numbers and steps.
+          const back = eventsOf(list, 'b-', erasedAt + 1_000 - T0);
+          return fc
+            .tuple(delivery(first), delivery(back), fc.array(fc.nat(), { maxLength: 20 }))
+            .map(([before, after, positions]) => ({ erasedAt, before, after, back, positions }));
+        }),
+        ({ erasedAt, before, after, back, positions }) => {
+          const first = deliver(before.sequence, before.cuts, before.faults, before.timers, { holdAfter: erasedAt });
+          const store = first.store;
+          const erasedIds = new Set(store.outbox.map((e) => e.id));
+          store.erase(CUSTOMER, erasedAt, [...store.applied]);
+          const since = { from: store.applied.length, base: new Map(store.counters), ignored: new Set(first.held.map((e) => e.pk)) };
+          // The erased customer's timers pending at the erasure (their schedules not cancelled) fire anyway, anywhere.
+          const sequence = [...after.sequence];
+          first.held.forEach((event, i) => sequence.splice((positions[i % Math.max(1, positions.length)] ?? 0) % (sequence.length + 1), 0, event));
+          const second = deliver(sequence, after.cuts, after.faults, after.timers, { store });
+          expectExactlyOnce(second, back, since);
+          for (const e of store.outbox) expect(erasedIds.has(e.id)).toBe(false);
+        },
+      ),
+      { numRuns: 100 },
     );
   });
 
@@ -275,30 +420,45 @@ describe('journeys move exactly once', () => {
 describe('journey ids are bounded and stable', () => {
   const catalogId = fc.stringMatching(ID_PATTERN);
   const profileKey = fc.tuple(fc.constantFrom('u#', 'a#'), fc.string({ minLength: 1, maxLength: 200 })).map(([kind, id]) => `${kind}${id}`);
-  const effect = fc.record({ kind: fc.constantFrom('act' as const, 'timer' as const), journey: catalogId, run: fc.integer({ min: 1, max: 10_000 }), step: catalogId, profileKey });
+  const enteredAt = fc.integer({ min: 0, max: 4_000_000_000_000 });
+  const effect = fc.record({
+    kind: fc.constantFrom('act' as const, 'timer' as const),
+    journey: catalogId,
+    run: fc.integer({ min: 1, max: 10_000 }),
+    enteredAt,
+    step: catalogId,
+    profileKey,
+  });
+  /** Two effects that often differ in one part only (the entry time of a run of the same number, above all). */
+  type Effect = Parameters<typeof journeyEffectId>[0];
+  const pair = fc
+    .tuple(effect, fc.constantFrom('kind', 'journey', 'run', 'enteredAt', 'step', 'profileKey', 'any'), effect)
+    .map(([a, part, b]): [Effect, Effect] => (part === 'any' ? [a, b] : [a, { ...a, [part]: b[part as keyof Effect] }]));
 
-  it('an act or a timer: at most 200 characters; the same effect always gives the same id, two different ones never the same', () => {
+  it('an act or a timer: at most 200 characters; the same effect always gives the same id, two different ones (a run of the same number entered at another time included) never the same', () => {
     fc.assert(
-      fc.property(effect, effect, (a, b) => {
+      fc.property(pair, ([a, b]) => {
         const id = journeyEffectId(a);
         expect(id.length).toBeLessThanOrEqual(MAX_EMISSION_ID_LENGTH);
         expect(journeyEffectId({ ...a })).toBe(id);
-        const same = a.kind === b.kind && a.journey === b.journey && a.run === b.run && a.step === b.step && a.profileKey === b.profileKey;
+        const same = a.kind === b.kind && a.journey === b.journey && a.run === b.run && a.enteredAt === b.enteredAt && a.step === b.step && a.profileKey === b.profileKey;
         expect(journeyEffectId(b) === id).toBe(same);
       }),
       { numRuns: 2_000 },
     );
-    const longest = { kind: 'timer' as const, journey: `j${'x'.repeat(127)}`, run: 12, step: `s${'y'.repeat(127)}`, profileKey: 'u#u-1' };
+    const longest = { kind: 'timer' as const, journey: `j${'x'.repeat(127)}`, run: 12, enteredAt: 0, step: `s${'y'.repeat(127)}`, profileKey: 'u#u-1' };
     expect(journeyEffectId(longest)).toMatch(/^jh-[0-9a-f]{40}$/);
     expect(journeyEffectId({ ...longest, run: 13 })).not.toBe(journeyEffectId(longest));
+    expect(journeyEffectId({ ...longest, enteredAt: 1 })).not.toBe(journeyEffectId(longest));
   });
 
   it("a timer's Events key starts with the prefix the dispatcher may put (shared/functions.ts leadingKeys), and its message id fits ingest's 100 characters", () => {
     const allowed = functionDefinitions.dispatcher.leadingKeys.Events;
     expect(allowed).toEqual([`${JOURNEY_TIMER_KEY_PREFIX}*`]);
     fc.assert(
-      fc.property(effect, fc.integer({ min: 0, max: 4_000_000_000_000 }), (timer, dueAt) => {
-        const event = journeyTimerEvent({ ...timer, dueAt }, dueAt, 1);
+      fc.property(effect, fc.integer({ min: 0, max: 4_000_000_000_000 }), fc.boolean(), ({ enteredAt: entry, ...timer }, dueAt, named) => {
+        // A timer names its run's entry time (ISO-8601); one written before runs were named by it does not.
+        const event = journeyTimerEvent({ ...timer, ...(named ? { enteredAt: new Date(entry).toISOString() } : {}), dueAt }, dueAt, 1);
         expect(event.pk.startsWith(JOURNEY_TIMER_KEY_PREFIX)).toBe(true);
         expect(event.messageId.length).toBeLessThanOrEqual(100);
       }),

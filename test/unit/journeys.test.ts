@@ -6,19 +6,20 @@
  * condition, exit step, re-entry; an act in quiet hours, its send decided
  * when its timer is due, or not at all when the run exited meanwhile.
  */
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import type { CompiledCatalog, CompiledJourney, CompiledRule } from '#domain/catalog/compiled.ts';
 import { createRuleVariables, evaluateRule } from '#domain/catalog/rules.ts';
 import { caused } from '#domain/triggers/react.ts';
-import { advanceJourneys, journeyEffectId, journeyRunsView, type JourneyInput, type JourneyRuns } from '#domain/journeys/machine.ts';
+import { advanceJourneys, journeyEffectId, journeyRunsView, runEntryOf, type JourneyInput, type JourneyRuns } from '#domain/journeys/machine.ts';
 import { journeyTimerEvent, journeyTimerOf, journeyTimerMessageId, INTERNAL_SOURCE_ID, timerEventOfDetail } from '#domain/journeys/timer.ts';
 import { createJourneyStepper } from '#domain/journeys/react.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import type { PlanOptions } from '#domain/profile/plan.ts';
-import { parseProfileState } from '#domain/profile/state.ts';
+import { parseProfileState, serializeProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { storedEvent } from '../support/stream.ts';
-import { deliver, type MemoryStore } from './reactions-support.ts';
+import { deliver, MemoryStore } from './reactions-support.ts';
 import { semanticName } from '#domain/semantic-events.ts';
 import { emptyProfileView, type ProfileView } from '#domain/profile/view.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
@@ -111,7 +112,7 @@ const holdsOn = (profile: ProfileView, at: number) => (rule: CompiledRule) => ev
 
 function timerFor(runs: JourneyRuns, journey: string, firedAt: number): StoredEvent {
   const run = runs[journey]!;
-  return journeyTimerEvent({ journey, run: run.run, step: run.step!, profileKey: 'u#luis', dueAt: run.waitingUntil! }, firedAt, 1);
+  return journeyTimerEvent({ journey, run: run.run, enteredAt: runEntryOf(run), step: run.step!, profileKey: 'u#luis', dueAt: run.waitingUntil! }, firedAt, 1);
 }
 
 describe('catalog journeys', () => {
@@ -227,8 +228,8 @@ describe('the journey state machine', () => {
   it('enters on the transition, acts, and waits with a timer', () => {
     const event = track('Identify Risk', T0);
     const { runs, effects, counts } = advanceJourneys({}, journeys, input(event, out, inSegment));
-    expect(runs.retention).toEqual({ run: 1, step: 'wait', enteredAt: T0, stepAt: T0, waitingUntil: T0 + 2 * DAY });
-    const ids = { journey: 'retention', run: 1, profileKey: 'u#luis' };
+    expect(runs.retention).toEqual({ run: 1, step: 'wait', enteredAt: T0, stepAt: T0, waitingUntil: T0 + 2 * DAY, named: true });
+    const ids = { journey: 'retention', run: 1, enteredAt: T0, profileKey: 'u#luis' };
     expect(effects).toEqual([
       { kind: 'act', id: journeyEffectId({ ...ids, kind: 'act', step: 'email' }), ...ids, step: 'email', channel: 'email', at: T0 },
       { kind: 'timer', id: journeyEffectId({ ...ids, kind: 'timer', step: 'wait' }), ...ids, step: 'wait', dueAt: T0 + 2 * DAY },
@@ -262,9 +263,9 @@ describe('the journey state machine', () => {
 
   it('a branch that fails goes to else; a timer of another step or run changes nothing', () => {
     const entered = advanceJourneys({}, journeys, input(track('x', T0), out, inSegment)).runs;
-    const stale = journeyTimerEvent({ journey: 'retention', run: 0, step: 'wait', profileKey: 'u#luis', dueAt: T0 }, T0, 1);
+    const stale = journeyTimerEvent({ journey: 'retention', run: 0, enteredAt: runEntryOf({ enteredAt: T0 }), step: 'wait', profileKey: 'u#luis', dueAt: T0 }, T0, 1);
     expect(advanceJourneys(entered, journeys, input(stale, inSegment, inSegment)).runs).toBe(entered);
-    const otherStep = journeyTimerEvent({ journey: 'retention', run: 1, step: 'email', profileKey: 'u#luis', dueAt: T0 }, T0, 1);
+    const otherStep = journeyTimerEvent({ journey: 'retention', run: 1, enteredAt: runEntryOf({ enteredAt: T0 }), step: 'email', profileKey: 'u#luis', dueAt: T0 }, T0, 1);
     expect(advanceJourneys(entered, journeys, input(otherStep, inSegment, inSegment)).effects).toEqual([]);
     const ordered = view(['churn-high'], { stats: { ...emptyProfileView().stats, orders: 1 } });
     const { effects, counts } = advanceJourneys(entered, journeys, input(timerFor(entered, 'retention', T0 + 2 * DAY), ordered, ordered));
@@ -285,8 +286,8 @@ describe('the journey state machine', () => {
     const second = advanceJourneys(exited.runs, journeys, input(track('x', T0 + 31 * DAY), out, inSegment));
     expect(second.runs.retention).toMatchObject({ run: 2, step: 'wait' });
     expect(second.effects.map((e) => e.id)).toEqual([
-      journeyEffectId({ kind: 'act', journey: 'retention', run: 2, step: 'email', profileKey: 'u#luis' }),
-      journeyEffectId({ kind: 'timer', journey: 'retention', run: 2, step: 'wait', profileKey: 'u#luis' }),
+      journeyEffectId({ kind: 'act', journey: 'retention', run: 2, enteredAt: T0 + 31 * DAY, step: 'email', profileKey: 'u#luis' }),
+      journeyEffectId({ kind: 'timer', journey: 'retention', run: 2, enteredAt: T0 + 31 * DAY, step: 'wait', profileKey: 'u#luis' }),
     ]);
   });
 
@@ -378,10 +379,23 @@ describe("a journey act in quiet hours: its send's timer, decided when due (jour
       ['Kairos Send Timer', 'deferred', 'send-timer'],
       ['Kairos Journey Timer', 'deferred', 'journey-timer'],
     ]);
-    expect(store.outbox[0]).toMatchObject({ sendAt: END, detail: { send: journeyEffectId({ kind: 'act', journey: 'retention', run: 1, step: 'email', profileKey: 'u#luis' }), origin: { kind: 'journey', journey: 'retention', run: 1, step: 'email' } } });
+    expect(store.outbox[0]).toMatchObject({
+      sendAt: END,
+      detail: {
+        send: journeyEffectId({ kind: 'act', journey: 'retention', run: 1, enteredAt: NIGHT, step: 'email', profileKey: 'u#luis' }),
+        origin: { kind: 'journey', journey: 'retention', run: 1, enteredAt: at(NIGHT), step: 'email' },
+      },
+    });
     return store;
   };
   const fire = (store: MemoryStore): MemoryStore => deliver([[timerEventOfDetail(store.outbox[0]!.detail, END, 1)!]], [], () => optionsAt(END), store);
+  /** A copy of `from` (its profile and markers) whose profile state is `state`. */
+  const withState = (from: MemoryStore, state: ProfileState): MemoryStore => {
+    const copy = new MemoryStore();
+    copy.profiles.set('u#luis', { version: from.profiles.get('u#luis')!.version, state: serializeProfileState(state) });
+    for (const pk of from.markers) copy.markers.add(pk);
+    return copy;
+  };
   const emailContacts = (store: MemoryStore) => parseProfileState(store.profiles.get('u#luis')!.state).channels.email?.contacts ?? [];
 
   it('the customer still in the run: sent at the end of quiet hours under the act\'s id, one contact; the run stays where it was', () => {
@@ -403,5 +417,107 @@ describe("a journey act in quiet hours: its send's timer, decided when due (jour
     expect(store.outbox.length).toBe(before);
     expect(store.outbox.filter((e) => e.detailType === 'Kairos Journey Action')).toEqual([]);
     expect(emailContacts(store)).toEqual([]);
+  });
+
+  it("erased at 00:00, back at 01:00 in run 1 again: the erased customer's timer, still fired, sends nothing; the returning customer's send is decided once, under a new id", () => {
+    const store = entered();
+    const erasedTimer = store.outbox[0]!.detail;
+    store.erase('u#luis', NIGHT + 3_600_000, [...store.markers]);
+    expect(store.outbox).toEqual([]);
+    const BACK = NIGHT + 2 * 3_600_000;
+    deliver([[storedEvent({ type: 'identify', userId: 'luis', messageId: 'risk-again', timestamp: at(BACK), traits: { risk: 'high' } })]], [], () => optionsAt(BACK), store);
+    const timer = store.outbox.find((e) => e.detailType === 'Kairos Send Timer')!;
+    expect(timer).toMatchObject({ sendAt: END, detail: { origin: { kind: 'journey', journey: 'retention', run: 1, enteredAt: at(BACK), step: 'email' } } });
+    expect(timer.detail.send).not.toBe(erasedTimer.send);
+    expect(timer.id).not.toBe(erasedTimer.emissionId);
+    // The erased customer's timer comes due (at 08:00, after the erasure): the same journey, run number and step, another run.
+    const entries = store.outbox.length;
+    deliver([[timerEventOfDetail(erasedTimer, END, 1)!]], [], () => optionsAt(END), store);
+    expect(store.outbox.length).toBe(entries);
+    expect(emailContacts(store)).toEqual([]);
+    // The returning customer's own: decided once, whatever the firings.
+    const own = timerEventOfDetail(timer.detail, END, 1)!;
+    deliver([[own], [own]], [], () => optionsAt(END), store);
+    const sent = store.outbox.filter((e) => e.detailType === 'Kairos Journey Action');
+    expect(sent.map((e) => [e.id, e.status, e.detail.run, e.detail.enteredAt])).toEqual([[timer.detail.send, 'now', 1, at(BACK)]]);
+    expect(emailContacts(store)).toEqual([END]);
+  });
+
+  it('a send timer written before runs were named by their entry time: decided for the run it was written for, never for a run entered since', () => {
+    const store = entered();
+    const detail = store.outbox[0]!.detail as { origin: Record<string, unknown> } & Record<string, unknown>;
+    const { enteredAt: _named, ...origin } = detail.origin;
+    const legacy = { ...detail, origin };
+    // The run as the deploy found it (no `named`): the timer is its own.
+    const state = parseProfileState(store.profiles.get('u#luis')!.state);
+    const { named: _since, ...unnamed } = state.journeys.retention!;
+    const old = withState(store, { ...state, journeys: { retention: unnamed } });
+    deliver([[timerEventOfDetail(legacy, END, 1)!]], [], () => optionsAt(END), old);
+    expect(old.outbox.filter((e) => e.detailType === 'Kairos Journey Action').map((e) => e.detail.enteredAt)).toEqual([undefined]);
+    // A run entered since (named): the legacy timer is not its.
+    const since = withState(store, state);
+    deliver([[timerEventOfDetail(legacy, END, 1)!]], [], () => optionsAt(END), since);
+    expect(since.outbox.filter((e) => e.detailType === 'Kairos Journey Action')).toEqual([]);
+  });
+});
+
+describe('a customer who comes back after an erasure: new runs, new ids, and the erased runs\' timers change nothing', () => {
+  const catalog = compile(`${BASE}\n${RETENTION}`);
+  const journeys = catalog.journeys;
+  const out = view([]);
+  const inSegment = view(['churn-high']);
+  // The erasure drops everything that happened at or before it: the customer's first event after it is later.
+  const ERASED = T0 + DAY;
+  const BACK = ERASED + 60_000;
+
+  it("the returning customer's run 1 has other act and timer ids than the erased customer's run 1; the same event gives the same ids again", () => {
+    const first = advanceJourneys({}, journeys, input(track('x', T0), out, inSegment));
+    const back = advanceJourneys({}, journeys, input(track('x', BACK), out, inSegment));
+    expect(back.runs.retention).toMatchObject({ run: 1, step: 'wait' });
+    expect(back.effects.map((e) => [e.kind, e.run, e.step])).toEqual(first.effects.map((e) => [e.kind, e.run, e.step]));
+    for (const effect of back.effects) expect(first.effects.map((e) => e.id)).not.toContain(effect.id);
+    // A redelivery or a replay of the same event: the same runs and ids.
+    const replayed = track('x', BACK);
+    expect(advanceJourneys({}, journeys, input(replayed, out, inSegment))).toEqual(advanceJourneys({}, journeys, input({ ...replayed }, out, inSegment)));
+    expect(advanceJourneys({}, journeys, input(replayed, out, inSegment)).effects.map((e) => e.id)).toEqual(back.effects.map((e) => e.id));
+  });
+
+  it("the erased customer's wait timer, still fired, finds the returning customer's run 1 at the same step: it changes nothing", () => {
+    const first = advanceJourneys({}, journeys, input(track('x', T0 + DAY - 1_000), out, inSegment)).runs;
+    const back = advanceJourneys({}, journeys, input(track('x', BACK), out, inSegment)).runs;
+    expect(back.retention).toMatchObject({ run: 1, step: 'wait' });
+    // The erased run's timer is due after the erasure (its schedule escaped the cancellation): same journey, run number and step.
+    const stale = timerFor(first, 'retention', first.retention!.waitingUntil!);
+    expect(journeyTimerOf(stale)).toMatchObject({ journey: 'retention', run: 1, step: 'wait' });
+    expect(advanceJourneys(back, journeys, input(stale, inSegment, inSegment))).toEqual({ runs: back, effects: [], counts: [] });
+    // The returning customer's own timer moves the run on.
+    expect(advanceJourneys(back, journeys, input(timerFor(back, 'retention', back.retention!.waitingUntil!), inSegment, inSegment)).effects.map((e) => e.step)).toEqual(['push']);
+  });
+});
+
+describe('timers written before runs were named by their entry time (pending at the deploy)', () => {
+  const catalog = compile(`${BASE}\n${RETENTION}`);
+  const journeys = catalog.journeys;
+  const inSegment = view(['churn-high']);
+  /** A run entered before the deploy, as its stored state reads: no `named`. */
+  const before: JourneyRuns = { retention: { run: 1, step: 'wait', enteredAt: T0, stepAt: T0, waitingUntil: T0 + 2 * DAY } };
+  const legacy = journeyTimerEvent({ journey: 'retention', run: 1, step: 'wait', profileKey: 'u#luis', dueAt: T0 + 2 * DAY }, T0 + 2 * DAY, 1);
+
+  it('keep the message id they had (journey, run, step and customer), so a second firing is still one event', () => {
+    const written = `jt-${createHash('sha256').update(JSON.stringify(['retention', 1, 'wait', 'u#luis'])).digest('hex').slice(0, 40)}`;
+    expect(legacy.messageId).toBe(written);
+    expect(journeyTimerOf(legacy)).toEqual({ journey: 'retention', run: 1, step: 'wait' });
+    const named = journeyTimerEvent({ journey: 'retention', run: 1, enteredAt: runEntryOf({ enteredAt: T0 }), step: 'wait', profileKey: 'u#luis', dueAt: T0 + 2 * DAY }, T0 + 2 * DAY, 1);
+    expect(named.messageId).not.toBe(written);
+  });
+
+  it('move on the run they were written for (entered before the deploy), and never a run entered since', () => {
+    const moved = advanceJourneys(before, journeys, input(legacy, inSegment, inSegment));
+    expect(moved.runs.retention).toMatchObject({ run: 1, ended: { how: 'completed' } });
+    expect(moved.effects.map((e) => e.step)).toEqual(['push']);
+    // The push act of that run is named by its entry time like any other.
+    expect(moved.effects[0]!.id).toBe(journeyEffectId({ kind: 'act', journey: 'retention', run: 1, enteredAt: T0, step: 'push', profileKey: 'u#luis' }));
+    const since: JourneyRuns = { retention: { ...before.retention!, named: true } };
+    expect(advanceJourneys(since, journeys, input(legacy, inSegment, inSegment))).toEqual({ runs: since, effects: [], counts: [] });
   });
 });

@@ -671,6 +671,48 @@ describe('the exactly-once plan of a stream batch', () => {
     expect(store.profiles.has('u#u-s1')).toBe(false);
   });
 
+  it("a timer of the erased customer that fires after they came back is dropped (set off before the erasure); the returning customer's own timers are applied", () => {
+    const identifyAt = (messageId: string, timestamp: string) => storedEvent({ type: 'identify', userId: 'u-r1', messageId, timestamp, traits: { firstName: 'Rosa' } });
+    const sendTimer = (eventId: string, firedAt: string, dueAt: number) =>
+      sendTimerEvent(
+        {
+          send: `vip-in.src-test#${eventId}`,
+          channel: 'sms',
+          origin: { kind: 'trigger', trigger: 'vip-in', cause: { kind: 'entered', segment: 'vip' }, eventId },
+          context: { event: 'identify', type: 'identify', messageId: eventId, timestamp: firedAt, properties: {}, traits: {} },
+          profileKey: 'u#u-r1',
+          dueAt,
+        },
+        dueAt,
+        Math.floor(dueAt / 1000) + 86_400,
+      );
+    const journeyTimer = (enteredAt: string | undefined, dueAt: number) =>
+      journeyTimerEvent({ journey: 'quick', run: 1, ...(enteredAt !== undefined ? { enteredAt } : {}), step: 'pause', profileKey: 'u#u-r1', dueAt }, dueAt, Math.floor(dueAt / 1000) + 86_400);
+    const first = identifyAt('i1', '2026-04-10T00:00:00Z');
+    const store = new MemoryStore();
+    expect(deliver(store, [record(first, 1)])).toEqual([]);
+    const erasedAt = RECEIVED + 2_000;
+    store.erase(['u#u-r1'], erasedAt, [first]);
+    const back = identifyAt('i2', new Date(erasedAt + 1_000).toISOString());
+    expect(deliver(store, [record(back, 2)])).toEqual([]);
+    expect(store.profiles.has('u#u-r1')).toBe(true);
+
+    // Due after the erasure, fired after the return: the erased customer's (set off before the erasure) are dropped.
+    const due = erasedAt + 60_000;
+    const erasedSend = sendTimer('i1', first.timestamp, due);
+    const erasedWait = journeyTimer(new Date(erasedAt - 60_000).toISOString(), due);
+    const plan = planOn(store, [record(erasedSend, 3), record(erasedWait, 4)]);
+    expect(plan.dropped.map((d) => d.eventPk).sort()).toEqual([erasedSend.pk, erasedWait.pk].sort());
+    expect(plan.targets).toEqual([]);
+    // The returning customer's own (set off after it) are applied; so is a journey timer that does not say when its run began.
+    const ownSend = sendTimer('i2', back.timestamp, due);
+    const ownWait = journeyTimer(new Date(erasedAt + 1_000).toISOString(), due);
+    const unnamed = journeyTimer(undefined, due);
+    const applied = planOn(store, [record(ownSend, 5), record(ownWait, 6), record(unnamed, 7)]);
+    expect(applied.dropped).toEqual([]);
+    expect(applied.targets.flatMap((t) => t.writes.flatMap((w) => w.markers)).sort()).toEqual([ownSend.pk, ownWait.pk, unnamed.pk].sort());
+  });
+
   it('sets aside an event the aggregate refuses and an event without identity; the rest of the batch is planned', () => {
     const good = storedEvent({ type: 'page', userId: 'u1', messageId: 'good', timestamp: '2026-04-01T00:00:00Z' });
     const badTime = { ...storedEvent({ type: 'page', userId: 'u1', messageId: 'bad', timestamp: '2026-04-01T00:00:00Z' }), timestamp: 'not a time' };

@@ -4,6 +4,10 @@
  * each applied marker's absence, each outbox item's absence — and commits a
  * write whole or not at all; and the deliveries a stream can make (fast-check):
  * batches cut anywhere, a record twice, redelivery after a fault, any order.
+ * An erasure (`erase`) does what shared/store/erasure.ts does to these
+ * tables: its erasure record, an erased-message record for each of the
+ * customer's events in place of its applied marker, its outbox items and
+ * its profile deleted; the plan reads the records back.
  * Shared by the triggers', the journeys' and the caps' property tests.
  */
 import fc from 'fast-check';
@@ -22,6 +26,12 @@ export class MemoryStore {
   readonly markers = new Set<string>();
   readonly outbox: OutboxEntry[] = [];
   readonly outboxIds = new Set<string>();
+  /** The profile key of the write that put each outbox item (the Outbox table's `byProfile` index). */
+  readonly outboxProfileKeys = new Map<string, string>();
+  /** Erasure records: profile key → when it was erased (epoch ms). */
+  readonly erasures = new Map<string, number>();
+  /** Erased-message records: event pks. */
+  readonly erasedMessages = new Set<string>();
   /** Journey report counters, by `<journey> <day> <milestone>`. */
   readonly counters = new Map<string, number>();
   /** Event pks in the order their writes committed: the order the reactions saw them. */
@@ -33,10 +43,11 @@ export class MemoryStore {
   /** Writes refused because one of their outbox items existed (the markers should make it never happen). */
   outboxRefusals = 0;
 
-  read(reads: { profiles: readonly string[]; markers: readonly string[]; erasures: readonly string[] }, read: ReadState): ReadState {
+  read(reads: { profiles: readonly string[]; markers: readonly string[]; erasures: readonly string[]; erasedMessages?: readonly string[] }, read: ReadState): ReadState {
     const profiles = new Map(read.profiles);
     const applied = new Map(read.applied);
     const erasedAt = new Map(read.erasedAt);
+    const erasedMessages = new Map(read.erasedMessages);
     for (const key of reads.profiles) {
       const item = this.profiles.get(key);
       const tombstone = this.tombstones.get(key);
@@ -47,9 +58,30 @@ export class MemoryStore {
       profiles.set(key, item ? ({ kind: 'profile', key, version: item.version, state: parseProfileState(item.state) } satisfies ProfileItem) : undefined);
     }
     for (const pk of reads.markers) applied.set(pk, this.markers.has(pk));
-    for (const key of reads.erasures) erasedAt.set(key, undefined);
-    // Nothing is erased here: no erased message is ever asked for.
-    return { profiles, applied, erasedAt, erasedMessages: read.erasedMessages };
+    for (const key of reads.erasures) erasedAt.set(key, this.erasures.get(key));
+    for (const pk of reads.erasedMessages ?? []) erasedMessages.set(pk, this.erasedMessages.has(pk));
+    return { profiles, applied, erasedAt, erasedMessages };
+  }
+
+  /**
+   * Erase the customer `profileKey` (one profile, no merged anonymous
+   * ones) at `at` (epoch ms), whose applied events are `eventPks`: what
+   * shared/store/erasure.ts `eraseProfileKeys` does.
+   */
+  erase(profileKey: string, at: number, eventPks: Iterable<string>): void {
+    this.erasures.set(profileKey, at);
+    for (const pk of eventPks) {
+      this.erasedMessages.add(pk);
+      this.markers.delete(pk);
+    }
+    for (let i = this.outbox.length - 1; i >= 0; i--) {
+      const id = (this.outbox[i] as OutboxEntry).id;
+      if (this.outboxProfileKeys.get(id) !== profileKey) continue;
+      this.outbox.splice(i, 1);
+      this.outboxIds.delete(id);
+      this.outboxProfileKeys.delete(id);
+    }
+    this.profiles.delete(profileKey);
   }
 
   /**
@@ -86,6 +118,7 @@ export class MemoryStore {
         }
         for (const e of write.outbox) {
           this.outboxIds.add(e.id);
+          this.outboxProfileKeys.set(e.id, write.profile.key);
           this.outbox.push(e);
           added.push(e);
         }

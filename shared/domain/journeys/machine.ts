@@ -24,6 +24,16 @@
  * wait sets its timer and stops there. Jumps only go forward (compile-time
  * check), so one event runs each step of a run at most once.
  *
+ * A run is told apart from every other of the customer's by its number
+ * and its `enteredAt` together (`sameRun`): its effects' ids
+ * (`journeyEffectId`) and its timers (timer.ts) name both. The number alone
+ * starts from 1 again for a customer who comes back after an erasure (the
+ * profile starts empty); the entry time does not repeat, since the erasure
+ * drops every event that happened at or before it (profile/plan.ts), so the
+ * returning customer's runs are entered after it. A timer, or a deferred
+ * send, of the erased customer's run that still fires matches none of the
+ * new runs, and their ids are new ids.
+ *
  * Times are the event's (epoch ms): a redelivery or a late replay of the
  * same events gives the same runs, timers and ids. Exactly once is the
  * plan's: the journeys change, and their effects are written, in the same
@@ -51,6 +61,13 @@ export interface JourneyRun {
   waitingUntil?: number;
   /** How and when the last run ended (epoch ms). */
   ended?: { readonly how: JourneyEnd; readonly at: number };
+  /**
+   * `true` on every run entered since runs are named by their `enteredAt`
+   * too; absent on a run entered before (a state written then). Only such a
+   * run is matched by a timer that names no `enteredAt` (written then too):
+   * see `sameRun`.
+   */
+  named?: true;
 }
 
 export type JourneyEnd = 'completed' | 'exited';
@@ -76,10 +93,12 @@ export interface JourneyInput {
 /** A decision asked for by an `act` step: decided and emitted like a trigger's. */
 export interface JourneyAct {
   readonly kind: 'act';
-  /** Stable across redeliveries: journey, customer, run and step (timer.ts `journeyEffectId`). */
+  /** Stable across redeliveries: journey, customer, run (its number and entry time) and step (`journeyEffectId`). */
   readonly id: string;
   readonly journey: string;
   readonly run: number;
+  /** The run's entry time (JourneyRun `enteredAt`), epoch ms. */
+  readonly enteredAt: number;
   readonly step: string;
   readonly profileKey: string;
   readonly channel: Channel;
@@ -94,6 +113,8 @@ export interface JourneyTimer {
   readonly id: string;
   readonly journey: string;
   readonly run: number;
+  /** The run's entry time (JourneyRun `enteredAt`), epoch ms. */
+  readonly enteredAt: number;
   readonly step: string;
   readonly profileKey: string;
   /** Epoch ms. */
@@ -147,7 +168,7 @@ function enter(journey: CompiledJourney, last: JourneyRun | undefined, input: Jo
   }
   if (!input.entered(journey)) return undefined;
   count({ kind: 'entered' });
-  const run: JourneyRun = { run: (last?.run ?? 0) + 1, enteredAt: input.at, stepAt: input.at };
+  const run: JourneyRun = { run: (last?.run ?? 0) + 1, enteredAt: input.at, stepAt: input.at, named: true };
   return reach(journey, run, 0, input, effects, count);
 }
 
@@ -167,7 +188,7 @@ function react(journey: CompiledJourney, run: JourneyRun, input: JourneyInput, e
   if (step.kind !== 'wait') return undefined;
   const timer = journeyTimerOf(input.event);
   if (timer !== undefined) {
-    if (timer.journey !== journey.id || timer.run !== run.run || timer.step !== step.id || run.waitingUntil === undefined) return undefined;
+    if (timer.journey !== journey.id || !sameRun(timer, run) || timer.step !== step.id || run.waitingUntil === undefined) return undefined;
     return reach(journey, run, step.timeout, input, effects, count);
   }
   if (step.until === undefined || input.eventName !== step.until.event) return undefined;
@@ -182,7 +203,31 @@ function exits(journey: CompiledJourney, input: JourneyInput): boolean {
   return exit.when === undefined || input.holds(exit.when);
 }
 
-const ended = (run: JourneyRun, how: JourneyEnd, at: number): JourneyRun => ({ run: run.run, enteredAt: run.enteredAt, stepAt: at, ended: { how, at } });
+/** The run's identity (number, entry time, whether it is named by it), kept through every step. */
+const identity = (run: JourneyRun): Pick<JourneyRun, 'run' | 'enteredAt' | 'named'> => ({
+  run: run.run,
+  enteredAt: run.enteredAt,
+  ...(run.named ? { named: true } : {}),
+});
+
+const ended = (run: JourneyRun, how: JourneyEnd, at: number): JourneyRun => ({ ...identity(run), stepAt: at, ended: { how, at } });
+
+/** A run's entry time as timers and deferred sends name it (timer.ts `JourneyTimerRef`, `SendOrigin`): ISO-8601. */
+export const runEntryOf = (run: Pick<JourneyRun, 'enteredAt'>): string => new Date(run.enteredAt).toISOString();
+
+/**
+ * Whether a timer (or a deferred send) of the run `ref` names — its number
+ * and, when it names it, its entry time (ISO-8601) — is one of `run`: the
+ * same number and the same entry time. A ref that names no entry time was
+ * written before runs were named by it (pending at the deploy that brought
+ * them in): it matches by number a run entered before that deploy only
+ * (`named` absent), so one of an erased customer never matches the run of
+ * a customer who came back since.
+ */
+export function sameRun(ref: { readonly run: number; readonly enteredAt?: string }, run: JourneyRun): boolean {
+  if (ref.run !== run.run) return false;
+  return ref.enteredAt === undefined ? run.named !== true : ref.enteredAt === runEntryOf(run);
+}
 
 /**
  * Run the journey from step `index` (past the last: completed) until a wait
@@ -198,7 +243,7 @@ function reach(journey: CompiledJourney, from: JourneyRun, index: number, input:
       return ended(from, 'completed', input.at);
     }
     count({ kind: 'step', step: step.id });
-    const ids = { journey: journey.id, run: from.run, step: step.id, profileKey: input.profileKey };
+    const ids = { journey: journey.id, run: from.run, enteredAt: from.enteredAt, step: step.id, profileKey: input.profileKey };
     switch (step.kind) {
       case 'act':
         effects.push({
@@ -217,27 +262,36 @@ function reach(journey: CompiledJourney, from: JourneyRun, index: number, input:
       case 'wait': {
         const dueAt = input.at + step.forMs;
         effects.push({ kind: 'timer', id: journeyEffectId({ ...ids, kind: 'timer' }), ...ids, dueAt });
-        return { run: from.run, step: step.id, enteredAt: from.enteredAt, stepAt: input.at, waitingUntil: dueAt };
+        return { ...identity(from), step: step.id, stepAt: input.at, waitingUntil: dueAt };
       }
     }
   }
 }
 
 /**
- * The stable id of a journey effect, `<journey>.<run>.<step>.<kind>.<customer
- * hash>`: the same journey, customer, run, step and kind give the same id,
- * so a second write of it (the outbox's put is conditioned on its absence)
- * can never happen unnoticed; the customer is a hash of their profile key
- * (24 hex digits of SHA-256), which keeps the id short. Ids and step names
- * may each have 128 characters: an id that would pass
- * MAX_EMISSION_ID_LENGTH is `jh-` and the digest of all five parts instead
- * (no dot, so never a readable id).
+ * The stable id of a journey effect, `<journey>.<run>.<step>.<kind>.<run
+ * hash>`: the same journey, customer, run (number and entry time), step and
+ * kind give the same id, so a second write of it (the outbox's put is
+ * conditioned on its absence) can never happen unnoticed. The run hash is
+ * 24 hex digits of SHA-256 of the customer's profile key and the run's
+ * `enteredAt` (epoch ms): short, and new for a customer who comes back
+ * after an erasure, whose run numbers start from 1 again (the module's
+ * docstring). Ids and step names may each have 128 characters: an id that
+ * would pass MAX_EMISSION_ID_LENGTH is `jh-` and the digest of all six
+ * parts instead (no dot, so never a readable id).
  */
-export function journeyEffectId(parts: { readonly kind: 'act' | 'timer'; readonly journey: string; readonly run: number; readonly step: string; readonly profileKey: string }): string {
-  const customer = createHash('sha256').update(parts.profileKey).digest('hex').slice(0, 24);
-  const readable = `${parts.journey}.${parts.run}.${parts.step}.${parts.kind}.${customer}`;
+export function journeyEffectId(parts: {
+  readonly kind: 'act' | 'timer';
+  readonly journey: string;
+  readonly run: number;
+  readonly enteredAt: number;
+  readonly step: string;
+  readonly profileKey: string;
+}): string {
+  const runHash = createHash('sha256').update(JSON.stringify([parts.profileKey, parts.enteredAt])).digest('hex').slice(0, 24);
+  const readable = `${parts.journey}.${parts.run}.${parts.step}.${parts.kind}.${runHash}`;
   if (readable.length <= MAX_EMISSION_ID_LENGTH) return readable;
-  return `jh-${idDigest(JSON.stringify([parts.journey, parts.run, parts.step, parts.kind, parts.profileKey]))}`;
+  return `jh-${idDigest(JSON.stringify([parts.journey, parts.run, parts.enteredAt, parts.step, parts.kind, parts.profileKey]))}`;
 }
 
 /** Whether the customer is in the journey now (a run not ended). */

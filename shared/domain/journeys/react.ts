@@ -8,8 +8,10 @@
  *   Journey Action`; while quiet hours hold on its channel, its send's
  *   timer instead (`Kairos Send Timer`), decided when due: a due `Send
  *   Timer` of an act is decided then (triggers/react.ts `decideDueSend`) if
- *   the customer is still in that run or it completed; a run that exited,
- *   or was followed by another, sends nothing (a stale timer, as a wait's);
+ *   the customer is still in that run (machine.ts `sameRun`: its number
+ *   and entry time) or it completed; a run that exited, or was followed by
+ *   another, or one of an erased customer's runs, sends nothing (a stale
+ *   timer, as a wait's);
  * - a wait: its timer, an entry `deferred` to the due time, detail type
  *   `Kairos Journey Timer`, which the dispatcher turns into the `Journey
  *   Timer` event (timer.ts) written to the Events table when due;
@@ -30,7 +32,7 @@ import { DETAIL_TYPES, type JourneyTimerDetail } from '../triggers/emission.ts';
 import { caused, decideDueSend, eventContext, fireInTurn, sendEntry, type FireOptions } from '../triggers/react.ts';
 import { sendTimerOf } from './timer.ts';
 import { journeyItemsPerEvent } from '../catalog/compile-journeys.ts';
-import { advanceJourneys, type JourneyAct, type JourneyCount, type JourneyRuns, type JourneyTimer } from './machine.ts';
+import { advanceJourneys, runEntryOf, sameRun, type JourneyAct, type JourneyCount, type JourneyRuns, type JourneyTimer } from './machine.ts';
 
 /** What one applied event does to the customer's journeys. */
 export interface JourneyReaction {
@@ -47,7 +49,7 @@ export function reactJourneys(catalog: CompiledCatalog, runs: Readonly<JourneyRu
     const origin = due.origin;
     if (origin.kind !== 'journey' || !catalog.journeys.some((j) => j.id === origin.journey)) return { runs, outbox: [], counts: [] };
     const run = Object.hasOwn(runs, origin.journey) ? runs[origin.journey] : undefined;
-    const live = run !== undefined && run.run === origin.run && run.ended?.how !== 'exited';
+    const live = run !== undefined && sameRun(origin, run) && run.ended?.how !== 'exited';
     return { runs, outbox: live ? [decideDueSend(catalog, due, change, options)] : [], counts: [] };
   }
   const event = change.event;
@@ -66,7 +68,8 @@ export function reactJourneys(catalog: CompiledCatalog, runs: Readonly<JourneyRu
 }
 
 function actEntry(catalog: CompiledCatalog, act: JourneyAct, change: AppliedChange, options: FireOptions): OutboxEntry {
-  return sendEntry(catalog, act, { kind: 'journey', journey: act.journey, run: act.run, step: act.step, eventId: change.event.messageId }, act.id, change, options);
+  const origin = { kind: 'journey', journey: act.journey, run: act.run, enteredAt: runEntryOf(act), step: act.step, eventId: change.event.messageId } as const;
+  return sendEntry(catalog, act, origin, act.id, change, options);
 }
 
 function timerEntry(timer: JourneyTimer): OutboxEntry {
@@ -75,6 +78,7 @@ function timerEntry(timer: JourneyTimer): OutboxEntry {
     kind: 'journey-timer',
     journey: timer.journey,
     run: timer.run,
+    enteredAt: runEntryOf(timer),
     step: timer.step,
     profileKey: timer.profileKey,
     dueAt: new Date(timer.dueAt).toISOString(),

@@ -3,9 +3,10 @@
  * (deployed EventBridge Scheduler, locally its emulation) writes its event
  * to the Events table, and it comes back to the profile function through
  * the stream like any other event. A timer names one of two things:
- * - a journey's wait (`Journey Timer`: journey, run, step), which moves the
- *   run on (machine.ts); a timer whose run has moved on is stale and does
- *   nothing;
+ * - a journey's wait (`Journey Timer`: journey, run — its number and entry
+ *   time —, step), which moves the run on (machine.ts); a timer whose run
+ *   has moved on, or that is of another run (an erased customer's, of the
+ *   same number), is stale and does nothing;
  * - a deferred send (`Send Timer`: the send's emission id, its slot, what
  *   set it off and the firing's decision context), a send that fell in quiet
  *   hours: the profile plan decides it when it comes back, on the profile as
@@ -33,17 +34,27 @@ export const SEND_TIMER_EVENT = 'Send Timer';
 /** The source id of the events Kairos writes itself. */
 export const INTERNAL_SOURCE_ID = 'kairos';
 
-/** What a journey's timer names: the journey, the run and the wait step it ends. */
+/**
+ * What a journey's timer names: the journey, the run (its number and its
+ * entry time, ISO-8601: machine.ts `sameRun`) and the wait step it ends.
+ * `enteredAt` is absent only from a timer written before runs were named by
+ * it.
+ */
 export interface JourneyTimerRef {
   readonly journey: string;
   readonly run: number;
+  readonly enteredAt?: string;
   readonly step: string;
 }
 
-/** What set a deferred send off: a trigger's firing, or a journey's `act` step; `eventId`, the `messageId` of the event that did. */
+/**
+ * What set a deferred send off: a trigger's firing, or a journey's `act`
+ * step (its run named as a timer names it: `JourneyTimerRef`); `eventId`,
+ * the `messageId` of the event that did.
+ */
 export type SendOrigin =
   | { readonly kind: 'trigger'; readonly trigger: string; readonly cause: TriggerCause; readonly eventId: string }
-  | { readonly kind: 'journey'; readonly journey: string; readonly run: number; readonly step: string; readonly eventId: string };
+  | ({ readonly kind: 'journey'; readonly eventId: string } & JourneyTimerRef);
 
 /**
  * What a deferred send's timer names: the send (its emission id, which the
@@ -70,8 +81,10 @@ const isText = (value: unknown): value is string => typeof value === 'string' &&
 const isRun = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value);
 
 function journeyRefOf(fields: Readonly<Record<string, unknown>>): JourneyTimerRef | undefined {
-  const { journey, run, step } = fields;
-  return typeof journey === 'string' && typeof step === 'string' && isRun(run) ? { journey, run, step } : undefined;
+  const { journey, run, enteredAt, step } = fields;
+  if (typeof journey !== 'string' || typeof step !== 'string' || !isRun(run)) return undefined;
+  if (enteredAt !== undefined && typeof enteredAt !== 'string') return undefined;
+  return { journey, run, ...(enteredAt !== undefined ? { enteredAt } : {}), step };
 }
 
 function sendOriginOf(value: unknown): SendOrigin | undefined {
@@ -108,6 +121,23 @@ export function sendTimerOf(event: Pick<StoredEvent, 'sourceId' | 'type' | 'even
 export const isTimerEvent = (event: Pick<StoredEvent, 'sourceId' | 'type' | 'event' | 'properties'>): boolean =>
   journeyTimerOf(event) !== undefined || sendTimerOf(event) !== undefined;
 
+/**
+ * When what a timer event names began (epoch ms): a journey timer's run
+ * entry (`enteredAt`), a deferred send's firing (its context's
+ * `timestamp`, the event that set the send off); undefined for an event
+ * that is no timer, or a timer that does not say (a journey timer written
+ * before runs were named by their entry time). The profile plan drops a
+ * timer whose origin is at or before an erasure of its customer, however
+ * late it fires (profile/plan.ts).
+ */
+export function timerOrigin(event: Pick<StoredEvent, 'sourceId' | 'type' | 'event' | 'properties'>): number | undefined {
+  const journey = journeyTimerOf(event);
+  const send = journey ? undefined : sendTimerOf(event);
+  const at = journey?.enteredAt ?? send?.context.timestamp;
+  const time = typeof at === 'string' ? Date.parse(at) : Number.NaN;
+  return Number.isFinite(time) ? time : undefined;
+}
+
 /** How every timer's message id starts. */
 const TIMER_MESSAGE_PREFIX = 'jt-';
 
@@ -121,12 +151,17 @@ export const JOURNEY_TIMER_KEY_PREFIX = eventPk(INTERNAL_SOURCE_ID, TIMER_MESSAG
 const timerMessageId = (names: readonly unknown[]): string =>
   `${TIMER_MESSAGE_PREFIX}${createHash('sha256').update(JSON.stringify(names)).digest('hex').slice(0, 40)}`;
 
-/** A journey timer's message id: of its journey, run, step and customer. */
+/**
+ * A journey timer's message id: of its journey, run (number and entry
+ * time), step and customer — five parts; a timer written before runs were
+ * named by their entry time keeps the id it had then (four parts).
+ */
 export function journeyTimerMessageId(timer: JourneyTimerRef & { readonly profileKey: string }): string {
-  return timerMessageId([timer.journey, timer.run, timer.step, timer.profileKey]);
+  const names = [timer.journey, timer.run, timer.step, timer.profileKey];
+  return timerMessageId(timer.enteredAt === undefined ? names : [...names, timer.enteredAt]);
 }
 
-/** A deferred send timer's message id: of its send and customer (three parts: never a journey timer's four). */
+/** A deferred send timer's message id: of its send and customer (three parts: never a journey timer's four or five). */
 export function sendTimerMessageId(timer: Pick<SendTimerRef, 'send'> & { readonly profileKey: string }): string {
   return timerMessageId(['send', timer.send, timer.profileKey]);
 }
@@ -157,7 +192,7 @@ function timerEvent(name: string, messageId: string, properties: Record<string, 
  * history until `expiresAt` (epoch s, the Events table's TTL).
  */
 export function journeyTimerEvent(timer: JourneyTimerRef & TimerPlace, firedAt: number, expiresAt: number): StoredEvent {
-  const properties = { journey: timer.journey, run: timer.run, step: timer.step };
+  const properties = { journey: timer.journey, run: timer.run, ...(timer.enteredAt !== undefined ? { enteredAt: timer.enteredAt } : {}), step: timer.step };
   return timerEvent(JOURNEY_TIMER_EVENT, journeyTimerMessageId(timer), properties, timer, firedAt, expiresAt);
 }
 

@@ -21,7 +21,10 @@
  *   request replayed as it was, its `sentAt` with it, is dated on its new
  *   receipt by the skew correction. A timer (a journey's, a
  *   deferred send's) is dropped too when its profile does not exist (erased
- *   while it waited), so it does not start one;
+ *   while it waited), so it does not start one, and, whenever it fires,
+ *   when what set it off (its journey run's entry, its send's firing event:
+ *   journeys/timer.ts `timerOrigin`) was at or before the erasure: it was
+ *   the erased customer's, and does nothing to one who came back since;
  * - a duplicate when its "applied" marker exists (a redelivery);
  * - else applied to its target: the home, or the user a tombstone points to;
  *   an anonymous profile that a user absorbs in this same batch sends its
@@ -69,7 +72,7 @@ import { DEFAULT_OUTCOME_LEARNING, cellKey, countedIncrements, mergeTakeBack, ty
 import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry, ProfileReactor } from './reactions.ts';
 import { journeyIncrements, type JourneyCounterIncrement } from '../journeys/report.ts';
-import { isTimerEvent } from '../journeys/timer.ts';
+import { isTimerEvent, timerOrigin } from '../journeys/timer.ts';
 import type { JourneyCount } from '../journeys/machine.ts';
 import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
 import { cloneProfileState, emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
@@ -222,8 +225,9 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
 
   // What the customer did before an erasure stays erased, however late or often its message comes back: by its time,
   // or, for an erased key's events, by the message itself (a replay's corrected timestamp is after the erasure).
+  // A timer by what set it off (timer.ts `timerOrigin`): one of the erased customer's stays erased when it fires after.
   const erasedBefore = (entry: Entry): boolean => {
-    const happened = Math.min(Date.parse(entry.event.receivedAt), Date.parse(entry.event.timestamp));
+    const happened = Math.min(Date.parse(entry.event.receivedAt), Date.parse(entry.event.timestamp), timerOrigin(entry.event) ?? Number.POSITIVE_INFINITY);
     return identityKeys(entry.identity).some((key) => {
       const at = read.erasedAt.get(key);
       return at !== undefined && happened <= at;

@@ -104,8 +104,13 @@ export interface JourneyEmissionDetail extends DecidedSendDetail {
   readonly emissionId: string;
   readonly kind: 'journey';
   readonly journey: string;
-  /** The customer's run of the journey (1 for the first) and the step. */
+  /**
+   * The customer's run of the journey (1 for the first), and when it was
+   * entered (ISO-8601): the two name the run (`enteredAt` is absent only
+   * from a send deferred before runs were named by it, decided since).
+   */
   readonly run: number;
+  readonly enteredAt?: string;
   readonly step: string;
   /** The `messageId` of the event that reached the step (a timer's, after a wait). */
   readonly eventId: string;
@@ -121,7 +126,9 @@ export interface JourneyTimerDetail {
   readonly emissionId: string;
   readonly kind: 'journey-timer';
   readonly journey: string;
+  /** The run: its number and when it was entered (ISO-8601; absent from a timer written before runs were named by it). */
   readonly run: number;
+  readonly enteredAt?: string;
   readonly step: string;
   /** The customer's profile key (`u#…`, `a#…`). */
   readonly profileKey: string;
