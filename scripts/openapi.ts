@@ -59,6 +59,8 @@ interface Operation {
   readonly yaml?: boolean;
   readonly success: { readonly status: number; readonly description: string };
   readonly query?: readonly { name: string; description: string }[];
+  /** Error codes the route answers besides those of its kind (`errorCodes`). */
+  readonly errors?: readonly ErrorCode[];
 }
 
 const bodySchemas = {
@@ -212,8 +214,9 @@ const operations: Readonly<Record<string, Operation>> = {
     query: [
       { name: 'from', description: 'first day, a date (2026-11-20, UTC); default 6 days before `to`; at most 400 days before `to`' },
       { name: 'to', description: 'last day, a date, included; default today (UTC)' },
-      { name: 'journey', description: 'only this journey' },
+      { name: 'journey', description: 'only this journey of the live catalog; one it does not have is a 404 `not_found` naming its journeys' },
     ],
+    errors: ['not_found'],
     success: {
       status: 200,
       description: '`{from, to, journeys[{id, name?, totals{entered, steps{<step id>: n}, completed, exited}, days[{day, entered, steps, completed, exited}]}]}`',
@@ -221,12 +224,13 @@ const operations: Readonly<Record<string, Operation>> = {
   },
 };
 
-/** The error codes a route can answer, by its kind (API.md §6). */
-function errorCodes(route: Route): ErrorCode[] {
+/** The error codes a route can answer, by its kind (API.md §6) and its description's own. */
+function errorCodes(route: Route, op: Operation): ErrorCode[] {
   const codes: ErrorCode[] = ['validation_failed', 'internal', 'unavailable'];
   if (route.auth !== 'none') codes.push('unauthorized', 'forbidden', 'throttled');
   if (route.method === 'POST' || route.method === 'PUT') codes.push('invalid_json', 'payload_too_large', 'unsupported_media_type');
   if (route.path.includes('{')) codes.push('not_found');
+  for (const code of op.errors ?? []) if (!codes.includes(code)) codes.push(code);
   return codes;
 }
 
@@ -235,7 +239,7 @@ function responses(route: Route, op: Operation): Record<string, unknown> {
     [op.success.status]: { description: op.success.description, content: { 'application/json': { schema: {} } } },
   };
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of errorCodes(route)) byStatus.set(ERROR_STATUS[code], [...(byStatus.get(ERROR_STATUS[code]) ?? []), code]);
+  for (const code of errorCodes(route, op)) byStatus.set(ERROR_STATUS[code], [...(byStatus.get(ERROR_STATUS[code]) ?? []), code]);
   for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
     out[status] = {
       description: codes.map((c) => `\`${c}\``).join(', '),
