@@ -4,7 +4,10 @@
  * front of the deployed functions. It matches the route table
  * (shared/http/routes.ts), turns the request into the same event API Gateway
  * sends, invokes the same handler module and writes the function's result
- * back, with the route key API Gateway sends: the table's (`POST /v1/batch`),
+ * back, with the route key API Gateway sends: the table's (`POST /v1/batch`;
+ * `HEAD <path>` for a HEAD on a GET route, routes.ts `methodsOf`, answered
+ * without its body as API Gateway does: Node's http server sends no body to
+ * a HEAD, and the content-length written is the GET answer's),
  * `OPTIONS <path>` for a preflight on a CORS path, and `$default` for a
  * request no route matches (an unknown path or another method), which goes
  * to the function of API Gateway's `$default` route as deployed. Requests
@@ -16,7 +19,7 @@ import { isUtf8 } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { DEFAULT_ROUTE_FUNCTION, matchRoute, routeKey, type FunctionName } from '#http/routes.ts';
+import { DEFAULT_ROUTE_FUNCTION, matchRoute, type FunctionName } from '#http/routes.ts';
 import { invokeFunction, LOCAL_ACCOUNT_ID, type LocalFunction } from './lambda.ts';
 
 /** API Gateway HTTP API's maximum request payload. */
@@ -397,7 +400,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
         ? match.allowed.map((allowed) => matchRoute(allowed, rawPath)).find((m) => m.route?.cors === true)
         : undefined;
     if (match.route) {
-      key = routeKey(match.route);
+      key = match.key;
       functionName = match.route.function;
       pathParameters = match.pathParameters;
     } else if (corsMatch?.route) {

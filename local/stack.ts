@@ -138,6 +138,8 @@ export interface LocalStack {
 
 const WRITE_KEY_SHAPE = /^[\x21-\x39\x3b-\x7e]{1,200}$/; // printable ASCII, no ':' (it is a Basic user name)
 const ADMIN_TOKEN_SHAPE = /^[\x21-\x7e]{16,512}$/;
+/** A prefix of the local table names: what DynamoDB table names hold (`[A-Za-z0-9_.-]`, 3-255 in all). */
+const TABLE_PREFIX_SHAPE = /^[A-Za-z0-9_.-]{0,200}$/;
 const SECRET_SHAPE = /^[\x21-\x7e]{32,512}$/; // user-token secret, decision key
 
 export interface ResolvedLocalStackConfig {
@@ -185,6 +187,10 @@ export function resolveLocalStackConfig(options: LocalStackOptions = {}): Resolv
   if (adminToken !== undefined && !ADMIN_TOKEN_SHAPE.test(adminToken)) {
     throw new Error('KAIROS_ADMIN_TOKEN must be 16-512 printable ASCII characters without spaces');
   }
+  const tablePrefix = options.tablePrefix ?? env.KAIROS_TABLE_PREFIX ?? '';
+  if (!TABLE_PREFIX_SHAPE.test(tablePrefix)) {
+    throw new Error('KAIROS_TABLE_PREFIX must be at most 200 characters: letters, digits, "_", "-" and "." (what DynamoDB table names hold)');
+  }
   const inMemoryText = nonEmpty(env.KAIROS_IN_MEMORY)?.toLowerCase();
   const catalogFile = options.catalogFile ?? nonEmpty(env.KAIROS_CATALOG);
   return {
@@ -198,7 +204,7 @@ export function resolveLocalStackConfig(options: LocalStackOptions = {}): Resolv
     ...(decisionKey !== undefined ? { decisionKey } : {}),
     ...(adminToken !== undefined ? { adminToken } : {}),
     ...(catalogFile !== undefined ? { catalogFile: resolve(catalogFile) } : {}),
-    tablePrefix: options.tablePrefix ?? env.KAIROS_TABLE_PREFIX ?? '',
+    tablePrefix,
     region: options.region ?? nonEmpty(env.AWS_REGION) ?? 'us-east-1',
     logLevel: options.logLevel ?? nonEmpty(env.POWERTOOLS_LOG_LEVEL) ?? 'WARN',
     dynamoMaxHeap: resolveMaxHeap(options.dynamoMaxHeap, env),

@@ -20,7 +20,7 @@ import { catalogSchema } from '#domain/catalog/schema.ts';
 import { CONTEXT_LIMITS, decideRequestSchema, simulateRequestSchema } from '#domain/decide/request.ts';
 import { batchEnvelopeSchema, messageSchema } from '#domain/ingest/schema.ts';
 import { ERROR_STATUS, type ErrorCode } from '#http/errors.ts';
-import { SHORT_EVENT_ROUTES, routeKey, routes, type Route } from '#http/routes.ts';
+import { SHORT_EVENT_ROUTES, methodsOf, routeKey, routes, type Route, type ServedMethod } from '#http/routes.ts';
 import { rollbackSchema } from '#functions/admin/catalog.ts';
 import { createKeySchema, setUserTokenSecretSchema } from '#functions/admin/keys.ts';
 
@@ -59,6 +59,8 @@ interface Operation {
   readonly yaml?: boolean;
   readonly success: { readonly status: number; readonly description: string };
   readonly query?: readonly { name: string; description: string }[];
+  /** Error codes the route answers besides those of its kind (`errorCodes`). */
+  readonly errors?: readonly ErrorCode[];
 }
 
 const bodySchemas = {
@@ -212,8 +214,9 @@ const operations: Readonly<Record<string, Operation>> = {
     query: [
       { name: 'from', description: 'first day, a date (2026-11-20, UTC); default 6 days before `to`; at most 400 days before `to`' },
       { name: 'to', description: 'last day, a date, included; default today (UTC)' },
-      { name: 'journey', description: 'only this journey' },
+      { name: 'journey', description: 'only this journey of the live catalog; one it does not have is a 404 `not_found` naming its journeys' },
     ],
+    errors: ['not_found'],
     success: {
       status: 200,
       description: '`{from, to, journeys[{id, name?, totals{entered, steps{<step id>: n}, completed, exited}, days[{day, entered, steps, completed, exited}]}]}`',
@@ -221,25 +224,28 @@ const operations: Readonly<Record<string, Operation>> = {
   },
 };
 
-/** The error codes a route can answer, by its kind (API.md §6). */
-function errorCodes(route: Route): ErrorCode[] {
+/** The error codes a route can answer, by its kind (API.md §6) and its description's own. */
+function errorCodes(route: Route, op: Operation): ErrorCode[] {
   const codes: ErrorCode[] = ['validation_failed', 'internal', 'unavailable'];
   if (route.auth !== 'none') codes.push('unauthorized', 'forbidden', 'throttled');
   if (route.method === 'POST' || route.method === 'PUT') codes.push('invalid_json', 'payload_too_large', 'unsupported_media_type');
   if (route.path.includes('{')) codes.push('not_found');
+  for (const code of op.errors ?? []) if (!codes.includes(code)) codes.push(code);
   return codes;
 }
 
-function responses(route: Route, op: Operation): Record<string, unknown> {
+/** A route's answers; on HEAD the GET answers' statuses and descriptions, without content. */
+function responses(route: Route, op: Operation, head: boolean): Record<string, unknown> {
+  const content = (schema: unknown) => (head ? {} : { content: { 'application/json': { schema } } });
   const out: Record<string, unknown> = {
-    [op.success.status]: { description: op.success.description, content: { 'application/json': { schema: {} } } },
+    [op.success.status]: { description: op.success.description, ...content({}) },
   };
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of errorCodes(route)) byStatus.set(ERROR_STATUS[code], [...(byStatus.get(ERROR_STATUS[code]) ?? []), code]);
+  for (const code of errorCodes(route, op)) byStatus.set(ERROR_STATUS[code], [...(byStatus.get(ERROR_STATUS[code]) ?? []), code]);
   for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
     out[status] = {
       description: codes.map((c) => `\`${c}\``).join(', '),
-      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+      ...content({ $ref: '#/components/schemas/Error' }),
     };
   }
   return out;
@@ -255,10 +261,15 @@ function describe(route: Route): Operation | undefined {
   return op && { ...op, summary: `${op.summary}; Segment's short form of /v1/${long}` };
 }
 
-function operation(route: Route): Record<string, unknown> {
-  const key = routeKey(route);
-  const op = describe(route);
-  if (!op) throw new Error(`scripts/openapi.ts: the route ${key} has no description; add it to \`operations\``);
+/** The operation of a route on one of the methods it is served on (routes.ts `methodsOf`: a GET route also on HEAD). */
+function operation(route: Route, method: ServedMethod): Record<string, unknown> {
+  const head = method === 'HEAD';
+  const key = routeKey({ method, path: route.path });
+  const described = describe(route);
+  if (!described) throw new Error(`scripts/openapi.ts: the route ${routeKey(route)} has no description; add it to \`operations\``);
+  const op: Operation = head
+    ? { ...described, summary: `${described.summary}: the GET answer's status and headers, without its body (RFC 9110 §9.3.2)` }
+    : described;
   const parameters = [
     ...[...route.path.matchAll(/\{([A-Za-z]+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })),
     ...(op.query ?? []).map((q) => ({ name: q.name, in: 'query', required: false, description: q.description, schema: { type: 'string' } })),
@@ -281,7 +292,7 @@ function operation(route: Route): Record<string, unknown> {
           },
         }
       : {}),
-    responses: responses(route, op),
+    responses: responses(route, op, head),
   };
 }
 
@@ -289,7 +300,7 @@ function operation(route: Route): Record<string, unknown> {
 export function buildOpenApi(version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
-    (paths[route.path] ??= {})[route.method.toLowerCase()] = operation(route);
+    for (const method of methodsOf(route)) (paths[route.path] ??= {})[method.toLowerCase()] = operation(route, method);
   }
   const schemas: Record<string, unknown> = Object.fromEntries(Object.entries(bodySchemas).map(([name, build]) => [name, build()]));
   schemas.Error = {

@@ -24,7 +24,8 @@
  * exited (shared/domain/journeys/report.ts). Query (all optional): `from`,
  * `to` — dates (`2026-11-20`, UTC), both days included; default the 7 days
  * ending today; from ≤ to, at most MAX_REPORT_RANGE_DAYS apart; `journey`:
- * only that journey. It reads the journey counters (every shard, one Query
+ * only that journey (404 not_found when the live catalog has no such
+ * journey, naming the catalog's). It reads the journey counters (every shard, one Query
  * each), never the profiles.
  */
 import * as z from 'zod/mini';
@@ -128,7 +129,9 @@ export const journeysReportQuerySchema = z.strictObject({
  * `JourneyReport`).
  * @throws ApiError validation_failed (400) on a parameter it does not take,
  *   a malformed date, from after to, or a range over MAX_REPORT_RANGE_DAYS
- *   days; a store fault as the store reports it (429/503).
+ *   days; not_found (404) on a `journey` the live catalog does not have,
+ *   naming it and the catalog's journeys; a store fault as the store
+ *   reports it (429/503).
  */
 export async function journeysReportRoute(request: HttpRequest, now = Date.now()): Promise<HttpResponse> {
   const unknown = Object.keys(request.query).find((parameter) => !Object.hasOwn(journeysReportQuerySchema.shape, parameter));
@@ -142,8 +145,28 @@ export async function journeysReportRoute(request: HttpRequest, now = Date.now()
   if (to - from + 1 > MAX_REPORT_RANGE_DAYS) throw invalid('from', `the range must be at most ${MAX_REPORT_RANGE_DAYS} days`);
 
   const [catalog, rows] = await Promise.all([refreshLiveCatalog(), readJourneyCounts({ from, to })]);
-  const journeys = (catalog?.journeys ?? []).filter((j) => query.journey === undefined || j.id === query.journey);
+  const live = catalog?.journeys ?? [];
+  const journeys = live.filter((j) => query.journey === undefined || j.id === query.journey);
+  if (query.journey !== undefined && journeys.length === 0) throw unknownJourney(query.journey, live.map((j) => j.id));
   return { status: 200, body: journeyReport(journeys, rows, from, to) };
+}
+
+/** How many of the catalog's journey ids an unknown journey's 404 lists. */
+const LISTED_JOURNEYS = 20;
+
+/**
+ * The 404 of a `journey` the live catalog does not have (the report covers
+ * the live catalog's journeys only, so an empty report would hide a typo):
+ * it names the id asked for and the catalog's journeys (the first 20).
+ */
+function unknownJourney(id: string, ids: readonly string[]): ApiError {
+  const listed = ids.slice(0, LISTED_JOURNEYS).map((j) => JSON.stringify(j));
+  const more = ids.length > LISTED_JOURNEYS ? ` and ${ids.length - LISTED_JOURNEYS} more` : '';
+  const message =
+    ids.length === 0
+      ? `no journey ${JSON.stringify(id)}: the live catalog has no journeys`
+      : `no journey ${JSON.stringify(id)} in the live catalog; its journeys: ${listed.join(', ')}${more}`;
+  return new ApiError('not_found', `The report request names ${message}`, [{ path: 'journey', message }]);
 }
 
 export const reportRoutes = {

@@ -15,8 +15,10 @@ import { getProfileView } from '#store/profiles.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import { emptyCatalog } from '#domain/decide/empty-catalog.ts';
 import { DEFAULT_RULE_BUDGET_MS } from '#domain/catalog/rules.ts';
-import { issueDetails, parseSimulateRequest } from '#domain/decide/request.ts';
-import { PROFILE_CEL_SCHEMA, PROFILE_CEL_TYPES, type ProfileView } from '#domain/profile/view.ts';
+import { isoInstant, issueDetails, parseSimulateRequest } from '#domain/decide/request.ts';
+import { CHANNELS } from '#domain/channels.ts';
+import { TIME_ZONE_MESSAGE, isValidTimeZone } from '#domain/profile/time.ts';
+import { PROFILE_CEL_SCHEMA, PROFILE_CEL_TYPES, PROFILE_TEXT_FORMATS, type ProfileTextFormat, type ProfileView } from '#domain/profile/view.ts';
 
 const TEXT_MAX = 10_000;
 const LIST_MAX = 1_000;
@@ -27,17 +29,33 @@ type CelTypeName = keyof typeof PROFILE_CEL_TYPES;
 type CelField = string | { readonly [field: string]: CelField };
 
 /**
+ * The schema of a text field with a format (PROFILE_TEXT_FORMATS): an
+ * instant is read as UTC (`toISOString`, as the view holds its times), so
+ * that rules read it as they read a stored profile's.
+ */
+const formattedText: Readonly<Record<ProfileTextFormat, z.ZodMiniType>> = {
+  instant: z.pipe(isoInstant(), z.transform((value: string) => new Date(value).toISOString())),
+  timeZone: z.string('must be a string').check(z.refine(isValidTimeZone, TIME_ZONE_MESSAGE)),
+  channel: z.enum(CHANNELS, `must be one of ${CHANNELS.join(', ')}`),
+};
+
+const formatOf = (name: string | undefined): ProfileTextFormat | undefined =>
+  name !== undefined && Object.hasOwn(PROFILE_TEXT_FORMATS, name) ? PROFILE_TEXT_FORMATS[name as keyof typeof PROFILE_TEXT_FORMATS] : undefined;
+
+/**
  * The zod schema of a CEL field of the profile's one declaration
  * (PROFILE_CEL_SCHEMA, typed from ProfileView in profile/view.ts): strings
- * (≤ 10,000 characters), doubles, booleans, lists (≤ 1,000 items) and maps of
- * those, and the named `kairos.*` types. `required`: inside a named type a
- * number or list the operator leaves out is 0 or empty, a boolean is required
- * and a string (a time) optional; elsewhere every field is optional.
+ * (≤ 10,000 characters; a field `name` of PROFILE_TEXT_FORMATS in its
+ * format: an ISO-8601 instant, an IANA time zone, a channel), doubles,
+ * booleans, lists (≤ 1,000 items) and maps of those, and the named
+ * `kairos.*` types. `required`: inside a named type a number or list the
+ * operator leaves out is 0 or empty, a boolean is required and a string (a
+ * time) optional; elsewhere every field is optional.
  */
-function zodOfCel(field: CelField, inNamedType = false): z.ZodMiniType {
+function zodOfCel(field: CelField, inNamedType = false, name?: string): z.ZodMiniType {
   if (typeof field !== 'string') {
     const shape: Record<string, z.ZodMiniType> = {};
-    for (const [name, inner] of Object.entries(field)) shape[name] = z.optional(zodOfCel(inner));
+    for (const [inner, type] of Object.entries(field)) shape[inner] = z.optional(zodOfCel(type, false, inner));
     // A misspelled field (`trait`, `consents`) is refused, not dropped: dropped, the simulation
     // would silently be of another profile. The profile GET /v1/admin/profiles/{userId} answers passes.
     return z.strictObject(shape);
@@ -45,21 +63,23 @@ function zodOfCel(field: CelField, inNamedType = false): z.ZodMiniType {
   const list = /^list<(.+)>$/.exec(field);
   const map = /^map<string, (.+)>$/.exec(field);
   if (list) {
-    const items = z.array(zodOfCel(list[1] as string), 'must be a list').check(z.maxLength(LIST_MAX, `must be at most ${LIST_MAX} items`));
+    const items = z.array(zodOfCel(list[1] as string, false, name), 'must be a list').check(z.maxLength(LIST_MAX, `must be at most ${LIST_MAX} items`));
     return inNamedType ? z._default(items, []) : items;
   }
-  if (map) return z.record(z.string(), zodOfCel(map[1] as string));
+  if (map) return z.record(z.string(), zodOfCel(map[1] as string, false, name));
   if (field in PROFILE_CEL_TYPES) {
     const shape: Record<string, z.ZodMiniType> = {};
-    for (const [name, inner] of Object.entries(PROFILE_CEL_TYPES[field as CelTypeName])) {
-      const schema = zodOfCel(inner as string, true);
-      shape[name] = inner === 'string' ? z.optional(schema) : schema;
+    for (const [inner, type] of Object.entries(PROFILE_CEL_TYPES[field as CelTypeName])) {
+      const schema = zodOfCel(type as string, true, inner);
+      shape[inner] = type === 'string' ? z.optional(schema) : schema;
     }
     return z.object(shape);
   }
   switch (field) {
-    case 'string':
-      return text;
+    case 'string': {
+      const format = formatOf(name);
+      return format !== undefined ? formattedText[format] : text;
+    }
     case 'double':
       return inNamedType ? z._default(z.number('must be a number'), 0) : z.number('must be a number');
     case 'bool':
@@ -73,9 +93,12 @@ function zodOfCel(field: CelField, inNamedType = false): z.ZodMiniType {
 
 /**
  * The parts of a ProfileView an operator may give (the one declaration's
- * fields); wrong types are refused, and so is an unknown field of the
- * profile, its `stats` or its `preferences` (inside the named types, such
- * as a consent, unknown fields are ignored).
+ * fields); wrong types are refused, and so are a time that is no ISO-8601
+ * instant (`stats.lastSeenAt: "yesterday"`), a time zone the platform does
+ * not know (`timezone: "Mars/Olympus"`), a channel that is none, and an
+ * unknown field of the profile, its `stats` or its `preferences` (inside
+ * the named types, such as a consent, unknown fields are ignored). Times
+ * with an offset are read as UTC.
  */
 const inlineProfileSchema = zodOfCel(PROFILE_CEL_SCHEMA) as z.ZodMiniType<DeepPartial<ProfileView>>;
 

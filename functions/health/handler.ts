@@ -16,7 +16,9 @@ import { storeReadiness } from '#store/readiness.ts';
 const RETRY_AFTER_SECONDS = 2;
 
 /**
- * GET /v1/health: no credential; a readiness check. 200
+ * GET /v1/health (and HEAD, its own route key `HEAD /v1/health`: the same
+ * answer, whose body the HTTP server does not send): no credential; a
+ * readiness check. 200
  * `{"ok": true, "version"}` while the store answers, 503
  * `{"ok": false, "version", "error": {"code": "unavailable", …}}` with
  * Retry-After while it does not (shared/store/readiness.ts: one cheap probe

@@ -15,7 +15,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { DEFAULT_ROUTE_FUNCTION, routeKey, type FunctionName, type Route } from '#http/routes.ts';
+import { DEFAULT_ROUTE_FUNCTION, methodsOf, routeKey, type FunctionName, type Route, type ServedMethod } from '#http/routes.ts';
 
 export interface KairosHttpApiProps {
   /** The public route table (shared/http/routes.ts). */
@@ -71,12 +71,13 @@ const ACCESS_LOG_FORMAT = AccessLogFormat.custom(
 );
 
 /** Construct id of a route: `POST /v1/admin/profiles/{userId}` → `POST-v1-admin-profiles-userId`. */
-export const routeConstructId = (route: { method: Route['method'] | 'OPTIONS'; path: string }): string =>
+export const routeConstructId = (route: { method: ServedMethod | 'OPTIONS'; path: string }): string =>
   `${route.method}${route.path.replace(/[{}]/g, '').replace(/\//g, '-')}`;
 
 /**
- * The public HTTP API: one API Gateway route per entry of the route table,
- * with the authorization the table declares:
+ * The public HTTP API: one API Gateway route per entry of the route table
+ * and method it is served on (a GET route also on HEAD: routes.ts
+ * `methodsOf`), with the authorization the table declares:
  * - `iam`: SigV4, checked by API Gateway (HttpIamAuthorizer);
  * - `writeKey`: checked by the function (Segment clients may send the key in
  *   the body, which a gateway authorizer cannot read);
@@ -138,19 +139,17 @@ export class KairosHttpApi extends Construct {
     const preflightPaths = new Map<string, FunctionName>();
     for (const route of props.routes) {
       const key = routeKey(route);
-      if (seen.has(key)) throw new Error(`KairosHttpApi: duplicate route ${key}`);
-      seen.add(key);
       if (route.auth === 'iam' && route.cors) {
         throw new Error(`KairosHttpApi: ${key} is an IAM route; IAM routes never answer CORS`);
       }
 
-      const httpRoute = this.addRoute(
-        route.method,
-        route.path,
-        integrationFor(route.function),
-        route.auth === 'iam' ? iamAuthorizer : undefined,
-      );
-      this.acknowledgeAuthorization(httpRoute, route);
+      for (const method of methodsOf(route)) {
+        const served = routeKey({ method, path: route.path });
+        if (seen.has(served)) throw new Error(`KairosHttpApi: duplicate route ${served}`);
+        seen.add(served);
+        const httpRoute = this.addRoute(method, route.path, integrationFor(route.function), route.auth === 'iam' ? iamAuthorizer : undefined);
+        this.acknowledgeAuthorization(httpRoute, route, served);
+      }
 
       if (route.cors) {
         const owner = preflightPaths.get(route.path);
@@ -191,7 +190,7 @@ export class KairosHttpApi extends Construct {
   }
 
   private addRoute(
-    method: Route['method'] | 'OPTIONS',
+    method: ServedMethod | 'OPTIONS',
     path: string,
     integration: HttpLambdaIntegration,
     authorizer: IHttpRouteAuthorizer | undefined,
@@ -211,8 +210,7 @@ export class KairosHttpApi extends Construct {
    * so); cdk-nag's APIG4 is acknowledged on exactly those routes, with why.
    * IAM routes need nothing: AWS_IAM satisfies APIG4.
    */
-  private acknowledgeAuthorization(httpRoute: HttpRoute, route: Route): void {
-    const key = routeKey(route);
+  private acknowledgeAuthorization(httpRoute: HttpRoute, route: Route, key: string): void {
     switch (route.auth) {
       case 'iam':
         return;

@@ -53,7 +53,7 @@ export const DEFAULT_CORS_ALLOW_HEADERS: readonly string[] = [
 ];
 
 const CORS_FIXED_HEADERS = {
-  'access-control-allow-methods': 'GET,POST,PUT,DELETE,OPTIONS',
+  'access-control-allow-methods': 'GET,HEAD,POST,PUT,DELETE,OPTIONS',
   'access-control-max-age': '600',
   'access-control-expose-headers': 'x-request-id,retry-after',
 };

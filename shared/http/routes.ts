@@ -7,7 +7,10 @@
 import { EVENT_ROUTES, type EventRoute } from '#domain/ingest/event-routes.ts';
 
 export type FunctionName = 'ingest' | 'decide' | 'admin' | 'health';
+/** The methods a route of the table is declared with. */
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+/** The methods a route is served on: its own, and HEAD for a GET route (`methodsOf`). */
+export type ServedMethod = HttpMethod | 'HEAD';
 
 /**
  * - `writeKey`: a source's write key, checked in the function (Basic auth or
@@ -102,11 +105,23 @@ export const routes: readonly Route[] = [
 export const DEFAULT_ROUTE_FUNCTION: FunctionName = 'health';
 
 /** API Gateway's route key: `POST /v1/batch`. */
-export const routeKey = (route: Pick<Route, 'method' | 'path'>): string => `${route.method} ${route.path}`;
+export const routeKey = (route: { readonly method: ServedMethod; readonly path: string }): string => `${route.method} ${route.path}`;
 
-const routesByKey: ReadonlyMap<string, Route> = new Map(routes.map((route) => [routeKey(route), route]));
+/**
+ * The methods a route is served on: its own, and for a GET route HEAD too
+ * (RFC 9110 §9.3.2: HEAD wherever GET is served; uptime monitors probe with
+ * it). A HEAD request is the GET route's request (same function, auth and
+ * answer); the HTTP server sends the answer's status and headers without
+ * its body (Node's http server on the local stack, API Gateway deployed).
+ */
+export const methodsOf = (route: Pick<Route, 'method'>): readonly ServedMethod[] => (route.method === 'GET' ? ['GET', 'HEAD'] : [route.method]);
 
-/** The route of the table an API Gateway route key names (`POST /v1/decide`), or undefined. */
+/** Every route key the API serves for a route of the table (`GET /v1/health`, `HEAD /v1/health`). */
+export const routeKeysOf = (route: Pick<Route, 'method' | 'path'>): string[] => methodsOf(route).map((method) => routeKey({ method, path: route.path }));
+
+const routesByKey: ReadonlyMap<string, Route> = new Map(routes.flatMap((route) => routeKeysOf(route).map((key) => [key, route] as const)));
+
+/** The route of the table an API Gateway route key names (`POST /v1/decide`; `HEAD /v1/health` names the GET route), or undefined. */
 export const routeOfKey = (key: string): Route | undefined => routesByKey.get(key);
 
 /** A raw path segment decoded (percent-encoded UTF-8), or undefined when its encoding is malformed (`%ZZ`, `%ff`, a lone `%`). */
@@ -132,21 +147,25 @@ export function malformedPathSegment(rawPath: string): { readonly segment: strin
 }
 
 /**
- * Match a concrete path against the table; returns the route and its path
- * parameters (decoded; a parameter whose encoding is malformed is passed
- * as sent, and refused by the function's route-key middleware). API Gateway does this deployed (and local/server.ts on the
+ * Match a concrete method and path against the table; returns the route,
+ * the route key API Gateway sends for it (`HEAD /v1/health` for a HEAD on a
+ * GET route) and its path parameters (decoded; a parameter whose encoding
+ * is malformed is passed as sent, and refused by the function's route-key
+ * middleware), or, when no route matches, the methods the path is served
+ * on (for a 405's Allow). API Gateway does this deployed (and local/server.ts on the
  * local stack); a function reads the route key instead (route-key.ts).
  */
 export function matchRoute(
   method: string,
   path: string,
-): { route: Route; pathParameters: Record<string, string> } | { route: undefined; allowed: HttpMethod[] } {
-  const allowed: HttpMethod[] = [];
+): { route: Route; key: string; pathParameters: Record<string, string> } | { route: undefined; allowed: ServedMethod[] } {
+  const allowed: ServedMethod[] = [];
   for (const route of routes) {
     const params = matchPath(route.path, path);
     if (!params) continue;
-    if (route.method === method) return { route, pathParameters: params };
-    allowed.push(route.method);
+    const methods = methodsOf(route);
+    if ((methods as readonly string[]).includes(method)) return { route, key: routeKey({ method: method as ServedMethod, path: route.path }), pathParameters: params };
+    allowed.push(...methods);
   }
   return { route: undefined, allowed };
 }

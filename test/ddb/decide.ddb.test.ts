@@ -490,6 +490,53 @@ describe('POST /v1/admin/simulate', () => {
     expect(pasted.body).toMatchObject({ simulated: true, actions: [{ actionId: 'email-123' }] });
   });
 
+  it('a time, a time zone or a channel of the inline profile that is none is a 400 naming the field; valid ones are taken', async () => {
+    const details = async (profile: unknown) => {
+      const reply = await simulate({ profile, channel: 'email' }, ADMIN);
+      expect(reply.status).toBe(400);
+      expect((reply.body.error as { code: string }).code).toBe('validation_failed');
+      return (reply.body.error as { details: { path: string; message: string }[] }).details;
+    };
+    const instant = 'must be an ISO-8601 date-time with its offset, e.g. 2026-11-20T10:00:00Z';
+    expect(await details({ stats: { lastSeenAt: 'yesterday' } })).toEqual([{ path: 'profile.stats.lastSeenAt', message: instant }]);
+    expect(await details({ timezone: 'Mars/Olympus' })).toEqual([{ path: 'profile.timezone', message: 'must be an IANA time zone, e.g. "Europe/Madrid"' }]);
+    // Every time of the view, at every depth: in a named type, in a list, in a map of lists.
+    const times: [unknown, string][] = [
+      [{ updatedAt: '2026-02-30T00:00:00Z' }, 'profile.updatedAt'],
+      [{ stats: { firstSeenAt: '2026-03-01' } }, 'profile.stats.firstSeenAt'],
+      [{ stats: { lastPurchaseAt: 'last week' } }, 'profile.stats.lastPurchaseAt'],
+      [{ stats: { lastReturnAt: '2026-03-01T10:00:00' } }, 'profile.stats.lastReturnAt'],
+      [{ preferences: { updatedAt: '1700000000000' } }, 'profile.preferences.updatedAt'],
+      [{ consent: { email: { granted: true, updatedAt: 'now' } } }, 'profile.consent.email.updatedAt'],
+      [{ engagement: { push: { lastEngagedAt: 'x' } } }, 'profile.engagement.push.lastEngagedAt'],
+      [{ engagement: { push: { lastDeliveredAt: 'x' } } }, 'profile.engagement.push.lastDeliveredAt'],
+      [{ contacts: { a: { impressions: ['2026-03-01T10:00:00Z', 'then'] } } }, 'profile.contacts.a.impressions[1]'],
+      [{ contacts: { a: { lastImpressionAt: 'then' } } }, 'profile.contacts.a.lastImpressionAt'],
+      [{ channelContacts: { email: ['then'] } }, 'profile.channelContacts.email[0]'],
+    ];
+    for (const [profile, path] of times) expect({ path, details: await details(profile) }).toEqual({ path, details: [{ path, message: instant }] });
+    expect(await details({ preferences: { preferredChannel: 'fax' } })).toEqual([
+      { path: 'profile.preferences.preferredChannel', message: 'must be one of web, app, push, email, sms, call_center' },
+    ]);
+    // Valid ones are taken: a zone, times with an offset or in UTC.
+    const vip = await simulate(
+      {
+        profile: {
+          timezone: 'Europe/Madrid',
+          traits: { tier: 'VIP', firstName: 'Ana' },
+          consent: { email: { granted: true, updatedAt: '2026-01-01T01:00:00+01:00' } },
+          stats: { lastPurchaseAt: '2026-01-01T01:00:00+01:00', lastSeenAt: '2026-02-28T10:00:00Z' },
+          preferences: { preferredChannel: 'email' },
+        },
+        channel: 'email',
+        at: '2026-03-01T10:00:00Z',
+      },
+      ADMIN,
+    );
+    expect(vip.status).toBe(200);
+    expect(vip.body).toMatchObject({ actions: [{ actionId: 'email-123' }] });
+  });
+
   it('a list or a text of the inline profile past its bound is a 400 that names the bound, not the type', async () => {
     const details = async (profile: unknown) => {
       const reply = await simulate({ profile, channel: 'web' }, ADMIN);
@@ -500,7 +547,7 @@ describe('POST /v1/admin/simulate', () => {
     expect(await details({ preferences: { interests } })).toEqual([
       { path: 'profile.preferences.interests', message: 'must be at most 1000 items' },
     ]);
-    expect(await details({ timezone: 'x'.repeat(10_001) })).toEqual([{ path: 'profile.timezone', message: 'must be at most 10000 characters' }]);
+    expect(await details({ persona: 'x'.repeat(10_001) })).toEqual([{ path: 'profile.persona', message: 'must be at most 10000 characters' }]);
     // The type's own message is unchanged.
     expect(await details({ preferences: { interests: 'running' } })).toEqual([{ path: 'profile.preferences.interests', message: 'must be a list' }]);
   });

@@ -1,7 +1,8 @@
 /**
  * GET /v1/health is a readiness check: 200 while DynamoDB answers, 503 with
  * Retry-After while it cannot be reached, one probe at most every couple of
- * seconds however often it is asked.
+ * seconds however often it is asked; HEAD gets the same answer (uptime
+ * monitors probe with HEAD).
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
@@ -58,6 +59,29 @@ describe('health function', () => {
     client.useEndpoint(undefined);
     vi.setSystemTime(Date.now() + PROBE_CACHE_MS);
     expect((await call({ method: 'GET', path: '/v1/health' })).status).toBe(200);
+  });
+
+  it('answers HEAD /v1/health (its own API Gateway route) as GET, 200 and 503 with the same headers; the HTTP server sends no body', async () => {
+    const head = await call({ method: 'HEAD', path: '/v1/health' });
+    expect(head.status).toBe(200);
+    expect(head.body).toEqual({ ok: true, version: expect.any(String) });
+    expect(head.headers).toMatchObject({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-request-id': expect.any(String) });
+    // Monitors probe from anywhere: the CORS headers of the GET route.
+    expect((await call({ method: 'HEAD', path: '/v1/health', headers: { origin: 'https://status.example' } })).headers['access-control-allow-origin']).toBe('*');
+    dynamo().useEndpoint(await refusingEndpoint());
+    resetReadiness();
+    const down = await call({ method: 'HEAD', path: '/v1/health' });
+    expect(down.status).toBe(503);
+    expect(Number(down.headers['retry-after'])).toBeGreaterThan(0);
+  });
+
+  it('answers a method the health route does not take with 405 and Allow: GET, HEAD', async () => {
+    const res = await call({ method: 'POST', path: '/v1/health', routeKey: '$default' });
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('GET, HEAD');
+    // HEAD where only POST is served: 405 naming POST.
+    const head = await call({ method: 'HEAD', path: '/v1/decide', routeKey: '$default' });
+    expect([head.status, head.headers.allow]).toEqual([405, 'POST']);
   });
 
   it('answers the deployed $default route with 404 not_found for an unknown path', async () => {

@@ -4,7 +4,8 @@
  * (journeyCountUpdates in a TransactWriteItems, several shards) come back
  * summed per journey and day over the range, every step of the live
  * catalog's journeys listed; the query is validated (400 with the parameter
- * in details) and the route is an operator's only.
+ * in details), a journey the live catalog does not have is a 404 naming
+ * it and the catalog's, and the route is an operator's only.
  *
  * Its own Control table, so its catalog never reaches other files' decisions.
  */
@@ -126,6 +127,18 @@ describe('GET /v1/admin/reports/journeys', () => {
     expect(recent.status).toBe(200);
     const today = new Date().toISOString().slice(0, 10);
     expect(recent.body).toMatchObject({ from: new Date(Date.now() - 6 * 86_400_000).toISOString().slice(0, 10), to: today });
+  });
+
+  it('a journey the live catalog does not have (a typo, or one since removed) is a 404 naming it and the catalog\'s journeys, not an empty report', async () => {
+    const message = 'no journey "retension" in the live catalog; its journeys: "retention", "welcome"';
+    const typo = await call('/v1/admin/reports/journeys?from=2026-10-01&to=2026-10-02&journey=retension');
+    expect([typo.status, typo.body.error]).toEqual([
+      404,
+      { code: 'not_found', message: `The report request names ${message}`, details: [{ path: 'journey', message }] },
+    ]);
+    // Counted once, since removed from the catalog: not reported, so not found either.
+    const gone = await call('/v1/admin/reports/journeys?from=2026-10-01&to=2026-10-02&journey=gone');
+    expect([gone.status, gone.body.error?.code]).toEqual([404, 'not_found']);
   });
 
   it('refuses a malformed query with the parameter in details', async () => {

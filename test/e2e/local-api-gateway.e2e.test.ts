@@ -2,8 +2,9 @@
  * The local API Gateway (local/server.ts) over real sockets, with functions
  * of the test's own that echo what they receive: the payload 2.0 event and
  * Lambda context the handlers get, how their results become HTTP responses,
- * the route keys API Gateway sends (the table's, `OPTIONS <path>` for a
- * preflight, `$default` for a request no route matches), and what API
+ * the route keys API Gateway sends (the table's, `HEAD <path>` for a HEAD on
+ * a GET route, `OPTIONS <path>` for a preflight, `$default` for a request
+ * no route matches), and what API
  * Gateway answers itself (413, a stalled body, malformed HTTP, a failing
  * function).
  */
@@ -270,6 +271,22 @@ describe('what the local API Gateway answers itself', () => {
         fn: 'kairos-health',
       });
     }
+  });
+
+  it('sends a HEAD on a GET route to its function with the route key HEAD <path>, and answers with its status and headers but no body', async () => {
+    for (const path of ['/v1/health', '/v1/admin/profiles/u-1']) {
+      const response = await raw(`HEAD ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+      const { event } = last();
+      expect({ path, routeKey: event.routeKey, method: event.requestContext.http.method }).toEqual({ path, routeKey: `HEAD ${path.replace('u-1', '{userId}')}`, method: 'HEAD' });
+      const [head, body] = response.text.split('\r\n\r\n');
+      expect(head).toMatch(/^HTTP\/1\.1 200 /);
+      // The length of the body a GET gets ({"ok":true}), and not one byte of it.
+      expect(head).toMatch(/\r\ncontent-length: 11\r\n/i);
+      expect(body).toBe('');
+    }
+    // A HEAD where only POST is served is no route: $default (its function answers 405).
+    await raw('HEAD /v1/decide HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    expect(last().event.routeKey).toBe('$default');
   });
 
   it('sends a path parameter whose percent-encoding is malformed to its route\'s function as sent (the function refuses it)', async () => {

@@ -3,7 +3,8 @@
  * local stack: credentials missing, of the wrong kind or unknown; malformed
  * JSON; wrong types; oversize bodies; hostile strings (fast-check). Each
  * answer is a 4xx with the API.md error shape and an x-request-id, never a
- * 500 and never a hang. A route added to the table is walked automatically.
+ * 500 and never a hang; a GET route answers HEAD as GET, without a body. A
+ * route added to the table is walked automatically.
  */
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
@@ -81,6 +82,29 @@ describe.each(each(routes))('%s', (_name, route) => {
       expect(result.status).toBe(405);
       expect(result.json).toMatchObject({ error: { code: 'method_not_allowed' } });
     }
+  });
+});
+
+const getRoutes = routes.filter((r) => r.method === 'GET');
+
+describe.each(each(getRoutes))('%s', (_name, route) => {
+  it('answers HEAD as GET, without a credential and with one: the same status, type and length, no body; 405 names GET, HEAD', async () => {
+    for (const auth of ['none', credentialOf(route)] as const) {
+      const get = await call(api, 'GET', concrete(route), { auth });
+      const head = await call(api, 'HEAD', concrete(route), { auth });
+      // The length of the GET answer where it is the same answer (a 401, health's); pages and reports move with the data.
+      const sameAnswer = get.status === 401 || route.auth === 'none';
+      const shape = (r: CallResult, length: string | null) => ({
+        status: r.status,
+        type: r.headers.get('content-type'),
+        requestId: /\S/.test(r.headers.get('x-request-id') ?? ''),
+        length: sameAnswer ? length : 'varies',
+      });
+      expect({ auth, ...shape(head, head.headers.get('content-length')) }).toEqual({ auth, ...shape(get, String(Buffer.byteLength(get.text))) });
+      expect(head.text).toBe('');
+    }
+    const refused = await call(api, 'PATCH', concrete(route), { auth: credentialOf(route) });
+    expect([refused.status, refused.headers.get('allow')?.split(', ').includes('HEAD')]).toEqual([405, true]);
   });
 });
 

@@ -22,7 +22,7 @@ import { ESM_REQUIRE_BANNER, PROJECT_ROOT } from '#infra/constructs/kairos-funct
 import { createKairosApp } from '#infra/kairos-app.ts';
 import type { KairosStack } from '#infra/kairos-stack.ts';
 import { dispatcherStreamSettings, functionDefinitions, METRICS_NAMESPACE, profileStreamSettings, serviceNameOf, type Access, type LambdaName } from '#shared/functions.ts';
-import { routeKey, routes } from '#http/routes.ts';
+import { routeKey, routeKeysOf, routes } from '#http/routes.ts';
 import { tables as tableTuple, type TableDefinition, type TableName } from '#store/tables.ts';
 import { DECISION_LOG_COLUMNS, DECISION_RECORD_MESSAGE } from '#domain/evaluation/decision-record.ts';
 import { JOURNEY_TIMER_KEY_PREFIX } from '#domain/journeys/timer.ts';
@@ -461,12 +461,23 @@ describe('HTTP API, from shared/http/routes.ts', () => {
   };
   const corsPaths = [...new Set(routes.filter((r) => r.cors).map((r) => r.path))];
 
-  it.each(routes.map((r) => [routeKey(r), r] as const))('%s exists with its authorization and function', (key, route) => {
+  it.each(routes.flatMap((r) => routeKeysOf(r).map((key) => [key, r] as const)))('%s exists with its authorization and function (a GET route on HEAD too)', (key, route) => {
     const resource = routeByKey(key);
     expect(resource, `route ${key}`).toBeDefined();
     expect(resource?.Properties?.AuthorizationType).toBe(route.auth === 'iam' ? 'AWS_IAM' : 'NONE');
     expect(resource?.Properties?.AuthorizerId).toBeUndefined();
     expect(targetFunction(resource)).toBe(functionId(route.function as LambdaName));
+  });
+
+  it('serves HEAD /v1/health, without authorization, with the health function (uptime monitors probe with HEAD)', () => {
+    const head = routeByKey('HEAD /v1/health');
+    expect(head ? 'HEAD /v1/health' : 'missing HEAD /v1/health').toBe('HEAD /v1/health');
+    expect(head?.Properties?.AuthorizationType).toBe('NONE');
+    expect(targetFunction(head)).toBe(functionId('health'));
+    // HEAD is served exactly where GET is.
+    const keys = routeResources().map((r) => String(r.Properties?.RouteKey));
+    const paths = (method: string) => keys.filter((k) => k.startsWith(`${method} `)).map((k) => k.slice(method.length + 1)).sort();
+    expect(paths('HEAD')).toEqual(paths('GET'));
   });
 
   it('answers preflight (OPTIONS, no authorizer) on every CORS path, with the same function, and never on admin paths', () => {
@@ -495,7 +506,7 @@ describe('HTTP API, from shared/http/routes.ts', () => {
 
   it('has no route beyond the table and its preflights, and no catch-all', () => {
     // + 1: the $default route (404/405 in the API's error shape).
-    template.resourceCountIs('AWS::ApiGatewayV2::Route', routes.length + corsPaths.length + 1);
+    template.resourceCountIs('AWS::ApiGatewayV2::Route', routes.flatMap(routeKeysOf).length + corsPaths.length + 1);
     const defaults = routeResources().filter((r) => String(r.Properties?.RouteKey) === '$default');
     expect(defaults).toHaveLength(1);
     expect(defaults[0]?.Properties?.AuthorizationType ?? 'NONE').toBe('NONE');

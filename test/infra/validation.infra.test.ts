@@ -22,7 +22,7 @@ import { KairosTable } from '#infra/constructs/kairos-table.ts';
 import { ProfileStream } from '#infra/constructs/profile-stream.ts';
 import { CONTEXT_KEYS, createKairosApp, newValidatedApp } from '#infra/kairos-app.ts';
 import type { KairosStack } from '#infra/kairos-stack.ts';
-import { routes, type Route } from '#http/routes.ts';
+import { methodsOf, routes, type Route } from '#http/routes.ts';
 import { eventsTable, profilesTable } from '#store/tables.ts';
 
 const SKIP_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
@@ -162,13 +162,13 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
     const apig4 = acknowledgements(app).filter((a) => a.id === 'AwsSolutions-APIG4');
     const unauthorized = new Set(apig4.map((a) => a.path.split('/').pop()));
     const expected = new Set([
-      ...routes.filter((r) => r.auth !== 'iam').map((r) => routeConstructId(r)),
+      ...routes.filter((r) => r.auth !== 'iam').flatMap((r) => methodsOf(r).map((method) => routeConstructId({ method, path: r.path }))),
       ...routes.filter((r) => r.cors).map((r) => routeConstructId({ method: 'OPTIONS', path: r.path })),
       'DefaultRoute',
     ]);
     expect(unauthorized).toEqual(expected);
     for (const route of routes.filter((r) => r.auth === 'iam')) {
-      expect(unauthorized.has(routeConstructId(route))).toBe(false);
+      for (const method of methodsOf(route)) expect(unauthorized.has(routeConstructId({ method, path: route.path }))).toBe(false);
     }
   });
 

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import { matchRoute, routeKey as routeKeyOf } from '#http/routes.ts';
+import { matchRoute } from '#http/routes.ts';
 
 export interface ApiGatewayEventInput {
   readonly method: string;
@@ -53,7 +53,7 @@ export function apiGatewayEvent(input: ApiGatewayEventInput): APIGatewayProxyEve
   if (text !== undefined) headers['content-length'] = String(binary ? binary.length : Buffer.byteLength(text, 'utf8'));
 
   const matched = matchRoute(method, rawPath);
-  const routeKey = input.routeKey ?? (matched.route ? routeKeyOf(matched.route) : '$default');
+  const routeKey = input.routeKey ?? (matched.route ? matched.key : '$default');
   const pathParameters = input.pathParameters ?? (matched.route && Object.keys(matched.pathParameters).length > 0 ? matched.pathParameters : undefined);
   const queryStringParameters = rawQueryString
     ? Object.fromEntries(new URLSearchParams(rawQueryString).entries())

@@ -18,6 +18,7 @@ import { CHANNELS } from '../channels.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec } from './content-fields.ts';
 import { CONSENT_REQUIRED_DEFAULT, DECISION_LOG_DEFAULTS, LEARNING_DEFAULTS, defaultCatalogDocument } from './defaults.ts';
 import { CAP_STRING_PATTERN, DURATION_PATTERN, ID_PATTERN, WINDOW_PATTERN } from './patterns.ts';
+import { TIME_ZONE_MESSAGE, isValidTimeZone } from '../profile/time.ts';
 
 export { CAP_STRING_PATTERN, DURATION_PATTERN, ID_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 export const idSchema = z
@@ -244,16 +245,6 @@ export const channelCapSchema = z
   })
   .strict();
 
-/** Whether the runtime knows this IANA time zone. */
-export function isValidTimezone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export const quietHoursSchema = z
   .object({
     id: idSchema.optional(),
@@ -263,7 +254,7 @@ export const quietHoursSchema = z
     /** End (exclusive); may be past midnight (`21:00` → `09:00`). */
     to: clockSchema,
     /** IANA zone used when the profile has none (default: the profile's zone, else UTC). */
-    timezone: z.string().max(64).refine(isValidTimezone, 'must be an IANA time zone, e.g. "Europe/Madrid"').optional(),
+    timezone: z.string().max(64).refine(isValidTimeZone, TIME_ZONE_MESSAGE).optional(),
   })
   .strict()
   .refine((q) => q.from !== q.to, { message: '"from" and "to" must differ', path: ['to'] });

@@ -127,6 +127,13 @@ export const decideRequestSchema = () =>
     }),
   );
 
+/**
+ * An instant as simulate takes it (its `at`, the times of its inline
+ * profile): an ISO-8601 date-time with its offset (`2026-11-20T10:00:00Z`,
+ * `2026-11-20T11:00:00+01:00`).
+ */
+export const isoInstant = () => z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time with its offset, e.g. 2026-11-20T10:00:00Z' });
+
 /** POST /v1/admin/simulate: a stored customer (`userId`/`anonymousId`) or an inline `profile`. */
 const buildSimulateRequestSchema = () =>
   z
@@ -138,7 +145,7 @@ const buildSimulateRequestSchema = () =>
     profile: z.optional(z.record(z.string(), z.unknown(), 'must be an object')),
     ...decisionFields(),
     /** Simulate at another instant (ISO-8601), e.g. to check quiet hours or a validity window. */
-    at: z.optional(z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time' })),
+    at: z.optional(isoInstant()),
     },
     'the body must be a JSON object',
   )

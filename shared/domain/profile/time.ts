@@ -30,7 +30,10 @@ function formatter(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
-/** True for a time zone name the platform knows (IANA, e.g. `Europe/Madrid`). */
+/** What a refusal of a time zone says (isValidTimeZone). */
+export const TIME_ZONE_MESSAGE = 'must be an IANA time zone, e.g. "Europe/Madrid"';
+
+/** True for a time zone name the platform knows (IANA, e.g. `Europe/Madrid`), at most 64 characters. */
 export function isValidTimeZone(value: unknown): value is string {
   if (typeof value !== 'string' || value.length === 0 || value.length > 64) return false;
   try {

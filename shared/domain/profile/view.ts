@@ -214,3 +214,32 @@ export const PROFILE_CEL_SCHEMA = {
   scores: 'map<string, double>',
   updatedAt: 'string',
 } as const satisfies CelSchemaOf<ProfileView>;
+
+/** What a text field of the view holds when it has a format. */
+export type ProfileTextFormat = 'instant' | 'timeZone' | 'channel';
+
+type ViewFieldName = keyof ProfileView | keyof ProfileStats | keyof Preferences | keyof ConsentState | keyof ChannelEngagement | keyof ActionContacts;
+
+/**
+ * The text fields of the view that have a format, by field name at any
+ * depth (a list, or a map of lists, of such a field holds such texts):
+ * `instant` an ISO-8601 date-time (the view's are UTC, as `toISOString`
+ * writes them), `timeZone` an IANA zone name (profile/time.ts
+ * `isValidTimeZone`), `channel` one of CHANNELS. Every other text field is
+ * free text. Readers of a profile from outside (simulate's inline profile)
+ * check these.
+ */
+export const PROFILE_TEXT_FORMATS = {
+  updatedAt: 'instant',
+  firstSeenAt: 'instant',
+  lastSeenAt: 'instant',
+  lastPurchaseAt: 'instant',
+  lastReturnAt: 'instant',
+  lastDeliveredAt: 'instant',
+  lastEngagedAt: 'instant',
+  lastImpressionAt: 'instant',
+  impressions: 'instant',
+  channelContacts: 'instant',
+  timezone: 'timeZone',
+  preferredChannel: 'channel',
+} as const satisfies Partial<Record<ViewFieldName, ProfileTextFormat>>;
