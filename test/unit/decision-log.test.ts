@@ -410,31 +410,32 @@ describe('the logged record (version 5): the first-ranked arm whose content coul
 
   it('the bandit: `u` is the drawn arm when it is the one not rendered, never otherwise; the answers are decide’s', () => {
     const c = heroFirst({ enabled: true, exploration: 1, floor: 1, contextBy: 'none' });
-    const seen = { unrendered: 0, rendered: 0 };
+    const rows: { drawn?: string; shortU?: number; longU?: string; longLogU?: number; longServed?: string }[] = [];
     for (let i = 0; i < 60; i++) {
       const u = (i + 0.5) / 60;
+      const options: DecideOptions = { nonce: `b${i}`, random: () => u };
       for (const profile of [longNote, shortNote]) {
-        const options: DecideOptions = { nonce: `b${i}`, random: () => u };
-        const { decision, log } = decideForLog(c, profile, request(), NOW, options);
-        expect(decision).toEqual(decide(c, profile, request(), NOW, options));
-        const served = decision.actions[0]?.actionId;
-        const logged = loggedOf(c, profile, request(), options);
-        if (logged.u !== undefined) {
-          // Only the long note fails, and only hero: what was served is another arm.
-          expect(profile).toBe(longNote);
-          expect(logged.e[logged.u]?.[0]).toBe('hero');
-          expect(log.unrendered).toBe(logged.u);
-          expect(served).not.toBe('hero');
-          seen.unrendered++;
-        } else {
-          expect(profile === shortNote || served !== 'hero').toBe(true);
-          if (profile === longNote) seen.rendered++;
-        }
+        expect(decideForLog(c, profile, request(), NOW, options).decision).toEqual(decide(c, profile, request(), NOW, options));
       }
+      // Every arm renders for the short note: what it serves is what the draw put first.
+      const short = loggedOf(c, shortNote, request(), options);
+      const long = loggedOf(c, longNote, request(), options);
+      rows.push({
+        drawn: decide(c, shortNote, request(), NOW, options).actions[0]?.actionId,
+        ...(short.u !== undefined ? { shortU: short.u } : {}),
+        ...(long.u !== undefined ? { longU: long.e[long.u]?.[0] } : {}),
+        ...(decideForLog(c, longNote, request(), NOW, options).log.unrendered !== undefined ? { longLogU: long.u } : {}),
+        longServed: decide(c, longNote, request(), NOW, options).actions[0]?.actionId,
+      });
     }
-    // Uniform over three arms: about a third of the long note's draws were hero.
-    expect(seen.unrendered).toBe(20);
-    expect(seen.rendered).toBe(40);
+    // Only the long note fails, and only hero: `u` names it exactly when it was drawn, and another arm is served.
+    expect(rows.map((r) => r.shortU)).toEqual(rows.map(() => undefined));
+    expect(rows.map((r) => r.longU)).toEqual(rows.map((r) => (r.drawn === 'hero' ? 'hero' : undefined)));
+    expect(rows.map((r) => r.longLogU !== undefined)).toEqual(rows.map((r) => r.drawn === 'hero'));
+    expect(rows.map((r) => r.longServed === r.drawn)).toEqual(rows.map((r) => r.drawn !== 'hero'));
+    expect(rows.map((r) => r.longServed)).not.toContain('hero');
+    // Uniform over three arms: a third of the draws were hero.
+    expect(rows.filter((r) => r.drawn === 'hero')).toHaveLength(20);
   });
 
   it('every eligible arm failed: the fallbacks are served and `u` still names the first-ranked arm', () => {
