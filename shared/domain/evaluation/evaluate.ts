@@ -43,10 +43,10 @@
  * choice is u itself: the candidate's replay goes through the same decide,
  * so it could not show u either, and what it would show in u's place (and
  * earn) is not what this record observed. Such a decision adds weight 0.
- * Counted apart as `unrendered`. A decision whose every eligible arm
- * failed (the fallbacks, or nothing, served) is not such an event: what it
- * showed did not depend on the draw, so it is evaluated as what it served
- * with probability 1, as when nothing was eligible.
+ * A decision whose every eligible arm failed (the fallbacks, or nothing,
+ * served) is not such an event: what it showed did not depend on the draw,
+ * so it is evaluated as what it served with probability 1, as when nothing
+ * was eligible. Both are counted apart as `unrendered`.
  *
  * Why that keeps IPS unbiased. For a decision x let π(a|x) be the logged
  * chance that the draw puts arm a first (exact: it is the distribution the
