@@ -293,7 +293,7 @@ describe('the catalog field decisionLog.sample', () => {
   });
 });
 
-describe('the logged record (version 4, as version 3 was)', () => {
+describe('the logged record (version 5, as versions 3 and 4 were)', () => {
   it('short keys, candidates as [actionId, score, probability, variant?] to 4 significant digits, nothing false or default written', () => {
     const c = learningCatalog();
     const learning = stats({ 'hero/a': [100, 30], 'hero/b': [100, 10], promo: [100, 5], news: [50, 20] });
