@@ -209,7 +209,7 @@ const rate = (n: number) => n.toFixed(4);
 export function formatEvaluation(evaluation: Evaluation, candidate: string): string {
   const lines = [
     `candidate      ${candidate}`,
-    `records        ${evaluation.records} read: ${evaluation.replayed} replayed, ${evaluation.notSampled} without features (not sampled), ${evaluation.degraded} degraded, ${evaluation.outsideRange} outside the range, ${evaluation.malformed} unreadable`,
+    `records        ${evaluation.records} read: ${evaluation.replayed} replayed (${evaluation.unrendered} first-ranked not rendered), ${evaluation.notSampled} without features (not sampled), ${evaluation.degraded} degraded, ${evaluation.outsideRange} outside the range, ${evaluation.malformed} unreadable`,
   ];
   if (!evaluation.ok) return `${lines.join('\n')}\nrefused        ${evaluation.reason}\n`;
   const e = evaluation.estimate;

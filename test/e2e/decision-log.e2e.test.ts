@@ -6,7 +6,7 @@
  * (`<decision log folder>/<yyyy-mm-dd>.jsonl`), the decide logger's JSON
  * line as the deployed subscription filter would send it to Firehose:
  * `level`, message DECISION_RECORD_MESSAGE and the compact record (version
- * 4) under DECISION_RECORD_KEY, none of the logger's standard keys; read
+ * 5, DECISION_RECORD_VERSION) under DECISION_RECORD_KEY, none of the logger's standard keys; read
  * back (readDecisionRecord), it has the decision id the client got, a pseudonymous customer, the
  * eligible candidates and what was served with their probabilities, and
  * (the catalog samples every decision here) the features the rules read.

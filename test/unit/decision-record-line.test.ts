@@ -34,6 +34,7 @@ const record = (eligible: readonly LoggedArm[]): fc.Arbitrary<LoggedDecisionReco
       fb: fc.boolean(),
       dg: fc.boolean(),
       s: fc.array(fc.oneof(fc.nat({ max: 20 }).map((i) => [i] as const), arm), { maxLength: 3 }),
+      u: fc.option(fc.nat({ max: 20 }), { nil: undefined }),
       x: fc.option(fc.array(fc.tuple(fc.nat({ max: 2 }), text, text), { minLength: 1, maxLength: 2 }), { nil: undefined }),
       h: fc.option(fc.array(text, { minLength: 1, maxLength: 2 }), { nil: undefined }),
       f: fc.option(
@@ -59,6 +60,7 @@ const record = (eligible: readonly LoggedArm[]): fc.Arbitrary<LoggedDecisionReco
       ...(r.dg ? { dg: 1 as const } : {}),
       e: eligible,
       s: r.s,
+      ...(r.u !== undefined ? { u: r.u } : {}),
       ...(r.x !== undefined ? { x: r.x } : {}),
       ...(r.h !== undefined ? { h: r.h } : {}),
       ...(r.f !== undefined

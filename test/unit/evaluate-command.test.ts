@@ -120,7 +120,7 @@ describe('the log files of a range', () => {
 });
 
 describe('the printed result', () => {
-  const counts = { records: 12, malformed: 0, outsideRange: 1, notSampled: 2, degraded: 1, replayed: 8 };
+  const counts = { records: 12, malformed: 0, outsideRange: 1, notSampled: 2, degraded: 1, replayed: 8, unrendered: 3 };
   it('the estimates with their intervals beside the logged policy’s rate', () => {
     const interval = (estimate: number) => ({ estimate, low: estimate - 0.05, high: estimate + 0.05 });
     const evaluation: Evaluation = {
@@ -130,7 +130,7 @@ describe('the printed result', () => {
       estimate: { decisions: 8, evaluated: 8, evaluatedShare: 1, effectiveSampleSize: 2.5, loggedRate: 0.125, ips: interval(0.2), snips: interval(0.21), dr: interval(0.19) },
     };
     const text = formatEvaluation(evaluation, 'candidate.yaml');
-    expect(text).toContain('records        12 read: 8 replayed, 2 without features (not sampled), 1 degraded, 1 outside the range, 0 unreadable');
+    expect(text).toContain('records        12 read: 8 replayed (3 first-ranked not rendered), 2 without features (not sampled), 1 degraded, 1 outside the range, 0 unreadable');
     expect(text).toContain('logged policy  0.1250  (observed)');
     expect(text).toContain('IPS            0.2000  [0.1500, 0.2500]  (95%)');
     expect(text).toContain('DR             0.1900  [0.1400, 0.2400]  (95%)');

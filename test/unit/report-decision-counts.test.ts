@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { DecisionLogRecord, LoggedCandidate } from '#domain/evaluation/decision-record.ts';
+import { DECISION_RECORD_VERSION, readDecisionRecord, type DecisionLogRecord, type LoggedCandidate } from '#domain/evaluation/decision-record.ts';
 import { cellKey, STATISTICS_BUCKET_MS } from '#domain/learning/statistics.ts';
 import { decisionCells, decisionIncrements } from '#domain/reports/decision-counts.ts';
 
@@ -66,6 +66,14 @@ describe('decisionIncrements', () => {
       [0, 'hero', undefined, 2],
       [HOUR, 'hero', undefined, 1],
     ]);
+  });
+
+  it('a version 5 record whose first-ranked arm was not rendered counts what was served in its place, not that arm', () => {
+    const record = readDecisionRecord({ v: DECISION_RECORD_VERSION, id: `${T0 / 1000}.n`, cv: '1', ch: 'web', c: 'c', e: [['wish', 1, 0.3333], ['sale', 1, 0.3333], ['news', 1, 0.3333]], s: [[1]], u: 0 });
+    expect(record?.unrendered?.actionId).toBe('wish');
+    const { increments, counted, uncounted } = decisionIncrements(record ? [record] : []);
+    expect({ counted, uncounted }).toEqual({ counted: 1, uncounted: 0 });
+    expect(increments.map((i) => [i.cell.actionId, i.decisions])).toEqual([['sale', 1]]);
   });
 
   const candidate = fc.record({

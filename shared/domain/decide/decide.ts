@@ -38,7 +38,10 @@
  *    `learning.enabled`, or the placement's) or `exploration` 0 (the floor
  *    is then off too): the ranking is deterministic.
  * 5. Render the best ones, top-k; a template that fails makes that content
- *    unservable. No winner: the channel/placement's fallback actions, which
+ *    unservable and the next ranked action is served in its place. When
+ *    the arm ranked first (the bandit's draw, or the first of the
+ *    deterministic ranking) is the one that fails, `decideForLog` says so
+ *    (`DecisionLogFacts.unrendered`). No winner: the channel/placement's fallback actions, which
  *    still pass the checks that protect the customer (checks.ts
  *    `FALLBACK_CHECKS`: validity, consent, suppression, quiet hours,
  *    channel caps).
@@ -52,8 +55,16 @@
  * the ranking is deterministic, and for fallbacks. Times the share of
  * customers the action's experiment arm is assigned to ((1 − holdout) × the
  * arm's weight over the arms' total), since assignment is the other random
- * choice an off-policy evaluation must weigh. Not re-normalised when a
- * template fails to render (a counted runtime failure). Carried per action
+ * choice an off-policy evaluation must weigh. It is computed over the
+ * ranking as drawn, as if every eligible arm rendered: when a template
+ * fails to render (a counted runtime failure) nothing is re-normalised, so
+ * the action served in the failed one's place carries its own chance, not
+ * its chance of being served (arms A and B at 0.5 each, A's template
+ * failing for this customer: B is served every time and says 0.5). What
+ * the policy drew stays exact, and the decision record says which
+ * first-ranked arm could not be rendered (decision-log.ts, `u`), which is
+ * what off-policy evaluation weighs such a decision by
+ * (evaluation/evaluate.ts). Carried per action
  * in the decision id (4 decimals) with the decision's learning context
  * (`learningContextOf`), so outcomes count under the context decided in.
  *
@@ -255,6 +266,16 @@ function armsOf(
 
 /** No eligible candidate (a degraded decision, or nothing passed). */
 const NONE_LOGGED: readonly LoggedArm[] = [];
+
+/**
+ * The index of a ranked entry's arm (action and variant) in the logged
+ * candidates: every arm is there once (one entry per arm where the bandit
+ * decides, one per action otherwise); undefined if it is not.
+ */
+function loggedIndexOf(eligible: readonly LoggedArm[], ranked: Ranked): number | undefined {
+  const index = eligible.findIndex((arm) => arm[0] === ranked.action.id && arm[3] === ranked.variant);
+  return index === -1 ? undefined : index;
+}
 
 /** A candidate as the decision log keeps it (`loggedArm`), from its score and probability rounded as the answer rounds them. */
 const loggedOf = (actionId: string, variant: string | undefined, score: number, probability: number): LoggedArm =>
@@ -690,6 +711,7 @@ export function decideForLog(
       catalogVersion: String(catalog.version),
       learningContext: sink.learningContext ?? NO_CONTEXT,
       eligible: sink.eligible,
+      ...(sink.unrendered !== undefined ? { unrendered: sink.unrendered } : {}),
       holdouts: sink.holdouts ?? [],
       audience: sink.audience ?? { segments: [], segmentSet: new Set(), scores: {} },
     },
@@ -699,6 +721,8 @@ export function decideForLog(
 /** What decideOnce leaves for decideForLog. */
 interface LogSink {
   eligible: readonly LoggedArm[];
+  /** The index in `eligible` of the first-ranked arm, when its content could not be rendered. */
+  unrendered?: number;
   customerKey?: string;
   learningContext?: string;
   holdouts?: readonly string[];
@@ -854,6 +878,11 @@ function decideOnce(
     if (actions.length >= limit) break;
     const content = render(ranked.action, channel, ranked.variant, scope, failures);
     if (!content) {
+      // Nothing served and nothing failed before it: this is the arm ranked first (the draw's position 1).
+      if (log && actions.length === 0 && unservable.size === 0) {
+        const index = loggedIndexOf(log.eligible, ranked);
+        if (index !== undefined) log.unrendered = index;
+      }
       unservable.add(ranked.action.id);
       continue;
     }

@@ -118,6 +118,14 @@ export interface DecisionLogFacts {
    * (within the rounding); empty when nothing passed, or degraded.
    */
   readonly eligible: readonly LoggedArm[];
+  /**
+   * The index in `eligible` of the arm ranked first (the bandit's draw, or
+   * the first of the deterministic ranking) when its content could not be
+   * rendered, so the answer serves the next ranked one or the fallbacks
+   * instead; absent when it rendered (the common case: nothing is computed
+   * then) or nothing was eligible.
+   */
+  readonly unrendered?: number;
   /** The experiments whose control group (holdout) the customer was in: none of their actions was served. */
   readonly holdouts: readonly string[];
   /** Segments, persona and scores of this decision. */

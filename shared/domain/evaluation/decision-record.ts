@@ -12,16 +12,18 @@
  * lines to `<data folder>/decisions/<yyyy-mm-dd>.jsonl` (local/decision-log.ts).
  *
  * One definition: the record as it is logged (`LoggedDecisionRecord`,
- * version 4: short keys, candidates as tuples, the decision's reference,
- * the experiment arms served and the control groups the customer was in),
- * the record as readers see
- * it (`DecisionLogRecord`) and the one reader between them
+ * version 5: short keys, candidates as tuples, the decision's reference,
+ * the experiment arms served, the control groups the customer was in and
+ * the first-ranked arm whose content could not be rendered), the record as
+ * readers see it (`DecisionLogRecord`) and the one reader between them
  * (`readDecisionRecord`), the log message that marks it, the line's prefix
- * and the Glue columns all live here. Version 3 records (version 4
- * without `x` and `h`), version 2 (version 3's keys with the sealed
- * decision id) and version 1 (the readers' shape, logged as is) are still
- * read; they leave `holdouts` absent, which is how a reader tells that a
- * record does not say which experiment arms it served.
+ * and the Glue columns all live here. Version 4 records (version 5
+ * without `u`: they do not say whether the first-ranked arm rendered),
+ * version 3 (version 4 without `x` and `h`), version 2 (version 3's keys
+ * with the sealed decision id) and version 1 (the readers' shape, logged
+ * as is) are still read; versions 3 to 1 leave `holdouts` absent, which is
+ * how a reader tells that a record does not say which experiment arms it
+ * served.
  *
  * Pseudonymisation: `customer` is a keyed hash (HMAC-SHA-256, base64url) of
  * the customer key; the log holds no user id, anonymous id, trait or event.
@@ -98,6 +100,16 @@ export interface DecisionLogRecord {
    * arm each action was served under.
    */
   readonly holdouts?: readonly string[];
+  /**
+   * Version 5 on: the eligible arm ranked first — the one the bandit drew
+   * for position 1, or the first of the deterministic ranking — when its
+   * content could not be rendered (a template that failed on this
+   * customer's data, decide.ts step 5), so `served` begins with a lower
+   * ranked arm in its place, or the fallbacks, or is empty. It is an entry
+   * of `eligible`, with its chance of position 1. Absent: the first-ranked
+   * arm rendered, or nothing was eligible; older records do not say.
+   */
+  readonly unrendered?: LoggedCandidate;
   /** For the sampled share of decisions (`decisionLog.sample`): what the catalog's rules read, enough to replay the decision. */
   readonly features?: {
     readonly segments: readonly string[];
@@ -115,7 +127,7 @@ export interface DecisionLogRecord {
 }
 
 /** The version of the logged record (`LoggedDecisionRecord.v`). */
-export const DECISION_RECORD_VERSION = 4;
+export const DECISION_RECORD_VERSION = 5;
 
 /**
  * A candidate as logged: `[actionId, score, probability]`, or
@@ -141,7 +153,7 @@ export type LoggedExperimentArm = readonly [servedIndex: number, experiment: str
 
 /**
  * A decision record as the decide function logs it, under
- * DECISION_RECORD_KEY (version 4; the readers' names in brackets, see
+ * DECISION_RECORD_KEY (version 5; the readers' names in brackets, see
  * `DecisionLogRecord`). Fields that would say false, none or the default
  * are left out.
  */
@@ -171,6 +183,11 @@ export interface LoggedDecisionRecord {
   readonly e: readonly LoggedArm[];
   /** [served] */
   readonly s: readonly LoggedServed[];
+  /**
+   * [unrendered] the index in `e` of the arm ranked first, when its content
+   * could not be rendered; absent: it rendered, or `e` is empty.
+   */
+  readonly u?: number;
   /** [served[i].experiment] the served actions served under an experiment arm; absent: none. */
   readonly x?: readonly LoggedExperimentArm[];
   /** [holdouts] absent: none. */
@@ -267,6 +284,7 @@ export function decisionRecordLine(record: LoggedDecisionRecord): string {
   if (record.fb !== undefined) line += `,"fb":${json(record.fb)}`;
   if (record.dg !== undefined) line += `,"dg":${json(record.dg)}`;
   line += `,"e":${eligible},"s":${json(record.s)}`;
+  if (record.u !== undefined) line += `,"u":${json(record.u)}`;
   if (record.x !== undefined) line += `,"x":${json(record.x)}`;
   if (record.h !== undefined) line += `,"h":${json(record.h)}`;
   if (record.f !== undefined) line += `,"f":${json(record.f)}`;
@@ -317,10 +335,11 @@ function withExperiments(served: LoggedCandidate[], x: unknown): LoggedCandidate
   return out;
 }
 
-/** A version 4 or 3 record, or a version 2 one (`id` the sealed decision id, the time in `t`, served arms as whole tuples). */
+/** A version 5, 4 or 3 record, or a version 2 one (`id` the sealed decision id, the time in `t`, served arms as whole tuples). */
 function readCompact(r: Record<string, unknown>): DecisionLogRecord | undefined {
-  const { id, cv, ch, pl, c, lc, fb, dg, f, h } = r;
-  const v4 = r.v === DECISION_RECORD_VERSION;
+  const { id, cv, ch, pl, c, lc, fb, dg, f, h, u } = r;
+  const v5 = r.v === DECISION_RECORD_VERSION;
+  const v4 = v5 || r.v === 4;
   const v3 = v4 || r.v === 3;
   // Version 3: the time is the reference's second; version 2 logged it in `t`, epoch ms.
   const t = v3 && isString(id) ? Number(id.slice(0, id.indexOf('.'))) * 1000 : r.t;
@@ -336,8 +355,11 @@ function readCompact(r: Record<string, unknown>): DecisionLogRecord | undefined 
     if (!candidate) return undefined;
     served.push(candidate);
   }
-  // Only version 4 logs experiment arms and holdouts.
+  // Only version 4 on logs experiment arms and holdouts; only version 5 the first-ranked arm not rendered.
   if (!v4 && (r.x !== undefined || h !== undefined)) return undefined;
+  if (u !== undefined && (!v5 || typeof u !== 'number' || !Number.isInteger(u))) return undefined;
+  const unrendered = u === undefined ? undefined : eligible[u];
+  if (u !== undefined && !unrendered) return undefined;
   const servedArms = withExperiments(served, r.x);
   if (!servedArms || (h !== undefined && (!Array.isArray(h) || !h.every(isString)))) return undefined;
   let features: DecisionLogRecord['features'];
@@ -364,6 +386,7 @@ function readCompact(r: Record<string, unknown>): DecisionLogRecord | undefined 
     eligible,
     served: servedArms,
     ...(v4 ? { holdouts: (h as string[] | undefined) ?? [] } : {}),
+    ...(unrendered ? { unrendered } : {}),
     ...(features ? { features } : {}),
   };
 }
@@ -385,7 +408,7 @@ const candidateList = (v: unknown): boolean =>
   Array.isArray(v) && v.every((c) => c !== null && typeof c === 'object' && isString((c as LoggedCandidate).actionId) && typeof (c as LoggedCandidate).probability === 'number');
 
 /**
- * The record a logged value holds, as readers see it: a version 4, 3 or 2 record
+ * The record a logged value holds, as readers see it: a version 5, 4, 3 or 2 record
  * (`LoggedDecisionRecord`) expanded, or a version 1 record (no `v`) as it
  * is; undefined for anything else — a value that is not a record, a
  * record of a later version than this code reads, or one with a field of
@@ -394,14 +417,14 @@ const candidateList = (v: unknown): boolean =>
 export function readDecisionRecord(value: unknown): DecisionLogRecord | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
   const r = value as Record<string, unknown>;
-  if (r.v === DECISION_RECORD_VERSION || r.v === 3 || r.v === 2) return readCompact(r);
+  if (r.v === DECISION_RECORD_VERSION || r.v === 4 || r.v === 3 || r.v === 2) return readCompact(r);
   if (r.v === undefined) return readVersion1(r);
   return undefined;
 }
 
 /**
  * The decision records of a text of JSON lines (the log lines as
- * delivered, or bare records; version 4, 3, 2 or 1, `readDecisionRecord`),
+ * delivered, or bare records; version 5, 4, 3, 2 or 1, `readDecisionRecord`),
  * and how many lines were not records.
  */
 export function decisionRecordsOfText(text: string): { readonly records: DecisionLogRecord[]; readonly malformed: number } {
@@ -429,7 +452,7 @@ const ARMS = 'array<array<string>>';
 
 /**
  * The Glue (Hive) columns of a decision log line as Firehose delivers it:
- * the line's `level` and `message`, and the version 4 (3, 2) record under
+ * the line's `level` and `message`, and the version 5 (4, 3, 2) record under
  * DECISION_RECORD_KEY (`LoggedDecisionRecord`'s keys). Partitioned by `dt`
  * (yyyy-MM-dd, UTC). Version 1 lines have none of these record columns set.
  */
@@ -440,6 +463,6 @@ export const DECISION_LOG_COLUMNS: readonly { readonly name: string; readonly ty
     name: DECISION_RECORD_KEY,
     type:
       'struct<v:int,id:string,t:bigint,cv:string,ch:string,pl:string,c:string,lc:string,fb:int,dg:int,' +
-      `e:${ARMS},s:${ARMS},x:array<array<string>>,h:array<string>,f:struct<sg:array<string>,p:string,sc:map<string,double>,fl:map<string,string>,cx:map<string,string>>>`,
+      `e:${ARMS},s:${ARMS},u:int,x:array<array<string>>,h:array<string>,f:struct<sg:array<string>,p:string,sc:map<string,double>,fl:map<string,string>,cx:map<string,string>>>`,
   },
 ];

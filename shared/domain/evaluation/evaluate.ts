@@ -14,19 +14,74 @@
  *   refusal with its reason when the logging policy did not explore what
  *   the candidate would do.
  *
- * What is evaluated: the action served first (position 1). Its reward is 1
+ * What is evaluated: position 1 of the logging policy's draw — the arm its
+ * ranking put first (the bandit's draw, or the first of the deterministic
+ * ranking) — and the reward of showing it there. Its reward is 1
  * when an outcome of the candidate's reward kind (`learning.reward`: click
  * or conversion) was counted for that action of that decision by the
  * attribution rules (profile/outcomes.ts `attributeOutcome`: the service's
  * own decision id, reported by the customer it was made for, the action it
- * served, within the attribution or conversion window), else 0. The logging policy's probability is the
- * record's position-1 probability of what it served (its eligible entry);
- * its support, the
- * eligible arms with a probability above 0 (and what it served). The
+ * served, within the attribution or conversion window), else 0. The logging
+ * policy's probability is the record's position-1 probability of that arm
+ * (its eligible entry: the served arm's when it rendered, the unrendered
+ * one's otherwise, below); its support, the eligible arms with a
+ * probability above 0 (and what it served). The
  * direct method's reward model q̂(x, a) is the posterior mean of arm a in
  * the decision's learning context, channel and placement from the learning
  * statistics (learning/statistics.ts `posterior`, the candidate's prior and
  * reward kind); 0 for serving nothing.
+ *
+ * A first-ranked arm that could not be rendered (the record's `unrendered`,
+ * version 5 on: its template failed on this customer's data, and decide
+ * served the next ranked arm in its place). The draw put that arm u first
+ * with its logged chance π(u), exact over every eligible arm, so the
+ * decision is evaluated as the event "u drawn, not shown": it counts in n
+ * (replayed, in support when the candidate's choices are), its reward is 0
+ * (the outcome of what was shown in u's place is credited to nothing: it
+ * belongs to the substitution, not to a draw of that arm), and it matches
+ * no candidate choice, not even a candidate whose replayed position-1
+ * choice is u itself: the candidate's replay goes through the same decide,
+ * so it could not show u either, and what it would show in u's place (and
+ * earn) is not what this record observed. Such a decision adds weight 0.
+ * A decision whose every eligible arm failed (the fallbacks, or nothing,
+ * served) is not such an event: what it showed did not depend on the draw,
+ * so it is evaluated as what it served with probability 1, as when nothing
+ * was eligible. Both are counted apart as `unrendered`.
+ *
+ * Why that keeps IPS unbiased. For a decision x let π(a|x) be the logged
+ * chance that the draw puts arm a first (exact: it is the distribution the
+ * draw was made from), R(x) the arms whose content renders for x, r(x, a)
+ * the reward of showing a at position 1, and h(a|x) the candidate's
+ * replayed position-1 probabilities. The logged event e is the drawn arm a
+ * with reward r(x, a) when a ∈ R(x), else "a not shown" with reward 0; the
+ * weight is w = h(a|x) / π(a|x) for a shown a and 0 for one not shown. So
+ *   E[w·r | x] = Σ_{a ∈ R(x)} π(a|x) · h(a|x)/π(a|x) · r(x, a) = Σ_{a ∈ R(x)} h(a|x) r(x, a),
+ * the candidate's reward at position 1 wherever its choice renders: its
+ * true rate for a candidate whose choices render (π(a|x) > 0 for them:
+ * the support check). Weighing the served arm by its own π, as records
+ * before version 5 must be, is biased on every decision of a customer for
+ * whom some eligible arm fails, not only where the failure was drawn: arms
+ * A and B at π = 0.5, A failing for customer c, B is shown to c every time
+ * while each record says 0.5, so a candidate serving B is credited twice
+ * B's rate on c. SNIPS divides by Σw, and E[w | x] = Σ_{a ∈ R(x)} h(a|x),
+ * which is 1 for such a candidate; DR's correction has expectation
+ * Σ_{a ∈ R(x)} h(a|x)(r(x, a) − q̂(x, a)), so it too gives the true rate.
+ *
+ * Limits: the candidate's own render failures. Its replay renders on the
+ * profile rebuilt from the record's features, which hold only the fields
+ * the logging catalog's rules read, so a template failure that depends on
+ * another field (or on the candidate's own templates reading one) is not
+ * reproduced there. A deterministic candidate's replayed choice is what
+ * decide serves, after skipping what did not render in the replay: where
+ * the replay reproduces the failure, that is the arm it would really show
+ * and the estimate is its true rate; where it does not, its choice is an
+ * arm that cannot be shown, which matches nothing (IPS counts 0 there). A
+ * bandit candidate's replayed distribution is its draw over all its
+ * eligible arms, those that would not render included; for its draws of
+ * an arm outside R(x), what it would show instead is not estimated: IPS
+ * counts them 0 (short of its rate by the reward of its substitutes), SNIPS
+ * gives its rate over the decisions where its draw renders (Σw/n tends to
+ * its share of draws that render), and DR puts q̂(x, a) for them.
  *
  * Left out, and counted: records without features (not sampled), degraded
  * decisions (the profile was not read: nothing to replay), lines that are
@@ -76,6 +131,13 @@ export function decisionRef(id: string, key: DecisionKey | undefined): string | 
 const outcomeEntry = (kind: OutcomeKind, arm: string): string => `${kind} ${arm}`;
 
 /**
+ * The logged event of a draw whose first-ranked arm could not be rendered
+ * (the module's docstring): a key that no candidate choice (an arm key, or
+ * NO_ACTION) is, so it never matches.
+ */
+const notShown = (arm: string): string => `\u0001not shown\u0001${arm}`;
+
+/**
  * The outcomes that count among `events` (profile/outcomes.ts
  * `attributeOutcome` with `decisionKey` — undefined: plain ids, as pure
  * tests write them — and the conversion window, ms), indexed by decision.
@@ -112,6 +174,12 @@ export interface PartitionSums {
   readonly outsideRange: number;
   readonly notSampled: number;
   readonly degraded: number;
+  /**
+   * Replayed decisions whose first-ranked arm could not be rendered (the
+   * record's `unrendered`): counted in the sums, matching no candidate
+   * choice, unless every eligible arm failed (the module's docstring).
+   */
+  readonly unrendered: number;
   /** Replayed decisions whose candidate choice lay outside the logging policy's support, by the candidate's arm key. */
   readonly unsupported: Readonly<Record<string, number>>;
   /** The estimators' sums over the replayed decisions. */
@@ -124,6 +192,7 @@ export const EMPTY_PARTITION: PartitionSums = Object.freeze({
   outsideRange: 0,
   notSampled: 0,
   degraded: 0,
+  unrendered: 0,
   unsupported: {},
   sums: EMPTY_SUMS,
 });
@@ -156,6 +225,7 @@ export function evaluatePartition(records: Iterable<DecisionLogRecord>, input: P
   let outsideRange = 0;
   let notSampled = 0;
   let degraded = 0;
+  let unrendered = 0;
   const unsupported: Record<string, number> = {};
   let sums = EMPTY_SUMS;
   for (const record of records) {
@@ -180,14 +250,21 @@ export function evaluatePartition(records: Iterable<DecisionLogRecord>, input: P
       continue;
     }
     const first = record.served[0];
-    const served = first ? armKey(first.actionId, first.variant) : NO_ACTION;
+    // The draw's first arm was not shown, and a lower ranked one was in its place (not the fallbacks: every arm failed).
+    const drawnNotShown = record.unrendered !== undefined && first !== undefined && !record.fallback ? record.unrendered : undefined;
+    const served = drawnNotShown
+      ? notShown(armKey(drawnNotShown.actionId, drawnNotShown.variant))
+      : first
+        ? armKey(first.actionId, first.variant)
+        : NO_ACTION;
     // Position 1's chance: the eligible entry's (`served` holds the chance among the first `limit`); 1 for a fallback or nothing.
-    const eligible = record.eligible.find((c) => armKey(c.actionId, c.variant) === served);
+    const eligible = drawnNotShown ?? record.eligible.find((c) => armKey(c.actionId, c.variant) === served);
     const loggingProbability = eligible ? eligible.probability : first && record.eligible.length > 0 ? first.probability : 1;
     if (!(loggingProbability > 0 && loggingProbability <= 1)) {
       malformed++;
       continue;
     }
+    if (record.unrendered !== undefined) unrendered++;
     const loggedSupport = new Set(record.eligible.filter((c) => c.probability > 0).map((c) => armKey(c.actionId, c.variant)));
     loggedSupport.add(served);
     const { probabilities } = replayDecision(candidate, record, { ...(learning ? { learning } : {}), cache });
@@ -198,9 +275,10 @@ export function evaluatePartition(records: Iterable<DecisionLogRecord>, input: P
       const { alpha, beta } = posterior(learning?.get(actionId, variant, context, record.channel as Channel, record.placement), prior, reward);
       return alpha / (alpha + beta);
     };
-    const directEstimates: Record<string, number> = { [served]: q(served) };
+    const directEstimates: Record<string, number> = { [served]: drawnNotShown ? 0 : q(served) };
     for (const arm of Object.keys(probabilities)) directEstimates[arm] = q(arm);
-    const rewarded = Object.hasOwn(outcomes, ref) && (outcomes[ref] ?? []).includes(outcomeEntry(reward, served));
+    // A draw not shown earns nothing: the outcome of what stood in for it is not its.
+    const rewarded = !drawnNotShown && Object.hasOwn(outcomes, ref) && (outcomes[ref] ?? []).includes(outcomeEntry(reward, served));
     const decision = {
       served,
       loggingProbability,
@@ -214,7 +292,7 @@ export function evaluatePartition(records: Iterable<DecisionLogRecord>, input: P
     }
     sums = addDecision(sums, decision);
   }
-  return { records: count, malformed, outsideRange, notSampled, degraded, unsupported, sums };
+  return { records: count, malformed, outsideRange, notSampled, degraded, unrendered, unsupported, sums };
 }
 
 /** Two partitions' results together (commutative, associative). */
@@ -227,6 +305,7 @@ export function mergePartitions(a: PartitionSums, b: PartitionSums): PartitionSu
     outsideRange: a.outsideRange + b.outsideRange,
     notSampled: a.notSampled + b.notSampled,
     degraded: a.degraded + b.degraded,
+    unrendered: a.unrendered + b.unrendered,
     unsupported,
     sums: mergeSums(a.sums, b.sums),
   };
@@ -244,6 +323,8 @@ export interface EvaluationCounts {
   readonly degraded: number;
   /** Decisions replayed through the candidate. */
   readonly replayed: number;
+  /** Of those, decisions whose first-ranked arm could not be rendered (`PartitionSums.unrendered`). */
+  readonly unrendered: number;
 }
 
 /** The reduce step's answer: the estimates, or why there are none. */
@@ -272,6 +353,7 @@ export function reduceEvaluation(
     notSampled: all.notSampled,
     degraded: all.degraded,
     replayed: all.sums.decisions,
+    unrendered: all.unrendered,
   };
   const minSupport = options.minSupport ?? DEFAULT_MIN_SUPPORT;
   const { decisions, evaluated } = all.sums;
