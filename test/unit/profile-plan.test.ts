@@ -684,7 +684,7 @@ describe('the exactly-once plan of a stream batch', () => {
     const event = storedEvent({ type: 'page', userId: 'u1', messageId: 'm1', timestamp: '2026-04-01T00:00:00Z' });
     const throwing = { ...options, enricher: () => { throw new Error('enricher bug'); } };
     const plan = planOn(new MemoryStore(), [record(event, 1)], throwing);
-    expect(plan.warnings).toEqual([expect.stringContaining('enricher bug')]);
+    expect(plan.warnings).toEqual([expect.objectContaining({ message: expect.stringContaining('enricher bug') })]);
     expect(plan.targets).toHaveLength(1);
   });
 });
