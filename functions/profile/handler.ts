@@ -73,7 +73,7 @@ const PSEUDONYM_KEY = pseudonymKey(requiredDecisionSecret());
  * never the key, which holds the customer's id; log lines are kept for
  * months and are not erased.
  */
-export const customerInLogs = (profileKey: string): string => customerPseudonym(PSEUDONYM_KEY, profileKey);
+const customerInLogs = (profileKey: string): string => customerPseudonym(PSEUDONYM_KEY, profileKey);
 
 /** The same profile was changed concurrently more times than we planned again: a transient fault. */
 export class ContentionError extends Error {
