@@ -26,11 +26,16 @@ function isRunning(pid: number): boolean {
 /** The process id a claim file holds, or undefined when it holds none (or is gone). */
 function holderOf(file: string): number | undefined {
   try {
-    const pid = Number.parseInt(readFileSync(file, 'utf8').trim(), 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    return pidOf(readFileSync(file, 'utf8'));
   } catch {
     return undefined;
   }
+}
+
+/** The process id a claim's text holds (`<pid>\n`), else undefined. */
+function pidOf(text: string): number | undefined {
+  const pid = Number.parseInt(text.trim(), 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
 function removeIfPresent(file: string): void {
@@ -89,8 +94,18 @@ function takeOverStale(file: string, pid: number): 'removed' | 'held' | 'busy' {
     throw new Error(`Cannot take over the stale claim ${file}: ${marker} was left by a start that stopped while taking it over; if no stack runs there, delete ${marker}.`);
   }
   try {
-    const holder = holderOf(file);
+    // Gone already: another starter removed it and may be creating its own claim this instant; removing
+    // "the file" now could remove that fresh claim, so nothing is removed.
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'removed';
+      throw error;
+    }
+    const holder = pidOf(text);
     if (holder !== undefined && holder !== pid && isRunning(holder)) return 'held';
+    // A stale claim (or an unreadable one) stays in place until a marker holder removes it, so this is still it.
     removeIfPresent(file);
     return 'removed';
   } finally {
