@@ -58,7 +58,7 @@ describe('log lines name a customer by a pseudonym', () => {
     const refused = { statusCode: 400, error: { __type: 'com.amazonaws.dynamodb.v20120810#ValidationException', message: 'Item size has exceeded the maximum allowed size' } };
     awsLite.testing.mock('DynamoDB.TransactWriteItems', refused);
     const userId = uid('refused-customer');
-    const page = (n: number) => storedEvent({ type: 'page', userId, messageId: `p${n}`, timestamp: '2026-04-01T00:00:00Z' });
+    const page = (n: number) => storedEvent({ type: 'page', userId, messageId: `${userId}-p${n}`, timestamp: '2026-04-01T00:00:00Z' });
     const records = [1, 2].map((n) => streamRecord(page(n), { sequenceNumber: sequenceNumber(n) }));
     const response = await handler(streamEvent(records), context);
     awsLite.testing.disable();
@@ -74,7 +74,8 @@ describe('log lines name a customer by a pseudonym', () => {
     const userId = uid('tombstoned-customer');
     // Cannot happen through the stack (a user key is never a tombstone): written here, merged into itself, to reach the refusal.
     await documentClient.send(new PutCommand({ TableName: config.PROFILES_TABLE, Item: { ...tombstoneToItem('x', userId, 1, Date.now()), ...userProfileItem.key(userId) } }));
-    const event = storedEvent({ type: 'track', userId, messageId: 't1', event: 'Viewed', timestamp: '2026-04-01T00:00:00Z' });
+    // A message id of its own: the applied markers are shared by every test on this DynamoDB Local.
+    const event = storedEvent({ type: 'track', userId, messageId: uid('t'), event: 'Viewed', timestamp: '2026-04-01T00:00:00Z' });
     const response = await handler(streamEvent([streamRecord(event, { sequenceNumber: sequenceNumber(1) })]), context);
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: sequenceNumber(1) }]);
     const out = logged();

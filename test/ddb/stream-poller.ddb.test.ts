@@ -300,9 +300,11 @@ describe('the local stream poller (event source mapping)', () => {
     poller.pause();
     poller.resume();
     await put(table, 'r-3');
-    await until(() => p.applied.includes('r-3'), 'the record after the outage');
     // Checkpointed within the last minute: delivered again (the profile function's markers make that harmless).
-    expect(p.applied).toEqual(['r-1', 'r-2', 'r-1', 'r-2', 'r-3']);
+    // The emulator may have moved r-3 to a new shard, read apart from the rewound one: waited for, in any order.
+    const times = (id: string) => p.applied.filter((applied) => applied === id).length;
+    await until(() => times('r-1') >= 2 && times('r-2') >= 2 && times('r-3') >= 1, 'the records before the outage again, and the one after it');
+    expect(new Set(p.applied)).toEqual(new Set(['r-1', 'r-2', 'r-3']));
 
     const q = probe();
     const { poller: second } = await startPoller(table, q, { rewindMs: 0 });
