@@ -5,7 +5,9 @@
  * the erasure (last week's email) whose click is reported after the return
  * counts for nothing — not on the new profile (its counted outcomes, its
  * contacts), not in the outcome statistics the actions report and the
- * learning read — while a decision made after the return counts as ever.
+ * learning read, not in the outcomes an off-policy evaluation joins to the
+ * decision log (`readOutcomeIndex`) — while a decision made after the return
+ * counts as ever.
  */
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
@@ -24,6 +26,10 @@ import { processStreamEvent } from '#functions/profile/handler.ts';
 import { publishCatalog } from '#store/catalog.ts';
 import { putWriteKey } from '#store/write-keys.ts';
 import { readStatistics } from '#store/statistics.ts';
+import { readOutcomeIndex } from '#store/evaluation-inputs.ts';
+import { loadCatalog } from '#domain/catalog/load.ts';
+import { decisionKey } from '#domain/decide/decision-id.ts';
+import { decisionRef } from '#domain/evaluation/evaluate.ts';
 import { config } from '#shared/config.ts';
 import { STATISTICS_BUCKET_MS } from '#domain/learning/statistics.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
@@ -38,12 +44,14 @@ const ACTION = `banner-${run}`;
 const SOURCE = `s-${run}`;
 let sequence = 0;
 
+const DECISION_KEY = decisionKey(process.env.KAIROS_DECISION_KEY ?? '');
+const catalog = {
+  learning: { enabled: false, exploration: 0 },
+  actions: [{ id: ACTION, name: 'Banner', content: { web: { title: 'Hola', placements: ['home_hero'] } } }],
+};
+
 beforeAll(async () => {
   await putWriteKey(KEY, { keyId: SOURCE, name: 'erasure outcome tests', kind: 'server', createdAt: new Date().toISOString() });
-  const catalog = {
-    learning: { enabled: false, exploration: 0 },
-    actions: [{ id: ACTION, name: 'Banner', content: { web: { title: 'Hola', placements: ['home_hero'] } } }],
-  };
   const published = await publishCatalog(JSON.stringify(catalog), 'json');
   if (!published.ok) throw new Error(JSON.stringify(published.problems));
 });
@@ -120,5 +128,14 @@ describe('an erased customer who comes back under the same userId', () => {
     expect(Object.keys(counted.body.stored.state.outcomes)).toHaveLength(1);
     expect(counted.body.profile.contacts[ACTION]).toBeDefined();
     expect(await storedClicks(start)).toBe(1);
+
+    // What an off-policy evaluation joins to the decision log: the new decision's click, not the old one's.
+    const candidate = loadCatalog(JSON.stringify(catalog), 'json');
+    if (!candidate.ok) throw new Error(JSON.stringify(candidate.problems));
+    const index = await readOutcomeIndex(candidate.catalog, { from: start - 60_000, to: Date.now() + 60_000 }, DECISION_KEY);
+    const oldRef = decisionRef(old.decisionId, DECISION_KEY) as string;
+    const freshRef = decisionRef(fresh.decisionId, DECISION_KEY) as string;
+    expect(index[freshRef]).toEqual([`click ${ACTION}`]);
+    expect(index[oldRef]).toBeUndefined();
   });
 });
