@@ -75,7 +75,15 @@ async function decide(userId: string): Promise<{ decisionId: string; issuedAt: n
   return { decisionId: body.decisionId as string, issuedAt };
 }
 
-async function admin(method: string, path: string): Promise<{ status: number; body: Record<string, any> }> {
+/** The fields of the admin answers this test reads (the erasure's, the export's). */
+interface Answer {
+  readonly erasedAt: string;
+  readonly events: readonly { readonly messageId: string }[];
+  readonly stored: { readonly state: { readonly outcomes: Readonly<Record<string, number>> } };
+  readonly profile: { readonly contacts: Readonly<Record<string, unknown>>; readonly stats: { readonly clicks: number } };
+}
+
+async function admin(method: string, path: string): Promise<{ status: number; body: Answer }> {
   const result = await adminHandler(apiGatewayEvent({ method, path, headers: { authorization: ADMIN } }), lambdaContext());
   return { status: result.statusCode ?? 0, body: result.body ? JSON.parse(result.body) : {} };
 }
@@ -101,7 +109,7 @@ describe('an erased customer who comes back under the same userId', () => {
 
     const erased = await admin('DELETE', `/v1/admin/profiles/${userId}`);
     expect(erased.status).toBe(200);
-    const erasedAt = Date.parse(erased.body.erasedAt as string);
+    const erasedAt = Date.parse(erased.body.erasedAt);
     expect(old.issuedAt).toBeLessThanOrEqual(erasedAt);
     await nextSecond(erasedAt);
 
@@ -113,7 +121,7 @@ describe('an erased customer who comes back under the same userId', () => {
     // The late click on the decision made for the erased customer: applied as an event, counted for nothing.
     await ingest([click(userId, `${userId}-old-click`, old.decisionId, Date.now())]);
     const after = await admin('GET', `/v1/admin/profiles/${userId}/export`);
-    expect(after.body.events.map((e: { messageId: string }) => e.messageId).sort()).toEqual([`${userId}-back`, `${userId}-old-click`]);
+    expect(after.body.events.map((e) => e.messageId).sort()).toEqual([`${userId}-back`, `${userId}-old-click`]);
     expect(after.body.stored.state.outcomes).toEqual(back.body.stored.state.outcomes);
     expect(after.body.stored.state.outcomes).toEqual({});
     expect(after.body.profile.contacts).toEqual(back.body.profile.contacts);
