@@ -18,16 +18,47 @@
  * counted one at a time in order; a chunk whose count fails (the store
  * down) is counted again after a pause, the same chunk under the same id,
  * so it is counted once whatever the retries (exactly as a redelivered
- * object is). The report's `decisions` lag the decisions by up to about
- * DECISION_COUNT_INTERVAL_MS plus the log's flush.
+ * object is). A chunk that fails `decisionCountSettings.maxReceiveCount`
+ * times in a row (5, the deployed queue's redrive) is set aside, as SQS
+ * moves a message to the failure queue: a line naming its bytes (id, file,
+ * offset, end, attempts, the last error) is appended to the failure file
+ * and `onSetAside` is told once; the later chunks are counted. The report's
+ * `decisions` lag the decisions by up to about DECISION_COUNT_INTERVAL_MS
+ * plus the log's flush.
  */
 import { randomBytes } from 'node:crypto';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { decisionCountSettings } from '#shared/functions.ts';
 
 /** How long the writes of the local decision log are gathered into one chunk before it is counted, ms. */
 export const DECISION_COUNT_INTERVAL_MS = 500;
 
+/** The pause after a chunk's first failure, ms (doubled with each failure). */
+const DEFAULT_RETRY_PAUSE_MS = 1_000;
+
 /** The longest pause between two attempts at a chunk that failed, ms. */
 const MAX_RETRY_PAUSE_MS = 10_000;
+
+/** The file of the chunks set aside, in the data folder. */
+export const DECISION_COUNT_FAILURES_FILE = 'decision-count-failures.jsonl';
+
+/** A line of the failure file: a chunk given up on, by its bytes in the decision log folder (not their text). */
+export interface SetAsideChunk {
+  /** The chunk's id, `<run>/<file>@<offset>`. */
+  readonly chunk: string;
+  /** Its file, relative to the decision log folder. */
+  readonly file: string;
+  /** Its first byte and the byte after its last, in the file. */
+  readonly offset: number;
+  readonly end: number;
+  /** The attempts made (decisionCountSettings.maxReceiveCount). */
+  readonly attempts: number;
+  /** The last attempt's error message. */
+  readonly reason: string;
+  /** When it was set aside, ISO-8601. */
+  readonly at: string;
+}
 
 /** Counts a chunk (its id and text); rejects when it could not (it is tried again). */
 export type CountChunk = (chunk: string, text: string) => Promise<unknown>;
@@ -44,8 +75,20 @@ export interface LocalDecisionCounterOptions {
   readonly run?: string;
   /** @default DECISION_COUNT_INTERVAL_MS */
   readonly intervalMs?: number;
-  /** Told of a chunk that failed (it is tried again). @default none */
+  /** Told of a chunk that failed (it is tried again, unless it is set aside). @default none */
   readonly onFailure?: (chunk: string, error: unknown) => void;
+  /** Attempts at a chunk before it is set aside. @default decisionCountSettings.maxReceiveCount (5) */
+  readonly maxAttempts?: number;
+  /** The JSON Lines file set-aside chunks are appended to (SetAsideChunk); none: `setAside` only. @default none */
+  readonly failureFile?: string;
+  /** Told once of a chunk set aside, with its last error. @default none */
+  readonly onSetAside?: (chunk: SetAsideChunk, error: unknown) => void;
+  /**
+   * The pause after a chunk's first failure, ms; it doubles with each failure, up to 10 s: by default a chunk is
+   * set aside after about 24 s of failures (2, 4, 8 and 10 s apart), a store that comes back within them counts it.
+   * @default 1000
+   */
+  readonly retryPauseMs?: number;
 }
 
 /** A run's name in its chunks' ids: its start instant (epoch ms, base 36) and 8 random hex digits. */
@@ -60,6 +103,7 @@ export class LocalDecisionCounter {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private failures = 0;
+  private readonly given: SetAsideChunk[] = [];
 
   constructor(
     private readonly count: CountChunk,
@@ -85,6 +129,11 @@ export class LocalDecisionCounter {
       void this.pump();
     }, this.intervalMs).unref();
   };
+
+  /** The chunks set aside since this counter was made, oldest first. */
+  get setAside(): readonly SetAsideChunk[] {
+    return [...this.given];
+  }
 
   /** Chunks gathered or waiting to be counted. */
   get pending(): number {
@@ -126,10 +175,30 @@ export class LocalDecisionCounter {
       } catch (error) {
         this.failures++;
         this.options.onFailure?.(id, error);
-        const pause = Math.min(MAX_RETRY_PAUSE_MS, 250 * 2 ** Math.min(this.failures, 6));
+        const attempts = this.failures;
+        if (attempts >= (this.options.maxAttempts ?? decisionCountSettings.maxReceiveCount)) {
+          this.queue.shift();
+          this.failures = 0;
+          this.putAside({ chunk: id, file: chunk.file, offset: chunk.offset, end: chunk.end, attempts, reason: error instanceof Error ? error.message : String(error), at: new Date().toISOString() }, error);
+          continue;
+        }
+        const pause = Math.min(MAX_RETRY_PAUSE_MS, (this.options.retryPauseMs ?? DEFAULT_RETRY_PAUSE_MS) * 2 ** Math.min(attempts, 6));
         setTimeout(() => void this.pump(), pause).unref();
         return;
       }
     }
+  }
+
+  private putAside(aside: SetAsideChunk, error: unknown): void {
+    this.given.push(aside);
+    if (this.options.failureFile) {
+      try {
+        mkdirSync(dirname(this.options.failureFile), { recursive: true });
+        appendFileSync(this.options.failureFile, `${JSON.stringify(aside)}\n`, 'utf8');
+      } catch {
+        // The line is in `setAside` and told below: a full disk must not stop the later chunks.
+      }
+    }
+    this.options.onSetAside?.(aside, error);
   }
 }

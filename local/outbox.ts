@@ -23,11 +23,18 @@
  *   deferred send, `Kairos Send Timer`) is not put on the bus when it fires: its event is written to the
  *   Events table (`writeTimer`, the dispatcher's own path deployed), never
  *   to outbox.jsonl; a deferred send is decided then by the profile function.
+ *   A schedule whose delivery fails is tried again, 1, 2, 4 … 60 s later, as
+ *   EventBridge Scheduler retries (SCHEDULE_RETRY_POLICY: 10 retries, about
+ *   5 minutes in all); past its retries it is set aside, as Scheduler sends
+ *   it to the timer failure queue: its file is moved to
+ *   `<dataDir>/schedules-failed/` (in memory: dropped) and the reason logged
+ *   once. A schedule file that cannot be read or is not a schedule is moved
+ *   there at start, logged once (reading the same bytes again cannot help).
  */
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { BusEvent, EmissionBus, EmissionScheduler } from '#shared/bus/bus.ts';
+import { SCHEDULE_RETRY_POLICY, type BusEvent, type EmissionBus, type EmissionScheduler } from '#shared/bus/bus.ts';
 import { EMISSION_SOURCE, TIMER_DETAIL_TYPES } from '#domain/triggers/emission.ts';
 
 /** One line of outbox.jsonl: an event as the bus delivers it. */
@@ -81,6 +88,13 @@ export class LocalBus implements EmissionBus {
 /** The longest the scheduler emulation goes without reading the wall clock (ms). */
 const CLOCK_CHECK_MS = 1_000;
 
+/** The pause after a schedule's first failed delivery, ms (doubled with each failure, up to MAX_RETRY_PAUSE_MS). */
+const DEFAULT_RETRY_PAUSE_MS = 1_000;
+const MAX_RETRY_PAUSE_MS = 60_000;
+
+/** The folder schedules given up on are moved to, beside the schedules' folder `folder`: `<folder>-failed`. */
+export const failedSchedulesFolderOf = (folder: string): string => `${folder}-failed`;
+
 interface Schedule {
   readonly event: BusEvent;
   /** Epoch ms. */
@@ -103,6 +117,9 @@ export class LocalScheduler implements EmissionScheduler {
   readonly #schedules = new Map<string, Schedule>();
   readonly #log: (line: string) => void;
   readonly #writeTimer: (detail: Readonly<Record<string, unknown>>, firedAt: number) => Promise<unknown>;
+  readonly #retryPauseMs: number;
+  /** Failed deliveries of each schedule in this run, by event id. */
+  readonly #failures = new Map<string, number>();
   /** The one timer: due for the soonest schedule, and never more than CLOCK_CHECK_MS away. */
   #timer: NodeJS.Timeout | undefined;
   #firing = false;
@@ -114,12 +131,20 @@ export class LocalScheduler implements EmissionScheduler {
    * none keeps them in memory.
    * `writeTimer`: writes a fired timer to the Events table (default shared/bus/journey-timers.ts `writeTimer`,
    * imported when a timer first fires: the store's configuration is read only once the stack has set its environment).
+   * `retryPauseMs`: the pause after a schedule's first failed delivery (doubled with each failure, up to 60 s).
+   * @default retryPauseMs 1000
    */
   constructor(
     bus: EmissionBus,
-    options: { folder?: string; log?: (line: string) => void; writeTimer?: (detail: Readonly<Record<string, unknown>>, firedAt: number) => Promise<unknown> } = {},
+    options: {
+      folder?: string;
+      log?: (line: string) => void;
+      writeTimer?: (detail: Readonly<Record<string, unknown>>, firedAt: number) => Promise<unknown>;
+      retryPauseMs?: number;
+    } = {},
   ) {
     this.#bus = bus;
+    this.#retryPauseMs = options.retryPauseMs ?? DEFAULT_RETRY_PAUSE_MS;
     this.#writeTimer =
       options.writeTimer ?? (async (detail, firedAt) => (await import('#shared/bus/journey-timers.ts')).writeTimer(detail, firedAt));
     this.#folder = options.folder;
@@ -143,7 +168,7 @@ export class LocalScheduler implements EmissionScheduler {
         if (!isSchedule(schedule)) throw new Error('not a schedule');
         this.#schedules.set(schedule.event.id, schedule);
       } catch (error) {
-        this.#log(`cannot read ${path}: ${(error as Error).message}; skipped`);
+        this.#log(`cannot read schedule ${name}: ${(error as Error).message}; ${this.#moveAside(name)}`);
       }
     }
     const earlier = `${folder}.json`;
@@ -216,17 +241,51 @@ export class LocalScheduler implements EmissionScheduler {
           if (TIMER_DETAIL_TYPES.includes(schedule.event.detailType)) await this.#writeTimer(schedule.event.detail, Date.now());
           else if ((await this.#bus.put([schedule.event])).length > 0) throw new Error('the bus refused it');
           if (this.#schedules.delete(schedule.event.id)) this.#remove(schedule.event.id);
+          this.#failures.delete(schedule.event.id);
         } catch (error) {
-          // EventBridge Scheduler retries a failed target; so does the emulation, a second later (in memory: a
-          // restart fires it at once).
-          this.#log(`schedule ${schedule.event.id} not delivered: ${(error as Error).message}; retrying`);
-          // Unless it was cancelled meanwhile (its customer erased).
-          if (this.#schedules.has(schedule.event.id)) this.#schedules.set(schedule.event.id, { ...schedule, at: Date.now() + 1_000 });
+          this.#failed(schedule, error as Error);
         }
       }
     } finally {
       this.#firing = false;
       this.#arm();
+    }
+  }
+
+  /**
+   * A delivery of `schedule` failed. EventBridge Scheduler retries a failed target, with growing pauses, and past
+   * SCHEDULE_RETRY_POLICY's retries sends the event to its dead-letter queue; so does the emulation: tried again
+   * after a pause (in memory, a restart fires it at once), past the retries set aside (its file moved to the failed
+   * folder), logged on its first failure and when set aside. A schedule cancelled meanwhile (its customer erased) is
+   * left alone.
+   */
+  #failed(schedule: Schedule, error: Error): void {
+    const id = schedule.event.id;
+    if (!this.#schedules.has(id)) return;
+    const failures = (this.#failures.get(id) ?? 0) + 1;
+    if (failures > SCHEDULE_RETRY_POLICY.MaximumRetryAttempts) {
+      this.#schedules.delete(id);
+      this.#failures.delete(id);
+      this.#log(`schedule ${id} not delivered after ${failures} attempts: ${error.message}; ${this.#moveAside(scheduleFileOf(id))}`);
+      return;
+    }
+    this.#failures.set(id, failures);
+    if (failures === 1) this.#log(`schedule ${id} not delivered: ${error.message}; retrying (${SCHEDULE_RETRY_POLICY.MaximumRetryAttempts} times at most)`);
+    const pause = Math.min(MAX_RETRY_PAUSE_MS, this.#retryPauseMs * 2 ** (failures - 1));
+    this.#schedules.set(id, { ...schedule, at: Date.now() + pause });
+  }
+
+  /** Move the schedule file `name` to the failed folder; says where it went, for the log line. */
+  #moveAside(name: string): string {
+    if (!this.#folder) return 'dropped';
+    const failed = failedSchedulesFolderOf(this.#folder);
+    try {
+      mkdirSync(failed, { recursive: true });
+      renameSync(join(this.#folder, name), join(failed, name));
+      return `moved to ${join(failed, name)}`;
+    } catch (error) {
+      // Not there (never written: a schedule kept in memory only), or the move itself failed: it is not armed again.
+      return `not moved (${(error as Error).message}); not tried again in this run`;
     }
   }
 

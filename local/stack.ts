@@ -26,7 +26,7 @@ import type { FunctionName } from '#http/routes.ts';
 import { eventsTable, outboxTable } from '#store/tables.ts';
 import { loadLocalCatalog, type CatalogLoader, type CatalogLoadResult } from './catalog.ts';
 import { claimDataFolder } from './data-folder-lock.ts';
-import { LocalDecisionCounter } from './decision-counter.ts';
+import { DECISION_COUNT_FAILURES_FILE, LocalDecisionCounter } from './decision-counter.ts';
 import { captureDecisionRecords, LocalDecisionLog } from './decision-log.ts';
 import { resolveMaxHeap, superviseDynamoLocal, type DynamoLocal } from './dynamodb.ts';
 import { FailureQueue, type OnFailureRecord } from './failure-queue.ts';
@@ -334,7 +334,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   // follows the first decision).
   const counter = new LocalDecisionCounter(
     async (chunk, text) => (await import('#store/statistics.ts')).countDecisionLogChunk(chunk, text),
-    { onFailure: (chunk, error) => log(`decision counts of ${chunk} not written yet (tried again): ${error instanceof Error ? error.message : String(error)}`) },
+    {
+      onFailure: (chunk, error) => log(`decision counts of ${chunk} not written yet (tried again): ${error instanceof Error ? error.message : String(error)}`),
+      ...(cfg.inMemory ? {} : { failureFile: join(cfg.dataDir, DECISION_COUNT_FAILURES_FILE) }),
+      onSetAside: (aside) =>
+        log(`decision counts of ${aside.chunk} given up after ${aside.attempts} attempts${cfg.inMemory ? '' : ` (set aside in ${DECISION_COUNT_FAILURES_FILE})`}: ${aside.reason}`),
+    },
   );
   const decisions = new LocalDecisionLog(decisionsFolder, { onWrite: counter.add });
   const releaseStdout = captureDecisionRecords(decisions);

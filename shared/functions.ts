@@ -160,6 +160,17 @@ export const profileStreamSettings = {
   eventNames: ['INSERT'],
 } as const;
 
+/**
+ * How the decision log's pieces reach the counting of the actions report's
+ * decisions: deployed, the redrive policy of the decision counter's SQS
+ * queue (infra/constructs/decision-counts.ts); locally, the attempts of the
+ * local decision counter at one piece (local/decision-counter.ts).
+ */
+export const decisionCountSettings = {
+  /** Deliveries of a piece (an object's message, a local chunk) before it is given up on, to the failure queue or file. */
+  maxReceiveCount: 5,
+} as const;
+
 /** A DynamoDB stream record's kind. */
 export type StreamEventName = 'INSERT' | 'MODIFY' | 'REMOVE';
 

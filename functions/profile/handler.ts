@@ -34,6 +34,7 @@ import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEven
 import { config, requiredDecisionSecret } from '#shared/config.ts';
 import { functionLogger, functionMetrics } from '#shared/observability.ts';
 import { decisionKey } from '#domain/decide/decision-id.ts';
+import { customerPseudonym, pseudonymKey } from '#domain/decide/decision-log.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import { DEFAULT_OUTCOME_LEARNING, type OutcomeLearning } from '#domain/learning/statistics.ts';
 import type { ProfileEnricher } from '#domain/profile/enrich.ts';
@@ -63,6 +64,17 @@ export class PoisonRecordError extends Error {
 /** Outcomes are attributed only to decision ids this service sealed (decide). */
 const DECISION_KEY = decisionKey(requiredDecisionSecret());
 
+/** The key log lines name a customer by (decision-log.ts `pseudonymKey` of the decision secret). */
+const PSEUDONYM_KEY = pseudonymKey(requiredDecisionSecret());
+
+/**
+ * How a log line names the customer of profile key `profileKey` (`u#…`,
+ * `a#…`): its pseudonym (decision-log.ts `customerPseudonym`, 22 characters),
+ * never the key, which holds the customer's id; log lines are kept for
+ * months and are not erased.
+ */
+const customerInLogs = (profileKey: string): string => customerPseudonym(PSEUDONYM_KEY, profileKey);
+
 /** The same profile was changed concurrently more times than we planned again: a transient fault. */
 export class ContentionError extends Error {
   constructor(message: string) {
@@ -71,11 +83,17 @@ export class ContentionError extends Error {
   }
 }
 
-/** A write DynamoDB refuses (item too large, invalid request) even with its event alone. */
+/**
+ * A write DynamoDB refuses (item too large, invalid request) even with its
+ * event alone. `customer` is the profile's pseudonym (`customerInLogs`),
+ * logged with the error; its message never holds the profile key.
+ */
 export class NonRetryableWriteError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  readonly customer: string;
+  constructor(message: string, options: { customer: string; cause?: unknown }) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'NonRetryableWriteError';
+    this.customer = options.customer;
   }
 }
 
@@ -173,7 +191,9 @@ export async function applyRecords(records: readonly BatchRecord[], options: Pro
       break;
     }
     for (const [id, error] of plan.failures) failures.set(id, error);
-    for (const warning of plan.warnings) logger.warn(warning);
+    for (const warning of plan.warnings) {
+      logger.warn(warning.message, warning.profileKey === undefined ? {} : { customer: customerInLogs(warning.profileKey) });
+    }
     report.duplicates += plan.duplicates.length;
     if (plan.dropped.length > 0) {
       try {
@@ -200,10 +220,11 @@ export async function applyRecords(records: readonly BatchRecord[], options: Pro
       if (outcome.kind === 'contention') for (const id of rest) again.add(id);
       else if (outcome.kind === 'invalid' && rest.length > 1) {
         // Isolate the event that makes the write impossible: each event alone.
-        logger.warn('profile transaction refused; applying its events one at a time', { error: outcome.error.message });
+        logger.warn('profile transaction refused; applying its events one at a time', { customer: customerInLogs(target.key), error: outcome.error.message });
         for (const record of pending) if (rest.includes(record.id)) isolate.push(record);
       } else if (outcome.kind === 'invalid') {
-        for (const id of rest) failures.set(id, new NonRetryableWriteError(`Profile ${target.key} cannot be written: ${outcome.error.message}`, { cause: outcome.error }));
+        const customer = customerInLogs(target.key);
+        for (const id of rest) failures.set(id, new NonRetryableWriteError(`The profile cannot be written: ${outcome.error.message}`, { customer, cause: outcome.error }));
       } else {
         // A store fault: these records are redelivered (markers make the already-applied ones no-ops).
         for (const id of rest) failures.set(id, outcome.error);

@@ -7,6 +7,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { Bucket, CfnBucket } from 'aws-cdk-lib/aws-s3';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { decisionCountSettings } from '#shared/functions.ts';
 import { DECISION_LOG_PREFIX } from './decision-log.ts';
 import { failureQueue } from './failure-queue.ts';
 import type { KairosFunction } from './kairos-function.ts';
@@ -23,7 +24,7 @@ export interface DecisionCountsProps {
   readonly batchSize?: number;
   /**
    * Deliveries of a message before it goes to the failure queue.
-   * @default 5
+   * @default decisionCountSettings.maxReceiveCount (5)
    */
   readonly maxReceiveCount?: number;
 }
@@ -68,7 +69,7 @@ export class DecisionCounts extends Construct {
       // AWS's advice for a Lambda event source: at least six times the function's timeout.
       visibilityTimeout: Duration.seconds(6 * (props.counter.timeout ?? Duration.seconds(3)).toSeconds()),
       retentionPeriod: Duration.days(4),
-      deadLetterQueue: { queue: this.failureQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
+      deadLetterQueue: { queue: this.failureQueue, maxReceiveCount: props.maxReceiveCount ?? decisionCountSettings.maxReceiveCount },
     });
 
     this.rule = new Rule(this, 'ObjectCreated', {

@@ -68,7 +68,7 @@ export interface EmissionBusProps {
  * queue (on-failure destination); an alarm fires on its first message. A
  * timer replayed from it is written once (a conditional put on its key).
  * Every schedule (deferred sends and timers alike) has the same queue as
- * its dead-letter queue, after Scheduler's retries (shared/bus/eventbridge.ts
+ * its dead-letter queue, after Scheduler's retries (shared/bus/bus.ts
  * SCHEDULE_RETRY_POLICY): Scheduler's role may send to it.
  */
 export class EmissionBus extends Construct {

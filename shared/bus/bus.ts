@@ -43,6 +43,15 @@ export interface EmissionScheduler {
   cancel(eventId: string): Promise<void>;
 }
 
+/**
+ * How hard a schedule's delivery is tried before it is given up on: deployed,
+ * EventBridge Scheduler's retries of its put on the bus before the timer
+ * failure queue (eventbridge.ts `scheduleRequest`, as the timer rule's);
+ * locally, the local scheduler's retries before the schedule is set aside
+ * (local/outbox.ts).
+ */
+export const SCHEDULE_RETRY_POLICY = { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 6 * 3600 } as const;
+
 /** The bus event of an outbox entry. */
 export const busEventOf = (entry: Pick<OutboxEntry, 'id' | 'detailType' | 'detail'>): BusEvent => ({
   id: entry.id,

@@ -29,7 +29,7 @@ import { getStringFromEnv } from '@aws-lambda-powertools/commons/utils/env';
 import { config } from '../config.ts';
 import { EMISSION_SOURCE } from '#domain/triggers/emission.ts';
 import { environmentCredentials } from '#store/client.ts';
-import type { BusEvent, EmissionBus, EmissionScheduler } from './bus.ts';
+import { SCHEDULE_RETRY_POLICY, type BusEvent, type EmissionBus, type EmissionScheduler } from './bus.ts';
 
 type AwsLite = (request: Record<string, unknown>) => Promise<{ statusCode: number; payload: unknown }>;
 
@@ -106,8 +106,6 @@ export interface ScheduleTarget {
   readonly deadLetterArn: string;
 }
 
-/** Scheduler's retries of a schedule's put on the bus before the dead-letter queue: as the timer rule's (infra EmissionBus). */
-export const SCHEDULE_RETRY_POLICY = { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 6 * 3600 } as const;
 
 /** The CreateSchedule request of `event` at `at` (epoch ms): path and JSON body. */
 export function scheduleRequest(event: BusEvent, at: number, target: ScheduleTarget): { path: string; payload: Record<string, unknown> } {

@@ -30,7 +30,8 @@ export async function writeTimer(
 ): Promise<boolean> {
   const expiresAt = Math.floor(firedAt / 1000) + Math.round(config.KAIROS_HISTORY_DAYS * 86_400);
   const event = timerEventOfDetail(detail, firedAt, expiresAt);
-  if (!event) throw new Error(`not a timer: ${JSON.stringify(detail).slice(0, 200)}`);
+  // The detail names a customer: never in the message, which is logged.
+  if (!event) throw new Error('not a timer: the detail is neither a journey wait nor a deferred send');
   const { accepted } = await storeEvents([event], options);
   return accepted === 1;
 }

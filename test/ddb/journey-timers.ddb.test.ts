@@ -72,4 +72,11 @@ describe('writing a due journey timer', () => {
   it('refuses a detail that names no timer, writing nothing', async () => {
     await expect(writeTimer({ kind: 'journey', journey: 'j' }, DUE)).rejects.toThrow(/not a timer/);
   });
+
+  it('refuses a malformed detail without its customer in the message (it is logged)', async () => {
+    const userId = 'timer-customer-0c1e5a';
+    const error = await writeTimer({ kind: 'journey', journey: 'j', profileKey: `u#${userId}`, userId }, DUE).then(() => undefined, (e: unknown) => e as Error);
+    expect(error?.message).toMatch(/not a timer/);
+    expect(error?.message).not.toContain(userId);
+  });
 });

@@ -311,6 +311,9 @@ describe('the local stream poller (event source mapping)', () => {
     second.resume();
     await put(table, 'r-4');
     await until(() => q.applied.includes('r-4'), 'the record after the second outage');
-    expect(q.applied).toEqual(['r-1', 'r-2', 'r-3', 'r-4']); // no rewind window: nothing again
+    // No rewind window: nothing before the outage again. r-4 may come twice: a read in flight across the
+    // pause can return it, and a batch read before a rewind does not move the checkpoint (at least once).
+    expect(q.applied.slice(0, 4)).toEqual(['r-1', 'r-2', 'r-3', 'r-4']);
+    expect(q.applied.slice(4).every((id) => id === 'r-4')).toBe(true);
   });
 });

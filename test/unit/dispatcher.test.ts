@@ -17,9 +17,9 @@ import { journeyTimerOfDetail, sendTimerOfDetail, timerEventOfDetail } from '#do
 import type { StoredEvent } from '#domain/stored-event.ts';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
 import { outboxPuts } from '#store/outbox.ts';
-import type { BusEvent, EmissionBus, EmissionScheduler } from '#shared/bus/bus.ts';
-import { LocalBus, LocalScheduler } from '#local/outbox.ts';
-import { cancelScheduleRequest, SCHEDULE_RETRY_POLICY, scheduleNameOf, scheduleRequest } from '#shared/bus/eventbridge.ts';
+import { SCHEDULE_RETRY_POLICY, type BusEvent, type EmissionBus, type EmissionScheduler } from '#shared/bus/bus.ts';
+import { failedSchedulesFolderOf, LocalBus, LocalScheduler } from '#local/outbox.ts';
+import { cancelScheduleRequest, scheduleNameOf, scheduleRequest } from '#shared/bus/eventbridge.ts';
 import { advanceClock, restoreClock } from '../support/clock.ts';
 import { streamEvent, streamRecord } from '../support/stream.ts';
 
@@ -294,6 +294,49 @@ describe('the local bus and scheduler', () => {
     await scheduler.cancel('kept');
     scheduler.stop();
     expect(new LocalScheduler(bus, { folder, log: () => undefined }).pending()).toEqual([]);
+  });
+
+  it('a schedule whose delivery fails for good is set aside past Scheduler\'s retries (its file moved to the failed folder, logged once): the others fire', async () => {
+    const bus = new LocalBus();
+    const folder = join(dir, 'aside', 'schedules');
+    const lines: string[] = [];
+    // The journey timers' own writer: a detail that names no timer is refused before the store is reached.
+    const scheduler = new LocalScheduler(bus, { folder, log: (line) => lines.push(line), retryPauseMs: 1 });
+    const customer = 'u#aside-customer-7f3b';
+    const broken = { id: 'broken-timer', detailType: 'Kairos Journey Timer', detail: { emissionId: 'broken-timer', kind: 'journey-timer', profileKey: customer } };
+    const good = { id: 'good', detailType: 'Kairos Trigger Action', detail: { n: 1 } };
+    const at = Date.now() + 50;
+    await scheduler.scheduleAt(broken, at);
+    await scheduler.scheduleAt(good, at + 100);
+    for (let i = 0; i < 400 && scheduler.pending().length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    scheduler.stop();
+    expect(scheduler.pending()).toEqual([]);
+    expect(bus.events().map((e) => e.id)).toEqual(['good']);
+    expect(readdirSync(folder)).toEqual([]);
+    expect(savedIn(failedSchedulesFolderOf(folder))).toEqual([{ event: broken, at }]);
+    const about = lines.filter((line) => line.includes('broken-timer'));
+    expect(about).toHaveLength(2);
+    expect(about[1]).toContain(`after ${SCHEDULE_RETRY_POLICY.MaximumRetryAttempts + 1} attempts`);
+    expect(about[1]).toContain('not a timer');
+    expect(lines.join('\n')).not.toContain(customer);
+    // Set aside: a restart does not fire it again.
+    expect(new LocalScheduler(bus, { folder, log: () => undefined }).pending()).toEqual([]);
+  });
+
+  it('a schedule file that cannot be read is moved to the failed folder at start, logged once', () => {
+    const bus = new LocalBus();
+    const folder = join(dir, 'unreadable', 'schedules');
+    new LocalScheduler(bus, { folder, log: () => undefined }).stop();
+    const name = `${'ab'.repeat(20)}.json`;
+    writeFileSync(join(folder, name), '{"event": {"id": "cut short');
+    const lines: string[] = [];
+    new LocalScheduler(bus, { folder, log: (line) => lines.push(line) }).stop();
+    expect(lines).toEqual([expect.stringContaining(`cannot read schedule ${name}`)]);
+    expect(readdirSync(folder)).toEqual([]);
+    expect(readFileSync(join(failedSchedulesFolderOf(folder), name), 'utf8')).toBe('{"event": {"id": "cut short');
+    const again: string[] = [];
+    new LocalScheduler(bus, { folder, log: (line) => again.push(line) }).stop();
+    expect(again).toEqual([]);
   });
 
   it('the bus appends each event to outbox.jsonl and reads the file back', async () => {

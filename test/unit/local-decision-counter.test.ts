@@ -4,13 +4,16 @@
  * file and byte offset, so the writes tile each file exactly; consecutive
  * writes of a file are gathered into one chunk named `<run>/<file>@<offset>`; a
  * chunk whose count fails is counted again under the same id, in order,
- * until it succeeds; `drain` counts what is gathered at once.
+ * until it succeeds or has failed decisionCountSettings.maxReceiveCount
+ * times, when it is set aside (the failure file) and the later chunks go
+ * on; `drain` counts what is gathered at once.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LocalDecisionCounter } from '#local/decision-counter.ts';
+import { DECISION_COUNT_FAILURES_FILE, LocalDecisionCounter, type SetAsideChunk } from '#local/decision-counter.ts';
+import { decisionCountSettings } from '#shared/functions.ts';
 import { decisionLogFiles, LocalDecisionLog } from '#local/decision-log.ts';
 
 const folders: string[] = [];
@@ -84,7 +87,7 @@ describe('LocalDecisionCounter', () => {
         attempts.push(chunk);
         if (chunk === 'r1/d.jsonl@0' && failuresLeft-- > 0) throw new Error('store down');
       },
-      { intervalMs: 60_000, run: 'r1', onFailure: (chunk) => failures.push(chunk) },
+      { intervalMs: 60_000, run: 'r1', retryPauseMs: 20, onFailure: (chunk) => failures.push(chunk) },
     );
     counter.add('d.jsonl', 0, 'a\n');
     counter.add('e.jsonl', 0, 'b\n');
@@ -92,5 +95,33 @@ describe('LocalDecisionCounter', () => {
     expect(failures).toEqual(['r1/d.jsonl@0', 'r1/d.jsonl@0']);
     expect(attempts).toEqual(['r1/d.jsonl@0', 'r1/d.jsonl@0', 'r1/d.jsonl@0', 'r1/e.jsonl@0']);
     expect(counter.pending).toBe(0);
+  });
+
+  it('a chunk that fails for good is set aside after the deployed queue\'s receives (a line in the failure file, told once): the later chunks are counted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kairos-decision-counter-test-'));
+    folders.push(dir);
+    const failureFile = join(dir, DECISION_COUNT_FAILURES_FILE);
+    const attempts: string[] = [];
+    const counted: string[] = [];
+    const told: [SetAsideChunk, unknown][] = [];
+    const counter = new LocalDecisionCounter(
+      async (chunk) => {
+        attempts.push(chunk);
+        if (chunk === 'r1/d.jsonl@0') throw new Error('a permanent refusal');
+        counted.push(chunk);
+      },
+      { intervalMs: 60_000, run: 'r1', retryPauseMs: 5, failureFile, onSetAside: (chunk, error) => told.push([chunk, error]) },
+    );
+    counter.add('d.jsonl', 0, 'a\n');
+    counter.add('e.jsonl', 0, 'b\n');
+    counter.add('e.jsonl', 7, 'c\n');
+    await counter.drain(Date.now() + 20_000);
+    expect(counter.pending).toBe(0);
+    expect(attempts.filter((a) => a === 'r1/d.jsonl@0')).toHaveLength(decisionCountSettings.maxReceiveCount);
+    expect(counted).toEqual(['r1/e.jsonl@0', 'r1/e.jsonl@7']);
+    const aside = { chunk: 'r1/d.jsonl@0', file: 'd.jsonl', offset: 0, end: 2, attempts: decisionCountSettings.maxReceiveCount, reason: 'a permanent refusal', at: expect.any(String) };
+    expect(told).toEqual([[aside, expect.objectContaining({ message: 'a permanent refusal' })]]);
+    expect(counter.setAside).toEqual([aside]);
+    expect(readFileSync(failureFile, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as unknown)).toEqual([aside]);
   });
 });

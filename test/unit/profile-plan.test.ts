@@ -32,7 +32,7 @@ import type { ProfileItem } from '#domain/profile/profile-item.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { journeyTimerEvent, sendTimerEvent } from '#domain/journeys/timer.ts';
 import { storedEvent } from '../support/stream.ts';
-import type { StatisticsIncrement } from '#domain/learning/statistics.ts';
+import { cellKey, NO_CONTEXT, type StatisticsIncrement } from '#domain/learning/statistics.ts';
 import { decisionId, draft, expectedStatistics, firstDifference, forCustomer, statisticsTotals, type Draft } from './profile-support.ts';
 
 const settings = { halfLifeDays: 14 };
@@ -812,11 +812,41 @@ describe('the exactly-once plan of a stream batch', () => {
     expect(plan.targets.flatMap((t) => t.writes.flatMap((w) => w.records))).toEqual([record(good, 1).id]);
   });
 
+  it("warns of a merge's take-back past a transaction with the profile apart, never in the message (it is logged)", () => {
+    // The user and the anonymous profile it absorbs both counted the same 120 outcomes, each in a cell of its own:
+    // the take-back of the anonymous one's counts is 120 statistics items, more than one transaction holds.
+    const outcomes: Record<string, number> = {};
+    const outcomeCells: Record<string, string[]> = {};
+    const decidedAt = Date.parse('2026-03-30T00:00:00Z');
+    for (let i = 0; i < 120; i++) {
+      const key = `c.web.${Math.floor(decidedAt / 1000)}.n${i}.a${i}`;
+      outcomes[key] = decidedAt;
+      outcomeCells[key] = [cellKey({ actionId: `a${i}`, context: NO_CONTEXT, channel: 'web' })];
+    }
+    const user = { ...emptyProfileState({ userId: 'u-5e1f' }), outcomes: { ...outcomes } };
+    const anonymous = { ...emptyProfileState({ anonymousId: 'a-77c3' }), outcomes: { ...outcomes }, outcomeCells };
+    const event = storedEvent({ type: 'identify', userId: 'u-5e1f', anonymousId: 'a-77c3', messageId: 'join', timestamp: '2026-04-01T00:00:00Z' });
+    const read: ReadState = {
+      profiles: new Map<string, ProfileItem | undefined>([
+        ['u#u-5e1f', { kind: 'profile', key: 'u#u-5e1f', version: 1, state: user }],
+        ['a#a-77c3', { kind: 'profile', key: 'a#a-77c3', version: 1, state: anonymous }],
+      ]),
+      applied: new Map([[event.pk, false]]),
+      erasedAt: new Map([['u#u-5e1f', undefined], ['a#a-77c3', undefined]]),
+      erasedMessages: new Map(),
+    };
+    const result = planBatch([{ id: '1', event }], read, options);
+    expect(result.kind).toBe('plan');
+    const warnings = result.kind === 'plan' ? result.plan.warnings : [];
+    expect(warnings).toEqual([{ message: expect.stringContaining("a merge's take-back exceeds a transaction"), profileKey: 'u#u-5e1f' }]);
+    for (const { message } of warnings) expect(message).not.toMatch(/u-5e1f|a-77c3/);
+  });
+
   it('keeps the events flowing when the enricher throws, with a warning', () => {
     const event = storedEvent({ type: 'page', userId: 'u1', messageId: 'm1', timestamp: '2026-04-01T00:00:00Z' });
     const throwing = { ...options, enricher: () => { throw new Error('enricher bug'); } };
     const plan = planOn(new MemoryStore(), [record(event, 1)], throwing);
-    expect(plan.warnings).toEqual([expect.stringContaining('enricher bug')]);
+    expect(plan.warnings).toEqual([expect.objectContaining({ message: expect.stringContaining('enricher bug') })]);
     expect(plan.targets).toHaveLength(1);
   });
 });

@@ -472,7 +472,7 @@ describe('the profile plan writes each firing with the event that caused it', ()
     const result = plan(records, emptyReadState(), { ...options, reactor: failing });
     expect(result.targets[0]!.writes[0]!.outbox).toEqual([]);
     expect(result.targets[0]!.writes[0]!.markers).toEqual(['src-test#m1']);
-    expect(result.warnings).toEqual([expect.stringContaining('boom')]);
+    expect(result.warnings).toEqual([expect.objectContaining({ message: expect.stringContaining('boom') })]);
   });
 });
 

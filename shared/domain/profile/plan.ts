@@ -160,7 +160,18 @@ export interface BatchPlan {
   /** Anonymous profiles merged by the writes. */
   readonly merges: number;
   /** Things worth a log line that do not hold events back (an enricher that failed). */
-  readonly warnings: readonly string[];
+  readonly warnings: readonly PlanWarning[];
+}
+
+/**
+ * A warning of the plan. Its message never holds a customer's key (log lines
+ * are kept for months and are not erased): the profile it concerns is given
+ * apart, for the caller to log by a pseudonym.
+ */
+export interface PlanWarning {
+  readonly message: string;
+  /** The profile key (`u#…`, `a#…`) it concerns, if any: never to be logged as it is. */
+  readonly profileKey?: string;
 }
 
 export type PlanResult = { readonly kind: 'read'; readonly reads: ReadSet } | { readonly kind: 'plan'; readonly plan: BatchPlan };
@@ -332,14 +343,14 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     erasures.size === 0 ? options.settings : { ...options.settings, erasedAt: (event) => newest(erasures.get(event), given?.(event)) };
   const planned: PlanOptions = { ...options, settings };
 
-  const warnings: string[] = [];
+  const warnings: PlanWarning[] = [];
   let merges = 0;
   const targets: TargetPlan[] = [];
   for (const [key, group] of groups) {
     const current = read.profiles.get(key);
     if (current?.kind === 'tombstone') {
       // Cannot happen (a user key is never a tombstone; a tombstone is followed): refuse rather than guess.
-      for (const entry of group) for (const id of entry.records) failures.set(id, new Error(`Profile ${key} is a tombstone`));
+      for (const entry of group) for (const id of entry.records) failures.set(id, new Error('The profile the event is applied to is a tombstone'));
       continue;
     }
     const identity = parseProfileKey(key);
@@ -385,7 +396,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
           target.enrichment = boundEnrichment(options.enricher(toProfileView(target, options.now), new Date(options.now)));
         } catch (error) {
           // Derived data only: keep the previous enrichment rather than hold the customer's events back.
-          warnings.push(`profile enricher failed; previous enrichment kept: ${(error as Error).message}`);
+          warnings.push({ message: `profile enricher failed; previous enrichment kept: ${(error as Error).message}`, profileKey: key });
         }
       };
       enrich(state);
@@ -400,7 +411,10 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       const room = MAX_TRANSACTION_ITEMS - 1 - applied.length - tombstones.length - outbox.length - journeyCounts.length;
       const kept = fitStatistics(statistics, takeBack, room);
       if (kept.length < statistics.length + takeBack.length) {
-        warnings.push(`outcome statistics of ${key}: a merge's take-back exceeds a transaction; ${statistics.length + takeBack.length - kept.length} of its double counts stay`);
+        warnings.push({
+          message: `outcome statistics: a merge's take-back exceeds a transaction; ${statistics.length + takeBack.length - kept.length} of its double counts stay`,
+          profileKey: key,
+        });
       }
       writes.push({
         profile: { key, state, readVersion: version },
@@ -550,7 +564,7 @@ function reactions(
   joins: readonly (readonly Join[])[],
   final: ProfileState,
   options: PlanOptions,
-  warnings: string[],
+  warnings: PlanWarning[],
 ): { outbox: OutboxEntry[]; runs: ProfileState['journeys'] | undefined; counts: JourneyCount[]; contacts: number } {
   const { reactor, journeys } = options;
   const bounds = applied.map((entry) => reactionBound(reactor, entry.event));
@@ -601,12 +615,12 @@ function reactions(
     if (reactor && bound > 0) {
       try {
         const set = reactor.react(change);
-        if (set.length > bound) warnings.push(`reactions of event ${entry.event.pk}: ${set.length - bound} beyond its bound of ${bound} dropped`);
+        if (set.length > bound) warnings.push({ message: `reactions of event ${entry.event.pk}: ${set.length - bound} beyond its bound of ${bound} dropped`, profileKey: key });
         const kept = set.slice(0, bound);
         out.push(...kept);
         count(kept);
       } catch (error) {
-        warnings.push(`reactions of event ${entry.event.pk} failed; none written: ${(error as Error).message}`);
+        warnings.push({ message: `reactions of event ${entry.event.pk} failed; none written: ${(error as Error).message}`, profileKey: key });
       }
     }
     if (journeys && (journeyBounds[i] as number) > 0) {
@@ -617,7 +631,7 @@ function reactions(
         counts.push(...stepped.counts);
         count(stepped.outbox);
       } catch (error) {
-        warnings.push(`journeys of event ${entry.event.pk} failed; they stay where they were: ${(error as Error).message}`);
+        warnings.push({ message: `journeys of event ${entry.event.pk} failed; they stay where they were: ${(error as Error).message}`, profileKey: key });
       }
     }
     before = change.after;
