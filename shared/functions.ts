@@ -90,8 +90,8 @@ export const functionDefinitions = {
   evaluationInputs: {
     entry: 'functions/evaluation-inputs/handler.ts',
     description: 'Off-policy evaluation, first step: the candidate catalog checked, the outcomes and statistics of the range written for the map step',
-    // Events: the outcome events of the range (a Scan); Control: the learning statistics.
-    tables: { Events: 'read', Control: 'read' },
+    // Events: the outcome events of the range (a Scan); Profiles: the erasure records of their customers; Control: the learning statistics.
+    tables: { Events: 'read', Profiles: 'read', Control: 'read' },
     decisionKey: true,
     memorySize: 1769,
     timeoutSeconds: 900,

@@ -135,6 +135,8 @@ export interface ApplyReport {
   readonly merges: number;
   /** Accepted before their customer was erased: dropped, and their Events items deleted. */
   readonly erased: number;
+  /** Outcomes applied for decisions issued at or before their customer's erasure: counted for nothing (plan.ts `erasedOutcomes`). */
+  readonly erasedOutcomes: number;
   /** Outbox entries committed, by status. */
   readonly emissions: { readonly now: number; readonly deferred: number; readonly refused: number };
 }
@@ -169,7 +171,7 @@ const backoff = (attempt: number) => sleep(jitteredPause(attempt, 5, 200));
  */
 export async function applyRecords(records: readonly BatchRecord[], options: ProfileFunctionOptions): Promise<ApplyReport> {
   const failures = new Map<string, Error>();
-  const report = { applied: 0, duplicates: 0, merges: 0, erased: 0 };
+  const report = { applied: 0, duplicates: 0, merges: 0, erased: 0, erasedOutcomes: 0 };
   const emissions = { now: 0, deferred: 0, refused: 0 };
   const maxAttempts = options.maxAttempts ?? 10;
   const isolate: BatchRecord[] = [];
@@ -210,6 +212,7 @@ export async function applyRecords(records: readonly BatchRecord[], options: Pro
       for (const write of done) {
         report.applied += write.markers.length;
         report.merges += write.tombstones.length;
+        report.erasedOutcomes += write.erasedOutcomes;
         for (const entry of write.outbox) emissions[entry.status]++;
       }
       if (outcome.kind === 'committed') return;
@@ -236,6 +239,7 @@ export async function applyRecords(records: readonly BatchRecord[], options: Pro
     report.duplicates += alone.duplicates;
     report.merges += alone.merges;
     report.erased += alone.erased;
+    report.erasedOutcomes += alone.erasedOutcomes;
     emissions.now += alone.emissions.now;
     emissions.deferred += alone.emissions.deferred;
     emissions.refused += alone.emissions.refused;
@@ -295,6 +299,7 @@ export function createProfileHandler(options: ProfileFunctionOptions): (event: D
     metrics.addMetric('EventsAlreadyApplied', MetricUnit.Count, report.duplicates);
     metrics.addMetric('ProfilesMerged', MetricUnit.Count, report.merges);
     metrics.addMetric('EventsDroppedByErasure', MetricUnit.Count, report.erased);
+    metrics.addMetric('OutcomesDroppedByErasure', MetricUnit.Count, report.erasedOutcomes);
     metrics.addMetric('RecordsFailed', MetricUnit.Count, failures.size);
     metrics.addMetric('EmissionsNow', MetricUnit.Count, report.emissions.now);
     metrics.addMetric('EmissionsDeferred', MetricUnit.Count, report.emissions.deferred);

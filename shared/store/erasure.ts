@@ -45,7 +45,7 @@ import { dynamo, type DynamoClient } from './client.ts';
 import { eventKeysOf } from './history.ts';
 import { outboxKeysOf } from './outbox.ts';
 import { appliedMarkerItem, erasedMessageItem, erasureRecordItem } from './items.ts';
-import { MARKER_TTL_SECONDS } from './profiles.ts';
+import { MARKER_TTL_SECONDS, getItems } from './profiles.ts';
 import { parseProfileKey } from '#domain/profile/identity.ts';
 
 /** How long an anonymous key's erasure record is kept: past the stream's 24 h and the retries of a failed batch. */
@@ -78,6 +78,25 @@ export function erasedAtOf(item: Record<string, unknown> | undefined): number | 
   if (item?.kind !== 'erasure' || typeof item.erasedAt !== 'string') return undefined;
   const at = Date.parse(item.erasedAt);
   return Number.isNaN(at) ? undefined : at;
+}
+
+/**
+ * When each of `profileKeys` (`u#…`, `a#…`) was erased, from their erasure
+ * records (BatchGetItem of 100 keys, one request after another): epoch ms by
+ * key, for the keys erased only (an anonymous key's record expires after
+ * ERASURE_TTL_SECONDS). An operator's batch read (off-policy evaluation),
+ * never a request-path one.
+ */
+export async function readErasures(profileKeys: Iterable<string>, options: { readonly client?: DynamoClient } = {}): Promise<Map<string, number>> {
+  const byItem = new Map<string, string>();
+  for (const key of profileKeys) byItem.set(erasureRecordItem.key(key).pk, key);
+  const items = await getItems([...byItem.keys()], { client: options.client ?? dynamo() });
+  const erased = new Map<string, number>();
+  for (const [pk, key] of byItem) {
+    const at = erasedAtOf(items.get(pk));
+    if (at !== undefined) erased.set(key, at);
+  }
+  return erased;
 }
 
 export interface ErasureOptions {

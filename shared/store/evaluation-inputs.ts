@@ -8,10 +8,12 @@
 import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import type { DecisionKey } from '#domain/decide/decision-id.ts';
 import type { LearningStats } from '#domain/decide/types.ts';
-import { indexOutcomes, type OutcomeIndex } from '#domain/evaluation/evaluate.ts';
+import { indexOutcomes, type OutcomeEvent, type OutcomeIndex } from '#domain/evaluation/evaluate.ts';
+import { anonymousProfileKey, userProfileKey } from '#domain/stored-event.ts';
 import { windowedCounts, type OutcomeCounts } from '#domain/learning/statistics.ts';
 import { ATTRIBUTION_WINDOW_MS, CLOCK_SKEW_MS } from '#domain/profile/outcomes.ts';
 import type { DynamoClient } from './client.ts';
+import { readErasures } from './erasure.ts';
 import { readOutcomeEvents } from './outcome-events.ts';
 import { readStatistics } from './statistics.ts';
 import { learningStatsOf } from './statistics-cache.ts';
@@ -28,7 +30,10 @@ export interface EvaluationRange {
  * CLOCK_SKEW_MS before its start to the longest attribution window
  * (impressions and clicks, or the candidate's conversion window) after its
  * end, attributed with `decisionKey` (a Scan of the Events table:
- * outcome-events.ts).
+ * outcome-events.ts); an outcome whose decision was issued at or before the
+ * erasure of the event's userId or anonymousId (their erasure records,
+ * erasure.ts `readErasures`) was the erased customer's and counts for
+ * nothing, as on the profile.
  */
 export async function readOutcomeIndex(
   candidate: CompiledCatalog,
@@ -37,9 +42,18 @@ export async function readOutcomeIndex(
   options: { readonly client?: DynamoClient; readonly table?: string } = {},
 ): Promise<OutcomeIndex> {
   const windowMs = Math.max(ATTRIBUTION_WINDOW_MS, candidate.learning.conversionWindowMs);
-  const events = [];
+  const events: OutcomeEvent[] = [];
   for await (const event of readOutcomeEvents({ from: range.from - CLOCK_SKEW_MS, to: range.to + windowMs, ...options })) events.push(event);
-  return indexOutcomes(events, decisionKey, candidate.learning.conversionWindowMs);
+  const keysOf = (event: OutcomeEvent): string[] => [
+    ...(event.userId !== undefined ? [userProfileKey(event.userId)] : []),
+    ...(event.anonymousId !== undefined ? [anonymousProfileKey(event.anonymousId)] : []),
+  ];
+  const erasures = await readErasures(new Set(events.flatMap(keysOf)), options.client ? { client: options.client } : {});
+  const erasedAt = (event: OutcomeEvent): number | undefined => {
+    const times = keysOf(event).flatMap((key) => erasures.get(key) ?? []);
+    return times.length > 0 ? Math.max(...times) : undefined;
+  };
+  return indexOutcomes(events, decisionKey, candidate.learning.conversionWindowMs, erasedAt);
 }
 
 /**

@@ -207,6 +207,17 @@ describe('the join of decisions with their outcomes', () => {
     expect(evaluatePartition([r], { candidate, outcomes: index, decisionKey: KEY }).sums).toMatchObject({ evaluated: 1, reward: 0 });
   });
 
+  it("a decision issued at or before its customer's erasure is no reward for the click of the customer who came back; one issued after is", () => {
+    const issued = Date.parse(r.at);
+    // Erased a second after the decision (the click, after the return, carries the same id): joined to nothing.
+    const erasedAfter = indexOutcomes([click(r)], KEY, window, () => issued + 1_000);
+    expect(erasedAfter).toEqual({});
+    expect(evaluatePartition([r], { candidate, outcomes: erasedAfter, decisionKey: KEY }).sums).toMatchObject({ evaluated: 1, reward: 0 });
+    // In the decision's own second: still the erased customer's. Erased before the decision was made: a reward.
+    expect(indexOutcomes([click(r)], KEY, window, () => issued)).toEqual({});
+    expect(Object.values(indexOutcomes([click(r)], KEY, window, () => issued - 1_000))).toEqual([['click a1']]);
+  });
+
   it('the reward is the candidate’s `learning.reward`: a conversion catalog is not rewarded by a click', () => {
     const converting = catalog({ ...candidate.document, learning: { enabled: false, reward: 'conversion' } } as CatalogInput);
     const events = [click(r)];

@@ -348,27 +348,29 @@ describe('timer events', () => {
 });
 
 describe("a journey act in quiet hours: its send's timer, decided when due (journeys/react.ts)", () => {
-  const catalog = compile(
-    [
-      BASE,
-      'policies:',
-      '  consentRequired: []',
-      "  quietHours: [{ id: night-email, channels: [email], from: '22:00', to: '08:00', timezone: UTC }]",
-      'journeys:',
-      '  - id: retention',
-      '    entry: { entered: churn-high }',
-      '    exit: { event: Order Completed }',
-      '    steps:',
-      '      - { id: email, act: { channel: email } }',
-      '      - { id: wait, wait: 3d }',
-    ].join('\n'),
-  );
+  /** The catalog with the journey's steps `steps` (its first step, `email`, an email act unless changed). */
+  const withSteps = (...steps: readonly string[]) =>
+    compile(
+      [
+        BASE,
+        'policies:',
+        '  consentRequired: []',
+        "  quietHours: [{ id: night-email, channels: [email], from: '22:00', to: '08:00', timezone: UTC }]",
+        'journeys:',
+        '  - id: retention',
+        '    entry: { entered: churn-high }',
+        '    exit: { event: Order Completed }',
+        '    steps:',
+        ...steps.map((step) => `      - ${step}`),
+      ].join('\n'),
+    );
+  const catalog = withSteps('{ id: email, act: { channel: email } }', '{ id: wait, wait: 3d }');
   const NIGHT = Date.parse('2026-11-30T23:00:00Z');
   const END = Date.parse('2026-12-01T08:00:00Z');
-  const optionsAt = (now: number): PlanOptions => ({
+  const optionsAt = (now: number, live: CompiledCatalog = catalog): PlanOptions => ({
     settings: { halfLifeDays: 14 },
-    enricher: createCatalogEnricher(() => catalog),
-    journeys: createJourneyStepper(() => catalog),
+    enricher: createCatalogEnricher(() => live),
+    journeys: createJourneyStepper(() => live),
     now,
   });
   const at = (ms: number) => new Date(ms).toISOString();
@@ -388,7 +390,8 @@ describe("a journey act in quiet hours: its send's timer, decided when due (jour
     });
     return store;
   };
-  const fire = (store: MemoryStore): MemoryStore => deliver([[timerEventOfDetail(store.outbox[0]!.detail, END, 1)!]], [], () => optionsAt(END), store);
+  const fire = (store: MemoryStore, live: CompiledCatalog = catalog): MemoryStore =>
+    deliver([[timerEventOfDetail(store.outbox[0]!.detail, END, 1)!]], [], () => optionsAt(END, live), store);
   /** A copy of `from` (its profile and markers) whose profile state is `state`. */
   const withState = (from: MemoryStore, state: ProfileState): MemoryStore => {
     const copy = new MemoryStore();
@@ -406,6 +409,24 @@ describe("a journey act in quiet hours: its send's timer, decided when due (jour
     expect(sent.map((e) => [e.id, e.status, e.sendAt, e.detail.actionId, e.detail.step])).toEqual([[store.outbox[0]!.detail.send, 'now', END, 'retain-email', 'email']]);
     expect(emailContacts(store)).toEqual([END]);
     expect(parseProfileState(store.profiles.get('u#luis')!.state).journeys).toEqual(runs);
+  });
+
+  it("the step changed in the catalog meanwhile: decided on the step's channel as it is when due; a step that is gone, or no longer an act, sends nothing", () => {
+    // The operator moved the step to push during the night: the send goes out as a push, under the act's id.
+    const store = entered();
+    fire(store, withSteps('{ id: email, act: { channel: push } }', '{ id: wait, wait: 3d }'));
+    const sent = store.outbox.filter((e) => e.detailType === 'Kairos Journey Action');
+    expect(sent.map((e) => [e.id, e.status, e.detail.channel, e.detail.actionId, e.detail.step])).toEqual([[store.outbox[0]!.detail.send, 'now', 'push', 'retain-push', 'email']]);
+    expect(emailContacts(store)).toEqual([]);
+    expect(parseProfileState(store.profiles.get('u#luis')!.state).channels.push?.contacts).toEqual([END]);
+    // The step removed (another in its place), or turned into a wait: nothing is decided.
+    for (const live of [withSteps('{ id: email-v2, act: { channel: email } }', '{ id: wait, wait: 3d }'), withSteps('{ id: email, wait: 1h }', '{ id: wait, wait: 3d }')]) {
+      const other = entered();
+      const before = other.outbox.length;
+      fire(other, live);
+      expect(other.outbox.length).toBe(before);
+      expect(emailContacts(other)).toEqual([]);
+    }
   });
 
   it('the run exited meanwhile (an order at 02:00): the timer is stale and sends nothing', () => {

@@ -391,7 +391,9 @@ function expectedProfiles(s: Scenario): Record<string, unknown> {
   const { profiles, merged } = finalProfiles(s);
   for (const [key, events] of profiles) {
     const identity = key.startsWith('u#') ? { userId: key.slice(2) } : { anonymousId: key.slice(2) };
-    const state = applyEvents(emptyProfileState(identity), events, settings);
+    // Customer 0 came back after the erasure: an outcome of a decision made before it counts for nothing.
+    const erased = s.erasedAfter !== undefined && (key === 'u#u0' || key === 'a#a0');
+    const state = applyEvents(emptyProfileState(identity), events, erased ? { ...settings, erasedAt: () => erasedAt(s) } : settings);
     const linked = [...merged].filter(([, userId]) => `u#${userId}` === key).map(([anonymousId]) => anonymousId);
     if (linked.length > 0) state.anonymousIds = linked;
     state.enrichment = boundEnrichment(enricher(toProfileView(state, NOW), new Date(NOW)));
@@ -569,13 +571,14 @@ describe('the exactly-once plan of a stream batch', () => {
     expect(first).toEqual({ kind: 'read', reads: { profiles: ['a#a1'], markers: [event.pk], erasures: ['a#a1'], erasedMessages: [] } });
     const tombstone: ProfileItem = { kind: 'tombstone', key: 'a#a1', version: 1, mergedInto: 'u1' };
     const read: ReadState = { profiles: new Map([['a#a1', tombstone]]), applied: new Map([[event.pk, false]]), erasedAt: new Map([['a#a1', undefined]]), erasedMessages: new Map() };
-    expect(planBatch([{ id: '1', event }], read, options)).toEqual({ kind: 'read', reads: { profiles: ['u#u1'], markers: [], erasures: [], erasedMessages: [] } });
-    const plan = planBatch([{ id: '1', event }], { ...read, profiles: new Map([...read.profiles, ['u#u1', undefined]]) }, options);
+    // The user's erasure with it: an outcome applied there counts nothing for a decision made before it.
+    expect(planBatch([{ id: '1', event }], read, options)).toEqual({ kind: 'read', reads: { profiles: ['u#u1'], markers: [], erasures: ['u#u1'], erasedMessages: [] } });
+    const plan = planBatch([{ id: '1', event }], { ...read, profiles: new Map([...read.profiles, ['u#u1', undefined]]), erasedAt: new Map([...read.erasedAt, ['u#u1', undefined]]) }, options);
     expect(plan.kind === 'plan' && plan.plan.targets.map((t) => t.key)).toEqual(['u#u1']);
     // A key erased before the event happened: whether the erasure deleted this very message is read with the target.
     const erased: ReadState = { ...read, erasedAt: new Map([['a#a1', Date.parse('2026-03-01T00:00:00Z')]]) };
-    expect(planBatch([{ id: '1', event }], erased, options)).toEqual({ kind: 'read', reads: { profiles: ['u#u1'], markers: [], erasures: [], erasedMessages: [event.pk] } });
-    const known = { ...erased, profiles: new Map([...read.profiles, ['u#u1', undefined]]) };
+    expect(planBatch([{ id: '1', event }], erased, options)).toEqual({ kind: 'read', reads: { profiles: ['u#u1'], markers: [], erasures: ['u#u1'], erasedMessages: [event.pk] } });
+    const known = { ...erased, profiles: new Map([...read.profiles, ['u#u1', undefined]]), erasedAt: new Map([...erased.erasedAt, ['u#u1', undefined]]) };
     // It did (the same message came back, dated after the erasure): dropped; it did not: applied.
     const replayed = planBatch([{ id: '1', event }], { ...known, erasedMessages: new Map([[event.pk, true]]) }, options);
     expect(replayed.kind === 'plan' && replayed.plan).toMatchObject({ targets: [], dropped: [{ eventPk: event.pk, records: ['1'] }] });
@@ -711,6 +714,93 @@ describe('the exactly-once plan of a stream batch', () => {
     const applied = planOn(store, [record(ownSend, 5), record(ownWait, 6), record(unnamed, 7)]);
     expect(applied.dropped).toEqual([]);
     expect(applied.targets.flatMap((t) => t.writes.flatMap((w) => w.markers)).sort()).toEqual([ownSend.pk, ownWait.pk, unnamed.pk].sort());
+  });
+
+  describe('an outcome of a decision issued before the customer was erased, reported after they came back', () => {
+    const MINUTE = 60_000;
+    const learning: PlanOptions = { ...options, settings: { ...settings, learning: { contextBy: 'persona', conversionWindowMs: 7 * DAY } } };
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const click = (messageId: string, who: { userId?: string; anonymousId?: string }, decision: string, at: number) =>
+      storedEvent({ type: 'track', ...who, messageId, event: 'Email Link Clicked', timestamp: iso(at), properties: { decision_id: decision } });
+    /** u-r came, was decided for, was erased at `erasedAt` and came back (a new profile) a second later. */
+    const returned = (erasedAt: number): MemoryStore => {
+      const store = new MemoryStore(learning);
+      const first = storedEvent({ type: 'identify', userId: 'u-r', messageId: 'i1', timestamp: iso(erasedAt - DAY), traits: { firstName: 'Rosa' } });
+      expect(deliver(store, [record(first, 1)])).toEqual([]);
+      store.erase(['u#u-r'], erasedAt, [first]);
+      const back = storedEvent({ type: 'identify', userId: 'u-r', messageId: 'i2', timestamp: iso(erasedAt + 1_000), traits: { firstName: 'Rosa' } });
+      expect(deliver(store, [record(back, 2)])).toEqual([]);
+      return store;
+    };
+    const view = (store: MemoryStore, key = 'u#u-r') => {
+      const item = store.item(key);
+      if (item?.kind !== 'profile') throw new Error(`no profile at ${key}`);
+      return { outcomes: Object.keys(item.state.outcomes), contacts: toProfileView(item.state, NOW).contacts };
+    };
+    const erasedOutcomes = (plan: BatchPlan) => plan.targets.flatMap((t) => t.writes).reduce((n, w) => n + w.erasedOutcomes, 0);
+
+    it('counts for nothing (profile, contacts, statistics) and is counted as dropped; a decision made after the return still counts', () => {
+      const erasedAt = Date.parse('2026-04-08T12:00:00.400Z');
+      const store = returned(erasedAt);
+      const before = view(store);
+      // Last week's email, decided for u-r before the erasure; one decided after the return.
+      const old = decisionId(new Date(erasedAt - 2 * DAY), 'email', 'old', ['a1'], 'u-r');
+      const fresh = decisionId(new Date(erasedAt + 2_000), 'email', 'new', ['a1'], 'u-r');
+      const late = click('c-old', { userId: 'u-r' }, old, erasedAt + 10 * MINUTE);
+      const plan = planOn(store, [record(late, 3)]);
+      expect(plan.dropped).toEqual([]);
+      expect(plan.targets.flatMap((t) => t.writes.flatMap((w) => w.markers))).toEqual([late.pk]);
+      expect(plan.targets.flatMap((t) => t.writes.flatMap((w) => w.statistics))).toEqual([]);
+      expect(erasedOutcomes(plan)).toBe(1);
+      expect(commit(store, plan)).toEqual({ again: [], failed: [] });
+      expect(view(store)).toEqual(before);
+      expect(store.statistics).toEqual([]);
+      // The returning customer's own decision counts as ever.
+      const own = click('c-new', { userId: 'u-r' }, fresh, erasedAt + 20 * MINUTE);
+      const counted = planOn(store, [record(own, 4)]);
+      expect(erasedOutcomes(counted)).toBe(0);
+      expect(commit(store, counted)).toEqual({ again: [], failed: [] });
+      expect(view(store).outcomes).toHaveLength(1);
+      expect(view(store).contacts.a1).toBeDefined();
+      expect(Object.values(statisticsTotals(store.statistics))).toEqual(['0/1/0']);
+    });
+
+    it('holds when the outcome is reported under a new browser merged into the returning user (the erasure of its target)', () => {
+      const erasedAt = Date.parse('2026-04-08T12:00:00Z');
+      const store = returned(erasedAt);
+      const login = storedEvent({ type: 'identify', userId: 'u-r', anonymousId: 'b-new', messageId: 'i3', timestamp: iso(erasedAt + MINUTE) });
+      expect(deliver(store, [record(login, 3)])).toEqual([]);
+      expect(store.item('a#b-new')?.kind).toBe('tombstone');
+      // Decided for the user before the erasure; the click comes from the new browser alone (its tag matches the profile's user id).
+      const old = decisionId(new Date(erasedAt - DAY), 'email', 'old', ['a1'], 'u-r');
+      const plan = planOn(store, [record(click('c-old', { anonymousId: 'b-new' }, old, erasedAt + 10 * MINUTE), 4)]);
+      expect(plan.targets.map((t) => t.key)).toEqual(['u#u-r']);
+      expect(erasedOutcomes(plan)).toBe(1);
+      expect(commit(store, plan)).toEqual({ again: [], failed: [] });
+      expect(view(store).outcomes).toEqual([]);
+      expect(store.statistics).toEqual([]);
+    });
+
+    it('whatever the times: an outcome counts exactly when its decision was issued after the erasure (to the second it carries)', () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 0, max: 999 }),
+          fc.integer({ min: -3 * 86_400, max: 3 * 86_400 }),
+          fc.integer({ min: 2, max: 3_600 }),
+          (erasedMs, decidedS, clickS) => {
+            const erasedAt = Date.parse('2026-04-08T12:00:00Z') + erasedMs;
+            const store = returned(erasedAt);
+            const decidedAt = Date.parse('2026-04-08T12:00:00Z') + decidedS * 1000;
+            const at = Math.max(decidedAt, erasedAt) + clickS * 1000;
+            const plan = planOn(store, [record(click('c', { userId: 'u-r' }, decisionId(new Date(decidedAt), 'email', 'n', ['a1'], 'u-r'), at), 3)]);
+            const counts = decidedAt > erasedAt;
+            expect(erasedOutcomes(plan)).toBe(counts ? 0 : 1);
+            expect(plan.targets.flatMap((t) => t.writes.flatMap((w) => w.statistics)).length > 0).toBe(counts);
+          },
+        ),
+        { numRuns: 60 },
+      );
+    });
   });
 
   it('sets aside an event the aggregate refuses and an event without identity; the rest of the batch is planned', () => {

@@ -328,7 +328,7 @@ triggers:
     };
 
     it('nothing changed: sent at the end of quiet hours, with its content, a sealed decision id and its contact, under the send\'s own id', () => {
-      const entry = decideDueSend(small, timer, dueChange(vip), { decisionKey: key });
+      const entry = decideDueSend(small, timer, dueChange(vip), { decisionKey: key })!;
       expect(entry).toMatchObject({ id: 'vip-in.src-test#m-Something Happened', status: 'now', sendAt: end, detailType: 'Kairos Trigger Action' });
       expect(entry.detail).toMatchObject({
         emissionId: entry.id,
@@ -345,23 +345,44 @@ triggers:
       expect(openDecisionId(entry.detail.decisionId as string, key)).toBeDefined();
       expect(entry.contact).toMatchObject({ channel: 'sms', actionId: 'promo-sms', at: end });
       // The same timer decides the same way when its batch is planned again (the seal itself is fresh each time).
-      const again = decideDueSend(small, timer, dueChange(vip), { decisionKey: key });
+      const again = decideDueSend(small, timer, dueChange(vip), { decisionKey: key })!;
       expect(openDecisionId(again.detail.decisionId as string, key)).toEqual(openDecisionId(entry.detail.decisionId as string, key));
       expect({ ...again, detail: { ...again.detail, decisionId: 0 } }).toEqual({ ...entry, detail: { ...entry.detail, decisionId: 0 } });
     });
 
     it('the VIP trap: a return and a complaint opened in the night leave the promotion refused at the end, never sent', () => {
       const inConflict = customer({ segments: ['vip', 'in-conflict'], traits: { tier: 'VIP', firstName: 'Ana' }, stats: { openComplaints: 1, returns: 1 } });
-      const entry = decideDueSend(small, timer, dueChange(inConflict), { decisionKey: key });
+      const entry = decideDueSend(small, timer, dueChange(inConflict), { decisionKey: key })!;
       expect(entry).toMatchObject({ id: 'vip-in.src-test#m-Something Happened', status: 'refused', detail: { refused: 'suppressed', refusedBy: 'no-promo-in-conflict' } });
       expect(entry.detail).not.toHaveProperty('content');
       expect(entry.contact).toBeUndefined();
       // Consent withdrawn meanwhile: refused by it.
-      expect(decideDueSend(small, timer, dueChange(customer({ consent: {}, segments: ['vip'] })))).toMatchObject({ status: 'refused', detail: { refused: 'consent' } });
+      expect(decideDueSend(small, timer, dueChange(customer({ consent: {}, segments: ['vip'] })))!).toMatchObject({ status: 'refused', detail: { refused: 'consent' } });
+    });
+
+    it("the trigger changed in the catalog meanwhile: decided for its channel as it is when due; removed or disabled, nothing", () => {
+      const edited = (decide: string, enabled = true) => {
+        const result = loadCatalog(TRIGGERS_YAML.replace("  - id: vip-in\n    on: { entered: vip }\n    decide: { channel: sms }", `  - id: vip-in\n    enabled: ${enabled}\n    on: { entered: vip }\n    decide: ${decide}`), 'yaml');
+        if (!result.ok) throw new Error(JSON.stringify(result.problems, null, 2));
+        return result.catalog;
+      };
+      // The operator moved it from SMS to email during the night: the promotion goes out by email, under the send's own id.
+      const email = decideDueSend(edited('{ channel: email }'), timer, dueChange(vip), { decisionKey: key })!;
+      expect(email).toMatchObject({ id: timer.send, status: 'now', detail: { channel: 'email', actionId: 'promo-email' }, contact: { channel: 'email', actionId: 'promo-email' } });
+      // And the new channel's policies hold: consent for email withdrawn, it is refused by that.
+      expect(decideDueSend(edited('{ channel: email }'), timer, dueChange(customer({ consent: { sms: granted }, segments: ['vip'], traits: { tier: 'VIP', firstName: 'Ana' } })))).toMatchObject({ status: 'refused', detail: { channel: 'email', refused: 'consent' } });
+      // Disabled, or removed: not decided at all.
+      expect(decideDueSend(edited('{ channel: sms }', false), timer, dueChange(vip))).toBeUndefined();
+      const removed = loadCatalog(TRIGGERS_YAML.replace("  - id: vip-in\n    on: { entered: vip }\n    decide: { channel: sms }\n", ''), 'yaml');
+      if (!removed.ok) throw new Error(JSON.stringify(removed.problems));
+      expect(decideDueSend(removed.catalog, timer, dueChange(vip))).toBeUndefined();
+      // Through the reactor, the same.
+      expect(createTriggerReactor(() => edited('{ channel: email }')).react(dueChange(vip))).toMatchObject([{ id: timer.send, detail: { channel: 'email' } }]);
+      expect(createTriggerReactor(() => removed.catalog).react(dueChange(vip))).toEqual([]);
     });
 
     it('quiet hours holding again when it comes back: refused by them, never deferred a second time', () => {
-      const entry = decideDueSend(small, timer, dueChange(vip, Date.parse('2026-11-24T23:00:00Z')));
+      const entry = decideDueSend(small, timer, dueChange(vip, Date.parse('2026-11-24T23:00:00Z')))!;
       expect(entry).toMatchObject({ id: timer.send, status: 'refused', detail: { refused: 'quiet_hours', refusedBy: 'sms-night' } });
     });
   });

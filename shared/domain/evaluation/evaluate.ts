@@ -144,15 +144,24 @@ const notShown = (arm: string): string => `\u0001not shown\u0001${arm}`;
  * The customer an outcome must come from is matched against the event's own
  * userId and anonymousId only (the log has no profiles): an outcome that the
  * profile counts through a merged identity alone (a decision for anonymous A
- * reported under user U without A) is not joined here.
+ * reported under user U without A) is not joined here. `erasedAt`: the
+ * newest erasure of an event's userId and anonymousId (epoch ms; undefined:
+ * none), as the profile counts it: an outcome of a decision issued at or
+ * before it was the erased customer's and is joined to nothing, though the
+ * customer came back under the same id (absent: no erasure is known).
  */
-export function indexOutcomes(events: Iterable<OutcomeEvent>, decisionKey: DecisionKey | undefined, conversionWindowMs: number): OutcomeIndex {
+export function indexOutcomes(
+  events: Iterable<OutcomeEvent>,
+  decisionKey: DecisionKey | undefined,
+  conversionWindowMs: number,
+  erasedAt?: (event: OutcomeEvent) => number | undefined,
+): OutcomeIndex {
   const index = new Map<string, Set<string>>();
   for (const event of events) {
     const at = Date.parse(event.timestamp);
     if (!Number.isFinite(at)) continue;
     const props = event.properties ?? {};
-    const outcome = attributeOutcome(semanticName(event.event), props, at, [event.userId, event.anonymousId], decisionKey, conversionWindowMs);
+    const outcome = attributeOutcome(semanticName(event.event), props, at, [event.userId, event.anonymousId], decisionKey, conversionWindowMs, erasedAt?.(event));
     if (!outcome) continue;
     const id = parseOutcomeKey(outcome.key).decision;
     let entries = index.get(id);

@@ -9,9 +9,11 @@
  *   timer instead (`Kairos Send Timer`), decided when due: a due `Send
  *   Timer` of an act is decided then (triggers/react.ts `decideDueSend`) if
  *   the customer is still in that run (machine.ts `sameRun`: its number
- *   and entry time) or it completed; a run that exited, or was followed by
- *   another, or one of an erased customer's runs, sends nothing (a stale
- *   timer, as a wait's);
+ *   and entry time) or it completed, for the act step of that id as the
+ *   catalog has it then (its channel and placement now); a run that
+ *   exited, or was followed by another, or one of an erased customer's
+ *   runs, or a step that is no longer an act of the journey, sends nothing
+ *   (a stale timer, as a wait's);
  * - a wait: its timer, an entry `deferred` to the due time, detail type
  *   `Kairos Journey Timer`, which the dispatcher turns into the `Journey
  *   Timer` event (timer.ts) written to the Events table when due;
@@ -50,7 +52,8 @@ export function reactJourneys(catalog: CompiledCatalog, runs: Readonly<JourneyRu
     if (origin.kind !== 'journey' || !catalog.journeys.some((j) => j.id === origin.journey)) return { runs, outbox: [], counts: [] };
     const run = Object.hasOwn(runs, origin.journey) ? runs[origin.journey] : undefined;
     const live = run !== undefined && sameRun(origin, run) && run.ended?.how !== 'exited';
-    return { runs, outbox: live ? [decideDueSend(catalog, due, change, options)] : [], counts: [] };
+    const entry = live ? decideDueSend(catalog, due, change, options) : undefined;
+    return { runs, outbox: entry ? [entry] : [], counts: [] };
   }
   const event = change.event;
   const vars = createRuleVariables({ profile: change.after, context: eventContext(event), now: new Date(change.now), catalog, failures: createFailureTally() });

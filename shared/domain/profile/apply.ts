@@ -195,7 +195,7 @@ function applyTrack(s: ProfileState, event: StoredEvent, name: string, props: Pr
     }
   }
   // An outcome counts once, only for what its decision served, and only from its customer (outcomes.ts).
-  const outcome = attributeOutcome(semantic, props, at, customerIds(s, event), settings.decisionKey, settings.learning?.conversionWindowMs);
+  const outcome = attributeOutcome(semantic, props, at, customerIds(s, event), settings.decisionKey, settings.learning?.conversionWindowMs, settings.erasedAt?.(event));
   if (!outcome || !countOutcomeOnce(s.outcomes, outcome)) return;
   keepCountedCells(s, outcome, settings);
   const actionId = outcome.action.actionId;
@@ -227,8 +227,8 @@ export function* customerIds(profile: ProfileIds, event: Pick<StoredEvent, 'user
 
 /**
  * The outcome event `event` is (outcomes.ts `attributeOutcome`, with the
- * settings the profile counts with) when applied to `profile`, whether or
- * not it is counted yet. `profile` undefined: whatever its customer (only
+ * settings the profile counts with, its erasure `settings.erasedAt`
+ * included) when applied to `profile`, whether or not it is counted yet. `profile` undefined: whatever its customer (only
  * to bound what the event may count).
  */
 export function eventOutcome(event: StoredEvent, settings: ProfileSettings, profile: ProfileIds | undefined): AttributedOutcome | undefined {
@@ -236,7 +236,7 @@ export function eventOutcome(event: StoredEvent, settings: ProfileSettings, prof
   const at = Date.parse(event.timestamp);
   if (!Number.isFinite(at)) return undefined;
   const customer = profile ? customerIds(profile, event) : undefined;
-  return attributeOutcome(semanticName(event.event), event.properties ?? {}, at, customer, settings.decisionKey, settings.learning?.conversionWindowMs);
+  return attributeOutcome(semanticName(event.event), event.properties ?? {}, at, customer, settings.decisionKey, settings.learning?.conversionWindowMs, settings.erasedAt?.(event));
 }
 
 /**

@@ -25,6 +25,12 @@
  *   (`ATTRIBUTION_WINDOW_MS` after it for an impression or a click, the
  *   catalog's `learning.conversionWindow` for a conversion, and no earlier
  *   than `CLOCK_SKEW_MS` before it);
+ * - its decision was issued after the newest erasure of the customer's ids
+ *   (`erasedAt`: of the profile it is applied to and of the ids the event is
+ *   reported under, profile/plan.ts): a decision issued at or before it was
+ *   made for the erased customer, and an outcome reported for it after they
+ *   came back under the same id (a late click on last week's email) counts
+ *   for nothing, though its customer tag matches;
  * - the same (decision, action, kind) has not been counted on this profile
  *   already: a client that reports an impression twice, or both
  *   `Email Delivered` and `Email Opened`, counts one impression.
@@ -98,6 +104,9 @@ export function decidedFor(decision: Pick<DecisionRecord, 'customer'>, ids: Cust
   return false;
 }
 
+/** Whether a decision issued at `decidedAt` (epoch ms) was issued at or before the erasure at `erasedAt` (epoch ms; undefined: none). */
+export const decidedBefore = (decidedAt: number, erasedAt: number | undefined): boolean => erasedAt !== undefined && decidedAt <= erasedAt;
+
 const idText = (value: unknown, maxLength: number): string | undefined =>
   typeof value === 'string' && value.length > 0 && value.length <= maxLength ? value : undefined;
 
@@ -108,7 +117,9 @@ const idText = (value: unknown, maxLength: number): string | undefined =>
  * `customer` the ids it is reported for (`CustomerIds`; undefined skips
  * that check, only to bound what an event may count, never to count it);
  * `conversionWindowMs` how long after its decision a conversion is
- * attributed to it (ms; the catalog's `learning.conversionWindow`).
+ * attributed to it (ms; the catalog's `learning.conversionWindow`);
+ * `erasedAt` the newest erasure of the customer's ids (epoch ms; undefined:
+ * none known), at or before which a decision counts no outcome.
  */
 export function attributeOutcome(
   semanticName: string,
@@ -117,6 +128,7 @@ export function attributeOutcome(
   customer: CustomerIds | undefined,
   decisionKey: DecisionKey | undefined,
   conversionWindowMs: number = ATTRIBUTION_WINDOW_MS,
+  erasedAt?: number,
 ): AttributedOutcome | undefined {
   const event = OUTCOME_EVENTS[semanticName];
   if (!event) return undefined;
@@ -134,6 +146,7 @@ export function attributeOutcome(
   const decidedAt = Date.parse(decision.issuedAt);
   const window = event.kind === 'conversion' ? conversionWindowMs : ATTRIBUTION_WINDOW_MS;
   if (!(at >= decidedAt - CLOCK_SKEW_MS && at <= decidedAt + window)) return undefined;
+  if (decidedBefore(decidedAt, erasedAt)) return undefined;
   if (customer !== undefined && !decidedFor(decision, customer)) return undefined;
   const channel = decision.channel;
   return {

@@ -43,7 +43,12 @@
  *
  * Each write carries what its applied events and merges add to the outcome
  * statistics (shared/domain/learning/statistics.ts): the outcomes its events
- * newly count, less the double counts its merges take back. The store adds
+ * newly count, less the double counts its merges take back. An outcome of a
+ * decision issued at or before the newest erasure of the event's identity
+ * keys or of its target (erasure records) was made for the erased customer:
+ * it counts for nothing (not on the profile, its contacts, caps and the
+ * views its reactions see, nor in the statistics), and the write counts it
+ * in `erasedOutcomes`; the event itself is applied like any other. The store adds
  * them in the write's own transaction, so they are added exactly when the
  * events are applied.
  *
@@ -130,6 +135,12 @@ export interface PlannedWrite {
   readonly outbox: readonly OutboxEntry[];
   /** What its applied events add to the journey report (journeys/report.ts), summed per counter. */
   readonly journeyCounts: readonly JourneyCounterIncrement[];
+  /**
+   * Outcomes its applied events report for decisions issued at or before an
+   * erasure of their customer (outcomes.ts `attributeOutcome`, `erasedAt`):
+   * the erased customer's, counted for nothing.
+   */
+  readonly erasedOutcomes: number;
 }
 
 /** The writes of one profile key, in order: each is valid only once the one before has committed. */
@@ -257,8 +268,10 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     // Read with them, the target of an event that may be applied (one read, not two).
     const target = resolved(entry.identity.home);
     if (!read.profiles.has(target)) missing.profiles.add(target);
+    // And its erasure: an outcome applied there counts nothing for a decision made before it (`newestErasure`).
+    if (!read.erasedAt.has(target)) missing.erasures.add(target);
   }
-  if (missing.erasedMessages.size + missing.profiles.size > 0) return readMore(missing);
+  if (missing.erasedMessages.size + missing.profiles.size + missing.erasures.size > 0) return readMore(missing);
 
   const dropped: { eventPk: string; records: string[] }[] = [];
   const duplicates: string[] = [];
@@ -316,6 +329,20 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     else groups.set(target, [taken]);
   }
 
+  // An outcome reported for a decision issued at or before an erasure of its customer (the ids it is reported under,
+  // or the profile it is applied to) was the erased customer's: it counts for nothing on one who came back.
+  const erasures = new Map<StoredEvent, number>();
+  for (const [target, group] of groups) {
+    for (const entry of group) {
+      const at = newestErasure([...identityKeys(entry.identity), target], read);
+      if (at !== undefined) erasures.set(entry.event, at);
+    }
+  }
+  const given = options.settings.erasedAt;
+  const settings: ProfileSettings =
+    erasures.size === 0 ? options.settings : { ...options.settings, erasedAt: (event) => newest(erasures.get(event), given?.(event)) };
+  const planned: PlanOptions = { ...options, settings };
+
   const warnings: PlanWarning[] = [];
   let merges = 0;
   const targets: TargetPlan[] = [];
@@ -331,13 +358,16 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     let state: ProfileState = current?.state ?? emptyProfileState(identity);
     let version = current?.version ?? 0;
     const writes: PlannedWrite[] = [];
-    const cost = (entry: Entry): number => entryCost(entry, key, absorbedBy, read, options.settings, options.reactor, options.journeys);
+    const cost = (entry: Entry): number => entryCost(entry, key, absorbedBy, read, settings, options.reactor, options.journeys);
     for (const chunk of chunks(group, cost)) {
-      const { state: next, applied, poisoned } = applyWithIsolation(state, chunk, options.settings);
+      const { state: next, applied, poisoned } = applyWithIsolation(state, chunk, settings);
       for (const { entry, error } of poisoned) for (const id of entry.records) failures.set(id, error);
       if (applied.length === 0) continue;
-      const counted = applied.flatMap((e) => eventOutcome(e.event, options.settings, next) ?? []);
-      const statistics = countedIncrements(state.outcomes, next.outcomes, counted, (options.settings.learning ?? DEFAULT_OUTCOME_LEARNING).contextBy);
+      const counted = applied.flatMap((e) => eventOutcome(e.event, settings, next) ?? []);
+      const statistics = countedIncrements(state.outcomes, next.outcomes, counted, (settings.learning ?? DEFAULT_OUTCOME_LEARNING).contextBy);
+      const erasedOutcomes = applied.filter(
+        (e) => erasures.has(e.event) && eventOutcome(e.event, settings, next) === undefined && eventOutcome(e.event, options.settings, next) !== undefined,
+      ).length;
       const takeBack: StatisticsIncrement[] = [];
       const before = state;
       state = next;
@@ -372,7 +402,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       enrich(state);
       state.updatedAt = options.now;
       merges += tombstones.length;
-      const reacted = reactions(key, before, applied, joins, state, options, warnings);
+      const reacted = reactions(key, before, applied, joins, state, planned, warnings);
       // The sends' contacts are on the state now: what is derived from it follows.
       if (reacted.contacts > 0) enrich(state);
       const outbox = reacted.outbox;
@@ -395,12 +425,22 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
         statistics: kept,
         outbox,
         journeyCounts,
+        erasedOutcomes,
       });
       version += 1;
     }
     if (writes.length > 0) targets.push({ key, writes });
   }
   return { kind: 'plan', plan: { targets, dropped, duplicates, failures, merges, warnings } };
+}
+
+const newest = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
+
+/** The newest erasure of `keys` (profile keys) that `read` holds, epoch ms; undefined: none of them was erased. */
+function newestErasure(keys: readonly string[], read: ReadState): number | undefined {
+  let at: number | undefined;
+  for (const key of keys) at = newest(at, read.erasedAt.get(key));
+  return at;
 }
 
 function readMore(missing: { profiles: Set<string>; markers: Set<string>; erasures: Set<string>; erasedMessages: Set<string> }): PlanResult {

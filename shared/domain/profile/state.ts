@@ -19,6 +19,7 @@ import type { Lww, WindowCounter } from './counters.ts';
 import type { DecisionKey } from '../decide/decision-id.ts';
 import type { OutcomeLearning } from '../learning/statistics.ts';
 import type { JourneyRuns } from '../journeys/machine.ts';
+import type { StoredEvent } from '../stored-event.ts';
 
 export const STATE_VERSION = 1;
 
@@ -190,6 +191,14 @@ export interface ProfileSettings {
    * Absent: statistics.ts DEFAULT_OUTCOME_LEARNING.
    */
   readonly learning?: OutcomeLearning;
+  /**
+   * The newest erasure (epoch ms) of the ids an event is reported under and
+   * of the profile it is applied to, or undefined when none is known: an
+   * outcome of a decision issued at or before it counts for nothing
+   * (outcomes.ts `attributeOutcome`). The profile plan sets it from the
+   * erasure records it read (plan.ts); absent: no erasure is known.
+   */
+  readonly erasedAt?: (event: StoredEvent) => number | undefined;
 }
 
 export function emptyProfileState(identity: { userId?: string; anonymousId?: string } = {}): ProfileState {

@@ -32,10 +32,12 @@
  *   and no contact. Due, it comes back as a `Send Timer` event
  *   (journeys/timer.ts) and `decideDueSend` decides the send then, on the
  *   profile as it is then (consent, suppression, segments, caps, quiet
- *   hours again — still quiet is a refusal, never a second deferral), with
- *   the firing's context and the same emission id: `now` or `refused`. The
- *   trigger's `when` was judged at the firing and is not judged again; a
- *   trigger no longer in the catalog sends nothing;
+ *   hours again — still quiet is a refusal, never a second deferral), for
+ *   the trigger as the catalog has it then (its channel and placement now,
+ *   not those it was deferred on: `dueSendSlot`), with the firing's context
+ *   and the same emission id: `now` or `refused`. The trigger's `when` was
+ *   judged at the firing and is not judged again; a trigger no longer in
+ *   the catalog (or disabled) sends nothing;
  * - nothing: `refused`, with the first decision-wide policy that held it
  *   (consent, quiet hours, channel cap, suppression), else
  *   `no_eligible_action`. Refused entries are kept (and counted), never
@@ -286,15 +288,36 @@ export function sendEntry(catalog: CompiledCatalog, slot: EmissionSlot, origin: 
 }
 
 /**
+ * Where a deferred send is decided when it is due: the slot (channel and
+ * placement) of what set it off as `catalog` has it then — its trigger (an
+ * enabled one), or its journey's `act` step of that id — whatever slot it
+ * was deferred on (the timer's `channel`, `placement`: the operator may
+ * have changed the catalog since). Undefined when that trigger or step is
+ * gone (removed, disabled, or the step is no longer an act): the send is
+ * not decided at all.
+ */
+export function dueSendSlot(catalog: CompiledCatalog, origin: SendOrigin): EmissionSlot | undefined {
+  if (origin.kind === 'trigger') return catalog.triggers.find((t) => t.id === origin.trigger);
+  const journey = catalog.journeys.find((j) => j.id === origin.journey);
+  const index = journey?.stepIndex.get(origin.step);
+  const step = index === undefined ? undefined : journey?.steps[index];
+  return step?.kind === 'act' ? step : undefined;
+}
+
+/**
  * The send a due `Send Timer` names (`timer`, the event of `change`),
  * decided at the batch instant on the view after it (the profile as it is
- * now), with the firing's context and the send's own emission id: `now`
- * (content, sealed decision id, its contact) or `refused` (quiet hours
- * still holding included: a send is deferred once).
+ * now), for the slot of what set it off as the catalog has it now
+ * (`dueSendSlot`; undefined when that is gone: nothing is decided), with
+ * the firing's context and the send's own emission id: `now` (content,
+ * sealed decision id, its contact) or `refused` (quiet hours still holding
+ * included, on whichever channel it is decided for: a send is deferred once).
  */
-export function decideDueSend(catalog: CompiledCatalog, timer: SendTimerRef, change: AppliedChange, options: FireOptions = {}): OutboxEntry {
-  const slot = { channel: timer.channel, ...(timer.placement !== undefined ? { placement: timer.placement } : {}) };
-  const send = decideSendAt(catalog, { slot, profile: change.after, context: timer.context, now: change.now, id: timer.send }, false, options);
+export function decideDueSend(catalog: CompiledCatalog, timer: SendTimerRef, change: AppliedChange, options: FireOptions = {}): OutboxEntry | undefined {
+  const slot = dueSendSlot(catalog, timer.origin);
+  if (!slot) return undefined;
+  const current = { channel: slot.channel, ...(slot.placement !== undefined ? { placement: slot.placement } : {}) };
+  const send = decideSendAt(catalog, { slot: current, profile: change.after, context: timer.context, now: change.now, id: timer.send }, false, options);
   return emissionEntry(timer.send, timer.origin, send);
 }
 
@@ -322,8 +345,9 @@ export function fireInTurn<T>(items: readonly T[], change: AppliedChange, fire: 
  * The profile plan's reactor for the catalog's triggers, read through
  * `current` (the live catalog) on each call; no catalog, or none with
  * triggers: nothing reacts. A due `Send Timer` of a trigger's send is that
- * send, decided now (`decideDueSend`; its trigger gone from the catalog:
- * nothing), and fires no trigger.
+ * send, decided now for the trigger's channel and placement as they are now
+ * (`decideDueSend`; its trigger gone from the catalog: nothing), and fires
+ * no trigger.
  */
 export function createTriggerReactor(current: () => CompiledCatalog | undefined, options: FireOptions = {}): ProfileReactor {
   return {
@@ -338,8 +362,8 @@ export function createTriggerReactor(current: () => CompiledCatalog | undefined,
       if (!catalog || catalog.triggers.length === 0) return [];
       const due = sendTimerOf(change.event);
       if (due) {
-        const origin = due.origin;
-        return origin.kind === 'trigger' && catalog.triggers.some((t) => t.id === origin.trigger) ? [decideDueSend(catalog, due, change, options)] : [];
+        const entry = due.origin.kind === 'trigger' ? decideDueSend(catalog, due, change, options) : undefined;
+        return entry ? [entry] : [];
       }
       return fireInTurn(triggersFiring(catalog, change), change, (trigger, seen) => fireTrigger(catalog, trigger, seen, options));
     },
