@@ -4,6 +4,7 @@
  * and its memory. The local stack imports the same handlers.
  */
 import type { TableName } from '#store/tables.ts';
+import { ERASURE_RECORD_PREFIX } from '#store/items.ts';
 
 /**
  * `write` puts without reading (ingest's conditional puts need no read
@@ -12,7 +13,12 @@ import type { TableName } from '#store/tables.ts';
  * `readdelete` is `read` and `DeleteItem` (the erasure's deletes of a
  * customer's emissions: no put, no update, no batch).
  */
-export type Access = 'read' | 'write' | 'readwrite' | 'put' | 'readdelete';
+/**
+ * What a function may do to a table: `read` (every read action), `get` (GetItem and BatchGetItem only: items by key,
+ * limited to the partition keys of `leadingKeys` when given), `write`, `readwrite`, `put` (PutItem only, limited the
+ * same way), `readdelete` (`read` and DeleteItem).
+ */
+export type Access = 'read' | 'get' | 'write' | 'readwrite' | 'put' | 'readdelete';
 
 export interface FunctionDefinition {
   /** Path of the handler module from the repository root; exports `handler`. */
@@ -20,9 +26,9 @@ export interface FunctionDefinition {
   readonly description: string;
   readonly tables: Partial<Record<TableName, Access>>;
   /**
-   * The partition keys a `put` may write, as `dynamodb:LeadingKeys`
-   * patterns (IAM `StringLike`: `*` is any suffix): the only items the
-   * function can create in that table.
+   * The partition keys a `put` may write or a `get` may read, as
+   * `dynamodb:LeadingKeys` patterns (IAM `StringLike`: `*` is any suffix):
+   * the only items the function can create, or read, in that table.
    */
   readonly leadingKeys?: Partial<Record<TableName, readonly string[]>>;
   /** Reads the Events stream (the profile function). */
@@ -90,8 +96,10 @@ export const functionDefinitions = {
   evaluationInputs: {
     entry: 'functions/evaluation-inputs/handler.ts',
     description: 'Off-policy evaluation, first step: the candidate catalog checked, the outcomes and statistics of the range written for the map step',
-    // Events: the outcome events of the range (a Scan); Profiles: the erasure records of their customers; Control: the learning statistics.
-    tables: { Events: 'read', Profiles: 'read', Control: 'read' },
+    // Events: the outcome events of the range (a Scan); Profiles: the erasure records of their customers (by key, and
+    // those items only: no profile); Control: the learning statistics.
+    tables: { Events: 'read', Profiles: 'get', Control: 'read' },
+    leadingKeys: { Profiles: [`${ERASURE_RECORD_PREFIX}*`] },
     decisionKey: true,
     memorySize: 1769,
     timeoutSeconds: 900,

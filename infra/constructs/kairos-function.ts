@@ -196,7 +196,9 @@ export class KairosFunction extends NodejsFunction {
    * Grant exactly `access` on a table (and its indexes) and tell the function
    * the table's physical name through the table definition's `envVar`.
    * `read` never includes a write action; `write` never includes a read;
-   * `readdelete` is `read` and `dynamodb:DeleteItem` alone;
+   * `readdelete` is `read` and `dynamodb:DeleteItem` alone; `get` is
+   * `dynamodb:GetItem` and `dynamodb:BatchGetItem` on the table (never an
+   * index), limited to the partition keys of `leadingKeys` when given;
    * `put` is `dynamodb:PutItem` only, limited to the partition keys of
    * `leadingKeys` when given (IAM `dynamodb:LeadingKeys`, `StringLike`).
    */
@@ -211,7 +213,17 @@ export class KairosFunction extends NodejsFunction {
       table.table.grantReadData(this);
       table.table.grant(this, 'dynamodb:DeleteItem');
     }
-    else if (access === 'put' && leadingKeys !== undefined) {
+    else if (access === 'get') {
+      // Items by key alone (no Query, no Scan), and where leadingKeys are given, those partition keys only.
+      this.addToRolePolicy(
+        new PolicyStatement({
+          effect: Effect.ALLOW,
+          actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
+          resources: [table.table.tableArn],
+          ...(leadingKeys !== undefined ? { conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...leadingKeys] } } } : {}),
+        }),
+      );
+    } else if (access === 'put' && leadingKeys !== undefined) {
       if (leadingKeys.length === 0) throw new Error(`${this.node.id}: empty leadingKeys on ${table.definition.id}`);
       this.addToRolePolicy(
         new PolicyStatement({
@@ -227,7 +239,7 @@ export class KairosFunction extends NodejsFunction {
     this.addEnvironment(table.definition.envVar, table.table.tableName);
     this.boundTables.set(table.definition.id, access);
 
-    if ((table.definition.globalSecondaryIndexes?.length ?? 0) > 0 && leadingKeys === undefined) {
+    if ((table.definition.globalSecondaryIndexes?.length ?? 0) > 0 && leadingKeys === undefined && access !== 'get') {
       Validations.of(this.executionRole).acknowledge({
         id: `AwsSolutions-IAM5[Resource::<${table.logicalId}.Arn>/index/*]`,
         reason: `Access to the indexes of the ${table.definition.id} table only (${table.definition.globalSecondaryIndexes

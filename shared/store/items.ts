@@ -65,7 +65,10 @@ export const appliedMarkerItem = itemType('applied marker', profilesTable.id, (e
  * An erasure record of a profile key: pk `x#<sha256 hex of the profile
  * key>` (64 lowercase hex digits), so the record names nobody.
  */
-export const erasureRecordItem = itemType('erasure record', profilesTable.id, (profileKey: string) => ({ pk: `x#${sha256Hex(profileKey)}` }));
+export const erasureRecordItem = itemType('erasure record', profilesTable.id, (profileKey: string) => ({ pk: `${ERASURE_RECORD_PREFIX}${sha256Hex(profileKey)}` }));
+
+/** The partition key prefix of every erasure record (IAM grants reading those items alone: shared/functions.ts). */
+export const ERASURE_RECORD_PREFIX = 'x#';
 
 /**
  * An erased message: an event an erasure deleted, so that the same message

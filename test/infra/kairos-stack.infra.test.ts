@@ -26,6 +26,7 @@ import { routeKey, routeKeysOf, routes } from '#http/routes.ts';
 import { tables as tableTuple, type TableDefinition, type TableName } from '#store/tables.ts';
 import { DECISION_LOG_COLUMNS, DECISION_RECORD_MESSAGE } from '#domain/evaluation/decision-record.ts';
 import { JOURNEY_TIMER_KEY_PREFIX } from '#domain/journeys/timer.ts';
+import { ERASURE_RECORD_PREFIX } from '#store/items.ts';
 import {
   DYNAMODB_WRITE_ACTIONS,
   asArray,
@@ -302,6 +303,16 @@ describe('Outbox stream → dispatcher → EventBridge bus and Scheduler', () =>
     });
     const dispatcher = resources[functionId('dispatcher')]?.Properties as { Environment: { Variables: Record<string, unknown> } };
     expect(dispatcher.Environment.Variables.KAIROS_BUS_ARN).toEqual({ 'Fn::GetAtt': [busId(), 'Arn'] });
+  });
+
+  it('the evaluation\'s first step reads of the Profiles table only erasure records, by key: no profile, no Query or Scan, no index', () => {
+    const statements = roleStatements(template, roleId('evaluationInputs'));
+    const { table, index } = tableActions(statements, tables.map((t) => tableId(t.id)));
+    expect([...(table.get(tableId('Profiles')) ?? [])].sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem']);
+    expect(index.get(tableId('Profiles'))).toBeUndefined();
+    const onProfiles = statements.filter((s) => referencesIn(s.Resource).some((r) => r.id === tableId('Profiles')));
+    expect(onProfiles).toHaveLength(1);
+    expect(onProfiles[0]?.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${ERASURE_RECORD_PREFIX}*`] } });
   });
 
   it('the dispatcher may put on this bus and create (and delete: an erased emission\'s) schedules in this group, passing only the scheduler role to Scheduler; nothing else', () => {
@@ -1036,6 +1047,7 @@ describe('least privilege, from the manifest', () => {
     const list = [...(actions ?? [])];
     if (list.length === 0) return 'none';
     if (list.length === 1 && list[0] === 'dynamodb:PutItem') return 'put';
+    if (list.length === 2 && list.includes('dynamodb:GetItem') && list.includes('dynamodb:BatchGetItem')) return 'get';
     const reads = READ_EVIDENCE.every((a) => list.includes(a));
     const writes = list.filter((a) => (DYNAMODB_WRITE_ACTIONS as readonly string[]).includes(a));
     if (reads && writes.length === 0) return 'read';
@@ -1055,7 +1067,7 @@ describe('least privilege, from the manifest', () => {
         const access = tableAccess(name)[def.id] ?? 'none';
         // A put limited to some partition keys (leadingKeys) is of the table's items only, never of an index.
         const keyLimited = (functionDefinitions[name] as { leadingKeys?: Partial<Record<TableName, readonly string[]>> }).leadingKeys?.[def.id] !== undefined;
-        return [def.id, { table: access, index: def.globalSecondaryIndexes?.length && !keyLimited ? access : 'none' }];
+        return [def.id, { table: access, index: def.globalSecondaryIndexes?.length && !keyLimited && access !== 'get' ? access : 'none' }];
       }),
     );
     expect(observed).toEqual(expected);
