@@ -490,8 +490,7 @@ triggers:
     .map((drafts) => drafts.map(([name, s], i) => anonymous(`v-${i}`, i === 0 ? 'Cart Abandoned' : name, T0 + s * 1000)));
 
   it("any delivery of the visitor's sends, then of the login (identify, alias or both) among their impressions and taps under any ids: one contact per send, each outcome counted once", () => {
-    fc.assert(
-      fc.property(
+    const property = fc.property(
         visitorEvents.chain((list) => delivery(list, false)),
         fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 1, maxLength: 10 }),
         fc.constantFrom<'identify' | 'alias' | 'both'>('identify', 'alias', 'both'),
@@ -537,9 +536,15 @@ triggers:
           expect(state.actions.nudge?.clicks ?? 0).toBe(engaged);
           expect(store.clicks).toBe(engaged);
         },
-      ),
-      { numRuns: 100 },
     );
+    fc.assert(property, { numRuns: 100 });
+    // A run that found an impression the profile counted and the statistics did not (reported under the user's id
+    // alone, in the batch whose alias joins the visitor): replayed, so it holds for good.
+    fc.assert(property, {
+      seed: -2032025412,
+      path: '59:60:1:1:2:5:0:5:0:4:2:0:0:0:0:1:6:5:8:14:16:16:19:20:25:24:22:27:25:30:28:29:31:22:22:24:22:22:22:22:28:28:28:30:28:28:28:30:22:24:22:22:22:28:28:30:28:28:30:22:24:22:22:28:28:30:28:33:25:25:26:25:25:30:22:24:22:28:28:30:28:30:22:24:28:30:31:25:29:22:28:32:34',
+      endOnFailure: true,
+    });
   });
 
   it("the customer's sends decided once the login joins the visitor, in any delivery: a day from each other and from the visitor's", () => {

@@ -197,6 +197,7 @@ function applyTrack(s: ProfileState, event: StoredEvent, name: string, props: Pr
   // An outcome counts once, only for what its decision served, and only from its customer (outcomes.ts).
   const outcome = attributeOutcome(semantic, props, at, customerIds(s, event), settings.decisionKey, settings.learning?.conversionWindowMs, settings.erasedAt?.(event));
   if (!outcome || !countOutcomeOnce(s.outcomes, outcome)) return;
+  settings.onCounted?.(outcome);
   keepCountedCells(s, outcome, settings);
   const actionId = outcome.action.actionId;
   // A send counted its contact when it was decided (recordSend): its impression adds none.

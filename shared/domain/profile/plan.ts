@@ -42,8 +42,9 @@
  * applied events' markers conditioned on their absence.
  *
  * Each write carries what its applied events and merges add to the outcome
- * statistics (shared/domain/learning/statistics.ts): the outcomes its events
- * newly count, less the double counts its merges take back. An outcome of a
+ * statistics (shared/domain/learning/statistics.ts): the outcomes the profile
+ * newly counts as its events are applied (told by apply.ts `onCounted`, so the
+ * two always agree), less the double counts its merges take back. An outcome of a
  * decision issued at or before the newest erasure of the event's identity
  * keys or of its target (erasure records) was made for the erased customer:
  * it counts for nothing (not on the profile, its contacts, caps and the
@@ -84,6 +85,7 @@ import { cloneProfileState, emptyProfileState, type ProfileSettings, type Profil
 import type { ProfileItem } from './profile-item.ts';
 import { toProfileView } from './to-view.ts';
 import type { ProfileView } from './view.ts';
+import type { AttributedOutcome } from './outcomes.ts';
 
 /** A decoded stream record: its id (the sequence number) and its stored event. */
 export interface BatchRecord {
@@ -360,10 +362,9 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     const writes: PlannedWrite[] = [];
     const cost = (entry: Entry): number => entryCost(entry, key, absorbedBy, read, settings, options.reactor, options.journeys);
     for (const chunk of chunks(group, cost)) {
-      const { state: next, applied, poisoned } = applyWithIsolation(state, chunk, settings);
+      const { state: next, applied, poisoned, counted } = applyWithIsolation(state, chunk, settings);
       for (const { entry, error } of poisoned) for (const id of entry.records) failures.set(id, error);
       if (applied.length === 0) continue;
-      const counted = applied.flatMap((e) => eventOutcome(e.event, settings, next) ?? []);
       const statistics = countedIncrements(state.outcomes, next.outcomes, counted, (settings.learning ?? DEFAULT_OUTCOME_LEARNING).contextBy);
       const erasedOutcomes = applied.filter(
         (e) => erasures.has(e.event) && eventOutcome(e.event, settings, next) === undefined && eventOutcome(e.event, options.settings, next) !== undefined,
@@ -685,21 +686,27 @@ function applyWithIsolation(
   state: ProfileState,
   entries: readonly Entry[],
   settings: ProfileSettings,
-): { state: ProfileState; applied: Entry[]; poisoned: { entry: Entry; error: Error }[] } {
+): { state: ProfileState; applied: Entry[]; poisoned: { entry: Entry; error: Error }[]; counted: AttributedOutcome[] } {
+  // The outcomes the profile counts as the events are applied (apply.ts `onCounted`): what the statistics add.
+  let counted: AttributedOutcome[] = [];
+  const counting: ProfileSettings = { ...settings, onCounted: (outcome) => counted.push(outcome) };
   try {
-    return { state: applyEvents(state, entries.map((e) => e.event), settings), applied: [...entries], poisoned: [] };
+    return { state: applyEvents(state, entries.map((e) => e.event), counting), applied: [...entries], poisoned: [], counted };
   } catch {
+    counted = [];
     const applied: Entry[] = [];
     const poisoned: { entry: Entry; error: Error }[] = [];
     let next = state;
     for (const entry of entries) {
+      const mark = counted.length;
       try {
-        next = applyEvents(next, [entry.event], settings);
+        next = applyEvents(next, [entry.event], counting);
         applied.push(entry);
       } catch (error) {
+        counted.length = mark;
         poisoned.push({ entry, error: error as Error });
       }
     }
-    return { state: next, applied, poisoned };
+    return { state: next, applied, poisoned, counted };
   }
 }

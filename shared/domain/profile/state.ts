@@ -20,6 +20,7 @@ import type { DecisionKey } from '../decide/decision-id.ts';
 import type { OutcomeLearning } from '../learning/statistics.ts';
 import type { JourneyRuns } from '../journeys/machine.ts';
 import type { StoredEvent } from '../stored-event.ts';
+import type { AttributedOutcome } from './outcomes.ts';
 
 export const STATE_VERSION = 1;
 
@@ -199,6 +200,12 @@ export interface ProfileSettings {
    * erasure records it read (plan.ts); absent: no erasure is known.
    */
   readonly erasedAt?: (event: StoredEvent) => number | undefined;
+  /**
+   * Told of each outcome as the profile counts it (apply.ts, once per key):
+   * the profile plan adds exactly these to the statistics, so the two agree
+   * whatever the profile knew of the customer when each event was applied.
+   */
+  readonly onCounted?: (outcome: AttributedOutcome) => void;
 }
 
 export function emptyProfileState(identity: { userId?: string; anonymousId?: string } = {}): ProfileState {
