@@ -16,7 +16,7 @@ import { decisionRef } from '#domain/evaluation/evaluate.ts';
 import { decisionKey } from '#domain/decide/decision-id.ts';
 import { TEMPLATE_LIMITS } from '#domain/catalog/template.ts';
 import { TEST_DECISION_KEY, useLocalStack, type TestStack } from '../support/stack.ts';
-import { decide, identify, sendEvents, uniqueId, waitForProfile, type Decision, type DecideRequest, type StackAccess } from './fixtures/kairos.ts';
+import { decideUndegraded, identify, sendEvents, uniqueId, waitForProfile, type Decision, type DecideRequest, type StackAccess } from './fixtures/kairos.ts';
 
 // `wish-banner` ranks first (learning off: value 3 against 2) and walks the customer's wishlist once per item:
 // past the template's loop bound (TEMPLATE_LIMITS.loopSteps) for a wishlist of 60 items, not for one of 2.
@@ -53,13 +53,8 @@ useLocalStack(
   { catalogFile },
 );
 
-/** A decision that is not degraded (a loaded machine may let a profile read pass decide's deadline: asked again). */
-async function healthyDecision(request: DecideRequest): Promise<Decision> {
-  for (let attempt = 0; ; attempt++) {
-    const d = await decide(api, request);
-    if (!d.degraded || attempt >= 5) return d;
-  }
-}
+/** A decision that is not degraded (fixtures `decideUndegraded`). */
+const healthyDecision = (request: DecideRequest): Promise<Decision> => decideUndegraded(api, request);
 
 describe('a first-ranked action that cannot be rendered for this customer', () => {
   it('is skipped in the answer and named in the decision record; where it renders, it is served and nothing is named', async () => {

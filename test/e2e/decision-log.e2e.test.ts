@@ -22,7 +22,7 @@ import { decisionRef } from '#domain/evaluation/evaluate.ts';
 import { decisionKey } from '#domain/decide/decision-id.ts';
 import { TEST_DECISION_KEY, useLocalStack, type TestStack } from '../support/stack.ts';
 import { refusingEndpoint } from '../support/store-faults.ts';
-import { decide, identify, sendEvents, uniqueId, waitForProfile, type Decision, type DecideRequest, type StackAccess } from './fixtures/kairos.ts';
+import { decide, decideUndegraded, identify, sendEvents, uniqueId, waitForProfile, type Decision, type DecideRequest, type StackAccess } from './fixtures/kairos.ts';
 
 // The demo catalog, with every decision's features kept.
 const catalogDir = mkdtempSync(join(tmpdir(), 'kairos-decision-log-e2e-'));
@@ -64,14 +64,8 @@ function logLines(): LogLine[] {
 /** Every decision answered, degraded ones included (each must be logged). */
 const answered: Decision[] = [];
 
-/** A decision that is not degraded (a loaded machine may let a profile read pass decide's deadline: asked again). */
-async function healthyDecision(request: DecideRequest): Promise<Decision> {
-  for (let attempt = 0; ; attempt++) {
-    const d = await decide(api, request);
-    answered.push(d);
-    if (!d.degraded || attempt >= 5) return d;
-  }
-}
+/** A decision that is not degraded (fixtures `decideUndegraded`); every answer is kept in `answered`. */
+const healthyDecision = (request: DecideRequest): Promise<Decision> => decideUndegraded(api, request, (d) => answered.push(d));
 
 const sum = (xs: readonly { probability: number }[]) => xs.reduce((s, x) => s + x.probability, 0);
 
