@@ -3,7 +3,11 @@
  * events cost on AWS list prices (bench/cost.ts, bench/prices.ts), from what
  * this run measures of the real handlers against DynamoDB Local:
  *
- * - decide: the handler's mean warm duration per decision (the generated
+ * - decide: the handler's warm duration per decision, 1,000 decisions
+ *   after 1,000 to warm it (V8 optimises a handler after a few thousand
+ *   calls; a million decisions are served almost all by warm instances: 50
+ *   calls of warm-up, as before, measured the interpreter and doubled the
+ *   figure) (the generated
  *   1,000-action catalog of the decide bench, learning on, its decision
  *   record written), the DynamoDB read units of the requests it sends
  *   (metered per request from the items read, `readUnits`), and the bytes of
@@ -16,7 +20,8 @@
  *   the costly case), with the read and write units of what it sends.
  *
  * Durations are each call's wall time, with the CPU time this process
- * spent during it: Lambda bills the wall time with its CPU part stretched
+ * spent during it: Lambda bills each invocation's wall time, rounded up to
+ * its millisecond (cost.ts `billedDurationMs`), with its CPU part stretched
  * below one vCPU (cost.ts `lambdaDurationMs`), the rest — DynamoDB Local's
  * round trips, slower than DynamoDB's (bench/README.md) — as measured: the
  * Lambda lines over-estimate. Not counted: data
@@ -104,6 +109,15 @@ function meterClient(client: { send: (...args: never[]) => Promise<unknown> }): 
 
 const mean = (values: readonly number[]) => values.reduce((s, v) => s + v, 0) / values.length;
 
+/** One measured invocation: its duration and the CPU time it used, ms. */
+interface Invocation {
+  readonly durationMs: number;
+  readonly cpuMs: number;
+}
+
+/** The invocations of parallel lists of durations and CPU times. */
+const oneByOne = (durations: readonly number[], cpu: readonly number[]): Invocation[] => durations.map((durationMs, i) => ({ durationMs, cpuMs: cpu[i] ?? durationMs }));
+
 export interface CostBenchResult {
   readonly decisions: { readonly generated: CostLine[]; readonly seed: CostLine[] };
   readonly events: CostLine[];
@@ -130,7 +144,7 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
   const metered = meterClient(dynamo() as never);
 
   // Decide: warm, then timed; its records captured as the local stack captures them.
-  const DECISIONS = 300;
+  const DECISIONS = 1_000;
   /** The CPU time this process spent during `run`, ms (DynamoDB Local is another process: its work is not in it). */
   const cpuMsOf = async <T>(run: () => Promise<T>): Promise<{ value: T; cpuMs: number }> => {
     const started = process.cpuUsage();
@@ -139,12 +153,14 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
     return { value, cpuMs: (used.user + used.system) / 1000 };
   };
 
-  const measureDecide = async (): Promise<{ ms: number; cpuMs: number; units: Meter; recordBytes: number; recordGzipBytes: number }> => {
+  let decideRuns = 0;
+  const measureDecide = async (): Promise<{ ms: number; cpuMs: number; invocations: Invocation[]; units: Meter; recordBytes: number; recordGzipBytes: number }> => {
+    decideRuns++;
     const folder = mkdtempSync(join(tmpdir(), 'kairos-bench-cost-'));
     const log = new LocalDecisionLog(folder);
     const release = captureDecisionRecords(log);
     try {
-      const WARM = 50;
+      const WARM = 1_000;
       for (let i = 0; i < WARM; i++) await decideHandler(fixture.event(), lambdaContext());
       const units = metered.reset();
       const ms: number[] = [];
@@ -157,13 +173,15 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
         if (answer.statusCode !== 200) throw new Error(`decide answered ${answer.statusCode}`);
       }
       metered.meter = undefined;
+      if (process.env.KAIROS_BENCH_CPU_PROFILE) await profileDecisions(join(process.env.KAIROS_BENCH_CPU_PROFILE, `cost-decide-${decideRuns}.cpuprofile`), () => decideHandler(fixture.event(), lambdaContext()));
       log.close();
       const all = decisionLogFiles(folder)
         .flatMap((file) => readFileSync(file, 'utf8').split('\n'))
-        .filter((l) => l !== '');
+        .filter((l) => l !== '')
+        .slice(0, WARM + DECISIONS);
       if (all.length !== WARM + DECISIONS) throw new Error(`${all.length} decision records for ${WARM + DECISIONS} decisions`);
       const text = `${all.slice(WARM).join('\n')}\n`;
-      return { ms: mean(ms), cpuMs: mean(cpu), units, recordBytes: Buffer.byteLength(text) / DECISIONS, recordGzipBytes: gzipSync(text).length / DECISIONS };
+      return { ms: mean(ms), cpuMs: mean(cpu), invocations: oneByOne(ms, cpu), units, recordBytes: Buffer.byteLength(text) / DECISIONS, recordGzipBytes: gzipSync(text).length / DECISIONS };
     } finally {
       release();
       rmSync(folder, { recursive: true, force: true });
@@ -226,7 +244,7 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
 
   const decisionUse = (m: Awaited<ReturnType<typeof measureDecide>>): UnitUse => ({
     httpRequests: 1,
-    lambdas: [{ name: 'decide', invocations: 1, durationMs: m.ms, cpuMs: m.cpuMs, memoryMb: functionDefinitions.decide.memorySize }],
+    lambdas: [{ name: 'decide', invocations: 1, durationMs: m.ms, cpuMs: m.cpuMs, memoryMb: functionDefinitions.decide.memorySize, invocationsMeasured: m.invocations }],
     readUnits: m.units.readUnits / DECISIONS,
     writeUnits: m.units.writeUnits / DECISIONS,
     logBytes: m.recordBytes + PLATFORM_LOG_BYTES,
@@ -238,8 +256,15 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
   const eventUse: UnitUse = {
     httpRequests: 1,
     lambdas: [
-      { name: 'ingest', invocations: 1, durationMs: mean(ingestMs), cpuMs: mean(ingestCpu), memoryMb: functionDefinitions.ingest.memorySize },
-      { name: 'profile', invocations: 1 / BATCH, durationMs: mean(profileMs), cpuMs: mean(profileCpu), memoryMb: functionDefinitions.profile.memorySize },
+      { name: 'ingest', invocations: 1, durationMs: mean(ingestMs), cpuMs: mean(ingestCpu), memoryMb: functionDefinitions.ingest.memorySize, invocationsMeasured: oneByOne(ingestMs, ingestCpu) },
+      {
+        name: 'profile',
+        invocations: 1 / BATCH,
+        durationMs: mean(profileMs),
+        cpuMs: mean(profileCpu),
+        memoryMb: functionDefinitions.profile.memorySize,
+        invocationsMeasured: oneByOne(profileMs, profileCpu),
+      },
     ],
     readUnits: ingestUnits.readUnits / EVENTS + profileUnits.readUnits / (BATCH * BATCHES),
     writeUnits: ingestUnits.writeUnits / EVENTS + profileUnits.writeUnits / (BATCH * BATCHES),
@@ -260,7 +285,7 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
   const memoryLine = (label: string, m: Awaited<ReturnType<typeof measureDecide>>) =>
     [512, 1024, ONE_VCPU_MB]
       .map((memoryMb) => {
-        const use = { name: 'decide', invocations: 1, durationMs: m.ms, cpuMs: m.cpuMs, memoryMb };
+        const use = { name: 'decide', invocations: 1, durationMs: m.ms, cpuMs: m.cpuMs, memoryMb, invocationsMeasured: m.invocations };
         const usd = costPerMillion({ httpRequests: 0, lambdas: [use], readUnits: 0, writeUnits: 0, logBytes: 0, firehoseRecords: 0, firehoseRecordBytes: 0 }).find((l) => l.item.startsWith('Lambda'))?.usdPerMillion ?? 0;
         return `${memoryMb} MB $${usd.toFixed(4)} (CPU ${(lambdaDurationMs(use) - m.ms + m.cpuMs).toFixed(1)} ms)`;
       })
@@ -284,4 +309,27 @@ export async function benchCost(endpoint: string): Promise<CostBenchResult> {
     ].join('\n'),
   );
   return { decisions, events, withinBudget };
+}
+
+/**
+ * KAIROS_BENCH_CPU_PROFILE=<dir>: after the timed decisions, 1,000 more under V8's sampling profiler,
+ * written to `file` (open in Chrome DevTools or speedscope); not in the figures.
+ */
+async function profileDecisions(file: string, call: () => Promise<unknown>): Promise<void> {
+  const { Session } = await import('node:inspector/promises');
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const { dirname } = await import('node:path');
+  mkdirSync(dirname(file), { recursive: true });
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: 50 });
+    await session.post('Profiler.start');
+    for (let i = 0; i < 1_000; i++) await call();
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(file, JSON.stringify(profile));
+  } finally {
+    session.disconnect();
+  }
 }

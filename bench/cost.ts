@@ -5,7 +5,8 @@
  * and write request units, log and delivery-stream bytes.
  *
  * Billing rules applied (each pricing page): Lambda bills duration rounded up
- * to the millisecond per invocation, times the configured memory in GB
+ * to the millisecond per invocation (each measured invocation rounded, when
+ * they are given one by one: `billedDurationMs`), times the configured memory in GB
  * (MB / 1024), the duration being the measured one with its CPU part
  * stretched below one vCPU (`lambdaDurationMs`); a DynamoDB read is 1 RRU per 4 KB of item (half for an
  * eventually consistent read), a write 1 WRU per 1 KB, a transactional read
@@ -29,6 +30,12 @@ export interface LambdaUse {
   readonly cpuMs?: number;
   /** Configured memory, MB (shared/functions.ts). */
   readonly memoryMb: number;
+  /**
+   * The measured invocations one by one (duration and CPU, ms): when given,
+   * each is billed rounded up to its millisecond and the mean of those is the
+   * billed duration — what Lambda bills — instead of the mean rounded up.
+   */
+  readonly invocationsMeasured?: readonly { readonly durationMs: number; readonly cpuMs: number }[];
 }
 
 /**
@@ -48,6 +55,20 @@ export const ONE_VCPU_MB = 1769;
 export function lambdaDurationMs(use: Pick<LambdaUse, 'durationMs' | 'cpuMs' | 'memoryMb'>): number {
   const cpu = Math.min(use.cpuMs ?? use.durationMs, use.durationMs);
   return use.durationMs - cpu + cpu * Math.max(1, ONE_VCPU_MB / use.memoryMb);
+}
+
+/**
+ * The billed duration of one invocation, ms: each measured invocation's
+ * duration at `memoryMb` (`lambdaDurationMs`) rounded up to the millisecond,
+ * as Lambda bills it, averaged; without the invocations one by one, their
+ * mean rounded up.
+ */
+export function billedDurationMs(use: Pick<LambdaUse, 'durationMs' | 'cpuMs' | 'memoryMb' | 'invocationsMeasured'>): number {
+  const measured = use.invocationsMeasured;
+  if (measured === undefined || measured.length === 0) return Math.ceil(lambdaDurationMs(use));
+  let sum = 0;
+  for (const one of measured) sum += Math.ceil(lambdaDurationMs({ durationMs: one.durationMs, cpuMs: one.cpuMs, memoryMb: use.memoryMb }));
+  return sum / measured.length;
 }
 
 /** What one decision or one ingested event uses. */
@@ -87,10 +108,10 @@ export function costPerMillion(use: UnitUse): CostLine[] {
   const million = 1_000_000;
   const lines: CostLine[] = [{ item: 'API Gateway HTTP API requests', usdPerMillion: use.httpRequests * PRICES.httpApiPerMillionRequests }];
   for (const lambda of use.lambdas) {
-    const billedMs = Math.ceil(lambdaDurationMs(lambda));
+    const billedMs = billedDurationMs(lambda);
     const gbSeconds = (billedMs / 1000) * (lambda.memoryMb / 1024) * lambda.invocations * million;
     lines.push({
-      item: `Lambda ${lambda.name} (${lambda.memoryMb} MB, ${billedMs} ms billed, ${lambda.invocations} invocations per unit)`,
+      item: `Lambda ${lambda.name} (${lambda.memoryMb} MB, ${Number.isInteger(billedMs) ? billedMs : billedMs.toFixed(2)} ms billed, ${lambda.invocations} invocations per unit)`,
       usdPerMillion: gbSeconds * PRICES.lambdaArmPerGbSecond + lambda.invocations * PRICES.lambdaPerMillionRequests,
     });
   }

@@ -3,7 +3,7 @@
  * from the list prices of bench/prices.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { ONE_VCPU_MB, costPerMillion, lambdaDurationMs, readUnits, writeUnits } from '#bench/cost.ts';
+import { ONE_VCPU_MB, billedDurationMs, costPerMillion, lambdaDurationMs, readUnits, writeUnits } from '#bench/cost.ts';
 
 describe('capacity units', () => {
   it.each([
@@ -78,5 +78,22 @@ describe('a Lambda duration at a memory size', () => {
     // 4.7 ms waiting + 1.5 ms × 1769/512 = 9.8828 ms → 10 ms billed × 0.5 GB × 1e6 = 5,000 GB-s.
     expect(lines.find((l) => l.item.startsWith('Lambda decide'))?.usdPerMillion).toBeCloseTo(5000 * 0.0000133334 + 0.2, 9);
     expect(lines.find((l) => l.item.startsWith('Lambda decide'))?.item).toContain('10 ms billed');
+  });
+});
+
+describe('billed duration of invocations measured one by one', () => {
+  it('rounds each invocation up to its millisecond and takes the mean, not the mean rounded up', () => {
+    // 2.1, 2.9, 3.0 and 3.2 ms at 1,769 MB: billed 3, 3, 3 and 4 ms, a mean of 3.25 (the mean, 2.8, rounded up is 3).
+    const invocationsMeasured = [2.1, 2.9, 3.0, 3.2].map((durationMs) => ({ durationMs, cpuMs: 1 }));
+    expect(billedDurationMs({ durationMs: 2.8, cpuMs: 1, memoryMb: 1769, invocationsMeasured })).toBeCloseTo(3.25, 12);
+    // At 884.5 MB each CPU millisecond counts twice: 3.1, 3.9, 4.0, 4.2 → 4, 4, 4, 5.
+    expect(billedDurationMs({ durationMs: 2.8, cpuMs: 1, memoryMb: 884.5, invocationsMeasured })).toBeCloseTo(4.25, 12);
+    // Without them: the mean rounded up.
+    expect(billedDurationMs({ durationMs: 2.8, cpuMs: 1, memoryMb: 1769 })).toBe(3);
+    const lines = costPerMillion({ httpRequests: 0, lambdas: [{ name: 'decide', invocations: 1, durationMs: 2.8, cpuMs: 1, memoryMb: 1024, invocationsMeasured }], readUnits: 0, writeUnits: 0, logBytes: 0, firehoseRecords: 0, firehoseRecordBytes: 0 });
+    // At 1,024 MB: 1,769/1,024 = 1.7275 per CPU ms: 2.83, 3.63, 3.73, 3.93 → 3, 4, 4, 4 = 3.75 ms × 1 GB × 1e6 = 3,750 GB-s.
+    const lambda = lines.find((l) => l.item.startsWith('Lambda decide'));
+    expect(lambda?.usdPerMillion).toBeCloseTo(3750 * 0.0000133334 + 0.2, 9);
+    expect(lambda?.item).toContain('3.75 ms billed');
   });
 });
