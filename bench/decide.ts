@@ -568,7 +568,7 @@ export async function benchColdStart(outfile: string, event: unknown): Promise<C
   // KAIROS_BENCH_CPU_PROFILE=<dir>: one more process, under V8's profiler and left out of the figures (<dir>/coldstart-<n>/).
   const profiled = process.env.KAIROS_BENCH_CPU_PROFILE ? 1 : 0;
   for (let i = 0; i < COLD_STARTS + profiled; i++) {
-    const profile = i < profiled ? [`--cpu-prof`, `--cpu-prof-dir=${join(process.env.KAIROS_BENCH_CPU_PROFILE as string, `coldstart-${++coldStartRuns}`)}`] : [];
+    const profile = i < profiled ? [`--cpu-prof`, `--cpu-prof-interval=100`, `--cpu-prof-dir=${join(process.env.KAIROS_BENCH_CPU_PROFILE as string, `coldstart-${++coldStartRuns}`)}`] : [];
     const child = spawnSync(process.execPath, [...profile, '--no-warnings', '--input-type=module', '-e', probe, outfile, JSON.stringify(event)], {
       encoding: 'utf8',
       // A longer request deadline than the deployed 1 s: CPU time is the measure, and on a loaded shared
