@@ -73,7 +73,7 @@
  * those within a transaction).
  */
 import { anonymousProfileKey, userProfileKey, type StoredEvent } from '../stored-event.ts';
-import { applyEvents, eventOutcome, linkAnonymousId, mergeProfiles, recordSend } from './apply.ts';
+import { answersErasedDecision, applyEvents, eventOutcome, linkAnonymousId, mergeProfiles, recordErasure, recordSend } from './apply.ts';
 import { DEFAULT_OUTCOME_LEARNING, cellKey, countedIncrements, mergeTakeBack, type StatisticsIncrement } from '../learning/statistics.ts';
 import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry, ProfileReactor } from './reactions.ts';
@@ -358,6 +358,15 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     const identity = parseProfileKey(key);
     const userId = 'userId' in identity ? identity.userId : undefined;
     let state: ProfileState = current?.state ?? emptyProfileState(identity);
+    // The erasures of the customer's anonymous ids this batch read: the returning visitor's own, and those of the
+    // visitors this user joins (read as the ids their events link), kept on the profile from its first write on, so
+    // that an event naming a decision issued to one of them before its erasure counts nothing and sets nothing off,
+    // whenever it comes and under whichever id of the customer it is reported (the decision's customer tag says whose).
+    const erasedIds = customerErasures(key, absorbedBy, read);
+    if (erasedIds.length > 0) {
+      state = cloneProfileState(state);
+      for (const [anonymousId, at] of erasedIds) recordErasure(state, anonymousId, at);
+    }
     let version = current?.version ?? 0;
     const writes: PlannedWrite[] = [];
     const cost = (entry: Entry): number => entryCost(entry, key, absorbedBy, read, settings, options.reactor, options.journeys);
@@ -366,8 +375,9 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       for (const { entry, error } of poisoned) for (const id of entry.records) failures.set(id, error);
       if (applied.length === 0) continue;
       const statistics = countedIncrements(state.outcomes, next.outcomes, counted, (settings.learning ?? DEFAULT_OUTCOME_LEARNING).contextBy);
+      // Outcomes that would count but for an erasure (of their ids, their target, or the merged id they were issued to).
       const erasedOutcomes = applied.filter(
-        (e) => erasures.has(e.event) && eventOutcome(e.event, settings, next) === undefined && eventOutcome(e.event, options.settings, next) !== undefined,
+        (e) => answersErasedDecision(e.event, settings, next) && eventOutcome(e.event, options.settings, withoutErasures(next)) !== undefined,
       ).length;
       const takeBack: StatisticsIncrement[] = [];
       const before = state;
@@ -387,7 +397,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
             // keeps what was read as it was read (the views of this write's reactions merge it again).
             state = mergeProfiles(state, cloneProfileState(anonymous.state));
           }
-          linkAnonymousId(state, anonymousId);
+          linkAnonymousId(state, anonymousId, read.erasedAt.get(anonymousKey));
           tombstones.push({ anonymousId, readVersion: anonymous?.version ?? 0 });
           joins[i]!.push({ anonymousId, state: anonymous?.kind === 'profile' ? anonymous.state : undefined });
         }
@@ -434,6 +444,24 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
   }
   return { kind: 'plan', plan: { targets, dropped, duplicates, failures, merges, warnings } };
 }
+
+/**
+ * The erasures this batch read of the anonymous ids of the customer at
+ * `key`: its own when it is an anonymous profile (a visitor erased who came
+ * back), and those of the anonymous profiles it absorbs in this batch (read
+ * with the events that link them): [anonymous id, erasure epoch ms].
+ */
+function customerErasures(key: string, absorbedBy: ReadonlyMap<string, string>, read: ReadState): [string, number][] {
+  const ids = [key, ...[...absorbedBy].filter(([, owner]) => owner === key).map(([anonymousKey]) => anonymousKey)];
+  return ids.flatMap((profileKey): [string, number][] => {
+    const identity = parseProfileKey(profileKey);
+    const at = read.erasedAt.get(profileKey);
+    return 'anonymousId' in identity && at !== undefined ? [[identity.anonymousId, at]] : [];
+  });
+}
+
+/** The ids of a profile, without the erasures it keeps: what an outcome would count for were none of its ids erased. */
+const withoutErasures = ({ userId, anonymousId, anonymousIds, assignmentKey }: ProfileState) => ({ userId, anonymousId, anonymousIds, assignmentKey });
 
 const newest = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
 
@@ -612,7 +640,10 @@ function reactions(
       if (last) contacts += added;
       if (added > 0) change = { ...change, after: viewAfter() };
     };
-    const bound = bounds[i] as number;
+    // An event answering a decision made for an erased customer (the late click on an email sent before the
+    // erasure) is applied, and counts nothing; nor does it set anything off for the customer who came back.
+    const silenced = (bounds[i] as number) + (journeyBounds[i] as number) > 0 && answersErasedDecision(entry.event, options.settings, final);
+    const bound = silenced ? 0 : (bounds[i] as number);
     if (reactor && bound > 0) {
       try {
         const set = reactor.react(change);
@@ -624,7 +655,7 @@ function reactions(
         warnings.push({ message: `reactions of event ${entry.event.pk} failed; none written: ${(error as Error).message}`, profileKey: key });
       }
     }
-    if (journeys && (journeyBounds[i] as number) > 0) {
+    if (journeys && !silenced && (journeyBounds[i] as number) > 0) {
       try {
         const stepped = journeys.step(runs, change);
         runs = stepped.runs;
