@@ -46,19 +46,31 @@
  * newly counts as its events are applied (told by apply.ts `onCounted`, so the
  * two always agree), less the double counts its merges take back. An outcome of a
  * decision issued at or before the newest erasure of the event's identity
- * keys or of its target (erasure records) was made for the erased customer:
- * it counts for nothing (not on the profile, its contacts, caps and the
- * views its reactions see, nor in the statistics), and the write counts it
- * in `erasedOutcomes`; the event itself is applied like any other. The store adds
- * them in the write's own transaction, so they are added exactly when the
- * events are applied.
+ * keys or of its target (erasure records), or at or before the erasure of
+ * the anonymous id it was issued to (its customer tag) among those the
+ * customer's profile keeps (`ProfileState.erasedAnonymousIds`: a visitor
+ * erased on their own, back and joined to a user), was made for the erased
+ * customer: it counts for nothing (not on the profile, its contacts, caps
+ * and the views its reactions see, nor in the statistics), and the write
+ * counts it in `erasedOutcomes`; the event itself is applied like any other.
+ * The store adds them in the write's own transaction, so they are added
+ * exactly when the events are applied. The erasures a profile keeps are
+ * those of this read: each write of an anonymous profile erased before
+ * keeps its own, and a user keeps those of the anonymous ids it absorbs in
+ * the batch (read as the ids their events link), from its first write of
+ * the batch on; merges join them. So no read beyond the identity keys'
+ * erasures is needed, in this batch or any later one.
  *
  * Each write carries the outbox entries its applied events set off
  * (reactions.ts, `options.reactor`: triggers; `options.journeys`: the
  * journeys' steps and timers), each event seen between the view just before
  * it and just after it; the store puts them in the write's own transaction
  * (a transactional outbox), so an event reacts exactly when it is applied:
- * once, whatever the redelivery. Each send decided is a contact of the
+ * once, whatever the redelivery. An event that names a decision issued at or
+ * before its customer's erasure, by the same rules (apply.ts
+ * `answersErasedDecision`: the late click on an email sent before it), sets
+ * nothing off: no trigger fires, no journey moves, for the customer who came
+ * back. Each send decided is a contact of the
  * customer at once (apply.ts `recordSend`): on the state the write stores,
  * and on the views the write's later reactions decide on, so channel and
  * frequency caps hold across them; those views hold the anonymous profiles
