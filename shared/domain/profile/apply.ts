@@ -288,8 +288,11 @@ export function eventOutcome(
 export function answersErasedDecision(event: StoredEvent, settings: ProfileSettings, profile: Pick<ProfileState, 'erasedAnonymousIds'>): boolean {
   const props = event.properties;
   if (!props || (props.decision_id === undefined && props.decisionId === undefined)) return false;
+  // No erasure known, nothing to open: the common case costs no decryption.
+  const erasedAt = settings.erasedAt?.(event);
+  if (erasedAt === undefined && profile.erasedAnonymousIds === undefined) return false;
   const decision = namedDecision(props, settings.decisionKey);
-  return decision !== undefined && issuedBeforeErasure(decision, settings.erasedAt?.(event), profile.erasedAnonymousIds);
+  return decision !== undefined && issuedBeforeErasure(decision, erasedAt, profile.erasedAnonymousIds);
 }
 
 /**
