@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { customerTag, decisionKey, encodeDecisionId, sealDecisionId } from '#domain/decide/decision-id.ts';
-import { applyEvents, mergeProfiles } from '#domain/profile/apply.ts';
+import { answersErasedDecision, applyEvents, mergeProfiles } from '#domain/profile/apply.ts';
 import { emptyProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { ATTRIBUTION_WINDOW_MS, CLOCK_SKEW_MS, COUNTED_OUTCOMES_LIMIT, countOutcomeOnce } from '#domain/profile/outcomes.ts';
@@ -107,6 +107,43 @@ describe('what counts', () => {
     const state = apply([report('Order Completed', { decision_id: idOf(), revenue: 5 }, new Date(at).toISOString())]);
     expect(contacts(state).banner?.conversions ?? 0).toBe(counted ? 1 : 0);
     expect(state.orders).toBe(1);
+  });
+});
+
+describe("an anonymous id of the customer erased on its own (ProfileState.erasedAnonymousIds)", () => {
+  const ERASED = Date.parse(DECIDED);
+  // User u-1 absorbed the visitor a-9, whom an erasure by anonymousId had erased at DECIDED before they came back.
+  const joined = (): ProfileState => {
+    const visitor = emptyProfileState({ anonymousId: 'a-9' });
+    visitor.erasedAnonymousIds = { 'a-9': ERASED };
+    return mergeProfiles(emptyProfileState({ userId: 'u-1' }), visitor);
+  };
+  const at = (ms: number) => new Date(ms).toISOString();
+
+  it.each([
+    ["issued to the visitor before the erasure, reported under the user's id", 'a-9', ERASED - 60_000, false],
+    ['issued to the visitor in the second of the erasure', 'a-9', ERASED, false],
+    ['issued to the visitor after the erasure (back)', 'a-9', ERASED + 1_000, true],
+    ['issued to the user before the erasure of the visitor', 'u-1', ERASED - 60_000, true],
+  ])('a click on a decision %s: counted %s', (_name, customer, issued, counted) => {
+    const event = report('Promotion Clicked', { decision_id: idOf('n1', 'web', at(issued), customer) }, at(ERASED + 120_000));
+    const state = apply([event], joined());
+    expect(state.erasedAnonymousIds).toEqual({ 'a-9': ERASED });
+    expect(contacts(state).banner?.clicks ?? 0).toBe(counted ? 1 : 0);
+    expect(answersErasedDecision(event, settings, state)).toBe(!counted);
+  });
+
+  it('merges keep the newest erasure of each id, whatever their order', () => {
+    const a: ProfileState = { ...emptyProfileState({ userId: 'u-1' }), erasedAnonymousIds: { x: 1, y: 5 } };
+    const b: ProfileState = { ...emptyProfileState({ anonymousId: 'y' }), erasedAnonymousIds: { y: 7, z: 2 } };
+    expect(mergeProfiles(a, b).erasedAnonymousIds).toEqual({ x: 1, y: 7, z: 2 });
+    expect(mergeProfiles(b, a).erasedAnonymousIds).toEqual(mergeProfiles(a, b).erasedAnonymousIds);
+    expect(mergeProfiles(emptyProfileState({ userId: 'u-1' }), emptyProfileState({ anonymousId: 'y' })).erasedAnonymousIds).toBeUndefined();
+  });
+
+  it('an event naming no decision, or one the service did not issue, answers no erased decision', () => {
+    expect(answersErasedDecision(report('Promotion Clicked', {}), settings, joined())).toBe(false);
+    expect(answersErasedDecision(report('Promotion Clicked', { decision_id: 'd-123' }), settings, joined())).toBe(false);
   });
 });
 

@@ -30,6 +30,8 @@ import {
 import { parseProfileState, serializeProfileState } from '#domain/profile/state.ts';
 import type { ProfileItem } from '#domain/profile/profile-item.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
+import type { JourneyStepper, OutboxEntry, ProfileReactor } from '#domain/profile/reactions.ts';
+import { parseOutcomeKey } from '#domain/profile/outcomes.ts';
 import { journeyTimerEvent, sendTimerEvent } from '#domain/journeys/timer.ts';
 import { storedEvent } from '../support/stream.ts';
 import { cellKey, NO_CONTEXT, type StatisticsIncrement } from '#domain/learning/statistics.ts';
@@ -49,6 +51,10 @@ const options = { settings, enricher, now: NOW };
 class MemoryStore {
   /** What the committed writes added to the outcome statistics. */
   readonly statistics: StatisticsIncrement[] = [];
+  /** The outbox entries the committed writes put (what their events set off). */
+  readonly outbox: OutboxEntry[] = [];
+  /** The outcomes the committed writes counted for nothing after an erasure (their `erasedOutcomes`). */
+  erasedOutcomes = 0;
   constructor(readonly planOptions: PlanOptions = options) {}
   readonly profiles = new Map<string, { kind: 'profile'; version: number; state: string } | { kind: 'tombstone'; version: number; mergedInto: string }>();
   readonly markers = new Set<string>();
@@ -97,6 +103,8 @@ class MemoryStore {
     }
     for (const pk of write.markers) this.markers.add(pk);
     this.statistics.push(...write.statistics);
+    this.outbox.push(...write.outbox);
+    this.erasedOutcomes += write.erasedOutcomes;
     return true;
   }
 
@@ -487,6 +495,67 @@ describe('the exactly-once plan of a stream batch', () => {
         }
       }),
       { numRuns: 100 },
+    );
+  }, 120_000);
+
+  it('a visitor erased on their own, back and joined to a user never erased: whatever the delivery, nothing reported for a decision issued to the visitor at or before the erasure counts or sets anything off, under whichever id; decisions issued after it, and the user\'s own, count and react', () => {
+    const learning: PlanOptions = { ...options, settings: { ...settings, learning: { contextBy: 'persona', conversionWindowMs: DAY } } };
+    const ERASED = Date.parse('2026-04-05T00:00:00Z');
+    const at = (ms: number) => new Date(ms).toISOString();
+    const clicked = (event: StoredEvent) => event.event === 'Promotion Clicked';
+    // What reacts: a trigger on every click, and a journey that every click moves.
+    const reactor: ProfileReactor = {
+      bound: (event) => (clicked(event) ? 1 : 0),
+      react: (change) => [{ id: `trigger ${change.eventPk}`, status: 'refused', sendAt: change.now, detailType: 'Test Trigger', detail: {} }],
+    };
+    const journeys: JourneyStepper = {
+      bound: (event) => (clicked(event) ? 1 : 0),
+      step: (runs, change) => ({ runs, outbox: [{ id: `journey ${change.eventPk}`, status: 'refused', sendAt: change.now, detailType: 'Test Journey', detail: {} }], counts: [] }),
+    };
+    const reported = fc.record({
+      event: fc.constantFrom('Promotion Viewed', 'Promotion Clicked'),
+      // The customer the decision was issued to (its customer tag): the visitor, or the user.
+      to: fc.constantFrom('a0', 'u0'),
+      // Issued an hour before the erasure, at its very second, or after it (the visitor back).
+      issued: fc.constantFrom(ERASED - 3_600_000, ERASED, ERASED + 1_000, ERASED + 5_000),
+      under: fc.constantFrom<Who>('user', 'user', 'both', 'anonymous'),
+    });
+    fc.assert(
+      fc.property(fc.array(reported, { minLength: 1, maxLength: 12 }), moves, (reports, plan) => {
+        const store = new MemoryStore({ ...learning, reactor, journeys });
+        // The visitor a0 alone was erased (an anonymous key's erasure: neither u0 nor anyone joined to a0 then).
+        store.erase(['a#a0'], ERASED, []);
+        const received = (i: number) => ({ receivedAt: at(ERASED + 1_000 + i * 1_000) });
+        const back = { ...storedEvent({ type: 'page', anonymousId: 'a0', messageId: 'back', sourceId: 'src', timestamp: at(ERASED + 1_000) }), ...received(0) };
+        const login = { ...storedEvent({ type: 'identify', userId: 'u0', anonymousId: 'a0', messageId: 'login', sourceId: 'src', timestamp: at(ERASED + 2_000) }), ...received(1) };
+        const outcomes = reports.map(({ event, to, issued, under }, i) => {
+          const properties = { decision_id: decisionId(new Date(issued), 'web', `o${i}`, ['a1'], to) };
+          const ids = under === 'user' ? { userId: 'u0' } : under === 'both' ? { userId: 'u0', anonymousId: 'a0' } : { anonymousId: 'a0' };
+          const timestamp = at(ERASED + 10_000 + i * 1_000);
+          return { ...storedEvent({ type: 'track', event, ...ids, messageId: `o${i}`, sourceId: 'src', timestamp, properties }), ...received(i + 2) };
+        });
+        // One shard: the visitor back, their login, then the reports, in that order, cut, repeated, failed and rewound anyhow.
+        const events = [back, login, ...outcomes];
+        streamed({ events, shards: events.map(() => 0), erasedAfter: undefined }, plan, learning, store);
+
+        // The visitor's decisions issued at or before the erasure were the erased visitor's; so is anything reported under
+        // the visitor's id for a decision issued at or before it (that id's erasure). The rest counts, and reacts.
+        const erased = reports.map(({ to, issued, under }) => issued <= ERASED && (to === 'a0' || under !== 'user'));
+        const user = store.item('u#u0');
+        expect(user?.kind).toBe('profile');
+        const state = (user as Extract<ProfileItem, { kind: 'profile' }>).state;
+        const counted = new Set(Object.keys(state.outcomes).map((key) => parseOutcomeKey(key).decision.split('.')[1]));
+        expect([...counted].sort()).toEqual(reports.flatMap((_, i) => (erased[i] ? [] : [`o${i}`])).sort());
+        expect(state.erasedAnonymousIds).toEqual({ a0: ERASED });
+        // The statistics hold what the profile counted, once each; the erased visitor's reports are counted apart.
+        const totals = store.statistics.filter((i) => i.cell.actionId === 'a1').reduce((n, i) => n + i.counts.impressions + i.counts.clicks, 0);
+        expect(totals).toBe(counted.size);
+        expect(store.erasedOutcomes).toBe(erased.filter(Boolean).length);
+        // No trigger fires, no journey moves, for a click on the erased visitor's decision; every other click does both.
+        const reacting = outcomes.flatMap((e, i) => (clicked(e) && !erased[i] ? [`trigger ${e.pk}`, `journey ${e.pk}`] : []));
+        expect(store.outbox.map((e) => e.id).sort()).toEqual(reacting.sort());
+      }),
+      { numRuns: 200 },
     );
   }, 120_000);
 

@@ -39,7 +39,16 @@ import {
   type ProfileSettings,
   type ProfileState,
 } from './state.ts';
-import { attributeOutcome, countOutcomeOnce, decisionOfOutcome, mergeCountedOutcomes, parseOutcomeKey, type AttributedOutcome } from './outcomes.ts';
+import {
+  attributeOutcome,
+  countOutcomeOnce,
+  decisionOfOutcome,
+  issuedBeforeErasure,
+  mergeCountedOutcomes,
+  namedDecision,
+  parseOutcomeKey,
+  type AttributedOutcome,
+} from './outcomes.ts';
 import type { SendContact } from './reactions.ts';
 import { DEFAULT_OUTCOME_LEARNING, countedCells } from '../learning/statistics.ts';
 import { DAY_MS, dayOf, hourOf, isValidTimeZone, quarterOf } from './time.ts';
@@ -195,7 +204,16 @@ function applyTrack(s: ProfileState, event: StoredEvent, name: string, props: Pr
     }
   }
   // An outcome counts once, only for what its decision served, and only from its customer (outcomes.ts).
-  const outcome = attributeOutcome(semantic, props, at, customerIds(s, event), settings.decisionKey, settings.learning?.conversionWindowMs, settings.erasedAt?.(event));
+  const outcome = attributeOutcome(
+    semantic,
+    props,
+    at,
+    customerIds(s, event),
+    settings.decisionKey,
+    settings.learning?.conversionWindowMs,
+    settings.erasedAt?.(event),
+    s.erasedAnonymousIds,
+  );
   if (!outcome || !countOutcomeOnce(s.outcomes, outcome)) return;
   settings.onCounted?.(outcome);
   keepCountedCells(s, outcome, settings);
@@ -229,15 +247,52 @@ export function* customerIds(profile: ProfileIds, event: Pick<StoredEvent, 'user
 /**
  * The outcome event `event` is (outcomes.ts `attributeOutcome`, with the
  * settings the profile counts with, its erasure `settings.erasedAt`
- * included) when applied to `profile`, whether or not it is counted yet. `profile` undefined: whatever its customer (only
- * to bound what the event may count).
+ * included, and the erased ids `profile` keeps) when applied to `profile`,
+ * whether or not it is counted yet. `profile` undefined: whatever its
+ * customer (only to bound what the event may count).
  */
-export function eventOutcome(event: StoredEvent, settings: ProfileSettings, profile: ProfileIds | undefined): AttributedOutcome | undefined {
+export function eventOutcome(
+  event: StoredEvent,
+  settings: ProfileSettings,
+  profile: (ProfileIds & Pick<ProfileState, 'erasedAnonymousIds'>) | undefined,
+): AttributedOutcome | undefined {
   if (event.type !== 'track' || !event.event) return undefined;
   const at = Date.parse(event.timestamp);
   if (!Number.isFinite(at)) return undefined;
   const customer = profile ? customerIds(profile, event) : undefined;
-  return attributeOutcome(semanticName(event.event), event.properties ?? {}, at, customer, settings.decisionKey, settings.learning?.conversionWindowMs, settings.erasedAt?.(event));
+  return attributeOutcome(
+    semanticName(event.event),
+    event.properties ?? {},
+    at,
+    customer,
+    settings.decisionKey,
+    settings.learning?.conversionWindowMs,
+    settings.erasedAt?.(event),
+    profile?.erasedAnonymousIds,
+  );
+}
+
+/**
+ * Whether `event` answers a decision made for an erased customer: its
+ * properties name a decision (`decision_id`, alias `decisionId`, opened with
+ * `settings.decisionKey`: outcomes.ts `namedDecision`) issued at or before
+ * the erasure of its customer — `settings.erasedAt` (the ids the event is
+ * reported under, the profile it is applied to), or the erasure of the
+ * anonymous id it was issued to that `profile` keeps
+ * (`erasedAnonymousIds`, matched by the decision's customer tag). Such an
+ * event (the late click on an email sent before the erasure) is kept in the
+ * history, but counts no outcome and sets nothing off: no trigger, no
+ * journey step (plan.ts). An event that names no decision, or one the
+ * service did not issue, does not.
+ */
+export function answersErasedDecision(event: StoredEvent, settings: ProfileSettings, profile: Pick<ProfileState, 'erasedAnonymousIds'>): boolean {
+  const props = event.properties;
+  if (!props || (props.decision_id === undefined && props.decisionId === undefined)) return false;
+  // No erasure known, nothing to open: the common case costs no decryption.
+  const erasedAt = settings.erasedAt?.(event);
+  if (erasedAt === undefined && profile.erasedAnonymousIds === undefined) return false;
+  const decision = namedDecision(props, settings.decisionKey);
+  return decision !== undefined && issuedBeforeErasure(decision, erasedAt, profile.erasedAnonymousIds);
 }
 
 /**
@@ -522,6 +577,7 @@ export function mergeProfiles(target: ProfileState, source: ProfileState): Profi
     userId: target.userId ?? source.userId,
     anonymousId: target.userId !== undefined ? undefined : target.anonymousId,
     anonymousIds: linked.slice(-LIMITS.anonymousIds),
+    erasedAnonymousIds: mergeErasedIds(target.erasedAnonymousIds, source.erasedAnonymousIds),
     assignmentKey: earliest(target.assignmentKey, source.assignmentKey),
     traits: mergeRecords(target.traits, source.traits, (x, y) => lwwMerge(x, y)!),
     contextTimezone: lwwMerge(target.contextTimezone, source.contextTimezone),
@@ -641,8 +697,38 @@ function takeBackSentTwice(s: ProfileState, sender: ProfileState, reporter: Prof
   }
 }
 
-/** Record an anonymous id as linked to this profile (bounded, oldest links dropped first). */
-export function linkAnonymousId(state: ProfileState, anonymousId: string): void {
+/**
+ * Record an anonymous id as linked to this profile (bounded, oldest links
+ * dropped first), with its erasure (`erasedAt`, epoch ms; undefined: it was
+ * not erased) when it was erased on its own before (`recordErasure`).
+ */
+export function linkAnonymousId(state: ProfileState, anonymousId: string, erasedAt?: number): void {
+  recordErasure(state, anonymousId, erasedAt);
   if (state.anonymousIds.includes(anonymousId) || anonymousId === state.anonymousId) return;
   state.anonymousIds = [...state.anonymousIds, anonymousId].slice(-LIMITS.anonymousIds);
+}
+
+/**
+ * Record on `state` (in place) that the customer's anonymous id
+ * `anonymousId` was erased at `erasedAt` (epoch ms; undefined: nothing to
+ * record): `ProfileState.erasedAnonymousIds`, the newest erasure of an id
+ * kept, LIMITS.anonymousIds ids at most (the newest erasures).
+ */
+export function recordErasure(state: ProfileState, anonymousId: string, erasedAt: number | undefined): void {
+  if (erasedAt === undefined || (state.erasedAnonymousIds?.[anonymousId] ?? -Infinity) >= erasedAt) return;
+  state.erasedAnonymousIds = mergeErasedIds(state.erasedAnonymousIds, { [anonymousId]: erasedAt });
+}
+
+/** Two records of erased ids joined: the newest erasure of each id, the LIMITS.anonymousIds newest kept; undefined when both are. */
+function mergeErasedIds(a: Readonly<Record<string, number>> | undefined, b: Readonly<Record<string, number>> | undefined): Record<string, number> | undefined {
+  if (a === undefined && b === undefined) return undefined;
+  const out: Record<string, number> = Object.create(null);
+  for (const record of [a, b]) {
+    for (const [id, at] of Object.entries(record ?? {})) if (!(Object.hasOwn(out, id) && (out[id] as number) >= at)) out[id] = at;
+  }
+  return Object.fromEntries(
+    Object.entries(out)
+      .sort(([ka, ta], [kb, tb]) => tb - ta || (ka < kb ? -1 : ka > kb ? 1 : 0))
+      .slice(0, LIMITS.anonymousIds),
+  );
 }

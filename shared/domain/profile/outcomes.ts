@@ -27,10 +27,15 @@
  *   than `CLOCK_SKEW_MS` before it);
  * - its decision was issued after the newest erasure of the customer's ids
  *   (`erasedAt`: of the profile it is applied to and of the ids the event is
- *   reported under, profile/plan.ts): a decision issued at or before it was
- *   made for the erased customer, and an outcome reported for it after they
- *   came back under the same id (a late click on last week's email) counts
- *   for nothing, though its customer tag matches;
+ *   reported under, profile/plan.ts) and after the erasure of the id it was
+ *   issued to (`erasedIds`: the anonymous ids merged into the profile that
+ *   were erased on their own before they were merged, matched by the
+ *   decision's customer tag, `customerErasure`): a decision issued at or
+ *   before it was made for the erased customer, and an outcome reported for
+ *   it after they came back (a late click on last week's email, under the
+ *   same id, or under the id of the user the returning visitor was later
+ *   joined to) counts for nothing, though its customer tag matches
+ *   (`issuedBeforeErasure`);
  * - the same (decision, action, kind) has not been counted on this profile
  *   already: a client that reports an impression twice, or both
  *   `Email Delivered` and `Email Opened`, counts one impression.
@@ -107,8 +112,57 @@ export function decidedFor(decision: Pick<DecisionRecord, 'customer'>, ids: Cust
 /** Whether a decision issued at `decidedAt` (epoch ms) was issued at or before the erasure at `erasedAt` (epoch ms; undefined: none). */
 export const decidedBefore = (decidedAt: number, erasedAt: number | undefined): boolean => erasedAt !== undefined && decidedAt <= erasedAt;
 
+/**
+ * Erased ids of a customer: an id (an anonymous id merged into the profile,
+ * or the anonymous profile's own) → when it was erased, epoch ms
+ * (state.ts `ProfileState.erasedAnonymousIds`).
+ */
+export type ErasedIds = Readonly<Record<string, number>>;
+
+/**
+ * The erasure of the id `decision` was issued to among `erasedIds` (epoch
+ * ms): the newest of the ids whose customer tag (decision-id.ts
+ * `customerTag`) is the decision's; undefined when none is, or the decision
+ * carries no tag (v1, v2). Hashes an id only when there are erased ids.
+ */
+export function customerErasure(decision: Pick<DecisionRecord, 'customer'>, erasedIds: ErasedIds | undefined): number | undefined {
+  const tag = decision.customer;
+  if (tag === undefined || erasedIds === undefined) return undefined;
+  let at: number | undefined;
+  for (const [id, erased] of Object.entries(erasedIds)) {
+    if (customerTag(id) === tag && (at === undefined || erased > at)) at = erased;
+  }
+  return at;
+}
+
+/**
+ * Whether `decision` was issued at or before the erasure of its customer:
+ * `erasedAt` (the newest erasure of the ids an event is reported under and
+ * of the profile it is applied to, epoch ms; undefined: none), or the
+ * erasure of the id it was issued to among `erasedIds` (`customerErasure`).
+ * Such a decision was made for an erased customer: nothing reported for it
+ * counts or reacts (profile/plan.ts).
+ */
+export function issuedBeforeErasure(decision: Pick<DecisionRecord, 'issuedAt' | 'customer'>, erasedAt: number | undefined, erasedIds?: ErasedIds): boolean {
+  const issued = Date.parse(decision.issuedAt);
+  return decidedBefore(issued, erasedAt) || decidedBefore(issued, customerErasure(decision, erasedIds));
+}
+
 const idText = (value: unknown, maxLength: number): string | undefined =>
   typeof value === 'string' && value.length > 0 && value.length <= maxLength ? value : undefined;
+
+/**
+ * The decision an event's properties name (`decision_id`, alias
+ * `decisionId`), opened with `decisionKey` (decision-id.ts
+ * `readDecisionId`); undefined when they name none, or an id the service did
+ * not issue (or a mangled one).
+ */
+export function namedDecision(props: Readonly<Record<string, unknown>>, decisionKey: DecisionKey | undefined): DecisionRecord | undefined {
+  const id = idText(props.decision_id, MAX_SEALED_DECISION_ID_LENGTH) ?? idText(props.decisionId, MAX_SEALED_DECISION_ID_LENGTH);
+  if (id === undefined) return undefined;
+  const decision = readDecisionId(id, decisionKey);
+  return decision && NONCE.test(decision.nonce) ? decision : undefined;
+}
 
 /**
  * The outcome a track event is, or undefined when it is not one or does not
@@ -119,7 +173,9 @@ const idText = (value: unknown, maxLength: number): string | undefined =>
  * `conversionWindowMs` how long after its decision a conversion is
  * attributed to it (ms; the catalog's `learning.conversionWindow`);
  * `erasedAt` the newest erasure of the customer's ids (epoch ms; undefined:
- * none known), at or before which a decision counts no outcome.
+ * none known) and `erasedIds` the customer's ids erased on their own
+ * (`ErasedIds`), at or before whose erasure a decision counts no outcome
+ * (`issuedBeforeErasure`).
  */
 export function attributeOutcome(
   semanticName: string,
@@ -129,13 +185,12 @@ export function attributeOutcome(
   decisionKey: DecisionKey | undefined,
   conversionWindowMs: number = ATTRIBUTION_WINDOW_MS,
   erasedAt?: number,
+  erasedIds?: ErasedIds,
 ): AttributedOutcome | undefined {
   const event = OUTCOME_EVENTS[semanticName];
   if (!event) return undefined;
-  const id = idText(props.decision_id, MAX_SEALED_DECISION_ID_LENGTH) ?? idText(props.decisionId, MAX_SEALED_DECISION_ID_LENGTH);
-  if (id === undefined) return undefined;
-  const decision = readDecisionId(id, decisionKey);
-  if (!decision || !NONCE.test(decision.nonce)) return undefined;
+  const decision = namedDecision(props, decisionKey);
+  if (!decision) return undefined;
   if (event.channel !== undefined && event.channel !== decision.channel) return undefined;
   const named = props.action_id ?? props.actionId;
   if (named !== undefined && typeof named !== 'string') return undefined;
@@ -146,7 +201,7 @@ export function attributeOutcome(
   const decidedAt = Date.parse(decision.issuedAt);
   const window = event.kind === 'conversion' ? conversionWindowMs : ATTRIBUTION_WINDOW_MS;
   if (!(at >= decidedAt - CLOCK_SKEW_MS && at <= decidedAt + window)) return undefined;
-  if (decidedBefore(decidedAt, erasedAt)) return undefined;
+  if (issuedBeforeErasure(decision, erasedAt, erasedIds)) return undefined;
   if (customer !== undefined && !decidedFor(decision, customer)) return undefined;
   const channel = decision.channel;
   return {

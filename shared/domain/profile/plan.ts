@@ -46,19 +46,31 @@
  * newly counts as its events are applied (told by apply.ts `onCounted`, so the
  * two always agree), less the double counts its merges take back. An outcome of a
  * decision issued at or before the newest erasure of the event's identity
- * keys or of its target (erasure records) was made for the erased customer:
- * it counts for nothing (not on the profile, its contacts, caps and the
- * views its reactions see, nor in the statistics), and the write counts it
- * in `erasedOutcomes`; the event itself is applied like any other. The store adds
- * them in the write's own transaction, so they are added exactly when the
- * events are applied.
+ * keys or of its target (erasure records), or at or before the erasure of
+ * the anonymous id it was issued to (its customer tag) among those the
+ * customer's profile keeps (`ProfileState.erasedAnonymousIds`: a visitor
+ * erased on their own, back and joined to a user), was made for the erased
+ * customer: it counts for nothing (not on the profile, its contacts, caps
+ * and the views its reactions see, nor in the statistics), and the write
+ * counts it in `erasedOutcomes`; the event itself is applied like any other.
+ * The store adds them in the write's own transaction, so they are added
+ * exactly when the events are applied. The erasures a profile keeps are
+ * those of this read: each write of an anonymous profile erased before
+ * keeps its own, and a user keeps those of the anonymous ids it absorbs in
+ * the batch (read as the ids their events link), from its first write of
+ * the batch on; merges join them. So no read beyond the identity keys'
+ * erasures is needed, in this batch or any later one.
  *
  * Each write carries the outbox entries its applied events set off
  * (reactions.ts, `options.reactor`: triggers; `options.journeys`: the
  * journeys' steps and timers), each event seen between the view just before
  * it and just after it; the store puts them in the write's own transaction
  * (a transactional outbox), so an event reacts exactly when it is applied:
- * once, whatever the redelivery. Each send decided is a contact of the
+ * once, whatever the redelivery. An event that names a decision issued at or
+ * before its customer's erasure, by the same rules (apply.ts
+ * `answersErasedDecision`: the late click on an email sent before it), sets
+ * nothing off: no trigger fires, no journey moves, for the customer who came
+ * back. Each send decided is a contact of the
  * customer at once (apply.ts `recordSend`): on the state the write stores,
  * and on the views the write's later reactions decide on, so channel and
  * frequency caps hold across them; those views hold the anonymous profiles
@@ -73,7 +85,7 @@
  * those within a transaction).
  */
 import { anonymousProfileKey, userProfileKey, type StoredEvent } from '../stored-event.ts';
-import { applyEvents, eventOutcome, linkAnonymousId, mergeProfiles, recordSend } from './apply.ts';
+import { answersErasedDecision, applyEvents, eventOutcome, linkAnonymousId, mergeProfiles, recordErasure, recordSend } from './apply.ts';
 import { DEFAULT_OUTCOME_LEARNING, cellKey, countedIncrements, mergeTakeBack, type StatisticsIncrement } from '../learning/statistics.ts';
 import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry, ProfileReactor } from './reactions.ts';
@@ -358,6 +370,15 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     const identity = parseProfileKey(key);
     const userId = 'userId' in identity ? identity.userId : undefined;
     let state: ProfileState = current?.state ?? emptyProfileState(identity);
+    // The erasures of the customer's anonymous ids this batch read: the returning visitor's own, and those of the
+    // visitors this user joins (read as the ids their events link), kept on the profile from its first write on, so
+    // that an event naming a decision issued to one of them before its erasure counts nothing and sets nothing off,
+    // whenever it comes and under whichever id of the customer it is reported (the decision's customer tag says whose).
+    const erasedIds = customerErasures(key, absorbedBy, read);
+    if (erasedIds.length > 0) {
+      state = cloneProfileState(state);
+      for (const [anonymousId, at] of erasedIds) recordErasure(state, anonymousId, at);
+    }
     let version = current?.version ?? 0;
     const writes: PlannedWrite[] = [];
     const cost = (entry: Entry): number => entryCost(entry, key, absorbedBy, read, settings, options.reactor, options.journeys);
@@ -366,8 +387,9 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       for (const { entry, error } of poisoned) for (const id of entry.records) failures.set(id, error);
       if (applied.length === 0) continue;
       const statistics = countedIncrements(state.outcomes, next.outcomes, counted, (settings.learning ?? DEFAULT_OUTCOME_LEARNING).contextBy);
+      // Outcomes that would count but for an erasure (of their ids, their target, or the merged id they were issued to).
       const erasedOutcomes = applied.filter(
-        (e) => erasures.has(e.event) && eventOutcome(e.event, settings, next) === undefined && eventOutcome(e.event, options.settings, next) !== undefined,
+        (e) => answersErasedDecision(e.event, settings, next) && eventOutcome(e.event, options.settings, withoutErasures(next)) !== undefined,
       ).length;
       const takeBack: StatisticsIncrement[] = [];
       const before = state;
@@ -387,7 +409,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
             // keeps what was read as it was read (the views of this write's reactions merge it again).
             state = mergeProfiles(state, cloneProfileState(anonymous.state));
           }
-          linkAnonymousId(state, anonymousId);
+          linkAnonymousId(state, anonymousId, read.erasedAt.get(anonymousKey));
           tombstones.push({ anonymousId, readVersion: anonymous?.version ?? 0 });
           joins[i]!.push({ anonymousId, state: anonymous?.kind === 'profile' ? anonymous.state : undefined });
         }
@@ -434,6 +456,24 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
   }
   return { kind: 'plan', plan: { targets, dropped, duplicates, failures, merges, warnings } };
 }
+
+/**
+ * The erasures this batch read of the anonymous ids of the customer at
+ * `key`: its own when it is an anonymous profile (a visitor erased who came
+ * back), and those of the anonymous profiles it absorbs in this batch (read
+ * with the events that link them): [anonymous id, erasure epoch ms].
+ */
+function customerErasures(key: string, absorbedBy: ReadonlyMap<string, string>, read: ReadState): [string, number][] {
+  const ids = [key, ...[...absorbedBy].filter(([, owner]) => owner === key).map(([anonymousKey]) => anonymousKey)];
+  return ids.flatMap((profileKey): [string, number][] => {
+    const identity = parseProfileKey(profileKey);
+    const at = read.erasedAt.get(profileKey);
+    return 'anonymousId' in identity && at !== undefined ? [[identity.anonymousId, at]] : [];
+  });
+}
+
+/** The ids of a profile, without the erasures it keeps: what an outcome would count for were none of its ids erased. */
+const withoutErasures = ({ userId, anonymousId, anonymousIds, assignmentKey }: ProfileState) => ({ userId, anonymousId, anonymousIds, assignmentKey });
 
 const newest = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
 
@@ -612,7 +652,10 @@ function reactions(
       if (last) contacts += added;
       if (added > 0) change = { ...change, after: viewAfter() };
     };
-    const bound = bounds[i] as number;
+    // An event answering a decision made for an erased customer (the late click on an email sent before the
+    // erasure) is applied, and counts nothing; nor does it set anything off for the customer who came back.
+    const silenced = (bounds[i] as number) + (journeyBounds[i] as number) > 0 && answersErasedDecision(entry.event, options.settings, final);
+    const bound = silenced ? 0 : (bounds[i] as number);
     if (reactor && bound > 0) {
       try {
         const set = reactor.react(change);
@@ -624,7 +667,7 @@ function reactions(
         warnings.push({ message: `reactions of event ${entry.event.pk} failed; none written: ${(error as Error).message}`, profileKey: key });
       }
     }
-    if (journeys && (journeyBounds[i] as number) > 0) {
+    if (journeys && !silenced && (journeyBounds[i] as number) > 0) {
       try {
         const stepped = journeys.step(runs, change);
         runs = stepped.runs;

@@ -113,6 +113,18 @@ export interface ProfileState {
   /** Anonymous ids merged into this profile, in merge order, bounded. */
   anonymousIds: string[];
   /**
+   * The anonymous ids of this customer that were erased on their own (an
+   * anonymous visitor erased, who came back): id → when it was erased
+   * (epoch ms), bounded (LIMITS.anonymousIds, the newest erasures kept).
+   * Recorded by the profile plan from the erasure records it reads when it
+   * merges the id into a user, or applies events to the returning visitor's
+   * own profile (plan.ts); joined by merges. An outcome, or any event, naming
+   * a decision issued to one of them (its customer tag) at or before its
+   * erasure was the erased visitor's: it counts for nothing and sets nothing
+   * off (outcomes.ts `issuedBeforeErasure`). Absent: none.
+   */
+  erasedAnonymousIds?: Record<string, number>;
+  /**
    * The customer key experiments first assigned this customer under, with
    * the time of its earliest event: an event's anonymousId, else its userId;
    * the earliest wins, here and through merges, so a login or a second
@@ -196,8 +208,11 @@ export interface ProfileSettings {
    * The newest erasure (epoch ms) of the ids an event is reported under and
    * of the profile it is applied to, or undefined when none is known: an
    * outcome of a decision issued at or before it counts for nothing
-   * (outcomes.ts `attributeOutcome`). The profile plan sets it from the
-   * erasure records it read (plan.ts); absent: no erasure is known.
+   * (outcomes.ts `attributeOutcome`), nor sets anything off (apply.ts
+   * `answersErasedDecision`). The profile plan sets it from the erasure
+   * records it read (plan.ts); absent: no erasure is known. The erasures of
+   * the customer's merged anonymous ids are on the profile
+   * (`ProfileState.erasedAnonymousIds`).
    */
   readonly erasedAt?: (event: StoredEvent) => number | undefined;
   /**
