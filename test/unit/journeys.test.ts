@@ -317,6 +317,30 @@ describe('the journey state machine', () => {
   });
 });
 
+describe('the catalog changed under a waiting run', () => {
+  const out = view([]);
+  const inSegment = view(['churn-high']);
+  const entered = advanceJourneys({}, compile(`${BASE}\n${RETENTION}`).journeys, input(track('x', T0), out, inSegment)).runs;
+
+  it('the step it waits at is now an act, a branch or an exit: the run ends exited (counted), never stuck; the customer may enter again', () => {
+    for (const changed of ['act: { channel: push }', 'branch: { when: "true", then: push }', 'exit: true']) {
+      const journeys = compile(`${BASE}\n${RETENTION.replace('wait: 2d', changed)}`).journeys;
+      // Its timer fires: the run cannot go on at a step that waits for nothing.
+      const timer = timerFor(entered, 'retention', T0 + 2 * DAY);
+      const moved = advanceJourneys(entered, journeys, input(timer, inSegment, inSegment));
+      expect(moved.runs.retention, changed).toMatchObject({ run: 1, ended: { how: 'exited', at: T0 + 2 * DAY } });
+      expect(moved.runs.retention?.step).toBeUndefined();
+      expect(moved.effects).toEqual([]);
+      expect(moved.counts.map((c) => c.milestone)).toEqual([{ kind: 'exited' }]);
+      // Any other event ends it the same way.
+      expect(advanceJourneys(entered, journeys, input(track('Page', T0 + DAY), inSegment, inSegment)).runs.retention).toMatchObject({ ended: { how: 'exited' } });
+      // After the re-entry time, the customer enters the journey as it is now.
+      const again = advanceJourneys(moved.runs, journeys, input(track('x', T0 + 40 * DAY), out, inSegment));
+      expect(again.runs.retention, changed).toMatchObject({ run: 2 });
+    }
+  });
+});
+
 describe('journeyRunsView', () => {
   it('lists the runs by journey id with ISO times, an ended run without a step', () => {
     const iso = (at: number) => new Date(at).toISOString();

@@ -10,7 +10,9 @@
  * For each journey of the catalog, in order, an event:
  * - of a customer in the journey: ends the run `exited` when it meets the
  *   journey's exit condition (its event, or its CEL on the profile after the
- *   event); else a wait step reacts to it — the awaited event moves on to the
+ *   event), or when the step they wait at is no longer a wait of the
+ *   journey (the catalog changed: removed, renamed, or now another kind);
+ *   else the wait step reacts to it — the awaited event moves on to the
  *   step after the wait, the wait's own timer (a `Journey Timer` event for
  *   this journey, run and step: timer.ts) moves on past a duration or to the
  *   wait's `timeout` step; anything else, a stale timer included (one of an
@@ -180,12 +182,12 @@ function react(journey: CompiledJourney, run: JourneyRun, input: JourneyInput, e
   }
   const index = journey.stepIndex.get(run.step as string);
   const step = index === undefined ? undefined : journey.steps[index];
-  // A step the catalog no longer has: the run cannot go on; it ends as exited.
-  if (step === undefined) {
+  // A step the catalog no longer has as a wait (removed, renamed, or now an act, a branch or an exit: a run
+  // only ever stops at a wait): the run cannot go on; it ends as exited.
+  if (step === undefined || step.kind !== 'wait') {
     count({ kind: 'exited' });
     return ended(run, 'exited', input.at);
   }
-  if (step.kind !== 'wait') return undefined;
   const timer = journeyTimerOf(input.event);
   if (timer !== undefined) {
     if (timer.journey !== journey.id || !sameRun(timer, run) || timer.step !== step.id || run.waitingUntil === undefined) return undefined;
