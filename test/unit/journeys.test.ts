@@ -453,6 +453,29 @@ describe("a journey act in quiet hours: its send's timer, decided when due (jour
     }
   });
 
+  it("the journey removed from the catalog while the customer waits: the wait's timer ends the run exited (counted once), not lost; a journey put back finds it ended", () => {
+    const noJourneys = compile(BASE);
+    const other = compile(`${BASE}\njourneys:\n  - { id: other, entry: { event: Cart Abandoned }, steps: [{ id: w, wait: 1h }] }`);
+    for (const live of [noJourneys, other]) {
+      const store = entered();
+      const timer = store.outbox.find((e) => e.detailType === 'Kairos Journey Timer')!;
+      const due = Date.parse(String(timer.detail.dueAt));
+      const fireTimer = () => deliver([[timerEventOfDetail(timer.detail, due, 1)!]], [], () => optionsAt(due, live), store);
+      fireTimer();
+      const runs = parseProfileState(store.profiles.get('u#luis')!.state).journeys;
+      expect(runs.retention).toMatchObject({ run: 1, ended: { how: 'exited', at: due } });
+      expect(runs.retention?.step).toBeUndefined();
+      const exited = [...store.counters].filter(([k]) => k.startsWith('retention ') && k.endsWith(' exited'));
+      expect(exited.map(([, n]) => n)).toEqual([1]);
+      // Fired again: stored once, and the run is ended anyway.
+      fireTimer();
+      expect([...store.counters].filter(([k]) => k.startsWith('retention ') && k.endsWith(' exited')).map(([, n]) => n)).toEqual([1]);
+      // The journey put back (a rollback): the run is not stuck at a wait whose timer has fired.
+      deliver([[storedEvent({ type: 'track', userId: 'luis', messageId: `later-${live.journeys.length}`, event: 'Page Viewed', timestamp: at(due + 1000) })]], [], () => optionsAt(due + 1000), store);
+      expect(parseProfileState(store.profiles.get('u#luis')!.state).journeys.retention?.step).toBeUndefined();
+    }
+  });
+
   it('the run exited meanwhile (an order at 02:00): the timer is stale and sends nothing', () => {
     const store = entered();
     deliver([[storedEvent({ type: 'track', userId: 'luis', messageId: 'order', event: 'Order Completed', timestamp: at(NIGHT + 3 * 3_600_000) })]], [], () => optionsAt(NIGHT + 3 * 3_600_000), store);

@@ -144,7 +144,9 @@ export interface JourneyAdvance {
 
 /**
  * Advance `runs` (not changed) by one applied event through the catalog's
- * `journeys`. A run of a journey the catalog no longer has is kept as it is.
+ * `journeys`. A run of a journey the catalog no longer has is kept as it is
+ * (a journey put back goes on with it), until its wait's timer fires: that
+ * ends it `exited` (`orphanTimerRun`).
  */
 export function advanceJourneys(runs: Readonly<JourneyRuns>, journeys: readonly CompiledJourney[], input: JourneyInput): JourneyAdvance {
   let next: JourneyRuns | undefined;
@@ -157,7 +159,26 @@ export function advanceJourneys(runs: Readonly<JourneyRuns>, journeys: readonly 
     const changed = current?.step !== undefined ? react(journey, current, input, effects, count) : enter(journey, current, input, effects, count);
     if (changed) (next ??= { ...runs })[journey.id] = changed;
   }
+  const orphan = orphanTimerRun(runs, journeys, input.event);
+  if (orphan !== undefined) {
+    counts.push({ journey: orphan.journey, day, milestone: { kind: 'exited' } });
+    (next ??= { ...runs })[orphan.journey] = ended(orphan.run, 'exited', input.at);
+  }
   return { runs: next ?? runs, effects, counts };
+}
+
+/**
+ * The run that `event`, a wait's timer, ends although its journey is no
+ * longer in the catalog (`journeys`): the run it names, still at that wait.
+ * Nothing else would ever move it on (its timer has fired), so it ends
+ * `exited`; a journey put back (a rollback) finds it ended, not stuck.
+ */
+function orphanTimerRun(runs: Readonly<JourneyRuns>, journeys: readonly CompiledJourney[], event: StoredEvent): { journey: string; run: JourneyRun } | undefined {
+  const timer = journeyTimerOf(event);
+  if (timer === undefined || journeys.some((j) => j.id === timer.journey) || !Object.hasOwn(runs, timer.journey)) return undefined;
+  const run = runs[timer.journey] as JourneyRun;
+  if (run.step === undefined || run.step !== timer.step || run.waitingUntil === undefined || !sameRun(timer, run)) return undefined;
+  return { journey: timer.journey, run };
 }
 
 type Count = (milestone: JourneyMilestone) => void;
