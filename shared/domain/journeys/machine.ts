@@ -317,6 +317,18 @@ export function journeyEffectId(parts: {
   return `jh-${idDigest(JSON.stringify([parts.journey, parts.run, parts.enteredAt, parts.step, parts.kind, parts.profileKey]))}`;
 }
 
+/**
+ * The report's counts of a customer erased at `at` (epoch ms): each run in
+ * progress ends with the profile, `exited`, on the erasure's UTC day, so a
+ * journey's `entered` stays `completed` + `exited` + the runs in progress.
+ */
+export function erasedRunCounts(runs: Readonly<JourneyRuns>, at: number): JourneyCount[] {
+  return Object.keys(runs)
+    .filter((journey) => inJourney(runs, journey))
+    .sort()
+    .map((journey) => ({ journey, day: dayOf(at), milestone: { kind: 'exited' } }));
+}
+
 /** Whether the customer is in the journey now (a run not ended). */
 export const inJourney = (runs: Readonly<JourneyRuns>, journey: string): boolean => Object.hasOwn(runs, journey) && runs[journey]?.step !== undefined;
 
