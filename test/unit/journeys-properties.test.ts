@@ -438,7 +438,7 @@ describe('journeys move exactly once', () => {
  * shortened.
  */
 const CHANGED_CATALOGS: readonly CompiledCatalog[] = [
-  CATALOG.replace(/  - id: retention[\s\S]*?(?=  - id: cart)/, ''),
+  CATALOG.replace(/ {2}- id: retention[\s\S]*?(?= {2}- id: cart)/, ''),
   CATALOG.replace("{ id: wait, wait: 1h }", "{ id: wait, act: { channel: push } }").replace("      - { id: later, wait: 45m }\n", ''),
   CATALOG.replace('timeout: 30m', 'timeout: 10m').replace('reentry: { after: 1d }', 'reentry: once'),
 ].map((text) => {

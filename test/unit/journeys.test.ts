@@ -328,7 +328,7 @@ describe('the catalog changed under a waiting run', () => {
       // Its timer fires: the run cannot go on at a step that waits for nothing.
       const timer = timerFor(entered, 'retention', T0 + 2 * DAY);
       const moved = advanceJourneys(entered, journeys, input(timer, inSegment, inSegment));
-      expect(moved.runs.retention, changed).toMatchObject({ run: 1, ended: { how: 'exited', at: T0 + 2 * DAY } });
+      expect({ changed, run: moved.runs.retention }).toMatchObject({ changed, run: { run: 1, ended: { how: 'exited', at: T0 + 2 * DAY } } });
       expect(moved.runs.retention?.step).toBeUndefined();
       expect(moved.effects).toEqual([]);
       expect(moved.counts.map((c) => c.milestone)).toEqual([{ kind: 'exited' }]);
@@ -336,7 +336,7 @@ describe('the catalog changed under a waiting run', () => {
       expect(advanceJourneys(entered, journeys, input(track('Page', T0 + DAY), inSegment, inSegment)).runs.retention).toMatchObject({ ended: { how: 'exited' } });
       // After the re-entry time, the customer enters the journey as it is now.
       const again = advanceJourneys(moved.runs, journeys, input(track('x', T0 + 40 * DAY), out, inSegment));
-      expect(again.runs.retention, changed).toMatchObject({ run: 2 });
+      expect({ changed, run: again.runs.retention }).toMatchObject({ changed, run: { run: 2 } });
     }
   });
 });
