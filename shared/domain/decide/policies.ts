@@ -19,7 +19,7 @@ import type {
   RuleVariables,
 } from '../catalog/compiled.ts';
 import { evaluateRule } from '../catalog/rules.ts';
-import { localMinuteOfDay } from '../profile/time.ts';
+import { isValidTimeZone, localMinuteOfDay } from '../profile/time.ts';
 
 /**
  * The content fills the request's placement: content not restricted to
@@ -222,16 +222,16 @@ export interface DecisionPolicies {
   readonly suppressions: readonly CompiledSuppression[];
 }
 
-const isZoneLike = (zone: unknown): zone is string => typeof zone === 'string' && zone.length > 0 && zone.length <= 64;
-
 /**
  * The zone quiet hours are read in for this customer: the device's
- * (`context.timezone`), else the profile's when it has one
+ * (`context.timezone`) when it is an IANA zone the platform knows (any
+ * other text is ignored, as the profile ignores it), else the profile's
+ * when it has one
  * (`timezoneSource` not `none`, UTC included), else undefined (each
  * policy's own, else UTC).
  */
 export function customerZone(profile: ProfileView, context: Readonly<Record<string, unknown>>): string | undefined {
-  if (isZoneLike(context.timezone)) return context.timezone;
+  if (isValidTimeZone(context.timezone)) return context.timezone;
   return profile.timezoneSource !== 'none' ? profile.timezone : undefined;
 }
 
@@ -294,8 +294,7 @@ export function decisionPolicies(
   now: Date,
 ): DecisionPolicies {
   const consent = requiresConsent(catalog, channel) && !hasConsent(profile, channel) ? channel : undefined;
-  const zone = customerZone(profile, context);
-  const quiet = catalog.policies.quietHours.length > 0 ? quietHoursFor(catalog, channel, now, zone) : undefined;
+  const quiet = catalog.policies.quietHours.length > 0 ? quietHoursFor(catalog, channel, now, customerZone(profile, context)) : undefined;
   const cap = reachedChannelCap(catalog, profile, channel, now.getTime());
   return {
     ...(consent !== undefined ? { consent } : {}),
