@@ -32,7 +32,10 @@
  *    is success), then the item deleted — so an erasure that fails part way
  *    finds them again when it is called again;
  * 4. the profile items (profiles and tombstones, the identity links), the
- *    customer's own profile last.
+ *    customer's own profile last; a profile's journey runs in progress end
+ *    with it, each counted `exited` in the journey report in the same
+ *    transaction as its delete (conditioned on the version read), so
+ *    counted once however often the erasure is called.
  *
  * Each step is idempotent: a failed erasure is retried by calling it again.
  * Events accepted after `erasedAt` start a new profile: the customer came
@@ -44,9 +47,14 @@ import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
 import { eventKeysOf } from './history.ts';
 import { outboxKeysOf } from './outbox.ts';
-import { appliedMarkerItem, erasedMessageItem, erasureRecordItem } from './items.ts';
+import { appliedMarkerItem, erasedMessageItem, erasureRecordItem, statisticsShardOf } from './items.ts';
 import { MARKER_TTL_SECONDS, getItems } from './profiles.ts';
 import { parseProfileKey } from '#domain/profile/identity.ts';
+import { profileFromItem } from '#domain/profile/profile-item.ts';
+import { erasedRunCounts } from '#domain/journeys/machine.ts';
+import { journeyIncrements } from '#domain/journeys/report.ts';
+import { isContention } from './faults.ts';
+import { journeyCountUpdates } from './journey-counts.ts';
 
 /** How long an anonymous key's erasure record is kept: past the stream's 24 h and the retries of a failed batch. */
 export const ERASURE_TTL_SECONDS = 8 * 24 * 3600;
@@ -111,6 +119,8 @@ export interface ErasureOptions {
   readonly profilesTable?: string;
   readonly eventsTable?: string;
   readonly outboxTable?: string;
+  /** The table of the journey report's counters (the Control table). */
+  readonly controlTable?: string;
 }
 
 export interface ErasureReport {
@@ -161,7 +171,51 @@ export async function eraseProfileKeys(profileKeys: readonly string[], now: numb
   }
   // The first key (the customer's own profile) goes last: an erasure that fails before the end still
   // finds the customer, and everything linked to it, when it is called again.
-  await batchWrite(profiles, keys.slice(1).map((pk) => ({ DeleteRequest: { Key: { pk } } })), client);
-  await batchWrite(profiles, keys.slice(0, 1).map((pk) => ({ DeleteRequest: { Key: { pk } } })), client);
+  const control = options.controlTable ?? config.CONTROL_TABLE;
+  for (const key of [...keys.slice(1), ...keys.slice(0, 1)]) await deleteProfileItem(key, now, { client, profiles, control });
   return { erasedAt: new Date(now).toISOString(), profileKeys: keys.length, events: erasedEvents, emissions, cancelled };
+}
+
+/** Attempts at deleting one profile item whose version moves under the erasure (the profile function writing it). */
+const DELETE_ATTEMPTS = 4;
+
+/**
+ * Delete the profile item `key` (a profile, a tombstone, or nothing); a
+ * profile's journey runs in progress end with it, counted `exited` at `now`
+ * (machine.ts `erasedRunCounts`) on its shard, in one transaction with the
+ * delete conditioned on the version read: once, whatever the retries.
+ */
+async function deleteProfileItem(key: string, now: number, tables: { client: DynamoClient; profiles: string; control: string }): Promise<void> {
+  const { client, profiles, control } = tables;
+  for (let attempt = 1; ; attempt++) {
+    const { Item } = await client.send('GetItem', { TableName: profiles, Key: { pk: key }, ConsistentRead: true });
+    if (!Item) return;
+    const profile = profileFromItem(Item);
+    const counts = profile?.kind === 'profile' ? erasedRunCounts(profile.state.journeys, now) : [];
+    if (counts.length === 0) {
+      await client.send('DeleteItem', { TableName: profiles, Key: { pk: key } });
+      return;
+    }
+    const version = typeof Item.version === 'number' ? Item.version : undefined;
+    try {
+      await client.send('TransactWriteItems', {
+        TransactItems: [
+          {
+            Delete: {
+              TableName: profiles,
+              Key: { pk: key },
+              ConditionExpression: version === undefined ? 'attribute_exists(pk) AND attribute_not_exists(#version)' : '#version = :version',
+              ExpressionAttributeNames: { '#version': 'version' },
+              ...(version === undefined ? {} : { ExpressionAttributeValues: { ':version': version } }),
+            },
+          },
+          ...journeyCountUpdates(journeyIncrements(counts), statisticsShardOf(key), control),
+        ],
+      });
+      return;
+    } catch (error) {
+      // Written (or deleted) meanwhile: read it again.
+      if (attempt >= DELETE_ATTEMPTS || !isContention(error)) throw error;
+    }
+  }
 }

@@ -206,6 +206,27 @@ describe('journeys in the profile function', () => {
     for (const id of backIds) expect(firstIds).not.toContain(id);
   });
 
+  it('erased while in a run: the run ends with the profile, counted exited once however often the erasure is called, so the report adds up', async () => {
+    const journey = uid('j');
+    const userId = uid('u');
+    const sourceId = uid('src');
+    const profileKey = userProfileKey(userId);
+    const process = profileFunction(catalogWith(journey));
+    const event = cart(userId, sourceId);
+    await dynamo().send('PutItem', { TableName: config.EVENTS_TABLE, Item: event });
+    expect(await process(streamEvent([streamRecord(event, { sequenceNumber: sequenceNumber(300) })]))).toEqual({ batchItemFailures: [] });
+    expect(await runsOf(userId)).toMatchObject({ [journey]: { run: 1, step: 'wait' } });
+    expect(await counts(journey)).toEqual({ entered: 1, 'step:email': 1, 'step:wait': 1 });
+
+    // Erased the same day, while waiting: in the journey no more.
+    const erase = () => eraseProfileKeys([profileKey], T + 3_600_000, { cancelSchedule: async () => undefined });
+    await erase();
+    expect(await counts(journey)).toEqual({ entered: 1, 'step:email': 1, 'step:wait': 1, exited: 1 });
+    // Called again (an erasure that failed part way is retried): nothing counted twice.
+    await erase();
+    expect(await counts(journey)).toEqual({ entered: 1, 'step:email': 1, 'step:wait': 1, exited: 1 });
+  });
+
   it("erased while waiting, the wait's schedule escaping the cancellation, then back: the erased run's timer firing after the return moves nothing; the new run's does", async () => {
     const journey = uid('j');
     const userId = uid('u');

@@ -277,6 +277,17 @@ describe('quiet hours in the customer time zone', () => {
     expect(ids(at('2026-01-15T22:30:00Z', 'Europe/Madrid', { timezone: 'America/New_York' }))).toEqual(['push-offer']);
   });
 
+  it('a device zone that is no time zone (a typo, an offset text) is ignored: the stored zone holds, never UTC instead', () => {
+    const instant = '2026-01-15T22:30:00Z'; // 23:30 Madrid, 22:30 UTC: quiet in both; 17:30 New York
+    for (const timezone of ['Mars/Olympus', 'GMT+1 (CET)', 'europe madrid', ' ']) {
+      expect({ timezone, why: whyOf(at(instant, 'Europe/Madrid', { timezone }), 'push-offer') }).toEqual({ timezone, why: 'quiet_hours:night' });
+      // A customer in New York is not woken up, nor held back, by a device's bad zone read as UTC.
+      expect({ timezone, ids: ids(at(instant, 'America/New_York', { timezone })) }).toEqual({ timezone, ids: ['push-offer'] });
+      // Nor woken up at 04:30 in New York (09:30 UTC, not quiet in UTC).
+      expect({ timezone, why: whyOf(at('2026-01-15T09:30:00Z', 'America/New_York', { timezone }), 'push-offer') }).toEqual({ timezone, why: 'quiet_hours:night' });
+    }
+  });
+
   it('a customer whose zone is UTC is read in UTC; one with no zone in the policy zone', () => {
     const madrid = catalog({
       learning: noLearning,

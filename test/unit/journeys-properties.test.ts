@@ -32,6 +32,13 @@
  * erasure firing anywhere in the new stream: the new runs' ids are none of
  * the erased runs' ids, the old timers change nothing, and every new timer
  * is applied.
+ *
+ * And with the catalog changed between any two batches (a journey removed
+ * and put back, a wait turned into an act, a wait removed or shortened, the
+ * re-entry rule changed): once every timer has fired, no run is left
+ * waiting (a timer is never spent on nothing), and each journey's counts
+ * add up: `entered` is its last run number, `completed` + `exited` the runs
+ * that ended.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -141,7 +148,7 @@ function deliver(
   cuts: readonly number[],
   faults: readonly boolean[],
   timers: readonly TimerChoice[],
-  into: { readonly store?: MemoryStore; readonly holdAfter?: number } = {},
+  into: { readonly store?: MemoryStore; readonly holdAfter?: number; readonly catalogOf?: (batch: number) => CompiledCatalog } = {},
 ): Delivered {
   const store = into.store ?? new MemoryStore();
   const queue = [...initial];
@@ -164,7 +171,7 @@ function deliver(
       // One writer: after the faults, a write whose condition fails (or whose outbox item exists) is a defect.
       if (attempt > 4) throw new Error(`a write was refused with no fault (outbox refusals: ${store.outboxRefusals})`);
       const fault = attempt < 4 && (faults[f++ % Math.max(1, faults.length)] ?? false);
-      added = store.commit(planOn(store, records, { ...options, now }), fault);
+      added = store.commit(planOn(store, records, { ...optionsOf(c, into.catalogOf), now }), fault);
     }
     for (const pk of store.applied.slice(appliedBefore)) nowOf.set(pk, now);
     for (const entry of added) {
@@ -181,6 +188,13 @@ function deliver(
     }
   }
   return { store, fired, held, nowOf };
+}
+
+/** The plan's options for batch `c`: the live catalog then (`catalogOf`), else the one catalog of these properties. */
+function optionsOf(c: number, catalogOf: ((batch: number) => CompiledCatalog) | undefined): PlanOptions {
+  if (!catalogOf) return options;
+  const live = catalogOf(c);
+  return { ...options, enricher: createCatalogEnricher(() => live), journeys: createJourneyStepper(() => live) };
 }
 
 const enriched = (state: ProfileState, now: number): ProfileView => {
@@ -414,6 +428,50 @@ describe('journeys move exactly once', () => {
     expect(store.outbox.filter((e) => e.detail.kind === 'journey').map((e) => e.detail.step)).toEqual(['thanks']);
     expect(store.applied.filter((pk) => pk.startsWith('kairos#'))).toHaveLength(1);
     expect(runsOf(store).cart).toMatchObject({ run: 1, ended: { how: 'completed' } });
+  });
+});
+
+/**
+ * The catalog an operator changes while customers are in its journeys: the
+ * retention journey removed (and put back, by a rollback), its wait turned
+ * into an act, the cart journey's second wait removed and its first one
+ * shortened.
+ */
+const CHANGED_CATALOGS: readonly CompiledCatalog[] = [
+  CATALOG.replace(/ {2}- id: retention[\s\S]*?(?= {2}- id: cart)/, ''),
+  CATALOG.replace("{ id: wait, wait: 1h }", "{ id: wait, act: { channel: push } }").replace("      - { id: later, wait: 45m }\n", ''),
+  CATALOG.replace('timeout: 30m', 'timeout: 10m').replace('reentry: { after: 1d }', 'reentry: once'),
+].map((text) => {
+  const result = loadCatalog(text, 'yaml');
+  if (!result.ok) throw new Error(JSON.stringify(result.problems));
+  return result.catalog;
+});
+
+describe('journeys under a catalog that changes mid-flight', () => {
+  it('whatever changes between batches, every timer fired: no run is left waiting, and each journey\'s counts add up (entered = completed + exited + in progress)', () => {
+    const catalogs = [catalog, ...CHANGED_CATALOGS];
+    fc.assert(
+      fc.property(
+        events.chain((list) => delivery(list).map((d) => ({ list, ...d }))),
+        fc.array(fc.nat(catalogs.length - 1), { minLength: 1, maxLength: 8 }),
+        ({ sequence, cuts, faults, timers }, schedule) => {
+          const { store } = deliver(sequence, cuts, faults, timers, { catalogOf: (c) => catalogs[schedule[c % schedule.length]!]! });
+          expect(store.outboxRefusals).toBe(0);
+          expect(store.outbox.length).toBe(store.outboxIds.size);
+          const runs = runsOf(store);
+          const total = (journey: string, milestone: string) =>
+            [...store.counters].filter(([k]) => k.startsWith(`${journey} `) && k.endsWith(` ${milestone}`)).reduce((n, [, v]) => n + v, 0);
+          for (const journey of ['retention', 'cart']) {
+            const run = runs[journey];
+            // Every timer has fired and been applied: a run still at a wait would wait for ever.
+            expect(run?.step, `${journey}: ${JSON.stringify(run)}`).toBeUndefined();
+            expect(total(journey, 'entered')).toBe(run?.run ?? 0);
+            expect(total(journey, 'completed') + total(journey, 'exited')).toBe(run?.run ?? 0);
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 });
 

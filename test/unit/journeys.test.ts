@@ -317,6 +317,30 @@ describe('the journey state machine', () => {
   });
 });
 
+describe('the catalog changed under a waiting run', () => {
+  const out = view([]);
+  const inSegment = view(['churn-high']);
+  const entered = advanceJourneys({}, compile(`${BASE}\n${RETENTION}`).journeys, input(track('x', T0), out, inSegment)).runs;
+
+  it('the step it waits at is now an act, a branch or an exit: the run ends exited (counted), never stuck; the customer may enter again', () => {
+    for (const changed of ['act: { channel: push }', 'branch: { when: "true", then: push }', 'exit: true']) {
+      const journeys = compile(`${BASE}\n${RETENTION.replace('wait: 2d', changed)}`).journeys;
+      // Its timer fires: the run cannot go on at a step that waits for nothing.
+      const timer = timerFor(entered, 'retention', T0 + 2 * DAY);
+      const moved = advanceJourneys(entered, journeys, input(timer, inSegment, inSegment));
+      expect({ changed, run: moved.runs.retention }).toMatchObject({ changed, run: { run: 1, ended: { how: 'exited', at: T0 + 2 * DAY } } });
+      expect(moved.runs.retention?.step).toBeUndefined();
+      expect(moved.effects).toEqual([]);
+      expect(moved.counts.map((c) => c.milestone)).toEqual([{ kind: 'exited' }]);
+      // Any other event ends it the same way.
+      expect(advanceJourneys(entered, journeys, input(track('Page', T0 + DAY), inSegment, inSegment)).runs.retention).toMatchObject({ ended: { how: 'exited' } });
+      // After the re-entry time, the customer enters the journey as it is now.
+      const again = advanceJourneys(moved.runs, journeys, input(track('x', T0 + 40 * DAY), out, inSegment));
+      expect({ changed, run: again.runs.retention }).toMatchObject({ changed, run: { run: 2 } });
+    }
+  });
+});
+
 describe('journeyRunsView', () => {
   it('lists the runs by journey id with ISO times, an ended run without a step', () => {
     const iso = (at: number) => new Date(at).toISOString();
@@ -426,6 +450,29 @@ describe("a journey act in quiet hours: its send's timer, decided when due (jour
       fire(other, live);
       expect(other.outbox.length).toBe(before);
       expect(emailContacts(other)).toEqual([]);
+    }
+  });
+
+  it("the journey removed from the catalog while the customer waits: the wait's timer ends the run exited (counted once), not lost; a journey put back finds it ended", () => {
+    const noJourneys = compile(BASE);
+    const other = compile(`${BASE}\njourneys:\n  - { id: other, entry: { event: Cart Abandoned }, steps: [{ id: w, wait: 1h }] }`);
+    for (const live of [noJourneys, other]) {
+      const store = entered();
+      const timer = store.outbox.find((e) => e.detailType === 'Kairos Journey Timer')!;
+      const due = Date.parse(String(timer.detail.dueAt));
+      const fireTimer = () => deliver([[timerEventOfDetail(timer.detail, due, 1)!]], [], () => optionsAt(due, live), store);
+      fireTimer();
+      const runs = parseProfileState(store.profiles.get('u#luis')!.state).journeys;
+      expect(runs.retention).toMatchObject({ run: 1, ended: { how: 'exited', at: due } });
+      expect(runs.retention?.step).toBeUndefined();
+      const exited = [...store.counters].filter(([k]) => k.startsWith('retention ') && k.endsWith(' exited'));
+      expect(exited.map(([, n]) => n)).toEqual([1]);
+      // Fired again: stored once, and the run is ended anyway.
+      fireTimer();
+      expect([...store.counters].filter(([k]) => k.startsWith('retention ') && k.endsWith(' exited')).map(([, n]) => n)).toEqual([1]);
+      // The journey put back (a rollback): the run is not stuck at a wait whose timer has fired.
+      deliver([[storedEvent({ type: 'track', userId: 'luis', messageId: `later-${live.journeys.length}`, event: 'Page Viewed', timestamp: at(due + 1000) })]], [], () => optionsAt(due + 1000), store);
+      expect(parseProfileState(store.profiles.get('u#luis')!.state).journeys.retention?.step).toBeUndefined();
     }
   });
 

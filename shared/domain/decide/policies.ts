@@ -19,7 +19,7 @@ import type {
   RuleVariables,
 } from '../catalog/compiled.ts';
 import { evaluateRule } from '../catalog/rules.ts';
-import { localMinuteOfDay } from '../profile/time.ts';
+import { isValidTimeZone, localMinuteOfDay } from '../profile/time.ts';
 
 /**
  * The content fills the request's placement: content not restricted to
@@ -85,13 +85,14 @@ export function quietHoursFor(
 ): CompiledQuietHours | undefined {
   for (const q of catalog.policies.quietHours) {
     if (!q.channels.has(channel)) continue;
-    const zone = customerTimezone || (q.timezone ?? 'UTC');
-    const m = localMinutes(now, zone);
-    const inside = q.fromMinute < q.toMinute ? m >= q.fromMinute && m < q.toMinute : m >= q.fromMinute || m < q.toMinute;
-    if (inside) return q;
+    if (holdsAt(q, localMinutes(now, customerTimezone || (q.timezone ?? 'UTC')))) return q;
   }
   return undefined;
 }
+
+/** Whether quiet hours `q` hold at a local minute of the day (`from` included, `to` not; across midnight when `to` < `from`). */
+const holdsAt = (q: CompiledQuietHours, minute: number): boolean =>
+  q.fromMinute < q.toMinute ? minute >= q.fromMinute && minute < q.toMinute : minute >= q.fromMinute || minute < q.toMinute;
 
 /**
  * How many of these ISO times (newest first) share a window of `windowMs`
@@ -221,16 +222,16 @@ export interface DecisionPolicies {
   readonly suppressions: readonly CompiledSuppression[];
 }
 
-const isZoneLike = (zone: unknown): zone is string => typeof zone === 'string' && zone.length > 0 && zone.length <= 64;
-
 /**
  * The zone quiet hours are read in for this customer: the device's
- * (`context.timezone`), else the profile's when it has one
+ * (`context.timezone`) when it is an IANA zone the platform knows (any
+ * other text is ignored, as the profile ignores it), else the profile's
+ * when it has one
  * (`timezoneSource` not `none`, UTC included), else undefined (each
  * policy's own, else UTC).
  */
 export function customerZone(profile: ProfileView, context: Readonly<Record<string, unknown>>): string | undefined {
-  if (isZoneLike(context.timezone)) return context.timezone;
+  if (isValidTimeZone(context.timezone)) return context.timezone;
   return profile.timezoneSource !== 'none' ? profile.timezone : undefined;
 }
 
@@ -246,13 +247,36 @@ export function quietHoursEnd(catalog: CompiledCatalog, channel: Channel, now: D
   if (!quiet) return undefined;
   let at = now;
   for (let step = 0; step < 8; step++) {
-    const minute = localMinutes(at, zone || (quiet.timezone ?? 'UTC'));
-    const ahead = (quiet.toMinute - minute + 1440) % 1440 || 1440;
-    at = new Date(Math.floor(at.getTime() / 60_000) * 60_000 + ahead * 60_000);
+    at = windowEnd(quiet, at, zone || (quiet.timezone ?? 'UTC'));
     quiet = quietHoursFor(catalog, channel, at, zone);
     if (!quiet) return at;
   }
   return undefined;
+}
+
+const MINUTE_MS = 60_000;
+/** The largest change of a zone's offset in one night, in ms (Lord Howe's is 30 minutes, most are an hour). */
+const MAX_CLOCK_CHANGE_MS = 2 * 3_600_000;
+
+/** The zone's offset at an instant, as minutes mod 1440 (equal offsets: no clock change between two instants a day apart). */
+const clockShift = (at: number, zone: string): number => (localMinutes(new Date(at), zone) - (Math.floor(at / MINUTE_MS) % 1440) + 1440) % 1440;
+
+/**
+ * The first whole minute after `at` at which quiet hours `q`, holding at
+ * `at`, no longer hold in `zone`: `to` on the wall clock, that many minutes
+ * on; on a night the clocks change (shorter or longer by the change, or a
+ * `to` in the hour they skip, or a jump back out of the window), found
+ * minute by minute.
+ */
+function windowEnd(q: CompiledQuietHours, at: Date, zone: string): Date {
+  const start = Math.floor(at.getTime() / MINUTE_MS) * MINUTE_MS;
+  const ahead = (q.toMinute - localMinutes(at, zone) + 1440) % 1440 || 1440;
+  const wall = start + ahead * MINUTE_MS;
+  if (clockShift(start, zone) === clockShift(wall, zone)) return new Date(wall);
+  for (let t = start + MINUTE_MS; t <= wall + MAX_CLOCK_CHANGE_MS; t += MINUTE_MS) {
+    if (!holdsAt(q, localMinutes(new Date(t), zone))) return new Date(t);
+  }
+  return new Date(wall);
 }
 
 /**
@@ -270,8 +294,7 @@ export function decisionPolicies(
   now: Date,
 ): DecisionPolicies {
   const consent = requiresConsent(catalog, channel) && !hasConsent(profile, channel) ? channel : undefined;
-  const zone = customerZone(profile, context);
-  const quiet = catalog.policies.quietHours.length > 0 ? quietHoursFor(catalog, channel, now, zone) : undefined;
+  const quiet = catalog.policies.quietHours.length > 0 ? quietHoursFor(catalog, channel, now, customerZone(profile, context)) : undefined;
   const cap = reachedChannelCap(catalog, profile, channel, now.getTime());
   return {
     ...(consent !== undefined ? { consent } : {}),

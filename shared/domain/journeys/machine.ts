@@ -10,7 +10,9 @@
  * For each journey of the catalog, in order, an event:
  * - of a customer in the journey: ends the run `exited` when it meets the
  *   journey's exit condition (its event, or its CEL on the profile after the
- *   event); else a wait step reacts to it — the awaited event moves on to the
+ *   event), or when the step they wait at is no longer a wait of the
+ *   journey (the catalog changed: removed, renamed, or now another kind);
+ *   else the wait step reacts to it — the awaited event moves on to the
  *   step after the wait, the wait's own timer (a `Journey Timer` event for
  *   this journey, run and step: timer.ts) moves on past a duration or to the
  *   wait's `timeout` step; anything else, a stale timer included (one of an
@@ -142,7 +144,9 @@ export interface JourneyAdvance {
 
 /**
  * Advance `runs` (not changed) by one applied event through the catalog's
- * `journeys`. A run of a journey the catalog no longer has is kept as it is.
+ * `journeys`. A run of a journey the catalog no longer has is kept as it is
+ * (a journey put back goes on with it), until its wait's timer fires: that
+ * ends it `exited` (`orphanTimerRun`).
  */
 export function advanceJourneys(runs: Readonly<JourneyRuns>, journeys: readonly CompiledJourney[], input: JourneyInput): JourneyAdvance {
   let next: JourneyRuns | undefined;
@@ -155,7 +159,26 @@ export function advanceJourneys(runs: Readonly<JourneyRuns>, journeys: readonly 
     const changed = current?.step !== undefined ? react(journey, current, input, effects, count) : enter(journey, current, input, effects, count);
     if (changed) (next ??= { ...runs })[journey.id] = changed;
   }
+  const orphan = orphanTimerRun(runs, journeys, input.event);
+  if (orphan !== undefined) {
+    counts.push({ journey: orphan.journey, day, milestone: { kind: 'exited' } });
+    (next ??= { ...runs })[orphan.journey] = ended(orphan.run, 'exited', input.at);
+  }
   return { runs: next ?? runs, effects, counts };
+}
+
+/**
+ * The run that `event`, a wait's timer, ends although its journey is no
+ * longer in the catalog (`journeys`): the run it names, still at that wait.
+ * Nothing else would ever move it on (its timer has fired), so it ends
+ * `exited`; a journey put back (a rollback) finds it ended, not stuck.
+ */
+function orphanTimerRun(runs: Readonly<JourneyRuns>, journeys: readonly CompiledJourney[], event: StoredEvent): { journey: string; run: JourneyRun } | undefined {
+  const timer = journeyTimerOf(event);
+  if (timer === undefined || journeys.some((j) => j.id === timer.journey) || !Object.hasOwn(runs, timer.journey)) return undefined;
+  const run = runs[timer.journey] as JourneyRun;
+  if (run.step === undefined || run.step !== timer.step || run.waitingUntil === undefined || !sameRun(timer, run)) return undefined;
+  return { journey: timer.journey, run };
 }
 
 type Count = (milestone: JourneyMilestone) => void;
@@ -180,12 +203,12 @@ function react(journey: CompiledJourney, run: JourneyRun, input: JourneyInput, e
   }
   const index = journey.stepIndex.get(run.step as string);
   const step = index === undefined ? undefined : journey.steps[index];
-  // A step the catalog no longer has: the run cannot go on; it ends as exited.
-  if (step === undefined) {
+  // A step the catalog no longer has as a wait (removed, renamed, or now an act, a branch or an exit: a run
+  // only ever stops at a wait): the run cannot go on; it ends as exited.
+  if (step === undefined || step.kind !== 'wait') {
     count({ kind: 'exited' });
     return ended(run, 'exited', input.at);
   }
-  if (step.kind !== 'wait') return undefined;
   const timer = journeyTimerOf(input.event);
   if (timer !== undefined) {
     if (timer.journey !== journey.id || !sameRun(timer, run) || timer.step !== step.id || run.waitingUntil === undefined) return undefined;
@@ -292,6 +315,18 @@ export function journeyEffectId(parts: {
   const readable = `${parts.journey}.${parts.run}.${parts.step}.${parts.kind}.${runHash}`;
   if (readable.length <= MAX_EMISSION_ID_LENGTH) return readable;
   return `jh-${idDigest(JSON.stringify([parts.journey, parts.run, parts.enteredAt, parts.step, parts.kind, parts.profileKey]))}`;
+}
+
+/**
+ * The report's counts of a customer erased at `at` (epoch ms): each run in
+ * progress ends with the profile, `exited`, on the erasure's UTC day, so a
+ * journey's `entered` stays `completed` + `exited` + the runs in progress.
+ */
+export function erasedRunCounts(runs: Readonly<JourneyRuns>, at: number): JourneyCount[] {
+  return Object.keys(runs)
+    .filter((journey) => inJourney(runs, journey))
+    .sort()
+    .map((journey) => ({ journey, day: dayOf(at), milestone: { kind: 'exited' } }));
 }
 
 /** Whether the customer is in the journey now (a run not ended). */

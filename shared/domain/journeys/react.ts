@@ -32,7 +32,7 @@ import { semanticName } from '../semantic-events.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry } from '../profile/reactions.ts';
 import { DETAIL_TYPES, type JourneyTimerDetail } from '../triggers/emission.ts';
 import { caused, decideDueSend, eventContext, fireInTurn, sendEntry, type FireOptions } from '../triggers/react.ts';
-import { sendTimerOf } from './timer.ts';
+import { journeyTimerOf, sendTimerOf } from './timer.ts';
 import { journeyItemsPerEvent } from '../catalog/compile-journeys.ts';
 import { advanceJourneys, runEntryOf, sameRun, type JourneyAct, type JourneyCount, type JourneyRuns, type JourneyTimer } from './machine.ts';
 
@@ -45,7 +45,8 @@ export interface JourneyReaction {
 
 /** Move the customer's `runs` on by `change` through the catalog's journeys (see the module's docstring). */
 export function reactJourneys(catalog: CompiledCatalog, runs: Readonly<JourneyRuns>, change: AppliedChange, options: FireOptions = {}): JourneyReaction {
-  if (catalog.journeys.length === 0) return { runs, outbox: [], counts: [] };
+  // No journeys: only a wait's timer can still end a run (of a journey since removed: machine.ts).
+  if (catalog.journeys.length === 0 && journeyTimerOf(change.event) === undefined) return { runs, outbox: [], counts: [] };
   const due = sendTimerOf(change.event);
   if (due) {
     const origin = due.origin;
@@ -104,9 +105,10 @@ export const journeyBound = (catalog: Pick<CompiledCatalog, 'journeys'>): number
  */
 export function createJourneyStepper(current: () => CompiledCatalog | undefined, options: FireOptions = {}): JourneyStepper {
   return {
-    bound: () => {
+    bound: (event) => {
       const catalog = current();
-      return catalog ? journeyBound(catalog) : 0;
+      // A wait's timer may also end a run of a journey the catalog no longer has: its `exited` count.
+      return catalog ? journeyBound(catalog) + (journeyTimerOf(event) !== undefined ? 1 : 0) : 0;
     },
     step: (runs, change) => {
       const catalog = current();

@@ -36,6 +36,8 @@ export const TIME_ZONE_MESSAGE = 'must be an IANA time zone, e.g. "Europe/Madrid
 /** True for a time zone name the platform knows (IANA, e.g. `Europe/Madrid`), at most 64 characters. */
 export function isValidTimeZone(value: unknown): value is string {
   if (typeof value !== 'string' || value.length === 0 || value.length > 64) return false;
+  // UTC, every zone-less customer's, without loading Intl's zone data (offsetMs).
+  if (value === 'UTC') return true;
   try {
     formatter(value);
     return true;
