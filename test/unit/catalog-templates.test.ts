@@ -342,6 +342,55 @@ describe('rendered content is safe for where it is shown', () => {
     expect([...met].sort()).toEqual(declared.sort());
   });
 
+  it('a link field (url, imageUrl, deepLink) that renders to a javascript:, vbscript:, data:, file: or blob: URL is not served (counted), in any case and with what browsers strip; any other link is', () => {
+    const c = loaded({
+      learning: { enabled: false, exploration: 0 },
+      policies: { consentRequired: [] },
+      actions: [
+        action(
+          'linked',
+          {
+            web: { title: 'Continue', url: '{{ context.next }}', imageUrl: '{{ traits.avatar | default: "https://cdn.example.com/a.png" }}' },
+            push: { title: 'Hola', body: 'b', deepLink: '{{ traits.link | default: "shop://home" }}' },
+          },
+          { value: 10 },
+        ),
+        action('plain', { web: { title: 'plain' }, push: { title: 'plain', body: 'b', deepLink: 'shop://home' } }),
+      ],
+    });
+    const decideFor = (channel: Channel, context: Record<string, unknown>, traits: Record<string, unknown> = {}) => {
+      const failures = createFailureTally();
+      const decision = decide(c, profile({ traits }), request(channel, { limit: 1, context }), NOW, { nonce: 'n1', failures });
+      return { served: decision.actions.map((a) => a.actionId), templates: failures.templates, why: decision.explanation?.candidates.find((x) => x.actionId === 'linked')?.why };
+    };
+    const dropped = { served: ['plain'], templates: 1, why: 'content:the template could not be rendered' };
+    const unsafe = [
+      'javascript:alert(document.cookie)',
+      '  JaVaScRiPt:alert(1)',
+      'java\tscript:alert(1)',
+      'java\nscript:alert(1)',
+      '\u0000javascript:alert(1)',
+      'vbscript:msgbox(1)',
+      'data:text/html,<script>alert(1)</script>',
+      'file:///etc/passwd',
+      'blob:https://shop.example.com/4f1c',
+    ];
+    for (const link of unsafe) {
+      expect({ link, ...decideFor('web', { next: link }) }).toEqual({ link, ...dropped });
+      expect({ link, ...decideFor('web', { next: '/vip' }, { avatar: link }) }).toEqual({ link, ...dropped });
+      expect({ link, ...decideFor('push', {}, { link }) }).toEqual({ link, ...dropped });
+    }
+    const safe = ['https://shop.example.com/vip', 'http://shop.example.com/', '/vip?from=banner', 'vip', '', 'mailto:club@shop.example.com', 'tel:+34900000000', 'https://shop.example.com/javascript:x'];
+    for (const link of safe) {
+      expect({ link, ...decideFor('web', { next: link }) }).toEqual({ link, served: ['linked'], templates: 0, why: expect.any(String) });
+    }
+    expect(decideFor('push', {}, { link: 'shop://product/42' })).toMatchObject({ served: ['linked'], templates: 0 });
+    // A link written as such (no template) is known at validation: refused there, with its path.
+    for (const content of [{ web: { title: 't', url: ' javascript:alert(1)' } }, { web: { title: 't', imageUrl: 'data:image/svg+xml,<svg onload=alert(1)>' } }, { push: { title: 't', body: 'b', deepLink: 'JAVASCRIPT:x' } }]) {
+      expect(refused({ actions: [action('a1', content)] })).toEqual([expect.objectContaining({ path: expect.stringMatching(/^actions\[0\]\.content\.(web|push)\.(url|imageUrl|deepLink)$/), message: expect.stringContaining('a link must not be a') })]);
+    }
+  });
+
   it('over the demo catalog: every action of every channel a hostile profile is offered, through decide', () => {
     const demo = loadCatalog(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8'), 'yaml', { version: 1 });
     if (!demo.ok) throw new Error(JSON.stringify(demo.problems));

@@ -42,6 +42,7 @@ import {
   type ValueToken,
 } from 'liquidjs';
 import type { CompiledContent, CompiledTemplate, RenderedContent, RuleVariables, TemplateKind } from './compiled.ts';
+import { CONTENT_FIELDS, type ContentFieldSpec, unsafeLinkProblem } from './content-fields.ts';
 import { TEMPLATE_MARKUP as MARKUP } from './patterns.ts';
 import { didYouMean } from './suggest.ts';
 import { utf8Length } from '../ingest/limits.ts';
@@ -452,9 +453,10 @@ export function renderTemplate(template: CompiledTemplate, scope: TemplateScope)
 
 /**
  * Render a channel's content with the declared fallbacks. Throws when a
- * template fails to render, or when the content passes
- * `TEMPLATE_LIMITS.contentBytes` in all (the caller drops that action and
- * explains why).
+ * template fails to render, when a link field (content-fields.ts `link`)
+ * renders to a URL with an unsafe scheme (`javascript:` …), or when the
+ * content passes `TEMPLATE_LIMITS.contentBytes` in all (the caller drops
+ * that action and explains why).
  */
 export function renderContent(
   content: CompiledContent,
@@ -471,8 +473,15 @@ export function renderContent(
     }
     return text;
   };
+  const specs: Readonly<Record<string, ContentFieldSpec>> = CONTENT_FIELDS[content.channel];
   for (const name in content.literals) out[name] = content.literals[name] as string;
-  for (const name in content.fields) out[name] = counted(renderTemplate(content.fields[name] as CompiledTemplate, filled));
+  for (const name in content.fields) {
+    const text = counted(renderTemplate(content.fields[name] as CompiledTemplate, filled));
+    const unsafe = specs[name]?.link === true ? unsafeLinkProblem(text) : undefined;
+    // A value from the profile or the request (anyone with a write key sets their traits) never becomes a script link.
+    if (unsafe !== undefined) throw new Error(`${name}: ${unsafe}`);
+    out[name] = text;
+  }
   for (const name in content.lists) {
     out[name] = (content.lists[name] as readonly CompiledTemplate[]).map((t) => counted(renderTemplate(t, filled)));
   }
