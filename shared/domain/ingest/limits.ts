@@ -70,9 +70,10 @@ export interface TextCheck {
   /** The bound `ok` holds, when it is a length in UTF-16 units (so that a schema can publish it). */
   readonly maxLength?: number;
   /**
-   * Held by ids coming in (events, decide, simulate) only: an operator may
-   * still name an id stored before the check existed (to read, export or
-   * erase that customer). `idTextProblem(value, 'stored')` skips it.
+   * Held by ids coming in (events, decide) only: an operator may still name
+   * an id stored before the check existed (to read, export, erase or
+   * simulate that customer). `idTextProblem(value, 'stored')` and
+   * `idTextZodChecks('stored')` skip it.
    */
   readonly incomingOnly?: boolean;
 }
@@ -94,9 +95,15 @@ export const ID_TEXT_CHECKS: readonly TextCheck[] = [
   { ok: (value) => !hasInvisibleOrBidiCharacters(value), message: NO_INVISIBLE_CHARACTERS, incomingOnly: true },
 ];
 
-/** ID_TEXT_CHECKS as zod (mini) checks of a string schema, in order (a length bound as `maxLength`, which JSON Schema shows). */
-export const idTextZodChecks = () =>
-  ID_TEXT_CHECKS.map((check) => (check.maxLength === undefined ? z.refine<string>(check.ok, check.message) : z.maxLength(check.maxLength, check.message)));
+/**
+ * ID_TEXT_CHECKS as zod (mini) checks of a string schema, in order (a length
+ * bound as `maxLength`, which JSON Schema shows); for a `stored` id (one an
+ * operator names) without the `incomingOnly` ones.
+ */
+export const idTextZodChecks = (id: 'incoming' | 'stored' = 'incoming') =>
+  ID_TEXT_CHECKS.filter((check) => id === 'incoming' || check.incomingOnly !== true).map((check) =>
+    check.maxLength === undefined ? z.refine<string>(check.ok, check.message) : z.maxLength(check.maxLength, check.message),
+  );
 
 /**
  * The message of the first of ID_TEXT_CHECKS that `value` fails, or
