@@ -41,13 +41,16 @@ export const HISTORY_LIMIT = 50;
  * The id of an admin profile route: present, and held to the events' id
  * checks (ingest/limits.ts `ID_TEXT_CHECKS`: length, control characters,
  * lone surrogates, blank), so an operator names a customer the way events
- * do. 400 `validation_failed` naming `userId` otherwise.
+ * do, except the checks added for ids coming in (`incomingOnly`: invisible
+ * and bidirectional characters), so that a customer stored before them can
+ * still be read, exported and erased. 400 `validation_failed` naming
+ * `userId` otherwise.
  */
 export function validateUserId(value: string | undefined): string {
   if (value === undefined || value.length === 0) {
     throw new ApiError('validation_failed', 'userId is required', [{ path: 'userId', message: 'Required' }]);
   }
-  const problem = idTextProblem(value);
+  const problem = idTextProblem(value, 'stored');
   if (problem !== undefined) throw new ApiError('validation_failed', `userId ${problem}`, [{ path: 'userId', message: problem }]);
   return value;
 }

@@ -30,7 +30,13 @@ export interface SourceIdentity {
 
 const POSITIVE_TTL_MS = 30_000;
 const NEGATIVE_TTL_MS = 5_000;
-const MAX_CACHE = 1_000;
+/**
+ * Lookups remembered, of live keys and of unknown or revoked ones, each
+ * apart: past it, the one confirmed longest ago of its own kind goes. Made-up
+ * keys (anyone can send them) never evict a live key, whose cached record is
+ * what serves it through a store outage.
+ */
+export const WRITE_KEY_CACHE_SIZE = 1_000;
 /** After a failed lookup, how long requests are served from the stale entry before the store is tried again. */
 const RETRY_AFTER_FAILURE_MS = 1_000;
 /** Deadline of a lookup when the caller gives none. */
@@ -46,13 +52,29 @@ interface CacheEntry {
   failedAt?: number;
 }
 
-const cache = new Map<string, CacheEntry>();
+/** Lookups that found a live key, oldest confirmation first. */
+const liveKeys = new Map<string, CacheEntry>();
+/** Lookups that found no key or a revoked one, oldest confirmation first. */
+const refusedKeys = new Map<string, CacheEntry>();
 /** At most one lookup per key in flight; concurrent requests share it. */
 const inFlight = new Map<string, Promise<WriteKeyLookup | undefined>>();
 
+const cached = (secret: string): CacheEntry | undefined => liveKeys.get(secret) ?? refusedKeys.get(secret);
+
+/** Remember a lookup in the map of its kind (and forget it in the other), evicting that map's oldest past WRITE_KEY_CACHE_SIZE. */
+function remember(secret: string, entry: CacheEntry): void {
+  const live = entry.record !== undefined && !entry.record.revokedAt;
+  const [into, other] = live ? [liveKeys, refusedKeys] : [refusedKeys, liveKeys];
+  other.delete(secret);
+  into.delete(secret);
+  if (into.size >= WRITE_KEY_CACHE_SIZE) into.delete(into.keys().next().value as string);
+  into.set(secret, entry);
+}
+
 /** Forget cached keys (tests, and after an operator revokes a key in this process). */
 export function clearWriteKeyCache(): void {
-  cache.clear();
+  liveKeys.clear();
+  refusedKeys.clear();
   inFlight.clear();
 }
 
@@ -91,8 +113,7 @@ function startLookup(secret: string, deadline: number): Promise<WriteKeyLookup |
   if (running) return running;
   const lookup = findWriteKey(secret, { timeoutMs: remainingMs(deadline) }).then((record) => {
     const confirmedAt = Date.now();
-    if (cache.size >= MAX_CACHE) cache.clear();
-    cache.set(secret, { record, confirmedAt, expires: confirmedAt + (record && !record.revokedAt ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS) });
+    remember(secret, { record, confirmedAt, expires: confirmedAt + (record && !record.revokedAt ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS) });
     return record;
   });
   const settled = lookup.finally(() => {
@@ -111,7 +132,7 @@ function startLookup(secret: string, deadline: number): Promise<WriteKeyLookup |
  * per RETRY_AFTER_FAILURE_MS, the others are answered from cache at once.
  */
 async function lookup(secret: string, now: number, deadline: number): Promise<Lookup> {
-  const hit = cache.get(secret);
+  const hit = cached(secret);
   if (hit && hit.expires > now) return { record: hit.record, stale: false };
   const fallback = hit && now - hit.confirmedAt <= config.KAIROS_STALE_MAX_SECONDS * 1_000 ? hit : undefined;
   if (fallback?.failedAt !== undefined && now - fallback.failedAt < RETRY_AFTER_FAILURE_MS) {

@@ -12,7 +12,10 @@
  *   a userId is decided as a new visitor, since anyone holding the public
  *   key can send that identify for any userId (events need no token).
  *
- * Tokens are verified with `jose` (HS256 only, `sub` and `exp` required).
+ * Tokens are verified with `jose` (HS256 only, `sub` and `exp` required,
+ * `exp` and `nbf` against this server's clock), and refused when they say
+ * they were issued (`iat`) more than USER_TOKEN_MAX_CLOCK_SKEW_SECONDS ahead
+ * of it.
  */
 import { jwtVerify } from 'jose';
 import type { Channel } from '#domain/channels.ts';
@@ -32,13 +35,23 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{1,1024}\.[A-Za-z0-9_-]{1,2048}\.[A-Za-z0-9_-
 const encoder = new TextEncoder();
 
 /**
+ * How far ahead of this server's clock a token's `iat` may be, in seconds
+ * (a back-end's clock a little ahead). A token issued further in the future
+ * came from a clock that cannot be trusted, its `exp` too: refused (jose
+ * checks `iat` only for being a number).
+ */
+export const USER_TOKEN_MAX_CLOCK_SKEW_SECONDS = 300;
+
+/**
  * Whether `token` is an HS256 JWT signed with `secret` whose `sub` is
- * `userId` and whose `exp` (required) has not passed. Never throws.
+ * `userId`, whose `exp` (required) has not passed and whose `iat`, if any,
+ * is at most USER_TOKEN_MAX_CLOCK_SKEW_SECONDS ahead. Never throws.
  */
 export async function isValidUserToken(token: string, secret: string, userId: string): Promise<boolean> {
   if (!TOKEN_SHAPE.test(token)) return false;
   try {
     const { payload } = await jwtVerify(token, encoder.encode(secret), { algorithms: ['HS256'], requiredClaims: ['sub', 'exp'] });
+    if (payload.iat !== undefined && payload.iat > Date.now() / 1000 + USER_TOKEN_MAX_CLOCK_SKEW_SECONDS) return false;
     return payload.sub === userId;
   } catch {
     return false;

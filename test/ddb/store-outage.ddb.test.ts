@@ -19,7 +19,8 @@ await vi.hoisted(async () => {
 });
 
 import { handler } from '#functions/decide/handler.ts';
-import { clearWriteKeyCache } from '#http/auth.ts';
+import { authenticateWriteKey, clearWriteKeyCache, WRITE_KEY_CACHE_SIZE } from '#http/auth.ts';
+import type { HttpRequest } from '#http/handler-adapter.ts';
 import { putWriteKey } from '#store/write-keys.ts';
 import { dynamo } from '#store/client.ts';
 import { liveCatalogStatus, refreshLiveCatalog } from '#store/catalog-live.ts';
@@ -97,6 +98,29 @@ describe('decide while the store does not answer', () => {
     let recovered = await usable();
     for (let attempt = 0; attempt < 30 && !recovered; attempt++) recovered = await usable();
     expect(recovered).toBe(true); // 200 and not degraded once the store answers again
+  });
+
+  it('keeps serving a known key stale after more unknown keys than the cache holds were tried (they do not evict it)', async () => {
+    let warm = await post();
+    for (let attempt = 0; attempt < 30 && !(warm.status === 200 && warm.body.degraded === undefined); attempt++) warm = await post();
+    expect(warm).toMatchObject({ status: 200 });
+    // Anyone can send made-up keys: each is looked up once and remembered as unknown.
+    const unknown = Array.from({ length: WRITE_KEY_CACHE_SIZE + 10 }, (_, i) => `wk_made_up_${i}_${Date.now().toString(36)}`);
+    for (let i = 0; i < unknown.length; i += 50) {
+      const refused = await Promise.all(
+        unknown.slice(i, i + 50).map((key) =>
+          authenticateWriteKey({ headers: { authorization: basicAuth(key) }, body: undefined } as unknown as HttpRequest, { deadline: Date.now() + 10_000 }).then(
+            () => 'accepted',
+            (error: { code?: string }) => error.code,
+          ),
+        ),
+      );
+      expect(new Set(refused)).toEqual(new Set(['unauthorized']));
+    }
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await freeze();
+    vi.setSystemTime(Date.now() + 60_000); // past the key's 30 s freshness: only the cached record can say
+    expect(await post()).toMatchObject({ status: 200, body: { degraded: true } });
   });
 
   it('a key the process has not seen is a 503 (not a 401) while the store cannot say', async () => {

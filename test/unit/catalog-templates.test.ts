@@ -342,6 +342,93 @@ describe('rendered content is safe for where it is shown', () => {
     expect([...met].sort()).toEqual(declared.sort());
   });
 
+  it('a link field (url, imageUrl, deepLink) that renders to a javascript:, vbscript:, data:, file: or blob: URL is not served (counted), in any case and with what browsers strip; any other link is', () => {
+    const c = loaded({
+      learning: { enabled: false, exploration: 0 },
+      policies: { consentRequired: [] },
+      actions: [
+        action(
+          'linked',
+          {
+            web: { title: 'Continue', url: '{{ context.next }}', imageUrl: '{{ traits.avatar | default: "https://cdn.example.com/a.png" }}' },
+            push: { title: 'Hola', body: 'b', deepLink: '{{ traits.link | default: "shop://home" }}' },
+          },
+          { value: 10 },
+        ),
+        action('plain', { web: { title: 'plain' }, push: { title: 'plain', body: 'b', deepLink: 'shop://home' } }),
+      ],
+    });
+    const decideFor = (channel: Channel, context: Record<string, unknown>, traits: Record<string, unknown> = {}) => {
+      const failures = createFailureTally();
+      const decision = decide(c, profile({ traits }), request(channel, { limit: 1, context }), NOW, { nonce: 'n1', failures });
+      return { served: decision.actions.map((a) => a.actionId), templates: failures.templates, why: decision.explanation?.candidates.find((x) => x.actionId === 'linked')?.why };
+    };
+    const dropped = { served: ['plain'], templates: 1, why: 'content:the template could not be rendered' };
+    const unsafe = [
+      'javascript:alert(document.cookie)',
+      '  JaVaScRiPt:alert(1)',
+      'java\tscript:alert(1)',
+      'java\nscript:alert(1)',
+      '\u0000javascript:alert(1)',
+      'vbscript:msgbox(1)',
+      'data:text/html,<script>alert(1)</script>',
+      'file:///etc/passwd',
+      'blob:https://shop.example.com/4f1c',
+    ];
+    for (const link of unsafe) {
+      expect({ link, ...decideFor('web', { next: link }) }).toEqual({ link, ...dropped });
+      expect({ link, ...decideFor('web', { next: '/vip' }, { avatar: link }) }).toEqual({ link, ...dropped });
+      expect({ link, ...decideFor('push', {}, { link }) }).toEqual({ link, ...dropped });
+    }
+    const safe = ['https://shop.example.com/vip', 'http://shop.example.com/', '/vip?from=banner', 'vip', '', 'mailto:club@shop.example.com', 'tel:+34900000000', 'https://shop.example.com/javascript:x'];
+    for (const link of safe) {
+      expect({ link, ...decideFor('web', { next: link }) }).toEqual({ link, served: ['linked'], templates: 0, why: expect.any(String) });
+    }
+    expect(decideFor('push', {}, { link: 'shop://product/42' })).toMatchObject({ served: ['linked'], templates: 0 });
+    // A link written as such (no template) is known at validation: refused there, with its path.
+    for (const content of [{ web: { title: 't', url: ' javascript:alert(1)' } }, { web: { title: 't', imageUrl: 'data:image/svg+xml,<svg onload=alert(1)>' } }, { push: { title: 't', body: 'b', deepLink: 'JAVASCRIPT:x' } }]) {
+      expect(refused({ actions: [action('a1', content)] })).toEqual([expect.objectContaining({ path: expect.stringMatching(/^actions\[0\]\.content\.(web|push)\.(url|imageUrl|deepLink)$/), message: expect.stringContaining('a link must not be a') })]);
+    }
+  });
+
+  it('in an html field, a value that starts a URL attribute (href, src …) and renders to a javascript: … URL is not served (counted); the author\'s own links and any other value are', () => {
+    const c = loaded({
+      learning: { enabled: false, exploration: 0 },
+      policies: { consentRequired: [] },
+      actions: [
+        action(
+          'agent-script',
+          {
+            call_center: {
+              script: '<p>Cliente {{ firstName }}</p><a href="javascript:void(0)" class="x">notas</a> <a class="crm" href = "{% if traits.crm %}{{ traits.crm }}{% endif %}">ficha</a>',
+              talkingPoints: ['<img src={{ context.photo | default: "/p.png" }} alt="">'],
+            },
+            email: { templateId: 't-1', subject: 'Hola', body: '<a href=\'{% echo traits.crm %}\'>ver</a>' },
+          },
+          { value: 10 },
+        ),
+        action('plain', { call_center: { script: '<p>plain</p>' }, email: { templateId: 't-2', subject: 'plain' } }),
+      ],
+    });
+    const decideFor = (channel: Channel, traits: Record<string, unknown>, context: Record<string, unknown> = {}) => {
+      const failures = createFailureTally();
+      const decision = decide(c, profile({ traits }), request(channel, { limit: 1, context }), NOW, { nonce: 'n1', failures });
+      return { served: decision.actions.map((a) => a.actionId), templates: failures.templates, content: decision.actions[0]?.content };
+    };
+    for (const crm of ['javascript:alert(document.cookie)', ' \tJaVaScRiPt:alert(1)', 'vbscript:msgbox(1)', 'data:text/html,<script>alert(1)</script>']) {
+      expect({ crm, ...decideFor('call_center', { crm }) }).toMatchObject({ crm, served: ['plain'], templates: 1 });
+      expect({ crm, ...decideFor('email', { crm }) }).toMatchObject({ crm, served: ['plain'], templates: 1 });
+    }
+    expect(decideFor('call_center', {}, { photo: 'javascript:alert(1)' })).toMatchObject({ served: ['plain'], templates: 1 });
+    // Escaped, an entity a value holds is text: the browser reads "javascript&colon;…", no scheme.
+    expect(decideFor('call_center', { crm: 'javascript&colon;alert(1)' })).toMatchObject({ served: ['agent-script'], templates: 0 });
+    const served = decideFor('call_center', { crm: 'https://crm.example.com/c/42', firstName: 'javascript:alert(1)' });
+    expect(served).toMatchObject({ served: ['agent-script'], templates: 0 });
+    // The author's own javascript:void(0) is kept; a value outside an attribute is text.
+    expect(served.content?.script).toBe('<p>Cliente javascript:alert(1)</p><a href="javascript:void(0)" class="x">notas</a> <a class="crm" href = "https://crm.example.com/c/42">ficha</a>');
+    expect(decideFor('email', { crm: '/c/42' })).toMatchObject({ served: ['agent-script'], content: { body: "<a href='/c/42'>ver</a>" } });
+  });
+
   it('over the demo catalog: every action of every channel a hostile profile is offered, through decide', () => {
     const demo = loadCatalog(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8'), 'yaml', { version: 1 });
     if (!demo.ok) throw new Error(JSON.stringify(demo.problems));

@@ -355,6 +355,13 @@ describe('request validation', () => {
 
   it('simulate names one customer: a stored one by its ids, or an inline profile, never both', () => {
     expect(parseSimulateRequest({ userId: 'u', channel: 'web' }).ok).toBe(true);
+    // An operator simulates a customer stored before ids refused invisible characters; decide refuses such an id.
+    for (const id of ['u-42\u200b', 'u-\u202e24']) {
+      expect(parseSimulateRequest({ userId: id, channel: 'web' }).ok).toBe(true);
+      expect(parseSimulateRequest({ anonymousId: id, channel: 'web' }).ok).toBe(true);
+      expect(parseDecideRequest({ userId: id, channel: 'web' }).ok).toBe(false);
+    }
+    expect(parseSimulateRequest({ userId: 'u\u0000', channel: 'web' }).ok).toBe(false);
     expect(parseSimulateRequest({ profile: { userId: 'u', traits: { firstName: 'Ana' } }, channel: 'web' }).ok).toBe(true);
     for (const ids of [{ userId: 'u' }, { anonymousId: 'a' }, { userId: 'u', anonymousId: 'a' }]) {
       const result = parseSimulateRequest({ ...ids, profile: { traits: { firstName: 'Ana' } }, channel: 'web' });

@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { assert, describe, expect, it } from 'vitest';
 import { BODY_WRITE_KEY_REFUSED, decideRequestSchema, issueDetails, parseDecideRequest } from '#domain/decide/request.ts';
 import { planIngest } from '#domain/ingest/normalise.ts';
+import { NO_INVISIBLE_CHARACTERS } from '#domain/ingest/limits.ts';
 
 const schema = decideRequestSchema();
 
@@ -105,6 +106,9 @@ describe('parseDecideRequest', () => {
     ['a userId of only spaces', '{"userId":"   ","channel":"web"}', 'userId', 'must not be blank (only whitespace)'],
     ['an anonymousId of only whitespace', '{"anonymousId":"\\u00a0\\u2003","channel":"web"}', 'anonymousId', 'must not be blank (only whitespace)'],
     ['a lone surrogate in anonymousId', '{"anonymousId":"\\udc00a","channel":"web"}', 'anonymousId', 'must be valid Unicode (lone surrogate)'],
+    ['a C1 control character in userId', '{"userId":"u-42\\u0085","channel":"web"}', 'userId', 'must not contain control characters'],
+    ['a right-to-left override in userId', '{"userId":"u-\\u202e24","channel":"web"}', 'userId', NO_INVISIBLE_CHARACTERS],
+    ['a zero-width joiner in anonymousId', '{"anonymousId":"a\\u200d9","channel":"web"}', 'anonymousId', NO_INVISIBLE_CHARACTERS],
     ['a __proto__ key in context', '{"userId":"u","channel":"web","context":{"__proto__":{"admin":true}}}', 'context.__proto__', 'forbidden key "__proto__"'],
     ['a constructor key in context', '{"userId":"u","channel":"web","context":{"a":{"constructor":1}}}', 'context.a.constructor', 'forbidden key "constructor"'],
     ['an infinite number in context', '{"userId":"u","channel":"web","context":{"x":1e400}}', 'context.x', 'number out of the supported range (±9007199254740991)'],
@@ -118,7 +122,7 @@ describe('parseDecideRequest', () => {
   });
 
   it('ids are held to the events\' definition: what a message refuses in its userId, decide refuses with the same message', () => {
-    for (const id of ['a\u0007', 'a\ud800', 'x'.repeat(257), '   ']) {
+    for (const id of ['a\u0007', 'a\u0085', 'a\u202e', 'a\ufeff', 'a\ud800', 'x'.repeat(257), '   ']) {
       const plan = planIngest(
         { type: 'track', event: 'E', userId: id },
         { route: 'track', sourceId: 's', receivedAt: Date.parse('2026-01-01T00:00:00Z'), historyDays: 1, newMessageId: () => 'm' },

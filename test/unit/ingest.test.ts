@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { inspectStructure } from '#domain/ingest/limits.ts';
+import { NO_INVISIBLE_CHARACTERS, inspectStructure } from '#domain/ingest/limits.ts';
 import { planIngest, type IngestOptions, type IngestPlan } from '#domain/ingest/normalise.ts';
 import { parseIsoDateTime } from '#domain/ingest/timestamps.ts';
 import { storedEventSchema, type StoredEvent } from '#domain/stored-event.ts';
@@ -201,6 +201,12 @@ describe('planIngest: limits and hostile input', () => {
     ['an anonymousId of only whitespace beside a userId', { anonymousId: '\u00a0 \u3000' }, 'batch[0].anonymousId: must not be blank (only whitespace)'],
     ['control character in event', { event: 'Viewed\n' }, 'batch[0].event: must not contain control characters'],
     ['DEL in messageId', { messageId: 'm\u007f' }, 'batch[0].messageId: must not contain control characters'],
+    ['a C1 control character (NEL) in userId', { userId: 'u-42\u0085' }, 'batch[0].userId: must not contain control characters'],
+    ['a C1 control character (CSI) in event', { event: 'Viewed\u009b31m' }, 'batch[0].event: must not contain control characters'],
+    ['a right-to-left override in userId', { userId: 'u-\u202e24' }, `batch[0].userId: ${NO_INVISIBLE_CHARACTERS}`],
+    ['a zero-width space in anonymousId beside a userId', { anonymousId: 'a-9\u200b' }, `batch[0].anonymousId: ${NO_INVISIBLE_CHARACTERS}`],
+    ['a bidirectional isolate in userId', { userId: '\u2067u-42' }, `batch[0].userId: ${NO_INVISIBLE_CHARACTERS}`],
+    ['a line separator in userId', { userId: 'u\u2028-42' }, `batch[0].userId: ${NO_INVISIBLE_CHARACTERS}`],
     ['properties not an object', { properties: [1] }, 'batch[0].properties: must be a JSON object'],
     ['not an ISO timestamp', { timestamp: '23/11/2026' }, 'batch[0].timestamp: must be an ISO-8601 date-time such as 2024-05-01T10:20:30.000Z'],
     ['an impossible date', { timestamp: '2026-02-30T00:00:00Z' }, 'batch[0].timestamp: must be an ISO-8601 date-time such as 2024-05-01T10:20:30.000Z'],

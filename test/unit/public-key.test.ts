@@ -24,7 +24,7 @@ import { applyEvent } from '#domain/profile/apply.ts';
 import { emptyProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { ApiError } from '#http/errors.ts';
-import { authorizeDecide, isValidUserToken } from '#http/key-rights.ts';
+import { USER_TOKEN_MAX_CLOCK_SKEW_SECONDS, authorizeDecide, isValidUserToken } from '#http/key-rights.ts';
 import type { SourceIdentity } from '#http/auth.ts';
 
 const KEY = decisionKey('kdk_unit_tests_decision_key_0123456789');
@@ -178,9 +178,10 @@ const SECRET = 'uts_unit_tests_user_token_secret_0123456789';
 const publicKey: SourceIdentity = { sourceId: 'key_public', kind: 'public', userTokenSecret: SECRET };
 const serverKey: SourceIdentity = { sourceId: 'key_server', kind: 'server' };
 
-async function token(sub: string, options: { secret?: string; exp?: number; alg?: 'HS256' | 'HS512'; noExp?: boolean } = {}): Promise<string> {
+async function token(sub: string, options: { secret?: string; exp?: number; iat?: number; alg?: 'HS256' | 'HS512'; noExp?: boolean } = {}): Promise<string> {
   const jwt = new SignJWT({}).setProtectedHeader({ alg: options.alg ?? 'HS256' }).setSubject(sub);
   if (!options.noExp) jwt.setExpirationTime(options.exp ?? Math.floor(Date.now() / 1000) + 600);
+  if (options.iat !== undefined) jwt.setIssuedAt(options.iat);
   return jwt.sign(new TextEncoder().encode(options.secret ?? SECRET));
 }
 
@@ -233,6 +234,19 @@ describe('the rights of a key on decide', () => {
     );
     await expect(ask(publicKey, web, await token('u-43'))).rejects.toThrow('The X-Kairos-User-Token is not valid for this userId (wrong user or secret, or expired)');
     expect(await ask(publicKey, web, await token('u-42'))).toEqual({ publicAnswer: true, identified: true });
+  });
+
+  it('a public key: a token issued (iat) further ahead of the server\'s clock than the skew allowed is refused; within it, accepted', async () => {
+    const web = { channel: 'web' as const, userId: 'u-42' };
+    const now = Math.floor(Date.now() / 1000);
+    const years = 5 * 365 * 86_400;
+    // "Issued" five years ahead, by a clock whose exp cannot be trusted either.
+    expect(await refusal(ask(publicKey, web, await token('u-42', { iat: now + years, exp: now + 2 * years })))).toEqual({ status: 401, code: 'unauthorized' });
+    expect(await refusal(ask(publicKey, web, await token('u-42', { iat: now + USER_TOKEN_MAX_CLOCK_SKEW_SECONDS + 60 })))).toEqual({ status: 401, code: 'unauthorized' });
+    // A back-end's clock a little ahead, or a token issued a while ago: accepted.
+    for (const iat of [now + USER_TOKEN_MAX_CLOCK_SKEW_SECONDS - 60, now + 5, now, now - 3_600]) {
+      expect({ iat: iat - now, rights: await ask(publicKey, web, await token('u-42', { iat })) }).toEqual({ iat: iat - now, rights: { publicAnswer: true, identified: true } });
+    }
   });
 
   it('a token check never throws, whatever the header holds', async () => {

@@ -46,7 +46,7 @@ import { compileRule, type RuleKind, type RuleReference } from './rules.ts';
 import type { ActionDocument, CapDocument, CatalogDocument, ContentDocument, TriggerDocument } from './schema.ts';
 import { DECISION_LOG_DEFAULTS } from './defaults.ts';
 import { TEMPLATE_MARKUP } from './patterns.ts';
-import { CONTENT_FIELDS, type ContentFieldSpec } from './content-fields.ts';
+import { CONTENT_FIELDS, type ContentFieldSpec, unsafeLinkProblem } from './content-fields.ts';
 import { didYouMean } from './suggest.ts';
 import { compileJourneys } from './compile-journeys.ts';
 
@@ -127,6 +127,8 @@ function compileContent(
   problems: Problems,
   compileTemplate: TemplateCompiler,
   warnings: Problems,
+  /** Refuse a link written with an unsafe scheme (not for a published document: its actions would be dropped as they render). */
+  checkLinks: boolean,
 ): Partial<Record<Channel, CompiledContent>> {
   const out: Partial<Record<Channel, CompiledContent>> = {};
   for (const channel of CHANNELS) {
@@ -158,8 +160,12 @@ function compileContent(
           return t ? [t] : [];
         });
       } else if (typeof value === 'string') {
-        const t = compile(value, `${path}.${channel}.${name}`, spec.kind);
-        if (t) fields[name] = t;
+        const at = `${path}.${channel}.${name}`;
+        const t = compile(value, at, spec.kind);
+        // A link written as such (no template) is known now; one rendered from a value is checked as it renders (template.ts).
+        const unsafe = checkLinks && spec.link === true && t?.literal !== undefined ? unsafeLinkProblem(t.literal) : undefined;
+        if (unsafe !== undefined) problems.add(at, unsafe);
+        else if (t) fields[name] = t;
       }
     }
     const placements = Array.isArray(doc.placements) ? new Set(doc.placements as string[]) : undefined;
@@ -517,7 +523,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     if (a.propensityModel && !modelIds.has(a.propensityModel) && !isUnchecked('models', a.propensityModel)) {
       problems.add(`${at}.propensityModel`, `unknown model "${a.propensityModel}"`, undefined, didYouMean(a.propensityModel, modelIds));
     }
-    const content = compileContent(a.content, `${at}.content`, problems, compileTemplate, warnings);
+    const content = compileContent(a.content, `${at}.content`, problems, compileTemplate, warnings, options.published !== true);
     const channels = new Set(Object.keys(content) as Channel[]);
     if (channels.size === 0) problems.add(`${at}.content`, 'an action needs content for at least one channel');
     for (const key of Object.keys(a.fallbacks ?? {})) {
@@ -540,7 +546,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     }
     duplicates(a.variants ?? [], (v) => v.id, `${at}.variants`, 'variant', problems);
     const variants: CompiledVariant[] = (a.variants ?? []).map((v, j) => {
-      const own = compileContent(v.content, `${at}.variants[${j}].content`, problems, compileTemplate, warnings);
+      const own = compileContent(v.content, `${at}.variants[${j}].content`, problems, compileTemplate, warnings, options.published !== true);
       for (const channel of Object.keys(own) as Channel[]) {
         if (!channels.has(channel)) problems.add(`${at}.variants[${j}].content.${channel}`, `the action has no ${channel} content to vary`);
       }

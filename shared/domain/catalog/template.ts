@@ -42,6 +42,7 @@ import {
   type ValueToken,
 } from 'liquidjs';
 import type { CompiledContent, CompiledTemplate, RenderedContent, RuleVariables, TemplateKind } from './compiled.ts';
+import { CONTENT_FIELDS, type ContentFieldSpec, unsafeLinkProblem } from './content-fields.ts';
 import { TEMPLATE_MARKUP as MARKUP } from './patterns.ts';
 import { didYouMean } from './suggest.ts';
 import { utf8Length } from '../ingest/limits.ts';
@@ -222,6 +223,72 @@ function sandboxedLiquid(kind: TemplateKind): Liquid {
 /** One engine per kind: an `html` template is parsed with output escaping, which its outputs keep. */
 const engines: Readonly<Record<TemplateKind, Liquid>> = { html: sandboxedLiquid('html'), text: sandboxedLiquid('text') };
 
+/** The end of HTML text that opens a URL attribute's value: `href="`, `src=`, `action='` … */
+const URL_ATTRIBUTE_OPENING = /[\s"'/](?:href|src|action|formaction|xlink:href|poster|background|cite|data|ping|lowsrc|dynsrc)\s*=\s*["']?$/i;
+
+/**
+ * Whether what is written at `begin` of `source` starts a URL attribute's
+ * value: the text before it, less whitespace and whole Liquid tags
+ * (`href="{% if vip %}{{ link }}`), opens one. Linear in what it skips.
+ */
+function startsUrlAttribute(source: string, begin: number): boolean {
+  let end = begin;
+  for (;;) {
+    while (end > 0 && /\s/.test(source[end - 1] as string)) end--;
+    if (end < 2 || !source.startsWith('%}', end - 2)) break;
+    const open = source.lastIndexOf('{%', end - 2);
+    if (open < 0) return false;
+    end = open;
+  }
+  return URL_ATTRIBUTE_OPENING.test(source.slice(Math.max(0, end - 64), end));
+}
+
+/** The characters an HTML entity stands for, decoded once (numeric, and the named ones that can spell a scheme). */
+const NAMED_ENTITIES: Readonly<Record<string, string>> = { colon: ':', tab: '\t', newline: '\n', amp: '&', nbsp: '\u00a0' };
+function decodeEntities(html: string): string {
+  return html.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);?/gi, (whole, name: string) => {
+    if (name[0] === '#') {
+      const code = name[1] === 'x' || name[1] === 'X' ? Number.parseInt(name.slice(2), 16) : Number.parseInt(name.slice(1), 10);
+      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
+    }
+    return NAMED_ENTITIES[name.toLowerCase()] ?? whole;
+  });
+}
+
+/**
+ * An output or tag of an `html` template that writes the start of a URL
+ * attribute (`<a href="{{ link }}">`): what it renders is checked as a link
+ * field's value is (content-fields.ts `unsafeLinkProblem`, after decoding
+ * HTML entities as the browser will), and the render fails on a
+ * `javascript:` … URL. The author's own text (`href="/vip"`) is not checked.
+ */
+function guardUrlAttributeStart(node: Template): void {
+  const render = node.render.bind(node) as (ctx: Context, emitter: Emitter) => Generator<unknown, unknown, unknown>;
+  node.render = function* (ctx: Context, emitter: Emitter) {
+    const written = new BoundedEmitter();
+    yield* render(ctx, written);
+    const problem = unsafeLinkProblem(decodeEntities(written.buffer));
+    if (problem !== undefined) throw new Error(`an HTML attribute's URL: ${problem}`);
+    emitter.write(written.buffer);
+  } as Template['render'];
+}
+
+/** Parse a template of this kind; in an `html` template, the outputs and tags that start a URL attribute's value are guarded. */
+function parseTemplate(source: string, kind: TemplateKind): Template[] {
+  const parsed = engines[kind].parse(source);
+  if (kind !== 'html') return parsed;
+  const stack: Template[] = [...parsed];
+  while (stack.length > 0) {
+    const node = stack.pop() as Template;
+    if (node instanceof LoopPass) continue;
+    const begin = node.token?.begin;
+    // Literal text (`str`) is the author's own.
+    if (typeof (node as { str?: unknown }).str !== 'string' && begin !== undefined && startsUrlAttribute(source, begin)) guardUrlAttributeStart(node);
+    stack.push(...childrenOf(node));
+  }
+  return parsed;
+}
+
 export interface TemplateCompileError {
   readonly message: string;
   /** 0-based offset in the template: the tag or output, or the filter name of an unknown filter. */
@@ -349,7 +416,7 @@ export function compileTemplate(
 ): { ok: true; template: CompiledTemplate; warnings?: TemplateCompileError[] } | { ok: false; error: TemplateCompileError } {
   if (!MARKUP.test(source)) return { ok: true, template: { source, path, kind, literal: source } };
   try {
-    const parsed = engines[kind].parse(source);
+    const parsed = parseTemplate(source, kind);
     const bound = staticBoundProblem(parsed);
     if (bound) return { ok: false, error: bound };
     const warnings = unknownProfileReads(parsed, kind, source);
@@ -429,7 +496,7 @@ function parsedOf(template: CompiledTemplate): Template[] {
   let parsed = deferred.get(template);
   if (!parsed) {
     try {
-      parsed = engines[template.kind].parse(template.source);
+      parsed = parseTemplate(template.source, template.kind);
     } catch (error) {
       parsed = error instanceof Error ? error : new Error(String(error));
     }
@@ -452,9 +519,10 @@ export function renderTemplate(template: CompiledTemplate, scope: TemplateScope)
 
 /**
  * Render a channel's content with the declared fallbacks. Throws when a
- * template fails to render, or when the content passes
- * `TEMPLATE_LIMITS.contentBytes` in all (the caller drops that action and
- * explains why).
+ * template fails to render, when a link field (content-fields.ts `link`)
+ * renders to a URL with an unsafe scheme (`javascript:` …), or when the
+ * content passes `TEMPLATE_LIMITS.contentBytes` in all (the caller drops
+ * that action and explains why).
  */
 export function renderContent(
   content: CompiledContent,
@@ -471,8 +539,15 @@ export function renderContent(
     }
     return text;
   };
+  const specs: Readonly<Record<string, ContentFieldSpec>> = CONTENT_FIELDS[content.channel];
   for (const name in content.literals) out[name] = content.literals[name] as string;
-  for (const name in content.fields) out[name] = counted(renderTemplate(content.fields[name] as CompiledTemplate, filled));
+  for (const name in content.fields) {
+    const text = counted(renderTemplate(content.fields[name] as CompiledTemplate, filled));
+    const unsafe = specs[name]?.link === true ? unsafeLinkProblem(text) : undefined;
+    // A value from the profile or the request (anyone with a write key sets their traits) never becomes a script link.
+    if (unsafe !== undefined) throw new Error(`${name}: ${unsafe}`);
+    out[name] = text;
+  }
   for (const name in content.lists) {
     out[name] = (content.lists[name] as readonly CompiledTemplate[]).map((t) => counted(renderTemplate(t, filled)));
   }

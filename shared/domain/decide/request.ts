@@ -71,9 +71,9 @@ const CONTEXT_MESSAGES = {
  */
 export const BODY_WRITE_KEY_REFUSED = 'is not accepted on /v1/decide: send the write key as the HTTP Basic user name';
 
-/** A customer id: a non-empty string passing the events' ID_TEXT_CHECKS. */
-const identifier = () =>
-  z.string('must be a string').check(z.minLength(1, 'must not be empty'), ...idTextZodChecks());
+/** A customer id: a non-empty string passing the events' ID_TEXT_CHECKS (`stored`: an id an operator names, limits.ts `idTextZodChecks`). */
+const identifier = (id: 'incoming' | 'stored' = 'incoming') =>
+  z.string('must be a string').check(z.minLength(1, 'must not be empty'), ...idTextZodChecks(id));
 
 /**
  * The context as sent (not a copy: a record schema would copy it key by key,
@@ -139,8 +139,8 @@ const buildSimulateRequestSchema = () =>
   z
   .strictObject(
     {
-    userId: z.optional(identifier()),
-    anonymousId: z.optional(identifier()),
+    userId: z.optional(identifier('stored')),
+    anonymousId: z.optional(identifier('stored')),
     /** A profile to decide for, as GET /v1/admin/profiles returns it (missing fields are empty). */
     profile: z.optional(z.record(z.string(), z.unknown(), 'must be an object')),
     ...decisionFields(),

@@ -30,12 +30,28 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 // the unmarshaller would turn them into BigInt), so that range is the real one.
 const MIN_MAGNITUDE = 1e-130;
 
+/** Unicode's control characters (general category Cc): C0, DEL and C1 (U+0080–U+009F: NEL breaks a line, CSI starts a terminal escape). */
 // eslint-disable-next-line no-control-regex
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * Characters that show nothing or reorder the text around them: the soft
+ * hyphen, zero-width spaces and joiners, invisible operators, the byte-order
+ * mark, bidirectional marks, embeddings, overrides and isolates, and the line
+ * and paragraph separators. An id holding one reads as another id in an
+ * operator's console, a log line or an export (`u-42` + U+200B shows as
+ * `u-42`; U+202E shows what follows it backwards).
+ */
+const INVISIBLE_OR_BIDI_CHARACTERS = /[\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 export function hasControlCharacters(value: string): boolean {
   return CONTROL_CHARACTERS.test(value);
+}
+
+/** Whether the text holds a character that shows nothing or reorders the text around it (INVISIBLE_OR_BIDI_CHARACTERS). */
+export function hasInvisibleOrBidiCharacters(value: string): boolean {
+  return INVISIBLE_OR_BIDI_CHARACTERS.test(value);
 }
 
 /** A string that is not valid Unicode (a lone UTF-16 surrogate) cannot be stored as UTF-8. */
@@ -45,6 +61,7 @@ export function hasLoneSurrogate(value: string): boolean {
 
 export const NO_CONTROL_CHARACTERS = 'must not contain control characters';
 export const NOT_UNICODE = 'must be valid Unicode (lone surrogate)';
+export const NO_INVISIBLE_CHARACTERS = 'must not contain invisible or bidirectional formatting characters (zero-width, direction marks or overrides, line separators)';
 
 /** One check of a string: what it must satisfy, and the message when it does not. */
 export interface TextCheck {
@@ -52,6 +69,13 @@ export interface TextCheck {
   readonly message: string;
   /** The bound `ok` holds, when it is a length in UTF-16 units (so that a schema can publish it). */
   readonly maxLength?: number;
+  /**
+   * Held by ids coming in (events, decide) only: an operator may still name
+   * an id stored before the check existed (to read, export, erase or
+   * simulate that customer). `idTextProblem(value, 'stored')` and
+   * `idTextZodChecks('stored')` skip it.
+   */
+  readonly incomingOnly?: boolean;
 }
 
 /**
@@ -68,15 +92,26 @@ export const ID_TEXT_CHECKS: readonly TextCheck[] = [
   { ok: (value) => !hasLoneSurrogate(value), message: NOT_UNICODE },
   // "   " names nobody: a tracker's bug (a padded or unset field), not a customer.
   { ok: (value) => value.length === 0 || value.trim().length > 0, message: 'must not be blank (only whitespace)' },
+  { ok: (value) => !hasInvisibleOrBidiCharacters(value), message: NO_INVISIBLE_CHARACTERS, incomingOnly: true },
 ];
 
-/** ID_TEXT_CHECKS as zod (mini) checks of a string schema, in order (a length bound as `maxLength`, which JSON Schema shows). */
-export const idTextZodChecks = () =>
-  ID_TEXT_CHECKS.map((check) => (check.maxLength === undefined ? z.refine<string>(check.ok, check.message) : z.maxLength(check.maxLength, check.message)));
+/**
+ * ID_TEXT_CHECKS as zod (mini) checks of a string schema, in order (a length
+ * bound as `maxLength`, which JSON Schema shows); for a `stored` id (one an
+ * operator names) without the `incomingOnly` ones.
+ */
+export const idTextZodChecks = (id: 'incoming' | 'stored' = 'incoming') =>
+  ID_TEXT_CHECKS.filter((check) => id === 'incoming' || check.incomingOnly !== true).map((check) =>
+    check.maxLength === undefined ? z.refine<string>(check.ok, check.message) : z.maxLength(check.maxLength, check.message),
+  );
 
-/** The message of the first of ID_TEXT_CHECKS that `value` fails, or undefined. */
-export function idTextProblem(value: string): string | undefined {
-  for (const check of ID_TEXT_CHECKS) if (!check.ok(value)) return check.message;
+/**
+ * The message of the first of ID_TEXT_CHECKS that `value` fails, or
+ * undefined. `stored`: an id an operator names, which may have been stored
+ * before a check marked `incomingOnly` existed; those checks are skipped.
+ */
+export function idTextProblem(value: string, id: 'incoming' | 'stored' = 'incoming'): string | undefined {
+  for (const check of ID_TEXT_CHECKS) if ((id === 'incoming' || check.incomingOnly !== true) && !check.ok(value)) return check.message;
   return undefined;
 }
 
