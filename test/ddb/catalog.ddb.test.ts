@@ -10,6 +10,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -160,6 +162,15 @@ beforeAll(async () => {
 beforeEach(() => resetCatalogCache());
 
 describe('versioned storage', () => {
+  it('a catalog file that cannot be read stops the load with its path and what to give, and stores nothing', async () => {
+    const missing = join(tmpdir(), `kairos-no-such-catalog-${run}.yaml`);
+    await expect(ensureCatalogLoaded(missing)).rejects.toThrow(
+      `catalog file ${missing} cannot be read: there is no such file; give the path of a YAML or JSON catalog`,
+    );
+    await expect(ensureCatalogLoaded(tmpdir())).rejects.toThrow(`catalog file ${tmpdir()} cannot be read: it is a folder`);
+    expect(await readLiveVersion()).toBeUndefined();
+  });
+
   it('starts empty, then loads the demo catalog once (ensureCatalogLoaded)', async () => {
     expect(await readLiveVersion()).toBeUndefined();
     expect(await getLiveCatalog()).toBeUndefined();
