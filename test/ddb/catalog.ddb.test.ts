@@ -471,6 +471,20 @@ describe('admin routes', () => {
     expect(await counter()).toBe(before);
   });
 
+  it('an empty body (curl given a file it cannot read) is a 400 that says the body is empty and how to send the file', async () => {
+    for (const path of ['/v1/admin/catalog/validate', '/v1/admin/catalog']) {
+      const res = await call(path.endsWith('validate') ? 'POST' : 'PUT', path, { ...ADMIN, 'content-type': 'application/yaml' }, ' \n');
+      expect(res.status).toBe(400);
+      expect(res.body?.error.details).toEqual([
+        {
+          path: '(root)',
+          message: 'the body is empty: send the catalog (YAML or JSON) as the body',
+          hint: 'with curl, --data-binary @<file>, its path relative to where curl runs: curl sends an empty body when it cannot read the file (silently under -s)',
+        },
+      ]);
+    }
+  });
+
   it('hostile bodies get a 4xx, never a 5xx', async () => {
     await fc.assert(
       fc.asyncProperty(
