@@ -102,6 +102,8 @@ function summary(catalog: CompiledCatalog) {
     policies: catalog.policies.suppressions.length + catalog.policies.channelCaps.length + catalog.policies.quietHours.length,
     experiments: catalog.experiments.length,
     models: catalog.models.length,
+    triggers: catalog.triggers.length,
+    journeys: catalog.journeys.length,
   };
 }
 

@@ -379,6 +379,15 @@ describe('admin routes', () => {
     expect(await counter()).toBe(before);
   });
 
+  it('validate and publish count what the catalog holds, its triggers and journeys included', async () => {
+    const demo = readFileSync(DEMO_CATALOG_PATH, 'utf8');
+    const counts = { actions: 17, segments: 10, personas: 3, policies: 4, experiments: 1, models: 1, triggers: 1, journeys: 1 };
+    const validated = await call('POST', '/v1/admin/catalog/validate', { ...ADMIN, 'content-type': 'application/yaml' }, demo);
+    expect(validated.body).toEqual({ valid: true, ...counts, warnings: [] });
+    const published = await call('PUT', '/v1/admin/catalog', { ...ADMIN, 'content-type': 'application/yaml' }, demo);
+    expect(published.body).toMatchObject({ live: true, ...counts });
+  });
+
   it('YAML under every YAML media type (text/x-yaml included); another type is a 415 that names JSON and YAML', async () => {
     for (const type of ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml; charset=utf-8']) {
       const res = await call('POST', '/v1/admin/catalog/validate', { ...ADMIN, 'content-type': type }, yaml);
