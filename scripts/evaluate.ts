@@ -31,6 +31,7 @@ import { decisionKey, type DecisionKey } from '#domain/decide/decision-id.ts';
 import { DEFAULT_MIN_SUPPORT, decisionRecordsOfText, evaluatePartition, reduceEvaluation, type Evaluation, type PartitionSums } from '#domain/evaluation/evaluate.ts';
 import type { DecisionLogRecord } from '#domain/evaluation/decision-record.ts';
 import { replayCache } from '#domain/evaluation/replay.ts';
+import { parseIsoDateTime } from '#domain/ingest/timestamps.ts';
 import { DynamoClient } from '#store/client.ts';
 import { evaluationStatistics, readEvaluationCounts, readOutcomeIndex, type EvaluationRange } from '#store/evaluation-inputs.ts';
 import { describeExecution, startExecution } from '#shared/aws-requests.ts';
@@ -80,9 +81,19 @@ export interface EvaluateOptions {
 const DAY_MS = 86_400_000;
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
-/** A `--from`/`--to` value as epoch ms; a bare day of `--to` means its end. Throws UsageError. */
+/**
+ * A `--from`/`--to` value as epoch ms; a bare day of `--to` means its end;
+ * an instant without a zone is UTC. Read strictly (#domain/ingest/timestamps.ts),
+ * never by the engine's lenient Date.parse, which moves 2026-11-31 to December 1st.
+ * Throws UsageError.
+ */
 function instant(name: string, text: string, end: boolean): number {
-  const ms = DAY.test(text) ? Date.parse(`${text}T00:00:00Z`) + (end ? DAY_MS : 0) : Date.parse(text);
+  if (DAY.test(text)) {
+    const day = parseIsoDateTime(`${text}T00:00:00Z`);
+    if (day === undefined) throw new UsageError(`--${name} must be a day of the calendar, YYYY-MM-DD (got "${text}": there is no such day)`);
+    return day + (end ? DAY_MS : 0);
+  }
+  const ms = parseIsoDateTime(text) ?? Number.NaN;
   if (!Number.isFinite(ms)) throw new UsageError(`--${name} must be a day (YYYY-MM-DD) or an ISO-8601 instant (got "${text}")`);
   return ms;
 }

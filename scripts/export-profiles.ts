@@ -14,6 +14,7 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { parseIsoDateTime } from '#domain/ingest/timestamps.ts';
 import { parseCommandLine, readText, runCommand, UsageError } from './cli.ts';
 
 export const USAGE = `Usage: npx tsx scripts/export-profiles.ts --url <base URL> [options]
@@ -85,7 +86,10 @@ export function parseLabels(text: string, path: string): Map<string, Label> {
     const r = (row ?? {}) as { userId?: unknown; churned?: unknown; at?: unknown };
     if (typeof r !== 'object' || typeof r.userId !== 'string' || r.userId === '') throw new UsageError(`${where}: "userId" must be a non-empty string`);
     if (typeof r.churned !== 'boolean') throw new UsageError(`${where}: "churned" must be true or false`);
-    if (r.at !== undefined && (typeof r.at !== 'string' || Number.isNaN(Date.parse(r.at)))) throw new UsageError(`${where}: "at" must be an ISO-8601 date-time`);
+    // Read strictly, as the trainer reads it: the engine's Date.parse would move 2026-02-30 to March 2nd.
+    if (r.at !== undefined && (typeof r.at !== 'string' || parseIsoDateTime(r.at) === undefined)) {
+      throw new UsageError(`${where}: "at" must be an ISO-8601 date-time such as 2026-11-01T00:00:00Z`);
+    }
     if (labels.has(r.userId)) throw new UsageError(`${where}: "${r.userId}" is labelled twice`);
     labels.set(r.userId, { churned: r.churned, ...(typeof r.at === 'string' ? { at: r.at } : {}) });
   });

@@ -201,8 +201,9 @@ const operations: Readonly<Record<string, Operation>> = {
       { name: 'to', description: 'ISO-8601 date-time with an offset, or a date; exclusive; default now' },
       { name: 'channel', description: 'only this channel' },
       { name: 'placement', description: 'only this placement' },
-      { name: 'experiment', description: 'only this experiment' },
+      { name: 'experiment', description: 'only this experiment; one neither the live catalog has nor the range\'s statistics name is a 404 `not_found` naming the catalog\'s experiments' },
     ],
+    errors: ['not_found'],
     success: {
       status: 200,
       description:

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { createRuleVariables, evaluateNumber } from '#domain/catalog/rules.ts';
+import { parseIsoDateTime } from '#domain/ingest/timestamps.ts';
 import type { CompiledModel } from '#domain/catalog/compiled.ts';
 import { emptyProfileView, type ProfileView } from '#domain/profile/view.ts';
 import { parseCommandLine, readText, runCommand, UsageError } from './cli.ts';
@@ -185,6 +186,7 @@ export function parseTrainArgs(argv: readonly string[]): TrainOptions | 'help' {
 export interface TrainingRow {
   readonly profile: ProfileView;
   readonly churned: boolean;
+  /** When the features are read, ISO-8601 in UTC (`…Z`). */
   readonly at?: string;
 }
 
@@ -203,15 +205,17 @@ export function parseTrainingData(text: string, path: string): TrainingRow[] {
     const r = (row ?? {}) as { profile?: unknown; churned?: unknown; at?: unknown };
     if (typeof r !== 'object' || typeof r.profile !== 'object' || r.profile === null) throw new UsageError(`${where}: "profile" must be an object`);
     if (typeof r.churned !== 'boolean') throw new UsageError(`${where}: "churned" must be true or false`);
-    if (r.at !== undefined && (typeof r.at !== 'string' || Number.isNaN(Date.parse(r.at)))) {
-      throw new UsageError(`${where}: "at" must be an ISO-8601 date-time`);
+    // Read strictly: the engine's Date.parse would move 2026-02-30 to March 2nd, and read a time without a zone as local.
+    const at = typeof r.at === 'string' ? parseIsoDateTime(r.at) : undefined;
+    if (r.at !== undefined && at === undefined) {
+      throw new UsageError(`${where}: "at" must be an ISO-8601 date-time such as 2026-11-01T00:00:00Z`);
     }
     const empty = emptyProfileView({ userId: 'training' });
     const given = r.profile as Partial<ProfileView>;
     rows.push({
       profile: { ...empty, ...given, stats: { ...empty.stats, ...(given.stats ?? {}) } },
       churned: r.churned,
-      ...(typeof r.at === 'string' ? { at: r.at } : {}),
+      ...(at !== undefined ? { at: new Date(at).toISOString() } : {}),
     });
   });
   if (rows.length === 0) throw new UsageError(`${path}: no labelled profiles`);

@@ -83,7 +83,13 @@ function catalogText(request: HttpRequest): { text: string; format: 'json' | 'ya
     throw new ApiError('payload_too_large', `The catalog is larger than ${MAX_CATALOG_BYTES} bytes`);
   }
   if (request.rawBody.trim() === '') {
-    throw new ApiError('validation_failed', 'The body must be a catalog', [{ path: '(root)', message: 'Required' }]);
+    throw new ApiError('validation_failed', 'The body must be a catalog', [
+      {
+        path: '(root)',
+        message: 'the body is empty: send the catalog (YAML or JSON) as the body',
+        hint: 'with curl, --data-binary @<file>, its path relative to where curl runs: curl sends an empty body when it cannot read the file (silently under -s)',
+      },
+    ]);
   }
   return { text: request.rawBody, format };
 }
@@ -96,6 +102,8 @@ function summary(catalog: CompiledCatalog) {
     policies: catalog.policies.suppressions.length + catalog.policies.channelCaps.length + catalog.policies.quietHours.length,
     experiments: catalog.experiments.length,
     models: catalog.models.length,
+    triggers: catalog.triggers.length,
+    journeys: catalog.journeys.length,
   };
 }
 

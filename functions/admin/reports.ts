@@ -12,7 +12,9 @@
  * the 7 days before now; from < to, at most MAX_REPORT_RANGE_DAYS apart;
  * hourly buckets whose hour starts in [from, to) are read. `channel`,
  * `placement`, `experiment`: keep only the cells of that channel,
- * placement or experiment. Anything else: 400 validation_failed with the
+ * placement or experiment (404 not_found for an experiment neither the
+ * live catalog has nor the range's statistics name, naming the catalog's).
+ * Anything else: 400 validation_failed with the
  * parameter in `details`; so is a report too large for one answer (Lambda's
  * 6 MB), naming the filters that narrow it.
  *
@@ -79,7 +81,9 @@ const invalid = (path: string, message: string) => new ApiError('validation_fail
  * @throws ApiError validation_failed (400) on a parameter it does not take,
  *   a malformed value, from ≥ to, a range over MAX_REPORT_RANGE_DAYS, or a
  *   report too large for one answer (it names its rows and the filters that
- *   narrow it); a store fault as the store reports it (429/503).
+ *   narrow it); not_found (404) on an `experiment` neither the live catalog
+ *   has nor the range's statistics name, naming it and the catalog's
+ *   experiments; a store fault as the store reports it (429/503).
  */
 export async function actionsReportRoute(request: HttpRequest, now = Date.now(), budgetBytes = RESPONSE_BODY_BUDGET_BYTES): Promise<HttpResponse> {
   const unknown = Object.keys(request.query).find((parameter) => !Object.hasOwn(actionsReportQuerySchema.shape, parameter));
@@ -93,6 +97,13 @@ export async function actionsReportRoute(request: HttpRequest, now = Date.now(),
   if (to - from > MAX_REPORT_RANGE_DAYS * DAY_MS) throw invalid('from', `the range must be at most ${MAX_REPORT_RANGE_DAYS} days`);
 
   const [catalog, rows] = await Promise.all([refreshLiveCatalog(), readStatistics({ from, to })]);
+  if (query.experiment !== undefined) {
+    // An experiment is reported when the live catalog has it or the range's statistics name it (one since removed);
+    // any other id is a typo, which an empty report would hide.
+    const live = (catalog?.experiments ?? []).map((experiment) => experiment.id);
+    const counted = rows.some((row) => row.cell.experiment === query.experiment && row.bucket >= from && row.bucket < to);
+    if (!live.includes(query.experiment) && !counted) throw unknownId('experiment', query.experiment, live, 'nor do the statistics of the range name it');
+  }
   const report = buildActionsReport(rows, catalog ?? emptyCatalog(), {
     from,
     to,
@@ -147,26 +158,27 @@ export async function journeysReportRoute(request: HttpRequest, now = Date.now()
   const [catalog, rows] = await Promise.all([refreshLiveCatalog(), readJourneyCounts({ from, to })]);
   const live = catalog?.journeys ?? [];
   const journeys = live.filter((j) => query.journey === undefined || j.id === query.journey);
-  if (query.journey !== undefined && journeys.length === 0) throw unknownJourney(query.journey, live.map((j) => j.id));
+  if (query.journey !== undefined && journeys.length === 0) throw unknownId('journey', query.journey, live.map((j) => j.id));
   return { status: 200, body: journeyReport(journeys, rows, from, to) };
 }
 
-/** How many of the catalog's journey ids an unknown journey's 404 lists. */
-const LISTED_JOURNEYS = 20;
+/** How many of the catalog's ids an unknown journey's or experiment's 404 lists. */
+const LISTED_IDS = 20;
 
 /**
- * The 404 of a `journey` the live catalog does not have (the report covers
- * the live catalog's journeys only, so an empty report would hide a typo):
- * it names the id asked for and the catalog's journeys (the first 20).
+ * The 404 of a `journey` or an `experiment` the report does not cover (an
+ * empty report would hide a typo): it names the id asked for and the live
+ * catalog's ids of that kind (the first 20); `also`, what else was looked in.
  */
-function unknownJourney(id: string, ids: readonly string[]): ApiError {
-  const listed = ids.slice(0, LISTED_JOURNEYS).map((j) => JSON.stringify(j));
-  const more = ids.length > LISTED_JOURNEYS ? ` and ${ids.length - LISTED_JOURNEYS} more` : '';
-  const message =
+function unknownId(kind: 'journey' | 'experiment', id: string, ids: readonly string[], also?: string): ApiError {
+  const listed = ids.slice(0, LISTED_IDS).map((j) => JSON.stringify(j));
+  const more = ids.length > LISTED_IDS ? ` and ${ids.length - LISTED_IDS} more` : '';
+  const where =
     ids.length === 0
-      ? `no journey ${JSON.stringify(id)}: the live catalog has no journeys`
-      : `no journey ${JSON.stringify(id)} in the live catalog; its journeys: ${listed.join(', ')}${more}`;
-  return new ApiError('not_found', `The report request names ${message}`, [{ path: 'journey', message }]);
+      ? `no ${kind} ${JSON.stringify(id)}: the live catalog has no ${kind}s`
+      : `no ${kind} ${JSON.stringify(id)} in the live catalog; its ${kind}s: ${listed.join(', ')}${more}`;
+  const message = also !== undefined ? `${where}; ${also}` : where;
+  return new ApiError('not_found', `The report request names ${message}`, [{ path: kind, message }]);
 }
 
 export const reportRoutes = {

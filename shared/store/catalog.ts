@@ -417,10 +417,26 @@ export function formatOfPath(path: string): 'json' | 'yaml' {
 }
 
 /**
+ * The text of a catalog file (UTF-8).
+ * @throws Error naming the file, why it cannot be read (missing, a folder,
+ *   not readable) and what to give instead, never the bare system error.
+ */
+async function readCatalogFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT' ? 'there is no such file' : code === 'EISDIR' ? 'it is a folder' : code === 'EACCES' ? 'it is not readable (permissions)' : (error as Error).message;
+    throw new Error(`catalog file ${path} cannot be read: ${why}; give the path of a YAML or JSON catalog (KAIROS_CATALOG, relative to the folder npm start runs in), or unset it for the demo catalog`);
+  }
+}
+
+/**
  * Load a catalog file unless a catalog is already live (the local stack's
  * step 3: the demo catalog, or KAIROS_CATALOG). Throws with every problem
  * when the file is invalid (the operator named it, so refuse rather than
- * ignore).
+ * ignore), and names the file when it cannot be read.
  */
 export async function ensureCatalogLoaded(
   path: string = DEMO_CATALOG_PATH,
@@ -434,7 +450,7 @@ export async function ensureCatalogLoaded(
     }
     return { status: 'kept', version: live, actions: -1, message: `catalog v${live} kept (already stored)` };
   }
-  const text = await readFile(path, 'utf8');
+  const text = await readCatalogFile(path);
   const result = await publishCatalog(text, formatOfPath(path), { principal: 'local-stack', onlyIfNone: true }, options);
   if (!result.ok) {
     const lines = result.problems

@@ -10,6 +10,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -160,6 +162,15 @@ beforeAll(async () => {
 beforeEach(() => resetCatalogCache());
 
 describe('versioned storage', () => {
+  it('a catalog file that cannot be read stops the load with its path and what to give, and stores nothing', async () => {
+    const missing = join(tmpdir(), `kairos-no-such-catalog-${run}.yaml`);
+    await expect(ensureCatalogLoaded(missing)).rejects.toThrow(
+      `catalog file ${missing} cannot be read: there is no such file; give the path of a YAML or JSON catalog`,
+    );
+    await expect(ensureCatalogLoaded(tmpdir())).rejects.toThrow(`catalog file ${tmpdir()} cannot be read: it is a folder`);
+    expect(await readLiveVersion()).toBeUndefined();
+  });
+
   it('starts empty, then loads the demo catalog once (ensureCatalogLoaded)', async () => {
     expect(await readLiveVersion()).toBeUndefined();
     expect(await getLiveCatalog()).toBeUndefined();
@@ -368,6 +379,15 @@ describe('admin routes', () => {
     expect(await counter()).toBe(before);
   });
 
+  it('validate and publish count what the catalog holds, its triggers and journeys included', async () => {
+    const demo = readFileSync(DEMO_CATALOG_PATH, 'utf8');
+    const counts = { actions: 17, segments: 10, personas: 3, policies: 4, experiments: 1, models: 1, triggers: 1, journeys: 1 };
+    const validated = await call('POST', '/v1/admin/catalog/validate', { ...ADMIN, 'content-type': 'application/yaml' }, demo);
+    expect(validated.body).toEqual({ valid: true, ...counts, warnings: [] });
+    const published = await call('PUT', '/v1/admin/catalog', { ...ADMIN, 'content-type': 'application/yaml' }, demo);
+    expect(published.body).toMatchObject({ live: true, ...counts });
+  });
+
   it('YAML under every YAML media type (text/x-yaml included); another type is a 415 that names JSON and YAML', async () => {
     for (const type of ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml; charset=utf-8']) {
       const res = await call('POST', '/v1/admin/catalog/validate', { ...ADMIN, 'content-type': type }, yaml);
@@ -458,6 +478,20 @@ describe('admin routes', () => {
       expect({ status: res.status, code: res.body?.error.code }).toEqual({ status, code });
     }
     expect(await counter()).toBe(before);
+  });
+
+  it('an empty body (curl given a file it cannot read) is a 400 that says the body is empty and how to send the file', async () => {
+    for (const path of ['/v1/admin/catalog/validate', '/v1/admin/catalog']) {
+      const res = await call(path.endsWith('validate') ? 'POST' : 'PUT', path, { ...ADMIN, 'content-type': 'application/yaml' }, ' \n');
+      expect(res.status).toBe(400);
+      expect(res.body?.error.details).toEqual([
+        {
+          path: '(root)',
+          message: 'the body is empty: send the catalog (YAML or JSON) as the body',
+          hint: 'with curl, --data-binary @<file>, its path relative to where curl runs: curl sends an empty body when it cannot read the file (silently under -s)',
+        },
+      ]);
+    }
   });
 
   it('hostile bodies get a 4xx, never a 5xx', async () => {

@@ -77,6 +77,8 @@ const written: Record<number, StatisticsIncrement[]> = {
     increment(armB, DAY1 + 24 * HOUR, 1_000, 1_000, 1_000), // the next day: outside the range asked below
   ],
   11: [increment({ actionId: 'recent' }, NOW_HOUR - HOUR, 30, 3, 0), increment({ actionId: 'old' }, NOW_HOUR - 8 * 24 * HOUR, 30, 3, 0)],
+  // An experiment the live catalog no longer has, counted a month before DAY1 (a range of its own).
+  12: [increment({ variant: 'a', experiment: 'spring-copy', arm: 'a' }, DAY1 - 30 * 24 * HOUR, 20, 2, 1)],
 };
 
 beforeAll(async () => {
@@ -149,6 +151,29 @@ describe('GET /v1/admin/reports/actions', () => {
     expect(elsewhere.body.rows).toEqual([]);
   });
 
+  it('an experiment neither the live catalog has nor the range\'s statistics name is a 404 naming the catalog\'s, not an empty report', async () => {
+    const range = 'from=2026-10-01T00:00:00Z&to=2026-10-02T00:00:00Z';
+    const typo = await call(`/v1/admin/reports/actions?${range}&experiment=hero-cpy`);
+    expect(typo.status).toBe(404);
+    expect(typo.body.error?.code).toBe('not_found');
+    expect(typo.body.error?.details).toEqual([
+      { path: 'experiment', message: 'no experiment "hero-cpy" in the live catalog; its experiments: "hero-copy"; nor do the statistics of the range name it' },
+    ]);
+    // The catalog's experiment is reported with no statistics in the range, zero counts.
+    const quiet = await call('/v1/admin/reports/actions?from=2026-09-01&to=2026-09-02&experiment=hero-copy');
+    expect(quiet.status).toBe(200);
+    expect((quiet.body.experiments as { id: string }[]).map((e) => e.id)).toEqual(['hero-copy']);
+    // One since removed from the catalog is reported over a range whose statistics name it, with any channel filter…
+    const removedRange = 'from=2026-09-01&to=2026-09-02';
+    const removed = await call(`/v1/admin/reports/actions?${removedRange}&experiment=spring-copy&channel=app`);
+    expect(removed.status).toBe(200);
+    expect(removed.body.rows).toEqual([]);
+    const counted = await call(`/v1/admin/reports/actions?${removedRange}&experiment=spring-copy`);
+    expect((counted.body.experiments as { id: string; inCatalog: boolean }[]).map((e) => [e.id, e.inCatalog])).toEqual([['spring-copy', false]]);
+    // …and is unknown over a range whose statistics do not.
+    expect((await call(`/v1/admin/reports/actions?${range}&experiment=spring-copy`)).status).toBe(404);
+  });
+
   it('reads the last 7 days by default', async () => {
     const res = await call('/v1/admin/reports/actions');
     expect(res.status).toBe(200);
@@ -204,7 +229,7 @@ describe('GET /v1/admin/reports/actions', () => {
     expect(bytes).toBeLessThan(RESPONSE_BODY_BUDGET_BYTES);
   });
 
-  it('answers any query string with 200 or 400, never a 5xx', async () => {
+  it('answers any query string with 200, 400 or (an unknown experiment) 404, never a 5xx', async () => {
     const value = fc.oneof(
       fc.string({ maxLength: 40 }),
       fc.date({ min: new Date('1969-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString()),
@@ -214,9 +239,11 @@ describe('GET /v1/admin/reports/actions', () => {
     await fc.assert(
       fc.asyncProperty(fc.dictionary(parameter, value, { maxKeys: 4 }), async (query) => {
         const res = await call(`/v1/admin/reports/actions?${new URLSearchParams(query).toString()}`);
-        expect([200, 400]).toContain(res.status);
-        // A 400 names what is wrong; a 200 has no error.
-        expect(res.status === 400 ? (res.body.error?.details?.length ?? 0) > 0 : res.body.error === undefined).toBe(true);
+        expect([200, 400, 404]).toContain(res.status);
+        // A 404 is an unknown experiment's only.
+        expect(res.status !== 404 || (query.experiment !== undefined && res.body.error?.details?.[0]?.path === 'experiment')).toBe(true);
+        // A 4xx names what is wrong; a 200 has no error.
+        expect(res.status >= 400 ? (res.body.error?.details?.length ?? 0) > 0 : res.body.error === undefined).toBe(true);
       }),
       { numRuns: 60 },
     );

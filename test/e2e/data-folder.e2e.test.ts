@@ -2,7 +2,8 @@
  * One `npm start` per data folder (local/data-folder-lock.ts): a second
  * `npm start` over the folder of a running one exits with code 1 and says
  * what to do, before it starts a DynamoDB Local there; the first goes on
- * answering, and frees the folder when it stops.
+ * answering, and frees the folder when it stops. Started again over the
+ * folder, it prints the credentials it generated there the first time.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -53,5 +54,21 @@ describe('a data folder in use', () => {
     first.npm.kill('SIGTERM');
     expect(await whatRemains(first)).toEqual({ npmExited: true, node: false, java: [], httpPort: false, dynamoPort: false });
     expect(existsSync(claim)).toBe(false);
+  });
+
+  it('started again over it, prints the same generated credentials, each still said to be generated and kept there', async () => {
+    // The first start generated the server key, the user-token secret and the decision key (the public key and the admin
+    // token are fixed by startNpmStart): the restart reads them back from the folder and says where they come from.
+    const generatedLines = (output: string) => output.split('\n').filter((line) => /^ {2}(server key|user-token secret) /.test(line));
+    const before = generatedLines(first?.output() ?? '');
+    expect(before).toHaveLength(2);
+    for (const line of before) expect(line).toMatch(/ {3}\(generated; kept in the data folder\)$/);
+    const again = await startNpmStart({ KAIROS_DATA_DIR: dataDir });
+    try {
+      expect(generatedLines(again.output())).toEqual(before);
+    } finally {
+      again.npm.kill('SIGTERM');
+      await whatRemains(again);
+    }
   });
 });

@@ -46,6 +46,11 @@ describe('the command line', () => {
     [['--catalog', 'c.yaml', '--deployed', '--state-machine', 'arn:aws:states:x'], /--deployed needs --from and --to/],
     [['--catalog', 'c.yaml', '--state-machine', 'arn:aws:states:x'], /--state-machine goes with --deployed/],
     [['--catalog', 'c.yaml', '--from', 'yesterday'], /--from must be a day \(YYYY-MM-DD\) or an ISO-8601 instant \(got "yesterday"\)/],
+    // Days and instants the engine's Date.parse would move to another day: refused, not read as another range.
+    [['--catalog', 'c.yaml', '--from', '2026-11-31'], /--from must be a day of the calendar, YYYY-MM-DD \(got "2026-11-31": there is no such day\)/],
+    [['--catalog', 'c.yaml', '--to', '2026-02-29'], /--to must be a day of the calendar/],
+    [['--catalog', 'c.yaml', '--from', '2026-02-30T10:00:00Z'], /--from must be a day \(YYYY-MM-DD\) or an ISO-8601 instant \(got "2026-02-30T10:00:00Z"\)/],
+    [['--catalog', 'c.yaml', '--from', 'Nov 20 2026'], /--from must be a day \(YYYY-MM-DD\) or an ISO-8601 instant/],
     [['--catalog', 'c.yaml', '--from', '2026-11-21', '--to', '2026-11-20'], /--from must come before --to/],
     [['--catalog', 'c.yaml', '--min-support', '2'], /--min-support must be a share from 0 to 1/],
     [['--catalog', 'c.yaml', '--dynamodb', 'localhost'], /--dynamodb must be a URL/],
