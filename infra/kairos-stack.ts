@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { CfnOutput, Duration, Stack, Validations, type StackProps } from 'aws-cdk-lib';
 import { DecisionCounts } from './constructs/decision-counts.ts';
 import { DecisionLog } from './constructs/decision-log.ts';
@@ -13,11 +11,12 @@ import type { Construct } from 'constructs';
 import { dispatcherStreamSettings, functionDefinitions, METRICS_NAMESPACE, serviceNameOf, type Access, type FunctionDefinition, type LambdaName } from '#shared/functions.ts';
 import { routes, type FunctionName } from '#http/routes.ts';
 import { tables, type TableName } from '#store/tables.ts';
-import { KairosFunction, PROJECT_ROOT } from './constructs/kairos-function.ts';
+import { KairosFunction } from './constructs/kairos-function.ts';
 import { KairosHttpApi } from './constructs/kairos-http-api.ts';
 import { KairosMonitoring } from './constructs/kairos-monitoring.ts';
 import { KairosTable } from './constructs/kairos-table.ts';
 import { EmissionBus } from './constructs/emission-bus.ts';
+import { packageVersion } from './package-version.ts';
 import { ProfileStream } from './constructs/profile-stream.ts';
 
 export interface KairosStackProps extends StackProps {
@@ -116,7 +115,7 @@ export class KairosStack extends Stack {
         serviceName: serviceNameOf(name),
         metricsNamespace: METRICS_NAMESPACE,
         environment: {
-          KAIROS_VERSION: kairosVersion(),
+          KAIROS_VERSION: packageVersion(),
           // A CloudFormation dynamic reference: resolved at deploy time, never in the template.
           ...((definition as FunctionDefinition).decisionKey ? { KAIROS_DECISION_KEY: this.decisionKey.secretValue.unsafeUnwrap() } : {}),
           ...props.functionEnvironment,
@@ -223,12 +222,6 @@ export class KairosStack extends Stack {
 }
 
 /** The version the health route reports: the package being deployed. */
-function kairosVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version?: unknown };
-  if (typeof pkg.version !== 'string' || pkg.version === '') throw new Error('package.json has no version');
-  return pkg.version;
-}
-
 function capitalize(name: string): string {
   return name.charAt(0).toUpperCase() + name.slice(1);
 }

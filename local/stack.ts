@@ -24,6 +24,7 @@ import type * as DispatcherModule from '#functions/dispatcher/handler.ts';
 import { functionDefinitions, type LambdaName } from '#shared/functions.ts';
 import type { FunctionName } from '#http/routes.ts';
 import { eventsTable, outboxTable } from '#store/tables.ts';
+import { packageVersion } from '#infra/package-version.ts';
 import { loadLocalCatalog, type CatalogLoader, type CatalogLoadResult } from './catalog.ts';
 import { claimDataFolder } from './data-folder-lock.ts';
 import { DECISION_COUNT_FAILURES_FILE, LocalDecisionCounter } from './decision-counter.ts';
@@ -295,6 +296,8 @@ function exportEnvironment(values: {
   env.AWS_SECRET_ACCESS_KEY = 'local';
   delete env.AWS_SESSION_TOKEN;
   delete env.AWS_PROFILE;
+  // What GET /v1/health answers, as the CDK stack sets it: package.json's version, unless set.
+  env.KAIROS_VERSION ??= packageVersion();
   env.POWERTOOLS_SERVICE_NAME ??= 'kairos';
   env.POWERTOOLS_METRICS_NAMESPACE ??= 'Kairos';
   // EMF metrics only mean something in CloudWatch; locally they would flood the console.

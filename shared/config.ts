@@ -30,6 +30,10 @@ export interface Config {
   readonly KAIROS_CORS_ALLOW_HEADERS: string;
   /** Half-life of category interest, in days. */
   readonly KAIROS_INTEREST_HALF_LIFE_DAYS: number;
+  /**
+   * The version `GET /v1/health` answers: package.json's, set by the CDK stack and the local stack
+   * (infra/package-version.ts); `unknown` in a process neither started.
+   */
   readonly KAIROS_VERSION: string;
   readonly AWS_REGION: string;
   /**
@@ -95,7 +99,7 @@ export function loadConfig(): Config {
     KAIROS_CORS_ORIGINS: text('KAIROS_CORS_ORIGINS', '*'),
     KAIROS_CORS_ALLOW_HEADERS: text('KAIROS_CORS_ALLOW_HEADERS', ''),
     KAIROS_INTEREST_HALF_LIFE_DAYS: number('KAIROS_INTEREST_HALF_LIFE_DAYS', 0.001, 3650, 14),
-    KAIROS_VERSION: text('KAIROS_VERSION', '0.1.0'),
+    KAIROS_VERSION: text('KAIROS_VERSION', 'unknown'),
     AWS_REGION: text('AWS_REGION', 'us-east-1'),
     KAIROS_DECIDE_DEADLINE_MS: number('KAIROS_DECIDE_DEADLINE_MS', 50, 25_000, 1_000),
     KAIROS_STALE_MAX_SECONDS: number('KAIROS_STALE_MAX_SECONDS', 0, 7 * 86_400, 3_600),

@@ -6,6 +6,7 @@
  * what the README says it prints.
  * It also proves the process shuts down cleanly on SIGTERM, port freed.
  */
+import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -46,6 +47,13 @@ describe('the README walk-through', () => {
     expect(output).toMatch(new RegExp(`server key +${env.KAIROS_SERVER_KEY}`));
     expect(output).toContain(env.KAIROS_USER_TOKEN_SECRET);
     expect(output).toContain(env.KAIROS_ADMIN_TOKEN);
+  });
+
+  it('GET /v1/health answers the version of package.json, as the deployed functions do', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const answer = await fetch(`${stack.origin}/v1/health`);
+    expect(answer.status).toBe(200);
+    expect(((await answer.json()) as { version?: string }).version).toBe(version);
   });
 
   it('prints what the README says, command by command', async () => {

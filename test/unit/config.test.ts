@@ -37,7 +37,7 @@ describe('configuration', () => {
         KAIROS_CORS_ORIGINS: '*',
         KAIROS_CORS_ALLOW_HEADERS: '',
         KAIROS_INTEREST_HALF_LIFE_DAYS: 14,
-        KAIROS_VERSION: '0.1.0',
+        KAIROS_VERSION: 'unknown',
         AWS_REGION: 'us-east-1',
         KAIROS_DECIDE_DEADLINE_MS: 1000,
         KAIROS_STALE_MAX_SECONDS: 3600,
