@@ -429,6 +429,50 @@ describe('rendered content is safe for where it is shown', () => {
     expect(decideFor('email', { crm: '/c/42' })).toMatchObject({ served: ['agent-script'], content: { body: "<a href='/c/42'>ver</a>" } });
   });
 
+  it('in an html field, a value written into a srcset, CSS, a refresh, script, an unquoted attribute, a tag or through | raw that would load or run something is not served (counted); a harmless value is', () => {
+    // [template, a value anyone with the public key can set that would become a script or a navigation, a harmless value, what the harmless one renders]
+    const cases: [string, string, string, string][] = [
+      ['<img srcset="{{ x }} 2x">', 'javascript:alert(1)', '/b.png', '<img srcset="/b.png 2x">'],
+      ['<img srcset="/a.png 1x, {{ x }} 2x">', ' JaVaScRiPt:alert(1)', '/b.png', '<img srcset="/a.png 1x, /b.png 2x">'],
+      ['<img srcset="/img/{{ x }} 2x">', 'a.png 1x, data:image/svg+xml,x', 'a.png', '<img srcset="/img/a.png 2x">'],
+      ['<source imagesrcset={{ x }}>', 'vbscript:x', '/c.webp', '<source imagesrcset=/c.webp>'],
+      ['<div style="background:url({{ x }})">', 'javascript:alert(1)', '/bg.png', '<div style="background:url(/bg.png)">'],
+      ["<div style=\"background:url('{{ x }}')\">", 'data:text/html,x', 'https://cdn.example.com/bg.png', "<div style=\"background:url('https://cdn.example.com/bg.png')\">"],
+      ['<div style="color:{{ x }}">', 'red;background:URL(javascript:alert(1))', 'red', '<div style="color:red">'],
+      ['<div style="color:{{ x }}">', 'red;background:u\\72l(x)', '#336699', '<div style="color:#336699">'],
+      ['<style>.tier{color:{{ x }}}</style>', 'red}@import "https://evil.example.com/x.css";', 'green', '<style>.tier{color:green}</style>'],
+      ['<style>.hero{background:url({{ x }})}</style>', 'javascript:alert(1)', '/hero.png', '<style>.hero{background:url(/hero.png)}</style>'],
+      ['<meta http-equiv="refresh" content="0;url={{ x }}">', 'javascript:alert(1)', '/next', '<meta http-equiv="refresh" content="0;url=/next">'],
+      ['<meta http-equiv="refresh" content="{{ x }}">', '0; URL=data:text/html,x', '30', '<meta http-equiv="refresh" content="30">'],
+      ['<p>{{ x | raw }}</p>', '<img src=x onerror=alert(1)>', 'Hola &amp; bienvenido', '<p>Hola &amp; bienvenido</p>'],
+      ['<a title="{{ x | raw }}">ver</a>', '" onmouseover="alert(1)', 'Ficha', '<a title="Ficha">ver</a>'],
+      ['<p class={{ x }}>Hola</p>', 'vip onmouseover=alert(1)', 'vip', '<p class=vip>Hola</p>'],
+      ['<p {{ x }}>Hola</p>', 'onclick=alert(1)', 'hidden', '<p hidden>Hola</p>'],
+      ["<button onclick=\"crm.open('{{ x }}')\">ficha</button>", "');alert(1);('", 'C-42', "<button onclick=\"crm.open('C-42')\">ficha</button>"],
+      ['<script>crm.tier = {{ x }};</script>', '1;alert(1)', '3', '<script>crm.tier = 3;</script>'],
+    ];
+    const decideFor = (script: string, x: string) => {
+      const c = loaded({
+        learning: { enabled: false, exploration: 0 },
+        policies: { consentRequired: [] },
+        actions: [action('agent-script', { call_center: { script } }, { value: 10 }), action('plain', { call_center: { script: '<p>plain</p>' } })],
+      });
+      const failures = createFailureTally();
+      const decision = decide(c, profile({ traits: { x } }), request('call_center', { limit: 1 }), NOW, { nonce: 'n1', failures });
+      return { served: decision.actions.map((a) => a.actionId), templates: failures.templates, script: decision.actions[0]?.content.script };
+    };
+    for (const [template, hostile, harmless, rendered] of cases) {
+      expect({ template, hostile, ...decideFor(template, hostile) }).toMatchObject({ template, hostile, served: ['plain'], templates: 1 });
+      expect({ template, ...decideFor(template, harmless) }).toEqual({ template, served: ['agent-script'], templates: 0, script: rendered });
+    }
+    // The author's own text is left alone, a string literal through | raw too, and escaping is enough in element text and quoted values.
+    const own = '<img srcset="data:image/png;base64,AAAA 1x"><div style="background:url(/bg.png)">{{ "<b>Hola</b>" | raw }}<p title="{{ x }}">{{ x }}</p></div>';
+    expect(decideFor(own, '" onmouseover="alert(1) <script>')).toMatchObject({
+      served: ['agent-script'],
+      script: '<img srcset="data:image/png;base64,AAAA 1x"><div style="background:url(/bg.png)"><b>Hola</b><p title="&#34; onmouseover=&#34;alert(1) &lt;script&gt;">&#34; onmouseover=&#34;alert(1) &lt;script&gt;</p></div>',
+    });
+  });
+
   it('over the demo catalog: every action of every channel a hostile profile is offered, through decide', () => {
     const demo = loadCatalog(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8'), 'yaml', { version: 1 });
     if (!demo.ok) throw new Error(JSON.stringify(demo.problems));
