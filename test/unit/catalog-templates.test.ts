@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { Drop } from 'liquidjs';
 import type { CatalogProblem, CompiledCatalog, CompiledTemplate } from '#domain/catalog/compiled.ts';
 import { compileDocument, loadCatalog } from '#domain/catalog/load.ts';
@@ -16,7 +17,7 @@ import { createFailureTally, createRuleVariables } from '#domain/catalog/rules.t
 import type { CatalogInput } from '#domain/catalog/schema.ts';
 import { TEMPLATE_LIMITS, renderContent, renderTemplate, templateScope } from '#domain/catalog/template.ts';
 import { contentFor } from '#domain/decide/policies.ts';
-import { CONTENT_FIELDS, type ContentFieldSpec } from '#domain/catalog/content-fields.ts';
+import { CONTENT_FIELDS, type ContentFieldSpec, unsafeLinkScheme } from '#domain/catalog/content-fields.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import type { DecideRequest, Decision } from '#domain/decide/types.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
@@ -447,7 +448,8 @@ describe('rendered content is safe for where it is shown', () => {
       ['<p>{{ x | raw }}</p>', '<img src=x onerror=alert(1)>', 'Hola &amp; bienvenido', '<p>Hola &amp; bienvenido</p>'],
       ['<a title="{{ x | raw }}">ver</a>', '" onmouseover="alert(1)', 'Ficha', '<a title="Ficha">ver</a>'],
       ['<p class={{ x }}>Hola</p>', 'vip onmouseover=alert(1)', 'vip', '<p class=vip>Hola</p>'],
-      ['<p {{ x }}>Hola</p>', 'onclick=alert(1)', 'hidden', '<p hidden>Hola</p>'],
+      ['<p>5 <{{ x }}</p>', 'img src=x onerror=alert(1)', '10', '<p>5 <10</p>'],
+      ['<iframe srcdoc="<p>{{ x }}</p>"></iframe>', '<img src=x onerror=alert(1)>', 'Hola', '<iframe srcdoc="<p>Hola</p>"></iframe>'],
       ["<button onclick=\"crm.open('{{ x }}')\">ficha</button>", "');alert(1);('", 'C-42', "<button onclick=\"crm.open('C-42')\">ficha</button>"],
       ['<script>crm.tier = {{ x }};</script>', '1;alert(1)', '3', '<script>crm.tier = 3;</script>'],
     ];
@@ -471,6 +473,68 @@ describe('rendered content is safe for where it is shown', () => {
       served: ['agent-script'],
       script: '<img srcset="data:image/png;base64,AAAA 1x"><div style="background:url(/bg.png)"><b>Hola</b><p title="&#34; onmouseover=&#34;alert(1) &lt;script&gt;">&#34; onmouseover=&#34;alert(1) &lt;script&gt;</p></div>',
     });
+  });
+
+  it('property: whatever a value holds, a served render keeps it inside its attribute (no space in an unquoted value, no markup through | raw) and no srcset candidate or CSS url( it writes is a script URL', () => {
+    const template = (source: string) => {
+      const c = loaded({ actions: [action('a', { call_center: { script: source } })] });
+      return c.actions[0]?.content.call_center?.fields.script as CompiledTemplate;
+    };
+    const unquoted = template('<p class={{ x }}>');
+    const raw = template('<p>{{ x | raw }}</p>');
+    const srcset = template('<img srcset="/a.png 1x, {{ x }} 2x">');
+    const css = template('<div style="background:url({{ x }})">');
+    const rendered = (t: CompiledTemplate, x: string) => {
+      try {
+        return renderTemplate(t, { x });
+      } catch {
+        return undefined;
+      }
+    };
+    // The browser's reading of the escaped text (the entities Liquid's escape writes, and numeric ones).
+    const unescape = (html: string) =>
+      html.replace(/&(#x[0-9a-f]+|#\d+|amp|lt|gt|quot|apos);/gi, (_, e: string) =>
+        e[0] === '#' ? String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? Number.parseInt(e.slice(2), 16) : Number(e.slice(1))) : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[e.toLowerCase()] ?? _,
+      );
+    const pieces = fc.constantFrom('javascript:', 'JaVaScRiPt:', 'data:', 'vbscript:', ' ', '\t', '\n', ',', ';', '"', "'", '<', '>', '=', '/', '(', ')', '\\', 'url(', '&#58;', '&colon;', '1x', 'alert(1)', 'a', 'https://x.example/p.png');
+    const values = fc.array(fc.oneof(pieces, fc.string({ maxLength: 3 })), { maxLength: 8 }).map((parts) => parts.join(''));
+    fc.assert(
+      fc.property(values, (x) => {
+        // Each render either fails (not served) or keeps the property.
+        const u = rendered(unquoted, x);
+        const r = rendered(raw, x);
+        const s = rendered(srcset, x);
+        const c = rendered(css, x);
+        const cssValue = c === undefined ? undefined : unescape(c.slice('<div style="background:url('.length, -3));
+        const served = {
+          unquoted: u === undefined || /^<p class=[^\t\n\f\r >]*>$/.test(u),
+          raw: r === undefined || !/[<>"'`]/.test(r.slice(3, -4)),
+          srcset:
+            s === undefined ||
+            unescape(s.slice('<img srcset="'.length, -2))
+              .split(',')
+              .every((candidate) => unsafeLinkScheme(candidate.trim().split(/[\t\n\f\r ]/)[0] ?? '') === undefined),
+          css: cssValue === undefined || (unsafeLinkScheme(cssValue) === undefined && !/url\(|\\/i.test(cssValue)),
+        };
+        expect({ x, ...served }).toEqual({ x, unquoted: true, raw: true, srcset: true, css: true });
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('in an html field, an output inside a tag (its name, an attribute\'s name) is refused at load with its path and position', () => {
+    for (const [script, position] of [
+      ['<p {{ attrs }}>Hola</p>', 3],
+      ['<a href="/vip" {{ traits.extra }}>ver</a>', 15],
+      ['<div data-{{ key }}="1">', 10],
+      ['<p>Hola</p><img src="/a.png"{% echo attrs %}>', 28],
+    ] as const) {
+      expect(refused({ actions: [action('a', { call_center: { script } })] })).toEqual([
+        expect.objectContaining({ path: 'actions[0].content.call_center.script', position, message: expect.stringMatching(/^template error: a value cannot be written inside a tag/) }),
+      ]);
+    }
+    // Written by the template with {% if %}, an attribute is fine; so is a value in a quoted value, or in text.
+    expect(loaded({ actions: [action('a', { call_center: { script: '<input {% if vip %}checked{% endif %} class="{{ tier }}" title={{ tier }}>{{ tier }}' } })] }).actions).toHaveLength(1);
   });
 
   it('over the demo catalog: every action of every channel a hostile profile is offered, through decide', () => {

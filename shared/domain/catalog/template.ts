@@ -243,8 +243,8 @@ function startsUrlAttribute(source: string, begin: number): boolean {
   return URL_ATTRIBUTE_OPENING.test(source.slice(Math.max(0, end - 64), end));
 }
 
-/** The characters an HTML entity stands for, decoded once (numeric, and the named ones that can spell a scheme). */
-const NAMED_ENTITIES: Readonly<Record<string, string>> = { colon: ':', tab: '\t', newline: '\n', amp: '&', nbsp: '\u00a0' };
+/** The characters an HTML entity stands for, decoded once (numeric, and the named ones that can spell a scheme or markup). */
+const NAMED_ENTITIES: Readonly<Record<string, string>> = { colon: ':', tab: '\t', newline: '\n', amp: '&', nbsp: '\u00a0', lt: '<', gt: '>', quot: '"', apos: "'" };
 function decodeEntities(html: string): string {
   return html.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);?/gi, (whole, name: string) => {
     if (name[0] === '#') {
@@ -260,6 +260,7 @@ function decodeEntities(html: string): string {
  * tokenizer reads the template's own text (simplified; Liquid markup is
  * skipped, it does not move the state):
  * - `text`: element text (and comments, `<title>`, `<textarea>`),
+ * - `tagOpen`: right after a `<` in text (`<{{ x }}`), where a letter would open a tag,
  * - `tag`: a tag's name, an attribute's name or the space between attributes,
  * - `attribute`: an attribute's value (`name`, lower case; `quote` `"`, `'`
  *   or `''` unquoted; `tag`, the element; `valueStart`, the offset where
@@ -267,12 +268,13 @@ function decodeEntities(html: string): string {
  * - `style` / `script`: the text of a `<style>` / `<script>` element (`valueStart`: after its start tag).
  */
 type HtmlContext =
-  | { readonly in: 'text' | 'tag' }
+  | { readonly in: 'text' | 'tagOpen' | 'tag' }
   | { readonly in: 'attribute'; readonly name: string; readonly quote: string; readonly tag: string; readonly valueStart: number }
   | { readonly in: 'style' | 'script'; readonly valueStart: number };
 
 const TEXT: HtmlContext = { in: 'text' };
 const IN_TAG: HtmlContext = { in: 'tag' };
+const TAG_OPEN: HtmlContext = { in: 'tagOpen' };
 const isHtmlSpace = (c: string | undefined) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f';
 const isLetter = (c: string | undefined) => c !== undefined && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
 /** Elements whose text is not markup (raw text): a value there is read as CSS or script, or as text. */
@@ -319,7 +321,7 @@ function htmlContexts(source: string, offsets: ReadonlySet<number>): Map<number,
   while (i < source.length) {
     const c = source[i] as string;
     if (c === '{' && (source[i + 1] === '{' || source[i + 1] === '%')) {
-      if (offsets.has(i)) out.set(i, context(i));
+      if (offsets.has(i)) out.set(i, state === 'data' && source[i - 1] === '<' ? TAG_OPEN : context(i));
       // An output that begins an unquoted value (`src={{ x }}`): the value goes on after it.
       if (state === 'beforeValue') {
         state = 'value';
@@ -447,6 +449,9 @@ function cssProblem(value: string, before: string): string | undefined {
   return undefined;
 }
 
+const VALUE_IN_TAG =
+  'a value cannot be written inside a tag, as its name or an attribute\'s (it could add an attribute that runs script): write the tag and its attributes in the template, a value in a quoted attribute value (class="{{ tier }}"), or choose with {% if %}';
+
 /** Characters a value written into script (a `<script>` element, an `on…` attribute) may hold: words, numbers and ` .,:@+-`. */
 const SCRIPT_SAFE = /^[\w .,:@+-]*$/;
 const scriptProblem = (value: string) =>
@@ -509,10 +514,8 @@ function contextCheck(source: string, at: number, context: HtmlContext, raw: boo
         : undefined,
     );
   }
-  if (context.in === 'tag') {
-    checks.push((written) =>
-      /[\s"'<>/=]/.test(written) ? 'a value written inside a tag may only be a name (no spaces, quotes, /, = or >): it would add an attribute' : undefined,
-    );
+  if (context.in === 'tagOpen') {
+    checks.push((written) => (/^[A-Za-z/!?]/.test(written) ? 'a value written right after "<" must not start with a letter, /, ! or ? (it would open a tag)' : undefined));
   } else if (context.in === 'script') {
     checks.push(scriptProblem);
   } else if (context.in === 'style') {
@@ -528,6 +531,9 @@ function contextCheck(source: string, at: number, context: HtmlContext, raw: boo
     if (context.name.startsWith('on')) checks.push((written) => scriptProblem(decodeEntities(written)));
     else if (context.name === 'style') checks.push((written) => cssProblem(decodeEntities(written), before));
     else if (SRCSET_ATTRIBUTES.has(context.name)) checks.push((written) => srcsetProblem(decodeEntities(written)));
+    else if (context.name === 'srcdoc') {
+      checks.push((written) => (decodeEntities(written).includes('<') ? 'a value written into an srcdoc must not hold "<" (the frame reads it as markup)' : undefined));
+    }
     else if (context.name === 'content' && context.tag === 'meta') {
       checks.push((written) => {
         const url = refreshUrl(before + decodeEntities(written));
@@ -574,6 +580,8 @@ function guardWritten(node: Template, check: (written: string) => string | undef
 
 /** The filtered value an output (`{{ … }}`) or an `echo` writes, if `node` is one. */
 function writtenValue(node: Template): { initial: { postfix: readonly unknown[] }; filters: readonly { raw: boolean; args: readonly unknown[] }[] } | undefined {
+  const token = node.token as Token | undefined;
+  if (token === undefined || !(TypeGuards.isOutputToken(token) || (TypeGuards.isTagToken(token) && token.name === 'echo'))) return undefined;
   const value = (node as { value?: unknown }).value as { initial?: { postfix?: unknown }; filters?: unknown } | undefined;
   return value !== undefined && Array.isArray(value.filters) && Array.isArray(value.initial?.postfix) ? (value as ReturnType<typeof writtenValue>) : undefined;
 }
@@ -582,9 +590,11 @@ function writtenValue(node: Template): { initial: { postfix: readonly unknown[] 
  * Parse a template of this kind. In an `html` template, the outputs and tags
  * that start a URL attribute's value are guarded, and so is every output
  * (`{{ … }}`, `echo`) that writes where escaping is not enough (`contextCheck`):
- * inside a tag, in an unquoted, `on…`, `style`, `srcset` or `<meta content>`
- * value, in a `<style>` or `<script>` element, or with `| raw` (but for a
- * string literal with no filter argument, the author's own text).
+ * right after a `<`, in an unquoted, `on…`, `style`, `srcset`, `srcdoc` or
+ * `<meta content>` value, in a `<style>` or `<script>` element, or with
+ * `| raw` (but for a string literal with no filter argument, the author's
+ * own text). An output inside a tag, as its name or an attribute's, is
+ * refused: the parse throws, with the output's token.
  */
 function parseTemplate(source: string, kind: TemplateKind): Template[] {
   const parsed = engines[kind].parse(source);
@@ -608,6 +618,8 @@ function parseTemplate(source: string, kind: TemplateKind): Template[] {
   const contexts = htmlContexts(source, new Set(writers.map((w) => w.begin)));
   for (const { node, begin, raw } of writers) {
     const context = contexts.get(begin);
+    // As a tag's or an attribute's name, any value could add an attribute that runs script (`<p {{ attr }}>`): the template is refused.
+    if (context?.in === 'tag') throw Object.assign(new Error(VALUE_IN_TAG), { token: node.token });
     const check = context === undefined ? undefined : contextCheck(source, begin, context, raw);
     if (check !== undefined) guardWritten(node, check);
   }
