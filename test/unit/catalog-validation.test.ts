@@ -342,6 +342,30 @@ describe('rules that can never be true', () => {
     expect(loadCatalog(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8'), 'yaml').warnings ?? []).toEqual([]);
   });
 
+  it('an output in an unquoted HTML attribute value: a warning at the output (a value with a space is not served); a quoted one, or a text field, warns of nothing', () => {
+    const result = loadCatalog(
+      {
+        actions: [
+          {
+            id: 'a',
+            name: 'A',
+            content: {
+              call_center: { script: '<p class="{{ tier }}" title={{ firstName }}>Hola</p><img src={{ photo }} alt="">' },
+              web: { title: 'title={{ firstName }}' },
+            },
+          },
+        ],
+      },
+      'object',
+    );
+    expect(result.ok).toBe(true);
+    const message = 'template: an output in an unquoted attribute value: a value with a space (a name like "Ana María") is not served, since it would start another attribute; quote the attribute';
+    expect(result.warnings).toEqual([
+      { path: 'actions[0].content.call_center.script', message, position: 28 },
+      { path: 'actions[0].content.call_center.script', message, position: 61 },
+    ]);
+  });
+
   it('a valid catalog has no warnings', () => {
     const result = loadCatalog({ segments: [{ id: 's', rule: 'channel == "push" && engagementRate("email") > 0.1' }] }, 'object');
     expect(result).toMatchObject({ ok: true });

@@ -449,6 +449,8 @@ function cssProblem(value: string, before: string): string | undefined {
   return undefined;
 }
 
+const UNQUOTED_VALUE =
+  'an output in an unquoted attribute value: a value with a space (a name like "Ana María") is not served, since it would start another attribute; quote the attribute';
 const VALUE_IN_TAG =
   'a value cannot be written inside a tag, as its name or an attribute\'s (it could add an attribute that runs script): write the tag and its attributes in the template, a value in a quoted attribute value (class="{{ tier }}"), or choose with {% if %}';
 
@@ -594,9 +596,10 @@ function writtenValue(node: Template): { initial: { postfix: readonly unknown[] 
  * `<meta content>` value, in a `<style>` or `<script>` element, or with
  * `| raw` (but for a string literal with no filter argument, the author's
  * own text). An output inside a tag, as its name or an attribute's, is
- * refused: the parse throws, with the output's token.
+ * refused: the parse throws, with the output's token. An output in an
+ * unquoted value is noted in `warnings` (a value with a space is not served).
  */
-function parseTemplate(source: string, kind: TemplateKind): Template[] {
+function parseTemplate(source: string, kind: TemplateKind, warnings?: TemplateCompileError[]): Template[] {
   const parsed = engines[kind].parse(source);
   if (kind !== 'html') return parsed;
   const writers: { node: Template; begin: number; raw: boolean }[] = [];
@@ -620,6 +623,7 @@ function parseTemplate(source: string, kind: TemplateKind): Template[] {
     const context = contexts.get(begin);
     // As a tag's or an attribute's name, any value could add an attribute that runs script (`<p {{ attr }}>`): the template is refused.
     if (context?.in === 'tag') throw Object.assign(new Error(VALUE_IN_TAG), { token: node.token });
+    if (context?.in === 'attribute' && context.quote === '') warnings?.push({ message: UNQUOTED_VALUE, position: begin });
     const check = context === undefined ? undefined : contextCheck(source, begin, context, raw);
     if (check !== undefined) guardWritten(node, check);
   }
@@ -743,8 +747,10 @@ function unknownProfileReads(parsed: Template[], kind: TemplateKind, source: str
 /**
  * Parse a content template of this kind. Refused: Liquid syntax errors,
  * unknown filters, `include`/`render`/`layout`, and loops or literal text
- * over TEMPLATE_LIMITS when that is known before rendering. Warned about
- * (`warnings`): a read of a `profile.` field the profile does not have.
+ * over TEMPLATE_LIMITS when that is known before rendering, an output
+ * inside an HTML tag. Warned about (`warnings`): a read of a `profile.`
+ * field the profile does not have, an output in an unquoted HTML attribute
+ * value.
  */
 export function compileTemplate(
   source: string,
@@ -753,10 +759,11 @@ export function compileTemplate(
 ): { ok: true; template: CompiledTemplate; warnings?: TemplateCompileError[] } | { ok: false; error: TemplateCompileError } {
   if (!MARKUP.test(source)) return { ok: true, template: { source, path, kind, literal: source } };
   try {
-    const parsed = parseTemplate(source, kind);
+    const unquoted: TemplateCompileError[] = [];
+    const parsed = parseTemplate(source, kind, unquoted);
     const bound = staticBoundProblem(parsed);
     if (bound) return { ok: false, error: bound };
-    const warnings = unknownProfileReads(parsed, kind, source);
+    const warnings = [...unknownProfileReads(parsed, kind, source), ...unquoted.sort((a, b) => (a.position ?? 0) - (b.position ?? 0))];
     return { ok: true, template: { source, path, kind, parsed }, ...(warnings.length > 0 ? { warnings } : {}) };
   } catch (error) {
     const e = error as { message?: string; token?: { begin?: number; end?: number } };
