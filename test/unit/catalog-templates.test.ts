@@ -446,6 +446,7 @@ describe('rendered content is safe for where it is shown', () => {
       ['<meta http-equiv="refresh" content="0;url={{ x }}">', 'javascript:alert(1)', '/next', '<meta http-equiv="refresh" content="0;url=/next">'],
       ['<meta http-equiv="refresh" content="{{ x }}">', '0; URL=data:text/html,x', '30', '<meta http-equiv="refresh" content="30">'],
       ['<p>{{ x | raw }}</p>', '<img src=x onerror=alert(1)>', 'Hola &amp; bienvenido', '<p>Hola &amp; bienvenido</p>'],
+      ['<p>{% liquid\n  echo x | raw\n%}</p>', '<svg onload=alert(1)>', 'Hola', '<p>Hola</p>'],
       ['<a title="{{ x | raw }}">ver</a>', '" onmouseover="alert(1)', 'Ficha', '<a title="Ficha">ver</a>'],
       ['<p class={{ x }}>Hola</p>', 'vip onmouseover=alert(1)', 'vip', '<p class=vip>Hola</p>'],
       ['<p>5 <{{ x }}</p>', 'img src=x onerror=alert(1)', '10', '<p>5 <10</p>'],

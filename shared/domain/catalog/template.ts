@@ -281,11 +281,12 @@ const isLetter = (c: string | undefined) => c !== undefined && ((c >= 'a' && c <
 const RAW_TEXT_ELEMENTS: ReadonlySet<string> = new Set(['style', 'script', 'textarea', 'title', 'xmp', 'iframe', 'noembed', 'noframes', 'noscript']);
 
 /**
- * The HTML context at each of `offsets` (where a Liquid output or tag begins)
- * of an `html` template's source. One forward pass, linear in the source.
+ * The HTML context of each Liquid output or tag (`{{ … }}`, `{% … %}`) of an
+ * `html` template's source, by where it begins and ends (in source order).
+ * One forward pass, linear in the source.
  */
-function htmlContexts(source: string, offsets: ReadonlySet<number>): Map<number, HtmlContext> {
-  const out = new Map<number, HtmlContext>();
+function htmlContexts(source: string): { begin: number; end: number; context: HtmlContext }[] {
+  const out: { begin: number; end: number; context: HtmlContext }[] = [];
   type State = 'data' | 'tagName' | 'beforeName' | 'name' | 'afterName' | 'beforeValue' | 'value' | 'rawText' | 'comment';
   let state = 'data' as State;
   let tag = '';
@@ -321,7 +322,8 @@ function htmlContexts(source: string, offsets: ReadonlySet<number>): Map<number,
   while (i < source.length) {
     const c = source[i] as string;
     if (c === '{' && (source[i + 1] === '{' || source[i + 1] === '%')) {
-      if (offsets.has(i)) out.set(i, state === 'data' && source[i - 1] === '<' ? TAG_OPEN : context(i));
+      const at = i;
+      const here = state === 'data' && source[i - 1] === '<' ? TAG_OPEN : context(i);
       // An output that begins an unquoted value (`src={{ x }}`): the value goes on after it.
       if (state === 'beforeValue') {
         state = 'value';
@@ -330,6 +332,7 @@ function htmlContexts(source: string, offsets: ReadonlySet<number>): Map<number,
       }
       const close = source.indexOf(source[i + 1] === '{' ? '}}' : '%}', i + 2);
       i = close < 0 ? source.length : close + 2;
+      out.push({ begin: at, end: i, context: here });
       continue;
     }
     switch (state) {
@@ -406,6 +409,20 @@ function htmlContexts(source: string, offsets: ReadonlySet<number>): Map<number,
     i++;
   }
   return out;
+}
+
+/** The context of the Liquid markup that `offset` is in (an `echo` inside `{% liquid %}` has its tag's), by binary search. */
+function contextAt(contexts: readonly { begin: number; end: number; context: HtmlContext }[], offset: number): HtmlContext | undefined {
+  let low = 0;
+  let high = contexts.length - 1;
+  while (low <= high) {
+    const mid = (low + high) >> 1;
+    const block = contexts[mid] as { begin: number; end: number; context: HtmlContext };
+    if (offset < block.begin) high = mid - 1;
+    else if (offset >= block.end) low = mid + 1;
+    else return block.context;
+  }
+  return undefined;
 }
 
 /** The template's own text from `start` to `end`, Liquid markup left out. Linear. */
@@ -618,9 +635,9 @@ function parseTemplate(source: string, kind: TemplateKind, warnings?: TemplateCo
     stack.push(...childrenOf(node));
   }
   if (writers.length === 0) return parsed;
-  const contexts = htmlContexts(source, new Set(writers.map((w) => w.begin)));
+  const contexts = htmlContexts(source);
   for (const { node, begin, raw } of writers) {
-    const context = contexts.get(begin);
+    const context = contextAt(contexts, begin);
     // As a tag's or an attribute's name, any value could add an attribute that runs script (`<p {{ attr }}>`): the template is refused.
     if (context?.in === 'tag') throw Object.assign(new Error(VALUE_IN_TAG), { token: node.token });
     if (context?.in === 'attribute' && context.quote === '') warnings?.push({ message: UNQUOTED_VALUE, position: begin });
