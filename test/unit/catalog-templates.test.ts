@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { Drop } from 'liquidjs';
 import type { CatalogProblem, CompiledCatalog, CompiledTemplate } from '#domain/catalog/compiled.ts';
 import { compileDocument, loadCatalog } from '#domain/catalog/load.ts';
@@ -16,7 +17,7 @@ import { createFailureTally, createRuleVariables } from '#domain/catalog/rules.t
 import type { CatalogInput } from '#domain/catalog/schema.ts';
 import { TEMPLATE_LIMITS, renderContent, renderTemplate, templateScope } from '#domain/catalog/template.ts';
 import { contentFor } from '#domain/decide/policies.ts';
-import { CONTENT_FIELDS, type ContentFieldSpec } from '#domain/catalog/content-fields.ts';
+import { CONTENT_FIELDS, type ContentFieldSpec, unsafeLinkScheme } from '#domain/catalog/content-fields.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
 import type { DecideRequest, Decision } from '#domain/decide/types.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
@@ -427,6 +428,114 @@ describe('rendered content is safe for where it is shown', () => {
     // The author's own javascript:void(0) is kept; a value outside an attribute is text.
     expect(served.content?.script).toBe('<p>Cliente javascript:alert(1)</p><a href="javascript:void(0)" class="x">notas</a> <a class="crm" href = "https://crm.example.com/c/42">ficha</a>');
     expect(decideFor('email', { crm: '/c/42' })).toMatchObject({ served: ['agent-script'], content: { body: "<a href='/c/42'>ver</a>" } });
+  });
+
+  it('in an html field, a value written into a srcset, CSS, a refresh, script, an unquoted attribute, a tag or through | raw that would load or run something is not served (counted); a harmless value is', () => {
+    // [template, a value anyone with the public key can set that would become a script or a navigation, a harmless value, what the harmless one renders]
+    const cases: [string, string, string, string][] = [
+      ['<img srcset="{{ x }} 2x">', 'javascript:alert(1)', '/b.png', '<img srcset="/b.png 2x">'],
+      ['<img srcset="/a.png 1x, {{ x }} 2x">', ' JaVaScRiPt:alert(1)', '/b.png', '<img srcset="/a.png 1x, /b.png 2x">'],
+      ['<img srcset="/img/{{ x }} 2x">', 'a.png 1x, data:image/svg+xml,x', 'a.png', '<img srcset="/img/a.png 2x">'],
+      ['<source imagesrcset={{ x }}>', 'vbscript:x', '/c.webp', '<source imagesrcset=/c.webp>'],
+      ['<div style="background:url({{ x }})">', 'javascript:alert(1)', '/bg.png', '<div style="background:url(/bg.png)">'],
+      ["<div style=\"background:url('{{ x }}')\">", 'data:text/html,x', 'https://cdn.example.com/bg.png', "<div style=\"background:url('https://cdn.example.com/bg.png')\">"],
+      ['<div style="color:{{ x }}">', 'red;background:URL(javascript:alert(1))', 'red', '<div style="color:red">'],
+      ['<div style="color:{{ x }}">', 'red;background:u\\72l(x)', '#336699', '<div style="color:#336699">'],
+      ['<style>.tier{color:{{ x }}}</style>', 'red}@import "https://evil.example.com/x.css";', 'green', '<style>.tier{color:green}</style>'],
+      ['<style>.hero{background:url({{ x }})}</style>', 'javascript:alert(1)', '/hero.png', '<style>.hero{background:url(/hero.png)}</style>'],
+      ['<meta http-equiv="refresh" content="0;url={{ x }}">', 'javascript:alert(1)', '/next', '<meta http-equiv="refresh" content="0;url=/next">'],
+      ['<meta http-equiv="refresh" content="{{ x }}">', '0; URL=data:text/html,x', '30', '<meta http-equiv="refresh" content="30">'],
+      ['<p>{{ x | raw }}</p>', '<img src=x onerror=alert(1)>', 'Hola &amp; bienvenido', '<p>Hola &amp; bienvenido</p>'],
+      ['<p>{% liquid\n  echo x | raw\n%}</p>', '<svg onload=alert(1)>', 'Hola', '<p>Hola</p>'],
+      ['<a title="{{ x | raw }}">ver</a>', '" onmouseover="alert(1)', 'Ficha', '<a title="Ficha">ver</a>'],
+      ['<p class={{ x }}>Hola</p>', 'vip onmouseover=alert(1)', 'vip', '<p class=vip>Hola</p>'],
+      ['<p>5 <{{ x }}</p>', 'img src=x onerror=alert(1)', '10', '<p>5 <10</p>'],
+      ['<iframe srcdoc="<p>{{ x }}</p>"></iframe>', '<img src=x onerror=alert(1)>', 'Hola', '<iframe srcdoc="<p>Hola</p>"></iframe>'],
+      ["<button onclick=\"crm.open('{{ x }}')\">ficha</button>", "');alert(1);('", 'C-42', "<button onclick=\"crm.open('C-42')\">ficha</button>"],
+      ['<script>crm.tier = {{ x }};</script>', '1;alert(1)', '3', '<script>crm.tier = 3;</script>'],
+    ];
+    const decideFor = (script: string, x: string) => {
+      const c = loaded({
+        learning: { enabled: false, exploration: 0 },
+        policies: { consentRequired: [] },
+        actions: [action('agent-script', { call_center: { script } }, { value: 10 }), action('plain', { call_center: { script: '<p>plain</p>' } })],
+      });
+      const failures = createFailureTally();
+      const decision = decide(c, profile({ traits: { x } }), request('call_center', { limit: 1 }), NOW, { nonce: 'n1', failures });
+      return { served: decision.actions.map((a) => a.actionId), templates: failures.templates, script: decision.actions[0]?.content.script };
+    };
+    for (const [template, hostile, harmless, rendered] of cases) {
+      expect({ template, hostile, ...decideFor(template, hostile) }).toMatchObject({ template, hostile, served: ['plain'], templates: 1 });
+      expect({ template, ...decideFor(template, harmless) }).toEqual({ template, served: ['agent-script'], templates: 0, script: rendered });
+    }
+    // The author's own text is left alone, a string literal through | raw too, and escaping is enough in element text and quoted values.
+    const own = '<img srcset="data:image/png;base64,AAAA 1x"><div style="background:url(/bg.png)">{{ "<b>Hola</b>" | raw }}<p title="{{ x }}">{{ x }}</p></div>';
+    expect(decideFor(own, '" onmouseover="alert(1) <script>')).toMatchObject({
+      served: ['agent-script'],
+      script: '<img srcset="data:image/png;base64,AAAA 1x"><div style="background:url(/bg.png)"><b>Hola</b><p title="&#34; onmouseover=&#34;alert(1) &lt;script&gt;">&#34; onmouseover=&#34;alert(1) &lt;script&gt;</p></div>',
+    });
+  });
+
+  it('property: whatever a value holds, a served render keeps it inside its attribute (no space in an unquoted value, no markup through | raw) and no srcset candidate or CSS url( it writes is a script URL', () => {
+    const template = (source: string) => {
+      const c = loaded({ actions: [action('a', { call_center: { script: source } })] });
+      return c.actions[0]?.content.call_center?.fields.script as CompiledTemplate;
+    };
+    const unquoted = template('<p class={{ x }}>');
+    const raw = template('<p>{{ x | raw }}</p>');
+    const srcset = template('<img srcset="/a.png 1x, {{ x }} 2x">');
+    const css = template('<div style="background:url({{ x }})">');
+    const rendered = (t: CompiledTemplate, x: string) => {
+      try {
+        return renderTemplate(t, { x });
+      } catch {
+        return undefined;
+      }
+    };
+    // The browser's reading of the escaped text (the entities Liquid's escape writes, and numeric ones).
+    const unescape = (html: string) =>
+      html.replace(/&(#x[0-9a-f]+|#\d+|amp|lt|gt|quot|apos);/gi, (_, e: string) =>
+        e[0] === '#' ? String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? Number.parseInt(e.slice(2), 16) : Number(e.slice(1))) : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[e.toLowerCase()] ?? _,
+      );
+    const pieces = fc.constantFrom('javascript:', 'JaVaScRiPt:', 'data:', 'vbscript:', ' ', '\t', '\n', ',', ';', '"', "'", '<', '>', '=', '/', '(', ')', '\\', 'url(', '&#58;', '&colon;', '1x', 'alert(1)', 'a', 'https://x.example/p.png');
+    const values = fc.array(fc.oneof(pieces, fc.string({ maxLength: 3 })), { maxLength: 8 }).map((parts) => parts.join(''));
+    fc.assert(
+      fc.property(values, (x) => {
+        // Each render either fails (not served) or keeps the property.
+        const u = rendered(unquoted, x);
+        const r = rendered(raw, x);
+        const s = rendered(srcset, x);
+        const c = rendered(css, x);
+        const cssValue = c === undefined ? undefined : unescape(c.slice('<div style="background:url('.length, -3));
+        const served = {
+          unquoted: u === undefined || /^<p class=[^\t\n\f\r >]*>$/.test(u),
+          raw: r === undefined || !/[<>"'`]/.test(r.slice(3, -4)),
+          srcset:
+            s === undefined ||
+            unescape(s.slice('<img srcset="'.length, -2))
+              .split(',')
+              .every((candidate) => unsafeLinkScheme(candidate.trim().split(/[\t\n\f\r ]/)[0] ?? '') === undefined),
+          css: cssValue === undefined || (unsafeLinkScheme(cssValue) === undefined && !/url\(|\\/i.test(cssValue)),
+        };
+        expect({ x, ...served }).toEqual({ x, unquoted: true, raw: true, srcset: true, css: true });
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('in an html field, an output inside a tag (its name, an attribute\'s name) is refused at load with its path and position', () => {
+    for (const [script, position] of [
+      ['<p {{ attrs }}>Hola</p>', 3],
+      ['<a href="/vip" {{ traits.extra }}>ver</a>', 15],
+      ['<div data-{{ key }}="1">', 10],
+      ['<p>Hola</p><img src="/a.png"{% echo attrs %}>', 28],
+    ] as const) {
+      expect(refused({ actions: [action('a', { call_center: { script } })] })).toEqual([
+        expect.objectContaining({ path: 'actions[0].content.call_center.script', position, message: expect.stringMatching(/^template error: a value cannot be written inside a tag/) }),
+      ]);
+    }
+    // Written by the template with {% if %}, an attribute is fine; so is a value in a quoted value, or in text.
+    expect(loaded({ actions: [action('a', { call_center: { script: '<input {% if vip %}checked{% endif %} class="{{ tier }}" title={{ tier }}>{{ tier }}' } })] }).actions).toHaveLength(1);
   });
 
   it('over the demo catalog: every action of every channel a hostile profile is offered, through decide', () => {

@@ -342,6 +342,30 @@ describe('rules that can never be true', () => {
     expect(loadCatalog(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8'), 'yaml').warnings ?? []).toEqual([]);
   });
 
+  it('an output in an unquoted HTML attribute value: a warning at the output (a value with a space is not served); a quoted one, or a text field, warns of nothing', () => {
+    const result = loadCatalog(
+      {
+        actions: [
+          {
+            id: 'a',
+            name: 'A',
+            content: {
+              call_center: { script: '<p class="{{ tier }}" title={{ firstName }}>Hola</p><img src={{ photo }} alt="">' },
+              web: { title: 'title={{ firstName }}' },
+            },
+          },
+        ],
+      },
+      'object',
+    );
+    expect(result.ok).toBe(true);
+    const message = 'template: an output in an unquoted attribute value: a value with a space (a name like "Ana María") is not served, since it would start another attribute; quote the attribute';
+    expect(result.warnings).toEqual([
+      { path: 'actions[0].content.call_center.script', message, position: 28 },
+      { path: 'actions[0].content.call_center.script', message, position: 61 },
+    ]);
+  });
+
   it('a valid catalog has no warnings', () => {
     const result = loadCatalog({ segments: [{ id: 's', rule: 'channel == "push" && engagementRate("email") > 0.1' }] }, 'object');
     expect(result).toMatchObject({ ok: true });
@@ -440,5 +464,48 @@ describe('positions in a text', () => {
     const started = performance.now();
     expect(jsonSyntaxError(repeated, parseError(repeated))).toEqual({ message: "Unexpected token ','" });
     expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('placements a trigger or a journey names', () => {
+  const catalog = (triggerPlacement: string | undefined, actPlacement: string | undefined) => ({
+    actions: [
+      { id: 'hero', name: 'Hero', content: { web: { title: 'Hola', placements: ['home_hero', 'cart_banner'] } } },
+      {
+        id: 'tip',
+        name: 'Tip',
+        content: { app: { title: 'Consejo' } },
+        variants: [{ id: 'b', content: { app: { title: 'Consejo B', placements: ['feed_card'] } } }],
+      },
+    ],
+    triggers: [{ id: 'welcome', on: { event: 'Signed Up' }, decide: { channel: 'web', ...(triggerPlacement ? { placement: triggerPlacement } : {}) } }],
+    journeys: [
+      {
+        id: 'onboarding',
+        entry: { event: 'Signed Up' },
+        steps: [{ id: 'wait', wait: '1d' }, { id: 'nudge', act: { channel: 'app', ...(actPlacement ? { placement: actPlacement } : {}) } }],
+      },
+    ],
+  });
+
+  it('a trigger or a journey act step naming a placement no content of its channel names: a warning at the placement, with the one meant', () => {
+    const result = loadCatalog(catalog('home_hreo', 'home_hero'), 'object');
+    expect(result.ok).toBe(true);
+    expect(result.warnings).toEqual([
+      {
+        path: 'triggers[0].decide.placement',
+        message: 'placement "home_hreo" is named by no web content (its placements: cart_banner, home_hero); only web content without placements fills it; did you mean "home_hero"?',
+        hint: 'did you mean "home_hero"?',
+      },
+      {
+        path: 'journeys[0].steps[1].act.placement',
+        message: 'placement "home_hero" is named by no app content (its placements: feed_card); only app content without placements fills it',
+      },
+    ]);
+  });
+
+  it('placements some content names (a variant\'s too), and no placement, warn of nothing', () => {
+    expect(loadCatalog(catalog('cart_banner', 'feed_card'), 'object').warnings ?? []).toEqual([]);
+    expect(loadCatalog(catalog('home_hero', undefined), 'object').warnings ?? []).toEqual([]);
   });
 });

@@ -49,6 +49,7 @@ import { TEMPLATE_MARKUP } from './patterns.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec, unsafeLinkProblem } from './content-fields.ts';
 import { didYouMean } from './suggest.ts';
 import { compileJourneys } from './compile-journeys.ts';
+import { namedPlacements } from './placements.ts';
 
 /** At most this many problems are reported (the first ones, in document order). */
 export const MAX_PROBLEMS = 200;
@@ -756,6 +757,25 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     rule: (source, path) => rule(source, path)?.rule,
     cause: causeOf,
   });
+
+  // A trigger or an act step whose placement no content of its channel names: decide fills it only with content without placements.
+  const unnamedPlacement = (channel: Channel, placement: string | undefined, path: string) => {
+    if (placement === undefined) return;
+    const named = namedPlacements(actions, channel);
+    if (named.includes(placement)) return;
+    warnings.add(
+      path,
+      `placement "${placement}" is named by no ${channel} content (${named.length > 0 ? `its placements: ${named.join(', ')}` : 'none names a placement'}); only ${channel} content without placements fills it`,
+      undefined,
+      didYouMean(placement, named),
+    );
+  };
+  doc.triggers.forEach((t, i) => unnamedPlacement(t.decide.channel, t.decide.placement, `triggers[${i}].decide.placement`));
+  doc.journeys.forEach((journey, i) =>
+    journey.steps.forEach((step, j) => {
+      if (step.act) unnamedPlacement(step.act.channel, step.act.placement, `journeys[${i}].steps[${j}].act.placement`);
+    }),
+  );
 
   if (problems.list.length > 0) return { ok: false, problems: problems.list, warnings: warnings.list };
 

@@ -243,8 +243,8 @@ function startsUrlAttribute(source: string, begin: number): boolean {
   return URL_ATTRIBUTE_OPENING.test(source.slice(Math.max(0, end - 64), end));
 }
 
-/** The characters an HTML entity stands for, decoded once (numeric, and the named ones that can spell a scheme). */
-const NAMED_ENTITIES: Readonly<Record<string, string>> = { colon: ':', tab: '\t', newline: '\n', amp: '&', nbsp: '\u00a0' };
+/** The characters an HTML entity stands for, decoded once (numeric, and the named ones that can spell a scheme or markup). */
+const NAMED_ENTITIES: Readonly<Record<string, string>> = { colon: ':', tab: '\t', newline: '\n', amp: '&', nbsp: '\u00a0', lt: '<', gt: '>', quot: '"', apos: "'" };
 function decodeEntities(html: string): string {
   return html.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);?/gi, (whole, name: string) => {
     if (name[0] === '#') {
@@ -256,6 +256,322 @@ function decodeEntities(html: string): string {
 }
 
 /**
+ * Where an output of an `html` template writes, read as a browser's HTML
+ * tokenizer reads the template's own text (simplified; Liquid markup is
+ * skipped, it does not move the state):
+ * - `text`: element text (and comments, `<title>`, `<textarea>`),
+ * - `tagOpen`: right after a `<` in text (`<{{ x }}`), where a letter would open a tag,
+ * - `tag`: a tag's name, an attribute's name or the space between attributes,
+ * - `attribute`: an attribute's value (`name`, lower case; `quote` `"`, `'`
+ *   or `''` unquoted; `tag`, the element; `valueStart`, the offset where
+ *   the value begins in the template),
+ * - `style` / `script`: the text of a `<style>` / `<script>` element (`valueStart`: after its start tag).
+ */
+type HtmlContext =
+  | { readonly in: 'text' | 'tagOpen' | 'tag' }
+  | { readonly in: 'attribute'; readonly name: string; readonly quote: string; readonly tag: string; readonly valueStart: number }
+  | { readonly in: 'style' | 'script'; readonly valueStart: number };
+
+const TEXT: HtmlContext = { in: 'text' };
+const IN_TAG: HtmlContext = { in: 'tag' };
+const TAG_OPEN: HtmlContext = { in: 'tagOpen' };
+const isHtmlSpace = (c: string | undefined) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f';
+const isLetter = (c: string | undefined) => c !== undefined && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
+/** Elements whose text is not markup (raw text): a value there is read as CSS or script, or as text. */
+const RAW_TEXT_ELEMENTS: ReadonlySet<string> = new Set(['style', 'script', 'textarea', 'title', 'xmp', 'iframe', 'noembed', 'noframes', 'noscript']);
+
+/**
+ * The HTML context of each Liquid output or tag (`{{ … }}`, `{% … %}`) of an
+ * `html` template's source, by where it begins and ends (in source order).
+ * One forward pass, linear in the source.
+ */
+function htmlContexts(source: string): { begin: number; end: number; context: HtmlContext }[] {
+  const out: { begin: number; end: number; context: HtmlContext }[] = [];
+  type State = 'data' | 'tagName' | 'beforeName' | 'name' | 'afterName' | 'beforeValue' | 'value' | 'rawText' | 'comment';
+  let state = 'data' as State;
+  let tag = '';
+  let endTag = false;
+  let name = '';
+  let quote = '';
+  let valueStart = 0;
+  let rawElement = '';
+  let rawStart = 0;
+  const closeTag = (at: number) => {
+    if (!endTag && RAW_TEXT_ELEMENTS.has(tag)) {
+      state = 'rawText';
+      rawElement = tag;
+      rawStart = at + 1;
+    } else state = 'data';
+  };
+  const context = (at: number): HtmlContext => {
+    switch (state) {
+      case 'data':
+      case 'comment':
+        return TEXT;
+      case 'rawText':
+        return rawElement === 'style' || rawElement === 'script' ? { in: rawElement, valueStart: rawStart } : TEXT;
+      case 'beforeValue':
+        return { in: 'attribute', name, quote: '', tag, valueStart: at };
+      case 'value':
+        return { in: 'attribute', name, quote, tag, valueStart };
+      default:
+        return IN_TAG;
+    }
+  };
+  let i = 0;
+  while (i < source.length) {
+    const c = source[i] as string;
+    if (c === '{' && (source[i + 1] === '{' || source[i + 1] === '%')) {
+      const at = i;
+      const here = state === 'data' && source[i - 1] === '<' ? TAG_OPEN : context(i);
+      // An output that begins an unquoted value (`src={{ x }}`): the value goes on after it.
+      if (state === 'beforeValue') {
+        state = 'value';
+        quote = '';
+        valueStart = i;
+      }
+      const close = source.indexOf(source[i + 1] === '{' ? '}}' : '%}', i + 2);
+      i = close < 0 ? source.length : close + 2;
+      out.push({ begin: at, end: i, context: here });
+      continue;
+    }
+    switch (state) {
+      case 'data':
+        if (c === '<' && source.startsWith('!--', i + 1)) {
+          state = 'comment';
+          i += 4;
+          continue;
+        }
+        if (c === '<' && (isLetter(source[i + 1]) || (source[i + 1] === '/' && isLetter(source[i + 2])))) {
+          endTag = source[i + 1] === '/';
+          tag = '';
+          state = 'tagName';
+          i += endTag ? 2 : 1;
+          continue;
+        }
+        break;
+      case 'comment':
+        if (c === '-' && source.startsWith('->', i + 1)) {
+          state = 'data';
+          i += 3;
+          continue;
+        }
+        break;
+      case 'rawText':
+        if (c === '<' && source[i + 1] === '/' && source.slice(i + 2, i + 2 + rawElement.length).toLowerCase() === rawElement) {
+          endTag = true;
+          tag = rawElement;
+          state = 'tagName';
+          i += 2 + rawElement.length;
+          continue;
+        }
+        break;
+      case 'tagName':
+        if (isHtmlSpace(c) || c === '/') state = 'beforeName';
+        else if (c === '>') closeTag(i);
+        else tag += c.toLowerCase();
+        break;
+      case 'beforeName':
+      case 'afterName':
+        if (c === '>') closeTag(i);
+        else if (c === '=' && state === 'afterName') state = 'beforeValue';
+        else if (c === '/') state = 'beforeName';
+        else if (!isHtmlSpace(c)) {
+          state = 'name';
+          name = c.toLowerCase();
+        }
+        break;
+      case 'name':
+        if (isHtmlSpace(c)) state = 'afterName';
+        else if (c === '=') state = 'beforeValue';
+        else if (c === '/') state = 'beforeName';
+        else if (c === '>') closeTag(i);
+        else name += c.toLowerCase();
+        break;
+      case 'beforeValue':
+        if (c === '"' || c === "'") {
+          state = 'value';
+          quote = c;
+          valueStart = i + 1;
+        } else if (c === '>') closeTag(i);
+        else if (!isHtmlSpace(c)) {
+          state = 'value';
+          quote = '';
+          valueStart = i;
+          continue;
+        }
+        break;
+      case 'value':
+        if (quote !== '' ? c === quote : isHtmlSpace(c)) state = 'beforeName';
+        else if (quote === '' && c === '>') closeTag(i);
+        break;
+    }
+    i++;
+  }
+  return out;
+}
+
+/** The context of the Liquid markup that `offset` is in (an `echo` inside `{% liquid %}` has its tag's), by binary search. */
+function contextAt(contexts: readonly { begin: number; end: number; context: HtmlContext }[], offset: number): HtmlContext | undefined {
+  let low = 0;
+  let high = contexts.length - 1;
+  while (low <= high) {
+    const mid = (low + high) >> 1;
+    const block = contexts[mid] as { begin: number; end: number; context: HtmlContext };
+    if (offset < block.begin) high = mid - 1;
+    else if (offset >= block.end) low = mid + 1;
+    else return block.context;
+  }
+  return undefined;
+}
+
+/** The template's own text from `start` to `end`, Liquid markup left out. Linear. */
+function authorText(source: string, start: number, end: number): string {
+  let text = '';
+  let i = start;
+  while (i < end) {
+    const open = source.indexOf('{', i);
+    if (open < 0 || open >= end) return text + source.slice(i, end);
+    const next = source[open + 1];
+    if (next !== '{' && next !== '%') {
+      text += source.slice(i, open + 1);
+      i = open + 1;
+      continue;
+    }
+    text += source.slice(i, open);
+    const close = source.indexOf(next === '{' ? '}}' : '%}', open + 2);
+    i = close < 0 ? end : close + 2;
+  }
+  return text;
+}
+
+/** What a value may not hold where CSS reads it (lower case): a URL it would load, an import, an old script hook, an escape that can spell any of them. */
+const CSS_LOADS = ['url(', '@import', 'image-set(', 'image(', 'expression(', '-moz-binding', 'behavior', '\\'];
+
+/** Why a value written into CSS (a `style` attribute, a `<style>` element) after `before` (the author's CSS) is not served. */
+function cssProblem(value: string, before: string): string | undefined {
+  const lower = value.toLowerCase();
+  for (const what of CSS_LOADS) {
+    if (lower.includes(what)) return `a value written into CSS must not hold "${what}" (it could load a URL or run script): write the CSS in the template`;
+  }
+  let end = before.length;
+  while (end > 0 && isHtmlSpace(before[end - 1])) end--;
+  if (end > 0 && (before[end - 1] === '"' || before[end - 1] === "'")) end--;
+  while (end > 0 && isHtmlSpace(before[end - 1])) end--;
+  const head = before.slice(Math.max(0, end - 7), end).toLowerCase();
+  if (head.endsWith('url(') || head.endsWith('@import')) {
+    const problem = unsafeLinkProblem(value);
+    if (problem !== undefined) return `a CSS URL: ${problem}`;
+  }
+  return undefined;
+}
+
+const UNQUOTED_VALUE =
+  'an output in an unquoted attribute value: a value with a space (a name like "Ana María") is not served, since it would start another attribute; quote the attribute';
+const VALUE_IN_TAG =
+  'a value cannot be written inside a tag, as its name or an attribute\'s (it could add an attribute that runs script): write the tag and its attributes in the template, a value in a quoted attribute value (class="{{ tier }}"), or choose with {% if %}';
+
+/** Characters a value written into script (a `<script>` element, an `on…` attribute) may hold: words, numbers and ` .,:@+-`. */
+const SCRIPT_SAFE = /^[\w .,:@+-]*$/;
+const scriptProblem = (value: string) =>
+  SCRIPT_SAFE.test(value) ? undefined : 'a value written into script (a <script> element or an on… attribute) may hold only letters, digits, spaces and . , : @ + - (anything else could run as code)';
+
+/** The URL of a `<meta http-equiv="refresh">` content (`5; url=/next`, `0;/next`, `0 /next`), read as the HTML standard reads it; undefined when it has none. */
+export function refreshUrl(content: string): string | undefined {
+  let i = 0;
+  while (isHtmlSpace(content[i])) i++;
+  while (i < content.length && ((content[i] as string) >= '0' && (content[i] as string) <= '9' || content[i] === '.')) i++;
+  if (i >= content.length) return undefined;
+  if (content[i] !== ';' && content[i] !== ',' && !isHtmlSpace(content[i])) return undefined;
+  while (isHtmlSpace(content[i])) i++;
+  if (content[i] === ';' || content[i] === ',') i++;
+  while (isHtmlSpace(content[i])) i++;
+  let rest = content.slice(i);
+  if (rest.slice(0, 3).toLowerCase() === 'url') {
+    let j = 3;
+    while (isHtmlSpace(rest[j])) j++;
+    if (rest[j] === '=') {
+      j++;
+      while (isHtmlSpace(rest[j])) j++;
+      rest = rest.slice(j);
+    }
+  }
+  if (rest[0] === '"' || rest[0] === "'") rest = rest.slice(1);
+  return rest;
+}
+
+/** Attributes whose value is a list of image candidates (`url 2x, url 640w`). */
+const SRCSET_ATTRIBUTES: ReadonlySet<string> = new Set(['srcset', 'imagesrcset']);
+
+/** Why what a value writes into a srcset is not served: every candidate's URL is checked as a link. */
+function srcsetProblem(value: string): string | undefined {
+  for (const candidate of value.split(',')) {
+    let start = 0;
+    while (isHtmlSpace(candidate[start])) start++;
+    let end = start;
+    while (end < candidate.length && !isHtmlSpace(candidate[end])) end++;
+    const problem = unsafeLinkProblem(candidate.slice(start, end));
+    if (problem !== undefined) return `a srcset URL: ${problem}`;
+  }
+  return undefined;
+}
+
+/** What a value written with `| raw` must not hold: it would open or close a tag, or an attribute's value. */
+const MARKUP_CHARACTERS = ['<', '>', '"', "'", '`'];
+
+/**
+ * The check of what one output writes at `context` (its text as written,
+ * escaped unless `raw`), or undefined where escaping is enough (element
+ * text, a quoted value of an ordinary attribute).
+ */
+function contextCheck(source: string, at: number, context: HtmlContext, raw: boolean): ((written: string) => string | undefined) | undefined {
+  const checks: ((written: string) => string | undefined)[] = [];
+  if (raw) {
+    checks.push((written) =>
+      MARKUP_CHARACTERS.some((c) => written.includes(c))
+        ? 'a value written with | raw must not hold < > " \' or ` (it could open a tag or an attribute): write the markup in the template'
+        : undefined,
+    );
+  }
+  if (context.in === 'tagOpen') {
+    checks.push((written) => (/^[A-Za-z/!?]/.test(written) ? 'a value written right after "<" must not start with a letter, /, ! or ? (it would open a tag)' : undefined));
+  } else if (context.in === 'script') {
+    checks.push(scriptProblem);
+  } else if (context.in === 'style') {
+    const before = authorText(source, context.valueStart, at);
+    checks.push((written) => cssProblem(written, before));
+  } else if (context.in === 'attribute') {
+    if (context.quote === '') {
+      checks.push((written) =>
+        /[\t\n\f\r ]/.test(written) ? 'a value in an unquoted attribute must not hold spaces (it would start another attribute): quote the attribute' : undefined,
+      );
+    }
+    const before = authorText(source, context.valueStart, at);
+    if (context.name.startsWith('on')) checks.push((written) => scriptProblem(decodeEntities(written)));
+    else if (context.name === 'style') checks.push((written) => cssProblem(decodeEntities(written), before));
+    else if (SRCSET_ATTRIBUTES.has(context.name)) checks.push((written) => srcsetProblem(decodeEntities(written)));
+    else if (context.name === 'srcdoc') {
+      checks.push((written) => (decodeEntities(written).includes('<') ? 'a value written into an srcdoc must not hold "<" (the frame reads it as markup)' : undefined));
+    }
+    else if (context.name === 'content' && context.tag === 'meta') {
+      checks.push((written) => {
+        const url = refreshUrl(before + decodeEntities(written));
+        const problem = url === undefined ? undefined : unsafeLinkProblem(url);
+        return problem === undefined ? undefined : `a refresh URL: ${problem}`;
+      });
+    }
+  }
+  if (checks.length === 0) return undefined;
+  return (written) => {
+    for (const check of checks) {
+      const problem = check(written);
+      if (problem !== undefined) return problem;
+    }
+    return undefined;
+  };
+}
+
+/**
  * An output or tag of an `html` template that writes the start of a URL
  * attribute (`<a href="{{ link }}">`): what it renders is checked as a link
  * field's value is (content-fields.ts `unsafeLinkProblem`, after decoding
@@ -263,20 +579,47 @@ function decodeEntities(html: string): string {
  * `javascript:` … URL. The author's own text (`href="/vip"`) is not checked.
  */
 function guardUrlAttributeStart(node: Template): void {
+  guardWritten(node, (written) => {
+    const problem = unsafeLinkProblem(decodeEntities(written));
+    return problem === undefined ? undefined : `an HTML attribute's URL: ${problem}`;
+  });
+}
+
+/** Render `node` into a buffer of its own and fail the render when `check` finds a problem with what it wrote. */
+function guardWritten(node: Template, check: (written: string) => string | undefined): void {
   const render = node.render.bind(node) as (ctx: Context, emitter: Emitter) => Generator<unknown, unknown, unknown>;
   node.render = function* (ctx: Context, emitter: Emitter) {
     const written = new BoundedEmitter();
     yield* render(ctx, written);
-    const problem = unsafeLinkProblem(decodeEntities(written.buffer));
-    if (problem !== undefined) throw new Error(`an HTML attribute's URL: ${problem}`);
+    const problem = check(written.buffer);
+    if (problem !== undefined) throw new Error(problem);
     emitter.write(written.buffer);
   } as Template['render'];
 }
 
-/** Parse a template of this kind; in an `html` template, the outputs and tags that start a URL attribute's value are guarded. */
-function parseTemplate(source: string, kind: TemplateKind): Template[] {
+/** The filtered value an output (`{{ … }}`) or an `echo` writes, if `node` is one. */
+function writtenValue(node: Template): { initial: { postfix: readonly unknown[] }; filters: readonly { raw: boolean; args: readonly unknown[] }[] } | undefined {
+  const token = node.token as Token | undefined;
+  if (token === undefined || !(TypeGuards.isOutputToken(token) || (TypeGuards.isTagToken(token) && token.name === 'echo'))) return undefined;
+  const value = (node as { value?: unknown }).value as { initial?: { postfix?: unknown }; filters?: unknown } | undefined;
+  return value !== undefined && Array.isArray(value.filters) && Array.isArray(value.initial?.postfix) ? (value as ReturnType<typeof writtenValue>) : undefined;
+}
+
+/**
+ * Parse a template of this kind. In an `html` template, the outputs and tags
+ * that start a URL attribute's value are guarded, and so is every output
+ * (`{{ … }}`, `echo`) that writes where escaping is not enough (`contextCheck`):
+ * right after a `<`, in an unquoted, `on…`, `style`, `srcset`, `srcdoc` or
+ * `<meta content>` value, in a `<style>` or `<script>` element, or with
+ * `| raw` (but for a string literal with no filter argument, the author's
+ * own text). An output inside a tag, as its name or an attribute's, is
+ * refused: the parse throws, with the output's token. An output in an
+ * unquoted value is noted in `warnings` (a value with a space is not served).
+ */
+function parseTemplate(source: string, kind: TemplateKind, warnings?: TemplateCompileError[]): Template[] {
   const parsed = engines[kind].parse(source);
   if (kind !== 'html') return parsed;
+  const writers: { node: Template; begin: number; raw: boolean }[] = [];
   const stack: Template[] = [...parsed];
   while (stack.length > 0) {
     const node = stack.pop() as Template;
@@ -284,7 +627,22 @@ function parseTemplate(source: string, kind: TemplateKind): Template[] {
     const begin = node.token?.begin;
     // Literal text (`str`) is the author's own.
     if (typeof (node as { str?: unknown }).str !== 'string' && begin !== undefined && startsUrlAttribute(source, begin)) guardUrlAttributeStart(node);
+    const value = writtenValue(node);
+    if (value !== undefined && begin !== undefined) {
+      const literal = value.initial.postfix.length === 1 && TypeGuards.isQuotedToken(value.initial.postfix[0] as Token) && value.filters.every((f) => f.args.length === 0);
+      writers.push({ node, begin, raw: value.filters.at(-1)?.raw === true && !literal });
+    }
     stack.push(...childrenOf(node));
+  }
+  if (writers.length === 0) return parsed;
+  const contexts = htmlContexts(source);
+  for (const { node, begin, raw } of writers) {
+    const context = contextAt(contexts, begin);
+    // As a tag's or an attribute's name, any value could add an attribute that runs script (`<p {{ attr }}>`): the template is refused.
+    if (context?.in === 'tag') throw Object.assign(new Error(VALUE_IN_TAG), { token: node.token });
+    if (context?.in === 'attribute' && context.quote === '') warnings?.push({ message: UNQUOTED_VALUE, position: begin });
+    const check = context === undefined ? undefined : contextCheck(source, begin, context, raw);
+    if (check !== undefined) guardWritten(node, check);
   }
   return parsed;
 }
@@ -406,8 +764,10 @@ function unknownProfileReads(parsed: Template[], kind: TemplateKind, source: str
 /**
  * Parse a content template of this kind. Refused: Liquid syntax errors,
  * unknown filters, `include`/`render`/`layout`, and loops or literal text
- * over TEMPLATE_LIMITS when that is known before rendering. Warned about
- * (`warnings`): a read of a `profile.` field the profile does not have.
+ * over TEMPLATE_LIMITS when that is known before rendering, an output
+ * inside an HTML tag. Warned about (`warnings`): a read of a `profile.`
+ * field the profile does not have, an output in an unquoted HTML attribute
+ * value.
  */
 export function compileTemplate(
   source: string,
@@ -416,10 +776,11 @@ export function compileTemplate(
 ): { ok: true; template: CompiledTemplate; warnings?: TemplateCompileError[] } | { ok: false; error: TemplateCompileError } {
   if (!MARKUP.test(source)) return { ok: true, template: { source, path, kind, literal: source } };
   try {
-    const parsed = parseTemplate(source, kind);
+    const unquoted: TemplateCompileError[] = [];
+    const parsed = parseTemplate(source, kind, unquoted);
     const bound = staticBoundProblem(parsed);
     if (bound) return { ok: false, error: bound };
-    const warnings = unknownProfileReads(parsed, kind, source);
+    const warnings = [...unknownProfileReads(parsed, kind, source), ...unquoted.sort((a, b) => (a.position ?? 0) - (b.position ?? 0))];
     return { ok: true, template: { source, path, kind, parsed }, ...(warnings.length > 0 ? { warnings } : {}) };
   } catch (error) {
     const e = error as { message?: string; token?: { begin?: number; end?: number } };

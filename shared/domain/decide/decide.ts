@@ -90,12 +90,13 @@ import { emptyProfileView, type ProfileView } from '../profile/view.ts';
 import type { Audience, CompiledAction, CompiledCatalog, FailureTally, ResolvedPlacement } from '../catalog/compiled.ts';
 // Straight from the modules (no barrel): the decide bundle must not pull the loader (YAML, zod).
 import { evaluateAudience } from '../catalog/audience.ts';
+import { namedPlacements } from '../catalog/placements.ts';
 import { createFailureTally, createRuleBudget, createRuleVariables } from '../catalog/rules.ts';
 import { renderContent, templateScope, type TemplateScope } from '../catalog/template.ts';
 import { CANDIDATE_CHECKS, FALLBACK_CHECKS, REMAINING_CHECKS, firstDrop, type DecisionFacts, type Drop } from './checks.ts';
 import { customerTag, encodeDecisionId, type DecidedAction } from './decision-id.ts';
 import { Assignments, experimentOf, type ExperimentOutcome } from './experiments.ts';
-import { canServePlacement, contentFor, decisionPolicies, fillsPlacement, isFallbackHere, namedPlacements, resolvePlacement } from './policies.ts';
+import { canServePlacement, contentFor, decisionPolicies, fillsPlacement, isFallbackHere, resolvePlacement } from './policies.ts';
 import { hash32, seededRandom, type Random } from './random.ts';
 import { armProbabilities, chooseArm, type ArmPosterior, type ArmProbabilities, type ArmProbabilityCache } from '../learning/policy.ts';
 import { NO_CONTEXT, posterior } from '../learning/statistics.ts';
@@ -969,7 +970,7 @@ function decideOnce(
     if (policies.channelCap !== undefined) policyFacts.push(`channel_cap:${policies.channelCap}`);
     for (const s of policies.suppressions) policyFacts.push(`suppressed:${s.id} (${[...s.tags].join(', ')})`);
     if (placement !== undefined) {
-      const named = namedPlacements(catalog, channel);
+      const named = namedPlacements(catalog.actions, channel);
       if (named.length > 0 && !named.includes(placement)) {
         policyFacts.push(`placement:${placement} is named by no ${channel} content (its placements: ${named.join(', ')}); only content without placements fills it`);
       }

@@ -188,23 +188,6 @@ export function contentFor(action: CompiledAction, channel: Channel, variantId?:
   return action.content[channel];
 }
 
-/**
- * The placements the catalog's content for `channel` names (actions and
- * their variants, `placements:`), sorted; content that names none fills
- * every placement and adds nothing here. For the explanation of a request
- * whose placement is none of them (a misspelling answers with the content
- * that fills any placement, or nothing).
- */
-export function namedPlacements(catalog: CompiledCatalog, channel: Channel): readonly string[] {
-  const named = new Set<string>();
-  for (const action of catalog.actions) {
-    for (const content of [action.content[channel], ...action.variants.map((v) => v.content[channel])]) {
-      for (const placement of content?.placements ?? []) named.add(placement);
-    }
-  }
-  return [...named].sort();
-}
-
 /** The action is a fallback of this channel/placement (it serves only when nothing else does). */
 export function isFallbackHere(action: CompiledAction, channel: Channel, placement: string | undefined): boolean {
   return action.fallbackRoles.some((r) => r.channel === channel && (r.placement === undefined || r.placement === placement));

