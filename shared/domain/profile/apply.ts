@@ -204,16 +204,7 @@ function applyTrack(s: ProfileState, event: StoredEvent, name: string, props: Pr
     }
   }
   // An outcome counts once, only for what its decision served, and only from its customer (outcomes.ts).
-  const outcome = attributeOutcome(
-    semantic,
-    props,
-    at,
-    customerIds(s, event),
-    settings.decisionKey,
-    settings.learning?.conversionWindowMs,
-    settings.erasedAt?.(event),
-    s.erasedAnonymousIds,
-  );
+  const outcome = eventOutcome(event, settings, s);
   if (!outcome || !countOutcomeOnce(s.outcomes, outcome)) return;
   settings.onCounted?.(outcome);
   keepCountedCells(s, outcome, settings);
@@ -726,9 +717,5 @@ function mergeErasedIds(a: Readonly<Record<string, number>> | undefined, b: Read
   for (const record of [a, b]) {
     for (const [id, at] of Object.entries(record ?? {})) if (!(Object.hasOwn(out, id) && (out[id] as number) >= at)) out[id] = at;
   }
-  return Object.fromEntries(
-    Object.entries(out)
-      .sort(([ka, ta], [kb, tb]) => tb - ta || (ka < kb ? -1 : ka > kb ? 1 : 0))
-      .slice(0, LIMITS.anonymousIds),
-  );
+  return newestRecord(out, LIMITS.anonymousIds);
 }
