@@ -23,7 +23,7 @@ export type ErrorCode = keyof typeof ERROR_STATUS;
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { ErrorDetail } from '#domain/issues.ts';
-import { isThrottling, isUnavailable } from '#store/faults.ts';
+import { isContention, isThrottling, isUnavailable } from '#store/faults.ts';
 import type { HttpMiddleware } from './handler-adapter.ts';
 
 export type { ErrorDetail };
@@ -58,10 +58,18 @@ export class ApiError extends Error {
   }
 }
 
-/** The API error a store fault is for a client: throttling 429, an unreachable or failing store 503, both with Retry-After; undefined for anything else (a bug: 500). */
+/**
+ * The API error a store fault is for a client: throttling 429, an
+ * unreachable or failing store 503, both with Retry-After; contention that
+ * outlasted the caller's own retries (faults.ts `isContention`: the items
+ * changed under a conditioned write, as a customer's events do under their
+ * erasure) 503 with Retry-After, since the same request succeeds later;
+ * undefined for anything else (a bug: 500).
+ */
 export function storeFaultToApiError(error: unknown): ApiError | undefined {
   if (isThrottling(error)) return new ApiError('throttled', 'The store is throttling requests; retry later', undefined, 1);
   if (isUnavailable(error)) return new ApiError('unavailable', 'The store is unavailable; retry later', undefined, 2);
+  if (isContention(error)) return new ApiError('unavailable', 'What this request writes kept changing while it was written; retry later', undefined, 1);
   return undefined;
 }
 

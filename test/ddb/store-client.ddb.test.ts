@@ -154,6 +154,8 @@ describe('against DynamoDB Local', () => {
     await local.send('TransactWriteItems', input);
     const again = await failure(local.send('TransactWriteItems', input));
     expect(again).toMatchObject({ name: 'TransactionCanceledException', kind: 'transaction-cancelled', reasons: ['ConditionalCheckFailed'] });
+    // Contention its writer gave up on (the erasure's profile delete, conditioned on the version it read): a 503 to retry, not a 500.
+    expect(storeFaultToApiError(again)).toMatchObject({ code: 'unavailable', status: 503, retryAfter: 1 });
     expect(input.TransactItems[0]?.Put.Item).toBe(item);
     expect(item).toEqual({ pk: `${run}-tx`, n: 1 });
   });
