@@ -35,7 +35,7 @@
  * and then publishes the previous live catalog again (as a new version).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -474,8 +474,15 @@ async function benchBundle(): Promise<{ bytes: number; lazy: Record<string, numb
   const dir = mkdtempSync(join(tmpdir(), 'kairos-decide-bundle-'));
   try {
     const outfile = join(dir, 'index.mjs');
-    const result = await buildLikeCdk(DECIDE_ENTRY, outfile);
+    const profiles = process.env.KAIROS_BENCH_CPU_PROFILE;
+    const result = await buildLikeCdk(DECIDE_ENTRY, outfile, { sourceMap: profiles !== undefined });
     if (result.errors.length > 0) throw new Error('the decide bundle does not build');
+    // The bundle and its map beside the CPU profiles, so their frames can be read back to the sources.
+    if (profiles !== undefined) {
+      mkdirSync(profiles, { recursive: true });
+      copyFileSync(outfile, join(profiles, 'decide-bundle.mjs'));
+      copyFileSync(`${outfile}.map`, join(profiles, 'decide-bundle.mjs.map'));
+    }
     const bytes = statSync(outfile).size;
     const byPackage = new Map<string, number>();
     for (const output of Object.values(result.metafile.outputs)) {

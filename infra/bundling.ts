@@ -238,9 +238,11 @@ export function asciiBundleCommand(outputDir: string): string {
  * node, AWS SDK bundled, the aliases, the lazy packages external, made
  * ASCII by `asciiBundle`) into `outfile`, with the lazy packages copied
  * beside it. For the bench and
- * the tests, which cannot wait for a synth; no source map.
+ * the tests, which cannot wait for a synth. `sourceMap`: also write
+ * `<outfile>.map` (external: the bundle's text is the same without it), as
+ * the bench does to read its CPU profiles.
  */
-export async function buildLikeCdk(entry: string, outfile: string) {
+export async function buildLikeCdk(entry: string, outfile: string, options: { readonly sourceMap?: boolean } = {}) {
   const { build } = await import('esbuild');
   const result = await build({
     entryPoints: [entry],
@@ -256,6 +258,7 @@ export async function buildLikeCdk(entry: string, outfile: string) {
     outfile,
     metafile: true,
     logLevel: 'silent',
+    sourcemap: options.sourceMap === true ? 'external' : false,
   });
   asciiBundle(outfile);
   const lazyBytes = copyLazyModules(dirname(outfile));
