@@ -45,7 +45,7 @@ import type { CatalogInput } from '#domain/catalog/schema.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
 import type { DecideRequest } from '#domain/decide/types.ts';
 import { seededRandom } from '#domain/decide/random.ts';
-import { LAZY_MODULES, buildLikeCdk } from '#infra/bundling.ts';
+import { FUNCTION_NODE_OPTIONS, LAZY_MODULES, buildLikeCdk } from '#infra/bundling.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -475,7 +475,7 @@ async function benchBundle(): Promise<{ bytes: number; lazy: Record<string, numb
   try {
     const outfile = join(dir, 'index.mjs');
     const profiles = process.env.KAIROS_BENCH_CPU_PROFILE;
-    const result = await buildLikeCdk(DECIDE_ENTRY, outfile, { sourceMap: profiles !== undefined });
+    const result = await buildLikeCdk(DECIDE_ENTRY, outfile);
     if (result.errors.length > 0) throw new Error('the decide bundle does not build');
     // The bundle and its map beside the CPU profiles, so their frames can be read back to the sources.
     if (profiles !== undefined) {
@@ -582,6 +582,8 @@ export async function benchColdStart(outfile: string, event: unknown): Promise<C
       // machine the wall time of a first decide (catalog read and compile, profile read) can pass 1 s.
       env: {
         ...process.env,
+        // As deployed: the functions' NODE_OPTIONS (source-mapped stack traces, the map beside the bundle).
+        NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
         POWERTOOLS_LOG_LEVEL: 'ERROR',
         POWERTOOLS_METRICS_DISABLED: 'true',
         AWS_ACCESS_KEY_ID: 'local',
@@ -631,7 +633,10 @@ export async function benchLibrariesImport(): Promise<{ importCpuMs: number; byt
       console.log(JSON.stringify({ importUs: imported.user + imported.system }));`;
     const imports: number[] = [];
     for (let i = 0; i < COLD_STARTS; i++) {
-      const child = spawnSync(process.execPath, ['--no-warnings', '--input-type=module', '-e', probe, outfile], { encoding: 'utf8' });
+      const child = spawnSync(process.execPath, ['--no-warnings', '--input-type=module', '-e', probe, outfile], {
+        encoding: 'utf8',
+        env: { ...process.env, NODE_OPTIONS: FUNCTION_NODE_OPTIONS },
+      });
       const line = child.stdout.trim().split('\n').pop() ?? '';
       if (child.status !== 0 || !line.startsWith('{')) throw new Error(`import ${i + 1} of the libraries bundle failed: ${child.stderr.slice(0, 500)}`);
       imports.push((JSON.parse(line) as { importUs: number }).importUs / 1000);

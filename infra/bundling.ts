@@ -17,6 +17,13 @@ import type * as TS from 'typescript';
 export const ESM_REQUIRE_BANNER = "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
 /**
+ * Every function's NODE_OPTIONS (infra/constructs/kairos-function.ts): stack
+ * traces read through the source map shipped beside the bundle. The bench's
+ * cold start proxy starts its processes with the same options.
+ */
+export const FUNCTION_NODE_OPTIONS = '--enable-source-maps';
+
+/**
  * Packages replaced in the bundles (esbuild `alias`, name → absolute path).
  * None: the functions carry no AWS SDK (their one DynamoDB client is
  * aws-lite, shared/store/client.ts, which reads Lambda's credentials from
@@ -237,12 +244,11 @@ export function asciiBundleCommand(outputDir: string): string {
  * (infra/constructs/kairos-function.ts: ESM, minified, node24, platform
  * node, AWS SDK bundled, the aliases, the lazy packages external, made
  * ASCII by `asciiBundle`) into `outfile`, with the lazy packages copied
- * beside it. For the bench and
- * the tests, which cannot wait for a synth. `sourceMap`: also write
- * `<outfile>.map` (external: the bundle's text is the same without it), as
- * the bench does to read its CPU profiles.
+ * beside it, and its source map as the construct writes it
+ * (`<outfile>.map`, linked from the bundle, without the sources' text). For
+ * the bench and the tests, which cannot wait for a synth.
  */
-export async function buildLikeCdk(entry: string, outfile: string, options: { readonly sourceMap?: boolean } = {}) {
+export async function buildLikeCdk(entry: string, outfile: string) {
   const { build } = await import('esbuild');
   const result = await build({
     entryPoints: [entry],
@@ -258,7 +264,8 @@ export async function buildLikeCdk(entry: string, outfile: string, options: { re
     outfile,
     metafile: true,
     logLevel: 'silent',
-    sourcemap: options.sourceMap === true ? 'external' : false,
+    sourcemap: 'linked',
+    sourcesContent: false,
   });
   asciiBundle(outfile);
   const lazyBytes = copyLazyModules(dirname(outfile));

@@ -15,7 +15,7 @@ import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lam
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { Access } from '#shared/functions.ts';
-import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER, LAZY_MODULES, asciiBundleCommand, lazyModuleCommands } from '../bundling.ts';
+import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER, FUNCTION_NODE_OPTIONS, LAZY_MODULES, asciiBundleCommand, lazyModuleCommands } from '../bundling.ts';
 import type { KairosTable } from './kairos-table.ts';
 
 /** The repository root: entries in the function manifest are relative to it. */
@@ -150,7 +150,7 @@ export class KairosFunction extends NodejsFunction {
       tracing: Tracing.ACTIVE,
       recursiveLoop: RecursiveLoop.TERMINATE,
       environment: {
-        NODE_OPTIONS: '--enable-source-maps',
+        NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
         POWERTOOLS_SERVICE_NAME: props.serviceName ?? 'kairos',
         POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace ?? 'Kairos',
         ...props.environment,
