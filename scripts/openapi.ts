@@ -85,6 +85,13 @@ const single = (type: string): Operation => ({
   success: { status: 200, description: '`{success, accepted, duplicates, rejected[]}`: accepted messages are durably stored' },
 });
 
+/** The `kind` query parameter of the admin routes of one customer (functions/admin/profiles.ts `operatorIdKind`). */
+const ID_KIND_QUERY = {
+  name: 'kind',
+  description:
+    'what the path names: user (a userId, the default) or anonymous (an anonymousId: its visitor, or the user it was merged into); a userId never reaches an anonymous visitor, nor an anonymousId the user of the same text (404, saying to name it as the other kind)',
+};
+
 /** What each route of the table does; a route missing here fails generation (and the test). */
 const operations: Readonly<Record<string, Operation>> = {
   'POST /v1/batch': {
@@ -100,7 +107,7 @@ const operations: Readonly<Record<string, Operation>> = {
   'POST /v1/group': single('group'),
   'POST /v1/decide': {
     summary:
-      'The next best action for a customer on a channel. A public key: web, app and push only, no explain, and a userId only with an `X-Kairos-User-Token` (HS256 JWT `{sub, exp}`)',
+      'The next best action for a customer on a channel. A public key: web, app and push only, no explain, and a userId only with an `X-Kairos-User-Token` (HS256 JWT `{sub, iat?, exp}`, living at most KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS, a day by default; a refused token is a 401 that says why)',
     body: 'DecideRequest',
     success: {
       status: 200,
@@ -119,11 +126,13 @@ const operations: Readonly<Record<string, Operation>> = {
   },
   'GET /v1/admin/profiles/{userId}': {
     summary: "A customer's profile, their journeys and last events",
+    query: [ID_KIND_QUERY],
     success: { status: 200, description: '`{profile, journeys[{journey, run, step?, enteredAt, stepAt, waitingUntil?, ended?{how, at}}], events[]}`' },
   },
   'GET /v1/admin/profiles/{userId}/export': {
     summary: 'Everything held about a customer (right of access), in pages',
     query: [
+      ID_KIND_QUERY,
       { name: 'limit', description: 'events per page, 1 to 1000' },
       { name: 'cursor', description: 'the `next` of the previous page' },
     ],
@@ -131,6 +140,7 @@ const operations: Readonly<Record<string, Operation>> = {
   },
   'DELETE /v1/admin/profiles/{userId}': {
     summary: 'Erase a customer (right to erasure)',
+    query: [ID_KIND_QUERY],
     success: { status: 200, description: 'what was erased' },
   },
   'GET /v1/admin/catalog': { summary: 'The live catalog and its version', success: { status: 200, description: '`{version, catalog}`' } },

@@ -48,6 +48,13 @@ export interface Config {
    * Past it, a key is not accepted (503) and the catalog is not used.
    */
   readonly KAIROS_STALE_MAX_SECONDS: number;
+  /**
+   * Seconds a user token (X-Kairos-User-Token) may live at most: its `exp`
+   * minus its `iat`, or minus this server's clock when it has no `iat`
+   * (default 86400, a day; 60 to 604800). A longer-lived token is refused
+   * (401), so a token that leaks stops working within this time.
+   */
+  readonly KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: number;
 }
 
 const invalid = (key: string, problem: string) => new Error(`Invalid configuration: ${key} ${problem}`);
@@ -103,6 +110,7 @@ export function loadConfig(): Config {
     AWS_REGION: text('AWS_REGION', 'us-east-1'),
     KAIROS_DECIDE_DEADLINE_MS: number('KAIROS_DECIDE_DEADLINE_MS', 50, 25_000, 1_000),
     KAIROS_STALE_MAX_SECONDS: number('KAIROS_STALE_MAX_SECONDS', 0, 7 * 86_400, 3_600),
+    KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: number('KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS', 60, 7 * 86_400, 86_400),
   };
 }
 

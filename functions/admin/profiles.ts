@@ -12,10 +12,14 @@
  *                                              shared/store/erasure.ts), its pending
  *                                              sends cancelled on the stack's scheduler.
  *
- * The customer of an id (shared/store/operator-id.ts `resolveOperatorId`):
- * an id that is or was a userId names that user, with every anonymous id
- * merged into it, and nobody else; an id that never was a userId finds the
- * anonymous profile, or the user it was merged into.
+ * The customer of an id (shared/store/operator-id.ts `resolveOperatorId`),
+ * by the kind the operator says it is (`?kind=`, as the listing's): a
+ * userId (`user`, the default) names that user, with every anonymous id
+ * merged into it, and nobody else; an anonymous id (`kind=anonymous`) names
+ * the anonymous visitor's profile, or the user it was merged into. A userId
+ * never reaches an anonymous visitor: an id held only as an anonymous id is
+ * a 404 that says to name it with `?kind=anonymous` (and the other way
+ * round).
  *
  * Every answer fits in a Lambda response (shared/http/response-size.ts):
  * events and profiles are big when their senders made them so (any write
@@ -30,6 +34,7 @@ import { resolveOperatorId } from '#store/operator-id.ts';
 import { listRecentEvents, pageAllEvents, type HistoryCursor, type HistoryItem } from '#store/history.ts';
 import { eraseProfileKeys } from '#store/erasure.ts';
 import type { ProfileState } from '#domain/profile/state.ts';
+import { OPERATOR_ID_KINDS, type OperatorIdKind } from '#domain/profile/profile-item.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { journeyRunsView } from '#domain/journeys/machine.ts';
 import { idTextProblem } from '#domain/ingest/limits.ts';
@@ -55,6 +60,31 @@ export function validateUserId(value: string | undefined): string {
   return value;
 }
 
+/**
+ * The `kind` query parameter of an admin profile route: what the path's id
+ * is, `user` (a userId, the default) or `anonymous` (an anonymousId). 400
+ * `validation_failed` naming `kind` otherwise.
+ */
+export function operatorIdKind(value: string | undefined): OperatorIdKind {
+  if (value === undefined) return 'user';
+  const kind = OPERATOR_ID_KINDS.find((k) => k === value);
+  if (kind === undefined) {
+    throw new ApiError('validation_failed', 'kind must be user or anonymous', [{ path: 'kind', message: 'must be user (a userId, the default) or anonymous (an anonymousId)' }]);
+  }
+  return kind;
+}
+
+/** The 404 of an id that names nobody as `kind`; when it is held as the other kind, it says how to name it. */
+function notFound(message: string, kind: OperatorIdKind, otherKind: boolean): ApiError {
+  if (!otherKind) return new ApiError('not_found', message);
+  return new ApiError(
+    'not_found',
+    kind === 'user'
+      ? `${message} as a userId: it is an anonymous visitor's id, named with ?kind=anonymous`
+      : `${message} as an anonymousId: it is a userId, named without ?kind (or with ?kind=user)`,
+  );
+}
+
 /** The event as an operator sees it: the message, without storage keys. */
 function publicEvent(item: HistoryItem): Record<string, unknown> {
   const { pk: _pk, profileKey: _profileKey, sortKey: _sortKey, expiresAt: _expiresAt, ...event } = item;
@@ -72,8 +102,9 @@ function customerOf(state: ProfileState) {
 
 export async function getProfileRoute(request: HttpRequest): Promise<HttpResponse> {
   const id = validateUserId(request.pathParameters.userId);
-  const { profile: found, keys } = await resolveOperatorId(id);
-  if (!found) throw new ApiError('not_found', 'No profile for this id');
+  const kind = operatorIdKind(request.query.kind);
+  const { profile: found, keys, otherKind } = await resolveOperatorId(id, kind);
+  if (!found) throw notFound('No profile for this id', kind, otherKind);
   const state = found.state;
   const events = (await listRecentEvents(keys, HISTORY_LIMIT)).map(publicEvent);
   const body = { profile: toProfileView(state, Date.now()), journeys: journeyRunsView(state.journeys), events: [] as Record<string, unknown>[] };
@@ -126,9 +157,10 @@ function decodeCursor(raw: string | undefined, keys: readonly string[]): History
 
 export async function exportProfileRoute(request: HttpRequest): Promise<HttpResponse> {
   const id = validateUserId(request.pathParameters.userId);
+  const kind = operatorIdKind(request.query.kind);
   const limit = exportLimit(request.query.limit);
-  const { profile: found, keys } = await resolveOperatorId(id);
-  if (!found) throw new ApiError('not_found', 'No profile for this id');
+  const { profile: found, keys, otherKind } = await resolveOperatorId(id, kind);
+  if (!found) throw notFound('No profile for this id', kind, otherKind);
   const cursor = decodeCursor(request.query.cursor, keys);
   const page = await pageAllEvents(keys, limit, cursor);
   const state = found.state;
@@ -149,22 +181,23 @@ export async function exportProfileRoute(request: HttpRequest): Promise<HttpResp
 
 export async function eraseProfileRoute(request: HttpRequest, _context: HttpContext, services: AdminServices): Promise<HttpResponse> {
   const id = validateUserId(request.pathParameters.userId);
+  const kind = operatorIdKind(request.query.kind);
   // Without a profile, events may still be held (accepted, not yet applied, or an erasure completed
   // again): the keys the id's own identities may hold them under, never another customer's.
-  const { profile: found, keys } = await resolveOperatorId(id);
+  const { profile: found, keys, otherKind } = await resolveOperatorId(id, kind);
   // A scheduler that cannot cancel is a dependency down, as a store fault is: 503 and retry (the entry is kept until then).
   const cancelSchedule = (emissionId: string) =>
     services.scheduler.cancel(emissionId).catch(() => {
       throw new ApiError('unavailable', 'The scheduler could not cancel a waiting send; retry the erasure later', undefined, 2);
     });
   const report = await eraseProfileKeys(keys, Date.now(), { cancelSchedule });
-  if (!found && report.events === 0 && report.emissions === 0) throw new ApiError('not_found', 'No profile and no events for this id');
+  if (!found && report.events === 0 && report.emissions === 0) throw notFound('No profile and no events for this id', kind, otherKind);
   const state = found?.state;
   return {
     status: 200,
     body: {
       erasedAt: report.erasedAt,
-      customer: state ? customerOf(state) : { id },
+      customer: state ? customerOf(state) : kind === 'user' ? { userId: id } : { anonymousId: id },
       events: report.events,
     },
   };

@@ -15,6 +15,44 @@ import {
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { METRICS_NAMESPACE, serviceNameOf, type LambdaName } from '#shared/functions.ts';
+
+/** An alarm on a metric a function emits (Powertools EMF: namespace METRICS_NAMESPACE, dimension `service`). */
+export interface MetricAlarmDefinition {
+  /** The function that emits the metric. */
+  readonly function: LambdaName;
+  /** The metric's name, as the function's `metrics.addMetric` names it. */
+  readonly metric: string;
+  /** What the alarm means and what to do: the alarm's description. */
+  readonly description: string;
+}
+
+/**
+ * The alarms on Kairos' own metrics, one entry each. Each fires when its
+ * metric counts at least one in 3 of 5 minutes: a store outage that lasts,
+ * not one slow read. Only metrics that mean something is failing are here.
+ * Those that count the product doing its job (`EventsDroppedByErasure` and
+ * `OutcomesDroppedByErasure`: an erased customer's late events and
+ * outcomes, dropped as docs/integration.md §6 says; `EmissionsRefused`), or
+ * whose failures another alarm already watches (`RecordsFailed` and
+ * `EmissionsFailed` are retried, and given up on into a failure queue; the
+ * `…ServedStale` metrics go with `DegradedDecisions`), are on the
+ * dashboard or in the console, not paged on.
+ */
+export const METRIC_ALARMS: readonly MetricAlarmDefinition[] = [
+  {
+    function: 'decide',
+    metric: 'DegradedDecisions',
+    description:
+      "decide has been answering degraded (the catalog's fallbacks, no profile) for 3 of the last 5 minutes: its store is slow or unreachable, or the live catalog cannot be read. Check DynamoDB (throttling, errors) and the decide function's logs.",
+  },
+  {
+    function: 'ingest',
+    metric: 'StoreFaults',
+    description:
+      "ingest has been refusing events with 429/503 (the store throttling, failing or too slow) for 3 of the last 5 minutes: trackers retry the same messageIds, but their backlogs grow. Check DynamoDB (throttling, errors) and the ingest function's logs.",
+  },
+];
 
 export interface KairosMonitoringProps {
   /** Every function, by manifest name. */
@@ -61,6 +99,8 @@ export class KairosMonitoring extends Construct {
   public readonly outboxFailureQueueAlarm: Alarm;
   public readonly iteratorAgeAlarm: Alarm;
   public readonly functionErrorAlarms: Readonly<Record<string, Alarm>>;
+  /** The alarms of METRIC_ALARMS, by metric name. */
+  public readonly metricAlarms: Readonly<Record<string, Alarm>>;
   public readonly dashboard?: Dashboard;
 
   constructor(scope: Construct, id: string, props: KairosMonitoringProps) {
@@ -123,6 +163,32 @@ export class KairosMonitoring extends Construct {
     }
     this.functionErrorAlarms = errorAlarms;
 
+    /** A metric a function emits, summed per minute. */
+    const functionMetric = (fn: LambdaName, metricName: string, label?: string) =>
+      new Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        dimensionsMap: { service: serviceNameOf(fn) },
+        statistic: Stats.SUM,
+        period: Duration.minutes(1),
+        ...(label !== undefined ? { label } : {}),
+      });
+    const metricAlarms: Record<string, Alarm> = {};
+    for (const definition of METRIC_ALARMS) {
+      metricAlarms[definition.metric] = withActions(
+        new Alarm(this, `${definition.metric}Alarm`, {
+          alarmDescription: definition.description,
+          metric: functionMetric(definition.function, definition.metric),
+          threshold: 1,
+          comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 5,
+          datapointsToAlarm: 3,
+          treatMissingData: TreatMissingData.NOT_BREACHING,
+        }),
+      );
+    }
+    this.metricAlarms = metricAlarms;
+
     if (props.dashboard ?? true) {
       const api = props.httpApi;
       const fns = Object.entries(props.functions);
@@ -178,6 +244,22 @@ export class KairosMonitoring extends Construct {
         new SingleValueWidget({
           title: 'Stream failure queue (records given up on)',
           metrics: [this.failureQueueAlarm.metric],
+          width: 12,
+        }),
+      );
+      this.dashboard.addWidgets(
+        new GraphWidget({
+          title: 'Metrics with an alarm (METRIC_ALARMS)',
+          left: Object.values(this.metricAlarms).map((alarm) => alarm.metric),
+          leftAnnotations: Object.values(this.metricAlarms).map((alarm) => alarm.toAnnotation()),
+          width: 12,
+        }),
+        new GraphWidget({
+          title: 'Dropped by erasure (late events and outcomes of erased customers)',
+          left: [
+            functionMetric('profile', 'EventsDroppedByErasure', 'events'),
+            functionMetric('profile', 'OutcomesDroppedByErasure', 'outcomes'),
+          ],
           width: 12,
         }),
       );

@@ -12,12 +12,15 @@
  *   a userId is decided as a new visitor, since anyone holding the public
  *   key can send that identify for any userId (events need no token).
  *
- * Tokens are verified with `jose` (HS256 only, `sub` and `exp` required,
- * `exp` and `nbf` against this server's clock), and refused when they say
- * they were issued (`iat`) more than USER_TOKEN_MAX_CLOCK_SKEW_SECONDS ahead
- * of it.
+ * Tokens are verified with `jose` (HS256 only, `sub` and `exp` required),
+ * against this server's clock with the same allowance for a clock that is a
+ * little off (USER_TOKEN_CLOCK_SKEW_SECONDS) on `exp`, `nbf` and `iat`, and
+ * refused when they live longer than KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS
+ * (`exp` − `iat`, or `exp` − now without `iat`): a token that leaks stops
+ * working within that time. A refusal is a 401 that says why.
  */
-import { jwtVerify } from 'jose';
+import { errors, jwtVerify } from 'jose';
+import { config } from '#shared/config.ts';
 import type { Channel } from '#domain/channels.ts';
 import type { DecideRequest } from '#domain/decide/types.ts';
 import type { SourceIdentity } from './auth.ts';
@@ -35,27 +38,69 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{1,1024}\.[A-Za-z0-9_-]{1,2048}\.[A-Za-z0-9_-
 const encoder = new TextEncoder();
 
 /**
- * How far ahead of this server's clock a token's `iat` may be, in seconds
- * (a back-end's clock a little ahead). A token issued further in the future
- * came from a clock that cannot be trusted, its `exp` too: refused (jose
- * checks `iat` only for being a number).
+ * How far this server's clock and a token's issuer's may disagree, in
+ * seconds, allowed alike on `exp` (accepted until this long after it),
+ * `nbf` (from this long before it) and `iat` (at most this far ahead).
  */
-export const USER_TOKEN_MAX_CLOCK_SKEW_SECONDS = 300;
+export const USER_TOKEN_CLOCK_SKEW_SECONDS = 300;
+
+/** What a user token is checked against: the lifetime allowed and the clock (epoch ms). */
+export interface UserTokenPolicy {
+  /** Seconds a token may live at most (`exp` − `iat`, or `exp` − now without `iat`). @default config KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS */
+  readonly maxLifetimeSeconds?: number;
+  /** This server's clock, epoch milliseconds. @default Date.now() */
+  readonly now?: number;
+}
+
+const isoSeconds = (seconds: number) => new Date(seconds * 1000).toISOString();
 
 /**
- * Whether `token` is an HS256 JWT signed with `secret` whose `sub` is
- * `userId`, whose `exp` (required) has not passed and whose `iat`, if any,
- * is at most USER_TOKEN_MAX_CLOCK_SKEW_SECONDS ahead. Never throws.
+ * Why `token` does not prove `userId` to a key whose user-token secret is
+ * `secret`, as a phrase completing "The X-Kairos-User-Token …"; undefined
+ * when it does: an HS256 JWT signed with `secret`, `sub` = `userId`, `exp`
+ * not passed and `nbf` reached (both within the clock skew), `iat` at most
+ * the skew ahead, and a lifetime within `policy.maxLifetimeSeconds`. The
+ * claims are read only once the signature holds, so a forged token learns
+ * nothing but that it is not signed with the secret. Never throws.
  */
-export async function isValidUserToken(token: string, secret: string, userId: string): Promise<boolean> {
-  if (!TOKEN_SHAPE.test(token)) return false;
+export async function userTokenProblem(token: string, secret: string, userId: string, policy: UserTokenPolicy = {}): Promise<string | undefined> {
+  if (!TOKEN_SHAPE.test(token)) return 'is not a JWT (three base64url parts, at most 3.5 KB)';
+  const now = (policy.now ?? Date.now()) / 1000;
+  const maxLifetime = policy.maxLifetimeSeconds ?? config.KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS;
+  const skew = USER_TOKEN_CLOCK_SKEW_SECONDS;
+  let payload: { sub?: string; exp?: number; iat?: number };
   try {
-    const { payload } = await jwtVerify(token, encoder.encode(secret), { algorithms: ['HS256'], requiredClaims: ['sub', 'exp'] });
-    if (payload.iat !== undefined && payload.iat > Date.now() / 1000 + USER_TOKEN_MAX_CLOCK_SKEW_SECONDS) return false;
-    return payload.sub === userId;
-  } catch {
-    return false;
+    ({ payload } = await jwtVerify(token, encoder.encode(secret), {
+      algorithms: ['HS256'],
+      requiredClaims: ['sub', 'exp'],
+      clockTolerance: skew,
+      currentDate: new Date(now * 1000),
+    }));
+  } catch (error) {
+    if (error instanceof errors.JWTExpired) return `expired at ${isoSeconds(Number((error.payload as { exp?: unknown }).exp))}`;
+    if (error instanceof errors.JWTClaimValidationFailed) {
+      const value = (error.payload as Record<string, unknown>)[error.claim];
+      if (error.reason === 'missing') return `has no \`${error.claim}\` claim`;
+      if (error.claim === 'nbf' && typeof value === 'number') return `is not valid before ${isoSeconds(value)} (nbf)`;
+      return `has an invalid \`${error.claim}\` claim`;
+    }
+    return "is not an HS256 JWT signed with this key's user-token secret";
   }
+  const { sub, exp, iat } = payload as { sub: string; exp: number; iat?: number };
+  if (iat !== undefined && iat > now + skew) {
+    return `says it was issued at ${isoSeconds(iat)} (iat), more than ${skew} s ahead of this server's clock: mint tokens with a synchronised clock`;
+  }
+  const lifetime = exp - (iat ?? now);
+  if (lifetime > maxLifetime + (iat === undefined ? skew : 0)) {
+    return `lives ${Math.round(lifetime)} s (exp − ${iat === undefined ? 'now, without iat' : 'iat'}), longer than the ${maxLifetime} s a user token may: mint tokens that expire sooner`;
+  }
+  if (sub !== userId) return 'is for another userId';
+  return undefined;
+}
+
+/** Whether `token` proves `userId` (userTokenProblem finds nothing). Never throws. */
+export async function isValidUserToken(token: string, secret: string, userId: string, policy: UserTokenPolicy = {}): Promise<boolean> {
+  return (await userTokenProblem(token, secret, userId, policy)) === undefined;
 }
 
 /** What a decide request may see, once its key's rights are checked. */
@@ -99,8 +144,9 @@ export async function authorizeDecide(
         'This public key has no user-token secret, so no X-Kairos-User-Token is valid with it: an operator sets one with PUT /v1/admin/keys/{keyId}/user-token-secret (or decide for the anonymousId)',
       );
     }
-    if (!(await isValidUserToken(token, identity.userTokenSecret, input.userId))) {
-      throw new ApiError('unauthorized', 'The X-Kairos-User-Token is not valid for this userId (wrong user or secret, or expired)');
+    const problem = await userTokenProblem(token, identity.userTokenSecret, input.userId);
+    if (problem !== undefined) {
+      throw new ApiError('unauthorized', `The X-Kairos-User-Token ${problem}`, [{ path: USER_TOKEN_HEADER, message: problem }]);
     }
     return { publicAnswer: true, identified: true };
   }

@@ -1,13 +1,15 @@
 /**
  * The customer an operator's id names (the admin profile routes: GET,
  * export, erasure), by the rule of shared/domain/profile/profile-item.ts
- * `operatorIdTarget`: an id that is or was a userId names that user only;
- * its anonymous key is followed only when it never was one.
+ * `operatorIdTarget`: a userId names that user only, an anonymous id its
+ * anonymous profile or the user it was merged into.
  */
 import { config } from '#shared/config.ts';
 import {
+  operatorIdIsOtherKind,
   operatorIdKeys,
   operatorIdTarget,
+  type OperatorIdKind,
   profileFromItem,
   type OperatorIdReads,
   type OperatorIdTarget,
@@ -25,10 +27,12 @@ export interface OperatorIdCustomer {
   readonly profile?: StoredProfile;
   /** The profile keys whose events and items are the customer's (`operatorIdKeys`). */
   readonly keys: readonly string[];
+  /** The id names nobody as the kind asked, but is held as the other kind (`operatorIdIsOtherKind`). */
+  readonly otherKind: boolean;
 }
 
 /**
- * Resolve an operator's id: one consistent BatchGetItem of `u#<id>`,
+ * Resolve an operator's id, of `kind` (a userId or an anonymousId): one consistent BatchGetItem of `u#<id>`,
  * `a#<id>` and the erasure record of `u#<id>`; a Query of one event under
  * `u#<id>` when it holds neither a profile nor an erasure record; a
  * consistent GetItem of the user an anonymous id was merged into. Store
@@ -36,6 +40,7 @@ export interface OperatorIdCustomer {
  */
 export async function resolveOperatorId(
   id: string,
+  kind: OperatorIdKind,
   options: { client?: DynamoClient; profilesTable?: string; eventsTable?: string } = {},
 ): Promise<OperatorIdCustomer> {
   const client = options.client ?? dynamo();
@@ -51,7 +56,7 @@ export async function resolveOperatorId(
     (erasedAtOf(byKey.get(erasureKey)) !== undefined ||
       (await holdsEvents(userKey, { client, ...(options.eventsTable !== undefined ? { tableName: options.eventsTable } : {}) })));
   const reads: OperatorIdReads = { user, wasUser, anonymous: profileFromItem(byKey.get(anonymousKey)) };
-  const target = operatorIdTarget(id, reads);
+  const target = operatorIdTarget(id, reads, kind);
   let profile: StoredProfile | undefined;
   if (target.names === 'user' && reads.user?.kind === 'profile') profile = reads.user;
   else if (target.names === 'anonymous' && reads.anonymous?.kind === 'profile') profile = reads.anonymous;
@@ -61,5 +66,6 @@ export async function resolveOperatorId(
     );
     if (merged?.kind === 'profile') profile = merged;
   }
-  return { target, ...(profile ? { profile } : {}), keys: operatorIdKeys(id, target, reads, profile) };
+  const otherKind = target.names === 'unknown' && operatorIdIsOtherKind(reads, kind);
+  return { target, ...(profile ? { profile } : {}), keys: operatorIdKeys(id, target, reads, profile, kind), otherKind };
 }

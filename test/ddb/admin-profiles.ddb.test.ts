@@ -139,7 +139,9 @@ describe('GET /v1/admin/profiles/{userId}', () => {
     expect([...times].sort().reverse()).toEqual(times);
     // 30 orders + identify + the 19 newest anonymous page views.
     expect(events.filter((e: { anonymousId?: string; userId?: string }) => e.anonymousId === anonymousId && !e.userId)).toHaveLength(19);
-    // The merged anonymous id finds the same customer.
-    expect((await call(request(profilePath(anonymousId), admin))).body.profile.userId).toBe(userId);
+    // The merged anonymous id, named as an anonymousId, finds the same customer; named as a userId, nobody.
+    const asAnonymous = { ...request(profilePath(anonymousId), admin), rawQueryString: 'kind=anonymous', queryStringParameters: { kind: 'anonymous' } };
+    expect((await call(asAnonymous)).body.profile.userId).toBe(userId);
+    expect((await call(request(profilePath(anonymousId), admin))).status).toBe(404);
   });
 });

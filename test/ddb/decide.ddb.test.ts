@@ -33,6 +33,7 @@ import { SignJWT } from 'jose';
 import { publishCatalog } from '#store/catalog.ts';
 import { profileToItem, tombstoneToItem } from '#store/profiles.ts';
 import { config } from '#shared/config.ts';
+import { USER_TOKEN_CLOCK_SKEW_SECONDS } from '#http/key-rights.ts';
 import { emptyProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { anonymousProfileKey, userProfileKey } from '#domain/stored-event.ts';
 import { decisionKey, decodeDecisionId as decodePlainDecisionId, readDecisionId } from '#domain/decide/decision-id.ts';
@@ -220,7 +221,8 @@ describe('public and server keys on decide', () => {
     const replies = [
       await asPublic(body),
       await asPublic(body, await token(`${LUIS}-other`)),
-      await asPublic(body, await token(LUIS, { expiresInSeconds: -30 })),
+      // Expired further back than the clock skew allowed (key-rights.ts USER_TOKEN_CLOCK_SKEW_SECONDS).
+      await asPublic(body, await token(LUIS, { expiresInSeconds: -(USER_TOKEN_CLOCK_SKEW_SECONDS + 30) })),
       await asPublic(body, await token(LUIS, { secret: `${TOKEN_SECRET}-rotated` })),
       await asPublic(body, await token(LUIS), LEGACY), // a key without a user-token secret
     ];

@@ -106,9 +106,12 @@ async function admin(method: string, path: string): Promise<{ status: number; bo
   return { status: result.statusCode ?? 0, body: result.body ? JSON.parse(result.body) : {} };
 }
 
-/** Erase the customer `id` names; the erasure instant, once the wall clock is in the second after it (decision ids carry their issue time to the second). */
-async function erase(id: string): Promise<number> {
-  const erased = await admin('DELETE', `/v1/admin/profiles/${id}`);
+/**
+ * Erase the customer `id` names, a userId or (`kind` anonymous) an anonymousId; the erasure instant, once the wall
+ * clock is in the second after it (decision ids carry their issue time to the second).
+ */
+async function erase(id: string, kind: 'user' | 'anonymous' = 'user'): Promise<number> {
+  const erased = await admin('DELETE', `/v1/admin/profiles/${id}${kind === 'anonymous' ? '?kind=anonymous' : ''}`);
   expect(erased.status).toBe(200);
   const at = Date.parse(erased.body.erasedAt);
   await new Promise((resolve) => setTimeout(resolve, 1_000 - (at % 1_000) + 20));
@@ -166,7 +169,7 @@ describe('a late answer to a decision issued before the erasure', () => {
     const clicksBefore = await storedClicks(start);
     await ingest([event(`${anonymousId}-1`, { anonymousId }, { type: 'page', properties: { path: '/' } })]);
     const old = await decide({ anonymousId });
-    const erasedAt = await erase(anonymousId);
+    const erasedAt = await erase(anonymousId, 'anonymous');
     expect(old.issuedAt).toBeLessThanOrEqual(erasedAt);
 
     // The visitor comes back (a viewed product enters the journey), then logs in as a user who was never erased.

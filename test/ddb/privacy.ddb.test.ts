@@ -98,7 +98,12 @@ describe('GET /v1/admin/profiles/{userId}/export', () => {
     expect(response.body.next).toBeUndefined();
     expect(response.body.events.map((e: { messageId: string }) => e.messageId).sort()).toEqual(events.map((e) => e.messageId).sort());
     expect(response.body.events[0]).not.toHaveProperty('pk');
-    expect((await call('GET', exportPath(anonymousId), '?limit=1000')).body.customer.userId).toBe(userId);
+    // The anonymous id, named as one, finds the customer it was merged into; named as a userId, nobody (the 404 says how to name it).
+    expect((await call('GET', exportPath(anonymousId), '?kind=anonymous&limit=1000')).body.customer.userId).toBe(userId);
+    expect(await call('GET', exportPath(anonymousId), '?limit=1000')).toMatchObject({
+      status: 404,
+      body: { error: { code: 'not_found', message: "No profile for this id as a userId: it is an anonymous visitor's id, named with ?kind=anonymous" } },
+    });
   });
 
   it('pages through every event exactly once, whatever the page size', async () => {
@@ -158,6 +163,7 @@ describe('DELETE /v1/admin/profiles/{userId}', () => {
     }
     for (const path of [profilePath(userId), profilePath(anonymousId), exportPath(userId)]) {
       expect((await call('GET', path)).status).toBe(404);
+      expect((await call('GET', path, '?kind=anonymous')).status).toBe(404);
     }
     // Erasing again: nothing is held any more.
     expect((await call('DELETE', profilePath(userId))).status).toBe(404);
@@ -231,7 +237,7 @@ describe('DELETE /v1/admin/profiles/{userId}', () => {
     await documentClient.send(new PutCommand({ TableName: config.EVENTS_TABLE, Item: event }));
     const response = await call('DELETE', profilePath(userId));
     expect(response.status).toBe(200);
-    expect(response.body).toMatchObject({ customer: { id: userId }, events: 1 });
+    expect(response.body).toMatchObject({ customer: { userId }, events: 1 });
     const left = await documentClient.send(
       new QueryCommand({
         TableName: config.EVENTS_TABLE,
@@ -307,8 +313,32 @@ describe('DELETE /v1/admin/profiles/{userId}', () => {
     expect(records.map((item) => [item.pk, item.expiresAt])).toEqual([[erasureRecordItem.key(userProfileKey(b)).pk, undefined]]);
   });
 
-  it('404 for an id nothing is held about; 400 for a malformed id', async () => {
+  it('404 for an id nothing is held about; 400 for a malformed id or kind', async () => {
     expect((await call('DELETE', profilePath(`nobody-${run}`))).status).toBe(404);
+    expect((await call('DELETE', profilePath(`nobody-${run}`), '?kind=anonymous')).status).toBe(404);
     expect((await call('DELETE', profilePath('bad\u0000id'))).status).toBe(400);
+    for (const method of ['GET', 'DELETE']) {
+      expect(await call(method, profilePath(`nobody-${run}`), '?kind=cookie')).toMatchObject({
+        status: 400,
+        body: { error: { code: 'validation_failed', details: [{ path: 'kind' }] } },
+      });
+    }
+  });
+
+  it('an anonymous visitor is erased by its anonymousId named as one; named as a userId it is not reached', async () => {
+    const anonymousId = `visitor-${run}`;
+    const sourceId = `s-${run}`;
+    await ingest([storedEvent({ type: 'page', anonymousId, messageId: `${anonymousId}-p`, timestamp: at(1), sourceId })]);
+    // As a userId: nobody, and nothing erased; the 404 says how to name it.
+    expect(await call('DELETE', profilePath(anonymousId))).toMatchObject({
+      status: 404,
+      body: { error: { message: "No profile and no events for this id as a userId: it is an anonymous visitor's id, named with ?kind=anonymous" } },
+    });
+    expect((await call('GET', profilePath(anonymousId), '?kind=anonymous')).body.profile).toMatchObject({ identified: false });
+    const erased = await call('DELETE', profilePath(anonymousId), '?kind=anonymous');
+    expect(erased).toMatchObject({ status: 200, body: { customer: { anonymousId }, events: 1 } });
+    expect(await scanFor(config.PROFILES_TABLE, anonymousId)).toEqual([]);
+    expect(await scanFor(config.EVENTS_TABLE, anonymousId)).toEqual([]);
+    expect((await call('GET', profilePath(anonymousId), '?kind=anonymous')).status).toBe(404);
   });
 });

@@ -107,7 +107,7 @@ describe('a web page on another origin renders the next best action', () => {
     // A frequent anonymous visitor today (seed scenario 3): the home banner is the mega offer.
     const anonymousId = uniqueId('browser-anon');
     await sendEvents(api, Array.from({ length: 12 }, () => page({ anonymousId })));
-    await waitForProfile(api, anonymousId, (p) => p.stats.visitsToday >= 12);
+    await waitForProfile(api, { anonymousId }, (p) => p.stats.visitsToday >= 12);
 
     const context = await browser!.newContext();
     const tab = await context.newPage();

@@ -294,7 +294,7 @@ describe('identity resolution', () => {
     }
     sdk.analytics.track({ anonymousId, event: 'Product Viewed', properties: { category: 'running' }, timestamp: new Date(t0 + 4_000) });
     await sdk.analytics.flush();
-    await waitForProfile(api, anonymousId, (p) => p.stats.visitsTotal === 3 && countOf(p, 'Product Viewed') === 1);
+    await waitForProfile(api, { anonymousId }, (p) => p.stats.visitsTotal === 3 && countOf(p, 'Product Viewed') === 1);
 
     sdk.analytics.identify({ userId, anonymousId, traits: { firstName: 'Sam' }, timestamp: new Date(t0 + 10_000) });
     await sdk.analytics.flush();

@@ -242,7 +242,8 @@ describe('decide with a public key and with a server key', () => {
     const refused = [
       await decideWith('write', body),
       await decideWith('write', body, await userToken(api, `${userId}-other`)),
-      await decideWith('write', body, await userToken(api, userId, { expiresAt: new Date(Date.now() - 60_000) })),
+      // Expired 10 minutes ago: further back than the 5 minutes of clock skew allowed (key-rights.ts USER_TOKEN_CLOCK_SKEW_SECONDS).
+      await decideWith('write', body, await userToken(api, userId, { expiresAt: new Date(Date.now() - 600_000) })),
       await decideWith('write', body, await userToken(api, userId, { secret: `${api.userTokenSecret}-not-this-one` })),
     ];
     for (const result of refused) {

@@ -125,7 +125,7 @@ describe('11. test and learn, end to end: outcomes sent as events → statistics
     ];
     expect((await sendEvents(api, batch)).accepted).toBe(52);
     // Every report applied (each in its own visitor's history), before the report is read.
-    for (const id of [harvested.anonymousId, ...sybils]) await waitForProfile(api, id, (p) => (p.stats.eventCounts['Promotion Clicked']?.total ?? 0) === 1);
+    for (const anonymousId of [harvested.anonymousId, ...sybils]) await waitForProfile(api, { anonymousId }, (p) => (p.stats.eventCounts['Promotion Clicked']?.total ?? 0) === 1);
     const was = before[harvested.variant] ?? { impressions: 0, clicks: 0 };
     await expect
       .poll(async () => (await reported())[harvested.variant], { timeout: 30_000, interval: 500 })

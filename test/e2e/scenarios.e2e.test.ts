@@ -185,8 +185,8 @@ describe('seed scenarios (catalog/demo.yaml)', () => {
       ...Array.from({ length: 5 }, () => page(ten, {}, daysAgo(1.5))),
     ]);
     await Promise.all([
-      waitForProfile(api, eleven.anonymousId, (p) => p.stats.visitsToday === 11),
-      waitForProfile(api, ten.anonymousId, (p) => p.stats.visitsTotal === 15),
+      waitForProfile(api, { anonymousId: eleven.anonymousId }, (p) => p.stats.visitsToday === 11),
+      waitForProfile(api, { anonymousId: ten.anonymousId }, (p) => p.stats.visitsTotal === 15),
     ]);
     const [forEleven, forTen] = await Promise.all([
       decide(api, { anonymousId: eleven.anonymousId, channel: 'web', placement: 'home' }),
@@ -342,7 +342,7 @@ describe('seed scenarios (catalog/demo.yaml)', () => {
   it('7. context: with rain the rainy-day recipe card wins on the web; season and location drive a rule too', async () => {
     const visitor = { anonymousId: uniqueId('s7-visitor') };
     await sendEvents(api, [page(visitor)]);
-    await waitForProfile(api, visitor.anonymousId, (p) => p.stats.visitsTotal === 1);
+    await waitForProfile(api, { anonymousId: visitor.anonymousId }, (p) => p.stats.visitsTotal === 1);
     const ask = (context: Record<string, unknown>) =>
       decide(api, { anonymousId: visitor.anonymousId, channel: 'web', placement: 'home', context });
     const [rain, dry, summer, rainySummer] = await Promise.all([
@@ -564,7 +564,7 @@ describe('public-key answers of the seed scenarios', () => {
     const profiles = new Map<string, Awaited<ReturnType<typeof getProfile>>>();
     for (const { request } of publicAnswers) {
       const id = request.userId ?? request.anonymousId ?? '';
-      if (!profiles.has(id)) profiles.set(id, await getProfile(api, id));
+      if (!profiles.has(id)) profiles.set(id, await getProfile(api, request.userId ?? { anonymousId: id }));
     }
     let scanned = 0;
     for (const { request, status, text } of publicAnswers) {

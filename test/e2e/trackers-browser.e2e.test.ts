@@ -193,7 +193,7 @@ describe('navigator.sendBeacon on a short route', () => {
     const anonymousId = uniqueId('beacon');
     const run = await runPage('beacon', anonymousId);
     expect(run.result).toEqual([{ type: 'page', queued: true }]);
-    const profile = await waitForProfile(stack!, anonymousId, (p) => p.stats.visitsTotal === 1);
+    const profile = await waitForProfile(stack!, { anonymousId }, (p) => p.stats.visitsTotal === 1);
     expect(profile.stats.visitsToday).toBe(1);
   });
 });

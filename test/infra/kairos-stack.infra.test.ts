@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiGatewayEvent } from '../support/apigw.ts';
 import { LAZY_MODULES, lazyModuleFolder } from '#infra/bundling.ts';
 import { ESM_REQUIRE_BANNER, PROJECT_ROOT } from '#infra/constructs/kairos-function.ts';
+import { METRIC_ALARMS } from '#infra/constructs/kairos-monitoring.ts';
 import { createKairosApp } from '#infra/kairos-app.ts';
 import type { KairosStack } from '#infra/kairos-stack.ts';
 import { dispatcherStreamSettings, functionDefinitions, METRICS_NAMESPACE, profileStreamSettings, serviceNameOf, type Access, type LambdaName } from '#shared/functions.ts';
@@ -262,6 +263,30 @@ describe('Events stream → profile function', () => {
         MetricName: 'Errors',
         Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId(name) } }],
         Threshold: 1,
+      });
+    }
+  });
+
+  it("alarms on the metrics of METRIC_ALARMS, each one a function emits: degraded decisions and ingest's store faults", () => {
+    expect(METRIC_ALARMS.map((a) => `${a.function}:${a.metric}`).sort()).toEqual(['decide:DegradedDecisions', 'ingest:StoreFaults']);
+    const ownMetricAlarms = Object.values(resourcesOfType(template, 'AWS::CloudWatch::Alarm')).filter((a) => a.Properties?.Namespace === METRICS_NAMESPACE);
+    expect(ownMetricAlarms.map((a) => a.Properties?.MetricName).sort()).toEqual(METRIC_ALARMS.map((a) => a.metric).sort());
+    for (const definition of METRIC_ALARMS) {
+      // The metric the alarm watches is one its function emits, under that name.
+      const source = readFileSync(join(PROJECT_ROOT, functionDefinitions[definition.function].entry), 'utf8');
+      expect(source).toContain(`metrics.addMetric('${definition.metric}', MetricUnit.Count`);
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: METRICS_NAMESPACE,
+        MetricName: definition.metric,
+        Dimensions: [{ Name: 'service', Value: serviceNameOf(definition.function) }],
+        Statistic: 'Sum',
+        Period: 60,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        EvaluationPeriods: 5,
+        DatapointsToAlarm: 3,
+        TreatMissingData: 'notBreaching',
+        AlarmDescription: definition.description,
       });
     }
   });

@@ -10,8 +10,9 @@
  *   collides with a running `npm start`;
  * - every ```sh walkthrough block of the document, in document order, is one
  *   session of one bash (variables set by a step are seen by the next ones),
- *   run in the repository's root; each command is followed by the output the
- *   document says it prints, on a `# → …` line.
+ *   run in the repository's root, its node processes (the user tokens the
+ *   documents mint) on the stack's midday clock; each command is followed by
+ *   the output the document says it prints, on a `# → …` line.
  *
  * The notation of an output is JSON, where `…` stands for what is not shown:
  * `,…` fields left out of an object (the fields shown must be there with
@@ -261,7 +262,11 @@ export class WalkthroughShell {
   private count = 0;
 
   constructor() {
-    this.bash = spawn('bash', ['--noprofile', '--norc'], { cwd: REPOSITORY_ROOT, env: cleanEnvironment(), stdio: ['pipe', 'pipe', 'pipe'] });
+    // The documents mint user tokens with node (`iat`, `exp`): it reads the midday clock the documented stack runs on
+    // (startDocumentedStack), or the tokens would be dated hours away from that stack's clock.
+    const midday = join(REPOSITORY_ROOT, 'test', 'support', 'midday-clock.ts');
+    const env = { ...cleanEnvironment(), NODE_OPTIONS: `--import tsx --import "${midday}"` };
+    this.bash = spawn('bash', ['--noprofile', '--norc'], { cwd: REPOSITORY_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
     this.bash.stdout?.on('data', (chunk: Buffer) => (this.shellOutput += chunk.toString()));
     this.bash.stderr?.on('data', (chunk: Buffer) => (this.shellOutput += chunk.toString()));
   }

@@ -41,6 +41,7 @@ describe('configuration', () => {
         AWS_REGION: 'us-east-1',
         KAIROS_DECIDE_DEADLINE_MS: 1000,
         KAIROS_STALE_MAX_SECONDS: 3600,
+        KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: 86400,
       },
     });
   });
@@ -62,6 +63,7 @@ describe('configuration', () => {
     [{ KAIROS_ADMIN_TOKEN: 'short' }, 'KAIROS_ADMIN_TOKEN must be at least 16 characters'],
     [{ KAIROS_DECIDE_DEADLINE_MS: '30000' }, 'KAIROS_DECIDE_DEADLINE_MS must be a number from 50 to 25000'],
     [{ KAIROS_STALE_MAX_SECONDS: '-1' }, 'KAIROS_STALE_MAX_SECONDS must be a number from 0 to 604800'],
+    [{ KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: '30' }, 'KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS must be a number from 60 to 604800'],
   ])('refuses %j: %s', (env, message) => {
     const loaded = load(env);
     expect(loaded.ok).toBe(false);

@@ -3,17 +3,22 @@
  * `operatorIdTarget`, `operatorIdKeys`), on random Profiles tables in
  * memory: users live or erased, anonymous ids kept, merged into a user
  * (aliases included, whose previousId may be another user's id, so two users
- * can list each other) or never seen. An id that is or was a userId names
- * that user only; the keys an id reaches (read, export, erasure) are its
- * customer's and never another's.
+ * can list each other) or never seen. An id named as a userId names that
+ * user only, never an anonymous visitor; one named as an anonymousId names
+ * its visitor or the user it was merged into, never the user of the same
+ * text; the keys an id reaches (read, export, erasure) are its customer's
+ * and never another's.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { emptyProfileState } from '#domain/profile/state.ts';
 import {
   customerProfileKeys,
+  OPERATOR_ID_KINDS,
+  operatorIdIsOtherKind,
   operatorIdKeys,
   operatorIdTarget,
+  type OperatorIdKind,
   type OperatorIdReads,
   type ProfileItem,
   type StoredProfile,
@@ -60,9 +65,9 @@ function anonymousItem(world: World, id: Id): ProfileItem | undefined {
 }
 
 /** What the store does (shared/store/operator-id.ts), on the world in memory. */
-function resolve(world: World, id: Id) {
+function resolve(world: World, id: Id, kind: OperatorIdKind) {
   const reads: OperatorIdReads = { user: userProfile(world, id), wasUser: world.users[id] === 'erased', anonymous: anonymousItem(world, id) };
-  const target = operatorIdTarget(id, reads);
+  const target = operatorIdTarget(id, reads, kind);
   const profile =
     target.names === 'user'
       ? userProfile(world, id)
@@ -71,7 +76,7 @@ function resolve(world: World, id: Id) {
         : target.names === 'merged'
           ? userProfile(world, target.userId as Id)
           : undefined;
-  return { target, profile, keys: operatorIdKeys(id, target, reads, profile) };
+  return { target, profile, keys: operatorIdKeys(id, target, reads, profile, kind), otherKind: target.names === 'unknown' && operatorIdIsOtherKind(reads, kind) };
 }
 
 /** Who holds a key in the world: a user key its user, an anonymous key itself or the user it was merged into. */
@@ -83,35 +88,49 @@ function ownerOf(world: World, key: string): string {
 }
 
 describe('what an operator id names', () => {
-  it('an id that is or was a userId names that user only; otherwise the anonymous key is followed', () => {
+  it('an id named as a userId names that user only, while it is or was one; never an anonymous visitor', () => {
     fc.assert(
       fc.property(worlds, fc.constantFrom(...IDS), (world, id) => {
         const anonymous = world.anonymous[id];
-        const expected =
-          world.users[id] !== 'never' || (anonymous.kind === 'tombstone' && anonymous.into === id)
-            ? { names: 'user', userId: id }
-            : anonymous.kind === 'tombstone'
-              ? { names: 'merged', anonymousId: id, userId: anonymous.into }
-              : anonymous.kind === 'profile'
-                ? { names: 'anonymous', anonymousId: id }
-                : { names: 'unknown' };
-        expect(resolve(world, id).target).toEqual(expected);
+        const isUser = world.users[id] !== 'never' || (anonymous.kind === 'tombstone' && anonymous.into === id);
+        const { target, otherKind } = resolve(world, id, 'user');
+        expect(target).toEqual(isUser ? { names: 'user', userId: id } : { names: 'unknown' });
+        // Nobody as a user, but an anonymous visitor (or one merged into someone) of the same text: the 404 says so.
+        expect(otherKind).toBe(!isUser && anonymous.kind !== 'none');
       }),
       { numRuns: 2_000 },
     );
   });
 
-  it('every key an id reaches is held by the customer it names, never by another', () => {
+  it('an id named as an anonymousId names its visitor, or the user it was merged into; never the user of the same text', () => {
     fc.assert(
       fc.property(worlds, fc.constantFrom(...IDS), (world, id) => {
-        const { target, keys, profile } = resolve(world, id);
+        const anonymous = world.anonymous[id];
+        const expected =
+          anonymous.kind === 'tombstone'
+            ? { names: 'merged', anonymousId: id, userId: anonymous.into }
+            : anonymous.kind === 'profile'
+              ? { names: 'anonymous', anonymousId: id }
+              : { names: 'unknown' };
+        const { target, otherKind } = resolve(world, id, 'anonymous');
+        expect(target).toEqual(expected);
+        expect(otherKind).toBe(anonymous.kind === 'none' && world.users[id] !== 'never');
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('every key an id reaches, named as either kind, is held by the customer it names, never by another', () => {
+    fc.assert(
+      fc.property(worlds, fc.constantFrom(...IDS), fc.constantFrom(...OPERATOR_ID_KINDS), (world, id, kind) => {
+        const { target, keys, profile } = resolve(world, id, kind);
         expect(keys).toEqual(profile ? customerProfileKeys(profile) : keys);
         const customer =
           target.names === 'user' || target.names === 'merged' ? `user ${target.userId}` : target.names === 'anonymous' ? `anonymous ${id}` : undefined;
-        // An unknown id reaches only its own two keys, where events not applied yet may wait; a merged
+        // An unknown id reaches only its own key of the kind named, where events not applied yet may wait; a merged
         // anonymous id, its own key (events stored under it before the merge are its user's).
         const strangers = keys.filter((key) =>
-          customer === undefined ? key !== `u#${id}` && key !== `a#${id}` : !(target.names === 'merged' && key === `a#${id}`) && ownerOf(world, key) !== customer,
+          customer === undefined ? key !== (kind === 'user' ? `u#${id}` : `a#${id}`) : !(target.names === 'merged' && key === `a#${id}`) && ownerOf(world, key) !== customer,
         );
         expect(strangers).toEqual([]);
       }),
@@ -124,7 +143,21 @@ describe('what an operator id names', () => {
       users: { a: 'live', b: 'erased', c: 'never', d: 'never' },
       anonymous: { a: { kind: 'none' }, b: { kind: 'tombstone', into: 'a' }, c: { kind: 'none' }, d: { kind: 'none' } },
     };
-    expect(resolve(world, 'b')).toEqual({ target: { names: 'user', userId: 'b' }, profile: undefined, keys: ['u#b'] });
-    expect(resolve(world, 'a').keys).toEqual(['u#a', 'a#b']);
+    expect(resolve(world, 'b', 'user')).toEqual({ target: { names: 'user', userId: 'b' }, profile: undefined, keys: ['u#b'], otherKind: false });
+    expect(resolve(world, 'a', 'user').keys).toEqual(['u#a', 'a#b']);
+    // Named as an anonymousId, b is the visitor whose history went to a: that customer, explicitly.
+    expect(resolve(world, 'b', 'anonymous').target).toEqual({ names: 'merged', anonymousId: 'b', userId: 'a' });
+  });
+
+  it('an anonymous visitor named as a userId is nobody (the 404 says to name it as an anonymousId), named as one it is found', () => {
+    const world: World = {
+      users: { a: 'never', b: 'live', c: 'never', d: 'never' },
+      anonymous: { a: { kind: 'profile' }, b: { kind: 'none' }, c: { kind: 'tombstone', into: 'b' }, d: { kind: 'none' } },
+    };
+    expect(resolve(world, 'a', 'user')).toEqual({ target: { names: 'unknown' }, profile: undefined, keys: ['u#a'], otherKind: true });
+    expect(resolve(world, 'a', 'anonymous')).toMatchObject({ target: { names: 'anonymous', anonymousId: 'a' }, keys: ['a#a'], otherKind: false });
+    // The cookie id of user b's visitor does not reach b as a userId: an erasure by it cannot erase b by mistake.
+    expect(resolve(world, 'c', 'user')).toEqual({ target: { names: 'unknown' }, profile: undefined, keys: ['u#c'], otherKind: true });
+    expect(resolve(world, 'c', 'anonymous')).toMatchObject({ target: { names: 'merged', anonymousId: 'c', userId: 'b' }, keys: ['u#b', 'a#c'] });
   });
 });

@@ -24,7 +24,7 @@ import { applyEvent } from '#domain/profile/apply.ts';
 import { emptyProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { ApiError } from '#http/errors.ts';
-import { USER_TOKEN_MAX_CLOCK_SKEW_SECONDS, authorizeDecide, isValidUserToken } from '#http/key-rights.ts';
+import { USER_TOKEN_CLOCK_SKEW_SECONDS, authorizeDecide, isValidUserToken, userTokenProblem } from '#http/key-rights.ts';
 import type { SourceIdentity } from '#http/auth.ts';
 
 const KEY = decisionKey('kdk_unit_tests_decision_key_0123456789');
@@ -178,10 +178,14 @@ const SECRET = 'uts_unit_tests_user_token_secret_0123456789';
 const publicKey: SourceIdentity = { sourceId: 'key_public', kind: 'public', userTokenSecret: SECRET };
 const serverKey: SourceIdentity = { sourceId: 'key_server', kind: 'server' };
 
-async function token(sub: string, options: { secret?: string; exp?: number; iat?: number; alg?: 'HS256' | 'HS512'; noExp?: boolean } = {}): Promise<string> {
+async function token(
+  sub: string,
+  options: { secret?: string; exp?: number; iat?: number; nbf?: number; alg?: 'HS256' | 'HS512'; noExp?: boolean } = {},
+): Promise<string> {
   const jwt = new SignJWT({}).setProtectedHeader({ alg: options.alg ?? 'HS256' }).setSubject(sub);
   if (!options.noExp) jwt.setExpirationTime(options.exp ?? Math.floor(Date.now() / 1000) + 600);
   if (options.iat !== undefined) jwt.setIssuedAt(options.iat);
+  if (options.nbf !== undefined) jwt.setNotBefore(options.nbf);
   return jwt.sign(new TextEncoder().encode(options.secret ?? SECRET));
 }
 
@@ -222,7 +226,7 @@ describe('the rights of a key on decide', () => {
     const web = { channel: 'web' as const, userId: 'u-42' };
     expect(await refusal(ask(publicKey, web))).toEqual(unauthorized);
     expect(await refusal(ask(publicKey, web, await token('u-43')))).toEqual(unauthorized);
-    expect(await refusal(ask(publicKey, web, await token('u-42', { exp: Math.floor(Date.now() / 1000) - 60 })))).toEqual(unauthorized);
+    expect(await refusal(ask(publicKey, web, await token('u-42', { exp: Math.floor(Date.now() / 1000) - USER_TOKEN_CLOCK_SKEW_SECONDS - 60 })))).toEqual(unauthorized);
     expect(await refusal(ask(publicKey, web, await token('u-42', { secret: `${SECRET}-other` })))).toEqual(unauthorized);
     expect(await refusal(ask(publicKey, web, await token('u-42', { noExp: true })))).toEqual(unauthorized);
     expect(await refusal(ask(publicKey, web, await token('u-42', { alg: 'HS512' })))).toEqual(unauthorized);
@@ -232,7 +236,10 @@ describe('the rights of a key on decide', () => {
     await expect(ask({ sourceId: 'k', kind: 'public' }, web, await token('u-42'))).rejects.toThrow(
       'This public key has no user-token secret, so no X-Kairos-User-Token is valid with it: an operator sets one with PUT /v1/admin/keys/{keyId}/user-token-secret (or decide for the anonymousId)',
     );
-    await expect(ask(publicKey, web, await token('u-43'))).rejects.toThrow('The X-Kairos-User-Token is not valid for this userId (wrong user or secret, or expired)');
+    await expect(ask(publicKey, web, await token('u-43'))).rejects.toThrow('The X-Kairos-User-Token is for another userId');
+    await expect(ask(publicKey, web, await token('u-42', { secret: `${SECRET}-other` }))).rejects.toThrow(
+      "The X-Kairos-User-Token is not an HS256 JWT signed with this key's user-token secret",
+    );
     expect(await ask(publicKey, web, await token('u-42'))).toEqual({ publicAnswer: true, identified: true });
   });
 
@@ -241,12 +248,80 @@ describe('the rights of a key on decide', () => {
     const now = Math.floor(Date.now() / 1000);
     const years = 5 * 365 * 86_400;
     // "Issued" five years ahead, by a clock whose exp cannot be trusted either.
-    expect(await refusal(ask(publicKey, web, await token('u-42', { iat: now + years, exp: now + 2 * years })))).toEqual({ status: 401, code: 'unauthorized' });
-    expect(await refusal(ask(publicKey, web, await token('u-42', { iat: now + USER_TOKEN_MAX_CLOCK_SKEW_SECONDS + 60 })))).toEqual({ status: 401, code: 'unauthorized' });
+    expect(await refusal(ask(publicKey, web, await token('u-42', { iat: now + years, exp: now + years + 600 })))).toEqual({ status: 401, code: 'unauthorized' });
+    expect(await refusal(ask(publicKey, web, await token('u-42', { iat: now + USER_TOKEN_CLOCK_SKEW_SECONDS + 60, exp: now + 3_600 })))).toEqual({
+      status: 401,
+      code: 'unauthorized',
+    });
     // A back-end's clock a little ahead, or a token issued a while ago: accepted.
-    for (const iat of [now + USER_TOKEN_MAX_CLOCK_SKEW_SECONDS - 60, now + 5, now, now - 3_600]) {
+    for (const iat of [now + USER_TOKEN_CLOCK_SKEW_SECONDS - 60, now + 5, now, now - 3_600]) {
       expect({ iat: iat - now, rights: await ask(publicKey, web, await token('u-42', { iat })) }).toEqual({ iat: iat - now, rights: { publicAnswer: true, identified: true } });
     }
+  });
+
+  it('a public key: the 401 says why the token is refused, in the error shape, naming the header', async () => {
+    const web = { channel: 'web' as const, userId: 'u-42' };
+    const now = Math.floor(Date.now() / 1000);
+    const refused = async (userToken: string) => {
+      try {
+        await ask(publicKey, web, userToken);
+      } catch (error) {
+        if (error instanceof ApiError) return error.toBody();
+      }
+      return undefined;
+    };
+    expect(await refused(await token('u-42', { exp: now - 3_600 }))).toEqual({
+      error: {
+        code: 'unauthorized',
+        message: `The X-Kairos-User-Token expired at ${new Date((now - 3_600) * 1000).toISOString()}`,
+        details: [{ path: 'x-kairos-user-token', message: `expired at ${new Date((now - 3_600) * 1000).toISOString()}` }],
+      },
+    });
+    expect((await refused(await token('u-42', { noExp: true })))?.error.message).toBe('The X-Kairos-User-Token has no `exp` claim');
+    expect((await refused('not.a.token'))?.error.message).toBe("The X-Kairos-User-Token is not an HS256 JWT signed with this key's user-token secret");
+    expect((await refused('x'))?.error.message).toBe('The X-Kairos-User-Token is not a JWT (three base64url parts, at most 3.5 KB)');
+    expect((await refused(await token('u-42', { nbf: now + 3_600 })))?.error.message).toBe(
+      `The X-Kairos-User-Token is not valid before ${new Date((now + 3_600) * 1000).toISOString()} (nbf)`,
+    );
+    // The documents' old examples: valid until 2100, no iat.
+    expect((await refused(await token('u-42', { exp: 4_102_444_800 })))?.error.message).toMatch(
+      /^The X-Kairos-User-Token lives \d+ s \(exp − now, without iat\), longer than the 86400 s a user token may: mint tokens that expire sooner$/,
+    );
+  });
+
+  it('a user token lives at most the lifetime allowed (exp − iat, or exp − now without iat): a day by default', async () => {
+    const now = Date.parse('2026-11-30T12:00:00Z');
+    const at = now / 1000;
+    const day = 86_400;
+    const check = async (claims: { iat?: number; exp: number }, maxLifetimeSeconds?: number) =>
+      userTokenProblem(await token('u-42', claims), SECRET, 'u-42', { now, ...(maxLifetimeSeconds !== undefined ? { maxLifetimeSeconds } : {}) });
+    expect(await check({ iat: at, exp: at + day })).toBeUndefined();
+    expect(await check({ iat: at - 3_600, exp: at + day - 3_600 })).toBeUndefined();
+    expect(await check({ iat: at, exp: at + day + 1 })).toBe('lives 86401 s (exp − iat), longer than the 86400 s a user token may: mint tokens that expire sooner');
+    // Issued long ago with a long life: refused although only an hour is left.
+    expect(await check({ iat: at - 30 * day, exp: at + 3_600 })).toMatch(/^lives \d+ s \(exp − iat\)/);
+    // Without iat the lifetime is counted from now, with the issuer's clock allowed the skew ahead.
+    expect(await check({ exp: at + day + USER_TOKEN_CLOCK_SKEW_SECONDS })).toBeUndefined();
+    expect(await check({ exp: at + day + USER_TOKEN_CLOCK_SKEW_SECONDS + 1 })).toMatch(/^lives \d+ s \(exp − now, without iat\)/);
+    // Configurable: an hour.
+    expect(await check({ iat: at, exp: at + 3_600 }, 3_600)).toBeUndefined();
+    expect(await check({ iat: at, exp: at + 7_200 }, 3_600)).toMatch(/longer than the 3600 s a user token may/);
+  });
+
+  it('the same clock skew on exp, nbf and iat: accepted within it, refused past it', async () => {
+    const now = Date.parse('2026-11-30T12:00:00Z');
+    const at = now / 1000;
+    const skew = USER_TOKEN_CLOCK_SKEW_SECONDS;
+    const check = async (claims: { iat?: number; nbf?: number; exp: number }) => userTokenProblem(await token('u-42', claims), SECRET, 'u-42', { now });
+    // exp: a token that expired a moment ago by this server's clock, within the skew, is still accepted.
+    expect(await check({ iat: at - 600, exp: at - skew + 1 })).toBeUndefined();
+    expect(await check({ iat: at - 600, exp: at - skew })).toMatch(/^expired at /);
+    // nbf: a token valid from a moment from now, within the skew, is accepted.
+    expect(await check({ iat: at, nbf: at + skew, exp: at + 3_600 })).toBeUndefined();
+    expect(await check({ iat: at, nbf: at + skew + 1, exp: at + 3_600 })).toMatch(/^is not valid before /);
+    // iat: issued a moment ahead, within the skew, is accepted.
+    expect(await check({ iat: at + skew, exp: at + 3_600 })).toBeUndefined();
+    expect(await check({ iat: at + skew + 1, exp: at + 3_600 })).toMatch(/^says it was issued at .* more than 300 s ahead/);
   });
 
   it('a token check never throws, whatever the header holds', async () => {

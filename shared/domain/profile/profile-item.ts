@@ -99,12 +99,24 @@ export interface OperatorIdReads {
 }
 
 /**
+ * What an operator says an id is (the admin profile routes' `kind` query
+ * parameter, the listing's terms): a `userId` (the default), or an
+ * `anonymousId`. The two are apart: `u#<id>` and `a#<id>` are different
+ * keys, and the same text may be both one customer's userId and another's
+ * anonymous id.
+ */
+export type OperatorIdKind = 'user' | 'anonymous';
+
+/** The kinds an operator may name, the default first. */
+export const OPERATOR_ID_KINDS: readonly OperatorIdKind[] = ['user', 'anonymous'];
+
+/**
  * Whom an operator's id names (`operatorIdTarget`):
  * - `user`: the user `id` (read `u#<id>`; it may be gone, erased);
  * - `anonymous`: the anonymous profile `a#<id>`, never merged;
  * - `merged`: the anonymous id `id`, merged into the user `userId`
  *   (read `u#<userId>`);
- * - `unknown`: nothing is held under either key.
+ * - `unknown`: nothing is held under the key of the kind named.
  */
 export type OperatorIdTarget =
   | { readonly names: 'user'; readonly userId: string }
@@ -113,21 +125,33 @@ export type OperatorIdTarget =
   | { readonly names: 'unknown' };
 
 /**
- * The rule for what an operator's id names. An id that is or was a userId
- * (a user profile, an erasure record of it, events stored under it) names
- * that user only: its anonymous key is followed only when the id never was a
- * userId. So an erasure, first or repeated, a read and an export of a user
- * never reach another customer, even when the id is also an anonymous id
- * merged into someone else (an alias whose previousId was another user).
- * An anonymous id merged into the id itself names that user too.
+ * The rule for what an operator's id names, by the kind the operator says it
+ * is. A userId (`kind` `user`) names that user only, while it is or was one
+ * (a user profile, an erasure record of it, events stored under it, or an
+ * anonymous id of the same text merged into it); it never reaches an
+ * anonymous visitor. An anonymous id (`kind` `anonymous`) names its
+ * anonymous profile, or the user it was merged into (the customer the
+ * visitor became); it never reaches the user of the same text. So an
+ * erasure, first or repeated, a read and an export reach the customer the
+ * operator named, and nobody else.
  */
-export function operatorIdTarget(id: string, reads: OperatorIdReads): OperatorIdTarget {
-  if (reads.user?.kind === 'profile' || reads.wasUser) return { names: 'user', userId: id };
-  if (reads.anonymous?.kind === 'profile') return { names: 'anonymous', anonymousId: id };
-  if (reads.anonymous?.kind === 'tombstone') {
-    return reads.anonymous.mergedInto === id ? { names: 'user', userId: id } : { names: 'merged', anonymousId: id, userId: reads.anonymous.mergedInto };
+export function operatorIdTarget(id: string, reads: OperatorIdReads, kind: OperatorIdKind): OperatorIdTarget {
+  if (kind === 'user') {
+    const mergedIntoItself = reads.anonymous?.kind === 'tombstone' && reads.anonymous.mergedInto === id;
+    return reads.user?.kind === 'profile' || reads.wasUser || mergedIntoItself ? { names: 'user', userId: id } : { names: 'unknown' };
   }
+  if (reads.anonymous?.kind === 'profile') return { names: 'anonymous', anonymousId: id };
+  if (reads.anonymous?.kind === 'tombstone') return { names: 'merged', anonymousId: id, userId: reads.anonymous.mergedInto };
   return { names: 'unknown' };
+}
+
+/**
+ * Whether an id that names nobody as `kind` is held as the other kind (a
+ * user, or an anonymous visitor, of the same text): what a 404 tells the
+ * operator, so that they name it as what it is.
+ */
+export function operatorIdIsOtherKind(reads: OperatorIdReads, kind: OperatorIdKind): boolean {
+  return kind === 'user' ? reads.anonymous !== undefined : reads.user?.kind === 'profile' || reads.wasUser;
 }
 
 /** Every profile key of the customer a stored profile is: itself and the anonymous ids merged into it. */
@@ -148,9 +172,16 @@ export function customerProfileKeys(profile: StoredProfile): string[] {
  * reads; else the keys that may still hold its events (an erasure completed
  * again, or events not applied yet): the user's key for a user (with
  * `a#<id>` when it was merged into that user), the anonymous key for an
- * anonymous id, both for an unknown id. Never another customer's key.
+ * anonymous id, the key of the kind named for an unknown id. Never another
+ * customer's key.
  */
-export function operatorIdKeys(id: string, target: OperatorIdTarget, reads: OperatorIdReads, profile: StoredProfile | undefined): string[] {
+export function operatorIdKeys(
+  id: string,
+  target: OperatorIdTarget,
+  reads: OperatorIdReads,
+  profile: StoredProfile | undefined,
+  kind: OperatorIdKind,
+): string[] {
   if (profile) return customerProfileKeys(profile);
   switch (target.names) {
     case 'user':
@@ -159,6 +190,6 @@ export function operatorIdKeys(id: string, target: OperatorIdTarget, reads: Oper
     case 'merged':
       return [anonymousProfileKey(id)];
     case 'unknown':
-      return [userProfileKey(id), anonymousProfileKey(id)];
+      return [kind === 'user' ? userProfileKey(id) : anonymousProfileKey(id)];
   }
 }
