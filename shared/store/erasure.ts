@@ -35,7 +35,13 @@
  *    customer's own profile last; a profile's journey runs in progress end
  *    with it, each counted `exited` in the journey report in the same
  *    transaction as its delete (conditioned on the version read), so
- *    counted once however often the erasure is called.
+ *    counted once however often the erasure is called. Only the erased
+ *    customer's items are deleted (started, or merged, before `erasedAt`:
+ *    profile-item.ts `erasedCustomersItem`): an event accepted after
+ *    `erasedAt` that the profile function applies before this step starts
+ *    the returning customer's profile afresh in place of the erased one's
+ *    (plan.ts), and this step leaves that profile, with its event applied
+ *    once.
  *
  * Each step is idempotent: a failed erasure is retried by calling it again.
  * Events accepted after `erasedAt` start a new profile: the customer came
@@ -50,7 +56,7 @@ import { outboxKeysOf } from './outbox.ts';
 import { appliedMarkerItem, erasedMessageItem, erasureRecordItem, statisticsShardOf } from './items.ts';
 import { MARKER_TTL_SECONDS, getItems } from './profiles.ts';
 import { parseProfileKey } from '#domain/profile/identity.ts';
-import { profileFromItem } from '#domain/profile/profile-item.ts';
+import { erasedCustomersItem, profileFromItem } from '#domain/profile/profile-item.ts';
 import { erasedRunCounts } from '#domain/journeys/machine.ts';
 import { journeyIncrements } from '#domain/journeys/report.ts';
 import { isContention } from './faults.ts';
@@ -180,10 +186,15 @@ export async function eraseProfileKeys(profileKeys: readonly string[], now: numb
 const DELETE_ATTEMPTS = 4;
 
 /**
- * Delete the profile item `key` (a profile, a tombstone, or nothing); a
- * profile's journey runs in progress end with it, counted `exited` at `now`
- * (machine.ts `erasedRunCounts`) on its shard, in one transaction with the
- * delete conditioned on the version read: once, whatever the retries.
+ * Delete the profile item `key` (a profile, a tombstone, or nothing) erased
+ * at `now` (epoch ms), if it is the erased customer's (profile-item.ts
+ * `erasedCustomersItem`: started, or merged, before `now`). One the profile
+ * function started at or after `now` (the returning customer's events, applied
+ * while the erasure ran, on a fresh profile in place of the erased one's) is
+ * left. A profile's journey runs in progress end with it, counted `exited` at
+ * `now` (machine.ts `erasedRunCounts`) on its shard, in one transaction with
+ * the delete conditioned on the version read: once, whatever the retries, and
+ * never a profile written after the read.
  */
 async function deleteProfileItem(key: string, now: number, tables: { client: DynamoClient; profiles: string; control: string }): Promise<void> {
   const { client, profiles, control } = tables;
@@ -191,11 +202,8 @@ async function deleteProfileItem(key: string, now: number, tables: { client: Dyn
     const { Item } = await client.send('GetItem', { TableName: profiles, Key: { pk: key }, ConsistentRead: true });
     if (!Item) return;
     const profile = profileFromItem(Item);
+    if (profile !== undefined && !erasedCustomersItem(profile, now)) return;
     const counts = profile?.kind === 'profile' ? erasedRunCounts(profile.state.journeys, now) : [];
-    if (counts.length === 0) {
-      await client.send('DeleteItem', { TableName: profiles, Key: { pk: key } });
-      return;
-    }
     const version = typeof Item.version === 'number' ? Item.version : undefined;
     try {
       await client.send('TransactWriteItems', {
