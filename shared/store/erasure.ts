@@ -17,8 +17,11 @@
  *    the id's anonymous link to another customer (profile-item.ts
  *    `operatorIdTarget`: an alias may have joined the same id, as an
  *    anonymous id, to another user before it became a user itself);
- * 2. every event of every key (the `byProfile` index), with its "applied"
- *    marker (`m#<event pk>`, which names the profile key), an erased-message
+ * 2. every event of every key (the `byProfile` index) that happened at or
+ *    before `erasedAt` (plan.ts `happenedAt`: the ones the profile function
+ *    drops; one that happened after it, stored while the erasure runs, is
+ *    the returning customer's and stays), with its "applied" marker
+ *    (`m#<event pk>`, which names the profile key), an erased-message
  *    record put in their place (`xm#<sha256 of the event pk>`, items.ts
  *    `erasedMessageItem`, kept as long as the event would have been, at
  *    least the marker's MARKER_TTL_SECONDS): the same message coming back
@@ -160,7 +163,9 @@ export async function eraseProfileKeys(profileKeys: readonly string[], now: numb
   let emissions = 0;
   let cancelled = 0;
   for (const key of keys) {
-    const stored = await eventKeysOf(key, { client, tableName: events });
+    // The returning customer's events (happened after `now`: stored under the key while the erasure runs) are not
+    // the erased customer's: the profile function applies them to a fresh profile, which this erasure leaves.
+    const stored = (await eventKeysOf(key, { client, tableName: events })).filter((event) => !(event.happenedAt > now));
     // The erased-message records first: an erasure that fails part way finds the events again when called again.
     await batchWrite(profiles, stored.map((event) => ({ PutRequest: { Item: erasedMessageToItem(event.pk, now, event.expiresAt) } })), client);
     await batchWrite(events, stored.map(({ pk }) => ({ DeleteRequest: { Key: { pk } } })), client);

@@ -10,7 +10,9 @@
  *
  * The race is made exact, not hoped for: the erasure's own DynamoDB client
  * applies the returning customer's events through the profile function just
- * before the erasure's first read of a profile item (its last step).
+ * before the erasure's first read of a profile item (its last step). And an
+ * event accepted after `erasedAt` that is stored before the erasure lists
+ * the customer's events is the returning customer's: the erasure leaves it.
  */
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it, vi } from 'vitest';
@@ -144,5 +146,33 @@ describe('an erasure racing the customer who comes back', () => {
       expect(again.body.stored).toEqual(was.body.stored);
       expect(again.body.events).toEqual(was.body.events);
     }
+  });
+
+  it("an event accepted after erasedAt that is already stored when the erasure lists the customer's events is kept, and applied once", async () => {
+    const userId = `v-${run}`;
+    const at = (time: number) => new Date(time).toISOString();
+    const old = storedEvent({ type: 'identify', userId, messageId: `${run}-v-old`, timestamp: at(Date.now() - 60_000), traits: { firstName: 'Rosa' }, sourceId: SOURCE });
+    await store([old]);
+    await deliver([old]);
+
+    const erasedAt = Date.now() - 5_000;
+    // Accepted a second after the erasure began, stored under the customer's key before the erasure lists its events.
+    const backAt = at(erasedAt + 1_000);
+    const back = { ...storedEvent({ type: 'track', userId, event: 'Product Viewed', messageId: `${run}-v-back`, timestamp: backAt, properties: { category: 'bags' }, sourceId: SOURCE }), receivedAt: backAt };
+    // And one of the erased customer's, accepted before the erasure with its time after it: it goes with the customer.
+    const late = { ...storedEvent({ type: 'track', userId, event: 'Search', messageId: `${run}-v-late`, timestamp: backAt, sourceId: SOURCE }), receivedAt: at(erasedAt - 1_000) };
+    await store([back, late]);
+    const report = await eraseProfileKeys([`u#${userId}`], erasedAt, { cancelSchedule: async () => undefined });
+    expect(report.events).toBe(2);
+    expect((await exported(userId)).status).toBe(404);
+
+    await deliver([back, late]);
+    const user = await exported(userId);
+    expect(user.status).toBe(200);
+    expect(user.body.events.map((e) => e.messageId)).toEqual([back.messageId]);
+    expect(user.body.stored.state.traits).toEqual({});
+    expect(Object.fromEntries(Object.entries(user.body.stored.state.events).map(([name, counts]) => [name, counts.n]))).toEqual({ 'Product Viewed': 1 });
+    await deliver([back, late]);
+    expect((await exported(userId)).body.stored).toEqual(user.body.stored);
   });
 });

@@ -216,6 +216,18 @@ export interface PlanOptions {
   readonly journeys?: JourneyStepper;
 }
 
+/**
+ * When an event happened, for an erasure (epoch ms): its receipt or its time
+ * (`timestamp`), whichever is earlier, and for a timer what set it off if
+ * earlier still (journeys/timer.ts `timerOrigin`). An event that happened at
+ * or before its key's erasure is the erased customer's (dropped by the plan,
+ * deleted by the erasure); one that happened after it, the returning
+ * customer's.
+ */
+export function happenedAt(event: Pick<StoredEvent, 'receivedAt' | 'timestamp' | 'sourceId' | 'type' | 'event' | 'properties'>): number {
+  return Math.min(Date.parse(event.receivedAt), Date.parse(event.timestamp), timerOrigin(event) ?? Number.POSITIVE_INFINITY);
+}
+
 /** The most items DynamoDB takes in one TransactWriteItems. */
 export const MAX_TRANSACTION_ITEMS = 100;
 
@@ -276,7 +288,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
   // or, for an erased key's events, by the message itself (a replay's corrected timestamp is after the erasure).
   // A timer by what set it off (timer.ts `timerOrigin`): one of the erased customer's stays erased when it fires after.
   const erasedBefore = (entry: Entry): boolean => {
-    const happened = Math.min(Date.parse(entry.event.receivedAt), Date.parse(entry.event.timestamp), timerOrigin(entry.event) ?? Number.POSITIVE_INFINITY);
+    const happened = happenedAt(entry.event);
     return identityKeys(entry.identity).some((key) => {
       const at = read.erasedAt.get(key);
       return at !== undefined && happened <= at;
