@@ -34,6 +34,8 @@ import type { StoredEvent } from '#domain/stored-event.ts';
 import type { JourneyStepper, OutboxEntry, ProfileReactor } from '#domain/profile/reactions.ts';
 import { parseOutcomeKey } from '#domain/profile/outcomes.ts';
 import { journeyTimerEvent, sendTimerEvent } from '#domain/journeys/timer.ts';
+import { erasedRunCounts } from '#domain/journeys/machine.ts';
+import { journeyIncrements } from '#domain/journeys/report.ts';
 import { storedEvent } from '../support/stream.ts';
 import { cellKey, NO_CONTEXT, type StatisticsIncrement } from '#domain/learning/statistics.ts';
 import { decisionId, draft, expectedStatistics, firstDifference, forCustomer, statisticsTotals, type Draft } from './profile-support.ts';
@@ -714,6 +716,37 @@ describe('the exactly-once plan of a stream batch', () => {
     // A redelivery (its marker found) is planned without a second read: neither its target nor its erased-message record.
     const redelivered = planBatch([{ id: '1', event }], { ...erased, applied: new Map([[event.pk, true]]) }, options);
     expect(redelivered.kind === 'plan' && redelivered.plan).toMatchObject({ targets: [], duplicates: ['1'] });
+  });
+
+  it("an event after an erasure, planned before the erasure's last step, replaces the erased customer's profile: a fresh one in its place, its runs in progress counted exited once", () => {
+    const erasure = Date.parse('2026-04-05T10:00:00Z');
+    const run = { run: 1, step: 'wait', enteredAt: erasure - DAY, stepAt: erasure - DAY, waitingUntil: erasure + DAY, named: true as const };
+    const erasedState: ProfileState = { ...applyEvents(emptyProfileState({ userId: 'u1' }), [storedEvent({ type: 'identify', userId: 'u1', messageId: 'old', timestamp: new Date(erasure - DAY).toISOString(), traits: { firstName: 'Rosa' } })], settings), journeys: { j1: run } };
+    const at = new Date(erasure + 1_000).toISOString();
+    const event = { ...storedEvent({ type: 'track', userId: 'u1', event: 'Product Viewed', messageId: 'back', timestamp: at }), receivedAt: at };
+    const planWith = (keyErasedAt: number): BatchPlan => {
+      const read: ReadState = {
+        profiles: new Map([['u#u1', { kind: 'profile', key: 'u#u1', version: 7, state: { ...erasedState, keyErasedAt } } satisfies ProfileItem]]),
+        applied: new Map([[event.pk, false]]),
+        erasedAt: new Map([['u#u1', erasure]]),
+        erasedMessages: new Map([[event.pk, false]]),
+      };
+      const result = planBatch([{ id: '1', event }], read, options);
+      if (result.kind !== 'plan') throw new Error('the plan asked for more reads');
+      return result.plan;
+    };
+    // Started before the erasure: the erased customer's. Replaced at the version read, by a profile of the event alone.
+    const replacing = planWith(0).targets[0]!.writes[0]!;
+    expect(replacing.profile.readVersion).toBe(7);
+    expect(replacing.profile.state).toMatchObject({ keyErasedAt: erasure, traits: {}, journeys: {} });
+    expect(toProfileView(replacing.profile.state, NOW).stats).toEqual(toProfileView(applyEvents(emptyProfileState({ userId: 'u1' }), [event], settings), NOW).stats);
+    expect(replacing.journeyCounts).toEqual(journeyIncrements(erasedRunCounts({ j1: run }, erasure)));
+    expect(replacing.journeyCounts).toMatchObject([{ journey: 'j1', n: 1 }]);
+    // Started at the erasure (the returning customer's): applied on top, nothing counted.
+    const onTop = planWith(erasure).targets[0]!.writes[0]!;
+    expect(onTop.profile.state).toMatchObject({ keyErasedAt: erasure, journeys: { j1: run } });
+    expect(onTop.profile.state.traits).toHaveProperty('firstName');
+    expect(onTop.journeyCounts).toEqual([]);
   });
 
   it('an alias whose previousId is a known user joins nobody (its profile, or a user earlier in the batch); one that is not yet a user links it', () => {

@@ -32,8 +32,10 @@
  *   applied after that erasure: the returning customer's profile is started
  *   afresh in their place (its `ProfileState.keyErasedAt`, the erasure it
  *   started after; the put conditioned on the version read), nothing of the
- *   erased customer is merged or followed, and the erasure, which deletes
- *   only the erased customer's items, leaves it. So an event accepted after
+ *   erased customer is merged or followed (its runs in progress are counted
+ *   `exited` in the journey report by the write that replaces it, as the
+ *   erasure counts them), and the erasure, which deletes only the erased
+ *   customer's items, leaves it. So an event accepted after
  *   an erasure is applied once, on a fresh profile, whether it comes before
  *   or after the erasure's last step;
  * - else applied to its target: the home, or the user a tombstone points to;
@@ -101,7 +103,7 @@ import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry, ProfileReactor } from './reactions.ts';
 import { journeyIncrements, type JourneyCounterIncrement } from '../journeys/report.ts';
 import { isTimerEvent, timerOrigin } from '../journeys/timer.ts';
-import type { JourneyCount } from '../journeys/machine.ts';
+import { erasedRunCounts, type JourneyCount } from '../journeys/machine.ts';
 import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
 import { cloneProfileState, emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
 import { erasedCustomersItem, type ProfileItem } from './profile-item.ts';
@@ -413,9 +415,15 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       for (const [anonymousId, at] of erasedIds) recordErasure(state, anonymousId, at);
     }
     // Conditioned on the version read, the erased customer's item included (its put replaces it).
-    let version = read.profiles.get(key)?.version ?? 0;
+    const replaced = read.profiles.get(key);
+    let version = replaced?.version ?? 0;
+    // The erased customer's runs in progress end with its profile, counted `exited` as the erasure counts them
+    // (machine.ts `erasedRunCounts`, at the erasure's instant): by the write that replaces it, once (the erasure then
+    // leaves the fresh profile; had it deleted the item first, this write's condition fails and the plan starts over).
+    let erasedRuns = current === undefined && replaced?.kind === 'profile' ? erasedCustomersRuns(replaced.state, read.erasedAt.get(key)) : [];
     const writes: PlannedWrite[] = [];
-    const cost = (entry: Entry): number => entryCost(entry, key, absorbedBy, stored, settings, options.reactor, options.journeys);
+    const cost = (entry: Entry): number =>
+      entryCost(entry, key, absorbedBy, stored, settings, options.reactor, options.journeys) + (entry === group[0] ? erasedRuns.length : 0);
     for (const chunk of chunks(group, cost)) {
       const { state: next, applied, poisoned, counted } = applyWithIsolation(state, chunk, settings);
       for (const { entry, error } of poisoned) for (const id of entry.records) failures.set(id, error);
@@ -436,8 +444,13 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
           const anonymousKey = anonymousProfileKey(anonymousId);
           if (absorbedBy.get(anonymousKey) !== key || tombstones.some((t) => t.anonymousId === anonymousId)) continue;
           if (writes.some((w) => w.tombstones.some((t) => t.anonymousId === anonymousId))) continue;
-          // The erased customer's anonymous profile is not merged (nor is its tombstone followed): it is absent.
+          // The erased customer's anonymous profile is not merged (nor is its tombstone followed): it is absent, its runs
+          // in progress counted `exited` by the write whose tombstone replaces it.
           const anonymous = stored(anonymousKey);
+          const replacedAnonymous = read.profiles.get(anonymousKey);
+          if (anonymous === undefined && replacedAnonymous?.kind === 'profile') {
+            erasedRuns = [...erasedRuns, ...erasedCustomersRuns(replacedAnonymous.state, read.erasedAt.get(anonymousKey))];
+          }
           if (anonymous?.kind === 'profile') {
             takeBack.push(...mergeTakeBack(state.outcomes, anonymous.state));
             // A merge shares parts with its inputs, and the write's sends are recorded on its state in place: a copy
@@ -465,7 +478,8 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       if (reacted.contacts > 0) enrich(state);
       const outbox = reacted.outbox;
       if (reacted.runs) state.journeys = { ...state.journeys, ...reacted.runs };
-      const journeyCounts = journeyIncrements(reacted.counts);
+      const journeyCounts = journeyIncrements([...reacted.counts, ...erasedRuns]);
+      erasedRuns = [];
       const room = MAX_TRANSACTION_ITEMS - 1 - applied.length - tombstones.length - outbox.length - journeyCounts.length;
       const kept = fitStatistics(statistics, takeBack, room);
       if (kept.length < statistics.length + takeBack.length) {
@@ -506,6 +520,10 @@ function customerErasures(key: string, absorbedBy: ReadonlyMap<string, string>, 
     return 'anonymousId' in identity && at !== undefined ? [[identity.anonymousId, at]] : [];
   });
 }
+
+/** The journey report's counts of the erased customer's profile `state` replaced after its erasure at `erasedAt` (machine.ts `erasedRunCounts`). */
+const erasedCustomersRuns = (state: ProfileState, erasedAt: number | undefined): JourneyCount[] =>
+  erasedAt === undefined ? [] : erasedRunCounts(state.journeys, erasedAt);
 
 /** The ids of a profile, without the erasures it keeps: what an outcome would count for were none of its ids erased. */
 const withoutErasures = ({ userId, anonymousId, anonymousIds, assignmentKey }: ProfileState) => ({ userId, anonymousId, anonymousIds, assignmentKey });
