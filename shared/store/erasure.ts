@@ -17,8 +17,11 @@
  *    the id's anonymous link to another customer (profile-item.ts
  *    `operatorIdTarget`: an alias may have joined the same id, as an
  *    anonymous id, to another user before it became a user itself);
- * 2. every event of every key (the `byProfile` index), with its "applied"
- *    marker (`m#<event pk>`, which names the profile key), an erased-message
+ * 2. every event of every key (the `byProfile` index) that happened at or
+ *    before `erasedAt` (plan.ts `happenedAt`: the ones the profile function
+ *    drops; one that happened after it, stored while the erasure runs, is
+ *    the returning customer's and stays), with its "applied" marker
+ *    (`m#<event pk>`, which names the profile key), an erased-message
  *    record put in their place (`xm#<sha256 of the event pk>`, items.ts
  *    `erasedMessageItem`, kept as long as the event would have been, at
  *    least the marker's MARKER_TTL_SECONDS): the same message coming back
@@ -35,7 +38,13 @@
  *    customer's own profile last; a profile's journey runs in progress end
  *    with it, each counted `exited` in the journey report in the same
  *    transaction as its delete (conditioned on the version read), so
- *    counted once however often the erasure is called.
+ *    counted once however often the erasure is called. Only the erased
+ *    customer's items are deleted (started, or merged, before `erasedAt`:
+ *    profile-item.ts `erasedCustomersItem`): an event accepted after
+ *    `erasedAt` that the profile function applies before this step starts
+ *    the returning customer's profile afresh in place of the erased one's
+ *    (plan.ts), and this step leaves that profile, with its event applied
+ *    once.
  *
  * Each step is idempotent: a failed erasure is retried by calling it again.
  * Events accepted after `erasedAt` start a new profile: the customer came
@@ -50,7 +59,7 @@ import { outboxKeysOf } from './outbox.ts';
 import { appliedMarkerItem, erasedMessageItem, erasureRecordItem, statisticsShardOf } from './items.ts';
 import { MARKER_TTL_SECONDS, getItems } from './profiles.ts';
 import { parseProfileKey } from '#domain/profile/identity.ts';
-import { profileFromItem } from '#domain/profile/profile-item.ts';
+import { erasedCustomersItem, profileFromItem } from '#domain/profile/profile-item.ts';
 import { erasedRunCounts } from '#domain/journeys/machine.ts';
 import { journeyIncrements } from '#domain/journeys/report.ts';
 import { isContention } from './faults.ts';
@@ -154,7 +163,9 @@ export async function eraseProfileKeys(profileKeys: readonly string[], now: numb
   let emissions = 0;
   let cancelled = 0;
   for (const key of keys) {
-    const stored = await eventKeysOf(key, { client, tableName: events });
+    // The returning customer's events (happened after `now`: stored under the key while the erasure runs) are not
+    // the erased customer's: the profile function applies them to a fresh profile, which this erasure leaves.
+    const stored = (await eventKeysOf(key, { client, tableName: events })).filter((event) => !(event.happenedAt > now));
     // The erased-message records first: an erasure that fails part way finds the events again when called again.
     await batchWrite(profiles, stored.map((event) => ({ PutRequest: { Item: erasedMessageToItem(event.pk, now, event.expiresAt) } })), client);
     await batchWrite(events, stored.map(({ pk }) => ({ DeleteRequest: { Key: { pk } } })), client);
@@ -180,10 +191,15 @@ export async function eraseProfileKeys(profileKeys: readonly string[], now: numb
 const DELETE_ATTEMPTS = 4;
 
 /**
- * Delete the profile item `key` (a profile, a tombstone, or nothing); a
- * profile's journey runs in progress end with it, counted `exited` at `now`
- * (machine.ts `erasedRunCounts`) on its shard, in one transaction with the
- * delete conditioned on the version read: once, whatever the retries.
+ * Delete the profile item `key` (a profile, a tombstone, or nothing) erased
+ * at `now` (epoch ms), if it is the erased customer's (profile-item.ts
+ * `erasedCustomersItem`: started, or merged, before `now`). One the profile
+ * function started at or after `now` (the returning customer's events, applied
+ * while the erasure ran, on a fresh profile in place of the erased one's) is
+ * left. A profile's journey runs in progress end with it, counted `exited` at
+ * `now` (machine.ts `erasedRunCounts`) on its shard, in one transaction with
+ * the delete conditioned on the version read: once, whatever the retries, and
+ * never a profile written after the read.
  */
 async function deleteProfileItem(key: string, now: number, tables: { client: DynamoClient; profiles: string; control: string }): Promise<void> {
   const { client, profiles, control } = tables;
@@ -191,11 +207,8 @@ async function deleteProfileItem(key: string, now: number, tables: { client: Dyn
     const { Item } = await client.send('GetItem', { TableName: profiles, Key: { pk: key }, ConsistentRead: true });
     if (!Item) return;
     const profile = profileFromItem(Item);
+    if (profile !== undefined && !erasedCustomersItem(profile, now)) return;
     const counts = profile?.kind === 'profile' ? erasedRunCounts(profile.state.journeys, now) : [];
-    if (counts.length === 0) {
-      await client.send('DeleteItem', { TableName: profiles, Key: { pk: key } });
-      return;
-    }
     const version = typeof Item.version === 'number' ? Item.version : undefined;
     try {
       await client.send('TransactWriteItems', {

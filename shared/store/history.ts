@@ -5,6 +5,8 @@
 import { config } from '#shared/config.ts';
 import { eventsTable } from './tables.ts';
 import { dynamo, type DynamoClient } from './client.ts';
+import { happenedAt } from '#domain/profile/plan.ts';
+import type { StoredEvent } from '#domain/stored-event.ts';
 
 const INDEX = eventsTable.globalSecondaryIndexes[0].indexName;
 const PARALLEL_QUERIES = 10;
@@ -104,17 +106,19 @@ export async function pageAllEvents(
 }
 
 /**
- * The pk and expiry (`expiresAt`, epoch s, the Events table's TTL; absent
- * on an item without one) of every event stored under a profile key (an
- * erasure). The index is eventually consistent: an event stored a moment
- * ago may be missing (see shared/store/erasure.ts for how those are caught).
+ * The pk, expiry (`expiresAt`, epoch s, the Events table's TTL; absent on
+ * an item without one) and the instant it happened for an erasure
+ * (`happenedAt`, epoch ms, plan.ts `happenedAt`; NaN when its times cannot
+ * be read) of every event stored under a profile key (an erasure). The
+ * index is eventually consistent: an event stored a moment ago may be
+ * missing (see shared/store/erasure.ts for how those are caught).
  */
 export async function eventKeysOf(
   profileKey: string,
   options: { client?: DynamoClient; tableName?: string } = {},
-): Promise<{ readonly pk: string; readonly expiresAt?: number }[]> {
+): Promise<{ readonly pk: string; readonly expiresAt?: number; readonly happenedAt: number }[]> {
   const client = options.client ?? dynamo();
-  const keys: { pk: string; expiresAt?: number }[] = [];
+  const keys: { pk: string; expiresAt?: number; happenedAt: number }[] = [];
   let start: Record<string, unknown> | undefined;
   do {
     const page = await client.send(
@@ -123,11 +127,19 @@ export async function eventKeysOf(
         IndexName: INDEX,
         KeyConditionExpression: 'profileKey = :k',
         ExpressionAttributeValues: { ':k': profileKey },
-        ProjectionExpression: 'pk, expiresAt',
+        // What `happenedAt` reads: the times, and what names a timer and its origin.
+        ProjectionExpression: 'pk, expiresAt, receivedAt, #timestamp, sourceId, #type, #event, properties',
+        ExpressionAttributeNames: { '#timestamp': 'timestamp', '#type': 'type', '#event': 'event' },
         ...(start ? { ExclusiveStartKey: start } : {}),
       },
     );
-    for (const item of page.Items ?? []) keys.push({ pk: String(item.pk), ...(typeof item.expiresAt === 'number' ? { expiresAt: item.expiresAt } : {}) });
+    for (const item of page.Items ?? []) {
+      keys.push({
+        pk: String(item.pk),
+        ...(typeof item.expiresAt === 'number' ? { expiresAt: item.expiresAt } : {}),
+        happenedAt: happenedAt(item as unknown as StoredEvent),
+      });
+    }
     start = page.LastEvaluatedKey;
   } while (start);
   return keys;

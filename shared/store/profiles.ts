@@ -4,7 +4,7 @@
  * - `u#<userId>` / `a#<anonymousId>` → a profile:
  *   `{pk, kind: 'profile', version, state: <ProfileState JSON>, userId?, anonymousId?, updatedAt}`
  * - `a#<anonymousId>` merged into a user → a tombstone:
- *   `{pk, kind: 'tombstone', version, mergedInto: <userId>, mergedAt}`
+ *   `{pk, kind: 'tombstone', version, mergedInto: <userId>, mergedAt, keyErasedAt}`
  * - `m#<event pk>` → an "applied" marker (TTL `expiresAt`), written in the
  *   same transaction as the profile change it records.
  *
@@ -43,13 +43,19 @@ export function profileToItem(key: string, state: ProfileState, version: number)
   };
 }
 
-export function tombstoneToItem(anonymousId: string, userId: string, version: number, now: number): Record<string, unknown> {
+/**
+ * The tombstone of the anonymous profile `anonymousId` merged into `userId`
+ * at `now` (epoch ms); `keyErasedAt`: the erasure of its key the merge read
+ * (epoch ms, 0: none; profile-item.ts `StoredTombstone.keyErasedAt`).
+ */
+export function tombstoneToItem(anonymousId: string, userId: string, version: number, now: number, keyErasedAt = 0): Record<string, unknown> {
   return {
     ...anonymousProfileItem.key(anonymousId),
     kind: 'tombstone',
     version,
     mergedInto: userId,
     mergedAt: new Date(now).toISOString(),
+    keyErasedAt,
   };
 }
 
@@ -82,8 +88,8 @@ export async function getItems(
 export interface ProfileWrite {
   /** The profile item to put, with the version it was read at (0: it did not exist). */
   readonly profile: { key: string; state: ProfileState; readVersion: number };
-  /** Anonymous ids turned into tombstones, with the version read (0: absent). */
-  readonly tombstones: readonly { anonymousId: string; readVersion: number }[];
+  /** Anonymous ids turned into tombstones, with the version read (0: absent) and the erasure of their key read (0: none). */
+  readonly tombstones: readonly { anonymousId: string; readVersion: number; keyErasedAt?: number }[];
   /** Event pks applied by this write. */
   readonly markers: readonly string[];
 }
@@ -113,7 +119,7 @@ export function profileWriteTransaction(
     items.push({
       Put: {
         TableName: tableName,
-        Item: tombstoneToItem(tombstone.anonymousId, userId, tombstone.readVersion + 1, now),
+        Item: tombstoneToItem(tombstone.anonymousId, userId, tombstone.readVersion + 1, now, tombstone.keyErasedAt),
         ...versioned(tombstone.readVersion),
       },
     });

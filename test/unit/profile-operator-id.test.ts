@@ -60,7 +60,7 @@ function userProfile(world: World, id: Id): StoredProfile | undefined {
 function anonymousItem(world: World, id: Id): ProfileItem | undefined {
   const anonymous = world.anonymous[id];
   if (anonymous.kind === 'profile') return { kind: 'profile', key: `a#${id}`, version: 1, state: emptyProfileState({ anonymousId: id }) };
-  if (anonymous.kind === 'tombstone') return { kind: 'tombstone', key: `a#${id}`, version: 1, mergedInto: anonymous.into };
+  if (anonymous.kind === 'tombstone') return { kind: 'tombstone', key: `a#${id}`, version: 1, mergedInto: anonymous.into, keyErasedAt: 0 };
   return undefined;
 }
 

@@ -19,6 +19,7 @@ import { toProfileView } from '#domain/profile/to-view.ts';
 import { boundEnrichment, type ProfileEnricher } from '#domain/profile/enrich.ts';
 import {
   emptyReadState,
+  happenedAt,
   planBatch,
   type BatchPlan,
   type BatchRecord,
@@ -28,11 +29,13 @@ import {
   type ReadState,
 } from '#domain/profile/plan.ts';
 import { parseProfileState, serializeProfileState } from '#domain/profile/state.ts';
-import type { ProfileItem } from '#domain/profile/profile-item.ts';
+import { erasedCustomersItem, type ProfileItem } from '#domain/profile/profile-item.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import type { JourneyStepper, OutboxEntry, ProfileReactor } from '#domain/profile/reactions.ts';
 import { parseOutcomeKey } from '#domain/profile/outcomes.ts';
 import { journeyTimerEvent, sendTimerEvent } from '#domain/journeys/timer.ts';
+import { erasedRunCounts } from '#domain/journeys/machine.ts';
+import { journeyIncrements } from '#domain/journeys/report.ts';
 import { storedEvent } from '../support/stream.ts';
 import { cellKey, NO_CONTEXT, type StatisticsIncrement } from '#domain/learning/statistics.ts';
 import { decisionId, draft, expectedStatistics, firstDifference, forCustomer, statisticsTotals, type Draft } from './profile-support.ts';
@@ -56,7 +59,7 @@ class MemoryStore {
   /** The outcomes the committed writes counted for nothing after an erasure (their `erasedOutcomes`). */
   erasedOutcomes = 0;
   constructor(readonly planOptions: PlanOptions = options) {}
-  readonly profiles = new Map<string, { kind: 'profile'; version: number; state: string } | { kind: 'tombstone'; version: number; mergedInto: string }>();
+  readonly profiles = new Map<string, { kind: 'profile'; version: number; state: string } | { kind: 'tombstone'; version: number; mergedInto: string; keyErasedAt: number }>();
   readonly markers = new Set<string>();
   readonly erasures = new Map<string, number>();
   /** Event pks an erasure deleted (its erased-message records). */
@@ -80,7 +83,7 @@ class MemoryStore {
     if (!item) return undefined;
     return item.kind === 'profile'
       ? { kind: 'profile', key, version: item.version, state: parseProfileState(item.state) }
-      : { kind: 'tombstone', key, version: item.version, mergedInto: item.mergedInto };
+      : { kind: 'tombstone', key, version: item.version, mergedInto: item.mergedInto, keyErasedAt: item.keyErasedAt };
   }
 
   /** One transaction: every condition holds and everything is written, or nothing is. */
@@ -99,7 +102,7 @@ class MemoryStore {
       state: serializeProfileState(write.profile.state),
     });
     for (const t of write.tombstones) {
-      this.profiles.set(`a#${t.anonymousId}`, { kind: 'tombstone', version: t.readVersion + 1, mergedInto: write.userId! });
+      this.profiles.set(`a#${t.anonymousId}`, { kind: 'tombstone', version: t.readVersion + 1, mergedInto: write.userId!, keyErasedAt: t.keyErasedAt });
     }
     for (const pk of write.markers) this.markers.add(pk);
     this.statistics.push(...write.statistics);
@@ -110,14 +113,24 @@ class MemoryStore {
 
   /** What the admin's erasure does (shared/store/erasure.ts): records first, then events, markers, profiles. */
   erase(keys: readonly string[], at: number, events: readonly StoredEvent[]): void {
+    this.beginErasure(keys, at, events);
+    this.endErasure(keys, at);
+  }
+
+  /** The erasure's first steps: its records, then the events stored so far that happened at or before it, and their markers. */
+  beginErasure(keys: readonly string[], at: number, events: readonly StoredEvent[]): void {
     for (const key of keys) this.erasures.set(key, at);
     for (const event of events) {
-      if (!keys.includes(event.profileKey) || !this.events.has(event.pk)) continue;
+      if (!keys.includes(event.profileKey) || !this.events.has(event.pk) || happenedAt(event) > at) continue;
       this.erasedMessages.add(event.pk);
       this.events.delete(event.pk);
       this.markers.delete(event.pk);
     }
-    for (const key of keys) this.profiles.delete(key);
+  }
+
+  /** Its last step: each profile item of the erased customer (started, or merged, before `at`) deleted as read. */
+  endErasure(keys: readonly string[], at: number): void {
+    for (const key of keys) if (erasedCustomersItem(this.item(key), at)) this.profiles.delete(key);
   }
 }
 
@@ -194,6 +207,11 @@ interface Scenario {
   readonly shards: number[];
   /** Erasure of customer 0 ({u#, a#}) once events [0, erasedAfter) were received. */
   readonly erasedAfter: number | undefined;
+  /**
+   * Steps of the stream's delivery between the erasure's first steps and its last (the profile items
+   * deleted): the batches delivered meanwhile race it. 0 or absent: none.
+   */
+  readonly erasureSteps?: number;
 }
 
 /** When customer 0 was erased (epoch ms): half a second before event `erasedAfter` was received. */
@@ -219,8 +237,9 @@ const scenario: fc.Arbitrary<Scenario> = fc
   .record({
     drafts: fc.array(fc.tuple(draft, fc.nat(1), who, fc.nat(2), fc.boolean()), { minLength: 1, maxLength: 24 }),
     erasure: fc.option(fc.nat(), { nil: undefined }),
+    erasureSteps: fc.nat(3),
   })
-  .map(({ drafts, erasure }) => {
+  .map(({ drafts, erasure, erasureSteps }) => {
     const erasedAfter = erasure === undefined ? undefined : erasure % (drafts.length + 1);
     return {
       // An event received after the erasure either happened after it (`fresh`: its timestamp is when it was
@@ -230,6 +249,7 @@ const scenario: fc.Arbitrary<Scenario> = fc
       ),
       shards: drafts.map(([, , , shard]) => shard),
       erasedAfter,
+      erasureSteps,
     };
   });
 
@@ -318,6 +338,13 @@ function inOrder(s: Scenario, planOptions: PlanOptions = options): MemoryStore {
 function streamed(s: Scenario, plan: readonly Move[], planOptions: PlanOptions = options, store = new MemoryStore(planOptions)): MemoryStore {
   const received = (i: number) => s.erasedAfter === undefined || i < s.erasedAfter;
   let erased = s.erasedAfter === undefined;
+  // The step at which the erasure's last step (the profile items) runs, once its first steps have.
+  let erasureEnds: number | undefined;
+  const endErasure = (step: number): void => {
+    if (erasureEnds === undefined || step < erasureEnds) return;
+    store.endErasure(erasedKeys, erasedAt(s));
+    erasureEnds = undefined;
+  };
   for (let i = 0; i < s.events.length && received(i); i++) store.events.add(s.events[i]!.pk);
   const shards = [0, 1, 2].map((n) => s.events.map((e, i) => ({ i, record: record(e, i) })).filter(({ i }) => s.shards[i] === n));
   const checkpoints = [0, 0, 0];
@@ -331,16 +358,21 @@ function streamed(s: Scenario, plan: readonly Move[], planOptions: PlanOptions =
     });
     // An event received after the erasure cannot be delivered before it.
     if (!erased && batches.some(({ batch }) => batch.some(({ i }) => !received(i)))) {
-      store.erase(erasedKeys, erasedAt(s), s.events);
+      // The events accepted after it may be stored before the erasure lists the customer's.
       for (let i = 0; i < s.events.length; i++) if (!received(i)) store.events.add(s.events[i]!.pk);
+      store.beginErasure(erasedKeys, erasedAt(s), s.events);
+      erasureEnds = step + (s.erasureSteps ?? 0);
       erased = true;
     }
     const faulty = (move: Move) => (key: string) => !last && move.fault !== undefined && key.endsWith(`#${move.fault}`);
     const failedBy = new Map<number, string[]>();
     const together = !last && batches[0]!.move.planTogether;
+    // Its last step before this step's deliveries, or (shards planning together) between their plans and their commits.
+    if (!together) endErasure(step);
     if (together) {
       // Every shard plans on the same read, then commits: the later commits lose their races and plan again.
       const plans = batches.map(({ batch }) => planOn(store, batch.map((b) => b.record)));
+      endErasure(step);
       batches.forEach(({ n, move, batch }, k) => {
         const outcome = commit(store, plans[k]!, faulty(move));
         const retried = batch.filter((b) => outcome.again.includes(b.record.id)).map((b) => b.record);
@@ -363,6 +395,7 @@ function streamed(s: Scenario, plan: readonly Move[], planOptions: PlanOptions =
     }
   }
   if (!erased) store.erase(erasedKeys, erasedAt(s), s.events);
+  endErasure(Number.POSITIVE_INFINITY);
   return store;
 }
 
@@ -436,6 +469,32 @@ describe('the exactly-once plan of a stream batch', () => {
     );
   }, 120_000);
 
+  it('an erasure in flight and events accepted after it: each is applied once, on a fresh profile, and nothing from before the erasure survives', () => {
+    // Customer 0 is erased with events still in flight, and comes back at once: its events accepted after the erasure
+    // are delivered (on any shard, in any order, racing one another) before the erasure's last step deletes the profile
+    // items, and between a plan and its commit.
+    const inFlight = scenario
+      .filter((s) => s.erasedAfter !== undefined && s.events.some((e, i) => i >= s.erasedAfter! && e.profileKey.endsWith('0') && Date.parse(e.timestamp) > erasedAt(s)))
+      .chain((s) => fc.integer({ min: 1, max: 4 }).map((erasureSteps) => ({ ...s, erasureSteps })));
+    let raced = 0;
+    fc.assert(
+      fc.property(inFlight, moves, (s, plan) => {
+        const store = streamed(s, plan);
+        // The profiles the events make: the returning customer's hold exactly its events after the erasure.
+        expect(firstDifference(snapshot(store), expectedProfiles(s))).toBeUndefined();
+        const { profiles } = finalProfiles(s);
+        const returned = [...profiles].filter(([key]) => key.endsWith('0')).flatMap(([, events]) => events);
+        // Each of them applied (its marker kept), none of the erased customer's left behind.
+        for (const event of returned) expect(store.markers.has(event.pk)).toBe(true);
+        const erasedCustomers = s.events.filter((event, i) => i < s.erasedAfter! && event.profileKey.endsWith('0'));
+        expect(erasedCustomers.filter((event) => store.markers.has(event.pk))).toEqual([]);
+        if (returned.length > 0) raced += 1;
+      }),
+      { numRuns: 150 },
+    );
+    expect(raced).toBeGreaterThan(50);
+  }, 120_000);
+
   it('any delivery adds the outcome statistics of one in-order application, which are what the final profiles counted', () => {
     const learning: PlanOptions = { ...options, settings: { ...settings, learning: { contextBy: 'persona', conversionWindowMs: DAY } } };
     let counted = 0;
@@ -481,7 +540,7 @@ describe('the exactly-once plan of a stream batch', () => {
         streamed({ events, shards: drafts.map(([, , shard]) => shard), erasedAfter: undefined }, plan, learning, store);
         expect(statisticsTotals(store.statistics)).toEqual({});
         expect(store.item('u#u0')).toEqual(owner);
-        expect(store.item('a#a0')).toEqual({ kind: 'tombstone', key: 'a#a0', version: 1, mergedInto: 'u0' });
+        expect(store.item('a#a0')).toEqual({ kind: 'tombstone', key: 'a#a0', version: 1, mergedInto: 'u0', keyErasedAt: 0 });
         // Each other user's profile is its events applied without a0: its own experiment key, no outcome.
         for (const sybil of new Set(events.map((e) => e.userId!))) {
           const own = events.filter((e) => e.userId === sybil).map(({ anonymousId: _, ...rest }) => rest);
@@ -638,16 +697,17 @@ describe('the exactly-once plan of a stream batch', () => {
     const event = { ...storedEvent({ type: 'page', anonymousId: 'a1', messageId: 'm1', timestamp: '2026-04-01T00:00:00Z' }) };
     const first = planBatch([{ id: '1', event }], emptyReadState(), options);
     expect(first).toEqual({ kind: 'read', reads: { profiles: ['a#a1'], markers: [event.pk], erasures: ['a#a1'], erasedMessages: [] } });
-    const tombstone: ProfileItem = { kind: 'tombstone', key: 'a#a1', version: 1, mergedInto: 'u1' };
+    const tombstone: ProfileItem = { kind: 'tombstone', key: 'a#a1', version: 1, mergedInto: 'u1', keyErasedAt: 0 };
     const read: ReadState = { profiles: new Map([['a#a1', tombstone]]), applied: new Map([[event.pk, false]]), erasedAt: new Map([['a#a1', undefined]]), erasedMessages: new Map() };
     // The user's erasure with it: an outcome applied there counts nothing for a decision made before it.
     expect(planBatch([{ id: '1', event }], read, options)).toEqual({ kind: 'read', reads: { profiles: ['u#u1'], markers: [], erasures: ['u#u1'], erasedMessages: [] } });
     const plan = planBatch([{ id: '1', event }], { ...read, profiles: new Map([...read.profiles, ['u#u1', undefined]]), erasedAt: new Map([...read.erasedAt, ['u#u1', undefined]]) }, options);
     expect(plan.kind === 'plan' && plan.plan.targets.map((t) => t.key)).toEqual(['u#u1']);
-    // A key erased before the event happened: whether the erasure deleted this very message is read with the target.
-    const erased: ReadState = { ...read, erasedAt: new Map([['a#a1', Date.parse('2026-03-01T00:00:00Z')]]) };
+    // A key erased before the event happened (and merged after it): whether the erasure deleted this very message is read with the target.
+    const erasure = Date.parse('2026-03-01T00:00:00Z');
+    const erased: ReadState = { ...read, profiles: new Map([['a#a1', { ...tombstone, keyErasedAt: erasure }]]), erasedAt: new Map([['a#a1', erasure]]) };
     expect(planBatch([{ id: '1', event }], erased, options)).toEqual({ kind: 'read', reads: { profiles: ['u#u1'], markers: [], erasures: ['u#u1'], erasedMessages: [event.pk] } });
-    const known = { ...erased, profiles: new Map([...read.profiles, ['u#u1', undefined]]), erasedAt: new Map([...erased.erasedAt, ['u#u1', undefined]]) };
+    const known = { ...erased, profiles: new Map([...erased.profiles, ['u#u1', undefined]]), erasedAt: new Map([...erased.erasedAt, ['u#u1', undefined]]) };
     // It did (the same message came back, dated after the erasure): dropped; it did not: applied.
     const replayed = planBatch([{ id: '1', event }], { ...known, erasedMessages: new Map([[event.pk, true]]) }, options);
     expect(replayed.kind === 'plan' && replayed.plan).toMatchObject({ targets: [], dropped: [{ eventPk: event.pk, records: ['1'] }] });
@@ -656,6 +716,37 @@ describe('the exactly-once plan of a stream batch', () => {
     // A redelivery (its marker found) is planned without a second read: neither its target nor its erased-message record.
     const redelivered = planBatch([{ id: '1', event }], { ...erased, applied: new Map([[event.pk, true]]) }, options);
     expect(redelivered.kind === 'plan' && redelivered.plan).toMatchObject({ targets: [], duplicates: ['1'] });
+  });
+
+  it("an event after an erasure, planned before the erasure's last step, replaces the erased customer's profile: a fresh one in its place, its runs in progress counted exited once", () => {
+    const erasure = Date.parse('2026-04-05T10:00:00Z');
+    const run = { run: 1, step: 'wait', enteredAt: erasure - DAY, stepAt: erasure - DAY, waitingUntil: erasure + DAY, named: true as const };
+    const erasedState: ProfileState = { ...applyEvents(emptyProfileState({ userId: 'u1' }), [storedEvent({ type: 'identify', userId: 'u1', messageId: 'old', timestamp: new Date(erasure - DAY).toISOString(), traits: { firstName: 'Rosa' } })], settings), journeys: { j1: run } };
+    const at = new Date(erasure + 1_000).toISOString();
+    const event = { ...storedEvent({ type: 'track', userId: 'u1', event: 'Product Viewed', messageId: 'back', timestamp: at }), receivedAt: at };
+    const planWith = (keyErasedAt: number): BatchPlan => {
+      const read: ReadState = {
+        profiles: new Map([['u#u1', { kind: 'profile', key: 'u#u1', version: 7, state: { ...erasedState, keyErasedAt } } satisfies ProfileItem]]),
+        applied: new Map([[event.pk, false]]),
+        erasedAt: new Map([['u#u1', erasure]]),
+        erasedMessages: new Map([[event.pk, false]]),
+      };
+      const result = planBatch([{ id: '1', event }], read, options);
+      if (result.kind !== 'plan') throw new Error('the plan asked for more reads');
+      return result.plan;
+    };
+    // Started before the erasure: the erased customer's. Replaced at the version read, by a profile of the event alone.
+    const replacing = planWith(0).targets[0]!.writes[0]!;
+    expect(replacing.profile.readVersion).toBe(7);
+    expect(replacing.profile.state).toMatchObject({ keyErasedAt: erasure, traits: {}, journeys: {} });
+    expect(toProfileView(replacing.profile.state, NOW).stats).toEqual(toProfileView(applyEvents(emptyProfileState({ userId: 'u1' }), [event], settings), NOW).stats);
+    expect(replacing.journeyCounts).toEqual(journeyIncrements(erasedRunCounts({ j1: run }, erasure)));
+    expect(replacing.journeyCounts).toMatchObject([{ journey: 'j1', n: 1 }]);
+    // Started at the erasure (the returning customer's): applied on top, nothing counted.
+    const onTop = planWith(erasure).targets[0]!.writes[0]!;
+    expect(onTop.profile.state).toMatchObject({ keyErasedAt: erasure, journeys: { j1: run } });
+    expect(onTop.profile.state.traits).toHaveProperty('firstName');
+    expect(onTop.journeyCounts).toEqual([]);
   });
 
   it('an alias whose previousId is a known user joins nobody (its profile, or a user earlier in the batch); one that is not yet a user links it', () => {

@@ -22,7 +22,7 @@ import type { StoredEvent } from '#domain/stored-event.ts';
 export class MemoryStore {
   readonly profiles = new Map<string, { version: number; state: string }>();
   /** Anonymous profiles merged into a user: `a#…` → the version written and the user. */
-  readonly tombstones = new Map<string, { version: number; mergedInto: string }>();
+  readonly tombstones = new Map<string, { version: number; mergedInto: string; keyErasedAt: number }>();
   readonly markers = new Set<string>();
   readonly outbox: OutboxEntry[] = [];
   readonly outboxIds = new Set<string>();
@@ -52,7 +52,7 @@ export class MemoryStore {
       const item = this.profiles.get(key);
       const tombstone = this.tombstones.get(key);
       if (tombstone) {
-        profiles.set(key, { kind: 'tombstone', key, version: tombstone.version, mergedInto: tombstone.mergedInto } satisfies ProfileItem);
+        profiles.set(key, { kind: 'tombstone', key, version: tombstone.version, mergedInto: tombstone.mergedInto, keyErasedAt: tombstone.keyErasedAt } satisfies ProfileItem);
         continue;
       }
       profiles.set(key, item ? ({ kind: 'profile', key, version: item.version, state: parseProfileState(item.state) } satisfies ProfileItem) : undefined);
@@ -110,7 +110,7 @@ export class MemoryStore {
         for (const t of write.tombstones) {
           if (write.userId === undefined) throw new Error('a tombstone needs a user');
           this.profiles.delete(`a#${t.anonymousId}`);
-          this.tombstones.set(`a#${t.anonymousId}`, { version: t.readVersion + 1, mergedInto: write.userId });
+          this.tombstones.set(`a#${t.anonymousId}`, { version: t.readVersion + 1, mergedInto: write.userId, keyErasedAt: t.keyErasedAt });
         }
         for (const pk of write.markers) {
           this.markers.add(pk);

@@ -569,6 +569,8 @@ export function mergeProfiles(target: ProfileState, source: ProfileState): Profi
     anonymousId: target.userId !== undefined ? undefined : target.anonymousId,
     anonymousIds: linked.slice(-LIMITS.anonymousIds),
     erasedAnonymousIds: mergeErasedIds(target.erasedAnonymousIds, source.erasedAnonymousIds),
+    // The profile started where it is stored: the merged anonymous profile's history does not restart it.
+    keyErasedAt: target.keyErasedAt,
     assignmentKey: earliest(target.assignmentKey, source.assignmentKey),
     traits: mergeRecords(target.traits, source.traits, (x, y) => lwwMerge(x, y)!),
     contextTimezone: lwwMerge(target.contextTimezone, source.contextTimezone),

@@ -26,6 +26,18 @@
  *   journeys/timer.ts `timerOrigin`) was at or before the erasure: it was
  *   the erased customer's, and does nothing to one who came back since;
  * - a duplicate when its "applied" marker exists (a redelivery);
+ * - the erased customer's items that an erasure has not deleted yet (its
+ *   last step: a profile started, or a tombstone merged, before its key's
+ *   erasure; profile-item.ts `erasedCustomersItem`) are absent for the events
+ *   applied after that erasure: the returning customer's profile is started
+ *   afresh in their place (its `ProfileState.keyErasedAt`, the erasure it
+ *   started after; the put conditioned on the version read), nothing of the
+ *   erased customer is merged or followed (its runs in progress are counted
+ *   `exited` in the journey report by the write that replaces it, as the
+ *   erasure counts them), and the erasure, which deletes only the erased
+ *   customer's items, leaves it. So an event accepted after
+ *   an erasure is applied once, on a fresh profile, whether it comes before
+ *   or after the erasure's last step;
  * - else applied to its target: the home, or the user a tombstone points to;
  *   an anonymous profile that a user absorbs in this same batch sends its
  *   events to that user too; an anonymousId the target does not own (its
@@ -91,10 +103,10 @@ import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry, ProfileReactor } from './reactions.ts';
 import { journeyIncrements, type JourneyCounterIncrement } from '../journeys/report.ts';
 import { isTimerEvent, timerOrigin } from '../journeys/timer.ts';
-import type { JourneyCount } from '../journeys/machine.ts';
+import { erasedRunCounts, type JourneyCount } from '../journeys/machine.ts';
 import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
 import { cloneProfileState, emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
-import type { ProfileItem } from './profile-item.ts';
+import { erasedCustomersItem, type ProfileItem } from './profile-item.ts';
 import { toProfileView } from './to-view.ts';
 import type { ProfileView } from './view.ts';
 import type { AttributedOutcome } from './outcomes.ts';
@@ -137,8 +149,11 @@ export interface PlannedWrite {
   readonly profile: { readonly key: string; readonly state: ProfileState; readonly readVersion: number };
   /** The user that absorbs the tombstones (undefined for an anonymous profile, which absorbs none). */
   readonly userId: string | undefined;
-  /** Anonymous profiles merged by this write, with the version read (0: absent). */
-  readonly tombstones: readonly { readonly anonymousId: string; readonly readVersion: number }[];
+  /**
+   * Anonymous profiles merged by this write, with the version read (0: absent) and the erasure of their key
+   * the plan read (epoch ms, 0: none; profile-item.ts `StoredTombstone.keyErasedAt`).
+   */
+  readonly tombstones: readonly { readonly anonymousId: string; readonly readVersion: number; readonly keyErasedAt: number }[];
   /** Event pks whose markers this write puts. */
   readonly markers: readonly string[];
   /** Record ids applied by this write. */
@@ -203,6 +218,18 @@ export interface PlanOptions {
   readonly journeys?: JourneyStepper;
 }
 
+/**
+ * When an event happened, for an erasure (epoch ms): its receipt or its time
+ * (`timestamp`), whichever is earlier, and for a timer what set it off if
+ * earlier still (journeys/timer.ts `timerOrigin`). An event that happened at
+ * or before its key's erasure is the erased customer's (dropped by the plan,
+ * deleted by the erasure); one that happened after it, the returning
+ * customer's.
+ */
+export function happenedAt(event: Pick<StoredEvent, 'receivedAt' | 'timestamp' | 'sourceId' | 'type' | 'event' | 'properties'>): number {
+  return Math.min(Date.parse(event.receivedAt), Date.parse(event.timestamp), timerOrigin(event) ?? Number.POSITIVE_INFINITY);
+}
+
 /** The most items DynamoDB takes in one TransactWriteItems. */
 export const MAX_TRANSACTION_ITEMS = 100;
 
@@ -263,16 +290,23 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
   // or, for an erased key's events, by the message itself (a replay's corrected timestamp is after the erasure).
   // A timer by what set it off (timer.ts `timerOrigin`): one of the erased customer's stays erased when it fires after.
   const erasedBefore = (entry: Entry): boolean => {
-    const happened = Math.min(Date.parse(entry.event.receivedAt), Date.parse(entry.event.timestamp), timerOrigin(entry.event) ?? Number.POSITIVE_INFINITY);
+    const happened = happenedAt(entry.event);
     return identityKeys(entry.identity).some((key) => {
       const at = read.erasedAt.get(key);
       return at !== undefined && happened <= at;
     });
   };
   const ofErasedKey = (entry: Entry): boolean => identityKeys(entry.identity).some((key) => read.erasedAt.get(key) !== undefined);
+  // The item at a key as the events to apply see it: an item of the erased customer (started, or merged, before its
+  // key's erasure) that the erasure has not deleted yet is absent for them. They start the returning customer's
+  // profile afresh in its place (conditioned on the version read), which the erasure then leaves.
+  const stored = (key: string): ProfileItem | undefined => {
+    const item = read.profiles.get(key);
+    return erasedCustomersItem(item, read.erasedAt.get(key)) ? undefined : item;
+  };
   // Where each event goes: its home, or the user its home was merged into (tombstones never change back).
   const resolved = (home: string): string => {
-    const item = read.profiles.get(home);
+    const item = stored(home);
     return item?.kind === 'tombstone' ? userProfileKey(item.mergedInto) : home;
   };
   for (const entry of entries) {
@@ -300,7 +334,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
   // erased while it waited) there is nothing to move on or send to: the timer is dropped, and starts no profile.
   for (let i = pending.length - 1; i >= 0; i--) {
     const entry = pending[i] as Entry;
-    if (!isTimerEvent(entry.event) || read.profiles.get(resolved(entry.identity.home)) !== undefined) continue;
+    if (!isTimerEvent(entry.event) || stored(resolved(entry.identity.home)) !== undefined) continue;
     dropped.push({ eventPk: entry.event.pk, records: entry.records });
     pending.splice(i, 1);
   }
@@ -311,7 +345,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
   const users = new Set<string>();
   for (const [i, entry] of pending.entries()) {
     const previousId = aliasPreviousId(entry);
-    if (previousId !== undefined && (read.profiles.get(userProfileKey(previousId))?.kind === 'profile' || users.has(previousId))) {
+    if (previousId !== undefined && (stored(userProfileKey(previousId))?.kind === 'profile' || users.has(previousId))) {
       pending[i] = { ...entry, identity: { ...entry.identity, links: entry.identity.links.filter((id) => id !== previousId) } };
     }
     if (entry.identity.userId !== undefined) users.add(entry.identity.userId);
@@ -323,7 +357,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     if (entry.identity.userId === undefined || entry.identity.links.length === 0 || !appliable(entry.event, options.settings)) continue;
     for (const anonymousId of entry.identity.links) {
       const key = anonymousProfileKey(anonymousId);
-      if (read.profiles.get(key)?.kind === 'tombstone' || absorbedBy.has(key)) continue;
+      if (stored(key)?.kind === 'tombstone' || absorbedBy.has(key)) continue;
       absorbedBy.set(key, entry.identity.home);
     }
   }
@@ -361,7 +395,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
   let merges = 0;
   const targets: TargetPlan[] = [];
   for (const [key, group] of groups) {
-    const current = read.profiles.get(key);
+    const current = stored(key);
     if (current?.kind === 'tombstone') {
       // Cannot happen (a user key is never a tombstone; a tombstone is followed): refuse rather than guess.
       for (const entry of group) for (const id of entry.records) failures.set(id, new Error('The profile the event is applied to is a tombstone'));
@@ -369,7 +403,8 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     }
     const identity = parseProfileKey(key);
     const userId = 'userId' in identity ? identity.userId : undefined;
-    let state: ProfileState = current?.state ?? emptyProfileState(identity);
+    // A profile started now holds nothing from before its key's erasure, if any (read with the events).
+    let state: ProfileState = current?.state ?? { ...emptyProfileState(identity), keyErasedAt: read.erasedAt.get(key) ?? 0 };
     // The erasures of the customer's anonymous ids this batch read: the returning visitor's own, and those of the
     // visitors this user joins (read as the ids their events link), kept on the profile from its first write on, so
     // that an event naming a decision issued to one of them before its erasure counts nothing and sets nothing off,
@@ -379,9 +414,16 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       state = cloneProfileState(state);
       for (const [anonymousId, at] of erasedIds) recordErasure(state, anonymousId, at);
     }
-    let version = current?.version ?? 0;
+    // Conditioned on the version read, the erased customer's item included (its put replaces it).
+    const replaced = read.profiles.get(key);
+    let version = replaced?.version ?? 0;
+    // The erased customer's runs in progress end with its profile, counted `exited` as the erasure counts them
+    // (machine.ts `erasedRunCounts`, at the erasure's instant): by the write that replaces it, once (the erasure then
+    // leaves the fresh profile; had it deleted the item first, this write's condition fails and the plan starts over).
+    let erasedRuns = current === undefined && replaced?.kind === 'profile' ? erasedCustomersRuns(replaced.state, read.erasedAt.get(key)) : [];
     const writes: PlannedWrite[] = [];
-    const cost = (entry: Entry): number => entryCost(entry, key, absorbedBy, read, settings, options.reactor, options.journeys);
+    const cost = (entry: Entry): number =>
+      entryCost(entry, key, absorbedBy, stored, settings, options.reactor, options.journeys) + (entry === group[0] ? erasedRuns.length : 0);
     for (const chunk of chunks(group, cost)) {
       const { state: next, applied, poisoned, counted } = applyWithIsolation(state, chunk, settings);
       for (const { entry, error } of poisoned) for (const id of entry.records) failures.set(id, error);
@@ -394,7 +436,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       const takeBack: StatisticsIncrement[] = [];
       const before = state;
       state = next;
-      const tombstones: { anonymousId: string; readVersion: number }[] = [];
+      const tombstones: { anonymousId: string; readVersion: number; keyErasedAt: number }[] = [];
       // What each applied event joins (in the same order as below), for the views its reactions decide on.
       const joins: Join[][] = applied.map(() => []);
       for (const [i, entry] of applied.entries()) {
@@ -402,7 +444,13 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
           const anonymousKey = anonymousProfileKey(anonymousId);
           if (absorbedBy.get(anonymousKey) !== key || tombstones.some((t) => t.anonymousId === anonymousId)) continue;
           if (writes.some((w) => w.tombstones.some((t) => t.anonymousId === anonymousId))) continue;
-          const anonymous = read.profiles.get(anonymousKey);
+          // The erased customer's anonymous profile is not merged (nor is its tombstone followed): it is absent, its runs
+          // in progress counted `exited` by the write whose tombstone replaces it.
+          const anonymous = stored(anonymousKey);
+          const replacedAnonymous = read.profiles.get(anonymousKey);
+          if (anonymous === undefined && replacedAnonymous?.kind === 'profile') {
+            erasedRuns = [...erasedRuns, ...erasedCustomersRuns(replacedAnonymous.state, read.erasedAt.get(anonymousKey))];
+          }
           if (anonymous?.kind === 'profile') {
             takeBack.push(...mergeTakeBack(state.outcomes, anonymous.state));
             // A merge shares parts with its inputs, and the write's sends are recorded on its state in place: a copy
@@ -410,7 +458,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
             state = mergeProfiles(state, cloneProfileState(anonymous.state));
           }
           linkAnonymousId(state, anonymousId, read.erasedAt.get(anonymousKey));
-          tombstones.push({ anonymousId, readVersion: anonymous?.version ?? 0 });
+          tombstones.push({ anonymousId, readVersion: read.profiles.get(anonymousKey)?.version ?? 0, keyErasedAt: read.erasedAt.get(anonymousKey) ?? 0 });
           joins[i]!.push({ anonymousId, state: anonymous?.kind === 'profile' ? anonymous.state : undefined });
         }
       }
@@ -430,7 +478,8 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       if (reacted.contacts > 0) enrich(state);
       const outbox = reacted.outbox;
       if (reacted.runs) state.journeys = { ...state.journeys, ...reacted.runs };
-      const journeyCounts = journeyIncrements(reacted.counts);
+      const journeyCounts = journeyIncrements([...reacted.counts, ...erasedRuns]);
+      erasedRuns = [];
       const room = MAX_TRANSACTION_ITEMS - 1 - applied.length - tombstones.length - outbox.length - journeyCounts.length;
       const kept = fitStatistics(statistics, takeBack, room);
       if (kept.length < statistics.length + takeBack.length) {
@@ -471,6 +520,10 @@ function customerErasures(key: string, absorbedBy: ReadonlyMap<string, string>, 
     return 'anonymousId' in identity && at !== undefined ? [[identity.anonymousId, at]] : [];
   });
 }
+
+/** The journey report's counts of the erased customer's profile `state` replaced after its erasure at `erasedAt` (machine.ts `erasedRunCounts`). */
+const erasedCustomersRuns = (state: ProfileState, erasedAt: number | undefined): JourneyCount[] =>
+  erasedAt === undefined ? [] : erasedRunCounts(state.journeys, erasedAt);
 
 /** The ids of a profile, without the erasures it keeps: what an outcome would count for were none of its ids erased. */
 const withoutErasures = ({ userId, anonymousId, anonymousIds, assignmentKey }: ProfileState) => ({ userId, anonymousId, anonymousIds, assignmentKey });
@@ -526,7 +579,7 @@ function entryCost(
   entry: Entry,
   target: string,
   absorbedBy: ReadonlyMap<string, string>,
-  read: ReadState,
+  stored: (key: string) => ProfileItem | undefined,
   settings: ProfileSettings,
   reactor: ProfileReactor | undefined,
   journeys: JourneyStepper | undefined,
@@ -536,7 +589,7 @@ function entryCost(
   if (outcome) cost += 1 + outcome.decision.holdouts.length;
   for (const anonymousId of entry.identity.links) {
     const anonymousKey = anonymousProfileKey(anonymousId);
-    const anonymous = read.profiles.get(anonymousKey);
+    const anonymous = stored(anonymousKey);
     if (absorbedBy.get(anonymousKey) !== target || anonymous?.kind !== 'profile') continue;
     for (const cells of Object.values(anonymous.state.outcomeCells)) cost += cells.length;
   }

@@ -21,6 +21,13 @@ export interface StoredTombstone {
   readonly version: number;
   /** The userId this anonymous profile was merged into. */
   readonly mergedInto: string;
+  /**
+   * The erasure of its key that the profile plan had read when it merged the
+   * anonymous profile (epoch ms; 0: none), as a profile's
+   * `ProfileState.keyErasedAt`. A tombstone stored before the field existed
+   * reads as merged at its `mergedAt`.
+   */
+  readonly keyErasedAt: number;
 }
 
 export type ProfileItem = StoredProfile | StoredTombstone;
@@ -39,12 +46,29 @@ export function profileFromItem(item: Record<string, unknown> | undefined): Prof
   if (!item || typeof item.pk !== 'string') return undefined;
   const version = typeof item.version === 'number' ? item.version : 0;
   if (item.kind === 'tombstone' && typeof item.mergedInto === 'string') {
-    return { kind: 'tombstone', key: item.pk, version, mergedInto: item.mergedInto };
+    const mergedAt = typeof item.mergedAt === 'string' ? Date.parse(item.mergedAt) : Number.NaN;
+    const keyErasedAt = typeof item.keyErasedAt === 'number' ? item.keyErasedAt : Number.isNaN(mergedAt) ? 0 : mergedAt;
+    return { kind: 'tombstone', key: item.pk, version, mergedInto: item.mergedInto, keyErasedAt };
   }
   if (item.kind === 'profile' && typeof item.state === 'string') {
     return { kind: 'profile', key: item.pk, version, state: parseProfileState(item.state) };
   }
   return undefined;
+}
+
+/**
+ * Whether a Profiles item is the erased customer's: started (a profile) or
+ * merged (a tombstone) before `erasedAt`, the erasure of its key (epoch ms;
+ * undefined: its key was never erased), by its `keyErasedAt`. Such an item is
+ * what the erasure deletes as its last step (shared/store/erasure.ts); until
+ * it is gone, the profile plan applies the returning customer's events as if
+ * it were absent (a fresh profile in its place, plan.ts), so they are neither
+ * applied on the erased customer's state nor deleted with it. An item started
+ * at or after the erasure holds only what came after it: the erasure leaves it.
+ */
+export function erasedCustomersItem(item: ProfileItem | undefined, erasedAt: number | undefined): boolean {
+  if (item === undefined || erasedAt === undefined) return false;
+  return (item.kind === 'profile' ? item.state.keyErasedAt : item.keyErasedAt) < erasedAt;
 }
 
 /** A state joined or re-keyed in memory is not the one its enrichment stamp was evaluated for. */

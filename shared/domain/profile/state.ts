@@ -125,6 +125,19 @@ export interface ProfileState {
    */
   erasedAnonymousIds?: Record<string, number>;
   /**
+   * The erasure of this profile's own key (its erasure record's `erasedAt`,
+   * epoch ms) that the profile plan had read when it started the profile;
+   * 0: its key had no erasure record then. The profile holds nothing from
+   * before that erasure. A profile item whose value is older than its key's
+   * erasure was the erased customer's (profile-item.ts `erasedCustomersItem`):
+   * the plan starts the returning customer's profile afresh in its place,
+   * and the erasure deletes it; one started at or after the erasure holds
+   * only the returning customer's events, and the erasure leaves it.
+   * A state stored before the field existed reads as started at its
+   * `updatedAt` (`parseProfileState`).
+   */
+  keyErasedAt: number;
+  /**
    * The customer key experiments first assigned this customer under, with
    * the time of its earliest event: an event's anonymousId, else its userId;
    * the earliest wins, here and through merges, so a login or a second
@@ -229,6 +242,7 @@ export function emptyProfileState(identity: { userId?: string; anonymousId?: str
     ...(identity.userId !== undefined ? { userId: identity.userId } : {}),
     ...(identity.anonymousId !== undefined ? { anonymousId: identity.anonymousId } : {}),
     anonymousIds: [],
+    keyErasedAt: 0,
     traits: {},
     visits: { n: 0 },
     orders: 0,
@@ -262,6 +276,9 @@ export function parseProfileState(text: string): ProfileState {
   if (!raw || typeof raw !== 'object' || raw.sv !== STATE_VERSION) {
     throw new Error(`Unsupported profile state version: ${String((raw as { sv?: unknown } | null)?.sv)}`);
   }
+  // Stored before the profile kept its key's erasure: taken as started at its last write. One written after its key's
+  // erasure is the returning customer's (that erasure had deleted the erased customer's); one written before it, the erased one's.
+  if (!Object.hasOwn(raw, 'keyErasedAt')) raw.keyErasedAt = typeof raw.updatedAt === 'number' ? raw.updatedAt : 0;
   // Filled in place, and only when a field is missing (a state written before the field existed):
   // the parsed object is the caller's, and a decision should not copy it.
   for (const key of DEFAULTED_KEYS) {
