@@ -100,7 +100,7 @@ describe('corrupt lines', () => {
     expect(decisionRecordsOfText(third).records).toHaveLength(1);
   });
 
-  it('a version 1 record whose features are of the wrong shape is unreadable, not a crash of the replay', () => {
+  it('a version 1 record whose features are of the wrong shape is unreadable, never replayed', () => {
     const v1 = {
       decisionId: `${SECOND}.n10`,
       at: '2026-11-20T10:00:00.000Z',
