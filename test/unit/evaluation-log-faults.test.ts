@@ -94,6 +94,12 @@ describe('corrupt lines', () => {
     expect(malformed).toBe(corrupt.length);
   });
 
+  it('a log of nothing but unreadable lines is refused, saying so', () => {
+    const good = line('n1', 0);
+    const evaluation = evaluate([[good.slice(0, 40), line('n7', 0, { e: [['a', 2, 0.7], ['b', 1, 0.7]] })].join('\n')]);
+    expect(evaluation).toMatchObject({ ok: false, malformed: 2, reason: expect.stringMatching(/^no decision to replay \(0 record\(s\) read; .*; 2 line\(s\) unreadable\)$/) });
+  });
+
   it('chances that sum to just above 1 by the log’s rounding to 4 digits are read', () => {
     // Three arms at 1/3 each, logged 0.3333: fine; 0.3334 each (a sum of 1.0002): within the rounding, read.
     const third = line('n9', 0, { e: [['a', 2, 0.3334], ['b', 1, 0.3334], ['c', 1, 0.3334]] });

@@ -393,7 +393,11 @@ export function reduceEvaluation(
   const minSupport = options.minSupport ?? DEFAULT_MIN_SUPPORT;
   const { decisions, evaluated } = all.sums;
   if (decisions === 0) {
-    return { ok: false, reason: `no decision to replay (${all.records} record(s) read; ${all.notSampled} without features, ${all.degraded} degraded, ${all.outsideRange} outside the range)`, ...counts };
+    return {
+      ok: false,
+      reason: `no decision to replay (${all.records} record(s) read; ${all.notSampled} without features, ${all.degraded} degraded, ${all.outsideRange} outside the range, ${all.duplicates} duplicates; ${all.malformed} line(s) unreadable)`,
+      ...counts,
+    };
   }
   if (evaluated === 0 || evaluated < minSupport * decisions) {
     const arms = Object.entries(all.unsupported)
