@@ -27,7 +27,7 @@
  * written (local/decision-counter.ts), as the deployed stack counts each
  * object Firehose delivers.
  */
-import { closeSync, mkdirSync, openSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readSync, statSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { DECISION_RECORD_KEY, DECISION_RECORD_LINE_PREFIX, DECISION_RECORD_MESSAGE } from '#domain/evaluation/decision-record.ts';
 
@@ -143,12 +143,24 @@ export class LocalDecisionLog {
     this.close();
     this.part = part;
     const path = join(this.folder, fileName(this.day, part));
-    this.fd = openSync(path, 'a');
+    this.fd = openSync(path, 'a+');
     this.path = path;
     this.bytes = statSync(path).size;
+    // A file an earlier run left mid-line (killed during a write, the disk full): the fragment ends here, so the next record starts a line of its own.
+    if (this.bytes > 0 && !endsWithNewline(this.fd, this.bytes)) {
+      writeSync(this.fd, '\n');
+      this.bytes += 1;
+    }
     this.written = this.bytes;
     if (this.bytes > 0 && this.bytes >= this.maxBytes) this.openPart(part + 1);
   }
+}
+
+/** Whether the file open as `fd`, of `size` bytes, ends with a newline. */
+function endsWithNewline(fd: number, size: number): boolean {
+  const last = Buffer.alloc(1);
+  readSync(fd, last, 0, 1, size - 1);
+  return last[0] === 0x0a;
 }
 
 /** The record line a chunk of stdout is, or undefined when it is anything else. */

@@ -35,6 +35,7 @@ import { parseIsoDateTime } from '#domain/ingest/timestamps.ts';
 import { DynamoClient } from '#store/client.ts';
 import { evaluationStatistics, readEvaluationCounts, readOutcomeIndex, type EvaluationRange } from '#store/evaluation-inputs.ts';
 import { describeExecution, startExecution } from '#shared/aws-requests.ts';
+import { logDayMayHold } from '#shared/evaluation-steps.ts';
 import { parseCommandLine, readText, runCommand, UsageError } from './cli.ts';
 
 export const USAGE = `Usage: npm run evaluate -- --catalog <candidate.yaml> [--log <folder> | --deployed] [options]
@@ -159,7 +160,9 @@ const dayOfFile = (name: string): string | undefined => /^(\d{4}-\d{2}-\d{2})/.e
 
 /**
  * The JSONL files of `folder` whose day may hold decisions of [from, to)
- * (a file named by its UTC day; a file named otherwise is always read).
+ * (a file named by the UTC day its lines were written, which may be the day
+ * after the decision: #shared/evaluation-steps.ts `logDayMayHold`; a file
+ * named otherwise is always read).
  * Throws UsageError for a folder that does not exist.
  */
 export function logFiles(folder: string, range: { readonly from?: number; readonly to?: number } = {}): string[] {
@@ -168,9 +171,7 @@ export function logFiles(folder: string, range: { readonly from?: number; readon
     .filter((name) => /\.jsonl(\.\d+)?$/.test(name))
     .filter((name) => {
       const day = dayOfFile(name);
-      if (day === undefined) return true;
-      const start = Date.parse(`${day}T00:00:00Z`);
-      return (range.from === undefined || start + DAY_MS > range.from) && (range.to === undefined || start < range.to);
+      return day === undefined || logDayMayHold(day, range.from, range.to);
     })
     .sort()
     .map((name) => join(folder, name));
@@ -194,23 +195,29 @@ export interface LocalEvaluationInput {
  * the reduce. The range defaults to the first and last decision of the files.
  */
 export async function evaluateLocalLog(input: LocalEvaluationInput): Promise<Evaluation> {
-  const partitions: { records: DecisionLogRecord[]; malformed: number }[] = input.files.map((file) => decisionRecordsOfText(readFileSync(file, 'utf8')));
+  // One file in memory at a time (a day's file rotates at 64 MB): the range's ends, when not given, are a first pass over them.
+  const read = (file: string): { records: DecisionLogRecord[]; malformed: number } => decisionRecordsOfText(readFileSync(file, 'utf8'));
   let first = Number.POSITIVE_INFINITY;
   let last = Number.NEGATIVE_INFINITY;
-  for (const { records } of partitions) {
-    for (const r of records) {
-      const at = Date.parse(r.at);
-      if (at < first) first = at;
-      if (at > last) last = at;
+  if (input.from === undefined || input.to === undefined) {
+    for (const file of input.files) {
+      for (const r of read(file).records) {
+        const at = Date.parse(r.at);
+        if (at < first) first = at;
+        if (at > last) last = at;
+      }
     }
   }
   const range: EvaluationRange = { from: input.from ?? (Number.isFinite(first) ? first : 0), to: input.to ?? (Number.isFinite(last) ? last + 1 : 1) };
   const outcomes = await readOutcomeIndex(input.candidate, range, input.decisionKey, { client: input.client, ...(input.tables?.events ? { table: input.tables.events } : {}) });
   const learning = evaluationStatistics(await readEvaluationCounts(input.candidate, range, { client: input.client, ...(input.tables?.control ? { table: input.tables.control } : {}) }));
   const cache = replayCache();
-  const sums: PartitionSums[] = partitions.map(({ records, malformed }) =>
-    evaluatePartition(records, { candidate: input.candidate, outcomes, learning, decisionKey: input.decisionKey, from: range.from, to: range.to, cache }, malformed),
-  );
+  // One map step reads every file: a decision in two files (or twice in one) is evaluated once.
+  const seen = new Set<string>();
+  const sums: PartitionSums[] = input.files.map((file) => {
+    const { records, malformed } = read(file);
+    return evaluatePartition(records, { candidate: input.candidate, outcomes, learning, decisionKey: input.decisionKey, from: range.from, to: range.to, cache, seen }, malformed);
+  });
   return reduceEvaluation(sums, { reward: input.candidate.learning.reward, ...(input.minSupport !== undefined ? { minSupport: input.minSupport } : {}) });
 }
 
@@ -220,7 +227,7 @@ const rate = (n: number) => n.toFixed(4);
 export function formatEvaluation(evaluation: Evaluation, candidate: string): string {
   const lines = [
     `candidate      ${candidate}`,
-    `records        ${evaluation.records} read: ${evaluation.replayed} replayed (${evaluation.unrendered} first-ranked not rendered), ${evaluation.notSampled} without features (not sampled), ${evaluation.degraded} degraded, ${evaluation.outsideRange} outside the range, ${evaluation.malformed} unreadable`,
+    `records        ${evaluation.records} read: ${evaluation.replayed} replayed (${evaluation.unrendered} first-ranked not rendered), ${evaluation.notSampled} without features (not sampled), ${evaluation.degraded} degraded, ${evaluation.outsideRange} outside the range, ${evaluation.duplicates} duplicates, ${evaluation.malformed} unreadable`,
   ];
   if (!evaluation.ok) return `${lines.join('\n')}\nrefused        ${evaluation.reason}\n`;
   const e = evaluation.estimate;

@@ -79,19 +79,39 @@ const dayOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 /** Where the inputs of an execution are written in the evaluation bucket. */
 export const inputsKeyOf = (execution: string): string => `evaluations/${execution}/inputs.json`;
 
-/** The longest common prefix of the `dt=` folders of the days from `from` to just before `to` (epoch ms). */
+/**
+ * How far a decision's day in the log may stand from the day it was made,
+ * ms. A day's file or folder holds what arrived that UTC day, not what was
+ * decided then: a decision made just before midnight is written just after
+ * it (the local log's flush, 50 ms; deployed, the log subscription's
+ * delivery), and Firehose names an object by the arrival of its oldest
+ * record, so an object begun before midnight holds what arrived up to its
+ * 5-minute buffer later. An hour covers both with room for delays.
+ */
+export const LOG_DAY_MARGIN_MS = 3_600_000;
+
+/**
+ * Whether the decision log's partition of a UTC day (`yyyy-mm-dd`: a local
+ * file, a `dt=` folder) may hold decisions made in [from, to), epoch ms: its
+ * day widened by LOG_DAY_MARGIN_MS each side overlaps the range.
+ */
+export function logDayMayHold(day: string, from: number | undefined, to: number | undefined): boolean {
+  const start = Date.parse(`${day}T00:00:00Z`);
+  if (!Number.isFinite(start)) return true;
+  return (from === undefined || start + DAY_MS + LOG_DAY_MARGIN_MS > from) && (to === undefined || start - LOG_DAY_MARGIN_MS < to);
+}
+
+/** The longest common prefix of the `dt=` folders whose objects may hold decisions from `from` to just before `to` (epoch ms; `logDayMayHold`). */
 export function listPrefixOf(logPrefix: string, from: number, to: number): string {
-  const first = `${logPrefix}dt=${dayOf(from)}/`;
-  const last = `${logPrefix}dt=${dayOf(Math.max(from, to - 1))}/`;
+  const first = `${logPrefix}dt=${dayOf(from - LOG_DAY_MARGIN_MS)}/`;
+  const last = `${logPrefix}dt=${dayOf(Math.max(from, to - 1) + LOG_DAY_MARGIN_MS)}/`;
   let n = 0;
   while (n < first.length && first[n] === last[n]) n++;
   return first.slice(0, n);
 }
 
-/** Whether an object of the decision log (`…dt=yyyy-MM-dd/…`) may hold decisions of [from, to); an object outside any `dt=` folder is read. */
+/** Whether an object of the decision log (`…dt=yyyy-MM-dd/…`) may hold decisions of [from, to) (`logDayMayHold`); an object outside any `dt=` folder is read. */
 export function keyInRange(key: string, from: number, to: number): boolean {
   const day = /(?:^|\/)dt=(\d{4}-\d{2}-\d{2})\//.exec(key)?.[1];
-  if (day === undefined) return true;
-  const start = Date.parse(`${day}T00:00:00Z`);
-  return start + DAY_MS > from && start < to;
+  return day === undefined || logDayMayHold(day, from, to);
 }

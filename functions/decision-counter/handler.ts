@@ -62,8 +62,8 @@ async function countMessage(body: string, read: ReadObject): Promise<void> {
   const object = await readObjectOf(read, bucket.name, parsed.data.detail.object.key);
   const count = await countDecisionLogChunk(`s3://${bucket.name}/${object.key}`, object.text);
   logger.info('decision log object counted', { key: object.key, ...count });
-  if (count.uncounted > 0 || count.malformed > 0) {
-    logger.warn('decision log object lines not counted', { key: object.key, olderRecords: count.uncounted, malformed: count.malformed });
+  if (count.uncounted > 0 || count.malformed > 0 || count.duplicates > 0) {
+    logger.warn('decision log object lines not counted', { key: object.key, olderRecords: count.uncounted, malformed: count.malformed, duplicates: count.duplicates });
   }
 }
 

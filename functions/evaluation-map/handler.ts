@@ -51,10 +51,12 @@ export async function evaluationMap(event: MapEvent): Promise<PartitionSums> {
   const to = Date.parse(event.BatchInput.to);
   const inputs = await inputsOf(inputsKey);
   let sums = EMPTY_PARTITION;
+  // The batch's objects are one map step: a decision Firehose delivered twice within them is evaluated once.
+  const seen = new Set<string>();
   for (const item of event.Items) {
     if (!keyInRange(item.Key, from, to)) continue;
     const { records, malformed } = decisionRecordsOfText(await getObjectText(LOG_BUCKET, item.Key));
-    const part = evaluatePartition(records, { candidate: inputs.candidate, outcomes: inputs.outcomes, learning: inputs.learning, decisionKey: DECISION_KEY, from, to, cache }, malformed);
+    const part = evaluatePartition(records, { candidate: inputs.candidate, outcomes: inputs.outcomes, learning: inputs.learning, decisionKey: DECISION_KEY, from, to, cache, seen }, malformed);
     sums = mergePartitions(sums, part);
   }
   logger.info('partition evaluated', { objects: event.Items.length, records: sums.records, replayed: sums.sums.decisions });

@@ -161,6 +161,8 @@ export interface DecisionLogChunkCount extends DecisionChunkCount {
   readonly uncounted: number;
   /** Lines that are no decision record, or a record whose cells no catalog could have served (decision-counts.ts). */
   readonly malformed: number;
+  /** Records of a decision already in the chunk (decision-counts.ts `decisionIncrements`): counted once. */
+  readonly duplicates: number;
 }
 
 /**
@@ -173,9 +175,9 @@ export interface DecisionLogChunkCount extends DecisionChunkCount {
  */
 export async function countDecisionLogChunk(chunk: string, text: string, options: CountDecisionChunkOptions = {}): Promise<DecisionLogChunkCount> {
   const { records, malformed: unread } = decisionRecordsOfText(text);
-  const { increments, counted, uncounted, malformed } = decisionIncrements(records);
+  const { increments, counted, uncounted, malformed, duplicates } = decisionIncrements(records);
   const written = await countDecisionChunk(chunk, increments, options);
-  return { ...written, counted, uncounted, malformed: unread + malformed };
+  return { ...written, counted, uncounted, malformed: unread + malformed, duplicates };
 }
 
 export interface ReadStatisticsOptions {

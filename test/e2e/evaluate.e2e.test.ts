@@ -10,7 +10,7 @@
  * its choices always get — beside the logged policy's much lower rate; and
  * refuses, with the reason, a candidate whose choice was never served.
  */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -98,6 +98,8 @@ describe('npm run evaluate on the local stack’s decision log', () => {
   let liked = 0;
   /** Σ 1/π over the decisions that served the liked action: π is the answer's probability (limit 1: the chance of position 1) as logged, to 4 significant digits. */
   let inverseChances = 0;
+  /** The evaluation of the log as written, once. */
+  let once: Evaluation | undefined;
 
   it('decide logs a record with features for each decision; the customers click what their plan likes', async () => {
     const customers = Array.from({ length: N }, (_, i) => ({ userId: uniqueId('eval'), plan: PLANS[i % PLANS.length] as (typeof PLANS)[number] }));
@@ -143,6 +145,26 @@ describe('npm run evaluate on the local stack’s decision log', () => {
     expect(estimate.loggedRate).toBeCloseTo(liked / N, 9);
     expect(estimate.loggedRate).toBeLessThan(0.8);
     expect(estimate.effectiveSampleSize).toBeGreaterThan(0);
+    once = evaluation;
+  });
+
+  it('a log delivered twice (every line again, in another file of the folder) evaluates each decision once', async () => {
+    const days = readdirSync(stack.decisionLog).filter((f) => f.endsWith('.jsonl'));
+    const again = join(stack.decisionLog, 'delivered-again.jsonl');
+    writeFileSync(again, days.map((f) => readFileSync(join(stack.decisionLog, f), 'utf8')).join(''));
+    try {
+      const { code, stdout } = await evaluate(CANDIDATE, ['--json']);
+      expect(code).toBe(0);
+      const evaluation = JSON.parse(stdout) as Evaluation;
+      expect(evaluation).toMatchObject({ records: 2 * N, duplicates: N, replayed: N, malformed: 0 });
+      if (!evaluation.ok || !once?.ok) throw new Error('refused');
+      // DR's reward model is the learning statistics, which the stack's stream may have moved since: the rest is the log's alone.
+      const { dr: _dr, ...estimate } = evaluation.estimate;
+      const { dr: _once, ...first } = once.estimate;
+      expect(estimate).toEqual(first);
+    } finally {
+      rmSync(again);
+    }
   });
 
   it('prints the table for people', async () => {

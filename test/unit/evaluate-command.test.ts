@@ -120,12 +120,18 @@ describe('the log files of a range', () => {
     for (const name of ['2026-11-19.jsonl', '2026-11-20.jsonl', '2026-11-20.jsonl.1', '2026-11-21.jsonl', 'imported.jsonl', 'notes.txt']) writeFileSync(join(logs, name), '');
     const names = (range: { from?: number; to?: number }) => logFiles(logs, range).map((f) => f.slice(logs.length + 1));
     expect(names({})).toEqual(['2026-11-19.jsonl', '2026-11-20.jsonl', '2026-11-20.jsonl.1', '2026-11-21.jsonl', 'imported.jsonl']);
-    expect(names({ from: Date.parse('2026-11-20T06:00:00Z'), to: Date.parse('2026-11-21T00:00:00Z') })).toEqual(['2026-11-20.jsonl', '2026-11-20.jsonl.1', 'imported.jsonl']);
+    expect(names({ from: Date.parse('2026-11-20T06:00:00Z'), to: Date.parse('2026-11-20T18:00:00Z') })).toEqual(['2026-11-20.jsonl', '2026-11-20.jsonl.1', 'imported.jsonl']);
+    // A decision made just before midnight is written to the next day's file: a range that ends at midnight reads it too,
+    // and one that starts at midnight reads the day before's (LOG_DAY_MARGIN_MS).
+    expect(names({ from: Date.parse('2026-11-20T06:00:00Z'), to: Date.parse('2026-11-21T00:00:00Z') })).toEqual(['2026-11-20.jsonl', '2026-11-20.jsonl.1', '2026-11-21.jsonl', 'imported.jsonl']);
+    expect(names({ from: Date.parse('2026-11-21T00:00:00Z'), to: Date.parse('2026-11-21T12:00:00Z') })).toEqual(['2026-11-20.jsonl', '2026-11-20.jsonl.1', '2026-11-21.jsonl', 'imported.jsonl']);
+    // In another zone: 2026-11-21T01:30+02:00 is 23:30 UTC on the 20th.
+    expect(names({ from: Date.parse('2026-11-19T12:00:00Z'), to: Date.parse('2026-11-21T01:30:00+02:00') })).toEqual(['2026-11-19.jsonl', '2026-11-20.jsonl', '2026-11-20.jsonl.1', '2026-11-21.jsonl', 'imported.jsonl']);
   });
 });
 
 describe('the printed result', () => {
-  const counts = { records: 12, malformed: 0, outsideRange: 1, notSampled: 2, degraded: 1, replayed: 8, unrendered: 3 };
+  const counts = { records: 12, malformed: 0, duplicates: 2, outsideRange: 1, notSampled: 2, degraded: 1, replayed: 8, unrendered: 3 };
   it('the estimates with their intervals beside the logged policy’s rate', () => {
     const interval = (estimate: number) => ({ estimate, low: estimate - 0.05, high: estimate + 0.05 });
     const evaluation: Evaluation = {
@@ -135,7 +141,7 @@ describe('the printed result', () => {
       estimate: { decisions: 8, evaluated: 8, evaluatedShare: 1, effectiveSampleSize: 2.5, loggedRate: 0.125, ips: interval(0.2), snips: interval(0.21), dr: interval(0.19) },
     };
     const text = formatEvaluation(evaluation, 'candidate.yaml');
-    expect(text).toContain('records        12 read: 8 replayed (3 first-ranked not rendered), 2 without features (not sampled), 1 degraded, 1 outside the range, 0 unreadable');
+    expect(text).toContain('records        12 read: 8 replayed (3 first-ranked not rendered), 2 without features (not sampled), 1 degraded, 1 outside the range, 2 duplicates, 0 unreadable');
     expect(text).toContain('logged policy  0.1250  (observed)');
     expect(text).toContain('IPS            0.2000  [0.1500, 0.2500]  (95%)');
     expect(text).toContain('DR             0.1900  [0.1400, 0.2400]  (95%)');

@@ -13,8 +13,10 @@ const at = (iso: string) => Date.parse(iso);
 
 describe('the objects of a range', () => {
   it('lists under the longest common prefix of the range’s dt= folders', () => {
-    expect(listPrefixOf('decisions/', at('2026-11-20T00:00:00Z'), at('2026-11-21T00:00:00Z'))).toBe('decisions/dt=2026-11-20/');
-    expect(listPrefixOf('decisions/', at('2026-11-20T00:00:00Z'), at('2026-11-28T00:00:00Z'))).toBe('decisions/dt=2026-11-2');
+    expect(listPrefixOf('decisions/', at('2026-11-20T06:00:00Z'), at('2026-11-20T18:00:00Z'))).toBe('decisions/dt=2026-11-20/');
+    // A day's objects hold what arrived that day: a range from midnight to midnight lists the days either side too (LOG_DAY_MARGIN_MS).
+    expect(listPrefixOf('decisions/', at('2026-11-20T00:00:00Z'), at('2026-11-21T00:00:00Z'))).toBe('decisions/dt=2026-11-');
+    expect(listPrefixOf('decisions/', at('2026-11-21T00:00:00Z'), at('2026-11-28T00:00:00Z'))).toBe('decisions/dt=2026-11-2');
     expect(listPrefixOf('decisions/', at('2026-11-28T00:00:00Z'), at('2026-12-03T00:00:00Z'))).toBe('decisions/dt=2026-1');
     expect(listPrefixOf('decisions/', at('2026-12-30T00:00:00Z'), at('2027-01-02T00:00:00Z'))).toBe('decisions/dt=202');
   });
@@ -25,7 +27,11 @@ describe('the objects of a range', () => {
     expect(keyInRange('decisions/dt=2026-11-19/kairos-1-2026-11-19-23-59-00-abc.gz', from, to)).toBe(false);
     expect(keyInRange('decisions/dt=2026-11-20/kairos-1-2026-11-20-01-00-00-abc.gz', from, to)).toBe(true);
     expect(keyInRange('decisions/dt=2026-11-21/x.gz', from, to)).toBe(true);
-    expect(keyInRange('decisions/dt=2026-11-22/x.gz', from, to)).toBe(false);
+    // Decisions made before midnight that arrived after it: the day after the range's end is read.
+    expect(keyInRange('decisions/dt=2026-11-22/x.gz', from, to)).toBe(true);
+    expect(keyInRange('decisions/dt=2026-11-23/x.gz', from, to)).toBe(false);
+    // An object named by its oldest record's arrival, 23:58 on the day before the range, holds what arrived up to 5 minutes later.
+    expect(keyInRange('decisions/dt=2026-11-19/kairos-1-2026-11-19-23-58-00-abc.gz', at('2026-11-20T00:00:00Z'), to)).toBe(true);
     expect(keyInRange('decisions/manual/x.jsonl', from, to)).toBe(true);
   });
 });

@@ -52,6 +52,21 @@ describe('LocalDecisionLog', () => {
     expect(lines(join(dir, '2026-11-30.3.jsonl'))).toHaveLength(1);
   });
 
+  it('a day\'s file an earlier run left mid-line is continued on a new line: the fragment is one unreadable line, the next record whole', () => {
+    const dir = folder();
+    const now = new Date('2026-11-30T10:00:00.000Z');
+    const line = (n: number) => JSON.stringify({ message: 'decision record', n });
+    writeFileSync(join(dir, '2026-11-30.jsonl'), `${line(0)}\n${line(1).slice(0, 20)}`);
+    const written: { offset: number; text: string }[] = [];
+    const log = new LocalDecisionLog(dir, { now: () => now, onWrite: (_file, offset, text) => void written.push({ offset, text }) });
+    log.append(line(2));
+    log.close();
+    const text = readFileSync(join(dir, '2026-11-30.jsonl'), 'utf8');
+    expect(text.split('\n')).toEqual([line(0), line(1).slice(0, 20), line(2), '']);
+    // The write handed to the counter starts where it was written.
+    expect(written).toEqual([{ offset: text.indexOf(line(2)), text: `${line(2)}\n` }]);
+  });
+
   it('lists day files oldest first (parts in number order) and ignores anything else', () => {
     const dir = folder();
     for (const name of ['2026-11-30.10.jsonl', '2026-11-30.2.jsonl', '2026-11-29.jsonl', '2026-11-30.jsonl', 'notes.txt', '2026-11-30.jsonl.tmp']) {

@@ -17,8 +17,9 @@ const T0 = Date.parse('2026-11-30T10:00:00Z');
 
 const served = (actionId: string, extra: Partial<LoggedCandidate> = {}): LoggedCandidate => ({ actionId, score: 1, probability: 1, ...extra });
 
+let nonce = 0;
 const record = (at: number, served: LoggedCandidate[], extra: Partial<DecisionLogRecord> = {}): DecisionLogRecord => ({
-  decisionId: `${Math.floor(at / 1000)}.n`,
+  decisionId: `${Math.floor(at / 1000)}.n${nonce++}`,
   at: new Date(at).toISOString(),
   catalogVersion: '1',
   channel: 'web',

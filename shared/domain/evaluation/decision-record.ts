@@ -391,7 +391,7 @@ function readCompact(r: Record<string, unknown>): DecisionLogRecord | undefined 
   };
 }
 
-/** A version 1 record: the readers' shape, logged as is. */
+/** A version 1 record: the readers' shape, logged as is (its features of the shape version 2 on log under `f`). */
 function readVersion1(r: Record<string, unknown>): DecisionLogRecord | undefined {
   const v1 = r as Partial<DecisionLogRecord>;
   const ok =
@@ -399,9 +399,44 @@ function readVersion1(r: Record<string, unknown>): DecisionLogRecord | undefined
     isString(v1.at) &&
     Number.isFinite(Date.parse(v1.at)) &&
     isString(v1.channel) &&
+    (v1.placement === undefined || isString(v1.placement)) &&
+    (v1.learningContext === undefined || isString(v1.learningContext)) &&
+    (v1.fallback === undefined || typeof v1.fallback === 'boolean') &&
+    (v1.degraded === undefined || typeof v1.degraded === 'boolean') &&
     candidateList(v1.served) &&
-    candidateList(v1.eligible);
+    candidateList(v1.eligible) &&
+    (v1.features === undefined || featuresOk(v1.features));
   return ok ? (v1 as DecisionLogRecord) : undefined;
+}
+
+const featuresOk = (f: unknown): boolean => {
+  if (f === null || typeof f !== 'object' || Array.isArray(f)) return false;
+  const x = f as Record<string, unknown>;
+  return Array.isArray(x.segments) && x.segments.every(isString) && (x.persona === undefined || isString(x.persona)) && isNumberMap(x.scores) && isStringMap(x.fields) && isStringMap(x.context);
+};
+
+/**
+ * How far the eligible arms' chances of position 1 may sum above 1: each is
+ * logged to 4 significant digits (`significant4`, a relative error of at most
+ * 5·10⁻⁴), so their sum is within 5·10⁻⁴ of the exact one, which is at most 1.
+ */
+export const PROBABILITY_SUM_TOLERANCE = 1e-3;
+
+/**
+ * Whether a record's chances are ones a policy could have logged: every
+ * eligible and served probability in [0, 1], and the eligible ones (the
+ * chances of position 1 of exclusive events) summing to at most 1, up to
+ * the rounding of the log (PROBABILITY_SUM_TOLERANCE). A record that breaks
+ * this is corrupt, and weighing its decision by 1 / its chance would weigh
+ * it wrongly.
+ */
+function chancesOk(record: DecisionLogRecord): boolean {
+  let sum = 0;
+  for (const c of record.eligible) {
+    if (!(c.probability >= 0 && c.probability <= 1)) return false;
+    sum += c.probability;
+  }
+  return sum <= 1 + PROBABILITY_SUM_TOLERANCE && record.served.every((c) => c.probability >= 0 && c.probability <= 1);
 }
 
 const candidateList = (v: unknown): boolean =>
@@ -411,15 +446,15 @@ const candidateList = (v: unknown): boolean =>
  * The record a logged value holds, as readers see it: a version 5, 4, 3 or 2 record
  * (`LoggedDecisionRecord`) expanded, or a version 1 record (no `v`) as it
  * is; undefined for anything else — a value that is not a record, a
- * record of a later version than this code reads, or one with a field of
- * the wrong type.
+ * record of a later version than this code reads, one with a field of
+ * the wrong type, or one whose chances no policy could have logged (a
+ * probability outside [0, 1], eligible chances summing above 1: `chancesOk`).
  */
 export function readDecisionRecord(value: unknown): DecisionLogRecord | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
   const r = value as Record<string, unknown>;
-  if (r.v === DECISION_RECORD_VERSION || r.v === 4 || r.v === 3 || r.v === 2) return readCompact(r);
-  if (r.v === undefined) return readVersion1(r);
-  return undefined;
+  const record = r.v === DECISION_RECORD_VERSION || r.v === 4 || r.v === 3 || r.v === 2 ? readCompact(r) : r.v === undefined ? readVersion1(r) : undefined;
+  return record && chancesOk(record) ? record : undefined;
 }
 
 /**

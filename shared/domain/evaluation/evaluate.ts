@@ -85,7 +85,12 @@
  *
  * Left out, and counted: records without features (not sampled), degraded
  * decisions (the profile was not read: nothing to replay), lines that are
- * not decision records, and records outside the requested time range.
+ * not decision records, records outside the requested time range, and
+ * duplicates: a decision whose reference was already read by the same map
+ * step (`PartitionInput.seen`, shared by the partitions one step reads).
+ * Firehose and the log subscription deliver at least once, so the same
+ * record may arrive twice; counted twice, its decision would weigh double.
+ * The first delivery read is the one evaluated.
  */
 import type { CompiledCatalog } from '../catalog/compiled.ts';
 import type { LearningStats } from '../decide/types.ts';
@@ -179,6 +184,8 @@ export interface PartitionSums {
   readonly records: number;
   /** Lines that were not decision records, records whose decision id does not open or whose served action has no chance in (0, 1]. */
   readonly malformed: number;
+  /** Records of a decision already read by this map step (its reference in `PartitionInput.seen`): a second delivery, left out. */
+  readonly duplicates: number;
   /** Records left out: outside the time range, without features, degraded. */
   readonly outsideRange: number;
   readonly notSampled: number;
@@ -198,6 +205,7 @@ export interface PartitionSums {
 export const EMPTY_PARTITION: PartitionSums = Object.freeze({
   records: 0,
   malformed: 0,
+  duplicates: 0,
   outsideRange: 0,
   notSampled: 0,
   degraded: 0,
@@ -218,6 +226,13 @@ export interface PartitionInput {
   readonly to?: number;
   /** Kept across partitions of one process (replay.ts `replayCache`). */
   readonly cache?: ArmProbabilityCache;
+  /**
+   * The decision references (`decisionRef`) read so far by this map step,
+   * shared by the partitions it reads and added to here: a record whose
+   * reference is in it is a duplicate delivery and left out. Absent: a new
+   * set, so duplicates within this partition only.
+   */
+  readonly seen?: Set<string>;
 }
 
 /**
@@ -226,8 +241,10 @@ export interface PartitionInput {
  */
 export function evaluatePartition(records: Iterable<DecisionLogRecord>, input: PartitionInput, malformedLines = 0): PartitionSums {
   let malformed = malformedLines;
+  let duplicates = 0;
   const { candidate, outcomes, learning } = input;
   const cache = input.cache ?? replayCache();
+  const seen = input.seen ?? new Set<string>();
   const reward = candidate.learning.reward;
   const prior = candidate.learning.prior;
   let count = 0;
@@ -239,6 +256,17 @@ export function evaluatePartition(records: Iterable<DecisionLogRecord>, input: P
   let sums = EMPTY_SUMS;
   for (const record of records) {
     count++;
+    // A decision id that does not open cannot be joined with its outcomes: a line that is not a record of ours.
+    const ref = record.decisionRef ?? decisionRef(record.decisionId, input.decisionKey);
+    if (ref === undefined) {
+      malformed++;
+      continue;
+    }
+    if (seen.has(ref)) {
+      duplicates++;
+      continue;
+    }
+    seen.add(ref);
     const at = Date.parse(record.at);
     if ((input.from !== undefined && at < input.from) || (input.to !== undefined && at >= input.to)) {
       outsideRange++;
@@ -250,12 +278,6 @@ export function evaluatePartition(records: Iterable<DecisionLogRecord>, input: P
     }
     if (!record.features) {
       notSampled++;
-      continue;
-    }
-    // A decision id that does not open cannot be joined with its outcomes: a line that is not a record of ours.
-    const ref = record.decisionRef ?? decisionRef(record.decisionId, input.decisionKey);
-    if (ref === undefined) {
-      malformed++;
       continue;
     }
     const first = record.served[0];
@@ -301,7 +323,7 @@ export function evaluatePartition(records: Iterable<DecisionLogRecord>, input: P
     }
     sums = addDecision(sums, decision);
   }
-  return { records: count, malformed, outsideRange, notSampled, degraded, unrendered, unsupported, sums };
+  return { records: count, malformed, duplicates, outsideRange, notSampled, degraded, unrendered, unsupported, sums };
 }
 
 /** Two partitions' results together (commutative, associative). */
@@ -311,6 +333,7 @@ export function mergePartitions(a: PartitionSums, b: PartitionSums): PartitionSu
   return {
     records: a.records + b.records,
     malformed: a.malformed + b.malformed,
+    duplicates: a.duplicates + b.duplicates,
     outsideRange: a.outsideRange + b.outsideRange,
     notSampled: a.notSampled + b.notSampled,
     degraded: a.degraded + b.degraded,
@@ -327,6 +350,8 @@ export const DEFAULT_MIN_SUPPORT = 0.9;
 export interface EvaluationCounts {
   readonly records: number;
   readonly malformed: number;
+  /** Records of a decision read before by the same map step (`PartitionSums.duplicates`). */
+  readonly duplicates: number;
   readonly outsideRange: number;
   readonly notSampled: number;
   readonly degraded: number;
@@ -358,6 +383,7 @@ export function reduceEvaluation(
   const counts: EvaluationCounts = {
     records: all.records,
     malformed: all.malformed,
+    duplicates: all.duplicates,
     outsideRange: all.outsideRange,
     notSampled: all.notSampled,
     degraded: all.degraded,
@@ -367,7 +393,11 @@ export function reduceEvaluation(
   const minSupport = options.minSupport ?? DEFAULT_MIN_SUPPORT;
   const { decisions, evaluated } = all.sums;
   if (decisions === 0) {
-    return { ok: false, reason: `no decision to replay (${all.records} record(s) read; ${all.notSampled} without features, ${all.degraded} degraded, ${all.outsideRange} outside the range)`, ...counts };
+    return {
+      ok: false,
+      reason: `no decision to replay (${all.records} record(s) read; ${all.notSampled} without features, ${all.degraded} degraded, ${all.outsideRange} outside the range, ${all.duplicates} duplicates; ${all.malformed} line(s) unreadable)`,
+      ...counts,
+    };
   }
   if (evaluated === 0 || evaluated < minSupport * decisions) {
     const arms = Object.entries(all.unsupported)

@@ -54,6 +54,8 @@ export interface DecisionCounts {
   readonly uncounted: number;
   /** Records whose cells no catalog could have served (see the module): not counted. */
   readonly malformed: number;
+  /** Records of a decision already counted in this chunk (the same reference: a second delivery): not counted again. */
+  readonly duplicates: number;
 }
 
 const isId = (value: string | undefined): boolean => value === undefined || ID_PATTERN.test(value);
@@ -88,13 +90,26 @@ export function decisionCells(record: DecisionLogRecord): StatisticsCell[] {
   return cells;
 }
 
-/** The decisions `records` (one chunk of the log, any order) add to each (bucket, cell). */
+/**
+ * The decisions `records` (one chunk of the log, any order) add to each
+ * (bucket, cell); a decision whose record is in the chunk more than once
+ * (its `decisionRef`, else its `decisionId`) counts once.
+ */
 export function decisionIncrements(records: Iterable<DecisionLogRecord>): DecisionCounts {
   const sums = new Map<string, { bucket: number; cell: string; decisions: number }>();
   let counted = 0;
   let uncounted = 0;
   let malformed = 0;
+  let duplicates = 0;
+  const seen = new Set<string>();
   for (const record of records) {
+    // The log's deliveries are at least once: a decision twice in the chunk counts once.
+    const id = record.decisionRef ?? record.decisionId;
+    if (seen.has(id)) {
+      duplicates++;
+      continue;
+    }
+    seen.add(id);
     const at = Date.parse(record.at);
     if (record.holdouts === undefined || !Number.isFinite(at)) {
       uncounted++;
@@ -118,5 +133,5 @@ export function decisionIncrements(records: Iterable<DecisionLogRecord>): Decisi
   const increments = [...sums.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([, sum]): DecisionIncrement => ({ cell: parseCellKey(sum.cell), bucket: sum.bucket, decisions: sum.decisions }));
-  return { increments, counted, uncounted, malformed };
+  return { increments, counted, uncounted, malformed, duplicates };
 }
