@@ -65,8 +65,10 @@ interface Export {
   };
 }
 
-async function exported(id: string): Promise<{ status: number; body: Export }> {
-  const result = await adminHandler(apiGatewayEvent({ method: 'GET', path: `/v1/admin/profiles/${id}/export`, headers: { authorization: ADMIN } }), lambdaContext());
+/** The admin export of a userId, or of an anonymousId (`kind: 'anonymous'`, the route's ?kind=anonymous). */
+async function exported(id: string, kind: 'user' | 'anonymous' = 'user'): Promise<{ status: number; body: Export }> {
+  const query = kind === 'anonymous' ? '?kind=anonymous' : '';
+  const result = await adminHandler(apiGatewayEvent({ method: 'GET', path: `/v1/admin/profiles/${id}/export${query}`, headers: { authorization: ADMIN } }), lambdaContext());
   return { status: result.statusCode ?? 0, body: result.body ? (JSON.parse(result.body) as Export) : ({} as Export) };
 }
 
@@ -129,7 +131,7 @@ describe('an erasure racing the customer who comes back', () => {
     expect(user.body.stored.state.anonymousIds).toEqual([]);
     expect(Object.fromEntries(Object.entries(user.body.stored.state.events).map(([name, counts]) => [name, counts.n]))).toEqual({ 'Product Viewed': 1 });
     // The returning visitor: a profile of its own (the erased customer's link to the user is gone), its visit once.
-    const visitor = await exported(anonymousId);
+    const visitor = await exported(anonymousId, 'anonymous');
     expect(visitor.status).toBe(200);
     expect(visitor.body.customer).toEqual({ anonymousId, anonymousIds: [] });
     expect(visitor.body.events.map((e) => e.messageId)).toEqual([visit.messageId]);
@@ -141,8 +143,8 @@ describe('an erasure racing the customer who comes back', () => {
     // A redelivery of everything (the stream's at-least-once) changes nothing: the erased customer's events are dropped,
     // the returning customer's are duplicates.
     await deliver([...old, back, visit]);
-    for (const [id, was] of [[userId, user], [anonymousId, visitor]] as const) {
-      const again = await exported(id);
+    for (const [id, kind, was] of [[userId, 'user', user], [anonymousId, 'anonymous', visitor]] as const) {
+      const again = await exported(id, kind);
       expect(again.body.stored).toEqual(was.body.stored);
       expect(again.body.events).toEqual(was.body.events);
     }
