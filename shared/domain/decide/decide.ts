@@ -39,10 +39,11 @@
  *    is then off too): the ranking is deterministic.
  * 5. Render the best ones, top-k; a template that fails makes that content
  *    unservable and the next ranked action is served in its place. Where
- *    the bandit decides, every arm is rendered (or known to render: content
- *    without Liquid markup is the same for every customer, settled once per
- *    catalog) before the draw, and the arms that fail are left out of it
- *    (below). No winner: the channel/placement's fallback actions, which
+ *    the bandit decides, every arm is known to render or not before the
+ *    draw, and the arms that fail are left out of it (below): content
+ *    without Liquid markup is the same for every customer (settled once per
+ *    catalog), plain text templates whose values are short enough surely
+ *    render (template.ts `rendersSurely`), the rest is rendered. No winner: the channel/placement's fallback actions, which
  *    still pass the checks that protect the customer (checks.ts
  *    `FALLBACK_CHECKS`: validity, consent, suppression, quiet hours,
  *    channel caps).
@@ -96,7 +97,7 @@ import type { Audience, CompiledAction, CompiledCatalog, CompiledContent, Compil
 import { evaluateAudience } from '../catalog/audience.ts';
 import { namedPlacements } from '../catalog/placements.ts';
 import { createFailureTally, createRuleBudget, createRuleVariables } from '../catalog/rules.ts';
-import { renderContent, templateScope, type TemplateScope } from '../catalog/template.ts';
+import { renderContent, rendersSurely, templateScope, type TemplateScope } from '../catalog/template.ts';
 import { CANDIDATE_CHECKS, FALLBACK_CHECKS, REMAINING_CHECKS, firstDrop, type DecisionFacts, type Drop } from './checks.ts';
 import { customerTag, encodeDecisionId, type DecidedAction } from './decision-id.ts';
 import { Assignments, experimentOf, type ExperimentOutcome } from './experiments.ts';
@@ -879,7 +880,9 @@ function decideOnce(
     if (!content) return false;
     let known = literalRenders.get(content);
     if (known === undefined) literalRenders.set(content, (known = isLiteral(content) ? (renderArm(action, variant) !== undefined ? 1 : 2) : 0));
-    return known === 0 ? renderArm(action, variant) !== undefined : known === 1;
+    if (known !== 0) return known === 1;
+    // Content whose values are short enough to render surely is not rendered until it is served.
+    return rendersSurely(content, scope, action.fallbacks) || renderArm(action, variant) !== undefined;
   };
 
   // 3. Candidates: one pass over the slot; reasons recorded only when explaining.
