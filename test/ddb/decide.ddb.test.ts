@@ -12,6 +12,8 @@ import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 await vi.hoisted(async () => {
+  // Its own Control table (createOwnControlTable): the catalog this file publishes is live for it alone.
+  process.env.CONTROL_TABLE = `decide-${Date.now().toString(36)}-control`;
   process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
   process.env.KAIROS_ADMIN_TOKEN = 'decide-test-admin-token-0123456789';
@@ -24,7 +26,7 @@ import { handler } from '#functions/decide/handler.ts';
 import { handler as adminHandler } from '#functions/admin/handler.ts';
 import awsLite from '@aws-lite/client';
 import { PROFILE_DEADLINE_MS, readProfileState } from '#functions/decide/profile-read.ts';
-import { documentClient } from '../support/sdk-clients.ts';
+import { createOwnControlTable, documentClient } from '../support/sdk-clients.ts';
 import { dynamo } from '#store/client.ts';
 import { refusingEndpoint, silentEndpoint, type SilentEndpoint } from '../support/store-faults.ts';
 import { joinProfiles, profileFromItem, type ProfileLookup } from '#domain/profile/profile-item.ts';
@@ -90,6 +92,7 @@ function sent(): string[] {
 }
 
 beforeAll(async () => {
+  await createOwnControlTable();
   await putWriteKey(KEY, { keyId: 'src-decide', name: 'decide tests', kind: 'server', createdAt: new Date().toISOString() });
   const published = await publishCatalog(JSON.stringify(catalogDocument), 'json');
   if (!published.ok) throw new Error(JSON.stringify(published.problems));

@@ -13,6 +13,8 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 
 await vi.hoisted(async () => {
+  // Its own Control table (createOwnControlTable): the catalog this file publishes is live for it alone.
+  process.env.CONTROL_TABLE = `erasure-outcomes-${Date.now().toString(36)}-control`;
   process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
   process.env.KAIROS_ADMIN_TOKEN = 'erasure-outcomes-admin-token-0123456789';
@@ -33,7 +35,7 @@ import { decisionRef } from '#domain/evaluation/evaluate.ts';
 import { config } from '#shared/config.ts';
 import { STATISTICS_BUCKET_MS } from '#domain/learning/statistics.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
-import { documentClient } from '../support/sdk-clients.ts';
+import { createOwnControlTable, documentClient } from '../support/sdk-clients.ts';
 import { apiGatewayEvent, basicAuth, lambdaContext } from '../support/apigw.ts';
 import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '../support/stream.ts';
 
@@ -51,6 +53,7 @@ const catalog = {
 };
 
 beforeAll(async () => {
+  await createOwnControlTable();
   await putWriteKey(KEY, { keyId: SOURCE, name: 'erasure outcome tests', kind: 'server', createdAt: new Date().toISOString() });
   const published = await publishCatalog(JSON.stringify(catalog), 'json');
   if (!published.ok) throw new Error(JSON.stringify(published.problems));
@@ -133,7 +136,8 @@ describe('an erased customer who comes back under the same userId', () => {
     expect(fresh.issuedAt).toBeGreaterThan(erasedAt);
     await ingest([click(userId, `${userId}-new-click`, fresh.decisionId, Date.now())]);
     const counted = await admin('GET', `/v1/admin/profiles/${userId}/export`);
-    expect(Object.keys(counted.body.stored.state.outcomes)).toHaveLength(1);
+    // The click, and the impression it implies (no impression was reported).
+    expect(Object.keys(counted.body.stored.state.outcomes).map((key) => key.split('.')[0]).sort()).toEqual(['c', 'i']);
     expect(counted.body.profile.contacts[ACTION]).toBeDefined();
     expect(await storedClicks(start)).toBe(1);
 

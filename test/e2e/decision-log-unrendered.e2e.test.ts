@@ -2,9 +2,9 @@
  * A first-ranked action whose template cannot be rendered for a customer,
  * on the local stack: decide over HTTP serves the next ranked action in its
  * place (its answer unchanged by the decision log), and the decision's line
- * in the stack's decision log names the action it could not render (`u`,
- * the index of its tuple in `e`); a customer for whom it renders gets it,
- * and a record without `u`.
+ * in the stack's decision log gives each candidate the chance it was served
+ * with: 0 for the action that cannot be shown, the served one's share (1)
+ * for the next; a customer for whom it renders gets it, with chance 1.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,7 +57,7 @@ useLocalStack(
 const healthyDecision = (request: DecideRequest): Promise<Decision> => decideUndegraded(api, request);
 
 describe('a first-ranked action that cannot be rendered for this customer', () => {
-  it('is skipped in the answer and named in the decision record; where it renders, it is served and nothing is named', async () => {
+  it('is skipped in the answer and logged with chance 0, the action served in its place with its own; where it renders, it is served with chance 1', async () => {
     const long = Array.from({ length: 60 }, (_, i) => `w${i}`);
     expect(long.length * (long.length + 1)).toBeGreaterThan(TEMPLATE_LIMITS.loopSteps);
     const [collector, casual] = [uniqueId('unrendered'), uniqueId('rendered')];
@@ -82,9 +82,11 @@ describe('a first-ranked action that cannot be rendered for this customer', () =
     const lineOf = (d: Decision) => lines.find((r) => r.id === decisionRef(d.decisionId, key));
     const recordOf = (d: Decision) => readDecisionRecord(lineOf(d)) as DecisionLogRecord;
 
-    expect(lineOf(skipped)).toMatchObject({ v: DECISION_RECORD_VERSION, u: 0, e: [['wish-banner', expect.any(Number), 1], ['plain-banner', expect.any(Number), 0]] });
-    expect(recordOf(skipped)).toMatchObject({ unrendered: { actionId: 'wish-banner', probability: 1 }, served: [{ actionId: 'plain-banner' }] });
-    expect(lineOf(served)).toMatchObject({ v: DECISION_RECORD_VERSION, s: [[0]] });
+    expect(lineOf(skipped)).toMatchObject({ v: DECISION_RECORD_VERSION, e: [['wish-banner', expect.any(Number), 0], ['plain-banner', expect.any(Number), 1]], s: [[1]] });
+    expect(lineOf(skipped)).not.toHaveProperty('u');
+    expect(recordOf(skipped)).toMatchObject({ served: [{ actionId: 'plain-banner', probability: 1 }] });
+    expect(recordOf(skipped)).not.toHaveProperty('unrendered');
+    expect(lineOf(served)).toMatchObject({ v: DECISION_RECORD_VERSION, e: [['wish-banner', expect.any(Number), 1], ['plain-banner', expect.any(Number), 0]], s: [[0]] });
     expect(lineOf(served)).not.toHaveProperty('u');
     expect(recordOf(served)).not.toHaveProperty('unrendered');
   });

@@ -15,7 +15,7 @@ import type { CatalogProblem, CompiledCatalog, CompiledTemplate } from '#domain/
 import { compileDocument, loadCatalog } from '#domain/catalog/load.ts';
 import { createFailureTally, createRuleVariables } from '#domain/catalog/rules.ts';
 import type { CatalogInput } from '#domain/catalog/schema.ts';
-import { TEMPLATE_LIMITS, renderContent, renderTemplate, templateScope } from '#domain/catalog/template.ts';
+import { TEMPLATE_LIMITS, renderContent, renderTemplate, rendersSurely, templateScope } from '#domain/catalog/template.ts';
 import { contentFor } from '#domain/decide/policies.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec, unsafeLinkScheme } from '#domain/catalog/content-fields.ts';
 import { decide, emptyProfile } from '#domain/decide/decide.ts';
@@ -575,5 +575,92 @@ describe('rendered content is safe for where it is shown', () => {
         }
       }
     }
+  });
+});
+
+describe('rendersSurely: content known to render without rendering it (what decide asks of every arm the bandit may draw)', () => {
+  const NAMES = ['firstName', 'city', 'note', 'traits.note', 'profile.traits.city', 'context.device', 'list', 'nested.inner'] as const;
+  const output = fc.record({
+    name: fc.constantFrom(...NAMES, 'note.size', 'note.length', 'true', 'missing'),
+    default: fc.option(fc.string({ maxLength: 12 }).filter((t) => !/["'\\{}%]/.test(t)), { nil: undefined }),
+  }).map(({ name, default: d }) => (d === undefined ? `{{ ${name} }}` : `{{ ${name} | default: "${d}" }}`));
+  const template = fc
+    .array(
+      fc.oneof(
+        { weight: 3, arbitrary: fc.constantFrom('Hola ', ', ', 'oferta 5', ' é ') },
+        { weight: 1, arbitrary: fc.constantFrom('{% if note %}x{% endif %}', '{{ note | upcase }}') },
+        { weight: 4, arbitrary: output },
+      ),
+      { minLength: 1, maxLength: 4 },
+    )
+    .map((parts) => parts.join(''));
+  /** A value of any length around the bounds (output characters, content bytes), or not text at all. */
+  const value = fc.oneof(
+    fc.string({ maxLength: 20 }),
+    fc.string({ maxLength: 20 }),
+    fc.integer({ min: 0, max: 70_000 }).map((n) => 'x'.repeat(n)),
+    fc.integer({ min: 0, max: 40_000 }).map((n) => 'é'.repeat(n)),
+    fc.integer(),
+    fc.constant(null),
+    fc.array(fc.string({ maxLength: 3 }), { maxLength: 3 }),
+  );
+
+  it('property: whenever it says so, renderContent renders (and it says so for the plain templates of short values)', () => {
+    let sure = 0;
+    let failed = 0;
+    fc.assert(
+      fc.property(
+        template,
+        fc.option(template, { nil: undefined }),
+        fc.constantFrom('https://shop.example.com/o/1', '{{ city }}', undefined),
+        fc.record({ firstName: value, city: value, note: value, list: value }),
+        fc.option(fc.oneof(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 0, max: 60_000 })).map((n) => ({ firstName: 'f'.repeat(n) })), { nil: undefined }),
+        (title, body, url, traits, fallbacks) => {
+          const loaded = loadCatalog({ actions: [{ id: 'a', name: 'a', content: { web: { title, ...(body ? { body } : {}), ...(url ? { url } : {}) } }, ...(fallbacks ? { fallbacks } : {}) }] }, 'object', { version: 1 });
+          if (!loaded.ok) return;
+          const action = loaded.catalog.actions[0]!;
+          const scope = templateScope(createRuleVariables({ catalog: loaded.catalog, profile: profile({ traits: { ...traits, nested: { inner: traits.note } } }), context: { device: 'mobile' }, channel: 'web', now: NOW }));
+          const content = contentFor(action, 'web')!;
+          let rendered = true;
+          try {
+            renderContent(content, scope, action.fallbacks);
+          } catch {
+            rendered = false;
+            failed++;
+          }
+          const says = rendersSurely(content, scope, action.fallbacks);
+          if (says) sure++;
+          // Sure means it renders.
+          expect(says && !rendered).toBe(false);
+        },
+      ),
+      { numRuns: 300, seed: 31 },
+    );
+    // Both sides are reached: content it settles, and content that does not render.
+    expect(sure).toBeGreaterThan(30);
+    expect(failed).toBeGreaterThan(10);
+  }, 120_000);
+
+  it('says so for plain templates of short values, not for a tag, another filter, a link template or a long value', () => {
+    const loaded = loadCatalog(
+      {
+        actions: [
+          { id: 'plain', name: 'plain', content: { web: { title: 'Hola {{ firstName | default: "amigo" }}', url: 'https://x.example/o' } }, fallbacks: { firstName: 'cliente' } },
+          { id: 'tag', name: 'tag', content: { web: { title: '{% if firstName %}Hola{% endif %}' } } },
+          { id: 'filter', name: 'filter', content: { web: { title: '{{ firstName | upcase }}' } } },
+          { id: 'link', name: 'link', content: { web: { title: 'T', url: 'https://x.example/{{ firstName }}' } } },
+        ],
+      },
+      'object',
+      { version: 1 },
+    );
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    const scopeOf = (firstName: string) => templateScope(createRuleVariables({ catalog: loaded.catalog, profile: profile({ traits: { firstName } }), channel: 'web', now: NOW }));
+    const sure = (id: string, firstName: string) => {
+      const action = loaded.catalog.actions.find((a) => a.id === id)!;
+      return rendersSurely(contentFor(action, 'web')!, scopeOf(firstName), action.fallbacks);
+    };
+    expect(['plain', 'tag', 'filter', 'link'].map((id) => sure(id, 'Luis'))).toEqual([true, false, false, false]);
+    expect(sure('plain', 'x'.repeat(TEMPLATE_LIMITS.outputChars))).toBe(false);
   });
 });

@@ -7,12 +7,16 @@
  * never reaches past the checks that protect the customer, learning off is
  * deterministic with probability 1, an experiment arm's share is part of
  * the probability, and the learning context is the one the decision carries.
+ * Content that does not render for the customer: its arms are never served
+ * and the others' probabilities (answer and decision record) are still the
+ * exact shares of draws that serve them.
  */
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import type { CatalogInput } from '#domain/catalog/schema.ts';
-import { decide, emptyProfile, type DecideOptions } from '#domain/decide/decide.ts';
+import { decide, decideForLog, emptyProfile, type DecideOptions } from '#domain/decide/decide.ts';
 import { decodeDecisionId } from '#domain/decide/decision-id.ts';
 import type { DecideRequest, LearningStats } from '#domain/decide/types.ts';
 import { ArmProbabilityCache } from '#domain/learning/policy.ts';
@@ -55,16 +59,16 @@ const STEPS = 2_000;
  * the share of draws that served it and the probability its decisions
  * reported (the same every time, or the test fails).
  */
-function sweep(c: CompiledCatalog, profile: ProfileView, req: DecideRequest, options: DecideOptions = {}): Map<string, { share: number; probability: number }> {
+function sweep(c: CompiledCatalog, profile: ProfileView, req: DecideRequest, options: DecideOptions = {}, steps = STEPS): Map<string, { share: number; probability: number }> {
   const policies = options.policies ?? new ArmProbabilityCache();
   const seen = new Map<string, { share: number; probability: number }>();
-  for (let i = 0; i < STEPS; i++) {
-    const u = (i + 0.5) / STEPS;
+  for (let i = 0; i < steps; i++) {
+    const u = (i + 0.5) / steps;
     const d = decide(c, profile, req, NOW, { nonce: `n${i}`, ...options, policies, random: () => u });
     for (const action of d.actions) {
       const entry = seen.get(key(action)) ?? { share: 0, probability: action.probability };
       expect(action.probability).toBe(entry.probability);
-      entry.share += 1 / STEPS;
+      entry.share += 1 / steps;
       seen.set(key(action), entry);
     }
   }
@@ -245,5 +249,132 @@ describe('the bandit inside decide', () => {
     once(learnt, { placement: 'elsewhere' });
     expect(policies.misses).toBe(3);
     expect(policies.size).toBe(2);
+  });
+});
+
+describe('the bandit when content does not render for this customer', () => {
+  const learning = { enabled: true, exploration: 0.3, floor: 0.05, contextBy: 'none' } as const;
+  /** Each arm's title outputs its own trait: a value past TEMPLATE_LIMITS.outputChars makes that arm fail for that customer. */
+  const ARMS = ['hero/a', 'hero/b', 'side', 'tail', 'last'] as const;
+  const trait = (arm: string) => `t_${arm.replace('/', '_')}`;
+  const c = catalog({
+    learning,
+    actions: [
+      banner('hero', {
+        value: 2,
+        variants: [
+          { id: 'a', content: { web: { title: 'A {{ t_hero_a }}' } } },
+          { id: 'b', content: { web: { title: 'B {{ t_hero_b }}' } } },
+        ],
+      }),
+      { id: 'side', name: 'side', content: { web: { title: 'S {{ t_side }}' } } },
+      { id: 'tail', name: 'tail', value: 0.5, content: { web: { title: 'T {{ t_tail }}' } } },
+      { id: 'last', name: 'last', value: 0.8, content: { web: { title: 'L {{ t_last }}' } } },
+      { id: 'safety', name: 'safety', eligibility: 'false', fallback: [{ channel: 'web' }], content: { web: { title: 'Hello' } } },
+    ],
+  });
+  const learnt = stats({ 'hero/a': [500, 40], 'hero/b': [500, 90], side: [400, 60], tail: [300, 30], last: [50, 2] });
+  const TOO_LONG = 'x'.repeat(60_000);
+  /** A customer for whom the arms in `failing` do not render (their trait is too long to output). */
+  const customer = (failing: readonly string[]): ProfileView =>
+    ({ ...emptyProfile({ userId: 'u-1' }), traits: Object.fromEntries(ARMS.map((arm) => [trait(arm), failing.includes(arm) ? TOO_LONG : 'ok'])) }) as ProfileView;
+  const logPolicies = new ArmProbabilityCache();
+  /** The decision record's chance of position 1 of each eligible arm, for this customer (the same for every draw). */
+  const loggedOf = (profile: ProfileView, req: DecideRequest): Map<string, number> => {
+    const probabilities = new Map<string, number>();
+    for (const u of [0.01, 0.5, 0.99]) {
+      const { log } = decideForLog(c, profile, req, NOW, { nonce: 'log', learning: learnt, policies: logPolicies, random: () => u });
+      for (const [actionId, , probability, variant] of log.eligible) {
+        const arm = variant === undefined ? actionId : `${actionId}/${variant}`;
+        expect(probabilities.get(arm) ?? probability).toBe(probability);
+        probabilities.set(arm, probability);
+      }
+    }
+    return probabilities;
+  };
+
+  it('limit 1, the greedy arm (the largest chance) failing: never served, every other arm served with exactly the probability the answer and the record give it', () => {
+    const everyArm = loggedOf(customer([]), request());
+    const greedy = [...everyArm.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+    expect(greedy).toBe('hero/b');
+    expect(everyArm.get('hero/b')).toBeGreaterThan(0.5);
+    const profile = customer(['hero/b']);
+    const served = sweep(c, profile, request(), { learning: learnt });
+    const logged = loggedOf(profile, request());
+    expect([...served.keys()].sort()).toEqual(['hero/a', 'last', 'side', 'tail']);
+    expect(logged.get('hero/b')).toBe(0);
+    for (const [arm, { share, probability }] of served) {
+      expect(Math.abs(share - probability)).toBeLessThan(1 / STEPS + 1e-6);
+      expect(logged.get(arm)).toBeCloseTo(probability, 5);
+      // Re-normalised: the arm's chance over the chances of the arms that render.
+      expect(probability).toBeCloseTo((everyArm.get(arm) as number) / (1 - (everyArm.get('hero/b') as number)), 5);
+    }
+    expect(sum([...served.values()].map((s) => s.share))).toBeCloseTo(1, 6);
+    expect(sum(logged.values())).toBeCloseTo(1, 5);
+  });
+
+  it('limit 3, an action whose best variant fails (its other variant may still be drawn first): each served action with its exact chance of being in the answer', () => {
+    const profile = customer(['hero/b', 'side']);
+    const served = sweep(c, profile, request({ limit: 3 }), { learning: learnt });
+    expect(served.has('hero/b')).toBe(false);
+    expect(served.has('side')).toBe(false);
+    for (const { share, probability } of served.values()) expect(Math.abs(share - probability)).toBeLessThan(1 / STEPS + 1e-5);
+    // The other positions take each action's best variant: hero (best variant b) fills them with nothing, so
+    // tail and last are in every answer and hero/a only when it is drawn first.
+    expect(served.get('tail')?.probability).toBe(1);
+    expect(served.get('last')?.probability).toBe(1);
+    expect(sum([...served.values()].map((s) => s.share))).toBeCloseTo(2 + (served.get('hero/a')?.probability ?? 0), 3);
+  });
+
+  it('nothing renders: the fallbacks are served, and every eligible arm is logged with chance 0', () => {
+    const profile = customer(ARMS);
+    const served = sweep(c, profile, request(), { learning: learnt }, 200);
+    expect([...served.entries()]).toEqual([['safety', { share: expect.closeTo(1, 6) as number, probability: 1 }]]);
+    const logged = loggedOf(profile, request());
+    expect(logged.size).toBe(ARMS.length);
+    for (const p of logged.values()) expect(p).toBe(0);
+  });
+
+  it('property: whichever arms fail, and whatever the limit, the served shares are the answers\u2019 probabilities and the record\u2019s chances of position 1', () => {
+    const steps = 400;
+    const policies = new ArmProbabilityCache();
+    fc.assert(
+      fc.property(fc.subarray([...ARMS]), fc.integer({ min: 1, max: 3 }), (failing, limit) => {
+        const profile = customer(failing);
+        const req = request({ limit });
+        const logged = loggedOf(profile, req);
+        // Over the draws: each served arm's share of answers (and the probability they give it), and its share of position 1.
+        const served = new Map<string, { share: number; probability: number }>();
+        const first = new Map<string, number>();
+        for (let i = 0; i < steps; i++) {
+          const d = decide(c, profile, req, NOW, { nonce: `p${i}`, learning: learnt, policies, random: () => (i + 0.5) / steps });
+          for (const action of d.actions) {
+            const entry = served.get(key(action)) ?? { share: 0, probability: action.probability };
+            expect(action.probability).toBe(entry.probability);
+            entry.share += 1 / steps;
+            served.set(key(action), entry);
+          }
+          const top = d.actions[0];
+          if (top && d.fallback !== true) first.set(key(top), (first.get(key(top)) ?? 0) + 1 / steps);
+        }
+        for (const arm of failing) {
+          expect(served.has(arm)).toBe(false);
+          expect(logged.get(arm)).toBe(0);
+        }
+        for (const { share, probability } of served.values()) expect(Math.abs(share - probability)).toBeLessThan(1 / steps + 1e-5);
+        for (const [arm, p] of logged) expect(Math.abs((first.get(arm) ?? 0) - p)).toBeLessThan(1 / steps + 1e-5);
+      }),
+      { numRuns: 20, seed: 14 },
+    );
+  }, 120_000);
+
+  it('learning off, the first-ranked action failing: the record gives the action served first its chance (1), the failing one 0', () => {
+    const off = catalog({ learning: { enabled: false }, actions: [{ id: 'top', name: 'top', value: 3, content: { web: { title: '{{ t_side }}' } } }, banner('next')] });
+    const { decision, log } = decideForLog(off, customer(['side']), request(), NOW, { nonce: 'off' });
+    expect(decision.actions.map((a) => [a.actionId, a.probability])).toEqual([['next', 1]]);
+    expect(log.eligible.map(([id, , p]) => [id, p])).toEqual([
+      ['top', 0],
+      ['next', 1],
+    ]);
   });
 });

@@ -374,7 +374,7 @@ describe('the logged record (version 5, as versions 3 and 4 were)', () => {
   });
 });
 
-describe('the logged record (version 5): the first-ranked arm whose content could not be rendered', () => {
+describe('the logged record: an arm whose content does not render for the customer', () => {
   /** `hero` ranks first; its template fails (past TEMPLATE_LIMITS.outputChars) for a customer whose note is too long. */
   const heroFirst = (learning: CatalogInput['learning']) =>
     catalog({
@@ -387,68 +387,58 @@ describe('the logged record (version 5): the first-ranked arm whose content coul
     });
   const longNote = makeView({ traits: { note: 'n'.repeat(60_000) } });
   const shortNote = makeView({ traits: { note: 'Luis' } });
+  const chances = (logged: LoggedDecisionRecord) => logged.e.map((t) => [t[0], t[2]]);
 
-  it('deterministic: the record names the first arm it could not render; decide’s answer is unchanged, the next one served', () => {
+  it('deterministic: the action served first has its chance (1), the first-ranked one that failed 0; decide’s answer is unchanged', () => {
     const c = heroFirst({ enabled: false });
     for (const limit of [1, 2]) {
       const req = request({ limit });
-      const { decision, log } = decideForLog(c, longNote, req, NOW, { nonce: 'u' });
+      const { decision } = decideForLog(c, longNote, req, NOW, { nonce: 'u' });
       expect(decision).toEqual(decide(c, longNote, req, NOW, { nonce: 'u' }));
-      expect(decision.actions.map((a) => a.actionId)).toEqual(['plain', 'other'].slice(0, limit));
-      expect(log.unrendered).toBe(0);
+      expect(decision.actions.map((a) => [a.actionId, a.probability])).toEqual([['plain', 1], ['other', 1]].slice(0, limit));
       const logged = loggedOf(c, longNote, req, { nonce: 'u' });
-      expect(logged).toMatchObject({ v: DECISION_RECORD_VERSION, u: 0 });
-      expect(logged.e[0]).toEqual(['hero', expect.any(Number), 1]);
-      expect(readDecisionRecord(logged)?.unrendered).toEqual({ actionId: 'hero', score: logged.e[0]?.[1], probability: 1 });
+      expect(logged).not.toHaveProperty('u');
+      expect(chances(logged)).toEqual([['hero', 0], ['plain', 1], ['other', 0]]);
+      expect(logged.s[0]).toEqual([1]);
     }
-    // The first-ranked arm rendered: no `u`, however the rest went.
-    const fine = loggedOf(c, shortNote, request({ limit: 2 }), { nonce: 'v' });
-    expect(fine).not.toHaveProperty('u');
-    expect(readDecisionRecord(fine)).not.toHaveProperty('unrendered');
-    expect(decideForLog(c, shortNote, request(), NOW, { nonce: 'v' }).log).not.toHaveProperty('unrendered');
+    expect(chances(loggedOf(c, shortNote, request({ limit: 2 }), { nonce: 'v' }))).toEqual([['hero', 1], ['plain', 0], ['other', 0]]);
   });
 
-  it('the bandit: `u` is the drawn arm when it is the one not rendered, never otherwise; the answers are decide’s', () => {
+  it('the bandit: the arm that fails is never drawn and is logged with chance 0, the others re-normalised; the answers are decide’s', () => {
     const c = heroFirst({ enabled: true, exploration: 1, floor: 1, contextBy: 'none' });
-    const rows: { drawn?: string; shortU?: number; longU?: string; longLogU?: number; longServed?: string }[] = [];
+    const served = new Map<string, number>();
     for (let i = 0; i < 60; i++) {
       const u = (i + 0.5) / 60;
       const options: DecideOptions = { nonce: `b${i}`, random: () => u };
       for (const profile of [longNote, shortNote]) {
         expect(decideForLog(c, profile, request(), NOW, options).decision).toEqual(decide(c, profile, request(), NOW, options));
       }
-      // Every arm renders for the short note: what it serves is what the draw put first.
       const short = loggedOf(c, shortNote, request(), options);
+      expect(chances(short)).toEqual(['hero', 'plain', 'other'].map((a) => [a, 0.3333]));
       const long = loggedOf(c, longNote, request(), options);
-      rows.push({
-        drawn: decide(c, shortNote, request(), NOW, options).actions[0]?.actionId,
-        ...(short.u !== undefined ? { shortU: short.u } : {}),
-        ...(long.u !== undefined ? { longU: long.e[long.u]?.[0] } : {}),
-        ...(decideForLog(c, longNote, request(), NOW, options).log.unrendered !== undefined ? { longLogU: long.u } : {}),
-        longServed: decide(c, longNote, request(), NOW, options).actions[0]?.actionId,
-      });
+      expect(long).not.toHaveProperty('u');
+      expect(chances(long)).toEqual([['hero', 0], ['plain', 0.5], ['other', 0.5]]);
+      const first = decide(c, longNote, request(), NOW, options).actions[0];
+      expect(first?.probability).toBe(0.5);
+      served.set(first?.actionId ?? '', (served.get(first?.actionId ?? '') ?? 0) + 1);
     }
-    // Only the long note fails, and only hero: `u` names it exactly when it was drawn, and another arm is served.
-    expect(rows.map((r) => r.shortU)).toEqual(rows.map(() => undefined));
-    expect(rows.map((r) => r.longU)).toEqual(rows.map((r) => (r.drawn === 'hero' ? 'hero' : undefined)));
-    expect(rows.map((r) => r.longLogU !== undefined)).toEqual(rows.map((r) => r.drawn === 'hero'));
-    expect(rows.map((r) => r.longServed === r.drawn)).toEqual(rows.map((r) => r.drawn !== 'hero'));
-    expect(rows.map((r) => r.longServed)).not.toContain('hero');
-    // Uniform over three arms: a third of the draws were hero.
-    expect(rows.filter((r) => r.drawn === 'hero')).toHaveLength(20);
+    expect(Object.fromEntries(served)).toEqual({ plain: 30, other: 30 });
   });
 
-  it('every eligible arm failed: the fallbacks are served and `u` still names the first-ranked arm', () => {
+  it('every eligible arm failed: the fallbacks are served, every eligible arm logged with chance 0', () => {
     const c = catalog({ learning: { enabled: false }, actions: [banner('hero', { content: { web: { title: 'Hola {{ note }}' } } }), banner('safety', { fallback: [{ channel: 'web' }], eligibility: 'false' })] });
-    expect(loggedOf(c, longNote, request(), { nonce: 'f' })).toMatchObject({ fb: 1, u: 0, e: [['hero', expect.any(Number), 1]], s: [['safety', expect.any(Number), 1]] });
+    const logged = loggedOf(c, longNote, request(), { nonce: 'f' });
+    expect(logged).toMatchObject({ fb: 1, e: [['hero', expect.any(Number), 0]], s: [['safety', expect.any(Number), 1]] });
+    expect(logged).not.toHaveProperty('u');
   });
 
-  it('`u` reads only in version 5, as an index of `e`; version 4 records read without it', () => {
-    const logged = loggedOf(heroFirst({ enabled: false }), longNote, request({ placement: 'home' }), { nonce: 'r' });
-    const { u: _u, ...withoutU } = logged;
-    expect(readDecisionRecord({ ...withoutU, v: 4 })).toEqual(readDecisionRecord(withoutU));
-    expect(readDecisionRecord({ ...withoutU, v: 4 })).not.toHaveProperty('unrendered');
-    for (const bad of [{ ...logged, v: 4 }, { ...logged, v: 3 }, { ...logged, u: logged.e.length }, { ...logged, u: -1 }, { ...logged, u: 0.5 }, { ...logged, u: '0' }, { ...logged, u: null }]) {
+  it('`u` of records written by earlier releases reads only in version 5, as an index of `e`; version 4 records read without it', () => {
+    const logged = loggedOf(heroFirst({ enabled: false }), shortNote, request({ placement: 'home' }), { nonce: 'r' });
+    const earlier = { ...logged, u: 0 };
+    expect(readDecisionRecord(earlier)?.unrendered).toEqual({ actionId: 'hero', score: logged.e[0]?.[1], probability: 1 });
+    expect(readDecisionRecord({ ...logged, v: 4 })).toEqual(readDecisionRecord(logged));
+    expect(readDecisionRecord({ ...logged, v: 4 })).not.toHaveProperty('unrendered');
+    for (const bad of [{ ...earlier, v: 4 }, { ...earlier, v: 3 }, { ...logged, u: logged.e.length }, { ...logged, u: -1 }, { ...logged, u: 0.5 }, { ...logged, u: '0' }, { ...logged, u: null }]) {
       expect(readDecisionRecord(bad)).toBeUndefined();
     }
     const struct = DECISION_LOG_COLUMNS.find((col) => col.name === DECISION_RECORD_KEY)?.type ?? '';

@@ -1,16 +1,17 @@
 /**
- * Off-policy evaluation when a template fails to render for some customers
- * (shared/domain/evaluation/evaluate.ts, the record's `unrendered`): decide
- * serves the next ranked arm in the failed one's place and the record names
- * the first-ranked arm it could not render; the evaluator counts such a
- * decision as that arm drawn and not shown (weight 0, reward 0), and weighs
- * every other decision by its exact chance of position 1. On a population
- * logged through the real decide by a uniform-random policy, where one arm's
- * template fails for a known share of the customers, the IPS and SNIPS
- * intervals of a candidate serving a renderable arm hold its true rate.
- * (Weighing the shown arm by its own logged chance instead, as before
- * version 5 of the record, the same 100 repetitions held it in 19 (IPS) and
- * 50 (SNIPS): the candidate was credited about twice its rate on collectors.)
+ * Off-policy evaluation when a template fails to render for some customers:
+ * decide leaves the arm that cannot be shown out of the draw and re-normalises
+ * the others (decide.ts), so each record's chances are the ones the logging
+ * policy served with, and the evaluator weighs every decision by the chance
+ * of what it showed. On a population logged through the real decide by a
+ * uniform-random policy, where one arm's template fails for a known share of
+ * the customers, the IPS and SNIPS intervals of a candidate serving a
+ * renderable arm hold its true rate. (Weighing the shown arm by its chance
+ * of being drawn, as records said before version 5, the same 100
+ * repetitions held it in 19 (IPS) and 50 (SNIPS): the candidate was credited
+ * about twice its rate on collectors.) Records of earlier releases that name
+ * a first-ranked arm not rendered (`u`) are still evaluated as that arm
+ * drawn and not shown (weight 0, reward 0).
  */
 import { describe, expect, it } from 'vitest';
 import { loadCatalog } from '#domain/catalog/load.ts';
@@ -20,7 +21,7 @@ import { decideForLog } from '#domain/decide/decide.ts';
 import { customerPseudonym, decisionRecord, pseudonymKey } from '#domain/decide/decision-log.ts';
 import { decisionReference, decodeDecisionId } from '#domain/decide/decision-id.ts';
 import { seededRandom, type Random } from '#domain/decide/random.ts';
-import { readDecisionRecord, type DecisionLogRecord } from '#domain/evaluation/decision-record.ts';
+import { readDecisionRecord, type DecisionLogRecord, type LoggedDecisionRecord } from '#domain/evaluation/decision-record.ts';
 import { evaluatePartition, indexOutcomes, reduceEvaluation, type OutcomeEvent } from '#domain/evaluation/evaluate.ts';
 import { ArmProbabilityCache } from '#domain/learning/policy.ts';
 import { makeView } from './catalog-support.ts';
@@ -82,7 +83,7 @@ const referenceOf = (decisionId: string): string => {
 };
 
 /** One decision of the logging policy for a customer of this kind, with the bandit's draw `u`, and its record as read back. */
-function logOne(kind: Kind, u: number, n: string, c: CompiledCatalog = logging): { record: DecisionLogRecord; shown: string | undefined; click: OutcomeEvent } {
+function logOne(kind: Kind, u: number, n: string, c: CompiledCatalog = logging): { record: DecisionLogRecord; logged: LoggedDecisionRecord; shown: string | undefined; click: OutcomeEvent } {
   const userId = `c-${n}`;
   const profile = makeView({ userId, traits: { kind, wishlist: WISHLISTS[kind] } });
   const request = { userId, channel: 'web' as const, limit: 1, context: {}, explain: false };
@@ -91,7 +92,7 @@ function logOne(kind: Kind, u: number, n: string, c: CompiledCatalog = logging):
   const record = readDecisionRecord(JSON.parse(JSON.stringify(logged)));
   if (!record) throw new Error('the logged record does not read back');
   const click: OutcomeEvent = { event: 'Promotion Clicked', userId, properties: { decision_id: decision.decisionId }, timestamp: new Date(AT.getTime() + 60_000).toISOString() };
-  return { record, shown: decision.actions[0]?.actionId, click };
+  return { record, logged, shown: decision.actions[0]?.actionId, click };
 }
 
 /** A draw `u` that puts each arm first: the middle of its third, found on a customer for whom every arm renders. */
@@ -133,35 +134,53 @@ function traffic(n: number, random: Random, nonce: string): { records: DecisionL
 const evaluationOf = (run: { records: DecisionLogRecord[]; events: OutcomeEvent[] }) =>
   reduceEvaluation([evaluatePartition(run.records, { candidate, outcomes: indexOutcomes(run.events, undefined, candidate.learning.conversionWindowMs) })], { reward: 'click' });
 
-describe('a decision whose first-ranked arm was not rendered, in the evaluation', () => {
+/**
+ * A record as an earlier release wrote it for a collector whose draw was `wish` and who was shown `sale` in its
+ * place: every arm at its chance of being drawn (1/3) and `u` naming wish (built from the record decide writes
+ * now for a collector shown sale).
+ */
+function earlierRecord(n: string): { record: DecisionLogRecord; click: OutcomeEvent } {
+  const shownSale = [0.1, 0.3, 0.5, 0.7, 0.9].map((u, i) => logOne('collector', u, `${n}-${i}`)).find((d) => d.shown === 'sale');
+  if (!shownSale) throw new Error('no draw showed sale');
+  const { logged, click } = shownSale;
+  const index = (arm: Arm) => logged.e.findIndex((t) => t[0] === arm);
+  const e = logged.e.map((t) => [t[0], t[1], 0.3333, ...t.slice(3)]);
+  const record = readDecisionRecord({ ...logged, e, u: index('wish'), s: [[index('sale')]] });
+  if (!record) throw new Error('the earlier record does not read');
+  return { record, click };
+}
+
+describe('an arm that does not render for the customer, in the evaluation', () => {
   const window = candidate.learning.conversionWindowMs;
   const partition = (records: DecisionLogRecord[], events: OutcomeEvent[], c: CompiledCatalog = candidate) =>
     evaluatePartition(records, { candidate: c, outcomes: indexOutcomes(events, undefined, window) });
 
-  it('counts in n with weight 0, and the click on the arm shown in its place is credited to nothing', () => {
+  it('a collector’s record gives wish chance 0 and the others 1/2; what it shows is weighed by that chance', () => {
     expect(Object.keys(DRAW).sort()).toEqual([...ARMS].sort());
-    const drawn = logOne('collector', DRAW.wish, 'u1');
+    for (const arm of ARMS) {
+      const drawn = logOne('collector', DRAW[arm], `c-${arm}`);
+      expect(drawn.record.eligible.map((e) => [e.actionId, e.probability])).toEqual([['wish', 0], ['sale', 0.5], ['news', 0.5]]);
+      expect(drawn.record.unrendered).toBeUndefined();
+      expect(drawn.shown).not.toBe('wish');
+      const part = partition([drawn.record], [drawn.click]);
+      expect(part).toMatchObject({ records: 1, malformed: 0, unrendered: 0 });
+      // The candidate serves sale: a record that showed sale (and was clicked) counts with weight 1 / (1/2).
+      expect(part.sums).toMatchObject(drawn.shown === 'sale' ? { evaluated: 1, reward: 1, weight: 2 } : { evaluated: 1, weight: 0 });
+    }
+  });
+
+  it('a record of an earlier release naming the arm not rendered (`u`) counts in n with weight 0, the click on the arm shown in its place credited to nothing', () => {
+    const drawn = earlierRecord('u1');
     expect(drawn.record.unrendered).toMatchObject({ actionId: 'wish', probability: expect.closeTo(1 / 3, 4) as number });
-    expect(drawn.shown).toBe('sale');
-    // The candidate serves sale, which was shown and clicked: no match all the same, since the draw was wish.
     const part = partition([drawn.record], [drawn.click]);
     expect(part).toMatchObject({ records: 1, malformed: 0, unrendered: 1 });
     expect(part.sums).toMatchObject({ decisions: 1, evaluated: 1, weight: 0, reward: 0, ips: 0 });
-    // The same customer's draw of sale itself: weighed by its exact chance, 1 / (1/3), and its click counts.
-    const direct = logOne('collector', DRAW.sale, 'u2');
-    expect(direct.record.unrendered).toBeUndefined();
-    expect(partition([direct.record], [direct.click]).sums).toMatchObject({ decisions: 1, evaluated: 1, reward: 1, weight: expect.closeTo(3, 2) as number });
-  });
-
-  it('matches no candidate, not even one whose replayed choice is the arm not rendered', () => {
+    // Not even a candidate whose replayed choice is the arm not rendered matches it.
     const wishFirst = catalog({ learning: { enabled: false }, actions: ACTIONS.map((a) => (a.id === 'wish' ? { ...a, value: 2 } : a)) });
-    const drawn = logOne('collector', DRAW.wish, 'u3');
-    // The replay has no wishlist (the record keeps what the rules read), so the candidate's choice there is wish.
-    const part = partition([drawn.record], [drawn.click], wishFirst);
-    expect(part.sums).toMatchObject({ decisions: 1, evaluated: 1, weight: 0, reward: 0 });
-    const casual = logOne('casual', DRAW.wish, 'u4');
-    expect(casual.record.unrendered).toBeUndefined();
-    expect(partition([casual.record], [casual.click], wishFirst).sums.weight).toBeCloseTo(3, 2);
+    expect(partition([drawn.record], [drawn.click], wishFirst).sums).toMatchObject({ decisions: 1, evaluated: 1, weight: 0, reward: 0 });
+    // Without `u` (version 4) it is weighed by the arm it served, as those records were.
+    const { unrendered: _unrendered, ...v4 } = drawn.record;
+    expect(partition([v4], [drawn.click]).sums).toMatchObject({ evaluated: 1, reward: 1, weight: expect.closeTo(3, 2) as number });
   });
 
   it('every eligible arm failed: the fallback shown whatever the draw, evaluated as served with probability 1', () => {
@@ -172,41 +191,26 @@ describe('a decision whose first-ranked arm was not rendered, in the evaluation'
     });
     const fellBack = logOne('collector', 0.5, 'u5', onlyWish);
     expect(fellBack.shown).toBe('safety');
-    expect(fellBack.record).toMatchObject({ fallback: true, unrendered: { actionId: 'wish', probability: 1 }, served: [{ actionId: 'safety', probability: 1 }] });
+    expect(fellBack.record).toMatchObject({ fallback: true, eligible: [{ actionId: 'wish', probability: 0 }], served: [{ actionId: 'safety', probability: 1 }] });
     const fallsBackToo = catalog({ learning: { enabled: false }, actions: [{ id: 'safety', name: 'safety', content: { web: { title: 'Hello' } }, fallback: [{ channel: 'web' }], eligibility: 'false' }] });
     const part = partition([fellBack.record], [fellBack.click], fallsBackToo);
-    expect(part).toMatchObject({ unrendered: 1 });
     expect(part.sums).toMatchObject({ decisions: 1, evaluated: 1, weight: 1, reward: 1 });
-  });
-
-  it('a record that does not say (version 4) is weighed by the arm it served, as before', () => {
-    const drawn = logOne('collector', DRAW.wish, 'u6');
-    const { unrendered: _unrendered, ...v4 } = drawn.record;
-    const part = partition([v4], [drawn.click]);
-    expect(part).toMatchObject({ unrendered: 0 });
-    expect(part.sums).toMatchObject({ evaluated: 1, reward: 1, weight: expect.closeTo(3, 2) as number });
   });
 });
 
 describe('a population for whom one arm cannot be rendered, logged through decide by a uniform-random policy', () => {
-  it('collectors are never shown `wish`: its draws name it as not rendered and show another arm', () => {
+  it('collectors are never shown `wish` and their records say so (chance 0); casual customers’ records give each arm 1/3', () => {
     const run = traffic(300, seededRandom(7), 'a');
-    for (const record of run.records) {
-      expect(record.eligible.map((e) => [e.actionId, e.probability])).toEqual(ARMS.map((a) => [a, expect.closeTo(1 / 3, 4) as number]));
-    }
-    const notRendered = run.records.filter((r) => r.unrendered !== undefined);
-    // Only wish, only for collectors, and never shown then; wish is shown to casual customers only.
-    expect(new Set(notRendered.map((r) => r.unrendered?.actionId))).toEqual(new Set(['wish']));
-    expect(new Set(notRendered.map((r) => r.features?.fields['traits.kind']))).toEqual(new Set(['"collector"']));
-    expect(notRendered.map((r) => r.served[0]?.actionId)).not.toContain('wish');
-    const shownWish = run.records.filter((r) => r.served[0]?.actionId === 'wish');
-    expect(new Set(shownWish.map((r) => r.features?.fields['traits.kind']))).toEqual(new Set(['"casual"']));
-    // About a tenth of the decisions: collectors (0.3) whose draw was `wish` (1/3).
-    expect(notRendered.length).toBe(run.unrendered);
-    expect(run.unrendered).toBeGreaterThan(15);
-    expect(run.unrendered).toBeLessThan(45);
+    const collectors = run.records.filter((r) => r.features?.fields['traits.kind'] === '"collector"');
+    const casual = run.records.filter((r) => r.features?.fields['traits.kind'] === '"casual"');
+    expect(collectors.length + casual.length).toBe(300);
+    for (const record of collectors) expect(record.eligible.map((e) => [e.actionId, e.probability])).toEqual([['wish', 0], ['sale', 0.5], ['news', 0.5]]);
+    for (const record of casual) expect(record.eligible.map((e) => [e.actionId, e.probability])).toEqual(ARMS.map((a) => [a, expect.closeTo(1 / 3, 4) as number]));
+    expect(collectors.map((r) => r.served[0]?.actionId)).not.toContain('wish');
+    expect(casual.map((r) => r.served[0]?.actionId)).toContain('wish');
+    expect(run.unrendered).toBe(0);
     const evaluation = evaluationOf(run);
-    expect(evaluation).toMatchObject({ replayed: 300, unrendered: run.unrendered });
+    expect(evaluation).toMatchObject({ replayed: 300, unrendered: 0 });
   });
 
   it('the IPS and SNIPS intervals of a candidate serving a renderable arm hold its true rate in at least 90 of 100 seeded repetitions', () => {

@@ -495,7 +495,7 @@ describe('the exactly-once plan of a stream batch', () => {
     expect(raced).toBeGreaterThan(50);
   }, 120_000);
 
-  it('any delivery adds the outcome statistics of one in-order application, which are what the final profiles counted', () => {
+  it('any delivery adds the outcome statistics of one in-order application, which are what the final profiles counted, never more clicks or conversions than impressions', () => {
     const learning: PlanOptions = { ...options, settings: { ...settings, learning: { contextBy: 'persona', conversionWindowMs: DAY } } };
     let counted = 0;
     let takenBack = 0;
@@ -509,6 +509,12 @@ describe('the exactly-once plan of a stream batch', () => {
           const expected = expectedStatistics([...finalProfiles(s).profiles.values()], learning.settings);
           expect(statisticsTotals(reference.statistics)).toEqual(expected);
           expect(statisticsTotals(store.statistics)).toEqual(expected);
+          // A click or a conversion brings its impression: no cell has more of either than impressions (a Beta needs it).
+          for (const totals of Object.values(statisticsTotals(store.statistics))) {
+            const [impressions, clicks, conversions] = totals.split('/').map(Number) as [number, number, number];
+            expect(clicks).toBeLessThanOrEqual(impressions);
+            expect(conversions).toBeLessThanOrEqual(impressions);
+          }
           if (Object.keys(expected).length > 0) counted += 1;
           if (reference.statistics.some((i) => i.counts.impressions + i.counts.clicks + i.counts.conversions < 0)) takenBack += 1;
         },
@@ -606,9 +612,12 @@ describe('the exactly-once plan of a stream batch', () => {
         const counted = new Set(Object.keys(state.outcomes).map((key) => parseOutcomeKey(key).decision.split('.')[1]));
         expect([...counted].sort()).toEqual(reports.flatMap((_, i) => (erased[i] ? [] : [`o${i}`])).sort());
         expect(state.erasedAnonymousIds).toEqual({ a0: ERASED });
-        // The statistics hold what the profile counted, once each; the erased visitor's reports are counted apart.
+        // The statistics hold what the profile counted, once each (a click with the impression it implies); the erased
+        // visitor's reports are counted apart.
         const totals = store.statistics.filter((i) => i.cell.actionId === 'a1').reduce((n, i) => n + i.counts.impressions + i.counts.clicks, 0);
-        expect(totals).toBe(counted.size);
+        expect(totals).toBe(Object.keys(state.outcomes).length);
+        const clicks = reports.filter((r, i) => r.event === 'Promotion Clicked' && !erased[i]).length;
+        expect(totals).toBe(counted.size + clicks);
         expect(store.erasedOutcomes).toBe(erased.filter(Boolean).length);
         // No trigger fires, no journey moves, for a click on the erased visitor's decision; every other click does both.
         const reacting = outcomes.flatMap((e, i) => (clicked(e) && !erased[i] ? [`trigger ${e.pk}`, `journey ${e.pk}`] : []));
@@ -646,6 +655,26 @@ describe('the exactly-once plan of a stream batch', () => {
       expect(totals).toEqual({ [a1]: '1/1/0', [a2]: '1/0/1', [control]: '1/1/1' });
     });
 
+    it('a click or a conversion reported without its impression brings the impression, once: a later report of it, the click again, add nothing', () => {
+      const store = new MemoryStore(learning);
+      // The click first, alone: its impression counts with it (and the holdout's control cell is exposed once).
+      const first = statisticsOf(store, [outcome('c1', { userId: 'u1' }, 'Promotion Clicked', { decision_id: web, action_id: 'a1' })]);
+      expect(first).toEqual({ [a1]: '1/1/0', [control]: '1/1/0' });
+      // The impression reported late, the click reported again, a conversion of another action served, without its impression.
+      const after = statisticsOf(store, [
+        outcome('v1', { userId: 'u1' }, 'Promotion Viewed', { decision_id: web, action_id: 'a1' }),
+        outcome('c2', { userId: 'u1' }, 'Promotion Clicked', { decision_id: web, action_id: 'a1' }),
+        outcome('o1', { userId: 'u1' }, 'Order Completed', { decision_id: web, action_id: 'a2' }),
+      ]);
+      expect(after).toEqual({ [a1]: '1/1/0', [a2]: '1/0/1', [control]: '1/1/1' });
+      // The profile's contact history and engagement: one impression of each action, the click and the conversion.
+      const item = store.item('u#u1');
+      if (item?.kind !== 'profile') throw new Error('no profile');
+      expect(item.state.actions.a1).toMatchObject({ n: 1, clicks: 1 });
+      expect(item.state.actions.a2).toMatchObject({ n: 1, conversions: 1 });
+      expect(item.state.channels.web).toMatchObject({ delivered: 2, engaged: 1 });
+    });
+
     it('forged ids, actions and variants the decision did not serve, and conversions past the conversion window count nothing', () => {
       const store = new MemoryStore(learning);
       const forged = `${web.slice(0, -2)}zz`;
@@ -659,8 +688,8 @@ describe('the exactly-once plan of a stream batch', () => {
         outcome('f6', { userId: 'u1' }, 'Promotion Viewed', { decision_id: web, action_id: 'a1' }, new Date(Date.parse(at) + 8 * DAY).toISOString()),
       ]);
       expect(totals).toEqual({});
-      // The same late conversion counts where the conversion window is longer.
-      expect(statisticsOf(new MemoryStore(options), [outcome('f5', { userId: 'u1' }, 'Order Completed', { decision_id: web, action_id: 'a1' }, late)])).toEqual({ [a1]: '0/0/1', [control]: '0/0/1' });
+      // The same late conversion counts where the conversion window is longer, with the impression it implies.
+      expect(statisticsOf(new MemoryStore(options), [outcome('f5', { userId: 'u1' }, 'Order Completed', { decision_id: web, action_id: 'a1' }, late)])).toEqual({ [a1]: '1/0/1', [control]: '1/0/1' });
     });
 
     it('a merge takes back what the anonymous profile and the user had both counted', () => {
@@ -920,9 +949,10 @@ describe('the exactly-once plan of a stream batch', () => {
       const counted = planOn(store, [record(own, 4)]);
       expect(erasedOutcomes(counted)).toBe(0);
       expect(commit(store, counted)).toEqual({ again: [], failed: [] });
-      expect(view(store).outcomes).toHaveLength(1);
+      // The click, and the impression it implies.
+      expect(view(store).outcomes.sort()).toEqual([`c.email.${Math.floor((erasedAt + 2_000) / 1000)}.new.a1`, `i.email.${Math.floor((erasedAt + 2_000) / 1000)}.new.a1`]);
       expect(view(store).contacts.a1).toBeDefined();
-      expect(Object.values(statisticsTotals(store.statistics))).toEqual(['0/1/0']);
+      expect(Object.values(statisticsTotals(store.statistics))).toEqual(['1/1/0']);
     });
 
     it('holds when the outcome is reported under a new browser merged into the returning user (the erasure of its target)', () => {

@@ -10,6 +10,7 @@ import { CONTROL_ARM } from '#domain/decide/experiments.ts';
 import type { Channel } from '#domain/channels.ts';
 import { DEFAULT_OUTCOME_LEARNING, cellKey, learningContext, outcomeIncrement, type StatisticsCell, type StatisticsIncrement } from '#domain/learning/statistics.ts';
 import { eventOutcome } from '#domain/profile/apply.ts';
+import type { AttributedOutcome } from '#domain/profile/outcomes.ts';
 import type { ProfileSettings } from '#domain/profile/state.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import type { storedEvent } from '../support/stream.ts';
@@ -230,7 +231,8 @@ export function statisticsTotals(increments: Iterable<StatisticsIncrement>): Rec
  * each (decision, action, kind) an event of the profile is an outcome of
  * (from the decision's customer: one of the profile's ids) adds 1 to the served action's cell, and each (decision, kind) adds 1 to
  * the control cell of each experiment whose holdout the decision's customer
- * was in.
+ * was in. A click or a conversion is also an impression of that (decision,
+ * action): the customer was shown what they acted on.
  */
 export function expectedStatistics(profiles: readonly (readonly StoredEvent[])[], settings: ProfileSettings): Record<string, string> {
   const contextBy = (settings.learning ?? DEFAULT_OUTCOME_LEARNING).contextBy;
@@ -240,14 +242,13 @@ export function expectedStatistics(profiles: readonly (readonly StoredEvent[])[]
     const units = new Set<string>();
     // The final profile holds every id its events were sent under.
     const ids = { anonymousIds: events.flatMap((e) => [e.userId, e.anonymousId].filter((id): id is string => id !== undefined)) };
-    for (const event of events) {
-      const outcome = eventOutcome(event, settings, ids);
-      if (!outcome || keys.has(outcome.key)) continue;
+    const count = (outcome: AttributedOutcome): void => {
+      if (keys.has(outcome.key)) return;
       keys.add(outcome.key);
       const increment = outcomeIncrement(outcome, contextBy);
       increments.push(increment);
       const unit = `${outcome.kind} ${outcome.decision.issuedAt} ${outcome.decision.nonce}`;
-      if (units.has(unit)) continue;
+      if (units.has(unit)) return;
       units.add(unit);
       for (const experiment of outcome.decision.holdouts) {
         const cell: StatisticsCell = {
@@ -260,6 +261,12 @@ export function expectedStatistics(profiles: readonly (readonly StoredEvent[])[]
         };
         increments.push({ ...increment, cell });
       }
+    };
+    for (const event of events) {
+      const outcome = eventOutcome(event, settings, ids);
+      if (!outcome) continue;
+      if (outcome.kind !== 'impression') count({ ...outcome, kind: 'impression', key: `i${outcome.key.slice(1)}` });
+      count(outcome);
     }
   }
   return statisticsTotals(increments);

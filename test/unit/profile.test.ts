@@ -202,24 +202,26 @@ describe('decision outcomes', () => {
       ],
       '2026-03-06T00:00:00Z',
     );
+    // The email's link click names no action: it is the decision's first (a1), whose impression no report gave, so
+    // the click brings it (a1's email impression, an email delivery and contact).
     expect(v.contacts).toEqual({
       a1: {
-        impressions: ['2026-03-02T09:59:00.000Z', '2026-03-01T09:59:00.000Z'],
+        impressions: ['2026-03-04T09:59:00.000Z', '2026-03-02T09:59:00.000Z', '2026-03-01T09:59:00.000Z'],
         clicks: 2,
         conversions: 1,
-        lastImpressionAt: '2026-03-02T09:59:00.000Z',
+        lastImpressionAt: '2026-03-04T09:59:00.000Z',
       },
       a2: { impressions: ['2026-03-04T09:59:00.000Z', '2026-03-03T09:59:00.000Z'], clicks: 1, conversions: 0, lastImpressionAt: '2026-03-04T09:59:00.000Z' },
     });
     expect(v.engagement.web).toEqual({ delivered: 1, engaged: 1, rate: 1, lastDeliveredAt: '2026-03-01T09:59:00.000Z', lastEngagedAt: '2026-03-01T09:59:00.000Z' });
     expect(v.engagement.app).toMatchObject({ delivered: 1, engaged: 0, rate: 0 });
     expect(v.engagement.push).toMatchObject({ delivered: 1, engaged: 1, rate: 1 });
-    expect(v.engagement.email).toMatchObject({ delivered: 1, engaged: 1 });
+    expect(v.engagement.email).toMatchObject({ delivered: 2, engaged: 1 });
     expect(v.channelContacts).toEqual({
       web: ['2026-03-01T09:59:00.000Z'],
       app: ['2026-03-02T09:59:00.000Z'],
       push: ['2026-03-03T09:59:00.000Z'],
-      email: ['2026-03-04T09:59:00.000Z'],
+      email: ['2026-03-04T09:59:00.000Z', '2026-03-04T09:59:00.000Z'],
     });
   });
 });

@@ -914,3 +914,129 @@ export function renderContent(
   }
   return out;
 }
+
+/**
+ * The plain form of a `text` template: literal text and outputs of a
+ * variable (`{{ firstName }}`, `{{ traits.city | default: "tu ciudad" }}`),
+ * nothing else — no tag, no other filter, no whitespace control. Each
+ * output writes the variable's value (or a declared fallback, or the
+ * default) as text, so its length bounds the render. Null: another form.
+ */
+interface PlainTemplate {
+  /** Characters of literal text. */
+  readonly text: number;
+  /** Each output: the variable's path and the default's length (0: none). */
+  readonly outputs: readonly { readonly path: readonly string[]; readonly fallback: number }[];
+}
+
+const PLAIN_OUTPUT = /^\s*([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)\s*(?:\|\s*default\s*:\s*(?:"([^"\\{}]*)"|'([^'\\{}]*)')\s*)?$/;
+/** Names liquidjs reads otherwise than as a plain property (literals, and the size, first and last of strings and lists). */
+const NOT_PLAIN = new Set(['empty', 'blank', 'nil', 'null', 'true', 'false', 'size', 'first', 'last']);
+const plainForms = new WeakMap<CompiledTemplate, PlainTemplate | null>();
+/** The least an output of the plain form is counted for, characters. */
+const OUTPUT_SLACK = 32;
+
+function plainFormOf(template: CompiledTemplate): PlainTemplate | null {
+  let form = plainForms.get(template);
+  if (form !== undefined) return form;
+  form = null;
+  if (template.kind === 'text') {
+    const parts = template.source.split(/\{\{(.*?)\}\}/s);
+    let text = 0;
+    const outputs: { path: readonly string[]; fallback: number }[] = [];
+    let plain = true;
+    for (let i = 0; i < parts.length && plain; i++) {
+      const part = parts[i] as string;
+      if (i % 2 === 0) {
+        if (part.includes('{{') || part.includes('{%') || part.includes('}}') || part.includes('%}')) plain = false;
+        text += part.length;
+        continue;
+      }
+      const match = PLAIN_OUTPUT.exec(part);
+      const path = match?.[1]?.split('.');
+      if (!match || !path || path.some((p) => NOT_PLAIN.has(p) || UNSAFE_KEYS.has(p))) plain = false;
+      else outputs.push({ path, fallback: (match[2] ?? match[3] ?? '').length });
+    }
+    if (plain) form = { text, outputs };
+  }
+  plainForms.set(template, form);
+  return form;
+}
+
+/** Characters a value writes as an output's text; undefined for a list or an object (not bounded here). */
+function plainLength(value: unknown): number | undefined {
+  if (value === undefined || value === null) return 0;
+  if (typeof value === 'string') return value.length;
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value).length;
+  return undefined;
+}
+
+/**
+ * Whether `renderContent(content, scope, fallbacks)` surely renders, known
+ * without rendering: every field and list item is literal text (its link
+ * fields safe) or of the plain form of `text` templates (not in a link
+ * field), and the longest text its values, fallbacks and defaults could
+ * write stays within TEMPLATE_LIMITS (output characters per template,
+ * content bytes in all, 3 UTF-8 bytes per UTF-16 unit at most). False:
+ * not known (render it to know). Decide asks it of every arm the bandit
+ * may draw, so that only content it cannot settle is rendered for that
+ * (test/unit/catalog-templates.test.ts holds it to renderContent).
+ */
+export function rendersSurely(content: CompiledContent, scope: TemplateScope, fallbacks: Readonly<Record<string, string>> = {}): boolean {
+  const form = plainContentOf(content);
+  if (!form) return false;
+  let longestFallback = longestFallbacks.get(fallbacks);
+  if (longestFallback === undefined) {
+    longestFallback = 0;
+    for (const key in fallbacks) longestFallback = Math.max(longestFallback, (fallbacks[key] as string).length);
+    longestFallbacks.set(fallbacks, longestFallback);
+  }
+  let bytes = form.bytes;
+  for (const template of form.templates) {
+    let chars = template.text;
+    for (const output of template.outputs) {
+      const length = plainLength(getPath(scope, output.path));
+      if (length === undefined) return false;
+      // At least OUTPUT_SLACK: a property liquidjs reads of a string or a number (its `length`) that getPath does not.
+      chars += Math.max(length, longestFallback, output.fallback, OUTPUT_SLACK);
+    }
+    if (chars > TEMPLATE_LIMITS.outputChars) return false;
+    bytes += 3 * chars;
+  }
+  return bytes <= TEMPLATE_LIMITS.contentBytes;
+}
+
+const longestFallbacks = new WeakMap<object, number>();
+
+/** What of a content `rendersSurely` knows once: its literal bytes and its plain templates; null when some field is of neither kind (or a literal link is unsafe). */
+interface PlainContent {
+  readonly bytes: number;
+  readonly templates: readonly PlainTemplate[];
+}
+
+const plainContents = new WeakMap<CompiledContent, PlainContent | null>();
+
+function plainContentOf(content: CompiledContent): PlainContent | null {
+  let known = plainContents.get(content);
+  if (known !== undefined) return known;
+  let bytes = 0;
+  const templates: PlainTemplate[] = [];
+  let plain = true;
+  for (const name in content.literals) bytes += utf8Length(content.literals[name] as string);
+  const specs: Readonly<Record<string, ContentFieldSpec>> = CONTENT_FIELDS[content.channel];
+  const add = (template: CompiledTemplate, link: boolean): void => {
+    if (template.literal !== undefined) {
+      if (link && unsafeLinkProblem(template.literal) !== undefined) plain = false;
+      bytes += utf8Length(template.literal);
+      return;
+    }
+    const form = link ? null : plainFormOf(template);
+    if (form) templates.push(form);
+    else plain = false;
+  };
+  for (const name in content.fields) add(content.fields[name] as CompiledTemplate, specs[name]?.link === true);
+  for (const name in content.lists) for (const item of content.lists[name] as readonly CompiledTemplate[]) add(item, false);
+  known = plain ? { bytes, templates } : null;
+  plainContents.set(content, known);
+  return known;
+}

@@ -38,10 +38,12 @@
  *    `learning.enabled`, or the placement's) or `exploration` 0 (the floor
  *    is then off too): the ranking is deterministic.
  * 5. Render the best ones, top-k; a template that fails makes that content
- *    unservable and the next ranked action is served in its place. When
- *    the arm ranked first (the bandit's draw, or the first of the
- *    deterministic ranking) is the one that fails, `decideForLog` says so
- *    (`DecisionLogFacts.unrendered`). No winner: the channel/placement's fallback actions, which
+ *    unservable and the next ranked action is served in its place. Where
+ *    the bandit decides, every arm is known to render or not before the
+ *    draw, and the arms that fail are left out of it (below): content
+ *    without Liquid markup is the same for every customer (settled once per
+ *    catalog), plain text templates whose values are short enough surely
+ *    render (template.ts `rendersSurely`), the rest is rendered. No winner: the channel/placement's fallback actions, which
  *    still pass the checks that protect the customer (checks.ts
  *    `FALLBACK_CHECKS`: validity, consent, suppression, quiet hours,
  *    channel caps).
@@ -55,15 +57,18 @@
  * the ranking is deterministic, and for fallbacks. Times the share of
  * customers the action's experiment arm is assigned to ((1 − holdout) × the
  * arm's weight over the arms' total), since assignment is the other random
- * choice an off-policy evaluation must weigh. It is computed over the
- * ranking as drawn, as if every eligible arm rendered: when a template
- * fails to render (a counted runtime failure) nothing is re-normalised, so
- * the action served in the failed one's place carries its own chance, not
- * its chance of being served (arms A and B at 0.5 each, A's template
- * failing for this customer: B is served every time and says 0.5). What
- * the policy drew stays exact, and the decision record says which
- * first-ranked arm could not be rendered (decision-log.ts, `u`), which is
- * what off-policy evaluation weighs such a decision by
+ * choice an off-policy evaluation must weigh. It is the chance of what
+ * is served, content that fails to render for this customer (a counted
+ * runtime failure) included: the bandit draws position 1 among the arms
+ * that render, each with π(arm) / Σ π over those arms (`withoutFailed`;
+ * the draw of the policy conditioned on an arm that can be shown), an arm
+ * that fails has chance 0, and the other positions take the other actions
+ * whose best variant renders (arms A and B at 0.5 each, A's template
+ * failing for this customer: B is served every time and says 1). The
+ * deterministic ranking serves the first action that renders, which the
+ * render of the ranking in order finds. The decision record's candidates
+ * (`decideForLog`) carry the same chances of position 1, so off-policy
+ * evaluation weighs each decision by what it showed
  * (evaluation/evaluate.ts). Carried per action
  * in the decision id (4 decimals) with the decision's learning context
  * (`learningContextOf`), so outcomes count under the context decided in.
@@ -87,12 +92,12 @@
  */
 import type { Channel } from '../channels.ts';
 import { emptyProfileView, type ProfileView } from '../profile/view.ts';
-import type { Audience, CompiledAction, CompiledCatalog, FailureTally, ResolvedPlacement } from '../catalog/compiled.ts';
+import type { Audience, CompiledAction, CompiledCatalog, CompiledContent, CompiledTemplate, FailureTally, ResolvedPlacement } from '../catalog/compiled.ts';
 // Straight from the modules (no barrel): the decide bundle must not pull the loader (YAML, zod).
 import { evaluateAudience } from '../catalog/audience.ts';
 import { namedPlacements } from '../catalog/placements.ts';
 import { createFailureTally, createRuleBudget, createRuleVariables } from '../catalog/rules.ts';
-import { renderContent, templateScope, type TemplateScope } from '../catalog/template.ts';
+import { renderContent, rendersSurely, templateScope, type TemplateScope } from '../catalog/template.ts';
 import { CANDIDATE_CHECKS, FALLBACK_CHECKS, REMAINING_CHECKS, firstDrop, type DecisionFacts, type Drop } from './checks.ts';
 import { customerTag, encodeDecisionId, type DecidedAction } from './decision-id.ts';
 import { Assignments, experimentOf, type ExperimentOutcome } from './experiments.ts';
@@ -268,16 +273,6 @@ function armsOf(
 /** No eligible candidate (a degraded decision, or nothing passed). */
 const NONE_LOGGED: readonly LoggedArm[] = [];
 
-/**
- * The index of a ranked entry's arm (action and variant) in the logged
- * candidates: every arm is there once (one entry per arm where the bandit
- * decides, one per action otherwise); undefined if it is not.
- */
-function loggedIndexOf(eligible: readonly LoggedArm[], ranked: Ranked): number | undefined {
-  const index = eligible.findIndex((arm) => arm[0] === ranked.action.id && arm[3] === ranked.variant);
-  return index === -1 ? undefined : index;
-}
-
 /** A candidate as the decision log keeps it (`loggedArm`), from its score and probability rounded as the answer rounds them. */
 const loggedOf = (actionId: string, variant: string | undefined, score: number, probability: number): LoggedArm =>
   loggedArm(actionId, variant, round(score), round(probability));
@@ -390,6 +385,7 @@ function banditRanking(
   u: number,
   cache: ArmProbabilityCache | undefined,
   logged: LogSink | undefined,
+  renders: (action: CompiledAction, variant: string | undefined) => boolean,
 ): Generator<Ranked> {
   eligible.sort(compareRanked);
   /** Index of each rank's first arm. */
@@ -437,10 +433,23 @@ function banditRanking(
     }
     return armProbabilities(posteriors, { exploration: catalog.learning.exploration, floor: catalog.learning.floor });
   };
-  const policy = cache ? cache.get(key, compute) : compute();
+  const drawn = cache ? cache.get(key, compute) : compute();
+  // Which arms render for this customer (every arm the draw may pick: each has a chance above 0).
+  let failed: Uint8Array | undefined;
+  for (let r = 0; r < eligible.length; r++) {
+    const ranked = eligible[r] as Ranked;
+    const arms = ranked.arms ?? [];
+    for (let i = 0; i < arms.length; i++) {
+      if (!renders(ranked.action, (arms[i] as RankedArm).variant)) {
+        failed ??= new Uint8Array(start[eligible.length] as number);
+        failed[(start[r] as number) + i] = 1;
+      }
+    }
+  }
+  const policy = failed ? withoutFailed(drawn, failed) : drawn;
   const pi = policy.probabilities;
   if (logged) {
-    let tuples = loggedArmsOf.get(policy);
+    let tuples = failed ? undefined : loggedArmsOf.get(policy);
     if (!tuples) {
       const made: LoggedArm[] = [];
       for (let r = 0; r < eligible.length; r++) {
@@ -453,11 +462,37 @@ function banditRanking(
           made.push(loggedOf(ranked.action.id, arm.variant, arm.propensity * value, (pi[(start[r] as number) + i] as number) * share));
         }
       }
-      loggedArmsOf.set(policy, (tuples = made));
+      tuples = made;
+      // Only the policy of every arm rendering is shared by other decisions.
+      if (!failed) loggedArmsOf.set(policy, made);
     }
     logged.eligible = tuples;
   }
-  return drawRanking(eligible, weightOf, limit, u, policy, start);
+  return drawRanking(eligible, weightOf, limit, u, policy, start, failed);
+}
+
+/**
+ * The policy served from when some arms do not render for this customer
+ * (`failed[i]` = 1): their chance is 0 and the others' are re-normalised,
+ * π(a) / Σ π(b) over the arms b that render — the draw of the policy
+ * conditioned on an arm that can be shown (drawing again until one renders
+ * serves exactly this). The greedy arm: the policy's if it renders, else the
+ * arm that renders with the largest chance (the first on a tie). Every
+ * chance 0 when nothing renders.
+ */
+function withoutFailed(policy: ArmProbabilities, failed: Uint8Array): ArmProbabilities {
+  const pi = policy.probabilities;
+  let total = 0;
+  for (let i = 0; i < pi.length; i++) if (failed[i] === 0) total += pi[i] as number;
+  const probabilities = pi.map((p, i) => (failed[i] === 0 && total > 0 ? p / total : 0));
+  let greedy = policy.greedy;
+  if (failed[greedy] === 1) {
+    greedy = -1;
+    for (let i = 0; i < probabilities.length; i++) {
+      if (failed[i] === 0 && (greedy === -1 || (probabilities[i] as number) > (probabilities[greedy] as number))) greedy = i;
+    }
+  }
+  return { ids: policy.ids, probabilities, greedy };
 }
 
 /** The bandit's ranking drawn from its policy (banditRanking). */
@@ -468,8 +503,21 @@ function* drawRanking(
   u: number,
   policy: ArmProbabilities,
   start: Int32Array,
+  failed: Uint8Array | undefined,
 ): Generator<Ranked> {
   const pi = policy.probabilities;
+  const bestArm = (r: number): number => {
+    const ranked = eligible[r] as Ranked;
+    const arms = ranked.arms ?? [];
+    let best = 0;
+    for (let i = 1; i < arms.length; i++) if ((arms[i] as RankedArm).propensity > (arms[best] as RankedArm).propensity) best = i;
+    return (start[r] as number) + best;
+  };
+  // Nothing renders: no arm to serve (the fallbacks are).
+  if (failed && pi.every((p) => p === 0)) {
+    for (const ranked of eligible) yield { ...ranked, probability: 0 };
+    return;
+  }
   const picked = chooseArm(policy, u, true).index;
   let pickedRank = 0;
   while ((start[pickedRank + 1] as number) <= picked) pickedRank++;
@@ -479,21 +527,21 @@ function* drawRanking(
     for (let i = start[r] as number; i < (start[r + 1] as number); i++) sum += pi[i] as number;
     return sum;
   };
-  // The other actions keep their order: rank r is among the first limit − 1 of them when the first served
-  // is not r's and r < limit − 1, or r = limit − 1 and the first served ranks above it.
+  // The other positions: the other actions in order, each with its best variant, those whose best variant
+  // does not render left out. Rank r's place among the actions left in (-1: left out).
+  const place = new Int32Array(eligible.length);
+  let places = 0;
+  for (let r = 0; r < eligible.length; r++) place[r] = failed && failed[bestArm(r)] === 1 ? -1 : places++;
+  // Rank r is among the first limit − 1 of the others when the first served is not r's and r's place is
+  // below limit − 1, or its place is limit − 1 and the first served is an action left in above it.
   const inRest = (r: number): number => {
-    if (r < limit - 1) return 1 - first(r);
-    if (r !== limit - 1) return 0;
+    const at = place[r] as number;
+    if (at === -1) return 0;
+    if (at < limit - 1) return 1 - first(r);
+    if (at !== limit - 1) return 0;
     let above = 0;
-    for (let i = 0; i < r; i++) above += first(i);
+    for (let i = 0; i < r; i++) if ((place[i] as number) !== -1) above += first(i);
     return above;
-  };
-  const bestArm = (r: number): number => {
-    const ranked = eligible[r] as Ranked;
-    const arms = ranked.arms ?? [];
-    let best = 0;
-    for (let i = 1; i < arms.length; i++) if ((arms[i] as RankedArm).propensity > (arms[best] as RankedArm).propensity) best = i;
-    return (start[r] as number) + best;
   };
   const top = eligible[pickedRank] as Ranked;
   const topArm = (top.arms ?? [])[picked - (start[pickedRank] as number)] as RankedArm;
@@ -676,6 +724,20 @@ function render(
 }
 
 
+/**
+ * Whether content renders that is the same for every customer (isLiteral),
+ * kept per compiled content: 1 it renders, 2 it does not; 0 the content has
+ * templates (rendered per decision).
+ */
+const literalRenders = new WeakMap<CompiledContent, 0 | 1 | 2>();
+
+/** Every field and list item is literal text (no Liquid markup): the content renders the same for every customer. */
+function isLiteral(content: CompiledContent): boolean {
+  for (const name in content.fields) if ((content.fields[name] as CompiledTemplate).literal === undefined) return false;
+  for (const name in content.lists) for (const item of content.lists[name] as readonly CompiledTemplate[]) if (item.literal === undefined) return false;
+  return true;
+}
+
 /** The decision (see the module's docstring). */
 export function decide(
   catalog: CompiledCatalog,
@@ -712,7 +774,6 @@ export function decideForLog(
       catalogVersion: String(catalog.version),
       learningContext: sink.learningContext ?? NO_CONTEXT,
       eligible: sink.eligible,
-      ...(sink.unrendered !== undefined ? { unrendered: sink.unrendered } : {}),
       holdouts: sink.holdouts ?? [],
       audience: sink.audience ?? { segments: [], segmentSet: new Set(), scores: {} },
     },
@@ -722,8 +783,6 @@ export function decideForLog(
 /** What decideOnce leaves for decideForLog. */
 interface LogSink {
   eligible: readonly LoggedArm[];
-  /** The index in `eligible` of the first-ranked arm, when its content could not be rendered. */
-  unrendered?: number;
   customerKey?: string;
   learningContext?: string;
   holdouts?: readonly string[];
@@ -807,10 +866,31 @@ function decideOnce(
     };
   };
 
+  // Each arm's content rendered at most once per decision: undefined until asked, null when it failed.
+  const scope = templateScope(vars);
+  const rendered = new Map<string, Record<string, string | string[]> | null>();
+  const renderArm = (action: CompiledAction, variant: string | undefined): Record<string, string | string[]> | undefined => {
+    const id = variant === undefined ? action.id : `${action.id}\u0000${variant}`;
+    let content = rendered.get(id);
+    if (content === undefined) rendered.set(id, (content = render(action, channel, variant, scope, failures) ?? null));
+    return content ?? undefined;
+  };
+  const renders = (action: CompiledAction, variant: string | undefined): boolean => {
+    const content = contentFor(action, channel, variant);
+    if (!content) return false;
+    let known = literalRenders.get(content);
+    if (known === undefined) literalRenders.set(content, (known = isLiteral(content) ? (renderArm(action, variant) !== undefined ? 1 : 2) : 0));
+    if (known !== 0) return known === 1;
+    // Content whose values are short enough to render surely is not rendered until it is served.
+    return rendersSurely(content, scope, action.fallbacks) || renderArm(action, variant) !== undefined;
+  };
+
   // 3. Candidates: one pass over the slot; reasons recorded only when explaining.
   const trace: CandidateExplanation[] | undefined = explain ? [] : undefined;
   const eligible: Ranked[] = [];
   let ranking: Iterable<Ranked> = eligible;
+  /** The deterministic ranking, whole, when it is explained or logged. */
+  let deterministic: Ranked[] | undefined;
   // Without explain, a channel-wide policy drops every candidate: nothing to look at.
   if (!options.degraded && (explain || !channelWide)) {
     const slot = slotFor(catalog, channel, placement);
@@ -854,39 +934,31 @@ function decideOnce(
     // An explanation lists every eligible candidate in rank order; a decision needs only the
     // first few that render: selected one at a time, best first.
     if (bandit && eligible.length > 0) {
-      const drawn = banditRanking(catalog, eligible, weightOf, learner, limit, random(), options.policies, log);
+      const drawn = banditRanking(catalog, eligible, weightOf, learner, limit, random(), options.policies, log, renders);
       ranking = trace ? [...drawn] : drawn;
     } else if (trace || log) {
-      const all = rankAll(eligible, slot, pool, plainPropensity ?? 0);
-      ranking = all;
-      // Deterministic: the first is served first (its experiment arm's share of customers), the others never.
-      if (log) {
-        log.eligible = all.map((r, i) =>
-          loggedOf(r.action.id, r.variant, r.score, i === 0 ? assignmentShare(catalog, r.experiment) : 0),
-        );
-      }
+      ranking = deterministic = rankAll(eligible, slot, pool, plainPropensity ?? 0);
     } else {
       ranking = inRankOrder(eligible, slot, pool, plainPropensity ?? 0);
     }
   }
 
-  // 5. Render the best ones; else the fallbacks.
-  const scope = templateScope(vars);
+  // 5. Render the best ones (the bandit's arms are rendered already); else the fallbacks.
   const actions: ReturnedAction[] = [];
   const unservable = new Set<string>();
   let explored = false;
+  /** The index in the deterministic ranking of the first action served. */
+  let firstServed = -1;
+  let position = -1;
   for (const ranked of ranking) {
+    position++;
     if (actions.length >= limit) break;
-    const content = render(ranked.action, channel, ranked.variant, scope, failures);
+    const content = renderArm(ranked.action, ranked.variant);
     if (!content) {
-      // Nothing served and nothing failed before it: this is the arm ranked first (the draw's position 1).
-      if (log && actions.length === 0 && unservable.size === 0) {
-        const index = loggedIndexOf(log.eligible, ranked);
-        if (index !== undefined) log.unrendered = index;
-      }
       unservable.add(ranked.action.id);
       continue;
     }
+    if (actions.length === 0) firstServed = position;
     actions.push({
       actionId: ranked.action.id,
       ...(ranked.variant !== undefined ? { variant: ranked.variant } : {}),
@@ -898,6 +970,13 @@ function decideOnce(
       reasons: reasonsFor(ranked.action, audience, ranked),
     });
     if (ranked.learning === 'learning:explore') explored = true;
+  }
+
+  // Deterministic: the first action that renders is served first (its experiment arm's share of customers),
+  // the others never; the render loop rendered every one ranked above it, so this is known exactly.
+  if (log && deterministic) {
+    const ranked = deterministic;
+    log.eligible = ranked.map((r, i) => loggedOf(r.action.id, r.variant, r.score, i === firstServed ? assignmentShare(catalog, r.experiment) : 0));
   }
 
   const fallback = actions.length === 0;

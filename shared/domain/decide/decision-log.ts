@@ -120,9 +120,7 @@ export interface DecisionRecordInput {
  * 1 (`facts.eligible`) and what was served in order with the probability
  * each was chosen with, as `[actionId, score, probability, variant?]`
  * tuples rounded to 4 significant digits (a served arm whose tuple is in
- * the eligible list as `[i]`, its index there); `u`, the index there of
- * the arm ranked first when its content could not be rendered
- * (`facts.unrendered`; left out when it rendered); the experiment arm each
+ * the eligible list as `[i]`, its index there); the experiment arm each
  * served action was served under (`x`, `[servedIndex, experiment, arm]`)
  * and the experiments whose control group the customer was in (`h`, from
  * `facts.holdouts`), each left out when empty; and, for the catalog's
@@ -172,7 +170,6 @@ export function decisionRecord(input: DecisionRecordInput): LoggedDecisionRecord
     ...(decision.degraded === true ? { dg: 1 as const } : {}),
     e: eligible,
     s: decision.actions.map((a) => servedArm(eligible, loggedArm(a.actionId, a.variant, a.score, a.probability))),
-    ...(facts.unrendered !== undefined ? { u: facts.unrendered } : {}),
     ...(experiments.length > 0 ? { x: experiments } : {}),
     ...(facts.holdouts.length > 0 ? { h: facts.holdouts } : {}),
     ...(features ? { f: features } : {}),

@@ -112,20 +112,14 @@ export interface DecisionLogFacts {
    * Every candidate that passed every check, best first (with the bandit,
    * one entry per arm: each variant the action may serve), with its score
    * (propensity × value × weight, 6 decimals) and the probability (6
-   * decimals) that the policy puts it at position 1: π(arm) × the
-   * experiment arm's assignment share where the bandit decides, else 1 ×
-   * that share for the first and 0 for the others. Their sum is at most 1
-   * (within the rounding); empty when nothing passed, or degraded.
+   * decimals) that the policy serves it at position 1 for this customer:
+   * where the bandit decides, π(arm) re-normalised over the arms whose
+   * content renders (0 for one that does not) × the experiment arm's
+   * assignment share; else that share for the first that renders and 0 for
+   * the others. Their sum is at most 1 (within the rounding); 0 each when
+   * none renders; empty when nothing passed, or degraded.
    */
   readonly eligible: readonly LoggedArm[];
-  /**
-   * The index in `eligible` of the arm ranked first (the bandit's draw, or
-   * the first of the deterministic ranking) when its content could not be
-   * rendered, so the answer serves the next ranked one or the fallbacks
-   * instead; absent when it rendered (the common case: nothing is computed
-   * then) or nothing was eligible.
-   */
-  readonly unrendered?: number;
   /** The experiments whose control group (holdout) the customer was in: none of their actions was served. */
   readonly holdouts: readonly string[];
   /** Segments, persona and scores of this decision. */

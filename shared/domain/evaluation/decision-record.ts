@@ -108,6 +108,9 @@ export interface DecisionLogRecord {
    * ranked arm in its place, or the fallbacks, or is empty. It is an entry
    * of `eligible`, with its chance of position 1. Absent: the first-ranked
    * arm rendered, or nothing was eligible; older records do not say.
+   * Written by earlier releases only: decide now leaves an arm that does
+   * not render out of its draw, with chance 0 in `eligible`, so the arm
+   * it serves first is always the one its chances describe.
    */
   readonly unrendered?: LoggedCandidate;
   /** For the sampled share of decisions (`decisionLog.sample`): what the catalog's rules read, enough to replay the decision. */
@@ -185,7 +188,8 @@ export interface LoggedDecisionRecord {
   readonly s: readonly LoggedServed[];
   /**
    * [unrendered] the index in `e` of the arm ranked first, when its content
-   * could not be rendered; absent: it rendered, or `e` is empty.
+   * could not be rendered; absent: it rendered, or `e` is empty. Written by
+   * earlier releases only (`DecisionLogRecord.unrendered`).
    */
   readonly u?: number;
   /** [served[i].experiment] the served actions served under an experiment arm; absent: none. */

@@ -23,17 +23,24 @@
  * own decision id, reported by the customer it was made for, the action it
  * served, within the attribution or conversion window), else 0. The logging
  * policy's probability is the record's position-1 probability of that arm
- * (its eligible entry: the served arm's when it rendered, the unrendered
- * one's otherwise, below); its support, the eligible arms with a
- * probability above 0 (and what it served). The
+ * (its eligible entry: the chance decide served it with, an arm that does
+ * not render for the customer left out of the draw with chance 0 and the
+ * others re-normalised, decide.ts; in records of earlier releases that name
+ * a first-ranked arm not rendered, that arm's, below); its support, the
+ * eligible arms with a probability above 0 (and what it served). The
  * direct method's reward model q̂(x, a) is the posterior mean of arm a in
  * the decision's learning context, channel and placement from the learning
  * statistics (learning/statistics.ts `posterior`, the candidate's prior and
  * reward kind); 0 for serving nothing.
  *
- * A first-ranked arm that could not be rendered (the record's `unrendered`,
- * version 5 on: its template failed on this customer's data, and decide
- * served the next ranked arm in its place). The draw put that arm u first
+ * Decide now logs the chance each arm is served with for the customer, an
+ * arm whose content does not render at 0, so a decision is weighed by the
+ * chance of what it showed: E[w·r | x] = Σ_{a ∈ R(x)} h(a|x) r(x, a) over
+ * the arms R(x) that render, as below, with every draw shown. Records
+ * written by earlier releases drew among every eligible arm and may name
+ * a first-ranked arm that could not be rendered (the record's
+ * `unrendered`, version 5: its template failed on this customer's data,
+ * and decide served the next ranked arm in its place). The draw put that arm u first
  * with its logged chance π(u), exact over every eligible arm, so the
  * decision is evaluated as the event "u drawn, not shown": it counts in n
  * (replayed, in support when the candidate's choices are), its reward is 0
@@ -77,11 +84,13 @@
  * and the estimate is its true rate; where it does not, its choice is an
  * arm that cannot be shown, which matches nothing (IPS counts 0 there). A
  * bandit candidate's replayed distribution is its draw over all its
- * eligible arms, those that would not render included; for its draws of
- * an arm outside R(x), what it would show instead is not estimated: IPS
- * counts them 0 (short of its rate by the reward of its substitutes), SNIPS
- * gives its rate over the decisions where its draw renders (Σw/n tends to
- * its share of draws that render), and DR puts q̂(x, a) for them.
+ * eligible arms as its policy computes them (replay.ts reads the arm
+ * probabilities, before decide leaves out what does not render in the
+ * replay); for its draws of an arm outside R(x), what it would show
+ * instead is not estimated: IPS counts them 0 (short of its rate by the
+ * reward of its substitutes), SNIPS gives its rate over the decisions
+ * where its draw renders (Σw/n tends to its share of draws that render),
+ * and DR puts q̂(x, a) for them.
  *
  * Left out, and counted: records without features (not sampled), degraded
  * decisions (the profile was not read: nothing to replay), lines that are

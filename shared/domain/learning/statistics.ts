@@ -3,7 +3,10 @@
  * posterior of an arm from its windowed counts.
  *
  * A counted outcome (shared/domain/profile/outcomes.ts: once per decision,
- * action and kind) adds 1 to the impressions, clicks or conversions of its
+ * action and kind; a click or a conversion brings the impression it implies
+ * when none was counted, outcomes.ts `impliedImpression`, so a cell's
+ * clicks and conversions never exceed its impressions but through the
+ * limits below) adds 1 to the impressions, clicks or conversions of its
  * cell — (action, variant, learning context, channel, placement) — in the
  * hourly bucket of its decision's time. Buckets are keyed by the decision's
  * time, not the report's, so any delivery order adds to the same bucket; the
@@ -39,8 +42,9 @@
  *
  * Posterior (Beta–Bernoulli conjugacy): α = prior.α + rewards,
  * β = prior.β + max(0, impressions − rewards), where rewards are clicks or
- * conversions (`learning.reward`). A reward reported without its impression
- * still counts as one trial (β never goes below its prior).
+ * conversions (`learning.reward`). A reward counts its impression with it
+ * (above); where the limits leave more rewards than impressions, β never
+ * goes below its prior.
  */
 import type { Channel } from '../channels.ts';
 import { CONTROL_ARM } from '../decide/experiments.ts';

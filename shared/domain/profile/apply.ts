@@ -43,6 +43,7 @@ import {
   attributeOutcome,
   countOutcomeOnce,
   decisionOfOutcome,
+  impliedImpression,
   issuedBeforeErasure,
   mergeCountedOutcomes,
   namedDecision,
@@ -205,7 +206,21 @@ function applyTrack(s: ProfileState, event: StoredEvent, name: string, props: Pr
   }
   // An outcome counts once, only for what its decision served, and only from its customer (outcomes.ts).
   const outcome = eventOutcome(event, settings, s);
-  if (!outcome || !countOutcomeOnce(s.outcomes, outcome)) return;
+  if (!outcome || Object.hasOwn(s.outcomes, outcome.key)) return;
+  // A click or a conversion implies its impression: counted first, once, unless one was (outcomes.ts impliedImpression).
+  const implied = impliedImpression(outcome);
+  if (implied) countOutcome(s, implied, settings);
+  countOutcome(s, outcome, settings);
+}
+
+/**
+ * Count `outcome` on the profile unless it is counted already (outcomes.ts
+ * `countOutcomeOnce`): tell `settings.onCounted` (the statistics it adds),
+ * keep its cells on an anonymous profile, and record it in the contact
+ * history and engagement counters.
+ */
+function countOutcome(s: ProfileState, outcome: AttributedOutcome, settings: ProfileSettings): void {
+  if (!countOutcomeOnce(s.outcomes, outcome)) return;
   settings.onCounted?.(outcome);
   keepCountedCells(s, outcome, settings);
   const actionId = outcome.action.actionId;

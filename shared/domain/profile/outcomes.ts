@@ -214,6 +214,21 @@ export function attributeOutcome(
   };
 }
 
+/**
+ * The impression a click or a conversion implies: the customer acted on
+ * what the decision served, so they were shown it. The same outcome as a
+ * reported impression of that decision's action (kind `impression`, the
+ * same key `i.<channel>.<issued s>.<nonce>.<action>`), so whichever of the
+ * two is counted first is the one counted, once: the profile counts it
+ * before the click or conversion that implies it when no impression of that
+ * action was counted (apply.ts), and a report of the impression afterwards
+ * counts nothing. Undefined for an impression.
+ */
+export function impliedImpression(outcome: AttributedOutcome): AttributedOutcome | undefined {
+  if (outcome.kind === 'impression') return undefined;
+  return { ...outcome, kind: 'impression', key: `${KIND_INITIAL.impression}${outcome.key.slice(1)}` };
+}
+
 /** What a counted-outcome key names. */
 export interface OutcomeKeyParts {
   readonly kind: OutcomeKind;

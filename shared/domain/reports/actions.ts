@@ -157,8 +157,9 @@ export interface ActionsReport {
 
 const rateOf = (estimate: RateEstimate): ReportRate => ({ rate: estimate.rate ?? null, low: estimate.low ?? null, high: estimate.high ?? null });
 
-// Stored counts are sums of increments; a reward reported without its impression
-// can leave more rewards than impressions in a cell, which is then no proportion.
+// Stored counts are sums of increments; a reward counts the impression it implies
+// (learning/statistics.ts), but the limits there (a merge's take-back, the bound on
+// counted keys) can leave more rewards than impressions in a cell: no proportion.
 const wilson = (successes: number, impressions: number): RateEstimate => wilsonInterval(Math.min(successes, impressions), impressions);
 
 function counted(counts: Totals): Counted {
