@@ -1,5 +1,6 @@
 import { App, Validations, type AppProps } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { USER_TOKEN_MAX_LIFETIME_SECONDS, rangeProblem, type SettingRange } from '#shared/config-ranges.ts';
 import { KairosStack, type KairosStackProps } from './kairos-stack.ts';
 
 /** The stack's name in CloudFormation (and the cloud assembly). */
@@ -27,6 +28,8 @@ export const CONTEXT_KEYS = {
   corsOrigins: 'kairos:corsOrigins',
   /** Comma-separated request headers a preflight allows besides the built-in list (KAIROS_CORS_ALLOW_HEADERS). */
   corsAllowHeaders: 'kairos:corsAllowHeaders',
+  /** Seconds a user token may live at most (KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS, 60 to 604800); a day by default. */
+  userTokenMaxLifetimeSeconds: 'kairos:userTokenMaxLifetimeSeconds',
 } as const;
 
 export interface KairosAppOptions {
@@ -67,12 +70,14 @@ export function createKairosApp(options: KairosAppOptions = {}): { app: App; sta
   const alarmTopicArn = contextString(app, CONTEXT_KEYS.alarmTopicArn);
   const corsOrigins = contextString(app, CONTEXT_KEYS.corsOrigins);
   const corsAllowHeaders = contextString(app, CONTEXT_KEYS.corsAllowHeaders);
+  const userTokenMaxLifetime = contextNumber(app, CONTEXT_KEYS.userTokenMaxLifetimeSeconds, USER_TOKEN_MAX_LIFETIME_SECONDS);
   const stack = new KairosStack(app, KAIROS_STACK_NAME, {
     ...options.stackProps,
     alarmTopicArn: options.stackProps?.alarmTopicArn ?? alarmTopicArn,
     functionEnvironment: {
       ...(corsOrigins ? { KAIROS_CORS_ORIGINS: corsOrigins } : {}),
       ...(corsAllowHeaders ? { KAIROS_CORS_ALLOW_HEADERS: corsAllowHeaders } : {}),
+      ...(userTokenMaxLifetime !== undefined ? { KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: userTokenMaxLifetime } : {}),
       ...options.stackProps?.functionEnvironment,
     },
   });
@@ -84,4 +89,17 @@ function contextString(app: App, key: string): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string') throw new Error(`Context ${key} must be a string, got ${JSON.stringify(value)}`);
   return value;
+}
+
+/**
+ * A numeric context value (a number in cdk.json, text with `-c`) as the
+ * environment variable's text, or undefined when unset; a value outside
+ * `range` fails synthesis, as the functions would fail at start.
+ */
+function contextNumber(app: App, key: string, range: SettingRange): string | undefined {
+  const value: unknown = app.node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  const problem = typeof value === 'number' || typeof value === 'string' ? rangeProblem(value, range) : 'must be a number';
+  if (problem !== undefined) throw new Error(`Context ${key} ${problem}, got ${JSON.stringify(value)}`);
+  return String(Number(value));
 }

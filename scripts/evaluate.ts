@@ -31,6 +31,7 @@ import { decisionKey, type DecisionKey } from '#domain/decide/decision-id.ts';
 import { DEFAULT_MIN_SUPPORT, decisionRecordsOfText, evaluatePartition, reduceEvaluation, type Evaluation, type PartitionSums } from '#domain/evaluation/evaluate.ts';
 import type { DecisionLogRecord } from '#domain/evaluation/decision-record.ts';
 import { replayCache } from '#domain/evaluation/replay.ts';
+import { MIN_INTERVAL_DECISIONS } from '#domain/evaluation/estimators.ts';
 import { parseIsoDateTime } from '#domain/ingest/timestamps.ts';
 import { DynamoClient } from '#store/client.ts';
 import { evaluationStatistics, readEvaluationCounts, readOutcomeIndex, type EvaluationRange } from '#store/evaluation-inputs.ts';
@@ -43,7 +44,8 @@ export const USAGE = `Usage: npm run evaluate -- --catalog <candidate.yaml> [--l
 Estimates the reward rate (click or conversion: the candidate's learning.reward)
 a candidate catalog would have had on the logged decisions, by replaying each
 sampled decision through it: IPS, self-normalised IPS and doubly robust, each
-with its 95% interval, beside the logged policy's observed rate.
+with its 95% interval (none, and why, on fewer than ${MIN_INTERVAL_DECISIONS} evaluated decisions
+or a zero spread), beside the logged policy's observed rate.
 
   --catalog <file>        the candidate catalog (YAML or JSON)
   --log <folder>          the decision log's JSONL files (default: the local
@@ -231,15 +233,18 @@ export function formatEvaluation(evaluation: Evaluation, candidate: string): str
   ];
   if (!evaluation.ok) return `${lines.join('\n')}\nrefused        ${evaluation.reason}\n`;
   const e = evaluation.estimate;
-  const interval = (name: 'ips' | 'snips' | 'dr') => `${rate(e[name].estimate)}  [${rate(e[name].low)}, ${rate(e[name].high)}]`;
+  const interval = (name: 'ips' | 'snips' | 'dr') => {
+    const r = e[name];
+    return r.low === null ? `${rate(r.estimate)}  (${r.noInterval})` : `${rate(r.estimate)}  [${rate(r.low)}, ${rate(r.high)}]  (95%)`;
+  };
   lines.push(
     `evaluable      ${e.evaluated} of ${e.decisions} (${(e.evaluatedShare * 100).toFixed(1)}%): the candidate's choice was one the logging policy could make`,
     `effective n    ${e.effectiveSampleSize.toFixed(1)}`,
     `reward         ${evaluation.reward} rate, position 1`,
     `logged policy  ${rate(e.loggedRate)}  (observed)`,
-    `IPS            ${interval('ips')}  (95%)`,
-    `SNIPS          ${interval('snips')}  (95%)`,
-    `DR             ${interval('dr')}  (95%)`,
+    `IPS            ${interval('ips')}`,
+    `SNIPS          ${interval('snips')}`,
+    `DR             ${interval('dr')}`,
   );
   return `${lines.join('\n')}\n`;
 }

@@ -5,6 +5,7 @@
  * is in every bundle, and decide's has no other use for one.)
  */
 import { getStringFromEnv } from '@aws-lambda-powertools/commons/utils/env';
+import { USER_TOKEN_MAX_LIFETIME_SECONDS, rangeProblem, type SettingRange } from './config-ranges.ts';
 
 export interface Config {
   readonly EVENTS_TABLE: string;
@@ -77,6 +78,13 @@ function number(key: string, min: number, max: number, defaultValue: number): nu
   return value;
 }
 
+function ranged(key: string, range: SettingRange): number {
+  const raw = getStringFromEnv({ key, defaultValue: String(range.default) });
+  const problem = rangeProblem(raw, range);
+  if (problem !== undefined) throw invalid(key, problem);
+  return Number(raw);
+}
+
 function optionalUrl(key: string): string | undefined {
   const value = optionalText(key, 1);
   if (value === undefined) return undefined;
@@ -110,7 +118,7 @@ export function loadConfig(): Config {
     AWS_REGION: text('AWS_REGION', 'us-east-1'),
     KAIROS_DECIDE_DEADLINE_MS: number('KAIROS_DECIDE_DEADLINE_MS', 50, 25_000, 1_000),
     KAIROS_STALE_MAX_SECONDS: number('KAIROS_STALE_MAX_SECONDS', 0, 7 * 86_400, 3_600),
-    KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: number('KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS', 60, 7 * 86_400, 86_400),
+    KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: ranged('KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS', USER_TOKEN_MAX_LIFETIME_SECONDS),
   };
 }
 

@@ -34,8 +34,10 @@ export interface OperatorIdCustomer {
 /**
  * Resolve an operator's id, of `kind` (a userId or an anonymousId): one consistent BatchGetItem of `u#<id>`,
  * `a#<id>` and the erasure record of `u#<id>`; a Query of one event under
- * `u#<id>` when it holds neither a profile nor an erasure record; a
- * consistent GetItem of the user an anonymous id was merged into. Store
+ * `u#<id>` when it holds neither a profile nor an erasure record; for a
+ * userId that names nobody and nothing at `a#<id>`, a Query of one event
+ * under `a#<id>` (an anonymous visitor's events not applied yet: `otherKind`);
+ * a consistent GetItem of the user an anonymous id was merged into. Store
  * faults reject (StoreFault).
  */
 export async function resolveOperatorId(
@@ -55,7 +57,13 @@ export async function resolveOperatorId(
     user?.kind !== 'profile' &&
     (erasedAtOf(byKey.get(erasureKey)) !== undefined ||
       (await holdsEvents(userKey, { client, ...(options.eventsTable !== undefined ? { tableName: options.eventsTable } : {}) })));
-  const reads: OperatorIdReads = { user, wasUser, anonymous: profileFromItem(byKey.get(anonymousKey)) };
+  const anonymous = profileFromItem(byKey.get(anonymousKey));
+  // A userId that names nobody (no profile, never a user, not merged into itself) with nothing at a#<id>:
+  // whether an anonymous visitor's events, not applied yet, are all that is held, for the 404 to say so.
+  const namesNobodyAsUser = kind === 'user' && user?.kind !== 'profile' && !wasUser && anonymous === undefined;
+  const anonymousEvents =
+    namesNobodyAsUser && (await holdsEvents(anonymousKey, { client, ...(options.eventsTable !== undefined ? { tableName: options.eventsTable } : {}) }));
+  const reads: OperatorIdReads = { user, wasUser, anonymous, anonymousEvents };
   const target = operatorIdTarget(id, reads, kind);
   let profile: StoredProfile | undefined;
   if (target.names === 'user' && reads.user?.kind === 'profile') profile = reads.user;

@@ -249,6 +249,20 @@ describe('DELETE /v1/admin/profiles/{userId}', () => {
     expect(left.Items).toEqual([]);
   });
 
+  it('an anonymous visitor whose events are not applied yet, named as a userId: a 404 that says to name it with ?kind=anonymous, and nothing erased', async () => {
+    const anonymousId = `pending-a-${run}`;
+    const event = storedEvent({ type: 'page', anonymousId, messageId: `${anonymousId}-p`, timestamp: at(1), sourceId: `s-${run}` });
+    await documentClient.send(new PutCommand({ TableName: config.EVENTS_TABLE, Item: event }));
+    const hint = "as a userId: it is an anonymous visitor's id, named with ?kind=anonymous";
+    expect(await call('GET', profilePath(anonymousId))).toMatchObject({ status: 404, body: { error: { code: 'not_found', message: `No profile for this id ${hint}` } } });
+    expect(await call('GET', exportPath(anonymousId))).toMatchObject({ status: 404, body: { error: { code: 'not_found', message: `No profile for this id ${hint}` } } });
+    expect(await call('DELETE', profilePath(anonymousId))).toMatchObject({ status: 404, body: { error: { code: 'not_found', message: `No profile and no events for this id ${hint}` } } });
+    // Named as what it is, its events are erased.
+    expect(await call('DELETE', profilePath(anonymousId), '?kind=anonymous')).toMatchObject({ status: 200, body: { customer: { anonymousId }, events: 1 } });
+    // A userId with nothing held under either key: still the plain 404.
+    expect(await call('DELETE', profilePath(anonymousId))).toMatchObject({ status: 404, body: { error: { message: 'No profile and no events for this id' } } });
+  });
+
   /** Erase `erased` twice (as an operator completes an erasure); `other`, whose profile was `before`, must be untouched. */
   async function eraseTwiceSparing(erased: string, other: string): Promise<void> {
     const before = await call('GET', profilePath(other));

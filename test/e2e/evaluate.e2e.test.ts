@@ -135,6 +135,8 @@ describe('npm run evaluate on the local stack’s decision log', () => {
     const { estimate } = evaluation;
     // Every decision where the logging policy served the candidate's choice was clicked: SNIPS is exactly 1.
     expect(estimate.snips.estimate).toBeCloseTo(1, 9);
+    // …from terms all alike: its spread is 0, so it has no interval rather than [1, 1].
+    expect(estimate.snips).toMatchObject({ low: null, high: null, noInterval: expect.stringMatching(/^no interval: the estimated spread is 0/) as unknown });
     // IPS: the clicks weighted by 1 / the logging policy's chance, over all decisions (the answers' probabilities as logged).
     expect(estimate.ips.estimate).toBeCloseTo(inverseChances / N, 4);
     for (const name of ['ips', 'dr'] as const) {
@@ -171,7 +173,8 @@ describe('npm run evaluate on the local stack’s decision log', () => {
     const { code, stdout } = await evaluate(CANDIDATE);
     expect(code).toBe(0);
     expect(stdout).toMatch(/^logged policy {2}0\.\d{4} {2}\(observed\)$/m);
-    expect(stdout).toMatch(/^SNIPS {10}1\.0000 {2}\[/m);
+    expect(stdout).toMatch(/^SNIPS {10}1\.0000 {2}\(no interval: the estimated spread is 0 /m);
+    expect(stdout).toMatch(/^IPS {12}\d\.\d{4} {2}\[\d\.\d{4}, \d\.\d{4}\] {2}\(95%\)$/m);
   });
 
   it('refuses, with the reason, a candidate whose choice the logging policy never served (exit code 3)', async () => {

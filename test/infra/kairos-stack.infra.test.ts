@@ -803,7 +803,7 @@ describe('functions, from shared/functions.ts', () => {
       );
       expect(JSON.parse(stdout)).toEqual({ statusCode: 404 });
       // The route reads what the id names (shared/store/operator-id.ts resolveOperatorId): one BatchGetItem of its
-      // items, then a Query for events of a user not applied yet.
+      // items, then a Query for events of a user not applied yet (and of an anonymous visitor, for the 404 to say how to name it).
       expect(seen.map((r) => r.target)).toContain('DynamoDB_20120810.BatchGetItem');
       for (const request of seen) {
         expect(request.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIAKAIROSBUNDLE\/\d{8}\/eu-west-1\/dynamodb\/aws4_request/);

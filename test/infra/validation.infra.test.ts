@@ -29,6 +29,7 @@ const SKIP_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
 const ALARM_TOPIC = 'arn:aws:sns:eu-west-1:123456789012:kairos-on-call';
 const CORS_ORIGINS = 'https://shop.example,https://m.shop.example';
 const CORS_ALLOW_HEADERS = 'x-shop-session';
+const USER_TOKEN_MAX_LIFETIME = '3600';
 
 interface ReportViolation {
   ruleName: string;
@@ -92,6 +93,7 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
         [CONTEXT_KEYS.alarmTopicArn]: ALARM_TOPIC,
         [CONTEXT_KEYS.corsOrigins]: CORS_ORIGINS,
         [CONTEXT_KEYS.corsAllowHeaders]: CORS_ALLOW_HEADERS,
+        [CONTEXT_KEYS.userTokenMaxLifetimeSeconds]: USER_TOKEN_MAX_LIFETIME,
       },
     }));
     // In a test (NODE_ENV=test) CDK throws with the whole report if a plugin fails.
@@ -172,7 +174,7 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
     }
   });
 
-  it('takes the alarm topic and CORS settings from context: every alarm notifies, every function knows the origins and extra headers', () => {
+  it('takes the alarm topic, CORS and user token settings from context: every alarm notifies, every function knows the origins, extra headers and user tokens\' longest lifetime', () => {
     const template = Template.fromStack(stack);
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
     expect(alarms.length).toBeGreaterThanOrEqual(3);
@@ -184,6 +186,7 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
     for (const fn of functions) {
       expect(fn.Properties.Environment.Variables.KAIROS_CORS_ORIGINS).toBe(CORS_ORIGINS);
       expect(fn.Properties.Environment.Variables.KAIROS_CORS_ALLOW_HEADERS).toBe(CORS_ALLOW_HEADERS);
+      expect(fn.Properties.Environment.Variables.KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS).toBe(USER_TOKEN_MAX_LIFETIME);
     }
   });
 
@@ -268,6 +271,14 @@ describe('synth-time checks of the constructs', () => {
     expect(() => createKairosApp({ outdir, context: { ...SKIP_BUNDLING, [CONTEXT_KEYS.alarmTopicArn]: 'ops@example.com' } })).toThrow(
       /not an SNS topic ARN/,
     );
+  });
+
+  it('refuses a user token lifetime the functions would refuse (not a number, or outside 60 to 604800 seconds)', () => {
+    for (const value of ['a day', '59', 604_801, true]) {
+      expect(() => createKairosApp({ outdir, context: { ...SKIP_BUNDLING, [CONTEXT_KEYS.userTokenMaxLifetimeSeconds]: value } })).toThrow(
+        /^Context kairos:userTokenMaxLifetimeSeconds must be a number/,
+      );
+    }
   });
 
   it('refuses an entry that is not a TypeScript module', () => {

@@ -147,6 +147,29 @@ describe('the printed result', () => {
     expect(text).toContain('DR             0.1900  [0.1400, 0.2400]  (95%)');
   });
 
+  it('an estimate without an interval prints the reason in its place, not a zero-width interval', () => {
+    const interval = (estimate: number) => ({ estimate, low: estimate - 0.05, high: estimate + 0.05 });
+    const evaluation: Evaluation = {
+      ok: true,
+      reward: 'click',
+      ...counts,
+      estimate: {
+        decisions: 8,
+        evaluated: 8,
+        evaluatedShare: 1,
+        effectiveSampleSize: 2.5,
+        loggedRate: 0.125,
+        ips: interval(0.2),
+        snips: { estimate: 1, low: null, high: null, noInterval: 'no interval: the estimated spread is 0 (every decision weighs in alike), which does not make the estimate certain' },
+        dr: interval(0.19),
+      },
+    };
+    const text = formatEvaluation(evaluation, 'candidate.yaml');
+    expect(text).toContain('SNIPS          1.0000  (no interval: the estimated spread is 0 (every decision weighs in alike), which does not make the estimate certain)\n');
+    expect(text).not.toContain('[1.0000, 1.0000]');
+    expect(text).toContain('IPS            0.2000  [0.1500, 0.2500]  (95%)');
+  });
+
   it('a refusal with its reason', () => {
     expect(formatEvaluation({ ok: false, reason: 'no support: …', ...counts }, 'c.yaml')).toContain('refused        no support: …');
   });

@@ -66,7 +66,8 @@ function anonymousItem(world: World, id: Id): ProfileItem | undefined {
 
 /** What the store does (shared/store/operator-id.ts), on the world in memory. */
 function resolve(world: World, id: Id, kind: OperatorIdKind) {
-  const reads: OperatorIdReads = { user: userProfile(world, id), wasUser: world.users[id] === 'erased', anonymous: anonymousItem(world, id) };
+  // Every event of this world is applied: no anonymous visitor's events wait under a#<id> without its item.
+  const reads: OperatorIdReads = { user: userProfile(world, id), wasUser: world.users[id] === 'erased', anonymous: anonymousItem(world, id), anonymousEvents: false };
   const target = operatorIdTarget(id, reads, kind);
   const profile =
     target.names === 'user'

@@ -10,7 +10,9 @@
  *   SNIPS = Σ w_i r_i / Σ w_i                                (Swaminathan & Joachims 2015)
  *   DR   = (1/n) Σ [ Σ_a π_e(a|x_i) q̂(x_i,a) + w_i (r_i − q̂(x_i,a_i)) ]   (Dudík et al. 2011)
  * Intervals: IPS and DR are means of i.i.d. terms, so mean ± z·s/√n; SNIPS by
- * the delta method, SNIPS ± z·√(Σ w_i²(r_i − SNIPS)²) / Σ w_i.
+ * the delta method, SNIPS ± z·√(Σ w_i²(r_i − SNIPS)²) / Σ w_i — none given on
+ * fewer than MIN_INTERVAL_DECISIONS evaluated decisions or a zero spread
+ * (`RateInterval`, `intervalWithheld`).
  * Effective sample size (Kish): (Σ w_i)² / Σ w_i².
  * Every estimate is a function of a few sums over the decisions
  * (`OffPolicySums`), so a log split into partitions is summed per partition
@@ -37,12 +39,58 @@ export interface LoggedDecision {
   readonly directEstimates?: Readonly<Record<string, number>>;
 }
 
-/** An estimate of the candidate's reward rate with its 95% interval. */
-export interface RateInterval {
-  readonly estimate: number;
-  readonly low: number;
-  readonly high: number;
+/**
+ * An estimate of the candidate's reward rate with its 95% interval, or with
+ * none (`low` and `high` null) and `noInterval`, the reason, when the
+ * interval would not mean what it says (`intervalWithheld`).
+ */
+export type RateInterval =
+  | { readonly estimate: number; readonly low: number; readonly high: number }
+  | { readonly estimate: number; readonly low: null; readonly high: null; readonly noInterval: string };
+
+/**
+ * The fewest evaluated decisions an interval is given on: 30.
+ *
+ * Every interval here is a normal approximation (mean ± z·s/√n, or the delta
+ * method for SNIPS), valid as n grows; 30 is the customary smallest sample for
+ * it (the textbook rule of thumb for the central limit theorem). Below
+ * it, or when the estimated spread is 0 (a single term, or every term alike:
+ * all clicked, none clicked), the interval collapses or nearly so while the
+ * uncertainty does not: the Wald interval's known failure, whose coverage
+ * falls far below its nominal level for small n and is zero-width at a rate
+ * of 0 or 1 (L. D. Brown, T. T. Cai & A. DasGupta (2001), "Interval
+ * Estimation for a Binomial Proportion", Statistical Science 16:101–133).
+ * A score (Wilson) or exact (Clopper–Pearson) interval would repair that for
+ * a plain rate, but these estimates are weighted means whose terms are not
+ * 0/1 (an IPS term is w·r, w up to 1/π_b) and which may leave [0, 1], so no
+ * such bound applies to them: the interval is withheld, with the reason,
+ * rather than replaced.
+ */
+export const MIN_INTERVAL_DECISIONS = 30;
+
+/** A spread below this share of its scale is rounding of a zero spread (sums of squares minus a square). */
+const ZERO_SPREAD = 1e-9;
+
+/**
+ * Why an estimate on `evaluated` decisions with the estimated spread `spread`
+ * (a variance or the SNIPS delta-method sum, ≥ 0) gets no interval, or
+ * undefined when it gets one. A spread at most 1e-9 of `scale` (the same
+ * sum without the centring, ≥ 0) counts as 0: it is the rounding of one
+ * computed from sums. See MIN_INTERVAL_DECISIONS.
+ */
+export function intervalWithheld(evaluated: number, spread: number, scale: number): string | undefined {
+  if (evaluated < MIN_INTERVAL_DECISIONS) {
+    return `no interval: ${evaluated} evaluated decision(s), fewer than the ${MIN_INTERVAL_DECISIONS} a normal-approximation interval needs`;
+  }
+  if (!(spread > ZERO_SPREAD * scale)) return 'no interval: the estimated spread is 0 (every decision weighs in alike), which does not make the estimate certain';
+  return undefined;
 }
+
+/** `estimate` ± `half`, or no interval when `intervalWithheld` says so. */
+const withInterval = (estimate: number, half: number, evaluated: number, spread: number, scale: number): RateInterval => {
+  const noInterval = intervalWithheld(evaluated, spread, scale);
+  return noInterval === undefined ? { estimate, low: estimate - half, high: estimate + half } : { estimate, low: null, high: null, noInterval };
+};
 
 export interface OffPolicyEstimate {
   /** Logged decisions given. */
@@ -169,16 +217,21 @@ export function inSupport(d: Pick<LoggedDecision, 'candidateProbabilities' | 'lo
   return outside <= SUPPORT_TOLERANCE;
 }
 
-/** Mean ± z·s/√n of m terms from their sum and sum of squares (s: the sample standard deviation). */
+/**
+ * Mean ± z·s/√n of m terms from their sum and sum of squares (s: the sample
+ * standard deviation); no interval under MIN_INTERVAL_DECISIONS terms or
+ * with s = 0.
+ */
 const meanInterval = (m: number, sum: number, sumSquares: number, z: number): RateInterval => {
   const mean = sum / m;
   const variance = m > 1 ? Math.max(0, (sumSquares - m * mean * mean) / (m - 1)) : 0;
-  const half = z * Math.sqrt(variance / m);
-  return { estimate: mean, low: mean - half, high: mean + half };
+  return withInterval(mean, z * Math.sqrt(variance / m), m, variance, m > 1 ? sumSquares / (m - 1) : 0);
 };
 
 /**
- * IPS, SNIPS and DR estimates from the sums of the logged decisions.
+ * IPS, SNIPS and DR estimates from the sums of the logged decisions, each
+ * with its 95% interval or, on fewer than MIN_INTERVAL_DECISIONS evaluated
+ * decisions or a zero spread, none and the reason (`RateInterval`).
  * @throws UnsupportedCandidate when no logged decision can be evaluated (the
  *   logging policy never explored what the candidate would do).
  */
@@ -195,11 +248,10 @@ export function estimateFromSums(sums: OffPolicySums, options: { readonly z?: nu
     const value = sums.ips / sums.weight;
     // Σ w²(r − v)² = Σw²r² − 2v·Σw²r + v²·Σw².
     const spread = Math.max(0, sums.ipsSquared - 2 * value * sums.weightSquaredReward + value * value * sums.weightSquared);
-    const half = (z * Math.sqrt(spread)) / sums.weight;
-    snips = { estimate: value, low: value - half, high: value + half };
+    snips = withInterval(value, (z * Math.sqrt(spread)) / sums.weight, m, spread, sums.ipsSquared + value * value * sums.weightSquared);
   } else {
     // The candidate never agrees with what was served: SNIPS is undefined; IPS's zero is the honest answer.
-    snips = { estimate: 0, low: 0, high: 0 };
+    snips = { estimate: 0, low: null, high: null, noInterval: 'no interval: the candidate never chose what the logging policy served, so SNIPS is undefined (0 stands in)' };
   }
   return {
     decisions: sums.decisions,

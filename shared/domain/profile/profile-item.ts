@@ -120,6 +120,13 @@ export interface OperatorIdReads {
   readonly wasUser: boolean;
   /** The item at `a#<id>`: an anonymous profile, or its tombstone. */
   readonly anonymous: ProfileItem | undefined;
+  /**
+   * Whether events are stored under `a#<id>`, which holds no item: an
+   * anonymous visitor's events the profile function has not applied yet.
+   * Read only where it decides what a 404 says (a userId that names nobody,
+   * with nothing at `a#<id>`); false elsewhere.
+   */
+  readonly anonymousEvents: boolean;
 }
 
 /**
@@ -175,7 +182,7 @@ export function operatorIdTarget(id: string, reads: OperatorIdReads, kind: Opera
  * operator, so that they name it as what it is.
  */
 export function operatorIdIsOtherKind(reads: OperatorIdReads, kind: OperatorIdKind): boolean {
-  return kind === 'user' ? reads.anonymous !== undefined : reads.user?.kind === 'profile' || reads.wasUser;
+  return kind === 'user' ? reads.anonymous !== undefined || reads.anonymousEvents : reads.user?.kind === 'profile' || reads.wasUser;
 }
 
 /** Every profile key of the customer a stored profile is: itself and the anonymous ids merged into it. */
