@@ -21,13 +21,29 @@ export const TEST_ADMIN_TOKEN = 'kat_e2e_test_admin_token_0123456789';
 /** The secret the test stacks seal decision ids with (so a test can issue the id of a decision made in the past). */
 export const TEST_DECISION_KEY = 'kdk_e2e_test_decision_key_0123456789abcdef';
 
+/**
+ * Decide's deadline (KAIROS_DECIDE_DEADLINE_MS) in the e2e stacks unless a
+ * file asks for another: generous, so that a loaded CI machine's slow round
+ * trip is not taken for a store outage and answered degraded (within the
+ * function's own 5 s timeout, which bounds it). The deadline itself is
+ * measured where it is the subject: store-outage.e2e (the deployed 1 s),
+ * the ddb store-outage test, and the bench.
+ */
+export const TEST_DECIDE_DEADLINE_MS = 10_000;
+
+/** A test stack's options: the local stack's, and decide's deadline (ms, default TEST_DECIDE_DEADLINE_MS). */
+export type TestStackOptions = LocalStackOptions & { readonly decideDeadlineMs?: number };
+
 export interface TestStack extends LocalStack {
   /** Same as `url` (no trailing slash). */
   readonly baseUrl: string;
 }
 
 
-export async function startLocalStack(options: LocalStackOptions = {}): Promise<TestStack> {
+export async function startLocalStack(testOptions: TestStackOptions = {}): Promise<TestStack> {
+  const { decideDeadlineMs = TEST_DECIDE_DEADLINE_MS, ...options } = testOptions;
+  // Read by the handler modules when the stack first imports them (this file's process only: e2e files are isolated).
+  process.env.KAIROS_DECIDE_DEADLINE_MS = String(decideDeadlineMs);
   const stack = await startStack({
     env: {},
     inMemory: true,
@@ -67,7 +83,7 @@ export interface StackCredentials {
  * The test file's stack: started before its tests (`onStart` gets it and
  * its credentials), stopped after them.
  */
-export function useLocalStack(onStart: (stack: TestStack, access: StackCredentials) => void, options: LocalStackOptions = {}): void {
+export function useLocalStack(onStart: (stack: TestStack, access: StackCredentials) => void, options: TestStackOptions = {}): void {
   let started: TestStack | undefined;
   beforeAll(async () => {
     started = await startLocalStack(options);
