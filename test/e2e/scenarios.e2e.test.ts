@@ -111,7 +111,7 @@ async function decideEverywhere(userId: string): Promise<Record<(typeof CHANNELS
 }
 
 const label = (decision: Decision): string =>
-  `${decision.channel}/${decision.placement ?? '-'}: ${JSON.stringify(decision.actions.map((a) => a.actionId))} segments=${JSON.stringify(decision.segments)} persona=${decision.persona}${(decision as { degraded?: boolean }).degraded ? ' (degraded)' : ''}`;
+  `${decision.channel}/${decision.placement ?? '-'}: ${JSON.stringify(decision.actions.map((a) => a.actionId))} segments=${JSON.stringify(decision.segments)} persona=${decision.persona}${decision.degraded ? " (degraded)" : ""}`;
 
 /** The first action of the decision is `actionId`, not as a fallback. */
 function expectTop(decision: Decision, actionId: string): void {
