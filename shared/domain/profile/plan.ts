@@ -34,8 +34,11 @@
  *   started after; the put conditioned on the version read), nothing of the
  *   erased customer is merged or followed (its runs in progress are counted
  *   `exited` in the journey report by the write that replaces it, as the
- *   erasure counts them), and the erasure, which deletes only the erased
- *   customer's items, leaves it. So an event accepted after
+ *   erasure counts them; more of them than the write has room for, runs of
+ *   journeys of earlier catalog versions that add up past a transaction,
+ *   are ended first by writes of the erased item of their own before it in
+ *   the chain, 99 counts each: `endingWrites`), and the erasure, which
+ *   deletes only the erased customer's items, leaves it. So an event accepted after
  *   an erasure is applied once, on a fresh profile, whether it comes before
  *   or after the erasure's last step;
  * - else applied to its target: the home, or the user a tombstone points to;
@@ -172,7 +175,13 @@ export interface PlannedWrite {
   readonly erasedOutcomes: number;
 }
 
-/** The writes of one profile key, in order: each is valid only once the one before has committed. */
+/**
+ * The writes of one profile key, in order: each is valid only once the one
+ * before has committed. A write that applies no event (no records) ends an
+ * erased customer's runs in progress on its item before the write that
+ * replaces that item (`endingWrites`); its profile key may then be an
+ * anonymous profile the target's later write tombstones.
+ */
 export interface TargetPlan {
   readonly key: string;
   readonly writes: readonly PlannedWrite[];
