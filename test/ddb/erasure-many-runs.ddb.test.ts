@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { JourneyRuns } from '#domain/journeys/machine.ts';
 import { emptyProfileState, parseProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
-import { userProfileKey } from '#domain/stored-event.ts';
+import { anonymousProfileKey, userProfileKey } from '#domain/stored-event.ts';
 import { config } from '#shared/config.ts';
 import { dynamo } from '#store/client.ts';
 import { readJourneyCounts } from '#store/journey-counts.ts';
@@ -43,10 +43,11 @@ function runsInProgress(prefix: string): JourneyRuns {
   return runs;
 }
 
-/** The profile of `userId`, in `RUNS` runs in progress, stored as the profile function stores it (version 3). */
-async function storeCustomerInRuns(userId: string, prefix: string): Promise<void> {
-  const state = { ...emptyProfileState({ userId }), journeys: runsInProgress(prefix), updatedAt: T - DAY_MS };
-  await dynamo().send('PutItem', { TableName: config.PROFILES_TABLE, Item: profileToItem(userProfileKey(userId), state, 3) });
+/** The profile of `userId` (or of the visitor `anonymousId`), in `RUNS` runs in progress, stored as the profile function stores it (version 3). */
+async function storeCustomerInRuns(id: { userId: string } | { anonymousId: string }, prefix: string): Promise<void> {
+  const state = { ...emptyProfileState(id), journeys: runsInProgress(prefix), updatedAt: T - DAY_MS };
+  const key = 'userId' in id ? userProfileKey(id.userId) : anonymousProfileKey(id.anonymousId);
+  await dynamo().send('PutItem', { TableName: config.PROFILES_TABLE, Item: profileToItem(key, state, 3) });
 }
 
 /** The exited counts of the journeys named `<prefix>-…` on the day of `at`, by journey. */
@@ -69,7 +70,7 @@ describe('a customer in more journey runs than one transaction holds', () => {
   it(`erased: each of ${RUNS} runs counted exited once and the profile deleted, however often the erasure is called`, async () => {
     const userId = uid('u');
     const prefix = uid('j');
-    await storeCustomerInRuns(userId, prefix);
+    await storeCustomerInRuns({ userId }, prefix);
     const erasedAt = T + 3_600_000;
     const erase = () => eraseProfileKeys([userProfileKey(userId)], erasedAt, { cancelSchedule: async () => undefined });
     await erase();
@@ -82,7 +83,7 @@ describe('a customer in more journey runs than one transaction holds', () => {
   it(`back before the erasure's last step: the event applied on a fresh profile, the erased customer's ${RUNS} runs counted exited once`, async () => {
     const userId = uid('u');
     const prefix = uid('j');
-    await storeCustomerInRuns(userId, prefix);
+    await storeCustomerInRuns({ userId }, prefix);
     // The erasure's first step (its record), not yet its last (the profile item).
     const erasedAt = T + 3_600_000;
     await dynamo().send('PutItem', { TableName: config.PROFILES_TABLE, Item: erasureToItem(userProfileKey(userId), erasedAt) });
@@ -99,6 +100,26 @@ describe('a customer in more journey runs than one transaction holds', () => {
     // The erasure's last step then leaves the returning customer's profile, and counts nothing more.
     await eraseProfileKeys([userProfileKey(userId)], erasedAt, { cancelSchedule: async () => undefined });
     expect((await profileItem(userId))?.version).toBe(item?.version);
+    expect(await exitedCounts(prefix, erasedAt)).toEqual(eachOnce(prefix));
+  });
+
+  it(`a visitor erased in ${RUNS} runs, back and logging in before the erasure's last step: joined as a tombstone, its runs counted exited once`, async () => {
+    const userId = uid('u');
+    const anonymousId = uid('a');
+    const prefix = uid('j');
+    await storeCustomerInRuns({ anonymousId }, prefix);
+    const erasedAt = T + 3_600_000;
+    await dynamo().send('PutItem', { TableName: config.PROFILES_TABLE, Item: erasureToItem(anonymousProfileKey(anonymousId), erasedAt) });
+    const back = new Date(erasedAt + 60_000).toISOString();
+    const event = { ...storedEvent({ type: 'identify', userId, anonymousId, messageId: uid('m'), timestamp: back, traits: { firstName: 'Rosa' } }), receivedAt: back };
+    const process = createProfileHandler({ enricher: () => ({ segments: [], scores: {} }), settings: { halfLifeDays: 14 } });
+    expect(await process(streamEvent([streamRecord(event, { sequenceNumber: sequenceNumber(2) })]))).toEqual({ batchItemFailures: [] });
+
+    const tombstone = (await dynamo().send('GetItem', { TableName: config.PROFILES_TABLE, Key: { pk: anonymousProfileKey(anonymousId) }, ConsistentRead: true })).Item;
+    expect(tombstone).toMatchObject({ kind: 'tombstone', mergedInto: userId });
+    expect(parseProfileState((await profileItem(userId))?.state as string)).toMatchObject({ journeys: {}, anonymousIds: [anonymousId] });
+    expect(await exitedCounts(prefix, erasedAt)).toEqual(eachOnce(prefix));
+    await eraseProfileKeys([anonymousProfileKey(anonymousId)], erasedAt, { cancelSchedule: async () => undefined });
     expect(await exitedCounts(prefix, erasedAt)).toEqual(eachOnce(prefix));
   });
 });
