@@ -38,7 +38,10 @@
  *    customer's own profile last; a profile's journey runs in progress end
  *    with it, each counted `exited` in the journey report in the same
  *    transaction as its delete (conditioned on the version read), so
- *    counted once however often the erasure is called. Only the erased
+ *    counted once however often the erasure is called (more than 99 of
+ *    them: ended 99 at a time by puts of the item before its delete, each
+ *    with its counts, so every transaction stays within DynamoDB's 100
+ *    items). Only the erased
  *    customer's items are deleted (started, or merged, before `erasedAt`:
  *    profile-item.ts `erasedCustomersItem`): an event accepted after
  *    `erasedAt` that the profile function applies before this step starts
@@ -57,10 +60,11 @@ import { dynamo, type DynamoClient } from './client.ts';
 import { eventKeysOf } from './history.ts';
 import { outboxKeysOf } from './outbox.ts';
 import { appliedMarkerItem, erasedMessageItem, erasureRecordItem, statisticsShardOf } from './items.ts';
-import { MARKER_TTL_SECONDS, getItems } from './profiles.ts';
+import { MARKER_TTL_SECONDS, getItems, profileToItem } from './profiles.ts';
 import { parseProfileKey } from '#domain/profile/identity.ts';
 import { erasedCustomersItem, profileFromItem } from '#domain/profile/profile-item.ts';
-import { erasedRunCounts } from '#domain/journeys/machine.ts';
+import { endRunsInProgress, erasedRunCounts } from '#domain/journeys/machine.ts';
+import { MAX_TRANSACTION_ITEMS } from '#domain/profile/plan.ts';
 import { journeyIncrements } from '#domain/journeys/report.ts';
 import { isContention } from './faults.ts';
 import { journeyCountUpdates } from './journey-counts.ts';
@@ -199,36 +203,43 @@ const DELETE_ATTEMPTS = 4;
  * left. A profile's journey runs in progress end with it, counted `exited` at
  * `now` (machine.ts `erasedRunCounts`) on its shard, in one transaction with
  * the delete conditioned on the version read: once, whatever the retries, and
- * never a profile written after the read.
+ * never a profile written after the read. A customer in more than 99 runs
+ * (MAX_TRANSACTION_ITEMS, the delete included: runs of journeys of earlier
+ * catalog versions stay in progress until their timers fire) has them ended
+ * 99 at a time first (machine.ts `endRunsInProgress`): the item put again,
+ * conditioned on the version read, with their counts in its transaction.
  */
 async function deleteProfileItem(key: string, now: number, tables: { client: DynamoClient; profiles: string; control: string }): Promise<void> {
   const { client, profiles, control } = tables;
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1; ; ) {
     const { Item } = await client.send('GetItem', { TableName: profiles, Key: { pk: key }, ConsistentRead: true });
     if (!Item) return;
     const profile = profileFromItem(Item);
     if (profile !== undefined && !erasedCustomersItem(profile, now)) return;
     const counts = profile?.kind === 'profile' ? erasedRunCounts(profile.state.journeys, now) : [];
     const version = typeof Item.version === 'number' ? Item.version : undefined;
+    const condition = {
+      ConditionExpression: version === undefined ? 'attribute_exists(pk) AND attribute_not_exists(#version)' : '#version = :version',
+      ExpressionAttributeNames: { '#version': 'version' },
+      ...(version === undefined ? {} : { ExpressionAttributeValues: { ':version': version } }),
+    };
+    // More runs in progress than one transaction holds counters for beside the delete (a customer in runs of
+    // journeys of earlier catalog versions): a share of them ended first, the item put again with their counts.
+    const share = profile?.kind === 'profile' && counts.length > MAX_TRANSACTION_ITEMS - 1 ? endRunsInProgress(profile.state.journeys, now, MAX_TRANSACTION_ITEMS - 1) : undefined;
     try {
       await client.send('TransactWriteItems', {
         TransactItems: [
-          {
-            Delete: {
-              TableName: profiles,
-              Key: { pk: key },
-              ConditionExpression: version === undefined ? 'attribute_exists(pk) AND attribute_not_exists(#version)' : '#version = :version',
-              ExpressionAttributeNames: { '#version': 'version' },
-              ...(version === undefined ? {} : { ExpressionAttributeValues: { ':version': version } }),
-            },
-          },
-          ...journeyCountUpdates(journeyIncrements(counts), statisticsShardOf(key), control),
+          share !== undefined && profile?.kind === 'profile'
+            ? { Put: { TableName: profiles, Item: profileToItem(key, { ...profile.state, journeys: share.runs }, (version ?? 0) + 1), ...condition } }
+            : { Delete: { TableName: profiles, Key: { pk: key }, ...condition } },
+          ...journeyCountUpdates(journeyIncrements(share?.counts ?? counts), statisticsShardOf(key), control),
         ],
       });
-      return;
+      if (share === undefined) return;
     } catch (error) {
       // Written (or deleted) meanwhile: read it again.
       if (attempt >= DELETE_ATTEMPTS || !isContention(error)) throw error;
+      attempt++;
     }
   }
 }

@@ -20,6 +20,7 @@ import { boundEnrichment, type ProfileEnricher } from '#domain/profile/enrich.ts
 import {
   emptyReadState,
   happenedAt,
+  MAX_TRANSACTION_ITEMS,
   planBatch,
   type BatchPlan,
   type BatchRecord,
@@ -35,7 +36,7 @@ import type { JourneyStepper, OutboxEntry, ProfileReactor } from '#domain/profil
 import { parseOutcomeKey } from '#domain/profile/outcomes.ts';
 import { journeyTimerEvent, sendTimerEvent } from '#domain/journeys/timer.ts';
 import { erasedRunCounts } from '#domain/journeys/machine.ts';
-import { journeyIncrements } from '#domain/journeys/report.ts';
+import { journeyIncrements, type JourneyCounterIncrement } from '#domain/journeys/report.ts';
 import { storedEvent } from '../support/stream.ts';
 import { cellKey, NO_CONTEXT, type StatisticsIncrement } from '#domain/learning/statistics.ts';
 import { decisionId, draft, expectedStatistics, firstDifference, forCustomer, statisticsTotals, type Draft } from './profile-support.ts';
@@ -58,6 +59,8 @@ class MemoryStore {
   readonly outbox: OutboxEntry[] = [];
   /** The outcomes the committed writes counted for nothing after an erasure (their `erasedOutcomes`). */
   erasedOutcomes = 0;
+  /** The journey report's counts the committed writes, and the erasures' deletes, added. */
+  readonly journeyCounts: JourneyCounterIncrement[] = [];
   constructor(readonly planOptions: PlanOptions = options) {}
   readonly profiles = new Map<string, { kind: 'profile'; version: number; state: string } | { kind: 'tombstone'; version: number; mergedInto: string; keyErasedAt: number }>();
   readonly markers = new Set<string>();
@@ -108,6 +111,7 @@ class MemoryStore {
     this.statistics.push(...write.statistics);
     this.outbox.push(...write.outbox);
     this.erasedOutcomes += write.erasedOutcomes;
+    this.journeyCounts.push(...write.journeyCounts);
     return true;
   }
 
@@ -130,7 +134,13 @@ class MemoryStore {
 
   /** Its last step: each profile item of the erased customer (started, or merged, before `at`) deleted as read. */
   endErasure(keys: readonly string[], at: number): void {
-    for (const key of keys) if (erasedCustomersItem(this.item(key), at)) this.profiles.delete(key);
+    for (const key of keys) {
+      const item = this.item(key);
+      if (!erasedCustomersItem(item, at)) continue;
+      // The runs in progress end with the profile, counted exited (as shared/store/erasure.ts counts them).
+      if (item?.kind === 'profile') this.journeyCounts.push(...journeyIncrements(erasedRunCounts(item.state.journeys, at)));
+      this.profiles.delete(key);
+    }
   }
 }
 
@@ -1038,5 +1048,104 @@ describe('the exactly-once plan of a stream batch', () => {
     const plan = planOn(new MemoryStore(), [record(event, 1)], throwing);
     expect(plan.warnings).toEqual([expect.objectContaining({ message: expect.stringContaining('enricher bug') })]);
     expect(plan.targets).toHaveLength(1);
+  });
+});
+
+describe("the erased customer's runs in progress, more than a transaction holds", () => {
+  const ERASURE = Date.parse('2026-04-05T10:00:00Z');
+  const BACK = ERASURE + 60_000;
+  /** `n` runs in progress (journeys `<prefix>0…`), each waiting since the day before the erasure. */
+  const runsInProgress = (prefix: string, n: number): ProfileState['journeys'] =>
+    Object.fromEntries(
+      Array.from({ length: n }, (_, i) => [`${prefix}${i}`, { run: 1, step: 'wait', enteredAt: ERASURE - DAY, stepAt: ERASURE - DAY, waitingUntil: ERASURE + 30 * DAY, named: true as const }]),
+    );
+  /** The items a write's transaction holds: its profile, tombstones, markers, outbox entries, journey counters and statistics items. */
+  const transactionItems = (w: PlannedWrite): number =>
+    1 + w.tombstones.length + w.markers.length + w.outbox.length + w.journeyCounts.length + new Set(w.statistics.map((i) => `${i.bucket} ${cellKey(i.cell)}`)).size;
+  /**
+   * A store where user u1 (`own` runs in progress) and visitor a1 (`anonymous` runs) were erased at ERASURE and the
+   * erasure has not deleted their profiles yet (its last step), and the customer back: identify u1 from a1.
+   */
+  const erasedInRuns = (own: number, anonymous: number) => {
+    const store = new MemoryStore();
+    const erased = (state: ProfileState, runs: ProfileState['journeys'], version: number) => ({ kind: 'profile' as const, version, state: serializeProfileState({ ...state, journeys: runs }) });
+    store.profiles.set('u#u1', erased(emptyProfileState({ userId: 'u1' }), runsInProgress('own-', own), 7));
+    store.profiles.set('a#a1', erased(emptyProfileState({ anonymousId: 'a1' }), runsInProgress('anonymous-', anonymous), 3));
+    store.erasures.set('u#u1', ERASURE).set('a#a1', ERASURE);
+    const at = new Date(BACK).toISOString();
+    const event = { ...storedEvent({ type: 'identify', userId: 'u1', anonymousId: 'a1', messageId: 'back', timestamp: at, traits: { firstName: 'Rosa' } }), receivedAt: at };
+    store.events.add(event.pk);
+    return { store, event };
+  };
+  /** The exited counts the store holds, per journey. */
+  const exited = (store: MemoryStore): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const c of store.journeyCounts) if (c.milestone === 'exited') out[c.journey] = (out[c.journey] ?? 0) + c.n;
+    return out;
+  };
+  const expectedExited = (own: number, anonymous: number) =>
+    Object.fromEntries([...Object.keys(runsInProgress('own-', own)), ...Object.keys(runsInProgress('anonymous-', anonymous))].map((j) => [j, 1]));
+
+  it('150 runs of the erased user: the write that replaces its profile is preceded by writes that end them, every transaction within 100 items', () => {
+    const { store, event } = erasedInRuns(150, 0);
+    const plan = planOn(store, [record(event, 1)]);
+    const writes = plan.targets.flatMap((t) => t.writes);
+    for (const w of writes) expect(transactionItems(w)).toBeLessThanOrEqual(MAX_TRANSACTION_ITEMS);
+    // Two writes of the erased item (99 runs ended, then the 51 left), then the fresh profile in its place.
+    expect(writes.map((w) => [w.profile.key, w.profile.readVersion, w.records.length, w.journeyCounts.length])).toEqual([
+      ['u#u1', 7, 0, 99],
+      ['u#u1', 8, 0, 51],
+      ['u#u1', 9, 1, 0],
+    ]);
+    expect(writes[0]!.profile.state.keyErasedAt).toBe(0);
+    expect(deliver(store, [record(event, 1)])).toEqual([]);
+    expect(exited(store)).toEqual(expectedExited(150, 0));
+    const back = store.item('u#u1');
+    expect(back?.kind === 'profile' && back.state).toMatchObject({ keyErasedAt: ERASURE, journeys: {} });
+        expect(back?.kind === 'profile' && toProfileView(back.state, NOW).traits).toEqual({ firstName: 'Rosa' });
+    // The erasure's last step then leaves the returning customer's profile, and counts nothing more.
+    store.endErasure(['u#u1', 'a#a1'], ERASURE);
+    expect(exited(store)).toEqual(expectedExited(150, 0));
+  });
+
+  it('property: whatever the runs of the erased user and visitor, and wherever the erasure deletes their profiles in the chain, each run is counted exited once and every transaction holds at most 100 items', () => {
+    fc.assert(
+      fc.property(fc.nat(260), fc.nat(260), fc.nat(8), (own, anonymous, endsAfter) => {
+        const { store, event } = erasedInRuns(own, anonymous);
+        let committed = 0;
+        let ended = false;
+        const endErasure = () => {
+          if (!ended) store.endErasure(['u#u1', 'a#a1'], ERASURE);
+          ended = true;
+        };
+        // The handler's loop, the erasure's last step racing it after `endsAfter` committed writes.
+        let pending = [record(event, 1)];
+        for (let attempt = 0; pending.length > 0; attempt++) {
+          if (attempt > 10) throw new Error('contention that never ends');
+          const plan = planOn(store, pending);
+          const again: string[] = [];
+          for (const target of plan.targets) {
+            for (const [at, write] of target.writes.entries()) {
+              expect(transactionItems(write)).toBeLessThanOrEqual(MAX_TRANSACTION_ITEMS);
+              if (committed === endsAfter) endErasure();
+              if (!store.commit(write)) {
+                again.push(...target.writes.slice(at).flatMap((w) => w.records));
+                break;
+              }
+              committed++;
+            }
+          }
+          expect([...plan.failures.keys()]).toEqual([]);
+          pending = pending.filter((r) => again.includes(r.id));
+        }
+        endErasure();
+        expect(store.markers.has(event.pk)).toBe(true);
+        expect(exited(store)).toEqual(expectedExited(own, anonymous));
+        const back = store.item('u#u1');
+        expect(back?.kind === 'profile' && back.state).toMatchObject({ keyErasedAt: ERASURE, journeys: {} });
+        expect(back?.kind === 'profile' && toProfileView(back.state, NOW).traits).toEqual({ firstName: 'Rosa' });
+      }),
+      { numRuns: 60 },
+    );
   });
 });

@@ -329,6 +329,26 @@ export function erasedRunCounts(runs: Readonly<JourneyRuns>, at: number): Journe
     .map((journey) => ({ journey, day: dayOf(at), milestone: { kind: 'exited' } }));
 }
 
+/**
+ * End the first `max` (by journey id) of the customer's runs in progress
+ * `exited` at `at` (epoch ms), as an erasure ends them (`erasedRunCounts`):
+ * the runs with those ended, and their counts (one per run, so at most
+ * `max`). A customer can be in more journeys than one transaction holds
+ * counters for (a run of a journey the catalog no longer has stays in
+ * progress until its timer fires, so runs add up over catalog versions):
+ * the item is written again with a share of them ended, each share with its
+ * counts in the write's own transaction, before the write that deletes or
+ * replaces it counts the rest. A run ended so is no longer in progress:
+ * never counted twice.
+ */
+export function endRunsInProgress(runs: Readonly<JourneyRuns>, at: number, max: number): { runs: JourneyRuns; counts: JourneyCount[] } {
+  const counts = erasedRunCounts(runs, at).slice(0, Math.max(0, max));
+  if (counts.length === 0) return { runs: { ...runs }, counts };
+  const next: JourneyRuns = { ...runs };
+  for (const { journey } of counts) next[journey] = ended(runs[journey] as JourneyRun, 'exited', at);
+  return { runs: next, counts };
+}
+
 /** Whether the customer is in the journey now (a run not ended). */
 export const inJourney = (runs: Readonly<JourneyRuns>, journey: string): boolean => Object.hasOwn(runs, journey) && runs[journey]?.step !== undefined;
 

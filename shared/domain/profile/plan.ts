@@ -34,8 +34,11 @@
  *   started after; the put conditioned on the version read), nothing of the
  *   erased customer is merged or followed (its runs in progress are counted
  *   `exited` in the journey report by the write that replaces it, as the
- *   erasure counts them), and the erasure, which deletes only the erased
- *   customer's items, leaves it. So an event accepted after
+ *   erasure counts them; more of them than the write has room for, runs of
+ *   journeys of earlier catalog versions that add up past a transaction,
+ *   are ended first by writes of the erased item of their own before it in
+ *   the chain, 99 counts each: `endingWrites`), and the erasure, which
+ *   deletes only the erased customer's items, leaves it. So an event accepted after
  *   an erasure is applied once, on a fresh profile, whether it comes before
  *   or after the erasure's last step;
  * - else applied to its target: the home, or the user a tombstone points to;
@@ -103,7 +106,7 @@ import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry, ProfileReactor } from './reactions.ts';
 import { journeyIncrements, type JourneyCounterIncrement } from '../journeys/report.ts';
 import { isTimerEvent, timerOrigin } from '../journeys/timer.ts';
-import { erasedRunCounts, type JourneyCount } from '../journeys/machine.ts';
+import { endRunsInProgress, erasedRunCounts, type JourneyCount } from '../journeys/machine.ts';
 import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
 import { cloneProfileState, emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
 import { erasedCustomersItem, type ProfileItem } from './profile-item.ts';
@@ -172,7 +175,13 @@ export interface PlannedWrite {
   readonly erasedOutcomes: number;
 }
 
-/** The writes of one profile key, in order: each is valid only once the one before has committed. */
+/**
+ * The writes of one profile key, in order: each is valid only once the one
+ * before has committed. A write that applies no event (no records) ends an
+ * erased customer's runs in progress on its item before the write that
+ * replaces that item (`endingWrites`); its profile key may then be an
+ * anonymous profile the target's later write tombstones.
+ */
 export interface TargetPlan {
   readonly key: string;
   readonly writes: readonly PlannedWrite[];
@@ -421,6 +430,10 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     // (machine.ts `erasedRunCounts`, at the erasure's instant): by the write that replaces it, once (the erasure then
     // leaves the fresh profile; had it deleted the item first, this write's condition fails and the plan starts over).
     let erasedRuns = current === undefined && replaced?.kind === 'profile' ? erasedCustomersRuns(replaced.state, read.erasedAt.get(key)) : [];
+    // The erased customer's items the next write replaces, whose runs `erasedRuns` counts: the target's own, then the
+    // anonymous profiles its tombstones replace.
+    let replacedItems: ErasedCustomersItem[] =
+      erasedRuns.length > 0 && replaced?.kind === 'profile' ? [{ key, state: replaced.state, erasedAt: read.erasedAt.get(key) as number }] : [];
     const writes: PlannedWrite[] = [];
     const cost = (entry: Entry): number =>
       entryCost(entry, key, absorbedBy, stored, settings, options.reactor, options.journeys) + (entry === group[0] ? erasedRuns.length : 0);
@@ -449,7 +462,9 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
           const anonymous = stored(anonymousKey);
           const replacedAnonymous = read.profiles.get(anonymousKey);
           if (anonymous === undefined && replacedAnonymous?.kind === 'profile') {
-            erasedRuns = [...erasedRuns, ...erasedCustomersRuns(replacedAnonymous.state, read.erasedAt.get(anonymousKey))];
+            const runs = erasedCustomersRuns(replacedAnonymous.state, read.erasedAt.get(anonymousKey));
+            erasedRuns = [...erasedRuns, ...runs];
+            if (runs.length > 0) replacedItems.push({ key: anonymousKey, state: replacedAnonymous.state, erasedAt: read.erasedAt.get(anonymousKey) as number });
           }
           if (anonymous?.kind === 'profile') {
             takeBack.push(...mergeTakeBack(state.outcomes, anonymous.state));
@@ -478,8 +493,27 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       if (reacted.contacts > 0) enrich(state);
       const outbox = reacted.outbox;
       if (reacted.runs) state.journeys = { ...state.journeys, ...reacted.runs };
-      const journeyCounts = journeyIncrements([...reacted.counts, ...erasedRuns]);
+      let journeyCounts = journeyIncrements([...reacted.counts, ...erasedRuns]);
+      // The erased customer's runs in progress, more than this transaction has room for (runs of journeys of earlier
+      // catalog versions add up): ended first by writes of their items of their own, each with its share of the
+      // counts, in the chain before this one, so this write counts none of them (`endRunsInProgress`).
+      const statisticsItems = new Set(statistics.map(statisticsItemOf)).size;
+      if (replacedItems.length > 0 && 1 + applied.length + tombstones.length + outbox.length + journeyCounts.length + statisticsItems > MAX_TRANSACTION_ITEMS) {
+        for (const item of replacedItems) {
+          const readVersion = (): number => (item.key === key ? version : (tombstones.find((t) => anonymousProfileKey(t.anonymousId) === item.key)?.readVersion ?? 0));
+          for (const ending of endingWrites(item, readVersion(), userId)) {
+            writes.push(ending);
+            if (item.key === key) version += 1;
+            else {
+              const i = tombstones.findIndex((t) => anonymousProfileKey(t.anonymousId) === item.key);
+              tombstones[i] = { ...(tombstones[i] as (typeof tombstones)[number]), readVersion: (tombstones[i]?.readVersion ?? 0) + 1 };
+            }
+          }
+        }
+        journeyCounts = journeyIncrements(reacted.counts);
+      }
       erasedRuns = [];
+      replacedItems = [];
       const room = MAX_TRANSACTION_ITEMS - 1 - applied.length - tombstones.length - outbox.length - journeyCounts.length;
       const kept = fitStatistics(statistics, takeBack, room);
       if (kept.length < statistics.length + takeBack.length) {
@@ -519,6 +553,44 @@ function customerErasures(key: string, absorbedBy: ReadonlyMap<string, string>, 
     const at = read.erasedAt.get(profileKey);
     return 'anonymousId' in identity && at !== undefined ? [[identity.anonymousId, at]] : [];
   });
+}
+
+/** An erased customer's profile item that a write replaces (by the returning customer's profile, or by a tombstone) as read. */
+interface ErasedCustomersItem {
+  readonly key: string;
+  readonly state: ProfileState;
+  /** Its key's erasure, epoch ms. */
+  readonly erasedAt: number;
+}
+
+/**
+ * The writes that end `item`'s runs in progress before the write that
+ * replaces it: each puts the erased customer's item again (conditioned on
+ * the version before it, from `readVersion` on) with up to 99 more of its
+ * runs ended `exited` at the erasure (machine.ts `endRunsInProgress`), and
+ * carries their counts; none applies an event. The item stays the erased
+ * customer's (its `keyErasedAt` is kept), for the replacing write, or the
+ * erasure, to replace or delete with no run left to count.
+ */
+function endingWrites(item: ErasedCustomersItem, readVersion: number, userId: string | undefined): PlannedWrite[] {
+  const writes: PlannedWrite[] = [];
+  let state = item.state;
+  for (let version = readVersion; ; version++) {
+    const { runs, counts } = endRunsInProgress(state.journeys, item.erasedAt, MAX_TRANSACTION_ITEMS - 1);
+    if (counts.length === 0) return writes;
+    state = { ...cloneProfileState(state), journeys: runs };
+    writes.push({
+      profile: { key: item.key, state, readVersion: version },
+      userId,
+      tombstones: [],
+      markers: [],
+      records: [],
+      statistics: [],
+      outbox: [],
+      journeyCounts: journeyIncrements(counts),
+      erasedOutcomes: 0,
+    });
+  }
 }
 
 /** The journey report's counts of the erased customer's profile `state` replaced after its erasure at `erasedAt` (machine.ts `erasedRunCounts`). */
