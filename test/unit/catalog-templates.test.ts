@@ -430,6 +430,40 @@ describe('rendered content is safe for where it is shown', () => {
     expect(decideFor('email', { crm: '/c/42' })).toMatchObject({ served: ['agent-script'], content: { body: "<a href='/c/42'>ver</a>" } });
   });
 
+  it('property: in an html field, a value that may begin a URL attribute\'s value on some path (after an empty value, after a branch not taken) is checked as a link; a served render never begins the URL with a script scheme', () => {
+    type Piece = string | { if: string; body: Piece[] };
+    const piece: fc.Arbitrary<Piece> = fc.letrec<{ piece: Piece }>((tie) => ({
+      piece: fc.oneof(
+        { depthSize: 'small', withCrossShrink: true },
+        fc.constantFrom('/x', ' ', '?q=', '{{ link }}', '{{ empty }}', '{{ link | raw }}', '{% echo empty %}'),
+        fc.record({ if: fc.constantFrom('a', 'b'), body: fc.array(tie('piece'), { maxLength: 3 }) }),
+      ),
+    })).piece;
+    const source = (pieces: Piece[]): string => pieces.map((p) => (typeof p === 'string' ? p : `{% if ${p.if} %}${source(p.body)}{% endif %}`)).join('');
+    const unescape = (html: string) => html.replace(/&#(\d+);|&(amp|lt|gt|quot|apos);/g, (_, n: string, e: string) => (n ? String.fromCodePoint(Number(n)) : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[e] ?? _));
+    fc.assert(
+      fc.property(
+        fc.array(piece, { maxLength: 5 }),
+        fc.constantFrom('javascript:alert(1)', ' \tJaVaScRiPt:alert(1)', 'data:text/html,x', 'vbscript:x'),
+        fc.boolean(),
+        fc.boolean(),
+        (pieces, link, a, b) => {
+          const script = `<a href="${source(pieces)}">ver</a>`;
+          const template = loaded({ actions: [action('a', { call_center: { script } })] }).actions[0]?.content.call_center?.fields.script as CompiledTemplate;
+          let rendered: string | undefined;
+          try {
+            rendered = renderTemplate(template, { link, empty: '', a, b });
+          } catch {
+            rendered = undefined;
+          }
+          const href = rendered === undefined ? undefined : unescape(rendered.slice('<a href="'.length, -'">ver</a>'.length));
+          expect({ script, a, b, scheme: href === undefined ? undefined : unsafeLinkScheme(href) }).toEqual({ script, a, b, scheme: undefined });
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+
   it('in an html field, a value written into a srcset, CSS, a refresh, script, an unquoted attribute, a tag or through | raw that would load or run something is not served (counted); a harmless value is', () => {
     // [template, a value anyone with the public key can set that would become a script or a navigation, a harmless value, what the harmless one renders]
     const cases: [string, string, string, string][] = [

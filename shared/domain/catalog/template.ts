@@ -223,8 +223,10 @@ function sandboxedLiquid(kind: TemplateKind): Liquid {
 /** One engine per kind: an `html` template is parsed with output escaping, which its outputs keep. */
 const engines: Readonly<Record<TemplateKind, Liquid>> = { html: sandboxedLiquid('html'), text: sandboxedLiquid('text') };
 
+/** Attributes whose value is a URL a browser follows or loads. */
+const URL_ATTRIBUTES: readonly string[] = ['href', 'src', 'action', 'formaction', 'xlink:href', 'poster', 'background', 'cite', 'data', 'ping', 'lowsrc', 'dynsrc'];
 /** The end of HTML text that opens a URL attribute's value: `href="`, `src=`, `action='` … */
-const URL_ATTRIBUTE_OPENING = /[\s"'/](?:href|src|action|formaction|xlink:href|poster|background|cite|data|ping|lowsrc|dynsrc)\s*=\s*["']?$/i;
+const URL_ATTRIBUTE_OPENING = new RegExp(`[\\s"'/](?:${URL_ATTRIBUTES.join('|')})\\s*=\\s*["']?$`, 'i');
 
 /**
  * Whether what is written at `begin` of `source` starts a URL attribute's
@@ -264,12 +266,13 @@ function decodeEntities(html: string): string {
  * - `tag`: a tag's name, an attribute's name or the space between attributes,
  * - `attribute`: an attribute's value (`name`, lower case; `quote` `"`, `'`
  *   or `''` unquoted; `tag`, the element; `valueStart`, the offset where
- *   the value begins in the template),
+ *   the value begins in the template; `atStart`, whether on some path only
+ *   spaces and Liquid output come before it in the value),
  * - `style` / `script`: the text of a `<style>` / `<script>` element (`valueStart`: after its start tag).
  */
 type HtmlContext =
   | { readonly in: 'text' | 'tagOpen' | 'tag' }
-  | { readonly in: 'attribute'; readonly name: string; readonly quote: string; readonly tag: string; readonly valueStart: number }
+  | { readonly in: 'attribute'; readonly name: string; readonly quote: string; readonly tag: string; readonly valueStart: number; readonly atStart: boolean }
   | { readonly in: 'style' | 'script'; readonly valueStart: number };
 
 const TEXT: HtmlContext = { in: 'text' };
@@ -320,9 +323,21 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
   let rawStart = 0;
   // In text right after a "<" that opened nothing (yet): a value written here could open a tag.
   let afterLt = false;
-  type Snapshot = { state: State; tag: string; endTag: boolean; name: string; quote: string; valueStart: number; rawElement: string; rawStart: number; afterLt: boolean };
-  const snapshot = (): Snapshot => ({ state, tag, endTag, name, quote, valueStart, rawElement, rawStart, afterLt });
-  const restore = (s: Snapshot) => ({ state, tag, endTag, name, quote, valueStart, rawElement, rawStart, afterLt } = s);
+  // Whether the author's text (outside the Liquid blocks begun in the value) is in the attribute's value yet: before it, a value may begin it.
+  let valueText = false;
+  let valueDepth = 0;
+  type Snapshot = {
+    state: State; tag: string; endTag: boolean; name: string; quote: string; valueStart: number; rawElement: string; rawStart: number; afterLt: boolean; valueText: boolean; valueDepth: number;
+  };
+  const snapshot = (): Snapshot => ({ state, tag, endTag, name, quote, valueStart, rawElement, rawStart, afterLt, valueText, valueDepth });
+  const restore = (s: Snapshot) => ({ state, tag, endTag, name, quote, valueStart, rawElement, rawStart, afterLt, valueText, valueDepth } = s);
+  const beginValue = (at: number, quoteChar: string) => {
+    state = 'value';
+    quote = quoteChar;
+    valueStart = at;
+    valueText = false;
+    valueDepth = frames.length;
+  };
   /**
    * What of a snapshot decides how the rest of the template is read. Between
    * attributes, after an attribute's name or not is the same unless an `=`
@@ -376,9 +391,9 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
       case 'rawText':
         return rawElement === 'style' || rawElement === 'script' ? { in: rawElement, valueStart: rawStart } : TEXT;
       case 'beforeValue':
-        return { in: 'attribute', name, quote: '', tag, valueStart: at };
+        return { in: 'attribute', name, quote: '', tag, valueStart: at, atStart: true };
       case 'value':
-        return { in: 'attribute', name, quote, tag, valueStart };
+        return { in: 'attribute', name, quote, tag, valueStart, atStart: !valueText };
       default:
         return IN_TAG;
     }
@@ -419,11 +434,7 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
       const at = i;
       const here = context(i);
       // An output that begins an unquoted value (`src={{ x }}`): the value goes on after it.
-      if (state === 'beforeValue') {
-        state = 'value';
-        quote = '';
-        valueStart = i;
-      }
+      if (state === 'beforeValue') beginValue(i, '');
       const close = source.indexOf(source[i + 1] === '{' ? '}}' : '%}', i + 2);
       i = close < 0 ? source.length : close + 2;
       out.push({ begin: at, end: i, context: here });
@@ -504,21 +515,17 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
         else name += c.toLowerCase();
         break;
       case 'beforeValue':
-        if (c === '"' || c === "'") {
-          state = 'value';
-          quote = c;
-          valueStart = i + 1;
-        } else if (c === '>') closeTag(i);
+        if (c === '"' || c === "'") beginValue(i + 1, c);
+        else if (c === '>') closeTag(i);
         else if (!isHtmlSpace(c)) {
-          state = 'value';
-          quote = '';
-          valueStart = i;
+          beginValue(i, '');
           continue;
         }
         break;
       case 'value':
         if (quote !== '' ? c === quote : isHtmlSpace(c)) state = 'beforeName';
         else if (quote === '' && c === '>') closeTag(i);
+        else if (!isHtmlSpace(c) && frames.length <= valueDepth) valueText = true;
         break;
     }
     i++;
@@ -668,7 +675,13 @@ function contextCheck(source: string, at: number, context: HtmlContext, raw: boo
     else if (context.name === 'srcdoc') {
       checks.push((written) => (decodeEntities(written).includes('<') ? 'a value written into an srcdoc must not hold "<" (the frame reads it as markup)' : undefined));
     }
-    else if (context.name === 'content' && context.tag === 'meta') {
+    else if (context.atStart && URL_ATTRIBUTES.includes(context.name)) {
+      // It may begin the URL (`href="{{ link }}"`, `href="{% if vip %}/vip{% endif %}{{ link }}"` when not vip).
+      checks.push((written) => {
+        const problem = unsafeLinkProblem(decodeEntities(written));
+        return problem === undefined ? undefined : `an HTML attribute's URL: ${problem}`;
+      });
+    } else if (context.name === 'content' && context.tag === 'meta') {
       checks.push((written) => {
         const url = refreshUrl(before + decodeEntities(written));
         const problem = url === undefined ? undefined : unsafeLinkProblem(url);
