@@ -430,6 +430,14 @@ describe('rendered content is safe for where it is shown', () => {
     expect(decideFor('email', { crm: '/c/42' })).toMatchObject({ served: ['agent-script'], content: { body: "<a href='/c/42'>ver</a>" } });
   });
 
+  it('in an html field, a tag that begins a URL attribute\'s value is checked on what it renders as a whole: a value after a script scheme the tag writes is not served', () => {
+    // The per-output check sees only "alert(document.cookie)"; the link the browser follows is javascript:alert(document.cookie).
+    const template = loaded({ actions: [action('a', { call_center: { script: '<a href="{% if vip %}javascript:{% endif %}{{ x }}">ver</a>' } })] }).actions[0]?.content.call_center?.fields
+      .script as CompiledTemplate;
+    expect(() => renderTemplate(template, { vip: true, x: 'alert(document.cookie)' })).toThrow(/an HTML attribute's URL: a link must not be a javascript: URL/);
+    expect(renderTemplate(template, { vip: false, x: '/p/42' })).toBe('<a href="/p/42">ver</a>');
+  });
+
   it('property: in an html field, a value that may begin a URL attribute\'s value on some path (after an empty value, after a branch not taken) is checked as a link; a served render never begins the URL with a script scheme', () => {
     type Piece = string | { if: string; body: Piece[] };
     const piece: fc.Arbitrary<Piece> = fc.letrec<{ piece: Piece }>((tie) => ({

@@ -705,6 +705,10 @@ function contextCheck(source: string, at: number, context: HtmlContext, raw: boo
  * field's value is (content-fields.ts `unsafeLinkProblem`, after decoding
  * HTML entities as the browser will), and the render fails on a
  * `javascript:` … URL. The author's own text (`href="/vip"`) is not checked.
+ * Beside the context pass (which checks each output that may begin a URL
+ * attribute, `contextCheck`) this one is kept for tags: it checks what a
+ * tag renders as a whole, so `href="{% if vip %}javascript:{% endif %}{{ x }}"`
+ * is not served with a value after the scheme, which no single output shows.
  */
 function guardUrlAttributeStart(node: Template): void {
   guardWritten(node, (written) => {
@@ -741,7 +745,8 @@ function writtenValue(node: Template): { initial: { postfix: readonly unknown[] 
  * `<meta content>` value, in a `<style>` or `<script>` element, or with
  * `| raw` (but for a string literal with no filter argument, the author's
  * own text). An output inside a tag, as its name or an attribute's, is
- * refused: the parse throws, with the output's token. An output in an
+ * refused: the parse throws, with the output's token; so are Liquid
+ * branches that leave different HTML contexts, with the block's. An output in an
  * unquoted value is noted in `warnings` (a value with a space is not served).
  */
 function parseTemplate(source: string, kind: TemplateKind, warnings?: TemplateCompileError[]): Template[] {
@@ -893,7 +898,8 @@ function unknownProfileReads(parsed: Template[], kind: TemplateKind, source: str
  * Parse a content template of this kind. Refused: Liquid syntax errors,
  * unknown filters, `include`/`render`/`layout`, and loops or literal text
  * over TEMPLATE_LIMITS when that is known before rendering, an output
- * inside an HTML tag. Warned about (`warnings`): a read of a `profile.`
+ * inside an HTML tag, Liquid branches (or a loop's body) that leave
+ * different HTML contexts (`htmlContexts`). Warned about (`warnings`): a read of a `profile.`
  * field the profile does not have, an output in an unquoted HTML attribute
  * value.
  */
