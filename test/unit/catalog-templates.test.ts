@@ -598,6 +598,7 @@ describe('rendered content is safe for where it is shown', () => {
       ['<p>{% if a %}<{% endif %}{{ x }}</p>', 3, /right after a "<"/],
       ['<p>{% for i in (1..3) %}<b title="{{ i }}{% endfor %}"></p>', 3, /does not end in the HTML context it starts in/],
       ['<input {% if a %}checked{% endif %}="{{ x }}">', 7, /inside the tag <input>/],
+      ['<p{% if a %} class="{% endif %}>{{ x }}', 2, /inside the tag <p>/],
     ] as const) {
       expect(refused({ actions: [action('a', { call_center: { script } })] })).toEqual([
         expect.objectContaining({ path: 'actions[0].content.call_center.script', position, message: expect.stringMatching(where) }),
@@ -611,7 +612,7 @@ describe('rendered content is safe for where it is shown', () => {
           action('a', {
             call_center: {
               script:
-                '{% if a %}<a href="/a">{{ x }}</a>{% elsif b %}<b title="{{ x }}">{{ x }}</b>{% else %}{{ x }}{% endif %}<input {% if vip %}checked{% endif %} class="{% if vip %}gold{% else %}{{ tier }}{% endif %}">{% for i in (1..3) %}<i>{{ i }}</i>{% else %}-{% endfor %}',
+                '{% if a %}<a href="/a">{{ x }}</a>{% elsif b %}<b title="{{ x }}">{{ x }}</b>{% else %}{{ x }}{% endif %}<input {% if vip %}checked{% endif %} class="{% if vip %}gold{% else %}{{ tier }}{% endif %}"><p{% if vip %} class="vip"{% endif %}>{{ x }}</p>{% for i in (1..3) %}<i>{{ i }}</i>{% else %}-{% endfor %}',
             },
           }),
         ],

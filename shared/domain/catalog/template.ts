@@ -341,10 +341,13 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
   /**
    * What of a snapshot decides how the rest of the template is read. Between
    * attributes, after an attribute's name or not is the same unless an `=`
-   * comes next (`betweenAttributes`).
+   * comes next (`betweenAttributes`); after a tag's name too when a space,
+   * `/` or `>` comes next (`afterTagName`: `<p{% if vip %} class="vip"{% endif %}>`).
    */
-  const key = (s: Snapshot, betweenAttributes: boolean): string => {
-    if (betweenAttributes && (s.state === 'beforeName' || s.state === 'name' || s.state === 'afterName')) return `between ${s.tag} ${s.endTag}`;
+  const key = (s: Snapshot, betweenAttributes: boolean, afterTagName: boolean): string => {
+    if (betweenAttributes && (s.state === 'beforeName' || s.state === 'name' || s.state === 'afterName' || (afterTagName && s.state === 'tagName'))) {
+      return `between ${s.tag} ${s.endTag}`;
+    }
     switch (s.state) {
       case 'data':
         return `data ${s.afterLt}`;
@@ -416,8 +419,9 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
       return source[next] === '=';
     };
     const betweenAttributes = !nextIsEquals(after) && !(loop && nextIsEquals(frame.begin));
+    const afterTagName = !loop && (isHtmlSpace(source[after]) || source[after] === '/' || source[after] === '>');
     const first = paths[0] as { at: number; end: Snapshot };
-    const other = paths.find((p) => key(p.end, betweenAttributes) !== key(first.end, betweenAttributes));
+    const other = paths.find((p) => key(p.end, betweenAttributes, afterTagName) !== key(first.end, betweenAttributes, afterTagName));
     if (other === undefined) return;
     const where = (p: { at: number; end: Snapshot }) =>
       p.at < 0 ? `${loop ? 'it is entered' : 'the path that skips it is'} ${describe(p.end)}` : `the branch at ${p.at} ends ${describe(p.end)}`;
