@@ -4,7 +4,9 @@
  * (events need no user token), rendered by an operator's call-centre script
  * into a srcset, CSS, a refresh or through `| raw`, never reaches the
  * agent's screen as a script or a navigation: that script is not served
- * (the next action is); with harmless traits, it is.
+ * (the next action is); with harmless traits, it is. A script whose Liquid
+ * branches leave different places of the markup is refused (400), and the
+ * catalog in place stays.
  */
 import { assert, describe, expect, it } from 'vitest';
 import { useLocalStack } from '../support/stack.ts';
@@ -79,5 +81,28 @@ describe('html content fields', () => {
         served: [{ actionId: 'plain-script', script: '<p>Saluda al cliente.</p>' }],
       });
     }
+  });
+
+  it('a script whose {% if %} branches leave different places of the markup is refused with its path, the block\'s position and how to fix it, and changes nothing', async () => {
+    // On the vip path the value lands in the href; on the other in text: it could not be checked where it lands.
+    const script = '<p>Hola</p>{% if vip %}<a href="{% else %}<b>{{ note }}</b>{% endif %}">ficha</a>';
+    const catalog = { ...CATALOG, actions: [{ id: 'branchy', name: 'branchy', content: { call_center: { script } } }] };
+    for (const path of ['/v1/admin/catalog/validate', '/v1/admin/catalog']) {
+      const refused = await call<{ error: { details: { path: string; position?: number; message: string }[] } }>(api, path.endsWith('validate') ? 'POST' : 'PUT', path, {
+        auth: 'admin',
+        body: catalog,
+      });
+      assert.equal(refused.status, 400, refused.text.slice(0, 500));
+      expect(refused.json.error.details).toEqual([
+        expect.objectContaining({
+          path: 'actions[0].content.call_center.script',
+          position: 11,
+          message: expect.stringMatching(/branches of the \{% if %\} at 11 end in different HTML contexts .*close in each branch the tag or attribute it opens/),
+        }),
+      ]);
+    }
+    // The catalog in place is still the one published before.
+    const answer = await decide(api, { userId: uniqueId('after'), channel: 'call_center', limit: 1 });
+    expect(answer.actions.map((a) => a.actionId)).toEqual(['crm-script']);
   });
 });

@@ -430,6 +430,48 @@ describe('rendered content is safe for where it is shown', () => {
     expect(decideFor('email', { crm: '/c/42' })).toMatchObject({ served: ['agent-script'], content: { body: "<a href='/c/42'>ver</a>" } });
   });
 
+  it('in an html field, a tag that begins a URL attribute\'s value is checked on what it renders as a whole: a value after a script scheme the tag writes is not served', () => {
+    // The per-output check sees only "alert(document.cookie)"; the link the browser follows is javascript:alert(document.cookie).
+    const template = loaded({ actions: [action('a', { call_center: { script: '<a href="{% if vip %}javascript:{% endif %}{{ x }}">ver</a>' } })] }).actions[0]?.content.call_center?.fields
+      .script as CompiledTemplate;
+    expect(() => renderTemplate(template, { vip: true, x: 'alert(document.cookie)' })).toThrow(/an HTML attribute's URL: a link must not be a javascript: URL/);
+    expect(renderTemplate(template, { vip: false, x: '/p/42' })).toBe('<a href="/p/42">ver</a>');
+  });
+
+  it('property: in an html field, a value that may begin a URL attribute\'s value on some path (after an empty value, after a branch not taken) is checked as a link; a served render never begins the URL with a script scheme', () => {
+    type Piece = string | { if: string; body: Piece[] };
+    const piece: fc.Arbitrary<Piece> = fc.letrec<{ piece: Piece }>((tie) => ({
+      piece: fc.oneof(
+        { depthSize: 'small', withCrossShrink: true },
+        fc.constantFrom('/x', ' ', '?q=', '{{ link }}', '{{ empty }}', '{{ link | raw }}', '{% echo empty %}'),
+        fc.record({ if: fc.constantFrom('a', 'b'), body: fc.array(tie('piece'), { maxLength: 3 }) }),
+      ),
+    })).piece;
+    const source = (pieces: Piece[]): string => pieces.map((p) => (typeof p === 'string' ? p : `{% if ${p.if} %}${source(p.body)}{% endif %}`)).join('');
+    const unescape = (html: string) => html.replace(/&#(\d+);|&(amp|lt|gt|quot|apos);/g, (_, n: string, e: string) => (n ? String.fromCodePoint(Number(n)) : ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" } as Record<string, string>)[e] ?? _));
+    fc.assert(
+      fc.property(
+        fc.array(piece, { maxLength: 5 }),
+        fc.constantFrom('javascript:alert(1)', ' \tJaVaScRiPt:alert(1)', 'data:text/html,x', 'vbscript:x'),
+        fc.boolean(),
+        fc.boolean(),
+        (pieces, link, a, b) => {
+          const script = `<a href="${source(pieces)}">ver</a>`;
+          const template = loaded({ actions: [action('a', { call_center: { script } })] }).actions[0]?.content.call_center?.fields.script as CompiledTemplate;
+          let rendered: string | undefined;
+          try {
+            rendered = renderTemplate(template, { link, empty: '', a, b });
+          } catch {
+            rendered = undefined;
+          }
+          const href = rendered === undefined ? undefined : unescape(rendered.slice('<a href="'.length, -'">ver</a>'.length));
+          expect({ script, a, b, scheme: href === undefined ? undefined : unsafeLinkScheme(href) }).toEqual({ script, a, b, scheme: undefined });
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+
   it('in an html field, a value written into a srcset, CSS, a refresh, script, an unquoted attribute, a tag or through | raw that would load or run something is not served (counted); a harmless value is', () => {
     // [template, a value anyone with the public key can set that would become a script or a navigation, a harmless value, what the harmless one renders]
     const cases: [string, string, string, string][] = [
@@ -521,6 +563,83 @@ describe('rendered content is safe for where it is shown', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it('in an html field, each branch of an {% if %} / {% case %} is read from where the block begins: a value is checked where it lands, on every path', () => {
+    const decideFor = (script: string, traits: Record<string, unknown>) => {
+      const c = loaded({
+        learning: { enabled: false, exploration: 0 },
+        policies: { consentRequired: [] },
+        actions: [action('agent-script', { call_center: { script } }, { value: 10 }), action('plain', { call_center: { script: '<p>plain</p>' } })],
+      });
+      const failures = createFailureTally();
+      const decision = decide(c, profile({ traits }), request('call_center', { limit: 1 }), NOW, { nonce: 'n1', failures });
+      return { served: decision.actions.map((a) => a.actionId), templates: failures.templates, script: decision.actions[0]?.content.script };
+    };
+    const hostileCss = 'red;background:url(javascript:alert(1))';
+    // Read as one text, the if-branch's `">` would put the else-branch's value in text; it lands in the style attribute.
+    const inStyle = '<div style="{% if traits.vip %}color:gold">{% else %}{{ traits.x }}">{% endif %}Hola</div>';
+    expect(decideFor(inStyle, { x: hostileCss })).toMatchObject({ served: ['plain'], templates: 1 });
+    expect(decideFor(inStyle, { x: 'color:red' })).toEqual({ served: ['agent-script'], templates: 0, script: '<div style="color:red">Hola</div>' });
+    // The same in a {% case %}: each {% when %} is read from the {% case %}.
+    const inCase = '<div style="{% case traits.tier %}{% when "a" %}color:gold">{% when "b" %}color:{{ traits.x }}">{% else %}">{% endcase %}Hola</div>';
+    expect(decideFor(inCase, { tier: 'b', x: hostileCss })).toMatchObject({ served: ['plain'], templates: 1 });
+    // And the reverse: read as one text, the else-branch's value would be judged inside the onclick the if-branch opened; it is text.
+    const inText = '{% if traits.vip %}<button onclick="{% else %}<b>{{ traits.x }}</b><button onclick="{% endif %}crm.open()">ficha</button>';
+    expect(decideFor(inText, { x: "O'Brien & María" })).toEqual({
+      served: ['agent-script'],
+      templates: 0,
+      script: '<b>O&#39;Brien &amp; María</b><button onclick="crm.open()">ficha</button>',
+    });
+    // Branches (or a loop's body) that leave different HTML contexts are refused at load, with the block's position and how to fix it.
+    for (const [script, position, where] of [
+      ['{% if a %}<a href="{% else %}<b>{{ x }}</b>{% endif %}">ver</a>', 0, /the branch at 0 ends in the href attribute's value of <a>, the branch at 19 ends in text/],
+      ['<p>Hola</p>{% unless a %}<a title="{% endunless %}{{ x }}">', 11, /the path that skips it is in text, the branch at 11 ends in the title attribute's value of <a>/],
+      ['<p>{% if a %}<{% endif %}{{ x }}</p>', 3, /right after a "<"/],
+      ['<p>{% for i in (1..3) %}<b title="{{ i }}{% endfor %}"></p>', 3, /does not end in the HTML context it starts in/],
+      ['<input {% if a %}checked{% endif %}="{{ x }}">', 7, /inside the tag <input>/],
+      ['<p{% if a %} class="{% endif %}>{{ x }}', 2, /inside the tag <p>/],
+    ] as const) {
+      expect(refused({ actions: [action('a', { call_center: { script } })] })).toEqual([
+        expect.objectContaining({ path: 'actions[0].content.call_center.script', position, message: expect.stringMatching(where) }),
+      ]);
+      expect(refused({ actions: [action('a', { call_center: { script } })] })[0]?.message).toMatch(/close in (each branch|its body) the tag or attribute it opens/);
+    }
+    // Branches that each close what they open, or open nothing, are fine (an attribute written with {% if %} too).
+    expect(
+      loaded({
+        actions: [
+          action('a', {
+            call_center: {
+              script:
+                '{% if a %}<a href="/a">{{ x }}</a>{% elsif b %}<b title="{{ x }}">{{ x }}</b>{% else %}{{ x }}{% endif %}<input {% if vip %}checked{% endif %} class="{% if vip %}gold{% else %}{{ tier }}{% endif %}"><p{% if vip %} class="vip"{% endif %}>{{ x }}</p>{% for i in (1..3) %}<i>{{ i }}</i>{% else %}-{% endfor %}',
+            },
+          }),
+        ],
+      }).actions,
+    ).toHaveLength(1);
+  });
+
+  it('in an html field, the text of a {% comment %} is not read as HTML: a quote or a ">" in it does not move where later values are checked', () => {
+    const decideFor = (script: string, x: string) => {
+      const c = loaded({
+        learning: { enabled: false, exploration: 0 },
+        policies: { consentRequired: [] },
+        actions: [action('agent-script', { call_center: { script } }, { value: 10 }), action('plain', { call_center: { script: '<p>plain</p>' } })],
+      });
+      const failures = createFailureTally();
+      const decision = decide(c, profile({ traits: { x } }), request('call_center', { limit: 1 }), NOW, { nonce: 'n1', failures });
+      return { served: decision.actions.map((a) => a.actionId), templates: failures.templates, script: decision.actions[0]?.content.script };
+    };
+    // Read as HTML, the comment's `">` would close the tag and put the value in text; it lands in the style attribute.
+    const inStyle = '<div style="color:red;{% comment %}">{% endcomment %}{{ traits.x }}">Hola</div>';
+    expect(decideFor(inStyle, 'background:url(javascript:alert(1))')).toMatchObject({ served: ['plain'], templates: 1 });
+    expect(decideFor(inStyle, 'margin:0')).toEqual({ served: ['agent-script'], templates: 0, script: '<div style="color:red;margin:0">Hola</div>' });
+    // A "<p " in a comment would put the value inside a tag (refused at load); it is text.
+    expect(decideFor('{% comment %}<p {% endcomment %}<b>{{ traits.x }}</b>', 'Hola')).toEqual({ served: ['agent-script'], templates: 0, script: '<b>Hola</b>' });
+    // The text of {% raw %} is written as it stands: read as HTML (its "{{" is not an output).
+    const afterRaw = '<div style="{% raw %}{{a}}{% endraw %}">{{ traits.x }}</div>';
+    expect(decideFor(afterRaw, 'url(x)')).toEqual({ served: ['agent-script'], templates: 0, script: '<div style="{{a}}">url(x)</div>' });
   });
 
   it('in an html field, an output inside a tag (its name, an attribute\'s name) is refused at load with its path and position', () => {

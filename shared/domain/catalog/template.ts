@@ -223,8 +223,10 @@ function sandboxedLiquid(kind: TemplateKind): Liquid {
 /** One engine per kind: an `html` template is parsed with output escaping, which its outputs keep. */
 const engines: Readonly<Record<TemplateKind, Liquid>> = { html: sandboxedLiquid('html'), text: sandboxedLiquid('text') };
 
+/** Attributes whose value is a URL a browser follows or loads. */
+const URL_ATTRIBUTES: readonly string[] = ['href', 'src', 'action', 'formaction', 'xlink:href', 'poster', 'background', 'cite', 'data', 'ping', 'lowsrc', 'dynsrc'];
 /** The end of HTML text that opens a URL attribute's value: `href="`, `src=`, `action='` … */
-const URL_ATTRIBUTE_OPENING = /[\s"'/](?:href|src|action|formaction|xlink:href|poster|background|cite|data|ping|lowsrc|dynsrc)\s*=\s*["']?$/i;
+const URL_ATTRIBUTE_OPENING = new RegExp(`[\\s"'/](?:${URL_ATTRIBUTES.join('|')})\\s*=\\s*["']?$`, 'i');
 
 /**
  * Whether what is written at `begin` of `source` starts a URL attribute's
@@ -264,12 +266,13 @@ function decodeEntities(html: string): string {
  * - `tag`: a tag's name, an attribute's name or the space between attributes,
  * - `attribute`: an attribute's value (`name`, lower case; `quote` `"`, `'`
  *   or `''` unquoted; `tag`, the element; `valueStart`, the offset where
- *   the value begins in the template),
+ *   the value begins in the template; `atStart`, whether on some path only
+ *   spaces and Liquid output come before it in the value),
  * - `style` / `script`: the text of a `<style>` / `<script>` element (`valueStart`: after its start tag).
  */
 type HtmlContext =
   | { readonly in: 'text' | 'tagOpen' | 'tag' }
-  | { readonly in: 'attribute'; readonly name: string; readonly quote: string; readonly tag: string; readonly valueStart: number }
+  | { readonly in: 'attribute'; readonly name: string; readonly quote: string; readonly tag: string; readonly valueStart: number; readonly atStart: boolean }
   | { readonly in: 'style' | 'script'; readonly valueStart: number };
 
 const TEXT: HtmlContext = { in: 'text' };
@@ -280,10 +283,32 @@ const isLetter = (c: string | undefined) => c !== undefined && ((c >= 'a' && c <
 /** Elements whose text is not markup (raw text): a value there is read as CSS or script, or as text. */
 const RAW_TEXT_ELEMENTS: ReadonlySet<string> = new Set(['style', 'script', 'textarea', 'title', 'xmp', 'iframe', 'noembed', 'noframes', 'noscript']);
 
+/** Liquid blocks whose branches (or passes) the HTML context pass follows: each must leave the context it is entered with, or all the same one. */
+const BRANCHING_TAGS: ReadonlySet<string> = new Set(['if', 'unless', 'case', 'for', 'tablerow']);
+const LOOP_TAGS: ReadonlySet<string> = new Set(['for', 'tablerow']);
+const BRANCH_TAGS: ReadonlySet<string> = new Set(['elsif', 'else', 'when']);
+/** The name of the Liquid tag (`{% name … %}`, `{%- name … -%}`) that begins at `at`, lower case; '' for none. */
+function liquidTagName(source: string, at: number): string {
+  return /^\{%-?\s*([A-Za-z_]\w*)/.exec(source.slice(at, at + 64))?.[1]?.toLowerCase() ?? '';
+}
+/** Where the tag `{% end<name> %}` that closes a block begun before `from` starts and ends, or undefined. */
+function blockEnd(source: string, from: number, name: string): { begin: number; end: number } | undefined {
+  const m = new RegExp(`\\{%-?\\s*end${name}\\s*-?%\\}`, 'g');
+  m.lastIndex = from;
+  const found = m.exec(source);
+  return found ? { begin: found.index, end: found.index + found[0].length } : undefined;
+}
+
 /**
  * The HTML context of each Liquid output or tag (`{{ … }}`, `{% … %}`) of an
  * `html` template's source, by where it begins and ends (in source order).
- * One forward pass, linear in the source.
+ * One forward pass, linear in the source. Liquid blocks are followed: each
+ * branch of an `{% if %}` / `{% unless %}` / `{% case %}` is read from the
+ * context the block is entered with, and a template whose branches (or a
+ * loop's body, pass after pass) would leave different contexts is refused
+ * (throws, with `token.begin` the block's offset), since an output after it
+ * would be judged in one and land in another. `{% comment %}` text is
+ * skipped; `{% raw %}` text is read as HTML (it is written as it stands).
  */
 function htmlContexts(source: string): { begin: number; end: number; context: HtmlContext }[] {
   const out: { begin: number; end: number; context: HtmlContext }[] = [];
@@ -296,6 +321,63 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
   let valueStart = 0;
   let rawElement = '';
   let rawStart = 0;
+  // In text right after a "<" that opened nothing (yet): a value written here could open a tag.
+  let afterLt = false;
+  // Whether the author's text (outside the Liquid blocks begun in the value) is in the attribute's value yet: before it, a value may begin it.
+  let valueText = false;
+  let valueDepth = 0;
+  type Snapshot = {
+    state: State; tag: string; endTag: boolean; name: string; quote: string; valueStart: number; rawElement: string; rawStart: number; afterLt: boolean; valueText: boolean; valueDepth: number;
+  };
+  const snapshot = (): Snapshot => ({ state, tag, endTag, name, quote, valueStart, rawElement, rawStart, afterLt, valueText, valueDepth });
+  const restore = (s: Snapshot) => ({ state, tag, endTag, name, quote, valueStart, rawElement, rawStart, afterLt, valueText, valueDepth } = s);
+  const beginValue = (at: number, quoteChar: string) => {
+    state = 'value';
+    quote = quoteChar;
+    valueStart = at;
+    valueText = false;
+    valueDepth = frames.length;
+  };
+  /**
+   * What of a snapshot decides how the rest of the template is read. Between
+   * attributes, after an attribute's name or not is the same unless an `=`
+   * comes next (`betweenAttributes`); after a tag's name too when a space,
+   * `/` or `>` comes next (`afterTagName`: `<p{% if vip %} class="vip"{% endif %}>`).
+   */
+  const key = (s: Snapshot, betweenAttributes: boolean, afterTagName: boolean): string => {
+    if (betweenAttributes && (s.state === 'beforeName' || s.state === 'name' || s.state === 'afterName' || (afterTagName && s.state === 'tagName'))) {
+      return `between ${s.tag} ${s.endTag}`;
+    }
+    switch (s.state) {
+      case 'data':
+        return `data ${s.afterLt}`;
+      case 'comment':
+        return 'comment';
+      case 'rawText':
+        return `rawText ${s.rawElement} ${s.rawElement === 'style' ? s.rawStart : ''}`;
+      case 'value':
+        // Where the value began matters where the author's text before an output is read (CSS, a refresh URL).
+        return `value ${s.tag} ${s.name} ${s.quote} ${s.name === 'style' || (s.name === 'content' && s.tag === 'meta') ? s.valueStart : ''}`;
+      default:
+        return `${s.state} ${s.tag} ${s.endTag} ${s.name}`;
+    }
+  };
+  const describe = (s: Snapshot): string => {
+    switch (s.state) {
+      case 'data':
+        return s.afterLt ? 'right after a "<"' : 'in text';
+      case 'comment':
+        return 'in an HTML comment';
+      case 'rawText':
+        return `in the text of <${s.rawElement}>`;
+      case 'value':
+        return `in the ${s.name} attribute's value of <${s.tag}>`;
+      default:
+        return `inside the tag <${s.endTag ? '/' : ''}${s.tag}>`;
+    }
+  };
+  type Frame = { name: string; begin: number; start: Snapshot; ends: { at: number; end: Snapshot }[]; branchAt: number; otherwise: boolean };
+  const frames: Frame[] = [];
   const closeTag = (at: number) => {
     if (!endTag && RAW_TEXT_ELEMENTS.has(tag)) {
       state = 'rawText';
@@ -306,35 +388,82 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
   const context = (at: number): HtmlContext => {
     switch (state) {
       case 'data':
+        return afterLt ? TAG_OPEN : TEXT;
       case 'comment':
         return TEXT;
       case 'rawText':
         return rawElement === 'style' || rawElement === 'script' ? { in: rawElement, valueStart: rawStart } : TEXT;
       case 'beforeValue':
-        return { in: 'attribute', name, quote: '', tag, valueStart: at };
+        return { in: 'attribute', name, quote: '', tag, valueStart: at, atStart: true };
       case 'value':
-        return { in: 'attribute', name, quote, tag, valueStart };
+        return { in: 'attribute', name, quote, tag, valueStart, atStart: !valueText };
       default:
         return IN_TAG;
     }
   };
+  /** A block's branches (and the path that skips it, unless it has an `else`) must end alike; the context goes on from there. */
+  const closeBlock = (frame: Frame, at: number, after: number) => {
+    frame.ends.push({ at: frame.branchAt, end: snapshot() });
+    const loop = LOOP_TAGS.has(frame.name);
+    const paths = loop || !frame.otherwise ? [{ at: -1, end: frame.start }, ...frame.ends] : frame.ends;
+    // What comes next, past spaces and Liquid tags (`{% if vip %}checked{% endif %} class="x"`); after a loop's body, its body again too.
+    const nextIsEquals = (from: number) => {
+      let next = from;
+      for (;;) {
+        while (isHtmlSpace(source[next])) next++;
+        if (!source.startsWith('{%', next)) break;
+        const close = source.indexOf('%}', next + 2);
+        if (close < 0) break;
+        next = close + 2;
+      }
+      return source[next] === '=';
+    };
+    const betweenAttributes = !nextIsEquals(after) && !(loop && nextIsEquals(frame.begin));
+    const afterTagName = !loop && (isHtmlSpace(source[after]) || source[after] === '/' || source[after] === '>');
+    const first = paths[0] as { at: number; end: Snapshot };
+    const other = paths.find((p) => key(p.end, betweenAttributes, afterTagName) !== key(first.end, betweenAttributes, afterTagName));
+    if (other === undefined) return;
+    const where = (p: { at: number; end: Snapshot }) =>
+      p.at < 0 ? `${loop ? 'it is entered' : 'the path that skips it is'} ${describe(p.end)}` : `the branch at ${p.at} ends ${describe(p.end)}`;
+    const message = loop
+      ? `the {% ${frame.name} %} at ${frame.begin} does not end in the HTML context it starts in (${where(first)}, ${where(other)}), so each pass would be read from a different one: close in its body the tag or attribute it opens`
+      : `the branches of the {% ${frame.name} %} at ${frame.begin} end in different HTML contexts (${where(first)}, ${where(other)}), so a value written after it could land somewhere other than where it is checked: close in each branch the tag or attribute it opens, or open it before the {% ${frame.name} %}`;
+    throw Object.assign(new Error(message), { token: { begin: frame.begin, end: at } });
+  };
+  let literalUntil = -1;
   let i = 0;
   while (i < source.length) {
     const c = source[i] as string;
-    if (c === '{' && (source[i + 1] === '{' || source[i + 1] === '%')) {
+    if (i >= literalUntil && c === '{' && (source[i + 1] === '{' || source[i + 1] === '%')) {
       const at = i;
-      const here = state === 'data' && source[i - 1] === '<' ? TAG_OPEN : context(i);
+      const here = context(i);
       // An output that begins an unquoted value (`src={{ x }}`): the value goes on after it.
-      if (state === 'beforeValue') {
-        state = 'value';
-        quote = '';
-        valueStart = i;
-      }
+      if (state === 'beforeValue') beginValue(i, '');
       const close = source.indexOf(source[i + 1] === '{' ? '}}' : '%}', i + 2);
       i = close < 0 ? source.length : close + 2;
       out.push({ begin: at, end: i, context: here });
+      const liquidTag = source[at + 1] === '%' ? liquidTagName(source, at) : '';
+      if (liquidTag === 'comment') {
+        // Not written: its text does not move the context.
+        i = blockEnd(source, i, 'comment')?.end ?? source.length;
+      } else if (liquidTag === 'raw') {
+        // Written as it stands: HTML, with no Liquid in it.
+        literalUntil = blockEnd(source, i, 'raw')?.begin ?? source.length;
+      } else if (BRANCHING_TAGS.has(liquidTag)) {
+        frames.push({ name: liquidTag, begin: at, start: snapshot(), ends: [], branchAt: at, otherwise: false });
+      } else if (BRANCH_TAGS.has(liquidTag) && frames.length > 0) {
+        const frame = frames.at(-1) as Frame;
+        // What a {% case %} holds before its first {% when %} is not written.
+        if (frame.name !== 'case' || frame.branchAt !== frame.begin) frame.ends.push({ at: frame.branchAt, end: snapshot() });
+        frame.branchAt = at;
+        if (liquidTag === 'else') frame.otherwise = true;
+        restore(frame.start);
+      } else if (liquidTag.startsWith('end') && frames.at(-1)?.name === liquidTag.slice(3)) {
+        closeBlock(frames.pop() as Frame, at, i);
+      }
       continue;
     }
+    afterLt = false;
     switch (state) {
       case 'data':
         if (c === '<' && source.startsWith('!--', i + 1)) {
@@ -349,6 +478,7 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
           i += endTag ? 2 : 1;
           continue;
         }
+        if (c === '<') afterLt = true;
         break;
       case 'comment':
         if (c === '-' && source.startsWith('->', i + 1)) {
@@ -389,21 +519,17 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
         else name += c.toLowerCase();
         break;
       case 'beforeValue':
-        if (c === '"' || c === "'") {
-          state = 'value';
-          quote = c;
-          valueStart = i + 1;
-        } else if (c === '>') closeTag(i);
+        if (c === '"' || c === "'") beginValue(i + 1, c);
+        else if (c === '>') closeTag(i);
         else if (!isHtmlSpace(c)) {
-          state = 'value';
-          quote = '';
-          valueStart = i;
+          beginValue(i, '');
           continue;
         }
         break;
       case 'value':
         if (quote !== '' ? c === quote : isHtmlSpace(c)) state = 'beforeName';
         else if (quote === '' && c === '>') closeTag(i);
+        else if (!isHtmlSpace(c) && frames.length <= valueDepth) valueText = true;
         break;
     }
     i++;
@@ -553,7 +679,13 @@ function contextCheck(source: string, at: number, context: HtmlContext, raw: boo
     else if (context.name === 'srcdoc') {
       checks.push((written) => (decodeEntities(written).includes('<') ? 'a value written into an srcdoc must not hold "<" (the frame reads it as markup)' : undefined));
     }
-    else if (context.name === 'content' && context.tag === 'meta') {
+    else if (context.atStart && URL_ATTRIBUTES.includes(context.name)) {
+      // It may begin the URL (`href="{{ link }}"`, `href="{% if vip %}/vip{% endif %}{{ link }}"` when not vip).
+      checks.push((written) => {
+        const problem = unsafeLinkProblem(decodeEntities(written));
+        return problem === undefined ? undefined : `an HTML attribute's URL: ${problem}`;
+      });
+    } else if (context.name === 'content' && context.tag === 'meta') {
       checks.push((written) => {
         const url = refreshUrl(before + decodeEntities(written));
         const problem = url === undefined ? undefined : unsafeLinkProblem(url);
@@ -577,6 +709,10 @@ function contextCheck(source: string, at: number, context: HtmlContext, raw: boo
  * field's value is (content-fields.ts `unsafeLinkProblem`, after decoding
  * HTML entities as the browser will), and the render fails on a
  * `javascript:` … URL. The author's own text (`href="/vip"`) is not checked.
+ * Beside the context pass (which checks each output that may begin a URL
+ * attribute, `contextCheck`) this one is kept for tags: it checks what a
+ * tag renders as a whole, so `href="{% if vip %}javascript:{% endif %}{{ x }}"`
+ * is not served with a value after the scheme, which no single output shows.
  */
 function guardUrlAttributeStart(node: Template): void {
   guardWritten(node, (written) => {
@@ -613,7 +749,8 @@ function writtenValue(node: Template): { initial: { postfix: readonly unknown[] 
  * `<meta content>` value, in a `<style>` or `<script>` element, or with
  * `| raw` (but for a string literal with no filter argument, the author's
  * own text). An output inside a tag, as its name or an attribute's, is
- * refused: the parse throws, with the output's token. An output in an
+ * refused: the parse throws, with the output's token; so are Liquid
+ * branches that leave different HTML contexts, with the block's. An output in an
  * unquoted value is noted in `warnings` (a value with a space is not served).
  */
 function parseTemplate(source: string, kind: TemplateKind, warnings?: TemplateCompileError[]): Template[] {
@@ -765,7 +902,8 @@ function unknownProfileReads(parsed: Template[], kind: TemplateKind, source: str
  * Parse a content template of this kind. Refused: Liquid syntax errors,
  * unknown filters, `include`/`render`/`layout`, and loops or literal text
  * over TEMPLATE_LIMITS when that is known before rendering, an output
- * inside an HTML tag. Warned about (`warnings`): a read of a `profile.`
+ * inside an HTML tag, Liquid branches (or a loop's body) that leave
+ * different HTML contexts (`htmlContexts`). Warned about (`warnings`): a read of a `profile.`
  * field the profile does not have, an output in an unquoted HTML attribute
  * value.
  */
