@@ -705,6 +705,16 @@ export async function prepareDecideFixture(endpoint: string, document: CatalogIn
   const { refreshLiveCatalog } = await import('#store/catalog-live.ts');
   const writtenAt = Date.now();
   const ago = (minutes: number) => new Date(writtenAt - minutes * 60_000).toISOString();
+  // The generated catalog's rules read profile.stats.visitsToday (the customer's day: UTC here). When the page views
+  // below (up to 40 minutes back) and the module's timed part (minutes after this) are not all on one UTC day, the
+  // customer is eligible for nothing, and decide's figures would measure decisions that choose nothing: refuse.
+  const dayOf = (ms: number) => Math.floor(ms / 86_400_000);
+  if (dayOf(writtenAt - 40 * 60_000) !== dayOf(writtenAt) || dayOf(writtenAt + 15 * 60_000) !== dayOf(writtenAt)) {
+    throw new Error(
+      "the decide fixture's page views and the timed decisions would not all fall on one UTC day, where the generated catalog's " +
+        'rules (profile.stats.visitsToday) look: run the bench between 00:40 and 23:45 UTC',
+    );
+  }
   const events = [
     storedEvent({ messageId: 'm-identify', userId, type: 'identify', timestamp: ago(1_440), traits: { firstName: 'Luis', tier: 'gold', email: 'luis@example.com' } }),
     storedEvent({ messageId: 'm-consent', userId, type: 'track', event: 'Consent Updated', timestamp: ago(1_440), properties: { channel: 'email', granted: true } }),
