@@ -770,12 +770,15 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
       didYouMean(placement, named),
     );
   };
-  doc.triggers.forEach((t, i) => unnamedPlacement(t.decide.channel, t.decide.placement, `triggers[${i}].decide.placement`));
-  doc.journeys.forEach((journey, i) =>
-    journey.steps.forEach((step, j) => {
-      if (step.act) unnamedPlacement(step.act.channel, step.act.placement, `journeys[${i}].steps[${j}].act.placement`);
-    }),
-  );
+  // Warned at validate and publish: a published document's load (every function's, at its cold start) skips it.
+  if (options.published !== true) {
+    doc.triggers.forEach((t, i) => unnamedPlacement(t.decide.channel, t.decide.placement, `triggers[${i}].decide.placement`));
+    doc.journeys.forEach((journey, i) =>
+      journey.steps.forEach((step, j) => {
+        if (step.act) unnamedPlacement(step.act.channel, step.act.placement, `journeys[${i}].steps[${j}].act.placement`);
+      }),
+    );
+  }
 
   if (problems.list.length > 0) return { ok: false, problems: problems.list, warnings: warnings.list };
 
