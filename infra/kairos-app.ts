@@ -1,6 +1,16 @@
 import { App, Validations, type AppProps } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { USER_TOKEN_MAX_LIFETIME_SECONDS, rangeProblem, type SettingRange } from '#shared/config-ranges.ts';
+import {
+  DECIDE_DEADLINE_HEADROOM_MS,
+  DECIDE_DEADLINE_MS,
+  HISTORY_DAYS,
+  INTEREST_HALF_LIFE_DAYS,
+  STALE_MAX_SECONDS,
+  USER_TOKEN_MAX_LIFETIME_SECONDS,
+  rangeProblem,
+  type SettingRange,
+} from '#shared/config-ranges.ts';
+import { functionDefinitions } from '#shared/functions.ts';
 import { KairosStack, type KairosStackProps } from './kairos-stack.ts';
 
 /** The stack's name in CloudFormation (and the cloud assembly). */
@@ -30,7 +40,34 @@ export const CONTEXT_KEYS = {
   corsAllowHeaders: 'kairos:corsAllowHeaders',
   /** Seconds a user token may live at most (KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS, 60 to 604800); a day by default. */
   userTokenMaxLifetimeSeconds: 'kairos:userTokenMaxLifetimeSeconds',
+  /** Milliseconds within which decide answers (KAIROS_DECIDE_DEADLINE_MS, 50 to its function's timeout less 1 s); 1000 by default. */
+  decideDeadlineMs: 'kairos:decideDeadlineMs',
+  /** Seconds a cached write key or catalog is still served while the store is unreachable (KAIROS_STALE_MAX_SECONDS, 0 to 604800); 3600 by default. */
+  staleMaxSeconds: 'kairos:staleMaxSeconds',
+  /** Days ingested events are kept (KAIROS_HISTORY_DAYS, 30 to 3650); 90 by default. */
+  historyDays: 'kairos:historyDays',
+  /** Half-life of the behavioural category interest, days (KAIROS_INTEREST_HALF_LIFE_DAYS, 0.001 to 3650); 14 by default. */
+  interestHalfLifeDays: 'kairos:interestHalfLifeDays',
 } as const;
+
+/**
+ * The numeric settings a context key sets, with the environment variable
+ * the functions read and its range (shared/config-ranges.ts, the range the
+ * functions check at start). Decide's deadline must also leave
+ * DECIDE_DEADLINE_HEADROOM_MS under the decide function's timeout.
+ */
+const NUMERIC_SETTINGS: readonly { readonly key: string; readonly variable: string; readonly range: SettingRange; readonly why?: string }[] = [
+  { key: CONTEXT_KEYS.userTokenMaxLifetimeSeconds, variable: 'KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS', range: USER_TOKEN_MAX_LIFETIME_SECONDS },
+  {
+    key: CONTEXT_KEYS.decideDeadlineMs,
+    variable: 'KAIROS_DECIDE_DEADLINE_MS',
+    range: { ...DECIDE_DEADLINE_MS, max: Math.min(DECIDE_DEADLINE_MS.max, functionDefinitions.decide.timeoutSeconds * 1_000 - DECIDE_DEADLINE_HEADROOM_MS) },
+    why: `the decide function times out after ${functionDefinitions.decide.timeoutSeconds} s; its deadline keeps ${DECIDE_DEADLINE_HEADROOM_MS} ms under that`,
+  },
+  { key: CONTEXT_KEYS.staleMaxSeconds, variable: 'KAIROS_STALE_MAX_SECONDS', range: STALE_MAX_SECONDS },
+  { key: CONTEXT_KEYS.historyDays, variable: 'KAIROS_HISTORY_DAYS', range: HISTORY_DAYS },
+  { key: CONTEXT_KEYS.interestHalfLifeDays, variable: 'KAIROS_INTEREST_HALF_LIFE_DAYS', range: INTEREST_HALF_LIFE_DAYS },
+];
 
 export interface KairosAppOptions {
   /** Cloud assembly directory (tests use a temporary one). @default - CDK_OUTDIR or a temporary directory */
@@ -70,14 +107,18 @@ export function createKairosApp(options: KairosAppOptions = {}): { app: App; sta
   const alarmTopicArn = contextString(app, CONTEXT_KEYS.alarmTopicArn);
   const corsOrigins = contextString(app, CONTEXT_KEYS.corsOrigins);
   const corsAllowHeaders = contextString(app, CONTEXT_KEYS.corsAllowHeaders);
-  const userTokenMaxLifetime = contextNumber(app, CONTEXT_KEYS.userTokenMaxLifetimeSeconds, USER_TOKEN_MAX_LIFETIME_SECONDS);
+  const numeric: Record<string, string> = {};
+  for (const setting of NUMERIC_SETTINGS) {
+    const value = contextNumber(app, setting.key, setting.range, setting.why);
+    if (value !== undefined) numeric[setting.variable] = value;
+  }
   const stack = new KairosStack(app, KAIROS_STACK_NAME, {
     ...options.stackProps,
     alarmTopicArn: options.stackProps?.alarmTopicArn ?? alarmTopicArn,
     functionEnvironment: {
       ...(corsOrigins ? { KAIROS_CORS_ORIGINS: corsOrigins } : {}),
       ...(corsAllowHeaders ? { KAIROS_CORS_ALLOW_HEADERS: corsAllowHeaders } : {}),
-      ...(userTokenMaxLifetime !== undefined ? { KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: userTokenMaxLifetime } : {}),
+      ...numeric,
       ...options.stackProps?.functionEnvironment,
     },
   });
@@ -94,12 +135,13 @@ function contextString(app: App, key: string): string | undefined {
 /**
  * A numeric context value (a number in cdk.json, text with `-c`) as the
  * environment variable's text, or undefined when unset; a value outside
- * `range` fails synthesis, as the functions would fail at start.
+ * `range` fails synthesis, as the functions would fail at start (`why`,
+ * when given, says what narrows the range beyond the functions' own).
  */
-function contextNumber(app: App, key: string, range: SettingRange): string | undefined {
+function contextNumber(app: App, key: string, range: SettingRange, why?: string): string | undefined {
   const value: unknown = app.node.tryGetContext(key);
   if (value === undefined || value === null || value === '') return undefined;
   const problem = typeof value === 'number' || typeof value === 'string' ? rangeProblem(value, range) : 'must be a number';
-  if (problem !== undefined) throw new Error(`Context ${key} ${problem}, got ${JSON.stringify(value)}`);
+  if (problem !== undefined) throw new Error(`Context ${key} ${problem}, got ${JSON.stringify(value)}${why && problem !== 'must be a number' ? ` (${why})` : ''}`);
   return String(Number(value));
 }

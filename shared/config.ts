@@ -5,7 +5,15 @@
  * is in every bundle, and decide's has no other use for one.)
  */
 import { getStringFromEnv } from '@aws-lambda-powertools/commons/utils/env';
-import { USER_TOKEN_MAX_LIFETIME_SECONDS, rangeProblem, type SettingRange } from './config-ranges.ts';
+import {
+  DECIDE_DEADLINE_MS,
+  HISTORY_DAYS,
+  INTEREST_HALF_LIFE_DAYS,
+  STALE_MAX_SECONDS,
+  USER_TOKEN_MAX_LIFETIME_SECONDS,
+  rangeProblem,
+  type SettingRange,
+} from './config-ranges.ts';
 
 export interface Config {
   readonly EVENTS_TABLE: string;
@@ -70,14 +78,6 @@ function optionalText(key: string, minLength: number): string | undefined {
   return process.env[key] === undefined ? undefined : text(key, '', minLength);
 }
 
-function number(key: string, min: number, max: number, defaultValue: number): number {
-  const raw = getStringFromEnv({ key, defaultValue: String(defaultValue) });
-  const value = raw === '' ? Number.NaN : Number(raw);
-  if (Number.isNaN(value)) throw invalid(key, 'must be a number');
-  if (!Number.isFinite(value) || value < min || value > max) throw invalid(key, `must be a number from ${min} to ${max}`);
-  return value;
-}
-
 function ranged(key: string, range: SettingRange): number {
   const raw = getStringFromEnv({ key, defaultValue: String(range.default) });
   const problem = rangeProblem(raw, range);
@@ -110,14 +110,14 @@ export function loadConfig(): Config {
     ...(endpoint !== undefined ? { DYNAMODB_ENDPOINT: endpoint } : {}),
     ...(adminToken !== undefined ? { KAIROS_ADMIN_TOKEN: adminToken } : {}),
     ...(decisionSecret !== undefined ? { KAIROS_DECISION_KEY: decisionSecret } : {}),
-    KAIROS_HISTORY_DAYS: number('KAIROS_HISTORY_DAYS', 30, 3650, 90),
+    KAIROS_HISTORY_DAYS: ranged('KAIROS_HISTORY_DAYS', HISTORY_DAYS),
     KAIROS_CORS_ORIGINS: text('KAIROS_CORS_ORIGINS', '*'),
     KAIROS_CORS_ALLOW_HEADERS: text('KAIROS_CORS_ALLOW_HEADERS', ''),
-    KAIROS_INTEREST_HALF_LIFE_DAYS: number('KAIROS_INTEREST_HALF_LIFE_DAYS', 0.001, 3650, 14),
+    KAIROS_INTEREST_HALF_LIFE_DAYS: ranged('KAIROS_INTEREST_HALF_LIFE_DAYS', INTEREST_HALF_LIFE_DAYS),
     KAIROS_VERSION: text('KAIROS_VERSION', 'unknown'),
     AWS_REGION: text('AWS_REGION', 'us-east-1'),
-    KAIROS_DECIDE_DEADLINE_MS: number('KAIROS_DECIDE_DEADLINE_MS', 50, 25_000, 1_000),
-    KAIROS_STALE_MAX_SECONDS: number('KAIROS_STALE_MAX_SECONDS', 0, 7 * 86_400, 3_600),
+    KAIROS_DECIDE_DEADLINE_MS: ranged('KAIROS_DECIDE_DEADLINE_MS', DECIDE_DEADLINE_MS),
+    KAIROS_STALE_MAX_SECONDS: ranged('KAIROS_STALE_MAX_SECONDS', STALE_MAX_SECONDS),
     KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: ranged('KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS', USER_TOKEN_MAX_LIFETIME_SECONDS),
   };
 }

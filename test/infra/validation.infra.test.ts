@@ -30,6 +30,13 @@ const ALARM_TOPIC = 'arn:aws:sns:eu-west-1:123456789012:kairos-on-call';
 const CORS_ORIGINS = 'https://shop.example,https://m.shop.example';
 const CORS_ALLOW_HEADERS = 'x-shop-session';
 const USER_TOKEN_MAX_LIFETIME = '3600';
+// The other numeric settings an operator sets by context, as cdk.json holds them (numbers) or `-c` passes them (text).
+const NUMERIC_CONTEXT = {
+  [CONTEXT_KEYS.decideDeadlineMs]: 800,
+  [CONTEXT_KEYS.staleMaxSeconds]: '60',
+  [CONTEXT_KEYS.historyDays]: 365,
+  [CONTEXT_KEYS.interestHalfLifeDays]: '7.5',
+};
 
 interface ReportViolation {
   ruleName: string;
@@ -94,6 +101,7 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
         [CONTEXT_KEYS.corsOrigins]: CORS_ORIGINS,
         [CONTEXT_KEYS.corsAllowHeaders]: CORS_ALLOW_HEADERS,
         [CONTEXT_KEYS.userTokenMaxLifetimeSeconds]: USER_TOKEN_MAX_LIFETIME,
+        ...NUMERIC_CONTEXT,
       },
     }));
     // In a test (NODE_ENV=test) CDK throws with the whole report if a plugin fails.
@@ -187,6 +195,12 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
       expect(fn.Properties.Environment.Variables.KAIROS_CORS_ORIGINS).toBe(CORS_ORIGINS);
       expect(fn.Properties.Environment.Variables.KAIROS_CORS_ALLOW_HEADERS).toBe(CORS_ALLOW_HEADERS);
       expect(fn.Properties.Environment.Variables.KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS).toBe(USER_TOKEN_MAX_LIFETIME);
+      expect(fn.Properties.Environment.Variables).toMatchObject({
+        KAIROS_DECIDE_DEADLINE_MS: '800',
+        KAIROS_STALE_MAX_SECONDS: '60',
+        KAIROS_HISTORY_DAYS: '365',
+        KAIROS_INTEREST_HALF_LIFE_DAYS: '7.5',
+      });
     }
   });
 
@@ -279,6 +293,23 @@ describe('synth-time checks of the constructs', () => {
         /^Context kairos:userTokenMaxLifetimeSeconds must be a number/,
       );
     }
+  });
+
+  it.each([
+    [CONTEXT_KEYS.decideDeadlineMs, [49, '25000', 4_001], /must be a number from 50 to 4000, got .* \(the decide function times out after 5 s; its deadline keeps 1000 ms under that\)$/],
+    [CONTEXT_KEYS.staleMaxSeconds, [-1, '604801'], /must be a number from 0 to 604800, got /],
+    [CONTEXT_KEYS.historyDays, [29, '3651'], /must be a number from 30 to 3650, got /],
+    [CONTEXT_KEYS.interestHalfLifeDays, [0, '3651'], /must be a number from 0\.001 to 3650, got /],
+  ])('refuses %s outside what the functions accept', (key, values, message) => {
+    for (const value of values) {
+      expect(() => createKairosApp({ outdir, context: { ...SKIP_BUNDLING, [key]: value } })).toThrow(message);
+      expect(() => createKairosApp({ outdir, context: { ...SKIP_BUNDLING, [key]: value } })).toThrow(new RegExp(`^Context ${key} `));
+    }
+    for (const value of ['soon', true]) {
+      expect(() => createKairosApp({ outdir, context: { ...SKIP_BUNDLING, [key]: value } })).toThrow(new RegExp(`^Context ${key} must be a number, got .*[^)]$`));
+    }
+    // Empty is unset: the functions' default.
+    expect(() => createKairosApp({ outdir, context: { ...SKIP_BUNDLING, [key]: '' } })).not.toThrow();
   });
 
   it('refuses an entry that is not a TypeScript module', () => {

@@ -8,6 +8,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { CONTEXT_KEYS } from '#infra/kairos-app.ts';
 
 const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
 
@@ -15,7 +16,7 @@ const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta
 function configVariables(): string[] {
   const source = read('shared/config.ts');
   const fields = [...source.matchAll(/^\s+readonly ([A-Z][A-Z0-9_]*)\??:/gm)].map((m) => m[1] as string);
-  const readers = [...source.matchAll(/\b(?:text|optionalText|number|optionalUrl)\('([A-Z][A-Z0-9_]*)'/g)].map((m) => m[1] as string);
+  const readers = [...source.matchAll(/\b(?:text|optionalText|ranged|optionalUrl)\('([A-Z][A-Z0-9_]*)'/g)].map((m) => m[1] as string);
   return [...new Set([...fields, ...readers])];
 }
 
@@ -41,6 +42,12 @@ describe('configuration variables', () => {
 
   it.each([...new Set([...configVariables(), ...localVariables()])].sort())('%s is documented in the README or docs/integration.md', (name) => {
     expect(docs.includes(`\`${name}\``) ? name : `${name} is documented nowhere`).toBe(name);
+  });
+});
+
+describe('deployment settings', () => {
+  it.each(Object.values(CONTEXT_KEYS))('the CDK context %s is documented in the README', (key) => {
+    expect(read('README.md').includes(`-c ${key}=`) ? key : `${key} is not in the README's deployment settings`).toBe(key);
   });
 });
 
