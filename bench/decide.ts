@@ -21,7 +21,8 @@
  *    platform node, AWS SDK bundled), budget 500 KB, and every other
  *    function's (500 KB each, admin 1 MB);
  * 6. the cold start proxy: 20 fresh node processes each import the decide
- *    bundle and answer one decide through its handler (a real read);
+ *    bundle and answer one decide through its handler (a real read, over
+ *    https as deployed: bench/tls-front.ts);
  *    median CPU time, import and first request reported apart (budget
  *    150 ms); beside it the floor, the import of the bundle's packages
  *    alone (bench/cold-start-libraries.ts).
@@ -34,7 +35,7 @@
  * one. It publishes the generated catalog as the live version for the run
  * and then publishes the previous live catalog again (as a new version).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -47,6 +48,7 @@ import type { DecideRequest } from '#domain/decide/types.ts';
 import { seededRandom } from '#domain/decide/random.ts';
 import { FUNCTION_NODE_OPTIONS, LAZY_MODULES, buildLikeCdk } from '#infra/bundling.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
+import { startTlsFront } from './tls-front.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const DECIDE_ENTRY = join(ROOT, 'functions/decide/handler.ts');
@@ -549,12 +551,26 @@ export interface ColdStart {
 /**
  * The cold start proxy of ARCHITECTURE.md: COLD_STARTS fresh node processes
  * each import the decide bundle (as Lambda's runtime does) and answer one
- * decide through its handler (a real read of DynamoDB Local); CPU time of
+ * decide through its handler (a real read of DynamoDB Local, over https
+ * through a TLS front as a deployed decide reads DynamoDB: tls-front.ts); CPU time of
  * the import and of the first request, measured apart in the child with
  * process.cpuUsage() (every thread), and the first request's main-thread
  * share with process.threadCpuUsage().
  */
 let coldStartRuns = 0;
+
+/** Run this Node with `args` and `env` without blocking the event loop (the TLS front answers meanwhile); its status and output. */
+function runProcess(args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.once('error', reject);
+    child.once('close', (status) => resolveRun({ status, stdout, stderr }));
+  });
+}
 
 export async function benchColdStart(outfile: string, event: unknown): Promise<ColdStart> {
   const probe = `
@@ -574,31 +590,38 @@ export async function benchColdStart(outfile: string, event: unknown): Promise<C
   const backgrounds: number[] = [];
   // KAIROS_BENCH_CPU_PROFILE=<dir>: one more process, under V8's profiler and left out of the figures (<dir>/coldstart-<n>/).
   const profiled = process.env.KAIROS_BENCH_CPU_PROFILE ? 1 : 0;
-  for (let i = 0; i < COLD_STARTS + profiled; i++) {
-    const profile = i < profiled ? [`--cpu-prof`, `--cpu-prof-interval=100`, `--cpu-prof-dir=${join(process.env.KAIROS_BENCH_CPU_PROFILE as string, `coldstart-${++coldStartRuns}`)}`] : [];
-    const child = spawnSync(process.execPath, [...profile, '--no-warnings', '--input-type=module', '-e', probe, outfile, JSON.stringify(event)], {
-      encoding: 'utf8',
-      // A longer request deadline than the deployed 1 s: CPU time is the measure, and on a loaded shared
-      // machine the wall time of a first decide (catalog read and compile, profile read) can pass 1 s.
-      env: {
+  // As deployed, the store over https (tls-front.ts): the first request loads https and tls and makes a handshake.
+  const store = process.env.DYNAMODB_ENDPOINT;
+  if (store === undefined) throw new Error('benchColdStart: DYNAMODB_ENDPOINT is not set');
+  const front = await startTlsFront(store);
+  try {
+    for (let i = 0; i < COLD_STARTS + profiled; i++) {
+      const profile = i < profiled ? [`--cpu-prof`, `--cpu-prof-interval=100`, `--cpu-prof-dir=${join(process.env.KAIROS_BENCH_CPU_PROFILE as string, `coldstart-${++coldStartRuns}`)}`] : [];
+      const child = await runProcess([...profile, '--no-warnings', '--input-type=module', '-e', probe, outfile, JSON.stringify(event)], {
         ...process.env,
+        DYNAMODB_ENDPOINT: front.endpoint,
+        NODE_EXTRA_CA_CERTS: front.caFile,
         // As deployed: the functions' NODE_OPTIONS (source-mapped stack traces, the map beside the bundle).
         NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
         POWERTOOLS_LOG_LEVEL: 'ERROR',
         POWERTOOLS_METRICS_DISABLED: 'true',
         AWS_ACCESS_KEY_ID: 'local',
         AWS_SECRET_ACCESS_KEY: 'local',
+        // A longer request deadline than the deployed 1 s: CPU time is the measure, and on a loaded shared
+        // machine the wall time of a first decide (catalog read and compile, profile read) can pass 1 s.
         KAIROS_DECIDE_DEADLINE_MS: '10000',
-      },
-    });
-    const line = child.stdout.trim().split('\n').pop() ?? '';
-    if (child.status !== 0 || !line.startsWith('{')) throw new Error(`cold start ${i + 1} of the decide bundle failed: ${child.stderr.slice(0, 500)}`);
-    const { importUs, totalUs, firstMainUs } = JSON.parse(line) as { importUs: number; totalUs: number; firstMainUs: number };
-    if (i < profiled) continue;
-    imports.push(importUs / 1000);
-    firsts.push((totalUs - importUs) / 1000);
-    totals.push(totalUs / 1000);
-    backgrounds.push((totalUs - importUs - firstMainUs) / 1000);
+      });
+      const line = child.stdout.trim().split('\n').pop() ?? '';
+      if (child.status !== 0 || !line.startsWith('{')) throw new Error(`cold start ${i + 1} of the decide bundle failed: ${child.stderr.slice(0, 500)}`);
+      const { importUs, totalUs, firstMainUs } = JSON.parse(line) as { importUs: number; totalUs: number; firstMainUs: number };
+      if (i < profiled) continue;
+      imports.push(importUs / 1000);
+      firsts.push((totalUs - importUs) / 1000);
+      totals.push(totalUs / 1000);
+      backgrounds.push((totalUs - importUs - firstMainUs) / 1000);
+    }
+  } finally {
+    await front.close();
   }
   return {
     importCpuMs: percentile(sortNumbers(imports), 0.5),
