@@ -1,6 +1,6 @@
 /**
  * The evaluation state machine's last step (shared/evaluation-steps.ts):
- * the map step's partial sums → the candidate's estimates, or the reason
+ * the shuffle's counts and the map step's partial sums → the candidate's estimates, or the reason
  * there are none (shared/domain/evaluation/evaluate.ts `reduceEvaluation`).
  * Its result is the execution's output.
  */
@@ -13,8 +13,8 @@ import { functionLogger } from '#shared/observability.ts';
 const logger = functionLogger('evaluationReduce');
 
 export async function evaluationReduce(event: ReduceEvent): Promise<Evaluation> {
-  const evaluation = reduceEvaluation(event.partitions, { reward: event.reward, minSupport: event.minSupport });
-  logger.info('evaluation reduced', { ok: evaluation.ok, partitions: event.partitions.length, replayed: evaluation.replayed });
+  const evaluation = reduceEvaluation([...event.shuffled, ...event.partitions], { reward: event.reward, minSupport: event.minSupport });
+  logger.info('evaluation reduced', { ok: evaluation.ok, batches: event.shuffled.length, shards: event.partitions.length, replayed: evaluation.replayed, duplicates: evaluation.duplicates });
   return evaluation;
 }
 
