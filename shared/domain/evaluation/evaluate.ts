@@ -96,10 +96,13 @@
  * decisions (the profile was not read: nothing to replay), lines that are
  * not decision records, records outside the requested time range, and
  * duplicates: a decision whose reference was already read by the same map
- * step (`PartitionInput.seen`, shared by the partitions one step reads).
- * Firehose and the log subscription deliver at least once, so the same
- * record may arrive twice; counted twice, its decision would weigh double.
- * The first delivery read is the one evaluated.
+ * step (`PartitionInput.seen`, shared by the partitions one step reads:
+ * `mapStep`). Firehose and the log subscription deliver at least once, so
+ * the same record may arrive twice; counted twice, its decision would
+ * weigh double. The first delivery read is the one evaluated. A map step
+ * that sees every copy of its decisions counts each once: locally one step
+ * reads every file; deployed, one step reads each shard, to which the
+ * shuffle sent every copy of its decisions' records (shuffle.ts).
  */
 import type { CompiledCatalog } from '../catalog/compiled.ts';
 import type { LearningStats } from '../decide/types.ts';
