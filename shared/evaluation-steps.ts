@@ -24,6 +24,7 @@
  *    sums → the Evaluation, the execution's output.
  */
 import type { Evaluation, OutcomeIndex, PartitionSums } from '#domain/evaluation/evaluate.ts';
+import type { ShuffleCounts } from '#domain/evaluation/shuffle.ts';
 import type { OutcomeCounts } from '#domain/learning/statistics.ts';
 
 /** The state machine's input (what `npm run evaluate -- --deployed` sends). */
@@ -88,9 +89,9 @@ export interface MapEvent {
   readonly to: string;
 }
 
-/** The reduce step's event: the shuffle's counts (a PartitionSums per batch) and the shards' sums. */
+/** The reduce step's event: the shuffle's counts (one per batch) and the shards' sums. */
 export interface ReduceEvent {
-  readonly shuffled: readonly PartitionSums[];
+  readonly shuffled: readonly ShuffleCounts[];
   readonly partitions: readonly PartitionSums[];
   readonly reward: 'click' | 'conversion';
   readonly minSupport: number;

@@ -7,13 +7,14 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import { reduceEvaluation, type Evaluation } from '#domain/evaluation/evaluate.ts';
+import { shuffledPartitions } from '#domain/evaluation/shuffle.ts';
 import type { ReduceEvent } from '#shared/evaluation-steps.ts';
 import { functionLogger } from '#shared/observability.ts';
 
 const logger = functionLogger('evaluationReduce');
 
 export async function evaluationReduce(event: ReduceEvent): Promise<Evaluation> {
-  const evaluation = reduceEvaluation([...event.shuffled, ...event.partitions], { reward: event.reward, minSupport: event.minSupport });
+  const evaluation = reduceEvaluation(shuffledPartitions(event.shuffled, event.partitions), { reward: event.reward, minSupport: event.minSupport });
   logger.info('evaluation reduced', { ok: evaluation.ok, batches: event.shuffled.length, shards: event.partitions.length, replayed: evaluation.replayed, duplicates: evaluation.duplicates });
   return evaluation;
 }

@@ -10,7 +10,7 @@
  * name would still be in its decision's shard, where the map step reads it
  * once. Memory: one object's text and at most `flushBytes` of lines
  * waiting (then written as the next part of each shard).
- * Returns the counts of the lines no shard takes (PartitionSums).
+ * Returns the counts of the lines no shard takes (ShuffleCounts).
  */
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
@@ -18,8 +18,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { getStringFromEnv } from '@aws-lambda-powertools/commons/utils/env';
 import middy from '@middy/core';
 import { decisionKey, type DecisionKey } from '#domain/decide/decision-id.ts';
-import { EMPTY_PARTITION, mergePartitions, type PartitionSums } from '#domain/evaluation/evaluate.ts';
-import { MAX_SHARDS, shuffleText } from '#domain/evaluation/shuffle.ts';
+import { MAX_SHARDS, NO_SHUFFLE_COUNTS, addShuffleCounts, shuffleText, type ShuffleCounts } from '#domain/evaluation/shuffle.ts';
 import { s3Objects, textOfObject } from '#shared/aws-requests.ts';
 import { requiredDecisionSecret } from '#shared/config.ts';
 import { keyInRange, shardPartKeyOf, type EvaluationObjects, type ShuffleEvent } from '#shared/evaluation-steps.ts';
@@ -45,7 +44,7 @@ export interface ShuffleSettings {
 }
 
 /** The shuffle step reading and writing `settings.objects`. Throws on a shard count outside 1 … MAX_SHARDS (a defect of the state machine's input). */
-export function evaluationShuffle(settings: ShuffleSettings): (event: ShuffleEvent) => Promise<PartitionSums> {
+export function evaluationShuffle(settings: ShuffleSettings): (event: ShuffleEvent) => Promise<ShuffleCounts> {
   const flushBytes = settings.flushBytes ?? SHUFFLE_FLUSH_BYTES;
   return async (event) => {
     const { scratchPrefix, shardCount } = event.BatchInput;
@@ -72,13 +71,13 @@ export function evaluationShuffle(settings: ShuffleSettings): (event: ShuffleEve
       parts += shards.length;
       part++;
     };
-    let kept = EMPTY_PARTITION;
+    let kept = NO_SHUFFLE_COUNTS;
     let objects = 0;
     for (const item of event.Items) {
       if (!keyInRange(item.Key, from, to)) continue;
       objects++;
       const text = textOfObject(await settings.objects.get(settings.logBucket, item.Key));
-      kept = mergePartitions(
+      kept = addShuffleCounts(
         kept,
         shuffleText(text, shardCount, settings.decisionKey, (shard, line) => {
           let lines = waiting.get(shard);
@@ -95,7 +94,7 @@ export function evaluationShuffle(settings: ShuffleSettings): (event: ShuffleEve
   };
 }
 
-let step: ((event: ShuffleEvent) => Promise<PartitionSums>) | undefined;
+let step: ((event: ShuffleEvent) => Promise<ShuffleCounts>) | undefined;
 
 const fromEnvironment = () =>
   evaluationShuffle({
@@ -105,6 +104,6 @@ const fromEnvironment = () =>
     decisionKey: decisionKey(requiredDecisionSecret()),
   });
 
-export const handler = middy<ShuffleEvent, PartitionSums>()
+export const handler = middy<ShuffleEvent, ShuffleCounts>()
   .use(injectLambdaContext(logger))
   .handler((event) => (step ??= fromEnvironment())(event));

@@ -19,6 +19,30 @@ import { EMPTY_PARTITION, referenceOf, type PartitionSums } from './evaluate.ts'
 /** The most shards an evaluation may use (a Step Functions Map's items are a state's array). */
 export const MAX_SHARDS = 1_000;
 
+/**
+ * What the shuffle kept out of the shards, as the map step would have
+ * counted it (`PartitionSums`' fields of the same names): `records`,
+ * readable records whose decision id does not open; `malformed`, those
+ * and the lines that are no record. Small: one per shuffle batch travels
+ * in the execution's state to the reduce step.
+ */
+export interface ShuffleCounts {
+  readonly records: number;
+  readonly malformed: number;
+}
+
+export const NO_SHUFFLE_COUNTS: ShuffleCounts = Object.freeze({ records: 0, malformed: 0 });
+
+/** Two shuffle counts together. */
+export const addShuffleCounts = (a: ShuffleCounts, b: ShuffleCounts): ShuffleCounts => ({ records: a.records + b.records, malformed: a.malformed + b.malformed });
+
+/** The shuffle's counts and the shards' sums as the partitions of the reduce step (evaluate.ts `reduceEvaluation`). */
+export function shuffledPartitions(shuffled: Iterable<ShuffleCounts>, shards: Iterable<PartitionSums>): PartitionSums[] {
+  let counts = NO_SHUFFLE_COUNTS;
+  for (const c of shuffled) counts = addShuffleCounts(counts, c);
+  return [{ ...EMPTY_PARTITION, ...counts }, ...shards];
+}
+
 /** The shard of a decision reference (evaluate.ts `decisionRef`), 0 … shards − 1: a 32-bit FNV-1a hash modulo `shards`. */
 export function shardOf(reference: string, shards: number): number {
   return hash32(reference) % shards;
@@ -26,12 +50,11 @@ export function shardOf(reference: string, shards: number): number {
 
 /**
  * One text of the log (an object's JSON lines) sent line by line to
- * `send(shard, line)`; returns the counts of what was kept out, as a
- * partition's sums (`records`: readable records whose id does not open;
- * `malformed`: those and the lines that are no record). `decisionKey`:
+ * `send(shard, line)`; returns the counts of what was kept out
+ * (`ShuffleCounts`). `decisionKey`:
  * the key the ids are sealed with (absent: plain ids).
  */
-export function shuffleText(text: string, shards: number, decisionKey: DecisionKey | undefined, send: (shard: number, line: string) => void): PartitionSums {
+export function shuffleText(text: string, shards: number, decisionKey: DecisionKey | undefined, send: (shard: number, line: string) => void): ShuffleCounts {
   let unreadable = 0;
   let unopened = 0;
   for (const line of text.split('\n')) {
@@ -48,5 +71,5 @@ export function shuffleText(text: string, shards: number, decisionKey: DecisionK
     }
     send(shardOf(reference, shards), line);
   }
-  return { ...EMPTY_PARTITION, records: unopened, malformed: unreadable + unopened };
+  return { records: unopened, malformed: unreadable + unopened };
 }
