@@ -14,7 +14,12 @@
  */
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+
+// Before the handlers' loggers read it: their per-batch and per-shard lines would flood the output of the property below.
+vi.hoisted(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+});
 import { decisionRecordsOfText } from '#domain/evaluation/decision-record.ts';
 import { mapStep, reduceEvaluation, type Evaluation, type OutcomeIndex } from '#domain/evaluation/evaluate.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
@@ -52,6 +57,19 @@ const line = (nonce: string, served: 0 | 1): string =>
     message: 'decision record',
     decision: { v: 5, id: `${SECOND}.${nonce}`, cv: '3', ch: 'web', c: 'pseudonym', e: [['a', 2, 0.5], ['b', 1, 0.5]], s: [[served]], f: FEATURES },
   });
+
+/** A version 1 record (the long form, no `v`) whose decision id does not open: read, and counted unreadable. */
+const UNOPENED = JSON.stringify({
+  decisionId: 'not-a-decision-id',
+  at: '2026-11-20T10:00:00.000Z',
+  catalogVersion: '3',
+  channel: 'web',
+  customer: 'pseudonym',
+  fallback: false,
+  degraded: false,
+  eligible: [{ actionId: 'a', score: 2, probability: 1 }],
+  served: [{ actionId: 'a', score: 2, probability: 1 }],
+});
 
 /** A Firehose object key of the day (`decisions/dt=…/<stream>-<version>-<time>-<id>`), in the order written. */
 const objectKey = (i: number): string => `decisions/dt=2026-11-20/kairos-decisions-1-2026-11-20-10-${String(i).padStart(4, '0')}-0c1d.gz`;
@@ -143,23 +161,25 @@ describe('a decision whose record sits in two objects of different batches', () 
   });
 
   it('gives the local path’s answer, also with one shard, one object per batch and a part per few lines', async () => {
-    const expected = local({ objects: redelivered, outcomes, batch: 20, shards: 32 });
-    expect(expected).toMatchObject({ ok: true, records: 101, duplicates: 1, replayed: 100 });
+    // And lines no shard takes: one that is no record, a record whose id does not open.
+    const log = redelivered.map((lines, o) => (o === 3 ? [...lines, 'not a record', UNOPENED] : lines));
+    const expected = local({ objects: log, outcomes, batch: 20, shards: 32 });
+    expect(expected).toMatchObject({ ok: true, records: 102, malformed: 2, duplicates: 1, replayed: 100 });
     for (const run of [
       { batch: 20, shards: 32 },
       { batch: 1, shards: 1 },
       { batch: 7, shards: 5, flushBytes: 2_000 },
     ]) {
-      expect(await deployed({ objects: redelivered, outcomes, ...run })).toEqual(expected);
+      expect(await deployed({ objects: log, outcomes, ...run })).toEqual(expected);
     }
   });
 
   it('writes the shuffle’s parts only under the execution’s scratch prefix, GZIP JSON lines named by shard and batch', async () => {
     const objects = memoryObjects();
-    await objects.put(LOG_BUCKET, objectKey(0), gzipSync(`${line('n1', 0)}\nnot a record\n`));
+    await objects.put(LOG_BUCKET, objectKey(0), gzipSync(`${line('n1', 0)}\nnot a record\n${UNOPENED}\n`));
     const shuffle = evaluationShuffle({ objects, logBucket: LOG_BUCKET, evaluationBucket: EVALUATION_BUCKET });
     const kept = await shuffle({ Items: [{ Key: objectKey(0) }], BatchInput: { scratchPrefix: scratchPrefixOf('x'), shardCount: 4, from: new Date(FROM).toISOString(), to: new Date(TO).toISOString() } });
-    expect(kept).toEqual({ records: 0, malformed: 1 });
+    expect(kept).toEqual({ records: 1, malformed: 2 });
     const written = objects.keys(EVALUATION_BUCKET);
     expect(written).toHaveLength(1);
     expect(written[0]).toMatch(/^shuffle\/x\/000[0-3]\/[0-9a-f]{16}-0\.jsonl\.gz$/);
