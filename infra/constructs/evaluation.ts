@@ -56,8 +56,8 @@ export interface EvaluationProps {
   readonly inputsRetention?: Duration;
   /**
    * How long the shuffle's scratch objects (copies of the range's decision
-   * records, under SCRATCH_PREFIX) stay in the evaluation bucket: past an
-   * execution's 2 hours, S3 expires them within a day after that.
+   * records, under SCRATCH_PREFIX) stay in the evaluation bucket. At least
+   * a day: an execution reads them for up to its 2-hour timeout.
    * @default Duration.days(1)
    */
   readonly scratchRetention?: Duration;
