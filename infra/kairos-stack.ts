@@ -169,6 +169,7 @@ export class KairosStack extends Stack {
       logBucket: this.decisionLog.bucket,
       accessLogs: this.decisionLog.accessLogs,
       inputs: functionByName.evaluationInputs,
+      shuffle: functionByName.evaluationShuffle,
       map: functionByName.evaluationMap,
       reduce: functionByName.evaluationReduce,
     });

@@ -28,9 +28,8 @@ import { fileURLToPath } from 'node:url';
 import { MAX_CATALOG_BYTES, loadCatalog } from '#domain/catalog/load.ts';
 import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { decisionKey, type DecisionKey } from '#domain/decide/decision-id.ts';
-import { DEFAULT_MIN_SUPPORT, decisionRecordsOfText, evaluatePartition, reduceEvaluation, type Evaluation, type PartitionSums } from '#domain/evaluation/evaluate.ts';
+import { DEFAULT_MIN_SUPPORT, decisionRecordsOfText, mapStep, reduceEvaluation, type Evaluation, type PartitionSums } from '#domain/evaluation/evaluate.ts';
 import type { DecisionLogRecord } from '#domain/evaluation/decision-record.ts';
-import { replayCache } from '#domain/evaluation/replay.ts';
 import { MIN_INTERVAL_DECISIONS } from '#domain/evaluation/estimators.ts';
 import { parseIsoDateTime } from '#domain/ingest/timestamps.ts';
 import { DynamoClient } from '#store/client.ts';
@@ -213,13 +212,9 @@ export async function evaluateLocalLog(input: LocalEvaluationInput): Promise<Eva
   const range: EvaluationRange = { from: input.from ?? (Number.isFinite(first) ? first : 0), to: input.to ?? (Number.isFinite(last) ? last + 1 : 1) };
   const outcomes = await readOutcomeIndex(input.candidate, range, input.decisionKey, { client: input.client, ...(input.tables?.events ? { table: input.tables.events } : {}) });
   const learning = evaluationStatistics(await readEvaluationCounts(input.candidate, range, { client: input.client, ...(input.tables?.control ? { table: input.tables.control } : {}) }));
-  const cache = replayCache();
   // One map step reads every file: a decision in two files (or twice in one) is evaluated once.
-  const seen = new Set<string>();
-  const sums: PartitionSums[] = input.files.map((file) => {
-    const { records, malformed } = read(file);
-    return evaluatePartition(records, { candidate: input.candidate, outcomes, learning, decisionKey: input.decisionKey, from: range.from, to: range.to, cache, seen }, malformed);
-  });
+  const step = mapStep({ candidate: input.candidate, outcomes, learning, decisionKey: input.decisionKey, from: range.from, to: range.to });
+  const sums: PartitionSums[] = input.files.map((file) => step(read(file)));
   return reduceEvaluation(sums, { reward: input.candidate.learning.reward, ...(input.minSupport !== undefined ? { minSupport: input.minSupport } : {}) });
 }
 

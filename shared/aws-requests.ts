@@ -1,8 +1,8 @@
 /**
  * The two AWS APIs the evaluation uses besides DynamoDB, through aws-lite's
  * plain signed requests (no plugin, no SDK client in the bundle): S3
- * GetObject / PutObject for the evaluation functions and the decision
- * counter, Step Functions
+ * GetObject / PutObject / ListObjectsV2 for the evaluation functions and
+ * the decision counter, Step Functions
  * StartExecution / DescribeExecution for `npm run evaluate --deployed`.
  * Credentials and region from the environment (Lambda's, or the
  * operator's). Not reachable from this repository's tests (no AWS account):
@@ -10,6 +10,7 @@
  */
 import { gunzipSync } from 'node:zlib';
 import awsLite from '@aws-lite/client';
+import type { EvaluationObjects } from './evaluation-steps.ts';
 
 type AwsLite = Awaited<ReturnType<typeof awsLite>>;
 
@@ -30,13 +31,35 @@ export async function getObject(bucket: string, key: string): Promise<Buffer> {
 
 /** A decision log object's text: Firehose writes GZIP (magic bytes 1f 8b); a plain object is read as it is. */
 export async function getObjectText(bucket: string, key: string): Promise<string> {
-  const bytes = await getObject(bucket, key);
-  return (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString('utf8');
+  return textOfObject(await getObject(bucket, key));
 }
+
+/** An object's bytes as text: GZIP (magic bytes 1f 8b) unzipped, anything else read as it is. */
+export const textOfObject = (bytes: Buffer): string => (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString('utf8');
 
 /** Writes a JSON document to S3. */
 export async function putJsonObject(bucket: string, key: string, value: unknown): Promise<void> {
   await (await aws())({ service: 's3', method: 'PUT', path: objectPath(bucket, key), headers: { 'content-type': 'application/json' }, payload: JSON.stringify(value) });
+}
+
+/** Writes bytes to S3 (`contentType`, default application/octet-stream). */
+export async function putObject(bucket: string, key: string, body: Buffer, contentType = 'application/octet-stream'): Promise<void> {
+  await (await aws())({ service: 's3', method: 'PUT', path: objectPath(bucket, key), headers: { 'content-type': contentType }, payload: body });
+}
+
+/** The keys of the objects under `prefix` (ListObjectsV2, every page), in S3's order: ascending UTF-8 bytes. */
+export async function listObjectKeys(bucket: string, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const query: Record<string, string> = { 'list-type': '2', prefix, ...(token !== undefined ? { 'continuation-token': token } : {}) };
+    const response = await (await aws())({ service: 's3', path: `/${bucket}/`, query } as Parameters<AwsLite>[0]);
+    const page = response.payload as { Contents?: { Key: unknown } | { Key: unknown }[]; IsTruncated?: unknown; NextContinuationToken?: unknown };
+    const contents = page.Contents === undefined ? [] : Array.isArray(page.Contents) ? page.Contents : [page.Contents];
+    for (const object of contents) keys.push(String(object.Key));
+    token = String(page.IsTruncated) === 'true' && typeof page.NextContinuationToken === 'string' ? page.NextContinuationToken : undefined;
+  } while (token !== undefined);
+  return keys;
 }
 
 /** One Step Functions action (AWS JSON 1.0). */
@@ -68,3 +91,6 @@ export async function describeExecution(executionArn: string): Promise<{ status:
     ...(typeof answer.cause === 'string' ? { cause: answer.cause } : {}),
   };
 }
+
+/** The evaluation steps' objects in S3 (shared/evaluation-steps.ts `EvaluationObjects`). */
+export const s3Objects: EvaluationObjects = { get: getObject, put: putObject, list: listObjectKeys };

@@ -104,9 +104,17 @@ export const functionDefinitions = {
     memorySize: 1769,
     timeoutSeconds: 900,
   },
+  evaluationShuffle: {
+    entry: 'functions/evaluation-shuffle/handler.ts',
+    description: 'Off-policy evaluation, shuffle step: a batch of decision log objects sent to shards by decision reference, every copy of a decision to one shard',
+    tables: {},
+    decisionKey: true,
+    memorySize: 1769,
+    timeoutSeconds: 900,
+  },
   evaluationMap: {
     entry: 'functions/evaluation-map/handler.ts',
-    description: 'Off-policy evaluation, map step: a batch of decision log objects replayed through the candidate catalog, to partial sums',
+    description: 'Off-policy evaluation, map step: a shard of the shuffled decision log replayed through the candidate catalog, each decision once, to partial sums',
     tables: {},
     decisionKey: true,
     memorySize: 1769,

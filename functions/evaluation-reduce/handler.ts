@@ -1,20 +1,21 @@
 /**
  * The evaluation state machine's last step (shared/evaluation-steps.ts):
- * the map step's partial sums → the candidate's estimates, or the reason
+ * the shuffle's counts and the map step's partial sums → the candidate's estimates, or the reason
  * there are none (shared/domain/evaluation/evaluate.ts `reduceEvaluation`).
  * Its result is the execution's output.
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import { reduceEvaluation, type Evaluation } from '#domain/evaluation/evaluate.ts';
+import { shuffledPartitions } from '#domain/evaluation/shuffle.ts';
 import type { ReduceEvent } from '#shared/evaluation-steps.ts';
 import { functionLogger } from '#shared/observability.ts';
 
 const logger = functionLogger('evaluationReduce');
 
 export async function evaluationReduce(event: ReduceEvent): Promise<Evaluation> {
-  const evaluation = reduceEvaluation(event.partitions, { reward: event.reward, minSupport: event.minSupport });
-  logger.info('evaluation reduced', { ok: evaluation.ok, partitions: event.partitions.length, replayed: evaluation.replayed });
+  const evaluation = reduceEvaluation(shuffledPartitions(event.shuffled, event.partitions), { reward: event.reward, minSupport: event.minSupport });
+  logger.info('evaluation reduced', { ok: evaluation.ok, batches: event.shuffled.length, shards: event.partitions.length, replayed: evaluation.replayed, duplicates: evaluation.duplicates });
   return evaluation;
 }
 

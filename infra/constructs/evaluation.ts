@@ -8,6 +8,7 @@ import {
   ItemBatcher,
   JsonPath,
   LogLevel,
+  Map as MapState,
   S3ObjectsItemReader,
   StateMachine,
   StateMachineType,
@@ -15,25 +16,35 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { MAX_SHARDS } from '#domain/evaluation/shuffle.ts';
+import { SCRATCH_PREFIX } from '#shared/evaluation-steps.ts';
 import { DECISION_LOG_PREFIX } from './decision-log.ts';
 import type { KairosFunction } from './kairos-function.ts';
 
 export interface EvaluationProps {
-  /** The decision log's bucket (infra/constructs/decision-log.ts): its `decisions/dt=…/` objects are the map's items. */
+  /** The decision log's bucket (infra/constructs/decision-log.ts): its `decisions/dt=…/` objects are the shuffle's items. */
   readonly logBucket: IBucket;
   /** Where the evaluation bucket writes its access logs (the decision log's access log bucket). */
   readonly accessLogs: IBucket;
-  /** The three steps (shared/functions.ts evaluationInputs, evaluationMap, evaluationReduce). */
+  /** The four steps (shared/functions.ts evaluationInputs, evaluationShuffle, evaluationMap, evaluationReduce). */
   readonly inputs: KairosFunction;
+  readonly shuffle: KairosFunction;
   readonly map: KairosFunction;
   readonly reduce: KairosFunction;
   /**
-   * Decision log objects per map invocation.
+   * Decision log objects per shuffle invocation.
    * @default 20
    */
   readonly objectsPerBatch?: number;
   /**
-   * Map invocations at once.
+   * Shards the log's records are sent to by decision reference: one map
+   * invocation each, holding the references of its shard (about
+   * 1/shards of the range's decisions) while it runs. 1 … MAX_SHARDS.
+   * @default 32
+   */
+  readonly shards?: number;
+  /**
+   * Shuffle invocations, and map invocations, at once.
    * @default 10
    */
   readonly maxConcurrency?: number;
@@ -43,20 +54,30 @@ export interface EvaluationProps {
    * @default Duration.days(7)
    */
   readonly inputsRetention?: Duration;
+  /**
+   * How long the shuffle's scratch objects (copies of the range's decision
+   * records, under SCRATCH_PREFIX) stay in the evaluation bucket. At least
+   * a day: an execution reads them for up to its 2-hour timeout.
+   * @default Duration.days(1)
+   */
+  readonly scratchRetention?: Duration;
 }
 
 /**
  * Off-policy evaluation of a candidate catalog on the deployed decision log
  * (`npm run evaluate -- --deployed`): a Standard Step Functions state
  * machine — the inputs step (candidate checked, outcomes and statistics of
- * the range written to the evaluation bucket), a Distributed Map over the
- * decision log's objects under the range's `dt=` prefix (ItemReader S3
- * ListObjectsV2, items batched, each batch one invocation of the map
- * function running the same map step as `npm run evaluate` locally), and
- * the reduce step, whose result is the execution's output. Input:
- * shared/evaluation-steps.ts `EvaluationRequest`. Each function may read
- * or write only what its step needs; the state machine logs every event
- * and is traced.
+ * the range written to the evaluation bucket), the shuffle (a Distributed
+ * Map over the decision log's objects under the range's `dt=` prefix,
+ * ItemReader S3 ListObjectsV2, items batched: each batch one invocation of
+ * the shuffle function, which writes each record to the scratch shard of
+ * its decision's reference), a Map over the shards (each one invocation of
+ * the map function running the same map step as `npm run evaluate`
+ * locally, over every copy of its decisions' records: each decision
+ * evaluated once), and the reduce step, whose result is the execution's
+ * output. Input: shared/evaluation-steps.ts `EvaluationRequest`. Each
+ * function may read or write only what its step needs; the state machine
+ * logs every event and is traced.
  */
 export class Evaluation extends Construct {
   public readonly bucket: Bucket;
@@ -73,44 +94,81 @@ export class Evaluation extends Construct {
       objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
       serverAccessLogsBucket: props.accessLogs,
       serverAccessLogsPrefix: 'evaluation/',
-      lifecycleRules: [{ expiration: props.inputsRetention ?? Duration.days(7) }],
+      lifecycleRules: [
+        { id: 'Inputs', prefix: 'evaluations/', expiration: props.inputsRetention ?? Duration.days(7) },
+        // Copies of decision records: kept no longer than an execution needs them.
+        { id: 'Scratch', prefix: SCRATCH_PREFIX, expiration: props.scratchRetention ?? Duration.days(1) },
+      ],
       // Scratch data of executions: nothing to keep when the stack goes.
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
+    const shards = props.shards ?? 32;
+    if (!(Number.isInteger(shards) && shards >= 1 && shards <= MAX_SHARDS)) throw new Error(`Evaluation shards must be an integer from 1 to ${MAX_SHARDS} (got ${shards})`);
+
     // Exactly the actions each step takes (no CDK grant's wildcard actions): the inputs step puts its
-    // execution's object, the map step gets it and the decision log's objects.
+    // execution's object; the shuffle step gets the decision log's objects and puts scratch parts; the map
+    // step gets the inputs and the scratch parts, and lists the scratch prefix (its shard's parts) only.
     const inputsObjects = this.bucket.arnForObjects('evaluations/*');
+    const scratchObjects = this.bucket.arnForObjects(`${SCRATCH_PREFIX}*`);
     props.inputs.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [inputsObjects] }));
-    props.map.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [inputsObjects, props.logBucket.arnForObjects(`${DECISION_LOG_PREFIX}*`)] }));
+    props.shuffle.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [props.logBucket.arnForObjects(`${DECISION_LOG_PREFIX}*`)] }));
+    props.shuffle.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [scratchObjects] }));
+    props.map.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [inputsObjects, scratchObjects] }));
+    props.map.addToRolePolicy(
+      new PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn], conditions: { StringLike: { 's3:prefix': [`${SCRATCH_PREFIX}*`] } } }),
+    );
     props.inputs.addEnvironment('KAIROS_EVALUATION_BUCKET', this.bucket.bucketName);
+    props.shuffle.addEnvironment('KAIROS_EVALUATION_BUCKET', this.bucket.bucketName);
+    props.shuffle.addEnvironment('KAIROS_DECISION_LOG_BUCKET', props.logBucket.bucketName);
     props.map.addEnvironment('KAIROS_EVALUATION_BUCKET', this.bucket.bucketName);
-    props.map.addEnvironment('KAIROS_DECISION_LOG_BUCKET', props.logBucket.bucketName);
 
     const inputs = new LambdaInvoke(this, 'Inputs', {
       stateName: 'Inputs',
       comment: 'Check the candidate; index the outcomes and sum the statistics of the range for the map step',
       lambdaFunction: props.inputs,
-      payload: TaskInput.fromObject({ request: JsonPath.entirePayload, execution: JsonPath.executionName, logPrefix: DECISION_LOG_PREFIX }),
+      payload: TaskInput.fromObject({ request: JsonPath.entirePayload, execution: JsonPath.executionName, logPrefix: DECISION_LOG_PREFIX, shardCount: shards }),
       payloadResponseOnly: true,
     });
 
-    const partitions = new DistributedMap(this, 'Partitions', {
-      stateName: 'Partitions',
-      comment: 'Each batch of decision log objects of the range: the map step, to partial sums',
+    const shuffle = new DistributedMap(this, 'Shuffle', {
+      stateName: 'Shuffle',
+      comment: "Each batch of decision log objects of the range: every record to the scratch shard of its decision's reference",
       itemReader: new S3ObjectsItemReader({ bucket: props.logBucket, prefix: JsonPath.stringAt('$.listPrefix') }),
       itemBatcher: new ItemBatcher({
         maxItemsPerBatch: props.objectsPerBatch ?? 20,
         // Rendered as written (ItemBatcher does not render JsonPath tokens): JSONPath keys end with `.$`.
-        batchInput: { 'inputsKey.$': '$.inputsKey', 'from.$': '$.from', 'to.$': '$.to' },
+        batchInput: { 'scratchPrefix.$': '$.scratchPrefix', 'shardCount.$': '$.shardCount', 'from.$': '$.from', 'to.$': '$.to' },
       }),
       maxConcurrency: props.maxConcurrency ?? 10,
       mapExecutionType: StateMachineType.STANDARD,
+      resultPath: '$.shuffled',
+    });
+    shuffle.itemProcessor(
+      new LambdaInvoke(this, 'ShuffleBatch', {
+        stateName: 'ShuffleBatch',
+        lambdaFunction: props.shuffle,
+        payloadResponseOnly: true,
+      }),
+    );
+
+    const partitions = new MapState(this, 'Shards', {
+      stateName: 'Shards',
+      comment: 'Each shard: the map step over every copy of its decisions, each decision once, to partial sums',
+      itemsPath: JsonPath.stringAt('$.shards'),
+      itemSelector: {
+        shard: JsonPath.stringAt('$$.Map.Item.Value'),
+        scratchPrefix: JsonPath.stringAt('$.scratchPrefix'),
+        inputsKey: JsonPath.stringAt('$.inputsKey'),
+        from: JsonPath.stringAt('$.from'),
+        to: JsonPath.stringAt('$.to'),
+      },
+      maxConcurrency: props.maxConcurrency ?? 10,
       resultPath: '$.partitions',
     });
     partitions.itemProcessor(
-      new LambdaInvoke(this, 'Partition', {
-        stateName: 'Partition',
+      new LambdaInvoke(this, 'Shard', {
+        stateName: 'Shard',
         lambdaFunction: props.map,
         payloadResponseOnly: true,
       }),
@@ -121,6 +179,7 @@ export class Evaluation extends Construct {
       comment: 'The partial sums to the estimates, or the reason there are none',
       lambdaFunction: props.reduce,
       payload: TaskInput.fromObject({
+        shuffled: JsonPath.listAt('$.shuffled'),
         partitions: JsonPath.listAt('$.partitions'),
         reward: JsonPath.stringAt('$.reward'),
         minSupport: JsonPath.numberAt('$.minSupport'),
@@ -131,7 +190,7 @@ export class Evaluation extends Construct {
     this.logGroup = new LogGroup(this, 'Logs', { retention: RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
     this.stateMachine = new StateMachine(this, 'StateMachine', {
       comment: 'Kairos off-policy evaluation of a candidate catalog on the decision log',
-      definitionBody: DefinitionBody.fromChainable(inputs.next(partitions).next(reduce)),
+      definitionBody: DefinitionBody.fromChainable(inputs.next(shuffle).next(partitions).next(reduce)),
       stateMachineType: StateMachineType.STANDARD,
       timeout: Duration.hours(2),
       tracingEnabled: true,
@@ -144,7 +203,7 @@ export class Evaluation extends Construct {
 
 /**
  * cdk-nag's AwsSolutions-IAM5 findings on the grants above, each bounded to
- * what its step needs: a prefix of one bucket, the versions of the three
+ * what its step needs: a prefix of one bucket, the versions of the four
  * functions, the child executions of the state machine's own Distributed
  * Map.
  */
@@ -156,13 +215,23 @@ function acknowledgeWildcards(evaluation: Evaluation, props: EvaluationProps): v
     id: `AwsSolutions-IAM5[${inputsObjects}]`,
     reason: 'The inputs step may only PutObject under evaluations/ of the evaluation bucket: one object per execution, named by the execution, known at run time.',
   });
-  for (const applies of [inputsObjects, `Resource::${arnOf(props.logBucket as Bucket)}/${DECISION_LOG_PREFIX}*`]) {
+  const scratchObjects = `Resource::${arnOf(evaluation.bucket)}/${SCRATCH_PREFIX}*`;
+  const logObjects = `Resource::${arnOf(props.logBucket as Bucket)}/${DECISION_LOG_PREFIX}*`;
+  Validations.of(props.shuffle.executionRole).acknowledge({
+    id: `AwsSolutions-IAM5[${logObjects}]`,
+    reason: "The shuffle step may only GetObject of the decision log's objects under decisions/ (Firehose names them by day and time).",
+  });
+  Validations.of(props.shuffle.executionRole).acknowledge({
+    id: `AwsSolutions-IAM5[${scratchObjects}]`,
+    reason: `The shuffle step may only PutObject under ${SCRATCH_PREFIX} of the evaluation bucket: its execution's shard parts, named by execution, shard and batch at run time, expired by the bucket's lifecycle.`,
+  });
+  for (const applies of [inputsObjects, scratchObjects]) {
     Validations.of(props.map.executionRole).acknowledge({
       id: `AwsSolutions-IAM5[${applies}]`,
-      reason: "The map step may only GetObject: the decision log's objects under decisions/ (Firehose names them by day and time) and its execution's inputs under evaluations/ of the evaluation bucket.",
+      reason: `The map step may only GetObject of its execution's inputs under evaluations/ and of its shard's parts under ${SCRATCH_PREFIX} of the evaluation bucket (and list that prefix only).`,
     });
   }
-  for (const fn of [props.inputs, props.map, props.reduce]) {
+  for (const fn of [props.inputs, props.shuffle, props.map, props.reduce]) {
     Validations.of(evaluation.stateMachine).acknowledge({
       id: `AwsSolutions-IAM5[Resource::${arnOf(fn)}:*]`,
       reason: 'CDK LambdaInvoke grant: the state machine invokes this evaluation function and its versions (`<function arn>:*`), no other function.',

@@ -905,27 +905,40 @@ describe('the evaluation (Step Functions Distributed Map over the decision log)'
   /** The function a task invokes (payloadResponseOnly: the task's resource is the function's ARN). */
   const invoked = (state: Record<string, unknown>): string | undefined => /^<([^.>]+)\.Arn>$/.exec(String(state.Resource))?.[1];
 
-  it('runs inputs → a Distributed Map of the map function over the decision log objects → reduce', () => {
+  it('runs inputs → a Distributed Map of the shuffle function over the decision log objects → a Map of the map function over the shards → reduce', () => {
     const { StartAt, States } = definition();
     expect(StartAt).toBe('Inputs');
     const inputs = States.Inputs as Record<string, unknown>;
-    expect(inputs).toMatchObject({ Type: 'Task', Next: 'Partitions' });
+    expect(inputs).toMatchObject({ Type: 'Task', Next: 'Shuffle' });
     expect(invoked(inputs)).toBe(functionId('evaluationInputs'));
-    expect(inputs.Parameters).toEqual({ 'request.$': '$', 'execution.$': '$$.Execution.Name', logPrefix: 'decisions/' });
-    const map = States.Partitions as Record<string, unknown>;
-    expect(map).toMatchObject({
+    expect(inputs.Parameters).toEqual({ 'request.$': '$', 'execution.$': '$$.Execution.Name', logPrefix: 'decisions/', shardCount: 32 });
+    const shuffle = States.Shuffle as Record<string, unknown>;
+    expect(shuffle).toMatchObject({
       Type: 'Map',
-      Next: 'Reduce',
-      ResultPath: '$.partitions',
+      Next: 'Shards',
+      ResultPath: '$.shuffled',
       ItemReader: { Resource: expect.stringMatching(/:states:::s3:listObjectsV2$/), Parameters: { Bucket: `<${logBucketId()}>`, 'Prefix.$': '$.listPrefix' } },
-      ItemBatcher: { MaxItemsPerBatch: 20, BatchInput: { 'inputsKey.$': '$.inputsKey', 'from.$': '$.from', 'to.$': '$.to' } },
+      ItemBatcher: { MaxItemsPerBatch: 20, BatchInput: { 'scratchPrefix.$': '$.scratchPrefix', 'shardCount.$': '$.shardCount', 'from.$': '$.from', 'to.$': '$.to' } },
       MaxConcurrency: 10,
     });
-    const processor = map.ItemProcessor as { ProcessorConfig: { Mode: string; ExecutionType: string }; StartAt: string; States: Record<string, Record<string, unknown>> };
+    const processor = shuffle.ItemProcessor as { ProcessorConfig: { Mode: string; ExecutionType: string }; StartAt: string; States: Record<string, Record<string, unknown>> };
     expect(processor.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
-    expect(invoked(processor.States[processor.StartAt] as Record<string, unknown>)).toBe(functionId('evaluationMap'));
+    expect(invoked(processor.States[processor.StartAt] as Record<string, unknown>)).toBe(functionId('evaluationShuffle'));
+    // Every copy of a decision is in one shard: the map step runs once per shard, after every batch was shuffled.
+    const shards = States.Shards as Record<string, unknown>;
+    expect(shards).toMatchObject({
+      Type: 'Map',
+      Next: 'Reduce',
+      ItemsPath: '$.shards',
+      ItemSelector: { 'shard.$': '$$.Map.Item.Value', 'scratchPrefix.$': '$.scratchPrefix', 'inputsKey.$': '$.inputsKey', 'from.$': '$.from', 'to.$': '$.to' },
+      ResultPath: '$.partitions',
+      MaxConcurrency: 10,
+    });
+    const shardProcessor = shards.ItemProcessor as { ProcessorConfig: { Mode: string }; StartAt: string; States: Record<string, Record<string, unknown>> };
+    expect(shardProcessor.ProcessorConfig).toEqual({ Mode: 'INLINE' });
+    expect(invoked(shardProcessor.States[shardProcessor.StartAt] as Record<string, unknown>)).toBe(functionId('evaluationMap'));
     const reduce = States.Reduce as Record<string, unknown>;
-    expect(reduce).toMatchObject({ Type: 'Task', End: true, Parameters: { 'partitions.$': '$.partitions', 'reward.$': '$.reward', 'minSupport.$': '$.minSupport' } });
+    expect(reduce).toMatchObject({ Type: 'Task', End: true, Parameters: { 'shuffled.$': '$.shuffled', 'partitions.$': '$.partitions', 'reward.$': '$.reward', 'minSupport.$': '$.minSupport' } });
     expect(invoked(reduce)).toBe(functionId('evaluationReduce'));
   });
 
@@ -935,39 +948,53 @@ describe('the evaluation (Step Functions Distributed Map over the decision log)'
     template.hasOutput('EvaluationStateMachineArn', { Value: { Ref: machineId() } });
   });
 
-  it('least privilege: the state machine invokes only the three steps and lists only the decision log bucket', () => {
+  it('least privilege: the state machine invokes only the four steps and lists only the decision log bucket', () => {
     const statements = roleStatements(template, referencedLogicalId((resources[machineId()]?.Properties ?? {}).RoleArn) as string);
     const invokes = statements.filter((st) => asArray(st.Action).includes('lambda:InvokeFunction'));
     const targets = new Set(invokes.flatMap((st) => asArray(st.Resource)).flatMap((r) => referencesIn(r).map((ref) => ref.id)));
-    expect(targets).toEqual(new Set([functionId('evaluationInputs'), functionId('evaluationMap'), functionId('evaluationReduce')]));
+    expect(targets).toEqual(new Set([functionId('evaluationInputs'), functionId('evaluationShuffle'), functionId('evaluationMap'), functionId('evaluationReduce')]));
     const s3 = statements.filter((st) => asArray(st.Action).some((a) => String(a).startsWith('s3:')));
     expect(s3.flatMap((st) => asArray(st.Action))).toEqual(['s3:ListBucket']);
     expect(new Set(s3.flatMap((st) => asArray(st.Resource)).flatMap((r) => referencesIn(r).map((ref) => ref.id)))).toEqual(new Set([logBucketId()]));
     expect(statements.flatMap((st) => asArray(st.Action)).filter((a) => /^(dynamodb|s3:(Put|Delete|GetObject))/.test(String(a)))).toEqual([]);
   });
 
-  it('least privilege: the inputs step puts its object under evaluations/, the map step only gets objects, the reduce step reaches nothing', () => {
+  it('least privilege: the inputs step puts its object under evaluations/, the shuffle step gets log objects and puts scratch parts, the map step gets inputs and parts and lists the scratch prefix only, the reduce step reaches nothing', () => {
     const s3Of = (name: LambdaName) =>
       roleStatements(template, roleId(name))
         .filter((st) => asArray(st.Action).some((a) => String(a).startsWith('s3:')))
-        .map((st) => ({ actions: asArray(st.Action), resources: asArray(st.Resource).map((r) => JSON.stringify(r)).sort() }));
+        .map((st) => ({ actions: asArray(st.Action), resources: asArray(st.Resource).map((r) => JSON.stringify(r)).sort(), ...(st.Condition ? { condition: st.Condition } : {}) }));
     const objects = (bucketId: string, prefix: string) => JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, `/${prefix}`]] });
     expect(s3Of('evaluationInputs')).toEqual([{ actions: ['s3:PutObject'], resources: [objects(workBucketId(), 'evaluations/*')] }]);
-    expect(s3Of('evaluationMap')).toEqual([{ actions: ['s3:GetObject'], resources: [objects(workBucketId(), 'evaluations/*'), objects(logBucketId(), 'decisions/*')].sort() }]);
+    expect(s3Of('evaluationShuffle')).toEqual([
+      { actions: ['s3:GetObject'], resources: [objects(logBucketId(), 'decisions/*')] },
+      { actions: ['s3:PutObject'], resources: [objects(workBucketId(), 'shuffle/*')] },
+    ]);
+    expect(s3Of('evaluationMap')).toEqual([
+      { actions: ['s3:GetObject'], resources: [objects(workBucketId(), 'evaluations/*'), objects(workBucketId(), 'shuffle/*')].sort() },
+      { actions: ['s3:ListBucket'], resources: [JSON.stringify({ 'Fn::GetAtt': [workBucketId(), 'Arn'] })], condition: { StringLike: { 's3:prefix': ['shuffle/*'] } } },
+    ]);
     expect(s3Of('evaluationReduce')).toEqual([]);
     // Every other function but the decision counter (below): no S3 at all.
     for (const [name] of manifest.filter(([n]) => !n.startsWith('evaluation') && n !== 'decisionCounter')) expect(s3Of(name)).toEqual([]);
     const env = (name: LambdaName) => (resources[functionId(name)]?.Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
     expect(env('evaluationInputs').KAIROS_EVALUATION_BUCKET).toEqual({ Ref: workBucketId() });
-    expect(env('evaluationMap')).toMatchObject({ KAIROS_EVALUATION_BUCKET: { Ref: workBucketId() }, KAIROS_DECISION_LOG_BUCKET: { Ref: logBucketId() } });
+    expect(env('evaluationShuffle')).toMatchObject({ KAIROS_EVALUATION_BUCKET: { Ref: workBucketId() }, KAIROS_DECISION_LOG_BUCKET: { Ref: logBucketId() } });
+    expect(env('evaluationMap').KAIROS_EVALUATION_BUCKET).toEqual({ Ref: workBucketId() });
+    expect(env('evaluationMap').KAIROS_DECISION_LOG_BUCKET).toBeUndefined();
   });
 
-  it('keeps the executions’ inputs in an encrypted, private, TLS-only bucket that expires them and logs its access', () => {
+  it('keeps the executions’ inputs and the shuffle’s scratch parts in an encrypted, private, TLS-only bucket that expires them (the parts after a day) and logs its access', () => {
     const bucket = resources[workBucketId()]?.Properties ?? {};
     expect(bucket).toMatchObject({
       BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
       PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
-      LifecycleConfiguration: { Rules: [{ ExpirationInDays: 7, Status: 'Enabled' }] },
+      LifecycleConfiguration: {
+        Rules: [
+          { Id: 'Inputs', Prefix: 'evaluations/', ExpirationInDays: 7, Status: 'Enabled' },
+          { Id: 'Scratch', Prefix: 'shuffle/', ExpirationInDays: 1, Status: 'Enabled' },
+        ],
+      },
     });
     expect(referencedLogicalId((bucket.LoggingConfiguration as { DestinationBucketName: unknown }).DestinationBucketName)).toBe(logicalId(stack.decisionLog.accessLogs));
     template.hasResourceProperties('AWS::S3::BucketPolicy', {

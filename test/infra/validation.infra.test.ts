@@ -153,10 +153,12 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
         'AwsSolutions-IAM5[Action::s3:GetObject*]',
         'AwsSolutions-IAM5[Action::s3:List*]',
         'AwsSolutions-IAM5[Resource::<ref>/*]',
-        // The evaluation's functions: reads of decisions/ in the decision log bucket, their execution's inputs under evaluations/.
+        // The evaluation's functions: reads of decisions/ in the decision log bucket, their execution's inputs under evaluations/,
+        // the shuffle's scratch parts under shuffle/ (written by the shuffle step, read by the map step).
         'AwsSolutions-IAM5[Resource::<ref>/decisions/*]',
         'AwsSolutions-IAM5[Resource::<ref>/evaluations/*]',
-        // The evaluation state machine: its three functions' versions, and its Distributed Map's own child executions.
+        'AwsSolutions-IAM5[Resource::<ref>/shuffle/*]',
+        // The evaluation state machine: its four functions' versions, and its Distributed Map's own child executions.
         'AwsSolutions-IAM5[Resource::<ref>:*]',
         'AwsSolutions-IAM5[Resource::arn:<ref>:states:<ref>:<ref>:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"EvaluationStateMachineC0098225"}]}]}:*]',
         'AwsSolutions-IAM5[Resource::arn:<ref>:states:<ref>:<ref>:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"EvaluationStateMachineC0098225"}]}]}/*:*]',

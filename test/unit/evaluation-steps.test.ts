@@ -37,11 +37,11 @@ describe('the objects of a range', () => {
 });
 
 describe('the reduce function', () => {
-  it('sums the partitions and estimates, or refuses with the reason', async () => {
+  it('sums the shuffle\'s counts and the shards\' partitions and estimates, or refuses with the reason', async () => {
     const decision = { served: 'a', loggingProbability: 0.5, reward: 1, candidateProbabilities: { a: 1 }, loggedSupport: ['a', 'b'] };
     const part = { ...EMPTY_PARTITION, records: 2, sums: addDecision(addDecision(EMPTY_SUMS, decision), { ...decision, served: 'b', reward: 0 }) };
-    const evaluation = await evaluationReduce({ partitions: [part, part], reward: 'click', minSupport: 0.9 });
-    expect(evaluation).toMatchObject({ ok: true, records: 4, replayed: 4, estimate: { decisions: 4, evaluated: 4, ips: { estimate: 1 } } });
-    expect(await evaluationReduce({ partitions: [], reward: 'click', minSupport: 0.9 })).toMatchObject({ ok: false, reason: expect.stringMatching(/^no decision to replay/) });
+    const evaluation = await evaluationReduce({ shuffled: [{ records: 0, malformed: 1 }], partitions: [part, part], reward: 'click', minSupport: 0.9 });
+    expect(evaluation).toMatchObject({ ok: true, records: 4, malformed: 1, replayed: 4, estimate: { decisions: 4, evaluated: 4, ips: { estimate: 1 } } });
+    expect(await evaluationReduce({ shuffled: [], partitions: [], reward: 'click', minSupport: 0.9 })).toMatchObject({ ok: false, reason: expect.stringMatching(/^no decision to replay/) });
   });
 });

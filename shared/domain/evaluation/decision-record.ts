@@ -462,6 +462,22 @@ export function readDecisionRecord(value: unknown): DecisionLogRecord | undefine
 }
 
 /**
+ * The decision record of one JSON line (a log line as delivered, or a bare
+ * record: `readDecisionRecord`); undefined for a line that is not one. A
+ * blank line is no line: the caller skips it.
+ */
+export function decisionRecordOfLine(line: string): DecisionLogRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const object = value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+  return readDecisionRecord(object?.message === DECISION_RECORD_MESSAGE ? object[DECISION_RECORD_KEY] : object);
+}
+
+/**
  * The decision records of a text of JSON lines (the log lines as
  * delivered, or bare records; version 5, 4, 3, 2 or 1, `readDecisionRecord`),
  * and how many lines were not records.
@@ -471,15 +487,7 @@ export function decisionRecordsOfText(text: string): { readonly records: Decisio
   let malformed = 0;
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch {
-      malformed++;
-      continue;
-    }
-    const object = value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
-    const record = readDecisionRecord(object?.message === DECISION_RECORD_MESSAGE ? object[DECISION_RECORD_KEY] : object);
+    const record = decisionRecordOfLine(line);
     if (record) records.push(record);
     else malformed++;
   }

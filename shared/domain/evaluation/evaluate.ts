@@ -96,10 +96,13 @@
  * decisions (the profile was not read: nothing to replay), lines that are
  * not decision records, records outside the requested time range, and
  * duplicates: a decision whose reference was already read by the same map
- * step (`PartitionInput.seen`, shared by the partitions one step reads).
- * Firehose and the log subscription deliver at least once, so the same
- * record may arrive twice; counted twice, its decision would weigh double.
- * The first delivery read is the one evaluated.
+ * step (`PartitionInput.seen`, shared by the partitions one step reads:
+ * `mapStep`). Firehose and the log subscription deliver at least once, so
+ * the same record may arrive twice; counted twice, its decision would
+ * weigh double. The first delivery read is the one evaluated. A map step
+ * that sees every copy of its decisions counts each once: locally one step
+ * reads every file; deployed, one step reads each shard, to which the
+ * shuffle sent every copy of its decisions' records (shuffle.ts).
  */
 import type { CompiledCatalog } from '../catalog/compiled.ts';
 import type { LearningStats } from '../decide/types.ts';
@@ -141,6 +144,9 @@ export function decisionRef(id: string, key: DecisionKey | undefined): string | 
   const decision = (key ? readDecisionId(id, key) : undefined) ?? decodeDecisionId(id);
   return decision ? decisionReference(decision) : undefined;
 }
+
+/** A record's decision reference (`decisionRef`): the one it logs (version 3 on), else its id's; undefined for an id that does not open. */
+export const referenceOf = (record: DecisionLogRecord, key: DecisionKey | undefined): string | undefined => record.decisionRef ?? decisionRef(record.decisionId, key);
 
 const outcomeEntry = (kind: OutcomeKind, arm: string): string => `${kind} ${arm}`;
 
@@ -266,7 +272,7 @@ export function evaluatePartition(records: Iterable<DecisionLogRecord>, input: P
   for (const record of records) {
     count++;
     // A decision id that does not open cannot be joined with its outcomes: a line that is not a record of ours.
-    const ref = record.decisionRef ?? decisionRef(record.decisionId, input.decisionKey);
+    const ref = referenceOf(record, input.decisionKey);
     if (ref === undefined) {
       malformed++;
       continue;
@@ -333,6 +339,18 @@ export function evaluatePartition(records: Iterable<DecisionLogRecord>, input: P
     sums = addDecision(sums, decision);
   }
   return { records: count, malformed, duplicates, outsideRange, notSampled, degraded, unrendered, unsupported, sums };
+}
+
+/**
+ * One map step over partitions read in turn (the files of a local log, the
+ * parts of a deployed shard): a function taking each partition's records
+ * and unreadable lines (`decisionRecordsOfText`) to its sums, with one
+ * `seen` across the calls, so a decision whose records sit in several of
+ * them is evaluated once, its first record read.
+ */
+export function mapStep(input: Omit<PartitionInput, 'seen'>): (partition: { readonly records: Iterable<DecisionLogRecord>; readonly malformed: number }) => PartitionSums {
+  const step: PartitionInput = { ...input, cache: input.cache ?? replayCache(), seen: new Set<string>() };
+  return ({ records, malformed }) => evaluatePartition(records, step, malformed);
 }
 
 /** Two partitions' results together (commutative, associative). */
