@@ -381,7 +381,7 @@ function htmlContexts(source: string): { contexts: { begin: number; end: number;
       const own = decodeEntities(source.slice(valueStart, markup < 0 ? at : valueStart + markup));
       const problem = check(own);
       if (problem !== undefined) {
-        const message = `a value is written into the ${name} attribute of <${tag}> after the template's own text "${own.trim().slice(0, 40)}", which already makes it unsafe (${problem}), so the value would run as script or as a page of its own: write the whole URL in the template, or begin it with https:, http: or a relative path`;
+        const message = `a value is written into the ${name} attribute of <${tag}> after the template's own text ${JSON.stringify(own.trim().slice(0, 40))}, which already makes it unsafe (${problem}), so the value would run as script or as a page of its own: write the whole URL in the template, or begin it with https:, http: or a relative path`;
         throw Object.assign(new Error(message), { token: { begin: valueStart, end: at } });
       }
       if (at === source.length) {
