@@ -735,7 +735,12 @@ describe('the HTML guard judges what a value becomes where it lands: whole URL v
     expect(refusedAt('{% for p in parts %}<a href="{{ p }}{% break %}">ficha</a>{% endfor %}{{ b }}">ver</a>')).toEqual([
       expect.objectContaining({ path: 'actions[0].content.call_center.script', position: 0, message: expect.stringMatching(/the \{% for %\} at 0 does not end in the HTML context it starts in \(it is entered in text, the branch at 36 ends in the href attribute's value of <a>\)/) }),
     ]);
+    expect(refusedAt('{% for p in parts %}<a href="{{ p }}{% liquid\n if p\n  continue\n endif %}">ficha</a>{% endfor %}{{ b }}">ver</a>')).toEqual([
+      expect.objectContaining({ position: 0, message: expect.stringMatching(/does not end in the HTML context it starts in/) }),
+    ]);
     expect(decideFor('<ul>{% for p in parts %}<li>{{ p }}</li>{% if p == "b" %}{% break %}{% endif %}{% endfor %}</ul>', { parts: ['a', 'b', 'c'] })).toMatchObject({ script: '<ul><li>a</li><li>b</li></ul>' });
+    // What a {% case %} holds before its first {% when %} is not written: no URL value of it is looked for.
+    expect(decideFor('{% case x %}<a href="{{ y }}">{% when 1 %}<b>{{ y }}</b>{% endcase %}', { x: 1, y: 'javascript:1' })).toMatchObject({ script: '<b>javascript:1</b>' });
   });
 
   it('property: whatever the values and the template\'s own text between them, a served render\'s href is never a script URL', () => {

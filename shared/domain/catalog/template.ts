@@ -296,6 +296,11 @@ const BRANCH_TAGS: ReadonlySet<string> = new Set(['elsif', 'else', 'when']);
  * and `assign` set a variable, written later by an output).
  */
 const VALUE_TAGS: ReadonlySet<string> = new Set(['echo', 'cycle', 'increment', 'decrement']);
+/** Whether a `{% liquid %}` tag's markup has a `break` or `continue` among its lines (`{% liquid if done\n break\n endif %}`). Linear. */
+function liquidLoopExit(markup: string): boolean {
+  const lines = markup.replace(/^\{%-?\s*liquid/, '').replace(/-?%\}$/, '').split('\n');
+  return lines.some((line) => /^\s*(?:break|continue)\s*$/.test(line));
+}
 /** The name of the Liquid tag (`{% name … %}`, `{%- name … -%}`) that begins at `at`, lower case; '' for none. */
 function liquidTagName(source: string, at: number): string {
   return /^\{%-?\s*([A-Za-z_]\w*)/.exec(source.slice(at, at + 64))?.[1]?.toLowerCase() ?? '';
@@ -429,7 +434,8 @@ function htmlContexts(source: string): { contexts: { begin: number; end: number;
         return `inside the tag <${s.endTag ? '/' : ''}${s.tag}>`;
     }
   };
-  type Frame = { name: string; begin: number; start: Snapshot; ends: { at: number; end: Snapshot }[]; branchAt: number; otherwise: boolean };
+  // `marks`: how many urlValues were noted when the block began (what a {% case %} holds before its first {% when %} is not written).
+  type Frame = { name: string; begin: number; start: Snapshot; ends: { at: number; end: Snapshot }[]; branchAt: number; otherwise: boolean; marks: number };
   const frames: Frame[] = [];
   const closeTag = (at: number) => {
     if (!endTag && RAW_TEXT_ELEMENTS.has(tag)) {
@@ -509,20 +515,21 @@ function htmlContexts(source: string): { contexts: { begin: number; end: number;
         literalUntil = blockEnd(source, i, 'raw')?.begin ?? source.length;
       } else if (liquidTag === 'capture') {
         // Its text is a variable's value, written (and judged, whole) where an output writes it: read from the start of a page of its own.
-        frames.push({ name: liquidTag, begin: at, start: snapshot(), ends: [], branchAt: at, otherwise: false });
+        frames.push({ name: liquidTag, begin: at, start: snapshot(), ends: [], branchAt: at, otherwise: false, marks: urlValues.length });
         restore({ state: 'data', tag: '', endTag: false, name: '', quote: '', valueStart: 0, rawElement: '', rawStart: 0, afterLt: false, valueText: false, valueDepth: 0, valueWrites: false });
       } else if (liquidTag === 'endcapture' && frames.at(-1)?.name === 'capture') {
         restore((frames.pop() as Frame).start);
       } else if (BRANCHING_TAGS.has(liquidTag)) {
-        frames.push({ name: liquidTag, begin: at, start: snapshot(), ends: [], branchAt: at, otherwise: false });
+        frames.push({ name: liquidTag, begin: at, start: snapshot(), ends: [], branchAt: at, otherwise: false, marks: urlValues.length });
       } else if (BRANCH_TAGS.has(liquidTag) && frames.length > 0) {
         const frame = frames.at(-1) as Frame;
         // What a {% case %} holds before its first {% when %} is not written.
         if (frame.name !== 'case' || frame.branchAt !== frame.begin) frame.ends.push({ at: frame.branchAt, end: snapshot() });
+        else urlValues.length = frame.marks;
         frame.branchAt = at;
         if (liquidTag === 'else') frame.otherwise = true;
         restore(frame.start);
-      } else if (liquidTag === 'break' || liquidTag === 'continue') {
+      } else if (liquidTag === 'break' || liquidTag === 'continue' || (liquidTag === 'liquid' && liquidLoopExit(source.slice(at, i)))) {
         // The rest of the loop's body is skipped: the context here (in the page, past any capture it is in) is one the loop may end a pass in.
         let here = snapshot();
         for (let k = frames.length - 1; k >= 0; k--) {
@@ -840,8 +847,41 @@ function guardWritten(node: Template, check: (written: string) => string | undef
   } as Template['render'];
 }
 
-/** Where a URL-valued attribute's value begins in each output (the render's, a capture's) while it is being written: its offset there and its check. */
-const openUrlValues = new WeakMap<Emitter, { at: number; check: (value: string) => string | undefined }>();
+/**
+ * Where a URL-valued attribute's value begins in each output (the render's,
+ * a capture's) while it is being written: its offset there, its check, and
+ * whether a value has been written into it (`noteWrites`) in this render.
+ */
+const openUrlValues = new WeakMap<Emitter, { at: number; check: (value: string) => string | undefined; written: boolean }>();
+
+const LOST_URL_VALUE = "the HTML guard lost where a URL attribute's value begins: it cannot be checked";
+
+/** A node that writes a value (`writerOf`): notes, at render, that it writes into the URL-valued attribute's value open where it writes, if one is. */
+function noteWrites(node: Template): void {
+  const render = node.render.bind(node);
+  node.render = function* (ctx: Context, emitter: Emitter) {
+    const open = openUrlValues.get(emitter);
+    if (open !== undefined) open.written = true;
+    const html: unknown = yield render(ctx, emitter);
+    return html;
+  } as Template['render'];
+}
+
+/**
+ * The last node of an `html` template that writes values: a URL-valued
+ * attribute's value still open when the render ends, that a value was
+ * written into, is checked whole to the end (a backstop: `htmlContexts`
+ * refuses a template that ends inside one, and a loop left inside one).
+ */
+class UrlValueBackstop implements Template {
+  constructor(readonly token: Token) {}
+  render(_ctx: Context, emitter: Emitter): void {
+    const open = openUrlValues.get(emitter);
+    if (open === undefined || !open.written) return;
+    const problem = open.check(decodeEntities(writtenSoFar(emitter).slice(open.at)));
+    if (problem !== undefined) throw new Error(problem);
+  }
+}
 
 /**
  * At render, check the whole value of every URL-valued attribute a value
@@ -892,14 +932,17 @@ function guardUrlValues(nodes: readonly Template[], marks: readonly UrlValueMark
       for (const { at, mark } of list) {
         const written = writtenSoFar(emitter);
         if ('check' in mark) {
-          if (openUrlValues.has(emitter)) throw new Error("the HTML guard lost where a URL attribute's value begins: it cannot be checked");
-          openUrlValues.set(emitter, { at: from + at, check: mark.check });
+          if (openUrlValues.has(emitter)) throw new Error(LOST_URL_VALUE);
+          openUrlValues.set(emitter, { at: from + at, check: mark.check, written: false });
           continue;
         }
         const open = openUrlValues.get(emitter);
         openUrlValues.delete(emitter);
-        if (!mark.writes) continue;
-        if (open === undefined) throw new Error("the HTML guard lost where a URL attribute's value begins: it cannot be checked");
+        if (open === undefined) {
+          if (mark.writes) throw new Error(LOST_URL_VALUE);
+          continue;
+        }
+        if (!mark.writes && !open.written) continue;
         const problem = open.check(decodeEntities(written.slice(open.at, from + at)));
         if (problem !== undefined) throw new Error(problem);
       }
@@ -969,6 +1012,8 @@ function parseTemplate(source: string, kind: TemplateKind, warnings?: TemplateCo
   if (writers.length === 0) return parsed;
   const { contexts, urlValues } = htmlContexts(source);
   guardUrlValues(htmlNodes, urlValues);
+  for (const { node } of writers) noteWrites(node);
+  parsed.push(new UrlValueBackstop((parsed.at(-1) as Template).token));
   for (const { node, begin, raw } of writers) {
     const context = contextAt(contexts, begin);
     // As a tag's or an attribute's name, any value could add an attribute that runs script (`<p {{ attr }}>`): the template is refused.
