@@ -833,6 +833,16 @@ describe('the HTML guard judges what a value becomes where it lands: whole URL v
     });
   });
 
+  it('blanks that Liquid\'s whitespace control ({{-, -}}, {%-, -%}) trims are not read: a value is judged where the trimmed markup puts it', () => {
+    expectCases([
+      // Read with its blank, the value would be text; trimmed, it follows the "<".
+      ['<p>5 < {{- n }}</p>', { n: 'img src=x onerror=alert(1)' }, { n: '10' }, '<p>5 <10</p>'],
+      // Read with its blanks, the value would be in a quoted href; trimmed, it is in the unquoted title value.
+      ['<a title={{ t -}}  href="/p/{{ u }}">ver</a>', { t: 'a', u: 'x onmouseover=alert(1)' }, { t: 'a', u: '42' }, '<a title=ahref="/p/42">ver</a>'],
+      ['<ul>\n  {%- for p in parts -%}\n  <li onclick="crm.open({{ p }})">{{ p }}</li>\n  {%- endfor -%}\n</ul>', { parts: ['1);alert(1'] }, { parts: ['1', '2'] }, '<ul><li onclick="crm.open(1)">1</li><li onclick="crm.open(2)">2</li></ul>'],
+    ]);
+  });
+
   it('{% cycle %}, {% increment %} and {% decrement %} are judged where they write, as an output is', () => {
     expectCases([
       ['<script>crm.tier = {% cycle x %};</script>', { x: '1;alert(1)' }, { x: '3' }, '<script>crm.tier = 3;</script>'],

@@ -278,6 +278,8 @@ type HtmlContext =
 const TEXT: HtmlContext = { in: 'text' };
 const IN_TAG: HtmlContext = { in: 'tag' };
 const TAG_OPEN: HtmlContext = { in: 'tagOpen' };
+/** The blanks Liquid's whitespace control (`{{-`, `-}}`, `{%-`, `-%}`; liquidjs `greedy`, its default) trims around markup. */
+const isLiquidBlank = (c: string | undefined) => c !== undefined && /^[\t\n\v\f\r \u00a0\u1680\u180e\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/.test(c);
 const isHtmlSpace = (c: string | undefined) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f';
 const isLetter = (c: string | undefined) => c !== undefined && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
 /** Elements whose text is not markup (raw text): a value there is read as CSS or script, or as text. */
@@ -494,6 +496,8 @@ function htmlContexts(source: string): { contexts: { begin: number; end: number;
     throw Object.assign(new Error(message), { token: { begin: frame.begin, end: at } });
   };
   let literalUntil = -1;
+  // The blanks before this offset are written (no `{{-` / `{%-` after them trims them).
+  let writtenBlanksUntil = -1;
   let i = 0;
   while (i < source.length) {
     const c = source[i] as string;
@@ -543,7 +547,19 @@ function htmlContexts(source: string): { contexts: { begin: number; end: number;
       } else if (liquidTag.startsWith('end') && frames.at(-1)?.name === liquidTag.slice(3)) {
         closeBlock(frames.pop() as Frame, at, i);
       }
+      // `-}}` / `-%}` trims the blanks after it (but the text of a {% raw -%}): they are not written.
+      if (liquidTag !== 'raw' && source[i - 3] === '-') while (i < source.length && isLiquidBlank(source[i])) i++;
       continue;
+    }
+    if (i >= writtenBlanksUntil && isLiquidBlank(c)) {
+      // `{{-` / `{%-` trims the blanks before it (not in the text of {% raw %}, nor before its {%- endraw %}): they are not written.
+      let j = i + 1;
+      while (j < source.length && isLiquidBlank(source[j])) j++;
+      if (j > literalUntil && source[j] === '{' && (source[j + 1] === '{' || source[j + 1] === '%') && source[j + 2] === '-') {
+        i = j;
+        continue;
+      }
+      writtenBlanksUntil = j;
     }
     afterLt = false;
     switch (state) {
