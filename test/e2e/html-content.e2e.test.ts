@@ -4,9 +4,11 @@
  * (events need no user token), rendered by an operator's call-centre script
  * into a srcset, CSS, a refresh or through `| raw`, never reaches the
  * agent's screen as a script or a navigation: that script is not served
- * (the next action is); with harmless traits, it is. A script whose Liquid
- * branches leave different places of the markup is refused (400), and the
- * catalog in place stays.
+ * (the next action is); with harmless traits, it is. Nor does a link split
+ * over two traits, a value written after a `{% capture %}` or by a
+ * `{% cycle %}`. A script whose Liquid branches leave different places of
+ * the markup, or that writes a value into its own `javascript:` URL, is
+ * refused (400), and the catalog in place stays.
  */
 import { assert, describe, expect, it } from 'vitest';
 import { useLocalStack } from '../support/stack.ts';
