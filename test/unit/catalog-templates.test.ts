@@ -697,6 +697,179 @@ describe('rendered content is safe for where it is shown', () => {
   });
 });
 
+describe('the HTML guard judges what a value becomes where it lands: whole URL values, captures, tags that write values', () => {
+  /** Decide for a customer with these traits, the agent's script first, a plain one next. */
+  const decideFor = (script: string, traits: Record<string, unknown>) => {
+    const c = loaded({
+      learning: { enabled: false, exploration: 0 },
+      policies: { consentRequired: [] },
+      actions: [action('agent-script', { call_center: { script } }, { value: 10 }), action('plain', { call_center: { script: '<p>plain</p>' } })],
+    });
+    const failures = createFailureTally();
+    const decision = decide(c, profile({ traits }), request('call_center', { limit: 1 }), NOW, { nonce: 'n1', failures });
+    return { served: decision.actions.map((a) => a.actionId), templates: failures.templates, script: decision.actions[0]?.content.script };
+  };
+  /** [template, traits anyone with the public key can set that make it a script or a navigation, harmless traits, what the harmless ones render]. */
+  type Case = readonly [string, Record<string, unknown>, Record<string, unknown>, string];
+  const expectCases = (cases: readonly Case[]) => {
+    for (const [template, hostile, harmless, rendered] of cases) {
+      expect({ template, hostile, ...decideFor(template, hostile) }).toMatchObject({ template, hostile, served: ['plain'], templates: 1 });
+      expect({ template, ...decideFor(template, harmless) }).toEqual({ template, served: ['agent-script'], templates: 0, script: rendered });
+    }
+  };
+  const refusedAt = (script: string) => refused({ actions: [action('a', { call_center: { script } })] });
+
+  it('the whole value of a URL attribute, srcset or refresh a value is written into is checked as a link: a scheme split over outputs, or after the template\'s own text, is not served', () => {
+    expectCases([
+      ['<a href="{{ a }}{{ b }}">ver</a>', { a: 'java', b: 'script:alert(1)' }, { a: '/p/', b: '42' }, '<a href="/p/42">ver</a>'],
+      ['<a href="{{ a }}{{ b }}">ver</a>', { a: ' JaVa\t', b: 'ScRiPt:alert(1)' }, { a: 'mailto:', b: 'ana@example.com' }, '<a href="mailto:ana@example.com">ver</a>'],
+      ['<a href="{{ a }}:{{ b }}">ver</a>', { a: 'javascript', b: 'alert(1)' }, { a: 'https', b: '//crm.example.com' }, '<a href="https://crm.example.com">ver</a>'],
+      ['<a href="java{{ b }}">ver</a>', { b: 'script:alert(1)' }, { b: '-docs/p' }, '<a href="java-docs/p">ver</a>'],
+      ['<a href="{{ a }}&#115;cript:{{ b }}">ver</a>', { a: 'java', b: 'alert(1)' }, { a: '/java', b: 'x' }, '<a href="/java&#115;cript:x">ver</a>'],
+      ['<a href={{ a }}{{ b }}>ver</a>', { a: 'java', b: 'script:alert(1)' }, { a: '/x', b: '/y' }, '<a href=/x/y>ver</a>'],
+      ['<a href="{% for p in parts %}{{ p }}{% endfor %}">ver</a>', { parts: ['ja', 'va', 'script:alert(1)'] }, { parts: ['/a', '/b'] }, '<a href="/a/b">ver</a>'],
+      ['<img srcset="/a.png 1x, {{ a }}{{ b }} 2x">', { a: 'java', b: 'script:x' }, { a: '/b', b: '.png' }, '<img srcset="/a.png 1x, /b.png 2x">'],
+      ['<meta http-equiv="refresh" content="0;url={{ a }}{{ b }}">', { a: 'java', b: 'script:alert(1)' }, { a: '/ne', b: 'xt' }, '<meta http-equiv="refresh" content="0;url=/next">'],
+    ]);
+    // A {% break %} (or {% continue %}) ends a loop's pass where it stands: one inside a value would leave what follows the loop in it.
+    expect(refusedAt('{% for p in parts %}<a href="{{ p }}{% break %}">ficha</a>{% endfor %}{{ b }}">ver</a>')).toEqual([
+      expect.objectContaining({ path: 'actions[0].content.call_center.script', position: 0, message: expect.stringMatching(/the \{% for %\} at 0 does not end in the HTML context it starts in \(it is entered in text, the branch at 36 ends in the href attribute's value of <a>\)/) }),
+    ]);
+    expect(refusedAt('{% for p in parts %}<a href="{{ p }}{% liquid\n if p\n  continue\n endif %}">ficha</a>{% endfor %}{{ b }}">ver</a>')).toEqual([
+      expect.objectContaining({ position: 0, message: expect.stringMatching(/does not end in the HTML context it starts in/) }),
+    ]);
+    expect(decideFor('<ul>{% for p in parts %}<li>{{ p }}</li>{% if p == "b" %}{% break %}{% endif %}{% endfor %}</ul>', { parts: ['a', 'b', 'c'] })).toMatchObject({ script: '<ul><li>a</li><li>b</li></ul>' });
+    // What a {% case %} holds before its first {% when %} is not written: no URL value of it is looked for.
+    expect(decideFor('{% case x %}<a href="{{ y }}">{% when 1 %}<b>{{ y }}</b>{% endcase %}', { x: 1, y: 'javascript:1' })).toMatchObject({ script: '<b>javascript:1</b>' });
+  });
+
+  it('property: whatever the values and the template\'s own text between them, a served render\'s href is never a script URL', () => {
+    const decoded = (html: string) =>
+      html.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);?/gi, (whole, e: string) =>
+        e[0] === '#'
+          ? String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? Number.parseInt(e.slice(2), 16) : Number(e.slice(1)))
+          : (({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", colon: ':', tab: '\t', newline: '\n' }) as Record<string, string>)[e.toLowerCase()] ?? whole,
+      );
+    const own = fc.constantFrom('java', 'script', ':', '&#58;', '&colon;', '&#x09;', ' ', '/', 'data', '{% if p %}java{% endif %}', '{% if q %}:{% endif %}');
+    const output = fc.constantFrom('{{ a }}', '{{ b }}', '{{ c }}', '{% echo a %}', '{% cycle b %}', '{{ c | raw }}');
+    const value = fc.constantFrom('java', 'script:', 'JaVa', 'ScRiPt:alert(1)', ':', '', '/x', '\t', 'javascript', 'alert(1)', 'data', 'text/html,x', 'vbscript:x');
+    fc.assert(
+      fc.property(fc.array(fc.oneof(own, output), { minLength: 1, maxLength: 6 }), value, value, value, fc.boolean(), fc.boolean(), (pieces, a, b, c, p, q) => {
+        fc.pre(pieces.some((piece) => piece.startsWith('{{') || piece.startsWith('{% echo') || piece.startsWith('{% cycle')));
+        const script = `<a href="${pieces.join('')}">ver</a>`;
+        const result = loadCatalog({ actions: [action('a', { call_center: { script } })] }, 'object', { version: 1 });
+        // Refused at load (the template's own script URL with a value in it): never served.
+        if (!result.ok) return;
+        const template = result.catalog.actions[0]?.content.call_center?.fields.script as CompiledTemplate;
+        let rendered: string | undefined;
+        try {
+          rendered = renderTemplate(template, { a, b, c, p, q });
+        } catch {
+          rendered = undefined;
+        }
+        const href = rendered === undefined ? undefined : decoded(rendered.slice('<a href="'.length, -'">ver</a>'.length));
+        expect({ script, a, b, c, scheme: href === undefined ? undefined : unsafeLinkScheme(href) }).toEqual({ script, a, b, c, scheme: undefined });
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('a value written into the template\'s own javascript:, vbscript: or data: URL is refused at load with its path, position and why, in any case, with spaces, tabs, line breaks or entities in the scheme', () => {
+    for (const [script, position, attribute] of [
+      ['<a href="javascript:{{ x }}">ver</a>', 9, 'href'],
+      ['<a href="  JaVaScRiPt:crm.open({{ x }})">ver</a>', 9, 'href'],
+      ['<a href="&#106;avascript:{{ x }}">ver</a>', 9, 'href'],
+      ['<a href="java&#x09;script:{{ x }}">ver</a>', 9, 'href'],
+      ['<a href="java\tscript:{{ x }}">ver</a>', 9, 'href'],
+      ['<a href="java\nscript:{{ x }}">ver</a>', 9, 'href'],
+      ['<a href="javascript&colon;{{ x }}">ver</a>', 9, 'href'],
+      ['<a href=javascript:{{ x }}>ver</a>', 8, 'href'],
+      ['<a href="vbscript:{{ x }}">ver</a>', 9, 'href'],
+      ['<iframe src="data:text/html,<p>{{ x }}</p>"></iframe>', 13, 'src'],
+      ["<form action='javascript:{% echo x %}'></form>", 14, 'action'],
+      ['<a href="javascript:{% if a %}{{ x }}{% endif %}">ver</a>', 9, 'href'],
+      ['<a href="javascript:{% cycle x, "1" %}">ver</a>', 9, 'href'],
+      ['<img srcset="/a.png 1x, javascript:{{ x }} 2x">', 13, 'srcset'],
+      ['<meta http-equiv="refresh" content="0;url=javascript:{{ x }}">', 36, 'content'],
+    ] as const) {
+      expect({ script, problems: refusedAt(script) }).toEqual({
+        script,
+        problems: [
+          expect.objectContaining({
+            path: 'actions[0].content.call_center.script',
+            position,
+            message: expect.stringMatching(new RegExp(`^template error: a value is written into the ${attribute} attribute of <\\w+> after the template's own text .*(javascript|vbscript|data): URL.*begin it with https:, http: or a relative path`)),
+          }),
+        ],
+      });
+    }
+    // A template that ends inside such a value cannot have it checked whole.
+    expect(refusedAt('<p>Hola</p><a href="/p/{{ x }}')).toEqual([
+      expect.objectContaining({ path: 'actions[0].content.call_center.script', position: 20, message: expect.stringMatching(/ends inside the href attribute's value of <a>, which a value is written into: close the attribute/) }),
+    ]);
+    // The author's own script URL with no value in it stays, and so does a value after a safe start.
+    expect(decideFor('<a href="javascript:void(0)">ver</a><a href="https://crm.example.com/c/{{ x }}">ficha</a><a href="/javascript:{{ x }}">x</a>', { x: '42' })).toEqual({
+      served: ['agent-script'],
+      templates: 0,
+      script: '<a href="javascript:void(0)">ver</a><a href="https://crm.example.com/c/42">ficha</a><a href="/javascript:42">x</a>',
+    });
+  });
+
+  it('a {% capture %} body is read as a page of its own: its text does not move where later values are checked, and the captured value is judged where it is written', () => {
+    expectCases([
+      // Read inline, the capture's `">` would put the value in text; it lands in the href.
+      ['<a href="{% capture c %}">{% endcapture %}{{ x }}">ver</a>', { x: 'javascript:alert(1)' }, { x: '/p/42' }, '<a href="/p/42">ver</a>'],
+      ['<script>{% capture c %}</script>{% endcapture %}crm.tier = {{ x }};</script>', { x: '1;alert(1)' }, { x: '3' }, '<script>crm.tier = 3;</script>'],
+      ['<div style="color:red;{% capture c %}">{% endcapture %}{{ x }}">Hola</div>', { x: 'background:url(javascript:alert(1))' }, { x: 'margin:0' }, '<div style="color:red;margin:0">Hola</div>'],
+      // The captured text written into a URL, script or through | raw is judged there, whole.
+      ['{% capture c %}{{ x }}{% endcapture %}<a href="{{ c }}">ver</a>', { x: 'javascript:alert(1)' }, { x: '/p/42' }, '<a href="/p/42">ver</a>'],
+    ]);
+    // Markup captured and written through | raw is never served; escaped, it is text.
+    expect(decideFor('{% capture c %}<b>{{ x }}</b>{% endcapture %}<p>{{ c | raw }}</p>', { x: 'Hola' })).toMatchObject({ served: ['plain'], templates: 1 });
+    expect(decideFor('{% capture c %}<b title="{{ x }}">{{ x }}</b>{% endcapture %}<p>{{ c }}</p>', { x: '"><script>alert(1)</script>' })).toEqual({
+      served: ['agent-script'],
+      templates: 0,
+      script: '<p>&lt;b title=&#34;&amp;#34;&amp;gt;&amp;lt;script&amp;gt;alert(1)&amp;lt;/script&amp;gt;&#34;&gt;&amp;#34;&amp;gt;&amp;lt;script&amp;gt;alert(1)&amp;lt;/script&amp;gt;&lt;/b&gt;</p>',
+    });
+  });
+
+  it('blanks that Liquid\'s whitespace control ({{-, -}}, {%-, -%}) trims are not read: a value is judged where the trimmed markup puts it', () => {
+    expectCases([
+      // Read with its blank, the value would be text; trimmed, it follows the "<".
+      ['<p>5 < {{- n }}</p>', { n: 'img src=x onerror=alert(1)' }, { n: '10' }, '<p>5 <10</p>'],
+      // Read with its blanks, the value would be in a quoted href; trimmed, it is in the unquoted title value.
+      ['<a title={{ t -}}  href="/p/{{ u }}">ver</a>', { t: 'a', u: 'x onmouseover=alert(1)' }, { t: 'a', u: '42' }, '<a title=ahref="/p/42">ver</a>'],
+      ['<ul>\n  {%- for p in parts -%}\n  <li onclick="crm.open({{ p }})">{{ p }}</li>\n  {%- endfor -%}\n</ul>', { parts: ['1);alert(1'] }, { parts: ['1', '2'] }, '<ul><li onclick="crm.open(1)">1</li><li onclick="crm.open(2)">2</li></ul>'],
+    ]);
+  });
+
+  it('{% cycle %}, {% increment %} and {% decrement %} are judged where they write, as an output is', () => {
+    expectCases([
+      ['<script>crm.tier = {% cycle x %};</script>', { x: '1;alert(1)' }, { x: '3' }, '<script>crm.tier = 3;</script>'],
+      ['<p>5 <{% cycle x, "1" %}</p>', { x: 'img src=x onerror=alert(1)' }, { x: '10' }, '<p>5 <10</p>'],
+      ['<p class={% cycle x %}>Hola</p>', { x: 'vip onmouseover=alert(1)' }, { x: 'vip' }, '<p class=vip>Hola</p>'],
+      ['<div style="color:{% cycle x %}">Hola</div>', { x: 'red;background:url(javascript:alert(1))' }, { x: 'red' }, '<div style="color:red">Hola</div>'],
+      ['<p>{% cycle x | raw %}</p>', { x: '<img src=x onerror=alert(1)>' }, { x: 'Hola' }, '<p>Hola</p>'],
+      ['<a href="{% cycle x %}">ver</a>', { x: 'javascript:alert(1)' }, { x: '/p/42' }, '<a href="/p/42">ver</a>'],
+    ]);
+    // A counter writes a number, where it stands.
+    expect(decideFor('<a href="{% increment n %}">ver</a><script>var n = {% increment n %}, m = {% decrement m %};</script>', {})).toEqual({
+      served: ['agent-script'],
+      templates: 0,
+      script: '<a href="0">ver</a><script>var n = 1, m = -1;</script>',
+    });
+    for (const [script, position] of [
+      ['<p {% cycle x %}>Hola</p>', 3],
+      ['<p {% increment n %}>Hola</p>', 3],
+      ['<p {% liquid\n decrement n %}>Hola</p>', 14],
+    ] as const) {
+      expect(refusedAt(script)).toEqual([
+        expect.objectContaining({ path: 'actions[0].content.call_center.script', position, message: expect.stringMatching(/^template error: a value cannot be written inside a tag/) }),
+      ]);
+    }
+  });
+});
+
 describe('rendersSurely: content known to render without rendering it (what decide asks of every arm the bandit may draw)', () => {
   const NAMES = ['firstName', 'city', 'note', 'traits.note', 'profile.traits.city', 'context.device', 'list', 'nested.inner'] as const;
   const output = fc.record({

@@ -278,6 +278,8 @@ type HtmlContext =
 const TEXT: HtmlContext = { in: 'text' };
 const IN_TAG: HtmlContext = { in: 'tag' };
 const TAG_OPEN: HtmlContext = { in: 'tagOpen' };
+/** The blanks Liquid's whitespace control (`{{-`, `-}}`, `{%-`, `-%}`; liquidjs `greedy`, its default) trims around markup. */
+const isLiquidBlank = (c: string | undefined) => c !== undefined && /^[\t\n\v\f\r \u00a0\u1680\u180e\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/.test(c);
 const isHtmlSpace = (c: string | undefined) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f';
 const isLetter = (c: string | undefined) => c !== undefined && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
 /** Elements whose text is not markup (raw text): a value there is read as CSS or script, or as text. */
@@ -287,6 +289,20 @@ const RAW_TEXT_ELEMENTS: ReadonlySet<string> = new Set(['style', 'script', 'text
 const BRANCHING_TAGS: ReadonlySet<string> = new Set(['if', 'unless', 'case', 'for', 'tablerow']);
 const LOOP_TAGS: ReadonlySet<string> = new Set(['for', 'tablerow']);
 const BRANCH_TAGS: ReadonlySet<string> = new Set(['elsif', 'else', 'when']);
+/**
+ * Liquid tags that write a value (liquidjs 10: `echo` and `cycle` write an
+ * expression's value, escaped in an `html` template unless `| raw`;
+ * `increment` and `decrement` a counter, a number): each is judged where it
+ * writes as an output is. `{% liquid %}` holds tags, these among them.
+ * Every other tag writes the template's own text or nothing (`capture`
+ * and `assign` set a variable, written later by an output).
+ */
+const VALUE_TAGS: ReadonlySet<string> = new Set(['echo', 'cycle', 'increment', 'decrement']);
+/** Whether a `{% liquid %}` tag's markup has a `break` or `continue` among its lines (`{% liquid if done\n break\n endif %}`). Linear. */
+function liquidLoopExit(markup: string): boolean {
+  const lines = markup.replace(/^\{%-?\s*liquid/, '').replace(/-?%\}$/, '').split('\n');
+  return lines.some((line) => /^\s*(?:break|continue)\s*$/.test(line));
+}
 /** The name of the Liquid tag (`{% name … %}`, `{%- name … -%}`) that begins at `at`, lower case; '' for none. */
 function liquidTagName(source: string, at: number): string {
   return /^\{%-?\s*([A-Za-z_]\w*)/.exec(source.slice(at, at + 64))?.[1]?.toLowerCase() ?? '';
@@ -300,8 +316,18 @@ function blockEnd(source: string, from: number, name: string): { begin: number; 
 }
 
 /**
+ * Where a URL-valued attribute's value (a URL attribute, a srcset, a
+ * `<meta content>`) begins (`check`: what the whole value is checked with)
+ * or ends (`writes`: whether on this path a value is written into it) in an
+ * `html` template's source. At render the value between the two is checked
+ * whole (`guardUrlValues`).
+ */
+type UrlValueMark = { readonly offset: number; readonly check: (value: string) => string | undefined } | { readonly offset: number; readonly writes: boolean };
+
+/**
  * The HTML context of each Liquid output or tag (`{{ … }}`, `{% … %}`) of an
- * `html` template's source, by where it begins and ends (in source order).
+ * `html` template's source, by where it begins and ends (in source order),
+ * and where each URL-valued attribute's value begins and ends (`urlValues`).
  * One forward pass, linear in the source. Liquid blocks are followed: each
  * branch of an `{% if %}` / `{% unless %}` / `{% case %}` is read from the
  * context the block is entered with, and a template whose branches (or a
@@ -309,9 +335,18 @@ function blockEnd(source: string, from: number, name: string): { begin: number; 
  * (throws, with `token.begin` the block's offset), since an output after it
  * would be judged in one and land in another. `{% comment %}` text is
  * skipped; `{% raw %}` text is read as HTML (it is written as it stands).
+ * A `{% capture %}` body is read as a text of its own, from the start of a
+ * page: it is written nowhere where it stands, its text is a variable's
+ * value, judged whole where an output writes it; the context after it is
+ * the one before it.
+ * Refused (throws, with `token.begin` the value's offset): a value written
+ * into a URL-valued attribute whose own text before any Liquid already
+ * makes it unsafe (`href="javascript:{{ x }}"`), and a template that ends
+ * inside such a value.
  */
-function htmlContexts(source: string): { begin: number; end: number; context: HtmlContext }[] {
+function htmlContexts(source: string): { contexts: { begin: number; end: number; context: HtmlContext }[]; urlValues: UrlValueMark[] } {
   const out: { begin: number; end: number; context: HtmlContext }[] = [];
+  const urlValues: UrlValueMark[] = [];
   type State = 'data' | 'tagName' | 'beforeName' | 'name' | 'afterName' | 'beforeValue' | 'value' | 'rawText' | 'comment';
   let state = 'data' as State;
   let tag = '';
@@ -326,17 +361,42 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
   // Whether the author's text (outside the Liquid blocks begun in the value) is in the attribute's value yet: before it, a value may begin it.
   let valueText = false;
   let valueDepth = 0;
+  // Whether on this path a value is written into the attribute's value (an output, a tag of VALUE_TAGS, a {% liquid %}).
+  let valueWrites = false;
   type Snapshot = {
-    state: State; tag: string; endTag: boolean; name: string; quote: string; valueStart: number; rawElement: string; rawStart: number; afterLt: boolean; valueText: boolean; valueDepth: number;
+    state: State; tag: string; endTag: boolean; name: string; quote: string; valueStart: number; rawElement: string; rawStart: number; afterLt: boolean; valueText: boolean; valueDepth: number; valueWrites: boolean;
   };
-  const snapshot = (): Snapshot => ({ state, tag, endTag, name, quote, valueStart, rawElement, rawStart, afterLt, valueText, valueDepth });
-  const restore = (s: Snapshot) => ({ state, tag, endTag, name, quote, valueStart, rawElement, rawStart, afterLt, valueText, valueDepth } = s);
+  const snapshot = (): Snapshot => ({ state, tag, endTag, name, quote, valueStart, rawElement, rawStart, afterLt, valueText, valueDepth, valueWrites });
+  const restore = (s: Snapshot) => ({ state, tag, endTag, name, quote, valueStart, rawElement, rawStart, afterLt, valueText, valueDepth, valueWrites } = s);
   const beginValue = (at: number, quoteChar: string) => {
     state = 'value';
     quote = quoteChar;
     valueStart = at;
     valueText = false;
     valueDepth = frames.length;
+    valueWrites = false;
+    const check = urlValueCheck(name, tag);
+    if (check !== undefined) urlValues.push({ offset: at, check });
+  };
+  /** The attribute's value ends at `at` (its closing quote, or the space or `>` after an unquoted one; the template's end). */
+  const endValue = (at: number) => {
+    const check = urlValueCheck(name, tag);
+    if (check === undefined) return;
+    if (valueWrites) {
+      // The template's own text at the start of the value, up to its first Liquid markup, as the browser reads it.
+      const markup = source.slice(valueStart, at).search(/\{[{%]/);
+      const own = decodeEntities(source.slice(valueStart, markup < 0 ? at : valueStart + markup));
+      const problem = check(own);
+      if (problem !== undefined) {
+        const message = `a value is written into the ${name} attribute of <${tag}> after the template's own text ${JSON.stringify(own.trim().slice(0, 40))}, which already makes it unsafe (${problem}), so the value would run as script or as a page of its own: write the whole URL in the template, or begin it with https:, http: or a relative path`;
+        throw Object.assign(new Error(message), { token: { begin: valueStart, end: at } });
+      }
+      if (at === source.length) {
+        const message = `the template ends inside the ${name} attribute's value of <${tag}>, which a value is written into: close the attribute in the template, so that the value it becomes can be checked whole`;
+        throw Object.assign(new Error(message), { token: { begin: valueStart, end: at } });
+      }
+    }
+    if (at < source.length) urlValues.push({ offset: at, writes: valueWrites });
   };
   /**
    * What of a snapshot decides how the rest of the template is read. Between
@@ -376,7 +436,8 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
         return `inside the tag <${s.endTag ? '/' : ''}${s.tag}>`;
     }
   };
-  type Frame = { name: string; begin: number; start: Snapshot; ends: { at: number; end: Snapshot }[]; branchAt: number; otherwise: boolean };
+  // `marks`: how many urlValues were noted when the block began (what a {% case %} holds before its first {% when %} is not written).
+  type Frame = { name: string; begin: number; start: Snapshot; ends: { at: number; end: Snapshot }[]; branchAt: number; otherwise: boolean; marks: number };
   const frames: Frame[] = [];
   const closeTag = (at: number) => {
     if (!endTag && RAW_TEXT_ELEMENTS.has(tag)) {
@@ -422,7 +483,11 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
     const afterTagName = !loop && (isHtmlSpace(source[after]) || source[after] === '/' || source[after] === '>');
     const first = paths[0] as { at: number; end: Snapshot };
     const other = paths.find((p) => key(p.end, betweenAttributes, afterTagName) !== key(first.end, betweenAttributes, afterTagName));
-    if (other === undefined) return;
+    if (other === undefined) {
+      // In an attribute's value, a value is written into it if it is on any path.
+      valueWrites = paths.some((p) => p.end.valueWrites);
+      return;
+    }
     const where = (p: { at: number; end: Snapshot }) =>
       p.at < 0 ? `${loop ? 'it is entered' : 'the path that skips it is'} ${describe(p.end)}` : `the branch at ${p.at} ends ${describe(p.end)}`;
     const message = loop
@@ -431,6 +496,8 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
     throw Object.assign(new Error(message), { token: { begin: frame.begin, end: at } });
   };
   let literalUntil = -1;
+  // The blanks before this offset are written (no `{{-` / `{%-` after them trims them).
+  let writtenBlanksUntil = -1;
   let i = 0;
   while (i < source.length) {
     const c = source[i] as string;
@@ -443,25 +510,56 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
       i = close < 0 ? source.length : close + 2;
       out.push({ begin: at, end: i, context: here });
       const liquidTag = source[at + 1] === '%' ? liquidTagName(source, at) : '';
+      if (state === 'value' && (source[at + 1] === '{' || VALUE_TAGS.has(liquidTag) || liquidTag === 'liquid')) valueWrites = true;
       if (liquidTag === 'comment') {
         // Not written: its text does not move the context.
         i = blockEnd(source, i, 'comment')?.end ?? source.length;
       } else if (liquidTag === 'raw') {
         // Written as it stands: HTML, with no Liquid in it.
         literalUntil = blockEnd(source, i, 'raw')?.begin ?? source.length;
+      } else if (liquidTag === 'capture') {
+        // Its text is a variable's value, written (and judged, whole) where an output writes it: read from the start of a page of its own.
+        frames.push({ name: liquidTag, begin: at, start: snapshot(), ends: [], branchAt: at, otherwise: false, marks: urlValues.length });
+        restore({ state: 'data', tag: '', endTag: false, name: '', quote: '', valueStart: 0, rawElement: '', rawStart: 0, afterLt: false, valueText: false, valueDepth: 0, valueWrites: false });
+      } else if (liquidTag === 'endcapture' && frames.at(-1)?.name === 'capture') {
+        restore((frames.pop() as Frame).start);
       } else if (BRANCHING_TAGS.has(liquidTag)) {
-        frames.push({ name: liquidTag, begin: at, start: snapshot(), ends: [], branchAt: at, otherwise: false });
+        frames.push({ name: liquidTag, begin: at, start: snapshot(), ends: [], branchAt: at, otherwise: false, marks: urlValues.length });
       } else if (BRANCH_TAGS.has(liquidTag) && frames.length > 0) {
         const frame = frames.at(-1) as Frame;
         // What a {% case %} holds before its first {% when %} is not written.
         if (frame.name !== 'case' || frame.branchAt !== frame.begin) frame.ends.push({ at: frame.branchAt, end: snapshot() });
+        else urlValues.length = frame.marks;
         frame.branchAt = at;
         if (liquidTag === 'else') frame.otherwise = true;
         restore(frame.start);
+      } else if (liquidTag === 'break' || liquidTag === 'continue' || (liquidTag === 'liquid' && liquidLoopExit(source.slice(at, i)))) {
+        // The rest of the loop's body is skipped: the context here (in the page, past any capture it is in) is one the loop may end a pass in.
+        let here = snapshot();
+        for (let k = frames.length - 1; k >= 0; k--) {
+          const frame = frames[k] as Frame;
+          if (LOOP_TAGS.has(frame.name)) {
+            frame.ends.push({ at, end: here });
+            break;
+          }
+          if (frame.name === 'capture') here = frame.start;
+        }
       } else if (liquidTag.startsWith('end') && frames.at(-1)?.name === liquidTag.slice(3)) {
         closeBlock(frames.pop() as Frame, at, i);
       }
+      // `-}}` / `-%}` trims the blanks after it (but the text of a {% raw -%}): they are not written.
+      if (liquidTag !== 'raw' && source[i - 3] === '-') while (i < source.length && isLiquidBlank(source[i])) i++;
       continue;
+    }
+    if (i >= writtenBlanksUntil && isLiquidBlank(c)) {
+      // `{{-` / `{%-` trims the blanks before it (not in the text of {% raw %}, nor before its {%- endraw %}): they are not written.
+      let j = i + 1;
+      while (j < source.length && isLiquidBlank(source[j])) j++;
+      if (j > literalUntil && source[j] === '{' && (source[j + 1] === '{' || source[j + 1] === '%') && source[j + 2] === '-') {
+        i = j;
+        continue;
+      }
+      writtenBlanksUntil = j;
     }
     afterLt = false;
     switch (state) {
@@ -527,14 +625,20 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
         }
         break;
       case 'value':
-        if (quote !== '' ? c === quote : isHtmlSpace(c)) state = 'beforeName';
-        else if (quote === '' && c === '>') closeTag(i);
+        if (quote !== '' ? c === quote : isHtmlSpace(c)) {
+          endValue(i);
+          state = 'beforeName';
+        } else if (quote === '' && c === '>') {
+          endValue(i);
+          closeTag(i);
+        }
         else if (!isHtmlSpace(c) && frames.length <= valueDepth) valueText = true;
         break;
     }
     i++;
   }
-  return out;
+  if (state === 'value') endValue(source.length);
+  return { contexts: out, urlValues };
 }
 
 /** The context of the Liquid markup that `offset` is in (an `echo` inside `{% liquid %}` has its tag's), by binary search. */
@@ -642,6 +746,32 @@ function srcsetProblem(value: string): string | undefined {
   return undefined;
 }
 
+/** Why a URL attribute's value (entities decoded) is not served: it is a `javascript:` … URL. */
+function urlAttributeProblem(url: string): string | undefined {
+  const problem = unsafeLinkProblem(url);
+  return problem === undefined ? undefined : `an HTML attribute's URL: ${problem}`;
+}
+
+/** Why a `<meta content>` (entities decoded) is not served: its refresh URL is a `javascript:` … URL. */
+function refreshProblem(content: string): string | undefined {
+  const url = refreshUrl(content);
+  const problem = url === undefined ? undefined : unsafeLinkProblem(url);
+  return problem === undefined ? undefined : `a refresh URL: ${problem}`;
+}
+
+/**
+ * How the whole value of the attribute `name` of `<tag>` is checked when a
+ * value is written into it (entities decoded): as a link (URL_ATTRIBUTES),
+ * each candidate as a link (a srcset), its refresh URL as a link (`<meta
+ * content>`); undefined for an attribute whose value is no URL.
+ */
+function urlValueCheck(name: string, tag: string): ((value: string) => string | undefined) | undefined {
+  if (URL_ATTRIBUTES.includes(name)) return urlAttributeProblem;
+  if (SRCSET_ATTRIBUTES.has(name)) return srcsetProblem;
+  if (name === 'content' && tag === 'meta') return refreshProblem;
+  return undefined;
+}
+
 /** What a value written with `| raw` must not hold: it would open or close a tag, or an attribute's value. */
 const MARKUP_CHARACTERS = ['<', '>', '"', "'", '`'];
 
@@ -681,16 +811,9 @@ function contextCheck(source: string, at: number, context: HtmlContext, raw: boo
     }
     else if (context.atStart && URL_ATTRIBUTES.includes(context.name)) {
       // It may begin the URL (`href="{{ link }}"`, `href="{% if vip %}/vip{% endif %}{{ link }}"` when not vip).
-      checks.push((written) => {
-        const problem = unsafeLinkProblem(decodeEntities(written));
-        return problem === undefined ? undefined : `an HTML attribute's URL: ${problem}`;
-      });
+      checks.push((written) => urlAttributeProblem(decodeEntities(written)));
     } else if (context.name === 'content' && context.tag === 'meta') {
-      checks.push((written) => {
-        const url = refreshUrl(before + decodeEntities(written));
-        const problem = url === undefined ? undefined : unsafeLinkProblem(url);
-        return problem === undefined ? undefined : `a refresh URL: ${problem}`;
-      });
+      checks.push((written) => refreshProblem(before + decodeEntities(written)));
     }
   }
   if (checks.length === 0) return undefined;
@@ -715,36 +838,168 @@ function contextCheck(source: string, at: number, context: HtmlContext, raw: boo
  * is not served with a value after the scheme, which no single output shows.
  */
 function guardUrlAttributeStart(node: Template): void {
-  guardWritten(node, (written) => {
-    const problem = unsafeLinkProblem(decodeEntities(written));
-    return problem === undefined ? undefined : `an HTML attribute's URL: ${problem}`;
-  });
+  guardWritten(node, (written) => urlAttributeProblem(decodeEntities(written)));
 }
 
-/** Render `node` into a buffer of its own and fail the render when `check` finds a problem with what it wrote. */
+/** The text written so far to `emitter`, the render's or a capture's (always a BoundedEmitter: `sandboxedLiquid`). */
+function writtenSoFar(emitter: Emitter): string {
+  if (!(emitter instanceof BoundedEmitter)) throw new Error('the HTML guard cannot read what this render writes');
+  return emitter.buffer;
+}
+
+/**
+ * Render `node` where it writes and fail the render when `check` finds a
+ * problem with what it wrote (a tag that returns its text, as `cycle`
+ * does, has it written first).
+ */
 function guardWritten(node: Template, check: (written: string) => string | undefined): void {
-  const render = node.render.bind(node) as (ctx: Context, emitter: Emitter) => Generator<unknown, unknown, unknown>;
+  const render = node.render.bind(node);
   node.render = function* (ctx: Context, emitter: Emitter) {
-    const written = new BoundedEmitter();
-    yield* render(ctx, written);
-    const problem = check(written.buffer);
+    const from = writtenSoFar(emitter).length;
+    const html: unknown = yield render(ctx, emitter);
+    if (html) emitter.write(html);
+    const problem = check(writtenSoFar(emitter).slice(from));
     if (problem !== undefined) throw new Error(problem);
-    emitter.write(written.buffer);
   } as Template['render'];
 }
 
-/** The filtered value an output (`{{ … }}`) or an `echo` writes, if `node` is one. */
-function writtenValue(node: Template): { initial: { postfix: readonly unknown[] }; filters: readonly { raw: boolean; args: readonly unknown[] }[] } | undefined {
+/**
+ * Where a URL-valued attribute's value begins in each output (the render's,
+ * a capture's) while it is being written: its offset there, its check, and
+ * whether a value has been written into it (`noteWrites`) in this render.
+ */
+const openUrlValues = new WeakMap<Emitter, { at: number; check: (value: string) => string | undefined; written: boolean }>();
+
+const LOST_URL_VALUE = "the HTML guard lost where a URL attribute's value begins: it cannot be checked";
+
+/** A node that writes a value (`writerOf`): notes, at render, that it writes into the URL-valued attribute's value open where it writes, if one is. */
+function noteWrites(node: Template): void {
+  const render = node.render.bind(node);
+  node.render = function* (ctx: Context, emitter: Emitter) {
+    const open = openUrlValues.get(emitter);
+    if (open !== undefined) open.written = true;
+    const html: unknown = yield render(ctx, emitter);
+    return html;
+  } as Template['render'];
+}
+
+/**
+ * The last node of an `html` template that writes values: a URL-valued
+ * attribute's value still open when the render ends, that a value was
+ * written into, is checked whole to the end (a backstop: `htmlContexts`
+ * refuses a template that ends inside one, and a loop left inside one).
+ */
+class UrlValueBackstop implements Template {
+  constructor(readonly token: Token) {}
+  render(_ctx: Context, emitter: Emitter): void {
+    const open = openUrlValues.get(emitter);
+    if (open === undefined || !open.written) return;
+    const problem = open.check(decodeEntities(writtenSoFar(emitter).slice(open.at)));
+    if (problem !== undefined) throw new Error(problem);
+  }
+}
+
+/**
+ * At render, check the whole value of every URL-valued attribute a value
+ * is written into, as the browser will read it: what the template's own
+ * text and every output and tag wrote between the value's start and its
+ * end (`htmlContexts` `urlValues`), HTML entities decoded
+ * (`href="{{ a }}{{ b }}"` with `java` and `script:…`, `href="java{{ b }}"`,
+ * `href="{{ a }}:{{ b }}"` are not served). Each begins and ends in the
+ * template's own text, an HTML node of `nodes`, whose render notes where
+ * (`openUrlValues`); one that does not (a quote written by `{% raw %}`) is
+ * refused (throws, with the offset).
+ */
+function guardUrlValues(nodes: readonly Template[], marks: readonly UrlValueMark[]): void {
+  const sorted = [...nodes].sort((a, b) => a.token.begin - b.token.begin);
+  const byNode = new Map<Template, { at: number; mark: UrlValueMark }[]>();
+  for (const mark of marks) {
+    const start = 'check' in mark;
+    let low = 0;
+    let high = sorted.length - 1;
+    let found: Template | undefined;
+    while (low <= high) {
+      const mid = (low + high) >> 1;
+      const node = sorted[mid] as Template;
+      if (mark.offset < node.token.begin) high = mid - 1;
+      else if (mark.offset > node.token.end || (!start && mark.offset === node.token.end)) low = mid + 1;
+      else {
+        found = node;
+        break;
+      }
+    }
+    if (found === undefined) {
+      const message = "a URL attribute's value (href, src, srcset, a refresh …) that a value is written into must begin and end in the template's own text (not in {% raw %}), so that the value it becomes can be checked whole";
+      throw Object.assign(new Error(message), { token: { begin: mark.offset, end: mark.offset } });
+    }
+    const token = found.token as Token & { trimLeft: number };
+    const str = (found as { str?: unknown }).str as string;
+    // Whitespace control trims the node's text: an offset in what it trimmed is at its edge.
+    const at = Math.min(Math.max(mark.offset - token.begin - token.trimLeft, 0), str.length);
+    const list = byNode.get(found) ?? [];
+    list.push({ at, mark });
+    byNode.set(found, list);
+  }
+  for (const [node, list] of byNode) {
+    const render = node.render.bind(node);
+    node.render = function* (ctx: Context, emitter: Emitter) {
+      const from = writtenSoFar(emitter).length;
+      yield render(ctx, emitter);
+      for (const { at, mark } of list) {
+        const written = writtenSoFar(emitter);
+        if ('check' in mark) {
+          if (openUrlValues.has(emitter)) throw new Error(LOST_URL_VALUE);
+          openUrlValues.set(emitter, { at: from + at, check: mark.check, written: false });
+          continue;
+        }
+        const open = openUrlValues.get(emitter);
+        openUrlValues.delete(emitter);
+        if (open === undefined) {
+          if (mark.writes) throw new Error(LOST_URL_VALUE);
+          continue;
+        }
+        if (!mark.writes && !open.written) continue;
+        const problem = open.check(decodeEntities(written.slice(open.at, from + at)));
+        if (problem !== undefined) throw new Error(problem);
+      }
+    } as Template['render'];
+  }
+}
+
+/** A value an output, an `echo` or a `cycle` candidate writes: its expression and filters. */
+type WrittenValue = { readonly initial?: { readonly postfix?: readonly unknown[] }; readonly filters?: readonly { readonly name?: string; readonly raw?: boolean; readonly args?: readonly unknown[] }[] };
+
+/** Whether a written value is unescaped: its last filter is `raw`, and it is not a string literal with no filter argument (the author's own text). */
+function unescaped(value: WrittenValue): boolean {
+  const filters = value.filters ?? [];
+  const last = filters.at(-1);
+  if (last === undefined || !(last.raw === true || last.name === 'raw')) return false;
+  const postfix = value.initial?.postfix ?? [];
+  return !(postfix.length === 1 && TypeGuards.isQuotedToken(postfix[0] as Token) && filters.every((f) => (f.args ?? []).length === 0));
+}
+
+/**
+ * Whether `node` writes a value, an output (`{{ … }}`) or a tag of
+ * VALUE_TAGS, and then whether it may write it unescaped (`raw`): an
+ * output's, an `echo`'s or any `cycle` candidate's value through `| raw`;
+ * `increment` and `decrement` write a number.
+ */
+function writerOf(node: Template): { raw: boolean } | undefined {
   const token = node.token as Token | undefined;
-  if (token === undefined || !(TypeGuards.isOutputToken(token) || (TypeGuards.isTagToken(token) && token.name === 'echo'))) return undefined;
-  const value = (node as { value?: unknown }).value as { initial?: { postfix?: unknown }; filters?: unknown } | undefined;
-  return value !== undefined && Array.isArray(value.filters) && Array.isArray(value.initial?.postfix) ? (value as ReturnType<typeof writtenValue>) : undefined;
+  if (token === undefined) return undefined;
+  if (TypeGuards.isOutputToken(token)) return { raw: unescaped((node as { value?: WrittenValue }).value ?? {}) };
+  if (!TypeGuards.isTagToken(token) || !VALUE_TAGS.has(token.name)) return undefined;
+  if (token.name === 'cycle') return { raw: ((node as { candidates?: readonly WrittenValue[] }).candidates ?? []).some(unescaped) };
+  const value = (node as { value?: WrittenValue }).value;
+  return { raw: value !== undefined && unescaped(value) };
 }
 
 /**
  * Parse a template of this kind. In an `html` template, the outputs and tags
- * that start a URL attribute's value are guarded, and so is every output
- * (`{{ … }}`, `echo`) that writes where escaping is not enough (`contextCheck`):
+ * that start a URL attribute's value are guarded, the whole value of every
+ * URL-valued attribute a value is written into (`guardUrlValues`), and
+ * every output (`{{ … }}`, a tag of VALUE_TAGS: `echo`, `cycle`,
+ * `increment`, `decrement`) that writes where escaping is not enough (`contextCheck`):
  * right after a `<`, in an unquoted, `on…`, `style`, `srcset`, `srcdoc` or
  * `<meta content>` value, in a `<style>` or `<script>` element, or with
  * `| raw` (but for a string literal with no filter argument, the author's
@@ -757,6 +1012,7 @@ function parseTemplate(source: string, kind: TemplateKind, warnings?: TemplateCo
   const parsed = engines[kind].parse(source);
   if (kind !== 'html') return parsed;
   const writers: { node: Template; begin: number; raw: boolean }[] = [];
+  const htmlNodes: Template[] = [];
   const stack: Template[] = [...parsed];
   while (stack.length > 0) {
     const node = stack.pop() as Template;
@@ -764,15 +1020,16 @@ function parseTemplate(source: string, kind: TemplateKind, warnings?: TemplateCo
     const begin = node.token?.begin;
     // Literal text (`str`) is the author's own.
     if (typeof (node as { str?: unknown }).str !== 'string' && begin !== undefined && startsUrlAttribute(source, begin)) guardUrlAttributeStart(node);
-    const value = writtenValue(node);
-    if (value !== undefined && begin !== undefined) {
-      const literal = value.initial.postfix.length === 1 && TypeGuards.isQuotedToken(value.initial.postfix[0] as Token) && value.filters.every((f) => f.args.length === 0);
-      writers.push({ node, begin, raw: value.filters.at(-1)?.raw === true && !literal });
-    }
+    if (TypeGuards.isHTMLToken(node.token)) htmlNodes.push(node);
+    const writer = writerOf(node);
+    if (writer !== undefined && begin !== undefined) writers.push({ node, begin, raw: writer.raw });
     stack.push(...childrenOf(node));
   }
   if (writers.length === 0) return parsed;
-  const contexts = htmlContexts(source);
+  const { contexts, urlValues } = htmlContexts(source);
+  guardUrlValues(htmlNodes, urlValues);
+  for (const { node } of writers) noteWrites(node);
+  parsed.push(new UrlValueBackstop((parsed.at(-1) as Template).token));
   for (const { node, begin, raw } of writers) {
     const context = contextAt(contexts, begin);
     // As a tag's or an attribute's name, any value could add an attribute that runs script (`<p {{ attr }}>`): the template is refused.
