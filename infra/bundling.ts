@@ -5,10 +5,11 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decode as decodeMappings, encode as encodeMappings } from '@jridgewell/sourcemap-codec';
 import type * as TS from 'typescript';
+import { functionDefinitions, type FunctionDefinition } from '#shared/functions.ts';
 
 /**
  * esbuild banner for ESM bundles: a few CommonJS dependencies still call
@@ -55,6 +56,29 @@ export interface LazyModule {
 export const LAZY_MODULES: readonly LazyModule[] = [
   { name: 're2js', files: ['package.json', 'build/index.cjs', 'LICENSE'], loader: 'shared/domain/catalog/regex.ts', loadedBy: 'catalogs using matches()' },
 ];
+
+/**
+ * aws-lite's XML parser (its vendored fast-xml-parser, 26 KB minified), as
+ * its client requires it: lazily (`require('../_vendor/xml')`), on the first
+ * request or response in an XML protocol. Of Kairos's calls only S3's are
+ * (shared/aws-requests.ts); a function that makes none (the manifest's `s3`,
+ * shared/functions.ts) leaves the parser out of its bundle: esbuild keeps the
+ * require as it is and it never runs. A pattern on the require's own path.
+ */
+export const AWS_LITE_XML_PARSER = '*/_vendor/xml';
+
+const REPOSITORY_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * What the bundle of `entry` (a path, absolute or from the repository root)
+ * leaves out (esbuild `external`): the lazily loaded packages, and aws-lite's
+ * XML parser unless `entry` is a function whose manifest entry says `s3`.
+ */
+export function bundleExternals(entry: string): string[] {
+  const path = relative(REPOSITORY_ROOT, resolve(REPOSITORY_ROOT, entry)).split(sep).join('/');
+  const definition = Object.values(functionDefinitions).find((d) => d.entry === path) as FunctionDefinition | undefined;
+  return [...LAZY_MODULES.map((module) => module.name), ...(definition?.s3 === true ? [] : [AWS_LITE_XML_PARSER])];
+}
 
 /** Folder of an installed lazy package (its package.json's folder), from the project's node_modules. */
 export function lazyModuleFolder(name: string): string {
@@ -260,7 +284,7 @@ export async function buildLikeCdk(entry: string, outfile: string) {
     mainFields: ['module', 'main'],
     banner: { js: ESM_REQUIRE_BANNER },
     alias: { ...BUNDLE_ALIASES },
-    external: LAZY_MODULES.map((module) => module.name),
+    external: bundleExternals(entry),
     outfile,
     metafile: true,
     logLevel: 'silent',

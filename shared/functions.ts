@@ -35,6 +35,12 @@ export interface FunctionDefinition {
   readonly readsStream?: boolean;
   /** Seals (decide) or opens (profile, evaluation) decision ids: gets KAIROS_DECISION_KEY. */
   readonly decisionKey?: boolean;
+  /**
+   * Reads or writes S3 objects (shared/aws-requests.ts), an XML protocol: its
+   * bundle keeps aws-lite's XML parser, which every other function's bundle
+   * leaves out (infra/bundling.ts `bundleExternals`).
+   */
+  readonly s3?: boolean;
   readonly memorySize: number;
   readonly timeoutSeconds: number;
 }
@@ -95,6 +101,7 @@ export const functionDefinitions = {
   // Off-policy evaluation (infra/constructs/evaluation.ts): the steps of its state machine, not on any request path.
   evaluationInputs: {
     entry: 'functions/evaluation-inputs/handler.ts',
+    s3: true,
     description: 'Off-policy evaluation, first step: the candidate catalog checked, the outcomes and statistics of the range written for the map step',
     // Events: the outcome events of the range (a Scan); Profiles: the erasure records of their customers (by key, and
     // those items only: no profile); Control: the learning statistics.
@@ -106,6 +113,7 @@ export const functionDefinitions = {
   },
   evaluationShuffle: {
     entry: 'functions/evaluation-shuffle/handler.ts',
+    s3: true,
     description: 'Off-policy evaluation, shuffle step: a batch of decision log objects sent to shards by decision reference, every copy of a decision to one shard',
     tables: {},
     decisionKey: true,
@@ -114,6 +122,7 @@ export const functionDefinitions = {
   },
   evaluationMap: {
     entry: 'functions/evaluation-map/handler.ts',
+    s3: true,
     description: 'Off-policy evaluation, map step: a shard of the shuffled decision log replayed through the candidate catalog, each decision once, to partial sums',
     tables: {},
     decisionKey: true,
@@ -123,6 +132,7 @@ export const functionDefinitions = {
   // The actions report's decisions, counted from the decision log (infra/constructs/decision-counts.ts): not on any request path.
   decisionCounter: {
     entry: 'functions/decision-counter/handler.ts',
+    s3: true,
     description: 'Counts the decisions of each decision log object Firehose writes into the actions report, once per object',
     // Control: the statistics items' decision counts and each object's markers (TransactWriteItems of puts and updates, no read).
     tables: { Control: 'write' },

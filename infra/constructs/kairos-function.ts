@@ -15,7 +15,7 @@ import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lam
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { Access } from '#shared/functions.ts';
-import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER, FUNCTION_NODE_OPTIONS, LAZY_MODULES, asciiBundleCommand, lazyModuleCommands } from '../bundling.ts';
+import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER, FUNCTION_NODE_OPTIONS, asciiBundleCommand, bundleExternals, lazyModuleCommands } from '../bundling.ts';
 import type { KairosTable } from './kairos-table.ts';
 
 /** The repository root: entries in the function manifest are relative to it. */
@@ -97,7 +97,8 @@ export interface KairosFunctionProps {
  * Docker), the AWS SDK v3 bundled (a pinned, tree-shaken SDK instead of
  * whichever version the runtime ships), the lazily loaded packages of
  * infra/bundling.ts (re2js) shipped beside the bundle in
- * `node_modules/`, each bundle pure ASCII (`asciiBundle`), source maps for stack traces, an
+ * `node_modules/`, aws-lite's XML parser left out of the bundle of a function
+ * that makes no S3 request (`bundleExternals`), each bundle pure ASCII (`asciiBundle`), source maps for stack traces, an
  * explicit log group with retention, JSON logs, active X-Ray tracing and the
  * Powertools environment.
  *
@@ -167,8 +168,9 @@ export class KairosFunction extends NodejsFunction {
         sourcesContent: false,
         bundleAwsSDK: true,
         // Lazily loaded packages (infra/bundling.ts): left out of the bundle and
-        // copied beside it from the local node_modules (offline), loaded on first use.
-        externalModules: LAZY_MODULES.map((module) => module.name),
+        // copied beside it from the local node_modules (offline), loaded on first use;
+        // and aws-lite's XML parser, left out unless the function makes S3 requests.
+        externalModules: bundleExternals(props.entry),
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],

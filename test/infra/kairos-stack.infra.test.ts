@@ -22,7 +22,7 @@ import { ESM_REQUIRE_BANNER, PROJECT_ROOT } from '#infra/constructs/kairos-funct
 import { METRIC_ALARMS } from '#infra/constructs/kairos-monitoring.ts';
 import { createKairosApp } from '#infra/kairos-app.ts';
 import type { KairosStack } from '#infra/kairos-stack.ts';
-import { dispatcherStreamSettings, functionDefinitions, METRICS_NAMESPACE, profileStreamSettings, serviceNameOf, type Access, type LambdaName } from '#shared/functions.ts';
+import { dispatcherStreamSettings, functionDefinitions, METRICS_NAMESPACE, profileStreamSettings, serviceNameOf, type Access, type FunctionDefinition, type LambdaName } from '#shared/functions.ts';
 import { routeKey, routeKeysOf, routes } from '#http/routes.ts';
 import { tables as tableTuple, type TableDefinition, type TableName } from '#store/tables.ts';
 import { DECISION_LOG_COLUMNS, DECISION_RECORD_MESSAGE } from '#domain/evaluation/decision-record.ts';
@@ -685,6 +685,19 @@ describe('functions, from shared/functions.ts', () => {
     // re2js's own code (one of its parser's messages) is not in the bundle.
     expect(readFileSync(join(lazyModuleFolder('re2js'), 'build/index.cjs'), 'utf8')).toContain('invalid nested repetition operator');
     expect(code).not.toContain('invalid nested repetition operator');
+  });
+
+  it.each(manifest)('%s: aws-lite\'s XML parser is in the bundle only when the function makes S3 requests (the manifest\'s s3); elsewhere its lazy require (esbuild\'s renamed require) is left as it is', (name, def) => {
+    const code = readFileSync(join(bundleDirectory(name), 'index.mjs'), 'utf8');
+    // One of the vendored fast-xml-parser's messages; aws-lite's own code is bundled either way.
+    expect(readFileSync(join(lazyModuleFolder('@aws-lite/client'), 'src/_vendor/xml.js'), 'utf8')).toContain('External entites are not supported');
+    const s3 = (def as FunctionDefinition).s3 === true;
+    const awsLite = code.includes('@aws-lite/client');
+    expect({ name, parser: code.includes('External entites are not supported'), lazyRequire: /\(["']\.\.\/_vendor\/xml["']\)/.test(code) }).toEqual({
+      name,
+      parser: s3,
+      lazyRequire: awsLite && !s3,
+    });
   });
 
   it.each(manifest)('%s: the bundle is pure ASCII (the afterBundling hook escaped what esbuild leaves in regular expressions)', (name) => {
