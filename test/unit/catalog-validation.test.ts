@@ -15,6 +15,8 @@ import { closestName, editDistance } from '#domain/catalog/suggest.ts';
 import { MAX_PREFIX_SEARCH, jsonSyntaxError, positionIn } from '#domain/text-position.ts';
 import { MAX_HOLDOUT_EXPERIMENTS, MAX_REACTIONS_PER_EVENT, MAX_TRANSACTION_ITEMS } from '#domain/transaction-budget.ts';
 import { MAX_JOURNEY_ITEMS_PER_EVENT } from '#domain/catalog/compile-journeys.ts';
+import { compileDocument } from '#domain/catalog/compile.ts';
+import { catalogSchema } from '#domain/catalog/schema.ts';
 
 function problemsOf(result: LoadResult): readonly CatalogProblem[] {
   if (result.ok) throw new Error('expected the catalog to be refused');
@@ -537,6 +539,12 @@ describe('experiments with a holdout: as many as one transaction holds the contr
     expect(problemsOf(refused).map((p) => [p.path, p.message])).toEqual([
       ['experiments', expect.stringMatching(new RegExp(`^${MAX_HOLDOUT_EXPERIMENTS + 1} experiments hold customers out .* more than ${MAX_HOLDOUT_EXPERIMENTS}`))],
     ]);
+  });
+
+  it('a live document published before the bound still compiles where functions load it (compileDocument `published`)', () => {
+    const document = catalogSchema.parse(JSON.parse(withExperiments(MAX_HOLDOUT_EXPERIMENTS + 1, 0.1)));
+    expect(compileDocument(document, { version: 1, published: true }).ok).toBe(true);
+    expect(compileDocument(document, { version: 1 }).ok).toBe(false);
   });
 
   it('is what the rest of an event\'s transaction leaves: 100 items less the profile, marker, tombstones, served cell, sends and journeys', () => {

@@ -702,9 +702,11 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
     };
   });
   // An outcome counts a control cell per experiment its decision was held out of, in its event's one transaction
-  // (transaction-budget.ts): a catalog holding customers out of more experiments than that room would stall the stream.
+  // (transaction-budget.ts): a catalog holding customers out of more experiments than that room is refused at
+  // validate and publish. A document published before the bound still loads (the profile plan counts the control
+  // cells that fit, plan.ts `fitStatistics`), rather than leave every function without its live catalog.
   const holdoutExperiments = doc.experiments.filter((e) => e.holdout > 0).length;
-  if (holdoutExperiments > MAX_HOLDOUT_EXPERIMENTS) {
+  if (options.published !== true && holdoutExperiments > MAX_HOLDOUT_EXPERIMENTS) {
     problems.add(
       'experiments',
       `${holdoutExperiments} experiments hold customers out (holdout above 0), more than ${MAX_HOLDOUT_EXPERIMENTS}: an outcome of a decision held out of all of them counts a control cell for each in one transaction beside what its event sets off, which DynamoDB's 100 items would not hold; fewer experiments with a holdout`,
