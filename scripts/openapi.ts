@@ -141,7 +141,11 @@ const operations: Readonly<Record<string, Operation>> = {
   'DELETE /v1/admin/profiles/{userId}': {
     summary: 'Erase a customer (right to erasure)',
     query: [ID_KIND_QUERY],
-    success: { status: 200, description: 'what was erased' },
+    success: {
+      status: 200,
+      description:
+        '`{erasedAt, resumed, customer, events}`: `resumed` true when the request went on with an erasure of the customer still in progress (its `erasedAt`: nothing after it is erased); after an erasure has completed, a request is a new one',
+    },
   },
   'GET /v1/admin/catalog': { summary: 'The live catalog and its version', success: { status: 200, description: '`{version, catalog}`' } },
   'PUT /v1/admin/catalog': {

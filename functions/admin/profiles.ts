@@ -10,7 +10,12 @@
  *                                              links and every event, in pages;
  * - DELETE /v1/admin/profiles/{userId}         erases it (right to erasure,
  *                                              shared/store/erasure.ts), its pending
- *                                              sends cancelled on the stack's scheduler.
+ *                                              sends cancelled on the stack's scheduler:
+ *                                              `{erasedAt, resumed, customer, events}`;
+ *                                              a request while the customer's erasure is
+ *                                              in progress goes on with it (its erasedAt,
+ *                                              `resumed: true`), one after it completed
+ *                                              is a new erasure (`resumed: false`).
  *
  * The customer of an id (shared/store/operator-id.ts `resolveOperatorId`),
  * by the kind the operator says it is (`?kind=`, as the listing's): a
@@ -191,12 +196,15 @@ export async function eraseProfileRoute(request: HttpRequest, _context: HttpCont
       throw new ApiError('unavailable', 'The scheduler could not cancel a waiting send; retry the erasure later', undefined, 2);
     });
   const report = await eraseProfileKeys(keys, Date.now(), { cancelSchedule });
-  if (!found && report.events === 0 && report.emissions === 0) throw notFound('No profile and no events for this id', kind, otherKind);
+  // A request that went on with an erasure in progress answers for that erasure, even when the requests
+  // before it had already deleted everything.
+  if (!found && !report.resumed && report.events === 0 && report.emissions === 0) throw notFound('No profile and no events for this id', kind, otherKind);
   const state = found?.state;
   return {
     status: 200,
     body: {
       erasedAt: report.erasedAt,
+      resumed: report.resumed,
       customer: state ? customerOf(state) : kind === 'user' ? { userId: id } : { anonymousId: id },
       events: report.events,
     },

@@ -28,7 +28,11 @@
  *    (a replay with its `sentAt`, which the skew correction dates on its new
  *    receipt) is dropped by the profile function, not applied as new;
  * 3. every emission of every key (the Outbox table's `byProfile` index:
- *    the triggers' and journeys' sends, with their rendered content): the
+ *    the triggers' and journeys' sends, with their rendered content) that
+ *    the erased customer's profile set off (outbox.ts `erasedCustomersEmission`:
+ *    stamped with a `keyErasedAt` before `erasedAt`; one the returning
+ *    customer's events set off while the erasure runs, planned on the fresh
+ *    profile that knew of this erasure, is left): the
  *    schedule of each one still pending (`sendAt` after `now`: a send
  *    deferred by quiet hours, a journey's timer) cancelled first
  *    (`cancelSchedule`; a refused emission has none, and a missing schedule
@@ -49,7 +53,16 @@
  *    (plan.ts), and this step leaves that profile, with its event applied
  *    once.
  *
- * Each step is idempotent: a failed erasure is retried by calling it again.
+ * Each step is idempotent: a failed erasure is retried by calling it again,
+ * and that call is the same erasure. The erasure record of the customer's own
+ * key (the first) is claimed with a conditional put and says the erasure is
+ * `erasing` until its last step is done (then `completedAt`): a request that
+ * finds its customer's erasure in progress (an operator's retry after a 503, a
+ * double click, a network retry) goes on with it at its `erasedAt`, so the
+ * returning customer's events, profile and emissions from after `erasedAt`
+ * are left, as by the first request (`ErasureReport.resumed`). Once it has
+ * completed, a request is a new erasure at its own instant: what the customer
+ * did since they came back is erased too.
  * Events accepted after `erasedAt` start a new profile: the customer came
  * back. Write keys, catalogs and learning statistics hold nothing about one
  * customer.
@@ -58,7 +71,7 @@ import { batchWrite } from './batch-write.ts';
 import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
 import { eventKeysOf } from './history.ts';
-import { outboxKeysOf } from './outbox.ts';
+import { erasedCustomersEmission, outboxKeysOf } from './outbox.ts';
 import { appliedMarkerItem, erasedMessageItem, erasureRecordItem, statisticsShardOf } from './items.ts';
 import { MARKER_TTL_SECONDS, getItems, profileToItem } from './profiles.ts';
 import { parseProfileKey } from '#domain/profile/identity.ts';
@@ -66,21 +79,76 @@ import { erasedCustomersItem, profileFromItem } from '#domain/profile/profile-it
 import { endRunsInProgress, erasedRunCounts } from '#domain/journeys/machine.ts';
 import { MAX_TRANSACTION_ITEMS } from '#domain/profile/plan.ts';
 import { journeyIncrements } from '#domain/journeys/report.ts';
-import { isContention } from './faults.ts';
+import { isConditionFailed, isContention } from './faults.ts';
 import { journeyCountUpdates } from './journey-counts.ts';
 
 /** How long an anonymous key's erasure record is kept: past the stream's 24 h and the retries of a failed batch. */
 export const ERASURE_TTL_SECONDS = 8 * 24 * 3600;
 
-/** The erasure record of a profile key: a user key's without expiry, an anonymous key's expiring after ERASURE_TTL_SECONDS. */
+/**
+ * The erasure record of a profile key, written as its erasure starts: a user
+ * key's without expiry, an anonymous key's expiring after
+ * ERASURE_TTL_SECONDS; `erasing: true` until the erasure has completed
+ * (`completeErasure`). A record without `erasing` (or written before the
+ * attribute existed) is an erasure that completed.
+ */
 export function erasureToItem(profileKey: string, erasedAt: number): Record<string, unknown> {
   const kept = 'userId' in parseProfileKey(profileKey);
   return {
     ...erasureRecordItem.key(profileKey),
     kind: 'erasure',
     erasedAt: new Date(erasedAt).toISOString(),
+    erasing: true,
     ...(kept ? {} : { expiresAt: Math.floor(erasedAt / 1000) + ERASURE_TTL_SECONDS }),
   };
+}
+
+/**
+ * Start the erasure of the customer whose own profile key is `profileKey` at
+ * `now` (epoch ms), or join the one in progress: the erasure record put on
+ * condition that no erasure of the key is in progress (`erasing`). When one
+ * is, its `erasedAt` (epoch ms) and `resumed: true`. Store faults reject.
+ */
+async function claimErasure(profileKey: string, now: number, client: DynamoClient, profiles: string): Promise<{ readonly erasedAt: number; readonly resumed: boolean }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.send('PutItem', {
+        TableName: profiles,
+        Item: erasureToItem(profileKey, now),
+        ConditionExpression: 'attribute_not_exists(erasing)',
+      });
+      return { erasedAt: now, resumed: false };
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+    }
+    const { Item } = await client.send('GetItem', { TableName: profiles, Key: erasureRecordItem.key(profileKey), ConsistentRead: true });
+    const erasedAt = erasedAtOf(Item);
+    // Completed (or its record unreadable) between the put and the read: claimed afresh.
+    if (erasedAt !== undefined) return { erasedAt, resumed: true };
+    if (attempt >= 3) throw new Error('The erasure record of the customer could not be claimed or read');
+  }
+}
+
+/**
+ * Mark the erasure at `erasedAt` (epoch ms) of each of `profileKeys` as
+ * completed (`completedAt`, ISO; `erasing` removed), the customer's own key
+ * (the first) last; a record that names another erasure is left. Store
+ * faults reject.
+ */
+async function completeErasure(profileKeys: readonly string[], erasedAt: number, completedAt: number, client: DynamoClient, profiles: string): Promise<void> {
+  for (const key of [...profileKeys.slice(1), ...profileKeys.slice(0, 1)]) {
+    try {
+      await client.send('UpdateItem', {
+        TableName: profiles,
+        Key: erasureRecordItem.key(key),
+        UpdateExpression: 'SET completedAt = :completedAt REMOVE erasing',
+        ConditionExpression: 'erasedAt = :erasedAt',
+        ExpressionAttributeValues: { ':completedAt': new Date(completedAt).toISOString(), ':erasedAt': new Date(erasedAt).toISOString() },
+      });
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+    }
+  }
 }
 
 /**
@@ -137,7 +205,10 @@ export interface ErasureOptions {
 }
 
 export interface ErasureReport {
+  /** The erasure's instant (ISO-8601): the request's, or that of the erasure in progress it went on with. */
   readonly erasedAt: string;
+  /** Whether the request went on with an erasure of the customer already in progress (begun at `erasedAt`), rather than a new one. */
+  readonly resumed: boolean;
   readonly profileKeys: number;
   readonly events: number;
   /** Outbox items deleted. */
@@ -149,18 +220,23 @@ export interface ErasureReport {
 /**
  * Erase the profile keys of one customer (its own profile key first): erasure
  * records, events and their markers, emissions (pending schedules cancelled),
- * then the profile items. `now`: epoch ms. Store faults and a schedule that
- * could not be cancelled reject.
+ * then the profile items, then the records marked completed. `requestedAt`:
+ * the request's instant, epoch ms, the erasure's `erasedAt` unless an erasure
+ * of the customer's own key is in progress: then this is that erasure, at its
+ * `erasedAt` (`resumed`). Store faults and a schedule that could not be
+ * cancelled reject (the erasure stays in progress, to be called again).
  */
-export async function eraseProfileKeys(profileKeys: readonly string[], now: number, options: ErasureOptions): Promise<ErasureReport> {
+export async function eraseProfileKeys(profileKeys: readonly string[], requestedAt: number, options: ErasureOptions): Promise<ErasureReport> {
   const client = options.client ?? dynamo();
   const profiles = options.profilesTable ?? config.PROFILES_TABLE;
   const events = options.eventsTable ?? config.EVENTS_TABLE;
   const outbox = options.outboxTable ?? config.OUTBOX_TABLE;
   const keys = [...new Set(profileKeys)];
+  if (keys.length === 0) throw new Error('An erasure names one profile key at least');
+  const { erasedAt: now, resumed } = await claimErasure(keys[0] as string, requestedAt, client, profiles);
   await batchWrite(
     profiles,
-    keys.map((key) => ({ PutRequest: { Item: erasureToItem(key, now) } })),
+    keys.slice(1).map((key) => ({ PutRequest: { Item: erasureToItem(key, now) } })),
     client,
   );
   let erasedEvents = 0;
@@ -176,6 +252,8 @@ export async function eraseProfileKeys(profileKeys: readonly string[], now: numb
     await batchWrite(profiles, stored.map(({ pk }) => ({ DeleteRequest: { Key: appliedMarkerItem.key(pk) } })), client);
     erasedEvents += stored.length;
     for (const emission of await outboxKeysOf(key, { client, tableName: outbox })) {
+      // The returning customer's (planned on the fresh profile started after this erasure) is left.
+      if (!(await erasedCustomersEmission(emission.pk, now, { client, tableName: outbox }))) continue;
       if (emission.sendAt > now) {
         await options.cancelSchedule(emission.id);
         cancelled += 1;
@@ -188,7 +266,8 @@ export async function eraseProfileKeys(profileKeys: readonly string[], now: numb
   // finds the customer, and everything linked to it, when it is called again.
   const control = options.controlTable ?? config.CONTROL_TABLE;
   for (const key of [...keys.slice(1), ...keys.slice(0, 1)]) await deleteProfileItem(key, now, { client, profiles, control });
-  return { erasedAt: new Date(now).toISOString(), profileKeys: keys.length, events: erasedEvents, emissions, cancelled };
+  await completeErasure(keys, now, Date.now(), client, profiles);
+  return { erasedAt: new Date(now).toISOString(), resumed, profileKeys: keys.length, events: erasedEvents, emissions, cancelled };
 }
 
 /** Attempts at deleting one profile item whose version moves under the erasure (the profile function writing it). */

@@ -16,8 +16,11 @@
  *
  * Item: `pk` (outboxItem), `id`, `status`, `sendAt` (epoch ms), `detailType`,
  * `detail` (a map), `profileKey` (the profile key of the write that made it:
- * `u#<userId>` | `a#<anonymousId>`), `createdAt` (epoch ms), `expiresAt`
- * (epoch s, TTL: OUTBOX_RETENTION_DAYS after `sendAt`).
+ * `u#<userId>` | `a#<anonymousId>`), `keyErasedAt` (epoch ms, 0: none: the
+ * erasure of that key the profile written had been started after, its
+ * `ProfileState.keyErasedAt`, which tells an erased customer's emission from
+ * the returning customer's: `erasedCustomersEmission`), `createdAt` (epoch
+ * ms), `expiresAt` (epoch s, TTL: OUTBOX_RETENTION_DAYS after `sendAt`).
  */
 import { config } from '#shared/config.ts';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
@@ -39,10 +42,17 @@ const STATUSES = new Set<OutboxEntry['status']>(['now', 'deferred', 'refused']);
 
 /**
  * The put of each entry, conditioned on its absence (`profileKey`: the
- * profile key of the write that made them; `now`: the write's instant,
- * epoch ms).
+ * profile key of the write that made them; `keyErasedAt`: the erasure of
+ * that key the written profile was started after, epoch ms, 0: none,
+ * `ProfileState.keyErasedAt`; `now`: the write's instant, epoch ms).
  */
-export function outboxPuts(entries: readonly OutboxEntry[], profileKey: string, now: number, tableName: string = config.OUTBOX_TABLE): TransactWriteItem[] {
+export function outboxPuts(
+  entries: readonly OutboxEntry[],
+  profileKey: string,
+  keyErasedAt: number,
+  now: number,
+  tableName: string = config.OUTBOX_TABLE,
+): TransactWriteItem[] {
   return entries.map((entry) => ({
     Put: {
       TableName: tableName,
@@ -54,6 +64,7 @@ export function outboxPuts(entries: readonly OutboxEntry[], profileKey: string, 
         detailType: entry.detailType,
         detail: entry.detail,
         profileKey,
+        keyErasedAt,
         createdAt: now,
         expiresAt: Math.ceil(entry.sendAt / 1000) + OUTBOX_RETENTION_DAYS * 86_400,
       },
@@ -164,4 +175,25 @@ export async function outboxKeysOf(profileKey: string, options: { readonly clien
     start = page.LastEvaluatedKey;
   } while (start);
   return keys;
+}
+
+/**
+ * Whether the Outbox item `pk` is an emission of the customer erased at
+ * `erasedAt` (epoch ms): set off on a profile started before that erasure
+ * (its `keyErasedAt` earlier; an item written before the stamp existed
+ * counts as such). One set off by the returning customer's events on the
+ * fresh profile started in the erased one's place (`keyErasedAt` at or after
+ * `erasedAt`) is not, nor an item that is gone. A consistent read: the
+ * `byProfile` index holds keys only. Store faults reject (StoreFault).
+ */
+export async function erasedCustomersEmission(pk: string, erasedAt: number, options: { readonly client?: DynamoClient; readonly tableName?: string } = {}): Promise<boolean> {
+  const client = options.client ?? dynamo();
+  const { Item } = await client.send('GetItem', {
+    TableName: options.tableName ?? config.OUTBOX_TABLE,
+    Key: { pk },
+    ConsistentRead: true,
+    ProjectionExpression: 'pk, keyErasedAt',
+  });
+  if (Item === undefined) return false;
+  return !(typeof Item.keyErasedAt === 'number' && Item.keyErasedAt >= erasedAt);
 }

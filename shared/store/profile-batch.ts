@@ -135,7 +135,7 @@ function member(index: number, write: PlannedWrite, now: number): Member {
     ...write.statistics.map((increment) => keyId(statisticsItem.key(shard, increment.bucket, cellKey(increment.cell)))),
     ...write.journeyCounts.map((count) => keyId(journeyCountItem.key(shard, count.day, count.journey, count.milestone))),
   ]);
-  const items = [...profileWriteTransaction(write, write.userId, now).TransactItems, ...outboxPuts(write.outbox, write.profile.key, now)];
+  const items = [...profileWriteTransaction(write, write.userId, now).TransactItems, ...outboxPuts(write.outbox, write.profile.key, write.profile.state.keyErasedAt, now)];
   return { index, items, shard, statistics: write.statistics, journeyCounts: write.journeyCounts, statisticsItems };
 }
 

@@ -38,6 +38,7 @@ import { documentClient } from '../support/sdk-clients.ts';
 import { putWriteKey } from '#store/write-keys.ts';
 import { catalogChunkItem, catalogCounterItem, catalogDocumentChunkItem, catalogLiveItem, catalogMetaItem, catalogVersionPk } from '#store/items.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
+import { MAX_HOLDOUT_EXPERIMENTS } from '#domain/transaction-budget.ts';
 import {
   DEMO_CATALOG_PATH,
   REFRESH_INTERVAL_MS,
@@ -342,6 +343,28 @@ describe('admin routes', () => {
     const back = await call('PUT', '/v1/admin/catalog', ADMIN, get.body?.catalog);
     expect(back.status).toBe(200);
     expect(back.body?.version).toBe(before + 2);
+  });
+
+  it(`a catalog with more than ${MAX_HOLDOUT_EXPERIMENTS} experiments holding customers out: 400 naming experiments, nothing goes live`, async () => {
+    const live = await readLiveVersion();
+    const n = MAX_HOLDOUT_EXPERIMENTS + 1;
+    const catalog = {
+      actions: Array.from({ length: 2 * n }, (_, i) => ({ id: `h${i}`, name: `H${i}`, content: { web: { title: `H${i}` } } })),
+      experiments: Array.from({ length: n }, (_, i) => ({
+        id: `holdout-${i}`,
+        kind: 'actions',
+        holdout: 0.05,
+        arms: [
+          { id: 'one', action: `h${2 * i}` },
+          { id: 'two', action: `h${2 * i + 1}` },
+        ],
+      })),
+    };
+    const res = await call('PUT', '/v1/admin/catalog', ADMIN, catalog);
+    expect(res.status).toBe(400);
+    expect(res.body?.error.code).toBe('validation_failed');
+    expect(res.body?.error.details?.map((d) => d.path)).toEqual(['experiments']);
+    expect(await readLiveVersion()).toBe(live);
   });
 
   it('a bad catalog: 400 with every problem (path and CEL position), nothing goes live', async () => {

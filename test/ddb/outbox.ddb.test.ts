@@ -106,7 +106,7 @@ describe('the transactional outbox', () => {
     const sourceId = uid('src');
     const event = storedEvent({ type: 'track', event: 'Complaint Opened', userId, sourceId, messageId: 'm1', timestamp: '2026-11-30T09:00:00.000Z' });
     // An item under the firing's id already (it cannot happen without the marker; made by hand here).
-    const taken = outboxPuts([{ id: `complaint.${event.pk}`, status: 'refused', sendAt: NOW, detailType: 'x', detail: { userId: 'someone-else' } }], 'u#someone-else', NOW)[0]!;
+    const taken = outboxPuts([{ id: `complaint.${event.pk}`, status: 'refused', sendAt: NOW, detailType: 'x', detail: { userId: 'someone-else' } }], 'u#someone-else', 0, NOW)[0]!;
     await dynamo().send('PutItem', 'Put' in taken ? { TableName: taken.Put.TableName, Item: taken.Put.Item } : ({} as never));
     const handler = createProfileHandler({
       enricher: createCatalogEnricher(() => catalog),
@@ -195,7 +195,7 @@ describe("GET /v1/admin/outbox's pages", () => {
     // 40 emissions of 45,000 of them are 12.6 MB of answer; a Scan page (1 MB read) holds some 22, 6.9 MB.
     const ids = Array.from({ length: 40 }, () => uid('big-emission'));
     for (const id of ids) {
-      const put = outboxPuts([{ id, status: 'now', sendAt: NOW, detailType: 'Kairos Trigger Action', detail: { content: { title: '\u0001'.repeat(45_000) } } }], 'u#large', NOW)[0]!;
+      const put = outboxPuts([{ id, status: 'now', sendAt: NOW, detailType: 'Kairos Trigger Action', detail: { content: { title: '\u0001'.repeat(45_000) } } }], 'u#large', 0, NOW)[0]!;
       await dynamo().send('PutItem', 'Put' in put ? { TableName: put.Put.TableName, Item: put.Put.Item } : ({} as never));
     }
     const seen: string[] = [];

@@ -13,6 +13,10 @@ import { loadCatalog } from '#domain/catalog/load.ts';
 import { jsonPlaces } from '#domain/catalog/locate.ts';
 import { closestName, editDistance } from '#domain/catalog/suggest.ts';
 import { MAX_PREFIX_SEARCH, jsonSyntaxError, positionIn } from '#domain/text-position.ts';
+import { MAX_HOLDOUT_EXPERIMENTS, MAX_REACTIONS_PER_EVENT, MAX_TRANSACTION_ITEMS } from '#domain/transaction-budget.ts';
+import { MAX_JOURNEY_ITEMS_PER_EVENT } from '#domain/catalog/compile-journeys.ts';
+import { compileDocument } from '#domain/catalog/compile.ts';
+import { catalogSchema } from '#domain/catalog/schema.ts';
 
 function problemsOf(result: LoadResult): readonly CatalogProblem[] {
   if (result.ok) throw new Error('expected the catalog to be refused');
@@ -507,5 +511,44 @@ describe('placements a trigger or a journey names', () => {
   it('placements some content names (a variant\'s too), and no placement, warn of nothing', () => {
     expect(loadCatalog(catalog('cart_banner', 'feed_card'), 'object').warnings ?? []).toEqual([]);
     expect(loadCatalog(catalog('home_hero', undefined), 'object').warnings ?? []).toEqual([]);
+  });
+});
+
+describe('experiments with a holdout: as many as one transaction holds the control cells of', () => {
+  /** A catalog of `n` actions experiments (two actions each), each holding `holdout` of customers out. */
+  const withExperiments = (n: number, holdout: number) =>
+    JSON.stringify({
+      kind: 'kairos/v1',
+      actions: Array.from({ length: 2 * n }, (_, i) => ({ id: `a${i}`, name: `A${i}`, content: { web: { title: `A${i}` } } })),
+      experiments: Array.from({ length: n }, (_, i) => ({
+        id: `exp-${i}`,
+        kind: 'actions',
+        holdout,
+        arms: [
+          { id: 'one', action: `a${2 * i}` },
+          { id: 'two', action: `a${2 * i + 1}` },
+        ],
+      })),
+    });
+
+  it(`takes ${MAX_HOLDOUT_EXPERIMENTS}, and any number without a holdout; refuses one more, naming experiments`, () => {
+    expect(loadCatalog(withExperiments(MAX_HOLDOUT_EXPERIMENTS, 0.1), 'json').ok).toBe(true);
+    expect(loadCatalog(withExperiments(MAX_HOLDOUT_EXPERIMENTS + 10, 0), 'json').ok).toBe(true);
+    const refused = loadCatalog(withExperiments(MAX_HOLDOUT_EXPERIMENTS + 1, 0.1), 'json');
+    expect(refused.ok).toBe(false);
+    expect(problemsOf(refused).map((p) => [p.path, p.message])).toEqual([
+      ['experiments', expect.stringMatching(new RegExp(`^${MAX_HOLDOUT_EXPERIMENTS + 1} experiments hold customers out .* more than ${MAX_HOLDOUT_EXPERIMENTS}`))],
+    ]);
+  });
+
+  it('a live document published before the bound still compiles where functions load it (compileDocument `published`)', () => {
+    const document = catalogSchema.parse(JSON.parse(withExperiments(MAX_HOLDOUT_EXPERIMENTS + 1, 0.1)));
+    expect(compileDocument(document, { version: 1, published: true }).ok).toBe(true);
+    expect(compileDocument(document, { version: 1 }).ok).toBe(false);
+  });
+
+  it('is what the rest of an event\'s transaction leaves: 100 items less the profile, marker, tombstones, served cell, sends and journeys', () => {
+    expect(MAX_HOLDOUT_EXPERIMENTS).toBe(MAX_TRANSACTION_ITEMS - 5 - MAX_REACTIONS_PER_EVENT - (MAX_JOURNEY_ITEMS_PER_EVENT + 1));
+    expect(MAX_HOLDOUT_EXPERIMENTS).toBeGreaterThan(0);
   });
 });

@@ -42,7 +42,7 @@ const entry = (id: string, status: OutboxEntry['status'], sendAt = NOW): OutboxE
 });
 /** The stream record of an entry as the Outbox table stores it. */
 const record = (e: OutboxEntry, sequenceNumber: string) => {
-  const put = outboxPuts([e], 'u#someone', NOW, 'kairos-outbox')[0]!;
+  const put = outboxPuts([e], 'u#someone', 0, NOW, 'kairos-outbox')[0]!;
   return streamRecord('Put' in put ? put.Put.Item : {}, { sequenceNumber });
 };
 

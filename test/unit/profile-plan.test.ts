@@ -34,6 +34,8 @@ import { erasedCustomersItem, type ProfileItem } from '#domain/profile/profile-i
 import type { StoredEvent } from '#domain/stored-event.ts';
 import type { JourneyStepper, OutboxEntry, ProfileReactor } from '#domain/profile/reactions.ts';
 import { parseOutcomeKey } from '#domain/profile/outcomes.ts';
+import { customerTag, encodeDecisionId } from '#domain/decide/decision-id.ts';
+import { MAX_HOLDOUT_EXPERIMENTS } from '#domain/transaction-budget.ts';
 import { journeyTimerEvent, sendTimerEvent } from '#domain/journeys/timer.ts';
 import { erasedRunCounts } from '#domain/journeys/machine.ts';
 import { journeyIncrements, type JourneyCounterIncrement } from '#domain/journeys/report.ts';
@@ -1146,6 +1148,92 @@ describe("the erased customer's runs in progress, more than a transaction holds"
         expect(back?.kind === 'profile' && toProfileView(back.state, NOW).traits).toEqual({ firstName: 'Rosa' });
       }),
       { numRuns: 60 },
+    );
+  });
+});
+
+describe('one event that sets off all a catalog allows: its write within 100 items', () => {
+  const learning: PlanOptions = { ...options, settings: { ...settings, learning: { contextBy: 'persona', conversionWindowMs: DAY } } };
+  const at = '2026-04-01T10:00:00.000Z';
+  /** A web decision for u1 held out of `holdouts` experiments (the decision id carries at most 50). */
+  const heldOut = (holdouts: number) =>
+    encodeDecisionId({
+      catalogVersion: '1',
+      channel: 'web',
+      placement: 'home',
+      persona: 'p-web',
+      issuedAt: new Date('2026-04-01T09:30:00Z'),
+      nonce: `h${holdouts}`,
+      fallback: false,
+      degraded: false,
+      actions: [{ actionId: 'a1', propensity: 0.5 }],
+      holdouts: Array.from({ length: holdouts }, (_, i) => `exp-${i}`),
+      customer: customerTag('u1'),
+    });
+  /** Triggers that send `n` times for the event. */
+  const sending = (n: number): ProfileReactor => ({
+    bound: () => n,
+    react: (change) => Array.from({ length: n }, (_, i) => ({ id: `t${i}.${change.eventPk}`, status: 'now' as const, sendAt: NOW, detailType: 'Kairos Trigger Action', detail: {} })),
+  });
+  /** Journeys that add `n` items for the event: emissions and report counters, half each. */
+  const moving = (n: number): JourneyStepper => ({
+    bound: () => n,
+    step: (runs, change) => ({
+      runs,
+      outbox: Array.from({ length: Math.ceil(n / 2) }, (_, i) => ({ id: `j${i}.${change.eventPk}`, status: 'now' as const, sendAt: NOW, detailType: 'Kairos Journey Action', detail: {} })),
+      counts: Array.from({ length: Math.floor(n / 2) }, (_, i) => ({ journey: `j${i}`, day: Math.floor(NOW / DAY), milestone: { kind: 'entered' as const } })),
+    }),
+  });
+  const items = (w: PlannedWrite): number =>
+    1 + w.tombstones.length + w.markers.length + w.outbox.length + w.journeyCounts.length + new Set(w.statistics.map((i) => `${i.bucket} ${cellKey(i.cell)}`)).size;
+  const controlCells = (w: PlannedWrite): number => new Set(w.statistics.filter((i) => i.cell.actionId === '').map((i) => cellKey(i.cell))).size;
+
+  it('an outcome of a decision held out of 50 experiments, with 20 sends and 61 journey items: within 100 items, the served cell counted, the control cells that do not fit left out with a warning', () => {
+    const store = new MemoryStore({ ...learning, reactor: sending(20), journeys: moving(61) });
+    const click = storedEvent({ type: 'track', userId: 'u1', messageId: 'click', event: 'Promotion Clicked', timestamp: at, properties: { decision_id: heldOut(50), action_id: 'a1' } });
+    const plan = planOn(store, [record(click, 0)]);
+    const writes = plan.targets.flatMap((t) => t.writes);
+    expect(writes).toHaveLength(1);
+    expect(items(writes[0]!)).toBe(MAX_TRANSACTION_ITEMS);
+    expect(writes[0]!.statistics.some((i) => i.cell.actionId === 'a1')).toBe(true);
+    expect(plan.warnings.map((w) => w.message)).toEqual([expect.stringMatching(/^outcome statistics: \d+ control cell counts left out/)]);
+    expect(commit(store, plan)).toEqual({ again: [], failed: [] });
+  });
+
+  it('property: whatever the catalog lets one event set off and however many experiments the decision was held out of, every write holds at most 100 items; within MAX_HOLDOUT_EXPERIMENTS every control cell counts', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 50 }),
+        fc.integer({ min: 0, max: 20 }),
+        fc.integer({ min: 0, max: 61 }),
+        fc.constantFrom('Promotion Viewed', 'Promotion Clicked', 'Order Completed'),
+        fc.boolean(),
+        (holdouts, sends, journeyItems, name, linking) => {
+          const store = new MemoryStore({ ...learning, reactor: sending(sends), journeys: moving(journeyItems) });
+          const visit = storedEvent({ type: 'page', anonymousId: 'v1', messageId: 'visit', timestamp: '2026-04-01T09:00:00.000Z' });
+          expect(linking ? commit(store, planOn(store, [record(visit, 0)])) : { again: [], failed: [] }).toEqual({ again: [], failed: [] });
+          const outcome = storedEvent({
+            type: 'track',
+            userId: 'u1',
+            ...(linking ? { anonymousId: 'v1' } : {}),
+            messageId: 'outcome',
+            event: name,
+            timestamp: at,
+            properties: { decision_id: heldOut(holdouts), action_id: 'a1' },
+          });
+          const plan = planOn(store, [record(outcome, 1)]);
+          const writes = plan.targets.flatMap((t) => t.writes);
+          for (const write of writes) expect(items(write)).toBeLessThanOrEqual(MAX_TRANSACTION_ITEMS);
+          const controls = writes.reduce((n, w) => n + controlCells(w), 0);
+          // Within the bound every control cell counts, with no warning; past it, at most those (what fits).
+          const within = holdouts <= MAX_HOLDOUT_EXPERIMENTS;
+          expect({ controls, warnings: plan.warnings.length }).toEqual(within ? { controls: holdouts, warnings: 0 } : { controls: Math.min(controls, holdouts), warnings: plan.warnings.length });
+          expect(commit(store, plan)).toEqual({ again: [], failed: [] });
+          // Applied once: the outcome's marker is there, a redelivery plans nothing.
+          expect(planOn(store, [record(outcome, 2)]).targets).toEqual([]);
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });

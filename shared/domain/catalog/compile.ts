@@ -49,6 +49,7 @@ import { TEMPLATE_MARKUP } from './patterns.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec, unsafeLinkProblem } from './content-fields.ts';
 import { didYouMean } from './suggest.ts';
 import { compileJourneys } from './compile-journeys.ts';
+import { MAX_HOLDOUT_EXPERIMENTS } from '../transaction-budget.ts';
 import { namedPlacements } from './placements.ts';
 
 /** At most this many problems are reported (the first ones, in document order). */
@@ -700,6 +701,17 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
       validTo: instant(e.validity?.to, Number.POSITIVE_INFINITY),
     };
   });
+  // An outcome counts a control cell per experiment its decision was held out of, in its event's one transaction
+  // (transaction-budget.ts): a catalog holding customers out of more experiments than that room is refused at
+  // validate and publish. A document published before the bound still loads (the profile plan counts the control
+  // cells that fit, plan.ts `fitStatistics`), rather than leave every function without its live catalog.
+  const holdoutExperiments = doc.experiments.filter((e) => e.holdout > 0).length;
+  if (options.published !== true && holdoutExperiments > MAX_HOLDOUT_EXPERIMENTS) {
+    problems.add(
+      'experiments',
+      `${holdoutExperiments} experiments hold customers out (holdout above 0), more than ${MAX_HOLDOUT_EXPERIMENTS}: an outcome of a decision held out of all of them counts a control cell for each in one transaction beside what its event sets off, which DynamoDB's 100 items would not hold; fewer experiments with a holdout`,
+    );
+  }
 
   // --- triggers and journeys: the cause that sets one off (one definition for both)
   const causeOf = (on: TriggerDocument['on'], at: string): TriggerCause | undefined => {

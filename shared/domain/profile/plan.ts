@@ -113,6 +113,7 @@ import { erasedCustomersItem, type ProfileItem } from './profile-item.ts';
 import { toProfileView } from './to-view.ts';
 import type { ProfileView } from './view.ts';
 import type { AttributedOutcome } from './outcomes.ts';
+import { MAX_REACTIONS_PER_EVENT, MAX_TRANSACTION_ITEMS } from '../transaction-budget.ts';
 
 /** A decoded stream record: its id (the sequence number) and its stored event. */
 export interface BatchRecord {
@@ -239,8 +240,7 @@ export function happenedAt(event: Pick<StoredEvent, 'receivedAt' | 'timestamp' |
   return Math.min(Date.parse(event.receivedAt), Date.parse(event.timestamp), timerOrigin(event) ?? Number.POSITIVE_INFINITY);
 }
 
-/** The most items DynamoDB takes in one TransactWriteItems. */
-export const MAX_TRANSACTION_ITEMS = 100;
+export { MAX_REACTIONS_PER_EVENT, MAX_TRANSACTION_ITEMS } from '../transaction-budget.ts';
 
 interface Entry {
   readonly records: string[];
@@ -515,10 +515,16 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       erasedRuns = [];
       replacedItems = [];
       const room = MAX_TRANSACTION_ITEMS - 1 - applied.length - tombstones.length - outbox.length - journeyCounts.length;
-      const kept = fitStatistics(statistics, takeBack, room);
-      if (kept.length < statistics.length + takeBack.length) {
+      const { kept, countedLeft, takeBackLeft } = fitStatistics(statistics, takeBack, room);
+      if (takeBackLeft > 0) {
         warnings.push({
-          message: `outcome statistics: a merge's take-back exceeds a transaction; ${statistics.length + takeBack.length - kept.length} of its double counts stay`,
+          message: `outcome statistics: a merge's take-back exceeds a transaction; ${takeBackLeft} of its double counts stay`,
+          profileKey: key,
+        });
+      }
+      if (countedLeft > 0) {
+        warnings.push({
+          message: `outcome statistics: ${countedLeft} control cell counts left out, of a decision held out of more experiments than a transaction holds (a catalog published before MAX_HOLDOUT_EXPERIMENTS)`,
           profileKey: key,
         });
       }
@@ -675,8 +681,6 @@ function reactionBound(reactor: ProfileReactor | undefined, event: StoredEvent):
   return Number.isFinite(bound) ? Math.min(Math.max(0, Math.floor(bound)), MAX_REACTIONS_PER_EVENT) : MAX_REACTIONS_PER_EVENT;
 }
 
-/** The most outbox entries one event adds to its write (the rest of the transaction's room is its profile's). */
-export const MAX_REACTIONS_PER_EVENT = 20;
 
 /** The items an event may add through the journeys: the stepper's bound (the catalog keeps it within 60). */
 function journeyItemBound(journeys: JourneyStepper | undefined, event: StoredEvent): number {
@@ -812,22 +816,37 @@ function reactions(
 const statisticsItemOf = (increment: StatisticsIncrement): string => `${increment.bucket} ${cellKey(increment.cell)}`;
 
 /**
- * The counted increments, and as much of a merge's take-back as fits
- * `room` statistics items: the counted ones always fit (`entryCost` counts
- * them); a take-back larger than a transaction loses what does not fit.
+ * The increments of a write that fit `room` statistics items (an increment
+ * on an item already kept costs nothing more): the counted ones first, their
+ * served actions' cells before their control cells, then as much of a
+ * merge's take-back as fits. The counted ones fit (`entryCost` counts them)
+ * unless a decision was held out of more experiments than any catalog may
+ * now hold (MAX_HOLDOUT_EXPERIMENTS, checked at publish; decisions of a
+ * catalog published before it): the control cells that do not fit are left
+ * out (`countedLeft`) rather than a transaction DynamoDB refuses, and the
+ * take-back that does not fit (`takeBackLeft`). In their given order.
  */
-function fitStatistics(counted: readonly StatisticsIncrement[], takeBack: readonly StatisticsIncrement[], room: number): StatisticsIncrement[] {
-  const items = new Set(counted.map(statisticsItemOf));
-  const kept = [...counted];
-  for (const increment of takeBack) {
+function fitStatistics(
+  counted: readonly StatisticsIncrement[],
+  takeBack: readonly StatisticsIncrement[],
+  room: number,
+): { kept: StatisticsIncrement[]; countedLeft: number; takeBackLeft: number } {
+  const items = new Set<string>();
+  const fits = (increment: StatisticsIncrement): boolean => {
     const item = statisticsItemOf(increment);
-    if (!items.has(item)) {
-      if (items.size >= room) continue;
-      items.add(item);
-    }
-    kept.push(increment);
-  }
-  return kept;
+    if (items.has(item)) return true;
+    if (items.size >= Math.max(room, 0)) return false;
+    items.add(item);
+    return true;
+  };
+  const served = counted.filter((increment) => increment.cell.actionId !== '');
+  const controls = counted.filter((increment) => increment.cell.actionId === '');
+  const left = new Set<StatisticsIncrement>([...served, ...controls, ...takeBack].filter((increment) => !fits(increment)));
+  return {
+    kept: [...counted, ...takeBack].filter((increment) => !left.has(increment)),
+    countedLeft: counted.filter((increment) => left.has(increment)).length,
+    takeBackLeft: takeBack.filter((increment) => left.has(increment)).length,
+  };
 }
 
 /** Split a target's events so each write fits a transaction: profile + markers + tombstones + statistics ≤ 100 items. */
