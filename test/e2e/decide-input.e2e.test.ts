@@ -380,6 +380,22 @@ describe('the catalog routes refuse bad input and change nothing', () => {
     expectClientError(oversize, 413, 'payload_too_large');
   });
 
+  it('POST /v1/admin/simulate refuses an inline profile with a prototype key (__proto__, constructor, prototype) anywhere in it', async () => {
+    // Raw JSON: JSON.parse keeps "__proto__" as an own key, which a key-by-key copy would turn into the prototype,
+    // silently deciding for another profile than the one sent.
+    const bodies: [string, string][] = [
+      ['{"channel":"web","profile":{"__proto__":{"traits":{"tier":"VIP"}}}}', 'profile.__proto__'],
+      ['{"channel":"email","profile":{"traits":{"__proto__":{"tier":"VIP"}}}}', 'profile.traits.__proto__'],
+      ['{"channel":"email","profile":{"traits":{"constructor":{"prototype":{"tier":"VIP"}}}}}', 'profile.traits.constructor'],
+      ['{"channel":"web","profile":{"traits":{"address":{"prototype":"x"}}}}', 'profile.traits.address.prototype'],
+    ];
+    for (const [body, path] of bodies) {
+      const result = await call<{ error?: { details?: { path: string; message: string }[] } }>(api, 'POST', '/v1/admin/simulate', { auth: 'admin', body });
+      expectClientError(result, 400, 'validation_failed');
+      expect(result.json.error?.details, body).toContainEqual({ path, message: expect.stringContaining('forbidden key') });
+    }
+  });
+
   it('POST /v1/admin/simulate answers a valid request with the decision and its explanation', async () => {
     const result = await call<{ actions?: unknown[]; explanation?: { candidates?: unknown[] } }>(api, 'POST', '/v1/admin/simulate', {
       auth: 'admin',

@@ -134,6 +134,24 @@ export const decideRequestSchema = () =>
  */
 export const isoInstant = () => z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time with its offset, e.g. 2026-11-20T10:00:00Z' });
 
+/**
+ * Simulate's inline profile as sent (not a copy, for the context's reason:
+ * a copied `__proto__` key would become the copy's prototype and be read as
+ * nothing), held to the events' structural checks (`inspectStructure`: a
+ * prototype key, an empty key, text that is not Unicode, a number the store
+ * cannot hold, nesting past MAX_NESTING, anywhere in it) — what an event
+ * could not have put in a stored profile is refused with its path.
+ */
+const inlineProfileSchema = () =>
+  z
+  .custom<Record<string, unknown>>(isPlainObject, 'must be an object')
+  .check(
+    z.superRefine((profile, payload) => {
+      const problem = inspectStructure(profile);
+      if (problem) payload.addIssue({ code: 'custom', input: profile, path: problem.path, message: problem.message });
+    }),
+  );
+
 /** POST /v1/admin/simulate: a stored customer (`userId`/`anonymousId`) or an inline `profile`. */
 const buildSimulateRequestSchema = () =>
   z
@@ -142,7 +160,7 @@ const buildSimulateRequestSchema = () =>
     userId: z.optional(identifier('stored')),
     anonymousId: z.optional(identifier('stored')),
     /** A profile to decide for, as GET /v1/admin/profiles returns it (missing fields are empty). */
-    profile: z.optional(z.record(z.string(), z.unknown(), 'must be an object')),
+    profile: z.optional(inlineProfileSchema()),
     ...decisionFields(),
     /** Simulate at another instant (ISO-8601), e.g. to check quiet hours or a validity window. */
     at: z.optional(isoInstant()),
