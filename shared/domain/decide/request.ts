@@ -17,7 +17,7 @@
 import * as z from 'zod/mini';
 import { CHANNELS } from '../channels.ts';
 import { formatPath, type ErrorDetail } from '../issues.ts';
-import { idTextProblem, idTextZodChecks, inspectStructure, isPlainObject, utf8Length } from '../ingest/limits.ts';
+import { PROTOTYPE_KEYS, idTextProblem, idTextZodChecks, inspectStructure, isPlainObject, utf8Length } from '../ingest/limits.ts';
 import type { DecideRequest } from './types.ts';
 
 /** Same shape as catalog ids (placements are declared in the catalog). */
@@ -136,18 +136,21 @@ export const isoInstant = () => z.iso.datetime({ offset: true, error: 'must be a
 
 /**
  * Simulate's inline profile as sent (not a copy, for the context's reason:
- * a copied `__proto__` key would become the copy's prototype and be read as
- * nothing), held to the events' structural checks (`inspectStructure`: a
- * prototype key, an empty key, text that is not Unicode, a number the store
- * cannot hold, nesting past MAX_NESTING, anywhere in it) — what an event
- * could not have put in a stored profile is refused with its path.
+ * a copied `__proto__` key would become the copy's prototype, and the
+ * profile would be decided without what it holds), held to the events'
+ * structural checks on what no stored profile can hold (`inspectStructure`
+ * with PROTOTYPE_KEYS: a `__proto__` key, an empty key, text that is not
+ * Unicode, a number the store cannot hold), anywhere in it. Its nesting is
+ * the body's (the body decoder's bound): a profile's `constructor` event
+ * count, or a trait as deep as an event may set it, is taken as GET
+ * /v1/admin/profiles/{userId} gives it.
  */
 const inlineProfileSchema = () =>
   z
   .custom<Record<string, unknown>>(isPlainObject, 'must be an object')
   .check(
     z.superRefine((profile, payload) => {
-      const problem = inspectStructure(profile);
+      const problem = inspectStructure(profile, Number.POSITIVE_INFINITY, PROTOTYPE_KEYS);
       if (problem) payload.addIssue({ code: 'custom', input: profile, path: problem.path, message: problem.message });
     }),
   );
