@@ -267,7 +267,8 @@ function decodeEntities(html: string): string {
  * - `attribute`: an attribute's value (`name`, lower case; `quote` `"`, `'`
  *   or `''` unquoted; `tag`, the element; `valueStart`, the offset where
  *   the value begins in the template; `atStart`, whether on some path only
- *   spaces and Liquid output come before it in the value),
+ *   spaces (written as such or as character references, `&#32;`, `&Tab;`),
+ *   Liquid output and `{% capture %}` blocks come before it in the value),
  * - `style` / `script`: the text of a `<style>` / `<script>` element (`valueStart`: after its start tag).
  */
 type HtmlContext =
@@ -430,6 +431,8 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
       : `the branches of the {% ${frame.name} %} at ${frame.begin} end in different HTML contexts (${where(first)}, ${where(other)}), so a value written after it could land somewhere other than where it is checked: close in each branch the tag or attribute it opens, or open it before the {% ${frame.name} %}`;
     throw Object.assign(new Error(message), { token: { begin: frame.begin, end: at } });
   };
+  // The contexts `{% capture %}` blocks were entered in, innermost last.
+  const captures: Snapshot[] = [];
   let literalUntil = -1;
   let i = 0;
   while (i < source.length) {
@@ -446,6 +449,13 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
       if (liquidTag === 'comment') {
         // Not written: its text does not move the context.
         i = blockEnd(source, i, 'comment')?.end ?? source.length;
+      } else if (liquidTag === 'capture') {
+        // Not written where it stands: its text goes into a variable, escaped and checked where an output writes it.
+        captures.push(snapshot());
+        state = 'data';
+        afterLt = false;
+      } else if (liquidTag === 'endcapture' && captures.length > 0) {
+        restore(captures.pop() as Snapshot);
       } else if (liquidTag === 'raw') {
         // Written as it stands: HTML, with no Liquid in it.
         literalUntil = blockEnd(source, i, 'raw')?.begin ?? source.length;
@@ -529,7 +539,16 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
       case 'value':
         if (quote !== '' ? c === quote : isHtmlSpace(c)) state = 'beforeName';
         else if (quote === '' && c === '>') closeTag(i);
-        else if (!isHtmlSpace(c) && frames.length <= valueDepth) valueText = true;
+        else if (!isHtmlSpace(c) && frames.length <= valueDepth) {
+          // A character reference to a space or a control character (`&#32;`, `&Tab;`) is stripped from a URL's start as the character is.
+          const reference = c === '&' ? /^&(?:#x[0-9a-f]+|#\d+|[a-z]+);?/i.exec(source.slice(i, i + 16)) : null;
+          const referenced = reference ? decodeEntities(reference[0]) : '';
+          if (reference && referenced.length === 1 && referenced <= ' ') {
+            i += reference[0].length;
+            continue;
+          }
+          valueText = true;
+        }
         break;
     }
     i++;
