@@ -106,14 +106,15 @@ describe('html content fields', () => {
     expect(answer.actions.map((a) => a.actionId)).toEqual(['crm-script']);
   });
 
-  it('a link written at the start of an href after text a {% capture %} keeps, or after a character reference the browser strips (&#32; &Tab;), is checked as a link', async () => {
-    // What a capture holds is not written where it stands, and a URL's leading spaces and control characters
+  it('a link written at the start of an href after text a {% capture %} keeps, or after a control character or a character reference the browser strips (&#32; &Tab;), is checked as a link', async () => {
+    // What a capture holds is not written where it stands, and a URL's leading spaces and C0 control characters
     // are stripped however they are written: in each script the trait begins the href.
     const scripts = [
       '<a href="{% capture path %}/cases/{% endcapture %}{{ crm }}">ficha</a>',
       '<a href="&#32;{{ crm }}">ficha</a>',
       '<a href="&Tab;{{ crm }}">ficha</a>',
       '<a href="&#x0A;{% if vip %}{% endif %}{{ crm }}">ficha</a>',
+      '<a href="\u0001{{ crm }}">ficha</a>',
     ];
     const harmless = uniqueId('customer');
     const victim = uniqueId('victim');

@@ -539,8 +539,8 @@ function htmlContexts(source: string): { begin: number; end: number; context: Ht
       case 'value':
         if (quote !== '' ? c === quote : isHtmlSpace(c)) state = 'beforeName';
         else if (quote === '' && c === '>') closeTag(i);
-        else if (!isHtmlSpace(c) && frames.length <= valueDepth) {
-          // A character reference to a space or a control character (`&#32;`, `&Tab;`) is stripped from a URL's start as the character is.
+        // A URL's start loses its spaces and C0 control characters (U+0000-U+0020), written as such or as a character reference (`&#32;`, `&Tab;`).
+        else if (c > ' ' && frames.length <= valueDepth) {
           const reference = c === '&' ? /^&(?:#x[0-9a-f]+|#\d+|[a-z]+);?/i.exec(source.slice(i, i + 16)) : null;
           const referenced = reference ? decodeEntities(reference[0]) : '';
           if (reference && referenced.length === 1 && referenced <= ' ') {
