@@ -106,7 +106,7 @@ describe('html content fields', () => {
     expect(answer.actions.map((a) => a.actionId)).toEqual(['crm-script']);
   });
 
-  it('a link written at the start of an href after text a {% capture %} keeps, or after a control character or a character reference the browser strips (&#32; &Tab;), is checked as a link', async () => {
+  it('a link written at the start of an href after text a {% capture %} keeps, or after a control character or a character reference the browser strips (&#32; &Tab;), or set by an SVG animation, is checked as a link', async () => {
     // What a capture holds is not written where it stands, and a URL's leading spaces and C0 control characters
     // are stripped however they are written: in each script the trait begins the href.
     const scripts = [
@@ -115,6 +115,9 @@ describe('html content fields', () => {
       '<a href="&Tab;{{ crm }}">ficha</a>',
       '<a href="&#x0A;{% if vip %}{% endif %}{{ crm }}">ficha</a>',
       '<a href="\u0001{{ crm }}">ficha</a>',
+      // An SVG animation sets the link it names: its to, from, by and values are links too.
+      '<svg><a><set attributeName="href" to="{{ crm }}"/><text>ficha</text></a></svg>',
+      '<svg><a><animate attributeName="href" values="/cases/0;{{ crm }}"/><text>ficha</text></a></svg>',
     ];
     const harmless = uniqueId('customer');
     const victim = uniqueId('victim');

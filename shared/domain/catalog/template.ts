@@ -661,6 +661,23 @@ function srcsetProblem(value: string): string | undefined {
   return undefined;
 }
 
+/**
+ * SVG animation elements and the attributes whose values they set on
+ * another attribute (`<set attributeName="href" to="…">`, `<animate
+ * values="a;b">`): any of them may set a link.
+ */
+const ANIMATION_ELEMENTS: ReadonlySet<string> = new Set(['set', 'animate']);
+const ANIMATION_VALUE_ATTRIBUTES: ReadonlySet<string> = new Set(['to', 'from', 'by', 'values']);
+
+/** Why what a value writes into an animation's value is not served: each `;`-separated value is checked as a link. */
+function animationValueProblem(value: string): string | undefined {
+  for (const part of value.split(';')) {
+    const problem = unsafeLinkProblem(part);
+    if (problem !== undefined) return `an SVG animation's value (it may set a link): ${problem}`;
+  }
+  return undefined;
+}
+
 /** What a value written with `| raw` must not hold: it would open or close a tag, or an attribute's value. */
 const MARKUP_CHARACTERS = ['<', '>', '"', "'", '`'];
 
@@ -695,6 +712,9 @@ function contextCheck(source: string, at: number, context: HtmlContext, raw: boo
     if (context.name.startsWith('on')) checks.push((written) => scriptProblem(decodeEntities(written)));
     else if (context.name === 'style') checks.push((written) => cssProblem(decodeEntities(written), before));
     else if (SRCSET_ATTRIBUTES.has(context.name)) checks.push((written) => srcsetProblem(decodeEntities(written)));
+    else if (ANIMATION_ELEMENTS.has(context.tag) && ANIMATION_VALUE_ATTRIBUTES.has(context.name)) {
+      checks.push((written) => animationValueProblem(decodeEntities(written)));
+    }
     else if (context.name === 'srcdoc') {
       checks.push((written) => (decodeEntities(written).includes('<') ? 'a value written into an srcdoc must not hold "<" (the frame reads it as markup)' : undefined));
     }
