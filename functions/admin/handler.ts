@@ -12,6 +12,7 @@ import { httpAdminPrincipal } from '#http/admin-principal.ts';
 import { httpBodyDecoder, httpJsonBody } from '#http/body-decoder.ts';
 import { ApiError, httpErrorResponse } from '#http/errors.ts';
 import { fromChain, httpRequestHandler, type HttpContext } from '#http/handler-adapter.ts';
+import { httpDeadline } from '#http/invocation-deadline.ts';
 import { httpResponseHeaders } from '#http/response-headers.ts';
 import { httpRouteKey } from '#http/route-key.ts';
 import { routeKey } from '#http/routes.ts';
@@ -39,6 +40,7 @@ export function createAdminHandler(services: AdminServices) {
     .use(httpResponseHeaders())
     .use(httpErrorResponse({ logger }))
     .use(httpRouteKey('admin'))
+    .use(httpDeadline())
     .use(httpAdminPrincipal())
     .use(httpBodyDecoder({ maxBodyBytes: MAX_ADMIN_BODY_BYTES }))
     .use(httpJsonBody({ yaml: true }))

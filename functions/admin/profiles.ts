@@ -15,7 +15,10 @@
  *                                              a request while the customer's erasure is
  *                                              in progress goes on with it (its erasedAt,
  *                                              `resumed: true`), one after it completed
- *                                              is a new erasure (`resumed: false`).
+ *                                              is a new erasure (`resumed: false`); a
+ *                                              history longer than one call erases is a
+ *                                              503 (Retry-After) saying how far it got,
+ *                                              and the next call goes on.
  *
  * The customer of an id (shared/store/operator-id.ts `resolveOperatorId`),
  * by the kind the operator says it is (`?kind=`, as the listing's): a
@@ -32,7 +35,7 @@
  * and its `next` goes on from there.
  */
 import { ApiError } from '#http/errors.ts';
-import type { HttpContext, HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
+import { fromChain, type HttpContext, type HttpRequest, type HttpResponse } from '#http/handler-adapter.ts';
 import type { AdminServices } from './routes.ts';
 import { listProfiles, type ProfileListKind } from '#store/profiles.ts';
 import { resolveOperatorId } from '#store/operator-id.ts';
@@ -184,7 +187,14 @@ export async function exportProfileRoute(request: HttpRequest): Promise<HttpResp
   return { status: 200, body: { ...head, events, ...(next ? { next: encodeCursor(next) } : {}) } };
 }
 
-export async function eraseProfileRoute(request: HttpRequest, _context: HttpContext, services: AdminServices): Promise<HttpResponse> {
+/**
+ * What an erasure keeps of its invocation after the events: the emissions,
+ * the profile items and the answer (ms). Erasing a long history takes more
+ * than one call: each goes on where the last stopped.
+ */
+export const ERASURE_FINISH_MS = 5_000;
+
+export async function eraseProfileRoute(request: HttpRequest, context: HttpContext, services: AdminServices): Promise<HttpResponse> {
   const id = validateUserId(request.pathParameters.userId);
   const kind = operatorIdKind(request.query.kind);
   // Without a profile, events may still be held (accepted, not yet applied, or an erasure completed
@@ -195,7 +205,15 @@ export async function eraseProfileRoute(request: HttpRequest, _context: HttpCont
     services.scheduler.cancel(emissionId).catch(() => {
       throw new ApiError('unavailable', 'The scheduler could not cancel a waiting send; retry the erasure later', undefined, 2);
     });
-  const report = await eraseProfileKeys(keys, Date.now(), { cancelSchedule });
+  const report = await eraseProfileKeys(keys, Date.now(), { cancelSchedule, deadline: fromChain(context, 'deadline') - ERASURE_FINISH_MS });
+  if (!report.complete) {
+    throw new ApiError(
+      'unavailable',
+      `The erasure is not finished: this call erased ${report.events} events and ${report.emissions} emissions of this customer, and more remain; call DELETE again to go on where it stopped`,
+      undefined,
+      1,
+    );
+  }
   // A request that went on with an erasure in progress answers for that erasure, even when the requests
   // before it had already deleted everything.
   if (!found && !report.resumed && report.events === 0 && report.emissions === 0) throw notFound('No profile and no events for this id', kind, otherKind);

@@ -20,7 +20,8 @@
  * 2. every event of every key (the `byProfile` index) that happened at or
  *    before `erasedAt` (plan.ts `happenedAt`: the ones the profile function
  *    drops; one that happened after it, stored while the erasure runs, is
- *    the returning customer's and stays), with its "applied" marker
+ *    the returning customer's and stays), 25 at a time (a call that runs
+ *    out of time stops between two shares, and the next goes on), with its "applied" marker
  *    (`m#<event pk>`, which names the profile key), an erased-message
  *    record put in their place (`xm#<sha256 of the event pk>`, items.ts
  *    `erasedMessageItem`, kept as long as the event would have been, at
@@ -202,6 +203,15 @@ export interface ErasureOptions {
   readonly outboxTable?: string;
   /** The table of the journey report's counters (the Control table). */
   readonly controlTable?: string;
+  /**
+   * When to stop (epoch ms): past it, no further share of the events or
+   * emissions is started (one share of events at least is erased per call),
+   * the profile items are left, and the report says `complete: false`: the
+   * erasure goes on where it stopped when it is called again. A customer's
+   * history may be longer than one invocation can erase.
+   * @default none: everything is erased in this call
+   */
+  readonly deadline?: number;
 }
 
 export interface ErasureReport {
@@ -215,16 +225,24 @@ export interface ErasureReport {
   readonly emissions: number;
   /** Of those, the ones still pending whose schedule was cancelled. */
   readonly cancelled: number;
+  /** False when the deadline stopped it before the profile items: call it again to go on. */
+  readonly complete: boolean;
 }
+
+/** Events erased per share: one BatchWriteItem (DynamoDB's 25 requests) of each of their three writes. */
+const EVENTS_PER_SHARE = 25;
 
 /**
  * Erase the profile keys of one customer (its own profile key first): erasure
- * records, events and their markers, emissions (pending schedules cancelled),
- * then the profile items, then the records marked completed. `requestedAt`:
- * the request's instant, epoch ms, the erasure's `erasedAt` unless an erasure
- * of the customer's own key is in progress: then this is that erasure, at its
- * `erasedAt` (`resumed`). Store faults and a schedule that could not be
- * cancelled reject (the erasure stays in progress, to be called again).
+ * records, events and their markers (a share at a time), emissions (pending
+ * schedules cancelled, the returning customer's left), then the profile
+ * items, then the records marked completed; up to `options.deadline`, after
+ * which the report says `complete: false` and the erasure stays in progress
+ * for a later call to go on with. `requestedAt`: the request's instant, epoch
+ * ms, the erasure's `erasedAt` unless an erasure of the customer's own key is
+ * in progress: then this is that erasure, at its `erasedAt` (`resumed`).
+ * Store faults and a schedule that could not be cancelled reject (the
+ * erasure stays in progress, to be called again).
  */
 export async function eraseProfileKeys(profileKeys: readonly string[], requestedAt: number, options: ErasureOptions): Promise<ErasureReport> {
   const client = options.client ?? dynamo();
@@ -242,16 +260,25 @@ export async function eraseProfileKeys(profileKeys: readonly string[], requested
   let erasedEvents = 0;
   let emissions = 0;
   let cancelled = 0;
+  const pastDeadline = () => options.deadline !== undefined && Date.now() >= options.deadline;
+  const unfinished = () => ({ erasedAt: new Date(now).toISOString(), resumed, profileKeys: keys.length, events: erasedEvents, emissions, cancelled, complete: false });
   for (const key of keys) {
     // The returning customer's events (happened after `now`: stored under the key while the erasure runs) are not
     // the erased customer's: the profile function applies them to a fresh profile, which this erasure leaves.
     const stored = (await eventKeysOf(key, { client, tableName: events })).filter((event) => !(event.happenedAt > now));
-    // The erased-message records first: an erasure that fails part way finds the events again when called again.
-    await batchWrite(profiles, stored.map((event) => ({ PutRequest: { Item: erasedMessageToItem(event.pk, now, event.expiresAt) } })), client);
-    await batchWrite(events, stored.map(({ pk }) => ({ DeleteRequest: { Key: { pk } } })), client);
-    await batchWrite(profiles, stored.map(({ pk }) => ({ DeleteRequest: { Key: appliedMarkerItem.key(pk) } })), client);
-    erasedEvents += stored.length;
+    // A share at a time, so that each call erases some and the next goes on from there. In each share the
+    // erased-message records first and the events last: an erasure that stops part way finds the events again
+    // (and their markers, deleted before them) when it is called again.
+    for (let start = 0; start < stored.length; start += EVENTS_PER_SHARE) {
+      if (erasedEvents > 0 && pastDeadline()) return unfinished();
+      const share = stored.slice(start, start + EVENTS_PER_SHARE);
+      await batchWrite(profiles, share.map((event) => ({ PutRequest: { Item: erasedMessageToItem(event.pk, now, event.expiresAt) } })), client);
+      await batchWrite(profiles, share.map(({ pk }) => ({ DeleteRequest: { Key: appliedMarkerItem.key(pk) } })), client);
+      await batchWrite(events, share.map(({ pk }) => ({ DeleteRequest: { Key: { pk } } })), client);
+      erasedEvents += share.length;
+    }
     for (const emission of await outboxKeysOf(key, { client, tableName: outbox })) {
+      if (pastDeadline()) return unfinished();
       // The returning customer's (planned on the fresh profile started after this erasure) is left.
       if (!(await erasedCustomersEmission(emission.pk, now, { client, tableName: outbox }))) continue;
       if (emission.sendAt > now) {
@@ -267,7 +294,7 @@ export async function eraseProfileKeys(profileKeys: readonly string[], requested
   const control = options.controlTable ?? config.CONTROL_TABLE;
   for (const key of [...keys.slice(1), ...keys.slice(0, 1)]) await deleteProfileItem(key, now, { client, profiles, control });
   await completeErasure(keys, now, Date.now(), client, profiles);
-  return { erasedAt: new Date(now).toISOString(), resumed, profileKeys: keys.length, events: erasedEvents, emissions, cancelled };
+  return { erasedAt: new Date(now).toISOString(), resumed, profileKeys: keys.length, events: erasedEvents, emissions, cancelled, complete: true };
 }
 
 /** Attempts at deleting one profile item whose version moves under the erasure (the profile function writing it). */

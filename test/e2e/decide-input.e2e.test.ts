@@ -8,7 +8,20 @@ import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import fc from 'fast-check';
 import { openStack } from './fixtures/stack.ts';
-import { basicAuth, call, ensureDemoCatalog, uniqueId, userToken, type CallResult, type StackAccess } from './fixtures/kairos.ts';
+import {
+  basicAuth,
+  call,
+  countOf,
+  ensureDemoCatalog,
+  identify,
+  sendEvents,
+  track,
+  uniqueId,
+  userToken,
+  waitForProfile,
+  type CallResult,
+  type StackAccess,
+} from './fixtures/kairos.ts';
 
 type Stack = Awaited<ReturnType<typeof openStack>>;
 let stack: Stack;
@@ -378,6 +391,29 @@ describe('the catalog routes refuse bad input and change nothing', () => {
       body: { userId: 'u-1', channel: 'web', context: { blob: 'x'.repeat(12 * 1024 * 1024) } },
     });
     expectClientError(oversize, 413, 'payload_too_large');
+  });
+
+  it('POST /v1/admin/simulate refuses an inline profile with a __proto__ key anywhere in it, and takes a stored profile with a `constructor` event count whole', async () => {
+    // Raw JSON: JSON.parse keeps "__proto__" as an own key, which a key-by-key copy turns into the copy's prototype,
+    // deciding for a profile without what was sent.
+    const bodies: [string, string][] = [
+      ['{"channel":"web","profile":{"__proto__":{"traits":{"tier":"VIP"}}}}', 'profile.__proto__'],
+      ['{"channel":"email","profile":{"traits":{"__proto__":{"tier":"VIP"}}}}', 'profile.traits.__proto__'],
+      ['{"channel":"web","profile":{"traits":{"address":{"__proto__":{"city":"Madrid"}}}}}', 'profile.traits.address.__proto__'],
+    ];
+    for (const [body, path] of bodies) {
+      const result = await call<{ error?: { details?: { path: string; message: string }[] } }>(api, 'POST', '/v1/admin/simulate', { auth: 'admin', body });
+      expectClientError(result, 400, 'validation_failed');
+      expect({ body, details: result.json.error?.details }).toEqual({ body, details: expect.arrayContaining([{ path, message: 'forbidden key "__proto__"' }]) });
+    }
+    // What a stored profile may hold is taken: events named like Object's members, a trait nested as deep as an event sets it.
+    const userId = uniqueId('sim-proto');
+    const deepTrait = JSON.parse(`${'{"a":'.repeat(8)}1${'}'.repeat(8)}`) as Record<string, unknown>;
+    await sendEvents(api, [identify({ userId }, { tier: 'VIP', deep: deepTrait }), track({ userId }, 'constructor'), track({ userId }, 'prototype')]);
+    const stored = await waitForProfile(api, userId, (p) => countOf(p, 'constructor') === 1 && countOf(p, 'prototype') === 1);
+    const pasted = await call<{ segments?: string[] }>(api, 'POST', '/v1/admin/simulate', { auth: 'admin', body: { profile: stored, channel: 'web' } });
+    assert.strictEqual(pasted.status, 200, pasted.text.slice(0, 300));
+    expect(pasted.json.segments).toContain('vip');
   });
 
   it('POST /v1/admin/simulate answers a valid request with the decision and its explanation', async () => {

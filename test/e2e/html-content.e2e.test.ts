@@ -163,4 +163,45 @@ describe('html content fields', () => {
     const after = await scriptFor(customer, ['crm-split']);
     expect(after.actions.map((a) => a.actionId)).toEqual(['crm-split']);
   });
+
+  it('a link written at the start of an href after text a {% capture %} keeps, or after a control character or a character reference the browser strips (&#32; &Tab;), or set by an SVG animation, is checked as a link', async () => {
+    // What a capture holds is not written where it stands, and a URL's leading spaces and C0 control characters
+    // are stripped however they are written: in each script the trait begins the href.
+    const scripts = [
+      '<a href="{% capture path %}/cases/{% endcapture %}{{ crm }}">ficha</a>',
+      '<a href="&#32;{{ crm }}">ficha</a>',
+      '<a href="&Tab;{{ crm }}">ficha</a>',
+      '<a href="&#x0A;{% if vip %}{% endif %}{{ crm }}">ficha</a>',
+      '<a href="\u0001{{ crm }}">ficha</a>',
+      // An SVG animation sets the link it names: its to, from, by and values are links too.
+      '<svg><a><set attributeName="href" to="{{ crm }}"/><text>ficha</text></a></svg>',
+      '<svg><a><animate attributeName="href" values="/cases/0;{{ crm }}"/><text>ficha</text></a></svg>',
+    ];
+    const harmless = uniqueId('customer');
+    const victim = uniqueId('victim');
+    expect((await sendEvents(api, [identify({ userId: harmless }, { crm: '/cases/42' }), identify({ userId: victim }, { crm: 'javascript:alert(document.cookie)' })])).accepted).toBe(2);
+    await waitForProfile(api, harmless, (p) => (p.traits as { crm?: unknown }).crm === '/cases/42');
+    await waitForProfile(api, victim, (p) => typeof (p.traits as { crm?: unknown }).crm === 'string');
+    for (const [i, script] of scripts.entries()) {
+      const actionId = `crm-link-${i}`;
+      const catalog = { ...CATALOG, actions: [{ id: actionId, name: 'crm link', value: 10, content: { call_center: { script } } }, CATALOG.actions[1]] };
+      const put = await call(api, 'PUT', '/v1/admin/catalog', { auth: 'admin', body: catalog });
+      assert.equal(put.status, 200, put.text.slice(0, 500));
+      // With a harmless trait the script is served (once decide has this catalog), the link where the template puts it.
+      const deadline = Date.now() + 40_000;
+      let served = await decide(api, { userId: harmless, channel: 'call_center', limit: 1 });
+      while (served.actions[0]?.actionId !== actionId && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        served = await decide(api, { userId: harmless, channel: 'call_center', limit: 1 });
+      }
+      expect({ script, actionIds: served.actions.map((a) => a.actionId) }).toEqual({ script, actionIds: [actionId] });
+      expect(served.actions[0]?.content.script).toContain('/cases/42');
+      // With the attacker's trait it is not: the next action is.
+      const attacked = await decide(api, { userId: victim, channel: 'call_center', limit: 1 });
+      expect({ script, served: attacked.actions.map((a) => ({ actionId: a.actionId, script: a.content.script })) }).toEqual({
+        script,
+        served: [{ actionId: 'plain-script', script: '<p>Saluda al cliente.</p>' }],
+      });
+    }
+  });
 });

@@ -769,6 +769,24 @@ function urlValueCheck(name: string, tag: string): ((value: string) => string | 
   if (URL_ATTRIBUTES.includes(name)) return urlAttributeProblem;
   if (SRCSET_ATTRIBUTES.has(name)) return srcsetProblem;
   if (name === 'content' && tag === 'meta') return refreshProblem;
+  if (ANIMATION_ELEMENTS.has(tag) && ANIMATION_VALUE_ATTRIBUTES.has(name)) return animationValueProblem;
+  return undefined;
+}
+
+/**
+ * SVG animation elements and the attributes whose values they set on
+ * another attribute (`<set attributeName="href" to="…">`, `<animate
+ * values="a;b">`): any of them may set a link.
+ */
+const ANIMATION_ELEMENTS: ReadonlySet<string> = new Set(['set', 'animate']);
+const ANIMATION_VALUE_ATTRIBUTES: ReadonlySet<string> = new Set(['to', 'from', 'by', 'values']);
+
+/** Why an animation's value (entities decoded) is not served: each `;`-separated value is checked as a link. */
+function animationValueProblem(value: string): string | undefined {
+  for (const part of value.split(';')) {
+    const problem = unsafeLinkProblem(part);
+    if (problem !== undefined) return `an SVG animation's value (it may set a link): ${problem}`;
+  }
   return undefined;
 }
 
@@ -806,6 +824,9 @@ function contextCheck(source: string, at: number, context: HtmlContext, raw: boo
     if (context.name.startsWith('on')) checks.push((written) => scriptProblem(decodeEntities(written)));
     else if (context.name === 'style') checks.push((written) => cssProblem(decodeEntities(written), before));
     else if (SRCSET_ATTRIBUTES.has(context.name)) checks.push((written) => srcsetProblem(decodeEntities(written)));
+    else if (ANIMATION_ELEMENTS.has(context.tag) && ANIMATION_VALUE_ATTRIBUTES.has(context.name)) {
+      checks.push((written) => animationValueProblem(decodeEntities(written)));
+    }
     else if (context.name === 'srcdoc') {
       checks.push((written) => (decodeEntities(written).includes('<') ? 'a value written into an srcdoc must not hold "<" (the frame reads it as markup)' : undefined));
     }

@@ -17,7 +17,7 @@
 import * as z from 'zod/mini';
 import { CHANNELS } from '../channels.ts';
 import { formatPath, type ErrorDetail } from '../issues.ts';
-import { idTextProblem, idTextZodChecks, inspectStructure, isPlainObject, utf8Length } from '../ingest/limits.ts';
+import { PROTOTYPE_KEYS, idTextProblem, idTextZodChecks, inspectStructure, isPlainObject, utf8Length } from '../ingest/limits.ts';
 import type { DecideRequest } from './types.ts';
 
 /** Same shape as catalog ids (placements are declared in the catalog). */
@@ -134,6 +134,27 @@ export const decideRequestSchema = () =>
  */
 export const isoInstant = () => z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time with its offset, e.g. 2026-11-20T10:00:00Z' });
 
+/**
+ * Simulate's inline profile as sent (not a copy, for the context's reason:
+ * a copied `__proto__` key would become the copy's prototype, and the
+ * profile would be decided without what it holds), held to the events'
+ * structural checks on what no stored profile can hold (`inspectStructure`
+ * with PROTOTYPE_KEYS: a `__proto__` key, an empty key, text that is not
+ * Unicode, a number the store cannot hold), anywhere in it. Its nesting is
+ * the body's (the body decoder's bound): a profile's `constructor` event
+ * count, or a trait as deep as an event may set it, is taken as GET
+ * /v1/admin/profiles/{userId} gives it.
+ */
+const inlineProfileSchema = () =>
+  z
+  .custom<Record<string, unknown>>(isPlainObject, 'must be an object')
+  .check(
+    z.superRefine((profile, payload) => {
+      const problem = inspectStructure(profile, Number.POSITIVE_INFINITY, PROTOTYPE_KEYS);
+      if (problem) payload.addIssue({ code: 'custom', input: profile, path: problem.path, message: problem.message });
+    }),
+  );
+
 /** POST /v1/admin/simulate: a stored customer (`userId`/`anonymousId`) or an inline `profile`. */
 const buildSimulateRequestSchema = () =>
   z
@@ -142,7 +163,7 @@ const buildSimulateRequestSchema = () =>
     userId: z.optional(identifier('stored')),
     anonymousId: z.optional(identifier('stored')),
     /** A profile to decide for, as GET /v1/admin/profiles returns it (missing fields are empty). */
-    profile: z.optional(z.record(z.string(), z.unknown(), 'must be an object')),
+    profile: z.optional(inlineProfileSchema()),
     ...decisionFields(),
     /** Simulate at another instant (ISO-8601), e.g. to check quiet hours or a validity window. */
     at: z.optional(isoInstant()),

@@ -23,7 +23,15 @@ export const MAX_FUTURE_MS = 60 * 60 * 1000;
  * Keys that can rewrite an object's prototype when the document is later
  * merged or assigned by careless code (ours or a downstream consumer's).
  */
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * The key that replaces an object's prototype when a copy assigns it: the
+ * one of FORBIDDEN_KEYS that no stored profile holds (profile/counters.ts
+ * `isSafeKey`), while an event named `constructor` is a profile's event
+ * count of that name.
+ */
+export const PROTOTYPE_KEYS: ReadonlySet<string> = new Set(['__proto__']);
 
 // DynamoDB numbers: 38 significant digits, magnitude 1e-130 .. 9.99e125. The SDK
 // marshaller additionally refuses JS numbers outside the safe-integer range (and
@@ -144,11 +152,15 @@ function describeKey(key: string): string {
 
 /**
  * Walk a parsed JSON value (no recursion) and return the first structural
- * problem: nesting deeper than `maxNesting`, a prototype-pollution key, an
- * empty or non-Unicode key, a non-Unicode string, or a number the store cannot
+ * problem: nesting deeper than `maxNesting`, a key of `forbiddenKeys` (the
+ * prototype-pollution keys unless told), an empty or non-Unicode key, a non-Unicode string, or a number the store cannot
  * hold exactly. The root is level 0. Stops at the first problem.
  */
-export function inspectStructure(root: unknown, maxNesting = MAX_NESTING): StructureProblem | undefined {
+export function inspectStructure(
+  root: unknown,
+  maxNesting = MAX_NESTING,
+  forbiddenKeys: ReadonlySet<string> = FORBIDDEN_KEYS,
+): StructureProblem | undefined {
   const stack: Frame[] = [{ value: root, depth: 0, parent: undefined, key: undefined }];
   while (stack.length > 0) {
     const frame = stack.pop() as Frame;
@@ -175,7 +187,7 @@ export function inspectStructure(root: unknown, maxNesting = MAX_NESTING): Struc
     const keys = Object.keys(value);
     for (let i = keys.length - 1; i >= 0; i--) {
       const key = keys[i] as string;
-      if (FORBIDDEN_KEYS.has(key)) return { path: [...pathOf(frame), key], message: `forbidden key ${describeKey(key)}` };
+      if (forbiddenKeys.has(key)) return { path: [...pathOf(frame), key], message: `forbidden key ${describeKey(key)}` };
       if (key.length === 0) return { path: pathOf(frame), message: 'empty keys are not allowed' };
       if (hasLoneSurrogate(key)) return { path: pathOf(frame), message: 'keys must be valid Unicode (lone surrogate)' };
       stack.push({ value: (value as Record<string, unknown>)[key], depth: depth + 1, parent: frame, key });
