@@ -394,7 +394,7 @@ describe('what the local API Gateway answers itself', () => {
   });
 
   it('answers any request the HTTP parser refuses with a 4xx or 503 in one of API.md\'s codes, never a 500', async () => {
-    const line = fc.stringMatching(/^[\x00-\x7f]{0,60}$/);
+    const line = fc.array(fc.integer({ min: 0, max: 127 }), { maxLength: 60 }).map((codes) => String.fromCharCode(...codes));
     await fc.assert(
       fc.asyncProperty(fc.array(line, { minLength: 1, maxLength: 4 }), async (lines) => {
         const answer = await raw(`${lines.join('\r\n')}\r\n\r\n`, { timeoutMs: 2_000 });
