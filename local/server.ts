@@ -11,14 +11,18 @@
  * `OPTIONS <path>` for a preflight on a CORS path, and `$default` for a
  * request no route matches (an unknown path or another method), which goes
  * to the function of API Gateway's `$default` route as deployed. Requests
- * that never reach a function (body over 10 MB, a body that never finishes,
- * a malformed target) are answered here in the API.md error shape.
+ * that never reach a function are answered here in the API.md §6 shape and
+ * codes, each with an x-request-id: a body over 10 MB 413
+ * `payload_too_large`, headers over the limit 431 `payload_too_large`, a
+ * body or headers that never finish 503 `unavailable` with Retry-After, a
+ * malformed request line, header or chunk 400 `validation_failed`.
  */
 import { randomBytes } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, maxHeaderSize, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { ErrorBody, ErrorCode } from '#http/errors.ts';
 import { DEFAULT_ROUTE_FUNCTION, matchRoute, type FunctionName } from '#http/routes.ts';
 import { invokeFunction, LOCAL_ACCOUNT_ID, type LocalFunction } from './lambda.ts';
 
@@ -203,24 +207,68 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promi
   });
 }
 
+/**
+ * An answer of the local API Gateway itself, in the API.md §6 shape: the
+ * body and its headers (JSON, `x-request-id`, `apigw-requestid`, its
+ * length, then `extra`).
+ */
+function errorAnswer(
+  code: ErrorCode,
+  message: string,
+  requestId: string,
+  extra: Record<string, string> = {},
+): { readonly body: string; readonly headers: Record<string, string> } {
+  const error: ErrorBody = { error: { code, message } };
+  const body = JSON.stringify(error);
+  return {
+    body,
+    headers: {
+      ...JSON_HEADERS,
+      'x-request-id': requestId,
+      'apigw-requestid': requestId,
+      'content-length': String(Buffer.byteLength(body)),
+      ...extra,
+    },
+  };
+}
+
 function sendError(
   res: ServerResponse,
   status: number,
-  code: string,
+  code: ErrorCode,
   message: string,
   requestId: string,
   extra: Record<string, string> = {},
 ): void {
   if (res.headersSent || res.destroyed) return;
-  const body = JSON.stringify({ error: { code, message } });
-  res.writeHead(status, {
-    ...JSON_HEADERS,
-    'x-request-id': requestId,
-    'apigw-requestid': requestId,
-    'content-length': String(Buffer.byteLength(body)),
-    ...extra,
-  });
-  res.end(body);
+  const answer = errorAnswer(code, message, requestId, extra);
+  res.writeHead(status, answer.headers);
+  res.end(answer.body);
+}
+
+/**
+ * The answer to a request Node's HTTP parser refuses before there is a
+ * request to route (the `clientError` codes), in API.md §6 codes:
+ * request line and headers over Node's limit (`http.maxHeaderSize`, 16 KB by
+ * default; `HPE_HEADER_OVERFLOW`) 431
+ * `payload_too_large`; headers that never finish arriving
+ * (`ERR_HTTP_REQUEST_TIMEOUT`) 503 `unavailable` with `Retry-After: 1`,
+ * as a body that never finishes does; anything else (a malformed request
+ * line, header or chunk) 400 `validation_failed`.
+ */
+export function malformedRequestAnswer(parserCode: string | undefined): {
+  readonly status: number;
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly headers?: Record<string, string>;
+} {
+  if (parserCode === 'HPE_HEADER_OVERFLOW') {
+    return { status: 431, code: 'payload_too_large', message: `The request line and headers are larger than this server accepts (${maxHeaderSize} bytes; API Gateway: 10240)` };
+  }
+  if (parserCode === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return { status: 503, code: 'unavailable', message: 'The request did not arrive in time; send it again', headers: { 'retry-after': '1' } };
+  }
+  return { status: 400, code: 'validation_failed', message: 'Malformed HTTP request' };
 }
 
 /** How long the body of a refused request is drained before the connection is cut (loaded machines upload 10 MB slowly). */
@@ -241,7 +289,7 @@ function refuse(
   req: IncomingMessage,
   res: ServerResponse,
   status: number,
-  code: string,
+  code: ErrorCode,
   message: string,
   requestId: string,
   extra: Record<string, string> = {},
@@ -380,11 +428,11 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
       options.accessLog?.(`${method} ${target?.rawPath ?? req.url} ${res.statusCode} ${(performance.now() - started).toFixed(1)} ms`);
     });
     if (!isReady()) {
-            refuse(req, res, 503, 'unavailable', 'Kairos is starting; retry in a moment', requestId, { 'retry-after': '1' });
+      refuse(req, res, 503, 'unavailable', 'Kairos is starting; retry in a moment', requestId, { 'retry-after': '1' });
       return;
     }
     if (!target) {
-            refuse(req, res, 404, 'not_found', 'No such route', requestId);
+      refuse(req, res, 404, 'not_found', 'No such route', requestId);
       return;
     }
     const { rawPath, rawQueryString } = target;
@@ -419,13 +467,17 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
       return;
     }
     if (read.kind === 'too_large') {
-            refuse(req, res, 413, 'payload_too_large', `The body is larger than ${maxBodyBytes} bytes`, requestId, {
+      refuse(req, res, 413, 'payload_too_large', `The body is larger than ${maxBodyBytes} bytes`, requestId, {
         connection: 'close',
       });
       return;
     }
     if (read.kind === 'timeout') {
-            refuse(req, res, 408, 'request_timeout', 'The request body did not arrive in time', requestId, { connection: 'close' });
+      // A client whose upload stalled retries (Segment's and RudderStack's SDKs retry a 503; the same messageIds are safe).
+      refuse(req, res, 503, 'unavailable', 'The request body did not arrive in time; send it again', requestId, {
+        'retry-after': '1',
+        connection: 'close',
+      });
       return;
     }
 
@@ -485,22 +537,17 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
       inFlight.add(task);
     },
   );
-  // Malformed HTTP (bad request line, oversized headers): answer 400 and close; never crash.
+  // Malformed HTTP (bad request line, oversized headers, headers that never finish): answered in API.md §6 codes, then
+  // closed; never a crash.
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || error.code === 'ECONNRESET') {
       socket.destroy();
       return;
     }
-    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const body = JSON.stringify({
-      error: { code: status === 408 ? 'request_timeout' : 'invalid_request', message: 'Malformed HTTP request' },
-    });
-    const requestId = apiGatewayRequestId();
-    socket.end(
-      `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
-        `content-type: application/json; charset=utf-8\r\nx-request-id: ${requestId}\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    const { status, code, message, headers } = malformedRequestAnswer(error.code);
+    const answer = errorAnswer(code, message, apiGatewayRequestId(), { ...headers, connection: 'close' });
+    const head = Object.entries(answer.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${head}\r\n${answer.body}`);
   });
 
   await new Promise<void>((resolveListen, reject) => {

@@ -211,8 +211,8 @@ const operations: Readonly<Record<string, Operation>> = {
   'GET /v1/admin/reports/actions': {
     summary: 'Decisions, impressions, clicks and conversions per action, variant, experiment arm and learning context, with 95% intervals, uplift against control and a sample-ratio check (decisions are counted from the decision log and lag by its delivery)',
     query: [
-      { name: 'from', description: 'ISO-8601 date-time with an offset, or a date (midnight UTC); default 7 days before `to`; at most 400 days before `to`' },
-      { name: 'to', description: 'ISO-8601 date-time with an offset, or a date; exclusive; default now' },
+      { name: 'from', description: 'ISO-8601 date-time with an offset, or a date (midnight UTC); default 7 days before `to`; at most 400 days before `to`; a `+hh:mm` offset written unescaped (it arrives as a space) is read as that offset, the same as `%2B`' },
+      { name: 'to', description: 'ISO-8601 date-time with an offset, or a date; exclusive; default now; an unescaped `+hh:mm` offset is read as in `from`' },
       { name: 'channel', description: 'only this channel' },
       { name: 'placement', description: 'only this placement' },
       { name: 'experiment', description: 'only this experiment; one neither the live catalog has nor the range\'s statistics name is a 404 `not_found` naming the catalog\'s experiments' },

@@ -8,7 +8,9 @@
  * (shared/domain/reports/actions.ts gives the answer's shape and formulas).
  *
  * Query (all optional): `from`, `to` — ISO-8601 date-times with an offset
- * (`2026-11-20T00:00:00Z`) or dates (`2026-11-20`, midnight UTC); default
+ * (`2026-11-20T00:00:00Z`; a `+01:00` offset written unescaped, which
+ * arrives as a space, is read as `+01:00`, and `%2B01:00` is the escaped
+ * form) or dates (`2026-11-20`, midnight UTC); default
  * the 7 days before now; from < to, at most MAX_REPORT_RANGE_DAYS apart;
  * hourly buckets whose hour starts in [from, to) are read. `channel`,
  * `placement`, `experiment`: keep only the cells of that channel,
@@ -52,14 +54,30 @@ export const DEFAULT_REPORT_RANGE_DAYS = 7;
 
 const isoDateTime = z.iso.datetime({ offset: true });
 const isoDate = z.iso.date();
-const instant = z
-  .string('must be a string')
-  .check(
-    z.refine(
-      (value) => isoDateTime.safeParse(value).success || isoDate.safeParse(value).success,
-      'must be an ISO-8601 date-time with an offset (2026-11-20T00:00:00Z) or a date (2026-11-20)',
-    ),
-  );
+/**
+ * A date-time whose `+hh:mm` offset was written unescaped in the query
+ * string: `+` there means a space (form encoding, which API Gateway and the
+ * local server both apply), so `2026-11-20T00:00:00+01:00` arrives as
+ * `2026-11-20T00:00:00 01:00`. No ISO-8601 date-time has a space before its
+ * offset, so the space can only be that `+`: it is read as one.
+ */
+const SPACED_OFFSET = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$/;
+const instant = z.pipe(
+  z.pipe(
+    z.string('must be a string'),
+    z.transform((value: string) => value.replace(SPACED_OFFSET, '$1+$2')),
+  ),
+  z.string().check(
+    z.refine((value) => isoDateTime.safeParse(value).success || isoDate.safeParse(value).success, {
+      error: (issue) =>
+        `must be an ISO-8601 date-time with an offset (2026-11-20T00:00:00Z) or a date (2026-11-20)${
+          typeof issue.input === 'string' && /T\S* /.test(issue.input)
+            ? '; a + in a query string arrives as a space: write an offset such as +01:00 as %2B01:00'
+            : ''
+        }`,
+    }),
+  ),
+);
 const name = z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(200, 'must be at most 200 characters'));
 
 /** The route's query string; every parameter optional, no other allowed. */

@@ -23,7 +23,7 @@ await vi.hoisted(async () => {
 });
 
 import { handler } from '#functions/admin/handler.ts';
-import { actionsReportRoute } from '#functions/admin/reports.ts';
+import { actionsReportQuerySchema, actionsReportRoute } from '#functions/admin/reports.ts';
 import { ApiError } from '#http/errors.ts';
 import type { HttpRequest } from '#http/handler-adapter.ts';
 import { RESPONSE_BODY_BUDGET_BYTES, bodyPayloadBytes } from '#http/response-size.ts';
@@ -194,6 +194,38 @@ describe('GET /v1/admin/reports/actions', () => {
     expect(res.status).toBe(400);
     expect(res.body.error?.code).toBe('validation_failed');
     expect(res.body.error?.details?.map((d) => d.path)).toContain(path);
+  });
+
+  it('reads a +hh:mm offset written unescaped in from/to (it arrives as a space) as the offset, the same as %2B', async () => {
+    const escaped = await call('/v1/admin/reports/actions?from=2026-10-01T01:00:00%2B01:00&to=2026-10-02T01:00:00%2B01:00');
+    const unescaped = await call('/v1/admin/reports/actions?from=2026-10-01T01:00:00+01:00&to=2026-10-02T01:00:00+01:00');
+    expect(escaped.status).toBe(200);
+    expect(unescaped).toEqual(escaped);
+    expect(unescaped.body).toMatchObject({ from: '2026-10-01T00:00:00.000Z', to: '2026-10-02T00:00:00.000Z' });
+    // Anything else with a space is refused, saying how to write the +.
+    const res = await call('/v1/admin/reports/actions?from=2026-10-01T01:00:00+1:00');
+    expect(res.status).toBe(400);
+    expect(res.body.error?.details).toEqual([{ path: 'from', message: expect.stringContaining('write an offset such as +01:00 as %2B01:00') }]);
+  });
+
+  it('an instant with a + offset means the same written unescaped (a space) or escaped', () => {
+    fc.assert(
+      fc.property(
+        fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2099-12-31T00:00:00Z'), noInvalidDate: true }),
+        fc.integer({ min: 0, max: 14 }),
+        fc.constantFrom(0, 30, 45),
+        (date, hours, minutes) => {
+          const local = date.toISOString().slice(0, 19);
+          const offset = `${String(hours).padStart(2, '0')}:${String(minutes).padStart(2, '0')}`;
+          const spaced = actionsReportQuerySchema.safeParse({ from: `${local} ${offset}` });
+          const plus = actionsReportQuerySchema.safeParse({ from: `${local}+${offset}` });
+          expect(spaced.success).toBe(true);
+          expect(spaced.data).toEqual(plus.data);
+          expect(Date.parse(spaced.data?.from ?? '')).toBe(Date.parse(`${local}Z`) - (hours * 60 + minutes) * 60_000);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('refuses a report larger than one answer holds with 400 naming a filter that narrows it, instead of a 500', async () => {

@@ -9,10 +9,12 @@
  * function).
  */
 import { connect } from 'node:net';
+import fc from 'fast-check';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFunction } from '#local/lambda.ts';
 import { API_GATEWAY_MAX_BODY_BYTES, startLocalServer, type LocalServer } from '#local/server.ts';
+import { ERROR_STATUS } from '#http/errors.ts';
 import type { FunctionName } from '#http/routes.ts';
 
 interface Seen {
@@ -74,6 +76,21 @@ async function errorOf(response: Response) {
   const body = (await response.json()) as { error: { code: string; message: string } };
   expect(body).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });
   return body.error;
+}
+
+/**
+ * A raw answer of the server itself: its status, headers and API.md §6 error, checked to carry an x-request-id
+ * and one of §6's codes.
+ */
+function rawError(text: string): { status: number; headers: Record<string, string>; code: string; message: string } {
+  const [head = '', body = ''] = text.split('\r\n\r\n');
+  const [statusLine = '', ...lines] = head.split('\r\n');
+  const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+  expect(headers['x-request-id']).toMatch(/\S/);
+  expect(headers['content-type']).toMatch(/^application\/json/);
+  const { error } = JSON.parse(body) as { error: { code: string; message: string } };
+  expect(Object.keys(ERROR_STATUS)).toContain(error.code);
+  return { status: Number(statusLine.split(' ')[1]), headers, code: error.code, message: error.message };
 }
 
 /** Raw HTTP over a socket, for what fetch cannot send (stalled bodies, broken request lines). */
@@ -351,23 +368,43 @@ describe('what the local API Gateway answers itself', () => {
       'POST /v1/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"batch":',
       { keepOpen: true },
     );
-    expect(stalled.text).toMatch(/^HTTP\/1\.1 408 /);
-    expect(stalled.text).toContain('"request_timeout"');
+    // A stalled upload is worth a retry (the SDKs retry a 503 with the same messageIds): 503 unavailable, Retry-After.
+    expect(rawError(stalled.text)).toMatchObject({ status: 503, code: 'unavailable', headers: { 'retry-after': '1', connection: 'close' } });
     expect(stalled.elapsed).toBeGreaterThanOrEqual(450);
     expect(stalled.elapsed).toBeLessThan(3_000);
     expect(seen.length).toBe(before);
     expect((await fetch(`${server.url}/v1/health`)).status).toBe(200);
   });
 
-  it('answers malformed HTTP with 400 and never crashes', async () => {
+  it('answers malformed HTTP in API.md codes, each with an x-request-id, and never crashes', async () => {
     const garbage = await raw('GARBAGE\r\n\r\n');
-    expect(garbage.text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(garbage.text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(rawError(garbage.text)).toMatchObject({ status: 400, code: 'validation_failed' });
     const badHeader = await raw('GET /v1/health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n');
-    expect(badHeader.text).toMatch(/^HTTP\/1\.1 400 /);
-    const hugeHeader = await raw(`GET /v1/health HTTP/1.1\r\nHost: x\r\nx-big: ${'a'.repeat(100_000)}\r\n\r\n`);
-    expect(hugeHeader.text).toMatch(/^HTTP\/1\.1 431 /);
+    expect(rawError(badHeader.text)).toMatchObject({ status: 400, code: 'validation_failed' });
+    // The request line and headers over Node's 16 KB (API Gateway's own limit is 10,240 bytes).
+    const before = seen.length;
+    const hugeHeader = await raw(`POST /v1/decide HTTP/1.1\r\nHost: x\r\nx-big: ${'a'.repeat(60_000)}\r\n\r\n`);
+    expect(hugeHeader.text).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    expect(rawError(hugeHeader.text)).toMatchObject({ status: 431, code: 'payload_too_large', headers: { connection: 'close' } });
+    expect(seen.length).toBe(before);
     const absolute = await raw('GET http://127.0.0.1/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
     expect(absolute.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect((await fetch(`${server.url}/v1/health`)).status).toBe(200);
+  });
+
+  it('answers any request the HTTP parser refuses with a 4xx or 503 in one of API.md\'s codes, never a 500', async () => {
+    const line = fc.array(fc.integer({ min: 0, max: 127 }), { maxLength: 60 }).map((codes) => String.fromCharCode(...codes));
+    await fc.assert(
+      fc.asyncProperty(fc.array(line, { minLength: 1, maxLength: 4 }), async (lines) => {
+        const answer = await raw(`${lines.join('\r\n')}\r\n\r\n`, { timeoutMs: 2_000 });
+        if (answer.text === '' || !/^HTTP\/1\.1 [45]/.test(answer.text)) return; // parsed as a request the functions answered, or not yet complete
+        const error = rawError(answer.text);
+        expect(error.status).not.toBe(500);
+        expect(ERROR_STATUS[error.code as keyof typeof ERROR_STATUS]).toBeDefined();
+      }),
+      { numRuns: 40 },
+    );
     expect((await fetch(`${server.url}/v1/health`)).status).toBe(200);
   });
 });

@@ -3,7 +3,7 @@
  * position inside CEL and Liquid), and the compiled result of a valid one.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadCatalog, windowToMs } from '#domain/catalog/load.ts';
 import type { CatalogInput } from '#domain/catalog/schema.ts';
 import type { CatalogProblem, LoadResult } from '#domain/catalog/compiled.ts';
@@ -288,6 +288,25 @@ describe('refusals, each with its path', () => {
     expect(yaml[0]).toMatchObject({ path: '(root)', message: expect.stringMatching(/^not valid YAML/) });
     expect(yaml[0]?.position).toEqual(expect.any(Number));
     expect(refused('a: 1\na: 2', 'yaml')[0]?.message).toMatch(/^not valid YAML/);
+  });
+
+  it('a YAML key that is not text (a list, a mapping, an alias of one) is refused at the key, and the YAML library prints nothing', () => {
+    const warned = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    try {
+      const text = 'actions:\n  - id: a1\n    name: A\n    content: { web: { title: Hello } }\n    ? [a, b]\n    : 1\n';
+      expect(refused(text, 'yaml')).toEqual([
+        { path: '(root)', message: 'not valid YAML: a key must be text, not a list', position: text.indexOf('[a, b]'), line: 5, column: 7, excerpt: '    ? [a, b]' },
+      ]);
+      const mapping = 'tags: [promo]\n? {a: 1}\n: x\n';
+      expect(refused(mapping, 'yaml')).toEqual([
+        { path: '(root)', message: 'not valid YAML: a key must be text, not a mapping', position: 16, line: 2, column: 3, excerpt: '? {a: 1}' },
+      ]);
+      const alias = 'tags: &t [promo]\n*t : x\n';
+      expect(refused(alias, 'yaml')).toMatchObject([{ path: '(root)', message: 'not valid YAML: a key must be text, not a list', line: 2, column: 1 }]);
+      expect(warned).not.toHaveBeenCalled();
+    } finally {
+      warned.mockRestore();
+    }
   });
 
   it('a JSON key given twice is refused where it is given again, as in YAML (JSON.parse would keep the last silently)', () => {

@@ -657,6 +657,29 @@ describe('rendered content is safe for where it is shown', () => {
     expect(loaded({ actions: [action('a', { call_center: { script: '<input {% if vip %}checked{% endif %} class="{{ tier }}" title={{ tier }}>{{ tier }}' } })] }).actions).toHaveLength(1);
   });
 
+  it('in an html field, a value written into an attribute of <object>, <embed>, <param> or <applet> is refused at load (a plugin loads links from any of them), whatever the attribute\'s name or place', () => {
+    for (const [script, position] of [
+      ['<object><param name="movie" value="{{ x }}"></object>', 35],
+      ['<param value="{{ x }}" name="movie">', 14],
+      ['<PARAM NAME="{{ n }}" VALUE="/a.swf">', 13],
+      ['<param name="filename" value="/media/{% echo x %}">', 37],
+      ['<object data="/a.swf" codebase={{ x }}></object>', 31],
+      ['<embed src="{% if vip %}/gold.swf{% else %}{{ x }}{% endif %}">', 43],
+      ['<applet code="{{ x }}"></applet>', 14],
+    ] as const) {
+      expect(refused({ actions: [action('a', { call_center: { script } })] })).toEqual([
+        expect.objectContaining({
+          path: 'actions[0].content.call_center.script',
+          position,
+          message: expect.stringMatching(/^template error: a value cannot be written into an attribute of <(object|embed|param|applet)>: .*hand their attributes to plugins/),
+        }),
+      ]);
+    }
+    // The template's own plugin markup stays, and so does a value in the element's text (fallback content) or elsewhere.
+    const own = '<object data="/a.swf"><param name="movie" value="/a.swf">{{ tier }}</object><p title="{{ tier }}">{{ tier }}</p>';
+    expect(loaded({ actions: [action('a', { call_center: { script: own } })] }).actions).toHaveLength(1);
+  });
+
   it('over the demo catalog: every action of every channel a hostile profile is offered, through decide', () => {
     const demo = loadCatalog(readFileSync(new URL('../../catalog/demo.yaml', import.meta.url), 'utf8'), 'yaml', { version: 1 });
     if (!demo.ok) throw new Error(JSON.stringify(demo.problems));

@@ -9,7 +9,7 @@
  * one-line or literal-block value; else of the field) and that line, and a
  * hint for common slips. Nothing partial is ever returned.
  */
-import { isScalar, parseDocument, visit, type Document } from 'yaml';
+import { isAlias, isMap, isNode, isScalar, parseDocument, visit, type Document } from 'yaml';
 import { jsonSyntaxError, positionIn } from '../text-position.ts';
 import type { CatalogFormat, CatalogProblem, LoadResult } from './compiled.ts';
 import { MAX_PROBLEMS, compileDocument, type LoadOptions } from './compile.ts';
@@ -61,20 +61,34 @@ function yamlNestingProblem(text: string): CatalogProblem | undefined {
   return undefined;
 }
 
-function duplicateKeyProblems(doc: ReturnType<typeof parseDocument>): CatalogProblem[] {
+/**
+ * The keys of the text's mappings that a catalog cannot have: a key given
+ * twice in one mapping, and a key that is not text (`? [a, b]`, `? {a: 1}`,
+ * or an alias of either), which a plain object could only hold stringified.
+ * Each is `not valid YAML` at the key's offset (`position`).
+ */
+function keyProblems(doc: ReturnType<typeof parseDocument>): CatalogProblem[] {
   const problems: CatalogProblem[] = [];
   visit(doc, {
     Map(_key, map) {
       const seen = new Set<string>();
       for (const pair of map.items) {
-        if (!isScalar(pair.key)) continue;
-        const key = String(pair.key.value);
-        if (seen.has(key) && problems.length < MAX_PROBLEMS) {
-          const position = pair.key.range?.[0];
-          problems.push({ path: '(root)', message: `not valid YAML: duplicate key "${key.slice(0, 100)}"`, ...(position === undefined ? {} : { position }) });
+        if (problems.length >= MAX_PROBLEMS) return visit.BREAK;
+        const key = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
+        const position = isNode(pair.key) ? pair.key.range?.[0] : undefined;
+        if (isNode(key) && !isScalar(key)) {
+          const kind = isMap(key) ? 'a mapping' : 'a list';
+          problems.push({ path: '(root)', message: `not valid YAML: a key must be text, not ${kind}`, ...(position === undefined ? {} : { position }) });
+          continue;
         }
-        seen.add(key);
+        if (!isScalar(key)) continue;
+        const text = String(key.value);
+        if (seen.has(text)) {
+          problems.push({ path: '(root)', message: `not valid YAML: duplicate key "${text.slice(0, 100)}"`, ...(position === undefined ? {} : { position }) });
+        }
+        seen.add(text);
       }
+      return undefined;
     },
   });
   return problems;
@@ -126,8 +140,9 @@ function parseText(input: string | unknown, format: CatalogFormat): Parsed {
   if (tooDeep) return { ok: false, problems: [syntaxProblem(input, tooDeep.message.replace(/^not valid YAML: /, ''), tooDeep.position)] };
   let doc: ReturnType<typeof parseDocument>;
   try {
-    // Duplicate keys are checked below in one pass (the parser's own check is quadratic in a mapping's size).
-    doc = parseDocument(input, { prettyErrors: false, uniqueKeys: false, strict: true });
+    // Duplicate and non-text keys are checked below in one pass (the parser's own check is quadratic in a mapping's size).
+    // logLevel 'error': what the library would print as a warning (a collection key stringified) is a problem below, never server output.
+    doc = parseDocument(input, { prettyErrors: false, uniqueKeys: false, strict: true, logLevel: 'error' });
   } catch (error) {
     // e.g. nesting deep enough to exhaust the parser's stack
     return { ok: false, problems: [{ path: '(root)', message: `not valid YAML: ${(error as Error).message.split('\n')[0]}` }] };
@@ -145,8 +160,8 @@ function parseText(input: string | unknown, format: CatalogFormat): Parsed {
     }
     return { ok: false, problems };
   }
-  const duplicateKeys = duplicateKeyProblems(doc).map((p) => syntaxProblem(input, p.message.replace(/^not valid YAML: /, ''), p.position));
-  if (duplicateKeys.length > 0) return { ok: false, problems: duplicateKeys };
+  const badKeys = keyProblems(doc).map((p) => syntaxProblem(input, p.message.replace(/^not valid YAML: /, ''), p.position));
+  if (badKeys.length > 0) return { ok: false, problems: badKeys };
   try {
     return { ok: true, value: doc.toJS({ maxAliasCount: 100 }), doc };
   } catch (error) {

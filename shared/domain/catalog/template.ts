@@ -698,6 +698,17 @@ function cssProblem(value: string, before: string): string | undefined {
 
 const UNQUOTED_VALUE =
   'an output in an unquoted attribute value: a value with a space (a name like "Ana María") is not served, since it would start another attribute; quote the attribute';
+/**
+ * Elements that hand their attributes to a plugin, which loads URLs from
+ * any number of them (`<param name="movie" value="…">`, `src`, `url`,
+ * `code`, `filename`, `codebase`, `archive`, `classid`, an `<embed>`'s own
+ * made-up ones): no value is written into their attributes.
+ */
+const PLUGIN_ELEMENTS: ReadonlySet<string> = new Set(['object', 'embed', 'param', 'applet']);
+
+const valueInPluginElement = (tag: string) =>
+  `a value cannot be written into an attribute of <${tag}>: <object>, <embed>, <param> and <applet> hand their attributes to plugins, which load links from any of them (a <param name="movie" value="…">), so no check of the value could keep script out: write their attributes in the template, or link to the media with an <a href> or <img src>`;
+
 const VALUE_IN_TAG =
   'a value cannot be written inside a tag, as its name or an attribute\'s (it could add an attribute that runs script): write the tag and its attributes in the template, a value in a quoted attribute value (class="{{ tier }}"), or choose with {% if %}';
 
@@ -1024,8 +1035,9 @@ function writerOf(node: Template): { raw: boolean } | undefined {
  * right after a `<`, in an unquoted, `on…`, `style`, `srcset`, `srcdoc` or
  * `<meta content>` value, in a `<style>` or `<script>` element, or with
  * `| raw` (but for a string literal with no filter argument, the author's
- * own text). An output inside a tag, as its name or an attribute's, is
- * refused: the parse throws, with the output's token; so are Liquid
+ * own text). An output inside a tag, as its name or an attribute's, or in
+ * an attribute of <object>, <embed>, <param> or <applet> (PLUGIN_ELEMENTS),
+ * is refused: the parse throws, with the output's token; so are Liquid
  * branches that leave different HTML contexts, with the block's. An output in an
  * unquoted value is noted in `warnings` (a value with a space is not served).
  */
@@ -1055,6 +1067,7 @@ function parseTemplate(source: string, kind: TemplateKind, warnings?: TemplateCo
     const context = contextAt(contexts, begin);
     // As a tag's or an attribute's name, any value could add an attribute that runs script (`<p {{ attr }}>`): the template is refused.
     if (context?.in === 'tag') throw Object.assign(new Error(VALUE_IN_TAG), { token: node.token });
+    if (context?.in === 'attribute' && PLUGIN_ELEMENTS.has(context.tag)) throw Object.assign(new Error(valueInPluginElement(context.tag)), { token: node.token });
     if (context?.in === 'attribute' && context.quote === '') warnings?.push({ message: UNQUOTED_VALUE, position: begin });
     const check = context === undefined ? undefined : contextCheck(source, begin, context, raw);
     if (check !== undefined) guardWritten(node, check);
