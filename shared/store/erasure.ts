@@ -288,7 +288,7 @@ export async function eraseProfileKeys(profileKeys: readonly string[], requested
     const report: ErasureReport = {
       erasedAt: new Date(claim.erasedAt).toISOString(),
       resumed: claim.resumed,
-      ...(previous !== undefined ? { previousErasedAt: new Date(previous).toISOString() } : {}),
+      ...(previous !== undefined && claim.erasedAt !== previous ? { previousErasedAt: new Date(previous).toISOString() } : {}),
       profileKeys: keys.length,
       ...totals,
       complete,
