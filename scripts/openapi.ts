@@ -144,7 +144,7 @@ const operations: Readonly<Record<string, Operation>> = {
     success: {
       status: 200,
       description:
-        '`{erasedAt, resumed, customer, events}`: `resumed` true when the request went on with an erasure of the customer still in progress (its `erasedAt`: nothing after it is erased); after an erasure has completed, a request is a new one',
+        '`{erasedAt, resumed, previousErasedAt?, customer, events}`: `resumed` true when the request went on with an erasure of the customer still in progress (its `erasedAt`: nothing after it is erased); one begun more than 15 minutes before the request is completed and followed by a new erasure at the request\'s instant (`erasedAt`, `previousErasedAt` the one completed first); after an erasure has completed, a request is a new one',
     },
   },
   'GET /v1/admin/catalog': { summary: 'The live catalog and its version', success: { status: 200, description: '`{version, catalog}`' } },

@@ -11,11 +11,16 @@
  * - DELETE /v1/admin/profiles/{userId}         erases it (right to erasure,
  *                                              shared/store/erasure.ts), its pending
  *                                              sends cancelled on the stack's scheduler:
- *                                              `{erasedAt, resumed, customer, events}`;
+ *                                              `{erasedAt, resumed, previousErasedAt?, customer, events}`;
  *                                              a request while the customer's erasure is
  *                                              in progress goes on with it (its erasedAt,
- *                                              `resumed: true`), one after it completed
- *                                              is a new erasure (`resumed: false`); a
+ *                                              `resumed: true`), unless it began more than
+ *                                              RESUME_WINDOW_MS (15 min) earlier: then it
+ *                                              is completed and a new erasure at the
+ *                                              request's instant follows (that erasedAt,
+ *                                              `previousErasedAt`: the one completed
+ *                                              first); one after it completed is a new
+ *                                              erasure (`resumed: false`); a
  *                                              history longer than one call erases is a
  *                                              503 (Retry-After) saying how far it got,
  *                                              and the next call goes on.
@@ -216,13 +221,14 @@ export async function eraseProfileRoute(request: HttpRequest, context: HttpConte
   }
   // A request that went on with an erasure in progress answers for that erasure, even when the requests
   // before it had already deleted everything.
-  if (!found && !report.resumed && report.events === 0 && report.emissions === 0) throw notFound('No profile and no events for this id', kind, otherKind);
+  if (!found && !report.resumed && report.previousErasedAt === undefined && report.events === 0 && report.emissions === 0) throw notFound('No profile and no events for this id', kind, otherKind);
   const state = found?.state;
   return {
     status: 200,
     body: {
       erasedAt: report.erasedAt,
       resumed: report.resumed,
+      ...(report.previousErasedAt !== undefined ? { previousErasedAt: report.previousErasedAt } : {}),
       customer: state ? customerOf(state) : kind === 'user' ? { userId: id } : { anonymousId: id },
       events: report.events,
     },

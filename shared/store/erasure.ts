@@ -61,7 +61,11 @@
  * finds its customer's erasure in progress (an operator's retry after a 503, a
  * double click, a network retry) goes on with it at its `erasedAt`, so the
  * returning customer's events, profile and emissions from after `erasedAt`
- * are left, as by the first request (`ErasureReport.resumed`). Once it has
+ * are left, as by the first request (`ErasureReport.resumed`). A request
+ * more than RESUME_WINDOW_MS after that `erasedAt` (the erasure failed, or
+ * its operator stopped calling, days ago) is not a retry: it completes that
+ * erasure, then a new one at its own instant follows (`previousErasedAt`),
+ * so nothing of the customer from before the request is left. Once it has
  * completed, a request is a new erasure at its own instant: what the customer
  * did since they came back is erased too.
  * Events accepted after `erasedAt` start a new profile: the customer came
@@ -215,10 +219,22 @@ export interface ErasureOptions {
 }
 
 export interface ErasureReport {
-  /** The erasure's instant (ISO-8601): the request's, or that of the erasure in progress it went on with. */
+  /**
+   * The instant (ISO-8601) of the erasure that now holds: what happened at or
+   * before it is erased (once `complete`), what came after it is the
+   * returning customer's. The request's own, or that of an erasure in
+   * progress begun at most RESUME_WINDOW_MS before it that it went on with.
+   */
   readonly erasedAt: string;
-  /** Whether the request went on with an erasure of the customer already in progress (begun at `erasedAt`), rather than a new one. */
+  /** Whether the erasure at `erasedAt` was already in progress (begun by an earlier request), rather than begun by this one. */
   readonly resumed: boolean;
+  /**
+   * The instant (ISO-8601) of an erasure in progress that this request found
+   * begun more than RESUME_WINDOW_MS before it (one that failed, or whose
+   * operator stopped calling): completed first, then followed by the
+   * erasure at `erasedAt`. Absent otherwise.
+   */
+  readonly previousErasedAt?: string;
   readonly profileKeys: number;
   readonly events: number;
   /** Outbox items deleted. */
@@ -228,6 +244,15 @@ export interface ErasureReport {
   /** False when the deadline stopped it before the profile items: call it again to go on. */
   readonly complete: boolean;
 }
+
+/**
+ * How much later than an erasure in progress a request may come and still be
+ * that erasure (ms): an operator's retry after a 503, a double click, a
+ * client's retry. A request later than that still completes the erasure in
+ * progress (at its `erasedAt`), and then erases what the customer did up to
+ * the request's own instant.
+ */
+export const RESUME_WINDOW_MS = 15 * 60_000;
 
 /** Events erased per share: one BatchWriteItem (DynamoDB's 25 requests) of each of their three writes. */
 const EVENTS_PER_SHARE = 25;
@@ -240,28 +265,70 @@ const EVENTS_PER_SHARE = 25;
  * which the report says `complete: false` and the erasure stays in progress
  * for a later call to go on with. `requestedAt`: the request's instant, epoch
  * ms, the erasure's `erasedAt` unless an erasure of the customer's own key is
- * in progress: then this is that erasure, at its `erasedAt` (`resumed`).
- * Store faults and a schedule that could not be cancelled reject (the
- * erasure stays in progress, to be called again).
+ * in progress: then this is that erasure, at its `erasedAt` (`resumed`), and
+ * when that began more than RESUME_WINDOW_MS before `requestedAt`, it is
+ * completed and a new erasure at `requestedAt` follows it
+ * (`previousErasedAt`), so that nothing of the customer from before the
+ * request is left; a call that stops part way leaves that one in progress,
+ * for the next call to go on with. Store faults and a schedule that could
+ * not be cancelled reject (the erasure stays in progress, to be called again).
  */
 export async function eraseProfileKeys(profileKeys: readonly string[], requestedAt: number, options: ErasureOptions): Promise<ErasureReport> {
   const client = options.client ?? dynamo();
   const profiles = options.profilesTable ?? config.PROFILES_TABLE;
-  const events = options.eventsTable ?? config.EVENTS_TABLE;
-  const outbox = options.outboxTable ?? config.OUTBOX_TABLE;
   const keys = [...new Set(profileKeys)];
   if (keys.length === 0) throw new Error('An erasure names one profile key at least');
-  const { erasedAt: now, resumed } = await claimErasure(keys[0] as string, requestedAt, client, profiles);
+  const totals: ErasureCounts = { events: 0, emissions: 0, cancelled: 0 };
+  let claim = await claimErasure(keys[0] as string, requestedAt, client, profiles);
+  // The erasure in progress this request found begun more than RESUME_WINDOW_MS before it: completed first, then
+  // followed by one at the request's instant.
+  const previous = claim.resumed && requestedAt - claim.erasedAt > RESUME_WINDOW_MS ? claim.erasedAt : undefined;
+  for (;;) {
+    const complete = await runErasure(keys, claim.erasedAt, totals, { ...options, client, profilesTable: profiles });
+    const report: ErasureReport = {
+      erasedAt: new Date(claim.erasedAt).toISOString(),
+      resumed: claim.resumed,
+      ...(previous !== undefined && claim.erasedAt !== previous ? { previousErasedAt: new Date(previous).toISOString() } : {}),
+      profileKeys: keys.length,
+      ...totals,
+      complete,
+    };
+    if (!complete || !claim.resumed || requestedAt - claim.erasedAt <= RESUME_WINDOW_MS) return report;
+    // Completed, but it left what the customer did between its instant and the request's: a new erasure at the
+    // request's instant (or one another request began meanwhile, gone on with in its turn).
+    claim = await claimErasure(keys[0] as string, requestedAt, client, profiles);
+  }
+}
+
+/** What one call of an erasure deleted so far. */
+interface ErasureCounts {
+  events: number;
+  emissions: number;
+  cancelled: number;
+}
+
+/**
+ * Run the erasure at `now` (epoch ms, claimed) of `keys` (the customer's own
+ * first): every step after the claim, adding what it deletes to `counts`.
+ * True once completed; false when `options.deadline` stopped it (the erasure
+ * stays in progress). Store faults and a schedule that could not be
+ * cancelled reject.
+ */
+async function runErasure(
+  keys: readonly string[],
+  now: number,
+  counts: ErasureCounts,
+  options: ErasureOptions & { readonly client: DynamoClient; readonly profilesTable: string },
+): Promise<boolean> {
+  const { client, profilesTable: profiles } = options;
+  const events = options.eventsTable ?? config.EVENTS_TABLE;
+  const outbox = options.outboxTable ?? config.OUTBOX_TABLE;
   await batchWrite(
     profiles,
     keys.slice(1).map((key) => ({ PutRequest: { Item: erasureToItem(key, now) } })),
     client,
   );
-  let erasedEvents = 0;
-  let emissions = 0;
-  let cancelled = 0;
   const pastDeadline = () => options.deadline !== undefined && Date.now() >= options.deadline;
-  const unfinished = () => ({ erasedAt: new Date(now).toISOString(), resumed, profileKeys: keys.length, events: erasedEvents, emissions, cancelled, complete: false });
   for (const key of keys) {
     // The returning customer's events (happened after `now`: stored under the key while the erasure runs) are not
     // the erased customer's: the profile function applies them to a fresh profile, which this erasure leaves.
@@ -270,23 +337,23 @@ export async function eraseProfileKeys(profileKeys: readonly string[], requested
     // erased-message records first and the events last: an erasure that stops part way finds the events again
     // (and their markers, deleted before them) when it is called again.
     for (let start = 0; start < stored.length; start += EVENTS_PER_SHARE) {
-      if (erasedEvents > 0 && pastDeadline()) return unfinished();
+      if (counts.events > 0 && pastDeadline()) return false;
       const share = stored.slice(start, start + EVENTS_PER_SHARE);
       await batchWrite(profiles, share.map((event) => ({ PutRequest: { Item: erasedMessageToItem(event.pk, now, event.expiresAt) } })), client);
       await batchWrite(profiles, share.map(({ pk }) => ({ DeleteRequest: { Key: appliedMarkerItem.key(pk) } })), client);
       await batchWrite(events, share.map(({ pk }) => ({ DeleteRequest: { Key: { pk } } })), client);
-      erasedEvents += share.length;
+      counts.events += share.length;
     }
     for (const emission of await outboxKeysOf(key, { client, tableName: outbox })) {
-      if (pastDeadline()) return unfinished();
+      if (pastDeadline()) return false;
       // The returning customer's (planned on the fresh profile started after this erasure) is left.
       if (!(await erasedCustomersEmission(emission.pk, now, { client, tableName: outbox }))) continue;
       if (emission.sendAt > now) {
         await options.cancelSchedule(emission.id);
-        cancelled += 1;
+        counts.cancelled += 1;
       }
       await client.send('DeleteItem', { TableName: outbox, Key: { pk: emission.pk } });
-      emissions += 1;
+      counts.emissions += 1;
     }
   }
   // The first key (the customer's own profile) goes last: an erasure that fails before the end still
@@ -294,7 +361,7 @@ export async function eraseProfileKeys(profileKeys: readonly string[], requested
   const control = options.controlTable ?? config.CONTROL_TABLE;
   for (const key of [...keys.slice(1), ...keys.slice(0, 1)]) await deleteProfileItem(key, now, { client, profiles, control });
   await completeErasure(keys, now, Date.now(), client, profiles);
-  return { erasedAt: new Date(now).toISOString(), resumed, profileKeys: keys.length, events: erasedEvents, emissions, cancelled, complete: true };
+  return true;
 }
 
 /** Attempts at deleting one profile item whose version moves under the erasure (the profile function writing it). */

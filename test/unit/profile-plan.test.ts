@@ -35,7 +35,7 @@ import type { StoredEvent } from '#domain/stored-event.ts';
 import type { JourneyStepper, OutboxEntry, ProfileReactor } from '#domain/profile/reactions.ts';
 import { parseOutcomeKey } from '#domain/profile/outcomes.ts';
 import { customerTag, encodeDecisionId } from '#domain/decide/decision-id.ts';
-import { MAX_HOLDOUT_EXPERIMENTS } from '#domain/transaction-budget.ts';
+import { MAX_HOLDOUT_EXPERIMENTS, MAX_REACTION_BYTES_PER_EVENT, MAX_TRANSACTION_BYTES, storedBytes } from '#domain/transaction-budget.ts';
 import { journeyTimerEvent, sendTimerEvent } from '#domain/journeys/timer.ts';
 import { erasedRunCounts } from '#domain/journeys/machine.ts';
 import { journeyIncrements, type JourneyCounterIncrement } from '#domain/journeys/report.ts';
@@ -1050,6 +1050,84 @@ describe('the exactly-once plan of a stream batch', () => {
     const plan = planOn(new MemoryStore(), [record(event, 1)], throwing);
     expect(plan.warnings).toEqual([expect.objectContaining({ message: expect.stringContaining('enricher bug') })]);
     expect(plan.targets).toHaveLength(1);
+  });
+});
+
+describe("one event's reactions: what they write within DynamoDB's 4 MB per transaction", () => {
+  const at = '2026-04-01T10:00:00.000Z';
+  /** An emission of `bytes` of rendered content (a send's `detail`, as a trigger or a journey writes it). */
+  const emission = (id: string, bytes: number, detailType: string): OutboxEntry => ({
+    id,
+    status: 'now',
+    sendAt: NOW,
+    detailType,
+    detail: { emissionId: id, channel: 'call_center', content: { script: 'x'.repeat(bytes) } },
+  });
+  /** Triggers whose sends render `sizes` bytes of content each. */
+  const sending = (sizes: readonly number[]): ProfileReactor => ({
+    bound: () => sizes.length,
+    react: (change) => sizes.map((bytes, i) => emission(`t${i}.${change.eventPk}`, bytes, 'Kairos Trigger Action')),
+  });
+  /** Journeys that send `sizes` bytes of content each for the event and move their run `j` on. */
+  const moving = (sizes: readonly number[]): JourneyStepper => ({
+    bound: () => sizes.length,
+    step: (runs, change) => ({
+      runs: { ...runs, j: { run: 1, step: 0, startedAt: NOW, enteredAt: NOW } } as unknown as typeof runs,
+      outbox: sizes.map((bytes, i) => emission(`j${i}.${change.eventPk}`, bytes, 'Kairos Journey Action')),
+      counts: [],
+    }),
+  });
+  const bytesOf = (entries: readonly OutboxEntry[]): number => entries.reduce((sum, e) => sum + storedBytes(e.detail), 0);
+  const click = storedEvent({ type: 'track', userId: 'u1', messageId: 'click', event: 'Complaint Opened', timestamp: at });
+
+  it('49 sends of 95 KB (20 triggers, a journey of 29 acts: 4.6 MB): the triggers\' sends are written, the journey stays where it was, with a warning each; the write fits', () => {
+    const store = new MemoryStore({ ...options, reactor: sending(Array(20).fill(95_000)), journeys: moving(Array(29).fill(95_000)) });
+    const plan = planOn(store, [record(click, 0)]);
+    const writes = plan.targets.flatMap((t) => t.writes);
+    expect(writes).toHaveLength(1);
+    const write = writes[0]!;
+    expect(write.outbox.map((e) => e.id)).toEqual(Array.from({ length: 20 }, (_, i) => `t${i}.${click.pk}`));
+    expect(write.profile.state.journeys).toEqual({});
+    expect(bytesOf(write.outbox)).toBeLessThanOrEqual(MAX_REACTION_BYTES_PER_EVENT);
+    expect(plan.warnings.map((w) => w.message)).toEqual([expect.stringMatching(/^journeys of event .* failed; they stay where they were: their 29 emissions/)]);
+    expect(plan.warnings.every((w) => !w.message.includes('u1') && w.profileKey === 'u#u1')).toBe(true);
+    expect(commit(store, plan)).toEqual({ again: [], failed: [] });
+  });
+
+  it('property: whatever the sends\' sizes, an event\'s reactions write at most MAX_REACTION_BYTES_PER_EVENT: the triggers\' sends that fit, in order, and the journeys whole or not at all; a warning exactly when something was left out', () => {
+    // Sizes that add up past the budget about half the time (a trigger's up to an outbox item's share of 400 KB, any reactor).
+    const size = (max: number) => fc.oneof({ arbitrary: fc.integer({ min: 0, max }), weight: 1 }, { arbitrary: fc.integer({ min: max - 30_000, max }), weight: 3 });
+    const cases = { within: 0, past: 0 };
+    fc.assert(
+      fc.property(fc.array(size(200_000), { maxLength: 20, size: 'max' }), fc.array(size(100_000), { minLength: 5, maxLength: 29, size: 'max' }), (triggerSizes, journeySizes) => {
+        const store = new MemoryStore({ ...options, reactor: sending(triggerSizes), journeys: moving(journeySizes) });
+        const plan = planOn(store, [record(click, 0)]);
+        const write = plan.targets.flatMap((t) => t.writes)[0]!;
+        expect(bytesOf(write.outbox)).toBeLessThanOrEqual(MAX_REACTION_BYTES_PER_EVENT);
+        // The profile item and every other item's overhead fit beside it.
+        expect(bytesOf(write.outbox) + 400 * 1024 + 99 * 2 * 1024).toBeLessThanOrEqual(MAX_TRANSACTION_BYTES);
+        // The triggers' sends, greedily in order: each kept when it fits in what is left.
+        const triggers = triggerSizes.map((bytes, i) => emission(`t${i}.${click.pk}`, bytes, 'Kairos Trigger Action'));
+        let left = MAX_REACTION_BYTES_PER_EVENT;
+        const kept = triggers.filter((e) => {
+          const b = storedBytes(e.detail);
+          if (b > left) return false;
+          left -= b;
+          return true;
+        });
+        const journeysFit = bytesOf(journeySizes.map((bytes, i) => emission(`j${i}.${click.pk}`, bytes, 'Kairos Journey Action'))) <= left;
+        const journeyIds = journeysFit ? journeySizes.map((_, i) => `j${i}.${click.pk}`) : [];
+        expect(write.outbox.map((e) => e.id)).toEqual([...kept.map((e) => e.id), ...journeyIds]);
+        expect(Object.keys(write.profile.state.journeys)).toEqual(journeysFit && journeySizes.length > 0 ? ['j'] : []);
+        expect(plan.warnings.length).toBe((kept.length < triggers.length ? 1 : 0) + (journeysFit ? 0 : 1));
+        expect(commit(store, plan)).toEqual({ again: [], failed: [] });
+        cases[plan.warnings.length > 0 ? 'past' : 'within'] += 1;
+      }),
+      { numRuns: 100 },
+    );
+    // Both sides of the budget were tried.
+    expect(cases.within).toBeGreaterThan(5);
+    expect(cases.past).toBeGreaterThan(5);
   });
 });
 

@@ -113,7 +113,7 @@ import { erasedCustomersItem, type ProfileItem } from './profile-item.ts';
 import { toProfileView } from './to-view.ts';
 import type { ProfileView } from './view.ts';
 import type { AttributedOutcome } from './outcomes.ts';
-import { MAX_REACTIONS_PER_EVENT, MAX_TRANSACTION_ITEMS } from '../transaction-budget.ts';
+import { MAX_REACTIONS_PER_EVENT, MAX_REACTION_BYTES_PER_EVENT, MAX_TRANSACTION_ITEMS, storedBytes } from '../transaction-budget.ts';
 
 /** A decoded stream record: its id (the sequence number) and its stored event. */
 export interface BatchRecord {
@@ -719,7 +719,12 @@ function joinedState(state: ProfileState, joins: readonly Join[]): ProfileState 
  * entries and their report counts. A reactor that throws, or returns more
  * than its bound, loses its excess with a warning: derived data never holds
  * the customer's events back; a journey step that throws leaves the runs as
- * they were for that event.
+ * they were for that event. What one event's reactions write is held to
+ * MAX_REACTION_BYTES_PER_EVENT (their entries' `detail`s, `storedBytes`), so
+ * that the event's write fits DynamoDB's 4 MB: the triggers' entries that
+ * fit are kept in order and the rest left out, and journeys whose entries
+ * do not fit in what is left stay where they were for that event (a run
+ * never moves without its sends and timers), each with a warning.
  *
  * Each send decided (an entry with a `contact`) counts as a contact at once
  * (apply.ts `recordSend`): on `final` (in place: the write stores it) and on
@@ -785,11 +790,25 @@ function reactions(
     // erasure) is applied, and counts nothing; nor does it set anything off for the customer who came back.
     const silenced = (bounds[i] as number) + (journeyBounds[i] as number) > 0 && answersErasedDecision(entry.event, options.settings, final);
     const bound = silenced ? 0 : (bounds[i] as number);
+    // The bytes this event's entries write so far, within MAX_REACTION_BYTES_PER_EVENT.
+    let bytes = 0;
     if (reactor && bound > 0) {
       try {
         const set = reactor.react(change);
         if (set.length > bound) warnings.push({ message: `reactions of event ${entry.event.pk}: ${set.length - bound} beyond its bound of ${bound} dropped`, profileKey: key });
-        const kept = set.slice(0, bound);
+        const kept = set.slice(0, bound).filter((e) => {
+          const size = storedBytes(e.detail);
+          if (bytes + size > MAX_REACTION_BYTES_PER_EVENT) return false;
+          bytes += size;
+          return true;
+        });
+        const over = Math.min(set.length, bound) - kept.length;
+        if (over > 0) {
+          warnings.push({
+            message: `reactions of event ${entry.event.pk}: ${over} past the ${MAX_REACTION_BYTES_PER_EVENT} bytes one event's reactions may write dropped (their rendered content is too large together)`,
+            profileKey: key,
+          });
+        }
         out.push(...kept);
         count(kept);
       } catch (error) {
@@ -799,6 +818,11 @@ function reactions(
     if (journeys && !silenced && (journeyBounds[i] as number) > 0) {
       try {
         const stepped = journeys.step(runs, change);
+        const size = stepped.outbox.reduce((sum, e) => sum + storedBytes(e.detail), 0);
+        if (bytes + size > MAX_REACTION_BYTES_PER_EVENT) {
+          throw new Error(`their ${stepped.outbox.length} emissions (${size} bytes) pass what is left of the ${MAX_REACTION_BYTES_PER_EVENT} bytes one event's reactions may write`);
+        }
+        bytes += size;
         runs = stepped.runs;
         out.push(...stepped.outbox);
         counts.push(...stepped.counts);
