@@ -51,22 +51,21 @@ export const CONTEXT_KEYS = {
 } as const;
 
 /**
- * The numeric settings a context key sets, with the environment variable
- * the functions read and its range (shared/config-ranges.ts, the range the
+ * The numeric settings a context key sets: the environment variable the
+ * functions read and its range (shared/config-ranges.ts, the range the
  * functions check at start). Decide's deadline must also leave
  * DECIDE_DEADLINE_HEADROOM_MS under the decide function's timeout.
  */
-const NUMERIC_SETTINGS: readonly { readonly key: string; readonly variable: string; readonly range: SettingRange; readonly why?: string }[] = [
-  { key: CONTEXT_KEYS.userTokenMaxLifetimeSeconds, variable: 'KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS', range: USER_TOKEN_MAX_LIFETIME_SECONDS },
+const NUMERIC_SETTINGS: readonly { readonly key: string; readonly range: SettingRange; readonly why?: string }[] = [
+  { key: CONTEXT_KEYS.userTokenMaxLifetimeSeconds, range: USER_TOKEN_MAX_LIFETIME_SECONDS },
   {
     key: CONTEXT_KEYS.decideDeadlineMs,
-    variable: 'KAIROS_DECIDE_DEADLINE_MS',
     range: { ...DECIDE_DEADLINE_MS, max: Math.min(DECIDE_DEADLINE_MS.max, functionDefinitions.decide.timeoutSeconds * 1_000 - DECIDE_DEADLINE_HEADROOM_MS) },
     why: `the decide function times out after ${functionDefinitions.decide.timeoutSeconds} s; its deadline keeps ${DECIDE_DEADLINE_HEADROOM_MS} ms under that`,
   },
-  { key: CONTEXT_KEYS.staleMaxSeconds, variable: 'KAIROS_STALE_MAX_SECONDS', range: STALE_MAX_SECONDS },
-  { key: CONTEXT_KEYS.historyDays, variable: 'KAIROS_HISTORY_DAYS', range: HISTORY_DAYS },
-  { key: CONTEXT_KEYS.interestHalfLifeDays, variable: 'KAIROS_INTEREST_HALF_LIFE_DAYS', range: INTEREST_HALF_LIFE_DAYS },
+  { key: CONTEXT_KEYS.staleMaxSeconds, range: STALE_MAX_SECONDS },
+  { key: CONTEXT_KEYS.historyDays, range: HISTORY_DAYS },
+  { key: CONTEXT_KEYS.interestHalfLifeDays, range: INTEREST_HALF_LIFE_DAYS },
 ];
 
 export interface KairosAppOptions {
@@ -110,7 +109,7 @@ export function createKairosApp(options: KairosAppOptions = {}): { app: App; sta
   const numeric: Record<string, string> = {};
   for (const setting of NUMERIC_SETTINGS) {
     const value = contextNumber(app, setting.key, setting.range, setting.why);
-    if (value !== undefined) numeric[setting.variable] = value;
+    if (value !== undefined) numeric[setting.range.variable] = value;
   }
   const stack = new KairosStack(app, KAIROS_STACK_NAME, {
     ...options.stackProps,

@@ -78,10 +78,10 @@ function optionalText(key: string, minLength: number): string | undefined {
   return process.env[key] === undefined ? undefined : text(key, '', minLength);
 }
 
-function ranged(key: string, range: SettingRange): number {
-  const raw = getStringFromEnv({ key, defaultValue: String(range.default) });
+function ranged(range: SettingRange): number {
+  const raw = getStringFromEnv({ key: range.variable, defaultValue: String(range.default) });
   const problem = rangeProblem(raw, range);
-  if (problem !== undefined) throw invalid(key, problem);
+  if (problem !== undefined) throw invalid(range.variable, problem);
   return Number(raw);
 }
 
@@ -110,15 +110,15 @@ export function loadConfig(): Config {
     ...(endpoint !== undefined ? { DYNAMODB_ENDPOINT: endpoint } : {}),
     ...(adminToken !== undefined ? { KAIROS_ADMIN_TOKEN: adminToken } : {}),
     ...(decisionSecret !== undefined ? { KAIROS_DECISION_KEY: decisionSecret } : {}),
-    KAIROS_HISTORY_DAYS: ranged('KAIROS_HISTORY_DAYS', HISTORY_DAYS),
+    KAIROS_HISTORY_DAYS: ranged(HISTORY_DAYS),
     KAIROS_CORS_ORIGINS: text('KAIROS_CORS_ORIGINS', '*'),
     KAIROS_CORS_ALLOW_HEADERS: text('KAIROS_CORS_ALLOW_HEADERS', ''),
-    KAIROS_INTEREST_HALF_LIFE_DAYS: ranged('KAIROS_INTEREST_HALF_LIFE_DAYS', INTEREST_HALF_LIFE_DAYS),
+    KAIROS_INTEREST_HALF_LIFE_DAYS: ranged(INTEREST_HALF_LIFE_DAYS),
     KAIROS_VERSION: text('KAIROS_VERSION', 'unknown'),
     AWS_REGION: text('AWS_REGION', 'us-east-1'),
-    KAIROS_DECIDE_DEADLINE_MS: ranged('KAIROS_DECIDE_DEADLINE_MS', DECIDE_DEADLINE_MS),
-    KAIROS_STALE_MAX_SECONDS: ranged('KAIROS_STALE_MAX_SECONDS', STALE_MAX_SECONDS),
-    KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: ranged('KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS', USER_TOKEN_MAX_LIFETIME_SECONDS),
+    KAIROS_DECIDE_DEADLINE_MS: ranged(DECIDE_DEADLINE_MS),
+    KAIROS_STALE_MAX_SECONDS: ranged(STALE_MAX_SECONDS),
+    KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: ranged(USER_TOKEN_MAX_LIFETIME_SECONDS),
   };
 }
 

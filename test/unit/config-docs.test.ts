@@ -16,7 +16,7 @@ const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta
 function configVariables(): string[] {
   const source = read('shared/config.ts');
   const fields = [...source.matchAll(/^\s+readonly ([A-Z][A-Z0-9_]*)\??:/gm)].map((m) => m[1] as string);
-  const readers = [...source.matchAll(/\b(?:text|optionalText|ranged|optionalUrl)\('([A-Z][A-Z0-9_]*)'/g)].map((m) => m[1] as string);
+  const readers = [...source.matchAll(/\b(?:text|optionalText|optionalUrl)\('([A-Z][A-Z0-9_]*)'/g)].map((m) => m[1] as string);
   return [...new Set([...fields, ...readers])];
 }
 
