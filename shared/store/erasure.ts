@@ -82,7 +82,7 @@ import { MARKER_TTL_SECONDS, getItems, profileToItem } from './profiles.ts';
 import { parseProfileKey } from '#domain/profile/identity.ts';
 import { erasedCustomersItem, profileFromItem } from '#domain/profile/profile-item.ts';
 import { endRunsInProgress, erasedRunCounts } from '#domain/journeys/machine.ts';
-import { MAX_TRANSACTION_ITEMS } from '#domain/profile/plan.ts';
+import { MAX_TRANSACTION_ITEMS } from '#domain/transaction-budget.ts';
 import { journeyIncrements } from '#domain/journeys/report.ts';
 import { isConditionFailed, isContention } from './faults.ts';
 import { journeyCountUpdates } from './journey-counts.ts';

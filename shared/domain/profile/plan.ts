@@ -240,7 +240,6 @@ export function happenedAt(event: Pick<StoredEvent, 'receivedAt' | 'timestamp' |
   return Math.min(Date.parse(event.receivedAt), Date.parse(event.timestamp), timerOrigin(event) ?? Number.POSITIVE_INFINITY);
 }
 
-export { MAX_REACTIONS_PER_EVENT, MAX_TRANSACTION_ITEMS } from '../transaction-budget.ts';
 
 interface Entry {
   readonly records: string[];
