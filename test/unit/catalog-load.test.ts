@@ -309,6 +309,20 @@ describe('refusals, each with its path', () => {
     }
   });
 
+  it('an alias key stands for the last node anchored with its name before it, as the YAML library resolves it', () => {
+    // Re-anchored: the key *k is the scalar after the list, so it is text (only the duplicate is refused).
+    expect(refused('x: &k [1]\ny: &k a\nz: {*k : 1, a: 2}\n', 'yaml').map((p) => p.message)).toEqual(['not valid YAML: duplicate key "a"']);
+    // The other way round: the list is the last anchored, so the key is a list.
+    expect(refused('x: &k a\ny: &k [1]\nz: {*k : 1}\n', 'yaml').map((p) => p.message)).toEqual(['not valid YAML: a key must be text, not a list']);
+  });
+
+  it('a YAML text of thousands of alias keys is read in one pass over the document, not one per alias (validate and publish answer)', { timeout: 20_000 }, () => {
+    // Resolving each alias key on its own walked the whole document again: 127 KB of these took two minutes.
+    const text = `x: &k a\n${Array.from({ length: 5_000 }, (_, i) => `m${i}: {*k : 1}`).join('\n')}\n`;
+    expect(text.length).toBeGreaterThan(70_000);
+    expect(refused(text, 'yaml').every((p) => !/key must be text|duplicate key/.test(p.message))).toBe(true);
+  });
+
   it('a JSON key given twice is refused where it is given again, as in YAML (JSON.parse would keep the last silently)', () => {
     const text = '{\n  "actions": [{"id": "a1", "name": "A", "content": {"web": {"title": "Hello"}}}],\n  "actions": []\n}';
     expect(refused(text, 'json')).toEqual([

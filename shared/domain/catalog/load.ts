@@ -69,12 +69,23 @@ function yamlNestingProblem(text: string): CatalogProblem | undefined {
  */
 function keyProblems(doc: ReturnType<typeof parseDocument>): CatalogProblem[] {
   const problems: CatalogProblem[] = [];
+  // What each alias stands for, found in one pass in document order as the library's own `Alias.resolve` finds it
+  // (the last node anchored with its name before it): resolving each alias key by itself walks the whole document
+  // again, quadratic in a text of many alias keys.
+  const aliased = new Map<unknown, unknown>();
+  const anchored = new Map<string, unknown>();
+  visit(doc, {
+    Node(_key, node) {
+      if (isAlias(node)) aliased.set(node, anchored.get(node.source));
+      else if (node.anchor) anchored.set(node.anchor, node);
+    },
+  });
   visit(doc, {
     Map(_key, map) {
       const seen = new Set<string>();
       for (const pair of map.items) {
         if (problems.length >= MAX_PROBLEMS) return visit.BREAK;
-        const key = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
+        const key = isAlias(pair.key) ? aliased.get(pair.key) : pair.key;
         const position = isNode(pair.key) ? pair.key.range?.[0] : undefined;
         if (isNode(key) && !isScalar(key)) {
           const kind = isMap(key) ? 'a mapping' : 'a list';
