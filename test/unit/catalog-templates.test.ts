@@ -836,6 +836,12 @@ describe('the HTML guard judges what a value becomes where it lands: whole URL v
       templates: 0,
       script: '<a href="javascript:void(0)">ver</a><a href="https://crm.example.com/c/42">ficha</a><a href="/javascript:42">x</a>',
     });
+    // The same text of the author's inside a branch is still the author's own: no value is written into the attribute.
+    expect(decideFor('<a href="{% if x %}javascript:void(0){% endif %}">ver</a>', { x: '42' })).toEqual({
+      served: ['agent-script'],
+      templates: 0,
+      script: '<a href="javascript:void(0)">ver</a>',
+    });
   });
 
   it('a {% capture %} body is read as a page of its own: its text does not move where later values are checked, and the captured value is judged where it is written', () => {

@@ -225,26 +225,6 @@ const engines: Readonly<Record<TemplateKind, Liquid>> = { html: sandboxedLiquid(
 
 /** Attributes whose value is a URL a browser follows or loads. */
 const URL_ATTRIBUTES: readonly string[] = ['href', 'src', 'action', 'formaction', 'xlink:href', 'poster', 'background', 'cite', 'data', 'ping', 'lowsrc', 'dynsrc'];
-/** The end of HTML text that opens a URL attribute's value: `href="`, `src=`, `action='` … */
-const URL_ATTRIBUTE_OPENING = new RegExp(`[\\s"'/](?:${URL_ATTRIBUTES.join('|')})\\s*=\\s*["']?$`, 'i');
-
-/**
- * Whether what is written at `begin` of `source` starts a URL attribute's
- * value: the text before it, less whitespace and whole Liquid tags
- * (`href="{% if vip %}{{ link }}`), opens one. Linear in what it skips.
- */
-function startsUrlAttribute(source: string, begin: number): boolean {
-  let end = begin;
-  for (;;) {
-    while (end > 0 && /\s/.test(source[end - 1] as string)) end--;
-    if (end < 2 || !source.startsWith('%}', end - 2)) break;
-    const open = source.lastIndexOf('{%', end - 2);
-    if (open < 0) return false;
-    end = open;
-  }
-  return URL_ATTRIBUTE_OPENING.test(source.slice(Math.max(0, end - 64), end));
-}
-
 /** The characters an HTML entity stands for, decoded once (numeric, and the named ones that can spell a scheme or markup). */
 const NAMED_ENTITIES: Readonly<Record<string, string>> = { colon: ':', tab: '\t', newline: '\n', amp: '&', nbsp: '\u00a0', lt: '<', gt: '>', quot: '"', apos: "'" };
 function decodeEntities(html: string): string {
@@ -858,21 +838,6 @@ function contextCheck(source: string, at: number, context: HtmlContext, raw: boo
   };
 }
 
-/**
- * An output or tag of an `html` template that writes the start of a URL
- * attribute (`<a href="{{ link }}">`): what it renders is checked as a link
- * field's value is (content-fields.ts `unsafeLinkProblem`, after decoding
- * HTML entities as the browser will), and the render fails on a
- * `javascript:` … URL. The author's own text (`href="/vip"`) is not checked.
- * Beside the context pass (which checks each output that may begin a URL
- * attribute, `contextCheck`) this one is kept for tags: it checks what a
- * tag renders as a whole, so `href="{% if vip %}javascript:{% endif %}{{ x }}"`
- * is not served with a value after the scheme, which no single output shows.
- */
-function guardUrlAttributeStart(node: Template): void {
-  guardWritten(node, (written) => urlAttributeProblem(decodeEntities(written)));
-}
-
 /** The text written so far to `emitter`, the render's or a capture's (always a BoundedEmitter: `sandboxedLiquid`). */
 function writtenSoFar(emitter: Emitter): string {
   if (!(emitter instanceof BoundedEmitter)) throw new Error('the HTML guard cannot read what this render writes');
@@ -1051,8 +1016,6 @@ function parseTemplate(source: string, kind: TemplateKind, warnings?: TemplateCo
     const node = stack.pop() as Template;
     if (node instanceof LoopPass) continue;
     const begin = node.token?.begin;
-    // Literal text (`str`) is the author's own.
-    if (typeof (node as { str?: unknown }).str !== 'string' && begin !== undefined && startsUrlAttribute(source, begin)) guardUrlAttributeStart(node);
     if (TypeGuards.isHTMLToken(node.token)) htmlNodes.push(node);
     const writer = writerOf(node);
     if (writer !== undefined && begin !== undefined) writers.push({ node, begin, raw: writer.raw });
