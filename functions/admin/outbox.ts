@@ -18,6 +18,7 @@
  * not fit in one answer (shared/http/response-size.ts).
  */
 import { ApiError } from '#http/errors.ts';
+import { decodeKeyCursor, encodeKeyCursor } from '#http/key-cursor.ts';
 import type { HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
 import { listOutbox } from '#store/outbox.ts';
 import { RESPONSE_BODY_BUDGET_BYTES, bodyPayloadBytes } from '#http/response-size.ts';
@@ -41,7 +42,7 @@ export async function listOutboxRoute(request: HttpRequest): Promise<HttpRespons
   if (status !== undefined && !(STATUSES as readonly string[]).includes(status)) throw invalid('status', `must be one of ${STATUSES.join(', ')}`);
   let start: string | undefined;
   if (cursor !== undefined) {
-    start = /^[A-Za-z0-9_-]{1,2048}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
+    start = decodeKeyCursor(cursor);
     if (!start.startsWith('o#')) throw invalid('cursor', 'is not the `next` of a page of this listing');
   }
   // A page holds what fits in one answer (emissions carry rendered content): the rest is the next page's.
@@ -55,7 +56,7 @@ export async function listOutboxRoute(request: HttpRequest): Promise<HttpRespons
     status: 200,
     body: {
       emissions: page.entries.filter(kept).map(emission),
-      ...(page.cursor !== undefined ? { next: Buffer.from(page.cursor, 'utf8').toString('base64url') } : {}),
+      ...(page.cursor !== undefined ? { next: encodeKeyCursor(page.cursor) } : {}),
     },
   };
 }

@@ -40,6 +40,7 @@
  * and its `next` goes on from there.
  */
 import { ApiError } from '#http/errors.ts';
+import { decodeKeyCursor, encodeKeyCursor } from '#http/key-cursor.ts';
 import { fromChain, type HttpContext, type HttpRequest, type HttpResponse } from '#http/handler-adapter.ts';
 import type { AdminServices } from './routes.ts';
 import { listProfiles, type ProfileListKind } from '#store/profiles.ts';
@@ -260,7 +261,7 @@ export async function listProfilesRoute(request: HttpRequest): Promise<HttpRespo
   const cursor = request.query.cursor;
   let after: string | undefined;
   if (cursor !== undefined) {
-    after = /^[A-Za-z0-9_-]{1,2048}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
+    after = decodeKeyCursor(cursor);
     if (!/^[ua]#./.test(after) || after.length > 1_100) throw invalidList('cursor', 'is not the `next` of a page of this listing');
   }
   const now = Date.now();
@@ -273,6 +274,6 @@ export async function listProfilesRoute(request: HttpRequest): Promise<HttpRespo
   const next = profiles.length < page.profiles.length ? page.profiles[profiles.length - 1]?.key : page.next;
   return {
     status: 200,
-    body: { profiles, ...(next !== undefined ? { next: Buffer.from(next, 'utf8').toString('base64url') } : {}) },
+    body: { profiles, ...(next !== undefined ? { next: encodeKeyCursor(next) } : {}) },
   };
 }
