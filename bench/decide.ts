@@ -46,7 +46,7 @@ import type { CatalogInput } from '#domain/catalog/schema.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
 import type { DecideRequest } from '#domain/decide/types.ts';
 import { seededRandom } from '#domain/decide/random.ts';
-import { FUNCTION_NODE_OPTIONS, LAZY_MODULES, buildLikeCdk } from '#infra/bundling.ts';
+import { LAZY_MODULES, buildLikeCdk } from '#infra/bundling.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
 import { startTlsFront } from './tls-front.ts';
 
@@ -601,8 +601,8 @@ export async function benchColdStart(outfile: string, event: unknown): Promise<C
         ...process.env,
         DYNAMODB_ENDPOINT: front.endpoint,
         NODE_EXTRA_CA_CERTS: front.caFile,
-        // As deployed: the functions' NODE_OPTIONS (source-mapped stack traces, the map beside the bundle).
-        NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
+        // As deployed: no NODE_OPTIONS (the map beside the bundle is read on the first error: shared/stack-traces.ts).
+        NODE_OPTIONS: '',
         POWERTOOLS_LOG_LEVEL: 'ERROR',
         POWERTOOLS_METRICS_DISABLED: 'true',
         AWS_ACCESS_KEY_ID: 'local',
@@ -658,7 +658,7 @@ export async function benchLibrariesImport(): Promise<{ importCpuMs: number; byt
     for (let i = 0; i < COLD_STARTS; i++) {
       const child = spawnSync(process.execPath, ['--no-warnings', '--input-type=module', '-e', probe, outfile], {
         encoding: 'utf8',
-        env: { ...process.env, NODE_OPTIONS: FUNCTION_NODE_OPTIONS },
+        env: { ...process.env, NODE_OPTIONS: '' },
       });
       const line = child.stdout.trim().split('\n').pop() ?? '';
       if (child.status !== 0 || !line.startsWith('{')) throw new Error(`import ${i + 1} of the libraries bundle failed: ${child.stderr.slice(0, 500)}`);

@@ -17,12 +17,6 @@ import { functionDefinitions, type FunctionDefinition } from '#shared/functions.
  */
 export const ESM_REQUIRE_BANNER = "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
-/**
- * Every function's NODE_OPTIONS (infra/constructs/kairos-function.ts): stack
- * traces read through the source map shipped beside the bundle. The bench's
- * cold start proxy starts its processes with the same options.
- */
-export const FUNCTION_NODE_OPTIONS = '--enable-source-maps';
 
 /**
  * Packages replaced in the bundles (esbuild `alias`, name → absolute path).

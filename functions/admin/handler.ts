@@ -5,6 +5,7 @@
  * implementation from the dispatch table (routes.ts), called with the
  * function's services (routes.ts `AdminServices`).
  */
+import '#shared/source-maps-register.ts';
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';

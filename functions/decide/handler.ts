@@ -37,6 +37,7 @@
  * `CatalogServedStale` metrics; every degraded answer counts in
  * `DegradedDecisions`.
  */
+import '#shared/source-maps-register.ts';
 import { randomBytes } from 'node:crypto';
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';

@@ -13,6 +13,7 @@
  * are at least once) is counted once. A message that is not an S3 "Object
  * Created" event is a failure (kept, never silently dropped).
  */
+import '#shared/source-maps-register.ts';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';

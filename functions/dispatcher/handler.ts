@@ -28,6 +28,7 @@
  * Metrics: `EmissionsPublished`, `EmissionsScheduled` (timers scheduled),
  * `EmissionsFailed`, `TimersWritten`, `EmissionsCancelled`.
  */
+import '#shared/source-maps-register.ts';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent, EventBridgeEvent } from 'aws-lambda';
 import { functionLogger, functionMetrics } from '#shared/observability.ts';

@@ -7,6 +7,7 @@
  * of the decision log's objects to list, the execution's scratch prefix and
  * its shards.
  */
+import '#shared/source-maps-register.ts';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { getStringFromEnv } from '@aws-lambda-powertools/commons/utils/env';
 import middy from '@middy/core';

@@ -9,6 +9,7 @@
  * outcomes and statistics are read once per execution and kept while the
  * environment lives.
  */
+import '#shared/source-maps-register.ts';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { getStringFromEnv } from '@aws-lambda-powertools/commons/utils/env';
 import middy from '@middy/core';

@@ -4,6 +4,7 @@
  * there are none (shared/domain/evaluation/evaluate.ts `reduceEvaluation`).
  * Its result is the execution's output.
  */
+import '#shared/source-maps-register.ts';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import { reduceEvaluation, type Evaluation } from '#domain/evaluation/evaluate.ts';

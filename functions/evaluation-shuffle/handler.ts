@@ -12,6 +12,7 @@
  * waiting (then written as the next part of each shard).
  * Returns the counts of the lines no shard takes (ShuffleCounts).
  */
+import '#shared/source-maps-register.ts';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';

@@ -9,6 +9,7 @@
  * from the Lambda context's remaining time): a slow or unreachable store is a
  * 503 with Retry-After before the function's own timeout, never a 500.
  */
+import '#shared/source-maps-register.ts';
 import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';

@@ -29,6 +29,7 @@
  * A plain loop rather than Powertools' batch processor: the unit of work is
  * the batch (one read, one transaction per profile), not a record.
  */
+import '#shared/source-maps-register.ts';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { config, requiredDecisionSecret } from '#shared/config.ts';

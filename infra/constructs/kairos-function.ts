@@ -15,7 +15,7 @@ import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lam
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { Access } from '#shared/functions.ts';
-import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER, FUNCTION_NODE_OPTIONS, asciiBundleCommand, bundleExternals, lazyModuleCommands } from '../bundling.ts';
+import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER, asciiBundleCommand, bundleExternals, lazyModuleCommands } from '../bundling.ts';
 import type { KairosTable } from './kairos-table.ts';
 
 /** The repository root: entries in the function manifest are relative to it. */
@@ -98,7 +98,8 @@ export interface KairosFunctionProps {
  * whichever version the runtime ships), the lazily loaded packages of
  * infra/bundling.ts (re2js) shipped beside the bundle in
  * `node_modules/`, aws-lite's XML parser left out of the bundle of a function
- * that makes no S3 request (`bundleExternals`), each bundle pure ASCII (`asciiBundle`), source maps for stack traces, an
+ * that makes no S3 request (`bundleExternals`), each bundle pure ASCII (`asciiBundle`), a source map beside it for stack traces
+ * (read on the first error, not at cold start: shared/stack-traces.ts; no `--enable-source-maps`), an
  * explicit log group with retention, JSON logs, active X-Ray tracing and the
  * Powertools environment.
  *
@@ -151,7 +152,6 @@ export class KairosFunction extends NodejsFunction {
       tracing: Tracing.ACTIVE,
       recursiveLoop: RecursiveLoop.TERMINATE,
       environment: {
-        NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
         POWERTOOLS_SERVICE_NAME: props.serviceName ?? 'kairos',
         POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace ?? 'Kairos',
         ...props.environment,

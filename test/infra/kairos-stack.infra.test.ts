@@ -630,7 +630,8 @@ describe('functions, from shared/functions.ts', () => {
       LoggingConfig: Match.objectLike({ LogFormat: 'JSON', LogGroup: { Ref: logicalId(stack.functions[name].functionLogGroup) } }),
       Environment: {
         Variables: Match.objectLike({
-          NODE_OPTIONS: '--enable-source-maps',
+          // No --enable-source-maps: stack traces are mapped on first need (shared/stack-traces.ts), not at every cold start.
+          NODE_OPTIONS: Match.absent(),
           // The one naming rule of shared/functions.ts, as the function's own logger and metrics use it.
           POWERTOOLS_SERVICE_NAME: serviceNameOf(name),
           POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
@@ -736,6 +737,27 @@ describe('functions, from shared/functions.ts', () => {
       env: { PATH: process.env.PATH },
     });
     expect(JSON.parse(stdout)).toEqual({ resolved: join(directory, 'node_modules/re2js/build/index.cjs'), matches: true });
+  });
+
+  it.each(manifest)("%s: the handler's first import turns on source-mapped stack traces (so errors at load are mapped too)", (_name, def) => {
+    const source = readFileSync(join(PROJECT_ROOT, def.entry), 'utf8');
+    expect(/^import .*$/m.exec(source)?.[0]).toBe("import '#shared/source-maps-register.ts';");
+  });
+
+  it("a bundle's stack traces name the TypeScript sources, through the map beside it and with no NODE_OPTIONS: a configuration refused at load", () => {
+    // decide refuses to load without its decision key (shared/config.ts); Lambda reports the error's stack.
+    const bundle = pathToFileURL(join(bundleDirectory('decide'), 'index.mjs')).href;
+    const probe = `
+      try { await import(process.argv[1]); process.stdout.write('loaded'); }
+      catch (error) { process.stdout.write(String(error.stack)); }`;
+    const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', probe, bundle], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { PATH: process.env.PATH, AWS_REGION: 'eu-west-1' },
+    });
+    const [header, first] = stdout.split('\n    at ');
+    expect(header).toBe('Error: Invalid configuration: KAIROS_DECISION_KEY must be set (at least 32 characters)');
+    expect(first).toMatch(new RegExp(`^\\S+ \\(${join(PROJECT_ROOT, 'shared/config.ts').replaceAll('/', '\\/')}:\\d+:\\d+\\)$`));
   });
 
   it('every bundle loads in plain Node as an ES module and exports the `handler` that "index.handler" names', () => {
