@@ -21,9 +21,14 @@
  *                                              `previousErasedAt`: the one completed
  *                                              first); one after it completed is a new
  *                                              erasure (`resumed: false`); a
- *                                              history longer than one call erases is a
- *                                              503 (Retry-After) saying how far it got,
- *                                              and the next call goes on.
+ *                                              history longer than one call erases
+ *                                              (events, sends, journey runs) is a 503
+ *                                              (Retry-After) saying how far it got, and
+ *                                              the next call goes on; `events` counts
+ *                                              what this call deleted. An id that names
+ *                                              nobody, with nothing held under its keys
+ *                                              and no erasure of it in progress, is a
+ *                                              404 that writes nothing.
  *
  * The customer of an id (shared/store/operator-id.ts `resolveOperatorId`),
  * by the kind the operator says it is (`?kind=`, as the listing's): a
@@ -199,9 +204,11 @@ export async function exportProfileRoute(request: HttpRequest): Promise<HttpResp
 }
 
 /**
- * What an erasure keeps of its invocation after the events: the emissions,
- * the profile items and the answer (ms). Erasing a long history takes more
- * than one call: each goes on where the last stopped.
+ * What an erasure keeps of its invocation past its deadline (ms): the share
+ * of work under way when the deadline comes (25 events, 25 emissions, a
+ * write ending 99 journey runs), the profile items' deletes and the answer.
+ * Erasing a long history takes more than one call: each goes on where the
+ * last stopped.
  */
 export const ERASURE_FINISH_MS = 5_000;
 

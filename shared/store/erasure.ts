@@ -29,7 +29,9 @@
  *    (a replay with its `sentAt`, which the skew correction dates on its new
  *    receipt) is dropped by the profile function, not applied as new;
  * 3. every emission of every key (the Outbox table's `byProfile` index:
- *    the triggers' and journeys' sends, with their rendered content) that
+ *    the triggers' and journeys' sends, with their rendered content), 25 at
+ *    a time (their stamps read with one BatchGetItem, their deletes one
+ *    BatchWriteItem; a call that runs out of time stops between two), that
  *    the erased customer's profile set off (outbox.ts `erasedCustomersEmissions`:
  *    stamped with a `keyErasedAt` before `erasedAt`; one the returning
  *    customer's events set off while the erasure runs, planned on the fresh
@@ -46,7 +48,9 @@
  *    counted once however often the erasure is called (more than 99 of
  *    them: ended 99 at a time by puts of the item before its delete, each
  *    with its counts, so every transaction stays within DynamoDB's 100
- *    items). Only the erased
+ *    items: domain/profile/erasure.ts `nextRunEnding`, as the profile plan
+ *    ends them; a call that runs out of time stops between two such puts,
+ *    and the next goes on). Only the erased
  *    customer's items are deleted (started, or merged, before `erasedAt`:
  *    profile-item.ts `erasedCustomersItem`): an event accepted after
  *    `erasedAt` that the profile function applies before this step starts
