@@ -30,8 +30,8 @@
  *    receipt) is dropped by the profile function, not applied as new;
  * 3. every emission of every key (the Outbox table's `byProfile` index:
  *    the triggers' and journeys' sends, with their rendered content), 25 at
- *    a time (their stamps read with one BatchGetItem, their deletes one
- *    BatchWriteItem; a call that runs out of time stops between two), that
+ *    a time (their stamps read with one BatchGetItem; a call that runs out
+ *    of time stops between two shares), that
  *    the erased customer's profile set off (outbox.ts `erasedCustomersEmissions`:
  *    stamped with a `keyErasedAt` before `erasedAt`; one the returning
  *    customer's events set off while the erasure runs, planned on the fresh
@@ -300,7 +300,7 @@ export const RESUME_WINDOW_MS = 15 * 60_000;
 /** Events erased per share: one BatchWriteItem (DynamoDB's 25 requests) of each of their three writes. */
 const EVENTS_PER_SHARE = 25;
 
-/** Emissions erased per share: one BatchGetItem of their stamps, their schedules cancelled, one BatchWriteItem of their deletes. */
+/** Emissions erased per share: one BatchGetItem of their stamps, then each one's schedule cancelled and its item deleted. */
 const EMISSIONS_PER_SHARE = 25;
 
 /**
@@ -405,14 +405,18 @@ async function runErasure(
       // The returning customer's (planned on the fresh profile started after this erasure) are left.
       const erased = await erasedCustomersEmissions(share.map(({ pk }) => pk), now, { client, tableName: outbox });
       const gone = share.filter(({ pk }) => erased.has(pk));
-      // Each pending one's schedule cancelled before the deletes: an erasure stopped in between finds them again.
+      // Each pending one's schedule cancelled before its delete: an erasure stopped in between finds them again.
       for (const emission of gone) {
         if (emission.sendAt <= now) continue;
         await options.cancelSchedule(emission.id);
         counts.cancelled += 1;
       }
-      await batchWrite(outbox, gone.map(({ pk }) => ({ DeleteRequest: { Key: { pk } } })), client);
-      counts.emissions += gone.length;
+      // One DeleteItem each: the admin function may delete Outbox items, never write them (shared/functions.ts
+      // `readdelete`: no BatchWriteItem, which would grant puts too).
+      for (const { pk } of gone) {
+        await client.send('DeleteItem', { TableName: outbox, Key: { pk } });
+        counts.emissions += 1;
+      }
       counts.shares += 1;
     }
   }
