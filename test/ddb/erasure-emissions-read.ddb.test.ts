@@ -5,7 +5,9 @@
  * emissions from the returning customer's (`keyErasedAt`) are read with one
  * consistent BatchGetItem per share of 25, never one GetItem per emission;
  * the erased customer's are deleted, the pending ones' schedules cancelled
- * first, and the returning customer's left.
+ * first, and the returning customer's left. A call that starts past its
+ * deadline still erases one share (before, with no events left, such a call
+ * stopped before the first emission, and so did every call after it).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
@@ -49,5 +51,21 @@ describe('the erasure reads the emissions it may delete in batches', () => {
     expect((await outboxKeysOf(key)).map((k) => k.id).sort()).toEqual(returning.map((e) => e.id).sort());
     expect(client.counts.get(`GetItem ${config.OUTBOX_TABLE}`) ?? 0).toBe(0);
     expect(client.counts.get(`BatchGetItem ${config.OUTBOX_TABLE}`)).toBe(Math.ceil(60 / 25));
+  });
+
+  it('calls that each start past their deadline erase a share of 25 emissions each, and get to the end', async () => {
+    const userId = `emissions-late-${run}`;
+    const key = userProfileKey(userId);
+    const now = Date.now();
+    await dynamo().send('PutItem', { TableName: config.PROFILES_TABLE, Item: profileToItem(key, { ...emptyProfileState({ userId }), updatedAt: now - 60_000 }, 2) });
+    const sent = Array.from({ length: 30 }, (_, i) => entry(`${userId}.sent.${i}`, now - 60_000));
+    for (const put of outboxPuts(sent, key, 0, now - 60_000)) if ('Put' in put) await dynamo().send('PutItem', { TableName: put.Put.TableName, Item: put.Put.Item });
+    const erasedAt = now + 1_000;
+    const late = () => eraseProfileKeys([key], erasedAt, { cancelSchedule: async () => undefined, deadline: Date.now() - 1 });
+    expect(await late()).toMatchObject({ complete: false, emissions: 25 });
+    expect(await outboxKeysOf(key)).toHaveLength(5);
+    expect(await late()).toMatchObject({ complete: true, resumed: true, emissions: 5 });
+    expect(await outboxKeysOf(key)).toHaveLength(0);
+    expect((await dynamo().send('GetItem', { TableName: config.PROFILES_TABLE, Key: { pk: key }, ConsistentRead: true })).Item).toBeUndefined();
   });
 });
