@@ -144,7 +144,7 @@ const operations: Readonly<Record<string, Operation>> = {
     success: {
       status: 200,
       description:
-        '`{erasedAt, resumed, previousErasedAt?, customer, events}`: `resumed` true when the request went on with an erasure of the customer still in progress (its `erasedAt`: nothing after it is erased); one begun more than 15 minutes before the request is completed and followed by a new erasure at the request\'s instant (`erasedAt`, `previousErasedAt` the one completed first); after an erasure has completed, a request is a new one',
+        '`{erasedAt, resumed, previousErasedAt?, customer, events}`: `resumed` true when the request went on with an erasure of the customer still in progress (its `erasedAt`: nothing after it is erased); one begun more than 15 minutes before the request is completed and followed by a new erasure at the request\'s instant (`erasedAt`, `previousErasedAt` the one completed first); after an erasure has completed, a request is a new one. `events`: the events this request deleted, of both erasures with `previousErasedAt` (not those the 503s before it deleted: their messages give them). A history longer than one call erases (events and sends 25 at a time, journey runs 99 at a time) is a 503 with Retry-After saying how far the call got: call again until the 200. An id that names nobody (no profile, events, sends or erasure in progress) is a 404 that writes nothing',
     },
   },
   'GET /v1/admin/catalog': { summary: 'The live catalog and its version', success: { status: 200, description: '`{version, catalog}`' } },

@@ -75,7 +75,7 @@ export const functionDefinitions = {
   admin: {
     entry: 'functions/admin/handler.ts',
     description: 'Operator routes: catalog, simulate, profiles (export, erasure), write keys, reports, outbox',
-    // Outbox: the listing, and the erasure's Query of a customer's emissions, a read of each (whose it is: its keyErasedAt), and their deletes.
+    // Outbox: the listing, and the erasure's Query of a customer's emissions, batched reads of them (whose each is: its keyErasedAt), and their deletes one at a time.
     tables: { Profiles: 'readwrite', Events: 'readwrite', Control: 'readwrite', Outbox: 'readdelete' },
     memorySize: 1024,
     timeoutSeconds: 29,

@@ -21,9 +21,14 @@
  *                                              `previousErasedAt`: the one completed
  *                                              first); one after it completed is a new
  *                                              erasure (`resumed: false`); a
- *                                              history longer than one call erases is a
- *                                              503 (Retry-After) saying how far it got,
- *                                              and the next call goes on.
+ *                                              history longer than one call erases
+ *                                              (events, sends, journey runs) is a 503
+ *                                              (Retry-After) saying how far it got, and
+ *                                              the next call goes on; `events` counts
+ *                                              what this call deleted. An id that names
+ *                                              nobody, with nothing held under its keys
+ *                                              and no erasure of it in progress, is a
+ *                                              404 that writes nothing.
  *
  * The customer of an id (shared/store/operator-id.ts `resolveOperatorId`),
  * by the kind the operator says it is (`?kind=`, as the listing's): a
@@ -43,10 +48,10 @@ import { ApiError } from '#http/errors.ts';
 import { decodeKeyCursor, encodeKeyCursor } from '#http/key-cursor.ts';
 import { fromChain, type HttpContext, type HttpRequest, type HttpResponse } from '#http/handler-adapter.ts';
 import type { AdminServices } from './routes.ts';
-import { listProfiles, type ProfileListKind } from '#store/profiles.ts';
+import { PROFILE_LIST_KINDS, listProfiles } from '#store/profiles.ts';
 import { resolveOperatorId } from '#store/operator-id.ts';
 import { listRecentEvents, pageAllEvents, type HistoryCursor, type HistoryItem } from '#store/history.ts';
-import { eraseProfileKeys } from '#store/erasure.ts';
+import { eraseProfileKeys, erasureHasWork } from '#store/erasure.ts';
 import type { ProfileState } from '#domain/profile/state.ts';
 import { OPERATOR_ID_KINDS, type OperatorIdKind } from '#domain/profile/profile-item.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
@@ -80,11 +85,16 @@ export function validateUserId(value: string | undefined): string {
  * `validation_failed` naming `kind` otherwise.
  */
 export function operatorIdKind(value: string | undefined): OperatorIdKind {
-  if (value === undefined) return 'user';
-  const kind = OPERATOR_ID_KINDS.find((k) => k === value);
-  if (kind === undefined) {
-    throw new ApiError('validation_failed', 'kind must be user or anonymous', [{ path: 'kind', message: 'must be user (a userId, the default) or anonymous (an anonymousId)' }]);
-  }
+  return kindOf(value, OPERATOR_ID_KINDS, () =>
+    new ApiError('validation_failed', 'kind must be user or anonymous', [{ path: 'kind', message: 'must be user (a userId, the default) or anonymous (an anonymousId)' }]),
+  );
+}
+
+/** A `kind` query parameter: one of `kinds`, the first when absent (the default); anything else throws `refused()`. */
+function kindOf<K extends string>(value: string | undefined, kinds: readonly K[], refused: () => ApiError): K {
+  if (value === undefined) return kinds[0] as K;
+  const kind = kinds.find((k) => k === value);
+  if (kind === undefined) throw refused();
   return kind;
 }
 
@@ -194,9 +204,11 @@ export async function exportProfileRoute(request: HttpRequest): Promise<HttpResp
 }
 
 /**
- * What an erasure keeps of its invocation after the events: the emissions,
- * the profile items and the answer (ms). Erasing a long history takes more
- * than one call: each goes on where the last stopped.
+ * What an erasure keeps of its invocation past its deadline (ms): the share
+ * of work under way when the deadline comes (25 events, 25 emissions, a
+ * write ending 99 journey runs), the profile items' deletes and the answer.
+ * Erasing a long history takes more than one call: each goes on where the
+ * last stopped.
  */
 export const ERASURE_FINISH_MS = 5_000;
 
@@ -206,6 +218,10 @@ export async function eraseProfileRoute(request: HttpRequest, context: HttpConte
   // Without a profile, events may still be held (accepted, not yet applied, or an erasure completed
   // again): the keys the id's own identities may hold them under, never another customer's.
   const { profile: found, keys, otherKind } = await resolveOperatorId(id, kind);
+  // An id that names nobody is a 404 that writes nothing (no erasure claimed): nothing is held under its keys and no
+  // erasure of them is in progress. A request that goes on with an erasure in progress answers for that erasure, even
+  // when the requests before it had already deleted everything.
+  if (!found && !(await erasureHasWork(keys))) throw notFound('No profile and no events for this id', kind, otherKind);
   // A scheduler that cannot cancel is a dependency down, as a store fault is: 503 and retry (the entry is kept until then).
   const cancelSchedule = (emissionId: string) =>
     services.scheduler.cancel(emissionId).catch(() => {
@@ -215,14 +231,11 @@ export async function eraseProfileRoute(request: HttpRequest, context: HttpConte
   if (!report.complete) {
     throw new ApiError(
       'unavailable',
-      `The erasure is not finished: this call erased ${report.events} events and ${report.emissions} emissions of this customer, and more remain; call DELETE again to go on where it stopped`,
+      `The erasure is not finished: this call erased ${report.events} events and ${report.emissions} emissions of this customer and ended ${report.journeyRuns} of its journey runs, and more remain; call DELETE again to go on where it stopped`,
       undefined,
       1,
     );
   }
-  // A request that went on with an erasure in progress answers for that erasure, even when the requests
-  // before it had already deleted everything.
-  if (!found && !report.resumed && report.previousErasedAt === undefined && report.events === 0 && report.emissions === 0) throw notFound('No profile and no events for this id', kind, otherKind);
   const state = found?.state;
   return {
     status: 200,
@@ -253,8 +266,7 @@ const invalidList = (path: string, message: string) => new ApiError('validation_
  * until it is absent. 400 for a bad limit, kind or cursor.
  */
 export async function listProfilesRoute(request: HttpRequest): Promise<HttpResponse> {
-  const kind = request.query.kind ?? 'user';
-  if (kind !== 'user' && kind !== 'anonymous' && kind !== 'all') throw invalidList('kind', 'must be user, anonymous or all');
+  const kind = kindOf(request.query.kind, PROFILE_LIST_KINDS, () => invalidList('kind', 'must be user, anonymous or all'));
   const rawLimit = request.query.limit;
   const limit = rawLimit === undefined ? LIST_PAGE.default : /^\d{1,4}$/.test(rawLimit) ? Number(rawLimit) : Number.NaN;
   if (!(limit >= 1 && limit <= LIST_PAGE.max)) throw invalidList('limit', `must be an integer from 1 to ${LIST_PAGE.max}`);
@@ -265,7 +277,7 @@ export async function listProfilesRoute(request: HttpRequest): Promise<HttpRespo
     if (!/^[ua]#./.test(after) || after.length > 1_100) throw invalidList('cursor', 'is not the `next` of a page of this listing');
   }
   const now = Date.now();
-  const page = await listProfiles({ kind: kind as ProfileListKind, limit, ...(after !== undefined ? { after } : {}), deadline: now + LIST_READ_MS });
+  const page = await listProfiles({ kind, limit, ...(after !== undefined ? { after } : {}), deadline: now + LIST_READ_MS });
   const profiles = itemsWithinBudget(
     page.profiles.map((found) => ({ ...customerOf(found.state), profile: toProfileView(found.state, now) })),
     bodyPayloadBytes({ profiles: [], next: 'x'.repeat(CURSOR_ROOM_BYTES) }),

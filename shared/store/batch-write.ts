@@ -32,19 +32,24 @@ export async function batchWrite(
   }
 }
 
-/** The items found for `keys` (in no particular order; a key with no item is absent). */
+/**
+ * The items found for `keys` (in no particular order; a key with no item is
+ * absent); with `projection` (a ProjectionExpression of plain attribute
+ * names), only those attributes of each.
+ */
 export async function batchGet(
   tableName: string,
   keys: readonly Item[],
-  options: { consistent?: boolean; client?: DynamoClient } & CallOptions = {},
+  options: { consistent?: boolean; projection?: string; client?: DynamoClient } & CallOptions = {},
 ): Promise<Item[]> {
-  const { client = dynamo(), consistent = false, ...call } = options;
+  const { client = dynamo(), consistent = false, projection, ...call } = options;
   const found: Item[] = [];
   for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
     await untilProcessed(
       keys.slice(i, i + BATCH_GET_MAX),
       async (pending) => {
-        const out = await client.send('BatchGetItem', { RequestItems: { [tableName]: { Keys: [...pending], ConsistentRead: consistent } } }, call);
+        const request = { Keys: [...pending], ConsistentRead: consistent, ...(projection === undefined ? {} : { ProjectionExpression: projection }) };
+        const out = await client.send('BatchGetItem', { RequestItems: { [tableName]: request } }, call);
         found.push(...(out.Responses?.[tableName] ?? []));
         return out.UnprocessedKeys?.[tableName]?.Keys ?? [];
       },

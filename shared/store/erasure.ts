@@ -18,7 +18,7 @@
  *    `operatorIdTarget`: an alias may have joined the same id, as an
  *    anonymous id, to another user before it became a user itself);
  * 2. every event of every key (the `byProfile` index) that happened at or
- *    before `erasedAt` (plan.ts `happenedAt`: the ones the profile function
+ *    before `erasedAt` (domain/profile/erasure.ts `happenedAt`: the ones the profile function
  *    drops; one that happened after it, stored while the erasure runs, is
  *    the returning customer's and stays), 25 at a time (a call that runs
  *    out of time stops between two shares, and the next goes on), with its "applied" marker
@@ -29,8 +29,10 @@
  *    (a replay with its `sentAt`, which the skew correction dates on its new
  *    receipt) is dropped by the profile function, not applied as new;
  * 3. every emission of every key (the Outbox table's `byProfile` index:
- *    the triggers' and journeys' sends, with their rendered content) that
- *    the erased customer's profile set off (outbox.ts `erasedCustomersEmission`:
+ *    the triggers' and journeys' sends, with their rendered content), 25 at
+ *    a time (their stamps read with one BatchGetItem; a call that runs out
+ *    of time stops between two shares), that
+ *    the erased customer's profile set off (outbox.ts `erasedCustomersEmissions`:
  *    stamped with a `keyErasedAt` before `erasedAt`; one the returning
  *    customer's events set off while the erasure runs, planned on the fresh
  *    profile that knew of this erasure, is left): the
@@ -46,7 +48,9 @@
  *    counted once however often the erasure is called (more than 99 of
  *    them: ended 99 at a time by puts of the item before its delete, each
  *    with its counts, so every transaction stays within DynamoDB's 100
- *    items). Only the erased
+ *    items: domain/profile/erasure.ts `nextRunEnding`, as the profile plan
+ *    ends them; a call that runs out of time stops between two such puts,
+ *    and the next goes on). Only the erased
  *    customer's items are deleted (started, or merged, before `erasedAt`:
  *    profile-item.ts `erasedCustomersItem`): an event accepted after
  *    `erasedAt` that the profile function applies before this step starts
@@ -75,13 +79,14 @@
 import { batchWrite } from './batch-write.ts';
 import { config } from '#shared/config.ts';
 import { dynamo, type DynamoClient } from './client.ts';
-import { eventKeysOf } from './history.ts';
-import { erasedCustomersEmission, outboxKeysOf } from './outbox.ts';
+import { eventKeysOf, holdsEvents } from './history.ts';
+import { erasedCustomersEmissions, holdsEmissions, outboxKeysOf } from './outbox.ts';
 import { appliedMarkerItem, erasedMessageItem, erasureRecordItem, statisticsShardOf } from './items.ts';
 import { MARKER_TTL_SECONDS, getItems, profileToItem } from './profiles.ts';
 import { parseProfileKey } from '#domain/profile/identity.ts';
 import { erasedCustomersItem, profileFromItem } from '#domain/profile/profile-item.ts';
-import { endRunsInProgress, erasedRunCounts } from '#domain/journeys/machine.ts';
+import { erasedRunCounts } from '#domain/journeys/machine.ts';
+import { nextRunEnding } from '#domain/profile/erasure.ts';
 import { MAX_TRANSACTION_ITEMS } from '#domain/transaction-budget.ts';
 import { journeyIncrements } from '#domain/journeys/report.ts';
 import { isConditionFailed, isContention } from './faults.ts';
@@ -193,6 +198,35 @@ export async function readErasures(profileKeys: Iterable<string>, options: { rea
   return erased;
 }
 
+/**
+ * Whether an erasure of `profileKeys` (the customer's own first, as
+ * `eraseProfileKeys` takes them) has anything to erase: an erasure of the
+ * own key in progress (to go on with), a profile item (a profile or a
+ * tombstone) at one of the keys, events stored under one of them (accepted,
+ * not applied yet) or emissions their writes made. One consistent
+ * BatchGetItem, then a Query of one key per key of the Events and Outbox
+ * tables' `byProfile` indexes until one is found. Reads only: an operator's
+ * request for an id that names nobody is answered (404) without a write.
+ * Store faults reject (StoreFault).
+ */
+export async function erasureHasWork(
+  profileKeys: readonly string[],
+  options: { readonly client?: DynamoClient; readonly profilesTable?: string; readonly eventsTable?: string; readonly outboxTable?: string } = {},
+): Promise<boolean> {
+  const client = options.client ?? dynamo();
+  const keys = [...new Set(profileKeys)];
+  if (keys.length === 0) return false;
+  const record = erasureRecordItem.key(keys[0] as string).pk;
+  const items = await getItems([record, ...keys], { consistent: true, client, ...(options.profilesTable !== undefined ? { tableName: options.profilesTable } : {}) });
+  if (items.get(record)?.erasing !== undefined) return true;
+  if (keys.some((key) => profileFromItem(items.get(key)) !== undefined)) return true;
+  for (const key of keys) {
+    if (await holdsEvents(key, { client, ...(options.eventsTable !== undefined ? { tableName: options.eventsTable } : {}) })) return true;
+    if (await holdsEmissions(key, { client, ...(options.outboxTable !== undefined ? { tableName: options.outboxTable } : {}) })) return true;
+  }
+  return false;
+}
+
 export interface ErasureOptions {
   /**
    * Cancels the schedule of the emission whose id is `emissionId` (the
@@ -208,11 +242,13 @@ export interface ErasureOptions {
   /** The table of the journey report's counters (the Control table). */
   readonly controlTable?: string;
   /**
-   * When to stop (epoch ms): past it, no further share of the events or
-   * emissions is started (one share of events at least is erased per call),
-   * the profile items are left, and the report says `complete: false`: the
-   * erasure goes on where it stopped when it is called again. A customer's
-   * history may be longer than one invocation can erase.
+   * When to stop (epoch ms): past it, no further share of work is started
+   * (25 events, 25 emissions, a write ending 99 journey runs before a
+   * profile item's delete), and the report says `complete: false`: the
+   * erasure goes on where it stopped when it is called again. Every call
+   * does one share at least, so calls that each start past it still get to
+   * the end. A customer's history (events, sends, journey runs) may be
+   * longer than one invocation can erase.
    * @default none: everything is erased in this call
    */
   readonly deadline?: number;
@@ -236,12 +272,19 @@ export interface ErasureReport {
    */
   readonly previousErasedAt?: string;
   readonly profileKeys: number;
+  /**
+   * Events this call deleted (of the erasure at `erasedAt`, and of the one at
+   * `previousErasedAt` when it completed that one first): not those that
+   * earlier calls of the same erasure deleted.
+   */
   readonly events: number;
-  /** Outbox items deleted. */
+  /** Outbox items this call deleted. */
   readonly emissions: number;
   /** Of those, the ones still pending whose schedule was cancelled. */
   readonly cancelled: number;
-  /** False when the deadline stopped it before the profile items: call it again to go on. */
+  /** Journey runs in progress this call ended (counted `exited` in the journey report), with the profile items' deletes or in writes of their own before them. */
+  readonly journeyRuns: number;
+  /** False when the deadline stopped it before its last step: call it again to go on. */
   readonly complete: boolean;
 }
 
@@ -256,6 +299,9 @@ export const RESUME_WINDOW_MS = 15 * 60_000;
 
 /** Events erased per share: one BatchWriteItem (DynamoDB's 25 requests) of each of their three writes. */
 const EVENTS_PER_SHARE = 25;
+
+/** Emissions erased per share: one BatchGetItem of their stamps, then each one's schedule cancelled and its item deleted. */
+const EMISSIONS_PER_SHARE = 25;
 
 /**
  * Erase the profile keys of one customer (its own profile key first): erasure
@@ -278,7 +324,7 @@ export async function eraseProfileKeys(profileKeys: readonly string[], requested
   const profiles = options.profilesTable ?? config.PROFILES_TABLE;
   const keys = [...new Set(profileKeys)];
   if (keys.length === 0) throw new Error('An erasure names one profile key at least');
-  const totals: ErasureCounts = { events: 0, emissions: 0, cancelled: 0 };
+  const totals: ErasureCounts = { events: 0, emissions: 0, cancelled: 0, journeyRuns: 0, shares: 0 };
   let claim = await claimErasure(keys[0] as string, requestedAt, client, profiles);
   // The erasure in progress this request found begun more than RESUME_WINDOW_MS before it: completed first, then
   // followed by one at the request's instant.
@@ -290,7 +336,10 @@ export async function eraseProfileKeys(profileKeys: readonly string[], requested
       resumed: claim.resumed,
       ...(previous !== undefined && claim.erasedAt !== previous ? { previousErasedAt: new Date(previous).toISOString() } : {}),
       profileKeys: keys.length,
-      ...totals,
+      events: totals.events,
+      emissions: totals.emissions,
+      cancelled: totals.cancelled,
+      journeyRuns: totals.journeyRuns,
       complete,
     };
     if (!complete || !claim.resumed || requestedAt - claim.erasedAt <= RESUME_WINDOW_MS) return report;
@@ -300,11 +349,14 @@ export async function eraseProfileKeys(profileKeys: readonly string[], requested
   }
 }
 
-/** What one call of an erasure deleted so far. */
+/** What one call of an erasure did so far. */
 interface ErasureCounts {
   events: number;
   emissions: number;
   cancelled: number;
+  journeyRuns: number;
+  /** Shares of work done (of events, of emissions, writes ending runs, profile items' deletes): a call past its deadline stops only after one. */
+  shares: number;
 }
 
 /**
@@ -328,7 +380,8 @@ async function runErasure(
     keys.slice(1).map((key) => ({ PutRequest: { Item: erasureToItem(key, now) } })),
     client,
   );
-  const pastDeadline = () => options.deadline !== undefined && Date.now() >= options.deadline;
+  // Past the deadline, once this call has done a share of work: each call goes further than the one before.
+  const stop = () => counts.shares > 0 && options.deadline !== undefined && Date.now() >= options.deadline;
   for (const key of keys) {
     // The returning customer's events (happened after `now`: stored under the key while the erasure runs) are not
     // the erased customer's: the profile function applies them to a fresh profile, which this erasure leaves.
@@ -337,29 +390,42 @@ async function runErasure(
     // erased-message records first and the events last: an erasure that stops part way finds the events again
     // (and their markers, deleted before them) when it is called again.
     for (let start = 0; start < stored.length; start += EVENTS_PER_SHARE) {
-      if (counts.events > 0 && pastDeadline()) return false;
+      if (stop()) return false;
       const share = stored.slice(start, start + EVENTS_PER_SHARE);
       await batchWrite(profiles, share.map((event) => ({ PutRequest: { Item: erasedMessageToItem(event.pk, now, event.expiresAt) } })), client);
       await batchWrite(profiles, share.map(({ pk }) => ({ DeleteRequest: { Key: appliedMarkerItem.key(pk) } })), client);
       await batchWrite(events, share.map(({ pk }) => ({ DeleteRequest: { Key: { pk } } })), client);
       counts.events += share.length;
+      counts.shares += 1;
     }
-    for (const emission of await outboxKeysOf(key, { client, tableName: outbox })) {
-      if (pastDeadline()) return false;
-      // The returning customer's (planned on the fresh profile started after this erasure) is left.
-      if (!(await erasedCustomersEmission(emission.pk, now, { client, tableName: outbox }))) continue;
-      if (emission.sendAt > now) {
+    const emissions = await outboxKeysOf(key, { client, tableName: outbox });
+    for (let start = 0; start < emissions.length; start += EMISSIONS_PER_SHARE) {
+      if (stop()) return false;
+      const share = emissions.slice(start, start + EMISSIONS_PER_SHARE);
+      // The returning customer's (planned on the fresh profile started after this erasure) are left.
+      const erased = await erasedCustomersEmissions(share.map(({ pk }) => pk), now, { client, tableName: outbox });
+      const gone = share.filter(({ pk }) => erased.has(pk));
+      // Each pending one's schedule cancelled before its delete: an erasure stopped in between finds them again.
+      for (const emission of gone) {
+        if (emission.sendAt <= now) continue;
         await options.cancelSchedule(emission.id);
         counts.cancelled += 1;
       }
-      await client.send('DeleteItem', { TableName: outbox, Key: { pk: emission.pk } });
-      counts.emissions += 1;
+      // One DeleteItem each: the admin function may delete Outbox items, never write them (shared/functions.ts
+      // `readdelete`: no BatchWriteItem, which would grant puts too).
+      for (const { pk } of gone) {
+        await client.send('DeleteItem', { TableName: outbox, Key: { pk } });
+        counts.emissions += 1;
+      }
+      counts.shares += 1;
     }
   }
-  // The first key (the customer's own profile) goes last: an erasure that fails before the end still
+  // The first key (the customer's own profile) goes last: an erasure that fails or stops before the end still
   // finds the customer, and everything linked to it, when it is called again.
   const control = options.controlTable ?? config.CONTROL_TABLE;
-  for (const key of [...keys.slice(1), ...keys.slice(0, 1)]) await deleteProfileItem(key, now, { client, profiles, control });
+  for (const key of [...keys.slice(1), ...keys.slice(0, 1)]) {
+    if (!(await deleteProfileItem(key, now, counts, stop, { client, profiles, control }))) return false;
+  }
   await completeErasure(keys, now, Date.now(), client, profiles);
   return true;
 }
@@ -379,17 +445,26 @@ const DELETE_ATTEMPTS = 4;
  * never a profile written after the read. A customer in more than 99 runs
  * (MAX_TRANSACTION_ITEMS, the delete included: runs of journeys of earlier
  * catalog versions stay in progress until their timers fire) has them ended
- * 99 at a time first (machine.ts `endRunsInProgress`): the item put again,
- * conditioned on the version read, with their counts in its transaction.
+ * 99 at a time first, as the profile plan ends them (domain/profile/erasure.ts
+ * `nextRunEnding`): the item put again, conditioned on the version read, with
+ * their counts in its transaction, each such write a share of work (`counts`).
+ * False when `stop()` said to stop before one of those writes (the runs ended
+ * so far stay ended, never counted again); true once the item is deleted or
+ * left.
  */
-async function deleteProfileItem(key: string, now: number, tables: { client: DynamoClient; profiles: string; control: string }): Promise<void> {
+async function deleteProfileItem(
+  key: string,
+  now: number,
+  counts: ErasureCounts,
+  stop: () => boolean,
+  tables: { client: DynamoClient; profiles: string; control: string },
+): Promise<boolean> {
   const { client, profiles, control } = tables;
   for (let attempt = 1; ; ) {
     const { Item } = await client.send('GetItem', { TableName: profiles, Key: { pk: key }, ConsistentRead: true });
-    if (!Item) return;
+    if (!Item) return true;
     const profile = profileFromItem(Item);
-    if (profile !== undefined && !erasedCustomersItem(profile, now)) return;
-    const counts = profile?.kind === 'profile' ? erasedRunCounts(profile.state.journeys, now) : [];
+    if (profile !== undefined && !erasedCustomersItem(profile, now)) return true;
     const version = typeof Item.version === 'number' ? Item.version : undefined;
     const condition = {
       ConditionExpression: version === undefined ? 'attribute_exists(pk) AND attribute_not_exists(#version)' : '#version = :version',
@@ -398,17 +473,22 @@ async function deleteProfileItem(key: string, now: number, tables: { client: Dyn
     };
     // More runs in progress than one transaction holds counters for beside the delete (a customer in runs of
     // journeys of earlier catalog versions): a share of them ended first, the item put again with their counts.
-    const share = profile?.kind === 'profile' && counts.length > MAX_TRANSACTION_ITEMS - 1 ? endRunsInProgress(profile.state.journeys, now, MAX_TRANSACTION_ITEMS - 1) : undefined;
+    const ending = profile?.kind === 'profile' ? nextRunEnding(profile.state, now, MAX_TRANSACTION_ITEMS - 1) : undefined;
+    // An ending write is a share of work of its own; the delete, with the counts of the runs left, always follows.
+    if (ending !== undefined && stop()) return false;
+    const ended = ending?.counts ?? (profile?.kind === 'profile' ? erasedRunCounts(profile.state.journeys, now) : []);
     try {
       await client.send('TransactWriteItems', {
         TransactItems: [
-          share !== undefined && profile?.kind === 'profile'
-            ? { Put: { TableName: profiles, Item: profileToItem(key, { ...profile.state, journeys: share.runs }, (version ?? 0) + 1), ...condition } }
+          ending !== undefined
+            ? { Put: { TableName: profiles, Item: profileToItem(key, ending.state, (version ?? 0) + 1), ...condition } }
             : { Delete: { TableName: profiles, Key: { pk: key }, ...condition } },
-          ...journeyCountUpdates(journeyIncrements(share?.counts ?? counts), statisticsShardOf(key), control),
+          ...journeyCountUpdates(journeyIncrements(ended), statisticsShardOf(key), control),
         ],
       });
-      if (share === undefined) return;
+      counts.journeyRuns += ended.length;
+      counts.shares += 1;
+      if (ending === undefined) return true;
     } catch (error) {
       // Written (or deleted) meanwhile: read it again.
       if (attempt >= DELETE_ATTEMPTS || !isContention(error)) throw error;

@@ -5,7 +5,7 @@
 import { config } from '#shared/config.ts';
 import { eventsTable } from './tables.ts';
 import { dynamo, type DynamoClient } from './client.ts';
-import { happenedAt } from '#domain/profile/plan.ts';
+import { happenedAt } from '#domain/profile/erasure.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 
 const INDEX = eventsTable.globalSecondaryIndexes[0].indexName;
@@ -108,7 +108,7 @@ export async function pageAllEvents(
 /**
  * The pk, expiry (`expiresAt`, epoch s, the Events table's TTL; absent on
  * an item without one) and the instant it happened for an erasure
- * (`happenedAt`, epoch ms, plan.ts `happenedAt`; NaN when its times cannot
+ * (`happenedAt`, epoch ms, domain/profile/erasure.ts `happenedAt`; NaN when its times cannot
  * be read) of every event stored under a profile key (an erasure). The
  * index is eventually consistent: an event stored a moment ago may be
  * missing (see shared/store/erasure.ts for how those are caught).

@@ -9,8 +9,9 @@
  *   back to its entry, or undefined for anything else;
  * - `listOutbox`: a page of the table for the operator's route, newest
  *   `sendAt` first within the page, within a budget when given;
- * - `outboxKeysOf`: the emissions a profile key's writes made (the
- *   `byProfile` index), for the erasure;
+ * - `outboxKeysOf`, `holdsEmissions`, `erasedCustomersEmissions`: the
+ *   emissions a profile key's writes made (the `byProfile` index), and
+ *   which are an erased customer's, for the erasure;
  * - `emissionIdOfKey`: the emission id an item key names (a stream
  *   record's `Keys`, an index entry).
  *
@@ -19,11 +20,12 @@
  * `u#<userId>` | `a#<anonymousId>`), `keyErasedAt` (epoch ms, 0: none: the
  * erasure of that key the profile written had been started after, its
  * `ProfileState.keyErasedAt`, which tells an erased customer's emission from
- * the returning customer's: `erasedCustomersEmission`), `createdAt` (epoch
+ * the returning customer's: `erasedCustomersEmissions`), `createdAt` (epoch
  * ms), `expiresAt` (epoch s, TTL: OUTBOX_RETENTION_DAYS after `sendAt`).
  */
 import { config } from '#shared/config.ts';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
+import { batchGet } from './batch-write.ts';
 import { dynamo, type DynamoClient, type Item, type TransactWriteItem } from './client.ts';
 import { outboxItem } from './items.ts';
 import { outboxTable } from './tables.ts';
@@ -178,22 +180,42 @@ export async function outboxKeysOf(profileKey: string, options: { readonly clien
 }
 
 /**
- * Whether the Outbox item `pk` is an emission of the customer erased at
+ * Whether the writes of `profileKey` made any emission the Outbox table
+ * still holds (a Query of one key of the `byProfile` index; eventually
+ * consistent). Store faults reject (StoreFault).
+ */
+export async function holdsEmissions(profileKey: string, options: { readonly client?: DynamoClient; readonly tableName?: string } = {}): Promise<boolean> {
+  const page = await (options.client ?? dynamo()).send('Query', {
+    TableName: options.tableName ?? config.OUTBOX_TABLE,
+    IndexName: BY_PROFILE,
+    KeyConditionExpression: 'profileKey = :k',
+    ExpressionAttributeValues: { ':k': profileKey },
+    ProjectionExpression: 'pk',
+    Limit: 1,
+  });
+  return (page.Items ?? []).length > 0;
+}
+
+/**
+ * Which of the Outbox items `pks` are emissions of the customer erased at
  * `erasedAt` (epoch ms): set off on a profile started before that erasure
  * (its `keyErasedAt` earlier; an item written before the stamp existed
  * counts as such). One set off by the returning customer's events on the
  * fresh profile started in the erased one's place (`keyErasedAt` at or after
- * `erasedAt`) is not, nor an item that is gone. A consistent read: the
- * `byProfile` index holds keys only. Store faults reject (StoreFault).
+ * `erasedAt`) is not, nor an item that is gone. Consistent BatchGetItem
+ * reads of `pk` and `keyErasedAt` (batch-write.ts `batchGet`, 100 keys a
+ * request, unprocessed keys requested again): the `byProfile` index holds
+ * keys only. Store faults reject (StoreFault).
  */
-export async function erasedCustomersEmission(pk: string, erasedAt: number, options: { readonly client?: DynamoClient; readonly tableName?: string } = {}): Promise<boolean> {
-  const client = options.client ?? dynamo();
-  const { Item } = await client.send('GetItem', {
-    TableName: options.tableName ?? config.OUTBOX_TABLE,
-    Key: { pk },
-    ConsistentRead: true,
-    ProjectionExpression: 'pk, keyErasedAt',
-  });
-  if (Item === undefined) return false;
-  return !(typeof Item.keyErasedAt === 'number' && Item.keyErasedAt >= erasedAt);
+export async function erasedCustomersEmissions(
+  pks: readonly string[],
+  erasedAt: number,
+  options: { readonly client?: DynamoClient; readonly tableName?: string } = {},
+): Promise<Set<string>> {
+  const items = await batchGet(
+    options.tableName ?? config.OUTBOX_TABLE,
+    [...new Set(pks)].map((pk) => ({ pk })),
+    { consistent: true, projection: 'pk, keyErasedAt', client: options.client ?? dynamo() },
+  );
+  return new Set(items.filter((item) => !(typeof item.keyErasedAt === 'number' && item.keyErasedAt >= erasedAt)).map((item) => String(item.pk)));
 }

@@ -220,8 +220,9 @@ export async function getProfileView(
 /** Items a Scan of the profile listing evaluates per request (before its filter). */
 const SCAN_PAGE_ITEMS = 1_000;
 
-/** Which profiles a listing holds: known users (`u#…`), anonymous visitors never merged (`a#…`), or both. */
-export type ProfileListKind = 'user' | 'anonymous' | 'all';
+/** Which profiles a listing holds: known users (`u#…`), anonymous visitors never merged (`a#…`), or both; the default first. */
+export const PROFILE_LIST_KINDS = ['user', 'anonymous', 'all'] as const;
+export type ProfileListKind = (typeof PROFILE_LIST_KINDS)[number];
 
 export interface ListProfilesOptions {
   readonly kind: ProfileListKind;

@@ -14,13 +14,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { applyEvents } from '#domain/profile/apply.ts';
+import { happenedAt } from '#domain/profile/erasure.ts';
 import { MAX_TRANSACTION_ITEMS } from '#domain/transaction-budget.ts';
 import { emptyProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { boundEnrichment, type ProfileEnricher } from '#domain/profile/enrich.ts';
 import {
   emptyReadState,
-  happenedAt,
   planBatch,
   type BatchPlan,
   type BatchRecord,

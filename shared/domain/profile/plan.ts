@@ -105,8 +105,9 @@ import { DEFAULT_OUTCOME_LEARNING, cellKey, countedIncrements, mergeTakeBack, ty
 import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry, ProfileReactor } from './reactions.ts';
 import { journeyIncrements, type JourneyCounterIncrement } from '../journeys/report.ts';
-import { isTimerEvent, timerOrigin } from '../journeys/timer.ts';
-import { endRunsInProgress, erasedRunCounts, type JourneyCount } from '../journeys/machine.ts';
+import { isTimerEvent } from '../journeys/timer.ts';
+import { erasedRunCounts, type JourneyCount } from '../journeys/machine.ts';
+import { happenedAt, nextRunEnding } from './erasure.ts';
 import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
 import { cloneProfileState, emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
 import { erasedCustomersItem, type ProfileItem } from './profile-item.ts';
@@ -227,19 +228,6 @@ export interface PlanOptions {
   /** The catalog's journeys, moved on by applied events; absent: none. */
   readonly journeys?: JourneyStepper;
 }
-
-/**
- * When an event happened, for an erasure (epoch ms): its receipt or its time
- * (`timestamp`), whichever is earlier, and for a timer what set it off if
- * earlier still (journeys/timer.ts `timerOrigin`). An event that happened at
- * or before its key's erasure is the erased customer's (dropped by the plan,
- * deleted by the erasure); one that happened after it, the returning
- * customer's.
- */
-export function happenedAt(event: Pick<StoredEvent, 'receivedAt' | 'timestamp' | 'sourceId' | 'type' | 'event' | 'properties'>): number {
-  return Math.min(Date.parse(event.receivedAt), Date.parse(event.timestamp), timerOrigin(event) ?? Number.POSITIVE_INFINITY);
-}
-
 
 interface Entry {
   readonly records: string[];
@@ -495,7 +483,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       let journeyCounts = journeyIncrements([...reacted.counts, ...erasedRuns]);
       // The erased customer's runs in progress, more than this transaction has room for (runs of journeys of earlier
       // catalog versions add up): ended first by writes of their items of their own, each with its share of the
-      // counts, in the chain before this one, so this write counts none of them (`endRunsInProgress`).
+      // counts, in the chain before this one, so this write counts none of them (erasure.ts `nextRunEnding`).
       const statisticsItems = new Set(statistics.map(statisticsItemOf)).size;
       if (replacedItems.length > 0 && 1 + applied.length + tombstones.length + outbox.length + journeyCounts.length + statisticsItems > MAX_TRANSACTION_ITEMS) {
         for (const item of replacedItems) {
@@ -572,30 +560,28 @@ interface ErasedCustomersItem {
  * The writes that end `item`'s runs in progress before the write that
  * replaces it: each puts the erased customer's item again (conditioned on
  * the version before it, from `readVersion` on) with up to 99 more of its
- * runs ended `exited` at the erasure (machine.ts `endRunsInProgress`), and
- * carries their counts; none applies an event. The item stays the erased
+ * runs ended `exited` at the erasure (erasure.ts `nextRunEnding`, the
+ * erasure's own share), and carries their counts; none applies an event. The item stays the erased
  * customer's (its `keyErasedAt` is kept), for the replacing write, or the
  * erasure, to replace or delete with no run left to count.
  */
 function endingWrites(item: ErasedCustomersItem, readVersion: number, userId: string | undefined): PlannedWrite[] {
   const writes: PlannedWrite[] = [];
-  let state = item.state;
-  for (let version = readVersion; ; version++) {
-    const { runs, counts } = endRunsInProgress(state.journeys, item.erasedAt, MAX_TRANSACTION_ITEMS - 1);
-    if (counts.length === 0) return writes;
-    state = { ...cloneProfileState(state), journeys: runs };
+  let version = readVersion;
+  for (let ending = nextRunEnding(item.state, item.erasedAt, 0); ending !== undefined; ending = nextRunEnding(ending.state, item.erasedAt, 0)) {
     writes.push({
-      profile: { key: item.key, state, readVersion: version },
+      profile: { key: item.key, state: ending.state, readVersion: version++ },
       userId,
       tombstones: [],
       markers: [],
       records: [],
       statistics: [],
       outbox: [],
-      journeyCounts: journeyIncrements(counts),
+      journeyCounts: journeyIncrements(ending.counts),
       erasedOutcomes: 0,
     });
   }
+  return writes;
 }
 
 /** The journey report's counts of the erased customer's profile `state` replaced after its erasure at `erasedAt` (machine.ts `erasedRunCounts`). */
