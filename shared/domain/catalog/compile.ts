@@ -734,7 +734,7 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
   if (options.published !== true && holdoutExperiments > MAX_HOLDOUT_EXPERIMENTS) {
     problems.add(
       'experiments',
-      `${holdoutExperiments} experiments can hold customers out (holdout above 0, running, and not ended${options.at === undefined ? '' : ` at ${new Date(options.at).toISOString()}`}), more than ${MAX_HOLDOUT_EXPERIMENTS}: an outcome of a decision held out of all of them counts a control cell for each in one transaction beside what its event sets off, which DynamoDB's 100 items would not hold; fewer experiments with a holdout (an experiment ended or paused does not count)`,
+      `${holdoutExperiments} experiments can hold customers out (holdout above 0, running, and not ended${options.at === undefined ? '' : ` at ${new Date(options.at).toISOString()}`}), more than ${MAX_HOLDOUT_EXPERIMENTS}: an outcome of a decision held out of all of them counts a control cell for each in one transaction beside what its event sets off, which DynamoDB's 100 items would not hold; fewer experiments with a holdout${options.at === undefined ? '' : ' (one ended or paused by then does not count)'}`,
     );
   }
 
