@@ -244,7 +244,8 @@ export async function putCatalogRoute(request: HttpRequest, context: HttpContext
 
 export async function validateCatalogRoute(request: HttpRequest): Promise<HttpResponse> {
   const { text, format } = catalogText(request);
-  const result = loadCatalog(text, format);
+  // As publishing now would check it (shared/store/catalog.ts publishCatalog).
+  const result = loadCatalog(text, format, { at: Date.now() });
   if (!result.ok) refuse(result.problems);
   return { status: 200, body: { valid: true, ...summary(result.catalog), warnings: problemDetails(result.warnings ?? []) } };
 }

@@ -34,11 +34,13 @@ export const MAX_REACTIONS_PER_EVENT = 20;
 const FIXED_ITEMS_PER_EVENT = 5;
 
 /**
- * The most experiments with a holdout (`holdout` above 0) a catalog may
- * hold: a decision is held out of at most that many, so an outcome naming
- * it counts at most that many control cells, within the write's room beside
- * everything else the catalog lets one event set off. A catalog over it is
- * refused at publish (400).
+ * The most experiments that can hold customers out (`holdout` above 0,
+ * running, not ended) a catalog may hold at the instant it is published
+ * (catalog/compile.ts `liveHoldoutExperiments`; ended and paused ones do not
+ * count, however many): a decision is held out of at most that many, so an
+ * outcome naming it counts at most that many control cells, within the
+ * write's room beside everything else the catalog lets one event set off.
+ * A catalog over it is refused at publish (400).
  */
 export const MAX_HOLDOUT_EXPERIMENTS = MAX_TRANSACTION_ITEMS - FIXED_ITEMS_PER_EVENT - MAX_REACTIONS_PER_EVENT - (MAX_JOURNEY_ITEMS_PER_EVENT + 1);
 

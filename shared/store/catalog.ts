@@ -183,7 +183,7 @@ export async function storeCatalogVersion(
   let document = meta.document;
   let actions = meta.actions;
   if (!document) {
-    const checked = loadCatalog(text, format);
+    const checked = loadCatalog(text, format, { at: Date.now() });
     if (!checked.ok) throw new Error(`refusing to store an invalid catalog: ${checked.problems[0]?.path}: ${checked.problems[0]?.message}`);
     document = checked.source;
     actions ??= checked.catalog.actions.length;
@@ -343,14 +343,18 @@ export async function readLiveCatalog(options?: CatalogStoreOptions): Promise<St
 
 // ---------------------------------------------------------------------------
 
-/** Validate, then store and make live. Nothing is written for an invalid catalog. */
+/**
+ * Validate, then store and make live. Nothing is written for an invalid
+ * catalog. Validated as of now: an experiment ended or paused by now does
+ * not count toward the holdout bound (compile.ts `liveHoldoutExperiments`).
+ */
 export async function publishCatalog(
   text: string,
   format: 'json' | 'yaml',
   meta: { principal?: string; onlyIfNone?: boolean; rolledBackFrom?: number } = {},
   options?: CatalogStoreOptions,
 ): Promise<PublishResult> {
-  const checked = loadCatalog(text, format);
+  const checked = loadCatalog(text, format, { at: Date.now() });
   if (!checked.ok) return { ok: false, problems: checked.problems };
   const stored = await storeCatalogVersion(
     text,

@@ -15,7 +15,9 @@ import { closestName, editDistance } from '#domain/catalog/suggest.ts';
 import { MAX_PREFIX_SEARCH, jsonSyntaxError, positionIn } from '#domain/text-position.ts';
 import { MAX_HOLDOUT_EXPERIMENTS, MAX_REACTIONS_PER_EVENT, MAX_TRANSACTION_ITEMS } from '#domain/transaction-budget.ts';
 import { MAX_JOURNEY_ITEMS_PER_EVENT } from '#domain/catalog/compile-journeys.ts';
-import { compileDocument } from '#domain/catalog/compile.ts';
+import { compileDocument, liveHoldoutExperiments } from '#domain/catalog/compile.ts';
+import { Assignments, CONTROL_ARM } from '#domain/decide/experiments.ts';
+import fc from 'fast-check';
 import { catalogSchema } from '#domain/catalog/schema.ts';
 
 function problemsOf(result: LoadResult): readonly CatalogProblem[] {
@@ -537,7 +539,7 @@ describe('experiments with a holdout: as many as one transaction holds the contr
     const refused = loadCatalog(withExperiments(MAX_HOLDOUT_EXPERIMENTS + 1, 0.1), 'json');
     expect(refused.ok).toBe(false);
     expect(problemsOf(refused).map((p) => [p.path, p.message])).toEqual([
-      ['experiments', expect.stringMatching(new RegExp(`^${MAX_HOLDOUT_EXPERIMENTS + 1} experiments hold customers out .* more than ${MAX_HOLDOUT_EXPERIMENTS}`))],
+      ['experiments', expect.stringMatching(new RegExp(`^${MAX_HOLDOUT_EXPERIMENTS + 1} experiments can hold customers out .* more than ${MAX_HOLDOUT_EXPERIMENTS}`))],
     ]);
   });
 
@@ -545,6 +547,99 @@ describe('experiments with a holdout: as many as one transaction holds the contr
     const document = catalogSchema.parse(JSON.parse(withExperiments(MAX_HOLDOUT_EXPERIMENTS + 1, 0.1)));
     expect(compileDocument(document, { version: 1, published: true }).ok).toBe(true);
     expect(compileDocument(document, { version: 1 }).ok).toBe(false);
+  });
+
+  /** `live` experiments with a holdout, then `ended` ones (ended before PUBLISH), `paused` ones and `later` ones (starting after PUBLISH). */
+  const PUBLISH = Date.parse('2026-12-01T10:00:00Z');
+  const history = (counts: { live: number; ended?: number; paused?: number; later?: number; endingAt?: number }) => {
+    const kinds = [
+      ...Array.from({ length: counts.live }, () => ({})),
+      ...Array.from({ length: counts.ended ?? 0 }, (_, i) => ({ validity: { from: '2025-01-01T00:00:00Z', to: new Date(PUBLISH - (i + 1) * 86_400_000).toISOString() } })),
+      ...Array.from({ length: counts.paused ?? 0 }, () => ({ status: 'paused' })),
+      ...Array.from({ length: counts.later ?? 0 }, () => ({ validity: { from: new Date(PUBLISH + 86_400_000).toISOString() } })),
+      ...(counts.endingAt === undefined ? [] : [{ validity: { to: new Date(counts.endingAt).toISOString() } }]),
+    ];
+    return JSON.stringify({
+      kind: 'kairos/v1',
+      actions: Array.from({ length: 2 * kinds.length }, (_, i) => ({ id: `a${i}`, name: `A${i}`, content: { web: { title: `A${i}` } } })),
+      experiments: kinds.map((extra, i) => ({
+        id: `exp-${i}`,
+        kind: 'actions',
+        holdout: 0.5,
+        arms: [
+          { id: 'one', action: `a${2 * i}` },
+          { id: 'two', action: `a${2 * i + 1}` },
+        ],
+        ...extra,
+      })),
+    });
+  };
+
+  it(`published at an instant: counts only the experiments that can still hold a customer out then — ${MAX_HOLDOUT_EXPERIMENTS} live and any number ended or paused are taken`, () => {
+    const many = history({ live: MAX_HOLDOUT_EXPERIMENTS, ended: 40, paused: 5 });
+    expect(loadCatalog(many, 'json', { at: PUBLISH }).ok).toBe(true);
+    // One ending exactly at the publish instant assigns nothing from then on (validity.to is excluded).
+    expect(loadCatalog(history({ live: MAX_HOLDOUT_EXPERIMENTS, ended: 3, endingAt: PUBLISH }), 'json', { at: PUBLISH }).ok).toBe(true);
+    // One more that can still assign — running now, one ending later, or one starting later — is refused.
+    for (const more of [{ live: MAX_HOLDOUT_EXPERIMENTS + 1 }, { live: MAX_HOLDOUT_EXPERIMENTS, endingAt: PUBLISH + 1 }, { live: MAX_HOLDOUT_EXPERIMENTS, later: 1 }]) {
+      const refused = loadCatalog(history({ ...more, ended: 40 }), 'json', { at: PUBLISH });
+      expect({ more, ok: refused.ok }).toEqual({ more, ok: false });
+      expect(problemsOf(refused).map((p) => [p.path, p.message])).toEqual([
+        ['experiments', expect.stringMatching(new RegExp(`^${MAX_HOLDOUT_EXPERIMENTS + 1} experiments can hold customers out .* at 2026-12-01T10:00:00.000Z\\), more than`))],
+      ]);
+    }
+    // With no instant (a document checked for no publish), every experiment with a holdout counts.
+    expect(loadCatalog(many, 'json').ok).toBe(false);
+  });
+
+  it('property: a decision made at or after the publish instant is held out only of experiments the bound counted (the runtime agrees with publish)', () => {
+    const experiment = fc.record({
+      holdout: fc.constantFrom(0, 0.3, 0.9),
+      status: fc.constantFrom('running', 'paused'),
+      from: fc.option(fc.integer({ min: -30, max: 30 }), { nil: undefined }),
+      days: fc.option(fc.integer({ min: 0, max: 30 }), { nil: undefined }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(experiment, { minLength: 1, maxLength: 12 }),
+        fc.integer({ min: 0, max: 40 * 86_400_000 }),
+        fc.array(fc.string({ minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 10 }),
+        (list, after, customers) => {
+          const day = (n: number) => new Date(PUBLISH + n * 86_400_000).toISOString();
+          const document = JSON.stringify({
+            kind: 'kairos/v1',
+            actions: Array.from({ length: 2 * list.length }, (_, i) => ({ id: `a${i}`, name: `A${i}`, content: { web: { title: `A${i}` } } })),
+            experiments: list.map((e, i) => ({
+              id: `exp-${i}`,
+              kind: 'actions',
+              holdout: e.holdout,
+              status: e.status,
+              arms: [
+                { id: 'one', action: `a${2 * i}` },
+                { id: 'two', action: `a${2 * i + 1}` },
+              ],
+              ...(e.from !== undefined || e.days !== undefined
+                ? { validity: { ...(e.from !== undefined ? { from: day(e.from) } : {}), ...(e.days !== undefined ? { to: day((e.from ?? -31) + e.days + 1) } : {}) } }
+                : {}),
+            })),
+          });
+          const loaded = loadCatalog(document, 'json', { at: PUBLISH });
+          expect(loaded.ok).toBe(true);
+          if (!loaded.ok) return;
+          const counted = new Set(liveHoldoutExperiments(loaded.catalog.experiments, PUBLISH).map((e) => e.id));
+          for (const customer of customers) {
+            const assignments = new Assignments(customer, PUBLISH + after);
+            for (const e of loaded.catalog.experiments) {
+              const arm = assignments.armOf(e);
+              // An experiment the bound did not count never assigns an arm then, the control group least of all.
+              expect(arm === undefined || counted.has(e.id) || e.holdout === 0, `${e.id} assigned ${arm}`).toBe(true);
+              expect(arm !== CONTROL_ARM || counted.has(e.id)).toBe(true);
+            }
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('is what the rest of an event\'s transaction leaves: 100 items less the profile, marker, tombstones, served cell, sends and journeys', () => {

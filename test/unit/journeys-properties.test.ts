@@ -46,7 +46,7 @@ import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { JOURNEY_TIMER_KEY_PREFIX, journeyTimerEvent, journeyTimerMessageId, sendTimerOf, timerEventOfDetail } from '#domain/journeys/timer.ts';
-import { journeyEffectId } from '#domain/journeys/machine.ts';
+import { EXIT_REASONS, journeyEffectId, runEntryOf } from '#domain/journeys/machine.ts';
 import { MAX_EMISSION_ID_LENGTH } from '#domain/triggers/emission.ts';
 import { ID_PATTERN } from '#domain/catalog/schema.ts';
 import { functionDefinitions } from '#shared/functions.ts';
@@ -56,7 +56,8 @@ import { journeyIncrements, milestoneKey } from '#domain/journeys/report.ts';
 import { applyEvents, eventTime } from '#domain/profile/apply.ts';
 import { boundEnrichment } from '#domain/profile/enrich.ts';
 import type { PlanOptions } from '#domain/profile/plan.ts';
-import type { OutboxEntry } from '#domain/profile/reactions.ts';
+import type { JourneyStepper, OutboxEntry } from '#domain/profile/reactions.ts';
+import { MAX_REACTION_BYTES_PER_EVENT } from '#domain/transaction-budget.ts';
 import { emptyProfileState, parseProfileState, type ProfileState } from '#domain/profile/state.ts';
 import { toProfileView } from '#domain/profile/to-view.ts';
 import type { ProfileView } from '#domain/profile/view.ts';
@@ -148,7 +149,15 @@ function deliver(
   cuts: readonly number[],
   faults: readonly boolean[],
   timers: readonly TimerChoice[],
-  into: { readonly store?: MemoryStore; readonly holdAfter?: number; readonly catalogOf?: (batch: number) => CompiledCatalog } = {},
+  into: {
+    readonly store?: MemoryStore;
+    readonly holdAfter?: number;
+    readonly catalogOf?: (batch: number) => CompiledCatalog;
+    /** The journeys' stepper of the live catalog, in place of createJourneyStepper's (a step's failures injected). */
+    readonly stepperOf?: (live: CompiledCatalog) => JourneyStepper;
+    /** Called after each batch has committed, with the timers fired so far (their events) and the store. */
+    readonly afterBatch?: (store: MemoryStore, fired: readonly StoredEvent[]) => void;
+  } = {},
 ): Delivered {
   const store = into.store ?? new MemoryStore();
   const queue = [...initial];
@@ -158,6 +167,7 @@ function deliver(
   let t = 0;
   let seq = store.applied.length * 10;
   let fired = 0;
+  const firedEvents: StoredEvent[] = [];
   let now = T0;
   for (let i = 0, c = 0; i < queue.length; c++) {
     if (c > 10_000) throw new Error('the queue never ends');
@@ -171,7 +181,7 @@ function deliver(
       // One writer: after the faults, a write whose condition fails (or whose outbox item exists) is a defect.
       if (attempt > 4) throw new Error(`a write was refused with no fault (outbox refusals: ${store.outboxRefusals})`);
       const fault = attempt < 4 && (faults[f++ % Math.max(1, faults.length)] ?? false);
-      added = store.commit(planOn(store, records, { ...optionsOf(c, into.catalogOf), now }), fault);
+      added = store.commit(planOn(store, records, { ...optionsOf(c, into.catalogOf, into.stepperOf), now }), fault);
     }
     for (const pk of store.applied.slice(appliedBefore)) nowOf.set(pk, now);
     for (const entry of added) {
@@ -183,18 +193,23 @@ function deliver(
       }
       const [delay, twice, secondDelay] = timers[t++ % Math.max(1, timers.length)] ?? [0, false, 0];
       fired++;
+      firedEvents.push(event);
       queue.splice(Math.min(queue.length, i + delay), 0, event);
       if (twice) queue.splice(Math.min(queue.length, i + delay + 1 + secondDelay), 0, event);
     }
+    into.afterBatch?.(store, firedEvents);
   }
   return { store, fired, held, nowOf };
 }
 
-/** The plan's options for batch `c`: the live catalog then (`catalogOf`), else the one catalog of these properties. */
-function optionsOf(c: number, catalogOf: ((batch: number) => CompiledCatalog) | undefined): PlanOptions {
-  if (!catalogOf) return options;
-  const live = catalogOf(c);
-  return { ...options, enricher: createCatalogEnricher(() => live), journeys: createJourneyStepper(() => live) };
+/**
+ * The plan's options for batch `c`: the live catalog then (`catalogOf`), else the one catalog of these
+ * properties; its journeys stepped by `stepperOf` when given.
+ */
+function optionsOf(c: number, catalogOf: ((batch: number) => CompiledCatalog) | undefined, stepperOf?: (live: CompiledCatalog) => JourneyStepper): PlanOptions {
+  if (!catalogOf && !stepperOf) return options;
+  const live = catalogOf?.(c) ?? catalog;
+  return { ...options, enricher: createCatalogEnricher(() => live), journeys: stepperOf ? stepperOf(live) : createJourneyStepper(() => live) };
 }
 
 const enriched = (state: ProfileState, now: number): ProfileView => {
@@ -472,6 +487,126 @@ describe('journeys under a catalog that changes mid-flight', () => {
       ),
       { numRuns: 150 },
     );
+  });
+});
+
+/** How an injected failure breaks a step: its writes too large for one event, or a throw while advancing. */
+type Failure = 'large' | 'throw';
+
+/** The journey step an outbox entry is written for (a deferred act's send timer: its origin's step). */
+const entryStep = (entry: OutboxEntry): string | undefined =>
+  entry.detail.kind === 'send-timer' ? (entry.detail.origin as { step?: string }).step : (entry.detail.step as string | undefined);
+
+/**
+ * The live catalog's stepper with `failures` injected: an event that reaches one of those steps writes
+ * more than one event's reactions may (`large`: its entry padded past MAX_REACTION_BYTES_PER_EVENT, as a
+ * step rendering too much content would), or throws (`throw`). The plan refuses either for the event.
+ */
+const failingStepper = (failures: ReadonlyMap<string, Failure>) => (live: CompiledCatalog): JourneyStepper => {
+  const inner = createJourneyStepper(() => live);
+  return {
+    bound: inner.bound,
+    step: (runs, change) => {
+      const stepped = inner.step(runs, change);
+      const failing = stepped.outbox.find((e) => failures.has(entryStep(e) ?? ''));
+      if (!failing) return stepped;
+      if (failures.get(entryStep(failing)!) === 'throw') throw new Error(`step ${entryStep(failing)} could not be rendered`);
+      const padded = { ...failing, detail: { ...failing.detail, padding: 'x'.repeat(MAX_REACTION_BYTES_PER_EVENT) } };
+      return { ...stepped, outbox: stepped.outbox.map((e) => (e === failing ? padded : e)) };
+    },
+  };
+};
+
+/** The pk of the event a wait's timer entry becomes, for the run `run` of `journey` at its step; undefined when the outbox has no such timer. */
+const pendingTimerOf = (store: MemoryStore, journey: string, run: JourneyRuns[string]): string | undefined => {
+  const entry = store.outbox.find(
+    (e) => e.detail.kind === 'journey-timer' && e.detail.journey === journey && e.detail.run === run.run && e.detail.enteredAt === runEntryOf(run) && e.detail.step === run.step,
+  );
+  return entry ? firedEvent(entry).pk : undefined;
+};
+
+describe('journeys whose steps fail when their timer fires', () => {
+  const failures = fc
+    .uniqueArray(fc.tuple(fc.constantFrom('email', 'push', 'thanks', 'remind', 'later', 'again'), fc.constantFrom<Failure>('large', 'throw')), {
+      selector: ([step]) => step,
+      maxLength: 4,
+    })
+    .map((list) => new Map(list));
+
+  it('after every batch each run has advanced (ended), or waits at a wait with its timer still to come, never in progress without one; every timer fired: all runs ended, each exit with its reason, the counts adding up; a replay of everything changes nothing', () => {
+    fc.assert(
+      fc.property(
+        events.chain((list) => delivery(list).map((d) => ({ list, ...d }))),
+        failures,
+        fc.array(fc.nat(), { maxLength: 40 }),
+        ({ sequence, cuts, faults, timers }, failing, order) => {
+          const stepperOf = failingStepper(failing);
+          const afterBatch = (store: MemoryStore): void => {
+            const applied = new Set(store.applied);
+            const stateOf = (journey: string, run: JourneyRuns[string]): string => {
+              if (run.step === undefined) return run.ended ? 'ended' : 'in progress at no step';
+              const step = catalog.journeys.find((j) => j.id === journey)?.steps.find((s) => s.id === run.step);
+              if (step?.kind !== 'wait' || run.waitingUntil === undefined) return 'in progress, not waiting';
+              const timer = pendingTimerOf(store, journey, run);
+              if (timer === undefined) return 'waiting with no timer';
+              return applied.has(timer) ? 'waiting, its timer spent' : 'waiting with its timer to come';
+            };
+            for (const [journey, run] of Object.entries(runsOf(store))) {
+              expect(stateOf(journey, run), `${journey}: ${JSON.stringify(run)}`).toMatch(/^(ended|waiting with its timer to come)$/);
+            }
+          };
+          const { store } = deliver(sequence, cuts, faults, timers, { stepperOf, afterBatch });
+          expect(store.outboxRefusals).toBe(0);
+          expect(store.outbox.length).toBe(store.outboxIds.size);
+          const runs = runsOf(store);
+          const total = (journey: string, milestone: string) =>
+            [...store.counters].filter(([k]) => k.startsWith(`${journey} `) && k.endsWith(` ${milestone}`)).reduce((n, [, v]) => n + v, 0);
+          for (const journey of ['retention', 'cart']) {
+            const run = runs[journey];
+            expect(run?.step, `${journey}: ${JSON.stringify(run)}`).toBeUndefined();
+            expect(run?.ended?.how !== 'exited' || /\S/.test(run.ended.reason ?? ''), `${journey}: an exit without its reason`).toBe(true);
+            expect(total(journey, 'entered')).toBe(run?.run ?? 0);
+            expect(total(journey, 'completed') + total(journey, 'exited')).toBe(run?.run ?? 0);
+          }
+
+          // Idempotent: every event and every timer delivered again, in any order, changes nothing.
+          const snapshot = () => ({ profiles: new Map(store.profiles), outbox: store.outbox.map((e) => e.id), counters: new Map(store.counters), applied: [...store.applied] });
+          const before = snapshot();
+          const byPk = new Map<string, StoredEvent>(sequence.map((e) => [e.pk, e]));
+          for (const e of store.outbox) if (e.status === 'deferred') byPk.set(firedEvent(e).pk, firedEvent(e));
+          const replay = [...byPk.values()];
+          order.forEach((n, i) => {
+            const j = n % replay.length;
+            [replay[i % replay.length], replay[j]] = [replay[j]!, replay[i % replay.length]!];
+          });
+          deliver(replay, cuts, faults, timers, { store, stepperOf });
+          expect(snapshot()).toEqual(before);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it("a cart's timer whose step writes too much: the run exits with the reason, counted exited; the same timer again changes nothing", () => {
+    const cart = storedEvent({ userId: 'u-1', messageId: 'c', timestamp: new Date(T0).toISOString(), type: 'track', event: 'Cart Abandoned' });
+    for (const failure of ['large', 'throw'] as const) {
+      const { store, fired } = deliver([cart], [1], [], [[0, true, 0]], { stepperOf: failingStepper(new Map([['remind', failure]])) });
+      expect(fired).toBe(1);
+      const run = runsOf(store).cart!;
+      expect(run).toMatchObject({ run: 1, ended: { how: 'exited', at: T0 + 30 * 60_000 } });
+      expect(run.step).toBeUndefined();
+      expect(run.ended!.reason).toBe(
+        EXIT_REASONS.stepFailed(
+          'watch',
+          failure === 'throw'
+            ? 'step remind could not be rendered'
+            : `their 2 emissions (${run.ended!.reason!.match(/\((\d+) bytes\)/)?.[1]} bytes) pass what is left of the ${MAX_REACTION_BYTES_PER_EVENT} bytes one event's reactions may write`,
+        ),
+      );
+      expect(store.outbox.filter((e) => e.detail.kind === 'journey').map((e) => e.detail.step)).toEqual([]);
+      const total = (milestone: string) => [...store.counters].filter(([k]) => k.startsWith('cart ') && k.endsWith(` ${milestone}`)).reduce((n, [, v]) => n + v, 0);
+      expect([total('entered'), total('completed'), total('exited')]).toEqual([1, 0, 1]);
+    }
   });
 });
 

@@ -12,7 +12,17 @@ import { loadCatalog } from '#domain/catalog/load.ts';
 import type { CompiledCatalog, CompiledJourney, CompiledRule } from '#domain/catalog/compiled.ts';
 import { createRuleVariables, evaluateRule } from '#domain/catalog/rules.ts';
 import { caused } from '#domain/triggers/react.ts';
-import { advanceJourneys, journeyEffectId, journeyRunsView, runEntryOf, type JourneyInput, type JourneyRuns } from '#domain/journeys/machine.ts';
+import {
+  advanceJourneys,
+  EXIT_REASONS,
+  exitFailedTimerRun,
+  journeyEffectId,
+  journeyRunsView,
+  MAX_EXIT_REASON_LENGTH,
+  runEntryOf,
+  type JourneyInput,
+  type JourneyRuns,
+} from '#domain/journeys/machine.ts';
 import { journeyTimerEvent, journeyTimerOf, journeyTimerMessageId, INTERNAL_SOURCE_ID, timerEventOfDetail } from '#domain/journeys/timer.ts';
 import { createJourneyStepper } from '#domain/journeys/react.ts';
 import { createCatalogEnricher } from '#domain/catalog/enricher.ts';
@@ -277,7 +287,7 @@ describe('the journey state machine', () => {
     const entered = advanceJourneys({}, journeys, input(track('x', T0), out, inSegment)).runs;
     const order = track('Order Completed', T0 + DAY);
     const exited = advanceJourneys(entered, journeys, input(order, inSegment, out));
-    expect(exited.runs.retention).toMatchObject({ run: 1, ended: { how: 'exited', at: T0 + DAY } });
+    expect(exited.runs.retention).toMatchObject({ run: 1, ended: { how: 'exited', at: T0 + DAY, reason: EXIT_REASONS.exitMet() } });
     expect(exited.counts.map((c) => c.milestone)).toEqual([{ kind: 'exited' }]);
     // Its timer comes later: stale.
     expect(advanceJourneys(exited.runs, journeys, input(timerFor(entered, 'retention', T0 + 2 * DAY), out, out)).effects).toEqual([]);
@@ -328,7 +338,7 @@ describe('the catalog changed under a waiting run', () => {
       // Its timer fires: the run cannot go on at a step that waits for nothing.
       const timer = timerFor(entered, 'retention', T0 + 2 * DAY);
       const moved = advanceJourneys(entered, journeys, input(timer, inSegment, inSegment));
-      expect({ changed, run: moved.runs.retention }).toMatchObject({ changed, run: { run: 1, ended: { how: 'exited', at: T0 + 2 * DAY } } });
+      expect({ changed, run: moved.runs.retention }).toMatchObject({ changed, run: { run: 1, ended: { how: 'exited', at: T0 + 2 * DAY, reason: EXIT_REASONS.stepGone('wait') } } });
       expect(moved.runs.retention?.step).toBeUndefined();
       expect(moved.effects).toEqual([]);
       expect(moved.counts.map((c) => c.milestone)).toEqual([{ kind: 'exited' }]);
@@ -342,17 +352,50 @@ describe('the catalog changed under a waiting run', () => {
 });
 
 describe('journeyRunsView', () => {
-  it('lists the runs by journey id with ISO times, an ended run without a step', () => {
+  it('lists the runs by journey id with ISO times, an ended run without a step, an exit with its reason', () => {
     const iso = (at: number) => new Date(at).toISOString();
     expect(
       journeyRunsView({
-        z: { run: 2, enteredAt: T0, stepAt: T0 + 1, ended: { how: 'exited', at: T0 + 1 } },
+        z: { run: 2, enteredAt: T0, stepAt: T0 + 1, ended: { how: 'exited', at: T0 + 1, reason: EXIT_REASONS.exitMet() } },
         a: { run: 1, step: 'wait', enteredAt: T0, stepAt: T0, waitingUntil: T0 + DAY },
+        c: { run: 1, enteredAt: T0, stepAt: T0 + 1, ended: { how: 'completed', at: T0 + 1 } },
       }),
     ).toEqual([
       { journey: 'a', run: 1, step: 'wait', enteredAt: iso(T0), stepAt: iso(T0), waitingUntil: iso(T0 + DAY) },
-      { journey: 'z', run: 2, enteredAt: iso(T0), stepAt: iso(T0 + 1), ended: { how: 'exited', at: iso(T0 + 1) } },
+      { journey: 'c', run: 1, enteredAt: iso(T0), stepAt: iso(T0 + 1), ended: { how: 'completed', at: iso(T0 + 1) } },
+      { journey: 'z', run: 2, enteredAt: iso(T0), stepAt: iso(T0 + 1), ended: { how: 'exited', at: iso(T0 + 1), reason: "the journey's exit condition was met" } },
     ]);
+  });
+});
+
+describe('exitFailedTimerRun', () => {
+  const journeys = compile(`${BASE}\n${RETENTION}`).journeys;
+  const inSegment = view(['churn-high']);
+  const entered = advanceJourneys({}, journeys, input(track('x', T0), view([]), inSegment)).runs;
+
+  it("ends exited the run its timer names, still waiting at that step, with the reason and one exited count on the timer's day", () => {
+    const timer = timerFor(entered, 'retention', T0 + 2 * DAY);
+    const exit = exitFailedTimerRun(entered, timer, T0 + 2 * DAY, 'too large');
+    expect(exit?.runs.retention).toEqual({
+      run: 1,
+      enteredAt: T0,
+      stepAt: T0 + 2 * DAY,
+      named: true,
+      ended: { how: 'exited', at: T0 + 2 * DAY, reason: `its wait's timer fired but the steps after "wait" could not be applied: too large` },
+    });
+    expect(exit?.count).toEqual({ journey: 'retention', day: Math.floor((T0 + 2 * DAY) / DAY), milestone: { kind: 'exited' } });
+    // A long cause is cut to fit the run.
+    expect(exitFailedTimerRun(entered, timer, T0 + 2 * DAY, 'x'.repeat(5_000))?.runs.retention?.ended?.reason).toHaveLength(MAX_EXIT_REASON_LENGTH);
+  });
+
+  it('ends nothing for a stale timer (another run, another step, a run ended) or an event that is no timer', () => {
+    const stale = journeyTimerEvent({ journey: 'retention', run: 2, enteredAt: runEntryOf({ enteredAt: T0 }), step: 'wait', profileKey: 'u#luis', dueAt: T0 }, T0, 1);
+    const otherStep = journeyTimerEvent({ journey: 'retention', run: 1, enteredAt: runEntryOf({ enteredAt: T0 }), step: 'email', profileKey: 'u#luis', dueAt: T0 }, T0, 1);
+    const ended = advanceJourneys(entered, journeys, input(track('Order Completed', T0 + DAY), inSegment, inSegment)).runs;
+    expect(exitFailedTimerRun(entered, stale, T0, 'x')).toBeUndefined();
+    expect(exitFailedTimerRun(entered, otherStep, T0, 'x')).toBeUndefined();
+    expect(exitFailedTimerRun(ended, timerFor(entered, 'retention', T0 + 2 * DAY), T0, 'x')).toBeUndefined();
+    expect(exitFailedTimerRun(entered, track('Page', T0), T0, 'x')).toBeUndefined();
   });
 });
 
@@ -453,17 +496,19 @@ describe("a journey act in quiet hours: its send's timer, decided when due (jour
     }
   });
 
-  it("the journey removed from the catalog while the customer waits: the wait's timer ends the run exited (counted once), not lost; a journey put back finds it ended", () => {
+  it("the journey removed from the catalog while the customer waits (or no catalog live at all): the wait's timer ends the run exited (counted once, with its reason), not lost; a journey put back finds it ended", () => {
     const noJourneys = compile(BASE);
     const other = compile(`${BASE}\njourneys:\n  - { id: other, entry: { event: Cart Abandoned }, steps: [{ id: w, wait: 1h }] }`);
-    for (const live of [noJourneys, other]) {
+    for (const live of [noJourneys, other, undefined]) {
       const store = entered();
       const timer = store.outbox.find((e) => e.detailType === 'Kairos Journey Timer')!;
       const due = Date.parse(String(timer.detail.dueAt));
-      const fireTimer = () => deliver([[timerEventOfDetail(timer.detail, due, 1)!]], [], () => optionsAt(due, live), store);
+      const optionsOf = (): PlanOptions =>
+        live ? optionsAt(due, live) : { settings: { halfLifeDays: 14 }, enricher: createCatalogEnricher(() => undefined), journeys: createJourneyStepper(() => undefined), now: due };
+      const fireTimer = () => deliver([[timerEventOfDetail(timer.detail, due, 1)!]], [], optionsOf, store);
       fireTimer();
       const runs = parseProfileState(store.profiles.get('u#luis')!.state).journeys;
-      expect(runs.retention).toMatchObject({ run: 1, ended: { how: 'exited', at: due } });
+      expect(runs.retention).toMatchObject({ run: 1, ended: { how: 'exited', at: due, reason: EXIT_REASONS.journeyGone('retention') } });
       expect(runs.retention?.step).toBeUndefined();
       const exited = [...store.counters].filter(([k]) => k.startsWith('retention ') && k.endsWith(' exited'));
       expect(exited.map(([, n]) => n)).toEqual([1]);
@@ -471,7 +516,7 @@ describe("a journey act in quiet hours: its send's timer, decided when due (jour
       fireTimer();
       expect([...store.counters].filter(([k]) => k.startsWith('retention ') && k.endsWith(' exited')).map(([, n]) => n)).toEqual([1]);
       // The journey put back (a rollback): the run is not stuck at a wait whose timer has fired.
-      deliver([[storedEvent({ type: 'track', userId: 'luis', messageId: `later-${live.journeys.length}`, event: 'Page Viewed', timestamp: at(due + 1000) })]], [], () => optionsAt(due + 1000), store);
+      deliver([[storedEvent({ type: 'track', userId: 'luis', messageId: `later-${live?.journeys.length}`, event: 'Page Viewed', timestamp: at(due + 1000) })]], [], () => optionsAt(due + 1000), store);
       expect(parseProfileState(store.profiles.get('u#luis')!.state).journeys.retention?.step).toBeUndefined();
     }
   });

@@ -205,6 +205,16 @@ export interface LoadOptions {
    */
   readonly published?: boolean;
   /**
+   * The instant (epoch ms) the document is validated to be published at
+   * (the publish, validate and rollback routes pass the request's time): the
+   * experiments that can no longer hold a customer out at or after it —
+   * ended (`validity.to` at or before it) or `paused` (neither assigns
+   * while this version is live: decide/experiments.ts `Assignments`) — do
+   * not count toward MAX_HOLDOUT_EXPERIMENTS (`liveHoldoutExperiments`).
+   * Absent: every experiment with a holdout counts.
+   */
+  readonly at?: number;
+  /**
    * SHA-256 (hex) of `JSON.stringify(doc)`, when the caller has it (the
    * store checks the stored document's text against it); computed when
    * absent. The compiled catalog's `hash`.
@@ -222,6 +232,19 @@ export interface LoadOptions {
     readonly models?: ReadonlySet<string>;
     readonly actions?: ReadonlySet<string>;
   };
+}
+
+/**
+ * The experiments that can hold a customer out at `at` (epoch ms) or later:
+ * a holdout above 0, running, and not ended by then (`validTo` after `at`;
+ * one that starts later counts). Decide assigns an arm, the control group
+ * included, only in a running experiment within its validity
+ * (decide/experiments.ts `Assignments.armOf`), so a decision made at `at` or
+ * later is held out of these at most. `at` absent: every experiment with a
+ * holdout.
+ */
+export function liveHoldoutExperiments<E extends Pick<CompiledExperiment, 'holdout' | 'running' | 'validTo'>>(experiments: readonly E[], at: number | undefined): E[] {
+  return experiments.filter((e) => e.holdout > 0 && (at === undefined || (e.running && e.validTo > at)));
 }
 
 /** Index the actions' eligibility rules by their distinct conjuncts (see EligibilityIndex). */
@@ -705,11 +728,13 @@ export function compileDocument(doc: CatalogDocument, options: LoadOptions = {})
   // (transaction-budget.ts): a catalog holding customers out of more experiments than that room is refused at
   // validate and publish. A document published before the bound still loads (the profile plan counts the control
   // cells that fit, plan.ts `fitStatistics`), rather than leave every function without its live catalog.
-  const holdoutExperiments = doc.experiments.filter((e) => e.holdout > 0).length;
+  // Only the experiments that can still hold a customer out count: an ended or paused one assigns nothing while this
+  // version is live, so no decision is held out of it.
+  const holdoutExperiments = liveHoldoutExperiments(experiments, options.at).length;
   if (options.published !== true && holdoutExperiments > MAX_HOLDOUT_EXPERIMENTS) {
     problems.add(
       'experiments',
-      `${holdoutExperiments} experiments hold customers out (holdout above 0), more than ${MAX_HOLDOUT_EXPERIMENTS}: an outcome of a decision held out of all of them counts a control cell for each in one transaction beside what its event sets off, which DynamoDB's 100 items would not hold; fewer experiments with a holdout`,
+      `${holdoutExperiments} experiments can hold customers out (holdout above 0, running, and not ended${options.at === undefined ? '' : ` at ${new Date(options.at).toISOString()}`}), more than ${MAX_HOLDOUT_EXPERIMENTS}: an outcome of a decision held out of all of them counts a control cell for each in one transaction beside what its event sets off, which DynamoDB's 100 items would not hold; fewer experiments with a holdout${options.at === undefined ? '' : ' (one ended or paused by then does not count)'}`,
     );
   }
 

@@ -36,6 +36,12 @@
  * send, of the erased customer's run that still fires matches none of the
  * new runs, and their ids are new ids.
  *
+ * A run that exits keeps why (`ended.reason`, EXIT_REASONS) for the
+ * operator who reads it. A wait's timer whose steps the profile plan cannot
+ * apply (past one event's byte budget, or a throw) ends its run `exited`
+ * too (`exitFailedTimerRun`): its timer is spent, nothing else would move
+ * it on.
+ *
  * Times are the event's (epoch ms): a redelivery or a late replay of the
  * same events gives the same runs, timers and ids. Exactly once is the
  * plan's: the journeys change, and their effects are written, in the same
@@ -61,8 +67,8 @@ export interface JourneyRun {
   stepAt: number;
   /** At a wait: when its timer is due, epoch ms. */
   waitingUntil?: number;
-  /** How and when the last run ended (epoch ms). */
-  ended?: { readonly how: JourneyEnd; readonly at: number };
+  /** How and when the last run ended (epoch ms), and, for a run that exited, why (`EXIT_REASONS`). */
+  ended?: { readonly how: JourneyEnd; readonly at: number; readonly reason?: string };
   /**
    * `true` on every run entered since runs are named by their `enteredAt`
    * too; absent on a run entered before (a state written then). Only such a
@@ -73,6 +79,28 @@ export interface JourneyRun {
 }
 
 export type JourneyEnd = 'completed' | 'exited';
+
+/** The most characters of an exit's reason kept on the run (a failure's message is cut to fit). */
+export const MAX_EXIT_REASON_LENGTH = 300;
+
+/**
+ * Why a run exited, as an operator reads it on the run (GET
+ * /v1/admin/profiles/{userId}, `ended.reason`): one sentence, at most
+ * MAX_EXIT_REASON_LENGTH characters.
+ */
+export const EXIT_REASONS = {
+  /** The journey's `exit` (its event, or its CEL on the profile after the event) was met. */
+  exitMet: (): string => "the journey's exit condition was met",
+  /** The step the run waited at is no longer a wait of the journey (the catalog changed). */
+  stepGone: (step: string): string => `the step it waited at ("${step}") is no longer a wait of the journey`,
+  /** The wait's timer fired while the journey was no longer in the catalog. */
+  journeyGone: (journey: string): string => `its wait's timer fired while the journey "${journey}" was no longer in the catalog`,
+  /** The customer was erased while in the run. */
+  erased: (): string => 'the customer was erased',
+  /** The wait's timer fired but what it moves the run on to could not be written (`exitFailedTimerRun`). */
+  stepFailed: (step: string, cause: string): string =>
+    `its wait's timer fired but the steps after "${step}" could not be applied: ${cause}`.slice(0, MAX_EXIT_REASON_LENGTH),
+} as const;
 
 /** Journey id → the customer's run in it. */
 export type JourneyRuns = Record<string, JourneyRun>;
@@ -162,7 +190,7 @@ export function advanceJourneys(runs: Readonly<JourneyRuns>, journeys: readonly 
   const orphan = orphanTimerRun(runs, journeys, input.event);
   if (orphan !== undefined) {
     counts.push({ journey: orphan.journey, day, milestone: { kind: 'exited' } });
-    (next ??= { ...runs })[orphan.journey] = ended(orphan.run, 'exited', input.at);
+    (next ??= { ...runs })[orphan.journey] = ended(orphan.run, 'exited', input.at, EXIT_REASONS.journeyGone(orphan.journey));
   }
   return { runs: next ?? runs, effects, counts };
 }
@@ -179,6 +207,34 @@ function orphanTimerRun(runs: Readonly<JourneyRuns>, journeys: readonly Compiled
   const run = runs[timer.journey] as JourneyRun;
   if (run.step === undefined || run.step !== timer.step || run.waitingUntil === undefined || !sameRun(timer, run)) return undefined;
   return { journey: timer.journey, run };
+}
+
+/**
+ * End `exited` at `at` (epoch ms) the run that the journey timer `event`
+ * would have moved on when what it moves the run on to cannot be applied
+ * (the plan refused the journeys' step of this event: its writes pass what
+ * one event may write, or it threw; `cause` says which). The timer is
+ * spent with the event, so nothing would ever move that run on: it would
+ * stay in progress with no timer left. Only the run the timer names, still
+ * waiting at that step (`sameRun`), ends, with its reason
+ * (`EXIT_REASONS.stepFailed`) and its `exited` count on the event's UTC day;
+ * a stale timer, or an event that is no journey timer, ends nothing
+ * (undefined). Pure: a replay gives the same runs and count.
+ */
+export function exitFailedTimerRun(
+  runs: Readonly<JourneyRuns>,
+  event: StoredEvent,
+  at: number,
+  cause: string,
+): { runs: JourneyRuns; count: JourneyCount } | undefined {
+  const timer = journeyTimerOf(event);
+  if (timer === undefined || !Object.hasOwn(runs, timer.journey)) return undefined;
+  const run = runs[timer.journey] as JourneyRun;
+  if (run.step === undefined || run.step !== timer.step || run.waitingUntil === undefined || !sameRun(timer, run)) return undefined;
+  return {
+    runs: { ...runs, [timer.journey]: ended(run, 'exited', at, EXIT_REASONS.stepFailed(timer.step, cause)) },
+    count: { journey: timer.journey, day: dayOf(at), milestone: { kind: 'exited' } },
+  };
 }
 
 type Count = (milestone: JourneyMilestone) => void;
@@ -199,7 +255,7 @@ function enter(journey: CompiledJourney, last: JourneyRun | undefined, input: Jo
 function react(journey: CompiledJourney, run: JourneyRun, input: JourneyInput, effects: JourneyEffect[], count: Count): JourneyRun | undefined {
   if (exits(journey, input)) {
     count({ kind: 'exited' });
-    return ended(run, 'exited', input.at);
+    return ended(run, 'exited', input.at, EXIT_REASONS.exitMet());
   }
   const index = journey.stepIndex.get(run.step as string);
   const step = index === undefined ? undefined : journey.steps[index];
@@ -207,7 +263,7 @@ function react(journey: CompiledJourney, run: JourneyRun, input: JourneyInput, e
   // only ever stops at a wait): the run cannot go on; it ends as exited.
   if (step === undefined || step.kind !== 'wait') {
     count({ kind: 'exited' });
-    return ended(run, 'exited', input.at);
+    return ended(run, 'exited', input.at, EXIT_REASONS.stepGone(run.step as string));
   }
   const timer = journeyTimerOf(input.event);
   if (timer !== undefined) {
@@ -233,7 +289,11 @@ const identity = (run: JourneyRun): Pick<JourneyRun, 'run' | 'enteredAt' | 'name
   ...(run.named ? { named: true } : {}),
 });
 
-const ended = (run: JourneyRun, how: JourneyEnd, at: number): JourneyRun => ({ ...identity(run), stepAt: at, ended: { how, at } });
+const ended = (run: JourneyRun, how: JourneyEnd, at: number, reason?: string): JourneyRun => ({
+  ...identity(run),
+  stepAt: at,
+  ended: { how, at, ...(reason !== undefined ? { reason } : {}) },
+});
 
 /** A run's entry time as timers and deferred sends name it (timer.ts `JourneyTimerRef`, `SendOrigin`): ISO-8601. */
 export const runEntryOf = (run: Pick<JourneyRun, 'enteredAt'>): string => new Date(run.enteredAt).toISOString();
@@ -345,7 +405,7 @@ export function endRunsInProgress(runs: Readonly<JourneyRuns>, at: number, max: 
   const counts = erasedRunCounts(runs, at).slice(0, Math.max(0, max));
   if (counts.length === 0) return { runs: { ...runs }, counts };
   const next: JourneyRuns = { ...runs };
-  for (const { journey } of counts) next[journey] = ended(runs[journey] as JourneyRun, 'exited', at);
+  for (const { journey } of counts) next[journey] = ended(runs[journey] as JourneyRun, 'exited', at, EXIT_REASONS.erased());
   return { runs: next, counts };
 }
 
@@ -361,7 +421,7 @@ export interface JourneyRunView {
   readonly enteredAt: string;
   readonly stepAt: string;
   readonly waitingUntil?: string;
-  readonly ended?: { readonly how: JourneyEnd; readonly at: string };
+  readonly ended?: { readonly how: JourneyEnd; readonly at: string; readonly reason?: string };
 }
 
 /** The customer's runs, by journey id. */
@@ -378,7 +438,9 @@ export function journeyRunsView(runs: Readonly<JourneyRuns>): JourneyRunView[] {
         enteredAt: iso(run.enteredAt),
         stepAt: iso(run.stepAt),
         ...(run.waitingUntil !== undefined ? { waitingUntil: iso(run.waitingUntil) } : {}),
-        ...(run.ended !== undefined ? { ended: { how: run.ended.how, at: iso(run.ended.at) } } : {}),
+        ...(run.ended !== undefined
+          ? { ended: { how: run.ended.how, at: iso(run.ended.at), ...(run.ended.reason !== undefined ? { reason: run.ended.reason } : {}) } }
+          : {}),
       };
     });
 }

@@ -100,19 +100,25 @@ export const journeyBound = (catalog: Pick<CompiledCatalog, 'journeys'>): number
 
 /**
  * The profile plan's journey stepper for the catalog's journeys, read
- * through `current` (the live catalog) on each call; no catalog, or none
- * with journeys: no event moves anything.
+ * through `current` (the live catalog) on each call. No catalog, or none
+ * with journeys: no event moves anything, but a wait's timer still ends
+ * its run `exited` (machine.ts: its journey is no longer in the catalog),
+ * since nothing would move it on later.
  */
 export function createJourneyStepper(current: () => CompiledCatalog | undefined, options: FireOptions = {}): JourneyStepper {
   return {
     bound: (event) => {
       const catalog = current();
       // A wait's timer may also end a run of a journey the catalog no longer has: its `exited` count.
-      return catalog ? journeyBound(catalog) + (journeyTimerOf(event) !== undefined ? 1 : 0) : 0;
+      return (catalog ? journeyBound(catalog) : 0) + (journeyTimerOf(event) !== undefined ? 1 : 0);
     },
     step: (runs, change) => {
       const catalog = current();
-      return catalog ? reactJourneys(catalog, runs, change, options) : { runs, outbox: [], counts: [] };
+      if (catalog) return reactJourneys(catalog, runs, change, options);
+      const event = change.event;
+      const none = () => false;
+      const advance = advanceJourneys(runs, [], { event, at: eventTime(event), profileKey: change.profileKey, eventName: undefined, entered: none, holds: none });
+      return { runs: advance.runs, outbox: [], counts: advance.counts };
     },
   };
 }

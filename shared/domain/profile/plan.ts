@@ -100,13 +100,13 @@
  * those within a transaction).
  */
 import { anonymousProfileKey, userProfileKey, type StoredEvent } from '../stored-event.ts';
-import { answersErasedDecision, applyEvents, eventOutcome, linkAnonymousId, mergeProfiles, recordErasure, recordSend } from './apply.ts';
+import { answersErasedDecision, applyEvents, eventOutcome, eventTime, linkAnonymousId, mergeProfiles, recordErasure, recordSend } from './apply.ts';
 import { DEFAULT_OUTCOME_LEARNING, cellKey, countedIncrements, mergeTakeBack, type StatisticsIncrement } from '../learning/statistics.ts';
 import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry, ProfileReactor } from './reactions.ts';
 import { journeyIncrements, type JourneyCounterIncrement } from '../journeys/report.ts';
 import { isTimerEvent } from '../journeys/timer.ts';
-import { erasedRunCounts, type JourneyCount } from '../journeys/machine.ts';
+import { erasedRunCounts, exitFailedTimerRun, type JourneyCount } from '../journeys/machine.ts';
 import { happenedAt, nextRunEnding } from './erasure.ts';
 import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
 import { cloneProfileState, emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
@@ -709,7 +709,11 @@ function joinedState(state: ProfileState, joins: readonly Join[]): ProfileState 
  * that the event's write fits DynamoDB's 4 MB: the triggers' entries that
  * fit are kept in order and the rest left out, and journeys whose entries
  * do not fit in what is left stay where they were for that event (a run
- * never moves without its sends and timers), each with a warning.
+ * never moves without its sends and timers), each with a warning. Except
+ * the run a wait's timer would have moved on (the timer is spent with its
+ * event, so it would stay in progress with no timer left): it ends
+ * `exited`, with the reason on the run and its count in the report
+ * (machine.ts `exitFailedTimerRun`).
  *
  * Each send decided (an entry with a `contact`) counts as a contact at once
  * (apply.ts `recordSend`): on `final` (in place: the write stores it) and on
@@ -813,7 +817,18 @@ function reactions(
         counts.push(...stepped.counts);
         count(stepped.outbox);
       } catch (error) {
-        warnings.push({ message: `journeys of event ${entry.event.pk} failed; they stay where they were: ${(error as Error).message}`, profileKey: key });
+        // A wait's timer is spent with its event: the run it would have moved on cannot stay waiting with no timer
+        // left. It ends exited, with its reason and its count (within the event's bound: the count replaces what
+        // the step would have written); the other runs stay where they were.
+        const cause = (error as Error).message;
+        const exit = exitFailedTimerRun(runs, entry.event, eventTime(entry.event), cause);
+        if (exit) {
+          runs = exit.runs;
+          counts.push(exit.count);
+          warnings.push({ message: `journeys of event ${entry.event.pk} failed; the run of journey ${exit.count.journey} its timer would have moved on exited: ${cause}`, profileKey: key });
+        } else {
+          warnings.push({ message: `journeys of event ${entry.event.pk} failed; they stay where they were: ${cause}`, profileKey: key });
+        }
       }
     }
     before = change.after;

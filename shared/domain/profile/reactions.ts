@@ -104,6 +104,6 @@ export interface ProfileReactor {
 export interface JourneyStepper {
   /** The most items (outbox entries and report counters) one applied event can add; 0: it moves no journey. */
   bound(event: StoredEvent): number;
-  /** The runs after `change`, and what it writes; must not throw for a customer's data (a throw leaves the runs as they were, with a warning). */
+  /** The runs after `change`, and what it writes; must not throw for a customer's data (a throw leaves the runs as they were, with a warning, but for the run a wait's timer would have moved on: it exits, plan.ts). */
   step(runs: JourneyRuns, change: AppliedChange): { readonly runs: JourneyRuns; readonly outbox: readonly OutboxEntry[]; readonly counts: readonly JourneyCount[] };
 }
