@@ -33,7 +33,6 @@ import {
   RESULTS_PREFIX,
   keyInRange,
   listPrefixOf,
-  readMapResults,
   scratchPrefixOf,
   shardOutcomesKeyOf,
   writeEvaluationInputs,
