@@ -24,7 +24,7 @@ vi.hoisted(() => {
 });
 import { decisionRecordsOfText } from '#domain/evaluation/decision-record.ts';
 import { mapStep, reduceEvaluation, type Evaluation, type OutcomeIndex } from '#domain/evaluation/evaluate.ts';
-import { shardOf } from '#domain/evaluation/shuffle.ts';
+import { shardOf, shardOutcomes } from '#domain/evaluation/shuffle.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { evaluationShuffle } from '#functions/evaluation-shuffle/handler.ts';
 import { evaluationMap } from '#functions/evaluation-map/handler.ts';
@@ -247,5 +247,35 @@ describe('the outcomes of a shard', () => {
       ),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('the shard count at the edges of its range (config-ranges.ts EVALUATION_SHARDS: 1 to 1000)', () => {
+  const outcomes: OutcomeIndex = Object.fromEntries(Array.from({ length: 300 }, (_, n) => [`${SECOND}.n${n}`, ['click a']]));
+
+  it('splits the outcomes into 1 shard (the whole index) or 1000, each reference in its decision’s shard', () => {
+    expect(shardOutcomes(outcomes, 1)).toEqual([outcomes]);
+    const split = shardOutcomes(outcomes, 1000);
+    expect(split).toHaveLength(1000);
+    split.forEach((part, shard) => {
+      for (const reference of Object.keys(part)) expect(shardOf(reference, 1000)).toBe(shard);
+    });
+    expect(split.reduce((n, part) => n + Object.keys(part).length, 0)).toBe(300);
+  });
+
+  it('the shuffle step takes 1 and 1000 shards and refuses 0, 1001 and a fraction (a defect of the state machine’s input)', async () => {
+    const objects = memoryObjects();
+    await objects.put(LOG_BUCKET, objectKey(0), gzipSync(`${line('n1', 0)}\n`));
+    const shuffle = evaluationShuffle({ objects, logBucket: LOG_BUCKET, evaluationBucket: EVALUATION_BUCKET });
+    const run = (shardCount: number) => shuffle({ Items: [{ Key: objectKey(0) }], BatchInput: { scratchPrefix: scratchPrefixOf(`x${shardCount}`), shardCount, from: new Date(FROM).toISOString(), to: new Date(TO).toISOString() } });
+    for (const shardCount of [1, 1000]) expect(await run(shardCount)).toEqual({ records: 0, malformed: 0 });
+    for (const shardCount of [0, 1001, 2.5]) await expect(run(shardCount)).rejects.toThrow(/^shardCount must be a whole number from 1 to 1000/);
+  });
+
+  it('evaluates with 1000 shards as with 1', async () => {
+    const log = [Array.from({ length: 30 }, (_, n) => line(`n${n}`, n % 2 === 0 ? 0 : 1))];
+    const one = await deployed({ objects: log, outcomes, batch: 20, shards: 1 });
+    expect(one).toMatchObject({ ok: true, replayed: 30 });
+    expect(await deployed({ objects: log, outcomes, batch: 20, shards: 1000 })).toEqual(one);
   });
 });

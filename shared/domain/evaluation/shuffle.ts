@@ -20,8 +20,9 @@ import { EMPTY_PARTITION, referenceOf, type OutcomeIndex, type PartitionSums } f
  * What the shuffle kept out of the shards, as the map step would have
  * counted it (`PartitionSums`' fields of the same names): `records`,
  * readable records whose decision id does not open; `malformed`, those
- * and the lines that are no record. Small: one per shuffle batch travels
- * in the execution's state to the reduce step.
+ * and the lines that are no record. One per shuffle batch: the results of
+ * the shuffle's Distributed Map, which its ResultWriter writes to S3 for
+ * the reduce step (shared/evaluation-steps.ts).
  */
 export interface ShuffleCounts {
   readonly records: number;
