@@ -36,7 +36,7 @@ import { parseIsoDateTime } from '#domain/ingest/timestamps.ts';
 import { DynamoClient } from '#store/client.ts';
 import { evaluationStatistics, readEvaluationCounts, readOutcomeIndex, type EvaluationRange } from '#store/evaluation-inputs.ts';
 import { describeExecution, startExecution } from '#shared/aws-requests.ts';
-import { RESULTS_PREFIX, logDayMayHold, reduceMapResults, writeMapResults, type EvaluationObjects } from '#shared/evaluation-steps.ts';
+import { logDayMayHold, resultsPrefixOf, reduceMapResults, writeMapResults, type EvaluationObjects } from '#shared/evaluation-steps.ts';
 import { parseCommandLine, readText, runCommand, UsageError } from './cli.ts';
 
 export const USAGE = `Usage: npm run evaluate -- --catalog <candidate.yaml> [--log <folder> | --deployed] [options]
@@ -254,8 +254,9 @@ export async function evaluateLocalLog(input: LocalEvaluationInput): Promise<Eva
   try {
     const objects = folderObjects(folder);
     // No shuffle locally: its results are an empty map run.
-    const shuffled = await writeMapResults(objects, LOCAL_RESULTS_BUCKET, RESULTS_PREFIX, 'shuffle', []);
-    const partitions = await writeMapResults(objects, LOCAL_RESULTS_BUCKET, RESULTS_PREFIX, 'files', sums);
+    const prefix = resultsPrefixOf('local');
+    const shuffled = await writeMapResults(objects, LOCAL_RESULTS_BUCKET, prefix, 'shuffle', []);
+    const partitions = await writeMapResults(objects, LOCAL_RESULTS_BUCKET, prefix, 'files', sums);
     const { evaluation } = await reduceMapResults(objects, { shuffled, partitions, reward: input.candidate.learning.reward, minSupport: input.minSupport ?? DEFAULT_MIN_SUPPORT });
     return evaluation;
   } finally {

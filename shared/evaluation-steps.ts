@@ -29,8 +29,8 @@
  *    results → the Evaluation, the execution's output.
  *
  * Both Distributed Maps write their results to the evaluation bucket with
- * their ResultWriter (under RESULTS_PREFIX, expired by the bucket's
- * lifecycle), not into the execution's state (at most 256 KB): what travels
+ * their ResultWriter (under the execution's `resultsPrefixOf`, expired by
+ * the bucket's lifecycle), not into the execution's state (at most 256 KB): what travels
  * to the reduce step is where their manifests are (`MapResultsLocation`),
  * and the reduce step reads the results from there (`readMapResults`).
  */
@@ -67,6 +67,8 @@ export interface InputsResult {
   readonly listPrefix: string;
   /** The execution's scratch prefix in the evaluation bucket (`scratchPrefixOf`). */
   readonly scratchPrefix: string;
+  /** The execution's prefix of its maps' results in the evaluation bucket (`resultsPrefixOf`), their ResultWriter's. */
+  readonly resultsPrefix: string;
   /** The number of shards (KAIROS_EVALUATION_SHARDS, config-ranges.ts EVALUATION_SHARDS) … */
   readonly shardCount: number;
   /** … and the shards, 0 … shardCount − 1: the items of the map over the shards. */
@@ -142,6 +144,13 @@ export const shardOutcomesKeyOf = (outcomesPrefix: string, shard: number): strin
 
 /** The evaluation bucket's prefix of the evaluation's Distributed Maps' results (their ResultWriter; expired by the bucket's lifecycle like the scratch objects). */
 export const RESULTS_PREFIX = 'results/';
+
+/**
+ * An execution's ResultWriter prefix in the evaluation bucket,
+ * `results/<execution>`: Step Functions writes each map run's manifest and
+ * result files under `<prefix>/<map run id>/`.
+ */
+export const resultsPrefixOf = (execution: string): string => `${RESULTS_PREFIX}${execution}`;
 
 /** The evaluation bucket's prefix of the shuffle's scratch objects (expired by the bucket's lifecycle; infra/constructs/evaluation.ts). */
 export const SCRATCH_PREFIX = 'shuffle/';
@@ -267,11 +276,12 @@ export async function readMapResults<T>(objects: EvaluationObjects, location: Ma
 /**
  * What a Distributed Map's ResultWriter writes for `outputs` (each a child
  * execution's output, all succeeded): one result file and the manifest,
- * under `<prefix><run>/`. The local run of the steps writes its map
- * results with it, so the reduce step reads them as deployed.
+ * under `<prefix>/<run>/` (`run` in place of the map run's id). The local
+ * run of the steps writes its map results with it, so the reduce step
+ * reads them as deployed.
  */
 export async function writeMapResults(objects: EvaluationObjects, bucket: string, prefix: string, run: string, outputs: readonly unknown[]): Promise<MapResultsLocation> {
-  const folder = `${prefix}${run}/`;
+  const folder = `${prefix}/${run}/`;
   const results: MapRunResult[] = outputs.map((output, i) => ({ Name: `${run}-${i}`, Status: 'SUCCEEDED', Input: '{}', Output: JSON.stringify(output) }));
   const file = Buffer.from(JSON.stringify(results));
   await objects.put(bucket, `${folder}SUCCEEDED_0.json`, file);

@@ -16,7 +16,7 @@ import { decisionKey } from '#domain/decide/decision-id.ts';
 import { DEFAULT_MIN_SUPPORT } from '#domain/evaluation/evaluate.ts';
 import { s3Objects } from '#shared/aws-requests.ts';
 import { config, requiredDecisionSecret } from '#shared/config.ts';
-import { listPrefixOf, scratchPrefixOf, writeEvaluationInputs, type InputsEvent, type InputsResult } from '#shared/evaluation-steps.ts';
+import { listPrefixOf, resultsPrefixOf, scratchPrefixOf, writeEvaluationInputs, type InputsEvent, type InputsResult } from '#shared/evaluation-steps.ts';
 import { functionLogger } from '#shared/observability.ts';
 import { readEvaluationCounts, readOutcomeIndex } from '#store/evaluation-inputs.ts';
 
@@ -53,6 +53,7 @@ export async function evaluationInputs(event: InputsEvent): Promise<InputsResult
     outcomesPrefix,
     listPrefix: listPrefixOf(event.logPrefix, from, to),
     scratchPrefix: scratchPrefixOf(event.execution),
+    resultsPrefix: resultsPrefixOf(event.execution),
     shardCount,
     shards: Array.from({ length: shardCount }, (_, shard) => shard),
     from: new Date(from).toISOString(),

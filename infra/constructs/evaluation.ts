@@ -70,7 +70,7 @@ export interface EvaluationProps {
  * its shard's outcomes: each decision evaluated once), and the reduce step,
  * whose result is the execution's output. The two Distributed Maps write
  * their results to the evaluation bucket (ResultWriter, under
- * RESULTS_PREFIX, a folder per map run), never into the execution's state,
+ * `results/<execution>/`, a folder per map run), never into the execution's state,
  * and the reduce step reads them from there. The shard count is the inputs
  * function's KAIROS_EVALUATION_SHARDS. Input:
  * shared/evaluation-steps.ts `EvaluationRequest`. Each function and the
@@ -142,7 +142,7 @@ export class Evaluation extends Construct {
       }),
       maxConcurrency: props.maxConcurrency ?? 10,
       mapExecutionType: StateMachineType.STANDARD,
-      resultWriterV2: new ResultsWriter(this.bucket),
+      resultWriterV2: new ResultsWriter(this.bucket, JsonPath.stringAt('$.resultsPrefix')),
       // The map's output is where its results are (ResultWriterDetails), not the results.
       resultPath: '$.shuffled',
     });
@@ -168,7 +168,7 @@ export class Evaluation extends Construct {
       },
       maxConcurrency: props.maxConcurrency ?? 10,
       mapExecutionType: StateMachineType.STANDARD,
-      resultWriterV2: new ResultsWriter(this.bucket),
+      resultWriterV2: new ResultsWriter(this.bucket, JsonPath.stringAt('$.resultsPrefix')),
       resultPath: '$.partitions',
     });
     partitions.itemProcessor(
@@ -207,14 +207,18 @@ export class Evaluation extends Construct {
 }
 
 /**
- * A Distributed Map's ResultWriter into the evaluation bucket under
- * RESULTS_PREFIX (Step Functions adds a folder per map run: its manifest
- * and result files), whose grant to the state machine is that prefix only
+ * A Distributed Map's ResultWriter into the evaluation bucket under the
+ * execution's prefix in RESULTS_PREFIX (Step Functions adds a folder per
+ * map run: its manifest and result files), whose grant to the state machine is that prefix only
  * — CDK's own grants the writer's actions on every object of the bucket.
  */
 class ResultsWriter extends ResultWriterV2 {
-  constructor(private readonly resultsBucket: Bucket) {
-    super({ bucket: resultsBucket, prefix: RESULTS_PREFIX });
+  /** `prefix`: the execution's (evaluation-steps.ts `resultsPrefixOf`, under RESULTS_PREFIX), as a JSONPath of the state. */
+  constructor(
+    private readonly resultsBucket: Bucket,
+    prefix: string,
+  ) {
+    super({ bucket: resultsBucket, prefix });
   }
 
   override providePolicyStatements(): PolicyStatement[] {

@@ -189,12 +189,12 @@ describe('npm run evaluate on the local stack’s decision log', () => {
     expect(evaluation).toMatchObject({ ok: true, records: N, replayed: N });
     // What the reduce read: a manifest naming one result file of the files' sums (each a child's Output, JSON text), and an empty shuffle.
     const objects = folderObjects(resultsFolder);
-    const manifest = JSON.parse((await objects.get('evaluation', 'results/files/manifest.json')).toString('utf8')) as { ResultFiles: { SUCCEEDED: { Key: string }[]; FAILED: unknown[] } };
-    expect(manifest.ResultFiles).toMatchObject({ FAILED: [], SUCCEEDED: [{ Key: 'results/files/SUCCEEDED_0.json' }] });
-    const sums = await readMapResults<{ records: number }>(objects, { Bucket: 'evaluation', Key: 'results/files/manifest.json' });
+    const manifest = JSON.parse((await objects.get('evaluation', 'results/local/files/manifest.json')).toString('utf8')) as { ResultFiles: { SUCCEEDED: { Key: string }[]; FAILED: unknown[] } };
+    expect(manifest.ResultFiles).toMatchObject({ FAILED: [], SUCCEEDED: [{ Key: 'results/local/files/SUCCEEDED_0.json' }] });
+    const sums = await readMapResults<{ records: number }>(objects, { Bucket: 'evaluation', Key: 'results/local/files/manifest.json' });
     expect(sums.length).toBe(logFiles(stack.decisionLog).length);
     expect(sums.reduce((n, s) => n + s.records, 0)).toBe(N);
-    expect(await readMapResults(objects, { Bucket: 'evaluation', Key: 'results/shuffle/manifest.json' })).toEqual([]);
+    expect(await readMapResults(objects, { Bucket: 'evaluation', Key: 'results/local/shuffle/manifest.json' })).toEqual([]);
   });
 
   it('prints the table for people', async () => {

@@ -926,8 +926,9 @@ describe('the evaluation (Step Functions Distributed Map over the decision log)'
     expect(invoked(inputs)).toBe(functionId('evaluationInputs'));
     // The shard count is the inputs function's setting (KAIROS_EVALUATION_SHARDS), not a constant of the definition.
     expect(inputs.Parameters).toEqual({ 'request.$': '$', 'execution.$': '$$.Execution.Name', logPrefix: 'decisions/' });
-    // Each Distributed Map writes its children's results to the evaluation bucket, under results/ (a folder per map run): its state output is where they are, not the results.
-    const resultWriter = { Resource: expect.stringMatching(/:states:::s3:putObject$/), Parameters: { Bucket: `<${workBucketId()}>`, Prefix: 'results/' } };
+    // Each Distributed Map writes its children's results to the evaluation bucket, under the execution's results/<execution> (the inputs
+    // step's resultsPrefix; a folder per map run): its state output is where they are, not the results.
+    const resultWriter = { Resource: expect.stringMatching(/:states:::s3:putObject$/), Parameters: { Bucket: `<${workBucketId()}>`, 'Prefix.$': '$.resultsPrefix' } };
     const shuffle = States.Shuffle as Record<string, unknown>;
     expect(shuffle).toMatchObject({
       Type: 'Map',

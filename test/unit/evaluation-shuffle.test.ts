@@ -30,9 +30,9 @@ import { evaluationShuffle } from '#functions/evaluation-shuffle/handler.ts';
 import { evaluationMap } from '#functions/evaluation-map/handler.ts';
 import { evaluationReduce } from '#functions/evaluation-reduce/handler.ts';
 import {
-  RESULTS_PREFIX,
   keyInRange,
   listPrefixOf,
+  resultsPrefixOf,
   scratchPrefixOf,
   shardOutcomesKeyOf,
   writeEvaluationInputs,
@@ -103,7 +103,7 @@ async function deployed(run: Run, objects = memoryObjects()): Promise<Evaluation
   const execution = 'evaluation-run-1';
   // What the inputs step writes and returns (functions/evaluation-inputs).
   const { inputsKey, outcomesPrefix } = await writeEvaluationInputs(objects, EVALUATION_BUCKET, execution, { catalog: CANDIDATE, outcomes: run.outcomes, counts: [] }, run.shards);
-  const state = { inputsKey, outcomesPrefix, listPrefix: listPrefixOf('decisions/', FROM, TO), scratchPrefix: scratchPrefixOf(execution), from: new Date(FROM).toISOString(), to: new Date(TO).toISOString() };
+  const state = { inputsKey, outcomesPrefix, resultsPrefix: resultsPrefixOf(execution), listPrefix: listPrefixOf('decisions/', FROM, TO), scratchPrefix: scratchPrefixOf(execution), from: new Date(FROM).toISOString(), to: new Date(TO).toISOString() };
   // The Distributed Map: ListObjectsV2 under the prefix (key order), batched; its ResultWriter writes the batches' counts.
   const listed = await objects.list(LOG_BUCKET, state.listPrefix);
   const shuffle = evaluationShuffle({ objects, logBucket: LOG_BUCKET, evaluationBucket: EVALUATION_BUCKET, ...(run.flushBytes !== undefined ? { flushBytes: run.flushBytes } : {}) });
@@ -111,12 +111,12 @@ async function deployed(run: Run, objects = memoryObjects()): Promise<Evaluation
   for (let i = 0; i < listed.length; i += run.batch) {
     counts.push(await shuffle({ Items: listed.slice(i, i + run.batch).map((Key) => ({ Key })), BatchInput: { scratchPrefix: state.scratchPrefix, shardCount: run.shards, from: state.from, to: state.to } }));
   }
-  const shuffled = await writeMapResults(objects, EVALUATION_BUCKET, RESULTS_PREFIX, 'shuffle-run', counts);
+  const shuffled = await writeMapResults(objects, EVALUATION_BUCKET, state.resultsPrefix, 'shuffle-run', counts);
   // The Distributed Map over the shards, its ResultWriter writing the shards' sums.
   const map = evaluationMap({ objects, evaluationBucket: EVALUATION_BUCKET });
   const sums = [];
   for (let shard = 0; shard < run.shards; shard++) sums.push(await map({ shard, scratchPrefix: state.scratchPrefix, inputsKey: state.inputsKey, outcomesPrefix: state.outcomesPrefix, from: state.from, to: state.to }));
-  const partitions = await writeMapResults(objects, EVALUATION_BUCKET, RESULTS_PREFIX, 'shards-run', sums);
+  const partitions = await writeMapResults(objects, EVALUATION_BUCKET, state.resultsPrefix, 'shards-run', sums);
   return evaluationReduce(objects)({ shuffled, partitions, reward: 'click', minSupport: 0 });
 }
 

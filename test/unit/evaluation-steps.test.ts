@@ -5,7 +5,7 @@
  * maps' ResultWriter results.
  */
 import { describe, expect, it } from 'vitest';
-import { RESULTS_PREFIX, keyInRange, listPrefixOf, readMapResults, writeMapResults, type MapResultsManifest } from '#shared/evaluation-steps.ts';
+import { RESULTS_PREFIX, keyInRange, listPrefixOf, readMapResults, resultsPrefixOf, writeMapResults, type MapResultsManifest } from '#shared/evaluation-steps.ts';
 import { memoryObjects } from '../support/memory-objects.ts';
 import { evaluationReduce } from '#functions/evaluation-reduce/handler.ts';
 import { EMPTY_PARTITION } from '#domain/evaluation/evaluate.ts';
@@ -47,16 +47,25 @@ describe('the reduce function', () => {
     const objects = memoryObjects();
     const reduce = evaluationReduce(objects);
     const event = {
-      shuffled: await writeMapResults(objects, BUCKET, RESULTS_PREFIX, 'shuffle', [{ records: 0, malformed: 1 }]),
-      partitions: await writeMapResults(objects, BUCKET, RESULTS_PREFIX, 'shards', [part, part]),
+      shuffled: await writeMapResults(objects, BUCKET, resultsPrefixOf('execution-1'), 'shuffle', [{ records: 0, malformed: 1 }]),
+      partitions: await writeMapResults(objects, BUCKET, resultsPrefixOf('execution-1'), 'shards', [part, part]),
       reward: 'click' as const,
       minSupport: 0.9,
     };
     // What travels in the execution's state is where the results are, whatever their size.
     expect(JSON.stringify(event).length).toBeLessThan(400);
     expect(await reduce(event)).toMatchObject({ ok: true, records: 4, malformed: 1, replayed: 4, estimate: { decisions: 4, evaluated: 4, ips: { estimate: 1 } } });
-    const empty = { ...event, shuffled: await writeMapResults(objects, BUCKET, RESULTS_PREFIX, 'none-1', []), partitions: await writeMapResults(objects, BUCKET, RESULTS_PREFIX, 'none-2', []) };
+    const empty = { ...event, shuffled: await writeMapResults(objects, BUCKET, resultsPrefixOf('execution-1'), 'none-1', []), partitions: await writeMapResults(objects, BUCKET, resultsPrefixOf('execution-1'), 'none-2', []) };
     expect(await reduce(empty)).toMatchObject({ ok: false, reason: expect.stringMatching(/^no decision to replay/) });
+  });
+
+  it('finds the maps’ results of an execution under its own prefix, in the prefix the bucket expires and the reduce step may read', async () => {
+    expect(resultsPrefixOf('evaluation-run-1')).toBe('results/evaluation-run-1');
+    expect(resultsPrefixOf('evaluation-run-1').startsWith(RESULTS_PREFIX)).toBe(true);
+    // Step Functions writes a map run's files under `<prefix>/<map run id>/`: the twin writes them there too.
+    const objects = memoryObjects();
+    expect(await writeMapResults(objects, BUCKET, resultsPrefixOf('evaluation-run-1'), 'run-1', [part])).toEqual({ Bucket: BUCKET, Key: 'results/evaluation-run-1/run-1/manifest.json' });
+    expect(objects.keys(BUCKET)).toEqual(['results/evaluation-run-1/run-1/SUCCEEDED_0.json', 'results/evaluation-run-1/run-1/manifest.json']);
   });
 
   it('reads every result file of a ResultWriter manifest, each child\'s Output, in the manifest\'s order', async () => {
