@@ -3,6 +3,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import {
   DECIDE_DEADLINE_HEADROOM_MS,
   DECIDE_DEADLINE_MS,
+  EVALUATION_SHARDS,
   HISTORY_DAYS,
   INTEREST_HALF_LIFE_DAYS,
   STALE_MAX_SECONDS,
@@ -25,6 +26,8 @@ export const KAIROS_FEATURE_FLAGS: Record<string, unknown> = {
   '@aws-cdk/aws-iam:minimizePolicies': true,
   // A template CloudFormation would reject fails `cdk synth`, not the deployment.
   '@aws-cdk/core:validateAgainstDefaultRules': true,
+  // Distributed Maps write their results with ResultWriterV2 (infra/constructs/evaluation.ts).
+  '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
 };
 
 /**
@@ -48,6 +51,8 @@ export const CONTEXT_KEYS = {
   historyDays: 'kairos:historyDays',
   /** Half-life of the behavioural category interest, days (KAIROS_INTEREST_HALF_LIFE_DAYS, 0.001 to 3650); 14 by default. */
   interestHalfLifeDays: 'kairos:interestHalfLifeDays',
+  /** Shards of the deployed evaluation, one map invocation each (KAIROS_EVALUATION_SHARDS, a whole number from 1 to 1000); 32 by default. */
+  evaluationShards: 'kairos:evaluationShards',
 } as const;
 
 /**
@@ -66,6 +71,7 @@ const NUMERIC_SETTINGS: readonly { readonly key: string; readonly range: Setting
   { key: CONTEXT_KEYS.staleMaxSeconds, range: STALE_MAX_SECONDS },
   { key: CONTEXT_KEYS.historyDays, range: HISTORY_DAYS },
   { key: CONTEXT_KEYS.interestHalfLifeDays, range: INTEREST_HALF_LIFE_DAYS },
+  { key: CONTEXT_KEYS.evaluationShards, range: EVALUATION_SHARDS },
 ];
 
 export interface KairosAppOptions {

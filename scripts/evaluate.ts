@@ -22,20 +22,21 @@
  * Exit codes: 0 estimates printed, 3 refused (no support, nothing to
  * replay: the reason on stderr), 2 a usage or input mistake, 1 anything else.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MAX_CATALOG_BYTES, loadCatalog } from '#domain/catalog/load.ts';
 import type { CompiledCatalog } from '#domain/catalog/compiled.ts';
 import { decisionKey, type DecisionKey } from '#domain/decide/decision-id.ts';
-import { DEFAULT_MIN_SUPPORT, decisionRecordsOfText, mapStep, reduceEvaluation, type Evaluation, type PartitionSums } from '#domain/evaluation/evaluate.ts';
+import { DEFAULT_MIN_SUPPORT, decisionRecordsOfText, mapStep, type Evaluation, type PartitionSums } from '#domain/evaluation/evaluate.ts';
 import type { DecisionLogRecord } from '#domain/evaluation/decision-record.ts';
 import { MIN_INTERVAL_DECISIONS } from '#domain/evaluation/estimators.ts';
 import { parseIsoDateTime } from '#domain/ingest/timestamps.ts';
 import { DynamoClient } from '#store/client.ts';
 import { evaluationStatistics, readEvaluationCounts, readOutcomeIndex, type EvaluationRange } from '#store/evaluation-inputs.ts';
 import { describeExecution, startExecution } from '#shared/aws-requests.ts';
-import { logDayMayHold } from '#shared/evaluation-steps.ts';
+import { logDayMayHold, resultsPrefixOf, reduceMapResults, writeMapResults, type EvaluationObjects } from '#shared/evaluation-steps.ts';
 import { parseCommandLine, readText, runCommand, UsageError } from './cli.ts';
 
 export const USAGE = `Usage: npm run evaluate -- --catalog <candidate.yaml> [--log <folder> | --deployed] [options]
@@ -188,12 +189,46 @@ export interface LocalEvaluationInput {
   readonly minSupport?: number;
   /** @default config's table names */
   readonly tables?: { readonly events?: string; readonly control?: string };
+  /**
+   * The folder the map results are written to for the reduce step, as the
+   * deployed maps' ResultWriter writes them (kept; absent: a temporary
+   * folder, removed after the reduce).
+   */
+  readonly resultsFolder?: string;
+}
+
+/** The bucket of the local run's map results in its folder. */
+const LOCAL_RESULTS_BUCKET = 'evaluation';
+
+/**
+ * A folder standing in for S3 (`<folder>/<bucket>/<key>`): the local run's
+ * map results are written and read through it as deployed through S3.
+ */
+export function folderObjects(folder: string): EvaluationObjects {
+  const path = (bucket: string, key: string) => join(folder, bucket, ...key.split('/'));
+  const walk = (dir: string): string[] =>
+    existsSync(dir) ? readdirSync(dir, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? walk(join(dir, entry.name)) : [join(dir, entry.name)])) : [];
+  return {
+    get: async (bucket, key) => readFileSync(path(bucket, key)),
+    put: async (bucket, key, body) => {
+      mkdirSync(dirname(path(bucket, key)), { recursive: true });
+      writeFileSync(path(bucket, key), body);
+    },
+    list: async (bucket, prefix) =>
+      walk(join(folder, bucket))
+        .map((file) => relative(join(folder, bucket), file).split(/[\\/]/).join('/'))
+        .filter((key) => key.startsWith(prefix))
+        .sort(),
+  };
 }
 
 /**
  * The evaluation of a local decision log: each file a partition of the map
- * step (in process), the outcomes and statistics of the range read once, then
- * the reduce. The range defaults to the first and last decision of the files.
+ * step (in process), the outcomes and statistics of the range read once,
+ * the partitions' sums written as a Distributed Map's ResultWriter writes
+ * them (`resultsFolder`), and the deployed reduce step
+ * (#shared/evaluation-steps.ts `reduceMapResults`) run on them. The range
+ * defaults to the first and last decision of the files.
  */
 export async function evaluateLocalLog(input: LocalEvaluationInput): Promise<Evaluation> {
   // One file in memory at a time (a day's file rotates at 64 MB): the range's ends, when not given, are a first pass over them.
@@ -215,7 +250,18 @@ export async function evaluateLocalLog(input: LocalEvaluationInput): Promise<Eva
   // One map step reads every file: a decision in two files (or twice in one) is evaluated once.
   const step = mapStep({ candidate: input.candidate, outcomes, learning, decisionKey: input.decisionKey, from: range.from, to: range.to });
   const sums: PartitionSums[] = input.files.map((file) => step(read(file)));
-  return reduceEvaluation(sums, { reward: input.candidate.learning.reward, ...(input.minSupport !== undefined ? { minSupport: input.minSupport } : {}) });
+  const folder = input.resultsFolder ?? mkdtempSync(join(tmpdir(), 'kairos-evaluate-'));
+  try {
+    const objects = folderObjects(folder);
+    // No shuffle locally: its results are an empty map run.
+    const prefix = resultsPrefixOf('local');
+    const shuffled = await writeMapResults(objects, LOCAL_RESULTS_BUCKET, prefix, 'shuffle', []);
+    const partitions = await writeMapResults(objects, LOCAL_RESULTS_BUCKET, prefix, 'files', sums);
+    const { evaluation } = await reduceMapResults(objects, { shuffled, partitions, reward: input.candidate.learning.reward, minSupport: input.minSupport ?? DEFAULT_MIN_SUPPORT });
+    return evaluation;
+  } finally {
+    if (input.resultsFolder === undefined) rmSync(folder, { recursive: true, force: true });
+  }
 }
 
 const rate = (n: number) => n.toFixed(4);

@@ -37,11 +37,6 @@ export async function getObjectText(bucket: string, key: string): Promise<string
 /** An object's bytes as text: GZIP (magic bytes 1f 8b) unzipped, anything else read as it is. */
 export const textOfObject = (bytes: Buffer): string => (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString('utf8');
 
-/** Writes a JSON document to S3. */
-export async function putJsonObject(bucket: string, key: string, value: unknown): Promise<void> {
-  await (await aws())({ service: 's3', method: 'PUT', path: objectPath(bucket, key), headers: { 'content-type': 'application/json' }, payload: JSON.stringify(value) });
-}
-
 /** Writes bytes to S3 (`contentType`, default application/octet-stream). */
 export async function putObject(bucket: string, key: string, body: Buffer, contentType = 'application/octet-stream'): Promise<void> {
   await (await aws())({ service: 's3', method: 'PUT', path: objectPath(bucket, key), headers: { 'content-type': contentType }, payload: body });

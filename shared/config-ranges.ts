@@ -11,6 +11,8 @@ export interface SettingRange {
   readonly min: number;
   readonly max: number;
   readonly default: number;
+  /** Whole numbers only. */
+  readonly integer?: boolean;
 }
 
 /** KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: seconds a user token may live at most; 60 to 604800 (a week), default 86400 (a day). */
@@ -40,12 +42,22 @@ export const DECIDE_DEADLINE_HEADROOM_MS = 1_000;
 export const STALE_MAX_SECONDS: SettingRange = { variable: 'KAIROS_STALE_MAX_SECONDS', min: 0, max: 7 * 86_400, default: 3_600 };
 
 /**
+ * KAIROS_EVALUATION_SHARDS: shards the deployed evaluation sends the decision log's records (and the
+ * outcomes of their decisions) to by decision reference, one map invocation each; a whole number from 1
+ * to 1000 (a Map state's items travel in the execution's state: 1,000 shard numbers stay far under its
+ * 256 KB), default 32. Read by the evaluation's inputs step (functions/evaluation-inputs); each map
+ * invocation holds about 1/shards of the range's decision references and outcomes.
+ */
+export const EVALUATION_SHARDS: SettingRange = { variable: 'KAIROS_EVALUATION_SHARDS', min: 1, max: 1_000, default: 32, integer: true };
+
+/**
  * Why `value` is not a number in `range` (any finite number from `min` to
  * `max`, as text or a number), or undefined when it is.
  */
 export function rangeProblem(value: string | number, range: SettingRange): string | undefined {
   const n = typeof value === 'number' ? value : value.trim() === '' ? Number.NaN : Number(value);
   if (Number.isNaN(n)) return 'must be a number';
+  if (range.integer && !(Number.isInteger(n) && n >= range.min && n <= range.max)) return `must be a whole number from ${range.min} to ${range.max}`;
   if (!Number.isFinite(n) || n < range.min || n > range.max) return `must be a number from ${range.min} to ${range.max}`;
   return undefined;
 }

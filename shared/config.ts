@@ -7,6 +7,7 @@
 import { getStringFromEnv } from '@aws-lambda-powertools/commons/utils/env';
 import {
   DECIDE_DEADLINE_MS,
+  EVALUATION_SHARDS,
   HISTORY_DAYS,
   INTEREST_HALF_LIFE_DAYS,
   STALE_MAX_SECONDS,
@@ -64,6 +65,13 @@ export interface Config {
    * (401), so a token that leaks stops working within this time.
    */
   readonly KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: number;
+  /**
+   * Shards of the deployed evaluation (the decision log's records and their
+   * outcomes sent to shards by decision reference, one map invocation
+   * each; read by its inputs step): a whole number from 1 to 1000, default
+   * 32 (config-ranges.ts EVALUATION_SHARDS).
+   */
+  readonly KAIROS_EVALUATION_SHARDS: number;
 }
 
 const invalid = (key: string, problem: string) => new Error(`Invalid configuration: ${key} ${problem}`);
@@ -119,6 +127,7 @@ export function loadConfig(): Config {
     KAIROS_DECIDE_DEADLINE_MS: ranged(DECIDE_DEADLINE_MS),
     KAIROS_STALE_MAX_SECONDS: ranged(STALE_MAX_SECONDS),
     KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: ranged(USER_TOKEN_MAX_LIFETIME_SECONDS),
+    KAIROS_EVALUATION_SHARDS: ranged(EVALUATION_SHARDS),
   };
 }
 

@@ -141,10 +141,11 @@ export const functionDefinitions = {
   },
   evaluationReduce: {
     entry: 'functions/evaluation-reduce/handler.ts',
-    description: 'Off-policy evaluation, reduce step: the partial sums to the estimates (or the reason there are none)',
+    s3: true,
+    description: 'Off-policy evaluation, reduce step: the partial sums, read from the maps\' results in the evaluation bucket, to the estimates (or the reason there are none)',
     tables: {},
-    memorySize: 256,
-    timeoutSeconds: 30,
+    memorySize: 512,
+    timeoutSeconds: 120,
   },
 } as const satisfies Record<string, FunctionDefinition>;
 

@@ -5,9 +5,10 @@
  * time) → the partial sums of shared/domain/evaluation/evaluate.ts
  * `mapStep`, one set of the references read over all the parts,
  * merged. Every copy of a decision's record is in its one shard, so a
- * decision is evaluated once in the whole execution. The candidate catalog,
- * outcomes and statistics are read once per execution and kept while the
- * environment lives.
+ * decision is evaluated once in the whole execution. The outcomes read are
+ * the shard's own (the inputs step split them by decision reference as the
+ * shuffle split the log); the candidate catalog and statistics are read
+ * once per execution and kept while the environment lives.
  */
 import '#shared/source-maps-register.ts';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
@@ -21,7 +22,7 @@ import { EMPTY_PARTITION, decisionRecordsOfText, mapStep, mergePartitions, type 
 import { replayCache } from '#domain/evaluation/replay.ts';
 import { s3Objects, textOfObject } from '#shared/aws-requests.ts';
 import { requiredDecisionSecret } from '#shared/config.ts';
-import { shardPrefixOf, type EvaluationInputs, type EvaluationObjects, type MapEvent } from '#shared/evaluation-steps.ts';
+import { shardOutcomesKeyOf, shardPrefixOf, type EvaluationInputs, type EvaluationObjects, type MapEvent } from '#shared/evaluation-steps.ts';
 import { functionLogger } from '#shared/observability.ts';
 import { evaluationStatistics } from '#store/evaluation-inputs.ts';
 
@@ -29,7 +30,7 @@ const logger = functionLogger('evaluationMap');
 
 export interface MapSettings {
   readonly objects: EvaluationObjects;
-  /** The evaluation bucket: the execution's inputs and the shuffle's parts. */
+  /** The evaluation bucket: the execution's inputs, the shards' outcomes and the shuffle's parts. */
   readonly evaluationBucket: string;
   /** The key the decision ids are sealed with (absent: plain ids). */
   readonly decisionKey?: DecisionKey;
@@ -38,7 +39,6 @@ export interface MapSettings {
 interface Inputs {
   readonly key: string;
   readonly candidate: CompiledCatalog;
-  readonly outcomes: OutcomeIndex;
   readonly learning: LearningStats;
 }
 
@@ -52,15 +52,16 @@ export function evaluationMap(settings: MapSettings): (event: MapEvent) => Promi
     const loaded = loadCatalog(inputs.catalog, inputs.catalog.trimStart().startsWith('{') ? 'json' : 'yaml');
     // The inputs step checked it: a problem here is a defect.
     if (!loaded.ok) throw new Error(`the candidate catalog of ${key} does not compile`);
-    cached = { key, candidate: loaded.catalog, outcomes: inputs.outcomes, learning: evaluationStatistics(new Map(inputs.counts)) };
+    cached = { key, candidate: loaded.catalog, learning: evaluationStatistics(new Map(inputs.counts)) };
     return cached;
   };
   return async (event) => {
     const inputs = await inputsOf(event.inputsKey);
+    const outcomes = JSON.parse((await settings.objects.get(settings.evaluationBucket, shardOutcomesKeyOf(event.outcomesPrefix, event.shard))).toString('utf8')) as OutcomeIndex;
     const keys = await settings.objects.list(settings.evaluationBucket, shardPrefixOf(event.scratchPrefix, event.shard));
     const step = mapStep({
       candidate: inputs.candidate,
-      outcomes: inputs.outcomes,
+      outcomes,
       learning: inputs.learning,
       from: Date.parse(event.from),
       to: Date.parse(event.to),
@@ -70,7 +71,7 @@ export function evaluationMap(settings: MapSettings): (event: MapEvent) => Promi
     let sums = EMPTY_PARTITION;
     // One part in memory at a time; the step's references read span the shard.
     for (const key of keys) sums = mergePartitions(sums, step(decisionRecordsOfText(textOfObject(await settings.objects.get(settings.evaluationBucket, key)))));
-    logger.info('shard evaluated', { shard: event.shard, parts: keys.length, records: sums.records, replayed: sums.sums.decisions, duplicates: sums.duplicates });
+    logger.info('shard evaluated', { shard: event.shard, parts: keys.length, decisionsWithOutcomes: Object.keys(outcomes).length, records: sums.records, replayed: sums.sums.decisions, duplicates: sums.duplicates });
     return sums;
   };
 }

@@ -19,9 +19,10 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { getStringFromEnv } from '@aws-lambda-powertools/commons/utils/env';
 import middy from '@middy/core';
 import { decisionKey, type DecisionKey } from '#domain/decide/decision-id.ts';
-import { MAX_SHARDS, NO_SHUFFLE_COUNTS, addShuffleCounts, shuffleText, type ShuffleCounts } from '#domain/evaluation/shuffle.ts';
+import { NO_SHUFFLE_COUNTS, addShuffleCounts, shuffleText, type ShuffleCounts } from '#domain/evaluation/shuffle.ts';
 import { s3Objects, textOfObject } from '#shared/aws-requests.ts';
 import { requiredDecisionSecret } from '#shared/config.ts';
+import { EVALUATION_SHARDS, rangeProblem } from '#shared/config-ranges.ts';
 import { keyInRange, shardPartKeyOf, type EvaluationObjects, type ShuffleEvent } from '#shared/evaluation-steps.ts';
 import { functionLogger } from '#shared/observability.ts';
 
@@ -44,12 +45,13 @@ export interface ShuffleSettings {
   readonly flushBytes?: number;
 }
 
-/** The shuffle step reading and writing `settings.objects`. Throws on a shard count outside 1 … MAX_SHARDS (a defect of the state machine's input). */
+/** The shuffle step reading and writing `settings.objects`. Throws on a shard count outside EVALUATION_SHARDS (a defect of the state machine's input). */
 export function evaluationShuffle(settings: ShuffleSettings): (event: ShuffleEvent) => Promise<ShuffleCounts> {
   const flushBytes = settings.flushBytes ?? SHUFFLE_FLUSH_BYTES;
   return async (event) => {
     const { scratchPrefix, shardCount } = event.BatchInput;
-    if (!(Number.isInteger(shardCount) && shardCount >= 1 && shardCount <= MAX_SHARDS)) throw new Error(`shardCount must be an integer from 1 to ${MAX_SHARDS} (got ${shardCount})`);
+    const problem = rangeProblem(shardCount, EVALUATION_SHARDS);
+    if (problem !== undefined) throw new Error(`shardCount ${problem} (got ${shardCount})`);
     const from = Date.parse(event.BatchInput.from);
     const to = Date.parse(event.BatchInput.to);
     const batch = createHash('sha256')

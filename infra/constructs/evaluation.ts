@@ -1,6 +1,6 @@
 import { Duration, RemovalPolicy, Stack, Validations, type CfnElement } from 'aws-cdk-lib';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership, type IBucket } from 'aws-cdk-lib/aws-s3';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import {
   DefinitionBody,
@@ -8,7 +8,7 @@ import {
   ItemBatcher,
   JsonPath,
   LogLevel,
-  Map as MapState,
+  ResultWriterV2,
   S3ObjectsItemReader,
   StateMachine,
   StateMachineType,
@@ -16,8 +16,7 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { MAX_SHARDS } from '#domain/evaluation/shuffle.ts';
-import { SCRATCH_PREFIX } from '#shared/evaluation-steps.ts';
+import { RESULTS_PREFIX, SCRATCH_PREFIX } from '#shared/evaluation-steps.ts';
 import { DECISION_LOG_PREFIX } from './decision-log.ts';
 import type { KairosFunction } from './kairos-function.ts';
 
@@ -37,13 +36,6 @@ export interface EvaluationProps {
    */
   readonly objectsPerBatch?: number;
   /**
-   * Shards the log's records are sent to by decision reference: one map
-   * invocation each, holding the references of its shard (about
-   * 1/shards of the range's decisions) while it runs. 1 … MAX_SHARDS.
-   * @default 32
-   */
-  readonly shards?: number;
-  /**
    * Shuffle invocations, and map invocations, at once.
    * @default 10
    */
@@ -56,8 +48,9 @@ export interface EvaluationProps {
   readonly inputsRetention?: Duration;
   /**
    * How long the shuffle's scratch objects (copies of the range's decision
-   * records, under SCRATCH_PREFIX) stay in the evaluation bucket. At least
-   * a day: an execution reads them for up to its 2-hour timeout.
+   * records, under SCRATCH_PREFIX) and the Distributed Maps' results
+   * (under RESULTS_PREFIX) stay in the evaluation bucket. At least a day:
+   * an execution reads them for up to its 2-hour timeout.
    * @default Duration.days(1)
    */
   readonly scratchRetention?: Duration;
@@ -71,13 +64,18 @@ export interface EvaluationProps {
  * Map over the decision log's objects under the range's `dt=` prefix,
  * ItemReader S3 ListObjectsV2, items batched: each batch one invocation of
  * the shuffle function, which writes each record to the scratch shard of
- * its decision's reference), a Map over the shards (each one invocation of
- * the map function running the same map step as `npm run evaluate`
- * locally, over every copy of its decisions' records: each decision
- * evaluated once), and the reduce step, whose result is the execution's
- * output. Input: shared/evaluation-steps.ts `EvaluationRequest`. Each
- * function may read or write only what its step needs; the state machine
- * logs every event and is traced.
+ * its decision's reference), a Distributed Map over the shards (each one
+ * invocation of the map function running the same map step as
+ * `npm run evaluate` locally, over every copy of its decisions' records and
+ * its shard's outcomes: each decision evaluated once), and the reduce step,
+ * whose result is the execution's output. The two Distributed Maps write
+ * their results to the evaluation bucket (ResultWriter, under
+ * `results/<execution>/`, a folder per map run), never into the execution's state,
+ * and the reduce step reads them from there. The shard count is the inputs
+ * function's KAIROS_EVALUATION_SHARDS. Input:
+ * shared/evaluation-steps.ts `EvaluationRequest`. Each function and the
+ * state machine may read or write only what its step needs; the state
+ * machine logs every event and is traced.
  */
 export class Evaluation extends Construct {
   public readonly bucket: Bucket;
@@ -98,17 +96,18 @@ export class Evaluation extends Construct {
         { id: 'Inputs', prefix: 'evaluations/', expiration: props.inputsRetention ?? Duration.days(7) },
         // Copies of decision records: kept no longer than an execution needs them.
         { id: 'Scratch', prefix: SCRATCH_PREFIX, expiration: props.scratchRetention ?? Duration.days(1) },
+        // The Distributed Maps' results (per-batch counts, per-shard sums): read once by the reduce step.
+        { id: 'Results', prefix: RESULTS_PREFIX, expiration: props.scratchRetention ?? Duration.days(1) },
       ],
       // Scratch data of executions: nothing to keep when the stack goes.
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
-    const shards = props.shards ?? 32;
-    if (!(Number.isInteger(shards) && shards >= 1 && shards <= MAX_SHARDS)) throw new Error(`Evaluation shards must be an integer from 1 to ${MAX_SHARDS} (got ${shards})`);
-
     // Exactly the actions each step takes (no CDK grant's wildcard actions): the inputs step puts its
     // execution's object; the shuffle step gets the decision log's objects and puts scratch parts; the map
-    // step gets the inputs and the scratch parts, and lists the scratch prefix (its shard's parts) only.
+    // step gets the inputs and the scratch parts, and lists the scratch prefix (its shard's parts) only; the
+    // reduce step gets the maps' results (their manifests and result files) only.
+    const resultsObjects = this.bucket.arnForObjects(`${RESULTS_PREFIX}*`);
     const inputsObjects = this.bucket.arnForObjects('evaluations/*');
     const scratchObjects = this.bucket.arnForObjects(`${SCRATCH_PREFIX}*`);
     props.inputs.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [inputsObjects] }));
@@ -118,6 +117,7 @@ export class Evaluation extends Construct {
     props.map.addToRolePolicy(
       new PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn], conditions: { StringLike: { 's3:prefix': [`${SCRATCH_PREFIX}*`] } } }),
     );
+    props.reduce.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [resultsObjects] }));
     props.inputs.addEnvironment('KAIROS_EVALUATION_BUCKET', this.bucket.bucketName);
     props.shuffle.addEnvironment('KAIROS_EVALUATION_BUCKET', this.bucket.bucketName);
     props.shuffle.addEnvironment('KAIROS_DECISION_LOG_BUCKET', props.logBucket.bucketName);
@@ -127,7 +127,7 @@ export class Evaluation extends Construct {
       stateName: 'Inputs',
       comment: 'Check the candidate; index the outcomes and sum the statistics of the range for the map step',
       lambdaFunction: props.inputs,
-      payload: TaskInput.fromObject({ request: JsonPath.entirePayload, execution: JsonPath.executionName, logPrefix: DECISION_LOG_PREFIX, shardCount: shards }),
+      payload: TaskInput.fromObject({ request: JsonPath.entirePayload, execution: JsonPath.executionName, logPrefix: DECISION_LOG_PREFIX }),
       payloadResponseOnly: true,
     });
 
@@ -142,6 +142,8 @@ export class Evaluation extends Construct {
       }),
       maxConcurrency: props.maxConcurrency ?? 10,
       mapExecutionType: StateMachineType.STANDARD,
+      resultWriterV2: new ResultsWriter(this.bucket, JsonPath.stringAt('$.resultsPrefix')),
+      // The map's output is where its results are (ResultWriterDetails), not the results.
       resultPath: '$.shuffled',
     });
     shuffle.itemProcessor(
@@ -152,18 +154,21 @@ export class Evaluation extends Construct {
       }),
     );
 
-    const partitions = new MapState(this, 'Shards', {
+    const partitions = new DistributedMap(this, 'Shards', {
       stateName: 'Shards',
-      comment: 'Each shard: the map step over every copy of its decisions, each decision once, to partial sums',
+      comment: "Each shard: the map step over every copy of its decisions and the shard's outcomes, each decision once, to partial sums",
       itemsPath: JsonPath.stringAt('$.shards'),
       itemSelector: {
         shard: JsonPath.stringAt('$$.Map.Item.Value'),
         scratchPrefix: JsonPath.stringAt('$.scratchPrefix'),
         inputsKey: JsonPath.stringAt('$.inputsKey'),
+        outcomesPrefix: JsonPath.stringAt('$.outcomesPrefix'),
         from: JsonPath.stringAt('$.from'),
         to: JsonPath.stringAt('$.to'),
       },
       maxConcurrency: props.maxConcurrency ?? 10,
+      mapExecutionType: StateMachineType.STANDARD,
+      resultWriterV2: new ResultsWriter(this.bucket, JsonPath.stringAt('$.resultsPrefix')),
       resultPath: '$.partitions',
     });
     partitions.itemProcessor(
@@ -179,8 +184,8 @@ export class Evaluation extends Construct {
       comment: 'The partial sums to the estimates, or the reason there are none',
       lambdaFunction: props.reduce,
       payload: TaskInput.fromObject({
-        shuffled: JsonPath.listAt('$.shuffled'),
-        partitions: JsonPath.listAt('$.partitions'),
+        shuffled: JsonPath.objectAt('$.shuffled.ResultWriterDetails'),
+        partitions: JsonPath.objectAt('$.partitions.ResultWriterDetails'),
         reward: JsonPath.stringAt('$.reward'),
         minSupport: JsonPath.numberAt('$.minSupport'),
       }),
@@ -198,6 +203,33 @@ export class Evaluation extends Construct {
     });
 
     acknowledgeWildcards(this, props);
+  }
+}
+
+/**
+ * A Distributed Map's ResultWriter into the evaluation bucket under the
+ * execution's prefix in RESULTS_PREFIX (Step Functions adds a folder per
+ * map run: its manifest and result files), whose grant to the state machine is that prefix only
+ * — CDK's own grants the writer's actions on every object of the bucket.
+ */
+class ResultsWriter extends ResultWriterV2 {
+  /** `prefix`: the execution's (evaluation-steps.ts `resultsPrefixOf`, under RESULTS_PREFIX), as a JSONPath of the state. */
+  constructor(
+    private readonly resultsBucket: Bucket,
+    prefix: string,
+  ) {
+    super({ bucket: resultsBucket, prefix });
+  }
+
+  override providePolicyStatements(): PolicyStatement[] {
+    // The actions Step Functions documents for a ResultWriter (multipart uploads of large result files).
+    return [
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['s3:PutObject', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
+        resources: [this.resultsBucket.arnForObjects(`${RESULTS_PREFIX}*`)],
+      }),
+    ];
   }
 }
 
@@ -231,6 +263,15 @@ function acknowledgeWildcards(evaluation: Evaluation, props: EvaluationProps): v
       reason: `The map step may only GetObject of its execution's inputs under evaluations/ and of its shard's parts under ${SCRATCH_PREFIX} of the evaluation bucket (and list that prefix only).`,
     });
   }
+  const resultsObjects = `Resource::${arnOf(evaluation.bucket)}/${RESULTS_PREFIX}*`;
+  Validations.of(props.reduce.executionRole).acknowledge({
+    id: `AwsSolutions-IAM5[${resultsObjects}]`,
+    reason: `The reduce step may only GetObject under ${RESULTS_PREFIX} of the evaluation bucket: the manifests and result files of its execution's Distributed Maps, named by map run at run time.`,
+  });
+  Validations.of(evaluation.stateMachine).acknowledge({
+    id: `AwsSolutions-IAM5[${resultsObjects}]`,
+    reason: `The Distributed Maps' ResultWriter writes (and reads back, for multipart uploads) under ${RESULTS_PREFIX} of the evaluation bucket only: a folder per map run, named by Step Functions at run time.`,
+  });
   for (const fn of [props.inputs, props.shuffle, props.map, props.reduce]) {
     Validations.of(evaluation.stateMachine).acknowledge({
       id: `AwsSolutions-IAM5[Resource::${arnOf(fn)}:*]`,

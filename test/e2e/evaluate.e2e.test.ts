@@ -169,6 +169,34 @@ describe('npm run evaluate on the local stack’s decision log', () => {
     }
   });
 
+  it('reduces the map step’s sums with the deployed reduce step, from result files written as the deployed maps’ ResultWriter writes them', async () => {
+    await new Promise((resolve) => setTimeout(resolve, DECISION_LOG_FLUSH_MS * 2));
+    const { evaluateLocalLog, folderObjects, logFiles, readCandidate } = await import('#scripts/evaluate.ts');
+    const { DynamoClient } = await import('#store/client.ts');
+    const { decisionKey } = await import('#domain/decide/decision-id.ts');
+    const { readMapResults } = await import('#shared/evaluation-steps.ts');
+    const file = join(folder, `candidate-${uniqueId('c')}.yaml`);
+    writeFileSync(file, CANDIDATE);
+    const resultsFolder = join(folder, 'results');
+    const evaluation = await evaluateLocalLog({
+      candidate: readCandidate(file).catalog,
+      files: logFiles(stack.decisionLog),
+      decisionKey: decisionKey(TEST_DECISION_KEY),
+      client: new DynamoClient({ endpoint: stack.dynamoEndpoint }),
+      minSupport: 0,
+      resultsFolder,
+    });
+    expect(evaluation).toMatchObject({ ok: true, records: N, replayed: N });
+    // What the reduce read: a manifest naming one result file of the files' sums (each a child's Output, JSON text), and an empty shuffle.
+    const objects = folderObjects(resultsFolder);
+    const manifest = JSON.parse((await objects.get('evaluation', 'results/local/files/manifest.json')).toString('utf8')) as { ResultFiles: { SUCCEEDED: { Key: string }[]; FAILED: unknown[] } };
+    expect(manifest.ResultFiles).toMatchObject({ FAILED: [], SUCCEEDED: [{ Key: 'results/local/files/SUCCEEDED_0.json' }] });
+    const sums = await readMapResults<{ records: number }>(objects, { Bucket: 'evaluation', Key: 'results/local/files/manifest.json' });
+    expect(sums.length).toBe(logFiles(stack.decisionLog).length);
+    expect(sums.reduce((n, s) => n + s.records, 0)).toBe(N);
+    expect(await readMapResults(objects, { Bucket: 'evaluation', Key: 'results/local/shuffle/manifest.json' })).toEqual([]);
+  });
+
   it('prints the table for people', async () => {
     const { code, stdout } = await evaluate(CANDIDATE);
     expect(code).toBe(0);

@@ -940,18 +940,23 @@ describe('the evaluation (Step Functions Distributed Map over the decision log)'
   /** The function a task invokes (payloadResponseOnly: the task's resource is the function's ARN). */
   const invoked = (state: Record<string, unknown>): string | undefined => /^<([^.>]+)\.Arn>$/.exec(String(state.Resource))?.[1];
 
-  it('runs inputs → a Distributed Map of the shuffle function over the decision log objects → a Map of the map function over the shards → reduce', () => {
+  it('runs inputs → a Distributed Map of the shuffle function over the decision log objects → a Distributed Map of the map function over the shards → reduce, the maps’ results in the evaluation bucket', () => {
     const { StartAt, States } = definition();
     expect(StartAt).toBe('Inputs');
     const inputs = States.Inputs as Record<string, unknown>;
     expect(inputs).toMatchObject({ Type: 'Task', Next: 'Shuffle' });
     expect(invoked(inputs)).toBe(functionId('evaluationInputs'));
-    expect(inputs.Parameters).toEqual({ 'request.$': '$', 'execution.$': '$$.Execution.Name', logPrefix: 'decisions/', shardCount: 32 });
+    // The shard count is the inputs function's setting (KAIROS_EVALUATION_SHARDS), not a constant of the definition.
+    expect(inputs.Parameters).toEqual({ 'request.$': '$', 'execution.$': '$$.Execution.Name', logPrefix: 'decisions/' });
+    // Each Distributed Map writes its children's results to the evaluation bucket, under the execution's results/<execution> (the inputs
+    // step's resultsPrefix; a folder per map run): its state output is where they are, not the results.
+    const resultWriter = { Resource: expect.stringMatching(/:states:::s3:putObject$/), Parameters: { Bucket: `<${workBucketId()}>`, 'Prefix.$': '$.resultsPrefix' } };
     const shuffle = States.Shuffle as Record<string, unknown>;
     expect(shuffle).toMatchObject({
       Type: 'Map',
       Next: 'Shards',
       ResultPath: '$.shuffled',
+      ResultWriter: resultWriter,
       ItemReader: { Resource: expect.stringMatching(/:states:::s3:listObjectsV2$/), Parameters: { Bucket: `<${logBucketId()}>`, 'Prefix.$': '$.listPrefix' } },
       ItemBatcher: { MaxItemsPerBatch: 20, BatchInput: { 'scratchPrefix.$': '$.scratchPrefix', 'shardCount.$': '$.shardCount', 'from.$': '$.from', 'to.$': '$.to' } },
       MaxConcurrency: 10,
@@ -965,15 +970,20 @@ describe('the evaluation (Step Functions Distributed Map over the decision log)'
       Type: 'Map',
       Next: 'Reduce',
       ItemsPath: '$.shards',
-      ItemSelector: { 'shard.$': '$$.Map.Item.Value', 'scratchPrefix.$': '$.scratchPrefix', 'inputsKey.$': '$.inputsKey', 'from.$': '$.from', 'to.$': '$.to' },
+      ItemSelector: { 'shard.$': '$$.Map.Item.Value', 'scratchPrefix.$': '$.scratchPrefix', 'inputsKey.$': '$.inputsKey', 'outcomesPrefix.$': '$.outcomesPrefix', 'from.$': '$.from', 'to.$': '$.to' },
       ResultPath: '$.partitions',
+      ResultWriter: resultWriter,
       MaxConcurrency: 10,
     });
     const shardProcessor = shards.ItemProcessor as { ProcessorConfig: { Mode: string }; StartAt: string; States: Record<string, Record<string, unknown>> };
-    expect(shardProcessor.ProcessorConfig).toEqual({ Mode: 'INLINE' });
+    expect(shardProcessor.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
     expect(invoked(shardProcessor.States[shardProcessor.StartAt] as Record<string, unknown>)).toBe(functionId('evaluationMap'));
     const reduce = States.Reduce as Record<string, unknown>;
-    expect(reduce).toMatchObject({ Type: 'Task', End: true, Parameters: { 'shuffled.$': '$.shuffled', 'partitions.$': '$.partitions', 'reward.$': '$.reward', 'minSupport.$': '$.minSupport' } });
+    expect(reduce).toMatchObject({
+      Type: 'Task',
+      End: true,
+      Parameters: { 'shuffled.$': '$.shuffled.ResultWriterDetails', 'partitions.$': '$.partitions.ResultWriterDetails', 'reward.$': '$.reward', 'minSupport.$': '$.minSupport' },
+    });
     expect(invoked(reduce)).toBe(functionId('evaluationReduce'));
   });
 
@@ -983,18 +993,27 @@ describe('the evaluation (Step Functions Distributed Map over the decision log)'
     template.hasOutput('EvaluationStateMachineArn', { Value: { Ref: machineId() } });
   });
 
-  it('least privilege: the state machine invokes only the four steps and lists only the decision log bucket', () => {
+  it('least privilege: the state machine invokes only the four steps, lists only the decision log bucket and writes only the maps’ results under results/ of the evaluation bucket', () => {
     const statements = roleStatements(template, referencedLogicalId((resources[machineId()]?.Properties ?? {}).RoleArn) as string);
     const invokes = statements.filter((st) => asArray(st.Action).includes('lambda:InvokeFunction'));
     const targets = new Set(invokes.flatMap((st) => asArray(st.Resource)).flatMap((r) => referencesIn(r).map((ref) => ref.id)));
     expect(targets).toEqual(new Set([functionId('evaluationInputs'), functionId('evaluationShuffle'), functionId('evaluationMap'), functionId('evaluationReduce')]));
-    const s3 = statements.filter((st) => asArray(st.Action).some((a) => String(a).startsWith('s3:')));
-    expect(s3.flatMap((st) => asArray(st.Action))).toEqual(['s3:ListBucket']);
-    expect(new Set(s3.flatMap((st) => asArray(st.Resource)).flatMap((r) => referencesIn(r).map((ref) => ref.id)))).toEqual(new Set([logBucketId()]));
-    expect(statements.flatMap((st) => asArray(st.Action)).filter((a) => /^(dynamodb|s3:(Put|Delete|GetObject))/.test(String(a)))).toEqual([]);
+    const s3 = statements
+      .filter((st) => asArray(st.Action).some((a) => String(a).startsWith('s3:')))
+      .map((st) => ({ actions: asArray(st.Action).map(String).sort(), resources: asArray(st.Resource).map((r) => JSON.stringify(r)) }));
+    const results = JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [workBucketId(), 'Arn'] }, '/results/*']] });
+    expect(s3).toHaveLength(2);
+    expect(s3).toEqual(
+      expect.arrayContaining([
+        { actions: ['s3:ListBucket'], resources: [JSON.stringify({ 'Fn::GetAtt': [logBucketId(), 'Arn'] })] },
+        // The ResultWriter's documented actions (multipart uploads of large result files), on results/ only — not CDK's grant on every object of the bucket.
+        { actions: ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:PutObject'], resources: [results] },
+      ]),
+    );
+    expect(statements.flatMap((st) => asArray(st.Action)).filter((a) => /^(dynamodb|s3:Delete)/.test(String(a)))).toEqual([]);
   });
 
-  it('least privilege: the inputs step puts its object under evaluations/, the shuffle step gets log objects and puts scratch parts, the map step gets inputs and parts and lists the scratch prefix only, the reduce step reaches nothing', () => {
+  it('least privilege: the inputs step puts its object under evaluations/, the shuffle step gets log objects and puts scratch parts, the map step gets inputs and parts and lists the scratch prefix only, the reduce step gets the maps’ results only', () => {
     const s3Of = (name: LambdaName) =>
       roleStatements(template, roleId(name))
         .filter((st) => asArray(st.Action).some((a) => String(a).startsWith('s3:')))
@@ -1009,7 +1028,7 @@ describe('the evaluation (Step Functions Distributed Map over the decision log)'
       { actions: ['s3:GetObject'], resources: [objects(workBucketId(), 'evaluations/*'), objects(workBucketId(), 'shuffle/*')].sort() },
       { actions: ['s3:ListBucket'], resources: [JSON.stringify({ 'Fn::GetAtt': [workBucketId(), 'Arn'] })], condition: { StringLike: { 's3:prefix': ['shuffle/*'] } } },
     ]);
-    expect(s3Of('evaluationReduce')).toEqual([]);
+    expect(s3Of('evaluationReduce')).toEqual([{ actions: ['s3:GetObject'], resources: [objects(workBucketId(), 'results/*')] }]);
     // Every other function but the decision counter (below): no S3 at all.
     for (const [name] of manifest.filter(([n]) => !n.startsWith('evaluation') && n !== 'decisionCounter')) expect(s3Of(name)).toEqual([]);
     const env = (name: LambdaName) => (resources[functionId(name)]?.Properties?.Environment as { Variables: Record<string, unknown> }).Variables;
@@ -1019,7 +1038,7 @@ describe('the evaluation (Step Functions Distributed Map over the decision log)'
     expect(env('evaluationMap').KAIROS_DECISION_LOG_BUCKET).toBeUndefined();
   });
 
-  it('keeps the executions’ inputs and the shuffle’s scratch parts in an encrypted, private, TLS-only bucket that expires them (the parts after a day) and logs its access', () => {
+  it('keeps the executions’ inputs, the shuffle’s scratch parts and the maps’ results in an encrypted, private, TLS-only bucket that expires them (the parts and results after a day) and logs its access', () => {
     const bucket = resources[workBucketId()]?.Properties ?? {};
     expect(bucket).toMatchObject({
       BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
@@ -1028,6 +1047,7 @@ describe('the evaluation (Step Functions Distributed Map over the decision log)'
         Rules: [
           { Id: 'Inputs', Prefix: 'evaluations/', ExpirationInDays: 7, Status: 'Enabled' },
           { Id: 'Scratch', Prefix: 'shuffle/', ExpirationInDays: 1, Status: 'Enabled' },
+          { Id: 'Results', Prefix: 'results/', ExpirationInDays: 1, Status: 'Enabled' },
         ],
       },
     });

@@ -36,6 +36,7 @@ const NUMERIC_CONTEXT = {
   [CONTEXT_KEYS.staleMaxSeconds]: '60',
   [CONTEXT_KEYS.historyDays]: 365,
   [CONTEXT_KEYS.interestHalfLifeDays]: '7.5',
+  [CONTEXT_KEYS.evaluationShards]: '1000',
 };
 
 interface ReportViolation {
@@ -158,6 +159,8 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
         'AwsSolutions-IAM5[Resource::<ref>/decisions/*]',
         'AwsSolutions-IAM5[Resource::<ref>/evaluations/*]',
         'AwsSolutions-IAM5[Resource::<ref>/shuffle/*]',
+        // The evaluation's Distributed Maps' results under results/ (written by the state machine's ResultWriter, read by the reduce step).
+        'AwsSolutions-IAM5[Resource::<ref>/results/*]',
         // The evaluation state machine: its four functions' versions, and its Distributed Map's own child executions.
         'AwsSolutions-IAM5[Resource::<ref>:*]',
         'AwsSolutions-IAM5[Resource::arn:<ref>:states:<ref>:<ref>:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"EvaluationStateMachineC0098225"}]}]}:*]',
@@ -202,6 +205,7 @@ describe('cdk-nag on the Kairos stack, as an operator configures it', () => {
         KAIROS_STALE_MAX_SECONDS: '60',
         KAIROS_HISTORY_DAYS: '365',
         KAIROS_INTEREST_HALF_LIFE_DAYS: '7.5',
+        KAIROS_EVALUATION_SHARDS: '1000',
       });
     }
   });
@@ -302,6 +306,7 @@ describe('synth-time checks of the constructs', () => {
     [CONTEXT_KEYS.staleMaxSeconds, [-1, '604801'], /must be a number from 0 to 604800, got /],
     [CONTEXT_KEYS.historyDays, [29, '3651'], /must be a number from 30 to 3650, got /],
     [CONTEXT_KEYS.interestHalfLifeDays, [0, '3651'], /must be a number from 0\.001 to 3650, got /],
+    [CONTEXT_KEYS.evaluationShards, [0, '1001', 2.5, '-1'], /must be a whole number from 1 to 1000, got /],
   ])('refuses %s outside what the functions accept', (key, values, message) => {
     for (const value of values) {
       expect(() => createKairosApp({ outdir, context: { ...SKIP_BUNDLING, [key]: value } })).toThrow(message);

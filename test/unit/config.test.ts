@@ -42,8 +42,14 @@ describe('configuration', () => {
         KAIROS_DECIDE_DEADLINE_MS: 1000,
         KAIROS_STALE_MAX_SECONDS: 3600,
         KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: 86400,
+        KAIROS_EVALUATION_SHARDS: 32,
       },
     });
+  });
+
+  it('reads the evaluation\'s shard count at the edges of its range (1 and 1000)', () => {
+    expect(load({ KAIROS_EVALUATION_SHARDS: '1' })).toMatchObject({ ok: true, config: { KAIROS_EVALUATION_SHARDS: 1 } });
+    expect(load({ KAIROS_EVALUATION_SHARDS: '1000' })).toMatchObject({ ok: true, config: { KAIROS_EVALUATION_SHARDS: 1000 } });
   });
 
   it('reads what is set', () => {
@@ -64,6 +70,10 @@ describe('configuration', () => {
     [{ KAIROS_DECIDE_DEADLINE_MS: '30000' }, 'KAIROS_DECIDE_DEADLINE_MS must be a number from 50 to 25000'],
     [{ KAIROS_STALE_MAX_SECONDS: '-1' }, 'KAIROS_STALE_MAX_SECONDS must be a number from 0 to 604800'],
     [{ KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS: '30' }, 'KAIROS_USER_TOKEN_MAX_LIFETIME_SECONDS must be a number from 60 to 604800'],
+    [{ KAIROS_EVALUATION_SHARDS: '0' }, 'KAIROS_EVALUATION_SHARDS must be a whole number from 1 to 1000'],
+    [{ KAIROS_EVALUATION_SHARDS: '1001' }, 'KAIROS_EVALUATION_SHARDS must be a whole number from 1 to 1000'],
+    [{ KAIROS_EVALUATION_SHARDS: '2.5' }, 'KAIROS_EVALUATION_SHARDS must be a whole number from 1 to 1000'],
+    [{ KAIROS_EVALUATION_SHARDS: 'many' }, 'KAIROS_EVALUATION_SHARDS must be a number'],
   ])('refuses %j: %s', (env, message) => {
     const loaded = load(env);
     expect(loaded.ok).toBe(false);

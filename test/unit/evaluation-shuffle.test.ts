@@ -5,9 +5,11 @@
  * the Distributed Map hands to different batches. The handlers the state
  * machine runs (functions/evaluation-shuffle, evaluation-map,
  * evaluation-reduce; infra/constructs/evaluation.ts) are driven here as
- * the state machine drives them — the log's objects listed under the
- * range's prefix in key order and batched, every shard mapped, the reduce
- * over both maps' results — on Firehose-shaped objects (GZIP JSON lines
+ * the state machine drives them — the inputs written (the outcomes split
+ * by shard), the log's objects listed under the range's prefix in key
+ * order and batched, every shard mapped, both maps' results written as
+ * their ResultWriter writes them, the reduce reading them from there — on
+ * Firehose-shaped objects (GZIP JSON lines
  * under `decisions/dt=…/`) in an in-memory bucket standing in for S3
  * (which no emulator here provides), and their answer is compared with
  * the local path's (scripts/evaluate.ts: one map step over every file).
@@ -22,11 +24,21 @@ vi.hoisted(() => {
 });
 import { decisionRecordsOfText } from '#domain/evaluation/decision-record.ts';
 import { mapStep, reduceEvaluation, type Evaluation, type OutcomeIndex } from '#domain/evaluation/evaluate.ts';
+import { shardOf, shardOutcomes } from '#domain/evaluation/shuffle.ts';
 import { loadCatalog } from '#domain/catalog/load.ts';
 import { evaluationShuffle } from '#functions/evaluation-shuffle/handler.ts';
 import { evaluationMap } from '#functions/evaluation-map/handler.ts';
 import { evaluationReduce } from '#functions/evaluation-reduce/handler.ts';
-import { inputsKeyOf, keyInRange, listPrefixOf, scratchPrefixOf, type EvaluationInputs, type EvaluationObjects } from '#shared/evaluation-steps.ts';
+import {
+  keyInRange,
+  listPrefixOf,
+  resultsPrefixOf,
+  scratchPrefixOf,
+  shardOutcomesKeyOf,
+  writeEvaluationInputs,
+  writeMapResults,
+} from '#shared/evaluation-steps.ts';
+import { memoryObjects } from '../support/memory-objects.ts';
 
 const LOG_BUCKET = 'kairos-decision-log';
 const EVALUATION_BUCKET = 'kairos-evaluation';
@@ -74,29 +86,6 @@ const UNOPENED = JSON.stringify({
 /** A Firehose object key of the day (`decisions/dt=…/<stream>-<version>-<time>-<id>`), in the order written. */
 const objectKey = (i: number): string => `decisions/dt=2026-11-20/kairos-decisions-1-2026-11-20-10-${String(i).padStart(4, '0')}-0c1d.gz`;
 
-/** An in-memory bucket store with S3's answers: NoSuchKey, keys listed in ascending order. */
-function memoryObjects(): EvaluationObjects & { readonly keys: (bucket: string) => string[] } {
-  const stored = new Map<string, Buffer>();
-  const id = (bucket: string, key: string) => `${bucket}\u0000${key}`;
-  const keys = (bucket: string) =>
-    [...stored.keys()]
-      .filter((k) => k.startsWith(`${bucket}\u0000`))
-      .map((k) => k.slice(bucket.length + 1))
-      .sort();
-  return {
-    get: async (bucket, key) => {
-      const body = stored.get(id(bucket, key));
-      if (!body) throw new Error(`NoSuchKey: ${bucket}/${key}`);
-      return body;
-    },
-    put: async (bucket, key, body) => {
-      stored.set(id(bucket, key), Buffer.from(body));
-    },
-    list: async (bucket, prefix) => keys(bucket).filter((k) => k.startsWith(prefix)),
-    keys,
-  };
-}
-
 interface Run {
   /** The log's objects: each a list of lines, written in this order (`objectKey`). */
   readonly objects: readonly (readonly string[])[];
@@ -108,27 +97,27 @@ interface Run {
   readonly flushBytes?: number;
 }
 
-/** The deployed path: the state machine's steps after the inputs step, on the log's objects in a bucket. */
-async function deployed(run: Run): Promise<Evaluation> {
-  const objects = memoryObjects();
+/** The deployed path: the state machine's steps, the inputs step's writing of the inputs on, on the log's objects in a bucket. */
+async function deployed(run: Run, objects = memoryObjects()): Promise<Evaluation> {
   run.objects.forEach((lines, i) => void objects.put(LOG_BUCKET, objectKey(i), gzipSync(lines.map((l) => `${l}\n`).join(''))));
   const execution = 'evaluation-run-1';
   // What the inputs step writes and returns (functions/evaluation-inputs).
-  const inputs: EvaluationInputs = { catalog: CANDIDATE, outcomes: run.outcomes, counts: [] };
-  await objects.put(EVALUATION_BUCKET, inputsKeyOf(execution), Buffer.from(JSON.stringify(inputs)));
-  const state = { inputsKey: inputsKeyOf(execution), listPrefix: listPrefixOf('decisions/', FROM, TO), scratchPrefix: scratchPrefixOf(execution), from: new Date(FROM).toISOString(), to: new Date(TO).toISOString() };
-  // The Distributed Map: ListObjectsV2 under the prefix (key order), batched.
+  const { inputsKey, outcomesPrefix } = await writeEvaluationInputs(objects, EVALUATION_BUCKET, execution, { catalog: CANDIDATE, outcomes: run.outcomes, counts: [] }, run.shards);
+  const state = { inputsKey, outcomesPrefix, resultsPrefix: resultsPrefixOf(execution), listPrefix: listPrefixOf('decisions/', FROM, TO), scratchPrefix: scratchPrefixOf(execution), from: new Date(FROM).toISOString(), to: new Date(TO).toISOString() };
+  // The Distributed Map: ListObjectsV2 under the prefix (key order), batched; its ResultWriter writes the batches' counts.
   const listed = await objects.list(LOG_BUCKET, state.listPrefix);
   const shuffle = evaluationShuffle({ objects, logBucket: LOG_BUCKET, evaluationBucket: EVALUATION_BUCKET, ...(run.flushBytes !== undefined ? { flushBytes: run.flushBytes } : {}) });
-  const shuffled = [];
+  const counts = [];
   for (let i = 0; i < listed.length; i += run.batch) {
-    shuffled.push(await shuffle({ Items: listed.slice(i, i + run.batch).map((Key) => ({ Key })), BatchInput: { scratchPrefix: state.scratchPrefix, shardCount: run.shards, from: state.from, to: state.to } }));
+    counts.push(await shuffle({ Items: listed.slice(i, i + run.batch).map((Key) => ({ Key })), BatchInput: { scratchPrefix: state.scratchPrefix, shardCount: run.shards, from: state.from, to: state.to } }));
   }
-  // The Map over the shards.
+  const shuffled = await writeMapResults(objects, EVALUATION_BUCKET, state.resultsPrefix, 'shuffle-run', counts);
+  // The Distributed Map over the shards, its ResultWriter writing the shards' sums.
   const map = evaluationMap({ objects, evaluationBucket: EVALUATION_BUCKET });
-  const partitions = [];
-  for (let shard = 0; shard < run.shards; shard++) partitions.push(await map({ shard, scratchPrefix: state.scratchPrefix, inputsKey: state.inputsKey, from: state.from, to: state.to }));
-  return evaluationReduce({ shuffled, partitions, reward: 'click', minSupport: 0 });
+  const sums = [];
+  for (let shard = 0; shard < run.shards; shard++) sums.push(await map({ shard, scratchPrefix: state.scratchPrefix, inputsKey: state.inputsKey, outcomesPrefix: state.outcomesPrefix, from: state.from, to: state.to }));
+  const partitions = await writeMapResults(objects, EVALUATION_BUCKET, state.resultsPrefix, 'shards-run', sums);
+  return evaluationReduce(objects)({ shuffled, partitions, reward: 'click', minSupport: 0 });
 }
 
 /** The local path (scripts/evaluate.ts `evaluateLocalLog`): each object a file of the folder, in name order, one map step over them all. */
@@ -213,5 +202,80 @@ describe('the deployed path and the local path', () => {
       ),
       { numRuns: 150 },
     );
+  });
+});
+
+describe('the outcomes of a shard', () => {
+  it('are all a map invocation reads of the outcome index: its own shard’s object, whose references all hash to it', async () => {
+    const objects = memoryObjects();
+    const log = [Array.from({ length: 40 }, (_, n) => line(`n${n}`, n % 2 === 0 ? 0 : 1))];
+    const outcomes: OutcomeIndex = Object.fromEntries(Array.from({ length: 40 }, (_, n) => [`${SECOND}.n${n}`, [`click ${n % 2 === 0 ? 'a' : 'b'}`]]));
+    const shards = 5;
+    const evaluation = await deployed({ objects: log, outcomes, batch: 20, shards }, objects);
+    expect(evaluation).toMatchObject({ ok: true, replayed: 40 });
+    const outcomeObjects = objects.reads.filter((key) => key.includes('/outcomes/'));
+    // Each shard's map invocation got its own shard's outcomes once, and no other outcomes.
+    expect(outcomeObjects).toEqual(Array.from({ length: shards }, (_, shard) => shardOutcomesKeyOf('evaluations/evaluation-run-1/outcomes/', shard)));
+    let total = 0;
+    for (let shard = 0; shard < shards; shard++) {
+      const part = JSON.parse((await objects.get(EVALUATION_BUCKET, shardOutcomesKeyOf('evaluations/evaluation-run-1/outcomes/', shard))).toString('utf8')) as OutcomeIndex;
+      for (const reference of Object.keys(part)) expect(shardOf(reference, shards)).toBe(shard);
+      total += Object.keys(part).length;
+    }
+    expect(total).toBe(40);
+  });
+
+  it('give the estimates of the whole index, for any assignment of decisions and outcomes to shards', async () => {
+    const kinds = ['click a', 'click b', 'impression a', 'impression b'];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom<0 | 1>(0, 1), { minLength: 1, maxLength: 40 }),
+        // Outcomes of logged decisions (by index) and of decisions the log does not hold (other nonces).
+        fc.array(fc.tuple(fc.nat(), fc.subarray(kinds, { minLength: 1 })), { maxLength: 40 }),
+        fc.array(fc.tuple(fc.string({ minLength: 1, maxLength: 6 }), fc.subarray(kinds, { minLength: 1 })), { maxLength: 10 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 1, max: 10 }),
+        async (served, logged, stray, shards, batch) => {
+          const outcomes: Record<string, readonly string[]> = {};
+          for (const [n, k] of logged) outcomes[`${SECOND}.n${n % served.length}`] = k;
+          for (const [nonce, k] of stray) outcomes[`${SECOND + 1}.x${nonce}`] = k;
+          const objects = [served.map((s, n) => line(`n${n}`, s))];
+          const unsharded = local({ objects, outcomes, batch, shards: 1 });
+          expect(await deployed({ objects, outcomes, batch, shards })).toEqual(unsharded);
+          expect(await deployed({ objects, outcomes, batch, shards: 1 })).toEqual(unsharded);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});
+
+describe('the shard count at the edges of its range (config-ranges.ts EVALUATION_SHARDS: 1 to 1000)', () => {
+  const outcomes: OutcomeIndex = Object.fromEntries(Array.from({ length: 300 }, (_, n) => [`${SECOND}.n${n}`, ['click a']]));
+
+  it('splits the outcomes into 1 shard (the whole index) or 1000, each reference in its decision’s shard', () => {
+    expect(shardOutcomes(outcomes, 1)).toEqual([outcomes]);
+    const split = shardOutcomes(outcomes, 1000);
+    expect(split).toHaveLength(1000);
+    split.forEach((part, shard) => {
+      for (const reference of Object.keys(part)) expect(shardOf(reference, 1000)).toBe(shard);
+    });
+    expect(split.reduce((n, part) => n + Object.keys(part).length, 0)).toBe(300);
+  });
+
+  it('the shuffle step takes 1 and 1000 shards and refuses 0, 1001 and a fraction (a defect of the state machine’s input)', async () => {
+    const objects = memoryObjects();
+    await objects.put(LOG_BUCKET, objectKey(0), gzipSync(`${line('n1', 0)}\n`));
+    const shuffle = evaluationShuffle({ objects, logBucket: LOG_BUCKET, evaluationBucket: EVALUATION_BUCKET });
+    const run = (shardCount: number) => shuffle({ Items: [{ Key: objectKey(0) }], BatchInput: { scratchPrefix: scratchPrefixOf(`x${shardCount}`), shardCount, from: new Date(FROM).toISOString(), to: new Date(TO).toISOString() } });
+    for (const shardCount of [1, 1000]) expect(await run(shardCount)).toEqual({ records: 0, malformed: 0 });
+    for (const shardCount of [0, 1001, 2.5]) await expect(run(shardCount)).rejects.toThrow(/^shardCount must be a whole number from 1 to 1000/);
+  });
+
+  it('evaluates with 1000 shards as with 1', async () => {
+    const log = [Array.from({ length: 30 }, (_, n) => line(`n${n}`, n % 2 === 0 ? 0 : 1))];
+    const one = await deployed({ objects: log, outcomes, batch: 20, shards: 1 });
+    expect(one).toMatchObject({ ok: true, replayed: 30 });
+    expect(await deployed({ objects: log, outcomes, batch: 20, shards: 1000 })).toEqual(one);
   });
 });

@@ -1,10 +1,12 @@
 /**
  * The deployed evaluation's steps (shared/evaluation-steps.ts): the
  * ListObjectsV2 prefix of a range's days, which decision log objects the
- * map step reads, and the reduce function on partial sums.
+ * map step reads, and the reduce function on partial sums read from the
+ * maps' ResultWriter results.
  */
 import { describe, expect, it } from 'vitest';
-import { keyInRange, listPrefixOf } from '#shared/evaluation-steps.ts';
+import { RESULTS_PREFIX, keyInRange, listPrefixOf, readMapResults, resultsPrefixOf, writeMapResults, type MapResultsManifest } from '#shared/evaluation-steps.ts';
+import { memoryObjects } from '../support/memory-objects.ts';
 import { evaluationReduce } from '#functions/evaluation-reduce/handler.ts';
 import { EMPTY_PARTITION } from '#domain/evaluation/evaluate.ts';
 import { addDecision, EMPTY_SUMS } from '#domain/evaluation/estimators.ts';
@@ -37,11 +39,50 @@ describe('the objects of a range', () => {
 });
 
 describe('the reduce function', () => {
-  it('sums the shuffle\'s counts and the shards\' partitions and estimates, or refuses with the reason', async () => {
-    const decision = { served: 'a', loggingProbability: 0.5, reward: 1, candidateProbabilities: { a: 1 }, loggedSupport: ['a', 'b'] };
-    const part = { ...EMPTY_PARTITION, records: 2, sums: addDecision(addDecision(EMPTY_SUMS, decision), { ...decision, served: 'b', reward: 0 }) };
-    const evaluation = await evaluationReduce({ shuffled: [{ records: 0, malformed: 1 }], partitions: [part, part], reward: 'click', minSupport: 0.9 });
-    expect(evaluation).toMatchObject({ ok: true, records: 4, malformed: 1, replayed: 4, estimate: { decisions: 4, evaluated: 4, ips: { estimate: 1 } } });
-    expect(await evaluationReduce({ shuffled: [], partitions: [], reward: 'click', minSupport: 0.9 })).toMatchObject({ ok: false, reason: expect.stringMatching(/^no decision to replay/) });
+  const BUCKET = 'kairos-evaluation';
+  const decision = { served: 'a', loggingProbability: 0.5, reward: 1, candidateProbabilities: { a: 1 }, loggedSupport: ['a', 'b'] };
+  const part = { ...EMPTY_PARTITION, records: 2, sums: addDecision(addDecision(EMPTY_SUMS, decision), { ...decision, served: 'b', reward: 0 }) };
+
+  it('reads the shuffle\'s counts and the shards\' partitions from the maps\' results, and estimates, or refuses with the reason', async () => {
+    const objects = memoryObjects();
+    const reduce = evaluationReduce(objects);
+    const event = {
+      shuffled: await writeMapResults(objects, BUCKET, resultsPrefixOf('execution-1'), 'shuffle', [{ records: 0, malformed: 1 }]),
+      partitions: await writeMapResults(objects, BUCKET, resultsPrefixOf('execution-1'), 'shards', [part, part]),
+      reward: 'click' as const,
+      minSupport: 0.9,
+    };
+    // What travels in the execution's state is where the results are, whatever their size.
+    expect(JSON.stringify(event).length).toBeLessThan(400);
+    expect(await reduce(event)).toMatchObject({ ok: true, records: 4, malformed: 1, replayed: 4, estimate: { decisions: 4, evaluated: 4, ips: { estimate: 1 } } });
+    const empty = { ...event, shuffled: await writeMapResults(objects, BUCKET, resultsPrefixOf('execution-1'), 'none-1', []), partitions: await writeMapResults(objects, BUCKET, resultsPrefixOf('execution-1'), 'none-2', []) };
+    expect(await reduce(empty)).toMatchObject({ ok: false, reason: expect.stringMatching(/^no decision to replay/) });
+  });
+
+  it('finds the maps’ results of an execution under its own prefix, in the prefix the bucket expires and the reduce step may read', async () => {
+    expect(resultsPrefixOf('evaluation-run-1')).toBe('results/evaluation-run-1');
+    expect(resultsPrefixOf('evaluation-run-1').startsWith(RESULTS_PREFIX)).toBe(true);
+    // Step Functions writes a map run's files under `<prefix>/<map run id>/`: the twin writes them there too.
+    const objects = memoryObjects();
+    expect(await writeMapResults(objects, BUCKET, resultsPrefixOf('evaluation-run-1'), 'run-1', [part])).toEqual({ Bucket: BUCKET, Key: 'results/evaluation-run-1/run-1/manifest.json' });
+    expect(objects.keys(BUCKET)).toEqual(['results/evaluation-run-1/run-1/SUCCEEDED_0.json', 'results/evaluation-run-1/run-1/manifest.json']);
+  });
+
+  it('reads every result file of a ResultWriter manifest, each child\'s Output, in the manifest\'s order', async () => {
+    const objects = memoryObjects();
+    // As Step Functions writes them: result files of child executions (Input and Output as JSON text), and the manifest.
+    const child = (name: string, output: unknown) => ({ ExecutionArn: `arn:x:${name}`, Name: name, Status: 'SUCCEEDED', Input: '{"shard":0}', InputDetails: { Included: true }, Output: JSON.stringify(output), OutputDetails: { Included: true } });
+    await objects.put(BUCKET, 'results/run-1/SUCCEEDED_0.json', Buffer.from(JSON.stringify([child('a', part), child('b', part)])));
+    await objects.put(BUCKET, 'results/run-1/SUCCEEDED_1.json', Buffer.from(JSON.stringify([child('c', EMPTY_PARTITION)])));
+    const manifest: MapResultsManifest = {
+      DestinationBucket: BUCKET,
+      MapRunArn: 'arn:aws:states:eu-west-1:123456789012:mapRun:x/Shards:run-1',
+      ResultFiles: { FAILED: [], PENDING: [], SUCCEEDED: [{ Key: 'results/run-1/SUCCEEDED_0.json', Size: 1 }, { Key: 'results/run-1/SUCCEEDED_1.json', Size: 1 }] },
+    };
+    await objects.put(BUCKET, 'results/run-1/manifest.json', Buffer.from(JSON.stringify(manifest)));
+    expect(await readMapResults(objects, { Bucket: BUCKET, Key: 'results/run-1/manifest.json' })).toEqual([part, part, EMPTY_PARTITION]);
+    // A map run with a failed item is a defect (the state machine tolerates none): the step fails, naming the manifest.
+    await objects.put(BUCKET, 'results/run-2/manifest.json', Buffer.from(JSON.stringify({ ...manifest, ResultFiles: { ...manifest.ResultFiles, FAILED: [{ Key: 'results/run-2/FAILED_0.json', Size: 1 }] } })));
+    await expect(readMapResults(objects, { Bucket: BUCKET, Key: 'results/run-2/manifest.json' })).rejects.toThrow(/results\/run-2\/manifest\.json has 1 result file\(s\) of failed or pending items/);
   });
 });

@@ -14,17 +14,15 @@
 import type { DecisionKey } from '../decide/decision-id.ts';
 import { hash32 } from '../decide/random.ts';
 import { decisionRecordOfLine } from './decision-record.ts';
-import { EMPTY_PARTITION, referenceOf, type PartitionSums } from './evaluate.ts';
-
-/** The most shards an evaluation may use (a Step Functions Map's items are a state's array). */
-export const MAX_SHARDS = 1_000;
+import { EMPTY_PARTITION, referenceOf, type OutcomeIndex, type PartitionSums } from './evaluate.ts';
 
 /**
  * What the shuffle kept out of the shards, as the map step would have
  * counted it (`PartitionSums`' fields of the same names): `records`,
  * readable records whose decision id does not open; `malformed`, those
- * and the lines that are no record. Small: one per shuffle batch travels
- * in the execution's state to the reduce step.
+ * and the lines that are no record. One per shuffle batch: the results of
+ * the shuffle's Distributed Map, which its ResultWriter writes to S3 for
+ * the reduce step (shared/evaluation-steps.ts).
  */
 export interface ShuffleCounts {
   readonly records: number;
@@ -46,6 +44,19 @@ export function shuffledPartitions(shuffled: Iterable<ShuffleCounts>, shards: It
 /** The shard of a decision reference (evaluate.ts `decisionRef`), 0 … shards − 1: a 32-bit FNV-1a hash modulo `shards`. */
 export function shardOf(reference: string, shards: number): number {
   return hash32(reference) % shards;
+}
+
+/**
+ * The outcome index (evaluate.ts `indexOutcomes`, keyed by decision
+ * reference) split as the shuffle splits the log: entry `s` holds the
+ * outcomes of the references `shardOf` sends to shard `s`, so the map step
+ * of a shard needs only its own entry — every record it reads has its
+ * reference there. `shards`: 1 or more.
+ */
+export function shardOutcomes(outcomes: OutcomeIndex, shards: number): OutcomeIndex[] {
+  const parts: Record<string, readonly string[]>[] = Array.from({ length: shards }, () => ({}));
+  for (const [reference, kinds] of Object.entries(outcomes)) (parts[shardOf(reference, shards)] as Record<string, readonly string[]>)[reference] = kinds;
+  return parts;
 }
 
 /**
