@@ -84,6 +84,9 @@ function mappedFrame(map: SourceMap, site: CallSite, caller: CallSite | undefine
   return `${prefix}${mappedName} (${stripFileScheme(entry.originalSource)}:${entry.originalLine + 1}:${entry.originalColumn + 1})`;
 }
 
+/** After a failed read of the map, stacks are written unmapped for this long before it is read again (ms). */
+export const MAP_RETRY_MS = 10_000;
+
 /** Node's own `Error.prepareStackTrace` (Node 22+ sets one, `ErrorPrepareStackTrace`; older Node none), not a library's. */
 const isNodeDefault = (prepare: unknown) => prepare === undefined || (typeof prepare === 'function' && prepare.name === 'ErrorPrepareStackTrace');
 
@@ -92,7 +95,8 @@ const isNodeDefault = (prepare: unknown) => prepare === undefined || (typeof pre
  * URL, the bundle's `import.meta.url`) when its map is beside it
  * (`<bundle>.map`, esbuild's linked source map). The map is read and indexed
  * on the first stack formatted with a frame in the bundle; a map that cannot
- * be read leaves frames as V8 writes them. Does nothing when Node's own
+ * be read leaves frames as V8 writes them, and is read again on a later
+ * stack, MAP_RETRY_MS after the failure. Does nothing when Node's own
  * source maps are on (`--enable-source-maps`), when the module does not run
  * from a bundle with a map (tests and the local stack run the TypeScript
  * sources), or when a library has set its own `Error.prepareStackTrace`. Idempotent.
@@ -107,13 +111,15 @@ export function sourceMappedStackTraces(bundleUrl: string): boolean {
   } catch {
     return false;
   }
-  let map: SourceMap | null | undefined;
+  let map: SourceMap | undefined;
+  let failedAt = Number.NEGATIVE_INFINITY;
   const bundleMap = () => {
-    if (map === undefined) {
+    // A failed read (a file descriptor or memory short, when errors are likely) is tried again, at most every MAP_RETRY_MS.
+    if (map === undefined && Date.now() - failedAt >= MAP_RETRY_MS) {
       try {
         map = new SourceMap(withAbsoluteSources(JSON.parse(readFileSync(mapFile, 'utf8')) as SourceMapPayload, `${bundleUrl}.map`));
       } catch {
-        map = null;
+        failedAt = Date.now();
       }
     }
     return map;

@@ -68,4 +68,25 @@ describe('the erasure reads the emissions it may delete in batches', () => {
     expect(await outboxKeysOf(key)).toHaveLength(0);
     expect((await dynamo().send('GetItem', { TableName: config.PROFILES_TABLE, Key: { pk: key }, ConsistentRead: true })).Item).toBeUndefined();
   });
+  it("calls that each start past their deadline get to the end when the returning customer's emissions come first (a share that keeps them all is no progress)", async () => {
+    const userId = `emissions-kept-first-${run}`;
+    const key = userProfileKey(userId);
+    const now = Date.now();
+    await dynamo().send('PutItem', { TableName: config.PROFILES_TABLE, Item: profileToItem(key, { ...emptyProfileState({ userId }), updatedAt: now - 60_000 }, 2) });
+    const erasedAt = now + 1_000;
+    // The erased customer's journey sends, days ahead; the returning customer's, stamped with the erasure, due
+    // sooner: the listing (by send time) gives these 25 first, a whole share of emissions to keep.
+    const pending = Array.from({ length: 5 }, (_, i) => entry(`${userId}.pending.${i}`, now + 7 * 86_400_000));
+    const returning = Array.from({ length: 25 }, (_, i) => entry(`${userId}.back.${i}`, erasedAt + 2_000));
+    const puts = [...outboxPuts(pending, key, 0, now - 60_000), ...outboxPuts(returning, key, erasedAt, erasedAt + 500)];
+    for (const put of puts) if ('Put' in put) await dynamo().send('PutItem', { TableName: put.Put.TableName, Item: put.Put.Item });
+    const cancelled: string[] = [];
+    const late = () => eraseProfileKeys([key], erasedAt, { cancelSchedule: async (id) => void cancelled.push(id), deadline: Date.now() - 1 });
+    const reports = [];
+    for (let call = 0; call < 4 && reports.at(-1)?.complete !== true; call++) reports.push(await late());
+    expect(reports.at(-1)).toMatchObject({ complete: true });
+    expect(reports.reduce((sum, r) => sum + r.emissions, 0)).toBe(5);
+    expect(cancelled.sort()).toEqual(pending.map((e) => e.id).sort());
+    expect((await outboxKeysOf(key)).map((k) => k.id).sort()).toEqual(returning.map((e) => e.id).sort());
+  });
 });

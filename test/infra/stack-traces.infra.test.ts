@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLikeCdk } from '#infra/bundling.ts';
 import { PROJECT_ROOT } from '#infra/constructs/kairos-function.ts';
+import { MAP_RETRY_MS } from '#shared/stack-traces.ts';
 import type { Leaf, Step } from '../support/stack-trace-fixture.ts';
 
 const STEPS: readonly Step[] = ['named', 'arrow', 'method', 'static', 'getter', 'constructor', 'async', 'map'];
@@ -119,5 +120,33 @@ describe('source-mapped stack traces read on first need (shared/stack-traces.ts)
     ]);
     // The frame that threw, by its original name and place (the bundle's name for it is minified).
     expect(stacks[0]).toMatch(/^Error: line one\nline two\n {4}at throwLeaf \(\/.*\/test\/support\/stack-trace-fixture\.ts:\d+:\d+\)\n/);
+  }, 60_000);
+  it('a map that cannot be read at the first error leaves that stack unmapped, and is read again MAP_RETRY_MS later', () => {
+    // The map moved away for the first error, back for the next ones; the clock moved past the retry delay.
+    const probe = `
+      import { renameSync } from 'node:fs';
+      const [bundle, retryMs] = process.argv.slice(1);
+      const map = new URL(bundle + '.map').pathname;
+      const { step } = await import(bundle);
+      const stackOf = async () => { try { await step(['named'], 'error', 'm'); } catch (error) { return String(error.stack); } };
+      renameSync(map, map + '.away');
+      const first = await stackOf();
+      renameSync(map + '.away', map);
+      const soon = await stackOf();
+      const now = Date.now;
+      Date.now = () => now() + Number(retryMs);
+      const later = await stackOf();
+      process.stdout.write(JSON.stringify({ first, soon, later }));`;
+    const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', probe, bundleUrl, String(MAP_RETRY_MS)], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { PATH: process.env.PATH, KAIROS_LAZY_STACKS: '1' },
+    });
+    const { first, soon, later } = JSON.parse(stdout) as Record<string, string>;
+    const fixture = join(PROJECT_ROOT, 'test/support/stack-trace-fixture.ts');
+    expect(first).toContain(`${bundleUrl}:`);
+    expect(first).not.toContain(fixture);
+    expect(soon).not.toContain(fixture);
+    expect(later).toContain(`(${fixture}:`);
   }, 60_000);
 });
