@@ -148,7 +148,8 @@ export function parseEvaluateArgs(argv: readonly string[], env: NodeJS.ProcessEn
 /** The candidate catalog of a file, compiled; its problems are a UsageError naming the file and the first problem's line. */
 export function readCandidate(path: string): { readonly text: string; readonly catalog: CompiledCatalog } {
   const text = readText(path, 'candidate catalog', MAX_CATALOG_BYTES);
-  const result = loadCatalog(text, /\.json$/i.test(path) ? 'json' : 'yaml');
+  // Checked as a publish now would check it (the holdout bound counts the experiments that can still assign).
+  const result = loadCatalog(text, /\.json$/i.test(path) ? 'json' : 'yaml', { at: Date.now() });
   if (!result.ok) {
     const first = result.problems[0];
     const where = first?.line !== undefined ? `${path}:${first.line}${first.column !== undefined ? `:${first.column}` : ''}` : path;

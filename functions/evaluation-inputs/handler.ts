@@ -37,7 +37,8 @@ export async function evaluationInputs(event: InputsEvent): Promise<InputsResult
   if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to) throw new EvaluationRequestError(`from and to must be ISO-8601 instants, from before to (got "${request.from}", "${request.to}")`);
   const minSupport = request.minSupport ?? DEFAULT_MIN_SUPPORT;
   if (!(minSupport >= 0 && minSupport <= 1)) throw new EvaluationRequestError(`minSupport must be a share from 0 to 1 (got ${request.minSupport})`);
-  const loaded = loadCatalog(request.catalog, request.catalog.trimStart().startsWith('{') ? 'json' : 'yaml');
+  // Checked as a publish now would check it (the holdout bound counts the experiments that can still assign).
+  const loaded = loadCatalog(request.catalog, request.catalog.trimStart().startsWith('{') ? 'json' : 'yaml', { at: Date.now() });
   if (!loaded.ok) {
     const problems = loaded.problems.slice(0, 5).map((p) => `${p.line !== undefined ? `line ${p.line}: ` : ''}${p.path}: ${p.message}`);
     throw new EvaluationRequestError(`the candidate catalog has problems: ${problems.join('; ')}`);

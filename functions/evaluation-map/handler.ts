@@ -49,7 +49,8 @@ export function evaluationMap(settings: MapSettings): (event: MapEvent) => Promi
   const inputsOf = async (key: string): Promise<Inputs> => {
     if (cached?.key === key) return cached;
     const inputs = JSON.parse((await settings.objects.get(settings.evaluationBucket, key)).toString('utf8')) as EvaluationInputs;
-    const loaded = loadCatalog(inputs.catalog, inputs.catalog.trimStart().startsWith('{') ? 'json' : 'yaml');
+    // At this later instant an experiment the inputs step counted may have ended, never one it did not count begun.
+    const loaded = loadCatalog(inputs.catalog, inputs.catalog.trimStart().startsWith('{') ? 'json' : 'yaml', { at: Date.now() });
     // The inputs step checked it: a problem here is a defect.
     if (!loaded.ok) throw new Error(`the candidate catalog of ${key} does not compile`);
     cached = { key, candidate: loaded.catalog, learning: evaluationStatistics(new Map(inputs.counts)) };

@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { MAX_HOLDOUT_EXPERIMENTS } from '#domain/transaction-budget.ts';
 import { formatEvaluation, localDataDir, localDecisionKey, logFiles, main, parseEvaluateArgs, readCandidate } from '#scripts/evaluate.ts';
 import type { Evaluation } from '#domain/evaluation/evaluate.ts';
 import { MAX_CATALOG_BYTES } from '#domain/catalog/load.ts';
@@ -62,6 +63,29 @@ describe('the command line', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(message);
     expect(errors[0]).not.toMatch(/\n\s+at /);
+  });
+
+  it('a candidate is checked as a publish now would be: experiments that ended do not count toward the holdout bound', () => {
+    const experiments = (live: number, ended: number) =>
+      JSON.stringify({
+        kind: 'kairos/v1',
+        actions: Array.from({ length: 2 * (live + ended) }, (_, i) => ({ id: `a${i}`, name: `A${i}`, content: { web: { title: `A${i}` } } })),
+        experiments: Array.from({ length: live + ended }, (_, i) => ({
+          id: `exp-${i}`,
+          kind: 'actions',
+          holdout: 0.5,
+          arms: [
+            { id: 'one', action: `a${2 * i}` },
+            { id: 'two', action: `a${2 * i + 1}` },
+          ],
+          ...(i < live ? {} : { validity: { from: '2025-01-01T00:00:00Z', to: new Date(Date.now() - (i + 1) * 86_400_000).toISOString() } }),
+        })),
+      });
+    const file = join(folder, 'experiments.json');
+    writeFileSync(file, experiments(MAX_HOLDOUT_EXPERIMENTS, 30));
+    expect(readCandidate(file).catalog.experiments).toHaveLength(MAX_HOLDOUT_EXPERIMENTS + 30);
+    writeFileSync(file, experiments(MAX_HOLDOUT_EXPERIMENTS + 1, 30));
+    expect(() => readCandidate(file)).toThrow(/experiments can hold customers out/);
   });
 
   it('a candidate catalog with a problem is named by file, line and column', () => {
