@@ -86,7 +86,7 @@ describe('DELETE /v1/admin/profiles/{userId}, a history longer than one invocati
     expect(first).toMatchObject({
       status: 503,
       headers: { 'retry-after': '1' },
-      body: { error: { code: 'unavailable', message: expect.stringMatching(/^The erasure is not finished: this call erased 25 events .* call DELETE again to go on where it stopped$/) } },
+      body: { error: { code: 'unavailable', message: expect.stringMatching(/^The erasure is not finished: this call erased 25 events, .* call DELETE again to go on where it stopped$/) } },
     });
     expect(await storedEvents(userId)).toBe(EVENTS - 25);
     // Not erased yet: the customer is still found, by the next call too.
