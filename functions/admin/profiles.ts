@@ -22,10 +22,12 @@
  *                                              first); one after it completed is a new
  *                                              erasure (`resumed: false`); a
  *                                              history longer than one call erases
- *                                              (events, sends, journey runs) is a 503
+ *                                              (events, sends, journey runs, merged
+ *                                              anonymous ids) is a 503
  *                                              (Retry-After) saying how far it got, and
  *                                              the next call goes on; `events` counts
- *                                              what this call deleted. An id that names
+ *                                              what this call deleted (not what a call
+ *                                              at the same time deleted). An id that names
  *                                              nobody, with nothing held under its keys
  *                                              and no erasure of it in progress, is a
  *                                              404 that writes nothing.
@@ -205,8 +207,10 @@ export async function exportProfileRoute(request: HttpRequest): Promise<HttpResp
 
 /**
  * What an erasure keeps of its invocation past its deadline (ms): the share
- * of work under way when the deadline comes (25 events, 25 emissions, a
- * write ending 99 journey runs), the profile items' deletes and the answer.
+ * of work under way when the deadline comes (25 events, 25 emissions, 25
+ * erasure records of merged anonymous ids, a write ending 99 journey runs,
+ * the delete of one merged anonymous id's item), the customer's own
+ * profile's delete and the answer.
  * Erasing a long history takes more than one call: each goes on where the
  * last stopped.
  */
@@ -231,7 +235,7 @@ export async function eraseProfileRoute(request: HttpRequest, context: HttpConte
   if (!report.complete) {
     throw new ApiError(
       'unavailable',
-      `The erasure is not finished: this call erased ${report.events} events and ${report.emissions} emissions of this customer and ended ${report.journeyRuns} of its journey runs, and more remain; call DELETE again to go on where it stopped`,
+      `The erasure is not finished: this call erased ${report.events} events, ${report.emissions} emissions and ${report.identityLinks} identity links of this customer and ended ${report.journeyRuns} of its journey runs, and more remain; call DELETE again to go on where it stopped`,
       undefined,
       1,
     );

@@ -16,7 +16,10 @@
  *    export or erasure of the same id names that user only and never follows
  *    the id's anonymous link to another customer (profile-item.ts
  *    `operatorIdTarget`: an alias may have joined the same id, as an
- *    anonymous id, to another user before it became a user itself);
+ *    anonymous id, to another user before it became a user itself). The
+ *    linked keys' records are read first (consistent BatchGetItem) and only
+ *    those this erasure has not written yet are put, 25 a share (a call
+ *    that runs out of time stops between two shares, and the next goes on);
  * 2. every event of every key (the `byProfile` index) that happened at or
  *    before `erasedAt` (domain/profile/erasure.ts `happenedAt`: the ones the profile function
  *    drops; one that happened after it, stored while the erasure runs, is
@@ -27,7 +30,10 @@
  *    `erasedMessageItem`, kept as long as the event would have been, at
  *    least the marker's MARKER_TTL_SECONDS): the same message coming back
  *    (a replay with its `sentAt`, which the skew correction dates on its new
- *    receipt) is dropped by the profile function, not applied as new;
+ *    receipt) is dropped by the profile function, not applied as new. The
+ *    events are deleted by conditional DeleteItems (`attribute_exists`), so
+ *    a call counts only the events its own deletes removed, never those
+ *    of another call erasing the same customer at the same time;
  * 3. every emission of every key (the Outbox table's `byProfile` index:
  *    the triggers' and journeys' sends, with their rendered content), 25 at
  *    a time (their stamps read with one BatchGetItem; a call that runs out
@@ -39,8 +45,8 @@
  *    schedule of each one still pending (`sendAt` after `now`: a send
  *    deferred by quiet hours, a journey's timer) cancelled first
  *    (`cancelSchedule`; a refused emission has none, and a missing schedule
- *    is success), then the item deleted — so an erasure that fails part way
- *    finds them again when it is called again;
+ *    is success), then the item deleted (counted as the events are) — so an
+ *    erasure that fails part way finds them again when it is called again;
  * 4. the profile items (profiles and tombstones, the identity links), the
  *    customer's own profile last; a profile's journey runs in progress end
  *    with it, each counted `exited` in the journey report in the same
@@ -50,7 +56,10 @@
  *    with its counts, so every transaction stays within DynamoDB's 100
  *    items: domain/profile/erasure.ts `nextRunEnding`, as the profile plan
  *    ends them; a call that runs out of time stops between two such puts,
- *    and the next goes on). Only the erased
+ *    and the next goes on); each linked key's item deleted, with its
+ *    erasure record marked completed, is a share of work too (a linked key
+ *    whose record an earlier call of this erasure completed costs no
+ *    further request). Only the erased
  *    customer's items are deleted (started, or merged, before `erasedAt`:
  *    profile-item.ts `erasedCustomersItem`): an event accepted after
  *    `erasedAt` that the profile function applies before this step starts
@@ -243,12 +252,15 @@ export interface ErasureOptions {
   readonly controlTable?: string;
   /**
    * When to stop (epoch ms): past it, no further share of work is started
-   * (25 events, 25 emissions, a write ending 99 journey runs before a
-   * profile item's delete), and the report says `complete: false`: the
+   * (25 linked keys' erasure records, 25 events, 25 emissions, a write
+   * ending 99 journey runs before a profile item's delete, a linked key's
+   * item deleted), nor the next key's events read, and the report says
+   * `complete: false`: the
    * erasure goes on where it stopped when it is called again. Every call
    * does one share at least, so calls that each start past it still get to
-   * the end. A customer's history (events, sends, journey runs) may be
-   * longer than one invocation can erase.
+   * the end. A customer's history (events, sends, journey runs, the items
+   * of its merged anonymous ids) may be longer than one invocation can
+   * erase.
    * @default none: everything is erased in this call
    */
   readonly deadline?: number;
@@ -275,15 +287,23 @@ export interface ErasureReport {
   /**
    * Events this call deleted (of the erasure at `erasedAt`, and of the one at
    * `previousErasedAt` when it completed that one first): not those that
-   * earlier calls of the same erasure deleted.
+   * earlier calls of the same erasure deleted, nor those that a call running
+   * at the same time deleted (each event counted only when this call's
+   * conditional delete removed it).
    */
   readonly events: number;
-  /** Outbox items this call deleted. */
+  /**
+   * Outbox items this call deleted. As `events`, each counted only when this
+   * call's delete removed it: two calls at once on the same customer never
+   * count the same one.
+   */
   readonly emissions: number;
   /** Of those, the ones still pending whose schedule was cancelled. */
   readonly cancelled: number;
   /** Journey runs in progress this call ended (counted `exited` in the journey report), with the profile items' deletes or in writes of their own before them. */
   readonly journeyRuns: number;
+  /** Items of the customer's linked keys (its merged anonymous ids: tombstones, anonymous profiles) this call deleted. */
+  readonly identityLinks: number;
   /** False when the deadline stopped it before its last step: call it again to go on. */
   readonly complete: boolean;
 }
@@ -302,6 +322,9 @@ const EVENTS_PER_SHARE = 25;
 
 /** Emissions erased per share: one BatchGetItem of their stamps, then each one's schedule cancelled and its item deleted. */
 const EMISSIONS_PER_SHARE = 25;
+
+/** Erasure records of linked keys written per share: one BatchWriteItem (DynamoDB's 25 requests). */
+const RECORDS_PER_SHARE = 25;
 
 /**
  * Erase the profile keys of one customer (its own profile key first): erasure
@@ -324,7 +347,7 @@ export async function eraseProfileKeys(profileKeys: readonly string[], requested
   const profiles = options.profilesTable ?? config.PROFILES_TABLE;
   const keys = [...new Set(profileKeys)];
   if (keys.length === 0) throw new Error('An erasure names one profile key at least');
-  const totals: ErasureCounts = { events: 0, emissions: 0, cancelled: 0, journeyRuns: 0, shares: 0 };
+  const totals: ErasureCounts = { events: 0, emissions: 0, cancelled: 0, journeyRuns: 0, identityLinks: 0, shares: 0 };
   let claim = await claimErasure(keys[0] as string, requestedAt, client, profiles);
   // The erasure in progress this request found begun more than RESUME_WINDOW_MS before it: completed first, then
   // followed by one at the request's instant.
@@ -340,6 +363,7 @@ export async function eraseProfileKeys(profileKeys: readonly string[], requested
       emissions: totals.emissions,
       cancelled: totals.cancelled,
       journeyRuns: totals.journeyRuns,
+      identityLinks: totals.identityLinks,
       complete,
     };
     if (!complete || !claim.resumed || requestedAt - claim.erasedAt <= RESUME_WINDOW_MS) return report;
@@ -355,7 +379,11 @@ interface ErasureCounts {
   emissions: number;
   cancelled: number;
   journeyRuns: number;
-  /** Shares of work done (of events, of emissions, writes ending runs, profile items' deletes): a call past its deadline stops only after one. */
+  identityLinks: number;
+  /**
+   * Shares of work done (linked keys' erasure records, events, emissions, writes ending runs, linked keys' items
+   * deleted): a call past its deadline stops only after one.
+   */
   shares: number;
 }
 
@@ -375,14 +403,23 @@ async function runErasure(
   const { client, profilesTable: profiles } = options;
   const events = options.eventsTable ?? config.EVENTS_TABLE;
   const outbox = options.outboxTable ?? config.OUTBOX_TABLE;
-  await batchWrite(
-    profiles,
-    keys.slice(1).map((key) => ({ PutRequest: { Item: erasureToItem(key, now) } })),
-    client,
-  );
   // Past the deadline, once this call has done a share of work: each call goes further than the one before.
   const stop = () => counts.shares > 0 && options.deadline !== undefined && Date.now() >= options.deadline;
+  const linked = keys.slice(1);
+  // The erasure records of the linked keys as earlier calls of this erasure left them (one consistent BatchGetItem
+  // per 100): those already written are not written again, those completed stay completed.
+  const records = linked.length === 0 ? new Map<string, Record<string, unknown>>() : await getItems(linked.map((key) => erasureRecordItem.key(key).pk), { consistent: true, client, tableName: profiles });
+  const recordOf = (key: string) => records.get(erasureRecordItem.key(key).pk);
+  const unrecorded = linked.filter((key) => erasedAtOf(recordOf(key)) !== now);
+  // Every linked key's record before any event is deleted, RECORDS_PER_SHARE a share (one BatchWriteItem).
+  for (let start = 0; start < unrecorded.length; start += RECORDS_PER_SHARE) {
+    if (stop()) return false;
+    await batchWrite(profiles, unrecorded.slice(start, start + RECORDS_PER_SHARE).map((key) => ({ PutRequest: { Item: erasureToItem(key, now) } })), client);
+    counts.shares += 1;
+  }
   for (const key of keys) {
+    // A call past its deadline stops before reading the next key's events and emissions.
+    if (stop()) return false;
     // The returning customer's events (happened after `now`: stored under the key while the erasure runs) are not
     // the erased customer's: the profile function applies them to a fresh profile, which this erasure leaves.
     const stored = (await eventKeysOf(key, { client, tableName: events })).filter((event) => !(event.happenedAt > now));
@@ -394,8 +431,10 @@ async function runErasure(
       const share = stored.slice(start, start + EVENTS_PER_SHARE);
       await batchWrite(profiles, share.map((event) => ({ PutRequest: { Item: erasedMessageToItem(event.pk, now, event.expiresAt) } })), client);
       await batchWrite(profiles, share.map(({ pk }) => ({ DeleteRequest: { Key: appliedMarkerItem.key(pk) } })), client);
-      await batchWrite(events, share.map(({ pk }) => ({ DeleteRequest: { Key: { pk } } })), client);
-      counts.events += share.length;
+      // One conditional DeleteItem each, at once: counted only when it removed the event, so a request that runs
+      // beside another erasing the same customer counts only what it deleted itself.
+      const removed = await Promise.all(share.map(({ pk }) => deleteIfPresent(client, events, pk)));
+      counts.events += removed.filter(Boolean).length;
       counts.shares += 1;
     }
     const emissions = await outboxKeysOf(key, { client, tableName: outbox });
@@ -409,13 +448,14 @@ async function runErasure(
       for (const emission of gone) {
         if (emission.sendAt <= now) continue;
         await options.cancelSchedule(emission.id);
-        counts.cancelled += 1;
       }
-      // One DeleteItem each: the admin function may delete Outbox items, never write them (shared/functions.ts
-      // `readdelete`: no BatchWriteItem, which would grant puts too).
-      for (const { pk } of gone) {
-        await client.send('DeleteItem', { TableName: outbox, Key: { pk } });
+      // One conditional DeleteItem each (the admin function may delete Outbox items, never write them:
+      // shared/functions.ts `readdelete`, no BatchWriteItem, which would grant puts too), counted only when it removed
+      // the emission, as the events are.
+      for (const emission of gone) {
+        if (!(await deleteIfPresent(client, outbox, emission.pk))) continue;
         counts.emissions += 1;
+        if (emission.sendAt > now) counts.cancelled += 1;
       }
       // A share that kept every emission (all the returning customer's, listed first when due sooner) is no
       // progress: a call past its deadline reads on until it has erased some, or the next call would stop there.
@@ -425,11 +465,38 @@ async function runErasure(
   // The first key (the customer's own profile) goes last: an erasure that fails or stops before the end still
   // finds the customer, and everything linked to it, when it is called again.
   const control = options.controlTable ?? config.CONTROL_TABLE;
-  for (const key of [...keys.slice(1), ...keys.slice(0, 1)]) {
-    if (!(await deleteProfileItem(key, now, counts, stop, { client, profiles, control }))) return false;
+  const tables = { client, profiles, control };
+  for (const key of linked) {
+    // Completed by an earlier call of this erasure: its item deleted (or left, the returning customer's) already.
+    const record = recordOf(key);
+    if (erasedAtOf(record) === now && record?.erasing === undefined) continue;
+    // Each linked key's item deleted and its record completed is a share of work.
+    if (stop()) return false;
+    const outcome = await deleteProfileItem(key, now, counts, stop, tables);
+    if (outcome === 'stopped') return false;
+    if (outcome === 'deleted') counts.identityLinks += 1;
+    await completeErasure([key], now, Date.now(), client, profiles);
+    counts.shares += 1;
   }
-  await completeErasure(keys, now, Date.now(), client, profiles);
+  if ((await deleteProfileItem(keys[0] as string, now, counts, stop, tables)) === 'stopped') return false;
+  await completeErasure(keys.slice(0, 1), now, Date.now(), client, profiles);
   return true;
+}
+
+/**
+ * Delete the item `pk` of `tableName` if it is there (a DeleteItem on
+ * condition `attribute_exists(pk)`): true when this request removed it,
+ * false when it was gone already (deleted by another request erasing the
+ * same customer, or by the profile function). Store faults reject.
+ */
+async function deleteIfPresent(client: DynamoClient, tableName: string, pk: string): Promise<boolean> {
+  try {
+    await client.send('DeleteItem', { TableName: tableName, Key: { pk }, ConditionExpression: 'attribute_exists(pk)' });
+    return true;
+  } catch (error) {
+    if (isConditionFailed(error)) return false;
+    throw error;
+  }
 }
 
 /** Attempts at deleting one profile item whose version moves under the erasure (the profile function writing it). */
@@ -450,9 +517,10 @@ const DELETE_ATTEMPTS = 4;
  * 99 at a time first, as the profile plan ends them (domain/profile/erasure.ts
  * `nextRunEnding`): the item put again, conditioned on the version read, with
  * their counts in its transaction, each such write a share of work (`counts`).
- * False when `stop()` said to stop before one of those writes (the runs ended
- * so far stay ended, never counted again); true once the item is deleted or
- * left.
+ * `stopped` when `stop()` said to stop before one of those writes (the runs
+ * ended so far stay ended, never counted again); `deleted` once this call
+ * deleted the item, `left` when there was none to delete (gone already,
+ * another request's delete included) or it is the returning customer's.
  */
 async function deleteProfileItem(
   key: string,
@@ -460,13 +528,13 @@ async function deleteProfileItem(
   counts: ErasureCounts,
   stop: () => boolean,
   tables: { client: DynamoClient; profiles: string; control: string },
-): Promise<boolean> {
+): Promise<'deleted' | 'left' | 'stopped'> {
   const { client, profiles, control } = tables;
   for (let attempt = 1; ; ) {
     const { Item } = await client.send('GetItem', { TableName: profiles, Key: { pk: key }, ConsistentRead: true });
-    if (!Item) return true;
+    if (!Item) return 'left';
     const profile = profileFromItem(Item);
-    if (profile !== undefined && !erasedCustomersItem(profile, now)) return true;
+    if (profile !== undefined && !erasedCustomersItem(profile, now)) return 'left';
     const version = typeof Item.version === 'number' ? Item.version : undefined;
     const condition = {
       ConditionExpression: version === undefined ? 'attribute_exists(pk) AND attribute_not_exists(#version)' : '#version = :version',
@@ -477,7 +545,7 @@ async function deleteProfileItem(
     // journeys of earlier catalog versions): a share of them ended first, the item put again with their counts.
     const ending = profile?.kind === 'profile' ? nextRunEnding(profile.state, now, MAX_TRANSACTION_ITEMS - 1) : undefined;
     // An ending write is a share of work of its own; the delete, with the counts of the runs left, always follows.
-    if (ending !== undefined && stop()) return false;
+    if (ending !== undefined && stop()) return 'stopped';
     const ended = ending?.counts ?? (profile?.kind === 'profile' ? erasedRunCounts(profile.state.journeys, now) : []);
     try {
       await client.send('TransactWriteItems', {
@@ -490,7 +558,7 @@ async function deleteProfileItem(
       });
       counts.journeyRuns += ended.length;
       counts.shares += 1;
-      if (ending === undefined) return true;
+      if (ending === undefined) return 'deleted';
     } catch (error) {
       // Written (or deleted) meanwhile: read it again.
       if (attempt >= DELETE_ATTEMPTS || !isContention(error)) throw error;

@@ -86,7 +86,7 @@ describe('DELETE /v1/admin/profiles/{userId}, a history longer than one invocati
     expect(first).toMatchObject({
       status: 503,
       headers: { 'retry-after': '1' },
-      body: { error: { code: 'unavailable', message: expect.stringMatching(/^The erasure is not finished: this call erased 25 events .* call DELETE again to go on where it stopped$/) } },
+      body: { error: { code: 'unavailable', message: expect.stringMatching(/^The erasure is not finished: this call erased 25 events, .* call DELETE again to go on where it stopped$/) } },
     });
     expect(await storedEvents(userId)).toBe(EVENTS - 25);
     // Not erased yet: the customer is still found, by the next call too.
@@ -155,9 +155,9 @@ describe('DELETE /v1/admin/profiles/{userId}, a customer in more journey runs th
     const path = `/v1/admin/profiles/${userId}`;
     const requestedAt = Date.now();
     const first = await call('DELETE', path, short);
-    expect(first).toMatchObject({ status: 503, headers: { 'retry-after': '1' }, body: { error: { code: 'unavailable', message: expect.stringMatching(/this call erased 3 events and 0 emissions of this customer and ended 0 of its journey runs/) } } });
+    expect(first).toMatchObject({ status: 503, headers: { 'retry-after': '1' }, body: { error: { code: 'unavailable', message: expect.stringMatching(/this call erased 3 events, 0 emissions and 0 identity links of this customer and ended 0 of its journey runs/) } } });
     const second = await call('DELETE', path, short);
-    expect(second).toMatchObject({ status: 503, headers: { 'retry-after': '1' }, body: { error: { message: expect.stringMatching(/erased 0 events and 0 emissions of this customer and ended 99 of its journey runs, and more remain/) } } });
+    expect(second).toMatchObject({ status: 503, headers: { 'retry-after': '1' }, body: { error: { message: expect.stringMatching(/erased 0 events, 0 emissions and 0 identity links of this customer and ended 99 of its journey runs, and more remain/) } } });
     // Not erased yet: the customer is still found, its runs ended so far ended.
     const between = await call('GET', path);
     expect(between.status).toBe(200);
