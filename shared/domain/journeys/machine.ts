@@ -453,7 +453,10 @@ export function endRunsInProgress(runs: Readonly<JourneyRuns>, at: number, max: 
  * `mergedRunCounts`, and the kept run notes it (`JourneyRun.merged`, with
  * EXIT_REASONS.merged) when `at` is given. A source run that had ended is
  * counted already. Its pending timers then match no run of the customer
- * (`sameRun`: the kept run is another) and do nothing.
+ * (`sameRun`: the kept run is another, of another number or entry time)
+ * and do nothing; two runs of the same number entered at the same
+ * millisecond are one run to their timers (either's timer of the step the
+ * kept run waits at moves it on, once).
  */
 export function joinRuns(target: Readonly<JourneyRuns>, source: Readonly<JourneyRuns>, at?: number): { runs: JourneyRuns; dropped: string[] } {
   const runs: JourneyRuns = { ...source, ...target };

@@ -60,9 +60,9 @@
  * event (EXIT_REASONS.merged, noted on the user's run), counted once in the
  * write's journey counts — or, when they are more than the write has room
  * for, by writes of the anonymous profile of their own before it in the
- * chain (`endingWrites`). Its pending timers then match no run of the
- * customer and do nothing. Every write puts the
- * applied events' markers conditioned on their absence.
+ * chain (`endingWrites`). Its pending timers then name a run the customer
+ * is no longer in, and do nothing (machine.ts `sameRun`). Every write puts
+ * the applied events' markers conditioned on their absence.
  *
  * Each write carries what its applied events and merges add to the outcome
  * statistics (shared/domain/learning/statistics.ts): the outcomes the profile
@@ -782,7 +782,7 @@ function reactions(
   };
   if (bounds.every((b) => b === 0) && journeyBounds.every((b) => b === 0)) {
     let runs = start.journeys;
-    applied.forEach((_, i) => (runs = joinAt(runs, i)));
+    for (let i = 0; i < applied.length; i++) runs = joinAt(runs, i);
     return { outbox: out, runs: runs === start.journeys ? undefined : runs, counts, merged, contacts };
   }
   const enriched = (state: ProfileState): ProfileView => {
