@@ -19,7 +19,7 @@
  * write ends that are not its events' doing, one `exited` counter each — an
  * erased customer's runs in progress ended with the item replaced, and the
  * runs in progress of an anonymous profile that its merge drops (the
- * customer is in a run of the same journey on the profile it joins:
+ * customer has a run of the same journey on the profile it joins:
  * journeys/machine.ts `joinRuns`). Runs add up over catalog versions (a run
  * of a journey gone from the catalog stays in progress until its timer
  * fires), so there may be more of them than a transaction holds: past the

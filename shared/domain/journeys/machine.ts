@@ -38,7 +38,7 @@
  *
  * A run that exits keeps why (`ended.reason`, EXIT_REASONS) for the
  * operator who reads it. A run of a customer's anonymous profile that a
- * merge drops (their identified profile is in a run of the same journey:
+ * merge drops (their identified profile has a run of the same journey:
  * `joinRuns`) ends `exited` too, noted on the run kept (`merged`). A
  * wait's timer whose steps the profile plan cannot apply (past one event's
  * byte budget, or a throw) ends its run `exited` too
@@ -109,10 +109,10 @@ export const EXIT_REASONS = {
   /** The customer was erased while in the run. */
   erased: (): string => 'the customer was erased',
   /**
-   * The customer's anonymous profile was merged into their identified one, in a run of the same journey too:
-   * the identified profile's run goes on, the anonymous one's ends (`joinRuns`).
+   * The customer's anonymous profile was merged into their identified one, which has a run of the same journey:
+   * the identified profile's run is kept, the anonymous one's ends (`joinRuns`).
    */
-  merged: (): string => 'merged into another run of the same journey (the visitor was identified as a customer already in it)',
+  merged: (): string => 'merged into another run of the same journey: the visitor was identified as a customer who has one',
   /** The wait's timer fired but what it moves the run on to could not be written (`exitFailedTimerRun`). */
   stepFailed: (step: string, cause: string): string =>
     `its wait's timer fired but the steps after "${step}" could not be applied: ${cause}`.slice(0, MAX_EXIT_REASON_LENGTH),
@@ -445,15 +445,15 @@ export function endRunsInProgress(runs: Readonly<JourneyRuns>, at: number, max: 
  * The runs of an anonymous profile (`source`) joined into those of the
  * profile it merges into (`target`), as profile/apply.ts `mergeProfiles`
  * joins them, at `at` (the merge's time, epoch ms; absent: a join in memory
- * that notes nothing): per journey, the target's run, unless the target's has
- * ended and the source's is in progress (the customer goes on in it) or
- * the target has none. A source run in progress that is not kept (the
- * target is in a run of that journey too) is dropped: `dropped` lists its
+ * that notes nothing): per journey, the target's run (in progress or
+ * ended: its number, entry time and ids go on), the source's only where
+ * the target has none. A source run in progress where the target has a
+ * run of that journey is dropped: `dropped` lists its
  * journeys, by id, for the journey report to count `exited` once, with
  * `mergedRunCounts`, and the kept run notes it (`JourneyRun.merged`, with
  * EXIT_REASONS.merged) when `at` is given. A source run that had ended is
  * counted already. Its pending timers then match no run of the customer
- * (`sameRun`: the kept run is another, of another number or entry time)
+ * (`sameRun`: the target's run is another, of another number or entry time)
  * and do nothing; two runs of the same number entered at the same
  * millisecond are one run to their timers (either's timer of the step the
  * kept run waits at moves it on, once).
@@ -464,10 +464,6 @@ export function joinRuns(target: Readonly<JourneyRuns>, source: Readonly<Journey
   for (const journey of Object.keys(source).sort()) {
     if (!Object.hasOwn(target, journey) || !inJourney(source, journey)) continue;
     const from = source[journey] as JourneyRun;
-    if (!inJourney(target, journey)) {
-      runs[journey] = from;
-      continue;
-    }
     dropped.push(journey);
     if (at !== undefined) {
       const merged = { run: from.run, enteredAt: from.enteredAt, ended: { how: 'exited', at, reason: EXIT_REASONS.merged() } } as const;

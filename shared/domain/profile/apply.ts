@@ -636,9 +636,8 @@ export function mergeProfiles(target: ProfileState, source: ProfileState): Profi
             }),
           ),
     sent: newestRecord({ ...source.sent, ...target.sent }, LIMITS.sends),
-    // The customer's journeys go on where the identified profile is; the anonymous one's runs join where it has none, or
-    // where its run has ended and theirs goes on; one in progress on both sides ends (journeys/machine.ts `joinRuns`: the
-    // profile plan counts it, at the merge).
+    // The customer's journeys go on where the identified profile is; the anonymous one's runs join only where it has
+    // none, one in progress elsewhere ends (journeys/machine.ts `joinRuns`: the profile plan counts it, at the merge).
     journeys: joinRuns(target.journeys, source.journeys).runs,
     enrichment: target.enrichment,
     updatedAt: maxDefined(target.updatedAt, source.updatedAt),

@@ -54,10 +54,12 @@
  * that links it, once: it becomes a tombstone in the same write, conditioned
  * on the version read, like the profile itself; a tombstone read means it
  * was merged before (into this user or another). Its journey runs join the
- * user's at the event that links it (journeys/machine.ts `joinRuns`), and
- * move on with that event and the ones after it; a run in progress on both
- * sides goes on where the user is, the anonymous one ends `exited` at that
- * event (EXIT_REASONS.merged, noted on the user's run), counted once in the
+ * user's at the event that links it, or at the first of its own events
+ * before that one in the write (its timers among them: they move its runs
+ * on) (journeys/machine.ts `joinRuns`), and move on with that event and the
+ * ones after it; where the user has a run
+ * of a journey, the user's is kept and the anonymous one's in progress ends
+ * `exited` at that event (EXIT_REASONS.merged, noted on the user's run), counted once in the
  * write's journey counts — or, when they are more than the write has room
  * for, by writes of the anonymous profile of their own before it in the
  * chain (`endingWrites`). Its pending timers then name a run the customer
@@ -767,13 +769,21 @@ function reactions(
   const counts: JourneyCount[] = [];
   const merged: MergedRuns[] = [];
   let contacts = 0;
-  // The runs of the anonymous profiles event `i` joins, joined into `runs` at that event (machine.ts `joinRuns`): the
-  // customer's runs from then on, moved on by it and the events after it; a run in progress on both sides ends there.
+  // The runs of the anonymous profiles the write joins (machine.ts `joinRuns`), joined into `runs` at the event that
+  // links each, or at the first of the anonymous profile's own events before it (its timers among them, which move
+  // its runs): the customer's runs from then on, moved on by that event and the ones after it; an anonymous run in
+  // progress of a journey the customer has a run of ends there, at the time of the event that links it.
+  const runJoins: { join: Join; at: number }[][] = applied.map(() => []);
+  joins.forEach((list, i) => {
+    for (const join of list) {
+      const own = applied.findIndex((entry) => entry.identity.home === anonymousProfileKey(join.anonymousId));
+      runJoins[own !== -1 && own < i ? own : i]?.push({ join, at: eventTime((applied[i] as Entry).event) });
+    }
+  });
   const joinAt = (runs: JourneyRuns, i: number): JourneyRuns => {
     let out = runs;
-    for (const join of joins[i] ?? []) {
+    for (const { join, at } of runJoins[i] ?? []) {
       if (join.state === undefined) continue;
-      const at = eventTime((applied[i] as Entry).event);
       const joined = joinRuns(out, join.state.journeys, at);
       out = joined.runs;
       if (joined.dropped.length > 0) merged.push({ anonymousId: join.anonymousId, state: join.state, journeys: joined.dropped, at, counts: mergedRunCounts(joined.dropped, at) });
@@ -887,7 +897,7 @@ function reactions(
 
 /**
  * The runs of an anonymous profile a write's merge drops (machine.ts
- * `joinRuns`: the customer is in a run of the same journey on the profile
+ * `joinRuns`: the customer has a run of the same journey on the profile
  * it merges into): the anonymous profile as read, the journeys of the runs
  * dropped, the merge's time (the time of the event that joins it, epoch
  * ms) and their `exited` counts (`mergedRunCounts`).
