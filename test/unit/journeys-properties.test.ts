@@ -522,9 +522,8 @@ describe('journeys across a merge of anonymous profiles into the user', () => {
           expect([...store.profiles.keys()]).toEqual([CUSTOMER]);
           // Every timer fired (the dropped runs' too): no run is left waiting.
           expect(inProgressOf(store).size).toBe(0);
-          for (const run of Object.values(runsOf(store))) {
-            if (run.merged !== undefined) expect(run.merged.ended).toMatchObject({ how: 'exited', reason: EXIT_REASONS.merged() });
-          }
+          const notes = Object.values(runsOf(store)).flatMap((run) => (run.merged !== undefined ? [run.merged.ended] : []));
+          for (const ended of notes) expect(ended).toMatchObject({ how: 'exited', reason: EXIT_REASONS.merged() });
 
           // Idempotent: every event and every timer delivered again, in any order, changes nothing.
           const snapshot = () => ({ profiles: new Map(store.profiles), outbox: store.outbox.map((e) => e.id), counters: new Map(store.counters), applied: [...store.applied] });
