@@ -53,11 +53,12 @@
  * Each linked anonymous profile is merged into the first user of the batch
  * that links it, once: it becomes a tombstone in the same write, conditioned
  * on the version read, like the profile itself; a tombstone read means it
- * was merged before (into this user or another). Its journey runs join the
- * user's at the event that links it, or at the first of its own events
- * before that one in the write (its timers among them: they move its runs
- * on) (journeys/machine.ts `joinRuns`), and move on with that event and the
- * ones after it; where the user has a run
+ * was merged before (into this user or another); its own events of the
+ * batch that come before the event that links it are applied right after
+ * that event (`afterTheirLinks`: they see the customer whole, its wait's
+ * timers its runs). Its journey runs join the user's at the event that
+ * links it (journeys/machine.ts `joinRuns`), and move on with that event
+ * and the ones after it; where the user has a run
  * of a journey, the user's is kept and the anonymous one's in progress ends
  * `exited` at that event (EXIT_REASONS.merged, noted on the user's run), counted once in the
  * write's journey counts — or, when they are more than the write has room
@@ -382,6 +383,10 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     if (group) group.push(taken);
     else groups.set(target, [taken]);
   }
+  // An absorbed anonymous profile's own events that come before the event that links it are applied right after that
+  // event, once its profile (its journey runs, which its wait's timers move on, among it) has joined the user's: in
+  // whichever write of the chain each falls, they see the customer whole.
+  for (const [target, group] of groups) groups.set(target, afterTheirLinks(group, target, absorbedBy));
 
   // An outcome reported for a decision issued at or before an erasure of its customer (the ids it is reported under,
   // or the profile it is applied to) was the erased customer's: it counts for nothing on one who came back.
@@ -647,6 +652,35 @@ function takenBy(entry: Entry, target: string, ownerOf: (anonymousId: string) =>
   return { ...entry, event: rest };
 }
 
+/**
+ * `group` (the entries applied to `target`, in order) with the entries of
+ * each anonymous profile `target` absorbs (`absorbedBy`) that come before
+ * the first entry linking it moved to right after that entry, in their
+ * order; the rest keep theirs.
+ */
+function afterTheirLinks(group: readonly Entry[], target: string, absorbedBy: ReadonlyMap<string, string>): Entry[] {
+  const out: Entry[] = [];
+  const waiting = new Map<string, Entry[]>();
+  const linked = new Set<string>();
+  for (const entry of group) {
+    const home = entry.identity.home;
+    if (absorbedBy.get(home) === target && !linked.has(home)) {
+      waiting.set(home, [...(waiting.get(home) ?? []), entry]);
+      continue;
+    }
+    out.push(entry);
+    for (const anonymousId of entry.identity.links) {
+      const key = anonymousProfileKey(anonymousId);
+      if (absorbedBy.get(key) !== target || linked.has(key)) continue;
+      linked.add(key);
+      out.push(...(waiting.get(key) ?? []));
+      waiting.delete(key);
+    }
+  }
+  for (const entries of waiting.values()) out.push(...entries);
+  return out;
+}
+
 /** Whether the aggregate accepts the event at all (a poison event links nothing). */
 function appliable(event: StoredEvent, settings: ProfileSettings): boolean {
   try {
@@ -769,21 +803,15 @@ function reactions(
   const counts: JourneyCount[] = [];
   const merged: MergedRuns[] = [];
   let contacts = 0;
-  // The runs of the anonymous profiles the write joins (machine.ts `joinRuns`), joined into `runs` at the event that
-  // links each, or at the first of the anonymous profile's own events before it (its timers among them, which move
-  // its runs): the customer's runs from then on, moved on by that event and the ones after it; an anonymous run in
-  // progress of a journey the customer has a run of ends there, at the time of the event that links it.
-  const runJoins: { join: Join; at: number }[][] = applied.map(() => []);
-  joins.forEach((list, i) => {
-    for (const join of list) {
-      const own = applied.findIndex((entry) => entry.identity.home === anonymousProfileKey(join.anonymousId));
-      runJoins[own !== -1 && own < i ? own : i]?.push({ join, at: eventTime((applied[i] as Entry).event) });
-    }
-  });
+  // The runs of the anonymous profiles event `i` joins, joined into `runs` at that event (machine.ts `joinRuns`): the
+  // customer's runs from then on, moved on by it and the events after it (the anonymous profile's own events of the
+  // batch come after it: `afterTheirLinks`); an anonymous run in progress of a journey the customer has a run of ends
+  // there, at its time.
   const joinAt = (runs: JourneyRuns, i: number): JourneyRuns => {
     let out = runs;
-    for (const { join, at } of runJoins[i] ?? []) {
+    for (const join of joins[i] ?? []) {
       if (join.state === undefined) continue;
+      const at = eventTime((applied[i] as Entry).event);
       const joined = joinRuns(out, join.state.journeys, at);
       out = joined.runs;
       if (joined.dropped.length > 0) merged.push({ anonymousId: join.anonymousId, state: join.state, journeys: joined.dropped, at, counts: mergedRunCounts(joined.dropped, at) });
