@@ -127,7 +127,7 @@ const operations: Readonly<Record<string, Operation>> = {
   'GET /v1/admin/profiles/{userId}': {
     summary: "A customer's profile, their journeys and last events",
     query: [ID_KIND_QUERY],
-    success: { status: 200, description: '`{profile, journeys[{journey, run, step?, enteredAt, stepAt, waitingUntil?, ended?{how, at, reason?}}], events[]}`' },
+    success: { status: 200, description: '`{profile, journeys[{journey, run, step?, enteredAt, stepAt, waitingUntil?, ended?{how, at, reason?}, merged?{run, enteredAt, ended{how, at, reason}}}], events[]}`' },
   },
   'GET /v1/admin/profiles/{userId}/export': {
     summary: 'Everything held about a customer (right of access), in pages',

@@ -13,6 +13,20 @@
  *   + 1 (the outcome's action cell) + MAX_HOLDOUT_EXPERIMENTS (its control cells, one per experiment the decision held out of)
  *   = MAX_TRANSACTION_ITEMS.
  *
+ * What the catalog cannot bound is held by the profile plan beside it
+ * (plan.ts `entryCost`, a write of several events cut to fit): a merge's
+ * take-back of outcome statistics (`fitStatistics`), and the journey runs a
+ * write ends that are not its events' doing, one `exited` counter each — an
+ * erased customer's runs in progress ended with the item replaced, and the
+ * runs in progress of an anonymous profile that its merge drops (the
+ * customer has a run of the same journey on the profile it joins:
+ * journeys/machine.ts `joinRuns`). Runs add up over catalog versions (a run
+ * of a journey gone from the catalog stays in progress until its timer
+ * fires), so there may be more of them than a transaction holds: past the
+ * write's room they are ended by writes of their own before it, 99 at a
+ * time (profile/erasure.ts `nextRunEnding`), and the event's write holds
+ * the parts above alone.
+ *
  * DynamoDB also takes at most MAX_TRANSACTION_BYTES in one transaction. The
  * catalog cannot bound that at publish (a send's content is rendered for
  * the customer, up to 100 KB, and one event may set off dozens of sends),

@@ -279,11 +279,11 @@ const countedSince = (store: MemoryStore, base: ReadonlyMap<string, number>): Ma
 const kind = fc.constantFrom('risk', 'calm', 'cart', 'order', 'visit');
 type Draft = readonly [kind: string, second: number];
 const drafts = fc.array(fc.tuple(kind, fc.integer({ min: 0, max: 2 * 86_400 })), { minLength: 1, maxLength: 20 });
-/** The customer's events of `drafts`, message ids `<prefix><i>`, at T0 + `shift` + their second. */
-const eventsOf = (list: readonly Draft[], prefix = 'm-', shift = 0): StoredEvent[] =>
+/** The customer's events of `drafts` (by default the user's, `u-1`), message ids `<prefix><i>`, at T0 + `shift` + their second. */
+const eventsOf = (list: readonly Draft[], prefix = 'm-', shift = 0, who: { readonly userId: string } | { readonly anonymousId: string } = { userId: 'u-1' }): StoredEvent[] =>
   list.map(([k, s], i): StoredEvent => {
     const timestamp = new Date(T0 + shift + s * 1000).toISOString();
-    const base = { userId: 'u-1', messageId: `${prefix}${i}`, timestamp };
+    const base = { ...who, messageId: `${prefix}${i}`, timestamp };
     if (k === 'risk' || k === 'calm') return storedEvent({ ...base, type: 'identify', traits: { risk: k === 'risk' ? 'high' : 'low' } });
     if (k === 'visit') return storedEvent({ ...base, type: 'page', name: 'Home' });
     return storedEvent({ ...base, type: 'track', event: k === 'cart' ? 'Cart Abandoned' : 'Order Completed' });
@@ -443,6 +443,129 @@ describe('journeys move exactly once', () => {
     expect(store.outbox.filter((e) => e.detail.kind === 'journey').map((e) => e.detail.step)).toEqual(['thanks']);
     expect(store.applied.filter((pk) => pk.startsWith('kairos#'))).toHaveLength(1);
     expect(runsOf(store).cart).toMatchObject({ run: 1, ended: { how: 'completed' } });
+  });
+});
+
+/** The journeys' counters of `store`, summed over days: `<journey> <milestone>` → n. */
+const totalsOf = (store: MemoryStore): Map<string, number> => {
+  const totals = new Map<string, number>();
+  for (const [key, n] of store.counters) {
+    const [journey, , milestone] = key.split(' ');
+    totals.set(`${journey} ${milestone}`, (totals.get(`${journey} ${milestone}`) ?? 0) + n);
+  }
+  return totals;
+};
+
+/** Each journey's runs in progress on every profile `store` holds (users' and visitors' alike). */
+const inProgressOf = (store: MemoryStore): Map<string, number> => {
+  const counts = new Map<string, number>();
+  for (const item of store.profiles.values()) {
+    for (const [journey, run] of Object.entries(parseProfileState(item.state).journeys)) if (run.step !== undefined) counts.set(journey, (counts.get(journey) ?? 0) + 1);
+  }
+  return counts;
+};
+
+describe('journeys across a merge of anonymous profiles into the user', () => {
+  const VISITORS = ['v-1', 'v-2'] as const;
+  /** The user's events, each visitor's, and each visitor's login (an identify naming the user and the visitor) at its second. */
+  const merging = fc
+    .tuple(drafts, drafts, drafts, fc.integer({ min: 0, max: 2 * 86_400 }), fc.integer({ min: 0, max: 2 * 86_400 }), fc.boolean())
+    .map(([user, first, second, login1, login2, risky]) => {
+      const logins = VISITORS.map((anonymousId, i) =>
+        storedEvent({
+          userId: 'u-1',
+          anonymousId,
+          messageId: `login-${i}`,
+          timestamp: new Date(T0 + (i === 0 ? login1 : login2) * 1000).toISOString(),
+          type: 'identify',
+          ...(risky ? { traits: { risk: 'high' } } : {}),
+        }),
+      );
+      return [
+        ...eventsOf(user, 'u-'),
+        ...eventsOf(first, 'v1-', 0, { anonymousId: VISITORS[0] }),
+        ...eventsOf(second, 'v2-', 0, { anonymousId: VISITORS[1] }),
+        ...logins,
+      ];
+    });
+
+  it("a visitor's runs joined into the user's where the user has a run of the same journey: after every batch, each journey's entered = completed + exited + in progress (each run ended once); every timer fired, none left; a replay of everything changes nothing", () => {
+    /** Deliveries where a login dropped a visitor's run (noted on the user's run after some batch). */
+    let dropped = 0;
+    fc.assert(
+      fc.property(
+        merging.chain((list) => delivery(list).map((d) => ({ list, ...d }))),
+        fc.array(fc.nat(), { maxLength: 40 }),
+        ({ sequence, cuts, faults, timers }, order) => {
+          const balanced = (store: MemoryStore): void => {
+            const totals = totalsOf(store);
+            const inProgress = inProgressOf(store);
+            for (const journey of ['retention', 'cart']) {
+              const n = (milestone: string) => totals.get(`${journey} ${milestone}`) ?? 0;
+              expect(n('entered'), `${journey}: ${JSON.stringify(Object.fromEntries(totals))}, in progress ${inProgress.get(journey) ?? 0}`).toBe(
+                n('completed') + n('exited') + (inProgress.get(journey) ?? 0),
+              );
+            }
+          };
+          let noted = false;
+          const { store } = deliver(sequence, cuts, faults, timers, {
+            afterBatch: (store) => {
+              balanced(store);
+              noted ||= Object.values(runsOf(store)).some((run) => run.merged !== undefined);
+            },
+          });
+          if (noted) dropped++;
+          expect(store.outboxRefusals).toBe(0);
+          expect(store.outbox.length).toBe(store.outboxIds.size);
+          // Both visitors logged in: their profiles are the user's now.
+          expect([...store.tombstones.keys()].sort()).toEqual(VISITORS.map((v) => `a#${v}`));
+          expect([...store.profiles.keys()]).toEqual([CUSTOMER]);
+          // Every timer fired (the dropped runs' too): no run is left waiting.
+          expect(inProgressOf(store).size).toBe(0);
+          const notes = Object.values(runsOf(store)).flatMap((run) => (run.merged !== undefined ? [run.merged.ended] : []));
+          for (const ended of notes) expect(ended).toMatchObject({ how: 'exited', reason: EXIT_REASONS.merged() });
+
+          // Idempotent: every event and every timer delivered again, in any order, changes nothing.
+          const snapshot = () => ({ profiles: new Map(store.profiles), outbox: store.outbox.map((e) => e.id), counters: new Map(store.counters), applied: [...store.applied] });
+          const before = snapshot();
+          const byPk = new Map<string, StoredEvent>(sequence.map((e) => [e.pk, e]));
+          for (const e of store.outbox) if (e.status === 'deferred') byPk.set(firedEvent(e).pk, firedEvent(e));
+          const replay = [...byPk.values()];
+          order.forEach((n, i) => {
+            const j = n % replay.length;
+            [replay[i % replay.length], replay[j]] = [replay[j]!, replay[i % replay.length]!];
+          });
+          deliver(replay, cuts, faults, timers, { store });
+          expect(snapshot()).toEqual(before);
+        },
+      ),
+      { numRuns: 150 },
+    );
+    // The case the property is about came up.
+    expect(dropped).toBeGreaterThan(5);
+  });
+
+  it("a visitor waiting in the cart journey logs in as a user waiting there too: the user's run goes on, the visitor's is counted exited once with its reason; its timer then changes nothing", () => {
+    // At 09:00 UTC: out of the catalog's quiet hours, so the acts send at once.
+    const START = T0 + 9 * 3_600_000;
+    const at = (s: number) => new Date(START + s * 1000).toISOString();
+    const visitorCart = storedEvent({ anonymousId: 'v-1', messageId: 'vc', timestamp: at(0), type: 'track', event: 'Cart Abandoned' });
+    const userCart = storedEvent({ userId: 'u-1', messageId: 'uc', timestamp: at(60), type: 'track', event: 'Cart Abandoned' });
+    const login = storedEvent({ userId: 'u-1', anonymousId: 'v-1', messageId: 'login', timestamp: at(120), type: 'identify' });
+    // Each timer is held back until both carts and the login are applied, then fired (the visitor's first).
+    const { store } = deliver([visitorCart, userCart, login], [1], [], [[2, false, 0]]);
+    const run = runsOf(store).cart!;
+    expect(run).toMatchObject({ run: 1, enteredAt: START + 60_000, ended: { how: 'completed' } });
+    expect(run.merged).toEqual({ run: 1, enteredAt: START, ended: { how: 'exited', at: START + 120_000, reason: EXIT_REASONS.merged() } });
+    const totals = totalsOf(store);
+    expect([totals.get('cart entered'), totals.get('cart exited'), totals.get('cart completed')]).toEqual([2, 1, 1]);
+    // The visitor's timer (of its run 1 entered at START) moved nothing: the user's run went on by its own (remind, later, again).
+    const steps = store.outbox.filter((e) => e.detail.kind === 'journey').map((e) => [e.detail.step, e.detail.enteredAt]);
+    expect(steps).toEqual([
+      ['remind', at(60)],
+      ['again', at(60)],
+    ]);
+    expect(store.applied.filter((pk) => pk.startsWith('kairos#'))).toHaveLength(3);
   });
 });
 

@@ -37,7 +37,7 @@ import { parseOutcomeKey } from '#domain/profile/outcomes.ts';
 import { customerTag, encodeDecisionId } from '#domain/decide/decision-id.ts';
 import { MAX_HOLDOUT_EXPERIMENTS, MAX_REACTION_BYTES_PER_EVENT, MAX_TRANSACTION_BYTES, storedBytes } from '#domain/transaction-budget.ts';
 import { journeyTimerEvent, sendTimerEvent } from '#domain/journeys/timer.ts';
-import { erasedRunCounts } from '#domain/journeys/machine.ts';
+import { EXIT_REASONS, erasedRunCounts } from '#domain/journeys/machine.ts';
 import { journeyIncrements, type JourneyCounterIncrement } from '#domain/journeys/report.ts';
 import { storedEvent } from '../support/stream.ts';
 import { cellKey, NO_CONTEXT, type StatisticsIncrement } from '#domain/learning/statistics.ts';
@@ -1128,6 +1128,71 @@ describe("one event's reactions: what they write within DynamoDB's 4 MB per tran
     // Both sides of the budget were tried.
     expect(cases.within).toBeGreaterThan(5);
     expect(cases.past).toBeGreaterThan(5);
+  });
+});
+
+describe("a visitor's runs a merge drops, more than a transaction holds", () => {
+  const LOGIN = Date.parse('2026-04-05T10:00:00Z');
+  /** `n` runs in progress (journeys `<prefix>0…`), entered at `enteredAt`, waiting. */
+  const runsInProgress = (prefix: string, n: number, enteredAt: number): ProfileState['journeys'] =>
+    Object.fromEntries(
+      Array.from({ length: n }, (_, i) => [`${prefix}${i}`, { run: 1, step: 'wait', enteredAt, stepAt: enteredAt, waitingUntil: LOGIN + 30 * DAY, named: true as const }]),
+    );
+  const transactionItems = (w: PlannedWrite): number =>
+    1 + w.tombstones.length + w.markers.length + w.outbox.length + w.journeyCounts.length + new Set(w.statistics.map((i) => `${i.bucket} ${cellKey(i.cell)}`)).size;
+  /** User u1 in `shared` + `own` runs, visitor a1 in the same `shared` journeys and `visitorOnly` more; the login: identify u1 from a1. */
+  const inRuns = (shared: number, own: number, visitorOnly: number) => {
+    const store = new MemoryStore();
+    const profile = (state: ProfileState, runs: ProfileState['journeys'], version: number) => ({ kind: 'profile' as const, version, state: serializeProfileState({ ...state, journeys: runs }) });
+    store.profiles.set('u#u1', profile(emptyProfileState({ userId: 'u1' }), { ...runsInProgress('shared-', shared, LOGIN - 2 * DAY), ...runsInProgress('own-', own, LOGIN - 2 * DAY) }, 7));
+    store.profiles.set('a#a1', profile(emptyProfileState({ anonymousId: 'a1' }), { ...runsInProgress('shared-', shared, LOGIN - DAY), ...runsInProgress('visitor-', visitorOnly, LOGIN - DAY) }, 3));
+    const event = storedEvent({ type: 'identify', userId: 'u1', anonymousId: 'a1', messageId: 'login', timestamp: new Date(LOGIN).toISOString() });
+    store.events.add(event.pk);
+    return { store, event };
+  };
+  const exited = (store: MemoryStore): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const c of store.journeyCounts) if (c.milestone === 'exited') out[c.journey] = (out[c.journey] ?? 0) + c.n;
+    return out;
+  };
+
+  it("150 runs in progress on both: the visitor's are ended first by writes of its own, 99 then 51, then the login's write merges it, every transaction within 100 items", () => {
+    const { store, event } = inRuns(150, 0, 0);
+    const writes = planOn(store, [record(event, 1)]).targets.flatMap((t) => t.writes);
+    for (const w of writes) expect(transactionItems(w)).toBeLessThanOrEqual(MAX_TRANSACTION_ITEMS);
+    expect(writes.map((w) => [w.profile.key, w.profile.readVersion, w.records.length, w.journeyCounts.length, w.tombstones.map((t) => t.readVersion)])).toEqual([
+      ['a#a1', 3, 0, 99, []],
+      ['a#a1', 4, 0, 51, []],
+      ['u#u1', 7, 1, 0, [5]],
+    ]);
+    const ended = writes[1]!.profile.state.journeys['shared-0'];
+    expect(ended?.ended).toEqual({ how: 'exited', at: LOGIN, reason: EXIT_REASONS.merged() });
+  });
+
+  it("property: whatever the runs of each, each visitor run the merge drops is counted exited once, the user's run going on with it noted; the visitor's other runs go on on the user's profile; every transaction within 100 items; a redelivery changes nothing", () => {
+    fc.assert(
+      fc.property(fc.nat(260), fc.nat(40), fc.nat(40), (shared, own, visitorOnly) => {
+        const { store, event } = inRuns(shared, own, visitorOnly);
+        const writes = planOn(store, [record(event, 1)]).targets.flatMap((t) => t.writes);
+        for (const w of writes) expect(transactionItems(w)).toBeLessThanOrEqual(MAX_TRANSACTION_ITEMS);
+        expect(deliver(store, [record(event, 1)])).toEqual([]);
+        expect(exited(store)).toEqual(Object.fromEntries(Array.from({ length: shared }, (_, i) => [`shared-${i}`, 1])));
+        const user = store.item('u#u1');
+        const runs = user?.kind === 'profile' ? user.state.journeys : {};
+        expect(Object.keys(runs).length).toBe(shared + own + visitorOnly);
+        for (const [journey, run] of Object.entries(runs)) {
+          expect(run.step).toBe('wait');
+          const fromVisitor = journey.startsWith('visitor-');
+          expect(run.enteredAt).toBe(fromVisitor ? LOGIN - DAY : LOGIN - 2 * DAY);
+          expect(run.merged).toEqual(journey.startsWith('shared-') ? { run: 1, enteredAt: LOGIN - DAY, ended: { how: 'exited', at: LOGIN, reason: EXIT_REASONS.merged() } } : undefined);
+        }
+        expect(store.item('a#a1')?.kind).toBe('tombstone');
+        const counted = [...store.journeyCounts];
+        expect(deliver(store, [record(event, 1)])).toEqual([]);
+        expect(store.journeyCounts).toEqual(counted);
+      }),
+      { numRuns: 60 },
+    );
   });
 });
 

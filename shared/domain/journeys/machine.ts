@@ -37,10 +37,13 @@
  * new runs, and their ids are new ids.
  *
  * A run that exits keeps why (`ended.reason`, EXIT_REASONS) for the
- * operator who reads it. A wait's timer whose steps the profile plan cannot
- * apply (past one event's byte budget, or a throw) ends its run `exited`
- * too (`exitFailedTimerRun`): its timer is spent, nothing else would move
- * it on.
+ * operator who reads it. A run of a customer's anonymous profile that a
+ * merge drops (their identified profile has a run of the same journey:
+ * `joinRuns`) ends `exited` too, noted on the run kept (`merged`). A
+ * wait's timer whose steps the profile plan cannot apply (past one event's
+ * byte budget, or a throw) ends its run `exited` too
+ * (`exitFailedTimerRun`): its timer is spent, nothing else would move it
+ * on.
  *
  * Times are the event's (epoch ms): a redelivery or a late replay of the
  * same events gives the same runs, timers and ids. Exactly once is the
@@ -76,6 +79,14 @@ export interface JourneyRun {
    * see `sameRun`.
    */
   named?: true;
+  /**
+   * The last run of the journey that a merge ended into this one: the
+   * customer's anonymous profile, merged into this one while both were in a
+   * run of the journey (`joinRuns`), its number, entry time (epoch ms) and
+   * end (`exited` at the merge, with EXIT_REASONS.merged). Kept through the
+   * run's steps, not by the customer's next run.
+   */
+  merged?: { readonly run: number; readonly enteredAt: number; readonly ended: { readonly how: 'exited'; readonly at: number; readonly reason: string } };
 }
 
 export type JourneyEnd = 'completed' | 'exited';
@@ -97,6 +108,11 @@ export const EXIT_REASONS = {
   journeyGone: (journey: string): string => `its wait's timer fired while the journey "${journey}" was no longer in the catalog`,
   /** The customer was erased while in the run. */
   erased: (): string => 'the customer was erased',
+  /**
+   * The customer's anonymous profile was merged into their identified one, which has a run of the same journey:
+   * the identified profile's run is kept, the anonymous one's ends (`joinRuns`).
+   */
+  merged: (): string => 'merged into another run of the same journey: the visitor was identified as a customer who has one',
   /** The wait's timer fired but what it moves the run on to could not be written (`exitFailedTimerRun`). */
   stepFailed: (step: string, cause: string): string =>
     `its wait's timer fired but the steps after "${step}" could not be applied: ${cause}`.slice(0, MAX_EXIT_REASON_LENGTH),
@@ -282,11 +298,12 @@ function exits(journey: CompiledJourney, input: JourneyInput): boolean {
   return exit.when === undefined || input.holds(exit.when);
 }
 
-/** The run's identity (number, entry time, whether it is named by it), kept through every step. */
-const identity = (run: JourneyRun): Pick<JourneyRun, 'run' | 'enteredAt' | 'named'> => ({
+/** The run's identity (number, entry time, whether it is named by it) and the run a merge ended into it, kept through every step. */
+const identity = (run: JourneyRun): Pick<JourneyRun, 'run' | 'enteredAt' | 'named' | 'merged'> => ({
   run: run.run,
   enteredAt: run.enteredAt,
   ...(run.named ? { named: true } : {}),
+  ...(run.merged !== undefined ? { merged: run.merged } : {}),
 });
 
 const ended = (run: JourneyRun, how: JourneyEnd, at: number, reason?: string): JourneyRun => ({
@@ -390,24 +407,75 @@ export function erasedRunCounts(runs: Readonly<JourneyRuns>, at: number): Journe
 }
 
 /**
- * End the first `max` (by journey id) of the customer's runs in progress
- * `exited` at `at` (epoch ms), as an erasure ends them (`erasedRunCounts`):
- * the runs with those ended, and their counts (one per run, so at most
- * `max`). A customer can be in more journeys than one transaction holds
- * counters for (a run of a journey the catalog no longer has stays in
- * progress until its timer fires, so runs add up over catalog versions):
- * the item is written again with a share of them ended, each share with its
- * counts in the write's own transaction, before the write that deletes or
- * replaces it counts the rest. A run ended so is no longer in progress:
- * never counted twice.
+ * Which runs in progress an ending ends, and why: the runs of the journeys
+ * `only` names (absent: every run in progress), each with `reason`
+ * (EXIT_REASONS; absent: `erased`, the erasure's).
  */
-export function endRunsInProgress(runs: Readonly<JourneyRuns>, at: number, max: number): { runs: JourneyRuns; counts: JourneyCount[] } {
-  const counts = erasedRunCounts(runs, at).slice(0, Math.max(0, max));
+export interface RunEnd {
+  readonly reason?: string;
+  readonly only?: readonly string[];
+}
+
+/** The report's counts of the runs in progress that `end` ends at `at` (epoch ms), by journey id (`erasedRunCounts`, `only` those journeys). */
+export const endedRunCounts = (runs: Readonly<JourneyRuns>, at: number, end: RunEnd = {}): JourneyCount[] =>
+  erasedRunCounts(runs, at).filter((count) => end.only === undefined || end.only.includes(count.journey));
+
+/**
+ * End the first `max` (by journey id) of the customer's runs in progress
+ * that `end` names `exited` at `at` (epoch ms), with its reason (default:
+ * as an erasure ends them, `erasedRunCounts`): the runs with those ended,
+ * and their counts (one per run, so at most `max`). A customer can be in
+ * more journeys than one transaction holds counters for (a run of a
+ * journey the catalog no longer has stays in progress until its timer
+ * fires, so runs add up over catalog versions): the item is written again
+ * with a share of them ended, each share with its counts in the write's
+ * own transaction, before the write that deletes, replaces or merges it
+ * counts the rest. A run ended so is no longer in progress: never counted
+ * twice.
+ */
+export function endRunsInProgress(runs: Readonly<JourneyRuns>, at: number, max: number, end: RunEnd = {}): { runs: JourneyRuns; counts: JourneyCount[] } {
+  const counts = endedRunCounts(runs, at, end).slice(0, Math.max(0, max));
   if (counts.length === 0) return { runs: { ...runs }, counts };
   const next: JourneyRuns = { ...runs };
-  for (const { journey } of counts) next[journey] = ended(runs[journey] as JourneyRun, 'exited', at, EXIT_REASONS.erased());
+  for (const { journey } of counts) next[journey] = ended(runs[journey] as JourneyRun, 'exited', at, end.reason ?? EXIT_REASONS.erased());
   return { runs: next, counts };
 }
+
+/**
+ * The runs of an anonymous profile (`source`) joined into those of the
+ * profile it merges into (`target`), as profile/apply.ts `mergeProfiles`
+ * joins them, at `at` (the merge's time, epoch ms; absent: a join in memory
+ * that notes nothing): per journey, the target's run (in progress or
+ * ended: its number, entry time and ids go on), the source's only where
+ * the target has none. A source run in progress where the target has a
+ * run of that journey is dropped: `dropped` lists its
+ * journeys, by id, for the journey report to count `exited` once, with
+ * `mergedRunCounts`, and the kept run notes it (`JourneyRun.merged`, with
+ * EXIT_REASONS.merged) when `at` is given. A source run that had ended is
+ * counted already. Its pending timers then match no run of the customer
+ * (`sameRun`: the target's run is another, of another number or entry time)
+ * and do nothing; two runs of the same number entered at the same
+ * millisecond are one run to their timers (either's timer of the step the
+ * kept run waits at moves it on, once).
+ */
+export function joinRuns(target: Readonly<JourneyRuns>, source: Readonly<JourneyRuns>, at?: number): { runs: JourneyRuns; dropped: string[] } {
+  const runs: JourneyRuns = { ...source, ...target };
+  const dropped: string[] = [];
+  for (const journey of Object.keys(source).sort()) {
+    if (!Object.hasOwn(target, journey) || !inJourney(source, journey)) continue;
+    const from = source[journey] as JourneyRun;
+    dropped.push(journey);
+    if (at !== undefined) {
+      const merged = { run: from.run, enteredAt: from.enteredAt, ended: { how: 'exited', at, reason: EXIT_REASONS.merged() } } as const;
+      runs[journey] = { ...(target[journey] as JourneyRun), merged };
+    }
+  }
+  return { runs, dropped };
+}
+
+/** The report's counts of the runs a merge at `at` (epoch ms) dropped (`joinRuns`): each `exited`, on the merge's UTC day. */
+export const mergedRunCounts = (dropped: readonly string[], at: number): JourneyCount[] =>
+  dropped.map((journey) => ({ journey, day: dayOf(at), milestone: { kind: 'exited' } }));
 
 /** Whether the customer is in the journey now (a run not ended). */
 export const inJourney = (runs: Readonly<JourneyRuns>, journey: string): boolean => Object.hasOwn(runs, journey) && runs[journey]?.step !== undefined;
@@ -422,6 +490,8 @@ export interface JourneyRunView {
   readonly stepAt: string;
   readonly waitingUntil?: string;
   readonly ended?: { readonly how: JourneyEnd; readonly at: string; readonly reason?: string };
+  /** The last run of the journey a merge ended into this one (`JourneyRun.merged`): its number, entry time and end. */
+  readonly merged?: { readonly run: number; readonly enteredAt: string; readonly ended: { readonly how: 'exited'; readonly at: string; readonly reason: string } };
 }
 
 /** The customer's runs, by journey id. */
@@ -440,6 +510,9 @@ export function journeyRunsView(runs: Readonly<JourneyRuns>): JourneyRunView[] {
         ...(run.waitingUntil !== undefined ? { waitingUntil: iso(run.waitingUntil) } : {}),
         ...(run.ended !== undefined
           ? { ended: { how: run.ended.how, at: iso(run.ended.at), ...(run.ended.reason !== undefined ? { reason: run.ended.reason } : {}) } }
+          : {}),
+        ...(run.merged !== undefined
+          ? { merged: { run: run.merged.run, enteredAt: iso(run.merged.enteredAt), ended: { ...run.merged.ended, at: iso(run.merged.ended.at) } } }
           : {}),
       };
     });

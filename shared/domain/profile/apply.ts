@@ -54,6 +54,7 @@ import type { SendContact } from './reactions.ts';
 import { DEFAULT_OUTCOME_LEARNING, countedCells } from '../learning/statistics.ts';
 import { DAY_MS, dayOf, hourOf, isValidTimeZone, quarterOf } from './time.ts';
 import { isTimerEvent } from '../journeys/timer.ts';
+import { joinRuns } from '../journeys/machine.ts';
 
 /** Separator of a flattened nested trait key (`address` + `city`). */
 export const TRAIT_PATH_SEPARATOR = '\u001f';
@@ -635,8 +636,9 @@ export function mergeProfiles(target: ProfileState, source: ProfileState): Profi
             }),
           ),
     sent: newestRecord({ ...source.sent, ...target.sent }, LIMITS.sends),
-    // The customer's journeys go on where the identified profile is; the anonymous one's runs join only where it has none.
-    journeys: { ...source.journeys, ...target.journeys },
+    // The customer's journeys go on where the identified profile is; the anonymous one's runs join only where it has
+    // none, one in progress elsewhere ends (journeys/machine.ts `joinRuns`: the profile plan counts it, at the merge).
+    journeys: joinRuns(target.journeys, source.journeys).runs,
     enrichment: target.enrichment,
     updatedAt: maxDefined(target.updatedAt, source.updatedAt),
   });

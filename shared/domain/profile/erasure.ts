@@ -10,14 +10,15 @@
  * - `nextRunEnding`: the next share of an erased customer's journey runs in
  *   progress to end in a write of its own, before the write that deletes or
  *   replaces its item (DynamoDB's MAX_TRANSACTION_ITEMS items per
- *   transaction: the item and one journey counter per run ended).
+ *   transaction: the item and one journey counter per run ended); the
+ *   profile plan ends so, too, the runs a merge drops past its write's room.
  *
  * Which items are the erased customer's is profile-item.ts
  * `erasedCustomersItem`.
  */
 import type { StoredEvent } from '../stored-event.ts';
 import { timerOrigin } from '../journeys/timer.ts';
-import { endRunsInProgress, erasedRunCounts, type JourneyCount } from '../journeys/machine.ts';
+import { endRunsInProgress, endedRunCounts, type JourneyCount, type RunEnd } from '../journeys/machine.ts';
 import { MAX_TRANSACTION_ITEMS } from '../transaction-budget.ts';
 import { cloneProfileState, type ProfileState } from './state.ts';
 
@@ -58,9 +59,14 @@ export interface RunEnding {
  * counts itself (`keep` 0: it counts none). Apply it to its own `state` for
  * the write after it: a run ended is no longer in progress, so each is
  * counted once however the writes are retried or resumed.
+ *
+ * `end` names other runs to end, and why (machine.ts `RunEnd`): the profile
+ * plan ends so, before the write that merges an anonymous profile, the runs
+ * of it the merge drops (machine.ts `joinRuns`, EXIT_REASONS.merged), at
+ * the merge's time, when they are more than that write has room for.
  */
-export function nextRunEnding(state: ProfileState, erasedAt: number, keep: number): RunEnding | undefined {
-  if (erasedRunCounts(state.journeys, erasedAt).length <= Math.max(0, keep)) return undefined;
-  const { runs, counts } = endRunsInProgress(state.journeys, erasedAt, RUNS_PER_ENDING_WRITE);
+export function nextRunEnding(state: ProfileState, erasedAt: number, keep: number, end: RunEnd = {}): RunEnding | undefined {
+  if (endedRunCounts(state.journeys, erasedAt, end).length <= Math.max(0, keep)) return undefined;
+  const { runs, counts } = endRunsInProgress(state.journeys, erasedAt, RUNS_PER_ENDING_WRITE, end);
   return { state: { ...cloneProfileState(state), journeys: runs }, counts };
 }

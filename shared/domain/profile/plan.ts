@@ -53,8 +53,19 @@
  * Each linked anonymous profile is merged into the first user of the batch
  * that links it, once: it becomes a tombstone in the same write, conditioned
  * on the version read, like the profile itself; a tombstone read means it
- * was merged before (into this user or another). Every write puts the
- * applied events' markers conditioned on their absence.
+ * was merged before (into this user or another); its own events of the
+ * batch that come before the event that links it are applied right after
+ * that event (`afterTheirLinks`: they see the customer whole, its wait's
+ * timers its runs). Its journey runs join the user's at the event that
+ * links it (journeys/machine.ts `joinRuns`), and move on with that event
+ * and the ones after it; where the user has a run
+ * of a journey, the user's is kept and the anonymous one's in progress ends
+ * `exited` at that event (EXIT_REASONS.merged, noted on the user's run), counted once in the
+ * write's journey counts — or, when they are more than the write has room
+ * for, by writes of the anonymous profile of their own before it in the
+ * chain (`endingWrites`). Its pending timers then name a run the customer
+ * is no longer in, and do nothing (machine.ts `sameRun`). Every write puts
+ * the applied events' markers conditioned on their absence.
  *
  * Each write carries what its applied events and merges add to the outcome
  * statistics (shared/domain/learning/statistics.ts): the outcomes the profile
@@ -106,7 +117,7 @@ import { boundEnrichment, type ProfileEnricher } from './enrich.ts';
 import type { AppliedChange, JourneyStepper, OutboxEntry, ProfileReactor } from './reactions.ts';
 import { journeyIncrements, type JourneyCounterIncrement } from '../journeys/report.ts';
 import { isTimerEvent } from '../journeys/timer.ts';
-import { erasedRunCounts, exitFailedTimerRun, type JourneyCount } from '../journeys/machine.ts';
+import { EXIT_REASONS, erasedRunCounts, exitFailedTimerRun, inJourney, joinRuns, mergedRunCounts, type JourneyCount, type JourneyRuns, type RunEnd } from '../journeys/machine.ts';
 import { happenedAt, nextRunEnding } from './erasure.ts';
 import { identityOf, parseProfileKey, type EventIdentity } from './identity.ts';
 import { cloneProfileState, emptyProfileState, type ProfileSettings, type ProfileState } from './state.ts';
@@ -372,6 +383,10 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     if (group) group.push(taken);
     else groups.set(target, [taken]);
   }
+  // An absorbed anonymous profile's own events that come before the event that links it are applied right after that
+  // event, once its profile (its journey runs, which its wait's timers move on, among it) has joined the user's: in
+  // whichever write of the chain each falls, they see the customer whole.
+  for (const [target, group] of groups) groups.set(target, afterTheirLinks(group, target, absorbedBy));
 
   // An outcome reported for a decision issued at or before an erasure of its customer (the ids it is reported under,
   // or the profile it is applied to) was the erased customer's: it counts for nothing on one who came back.
@@ -419,8 +434,8 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     let erasedRuns = current === undefined && replaced?.kind === 'profile' ? erasedCustomersRuns(replaced.state, read.erasedAt.get(key)) : [];
     // The erased customer's items the next write replaces, whose runs `erasedRuns` counts: the target's own, then the
     // anonymous profiles its tombstones replace.
-    let replacedItems: ErasedCustomersItem[] =
-      erasedRuns.length > 0 && replaced?.kind === 'profile' ? [{ key, state: replaced.state, erasedAt: read.erasedAt.get(key) as number }] : [];
+    let replacedItems: RunsEndedFirst[] =
+      erasedRuns.length > 0 && replaced?.kind === 'profile' ? [{ key, state: replaced.state, at: read.erasedAt.get(key) as number }] : [];
     const writes: PlannedWrite[] = [];
     const cost = (entry: Entry): number =>
       entryCost(entry, key, absorbedBy, stored, settings, options.reactor, options.journeys) + (entry === group[0] ? erasedRuns.length : 0);
@@ -451,7 +466,7 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
           if (anonymous === undefined && replacedAnonymous?.kind === 'profile') {
             const runs = erasedCustomersRuns(replacedAnonymous.state, read.erasedAt.get(anonymousKey));
             erasedRuns = [...erasedRuns, ...runs];
-            if (runs.length > 0) replacedItems.push({ key: anonymousKey, state: replacedAnonymous.state, erasedAt: read.erasedAt.get(anonymousKey) as number });
+            if (runs.length > 0) replacedItems.push({ key: anonymousKey, state: replacedAnonymous.state, at: read.erasedAt.get(anonymousKey) as number });
           }
           if (anonymous?.kind === 'profile') {
             takeBack.push(...mergeTakeBack(state.outcomes, anonymous.state));
@@ -480,13 +495,20 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
       if (reacted.contacts > 0) enrich(state);
       const outbox = reacted.outbox;
       if (reacted.runs) state.journeys = { ...state.journeys, ...reacted.runs };
-      let journeyCounts = journeyIncrements([...reacted.counts, ...erasedRuns]);
-      // The erased customer's runs in progress, more than this transaction has room for (runs of journeys of earlier
-      // catalog versions add up): ended first by writes of their items of their own, each with its share of the
-      // counts, in the chain before this one, so this write counts none of them (erasure.ts `nextRunEnding`).
+      const mergedCounts = reacted.merged.flatMap((m) => m.counts);
+      let journeyCounts = journeyIncrements([...reacted.counts, ...mergedCounts, ...erasedRuns]);
+      // The erased customer's runs in progress, and the runs of the anonymous profiles merged here that the merge drops,
+      // more than this transaction has room for (runs of journeys of earlier catalog versions add up): ended first by
+      // writes of their items of their own, each with its share of the counts, in the chain before this one, so this
+      // write counts none of them (erasure.ts `nextRunEnding`). A merged profile's runs end as the merge ends them (at
+      // its time, with its reason), so the runs this write stores are the same.
       const statisticsItems = new Set(statistics.map(statisticsItemOf)).size;
-      if (replacedItems.length > 0 && 1 + applied.length + tombstones.length + outbox.length + journeyCounts.length + statisticsItems > MAX_TRANSACTION_ITEMS) {
-        for (const item of replacedItems) {
+      const endedFirst: RunsEndedFirst[] = [
+        ...replacedItems,
+        ...reacted.merged.map((m) => ({ key: anonymousProfileKey(m.anonymousId), state: m.state, at: m.at, end: { reason: EXIT_REASONS.merged(), only: m.journeys } })),
+      ];
+      if (endedFirst.length > 0 && 1 + applied.length + tombstones.length + outbox.length + journeyCounts.length + statisticsItems > MAX_TRANSACTION_ITEMS) {
+        for (const item of endedFirst) {
           const readVersion = (): number => (item.key === key ? version : (tombstones.find((t) => anonymousProfileKey(t.anonymousId) === item.key)?.readVersion ?? 0));
           for (const ending of endingWrites(item, readVersion(), userId)) {
             writes.push(ending);
@@ -548,27 +570,36 @@ function customerErasures(key: string, absorbedBy: ReadonlyMap<string, string>, 
   });
 }
 
-/** An erased customer's profile item that a write replaces (by the returning customer's profile, or by a tombstone) as read. */
-interface ErasedCustomersItem {
+/**
+ * A profile item as read whose runs in progress a write ends before it
+ * replaces it: an erased customer's (by the returning customer's profile, or
+ * by a tombstone), every run ended at its key's erasure; or an anonymous
+ * profile the write merges, the runs the merge drops (`end.only`) ended at
+ * the merge with its reason (machine.ts `joinRuns`).
+ */
+interface RunsEndedFirst {
   readonly key: string;
   readonly state: ProfileState;
-  /** Its key's erasure, epoch ms. */
-  readonly erasedAt: number;
+  /** When its runs end: its key's erasure, or the merge, epoch ms. */
+  readonly at: number;
+  /** Which runs end, and why (absent: every run in progress, as erased). */
+  readonly end?: RunEnd;
 }
 
 /**
  * The writes that end `item`'s runs in progress before the write that
- * replaces it: each puts the erased customer's item again (conditioned on
- * the version before it, from `readVersion` on) with up to 99 more of its
- * runs ended `exited` at the erasure (erasure.ts `nextRunEnding`, the
- * erasure's own share), and carries their counts; none applies an event. The item stays the erased
+ * replaces it: each puts the item again (conditioned on the version before
+ * it, from `readVersion` on) with up to 99 more of its runs ended `exited`
+ * (erasure.ts `nextRunEnding`, the erasure's own share), and carries their
+ * counts; none applies an event. An erased customer's item stays the erased
  * customer's (its `keyErasedAt` is kept), for the replacing write, or the
- * erasure, to replace or delete with no run left to count.
+ * erasure, to replace or delete with no run left to count; a merged one
+ * has none of the runs its merge drops left in progress.
  */
-function endingWrites(item: ErasedCustomersItem, readVersion: number, userId: string | undefined): PlannedWrite[] {
+function endingWrites(item: RunsEndedFirst, readVersion: number, userId: string | undefined): PlannedWrite[] {
   const writes: PlannedWrite[] = [];
   let version = readVersion;
-  for (let ending = nextRunEnding(item.state, item.erasedAt, 0); ending !== undefined; ending = nextRunEnding(ending.state, item.erasedAt, 0)) {
+  for (let ending = nextRunEnding(item.state, item.at, 0, item.end); ending !== undefined; ending = nextRunEnding(ending.state, item.at, 0, item.end)) {
     writes.push({
       profile: { key: item.key, state: ending.state, readVersion: version++ },
       userId,
@@ -621,6 +652,35 @@ function takenBy(entry: Entry, target: string, ownerOf: (anonymousId: string) =>
   return { ...entry, event: rest };
 }
 
+/**
+ * `group` (the entries applied to `target`, in order) with the entries of
+ * each anonymous profile `target` absorbs (`absorbedBy`) that come before
+ * the first entry linking it moved to right after that entry, in their
+ * order; the rest keep theirs.
+ */
+function afterTheirLinks(group: readonly Entry[], target: string, absorbedBy: ReadonlyMap<string, string>): Entry[] {
+  const out: Entry[] = [];
+  const waiting = new Map<string, Entry[]>();
+  const linked = new Set<string>();
+  for (const entry of group) {
+    const home = entry.identity.home;
+    if (absorbedBy.get(home) === target && !linked.has(home)) {
+      waiting.set(home, [...(waiting.get(home) ?? []), entry]);
+      continue;
+    }
+    out.push(entry);
+    for (const anonymousId of entry.identity.links) {
+      const key = anonymousProfileKey(anonymousId);
+      if (absorbedBy.get(key) !== target || linked.has(key)) continue;
+      linked.add(key);
+      out.push(...(waiting.get(key) ?? []));
+      waiting.delete(key);
+    }
+  }
+  for (const entries of waiting.values()) out.push(...entries);
+  return out;
+}
+
 /** Whether the aggregate accepts the event at all (a poison event links nothing). */
 function appliable(event: StoredEvent, settings: ProfileSettings): boolean {
   try {
@@ -635,8 +695,11 @@ function appliable(event: StoredEvent, settings: ProfileSettings): boolean {
  * The most items an entry can add to its write: its marker, the tombstones
  * of the anonymous profiles it links here, the statistics cells its outcome
  * may add to, and those the merges may take back from (at most each cell the
- * anonymous profile keeps). Bounded so an entry alone always fits; past it
- * `fitStatistics` keeps the write within the limit.
+ * anonymous profile keeps), and the `exited` counters of the runs the merges
+ * may drop (at most each run in progress the anonymous profile has).
+ * Bounded so an entry alone always fits; past it `fitStatistics` keeps the
+ * write within the limit, and the runs a merge drops past it are ended by
+ * writes of their own before it (`endingWrites`).
  */
 function entryCost(
   entry: Entry,
@@ -655,6 +718,9 @@ function entryCost(
     const anonymous = stored(anonymousKey);
     if (absorbedBy.get(anonymousKey) !== target || anonymous?.kind !== 'profile') continue;
     for (const cells of Object.values(anonymous.state.outcomeCells)) cost += cells.length;
+    // Each of its runs in progress may be dropped by the merge (machine.ts `joinRuns`): one `exited` counter each.
+    const runs = anonymous.state.journeys;
+    cost += Object.keys(runs).filter((journey) => inJourney(runs, journey)).length;
   }
   return Math.min(cost, MAX_TRANSACTION_ITEMS - 1);
 }
@@ -729,14 +795,34 @@ function reactions(
   final: ProfileState,
   options: PlanOptions,
   warnings: PlanWarning[],
-): { outbox: OutboxEntry[]; runs: ProfileState['journeys'] | undefined; counts: JourneyCount[]; contacts: number } {
+): { outbox: OutboxEntry[]; runs: ProfileState['journeys'] | undefined; counts: JourneyCount[]; merged: MergedRuns[]; contacts: number } {
   const { reactor, journeys } = options;
   const bounds = applied.map((entry) => reactionBound(reactor, entry.event));
   const journeyBounds = applied.map((entry) => journeyItemBound(journeys, entry.event));
   const out: OutboxEntry[] = [];
   const counts: JourneyCount[] = [];
+  const merged: MergedRuns[] = [];
   let contacts = 0;
-  if (bounds.every((b) => b === 0) && journeyBounds.every((b) => b === 0)) return { outbox: out, runs: undefined, counts, contacts };
+  // The runs of the anonymous profiles event `i` joins, joined into `runs` at that event (machine.ts `joinRuns`): the
+  // customer's runs from then on, moved on by it and the events after it (the anonymous profile's own events of the
+  // batch come after it: `afterTheirLinks`); an anonymous run in progress of a journey the customer has a run of ends
+  // there, at its time.
+  const joinAt = (runs: JourneyRuns, i: number): JourneyRuns => {
+    let out = runs;
+    for (const join of joins[i] ?? []) {
+      if (join.state === undefined) continue;
+      const at = eventTime((applied[i] as Entry).event);
+      const joined = joinRuns(out, join.state.journeys, at);
+      out = joined.runs;
+      if (joined.dropped.length > 0) merged.push({ anonymousId: join.anonymousId, state: join.state, journeys: joined.dropped, at, counts: mergedRunCounts(joined.dropped, at) });
+    }
+    return out;
+  };
+  if (bounds.every((b) => b === 0) && journeyBounds.every((b) => b === 0)) {
+    let runs = start.journeys;
+    for (let i = 0; i < applied.length; i++) runs = joinAt(runs, i);
+    return { outbox: out, runs: runs === start.journeys ? undefined : runs, counts, merged, contacts };
+  }
   const enriched = (state: ProfileState): ProfileView => {
     const view = toProfileView(state, options.now);
     try {
@@ -778,6 +864,7 @@ function reactions(
     // An event answering a decision made for an erased customer (the late click on an email sent before the
     // erasure) is applied, and counts nothing; nor does it set anything off for the customer who came back.
     const silenced = (bounds[i] as number) + (journeyBounds[i] as number) > 0 && answersErasedDecision(entry.event, options.settings, final);
+    runs = joinAt(runs, i);
     const bound = silenced ? 0 : (bounds[i] as number);
     // The bytes this event's entries write so far, within MAX_REACTION_BYTES_PER_EVENT.
     let bytes = 0;
@@ -833,7 +920,22 @@ function reactions(
     }
     before = change.after;
   });
-  return { outbox: out, runs: runs === start.journeys ? undefined : runs, counts, contacts };
+  return { outbox: out, runs: runs === start.journeys ? undefined : runs, counts, merged, contacts };
+}
+
+/**
+ * The runs of an anonymous profile a write's merge drops (machine.ts
+ * `joinRuns`: the customer has a run of the same journey on the profile
+ * it merges into): the anonymous profile as read, the journeys of the runs
+ * dropped, the merge's time (the time of the event that joins it, epoch
+ * ms) and their `exited` counts (`mergedRunCounts`).
+ */
+interface MergedRuns {
+  readonly anonymousId: string;
+  readonly state: ProfileState;
+  readonly journeys: readonly string[];
+  readonly at: number;
+  readonly counts: readonly JourneyCount[];
 }
 
 /** The statistics item an increment falls on within one write (one shard): its bucket and cell. */
