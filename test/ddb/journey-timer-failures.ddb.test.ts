@@ -41,7 +41,9 @@ const { outboxEntryFromItem } = await import('#store/outbox.ts');
 
 let unique = 0;
 const uid = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${++unique}`;
-const T = Date.parse('2026-04-01T09:00:00Z');
+// Yesterday 09:00 UTC: the run and its timer on one day, and the outbox items well within their 7-day TTL (DynamoDB
+// Local deletes expired items, as DynamoDB does, and did so mid-test with a fixed date months back).
+const T = (Math.floor(Date.now() / 86_400_000) - 1) * 86_400_000 + 9 * 3_600_000;
 const DUE = T + 1_800_000;
 const DAY = Math.floor(T / 86_400_000);
 
