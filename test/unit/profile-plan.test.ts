@@ -1380,3 +1380,25 @@ describe('one event that sets off all a catalog allows: its write within 100 ite
     );
   });
 });
+
+describe("what a login's reactions see does not depend on where the batch was cut", () => {
+  const T1 = Date.parse('2026-04-05T10:00:00Z');
+  const at = (ms: number) => new Date(ms).toISOString();
+  // A welcome trigger on identify: records the email consent its decision sees.
+  const reactor: ProfileReactor = {
+    bound: (event) => (event.type === 'identify' ? 1 : 0),
+    react: (change) => [{ id: `welcome ${change.eventPk}`, status: 'refused', sendAt: change.now, detailType: 'Test Trigger', detail: { email: change.after.consent.email?.granted ?? 'unset' } }],
+  };
+  it("a visitor's unsubscribe just before their login is seen by the login's trigger, in one batch as in two", () => {
+    const unsubscribe = storedEvent({ type: 'track', event: 'Unsubscribed', anonymousId: 'a1', messageId: 'unsub', sourceId: 'src', timestamp: at(T1), properties: { channel: 'email' } });
+    const login = storedEvent({ type: 'identify', userId: 'u1', anonymousId: 'a1', messageId: 'login', sourceId: 'src', timestamp: at(T1 + 60_000) });
+    const one = new MemoryStore({ ...options, reactor });
+    const two = new MemoryStore({ ...options, reactor });
+    for (const store of [one, two]) for (const e of [unsubscribe, login]) store.events.add(e.pk);
+    expect(deliver(one, [record(unsubscribe, 1), record(login, 2)])).toEqual([]);
+    expect(deliver(two, [record(unsubscribe, 1)])).toEqual([]);
+    expect(deliver(two, [record(login, 2)])).toEqual([]);
+    expect(one.outbox.map((e) => e.detail)).toEqual([{ email: false }]);
+    expect(two.outbox.map((e) => e.detail)).toEqual([{ email: false }]);
+  });
+});

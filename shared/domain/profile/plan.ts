@@ -53,10 +53,11 @@
  * Each linked anonymous profile is merged into the first user of the batch
  * that links it, once: it becomes a tombstone in the same write, conditioned
  * on the version read, like the profile itself; a tombstone read means it
- * was merged before (into this user or another); its own events of the
- * batch that come before the event that links it are applied right after
- * that event (`afterTheirLinks`: they see the customer whole, its wait's
- * timers its runs). Its journey runs join the user's at the event that
+ * was merged before (into this user or another); its own journey timer
+ * events of the batch that come before the event that links it fire right
+ * after that event (`afterTheirLinks`: its wait's timers move its runs,
+ * joined); its other events keep their place, so what the linking event's
+ * reactions see does not depend on where the batch was cut. Its journey runs join the user's at the event that
  * links it (journeys/machine.ts `joinRuns`), and move on with that event
  * and the ones after it; where the user has a run
  * of a journey, the user's is kept and the anonymous one's in progress ends
@@ -383,9 +384,9 @@ export function planBatch(records: readonly BatchRecord[], read: ReadState, opti
     if (group) group.push(taken);
     else groups.set(target, [taken]);
   }
-  // An absorbed anonymous profile's own events that come before the event that links it are applied right after that
-  // event, once its profile (its journey runs, which its wait's timers move on, among it) has joined the user's: in
-  // whichever write of the chain each falls, they see the customer whole.
+  // An absorbed anonymous profile's own timer events that come before the event that links it fire right after that
+  // event, once its journey runs (which its wait's timers move on) have joined the user's: in whichever write of the
+  // chain each falls, they find the run. Its other events keep their place in the stream.
   for (const [target, group] of groups) groups.set(target, afterTheirLinks(group, target, absorbedBy));
 
   // An outcome reported for a decision issued at or before an erasure of its customer (the ids it is reported under,
@@ -653,10 +654,10 @@ function takenBy(entry: Entry, target: string, ownerOf: (anonymousId: string) =>
 }
 
 /**
- * `group` (the entries applied to `target`, in order) with the entries of
- * each anonymous profile `target` absorbs (`absorbedBy`) that come before
- * the first entry linking it moved to right after that entry, in their
- * order; the rest keep theirs.
+ * `group` (the entries applied to `target`, in order) with the journey
+ * timer entries of each anonymous profile `target` absorbs (`absorbedBy`)
+ * that come before the first entry linking it moved to right after that
+ * entry, in their order; the rest keep theirs.
  */
 function afterTheirLinks(group: readonly Entry[], target: string, absorbedBy: ReadonlyMap<string, string>): Entry[] {
   const out: Entry[] = [];
@@ -664,7 +665,9 @@ function afterTheirLinks(group: readonly Entry[], target: string, absorbedBy: Re
   const linked = new Set<string>();
   for (const entry of group) {
     const home = entry.identity.home;
-    if (absorbedBy.get(home) === target && !linked.has(home)) {
+    // Timer events only: any other event of the visitor keeps its place in the stream, so what the login's reactions
+    // see (a consent withdrawn just before it, a segment entered) does not depend on where the batch was cut.
+    if (isTimerEvent(entry.event) && absorbedBy.get(home) === target && !linked.has(home)) {
       waiting.set(home, [...(waiting.get(home) ?? []), entry]);
       continue;
     }
