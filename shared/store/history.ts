@@ -5,6 +5,7 @@
 import { config } from '#shared/config.ts';
 import { eventsTable } from './tables.ts';
 import { dynamo, type DynamoClient } from './client.ts';
+import { holdsUnderProfileKey } from './by-profile.ts';
 import { happenedAt } from '#domain/profile/erasure.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 
@@ -147,14 +148,5 @@ export async function eventKeysOf(
 
 /** Whether any event is stored under a profile key (one Query of at most one item; eventually consistent, as `eventKeysOf`). */
 export async function holdsEvents(profileKey: string, options: { client?: DynamoClient; tableName?: string } = {}): Promise<boolean> {
-  const client = options.client ?? dynamo();
-  const page = await client.send('Query', {
-    TableName: options.tableName ?? config.EVENTS_TABLE,
-    IndexName: INDEX,
-    KeyConditionExpression: 'profileKey = :k',
-    ExpressionAttributeValues: { ':k': profileKey },
-    ProjectionExpression: 'pk',
-    Limit: 1,
-  });
-  return (page.Items ?? []).length > 0;
+  return holdsUnderProfileKey(options.client ?? dynamo(), options.tableName ?? config.EVENTS_TABLE, INDEX, profileKey);
 }

@@ -26,6 +26,7 @@
 import { config } from '#shared/config.ts';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
 import { batchGet } from './batch-write.ts';
+import { holdsUnderProfileKey } from './by-profile.ts';
 import { dynamo, type DynamoClient, type Item, type TransactWriteItem } from './client.ts';
 import { outboxItem } from './items.ts';
 import { outboxTable } from './tables.ts';
@@ -185,15 +186,7 @@ export async function outboxKeysOf(profileKey: string, options: { readonly clien
  * consistent). Store faults reject (StoreFault).
  */
 export async function holdsEmissions(profileKey: string, options: { readonly client?: DynamoClient; readonly tableName?: string } = {}): Promise<boolean> {
-  const page = await (options.client ?? dynamo()).send('Query', {
-    TableName: options.tableName ?? config.OUTBOX_TABLE,
-    IndexName: BY_PROFILE,
-    KeyConditionExpression: 'profileKey = :k',
-    ExpressionAttributeValues: { ':k': profileKey },
-    ProjectionExpression: 'pk',
-    Limit: 1,
-  });
-  return (page.Items ?? []).length > 0;
+  return holdsUnderProfileKey(options.client ?? dynamo(), options.tableName ?? config.OUTBOX_TABLE, BY_PROFILE, profileKey);
 }
 
 /**
