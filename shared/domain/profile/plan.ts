@@ -668,7 +668,9 @@ function afterTheirLinks(group: readonly Entry[], target: string, absorbedBy: Re
     // Timer events only: any other event of the visitor keeps its place in the stream, so what the login's reactions
     // see (a consent withdrawn just before it, a segment entered) does not depend on where the batch was cut.
     if (isTimerEvent(entry.event) && absorbedBy.get(home) === target && !linked.has(home)) {
-      waiting.set(home, [...(waiting.get(home) ?? []), entry]);
+      const held = waiting.get(home);
+      if (held) held.push(entry);
+      else waiting.set(home, [entry]);
       continue;
     }
     out.push(entry);
