@@ -187,7 +187,18 @@ export interface DocumentedStack {
  * GET /v1/health answers 200.
  */
 export async function startDocumentedStack(environment: Readonly<Record<string, string>>): Promise<DocumentedStack> {
-  const port = await freePort();
+  // The free port can be taken by another test's process before the stack binds it: then a new port, up to 3 times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnPort(environment, await freePort());
+    } catch (error) {
+      if (attempt >= 3 || !/is already in use/.test((error as Error).message)) throw error;
+    }
+  }
+}
+
+/** startDocumentedStack on `port`. */
+async function startOnPort(environment: Readonly<Record<string, string>>, port: number): Promise<DocumentedStack> {
   const origin = `http://127.0.0.1:${port}`;
   const pkg = JSON.parse(readFileSync(join(REPOSITORY_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
   // `exec node …`: the shell npm runs the script in becomes node (test/e2e/npm-start-signals.e2e.test.ts).
