@@ -26,6 +26,7 @@ import { appliedMarkerItem, erasedMessageItem, erasureRecordItem, journeyCountIt
 import { journeyCountUpdates } from './journey-counts.ts';
 import type { JourneyCounterIncrement } from '#domain/journeys/report.ts';
 import { outboxPuts } from './outbox.ts';
+import { pool } from './pool.ts';
 import { getItems, profileWriteTransaction } from './profiles.ts';
 import { statisticsUpdates } from './statistics.ts';
 
@@ -194,14 +195,6 @@ function packs(members: readonly Member[]): Member[][] {
   }
   if (current.length > 0) out.push(current);
   return out;
-}
-
-async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await task(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** Delete the Events items of dropped events. */

@@ -10,7 +10,7 @@
  *   refresh that the caller does not wait for: what decide uses is at most
  *   REFRESH_INTERVAL_MS (plus one read) stale.
  * - A refresh reads every shard's buckets of the window (one Query per
- *   shard, paged) under READ_DEADLINE_MS; a failure keeps the last good
+ *   shard, paged, REFRESH_CONCURRENCY at a time) under READ_DEADLINE_MS; a failure keeps the last good
  *   statistics (told to `onRefreshFailure`, counted in `failures`).
  * - `generation` changes only when the counts do, so decide's cached arm
  *   probabilities (learning/policy.ts `ArmProbabilityCache`) survive a
@@ -31,6 +31,18 @@ import { readStatistics } from './statistics.ts';
 export const REFRESH_INTERVAL_MS = 5_000;
 /** Deadline of one refresh (every shard, every page), ms. */
 export const READ_DEADLINE_MS = 3_000;
+/**
+ * Shard Queries a refresh keeps in flight at once. A refresh runs in the
+ * background, so it need not send its 16 Queries together: sent together on
+ * a new instance, whose connection pool is empty, each opened a connection of
+ * its own (16 TLS handshakes to DynamoDB right after the first answer, the
+ * CPU of which a deployed instance pays at the start of its second request).
+ * Two at a time, a new instance's refresh opens two. Measured on the decide
+ * bundle against the bench's TLS front (bench/README.md, "The statistics
+ * refresh of a new instance"): 16 → 2 connections, and 15–20 ms less CPU in
+ * the 200 ms after the first answer.
+ */
+export const REFRESH_CONCURRENCY = 2;
 
 /** The key of a slot and context (channel, placement, context), and of an arm in it (action, variant). */
 const slotKey = (channel: Channel, placement: string | undefined, context: string): string =>
@@ -112,6 +124,8 @@ export interface StatisticsCacheOptions {
   readonly intervalMs?: number;
   /** Told of each failed refresh (the decide function logs it); the last good statistics stay served. */
   readonly onRefreshFailure?: (error: unknown) => void;
+  /** Shard Queries in flight at once during a refresh (at least 1). @default REFRESH_CONCURRENCY */
+  readonly concurrency?: number;
 }
 
 export interface StatisticsCacheStatus {
@@ -130,6 +144,7 @@ export class StatisticsCache {
   private readonly table: string;
   private readonly intervalMs: number;
   private readonly onRefreshFailure: ((error: unknown) => void) | undefined;
+  private readonly concurrency: number;
   private stats: WindowedStatistics | undefined;
   private signature = '';
   private windowMs: number | undefined;
@@ -144,6 +159,7 @@ export class StatisticsCache {
     this.table = options.table ?? config.CONTROL_TABLE;
     this.intervalMs = options.intervalMs ?? REFRESH_INTERVAL_MS;
     this.onRefreshFailure = options.onRefreshFailure;
+    this.concurrency = options.concurrency ?? REFRESH_CONCURRENCY;
   }
 
   /**
@@ -168,7 +184,7 @@ export class StatisticsCache {
     this.checkedAt = now;
     this.windowMs = windowMs;
     this.refreshes++;
-    const p = readStatistics({ from: now - windowMs, client: this.client, table: this.table, deadline: Date.now() + READ_DEADLINE_MS })
+    const p = readStatistics({ from: now - windowMs, client: this.client, table: this.table, deadline: Date.now() + READ_DEADLINE_MS, concurrency: this.concurrency })
       .then((rows) => {
         const counts = windowedCounts(rows, now, windowMs);
         const text = signature(counts);

@@ -18,6 +18,7 @@ import { decisionIncrements, type DecisionIncrement } from '#domain/reports/deci
 import { dynamo, type DynamoClient, type Item, type TransactWriteItem } from './client.ts';
 import { cancellationCodes, isUnavailable } from './faults.ts';
 import { decisionChunkItem, STATISTICS_PK_PREFIX, STATISTICS_SHARDS, statisticsBucketSk, statisticsItem, statisticsShardOf } from './items.ts';
+import { pool } from './pool.ts';
 import { retrying } from './retry.ts';
 
 /** How long a bucket is kept after its hour, s (DynamoDB TTL): past any `learning.window` and report range the catalog accepts. */
@@ -189,6 +190,8 @@ export interface ReadStatisticsOptions {
   readonly table?: string;
   /** Instant (epoch ms) by which every page is read. */
   readonly deadline?: number;
+  /** Shard Queries in flight at once (at least 1). @default STATISTICS_SHARDS: all together */
+  readonly concurrency?: number;
 }
 
 /** One stored item as a row; undefined for an item that is not one. */
@@ -220,7 +223,7 @@ export async function readStatistics(options: ReadStatisticsOptions): Promise<St
   const low = statisticsBucketSk(Math.max(0, options.from));
   // '$' sorts after '#': the last key of the bucket before `to`.
   const high = options.to === undefined ? '9999999999999$' : `${statisticsBucketSk(Math.max(0, options.to - 1))}$`;
-  return queryShards(client, { table, pkPrefix: STATISTICS_PK_PREFIX, low, high, deadline: options.deadline }, (item) => {
+  return queryShards(client, { table, pkPrefix: STATISTICS_PK_PREFIX, low, high, deadline: options.deadline, concurrency: options.concurrency }, (item) => {
     const row = rowOf(item);
     return row && row.bucket >= options.from && (options.to === undefined || row.bucket < options.to) ? row : undefined;
   });
@@ -228,13 +231,14 @@ export async function readStatistics(options: ReadStatisticsOptions): Promise<St
 
 /**
  * Every item of every shard (`<pkPrefix>00`..`15`) whose sort key is between
- * `low` and `high`: one Query per shard, sent together, each paged to its
- * end; `rowOf` keeps or drops each item. The sharded reads of the learning
- * statistics and the journey report counters.
+ * `low` and `high`: one Query per shard, each paged to its end, all sent
+ * together or `range.concurrency` shards at a time; `rowOf` keeps or drops
+ * each item; rows in shard order either way. The sharded reads of the
+ * learning statistics and the journey report counters.
  */
 export async function queryShards<Row>(
   client: DynamoClient,
-  range: { readonly table: string; readonly pkPrefix: string; readonly low: string; readonly high: string; readonly deadline?: number | undefined },
+  range: { readonly table: string; readonly pkPrefix: string; readonly low: string; readonly high: string; readonly deadline?: number | undefined; readonly concurrency?: number | undefined },
   rowOf: (item: Item) => Row | undefined,
 ): Promise<Row[]> {
   const shardRows = async (shard: number): Promise<Row[]> => {
@@ -259,6 +263,13 @@ export async function queryShards<Row>(
     } while (start);
     return rows;
   };
-  const shards = await Promise.all(Array.from({ length: STATISTICS_SHARDS }, (_, shard) => shardRows(shard)));
+  const shards: Row[][] = new Array<Row[]>(STATISTICS_SHARDS);
+  await pool(
+    Array.from({ length: STATISTICS_SHARDS }, (_, shard) => shard),
+    range.concurrency ?? STATISTICS_SHARDS,
+    async (shard) => {
+      shards[shard] = await shardRows(shard);
+    },
+  );
   return shards.flat();
 }

@@ -27,7 +27,7 @@ import { config } from '#shared/config.ts';
 import { controlTable } from '#store/tables.ts';
 import { DynamoClient, dynamo } from '#store/client.ts';
 import { statisticsUpdates } from '#store/statistics.ts';
-import { StatisticsCache } from '#store/statistics-cache.ts';
+import { REFRESH_CONCURRENCY, StatisticsCache } from '#store/statistics-cache.ts';
 import { STATISTICS_BUCKET_MS, type StatisticsIncrement } from '#domain/learning/statistics.ts';
 import { refusingEndpoint } from '../support/store-faults.ts';
 
@@ -80,6 +80,38 @@ describe('the statistics cache', () => {
     // Its reads are its own client's (16 shards, one Query each), none on the store's one client.
     expect(cache.client.counts.get(`Query ${config.CONTROL_TABLE}`)).toBe(16);
     expect(dynamo().requests).toBe(0);
+  });
+
+  it('keeps REFRESH_CONCURRENCY shard Queries in flight at once, and reads what all 16 at once read', async () => {
+    const spread = `spread-${run}`;
+    for (let shard = 0; shard < 16; shard++) await seed(shard, [increment(spread, shard % 2 === 0 ? 'a' : undefined, shard % 5, { impressions: shard + 1, clicks: 1 })]);
+    /** The most Queries of `cache`'s client in flight at once during one refresh. */
+    const mostInFlight = async (cache: StatisticsCache) => {
+      const send = cache.client.send.bind(cache.client);
+      let now = 0;
+      let most = 0;
+      cache.client.send = (async (...args: Parameters<typeof send>) => {
+        most = Math.max(most, ++now);
+        try {
+          return await send(...args);
+        } finally {
+          now--;
+        }
+      }) as typeof send;
+      const stats = await cache.refresh(NOW, WINDOW);
+      return { most, stats, arms: cache.status().arms };
+    };
+    const bounded = await mostInFlight(new StatisticsCache());
+    const together = await mostInFlight(new StatisticsCache({ concurrency: 16 }));
+    expect(REFRESH_CONCURRENCY).toBe(2);
+    expect(bounded.most).toBe(REFRESH_CONCURRENCY);
+    expect(together.most).toBe(16);
+    for (const variant of ['a', undefined]) {
+      const want = together.stats?.get(spread, variant, '-', 'web', 'home_hero');
+      expect(want?.impressions).toBeGreaterThan(0);
+      expect(bounded.stats?.get(spread, variant, '-', 'web', 'home_hero')).toEqual(want);
+    }
+    expect(bounded.arms).toBe(together.arms);
   });
 
   it('moves its generation only when the counts change; refreshes at most every interval', async () => {
