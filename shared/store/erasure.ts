@@ -149,6 +149,35 @@ async function claimErasure(profileKey: string, now: number, client: DynamoClien
 }
 
 /**
+ * Whether the erasure record `record` says that the erasure at `erasedAt`
+ * (epoch ms) has erased its key's events and emissions
+ * (`historyErased`, set by `markHistoryErased`), or has completed.
+ */
+function historyErasedBy(record: Record<string, unknown> | undefined, erasedAt: number): boolean {
+  return erasedAtOf(record) === erasedAt && (record?.historyErased === true || record?.erasing === undefined);
+}
+
+/**
+ * Say on the erasure record of the linked key `profileKey` that the erasure
+ * at `erasedAt` (epoch ms) has erased its events and emissions
+ * (`historyErased: true`); a record that names another erasure is left.
+ * Store faults reject.
+ */
+async function markHistoryErased(profileKey: string, erasedAt: number, client: DynamoClient, profiles: string): Promise<void> {
+  try {
+    await client.send('UpdateItem', {
+      TableName: profiles,
+      Key: erasureRecordItem.key(profileKey),
+      UpdateExpression: 'SET historyErased = :true',
+      ConditionExpression: 'erasedAt = :erasedAt',
+      ExpressionAttributeValues: { ':true': true, ':erasedAt': new Date(erasedAt).toISOString() },
+    });
+  } catch (error) {
+    if (!isConditionFailed(error)) throw error;
+  }
+}
+
+/**
  * Mark the erasure at `erasedAt` (epoch ms) of each of `profileKeys` as
  * completed (`completedAt`, ISO; `erasing` removed), the customer's own key
  * (the first) last; a record that names another erasure is left. Store
@@ -418,6 +447,9 @@ async function runErasure(
     counts.shares += 1;
   }
   for (const key of keys) {
+    // A linked key whose events and emissions an earlier call of this erasure erased (its record says so) is not read
+    // again: a customer linked to thousands of anonymous ids gets further with each call.
+    if (key !== keys[0] && historyErasedBy(recordOf(key), now)) continue;
     // A call past its deadline stops before reading the next key's events and emissions.
     if (stop()) return false;
     // The returning customer's events (happened after `now`: stored under the key while the erasure runs) are not
@@ -460,6 +492,11 @@ async function runErasure(
       // A share that kept every emission (all the returning customer's, listed first when due sooner) is no
       // progress: a call past its deadline reads on until it has erased some, or the next call would stop there.
       if (gone.length > 0) counts.shares += 1;
+    }
+    // A linked key's history erased: its record says so (a share of work), and later calls of this erasure skip it.
+    if (key !== keys[0]) {
+      await markHistoryErased(key, now, client, profiles);
+      counts.shares += 1;
     }
   }
   // The first key (the customer's own profile) goes last: an erasure that fails or stops before the end still
