@@ -3,7 +3,9 @@
  * trace"): everything held about a customer, deleted.
  *
  * A customer is a set of profile keys: `u#<userId>` and the `a#<anonymousId>`
- * merged into it (or one anonymous profile). Erasing them:
+ * merged into it (or one anonymous profile): every one, found by the
+ * Profiles table's `byProfile` index of identity links (operator-id.ts
+ * `withIdentityLinks`), not only the newest the profile names. Erasing them:
  *
  * 1. an erasure record per key, first: `x#<sha256 of the key>` in the
  *    Profiles table, `{erasedAt}`. The key is hashed, so the record holds no
@@ -34,6 +36,10 @@
  *    events are deleted by conditional DeleteItems (`attribute_exists`), so
  *    a call counts only the events its own deletes removed, never those
  *    of another call erasing the same customer at the same time;
+ *    once a linked key's events and emissions (step 3) are erased, its
+ *    erasure record says so (`historyErased`, a share of work) and later
+ *    calls of the same erasure do not read them again, so a customer linked
+ *    to thousands of anonymous ids gets further with each call;
  * 3. every emission of every key (the Outbox table's `byProfile` index:
  *    the triggers' and journeys' sends, with their rendered content), 25 at
  *    a time (their stamps read with one BatchGetItem; a call that runs out
@@ -281,9 +287,10 @@ export interface ErasureOptions {
   readonly controlTable?: string;
   /**
    * When to stop (epoch ms): past it, no further share of work is started
-   * (25 linked keys' erasure records, 25 events, 25 emissions, a write
-   * ending 99 journey runs before a profile item's delete, a linked key's
-   * item deleted), nor the next key's events read, and the report says
+   * (25 linked keys' erasure records, 25 events, 25 emissions, a linked
+   * key's history marked erased, a write ending 99 journey runs before a
+   * profile item's delete, a linked key's item deleted), nor the next key's
+   * events read, and the report says
    * `complete: false`: the
    * erasure goes on where it stopped when it is called again. Every call
    * does one share at least, so calls that each start past it still get to
@@ -410,8 +417,8 @@ interface ErasureCounts {
   journeyRuns: number;
   identityLinks: number;
   /**
-   * Shares of work done (linked keys' erasure records, events, emissions, writes ending runs, linked keys' items
-   * deleted): a call past its deadline stops only after one.
+   * Shares of work done (linked keys' erasure records, events, emissions, linked keys' histories marked erased, writes
+   * ending runs, linked keys' items deleted): a call past its deadline stops only after one.
    */
   shares: number;
 }
