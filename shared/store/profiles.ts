@@ -25,6 +25,7 @@ import type { ProfileView } from '#domain/profile/view.ts';
 import { batchGet } from './batch-write.ts';
 import { dynamo, type CallOptions, type DynamoClient, type TransactWriteItem } from './client.ts';
 import { anonymousProfileItem, appliedMarkerItem, userProfileItem } from './items.ts';
+import { isConditionFailed } from './faults.ts';
 import { profilesTable } from './tables.ts';
 
 const LINKS_INDEX = profilesTable.globalSecondaryIndexes[0].indexName;
@@ -94,6 +95,56 @@ export async function linkedAnonymousKeys(userKey: string, options: { client?: D
     start = page.LastEvaluatedKey;
   } while (start);
   return keys;
+}
+
+/**
+ * Give the identity links written before links carried the user's profile
+ * key theirs (`profileKey`, `u#<mergedInto>`), so that `linkedAnonymousKeys`
+ * finds them: a Scan of the Profiles table for tombstones without it, each
+ * one updated on condition that it is still that tombstone without it (one
+ * deleted or changed meanwhile is left; the version is kept, so the profile
+ * function's and the erasure's conditional writes are unaffected). An
+ * operator's one-off migration, never a request-path read: it reads the
+ * whole table. `start`: the `next` of an earlier run stopped at
+ * `deadline` (epoch ms). Returns how many links it indexed and, when the
+ * deadline stopped it first, `next`. Store faults reject (StoreFault).
+ */
+export async function indexIdentityLinks(
+  options: { client?: DynamoClient; tableName?: string; start?: Record<string, unknown>; deadline?: number } = {},
+): Promise<{ indexed: number; next?: Record<string, unknown> }> {
+  const client = options.client ?? dynamo();
+  const tableName = options.tableName ?? config.PROFILES_TABLE;
+  let indexed = 0;
+  let start = options.start;
+  do {
+    if (options.deadline !== undefined && Date.now() >= options.deadline && start !== undefined) return { indexed, next: start };
+    const page = await client.send('Scan', {
+      TableName: tableName,
+      FilterExpression: '#kind = :tombstone AND attribute_not_exists(profileKey)',
+      ProjectionExpression: 'pk, mergedInto',
+      ExpressionAttributeNames: { '#kind': 'kind' },
+      ExpressionAttributeValues: { ':tombstone': 'tombstone' },
+      ...(start ? { ExclusiveStartKey: start } : {}),
+    });
+    for (const item of page.Items ?? []) {
+      if (typeof item.mergedInto !== 'string') continue;
+      try {
+        await client.send('UpdateItem', {
+          TableName: tableName,
+          Key: { pk: item.pk },
+          UpdateExpression: 'SET profileKey = :profileKey',
+          ConditionExpression: '#kind = :tombstone AND mergedInto = :mergedInto AND attribute_not_exists(profileKey)',
+          ExpressionAttributeNames: { '#kind': 'kind' },
+          ExpressionAttributeValues: { ':tombstone': 'tombstone', ':mergedInto': item.mergedInto, ':profileKey': userProfileItem.key(item.mergedInto).pk },
+        });
+        indexed += 1;
+      } catch (error) {
+        if (!isConditionFailed(error)) throw error;
+      }
+    }
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return { indexed };
 }
 
 /** An "applied" marker: the event's key only (`<sourceId>#<messageId>`), nothing that names the customer. */

@@ -11,15 +11,19 @@
  * Before, both found the customer's anonymous ids in the profile's list
  * only: the 10 oldest links and their events were neither exported nor
  * erased.
- * - A link written before links carried the user's profile key (not in the
- *   index) is still erased while the profile names it.
+ * - Links written before links carried the user's profile key (not in the
+ *   index) are found while the profile names them (its 50 newest), and every
+ *   one once `indexIdentityLinks` (the upgrade's migration) has run.
  */
-import { PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { CreateTableCommand, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { StoredEvent } from '#domain/stored-event.ts';
 import { anonymousProfileKey, userProfileKey } from '#domain/stored-event.ts';
 import { assertLocalEndpoint } from '#local/dynamodb.ts';
+import { createTableInput, ensureTables, indexesActive, physicalName } from '#local/tables.ts';
+import { profilesTable } from '#store/tables.ts';
 import { apiGatewayEvent, lambdaContext } from '../support/apigw.ts';
 import { sequenceNumber, storedEvent, streamEvent, streamRecord } from '../support/stream.ts';
 
@@ -30,9 +34,9 @@ vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
 const { handler } = await import('#functions/admin/handler.ts');
 const { ERASURE_FINISH_MS } = await import('#functions/admin/profiles.ts');
 const { processStreamEvent } = await import('#functions/profile/handler.ts');
-const { documentClient } = await import('../support/sdk-clients.ts');
+const { documentClient, dynamo: sdkDynamo } = await import('../support/sdk-clients.ts');
 const { config } = await import('#shared/config.ts');
-const { getItems, profileFromItem, profileToItem, tombstoneToItem } = await import('#store/profiles.ts');
+const { getItems, indexIdentityLinks, linkedAnonymousKeys, profileFromItem, profileToItem, tombstoneToItem } = await import('#store/profiles.ts');
 const { LIMITS, emptyProfileState } = await import('#domain/profile/state.ts');
 
 const run = Date.now().toString(36);
@@ -194,20 +198,84 @@ describe('a customer merged with more anonymous ids than the profile keeps', () 
     expect(await itemsNaming(userId)).toBe(0);
   }, 180_000);
 
-  it('a link written before links carried the user profile key is erased while the profile names it', async () => {
-    const userId = `legacy-links-${run}`;
-    const anonymousIds = Array.from({ length: 3 }, (_, i) => `${userId}-a${i}`);
+  /** A customer of LINKS links written before links carried the user's profile key, the profile naming the 50 newest; one event under each. */
+  async function legacyCustomer(userId: string): Promise<{ anonymousIds: string[] }> {
+    const anonymousIds = Array.from({ length: LINKS }, (_, i) => `${userId}-a${String(i).padStart(2, '0')}`);
     const now = Date.now();
+    const named = anonymousIds.slice(-LIMITS.anonymousIds);
     await documentClient.send(
-      new PutCommand({ TableName: config.PROFILES_TABLE, Item: profileToItem(userProfileKey(userId), { ...emptyProfileState({ userId }), anonymousIds, updatedAt: now - 60_000 }, 2) }),
+      new PutCommand({ TableName: config.PROFILES_TABLE, Item: profileToItem(userProfileKey(userId), { ...emptyProfileState({ userId }), anonymousIds: named, updatedAt: now - 60_000 }, 2) }),
     );
-    for (const anonymousId of anonymousIds) {
+    for (const [i, anonymousId] of anonymousIds.entries()) {
       const { profileKey: _profileKey, ...legacy } = tombstoneToItem(anonymousId, userId, 1, now - 60_000);
       await documentClient.send(new PutCommand({ TableName: config.PROFILES_TABLE, Item: legacy }));
+      await documentClient.send(
+        new PutCommand({ TableName: config.EVENTS_TABLE, Item: storedEvent({ type: 'page', anonymousId, messageId: `${anonymousId}-page`, timestamp: at(i), sourceId: `s-${run}` }) }),
+      );
     }
-    const exported = await call('GET', `/v1/admin/profiles/${userId}/export`);
-    expect([...(exported.body.linkedAnonymousIds as string[])].sort()).toEqual(anonymousIds);
-    expect((await call('DELETE', `/v1/admin/profiles/${userId}`)).status).toBe(200);
+    return { anonymousIds };
+  }
+
+  it('links written before links carried the user profile key: found among the profile\'s 50 newest only, until indexIdentityLinks gives them the key; then every one, those an erasure before left included', async () => {
+    // Not indexed: the export and the erasure find the 50 the profile names; the 10 oldest links and their events stay.
+    const before = `legacy-links-${run}`;
+    const old = await legacyCustomer(before);
+    const exportedBefore = await exportAll(before, 1_000);
+    expect([...exportedBefore.linked].sort()).toEqual(old.anonymousIds.slice(-LIMITS.anonymousIds));
+    expect((await call('DELETE', `/v1/admin/profiles/${before}`)).status).toBe(200);
+    const left = await getItems(old.anonymousIds.map(anonymousProfileKey), { consistent: true });
+    expect([...left.keys()].sort()).toEqual(old.anonymousIds.slice(0, LINKS - LIMITS.anonymousIds).map(anonymousProfileKey));
+    for (const [i, anonymousId] of old.anonymousIds.entries()) expect(await eventsUnder(anonymousProfileKey(anonymousId))).toBe(i < LINKS - LIMITS.anonymousIds ? 1 : 0);
+
+    // Indexed: every link found (those left of the customer erased before included), and every one erased.
+    const userId = `indexed-links-${run}`;
+    const { anonymousIds } = await legacyCustomer(userId);
+    const { indexed } = await indexIdentityLinks();
+    expect(indexed).toBeGreaterThanOrEqual(LINKS + (LINKS - LIMITS.anonymousIds));
+    expect((await indexIdentityLinks()).indexed).toBe(0);
+    const exported = await exportAll(userId, 1_000);
+    expect([...exported.linked].sort()).toEqual(anonymousIds);
+    expect(exported.messageIds.length).toBe(LINKS);
+    expect(await call('DELETE', `/v1/admin/profiles/${userId}`)).toMatchObject({ status: 200, body: { events: LINKS } });
     expect(await itemsNaming(userId)).toBe(0);
+    for (const anonymousId of anonymousIds) expect(await eventsUnder(anonymousProfileKey(anonymousId))).toBe(0);
+
+    // The customer erased before the links were indexed: erased again, what the first erasure left goes.
+    expect(await call('DELETE', `/v1/admin/profiles/${before}`)).toMatchObject({ status: 200, body: { resumed: false, events: LINKS - LIMITS.anonymousIds } });
+    expect(await itemsNaming(before)).toBe(0);
+    for (const anonymousId of old.anonymousIds) expect(await eventsUnder(anonymousProfileKey(anonymousId))).toBe(0);
+    expect((await call('DELETE', `/v1/admin/profiles/${before}`)).status).toBe(404);
+  }, 180_000);
+
+  it('a Profiles table kept from before the index: ensureTables adds the index and says so', async () => {
+    const prefix = `links-upgrade-${run}-`;
+    const name = physicalName(profilesTable, prefix);
+    const { globalSecondaryIndexes: _added, ...before } = profilesTable;
+    await documentClient.send(new CreateTableCommand(createTableInput(before, name)));
+    const kept: string[] = [];
+    await ensureTables(sdkDynamo, prefix, (table, indexes) => kept.push(`${table}:${indexes.join(',')}`));
+    // The other tables of the prefix were created afresh.
+    expect(kept).toEqual(['Profiles:byProfile']);
+    const { Table } = await sdkDynamo.send(new DescribeTableCommand({ TableName: name }));
+    expect(Table?.GlobalSecondaryIndexes?.map((index) => index.IndexName)).toEqual(['byProfile']);
+  });
+
+  it('a kept Profiles table: indexIdentityLinks gives the links written before the index their user\'s profile key, once', async () => {
+    const prefix = `links-kept-${run}-`;
+    const name = physicalName(profilesTable, prefix);
+    await ensureTables(sdkDynamo, prefix);
+    const { profileKey: _profileKey, ...legacy } = tombstoneToItem(`kept-${run}-a`, `kept-${run}`, 1, Date.now());
+    await documentClient.send(new PutCommand({ TableName: name, Item: legacy }));
+    const kept: string[] = [];
+    await ensureTables(sdkDynamo, prefix, (table, indexes) => kept.push(`${table}:${indexes.join(',')}`));
+    expect(kept.sort()).toEqual(['Control:', 'Events:', 'Outbox:', 'Profiles:']);
+    expect(await indexesActive(sdkDynamo, name, 10_000)).toBe(true);
+    expect(await linkedAnonymousKeys(userProfileKey(`kept-${run}`), { tableName: name })).toEqual([]);
+    expect(await indexIdentityLinks({ tableName: name })).toEqual({ indexed: 1 });
+    // The link carries its user's profile key, its version unchanged, and the index finds it.
+    const { Item } = await documentClient.send(new GetCommand({ TableName: name, Key: { pk: anonymousProfileKey(`kept-${run}-a`) }, ConsistentRead: true }));
+    expect(Item).toMatchObject({ kind: 'tombstone', mergedInto: `kept-${run}`, profileKey: userProfileKey(`kept-${run}`), version: 1 });
+    expect(await linkedAnonymousKeys(userProfileKey(`kept-${run}`), { tableName: name })).toEqual([anonymousProfileKey(`kept-${run}-a`)]);
+    expect(await indexIdentityLinks({ tableName: name })).toEqual({ indexed: 0 });
   });
 });
