@@ -3,7 +3,7 @@
  * (LIMITS.anonymousIds, 50), on DynamoDB Local through the profile function
  * (which writes the identity links) and the admin handler:
  * - the export lists every linked anonymous id and every event sent under
- *   each of them, page after page;
+ *   each of them, page after page, whatever the page size (fast-check);
  * - the erasure, called again after each 503 until the 200, leaves no
  *   identity link (tombstone) and no event under any of them, and counts
  *   each event once; two erasures at once count, together, the events there
@@ -15,6 +15,7 @@
  *   index) are found while the profile names them (its 50 newest), and every
  *   one once `indexIdentityLinks` (the upgrade's migration) has run.
  */
+import fc from 'fast-check';
 import { CreateTableCommand, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
@@ -38,6 +39,9 @@ const { documentClient, dynamo: sdkDynamo } = await import('../support/sdk-clien
 const { config } = await import('#shared/config.ts');
 const { getItems, indexIdentityLinks, linkedAnonymousKeys, profileFromItem, profileToItem, tombstoneToItem } = await import('#store/profiles.ts');
 const { LIMITS, emptyProfileState } = await import('#domain/profile/state.ts');
+const { resolveOperatorId, withIdentityLinks } = await import('#store/operator-id.ts');
+const { pageAllEvents } = await import('#store/history.ts');
+const { erasureRecordItem } = await import('#store/items.ts');
 
 const run = Date.now().toString(36);
 let sequence = 0;
@@ -148,11 +152,21 @@ describe('a customer merged with more anonymous ids than the profile keeps', () 
     expect([...links.values()].every((item) => item.kind === 'tombstone' && item.mergedInto === userId)).toBe(true);
     expect(links.size).toBe(LINKS);
 
-    // Small pages: the export pages through the keys and their events.
-    const exported = await exportAll(userId, 7);
-    expect([...exported.linked].sort()).toEqual([...anonymousIds].sort());
-    expect([...exported.messageIds].sort()).toEqual([...messageIds].sort());
-    expect(exported.pages).toBeGreaterThan(1);
+    // Whatever the page size, the pages list every linked anonymous id, and every event once.
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 2 * LINKS }), async (limit) => {
+        const exported = await exportAll(userId, limit);
+        expect([...exported.linked].sort()).toEqual([...anonymousIds].sort());
+        expect([...exported.messageIds].sort()).toEqual([...messageIds].sort());
+      }),
+      { numRuns: 8 },
+    );
+    // A page reads at most `maxKeys` keys: the next goes on from the key after.
+    const keys = await withIdentityLinks((await resolveOperatorId(userId, 'user')).keys);
+    expect(keys.length).toBe(1 + LINKS);
+    const firstKeys = await pageAllEvents(keys, 1_000, undefined, { maxKeys: 7 });
+    expect(firstKeys.next).toEqual({ key: 7 });
+    expect(new Set(firstKeys.events.map((event) => event.profileKey))).toEqual(new Set(keys.slice(0, 7)));
     // One page, the default limit: the same.
     const whole = await exportAll(userId, 1_000);
     expect(whole.pages).toBe(1);
@@ -175,6 +189,9 @@ describe('a customer merged with more anonymous ids than the profile keeps', () 
       events += progress.events;
     }
     expect(answer).toMatchObject({ status: 200, body: { resumed: true, customer: { userId } } });
+    // Each linked key's record says its history was erased: a later call of the erasure did not read it again.
+    const records = await getItems(linkedKeys.map((key) => erasureRecordItem.key(key).pk), { consistent: true });
+    expect([...records.values()].filter((record) => record.historyErased === true).length).toBe(LINKS);
     // Every event deleted once, by one call or another.
     expect(events + (answer?.body.events as number)).toBe(messageIds.length);
     for (const key of [userProfileKey(userId), ...linkedKeys]) expect(await eventsUnder(key)).toBe(0);
