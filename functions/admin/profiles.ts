@@ -7,7 +7,9 @@
  *                                              not fit in an answer);
  * - GET    /v1/admin/profiles/{userId}/export  everything held (right of access): the
  *                                              profile, its stored state, the identity
- *                                              links and every event, in pages;
+ *                                              links (every one, however many:
+ *                                              `linkedAnonymousIds`, those of the keys
+ *                                              each page read) and every event, in pages;
  * - DELETE /v1/admin/profiles/{userId}         erases it (right to erasure,
  *                                              shared/store/erasure.ts), its pending
  *                                              sends cancelled on the stack's scheduler:
@@ -231,8 +233,9 @@ function linkedAnonymousIdsOf(keys: readonly string[], from: number, end: number
 /**
  * What an erasure keeps of its invocation past its deadline (ms): the share
  * of work under way when the deadline comes (25 events, 25 emissions, 25
- * erasure records of merged anonymous ids, a write ending 99 journey runs,
- * the delete of one merged anonymous id's item), the customer's own
+ * erasure records of merged anonymous ids, the mark that one merged
+ * anonymous id's history is erased, a write ending 99 journey runs, the
+ * delete of one merged anonymous id's item), the customer's own
  * profile's delete and the answer.
  * Erasing a long history takes more than one call: each goes on where the
  * last stopped.
