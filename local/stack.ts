@@ -23,7 +23,7 @@ import type * as AdminModule from '#functions/admin/handler.ts';
 import type * as DispatcherModule from '#functions/dispatcher/handler.ts';
 import { functionDefinitions, type LambdaName } from '#shared/functions.ts';
 import type { FunctionName } from '#http/routes.ts';
-import { eventsTable, outboxTable } from '#store/tables.ts';
+import { eventsTable, outboxTable, profilesTable } from '#store/tables.ts';
 import { packageVersion } from '#infra/package-version.ts';
 import { loadLocalCatalog, type CatalogLoader, type CatalogLoadResult } from './catalog.ts';
 import { claimDataFolder } from './data-folder-lock.ts';
@@ -35,8 +35,11 @@ import type { LambdaHandler, LocalFunction } from './lambda.ts';
 import { startLocalServer, type LocalServer } from './server.ts';
 import { LocalBus, LocalScheduler, type DeliveredEvent } from './outbox.ts';
 import { StreamPoller, eventNameFilter, type StreamPollerOptions, type StreamPollerStats } from './stream-poller.ts';
-import { ensureTables } from './tables.ts';
+import { ensureTables, indexesActive } from './tables.ts';
 import { dispatcherStreamSettings, profileStreamSettings } from '#shared/functions.ts';
+
+/** How long a start waits for an index added to a kept Profiles table to be built (ms). */
+const INDEX_BUILD_WAIT_MS = 10_000;
 
 /** How long stopping waits for the decision counts of the last decisions, ms. */
 const DECISION_COUNT_DRAIN_MS = 2_000;
@@ -416,8 +419,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
     let tables: Record<'EVENTS_TABLE' | 'PROFILES_TABLE' | 'CONTROL_TABLE' | 'OUTBOX_TABLE', string>;
+    // A kept data folder's identity links written before the Profiles table's `byProfile` index: indexed below, once
+    // the index is built (at every start of a kept folder, so that a start stopped before the end is made up for).
+    let linksToIndex = false;
     try {
-      tables = await ensureTables(client, cfg.tablePrefix);
+      tables = await ensureTables(client, cfg.tablePrefix, (table) => {
+        if (table === profilesTable.id) linksToIndex = true;
+      });
+      if (linksToIndex && !(await indexesActive(client, tables.PROFILES_TABLE, INDEX_BUILD_WAIT_MS))) {
+        linksToIndex = false;
+        log('the Profiles index is still being built: identity links written before it are indexed at the next start');
+      }
     } finally {
       client.destroy();
     }
@@ -433,6 +445,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       throw new Error(
         'shared/config.ts was loaded before the local stack set its environment: import handler modules only after startLocalStack',
       );
+    }
+
+    if (linksToIndex) {
+      const { indexIdentityLinks } = await import('#store/profiles.ts');
+      const { indexed } = await indexIdentityLinks();
+      if (indexed > 0) log(`indexed ${indexed} identity link(s) of the data folder, for the export and the erasure`);
     }
 
     const keys = await import('#store/write-keys.ts');

@@ -53,12 +53,22 @@ export function createTableInput(table: TableDefinition, name: string): CreateTa
   };
 }
 
-/** Create every table that does not exist yet; returns the physical names by table id. */
-export async function ensureTables(client: DynamoDBClient, prefix = ''): Promise<Record<TableDefinition['envVar'], string>> {
+/**
+ * Create every table that does not exist yet, and the indexes a kept table
+ * lacks (`onKept` is told of each table that existed already, with the
+ * names of the indexes added to it); returns the physical names by table
+ * id.
+ */
+export async function ensureTables(
+  client: DynamoDBClient,
+  prefix = '',
+  onKept: (table: TableDefinition['id'], addedIndexes: readonly string[]) => void = () => {},
+): Promise<Record<TableDefinition['envVar'], string>> {
   const names = {} as Record<TableDefinition['envVar'], string>;
   for (const table of tables) {
     const name = physicalName(table, prefix);
     names[table.envVar] = name;
+    let kept = false;
     try {
       await client.send(new CreateTableCommand(createTableInput(table, name)));
       if (table.timeToLiveAttribute) {
@@ -71,22 +81,44 @@ export async function ensureTables(client: DynamoDBClient, prefix = ''): Promise
       }
     } catch (error) {
       if (!(error instanceof ResourceInUseException)) throw error;
+      kept = true;
     }
     const described = await client.send(new DescribeTableCommand({ TableName: name }));
-    await addMissingIndexes(client, table, name, described.Table?.GlobalSecondaryIndexes?.map((index) => index.IndexName ?? '') ?? []);
+    const added = await addMissingIndexes(client, table, name, described.Table?.GlobalSecondaryIndexes?.map((index) => index.IndexName ?? '') ?? []);
+    if (kept) onKept(table.id, added);
   }
   return names;
 }
 
 /**
- * A table kept in a data folder from an earlier version lacks the indexes
- * its definition gained since (the Outbox table's `byProfile`): each one
- * missing is added (UpdateTable, one at a time, as DynamoDB allows).
+ * Whether every index of the table `name` can be written and read
+ * (`ACTIVE`), waiting up to `timeoutMs` (polling every 100 ms): an index
+ * just added to a kept table is built first, and DynamoDB Local refuses
+ * writes of its key attributes meanwhile.
  */
-async function addMissingIndexes(client: DynamoDBClient, table: TableDefinition, name: string, existing: readonly string[]): Promise<void> {
+export async function indexesActive(client: DynamoDBClient, name: string, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: name }));
+    if ((Table?.GlobalSecondaryIndexes ?? []).every((index) => index.IndexStatus === 'ACTIVE')) return true;
+    if (Date.now() >= until) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * A table kept in a data folder from an earlier version lacks the indexes
+ * its definition gained since (the Outbox table's and the Profiles table's
+ * `byProfile`): each one missing is added (UpdateTable, one at a time, as
+ * DynamoDB allows). Returns the names of those added.
+ */
+async function addMissingIndexes(client: DynamoDBClient, table: TableDefinition, name: string, existing: readonly string[]): Promise<string[]> {
   const input = createTableInput(table, name);
+  const added: string[] = [];
   for (const index of input.GlobalSecondaryIndexes ?? []) {
     if (existing.includes(index.IndexName ?? '')) continue;
     await client.send(new UpdateTableCommand({ TableName: name, AttributeDefinitions: input.AttributeDefinitions, GlobalSecondaryIndexUpdates: [{ Create: index }] }));
+    added.push(index.IndexName ?? '');
   }
+  return added;
 }

@@ -136,7 +136,11 @@ const operations: Readonly<Record<string, Operation>> = {
       { name: 'limit', description: 'events per page, 1 to 1000' },
       { name: 'cursor', description: 'the `next` of the previous page' },
     ],
-    success: { status: 200, description: 'one page of the export, with `next` while more remain' },
+    success: {
+      status: 200,
+      description:
+        '`{exportedAt, customer, profile, stored, linkedAnonymousIds, events, next?}`: one page of the export, with `next` while more remain; `linkedAnonymousIds`: the anonymous ids merged into the customer whose events this page read (at most 1000 a page; over all pages, every one, where `customer.anonymousIds` keeps the profile\'s newest 50)',
+    },
   },
   'DELETE /v1/admin/profiles/{userId}': {
     summary: 'Erase a customer (right to erasure)',

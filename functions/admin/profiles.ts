@@ -7,7 +7,9 @@
  *                                              not fit in an answer);
  * - GET    /v1/admin/profiles/{userId}/export  everything held (right of access): the
  *                                              profile, its stored state, the identity
- *                                              links and every event, in pages;
+ *                                              links (every one, however many:
+ *                                              `linkedAnonymousIds`, those of the keys
+ *                                              each page read) and every event, in pages;
  * - DELETE /v1/admin/profiles/{userId}         erases it (right to erasure,
  *                                              shared/store/erasure.ts), its pending
  *                                              sends cancelled on the stack's scheduler:
@@ -51,7 +53,7 @@ import { decodeKeyCursor, encodeKeyCursor } from '#http/key-cursor.ts';
 import { fromChain, type HttpContext, type HttpRequest, type HttpResponse } from '#http/handler-adapter.ts';
 import type { AdminServices } from './routes.ts';
 import { PROFILE_LIST_KINDS, listProfiles } from '#store/profiles.ts';
-import { resolveOperatorId } from '#store/operator-id.ts';
+import { resolveOperatorId, withIdentityLinks } from '#store/operator-id.ts';
 import { listRecentEvents, pageAllEvents, type HistoryCursor, type HistoryItem } from '#store/history.ts';
 import { eraseProfileKeys, erasureHasWork } from '#store/erasure.ts';
 import type { ProfileState } from '#domain/profile/state.ts';
@@ -59,6 +61,7 @@ import { OPERATOR_ID_KINDS, type OperatorIdKind } from '#domain/profile/profile-
 import { toProfileView } from '#domain/profile/to-view.ts';
 import { journeyRunsView } from '#domain/journeys/machine.ts';
 import { idTextProblem } from '#domain/ingest/limits.ts';
+import { parseProfileKey } from '#domain/profile/identity.ts';
 import { bodyPayloadBytes, itemsWithinBudget } from '#http/response-size.ts';
 
 export const HISTORY_LIMIT = 50;
@@ -185,10 +188,14 @@ export async function exportProfileRoute(request: HttpRequest): Promise<HttpResp
   const id = validateUserId(request.pathParameters.userId);
   const kind = operatorIdKind(request.query.kind);
   const limit = exportLimit(request.query.limit);
-  const { profile: found, keys, otherKind } = await resolveOperatorId(id, kind);
-  if (!found) throw notFound('No profile for this id', kind, otherKind);
+  const resolved = await resolveOperatorId(id, kind);
+  if (!resolved.profile) throw notFound('No profile for this id', kind, resolved.otherKind);
+  const found = resolved.profile;
+  // Every identity link of the customer, however many (the profile names its newest LIMITS.anonymousIds).
+  const keys = await withIdentityLinks(resolved.keys);
   const cursor = decodeCursor(request.query.cursor, keys);
-  const page = await pageAllEvents(keys, limit, cursor);
+  const first = cursor?.key ?? 0;
+  const page = await pageAllEvents(keys, limit, cursor, { maxKeys: EXPORT_KEYS_PER_PAGE });
   const state = found.state;
   const head = {
     exportedAt: new Date().toISOString(),
@@ -196,20 +203,39 @@ export async function exportProfileRoute(request: HttpRequest): Promise<HttpResp
     profile: toProfileView(state, Date.now()),
     stored: { version: found.version, state },
   };
-  const events = itemsWithinBudget(page.events.map(publicEvent), bodyPayloadBytes({ ...head, events: [] }) + CURSOR_ROOM_BYTES);
+  // The linked anonymous ids of the keys this page read (at most EXPORT_KEYS_PER_PAGE), before its events are cut to
+  // the answer's size: a page cut short goes on inside the key of its last event, listed again on the next page.
+  const linkedOf = (end: number) => linkedAnonymousIdsOf(keys, first, end);
+  const events = itemsWithinBudget(page.events.map(publicEvent), bodyPayloadBytes({ ...head, linkedAnonymousIds: linkedOf(readEnd(keys, page.next)), events: [] }) + CURSOR_ROOM_BYTES);
   // A page cut short by the answer's size goes on right after its last event (the index's start key).
   const last = events.length < page.events.length ? page.events[events.length - 1] : undefined;
   const next: HistoryCursor | undefined = last
     ? { key: keys.indexOf(last.profileKey), start: { pk: String(last.pk), profileKey: last.profileKey, sortKey: last.sortKey } }
     : page.next;
-  return { status: 200, body: { ...head, events, ...(next ? { next: encodeCursor(next) } : {}) } };
+  return { status: 200, body: { ...head, linkedAnonymousIds: linkedOf(readEnd(keys, next)), events, ...(next ? { next: encodeCursor(next) } : {}) } };
+}
+
+/** Profile keys an export page reads at most (each costs a Query; the page lists their anonymous ids). */
+export const EXPORT_KEYS_PER_PAGE = 1_000;
+
+/** Where a page that stops at `next` stopped reading keys (exclusive): past the key it stopped inside, if any. */
+const readEnd = (keys: readonly string[], next: HistoryCursor | undefined): number =>
+  next === undefined ? keys.length : next.start !== undefined ? next.key + 1 : next.key;
+
+/** The anonymous ids of `keys[from..end)` linked to the customer (every key but its own, the first). */
+function linkedAnonymousIdsOf(keys: readonly string[], from: number, end: number): string[] {
+  return keys
+    .slice(Math.max(1, from), end)
+    .map(parseProfileKey)
+    .flatMap((identity) => ('anonymousId' in identity ? [identity.anonymousId] : []));
 }
 
 /**
  * What an erasure keeps of its invocation past its deadline (ms): the share
  * of work under way when the deadline comes (25 events, 25 emissions, 25
- * erasure records of merged anonymous ids, a write ending 99 journey runs,
- * the delete of one merged anonymous id's item), the customer's own
+ * erasure records of merged anonymous ids, the mark that one merged
+ * anonymous id's history is erased, a write ending 99 journey runs, the
+ * delete of one merged anonymous id's item), the customer's own
  * profile's delete and the answer.
  * Erasing a long history takes more than one call: each goes on where the
  * last stopped.
@@ -221,7 +247,10 @@ export async function eraseProfileRoute(request: HttpRequest, context: HttpConte
   const kind = operatorIdKind(request.query.kind);
   // Without a profile, events may still be held (accepted, not yet applied, or an erasure completed
   // again): the keys the id's own identities may hold them under, never another customer's.
-  const { profile: found, keys, otherKind } = await resolveOperatorId(id, kind);
+  const resolved = await resolveOperatorId(id, kind);
+  const { profile: found, otherKind } = resolved;
+  // Every identity link of the customer, however many (the profile names its newest LIMITS.anonymousIds).
+  const keys = await withIdentityLinks(resolved.keys);
   // An id that names nobody is a 404 that writes nothing (no erasure claimed): nothing is held under its keys and no
   // erasure of them is in progress. A request that goes on with an erasure in progress answers for that erasure, even
   // when the requests before it had already deleted everything.

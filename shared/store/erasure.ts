@@ -3,7 +3,9 @@
  * trace"): everything held about a customer, deleted.
  *
  * A customer is a set of profile keys: `u#<userId>` and the `a#<anonymousId>`
- * merged into it (or one anonymous profile). Erasing them:
+ * merged into it (or one anonymous profile): every one, found by the
+ * Profiles table's `byProfile` index of identity links (operator-id.ts
+ * `withIdentityLinks`), not only the newest the profile names. Erasing them:
  *
  * 1. an erasure record per key, first: `x#<sha256 of the key>` in the
  *    Profiles table, `{erasedAt}`. The key is hashed, so the record holds no
@@ -34,6 +36,10 @@
  *    events are deleted by conditional DeleteItems (`attribute_exists`), so
  *    a call counts only the events its own deletes removed, never those
  *    of another call erasing the same customer at the same time;
+ *    once a linked key's events and emissions (step 3) are erased, its
+ *    erasure record says so (`historyErased`, a share of work) and later
+ *    calls of the same erasure do not read them again, so a customer linked
+ *    to thousands of anonymous ids gets further with each call;
  * 3. every emission of every key (the Outbox table's `byProfile` index:
  *    the triggers' and journeys' sends, with their rendered content), 25 at
  *    a time (their stamps read with one BatchGetItem; a call that runs out
@@ -149,6 +155,35 @@ async function claimErasure(profileKey: string, now: number, client: DynamoClien
 }
 
 /**
+ * Whether the erasure record `record` says that the erasure at `erasedAt`
+ * (epoch ms) has erased its key's events and emissions
+ * (`historyErased`, set by `markHistoryErased`), or has completed.
+ */
+function historyErasedBy(record: Record<string, unknown> | undefined, erasedAt: number): boolean {
+  return erasedAtOf(record) === erasedAt && (record?.historyErased === true || record?.erasing === undefined);
+}
+
+/**
+ * Say on the erasure record of the linked key `profileKey` that the erasure
+ * at `erasedAt` (epoch ms) has erased its events and emissions
+ * (`historyErased: true`); a record that names another erasure is left.
+ * Store faults reject.
+ */
+async function markHistoryErased(profileKey: string, erasedAt: number, client: DynamoClient, profiles: string): Promise<void> {
+  try {
+    await client.send('UpdateItem', {
+      TableName: profiles,
+      Key: erasureRecordItem.key(profileKey),
+      UpdateExpression: 'SET historyErased = :true',
+      ConditionExpression: 'erasedAt = :erasedAt',
+      ExpressionAttributeValues: { ':true': true, ':erasedAt': new Date(erasedAt).toISOString() },
+    });
+  } catch (error) {
+    if (!isConditionFailed(error)) throw error;
+  }
+}
+
+/**
  * Mark the erasure at `erasedAt` (epoch ms) of each of `profileKeys` as
  * completed (`completedAt`, ISO; `erasing` removed), the customer's own key
  * (the first) last; a record that names another erasure is left. Store
@@ -252,9 +287,10 @@ export interface ErasureOptions {
   readonly controlTable?: string;
   /**
    * When to stop (epoch ms): past it, no further share of work is started
-   * (25 linked keys' erasure records, 25 events, 25 emissions, a write
-   * ending 99 journey runs before a profile item's delete, a linked key's
-   * item deleted), nor the next key's events read, and the report says
+   * (25 linked keys' erasure records, 25 events, 25 emissions, a linked
+   * key's history marked erased, a write ending 99 journey runs before a
+   * profile item's delete, a linked key's item deleted), nor the next key's
+   * events read, and the report says
    * `complete: false`: the
    * erasure goes on where it stopped when it is called again. Every call
    * does one share at least, so calls that each start past it still get to
@@ -381,8 +417,8 @@ interface ErasureCounts {
   journeyRuns: number;
   identityLinks: number;
   /**
-   * Shares of work done (linked keys' erasure records, events, emissions, writes ending runs, linked keys' items
-   * deleted): a call past its deadline stops only after one.
+   * Shares of work done (linked keys' erasure records, events, emissions, linked keys' histories marked erased, writes
+   * ending runs, linked keys' items deleted): a call past its deadline stops only after one.
    */
   shares: number;
 }
@@ -418,6 +454,9 @@ async function runErasure(
     counts.shares += 1;
   }
   for (const key of keys) {
+    // A linked key whose events and emissions an earlier call of this erasure erased (its record says so) is not read
+    // again: a customer linked to thousands of anonymous ids gets further with each call.
+    if (key !== keys[0] && historyErasedBy(recordOf(key), now)) continue;
     // A call past its deadline stops before reading the next key's events and emissions.
     if (stop()) return false;
     // The returning customer's events (happened after `now`: stored under the key while the erasure runs) are not
@@ -460,6 +499,11 @@ async function runErasure(
       // A share that kept every emission (all the returning customer's, listed first when due sooner) is no
       // progress: a call past its deadline reads on until it has erased some, or the next call would stop there.
       if (gone.length > 0) counts.shares += 1;
+    }
+    // A linked key's history erased: its record says so (a share of work), and later calls of this erasure skip it.
+    if (key !== keys[0]) {
+      await markHistoryErased(key, now, client, profiles);
+      counts.shares += 1;
     }
   }
   // The first key (the customer's own profile) goes last: an erasure that fails or stops before the end still

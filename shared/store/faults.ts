@@ -125,8 +125,10 @@ export function toStoreFault(error: unknown): StoreFault {
   if (status !== undefined) {
     const name = shortName(fields.__type) ?? shortName(fields.code) ?? shortName(error.name) ?? `HttpError${status}`;
     const reasons = Array.isArray(fields.CancellationReasons) ? fields.CancellationReasons : undefined;
-    const kind = kindOfAnswer(name, status);
     const message = error.message.replace(/^@aws-lite\/client: [\w.]+: /, '');
+    // A read of an index DynamoDB is still building (added to a table that holds items: after a deploy, hours for a
+    // big table) succeeds later: unavailable (503, retry), not a refused request.
+    const kind = name === 'ValidationException' && /backfilling/i.test(message) ? 'unavailable' : kindOfAnswer(name, status);
     return new StoreFault(name, message || `DynamoDB answered ${status}`, kind, { status, ...(reasons ? { reasons } : {}), cause: error });
   }
   // A transport failure: aws-lite keeps the socket error's message (and the stack in `rawStack`) only.

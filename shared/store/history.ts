@@ -65,21 +65,23 @@ export interface HistoryCursor {
 
 /**
  * One page of EVERY event of several profile keys (an export): key by key
- * in the order given, newest first within a key, at most `limit` events;
- * `next` when there is more.
+ * in the order given, newest first within a key, at most `limit` events
+ * read from at most `maxKeys` keys (a customer may have thousands, most
+ * without events: each costs a Query); `next` when there is more.
  */
 export async function pageAllEvents(
   profileKeys: readonly string[],
   limit: number,
   cursor: HistoryCursor = { key: 0 },
-  options: { client?: DynamoClient; tableName?: string } = {},
+  options: { client?: DynamoClient; tableName?: string; maxKeys?: number } = {},
 ): Promise<{ events: HistoryItem[]; next?: HistoryCursor }> {
   const client = options.client ?? dynamo();
   const tableName = options.tableName ?? config.EVENTS_TABLE;
   const events: HistoryItem[] = [];
   let key = cursor.key;
   let start: Record<string, unknown> | undefined = cursor.start;
-  while (key < profileKeys.length) {
+  const end = Math.min(profileKeys.length, cursor.key + (options.maxKeys ?? profileKeys.length));
+  while (key < end) {
     const page = await client.send(
       'Query', {
         TableName: tableName,

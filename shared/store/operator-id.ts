@@ -15,11 +15,13 @@ import {
   type OperatorIdTarget,
   type StoredProfile,
 } from '#domain/profile/profile-item.ts';
+import { parseProfileKey } from '#domain/profile/identity.ts';
 import { batchGet } from './batch-write.ts';
 import { dynamo, type DynamoClient } from './client.ts';
 import { erasedAtOf } from './erasure.ts';
 import { holdsEvents } from './history.ts';
 import { anonymousProfileItem, erasureRecordItem, userProfileItem } from './items.ts';
+import { linkedAnonymousKeys } from './profiles.ts';
 
 export interface OperatorIdCustomer {
   readonly target: OperatorIdTarget;
@@ -76,4 +78,25 @@ export async function resolveOperatorId(
   }
   const otherKind = target.names === 'unknown' && operatorIdIsOtherKind(reads, kind);
   return { target, ...(profile ? { profile } : {}), keys: operatorIdKeys(id, target, reads, profile, kind), otherKind };
+}
+
+/**
+ * Every profile key of an operator's customer, for its export and its
+ * erasure: `keys` (`resolveOperatorId`'s, the customer's own first), then,
+ * when the first is a user's (`u#<userId>`), each anonymous key linked to
+ * that user (a tombstone naming it: profiles.ts `linkedAnonymousKeys`, the
+ * Profiles table's `byProfile` index, oldest merge first) that `keys` lacks
+ * — every link, however many, where the profile's `anonymousIds` keeps the
+ * newest LIMITS.anonymousIds. A link written before tombstones carried
+ * `profileKey` is found only when the profile names it (in `keys`). Store
+ * faults reject (StoreFault).
+ */
+export async function withIdentityLinks(keys: readonly string[], options: { client?: DynamoClient; profilesTable?: string } = {}): Promise<string[]> {
+  const own = keys[0];
+  if (own === undefined || !('userId' in parseProfileKey(own))) return [...keys];
+  const linked = await linkedAnonymousKeys(own, {
+    ...(options.client !== undefined ? { client: options.client } : {}),
+    ...(options.profilesTable !== undefined ? { tableName: options.profilesTable } : {}),
+  });
+  return [...new Set([...keys, ...linked])];
 }

@@ -3,8 +3,10 @@
  *
  * - `u#<userId>` / `a#<anonymousId>` → a profile:
  *   `{pk, kind: 'profile', version, state: <ProfileState JSON>, userId?, anonymousId?, updatedAt}`
- * - `a#<anonymousId>` merged into a user → a tombstone:
- *   `{pk, kind: 'tombstone', version, mergedInto: <userId>, mergedAt, keyErasedAt}`
+ * - `a#<anonymousId>` merged into a user → a tombstone, the identity link:
+ *   `{pk, kind: 'tombstone', version, mergedInto: <userId>, profileKey: u#<userId>, mergedAt, keyErasedAt}`,
+ *   found from the user by the table's `byProfile` index (`linkedAnonymousKeys`;
+ *   a tombstone written before `profileKey` existed is not in it);
  * - `m#<event pk>` → an "applied" marker (TTL `expiresAt`), written in the
  *   same transaction as the profile change it records.
  *
@@ -23,6 +25,10 @@ import type { ProfileView } from '#domain/profile/view.ts';
 import { batchGet } from './batch-write.ts';
 import { dynamo, type CallOptions, type DynamoClient, type TransactWriteItem } from './client.ts';
 import { anonymousProfileItem, appliedMarkerItem, userProfileItem } from './items.ts';
+import { isConditionFailed } from './faults.ts';
+import { profilesTable } from './tables.ts';
+
+const LINKS_INDEX = profilesTable.globalSecondaryIndexes[0].indexName;
 
 /** How long an "applied" marker is kept: far longer than the 24 h a stream record lives. */
 export const MARKER_TTL_SECONDS = 7 * 24 * 3600;
@@ -46,7 +52,10 @@ export function profileToItem(key: string, state: ProfileState, version: number)
 /**
  * The tombstone of the anonymous profile `anonymousId` merged into `userId`
  * at `now` (epoch ms); `keyErasedAt`: the erasure of its key the merge read
- * (epoch ms, 0: none; profile-item.ts `StoredTombstone.keyErasedAt`).
+ * (epoch ms, 0: none; profile-item.ts `StoredTombstone.keyErasedAt`). It
+ * carries the user's profile key (`profileKey`, `u#<userId>`), the
+ * `byProfile` index key by which `linkedAnonymousKeys` finds every link of
+ * the user, whatever their number.
  */
 export function tombstoneToItem(anonymousId: string, userId: string, version: number, now: number, keyErasedAt = 0): Record<string, unknown> {
   return {
@@ -54,9 +63,88 @@ export function tombstoneToItem(anonymousId: string, userId: string, version: nu
     kind: 'tombstone',
     version,
     mergedInto: userId,
+    profileKey: userProfileItem.key(userId).pk,
     mergedAt: new Date(now).toISOString(),
     keyErasedAt,
   };
+}
+
+/**
+ * The profile keys (`a#<anonymousId>`) of every identity link of the user
+ * whose profile key is `userKey` (`u#<userId>`): the tombstones naming it in
+ * the Profiles table's `byProfile` index (a Query, page after page, keys
+ * only), oldest merge first. Eventually consistent, as every index read: a
+ * link merged a moment ago may be missing. A tombstone written before it
+ * carried `profileKey` is not found here (the profile's `anonymousIds` still
+ * names the newest LIMITS.anonymousIds of them). Store faults reject
+ * (StoreFault).
+ */
+export async function linkedAnonymousKeys(userKey: string, options: { client?: DynamoClient; tableName?: string } = {}): Promise<string[]> {
+  const client = options.client ?? dynamo();
+  const keys: string[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await client.send('Query', {
+      TableName: options.tableName ?? config.PROFILES_TABLE,
+      IndexName: LINKS_INDEX,
+      KeyConditionExpression: 'profileKey = :k',
+      ExpressionAttributeValues: { ':k': userKey },
+      ...(start ? { ExclusiveStartKey: start } : {}),
+    });
+    for (const item of page.Items ?? []) keys.push(String(item.pk));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return keys;
+}
+
+/**
+ * Give the identity links written before links carried the user's profile
+ * key theirs (`profileKey`, `u#<mergedInto>`), so that `linkedAnonymousKeys`
+ * finds them: a Scan of the Profiles table for tombstones without it, each
+ * one updated on condition that it is still that tombstone without it (one
+ * deleted or changed meanwhile is left; the version is kept, so the profile
+ * function's and the erasure's conditional writes are unaffected). An
+ * operator's one-off migration, never a request-path read: it reads the
+ * whole table. `start`: the `next` of an earlier run stopped at
+ * `deadline` (epoch ms). Returns how many links it indexed and, when the
+ * deadline stopped it first, `next`. Store faults reject (StoreFault).
+ */
+export async function indexIdentityLinks(
+  options: { client?: DynamoClient; tableName?: string; start?: Record<string, unknown>; deadline?: number } = {},
+): Promise<{ indexed: number; next?: Record<string, unknown> }> {
+  const client = options.client ?? dynamo();
+  const tableName = options.tableName ?? config.PROFILES_TABLE;
+  let indexed = 0;
+  let start = options.start;
+  do {
+    if (options.deadline !== undefined && Date.now() >= options.deadline && start !== undefined) return { indexed, next: start };
+    const page = await client.send('Scan', {
+      TableName: tableName,
+      FilterExpression: '#kind = :tombstone AND attribute_not_exists(profileKey)',
+      ProjectionExpression: 'pk, mergedInto',
+      ExpressionAttributeNames: { '#kind': 'kind' },
+      ExpressionAttributeValues: { ':tombstone': 'tombstone' },
+      ...(start ? { ExclusiveStartKey: start } : {}),
+    });
+    for (const item of page.Items ?? []) {
+      if (typeof item.mergedInto !== 'string') continue;
+      try {
+        await client.send('UpdateItem', {
+          TableName: tableName,
+          Key: { pk: item.pk },
+          UpdateExpression: 'SET profileKey = :profileKey',
+          ConditionExpression: '#kind = :tombstone AND mergedInto = :mergedInto AND attribute_not_exists(profileKey)',
+          ExpressionAttributeNames: { '#kind': 'kind' },
+          ExpressionAttributeValues: { ':tombstone': 'tombstone', ':mergedInto': item.mergedInto, ':profileKey': userProfileItem.key(item.mergedInto).pk },
+        });
+        indexed += 1;
+      } catch (error) {
+        if (!isConditionFailed(error)) throw error;
+      }
+    }
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return { indexed };
 }
 
 /** An "applied" marker: the event's key only (`<sourceId>#<messageId>`), nothing that names the customer. */

@@ -73,13 +73,19 @@ export const eventsTable = {
  * Profiles: the single customer view, one item per profile key
  * (`u#<userId>` or `a#<anonymousId>`), plus short-lived "applied" markers
  * (`m#<event pk>`) that make stream redelivery a no-op. Markers expire after
- * `expiresAt` (longer than the 24 h a stream record lives).
+ * `expiresAt` (longer than the 24 h a stream record lives). Its `byProfile`
+ * index finds a customer's identity links (the tombstones of the anonymous
+ * ids merged into a user, whatever their number) for the export and the
+ * erasure (shared/store/profiles.ts `linkedAnonymousKeys`).
  */
 export const profilesTable = {
   id: 'Profiles',
   envVar: 'PROFILES_TABLE',
   localName: 'kairos-profiles',
   ...pkWithExpiry,
+  // A user's identity links (profileKey: the user's profile key `u#<userId>`, on tombstones only), sortKey = mergedAt
+  // (ISO). Keys only: the index holds no more than the link itself.
+  globalSecondaryIndexes: [byProfile({ name: 'mergedAt', type: 'S' }, 'KEYS_ONLY')],
 } as const satisfies TableDefinition;
 
 /**

@@ -169,6 +169,32 @@ describe('Outbox byProfile index', () => {
   });
 });
 
+describe('Profiles byProfile index', () => {
+  it('Profiles has the byProfile index (profileKey, mergedAt; keys only) by which the export and the erasure find every identity link', () => {
+    const profiles = tables.find((t) => t.id === 'Profiles');
+    expect(profiles?.globalSecondaryIndexes).toEqual([
+      { indexName: 'byProfile', partitionKey: { name: 'profileKey', type: 'S' }, sortKey: { name: 'mergedAt', type: 'S' }, projection: 'KEYS_ONLY' },
+    ]);
+    expect(resources[tableId('Profiles')]?.Properties).toMatchObject({
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: 'byProfile',
+          KeySchema: [
+            { AttributeName: 'profileKey', KeyType: 'HASH' },
+            { AttributeName: 'mergedAt', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
+      ],
+      AttributeDefinitions: expect.arrayContaining([
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'profileKey', AttributeType: 'S' },
+        { AttributeName: 'mergedAt', AttributeType: 'S' },
+      ]) as unknown,
+    });
+  });
+});
+
 describe('Events stream → profile function', () => {
   it('has one mapping with partial batch responses, bisect, bounded retries and age, INSERT filter, failure queue', () => {
     // The Events stream's, the Outbox stream's and the decision counts queue's (below).
