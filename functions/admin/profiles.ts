@@ -156,8 +156,28 @@ function exportLimit(raw: string | undefined): number {
 /** Room kept in an export page for its `next` (a cursor's key parts are at most 1,024 characters each). */
 const CURSOR_ROOM_BYTES = 8_192;
 
-/** The opaque `next` of a previous page: base64url JSON of a HistoryCursor over the same keys. */
-const encodeCursor = (cursor: HistoryCursor) => Buffer.from(JSON.stringify(cursor), 'utf8').toString('base64url');
+/**
+ * The opaque `next` of a page: base64url JSON of `{key, start?}`, `key` the
+ * profile key to go on with (its text, not its place: the customer's keys
+ * can change between pages, as merges add identity links) and `start` where
+ * to go on inside it.
+ */
+const encodeCursor = (cursor: HistoryCursor, keys: readonly string[]) =>
+  Buffer.from(JSON.stringify({ key: keys[cursor.key], ...(cursor.start ? { start: cursor.start } : {}) }), 'utf8').toString('base64url');
+
+/**
+ * The place in `keys` (the customer's own first, then the others in key
+ * order: operator-id.ts `withIdentityLinks`) to go on from with profile key
+ * `key`: its own place, or where it would be (a key gone since the last page
+ * leaves none of the others unread; a key added since, before it, was not
+ * the customer's when the export started).
+ */
+function placeOf(keys: readonly string[], key: string): number {
+  if (key === keys[0]) return 0;
+  let place = 1;
+  while (place < keys.length && (keys[place] as string) < key) place++;
+  return place;
+}
 
 function decodeCursor(raw: string | undefined, keys: readonly string[]): HistoryCursor | undefined {
   if (raw === undefined) return undefined;
@@ -170,15 +190,14 @@ function decodeCursor(raw: string | undefined, keys: readonly string[]): History
     throw refuse();
   }
   const cursor = value as { key?: unknown; start?: Record<string, unknown> };
-  if (!cursor || typeof cursor !== 'object' || !Number.isSafeInteger(cursor.key) || (cursor.key as number) < 0 || (cursor.key as number) >= keys.length) {
-    throw refuse();
-  }
-  const key = cursor.key as number;
+  if (!cursor || typeof cursor !== 'object' || typeof cursor.key !== 'string' || cursor.key.length === 0 || cursor.key.length > 1_024) throw refuse();
+  const key = placeOf(keys, cursor.key);
   if (cursor.start === undefined) return { key };
   const start = cursor.start;
   const fields = start && typeof start === 'object' ? Object.keys(start).sort().join(',') : '';
   const keyPart = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 1_024;
-  if (fields !== 'pk,profileKey,sortKey' || start.profileKey !== keys[key] || !keyPart(start.pk) || !keyPart(start.sortKey)) {
+  // Inside a key: that very key, still the customer's.
+  if (fields !== 'pk,profileKey,sortKey' || keys[key] !== cursor.key || start.profileKey !== cursor.key || !keyPart(start.pk) || !keyPart(start.sortKey)) {
     throw refuse();
   }
   return { key, start: { pk: start.pk as string, profileKey: keys[key] as string, sortKey: start.sortKey as string } };
@@ -212,7 +231,7 @@ export async function exportProfileRoute(request: HttpRequest): Promise<HttpResp
   const next: HistoryCursor | undefined = last
     ? { key: keys.indexOf(last.profileKey), start: { pk: String(last.pk), profileKey: last.profileKey, sortKey: last.sortKey } }
     : page.next;
-  return { status: 200, body: { ...head, linkedAnonymousIds: linkedOf(readEnd(keys, next)), events, ...(next ? { next: encodeCursor(next) } : {}) } };
+  return { status: 200, body: { ...head, linkedAnonymousIds: linkedOf(readEnd(keys, next)), events, ...(next ? { next: encodeCursor(next, keys) } : {}) } };
 }
 
 /** Profile keys an export page reads at most (each costs a Query; the page lists their anonymous ids). */

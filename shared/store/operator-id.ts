@@ -82,21 +82,26 @@ export async function resolveOperatorId(
 
 /**
  * Every profile key of an operator's customer, for its export and its
- * erasure: `keys` (`resolveOperatorId`'s, the customer's own first), then,
- * when the first is a user's (`u#<userId>`), each anonymous key linked to
- * that user (a tombstone naming it: profiles.ts `linkedAnonymousKeys`, the
- * Profiles table's `byProfile` index, oldest merge first) that `keys` lacks
- * — every link, however many, where the profile's `anonymousIds` keeps the
- * newest LIMITS.anonymousIds. A link written before tombstones carried
- * `profileKey` is found only when the profile names it (in `keys`). Store
- * faults reject (StoreFault).
+ * erasure: the customer's own first (`keys[0]`, `resolveOperatorId`'s),
+ * then, in key order, the others of `keys` and, when the first is a user's
+ * (`u#<userId>`), each anonymous key linked to that user (a tombstone naming
+ * it: profiles.ts `linkedAnonymousKeys`, the Profiles table's `byProfile`
+ * index) — every link, however many, where the profile's `anonymousIds`
+ * keeps the newest LIMITS.anonymousIds. Key order, not merge order: a key's
+ * place follows from its text, so an export's cursor names its key and goes
+ * on from there however the links changed between pages. A link written
+ * before tombstones carried `profileKey` is found only when the profile
+ * names it (in `keys`). Store faults reject (StoreFault).
  */
 export async function withIdentityLinks(keys: readonly string[], options: { client?: DynamoClient; profilesTable?: string } = {}): Promise<string[]> {
-  const own = keys[0];
-  if (own === undefined || !('userId' in parseProfileKey(own))) return [...keys];
-  const linked = await linkedAnonymousKeys(own, {
-    ...(options.client !== undefined ? { client: options.client } : {}),
-    ...(options.profilesTable !== undefined ? { tableName: options.profilesTable } : {}),
-  });
-  return [...new Set([...keys, ...linked])];
+  const [own, ...others] = keys;
+  if (own === undefined) return [];
+  const linked =
+    'userId' in parseProfileKey(own)
+      ? await linkedAnonymousKeys(own, {
+          ...(options.client !== undefined ? { client: options.client } : {}),
+          ...(options.profilesTable !== undefined ? { tableName: options.profilesTable } : {}),
+        })
+      : [];
+  return [own, ...[...new Set([...others, ...linked])].filter((key) => key !== own).sort()];
 }

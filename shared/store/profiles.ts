@@ -73,7 +73,7 @@ export function tombstoneToItem(anonymousId: string, userId: string, version: nu
  * The profile keys (`a#<anonymousId>`) of every identity link of the user
  * whose profile key is `userKey` (`u#<userId>`): the tombstones naming it in
  * the Profiles table's `byProfile` index (a Query, page after page, keys
- * only), oldest merge first. Eventually consistent, as every index read: a
+ * only), in the order of their merge time. Eventually consistent, as every index read: a
  * link merged a moment ago may be missing. A tombstone written before it
  * carried `profileKey` is not found here (the profile's `anonymousIds` still
  * names the newest LIMITS.anonymousIds of them). Store faults reject

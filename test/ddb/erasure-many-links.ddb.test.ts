@@ -204,6 +204,33 @@ describe('a customer merged with more anonymous ids than the profile keeps', () 
     expect((await call('GET', `/v1/admin/profiles/${anonymousIds[0]}?kind=anonymous`)).status).toBe(404);
   }, 180_000);
 
+  it('an export whose customer logs in from a new device between its pages still lists every link and every event it started with', async () => {
+    const userId = `paged-${run}`;
+    const { anonymousIds, messageIds } = await customerOfManyDevices(userId);
+    const linked = new Set<string>();
+    const seen = new Set<string>();
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await call('GET', `/v1/admin/profiles/${userId}/export?limit=1${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.status).toBe(200);
+      for (const id of page.body.linkedAnonymousIds as string[]) linked.add(id);
+      for (const event of page.body.events as { messageId: string }[]) seen.add(event.messageId);
+      cursor = page.body.next;
+      pages += 1;
+      // Every few pages, a new device: the profile's list of its 50 newest ids moves, and the index gains a link.
+      if (pages % 7 === 0 && pages <= 70) {
+        const anonymousId = `${userId}-new-${String(pages).padStart(3, '0')}`;
+        await ingest([
+          storedEvent({ type: 'page', anonymousId, messageId: `${anonymousId}-page`, timestamp: at(1_000 + pages), sourceId: `s-${run}` }),
+          storedEvent({ type: 'identify', userId, anonymousId, messageId: `${anonymousId}-login`, timestamp: at(1_001 + pages), sourceId: `s-${run}` }),
+        ]);
+      }
+    } while (cursor !== undefined && pages < 1_000);
+    for (const id of anonymousIds) expect(linked.has(id), id).toBe(true);
+    for (const id of messageIds) expect(seen.has(id), id).toBe(true);
+  });
+
   it('two erasures at once delete every link and every event and count, together, the events there were', async () => {
     const userId = `many-links-twice-${run}`;
     const { anonymousIds, messageIds } = await customerOfManyDevices(userId);

@@ -131,9 +131,10 @@ describe('GET /v1/admin/profiles/{userId}/export', () => {
     ['limit=ten', 'limit'],
     ['cursor=not-a-cursor', 'cursor'],
     [`cursor=${Buffer.from(JSON.stringify({ key: 9 })).toString('base64url')}`, 'cursor'],
-    [`cursor=${Buffer.from(JSON.stringify({ key: 0, start: { pk: 'x', profileKey: 'u#someone-else', sortKey: 'y' } })).toString('base64url')}`, 'cursor'],
-    [`cursor=${Buffer.from(JSON.stringify({ key: 0, start: { pk: { S: 'x' }, profileKey: `u#${userId}`, sortKey: 'y' } })).toString('base64url')}`, 'cursor'],
-    [`cursor=${Buffer.from(JSON.stringify({ key: 0, start: { pk: '', profileKey: `u#${userId}`, sortKey: '' } })).toString('base64url')}`, 'cursor'],
+    [`cursor=${Buffer.from(JSON.stringify({ key: `u#${userId}`, start: { pk: 'x', profileKey: 'u#someone-else', sortKey: 'y' } })).toString('base64url')}`, 'cursor'],
+    [`cursor=${Buffer.from(JSON.stringify({ key: 'u#someone-else', start: { pk: 'x', profileKey: 'u#someone-else', sortKey: 'y' } })).toString('base64url')}`, 'cursor'],
+    [`cursor=${Buffer.from(JSON.stringify({ key: `u#${userId}`, start: { pk: { S: 'x' }, profileKey: `u#${userId}`, sortKey: 'y' } })).toString('base64url')}`, 'cursor'],
+    [`cursor=${Buffer.from(JSON.stringify({ key: `u#${userId}`, start: { pk: '', profileKey: `u#${userId}`, sortKey: '' } })).toString('base64url')}`, 'cursor'],
   ])('400 for %s', async (query, path) => {
     const response = await call('GET', exportPath(userId), `?${query}`);
     expect(response.status).toBe(400);
