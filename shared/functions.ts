@@ -67,7 +67,8 @@ export const functionDefinitions = {
   decide: {
     entry: 'functions/decide/handler.ts',
     description: 'Next best action for one customer on one channel',
-    tables: { Profiles: 'read', Control: 'read' },
+    // Profiles: the one read by key (GetItem, or BatchGetItem of the user and the visitor), never an index.
+    tables: { Profiles: 'get', Control: 'read' },
     decisionKey: true,
     memorySize: 1769,
     timeoutSeconds: 5,
