@@ -164,24 +164,38 @@ function historyErasedBy(record: Record<string, unknown> | undefined, erasedAt: 
 }
 
 /**
- * Say on the erasure record of the linked key `profileKey` that the erasure
- * at `erasedAt` (epoch ms) has erased its events and emissions
- * (`historyErased: true`); a record that names another erasure is left.
- * Store faults reject.
+ * Update the erasure record of `profileKey` (`update`: an UpdateExpression
+ * and its values) when it names the erasure at `erasedAt` (epoch ms); a
+ * record that names another erasure is left. Store faults reject.
  */
-async function markHistoryErased(profileKey: string, erasedAt: number, client: DynamoClient, profiles: string): Promise<void> {
+async function updateErasureRecord(
+  profileKey: string,
+  erasedAt: number,
+  update: { readonly expression: string; readonly values: Record<string, unknown> },
+  client: DynamoClient,
+  profiles: string,
+): Promise<void> {
   try {
     await client.send('UpdateItem', {
       TableName: profiles,
       Key: erasureRecordItem.key(profileKey),
-      UpdateExpression: 'SET historyErased = :true',
+      UpdateExpression: update.expression,
       ConditionExpression: 'erasedAt = :erasedAt',
-      ExpressionAttributeValues: { ':true': true, ':erasedAt': new Date(erasedAt).toISOString() },
+      ExpressionAttributeValues: { ...update.values, ':erasedAt': new Date(erasedAt).toISOString() },
     });
   } catch (error) {
     if (!isConditionFailed(error)) throw error;
   }
 }
+
+/**
+ * Say on the erasure record of the linked key `profileKey` that the erasure
+ * at `erasedAt` (epoch ms) has erased its events and emissions
+ * (`historyErased: true`); a record that names another erasure is left.
+ * Store faults reject.
+ */
+const markHistoryErased = (profileKey: string, erasedAt: number, client: DynamoClient, profiles: string): Promise<void> =>
+  updateErasureRecord(profileKey, erasedAt, { expression: 'SET historyErased = :true', values: { ':true': true } }, client, profiles);
 
 /**
  * Mark the erasure at `erasedAt` (epoch ms) of each of `profileKeys` as
@@ -190,19 +204,8 @@ async function markHistoryErased(profileKey: string, erasedAt: number, client: D
  * faults reject.
  */
 async function completeErasure(profileKeys: readonly string[], erasedAt: number, completedAt: number, client: DynamoClient, profiles: string): Promise<void> {
-  for (const key of [...profileKeys.slice(1), ...profileKeys.slice(0, 1)]) {
-    try {
-      await client.send('UpdateItem', {
-        TableName: profiles,
-        Key: erasureRecordItem.key(key),
-        UpdateExpression: 'SET completedAt = :completedAt REMOVE erasing',
-        ConditionExpression: 'erasedAt = :erasedAt',
-        ExpressionAttributeValues: { ':completedAt': new Date(completedAt).toISOString(), ':erasedAt': new Date(erasedAt).toISOString() },
-      });
-    } catch (error) {
-      if (!isConditionFailed(error)) throw error;
-    }
-  }
+  const completed = { expression: 'SET completedAt = :completedAt REMOVE erasing', values: { ':completedAt': new Date(completedAt).toISOString() } };
+  for (const key of [...profileKeys.slice(1), ...profileKeys.slice(0, 1)]) await updateErasureRecord(key, erasedAt, completed, client, profiles);
 }
 
 /**
