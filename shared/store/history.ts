@@ -5,7 +5,7 @@
 import { config } from '#shared/config.ts';
 import { eventsTable } from './tables.ts';
 import { dynamo, type DynamoClient } from './client.ts';
-import { holdsUnderProfileKey } from './by-profile.ts';
+import { forEachUnderProfileKey, holdsUnderProfileKey } from './by-profile.ts';
 import { happenedAt } from '#domain/profile/erasure.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 
@@ -120,31 +120,18 @@ export async function eventKeysOf(
   profileKey: string,
   options: { client?: DynamoClient; tableName?: string } = {},
 ): Promise<{ readonly pk: string; readonly expiresAt?: number; readonly happenedAt: number }[]> {
-  const client = options.client ?? dynamo();
   const keys: { pk: string; expiresAt?: number; happenedAt: number }[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await client.send(
-      'Query', {
-        TableName: options.tableName ?? config.EVENTS_TABLE,
-        IndexName: INDEX,
-        KeyConditionExpression: 'profileKey = :k',
-        ExpressionAttributeValues: { ':k': profileKey },
-        // What `happenedAt` reads: the times, and what names a timer and its origin.
-        ProjectionExpression: 'pk, expiresAt, receivedAt, #timestamp, sourceId, #type, #event, properties',
-        ExpressionAttributeNames: { '#timestamp': 'timestamp', '#type': 'type', '#event': 'event' },
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      },
-    );
-    for (const item of page.Items ?? []) {
-      keys.push({
-        pk: String(item.pk),
-        ...(typeof item.expiresAt === 'number' ? { expiresAt: item.expiresAt } : {}),
-        happenedAt: happenedAt(item as unknown as StoredEvent),
-      });
-    }
-    start = page.LastEvaluatedKey;
-  } while (start);
+  const each = (item: Record<string, unknown>) =>
+    keys.push({
+      pk: String(item.pk),
+      ...(typeof item.expiresAt === 'number' ? { expiresAt: item.expiresAt } : {}),
+      happenedAt: happenedAt(item as unknown as StoredEvent),
+    });
+  await forEachUnderProfileKey(options.client ?? dynamo(), options.tableName ?? config.EVENTS_TABLE, INDEX, profileKey, each, {
+    // What `happenedAt` reads: the times, and what names a timer and its origin.
+    expression: 'pk, expiresAt, receivedAt, #timestamp, sourceId, #type, #event, properties',
+    names: { '#timestamp': 'timestamp', '#type': 'type', '#event': 'event' },
+  });
   return keys;
 }
 

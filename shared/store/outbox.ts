@@ -26,7 +26,7 @@
 import { config } from '#shared/config.ts';
 import type { OutboxEntry } from '#domain/profile/reactions.ts';
 import { batchGet } from './batch-write.ts';
-import { holdsUnderProfileKey } from './by-profile.ts';
+import { forEachUnderProfileKey, holdsUnderProfileKey } from './by-profile.ts';
 import { dynamo, type DynamoClient, type Item, type TransactWriteItem } from './client.ts';
 import { outboxItem } from './items.ts';
 import { outboxTable } from './tables.ts';
@@ -159,24 +159,11 @@ export interface OutboxKey {
  * reject (StoreFault).
  */
 export async function outboxKeysOf(profileKey: string, options: { readonly client?: DynamoClient; readonly tableName?: string } = {}): Promise<OutboxKey[]> {
-  const client = options.client ?? dynamo();
   const keys: OutboxKey[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await client.send('Query', {
-      TableName: options.tableName ?? config.OUTBOX_TABLE,
-      IndexName: BY_PROFILE,
-      KeyConditionExpression: 'profileKey = :k',
-      ExpressionAttributeValues: { ':k': profileKey },
-      ...(start ? { ExclusiveStartKey: start } : {}),
-    });
-    for (const item of page.Items ?? []) {
-      const id = emissionIdOfKey(item.pk);
-      if (id === undefined || typeof item.sendAt !== 'number') continue;
-      keys.push({ pk: item.pk as string, id, sendAt: item.sendAt });
-    }
-    start = page.LastEvaluatedKey;
-  } while (start);
+  await forEachUnderProfileKey(options.client ?? dynamo(), options.tableName ?? config.OUTBOX_TABLE, BY_PROFILE, profileKey, (item) => {
+    const id = emissionIdOfKey(item.pk);
+    if (id !== undefined && typeof item.sendAt === 'number') keys.push({ pk: item.pk as string, id, sendAt: item.sendAt });
+  });
   return keys;
 }
 

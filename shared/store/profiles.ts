@@ -27,6 +27,7 @@ import { dynamo, type CallOptions, type DynamoClient, type TransactWriteItem } f
 import { anonymousProfileItem, appliedMarkerItem, userProfileItem } from './items.ts';
 import { isConditionFailed } from './faults.ts';
 import { profilesTable } from './tables.ts';
+import { forEachUnderProfileKey } from './by-profile.ts';
 
 const LINKS_INDEX = profilesTable.globalSecondaryIndexes[0].indexName;
 
@@ -80,20 +81,8 @@ export function tombstoneToItem(anonymousId: string, userId: string, version: nu
  * (StoreFault).
  */
 export async function linkedAnonymousKeys(userKey: string, options: { client?: DynamoClient; tableName?: string } = {}): Promise<string[]> {
-  const client = options.client ?? dynamo();
   const keys: string[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await client.send('Query', {
-      TableName: options.tableName ?? config.PROFILES_TABLE,
-      IndexName: LINKS_INDEX,
-      KeyConditionExpression: 'profileKey = :k',
-      ExpressionAttributeValues: { ':k': userKey },
-      ...(start ? { ExclusiveStartKey: start } : {}),
-    });
-    for (const item of page.Items ?? []) keys.push(String(item.pk));
-    start = page.LastEvaluatedKey;
-  } while (start);
+  await forEachUnderProfileKey(options.client ?? dynamo(), options.tableName ?? config.PROFILES_TABLE, LINKS_INDEX, userKey, (item) => keys.push(String(item.pk)));
   return keys;
 }
 
