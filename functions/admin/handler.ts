@@ -3,7 +3,7 @@
  * route from API Gateway's route key and the caller (IAM, or the local
  * admin token) before the body is read; then the route key picks the
  * implementation from the dispatch table (routes.ts), called with the
- * function's services (routes.ts `AdminServices`).
+ * function's services (services.ts `AdminServices`).
  */
 import '#shared/source-maps-register.ts';
 import middy from '@middy/core';
@@ -20,7 +20,8 @@ import { routeKey } from '#http/routes.ts';
 import { eventBridgeScheduler } from '#shared/bus/eventbridge.ts';
 import { functionLogger } from '#shared/observability.ts';
 import { MAX_CATALOG_BODY_BYTES } from './catalog.ts';
-import { adminRoutes, type AdminServices } from './routes.ts';
+import { adminRoutes } from './routes.ts';
+import type { AdminServices } from './services.ts';
 
 /** Catalogs are the largest admin bodies (functions/admin/catalog.ts). */
 const MAX_ADMIN_BODY_BYTES = MAX_CATALOG_BODY_BYTES;

@@ -51,7 +51,7 @@
 import { ApiError } from '#http/errors.ts';
 import { decodeKeyCursor, encodeKeyCursor } from '#http/key-cursor.ts';
 import { fromChain, type HttpContext, type HttpRequest, type HttpResponse } from '#http/handler-adapter.ts';
-import type { AdminServices } from './routes.ts';
+import type { AdminServices } from './services.ts';
 import { PROFILE_LIST_KINDS, listProfiles } from '#store/profiles.ts';
 import { resolveOperatorId, withIdentityLinks } from '#store/operator-id.ts';
 import { listRecentEvents, pageAllEvents, type HistoryCursor, type HistoryItem } from '#store/history.ts';

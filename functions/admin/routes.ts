@@ -4,28 +4,16 @@
  * route's implementation lives in its own module; a route of the table
  * that has no implementation here answers 404 not_found. The chain has
  * resolved the route (`context.route`) and the caller (`context.principal`);
- * `services` are the function's handles on the rest of the stack.
+ * `services` are the function's handles on the rest of the stack
+ * (services.ts).
  */
-import type { HttpContext, HttpRequest, HttpResponse } from '#http/handler-adapter.ts';
-import type { EmissionScheduler } from '#shared/bus/bus.ts';
+import type { AdminRoute } from './services.ts';
 import { catalogRoutes } from './catalog.ts';
 import { keyRoutes } from './keys.ts';
 import { listOutboxRoute } from './outbox.ts';
 import { reportRoutes } from './reports.ts';
 import { eraseProfileRoute, exportProfileRoute, getProfileRoute, listProfilesRoute } from './profiles.ts';
 import { simulateRoute } from './simulate.ts';
-
-/**
- * What the routes reach besides the tables: the stack's scheduler (the
- * erasure cancels a customer's pending sends). Deployed, EventBridge
- * Scheduler (handler.ts); on the local stack, the same LocalScheduler the
- * dispatcher schedules on (local/stack.ts).
- */
-export interface AdminServices {
-  readonly scheduler: EmissionScheduler;
-}
-
-export type AdminRoute = (request: HttpRequest, context: HttpContext, services: AdminServices) => Promise<HttpResponse>;
 
 export const adminRoutes: Readonly<Record<string, AdminRoute>> = {
   'GET /v1/admin/profiles': listProfilesRoute,

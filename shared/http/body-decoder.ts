@@ -26,13 +26,8 @@ import type { ZlibOptions } from 'node:zlib';
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { ApiError } from './errors.ts';
+import type { DecodedBodyEvent } from './handler-adapter.ts';
 import { jsonSyntaxError } from '#domain/text-position.ts';
-
-/** The event once the body middlewares have run. */
-export interface DecodedBodyEvent extends APIGatewayProxyEventV2 {
-  /** The JSON value of the body (httpJsonBody); undefined without a body, or for a YAML body where YAML is allowed. */
-  parsedBody?: unknown;
-}
 
 export interface BodyDecoderOptions {
   /** Most bytes of the body, on the wire and after each decompression layer; past it, 413. */

@@ -7,8 +7,13 @@
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { MiddlewareObj } from '@middy/core';
-import type { DecodedBodyEvent } from './body-decoder.ts';
 import type { Route } from './routes.ts';
+
+/** The event once the body middlewares (body-decoder.ts) have run. */
+export interface DecodedBodyEvent extends APIGatewayProxyEventV2 {
+  /** The JSON value of the body (httpJsonBody); undefined without a body, or for a YAML body where YAML is allowed. */
+  parsedBody?: unknown;
+}
 
 export interface HttpRequest {
   /** API Gateway's request id, answered as `x-request-id`. */

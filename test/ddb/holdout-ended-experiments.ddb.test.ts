@@ -24,7 +24,8 @@ await vi.hoisted(async () => {
 
 import { customerKey, decide } from '#domain/decide/decide.ts';
 import { decisionKey, decodeDecisionId, sealDecisionId } from '#domain/decide/decision-id.ts';
-import { assignArm, CONTROL_ARM } from '#domain/decide/experiments.ts';
+import { assignArm } from '#domain/decide/experiments.ts';
+import { CONTROL_ARM } from '#domain/catalog/compiled.ts';
 import { STATISTICS_BUCKET_MS } from '#domain/learning/statistics.ts';
 import { emptyProfileView } from '#domain/profile/view.ts';
 import { MAX_HOLDOUT_EXPERIMENTS } from '#domain/transaction-budget.ts';

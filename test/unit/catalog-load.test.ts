@@ -436,7 +436,7 @@ describe('the stored normalised document', () => {
   it("decide's empty catalog is the schema's normalised empty document", async () => {
     const { catalogSchema } = await import('#domain/catalog/schema.ts');
     const { emptyCatalog } = await import('#domain/decide/empty-catalog.ts');
-    const { defaultCatalogDocument } = await import('#domain/catalog/defaults.ts');
+    const { defaultCatalogDocument } = await import('#domain/catalog/default-document.ts');
     expect(defaultCatalogDocument()).toEqual(catalogSchema.parse({}));
     expect(emptyCatalog().document).toEqual(catalogSchema.parse({}));
     expect(emptyCatalog().actions).toEqual([]);

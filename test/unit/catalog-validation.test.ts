@@ -16,7 +16,8 @@ import { MAX_PREFIX_SEARCH, jsonSyntaxError, positionIn } from '#domain/text-pos
 import { MAX_HOLDOUT_EXPERIMENTS, MAX_REACTIONS_PER_EVENT, MAX_TRANSACTION_ITEMS } from '#domain/transaction-budget.ts';
 import { MAX_JOURNEY_ITEMS_PER_EVENT } from '#domain/catalog/compile-journeys.ts';
 import { compileDocument, liveHoldoutExperiments } from '#domain/catalog/compile.ts';
-import { Assignments, CONTROL_ARM } from '#domain/decide/experiments.ts';
+import { Assignments } from '#domain/decide/experiments.ts';
+import { CONTROL_ARM } from '#domain/catalog/compiled.ts';
 import fc from 'fast-check';
 import { catalogSchema } from '#domain/catalog/schema.ts';
 

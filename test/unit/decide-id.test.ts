@@ -15,7 +15,8 @@ import {
   type DecisionInput,
   type DecisionRecord,
 } from '#domain/decide/decision-id.ts';
-import { CONTROL_ARM, assignArm } from '#domain/decide/experiments.ts';
+import { assignArm } from '#domain/decide/experiments.ts';
+import { CONTROL_ARM } from '#domain/catalog/compiled.ts';
 import { hash32, sampleBeta, seededRandom } from '#domain/decide/random.ts';
 import { SIMULATE_ONE_CUSTOMER, parseDecideRequest, parseSimulateRequest } from '#domain/decide/request.ts';
 

@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { customerTag, decodeDecisionId, encodeDecisionId } from '#domain/decide/decision-id.ts';
-import { CONTROL_ARM } from '#domain/decide/experiments.ts';
+import { CONTROL_ARM } from '#domain/catalog/compiled.ts';
 import type { Channel } from '#domain/channels.ts';
 import { DEFAULT_OUTCOME_LEARNING, cellKey, learningContext, outcomeIncrement, type StatisticsCell, type StatisticsIncrement } from '#domain/learning/statistics.ts';
 import { eventOutcome } from '#domain/profile/apply.ts';

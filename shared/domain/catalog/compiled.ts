@@ -395,6 +395,9 @@ export interface CompiledExperimentArm {
   readonly upTo: number;
 }
 
+/** The arm of the customers an experiment holds out (its `holdout` share): the control group. */
+export const CONTROL_ARM = 'control';
+
 export interface CompiledExperiment {
   readonly id: string;
   readonly description?: string;

@@ -1,11 +1,11 @@
 /**
  * What a catalog document holds where its author wrote nothing, declared
- * once: the schema (schema.ts) takes its defaults from here, and the empty
- * catalog (decide/empty-catalog.ts) is this document through the one compile
- * path. No zod here, so decide's bundle can build the empty catalog without
- * the validator.
+ * once: the schema (schema.ts) takes its defaults from here, and so does the
+ * document of `{}` (default-document.ts), which the empty catalog
+ * (decide/empty-catalog.ts) compiles through the one compile path. No zod
+ * here, so decide's bundle can build the empty catalog without the
+ * validator; nothing of the schema either (schema.ts imports this module).
  */
-import type { CatalogDocument } from './schema.ts';
 
 /**
  * Learning settings by default: on, 10% exploration, floor 0.01, Beta(1, 1)
@@ -35,22 +35,14 @@ export const DECISION_LOG_DEFAULTS = Object.freeze({ sample: 0.1 } as const);
 /** Channels that need the customer's granted consent unless the catalog says otherwise. */
 export const CONSENT_REQUIRED_DEFAULT = Object.freeze(['email', 'sms', 'push'] as const);
 
-/** The document of `{}` with every default applied (`catalogSchema.parse({})`), a fresh copy each call. */
-export function defaultCatalogDocument(): CatalogDocument {
-  return {
-    kind: 'kairos/v1',
-    tags: [],
-    segments: [],
-    exclusiveGroups: [],
-    personas: [],
-    models: [],
-    actions: [],
-    policies: { suppressions: [], channelCaps: [], quietHours: [], consentRequired: [...CONSENT_REQUIRED_DEFAULT] },
-    arbitration: { placements: [] },
-    learning: { ...LEARNING_DEFAULTS, prior: { ...LEARNING_DEFAULTS.prior } },
-    experiments: [],
-    decisionLog: { ...DECISION_LOG_DEFAULTS },
-    triggers: [],
-    journeys: [],
-  };
-}
+/** The policies of a catalog that declares none: no suppression, cap or quiet hours; consent as CONSENT_REQUIRED_DEFAULT. A fresh copy each call. */
+export const defaultPolicies = () => ({ suppressions: [], channelCaps: [], quietHours: [], consentRequired: [...CONSENT_REQUIRED_DEFAULT] });
+
+/** The arbitration of a catalog that declares none: no placement overrides. A fresh copy each call. */
+export const defaultArbitration = () => ({ placements: [] });
+
+/** The learning settings of a catalog that declares none (LEARNING_DEFAULTS). A fresh copy each call. */
+export const defaultLearning = () => ({ ...LEARNING_DEFAULTS, prior: { ...LEARNING_DEFAULTS.prior } });
+
+/** The decision log settings of a catalog that declares none (DECISION_LOG_DEFAULTS). A fresh copy each call. */
+export const defaultDecisionLog = () => ({ ...DECISION_LOG_DEFAULTS });

@@ -16,7 +16,15 @@
 import * as z from 'zod';
 import { CHANNELS } from '../channels.ts';
 import { CONTENT_FIELDS, type ContentFieldSpec } from './content-fields.ts';
-import { CONSENT_REQUIRED_DEFAULT, DECISION_LOG_DEFAULTS, LEARNING_DEFAULTS, defaultCatalogDocument } from './defaults.ts';
+import {
+  CONSENT_REQUIRED_DEFAULT,
+  DECISION_LOG_DEFAULTS,
+  LEARNING_DEFAULTS,
+  defaultArbitration,
+  defaultDecisionLog,
+  defaultLearning,
+  defaultPolicies,
+} from './defaults.ts';
 import { CAP_STRING_PATTERN, DURATION_PATTERN, ID_PATTERN, WINDOW_PATTERN } from './patterns.ts';
 import { TIME_ZONE_MESSAGE, isValidTimeZone } from '../profile/time.ts';
 
@@ -539,11 +547,11 @@ export const catalogSchema = z
     personas: z.array(personaSchema).max(200).default([]),
     models: z.array(modelSchema).max(50).default([]),
     actions: z.array(actionSchema).max(10_000).default([]),
-    policies: policiesSchema.default(() => defaultCatalogDocument().policies),
-    arbitration: arbitrationSchema.default(() => defaultCatalogDocument().arbitration),
-    learning: learningSchema.default(() => defaultCatalogDocument().learning),
+    policies: policiesSchema.default(defaultPolicies),
+    arbitration: arbitrationSchema.default(defaultArbitration),
+    learning: learningSchema.default(defaultLearning),
     experiments: z.array(experimentSchema).max(200).default([]),
-    decisionLog: decisionLogSchema.default(() => defaultCatalogDocument().decisionLog),
+    decisionLog: decisionLogSchema.default(defaultDecisionLog),
     /** Real-time outbound: when something happens to a customer, decide for a channel and emit. */
     triggers: z.array(triggerSchema).max(200).default([]),
     /** Multi-step, per customer: an entry trigger, then act / wait / branch / exit steps. */

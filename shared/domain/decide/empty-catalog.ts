@@ -8,7 +8,7 @@
  */
 import type { CompiledCatalog } from '../catalog/compiled.ts';
 import { compileDocument } from '../catalog/compile.ts';
-import { defaultCatalogDocument } from '../catalog/defaults.ts';
+import { defaultCatalogDocument } from '../catalog/default-document.ts';
 
 let empty: CompiledCatalog | undefined;
 

@@ -3,7 +3,7 @@
  * (experiment id, customer key), so every decision, on every function
  * instance, puts the same customer in the same arm, with no write.
  */
-import type { CompiledAction, CompiledExperiment } from '../catalog/compiled.ts';
+import { CONTROL_ARM, type CompiledAction, type CompiledExperiment } from '../catalog/compiled.ts';
 import type { Drop } from './checks.ts';
 import { unitHash } from './random.ts';
 
@@ -13,9 +13,6 @@ export interface ExperimentArms {
   readonly holdout: number;
   readonly arms: readonly { readonly id: string; readonly weight: number }[];
 }
-
-/** The control group's arm name. */
-export const CONTROL_ARM = 'control';
 
 /**
  * The customer's arm: `control` for the holdout share, else an arm chosen in

@@ -47,9 +47,8 @@
  * goes below its prior.
  */
 import type { Channel } from '../channels.ts';
-import { CONTROL_ARM } from '../decide/experiments.ts';
+import { CONTROL_ARM } from '../catalog/compiled.ts';
 import { ATTRIBUTION_WINDOW_MS, parseOutcomeKey, type AttributedOutcome, type OutcomeKind } from '../profile/outcomes.ts';
-import type { ProfileState } from '../profile/state.ts';
 
 /** Width of a statistics bucket: one hour, ms. */
 export const STATISTICS_BUCKET_MS = 3_600_000;
@@ -226,7 +225,7 @@ export function countedIncrements(
  */
 export function mergeTakeBack(
   target: Readonly<Record<string, number>>,
-  source: Pick<ProfileState, 'outcomes' | 'outcomeCells'>,
+  source: { readonly outcomes: Readonly<Record<string, number>>; readonly outcomeCells: Readonly<Record<string, readonly string[]>> },
 ): StatisticsIncrement[] {
   const increments: StatisticsIncrement[] = [];
   const targetUnits = new Set(Object.keys(target).map(decisionKindOf));

@@ -58,7 +58,7 @@
  */
 import type { Channel } from '../channels.ts';
 import type { CompiledCatalog, CompiledExperiment } from '../catalog/compiled.ts';
-import { CONTROL_ARM } from '../decide/experiments.ts';
+import { CONTROL_ARM } from '../catalog/compiled.ts';
 import { cellKey, parseCellKey, type OutcomeCounts, type StatisticsCell, type StatisticsRow } from '../learning/statistics.ts';
 import { newcombeDifference, sampleRatioMismatch, wilsonInterval, type RateEstimate } from './intervals.ts';
 

@@ -32,7 +32,7 @@
  */
 import { isChannel, type Channel } from '../channels.ts';
 import { ID_PATTERN } from '../catalog/patterns.ts';
-import { CONTROL_ARM } from '../decide/experiments.ts';
+import { CONTROL_ARM } from '../catalog/compiled.ts';
 import type { DecisionLogRecord } from '../evaluation/decision-record.ts';
 import { bucketOf, cellKey, NO_CONTEXT, parseCellKey, type StatisticsCell } from '../learning/statistics.ts';
 
