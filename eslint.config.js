@@ -2,7 +2,6 @@ import js from '@eslint/js';
 import vitest from '@vitest/eslint-plugin';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
-import { createNodeResolver, importX } from 'eslint-plugin-import-x';
 import { kairosPlugin } from './eslint-rules.js';
 
 export default tseslint.config(
@@ -26,18 +25,6 @@ export default tseslint.config(
         },
       ],
     },
-  },
-  // No import circle among the product's modules (type-only imports included): each module stands above what it imports.
-  {
-    files: ['shared/**/*.ts', 'functions/**/*.ts', 'local/**/*.ts', 'infra/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts'],
-    plugins: { 'import-x': importX },
-    settings: {
-      'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts', '.js', '.mjs', '.json'] })],
-      // The modules a file imports are read as TypeScript too: without it, their own imports are not followed.
-      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
-      'import-x/extensions': ['.ts', '.js', '.mjs'],
-    },
-    rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true }] },
   },
   // Layers point down (docs/design.md): functions → http → store → domain.
   {

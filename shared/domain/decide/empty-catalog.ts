@@ -2,9 +2,9 @@
  * The catalog in force before any has been published: no actions, so every
  * decision is a valid `actions: []` rather than an error.
  *
- * The document of `{}` with the schema's defaults (catalog/defaults.ts, the
- * one declaration the schema reads too) through the one compile path, so
- * decide needs no validator here.
+ * The document of `{}` (catalog/default-document.ts, built from the
+ * defaults of catalog/defaults.ts, the one declaration the schema reads too)
+ * through the one compile path, so decide needs no validator here.
  */
 import type { CompiledCatalog } from '../catalog/compiled.ts';
 import { compileDocument } from '../catalog/compile.ts';
