@@ -1,11 +1,17 @@
 /**
  * The `byProfile` indexes (tables.ts: the Events and Outbox tables' items by
  * the profile key whose writes made them, the Profiles table's identity
- * links by their user's profile key), read for the two questions their
- * callers ask: is anything still stored under a profile key, and every item
- * stored under it.
+ * links by their user's profile key): the one Query of them by profile key
+ * (`byProfileQuery`, which the history's paged reads extend), and the two
+ * questions callers ask of it: is anything still stored under a profile
+ * key, and every item stored under it.
  */
 import type { DynamoClient } from './client.ts';
+
+/** The Query of the index `indexName` of `tableName` for the items under `profileKey`: what every read of a `byProfile` index sends first. */
+export function byProfileQuery(tableName: string, indexName: string, profileKey: string) {
+  return { TableName: tableName, IndexName: indexName, KeyConditionExpression: 'profileKey = :k', ExpressionAttributeValues: { ':k': profileKey } };
+}
 
 /**
  * Whether the index `indexName` of `tableName` holds an item under
@@ -14,10 +20,7 @@ import type { DynamoClient } from './client.ts';
  */
 export async function holdsUnderProfileKey(client: DynamoClient, tableName: string, indexName: string, profileKey: string): Promise<boolean> {
   const page = await client.send('Query', {
-    TableName: tableName,
-    IndexName: indexName,
-    KeyConditionExpression: 'profileKey = :k',
-    ExpressionAttributeValues: { ':k': profileKey },
+    ...byProfileQuery(tableName, indexName, profileKey),
     ProjectionExpression: 'pk',
     Limit: 1,
   });
@@ -43,10 +46,7 @@ export async function forEachUnderProfileKey(
   let start: Record<string, unknown> | undefined;
   do {
     const page = await client.send('Query', {
-      TableName: tableName,
-      IndexName: indexName,
-      KeyConditionExpression: 'profileKey = :k',
-      ExpressionAttributeValues: { ':k': profileKey },
+      ...byProfileQuery(tableName, indexName, profileKey),
       ...(projection ? { ProjectionExpression: projection.expression, ...(projection.names ? { ExpressionAttributeNames: projection.names } : {}) } : {}),
       ...(start ? { ExclusiveStartKey: start } : {}),
     });

@@ -5,7 +5,7 @@
 import { config } from '#shared/config.ts';
 import { eventsTable } from './tables.ts';
 import { dynamo, type DynamoClient } from './client.ts';
-import { forEachUnderProfileKey, holdsUnderProfileKey } from './by-profile.ts';
+import { byProfileQuery, forEachUnderProfileKey, holdsUnderProfileKey } from './by-profile.ts';
 import { happenedAt } from '#domain/profile/erasure.ts';
 import type { StoredEvent } from '#domain/stored-event.ts';
 
@@ -34,10 +34,7 @@ export async function listRecentEvents(
     do {
       const page = await client.send(
         'Query', {
-          TableName: tableName,
-          IndexName: INDEX,
-          KeyConditionExpression: 'profileKey = :k',
-          ExpressionAttributeValues: { ':k': profileKey },
+          ...byProfileQuery(tableName, INDEX, profileKey),
           ScanIndexForward: false,
           Limit: limit - collected,
           ExclusiveStartKey: startKey,
@@ -84,10 +81,7 @@ export async function pageAllEvents(
   while (key < end) {
     const page = await client.send(
       'Query', {
-        TableName: tableName,
-        IndexName: INDEX,
-        KeyConditionExpression: 'profileKey = :k',
-        ExpressionAttributeValues: { ':k': profileKeys[key] },
+        ...byProfileQuery(tableName, INDEX, profileKeys[key] as string),
         ScanIndexForward: false,
         Limit: limit - events.length,
         ...(start ? { ExclusiveStartKey: start } : {}),
